@@ -1,0 +1,14 @@
+//! weir's language front end: the pest grammar, the AST (every node with an owned span), the
+//! parser, and the diagnostic type shared by every stage of the compiler.
+//!
+//! Entry point: [`parse`] returns the module it could build together with every error it found,
+//! so one run reports all the mistakes of a file.
+
+pub mod ast;
+pub mod diagnostic;
+mod parser;
+pub mod span;
+
+pub use diagnostic::{Diagnostic, Label, Severity};
+pub use parser::parse;
+pub use span::{FileId, SourceFile, SourceMap, Span};

@@ -1,0 +1,1 @@
+//! Record formats (being written).

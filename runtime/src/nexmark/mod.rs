@@ -1,0 +1,1 @@
+//! Nexmark generator (being written).
