@@ -149,7 +149,10 @@ pub enum StepKind {
     /// `window tumble(10s)`: assigns records to windows for the next `aggregate`.
     Window(Call),
     /// `aggregate by a, b { n: count(), top: max(price) }`.
-    Aggregate { by: Vec<Ident>, items: Vec<SelectItem> },
+    Aggregate {
+        by: Vec<Ident>,
+        items: Vec<SelectItem>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -183,11 +186,17 @@ pub enum ExprKind {
     /// A function call: `lower(name)`, `count()`, `regexp_extract(url, "(\\d+)", 1)`.
     Call(Ident, Vec<Expr>),
     /// `case when c1 then v1 when c2 then v2 else v3 end`; `if(c, a, b)` parses to this too.
-    Case { branches: Vec<(Expr, Expr)>, otherwise: Option<Box<Expr>> },
+    Case {
+        branches: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
     /// `cast(x as f64)` or `x as f64`.
     Cast(Box<Expr>, TypeExpr),
     /// `x is null` (`negated: false`) or `x is not null` (`negated: true`).
-    IsNull { expr: Box<Expr>, negated: bool },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -2,7 +2,37 @@
 //!
 //! Generated code is small (record types, fused per-record functions, wiring); everything
 //! generic lives here and is compiled once per machine, which keeps pipeline rebuilds fast.
+//!
+//! ```text
+//!  source task (per split)                      keyed task (per instance)        sink task
+//! ┌────────────────────────────────────┐      ┌───────────────────────────┐    ┌──────────┐
+//! │ generator/file → FilterMap → Exch. │ ═══▶ │ run_input → TumbleAgg → … │ ══▶│ Writer   │
+//! └────────────────────────────────────┘      └───────────────────────────┘    └──────────┘
+//!     chain = nested Collector types              ═══ bounded channel of batches + watermarks
+//! ```
 
+pub mod channel;
+pub mod checksum;
+pub mod collector;
+pub mod dead_letter;
 pub mod formats;
 pub mod functions;
+pub mod hash;
+pub mod metrics;
 pub mod nexmark;
+pub mod ops;
+pub mod run;
+pub mod sinks;
+pub mod sources;
+
+/// What generated code imports.
+pub mod prelude {
+    pub use crate::channel::{channels, run_input, Exchange, Message};
+    pub use crate::checksum::RowHasher;
+    pub use crate::collector::{Collector, Discard, Tee};
+    pub use crate::formats::DecodeError;
+    pub use crate::metrics::OpMetrics;
+    pub use crate::ops::{Filter, FilterMap, Map, TumbleAggregate, WindowAggregate};
+    pub use crate::run::Runtime;
+    pub use crate::sources::EventTime;
+}

@@ -1,1 +1,284 @@
-//! Record formats (being written).
+//! Record formats: decoding and encoding of the line-oriented formats weir reads and writes.
+//!
+//! * [`json`]: JSON lines (one object per line). Decoding walks the top-level members of the
+//!   object and hands each one to a callback as an unparsed [`json::JsonValue`] slice, so the
+//!   generated decoder only converts the fields the pipeline actually uses (projection
+//!   pushdown). Encoding helpers append to a byte buffer.
+//! * [`csv`]: one record per line, RFC 4180 quoting within the line.
+//! * [`time`]: timestamp text <-> `i64` milliseconds since the Unix epoch (UTC).
+//!
+//! This module also holds the text parsers shared by both formats (CSV cells are text; JSON
+//! strings may carry numbers or timestamps as text) and the [`DecodeError`] that a record which
+//! cannot be decoded carries to the dead-letter output.
+//!
+//! Nothing here panics on any input: malformed data always comes back as a [`DecodeError`].
+
+pub mod csv;
+pub mod json;
+pub mod time;
+
+use std::fmt;
+
+/// Why a record could not be decoded; goes to the dead-letter output.
+///
+/// `Display` prints the message only: it starts in lowercase and has no trailing period, e.g.
+/// ``field `price`: expected an integer, found `"abc"` ``.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The human-readable reason.
+    pub message: String,
+}
+
+impl DecodeError {
+    /// An error with the given message.
+    pub fn new(msg: impl Into<String>) -> Self {
+        DecodeError {
+            message: msg.into(),
+        }
+    }
+
+    /// Prefixes the message with ``field `name`: `` to say which field failed.
+    pub fn in_field(self, field: &str) -> Self {
+        let mut message = String::with_capacity(field.len() + 10 + self.message.len());
+        message.push_str("field `");
+        message.push_str(field);
+        message.push_str("`: ");
+        message.push_str(&self.message);
+        DecodeError { message }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// How many characters of offending input an error message quotes before cutting it short.
+const MAX_FOUND_CHARS: usize = 40;
+
+/// Cuts `s` to at most [`MAX_FOUND_CHARS`] characters; the flag says whether it was cut.
+fn truncate_chars(s: &str) -> (&str, bool) {
+    match s.char_indices().nth(MAX_FOUND_CHARS) {
+        Some((end, _)) => (&s[..end], true),
+        None => (s, false),
+    }
+}
+
+/// Describes a piece of *text* (a CSV cell, the content of a JSON string) for an error message:
+/// quoted and escaped like a Rust string literal, cut to about 40 characters.
+pub(crate) fn describe_text(s: &str) -> String {
+    let (head, cut) = truncate_chars(s);
+    let mut out = format!("{head:?}");
+    if cut {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Describes a piece of *raw source* (e.g. a JSON value as written) for an error message:
+/// as is, cut to about 40 characters.
+pub(crate) fn describe_raw(s: &str) -> String {
+    let (head, cut) = truncate_chars(s);
+    let mut out = String::with_capacity(head.len() + 3);
+    out.push_str(head);
+    if cut {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Parses the digits of an integer (after an optional sign) with overflow checks.
+///
+/// Returns `None` for anything that is not `[+-]?[0-9]+` or that does not fit in an `i64`;
+/// the second element of the error tuple says whether the text was well formed (overflow).
+pub(crate) fn parse_i64_bytes(b: &[u8]) -> Result<i64, bool> {
+    let (negative, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() {
+        return Err(false);
+    }
+    // Accumulate as a negative number so that i64::MIN parses without overflow.
+    let mut acc: i64 = 0;
+    let mut overflow = false;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return Err(false);
+        }
+        if !overflow {
+            match acc
+                .checked_mul(10)
+                .and_then(|v| v.checked_sub(i64::from(c - b'0')))
+            {
+                Some(v) => acc = v,
+                None => overflow = true,
+            }
+        }
+    }
+    if overflow {
+        return Err(true);
+    }
+    if negative {
+        Ok(acc)
+    } else {
+        acc.checked_neg().ok_or(true)
+    }
+}
+
+/// Parses an integer written in decimal: an optional `+`/`-` sign and ASCII digits, nothing
+/// else (no whitespace, no fraction, no exponent). Values outside the `i64` range are an error.
+pub fn parse_i64(s: &str) -> Result<i64, DecodeError> {
+    parse_i64_bytes(s.as_bytes()).map_err(|overflow| {
+        if overflow {
+            DecodeError::new(format!(
+                "integer out of range (64-bit), found {}",
+                quoted(&describe_text(s))
+            ))
+        } else {
+            DecodeError::new(format!(
+                "expected an integer, found {}",
+                quoted(&describe_text(s))
+            ))
+        }
+    })
+}
+
+/// Parses a floating-point number: decimal with optional fraction and exponent (`1`, `-0.5`,
+/// `1e3`, `.5`, `+2`), or `NaN` / `inf` / `infinity` (case-insensitive, optionally signed).
+/// No whitespace is trimmed.
+pub fn parse_f64(s: &str) -> Result<f64, DecodeError> {
+    s.parse::<f64>().map_err(|_| {
+        DecodeError::new(format!(
+            "expected a number, found {}",
+            quoted(&describe_text(s))
+        ))
+    })
+}
+
+/// Parses a boolean: `true` / `false` in any letter case, or `1` / `0`. No whitespace is trimmed.
+pub fn parse_bool(s: &str) -> Result<bool, DecodeError> {
+    if s.eq_ignore_ascii_case("true") || s == "1" {
+        Ok(true)
+    } else if s.eq_ignore_ascii_case("false") || s == "0" {
+        Ok(false)
+    } else {
+        Err(DecodeError::new(format!(
+            "expected a boolean (true/false), found {}",
+            quoted(&describe_text(s))
+        )))
+    }
+}
+
+/// Parses a timestamp into milliseconds since the Unix epoch (UTC); see
+/// [`time::parse_timestamp`] for the accepted forms.
+pub fn parse_timestamp(s: &str) -> Result<i64, DecodeError> {
+    time::parse_timestamp(s)
+}
+
+/// Wraps a description in backticks for an error message.
+pub(crate) fn quoted(description: &str) -> String {
+    let mut out = String::with_capacity(description.len() + 2);
+    out.push('`');
+    out.push_str(description);
+    out.push('`');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_error_display_and_field_prefix() {
+        let e = DecodeError::new("expected an integer, found `\"abc\"`").in_field("price");
+        assert_eq!(
+            e.to_string(),
+            "field `price`: expected an integer, found `\"abc\"`"
+        );
+        assert_eq!(e.message, e.to_string());
+        let boxed: Box<dyn std::error::Error> = Box::new(e.clone());
+        assert_eq!(boxed.to_string(), e.message);
+    }
+
+    #[test]
+    fn parse_i64_accepts_integers_and_bounds() {
+        assert_eq!(parse_i64("0"), Ok(0));
+        assert_eq!(parse_i64("-0"), Ok(0));
+        assert_eq!(parse_i64("+17"), Ok(17));
+        assert_eq!(parse_i64("-17"), Ok(-17));
+        assert_eq!(parse_i64("007"), Ok(7));
+        assert_eq!(parse_i64("9223372036854775807"), Ok(i64::MAX));
+        assert_eq!(parse_i64("-9223372036854775808"), Ok(i64::MIN));
+    }
+
+    #[test]
+    fn parse_i64_rejects_bad_text_and_overflow() {
+        for bad in [
+            "", "-", "+", "abc", "1.0", "1e3", " 1", "1 ", "1_000", "--1", "0x10",
+        ] {
+            assert!(parse_i64(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let e = parse_i64("abc").unwrap_err();
+        assert_eq!(e.message, "expected an integer, found `\"abc\"`");
+        let e = parse_i64("9223372036854775808").unwrap_err();
+        assert!(e.message.contains("out of range"), "{}", e.message);
+        assert!(parse_i64("-9223372036854775809").is_err());
+        assert!(parse_i64("99999999999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn error_text_is_truncated() {
+        let long = "x".repeat(100);
+        let e = parse_i64(&long).unwrap_err();
+        assert!(e.message.len() < 80, "{}", e.message);
+        assert!(e.message.ends_with("...`"), "{}", e.message);
+        // Truncation counts chars, so multi-byte text never splits inside a char.
+        let wide = "é".repeat(100);
+        let e = parse_f64(&wide).unwrap_err();
+        assert!(e.message.contains(&"é".repeat(40)));
+        assert!(!e.message.contains(&"é".repeat(41)));
+    }
+
+    #[test]
+    fn parse_f64_forms() {
+        assert_eq!(parse_f64("1"), Ok(1.0));
+        assert_eq!(parse_f64("-0.5"), Ok(-0.5));
+        assert_eq!(parse_f64("1e3"), Ok(1000.0));
+        assert_eq!(parse_f64("2.5E-1"), Ok(0.25));
+        let z = parse_f64("-0").unwrap();
+        assert!(z == 0.0 && z.is_sign_negative());
+        assert!(parse_f64("NaN").unwrap().is_nan());
+        assert_eq!(parse_f64("-Infinity"), Ok(f64::NEG_INFINITY));
+        for bad in ["", "abc", " 1", "1 ", "1,5", "1e", "--1"] {
+            assert!(parse_f64(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(
+            parse_f64("abc").unwrap_err().message,
+            "expected a number, found `\"abc\"`"
+        );
+    }
+
+    #[test]
+    fn parse_bool_forms() {
+        assert_eq!(parse_bool("true"), Ok(true));
+        assert_eq!(parse_bool("TRUE"), Ok(true));
+        assert_eq!(parse_bool("False"), Ok(false));
+        assert_eq!(parse_bool("1"), Ok(true));
+        assert_eq!(parse_bool("0"), Ok(false));
+        for bad in ["", "yes", "t", " true", "2", "truee"] {
+            assert!(parse_bool(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn parse_timestamp_delegates() {
+        assert_eq!(parse_timestamp("2015-07-15"), Ok(1_436_918_400_000));
+        assert_eq!(parse_timestamp("42"), Ok(42));
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+}

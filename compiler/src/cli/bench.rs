@@ -1,0 +1,132 @@
+//! `weir bench`: throughput of Nexmark queries on the built-in generator, each built fused and
+//! unfused, next to the generator alone (the floor). Every number comes from the same run, so
+//! the ratios hold on a noisy machine even when the absolute figures move.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use weir_compiler::driver::{self, BuildConfig};
+use weir_compiler::{Options, SourceMap};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Events generated per run (all kinds; bid-only queries see 46/50 of them).
+    #[arg(long, default_value_t = 10_000_000)]
+    events: u64,
+    /// Generator splits (parallel source tasks).
+    #[arg(long, default_value_t = 1)]
+    generators: u32,
+    /// Runs per configuration; the best is reported.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Queries, by file stem in the examples folder.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "q0,q1,q2,max_price_per_window"
+    )]
+    queries: Vec<String>,
+    /// Folder holding the query files.
+    #[arg(long)]
+    examples: Option<PathBuf>,
+}
+
+/// The floor: the generator producing bids, read by a filter that never passes.
+const FLOOR: &str = "// weir bench: the generator alone\n\
+source bids = nexmark(stream: \"bid\")\n\
+sink bids |> filter price < 0 -> checksum()\n";
+
+fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> {
+    let mut sources = SourceMap::new();
+    let id = sources.add(format!("{name}.weir"), text.to_string());
+    let compiled = weir_compiler::compile(&sources, id, &Options { no_fusion }).map_err(|d| {
+        anyhow!(
+            "{}",
+            weir_compiler::diagnostics::render(&sources, &d, false)
+        )
+    })?;
+    let suffix = if no_fusion { "_unfused" } else { "" };
+    let built = driver::build(
+        &compiled.rust,
+        &format!("bench_{name}{suffix}"),
+        &BuildConfig::from_env(),
+    )?;
+    Ok(built.binary)
+}
+
+fn time(binary: &Path, args: &BenchArgs) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..args.repeat.max(1) {
+        let started = Instant::now();
+        let status = Command::new(binary)
+            .args([
+                "--quiet",
+                "--events",
+                &args.events.to_string(),
+                "--generators",
+                &args.generators.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run {}", binary.display()))?;
+        if !status.success() {
+            bail!("{} failed: {status}", binary.display());
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let examples = args
+        .examples
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark"));
+    eprintln!(
+        "weir bench: building {} queries (fused and unfused) and the floor...",
+        args.queries.len()
+    );
+    let floor_bin = build("generator_floor", FLOOR, false)?;
+    let mut rows = Vec::new();
+    for q in &args.queries {
+        let path = examples.join(format!("{q}.weir"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let fused = build(q, &text, false)?;
+        let unfused = build(q, &text, true)?;
+        rows.push((q.clone(), fused, unfused));
+    }
+    eprintln!(
+        "weir bench: running with {} events, {} generator(s)...",
+        args.events, args.generators
+    );
+    let floor = time(&floor_bin, &args)?;
+    let n = args.events as f64;
+    println!(
+        "{:<24} {:>14} {:>14} {:>10} {:>12}",
+        "query", "fused ev/s", "unfused ev/s", "fused/unf", "fused/floor"
+    );
+    println!(
+        "{:<24} {:>14.0} {:>14} {:>10} {:>12}",
+        "generator alone",
+        n / floor,
+        "-",
+        "-",
+        "1.00"
+    );
+    for (q, fused, unfused) in rows {
+        let tf = time(&fused, &args)?;
+        let tu = time(&unfused, &args)?;
+        println!(
+            "{:<24} {:>14.0} {:>14.0} {:>10.2} {:>12.2}",
+            q,
+            n / tf,
+            n / tu,
+            tu / tf,
+            floor / tf
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,500 @@
+//! Expressions to Rust.
+//!
+//! A non-nullable expression of type T becomes a Rust expression of T's representation
+//! (`i64` for ints, timestamps and durations, `f64`, `bool`, and for strings anything that
+//! derefs to `str`: a borrowed field or an owned result). A nullable one becomes an `Option` of
+//! it. Strict operations on nullable values become a labeled block that breaks out with `None`
+//! at the first null, so nothing is evaluated twice and nothing allocates for the check.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use weir_dsl::ast::Literal;
+
+use super::namer::{field_ident, Namer};
+use crate::sema::expr::{ArithOp, CmpOp, TExpr, TExprKind};
+use crate::sema::functions::Func;
+use crate::sema::types::Type;
+
+/// Statics an expression needs (compiled regexes, parsed date patterns), emitted once each.
+#[derive(Default)]
+pub struct Statics {
+    pub items: Vec<TokenStream>,
+    regexes: Vec<(String, proc_macro2::Ident)>,
+    patterns: Vec<(String, proc_macro2::Ident)>,
+}
+
+pub struct ExprGen<'a> {
+    pub namer: &'a mut Namer,
+    pub statics: &'a mut Statics,
+    /// The identifier of the input record (a reference).
+    pub record: proc_macro2::Ident,
+}
+
+/// The Rust type of a non-null value of `ty` when stored in a record.
+pub fn rust_type(ty: Type) -> TokenStream {
+    match ty {
+        Type::I64 | Type::Timestamp | Type::Duration => quote!(i64),
+        Type::F64 => quote!(f64),
+        Type::Bool => quote!(bool),
+        Type::String | Type::Null => quote!(::std::string::String),
+    }
+}
+
+/// The Rust type of a record field.
+pub fn field_type(ty: Type, nullable: bool) -> TokenStream {
+    let t = rust_type(ty);
+    if nullable {
+        quote!(::std::option::Option<#t>)
+    } else {
+        t
+    }
+}
+
+enum Operand<'e> {
+    Value(&'e TExpr),
+    /// A compile-time constant (a static regex, a char), passed as is.
+    Constant(TokenStream),
+}
+
+impl ExprGen<'_> {
+    /// The expression's value: `T` or `Option<T>` as described in the module docs.
+    pub fn value(&mut self, e: &TExpr) -> TokenStream {
+        let r = &self.record;
+        match &e.kind {
+            TExprKind::Lit(lit) => literal(lit, e.ty),
+            TExprKind::Field(name) => {
+                let f = field_ident(name);
+                match (e.ty, e.nullable) {
+                    (Type::String, false) => quote!(#r.#f.as_str()),
+                    (Type::String, true) => quote!(#r.#f.as_deref()),
+                    _ => quote!(#r.#f),
+                }
+            }
+            TExprKind::Neg(a) => {
+                let body = |v: &[TokenStream]| {
+                    let a = &v[0];
+                    match e.ty {
+                        Type::F64 => quote!((-(#a))),
+                        _ => quote!((#a).wrapping_neg()),
+                    }
+                };
+                self.strict(&[Operand::Value(a)], e.nullable, false, body)
+            }
+            TExprKind::Not(a) => {
+                let v = self.value(a);
+                if a.nullable {
+                    quote!((#v).map(|v: bool| !v))
+                } else {
+                    quote!((!(#v)))
+                }
+            }
+            TExprKind::Arith(op, a, b) => {
+                let (op, ty, divisor_safe) = (*op, a.ty, b.is_nonzero_int_literal());
+                let float = ty == Type::F64;
+                let returns_option =
+                    !float && matches!(op, ArithOp::Div | ArithOp::Rem) && !divisor_safe;
+                let body = move |v: &[TokenStream]| {
+                    let (a, b) = (&v[0], &v[1]);
+                    if float {
+                        return match op {
+                            ArithOp::Add => quote!((#a + #b)),
+                            ArithOp::Sub => quote!((#a - #b)),
+                            ArithOp::Mul => quote!((#a * #b)),
+                            ArithOp::Div => quote!((#a / #b)),
+                            ArithOp::Rem => quote!((#a % #b)),
+                        };
+                    }
+                    match op {
+                        ArithOp::Add => quote!((#a).wrapping_add(#b)),
+                        ArithOp::Sub => quote!((#a).wrapping_sub(#b)),
+                        ArithOp::Mul => quote!((#a).wrapping_mul(#b)),
+                        ArithOp::Div if divisor_safe => quote!((#a).wrapping_div(#b)),
+                        ArithOp::Rem if divisor_safe => quote!((#a).wrapping_rem(#b)),
+                        ArithOp::Div => quote!(::weir_runtime::functions::checked_div(#a, #b)),
+                        ArithOp::Rem => quote!(::weir_runtime::functions::checked_rem(#a, #b)),
+                    }
+                };
+                self.strict(
+                    &[Operand::Value(a), Operand::Value(b)],
+                    e.nullable,
+                    returns_option,
+                    body,
+                )
+            }
+            TExprKind::Compare(op, a, b) => {
+                let string = a.ty == Type::String;
+                let op = *op;
+                let body = move |v: &[TokenStream]| {
+                    let (a, b) = if string {
+                        let (a, b) = (&v[0], &v[1]);
+                        (quote!((&*#a)), quote!((&*#b)))
+                    } else {
+                        (v[0].clone(), v[1].clone())
+                    };
+                    match op {
+                        CmpOp::Eq => quote!((#a == #b)),
+                        CmpOp::Ne => quote!((#a != #b)),
+                        CmpOp::Lt => quote!((#a < #b)),
+                        CmpOp::Le => quote!((#a <= #b)),
+                        CmpOp::Gt => quote!((#a > #b)),
+                        CmpOp::Ge => quote!((#a >= #b)),
+                    }
+                };
+                self.strict(
+                    &[Operand::Value(a), Operand::Value(b)],
+                    e.nullable,
+                    false,
+                    body,
+                )
+            }
+            TExprKind::And(a, b) | TExprKind::Or(a, b) => {
+                let is_and = matches!(e.kind, TExprKind::And(..));
+                let (va, vb) = (self.value(a), self.value(b));
+                if !e.nullable {
+                    return if is_and {
+                        quote!((#va && #vb))
+                    } else {
+                        quote!((#va || #vb))
+                    };
+                }
+                let oa = if a.nullable { va } else { quote!(Some(#va)) };
+                let ob = if b.nullable { vb } else { quote!(Some(#vb)) };
+                if is_and {
+                    quote!(match (#oa, #ob) {
+                        (Some(false), _) | (_, Some(false)) => Some(false),
+                        (Some(true), Some(true)) => Some(true),
+                        _ => None,
+                    })
+                } else {
+                    quote!(match (#oa, #ob) {
+                        (Some(true), _) | (_, Some(true)) => Some(true),
+                        (Some(false), Some(false)) => Some(false),
+                        _ => None,
+                    })
+                }
+            }
+            TExprKind::Call(func, args) => self.call(*func, args, e),
+            TExprKind::Case {
+                branches,
+                otherwise,
+            } => {
+                let mut out = match otherwise {
+                    Some(o) => self.coerce(o, e.ty, e.nullable),
+                    None => quote!(None),
+                };
+                for (cond, value) in branches.iter().rev() {
+                    let c = self.condition(cond);
+                    let v = self.coerce(value, e.ty, e.nullable);
+                    out = quote!(if #c { #v } else { #out });
+                }
+                quote!((#out))
+            }
+            TExprKind::Cast(a) => self.cast(a, e),
+            TExprKind::IsNull { expr, negated } => {
+                if !expr.nullable {
+                    return if *negated {
+                        quote!(true)
+                    } else {
+                        quote!(false)
+                    };
+                }
+                let v = self.value(expr);
+                if *negated {
+                    quote!((#v).is_some())
+                } else {
+                    quote!((#v).is_none())
+                }
+            }
+        }
+    }
+
+    /// A boolean condition where null counts as false (filters, `when`).
+    pub fn condition(&mut self, e: &TExpr) -> TokenStream {
+        let v = self.value(e);
+        if e.nullable {
+            quote!(::std::matches!(#v, Some(true)))
+        } else {
+            v
+        }
+    }
+
+    /// The value converted to what a record field of (`ty`, `nullable`) holds: strings owned,
+    /// non-null values wrapped in `Some` when the field is optional.
+    pub fn coerce(&mut self, e: &TExpr, ty: Type, nullable: bool) -> TokenStream {
+        let v = self.value(e);
+        if matches!(e.kind, TExprKind::Lit(Literal::Null)) {
+            let t = rust_type(ty);
+            return quote!(None::<#t>);
+        }
+        let owned = match (ty, e.nullable) {
+            (Type::String, false) => quote!(::std::string::String::from(#v)),
+            (Type::String, true) => quote!((#v).map(::std::string::String::from)),
+            _ => v,
+        };
+        if nullable && !e.nullable {
+            quote!(Some(#owned))
+        } else {
+            owned
+        }
+    }
+
+    /// Applies `body` to the non-null values of `operands`. With `result_nullable`, nullable
+    /// operands are unwrapped in a labeled block that yields `None` at the first null; the body's
+    /// result is wrapped in `Some` unless `returns_option` says it already is an `Option`.
+    fn strict(
+        &mut self,
+        operands: &[Operand<'_>],
+        result_nullable: bool,
+        returns_option: bool,
+        body: impl FnOnce(&[TokenStream]) -> TokenStream,
+    ) -> TokenStream {
+        let any_nullable = operands
+            .iter()
+            .any(|o| matches!(o, Operand::Value(e) if e.nullable));
+        if !any_nullable {
+            let values: Vec<TokenStream> = operands
+                .iter()
+                .map(|o| match o {
+                    Operand::Value(e) => self.value(e),
+                    Operand::Constant(t) => t.clone(),
+                })
+                .collect();
+            let out = body(&values);
+            // A non-null computation inside a nullable context (e.g. division that may fail
+            // already returns Option).
+            return if result_nullable && !returns_option {
+                quote!(Some(#out))
+            } else {
+                out
+            };
+        }
+        let label = self.namer.label();
+        let mut lets = Vec::new();
+        let mut values = Vec::new();
+        for (i, o) in operands.iter().enumerate() {
+            match o {
+                Operand::Value(e) => {
+                    let name = format_ident!("v{}", i);
+                    let v = self.value(e);
+                    if e.nullable {
+                        lets.push(quote!(let #name = match #v { Some(v) => v, None => break #label None };));
+                    } else {
+                        lets.push(quote!(let #name = #v;));
+                    }
+                    values.push(quote!(#name));
+                }
+                Operand::Constant(t) => values.push(t.clone()),
+            }
+        }
+        let out = body(&values);
+        let out = if returns_option {
+            out
+        } else {
+            quote!(Some(#out))
+        };
+        quote!(#label: { #(#lets)* #out })
+    }
+
+    fn call(&mut self, func: Func, args: &[TExpr], e: &TExpr) -> TokenStream {
+        let f = quote!(::weir_runtime::functions);
+        if func == Func::Coalesce {
+            return self.coalesce(args, e);
+        }
+        let str_lit = |a: &TExpr| match &a.kind {
+            TExprKind::Lit(Literal::Str(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let mut operands = Vec::new();
+        match func {
+            Func::RegexpExtract | Func::RegexpMatches => {
+                let re = self.regex(&str_lit(&args[1]));
+                operands.push(Operand::Value(&args[0]));
+                operands.push(Operand::Constant(quote!(&#re)));
+                if let Some(g) = args.get(2) {
+                    operands.push(Operand::Value(g));
+                }
+            }
+            Func::DateFormat => {
+                let pat = self.pattern(&str_lit(&args[1]));
+                operands.push(Operand::Value(&args[0]));
+                operands.push(Operand::Constant(quote!(&#pat)));
+            }
+            Func::CountChar => {
+                let c = str_lit(&args[1]).chars().next().unwrap_or(' ');
+                operands.push(Operand::Value(&args[0]));
+                operands.push(Operand::Constant(quote!(#c)));
+            }
+            _ => operands.extend(args.iter().map(Operand::Value)),
+        }
+        let ty = e.ty;
+        let returns_option = matches!(func, Func::SplitIndex | Func::RegexpExtract);
+        let body = move |v: &[TokenStream]| match func {
+            Func::Lower => quote!(#f::lower(&*#(#v)*)),
+            Func::Upper => quote!(#f::upper(&*#(#v)*)),
+            Func::Trim => quote!(#f::trim(&*#(#v)*)),
+            Func::CharLength => quote!(#f::char_length(&*#(#v)*)),
+            Func::Concat => quote!(#f::concat(&[#(&*#v),*])),
+            Func::Contains => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::contains(&*#a, &*#b))
+            }
+            Func::StartsWith => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::starts_with(&*#a, &*#b))
+            }
+            Func::EndsWith => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::ends_with(&*#a, &*#b))
+            }
+            Func::SplitIndex => {
+                let (a, b, c) = (&v[0], &v[1], &v[2]);
+                quote!(#f::split_index(&*#a, &*#b, #c))
+            }
+            Func::RegexpExtract => {
+                let (a, b, c) = (&v[0], &v[1], &v[2]);
+                quote!(#f::regexp_extract(&*#a, #b, #c))
+            }
+            Func::RegexpMatches => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::regexp_matches(&*#a, #b))
+            }
+            Func::CountChar => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::count_char(&*#a, #b))
+            }
+            Func::Substring => {
+                let (a, b, c) = (&v[0], &v[1], &v[2]);
+                quote!(#f::substring(&*#a, #b, Some(#c)))
+            }
+            Func::Hour => quote!(#f::hour(#(#v)*)),
+            Func::Minute => quote!(#f::minute(#(#v)*)),
+            Func::Second => quote!(#f::second(#(#v)*)),
+            Func::DayOfMonth => quote!(#f::day_of_month(#(#v)*)),
+            Func::Month => quote!(#f::month(#(#v)*)),
+            Func::Year => quote!(#f::year(#(#v)*)),
+            Func::DayOfWeek => quote!(#f::day_of_week(#(#v)*)),
+            Func::DateFormat => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::date_format(#a, #b))
+            }
+            Func::Abs => {
+                let a = &v[0];
+                if ty == Type::F64 {
+                    quote!((#a).abs())
+                } else {
+                    quote!((#a).wrapping_abs())
+                }
+            }
+            Func::Coalesce => unreachable!("handled above"),
+        };
+        self.strict(&operands, e.nullable, returns_option, body)
+    }
+
+    fn coalesce(&mut self, args: &[TExpr], e: &TExpr) -> TokenStream {
+        let Some((first, rest)) = args.split_first() else {
+            return quote!(None);
+        };
+        if rest.is_empty() || !first.nullable {
+            return self.coerce(first, e.ty, e.nullable);
+        }
+        let v = self.coerce(first, e.ty, true);
+        let inner = self.coalesce(rest, e);
+        let some = if e.nullable {
+            quote!(Some(v))
+        } else {
+            quote!(v)
+        };
+        quote!(match #v { Some(v) => #some, None => #inner })
+    }
+
+    fn cast(&mut self, a: &TExpr, e: &TExpr) -> TokenStream {
+        let to = e.ty;
+        let from = a.ty;
+        if from == Type::Null {
+            let t = rust_type(to);
+            return quote!(None::<#t>);
+        }
+        let f = quote!(::weir_runtime::functions);
+        let returns_option = from == Type::String && to != Type::String;
+        let body = move |v: &[TokenStream]| {
+            let a = &v[0];
+            match (from, to) {
+                (Type::I64, Type::F64) => quote!((#a as f64)),
+                (Type::F64, Type::I64) => quote!((#a as i64)),
+                (Type::Bool, Type::I64) => quote!((#a as i64)),
+                (Type::Timestamp, Type::String) => quote!(#f::timestamp_to_string(#a)),
+                (_, Type::String) if from == Type::String => quote!(#a),
+                (_, Type::String) => quote!((#a).to_string()),
+                (Type::String, Type::I64) => quote!(#f::parse_i64_opt(&*#a)),
+                (Type::String, Type::F64) => quote!(#f::parse_f64_opt(&*#a)),
+                (Type::String, Type::Bool) => {
+                    quote!(::weir_runtime::formats::parse_bool(&*#a).ok())
+                }
+                (Type::String, Type::Timestamp) => {
+                    quote!(::weir_runtime::formats::parse_timestamp(&*#a).ok())
+                }
+                // i64 <-> timestamp / duration share a representation.
+                _ => quote!(#a),
+            }
+        };
+        self.strict(&[Operand::Value(a)], e.nullable, returns_option, body)
+    }
+
+    fn regex(&mut self, pattern: &str) -> proc_macro2::Ident {
+        if let Some((_, id)) = self.statics.regexes.iter().find(|(p, _)| p == pattern) {
+            return id.clone();
+        }
+        let id = self
+            .namer
+            .fresh(&format!("REGEX_{}", self.statics.regexes.len()));
+        self.statics.items.push(quote! {
+            static #id: ::std::sync::LazyLock<::weir_runtime::functions::Regex> = ::std::sync::LazyLock::new(|| {
+                ::weir_runtime::functions::Regex::new(#pattern).expect("weir check validated this regular expression")
+            });
+        });
+        self.statics.regexes.push((pattern.to_string(), id.clone()));
+        id
+    }
+
+    fn pattern(&mut self, pattern: &str) -> proc_macro2::Ident {
+        if let Some((_, id)) = self.statics.patterns.iter().find(|(p, _)| p == pattern) {
+            return id.clone();
+        }
+        let id = self
+            .namer
+            .fresh(&format!("DATE_PATTERN_{}", self.statics.patterns.len()));
+        self.statics.items.push(quote! {
+            static #id: ::std::sync::LazyLock<::weir_runtime::functions::DatePattern> = ::std::sync::LazyLock::new(|| {
+                ::weir_runtime::functions::DatePattern::parse(#pattern).expect("weir check validated this date pattern")
+            });
+        });
+        self.statics
+            .patterns
+            .push((pattern.to_string(), id.clone()));
+        id
+    }
+}
+
+fn literal(lit: &Literal, ty: Type) -> TokenStream {
+    match lit {
+        Literal::Int(v) | Literal::Duration(v) => {
+            if ty == Type::F64 {
+                let f = proc_macro2::Literal::f64_suffixed(*v as f64);
+                quote!(#f)
+            } else {
+                let l = proc_macro2::Literal::i64_suffixed(*v);
+                quote!((#l))
+            }
+        }
+        Literal::Float(v) => {
+            let f = proc_macro2::Literal::f64_suffixed(*v);
+            quote!((#f))
+        }
+        Literal::Str(s) => quote!(#s),
+        Literal::Bool(b) => quote!(#b),
+        Literal::Null => {
+            let t = rust_type(ty);
+            quote!(None::<#t>)
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Record structs and their per-format code: JSON-lines and CSV encoders, decoders that read
+//! only the projected fields, and the checksum hash. All straight-line code per field, no
+//! reflection at run time.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+
+use super::expr::field_type;
+use super::namer::field_ident;
+use crate::sema::types::{Schema, Type};
+use crate::sema::Format;
+
+/// `pub struct Name { fields }` with the derives every record needs.
+pub fn record_struct(name: &Ident, schema: &Schema) -> TokenStream {
+    let fields = schema.fields.iter().map(|f| {
+        let id = field_ident(&f.name);
+        let ty = field_type(f.ty, f.nullable);
+        quote!(pub #id: #ty)
+    });
+    quote! {
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct #name { #(#fields,)* }
+    }
+}
+
+/// `fn name(r: &T, out: &mut Vec<u8>)` writing one line in `format`.
+pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Format) -> TokenStream {
+    let mut body = Vec::new();
+    match format {
+        Format::Json => {
+            body.push(quote!(out.push(b'{');));
+            for (i, f) in schema.fields.iter().enumerate() {
+                if i > 0 {
+                    body.push(quote!(out.push(b',');));
+                }
+                let key = &f.name;
+                body.push(quote!(json::write_key(out, #key);));
+                let id = field_ident(&f.name);
+                let write = |v: TokenStream| match f.ty {
+                    Type::I64 | Type::Duration => quote!(json::write_i64(out, #v)),
+                    Type::F64 => quote!(json::write_f64(out, #v)),
+                    Type::Bool => quote!(json::write_bool(out, #v)),
+                    Type::Timestamp => quote!(json::write_timestamp(out, #v)),
+                    Type::String | Type::Null => quote!(json::write_string(out, #v)),
+                };
+                if f.nullable {
+                    let w = write(quote!(v));
+                    let pat = if f.ty == Type::String {
+                        quote!(Some(v))
+                    } else {
+                        quote!(Some(v))
+                    };
+                    let scrutinee = if f.ty == Type::String {
+                        quote!(r.#id.as_deref())
+                    } else {
+                        quote!(r.#id)
+                    };
+                    body.push(
+                        quote!(match #scrutinee { #pat => #w, None => json::write_null(out) };),
+                    );
+                } else {
+                    let v = if f.ty == Type::String {
+                        quote!(&r.#id)
+                    } else {
+                        quote!(r.#id)
+                    };
+                    let w = write(v);
+                    body.push(quote!(#w;));
+                }
+            }
+            body.push(quote!(out.extend_from_slice(b"}\n");));
+        }
+        Format::Csv { delimiter, .. } => {
+            // Numbers and timestamps contain '-', '.', ':' and ' '; with such a delimiter they
+            // must go through the quoting writer.
+            let plain = matches!(delimiter, b',' | b';' | b'\t' | b'|');
+            for (i, f) in schema.fields.iter().enumerate() {
+                if i > 0 {
+                    body.push(quote!(out.push(#delimiter);));
+                }
+                let id = field_ident(&f.name);
+                let write = |v: TokenStream| match (f.ty, plain) {
+                    (Type::String | Type::Null, _) => quote!(csv::write_cell(out, #v, #delimiter)),
+                    (Type::I64 | Type::Duration, true) => quote!(csv::write_i64(out, #v)),
+                    (Type::F64, true) => quote!(csv::write_f64(out, #v)),
+                    (Type::Bool, true) => quote!(csv::write_bool(out, #v)),
+                    (Type::Timestamp, true) => quote!(csv::write_timestamp(out, #v)),
+                    (Type::Timestamp, false) => {
+                        quote!(csv::write_cell(out, &::weir_runtime::functions::timestamp_to_string(#v), #delimiter))
+                    }
+                    (_, false) => quote!(csv::write_cell(out, &(#v).to_string(), #delimiter)),
+                };
+                if f.nullable {
+                    let scrutinee = if f.ty == Type::String {
+                        quote!(r.#id.as_deref())
+                    } else {
+                        quote!(r.#id)
+                    };
+                    let w = write(quote!(v));
+                    body.push(quote!(if let Some(v) = #scrutinee { #w; }));
+                } else {
+                    let v = if f.ty == Type::String {
+                        quote!(&r.#id)
+                    } else {
+                        quote!(r.#id)
+                    };
+                    let w = write(v);
+                    body.push(quote!(#w;));
+                }
+            }
+            body.push(quote!(out.push(b'\n');));
+        }
+    }
+    quote! {
+        fn #name(r: &#record, out: &mut ::std::vec::Vec<u8>) {
+            use ::weir_runtime::formats::{csv, json};
+            #(#body)*
+        }
+    }
+}
+
+/// The CSV header line for a schema.
+pub fn csv_header(schema: &Schema, delimiter: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, f) in schema.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(delimiter);
+        }
+        out.extend_from_slice(f.name.as_bytes());
+    }
+    out.push(b'\n');
+    out
+}
+
+/// `fn name(r: &T) -> u64`: hashes every field, in order.
+pub fn checksum(name: &Ident, record: &TokenStream, schema: &Schema) -> TokenStream {
+    let writes = schema.fields.iter().map(|f| {
+        let id = field_ident(&f.name);
+        let write = |v: TokenStream| match f.ty {
+            Type::I64 | Type::Timestamp | Type::Duration => quote!(h.write_i64(#v)),
+            Type::F64 => quote!(h.write_f64(#v)),
+            Type::Bool => quote!(h.write_bool(#v)),
+            Type::String | Type::Null => quote!(h.write_str(#v)),
+        };
+        if f.nullable {
+            let scrutinee = if f.ty == Type::String {
+                quote!(r.#id.as_deref())
+            } else {
+                quote!(r.#id)
+            };
+            let w = write(quote!(v));
+            quote!(match #scrutinee { Some(v) => #w, None => h.write_null() };)
+        } else {
+            let v = if f.ty == Type::String {
+                quote!(&r.#id)
+            } else {
+                quote!(r.#id)
+            };
+            let w = write(v);
+            quote!(#w;)
+        }
+    });
+    quote! {
+        fn #name(r: &#record) -> u64 {
+            let mut h = ::weir_runtime::checksum::RowHasher::new();
+            #(#writes)*
+            h.finish()
+        }
+    }
+}
+
+/// `fn name(line: &str) -> Result<T, DecodeError>` for a source of `declared` fields, of which
+/// the record `projected` keeps some. JSON skips unread members; CSV converts only read columns.
+pub fn decoder(
+    name: &Ident,
+    record: &Ident,
+    declared: &Schema,
+    projected: &Schema,
+    format: Format,
+) -> TokenStream {
+    let parse_text = |ty: Type, v: TokenStream| match ty {
+        Type::I64 | Type::Duration => quote!(::weir_runtime::formats::parse_i64(#v)),
+        Type::F64 => quote!(::weir_runtime::formats::parse_f64(#v)),
+        Type::Bool => quote!(::weir_runtime::formats::parse_bool(#v)),
+        Type::Timestamp => quote!(::weir_runtime::formats::parse_timestamp(#v)),
+        Type::String | Type::Null => {
+            quote!(Ok::<_, ::weir_runtime::formats::DecodeError>(::std::string::String::from(#v)))
+        }
+    };
+    match format {
+        Format::Json => {
+            let slots = projected.fields.iter().map(|f| {
+                let id = field_ident(&f.name);
+                let ty = field_type(f.ty, f.nullable);
+                quote!(let mut #id: ::std::option::Option<#ty> = None;)
+            });
+            let arms = projected.fields.iter().map(|f| {
+                let id = field_ident(&f.name);
+                let key = &f.name;
+                let read = match f.ty {
+                    Type::I64 | Type::Duration => quote!(value.as_i64()),
+                    Type::F64 => quote!(value.as_f64()),
+                    Type::Bool => quote!(value.as_bool()),
+                    Type::Timestamp => quote!(value.as_timestamp()),
+                    Type::String | Type::Null => quote!(value.as_string()),
+                };
+                if f.nullable {
+                    quote!(#key => {
+                        #id = Some(if value.is_null() { None } else { Some(#read.map_err(|e| e.in_field(#key))?) });
+                    })
+                } else {
+                    let msg = "null in a field that is not optional";
+                    quote!(#key => {
+                        if value.is_null() {
+                            return Err(DecodeError::new(#msg).in_field(#key));
+                        }
+                        #id = Some(#read.map_err(|e| e.in_field(#key))?);
+                    })
+                }
+            });
+            let finish = projected.fields.iter().map(|f| {
+                let id = field_ident(&f.name);
+                if f.nullable {
+                    quote!(#id: #id.unwrap_or(None))
+                } else {
+                    let msg = format!("missing field `{}`", f.name);
+                    quote!(#id: match #id { Some(v) => v, None => return Err(DecodeError::new(#msg)) })
+                }
+            });
+            quote! {
+                fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
+                    use ::weir_runtime::formats::DecodeError;
+                    #(#slots)*
+                    ::weir_runtime::formats::json::for_each_field(line, |key, value| {
+                        match key {
+                            #(#arms)*
+                            _ => {}
+                        }
+                        Ok(())
+                    })?;
+                    Ok(#record { #(#finish,)* })
+                }
+            }
+        }
+        Format::Csv { delimiter, .. } => {
+            let n = declared.fields.len();
+            let fields = projected.fields.iter().map(|f| {
+                let id = field_ident(&f.name);
+                let key = &f.name;
+                let index = declared.field(&f.name).map(|(i, _)| i).unwrap_or(0);
+                let parse = parse_text(f.ty, quote!(&cells[#index]));
+                if f.nullable {
+                    quote!(#id: if cells[#index].is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
+                } else {
+                    quote!(#id: #parse.map_err(|e| e.in_field(#key))?)
+                }
+            });
+            quote! {
+                fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
+                    use ::weir_runtime::formats::DecodeError;
+                    let mut cells = ::std::vec::Vec::with_capacity(#n);
+                    ::weir_runtime::formats::csv::split_line(line, #delimiter, &mut cells)?;
+                    if cells.len() != #n {
+                        return Err(DecodeError::new(format!("expected {} columns, found {}", #n, cells.len())));
+                    }
+                    Ok(#record { #(#fields,)* })
+                }
+            }
+        }
+    }
+}

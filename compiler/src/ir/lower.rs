@@ -1,0 +1,134 @@
+//! Graph construction: a checked [`Program`] becomes a [`Dataflow`] with one operator per
+//! step. Only what reaches a sink is built; a stream used by several sinks is built once and
+//! fans out. Parallelism classes and edge distributions are decided here from each operator's
+//! needs (a keyed aggregate needs its input hashed by key; a file sink needs one writer).
+
+use std::collections::BTreeMap;
+
+use weir_dsl::SourceMap;
+
+use super::{Dataflow, EdgeKind, Node, Op, OpId, Parallelism};
+use crate::sema::{Program, SinkKind, SourceKind, StreamInput, TStepKind};
+
+pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
+    let mut cx = Lower {
+        program,
+        sources,
+        graph: Dataflow::default(),
+        source_ops: BTreeMap::new(),
+        stream_ops: BTreeMap::new(),
+    };
+    for sink in &program.sinks {
+        let input = cx.stream(sink.stream);
+        let from = cx.graph.node(input).parallelism;
+        let (parallelism, edge) = match (&sink.kind, from) {
+            (SinkKind::Checksum, p) => (p, EdgeKind::Forward),
+            (_, Parallelism::One) => (Parallelism::One, EdgeKind::Forward),
+            (_, _) => (Parallelism::One, EdgeKind::Gather),
+        };
+        let ty = cx.graph.node(input).ty.clone();
+        let op = cx.graph.add_op(Node {
+            op: Op::Sink(sink.clone()),
+            ty,
+            span: sink.span,
+            label: sink.label.clone(),
+            parallelism,
+            task: None,
+        });
+        cx.graph.connect(input, op, edge);
+    }
+    cx.graph
+}
+
+struct Lower<'a> {
+    program: &'a Program,
+    sources: &'a SourceMap,
+    graph: Dataflow,
+    source_ops: BTreeMap<usize, OpId>,
+    stream_ops: BTreeMap<usize, OpId>,
+}
+
+/// The text a span covers, on one line.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Lower<'_> {
+    fn source(&mut self, index: usize) -> OpId {
+        if let Some(op) = self.source_ops.get(&index) {
+            return *op;
+        }
+        let def = &self.program.sources[index];
+        let parallelism = match def.kind {
+            SourceKind::Nexmark { .. } => Parallelism::Splits(index),
+            SourceKind::File { .. } | SourceKind::Stdin { .. } => Parallelism::One,
+        };
+        let label = match &def.kind {
+            SourceKind::Nexmark { stream, .. } => {
+                format!("source {}: nexmark({})", def.name, stream.name())
+            }
+            SourceKind::File { path, .. } => format!("source {}: file({path})", def.name),
+            SourceKind::Stdin { .. } => format!("source {}: stdin", def.name),
+        };
+        let op = self.graph.add_op(Node {
+            op: Op::Source {
+                source_index: index,
+                def: def.clone(),
+                projection: None,
+            },
+            ty: def.ty.clone(),
+            span: def.span,
+            label,
+            parallelism,
+            task: None,
+        });
+        self.source_ops.insert(index, op);
+        op
+    }
+
+    fn stream(&mut self, index: usize) -> OpId {
+        if let Some(op) = self.stream_ops.get(&index) {
+            return *op;
+        }
+        let def = &self.program.streams[index];
+        let mut current = match def.input {
+            StreamInput::Source(s) => self.source(s),
+            StreamInput::Stream(s) => self.stream(s),
+        };
+        for step in &def.steps {
+            let upstream = self.graph.node(current).parallelism;
+            let (op, parallelism, edge) = match &step.kind {
+                TStepKind::Filter(pred) => (Op::Filter(pred.clone()), upstream, EdgeKind::Forward),
+                TStepKind::Select(items) => {
+                    (Op::Select(items.clone()), upstream, EdgeKind::Forward)
+                }
+                TStepKind::WindowAggregate(agg) if agg.keys.is_empty() => {
+                    let edge = if upstream == Parallelism::One {
+                        EdgeKind::Forward
+                    } else {
+                        EdgeKind::Gather
+                    };
+                    (Op::WindowAggregate(agg.clone()), Parallelism::One, edge)
+                }
+                TStepKind::WindowAggregate(agg) => (
+                    Op::WindowAggregate(agg.clone()),
+                    Parallelism::Keyed,
+                    EdgeKind::Hash(agg.keys.clone()),
+                ),
+            };
+            let label = one_line(self.sources.snippet(step.span));
+            let op = self.graph.add_op(Node {
+                op,
+                ty: step.ty.clone(),
+                span: step.span,
+                label,
+                parallelism,
+                task: None,
+            });
+            self.graph.connect(current, op, edge);
+            current = op;
+        }
+        self.stream_ops.insert(index, current);
+        current
+    }
+}

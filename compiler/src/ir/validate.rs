@@ -1,0 +1,75 @@
+//! Validation of a dataflow graph, producing the [`GraphInfo`] code generation requires (so
+//! codegen cannot run on an unvalidated graph). Debug builds re-validate after every pass.
+
+use std::collections::BTreeMap;
+
+use super::{Dataflow, EdgeKind, Op, OpId};
+
+/// Facts about a valid graph that code generation uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphInfo {
+    pub topo_order: Vec<OpId>,
+    /// Tasks in order of their first operator; each lists its operators in topological order.
+    pub tasks: Vec<Vec<OpId>>,
+}
+
+/// An internal inconsistency: a bug in weir, never a user error.
+#[derive(Debug, thiserror::Error)]
+#[error("internal error: invalid dataflow graph: {0}")]
+pub struct InvalidGraph(pub String);
+
+pub fn validate(graph: &Dataflow) -> Result<GraphInfo, InvalidGraph> {
+    let topo_order = graph.topo_order();
+    if topo_order.len() != graph.n_ops() {
+        return Err(InvalidGraph("the graph has a cycle".into()));
+    }
+    for op in graph.ops() {
+        let node = graph.node(op);
+        let n_in = graph.inputs(op).len();
+        let n_out = graph.outputs(op).len();
+        let ok = match &node.op {
+            Op::Source { .. } => n_in == 0,
+            Op::Sink(_) => n_in == 1 && n_out == 0,
+            _ => n_in == 1,
+        };
+        if !ok {
+            return Err(InvalidGraph(format!(
+                "{op} ({}) has {n_in} inputs and {n_out} outputs",
+                node.op.kind_name()
+            )));
+        }
+    }
+    for (_, from, to) in graph.edges() {
+        let (a, b) = (graph.node(from), graph.node(to));
+        if let (Some(ta), Some(tb)) = (a.task, b.task) {
+            if ta == tb && a.parallelism != b.parallelism {
+                return Err(InvalidGraph(format!(
+                    "{from} and {to} share a task but not a parallelism"
+                )));
+            }
+        }
+    }
+    for (edge, from, to) in graph.edges() {
+        if graph.edge(edge).kind == EdgeKind::Forward
+            && graph.node(from).parallelism != graph.node(to).parallelism
+        {
+            return Err(InvalidGraph(format!(
+                "forward edge {from} -> {to} joins different parallelism"
+            )));
+        }
+    }
+    let mut tasks: BTreeMap<usize, Vec<OpId>> = BTreeMap::new();
+    for op in &topo_order {
+        match graph.node(*op).task {
+            Some(t) => tasks.entry(t).or_default().push(*op),
+            None => {
+                return Err(InvalidGraph(format!(
+                    "{op} has no task; run the chain_tasks pass"
+                )))
+            }
+        }
+    }
+    let mut tasks: Vec<Vec<OpId>> = tasks.into_values().collect();
+    tasks.sort_by_key(|ops| ops.iter().min().copied());
+    Ok(GraphInfo { topo_order, tasks })
+}

@@ -1,0 +1,122 @@
+//! `source`: starts a task. The Nexmark generator runs one task per split and generates into a
+//! reused record; file and stdin sources read lines and decode them with a generated decoder
+//! that reads only the projected fields (malformed lines go to the dead-letter output).
+
+use quote::{format_ident, quote};
+
+use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::{records, EmitCx};
+use crate::ir::OpId;
+use crate::sema::{SourceDef, SourceKind};
+
+pub const SPEC: OperatorSpec = OperatorSpec {
+    name: "source",
+    n_inputs: 0,
+    has_output: true,
+    stateful: false,
+    blocking: false,
+    doc: "reads records and assigns event time and watermarks",
+};
+
+pub fn emit(
+    cx: &mut EmitCx<'_>,
+    op: OpId,
+    index: usize,
+    def: &SourceDef,
+    projection: Option<&[String]>,
+) -> Emitted {
+    let output = cx.output_type(op);
+    let ty = cx.graph.node(op).ty.clone();
+    let name = def.name.as_str();
+    let metrics = format_ident!("metrics");
+    let event_time = match (def.watermark_ms, ty.time_field) {
+        (Some(bound), Some(t)) => {
+            let field = crate::codegen::namer::field_ident(&ty.schema.fields[t].name);
+            quote!(Some(EventTime { time: |r: &#output| r.#field, max_out_of_orderness_ms: #bound }))
+        }
+        _ => quote!(None),
+    };
+    let mut items = Vec::new();
+    let mut setup = Vec::new();
+    let mut captures = vec![metrics.clone()];
+    let role: Role = match &def.kind {
+        SourceKind::Nexmark { params, .. } => {
+            let cfg = format_ident!("nexmark_config_{}", index);
+            let par = cx.splits_var(index);
+            let (rate, g, seed, events) = (
+                params.rate,
+                params.out_of_order_group,
+                params.seed,
+                params.events,
+            );
+            setup.push(quote! {
+                let #cfg = ::weir_runtime::nexmark::NexmarkConfig {
+                    events: rt.args.events.unwrap_or(#events),
+                    rate: #rate,
+                    generators: #par as u32,
+                    out_of_order_group: #g,
+                    seed: #seed,
+                    ..::std::default::Default::default()
+                };
+            });
+            captures.push(cfg.clone());
+            Role::Source(Box::new(move |chain, instance| {
+                quote! {
+                    ::weir_runtime::sources::nexmark::run::<#output, _>(&#metrics, &#cfg, #instance, #event_time, #chain);
+                    Ok(())
+                }
+            }))
+        }
+        SourceKind::File { format, .. } | SourceKind::Stdin { format } => {
+            let record = cx
+                .namer
+                .fresh(&format!("{}Record", crate::codegen::namer::camel(name)));
+            cx.set_output_type(op, quote!(#record));
+            items.push(records::record_struct(&record, &ty.schema));
+            let decode = cx.namer.fresh(&format!("decode_{name}"));
+            let _ = projection;
+            items.push(records::decoder(
+                &decode,
+                &record,
+                &def.ty.schema,
+                &ty.schema,
+                *format,
+            ));
+            let skip_header = matches!(format, crate::sema::Format::Csv { header: true, .. });
+            let dead = format_ident!("dead_letters_{}", index);
+            match &def.dead_letters {
+                Some(path) => setup.push(quote! {
+                    let #dead = ::weir_runtime::dead_letter::DeadLetters::new(::std::path::PathBuf::from(#path), rt.metrics().clone());
+                }),
+                None => setup.push(quote!(let #dead = rt.dead_letters().clone();)),
+            }
+            captures.push(dead.clone());
+            let input = match &def.kind {
+                SourceKind::File { path, .. } => {
+                    quote!(::weir_runtime::sources::lines::Input::File(::std::path::Path::new(#path)))
+                }
+                _ => quote!(::weir_runtime::sources::lines::Input::Stdin),
+            };
+            let event_time = match (def.watermark_ms, ty.time_field) {
+                (Some(bound), Some(t)) => {
+                    let field = crate::codegen::namer::field_ident(&ty.schema.fields[t].name);
+                    quote!(Some(EventTime { time: |r: &#record| r.#field, max_out_of_orderness_ms: #bound }))
+                }
+                _ => quote!(None),
+            };
+            let name = name.to_string();
+            Role::Source(Box::new(move |chain, _instance| {
+                quote! {
+                    ::weir_runtime::sources::lines::run(#name, #input, #skip_header, &#metrics, &#dead, #decode, #event_time, #chain)
+                }
+            }))
+        }
+    };
+    Emitted {
+        items,
+        setup,
+        captures,
+        moves: Vec::new(),
+        role,
+    }
+}

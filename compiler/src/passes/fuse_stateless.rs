@@ -1,0 +1,103 @@
+//! Pass `fuse_stateless`: composes each run of stateless steps (filter, select) joined by
+//! forward edges into one `Fused` operator, which code generation emits as one function:
+//! the record goes through every step in straight-line code, with no intermediate operator.
+//!
+//! A run is cut where a step has several consumers (its output is shared) or where the edge is
+//! not forward (records change hands between instances there).
+
+use super::{Pass, PassCx, Transformed};
+use crate::ir::{Dataflow, EdgeKind, Node, Op, OpId, Stateless};
+
+pub struct FuseStateless;
+
+fn is_stateless(op: &Op) -> bool {
+    matches!(op, Op::Filter(_) | Op::Select(_) | Op::Fused(_))
+}
+
+fn steps(op: &Op, node: &Node) -> Vec<Stateless> {
+    match op {
+        Op::Filter(pred) => vec![Stateless::Filter(pred.clone())],
+        Op::Select(items) => vec![Stateless::Select(items.clone(), node.ty.clone())],
+        Op::Fused(steps) => steps.clone(),
+        _ => Vec::new(),
+    }
+}
+
+impl Pass for FuseStateless {
+    fn name(&self) -> &'static str {
+        "fuse_stateless"
+    }
+
+    fn run(&self, mut graph: Dataflow, cx: &PassCx) -> Transformed<Dataflow> {
+        if cx.no_fusion {
+            return Transformed::no(graph);
+        }
+        let mut changed = false;
+        for head in graph.topo_order() {
+            // Skip nodes already merged into an earlier run, and non-heads of runs.
+            if !graph.ops().contains(&head) || !is_stateless(&graph.node(head).op) {
+                continue;
+            }
+            let mut run = vec![head];
+            loop {
+                let last = *run.last().expect("run is not empty");
+                let outs = graph.outputs(last);
+                let [(edge, next)] = outs.as_slice() else {
+                    break;
+                };
+                if graph.edge(*edge).kind != EdgeKind::Forward
+                    || graph.inputs(*next).len() != 1
+                    || !is_stateless(&graph.node(*next).op)
+                {
+                    break;
+                }
+                run.push(*next);
+            }
+            if run.len() < 2 {
+                continue;
+            }
+            changed = true;
+            let mut fused_steps = Vec::new();
+            let mut labels = Vec::new();
+            for op in &run {
+                let node = graph.node(*op);
+                fused_steps.extend(steps(&node.op, node));
+                labels.push(node.label.clone());
+            }
+            let first = graph.node(run[0]).clone();
+            let last_id = *run.last().expect("run is not empty");
+            let last = graph.node(last_id).clone();
+            let inputs = graph.inputs(run[0]);
+            let outputs = graph.outputs(last_id);
+            let input_edges: Vec<(OpId, EdgeKind)> = inputs
+                .iter()
+                .map(|(e, from)| (*from, graph.edge(*e).kind.clone()))
+                .collect();
+            let output_edges: Vec<(OpId, EdgeKind)> = outputs
+                .iter()
+                .map(|(e, to)| (*to, graph.edge(*e).kind.clone()))
+                .collect();
+            for op in &run {
+                graph.remove_op(*op);
+            }
+            let fused = graph.add_op(Node {
+                op: Op::Fused(fused_steps),
+                ty: last.ty.clone(),
+                span: first.span.to(last.span),
+                label: labels.join(" |> "),
+                parallelism: first.parallelism,
+                task: None,
+            });
+            for (from, kind) in input_edges {
+                graph.connect(from, fused, kind);
+            }
+            for (to, kind) in output_edges {
+                graph.connect(fused, to, kind);
+            }
+        }
+        Transformed {
+            value: graph,
+            changed,
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Pass `projection_pushdown`: a source that decodes text (a JSON-lines or CSV file, stdin)
+//! decodes only the fields some downstream operator reads. Unused JSON members are skipped
+//! without being parsed; unused CSV columns are split but never converted.
+//!
+//! Needs are computed backwards from the sinks: a sink reads every field it receives; a
+//! filter reads its condition's fields and passes the rest through; a select or aggregate
+//! reads only what its expressions name.
+
+use std::collections::BTreeMap;
+
+use super::{Pass, PassCx, Transformed};
+use crate::ir::{Dataflow, Op, OpId, Stateless};
+use crate::sema::{SourceKind, StreamType, TExpr};
+
+pub struct ProjectionPushdown;
+
+/// Fields of its input an operator reads, given the fields its consumers need from its output.
+fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let expr_fields = |e: &TExpr, out: &mut Vec<String>| e.fields(out);
+    match op {
+        Op::Filter(pred) => {
+            expr_fields(pred, &mut out);
+            push_all(&mut out, downstream);
+        }
+        Op::Select(items) => items.iter().for_each(|(_, e)| expr_fields(e, &mut out)),
+        Op::Fused(steps) => {
+            // Walk the steps backwards: a select resets what is needed to its expressions.
+            let mut need: Vec<String> = downstream.to_vec();
+            for step in steps.iter().rev() {
+                match step {
+                    Stateless::Filter(pred) => expr_fields(pred, &mut need),
+                    Stateless::Select(items, _) => {
+                        need.clear();
+                        items.iter().for_each(|(_, e)| expr_fields(e, &mut need));
+                    }
+                }
+            }
+            out = need;
+        }
+        Op::WindowAggregate(agg) => {
+            push_all(&mut out, &agg.keys);
+            out.push(agg.time_field.clone());
+            for item in &agg.aggs {
+                if let Some(arg) = &item.arg {
+                    expr_fields(arg, &mut out);
+                }
+            }
+        }
+        Op::Sink(_) => push_all(
+            &mut out,
+            &ty.schema.names().map(str::to_string).collect::<Vec<_>>(),
+        ),
+        Op::Source { .. } => push_all(&mut out, downstream),
+    }
+    out
+}
+
+fn push_all(out: &mut Vec<String>, names: &[String]) {
+    for n in names {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+}
+
+impl Pass for ProjectionPushdown {
+    fn name(&self) -> &'static str {
+        "projection_pushdown"
+    }
+
+    fn run(&self, mut graph: Dataflow, _cx: &PassCx) -> Transformed<Dataflow> {
+        // Fields each operator's consumers need from its output.
+        let mut needed: BTreeMap<OpId, Vec<String>> = BTreeMap::new();
+        let order = graph.topo_order();
+        for op in order.iter().rev() {
+            let downstream: Vec<String> = needed.get(op).cloned().unwrap_or_default();
+            let node = graph.node(*op);
+            let reads = needs(&node.op, &node.ty, &downstream);
+            for (_, from) in graph.inputs(*op) {
+                push_all(needed.entry(from).or_default(), &reads);
+            }
+            needed.entry(*op).or_insert(downstream);
+        }
+        let mut changed = false;
+        for op in &order {
+            let node = graph.node(*op);
+            let Op::Source {
+                def,
+                projection: None,
+                ..
+            } = &node.op
+            else {
+                continue;
+            };
+            if matches!(def.kind, SourceKind::Nexmark { .. }) {
+                continue;
+            }
+            let need = &needed[op];
+            let kept: Vec<String> = def
+                .ty
+                .schema
+                .names()
+                .filter(|n| need.iter().any(|x| x == n))
+                .map(str::to_string)
+                .collect();
+            if kept.len() == def.ty.schema.fields.len() {
+                continue;
+            }
+            changed = true;
+            let narrowed = narrow(&def.ty, &kept);
+            let node = graph.node_mut(*op);
+            if let Op::Source { projection, .. } = &mut node.op {
+                *projection = Some(kept);
+            }
+            node.ty = narrowed.clone();
+            // Filters pass their input type through; give them the narrowed type too.
+            let mut current = *op;
+            loop {
+                let outs = graph.outputs(current);
+                let [(_, next)] = outs.as_slice() else { break };
+                let is_filter = matches!(&graph.node(*next).op, Op::Filter(_))
+                    || matches!(&graph.node(*next).op, Op::Fused(steps) if steps.iter().all(|s| matches!(s, Stateless::Filter(_))));
+                if !is_filter {
+                    break;
+                }
+                graph.node_mut(*next).ty = narrowed.clone();
+                current = *next;
+            }
+        }
+        Transformed {
+            value: graph,
+            changed,
+        }
+    }
+}
+
+/// The stream type restricted to `kept` fields (in declaration order), event time remapped.
+pub fn narrow(ty: &StreamType, kept: &[String]) -> StreamType {
+    let time_name = ty.time_field.map(|i| ty.schema.fields[i].name.clone());
+    let fields: Vec<_> = ty
+        .schema
+        .fields
+        .iter()
+        .filter(|f| kept.contains(&f.name))
+        .cloned()
+        .collect();
+    let time_field = time_name.and_then(|t| fields.iter().position(|f| f.name == t));
+    StreamType {
+        schema: crate::sema::types::Schema { fields },
+        time_field,
+    }
+}

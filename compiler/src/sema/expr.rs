@@ -1,0 +1,683 @@
+//! Type checking of expressions: AST expressions -> typed expressions ([`TExpr`]).
+//!
+//! Nulls follow SQL: an expression is nullable when a nullable value flows into it; a strict
+//! operator or function on a null gives null; a filter treats null as false. Integers mix with
+//! floats by an explicit widening node the checker inserts, so the code generator never guesses.
+
+use weir_dsl::ast::{self, BinaryOp, ExprKind, Literal, UnaryOp};
+use weir_dsl::diagnostic::did_you_mean;
+use weir_dsl::{Diagnostic, Span};
+
+use super::functions::{self, AggFunc, Func, LiteralKind, Param};
+use super::types::{Schema, Type};
+
+/// A typed expression.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TExpr {
+    pub kind: TExprKind,
+    pub ty: Type,
+    pub nullable: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TExprKind {
+    Lit(Literal),
+    /// A field of the input record, by name.
+    Field(String),
+    Neg(Box<TExpr>),
+    Not(Box<TExpr>),
+    /// Operands have the same type, except timestamp +/- duration.
+    Arith(ArithOp, Box<TExpr>, Box<TExpr>),
+    /// Operands have the same type.
+    Compare(CmpOp, Box<TExpr>, Box<TExpr>),
+    And(Box<TExpr>, Box<TExpr>),
+    Or(Box<TExpr>, Box<TExpr>),
+    Call(Func, Vec<TExpr>),
+    Case {
+        branches: Vec<(TExpr, TExpr)>,
+        otherwise: Option<Box<TExpr>>,
+    },
+    /// Conversion to `ty` of the node (includes the implicit i64 -> f64 widening).
+    Cast(Box<TExpr>),
+    IsNull {
+        expr: Box<TExpr>,
+        negated: bool,
+    },
+}
+
+impl TExpr {
+    /// Field names this expression reads, in order of first use.
+    pub fn fields(&self, out: &mut Vec<String>) {
+        match &self.kind {
+            TExprKind::Field(name) => {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+            }
+            TExprKind::Lit(_) => {}
+            TExprKind::Neg(e) | TExprKind::Not(e) | TExprKind::Cast(e) => e.fields(out),
+            TExprKind::IsNull { expr, .. } => expr.fields(out),
+            TExprKind::Arith(_, a, b)
+            | TExprKind::Compare(_, a, b)
+            | TExprKind::And(a, b)
+            | TExprKind::Or(a, b) => {
+                a.fields(out);
+                b.fields(out);
+            }
+            TExprKind::Call(_, args) => args.iter().for_each(|a| a.fields(out)),
+            TExprKind::Case {
+                branches,
+                otherwise,
+            } => {
+                for (c, v) in branches {
+                    c.fields(out);
+                    v.fields(out);
+                }
+                if let Some(o) = otherwise {
+                    o.fields(out);
+                }
+            }
+        }
+    }
+
+    /// True for an integer literal other than 0 (division by it can never fail).
+    pub fn is_nonzero_int_literal(&self) -> bool {
+        matches!(self.kind, TExprKind::Lit(Literal::Int(v)) if v != 0)
+    }
+
+    fn widen(self, ty: Type) -> TExpr {
+        if self.ty == ty || self.ty == Type::Null {
+            return TExpr { ty, ..self };
+        }
+        let span = self.span;
+        let nullable = self.nullable;
+        TExpr {
+            kind: TExprKind::Cast(Box::new(self)),
+            ty,
+            nullable,
+            span,
+        }
+    }
+}
+
+/// Checks expressions against one input schema, collecting diagnostics.
+pub struct ExprChecker<'a> {
+    pub schema: &'a Schema,
+    pub diagnostics: &'a mut Vec<Diagnostic>,
+}
+
+impl ExprChecker<'_> {
+    fn error(&mut self, d: Diagnostic) -> Option<TExpr> {
+        self.diagnostics.push(d);
+        None
+    }
+
+    /// Type-checks `expr`; `None` after reporting an error (so one mistake reports once).
+    pub fn check(&mut self, expr: &ast::Expr) -> Option<TExpr> {
+        let span = expr.span;
+        let mk = |kind, ty, nullable| {
+            Some(TExpr {
+                kind,
+                ty,
+                nullable,
+                span,
+            })
+        };
+        match &expr.kind {
+            ExprKind::Lit(lit) => {
+                let ty = match lit {
+                    Literal::Int(_) => Type::I64,
+                    Literal::Float(_) => Type::F64,
+                    Literal::Str(_) => Type::String,
+                    Literal::Bool(_) => Type::Bool,
+                    Literal::Null => Type::Null,
+                    Literal::Duration(_) => Type::Duration,
+                };
+                mk(
+                    TExprKind::Lit(lit.clone()),
+                    ty,
+                    matches!(lit, Literal::Null),
+                )
+            }
+            ExprKind::Field(ident) => match self.schema.field(&ident.name) {
+                Some((_, field)) => mk(
+                    TExprKind::Field(field.name.clone()),
+                    field.ty,
+                    field.nullable,
+                ),
+                None => {
+                    let mut d = Diagnostic::error(
+                        "E0201",
+                        ident.span,
+                        format!("unknown field `{}`", ident.name),
+                    )
+                    .with_label("not a field of the input");
+                    if AggFunc::from_name(&ident.name).is_some()
+                        || functions::lookup(&ident.name).is_some()
+                    {
+                        d = d.with_hint(format!(
+                            "`{}` is a function; call it: `{}(...)`",
+                            ident.name, ident.name
+                        ));
+                    } else if let Some(s) = did_you_mean(&ident.name, self.schema.names()) {
+                        d = d.with_hint(format!("did you mean `{s}`?"));
+                    } else {
+                        d = d.with_hint(format!(
+                            "the input has: {}",
+                            self.schema.names().collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                    self.error(d)
+                }
+            },
+            ExprKind::Unary(op, inner) => {
+                let e = self.check(inner)?;
+                match op {
+                    UnaryOp::Neg if e.ty.is_numeric() || e.ty == Type::Duration => {
+                        let (ty, n) = (e.ty, e.nullable);
+                        mk(TExprKind::Neg(Box::new(e)), ty, n)
+                    }
+                    UnaryOp::Not if e.ty == Type::Bool || e.ty == Type::Null => {
+                        let n = e.nullable;
+                        mk(TExprKind::Not(Box::new(e)), Type::Bool, n)
+                    }
+                    UnaryOp::Neg => {
+                        self.error(type_error("E0202", inner.span, "`-` needs a number", e.ty))
+                    }
+                    UnaryOp::Not => {
+                        self.error(type_error("E0202", inner.span, "`not` needs a bool", e.ty))
+                    }
+                }
+            }
+            ExprKind::Binary(op, left, right) => {
+                let l = self.check(left);
+                let r = self.check(right);
+                let (l, r) = (l?, r?);
+                self.binary(*op, l, r, span)
+            }
+            ExprKind::Call(name, args) => self.call(name, args, span),
+            ExprKind::Case {
+                branches,
+                otherwise,
+            } => {
+                let mut conds = Vec::new();
+                let mut values = Vec::new();
+                let mut failed = false;
+                for (c, v) in branches {
+                    match self.check(c) {
+                        Some(c) if c.ty == Type::Bool || c.ty == Type::Null => conds.push(c),
+                        Some(c) => {
+                            self.diagnostics.push(type_error(
+                                "E0203",
+                                c.span,
+                                "a `when` condition must be a bool",
+                                c.ty,
+                            ));
+                            failed = true;
+                        }
+                        None => failed = true,
+                    }
+                    match self.check(v) {
+                        Some(v) => values.push(v),
+                        None => failed = true,
+                    }
+                }
+                let other = match otherwise {
+                    Some(o) => match self.check(o) {
+                        Some(o) => Some(o),
+                        None => {
+                            failed = true;
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                if failed {
+                    return None;
+                }
+                let mut all: Vec<TExpr> = values;
+                if let Some(o) = other {
+                    all.push(o);
+                }
+                let ty = self.unify(&all, span)?;
+                let nullable = otherwise.is_none() || all.iter().any(|v| v.nullable);
+                let mut all: Vec<TExpr> = all.into_iter().map(|v| v.widen(ty)).collect();
+                let other = if otherwise.is_some() {
+                    all.pop().map(Box::new)
+                } else {
+                    None
+                };
+                let branches = conds.into_iter().zip(all).collect();
+                mk(
+                    TExprKind::Case {
+                        branches,
+                        otherwise: other,
+                    },
+                    ty,
+                    nullable,
+                )
+            }
+            ExprKind::Cast(inner, ty_expr) => {
+                let e = self.check(inner)?;
+                let Some(target) = Type::from_name(&ty_expr.name.name) else {
+                    return self.error(unknown_type(&ty_expr.name));
+                };
+                let from = e.ty;
+                let ok = from == target
+                    || from == Type::Null
+                    || target == Type::String
+                    || matches!(
+                        (from, target),
+                        (Type::I64, Type::F64 | Type::Timestamp | Type::Duration)
+                            | (Type::F64, Type::I64)
+                            | (Type::Bool, Type::I64)
+                            | (Type::Timestamp | Type::Duration, Type::I64)
+                            | (
+                                Type::String,
+                                Type::I64 | Type::F64 | Type::Bool | Type::Timestamp
+                            )
+                    );
+                if !ok {
+                    return self.error(
+                        Diagnostic::error("E0204", span, format!("cannot cast {from} to {target}"))
+                            .with_label(format!("this is {from}")),
+                    );
+                }
+                // Parsing a string can fail: the result is null then.
+                let nullable = e.nullable || (from == Type::String && target != Type::String);
+                if from == target {
+                    return Some(TExpr { span, ..e });
+                }
+                mk(TExprKind::Cast(Box::new(e)), target, nullable)
+            }
+            ExprKind::IsNull {
+                expr: inner,
+                negated,
+            } => {
+                let e = self.check(inner)?;
+                mk(
+                    TExprKind::IsNull {
+                        expr: Box::new(e),
+                        negated: *negated,
+                    },
+                    Type::Bool,
+                    false,
+                )
+            }
+        }
+    }
+
+    /// The common type of case branches or coalesce arguments: all equal, or ints and floats
+    /// (widened to f64); `null` fits any type.
+    fn unify(&mut self, values: &[TExpr], span: Span) -> Option<Type> {
+        let mut ty = Type::Null;
+        for v in values {
+            ty = match (ty, v.ty) {
+                (Type::Null, t) | (t, Type::Null) => t,
+                (a, b) if a == b => a,
+                (Type::I64, Type::F64) | (Type::F64, Type::I64) => Type::F64,
+                (a, b) => {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            "E0205",
+                            v.span,
+                            format!("mismatched types: expected {a}, found {b}"),
+                        )
+                        .with_label(format!("this is {b}"))
+                        .with_secondary(span, "all results of this expression must have one type"),
+                    );
+                    return None;
+                }
+            };
+        }
+        if ty == Type::Null {
+            self.diagnostics.push(
+                Diagnostic::error("E0206", span, "cannot tell the type of `null` here")
+                    .with_hint("give it a type with a cast, e.g. `cast(null as string)`"),
+            );
+            return None;
+        }
+        Some(ty)
+    }
+
+    fn binary(&mut self, op: BinaryOp, l: TExpr, r: TExpr, span: Span) -> Option<TExpr> {
+        use Type::*;
+        let nullable = l.nullable || r.nullable;
+        let (lt, rt) = (l.ty, r.ty);
+        let mismatch = |this: &mut Self| {
+            let mut d = Diagnostic::error(
+                "E0207",
+                span,
+                format!("cannot apply `{}` to {lt} and {rt}", op.symbol()),
+            )
+            .with_label(format!("{lt} {} {rt}", op.symbol()));
+            if op == BinaryOp::Add && (lt == String || rt == String) {
+                d = d.with_hint("join strings with `concat(a, b)`");
+            } else if lt == Timestamp && rt == I64 || lt == I64 && rt == Timestamp {
+                d = d.with_hint(
+                    "add a duration such as `10s`, or cast the timestamp: `cast(ts as i64)`",
+                );
+            }
+            this.error(d)
+        };
+        match op {
+            BinaryOp::And | BinaryOp::Or => {
+                for side in [&l, &r] {
+                    if side.ty != Bool && side.ty != Null {
+                        return self.error(type_error(
+                            "E0202",
+                            side.span,
+                            &format!("`{}` needs bools", op.symbol()),
+                            side.ty,
+                        ));
+                    }
+                }
+                let kind = if op == BinaryOp::And {
+                    TExprKind::And(Box::new(l.widen(Bool)), Box::new(r.widen(Bool)))
+                } else {
+                    TExprKind::Or(Box::new(l.widen(Bool)), Box::new(r.widen(Bool)))
+                };
+                Some(TExpr {
+                    kind,
+                    ty: Bool,
+                    nullable,
+                    span,
+                })
+            }
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge => {
+                let common = match (lt, rt) {
+                    (a, b) if a == b => a,
+                    (Null, t) | (t, Null) => t,
+                    (I64, F64) | (F64, I64) => F64,
+                    _ => return mismatch(self),
+                };
+                if common == Bool && !matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
+                    return mismatch(self);
+                }
+                let cmp = match op {
+                    BinaryOp::Eq => CmpOp::Eq,
+                    BinaryOp::Ne => CmpOp::Ne,
+                    BinaryOp::Lt => CmpOp::Lt,
+                    BinaryOp::Le => CmpOp::Le,
+                    BinaryOp::Gt => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                let nullable = nullable || lt == Null || rt == Null;
+                let kind =
+                    TExprKind::Compare(cmp, Box::new(l.widen(common)), Box::new(r.widen(common)));
+                Some(TExpr {
+                    kind,
+                    ty: Bool,
+                    nullable,
+                    span,
+                })
+            }
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => {
+                let arith = match op {
+                    BinaryOp::Add => ArithOp::Add,
+                    BinaryOp::Sub => ArithOp::Sub,
+                    BinaryOp::Mul => ArithOp::Mul,
+                    BinaryOp::Div => ArithOp::Div,
+                    _ => ArithOp::Rem,
+                };
+                let result = match (lt, rt, arith) {
+                    (I64, I64, _) => I64,
+                    (F64, F64, _) | (I64, F64, _) | (F64, I64, _) => F64,
+                    (Timestamp, Duration, ArithOp::Add | ArithOp::Sub) => Timestamp,
+                    (Duration, Timestamp, ArithOp::Add) => Timestamp,
+                    (Timestamp, Timestamp, ArithOp::Sub) => Duration,
+                    (Duration, Duration, ArithOp::Add | ArithOp::Sub) => Duration,
+                    (Duration, I64, ArithOp::Mul | ArithOp::Div) => Duration,
+                    _ => return mismatch(self),
+                };
+                // Integer division or remainder by a value that may be zero gives null.
+                let may_fail = matches!(arith, ArithOp::Div | ArithOp::Rem)
+                    && matches!(rt, I64)
+                    && result != F64
+                    && !r.is_nonzero_int_literal();
+                let (l, r) = if result == F64 {
+                    (l.widen(F64), r.widen(F64))
+                } else {
+                    (l, r)
+                };
+                let kind = TExprKind::Arith(arith, Box::new(l), Box::new(r));
+                Some(TExpr {
+                    kind,
+                    ty: result,
+                    nullable: nullable || may_fail,
+                    span,
+                })
+            }
+        }
+    }
+
+    fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span) -> Option<TExpr> {
+        if AggFunc::from_name(&name.name).is_some() {
+            return self.error(
+                Diagnostic::error(
+                    "E0208",
+                    name.span,
+                    format!("aggregate function `{}` outside `aggregate`", name.name),
+                )
+                .with_hint(
+                    "aggregates go in `|> window tumble(...) |> aggregate by key { n: count() }`",
+                ),
+            );
+        }
+        if name.name.eq_ignore_ascii_case("if") {
+            // The parser turns `if(c, a, b)` into a case; reaching here means a wrong arity.
+            return self.error(Diagnostic::error(
+                "E0209",
+                span,
+                "`if` takes 3 arguments: if(condition, then, else)",
+            ));
+        }
+        let Some(spec) = functions::lookup(&name.name) else {
+            let names = functions::FUNCTIONS.iter().map(|f| f.name);
+            let mut d = Diagnostic::error(
+                "E0210",
+                name.span,
+                format!("unknown function `{}`", name.name),
+            );
+            if let Some(s) = did_you_mean(&name.name, names) {
+                d = d.with_hint(format!("did you mean `{s}`?"));
+            }
+            return self.error(d);
+        };
+        let arity_ok = if spec.variadic {
+            !args.is_empty()
+        } else {
+            args.len() == spec.params.len()
+        };
+        if !arity_ok {
+            let expected = if spec.variadic {
+                "at least 1".to_string()
+            } else {
+                spec.params.len().to_string()
+            };
+            return self.error(Diagnostic::error(
+                "E0209",
+                span,
+                format!(
+                    "`{}` takes {expected} argument(s), found {}",
+                    spec.name,
+                    args.len()
+                ),
+            ));
+        }
+        let mut typed = Vec::new();
+        let mut failed = false;
+        for (i, arg) in args.iter().enumerate() {
+            let param = if spec.variadic {
+                spec.params[0]
+            } else {
+                spec.params[i]
+            };
+            if let Param::Literal(kind) = param {
+                if let Some(e) = self.literal_arg(spec.name, kind, arg) {
+                    typed.push(e);
+                } else {
+                    failed = true;
+                }
+                continue;
+            }
+            let Some(e) = self.check(arg) else {
+                failed = true;
+                continue;
+            };
+            match param {
+                Param::Value(want) => {
+                    let fits = e.ty == want
+                        || e.ty == Type::Null
+                        || (want == Type::F64 && e.ty == Type::I64);
+                    if !fits {
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                "E0211",
+                                arg.span,
+                                format!(
+                                    "argument {} of `{}` must be {want}, found {}",
+                                    i + 1,
+                                    spec.name,
+                                    e.ty
+                                ),
+                            )
+                            .with_label(format!("this is {}", e.ty)),
+                        );
+                        failed = true;
+                        continue;
+                    }
+                    typed.push(e.widen(want));
+                }
+                Param::Numeric => typed.push(e),
+                Param::Literal(_) => unreachable!("handled above"),
+            }
+        }
+        if failed {
+            return None;
+        }
+        let (ty, nullable) = match spec.func {
+            Func::Coalesce => {
+                let ty = self.unify(&typed, span)?;
+                let nullable = typed.iter().all(|a| a.nullable);
+                typed = typed.into_iter().map(|a| a.widen(ty)).collect();
+                (ty, nullable)
+            }
+            Func::Abs => {
+                let ty = typed[0].ty;
+                if !ty.is_numeric() && ty != Type::Duration {
+                    return self.error(type_error(
+                        "E0211",
+                        typed[0].span,
+                        "`abs` needs a number",
+                        ty,
+                    ));
+                }
+                (ty, typed[0].nullable)
+            }
+            _ => (
+                spec.result.unwrap_or(Type::Null),
+                spec.may_return_null || typed.iter().any(|a| a.nullable),
+            ),
+        };
+        Some(TExpr {
+            kind: TExprKind::Call(spec.func, typed),
+            ty,
+            nullable,
+            span,
+        })
+    }
+
+    /// Checks an argument that must be a string literal known at compile time.
+    fn literal_arg(&mut self, func: &str, kind: LiteralKind, arg: &ast::Expr) -> Option<TExpr> {
+        let ExprKind::Lit(Literal::Str(text)) = &arg.kind else {
+            let what = match kind {
+                LiteralKind::Regex => "a regular expression",
+                LiteralKind::DatePattern => "a date pattern",
+                LiteralKind::Char => "a one-character string",
+            };
+            return self.error(
+                Diagnostic::error(
+                    "E0212",
+                    arg.span,
+                    format!("`{func}` needs {what} as a string literal here"),
+                )
+                .with_label("not a string literal"),
+            );
+        };
+        let problem = match kind {
+            LiteralKind::Regex => regex_syntax::Parser::new().parse(text).err().map(|e| {
+                let msg = e.to_string();
+                let last = msg
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                format!(
+                    "invalid regular expression: {}",
+                    last.trim_start_matches("error: ")
+                )
+            }),
+            LiteralKind::DatePattern => functions::check_date_pattern(text)
+                .err()
+                .map(|e| format!("invalid date pattern: {e}")),
+            LiteralKind::Char => (text.chars().count() != 1).then(|| {
+                format!(
+                    "`{func}` counts one character; `{text}` has {}",
+                    text.chars().count()
+                )
+            }),
+        };
+        if let Some(message) = problem {
+            return self.error(Diagnostic::error("E0213", arg.span, message));
+        }
+        Some(TExpr {
+            kind: TExprKind::Lit(Literal::Str(text.clone())),
+            ty: Type::String,
+            nullable: false,
+            span: arg.span,
+        })
+    }
+}
+
+fn type_error(code: &'static str, span: Span, what: &str, found: Type) -> Diagnostic {
+    Diagnostic::error(code, span, format!("{what}, found {found}"))
+        .with_label(format!("this is {found}"))
+}
+
+pub(crate) fn unknown_type(name: &ast::Ident) -> Diagnostic {
+    let mut d = Diagnostic::error("E0103", name.span, format!("unknown type `{}`", name.name));
+    if let Some(s) = did_you_mean(&name.name, Type::NAMES) {
+        d = d.with_hint(format!("did you mean `{s}`?"));
+    } else {
+        d = d.with_hint(format!("types are: {}", Type::NAMES.join(", ")));
+    }
+    d
+}

@@ -1,0 +1,1028 @@
+//! Semantic analysis: resolves names (schemas, sources, streams, fields, functions) and checks
+//! types, turning the AST into a [`Program`]. It never stops at the first error: every item is
+//! checked, and an item that fails is left out so later items report their own mistakes
+//! instead of cascades.
+
+pub mod args;
+pub mod expr;
+pub mod functions;
+pub mod nexmark;
+pub mod program;
+pub mod types;
+
+use std::collections::BTreeMap;
+
+use weir_dsl::ast::{self, ItemKind, Literal, SelectItemKind, StepKind};
+use weir_dsl::diagnostic::did_you_mean;
+use weir_dsl::{Diagnostic, Span};
+
+use args::Args;
+pub use expr::{ExprChecker, TExpr, TExprKind};
+use functions::AggFunc;
+use nexmark::NexmarkStream;
+pub use program::*;
+pub use types::{Field, Schema, StreamType, Type};
+
+/// Checks a parsed module. Returns the program when there are no errors (warnings may be
+/// present), and every diagnostic found.
+pub fn check(module: &ast::Module) -> (Option<Program>, Vec<Diagnostic>) {
+    let mut cx = Checker::default();
+    for item in &module.items {
+        match &item.kind {
+            ItemKind::Schema(s) => cx.schema(s),
+            ItemKind::Source(s) => cx.source(s, item.span),
+            ItemKind::Let(l) => cx.let_decl(l),
+            ItemKind::Sink(s) => cx.sink(s, item.span),
+        }
+    }
+    cx.warn_unused();
+    let Checker {
+        diagnostics,
+        program,
+        ..
+    } = cx;
+    let mut diagnostics = diagnostics;
+    weir_dsl::diagnostic::sort(&mut diagnostics);
+    let ok = !diagnostics.iter().any(Diagnostic::is_error);
+    (ok.then_some(program), diagnostics)
+}
+
+/// What a name at the top level refers to.
+#[derive(Clone, Copy)]
+enum Named {
+    Source(usize),
+    Stream(usize),
+    /// Declared, but its declaration had errors: uses are not reported again.
+    Broken,
+}
+
+#[derive(Default)]
+struct Checker {
+    diagnostics: Vec<Diagnostic>,
+    schemas: BTreeMap<String, (Schema, Span)>,
+    broken_schemas: Vec<String>,
+    names: BTreeMap<String, (Named, Span)>,
+    used: Vec<String>,
+    program: Program,
+}
+
+impl Default for Program {
+    fn default() -> Self {
+        Program {
+            sources: Vec::new(),
+            streams: Vec::new(),
+            sinks: Vec::new(),
+        }
+    }
+}
+
+impl Checker {
+    fn error(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    /// Claims a top-level name; reports a duplicate.
+    fn declare(&mut self, name: &ast::Ident, named: Named) -> bool {
+        if let Some((_, first)) = self.names.get(&name.name) {
+            let first = *first;
+            self.error(
+                Diagnostic::error(
+                    "E0101",
+                    name.span,
+                    format!("`{}` is defined twice", name.name),
+                )
+                .with_label("second definition")
+                .with_secondary(first, "first defined here"),
+            );
+            return false;
+        }
+        self.names.insert(name.name.clone(), (named, name.span));
+        true
+    }
+
+    fn schema(&mut self, decl: &ast::SchemaDecl) {
+        if let Some((_, first)) = self.schemas.get(&decl.name.name) {
+            let first = *first;
+            self.error(
+                Diagnostic::error(
+                    "E0101",
+                    decl.name.span,
+                    format!("schema `{}` is defined twice", decl.name.name),
+                )
+                .with_secondary(first, "first defined here"),
+            );
+            return;
+        }
+        let mut schema = Schema::default();
+        let mut ok = true;
+        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+        for field in &decl.fields {
+            if let Some(first) = seen.get(field.name.name.as_str()) {
+                self.error(
+                    Diagnostic::error(
+                        "E0102",
+                        field.name.span,
+                        format!("field `{}` is declared twice", field.name.name),
+                    )
+                    .with_secondary(*first, "first declared here"),
+                );
+                ok = false;
+                continue;
+            }
+            seen.insert(&field.name.name, field.name.span);
+            match Type::from_name(&field.ty.name.name) {
+                Some(ty) if ty != Type::Duration => schema.fields.push(Field {
+                    name: field.name.name.clone(),
+                    ty,
+                    nullable: field.ty.optional,
+                }),
+                Some(_) => {
+                    self.error(
+                        Diagnostic::error("E0103", field.ty.span, "records cannot hold durations")
+                            .with_hint("store milliseconds as i64"),
+                    );
+                    ok = false;
+                }
+                None => {
+                    self.error(expr::unknown_type(&field.ty.name));
+                    ok = false;
+                }
+            }
+        }
+        if ok {
+            self.schemas
+                .insert(decl.name.name.clone(), (schema, decl.name.span));
+        } else {
+            self.broken_schemas.push(decl.name.name.clone());
+        }
+    }
+
+    fn format(&mut self, call: Option<&ast::Call>, default: Format) -> Option<Format> {
+        let Some(call) = call else {
+            return Some(default);
+        };
+        match call.name.name.as_str() {
+            "json" => {
+                Args::new(call, "format `json`", &[], &mut self.diagnostics);
+                Some(Format::Json)
+            }
+            "csv" => {
+                let args = Args::new(
+                    call,
+                    "format `csv`",
+                    &["header", "delimiter"],
+                    &mut self.diagnostics,
+                );
+                let header = args.bool("header", &mut self.diagnostics).unwrap_or(false);
+                let delimiter = match args.string("delimiter", &mut self.diagnostics) {
+                    None => b',',
+                    Some(d) if d.len() == 1 && d.is_ascii() && d != "\"" && d != "\n" => {
+                        d.as_bytes()[0]
+                    }
+                    Some(_) => {
+                        let span = args.span_of("delimiter");
+                        self.error(Diagnostic::error(
+                            "E0305",
+                            span,
+                            "`delimiter` must be one ASCII character other than a quote or newline",
+                        ));
+                        return None;
+                    }
+                };
+                Some(Format::Csv { header, delimiter })
+            }
+            other => {
+                let mut d =
+                    Diagnostic::error("E0308", call.name.span, format!("unknown format `{other}`"));
+                d = match did_you_mean(other, ["json", "csv"]) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => d.with_hint("formats are: json, csv"),
+                };
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    fn source(&mut self, decl: &ast::SourceDecl, span: Span) {
+        let n_errors = self.diagnostics.len();
+        let index = self.program.sources.len();
+        if !self.declare(&decl.name, Named::Source(index)) {
+            return;
+        }
+        let name = decl.name.name.clone();
+        let connector = &decl.connector;
+        let declared_schema = match &decl.schema {
+            None => None,
+            Some(s) => match self.schemas.get(&s.name) {
+                Some((schema, _)) => Some(schema.clone()),
+                None => {
+                    if !self.broken_schemas.contains(&s.name) {
+                        let mut d = Diagnostic::error(
+                            "E0104",
+                            s.span,
+                            format!("unknown schema `{}`", s.name),
+                        );
+                        if let Some(sugg) =
+                            did_you_mean(&s.name, self.schemas.keys().map(String::as_str))
+                        {
+                            d = d.with_hint(format!("did you mean `{sugg}`?"));
+                        }
+                        self.error(d);
+                    }
+                    None
+                }
+            },
+        };
+        let mut dead_letters = None;
+        let kind_and_schema = match connector.name.name.as_str() {
+            "nexmark" => {
+                let args = Args::new(
+                    connector,
+                    "source `nexmark`",
+                    &[
+                        "stream",
+                        "events",
+                        "rate",
+                        "generators",
+                        "out_of_order",
+                        "seed",
+                    ],
+                    &mut self.diagnostics,
+                );
+                let d = &mut self.diagnostics;
+                let stream = args.string("stream", d);
+                let stream = args.required("stream", stream, d);
+                let mut params = NexmarkParams::default();
+                if let Some(v) = args.int("events", 0, i64::MAX, d) {
+                    params.events = v as u64;
+                }
+                if let Some(v) = args.int("rate", 1, 1_000_000_000, d) {
+                    params.rate = v as u64;
+                }
+                if let Some(v) = args.int("generators", 1, 1024, d) {
+                    params.generators = v as u32;
+                }
+                if let Some(v) = args.int("out_of_order", 1, 1_000_000, d) {
+                    params.out_of_order_group = v as u64;
+                }
+                if let Some(v) = args.int("seed", 0, i64::MAX, d) {
+                    params.seed = v as u64;
+                }
+                if let Some(schema) = &decl.schema {
+                    self.error(
+                        Diagnostic::error(
+                            "E0105",
+                            schema.span,
+                            "a nexmark source has a fixed schema",
+                        )
+                        .with_hint("remove the `: Schema` annotation"),
+                    );
+                }
+                match stream.as_deref().map(|s| (s, NexmarkStream::from_name(s))) {
+                    Some((_, Some(stream))) => {
+                        Some((SourceKind::Nexmark { stream, params }, stream.schema()))
+                    }
+                    Some((s, None)) => {
+                        let mut diag = Diagnostic::error(
+                            "E0309",
+                            args.span_of("stream"),
+                            format!("unknown nexmark stream `{s}`"),
+                        );
+                        diag = match did_you_mean(s, NexmarkStream::NAMES) {
+                            Some(sugg) => diag.with_hint(format!("did you mean `{sugg}`?")),
+                            None => diag.with_hint("streams are: person, auction, bid"),
+                        };
+                        self.error(diag);
+                        None
+                    }
+                    None => None,
+                }
+            }
+            "file" | "stdin" => {
+                let is_file = connector.name.name == "file";
+                let params: &'static [&'static str] = if is_file {
+                    &["path", "dead_letters"]
+                } else {
+                    &["dead_letters"]
+                };
+                let what = if is_file {
+                    "source `file`"
+                } else {
+                    "source `stdin`"
+                };
+                let args = Args::new(connector, what, params, &mut self.diagnostics);
+                let path = if is_file {
+                    let p = args.string("path", &mut self.diagnostics);
+                    args.required("path", p, &mut self.diagnostics)
+                } else {
+                    None
+                };
+                dead_letters = args.string("dead_letters", &mut self.diagnostics);
+                let format = self.format(decl.format.as_ref(), Format::Json);
+                if decl.schema.is_none() {
+                    self.error(
+                        Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
+                            .with_hint(format!("declare one and name it: `schema Row {{ ... }}` then `source {name}: Row = ...`")),
+                    );
+                }
+                match (declared_schema, format, is_file, path) {
+                    (Some(schema), Some(format), true, Some(path)) => {
+                        Some((SourceKind::File { path, format }, schema))
+                    }
+                    (Some(schema), Some(format), false, _) => {
+                        Some((SourceKind::Stdin { format }, schema))
+                    }
+                    _ => None,
+                }
+            }
+            other => {
+                let mut d = Diagnostic::error(
+                    "E0310",
+                    connector.name.span,
+                    format!("unknown source connector `{other}`"),
+                );
+                d = match did_you_mean(other, ["nexmark", "file", "stdin"]) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => d.with_hint("sources are: nexmark, file, stdin (kafka is coming)"),
+                };
+                self.error(d);
+                None
+            }
+        };
+        if connector.name.name == "nexmark" {
+            if let Some(f) = &decl.format {
+                self.error(
+                    Diagnostic::error("E0311", f.span, "a nexmark source has no format")
+                        .with_hint("remove `format ...`"),
+                );
+            }
+        }
+        let Some((kind, schema)) = kind_and_schema else {
+            self.names.insert(name, (Named::Broken, decl.name.span));
+            return;
+        };
+        let mut ty = StreamType {
+            schema,
+            time_field: None,
+        };
+        let mut watermark_ms = None;
+        if let Some(et) = &decl.event_time {
+            match ty.schema.field(&et.field.name) {
+                Some((i, f)) if f.ty == Type::Timestamp && !f.nullable => ty.time_field = Some(i),
+                Some((_, f)) => self.error(
+                    Diagnostic::error(
+                        "E0312",
+                        et.field.span,
+                        format!(
+                            "event time must be a timestamp that is never null; `{}` is {}",
+                            f.name,
+                            Field {
+                                name: String::new(),
+                                ..f.clone()
+                            }
+                            .ty
+                        ),
+                    )
+                    .with_hint("declare the field as `timestamp` (not optional)"),
+                ),
+                None => {
+                    let mut d = Diagnostic::error(
+                        "E0201",
+                        et.field.span,
+                        format!("unknown field `{}`", et.field.name),
+                    );
+                    if let Some(s) = did_you_mean(&et.field.name, ty.schema.names()) {
+                        d = d.with_hint(format!("did you mean `{s}`?"));
+                    }
+                    self.error(d);
+                }
+            }
+            match &et.watermark.kind {
+                ast::ExprKind::Lit(Literal::Duration(ms)) if *ms >= 0 => watermark_ms = Some(*ms),
+                _ => self.error(
+                    Diagnostic::error(
+                        "E0313",
+                        et.watermark.span,
+                        "the watermark delay must be a duration",
+                    )
+                    .with_hint("e.g. `watermark 4s` or `watermark 0ms` for in-order input"),
+                ),
+            }
+        }
+        if self.diagnostics.len() > n_errors
+            && self.diagnostics[n_errors..]
+                .iter()
+                .any(Diagnostic::is_error)
+        {
+            self.names.insert(name, (Named::Broken, decl.name.span));
+            return;
+        }
+        self.program.sources.push(SourceDef {
+            name,
+            span,
+            kind,
+            ty,
+            watermark_ms,
+            dead_letters,
+        });
+    }
+
+    fn let_decl(&mut self, decl: &ast::LetDecl) {
+        if self.names.contains_key(&decl.name.name) {
+            self.declare(&decl.name, Named::Broken);
+            return;
+        }
+        match self.pipe(&decl.pipe, Some(decl.name.name.clone())) {
+            Some(index) => {
+                self.declare(&decl.name, Named::Stream(index));
+            }
+            None => {
+                self.names
+                    .insert(decl.name.name.clone(), (Named::Broken, decl.name.span));
+            }
+        }
+    }
+
+    /// Resolves a pipe's input and checks its steps; returns the new stream's index.
+    fn pipe(&mut self, pipe: &ast::Pipe, name: Option<String>) -> Option<usize> {
+        let (input, mut ty) = match self.names.get(&pipe.input.name) {
+            Some((Named::Source(i), _)) => {
+                (StreamInput::Source(*i), self.program.sources[*i].ty.clone())
+            }
+            Some((Named::Stream(i), _)) => {
+                (StreamInput::Stream(*i), self.program.streams[*i].ty.clone())
+            }
+            Some((Named::Broken, _)) => return None,
+            None => {
+                let mut d = Diagnostic::error(
+                    "E0107",
+                    pipe.input.span,
+                    format!("unknown stream `{}`", pipe.input.name),
+                );
+                if let Some(s) =
+                    did_you_mean(&pipe.input.name, self.names.keys().map(String::as_str))
+                {
+                    d = d.with_hint(format!("did you mean `{s}`?"));
+                } else if self.schemas.contains_key(&pipe.input.name) {
+                    d = d.with_hint(format!(
+                        "`{}` is a schema; declare a source that reads it",
+                        pipe.input.name
+                    ));
+                } else {
+                    d = d.with_hint(
+                        "streams must be declared (with `source` or `let`) before they are used",
+                    );
+                }
+                self.error(d);
+                return None;
+            }
+        };
+        self.used.push(pipe.input.name.clone());
+        let mut steps = Vec::new();
+        let mut pending_keys: Option<(Vec<String>, Span)> = None;
+        let mut pending_window: Option<(Window, Span)> = None;
+        let mut failed = false;
+        for step in &pipe.steps {
+            if failed {
+                break;
+            }
+            if (pending_keys.is_some() || pending_window.is_some())
+                && !matches!(step.kind, StepKind::Window(_) | StepKind::Aggregate { .. })
+            {
+                let span = pending_window
+                    .as_ref()
+                    .map(|w| w.1)
+                    .or(pending_keys.as_ref().map(|k| k.1))
+                    .unwrap_or(step.span);
+                self.error(
+                    Diagnostic::error("E0401", step.span, "expected `window` or `aggregate` here")
+                        .with_secondary(span, "this step needs an `aggregate` after it"),
+                );
+                failed = true;
+                break;
+            }
+            let mut checker = ExprChecker {
+                schema: &ty.schema,
+                diagnostics: &mut self.diagnostics,
+            };
+            match &step.kind {
+                StepKind::Filter(e) => {
+                    let Some(pred) = checker.check(e) else {
+                        failed = true;
+                        continue;
+                    };
+                    if pred.ty != Type::Bool {
+                        self.error(
+                            Diagnostic::error(
+                                "E0402",
+                                e.span,
+                                format!("a filter condition must be a bool, found {}", pred.ty),
+                            )
+                            .with_label(format!("this is {}", pred.ty))
+                            .with_hint("compare it with something, e.g. `price > 0`"),
+                        );
+                        failed = true;
+                        continue;
+                    }
+                    steps.push(TStep {
+                        kind: TStepKind::Filter(pred),
+                        span: step.span,
+                        ty: ty.clone(),
+                    });
+                }
+                StepKind::Select(items) => {
+                    let mut out = Vec::<(String, TExpr)>::new();
+                    let mut spans: BTreeMap<String, Span> = BTreeMap::new();
+                    let mut time_field = None;
+                    for item in items {
+                        let entries: Vec<(String, Option<TExpr>, Span)> = match &item.kind {
+                            SelectItemKind::Star => ty
+                                .schema
+                                .fields
+                                .iter()
+                                .map(|f| {
+                                    let e = TExpr {
+                                        kind: TExprKind::Field(f.name.clone()),
+                                        ty: f.ty,
+                                        nullable: f.nullable,
+                                        span: item.span,
+                                    };
+                                    (f.name.clone(), Some(e), item.span)
+                                })
+                                .collect(),
+                            SelectItemKind::Named { name, expr } => {
+                                let mut checker = ExprChecker {
+                                    schema: &ty.schema,
+                                    diagnostics: &mut self.diagnostics,
+                                };
+                                vec![(name.name.clone(), checker.check(expr), name.span)]
+                            }
+                        };
+                        for (name, e, span) in entries {
+                            let Some(e) = e else {
+                                failed = true;
+                                continue;
+                            };
+                            if let Some(first) = spans.get(&name) {
+                                self.error(
+                                    Diagnostic::error(
+                                        "E0403",
+                                        span,
+                                        format!("`{name}` appears twice in this select"),
+                                    )
+                                    .with_secondary(*first, "first here")
+                                    .with_hint("rename one: `other_name: expression`"),
+                                );
+                                failed = true;
+                                continue;
+                            }
+                            if e.ty == Type::Null {
+                                self.error(
+                                    Diagnostic::error(
+                                        "E0206",
+                                        e.span,
+                                        "cannot tell the type of `null` here",
+                                    )
+                                    .with_hint(
+                                        "give it a type with a cast, e.g. `cast(null as string)`",
+                                    ),
+                                );
+                                failed = true;
+                                continue;
+                            }
+                            if e.ty == Type::Duration {
+                                self.error(
+                                    Diagnostic::error(
+                                        "E0404",
+                                        e.span,
+                                        "a duration cannot be a field of a record",
+                                    )
+                                    .with_hint("cast it to milliseconds: `cast(d as i64)`"),
+                                );
+                                failed = true;
+                                continue;
+                            }
+                            spans.insert(name.clone(), span);
+                            if let (TExprKind::Field(src), Some(t)) = (&e.kind, ty.time_field) {
+                                if *src == ty.schema.fields[t].name && time_field.is_none() {
+                                    time_field = Some(out.len());
+                                }
+                            }
+                            out.push((name, e));
+                        }
+                    }
+                    if failed {
+                        continue;
+                    }
+                    let schema = Schema {
+                        fields: out
+                            .iter()
+                            .map(|(n, e)| Field {
+                                name: n.clone(),
+                                ty: e.ty,
+                                nullable: e.nullable,
+                            })
+                            .collect(),
+                    };
+                    ty = StreamType { schema, time_field };
+                    steps.push(TStep {
+                        kind: TStepKind::Select(out),
+                        span: step.span,
+                        ty: ty.clone(),
+                    });
+                }
+                StepKind::KeyBy(keys) => {
+                    if let Some(k) = self.keys(keys, &ty) {
+                        pending_keys = Some((k, step.span));
+                    } else {
+                        failed = true;
+                    }
+                }
+                StepKind::Window(call) => match self.window(call) {
+                    Some(w) => pending_window = Some((w, step.span)),
+                    None => failed = true,
+                },
+                StepKind::Aggregate { by, items } => {
+                    let by_keys = if by.is_empty() {
+                        Some(Vec::new())
+                    } else {
+                        self.keys(by, &ty)
+                    };
+                    let Some(by_keys) = by_keys else {
+                        failed = true;
+                        continue;
+                    };
+                    let keys = match (pending_keys.take(), by_keys.is_empty()) {
+                        (Some((k, _)), true) => k,
+                        (None, _) => by_keys,
+                        (Some((_, span)), false) => {
+                            self.error(
+                                Diagnostic::error(
+                                    "E0405",
+                                    by[0].span,
+                                    "keys given twice: by `key_by` and by `aggregate by`",
+                                )
+                                .with_secondary(span, "keys set here"),
+                            );
+                            failed = true;
+                            continue;
+                        }
+                    };
+                    let Some((window, _)) = pending_window.take() else {
+                        self.error(
+                            Diagnostic::error("E0406", step.span, "`aggregate` needs a window before it")
+                                .with_hint("add one: `|> window tumble(10s) |> aggregate ...` (unbounded aggregates are not supported yet)"),
+                        );
+                        failed = true;
+                        continue;
+                    };
+                    let Some(time) = ty.time_field else {
+                        self.error(
+                            Diagnostic::error("E0407", step.span, "a window needs event time, and this stream has none")
+                                .with_hint("declare it on the source: `event_time FIELD watermark 4s`, and keep that field in every `select` before the window"),
+                        );
+                        failed = true;
+                        continue;
+                    };
+                    let time_field = ty.schema.fields[time].name.clone();
+                    match self.aggregate(&ty, keys, window, time_field, items, step.span) {
+                        Some((agg, out)) => {
+                            ty = out;
+                            steps.push(TStep {
+                                kind: TStepKind::WindowAggregate(agg),
+                                span: step.span,
+                                ty: ty.clone(),
+                            });
+                        }
+                        None => failed = true,
+                    }
+                }
+            }
+        }
+        if !failed {
+            if let Some((_, span)) =
+                pending_window.or(pending_keys.map(|(_, s)| (Window::Tumble { size_ms: 0 }, s)))
+            {
+                self.error(
+                    Diagnostic::error("E0408", span, "this step needs an `aggregate` after it")
+                        .with_hint("e.g. `|> aggregate { n: count() }`"),
+                );
+                failed = true;
+            }
+        }
+        if failed {
+            return None;
+        }
+        let index = self.program.streams.len();
+        self.program.streams.push(StreamDef {
+            name,
+            span: pipe.span,
+            input,
+            steps,
+            ty,
+        });
+        Some(index)
+    }
+
+    fn keys(&mut self, keys: &[ast::Ident], ty: &StreamType) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for key in keys {
+            match ty.schema.field(&key.name) {
+                Some((_, f)) if f.ty == Type::F64 => {
+                    self.error(
+                        Diagnostic::error(
+                            "E0409",
+                            key.span,
+                            format!("cannot key by `{}`: f64 keys are not supported", key.name),
+                        )
+                        .with_hint("key by an integer or string; cast if needed"),
+                    );
+                    ok = false;
+                }
+                Some(_) if out.contains(&key.name) => {
+                    self.error(Diagnostic::error(
+                        "E0403",
+                        key.span,
+                        format!("key `{}` is listed twice", key.name),
+                    ));
+                    ok = false;
+                }
+                Some(_) => out.push(key.name.clone()),
+                None => {
+                    let mut d = Diagnostic::error(
+                        "E0201",
+                        key.span,
+                        format!("unknown field `{}`", key.name),
+                    );
+                    if let Some(s) = did_you_mean(&key.name, ty.schema.names()) {
+                        d = d.with_hint(format!("did you mean `{s}`?"));
+                    }
+                    self.error(d);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn window(&mut self, call: &ast::Call) -> Option<Window> {
+        match call.name.name.as_str() {
+            "tumble" => {
+                let args = Args::new(call, "window `tumble`", &["size"], &mut self.diagnostics);
+                let size = args.duration("size", &mut self.diagnostics);
+                let size = args.required("size", size, &mut self.diagnostics)?;
+                Some(Window::Tumble { size_ms: size })
+            }
+            "hop" | "session" | "cumulate" => {
+                self.error(
+                    Diagnostic::error(
+                        "E0410",
+                        call.name.span,
+                        format!("`{}` windows are not supported yet", call.name.name),
+                    )
+                    .with_hint("only `tumble(size)` windows exist so far"),
+                );
+                None
+            }
+            other => {
+                let mut d =
+                    Diagnostic::error("E0411", call.name.span, format!("unknown window `{other}`"));
+                d = match did_you_mean(other, ["tumble", "hop", "session", "cumulate"]) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => d.with_hint("windows are: tumble(size)"),
+                };
+                self.error(d);
+                None
+            }
+        }
+    }
+
+    fn aggregate(
+        &mut self,
+        input: &StreamType,
+        keys: Vec<String>,
+        window: Window,
+        time_field: String,
+        items: &[ast::SelectItem],
+        span: Span,
+    ) -> Option<(WindowAggregate, StreamType)> {
+        let mut fields: Vec<Field> = keys
+            .iter()
+            .map(|k| {
+                input
+                    .schema
+                    .field(k)
+                    .map(|(_, f)| f.clone())
+                    .unwrap_or_else(|| Field::new(k, Type::I64))
+            })
+            .collect();
+        fields.push(Field::new("window_start", Type::Timestamp));
+        fields.push(Field::new("window_end", Type::Timestamp));
+        let mut aggs = Vec::new();
+        let mut ok = true;
+        for item in items {
+            let SelectItemKind::Named { name, expr } = &item.kind else {
+                self.error(
+                    Diagnostic::error("E0412", item.span, "`*` cannot be aggregated")
+                        .with_hint("name each aggregate: `n: count(), top: max(price)`"),
+                );
+                ok = false;
+                continue;
+            };
+            if fields.iter().any(|f| f.name == name.name) {
+                self.error(
+                    Diagnostic::error("E0403", name.span, format!("`{}` is already a field of the aggregate's output", name.name))
+                        .with_hint("the output holds the keys, window_start, window_end and the aggregates; rename this one"),
+                );
+                ok = false;
+                continue;
+            }
+            let ast::ExprKind::Call(func_name, args) = &expr.kind else {
+                self.error(
+                    Diagnostic::error("E0413", expr.span, "each aggregate item must be one aggregate call")
+                        .with_hint("aggregates are count, sum, min, max, avg; compute from them in a `select` after the aggregate"),
+                );
+                ok = false;
+                continue;
+            };
+            let Some(func) = AggFunc::from_name(&func_name.name) else {
+                let mut d = Diagnostic::error(
+                    "E0414",
+                    func_name.span,
+                    format!("`{}` is not an aggregate function", func_name.name),
+                );
+                d = match did_you_mean(&func_name.name, AggFunc::NAMES) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => d.with_hint("aggregates are: count, sum, min, max, avg"),
+                };
+                self.error(d);
+                ok = false;
+                continue;
+            };
+            let arg = match (func, args.as_slice()) {
+                (AggFunc::Count, []) => None,
+                (_, [arg]) => {
+                    let mut checker = ExprChecker {
+                        schema: &input.schema,
+                        diagnostics: &mut self.diagnostics,
+                    };
+                    match checker.check(arg) {
+                        Some(e) => Some(e),
+                        None => {
+                            ok = false;
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    self.error(Diagnostic::error(
+                        "E0209",
+                        expr.span,
+                        format!("`{}` takes 1 argument, found {}", func.name(), args.len()),
+                    ));
+                    ok = false;
+                    continue;
+                }
+            };
+            let (ty, nullable) = match (func, &arg) {
+                (AggFunc::Count, _) => (Type::I64, false),
+                (_, Some(a)) => {
+                    let allowed = match func {
+                        AggFunc::Sum | AggFunc::Avg => a.ty.is_numeric(),
+                        _ => matches!(a.ty, Type::I64 | Type::F64 | Type::String | Type::Timestamp),
+                    };
+                    if !allowed {
+                        self.error(
+                            Diagnostic::error(
+                                "E0415",
+                                a.span,
+                                format!("`{}` cannot aggregate {}", func.name(), a.ty),
+                            )
+                            .with_label(format!("this is {}", a.ty)),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    let ty = if func == AggFunc::Avg {
+                        Type::F64
+                    } else {
+                        a.ty
+                    };
+                    (ty, a.nullable)
+                }
+                (_, None) => unreachable!("only count takes no argument"),
+            };
+            fields.push(Field {
+                name: name.name.clone(),
+                ty,
+                nullable,
+            });
+            aggs.push(AggItem {
+                name: name.name.clone(),
+                func,
+                arg,
+                ty,
+                nullable,
+            });
+        }
+        if aggs.is_empty() && ok {
+            self.error(
+                Diagnostic::error("E0416", span, "`aggregate` needs at least one aggregate")
+                    .with_hint("e.g. `{ n: count() }`"),
+            );
+            ok = false;
+        }
+        ok.then(|| {
+            (
+                WindowAggregate {
+                    keys,
+                    window,
+                    time_field,
+                    aggs,
+                },
+                StreamType {
+                    schema: Schema { fields },
+                    time_field: None,
+                },
+            )
+        })
+    }
+
+    fn sink(&mut self, decl: &ast::SinkDecl, span: Span) {
+        let stream = self.pipe(&decl.pipe, None);
+        let connector = &decl.connector;
+        let kind = match connector.name.name.as_str() {
+            "stdout" => {
+                Args::new(connector, "sink `stdout`", &[], &mut self.diagnostics);
+                self.format(decl.format.as_ref(), Format::Json)
+                    .map(|format| SinkKind::Stdout { format })
+            }
+            "file" => {
+                let args = Args::new(connector, "sink `file`", &["path"], &mut self.diagnostics);
+                let path = args.string("path", &mut self.diagnostics);
+                let path = args.required("path", path, &mut self.diagnostics);
+                let format = self.format(decl.format.as_ref(), Format::Json);
+                path.zip(format)
+                    .map(|(path, format)| SinkKind::File { path, format })
+            }
+            "checksum" => {
+                Args::new(connector, "sink `checksum`", &[], &mut self.diagnostics);
+                if let Some(f) = &decl.format {
+                    self.error(
+                        Diagnostic::error("E0311", f.span, "the checksum sink has no format")
+                            .with_hint("remove `format ...`: it hashes every field of every row"),
+                    );
+                }
+                Some(SinkKind::Checksum)
+            }
+            other => {
+                let mut d = Diagnostic::error(
+                    "E0314",
+                    connector.name.span,
+                    format!("unknown sink connector `{other}`"),
+                );
+                d = match did_you_mean(other, ["stdout", "file", "checksum"]) {
+                    Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                    None => d.with_hint("sinks are: stdout, file, checksum (kafka is coming)"),
+                };
+                self.error(d);
+                None
+            }
+        };
+        if let (Some(stream), Some(kind)) = (stream, kind) {
+            let index = self.program.sinks.len();
+            let target = match &kind {
+                SinkKind::Stdout { .. } => "stdout".to_string(),
+                SinkKind::File { path, .. } => format!("file {path}"),
+                SinkKind::Checksum => "checksum".to_string(),
+            };
+            let label = format!("sink{index} {} -> {target}", decl.pipe.input.name);
+            self.program.sinks.push(SinkDef {
+                span,
+                stream,
+                kind,
+                label,
+            });
+        }
+    }
+
+    fn warn_unused(&mut self) {
+        let mut unused: Vec<(String, Span)> = self
+            .names
+            .iter()
+            .filter(|(name, (named, _))| {
+                !matches!(named, Named::Broken) && !self.used.contains(name)
+            })
+            .map(|(name, (_, span))| (name.clone(), *span))
+            .collect();
+        unused.sort_by_key(|(_, span)| *span);
+        for (name, span) in unused {
+            self.diagnostics.push(
+                Diagnostic::warning("W0001", span, format!("`{name}` is never used"))
+                    .with_hint("only streams that reach a `sink` run"),
+            );
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The checked program: what `sema` hands to graph construction. Every name is resolved and
+//! every expression typed; nothing here can fail to lower.
+
+use weir_dsl::Span;
+
+use super::expr::TExpr;
+use super::functions::AggFunc;
+use super::nexmark::NexmarkStream;
+use super::types::{StreamType, Type};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub sources: Vec<SourceDef>,
+    /// Named `let` streams and the anonymous streams of sink pipes, in file order.
+    pub streams: Vec<StreamDef>,
+    pub sinks: Vec<SinkDef>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceDef {
+    pub name: String,
+    pub span: Span,
+    pub kind: SourceKind,
+    /// The declared record type (for Nexmark, the stream's fixed schema).
+    pub ty: StreamType,
+    /// Bounded out-of-orderness in ms, when the source declares event time.
+    pub watermark_ms: Option<i64>,
+    /// Where malformed records go (`dead_letters: "path"`), else the run's default.
+    pub dead_letters: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceKind {
+    Nexmark {
+        stream: NexmarkStream,
+        params: NexmarkParams,
+    },
+    File {
+        path: String,
+        format: Format,
+    },
+    Stdin {
+        format: Format,
+    },
+}
+
+/// Generator parameters as written in the pipeline (the binary's options can override some).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NexmarkParams {
+    pub events: u64,
+    pub rate: u64,
+    pub generators: u32,
+    pub out_of_order_group: u64,
+    pub seed: u64,
+}
+
+impl Default for NexmarkParams {
+    fn default() -> Self {
+        NexmarkParams {
+            events: 10_000_000,
+            rate: 10_000,
+            generators: 1,
+            out_of_order_group: 1,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv { header: bool, delimiter: u8 },
+}
+
+/// Where a stream reads from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamInput {
+    Source(usize),
+    Stream(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamDef {
+    /// `None` for the inline pipe of a sink.
+    pub name: Option<String>,
+    pub span: Span,
+    pub input: StreamInput,
+    pub steps: Vec<TStep>,
+    pub ty: StreamType,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TStep {
+    pub kind: TStepKind,
+    pub span: Span,
+    /// The stream type after this step.
+    pub ty: StreamType,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TStepKind {
+    Filter(TExpr),
+    Select(Vec<(String, TExpr)>),
+    WindowAggregate(WindowAggregate),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowAggregate {
+    /// Key field names (of the input); empty for a global aggregate.
+    pub keys: Vec<String>,
+    pub window: Window,
+    /// The input's event-time field.
+    pub time_field: String,
+    pub aggs: Vec<AggItem>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    Tumble { size_ms: i64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggItem {
+    pub name: String,
+    pub func: AggFunc,
+    /// `None` for `count()`.
+    pub arg: Option<TExpr>,
+    pub ty: Type,
+    pub nullable: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SinkDef {
+    pub span: Span,
+    pub stream: usize,
+    pub kind: SinkKind,
+    /// A readable name (`sink 2 (q1 -> stdout)`), used in metrics and explain.
+    pub label: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinkKind {
+    Stdout { format: Format },
+    File { path: String, format: Format },
+    Checksum,
+}

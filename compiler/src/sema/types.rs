@@ -1,0 +1,123 @@
+//! weir's value types and record schemas, as the checker and code generator see them.
+
+use std::fmt;
+
+/// A value type. Timestamps are milliseconds since the epoch; durations are milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Type {
+    I64,
+    F64,
+    Bool,
+    String,
+    Timestamp,
+    Duration,
+    /// The type of a bare `null` literal before context gives it one.
+    Null,
+}
+
+impl Type {
+    /// The type a schema or cast names, if it is one.
+    pub fn from_name(name: &str) -> Option<Type> {
+        Some(match name {
+            "i64" => Type::I64,
+            "f64" => Type::F64,
+            "bool" => Type::Bool,
+            "string" => Type::String,
+            "timestamp" => Type::Timestamp,
+            "duration" => Type::Duration,
+            _ => return None,
+        })
+    }
+
+    pub const NAMES: [&'static str; 6] = ["i64", "f64", "bool", "string", "timestamp", "duration"];
+
+    pub fn is_numeric(self) -> bool {
+        matches!(self, Type::I64 | Type::F64)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::I64 => "i64",
+            Type::F64 => "f64",
+            Type::Bool => "bool",
+            Type::String => "string",
+            Type::Timestamp => "timestamp",
+            Type::Duration => "duration",
+            Type::Null => "null",
+        }
+    }
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One field of a record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub ty: Type,
+    pub nullable: bool,
+}
+
+impl Field {
+    pub fn new(name: &str, ty: Type) -> Field {
+        Field {
+            name: name.to_string(),
+            ty,
+            nullable: false,
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}{}",
+            self.name,
+            self.ty,
+            if self.nullable { "?" } else { "" }
+        )
+    }
+}
+
+/// The ordered fields of a record type.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Schema {
+    pub fields: Vec<Field>,
+}
+
+impl Schema {
+    pub fn field(&self, name: &str) -> Option<(usize, &Field)> {
+        self.fields.iter().enumerate().find(|(_, f)| f.name == name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|f| f.name.as_str())
+    }
+}
+
+impl fmt::Display for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{ ")?;
+        for (i, field) in self.fields.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{field}")?;
+        }
+        f.write_str(" }")
+    }
+}
+
+/// The type of a stream: its record schema and which field, if any, carries event time.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct StreamType {
+    pub schema: Schema,
+    /// Index of the event-time field (a `timestamp`), kept through filters and selects that
+    /// copy it unchanged.
+    pub time_field: Option<usize>,
+}

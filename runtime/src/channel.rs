@@ -1,0 +1,181 @@
+//! Transport between tasks: batches of records and watermarks over bounded channels.
+//!
+//! A bounded channel gives backpressure for free: a fast producer blocks when its consumer's
+//! queue is full. An [`Exchange`] is the sending end of an edge that crosses tasks: it buffers
+//! records per destination instance, routes them by key hash (or sends everything to one
+//! destination), and forwards watermarks to every destination after flushing the records that
+//! precede them, so per-channel order is preserved. [`run_input`] is the receiving loop: it
+//! takes the minimum watermark over all upstream instances.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use crate::collector::Collector;
+use crate::metrics::{OpMetrics, OpStats};
+
+/// Records per batch. Large enough to amortize channel costs, small enough to keep latency low.
+pub const BATCH_SIZE: usize = 1024;
+/// Batches a channel holds before the sender blocks.
+pub const CHANNEL_CAPACITY: usize = 16;
+
+/// What flows through a channel.
+pub enum Message<T> {
+    Batch(Vec<T>),
+    /// Upstream instance `from` promises no records with a timestamp below `watermark`.
+    Watermark {
+        from: u32,
+        watermark: i64,
+    },
+    /// Upstream instance `from` has finished.
+    End {
+        from: u32,
+    },
+}
+
+/// Creates the channels of an edge into `n` downstream instances: one sender per downstream
+/// instance (clone the vector for every upstream instance) and one receiver each.
+pub fn channels<T>(n: usize) -> (Vec<SyncSender<Message<T>>>, Vec<Receiver<Message<T>>>) {
+    (0..n.max(1))
+        .map(|_| sync_channel(CHANNEL_CAPACITY))
+        .unzip()
+}
+
+/// The sending end of a cross-task edge, as the last operator of a task's chain.
+pub struct Exchange<T, H> {
+    senders: Vec<SyncSender<Message<T>>>,
+    buffers: Vec<Vec<T>>,
+    route: H,
+    from: u32,
+    stats: OpStats,
+    metrics: OpMetrics,
+    disconnected: bool,
+}
+
+impl<T: Clone + Send, H: Fn(&T) -> u64> Exchange<T, H> {
+    /// `from` is this upstream instance's index; `route` picks the destination (its result is
+    /// taken modulo the number of senders; with one sender it is never called).
+    pub fn new(
+        metrics: OpMetrics,
+        from: usize,
+        senders: Vec<SyncSender<Message<T>>>,
+        route: H,
+    ) -> Self {
+        let buffers = senders
+            .iter()
+            .map(|_| Vec::with_capacity(BATCH_SIZE))
+            .collect();
+        Exchange {
+            senders,
+            buffers,
+            route,
+            from: from as u32,
+            stats: OpStats::default(),
+            metrics,
+            disconnected: false,
+        }
+    }
+
+    fn flush(&mut self, dest: usize) {
+        if self.buffers[dest].is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.buffers[dest], Vec::with_capacity(BATCH_SIZE));
+        self.send(dest, Message::Batch(batch));
+    }
+
+    fn send(&mut self, dest: usize, message: Message<T>) {
+        if self.senders[dest].send(message).is_err() {
+            // The consumer is gone (it failed and reported why); drop what follows.
+            self.disconnected = true;
+        }
+    }
+}
+
+impl<T: Clone + Send, H: Fn(&T) -> u64> Collector<T> for Exchange<T, H> {
+    #[inline]
+    fn push(&mut self, record: &T) {
+        self.stats.records_in += 1;
+        let dest = if self.senders.len() == 1 {
+            0
+        } else {
+            ((self.route)(record) % self.senders.len() as u64) as usize
+        };
+        self.buffers[dest].push(record.clone());
+        if self.buffers[dest].len() >= BATCH_SIZE {
+            self.flush(dest);
+        }
+    }
+
+    fn watermark(&mut self, watermark: i64) {
+        for dest in 0..self.senders.len() {
+            self.flush(dest);
+            self.send(
+                dest,
+                Message::Watermark {
+                    from: self.from,
+                    watermark,
+                },
+            );
+        }
+    }
+
+    fn finish(&mut self) {
+        for dest in 0..self.senders.len() {
+            self.flush(dest);
+            self.send(dest, Message::End { from: self.from });
+        }
+        self.stats.records_out = self.stats.records_in;
+        self.metrics.report(&self.stats);
+        let _ = self.disconnected;
+    }
+}
+
+/// Drives a task whose input is a channel fed by `n_upstream` instances: pushes every record
+/// into `chain`, forwards the minimum watermark over the upstream instances whenever it
+/// advances, and finishes the chain after every upstream instance has ended.
+pub fn run_input<T, C: Collector<T>>(
+    receiver: Receiver<Message<T>>,
+    n_upstream: usize,
+    mut chain: C,
+) {
+    let mut watermarks = vec![i64::MIN; n_upstream.max(1)];
+    let mut ended = vec![false; n_upstream.max(1)];
+    let mut n_ended = 0;
+    let mut current = i64::MIN;
+    while n_ended < ended.len() {
+        let Ok(message) = receiver.recv() else {
+            break; // every sender is gone: an upstream task failed.
+        };
+        match message {
+            Message::Batch(batch) => {
+                for record in &batch {
+                    chain.push(record);
+                }
+            }
+            Message::Watermark { from, watermark } => {
+                let slot = &mut watermarks[from as usize];
+                *slot = (*slot).max(watermark);
+                let min = watermarks.iter().copied().min().unwrap_or(i64::MIN);
+                if min > current {
+                    current = min;
+                    chain.watermark(current);
+                }
+            }
+            Message::End { from } => {
+                if !ended[from as usize] {
+                    ended[from as usize] = true;
+                    n_ended += 1;
+                    watermarks[from as usize] = i64::MAX;
+                    let min = watermarks.iter().copied().min().unwrap_or(i64::MAX);
+                    if min > current && n_ended < ended.len() {
+                        current = min;
+                        chain.watermark(current);
+                    }
+                }
+            }
+        }
+    }
+    if current < i64::MAX {
+        chain.watermark(i64::MAX);
+    }
+    chain.finish();
+}

@@ -1,0 +1,585 @@
+//! Timestamps: text <-> `i64` milliseconds since the Unix epoch, UTC.
+//!
+//! The canonical text form, used for all output, is `yyyy-MM-dd HH:mm:ss.SSS`
+//! (e.g. `2015-07-15 00:00:00.000`). Calendar arithmetic is the proleptic Gregorian calendar
+//! computed with plain integer formulas (days from a civil date and back), valid for every
+//! `i64` millisecond value.
+
+use super::{describe_text, parse_i64_bytes, quoted, DecodeError};
+
+/// Milliseconds in a day.
+pub const MS_PER_DAY: i64 = 86_400_000;
+
+/// A broken-down UTC date and time, as produced by [`civil_from_ms`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    /// Proleptic Gregorian year (`0` is 1 BC, negative years are further back).
+    pub year: i64,
+    /// Month, `1..=12`.
+    pub month: u32,
+    /// Day of the month, `1..=31`.
+    pub day: u32,
+    /// Hour, `0..=23`.
+    pub hour: u32,
+    /// Minute, `0..=59`.
+    pub minute: u32,
+    /// Second, `0..=59`.
+    pub second: u32,
+    /// Millisecond, `0..=999`.
+    pub millis: u32,
+}
+
+/// Whether `year` is a leap year in the proleptic Gregorian calendar.
+pub fn is_leap_year(year: i64) -> bool {
+    year.rem_euclid(4) == 0 && (year.rem_euclid(100) != 0 || year.rem_euclid(400) == 0)
+}
+
+/// The number of days in `month` (`1..=12`) of `year`; `0` for an invalid month.
+pub fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days since 1970-01-01 of the given civil date. `month` must be `1..=12` and `day` valid for
+/// it; `year` must be within about ±25 trillion (far beyond any timestamp) to avoid overflow.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    // Count years from March so the leap day is the last day of the (shifted) year.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400; // 0..=399
+    let month_from_march = i64::from((month + 9) % 12); // March = 0 ... February = 11
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1; // 0..=365
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    // 719_468 days separate 0000-03-01 (start of era 0) from 1970-01-01.
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The civil date `(year, month, day)` of a day number counted from 1970-01-01. Valid for
+/// every day number that a millisecond `i64` can produce (and far beyond).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days.saturating_add(719_468);
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097; // 0..=146_096
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153; // 0..=11
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Breaks a timestamp (ms since the epoch, UTC) into its civil date and time. Works for every
+/// `i64`, including negative (pre-1970) values.
+pub fn civil_from_ms(ts: i64) -> Civil {
+    let days = ts.div_euclid(MS_PER_DAY);
+    let ms_of_day = ts.rem_euclid(MS_PER_DAY) as u32; // 0..86_400_000 fits in u32
+    let (year, month, day) = civil_from_days(days);
+    Civil {
+        year,
+        month,
+        day,
+        hour: ms_of_day / 3_600_000,
+        minute: ms_of_day / 60_000 % 60,
+        second: ms_of_day / 1000 % 60,
+        millis: ms_of_day % 1000,
+    }
+}
+
+/// Appends `v` in decimal, zero-padded to `width` digits.
+fn push_padded(buf: &mut [u8; 40], len: &mut usize, v: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    let mut rest = v;
+    loop {
+        digits[n] = b'0' + (rest % 10) as u8;
+        n += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for _ in n..width {
+        buf[*len] = b'0';
+        *len += 1;
+    }
+    for i in (0..n).rev() {
+        buf[*len] = digits[i];
+        *len += 1;
+    }
+}
+
+/// Renders the canonical form into a fixed buffer; returns the buffer and the used length.
+///
+/// Years 0000..=9999 give exactly `yyyy-MM-dd HH:mm:ss.SSS`. Other years (only reachable for
+/// timestamps more than ~8000 years from 1970) are written ISO-8601 style with an explicit sign
+/// and at least four digits, e.g. `-0001-12-31 23:59:59.999` or `+10000-01-01 00:00:00.000`.
+fn render(ts: i64) -> ([u8; 40], usize) {
+    let c = civil_from_ms(ts);
+    let mut buf = [0u8; 40];
+    let mut len = 0;
+    if !(0..=9999).contains(&c.year) {
+        buf[len] = if c.year < 0 { b'-' } else { b'+' };
+        len += 1;
+    }
+    push_padded(&mut buf, &mut len, c.year.unsigned_abs(), 4);
+    let parts: [(u8, u32, usize); 6] = [
+        (b'-', c.month, 2),
+        (b'-', c.day, 2),
+        (b' ', c.hour, 2),
+        (b':', c.minute, 2),
+        (b':', c.second, 2),
+        (b'.', c.millis, 3),
+    ];
+    for (sep, v, width) in parts {
+        buf[len] = sep;
+        len += 1;
+        push_padded(&mut buf, &mut len, u64::from(v), width);
+    }
+    (buf, len)
+}
+
+/// Appends the canonical text form `yyyy-MM-dd HH:mm:ss.SSS` of `ts` to `out`.
+///
+/// Works for negative timestamps. Years outside 0000..=9999 (more than ~8000 years from 1970)
+/// are written with an explicit sign, e.g. `-0001-12-31 23:59:59.999`; never panics.
+pub fn format_timestamp(ts: i64, out: &mut String) {
+    let (buf, len) = render(ts);
+    out.extend(buf[..len].iter().map(|&b| char::from(b)));
+}
+
+/// Appends the canonical text form of `ts` to a byte buffer (see [`format_timestamp`]).
+pub fn write_timestamp_bytes(ts: i64, out: &mut Vec<u8>) {
+    let (buf, len) = render(ts);
+    out.extend_from_slice(&buf[..len]);
+}
+
+/// Parses a timestamp into milliseconds since the Unix epoch (UTC).
+///
+/// Accepted forms (no surrounding whitespace):
+/// * an integer: epoch milliseconds, e.g. `1436918400000` or `-1`;
+/// * `yyyy-MM-dd HH:mm:ss`, optionally followed by a fraction `.f` of 1 to 9 digits (digits
+///   beyond milliseconds are truncated); `T` (or `t`) may replace the space;
+/// * either of those followed by `Z` (or `z`) or an offset `+HH:MM` / `-HH:MM`, which is
+///   subtracted to get UTC;
+/// * `yyyy-MM-dd` alone, meaning midnight UTC.
+///
+/// The year has exactly four digits; the month, day, hour, minute and second exactly two, and
+/// each must be in range (so `2015-02-29` and `24:00:00` are rejected).
+pub fn parse_timestamp(s: &str) -> Result<i64, DecodeError> {
+    let b = s.as_bytes();
+    // Epoch milliseconds: an optional sign and digits only.
+    let first_digit = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    if b.len() > first_digit && b[first_digit..].iter().all(u8::is_ascii_digit) {
+        return parse_i64_bytes(b).map_err(|_| {
+            DecodeError::new(format!(
+                "timestamp out of range (epoch milliseconds), found {}",
+                quoted(&describe_text(s))
+            ))
+        });
+    }
+    parse_civil(b).map_err(|why| {
+        let mut message = match why {
+            Some(why) => format!("invalid timestamp ({why})"),
+            None => String::from(
+                "expected a timestamp (`yyyy-MM-dd HH:mm:ss[.SSS]` or epoch milliseconds)",
+            ),
+        };
+        message.push_str(", found ");
+        message.push_str(&quoted(&describe_text(s)));
+        DecodeError::new(message)
+    })
+}
+
+/// Reads exactly `n` ASCII digits at `*pos`.
+fn digits(b: &[u8], pos: &mut usize, n: usize) -> Option<u32> {
+    let chunk = b.get(*pos..*pos + n)?;
+    let mut v = 0u32;
+    for &c in chunk {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u32::from(c - b'0');
+    }
+    *pos += n;
+    Some(v)
+}
+
+/// Consumes the byte `want` at `*pos`.
+fn expect(b: &[u8], pos: &mut usize, want: u8) -> Option<()> {
+    if b.get(*pos) == Some(&want) {
+        *pos += 1;
+        Some(())
+    } else {
+        None
+    }
+}
+
+/// Parses the civil (non-integer) forms. `Err(None)` means the text does not have a timestamp's
+/// shape; `Err(Some(why))` means it does but a component is out of range.
+fn parse_civil(b: &[u8]) -> Result<i64, Option<&'static str>> {
+    let mut pos = 0;
+    let year = digits(b, &mut pos, 4).ok_or(None)?;
+    expect(b, &mut pos, b'-').ok_or(None)?;
+    let month = digits(b, &mut pos, 2).ok_or(None)?;
+    expect(b, &mut pos, b'-').ok_or(None)?;
+    let day = digits(b, &mut pos, 2).ok_or(None)?;
+
+    let mut ms_of_day: i64 = 0;
+    let mut offset_ms: i64 = 0;
+    if pos < b.len() {
+        if !matches!(b[pos], b' ' | b'T' | b't') {
+            return Err(None);
+        }
+        pos += 1;
+        let hour = digits(b, &mut pos, 2).ok_or(None)?;
+        expect(b, &mut pos, b':').ok_or(None)?;
+        let minute = digits(b, &mut pos, 2).ok_or(None)?;
+        expect(b, &mut pos, b':').ok_or(None)?;
+        let second = digits(b, &mut pos, 2).ok_or(None)?;
+        let mut millis = 0u32;
+        if b.get(pos) == Some(&b'.') {
+            pos += 1;
+            let start = pos;
+            while pos < b.len() && b[pos].is_ascii_digit() {
+                pos += 1;
+            }
+            let n = pos - start;
+            if n == 0 || n > 9 {
+                return Err(if n == 0 {
+                    None
+                } else {
+                    Some("more than 9 fraction digits")
+                });
+            }
+            // Milliseconds are the first three fraction digits (padded with zeros).
+            for i in 0..3 {
+                let d = b.get(start + i).filter(|_| i < n).map_or(0, |&c| c - b'0');
+                millis = millis * 10 + u32::from(d);
+            }
+        }
+        if hour > 23 {
+            return Err(Some("hour out of range"));
+        }
+        if minute > 59 {
+            return Err(Some("minute out of range"));
+        }
+        if second > 59 {
+            return Err(Some("second out of range"));
+        }
+        ms_of_day = i64::from(((hour * 60 + minute) * 60 + second) * 1000 + millis);
+
+        match b.get(pos) {
+            None => {}
+            Some(b'Z' | b'z') => pos += 1,
+            Some(&sign @ (b'+' | b'-')) => {
+                pos += 1;
+                let oh = digits(b, &mut pos, 2).ok_or(None)?;
+                expect(b, &mut pos, b':').ok_or(None)?;
+                let om = digits(b, &mut pos, 2).ok_or(None)?;
+                if oh > 23 || om > 59 {
+                    return Err(Some("offset out of range"));
+                }
+                offset_ms = i64::from((oh * 60 + om) * 60_000);
+                if sign == b'-' {
+                    offset_ms = -offset_ms;
+                }
+            }
+            Some(_) => return Err(None),
+        }
+        if pos != b.len() {
+            return Err(None);
+        }
+    }
+
+    if !(1..=12).contains(&month) {
+        return Err(Some("month out of range"));
+    }
+    if day == 0 || day > days_in_month(i64::from(year), month) {
+        return Err(Some("day out of range for the month"));
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    Ok(days * MS_PER_DAY + ms_of_day - offset_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(ts: i64) -> String {
+        let mut s = String::new();
+        format_timestamp(ts, &mut s);
+        s
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(fmt(0), "1970-01-01 00:00:00.000");
+        assert_eq!(fmt(1_436_918_400_000), "2015-07-15 00:00:00.000");
+        assert_eq!(
+            fmt(1_436_918_400_000 + 45_296_789),
+            "2015-07-15 12:34:56.789"
+        );
+        assert_eq!(fmt(-1), "1969-12-31 23:59:59.999");
+        assert_eq!(fmt(-86_400_000), "1969-12-31 00:00:00.000");
+        assert_eq!(fmt(951_782_400_000), "2000-02-29 00:00:00.000");
+        assert_eq!(fmt(-2_203_891_200_000), "1900-03-01 00:00:00.000");
+        assert_eq!(fmt(-62_167_219_200_000), "0000-01-01 00:00:00.000");
+        assert_eq!(fmt(253_402_300_799_999), "9999-12-31 23:59:59.999");
+    }
+
+    #[test]
+    fn out_of_range_years_fall_back_without_panicking() {
+        assert_eq!(fmt(-62_167_219_200_001), "-0001-12-31 23:59:59.999");
+        assert_eq!(fmt(253_402_300_800_000), "+10000-01-01 00:00:00.000");
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1] {
+            let s = fmt(ts);
+            assert!(s.starts_with('+') || s.starts_with('-'), "{s}");
+        }
+        let mut bytes = Vec::new();
+        write_timestamp_bytes(i64::MIN, &mut bytes);
+        assert_eq!(String::from_utf8(bytes).unwrap(), fmt(i64::MIN));
+    }
+
+    #[test]
+    fn civil_breakdown() {
+        let c = civil_from_ms(-1);
+        assert_eq!(
+            c,
+            Civil {
+                year: 1969,
+                month: 12,
+                day: 31,
+                hour: 23,
+                minute: 59,
+                second: 59,
+                millis: 999
+            }
+        );
+        let c = civil_from_ms(1_436_918_400_000 + 45_296_789);
+        assert_eq!((c.year, c.month, c.day), (2015, 7, 15));
+        assert_eq!((c.hour, c.minute, c.second, c.millis), (12, 34, 56, 789));
+    }
+
+    #[test]
+    fn leap_years() {
+        assert!(is_leap_year(2000));
+        assert!(is_leap_year(2024));
+        assert!(!is_leap_year(1900));
+        assert!(!is_leap_year(2023));
+        assert!(is_leap_year(0));
+        assert!(is_leap_year(-4));
+        assert_eq!(days_in_month(2000, 2), 29);
+        assert_eq!(days_in_month(1900, 2), 28);
+        assert_eq!(days_in_month(2023, 13), 0);
+        assert!(parse_timestamp("2000-02-29").is_ok());
+        assert!(parse_timestamp("2024-02-29 10:00:00").is_ok());
+        assert!(parse_timestamp("1900-02-29").is_err());
+        assert!(parse_timestamp("2023-02-29").is_err());
+        assert_eq!(
+            parse_timestamp("2000-03-01").unwrap() - parse_timestamp("2000-02-28").unwrap(),
+            2 * MS_PER_DAY
+        );
+        assert_eq!(
+            parse_timestamp("1900-03-01").unwrap() - parse_timestamp("1900-02-28").unwrap(),
+            MS_PER_DAY
+        );
+    }
+
+    #[test]
+    fn days_round_trip_over_a_wide_range() {
+        // Every day from year -1000 to 3000 maps back to itself and dates are consecutive.
+        let start = days_from_civil(-1000, 1, 1);
+        let end = days_from_civil(3000, 12, 31);
+        let mut prev = civil_from_days(start - 1);
+        for d in start..=end {
+            let (y, m, day) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, day), d);
+            assert!((1..=12).contains(&m) && (1..=days_in_month(y, m)).contains(&day));
+            if day == 1 {
+                assert_eq!(prev.2, days_in_month(prev.0, prev.1));
+            } else {
+                assert_eq!((prev.0, prev.1, prev.2 + 1), (y, m, day));
+            }
+            prev = (y, m, day);
+        }
+    }
+
+    #[test]
+    fn parse_forms() {
+        let base = 1_436_918_400_000; // 2015-07-15 00:00:00 UTC
+        assert_eq!(parse_timestamp("2015-07-15"), Ok(base));
+        assert_eq!(parse_timestamp("2015-07-15 00:00:00"), Ok(base));
+        assert_eq!(parse_timestamp("2015-07-15T00:00:00"), Ok(base));
+        assert_eq!(
+            parse_timestamp("2015-07-15 12:34:56.789"),
+            Ok(base + 45_296_789)
+        );
+        assert_eq!(
+            parse_timestamp("2015-07-15 12:34:56.7"),
+            Ok(base + 45_296_700)
+        );
+        assert_eq!(
+            parse_timestamp("2015-07-15 12:34:56.78"),
+            Ok(base + 45_296_780)
+        );
+        assert_eq!(
+            parse_timestamp("2015-07-15 12:34:56.789999999"),
+            Ok(base + 45_296_789)
+        );
+        assert_eq!(parse_timestamp("2015-07-15T00:00:00Z"), Ok(base));
+        assert_eq!(parse_timestamp("2015-07-15T00:00:00.000Z"), Ok(base));
+        assert_eq!(
+            parse_timestamp("2015-07-15T02:00:00+02:00"),
+            Ok(base),
+            "+02:00 is two hours ahead of UTC"
+        );
+        assert_eq!(
+            parse_timestamp("2015-07-14T19:30:00.5-04:30"),
+            Ok(base + 500)
+        );
+        assert_eq!(parse_timestamp("1436918400000"), Ok(base));
+        assert_eq!(parse_timestamp("-1"), Ok(-1));
+        assert_eq!(parse_timestamp("0"), Ok(0));
+    }
+
+    #[test]
+    fn parse_rejects_malformed() {
+        for bad in [
+            "",
+            " 2015-07-15",
+            "2015-07-15 ",
+            "2015-7-15",
+            "15-07-15",
+            "2015/07/15",
+            "2015-07-15 1:00:00",
+            "2015-07-15 10:00",
+            "2015-07-15 10:00:00.",
+            "2015-07-15 10:00:00.1234567890",
+            "2015-07-15 10:00:00+02",
+            "2015-07-15 10:00:00+0200",
+            "2015-07-15 10:00:00Zx",
+            "2015-07-15Z",
+            "2015-13-01",
+            "2015-00-10",
+            "2015-04-31",
+            "2015-07-00",
+            "2015-07-15 24:00:00",
+            "2015-07-15 23:60:00",
+            "2015-07-15 23:59:60",
+            "2015-07-15 10:00:00+24:00",
+            "9223372036854775808",
+            "-",
+            "1.5",
+            "now",
+            "２０１５-07-15",
+        ] {
+            assert!(parse_timestamp(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let e = parse_timestamp("2015-13-01").unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid timestamp (month out of range), found `\"2015-13-01\"`"
+        );
+        let e = parse_timestamp("now").unwrap_err();
+        assert!(
+            e.message.starts_with("expected a timestamp"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn format_parse_round_trip() {
+        let mut x: u64 = 0x1234_5678_9abc_def0;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Spread over years 0000..=9999.
+            let ts = (x % 315_537_897_600_000) as i64 - 62_167_219_200_000;
+            let s = fmt(ts);
+            assert_eq!(s.len(), 23, "{s}");
+            assert_eq!(parse_timestamp(&s), Ok(ts), "{s}");
+        }
+        for ts in [
+            -62_167_219_200_000,
+            -1,
+            0,
+            1,
+            951_868_799_999,
+            253_402_300_799_999,
+        ] {
+            assert_eq!(parse_timestamp(&fmt(ts)), Ok(ts));
+        }
+    }
+
+    #[test]
+    fn fuzz_parse_never_panics() {
+        let pieces = [
+            "2015",
+            "-",
+            "07",
+            "15",
+            " ",
+            "T",
+            ":",
+            "00",
+            ".",
+            "123456789",
+            "Z",
+            "+",
+            "02:00",
+            "9",
+            "é",
+            "😀",
+            "99",
+            "0",
+            "1234567890",
+            "\u{0}",
+        ];
+        let seeds = [
+            "2015-07-15 12:34:56.789+02:00",
+            "2000-02-29T00:00:00Z",
+            "-1",
+            "1900-01-01",
+        ];
+        let mut x: u64 = 0x0123_4567_89ab_cdef;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..30_000 {
+            let mut s = String::new();
+            if round % 2 == 0 {
+                let seed = seeds[(next() % seeds.len() as u64) as usize];
+                let chars: Vec<char> = seed.chars().collect();
+                let at = (next() % (chars.len() as u64 + 1)) as usize;
+                let cut = (next() % 3) as usize;
+                s.extend(&chars[..at]);
+                s.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                s.extend(chars.iter().skip(at + cut));
+            } else {
+                for _ in 0..next() % 10 {
+                    s.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                }
+            }
+            if let Ok(ts) = parse_timestamp(&s) {
+                // Anything accepted formats without panicking.
+                let _ = fmt(ts);
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Per-operator counters and the run summary printed on stderr at the end of a run.
+//!
+//! Counters are plain integers owned by each operator instance (no atomics on the hot path);
+//! an instance reports them once, when it finishes, to the run's [`Metrics`] registry.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Counters of one operator instance.
+#[derive(Clone, Debug, Default)]
+pub struct OpStats {
+    pub records_in: u64,
+    pub records_out: u64,
+    /// Records dropped because they arrived after the watermark had passed their window.
+    pub late: u64,
+}
+
+/// What an operator instance needs to report its counters: its name and the registry.
+#[derive(Clone)]
+pub struct OpMetrics {
+    name: &'static str,
+    registry: Metrics,
+}
+
+impl OpMetrics {
+    pub fn report(&self, stats: &OpStats) {
+        self.registry.add_op(self.name, stats);
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Operator name -> summed counters over its instances, in plan order.
+    ops: Mutex<Vec<(&'static str, OpStats, u32)>>,
+    dead_letters: AtomicU64,
+    source_records: AtomicU64,
+    /// Sink name -> (rows, checksum) for checksum sinks.
+    checksums: Mutex<BTreeMap<&'static str, (u64, u64)>>,
+    /// Watermark lag observed at the sources (processing time - watermark), in ms, max.
+    max_watermark_lag_ms: AtomicU64,
+}
+
+/// The registry of one run: cheap to clone, shared by all tasks.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an operator so the summary lists operators in plan order, and returns the
+    /// handle its instances report through.
+    pub fn op(&self, name: &'static str) -> OpMetrics {
+        let mut ops = self.inner.ops.lock().unwrap_or_else(|e| e.into_inner());
+        if !ops.iter().any(|(n, _, _)| *n == name) {
+            ops.push((name, OpStats::default(), 0));
+        }
+        OpMetrics {
+            name,
+            registry: self.clone(),
+        }
+    }
+
+    fn add_op(&self, name: &'static str, stats: &OpStats) {
+        let mut ops = self.inner.ops.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = ops.iter_mut().find(|(n, _, _)| *n == name) {
+            entry.1.records_in += stats.records_in;
+            entry.1.records_out += stats.records_out;
+            entry.1.late += stats.late;
+            entry.2 += 1;
+        }
+    }
+
+    pub fn add_dead_letter(&self) {
+        self.inner.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dead_letters(&self) -> u64 {
+        self.inner.dead_letters.load(Ordering::Relaxed)
+    }
+
+    pub fn add_source_records(&self, n: u64) {
+        self.inner.source_records.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn source_records(&self) -> u64 {
+        self.inner.source_records.load(Ordering::Relaxed)
+    }
+
+    pub fn observe_watermark_lag(&self, lag_ms: u64) {
+        self.inner
+            .max_watermark_lag_ms
+            .fetch_max(lag_ms, Ordering::Relaxed);
+    }
+
+    pub fn add_checksum(&self, sink: &'static str, rows: u64, checksum: u64) {
+        let mut sums = self
+            .inner
+            .checksums
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let entry = sums.entry(sink).or_insert((0, 0));
+        entry.0 += rows;
+        entry.1 = entry.1.wrapping_add(checksum);
+    }
+
+    /// Checksum sinks' results: (sink name, rows, checksum).
+    pub fn checksums(&self) -> Vec<(&'static str, u64, u64)> {
+        let sums = self
+            .inner
+            .checksums
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        sums.iter()
+            .map(|(name, (rows, sum))| (*name, *rows, *sum))
+            .collect()
+    }
+
+    /// Summed counters per operator, in plan order.
+    pub fn ops(&self) -> Vec<(&'static str, OpStats)> {
+        let ops = self.inner.ops.lock().unwrap_or_else(|e| e.into_inner());
+        ops.iter().map(|(n, s, _)| (*n, s.clone())).collect()
+    }
+
+    /// The summary printed on stderr when a run ends.
+    pub fn summary(&self, started: Instant, elapsed: Duration) -> String {
+        let _ = started;
+        let mut out = String::new();
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let events = self.source_records();
+        out.push_str("weir: run summary\n");
+        out.push_str(&format!(
+            "  {:<44} {:>14} {:>14} {:>10}\n",
+            "operator", "records in", "records out", "late"
+        ));
+        for (name, stats) in self.ops() {
+            out.push_str(&format!(
+                "  {:<44} {:>14} {:>14} {:>10}\n",
+                name, stats.records_in, stats.records_out, stats.late
+            ));
+        }
+        out.push_str(&format!("  dead letters: {}\n", self.dead_letters()));
+        out.push_str(&format!(
+            "  max watermark lag: {} ms\n",
+            self.inner.max_watermark_lag_ms.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!("  elapsed: {:.3} s\n", secs));
+        out.push_str(&format!(
+            "  events: {}  throughput: {:.0} events/s\n",
+            events,
+            events as f64 / secs
+        ));
+        out
+    }
+}

@@ -1,0 +1,10 @@
+//! Generic operators that generated chains are built from. Generated code supplies the
+//! per-record logic as plain functions; these types supply counting, state and watermarks.
+
+pub mod filter;
+pub mod map;
+pub mod tumble;
+
+pub use filter::Filter;
+pub use map::{FilterMap, Map};
+pub use tumble::{TumbleAggregate, WindowAggregate};

@@ -1,0 +1,9 @@
+//! Sinks: the last operator of a chain. [`Writer`] encodes rows into a byte stream (stdout or
+//! a file, JSON lines or CSV); [`Checksum`] consumes every field of every row and reports a row
+//! count and an order-independent checksum (for benchmarks: nothing can be optimized away).
+
+mod checksum;
+mod writer;
+
+pub use checksum::Checksum;
+pub use writer::{open_output, Output, Writer};

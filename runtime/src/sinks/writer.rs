@@ -1,0 +1,103 @@
+//! Encodes rows with a generated encoder and writes them to stdout or a file, buffered.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::collector::Collector;
+use crate::metrics::{OpMetrics, OpStats};
+
+/// Where a writer sink writes.
+pub enum Output {
+    Stdout,
+    File(BufWriter<File>),
+}
+
+/// Opens a sink's output; a file is created (or truncated) along with its parent folders.
+pub fn open_output(path: Option<&Path>) -> Result<Output, String> {
+    match path {
+        None => Ok(Output::Stdout),
+        Some(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|err| format!("cannot create folder {}: {err}", parent.display()))?;
+            }
+            let file = File::create(path)
+                .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
+            Ok(Output::File(BufWriter::with_capacity(1 << 16, file)))
+        }
+    }
+}
+
+const FLUSH_AT: usize = 1 << 16;
+
+pub struct Writer<E> {
+    output: Output,
+    encode: E,
+    buf: Vec<u8>,
+    stats: OpStats,
+    metrics: OpMetrics,
+    failed: bool,
+}
+
+impl<E> Writer<E> {
+    /// `header` is written first (e.g. a CSV header line), if not empty.
+    pub fn new(metrics: OpMetrics, output: Output, header: &[u8], encode: E) -> Self {
+        let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
+        buf.extend_from_slice(header);
+        Writer {
+            output,
+            encode,
+            buf,
+            stats: OpStats::default(),
+            metrics,
+            failed: false,
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.failed {
+            self.buf.clear();
+            return;
+        }
+        let result = match &mut self.output {
+            Output::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&self.buf).and_then(|_| out.flush())
+            }
+            Output::File(file) => file.write_all(&self.buf),
+        };
+        if let Err(err) = result {
+            // A closed stdout (`| head`) or a full disk: report once, stop writing.
+            if err.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+            }
+            self.failed = true;
+        }
+        self.buf.clear();
+    }
+}
+
+impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
+    #[inline]
+    fn push(&mut self, record: &T) {
+        self.stats.records_in += 1;
+        (self.encode)(record, &mut self.buf);
+        if self.buf.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    fn watermark(&mut self, _watermark: i64) {}
+
+    fn finish(&mut self) {
+        self.flush();
+        if let Output::File(file) = &mut self.output {
+            if let Err(err) = file.flush() {
+                eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+            }
+        }
+        self.stats.records_out = self.stats.records_in;
+        self.metrics.report(&self.stats);
+    }
+}
