@@ -149,10 +149,6 @@ impl Metrics {
             ));
         }
         out.push_str(&format!("  dead letters: {}\n", self.dead_letters()));
-        out.push_str(&format!(
-            "  max watermark lag: {} ms\n",
-            self.inner.max_watermark_lag_ms.load(Ordering::Relaxed)
-        ));
         out.push_str(&format!("  elapsed: {:.3} s\n", secs));
         out.push_str(&format!(
             "  events: {}  throughput: {:.0} events/s\n",

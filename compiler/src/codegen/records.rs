@@ -248,7 +248,7 @@ pub fn decoder(
                 let id = field_ident(&f.name);
                 let key = &f.name;
                 let index = declared.field(&f.name).map(|(i, _)| i).unwrap_or(0);
-                let parse = parse_text(f.ty, quote!(&cells[#index]));
+                let parse = parse_text(f.ty, quote!(&*cells[#index]));
                 if f.nullable {
                     quote!(#id: if cells[#index].is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
                 } else {

@@ -102,11 +102,10 @@ fn split_range(config: &NexmarkConfig, index: u32) -> (u64, u64) {
 fn split_first_id_of(config: &NexmarkConfig, id: u64) -> u64 {
     let generators = u64::from(config.generators.max(1));
     let per = config.events / generators;
-    if per == 0 {
-        // Every split but the last is empty; the last starts at 0.
-        0
-    } else {
-        (id / per).min(generators - 1) * per
+    match id.checked_div(per) {
+        Some(split) => split.min(generators - 1) * per,
+        // per == 0: every split but the last is empty, and the last starts at 0.
+        None => 0,
     }
 }
 
@@ -185,13 +184,13 @@ impl Split {
         let base = k / g * g;
         let r = k - base;
         let m = g.min(self.len - base);
-        let offset = if m % OUT_OF_ORDER_MULTIPLIER == 0 {
-            r
-        } else {
-            match r.checked_mul(OUT_OF_ORDER_MULTIPLIER) {
+        let offset = match m % OUT_OF_ORDER_MULTIPLIER {
+            // 953 divides the group size: r * 953 mod m is not a permutation; keep the order.
+            0 => r,
+            _ => match r.checked_mul(OUT_OF_ORDER_MULTIPLIER) {
                 Some(p) => p % m,
                 None => (r as u128 * OUT_OF_ORDER_MULTIPLIER as u128 % m as u128) as u64,
-            }
+            },
         };
         base + offset
     }
