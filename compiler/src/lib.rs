@@ -52,13 +52,71 @@ pub fn check(sources: &SourceMap, file: FileId) -> (Option<sema::Program>, Vec<D
     let Some(module) = module else {
         return (None, diagnostics);
     };
-    let (program, more) = sema::check(&module);
+    // The parser leaves items with errors out of the module; tell the checker which names
+    // they declare, so that their uses do not cascade into "unknown stream" errors.
+    let unparsed = diagnostics
+        .iter()
+        .any(Diagnostic::is_error)
+        .then(|| declared_names(file, text));
+    let (program, more) = sema::check_partial(&module, unparsed.as_ref());
     diagnostics.extend(more);
     weir_dsl::diagnostic::sort(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
         return (None, diagnostics);
     }
     (program, diagnostics)
+}
+
+/// The names that items declare, by a scan of the text that needs no parse: the word after
+/// `source`, `let` or `schema` (or a misspelling such as `lett`) at the start of a line.
+fn declared_names(file: FileId, text: &str) -> sema::Unparsed {
+    fn ident_end(bytes: &[u8], start: usize) -> usize {
+        let len = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        start + len
+    }
+    let bytes = text.as_bytes();
+    let mut out = sema::Unparsed::default();
+    let mut line_start = 0;
+    while line_start < bytes.len() {
+        let line_end = bytes[line_start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| line_start + i);
+        let mut i = line_start;
+        while i < line_end && matches!(bytes[i], b' ' | b'\t') {
+            i += 1;
+        }
+        let word_end = ident_end(bytes, i);
+        let keyword = &text[i..word_end];
+        let keyword = match keyword {
+            "source" | "let" | "schema" => Some(keyword),
+            _ if keyword.len() > 2 => {
+                weir_dsl::diagnostic::did_you_mean(keyword, ["source", "let", "schema", "sink"])
+            }
+            _ => None,
+        };
+        let mut j = word_end;
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let name_end = ident_end(bytes, j);
+        let starts_name = bytes
+            .get(j)
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
+        if let (Some(keyword), true, true) = (keyword, word_end > i && j > word_end, starts_name) {
+            let name = (text[j..name_end].to_string(), Span::new(file, j, name_end));
+            match keyword {
+                "schema" => out.schemas.push(name),
+                "sink" => {}
+                _ => out.streams.push(name),
+            }
+        }
+        line_start = line_end + 1;
+    }
+    out
 }
 
 /// Compiles a file all the way to generated Rust.
@@ -72,16 +130,40 @@ pub fn compile(
         return Err(warnings);
     };
     if program.sinks.is_empty() {
-        let span = Span::new(file, 0, 0);
-        let mut diagnostics = warnings;
-        diagnostics.push(
-            Diagnostic::error(
+        // Point at the last stream declared: the likeliest one to send somewhere.
+        let last_stream = program
+            .streams
+            .iter()
+            .rev()
+            .find_map(|s| Some((s.name.clone()?, s.span)));
+        let last_source = program.sources.last().map(|s| (s.name.clone(), s.span));
+        let diagnostic = match last_stream.or(last_source) {
+            Some((name, span)) => {
+                // Underline the first line of the declaration only.
+                let text = &sources.get(file).text;
+                let end = text
+                    .get(span.range())
+                    .and_then(|t| t.find('\n'))
+                    .map_or(span.end, |i| span.start + i as u32);
+                let span = Span { end, ..span };
+                Diagnostic::error(
+                    "E0501",
+                    span,
+                    "this file has no `sink`, so there is nothing to run",
+                )
+                .with_label("not sent to any sink")
+                .with_hint(format!("add one, e.g. `sink {name} -> stdout()`"))
+            }
+            None => Diagnostic::error(
                 "E0501",
-                span,
+                Span::new(file, 0, 0),
                 "this file has no `sink`, so there is nothing to run",
             )
-            .with_hint("add one, e.g. `sink my_stream -> stdout()`"),
-        );
+            .with_hint("declare a `source` and add a sink, e.g. `sink my_stream -> stdout()`"),
+        };
+        let mut diagnostics = warnings;
+        diagnostics.push(diagnostic);
+        weir_dsl::diagnostic::sort(&mut diagnostics);
         return Err(diagnostics);
     }
     let logical = ir::lower::lower(&program, sources);

@@ -22,6 +22,7 @@ impl<'a> Args<'a> {
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Self {
         let mut values: Vec<Option<(Literal, Span)>> = vec![None; params.len()];
+        let mut extra_reported = false;
         for (position, arg) in call.args.iter().enumerate() {
             let slot = match &arg.name {
                 Some(name) => match params.iter().position(|p| *p == name.name) {
@@ -45,11 +46,27 @@ impl<'a> Args<'a> {
                 },
                 None if position < params.len() => position,
                 None => {
-                    diagnostics.push(Diagnostic::error(
-                        "E0302",
-                        arg.span,
-                        format!("{what} takes at most {} argument(s)", params.len()),
-                    ));
+                    // One report for all the extra arguments.
+                    if !extra_reported {
+                        extra_reported = true;
+                        let d = match params.len() {
+                            0 => Diagnostic::error(
+                                "E0302",
+                                arg.span,
+                                format!("{what} takes no arguments"),
+                            ),
+                            n => Diagnostic::error(
+                                "E0302",
+                                arg.span,
+                                format!(
+                                    "{what} takes at most {n} argument{}",
+                                    if n == 1 { "" } else { "s" }
+                                ),
+                            )
+                            .with_hint(format!("parameters are: {}", params.join(", "))),
+                        };
+                        diagnostics.push(d.with_label("extra argument"));
+                    }
                     continue;
                 }
             };

@@ -515,19 +515,15 @@ impl ExprChecker<'_> {
             args.len() == spec.params.len()
         };
         if !arity_ok {
-            let expected = if spec.variadic {
-                "at least 1".to_string()
-            } else {
-                spec.params.len().to_string()
+            let expected = match (spec.variadic, spec.params.len()) {
+                (true, _) => "at least 1 argument".to_string(),
+                (false, 1) => "1 argument".to_string(),
+                (false, n) => format!("{n} arguments"),
             };
             return self.error(Diagnostic::error(
                 "E0209",
                 span,
-                format!(
-                    "`{}` takes {expected} argument(s), found {}",
-                    spec.name,
-                    args.len()
-                ),
+                format!("`{}` takes {expected}, found {}", spec.name, args.len()),
             ));
         }
         let mut typed = Vec::new();
@@ -674,7 +670,16 @@ fn type_error(code: &'static str, span: Span, what: &str, found: Type) -> Diagno
 
 pub(crate) fn unknown_type(name: &ast::Ident) -> Diagnostic {
     let mut d = Diagnostic::error("E0103", name.span, format!("unknown type `{}`", name.name));
-    if let Some(s) = did_you_mean(&name.name, Type::NAMES) {
+    // Type names from SQL and other languages.
+    let alias = match name.name.to_ascii_lowercase().as_str() {
+        "int" | "integer" | "long" | "bigint" | "i32" | "int64" => Some("i64"),
+        "float" | "double" | "real" | "f32" | "float64" => Some("f64"),
+        "boolean" => Some("bool"),
+        "str" | "text" | "varchar" | "char" => Some("string"),
+        "datetime" | "date" | "time" => Some("timestamp"),
+        _ => None,
+    };
+    if let Some(s) = alias.or_else(|| did_you_mean(&name.name, Type::NAMES)) {
         d = d.with_hint(format!("did you mean `{s}`?"));
     } else {
         d = d.with_hint(format!("types are: {}", Type::NAMES.join(", ")));

@@ -26,7 +26,48 @@ pub use types::{Field, Schema, StreamType, Type};
 /// Checks a parsed module. Returns the program when there are no errors (warnings may be
 /// present), and every diagnostic found.
 pub fn check(module: &ast::Module) -> (Option<Program>, Vec<Diagnostic>) {
+    check_partial(module, None)
+}
+
+/// Names declared by items the parser had to leave out of the module because they had errors
+/// (found by `weir_compiler::check` in the text).
+#[derive(Clone, Debug, Default)]
+pub struct Unparsed {
+    /// `source` and `let` names.
+    pub streams: Vec<(String, Span)>,
+    pub schemas: Vec<(String, Span)>,
+}
+
+/// Checks a module that may be missing items. With `unparsed` (the parser reported errors),
+/// uses of the names those items declare are not reported again, and no name is reported as
+/// unused: the missing items may be the ones that use it.
+pub fn check_partial(
+    module: &ast::Module,
+    unparsed: Option<&Unparsed>,
+) -> (Option<Program>, Vec<Diagnostic>) {
     let mut cx = Checker::default();
+    if let Some(unparsed) = unparsed {
+        // A name that a parsed item declares too is checked as usual.
+        let (mut streams, mut schemas) = (Vec::new(), Vec::new());
+        for item in &module.items {
+            match &item.kind {
+                ItemKind::Schema(s) => schemas.push(&s.name.name),
+                ItemKind::Source(s) => streams.push(&s.name.name),
+                ItemKind::Let(l) => streams.push(&l.name.name),
+                ItemKind::Sink(_) => {}
+            }
+        }
+        for (name, span) in &unparsed.streams {
+            if !streams.contains(&name) {
+                cx.names.insert(name.clone(), (Named::Broken, *span));
+            }
+        }
+        for (name, span) in &unparsed.schemas {
+            if !schemas.contains(&name) {
+                cx.broken_schemas.push((name.clone(), *span));
+            }
+        }
+    }
     for item in &module.items {
         match &item.kind {
             ItemKind::Schema(s) => cx.schema(s),
@@ -35,7 +76,9 @@ pub fn check(module: &ast::Module) -> (Option<Program>, Vec<Diagnostic>) {
             ItemKind::Sink(s) => cx.sink(s, item.span),
         }
     }
-    cx.warn_unused();
+    if unparsed.is_none() {
+        cx.warn_unused();
+    }
     let Checker {
         diagnostics,
         program,
@@ -60,7 +103,8 @@ enum Named {
 struct Checker {
     diagnostics: Vec<Diagnostic>,
     schemas: BTreeMap<String, (Schema, Span)>,
-    broken_schemas: Vec<String>,
+    /// Schemas declared with errors, and where: uses are not reported again.
+    broken_schemas: Vec<(String, Span)>,
     names: BTreeMap<String, (Named, Span)>,
     used: Vec<String>,
     program: Program,
@@ -101,14 +145,24 @@ impl Checker {
     }
 
     fn schema(&mut self, decl: &ast::SchemaDecl) {
-        if let Some((_, first)) = self.schemas.get(&decl.name.name) {
-            let first = *first;
+        let first = self
+            .schemas
+            .get(&decl.name.name)
+            .map(|(_, s)| *s)
+            .or_else(|| {
+                self.broken_schemas
+                    .iter()
+                    .find(|(n, _)| *n == decl.name.name)
+                    .map(|(_, s)| *s)
+            });
+        if let Some(first) = first {
             self.error(
                 Diagnostic::error(
                     "E0101",
                     decl.name.span,
                     format!("schema `{}` is defined twice", decl.name.name),
                 )
+                .with_label("second definition")
                 .with_secondary(first, "first defined here"),
             );
             return;
@@ -153,7 +207,8 @@ impl Checker {
             self.schemas
                 .insert(decl.name.name.clone(), (schema, decl.name.span));
         } else {
-            self.broken_schemas.push(decl.name.name.clone());
+            self.broken_schemas
+                .push((decl.name.name.clone(), decl.name.span));
         }
     }
 
@@ -217,7 +272,7 @@ impl Checker {
             Some(s) => match self.schemas.get(&s.name) {
                 Some((schema, _)) => Some(schema.clone()),
                 None => {
-                    if !self.broken_schemas.contains(&s.name) {
+                    if !self.broken_schemas.iter().any(|(n, _)| *n == s.name) {
                         let mut d = Diagnostic::error(
                             "E0104",
                             s.span,
@@ -460,15 +515,17 @@ impl Checker {
                     pipe.input.span,
                     format!("unknown stream `{}`", pipe.input.name),
                 );
-                if let Some(s) =
-                    did_you_mean(&pipe.input.name, self.names.keys().map(String::as_str))
-                {
-                    d = d.with_hint(format!("did you mean `{s}`?"));
-                } else if self.schemas.contains_key(&pipe.input.name) {
+                let is_schema = self.schemas.contains_key(&pipe.input.name)
+                    || self.broken_schemas.iter().any(|(n, _)| *n == pipe.input.name);
+                if is_schema {
                     d = d.with_hint(format!(
                         "`{}` is a schema; declare a source that reads it",
                         pipe.input.name
                     ));
+                } else if let Some(s) =
+                    did_you_mean(&pipe.input.name, self.names.keys().map(String::as_str))
+                {
+                    d = d.with_hint(format!("did you mean `{s}`?"));
                 } else {
                     d = d.with_hint(
                         "streams must be declared (with `source` or `let`) before they are used",
@@ -669,7 +726,7 @@ impl Checker {
                             continue;
                         }
                     };
-                    let Some((window, _)) = pending_window.take() else {
+                    let Some((window, window_span)) = pending_window.take() else {
                         self.error(
                             Diagnostic::error("E0406", step.span, "`aggregate` needs a window before it")
                                 .with_hint("add one: `|> window tumble(10s) |> aggregate ...` (unbounded aggregates are not supported yet)"),
@@ -679,7 +736,7 @@ impl Checker {
                     };
                     let Some(time) = ty.time_field else {
                         self.error(
-                            Diagnostic::error("E0407", step.span, "a window needs event time, and this stream has none")
+                            Diagnostic::error("E0407", window_span, "a window needs event time, and this stream has none")
                                 .with_hint("declare it on the source: `event_time FIELD watermark 4s`, and keep that field in every `select` before the window"),
                         );
                         failed = true;

@@ -341,8 +341,8 @@ impl Builder {
                     operands.push(self.bool_term(part)?);
                     continue;
                 }
-                Rule::kw_and => BinaryOp::And,
-                Rule::kw_or => BinaryOp::Or,
+                Rule::bool_op if part.as_str().eq_ignore_ascii_case("and") => BinaryOp::And,
+                Rule::bool_op => BinaryOp::Or,
                 _ => return None,
             };
             while ops.last().is_some_and(|&(top, _)| prec(top) >= prec(op)) {
@@ -399,7 +399,9 @@ impl Builder {
         // Comparisons are non-associative: `a < b < c` is an error, not `(a < b) < c`.
         let comparisons: Vec<Span> = parts
             .iter()
-            .filter(|p| p.as_rule() == Rule::is_null || comparison(p.as_rule()).is_some())
+            .filter(|p| {
+                p.as_rule() == Rule::is_null || infix(p.as_str()).is_some_and(is_comparison)
+            })
             .map(|p| self.span(p))
             .collect();
         if comparisons.len() > 1 {
@@ -438,7 +440,7 @@ impl Builder {
                 operands.push(built);
                 continue;
             }
-            let op = comparison(rule).or_else(|| arithmetic(rule))?;
+            let op = infix(part.as_str())?;
             while ops
                 .last()
                 .is_some_and(|&(top, _)| precedence(top) >= precedence(op))
@@ -532,7 +534,7 @@ impl Builder {
         let span = self.span(&pair);
         match pair.as_rule() {
             Rule::paren => self.paren(pair, span),
-            Rule::call_expr => self.call_expr(pair, span),
+            Rule::name_expr => self.name_expr(pair, span),
             Rule::if_expr => self.if_expr(pair, span),
             Rule::case_expr => self.case_expr(pair, span),
             Rule::cast_expr => self.cast_expr(pair, span),
@@ -548,7 +550,6 @@ impl Builder {
             Rule::kw_true => ExprKind::Lit(Literal::Bool(true)),
             Rule::kw_false => ExprKind::Lit(Literal::Bool(false)),
             Rule::kw_null => ExprKind::Lit(Literal::Null),
-            Rule::field_ref => ExprKind::Field(self.ident(&pair)),
             _ => return None,
         };
         Some((Expr { kind, span }, 1))
@@ -561,10 +562,20 @@ impl Builder {
         Some((expr, depth))
     }
 
-    /// `f(a, b)`, `count()`, `count(*)` (the `*` leaves no argument).
-    fn call_expr(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<Built> {
+    /// A field (`price`), or a call when parentheses follow: `f(a, b)`, `count()`, `count(*)`
+    /// (the `*` leaves no argument).
+    fn name_expr(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<Built> {
         let mut inner = pair.into_inner();
         let name = self.ident(&next_of(&mut inner, Rule::func_name)?);
+        if next_of(&mut inner, Rule::fcall_open).is_none() {
+            return Some((
+                Expr {
+                    kind: ExprKind::Field(name),
+                    span,
+                },
+                1,
+            ));
+        }
         let mut args = Vec::new();
         let mut depth = 0;
         for arg in inner.filter(|p| p.as_rule() == Rule::expr) {
@@ -877,27 +888,29 @@ fn trailing_cast<'i>(expr: &Pair<'i, Rule>) -> Option<Pair<'i, Rule>> {
         .filter(|p| p.as_rule() == Rule::postfix_cast)
 }
 
-fn comparison(rule: Rule) -> Option<BinaryOp> {
-    Some(match rule {
-        Rule::op_eq => BinaryOp::Eq,
-        Rule::op_ne => BinaryOp::Ne,
-        Rule::op_lt => BinaryOp::Lt,
-        Rule::op_le => BinaryOp::Le,
-        Rule::op_gt => BinaryOp::Gt,
-        Rule::op_ge => BinaryOp::Ge,
+/// The operator an `infix_op` token stands for.
+fn infix(token: &str) -> Option<BinaryOp> {
+    Some(match token {
+        "=" | "==" => BinaryOp::Eq,
+        "!=" | "<>" => BinaryOp::Ne,
+        "<" => BinaryOp::Lt,
+        "<=" => BinaryOp::Le,
+        ">" => BinaryOp::Gt,
+        ">=" => BinaryOp::Ge,
+        "+" => BinaryOp::Add,
+        "-" => BinaryOp::Sub,
+        "*" => BinaryOp::Mul,
+        "/" => BinaryOp::Div,
+        "%" => BinaryOp::Rem,
         _ => return None,
     })
 }
 
-fn arithmetic(rule: Rule) -> Option<BinaryOp> {
-    Some(match rule {
-        Rule::op_add => BinaryOp::Add,
-        Rule::op_sub => BinaryOp::Sub,
-        Rule::op_mul => BinaryOp::Mul,
-        Rule::op_div => BinaryOp::Div,
-        Rule::op_rem => BinaryOp::Rem,
-        _ => return None,
-    })
+fn is_comparison(op: BinaryOp) -> bool {
+    matches!(
+        op,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+    )
 }
 
 /// Binding strength inside a chain: comparisons < `+ -` < `* / %`.

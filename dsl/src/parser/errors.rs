@@ -17,6 +17,10 @@ use crate::span::{FileId, Span};
 use super::lex::{self, Found, FoundKind, Open, ITEM_KEYWORDS, RESERVED, STEP_KEYWORDS};
 use super::{codes, Rule};
 
+/// Keywords that are not items, steps or reserved words; found where an item was expected they
+/// are misplaced, not misspelled.
+const CLAUSE_KEYWORDS: [&str; 4] = ["format", "event_time", "watermark", "by"];
+
 /// What a rule means when pest says it expected it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
@@ -77,7 +81,6 @@ fn expect(rule: Rule) -> Expect {
         | Rule::kw_cast
         | Rule::kw_if
         | Rule::func_name
-        | Rule::field_ref
         | Rule::paren_open => strong(Expr, "an expression", None),
 
         Rule::kw_schema => strong(ItemKw, "`schema`", None),
@@ -145,18 +148,7 @@ fn expect(rule: Rule) -> Expect {
         Rule::key_sep => weak(Token, "`,`"),
         Rule::star_arg => weak(Token, "`*`"),
         Rule::call_open | Rule::fcall_open => weak(Token, "`(`"),
-        Rule::kw_and | Rule::kw_or | Rule::kw_is | Rule::kw_as => weak(Token, "an operator"),
-        Rule::op_eq
-        | Rule::op_ne
-        | Rule::op_lt
-        | Rule::op_le
-        | Rule::op_gt
-        | Rule::op_ge
-        | Rule::op_add
-        | Rule::op_sub
-        | Rule::op_mul
-        | Rule::op_div
-        | Rule::op_rem => weak(Token, "an operator"),
+        Rule::bool_op | Rule::infix_op | Rule::kw_is | Rule::kw_as => weak(Token, "an operator"),
         Rule::EOI => weak(Token, "end of input"),
 
         // pest reports a rule instead of its tokens when two or more of them failed at the same
@@ -170,7 +162,7 @@ fn expect(rule: Rule) -> Expect {
         | Rule::case_expr
         | Rule::cast_expr
         | Rule::if_expr
-        | Rule::call_expr => strong(Expr, "an expression", None),
+        | Rule::name_expr => strong(Expr, "an expression", None),
         Rule::select_item => strong(Name, "a field name or `*`", None),
         Rule::field_decl => strong(Name, "a field name", None),
         Rule::type_expr | Rule::postfix_cast => strong(Name, "a type", None),
@@ -301,7 +293,7 @@ fn expected(positives: &[Rule], pos: usize, cx: &ErrorContext<'_>) -> Diagnostic
         .with_label("not a step")
         .with_hint(hint);
     }
-    if is_word && only(Class::ItemKw) {
+    if is_word && only(Class::ItemKw) && !CLAUSE_KEYWORDS.contains(&word) {
         let list = ITEM_KEYWORDS.join(", ");
         let hint = match did_you_mean(word, ITEM_KEYWORDS) {
             Some(item) => format!("did you mean `{item}`? items are: {list}"),
@@ -350,6 +342,10 @@ fn expected(positives: &[Rule], pos: usize, cx: &ErrorContext<'_>) -> Diagnostic
             diagnostic =
                 diagnostic.with_secondary(open.span, format!("unclosed {}", open.describe()));
         }
+    }
+    let before = cx.text.get(cx.chunk.start..pos).unwrap_or("");
+    if is_word && word == "format" && before.contains("event_time") {
+        diagnostic = diagnostic.with_hint("in a source, `format` comes before `event_time`");
     }
     for hint in hints(&wanted, positives, &found, word, is_word) {
         diagnostic = diagnostic.with_hint(hint);
@@ -437,6 +433,12 @@ fn hints(
                 "`{word}` is a reserved keyword and cannot be used as a field name"
             ));
         }
+    }
+    // `window tumble 10s`: a connector, format or window takes its arguments in parentheses.
+    if positives.contains(&Rule::call_open)
+        && matches!(found.kind, Some(FoundKind::Str | FoundKind::Number))
+    {
+        hints.push("arguments go in parentheses: `tumble(10s)`, `file(path: \"out.csv\")`".into());
     }
     // `select { price * 2 }`: a computed field needs a name.
     if positives.contains(&Rule::item_colon) && found.kind == Some(FoundKind::Punct) {

@@ -48,8 +48,9 @@ const OUT_OF_ORDER_MULTIPLIER: u64 = 953;
 /// Event time of event number `n` of a split: `base + floor(n * d) / 1000` ms with
 /// `d = G * 1e6 / R` µs, computed exactly as `base + floor(n * G * 1000 / R)` in integers (the
 /// two floors collapse into one). Exact integer arithmetic, rather than Flink's `f64` delay,
-/// means no drift and no platform dependence for rates that do not divide 1e6: at R = 3000,
-/// event 3 is at exactly 1 ms, where `3 * 333.333…` in floating point can give 0.
+/// means no drift and no rounding surprises for rates that do not divide 1e6: at R = 3000,
+/// event 195 is at exactly 65 ms, where `195 * (1e6 / 3000)` in `f64` gives 64 999.99… µs,
+/// i.e. 64 ms.
 #[derive(Clone, Copy, Debug)]
 struct Clock {
     base: i64,
@@ -369,7 +370,7 @@ pub fn fill_auction(config: &NexmarkConfig, meta: &EventMeta, out: &mut Auction)
     let horizon = auction_horizon_ms(config, meta.id);
     out.expires = meta
         .date_time
-        .saturating_add(1 + rng.below(2 * horizon) as i64);
+        .saturating_add(1 + rng.below(horizon.saturating_mul(2)) as i64);
 
     let last_person = last_person(epoch);
     out.seller = FIRST_PERSON_ID

@@ -1,8 +1,9 @@
 //! The generator's random text: `string(max)`, `extra(current, avg)`, the fixed word lists
 //! (names, cities, states, channels) and the per-channel urls.
 //!
-//! Every function appends to a caller-owned `String`, so the `fill_*` hot path allocates
-//! nothing once its buffers have grown.
+//! The text functions append to a caller-owned `String`, so the `fill_*` hot path allocates
+//! nothing once its buffers have grown; the channel urls are looked up in a table built on
+//! first use.
 
 use super::rng::Rng;
 use std::sync::OnceLock;
@@ -44,7 +45,7 @@ pub(crate) const CHANNELS: u64 = 10_000;
 const MIN_STRING_LENGTH: u64 = 3;
 
 /// Characters are generated in chunks of this many bytes on the stack and appended with one
-/// `push_str`; a multiple of every `per_draw` below, so the draws a text consumes depend only
+/// `push_str`; a multiple of every `PER_DRAW` below, so the draws a text consumes depend only
 /// on its length.
 const CHUNK: usize = 96;
 

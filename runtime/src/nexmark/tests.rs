@@ -310,14 +310,16 @@ fn timestamps_two_generators() {
 
 #[test]
 fn timestamps_are_exact_for_rates_not_dividing_a_million() {
-    // d = 333.33… µs: event 3 is at exactly 1 ms (floating point could give 999.99… µs).
+    // d = 333.33… µs: event 195 is at exactly 65 ms (f64 arithmetic gives 64 999.99… µs).
     let c = NexmarkConfig {
         rate: 3000,
-        ..config(100, 1, 1)
+        ..config(1000, 1, 1)
     };
-    for (k, m) in all_metas(&c).iter().enumerate() {
+    let metas = all_metas(&c);
+    for (k, m) in metas.iter().enumerate() {
         assert_eq!(m.date_time, BASE + k as i64 / 3);
     }
+    assert_eq!(metas[195].date_time, BASE + 65);
 }
 
 #[test]
@@ -566,4 +568,24 @@ fn stream_is_pinned() {
     let (default, other) = stream_fingerprint();
     println!("fingerprints {default:#x} {other:#x}");
     assert_eq!((default, other), (0x143976c5c2e48034, 0xc031095b02f56317));
+}
+
+#[test]
+fn auction_lifetime_follows_the_split_clock() {
+    // G = 2, R = 10 000: d = 200 µs, h = time(a + 1666) - time(a) is 333 or 334 ms for the
+    // adjusted number a within the auction's split (also for the second split's ids).
+    let c = config(200_000, 2, 1);
+    let mut longest = 0;
+    for i in 0..2 {
+        let mut split = Split::new(&c, i);
+        while let Some(m) = split.next_meta() {
+            if m.kind == EventKind::Auction {
+                let a = auction(&c, &m);
+                let life = a.expires - a.date_time;
+                assert!((1..=2 * 334).contains(&life), "{life}");
+                longest = longest.max(life);
+            }
+        }
+    }
+    assert!(longest > 600, "{longest}");
 }
