@@ -12,7 +12,10 @@ fn examples() -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("examples folder exists").flatten() {
+        for entry in std::fs::read_dir(&dir)
+            .expect("examples folder exists")
+            .flatten()
+        {
             let path = entry.path();
             if path.is_dir() {
                 dirs.push(path);
@@ -28,16 +31,26 @@ fn examples() -> Vec<PathBuf> {
 
 fn name(path: &Path) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    path.strip_prefix(&root).unwrap_or(path).with_extension("").to_string_lossy().replace('/', "__")
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .with_extension("")
+        .to_string_lossy()
+        .replace('/', "__")
 }
 
 fn compile_file(path: &Path, no_fusion: bool) -> weir_compiler::Compiled {
     let mut sources = SourceMap::new();
     let text = std::fs::read_to_string(path).expect("example is readable");
-    let id = sources.add(format!("examples/{}.weir", name(path).replace("__", "/")), text);
+    let id = sources.add(
+        format!("examples/{}.weir", name(path).replace("__", "/")),
+        text,
+    );
     match compile(&sources, id, &Options { no_fusion }) {
         Ok(c) => c,
-        Err(d) => panic!("{}", weir_compiler::diagnostics::render(&sources, &d, false)),
+        Err(d) => panic!(
+            "{}",
+            weir_compiler::diagnostics::render(&sources, &d, false)
+        ),
     }
 }
 
@@ -97,6 +110,12 @@ fn projection_is_pushed_into_file_decoders() {
     let text = explain::text(&compiled.physical);
     assert!(text.contains("reads only: page, ts, duration_ms"), "{text}");
     // The unused columns are never converted: the decoder names only the read fields.
-    assert!(!compiled.rust.contains("\"referrer\""), "referrer should not be decoded");
-    assert!(!compiled.rust.contains("\"user\""), "user should not be decoded");
+    assert!(
+        !compiled.rust.contains("\"referrer\""),
+        "referrer should not be decoded"
+    );
+    assert!(
+        !compiled.rust.contains("\"user\""),
+        "user should not be decoded"
+    );
 }

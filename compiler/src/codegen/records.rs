@@ -189,13 +189,15 @@ pub fn decoder(
     };
     match format {
         Format::Json => {
-            let slots = projected.fields.iter().map(|f| {
-                let id = field_ident(&f.name);
+            // Locals are `slot_N`, never field names, so no field can shadow `member`/`value`.
+            let slot = |i: usize| quote::format_ident!("slot_{}", i);
+            let slots = projected.fields.iter().enumerate().map(|(i, f)| {
+                let id = slot(i);
                 let ty = field_type(f.ty, f.nullable);
                 quote!(let mut #id: ::std::option::Option<#ty> = None;)
             });
-            let arms = projected.fields.iter().map(|f| {
-                let id = field_ident(&f.name);
+            let arms = projected.fields.iter().enumerate().map(|(i, f)| {
+                let id = slot(i);
                 let key = &f.name;
                 let read = match f.ty {
                     Type::I64 | Type::Duration => quote!(value.as_i64()),
@@ -218,21 +220,22 @@ pub fn decoder(
                     })
                 }
             });
-            let finish = projected.fields.iter().map(|f| {
+            let finish = projected.fields.iter().enumerate().map(|(i, f)| {
                 let id = field_ident(&f.name);
+                let local = slot(i);
                 if f.nullable {
-                    quote!(#id: #id.unwrap_or(None))
+                    quote!(#id: #local.unwrap_or(None))
                 } else {
                     let msg = format!("missing field `{}`", f.name);
-                    quote!(#id: match #id { Some(v) => v, None => return Err(DecodeError::new(#msg)) })
+                    quote!(#id: match #local { Some(v) => v, None => return Err(DecodeError::new(#msg)) })
                 }
             });
             quote! {
                 fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
                     use ::weir_runtime::formats::DecodeError;
                     #(#slots)*
-                    ::weir_runtime::formats::json::for_each_field(line, |key, value| {
-                        match key {
+                    ::weir_runtime::formats::json::for_each_field(line, |member, value| {
+                        match member {
                             #(#arms)*
                             _ => {}
                         }

@@ -516,7 +516,10 @@ impl Checker {
                     format!("unknown stream `{}`", pipe.input.name),
                 );
                 let is_schema = self.schemas.contains_key(&pipe.input.name)
-                    || self.broken_schemas.iter().any(|(n, _)| *n == pipe.input.name);
+                    || self
+                        .broken_schemas
+                        .iter()
+                        .any(|(n, _)| *n == pipe.input.name);
                 if is_schema {
                     d = d.with_hint(format!(
                         "`{}` is a schema; declare a source that reads it",

@@ -1,0 +1,385 @@
+//! Pipelines over real files and stdin: CSV and JSON-lines decoding, windowed aggregation
+//! against a naive oracle, dead letters, null semantics, fan-out to several sinks.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use weir_tests::{build, example, format_ts, json_rows, run, workspace};
+
+fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Parses `yyyy-MM-dd HH:mm:ss.SSS` (the oracle's own parser, independent of weir's).
+fn parse_ts(s: &str) -> i64 {
+    let n = |a: usize, b: usize| s[a..b].parse::<i64>().expect("digits");
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    let (hh, mm, ss, ms) = (n(11, 13), n(14, 16), n(17, 19), n(20, 23));
+    // days from civil (Hinnant)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400_000 + hh * 3_600_000 + mm * 60_000 + ss * 1000 + ms
+}
+
+#[test]
+fn clicks_example_matches_a_naive_group_by() {
+    let dir = temp();
+    let out = dir.path().join("views.csv");
+    let dead = dir.path().join("dead.jsonl");
+    let text = example("clicks/clicks.weir")
+        .replace("target/clicks_per_minute.csv", &out.display().to_string());
+    let binary = build("clicks", &text, false);
+    let result = run(
+        &binary,
+        &["--dead-letters", &dead.display().to_string()],
+        &workspace(),
+        None,
+    );
+    assert!(result.success, "{}", result.stderr);
+
+    // Oracle: read the same CSV by hand, drop the malformed line, filter, group by window+page.
+    let input = std::fs::read_to_string(workspace().join("examples/clicks/clicks.csv")).unwrap();
+    let mut groups: BTreeMap<(i64, String), (i64, i64, i64)> = BTreeMap::new();
+    let mut malformed = 0;
+    for line in input.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells[2].len() != 23 || !cells[2].starts_with("20") {
+            malformed += 1;
+            continue;
+        }
+        let (ts, duration) = (parse_ts(cells[2]), cells[3].parse::<i64>().unwrap());
+        if duration < 100 {
+            continue;
+        }
+        let e = groups
+            .entry((ts.div_euclid(60_000) * 60_000, cells[1].to_string()))
+            .or_insert((0, 0, i64::MIN));
+        e.0 += 1;
+        e.1 += duration;
+        e.2 = e.2.max(duration);
+    }
+    assert_eq!(malformed, 1, "the example ships exactly one malformed line");
+    let mut want: Vec<String> = groups
+        .iter()
+        .map(|((start, page), (n, sum, max))| {
+            format!(
+                "{page},{},{},{n},{sum},{max}",
+                format_ts(*start),
+                format_ts(start + 60_000)
+            )
+        })
+        .collect();
+    want.sort();
+    let written = std::fs::read_to_string(&out).expect("the sink wrote its file");
+    let mut lines = written.lines();
+    assert_eq!(
+        lines.next(),
+        Some("page,window_start,window_end,views,users_time_ms,longest_ms")
+    );
+    let mut got: Vec<String> = lines.map(str::to_string).collect();
+    got.sort();
+    assert!(want.len() > 10);
+    assert_eq!(got, want);
+
+    let dead_letters = std::fs::read_to_string(&dead).expect("dead letters were written");
+    let rows = json_rows(&dead_letters);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["source"], "clicks");
+    assert_eq!(rows[0]["raw"], "gus,/docs,not-a-time,300,");
+    assert!(
+        rows[0]["reason"].as_str().unwrap().contains("field `ts`"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        result.stderr.contains("dead letters: 1"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn malformed_lines_go_to_dead_letters_and_the_rest_goes_on() {
+    let dir = temp();
+    let input = dir.path().join("in.jsonl");
+    let dead = dir.path().join("dead.jsonl");
+    let lines = [
+        r#"{"id": 1, "name": "a", "score": 1.5}"#,
+        r#"{"id": 2, "name": "b", "score": "high"}"#, // wrong type
+        r#"{"id": 3, "name": "c"#,                    // truncated
+        r#"{"id": 4, "score": 2.0}"#,                 // missing field
+        r#"{"id": 5, "name": null, "score": 1.0}"#,   // null in a required field
+        "",                                           // blank: skipped, not an error
+        r#"[1, 2, 3]"#,                               // not an object
+        r#"{"id": 6, "name": "f", "score": 3.25, "extra": {"nested": [1, {"x": null}]}}"#,
+        r#"{"id": 7, "name": "g", "score": 1e400}"#, // number out of range
+        r#"{"id": 8, "name": "h\u00e9", "score": -0.5} trailing"#,
+        r#"{"id": 9, "name": "i\u00e9", "score": -0.5}"#,
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    // A line of invalid UTF-8 too.
+    let mut bytes = std::fs::read(&input).unwrap();
+    bytes.extend_from_slice(b"{\"id\": 10, \"name\": \"\xff\", \"score\": 0}\n");
+    bytes.extend_from_slice(b"{\"id\": 11, \"name\": \"k\", \"score\": 0}\n");
+    std::fs::write(&input, bytes).unwrap();
+    let text = format!(
+        "schema R {{ id: i64, name: string, score: f64 }}\n\
+         source rows: R = file(path: \"{}\") format json\n\
+         sink rows -> stdout() format json\n",
+        input.display()
+    );
+    let binary = build("dead_letters", &text, false);
+    let result = run(
+        &binary,
+        &["--dead-letters", &dead.display().to_string()],
+        dir.path(),
+        None,
+    );
+    assert!(result.success, "{}", result.stderr);
+    let ids: Vec<i64> = json_rows(&result.stdout)
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 6, 9, 11]);
+    let rows = json_rows(&std::fs::read_to_string(&dead).unwrap());
+    let lines: Vec<i64> = rows.iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, vec![2, 3, 4, 5, 7, 9, 10, 12]);
+    assert!(rows
+        .iter()
+        .all(|r| !r["reason"].as_str().unwrap().is_empty()));
+    assert!(
+        rows[0]["reason"].as_str().unwrap().contains("score"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `name`"),
+        "{}",
+        rows[2]
+    );
+    assert_eq!(rows[1]["raw"], r#"{"id": 3, "name": "c"#);
+    assert!(
+        result.stderr.contains("dead letters: 8"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn csv_dead_letters_name_the_column_problem() {
+    let dir = temp();
+    let input = dir.path().join("in.csv");
+    std::fs::write(
+        &input,
+        "a,b\n1,x\n2\n\"3,y\n4,\"q\"\"uoted\"\n5,plain,extra\nsix,z\n",
+    )
+    .unwrap();
+    let text = format!(
+        "schema R {{ a: i64, b: string }}\n\
+         source rows: R = file(path: \"{}\", dead_letters: \"bad.jsonl\") format csv(header: true)\n\
+         sink rows -> stdout() format json\n",
+        input.display()
+    );
+    let result = run(
+        &build("csv_dead_letters", &text, false),
+        &[],
+        dir.path(),
+        None,
+    );
+    assert!(result.success, "{}", result.stderr);
+    assert_eq!(
+        json_rows(&result.stdout),
+        vec![json!({"a": 1, "b": "x"}), json!({"a": 4, "b": "q\"uoted"})]
+    );
+    let rows = json_rows(&std::fs::read_to_string(dir.path().join("bad.jsonl")).unwrap());
+    let lines: Vec<i64> = rows.iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, vec![3, 4, 6, 7]);
+    assert!(
+        rows[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expected 2 columns, found 1"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[3]["reason"].as_str().unwrap().contains("field `a`"),
+        "{}",
+        rows[3]
+    );
+}
+
+#[test]
+fn stdin_json_with_nulls_and_expressions() {
+    let input = [
+        r#"{"user": "Ana", "amount": 10, "rate": 0.5, "note": "hello world", "ts": "2024-02-29 13:45:00.250"}"#,
+        r#"{"user": "bo", "amount": 0, "rate": null, "note": null, "ts": 1700000000000}"#,
+        r#"{"user": "Chen", "amount": -7, "rate": 2.0, "ts": "2024-03-01T00:00:00Z"}"#,
+    ]
+    .join("\n");
+    let text = r#"
+schema T { user: string, amount: i64, rate: f64?, note: string?, ts: timestamp }
+source t: T = stdin() format json
+let out = t
+    |> filter amount <> 999 and not (user = "nobody")
+    |> select {
+        user: upper(user),
+        len: char_length(user),
+        ratio: 100 / amount,
+        safe_ratio: coalesce(100 / amount, -1),
+        scaled: amount * rate,
+        has_note: note is not null,
+        first_word: split_index(note, " ", 0),
+        second: coalesce(split_index(note, " ", 1), "none"),
+        sign: case when amount > 0 then "pos" when amount < 0 then "neg" end,
+        big: if(amount >= 10, true, false),
+        day: date_format(ts, "yyyy-MM-dd"),
+        hour: hour(ts),
+        later: ts + 1h,
+        as_text: cast(amount as string),
+        parsed: cast("42" as i64),
+        bad_parse: cast(user as i64),
+        mod3: amount % 3,
+        starts: starts_with(lower(user), "c"),
+        joined: concat(user, "-", cast(amount as string)),
+    }
+sink out -> stdout() format json
+"#;
+    let result = run(
+        &build("stdin_nulls", text, false),
+        &[],
+        &workspace(),
+        Some(&input),
+    );
+    assert!(result.success, "{}", result.stderr);
+    let rows = json_rows(&result.stdout);
+    assert_eq!(
+        rows[0],
+        json!({"user": "ANA", "len": 3, "ratio": 10, "safe_ratio": 10, "scaled": 5.0, "has_note": true,
+               "first_word": "hello", "second": "world", "sign": "pos", "big": true, "day": "2024-02-29",
+               "hour": 13, "later": "2024-02-29 14:45:00.250", "as_text": "10", "parsed": 42,
+               "bad_parse": null, "mod3": 1, "starts": false, "joined": "Ana-10"})
+    );
+    // Division by zero and arithmetic on a null are null, not an error; `case` without
+    // `else` is null when nothing matches.
+    assert_eq!(
+        rows[1],
+        json!({"user": "BO", "len": 2, "ratio": null, "safe_ratio": -1, "scaled": null, "has_note": false,
+               "first_word": null, "second": "none", "sign": null, "big": false, "day": "2023-11-14",
+               "hour": 22, "later": "2023-11-14 23:13:20.000", "as_text": "0", "parsed": 42,
+               "bad_parse": null, "mod3": 0, "starts": false, "joined": "bo-0"})
+    );
+    assert_eq!(rows[2]["ratio"], json!(-14));
+    assert_eq!(rows[2]["mod3"], json!(-1));
+    assert_eq!(rows[2]["scaled"], json!(-14.0));
+    assert_eq!(rows[2]["day"], json!("2024-03-01"));
+    assert_eq!(rows[2]["starts"], json!(true));
+    assert_eq!(rows.len(), 3);
+}
+
+#[test]
+fn one_stream_feeds_several_sinks() {
+    let dir = temp();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "k,v\na,1\nb,2\na,3\n").unwrap();
+    let text = format!(
+        "schema R {{ k: string, v: i64 }}\n\
+         source rows: R = file(path: \"{}\") format csv(header: true)\n\
+         let big = rows |> filter v >= 2\n\
+         sink big -> file(path: \"big.jsonl\") format json\n\
+         sink big |> select {{ k }} -> file(path: \"keys.csv\") format csv\n\
+         sink rows -> stdout() format csv(delimiter: \";\")\n",
+        input.display()
+    );
+    for no_fusion in [false, true] {
+        let result = run(&build("fan_out", &text, no_fusion), &[], dir.path(), None);
+        assert!(result.success, "{}", result.stderr);
+        assert_eq!(result.stdout, "a;1\nb;2\na;3\n");
+        let big = std::fs::read_to_string(dir.path().join("big.jsonl")).unwrap();
+        assert_eq!(big, "{\"k\":\"b\",\"v\":2}\n{\"k\":\"a\",\"v\":3}\n");
+        let keys = std::fs::read_to_string(dir.path().join("keys.csv")).unwrap();
+        assert_eq!(keys, "b\na\n");
+    }
+}
+
+#[test]
+fn keyed_windows_agree_across_parallelism_and_fusion() {
+    // Out-of-order input within the watermark bound: every record counts, whatever the
+    // parallelism, and windows fire at end of input.
+    let dir = temp();
+    let input = dir.path().join("in.jsonl");
+    let mut lines = Vec::new();
+    let mut oracle: BTreeMap<(String, i64), (i64, i64, f64, i64)> = BTreeMap::new();
+    let mut state = 12345u64;
+    for i in 0..5000i64 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let jitter = ((state >> 33) % 3000) as i64;
+        let ts = 1_000_000 + i * 50 - jitter;
+        let key = format!("k{}", (state >> 40) % 7);
+        let v = ((state >> 20) % 1000) as i64 - 300;
+        lines.push(format!(r#"{{"key":"{key}","v":{v},"ts":{ts}}}"#));
+        let e = oracle
+            .entry((key, ts.div_euclid(2000) * 2000))
+            .or_insert((0, 0, 0.0, i64::MIN));
+        e.0 += 1;
+        e.1 += v;
+        e.3 = e.3.max(v);
+    }
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let text = format!(
+        "schema E {{ key: string, v: i64, ts: timestamp }}\n\
+         source e: E = file(path: \"{}\") format json event_time ts watermark 5s\n\
+         let w = e |> key_by key |> window tumble(2s) |> aggregate {{ n: count(), total: sum(v), mean: avg(v), top: max(v) }}\n\
+         sink w -> stdout() format json\n",
+        input.display()
+    );
+    let want: Vec<Value> = oracle
+        .iter()
+        .map(|((key, start), (n, total, _, top))| {
+            json!({"key": key, "window_start": format_ts(*start), "window_end": format_ts(start + 2000),
+                   "n": n, "total": total, "mean": *total as f64 / *n as f64, "top": top})
+        })
+        .collect();
+    let mut want: Vec<String> = want.iter().map(Value::to_string).collect();
+    want.sort();
+    for (no_fusion, parallelism) in [(false, "1"), (false, "3"), (true, "2")] {
+        let binary = build("keyed_windows", &text, no_fusion);
+        let result = run(&binary, &["--parallelism", parallelism], dir.path(), None);
+        assert!(result.success, "{}", result.stderr);
+        let mut got: Vec<String> = json_rows(&result.stdout)
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        got.sort();
+        assert_eq!(
+            got, want,
+            "parallelism {parallelism}, no_fusion {no_fusion}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_input_file_fails_with_a_clear_message() {
+    let dir = temp();
+    let text = "schema R { a: i64 }\nsource r: R = file(path: \"does/not/exist.csv\") format csv\nsink r -> stdout()\n";
+    let result = run(&build("missing_file", text, false), &[], dir.path(), None);
+    assert!(!result.success);
+    assert!(
+        result
+            .stderr
+            .contains("source `r`: cannot open does/not/exist.csv"),
+        "{}",
+        result.stderr
+    );
+    assert!(!result.stderr.contains("panicked"), "{}", result.stderr);
+}
