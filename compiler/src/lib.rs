@@ -67,8 +67,9 @@ pub fn check(sources: &SourceMap, file: FileId) -> (Option<sema::Program>, Vec<D
     (program, diagnostics)
 }
 
-/// The names that items declare, by a scan of the text that needs no parse: the word after
-/// `source`, `let` or `schema` (or a misspelling such as `lett`) at the start of a line.
+/// The names that items declare, by a scan of the text that needs no parse: the word after an
+/// item keyword at the start of a line (`let NAME`, `source NAME`, `schema NAME`), after a
+/// misspelled one (`lett NAME`), or after any word when a `=` or `:` follows (`stream NAME =`).
 fn declared_names(file: FileId, text: &str) -> sema::Unparsed {
     fn ident_end(bytes: &[u8], start: usize) -> usize {
         let len = bytes[start..]
@@ -77,44 +78,48 @@ fn declared_names(file: FileId, text: &str) -> sema::Unparsed {
             .count();
         start + len
     }
+    fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    }
+    const ITEMS: [&str; 4] = ["source", "let", "schema", "sink"];
     let bytes = text.as_bytes();
     let mut out = sema::Unparsed::default();
     let mut line_start = 0;
     while line_start < bytes.len() {
-        let line_end = bytes[line_start..]
+        let word_end = ident_end(bytes, line_start);
+        let name_start = skip_spaces(bytes, word_end);
+        let name_end = ident_end(bytes, name_start);
+        let after = skip_spaces(bytes, name_end);
+        let word = &text[line_start..word_end];
+        let keyword = match ITEMS.iter().find(|k| **k == word) {
+            Some(k) => Some(*k),
+            None if word.len() > 2 => weir_dsl::diagnostic::did_you_mean(word, ITEMS),
+            None => None,
+        };
+        let declares = matches!(bytes.get(after), Some(b'=' | b':'));
+        let is_name = bytes
+            .get(name_start)
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
+        if word_end > line_start && name_start > word_end && is_name {
+            let name = (
+                text[name_start..name_end].to_string(),
+                Span::new(file, name_start, name_end),
+            );
+            match keyword {
+                Some("schema") => out.schemas.push(name),
+                Some("sink") => {}
+                Some(_) => out.streams.push(name),
+                None if declares => out.streams.push(name),
+                None => {}
+            }
+        }
+        line_start = bytes[line_start..]
             .iter()
             .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |i| line_start + i);
-        let mut i = line_start;
-        while i < line_end && matches!(bytes[i], b' ' | b'\t') {
-            i += 1;
-        }
-        let word_end = ident_end(bytes, i);
-        let keyword = &text[i..word_end];
-        let keyword = match keyword {
-            "source" | "let" | "schema" => Some(keyword),
-            _ if keyword.len() > 2 => {
-                weir_dsl::diagnostic::did_you_mean(keyword, ["source", "let", "schema", "sink"])
-            }
-            _ => None,
-        };
-        let mut j = word_end;
-        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        let name_end = ident_end(bytes, j);
-        let starts_name = bytes
-            .get(j)
-            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
-        if let (Some(keyword), true, true) = (keyword, word_end > i && j > word_end, starts_name) {
-            let name = (text[j..name_end].to_string(), Span::new(file, j, name_end));
-            match keyword {
-                "schema" => out.schemas.push(name),
-                "sink" => {}
-                _ => out.streams.push(name),
-            }
-        }
-        line_start = line_end + 1;
+            .map_or(bytes.len(), |i| line_start + i + 1);
     }
     out
 }

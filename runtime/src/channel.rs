@@ -31,9 +31,12 @@ pub enum Message<T> {
     },
 }
 
+/// The sending ends of an edge, one per downstream instance.
+pub type Senders<T> = Vec<SyncSender<Message<T>>>;
+
 /// Creates the channels of an edge into `n` downstream instances: one sender per downstream
 /// instance (clone the vector for every upstream instance) and one receiver each.
-pub fn channels<T>(n: usize) -> (Vec<SyncSender<Message<T>>>, Vec<Receiver<Message<T>>>) {
+pub fn channels<T>(n: usize) -> (Senders<T>, Vec<Receiver<Message<T>>>) {
     (0..n.max(1))
         .map(|_| sync_channel(CHANNEL_CAPACITY))
         .unzip()

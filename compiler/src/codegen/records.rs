@@ -45,18 +45,13 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
                 };
                 if f.nullable {
                     let w = write(quote!(v));
-                    let pat = if f.ty == Type::String {
-                        quote!(Some(v))
-                    } else {
-                        quote!(Some(v))
-                    };
                     let scrutinee = if f.ty == Type::String {
                         quote!(r.#id.as_deref())
                     } else {
                         quote!(r.#id)
                     };
                     body.push(
-                        quote!(match #scrutinee { #pat => #w, None => json::write_null(out) };),
+                        quote!(match #scrutinee { Some(v) => #w, None => json::write_null(out) };),
                     );
                 } else {
                     let v = if f.ty == Type::String {

@@ -70,12 +70,15 @@ impl<'a> Args<'a> {
                     continue;
                 }
             };
-            if values[slot].is_some() {
-                diagnostics.push(Diagnostic::error(
-                    "E0303",
-                    arg.span,
-                    format!("parameter `{}` is given twice", params[slot]),
-                ));
+            if let Some((_, first)) = &values[slot] {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "E0303",
+                        arg.span,
+                        format!("parameter `{}` is given twice", params[slot]),
+                    )
+                    .with_secondary(*first, "first given here"),
+                );
                 continue;
             }
             let literal = match &arg.value.kind {

@@ -520,11 +520,14 @@ impl ExprChecker<'_> {
                 (false, 1) => "1 argument".to_string(),
                 (false, n) => format!("{n} arguments"),
             };
-            return self.error(Diagnostic::error(
-                "E0209",
-                span,
-                format!("`{}` takes {expected}, found {}", spec.name, args.len()),
-            ));
+            return self.error(
+                Diagnostic::error(
+                    "E0209",
+                    span,
+                    format!("`{}` takes {expected}, found {}", spec.name, args.len()),
+                )
+                .with_hint(format!("call it as `{}`", signature(spec))),
+            );
         }
         let mut typed = Vec::new();
         let mut failed = false;
@@ -631,8 +634,7 @@ impl ExprChecker<'_> {
                 let msg = e.to_string();
                 let last = msg
                     .lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .last()
+                    .rfind(|l| !l.trim().is_empty())
                     .unwrap_or("")
                     .trim()
                     .to_string();
@@ -661,6 +663,25 @@ impl ExprChecker<'_> {
             span: arg.span,
         })
     }
+}
+
+/// How a function is called: `lower(string)`, `regexp_extract(string, 'regex', i64)`.
+fn signature(spec: &functions::FuncSpec) -> String {
+    let mut params: Vec<String> = spec
+        .params
+        .iter()
+        .map(|p| match p {
+            Param::Value(t) => t.name().to_string(),
+            Param::Numeric => "number".to_string(),
+            Param::Literal(LiteralKind::Regex) => "'regex'".to_string(),
+            Param::Literal(LiteralKind::DatePattern) => "'date pattern'".to_string(),
+            Param::Literal(LiteralKind::Char) => "'c'".to_string(),
+        })
+        .collect();
+    if spec.variadic {
+        params.push("...".to_string());
+    }
+    format!("{}({})", spec.name, params.join(", "))
 }
 
 fn type_error(code: &'static str, span: Span, what: &str, found: Type) -> Diagnostic {

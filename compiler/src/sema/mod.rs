@@ -110,16 +110,6 @@ struct Checker {
     program: Program,
 }
 
-impl Default for Program {
-    fn default() -> Self {
-        Program {
-            sources: Vec::new(),
-            streams: Vec::new(),
-            sinks: Vec::new(),
-        }
-    }
-}
-
 impl Checker {
     fn error(&mut self, d: Diagnostic) {
         self.diagnostics.push(d);
@@ -529,6 +519,8 @@ impl Checker {
                     did_you_mean(&pipe.input.name, self.names.keys().map(String::as_str))
                 {
                     d = d.with_hint(format!("did you mean `{s}`?"));
+                    // The misspelled use is a use: no "never used" warning for `s` too.
+                    self.used.push(s.to_string());
                 } else {
                     d = d.with_hint(
                         "streams must be declared (with `source` or `let`) before they are used",
@@ -723,7 +715,10 @@ impl Checker {
                                     by[0].span,
                                     "keys given twice: by `key_by` and by `aggregate by`",
                                 )
-                                .with_secondary(span, "keys set here"),
+                                .with_secondary(span, "keys set here")
+                                .with_hint(
+                                    "key the stream once: either `|> key_by k` or `aggregate by k`",
+                                ),
                             );
                             failed = true;
                             continue;
@@ -994,20 +989,18 @@ impl Checker {
             );
             ok = false;
         }
-        ok.then(|| {
-            (
-                WindowAggregate {
-                    keys,
-                    window,
-                    time_field,
-                    aggs,
-                },
-                StreamType {
-                    schema: Schema { fields },
-                    time_field: None,
-                },
-            )
-        })
+        ok.then_some((
+            WindowAggregate {
+                keys,
+                window,
+                time_field,
+                aggs,
+            },
+            StreamType {
+                schema: Schema { fields },
+                time_field: None,
+            },
+        ))
     }
 
     fn sink(&mut self, decl: &ast::SinkDecl, span: Span) {

@@ -8,7 +8,7 @@ use super::functions::AggFunc;
 use super::nexmark::NexmarkStream;
 use super::types::{StreamType, Type};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Program {
     pub sources: Vec<SourceDef>,
     /// Named `let` streams and the anonymous streams of sink pipes, in file order.

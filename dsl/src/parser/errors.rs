@@ -293,7 +293,15 @@ fn expected(positives: &[Rule], pos: usize, cx: &ErrorContext<'_>) -> Diagnostic
         .with_label("not a step")
         .with_hint(hint);
     }
-    if is_word && only(Class::ItemKw) && !CLAUSE_KEYWORDS.contains(&word) {
+    // A misspelled item keyword at the start of a line (`lett q = ...`), after an item that
+    // could have ended there.
+    let starts_line = found.range.start == 0 || cx.text.as_bytes()[found.range.start - 1] == b'\n';
+    let misspelled_item = is_word
+        && starts_line
+        && has(Class::ItemKw)
+        && did_you_mean(word, ITEM_KEYWORDS).is_some()
+        && did_you_mean(word, CLAUSE_KEYWORDS).is_none();
+    if is_word && (only(Class::ItemKw) || misspelled_item) && !CLAUSE_KEYWORDS.contains(&word) {
         let list = ITEM_KEYWORDS.join(", ");
         let hint = match did_you_mean(word, ITEM_KEYWORDS) {
             Some(item) => format!("did you mean `{item}`? items are: {list}"),
