@@ -145,6 +145,10 @@ impl Dataflow {
         EdgeId(self.graph.add_edge(from.0, to.0, Edge { kind }))
     }
 
+    pub fn remove_edge(&mut self, edge: EdgeId) -> Option<Edge> {
+        self.graph.remove_edge(edge.0)
+    }
+
     pub fn remove_op(&mut self, op: OpId) -> Option<Node> {
         self.graph.remove_node(op.0)
     }

@@ -2,6 +2,11 @@
 //! decodes only the fields some downstream operator reads. Unused JSON members are skipped
 //! without being parsed; unused CSV columns are split but never converted.
 //!
+//! The same analysis narrows records before they cross tasks: where an exchange (hash or
+//! gather) carries fields its consumer never reads, a projection is inserted in front of it,
+//! so only the needed fields are copied into batches (fusion then merges that projection into
+//! the upstream chain). A windowed max over bids ships two integers instead of three strings.
+//!
 //! Needs are computed backwards from the sinks: a sink reads every field it receives; a
 //! filter reads its condition's fields and passes the rest through; a select or aggregate
 //! reads only what its expressions name.
@@ -9,8 +14,8 @@
 use std::collections::BTreeMap;
 
 use super::{Pass, PassCx, Transformed};
-use crate::ir::{Dataflow, Op, OpId, Stateless};
-use crate::sema::{SourceKind, StreamType, TExpr};
+use crate::ir::{Dataflow, EdgeKind, Node, Op, OpId, Stateless};
+use crate::sema::{SourceKind, StreamType, TExpr, TExprKind};
 
 pub struct ProjectionPushdown;
 
@@ -83,6 +88,57 @@ impl Pass for ProjectionPushdown {
             needed.entry(*op).or_insert(downstream);
         }
         let mut changed = false;
+        // Narrow records in front of exchanges.
+        for (edge, from, to) in graph.edges() {
+            let kind = graph.edge(edge).kind.clone();
+            if kind == EdgeKind::Forward {
+                continue;
+            }
+            let consumer = graph.node(to);
+            let reads = needs(
+                &consumer.op,
+                &graph.node(from).ty,
+                &needed.get(&to).cloned().unwrap_or_default(),
+            );
+            let from_ty = graph.node(from).ty.clone();
+            let kept: Vec<String> = from_ty
+                .schema
+                .names()
+                .filter(|n| reads.iter().any(|x| x == n))
+                .map(str::to_string)
+                .collect();
+            if kept.len() == from_ty.schema.fields.len() || kept.is_empty() {
+                continue;
+            }
+            changed = true;
+            let narrowed = narrow(&from_ty, &kept);
+            let items = narrowed
+                .schema
+                .fields
+                .iter()
+                .map(|f| {
+                    let e = TExpr {
+                        kind: TExprKind::Field(f.name.clone()),
+                        ty: f.ty,
+                        nullable: f.nullable,
+                        span: consumer.span,
+                    };
+                    (f.name.clone(), e)
+                })
+                .collect();
+            let upstream = graph.node(from);
+            let project = graph.add_op(Node {
+                op: Op::Select(items),
+                ty: narrowed,
+                span: consumer.span,
+                label: format!("select {{ {} }} (before exchange)", kept.join(", ")),
+                parallelism: upstream.parallelism,
+                task: None,
+            });
+            graph.remove_edge(edge);
+            graph.connect(from, project, EdgeKind::Forward);
+            graph.connect(project, to, kind);
+        }
         for op in &order {
             let node = graph.node(*op);
             let Op::Source {
