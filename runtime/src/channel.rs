@@ -182,3 +182,85 @@ pub fn run_input<T, C: Collector<T>>(
     }
     chain.finish();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<String>>>);
+
+    impl Collector<i64> for Log {
+        fn push(&mut self, r: &i64) {
+            self.0.lock().unwrap().push(format!("r{r}"));
+        }
+        fn watermark(&mut self, wm: i64) {
+            self.0.lock().unwrap().push(format!("wm{wm}"));
+        }
+        fn finish(&mut self) {
+            self.0.lock().unwrap().push("end".into());
+        }
+    }
+
+    #[test]
+    fn the_input_loop_forwards_the_minimum_watermark_of_its_upstreams() {
+        let (senders, mut receivers) = channels::<i64>(1);
+        let metrics = Metrics::new();
+        let mut a = Exchange::new(metrics.op("a"), 0, senders.clone(), |_: &i64| 0);
+        let mut b = Exchange::new(metrics.op("b"), 1, senders, |_: &i64| 0);
+        let log = Log::default();
+        let consumer = {
+            let log = log.clone();
+            let receiver = receivers.pop().unwrap();
+            std::thread::spawn(move || run_input(receiver, 2, log))
+        };
+        a.push(&1);
+        a.watermark(100); // b has said nothing: the minimum is still unknown
+        b.push(&2);
+        b.watermark(50); // min(100, 50) = 50
+        b.watermark(200); // min(100, 200) = 100
+        a.finish(); // a ends: only b's 200 counts
+        b.push(&3);
+        b.finish();
+        consumer.join().unwrap();
+        let log = log.0.lock().unwrap().clone();
+        assert_eq!(
+            log,
+            vec![
+                "r1",
+                "r2",
+                "wm50",
+                "wm100",
+                "wm200",
+                "r3",
+                "wm9223372036854775807",
+                "end"
+            ]
+        );
+    }
+
+    #[test]
+    fn records_are_routed_by_hash_and_keep_their_order_per_destination() {
+        let (senders, receivers) = channels::<i64>(3);
+        let metrics = Metrics::new();
+        let mut ex = Exchange::new(metrics.op("x"), 0, senders, |r: &i64| *r as u64);
+        for i in 0..5000 {
+            ex.push(&i);
+        }
+        ex.finish();
+        for (dest, receiver) in receivers.into_iter().enumerate() {
+            let mut got = Vec::new();
+            while let Ok(message) = receiver.recv() {
+                match message {
+                    Message::Batch(batch) => got.extend(batch),
+                    Message::End { .. } => break,
+                    Message::Watermark { .. } => {}
+                }
+            }
+            let want: Vec<i64> = (0..5000).filter(|i| i % 3 == dest as i64).collect();
+            assert_eq!(got, want);
+        }
+    }
+}

@@ -46,6 +46,14 @@ pub fn check_partial(
     unparsed: Option<&Unparsed>,
 ) -> (Option<Program>, Vec<Diagnostic>) {
     let mut cx = Checker::default();
+    for item in &module.items {
+        let name = match &item.kind {
+            ItemKind::Source(s) => &s.name,
+            ItemKind::Let(l) => &l.name,
+            _ => continue,
+        };
+        cx.all_streams.entry(name.name.clone()).or_insert(name.span);
+    }
     if let Some(unparsed) = unparsed {
         // A name that a parsed item declares too is checked as usual.
         let (mut streams, mut schemas) = (Vec::new(), Vec::new());
@@ -106,6 +114,9 @@ struct Checker {
     /// Schemas declared with errors, and where: uses are not reported again.
     broken_schemas: Vec<(String, Span)>,
     names: BTreeMap<String, (Named, Span)>,
+    /// Every stream the module declares, and where first: to tell a use before the
+    /// declaration from an unknown name.
+    all_streams: BTreeMap<String, Span>,
     used: Vec<String>,
     program: Program,
 }
@@ -500,6 +511,29 @@ impl Checker {
             }
             Some((Named::Broken, _)) => return None,
             None => {
+                if let Some(&declared) = self.all_streams.get(&pipe.input.name) {
+                    let name = &pipe.input.name;
+                    // Declared earlier but not known yet: the declaration being checked.
+                    let d = if declared.start < pipe.input.span.start {
+                        Diagnostic::error(
+                            "E0107",
+                            pipe.input.span,
+                            format!("stream `{name}` is defined in terms of itself"),
+                        )
+                        .with_hint("read from a source or from a stream declared before this one")
+                    } else {
+                        Diagnostic::error(
+                            "E0107",
+                            pipe.input.span,
+                            format!("stream `{name}` is used before it is declared"),
+                        )
+                        .with_secondary(declared, "declared here")
+                        .with_hint("move the declaration above its first use")
+                    };
+                    self.error(d);
+                    self.used.push(name.clone());
+                    return None;
+                }
                 let mut d = Diagnostic::error(
                     "E0107",
                     pipe.input.span,

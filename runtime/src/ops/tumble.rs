@@ -101,3 +101,84 @@ impl<A: WindowAggregate, N: Collector<A::Out>> Collector<A::In> for TumbleAggreg
         self.next.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Counts records per key and window; input is (key, timestamp).
+    struct CountPerKey;
+
+    impl WindowAggregate for CountPerKey {
+        type In = (i64, i64);
+        type Key = i64;
+        type Acc = i64;
+        type Out = (i64, i64, i64, i64);
+        fn key(r: &(i64, i64)) -> i64 {
+            r.0
+        }
+        fn event_time(r: &(i64, i64)) -> i64 {
+            r.1
+        }
+        fn new_acc() -> i64 {
+            0
+        }
+        fn add(acc: &mut i64, _r: &(i64, i64)) {
+            *acc += 1;
+        }
+        fn output(key: &i64, start: i64, end: i64, acc: &i64) -> (i64, i64, i64, i64) {
+            (*key, start, end, *acc)
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Sink(Rc<RefCell<Vec<String>>>);
+
+    impl Collector<(i64, i64, i64, i64)> for Sink {
+        fn push(&mut self, r: &(i64, i64, i64, i64)) {
+            self.0.borrow_mut().push(format!("row {:?}", r));
+        }
+        fn watermark(&mut self, wm: i64) {
+            self.0.borrow_mut().push(format!("wm {wm}"));
+        }
+        fn finish(&mut self) {
+            self.0.borrow_mut().push("end".into());
+        }
+    }
+
+    #[test]
+    fn windows_fire_in_order_when_the_watermark_passes_their_end() {
+        let sink = Sink::default();
+        let metrics = Metrics::new();
+        let mut op = TumbleAggregate::<CountPerKey, _>::new(metrics.op("t"), 10, sink.clone());
+        for r in [(2, 1), (1, 3), (2, 12), (1, 9), (1, 10), (3, -1)] {
+            op.push(&r);
+        }
+        op.watermark(9); // [-10, 0) ends at 0 <= 9: it fires before the watermark goes on
+        op.watermark(10); // [0, 10) fires, keys in order
+        op.push(&(1, 5)); // late: its window has fired
+        op.push(&(1, 15));
+        op.finish();
+        let out = sink.0.borrow().clone();
+        assert_eq!(
+            out,
+            vec![
+                "row (3, -10, 0, 1)",
+                "wm 9",
+                "row (1, 0, 10, 2)",
+                "row (2, 0, 10, 1)",
+                "wm 10",
+                "row (1, 10, 20, 2)",
+                "row (2, 10, 20, 1)",
+                "end",
+            ]
+        );
+        let stats = metrics.ops();
+        assert_eq!(stats[0].1.late, 1);
+        assert_eq!(stats[0].1.records_in, 8);
+        assert_eq!(stats[0].1.records_out, 5);
+    }
+}

@@ -88,7 +88,12 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
         }
     }
 
-    fn watermark(&mut self, _watermark: i64) {}
+    /// Rows reach a terminal as event time advances, not only when the buffer fills.
+    fn watermark(&mut self, _watermark: i64) {
+        if matches!(self.output, Output::Stdout) && !self.buf.is_empty() {
+            self.flush();
+        }
+    }
 
     fn finish(&mut self) {
         self.flush();

@@ -54,7 +54,7 @@ where
     let mut reader = BufReader::with_capacity(1 << 16, reader);
     let mut tracker = event_time
         .as_ref()
-        .map(|et| WatermarkTracker::new(et.max_out_of_orderness_ms));
+        .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut produced = 0u64;

@@ -10,16 +10,20 @@ pub struct EventTime<T> {
     pub max_out_of_orderness_ms: i64,
 }
 
-/// Tracks the highest timestamp seen and emits `max - bound` as the watermark every
-/// `WATERMARK_INTERVAL` records when it has advanced.
+/// Tracks the highest timestamp seen and emits `max - bound` as the watermark when it has
+/// advanced: every `WATERMARK_INTERVAL` records, and, for sources that can trickle (files
+/// being appended, stdin), also when `WATERMARK_PERIOD` of wall-clock time has passed, so a
+/// slow input still fires its windows and flushes its batches.
 pub(crate) struct WatermarkTracker {
     bound: i64,
     max_seen: i64,
     emitted: i64,
     countdown: u32,
+    periodic: Option<std::time::Instant>,
 }
 
 pub(crate) const WATERMARK_INTERVAL: u32 = 256;
+const WATERMARK_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl WatermarkTracker {
     pub(crate) fn new(bound: i64) -> Self {
@@ -28,6 +32,15 @@ impl WatermarkTracker {
             max_seen: i64::MIN,
             emitted: i64::MIN,
             countdown: WATERMARK_INTERVAL,
+            periodic: None,
+        }
+    }
+
+    /// A tracker that also emits on a wall-clock period.
+    pub(crate) fn periodic(bound: i64) -> Self {
+        WatermarkTracker {
+            periodic: Some(std::time::Instant::now()),
+            ..Self::new(bound)
         }
     }
 
@@ -38,14 +51,57 @@ impl WatermarkTracker {
             self.max_seen = ts;
         }
         self.countdown -= 1;
-        if self.countdown == 0 {
-            self.countdown = WATERMARK_INTERVAL;
-            let wm = self.max_seen.saturating_sub(self.bound);
-            if wm > self.emitted {
-                self.emitted = wm;
-                return Some(wm);
-            }
+        let due = self.countdown == 0
+            || self.periodic.is_some_and(|last| {
+                self.countdown.is_multiple_of(16) && last.elapsed() >= WATERMARK_PERIOD
+            });
+        if !due {
+            return None;
+        }
+        self.countdown = WATERMARK_INTERVAL;
+        if let Some(last) = self.periodic.as_mut() {
+            *last = std::time::Instant::now();
+        }
+        let wm = self.max_seen.saturating_sub(self.bound);
+        if wm > self.emitted {
+            self.emitted = wm;
+            return Some(wm);
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermark_trails_the_maximum_by_the_bound() {
+        let mut t = WatermarkTracker::new(1000);
+        let mut emitted = Vec::new();
+        for i in 0..(WATERMARK_INTERVAL as i64 * 3) {
+            // Out of order: every other record is 500 ms behind.
+            let ts = 10_000 + i * 10 - if i % 2 == 1 { 500 } else { 0 };
+            if let Some(wm) = t.observe(ts) {
+                emitted.push(wm);
+            }
+        }
+        assert_eq!(emitted.len(), 3);
+        // After 256 records the highest timestamp is 10_000 + 254 * 10.
+        assert_eq!(emitted[0], 10_000 + 254 * 10 - 1000);
+        assert!(emitted.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn watermark_never_goes_back() {
+        let mut t = WatermarkTracker::new(0);
+        let mut last = i64::MIN;
+        for i in 0..2000i64 {
+            let ts = if i < 1000 { i * 5 } else { 100 };
+            if let Some(wm) = t.observe(ts) {
+                assert!(wm > last);
+                last = wm;
+            }
+        }
     }
 }
