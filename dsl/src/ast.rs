@@ -197,6 +197,13 @@ pub enum ExprKind {
         expr: Box<Expr>,
         negated: bool,
     },
+    /// `distinct x` as the argument of an aggregate: `count(distinct bidder)`.
+    Distinct(Box<Expr>),
+    /// An aggregate with its own condition: `count(*) filter (where price < 10000)`.
+    AggFilter {
+        call: Box<Expr>,
+        condition: Box<Expr>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

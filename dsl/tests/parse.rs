@@ -122,6 +122,10 @@ fn show(expr: &Expr) -> String {
             }
             out + " end"
         }
+        ExprKind::Distinct(e) => format!("distinct {}", show(e)),
+        ExprKind::AggFilter { call, condition } => {
+            format!("{} filter (where {})", show(call), show(condition))
+        }
         ExprKind::Cast(e, ty) => {
             format!(
                 "({} as {}{})",

@@ -84,6 +84,9 @@ impl BuildHasher for BuildFastHasher {
 /// A `HashMap` with the fast deterministic hasher.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, BuildFastHasher>;
 
+/// A `HashSet` with the fast deterministic hasher (`count(distinct ...)` accumulators).
+pub type FastSet<T> = std::collections::HashSet<T, BuildFastHasher>;
+
 /// The routing hash of a key: which parallel instance owns it is `route(key) % n`.
 #[inline]
 pub fn route<K: Hash + ?Sized>(key: &K) -> u64 {

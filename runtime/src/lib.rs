@@ -6,7 +6,7 @@
 //! ```text
 //!  source task (per split)                      keyed task (per instance)        sink task
 //! ┌────────────────────────────────────┐      ┌───────────────────────────┐    ┌──────────┐
-//! │ generator/file → FilterMap → Exch. │ ═══▶ │ run_input → TumbleAgg → … │ ══▶│ Writer   │
+//! │ generator/file → FilterMap → Exch. │ ═══▶ │ run_input → WindowAgg → … │ ══▶│ Writer   │
 //! └────────────────────────────────────┘      └───────────────────────────┘    └──────────┘
 //!     chain = nested Collector types              ═══ bounded channel of batches + watermarks
 //! ```
@@ -32,7 +32,7 @@ pub mod prelude {
     pub use crate::collector::{Collector, Discard, Tee};
     pub use crate::formats::DecodeError;
     pub use crate::metrics::OpMetrics;
-    pub use crate::ops::{Filter, FilterMap, Map, TumbleAggregate, WindowAggregate};
+    pub use crate::ops::{Filter, FilterMap, Map, WindowAggregate, WindowAggregateOp, Windows};
     pub use crate::run::Runtime;
     pub use crate::sources::EventTime;
 }

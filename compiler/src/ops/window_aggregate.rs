@@ -1,7 +1,9 @@
-//! `window_aggregate`: keyed aggregation over tumbling event-time windows. Stateful and
+//! `window_aggregate`: keyed aggregation over event-time windows (tumble, hop, cumulate,
+//! session). Stateful and
 //! blocking: accumulators per (window, key) are updated as records arrive and emitted when the
 //! watermark passes the window's end. The emitter generates the accumulator struct and the
-//! `WindowAggregate` impl; the runtime's `TumbleAggregate` holds the state.
+//! `WindowAggregate` impl (add, merge for sessions, output); the runtime's
+//! `WindowAggregateOp` holds the state.
 
 use quote::{format_ident, quote};
 
@@ -82,122 +84,38 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
 
     let mut acc_fields = Vec::new();
     let mut adds = Vec::new();
+    let mut merges = Vec::new();
     let mut outs = Vec::new();
     for (i, item) in agg.aggs.iter().enumerate() {
+        let parts = accumulator(cx, i, item);
         let slot = format_ident!("a{}", i);
         let out_field = field_ident(&item.name);
-        let arg = item.arg.as_ref();
-        let value = arg.map(|a| cx.expr(format_ident!("r")).value(a));
-        let arg_nullable = arg.is_some_and(|a| a.nullable);
-        let arg_ty = arg.map_or(Type::I64, |a| a.ty);
-        // `apply(v)` updates the accumulator with a non-null value `v`.
-        let (acc_field, apply, out): (
-            _,
-            Box<dyn Fn(proc_macro2::TokenStream) -> proc_macro2::TokenStream>,
-            _,
-        ) = match item.func {
-            AggFunc::Count => (
-                quote!(i64),
-                Box::new(|_| quote!(acc.#slot += 1;)),
-                quote!(acc.#slot),
-            ),
-            AggFunc::Sum => {
-                let t = rust_type(arg_ty);
-                let add = if arg_ty == Type::F64 {
-                    quote!(+)
-                } else {
-                    quote!(.wrapping_add)
-                };
-                let add_expr = move |a: proc_macro2::TokenStream, b: proc_macro2::TokenStream| {
-                    if arg_ty == Type::F64 {
-                        quote!(#a #add #b)
-                    } else {
-                        quote!((#a)#add(#b))
-                    }
-                };
-                let slot2 = slot.clone();
-                let apply = Box::new(move |v: proc_macro2::TokenStream| {
-                    let sum = add_expr(quote!(acc.#slot2.unwrap_or_default()), v);
-                    quote!(acc.#slot2 = Some(#sum);)
-                });
-                let out = if item.nullable {
-                    quote!(acc.#slot)
-                } else {
-                    quote!(acc.#slot.unwrap_or_default())
-                };
-                (quote!(::std::option::Option<#t>), apply, out)
+        let acc_ty = parts.ty;
+        acc_fields.push(quote!(#slot: #acc_ty));
+        let update = parts.add;
+        adds.push(match &item.filter {
+            Some(cond) => {
+                let c = cx.expr(format_ident!("r")).condition(cond);
+                quote!(if #c { #update })
             }
-            AggFunc::Min | AggFunc::Max => {
-                let t = rust_type(arg_ty);
-                let better = if item.func == AggFunc::Min {
-                    quote!(<)
-                } else {
-                    quote!(>)
-                };
-                let slot2 = slot.clone();
-                let apply: Box<dyn Fn(proc_macro2::TokenStream) -> proc_macro2::TokenStream> =
-                    if arg_ty == Type::String {
-                        Box::new(move |v| {
-                            quote! {
-                                let v = #v;
-                                if acc.#slot2.as_deref().is_none_or(|m| &*v #better m) {
-                                    acc.#slot2 = Some(::std::string::String::from(v));
-                                }
-                            }
-                        })
-                    } else {
-                        Box::new(move |v| {
-                            quote! {
-                                let v = #v;
-                                if acc.#slot2.is_none_or(|m| v #better m) {
-                                    acc.#slot2 = Some(v);
-                                }
-                            }
-                        })
-                    };
-                let out = if item.nullable {
-                    quote!(acc.#slot.clone())
-                } else {
-                    quote!(acc.#slot.clone().unwrap_or_default())
-                };
-                (quote!(::std::option::Option<#t>), apply, out)
-            }
-            AggFunc::Avg => {
-                let (sum_t, conv) = if arg_ty == Type::F64 {
-                    (quote!(f64), quote!(as f64))
-                } else {
-                    (quote!(i128), quote!(as i128))
-                };
-                let slot2 = slot.clone();
-                let apply = Box::new(move |v: proc_macro2::TokenStream| {
-                    quote! { acc.#slot2.0 += (#v) #conv; acc.#slot2.1 += 1; }
-                });
-                let out = if item.nullable {
-                    quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as f64 / acc.#slot.1 as f64) })
-                } else {
-                    quote!(acc.#slot.0 as f64 / acc.#slot.1.max(1) as f64)
-                };
-                (quote!((#sum_t, i64)), apply, out)
-            }
-        };
-        acc_fields.push(quote!(#slot: #acc_field));
-        let update = match value {
-            None => apply(quote!(())),
-            Some(v) if arg_nullable => {
-                let body = apply(quote!(v));
-                quote!(if let Some(v) = #v { #body })
-            }
-            Some(v) if item.func == AggFunc::Count => {
-                let _ = v;
-                apply(quote!(()))
-            }
-            Some(v) => apply(v),
-        };
-        adds.push(quote!({ #update }));
+            None => quote!({ #update }),
+        });
+        let merge = parts.merge;
+        merges.push(quote!({ #merge }));
+        let out = parts.output;
         outs.push(quote!(#out_field: #out));
     }
     let time = field_ident(&agg.time_field);
-    let Window::Tumble { size_ms } = agg.window;
+    let windows = match agg.window {
+        Window::Tumble { size_ms } => quote!(Windows::Tumble { size: #size_ms }),
+        Window::Hop { size_ms, slide_ms } => {
+            quote!(Windows::Hop { size: #size_ms, slide: #slide_ms })
+        }
+        Window::Cumulate { step_ms, size_ms } => {
+            quote!(Windows::Cumulate { step: #step_ms, size: #size_ms })
+        }
+        Window::Session { gap_ms } => quote!(Windows::Session { gap: #gap_ms }),
+    };
     let item = quote! {
         #[derive(Clone, Debug, Default)]
         pub struct #acc_ty { #(#acc_fields,)* }
@@ -215,6 +133,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             fn new_acc() -> #acc_ty { ::std::default::Default::default() }
             #[inline(always)]
             fn add(acc: &mut #acc_ty, r: &#input) { #(#adds)* }
+            fn merge(acc: &mut #acc_ty, later: #acc_ty) { #(#merges)* }
             fn output(key: &Self::Key, window_start: i64, window_end: i64, acc: &#acc_ty) -> #output {
                 #output { #(#key_outputs,)* window_start, window_end, #(#outs,)* }
             }
@@ -226,7 +145,144 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         captures: vec![metrics.clone()],
         moves: Vec::new(),
         role: Role::Stage(Box::new(
-            move |next| quote!(TumbleAggregate::<#agg_ty, _>::new(#metrics.clone(), #size_ms, #next)),
+            move |next| quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next)),
         )),
+    }
+}
+
+/// The code of one aggregate: its accumulator type, how a record updates it (`r` is the
+/// record, `acc` the accumulators), how a later session's accumulator folds in (`later`), and
+/// the output value.
+struct AccParts {
+    ty: proc_macro2::TokenStream,
+    add: proc_macro2::TokenStream,
+    merge: proc_macro2::TokenStream,
+    output: proc_macro2::TokenStream,
+}
+
+fn accumulator(cx: &mut EmitCx<'_>, i: usize, item: &crate::sema::AggItem) -> AccParts {
+    let slot = format_ident!("a{}", i);
+    let arg = item.arg.as_ref();
+    let value = arg.map(|a| cx.expr(format_ident!("r")).value(a));
+    let arg_nullable = arg.is_some_and(|a| a.nullable);
+    let arg_ty = arg.map_or(Type::I64, |a| a.ty);
+    let t = rust_type(arg_ty);
+    let is_string = arg_ty == Type::String;
+    let owned = |v: proc_macro2::TokenStream| {
+        if is_string {
+            quote!(::std::string::String::from(#v))
+        } else {
+            v
+        }
+    };
+    // `with_value(body)`: runs `body` with `v` bound to the argument's non-null value.
+    let with_value = |body: proc_macro2::TokenStream| match &value {
+        None => body,
+        Some(v) if arg_nullable => quote!(if let Some(v) = #v { #body }),
+        Some(v) => quote!(let v = #v; #body),
+    };
+    let unwrap = |nullable: bool| {
+        if nullable {
+            quote!(acc.#slot.clone())
+        } else {
+            quote!(acc.#slot.clone().unwrap_or_default())
+        }
+    };
+    match item.func {
+        AggFunc::Count if item.distinct => {
+            let add = if is_string {
+                quote!(if !acc.#slot.contains(&*v) { acc.#slot.insert(::std::string::String::from(v)); })
+            } else {
+                quote!(acc.#slot.insert(v);)
+            };
+            AccParts {
+                ty: quote!(::weir_runtime::hash::FastSet<#t>),
+                add: with_value(add),
+                merge: quote!(acc.#slot.extend(later.#slot);),
+                output: quote!(acc.#slot.len() as i64),
+            }
+        }
+        AggFunc::Count => AccParts {
+            ty: quote!(i64),
+            add: with_value(quote!(acc.#slot += 1;)),
+            merge: quote!(acc.#slot += later.#slot;),
+            output: quote!(acc.#slot),
+        },
+        AggFunc::Sum => {
+            let sum = if arg_ty == Type::F64 {
+                quote!(acc.#slot.unwrap_or_default() + v)
+            } else {
+                quote!(acc.#slot.unwrap_or_default().wrapping_add(v))
+            };
+            let update = quote!(acc.#slot = Some(#sum););
+            AccParts {
+                ty: quote!(::std::option::Option<#t>),
+                add: with_value(update.clone()),
+                merge: quote!(if let Some(v) = later.#slot { #update }),
+                output: unwrap(item.nullable),
+            }
+        }
+        AggFunc::Min | AggFunc::Max => {
+            let better = if item.func == AggFunc::Min {
+                quote!(<)
+            } else {
+                quote!(>)
+            };
+            let update = if is_string {
+                quote! {
+                    if acc.#slot.as_deref().is_none_or(|m| &*v #better m) {
+                        acc.#slot = Some(::std::string::String::from(v));
+                    }
+                }
+            } else {
+                quote! {
+                    if acc.#slot.is_none_or(|m| v #better m) {
+                        acc.#slot = Some(v);
+                    }
+                }
+            };
+            AccParts {
+                ty: quote!(::std::option::Option<#t>),
+                add: with_value(update.clone()),
+                merge: quote!(if let Some(v) = later.#slot { #update }),
+                output: unwrap(item.nullable),
+            }
+        }
+        AggFunc::Avg => {
+            let (sum_t, conv) = if arg_ty == Type::F64 {
+                (quote!(f64), quote!(as f64))
+            } else {
+                (quote!(i128), quote!(as i128))
+            };
+            let output = if item.nullable {
+                quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as f64 / acc.#slot.1 as f64) })
+            } else {
+                quote!(acc.#slot.0 as f64 / acc.#slot.1.max(1) as f64)
+            };
+            AccParts {
+                ty: quote!((#sum_t, i64)),
+                add: with_value(quote!(acc.#slot.0 += (v) #conv; acc.#slot.1 += 1;)),
+                merge: quote!(acc.#slot.0 += later.#slot.0; acc.#slot.1 += later.#slot.1;),
+                output,
+            }
+        }
+        AggFunc::FirstValue => {
+            let set = owned(quote!(v));
+            AccParts {
+                ty: quote!(::std::option::Option<#t>),
+                add: with_value(quote!(if acc.#slot.is_none() { acc.#slot = Some(#set); })),
+                merge: quote!(if acc.#slot.is_none() { acc.#slot = later.#slot; }),
+                output: unwrap(item.nullable),
+            }
+        }
+        AggFunc::LastValue => {
+            let set = owned(quote!(v));
+            AccParts {
+                ty: quote!(::std::option::Option<#t>),
+                add: with_value(quote!(acc.#slot = Some(#set);)),
+                merge: quote!(if later.#slot.is_some() { acc.#slot = later.#slot; }),
+                output: unwrap(item.nullable),
+            }
+        }
     }
 }

@@ -310,6 +310,22 @@ impl ExprChecker<'_> {
                 }
                 mk(TExprKind::Cast(Box::new(e)), target, nullable)
             }
+            ExprKind::Distinct(_) => self.error(
+                Diagnostic::error(
+                    "E0216",
+                    span,
+                    "`distinct` is only allowed in an aggregate: `count(distinct x)`",
+                )
+                .with_label("not inside an aggregate"),
+            ),
+            ExprKind::AggFilter { .. } => self.error(
+                Diagnostic::error(
+                    "E0217",
+                    span,
+                    "`filter (where ...)` only applies to aggregates",
+                )
+                .with_hint("use it in `aggregate { n: count(*) filter (where price > 10) }`"),
+            ),
             ExprKind::IsNull {
                 expr: inner,
                 negated,

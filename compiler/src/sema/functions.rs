@@ -182,10 +182,20 @@ pub enum AggFunc {
     Min,
     Max,
     Avg,
+    FirstValue,
+    LastValue,
 }
 
 impl AggFunc {
-    pub const NAMES: [&'static str; 5] = ["count", "sum", "min", "max", "avg"];
+    pub const NAMES: [&'static str; 7] = [
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "first_value",
+        "last_value",
+    ];
 
     pub fn from_name(name: &str) -> Option<AggFunc> {
         Some(match name.to_ascii_lowercase().as_str() {
@@ -194,6 +204,8 @@ impl AggFunc {
             "min" => AggFunc::Min,
             "max" => AggFunc::Max,
             "avg" => AggFunc::Avg,
+            "first_value" => AggFunc::FirstValue,
+            "last_value" => AggFunc::LastValue,
             _ => return None,
         })
     }
@@ -205,6 +217,8 @@ impl AggFunc {
             AggFunc::Min => "min",
             AggFunc::Max => "max",
             AggFunc::Avg => "avg",
+            AggFunc::FirstValue => "first_value",
+            AggFunc::LastValue => "last_value",
         }
     }
 }

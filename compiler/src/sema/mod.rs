@@ -864,23 +864,78 @@ impl Checker {
                 let size = args.required("size", size, &mut self.diagnostics)?;
                 Some(Window::Tumble { size_ms: size })
             }
-            "hop" | "session" | "cumulate" => {
-                self.error(
-                    Diagnostic::error(
-                        "E0410",
-                        call.name.span,
-                        format!("`{}` windows are not supported yet", call.name.name),
-                    )
-                    .with_hint("only `tumble(size)` windows exist so far"),
+            "hop" => {
+                let args = Args::new(
+                    call,
+                    "window `hop`",
+                    &["size", "slide"],
+                    &mut self.diagnostics,
                 );
-                None
+                let size = args.duration("size", &mut self.diagnostics);
+                let slide = args.duration("slide", &mut self.diagnostics);
+                let size = args.required("size", size, &mut self.diagnostics);
+                let slide = args.required("slide", slide, &mut self.diagnostics);
+                let (size, slide) = (size?, slide?);
+                if slide > size || size % slide != 0 {
+                    self.error(
+                        Diagnostic::error(
+                            "E0417",
+                            call.span,
+                            "a hop's size must be a whole multiple of its slide",
+                        )
+                        .with_hint(format!(
+                            "e.g. `hop(size: {}ms, slide: {}ms)`",
+                            slide * (size / slide).max(1),
+                            slide
+                        )),
+                    );
+                    return None;
+                }
+                Some(Window::Hop {
+                    size_ms: size,
+                    slide_ms: slide,
+                })
+            }
+            "cumulate" => {
+                let args = Args::new(
+                    call,
+                    "window `cumulate`",
+                    &["step", "size"],
+                    &mut self.diagnostics,
+                );
+                let step = args.duration("step", &mut self.diagnostics);
+                let size = args.duration("size", &mut self.diagnostics);
+                let step = args.required("step", step, &mut self.diagnostics);
+                let size = args.required("size", size, &mut self.diagnostics);
+                let (step, size) = (step?, size?);
+                if step > size || size % step != 0 {
+                    self.error(
+                        Diagnostic::error(
+                            "E0417",
+                            call.span,
+                            "a cumulate window's size must be a whole multiple of its step",
+                        )
+                        .with_hint("e.g. `cumulate(step: 1m, size: 1h)`"),
+                    );
+                    return None;
+                }
+                Some(Window::Cumulate {
+                    step_ms: step,
+                    size_ms: size,
+                })
+            }
+            "session" => {
+                let args = Args::new(call, "window `session`", &["gap"], &mut self.diagnostics);
+                let gap = args.duration("gap", &mut self.diagnostics);
+                let gap = args.required("gap", gap, &mut self.diagnostics)?;
+                Some(Window::Session { gap_ms: gap })
             }
             other => {
                 let mut d =
                     Diagnostic::error("E0411", call.name.span, format!("unknown window `{other}`"));
                 d = match did_you_mean(other, ["tumble", "hop", "session", "cumulate"]) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => d.with_hint("windows are: tumble(size)"),
+                    None => d.with_hint("windows are: tumble(size), hop(size, slide), cumulate(step, size), session(gap)"),
                 };
                 self.error(d);
                 None
@@ -928,10 +983,41 @@ impl Checker {
                 ok = false;
                 continue;
             }
-            let ast::ExprKind::Call(func_name, args) = &expr.kind else {
+            // `agg(...) filter (where cond)`: the condition is checked against the input.
+            let (call, filter) = match &expr.kind {
+                ast::ExprKind::AggFilter { call, condition } => {
+                    let mut checker = ExprChecker {
+                        schema: &input.schema,
+                        diagnostics: &mut self.diagnostics,
+                    };
+                    match checker.check(condition) {
+                        Some(c) if c.ty == Type::Bool || c.ty == Type::Null => {
+                            (call.as_ref(), Some(c))
+                        }
+                        Some(c) => {
+                            self.error(
+                                Diagnostic::error(
+                                    "E0402",
+                                    c.span,
+                                    format!("a filter condition must be a bool, found {}", c.ty),
+                                )
+                                .with_label(format!("this is {}", c.ty)),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                        None => {
+                            ok = false;
+                            continue;
+                        }
+                    }
+                }
+                _ => (expr, None),
+            };
+            let ast::ExprKind::Call(func_name, args) = &call.kind else {
                 self.error(
                     Diagnostic::error("E0413", expr.span, "each aggregate item must be one aggregate call")
-                        .with_hint("aggregates are count, sum, min, max, avg; compute from them in a `select` after the aggregate"),
+                        .with_hint("aggregates are count, sum, min, max, avg, first_value, last_value; compute from them in a `select` after the aggregate"),
                 );
                 ok = false;
                 continue;
@@ -944,15 +1030,37 @@ impl Checker {
                 );
                 d = match did_you_mean(&func_name.name, AggFunc::NAMES) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => d.with_hint("aggregates are: count, sum, min, max, avg"),
+                    None => d.with_hint(
+                        "aggregates are: count, sum, min, max, avg, first_value, last_value",
+                    ),
                 };
                 self.error(d);
                 ok = false;
                 continue;
             };
+            let mut distinct = false;
             let arg = match (func, args.as_slice()) {
                 (AggFunc::Count, []) => None,
                 (_, [arg]) => {
+                    let arg = match &arg.kind {
+                        ast::ExprKind::Distinct(inner) if func == AggFunc::Count => {
+                            distinct = true;
+                            inner.as_ref()
+                        }
+                        ast::ExprKind::Distinct(_) => {
+                            self.error(
+                                Diagnostic::error(
+                                    "E0216",
+                                    arg.span,
+                                    format!("`{}` cannot take `distinct`", func.name()),
+                                )
+                                .with_hint("only `count(distinct x)` counts distinct values"),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                        _ => arg,
+                    };
                     let mut checker = ExprChecker {
                         schema: &input.schema,
                         diagnostics: &mut self.diagnostics,
@@ -968,18 +1076,31 @@ impl Checker {
                 _ => {
                     self.error(Diagnostic::error(
                         "E0209",
-                        expr.span,
+                        call.span,
                         format!("`{}` takes 1 argument, found {}", func.name(), args.len()),
                     ));
                     ok = false;
                     continue;
                 }
             };
+            if distinct && arg.as_ref().is_some_and(|a| a.ty == Type::F64) {
+                self.error(
+                    Diagnostic::error(
+                        "E0415",
+                        call.span,
+                        "`count(distinct ...)` cannot count f64 values",
+                    )
+                    .with_hint("cast to i64 or string first"),
+                );
+                ok = false;
+                continue;
+            }
             let (ty, nullable) = match (func, &arg) {
                 (AggFunc::Count, _) => (Type::I64, false),
                 (_, Some(a)) => {
                     let allowed = match func {
                         AggFunc::Sum | AggFunc::Avg => a.ty.is_numeric(),
+                        AggFunc::FirstValue | AggFunc::LastValue => a.ty != Type::Null,
                         _ => matches!(a.ty, Type::I64 | Type::F64 | Type::String | Type::Timestamp),
                     };
                     if !allowed {
@@ -999,7 +1120,8 @@ impl Checker {
                     } else {
                         a.ty
                     };
-                    (ty, a.nullable)
+                    // With its own condition an aggregate may see no record at all: null then.
+                    (ty, a.nullable || filter.is_some())
                 }
                 (_, None) => unreachable!("only count takes no argument"),
             };
@@ -1012,6 +1134,8 @@ impl Checker {
                 name: name.name.clone(),
                 func,
                 arg,
+                distinct,
+                filter,
                 ty,
                 nullable,
             });

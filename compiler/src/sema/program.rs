@@ -117,6 +117,9 @@ pub struct WindowAggregate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Window {
     Tumble { size_ms: i64 },
+    Hop { size_ms: i64, slide_ms: i64 },
+    Cumulate { step_ms: i64, size_ms: i64 },
+    Session { gap_ms: i64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -125,6 +128,10 @@ pub struct AggItem {
     pub func: AggFunc,
     /// `None` for `count()`.
     pub arg: Option<TExpr>,
+    /// `count(distinct x)`: each distinct value counts once.
+    pub distinct: bool,
+    /// `filter (where cond)`: only records meeting the condition are aggregated.
+    pub filter: Option<TExpr>,
     pub ty: Type,
     pub nullable: bool,
 }

@@ -578,12 +578,47 @@ impl Builder {
         }
         let mut args = Vec::new();
         let mut depth = 0;
-        for arg in inner.filter(|p| p.as_rule() == Rule::expr) {
-            let (arg, d) = self.expr(arg)?;
-            depth = depth.max(d);
-            args.push(arg);
+        let mut filter = None;
+        let mut call_end = span.end as usize;
+        for part in inner {
+            match part.as_rule() {
+                Rule::expr => {
+                    let (arg, d) = self.expr(part)?;
+                    depth = depth.max(d);
+                    args.push(arg);
+                }
+                Rule::distinct_arg => {
+                    let arg_span = self.span(&part);
+                    let expr = next_of(&mut part.into_inner(), Rule::expr)?;
+                    let (arg, d) = self.expr(expr)?;
+                    depth = depth.max(d + 1);
+                    args.push(Expr {
+                        kind: ExprKind::Distinct(Box::new(arg)),
+                        span: arg_span,
+                    });
+                }
+                Rule::fcall_close => call_end = self.span(&part).end as usize,
+                Rule::agg_filter => {
+                    let expr = next_of(&mut part.into_inner(), Rule::expr)?;
+                    let (cond, d) = self.expr(expr)?;
+                    depth = depth.max(d + 1);
+                    filter = Some(cond);
+                }
+                _ => {}
+            }
         }
-        Some(self.node(ExprKind::Call(name, args), span, depth, span))
+        let call_span = Span::new(span.file, span.start as usize, call_end);
+        let call = self.node(ExprKind::Call(name, args), call_span, depth, call_span);
+        match filter {
+            None => Some((Expr { span, ..call.0 }, call.1)),
+            Some(condition) => {
+                let kind = ExprKind::AggFilter {
+                    call: Box::new(call.0),
+                    condition: Box::new(condition),
+                };
+                Some(self.node(kind, span, call.1.max(depth), span))
+            }
+        }
     }
 
     /// `if(c, a, b)` is `case when c then a else b end`.

@@ -3,8 +3,8 @@
 
 pub mod filter;
 pub mod map;
-pub mod tumble;
+pub mod window;
 
 pub use filter::Filter;
 pub use map::{FilterMap, Map};
-pub use tumble::{TumbleAggregate, WindowAggregate};
+pub use window::{WindowAggregate, WindowAggregateOp, Windows};

@@ -1,0 +1,458 @@
+//! Keyed aggregation over event-time windows: tumbling, hopping, cumulating and session.
+//!
+//! Accumulators are updated as records arrive (incremental aggregation: records are never
+//! buffered) and a window's rows are emitted when the watermark reaches its end, in order of
+//! window end, then window start, then key. Then its state is dropped.
+//!
+//! - `Tumble { size }`: `[floor(t, size), +size)`.
+//! - `Hop { size, slide }`: every window `[s, s + size)` with `s` a multiple of `slide` and
+//!   `s <= t < s + size` (size/slide windows per record).
+//! - `Cumulate { step, size }`: windows that start at `floor(t, size)` and end at each multiple
+//!   of `step` up to `size`; a record belongs to those that end after it.
+//! - `Session { gap }`: per key, a record opens `[t, t + gap)`; overlapping sessions merge
+//!   (their accumulators too); a session ends `gap` after its last record.
+//!
+//! A record is late when every window it belongs to has already fired (its window end is at or
+//! below the watermark). Late records are counted and handed to the late-record output, if the
+//! pipeline declared one, else dropped.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use crate::collector::{Collector, Discard};
+use crate::functions::floor_to;
+use crate::hash::FastMap;
+use crate::metrics::{OpMetrics, OpStats};
+
+/// The per-query part of a windowed aggregation, generated for each `aggregate` step.
+pub trait WindowAggregate {
+    type In;
+    type Key: Hash + Eq + Ord + Clone;
+    type Acc;
+    type Out;
+    /// The grouping key of a record (`()` for a global aggregate).
+    fn key(record: &Self::In) -> Self::Key;
+    /// The record's event time in ms.
+    fn event_time(record: &Self::In) -> i64;
+    fn new_acc() -> Self::Acc;
+    fn add(acc: &mut Self::Acc, record: &Self::In);
+    /// Folds `later` (the accumulator of a later session) into `acc` (session merging).
+    fn merge(acc: &mut Self::Acc, later: Self::Acc);
+    fn output(key: &Self::Key, window_start: i64, window_end: i64, acc: &Self::Acc) -> Self::Out;
+}
+
+/// Which windows a record belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Windows {
+    Tumble { size: i64 },
+    Hop { size: i64, slide: i64 },
+    Cumulate { step: i64, size: i64 },
+    Session { gap: i64 },
+}
+
+/// One session of one key.
+struct Session<Acc> {
+    start: i64,
+    end: i64,
+    acc: Acc,
+}
+
+pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
+    windows: Windows,
+    /// Fixed windows: (end, start) -> key -> accumulator. Ordered so firing walks a prefix.
+    fixed: BTreeMap<(i64, i64), FastMap<A::Key, A::Acc>>,
+    /// Sessions per key, sorted by start, and an index (end, key) for firing.
+    sessions: FastMap<A::Key, Vec<Session<A::Acc>>>,
+    session_ends: BTreeMap<(i64, A::Key), ()>,
+    watermark: i64,
+    next: N,
+    late: L,
+    stats: OpStats,
+    metrics: OpMetrics,
+    scratch: Vec<(i64, i64)>,
+}
+
+impl<A: WindowAggregate, N: Collector<A::Out>> WindowAggregateOp<A, N, Discard> {
+    pub fn new(metrics: OpMetrics, windows: Windows, next: N) -> Self {
+        Self::with_late_output(metrics, windows, next, Discard)
+    }
+}
+
+impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggregateOp<A, N, L> {
+    /// Late records go to `late` (a side output) instead of being dropped.
+    pub fn with_late_output(metrics: OpMetrics, windows: Windows, next: N, late: L) -> Self {
+        let windows = match windows {
+            Windows::Tumble { size } => Windows::Tumble { size: size.max(1) },
+            Windows::Hop { size, slide } => Windows::Hop {
+                size: size.max(1),
+                slide: slide.max(1),
+            },
+            Windows::Cumulate { step, size } => {
+                let step = step.max(1);
+                Windows::Cumulate {
+                    step,
+                    size: size.max(step),
+                }
+            }
+            Windows::Session { gap } => Windows::Session { gap: gap.max(1) },
+        };
+        WindowAggregateOp {
+            windows,
+            fixed: BTreeMap::new(),
+            sessions: FastMap::default(),
+            session_ends: BTreeMap::new(),
+            watermark: i64::MIN,
+            next,
+            late,
+            stats: OpStats::default(),
+            metrics,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Keys with live state (for tests and metrics).
+    pub fn state_size(&self) -> usize {
+        self.fixed.values().map(FastMap::len).sum::<usize>()
+            + self.sessions.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Fills `scratch` with the (start, end) of every fixed window holding `ts`.
+    fn assign(&mut self, ts: i64) {
+        self.scratch.clear();
+        match self.windows {
+            Windows::Tumble { size } => {
+                let start = floor_to(ts, size);
+                self.scratch.push((start, start.saturating_add(size)));
+            }
+            Windows::Hop { size, slide } => {
+                let mut start = floor_to(ts, slide);
+                while start.saturating_add(size) > ts {
+                    self.scratch.push((start, start.saturating_add(size)));
+                    match start.checked_sub(slide) {
+                        Some(s) => start = s,
+                        None => break,
+                    }
+                }
+            }
+            Windows::Cumulate { step, size } => {
+                let start = floor_to(ts, size);
+                let mut end = floor_to(ts, step).saturating_add(step);
+                while end <= start.saturating_add(size) {
+                    self.scratch.push((start, end));
+                    end = end.saturating_add(step);
+                }
+            }
+            Windows::Session { .. } => {}
+        }
+    }
+
+    fn add_session(&mut self, record: &A::In, ts: i64, gap: i64) -> bool {
+        let end = ts.saturating_add(gap);
+        if end <= self.watermark {
+            return false;
+        }
+        let key = A::key(record);
+        let list = self.sessions.entry(key.clone()).or_default();
+        // Sessions overlapping [ts, end) merge with the new record's own session.
+        let mut start = ts;
+        let mut new_end = end;
+        let mut acc: Option<A::Acc> = None;
+        let mut i = 0;
+        let mut merged = Vec::new();
+        while i < list.len() {
+            let s = &list[i];
+            if s.start < end && ts < s.end {
+                let s = list.remove(i);
+                start = start.min(s.start);
+                new_end = new_end.max(s.end);
+                merged.push(s);
+            } else {
+                i += 1;
+            }
+        }
+        for s in merged {
+            self.session_ends.remove(&(s.end, key.clone()));
+            match acc.as_mut() {
+                None => acc = Some(s.acc),
+                Some(a) => A::merge(a, s.acc),
+            }
+        }
+        let mut acc = acc.unwrap_or_else(A::new_acc);
+        A::add(&mut acc, record);
+        let at = list.partition_point(|s| s.start < start);
+        list.insert(
+            at,
+            Session {
+                start,
+                end: new_end,
+                acc,
+            },
+        );
+        self.session_ends.insert((new_end, key), ());
+        true
+    }
+
+    fn fire_until(&mut self, watermark: i64) {
+        while let Some(entry) = self.fixed.first_entry() {
+            let (end, start) = *entry.key();
+            if end > watermark {
+                break;
+            }
+            let mut rows: Vec<(A::Key, A::Acc)> = entry.remove().into_iter().collect();
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (key, acc) in &rows {
+                let out = A::output(key, start, end, acc);
+                self.stats.records_out += 1;
+                self.next.push(&out);
+            }
+        }
+        while let Some(entry) = self.session_ends.first_entry() {
+            let (end, ref key) = *entry.key();
+            if end > watermark {
+                break;
+            }
+            let key = key.clone();
+            entry.remove();
+            let Some(list) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            if let Some(pos) = list.iter().position(|s| s.end == end) {
+                let s = list.remove(pos);
+                let out = A::output(&key, s.start, s.end, &s.acc);
+                self.stats.records_out += 1;
+                self.next.push(&out);
+            }
+            if list.is_empty() {
+                self.sessions.remove(&key);
+            }
+        }
+    }
+}
+
+impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A::In>
+    for WindowAggregateOp<A, N, L>
+{
+    #[inline]
+    fn push(&mut self, record: &A::In) {
+        self.stats.records_in += 1;
+        let ts = A::event_time(record);
+        let accepted = match self.windows {
+            Windows::Session { gap } => self.add_session(record, ts, gap),
+            _ => {
+                self.assign(ts);
+                let mut accepted = false;
+                for i in 0..self.scratch.len() {
+                    let (start, end) = self.scratch[i];
+                    if end <= self.watermark {
+                        continue;
+                    }
+                    accepted = true;
+                    let groups = self.fixed.entry((end, start)).or_default();
+                    let acc = groups.entry(A::key(record)).or_insert_with(A::new_acc);
+                    A::add(acc, record);
+                }
+                accepted
+            }
+        };
+        if !accepted {
+            self.stats.late += 1;
+            self.late.push(record);
+        }
+    }
+
+    fn watermark(&mut self, watermark: i64) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        self.fire_until(watermark);
+        self.next.watermark(watermark);
+        self.late.watermark(watermark);
+    }
+
+    fn finish(&mut self) {
+        self.fire_until(i64::MAX);
+        self.metrics.report(&self.stats);
+        self.next.finish();
+        self.late.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Counts records per key and window; input is (key, timestamp).
+    struct CountPerKey;
+
+    impl WindowAggregate for CountPerKey {
+        type In = (i64, i64);
+        type Key = i64;
+        type Acc = i64;
+        type Out = (i64, i64, i64, i64);
+        fn key(r: &(i64, i64)) -> i64 {
+            r.0
+        }
+        fn event_time(r: &(i64, i64)) -> i64 {
+            r.1
+        }
+        fn new_acc() -> i64 {
+            0
+        }
+        fn add(acc: &mut i64, _r: &(i64, i64)) {
+            *acc += 1;
+        }
+        fn merge(acc: &mut i64, later: i64) {
+            *acc += later;
+        }
+        fn output(key: &i64, start: i64, end: i64, acc: &i64) -> (i64, i64, i64, i64) {
+            (*key, start, end, *acc)
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Sink(Rc<RefCell<Vec<String>>>);
+
+    impl Collector<(i64, i64, i64, i64)> for Sink {
+        fn push(&mut self, r: &(i64, i64, i64, i64)) {
+            self.0.borrow_mut().push(format!("row {:?}", r));
+        }
+        fn watermark(&mut self, wm: i64) {
+            self.0.borrow_mut().push(format!("wm {wm}"));
+        }
+        fn finish(&mut self) {
+            self.0.borrow_mut().push("end".into());
+        }
+    }
+
+    fn run(windows: Windows, input: &[(i64, i64)], watermarks: &[(usize, i64)]) -> Vec<String> {
+        let sink = Sink::default();
+        let metrics = Metrics::new();
+        let mut op =
+            WindowAggregateOp::<CountPerKey, _>::new(metrics.op("w"), windows, sink.clone());
+        for (i, r) in input.iter().enumerate() {
+            for (at, wm) in watermarks {
+                if *at == i {
+                    op.watermark(*wm);
+                }
+            }
+            op.push(r);
+        }
+        op.watermark(i64::MAX);
+        op.finish();
+        let out = sink.0.borrow().clone();
+        out
+    }
+
+    #[test]
+    fn hopping_windows_hold_each_record_size_over_slide_times() {
+        let out = run(Windows::Hop { size: 10, slide: 5 }, &[(1, 7), (1, 12)], &[]);
+        assert_eq!(
+            out,
+            vec![
+                "row (1, 0, 10, 1)",
+                "row (1, 5, 15, 2)",
+                "row (1, 10, 20, 1)",
+                "wm 9223372036854775807",
+                "end"
+            ]
+        );
+    }
+
+    #[test]
+    fn cumulating_windows_grow_by_step_within_size() {
+        let out = run(
+            Windows::Cumulate { step: 10, size: 30 },
+            &[(1, 3), (1, 15), (1, 31)],
+            &[],
+        );
+        assert_eq!(
+            out,
+            vec![
+                "row (1, 0, 10, 1)",
+                "row (1, 0, 20, 2)",
+                "row (1, 0, 30, 2)",
+                "row (1, 30, 40, 1)",
+                "row (1, 30, 50, 1)",
+                "row (1, 30, 60, 1)",
+                "wm 9223372036854775807",
+                "end"
+            ]
+        );
+    }
+
+    #[test]
+    fn sessions_merge_when_records_bridge_them() {
+        // Key 1: 0 and 20 are separate sessions (gap 10) until 9 and 15 bridge them.
+        let input = [(1, 0), (1, 20), (2, 5), (1, 9), (1, 15), (1, 50)];
+        let out = run(Windows::Session { gap: 10 }, &input, &[(5, 40)]);
+        assert_eq!(
+            out,
+            vec![
+                "row (2, 5, 15, 1)",
+                "row (1, 0, 30, 4)",
+                "wm 40",
+                "row (1, 50, 60, 1)",
+                "wm 9223372036854775807",
+                "end"
+            ]
+        );
+    }
+
+    #[test]
+    fn session_records_past_the_watermark_are_late() {
+        let sink = Sink::default();
+        let metrics = Metrics::new();
+        let mut op = WindowAggregateOp::<CountPerKey, _>::new(
+            metrics.op("s"),
+            Windows::Session { gap: 10 },
+            sink.clone(),
+        );
+        op.push(&(1, 100));
+        op.watermark(200);
+        op.push(&(1, 150)); // its own session would end at 160 <= 200
+        op.finish();
+        assert_eq!(metrics.ops()[0].1.late, 1);
+        assert_eq!(op.state_size(), 0);
+    }
+
+    #[test]
+    fn windows_fire_in_order_when_the_watermark_passes_their_end() {
+        let sink = Sink::default();
+        let metrics = Metrics::new();
+        let mut op = WindowAggregateOp::<CountPerKey, _>::new(
+            metrics.op("t"),
+            Windows::Tumble { size: 10 },
+            sink.clone(),
+        );
+        for r in [(2, 1), (1, 3), (2, 12), (1, 9), (1, 10), (3, -1)] {
+            op.push(&r);
+        }
+        op.watermark(9); // [-10, 0) ends at 0 <= 9: it fires before the watermark goes on
+        op.watermark(10); // [0, 10) fires, keys in order
+        op.push(&(1, 5)); // late: its window has fired
+        op.push(&(1, 15));
+        op.finish();
+        let out = sink.0.borrow().clone();
+        assert_eq!(
+            out,
+            vec![
+                "row (3, -10, 0, 1)",
+                "wm 9",
+                "row (1, 0, 10, 2)",
+                "row (2, 0, 10, 1)",
+                "wm 10",
+                "row (1, 10, 20, 2)",
+                "row (2, 10, 20, 1)",
+                "end",
+            ]
+        );
+        let stats = metrics.ops();
+        assert_eq!(stats[0].1.late, 1);
+        assert_eq!(stats[0].1.records_in, 8);
+        assert_eq!(stats[0].1.records_out, 5);
+    }
+}

@@ -1,0 +1,268 @@
+//! Every window kind and every aggregate, on a file of events, against naive oracles written
+//! here: hop, cumulate and session windows; count distinct, filtered aggregates, first and
+//! last values. Fused and unfused plans and several parallelisms must agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+use weir_tests::{build, format_ts, json_rows, run};
+
+struct Event {
+    key: String,
+    user: i64,
+    v: i64,
+    ts: i64,
+}
+
+/// Events with timestamps a little out of order (within the 5 s watermark bound) and gaps
+/// between bursts, so sessions split and merge.
+fn events() -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut state = 987_654_321u64;
+    let mut t = 1_000_000i64;
+    for i in 0..3000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        // Every 300 events a pause of 40 s ends every session.
+        t += if i % 300 == 299 {
+            40_000
+        } else {
+            100 + ((state >> 50) % 200) as i64
+        };
+        let jitter = ((state >> 33) % 2000) as i64;
+        out.push(Event {
+            key: format!("k{}", (state >> 40) % 5),
+            user: ((state >> 20) % 40) as i64,
+            v: ((state >> 10) % 1000) as i64,
+            ts: t - jitter,
+        });
+    }
+    out
+}
+
+fn write_events(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("events.jsonl");
+    let lines: Vec<String> = events()
+        .iter()
+        .map(|e| {
+            format!(
+                r#"{{"key":"{}","user":{},"v":{},"ts":{}}}"#,
+                e.key, e.user, e.v, e.ts
+            )
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+fn pipeline(path: &std::path::Path, window: &str) -> String {
+    format!(
+        "schema E {{ key: string, user: i64, v: i64, ts: timestamp }}\n\
+         source e: E = file(path: \"{}\") format json event_time ts watermark 5s\n\
+         let w = e |> key_by key |> window {window} |> aggregate {{\n\
+             n: count(),\n\
+             users: count(distinct user),\n\
+             big: count(*) filter (where v >= 500),\n\
+             big_sum: sum(v) filter (where v >= 900),\n\
+             first: first_value(v),\n\
+             last: last_value(v),\n\
+             lo: min(v),\n\
+         }}\n\
+         sink w -> stdout() format json\n",
+        path.display()
+    )
+}
+
+#[derive(Default)]
+struct Acc {
+    n: i64,
+    users: BTreeSet<i64>,
+    big: i64,
+    big_sum: Option<i64>,
+    first: Option<i64>,
+    last: Option<i64>,
+    lo: Option<i64>,
+}
+
+impl Acc {
+    fn add(&mut self, e: &Event) {
+        self.n += 1;
+        self.users.insert(e.user);
+        if e.v >= 500 {
+            self.big += 1;
+        }
+        if e.v >= 900 {
+            self.big_sum = Some(self.big_sum.unwrap_or(0) + e.v);
+        }
+        self.first.get_or_insert(e.v);
+        self.last = Some(e.v);
+        self.lo = Some(self.lo.map_or(e.v, |m| m.min(e.v)));
+    }
+
+    fn row(&self, key: &str, start: i64, end: i64) -> String {
+        json!({"key": key, "window_start": format_ts(start), "window_end": format_ts(end), "n": self.n,
+               "users": self.users.len(), "big": self.big, "big_sum": self.big_sum, "first": self.first,
+               "last": self.last, "lo": self.lo})
+        .to_string()
+    }
+}
+
+/// Oracle for fixed windows: `windows(ts)` lists the (start, end) of each window holding ts.
+/// Records are added in file order, which is arrival order (first/last depend on it).
+fn fixed_oracle(windows: impl Fn(i64) -> Vec<(i64, i64)>) -> Vec<String> {
+    let mut groups: BTreeMap<(String, i64, i64), Acc> = BTreeMap::new();
+    for e in events() {
+        for (start, end) in windows(e.ts) {
+            groups
+                .entry((e.key.clone(), start, end))
+                .or_default()
+                .add(&e);
+        }
+    }
+    let mut rows: Vec<String> = groups
+        .iter()
+        .map(|((k, s, e), acc)| acc.row(k, *s, *e))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn check(name: &str, window: &str, want: Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = pipeline(&write_events(dir.path()), window);
+    assert!(
+        want.len() > 20,
+        "{name}: the oracle has too few rows to prove much"
+    );
+    for (no_fusion, parallelism) in [(false, "1"), (false, "3"), (true, "2")] {
+        let result = run(
+            &build(name, &text, no_fusion),
+            &["--parallelism", parallelism],
+            dir.path(),
+            None,
+        );
+        assert!(result.success, "{}", result.stderr);
+        let mut got: Vec<String> = json_rows(&result.stdout)
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        got.sort();
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{name}: row count (parallelism {parallelism})"
+        );
+        assert_eq!(
+            got, want,
+            "{name}: parallelism {parallelism}, no_fusion {no_fusion}"
+        );
+        assert!(result.stderr.contains("late") && !result.stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn hopping_windows() {
+    let want = fixed_oracle(|ts| {
+        let mut out = Vec::new();
+        let mut start = ts.div_euclid(2000) * 2000;
+        while start + 6000 > ts {
+            out.push((start, start + 6000));
+            start -= 2000;
+        }
+        out
+    });
+    check("win_hop", "hop(size: 6s, slide: 2s)", want);
+}
+
+#[test]
+fn cumulating_windows() {
+    let want = fixed_oracle(|ts| {
+        let start = ts.div_euclid(10_000) * 10_000;
+        (1..=5)
+            .map(|k| (start, start + k * 2000))
+            .filter(|(_, end)| *end > ts)
+            .collect()
+    });
+    check("win_cumulate", "cumulate(step: 2s, size: 10s)", want);
+}
+
+#[test]
+fn session_windows() {
+    // Sessions per key: sort each key's events by time and cut where the gap is >= 3 s. That
+    // equals incremental merging because no event is late (bursts end with a 40 s pause, far
+    // beyond the 5 s bound). first/last follow arrival order within a session.
+    let gap = 3000;
+    let all = events();
+    let mut by_key: BTreeMap<String, Vec<(i64, usize)>> = BTreeMap::new();
+    for (i, e) in all.iter().enumerate() {
+        by_key.entry(e.key.clone()).or_default().push((e.ts, i));
+    }
+    let mut want = Vec::new();
+    for (key, mut list) in by_key {
+        list.sort();
+        let mut sessions: Vec<Vec<usize>> = Vec::new();
+        let mut last_end = i64::MIN;
+        for (ts, i) in list {
+            if ts >= last_end {
+                sessions.push(Vec::new());
+            }
+            sessions.last_mut().unwrap().push(i);
+            last_end = last_end.max(ts + gap);
+        }
+        for mut members in sessions {
+            let start = members.iter().map(|i| all[*i].ts).min().unwrap();
+            let end = members.iter().map(|i| all[*i].ts).max().unwrap() + gap;
+            members.sort(); // arrival order
+            let mut acc = Acc::default();
+            for i in members {
+                acc.add(&all[i]);
+            }
+            want.push(acc.row(&key, start, end));
+        }
+    }
+    want.sort();
+    check("win_session", "session(gap: 3s)", want);
+}
+
+#[test]
+fn late_records_are_counted_not_aggregated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.jsonl");
+    // The 4th record is 20 s behind with a 1 s bound: its window has fired.
+    let lines = [(1, 1000), (1, 12_000), (1, 25_000), (1, 2000), (1, 26_000)];
+    let text: Vec<String> = lines
+        .iter()
+        .map(|(k, ts)| format!(r#"{{"k":{k},"ts":{ts}}}"#))
+        .collect();
+    std::fs::write(&path, text.join("\n")).unwrap();
+    // Watermarks are emitted every 256 records or every 200 ms of wall time, so pad the file
+    // with on-time records to make the watermark pass before the late one arrives.
+    let mut padded: Vec<String> = text.iter().take(2).cloned().collect();
+    padded.extend((0..300).map(|i| format!(r#"{{"k":2,"ts":{}}}"#, 20_000 + i)));
+    padded.extend(text.iter().skip(2).cloned());
+    std::fs::write(&path, padded.join("\n")).unwrap();
+    let pipeline = format!(
+        "schema E {{ k: i64, ts: timestamp }}\n\
+         source e: E = file(path: \"{}\") format json event_time ts watermark 1s\n\
+         sink e |> window tumble(10s) |> aggregate by k {{ n: count() }} -> stdout() format json\n",
+        path.display()
+    );
+    let result = run(&build("win_late", &pipeline, false), &[], dir.path(), None);
+    assert!(result.success, "{}", result.stderr);
+    let rows = json_rows(&result.stdout);
+    let ones: Vec<&Value> = rows.iter().filter(|r| r["k"] == 1).collect();
+    // The record at 2000 came after the watermark passed 10 s: the [0, 10s) window holds only
+    // the record at 1000.
+    assert_eq!(ones.len(), 3, "{rows:?}");
+    assert_eq!(ones[0]["n"], 1, "{rows:?}");
+    assert_eq!(ones[2]["n"], 2, "{rows:?}");
+    assert!(
+        result
+            .stderr
+            .lines()
+            .any(|l| l.contains("aggregate by k") && l.trim_end().ends_with(" 1")),
+        "{}",
+        result.stderr
+    );
+}
