@@ -153,6 +153,32 @@ pub enum StepKind {
         by: Vec<Ident>,
         items: Vec<SelectItem>,
     },
+    /// `[left] join|interval_join|window_join|lookup_join STREAM [as ALIAS] on EXPR OPTION*`.
+    /// The joined stream's fields are named `ALIAS.field` (ALIAS defaults to the stream's name).
+    Join(JoinStep),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinStep {
+    pub kind: JoinKind,
+    pub left_outer: bool,
+    pub stream: Ident,
+    pub alias: Option<Ident>,
+    pub on: Expr,
+    /// `within(-5s, 10s)`, `tumble(10s)`, `ttl(1h)`.
+    pub options: Vec<Call>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Unbounded equi-join (state kept, or expired by `ttl`).
+    Regular,
+    /// Time-bounded on both sides: `within(lower, upper)`.
+    Interval,
+    /// Both sides in the same window: `tumble(size)`.
+    Window,
+    /// Against a static table read from a file source when the pipeline starts.
+    Lookup,
 }
 
 #[derive(Clone, Debug, PartialEq)]

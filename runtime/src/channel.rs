@@ -42,26 +42,26 @@ pub fn channels<T>(n: usize) -> (Senders<T>, Vec<Receiver<Message<T>>>) {
         .unzip()
 }
 
-/// The sending end of a cross-task edge, as the last operator of a task's chain.
-pub struct Exchange<T, H> {
+/// The sending end of a cross-task edge, as the last operator of a task's chain. It takes
+/// records of type `I` and ships `wrap(record)`: a clone for most edges, or the record tagged
+/// with its side (`Either::Left`/`Right`) for the inputs of a two-input operator.
+pub struct Exchange<I, T, H, W> {
     senders: Vec<SyncSender<Message<T>>>,
     buffers: Vec<Vec<T>>,
     route: H,
+    wrap: W,
     from: u32,
     stats: OpStats,
     metrics: OpMetrics,
     disconnected: bool,
+    _input: std::marker::PhantomData<fn(&I)>,
 }
 
-impl<T: Clone + Send, H: Fn(&T) -> u64> Exchange<T, H> {
-    /// `from` is this upstream instance's index; `route` picks the destination (its result is
-    /// taken modulo the number of senders; with one sender it is never called).
-    pub fn new(
-        metrics: OpMetrics,
-        from: usize,
-        senders: Vec<SyncSender<Message<T>>>,
-        route: H,
-    ) -> Self {
+impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Exchange<I, T, H, W> {
+    /// `from` is this upstream instance's index among all instances feeding the receivers;
+    /// `route` picks the destination (taken modulo the number of senders; with one sender it
+    /// is never called).
+    pub fn new(metrics: OpMetrics, from: usize, senders: Senders<T>, route: H, wrap: W) -> Self {
         let buffers = senders
             .iter()
             .map(|_| Vec::with_capacity(BATCH_SIZE))
@@ -70,10 +70,12 @@ impl<T: Clone + Send, H: Fn(&T) -> u64> Exchange<T, H> {
             senders,
             buffers,
             route,
+            wrap,
             from: from as u32,
             stats: OpStats::default(),
             metrics,
             disconnected: false,
+            _input: std::marker::PhantomData,
         }
     }
 
@@ -93,16 +95,16 @@ impl<T: Clone + Send, H: Fn(&T) -> u64> Exchange<T, H> {
     }
 }
 
-impl<T: Clone + Send, H: Fn(&T) -> u64> Collector<T> for Exchange<T, H> {
+impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Collector<I> for Exchange<I, T, H, W> {
     #[inline]
-    fn push(&mut self, record: &T) {
+    fn push(&mut self, record: &I) {
         self.stats.records_in += 1;
         let dest = if self.senders.len() == 1 {
             0
         } else {
             ((self.route)(record) % self.senders.len() as u64) as usize
         };
-        self.buffers[dest].push(record.clone());
+        self.buffers[dest].push((self.wrap)(record));
         if self.buffers[dest].len() >= BATCH_SIZE {
             self.flush(dest);
         }
@@ -208,8 +210,14 @@ mod tests {
     fn the_input_loop_forwards_the_minimum_watermark_of_its_upstreams() {
         let (senders, mut receivers) = channels::<i64>(1);
         let metrics = Metrics::new();
-        let mut a = Exchange::new(metrics.op("a"), 0, senders.clone(), |_: &i64| 0);
-        let mut b = Exchange::new(metrics.op("b"), 1, senders, |_: &i64| 0);
+        let mut a = Exchange::new(
+            metrics.op("a"),
+            0,
+            senders.clone(),
+            |_: &i64| 0,
+            |r: &i64| *r,
+        );
+        let mut b = Exchange::new(metrics.op("b"), 1, senders, |_: &i64| 0, |r: &i64| *r);
         let log = Log::default();
         let consumer = {
             let log = log.clone();
@@ -245,7 +253,13 @@ mod tests {
     fn records_are_routed_by_hash_and_keep_their_order_per_destination() {
         let (senders, receivers) = channels::<i64>(3);
         let metrics = Metrics::new();
-        let mut ex = Exchange::new(metrics.op("x"), 0, senders, |r: &i64| *r as u64);
+        let mut ex = Exchange::new(
+            metrics.op("x"),
+            0,
+            senders,
+            |r: &i64| *r as u64,
+            |r: &i64| *r,
+        );
         for i in 0..5000 {
             ex.push(&i);
         }

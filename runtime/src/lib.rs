@@ -32,7 +32,9 @@ pub mod prelude {
     pub use crate::collector::{Collector, Discard, Tee};
     pub use crate::formats::DecodeError;
     pub use crate::metrics::OpMetrics;
-    pub use crate::ops::{Filter, FilterMap, Map, WindowAggregate, WindowAggregateOp, Windows};
+    pub use crate::ops::{
+        Either, Filter, FilterMap, JoinSpec, Map, WindowAggregate, WindowAggregateOp, Windows,
+    };
     pub use crate::run::Runtime;
     pub use crate::sources::EventTime;
 }

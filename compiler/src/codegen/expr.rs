@@ -28,6 +28,8 @@ pub struct ExprGen<'a> {
     pub statics: &'a mut Statics,
     /// The identifier of the input record (a reference).
     pub record: proc_macro2::Ident,
+    /// In a join condition: fields named `prefix` + name belong to this other record.
+    pub joined: Option<(String, proc_macro2::Ident)>,
 }
 
 /// The Rust type of a non-null value of `ty` when stored in a record.
@@ -63,6 +65,12 @@ impl ExprGen<'_> {
         match &e.kind {
             TExprKind::Lit(lit) => literal(lit, e.ty),
             TExprKind::Field(name) => {
+                let (r, name) = match &self.joined {
+                    Some((prefix, joined)) if name.starts_with(prefix.as_str()) => {
+                        (joined.clone(), &name[prefix.len()..])
+                    }
+                    _ => (r.clone(), name.as_str()),
+                };
                 let f = field_ident(name);
                 match (e.ty, e.nullable) {
                     (Type::String, false) => quote!(#r.#f.as_str()),

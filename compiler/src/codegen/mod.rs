@@ -30,6 +30,8 @@ pub struct EmitCx<'a> {
     types: BTreeMap<OpId, TokenStream>,
     metrics: BTreeMap<OpId, Ident>,
     emitted_sources: BTreeMap<OpId, Emitted>,
+    /// The `JoinSpec` type of each two-input join (exchanges into it route by its keys).
+    pub join_specs: BTreeMap<OpId, Ident>,
 }
 
 impl<'a> EmitCx<'a> {
@@ -38,7 +40,22 @@ impl<'a> EmitCx<'a> {
             namer: &mut self.namer,
             statics: &mut self.statics,
             record,
+            joined: None,
         }
+    }
+
+    /// Expressions over a left record `l` and a joined record `r` whose fields are `prefix`+name.
+    pub fn join_expr(&mut self, prefix: &str) -> ExprGen<'_> {
+        ExprGen {
+            namer: &mut self.namer,
+            statics: &mut self.statics,
+            record: format_ident!("l"),
+            joined: Some((prefix.to_string(), format_ident!("r"))),
+        }
+    }
+
+    pub fn record_type(&self, op: OpId) -> TokenStream {
+        self.types[&op].clone()
     }
 
     pub fn push_item(&mut self, item: TokenStream) {
@@ -125,6 +142,7 @@ fn generate_tokens(graph: &Dataflow, info: &GraphInfo) -> TokenStream {
         types: BTreeMap::new(),
         metrics: BTreeMap::new(),
         emitted_sources: BTreeMap::new(),
+        join_specs: BTreeMap::new(),
     };
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
@@ -142,7 +160,7 @@ fn generate_tokens(graph: &Dataflow, info: &GraphInfo) -> TokenStream {
             Op::Fused(steps) if !steps.iter().any(|s| matches!(s, Stateless::Select(..))) => {
                 cx.input_type(*op)
             }
-            Op::Select(_) | Op::Fused(_) | Op::WindowAggregate(_) => {
+            Op::Select(_) | Op::Fused(_) | Op::WindowAggregate(_) | Op::Join { .. } => {
                 let name = cx.namer.fresh(&format!("Op{}Record", op.index()));
                 cx.items
                     .push(records::record_struct(&name, &node.ty.schema));
@@ -172,6 +190,7 @@ fn generate_tokens(graph: &Dataflow, info: &GraphInfo) -> TokenStream {
             Op::Select(items) => ops::select::emit(&mut cx, *op, items),
             Op::Fused(steps) => ops::fused::emit(&mut cx, *op, steps),
             Op::WindowAggregate(agg) => ops::window_aggregate::emit(&mut cx, *op, agg),
+            Op::Join { def, table } => ops::join::emit(&mut cx, *op, def, table.as_ref()),
             Op::Sink(def) => ops::sink::emit(&mut cx, *op, def),
         };
         emitted.insert(*op, e);
@@ -242,39 +261,91 @@ fn wiring(
     for e in emitted.values_mut() {
         setup.append(&mut e.setup);
     }
-    // Channels for edges between tasks.
-    let mut channel_edges = Vec::new();
+    // Channels: one set per operator fed from other tasks (a join's two inputs share it, as
+    // `Either::Left`/`Right`), and an exchange per edge that leaves a task.
+    let mut consumers: BTreeMap<OpId, (Ident, Ident, TokenStream)> = BTreeMap::new();
+    let mut channel_edges: Vec<ChannelEdge> = Vec::new();
     for (edge, from, to) in graph.edges() {
         if graph.node(from).task == graph.node(to).task {
             continue;
         }
         let id = edge.0.index();
-        let (tx, rx, m, route) = (
-            format_ident!("tx_{}", id),
-            format_ident!("rx_{}", id),
+        let (m, route) = (
             format_ident!("m_edge_{}", id),
             format_ident!("route_{}", id),
         );
         let ty = cx.types[&from].clone();
-        let par_to = parallelism(graph.node(to).parallelism);
         let kind = graph.edge(edge).kind.clone();
-        setup.push(quote!(let (#tx, #rx) = channels::<#ty>(#par_to);));
+        let port = graph.edge(edge).port;
+        let join_spec = cx.join_specs.get(&to).cloned();
+        // Instances upstream of this edge's port come after those of lower ports.
+        let inputs = graph.inputs(to);
+        let mut offset = quote!(0usize);
+        for (e, f) in &inputs {
+            if graph.edge(*e).port < port {
+                let p = parallelism(graph.node(*f).parallelism);
+                offset = quote!(#offset + #p);
+            }
+        }
+        if let std::collections::btree_map::Entry::Vacant(slot) = consumers.entry(to) {
+            let (tx, rx) = (
+                format_ident!("tx_op{}", to.index()),
+                format_ident!("rx_op{}", to.index()),
+            );
+            let message = match &join_spec {
+                Some(spec) => quote!(Either<<#spec as JoinSpec>::Left, <#spec as JoinSpec>::Right>),
+                None => ty.clone(),
+            };
+            let par_to = parallelism(graph.node(to).parallelism);
+            setup.push(quote!(let (#tx, #rx) = channels::<#message>(#par_to);));
+            let mut n_upstream = quote!(0usize);
+            for (e, f) in &inputs {
+                let p = if graph.edge(*e).kind == EdgeKind::Forward {
+                    quote!(1usize)
+                } else {
+                    parallelism(graph.node(*f).parallelism)
+                };
+                n_upstream = quote!(#n_upstream + #p);
+            }
+            slot.insert((tx, rx, n_upstream));
+        }
         let label = format!("exchange op{}->op{} {}", from.index(), to.index(), kind);
         setup.push(quote!(let #m = rt.op(#label);));
-        match &kind {
-            EdgeKind::Hash(keys) => {
-                let fields = keys.iter().map(|k| namer::field_ident(k));
-                cx.items.push(quote! {
-                    #[inline(always)]
-                    fn #route(r: &#ty) -> u64 { ::weir_runtime::hash::route(&(#(&r.#fields,)*)) }
-                });
+        let (route_fn, wrap) = match (&join_spec, port) {
+            (Some(spec), 0) => (
+                quote!(::weir_runtime::hash::route(&<#spec as JoinSpec>::left_key(r))),
+                quote!(|r: &#ty| Either::Left(::std::clone::Clone::clone(r))),
+            ),
+            (Some(spec), _) => (
+                quote!(::weir_runtime::hash::route(&<#spec as JoinSpec>::right_key(r))),
+                quote!(|r: &#ty| Either::Right(::std::clone::Clone::clone(r))),
+            ),
+            (None, _) => {
+                let route = match &kind {
+                    EdgeKind::Hash(keys) => {
+                        let fields = keys.iter().map(|k| namer::field_ident(k));
+                        quote!(::weir_runtime::hash::route(&(#(&r.#fields,)*)))
+                    }
+                    _ => quote!(0),
+                };
+                (route, quote!(|r: &#ty| ::std::clone::Clone::clone(r)))
             }
-            _ => cx.items.push(quote! {
-                #[inline(always)]
-                fn #route(_r: &#ty) -> u64 { 0 }
-            }),
-        }
-        channel_edges.push((edge, from, to, tx, rx, m, route, kind));
+        };
+        cx.items.push(quote! {
+            #[inline(always)]
+            fn #route(r: &#ty) -> u64 { #route_fn }
+        });
+        let tx = consumers[&to].0.clone();
+        channel_edges.push(ChannelEdge {
+            edge,
+            from,
+            tx,
+            m,
+            route,
+            wrap,
+            offset,
+            kind,
+        });
     }
     // One spawn loop per task.
     let mut spawns = Vec::new();
@@ -295,16 +366,22 @@ fn wiring(
             }
             moves.extend(e.moves.iter().cloned());
         }
-        // Senders of channels this task feeds.
+        // Senders and exchange metrics of the channels this task feeds.
         let mut sender_setup = Vec::new();
-        for (_, from, _, tx, _, m, _, kind) in &channel_edges {
-            if ops_in_task.contains(from) {
-                if *kind == EdgeKind::Forward {
-                    sender_setup.push(quote!(let #tx = vec![#tx[instance].clone()];));
+        let mut done: Vec<Ident> = Vec::new();
+        for c in &channel_edges {
+            if ops_in_task.contains(&c.from) {
+                let (tx, m) = (&c.tx, &c.m);
+                let local = format_ident!("{}_e{}", tx, c.edge.0.index());
+                if c.kind == EdgeKind::Forward {
+                    sender_setup.push(quote!(let #local = vec![#tx[instance].clone()];));
                 } else {
-                    sender_setup.push(quote!(let #tx = #tx.clone();));
+                    sender_setup.push(quote!(let #local = #tx.clone();));
                 }
-                sender_setup.push(quote!(let #m = #m.clone();));
+                if !done.contains(m) {
+                    sender_setup.push(quote!(let #m = #m.clone();));
+                    done.push(m.clone());
+                }
             }
         }
         let chain = chain_expr(graph, root, ops_in_task, emitted, &channel_edges);
@@ -329,15 +406,9 @@ fn wiring(
                 });
             }
             _ => {
-                let (_, from, _, _, rx, _, _, kind) = channel_edges
-                    .iter()
-                    .find(|(_, _, to, ..)| *to == root)
+                let (_, rx, n_upstream) = consumers
+                    .get(&root)
                     .expect("validated: a task root that is not a source has an input channel");
-                let n_upstream = if *kind == EdgeKind::Forward {
-                    quote!(1usize)
-                } else {
-                    parallelism(graph.node(*from).parallelism)
-                };
                 spawns.push(quote! {
                     for (instance, receiver) in #rx.into_iter().enumerate() {
                         #(#clone_stmts)*
@@ -362,16 +433,18 @@ fn wiring(
     }
 }
 
-type ChannelEdge = (
-    crate::ir::EdgeId,
-    OpId,
-    OpId,
-    Ident,
-    Ident,
-    Ident,
-    Ident,
-    EdgeKind,
-);
+/// An edge between tasks: the consumer's senders, the exchange's metrics, routing and wrapping.
+struct ChannelEdge {
+    edge: crate::ir::EdgeId,
+    from: OpId,
+    tx: Ident,
+    m: Ident,
+    route: Ident,
+    wrap: TokenStream,
+    /// Index of this edge's first upstream instance among all instances feeding `to`.
+    offset: TokenStream,
+    kind: EdgeKind,
+}
 
 /// What follows `op` within its task: successors in the task nested in, edges leaving the
 /// task as exchanges, several consumers combined with `Tee`, none as `Discard`.
@@ -386,14 +459,15 @@ fn next_expr(
     for (edge, to) in graph.outputs(op) {
         if task.contains(&to) {
             nexts.push(stage_expr(graph, to, task, emitted, channels));
-        } else if let Some((_, _, _, tx, _, m, route, kind)) = channels.iter().find(|c| c.0 == edge)
-        {
-            let from = if *kind == EdgeKind::Forward {
-                quote!(0usize)
+        } else if let Some(c) = channels.iter().find(|c| c.edge == edge) {
+            let (m, route, wrap, offset) = (&c.m, &c.route, &c.wrap, &c.offset);
+            let tx = format_ident!("{}_e{}", c.tx, c.edge.0.index());
+            let from = if c.kind == EdgeKind::Forward {
+                quote!(#offset)
             } else {
-                quote!(instance)
+                quote!(#offset + instance)
             };
-            nexts.push(quote!(Exchange::new(#m.clone(), #from, #tx.clone(), #route)));
+            nexts.push(quote!(Exchange::new(#m.clone(), #from, #tx.clone(), #route, #wrap)));
         }
     }
     let mut it = nexts.into_iter().rev();

@@ -116,6 +116,10 @@ fn is_keyword(s: &str) -> bool {
 
 /// A field name as a Rust identifier: raw (`r#type`) when it is a keyword.
 pub fn field_ident(name: &str) -> Ident {
+    // `p.name` (a joined stream's field) is stored as `p__name`.
+    if name.contains('.') {
+        return Ident::new(&name.replace('.', "__"), Span::call_site());
+    }
     if matches!(name, "self" | "Self" | "super" | "crate") {
         Ident::new(&format!("{name}_"), Span::call_site())
     } else if is_keyword(name) {

@@ -53,7 +53,68 @@ pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+fn key_names(keys: &[crate::sema::TExpr], sources: &SourceMap) -> Vec<String> {
+    keys.iter()
+        .map(|k| one_line(sources.snippet(k.span)))
+        .collect()
+}
+
 impl Lower<'_> {
+    /// A join: keyed on both inputs (hash by the join keys), or, for a lookup join, a
+    /// per-record step that carries its table's source.
+    fn join(
+        &mut self,
+        left: OpId,
+        def: &crate::sema::JoinDef,
+        step: &crate::sema::TStep,
+        label: String,
+    ) -> OpId {
+        use crate::sema::StreamInput;
+        use weir_dsl::ast::JoinKind;
+        if def.kind == JoinKind::Lookup {
+            let StreamInput::Source(index) = def.right else {
+                unreachable!("sema: lookup tables are sources")
+            };
+            let table = self.program.sources[index].clone();
+            let parallelism = self.graph.node(left).parallelism;
+            let op = self.graph.add_op(Node {
+                op: Op::Join {
+                    def: Box::new(def.clone()),
+                    table: Some(table),
+                },
+                ty: step.ty.clone(),
+                span: step.span,
+                label,
+                parallelism,
+                task: None,
+            });
+            self.graph.connect(left, op, EdgeKind::Forward);
+            return op;
+        }
+        let right = match def.right {
+            StreamInput::Source(s) => self.source(s),
+            StreamInput::Stream(s) => self.stream(s),
+        };
+        let op = self.graph.add_op(Node {
+            op: Op::Join {
+                def: Box::new(def.clone()),
+                table: None,
+            },
+            ty: step.ty.clone(),
+            span: step.span,
+            label,
+            parallelism: Parallelism::Keyed,
+            task: None,
+        });
+        let left_keys = key_names(&def.left_keys, self.sources);
+        let right_keys = key_names(&def.right_keys, self.sources);
+        self.graph
+            .connect_port(left, op, EdgeKind::Hash(left_keys), 0);
+        self.graph
+            .connect_port(right, op, EdgeKind::Hash(right_keys), 1);
+        op
+    }
+
     fn source(&mut self, index: usize) -> OpId {
         if let Some(op) = self.source_ops.get(&index) {
             return *op;
@@ -115,6 +176,11 @@ impl Lower<'_> {
                     Parallelism::Keyed,
                     EdgeKind::Hash(agg.keys.clone()),
                 ),
+                TStepKind::Join(def) => {
+                    let label = one_line(self.sources.snippet(step.span));
+                    current = self.join(current, def, step, label);
+                    continue;
+                }
             };
             let label = one_line(self.sources.snippet(step.span));
             let op = self.graph.add_op(Node {

@@ -14,7 +14,7 @@ use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 use weir_dsl::Span;
 
-use crate::sema::{SinkDef, SourceDef, StreamType, TExpr, WindowAggregate};
+use crate::sema::{JoinDef, SinkDef, SourceDef, StreamType, TExpr, WindowAggregate};
 
 /// Identifies an operator in a [`Dataflow`]; stable across passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,6 +78,12 @@ pub enum Op {
     /// A chain of filters and selects compiled into one function.
     Fused(Vec<Stateless>),
     WindowAggregate(WindowAggregate),
+    /// Two inputs: port 0 is the left (main) stream, port 1 the joined stream. A lookup join
+    /// has one input and reads its table (`table`) when it starts.
+    Join {
+        def: Box<JoinDef>,
+        table: Option<SourceDef>,
+    },
     Sink(SinkDef),
 }
 
@@ -89,6 +95,7 @@ impl Op {
             Op::Select(_) => "select",
             Op::Fused(_) => "fused",
             Op::WindowAggregate(_) => "window_aggregate",
+            Op::Join { .. } => "join",
             Op::Sink(_) => "sink",
         }
     }
@@ -128,6 +135,8 @@ impl std::fmt::Display for EdgeKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Edge {
     pub kind: EdgeKind,
+    /// Which input of the target this edge feeds (0, or 1 for a join's joined stream).
+    pub port: u8,
 }
 
 /// weir's dataflow graph.
@@ -142,7 +151,11 @@ impl Dataflow {
     }
 
     pub fn connect(&mut self, from: OpId, to: OpId, kind: EdgeKind) -> EdgeId {
-        EdgeId(self.graph.add_edge(from.0, to.0, Edge { kind }))
+        self.connect_port(from, to, kind, 0)
+    }
+
+    pub fn connect_port(&mut self, from: OpId, to: OpId, kind: EdgeKind, port: u8) -> EdgeId {
+        EdgeId(self.graph.add_edge(from.0, to.0, Edge { kind, port }))
     }
 
     pub fn remove_edge(&mut self, edge: EdgeId) -> Option<Edge> {
@@ -202,10 +215,11 @@ impl Dataflow {
         let mut out: Vec<_> = self
             .graph
             .edges_directed(op.0, Direction::Incoming)
-            .map(|e| (EdgeId(e.id()), OpId(e.source())))
+            .map(|e| (e.weight().port, EdgeId(e.id()), OpId(e.source())))
             .collect();
-        out.sort_by_key(|(id, from)| (*from, *id));
-        out
+        // By port first: a join's left input comes before its joined stream.
+        out.sort_by_key(|(port, id, from)| (*port, *from, *id));
+        out.into_iter().map(|(_, id, from)| (id, from)).collect()
     }
 
     /// Operators in a topological order (ties broken by id, so the order is deterministic).

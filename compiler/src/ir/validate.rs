@@ -30,6 +30,7 @@ pub fn validate(graph: &Dataflow) -> Result<GraphInfo, InvalidGraph> {
         let ok = match &node.op {
             Op::Source { .. } => n_in == 0,
             Op::Sink(_) => n_in == 1 && n_out == 0,
+            Op::Join { table: None, .. } => n_in == 2,
             _ => n_in == 1,
         };
         if !ok {

@@ -3,6 +3,7 @@
 
 pub mod filter;
 pub mod fused;
+pub mod join;
 pub mod select;
 pub mod sink;
 pub mod source;

@@ -57,6 +57,8 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
             &ty.schema.names().map(str::to_string).collect::<Vec<_>>(),
         ),
         Op::Source { .. } => push_all(&mut out, downstream),
+        // Joins pass every field of both inputs on; `run` keeps their inputs whole.
+        Op::Join { .. } => {}
     }
     out
 }
@@ -83,6 +85,17 @@ impl Pass for ProjectionPushdown {
             let node = graph.node(*op);
             let reads = needs(&node.op, &node.ty, &downstream);
             for (_, from) in graph.inputs(*op) {
+                let reads = if matches!(node.op, Op::Join { .. }) {
+                    graph
+                        .node(from)
+                        .ty
+                        .schema
+                        .names()
+                        .map(str::to_string)
+                        .collect()
+                } else {
+                    reads.clone()
+                };
                 push_all(needed.entry(from).or_default(), &reads);
             }
             needed.entry(*op).or_insert(downstream);
@@ -95,6 +108,9 @@ impl Pass for ProjectionPushdown {
                 continue;
             }
             let consumer = graph.node(to);
+            if matches!(consumer.op, Op::Join { .. }) {
+                continue;
+            }
             let reads = needs(
                 &consumer.op,
                 &graph.node(from).ty,

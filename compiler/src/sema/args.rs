@@ -87,6 +87,9 @@ impl<'a> Args<'a> {
                 ExprKind::Unary(UnaryOp::Neg, inner) => match &inner.kind {
                     ExprKind::Lit(Literal::Int(v)) => Some(Literal::Int(v.wrapping_neg())),
                     ExprKind::Lit(Literal::Float(v)) => Some(Literal::Float(-v)),
+                    ExprKind::Lit(Literal::Duration(v)) => {
+                        Some(Literal::Duration(v.wrapping_neg()))
+                    }
                     _ => None,
                 },
                 // A bare name reads as a string: `nexmark(stream: bid)`.
@@ -115,6 +118,11 @@ impl<'a> Args<'a> {
     fn get(&self, name: &str) -> Option<&(Literal, Span)> {
         let i = self.params.iter().position(|p| *p == name)?;
         self.values[i].as_ref()
+    }
+
+    /// The literal given for `name` (a negative duration arrives as `Duration(-n)`).
+    pub fn literal(&self, name: &str) -> Option<Literal> {
+        self.get(name).map(|(lit, _)| lit.clone())
     }
 
     pub fn span_of(&self, name: &str) -> Span {

@@ -6,6 +6,7 @@
 pub mod args;
 pub mod expr;
 pub mod functions;
+mod join;
 pub mod nexmark;
 pub mod program;
 pub mod types;
@@ -100,7 +101,7 @@ pub fn check_partial(
 
 /// What a name at the top level refers to.
 #[derive(Clone, Copy)]
-enum Named {
+pub(crate) enum Named {
     Source(usize),
     Stream(usize),
     /// Declared, but its declaration had errors: uses are not reported again.
@@ -108,7 +109,7 @@ enum Named {
 }
 
 #[derive(Default)]
-struct Checker {
+pub(crate) struct Checker {
     diagnostics: Vec<Diagnostic>,
     schemas: BTreeMap<String, (Schema, Span)>,
     /// Schemas declared with errors, and where: uses are not reported again.
@@ -787,6 +788,17 @@ impl Checker {
                         None => failed = true,
                     }
                 }
+                StepKind::Join(join) => match self.join(&ty, join, step.span) {
+                    Some((def, out)) => {
+                        ty = out;
+                        steps.push(TStep {
+                            kind: TStepKind::Join(Box::new(def)),
+                            span: step.span,
+                            ty: ty.clone(),
+                        });
+                    }
+                    None => failed = true,
+                },
             }
         }
         if !failed {
@@ -962,6 +974,7 @@ impl Checker {
                     .unwrap_or_else(|| Field::new(k, Type::I64))
             })
             .collect();
+        let key_count = fields.len();
         fields.push(Field::new("window_start", Type::Timestamp));
         fields.push(Field::new("window_end", Type::Timestamp));
         let mut aggs = Vec::new();
@@ -1156,7 +1169,9 @@ impl Checker {
             },
             StreamType {
                 schema: Schema { fields },
-                time_field: None,
+                // `window_end` carries event time on: rows leave when the watermark reaches
+                // it, so a later window or an interval join can use it.
+                time_field: Some(key_count + 1),
             },
         ))
     }

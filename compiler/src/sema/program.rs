@@ -102,6 +102,31 @@ pub enum TStepKind {
     Filter(TExpr),
     Select(Vec<(String, TExpr)>),
     WindowAggregate(WindowAggregate),
+    Join(Box<JoinDef>),
+}
+
+/// A checked join step. Key and condition expressions: `left_keys` over the left record,
+/// `right_keys` over the joined record (plain field names), `condition` over both (the joined
+/// record's fields named `alias.field`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinDef {
+    pub kind: weir_dsl::ast::JoinKind,
+    pub left_outer: bool,
+    pub right: StreamInput,
+    pub alias: String,
+    pub left_keys: Vec<TExpr>,
+    pub right_keys: Vec<TExpr>,
+    pub condition: Option<TExpr>,
+    /// Interval join: the joined record's time minus this one's, in [lower, upper].
+    pub within: Option<(i64, i64)>,
+    /// Window join: tumbling window size.
+    pub window_ms: Option<i64>,
+    /// Regular join: state time-to-live in event time.
+    pub ttl_ms: Option<i64>,
+    pub left_time: Option<String>,
+    pub right_time: Option<String>,
+    pub left_ty: StreamType,
+    pub right_ty: StreamType,
 }
 
 #[derive(Clone, Debug, PartialEq)]

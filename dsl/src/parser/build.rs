@@ -251,6 +251,40 @@ impl Builder {
                     items: self.select_items(inner)?,
                 }
             }
+            Rule::join_step => {
+                let mut left_outer = false;
+                let mut kind = JoinKind::Regular;
+                let mut stream = None;
+                let mut alias = None;
+                let mut on = None;
+                let mut options = Vec::new();
+                for part in inner {
+                    match part.as_rule() {
+                        Rule::kw_left => left_outer = true,
+                        Rule::join_kind => {
+                            kind = match part.as_str() {
+                                "interval_join" => JoinKind::Interval,
+                                "window_join" => JoinKind::Window,
+                                "lookup_join" => JoinKind::Lookup,
+                                _ => JoinKind::Regular,
+                            }
+                        }
+                        Rule::join_stream => stream = Some(self.ident(&part)),
+                        Rule::join_alias => alias = Some(self.ident(&part)),
+                        Rule::expr => on = Some(self.expr(part)?.0),
+                        Rule::connector => options.push(self.call(part)?),
+                        _ => {}
+                    }
+                }
+                StepKind::Join(JoinStep {
+                    kind,
+                    left_outer,
+                    stream: stream?,
+                    alias,
+                    on: on?,
+                    options,
+                })
+            }
             _ => return None,
         };
         Some(Step { kind, span })
@@ -566,7 +600,19 @@ impl Builder {
     /// (the `*` leaves no argument).
     fn name_expr(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<Built> {
         let mut inner = pair.into_inner();
-        let name = self.ident(&next_of(&mut inner, Rule::func_name)?);
+        let mut name = self.ident(&next_of(&mut inner, Rule::func_name)?);
+        // `alias.field`: one name with a dot; the checker splits it.
+        if inner
+            .peek()
+            .is_some_and(|p| p.as_rule() == Rule::member_dot)
+        {
+            inner.next();
+            let member = self.ident(&next_of(&mut inner, Rule::member_name)?);
+            name = Ident {
+                name: format!("{}.{}", name.name, member.name),
+                span: name.span.to(member.span),
+            };
+        }
         if next_of(&mut inner, Rule::fcall_open).is_none() {
             return Some((
                 Expr {

@@ -17,7 +17,18 @@ pub(super) const MAX_NESTING: usize = 128;
 pub(super) const ITEM_KEYWORDS: [&str; 4] = ["schema", "source", "let", "sink"];
 
 /// Step keywords, in the order the language documents them.
-pub(super) const STEP_KEYWORDS: [&str; 5] = ["filter", "select", "key_by", "window", "aggregate"];
+pub(super) const STEP_KEYWORDS: [&str; 10] = [
+    "filter",
+    "select",
+    "key_by",
+    "window",
+    "aggregate",
+    "join",
+    "interval_join",
+    "window_join",
+    "lookup_join",
+    "left",
+];
 
 /// The case-insensitive keywords of expressions; they cannot be used as names.
 pub(super) const RESERVED: [&str; 15] = [

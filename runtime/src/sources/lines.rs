@@ -111,3 +111,47 @@ where
     chain.finish();
     result
 }
+
+/// Reads a whole file of lines into memory (the table of a lookup join), decoding each line;
+/// malformed lines go to the dead-letter output like a source's.
+pub fn read_all<T, D>(
+    name: &str,
+    path: &Path,
+    skip_header: bool,
+    dead_letters: &DeadLetters,
+    mut decode: D,
+) -> Result<Vec<T>, String>
+where
+    D: FnMut(&str) -> Result<T, DecodeError>,
+{
+    let text = std::fs::read(path)
+        .map_err(|err| format!("table `{name}`: cannot read {}: {err}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, bytes) in text.split(|b| *b == b'\n').enumerate() {
+        let line_no = i as u64 + 1;
+        if skip_header && line_no == 1 {
+            continue;
+        }
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let line = match std::str::from_utf8(bytes) {
+            Ok(line) => line,
+            Err(err) => {
+                dead_letters.write(
+                    name,
+                    line_no,
+                    &format!("invalid UTF-8: {err}"),
+                    &String::from_utf8_lossy(bytes),
+                );
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match decode(line) {
+            Ok(record) => out.push(record),
+            Err(err) => dead_letters.write(name, line_no, &err.to_string(), line),
+        }
+    }
+    Ok(out)
+}

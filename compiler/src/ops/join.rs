@@ -1,0 +1,237 @@
+//! `join`: two streams joined on key equalities (plus an optional residual condition).
+//! Interval joins match records whose times are within bounds, window joins records of the
+//! same tumbling window, regular joins everything (state optionally expired by a TTL), lookup
+//! joins each record against a table read from a file when the task starts. The emitter
+//! generates a `JoinSpec` (or `LookupSpec`) impl; the runtime's join operators hold the state.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use weir_dsl::ast::JoinKind;
+
+use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::expr::field_type;
+use crate::codegen::namer::{camel, field_ident};
+use crate::codegen::{records, EmitCx};
+use crate::ir::OpId;
+use crate::sema::types::Type;
+use crate::sema::{Format, JoinDef, SourceDef, SourceKind};
+
+pub const SPEC: OperatorSpec = OperatorSpec {
+    name: "join",
+    n_inputs: 2,
+    has_output: true,
+    stateful: true,
+    blocking: false,
+    doc: "joins two streams on equal keys (interval, window, regular with TTL, or lookup)",
+};
+
+pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceDef>) -> Emitted {
+    let inputs = cx.graph.inputs(op);
+    let left = cx.record_type(inputs[0].1);
+    let output = cx.output_type(op);
+    let out_schema = cx.graph.node(op).ty.schema.clone();
+    let metrics = cx.metrics_handle(op);
+    let prefix = format!("{}.", def.alias);
+    let spec = cx.namer.fresh(&format!("Op{}Join", op.index()));
+    let mut items = Vec::new();
+    let mut captures = vec![metrics.clone()];
+    let mut setup = Vec::new();
+
+    // The joined side's record type: an upstream operator's, or the table's own struct.
+    let (right, table_load) = match table {
+        None => (cx.record_type(inputs[1].1), None),
+        Some(source) => {
+            let record = cx
+                .namer
+                .fresh(&format!("{}TableRecord", camel(&source.name)));
+            items.push(records::record_struct(&record, &source.ty.schema));
+            let format = match &source.kind {
+                SourceKind::File { format, .. } => *format,
+                _ => Format::Json,
+            };
+            let decode = cx.namer.fresh(&format!("decode_table_{}", source.name));
+            items.push(records::decoder(
+                &decode,
+                &record,
+                &source.ty.schema,
+                &source.ty.schema,
+                format,
+            ));
+            let path = match &source.kind {
+                SourceKind::File { path, .. } => path.clone(),
+                _ => String::new(),
+            };
+            let skip_header = matches!(format, Format::Csv { header: true, .. });
+            let name = source.name.clone();
+            captures.push(format_ident!("dead_letters"));
+            setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
+            let load = quote! {
+                ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #skip_header, &dead_letters, #decode)
+            };
+            (quote!(#record), Some(load))
+        }
+    };
+
+    // Keys: one as itself, several as a tuple; strings owned.
+    let key_value = |gen: &mut crate::codegen::expr::ExprGen<'_>,
+                     keys: &[crate::sema::TExpr]|
+     -> (TokenStream, TokenStream) {
+        let types: Vec<TokenStream> = keys.iter().map(|k| field_type(k.ty, false)).collect();
+        let values: Vec<TokenStream> = keys.iter().map(|k| gen.coerce(k, k.ty, false)).collect();
+        if keys.len() == 1 {
+            (types[0].clone(), values[0].clone())
+        } else {
+            (quote!((#(#types,)*)), quote!((#(#values,)*)))
+        }
+    };
+    let (key_type, left_key) = key_value(&mut cx.expr(format_ident!("l")), &def.left_keys);
+    let (_, right_key) = key_value(&mut cx.expr(format_ident!("r")), &def.right_keys);
+    let time = |field: &Option<String>, var: &str| match field {
+        Some(f) => {
+            let f = field_ident(f);
+            let v = format_ident!("{}", var);
+            quote!(#v.#f)
+        }
+        None => quote!(0),
+    };
+    let left_time = time(&def.left_time, "l");
+    let right_time = time(&def.right_time, "r");
+    let condition = match &def.condition {
+        Some(c) => {
+            let c = cx.join_expr(&prefix).condition(c);
+            quote!(if !(#c) { return None; })
+        }
+        None => quote!(),
+    };
+    // Output: left fields from `l`, joined fields (`alias.f`, stored as `alias__f`) from `r`.
+    let n_left = def.left_ty.schema.fields.len();
+    let mut matched = Vec::new();
+    let mut unmatched = Vec::new();
+    for (i, f) in out_schema.fields.iter().enumerate() {
+        let id = field_ident(&f.name);
+        if i < n_left {
+            let v = quote!(::std::clone::Clone::clone(&l.#id));
+            matched.push(quote!(#id: #v));
+            unmatched.push(quote!(#id: #v));
+        } else {
+            let src = field_ident(&f.name[prefix.len()..]);
+            let right_nullable = def
+                .right_ty
+                .schema
+                .field(&f.name[prefix.len()..])
+                .is_some_and(|(_, rf)| rf.nullable);
+            let v = quote!(::std::clone::Clone::clone(&r.#src));
+            let v = if f.nullable && !right_nullable {
+                quote!(Some(#v))
+            } else {
+                v
+            };
+            matched.push(quote!(#id: #v));
+            let none_ty = field_type(f.ty, false);
+            let _ = Type::Null;
+            unmatched.push(quote!(#id: None::<#none_ty>));
+        }
+    }
+    let left_only = if def.left_outer {
+        quote!(#output { #(#unmatched,)* })
+    } else {
+        quote!(unreachable!("an inner join never emits unmatched rows"))
+    };
+    let left_outer = def.left_outer;
+    let role_stage: Box<dyn Fn(TokenStream) -> TokenStream> = match def.kind {
+        JoinKind::Lookup => {
+            let build_table = cx.namer.fresh(&format!("op{}_table", op.index()));
+            items.push(quote! {
+                pub struct #spec;
+                impl ::weir_runtime::ops::LookupSpec for #spec {
+                    type In = #left;
+                    type Row = #right;
+                    type Key = #key_type;
+                    type Out = #output;
+                    #[inline(always)]
+                    fn key(l: &#left) -> Self::Key { #left_key }
+                    #[inline(always)]
+                    fn join(l: &#left, r: &#right) -> ::std::option::Option<#output> {
+                        #condition
+                        Some(#output { #(#matched,)* })
+                    }
+                    fn left_only(l: &#left) -> #output { #left_only }
+                }
+                fn #build_table(rows: ::std::vec::Vec<#right>) -> ::weir_runtime::hash::FastMap<#key_type, ::std::vec::Vec<#right>> {
+                    let mut table: ::weir_runtime::hash::FastMap<#key_type, ::std::vec::Vec<#right>> = ::std::default::Default::default();
+                    for r in rows {
+                        let key = { let r = &r; #right_key };
+                        table.entry(key).or_default().push(r);
+                    }
+                    table
+                }
+            });
+            let load = table_load.expect("a lookup join has a table");
+            let metrics = metrics.clone();
+            Box::new(move |next| {
+                quote!({
+                    let rows = match #load { Ok(rows) => rows, Err(e) => return Err(e) };
+                    ::weir_runtime::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(rows), #left_outer, #next)
+                })
+            })
+        }
+        kind => {
+            items.push(quote! {
+                pub struct #spec;
+                impl JoinSpec for #spec {
+                    type Left = #left;
+                    type Right = #right;
+                    type Key = #key_type;
+                    type Out = #output;
+                    #[inline(always)]
+                    fn left_key(l: &#left) -> Self::Key { #left_key }
+                    #[inline(always)]
+                    fn right_key(r: &#right) -> Self::Key { #right_key }
+                    #[inline(always)]
+                    fn left_time(l: &#left) -> i64 { #left_time }
+                    #[inline(always)]
+                    fn right_time(r: &#right) -> i64 { #right_time }
+                    #[inline(always)]
+                    fn join(l: &#left, r: &#right) -> ::std::option::Option<#output> {
+                        #condition
+                        Some(#output { #(#matched,)* })
+                    }
+                    fn left_only(l: &#left) -> #output { #left_only }
+                }
+            });
+            cx.join_specs.insert(op, spec.clone());
+            let metrics = metrics.clone();
+            let spec = spec.clone();
+            match kind {
+                JoinKind::Interval => {
+                    let (lower, upper) = def.within.unwrap_or((0, 0));
+                    Box::new(
+                        move |next| quote!(::weir_runtime::ops::IntervalJoin::<#spec, _>::new(#metrics.clone(), #lower, #upper, #left_outer, #next)),
+                    )
+                }
+                JoinKind::Window => {
+                    let size = def.window_ms.unwrap_or(1);
+                    Box::new(
+                        move |next| quote!(::weir_runtime::ops::WindowJoin::<#spec, _>::new(#metrics.clone(), #size, #left_outer, #next)),
+                    )
+                }
+                _ => {
+                    let ttl = match def.ttl_ms {
+                        Some(t) => quote!(Some(#t)),
+                        None => quote!(None),
+                    };
+                    Box::new(
+                        move |next| quote!(::weir_runtime::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)),
+                    )
+                }
+            }
+        }
+    };
+    Emitted {
+        items,
+        setup,
+        captures,
+        moves: Vec::new(),
+        role: Role::Stage(role_stage),
+    }
+}

@@ -1,0 +1,414 @@
+//! What the join operators share: the two-input record type [`Either`], the per-query
+//! [`JoinSpec`] trait generated for every two-input join, and [`route_by_key`], the routing
+//! function of the exchanges that feed a join.
+//!
+//! | operator | matches | state | emits | late |
+//! |---|---|---|---|---|
+//! | [`IntervalJoin`](super::IntervalJoin) | equal keys, `lt + lower <= rt <= lt + upper` | records until no future record can match them | on the arrival completing a pair | `t < watermark` |
+//! | [`WindowJoin`](super::WindowJoin) | equal keys, same tumbling window | records per window | when the watermark passes the window end | window already fired |
+//! | [`RegularJoin`](super::RegularJoin) | equal keys | every record (or until `t + ttl < watermark`) | on the arrival completing a pair | with a TTL: `t + ttl < watermark` |
+//! | [`LookupJoin`](super::LookupJoin) | equal keys against a static table | the table | per input record | never |
+//!
+//! # Two inputs, one channel
+//!
+//! A two-input operator runs in a task with a single input channel of `Either<L, R>`: the
+//! exchanges of both upstream sides send into the same channels, each wrapping its records as
+//! [`Either::Left`] or [`Either::Right`], and both must route with [`route_by_key`] so that equal
+//! keys from either side reach the same instance. The task's input loop forwards the minimum
+//! watermark over all upstream instances of both sides, so a join sees one watermark.
+//!
+//! # Null keys
+//!
+//! SQL equi-joins never match a null key, not even with another null key, but Rust's `==` on
+//! `Option` does. [`JoinSpec::is_null_key`] says which keys match nothing: such records are never
+//! stored and never probe (a left record of an outer join still gets its `left_only` row). This
+//! keeps null keys out of the join state instead of piling them up under one key.
+//!
+//! # Matches and the extra condition
+//!
+//! [`JoinSpec::join`] is the rest of the `ON` condition and the projection: a pair for which it
+//! returns `None` is not a match, so under `left_outer` a left record whose every candidate was
+//! refused still emits `left_only`, as in SQL.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use crate::collector::Collector;
+use crate::hash::{route, FastMap};
+use crate::metrics::OpStats;
+
+/// A record of a two-input operator's input channel, tagged with the side it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Either<L, R> {
+    Left(L),
+    Right(R),
+}
+
+/// The per-query part of a two-input join, generated for each join step.
+pub trait JoinSpec {
+    /// Records of the left input. Joins store them, hence `Clone`.
+    type Left: Clone;
+    /// Records of the right input.
+    type Right: Clone;
+    /// The equi-join key (a tuple for several columns). `Ord` makes emission order deterministic.
+    type Key: Hash + Eq + Ord + Clone;
+    /// A joined row.
+    type Out;
+    fn left_key(l: &Self::Left) -> Self::Key;
+    fn right_key(r: &Self::Right) -> Self::Key;
+    /// Event time in ms (used by interval and window joins, and by TTL expiry).
+    fn left_time(l: &Self::Left) -> i64;
+    fn right_time(r: &Self::Right) -> i64;
+    /// Extra join condition and projection of a pair with equal keys; `None` drops the pair
+    /// (and does not count as a match for `left_outer`).
+    fn join(l: &Self::Left, r: &Self::Right) -> Option<Self::Out>;
+    /// Projection of an unmatched left record for LEFT OUTER variants (right side null).
+    fn left_only(l: &Self::Left) -> Self::Out;
+    /// Whether `key` can match nothing (SQL: one of its columns is null). Default: never.
+    #[inline]
+    fn is_null_key(_key: &Self::Key) -> bool {
+        false
+    }
+}
+
+/// The routing hash of a join input record: the [`route`] of its join key, the same function
+/// for both sides. Every exchange into a join must use it (`Exchange::new(.., route_by_key::<S>)`).
+#[inline]
+pub fn route_by_key<S: JoinSpec>(record: &Either<S::Left, S::Right>) -> u64 {
+    match record {
+        Either::Left(l) => route(&S::left_key(l)),
+        Either::Right(r) => route(&S::right_key(r)),
+    }
+}
+
+/// Pushes one output row and counts it.
+#[inline]
+pub(crate) fn emit<O, N: Collector<O>>(next: &mut N, stats: &mut OpStats, out: &O) {
+    stats.records_out += 1;
+    next.push(out);
+}
+
+/// A stored record with its event time; `matched` is only used for left records of outer joins.
+pub(crate) struct Held<T> {
+    pub time: i64,
+    pub matched: bool,
+    pub record: T,
+}
+
+/// The stored records of one key, each side in arrival order.
+pub(crate) struct Sides<L, R> {
+    pub left: Vec<Held<L>>,
+    pub right: Vec<Held<R>>,
+}
+
+impl<L, R> Sides<L, R> {
+    pub fn new() -> Self {
+        Sides {
+            left: Vec::new(),
+            right: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.left.is_empty() && self.right.is_empty()
+    }
+
+    /// Gives memory back after a burst: a buffer that is mostly empty is shrunk.
+    pub fn compact(&mut self) {
+        shrink_vec(&mut self.left);
+        shrink_vec(&mut self.right);
+    }
+}
+
+fn shrink_vec<T>(v: &mut Vec<T>) {
+    if v.capacity() > 16 && v.len() * 4 < v.capacity() {
+        v.shrink_to(v.len() * 2);
+    }
+}
+
+/// Shrinks a keyed state map that has lost most of its keys (amortized: at most one rehash per
+/// quartering).
+pub(crate) fn shrink_map<K: Hash + Eq, V>(map: &mut FastMap<K, V>) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
+/// Which keys hold records that expire at which time, so that a watermark visits only the keys
+/// with something to drop instead of the whole state. A record with expiry `e` is dropped by the
+/// first watermark `w > e`.
+pub(crate) struct ExpiryIndex<K> {
+    by_time: BTreeMap<i64, Vec<K>>,
+}
+
+impl<K: Ord> ExpiryIndex<K> {
+    pub fn new() -> Self {
+        ExpiryIndex {
+            by_time: BTreeMap::new(),
+        }
+    }
+
+    /// Notes that `key` holds a record expiring at `expiry`.
+    pub fn insert(&mut self, expiry: i64, key: K) {
+        let keys = self.by_time.entry(expiry).or_default();
+        if keys.last() != Some(&key) {
+            keys.push(key);
+        }
+    }
+
+    /// Removes every entry with `expiry < watermark`; returns their keys sorted, without repeats.
+    pub fn take_expired(&mut self, watermark: i64) -> Vec<K> {
+        if self
+            .by_time
+            .first_key_value()
+            .is_none_or(|(expiry, _)| *expiry >= watermark)
+        {
+            return Vec::new();
+        }
+        let later = self.by_time.split_off(&watermark);
+        let expired = std::mem::replace(&mut self.by_time, later);
+        let mut keys: Vec<K> = expired.into_values().flatten().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// Distinct expiry times indexed (for tests).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_time.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.by_time.clear();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A join spec, records and a sink shared by the join operators' tests.
+
+    use std::cell::RefCell;
+    use std::fmt::Display;
+    use std::rc::Rc;
+
+    use super::{Either, JoinSpec};
+    use crate::collector::Collector;
+
+    /// A test record: a key (negative = null), an event time and a name for the output.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Rec {
+        pub key: i64,
+        pub time: i64,
+        pub name: String,
+    }
+
+    pub type In = Either<Rec, Rec>;
+
+    pub fn left(key: i64, time: i64, name: &str) -> In {
+        Either::Left(Rec {
+            key,
+            time,
+            name: name.to_string(),
+        })
+    }
+
+    pub fn right(key: i64, time: i64, name: &str) -> In {
+        Either::Right(Rec {
+            key,
+            time,
+            name: name.to_string(),
+        })
+    }
+
+    /// Joins on `key`; a right record whose name starts with `!` fails the extra condition.
+    /// Output rows are `"left+right"`, or `"left+null"` for an unmatched left record.
+    pub struct Spec;
+
+    impl JoinSpec for Spec {
+        type Left = Rec;
+        type Right = Rec;
+        type Key = i64;
+        type Out = String;
+        fn left_key(l: &Rec) -> i64 {
+            l.key
+        }
+        fn right_key(r: &Rec) -> i64 {
+            r.key
+        }
+        fn left_time(l: &Rec) -> i64 {
+            l.time
+        }
+        fn right_time(r: &Rec) -> i64 {
+            r.time
+        }
+        fn join(l: &Rec, r: &Rec) -> Option<String> {
+            if r.name.starts_with('!') {
+                None
+            } else {
+                Some(format!("{}+{}", l.name, r.name))
+            }
+        }
+        fn left_only(l: &Rec) -> String {
+            format!("{}+null", l.name)
+        }
+        fn is_null_key(key: &i64) -> bool {
+            *key < 0
+        }
+    }
+
+    /// Records rows, watermarks (`wm N`, `wm max`) and the end (`end`), in order.
+    #[derive(Clone, Default)]
+    pub struct Log(pub Rc<RefCell<Vec<String>>>);
+
+    impl Log {
+        /// Everything logged since the last call.
+        pub fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.borrow_mut())
+        }
+    }
+
+    impl<T: Display + ?Sized> Collector<T> for Log {
+        fn push(&mut self, record: &T) {
+            self.0.borrow_mut().push(record.to_string());
+        }
+        fn watermark(&mut self, wm: i64) {
+            let line = if wm == i64::MAX {
+                "wm max".to_string()
+            } else {
+                format!("wm {wm}")
+            };
+            self.0.borrow_mut().push(line);
+        }
+        fn finish(&mut self) {
+            self.0.borrow_mut().push("end".into());
+        }
+    }
+
+    /// Records late records by name.
+    #[derive(Clone, Default)]
+    pub struct LateLog(pub Rc<RefCell<Vec<String>>>);
+
+    impl Collector<In> for LateLog {
+        fn push(&mut self, record: &In) {
+            let name = match record {
+                Either::Left(l) => format!("L {}", l.name),
+                Either::Right(r) => format!("R {}", r.name),
+            };
+            self.0.borrow_mut().push(name);
+        }
+        fn watermark(&mut self, _wm: i64) {}
+        fn finish(&mut self) {
+            self.0.borrow_mut().push("end".into());
+        }
+    }
+
+    /// A small deterministic generator for randomized tests (xorshift64*).
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+        }
+    }
+
+    /// One step of a test input: a record or a watermark.
+    pub enum Step {
+        Rec(In),
+        Wm(i64),
+    }
+
+    /// A random input: keys 0..5 and -1 (null), times advancing with jitter, watermarks trailing
+    /// the maximum by 20 every ~10 records, and some very late records. Left names are `l{i}`,
+    /// right names `r{i}`; every 7th right record fails the extra condition (`!r{i}`).
+    pub fn random_input(seed: u64, n: usize) -> Vec<Step> {
+        let mut rng = Rng(seed | 1);
+        let mut steps = Vec::new();
+        let mut base = 0i64;
+        let mut wm = i64::MIN;
+        for i in 0..n {
+            base += rng.below(4) as i64;
+            let jitter = if rng.below(20) == 0 {
+                rng.below(120) as i64
+            } else {
+                rng.below(20) as i64
+            };
+            let time = base - jitter;
+            let key = rng.below(6) as i64 - 1;
+            if rng.below(2) == 0 {
+                steps.push(Step::Rec(left(key, time, &format!("l{i}"))));
+            } else if i % 7 == 0 {
+                steps.push(Step::Rec(right(key, time, &format!("!r{i}"))));
+            } else {
+                steps.push(Step::Rec(right(key, time, &format!("r{i}"))));
+            }
+            if rng.below(10) == 0 && base - 20 > wm {
+                wm = base - 20;
+                steps.push(Step::Wm(wm));
+            }
+        }
+        steps.push(Step::Wm(i64::MAX));
+        steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{left, right, Spec};
+    use super::*;
+
+    #[test]
+    fn both_sides_route_a_key_to_the_same_instance() {
+        for key in 0..100 {
+            let l = route_by_key::<Spec>(&left(key, 0, "a"));
+            let r = route_by_key::<Spec>(&right(key, 99, "b"));
+            assert_eq!(l, r);
+            assert_eq!(l, route(&key));
+        }
+    }
+
+    #[test]
+    fn the_expiry_index_hands_out_keys_strictly_below_the_watermark_once() {
+        let mut index = ExpiryIndex::new();
+        index.insert(10, 3);
+        index.insert(10, 3);
+        index.insert(10, 1);
+        index.insert(5, 3);
+        index.insert(11, 2);
+        assert_eq!(index.take_expired(5), Vec::<i64>::new()); // 5 < 5 is false
+        assert_eq!(index.take_expired(6), vec![3]);
+        assert_eq!(index.take_expired(10), Vec::<i64>::new());
+        assert_eq!(index.take_expired(11), vec![1, 3]);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.take_expired(11), Vec::<i64>::new());
+        assert_eq!(index.take_expired(i64::MAX), vec![2]);
+        assert_eq!(index.len(), 0);
+    }
+
+    #[test]
+    fn mostly_empty_state_is_shrunk() {
+        let mut map: FastMap<i64, i64> = FastMap::default();
+        for i in 0..1000 {
+            map.insert(i, i);
+        }
+        for i in 0..990 {
+            map.remove(&i);
+        }
+        shrink_map(&mut map);
+        assert!(map.capacity() < 100, "capacity {}", map.capacity());
+        let mut sides: Sides<i64, i64> = Sides::new();
+        for t in 0..1000 {
+            sides.left.push(Held {
+                time: t,
+                matched: false,
+                record: t,
+            });
+        }
+        sides.left.truncate(3);
+        sides.compact();
+        assert!(sides.left.capacity() < 16);
+    }
+}

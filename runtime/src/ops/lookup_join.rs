@@ -1,0 +1,227 @@
+//! Lookup join: each record of one stream against a static table loaded before the pipeline
+//! starts (a dimension table from a file).
+//!
+//! A single-input operator (a `Collector<S::In>`, no [`Either`](super::Either)): every record is
+//! joined on arrival with the table rows of its key, in the table's row order, and every row
+//! [`LookupSpec::join`] accepts is emitted. With `left_outer`, a record no row matched emits
+//! `left_only` instead. A record whose key is null ([`LookupSpec::is_null_key`]) matches nothing.
+//!
+//! State is the table alone, never modified, so nothing expires and nothing is late; watermarks
+//! pass through unchanged and the output keeps the input's event time. The table is held in an
+//! `Arc`: parallel instances can share one copy (`new` accepts the table or an `Arc` of it).
+//! [`lookup_table`] builds a table from rows and a key function.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use crate::collector::Collector;
+use crate::hash::FastMap;
+use crate::metrics::{OpMetrics, OpStats};
+
+use super::join::emit;
+
+/// The per-query part of a lookup join, generated for each lookup join step.
+pub trait LookupSpec {
+    /// Records of the stream.
+    type In;
+    /// Rows of the table.
+    type Row;
+    type Key: Hash + Eq;
+    type Out;
+    /// The lookup key of a stream record.
+    fn key(record: &Self::In) -> Self::Key;
+    /// Extra join condition and projection of a record and a row with its key; `None` drops
+    /// the pair (and does not count as a match for `left_outer`).
+    fn join(record: &Self::In, row: &Self::Row) -> Option<Self::Out>;
+    /// Projection of a record no row matched, for LEFT OUTER (table side null).
+    fn left_only(record: &Self::In) -> Self::Out;
+    /// Whether `key` can match nothing (SQL: one of its columns is null). Default: never.
+    #[inline]
+    fn is_null_key(_key: &Self::Key) -> bool {
+        false
+    }
+}
+
+/// A lookup table: key -> rows with that key, in load order.
+pub type LookupTable<K, R> = FastMap<K, Vec<R>>;
+
+/// Builds a lookup table from rows and their key function, keeping the rows' order per key.
+/// Rows whose key is null should be filtered out first (they can never be looked up).
+pub fn lookup_table<K: Hash + Eq, R>(
+    rows: impl IntoIterator<Item = R>,
+    mut key: impl FnMut(&R) -> K,
+) -> LookupTable<K, R> {
+    let mut table: LookupTable<K, R> = FastMap::default();
+    for row in rows {
+        table.entry(key(&row)).or_default().push(row);
+    }
+    table
+}
+
+pub struct LookupJoin<S: LookupSpec, N> {
+    table: Arc<LookupTable<S::Key, S::Row>>,
+    left_outer: bool,
+    finished: bool,
+    next: N,
+    stats: OpStats,
+    metrics: OpMetrics,
+}
+
+impl<S: LookupSpec, N: Collector<S::Out>> LookupJoin<S, N> {
+    /// Joins against `table`: a [`LookupTable`], or an `Arc` of one shared by instances.
+    pub fn new(
+        metrics: OpMetrics,
+        table: impl Into<Arc<LookupTable<S::Key, S::Row>>>,
+        left_outer: bool,
+        next: N,
+    ) -> Self {
+        LookupJoin {
+            table: table.into(),
+            left_outer,
+            finished: false,
+            next,
+            stats: OpStats::default(),
+            metrics,
+        }
+    }
+
+    /// Rows in the table (for tests and metrics).
+    pub fn state_size(&self) -> usize {
+        self.table.values().map(Vec::len).sum()
+    }
+}
+
+impl<S: LookupSpec, N: Collector<S::Out>> Collector<S::In> for LookupJoin<S, N> {
+    #[inline]
+    fn push(&mut self, record: &S::In) {
+        if self.finished {
+            return;
+        }
+        self.stats.records_in += 1;
+        let key = S::key(record);
+        let mut matched = false;
+        if !S::is_null_key(&key) {
+            if let Some(rows) = self.table.get(&key) {
+                for row in rows {
+                    if let Some(out) = S::join(record, row) {
+                        matched = true;
+                        emit(&mut self.next, &mut self.stats, &out);
+                    }
+                }
+            }
+        }
+        if self.left_outer && !matched {
+            emit(&mut self.next, &mut self.stats, &S::left_only(record));
+        }
+    }
+
+    fn watermark(&mut self, watermark: i64) {
+        if !self.finished {
+            self.next.watermark(watermark);
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.metrics.report(&self.stats);
+        self.next.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::ops::join::testing::Log;
+
+    /// Stream records are (key, name); table rows are (key, name). A row whose name starts
+    /// with `!` fails the extra condition; key -1 is null.
+    struct Lookup;
+
+    impl LookupSpec for Lookup {
+        type In = (i64, &'static str);
+        type Row = (i64, &'static str);
+        type Key = i64;
+        type Out = String;
+        fn key(r: &(i64, &'static str)) -> i64 {
+            r.0
+        }
+        fn join(r: &(i64, &'static str), row: &(i64, &'static str)) -> Option<String> {
+            (!row.1.starts_with('!')).then(|| format!("{}+{}", r.1, row.1))
+        }
+        fn left_only(r: &(i64, &'static str)) -> String {
+            format!("{}+null", r.1)
+        }
+        fn is_null_key(key: &i64) -> bool {
+            *key < 0
+        }
+    }
+
+    fn table() -> LookupTable<i64, (i64, &'static str)> {
+        let rows = [
+            (1, "one"),
+            (2, "two"),
+            (1, "uno"),
+            (3, "!three"),
+            (-1, "null"),
+        ];
+        lookup_table(rows, |row| row.0)
+    }
+
+    #[test]
+    fn the_table_keeps_row_order_per_key() {
+        let t = table();
+        assert_eq!(t[&1], [(1, "one"), (1, "uno")]);
+        assert_eq!(t[&2], [(2, "two")]);
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn inner_lookup_emits_every_accepted_row_in_table_order() {
+        let log = Log::default();
+        let metrics = Metrics::new();
+        let mut j = LookupJoin::<Lookup, _>::new(metrics.op("lookup"), table(), false, log.clone());
+        assert_eq!(j.state_size(), 5);
+        for r in [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (-1, "e")] {
+            j.push(&r);
+        }
+        j.watermark(7);
+        j.finish();
+        j.push(&(1, "after"));
+        j.watermark(8);
+        j.finish();
+        assert_eq!(log.take(), ["a+one", "a+uno", "b+two", "wm 7", "end"]);
+        let stats = &metrics.ops()[0].1;
+        assert_eq!((stats.records_in, stats.records_out, stats.late), (5, 3, 0));
+    }
+
+    #[test]
+    fn left_outer_lookup_emits_left_only_once_for_unmatched_records() {
+        let log = Log::default();
+        let metrics = Metrics::new();
+        let shared = Arc::new(table());
+        let mut j =
+            LookupJoin::<Lookup, _>::new(metrics.op("lookup"), shared.clone(), true, log.clone());
+        for r in [(1, "a"), (3, "refused"), (4, "missing"), (-1, "null")] {
+            j.push(&r);
+        }
+        j.finish();
+        assert_eq!(
+            log.take(),
+            [
+                "a+one",
+                "a+uno",
+                "refused+null",
+                "missing+null",
+                "null+null",
+                "end"
+            ]
+        );
+        assert_eq!(Arc::strong_count(&shared), 2); // shared, not copied
+        let stats = &metrics.ops()[0].1;
+        assert_eq!((stats.records_in, stats.records_out), (4, 5));
+    }
+}

@@ -1,0 +1,512 @@
+//! Window join: pairs with equal keys in the same tumbling event-time window.
+//!
+//! Both sides are assigned to the window `[floor(t / size) * size, +size)` of their event time
+//! (epoch-aligned, [`floor_to`]). A left and a right record match when they are in the same
+//! window, their keys are equal and not null ([`JoinSpec::is_null_key`]), and
+//! [`JoinSpec::join`] accepts the pair.
+//!
+//! # Emission
+//!
+//! Nothing is emitted on arrival. When the watermark `w` reaches a window's end (`end <= w`) the
+//! window fires, before the watermark is forwarded: windows in ascending order, keys ascending,
+//! then left records in arrival order and, for each, right records in arrival order. With
+//! `left_outer`, a left record none of whose pairs matched emits `left_only` in its place in that
+//! order (after its would-be pairs). `finish` fires every window still open.
+//!
+//! # State and cleanup
+//!
+//! Per window, per key, the records of both sides in arrival order; a firing window is removed
+//! whole, so state holds only windows that have not fired. Null-key right records are never
+//! stored (they cannot match); null-key left records are stored only for `left_outer` (they fire
+//! as `left_only`). [`WindowJoin::state_size`] counts the buffered records.
+//!
+//! # Lateness
+//!
+//! A record whose window has already fired (`end <= w` on arrival) is late: counted in `late`,
+//! handed to the late output if there is one, else dropped. A record below the watermark whose
+//! window is still open is not late: it still joins completely.
+//!
+//! # Output watermark
+//!
+//! The watermark is forwarded unchanged, after the windows it fires. So rows fired by `w` come
+//! from records with times below `w` (but at or above the window start, which is at or above
+//! `window end - size`); the window end, or `end - 1`, is a valid event time for the output (it
+//! is above every previously forwarded watermark), a record's own time is not. The window of a
+//! pair is `floor_to(S::left_time(l), size)`; `join` can compute it if the output needs it.
+
+use std::collections::BTreeMap;
+
+use crate::collector::{Collector, Discard};
+use crate::functions::floor_to;
+use crate::hash::FastMap;
+use crate::metrics::{OpMetrics, OpStats};
+
+use super::join::{emit, Either, JoinSpec};
+
+/// The records of one key in one window, each side in arrival order.
+struct Group<L, R> {
+    left: Vec<L>,
+    right: Vec<R>,
+}
+
+/// The groups of one window, by key.
+type Groups<S> =
+    FastMap<<S as JoinSpec>::Key, Group<<S as JoinSpec>::Left, <S as JoinSpec>::Right>>;
+
+pub struct WindowJoin<S: JoinSpec, N, D = Discard> {
+    size_ms: i64,
+    left_outer: bool,
+    /// Window start -> key -> records. Ordered by window so firing walks a prefix.
+    windows: BTreeMap<i64, Groups<S>>,
+    /// Records buffered, both sides.
+    buffered: usize,
+    watermark: i64,
+    finished: bool,
+    next: N,
+    late: D,
+    stats: OpStats,
+    metrics: OpMetrics,
+}
+
+impl<S: JoinSpec, N: Collector<S::Out>> WindowJoin<S, N, Discard> {
+    /// Joins within tumbling windows of `size_ms` (at least 1).
+    pub fn new(metrics: OpMetrics, size_ms: i64, left_outer: bool, next: N) -> Self {
+        Self::with_late_output(metrics, size_ms, left_outer, next, Discard)
+    }
+}
+
+impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
+    WindowJoin<S, N, D>
+{
+    /// Like [`WindowJoin::new`], with late records sent to `late` instead of being dropped.
+    pub fn with_late_output(
+        metrics: OpMetrics,
+        size_ms: i64,
+        left_outer: bool,
+        next: N,
+        late: D,
+    ) -> Self {
+        WindowJoin {
+            size_ms: size_ms.max(1),
+            left_outer,
+            windows: BTreeMap::new(),
+            buffered: 0,
+            watermark: i64::MIN,
+            finished: false,
+            next,
+            late,
+            stats: OpStats::default(),
+            metrics,
+        }
+    }
+
+    /// Records buffered on both sides (for tests and metrics).
+    pub fn state_size(&self) -> usize {
+        self.buffered
+    }
+
+    /// The start of the open window holding `time`, or `None` if that window has fired.
+    #[inline]
+    fn open_window(&self, time: i64) -> Option<i64> {
+        let start = floor_to(time, self.size_ms);
+        (start.saturating_add(self.size_ms) > self.watermark).then_some(start)
+    }
+
+    fn group(&mut self, start: i64, key: S::Key) -> &mut Group<S::Left, S::Right> {
+        self.buffered += 1;
+        self.windows
+            .entry(start)
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| Group {
+                left: Vec::new(),
+                right: Vec::new(),
+            })
+    }
+
+    /// One left record (what `push(&Either::Left(l))` does).
+    pub fn push_left(&mut self, l: &S::Left) {
+        if self.finished {
+            return;
+        }
+        self.stats.records_in += 1;
+        let Some(start) = self.open_window(S::left_time(l)) else {
+            self.stats.late += 1;
+            self.late.push(&Either::Left(l.clone()));
+            return;
+        };
+        let key = S::left_key(l);
+        if S::is_null_key(&key) && !self.left_outer {
+            return;
+        }
+        self.group(start, key).left.push(l.clone());
+    }
+
+    /// One right record (what `push(&Either::Right(r))` does).
+    pub fn push_right(&mut self, r: &S::Right) {
+        if self.finished {
+            return;
+        }
+        self.stats.records_in += 1;
+        let Some(start) = self.open_window(S::right_time(r)) else {
+            self.stats.late += 1;
+            self.late.push(&Either::Right(r.clone()));
+            return;
+        };
+        let key = S::right_key(r);
+        if S::is_null_key(&key) {
+            return;
+        }
+        self.group(start, key).right.push(r.clone());
+    }
+
+    /// Fires, in order, every window whose end is at or below `watermark`.
+    fn fire_until(&mut self, watermark: i64) {
+        while let Some(entry) = self.windows.first_entry() {
+            if entry.key().saturating_add(self.size_ms) > watermark {
+                break;
+            }
+            let mut groups: Vec<_> = entry.remove().into_iter().collect();
+            groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (_, group) in &groups {
+                self.buffered -= group.left.len() + group.right.len();
+                if group.right.is_empty() && !self.left_outer {
+                    continue;
+                }
+                for l in &group.left {
+                    let mut matched = false;
+                    for r in &group.right {
+                        if let Some(out) = S::join(l, r) {
+                            matched = true;
+                            emit(&mut self.next, &mut self.stats, &out);
+                        }
+                    }
+                    if self.left_outer && !matched {
+                        emit(&mut self.next, &mut self.stats, &S::left_only(l));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
+    Collector<Either<S::Left, S::Right>> for WindowJoin<S, N, D>
+{
+    #[inline]
+    fn push(&mut self, record: &Either<S::Left, S::Right>) {
+        match record {
+            Either::Left(l) => self.push_left(l),
+            Either::Right(r) => self.push_right(r),
+        }
+    }
+
+    fn watermark(&mut self, watermark: i64) {
+        if self.finished || watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        self.fire_until(watermark);
+        self.next.watermark(watermark);
+        self.late.watermark(watermark);
+    }
+
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.fire_until(i64::MAX);
+        self.metrics.report(&self.stats);
+        self.next.finish();
+        self.late.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::ops::join::testing::{left, random_input, right, In, LateLog, Log, Spec, Step};
+
+    fn op(size: i64, outer: bool) -> (WindowJoin<Spec, Log>, Log, Metrics) {
+        let log = Log::default();
+        let metrics = Metrics::new();
+        let op = WindowJoin::new(metrics.op("join"), size, outer, log.clone());
+        (op, log, metrics)
+    }
+
+    fn feed(op: &mut impl Collector<In>, records: &[In]) {
+        for r in records {
+            op.push(r);
+        }
+    }
+
+    #[test]
+    fn pairs_in_the_same_window_fire_when_the_watermark_reaches_its_end() {
+        for rights_first in [false, true] {
+            let (mut j, log, _) = op(10, false);
+            let l = [left(1, 3, "a"), left(1, 10, "c")];
+            let r = [right(1, 9, "b"), right(1, 19, "d"), right(1, 20, "e")];
+            if rights_first {
+                feed(&mut j, &r);
+                feed(&mut j, &l);
+            } else {
+                feed(&mut j, &l);
+                feed(&mut j, &r);
+            }
+            assert!(log.take().is_empty()); // nothing on arrival
+            j.watermark(9);
+            assert_eq!(log.take(), ["wm 9"]);
+            j.watermark(10); // [0, 10) fires
+            assert_eq!(log.take(), ["a+b", "wm 10"]);
+            j.watermark(25); // [10, 20) fires; [20, 30) is open
+            assert_eq!(log.take(), ["c+d", "wm 25"]);
+            j.finish();
+            assert_eq!(log.take(), ["end"]);
+        }
+    }
+
+    #[test]
+    fn output_is_ordered_by_window_then_key_then_left_then_right_arrival() {
+        let (mut j, log, _) = op(10, false);
+        feed(
+            &mut j,
+            &[
+                right(2, 15, "r2w10"),
+                left(2, 5, "l2a"),
+                right(2, 1, "r2a"),
+                left(1, 12, "l1w10"),
+                left(2, 6, "l2b"),
+                right(1, 11, "r1w10"),
+                right(2, 2, "r2b"),
+                left(2, 14, "l2w10"),
+                right(1, 3, "r1a"),
+                left(1, 4, "l1a"),
+            ],
+        );
+        j.watermark(i64::MAX);
+        assert_eq!(
+            log.take(),
+            [
+                "l1a+r1a",
+                "l2a+r2a",
+                "l2a+r2b",
+                "l2b+r2a",
+                "l2b+r2b",
+                "l1w10+r1w10",
+                "l2w10+r2w10",
+                "wm max",
+            ]
+        );
+    }
+
+    #[test]
+    fn windows_are_epoch_aligned_for_negative_times() {
+        let (mut j, log, _) = op(10, false);
+        feed(
+            &mut j,
+            &[
+                left(1, -1, "a"),
+                right(1, -10, "b"),
+                right(1, 0, "c"),
+                left(1, -11, "d"),
+            ],
+        );
+        j.watermark(0);
+        assert_eq!(log.take(), ["a+b", "wm 0"]); // [-10, 0); d is in [-20, -10) alone
+        j.finish();
+        assert_eq!(log.take(), ["end"]);
+    }
+
+    #[test]
+    fn duplicates_give_the_cross_product() {
+        let (mut j, log, _) = op(100, false);
+        feed(
+            &mut j,
+            &[
+                left(1, 1, "a"),
+                right(1, 2, "x"),
+                left(1, 1, "a"),
+                right(1, 3, "y"),
+                right(1, 2, "x"),
+            ],
+        );
+        j.finish();
+        assert_eq!(
+            log.take(),
+            ["a+x", "a+y", "a+x", "a+x", "a+y", "a+x", "end"]
+        );
+    }
+
+    #[test]
+    fn left_outer_emits_left_only_once_in_place_for_unmatched_left_records() {
+        let (mut j, log, metrics) = op(10, true);
+        feed(
+            &mut j,
+            &[
+                left(1, 1, "a"),
+                left(2, 2, "lonely"),
+                left(1, 3, "b"),
+                right(1, 4, "x"),
+                right(1, 5, "!refused"),
+                left(3, 6, "refused_only"),
+                right(3, 7, "!no"),
+                left(-1, 8, "null"),
+                right(-1, 8, "null_r"),
+                left(1, 15, "next_window"),
+            ],
+        );
+        assert_eq!(j.state_size(), 9); // the null-key right record is not stored
+        j.watermark(10);
+        assert_eq!(
+            log.take(),
+            [
+                "null+null",
+                "a+x",
+                "b+x",
+                "lonely+null",
+                "refused_only+null",
+                "wm 10"
+            ]
+        );
+        j.watermark(20);
+        j.watermark(30);
+        j.finish();
+        assert_eq!(log.take(), ["next_window+null", "wm 20", "wm 30", "end"]);
+        let stats = &metrics.ops()[0].1;
+        assert_eq!(
+            (stats.records_in, stats.records_out, stats.late),
+            (10, 6, 0)
+        );
+    }
+
+    #[test]
+    fn records_for_a_fired_window_are_late_but_an_open_window_accepts_old_times() {
+        let late = LateLog::default();
+        let log = Log::default();
+        let metrics = Metrics::new();
+        let mut j = WindowJoin::<Spec, _, _>::with_late_output(
+            metrics.op("join"),
+            10,
+            true,
+            log.clone(),
+            late.clone(),
+        );
+        j.push(&left(1, 5, "a"));
+        j.watermark(10); // [0, 10) fires: a+null
+        j.watermark(15);
+        j.push(&right(1, 6, "late_r")); // [0, 10) has fired
+        j.push(&left(1, 9, "late_l"));
+        j.push(&left(1, 12, "b")); // 12 < 15, but [10, 20) is open
+        j.push(&right(1, 19, "c"));
+        j.finish();
+        assert_eq!(log.take(), ["a+null", "wm 10", "wm 15", "b+c", "end"]);
+        assert_eq!(*late.0.borrow(), ["R late_r", "L late_l", "end"]);
+        let stats = &metrics.ops()[0].1;
+        assert_eq!((stats.records_in, stats.records_out, stats.late), (5, 2, 2));
+    }
+
+    #[test]
+    fn fired_windows_free_their_state() {
+        let (mut j, log, _) = op(10, false);
+        for t in 0..100 {
+            j.push(&left(t % 7, t, "l"));
+            j.push(&right(t % 5 + 100, t, "r")); // never matches
+        }
+        assert_eq!(j.state_size(), 200);
+        assert_eq!(j.windows.len(), 10);
+        j.watermark(50);
+        assert_eq!(j.state_size(), 100);
+        assert_eq!(j.windows.len(), 5);
+        j.watermark(100);
+        assert_eq!(j.state_size(), 0);
+        assert!(j.windows.is_empty());
+        assert_eq!(log.take(), ["wm 50", "wm 100"]);
+    }
+
+    #[test]
+    fn nothing_is_emitted_after_finish() {
+        let (mut j, log, _) = op(10, true);
+        j.push(&left(1, 5, "a"));
+        j.finish();
+        j.push(&left(1, 6, "b"));
+        j.push(&right(1, 6, "c"));
+        j.watermark(100);
+        j.finish();
+        assert_eq!(log.take(), ["a+null", "end"]);
+        assert_eq!(j.state_size(), 0);
+    }
+
+    #[test]
+    fn matches_a_brute_force_oracle_on_random_input() {
+        for seed in 1..6u64 {
+            let input = random_input(seed, 2000);
+            for size in [1, 7, 30] {
+                for outer in [false, true] {
+                    check_against_oracle(&input, size, outer);
+                }
+            }
+        }
+    }
+
+    fn check_against_oracle(input: &[Step], size: i64, outer: bool) {
+        let (mut j, log, metrics) = op(size, outer);
+        let (mut lefts, mut rights) = (Vec::new(), Vec::new());
+        let mut wm = i64::MIN;
+        let mut late = 0;
+        for step in input {
+            match step {
+                Step::Rec(rec) => {
+                    let (Either::Left(x) | Either::Right(x)) = rec;
+                    if floor_to(x.time, size) + size <= wm {
+                        late += 1;
+                    } else if matches!(rec, Either::Left(_)) {
+                        lefts.push(x.clone());
+                    } else {
+                        rights.push(x.clone());
+                    }
+                    j.push(rec);
+                }
+                Step::Wm(w) => {
+                    wm = wm.max(*w);
+                    j.watermark(*w);
+                }
+            }
+        }
+        j.finish();
+        // Window, key, left arrival, right arrival: the exact order.
+        let mut want: Vec<(i64, i64, usize, String)> = Vec::new();
+        for (i, l) in lefts.iter().enumerate() {
+            let window = floor_to(l.time, size);
+            let mut matched = false;
+            for r in &rights {
+                if l.key >= 0 && l.key == r.key && floor_to(r.time, size) == window {
+                    if let Some(out) = Spec::join(l, r) {
+                        matched = true;
+                        want.push((window, l.key, i, out));
+                    }
+                }
+            }
+            if outer && !matched {
+                want.push((window, l.key, i, Spec::left_only(l)));
+            }
+        }
+        want.sort_by_key(|(window, key, i, _)| (*window, *key, *i)); // stable: rights in order
+        let want: Vec<String> = want.into_iter().map(|w| w.3).collect();
+        let got: Vec<String> = log
+            .take()
+            .into_iter()
+            .filter(|row| !row.starts_with("wm ") && row != "end")
+            .collect();
+        assert!(
+            late > 0 && !want.is_empty(),
+            "the input should exercise the join"
+        );
+        assert_eq!(got, want, "size {size} outer {outer}");
+        let stats = &metrics.ops()[0].1;
+        assert_eq!(stats.late, late);
+        assert_eq!(stats.records_out, want.len() as u64);
+        assert_eq!(j.state_size(), 0);
+    }
+}
