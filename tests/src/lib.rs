@@ -2,7 +2,8 @@
 //! driver (cargo, shared cache), run the binary, and read its output.
 //!
 //! The tests compare what generated pipelines produce with independent oracles written in the
-//! tests themselves (plain Rust over the same input), never with weir's own evaluation.
+//! tests themselves (plain Rust over the same input), never with weir's own evaluation, and,
+//! for windowed queries, with DuckDB SQL over the same events written to files ([`duckdb`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ use std::process::{Command, Stdio};
 
 use weir_compiler::driver::{self, BuildConfig};
 use weir_compiler::{Options, SourceMap};
+
+pub mod duckdb;
 
 /// The repository root.
 pub fn workspace() -> PathBuf {

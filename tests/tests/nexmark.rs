@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use weir_runtime::nexmark::{self, Bid, EventKind, NexmarkConfig, Split};
+use weir_runtime::nexmark::{self, Auction, Bid, EventKind, NexmarkConfig, Person, Split};
 use weir_tests::{build, checksum_line, example, format_ts, json_rows, run, to_stdout, workspace};
 
 const EVENTS: u64 = 200_000;
@@ -270,4 +270,220 @@ fn fused_and_unfused_checksums_agree_on_every_example() {
             "{q}: no rows, the comparison proves nothing"
         );
     }
+}
+
+/// All three streams of a generator run (`EVENTS` events over `generators` splits).
+struct Events {
+    persons: Vec<Person>,
+    auctions: Vec<Auction>,
+    bids: Vec<Bid>,
+}
+
+fn events_of(generators: u32) -> Events {
+    let config = NexmarkConfig {
+        events: EVENTS,
+        generators,
+        ..NexmarkConfig::default()
+    };
+    let mut out = Events {
+        persons: Vec::new(),
+        auctions: Vec::new(),
+        bids: Vec::new(),
+    };
+    for index in 0..generators {
+        let mut split = Split::new(&config, index);
+        while let Some(meta) = split.next_meta() {
+            match meta.kind {
+                EventKind::Person => out.persons.push(nexmark::person(&config, &meta)),
+                EventKind::Auction => out.auctions.push(nexmark::auction(&config, &meta)),
+                EventKind::Bid => out.bids.push(nexmark::bid(&config, &meta)),
+            }
+        }
+    }
+    out
+}
+
+fn sorted(rows: Vec<Value>) -> Vec<String> {
+    let mut rows: Vec<String> = rows.iter().map(Value::to_string).collect();
+    rows.sort();
+    rows
+}
+
+/// Like `check_query`, for queries whose output order depends on how tasks interleave
+/// (joins of several streams): rows are compared as multisets.
+fn check_unordered(name: &str, file: &str, query: impl Fn(&Events) -> Vec<Value>) {
+    let text = to_stdout(&example(file));
+    let events = EVENTS.to_string();
+    let cwd = workspace();
+    let oracle = sorted(query(&events_of(1)));
+    assert!(
+        !oracle.is_empty(),
+        "{name}: the oracle produced no rows; the test would prove nothing"
+    );
+    for no_fusion in [false, true] {
+        let result = run(
+            &build(name, &text, no_fusion),
+            &["--events", &events, "--quiet"],
+            &cwd,
+            None,
+        );
+        assert!(result.success, "{name} failed: {}", result.stderr);
+        let got = sorted(json_rows(&result.stdout));
+        assert_eq!(
+            got.len(),
+            oracle.len(),
+            "{name}: row count differs from the oracle (no_fusion {no_fusion})"
+        );
+        assert_eq!(
+            got, oracle,
+            "{name}: rows differ from the oracle (no_fusion {no_fusion})"
+        );
+    }
+    let args = [
+        "--events",
+        events.as_str(),
+        "--quiet",
+        "--generators",
+        "2",
+        "--parallelism",
+        "3",
+    ];
+    let result = run(&build(name, &text, false), &args, &cwd, None);
+    assert!(
+        result.success,
+        "{name} with 2 splits failed: {}",
+        result.stderr
+    );
+    assert_eq!(
+        sorted(json_rows(&result.stdout)),
+        sorted(query(&events_of(2))),
+        "{name}: 2 splits, parallelism 3"
+    );
+}
+
+#[test]
+fn q3_joins_category_10_auctions_with_sellers() {
+    check_unordered("q3", "nexmark/q3.weir", |e| {
+        let mut rows = Vec::new();
+        for a in e.auctions.iter().filter(|a| a.category == 10) {
+            for p in e
+                .persons
+                .iter()
+                .filter(|p| p.id == a.seller && ["OR", "ID", "CA"].contains(&p.state.as_str()))
+            {
+                rows.push(json!({"name": p.name, "city": p.city, "state": p.state, "id": a.id}));
+            }
+        }
+        rows
+    });
+}
+
+#[test]
+fn q20_expands_bids_with_their_auction() {
+    check_unordered("q20", "nexmark/q20.weir", |e| {
+        let by_id: BTreeMap<i64, &Auction> = e
+            .auctions
+            .iter()
+            .filter(|a| a.category == 10)
+            .map(|a| (a.id, a))
+            .collect();
+        e.bids
+            .iter()
+            .filter_map(|b| {
+                let a = by_id.get(&b.auction)?;
+                Some(json!({"auction": b.auction, "bidder": b.bidder, "price": b.price, "channel": b.channel,
+                    "url": b.url, "date_time": format_ts(b.date_time), "extra": b.extra, "item_name": a.item_name,
+                    "description": a.description, "initial_bid": a.initial_bid, "reserve": a.reserve,
+                    "auction_date_time": format_ts(a.date_time), "expires": format_ts(a.expires),
+                    "seller": a.seller, "category": a.category, "auction_extra": a.extra}))
+            })
+            .collect()
+    });
+}
+
+#[test]
+fn q13_joins_bids_with_a_side_table() {
+    // The table ships with the examples: key k has value "value-k" for k in 0..10000.
+    check_query("q13", "nexmark/q13.weir", |bids| {
+        bids.iter()
+            .map(|b| {
+                json!({"auction": b.auction, "bidder": b.bidder, "price": b.price,
+                       "date_time": format_ts(b.date_time), "value": format!("value-{}", b.auction % 10000)})
+            })
+            .collect()
+    });
+}
+
+#[test]
+fn q11_counts_bids_per_session() {
+    check_unordered("q11", "nexmark/q11.weir", |e| {
+        let mut by_bidder: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for b in &e.bids {
+            by_bidder.entry(b.bidder).or_default().push(b.date_time);
+        }
+        let mut rows = Vec::new();
+        for (bidder, mut times) in by_bidder {
+            times.sort();
+            let (mut start, mut last, mut n) = (times[0], times[0], 0);
+            for t in times {
+                if t >= last + 10_000 {
+                    rows.push(json!({"bidder": bidder, "bid_count": n, "starttime": format_ts(start), "endtime": format_ts(last + 10_000)}));
+                    start = t;
+                    n = 0;
+                }
+                last = t;
+                n += 1;
+            }
+            rows.push(json!({"bidder": bidder, "bid_count": n, "starttime": format_ts(start), "endtime": format_ts(last + 10_000)}));
+        }
+        rows
+    });
+}
+
+#[test]
+fn q7_finds_the_highest_bids() {
+    check_unordered("q7", "nexmark/q7.weir", |e| {
+        let mut max: BTreeMap<i64, i64> = BTreeMap::new();
+        for b in &e.bids {
+            let end = b.date_time.div_euclid(10_000) * 10_000 + 10_000;
+            let m = max.entry(end).or_insert(i64::MIN);
+            *m = (*m).max(b.price);
+        }
+        let mut rows = Vec::new();
+        for (end, m) in max {
+            for b in e
+                .bids
+                .iter()
+                .filter(|b| b.price == m && b.date_time >= end - 10_000 && b.date_time <= end)
+            {
+                rows.push(
+                    json!({"auction": b.auction, "price": b.price, "bidder": b.bidder,
+                                 "date_time": format_ts(b.date_time), "extra": b.extra}),
+                );
+            }
+        }
+        rows
+    });
+}
+
+#[test]
+fn q8_finds_new_users_who_sell() {
+    check_unordered("q8", "nexmark/q8.weir", |e| {
+        let mut people: BTreeMap<(i64, i64), String> = BTreeMap::new();
+        for p in &e.persons {
+            people.insert(
+                (p.id, p.date_time.div_euclid(10_000) * 10_000),
+                p.name.clone(),
+            );
+        }
+        let mut sellers: std::collections::BTreeSet<(i64, i64)> = Default::default();
+        for a in &e.auctions {
+            sellers.insert((a.seller, a.date_time.div_euclid(10_000) * 10_000));
+        }
+        people
+            .iter()
+            .filter(|(key, _)| sellers.contains(key))
+            .map(|((id, start), name)| json!({"id": id, "name": name, "starttime": format_ts(*start)}))
+            .collect()
+    });
 }
