@@ -487,3 +487,44 @@ fn q8_finds_new_users_who_sell() {
             .collect()
     });
 }
+
+#[test]
+fn q12_counts_bids_per_processing_time_window() {
+    // Wall-clock windows cannot be predicted, but nothing may be lost or invented: per
+    // bidder, the counts over all windows add up to the bidder's bids, and every window is
+    // 10 s long, aligned to the epoch, and within the run's wall-clock time.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let text = to_stdout(&example("nexmark/q12.weir"));
+    let events = EVENTS.to_string();
+    let result = run(
+        &build("q12", &text, false),
+        &["--events", &events, "--quiet"],
+        &workspace(),
+        None,
+    );
+    assert!(result.success, "{}", result.stderr);
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut want: BTreeMap<i64, i64> = BTreeMap::new();
+    for b in bids_of(1) {
+        *want.entry(b.bidder).or_default() += 1;
+    }
+    let mut got: BTreeMap<i64, i64> = BTreeMap::new();
+    let rows = json_rows(&result.stdout);
+    for r in &rows {
+        *got.entry(r["bidder"].as_i64().unwrap()).or_default() += r["bid_count"].as_i64().unwrap();
+        let start = r["starttime"].as_str().unwrap().to_string();
+        let end = r["endtime"].as_str().unwrap().to_string();
+        let window = (before.div_euclid(10_000) * 10_000..=after)
+            .step_by(10_000)
+            .find(|s| format_ts(*s) == start);
+        let s = window.unwrap_or_else(|| panic!("window {start} is not a 10 s window of the run"));
+        assert_eq!(end, format_ts(s + 10_000));
+    }
+    assert_eq!(got, want);
+}

@@ -105,7 +105,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         let out = parts.output;
         outs.push(quote!(#out_field: #out));
     }
-    let time = field_ident(&agg.time_field);
+    let processing = agg.processing_time;
+    let time = if processing {
+        quote!(0)
+    } else {
+        let f = field_ident(&agg.time_field);
+        quote!(r.#f)
+    };
     let windows = match agg.window {
         Window::Tumble { size_ms } => quote!(Windows::Tumble { size: #size_ms }),
         Window::Hop { size_ms, slide_ms } => {
@@ -128,7 +134,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             #[inline(always)]
             fn key(r: &#input) -> Self::Key { #key_expr }
             #[inline(always)]
-            fn event_time(r: &#input) -> i64 { r.#time }
+            fn event_time(r: &#input) -> i64 { #time }
             #[inline(always)]
             fn new_acc() -> #acc_ty { ::std::default::Default::default() }
             #[inline(always)]
@@ -144,9 +150,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         setup: Vec::new(),
         captures: vec![metrics.clone()],
         moves: Vec::new(),
-        role: Role::Stage(Box::new(
-            move |next| quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next)),
-        )),
+        role: Role::Stage(Box::new(move |next| {
+            if processing {
+                quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next).on_processing_time())
+            } else {
+                quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next))
+            }
+        })),
     }
 }
 

@@ -45,7 +45,9 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
         }
         Op::WindowAggregate(agg) => {
             push_all(&mut out, &agg.keys);
-            out.push(agg.time_field.clone());
+            if !agg.processing_time {
+                out.push(agg.time_field.clone());
+            }
             for item in &agg.aggs {
                 if let Some(arg) = &item.arg {
                     expr_fields(arg, &mut out);

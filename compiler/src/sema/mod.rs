@@ -110,6 +110,8 @@ pub(crate) enum Named {
 
 #[derive(Default)]
 pub(crate) struct Checker {
+    /// Whether the window just checked runs on processing time.
+    processing: bool,
     diagnostics: Vec<Diagnostic>,
     schemas: BTreeMap<String, (Schema, Span)>,
     /// Schemas declared with errors, and where: uses are not reported again.
@@ -569,6 +571,7 @@ impl Checker {
         let mut steps = Vec::new();
         let mut pending_keys: Option<(Vec<String>, Span)> = None;
         let mut pending_window: Option<(Window, Span)> = None;
+        let mut pending_processing = false;
         let mut failed = false;
         for step in &pipe.steps {
             if failed {
@@ -727,7 +730,10 @@ impl Checker {
                     }
                 }
                 StepKind::Window(call) => match self.window(call) {
-                    Some(w) => pending_window = Some((w, step.span)),
+                    Some(w) => {
+                        pending_window = Some((w, step.span));
+                        pending_processing = self.processing;
+                    }
                     None => failed = true,
                 },
                 StepKind::Aggregate { by, items } => {
@@ -767,15 +773,20 @@ impl Checker {
                         failed = true;
                         continue;
                     };
-                    let Some(time) = ty.time_field else {
-                        self.error(
+                    let time = match ty.time_field {
+                        Some(time) => Some(time),
+                        None if pending_processing => None,
+                        None => {
+                            self.error(
                             Diagnostic::error("E0407", window_span, "a window needs event time, and this stream has none")
                                 .with_hint("declare it on the source: `event_time FIELD watermark 4s`, and keep that field in every `select` before the window"),
                         );
-                        failed = true;
-                        continue;
+                            failed = true;
+                            continue;
+                        }
                     };
-                    let time_field = ty.schema.fields[time].name.clone();
+                    let time_field =
+                        time.map_or(String::new(), |t| ty.schema.fields[t].name.clone());
                     match self.aggregate(&ty, keys, window, time_field, items, step.span) {
                         Some((agg, out)) => {
                             ty = out;
@@ -868,19 +879,45 @@ impl Checker {
         ok.then_some(out)
     }
 
+    /// `time: event` (the default) or `time: processing`.
+    fn time_mode(&mut self, args: &Args<'_>) -> Option<bool> {
+        match args.string("time", &mut self.diagnostics).as_deref() {
+            None | Some("event") => Some(false),
+            Some("processing") => Some(true),
+            Some(other) => {
+                self.error(
+                    Diagnostic::error(
+                        "E0418",
+                        args.span_of("time"),
+                        format!("unknown time `{other}`"),
+                    )
+                    .with_hint("windows run on `time: event` (the default) or `time: processing`"),
+                );
+                None
+            }
+        }
+    }
+
     fn window(&mut self, call: &ast::Call) -> Option<Window> {
+        self.processing = false;
         match call.name.name.as_str() {
             "tumble" => {
-                let args = Args::new(call, "window `tumble`", &["size"], &mut self.diagnostics);
+                let args = Args::new(
+                    call,
+                    "window `tumble`",
+                    &["size", "time"],
+                    &mut self.diagnostics,
+                );
                 let size = args.duration("size", &mut self.diagnostics);
                 let size = args.required("size", size, &mut self.diagnostics)?;
+                self.processing = self.time_mode(&args)?;
                 Some(Window::Tumble { size_ms: size })
             }
             "hop" => {
                 let args = Args::new(
                     call,
                     "window `hop`",
-                    &["size", "slide"],
+                    &["size", "slide", "time"],
                     &mut self.diagnostics,
                 );
                 let size = args.duration("size", &mut self.diagnostics);
@@ -903,6 +940,7 @@ impl Checker {
                     );
                     return None;
                 }
+                self.processing = self.time_mode(&args)?;
                 Some(Window::Hop {
                     size_ms: size,
                     slide_ms: slide,
@@ -912,7 +950,7 @@ impl Checker {
                 let args = Args::new(
                     call,
                     "window `cumulate`",
-                    &["step", "size"],
+                    &["step", "size", "time"],
                     &mut self.diagnostics,
                 );
                 let step = args.duration("step", &mut self.diagnostics);
@@ -931,15 +969,22 @@ impl Checker {
                     );
                     return None;
                 }
+                self.processing = self.time_mode(&args)?;
                 Some(Window::Cumulate {
                     step_ms: step,
                     size_ms: size,
                 })
             }
             "session" => {
-                let args = Args::new(call, "window `session`", &["gap"], &mut self.diagnostics);
+                let args = Args::new(
+                    call,
+                    "window `session`",
+                    &["gap", "time"],
+                    &mut self.diagnostics,
+                );
                 let gap = args.duration("gap", &mut self.diagnostics);
                 let gap = args.required("gap", gap, &mut self.diagnostics)?;
+                self.processing = self.time_mode(&args)?;
                 Some(Window::Session { gap_ms: gap })
             }
             other => {
@@ -1165,13 +1210,14 @@ impl Checker {
                 keys,
                 window,
                 time_field,
+                processing_time: self.processing,
                 aggs,
             },
             StreamType {
                 schema: Schema { fields },
                 // `window_end` carries event time on: rows leave when the watermark reaches
                 // it, so a later window or an interval join can use it.
-                time_field: Some(key_count + 1),
+                time_field: (!self.processing).then_some(key_count + 1),
             },
         ))
     }

@@ -134,8 +134,10 @@ pub struct WindowAggregate {
     /// Key field names (of the input); empty for a global aggregate.
     pub keys: Vec<String>,
     pub window: Window,
-    /// The input's event-time field.
+    /// The input's event-time field (empty on processing time).
     pub time_field: String,
+    /// Windows on the wall clock at arrival instead of event time.
+    pub processing_time: bool,
     pub aggs: Vec<AggItem>,
 }
 

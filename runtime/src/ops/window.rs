@@ -41,6 +41,13 @@ pub trait WindowAggregate {
     fn output(key: &Self::Key, window_start: i64, window_end: i64, acc: &Self::Acc) -> Self::Out;
 }
 
+/// The wall clock in ms since the epoch (processing time).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Which windows a record belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Windows {
@@ -65,6 +72,9 @@ pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     sessions: FastMap<A::Key, Vec<Session<A::Acc>>>,
     session_ends: BTreeMap<(i64, A::Key), ()>,
     watermark: i64,
+    /// Processing time: records are stamped with the wall clock on arrival and windows fire
+    /// when the wall clock passes their end (checked as records and watermarks arrive).
+    processing_time: bool,
     next: N,
     late: L,
     stats: OpStats,
@@ -102,12 +112,19 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             sessions: FastMap::default(),
             session_ends: BTreeMap::new(),
             watermark: i64::MIN,
+            processing_time: false,
             next,
             late,
             stats: OpStats::default(),
             metrics,
             scratch: Vec::new(),
         }
+    }
+
+    /// Windows on processing time instead of event time.
+    pub fn on_processing_time(mut self) -> Self {
+        self.processing_time = true;
+        self
     }
 
     /// Keys with live state (for tests and metrics).
@@ -235,7 +252,16 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
     #[inline]
     fn push(&mut self, record: &A::In) {
         self.stats.records_in += 1;
-        let ts = A::event_time(record);
+        let ts = if self.processing_time {
+            let now = now_ms();
+            if now > self.watermark {
+                self.watermark = now;
+                self.fire_until(now);
+            }
+            now
+        } else {
+            A::event_time(record)
+        };
         let accepted = match self.windows {
             Windows::Session { gap } => self.add_session(record, ts, gap),
             _ => {
@@ -261,6 +287,22 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
     }
 
     fn watermark(&mut self, watermark: i64) {
+        if self.processing_time {
+            // Event time does not drive these windows; the wall clock does. At the end of
+            // input (the final watermark) every window fires.
+            let now = if watermark == i64::MAX {
+                i64::MAX
+            } else {
+                now_ms()
+            };
+            if now > self.watermark {
+                self.watermark = now;
+                self.fire_until(now);
+            }
+            self.next.watermark(watermark);
+            self.late.watermark(watermark);
+            return;
+        }
         if watermark <= self.watermark {
             return;
         }
