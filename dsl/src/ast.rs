@@ -156,6 +156,16 @@ pub enum StepKind {
     /// `[left] join|interval_join|window_join|lookup_join STREAM [as ALIAS] on EXPR OPTION*`.
     /// The joined stream's fields are named `ALIAS.field` (ALIAS defaults to the stream's name).
     Join(JoinStep),
+    /// `dedup by a, b keep first|last`: one row per key (first or last by event time, or by
+    /// arrival when the stream has none).
+    Dedup { by: Vec<Ident>, keep_last: bool },
+    /// `top N [by a, b] order by expr [asc|desc], ...`: the best N rows per key, with a
+    /// `rank` field.
+    Top {
+        n: Expr,
+        by: Vec<Ident>,
+        order: Vec<(Expr, bool)>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

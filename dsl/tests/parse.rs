@@ -961,7 +961,7 @@ fn e0010_unknown_step() {
     );
     assert_eq!(
         d.hints,
-        ["did you mean `filter`? steps are: filter, select, key_by, window, aggregate, join, interval_join, window_join, lookup_join, left"]
+        ["did you mean `filter`? steps are: filter, select, key_by, window, aggregate, join, interval_join, window_join, lookup_join, left, dedup, top"]
     );
     let d = check_error(
         "let x = a |> explode y",
@@ -971,7 +971,7 @@ fn e0010_unknown_step() {
     );
     assert_eq!(
         d.hints,
-        ["steps are: filter, select, key_by, window, aggregate, join, interval_join, window_join, lookup_join, left"]
+        ["steps are: filter, select, key_by, window, aggregate, join, interval_join, window_join, lookup_join, left, dedup, top"]
     );
 }
 

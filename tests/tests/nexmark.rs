@@ -528,3 +528,149 @@ fn q12_counts_bids_per_processing_time_window() {
     }
     assert_eq!(got, want);
 }
+
+/// Runs an updating query with its sink replaced by a file sink, which writes the final
+/// table (one row per key) when the input ends; returns those rows.
+fn final_table(name: &str, file: &str, args: &[&str], no_fusion: bool) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let text = example(file).replace(
+        "-> checksum()",
+        &format!("-> file(path: \"{}\") format json", out.display()),
+    );
+    let result = run(&build(name, &text, no_fusion), args, &workspace(), None);
+    assert!(result.success, "{name} failed: {}", result.stderr);
+    json_rows(&std::fs::read_to_string(&out).expect("the sink wrote its table"))
+}
+
+fn check_final(name: &str, file: &str, oracle: Vec<Value>) {
+    let events = EVENTS.to_string();
+    let want = sorted(oracle);
+    assert!(!want.is_empty());
+    for no_fusion in [false, true] {
+        let got = sorted(final_table(
+            name,
+            file,
+            &["--events", &events, "--quiet"],
+            no_fusion,
+        ));
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{name}: row count (no_fusion {no_fusion})"
+        );
+        assert_eq!(
+            got, want,
+            "{name}: final table differs from the oracle (no_fusion {no_fusion})"
+        );
+    }
+}
+
+#[test]
+fn q15_daily_statistics() {
+    let e = events_of(1);
+    let mut days: BTreeMap<String, Vec<&Bid>> = BTreeMap::new();
+    for b in &e.bids {
+        days.entry(format_ts(b.date_time)[..10].to_string())
+            .or_default()
+            .push(b);
+    }
+    let oracle = days
+        .iter()
+        .map(|(day, bids)| {
+            let ranges: [&dyn Fn(i64) -> bool; 3] = [&|p| p < 10_000, &|p| (10_000..1_000_000).contains(&p), &|p| p >= 1_000_000];
+            let count = |f: &dyn Fn(i64) -> bool| bids.iter().filter(|b| f(b.price)).count();
+            let distinct = |f: &dyn Fn(i64) -> bool, g: &dyn Fn(&Bid) -> i64| {
+                bids.iter().filter(|b| f(b.price)).map(|b| g(b)).collect::<std::collections::BTreeSet<_>>().len()
+            };
+            let all = |_: i64| true;
+            json!({"day": day, "total_bids": count(&all),
+                "rank1_bids": count(ranges[0]), "rank2_bids": count(ranges[1]), "rank3_bids": count(ranges[2]),
+                "total_bidders": distinct(&all, &|b| b.bidder),
+                "rank1_bidders": distinct(ranges[0], &|b| b.bidder), "rank2_bidders": distinct(ranges[1], &|b| b.bidder),
+                "rank3_bidders": distinct(ranges[2], &|b| b.bidder),
+                "total_auctions": distinct(&all, &|b| b.auction),
+                "rank1_auctions": distinct(ranges[0], &|b| b.auction), "rank2_auctions": distinct(ranges[1], &|b| b.auction),
+                "rank3_auctions": distinct(ranges[2], &|b| b.auction)})
+        })
+        .collect();
+    check_final("q15", "nexmark/q15.weir", oracle);
+}
+
+fn bid_json(b: &Bid) -> Value {
+    json!({"auction": b.auction, "bidder": b.bidder, "price": b.price, "channel": b.channel, "url": b.url,
+           "date_time": format_ts(b.date_time), "extra": b.extra})
+}
+
+#[test]
+fn q18_keeps_each_bidders_last_bid_per_auction() {
+    // Latest by event time; at equal times the later arrival (generator order here) wins.
+    let mut last: BTreeMap<(i64, i64), &Bid> = BTreeMap::new();
+    let e = events_of(1);
+    for b in &e.bids {
+        let slot = last.entry((b.bidder, b.auction)).or_insert(b);
+        if b.date_time >= slot.date_time {
+            *slot = b;
+        }
+    }
+    check_final(
+        "q18",
+        "nexmark/q18.weir",
+        last.values().map(|b| bid_json(b)).collect(),
+    );
+}
+
+#[test]
+fn q19_keeps_the_top_10_bids_per_auction() {
+    // Price descending; equal prices keep arrival (generator) order.
+    let mut by_auction: BTreeMap<i64, Vec<&Bid>> = BTreeMap::new();
+    let e = events_of(1);
+    for b in &e.bids {
+        by_auction.entry(b.auction).or_default().push(b);
+    }
+    let mut oracle = Vec::new();
+    for bids in by_auction.values_mut() {
+        bids.sort_by_key(|b| std::cmp::Reverse(b.price)); // stable: ties keep arrival order
+        for (i, b) in bids.iter().take(10).enumerate() {
+            let mut row = bid_json(b);
+            row["rank"] = json!(i + 1);
+            oracle.push(row);
+        }
+    }
+    check_final("q19", "nexmark/q19.weir", oracle);
+}
+
+#[test]
+fn q9_finds_winning_bids() {
+    let e = events_of(1);
+    let mut best: BTreeMap<i64, (&Auction, &Bid)> = BTreeMap::new();
+    let by_id: BTreeMap<i64, &Auction> = e.auctions.iter().map(|a| (a.id, a)).collect();
+    for b in &e.bids {
+        let Some(a) = by_id.get(&b.auction) else {
+            continue;
+        };
+        if b.date_time < a.date_time || b.date_time > a.expires {
+            continue;
+        }
+        let better = |old: &Bid| {
+            b.price > old.price || (b.price == old.price && b.date_time < old.date_time)
+        };
+        match best.get(&a.id) {
+            Some((_, old)) if !better(old) => {}
+            _ => {
+                best.insert(a.id, (a, b));
+            }
+        }
+    }
+    let oracle = best
+        .values()
+        .map(|(a, b)| {
+            json!({"id": a.id, "item_name": a.item_name, "description": a.description, "initial_bid": a.initial_bid,
+                "reserve": a.reserve, "date_time": format_ts(a.date_time), "expires": format_ts(a.expires),
+                "seller": a.seller, "category": a.category, "extra": a.extra, "auction": b.auction,
+                "bidder": b.bidder, "price": b.price, "bid_date_time": format_ts(b.date_time),
+                "bid_extra": b.extra, "rank": 1})
+        })
+        .collect();
+    check_final("q9", "nexmark/q9.weir", oracle);
+}

@@ -32,6 +32,9 @@ pub struct EmitCx<'a> {
     emitted_sources: BTreeMap<OpId, Emitted>,
     /// The `JoinSpec` type of each two-input join (exchanges into it route by its keys).
     pub join_specs: BTreeMap<OpId, Ident>,
+    /// The row type of each operator's output (for an updating stream, `types` holds
+    /// `Change<row>`).
+    rows: BTreeMap<OpId, TokenStream>,
 }
 
 impl<'a> EmitCx<'a> {
@@ -62,6 +65,23 @@ impl<'a> EmitCx<'a> {
         self.items.push(item);
     }
 
+    /// The row type of `op`'s output (without `Change`).
+    pub fn row_type(&self, op: OpId) -> TokenStream {
+        self.rows
+            .get(&op)
+            .cloned()
+            .unwrap_or_else(|| self.types[&op].clone())
+    }
+
+    pub fn input_row_type(&self, op: OpId) -> TokenStream {
+        self.row_type(self.input_op(op))
+    }
+
+    /// Whether `op`'s input is an updating stream.
+    pub fn input_updating(&self, op: OpId) -> Option<crate::sema::Updating> {
+        self.graph.node(self.input_op(op)).ty.updating.clone()
+    }
+
     fn input_op(&self, op: OpId) -> OpId {
         self.graph
             .inputs(op)
@@ -83,6 +103,7 @@ impl<'a> EmitCx<'a> {
     }
 
     pub fn set_output_type(&mut self, op: OpId, ty: TokenStream) {
+        self.rows.insert(op, ty.clone());
         self.types.insert(op, ty);
     }
 
@@ -143,6 +164,7 @@ fn generate_tokens(graph: &Dataflow, info: &GraphInfo) -> TokenStream {
         metrics: BTreeMap::new(),
         emitted_sources: BTreeMap::new(),
         join_specs: BTreeMap::new(),
+        rows: BTreeMap::new(),
     };
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
@@ -166,7 +188,21 @@ fn generate_tokens(graph: &Dataflow, info: &GraphInfo) -> TokenStream {
                     .push(records::record_struct(&name, &node.ty.schema));
                 quote!(#name)
             }
+            Op::Rank(def) if !def.with_rank => cx.row_type(cx.input_op(*op)),
+            Op::Rank(_) => {
+                let name = cx.namer.fresh(&format!("Op{}Record", op.index()));
+                cx.items
+                    .push(records::record_struct(&name, &node.ty.schema));
+                quote!(#name)
+            }
             Op::Sink(_) => quote!(()),
+        };
+        // An updating stream carries changes of its rows.
+        cx.rows.insert(*op, ty.clone());
+        let ty = if node.ty.updating.is_some() && !matches!(node.op, Op::Sink(_)) {
+            quote!(::weir_runtime::ops::Change<#ty>)
+        } else {
+            ty
         };
         cx.types.insert(*op, ty);
         // Sources name their own record type; emit them first so later types can refer to it.
@@ -191,6 +227,7 @@ fn generate_tokens(graph: &Dataflow, info: &GraphInfo) -> TokenStream {
             Op::Fused(steps) => ops::fused::emit(&mut cx, *op, steps),
             Op::WindowAggregate(agg) => ops::window_aggregate::emit(&mut cx, *op, agg),
             Op::Join { def, table } => ops::join::emit(&mut cx, *op, def, table.as_ref()),
+            Op::Rank(def) => ops::rank::emit(&mut cx, *op, def),
             Op::Sink(def) => ops::sink::emit(&mut cx, *op, def),
         };
         emitted.insert(*op, e);

@@ -176,6 +176,19 @@ impl Lower<'_> {
                     Parallelism::Keyed,
                     EdgeKind::Hash(agg.keys.clone()),
                 ),
+                TStepKind::Rank(def) if def.keys.is_empty() => {
+                    let edge = if upstream == Parallelism::One {
+                        EdgeKind::Forward
+                    } else {
+                        EdgeKind::Gather
+                    };
+                    (Op::Rank(def.clone()), Parallelism::One, edge)
+                }
+                TStepKind::Rank(def) => (
+                    Op::Rank(def.clone()),
+                    Parallelism::Keyed,
+                    EdgeKind::Hash(def.keys.clone()),
+                ),
                 TStepKind::Join(def) => {
                     let label = one_line(self.sources.snippet(step.span));
                     current = self.join(current, def, step, label);

@@ -14,7 +14,7 @@ use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 use weir_dsl::Span;
 
-use crate::sema::{JoinDef, SinkDef, SourceDef, StreamType, TExpr, WindowAggregate};
+use crate::sema::{JoinDef, RankDef, SinkDef, SourceDef, StreamType, TExpr, WindowAggregate};
 
 /// Identifies an operator in a [`Dataflow`]; stable across passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,6 +84,8 @@ pub enum Op {
         def: Box<JoinDef>,
         table: Option<SourceDef>,
     },
+    /// Dedup or top-N per key (an updating stream).
+    Rank(RankDef),
     Sink(SinkDef),
 }
 
@@ -96,6 +98,7 @@ impl Op {
             Op::Fused(_) => "fused",
             Op::WindowAggregate(_) => "window_aggregate",
             Op::Join { .. } => "join",
+            Op::Rank(_) => "rank",
             Op::Sink(_) => "sink",
         }
     }

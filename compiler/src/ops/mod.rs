@@ -4,6 +4,7 @@
 pub mod filter;
 pub mod fused;
 pub mod join;
+pub mod rank;
 pub mod select;
 pub mod sink;
 pub mod source;
@@ -32,6 +33,8 @@ pub const OPERATORS: &[OperatorSpec] = &[
     select::SPEC,
     fused::SPEC,
     window_aggregate::SPEC,
+    join::SPEC,
+    rank::SPEC,
     sink::SPEC,
 ];
 

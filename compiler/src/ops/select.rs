@@ -17,8 +17,9 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, items: &[(String, TExpr)]) -> Emitted {
-    let input = cx.input_type(op);
-    let output = cx.output_type(op);
+    let input = cx.input_row_type(op);
+    let output = cx.row_type(op);
+    let updating = cx.input_updating(op).is_some();
     let name = cx.namer.fresh(&format!("{op}_select"));
     let ty = cx.graph.node(op).ty.clone();
     let build = cx.build_record(&output, &ty, items, quote::format_ident!("r"));
@@ -32,8 +33,16 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, items: &[(String, TExpr)]) -> Emitted
         setup: Vec::new(),
         captures: vec![metrics.clone()],
         moves: Vec::new(),
-        role: Role::Stage(Box::new(
-            move |next| quote!(Map::new(#metrics.clone(), #name, #next)),
-        )),
+        role: Role::Stage(Box::new(move |next| {
+            if updating {
+                // On an updating stream the projection maps each change's row.
+                quote!(Map::new(#metrics.clone(), |c: &Change<#input>| match c {
+                    Change::Upsert(r) => Change::Upsert(#name(r)),
+                    Change::Delete(r) => Change::Delete(#name(r)),
+                }, #next))
+            } else {
+                quote!(Map::new(#metrics.clone(), #name, #next))
+            }
+        })),
     }
 }

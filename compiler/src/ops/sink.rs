@@ -19,35 +19,85 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
-    let input = cx.input_type(op);
+    let input = cx.input_row_type(op);
     let schema = cx.input_stream_type(op).schema;
+    let updating = cx.input_updating(op);
     let metrics = cx.metrics_handle(op);
     let label = def.label.clone();
+    let mut items = Vec::new();
+    // For an updating stream: the key of its rows (the final table keeps one row per key).
+    let key_fn = updating.as_ref().map(|up| {
+        let name = cx.namer.fresh(&format!("{op}_key"));
+        let fields: Vec<_> = up
+            .key
+            .iter()
+            .map(|k| {
+                let id = crate::codegen::namer::field_ident(k);
+                quote!(::std::clone::Clone::clone(&r.#id))
+            })
+            .collect();
+        let types: Vec<_> = up
+            .key
+            .iter()
+            .map(|k| {
+                let f = schema
+                    .field(k)
+                    .map(|(_, f)| f.clone())
+                    .expect("sema checked the key");
+                crate::codegen::expr::field_type(f.ty, f.nullable)
+            })
+            .collect();
+        items.push(quote! {
+            fn #name(r: &#input) -> (#(#types,)*) { (#(#fields,)*) }
+        });
+        name
+    });
     match &def.kind {
         SinkKind::Checksum => {
             let hash = cx.namer.fresh(&format!("{op}_checksum"));
-            let item = records::checksum(&hash, &input, &schema);
+            items.push(records::checksum(&hash, &input, &schema));
             let registry = format_ident!("metrics");
+            let leaf = match &key_fn {
+                Some(key) => quote!(::weir_runtime::sinks::changelog::Materialize::new(
+                    #metrics.clone(),
+                    #key,
+                    ::weir_runtime::sinks::changelog::checksum_table(#registry.clone(), #label, #hash),
+                )),
+                None => {
+                    quote!(::weir_runtime::sinks::Checksum::new(#metrics.clone(), #registry.clone(), #label, #hash))
+                }
+            };
             Emitted {
-                items: vec![item],
+                items,
                 setup: Vec::new(),
                 captures: vec![metrics.clone(), registry.clone()],
                 moves: Vec::new(),
-                role: Role::Leaf(
-                    quote!(::weir_runtime::sinks::Checksum::new(#metrics.clone(), #registry.clone(), #label, #hash)),
-                ),
+                role: Role::Leaf(leaf),
             }
         }
         SinkKind::Stdout { format } | SinkKind::File { format, .. } => {
             let encode = cx.namer.fresh(&format!("{op}_encode"));
-            let item = records::encoder(&encode, &input, &schema, *format);
-            let header = match format {
+            items.push(records::encoder(&encode, &input, &schema, *format));
+            let is_stdout = matches!(def.kind, SinkKind::Stdout { .. });
+            let mut header = match format {
                 Format::Csv {
                     header: true,
                     delimiter,
                 } => records::csv_header(&schema, *delimiter),
                 _ => Vec::new(),
             };
+            // A changelog on stdout has an op column first.
+            if let (
+                Some(_),
+                true,
+                Format::Csv {
+                    header: true,
+                    delimiter,
+                },
+            ) = (&key_fn, is_stdout, format)
+            {
+                header = [b"op".as_slice(), &[*delimiter], &header].concat();
+            }
             let header = proc_macro2::Literal::byte_string(&header);
             let output = format_ident!("output_{}", op.index());
             let open = match &def.kind {
@@ -57,14 +107,31 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 },
                 _ => quote!(let mut #output = Some(::weir_runtime::sinks::Output::Stdout);),
             };
+            let style = match format {
+                Format::Json => quote!(::weir_runtime::sinks::changelog::OpStyle::Json),
+                Format::Csv { delimiter, .. } => {
+                    quote!(::weir_runtime::sinks::changelog::OpStyle::Csv { delimiter: #delimiter })
+                }
+            };
+            let leaf = match (&key_fn, is_stdout) {
+                (None, _) => {
+                    quote!(::weir_runtime::sinks::Writer::new(#metrics.clone(), #output, #header, #encode))
+                }
+                (Some(_), true) => quote!(::weir_runtime::sinks::changelog::ChangelogWriter::new(
+                    #metrics.clone(), #output, #style, #header, #encode
+                )),
+                (Some(key), false) => quote!(::weir_runtime::sinks::changelog::Materialize::new(
+                    #metrics.clone(),
+                    #key,
+                    ::weir_runtime::sinks::changelog::write_table(#label, #output, #header, #encode),
+                )),
+            };
             Emitted {
-                items: vec![item],
+                items,
                 setup: vec![open],
                 captures: vec![metrics.clone()],
                 moves: vec![output.clone()],
-                role: Role::Leaf(
-                    quote!(::weir_runtime::sinks::Writer::new(#metrics.clone(), #output, #header, #encode)),
-                ),
+                role: Role::Leaf(leaf),
             }
         }
     }

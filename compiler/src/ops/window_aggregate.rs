@@ -27,7 +27,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     let input = cx.input_type(op);
-    let output = cx.output_type(op);
+    let output = cx.row_type(op);
     let input_schema = cx.input_stream_type(op).schema;
     let base = format!("Op{}", op.index());
     let agg_ty = cx.namer.fresh(&format!("{base}Aggregate"));
@@ -121,6 +121,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             quote!(Windows::Cumulate { step: #step_ms, size: #size_ms })
         }
         Window::Session { gap_ms } => quote!(Windows::Session { gap: #gap_ms }),
+        // Not a window operator: `GroupAggregateOp` ignores the window.
+        Window::Unbounded => quote!(Windows::Tumble { size: 1 }),
+    };
+    let unbounded = agg.window == Window::Unbounded;
+    let window_fields = if unbounded {
+        quote!()
+    } else {
+        quote!(window_start, window_end,)
     };
     let item = quote! {
         #[derive(Clone, Debug, Default)]
@@ -141,7 +149,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             fn add(acc: &mut #acc_ty, r: &#input) { #(#adds)* }
             fn merge(acc: &mut #acc_ty, later: #acc_ty) { #(#merges)* }
             fn output(key: &Self::Key, window_start: i64, window_end: i64, acc: &#acc_ty) -> #output {
-                #output { #(#key_outputs,)* window_start, window_end, #(#outs,)* }
+                #output { #(#key_outputs,)* #window_fields #(#outs,)* }
             }
         }
     };
@@ -151,7 +159,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         captures: vec![metrics.clone()],
         moves: Vec::new(),
         role: Role::Stage(Box::new(move |next| {
-            if processing {
+            if unbounded {
+                quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next))
+            } else if processing {
                 quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next).on_processing_time())
             } else {
                 quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next))

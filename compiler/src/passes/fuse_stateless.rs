@@ -14,6 +14,16 @@ fn is_stateless(op: &Op) -> bool {
     matches!(op, Op::Filter(_) | Op::Select(_) | Op::Fused(_))
 }
 
+/// Selects over updating streams map changes, not rows: they stay on their own.
+fn fusable(graph: &Dataflow, op: OpId) -> bool {
+    is_stateless(&graph.node(op).op)
+        && graph.node(op).ty.updating.is_none()
+        && graph
+            .inputs(op)
+            .iter()
+            .all(|(_, from)| graph.node(*from).ty.updating.is_none())
+}
+
 fn steps(op: &Op, node: &Node) -> Vec<Stateless> {
     match op {
         Op::Filter(pred) => vec![Stateless::Filter(pred.clone())],
@@ -35,7 +45,7 @@ impl Pass for FuseStateless {
         let mut changed = false;
         for head in graph.topo_order() {
             // Skip nodes already merged into an earlier run, and non-heads of runs.
-            if !graph.ops().contains(&head) || !is_stateless(&graph.node(head).op) {
+            if !graph.ops().contains(&head) || !fusable(&graph, head) {
                 continue;
             }
             let mut run = vec![head];
@@ -47,7 +57,7 @@ impl Pass for FuseStateless {
                 };
                 if graph.edge(*edge).kind != EdgeKind::Forward
                     || graph.inputs(*next).len() != 1
-                    || !is_stateless(&graph.node(*next).op)
+                    || !fusable(&graph, *next)
                 {
                     break;
                 }

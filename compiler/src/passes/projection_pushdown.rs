@@ -52,6 +52,9 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
                 if let Some(arg) = &item.arg {
                     expr_fields(arg, &mut out);
                 }
+                if let Some(filter) = &item.filter {
+                    expr_fields(filter, &mut out);
+                }
             }
         }
         Op::Sink(_) => push_all(
@@ -61,6 +64,13 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
         Op::Source { .. } => push_all(&mut out, downstream),
         // Joins pass every field of both inputs on; `run` keeps their inputs whole.
         Op::Join { .. } => {}
+        Op::Rank(def) => {
+            push_all(&mut out, downstream);
+            push_all(&mut out, &def.keys);
+            for (e, _) in &def.order {
+                expr_fields(e, &mut out);
+            }
+        }
     }
     out
 }
@@ -87,7 +97,7 @@ impl Pass for ProjectionPushdown {
             let node = graph.node(*op);
             let reads = needs(&node.op, &node.ty, &downstream);
             for (_, from) in graph.inputs(*op) {
-                let reads = if matches!(node.op, Op::Join { .. }) {
+                let reads = if matches!(node.op, Op::Join { .. } | Op::Rank(_)) {
                     graph
                         .node(from)
                         .ty
@@ -110,7 +120,8 @@ impl Pass for ProjectionPushdown {
                 continue;
             }
             let consumer = graph.node(to);
-            if matches!(consumer.op, Op::Join { .. }) {
+            // Joins and ranks pass whole rows on: their output types follow their inputs.
+            if matches!(consumer.op, Op::Join { .. } | Op::Rank(_)) {
                 continue;
             }
             let reads = needs(
@@ -221,6 +232,7 @@ pub fn narrow(ty: &StreamType, kept: &[String]) -> StreamType {
         .collect();
     let time_field = time_name.and_then(|t| fields.iter().position(|f| f.name == t));
     StreamType {
+        updating: ty.updating.clone(),
         schema: crate::sema::types::Schema { fields },
         time_field,
     }

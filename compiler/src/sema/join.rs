@@ -300,6 +300,7 @@ impl Checker {
         Some((
             def,
             StreamType {
+                updating: None,
                 schema: Schema { fields },
                 time_field,
             },

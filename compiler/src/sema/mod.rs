@@ -22,7 +22,7 @@ pub use expr::{ExprChecker, TExpr, TExprKind};
 use functions::AggFunc;
 use nexmark::NexmarkStream;
 pub use program::*;
-pub use types::{Field, Schema, StreamType, Type};
+pub use types::{Field, Schema, StreamType, Type, Updating};
 
 /// Checks a parsed module. Returns the program when there are no errors (warnings may be
 /// present), and every diagnostic found.
@@ -422,6 +422,7 @@ impl Checker {
             return;
         };
         let mut ty = StreamType {
+            updating: None,
             schema,
             time_field: None,
         };
@@ -592,6 +593,22 @@ impl Checker {
                 failed = true;
                 break;
             }
+            if let Some(up) = &ty.updating {
+                if !matches!(step.kind, StepKind::Select(_)) {
+                    let up = up.clone();
+                    self.error(
+                        Diagnostic::error(
+                            "E0430",
+                            step.span,
+                            format!("this step cannot follow `{}`, which makes the stream updating", up.operator),
+                        )
+                        .with_secondary(up.span, "rows of this stream are revised from here on")
+                        .with_hint("send an updating stream to a sink (or a `select` that keeps its key); other steps on updating streams are not supported yet"),
+                    );
+                    failed = true;
+                    continue;
+                }
+            }
             let mut checker = ExprChecker {
                 schema: &ty.schema,
                 diagnostics: &mut self.diagnostics,
@@ -715,7 +732,28 @@ impl Checker {
                             })
                             .collect(),
                     };
-                    ty = StreamType { schema, time_field };
+                    let updating = ty.updating.clone();
+                    if let Some(up) = &updating {
+                        let kept = |k: &String| {
+                            out.iter().any(|(n, e)| {
+                                n == k && matches!(&e.kind, TExprKind::Field(f) if f == k)
+                            })
+                        };
+                        if let Some(missing) = up.key.iter().find(|k| !kept(k)) {
+                            self.error(
+                                Diagnostic::error("E0431", step.span, format!("this select drops `{missing}`, a key of the updating stream"))
+                                    .with_secondary(up.span, "the stream's rows are keyed from here")
+                                    .with_hint(format!("keep the key fields as they are: {}", up.key.join(", "))),
+                            );
+                            failed = true;
+                            continue;
+                        }
+                    }
+                    ty = StreamType {
+                        schema,
+                        time_field,
+                        updating,
+                    };
                     steps.push(TStep {
                         kind: TStepKind::Select(out),
                         span: step.span,
@@ -765,13 +803,13 @@ impl Checker {
                             continue;
                         }
                     };
-                    let Some((window, window_span)) = pending_window.take() else {
-                        self.error(
-                            Diagnostic::error("E0406", step.span, "`aggregate` needs a window before it")
-                                .with_hint("add one: `|> window tumble(10s) |> aggregate ...` (unbounded aggregates are not supported yet)"),
-                        );
-                        failed = true;
-                        continue;
+                    // No window: an unbounded aggregate, whose rows update as records arrive.
+                    let (window, window_span) = match pending_window.take() {
+                        Some(w) => w,
+                        None => {
+                            pending_processing = true; // needs no event time
+                            (Window::Unbounded, step.span)
+                        }
                     };
                     let time = match ty.time_field {
                         Some(time) => Some(time),
@@ -798,6 +836,119 @@ impl Checker {
                         }
                         None => failed = true,
                     }
+                }
+                StepKind::Dedup { by, keep_last } => {
+                    let Some(keys) = self.keys(by, &ty) else {
+                        failed = true;
+                        continue;
+                    };
+                    // First/last by event time when the stream has it, else by arrival.
+                    let order = match ty.time_field {
+                        Some(t) => {
+                            let f = &ty.schema.fields[t];
+                            let e = TExpr {
+                                kind: TExprKind::Field(f.name.clone()),
+                                ty: f.ty,
+                                nullable: false,
+                                span: step.span,
+                            };
+                            vec![(e, *keep_last)]
+                        }
+                        None => Vec::new(),
+                    };
+                    let def = RankDef {
+                        keys: keys.clone(),
+                        n: 1,
+                        order,
+                        newer_wins_ties: *keep_last,
+                        with_rank: false,
+                    };
+                    ty.updating = Some(Updating {
+                        key: keys,
+                        operator: "dedup",
+                        span: step.span,
+                    });
+                    ty.time_field = None;
+                    steps.push(TStep {
+                        kind: TStepKind::Rank(def),
+                        span: step.span,
+                        ty: ty.clone(),
+                    });
+                }
+                StepKind::Top { n, by, order } => {
+                    let n = match &n.kind {
+                        ast::ExprKind::Lit(Literal::Int(v)) if (1..=100_000).contains(v) => {
+                            *v as usize
+                        }
+                        _ => {
+                            self.error(Diagnostic::error(
+                                "E0432",
+                                n.span,
+                                "`top` takes a count between 1 and 100000",
+                            ));
+                            failed = true;
+                            continue;
+                        }
+                    };
+                    let Some(keys) = self.keys(by, &ty) else {
+                        failed = true;
+                        continue;
+                    };
+                    let mut typed = Vec::new();
+                    for (e, desc) in order {
+                        let mut checker = ExprChecker {
+                            schema: &ty.schema,
+                            diagnostics: &mut self.diagnostics,
+                        };
+                        match checker.check(e) {
+                            Some(t) if t.ty == Type::Null => {
+                                self.error(Diagnostic::error(
+                                    "E0206",
+                                    e.span,
+                                    "cannot order by `null`",
+                                ));
+                                failed = true;
+                            }
+                            Some(t) => typed.push((t, *desc)),
+                            None => failed = true,
+                        }
+                    }
+                    if failed {
+                        continue;
+                    }
+                    if ty.schema.field("rank").is_some() {
+                        self.error(
+                            Diagnostic::error(
+                                "E0403",
+                                step.span,
+                                "`top` adds a field `rank`, and the stream already has one",
+                            )
+                            .with_hint("rename the existing field with a `select` first"),
+                        );
+                        failed = true;
+                        continue;
+                    }
+                    let mut key = keys.clone();
+                    key.push("rank".to_string());
+                    ty.schema.fields.push(Field::new("rank", Type::I64));
+                    ty.updating = Some(Updating {
+                        key,
+                        operator: "top",
+                        span: step.span,
+                    });
+                    ty.time_field = None;
+                    let def = RankDef {
+                        keys,
+                        n,
+                        order: typed,
+                        newer_wins_ties: false,
+                        with_rank: true,
+                    };
+                    steps.push(TStep {
+                        kind: TStepKind::Rank(def),
+                        span: step.span,
+                        ty: ty.clone(),
+                    });
                 }
                 StepKind::Join(join) => match self.join(&ty, join, step.span) {
                     Some((def, out)) => {
@@ -1009,6 +1160,7 @@ impl Checker {
         items: &[ast::SelectItem],
         span: Span,
     ) -> Option<(WindowAggregate, StreamType)> {
+        let keys_for_update = keys.clone();
         let mut fields: Vec<Field> = keys
             .iter()
             .map(|k| {
@@ -1020,8 +1172,11 @@ impl Checker {
             })
             .collect();
         let key_count = fields.len();
-        fields.push(Field::new("window_start", Type::Timestamp));
-        fields.push(Field::new("window_end", Type::Timestamp));
+        let unbounded = window == Window::Unbounded;
+        if !unbounded {
+            fields.push(Field::new("window_start", Type::Timestamp));
+            fields.push(Field::new("window_end", Type::Timestamp));
+        }
         let mut aggs = Vec::new();
         let mut ok = true;
         for item in items {
@@ -1210,14 +1365,19 @@ impl Checker {
                 keys,
                 window,
                 time_field,
-                processing_time: self.processing,
+                processing_time: self.processing || unbounded,
                 aggs,
             },
             StreamType {
                 schema: Schema { fields },
                 // `window_end` carries event time on: rows leave when the watermark reaches
                 // it, so a later window or an interval join can use it.
-                time_field: (!self.processing).then_some(key_count + 1),
+                time_field: (!self.processing && !unbounded).then_some(key_count + 1),
+                updating: unbounded.then_some(Updating {
+                    key: keys_for_update,
+                    operator: "aggregate",
+                    span,
+                }),
             },
         ))
     }

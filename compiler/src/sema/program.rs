@@ -103,6 +103,20 @@ pub enum TStepKind {
     Select(Vec<(String, TExpr)>),
     WindowAggregate(WindowAggregate),
     Join(Box<JoinDef>),
+    Rank(RankDef),
+}
+
+/// `dedup` (top 1, output without rank) or `top N` (with a `rank` field), per key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RankDef {
+    pub keys: Vec<String>,
+    pub n: usize,
+    /// Order within a key: expressions over the input, `true` for descending.
+    pub order: Vec<(TExpr, bool)>,
+    /// Rows that compare equal: the newer one ranks first (dedup keep last).
+    pub newer_wins_ties: bool,
+    /// Adds a `rank` field (top-N); dedup outputs the row as it is.
+    pub with_rank: bool,
 }
 
 /// A checked join step. Key and condition expressions: `left_keys` over the left record,
@@ -143,10 +157,22 @@ pub struct WindowAggregate {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Window {
-    Tumble { size_ms: i64 },
-    Hop { size_ms: i64, slide_ms: i64 },
-    Cumulate { step_ms: i64, size_ms: i64 },
-    Session { gap_ms: i64 },
+    Tumble {
+        size_ms: i64,
+    },
+    Hop {
+        size_ms: i64,
+        slide_ms: i64,
+    },
+    Cumulate {
+        step_ms: i64,
+        size_ms: i64,
+    },
+    Session {
+        gap_ms: i64,
+    },
+    /// No window: one ever-updating row per key (the output is an updating stream).
+    Unbounded,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -120,4 +120,16 @@ pub struct StreamType {
     /// Index of the event-time field (a `timestamp`), kept through filters and selects that
     /// copy it unchanged.
     pub time_field: Option<usize>,
+    /// Set when the stream revises earlier rows (a changelog of upserts by key).
+    pub updating: Option<Updating>,
+}
+
+/// What makes a stream updating, for its sinks and for error messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Updating {
+    /// The upsert key: a later row with the same key replaces an earlier one.
+    pub key: Vec<String>,
+    /// The operator that made the stream updating (`aggregate`, `dedup`, `top`).
+    pub operator: &'static str,
+    pub span: weir_dsl::Span,
 }

@@ -251,6 +251,38 @@ impl Builder {
                     items: self.select_items(inner)?,
                 }
             }
+            Rule::dedup_step => {
+                let by = self.key_fields(inner.clone());
+                let keep_last = inner
+                    .clone()
+                    .any(|p| p.as_rule() == Rule::keep_kind && p.as_str() == "last");
+                StepKind::Dedup { by, keep_last }
+            }
+            Rule::top_step => {
+                let by = self.key_fields(inner.clone());
+                let count = next_of(&mut inner.clone(), Rule::top_count)?;
+                let count_span = self.span(&count);
+                let n = match count.as_str().parse::<i64>() {
+                    Ok(v) => Expr {
+                        kind: ExprKind::Lit(Literal::Int(v)),
+                        span: count_span,
+                    },
+                    Err(_) => Expr {
+                        kind: ExprKind::Lit(Literal::Int(i64::MAX)),
+                        span: count_span,
+                    },
+                };
+                let mut order = Vec::new();
+                for item in inner.filter(|p| p.as_rule() == Rule::order_item) {
+                    let mut parts = item.into_inner();
+                    let expr = self.expr(next_of(&mut parts.clone(), Rule::expr)?)?.0;
+                    let desc = parts.any(|p| {
+                        p.as_rule() == Rule::order_dir && p.as_str().eq_ignore_ascii_case("desc")
+                    });
+                    order.push((expr, desc));
+                }
+                StepKind::Top { n, by, order }
+            }
             Rule::join_step => {
                 let mut left_outer = false;
                 let mut kind = JoinKind::Regular;

@@ -17,7 +17,7 @@ pub(super) const MAX_NESTING: usize = 128;
 pub(super) const ITEM_KEYWORDS: [&str; 4] = ["schema", "source", "let", "sink"];
 
 /// Step keywords, in the order the language documents them.
-pub(super) const STEP_KEYWORDS: [&str; 10] = [
+pub(super) const STEP_KEYWORDS: [&str; 12] = [
     "filter",
     "select",
     "key_by",
@@ -28,6 +28,8 @@ pub(super) const STEP_KEYWORDS: [&str; 10] = [
     "window_join",
     "lookup_join",
     "left",
+    "dedup",
+    "top",
 ];
 
 /// The case-insensitive keywords of expressions; they cannot be used as names.

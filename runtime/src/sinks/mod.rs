@@ -2,6 +2,7 @@
 //! a file, JSON lines or CSV); [`Checksum`] consumes every field of every row and reports a row
 //! count and an order-independent checksum (for benchmarks: nothing can be optimized away).
 
+pub mod changelog;
 mod checksum;
 mod writer;
 

@@ -1,0 +1,108 @@
+//! `rank`: dedup (`dedup by k keep first|last`) and top-N (`top N by k order by ...`) per
+//! key. Stateful; its output is an updating stream keyed by the key (and the rank). The
+//! emitter generates a `RankSpec` (key, ordering, output row); the runtime's `TopNOp` holds
+//! the best rows per key.
+
+use quote::{format_ident, quote};
+
+use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::namer::field_ident;
+use crate::codegen::EmitCx;
+use crate::ir::OpId;
+use crate::sema::types::Type;
+use crate::sema::RankDef;
+
+pub const SPEC: OperatorSpec = OperatorSpec {
+    name: "rank",
+    n_inputs: 1,
+    has_output: true,
+    stateful: true,
+    blocking: false,
+    doc: "keeps the first, last or best N rows per key (an updating stream)",
+};
+
+pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
+    let input = cx.input_row_type(op);
+    let output = cx.row_type(op);
+    let input_schema = cx.input_stream_type(op).schema;
+    let metrics = cx.metrics_handle(op);
+    let spec = cx.namer.fresh(&format!("Op{}Rank", op.index()));
+    let key_types: Vec<_> = def
+        .keys
+        .iter()
+        .map(|k| {
+            let f = input_schema
+                .field(k)
+                .map(|(_, f)| f.clone())
+                .expect("sema checked the key");
+            crate::codegen::expr::field_type(f.ty, f.nullable)
+        })
+        .collect();
+    let key_values: Vec<_> = def
+        .keys
+        .iter()
+        .map(|k| {
+            let id = field_ident(k);
+            quote!(::std::clone::Clone::clone(&r.#id))
+        })
+        .collect();
+    // Lexicographic over the order expressions; `desc` reverses one.
+    let mut compares = Vec::new();
+    for (e, desc) in &def.order {
+        let a = cx.expr(format_ident!("a")).value(e);
+        let b = cx.expr(format_ident!("b")).value(e);
+        let (x, y) = if e.ty == Type::String && !e.nullable {
+            (quote!((&*#a)), quote!((&*#b)))
+        } else {
+            (a, b)
+        };
+        let ord = quote!(::std::cmp::PartialOrd::partial_cmp(&#x, &#y).unwrap_or(::std::cmp::Ordering::Equal));
+        let ord = if *desc { quote!(#ord.reverse()) } else { ord };
+        compares.push(quote! {
+            match #ord {
+                ::std::cmp::Ordering::Equal => {}
+                other => return other,
+            }
+        });
+    }
+    let out_value = if def.with_rank {
+        let fields = input_schema.fields.iter().map(|f| {
+            let id = field_ident(&f.name);
+            quote!(#id: ::std::clone::Clone::clone(&r.#id))
+        });
+        quote!(#output { #(#fields,)* rank })
+    } else {
+        quote!(::std::clone::Clone::clone(r))
+    };
+    let item = quote! {
+        pub struct #spec;
+        impl RankSpec for #spec {
+            type In = #input;
+            type Key = (#(#key_types,)*);
+            type Out = #output;
+            #[inline(always)]
+            fn key(r: &#input) -> Self::Key { (#(#key_values,)*) }
+            #[inline(always)]
+            fn compare(a: &#input, b: &#input) -> ::std::cmp::Ordering {
+                #(#compares)*
+                ::std::cmp::Ordering::Equal
+            }
+            fn output(r: &#input, rank: i64) -> #output { #out_value }
+        }
+    };
+    let n = def.n;
+    let newer = def.newer_wins_ties;
+    Emitted {
+        items: vec![item],
+        setup: Vec::new(),
+        captures: vec![metrics.clone()],
+        moves: Vec::new(),
+        role: Role::Stage(Box::new(move |next| {
+            if newer {
+                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties())
+            } else {
+                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next))
+            }
+        })),
+    }
+}

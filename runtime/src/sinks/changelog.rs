@@ -1,0 +1,197 @@
+//! Sinks for updating streams (see `ops::updating`). How each writes a changelog:
+//! - stdout prints every change as it comes, the row with its operation first: JSON lines
+//!   get an `"op"` member (`"+U"` upsert, `"-D"` delete), CSV lines an op column;
+//! - a file is written as the final table, one row per key in key order (an upsert by key),
+//!   when the input ends;
+//! - the checksum sink hashes the final table.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use crate::collector::Collector;
+use crate::metrics::{Metrics, OpMetrics, OpStats};
+use crate::ops::updating::Change;
+use crate::sinks::Output;
+
+/// How the operation is put in front of an encoded row.
+#[derive(Clone, Copy, Debug)]
+pub enum OpStyle {
+    Json,
+    Csv { delimiter: u8 },
+}
+
+/// Writes every change to stdout (or a file) as it arrives.
+pub struct ChangelogWriter<E> {
+    output: Output,
+    style: OpStyle,
+    encode: E,
+    row: Vec<u8>,
+    buf: Vec<u8>,
+    stats: OpStats,
+    metrics: OpMetrics,
+}
+
+impl<E> ChangelogWriter<E> {
+    pub fn new(
+        metrics: OpMetrics,
+        output: Output,
+        style: OpStyle,
+        header: &[u8],
+        encode: E,
+    ) -> Self {
+        ChangelogWriter {
+            output,
+            style,
+            encode,
+            row: Vec::new(),
+            buf: header.to_vec(),
+            stats: OpStats::default(),
+            metrics,
+        }
+    }
+
+    fn flush(&mut self) {
+        let result = match &mut self.output {
+            Output::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&self.buf).and_then(|_| out.flush())
+            }
+            Output::File(file) => file.write_all(&self.buf),
+        };
+        if let Err(err) = result {
+            if err.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+            }
+        }
+        self.buf.clear();
+    }
+}
+
+impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> {
+    fn push(&mut self, change: &Change<T>) {
+        self.stats.records_in += 1;
+        let op = match change {
+            Change::Upsert(_) => "+U",
+            Change::Delete(_) => "-D",
+        };
+        self.row.clear();
+        (self.encode)(change.row(), &mut self.row);
+        match self.style {
+            OpStyle::Json => {
+                self.buf.extend_from_slice(b"{\"op\":\"");
+                self.buf.extend_from_slice(op.as_bytes());
+                self.buf.extend_from_slice(b"\"");
+                // The encoded row is `{...}\n`: splice its members in after the op.
+                match self.row.get(1..) {
+                    Some(b"}\n") | None => self.buf.extend_from_slice(b"}\n"),
+                    Some(rest) => {
+                        self.buf.push(b',');
+                        self.buf.extend_from_slice(rest);
+                    }
+                }
+            }
+            OpStyle::Csv { delimiter } => {
+                self.buf.extend_from_slice(op.as_bytes());
+                self.buf.push(delimiter);
+                self.buf.extend_from_slice(&self.row);
+            }
+        }
+        if self.buf.len() >= 1 << 16 {
+            self.flush();
+        }
+    }
+    fn watermark(&mut self, _watermark: i64) {
+        if !self.buf.is_empty() {
+            self.flush();
+        }
+    }
+    fn finish(&mut self) {
+        self.flush();
+        if let Output::File(file) = &mut self.output {
+            let _ = file.flush();
+        }
+        self.stats.records_out = self.stats.records_in;
+        self.metrics.report(&self.stats);
+    }
+}
+
+/// Keeps the latest row per key; what it does with the final table is up to `done`.
+pub struct Materialize<K, T, KF, D> {
+    table: BTreeMap<K, T>,
+    key: KF,
+    done: Option<D>,
+    stats: OpStats,
+    metrics: OpMetrics,
+}
+
+impl<K: Ord, T: Clone, KF: FnMut(&T) -> K, D: FnOnce(&BTreeMap<K, T>)> Materialize<K, T, KF, D> {
+    pub fn new(metrics: OpMetrics, key: KF, done: D) -> Self {
+        Materialize {
+            table: BTreeMap::new(),
+            key,
+            done: Some(done),
+            stats: OpStats::default(),
+            metrics,
+        }
+    }
+}
+
+impl<K: Ord, T: Clone, KF: FnMut(&T) -> K, D: FnOnce(&BTreeMap<K, T>)> Collector<Change<T>>
+    for Materialize<K, T, KF, D>
+{
+    fn push(&mut self, change: &Change<T>) {
+        self.stats.records_in += 1;
+        match change {
+            Change::Upsert(row) => {
+                self.table.insert((self.key)(row), row.clone());
+            }
+            Change::Delete(row) => {
+                self.table.remove(&(self.key)(row));
+            }
+        }
+    }
+    fn watermark(&mut self, _watermark: i64) {}
+    fn finish(&mut self) {
+        self.stats.records_out = self.table.len() as u64;
+        self.metrics.report(&self.stats);
+        if let Some(done) = self.done.take() {
+            done(&self.table);
+        }
+    }
+}
+
+/// The final table written to a file, rows in key order.
+pub fn write_table<K, T>(
+    name: &'static str,
+    mut output: Output,
+    header: &'static [u8],
+    mut encode: impl FnMut(&T, &mut Vec<u8>),
+) -> impl FnOnce(&BTreeMap<K, T>) {
+    move |table: &BTreeMap<K, T>| {
+        let mut buf = header.to_vec();
+        for row in table.values() {
+            encode(row, &mut buf);
+        }
+        let result = match &mut output {
+            Output::Stdout => std::io::stdout().lock().write_all(&buf),
+            Output::File(file) => file.write_all(&buf).and_then(|_| file.flush()),
+        };
+        if let Err(err) = result {
+            eprintln!("weir: sink `{name}`: write failed: {err}");
+        }
+    }
+}
+
+/// The final table's row count and checksum, reported like the append-only checksum sink.
+pub fn checksum_table<K, T>(
+    registry: Metrics,
+    sink: &'static str,
+    mut hash: impl FnMut(&T) -> u64,
+) -> impl FnOnce(&BTreeMap<K, T>) {
+    move |table: &BTreeMap<K, T>| {
+        let sum = table
+            .values()
+            .fold(0u64, |acc, row| acc.wrapping_add(hash(row)));
+        registry.add_checksum(sink, table.len() as u64, sum);
+    }
+}
