@@ -674,3 +674,92 @@ fn q9_finds_winning_bids() {
         .collect();
     check_final("q9", "nexmark/q9.weir", oracle);
 }
+
+#[test]
+fn q5_finds_the_hottest_auctions_per_hopping_window() {
+    check_unordered("q5", "nexmark/q5.weir", |e| {
+        // (window start, auction) -> bids; windows of 10 s every 2 s.
+        let mut counts: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+        for b in &e.bids {
+            let mut start = b.date_time.div_euclid(2000) * 2000;
+            while start + 10_000 > b.date_time {
+                *counts.entry((start, b.auction)).or_default() += 1;
+                start -= 2000;
+            }
+        }
+        let mut max: BTreeMap<i64, i64> = BTreeMap::new();
+        for ((start, _), n) in &counts {
+            let m = max.entry(*start).or_default();
+            *m = (*m).max(*n);
+        }
+        counts
+            .iter()
+            .filter(|((start, _), n)| **n >= max[start])
+            .map(|((start, auction), n)| {
+                json!({"auction": auction, "num": n, "starttime": format_ts(*start), "endtime": format_ts(start + 10_000)})
+            })
+            .collect()
+    });
+}
+
+/// Per-group statistics shared by q16 and q17: counts per price range.
+fn range_counts(bids: &[&Bid]) -> [usize; 3] {
+    [
+        bids.iter().filter(|b| b.price < 10_000).count(),
+        bids.iter().filter(|b| (10_000..1_000_000).contains(&b.price)).count(),
+        bids.iter().filter(|b| b.price >= 1_000_000).count(),
+    ]
+}
+
+#[test]
+fn q16_channel_statistics() {
+    let e = events_of(1);
+    let mut groups: BTreeMap<(String, String), Vec<&Bid>> = BTreeMap::new();
+    for b in &e.bids {
+        groups.entry((b.channel.clone(), format_ts(b.date_time)[..10].to_string())).or_default().push(b);
+    }
+    let oracle = groups
+        .iter()
+        .map(|((channel, day), bids)| {
+            let distinct = |f: &dyn Fn(&Bid) -> bool, g: &dyn Fn(&Bid) -> i64| {
+                bids.iter().filter(|b| f(b)).map(|b| g(b)).collect::<std::collections::BTreeSet<_>>().len()
+            };
+            let r: [&dyn Fn(&Bid) -> bool; 4] = [
+                &|_| true,
+                &|b| b.price < 10_000,
+                &|b| (10_000..1_000_000).contains(&b.price),
+                &|b| b.price >= 1_000_000,
+            ];
+            let [r1, r2, r3] = range_counts(bids);
+            let minute = bids.iter().map(|b| format_ts(b.date_time)[11..16].to_string()).max().unwrap();
+            json!({"channel": channel, "day": day, "minute": minute, "total_bids": bids.len(),
+                "rank1_bids": r1, "rank2_bids": r2, "rank3_bids": r3,
+                "total_bidders": distinct(r[0], &|b| b.bidder), "rank1_bidders": distinct(r[1], &|b| b.bidder),
+                "rank2_bidders": distinct(r[2], &|b| b.bidder), "rank3_bidders": distinct(r[3], &|b| b.bidder),
+                "total_auctions": distinct(r[0], &|b| b.auction), "rank1_auctions": distinct(r[1], &|b| b.auction),
+                "rank2_auctions": distinct(r[2], &|b| b.auction), "rank3_auctions": distinct(r[3], &|b| b.auction)})
+        })
+        .collect();
+    check_final("q16", "nexmark/q16.weir", oracle);
+}
+
+#[test]
+fn q17_auction_statistics() {
+    let e = events_of(1);
+    let mut groups: BTreeMap<(i64, String), Vec<&Bid>> = BTreeMap::new();
+    for b in &e.bids {
+        groups.entry((b.auction, format_ts(b.date_time)[..10].to_string())).or_default().push(b);
+    }
+    let oracle = groups
+        .iter()
+        .map(|((auction, day), bids)| {
+            let [r1, r2, r3] = range_counts(bids);
+            let sum: i64 = bids.iter().map(|b| b.price).sum();
+            json!({"auction": auction, "day": day, "total_bids": bids.len(), "rank1_bids": r1, "rank2_bids": r2,
+                "rank3_bids": r3, "min_price": bids.iter().map(|b| b.price).min(),
+                "max_price": bids.iter().map(|b| b.price).max(), "avg_price": sum as f64 / bids.len() as f64,
+                "sum_price": sum})
+        })
+        .collect();
+    check_final("q17", "nexmark/q17.weir", oracle);
+}
