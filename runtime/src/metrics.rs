@@ -150,6 +150,9 @@ impl Metrics {
         }
         out.push_str(&format!("  dead letters: {}\n", self.dead_letters()));
         out.push_str(&format!("  elapsed: {:.3} s\n", secs));
+        if let Some(kib) = peak_memory_kib() {
+            out.push_str(&format!("  peak memory: {:.1} MiB\n", kib as f64 / 1024.0));
+        }
         out.push_str(&format!(
             "  events: {}  throughput: {:.0} events/s\n",
             events,
@@ -157,4 +160,11 @@ impl Metrics {
         ));
         out
     }
+}
+
+/// The process's peak resident memory in KiB (Linux: `VmHWM` in `/proc/self/status`).
+pub fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -706,7 +706,9 @@ fn q5_finds_the_hottest_auctions_per_hopping_window() {
 fn range_counts(bids: &[&Bid]) -> [usize; 3] {
     [
         bids.iter().filter(|b| b.price < 10_000).count(),
-        bids.iter().filter(|b| (10_000..1_000_000).contains(&b.price)).count(),
+        bids.iter()
+            .filter(|b| (10_000..1_000_000).contains(&b.price))
+            .count(),
         bids.iter().filter(|b| b.price >= 1_000_000).count(),
     ]
 }
@@ -716,7 +718,10 @@ fn q16_channel_statistics() {
     let e = events_of(1);
     let mut groups: BTreeMap<(String, String), Vec<&Bid>> = BTreeMap::new();
     for b in &e.bids {
-        groups.entry((b.channel.clone(), format_ts(b.date_time)[..10].to_string())).or_default().push(b);
+        groups
+            .entry((b.channel.clone(), format_ts(b.date_time)[..10].to_string()))
+            .or_default()
+            .push(b);
     }
     let oracle = groups
         .iter()
@@ -748,7 +753,10 @@ fn q17_auction_statistics() {
     let e = events_of(1);
     let mut groups: BTreeMap<(i64, String), Vec<&Bid>> = BTreeMap::new();
     for b in &e.bids {
-        groups.entry((b.auction, format_ts(b.date_time)[..10].to_string())).or_default().push(b);
+        groups
+            .entry((b.auction, format_ts(b.date_time)[..10].to_string()))
+            .or_default()
+            .push(b);
     }
     let oracle = groups
         .iter()

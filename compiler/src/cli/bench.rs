@@ -28,6 +28,9 @@ pub struct BenchArgs {
         default_value = "q0,q1,q2,max_price_per_window"
     )]
     queries: Vec<String>,
+    /// Skip the unfused builds (halves the time of `--queries all`).
+    #[arg(long)]
+    fused_only: bool,
     /// Folder holding the query files.
     #[arg(long)]
     examples: Option<PathBuf>,
@@ -56,27 +59,40 @@ fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> {
     Ok(built.binary)
 }
 
-fn time(binary: &Path, args: &BenchArgs) -> Result<f64> {
+/// Best wall time over the repeats, and the peak memory the pipeline reported (MiB).
+fn time(binary: &Path, args: &BenchArgs) -> Result<(f64, Option<f64>)> {
     let mut best = f64::INFINITY;
+    let mut peak = None;
     for _ in 0..args.repeat.max(1) {
         let started = Instant::now();
-        let status = Command::new(binary)
+        let out = Command::new(binary)
             .args([
-                "--quiet",
                 "--events",
                 &args.events.to_string(),
                 "--generators",
                 &args.generators.to_string(),
             ])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
             .stdout(Stdio::null())
-            .status()
+            .stderr(Stdio::piped())
+            .output()
             .with_context(|| format!("cannot run {}", binary.display()))?;
-        if !status.success() {
-            bail!("{} failed: {status}", binary.display());
+        if !out.status.success() {
+            bail!(
+                "{} failed: {}\n{}",
+                binary.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         best = best.min(started.elapsed().as_secs_f64());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        peak = stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("peak memory: "))
+            .and_then(|v| v.trim_end_matches(" MiB").parse::<f64>().ok());
     }
-    Ok(best)
+    Ok((best, peak))
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -84,49 +100,77 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         .examples
         .clone()
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark"));
+    let mut queries = args.queries.clone();
+    if queries.iter().any(|q| q == "all") {
+        queries = (0..=22)
+            .map(|n| format!("q{n}"))
+            .filter(|q| examples.join(format!("{q}.weir")).exists())
+            .collect();
+        queries.push("max_price_per_window".into());
+    }
     eprintln!(
-        "weir bench: building {} queries (fused and unfused) and the floor...",
-        args.queries.len()
+        "weir bench: building {} queries and the floor...",
+        queries.len()
     );
     let floor_bin = build("generator_floor", FLOOR, false)?;
     let mut rows = Vec::new();
-    for q in &args.queries {
+    for q in &queries {
         let path = examples.join(format!("{q}.weir"));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let fused = build(q, &text, false)?;
-        let unfused = build(q, &text, true)?;
+        let unfused = if args.fused_only {
+            None
+        } else {
+            Some(build(q, &text, true)?)
+        };
         rows.push((q.clone(), fused, unfused));
     }
     eprintln!(
         "weir bench: running with {} events, {} generator(s)...",
         args.events, args.generators
     );
-    let floor = time(&floor_bin, &args)?;
+    let (floor, floor_mem) = time(&floor_bin, &args)?;
     let n = args.events as f64;
+    let mem = |m: Option<f64>| m.map_or("-".to_string(), |m| format!("{m:.0}"));
     println!(
-        "{:<24} {:>14} {:>14} {:>10} {:>12}",
-        "query", "fused ev/s", "unfused ev/s", "fused/unf", "fused/floor"
+        "{:<24} {:>14} {:>14} {:>10} {:>12} {:>10}",
+        "query", "fused ev/s", "unfused ev/s", "fused/unf", "fused/floor", "peak MiB"
     );
     println!(
-        "{:<24} {:>14.0} {:>14} {:>10} {:>12}",
+        "{:<24} {:>14.0} {:>14} {:>10} {:>12} {:>10}",
         "generator alone",
         n / floor,
         "-",
         "-",
-        "1.00"
+        "1.00",
+        mem(floor_mem)
     );
-    for (q, fused, unfused) in rows {
-        let tf = time(&fused, &args)?;
-        let tu = time(&unfused, &args)?;
-        println!(
-            "{:<24} {:>14.0} {:>14.0} {:>10.2} {:>12.2}",
-            q,
-            n / tf,
-            n / tu,
-            tu / tf,
-            floor / tf
-        );
+    for (q, fused, unfused) in &rows {
+        let (tf, peak) = time(fused, &args)?;
+        match unfused {
+            Some(unfused) => {
+                let (tu, _) = time(unfused, &args)?;
+                println!(
+                    "{:<24} {:>14.0} {:>14.0} {:>10.2} {:>12.2} {:>10}",
+                    q,
+                    n / tf,
+                    n / tu,
+                    tu / tf,
+                    floor / tf,
+                    mem(peak)
+                );
+            }
+            None => println!(
+                "{:<24} {:>14.0} {:>14} {:>10} {:>12.2} {:>10}",
+                q,
+                n / tf,
+                "-",
+                "-",
+                floor / tf,
+                mem(peak)
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
