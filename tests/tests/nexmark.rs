@@ -771,3 +771,56 @@ fn q17_auction_statistics() {
         .collect();
     check_final("q17", "nexmark/q17.weir", oracle);
 }
+
+#[test]
+fn q10_writes_bids_partitioned_by_day_and_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = example("nexmark/q10.weir").replace("target/q10", &dir.path().display().to_string());
+    let events = EVENTS.to_string();
+    let result = run(
+        &build("q10", &text, false),
+        &["--events", &events, "--quiet"],
+        &workspace(),
+        None,
+    );
+    assert!(result.success, "{}", result.stderr);
+    let mut got = Vec::new();
+    let mut partitions = 0;
+    for day in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        for minute in std::fs::read_dir(day.path()).unwrap().flatten() {
+            partitions += 1;
+            let (dt, hm) = (
+                day.file_name().into_string().unwrap(),
+                minute.file_name().into_string().unwrap(),
+            );
+            let text = std::fs::read_to_string(minute.path().join("part-0.csv")).unwrap();
+            let mut lines = text.lines();
+            assert_eq!(lines.next(), Some("auction,bidder,price,date_time,extra"));
+            for line in lines {
+                let cells: Vec<&str> = line.splitn(5, ',').collect();
+                // Each row is in the folder of its own day and minute.
+                assert_eq!(format!("dt={}", &cells[3][..10]), dt);
+                assert_eq!(format!("hm={}", &cells[3][11..16]), hm);
+                got.push(line.to_string());
+            }
+        }
+    }
+    let mut want: Vec<String> = bids_of(1)
+        .iter()
+        .map(|b| {
+            format!(
+                "{},{},{},{},{}",
+                b.auction,
+                b.bidder,
+                b.price,
+                format_ts(b.date_time),
+                b.extra
+            )
+        })
+        .collect();
+    got.sort();
+    want.sort();
+    assert!(partitions >= 1);
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+}

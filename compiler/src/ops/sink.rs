@@ -75,6 +75,68 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 role: Role::Leaf(leaf),
             }
         }
+        SinkKind::File {
+            path,
+            format,
+            partition_by,
+        } if !partition_by.is_empty() => {
+            // Partition fields name folders; the rows hold the other fields.
+            let row_schema = crate::sema::Schema {
+                fields: schema
+                    .fields
+                    .iter()
+                    .filter(|f| !partition_by.contains(&f.name))
+                    .cloned()
+                    .collect(),
+            };
+            let encode = cx.namer.fresh(&format!("{op}_encode"));
+            items.push(records::encoder(&encode, &input, &row_schema, *format));
+            let partition = cx.namer.fresh(&format!("{op}_partition"));
+            let parts = partition_by.iter().enumerate().map(|(i, name)| {
+                let f = schema.field(name).map(|(_, f)| f.clone()).expect("sema checked the field");
+                let id = crate::codegen::namer::field_ident(name);
+                let prefix = format!("{}{name}=", if i > 0 { "/" } else { "" });
+                let text = |v: proc_macro2::TokenStream| match f.ty {
+                    crate::sema::Type::String => quote!(#v),
+                    crate::sema::Type::Timestamp => quote!(&::weir_runtime::functions::timestamp_to_string(*#v)),
+                    _ => quote!(&#v.to_string()),
+                };
+                let value = if f.nullable {
+                    let t = text(quote!(v));
+                    quote!(match &r.#id { Some(v) => ::weir_runtime::sinks::partitioned::push_value(out, #t), None => out.push_str("null") })
+                } else {
+                    let t = text(quote!((&r.#id)));
+                    quote!(::weir_runtime::sinks::partitioned::push_value(out, #t))
+                };
+                quote! { out.push_str(#prefix); #value; }
+            });
+            items.push(quote! {
+                fn #partition(r: &#input, out: &mut ::std::string::String) { #(#parts)* }
+            });
+            let header = match format {
+                Format::Csv {
+                    header: true,
+                    delimiter,
+                } => records::csv_header(&row_schema, *delimiter),
+                _ => Vec::new(),
+            };
+            let header = proc_macro2::Literal::byte_string(&header);
+            let file_name = match format {
+                Format::Json => "part-0.jsonl",
+                Format::Csv { .. } => "part-0.csv",
+            };
+            Emitted {
+                items,
+                setup: Vec::new(),
+                captures: vec![metrics.clone()],
+                moves: Vec::new(),
+                role: Role::Leaf(
+                    quote!(::weir_runtime::sinks::partitioned::PartitionedWriter::new(
+                        #metrics.clone(), ::std::path::PathBuf::from(#path), #file_name, #header, #partition, #encode
+                    )),
+                ),
+            }
+        }
         SinkKind::Stdout { format } | SinkKind::File { format, .. } => {
             let encode = cx.namer.fresh(&format!("{op}_encode"));
             items.push(records::encoder(&encode, &input, &schema, *format));

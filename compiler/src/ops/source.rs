@@ -60,9 +60,10 @@ pub fn emit(
                 };
             });
             captures.push(cfg.clone());
+            let source_name = def.name.clone();
             Role::Source(Box::new(move |chain, instance| {
                 quote! {
-                    ::weir_runtime::sources::nexmark::run::<#output, _>(&#metrics, &#cfg, #instance, #event_time, #chain);
+                    ::weir_runtime::sources::nexmark::run::<#output, _>(#source_name, &#metrics, &#cfg, #instance, #event_time, #chain);
                     Ok(())
                 }
             }))

@@ -1392,12 +1392,58 @@ impl Checker {
                     .map(|format| SinkKind::Stdout { format })
             }
             "file" => {
-                let args = Args::new(connector, "sink `file`", &["path"], &mut self.diagnostics);
+                let args = Args::new(
+                    connector,
+                    "sink `file`",
+                    &["path", "partition_by"],
+                    &mut self.diagnostics,
+                );
                 let path = args.string("path", &mut self.diagnostics);
                 let path = args.required("path", path, &mut self.diagnostics);
                 let format = self.format(decl.format.as_ref(), Format::Json);
+                let partition_by: Vec<String> = args
+                    .string("partition_by", &mut self.diagnostics)
+                    .map(|p| {
+                        p.split(',')
+                            .map(|f| f.trim().to_string())
+                            .filter(|f| !f.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut partition_ok = true;
+                if let Some(ty) = stream.map(|i| self.program.streams[i].ty.clone()) {
+                    for field in &partition_by {
+                        if ty.schema.field(field).is_none() {
+                            let mut d = Diagnostic::error(
+                                "E0433",
+                                args.span_of("partition_by"),
+                                format!(
+                                    "cannot partition by `{field}`: the stream has no such field"
+                                ),
+                            );
+                            if let Some(s) = did_you_mean(field, ty.schema.names()) {
+                                d = d.with_hint(format!("did you mean `{s}`?"));
+                            }
+                            self.error(d);
+                            partition_ok = false;
+                        }
+                    }
+                    if !partition_by.is_empty() && ty.updating.is_some() {
+                        self.error(Diagnostic::error(
+                            "E0433",
+                            args.span_of("partition_by"),
+                            "a partitioned file sink takes an append-only stream",
+                        ));
+                        partition_ok = false;
+                    }
+                }
                 path.zip(format)
-                    .map(|(path, format)| SinkKind::File { path, format })
+                    .filter(|_| partition_ok)
+                    .map(|(path, format)| SinkKind::File {
+                        path,
+                        format,
+                        partition_by,
+                    })
             }
             "checksum" => {
                 Args::new(connector, "sink `checksum`", &[], &mut self.diagnostics);

@@ -200,7 +200,14 @@ pub struct SinkDef {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SinkKind {
-    Stdout { format: Format },
-    File { path: String, format: Format },
+    Stdout {
+        format: Format,
+    },
+    /// `partition_by`: fields whose values name sub-folders (`dt=2015-07-15/hm=00:01/`).
+    File {
+        path: String,
+        format: Format,
+        partition_by: Vec<String>,
+    },
     Checksum,
 }

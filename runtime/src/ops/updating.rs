@@ -160,7 +160,12 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
     fn push(&mut self, record: &S::In) {
         self.stats.records_in += 1;
         let key = S::key(record);
-        let rows = self.state.entry(key.clone()).or_default();
+        let n = self.n;
+        // Most keys hold few rows: start small (dedup holds exactly one).
+        let rows = self
+            .state
+            .entry(key.clone())
+            .or_insert_with(|| Vec::with_capacity(n.min(2)));
         // After every row that ranks before or equal to it (arrival order breaks ties).
         let at = if self.newer_wins_ties {
             rows.partition_point(|r| S::compare(r, record) == Ordering::Less)

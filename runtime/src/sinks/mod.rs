@@ -4,6 +4,7 @@
 
 pub mod changelog;
 mod checksum;
+pub mod partitioned;
 mod writer;
 
 pub use checksum::Checksum;

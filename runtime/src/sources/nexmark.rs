@@ -38,6 +38,7 @@ impl NexmarkRecord for Bid {
 
 /// Runs split `index` of the generator, pushing records of type `R` into `chain`.
 pub fn run<R: NexmarkRecord, C: Collector<R>>(
+    source: &'static str,
     metrics: &Metrics,
     config: &NexmarkConfig,
     index: usize,
@@ -65,7 +66,7 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     }
     // Throughput counts generator events, as Nexmark figures do (bids are 46 of every 50).
     let _ = produced;
-    metrics.add_source_records(split.position());
+    metrics.add_generator_events(source, split.position());
     chain.watermark(i64::MAX);
     chain.finish();
 }
