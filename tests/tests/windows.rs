@@ -266,3 +266,57 @@ fn late_records_are_counted_not_aggregated() {
         result.stderr
     );
 }
+
+#[test]
+fn allowed_lateness_updates_a_fired_window() {
+    // As in `late_records_are_counted_not_aggregated`, the record at 2 s arrives after its
+    // window fired; with 30 s of allowed lateness it still counts: the window's row is emitted
+    // again (stdout shows both versions) and the file sink keeps the final one.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.jsonl");
+    let mut lines: Vec<String> = vec![
+        r#"{"k":1,"ts":1000}"#.into(),
+        r#"{"k":1,"ts":12000}"#.into(),
+    ];
+    lines.extend((0..300).map(|i| format!(r#"{{"k":2,"ts":{}}}"#, 20_000 + i)));
+    lines.extend([
+        r#"{"k":1,"ts":25000}"#.into(),
+        r#"{"k":1,"ts":2000}"#.into(),
+        r#"{"k":1,"ts":26000}"#.into(),
+    ]);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let out = dir.path().join("table.jsonl");
+    let pipeline = format!(
+        "schema E {{ k: i64, ts: timestamp }}\n\
+         source e: E = file(path: \"{}\") format json event_time ts watermark 1s\n\
+         let w = e |> window tumble(10s, lateness: 30s) |> aggregate by k {{ n: count() }}\n\
+         sink w -> stdout() format json\n\
+         sink w -> file(path: \"{}\") format json\n",
+        path.display(),
+        out.display()
+    );
+    let result = run(
+        &build("win_lateness", &pipeline, false),
+        &[],
+        dir.path(),
+        None,
+    );
+    assert!(result.success, "{}", result.stderr);
+    let changes = json_rows(&result.stdout);
+    let first_window: Vec<i64> = changes
+        .iter()
+        .filter(|r| r["k"] == 1 && r["window_start"] == "1970-01-01 00:00:00.000")
+        .map(|r| {
+            assert_eq!(r["op"], "+U");
+            r["n"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(first_window, vec![1, 2], "{changes:?}");
+    let table = json_rows(&std::fs::read_to_string(&out).unwrap());
+    let row = table
+        .iter()
+        .find(|r| r["k"] == 1 && r["window_start"] == "1970-01-01 00:00:00.000")
+        .unwrap();
+    assert_eq!(row["n"], 2);
+    assert_eq!(table.len(), 4, "{table:?}"); // k1: [0,10) [10,20) [20,30); k2: [20,30)
+}

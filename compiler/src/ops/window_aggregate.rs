@@ -106,6 +106,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         outs.push(quote!(#out_field: #out));
     }
     let processing = agg.processing_time;
+    let lateness = agg.lateness_ms;
     let time = if processing {
         quote!(0)
     } else {
@@ -159,12 +160,22 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         captures: vec![metrics.clone()],
         moves: Vec::new(),
         role: Role::Stage(Box::new(move |next| {
+            let next = if lateness > 0 {
+                quote!(::weir_runtime::ops::Upserts::new(#next))
+            } else {
+                next
+            };
+            let late = if lateness > 0 {
+                quote!(.allowed_lateness(#lateness))
+            } else {
+                quote!()
+            };
             if unbounded {
                 quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next))
             } else if processing {
-                quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next).on_processing_time())
+                quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next).on_processing_time() #late)
             } else {
-                quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next))
+                quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next) #late)
             }
         })),
     }

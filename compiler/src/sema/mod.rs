@@ -112,6 +112,8 @@ pub(crate) enum Named {
 pub(crate) struct Checker {
     /// Whether the window just checked runs on processing time.
     processing: bool,
+    /// The allowed lateness of the window just checked (ms).
+    lateness: i64,
     diagnostics: Vec<Diagnostic>,
     schemas: BTreeMap<String, (Schema, Span)>,
     /// Schemas declared with errors, and where: uses are not reported again.
@@ -808,6 +810,8 @@ impl Checker {
                         Some(w) => w,
                         None => {
                             pending_processing = true; // needs no event time
+                            self.processing = false;
+                            self.lateness = 0;
                             (Window::Unbounded, step.span)
                         }
                     };
@@ -1032,6 +1036,9 @@ impl Checker {
 
     /// `time: event` (the default) or `time: processing`.
     fn time_mode(&mut self, args: &Args<'_>) -> Option<bool> {
+        self.lateness = args
+            .duration("lateness", &mut self.diagnostics)
+            .unwrap_or(0);
         match args.string("time", &mut self.diagnostics).as_deref() {
             None | Some("event") => Some(false),
             Some("processing") => Some(true),
@@ -1051,12 +1058,13 @@ impl Checker {
 
     fn window(&mut self, call: &ast::Call) -> Option<Window> {
         self.processing = false;
+        self.lateness = 0;
         match call.name.name.as_str() {
             "tumble" => {
                 let args = Args::new(
                     call,
                     "window `tumble`",
-                    &["size", "time"],
+                    &["size", "time", "lateness"],
                     &mut self.diagnostics,
                 );
                 let size = args.duration("size", &mut self.diagnostics);
@@ -1068,7 +1076,7 @@ impl Checker {
                 let args = Args::new(
                     call,
                     "window `hop`",
-                    &["size", "slide", "time"],
+                    &["size", "slide", "time", "lateness"],
                     &mut self.diagnostics,
                 );
                 let size = args.duration("size", &mut self.diagnostics);
@@ -1101,7 +1109,7 @@ impl Checker {
                 let args = Args::new(
                     call,
                     "window `cumulate`",
-                    &["step", "size", "time"],
+                    &["step", "size", "time", "lateness"],
                     &mut self.diagnostics,
                 );
                 let step = args.duration("step", &mut self.diagnostics);
@@ -1366,18 +1374,34 @@ impl Checker {
                 window,
                 time_field,
                 processing_time: self.processing || unbounded,
+                lateness_ms: self.lateness,
                 aggs,
             },
             StreamType {
                 schema: Schema { fields },
                 // `window_end` carries event time on: rows leave when the watermark reaches
                 // it, so a later window or an interval join can use it.
-                time_field: (!self.processing && !unbounded).then_some(key_count + 1),
-                updating: unbounded.then_some(Updating {
-                    key: keys_for_update,
-                    operator: "aggregate",
-                    span,
-                }),
+                time_field: (!self.processing && !unbounded && self.lateness == 0)
+                    .then_some(key_count + 1),
+                updating: if unbounded {
+                    Some(Updating {
+                        key: keys_for_update,
+                        operator: "aggregate",
+                        span,
+                    })
+                } else if self.lateness > 0 {
+                    // Late records re-emit their window's row: keyed by key and window.
+                    let mut key = keys_for_update;
+                    key.push("window_start".into());
+                    key.push("window_end".into());
+                    Some(Updating {
+                        key,
+                        operator: "window with allowed lateness",
+                        span,
+                    })
+                } else {
+                    None
+                },
             },
         ))
     }

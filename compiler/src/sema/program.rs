@@ -152,6 +152,8 @@ pub struct WindowAggregate {
     pub time_field: String,
     /// Windows on the wall clock at arrival instead of event time.
     pub processing_time: bool,
+    /// Allowed lateness in ms (0: none); with it the output is an updating stream.
+    pub lateness_ms: i64,
     pub aggs: Vec<AggItem>,
 }
 

@@ -34,6 +34,31 @@ impl<T> Change<T> {
     }
 }
 
+/// Turns rows into upserts (the output of a window with allowed lateness, whose rows may be
+/// emitted again, updated).
+pub struct Upserts<N> {
+    next: N,
+}
+
+impl<N> Upserts<N> {
+    pub fn new(next: N) -> Self {
+        Upserts { next }
+    }
+}
+
+impl<T: Clone, N: Collector<Change<T>>> Collector<T> for Upserts<N> {
+    #[inline]
+    fn push(&mut self, row: &T) {
+        self.next.push(&Change::Upsert(row.clone()));
+    }
+    fn watermark(&mut self, watermark: i64) {
+        self.next.watermark(watermark);
+    }
+    fn finish(&mut self) {
+        self.next.finish();
+    }
+}
+
 /// Changed keys are flushed at a watermark, or when this many have piled up.
 pub const FLUSH_EVERY: usize = 16_384;
 

@@ -75,6 +75,12 @@ pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     /// Processing time: records are stamped with the wall clock on arrival and windows fire
     /// when the wall clock passes their end (checked as records and watermarks arrive).
     processing_time: bool,
+    /// Allowed lateness: a fixed window keeps its state this long after it fired; a record
+    /// arriving in that time updates it and the window's row for its key is emitted again.
+    lateness: i64,
+    /// Fired windows still within their allowed lateness, and the keys to emit again.
+    fired: BTreeMap<(i64, i64), FastMap<A::Key, A::Acc>>,
+    redo: BTreeMap<(i64, i64), std::collections::BTreeSet<A::Key>>,
     next: N,
     late: L,
     stats: OpStats,
@@ -113,12 +119,22 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             session_ends: BTreeMap::new(),
             watermark: i64::MIN,
             processing_time: false,
+            lateness: 0,
+            fired: BTreeMap::new(),
+            redo: BTreeMap::new(),
             next,
             late,
             stats: OpStats::default(),
             metrics,
             scratch: Vec::new(),
         }
+    }
+
+    /// Keeps fixed windows open for late records this long after they fire (their rows are
+    /// emitted again, updated: the output is then an updating stream).
+    pub fn allowed_lateness(mut self, lateness_ms: i64) -> Self {
+        self.lateness = lateness_ms.max(0);
+        self
     }
 
     /// Windows on processing time instead of event time.
@@ -210,18 +226,41 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
     }
 
     fn fire_until(&mut self, watermark: i64) {
+        // Rows of fired windows that late records updated, emitted again.
+        for ((end, start), keys) in std::mem::take(&mut self.redo) {
+            if let Some(groups) = self.fired.get(&(end, start)) {
+                for key in keys {
+                    if let Some(acc) = groups.get(&key) {
+                        let out = A::output(&key, start, end, acc);
+                        self.stats.records_out += 1;
+                        self.next.push(&out);
+                    }
+                }
+            }
+        }
         while let Some(entry) = self.fixed.first_entry() {
             let (end, start) = *entry.key();
             if end > watermark {
                 break;
             }
-            let mut rows: Vec<(A::Key, A::Acc)> = entry.remove().into_iter().collect();
-            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for (key, acc) in &rows {
-                let out = A::output(key, start, end, acc);
+            let groups = entry.remove();
+            let mut keys: Vec<&A::Key> = groups.keys().collect();
+            keys.sort_unstable();
+            for key in keys {
+                let out = A::output(key, start, end, &groups[key]);
                 self.stats.records_out += 1;
                 self.next.push(&out);
             }
+            if self.lateness > 0 {
+                self.fired.insert((end, start), groups);
+            }
+        }
+        // Windows past their allowed lateness are done.
+        while let Some(entry) = self.fired.first_entry() {
+            if entry.key().0.saturating_add(self.lateness) > watermark {
+                break;
+            }
+            entry.remove();
         }
         while let Some(entry) = self.session_ends.first_entry() {
             let (end, ref key) = *entry.key();
@@ -269,7 +308,17 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
                 let mut accepted = false;
                 for i in 0..self.scratch.len() {
                     let (start, end) = self.scratch[i];
+                    if end.saturating_add(self.lateness) <= self.watermark {
+                        continue;
+                    }
                     if end <= self.watermark {
+                        // Fired, but within the allowed lateness: update and emit again.
+                        accepted = true;
+                        let key = A::key(record);
+                        if let Some(groups) = self.fired.get_mut(&(end, start)) {
+                            A::add(groups.entry(key.clone()).or_insert_with(A::new_acc), record);
+                            self.redo.entry((end, start)).or_default().insert(key);
+                        }
                         continue;
                     }
                     accepted = true;
@@ -387,6 +436,41 @@ mod tests {
         op.finish();
         let out = sink.0.borrow().clone();
         out
+    }
+
+    #[test]
+    fn allowed_lateness_updates_fired_windows_then_closes_them() {
+        let sink = Sink::default();
+        let metrics = Metrics::new();
+        let mut op = WindowAggregateOp::<CountPerKey, _>::new(
+            metrics.op("l"),
+            Windows::Tumble { size: 10 },
+            sink.clone(),
+        )
+        .allowed_lateness(5);
+        op.push(&(1, 3));
+        op.watermark(10); // [0, 10) fires with 1
+        op.push(&(1, 4)); // late but allowed: the row is emitted again with 2
+        op.watermark(12);
+        op.watermark(15); // 10 + 5 <= 15: the window closes
+        op.push(&(1, 5)); // too late now
+        op.watermark(i64::MAX);
+        op.finish();
+        let out = sink.0.borrow().clone();
+        assert_eq!(
+            out,
+            vec![
+                "row (1, 0, 10, 1)",
+                "wm 10",
+                "row (1, 0, 10, 2)",
+                "wm 12",
+                "wm 15",
+                "wm 9223372036854775807",
+                "end"
+            ]
+        );
+        assert_eq!(metrics.ops()[0].1.late, 1);
+        assert_eq!(op.state_size(), 0);
     }
 
     #[test]
