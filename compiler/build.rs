@@ -19,10 +19,16 @@ fn visit(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
 
 fn main() {
     let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime");
-    println!("cargo:rerun-if-changed={}", runtime.display());
     let mut files = Vec::new();
     visit(&runtime, &mut files);
     files.sort();
+    // Every file, not the folder: cargo compares a folder's own mtime, which does not change
+    // when a file inside it is edited. The folders catch added and removed files.
+    println!("cargo:rerun-if-changed={}", runtime.display());
+    println!("cargo:rerun-if-changed={}", runtime.join("src").display());
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
     // FNV-1a over paths and contents: stable, dependency-free.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for file in &files {

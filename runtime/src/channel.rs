@@ -19,16 +19,12 @@ pub const CHANNEL_CAPACITY: usize = 16;
 
 /// What flows through a channel.
 pub enum Message<T> {
-    Batch(Vec<T>),
+    /// Records from upstream instance `from`.
+    Batch { from: u32, records: Vec<T> },
     /// Upstream instance `from` promises no records with a timestamp below `watermark`.
-    Watermark {
-        from: u32,
-        watermark: i64,
-    },
+    Watermark { from: u32, watermark: i64 },
     /// Upstream instance `from` has finished.
-    End {
-        from: u32,
-    },
+    End { from: u32 },
 }
 
 /// The sending ends of an edge, one per downstream instance.
@@ -84,7 +80,13 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Exchange<I, T, H, W> {
             return;
         }
         let batch = std::mem::replace(&mut self.buffers[dest], Vec::with_capacity(BATCH_SIZE));
-        self.send(dest, Message::Batch(batch));
+        self.send(
+            dest,
+            Message::Batch {
+                from: self.from,
+                records: batch,
+            },
+        );
     }
 
     fn send(&mut self, dest: usize, message: Message<T>) {
@@ -134,32 +136,95 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Collector<I> for Exchange<I, 
     }
 }
 
+/// How long an upstream instance may stay silent before the input loop stops waiting for its
+/// watermark (set once from `--idle-timeout`; `None`: wait forever).
+static IDLE_TIMEOUT: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+
+/// Sets the idle timeout for every input loop of this process (first call wins).
+pub fn set_idle_timeout(timeout: Option<std::time::Duration>) {
+    let _ = IDLE_TIMEOUT.set(timeout);
+}
+
 /// Drives a task whose input is a channel fed by `n_upstream` instances: pushes every record
 /// into `chain`, forwards the minimum watermark over the upstream instances whenever it
 /// advances, and finishes the chain after every upstream instance has ended.
-pub fn run_input<T, C: Collector<T>>(
+///
+/// With an idle timeout, an upstream instance that has sent nothing for that long no longer
+/// holds the watermark back (its later records may then be late); it counts again as soon as
+/// it sends.
+pub fn run_input<T, C: Collector<T>>(receiver: Receiver<Message<T>>, n_upstream: usize, chain: C) {
+    run_input_with(
+        receiver,
+        n_upstream,
+        chain,
+        IDLE_TIMEOUT.get().copied().flatten(),
+    )
+}
+
+/// [`run_input`] with an explicit idle timeout.
+pub fn run_input_with<T, C: Collector<T>>(
     receiver: Receiver<Message<T>>,
     n_upstream: usize,
     mut chain: C,
+    idle_timeout: Option<std::time::Duration>,
 ) {
-    let mut watermarks = vec![i64::MIN; n_upstream.max(1)];
-    let mut ended = vec![false; n_upstream.max(1)];
+    let n = n_upstream.max(1);
+    let mut watermarks = vec![i64::MIN; n];
+    let mut last_seen = vec![std::time::Instant::now(); n];
+    let mut ended = vec![false; n];
     let mut n_ended = 0;
     let mut current = i64::MIN;
-    while n_ended < ended.len() {
-        let Ok(message) = receiver.recv() else {
-            break; // every sender is gone: an upstream task failed.
+    // The minimum over live upstream instances that are not idle; if every live one is idle,
+    // the most advanced of them; with none live, the end of time.
+    let min_active =
+        |watermarks: &[i64], last_seen: &[std::time::Instant], ended: &[bool]| -> i64 {
+            let live: Vec<usize> = (0..watermarks.len()).filter(|&i| !ended[i]).collect();
+            if live.is_empty() {
+                return i64::MAX;
+            }
+            let active = live
+                .iter()
+                .filter(|&&i| idle_timeout.is_none_or(|t| last_seen[i].elapsed() < t));
+            match active.map(|&i| watermarks[i]).min() {
+                Some(min) => min,
+                None => live
+                    .iter()
+                    .map(|&i| watermarks[i])
+                    .max()
+                    .unwrap_or(i64::MIN),
+            }
+        };
+    while n_ended < n {
+        let message = match idle_timeout {
+            None => match receiver.recv() {
+                Ok(m) => m,
+                Err(_) => break, // every sender is gone: an upstream task failed.
+            },
+            Some(timeout) => match receiver.recv_timeout(timeout) {
+                Ok(m) => m,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let min = min_active(&watermarks, &last_seen, &ended);
+                    if min > current {
+                        current = min;
+                        chain.watermark(current);
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            },
         };
         match message {
-            Message::Batch(batch) => {
-                for record in &batch {
+            Message::Batch { from, records } => {
+                last_seen[from as usize] = std::time::Instant::now();
+                for record in &records {
                     chain.push(record);
                 }
             }
             Message::Watermark { from, watermark } => {
+                last_seen[from as usize] = std::time::Instant::now();
                 let slot = &mut watermarks[from as usize];
                 *slot = (*slot).max(watermark);
-                let min = watermarks.iter().copied().min().unwrap_or(i64::MIN);
+                let min = min_active(&watermarks, &last_seen, &ended);
                 if min > current {
                     current = min;
                     chain.watermark(current);
@@ -170,8 +235,8 @@ pub fn run_input<T, C: Collector<T>>(
                     ended[from as usize] = true;
                     n_ended += 1;
                     watermarks[from as usize] = i64::MAX;
-                    let min = watermarks.iter().copied().min().unwrap_or(i64::MAX);
-                    if min > current && n_ended < ended.len() {
+                    let min = min_active(&watermarks, &last_seen, &ended);
+                    if min > current && n_ended < n {
                         current = min;
                         chain.watermark(current);
                     }
@@ -250,6 +315,40 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_upstream_stops_holding_the_watermark_back() {
+        let (senders, mut receivers) = channels::<i64>(1);
+        let metrics = Metrics::new();
+        let mut a = Exchange::new(
+            metrics.op("a"),
+            0,
+            senders.clone(),
+            |_: &i64| 0,
+            |r: &i64| *r,
+        );
+        let mut b = Exchange::new(metrics.op("b"), 1, senders, |_: &i64| 0, |r: &i64| *r);
+        let log = Log::default();
+        let consumer = {
+            let log = log.clone();
+            let receiver = receivers.pop().unwrap();
+            std::thread::spawn(move || {
+                run_input_with(receiver, 2, log, Some(std::time::Duration::from_millis(50)))
+            })
+        };
+        b.watermark(10);
+        a.watermark(100); // b holds it at 10
+        std::thread::sleep(std::time::Duration::from_millis(200)); // b goes idle: 100 passes
+        b.push(&7); // b is back; its record is behind the watermark now
+        a.finish();
+        b.finish();
+        consumer.join().unwrap();
+        let log = log.0.lock().unwrap().clone();
+        assert_eq!(
+            log,
+            vec!["wm10", "wm100", "r7", "wm9223372036854775807", "end"]
+        );
+    }
+
+    #[test]
     fn records_are_routed_by_hash_and_keep_their_order_per_destination() {
         let (senders, receivers) = channels::<i64>(3);
         let metrics = Metrics::new();
@@ -268,7 +367,7 @@ mod tests {
             let mut got = Vec::new();
             while let Ok(message) = receiver.recv() {
                 match message {
-                    Message::Batch(batch) => got.extend(batch),
+                    Message::Batch { records, .. } => got.extend(records),
                     Message::End { .. } => break,
                     Message::Watermark { .. } => {}
                 }

@@ -15,6 +15,10 @@ pub struct OpStats {
     pub records_out: u64,
     /// Records dropped because they arrived after the watermark had passed their window.
     pub late: u64,
+    /// Event-time lag: the largest gap seen between the newest record's timestamp and the
+    /// operator's watermark, in ms (how far event time trails the data; grows with
+    /// out-of-orderness bounds and slow or idle inputs).
+    pub watermark_lag_ms: i64,
 }
 
 /// What an operator instance needs to report its counters: its name and the registry.
@@ -44,8 +48,6 @@ struct Inner {
     generator_events: Mutex<BTreeMap<&'static str, u64>>,
     /// Sink name -> (rows, checksum) for checksum sinks.
     checksums: Mutex<BTreeMap<&'static str, (u64, u64)>>,
-    /// Watermark lag observed at the sources (processing time - watermark), in ms, max.
-    max_watermark_lag_ms: AtomicU64,
 }
 
 /// The registry of one run: cheap to clone, shared by all tasks.
@@ -78,6 +80,7 @@ impl Metrics {
             entry.1.records_in += stats.records_in;
             entry.1.records_out += stats.records_out;
             entry.1.late += stats.late;
+            entry.1.watermark_lag_ms = entry.1.watermark_lag_ms.max(stats.watermark_lag_ms);
             entry.2 += 1;
         }
     }
@@ -114,12 +117,6 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         *generated.entry(source).or_insert(0) += n;
-    }
-
-    pub fn observe_watermark_lag(&self, lag_ms: u64) {
-        self.inner
-            .max_watermark_lag_ms
-            .fetch_max(lag_ms, Ordering::Relaxed);
     }
 
     pub fn add_checksum(&self, sink: &'static str, rows: u64, checksum: u64) {
@@ -159,13 +156,18 @@ impl Metrics {
         let events = self.source_records();
         out.push_str("weir: run summary\n");
         out.push_str(&format!(
-            "  {:<44} {:>14} {:>14} {:>10}\n",
-            "operator", "records in", "records out", "late"
+            "  {:<44} {:>14} {:>14} {:>10} {:>10}\n",
+            "operator", "records in", "records out", "late", "wm lag ms"
         ));
         for (name, stats) in self.ops() {
+            let lag = if stats.watermark_lag_ms > 0 {
+                stats.watermark_lag_ms.to_string()
+            } else {
+                "-".into()
+            };
             out.push_str(&format!(
-                "  {:<44} {:>14} {:>14} {:>10}\n",
-                name, stats.records_in, stats.records_out, stats.late
+                "  {:<44} {:>14} {:>14} {:>10} {:>10}\n",
+                name, stats.records_in, stats.records_out, stats.late, lag
             ));
         }
         out.push_str(&format!("  dead letters: {}\n", self.dead_letters()));

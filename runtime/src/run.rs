@@ -24,6 +24,8 @@ pub struct RunArgs {
     /// Instances of keyed operators; default: the largest source parallelism.
     pub parallelism: Option<usize>,
     pub dead_letters: Option<PathBuf>,
+    /// After this long without a message, an upstream instance stops holding watermarks back.
+    pub idle_timeout: Option<std::time::Duration>,
     /// No summary on stderr.
     pub quiet: bool,
 }
@@ -33,6 +35,7 @@ const USAGE: &str = "options:
   --generators G      generator splits of every nexmark source
   --parallelism P     instances of keyed operators
   --dead-letters PATH where malformed input records go (default: dead_letters.jsonl)
+  --idle-timeout MS   an input silent this long (ms) stops holding event time back
   --quiet             no run summary on stderr
   --help              this text";
 
@@ -196,6 +199,7 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         }
     };
     let started = Instant::now();
+    crate::channel::set_idle_timeout(args.idle_timeout);
     let mut runtime = Runtime::new(args);
     if let Err(err) = build(&mut runtime) {
         eprintln!("weir: error: {err}");

@@ -78,6 +78,8 @@ pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     /// Allowed lateness: a fixed window keeps its state this long after it fired; a record
     /// arriving in that time updates it and the window's row for its key is emitted again.
     lateness: i64,
+    /// The newest event time seen (for the watermark lag metric).
+    max_seen: i64,
     /// Fired windows still within their allowed lateness, and the keys to emit again.
     fired: BTreeMap<(i64, i64), FastMap<A::Key, A::Acc>>,
     redo: BTreeMap<(i64, i64), std::collections::BTreeSet<A::Key>>,
@@ -120,6 +122,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             watermark: i64::MIN,
             processing_time: false,
             lateness: 0,
+            max_seen: i64::MIN,
             fired: BTreeMap::new(),
             redo: BTreeMap::new(),
             next,
@@ -301,6 +304,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
         } else {
             A::event_time(record)
         };
+        self.max_seen = self.max_seen.max(ts);
         let accepted = match self.windows {
             Windows::Session { gap } => self.add_session(record, ts, gap),
             _ => {
@@ -354,6 +358,10 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
         }
         if watermark <= self.watermark {
             return;
+        }
+        if watermark < i64::MAX && self.max_seen > watermark {
+            self.stats.watermark_lag_ms =
+                self.stats.watermark_lag_ms.max(self.max_seen - watermark);
         }
         self.watermark = watermark;
         self.fire_until(watermark);
