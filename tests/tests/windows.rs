@@ -324,3 +324,47 @@ fn allowed_lateness_updates_a_fired_window() {
     assert_eq!(row["n"], 2);
     assert_eq!(table.len(), 4, "{table:?}"); // k1: [0,10) [10,20) [20,30); k2: [20,30)
 }
+
+#[test]
+fn late_records_go_to_a_named_side_output() {
+    // The same input as above: the record at 2 s is late for [0, 10 s). Declared with
+    // `late: too_late`, it arrives on that stream, which is sunk like any other.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.jsonl");
+    let mut lines: Vec<String> = vec![
+        r#"{"k":1,"ts":1000,"v":"a"}"#.into(),
+        r#"{"k":1,"ts":12000,"v":"b"}"#.into(),
+    ];
+    lines.extend((0..300).map(|i| format!(r#"{{"k":2,"ts":{},"v":"x"}}"#, 20_000 + i)));
+    lines.extend([
+        r#"{"k":1,"ts":25000,"v":"c"}"#.into(),
+        r#"{"k":1,"ts":2000,"v":"late"}"#.into(),
+    ]);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let late_file = dir.path().join("late_out.jsonl");
+    let pipeline = format!(
+        "schema E {{ k: i64, ts: timestamp, v: string }}\n\
+         source e: E = file(path: \"{}\") format json event_time ts watermark 1s\n\
+         let w = e |> window tumble(10s, late: too_late) |> aggregate by k {{ n: count() }}\n\
+         sink w -> stdout() format json\n\
+         sink too_late |> select {{ k, ts, v }} -> file(path: \"{}\") format json\n",
+        path.display(),
+        late_file.display()
+    );
+    for no_fusion in [false, true] {
+        let result = run(
+            &build("win_late_output", &pipeline, no_fusion),
+            &["--parallelism", "2"],
+            dir.path(),
+            None,
+        );
+        assert!(result.success, "{}", result.stderr);
+        let late = json_rows(&std::fs::read_to_string(&late_file).unwrap());
+        assert_eq!(
+            late,
+            vec![json!({"k": 1, "ts": "1970-01-01 00:00:02.000", "v": "late"})]
+        );
+        let rows = json_rows(&result.stdout);
+        assert_eq!(rows.iter().filter(|r| r["k"] == 1).count(), 3);
+    }
+}

@@ -82,12 +82,24 @@ impl<'a> EmitCx<'a> {
         self.graph.node(self.input_op(op)).ty.updating.clone()
     }
 
+    /// The operator whose records `op` reads: its (first) input, or, for records that leave a
+    /// window as late records (output port 1), the window's own input.
     fn input_op(&self, op: OpId) -> OpId {
-        self.graph
+        let (edge, from) = *self
+            .graph
             .inputs(op)
             .first()
-            .map(|(_, from)| *from)
-            .expect("validated: operator has an input")
+            .expect("validated: operator has an input");
+        self.record_source(edge, from)
+    }
+
+    /// The operator whose record type flows on `edge` (leaving `from`).
+    fn record_source(&self, edge: crate::ir::EdgeId, from: OpId) -> OpId {
+        if self.graph.edge(edge).from_port == 1 {
+            self.input_op(from)
+        } else {
+            from
+        }
     }
 
     pub fn input_type(&self, op: OpId) -> TokenStream {
@@ -311,7 +323,7 @@ fn wiring(
             format_ident!("m_edge_{}", id),
             format_ident!("route_{}", id),
         );
-        let ty = cx.types[&from].clone();
+        let ty = cx.types[&cx.record_source(edge, from)].clone();
         let kind = graph.edge(edge).kind.clone();
         let port = graph.edge(edge).port;
         let join_spec = cx.join_specs.get(&to).cloned();
@@ -492,8 +504,23 @@ fn next_expr(
     emitted: &BTreeMap<OpId, Emitted>,
     channels: &[ChannelEdge],
 ) -> TokenStream {
+    next_expr_port(graph, op, 0, task, emitted, channels)
+}
+
+/// [`next_expr`] for the consumers of one output port (1: a window's late records).
+fn next_expr_port(
+    graph: &Dataflow,
+    op: OpId,
+    port: u8,
+    task: &[OpId],
+    emitted: &BTreeMap<OpId, Emitted>,
+    channels: &[ChannelEdge],
+) -> TokenStream {
     let mut nexts = Vec::new();
     for (edge, to) in graph.outputs(op) {
+        if graph.edge(edge).from_port != port {
+            continue;
+        }
         if task.contains(&to) {
             nexts.push(stage_expr(graph, to, task, emitted, channels));
         } else if let Some(c) = channels.iter().find(|c| c.edge == edge) {
@@ -539,6 +566,10 @@ fn stage_expr(
     match &emitted[&op].role {
         Role::Leaf(leaf) => leaf.clone(),
         Role::Stage(build) => build(next_expr(graph, op, task, emitted, channels)),
+        Role::StageWithLate(build) => build(
+            next_expr(graph, op, task, emitted, channels),
+            next_expr_port(graph, op, 1, task, emitted, channels),
+        ),
         Role::Source(_) => next_expr(graph, op, task, emitted, channels),
     }
 }

@@ -17,16 +17,17 @@ pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
         graph: Dataflow::default(),
         source_ops: BTreeMap::new(),
         stream_ops: BTreeMap::new(),
+        step_ops: BTreeMap::new(),
     };
     for sink in &program.sinks {
-        let input = cx.stream(sink.stream);
+        let (input, input_port) = cx.stream(sink.stream);
         let from = cx.graph.node(input).parallelism;
         let (parallelism, edge) = match (&sink.kind, from) {
             (SinkKind::Checksum, p) => (p, EdgeKind::Forward),
             (_, Parallelism::One) => (Parallelism::One, EdgeKind::Forward),
             (_, _) => (Parallelism::One, EdgeKind::Gather),
         };
-        let ty = cx.graph.node(input).ty.clone();
+        let ty = program.streams[sink.stream].ty.clone();
         let op = cx.graph.add_op(Node {
             op: Op::Sink(sink.clone()),
             ty,
@@ -35,7 +36,7 @@ pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
             parallelism,
             task: None,
         });
-        cx.graph.connect(input, op, edge);
+        cx.graph.connect_ports(input, input_port, op, edge, 0);
     }
     cx.graph
 }
@@ -45,7 +46,10 @@ struct Lower<'a> {
     sources: &'a SourceMap,
     graph: Dataflow,
     source_ops: BTreeMap<usize, OpId>,
-    stream_ops: BTreeMap<usize, OpId>,
+    /// Each built stream's last operator and the output port it leaves from.
+    stream_ops: BTreeMap<usize, (OpId, u8)>,
+    /// (stream, step) -> the operator of that step (late-record streams hang off them).
+    step_ops: BTreeMap<(usize, usize), OpId>,
 }
 
 /// The text a span covers, on one line.
@@ -64,7 +68,7 @@ impl Lower<'_> {
     /// per-record step that carries its table's source.
     fn join(
         &mut self,
-        left: OpId,
+        (left, left_port): (OpId, u8),
         def: &crate::sema::JoinDef,
         step: &crate::sema::TStep,
         label: String,
@@ -88,12 +92,13 @@ impl Lower<'_> {
                 parallelism,
                 task: None,
             });
-            self.graph.connect(left, op, EdgeKind::Forward);
+            self.graph
+                .connect_ports(left, left_port, op, EdgeKind::Forward, 0);
             return op;
         }
         let right = match def.right {
-            StreamInput::Source(s) => self.source(s),
-            StreamInput::Stream(s) => self.stream(s),
+            StreamInput::Source(s) => (self.source(s), 0),
+            StreamInput::Stream(s) | StreamInput::Late { stream: s, .. } => self.stream(s),
         };
         let op = self.graph.add_op(Node {
             op: Op::Join {
@@ -109,9 +114,9 @@ impl Lower<'_> {
         let left_keys = key_names(&def.left_keys, self.sources);
         let right_keys = key_names(&def.right_keys, self.sources);
         self.graph
-            .connect_port(left, op, EdgeKind::Hash(left_keys), 0);
+            .connect_ports(left, left_port, op, EdgeKind::Hash(left_keys), 0);
         self.graph
-            .connect_port(right, op, EdgeKind::Hash(right_keys), 1);
+            .connect_ports(right.0, right.1, op, EdgeKind::Hash(right_keys), 1);
         op
     }
 
@@ -147,16 +152,21 @@ impl Lower<'_> {
         op
     }
 
-    fn stream(&mut self, index: usize) -> OpId {
+    fn stream(&mut self, index: usize) -> (OpId, u8) {
         if let Some(op) = self.stream_ops.get(&index) {
             return *op;
         }
         let def = &self.program.streams[index];
-        let mut current = match def.input {
-            StreamInput::Source(s) => self.source(s),
+        // `current` is the operator the next step reads from, and its output port.
+        let (mut current, mut port) = match def.input {
+            StreamInput::Source(s) => (self.source(s), 0),
             StreamInput::Stream(s) => self.stream(s),
+            StreamInput::Late { stream, step } => {
+                self.stream(stream);
+                (self.step_ops[&(stream, step)], 1)
+            }
         };
-        for step in &def.steps {
+        for (step_index, step) in def.steps.iter().enumerate() {
             let upstream = self.graph.node(current).parallelism;
             let (op, parallelism, edge) = match &step.kind {
                 TStepKind::Filter(pred) => (Op::Filter(pred.clone()), upstream, EdgeKind::Forward),
@@ -191,7 +201,9 @@ impl Lower<'_> {
                 ),
                 TStepKind::Join(def) => {
                     let label = one_line(self.sources.snippet(step.span));
-                    current = self.join(current, def, step, label);
+                    current = self.join((current, port), def, step, label);
+                    port = 0;
+                    self.step_ops.insert((index, step_index), current);
                     continue;
                 }
             };
@@ -204,10 +216,12 @@ impl Lower<'_> {
                 parallelism,
                 task: None,
             });
-            self.graph.connect(current, op, edge);
+            self.graph.connect_ports(current, port, op, edge, 0);
+            self.step_ops.insert((index, step_index), op);
             current = op;
+            port = 0;
         }
-        self.stream_ops.insert(index, current);
-        current
+        self.stream_ops.insert(index, (current, port));
+        (current, port)
     }
 }

@@ -140,6 +140,8 @@ pub struct Edge {
     pub kind: EdgeKind,
     /// Which input of the target this edge feeds (0, or 1 for a join's joined stream).
     pub port: u8,
+    /// Which output of the source it leaves (0, or 1 for a window's late records).
+    pub from_port: u8,
 }
 
 /// weir's dataflow graph.
@@ -158,7 +160,26 @@ impl Dataflow {
     }
 
     pub fn connect_port(&mut self, from: OpId, to: OpId, kind: EdgeKind, port: u8) -> EdgeId {
-        EdgeId(self.graph.add_edge(from.0, to.0, Edge { kind, port }))
+        self.connect_ports(from, 0, to, kind, port)
+    }
+
+    pub fn connect_ports(
+        &mut self,
+        from: OpId,
+        from_port: u8,
+        to: OpId,
+        kind: EdgeKind,
+        port: u8,
+    ) -> EdgeId {
+        EdgeId(self.graph.add_edge(
+            from.0,
+            to.0,
+            Edge {
+                kind,
+                port,
+                from_port,
+            },
+        ))
     }
 
     pub fn remove_edge(&mut self, edge: EdgeId) -> Option<Edge> {

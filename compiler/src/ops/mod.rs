@@ -58,6 +58,8 @@ pub enum Role {
     Source(Box<dyn Fn(TokenStream, TokenStream) -> TokenStream>),
     /// A chain element that forwards to `next`: turns `next` into the element's constructor.
     Stage(Box<dyn Fn(TokenStream) -> TokenStream>),
+    /// A chain element with a second output (a window's late records): `(next, late)`.
+    StageWithLate(Box<dyn Fn(TokenStream, TokenStream) -> TokenStream>),
     /// The end of a chain.
     Leaf(TokenStream),
 }

@@ -107,6 +107,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     }
     let processing = agg.processing_time;
     let lateness = agg.lateness_ms;
+    let has_late_output = agg.late_output.is_some();
     let time = if processing {
         quote!(0)
     } else {
@@ -159,23 +160,29 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         setup: Vec::new(),
         captures: vec![metrics.clone()],
         moves: Vec::new(),
-        role: Role::Stage(Box::new(move |next| {
+        role: Role::StageWithLate(Box::new(move |next, late| {
             let next = if lateness > 0 {
                 quote!(::weir_runtime::ops::Upserts::new(#next))
             } else {
                 next
             };
-            let late = if lateness > 0 {
+            let lateness_setting = if lateness > 0 {
                 quote!(.allowed_lateness(#lateness))
             } else {
                 quote!()
             };
+            // Late records go to the side output when the pipeline names one.
+            let ctor = if has_late_output {
+                quote!(with_late_output(#metrics.clone(), #windows, #next, #late))
+            } else {
+                quote!(new(#metrics.clone(), #windows, #next))
+            };
             if unbounded {
                 quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next))
             } else if processing {
-                quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next).on_processing_time() #late)
+                quote!(WindowAggregateOp::<#agg_ty, _, _>::#ctor.on_processing_time() #lateness_setting)
             } else {
-                quote!(WindowAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #windows, #next) #late)
+                quote!(WindowAggregateOp::<#agg_ty, _, _>::#ctor #lateness_setting)
             }
         })),
     }

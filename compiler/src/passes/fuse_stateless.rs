@@ -79,13 +79,20 @@ impl Pass for FuseStateless {
             let last = graph.node(last_id).clone();
             let inputs = graph.inputs(run[0]);
             let outputs = graph.outputs(last_id);
-            let input_edges: Vec<(OpId, EdgeKind)> = inputs
+            // (other end, kind, from port, to port): ports survive the rewiring.
+            let input_edges: Vec<(OpId, EdgeKind, u8, u8)> = inputs
                 .iter()
-                .map(|(e, from)| (*from, graph.edge(*e).kind.clone()))
+                .map(|(e, from)| {
+                    let edge = graph.edge(*e);
+                    (*from, edge.kind.clone(), edge.from_port, edge.port)
+                })
                 .collect();
-            let output_edges: Vec<(OpId, EdgeKind)> = outputs
+            let output_edges: Vec<(OpId, EdgeKind, u8, u8)> = outputs
                 .iter()
-                .map(|(e, to)| (*to, graph.edge(*e).kind.clone()))
+                .map(|(e, to)| {
+                    let edge = graph.edge(*e);
+                    (*to, edge.kind.clone(), edge.from_port, edge.port)
+                })
                 .collect();
             for op in &run {
                 graph.remove_op(*op);
@@ -98,11 +105,11 @@ impl Pass for FuseStateless {
                 parallelism: first.parallelism,
                 task: None,
             });
-            for (from, kind) in input_edges {
-                graph.connect(from, fused, kind);
+            for (from, kind, from_port, port) in input_edges {
+                graph.connect_ports(from, from_port, fused, kind, port);
             }
-            for (to, kind) in output_edges {
-                graph.connect(fused, to, kind);
+            for (to, kind, from_port, port) in output_edges {
+                graph.connect_ports(fused, from_port, to, kind, port);
             }
         }
         Transformed {

@@ -44,6 +44,11 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
             out = need;
         }
         Op::WindowAggregate(agg) => {
+            // Late records leave whole: whatever their consumers read is needed too (names of
+            // the aggregate's own output that are not input fields match nothing).
+            if agg.late_output.is_some() {
+                push_all(&mut out, downstream);
+            }
             push_all(&mut out, &agg.keys);
             if !agg.processing_time {
                 out.push(agg.time_field.clone());
@@ -164,9 +169,10 @@ impl Pass for ProjectionPushdown {
                 parallelism: upstream.parallelism,
                 task: None,
             });
+            let (from_port, port) = (graph.edge(edge).from_port, graph.edge(edge).port);
             graph.remove_edge(edge);
-            graph.connect(from, project, EdgeKind::Forward);
-            graph.connect(project, to, kind);
+            graph.connect_ports(from, from_port, project, EdgeKind::Forward, 0);
+            graph.connect_ports(project, 0, to, kind, port);
         }
         for op in &order {
             let node = graph.node(*op);

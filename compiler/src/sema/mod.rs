@@ -114,6 +114,8 @@ pub(crate) struct Checker {
     processing: bool,
     /// The allowed lateness of the window just checked (ms).
     lateness: i64,
+    /// The late-record stream the window just checked names, with the name's span.
+    late_output: Option<(String, Span)>,
     diagnostics: Vec<Diagnostic>,
     schemas: BTreeMap<String, (Schema, Span)>,
     /// Schemas declared with errors, and where: uses are not reported again.
@@ -575,6 +577,8 @@ impl Checker {
         let mut pending_keys: Option<(Vec<String>, Span)> = None;
         let mut pending_window: Option<(Window, Span)> = None;
         let mut pending_processing = false;
+        // Side outputs of late records declared by this pipe's windows: (name, span, step, type).
+        let mut late_streams: Vec<(String, Span, usize, StreamType)> = Vec::new();
         let mut failed = false;
         for step in &pipe.steps {
             if failed {
@@ -812,6 +816,7 @@ impl Checker {
                             pending_processing = true; // needs no event time
                             self.processing = false;
                             self.lateness = 0;
+                            self.late_output = None;
                             (Window::Unbounded, step.span)
                         }
                     };
@@ -829,8 +834,15 @@ impl Checker {
                     };
                     let time_field =
                         time.map_or(String::new(), |t| ty.schema.fields[t].name.clone());
+                    let late = self.late_output.clone();
+                    let input_ty = ty.clone();
                     match self.aggregate(&ty, keys, window, time_field, items, step.span) {
                         Some((agg, out)) => {
+                            if let Some((name, span)) = late {
+                                let mut late_ty = input_ty;
+                                late_ty.updating = None;
+                                late_streams.push((name, span, steps.len(), late_ty));
+                            }
                             ty = out;
                             steps.push(TStep {
                                 kind: TStepKind::WindowAggregate(agg),
@@ -989,6 +1001,25 @@ impl Checker {
             steps,
             ty,
         });
+        for (late_name, late_span, step, late_ty) in late_streams {
+            let ident = ast::Ident {
+                name: late_name.clone(),
+                span: late_span,
+            };
+            let late_index = self.program.streams.len();
+            if self.declare(&ident, Named::Stream(late_index)) {
+                self.program.streams.push(StreamDef {
+                    name: Some(late_name),
+                    span: late_span,
+                    input: StreamInput::Late {
+                        stream: index,
+                        step,
+                    },
+                    steps: Vec::new(),
+                    ty: late_ty,
+                });
+            }
+        }
         Some(index)
     }
 
@@ -1039,6 +1070,9 @@ impl Checker {
         self.lateness = args
             .duration("lateness", &mut self.diagnostics)
             .unwrap_or(0);
+        self.late_output = args
+            .string("late", &mut self.diagnostics)
+            .map(|name| (name, args.span_of("late")));
         match args.string("time", &mut self.diagnostics).as_deref() {
             None | Some("event") => Some(false),
             Some("processing") => Some(true),
@@ -1059,12 +1093,13 @@ impl Checker {
     fn window(&mut self, call: &ast::Call) -> Option<Window> {
         self.processing = false;
         self.lateness = 0;
+        self.late_output = None;
         match call.name.name.as_str() {
             "tumble" => {
                 let args = Args::new(
                     call,
                     "window `tumble`",
-                    &["size", "time", "lateness"],
+                    &["size", "time", "lateness", "late"],
                     &mut self.diagnostics,
                 );
                 let size = args.duration("size", &mut self.diagnostics);
@@ -1076,7 +1111,7 @@ impl Checker {
                 let args = Args::new(
                     call,
                     "window `hop`",
-                    &["size", "slide", "time", "lateness"],
+                    &["size", "slide", "time", "lateness", "late"],
                     &mut self.diagnostics,
                 );
                 let size = args.duration("size", &mut self.diagnostics);
@@ -1109,7 +1144,7 @@ impl Checker {
                 let args = Args::new(
                     call,
                     "window `cumulate`",
-                    &["step", "size", "time", "lateness"],
+                    &["step", "size", "time", "lateness", "late"],
                     &mut self.diagnostics,
                 );
                 let step = args.duration("step", &mut self.diagnostics);
@@ -1138,7 +1173,7 @@ impl Checker {
                 let args = Args::new(
                     call,
                     "window `session`",
-                    &["gap", "time"],
+                    &["gap", "time", "late"],
                     &mut self.diagnostics,
                 );
                 let gap = args.duration("gap", &mut self.diagnostics);
@@ -1375,6 +1410,7 @@ impl Checker {
                 time_field,
                 processing_time: self.processing || unbounded,
                 lateness_ms: self.lateness,
+                late_output: self.late_output.as_ref().map(|(n, _)| n.clone()),
                 aggs,
             },
             StreamType {

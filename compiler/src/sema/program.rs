@@ -77,6 +77,11 @@ pub enum Format {
 pub enum StreamInput {
     Source(usize),
     Stream(usize),
+    /// The late records of step `step` of stream `stream` (a window's side output).
+    Late {
+        stream: usize,
+        step: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -154,6 +159,8 @@ pub struct WindowAggregate {
     pub processing_time: bool,
     /// Allowed lateness in ms (0: none); with it the output is an updating stream.
     pub lateness_ms: i64,
+    /// The stream late records go to (`late: name`), if the pipeline names one.
+    pub late_output: Option<String>,
     pub aggs: Vec<AggItem>,
 }
 
