@@ -824,3 +824,30 @@ fn q10_writes_bids_partitioned_by_day_and_minute() {
     assert_eq!(got.len(), want.len());
     assert_eq!(got, want);
 }
+
+#[test]
+fn q4_averages_winning_prices_per_category() {
+    let e = events_of(1);
+    let by_id: BTreeMap<i64, &Auction> = e.auctions.iter().map(|a| (a.id, a)).collect();
+    let mut winning: BTreeMap<i64, i64> = BTreeMap::new();
+    for b in &e.bids {
+        let Some(a) = by_id.get(&b.auction) else {
+            continue;
+        };
+        if b.date_time >= a.date_time && b.date_time <= a.expires {
+            let w = winning.entry(a.id).or_insert(i64::MIN);
+            *w = (*w).max(b.price);
+        }
+    }
+    let mut per_category: BTreeMap<i64, (i128, i64)> = BTreeMap::new();
+    for (id, price) in &winning {
+        let e = per_category.entry(by_id[id].category).or_default();
+        e.0 += *price as i128;
+        e.1 += 1;
+    }
+    let oracle = per_category
+        .iter()
+        .map(|(category, (sum, n))| json!({"category": category, "avg_final": *sum as f64 / *n as f64}))
+        .collect();
+    check_final("q4", "nexmark/q4.weir", oracle);
+}

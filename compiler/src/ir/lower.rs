@@ -173,7 +173,11 @@ impl Lower<'_> {
                 TStepKind::Select(items) => {
                     (Op::Select(items.clone()), upstream, EdgeKind::Forward)
                 }
-                TStepKind::WindowAggregate(agg) if agg.keys.is_empty() => {
+                // Over an updating stream every version of a row must meet its predecessor:
+                // one instance (rows may change group between versions).
+                TStepKind::WindowAggregate(agg)
+                    if agg.keys.is_empty() || agg.retract_key.is_some() =>
+                {
                     let edge = if upstream == Parallelism::One {
                         EdgeKind::Forward
                     } else {

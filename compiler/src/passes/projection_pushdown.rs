@@ -50,6 +50,9 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
                 push_all(&mut out, downstream);
             }
             push_all(&mut out, &agg.keys);
+            if let Some(key) = &agg.retract_key {
+                push_all(&mut out, key);
+            }
             if !agg.processing_time {
                 out.push(agg.time_field.clone());
             }

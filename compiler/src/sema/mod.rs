@@ -600,7 +600,10 @@ impl Checker {
                 break;
             }
             if let Some(up) = &ty.updating {
-                if !matches!(step.kind, StepKind::Select(_)) {
+                // A select maps changes; an unbounded aggregate retracts revised rows.
+                let allowed = matches!(step.kind, StepKind::Select(_))
+                    || matches!(step.kind, StepKind::Aggregate { .. }) && pending_window.is_none();
+                if !allowed {
                     let up = up.clone();
                     self.error(
                         Diagnostic::error(
@@ -1381,6 +1384,22 @@ impl Checker {
                 }
                 (_, None) => unreachable!("only count takes no argument"),
             };
+            if input.updating.is_some() {
+                let unsupported = matches!(func, AggFunc::FirstValue | AggFunc::LastValue)
+                    || matches!(func, AggFunc::Min | AggFunc::Max) && ty == Type::F64;
+                if unsupported {
+                    self.error(
+                        Diagnostic::error(
+                            "E0434",
+                            call.span,
+                            format!("`{}` cannot aggregate an updating stream{}", func.name(), if ty == Type::F64 { " of f64" } else { "" }),
+                        )
+                        .with_hint("revised rows must be taken back out: count, sum, avg, count(distinct), and min/max of integers, strings and timestamps can"),
+                    );
+                    ok = false;
+                    continue;
+                }
+            }
             fields.push(Field {
                 name: name.name.clone(),
                 ty,
@@ -1411,6 +1430,7 @@ impl Checker {
                 processing_time: self.processing || unbounded,
                 lateness_ms: self.lateness,
                 late_output: self.late_output.as_ref().map(|(n, _)| n.clone()),
+                retract_key: input.updating.as_ref().map(|u| u.key.clone()),
                 aggs,
             },
             StreamType {

@@ -161,6 +161,9 @@ pub struct WindowAggregate {
     pub lateness_ms: i64,
     /// The stream late records go to (`late: name`), if the pipeline names one.
     pub late_output: Option<String>,
+    /// Aggregating an updating stream: its upsert key (each change retracts the row it
+    /// revises). Only without a window.
+    pub retract_key: Option<Vec<String>>,
     pub aggs: Vec<AggItem>,
 }
 

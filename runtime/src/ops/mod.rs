@@ -17,6 +17,8 @@ pub use join::{route_by_key, Either, JoinSpec};
 pub use lookup_join::{lookup_table, LookupJoin, LookupSpec, LookupTable};
 pub use map::{FilterMap, Map};
 pub use regular_join::RegularJoin;
-pub use updating::{Change, GroupAggregateOp, RankSpec, TopNOp, Upserts};
+pub use updating::{
+    Change, GroupAggregateOp, RankSpec, RetractAggregate, RetractAggregateOp, TopNOp, Upserts,
+};
 pub use window::{WindowAggregate, WindowAggregateOp, Windows};
 pub use window_join::WindowJoin;
