@@ -73,6 +73,10 @@ impl RunArgs {
                 "--dead-letters" => {
                     out.dead_letters = Some(PathBuf::from(value("--dead-letters")?))
                 }
+                "--idle-timeout" => {
+                    let ms: u64 = parse_num(&value("--idle-timeout")?, "--idle-timeout")?;
+                    out.idle_timeout = Some(std::time::Duration::from_millis(ms.max(1)));
+                }
                 "--quiet" | "-q" => out.quiet = true,
                 "--help" | "-h" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option `{other}`\n{USAGE}")),
@@ -206,4 +210,34 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         return ExitCode::FAILURE;
     }
     runtime.join(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse() {
+        let args = RunArgs::parse(
+            [
+                "--events",
+                "1_000",
+                "--idle-timeout=250",
+                "--parallelism",
+                "3",
+                "--quiet",
+            ]
+            .map(String::from),
+        )
+        .unwrap();
+        assert_eq!(args.events, Some(1000));
+        assert_eq!(
+            args.idle_timeout,
+            Some(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(args.parallelism, Some(3));
+        assert!(args.quiet);
+        assert!(RunArgs::parse(["--bogus"].map(String::from)).is_err());
+        assert!(RunArgs::parse(["--parallelism", "0"].map(String::from)).is_err());
+    }
 }

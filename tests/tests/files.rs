@@ -383,3 +383,47 @@ fn a_missing_input_file_fails_with_a_clear_message() {
     );
     assert!(!result.stderr.contains("panicked"), "{}", result.stderr);
 }
+
+#[test]
+fn a_stream_joined_with_itself_after_fused_steps() {
+    // Regression: the right input of a join was a run of fused steps whose rewiring lost the
+    // input port, so every record arrived as the left side and nothing matched.
+    let dir = temp();
+    let input = dir.path().join("in.jsonl");
+    let lines: Vec<String> = (0..50)
+        .map(|i| format!(r#"{{"k":{},"v":{},"ts":{}}}"#, i % 5, i, 1000 + i * 100))
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let text = format!(
+        "schema E {{ k: i64, v: i64, ts: timestamp }}\n\
+         source e: E = file(path: \"{}\") format json event_time ts watermark 1s\n\
+         let odd = e |> filter v % 2 = 1 |> select {{ k, v, ts }}\n\
+         let pairs = odd |> interval_join odd as o on k = o.k within(0s, 1s) |> select {{ a: v, b: o.v }}\n\
+         sink pairs -> stdout() format json\n",
+        input.display()
+    );
+    // Oracle: odd v with the same k (v ≡ k mod 5) and o.ts - ts in [0, 1000] ms: v <= o.v <= v + 10.
+    let mut want: Vec<(i64, i64)> = Vec::new();
+    for a in (0..50).filter(|v| v % 2 == 1) {
+        for b in (0..50).filter(|v| v % 2 == 1) {
+            if a % 5 == b % 5 && b >= a && b <= a + 10 {
+                want.push((a, b));
+            }
+        }
+    }
+    for no_fusion in [false, true] {
+        let result = run(
+            &build("self_join", &text, no_fusion),
+            &["--parallelism", "2"],
+            dir.path(),
+            None,
+        );
+        assert!(result.success, "{}", result.stderr);
+        let mut got: Vec<(i64, i64)> = json_rows(&result.stdout)
+            .iter()
+            .map(|r| (r["a"].as_i64().unwrap(), r["b"].as_i64().unwrap()))
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "no_fusion {no_fusion}");
+    }
+}

@@ -104,11 +104,9 @@ impl Pass for ProjectionPushdown {
             let downstream: Vec<String> = needed.get(op).cloned().unwrap_or_default();
             let node = graph.node(*op);
             let reads = needs(&node.op, &node.ty, &downstream);
-            for (_, from) in graph.inputs(*op) {
+            for (edge, from) in graph.inputs(*op) {
                 let reads = if matches!(node.op, Op::Join { .. } | Op::Rank(_)) {
-                    graph
-                        .node(from)
-                        .ty
+                    edge_type(&graph, edge, from)
                         .schema
                         .names()
                         .map(str::to_string)
@@ -134,10 +132,10 @@ impl Pass for ProjectionPushdown {
             }
             let reads = needs(
                 &consumer.op,
-                &graph.node(from).ty,
+                &edge_type(&graph, edge, from),
                 &needed.get(&to).cloned().unwrap_or_default(),
             );
-            let from_ty = graph.node(from).ty.clone();
+            let from_ty = edge_type(&graph, edge, from);
             let kept: Vec<String> = from_ty
                 .schema
                 .names()
@@ -195,8 +193,10 @@ impl Pass for ProjectionPushdown {
                 .ty
                 .schema
                 .names()
-                .filter(|n| need.iter().any(|x| x == n))
-                .map(str::to_string)
+                .enumerate()
+                // The event-time field stays: the source's watermarks come from it.
+                .filter(|(i, n)| need.iter().any(|x| x == n) || def.ty.time_field == Some(*i))
+                .map(|(_, n)| n.to_string())
                 .collect();
             if kept.len() == def.ty.schema.fields.len() {
                 continue;
@@ -245,4 +245,15 @@ pub fn narrow(ty: &StreamType, kept: &[String]) -> StreamType {
         schema: crate::sema::types::Schema { fields },
         time_field,
     }
+}
+
+/// The record type on `edge` (leaving `from`): the operator's output, or, for a window's late
+/// records (output port 1), the window's input.
+fn edge_type(graph: &Dataflow, edge: crate::ir::EdgeId, from: OpId) -> StreamType {
+    if graph.edge(edge).from_port == 1 {
+        if let Some((in_edge, input)) = graph.inputs(from).first() {
+            return edge_type(graph, *in_edge, *input);
+        }
+    }
+    graph.node(from).ty.clone()
 }

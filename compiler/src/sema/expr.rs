@@ -105,7 +105,7 @@ impl TExpr {
         matches!(self.kind, TExprKind::Lit(Literal::Int(v)) if v != 0)
     }
 
-    fn widen(self, ty: Type) -> TExpr {
+    pub(crate) fn widen(self, ty: Type) -> TExpr {
         if self.ty == ty || self.ty == Type::Null {
             return TExpr { ty, ..self };
         }
@@ -199,7 +199,7 @@ impl ExprChecker<'_> {
                     }
                     UnaryOp::Not if e.ty == Type::Bool || e.ty == Type::Null => {
                         let n = e.nullable;
-                        mk(TExprKind::Not(Box::new(e)), Type::Bool, n)
+                        mk(TExprKind::Not(Box::new(e.widen(Type::Bool))), Type::Bool, n)
                     }
                     UnaryOp::Neg => {
                         self.error(type_error("E0202", inner.span, "`-` needs a number", e.ty))
@@ -225,7 +225,9 @@ impl ExprChecker<'_> {
                 let mut failed = false;
                 for (c, v) in branches {
                     match self.check(c) {
-                        Some(c) if c.ty == Type::Bool || c.ty == Type::Null => conds.push(c),
+                        Some(c) if c.ty == Type::Bool || c.ty == Type::Null => {
+                            conds.push(c.widen(Type::Bool))
+                        }
                         Some(c) => {
                             self.diagnostics.push(type_error(
                                 "E0203",
@@ -646,7 +648,7 @@ impl ExprChecker<'_> {
             );
         };
         let problem = match kind {
-            LiteralKind::Regex => regex_syntax::Parser::new().parse(text).err().map(|e| {
+            LiteralKind::Regex => regex::Regex::new(text).err().map(|e| {
                 let msg = e.to_string();
                 let last = msg
                     .lines()

@@ -46,11 +46,40 @@ impl Checker {
             }
         };
         self.used.push(join.stream.name.clone());
+        if let Some(up) = &right.updating {
+            let up = up.clone();
+            self.error(
+                Diagnostic::error(
+                    "E0430",
+                    join.stream.span,
+                    format!(
+                        "cannot join `{}`: `{}` makes it an updating stream",
+                        join.stream.name, up.operator
+                    ),
+                )
+                .with_secondary(up.span, "rows of this stream are revised from here on")
+                .with_hint("joins take append-only streams; join before the updating step"),
+            );
+            return None;
+        }
         let alias = join
             .alias
             .as_ref()
             .map_or(join.stream.name.clone(), |a| a.name.clone());
         let prefix = format!("{alias}.");
+        if left
+            .schema
+            .fields
+            .iter()
+            .any(|f| f.name.starts_with(&prefix))
+        {
+            let span = join.alias.as_ref().map_or(join.stream.span, |a| a.span);
+            self.error(
+                Diagnostic::error("E0427", span, format!("the alias `{alias}` is taken: the stream already has `{alias}.` fields from an earlier join"))
+                    .with_hint("give this join another alias: `join S as other on ...`"),
+            );
+            return None;
+        }
         if join.kind == JoinKind::Lookup {
             let is_file = matches!(right_input, StreamInput::Source(i)
                 if matches!(self.program.sources[i].kind, SourceKind::File { .. }));
@@ -257,6 +286,19 @@ impl Checker {
         let right_time = right
             .time_field
             .map(|i| right.schema.fields[i].name.clone());
+        if ttl_ms.is_some() && (left_time.is_none() || right_time.is_none()) {
+            self.error(
+                Diagnostic::error(
+                    "E0407",
+                    span,
+                    "a join's `ttl` counts in event time, and one of the streams has none",
+                )
+                .with_hint(
+                    "declare `event_time FIELD watermark ...` on both sources, or drop the ttl",
+                ),
+            );
+            return None;
+        }
         if needs_time && (left_time.is_none() || right_time.is_none()) {
             self.error(
                 Diagnostic::error("E0407", span, "this join needs event time on both streams")

@@ -128,7 +128,34 @@ pub(crate) struct Checker {
     program: Program,
 }
 
+/// Names weir cannot give to a Rust struct field without risking a clash with its own naming
+/// (`p.name` is stored as `p__name`; `self` as `self_`).
+fn reserved_field_name(name: &str) -> bool {
+    name == "_"
+        || name.contains("__")
+        || name.ends_with('_') && ["self_", "Self_", "super_", "crate_"].contains(&name)
+        || matches!(name, "self" | "Self" | "super" | "crate")
+}
+
 impl Checker {
+    /// Reports a field name that generated code cannot hold.
+    fn check_field_name(&mut self, name: &ast::Ident) -> bool {
+        if reserved_field_name(&name.name) {
+            self.error(
+                Diagnostic::error(
+                    "E0108",
+                    name.span,
+                    format!("`{}` cannot be a field name", name.name),
+                )
+                .with_hint(
+                    "field names cannot be `_`, `self`, `super` or `crate`, nor contain `__`",
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
     fn error(&mut self, d: Diagnostic) {
         self.diagnostics.push(d);
     }
@@ -179,6 +206,10 @@ impl Checker {
         let mut ok = true;
         let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
         for field in &decl.fields {
+            if !self.check_field_name(&field.name) {
+                ok = false;
+                continue;
+            }
             if let Some(first) = seen.get(field.name.name.as_str()) {
                 self.error(
                     Diagnostic::error(
@@ -668,6 +699,10 @@ impl Checker {
                                 })
                                 .collect(),
                             SelectItemKind::Named { name, expr } => {
+                                if !self.check_field_name(name) {
+                                    failed = true;
+                                    continue;
+                                }
                                 let mut checker = ExprChecker {
                                     schema: &ty.schema,
                                     diagnostics: &mut self.diagnostics,
@@ -1220,6 +1255,26 @@ impl Checker {
         let key_count = fields.len();
         let unbounded = window == Window::Unbounded;
         if !unbounded {
+            if let Some(k) = keys
+                .iter()
+                .find(|k| *k == "window_start" || *k == "window_end")
+            {
+                self.error(
+                    Diagnostic::error(
+                        "E0403",
+                        span,
+                        format!(
+                            "keying a window by `{k}` would repeat the window's own `{k}` field"
+                        ),
+                    )
+                    .with_hint(format!(
+                        "rename it first: `|> select {{ ..., previous_{k}: {k} }}`"
+                    )),
+                );
+                return None;
+            }
+        }
+        if !unbounded {
             fields.push(Field::new("window_start", Type::Timestamp));
             fields.push(Field::new("window_end", Type::Timestamp));
         }
@@ -1234,6 +1289,10 @@ impl Checker {
                 ok = false;
                 continue;
             };
+            if !self.check_field_name(name) {
+                ok = false;
+                continue;
+            }
             if fields.iter().any(|f| f.name == name.name) {
                 self.error(
                     Diagnostic::error("E0403", name.span, format!("`{}` is already a field of the aggregate's output", name.name))

@@ -319,10 +319,10 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
                         // Fired, but within the allowed lateness: update and emit again.
                         accepted = true;
                         let key = A::key(record);
-                        if let Some(groups) = self.fired.get_mut(&(end, start)) {
-                            A::add(groups.entry(key.clone()).or_insert_with(A::new_acc), record);
-                            self.redo.entry((end, start)).or_default().insert(key);
-                        }
+                        // (A window that fired empty has no entry yet.)
+                        let groups = self.fired.entry((end, start)).or_default();
+                        A::add(groups.entry(key.clone()).or_insert_with(A::new_acc), record);
+                        self.redo.entry((end, start)).or_default().insert(key);
                         continue;
                     }
                     accepted = true;
