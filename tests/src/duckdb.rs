@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use weir_runtime::nexmark::{self, Bid, EventKind, NexmarkConfig, Split};
+use weir_runtime::nexmark::{self, Auction, Bid, EventKind, NexmarkConfig, Person, Split};
 
 /// Runs `sys.argv[1]` in an in-memory DuckDB and prints one JSON object per row (column name
 /// -> value). Timestamps become `yyyy-MM-dd HH:mm:ss.SSS` text in UTC, weir's output format;
@@ -42,7 +42,9 @@ def cell(v):
 def unsupported(v):
     raise TypeError(f"the DuckDB oracle cannot print a {type(v).__name__} ({v!r}): cast it in SQL")
 
+# No progress bar: DuckDB draws one on stdout for queries that run over 2 s.
 con = duckdb.connect(":memory:")
+con.execute("SET enable_progress_bar = false")
 cur = con.execute(sys.argv[1])
 names = [d[0] for d in cur.description]
 if len(set(names)) != len(names):
@@ -128,16 +130,81 @@ pub fn nexmark_bids(config: &NexmarkConfig) -> Vec<Bid> {
     out
 }
 
-/// Writes `bids` to `path` as CSV with a header, `date_time` in epoch milliseconds. Read it
-/// back with [`read_bids`].
-pub fn write_bids_csv(path: &Path, bids: &[Bid]) {
+/// All three streams of a generator run, split by split.
+#[derive(Debug, Default)]
+pub struct NexmarkEvents {
+    pub persons: Vec<Person>,
+    pub auctions: Vec<Auction>,
+    pub bids: Vec<Bid>,
+}
+
+/// Every event of the generator run `config` describes, split by split: what the Nexmark
+/// sources of a pipeline binary with the same parameters (and `--events`, `--generators`)
+/// read, each source keeping its own kind.
+pub fn nexmark_events(config: &NexmarkConfig) -> NexmarkEvents {
+    let mut out = NexmarkEvents::default();
+    for index in 0..config.generators {
+        let mut split = Split::new(config, index);
+        while let Some(meta) = split.next_meta() {
+            match meta.kind {
+                EventKind::Person => out.persons.push(nexmark::person(config, &meta)),
+                EventKind::Auction => out.auctions.push(nexmark::auction(config, &meta)),
+                EventKind::Bid => out.bids.push(nexmark::bid(config, &meta)),
+            }
+        }
+    }
+    out
+}
+
+/// Writes a CSV file: the `header` line, then one line per row, which `row` writes without
+/// its line end.
+fn write_csv<T>(
+    path: &Path,
+    header: &str,
+    rows: &[T],
+    row: impl Fn(&mut BufWriter<File>, &T) -> std::io::Result<()>,
+) {
     let file =
         File::create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
     let mut w = BufWriter::new(file);
     let mut write = || -> std::io::Result<()> {
-        writeln!(w, "auction,bidder,price,channel,url,date_time,extra")?;
-        for b in bids {
-            writeln!(
+        writeln!(w, "{header}")?;
+        for r in rows {
+            row(&mut w, r)?;
+            writeln!(w)?;
+        }
+        w.flush()
+    };
+    write().unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// A DuckDB table expression reading a CSV file written by [`write_csv`]: `columns` (name,
+/// DuckDB type) in file order, every type given (nothing sniffed), and a quoted empty field
+/// read as an empty string, not NULL (DuckDB's default would make it NULL). `select` is the
+/// select list over the raw columns (to convert epoch milliseconds to timestamps).
+fn read_csv(path: &Path, columns: &[(&str, &str)], select: &str) -> String {
+    let types: Vec<String> = columns
+        .iter()
+        .map(|(name, ty)| format!("{}: {}", sql_string(name), sql_string(ty)))
+        .collect();
+    format!(
+        "(SELECT {select} \
+         FROM read_csv({}, header = true, delim = ',', quote = '\"', escape = '\"', \
+         auto_detect = false, allow_quoted_nulls = false, columns = {{{}}}))",
+        sql_string(&path.display().to_string()),
+        types.join(", ")
+    )
+}
+
+/// Writes `bids` to `path` as CSV with a header, `date_time` in epoch milliseconds. Read it
+/// back with [`read_bids`].
+pub fn write_bids_csv(path: &Path, bids: &[Bid]) {
+    write_csv(
+        path,
+        "auction,bidder,price,channel,url,date_time,extra",
+        bids,
+        |w, b| {
+            write!(
                 w,
                 "{},{},{},{},{},{},{}",
                 b.auction,
@@ -147,23 +214,118 @@ pub fn write_bids_csv(path: &Path, bids: &[Bid]) {
                 csv_text(&b.url),
                 b.date_time,
                 csv_text(&b.extra)
-            )?;
-        }
-        w.flush()
-    };
-    write().unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            )
+        },
+    );
 }
 
 /// A DuckDB table expression over a [`write_bids_csv`] file, with every column's type given
 /// (nothing sniffed) and `date_time` converted from epoch milliseconds to a `TIMESTAMP`.
 pub fn read_bids(path: &Path) -> String {
-    format!(
-        "(SELECT auction, bidder, price, channel, url, epoch_ms(date_time) AS date_time, extra \
-         FROM read_csv({}, header = true, delim = ',', quote = '\"', escape = '\"', \
-         auto_detect = false, columns = {{'auction': 'BIGINT', 'bidder': 'BIGINT', \
-         'price': 'BIGINT', 'channel': 'VARCHAR', 'url': 'VARCHAR', 'date_time': 'BIGINT', \
-         'extra': 'VARCHAR'}}))",
-        sql_string(&path.display().to_string())
+    read_csv(
+        path,
+        &[
+            ("auction", "BIGINT"),
+            ("bidder", "BIGINT"),
+            ("price", "BIGINT"),
+            ("channel", "VARCHAR"),
+            ("url", "VARCHAR"),
+            ("date_time", "BIGINT"),
+            ("extra", "VARCHAR"),
+        ],
+        "auction, bidder, price, channel, url, epoch_ms(date_time) AS date_time, extra",
+    )
+}
+
+/// Writes `auctions` to `path` as CSV with a header, `date_time` and `expires` in epoch
+/// milliseconds. Read it back with [`read_auctions`].
+pub fn write_auctions_csv(path: &Path, auctions: &[Auction]) {
+    write_csv(
+        path,
+        "id,item_name,description,initial_bid,reserve,date_time,expires,seller,category,extra",
+        auctions,
+        |w, a| {
+            write!(
+                w,
+                "{},{},{},{},{},{},{},{},{},{}",
+                a.id,
+                csv_text(&a.item_name),
+                csv_text(&a.description),
+                a.initial_bid,
+                a.reserve,
+                a.date_time,
+                a.expires,
+                a.seller,
+                a.category,
+                csv_text(&a.extra)
+            )
+        },
+    );
+}
+
+/// A DuckDB table expression over a [`write_auctions_csv`] file: every column's type given,
+/// `date_time` and `expires` converted from epoch milliseconds to `TIMESTAMP`s.
+pub fn read_auctions(path: &Path) -> String {
+    read_csv(
+        path,
+        &[
+            ("id", "BIGINT"),
+            ("item_name", "VARCHAR"),
+            ("description", "VARCHAR"),
+            ("initial_bid", "BIGINT"),
+            ("reserve", "BIGINT"),
+            ("date_time", "BIGINT"),
+            ("expires", "BIGINT"),
+            ("seller", "BIGINT"),
+            ("category", "BIGINT"),
+            ("extra", "VARCHAR"),
+        ],
+        "id, item_name, description, initial_bid, reserve, epoch_ms(date_time) AS date_time, \
+         epoch_ms(expires) AS expires, seller, category, extra",
+    )
+}
+
+/// Writes `persons` to `path` as CSV with a header, `date_time` in epoch milliseconds. Read it
+/// back with [`read_persons`].
+pub fn write_persons_csv(path: &Path, persons: &[Person]) {
+    write_csv(
+        path,
+        "id,name,email_address,credit_card,city,state,date_time,extra",
+        persons,
+        |w, p| {
+            write!(
+                w,
+                "{},{},{},{},{},{},{},{}",
+                p.id,
+                csv_text(&p.name),
+                csv_text(&p.email_address),
+                csv_text(&p.credit_card),
+                csv_text(&p.city),
+                csv_text(&p.state),
+                p.date_time,
+                csv_text(&p.extra)
+            )
+        },
+    );
+}
+
+/// A DuckDB table expression over a [`write_persons_csv`] file: every column's type given,
+/// `date_time` converted from epoch milliseconds to a `TIMESTAMP`.
+pub fn read_persons(path: &Path) -> String {
+    read_csv(
+        path,
+        &[
+            ("id", "BIGINT"),
+            ("name", "VARCHAR"),
+            ("email_address", "VARCHAR"),
+            ("credit_card", "VARCHAR"),
+            ("city", "VARCHAR"),
+            ("state", "VARCHAR"),
+            ("date_time", "BIGINT"),
+            ("extra", "VARCHAR"),
+        ],
+        "id, name, email_address, credit_card, city, state, epoch_ms(date_time) AS date_time, \
+         extra",
     )
 }
 
@@ -207,7 +369,6 @@ pub fn assert_same_rows(what: &str, got: &[Value], want: &[Value], approx: &[&st
         v
     };
     let (got, want) = (sorted(got), sorted(want));
-    eprintln!("DEBUG {what}: {} rows", want.len());
     for pair in want.windows(2) {
         assert!(
             pair[0].0 != pair[1].0 || approx.is_empty(),
