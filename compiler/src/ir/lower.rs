@@ -113,11 +113,43 @@ impl Lower<'_> {
         });
         let left_keys = key_names(&def.left_keys, self.sources);
         let right_keys = key_names(&def.right_keys, self.sources);
+        // Conditions on one input alone run as filters before the exchange into the join.
+        let (left, left_port) =
+            self.pushed_filter((left, left_port), def.left_filter.as_ref(), &def.left_ty);
+        let right = self.pushed_filter(right, def.right_filter.as_ref(), &def.right_ty);
         self.graph
             .connect_ports(left, left_port, op, EdgeKind::Hash(left_keys), 0);
         self.graph
             .connect_ports(right.0, right.1, op, EdgeKind::Hash(right_keys), 1);
         op
+    }
+
+    /// A filter node after `input` when a join pushed a condition down to it.
+    fn pushed_filter(
+        &mut self,
+        input: (OpId, u8),
+        condition: Option<&crate::sema::TExpr>,
+        ty: &crate::sema::StreamType,
+    ) -> (OpId, u8) {
+        let Some(condition) = condition else {
+            return input;
+        };
+        let parallelism = self.graph.node(input.0).parallelism;
+        let label = format!(
+            "filter {} (pushed below the join)",
+            one_line(self.sources.snippet(condition.span))
+        );
+        let op = self.graph.add_op(Node {
+            op: Op::Filter(condition.clone()),
+            ty: ty.clone(),
+            span: condition.span,
+            label,
+            parallelism,
+            task: None,
+        });
+        self.graph
+            .connect_ports(input.0, input.1, op, EdgeKind::Forward, 0);
+        (op, 0)
     }
 
     fn source(&mut self, index: usize) -> OpId {

@@ -136,6 +136,8 @@ impl Checker {
         let mut left_keys = Vec::new();
         let mut right_keys = Vec::new();
         let mut rest: Option<TExpr> = None;
+        let mut left_filter: Option<TExpr> = None;
+        let mut right_filter: Option<TExpr> = None;
         for c in conjuncts {
             if let TExprKind::Compare(CmpOp::Eq, a, b) = &c.kind {
                 let (sa, sb) = (side(a), side(b));
@@ -162,6 +164,19 @@ impl Checker {
                     right_keys.push(strip(r, &prefix));
                     continue;
                 }
+            }
+            // A condition on the joined stream alone filters it before the join (valid for
+            // inner and left outer joins alike); one on this stream alone, for inner joins.
+            match side(&c) {
+                Some(true) if join.kind != JoinKind::Lookup => {
+                    right_filter = Some(and(right_filter, strip(c, &prefix)));
+                    continue;
+                }
+                Some(false) if !join.left_outer && join.kind != JoinKind::Lookup => {
+                    left_filter = Some(and(left_filter, c));
+                    continue;
+                }
+                _ => {}
             }
             rest = Some(match rest {
                 None => c,
@@ -331,6 +346,8 @@ impl Checker {
             left_keys,
             right_keys,
             condition: rest,
+            left_filter,
+            right_filter,
             within,
             window_ms,
             ttl_ms,
@@ -404,5 +421,22 @@ fn signed_duration(args: &Args<'_>, name: &str, diagnostics: &mut Vec<Diagnostic
     match args.literal(name)? {
         Literal::Duration(v) => Some(v),
         _ => None,
+    }
+}
+
+/// `prev and next` (or `next` alone).
+fn and(prev: Option<TExpr>, next: TExpr) -> TExpr {
+    match prev {
+        None => next,
+        Some(prev) => {
+            let span = prev.span.to(next.span);
+            let nullable = prev.nullable || next.nullable;
+            TExpr {
+                kind: TExprKind::And(Box::new(prev), Box::new(next)),
+                ty: Type::Bool,
+                nullable,
+                span,
+            }
+        }
     }
 }

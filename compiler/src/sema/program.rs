@@ -136,6 +136,10 @@ pub struct JoinDef {
     pub left_keys: Vec<TExpr>,
     pub right_keys: Vec<TExpr>,
     pub condition: Option<TExpr>,
+    /// Conditions on one input alone, applied as filters before the join (pushed down): over
+    /// the left record, and over the joined record (plain field names).
+    pub left_filter: Option<TExpr>,
+    pub right_filter: Option<TExpr>,
     /// Interval join: the joined record's time minus this one's, in [lower, upper].
     pub within: Option<(i64, i64)>,
     /// Window join: tumbling window size.
