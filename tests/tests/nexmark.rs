@@ -851,7 +851,7 @@ fn q6_averages_each_sellers_last_ten_winning_prices() {
     let oracle: Vec<Value> = per_seller
         .iter_mut()
         .map(|(seller, rows)| {
-            rows.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)));
+            rows.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
             let last: Vec<i64> = rows.iter().take(10).map(|r| r.2).collect();
             let sum: i128 = last.iter().map(|p| *p as i128).sum();
             json!({"seller": seller, "avg_final": sum as f64 / last.len() as f64})
