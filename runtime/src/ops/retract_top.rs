@@ -208,9 +208,12 @@ mod tests {
         }
     }
 
-    /// The table the changes describe, by (seller, rank).
+    /// (seller, rank) -> (id, price)
+    type Ranks = BTreeMap<(i64, i64), (i64, i64)>;
+
+    /// The table the changes describe.
     #[derive(Clone, Default)]
-    struct Table(Rc<RefCell<BTreeMap<(i64, i64), (i64, i64)>>>);
+    struct Table(Rc<RefCell<Ranks>>);
     impl Collector<Change<(i64, i64, i64, i64)>> for Table {
         fn push(&mut self, c: &Change<(i64, i64, i64, i64)>) {
             let (s, rank, id, price) = *c.row();
@@ -225,7 +228,7 @@ mod tests {
     }
 
     /// The table a naive recomputation gives for the current rows.
-    fn naive(current: &BTreeMap<i64, (i64, i64)>) -> BTreeMap<(i64, i64), (i64, i64)> {
+    fn naive(current: &BTreeMap<i64, (i64, i64)>) -> Ranks {
         let mut by_seller: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
         for (id, (seller, price)) in current {
             by_seller.entry(*seller).or_default().push((*id, *price));
@@ -255,14 +258,14 @@ mod tests {
             let id = (x % 40) as i64;
             let seller = id % 3;
             let price = (x >> 8) as i64 % 1_000_000 * 4000 + step;
-            if x % 5 == 0 {
+            if x.is_multiple_of(5) {
                 op.push(&Change::Delete((id, seller, 0)));
                 current.remove(&id);
             } else {
                 op.push(&Change::Upsert((id, seller, price)));
                 current.insert(id, (seller, price));
             }
-            if step % 7 == 0 {
+            if step.rem_euclid(7) == 0 {
                 op.watermark(step);
                 assert_eq!(*table.0.borrow(), naive(&current), "after step {step}");
             }
