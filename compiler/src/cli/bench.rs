@@ -84,6 +84,13 @@ fn time_with(binary: &Path, args: &BenchArgs, extra: &[String]) -> Result<Timing
     let mut peak = None;
     let mut checkpoints = None;
     for _ in 0..args.repeat.max(1) {
+        // Each run starts from scratch: a checkpoint folder of a finished run would make the
+        // next run stop at once.
+        if let Some(i) = extra.iter().position(|a| a == "--checkpoint-dir") {
+            if let Some(dir) = extra.get(i + 1) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
         let started = Instant::now();
         let out = Command::new(binary)
             .args([
