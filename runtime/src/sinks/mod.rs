@@ -4,6 +4,8 @@
 
 pub mod changelog;
 mod checksum;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod partitioned;
 mod writer;
 
