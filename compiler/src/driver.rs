@@ -126,7 +126,11 @@ pub fn runtime_features(rust: &str) -> Vec<String> {
         .map(|list| {
             list.split(',')
                 .map(|f| f.trim().to_string())
-                .filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .filter(|f| {
+                    !f.is_empty()
+                        && f.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
                 .collect()
         })
         .unwrap_or_default()

@@ -127,7 +127,10 @@ pub struct Errors(Arc<Mutex<Vec<String>>>);
 
 impl Errors {
     pub fn report(&self, message: String) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(message);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
     }
 
     fn all(&self) -> Vec<String> {

@@ -299,7 +299,11 @@ fn windowed_aggregate_from_kafka_to_kafka() {
     let want = windowed_oracle(&data);
     assert!(want.len() > 10, "the oracle has windows to compare");
     let rows = windowed_rows(&consume(&brokers, &output, want.len()));
-    assert_eq!(rows.len(), want.len(), "one message per window and customer, no duplicates");
+    assert_eq!(
+        rows.len(),
+        want.len(),
+        "one message per window and customer, no duplicates"
+    );
     assert_eq!(rows.into_iter().collect::<BTreeSet<_>>(), want);
     assert!(!dir.path().join("dead.jsonl").exists(), "{}", out.stderr);
     // The source committed the end of every partition to its group.
@@ -335,7 +339,11 @@ fn two_consumers_split_the_partitions_and_agree() {
     let rows_one = windowed_rows(&consume(&brokers, &out_one, want.len()));
     let rows_two = windowed_rows(&consume(&brokers, &out_two, want.len()));
     assert_eq!(rows_one.len(), want.len());
-    assert_eq!(rows_two.len(), want.len(), "no duplicates with two consumers");
+    assert_eq!(
+        rows_two.len(),
+        want.len(),
+        "no duplicates with two consumers"
+    );
     assert_eq!(rows_one.into_iter().collect::<BTreeSet<_>>(), want);
     assert_eq!(rows_two.into_iter().collect::<BTreeSet<_>>(), want);
     // Both instances ran: two source tasks in the summary.

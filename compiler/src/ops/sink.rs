@@ -150,7 +150,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             // The key as text: a string as is, numbers and booleans as Rust prints them,
             // timestamps as `yyyy-MM-dd HH:mm:ss.SSS`; a null key sends the message without one.
             let key_expr = match key {
-                None => quote!(::std::option::Option::<fn(&#input, &mut ::std::vec::Vec<u8>) -> bool>::None),
+                None => {
+                    quote!(::std::option::Option::<fn(&#input, &mut ::std::vec::Vec<u8>) -> bool>::None)
+                }
                 Some(name) => {
                     let f = schema
                         .field(name)

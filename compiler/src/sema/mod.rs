@@ -302,8 +302,12 @@ impl Checker {
     fn kafka_format(&mut self, call: Option<&ast::Call>, format: Format) -> bool {
         if let (Format::Csv { header: true, .. }, Some(call)) = (format, call) {
             self.error(
-                Diagnostic::error("E0319", call.span, "a kafka message holds one row, without a CSV header")
-                    .with_hint("remove `header: true`"),
+                Diagnostic::error(
+                    "E0319",
+                    call.span,
+                    "a kafka message holds one row, without a CSV header",
+                )
+                .with_hint("remove `header: true`"),
             );
             return false;
         }
@@ -493,7 +497,14 @@ impl Checker {
                             .with_hint(format!("declare one and name it: `schema Row {{ ... }}` then `source {name}: Row = kafka(...)`")),
                     );
                 }
-                match (declared_schema, format, topic, brokers, start_latest, properties) {
+                match (
+                    declared_schema,
+                    format,
+                    topic,
+                    brokers,
+                    start_latest,
+                    properties,
+                ) {
                     (
                         Some(schema),
                         Some(format),
@@ -1703,7 +1714,9 @@ impl Checker {
                             let mut d = Diagnostic::error(
                                 "E0317",
                                 args.span_of("key"),
-                                format!("cannot key messages by `{key}`: the stream has no such field"),
+                                format!(
+                                    "cannot key messages by `{key}`: the stream has no such field"
+                                ),
                             );
                             if let Some(s) = did_you_mean(key, ty.schema.names()) {
                                 d = d.with_hint(format!("did you mean `{s}`?"));
@@ -1791,7 +1804,10 @@ impl Checker {
 /// `properties: "session.timeout.ms=6000,fetch.min.bytes=1"`: librdkafka properties as
 /// `key=value` pairs separated by commas (a value cannot hold a comma: pass such a property
 /// with the binary's `--kafka-property key=value`). `None` after reporting a malformed one.
-fn kafka_properties(args: &Args<'_>, diagnostics: &mut Vec<Diagnostic>) -> Option<Vec<(String, String)>> {
+fn kafka_properties(
+    args: &Args<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Vec<(String, String)>> {
     let Some(text) = args.string("properties", diagnostics) else {
         return Some(Vec::new());
     };

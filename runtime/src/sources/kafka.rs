@@ -206,7 +206,9 @@ impl ConsumerContext for SourceContext {
                     .collect();
                 for (partition, offset) in starts {
                     state.pending_starts.remove(&partition);
-                    if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset)) {
+                    if let Err(e) =
+                        tpl.set_partition_offset(&topic, partition, Offset::Offset(offset))
+                    {
                         state.warnings.push(format!(
                             "cannot start partition {partition} at offset {offset}: {e}"
                         ));
@@ -218,7 +220,9 @@ impl ConsumerContext for SourceContext {
                     consumer.assign(tpl)
                 };
                 if let Err(e) = result {
-                    state.warnings.push(format!("assigning partitions failed: {e}"));
+                    state
+                        .warnings
+                        .push(format!("assigning partitions failed: {e}"));
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -246,7 +250,9 @@ impl ConsumerContext for SourceContext {
                     consumer.unassign()
                 };
                 if let Err(e) = result {
-                    state.warnings.push(format!("unassigning partitions failed: {e}"));
+                    state
+                        .warnings
+                        .push(format!("unassigning partitions failed: {e}"));
                 }
             }
             other => {
@@ -407,7 +413,9 @@ impl KafkaSource {
                 }
                 Some(Err(err)) => {
                     if let Some((code, reason)) = consumer.client().fatal_error() {
-                        result = Err(format!("source `{name}`: kafka: fatal error {code}: {reason}"));
+                        result = Err(format!(
+                            "source `{name}`: kafka: fatal error {code}: {reason}"
+                        ));
                         break;
                     }
                     let text = match &err {
