@@ -21,7 +21,8 @@ pub struct RunArgs {
     pub events: Option<u64>,
     /// Overrides the number of generator splits of every Nexmark source.
     pub generators: Option<u32>,
-    /// Instances of keyed operators; default: the largest source parallelism.
+    /// Instances of keyed operators and Kafka source consumers; default: the largest source
+    /// parallelism (Kafka: the pipeline's `parallelism:`, else 1).
     pub parallelism: Option<usize>,
     pub dead_letters: Option<PathBuf>,
     /// After this long without a message, an upstream instance stops holding watermarks back.
@@ -39,7 +40,7 @@ pub struct RunArgs {
 const USAGE: &str = "options:
   --events N          events of every nexmark source (overrides the pipeline)
   --generators G      generator splits of every nexmark source
-  --parallelism P     instances of keyed operators
+  --parallelism P     instances of keyed operators (and consumers of kafka sources)
   --dead-letters PATH where malformed input records go (default: dead_letters.jsonl)
   --idle-timeout MS   an input silent this long (ms) stops holding event time back
   --kafka-property K=V

@@ -194,7 +194,7 @@ where
             }
         }
         self.stats.records_out += 1;
-        if self.stats.records_in % 1024 == 0 {
+        if self.stats.records_in.is_multiple_of(1024) {
             producer.poll(Duration::ZERO);
         }
     }

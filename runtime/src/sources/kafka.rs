@@ -533,8 +533,10 @@ mod tests {
     use super::*;
 
     fn source(idle_ms: u64) -> KafkaSource {
-        let mut args = RunArgs::default();
-        args.idle_timeout = Some(Duration::from_millis(idle_ms));
+        let args = RunArgs {
+            idle_timeout: Some(Duration::from_millis(idle_ms)),
+            ..RunArgs::default()
+        };
         KafkaSource::new(KafkaSourceConfig::new(
             "s",
             "t",
@@ -579,8 +581,10 @@ mod tests {
 
     #[test]
     fn start_offsets_are_pending_until_assigned() {
-        let mut args = RunArgs::default();
-        args.kafka_properties = vec![("fetch.min.bytes".into(), "1".into())];
+        let args = RunArgs {
+            kafka_properties: vec![("fetch.min.bytes".into(), "1".into())],
+            ..RunArgs::default()
+        };
         let mut config = KafkaSourceConfig::new(
             "s",
             "t",
