@@ -8,8 +8,10 @@
 //! - **Watermarks** are per partition: each assigned partition tracks the highest event time
 //!   it has delivered; the instance's watermark is the minimum over its assigned partitions
 //!   that are not idle (silent for the idle timeout), minus the out-of-orderness bound. An
-//!   instance whose partitions are all idle (or that has none) sends no watermark, and the
-//!   input loops downstream stop waiting for it after the same idle timeout.
+//!   instance that is still joining its group, or has a partition without data yet, repeats
+//!   its last watermark so that nothing downstream counts it idle; one whose partitions are
+//!   all idle (or that has none) sends nothing, and the input loops downstream stop waiting
+//!   for it after the same idle timeout.
 //! - **Positions**: the next offset to read of every assigned partition, in [`Positions`]. They
 //!   are committed to the group (asynchronously, every second, and synchronously when
 //!   partitions are revoked and at the end) so that monitoring sees the group's progress and a
@@ -125,6 +127,22 @@ impl Positions {
     }
 }
 
+/// An instance's event time, from its partitions' clocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Clock {
+    /// The minimum over the assigned partitions that are not idle of their highest event time,
+    /// minus the out-of-orderness bound.
+    At(i64),
+    /// Not assigned yet (joining the group, or between an eager revoke and the new
+    /// assignment), or a partition that is not idle has no data yet: the instance repeats its
+    /// last watermark, so that the input loops downstream wait for it instead of counting it
+    /// idle and running ahead of records still to come.
+    Hold,
+    /// No partitions, or every one idle: the instance sends nothing, and the input loops
+    /// downstream stop waiting for it after the idle timeout.
+    Idle,
+}
+
 /// One assigned partition's clock.
 struct PartitionClock {
     max_event_time: i64,
@@ -140,6 +158,9 @@ struct State {
     pending_starts: BTreeMap<i32, i64>,
     /// When the group last changed this instance's assignment; `None`: not joined yet.
     last_rebalance: Option<Instant>,
+    /// Between joining (or an eager revoke) and the next assignment: partitions may be on
+    /// their way, so the instance holds the watermark back.
+    assigned: bool,
     /// Commit failures and rebalance errors, reported by the poll loop.
     warnings: Vec<String>,
 }
@@ -183,6 +204,7 @@ impl ConsumerContext for SourceContext {
         state.last_rebalance = Some(now);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                state.assigned = true;
                 let topic = state.positions.topic.clone();
                 for elem in tpl.elements() {
                     let partition = elem.partition();
@@ -226,6 +248,8 @@ impl ConsumerContext for SourceContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Eager: everything is revoked and a new assignment follows.
+                state.assigned = cooperative;
                 let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 let mut done = Positions {
                     topic: state.positions.topic.clone(),
@@ -288,6 +312,7 @@ impl KafkaSource {
                 .map(|p| p.next_offsets.clone())
                 .unwrap_or_default(),
             last_rebalance: None,
+            assigned: false,
             warnings: Vec::new(),
         };
         KafkaSource {
@@ -360,6 +385,7 @@ impl KafkaSource {
         let mut emitted = i64::MIN;
         let mut countdown = WATERMARK_INTERVAL;
         let mut last_watermark_check = Instant::now();
+        let mut last_sent = Instant::now();
         let mut last_commit = Instant::now();
         let mut last_message = Instant::now();
         let mut committed = Positions::default();
@@ -437,11 +463,21 @@ impl KafkaSource {
             {
                 countdown = WATERMARK_INTERVAL;
                 last_watermark_check = now;
-                if let Some(wm) = self.watermark(bound, now) {
-                    if wm > emitted {
+                match self.watermark(bound, now) {
+                    Clock::At(wm) if wm > emitted => {
                         emitted = wm;
+                        last_sent = now;
                         chain.watermark(wm);
                     }
+                    // Still active: say so, without advancing (at most once a period: a
+                    // watermark also flushes the exchanges' batches).
+                    Clock::At(_) | Clock::Hold
+                        if now.duration_since(last_sent) >= WATERMARK_PERIOD =>
+                    {
+                        last_sent = now;
+                        chain.watermark(emitted);
+                    }
+                    Clock::At(_) | Clock::Hold | Clock::Idle => {}
                 }
             }
             if now.duration_since(last_commit) >= COMMIT_EVERY {
@@ -469,22 +505,24 @@ impl KafkaSource {
         result
     }
 
-    /// The minimum over the assigned partitions that are not idle of their highest event time
-    /// minus `bound`; `None` when there is no such partition or one has no event time yet.
-    fn watermark(&self, bound: i64, now: Instant) -> Option<i64> {
+    /// What the instance says about event time now (see [`Clock`]).
+    fn watermark(&self, bound: i64, now: Instant) -> Clock {
         let state = lock(&self.state);
+        if !state.assigned {
+            return Clock::Hold;
+        }
         let mut min: Option<i64> = None;
         for clock in state.clocks.values() {
             if now.duration_since(clock.last_message) >= self.config.idle_timeout {
                 continue;
             }
             if clock.max_event_time == i64::MIN {
-                return None;
+                return Clock::Hold;
             }
             let wm = clock.max_event_time.saturating_sub(bound);
             min = Some(min.map_or(wm, |m: i64| m.min(wm)));
         }
-        min
+        min.map_or(Clock::Idle, Clock::At)
     }
 
     /// Commits the positions that changed since the last commit.
@@ -561,22 +599,31 @@ mod tests {
     #[test]
     fn watermark_is_the_minimum_over_active_partitions() {
         let s = source(1000);
-        let now = Instant::now();
-        assert_eq!(s.watermark(10, now), None, "no partitions: no watermark");
+        assert_eq!(
+            s.watermark(10, Instant::now()),
+            Clock::Hold,
+            "not joined yet"
+        );
+        lock(&s.state).assigned = true;
+        assert_eq!(
+            s.watermark(10, Instant::now()),
+            Clock::Idle,
+            "no partitions"
+        );
         clock(&s, 0, 500, Duration::ZERO);
         clock(&s, 1, 300, Duration::ZERO);
-        assert_eq!(s.watermark(10, Instant::now()), Some(290));
+        assert_eq!(s.watermark(10, Instant::now()), Clock::At(290));
         // Partition 1 goes idle: it stops holding the watermark back.
         clock(&s, 1, 300, Duration::from_secs(5));
-        assert_eq!(s.watermark(10, Instant::now()), Some(490));
+        assert_eq!(s.watermark(10, Instant::now()), Clock::At(490));
         // A partition without data yet holds it back until it is idle.
         clock(&s, 2, i64::MIN, Duration::ZERO);
-        assert_eq!(s.watermark(10, Instant::now()), None);
+        assert_eq!(s.watermark(10, Instant::now()), Clock::Hold);
         clock(&s, 2, i64::MIN, Duration::from_secs(5));
-        assert_eq!(s.watermark(10, Instant::now()), Some(490));
-        // Every partition idle: no watermark.
+        assert_eq!(s.watermark(10, Instant::now()), Clock::At(490));
+        // Every partition idle: the instance is idle.
         clock(&s, 0, 500, Duration::from_secs(5));
-        assert_eq!(s.watermark(10, Instant::now()), None);
+        assert_eq!(s.watermark(10, Instant::now()), Clock::Idle);
     }
 
     #[test]
