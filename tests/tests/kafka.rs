@@ -197,6 +197,23 @@ fn run_pipeline(binary: &Path, cwd: &Path, extra: &[&str]) -> RunOutput {
     out
 }
 
+/// Late records over every operator of a run summary (the `late` column).
+fn late_records(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .skip_while(|l| !l.contains("records in"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("dead letters"))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells
+                .len()
+                .checked_sub(2)
+                .and_then(|i| cells[i].parse::<u64>().ok())
+        })
+        .sum()
+}
+
 /// Orders: `(partition, id, customer, amount, ts)`, timestamps increasing within each partition.
 fn orders(n: i64, partitions: i32) -> Vec<(i32, i64, String, i64, i64)> {
     let base = 1_700_000_000_000i64;
@@ -306,6 +323,7 @@ fn windowed_aggregate_from_kafka_to_kafka() {
     );
     assert_eq!(rows.into_iter().collect::<BTreeSet<_>>(), want);
     assert!(!dir.path().join("dead.jsonl").exists(), "{}", out.stderr);
+    assert_eq!(late_records(&out.stderr), 0, "{}", out.stderr);
     // The source committed the end of every partition to its group.
     let committed = committed(&brokers, &input, &group, 3);
     assert_eq!(committed, BTreeMap::from([(0, 200), (1, 200), (2, 200)]));
@@ -346,8 +364,8 @@ fn two_consumers_split_the_partitions_and_agree() {
     );
     assert_eq!(rows_one.into_iter().collect::<BTreeSet<_>>(), want);
     assert_eq!(rows_two.into_iter().collect::<BTreeSet<_>>(), want);
-    // Both instances ran: two source tasks in the summary.
-    assert!(out.stderr.contains("records in"), "{}", out.stderr);
+    // Neither consumer ran ahead of the other: per-partition watermarks held event time.
+    assert_eq!(late_records(&out.stderr), 0, "{}", out.stderr);
     assert_eq!(
         committed(&brokers, &input, &group_two, 4),
         BTreeMap::from([(0, 200), (1, 200), (2, 200), (3, 200)])
@@ -440,5 +458,74 @@ sink rows -> stdout()
         out.stderr.contains("source `rows`: kafka:") && out.stderr.contains("no.such.property"),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn late_records_reads_the_summary() {
+    let summary = "weir: run summary
+  operator                                         records in    records out       late  wm lag ms
+  op2 aggregate { n: count(), total: sum(amou…            640            100         80     144750
+  op3 sink0 per_customer -> kafka weir-two-27…            100            100          0          -
+  dead letters: 0
+  elapsed: 4.717 s";
+    assert_eq!(late_records(summary), 80);
+}
+
+/// Source throughput: the same pipeline over a topic of `n` messages and over one of 10; the
+/// difference in elapsed time is what reading the `n` messages cost (group join and the idle
+/// wait at the end cancel out).
+#[test]
+#[ignore = "a measurement, not a check: cargo test -p weir-tests --test kafka -- --ignored --nocapture"]
+fn source_throughput() {
+    let Some(brokers) = broker() else { return };
+    let n: usize = std::env::var("WEIR_KAFKA_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500_000);
+    let mut elapsed = Vec::new();
+    for (name, count) in [("small", 10), ("large", n)] {
+        let topic = unique(&format!("bench-{name}"));
+        create_topic(&brokers, &topic, 2);
+        let messages: Vec<(i32, String)> = orders(count as i64, 2)
+            .iter()
+            .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
+            .collect();
+        let started = Instant::now();
+        produce(&brokers, &topic, &messages);
+        if count == n {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "produced {n} messages in {secs:.2} s: {:.0} msgs/s",
+                n as f64 / secs
+            );
+        }
+        let text = format!(
+            r#"
+schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}
+source orders: Order = kafka(topic: "{topic}", brokers: "{brokers}", group: "{}",
+    properties: "{GROUP_PROPERTIES}")
+    event_time ts watermark 1s
+sink orders |> filter amount >= 10 -> checksum()
+"#,
+            unique("bench")
+        );
+        let binary = build(&format!("kafka_bench_{name}"), &text, false);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let started = Instant::now();
+        let out = run_pipeline(&binary, dir.path(), &[]);
+        elapsed.push(started.elapsed().as_secs_f64());
+        assert!(
+            out.stderr.contains(&format!("events: {count}")),
+            "{}",
+            out.stderr
+        );
+    }
+    let reading = (elapsed[1] - elapsed[0]).max(1e-3);
+    eprintln!(
+        "source: {n} messages read in about {reading:.2} s: {:.0} msgs/s ({:.2} s and {:.2} s runs)",
+        n as f64 / reading,
+        elapsed[0],
+        elapsed[1]
     );
 }
