@@ -14,7 +14,12 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_runtime::dead_letter::DeadLetters;
+use weir_runtime::formats::DecodeError;
 use weir_runtime::kafka::rdkafka;
+use weir_runtime::sources::kafka::{
+    KafkaSource, KafkaSourceConfig, Positions, PositionsHandle, Start,
+};
 use weir_tests::{build, format_ts, run, RunOutput};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -527,5 +532,104 @@ sink orders |> filter amount >= 10 -> checksum()
         n as f64 / reading,
         elapsed[0],
         elapsed[1]
+    );
+}
+
+/// What a source pushed, and its positions when it finished.
+type Seen = Arc<std::sync::Mutex<(Vec<i64>, Option<Positions>)>>;
+
+struct Collect(Seen, PositionsHandle);
+
+impl weir_runtime::collector::Collector<i64> for Collect {
+    fn push(&mut self, record: &i64) {
+        self.0.lock().unwrap().0.push(*record);
+    }
+    fn watermark(&mut self, _watermark: i64) {}
+    fn finish(&mut self) {
+        self.0.lock().unwrap().1 = Some(self.1.positions());
+    }
+}
+
+/// Start positions (what a checkpoint restores) are sought when their partitions are
+/// assigned: the source reads from there, not from the group's committed offsets, and its
+/// positions handle shows where it is.
+#[test]
+fn a_source_starts_from_given_positions() {
+    let Some(brokers) = broker() else { return };
+    let (topic, group) = (unique("positions"), unique("g"));
+    create_topic(&brokers, &topic, 2);
+    // Partition p holds 100 * p + 0..10.
+    let messages: Vec<(i32, String)> = (0..2)
+        .flat_map(|p| (0..10).map(move |i| (p, (100 * p + i).to_string())))
+        .collect();
+    produce(&brokers, &topic, &messages);
+
+    let args = weir_runtime::run::RunArgs {
+        kafka_stop_after_idle: Some(Duration::from_millis(1000)),
+        ..Default::default()
+    };
+    let mut config = KafkaSourceConfig::new(
+        "numbers",
+        &topic,
+        &brokers,
+        &group,
+        Start::Earliest,
+        &[
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "2000"),
+        ],
+        &args,
+    );
+    config.start_offsets = Some(Positions {
+        topic: topic.clone(),
+        next_offsets: BTreeMap::from([(0, 7), (1, 4)]),
+    });
+    let metrics = weir_runtime::metrics::Metrics::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = DeadLetters::new(dir.path().join("dead.jsonl"), metrics.clone());
+    let source = KafkaSource::new(config);
+    let seen = Seen::default();
+    let chain = Collect(seen.clone(), source.positions());
+    let decode = |line: &str| {
+        line.parse::<i64>()
+            .map_err(|_| DecodeError::new("not a number"))
+    };
+    source
+        .run(&metrics, &dead, decode, None, chain)
+        .expect("the source runs");
+    let (mut records, positions) = std::mem::take(&mut *seen.lock().unwrap());
+    records.sort();
+    assert_eq!(records, [7, 8, 9, 104, 105, 106, 107, 108, 109]);
+    assert_eq!(
+        positions.expect("finished").next_offsets,
+        BTreeMap::from([(0, 10), (1, 10)])
+    );
+    assert_eq!(
+        committed(&brokers, &topic, &group, 2),
+        BTreeMap::from([(0, 10), (1, 10)])
+    );
+}
+
+/// Needs no broker: nothing listens on the sink's address, so no message can be delivered.
+#[test]
+fn undelivered_messages_fail_the_run() {
+    let text = r#"
+schema Row { x: i64 }
+source rows: Row = stdin()
+sink rows -> kafka(topic: "nowhere", brokers: "127.0.0.1:1",
+    properties: "message.timeout.ms=1000,socket.connection.setup.timeout.ms=1000")
+"#;
+    let binary = build("kafka_undelivered", text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(&binary, &[], dir.path(), Some("{\"x\":1}\n{\"x\":2}\n"));
+    assert!(!out.success, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("weir: error: sink `sink0 rows -> kafka nowhere`: kafka:")
+            && out
+                .stderr
+                .contains("2 message(s) to topic `nowhere` could not be delivered"),
+        "{}",
+        out.stderr
     );
 }

@@ -464,6 +464,7 @@ impl Checker {
                 let d = &mut self.diagnostics;
                 let topic = args.string("topic", d);
                 let topic = args.required("topic", topic, d);
+                let topic = topic.filter(|t| kafka_topic_ok(t, &args, d));
                 let brokers = args.string("brokers", d);
                 let brokers = args.required("brokers", brokers, d);
                 let group = args
@@ -1701,6 +1702,7 @@ impl Checker {
                 let d = &mut self.diagnostics;
                 let topic = args.string("topic", d);
                 let topic = args.required("topic", topic, d);
+                let topic = topic.filter(|t| kafka_topic_ok(t, &args, d));
                 let brokers = args.string("brokers", d);
                 let brokers = args.required("brokers", brokers, d);
                 let key = args.string("key", d);
@@ -1852,4 +1854,25 @@ fn kafka_properties(
         }
     }
     ok.then_some(out)
+}
+
+/// Kafka's rule for topic names: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not `.` or `..`.
+fn kafka_topic_ok(topic: &str, args: &Args<'_>, diagnostics: &mut Vec<Diagnostic>) -> bool {
+    let ok = (1..=249).contains(&topic.len())
+        && topic != "."
+        && topic != ".."
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        diagnostics.push(
+            Diagnostic::error(
+                "E0320",
+                args.span_of("topic"),
+                format!("`{topic}` is not a valid Kafka topic name"),
+            )
+            .with_hint("topic names are 1 to 249 letters, digits, `.`, `_` and `-`"),
+        );
+    }
+    ok
 }
