@@ -53,6 +53,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 const WATERMARK_PERIOD: Duration = Duration::from_millis(200);
+const CLOCK_EVERY: u32 = 64;
 
 /// Everything a Kafka source instance needs, as generated code and the command line set it.
 #[derive(Clone, Debug)]
@@ -392,10 +393,21 @@ impl KafkaSource {
         let mut reported: Vec<String> = Vec::new();
         let mut produced = 0u64;
         let mut result = Ok(());
+        // Reading the clock costs as much as decoding a small record: read it every
+        // `CLOCK_EVERY` messages and whenever a poll comes back empty.
+        let mut now = Instant::now();
+        let mut since_clock = 0u32;
         loop {
-            match consumer.poll(POLL) {
+            let polled = consumer.poll(POLL);
+            since_clock += 1;
+            let fresh_clock = !matches!(polled, Some(Ok(_))) || since_clock >= CLOCK_EVERY;
+            if fresh_clock {
+                now = Instant::now();
+                since_clock = 0;
+            }
+            match polled {
                 Some(Ok(message)) => {
-                    last_message = Instant::now();
+                    last_message = now;
                     let (partition, offset) = (message.partition(), message.offset());
                     let record = match message.payload().map(std::str::from_utf8) {
                         None => Err("empty message".to_string()),
@@ -457,7 +469,6 @@ impl KafkaSource {
                 }
                 None => {}
             }
-            let now = Instant::now();
             if event_time.is_some()
                 && (countdown == 0 || now.duration_since(last_watermark_check) >= WATERMARK_PERIOD)
             {
@@ -479,6 +490,9 @@ impl KafkaSource {
                     }
                     Clock::At(_) | Clock::Hold | Clock::Idle => {}
                 }
+            }
+            if !fresh_clock {
+                continue;
             }
             if now.duration_since(last_commit) >= COMMIT_EVERY {
                 last_commit = now;
