@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_runtime::checkpoint::StateSlot;
 use weir_runtime::dead_letter::DeadLetters;
 use weir_runtime::formats::DecodeError;
 use weir_runtime::kafka::rdkafka;
@@ -545,6 +546,7 @@ impl weir_runtime::collector::Collector<i64> for Collect {
         self.0.lock().unwrap().0.push(*record);
     }
     fn watermark(&mut self, _watermark: i64) {}
+    fn barrier(&mut self, _checkpoint: u64) {}
     fn finish(&mut self) {
         self.0.lock().unwrap().1 = Some(self.1.positions());
     }
@@ -595,7 +597,7 @@ fn a_source_starts_from_given_positions() {
             .map_err(|_| DecodeError::new("not a number"))
     };
     source
-        .run(&metrics, &dead, decode, None, chain)
+        .run(&metrics, &dead, decode, None, StateSlot::inert(), chain)
         .expect("the source runs");
     let (mut records, positions) = std::mem::take(&mut *seen.lock().unwrap());
     records.sort();
@@ -629,6 +631,32 @@ sink rows -> kafka(topic: "nowhere", brokers: "127.0.0.1:1",
             && out
                 .stderr
                 .contains("2 message(s) to topic `nowhere` could not be delivered"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Needs no broker: Kafka sources do not take part in checkpoints yet, and say so.
+#[test]
+fn a_kafka_source_refuses_checkpoints() {
+    let text = r#"
+schema Row { x: i64 }
+source rows: Row = kafka(topic: "t", brokers: "127.0.0.1:1")
+sink rows -> stdout()
+"#;
+    let binary = build("kafka_no_checkpoints", text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkpoints = dir.path().join("checkpoints").display().to_string();
+    let out = run(
+        &binary,
+        &["--checkpoint-dir", &checkpoints],
+        dir.path(),
+        None,
+    );
+    assert!(!out.success, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("source `rows`: Kafka sources cannot be checkpointed yet"),
         "{}",
         out.stderr
     );

@@ -7,6 +7,7 @@
 pub mod expr;
 pub mod namer;
 pub mod records;
+pub mod state;
 
 use std::collections::BTreeMap;
 
@@ -35,6 +36,8 @@ pub struct EmitCx<'a> {
     /// The row type of each operator's output (for an updating stream, `types` holds
     /// `Change<row>`).
     rows: BTreeMap<OpId, TokenStream>,
+    /// Checkpoint ids of the operators that save state (see [`state`]).
+    pub state_ids: BTreeMap<OpId, String>,
 }
 
 impl<'a> EmitCx<'a> {
@@ -204,7 +207,10 @@ fn generate_tokens(graph: &Dataflow, info: &GraphInfo) -> TokenStream {
         emitted_sources: BTreeMap::new(),
         join_specs: BTreeMap::new(),
         rows: BTreeMap::new(),
+        state_ids: BTreeMap::new(),
     };
+    let state_plan = state::plan(graph, &info.topo_order);
+    cx.state_ids = state_plan.ids.clone();
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
         let node = graph.node(*op);
@@ -271,7 +277,7 @@ fn generate_tokens(graph: &Dataflow, info: &GraphInfo) -> TokenStream {
         };
         emitted.insert(*op, e);
     }
-    let build = wiring(&mut cx, info, &mut emitted);
+    let build = wiring(&mut cx, info, &mut emitted, &state_plan);
     let mut items = std::mem::take(&mut cx.items);
     for e in emitted.values_mut() {
         items.append(&mut e.items);
@@ -306,8 +312,10 @@ fn wiring(
     cx: &mut EmitCx<'_>,
     info: &GraphInfo,
     emitted: &mut BTreeMap<OpId, Emitted>,
+    state_plan: &state::StatePlan,
 ) -> TokenStream {
     let graph = cx.graph;
+    checkpointed(emitted, state_plan);
     let mut setup = Vec::new();
     // Split counts of generator sources, and the keyed parallelism (default: the largest).
     let mut split_vars = Vec::new();
@@ -511,12 +519,47 @@ fn wiring(
             }
         }
     }
+    // Every participant of checkpoints, declared before any task starts (a restore compares
+    // them with the checkpoint's).
+    let fingerprint = &state_plan.fingerprint;
+    let slots = state_plan.ids.iter().map(|(op, id)| {
+        let node = graph.node(*op);
+        let label = format!("{op} {}", node.label);
+        let instances = parallelism(node.parallelism);
+        quote!((#id, #label, #instances))
+    });
     quote! {
         fn build(rt: &mut Runtime) -> ::std::result::Result<(), ::std::string::String> {
             #(#setup)*
+            rt.checkpoint_plan(#fingerprint, &[#(#slots),*])?;
             #(#spawns)*
             Ok(())
         }
+    }
+}
+
+/// Chain elements of participants other than sources restore and save their state through a
+/// slot: `constructor.with_state(slot(id, instance))?`.
+fn checkpointed(emitted: &mut BTreeMap<OpId, Emitted>, state_plan: &state::StatePlan) {
+    for (op, id) in &state_plan.ids {
+        let Some(e) = emitted.get_mut(op) else {
+            continue;
+        };
+        let id = id.clone();
+        let slot = quote!(::weir_runtime::checkpoint::slot(#id, instance));
+        let role = std::mem::replace(&mut e.role, Role::Leaf(quote!()));
+        e.role = match role {
+            Role::Source(drive) => Role::Source(drive),
+            Role::Leaf(leaf) => Role::Leaf(quote!(#leaf.with_state(#slot)?)),
+            Role::Stage(build) => Role::Stage(Box::new(move |next| {
+                let e = build(next);
+                quote!(#e.with_state(#slot)?)
+            })),
+            Role::StageWithLate(build) => Role::StageWithLate(Box::new(move |next, late| {
+                let e = build(next, late);
+                quote!(#e.with_state(#slot)?)
+            })),
+        };
     }
 }
 

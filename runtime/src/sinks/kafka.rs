@@ -4,9 +4,11 @@
 //!
 //! Delivery is at least once: librdkafka retries, the sink waits for every outstanding message
 //! at the end of input (`flush`), and a message that cannot be delivered fails the run with
-//! librdkafka's reason (reported through [`Errors`]). Each sink instance has its own producer,
-//! made by [`KafkaSinkConfig::producer`] alone: a transactional (exactly-once) mode would set
-//! its `transactional.id` there and begin/commit around checkpoints.
+//! librdkafka's reason (reported through [`Errors`]). With checkpoints on, a barrier waits for
+//! every earlier message, so a checkpoint never covers an undelivered one. Each sink instance
+//! has its own producer, made by [`KafkaSinkConfig::producer`] alone: a transactional
+//! (exactly-once) mode would set its `transactional.id` there, and begin and commit
+//! transactions around checkpoints in `barrier`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +17,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
+use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
 use crate::run::{Errors, RunArgs};
@@ -116,6 +119,7 @@ pub struct KafkaSink<E, K> {
     first_refusal: Option<String>,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<E, K> KafkaSink<E, K> {
@@ -149,6 +153,28 @@ impl<E, K> KafkaSink<E, K> {
             first_refusal: None,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
+        }
+    }
+
+    /// Takes part in checkpoints through `slot`: a checkpoint completes only once every
+    /// message before its barrier is delivered (at least once across restarts). Nothing is
+    /// restored: messages after the checkpoint are produced again.
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        let _ = slot.take_restored();
+        self.slot = slot;
+        Ok(self)
+    }
+
+    /// Waits until every message produced so far is delivered or has failed.
+    fn flush(&mut self, when: &str) {
+        if let Some(producer) = &self.producer {
+            if let Err(e) = producer.flush(FLUSH_TIMEOUT) {
+                self.errors.report(format!(
+                    "sink `{}`: kafka: messages to topic `{}` not delivered {when}: {e}",
+                    self.config.name, self.config.topic
+                ));
+            }
         }
     }
 }
@@ -205,15 +231,16 @@ where
         }
     }
 
-    fn finish(&mut self) {
-        if let Some(producer) = &self.producer {
-            if let Err(e) = producer.flush(FLUSH_TIMEOUT) {
-                self.errors.report(format!(
-                    "sink `{}`: kafka: messages to topic `{}` not delivered at the end: {e}",
-                    self.config.name, self.config.topic
-                ));
-            }
+    /// A transactional mode would commit its transaction when this checkpoint completes.
+    fn barrier(&mut self, checkpoint: u64) {
+        self.flush(&format!("by checkpoint {checkpoint}"));
+        if self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 == 0 {
+            self.slot.save(checkpoint, &[], Vec::new());
         }
+    }
+
+    fn finish(&mut self) {
+        self.flush("at the end");
         let (failed, reason) = self.failures.take();
         if failed > 0 {
             self.errors.report(format!(

@@ -4,6 +4,7 @@
 
 pub mod changelog;
 mod checksum;
+pub mod committed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod partitioned;

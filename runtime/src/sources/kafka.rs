@@ -33,6 +33,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 
+use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::dead_letter::DeadLetters;
 use crate::formats::DecodeError;
@@ -357,14 +358,17 @@ impl KafkaSource {
     }
 
     /// Consumes until stopped (see the module docs), decoding each message with `decode` and
-    /// pushing the records into `chain`. Errors: the consumer cannot be created, or librdkafka
-    /// reports a fatal error.
+    /// pushing the records into `chain`. Errors: the consumer cannot be created, librdkafka
+    /// reports a fatal error, or checkpoints are on (`slot` is active): Kafka sources do not
+    /// take part in them yet (their positions, in [`Positions`], are what a checkpoint would
+    /// hold; [`KafkaSourceConfig::start_offsets`] is how a restore would seek).
     pub fn run<T, D, C>(
         self,
         metrics: &Metrics,
         dead_letters: &DeadLetters,
         mut decode: D,
         event_time: Option<EventTime<T>>,
+        slot: StateSlot,
         mut chain: C,
     ) -> Result<(), String>
     where
@@ -372,6 +376,15 @@ impl KafkaSource {
         C: Collector<T>,
     {
         let name = self.config.name.clone();
+        if slot.is_active() {
+            crate::checkpoint::source_ended();
+            chain.watermark(i64::MAX);
+            chain.finish();
+            return Err(format!(
+                "source `{name}`: Kafka sources cannot be checkpointed yet (they commit their \
+                 offsets to the consumer group); run without --checkpoint-dir"
+            ));
+        }
         let consumer = match self.consumer() {
             Ok(c) => c,
             Err(err) => {
@@ -514,6 +527,7 @@ impl KafkaSource {
         }
         self.commit(&consumer, &mut committed, CommitMode::Sync);
         metrics.add_source_records(produced);
+        crate::checkpoint::source_ended();
         chain.watermark(i64::MAX);
         chain.finish();
         result
@@ -571,13 +585,14 @@ pub fn run<T, D, C>(
     dead_letters: &DeadLetters,
     decode: D,
     event_time: Option<EventTime<T>>,
+    slot: StateSlot,
     chain: C,
 ) -> Result<(), String>
 where
     D: FnMut(&str) -> Result<T, DecodeError>,
     C: Collector<T>,
 {
-    KafkaSource::new(config.clone()).run(metrics, dead_letters, decode, event_time, chain)
+    KafkaSource::new(config.clone()).run(metrics, dead_letters, decode, event_time, slot, chain)
 }
 
 #[cfg(test)]
