@@ -38,8 +38,8 @@ pub mod prelude {
     pub use crate::formats::DecodeError;
     pub use crate::metrics::OpMetrics;
     pub use crate::ops::{
-        Change, Either, Filter, FilterMap, GroupAggregateOp, JoinSpec, Map, RankSpec, TopNOp,
-        WindowAggregate, WindowAggregateOp, Windows,
+        Change, Either, Filter, FilterMap, GroupAggregateOp, JoinSpec, Map, RankSpec,
+        RetractTopNOp, TopNOp, UpsertKey, WindowAggregate, WindowAggregateOp, Windows,
     };
     pub use crate::run::Runtime;
     pub use crate::sources::EventTime;

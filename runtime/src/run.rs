@@ -289,7 +289,23 @@ impl Runtime {
         let handle = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
+                // A failed task never passes another barrier: give up the checkpoint being
+                // taken so that nothing waits for it (a restart resumes from the last one).
+                struct AbandonOnPanic;
+                impl Drop for AbandonOnPanic {
+                    fn drop(&mut self) {
+                        if std::thread::panicking() {
+                            if let Some(c) = crate::checkpoint::coordinator() {
+                                c.abandon();
+                            }
+                        }
+                    }
+                }
+                let _guard = AbandonOnPanic;
                 if let Err(err) = task() {
+                    if let Some(c) = crate::checkpoint::coordinator() {
+                        c.abandon();
+                    }
                     errors.report(err);
                 }
             })

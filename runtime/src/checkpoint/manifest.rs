@@ -13,6 +13,7 @@
 //! part <id> <instance> <bytes>
 //! append <before> <size> <pending> <target>
 //! rename <from> <to>
+//! note <id> <instance> <text>   (for commits outside weir: e.g. a Kafka transaction)
 //! end
 //! ```
 //! Fields are separated by single spaces; paths and labels are percent-escaped.
@@ -47,6 +48,9 @@ pub struct Manifest {
     /// (slot id, instance, state bytes)
     pub parts: Vec<(String, u32, u64)>,
     pub commits: Vec<CommitAction>,
+    /// (slot id, instance, text): what a sink committed elsewhere, checked before a restore
+    /// trusts this checkpoint (see `checkpoint::register_verifier`).
+    pub notes: Vec<(String, u32, String)>,
 }
 
 fn escape(s: &str) -> String {
@@ -125,6 +129,13 @@ impl Manifest {
                 }
             }
         }
+        for (id, instance, text) in &self.notes {
+            out.push_str(&format!(
+                "note {} {instance} {}\n",
+                escape(id),
+                escape(text)
+            ));
+        }
         out.push_str("end\n");
         out
     }
@@ -142,6 +153,7 @@ impl Manifest {
             slots: Vec::new(),
             parts: Vec::new(),
             commits: Vec::new(),
+            notes: Vec::new(),
         };
         let mut ended = false;
         for (n, line) in lines.enumerate() {
@@ -170,6 +182,10 @@ impl Manifest {
                     from: PathBuf::from(unescape(from)?),
                     to: PathBuf::from(unescape(to)?),
                 }),
+                ["note", id, i, text] => {
+                    m.notes
+                        .push((unescape(id)?, num(i)? as u32, unescape(text)?))
+                }
                 ["end"] => ended = true,
                 _ => return Err(bad("unknown line")),
             }
@@ -210,6 +226,7 @@ mod tests {
                     to: "".into(),
                 },
             ],
+            notes: vec![("0123".into(), 0, "kafka-txn a b c".into())],
         };
         assert_eq!(Manifest::parse(&m.render()), Ok(m));
         assert!(Manifest::parse("weir-checkpoint 1\nid 3\n")

@@ -94,7 +94,14 @@ pub enum Start {
 struct InFlight {
     id: u64,
     started: Option<Instant>,
-    parts: BTreeMap<(String, u32), (u64, Vec<CommitAction>)>,
+    parts: BTreeMap<(String, u32), Part>,
+}
+
+/// One instance's part of a checkpoint: state size, commit actions, notes.
+struct Part {
+    bytes: u64,
+    commits: Vec<CommitAction>,
+    notes: Vec<String>,
 }
 
 #[derive(Default, Clone)]
@@ -124,8 +131,41 @@ pub struct Coordinator {
     /// Saved bytes per (slot, instance), handed out once.
     restored_parts: Mutex<BTreeMap<(String, u32), Vec<u8>>>,
     inner: Mutex<Inner>,
+    /// Signalled when a checkpoint completes or is given up.
+    changed: std::sync::Condvar,
     completed: AtomicU64,
     stopped: AtomicBool,
+}
+
+/// Says whether the external commit a note describes happened for `checkpoint` (e.g. a Kafka
+/// transaction); a restore falls back to an older checkpoint when it did not.
+pub type Verifier = fn(note: &str, checkpoint: u64) -> Result<bool, String>;
+
+static VERIFIERS: Mutex<Vec<(&'static str, Verifier)>> = Mutex::new(Vec::new());
+
+/// Registers the verifier of notes that start with `prefix` (call before `install`).
+pub fn register_verifier(prefix: &'static str, verifier: Verifier) {
+    VERIFIERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((prefix, verifier));
+}
+
+/// Whether every external commit noted in `m` happened.
+fn externally_committed(m: &Manifest) -> Result<bool, String> {
+    let verifiers = VERIFIERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (slot, instance, note) in &m.notes {
+        let Some((_, verify)) = verifiers.iter().find(|(p, _)| note.starts_with(p)) else {
+            return Err(format!(
+                "checkpoint {} of slot {slot}-{instance} notes `{note}`, which this binary cannot check",
+                m.id
+            ));
+        };
+        if !verify(note, m.id)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn now_ms() -> i64 {
@@ -177,16 +217,48 @@ impl Coordinator {
     /// Opens (or creates) the checkpoint directory, recovers the latest complete checkpoint
     /// (running its commit actions again) and installs the process's coordinator.
     pub fn install(config: Config) -> Result<Start, String> {
+        let (coordinator, start) = Coordinator::open(config)?;
+        COORDINATOR
+            .set(coordinator)
+            .map_err(|_| "checkpointing was set up twice".to_string())?;
+        Ok(start)
+    }
+
+    /// [`install`](Self::install) without installing: reads and recovers the directory.
+    fn open(config: Config) -> Result<(Coordinator, Start), String> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| format!("cannot create {}: {e}", config.dir.display()))?;
         let mut restored = None;
         let mut parts = BTreeMap::new();
         let mut start = Start::Fresh;
-        if let Some(&id) = complete_checkpoints(&config.dir, u64::MAX)?.first() {
+        let candidates = complete_checkpoints(&config.dir, u64::MAX)?;
+        let mut chosen = None;
+        for &id in &candidates {
             let path = chk_dir(&config.dir, id).join("MANIFEST");
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let m = Manifest::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            if m.kind == Kind::Final || externally_committed(&m)? {
+                chosen = Some((id, m));
+                break;
+            }
+            // A sink's external commit of this checkpoint never happened (the run died after
+            // the manifest, before the commit): resume from the one before, and forget this
+            // one so that new checkpoints can take its id.
+            eprintln!(
+                "weir: checkpoint {id} is complete but a sink's commit of it never happened; \
+                 resuming from an older checkpoint"
+            );
+            std::fs::remove_dir_all(chk_dir(&config.dir, id))
+                .map_err(|e| format!("cannot remove checkpoint {id}: {e}"))?;
+        }
+        if chosen.is_none() && !candidates.is_empty() {
+            return Err(format!(
+                "no checkpoint in {} has every sink's commit; remove the folder to start over",
+                config.dir.display()
+            ));
+        }
+        if let Some((id, m)) = chosen {
             for action in &m.commits {
                 action
                     .apply()
@@ -221,6 +293,7 @@ impl Coordinator {
             config,
             restored,
             restored_parts: Mutex::new(parts),
+            changed: std::sync::Condvar::new(),
             inner: Mutex::new(Inner {
                 plan: Vec::new(),
                 fingerprint: String::new(),
@@ -233,10 +306,7 @@ impl Coordinator {
             completed: AtomicU64::new(next_id - 1),
             stopped: AtomicBool::new(false),
         };
-        COORDINATOR
-            .set(coordinator)
-            .map_err(|_| "checkpointing was set up twice".to_string())?;
-        Ok(start)
+        Ok((coordinator, start))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -325,6 +395,32 @@ impl Coordinator {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
+    /// Gives up the checkpoint being taken (a task failed: it will never complete) and takes
+    /// no more.
+    pub fn abandon(&self) {
+        self.stop();
+        self.lock().in_flight = None;
+        self.changed.notify_all();
+    }
+
+    /// Blocks until `checkpoint` is complete (`true`) or given up (`false`).
+    fn wait_complete(&self, checkpoint: u64) -> bool {
+        let mut inner = self.lock();
+        loop {
+            if self.completed() >= checkpoint {
+                return true;
+            }
+            if inner.in_flight.as_ref().map(|f| f.id) != Some(checkpoint) {
+                return false;
+            }
+            inner = self
+                .changed
+                .wait_timeout(inner, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// The latest complete checkpoint's id (0: none).
     pub fn completed(&self) -> u64 {
         self.completed.load(Ordering::Acquire)
@@ -345,6 +441,7 @@ impl Coordinator {
         checkpoint: u64,
         state: &[u8],
         commits: Vec<CommitAction>,
+        notes: Vec<String>,
     ) -> Result<(), String> {
         let wanted = self.lock().in_flight.as_ref().map(|f| f.id) == Some(checkpoint);
         if !wanted {
@@ -359,9 +456,14 @@ impl Coordinator {
         let Some(flight) = inner.in_flight.as_mut().filter(|f| f.id == checkpoint) else {
             return Ok(());
         };
-        flight
-            .parts
-            .insert((slot.to_string(), instance), (state.len() as u64, commits));
+        flight.parts.insert(
+            (slot.to_string(), instance),
+            Part {
+                bytes: state.len() as u64,
+                commits,
+                notes,
+            },
+        );
         if flight.parts.len() < inner.expected {
             return Ok(());
         }
@@ -375,16 +477,22 @@ impl Coordinator {
             parts: flight
                 .parts
                 .iter()
-                .map(|((s, i), (bytes, _))| (s.clone(), *i, *bytes))
+                .map(|((s, i), p)| (s.clone(), *i, p.bytes))
                 .collect(),
             commits: flight
                 .parts
                 .values()
-                .flat_map(|(_, c)| c.iter().cloned())
+                .flat_map(|p| p.commits.iter().cloned())
+                .collect(),
+            notes: flight
+                .parts
+                .iter()
+                .flat_map(|((s, i), p)| p.notes.iter().map(|n| (s.clone(), *i, n.clone())))
                 .collect(),
         };
         write_manifest(&dir, &manifest)?;
         self.completed.store(checkpoint, Ordering::Release);
+        self.changed.notify_all();
         for action in &manifest.commits {
             action.apply()?;
         }
@@ -432,6 +540,7 @@ impl Coordinator {
                 .values()
                 .flat_map(|c| c.iter().cloned())
                 .collect(),
+            notes: Vec::new(),
         };
         drop(inner);
         let dir = chk_dir(&self.config.dir, id);
@@ -520,12 +629,31 @@ impl StateSlot {
     /// Saves this instance's part of `checkpoint`, with actions that publish output once it
     /// is complete. A failure to write fails the run (the checkpoint would be incomplete).
     pub fn save(&self, checkpoint: u64, state: &[u8], commits: Vec<CommitAction>) {
+        self.save_noted(checkpoint, state, commits, Vec::new())
+    }
+
+    /// [`save`](Self::save) with notes on commits made outside weir (see [`Verifier`]).
+    pub fn save_noted(
+        &self,
+        checkpoint: u64,
+        state: &[u8],
+        commits: Vec<CommitAction>,
+        notes: Vec<String>,
+    ) {
         if let Some(c) = self.coordinator {
-            if let Err(e) = c.save_part(self.id, self.instance, checkpoint, state, commits) {
+            if let Err(e) = c.save_part(self.id, self.instance, checkpoint, state, commits, notes) {
                 eprintln!("weir: checkpoint {checkpoint} failed: {e}");
-                c.stop();
+                c.abandon();
             }
         }
+    }
+
+    /// Blocks until `checkpoint` is complete (`true`), or given up (`false`; then the output
+    /// of its epoch must not be committed: a restart replays it). For sinks that commit
+    /// outside weir (a Kafka transaction) once the checkpoint is durable.
+    pub fn wait_complete(&self, checkpoint: u64) -> bool {
+        self.coordinator
+            .is_some_and(|c| c.wait_complete(checkpoint))
     }
 
     /// Hands over the actions that publish this instance's last output when the run ends.
@@ -573,4 +701,76 @@ pub fn restore<T: Snapshot + ?Sized>(op: &mut T, slot: &mut StateSlot) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(dir: &Path, id: u64, notes: Vec<(String, u32, String)>) {
+        let chk = chk_dir(dir, id);
+        std::fs::create_dir_all(&chk).unwrap();
+        std::fs::write(chk.join("s-0.state"), [id as u8]).unwrap();
+        let m = Manifest {
+            id,
+            kind: Kind::Checkpoint,
+            created_ms: 0,
+            fingerprint: "f".into(),
+            slots: vec![SlotEntry {
+                id: "s".into(),
+                instances: 1,
+                label: "op".into(),
+            }],
+            parts: vec![("s".into(), 0, 1)],
+            commits: Vec::new(),
+            notes,
+        };
+        write_manifest(&chk, &m).unwrap();
+    }
+
+    /// Commits of checkpoints up to 4 happened; 5's did not.
+    fn verify(note: &str, checkpoint: u64) -> Result<bool, String> {
+        assert!(note.starts_with("test-txn"));
+        Ok(checkpoint <= 4)
+    }
+
+    #[test]
+    fn a_checkpoint_whose_external_commit_never_happened_is_skipped() {
+        register_verifier("test-txn", verify);
+        let dir = tempfile::tempdir().unwrap();
+        let note = || vec![("s".to_string(), 0, "test-txn t1".to_string())];
+        manifest(dir.path(), 4, note());
+        manifest(dir.path(), 5, note());
+        // An incomplete one (no manifest) is deleted too.
+        std::fs::create_dir_all(chk_dir(dir.path(), 6)).unwrap();
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        };
+        let (c, start) = Coordinator::open(config).unwrap();
+        assert!(matches!(start, Start::Restored(4)));
+        assert!(!chk_dir(dir.path(), 5).exists());
+        assert!(!chk_dir(dir.path(), 6).exists());
+        assert_eq!(c.completed(), 4);
+        let parts = c.restored_parts.lock().unwrap();
+        assert_eq!(parts.get(&("s".to_string(), 0)), Some(&vec![4u8]));
+    }
+
+    #[test]
+    fn a_note_nobody_can_check_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        manifest(
+            dir.path(),
+            1,
+            vec![("s".to_string(), 0, "unknown-kind x".to_string())],
+        );
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        };
+        let err = Coordinator::open(config).err().unwrap();
+        assert!(err.contains("cannot check"), "{err}");
+    }
 }
