@@ -19,6 +19,8 @@ pub mod dead_letter;
 pub mod formats;
 pub mod functions;
 pub mod hash;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod metrics;
 pub mod nexmark;
 pub mod ops;

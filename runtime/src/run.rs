@@ -21,7 +21,8 @@ pub struct RunArgs {
     pub events: Option<u64>,
     /// Overrides the number of generator splits of every Nexmark source.
     pub generators: Option<u32>,
-    /// Instances of keyed operators; default: the largest source parallelism.
+    /// Instances of keyed operators and Kafka source consumers; default: the largest source
+    /// parallelism (Kafka: the pipeline's `parallelism:`, else 1).
     pub parallelism: Option<usize>,
     pub dead_letters: Option<PathBuf>,
     /// After this long without a message, an upstream instance stops holding watermarks back.
@@ -34,6 +35,12 @@ pub struct RunArgs {
     pub checkpoints_kept: usize,
     /// Records (generator: events) per second of each source (0: unlimited).
     pub rate_limit: u64,
+    /// librdkafka properties for every Kafka source and sink (`--kafka-property key=value`,
+    /// repeatable), applied after the pipeline's own `properties:`.
+    pub kafka_properties: Vec<(String, String)>,
+    /// A Kafka source that has received nothing for this long, once it has joined its
+    /// group, ends (bounded runs, tests).
+    pub kafka_stop_after_idle: Option<std::time::Duration>,
 }
 
 impl Default for RunArgs {
@@ -49,6 +56,8 @@ impl Default for RunArgs {
             checkpoint_interval: std::time::Duration::from_secs(10),
             checkpoints_kept: 3,
             rate_limit: 0,
+            kafka_properties: Vec::new(),
+            kafka_stop_after_idle: None,
         }
     }
 }
@@ -56,13 +65,17 @@ impl Default for RunArgs {
 const USAGE: &str = "options:
   --events N          events of every nexmark source (overrides the pipeline)
   --generators G      generator splits of every nexmark source
-  --parallelism P     instances of keyed operators
+  --parallelism P     instances of keyed operators (and consumers of kafka sources)
   --dead-letters PATH where malformed input records go (default: dead_letters.jsonl)
   --idle-timeout MS   an input silent this long (ms) stops holding event time back
   --checkpoint-dir DIR         take checkpoints in DIR; restart from the latest one there
   --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m
   --checkpoints-kept K         complete checkpoints kept (default 3)
   --rate-limit N      records per second of each source (default: unlimited)
+  --kafka-property K=V
+                      a librdkafka property for every kafka source and sink (repeatable)
+  --kafka-stop-after-idle MS
+                      a kafka source ends after MS ms without a message (bounded runs)
   --quiet             no run summary on stderr
   --help              this text";
 
@@ -121,6 +134,24 @@ impl RunArgs {
                 "--rate-limit" => {
                     out.rate_limit = parse_num(&value("--rate-limit")?, "--rate-limit")?
                 }
+                "--kafka-property" => {
+                    let pair = value("--kafka-property")?;
+                    match pair.split_once('=') {
+                        Some((key, v)) if !key.trim().is_empty() => out
+                            .kafka_properties
+                            .push((key.trim().to_string(), v.trim().to_string())),
+                        _ => {
+                            return Err(format!(
+                                "--kafka-property: `{pair}` is not of the form key=value"
+                            ))
+                        }
+                    }
+                }
+                "--kafka-stop-after-idle" => {
+                    let flag = "--kafka-stop-after-idle";
+                    let ms: u64 = parse_num(&value(flag)?, flag)?;
+                    out.kafka_stop_after_idle = Some(std::time::Duration::from_millis(ms.max(1)));
+                }
                 "--quiet" | "-q" => out.quiet = true,
                 "--help" | "-h" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option `{other}`\n{USAGE}")),
@@ -156,13 +187,31 @@ fn parse_num(s: &str, flag: &str) -> Result<u64, String> {
         .map_err(|_| format!("{flag}: `{s}` is not a non-negative integer"))
 }
 
+/// Where tasks and sinks report failures that must fail the run (a sink's `finish` cannot
+/// return an error: it reports here). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Errors(Arc<Mutex<Vec<String>>>);
+
+impl Errors {
+    pub fn report(&self, message: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// The running pipeline: spawns tasks and collects their failures.
 pub struct Runtime {
     pub args: RunArgs,
     metrics: Metrics,
     dead_letters: DeadLetters,
     tasks: Vec<(String, JoinHandle<()>)>,
-    errors: Arc<Mutex<Vec<String>>>,
+    errors: Errors,
 }
 
 impl Runtime {
@@ -178,7 +227,7 @@ impl Runtime {
             metrics,
             dead_letters,
             tasks: Vec::new(),
-            errors: Arc::default(),
+            errors: Errors::default(),
         }
     }
 
@@ -188,6 +237,11 @@ impl Runtime {
 
     pub fn dead_letters(&self) -> &DeadLetters {
         &self.dead_letters
+    }
+
+    /// Where a sink reports a failure that must fail the run.
+    pub fn errors(&self) -> Errors {
+        self.errors.clone()
     }
 
     /// Registers an operator for the summary.
@@ -252,7 +306,7 @@ impl Runtime {
                     if let Some(c) = crate::checkpoint::coordinator() {
                         c.abandon();
                     }
-                    errors.lock().unwrap_or_else(|e| e.into_inner()).push(err);
+                    errors.report(err);
                 }
             })
             .unwrap_or_else(|err| panic!("cannot start a thread for task {name}: {err}"));
@@ -269,12 +323,7 @@ impl Runtime {
             }
         }
         self.dead_letters.flush();
-        let succeeded = !failed
-            && self
-                .errors
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty();
+        let succeeded = !failed && self.errors.all().is_empty();
         let mut checkpoint_line = None;
         if let Some(c) = crate::checkpoint::coordinator() {
             // Publish what sinks wrote since the last checkpoint, only when every task
@@ -302,11 +351,7 @@ impl Runtime {
         for (sink, rows, sum) in self.metrics.checksums() {
             println!("checksum {sink}: rows={rows} checksum={sum:016x}");
         }
-        let errors = self
-            .errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let errors = self.errors.all();
         for err in &errors {
             eprintln!("weir: error: {err}");
         }
@@ -340,7 +385,11 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         }
     };
     let started = Instant::now();
-    crate::channel::set_idle_timeout(args.idle_timeout);
+    // Without `--idle-timeout`, `build` may set a default (Kafka sources do) before it starts
+    // any task; the first setting wins.
+    if args.idle_timeout.is_some() {
+        crate::channel::set_idle_timeout(args.idle_timeout);
+    }
     crate::sources::set_rate_limit(args.rate_limit);
     if let Some(dir) = &args.checkpoint_dir {
         let config = crate::checkpoint::Config {
@@ -368,7 +417,9 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         }
     }
     let mut runtime = Runtime::new(args);
-    if let Err(err) = build(&mut runtime) {
+    let built = build(&mut runtime);
+    crate::channel::set_idle_timeout(runtime.args.idle_timeout);
+    if let Err(err) = built {
         eprintln!("weir: error: {err}");
         return ExitCode::FAILURE;
     }
@@ -392,10 +443,27 @@ mod tests {
                 "--parallelism",
                 "3",
                 "--quiet",
+                "--kafka-property",
+                "session.timeout.ms=6000",
+                "--kafka-property=fetch.min.bytes = 1",
+                "--kafka-stop-after-idle",
+                "1500",
             ]
             .map(String::from),
         )
         .unwrap();
+        assert_eq!(
+            args.kafka_properties,
+            [
+                ("session.timeout.ms".to_string(), "6000".to_string()),
+                ("fetch.min.bytes".to_string(), "1".to_string())
+            ]
+        );
+        assert_eq!(
+            args.kafka_stop_after_idle,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert!(RunArgs::parse(["--kafka-property", "novalue"].map(String::from)).is_err());
         assert_eq!(args.events, Some(1000));
         assert_eq!(
             args.idle_timeout,

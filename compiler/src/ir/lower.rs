@@ -23,7 +23,8 @@ pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
         let (input, input_port) = cx.stream(sink.stream);
         let from = cx.graph.node(input).parallelism;
         let (parallelism, edge) = match (&sink.kind, from) {
-            (SinkKind::Checksum, p) => (p, EdgeKind::Forward),
+            // One checksum or Kafka producer per upstream instance: no gather needed.
+            (SinkKind::Checksum | SinkKind::Kafka { .. }, p) => (p, EdgeKind::Forward),
             (_, Parallelism::One) => (Parallelism::One, EdgeKind::Forward),
             (_, _) => (Parallelism::One, EdgeKind::Gather),
         };
@@ -158,7 +159,7 @@ impl Lower<'_> {
         }
         let def = &self.program.sources[index];
         let parallelism = match def.kind {
-            SourceKind::Nexmark { .. } => Parallelism::Splits(index),
+            SourceKind::Nexmark { .. } | SourceKind::Kafka(_) => Parallelism::Splits(index),
             SourceKind::File { .. } | SourceKind::Stdin { .. } => Parallelism::One,
         };
         let label = match &def.kind {
@@ -167,6 +168,7 @@ impl Lower<'_> {
             }
             SourceKind::File { path, .. } => format!("source {}: file({path})", def.name),
             SourceKind::Stdin { .. } => format!("source {}: stdin", def.name),
+            SourceKind::Kafka(k) => format!("source {}: kafka({})", def.name, k.topic),
         };
         let op = self.graph.add_op(Node {
             op: Op::Source {

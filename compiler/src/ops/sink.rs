@@ -1,6 +1,7 @@
 //! `sink`: the end of a pipeline. stdout and file sinks encode rows (JSON lines or CSV) with a
 //! generated encoder and write them through one buffered writer; the checksum sink hashes every
-//! field of every row and reports a count and an order-independent checksum.
+//! field of every row and reports a count and an order-independent checksum; a Kafka sink
+//! produces each row as one message (one producer per upstream instance).
 
 use quote::{format_ident, quote};
 
@@ -15,7 +16,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     has_output: false,
     stateful: false,
     blocking: false,
-    doc: "writes rows to stdout, a file, or a checksum",
+    doc: "writes rows to stdout, a file, a checksum, or a Kafka topic",
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
@@ -135,6 +136,68 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                         #metrics.clone(), ::std::path::PathBuf::from(#path), #file_name, #header, #partition, #encode
                     )),
                 ),
+            }
+        }
+        SinkKind::Kafka {
+            topic,
+            brokers,
+            key,
+            properties,
+            format,
+        } => {
+            let encode = cx.namer.fresh(&format!("{op}_encode"));
+            items.push(records::encoder(&encode, &input, &schema, *format));
+            // The key as text: a string as is, numbers and booleans as Rust prints them,
+            // timestamps as `yyyy-MM-dd HH:mm:ss.SSS`; a null key sends the message without one.
+            let key_expr = match key {
+                None => {
+                    quote!(::std::option::Option::<fn(&#input, &mut ::std::vec::Vec<u8>) -> bool>::None)
+                }
+                Some(name) => {
+                    let f = schema
+                        .field(name)
+                        .map(|(_, f)| f.clone())
+                        .expect("sema checked the key field");
+                    let id = crate::codegen::namer::field_ident(name);
+                    let key_fn = cx.namer.fresh(&format!("{op}_message_key"));
+                    let write = |v: proc_macro2::TokenStream| match f.ty {
+                        crate::sema::Type::String => quote!(out.extend_from_slice(#v.as_bytes())),
+                        crate::sema::Type::Timestamp => quote!(out.extend_from_slice(
+                            ::weir_runtime::functions::timestamp_to_string(*#v).as_bytes()
+                        )),
+                        _ => quote!(out.extend_from_slice(#v.to_string().as_bytes())),
+                    };
+                    let body = if f.nullable {
+                        let w = write(quote!(v));
+                        quote!(match &r.#id { Some(v) => { #w; true } None => false })
+                    } else {
+                        let w = write(quote!((&r.#id)));
+                        quote!({ #w; true })
+                    };
+                    items.push(quote! {
+                        fn #key_fn(r: &#input, out: &mut ::std::vec::Vec<u8>) -> bool { #body }
+                    });
+                    quote!(Some(#key_fn))
+                }
+            };
+            let config = format_ident!("kafka_sink_{}", op.index());
+            let errors = format_ident!("errors_{}", op.index());
+            let keys = properties.iter().map(|(k, _)| k);
+            let values = properties.iter().map(|(_, v)| v);
+            let setup = quote! {
+                let #config = ::weir_runtime::sinks::kafka::KafkaSinkConfig::new(
+                    #label, #topic, #brokers, &[#((#keys, #values)),*], &rt.args,
+                );
+                let #errors = rt.errors();
+            };
+            Emitted {
+                items,
+                setup: vec![setup],
+                captures: vec![metrics.clone(), config.clone(), errors.clone()],
+                moves: Vec::new(),
+                role: Role::Leaf(quote!(::weir_runtime::sinks::kafka::KafkaSink::new(
+                    #config.clone(), #metrics.clone(), #errors.clone(), #encode, #key_expr
+                ))),
             }
         }
         SinkKind::Stdout { format } | SinkKind::File { format, .. } => {

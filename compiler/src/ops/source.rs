@@ -1,6 +1,7 @@
 //! `source`: starts a task. The Nexmark generator runs one task per split and generates into a
-//! reused record; file and stdin sources read lines and decode them with a generated decoder
-//! that reads only the projected fields (malformed lines go to the dead-letter output).
+//! reused record; file and stdin sources read lines, and Kafka sources messages (one consumer
+//! per instance, all in one group), and decode them with a generated decoder that reads only
+//! the projected fields (malformed records go to the dead-letter output).
 
 use quote::{format_ident, quote};
 
@@ -69,7 +70,9 @@ pub fn emit(
                 }
             }))
         }
-        SourceKind::File { format, .. } | SourceKind::Stdin { format } => {
+        SourceKind::File { format, .. }
+        | SourceKind::Stdin { format }
+        | SourceKind::Kafka(crate::sema::KafkaSource { format, .. }) => {
             let record = cx
                 .namer
                 .fresh(&format!("{}Record", crate::codegen::namer::camel(name)));
@@ -106,6 +109,36 @@ pub fn emit(
                 }
                 _ => quote!(None),
             };
+            if let SourceKind::Kafka(k) = &def.kind {
+                let config = format_ident!("kafka_source_{}", index);
+                let (topic, brokers, group) = (&k.topic, &k.brokers, &k.group);
+                let start = if k.start_latest {
+                    quote!(::weir_runtime::sources::kafka::Start::Latest)
+                } else {
+                    quote!(::weir_runtime::sources::kafka::Start::Earliest)
+                };
+                let keys = k.properties.iter().map(|(key, _)| key);
+                let values = k.properties.iter().map(|(_, value)| value);
+                setup.push(quote! {
+                    let #config = ::weir_runtime::sources::kafka::KafkaSourceConfig::new(
+                        #name, #topic, #brokers, #group, #start, &[#((#keys, #values)),*], &rt.args,
+                    );
+                    #config.apply_idle_timeout();
+                });
+                captures.push(config.clone());
+                let state_id = state_id.clone();
+                return Emitted {
+                    items,
+                    setup,
+                    captures,
+                    moves: Vec::new(),
+                    role: Role::Source(Box::new(move |chain, instance| {
+                        quote! {
+                            ::weir_runtime::sources::kafka::run(&#config, &#metrics, &#dead, #decode, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                        }
+                    })),
+                };
+            }
             let name = name.to_string();
             Role::Source(Box::new(move |chain, instance| {
                 quote! {

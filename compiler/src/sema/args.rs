@@ -34,6 +34,14 @@ impl<'a> Args<'a> {
                             format!("{what} has no parameter `{}`", name.name),
                         );
                         d = match did_you_mean(&name.name, params.iter().copied()) {
+                            // Clauses of the declaration, not arguments of the call.
+                            _ if name.name == "format" => d.with_hint(format!(
+                                "write the format after the call: `{}(...) format json`",
+                                call.name.name
+                            )),
+                            _ if name.name == "schema" => d.with_hint(
+                                "name the schema after the source's name: `source s: Schema = ...`",
+                            ),
                             Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                             None if params.is_empty() => {
                                 d.with_hint(format!("{what} takes no arguments"))

@@ -298,6 +298,22 @@ impl Checker {
         }
     }
 
+    /// A Kafka message holds one row: a CSV header line has no place in it.
+    fn kafka_format(&mut self, call: Option<&ast::Call>, format: Format) -> bool {
+        if let (Format::Csv { header: true, .. }, Some(call)) = (format, call) {
+            self.error(
+                Diagnostic::error(
+                    "E0319",
+                    call.span,
+                    "a kafka message holds one row, without a CSV header",
+                )
+                .with_hint("remove `header: true`"),
+            );
+            return false;
+        }
+        true
+    }
+
     fn source(&mut self, decl: &ast::SourceDecl, span: Span) {
         let n_errors = self.diagnostics.len();
         let index = self.program.sources.len();
@@ -430,15 +446,97 @@ impl Checker {
                     _ => None,
                 }
             }
+            "kafka" => {
+                let args = Args::new(
+                    connector,
+                    "source `kafka`",
+                    &[
+                        "topic",
+                        "brokers",
+                        "group",
+                        "start",
+                        "parallelism",
+                        "properties",
+                        "dead_letters",
+                    ],
+                    &mut self.diagnostics,
+                );
+                let d = &mut self.diagnostics;
+                let topic = args.string("topic", d);
+                let topic = args.required("topic", topic, d);
+                let topic = topic.filter(|t| kafka_topic_ok(t, &args, d));
+                let brokers = args.string("brokers", d);
+                let brokers = args.required("brokers", brokers, d);
+                let group = args
+                    .string("group", d)
+                    .unwrap_or_else(|| format!("weir-{name}"));
+                let start_latest = match args.string("start", d).as_deref() {
+                    None | Some("earliest") => Some(false),
+                    Some("latest") => Some(true),
+                    Some(other) => {
+                        let mut diag = Diagnostic::error(
+                            "E0316",
+                            args.span_of("start"),
+                            format!("unknown start `{other}`"),
+                        );
+                        diag = match did_you_mean(other, ["earliest", "latest"]) {
+                            Some(s) => diag.with_hint(format!("did you mean `{s}`?")),
+                            None => diag.with_hint("`start` is \"earliest\" or \"latest\""),
+                        };
+                        d.push(diag);
+                        None
+                    }
+                };
+                let parallelism = args.int("parallelism", 1, 1024, d).unwrap_or(1) as u32;
+                dead_letters = args.string("dead_letters", d);
+                let properties = kafka_properties(&args, d);
+                let format = self.format(decl.format.as_ref(), Format::Json);
+                let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), *f));
+                if decl.schema.is_none() {
+                    self.error(
+                        Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
+                            .with_hint(format!("declare one and name it: `schema Row {{ ... }}` then `source {name}: Row = kafka(...)`")),
+                    );
+                }
+                match (
+                    declared_schema,
+                    format,
+                    topic,
+                    brokers,
+                    start_latest,
+                    properties,
+                ) {
+                    (
+                        Some(schema),
+                        Some(format),
+                        Some(topic),
+                        Some(brokers),
+                        Some(start_latest),
+                        Some(properties),
+                    ) => Some((
+                        SourceKind::Kafka(KafkaSource {
+                            topic,
+                            brokers,
+                            group,
+                            start_latest,
+                            parallelism,
+                            properties,
+                            format,
+                        }),
+                        schema,
+                    )),
+                    _ => None,
+                }
+            }
             other => {
                 let mut d = Diagnostic::error(
                     "E0310",
                     connector.name.span,
                     format!("unknown source connector `{other}`"),
                 );
-                d = match did_you_mean(other, ["nexmark", "file", "stdin"]) {
+                d = match did_you_mean(other, ["nexmark", "file", "stdin", "kafka"]) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => d.with_hint("sources are: nexmark, file, stdin (kafka is coming)"),
+                    None => d.with_hint("sources are: nexmark, file, stdin, kafka"),
                 };
                 self.error(d);
                 None
@@ -1597,15 +1695,75 @@ impl Checker {
                 }
                 Some(SinkKind::Checksum)
             }
+            "kafka" => {
+                let args = Args::new(
+                    connector,
+                    "sink `kafka`",
+                    &["topic", "brokers", "key", "properties"],
+                    &mut self.diagnostics,
+                );
+                let d = &mut self.diagnostics;
+                let topic = args.string("topic", d);
+                let topic = args.required("topic", topic, d);
+                let topic = topic.filter(|t| kafka_topic_ok(t, &args, d));
+                let brokers = args.string("brokers", d);
+                let brokers = args.required("brokers", brokers, d);
+                let key = args.string("key", d);
+                let properties = kafka_properties(&args, d);
+                let format = self.format(decl.format.as_ref(), Format::Json);
+                let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), *f));
+                let mut ok = true;
+                if let Some(ty) = stream.map(|i| self.program.streams[i].ty.clone()) {
+                    if let Some(key) = &key {
+                        if ty.schema.field(key).is_none() {
+                            let mut d = Diagnostic::error(
+                                "E0317",
+                                args.span_of("key"),
+                                format!(
+                                    "cannot key messages by `{key}`: the stream has no such field"
+                                ),
+                            );
+                            if let Some(s) = did_you_mean(key, ty.schema.names()) {
+                                d = d.with_hint(format!("did you mean `{s}`?"));
+                            }
+                            self.error(d);
+                            ok = false;
+                        }
+                    }
+                    if ty.updating.is_some() {
+                        self.error(
+                            Diagnostic::error(
+                                "E0318",
+                                connector.span,
+                                "a kafka sink takes an append-only stream; this one is updating",
+                            )
+                            .with_hint("write updating results to a file or stdout (see docs/changelog.md)"),
+                        );
+                        ok = false;
+                    }
+                }
+                match (topic, brokers, properties, format) {
+                    (Some(topic), Some(brokers), Some(properties), Some(format)) if ok => {
+                        Some(SinkKind::Kafka {
+                            topic,
+                            brokers,
+                            key,
+                            properties,
+                            format,
+                        })
+                    }
+                    _ => None,
+                }
+            }
             other => {
                 let mut d = Diagnostic::error(
                     "E0314",
                     connector.name.span,
                     format!("unknown sink connector `{other}`"),
                 );
-                d = match did_you_mean(other, ["stdout", "file", "checksum"]) {
+                d = match did_you_mean(other, ["stdout", "file", "checksum", "kafka"]) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => d.with_hint("sinks are: stdout, file, checksum (kafka is coming)"),
+                    None => d.with_hint("sinks are: stdout, file, checksum, kafka"),
                 };
                 self.error(d);
                 None
@@ -1617,6 +1775,7 @@ impl Checker {
                 SinkKind::Stdout { .. } => "stdout".to_string(),
                 SinkKind::File { path, .. } => format!("file {path}"),
                 SinkKind::Checksum => "checksum".to_string(),
+                SinkKind::Kafka { topic, .. } => format!("kafka {topic}"),
             };
             let label = format!("sink{index} {} -> {target}", decl.pipe.input.name);
             self.program.sinks.push(SinkDef {
@@ -1645,4 +1804,78 @@ impl Checker {
             );
         }
     }
+}
+
+/// `properties: "session.timeout.ms=6000,fetch.min.bytes=1"`: librdkafka properties as
+/// `key=value` pairs separated by commas (a value cannot hold a comma: pass such a property
+/// with the binary's `--kafka-property key=value`). `None` after reporting a malformed one.
+fn kafka_properties(
+    args: &Args<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Vec<(String, String)>> {
+    let Some(text) = args.string("properties", diagnostics) else {
+        return Some(Vec::new());
+    };
+    let span = args.span_of("properties");
+    let mut out = Vec::new();
+    let mut ok = true;
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let pair = entry
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, _)| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            });
+        match pair {
+            Some(("bootstrap.servers", _)) | Some(("group.id", _)) => {
+                let (key, param) = if entry.starts_with("bootstrap") {
+                    ("bootstrap.servers", "brokers")
+                } else {
+                    ("group.id", "group")
+                };
+                diagnostics.push(
+                    Diagnostic::error("E0315", span, format!("`{key}` is set with `{param}:`, not in `properties`"))
+                        .with_hint(format!("write `{param}: \"...\"`; the binary's `--kafka-property {key}=...` overrides it")),
+                );
+                ok = false;
+            }
+            Some((key, value)) => out.push((key.to_string(), value.to_string())),
+            None => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "E0315",
+                        span,
+                        format!("`{entry}` is not a property of the form `key=value`"),
+                    )
+                    .with_label("in these properties")
+                    .with_hint("write librdkafka properties as `\"session.timeout.ms=6000,fetch.min.bytes=1\"`"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Kafka's rule for topic names: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not `.` or `..`.
+fn kafka_topic_ok(topic: &str, args: &Args<'_>, diagnostics: &mut Vec<Diagnostic>) -> bool {
+    let ok = (1..=249).contains(&topic.len())
+        && topic != "."
+        && topic != ".."
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok {
+        diagnostics.push(
+            Diagnostic::error(
+                "E0320",
+                args.span_of("topic"),
+                format!("`{topic}` is not a valid Kafka topic name"),
+            )
+            .with_hint("topic names are 1 to 249 letters, digits, `.`, `_` and `-`"),
+        );
+    }
+    ok
 }

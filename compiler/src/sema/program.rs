@@ -42,6 +42,24 @@ pub enum SourceKind {
     Stdin {
         format: Format,
     },
+    Kafka(KafkaSource),
+}
+
+/// `kafka(topic: "t", brokers: "host:9092", group: "g", start: "earliest", parallelism: 2,
+/// properties: "k=v,k=v")`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KafkaSource {
+    pub topic: String,
+    pub brokers: String,
+    /// Consumer group; default `weir-<source name>`.
+    pub group: String,
+    /// Where a partition without a committed offset starts: `earliest` (default) or `latest`.
+    pub start_latest: bool,
+    /// Consumers (source instances); the binary's `--parallelism` overrides.
+    pub parallelism: u32,
+    /// librdkafka properties, in the order written.
+    pub properties: Vec<(String, String)>,
+    pub format: Format,
 }
 
 /// Generator parameters as written in the pipeline (the binary's options can override some).
@@ -228,4 +246,13 @@ pub enum SinkKind {
         partition_by: Vec<String>,
     },
     Checksum,
+    /// `kafka(topic: "t", brokers: "host:9092", key: field, properties: "k=v")`.
+    Kafka {
+        topic: String,
+        brokers: String,
+        /// A field whose value (as text) is each message's key.
+        key: Option<String>,
+        properties: Vec<(String, String)>,
+        format: Format,
+    },
 }

@@ -5,6 +5,8 @@
 pub mod changelog;
 mod checksum;
 pub mod committed;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod partitioned;
 mod writer;
 

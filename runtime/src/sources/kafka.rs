@@ -1,0 +1,698 @@
+//! The Kafka source: one consumer per source instance, all in the source's consumer group, so
+//! Kafka splits the topic's partitions between the instances (and between processes running
+//! the same binary).
+//!
+//! - **Records**: one message is one record (JSON or CSV, a trailing newline is ignored),
+//!   decoded by the generated decoder; a message that does not decode goes to the dead-letter
+//!   output (source, offset, partition and reason) and the source goes on.
+//! - **Watermarks** are per partition: each assigned partition tracks the highest event time
+//!   it has delivered; the instance's watermark is the minimum over its assigned partitions
+//!   that are not idle (silent for the idle timeout), minus the out-of-orderness bound. An
+//!   instance that is still joining its group, or has a partition without data yet, repeats
+//!   its last watermark so that nothing downstream counts it idle; one whose partitions are
+//!   all idle (or that has none) sends nothing, and the input loops downstream stop waiting
+//!   for it after the same idle timeout.
+//! - **Positions**: the next offset to read of every assigned partition, in [`Positions`]. They
+//!   are committed to the group (asynchronously, every second, and synchronously when
+//!   partitions are revoked and at the end) so that monitoring sees the group's progress and a
+//!   partition handed to another instance continues where this one stopped. A source can
+//!   start from given positions ([`KafkaSourceConfig::start_offsets`]): a partition is sought
+//!   there when it is first assigned (a checkpoint restore).
+//! - **End**: a Kafka topic has no end. With `--kafka-stop-after-idle MS` a source ends once it
+//!   has received nothing for that long after joining its group (the broker the tests use
+//!   cannot report reliable end offsets).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+
+use crate::checkpoint::StateSlot;
+use crate::collector::Collector;
+use crate::dead_letter::DeadLetters;
+use crate::formats::DecodeError;
+use crate::metrics::Metrics;
+use crate::run::RunArgs;
+use crate::sources::{EventTime, WATERMARK_INTERVAL};
+
+/// Where a source starts reading a partition that has no committed offset in its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    Earliest,
+    Latest,
+}
+
+/// After this long without a message a partition stops holding the watermark back, unless
+/// `--idle-timeout` says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+const POLL: Duration = Duration::from_millis(100);
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+const WATERMARK_PERIOD: Duration = Duration::from_millis(200);
+const CLOCK_EVERY: u32 = 64;
+
+/// Everything a Kafka source instance needs, as generated code and the command line set it.
+#[derive(Clone, Debug)]
+pub struct KafkaSourceConfig {
+    /// The source's name in the pipeline (dead letters, messages).
+    pub name: String,
+    pub topic: String,
+    pub brokers: String,
+    pub group: String,
+    pub start: Start,
+    /// The pipeline's `properties:`, then `--kafka-property` (later ones win).
+    pub properties: Vec<(String, String)>,
+    /// Partitions silent this long do not hold the watermark back.
+    pub idle_timeout: Duration,
+    /// End after this long without a message (see the module docs).
+    pub stop_after_idle: Option<Duration>,
+    /// Positions to start from, instead of the group's committed offsets.
+    pub start_offsets: Option<Positions>,
+}
+
+impl KafkaSourceConfig {
+    /// A source as the pipeline declares it, with the command line's overrides applied.
+    pub fn new(
+        name: &str,
+        topic: &str,
+        brokers: &str,
+        group: &str,
+        start: Start,
+        properties: &[(&str, &str)],
+        args: &RunArgs,
+    ) -> Self {
+        let mut props = crate::kafka::properties(properties);
+        props.extend(args.kafka_properties.iter().cloned());
+        KafkaSourceConfig {
+            name: name.to_string(),
+            topic: topic.to_string(),
+            brokers: brokers.to_string(),
+            group: group.to_string(),
+            start,
+            properties: props,
+            idle_timeout: args.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            stop_after_idle: args.kafka_stop_after_idle,
+            start_offsets: None,
+        }
+    }
+
+    /// Makes the input loops of this process treat a silent upstream instance as idle after
+    /// the same timeout as partitions (unless `--idle-timeout` already set it). Call before
+    /// starting tasks.
+    pub fn apply_idle_timeout(&self) {
+        crate::channel::set_idle_timeout(Some(self.idle_timeout));
+    }
+}
+
+/// The next offset to read of each partition of a topic: what a checkpoint of a Kafka source
+/// holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Positions {
+    pub topic: String,
+    /// partition -> next offset to read.
+    pub next_offsets: BTreeMap<i32, i64>,
+}
+
+impl Positions {
+    fn to_list(&self) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in &self.next_offsets {
+            // Cannot fail for an offset of a partition just added.
+            let _ = list.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset));
+        }
+        list
+    }
+}
+
+/// An instance's event time, from its partitions' clocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Clock {
+    /// The minimum over the assigned partitions that are not idle of their highest event time,
+    /// minus the out-of-orderness bound.
+    At(i64),
+    /// Not assigned yet (joining the group, or between an eager revoke and the new
+    /// assignment), or a partition that is not idle has no data yet: the instance repeats its
+    /// last watermark, so that the input loops downstream wait for it instead of counting it
+    /// idle and running ahead of records still to come.
+    Hold,
+    /// No partitions, or every one idle: the instance sends nothing, and the input loops
+    /// downstream stop waiting for it after the idle timeout.
+    Idle,
+}
+
+/// One assigned partition's clock.
+struct PartitionClock {
+    max_event_time: i64,
+    last_message: Instant,
+}
+
+/// What the poll loop and the rebalance callback share (the callback runs inside `poll`, on
+/// the same thread, so the lock is never contended).
+struct State {
+    positions: Positions,
+    clocks: BTreeMap<i32, PartitionClock>,
+    /// Start positions not used yet (a partition takes its start position once).
+    pending_starts: BTreeMap<i32, i64>,
+    /// When the group last changed this instance's assignment; `None`: not joined yet.
+    last_rebalance: Option<Instant>,
+    /// Between joining (or an eager revoke) and the next assignment: partitions may be on
+    /// their way, so the instance holds the watermark back.
+    assigned: bool,
+    /// Commit failures and rebalance errors, reported by the poll loop.
+    warnings: Vec<String>,
+}
+
+/// Handle on a running source's positions (for checkpoints).
+#[derive(Clone)]
+pub struct PositionsHandle(Arc<Mutex<State>>);
+
+impl PositionsHandle {
+    /// The next offset to read of every partition currently assigned to the instance.
+    pub fn positions(&self) -> Positions {
+        lock(&self.0).positions.clone()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct SourceContext {
+    state: Arc<Mutex<State>>,
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    /// Seeks newly assigned partitions to their start positions, and commits the positions of
+    /// revoked partitions before giving them up, so their next owner neither skips nor repeats.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Cooperative
+        );
+        let mut state = lock(&self.state);
+        let now = Instant::now();
+        state.last_rebalance = Some(now);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                state.assigned = true;
+                let topic = state.positions.topic.clone();
+                for elem in tpl.elements() {
+                    let partition = elem.partition();
+                    state.clocks.insert(
+                        partition,
+                        PartitionClock {
+                            max_event_time: i64::MIN,
+                            last_message: now,
+                        },
+                    );
+                }
+                let starts: Vec<(i32, i64)> = tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|e| {
+                        state
+                            .pending_starts
+                            .get(&e.partition())
+                            .map(|o| (e.partition(), *o))
+                    })
+                    .collect();
+                for (partition, offset) in starts {
+                    state.pending_starts.remove(&partition);
+                    if let Err(e) =
+                        tpl.set_partition_offset(&topic, partition, Offset::Offset(offset))
+                    {
+                        state.warnings.push(format!(
+                            "cannot start partition {partition} at offset {offset}: {e}"
+                        ));
+                    }
+                }
+                let result = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = result {
+                    state
+                        .warnings
+                        .push(format!("assigning partitions failed: {e}"));
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // Eager: everything is revoked and a new assignment follows.
+                state.assigned = cooperative;
+                let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                let mut done = Positions {
+                    topic: state.positions.topic.clone(),
+                    next_offsets: BTreeMap::new(),
+                };
+                for partition in &revoked {
+                    state.clocks.remove(partition);
+                    if let Some(offset) = state.positions.next_offsets.remove(partition) {
+                        done.next_offsets.insert(*partition, offset);
+                    }
+                }
+                if !done.next_offsets.is_empty() && !consumer.assignment_lost() {
+                    if let Err(e) = consumer.commit(&done.to_list(), CommitMode::Sync) {
+                        state
+                            .warnings
+                            .push(format!("committing revoked partitions failed: {e}"));
+                    }
+                }
+                let result = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = result {
+                    state
+                        .warnings
+                        .push(format!("unassigning partitions failed: {e}"));
+                }
+            }
+            other => {
+                let code: RDKafkaErrorCode = other.into();
+                state.warnings.push(format!("rebalance failed: {code}"));
+                let _ = consumer.unassign();
+                state.clocks.clear();
+                state.positions.next_offsets.clear();
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {}
+}
+
+/// One instance of a Kafka source, before it runs.
+pub struct KafkaSource {
+    config: KafkaSourceConfig,
+    state: Arc<Mutex<State>>,
+}
+
+impl KafkaSource {
+    pub fn new(config: KafkaSourceConfig) -> Self {
+        let state = State {
+            positions: Positions {
+                topic: config.topic.clone(),
+                next_offsets: BTreeMap::new(),
+            },
+            clocks: BTreeMap::new(),
+            pending_starts: config
+                .start_offsets
+                .as_ref()
+                .map(|p| p.next_offsets.clone())
+                .unwrap_or_default(),
+            last_rebalance: None,
+            assigned: false,
+            warnings: Vec::new(),
+        };
+        KafkaSource {
+            config,
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// A handle that reads the positions while the source runs.
+    pub fn positions(&self) -> PositionsHandle {
+        PositionsHandle(self.state.clone())
+    }
+
+    fn consumer(&self) -> Result<BaseConsumer<SourceContext>, String> {
+        let start = match self.config.start {
+            Start::Earliest => "earliest",
+            Start::Latest => "latest",
+        };
+        let config = crate::kafka::client_config(
+            &self.config.brokers,
+            &[
+                ("group.id", &self.config.group),
+                ("auto.offset.reset", start),
+                // weir commits its own positions (see the module docs).
+                ("enable.auto.commit", "false"),
+                ("enable.partition.eof", "false"),
+            ],
+            &self.config.properties,
+            &[],
+        );
+        let context = SourceContext {
+            state: self.state.clone(),
+        };
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(context)
+            .map_err(|e| format!("source `{}`: kafka: {e}", self.config.name))?;
+        consumer
+            .subscribe(&[self.config.topic.as_str()])
+            .map_err(|e| format!("source `{}`: kafka: {e}", self.config.name))?;
+        Ok(consumer)
+    }
+
+    /// Consumes until stopped (see the module docs), decoding each message with `decode` and
+    /// pushing the records into `chain`. Errors: the consumer cannot be created, librdkafka
+    /// reports a fatal error, or checkpoints are on (`slot` is active): Kafka sources do not
+    /// take part in them yet (their positions, in [`Positions`], are what a checkpoint would
+    /// hold; [`KafkaSourceConfig::start_offsets`] is how a restore would seek).
+    pub fn run<T, D, C>(
+        self,
+        metrics: &Metrics,
+        dead_letters: &DeadLetters,
+        mut decode: D,
+        event_time: Option<EventTime<T>>,
+        slot: StateSlot,
+        mut chain: C,
+    ) -> Result<(), String>
+    where
+        D: FnMut(&str) -> Result<T, DecodeError>,
+        C: Collector<T>,
+    {
+        let name = self.config.name.clone();
+        if slot.is_active() {
+            crate::checkpoint::source_ended();
+            chain.watermark(i64::MAX);
+            chain.finish();
+            return Err(format!(
+                "source `{name}`: Kafka sources cannot be checkpointed yet (they commit their \
+                 offsets to the consumer group); run without --checkpoint-dir"
+            ));
+        }
+        let consumer = match self.consumer() {
+            Ok(c) => c,
+            Err(err) => {
+                chain.watermark(i64::MAX);
+                chain.finish();
+                return Err(err);
+            }
+        };
+        let bound = event_time
+            .as_ref()
+            .map_or(0, |et| et.max_out_of_orderness_ms);
+        let mut emitted = i64::MIN;
+        let mut countdown = WATERMARK_INTERVAL;
+        let mut last_watermark_check = Instant::now();
+        let mut last_sent = Instant::now();
+        let mut last_commit = Instant::now();
+        let mut last_message = Instant::now();
+        let mut committed = Positions::default();
+        let mut reported: Vec<String> = Vec::new();
+        let mut produced = 0u64;
+        let mut result = Ok(());
+        // Reading the clock costs as much as decoding a small record: read it every
+        // `CLOCK_EVERY` messages and whenever a poll comes back empty.
+        let mut now = Instant::now();
+        let mut since_clock = 0u32;
+        loop {
+            let polled = consumer.poll(POLL);
+            since_clock += 1;
+            let fresh_clock = !matches!(polled, Some(Ok(_))) || since_clock >= CLOCK_EVERY;
+            if fresh_clock {
+                now = Instant::now();
+                since_clock = 0;
+            }
+            match polled {
+                Some(Ok(message)) => {
+                    last_message = now;
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let record = match message.payload().map(std::str::from_utf8) {
+                        None => Err("empty message".to_string()),
+                        Some(Err(e)) => Err(format!("invalid UTF-8: {e}")),
+                        Some(Ok(text)) => {
+                            let line = text.strip_suffix('\n').unwrap_or(text);
+                            let line = line.strip_suffix('\r').unwrap_or(line);
+                            decode(line).map_err(|e| e.to_string())
+                        }
+                    };
+                    let event_ts = match record {
+                        Ok(record) => {
+                            produced += 1;
+                            chain.push(&record);
+                            event_time.as_ref().map(|et| (et.time)(&record))
+                        }
+                        Err(reason) => {
+                            let raw = message
+                                .payload()
+                                .map(String::from_utf8_lossy)
+                                .unwrap_or_default();
+                            dead_letters.write(
+                                &name,
+                                offset.max(0) as u64,
+                                &format!("partition {partition} offset {offset}: {reason}"),
+                                &raw,
+                            );
+                            None
+                        }
+                    };
+                    let mut state = lock(&self.state);
+                    state.positions.next_offsets.insert(partition, offset + 1);
+                    if let Some(clock) = state.clocks.get_mut(&partition) {
+                        clock.last_message = last_message;
+                        if let Some(ts) = event_ts {
+                            clock.max_event_time = clock.max_event_time.max(ts);
+                        }
+                    }
+                    drop(state);
+                    countdown -= 1;
+                }
+                Some(Err(err)) => {
+                    if let Some((code, reason)) = consumer.client().fatal_error() {
+                        result = Err(format!(
+                            "source `{name}`: kafka: fatal error {code}: {reason}"
+                        ));
+                        break;
+                    }
+                    let text = match &err {
+                        KafkaError::MessageConsumption(code) => code.to_string(),
+                        other => other.to_string(),
+                    };
+                    // Transient errors (a broker restarting, a topic not created yet) repeat:
+                    // say each once.
+                    if !reported.contains(&text) {
+                        eprintln!("weir: source `{name}`: kafka: {text}");
+                        reported.push(text);
+                    }
+                }
+                None => {}
+            }
+            if event_time.is_some()
+                && (countdown == 0 || now.duration_since(last_watermark_check) >= WATERMARK_PERIOD)
+            {
+                countdown = WATERMARK_INTERVAL;
+                last_watermark_check = now;
+                match self.watermark(bound, now) {
+                    Clock::At(wm) if wm > emitted => {
+                        emitted = wm;
+                        last_sent = now;
+                        chain.watermark(wm);
+                    }
+                    // Still active: say so, without advancing (at most once a period: a
+                    // watermark also flushes the exchanges' batches).
+                    Clock::At(_) | Clock::Hold
+                        if now.duration_since(last_sent) >= WATERMARK_PERIOD =>
+                    {
+                        last_sent = now;
+                        chain.watermark(emitted);
+                    }
+                    Clock::At(_) | Clock::Hold | Clock::Idle => {}
+                }
+            }
+            if !fresh_clock {
+                continue;
+            }
+            if now.duration_since(last_commit) >= COMMIT_EVERY {
+                last_commit = now;
+                self.commit(&consumer, &mut committed, CommitMode::Async);
+                let warnings = std::mem::take(&mut lock(&self.state).warnings);
+                for w in warnings {
+                    eprintln!("weir: source `{name}`: kafka: {w}");
+                }
+            }
+            if let Some(stop) = self.config.stop_after_idle {
+                let joined = lock(&self.state).last_rebalance;
+                if let Some(joined) = joined {
+                    let quiet_since = last_message.max(joined);
+                    if now.duration_since(quiet_since) >= stop {
+                        break;
+                    }
+                }
+            }
+        }
+        self.commit(&consumer, &mut committed, CommitMode::Sync);
+        metrics.add_source_records(produced);
+        crate::checkpoint::source_ended();
+        chain.watermark(i64::MAX);
+        chain.finish();
+        result
+    }
+
+    /// What the instance says about event time now (see [`Clock`]).
+    fn watermark(&self, bound: i64, now: Instant) -> Clock {
+        let state = lock(&self.state);
+        if !state.assigned {
+            return Clock::Hold;
+        }
+        let mut min: Option<i64> = None;
+        for clock in state.clocks.values() {
+            if now.duration_since(clock.last_message) >= self.config.idle_timeout {
+                continue;
+            }
+            if clock.max_event_time == i64::MIN {
+                return Clock::Hold;
+            }
+            let wm = clock.max_event_time.saturating_sub(bound);
+            min = Some(min.map_or(wm, |m: i64| m.min(wm)));
+        }
+        min.map_or(Clock::Idle, Clock::At)
+    }
+
+    /// Commits the positions that changed since the last commit.
+    fn commit(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        committed: &mut Positions,
+        mode: CommitMode,
+    ) {
+        let positions = lock(&self.state).positions.clone();
+        if positions.next_offsets.is_empty() || positions == *committed {
+            return;
+        }
+        match consumer.commit(&positions.to_list(), mode) {
+            Ok(()) => *committed = positions,
+            Err(e) => {
+                if matches!(mode, CommitMode::Sync) {
+                    eprintln!(
+                        "weir: source `{}`: kafka: committing offsets failed: {e}",
+                        self.config.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs one instance of a Kafka source (what generated code calls).
+pub fn run<T, D, C>(
+    config: &KafkaSourceConfig,
+    metrics: &Metrics,
+    dead_letters: &DeadLetters,
+    decode: D,
+    event_time: Option<EventTime<T>>,
+    slot: StateSlot,
+    chain: C,
+) -> Result<(), String>
+where
+    D: FnMut(&str) -> Result<T, DecodeError>,
+    C: Collector<T>,
+{
+    KafkaSource::new(config.clone()).run(metrics, dead_letters, decode, event_time, slot, chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(idle_ms: u64) -> KafkaSource {
+        let args = RunArgs {
+            idle_timeout: Some(Duration::from_millis(idle_ms)),
+            ..RunArgs::default()
+        };
+        KafkaSource::new(KafkaSourceConfig::new(
+            "s",
+            "t",
+            "127.0.0.1:1",
+            "g",
+            Start::Earliest,
+            &[],
+            &args,
+        ))
+    }
+
+    fn clock(source: &KafkaSource, partition: i32, max: i64, age: Duration) {
+        lock(&source.state).clocks.insert(
+            partition,
+            PartitionClock {
+                max_event_time: max,
+                last_message: Instant::now() - age,
+            },
+        );
+    }
+
+    #[test]
+    fn watermark_is_the_minimum_over_active_partitions() {
+        let s = source(1000);
+        assert_eq!(
+            s.watermark(10, Instant::now()),
+            Clock::Hold,
+            "not joined yet"
+        );
+        lock(&s.state).assigned = true;
+        assert_eq!(
+            s.watermark(10, Instant::now()),
+            Clock::Idle,
+            "no partitions"
+        );
+        clock(&s, 0, 500, Duration::ZERO);
+        clock(&s, 1, 300, Duration::ZERO);
+        assert_eq!(s.watermark(10, Instant::now()), Clock::At(290));
+        // Partition 1 goes idle: it stops holding the watermark back.
+        clock(&s, 1, 300, Duration::from_secs(5));
+        assert_eq!(s.watermark(10, Instant::now()), Clock::At(490));
+        // A partition without data yet holds it back until it is idle.
+        clock(&s, 2, i64::MIN, Duration::ZERO);
+        assert_eq!(s.watermark(10, Instant::now()), Clock::Hold);
+        clock(&s, 2, i64::MIN, Duration::from_secs(5));
+        assert_eq!(s.watermark(10, Instant::now()), Clock::At(490));
+        // Every partition idle: the instance is idle.
+        clock(&s, 0, 500, Duration::from_secs(5));
+        assert_eq!(s.watermark(10, Instant::now()), Clock::Idle);
+    }
+
+    #[test]
+    fn start_offsets_are_pending_until_assigned() {
+        let args = RunArgs {
+            kafka_properties: vec![("fetch.min.bytes".into(), "1".into())],
+            ..RunArgs::default()
+        };
+        let mut config = KafkaSourceConfig::new(
+            "s",
+            "t",
+            "b",
+            "g",
+            Start::Latest,
+            &[("session.timeout.ms", "6000")],
+            &args,
+        );
+        assert_eq!(
+            config.properties,
+            [
+                ("session.timeout.ms".to_string(), "6000".to_string()),
+                ("fetch.min.bytes".to_string(), "1".to_string())
+            ]
+        );
+        config.start_offsets = Some(Positions {
+            topic: "t".into(),
+            next_offsets: BTreeMap::from([(3, 42)]),
+        });
+        let s = KafkaSource::new(config);
+        assert_eq!(lock(&s.state).pending_starts, BTreeMap::from([(3, 42)]));
+        assert!(s.positions().positions().next_offsets.is_empty());
+        let list = Positions {
+            topic: "t".into(),
+            next_offsets: BTreeMap::from([(0, 7), (2, 9)]),
+        }
+        .to_list();
+        assert_eq!(list.count(), 2);
+        assert_eq!(
+            list.find_partition("t", 2).map(|e| e.offset()),
+            Some(Offset::Offset(9))
+        );
+    }
+}

@@ -1,0 +1,663 @@
+//! Kafka sources and sinks against a real Kafka-protocol broker: each test creates fresh
+//! topics, produces input with the runtime's own client (rdkafka), runs a compiled pipeline
+//! that stops once its source has been idle, reads the output back and compares it with an
+//! oracle computed here from the same input.
+//!
+//! The broker's address comes from `WEIR_KAFKA_BROKERS` (`.ci/run` starts one and sets it).
+//! Without it the tests print why and pass locally, and fail under CI (`CI=true`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_runtime::checkpoint::StateSlot;
+use weir_runtime::dead_letter::DeadLetters;
+use weir_runtime::formats::DecodeError;
+use weir_runtime::kafka::rdkafka;
+use weir_runtime::sources::kafka::{
+    KafkaSource, KafkaSourceConfig, Positions, PositionsHandle, Start,
+};
+use weir_tests::{build, format_ts, run, RunOutput};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
+
+/// Group settings every test consumer and pipeline uses: this broker makes a group join wait
+/// about half the session timeout.
+const GROUP_PROPERTIES: &str = "session.timeout.ms=6000,heartbeat.interval.ms=2000";
+/// A pipeline's source ends after this long without a message.
+const STOP_AFTER_IDLE_MS: &str = "1500";
+
+/// The broker under test, or `None` (with a message) when none is configured outside CI.
+fn broker() -> Option<String> {
+    match std::env::var("WEIR_KAFKA_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => Some(b),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => panic!(
+            "WEIR_KAFKA_BROKERS is not set: under CI the Kafka tests need a broker (.ci/run starts one)"
+        ),
+        _ => {
+            eprintln!(
+                "skipping: no Kafka broker (set WEIR_KAFKA_BROKERS=host:port, or run .ci/run)"
+            );
+            None
+        }
+    }
+}
+
+/// A topic name no other test or run has used.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("weir-{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Drives a future to completion on this thread (the admin client completes its futures from
+/// its own thread).
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = block_on(admin.create_topics(&[new], &AdminOptions::new()))
+        .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
+
+/// Produces `(partition, payload)` messages and waits until all are delivered.
+fn produce(brokers: &str, topic: &str, messages: &[(i32, String)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for (partition, payload) in messages {
+        let mut record = BaseRecord::<(), str>::to(topic)
+            .payload(payload.as_str())
+            .partition(*partition);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("input delivered");
+}
+
+/// Reads every partition of `topic` from the start until `expected` messages arrived (or 20 s
+/// passed): `(key, payload)` pairs.
+fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<(Option<String>, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    let mut assignment = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            assignment
+                .add_partition_offset(topic, p.id(), Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("output message");
+            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            out.push((
+                text(message.key()),
+                text(message.payload()).unwrap_or_default(),
+            ));
+        }
+    }
+    // Anything beyond what was expected (duplicates) shows up too.
+    let quiet = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < quiet {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+            out.push((
+                text(message.key()),
+                text(message.payload()).unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+/// The offsets `group` committed for each partition of `topic`.
+fn committed(brokers: &str, topic: &str, group: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_range(topic, 0, partitions - 1);
+    let offsets = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed offsets");
+    offsets
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn run_pipeline(binary: &Path, cwd: &Path, extra: &[&str]) -> RunOutput {
+    let dead = cwd.join("dead.jsonl").display().to_string();
+    let mut args = vec![
+        "--kafka-stop-after-idle",
+        STOP_AFTER_IDLE_MS,
+        "--dead-letters",
+        dead.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let out = run(binary, &args, cwd, None);
+    eprintln!("pipeline ran in {:?}", started.elapsed());
+    assert!(out.success, "pipeline failed:\n{}", out.stderr);
+    out
+}
+
+/// Late records over every operator of a run summary (the `late` column).
+fn late_records(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .skip_while(|l| !l.contains("records in"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("dead letters"))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells
+                .len()
+                .checked_sub(2)
+                .and_then(|i| cells[i].parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Orders: `(partition, id, customer, amount, ts)`, timestamps increasing within each partition.
+fn orders(n: i64, partitions: i32) -> Vec<(i32, i64, String, i64, i64)> {
+    let base = 1_700_000_000_000i64;
+    (0..n)
+        .map(|i| {
+            let partition = (i % partitions as i64) as i32;
+            let customer = format!("c{}", (i * 7) % 5);
+            let amount = (i * 37) % 50;
+            (partition, i, customer, amount, base + i * 250)
+        })
+        .collect()
+}
+
+fn order_json(id: i64, customer: &str, amount: i64, ts: i64) -> String {
+    format!(r#"{{"id":{id},"customer":"{customer}","amount":{amount},"ts":{ts}}}"#)
+}
+
+const WINDOWED: &str = r#"
+schema Order { id: i64, customer: string, amount: i64, ts: timestamp }
+
+source orders: Order = kafka(topic: "IN", brokers: "BROKERS", group: "GROUP", PARALLELISM
+    properties: "PROPS")
+    event_time ts watermark 1s
+
+let per_customer = orders
+    |> filter amount >= 10
+    |> key_by customer
+    |> window tumble(10s)
+    |> aggregate { n: count(), total: sum(amount) }
+
+sink per_customer -> kafka(topic: "OUT", brokers: "BROKERS", key: customer) format json
+"#;
+
+fn windowed_pipeline(input: &str, output: &str, brokers: &str, group: &str, par: &str) -> String {
+    WINDOWED
+        .replace("IN", input)
+        .replace("OUT", output)
+        .replace("BROKERS", brokers)
+        .replace("GROUP", group)
+        .replace("PARALLELISM", par)
+        .replace("PROPS", GROUP_PROPERTIES)
+}
+
+/// The oracle: `customer,window_start,n,total` rows of the windowed pipeline.
+fn windowed_oracle(input: &[(i32, i64, String, i64, i64)]) -> BTreeSet<String> {
+    let mut groups: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+    for (_, _, customer, amount, ts) in input {
+        if *amount < 10 {
+            continue;
+        }
+        let e = groups
+            .entry((customer.clone(), ts.div_euclid(10_000) * 10_000))
+            .or_default();
+        e.0 += 1;
+        e.1 += amount;
+    }
+    groups
+        .into_iter()
+        .map(|((c, start), (n, total))| format!("{c},{},{n},{total}", format_ts(start)))
+        .collect()
+}
+
+/// Output messages as `customer,window_start,n,total` rows; also checks each message's key.
+fn windowed_rows(messages: &[(Option<String>, String)]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|(key, payload)| {
+            let v: Value = serde_json::from_str(payload)
+                .unwrap_or_else(|e| panic!("output {payload:?} is not JSON: {e}"));
+            let customer = v["customer"].as_str().expect("customer").to_string();
+            assert_eq!(key.as_deref(), Some(customer.as_str()), "message key");
+            format!(
+                "{customer},{},{},{}",
+                v["window_start"].as_str().expect("window_start"),
+                v["n"],
+                v["total"]
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn windowed_aggregate_from_kafka_to_kafka() {
+    let Some(brokers) = broker() else { return };
+    let (input, output, group) = (unique("orders"), unique("totals"), unique("g"));
+    create_topic(&brokers, &input, 3);
+    create_topic(&brokers, &output, 1);
+    let data = orders(600, 3);
+    let messages: Vec<(i32, String)> = data
+        .iter()
+        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
+        .collect();
+    produce(&brokers, &input, &messages);
+
+    let text = windowed_pipeline(&input, &output, &brokers, &group, "");
+    let binary = build("kafka_windowed", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run_pipeline(&binary, dir.path(), &[]);
+
+    let want = windowed_oracle(&data);
+    assert!(want.len() > 10, "the oracle has windows to compare");
+    let rows = windowed_rows(&consume(&brokers, &output, want.len()));
+    assert_eq!(
+        rows.len(),
+        want.len(),
+        "one message per window and customer, no duplicates"
+    );
+    assert_eq!(rows.into_iter().collect::<BTreeSet<_>>(), want);
+    assert!(!dir.path().join("dead.jsonl").exists(), "{}", out.stderr);
+    assert_eq!(late_records(&out.stderr), 0, "{}", out.stderr);
+    // The source committed the end of every partition to its group.
+    let committed = committed(&brokers, &input, &group, 3);
+    assert_eq!(committed, BTreeMap::from([(0, 200), (1, 200), (2, 200)]));
+}
+
+#[test]
+fn two_consumers_split_the_partitions_and_agree() {
+    let Some(brokers) = broker() else { return };
+    let (input, out_one, out_two) = (unique("orders2"), unique("one"), unique("two"));
+    create_topic(&brokers, &input, 4);
+    create_topic(&brokers, &out_one, 1);
+    create_topic(&brokers, &out_two, 2);
+    let data = orders(800, 4);
+    let messages: Vec<(i32, String)> = data
+        .iter()
+        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
+        .collect();
+    produce(&brokers, &input, &messages);
+    let want = windowed_oracle(&data);
+
+    // The same pipeline with one consumer and with two consumers in one group.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let one = windowed_pipeline(&input, &out_one, &brokers, &unique("g1"), "");
+    let binary = build("kafka_one_consumer", &one, false);
+    run_pipeline(&binary, dir.path(), &[]);
+    let group_two = unique("g2");
+    let two = windowed_pipeline(&input, &out_two, &brokers, &group_two, "parallelism: 2,");
+    let binary = build("kafka_two_consumers", &two, false);
+    let out = run_pipeline(&binary, dir.path(), &[]);
+
+    let rows_one = windowed_rows(&consume(&brokers, &out_one, want.len()));
+    let rows_two = windowed_rows(&consume(&brokers, &out_two, want.len()));
+    assert_eq!(rows_one.len(), want.len());
+    assert_eq!(
+        rows_two.len(),
+        want.len(),
+        "no duplicates with two consumers"
+    );
+    assert_eq!(rows_one.into_iter().collect::<BTreeSet<_>>(), want);
+    assert_eq!(rows_two.into_iter().collect::<BTreeSet<_>>(), want);
+    // Neither consumer ran ahead of the other: per-partition watermarks held event time.
+    assert_eq!(late_records(&out.stderr), 0, "{}", out.stderr);
+    assert_eq!(
+        committed(&brokers, &input, &group_two, 4),
+        BTreeMap::from([(0, 200), (1, 200), (2, 200), (3, 200)])
+    );
+}
+
+#[test]
+fn csv_from_kafka_to_a_file_with_dead_letters() {
+    let Some(brokers) = broker() else { return };
+    let (input, group) = (unique("clicks"), unique("g"));
+    create_topic(&brokers, &input, 2);
+    let mut messages = Vec::new();
+    let mut want = BTreeSet::new();
+    for i in 0..100i64 {
+        let (user, ts) = (format!("u{}", i % 7), 1_700_000_000_000 + i * 1000);
+        let duration = (i * 13) % 300;
+        messages.push(((i % 2) as i32, format!("{user},{ts},{duration}\n")));
+        if duration >= 100 {
+            want.insert(format!("{user},{duration}"));
+        }
+    }
+    // Malformed: a duration that is not a number, a missing column.
+    messages.push((0, "u1,1700000000000,lots".to_string()));
+    messages.push((1, "u2".to_string()));
+    produce(&brokers, &input, &messages);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out_file = dir.path().join("out/long_clicks.csv");
+    let text = format!(
+        r#"
+schema Click {{ user: string, ts: timestamp, duration: i64 }}
+source clicks: Click = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}",
+    start: "earliest", properties: "{GROUP_PROPERTIES}") format csv
+    event_time ts watermark 2s
+sink clicks |> filter duration >= 100 |> select {{ user, duration }}
+    -> file(path: "{}") format csv
+"#,
+        out_file.display()
+    );
+    let binary = build("kafka_csv_to_file", &text, false);
+    let out = run_pipeline(&binary, dir.path(), &[]);
+
+    let written = std::fs::read_to_string(&out_file).expect("the sink wrote its file");
+    let rows: Vec<&str> = written.lines().collect();
+    assert_eq!(rows.len(), want.len());
+    assert_eq!(
+        rows.iter().map(|r| r.to_string()).collect::<BTreeSet<_>>(),
+        want
+    );
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+    let dead: Vec<Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead letter is JSON"))
+        .collect();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let raws: BTreeSet<&str> = dead.iter().map(|d| d["raw"].as_str().unwrap()).collect();
+    assert_eq!(raws, BTreeSet::from(["u1,1700000000000,lots", "u2"]));
+    assert!(dead.iter().all(|d| d["source"] == "clicks"));
+    assert!(dead
+        .iter()
+        .all(|d| d["reason"].as_str().unwrap().starts_with("partition ")));
+    assert!(out.stderr.contains("dead letters: 2"), "{}", out.stderr);
+    assert_eq!(
+        committed(&brokers, &input, &group, 2),
+        BTreeMap::from([(0, 51), (1, 51)])
+    );
+}
+
+#[test]
+fn a_broken_property_fails_the_run_with_librdkafkas_message() {
+    let Some(brokers) = broker() else { return };
+    let text = format!(
+        r#"
+schema Row {{ x: i64 }}
+source rows: Row = kafka(topic: "{}", brokers: "{brokers}")
+sink rows -> stdout()
+"#,
+        unique("none")
+    );
+    let binary = build("kafka_bad_property", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(
+        &binary,
+        &["--kafka-property", "no.such.property=1"],
+        dir.path(),
+        None,
+    );
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("source `rows`: kafka:") && out.stderr.contains("no.such.property"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn late_records_reads_the_summary() {
+    let summary = "weir: run summary
+  operator                                         records in    records out       late  wm lag ms
+  op2 aggregate { n: count(), total: sum(amou…            640            100         80     144750
+  op3 sink0 per_customer -> kafka weir-two-27…            100            100          0          -
+  dead letters: 0
+  elapsed: 4.717 s";
+    assert_eq!(late_records(summary), 80);
+}
+
+/// Source throughput: the same pipeline over a topic of `n` messages and over one of 10; the
+/// difference in elapsed time is what reading the `n` messages cost (group join and the idle
+/// wait at the end cancel out).
+#[test]
+#[ignore = "a measurement, not a check: cargo test -p weir-tests --test kafka -- --ignored --nocapture"]
+fn source_throughput() {
+    let Some(brokers) = broker() else { return };
+    let n: usize = std::env::var("WEIR_KAFKA_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500_000);
+    let mut elapsed = Vec::new();
+    for (name, count) in [("small", 10), ("large", n)] {
+        let topic = unique(&format!("bench-{name}"));
+        create_topic(&brokers, &topic, 2);
+        let messages: Vec<(i32, String)> = orders(count as i64, 2)
+            .iter()
+            .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
+            .collect();
+        let started = Instant::now();
+        produce(&brokers, &topic, &messages);
+        if count == n {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "produced {n} messages in {secs:.2} s: {:.0} msgs/s",
+                n as f64 / secs
+            );
+        }
+        let text = format!(
+            r#"
+schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}
+source orders: Order = kafka(topic: "{topic}", brokers: "{brokers}", group: "{}",
+    properties: "{GROUP_PROPERTIES}")
+    event_time ts watermark 1s
+sink orders |> filter amount >= 10 -> checksum()
+"#,
+            unique("bench")
+        );
+        let binary = build(&format!("kafka_bench_{name}"), &text, false);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let started = Instant::now();
+        let out = run_pipeline(&binary, dir.path(), &[]);
+        elapsed.push(started.elapsed().as_secs_f64());
+        assert!(
+            out.stderr.contains(&format!("events: {count}")),
+            "{}",
+            out.stderr
+        );
+    }
+    let reading = (elapsed[1] - elapsed[0]).max(1e-3);
+    eprintln!(
+        "source: {n} messages read in about {reading:.2} s: {:.0} msgs/s ({:.2} s and {:.2} s runs)",
+        n as f64 / reading,
+        elapsed[0],
+        elapsed[1]
+    );
+}
+
+/// What a source pushed, and its positions when it finished.
+type Seen = Arc<std::sync::Mutex<(Vec<i64>, Option<Positions>)>>;
+
+struct Collect(Seen, PositionsHandle);
+
+impl weir_runtime::collector::Collector<i64> for Collect {
+    fn push(&mut self, record: &i64) {
+        self.0.lock().unwrap().0.push(*record);
+    }
+    fn watermark(&mut self, _watermark: i64) {}
+    fn barrier(&mut self, _checkpoint: u64) {}
+    fn finish(&mut self) {
+        self.0.lock().unwrap().1 = Some(self.1.positions());
+    }
+}
+
+/// Start positions (what a checkpoint restores) are sought when their partitions are
+/// assigned: the source reads from there, not from the group's committed offsets, and its
+/// positions handle shows where it is.
+#[test]
+fn a_source_starts_from_given_positions() {
+    let Some(brokers) = broker() else { return };
+    let (topic, group) = (unique("positions"), unique("g"));
+    create_topic(&brokers, &topic, 2);
+    // Partition p holds 100 * p + 0..10.
+    let messages: Vec<(i32, String)> = (0..2)
+        .flat_map(|p| (0..10).map(move |i| (p, (100 * p + i).to_string())))
+        .collect();
+    produce(&brokers, &topic, &messages);
+
+    let args = weir_runtime::run::RunArgs {
+        kafka_stop_after_idle: Some(Duration::from_millis(1000)),
+        ..Default::default()
+    };
+    let mut config = KafkaSourceConfig::new(
+        "numbers",
+        &topic,
+        &brokers,
+        &group,
+        Start::Earliest,
+        &[
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "2000"),
+        ],
+        &args,
+    );
+    config.start_offsets = Some(Positions {
+        topic: topic.clone(),
+        next_offsets: BTreeMap::from([(0, 7), (1, 4)]),
+    });
+    let metrics = weir_runtime::metrics::Metrics::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dead = DeadLetters::new(dir.path().join("dead.jsonl"), metrics.clone());
+    let source = KafkaSource::new(config);
+    let seen = Seen::default();
+    let chain = Collect(seen.clone(), source.positions());
+    let decode = |line: &str| {
+        line.parse::<i64>()
+            .map_err(|_| DecodeError::new("not a number"))
+    };
+    source
+        .run(&metrics, &dead, decode, None, StateSlot::inert(), chain)
+        .expect("the source runs");
+    let (mut records, positions) = std::mem::take(&mut *seen.lock().unwrap());
+    records.sort();
+    assert_eq!(records, [7, 8, 9, 104, 105, 106, 107, 108, 109]);
+    assert_eq!(
+        positions.expect("finished").next_offsets,
+        BTreeMap::from([(0, 10), (1, 10)])
+    );
+    assert_eq!(
+        committed(&brokers, &topic, &group, 2),
+        BTreeMap::from([(0, 10), (1, 10)])
+    );
+}
+
+/// Needs no broker: nothing listens on the sink's address, so no message can be delivered.
+#[test]
+fn undelivered_messages_fail_the_run() {
+    let text = r#"
+schema Row { x: i64 }
+source rows: Row = stdin()
+sink rows -> kafka(topic: "nowhere", brokers: "127.0.0.1:1",
+    properties: "message.timeout.ms=1000,socket.connection.setup.timeout.ms=1000")
+"#;
+    let binary = build("kafka_undelivered", text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(&binary, &[], dir.path(), Some("{\"x\":1}\n{\"x\":2}\n"));
+    assert!(!out.success, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("weir: error: sink `sink0 rows -> kafka nowhere`: kafka:")
+            && out
+                .stderr
+                .contains("2 message(s) to topic `nowhere` could not be delivered"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Needs no broker: Kafka sources do not take part in checkpoints yet, and say so.
+#[test]
+fn a_kafka_source_refuses_checkpoints() {
+    let text = r#"
+schema Row { x: i64 }
+source rows: Row = kafka(topic: "t", brokers: "127.0.0.1:1")
+sink rows -> stdout()
+"#;
+    let binary = build("kafka_no_checkpoints", text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkpoints = dir.path().join("checkpoints").display().to_string();
+    let out = run(
+        &binary,
+        &["--checkpoint-dir", &checkpoints],
+        dir.path(),
+        None,
+    );
+    assert!(!out.success, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("source `rows`: Kafka sources cannot be checkpointed yet"),
+        "{}",
+        out.stderr
+    );
+}
