@@ -636,28 +636,98 @@ sink rows -> kafka(topic: "nowhere", brokers: "127.0.0.1:1",
     );
 }
 
-/// Needs no broker: Kafka sources do not take part in checkpoints yet, and say so.
+/// A Kafka source with checkpoints, killed with SIGKILL again and again: its partitions'
+/// positions and the window state come back from the last checkpoint, and the file it writes
+/// holds every window exactly once (equal to the oracle and to a crash-free run).
 #[test]
-fn a_kafka_source_refuses_checkpoints() {
-    let text = r#"
-schema Row { x: i64 }
-source rows: Row = kafka(topic: "t", brokers: "127.0.0.1:1")
-sink rows -> stdout()
-"#;
-    let binary = build("kafka_no_checkpoints", text, false);
+fn kafka_to_file_survives_sigkill_exactly_once() {
+    let Some(brokers) = broker() else { return };
+    let input = unique("crash-in");
+    create_topic(&brokers, &input, 4);
+    let rows = orders(40_000, 4);
+    let messages: Vec<(i32, String)> = rows
+        .iter()
+        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
+        .collect();
+    produce(&brokers, &input, &messages);
+    let text = format!(
+        r#"
+schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}
+source orders: Order = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}",
+    parallelism: 2, properties: "{GROUP_PROPERTIES}")
+    event_time ts watermark 1s
+let per_customer = orders
+    |> filter amount >= 10
+    |> key_by customer
+    |> window tumble(10s)
+    |> aggregate {{ n: count(), total: sum(amount) }}
+    |> select {{ customer, window_start, n, total }}
+sink per_customer -> file(path: "out/windows.jsonl")
+"#,
+        group = unique("crash-group"),
+    );
+    let binary = build("kafka_crash", &text, false);
     let dir = tempfile::tempdir().expect("temp dir");
-    let checkpoints = dir.path().join("checkpoints").display().to_string();
-    let out = run(
-        &binary,
-        &["--checkpoint-dir", &checkpoints],
-        dir.path(),
-        None,
+    let kills: usize = std::env::var("WEIR_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    // About half a second of reading per kill wanted.
+    let rate = (rows.len() * 2 / kills.max(1)).max(1000).to_string();
+    let args = [
+        "--checkpoint-dir",
+        "chk",
+        "--checkpoint-interval",
+        "50ms",
+        "--kafka-stop-after-idle",
+        STOP_AFTER_IDLE_MS,
+        "--rate-limit",
+        rate.as_str(),
+        "--quiet",
+    ];
+    let mut landed = 0;
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    while landed < kills {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = std::process::Command::new(&binary)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pipeline starts");
+        std::thread::sleep(std::time::Duration::from_millis(100 + seed % 400));
+        if child.try_wait().expect("poll").is_some() {
+            break; // finished before this kill
+        }
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        landed += 1;
+    }
+    assert!(landed >= kills, "only {landed} kills landed");
+    let last = run(&binary, &args, dir.path(), None);
+    assert!(last.success, "{}", last.stderr);
+    let text = std::fs::read_to_string(dir.path().join("out/windows.jsonl")).expect("output");
+    let got: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("JSON line");
+            format!(
+                "{},{},{},{}",
+                v["customer"].as_str().expect("customer"),
+                v["window_start"].as_str().expect("window_start"),
+                v["n"],
+                v["total"]
+            )
+        })
+        .collect();
+    let unique_rows: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(
+        unique_rows.len(),
+        got.len(),
+        "duplicated windows after {landed} kills"
     );
-    assert!(!out.success, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("source `rows`: Kafka sources cannot be checkpointed yet"),
-        "{}",
-        out.stderr
-    );
+    assert_eq!(unique_rows, windowed_oracle(&rows), "after {landed} kills");
 }

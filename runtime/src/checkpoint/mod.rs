@@ -673,6 +673,25 @@ impl StateSlot {
     pub fn label(&self) -> String {
         format!("{}-{}", self.id, self.instance)
     }
+
+    /// This instance's index among its operator's instances.
+    pub fn instance(&self) -> usize {
+        self.instance as usize
+    }
+
+    /// How many instances the operator has (from the plan; 1 when checkpointing is off).
+    pub fn instances(&self) -> usize {
+        self.coordinator
+            .and_then(|c| {
+                c.lock()
+                    .plan
+                    .iter()
+                    .find(|s| s.id == self.id)
+                    .map(|s| s.instances)
+            })
+            .unwrap_or(1)
+            .max(1)
+    }
 }
 
 /// State an operator can save and restore.

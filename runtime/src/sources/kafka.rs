@@ -328,7 +328,56 @@ impl KafkaSource {
         PositionsHandle(self.state.clone())
     }
 
-    fn consumer(&self) -> Result<BaseConsumer<SourceContext>, String> {
+    /// With checkpoints: this instance's partitions (`p % instances == instance`), assigned
+    /// directly (no group rebalancing, so a checkpoint's positions always describe the
+    /// partitions an instance reads), each from its checkpointed position, else from the
+    /// group's committed offset, else from `start`.
+    fn assign_statically(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        instance: usize,
+        instances: usize,
+        restored: &BTreeMap<i32, i64>,
+    ) -> Result<(), String> {
+        let name = &self.config.name;
+        let topic = self.config.topic.as_str();
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .map_err(|e| format!("source `{name}`: kafka: cannot read topic `{topic}`: {e}"))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .filter(|p| (*p as usize) % instances == instance)
+            .collect();
+        let mut list = TopicPartitionList::new();
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        for p in &partitions {
+            let offset = match restored.get(p) {
+                Some(o) => Offset::Offset(*o),
+                None => Offset::Stored,
+            };
+            list.add_partition_offset(topic, *p, offset)
+                .map_err(|e| format!("source `{name}`: kafka: {e}"))?;
+            state.clocks.entry(*p).or_insert(PartitionClock {
+                max_event_time: i64::MIN,
+                last_message: now,
+            });
+            if let Some(o) = restored.get(p) {
+                state.positions.next_offsets.insert(*p, *o);
+            }
+        }
+        state.assigned = true;
+        state.last_rebalance = Some(now);
+        drop(state);
+        consumer
+            .assign(&list)
+            .map_err(|e| format!("source `{name}`: kafka: cannot assign partitions: {e}"))
+    }
+
+    fn consumer(&self, subscribe: bool) -> Result<BaseConsumer<SourceContext>, String> {
         let start = match self.config.start {
             Start::Earliest => "earliest",
             Start::Latest => "latest",
@@ -351,9 +400,11 @@ impl KafkaSource {
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
             .map_err(|e| format!("source `{}`: kafka: {e}", self.config.name))?;
-        consumer
-            .subscribe(&[self.config.topic.as_str()])
-            .map_err(|e| format!("source `{}`: kafka: {e}", self.config.name))?;
+        if subscribe {
+            consumer
+                .subscribe(&[self.config.topic.as_str()])
+                .map_err(|e| format!("source `{}`: kafka: {e}", self.config.name))?;
+        }
         Ok(consumer)
     }
 
@@ -376,18 +427,43 @@ impl KafkaSource {
         C: Collector<T>,
     {
         let name = self.config.name.clone();
-        if slot.is_active() {
-            crate::checkpoint::source_ended();
-            chain.watermark(i64::MAX);
-            chain.finish();
-            return Err(format!(
-                "source `{name}`: Kafka sources cannot be checkpointed yet (they commit their \
-                 offsets to the consumer group); run without --checkpoint-dir"
-            ));
+        let mut slot = slot;
+        let checkpointed = slot.is_active();
+        // A checkpoint's part: next offset and highest event time per partition, and the last
+        // watermark sent.
+        let mut emitted = i64::MIN;
+        let mut restored: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+        if let Some(bytes) = slot.take_restored() {
+            match crate::state::decode::<(BTreeMap<i32, (i64, i64)>, i64)>(&bytes) {
+                Ok((positions, wm)) => {
+                    restored = positions;
+                    emitted = wm;
+                }
+                Err(e) => {
+                    chain.watermark(i64::MAX);
+                    chain.finish();
+                    return Err(format!(
+                        "source `{name}`: cannot restore its positions: {e}"
+                    ));
+                }
+            }
         }
-        let consumer = match self.consumer() {
+        let consumer = match self.consumer(!checkpointed).and_then(|c| {
+            if checkpointed {
+                let offsets = restored.iter().map(|(p, (o, _))| (*p, *o)).collect();
+                self.assign_statically(&c, slot.instance(), slot.instances(), &offsets)?;
+                let mut state = lock(&self.state);
+                for (p, (_, max_event_time)) in &restored {
+                    if let Some(clock) = state.clocks.get_mut(p) {
+                        clock.max_event_time = *max_event_time;
+                    }
+                }
+            }
+            Ok(c)
+        }) {
             Ok(c) => c,
             Err(err) => {
+                crate::checkpoint::source_ended();
                 chain.watermark(i64::MAX);
                 chain.finish();
                 return Err(err);
@@ -396,7 +472,11 @@ impl KafkaSource {
         let bound = event_time
             .as_ref()
             .map_or(0, |et| et.max_out_of_orderness_ms);
-        let mut emitted = i64::MIN;
+        let mut last_barrier = 0u64;
+        let mut pace = super::Pacer::new(1);
+        // Positions of checkpoints taken and not yet known complete: committed to the group
+        // once they are (so the group never runs ahead of what a checkpoint covers).
+        let mut to_commit: Vec<(u64, Positions)> = Vec::new();
         let mut countdown = WATERMARK_INTERVAL;
         let mut last_watermark_check = Instant::now();
         let mut last_sent = Instant::now();
@@ -411,6 +491,37 @@ impl KafkaSource {
         let mut now = Instant::now();
         let mut since_clock = 0u32;
         loop {
+            if checkpointed {
+                let wanted = crate::checkpoint::requested();
+                if wanted > last_barrier {
+                    last_barrier = wanted;
+                    let state = lock(&self.state);
+                    let part: BTreeMap<i32, (i64, i64)> = state
+                        .positions
+                        .next_offsets
+                        .iter()
+                        .map(|(p, o)| {
+                            let max = state.clocks.get(p).map_or(i64::MIN, |c| c.max_event_time);
+                            (*p, (*o, max))
+                        })
+                        .collect();
+                    to_commit.push((wanted, state.positions.clone()));
+                    drop(state);
+                    slot.save(wanted, &crate::state::encode(&(part, emitted)), Vec::new());
+                    chain.barrier(wanted);
+                }
+                let done = slot.completed();
+                if let Some(i) = to_commit.iter().rposition(|(id, _)| *id <= done) {
+                    let (_, positions) = to_commit[i].clone();
+                    to_commit.drain(..=i);
+                    if !positions.next_offsets.is_empty() {
+                        let _ = consumer.commit(&positions.to_list(), CommitMode::Async);
+                    }
+                }
+            }
+            if produced.is_multiple_of(64) {
+                pace.wait(produced);
+            }
             let polled = consumer.poll(POLL);
             since_clock += 1;
             let fresh_clock = !matches!(polled, Some(Ok(_))) || since_clock >= CLOCK_EVERY;
@@ -507,7 +618,7 @@ impl KafkaSource {
             if !fresh_clock {
                 continue;
             }
-            if now.duration_since(last_commit) >= COMMIT_EVERY {
+            if !checkpointed && now.duration_since(last_commit) >= COMMIT_EVERY {
                 last_commit = now;
                 self.commit(&consumer, &mut committed, CommitMode::Async);
                 let warnings = std::mem::take(&mut lock(&self.state).warnings);
@@ -525,7 +636,9 @@ impl KafkaSource {
                 }
             }
         }
-        self.commit(&consumer, &mut committed, CommitMode::Sync);
+        if !checkpointed {
+            self.commit(&consumer, &mut committed, CommitMode::Sync);
+        }
         metrics.add_source_records(produced);
         crate::checkpoint::source_ended();
         chain.watermark(i64::MAX);
