@@ -392,6 +392,8 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     }
     crate::sources::set_rate_limit(args.rate_limit);
     if let Some(dir) = &args.checkpoint_dir {
+        #[cfg(feature = "kafka")]
+        crate::checkpoint::register_verifier("kafka-txn", crate::sinks::kafka::verify_transaction);
         let config = crate::checkpoint::Config {
             dir: dir.clone(),
             interval: args.checkpoint_interval,

@@ -144,7 +144,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             key,
             properties,
             format,
+            exactly_once,
         } => {
+            let exactly_once = *exactly_once;
             let encode = cx.namer.fresh(&format!("{op}_encode"));
             items.push(records::encoder(&encode, &input, &schema, *format));
             // The key as text: a string as is, numbers and booleans as Rust prints them,
@@ -187,7 +189,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             let setup = quote! {
                 let #config = ::weir_runtime::sinks::kafka::KafkaSinkConfig::new(
                     #label, #topic, #brokers, &[#((#keys, #values)),*], &rt.args,
-                );
+                ).exactly_once(#exactly_once);
                 let #errors = rt.errors();
             };
             Emitted {

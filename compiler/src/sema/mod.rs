@@ -1699,10 +1699,25 @@ impl Checker {
                 let args = Args::new(
                     connector,
                     "sink `kafka`",
-                    &["topic", "brokers", "key", "properties"],
+                    &["topic", "brokers", "key", "properties", "delivery"],
                     &mut self.diagnostics,
                 );
                 let d = &mut self.diagnostics;
+                let exactly_once = match args.string("delivery", d).as_deref() {
+                    None | Some("at_least_once") => Some(false),
+                    Some("exactly_once") => Some(true),
+                    Some(other) => {
+                        d.push(
+                            Diagnostic::error(
+                                "E0321",
+                                args.span_of("delivery"),
+                                format!("unknown delivery `{other}`"),
+                            )
+                            .with_hint("delivery is \"at_least_once\" (the default) or \"exactly_once\" (transactions committed with checkpoints)"),
+                        );
+                        None
+                    }
+                };
                 let topic = args.string("topic", d);
                 let topic = args.required("topic", topic, d);
                 let topic = topic.filter(|t| kafka_topic_ok(t, &args, d));
@@ -1742,16 +1757,21 @@ impl Checker {
                         ok = false;
                     }
                 }
-                match (topic, brokers, properties, format) {
-                    (Some(topic), Some(brokers), Some(properties), Some(format)) if ok => {
-                        Some(SinkKind::Kafka {
-                            topic,
-                            brokers,
-                            key,
-                            properties,
-                            format,
-                        })
-                    }
+                match (topic, brokers, properties, format, exactly_once) {
+                    (
+                        Some(topic),
+                        Some(brokers),
+                        Some(properties),
+                        Some(format),
+                        Some(exactly_once),
+                    ) if ok => Some(SinkKind::Kafka {
+                        topic,
+                        brokers,
+                        key,
+                        properties,
+                        format,
+                        exactly_once,
+                    }),
                     _ => None,
                 }
             }

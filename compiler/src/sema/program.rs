@@ -254,5 +254,7 @@ pub enum SinkKind {
         key: Option<String>,
         properties: Vec<(String, String)>,
         format: Format,
+        /// `delivery: "exactly_once"`: transactions committed with checkpoints.
+        exactly_once: bool,
     },
 }

@@ -66,9 +66,14 @@ pub fn enabled() -> bool {
 
 /// A source instance has read all its input: no checkpoint can complete any more (it would
 /// need that source's barrier), so none is asked for.
+///
+/// Call it before the source's last barrier check: afterwards no checkpoint is asked for, and
+/// one asked for before is visible in [`requested`], so the source can still send its barrier
+/// (a checkpoint in flight then completes, and no sink waits for it forever).
 pub fn source_ended() {
     if let Some(c) = coordinator() {
-        c.stop();
+        let _inner = c.lock();
+        c.stopped.store(true, Ordering::Relaxed);
     }
 }
 
@@ -375,6 +380,9 @@ impl Coordinator {
                     return;
                 }
                 let mut inner = self.lock();
+                if self.stopped.load(Ordering::Relaxed) {
+                    return;
+                }
                 if inner.in_flight.is_some() || inner.expected == 0 {
                     continue; // the previous one is still being taken
                 }

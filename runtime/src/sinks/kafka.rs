@@ -6,9 +6,18 @@
 //! at the end of input (`flush`), and a message that cannot be delivered fails the run with
 //! librdkafka's reason (reported through [`Errors`]). With checkpoints on, a barrier waits for
 //! every earlier message, so a checkpoint never covers an undelivered one. Each sink instance
-//! has its own producer, made by [`KafkaSinkConfig::producer`] alone: a transactional
-//! (exactly-once) mode would set its `transactional.id` there, and begin and commit
-//! transactions around checkpoints in `barrier`.
+//! has its own producer, made by [`KafkaSinkConfig::producer`] alone.
+//!
+//! `delivery: "exactly_once"` (needs `--checkpoint-dir`): each sink instance produces inside a
+//! transaction with a stable `transactional.id` (`weir-<sink id>-<instance>`), one transaction
+//! per checkpoint epoch. At a barrier the sink flushes, notes its transaction in the
+//! checkpoint, waits until the checkpoint is complete, then commits the transaction together
+//! with a marker: the checkpoint id, committed as the offset of partition 0 of the output
+//! topic for the group `weir-txn-<transactional.id>`. If the run dies between the manifest
+//! and the commit, the restart finds the marker behind the manifest and resumes from the
+//! checkpoint before it (see `checkpoint::register_verifier`); the unfinished transaction is
+//! aborted when the restarted producer calls `init_transactions` (which also fences any
+//! older producer still alive). Readers must use `isolation.level=read_committed`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +43,8 @@ pub struct KafkaSinkConfig {
     pub brokers: String,
     /// The pipeline's `properties:`, then `--kafka-property` (later ones win).
     pub properties: Vec<(String, String)>,
+    /// Transactions committed with checkpoints.
+    pub exactly_once: bool,
 }
 
 impl KafkaSinkConfig {
@@ -51,23 +62,33 @@ impl KafkaSinkConfig {
             topic: topic.to_string(),
             brokers: brokers.to_string(),
             properties: props,
+            exactly_once: false,
         }
     }
 
-    /// The one place producers are made.
-    fn producer(&self, failures: Failures) -> Result<BaseProducer<DeliveryContext>, String> {
-        crate::kafka::client_config(
-            &self.brokers,
-            &[
-                // At least once without duplicates from librdkafka's own retries.
-                ("enable.idempotence", "true"),
-                ("linger.ms", "5"),
-            ],
-            &self.properties,
-            &[],
-        )
-        .create_with_context(DeliveryContext { failures })
-        .map_err(|e| format!("sink `{}`: kafka: {e}", self.name))
+    /// `delivery: "exactly_once"`.
+    pub fn exactly_once(mut self, on: bool) -> Self {
+        self.exactly_once = on;
+        self
+    }
+
+    /// The one place producers are made; `transactional_id` makes a transactional one.
+    fn producer(
+        &self,
+        failures: Failures,
+        transactional_id: Option<&str>,
+    ) -> Result<BaseProducer<DeliveryContext>, String> {
+        let mut settings = vec![
+            // At least once without duplicates from librdkafka's own retries.
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+        ];
+        if let Some(id) = transactional_id {
+            settings.push(("transactional.id", id));
+        }
+        crate::kafka::client_config(&self.brokers, &settings, &self.properties, &[])
+            .create_with_context(DeliveryContext { failures })
+            .map_err(|e| format!("sink `{}`: kafka: {e}", self.name))
     }
 }
 
@@ -120,6 +141,49 @@ pub struct KafkaSink<E, K> {
     stats: OpStats,
     metrics: OpMetrics,
     slot: StateSlot,
+    /// Exactly once: the transactional id and the marker group's metadata.
+    transaction: Option<Transaction>,
+}
+
+struct Transaction {
+    id: String,
+    marker: rdkafka::consumer::ConsumerGroupMetadata,
+}
+
+/// How long transactional calls may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The group whose committed offset marks the last checkpoint a transactional sink committed.
+fn marker_group(transactional_id: &str) -> String {
+    format!("weir-txn-{transactional_id}")
+}
+
+/// Verifies a `kafka-txn` note: did the sink commit its transaction of `checkpoint`?
+/// Note: `kafka-txn <brokers> <transactional id> <topic>`.
+pub fn verify_transaction(note: &str, checkpoint: u64) -> Result<bool, String> {
+    let mut parts = note.split(' ').skip(1);
+    let (Some(brokers), Some(id), Some(topic)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("malformed note `{note}`"));
+    };
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        crate::kafka::client_config(brokers, &[("group.id", &marker_group(id))], &[], &[])
+            .create()
+            .map_err(|e| format!("kafka: {e}"))?;
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition(topic, 0);
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .map_err(|e| format!("kafka: cannot read the commit marker of `{id}`: {e}"))?;
+    let marker = committed
+        .elements()
+        .first()
+        .and_then(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some(o as u64),
+            _ => None,
+        })
+        .unwrap_or(0);
+    Ok(marker >= checkpoint)
 }
 
 impl<E, K> KafkaSink<E, K> {
@@ -133,7 +197,8 @@ impl<E, K> KafkaSink<E, K> {
         key: Option<K>,
     ) -> Self {
         let failures = Failures::default();
-        let producer = match config.producer(failures.clone()) {
+        // A transactional producer is made in `with_state`, once its id is known.
+        let producer = match config.producer(failures.clone(), None) {
             Ok(p) => Some(p),
             Err(e) => {
                 errors.report(e);
@@ -154,6 +219,7 @@ impl<E, K> KafkaSink<E, K> {
             stats: OpStats::default(),
             metrics,
             slot: StateSlot::inert(),
+            transaction: None,
         }
     }
 
@@ -162,8 +228,70 @@ impl<E, K> KafkaSink<E, K> {
     /// restored: messages after the checkpoint are produced again.
     pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
         let _ = slot.take_restored();
+        if self.config.exactly_once {
+            if !slot.is_active() {
+                return Err(format!(
+                    "sink `{}`: delivery \"exactly_once\" commits a transaction per checkpoint: \
+                     run with --checkpoint-dir",
+                    self.config.name
+                ));
+            }
+            self.begin_transactions(&slot)?;
+        }
         self.slot = slot;
         Ok(self)
+    }
+
+    /// Replaces the producer with a transactional one (fencing older ones and aborting their
+    /// open transaction) and begins the first transaction.
+    fn begin_transactions(&mut self, slot: &StateSlot) -> Result<(), String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let name = &self.config.name;
+        let id = format!("weir-{}", slot.label());
+        let producer = self.config.producer(self.failures.clone(), Some(&id))?;
+        producer
+            .init_transactions(TXN_TIMEOUT)
+            .map_err(|e| format!("sink `{name}`: kafka: cannot start transactions: {e}"))?;
+        producer
+            .begin_transaction()
+            .map_err(|e| format!("sink `{name}`: kafka: {e}"))?;
+        let group: BaseConsumer = crate::kafka::client_config(
+            &self.config.brokers,
+            &[("group.id", &marker_group(&id))],
+            &[],
+            &[],
+        )
+        .create()
+        .map_err(|e| format!("sink `{name}`: kafka: {e}"))?;
+        let marker = group.group_metadata().ok_or_else(|| {
+            format!("sink `{name}`: kafka: no group metadata for the commit marker")
+        })?;
+        self.producer = Some(producer);
+        self.transaction = Some(Transaction { id, marker });
+        Ok(())
+    }
+
+    /// Commits the open transaction with `checkpoint` as its marker, and begins the next.
+    fn commit_transaction(&mut self, checkpoint: u64) -> Result<(), String> {
+        let (Some(producer), Some(txn)) = (&self.producer, &self.transaction) else {
+            return Ok(());
+        };
+        let name = &self.config.name;
+        let mut marker = rdkafka::TopicPartitionList::new();
+        marker
+            .add_partition_offset(
+                &self.config.topic,
+                0,
+                rdkafka::Offset::Offset(checkpoint as i64),
+            )
+            .map_err(|e| format!("sink `{name}`: kafka: {e}"))?;
+        producer
+            .send_offsets_to_transaction(&marker, &txn.marker, TXN_TIMEOUT)
+            .and_then(|_| producer.commit_transaction(TXN_TIMEOUT))
+            .and_then(|_| producer.begin_transaction())
+            .map_err(|e| {
+                format!("sink `{name}`: kafka: cannot commit the transaction of checkpoint {checkpoint}: {e}")
+            })
     }
 
     /// Waits until every message produced so far is delivered or has failed.
@@ -231,16 +359,48 @@ where
         }
     }
 
-    /// A transactional mode would commit its transaction when this checkpoint completes.
+    /// At least once: the checkpoint completes once everything before it is delivered.
+    /// Exactly once: the epoch's transaction is noted in the checkpoint and committed once the
+    /// checkpoint is complete (or aborted if it never completes: a restart replays it).
     fn barrier(&mut self, checkpoint: u64) {
         self.flush(&format!("by checkpoint {checkpoint}"));
-        if self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 == 0 {
+        if self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 != 0 {
+            return;
+        }
+        let Some(txn) = &self.transaction else {
             self.slot.save(checkpoint, &[], Vec::new());
+            return;
+        };
+        let note = format!(
+            "kafka-txn {} {} {}",
+            self.config.brokers, txn.id, self.config.topic
+        );
+        self.slot
+            .save_noted(checkpoint, &[], Vec::new(), vec![note]);
+        if self.slot.wait_complete(checkpoint) {
+            if let Err(e) = self.commit_transaction(checkpoint) {
+                self.errors.report(e);
+            }
+        } else if let Some(producer) = &self.producer {
+            // Given up: this epoch is replayed after a restart.
+            let _ = producer
+                .abort_transaction(TXN_TIMEOUT)
+                .and_then(|_| producer.begin_transaction());
         }
     }
 
     fn finish(&mut self) {
         self.flush("at the end");
+        // Exactly once: the last epoch is committed now (a crash before the final manifest
+        // would replay it; the window is the end of a bounded run only).
+        if self.transaction.is_some()
+            && self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 == 0
+        {
+            let last = self.slot.completed() + 1;
+            if let Err(e) = self.commit_transaction(last) {
+                self.errors.report(e);
+            }
+        }
         let (failed, reason) = self.failures.take();
         if failed > 0 {
             self.errors.report(format!(

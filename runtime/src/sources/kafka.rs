@@ -495,19 +495,9 @@ impl KafkaSource {
                 let wanted = crate::checkpoint::requested();
                 if wanted > last_barrier {
                     last_barrier = wanted;
-                    let state = lock(&self.state);
-                    let part: BTreeMap<i32, (i64, i64)> = state
-                        .positions
-                        .next_offsets
-                        .iter()
-                        .map(|(p, o)| {
-                            let max = state.clocks.get(p).map_or(i64::MIN, |c| c.max_event_time);
-                            (*p, (*o, max))
-                        })
-                        .collect();
-                    to_commit.push((wanted, state.positions.clone()));
-                    drop(state);
-                    slot.save(wanted, &crate::state::encode(&(part, emitted)), Vec::new());
+                    let (part, positions) = self.checkpoint_part(emitted);
+                    to_commit.push((wanted, positions));
+                    slot.save(wanted, &part, Vec::new());
                     chain.barrier(wanted);
                 }
                 let done = slot.completed();
@@ -641,9 +631,33 @@ impl KafkaSource {
         }
         metrics.add_source_records(produced);
         crate::checkpoint::source_ended();
+        let wanted = crate::checkpoint::requested();
+        if checkpointed && wanted > last_barrier {
+            slot.save(wanted, &self.checkpoint_part(emitted).0, Vec::new());
+            chain.barrier(wanted);
+        }
         chain.watermark(i64::MAX);
         chain.finish();
         result
+    }
+
+    /// This instance's part of a checkpoint (next offset and highest event time per
+    /// partition, and the last watermark sent), and its positions.
+    fn checkpoint_part(&self, emitted: i64) -> (Vec<u8>, Positions) {
+        let state = lock(&self.state);
+        let part: BTreeMap<i32, (i64, i64)> = state
+            .positions
+            .next_offsets
+            .iter()
+            .map(|(p, o)| {
+                let max = state.clocks.get(p).map_or(i64::MIN, |c| c.max_event_time);
+                (*p, (*o, max))
+            })
+            .collect();
+        (
+            crate::state::encode(&(part, emitted)),
+            state.positions.clone(),
+        )
     }
 
     /// What the instance says about event time now (see [`Clock`]).

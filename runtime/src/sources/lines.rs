@@ -146,6 +146,15 @@ where
     }
     metrics.add_source_records(produced);
     crate::checkpoint::source_ended();
+    let wanted = crate::checkpoint::requested();
+    if wanted > last_barrier && slot.is_active() {
+        let (max_seen, emitted) = tracker
+            .as_ref()
+            .map_or((i64::MIN, i64::MIN), |t| t.position());
+        let state = crate::state::encode(&(offset, line_no, max_seen, emitted));
+        slot.save(wanted, &state, Vec::new());
+        chain.barrier(wanted);
+    }
     chain.watermark(i64::MAX);
     chain.finish();
     result

@@ -98,6 +98,15 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     let _ = produced;
     metrics.add_generator_events(source, split.position() - start);
     crate::checkpoint::source_ended();
+    let wanted = crate::checkpoint::requested();
+    if wanted > last_barrier && slot.is_active() {
+        let (max_seen, emitted) = tracker
+            .as_ref()
+            .map_or((i64::MIN, i64::MIN), |t| t.position());
+        let state = crate::state::encode(&(split.position(), max_seen, emitted));
+        slot.save(wanted, &state, Vec::new());
+        chain.barrier(wanted);
+    }
     chain.watermark(i64::MAX);
     chain.finish();
     Ok(())
