@@ -15,6 +15,7 @@ pub mod channel;
 pub mod checksum;
 pub mod collector;
 pub mod dead_letter;
+pub mod embed;
 pub mod formats;
 pub mod functions;
 pub mod hash;
