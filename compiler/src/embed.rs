@@ -31,6 +31,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitStr, Token};
 
 use crate::codegen::embed::{rewrite_runtime_path, Form};
+use crate::sema::types::Type;
+use crate::sema::udf::{with_udfs, Udf};
 use crate::{Diagnostic, FileId, Options, SourceMap};
 
 /// Rust-side declarations in front of an embedded pipeline, separated by `;`:
@@ -40,6 +42,8 @@ use crate::{Diagnostic, FileId, Options, SourceMap};
 /// file = "pipelines/fraud.weir";      // the pipeline's file (macro only; else inline text)
 /// use crate::model::Transaction;      // binds `schema Transaction` to a Rust type
 /// use crate::model::Tx as Transaction;
+/// fn risk(amount: f64, country: string) -> f64 = crate::udf::risk;   // a scalar Rust function
+/// aggregate fn spread(amount: f64) -> f64 = crate::udf::Spread;      // a weir::Accumulator
 /// ```
 #[derive(Clone, Default)]
 pub struct Header {
@@ -47,6 +51,8 @@ pub struct Header {
     pub file: Option<LitStr>,
     /// Schema name → (the Rust type's path, the `use` item's span).
     pub records: Vec<(String, String, RustSpan)>,
+    /// Rust functions the pipeline calls.
+    pub functions: Vec<Udf>,
 }
 
 impl Header {
@@ -97,6 +103,19 @@ impl Parse for Header {
                     .records
                     .push((schema, path, syn::spanned::Spanned::span(&item)));
                 continue; // `ItemUse` includes its `;`.
+            } else if input.peek(Token![fn])
+                || (input.peek(Ident)
+                    && input.peek2(Token![fn])
+                    && input.fork().parse::<Ident>()? == "aggregate")
+            {
+                let udf = parse_function(input)?;
+                if header.functions.iter().any(|f| f.name == udf.name) {
+                    return Err(syn::Error::new(
+                        RustSpan::call_site(),
+                        format!("the function `{}` is declared twice", udf.name),
+                    ));
+                }
+                header.functions.push(udf);
             } else if input.peek(Ident)
                 && input.peek2(Token![=])
                 && input.fork().parse::<Ident>()? == "file"
@@ -116,6 +135,59 @@ impl Parse for Header {
             }
             input.parse::<Token![;]>()?;
         }
+    }
+}
+
+/// `[aggregate] fn name(param: type, ...) -> type = path` (without the `;`).
+fn parse_function(input: ParseStream<'_>) -> syn::Result<Udf> {
+    let aggregate = if input.peek(Ident) {
+        input.parse::<Ident>()?;
+        true
+    } else {
+        false
+    };
+    input.parse::<Token![fn]>()?;
+    let name: Ident = input.parse()?;
+    let content;
+    syn::parenthesized!(content in input);
+    let mut params = Vec::new();
+    while !content.is_empty() {
+        let pname: Ident = content.parse()?;
+        content.parse::<Token![:]>()?;
+        params.push((pname.to_string(), weir_type(&content)?));
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    input.parse::<Token![->]>()?;
+    let result = weir_type(input)?;
+    input.parse::<Token![=]>()?;
+    let path: syn::Path = input.parse()?;
+    if aggregate && params.len() != 1 {
+        return Err(syn::Error::new(
+            name.span(),
+            "an aggregate function takes exactly one argument",
+        ));
+    }
+    Ok(Udf {
+        name: name.to_string(),
+        params,
+        result,
+        path: quote!(#path).to_string().replace(' ', ""),
+        aggregate,
+    })
+}
+
+/// A weir type name: `i64`, `f64`, `bool`, `string` or `timestamp`.
+fn weir_type(input: ParseStream<'_>) -> syn::Result<Type> {
+    let name: Ident = input.parse()?;
+    match Type::from_name(&name.to_string()) {
+        Some(t) if t != Type::Duration => Ok(t),
+        _ => Err(syn::Error::new(
+            name.span(),
+            format!("`{name}` is not a weir type: use i64, f64, bool, string or timestamp"),
+        )),
     }
 }
 
@@ -148,8 +220,10 @@ pub fn compile_module(
     header: &Header,
     default_name: &str,
 ) -> Result<TokenStream, EmbedError> {
-    let compiled =
-        crate::compile(sources, file, &Options::default()).map_err(EmbedError::Pipeline)?;
+    let compiled = with_udfs(&header.functions, || {
+        crate::compile(sources, file, &Options::default())
+    })
+    .map_err(EmbedError::Pipeline)?;
     let records = source_records(sources, file, header)?;
     let library =
         crate::codegen::generate_tokens(&compiled.physical, &compiled.info, Form::Library);
@@ -245,5 +319,14 @@ mod tests {
         assert!(Header::parse_str("mod a; mod b;").is_err());
         assert!(Header::parse_str("use crate::{A, B};").is_err());
         assert!(Header::parse_str("schema X {}").is_err());
+        let h = Header::parse_str(
+            "fn risk(a: f64, c: string) -> f64 = crate::udf::risk; aggregate fn s(a: i64) -> i64 = crate::S;",
+        )
+        .unwrap();
+        assert_eq!(h.functions[0].signature(), "risk(a: f64, c: string) -> f64");
+        assert_eq!(h.functions[0].path, "crate::udf::risk");
+        assert!(h.functions[1].aggregate && !h.functions[0].aggregate);
+        assert!(Header::parse_str("fn f(a: int) -> f64 = f;").is_err());
+        assert!(Header::parse_str("aggregate fn f(a: i64, b: i64) -> f64 = f;").is_err());
     }
 }

@@ -146,14 +146,14 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A user-defined aggregate function: a `Default` accumulator that takes the argument values
+/// A user-defined aggregate function: a `Default` (and `Clone`, `Debug`) accumulator that takes the argument values
 /// of each record (`add`), combines with an accumulator of later records (`merge`, for
 /// session windows) and produces the aggregate's value (`result`).
 ///
 /// A pipeline declares it with its signature, e.g.
 /// `aggregate fn p90(amount: f64) -> f64 = crate::udf::P90;`; `Input` is then `f64` (a tuple
 /// for several arguments, `Option<T>` for nullable ones).
-pub trait Accumulator: Default + Clone + Send + 'static {
+pub trait Accumulator: Default + Clone + std::fmt::Debug + Send + 'static {
     type Input;
     type Output;
     fn add(&mut self, input: Self::Input);
@@ -252,7 +252,7 @@ const fn str_eq(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    #[derive(Clone, Default)]
+    #[derive(Clone, Debug, Default)]
     struct Sum(f64);
 
     impl Accumulator for Sum {
