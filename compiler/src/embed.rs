@@ -35,7 +35,7 @@ use crate::sema::types::Type;
 use crate::sema::udf::{with_udfs, Udf};
 use crate::{Diagnostic, FileId, Options, SourceMap};
 
-/// Rust-side declarations in front of an embedded pipeline, separated by `;`:
+/// Rust-side declarations in front of an embedded pipeline, separated by `;` (or `,`):
 ///
 /// ```text
 /// mod fraud;                          // the generated module's name
@@ -133,7 +133,13 @@ impl Parse for Header {
             if input.is_empty() {
                 return Ok(header);
             }
-            input.parse::<Token![;]>()?;
+            // `;` between items; `,` too, for `pipeline!(file = "...", mod name)`, which
+            // rustfmt leaves alone (it rewrites `;` inside parentheses).
+            if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+            } else {
+                input.parse::<Token![;]>()?;
+            }
         }
     }
 }

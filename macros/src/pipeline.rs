@@ -16,10 +16,15 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Ok(parsed) => parsed,
         Err(err) => return failed(err, &format_ident!("pipeline")),
     };
-    let name = header
-        .module
-        .clone()
-        .unwrap_or_else(|| format_ident!("pipeline"));
+    // The module's name: `mod NAME`, else the file's stem, else `pipeline`.
+    let name = match (&header.module, &header.file) {
+        (Some(name), _) => name.clone(),
+        (None, Some(lit)) => {
+            let stem = weir_compiler::build::module_name(std::path::Path::new(&lit.value()));
+            syn::parse_str(&stem).unwrap_or_else(|_| format_ident!("pipeline"))
+        }
+        (None, None) => format_ident!("pipeline"),
+    };
     let mut sources = SourceMap::new();
     let (file, origin) = match &header.file {
         Some(lit) => {
@@ -33,7 +38,11 @@ pub fn expand(input: TokenStream) -> TokenStream {
             let text = match std::fs::read_to_string(&full) {
                 Ok(text) => text,
                 Err(err) => {
-                    let msg = format!("cannot read `{}`: {err}", full.display());
+                    // The path as written: the full one depends on the machine.
+                    let msg = format!(
+                        "cannot read `{path}` (relative to the crate's root): {}",
+                        io_reason(&err)
+                    );
                     return failed(syn::Error::new(lit.span(), msg), &name);
                 }
             };
@@ -80,6 +89,15 @@ pub fn expand(input: TokenStream) -> TokenStream {
     }
 }
 
+/// An I/O error without the OS's error number (which differs between systems).
+fn io_reason(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => err.to_string(),
+    }
+}
+
 /// Where the pipeline text came from.
 enum Origin {
     Inline(Text),
@@ -96,19 +114,19 @@ fn position(span: Span) -> Option<(usize, usize)> {
 
 /// A weir diagnostic as a `syn::Error` on the macro input.
 fn to_error(d: &Diagnostic, sources: &SourceMap, origin: &Origin) -> syn::Error {
-    let mut message = format!("error[{}]: {}", d.code, d.message);
+    let mut message = format!("{} [weir {}]", d.message, d.code);
     let (start, end) = (d.primary.span.start as usize, d.primary.span.end as usize);
     match origin {
         Origin::Inline(text) => {
             if !d.primary.message.is_empty() {
-                message.push_str(&format!("\n  label: {}", d.primary.message));
+                message.push_str(&format!("\n  = note: {}", d.primary.message));
             }
             for s in &d.secondary {
                 let snippet = sources.snippet(s.span).trim();
-                message.push_str(&format!("\n  note: {} (`{snippet}`)", s.message));
+                message.push_str(&format!("\n  = note: {} (`{snippet}`)", s.message));
             }
             for hint in &d.hints {
-                message.push_str(&format!("\n  hint: {hint}"));
+                message.push_str(&format!("\n  = help: {hint}"));
             }
             match text.spans(start, end) {
                 Some((first, last)) => {

@@ -27,7 +27,7 @@ weir::pipeline! {
     sink long -> stdout() format json
 }
 
-weir::pipeline!(mod big_clicks;, file = "tests/pipelines/big_clicks.weir");
+weir::pipeline!(file = "tests/pipelines/big_clicks.weir");
 
 fn click(user: &str, page: &str, ts: i64, duration_ms: i64) -> Click {
     Click {
@@ -115,4 +115,14 @@ fn derived_record_codecs_round_trip() {
     assert_eq!(Click::FIELDS.len(), 5);
     assert_eq!(Click::FIELDS[2].ty, weir::FieldType::Timestamp);
     assert!(Click::from_json("{\"user\": 1}").is_err());
+}
+
+// The same file under another name (`,` separates header items in parentheses).
+weir::pipeline!(file = "tests/pipelines/big_clicks.weir", mod big_clicks_again);
+
+#[test]
+fn file_pipeline_module_names() {
+    let inputs = big_clicks_again::memory::Inputs::default();
+    let out = big_clicks_again::memory::run(quiet(), inputs).unwrap();
+    assert!(out.views.is_empty());
 }

@@ -117,6 +117,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
     let input = format_ident!("input_{}", op.index());
     let field = field_ident(name);
     cx.memory.inputs.push((field.clone(), full));
+    let field = format_ident!("in_{}", field);
     let event_time = match (def.watermark_ms, ty.time_field) {
         (Some(bound), Some(t)) => {
             let field = field_ident(&ty.schema.fields[t].name);
@@ -149,6 +150,7 @@ pub fn memory_sink(cx: &mut EmitCx<'_>, op: OpId, _def: &SinkDef) -> Emitted {
     let out = format_ident!("output_{}", op.index());
     let alias = format_ident!("{}Row", camel(&name));
     cx.memory.outputs.push((field.clone(), row.clone()));
+    let field = format_ident!("out_{}", field);
     Emitted {
         items: vec![quote!(pub type #alias = #row;)],
         setup: vec![quote!(let #out = io.#field.clone();)],
@@ -207,6 +209,15 @@ pub fn entry_points(form: &Form<'_>, memory: &MemoryIo) -> TokenStream {
         Form::Memory { .. } => {
             let (in_fields, in_types): (Vec<_>, Vec<_>) = memory.inputs.iter().cloned().unzip();
             let (out_fields, out_types): (Vec<_>, Vec<_>) = memory.outputs.iter().cloned().unzip();
+            // `Io`'s fields: a source and a sink may have the same name.
+            let io_in: Vec<_> = in_fields
+                .iter()
+                .map(|f| format_ident!("in_{}", f))
+                .collect();
+            let io_out: Vec<_> = out_fields
+                .iter()
+                .map(|f| format_ident!("out_{}", f))
+                .collect();
             quote! {
                 /// The records of each file or stdin source, in arrival order.
                 #[derive(Default)]
@@ -215,17 +226,17 @@ pub fn entry_points(form: &Form<'_>, memory: &MemoryIo) -> TokenStream {
                 #[derive(Debug, Default)]
                 pub struct Outputs { #(pub #out_fields: ::std::vec::Vec<#out_types>,)* }
                 struct Io {
-                    #(#in_fields: ::weir_runtime::embed::Input<#in_types>,)*
-                    #(#out_fields: ::weir_runtime::embed::Output<#out_types>,)*
+                    #(#io_in: ::weir_runtime::embed::Input<#in_types>,)*
+                    #(#io_out: ::weir_runtime::embed::Output<#out_types>,)*
                 }
                 /// Runs the pipeline on `inputs` and returns what every sink received.
                 pub fn run(args: ::weir_runtime::run::RunArgs, inputs: Inputs) -> ::std::result::Result<Outputs, ::weir_runtime::embed::Error> {
                     let io = Io {
-                        #(#in_fields: ::weir_runtime::embed::input(inputs.#in_fields),)*
-                        #(#out_fields: ::std::default::Default::default(),)*
+                        #(#io_in: ::weir_runtime::embed::input(inputs.#in_fields),)*
+                        #(#io_out: ::std::default::Default::default(),)*
                     };
                     ::weir_runtime::embed::run(args, |rt| build(rt, &io))?;
-                    Ok(Outputs { #(#out_fields: ::weir_runtime::embed::take_output(&io.#out_fields),)* })
+                    Ok(Outputs { #(#out_fields: ::weir_runtime::embed::take_output(&io.#io_out),)* })
                 }
             }
         }
