@@ -97,12 +97,10 @@ impl Parse for Header {
                 }
                 header.module = Some(name);
             } else if input.peek(Token![use]) {
-                let item: syn::ItemUse = input.parse()?;
-                let (schema, path) = use_binding(&item.tree, String::new())?;
-                header
-                    .records
-                    .push((schema, path, syn::spanned::Spanned::span(&item)));
-                continue; // `ItemUse` includes its `;`.
+                let kw: Token![use] = input.parse()?;
+                let tree: syn::UseTree = input.parse()?;
+                let (schema, path) = use_binding(&tree, String::new())?;
+                header.records.push((schema, path, kw.span));
             } else if input.peek(Token![fn])
                 || (input.peek(Ident)
                     && input.peek2(Token![fn])
@@ -242,10 +240,24 @@ pub fn compile_module(
         .module
         .clone()
         .unwrap_or_else(|| format_ident!("{}", default_name));
+    // A hash of the code, the same whichever way in (macro or build.rs) generated it.
+    let hash = {
+        use sha2::{Digest, Sha256};
+        // Of the formatted text: token spacing differs inside and outside a proc macro.
+        let text = crate::codegen::format_file(quote!(#library mod memory { #memory }));
+        let digest = Sha256::digest(text.as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
     let module = quote! {
         #[allow(missing_docs)]
         pub mod #name {
             #library
+            /// A hash of this module's generated code (tests compare the ways in with it).
+            #[doc(hidden)]
+            pub const GENERATED_CODE_HASH: &str = #hash;
             /// The pipeline with sources and sinks in memory, for tests and for feeding it from
             /// Rust code.
             pub mod memory {

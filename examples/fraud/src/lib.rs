@@ -91,3 +91,60 @@ weir::pipeline! {
 }
 
 weir::include_pipeline!("card_velocity");
+
+/// The pipeline file of [`card_velocity`] once more, through the macro: the same generated code
+/// (compared by hash) and the same results as through build.rs.
+#[cfg(test)]
+mod same_code {
+    use crate::model::Transaction;
+    use weir::Record;
+
+    weir::pipeline!(
+        file = "pipelines/card_velocity.weir",
+        mod card_velocity_macro,
+        use crate::model::Transaction,
+    );
+
+    #[test]
+    fn macro_and_build_script_generate_the_same_code() {
+        assert_eq!(
+            super::card_velocity::GENERATED_CODE_HASH,
+            card_velocity_macro::GENERATED_CODE_HASH
+        );
+        assert_eq!(card_velocity_macro::GENERATED_CODE_HASH.len(), 64);
+    }
+
+    #[test]
+    fn macro_and_build_script_give_the_same_results() {
+        let text = std::fs::read_to_string("data/transactions.csv").unwrap();
+        let txs: Vec<Transaction> = text
+            .lines()
+            .skip(1)
+            .map(|l| Transaction::from_csv(l).unwrap())
+            .collect();
+        let quiet = || weir::RunArgs {
+            quiet: true,
+            ..Default::default()
+        };
+        let inputs = super::card_velocity::memory::Inputs {
+            transactions: txs.clone(),
+        };
+        let a = super::card_velocity::memory::run(quiet(), inputs).unwrap();
+        let inputs = card_velocity_macro::memory::Inputs { transactions: txs };
+        let b = card_velocity_macro::memory::run(quiet(), inputs).unwrap();
+        let mut a: Vec<_> = a
+            .velocity
+            .iter()
+            .map(|r| (r.card.clone(), r.window_start, r.uses))
+            .collect();
+        let mut b: Vec<_> = b
+            .velocity
+            .iter()
+            .map(|r| (r.card.clone(), r.window_start, r.uses))
+            .collect();
+        a.sort();
+        b.sort();
+        assert!(!a.is_empty());
+        assert_eq!(a, b);
+    }
+}
