@@ -2,12 +2,10 @@
 //! `weir::include_pipeline!("name")`.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     weir_compiler::build::Pipeline::new("pipelines/fraud.weir")
-//!         .header("use crate::model::Transaction;")
-//!         .compile_or_exit();
-//! }
+//! // in build.rs's `fn main`:
+//! weir_compiler::build::Pipeline::new("pipelines/fraud.weir")
+//!     .header("use crate::model::Transaction;")
+//!     .compile_or_exit();
 //! ```
 //!
 //! Each pipeline becomes `$OUT_DIR/weir/<name>.rs` holding `pub mod <name> { ... }` (the
