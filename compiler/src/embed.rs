@@ -298,6 +298,146 @@ fn source_records(
     Ok(out)
 }
 
+/// The functions of a Rust file for the CLI (`weir run FILE --rust udfs.rs`), read from their
+/// Rust signatures: each `pub fn` whose parameters and result are `i64`, `f64`, `bool`, `&str`
+/// or `String` is a scalar function; each `impl Accumulator for T` (or `weir::Accumulator`)
+/// with `type Input`/`type Output` of those types is an aggregate named after `T` in
+/// snake_case. They are called as `crate::udfs::...`: the file becomes `mod udfs` of the
+/// generated crate ([`rust_module`]).
+pub fn functions_from_rust(text: &str) -> Result<Vec<Udf>, String> {
+    let file = syn::parse_file(text).map_err(|e| format!("not valid Rust: {e}"))?;
+    let mut out = Vec::new();
+    for item in &file.items {
+        match item {
+            syn::Item::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => {
+                let mut params = Vec::new();
+                for input in &f.sig.inputs {
+                    let syn::FnArg::Typed(pt) = input else {
+                        return Err(format!("`{}`: not a free function", f.sig.ident));
+                    };
+                    let name = match &*pt.pat {
+                        syn::Pat::Ident(p) => p.ident.to_string(),
+                        _ => format!("arg{}", params.len()),
+                    };
+                    let ty =
+                        rust_to_weir(&pt.ty).ok_or_else(|| unsupported(&f.sig.ident, &pt.ty))?;
+                    params.push((name, ty));
+                }
+                let result = match &f.sig.output {
+                    syn::ReturnType::Type(_, ty) => {
+                        rust_to_weir(ty).ok_or_else(|| unsupported(&f.sig.ident, ty))?
+                    }
+                    syn::ReturnType::Default => {
+                        return Err(format!("`{}` returns nothing", f.sig.ident))
+                    }
+                };
+                let name = f.sig.ident.to_string();
+                out.push(Udf {
+                    path: format!("crate::udfs::{name}"),
+                    name,
+                    params,
+                    result,
+                    aggregate: false,
+                });
+            }
+            syn::Item::Impl(imp) => {
+                let is_acc = imp.trait_.as_ref().is_some_and(|(_, path, _)| {
+                    path.segments
+                        .last()
+                        .is_some_and(|s| s.ident == "Accumulator")
+                });
+                let syn::Type::Path(self_ty) = &*imp.self_ty else {
+                    continue;
+                };
+                let Some(ty_name) = self_ty.path.segments.last().map(|s| s.ident.to_string())
+                else {
+                    continue;
+                };
+                if !is_acc {
+                    continue;
+                }
+                let assoc = |name: &str| {
+                    imp.items.iter().find_map(|i| match i {
+                        syn::ImplItem::Type(t) if t.ident == name => Some(&t.ty),
+                        _ => None,
+                    })
+                };
+                let weir_of = |name: &str| {
+                    let ty =
+                        assoc(name).ok_or_else(|| format!("`{ty_name}` has no `type {name}`"))?;
+                    rust_to_weir(ty).ok_or_else(|| {
+                        format!(
+                            "`{ty_name}`: `type {name} = {}` is not i64, f64, bool or String",
+                            quote!(#ty).to_string().replace(' ', "")
+                        )
+                    })
+                };
+                let (input, result) = (weir_of("Input")?, weir_of("Output")?);
+                out.push(Udf {
+                    name: snake_case(&ty_name),
+                    params: vec![("value".to_string(), input)],
+                    result,
+                    path: format!("crate::udfs::{ty_name}"),
+                    aggregate: true,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The Rust file as the generated crate's `mod udfs`, where `weir::Accumulator` names the
+/// runtime's trait (so the same file compiles in a crate that depends on `weir`).
+pub fn rust_module(text: &str, path: &str) -> String {
+    format!(
+        "\n// Rust functions from {path}.\n#[allow(dead_code)]\nmod udfs {{\n{text}\n#[allow(unused_imports)]\nmod weir {{\n    pub use ::weir_runtime::embed::*;\n}}\n}}\n"
+    )
+}
+
+fn unsupported(name: &Ident, ty: &syn::Type) -> String {
+    format!(
+        "`{name}`: `{}` has no weir type (use i64, f64, bool, &str or String)",
+        quote!(#ty).to_string().replace(' ', "")
+    )
+}
+
+/// The weir type of a Rust parameter or result type.
+fn rust_to_weir(ty: &syn::Type) -> Option<Type> {
+    match ty {
+        syn::Type::Reference(r) => match &*r.elem {
+            syn::Type::Path(p) if p.path.is_ident("str") => Some(Type::String),
+            _ => None,
+        },
+        syn::Type::Path(p) => {
+            let last = p.path.segments.last()?.ident.to_string();
+            match last.as_str() {
+                "i64" => Some(Type::I64),
+                "f64" => Some(Type::F64),
+                "bool" => Some(Type::Bool),
+                "String" => Some(Type::String),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +468,37 @@ mod tests {
             rest.to_string(),
             quote!(schema Transaction { card: string }).to_string()
         );
+    }
+
+    #[test]
+    fn functions_from_a_rust_file() {
+        let text = r#"
+            //! Functions.
+            use weir::Accumulator;
+            pub fn risk(amount: f64, country: &str) -> f64 { amount }
+            fn private(x: i64) -> i64 { x }
+            #[derive(Clone, Debug, Default)]
+            pub struct AmountSpread(f64);
+            impl Accumulator for AmountSpread {
+                type Input = f64;
+                type Output = f64;
+                fn add(&mut self, v: f64) {}
+                fn merge(&mut self, later: Self) {}
+                fn result(&self) -> f64 { 0.0 }
+            }
+        "#;
+        let udfs = functions_from_rust(text).unwrap();
+        assert_eq!(udfs.len(), 2);
+        assert_eq!(
+            udfs[0].signature(),
+            "risk(amount: f64, country: string) -> f64"
+        );
+        assert_eq!(udfs[0].path, "crate::udfs::risk");
+        assert_eq!(udfs[1].name, "amount_spread");
+        assert!(udfs[1].aggregate);
+        assert!(functions_from_rust("pub fn f(x: u8) -> i64 { 0 }").is_err());
+        assert!(functions_from_rust("pub fn f(").is_err());
+        assert!(rust_module(text, "u.rs").contains("mod udfs {"));
     }
 
     #[test]
