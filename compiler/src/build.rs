@@ -110,7 +110,16 @@ pub fn generate(path: &str, text: &str, header: &str, name: &str) -> Result<Stri
     let mut sources = SourceMap::new();
     let file = sources.add(path, text);
     match compile_module(&sources, file, &header, name) {
-        Ok(tokens) => Ok(crate::codegen::format_file(tokens)),
+        Ok(module) => {
+            for d in &module.warnings {
+                let (line, col) = sources.line_col(file, d.primary.span.start);
+                println!(
+                    "cargo:warning={path}:{line}:{col}: warning[{}]: {}",
+                    d.code, d.message
+                );
+            }
+            Ok(crate::codegen::format_file(module.tokens))
+        }
         Err(EmbedError::Header(e)) => Err(BuildError {
             messages: vec![format!("weir header of {path}: {e}")],
         }),
@@ -183,6 +192,18 @@ mod tests {
             "{}",
             err.messages[0]
         );
+    }
+
+    #[test]
+    fn a_name_that_is_no_identifier_is_an_error() {
+        let text = "schema A { x: i64 }\nsource a: A = file(path: \"a.csv\") format csv\nsink a -> stdout()\n";
+        let err = generate("a.weir", text, "", "my-pipeline").unwrap_err();
+        assert!(
+            err.messages[0].contains("cannot name a module"),
+            "{:?}",
+            err.messages
+        );
+        assert!(generate("a.weir", text, "mod ok;", "my-pipeline").is_ok());
     }
 
     #[test]

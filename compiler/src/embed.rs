@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use proc_macro2::{Span as RustSpan, TokenStream};
-use quote::{format_ident, quote};
+use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitStr, Token};
 
@@ -216,14 +216,23 @@ pub enum EmbedError {
     Header(syn::Error),
 }
 
+/// A compiled embedded pipeline.
+pub struct Module {
+    /// `pub mod NAME { ... }`.
+    pub tokens: TokenStream,
+    /// Warnings (compilation succeeded): build.rs shows them as cargo warnings; a proc macro
+    /// has no stable way to.
+    pub warnings: Vec<Diagnostic>,
+}
+
 /// Compiles the pipeline in `file` into the module described in the module docs. The
-/// module's name is the header's, else `default_name`.
+/// module's name is the header's, else `default_name` (which must be an identifier).
 pub fn compile_module(
     sources: &SourceMap,
     file: FileId,
     header: &Header,
     default_name: &str,
-) -> Result<TokenStream, EmbedError> {
+) -> Result<Module, EmbedError> {
     let compiled = with_udfs(&header.functions, || {
         crate::compile(sources, file, &Options::default())
     })
@@ -236,10 +245,15 @@ pub fn compile_module(
         &compiled.info,
         Form::Memory { records: &records },
     );
-    let name = header
-        .module
-        .clone()
-        .unwrap_or_else(|| format_ident!("{}", default_name));
+    let name = match &header.module {
+        Some(name) => name.clone(),
+        None => syn::parse_str::<Ident>(default_name).map_err(|_| {
+            EmbedError::Header(syn::Error::new(
+                RustSpan::call_site(),
+                format!("`{default_name}` cannot name a module: give one with `mod NAME`"),
+            ))
+        })?,
+    };
     // A hash of the code, the same whichever way in (macro or build.rs) generated it.
     let hash = {
         use sha2::{Digest, Sha256};
@@ -265,7 +279,10 @@ pub fn compile_module(
             }
         }
     };
-    Ok(rewrite_runtime_path(module, &quote!(::weir::runtime)))
+    Ok(Module {
+        tokens: rewrite_runtime_path(module, &quote!(::weir::runtime)),
+        warnings: compiled.warnings,
+    })
 }
 
 /// Source name → Rust type, for sources whose schema the header binds to a Rust type.

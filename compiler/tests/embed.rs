@@ -51,7 +51,7 @@ fn library_form_is_the_cli_output() {
         let header = weir_compiler::embed::Header::default();
         let module_tokens = match weir_compiler::embed::compile_module(&sources, file, &header, "m")
         {
-            Ok(tokens) => tokens,
+            Ok(module) => module.tokens,
             Err(_) => panic!("{example} compiles as a module"),
         };
         assert!(

@@ -59,7 +59,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
     };
     let default_name = name.to_string();
     let module = match compile_module(&sources, file, &header, &default_name) {
-        Ok(module) => module,
+        Ok(module) => module.tokens,
         Err(EmbedError::Header(err)) => return failed(err, &name),
         Err(EmbedError::Pipeline(diagnostics)) => {
             let err = diagnostics
