@@ -46,16 +46,54 @@ where
     Ok(())
 }
 
+/// The records of one in-memory source: a `Vec` (`vec.into()`), any iterator
+/// ([`Records::iter`]), or the receiving end of a channel ([`Records::channel`], which ends
+/// when every sender is dropped). The source reads them on its own thread.
+pub struct Records<T>(Box<dyn Iterator<Item = T> + Send>);
+
+impl<T: Send + 'static> Records<T> {
+    pub fn iter<I>(records: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        Records(Box::new(records.into_iter()))
+    }
+
+    pub fn channel(receiver: std::sync::mpsc::Receiver<T>) -> Self {
+        Records(Box::new(receiver.into_iter()))
+    }
+}
+
+impl<T: Send + 'static> From<Vec<T>> for Records<T> {
+    fn from(records: Vec<T>) -> Self {
+        Records::iter(records)
+    }
+}
+
+impl<T: Send + 'static> Default for Records<T> {
+    fn default() -> Self {
+        Records::iter(Vec::new())
+    }
+}
+
+impl<T> Iterator for Records<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.0.next()
+    }
+}
+
 /// The records given to one in-memory source: taken once by the source task.
-pub type Input<T> = Arc<Mutex<Option<Vec<T>>>>;
+pub type Input<T> = Arc<Mutex<Option<Records<T>>>>;
 
 /// Wraps records for an in-memory source.
-pub fn input<T>(records: Vec<T>) -> Input<T> {
+pub fn input<T>(records: Records<T>) -> Input<T> {
     Arc::new(Mutex::new(Some(records)))
 }
 
-/// Takes the records of an in-memory source (empty if taken already).
-pub fn take_input<T>(input: &Input<T>) -> Vec<T> {
+/// Takes the records of an in-memory source (none if taken already).
+pub fn take_input<T: Send + 'static>(input: &Input<T>) -> Records<T> {
     input
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -291,9 +329,22 @@ mod tests {
 
     #[test]
     fn inputs_are_taken_once() {
-        let input = input(vec![1, 2]);
-        assert_eq!(take_input(&input), vec![1, 2]);
-        assert!(take_input(&input).is_empty());
+        let input = input(vec![1, 2].into());
+        assert_eq!(take_input(&input).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(take_input(&input).count(), 0);
+    }
+
+    #[test]
+    fn records_from_a_channel_end_when_senders_are_gone() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let feeder = std::thread::spawn(move || {
+            for i in 0..5 {
+                tx.send(i).unwrap();
+            }
+        });
+        let records = Records::channel(rx);
+        feeder.join().unwrap();
+        assert_eq!(records.sum::<i32>(), 10);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!   read from a file (`weir::pipeline!(mod clicks; file = "pipelines/clicks.weir")`, relative to
 //!   the crate's root), compiled while rustc expands the macro into a module with
 //!   `run(RunArgs)` (the pipeline's own sources and sinks) and `memory::run(RunArgs, Inputs)`
-//!   (sources and sinks as Rust `Vec`s, for tests).
+//!   (sources read [`Records`]: a `Vec`, an iterator or a channel; sinks fill `Vec`s).
 //! - [`include_pipeline!`]: includes a module that `weir_compiler::build` generated in a build
 //!   script (the same code as the macro's).
 //! - [`derive@Record`]: a Rust struct as a pipeline's record type, with JSON and CSV encoding.
@@ -15,7 +15,7 @@
 
 pub use weir_macros::{pipeline, Record};
 pub use weir_runtime as runtime;
-pub use weir_runtime::embed::{Accumulator, Error, FieldDesc, FieldType, Record};
+pub use weir_runtime::embed::{Accumulator, Error, FieldDesc, FieldType, Record, Records};
 pub use weir_runtime::run::RunArgs;
 
 /// Includes the module a build script generated with `weir_compiler::build` for the pipeline

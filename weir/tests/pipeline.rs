@@ -53,7 +53,8 @@ fn inline_pipeline_runs_on_derived_records() {
             click("ann", "home", 1_000, 1500),
             click("bob", "cart", 2_000, 200),
             click("cid", "faq", 3_000, 1001),
-        ],
+        ]
+        .into(),
     };
     let out = long_clicks::memory::run(quiet(), inputs).unwrap();
     let got: Vec<(String, String, i64)> = out
@@ -84,7 +85,8 @@ fn file_pipeline_runs_in_memory() {
             rows("a", 30_000, 400),
             rows("b", 10_000, 50),
             rows("a", 61_000, 100),
-        ],
+        ]
+        .into(),
     };
     let mut out = big_clicks::memory::run(quiet(), inputs).unwrap().views;
     out.sort_by_key(|r| (r.window_start, r.page.clone()));
@@ -125,4 +127,29 @@ fn file_pipeline_module_names() {
     let inputs = big_clicks_again::memory::Inputs::default();
     let out = big_clicks_again::memory::run(quiet(), inputs).unwrap();
     assert!(out.views.is_empty());
+}
+
+#[test]
+fn records_stream_in_through_a_channel() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let feeder = std::thread::spawn(move || {
+        for i in 0..100 {
+            let c = click(
+                "u",
+                if i % 2 == 0 { "even" } else { "odd" },
+                i * 1000,
+                2000 + i,
+            );
+            if tx.send(c).is_err() {
+                break;
+            }
+        }
+    });
+    let inputs = long_clicks::memory::Inputs {
+        clicks: weir::runtime::embed::Records::channel(rx),
+    };
+    let out = long_clicks::memory::run(quiet(), inputs).unwrap();
+    feeder.join().unwrap();
+    assert_eq!(out.long.len(), 100);
+    assert_eq!(out.long.iter().filter(|r| r.page == "EVEN").count(), 50);
 }

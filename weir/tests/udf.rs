@@ -70,7 +70,8 @@ fn scalar_and_aggregate_udfs() {
             tx("a", 200.0, Some("US"), 2_000),
             tx("b", 50.0, None, 3_000),
             tx("a", 90.0, Some("US"), 12_000),
-        ],
+        ]
+        .into(),
     };
     let quiet = weir::RunArgs {
         quiet: true,

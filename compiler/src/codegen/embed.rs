@@ -4,8 +4,8 @@
 //! - [`Form::Binary`]: the CLI's `main.rs` (`fn main`); unchanged by anything here.
 //! - [`Form::Library`]: the same items and `build`, with `pub fn run(args)` instead of `main`:
 //!   sources and sinks are those of the pipeline (files, stdin, stdout, generators).
-//! - [`Form::Memory`]: file and stdin sources read a Rust `Vec` of records instead
-//!   (`Inputs`), and every sink collects its rows into a `Vec` (`Outputs`), so a pipeline can be
+//! - [`Form::Memory`]: file and stdin sources read Rust records instead (`Inputs`: a `Vec`, an
+//!   iterator or a channel), and every sink collects its rows into a `Vec` (`Outputs`), so a pipeline can be
 //!   unit-tested without files. A source's input type is the source's whole schema: a generated
 //!   `pub struct`, or the user's `#[derive(weir::Record)]` type when the pipeline binds the
 //!   schema to one; either way a generated function projects it to the fields the pipeline
@@ -219,9 +219,10 @@ pub fn entry_points(form: &Form<'_>, memory: &MemoryIo) -> TokenStream {
                 .map(|f| format_ident!("out_{}", f))
                 .collect();
             quote! {
-                /// The records of each file or stdin source, in arrival order.
+                /// The records of each file or stdin source, in arrival order: a `Vec`
+                /// (`vec.into()`), an iterator or a channel (`Records::iter`, `Records::channel`).
                 #[derive(Default)]
-                pub struct Inputs { #(pub #in_fields: ::std::vec::Vec<#in_types>,)* }
+                pub struct Inputs { #(pub #in_fields: ::weir_runtime::embed::Records<#in_types>,)* }
                 /// The rows each sink received.
                 #[derive(Debug, Default)]
                 pub struct Outputs { #(pub #out_fields: ::std::vec::Vec<#out_types>,)* }

@@ -127,10 +127,12 @@ mod same_code {
             ..Default::default()
         };
         let inputs = super::card_velocity::memory::Inputs {
-            transactions: txs.clone(),
+            transactions: txs.clone().into(),
         };
         let a = super::card_velocity::memory::run(quiet(), inputs).unwrap();
-        let inputs = card_velocity_macro::memory::Inputs { transactions: txs };
+        let inputs = card_velocity_macro::memory::Inputs {
+            transactions: txs.into(),
+        };
         let b = card_velocity_macro::memory::run(quiet(), inputs).unwrap();
         let mut a: Vec<_> = a
             .velocity

@@ -60,7 +60,9 @@ fn scoring_matches_plain_rust() {
     expected.retain(|_, e| e.1 >= 10.0);
     assert!(expected.len() >= 3, "the data has risky cards");
 
-    let inputs = scoring::memory::Inputs { transactions: txs };
+    let inputs = scoring::memory::Inputs {
+        transactions: txs.into(),
+    };
     let rows = scoring::memory::run(quiet(), inputs).unwrap().scores;
     let got: BTreeMap<(String, i64), _> = rows
         .iter()
@@ -98,7 +100,7 @@ fn velocity_matches_plain_rust() {
     assert!(!groups.is_empty(), "the data has fast cards");
 
     let inputs = card_velocity::memory::Inputs {
-        transactions: txs.clone(),
+        transactions: txs.clone().into(),
     };
     let mut rows = card_velocity::memory::run(quiet(), inputs)
         .unwrap()
@@ -123,7 +125,7 @@ fn scoring_runs_as_written_on_the_file() {
     scoring::run(quiet()).unwrap();
     let written = std::fs::read_to_string("target/risky_cards.csv").unwrap();
     let inputs = scoring::memory::Inputs {
-        transactions: transactions(),
+        transactions: transactions().into(),
     };
     let in_memory = scoring::memory::run(quiet(), inputs).unwrap().scores;
     let mut lines = written.lines();
