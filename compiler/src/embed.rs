@@ -408,7 +408,7 @@ pub fn functions_from_rust(text: &str) -> Result<Vec<Udf>, String> {
 /// runtime's trait (so the same file compiles in a crate that depends on `weir`).
 pub fn rust_module(text: &str, path: &str) -> String {
     format!(
-        "\n// Rust functions from {path}.\n#[allow(dead_code)]\nmod udfs {{\n{text}\n#[allow(unused_imports)]\nmod weir {{\n    pub use ::weir_runtime::embed::*;\n}}\n}}\n"
+        "\n// Rust functions from {path}.\n#[allow(dead_code)]\nmod udfs {{\n{text}\n#[allow(unused_imports)]\nmod weir {{\n    pub use ::weir_runtime::embed::*;\n    pub use ::weir_runtime::state_struct;\n}}\n}}\n"
     )
 }
 

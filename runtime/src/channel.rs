@@ -7,6 +7,7 @@
 //! precede them, so per-channel order is preserved. [`run_input`] is the receiving loop: it
 //! takes the minimum watermark over all upstream instances.
 
+use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use crate::collector::Collector;
@@ -23,6 +24,8 @@ pub enum Message<T> {
     Batch { from: u32, records: Vec<T> },
     /// Upstream instance `from` promises no records with a timestamp below `watermark`.
     Watermark { from: u32, watermark: i64 },
+    /// Upstream instance `from` has passed checkpoint barrier `checkpoint`.
+    Barrier { from: u32, checkpoint: u64 },
     /// Upstream instance `from` has finished.
     End { from: u32 },
 }
@@ -125,6 +128,19 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Collector<I> for Exchange<I, 
         }
     }
 
+    fn barrier(&mut self, checkpoint: u64) {
+        for dest in 0..self.senders.len() {
+            self.flush(dest);
+            self.send(
+                dest,
+                Message::Barrier {
+                    from: self.from,
+                    checkpoint,
+                },
+            );
+        }
+    }
+
     fn finish(&mut self) {
         for dest in 0..self.senders.len() {
             self.flush(dest);
@@ -162,86 +178,172 @@ pub fn run_input<T, C: Collector<T>>(receiver: Receiver<Message<T>>, n_upstream:
 }
 
 /// [`run_input`] with an explicit idle timeout.
+///
+/// Checkpoint barriers are aligned here: once upstream instance `i` has sent barrier `n`, its
+/// later messages are held back until every other live instance has sent `n` too; then the
+/// chain gets the barrier and the held messages are replayed in order. Every operator after
+/// this point thus saves its state at the same cut of the stream.
 pub fn run_input_with<T, C: Collector<T>>(
     receiver: Receiver<Message<T>>,
     n_upstream: usize,
-    mut chain: C,
+    chain: C,
     idle_timeout: Option<std::time::Duration>,
 ) {
     let n = n_upstream.max(1);
-    let mut watermarks = vec![i64::MIN; n];
-    let mut last_seen = vec![std::time::Instant::now(); n];
-    let mut ended = vec![false; n];
-    let mut n_ended = 0;
-    let mut current = i64::MIN;
-    // The minimum over live upstream instances that are not idle; with none live, the end of
-    // time.
-    let min_active =
-        |watermarks: &[i64], last_seen: &[std::time::Instant], ended: &[bool]| -> i64 {
-            let live: Vec<usize> = (0..watermarks.len()).filter(|&i| !ended[i]).collect();
-            if live.is_empty() {
-                return i64::MAX;
-            }
-            let active = live
-                .iter()
-                .filter(|&&i| idle_timeout.is_none_or(|t| last_seen[i].elapsed() < t));
-            // Every live input idle: hold event time where it is (a slow input is not late).
-            active.map(|&i| watermarks[i]).min().unwrap_or(i64::MIN)
-        };
-    while n_ended < n {
-        let message = match idle_timeout {
-            None => match receiver.recv() {
-                Ok(m) => m,
-                Err(_) => break, // every sender is gone: an upstream task failed.
-            },
-            Some(timeout) => match receiver.recv_timeout(timeout) {
-                Ok(m) => m,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    let min = min_active(&watermarks, &last_seen, &ended);
-                    if min > current {
-                        current = min;
-                        chain.watermark(current);
+    let mut input = Input {
+        chain,
+        idle_timeout,
+        watermarks: vec![i64::MIN; n],
+        last_seen: vec![std::time::Instant::now(); n],
+        ended: vec![false; n],
+        n_ended: 0,
+        current: i64::MIN,
+        aligning: None,
+        blocked: vec![false; n],
+        held: VecDeque::new(),
+        replay: VecDeque::new(),
+        last_barrier: 0,
+    };
+    while input.n_ended < n {
+        let message = if let Some(m) = input.replay.pop_front() {
+            m
+        } else {
+            match idle_timeout {
+                None => match receiver.recv() {
+                    Ok(m) => m,
+                    Err(_) => break, // every sender is gone: an upstream task failed.
+                },
+                Some(timeout) => match receiver.recv_timeout(timeout) {
+                    Ok(m) => m,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        input.advance();
+                        continue;
                     }
-                    continue;
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            },
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            }
         };
+        input.handle(message);
+    }
+    if input.current < i64::MAX {
+        input.chain.watermark(i64::MAX);
+    }
+    input.chain.finish();
+}
+
+/// The state of one task's input loop.
+struct Input<T, C> {
+    chain: C,
+    idle_timeout: Option<std::time::Duration>,
+    watermarks: Vec<i64>,
+    last_seen: Vec<std::time::Instant>,
+    ended: Vec<bool>,
+    n_ended: usize,
+    /// The watermark last forwarded.
+    current: i64,
+    /// The barrier being aligned, and which upstream instances have sent it.
+    aligning: Option<u64>,
+    blocked: Vec<bool>,
+    /// Messages of blocked instances, in arrival order.
+    held: VecDeque<Message<T>>,
+    /// Held messages to process again before reading the channel.
+    replay: VecDeque<Message<T>>,
+    last_barrier: u64,
+}
+
+impl<T, C: Collector<T>> Input<T, C> {
+    /// The minimum watermark over live upstream instances that are not idle; with none live,
+    /// the end of time; with every live one idle, event time holds where it is.
+    fn min_active(&self) -> i64 {
+        let mut live = (0..self.watermarks.len())
+            .filter(|&i| !self.ended[i])
+            .peekable();
+        if live.peek().is_none() {
+            return i64::MAX;
+        }
+        live.filter(|&i| {
+            self.idle_timeout
+                .is_none_or(|t| self.last_seen[i].elapsed() < t)
+        })
+        .map(|i| self.watermarks[i])
+        .min()
+        .unwrap_or(i64::MIN)
+    }
+
+    fn advance(&mut self) {
+        let min = self.min_active();
+        if min > self.current && self.n_ended < self.watermarks.len() {
+            self.current = min;
+            self.chain.watermark(min);
+        }
+    }
+
+    fn handle(&mut self, message: Message<T>) {
+        let from = match &message {
+            Message::Batch { from, .. }
+            | Message::Watermark { from, .. }
+            | Message::Barrier { from, .. }
+            | Message::End { from } => *from as usize,
+        };
+        if self.blocked[from] {
+            self.held.push_back(message);
+            return;
+        }
         match message {
-            Message::Batch { from, records } => {
-                last_seen[from as usize] = std::time::Instant::now();
+            Message::Batch { records, .. } => {
+                self.last_seen[from] = std::time::Instant::now();
                 for record in &records {
-                    chain.push(record);
+                    self.chain.push(record);
                 }
             }
-            Message::Watermark { from, watermark } => {
-                last_seen[from as usize] = std::time::Instant::now();
-                let slot = &mut watermarks[from as usize];
+            Message::Watermark { watermark, .. } => {
+                self.last_seen[from] = std::time::Instant::now();
+                let slot = &mut self.watermarks[from];
                 *slot = (*slot).max(watermark);
-                let min = min_active(&watermarks, &last_seen, &ended);
-                if min > current {
-                    current = min;
-                    chain.watermark(current);
+                let min = self.min_active();
+                if min > self.current {
+                    self.current = min;
+                    self.chain.watermark(min);
                 }
             }
-            Message::End { from } => {
-                if !ended[from as usize] {
-                    ended[from as usize] = true;
-                    n_ended += 1;
-                    watermarks[from as usize] = i64::MAX;
-                    let min = min_active(&watermarks, &last_seen, &ended);
-                    if min > current && n_ended < n {
-                        current = min;
-                        chain.watermark(current);
-                    }
+            Message::Barrier { checkpoint, .. } => {
+                if checkpoint <= self.last_barrier {
+                    return; // a barrier of a checkpoint this task already passed on
+                }
+                self.aligning = Some(self.aligning.map_or(checkpoint, |a| a.max(checkpoint)));
+                self.blocked[from] = true;
+                self.try_complete_barrier();
+            }
+            Message::End { .. } => {
+                if !self.ended[from] {
+                    self.ended[from] = true;
+                    self.n_ended += 1;
+                    self.watermarks[from] = i64::MAX;
+                    self.advance();
+                    self.try_complete_barrier();
                 }
             }
         }
     }
-    if current < i64::MAX {
-        chain.watermark(i64::MAX);
+
+    /// Passes the barrier on once every live upstream instance has sent it, then replays the
+    /// messages held back meanwhile.
+    fn try_complete_barrier(&mut self) {
+        let Some(checkpoint) = self.aligning else {
+            return;
+        };
+        let aligned = (0..self.blocked.len()).all(|i| self.blocked[i] || self.ended[i]);
+        if !aligned {
+            return;
+        }
+        self.aligning = None;
+        self.last_barrier = checkpoint;
+        self.blocked.iter_mut().for_each(|b| *b = false);
+        self.chain.barrier(checkpoint);
+        let mut held = std::mem::take(&mut self.held);
+        held.append(&mut self.replay);
+        self.replay = held;
     }
-    chain.finish();
 }
 
 #[cfg(test)]
@@ -260,6 +362,7 @@ mod tests {
         fn watermark(&mut self, wm: i64) {
             self.0.lock().unwrap().push(format!("wm{wm}"));
         }
+        fn barrier(&mut self, _checkpoint: u64) {}
         fn finish(&mut self) {
             self.0.lock().unwrap().push("end".into());
         }
@@ -364,7 +467,7 @@ mod tests {
                 match message {
                     Message::Batch { records, .. } => got.extend(records),
                     Message::End { .. } => break,
-                    Message::Watermark { .. } => {}
+                    Message::Watermark { .. } | Message::Barrier { .. } => {}
                 }
             }
             let want: Vec<i64> = (0..5000).filter(|i| i % 3 == dest as i64).collect();

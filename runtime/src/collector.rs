@@ -12,6 +12,10 @@ pub trait Collector<T: ?Sized> {
     fn push(&mut self, record: &T);
     /// Event time has advanced: no record with a timestamp below `watermark` will follow.
     fn watermark(&mut self, watermark: i64);
+    /// Checkpoint barrier `checkpoint`: every record before it is in, none after it yet.
+    /// A stateful operator saves its state (see [`crate::checkpoint`]), then passes the
+    /// barrier on to every collector it feeds.
+    fn barrier(&mut self, checkpoint: u64);
     /// End of input. Called once, after the final watermark (`i64::MAX`).
     fn finish(&mut self);
 }
@@ -38,6 +42,10 @@ impl<T: ?Sized, A: Collector<T>, B: Collector<T>> Collector<T> for Tee<A, B> {
         self.first.watermark(watermark);
         self.second.watermark(watermark);
     }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.first.barrier(checkpoint);
+        self.second.barrier(checkpoint);
+    }
     fn finish(&mut self) {
         self.first.finish();
         self.second.finish();
@@ -51,5 +59,6 @@ impl<T: ?Sized> Collector<T> for Discard {
     #[inline]
     fn push(&mut self, _record: &T) {}
     fn watermark(&mut self, _watermark: i64) {}
+    fn barrier(&mut self, _checkpoint: u64) {}
     fn finish(&mut self) {}
 }

@@ -134,6 +134,9 @@ impl<T: Clone> Collector<T> for Collect<T> {
 
     fn watermark(&mut self, _watermark: i64) {}
 
+    /// In-memory runs take no checkpoints.
+    fn barrier(&mut self, _checkpoint: u64) {}
+
     fn finish(&mut self) {
         let n = self.rows.len() as u64;
         self.output
@@ -150,10 +153,20 @@ impl<T: Clone> Collector<T> for Collect<T> {
 
 /// Runs a pipeline inside the calling process: lets `build` spawn the tasks, waits for them,
 /// and returns every task's error. Prints the run summary on stderr unless `args.quiet`.
+/// Embedded runs take no checkpoints (the coordinator is one per process and owned by a
+/// pipeline binary's `main`): `checkpoint_dir` is refused rather than ignored.
 pub fn run(
     args: RunArgs,
     build: impl FnOnce(&mut Runtime) -> Result<(), String>,
 ) -> Result<(), Error> {
+    if let Some(dir) = &args.checkpoint_dir {
+        return Err(Error {
+            messages: vec![format!(
+                "checkpoints ({}) are not supported in a pipeline embedded in a crate yet; run it with the weir CLI",
+                dir.display()
+            )],
+        });
+    }
     let started = Instant::now();
     crate::channel::set_idle_timeout(args.idle_timeout);
     let mut runtime = Runtime::new(args);
@@ -184,14 +197,18 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A user-defined aggregate function: a `Default` (and `Clone`, `Debug`) accumulator that takes the argument values
+/// A user-defined aggregate function: a `Default` (and `Clone`, `Debug`, and
+/// [`State`](crate::state::State) for checkpoints: `weir::state_struct!(Spread { min, max });`
+/// implements it field by field) accumulator that takes the argument values
 /// of each record (`add`), combines with an accumulator of later records (`merge`, for
 /// session windows) and produces the aggregate's value (`result`).
 ///
 /// A pipeline declares it with its signature, e.g.
 /// `aggregate fn p90(amount: f64) -> f64 = crate::udf::P90;`; `Input` is then `f64` (a tuple
 /// for several arguments, `Option<T>` for nullable ones).
-pub trait Accumulator: Default + Clone + std::fmt::Debug + Send + 'static {
+pub trait Accumulator:
+    Default + Clone + std::fmt::Debug + crate::state::State + Send + 'static
+{
     type Input;
     type Output;
     fn add(&mut self, input: Self::Input);
@@ -293,6 +310,15 @@ mod tests {
     #[derive(Clone, Debug, Default)]
     struct Sum(f64);
 
+    impl crate::state::State for Sum {
+        fn save(&self, out: &mut Vec<u8>) {
+            self.0.save(out);
+        }
+        fn load(input: &mut &[u8]) -> Result<Self, crate::state::StateError> {
+            Ok(Sum(f64::load(input)?))
+        }
+    }
+
     impl Accumulator for Sum {
         type Input = f64;
         type Output = f64;
@@ -325,6 +351,21 @@ mod tests {
         .unwrap();
         assert_eq!(take_output(&output), vec![10, 50, 30]);
         assert_eq!(metrics.source_records(), 3);
+    }
+
+    #[test]
+    fn embedded_runs_refuse_checkpoints() {
+        let args = RunArgs {
+            checkpoint_dir: Some("ckpt".into()),
+            ..RunArgs::default()
+        };
+        let err = run(args, |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
+        let quiet = RunArgs {
+            quiet: true,
+            ..RunArgs::default()
+        };
+        assert_eq!(run(quiet, |_| Ok(())), Ok(()));
     }
 
     #[test]

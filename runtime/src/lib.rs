@@ -12,6 +12,7 @@
 //! ```
 
 pub mod channel;
+pub mod checkpoint;
 pub mod checksum;
 pub mod collector;
 pub mod dead_letter;
@@ -25,17 +26,19 @@ pub mod ops;
 pub mod run;
 pub mod sinks;
 pub mod sources;
+pub mod state;
 
 /// What generated code imports.
 pub mod prelude {
     pub use crate::channel::{channels, run_input, Exchange, Message};
+    pub use crate::checkpoint::StateSlot;
     pub use crate::checksum::RowHasher;
     pub use crate::collector::{Collector, Discard, Tee};
     pub use crate::formats::DecodeError;
     pub use crate::metrics::OpMetrics;
     pub use crate::ops::{
-        Change, Either, Filter, FilterMap, GroupAggregateOp, JoinSpec, Map, RankSpec, TopNOp,
-        WindowAggregate, WindowAggregateOp, Windows,
+        Change, Either, Filter, FilterMap, GroupAggregateOp, JoinSpec, Map, RankSpec,
+        RetractTopNOp, TopNOp, UpsertKey, WindowAggregate, WindowAggregateOp, Windows,
     };
     pub use crate::run::Runtime;
     pub use crate::sources::EventTime;

@@ -15,7 +15,7 @@ use crate::dead_letter::DeadLetters;
 use crate::metrics::{Metrics, OpMetrics};
 
 /// Options every generated binary accepts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RunArgs {
     /// Overrides the number of events of every Nexmark source.
     pub events: Option<u64>,
@@ -28,6 +28,29 @@ pub struct RunArgs {
     pub idle_timeout: Option<std::time::Duration>,
     /// No summary on stderr.
     pub quiet: bool,
+    /// Where checkpoints go; none: no checkpoints.
+    pub checkpoint_dir: Option<PathBuf>,
+    pub checkpoint_interval: std::time::Duration,
+    pub checkpoints_kept: usize,
+    /// Records (generator: events) per second of each source (0: unlimited).
+    pub rate_limit: u64,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs {
+            events: None,
+            generators: None,
+            parallelism: None,
+            dead_letters: None,
+            idle_timeout: None,
+            quiet: false,
+            checkpoint_dir: None,
+            checkpoint_interval: std::time::Duration::from_secs(10),
+            checkpoints_kept: 3,
+            rate_limit: 0,
+        }
+    }
 }
 
 const USAGE: &str = "options:
@@ -36,6 +59,10 @@ const USAGE: &str = "options:
   --parallelism P     instances of keyed operators
   --dead-letters PATH where malformed input records go (default: dead_letters.jsonl)
   --idle-timeout MS   an input silent this long (ms) stops holding event time back
+  --checkpoint-dir DIR         take checkpoints in DIR; restart from the latest one there
+  --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m
+  --checkpoints-kept K         complete checkpoints kept (default 3)
+  --rate-limit N      records per second of each source (default: unlimited)
   --quiet             no run summary on stderr
   --help              this text";
 
@@ -77,6 +104,23 @@ impl RunArgs {
                     let ms: u64 = parse_num(&value("--idle-timeout")?, "--idle-timeout")?;
                     out.idle_timeout = Some(std::time::Duration::from_millis(ms.max(1)));
                 }
+                "--checkpoint-dir" => {
+                    out.checkpoint_dir = Some(PathBuf::from(value("--checkpoint-dir")?))
+                }
+                "--checkpoint-interval" => {
+                    out.checkpoint_interval =
+                        parse_duration(&value("--checkpoint-interval")?, "--checkpoint-interval")?
+                }
+                "--checkpoints-kept" => {
+                    let k: u64 = parse_num(&value("--checkpoints-kept")?, "--checkpoints-kept")?;
+                    if k == 0 {
+                        return Err("--checkpoints-kept must be at least 1".into());
+                    }
+                    out.checkpoints_kept = k as usize;
+                }
+                "--rate-limit" => {
+                    out.rate_limit = parse_num(&value("--rate-limit")?, "--rate-limit")?
+                }
                 "--quiet" | "-q" => out.quiet = true,
                 "--help" | "-h" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option `{other}`\n{USAGE}")),
@@ -84,6 +128,26 @@ impl RunArgs {
         }
         Ok(out)
     }
+}
+
+/// `10s`, `500ms`, `2m`, or a bare number of milliseconds.
+fn parse_duration(s: &str, flag: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '_') {
+        Some(i) => s.split_at(i),
+        None => (s, "ms"),
+    };
+    let n = parse_num(num, flag)?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{flag}: `{s}` is not a duration like 10s, 500ms or 2m"))?;
+    if ms == 0 {
+        return Err(format!("{flag} must be more than 0"));
+    }
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 fn parse_num(s: &str, flag: &str) -> Result<u64, String> {
@@ -131,6 +195,31 @@ impl Runtime {
         self.metrics.op(name)
     }
 
+    /// Declares the checkpoint participants of this binary's plan (a no-op without
+    /// `--checkpoint-dir`); refuses to resume from a checkpoint of a different plan.
+    pub fn checkpoint_plan(
+        &mut self,
+        fingerprint: &str,
+        slots: &[(&'static str, &'static str, usize)],
+    ) -> Result<(), String> {
+        match crate::checkpoint::coordinator() {
+            None => Ok(()),
+            Some(c) => c.plan(
+                fingerprint,
+                slots
+                    .iter()
+                    .map(
+                        |(id, label, instances)| crate::checkpoint::manifest::SlotEntry {
+                            id: id.to_string(),
+                            instances: *instances,
+                            label: label.to_string(),
+                        },
+                    )
+                    .collect(),
+            ),
+        }
+    }
+
     /// Keyed operators' instance count: `--parallelism`, else `default`.
     pub fn parallelism(&self, default: usize) -> usize {
         self.args.parallelism.unwrap_or(default).max(1)
@@ -146,7 +235,23 @@ impl Runtime {
         let handle = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
+                // A failed task never passes another barrier: give up the checkpoint being
+                // taken so that nothing waits for it (a restart resumes from the last one).
+                struct AbandonOnPanic;
+                impl Drop for AbandonOnPanic {
+                    fn drop(&mut self) {
+                        if std::thread::panicking() {
+                            if let Some(c) = crate::checkpoint::coordinator() {
+                                c.abandon();
+                            }
+                        }
+                    }
+                }
+                let _guard = AbandonOnPanic;
                 if let Err(err) = task() {
+                    if let Some(c) = crate::checkpoint::coordinator() {
+                        c.abandon();
+                    }
                     errors.lock().unwrap_or_else(|e| e.into_inner()).push(err);
                 }
             })
@@ -164,6 +269,35 @@ impl Runtime {
             }
         }
         self.dead_letters.flush();
+        let succeeded = !failed
+            && self
+                .errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+        let mut checkpoint_line = None;
+        if let Some(c) = crate::checkpoint::coordinator() {
+            // Publish what sinks wrote since the last checkpoint, only when every task
+            // succeeded: otherwise a restart resumes from the last checkpoint.
+            if succeeded {
+                if let Err(err) = c.finish() {
+                    eprintln!("weir: error: cannot commit the output: {err}");
+                    failed = true;
+                }
+            }
+            let s = c.stats();
+            checkpoint_line = Some(format!(
+                "  checkpoints: {} completed{} (last {:.1} ms, {} bytes; slowest {:.1} ms) in {}\n",
+                s.completed,
+                s.restored_from
+                    .map(|id| format!(", resumed from checkpoint {id}"))
+                    .unwrap_or_default(),
+                s.last_duration.as_secs_f64() * 1e3,
+                s.last_bytes,
+                s.max_duration.as_secs_f64() * 1e3,
+                c.dir().display()
+            ));
+        }
         let elapsed = started.elapsed();
         for (sink, rows, sum) in self.metrics.checksums() {
             println!("checksum {sink}: rows={rows} checksum={sum:016x}");
@@ -178,6 +312,9 @@ impl Runtime {
         }
         if !self.args.quiet {
             eprint!("{}", self.metrics.summary(started, elapsed));
+            if let Some(line) = &checkpoint_line {
+                eprint!("{line}");
+            }
             if self.metrics.dead_letters() > 0 {
                 eprintln!(
                     "  dead letters written to {}",
@@ -228,10 +365,39 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     };
     let started = Instant::now();
     crate::channel::set_idle_timeout(args.idle_timeout);
+    crate::sources::set_rate_limit(args.rate_limit);
+    if let Some(dir) = &args.checkpoint_dir {
+        let config = crate::checkpoint::Config {
+            dir: dir.clone(),
+            interval: args.checkpoint_interval,
+            keep: args.checkpoints_kept,
+        };
+        match crate::checkpoint::Coordinator::install(config) {
+            Err(err) => {
+                eprintln!("weir: error: checkpoints: {err}");
+                return ExitCode::FAILURE;
+            }
+            Ok(crate::checkpoint::Start::Finished(id)) => {
+                eprintln!(
+                    "weir: {} holds a run that finished (checkpoint {id}) and its output is \
+                     committed; remove the folder to run again",
+                    dir.display()
+                );
+                return ExitCode::SUCCESS;
+            }
+            Ok(crate::checkpoint::Start::Restored(id)) if !args.quiet => {
+                eprintln!("weir: resuming from checkpoint {id} in {}", dir.display());
+            }
+            Ok(_) => {}
+        }
+    }
     let mut runtime = Runtime::new(args);
     if let Err(err) = build(&mut runtime) {
         eprintln!("weir: error: {err}");
         return ExitCode::FAILURE;
+    }
+    if let Some(c) = crate::checkpoint::coordinator() {
+        c.start();
     }
     runtime.join(started)
 }

@@ -826,6 +826,43 @@ fn q10_writes_bids_partitioned_by_day_and_minute() {
 }
 
 #[test]
+fn q6_averages_each_sellers_last_ten_winning_prices() {
+    let e = events_of(1);
+    let by_id: BTreeMap<i64, &Auction> = e.auctions.iter().map(|a| (a.id, a)).collect();
+    let mut winning: BTreeMap<i64, i64> = BTreeMap::new();
+    for b in &e.bids {
+        let Some(a) = by_id.get(&b.auction) else {
+            continue;
+        };
+        if b.date_time >= a.date_time && b.date_time <= a.expires {
+            let w = winning.entry(a.id).or_insert(i64::MIN);
+            *w = (*w).max(b.price);
+        }
+    }
+    // Per seller: the 10 auctions closing last (ties by id, the later first).
+    let mut per_seller: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
+    for (id, price) in &winning {
+        let a = by_id[id];
+        per_seller
+            .entry(a.seller)
+            .or_default()
+            .push((a.expires, a.id, *price));
+    }
+    let oracle: Vec<Value> = per_seller
+        .iter_mut()
+        .map(|(seller, rows)| {
+            rows.sort_by_key(|r| std::cmp::Reverse((r.0, r.1)));
+            let last: Vec<i64> = rows.iter().take(10).map(|r| r.2).collect();
+            let sum: i128 = last.iter().map(|p| *p as i128).sum();
+            json!({"seller": seller, "avg_final": sum as f64 / last.len() as f64})
+        })
+        .collect();
+    // The top 10 matters: some seller has more than 10 winning auctions.
+    assert!(per_seller.values().any(|rows| rows.len() > 10));
+    check_final("q6", "nexmark/q6.weir", oracle);
+}
+
+#[test]
 fn q4_averages_winning_prices_per_category() {
     let e = events_of(1);
     let by_id: BTreeMap<i64, &Auction> = e.auctions.iter().map(|a| (a.id, a)).collect();

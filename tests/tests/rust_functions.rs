@@ -17,6 +17,8 @@ pub fn risk(amount: f64, country: &str) -> f64 {
 #[derive(Clone, Debug, Default)]
 pub struct Spread { min: Option<f64>, max: Option<f64> }
 
+weir::state_struct!(Spread { min, max });
+
 impl Accumulator for Spread {
     type Input = f64;
     type Output = f64;

@@ -17,6 +17,7 @@ pub use weir_macros::{pipeline, Record};
 pub use weir_runtime as runtime;
 pub use weir_runtime::embed::{Accumulator, Error, FieldDesc, FieldType, Record, Records};
 pub use weir_runtime::run::RunArgs;
+pub use weir_runtime::state_struct;
 
 /// Includes the module a build script generated with `weir_compiler::build` for the pipeline
 /// `name` (by default, the file's stem): `weir::include_pipeline!("fraud");` defines

@@ -8,6 +8,7 @@ pub mod embed;
 pub mod expr;
 pub mod namer;
 pub mod records;
+pub mod state;
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,8 @@ pub struct EmitCx<'a> {
     /// The row type of each operator's output (for an updating stream, `types` holds
     /// `Change<row>`).
     rows: BTreeMap<OpId, TokenStream>,
+    /// Checkpoint ids of the operators that save state (see [`state`]).
+    pub state_ids: BTreeMap<OpId, String>,
     /// Binary or one of the library forms ([`embed`]).
     pub form: embed::Form<'a>,
     /// The in-memory inputs and outputs of [`embed::Form::Memory`].
@@ -189,7 +192,18 @@ pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: embed::Form<'_>
         emitted_sources: BTreeMap::new(),
         join_specs: BTreeMap::new(),
         rows: BTreeMap::new(),
+        state_ids: BTreeMap::new(),
     };
+    // In-memory runs take no checkpoints (their sources are Rust iterators): no participants.
+    let state_plan = if cx.form.is_memory() {
+        state::StatePlan {
+            ids: BTreeMap::new(),
+            fingerprint: String::new(),
+        }
+    } else {
+        state::plan(graph, &info.topo_order)
+    };
+    cx.state_ids = state_plan.ids.clone();
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
         let node = graph.node(*op);
@@ -256,7 +270,7 @@ pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: embed::Form<'_>
         };
         emitted.insert(*op, e);
     }
-    let build = wiring(&mut cx, info, &mut emitted);
+    let build = wiring(&mut cx, info, &mut emitted, &state_plan);
     let mut items = std::mem::take(&mut cx.items);
     for e in emitted.values_mut() {
         items.append(&mut e.items);
@@ -290,8 +304,10 @@ fn wiring(
     cx: &mut EmitCx<'_>,
     info: &GraphInfo,
     emitted: &mut BTreeMap<OpId, Emitted>,
+    state_plan: &state::StatePlan,
 ) -> TokenStream {
     let graph = cx.graph;
+    checkpointed(emitted, state_plan);
     let mut setup = Vec::new();
     // Split counts of generator sources, and the keyed parallelism (default: the largest).
     let mut split_vars = Vec::new();
@@ -485,12 +501,47 @@ fn wiring(
         }
     }
     let params = embed::build_params(&cx.form);
+    // Every participant of checkpoints, declared before any task starts (a restore compares
+    // them with the checkpoint's).
+    let fingerprint = &state_plan.fingerprint;
+    let slots = state_plan.ids.iter().map(|(op, id)| {
+        let node = graph.node(*op);
+        let label = format!("{op} {}", node.label);
+        let instances = parallelism(node.parallelism);
+        quote!((#id, #label, #instances))
+    });
     quote! {
         fn build(#params) -> ::std::result::Result<(), ::std::string::String> {
             #(#setup)*
+            rt.checkpoint_plan(#fingerprint, &[#(#slots),*])?;
             #(#spawns)*
             Ok(())
         }
+    }
+}
+
+/// Chain elements of participants other than sources restore and save their state through a
+/// slot: `constructor.with_state(slot(id, instance))?`.
+fn checkpointed(emitted: &mut BTreeMap<OpId, Emitted>, state_plan: &state::StatePlan) {
+    for (op, id) in &state_plan.ids {
+        let Some(e) = emitted.get_mut(op) else {
+            continue;
+        };
+        let id = id.clone();
+        let slot = quote!(::weir_runtime::checkpoint::slot(#id, instance));
+        let role = std::mem::replace(&mut e.role, Role::Leaf(quote!()));
+        e.role = match role {
+            Role::Source(drive) => Role::Source(drive),
+            Role::Leaf(leaf) => Role::Leaf(quote!(#leaf.with_state(#slot)?)),
+            Role::Stage(build) => Role::Stage(Box::new(move |next| {
+                let e = build(next);
+                quote!(#e.with_state(#slot)?)
+            })),
+            Role::StageWithLate(build) => Role::StageWithLate(Box::new(move |next, late| {
+                let e = build(next, late);
+                quote!(#e.with_state(#slot)?)
+            })),
+        };
     }
 }
 

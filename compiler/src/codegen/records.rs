@@ -17,9 +17,11 @@ pub fn record_struct(name: &Ident, schema: &Schema) -> TokenStream {
         let ty = field_type(f.ty, f.nullable);
         quote!(pub #id: #ty)
     });
+    let names = schema.fields.iter().map(|f| field_ident(&f.name));
     quote! {
         #[derive(Clone, Debug, Default, PartialEq)]
         pub struct #name { #(#fields,)* }
+        ::weir_runtime::state_struct!(#name { #(#names),* });
     }
 }
 

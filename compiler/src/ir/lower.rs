@@ -222,7 +222,7 @@ impl Lower<'_> {
                     Parallelism::Keyed,
                     EdgeKind::Hash(agg.keys.clone()),
                 ),
-                TStepKind::Rank(def) if def.keys.is_empty() => {
+                TStepKind::Rank(def) if def.keys.is_empty() || def.retract_key.is_some() => {
                     let edge = if upstream == Parallelism::One {
                         EdgeKind::Forward
                     } else {

@@ -1,7 +1,8 @@
 //! `rank`: dedup (`dedup by k keep first|last`) and top-N (`top N by k order by ...`) per
 //! key. Stateful; its output is an updating stream keyed by the key (and the rank). The
 //! emitter generates a `RankSpec` (key, ordering, output row); the runtime's `TopNOp` holds
-//! the best rows per key.
+//! the best rows per key. Over an updating stream (top-N only) it also generates the input's
+//! upsert key, and `RetractTopNOp` moves revised rows between ranks.
 
 use quote::{format_ident, quote};
 
@@ -92,8 +93,41 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
     };
     let n = def.n;
     let newer = def.newer_wins_ties;
+    let mut items = vec![item];
+    if let Some(up_key) = &def.retract_key {
+        // Over an updating stream: revised rows leave their rank by the input's upsert key.
+        let types: Vec<_> = up_key
+            .iter()
+            .map(|k| {
+                let f = input_schema
+                    .field(k)
+                    .map(|(_, f)| f.clone())
+                    .expect("sema checked the upsert key");
+                crate::codegen::expr::field_type(f.ty, f.nullable)
+            })
+            .collect();
+        let values = up_key.iter().map(|k| {
+            let id = field_ident(k);
+            quote!(::std::clone::Clone::clone(&r.#id))
+        });
+        items.push(quote! {
+            impl UpsertKey for #spec {
+                type UpKey = (#(#types,)*);
+                fn up_key(r: &#input) -> Self::UpKey { (#(#values,)*) }
+            }
+        });
+        return Emitted {
+            items,
+            setup: Vec::new(),
+            captures: vec![metrics.clone()],
+            moves: Vec::new(),
+            role: Role::Stage(Box::new(
+                move |next| quote!(RetractTopNOp::<#spec, _>::new(#metrics.clone(), #n, #next)),
+            )),
+        };
+    }
     Emitted {
-        items: vec![item],
+        items,
         setup: Vec::new(),
         captures: vec![metrics.clone()],
         moves: Vec::new(),

@@ -32,6 +32,8 @@ pub fn emit(
     let ty = cx.graph.node(op).ty.clone();
     let name = def.name.as_str();
     let metrics = format_ident!("metrics");
+    // Sources take part in checkpoints (their position): every source has a state id.
+    let state_id = cx.state_ids.get(&op).cloned().unwrap_or_default();
     let event_time = match (def.watermark_ms, ty.time_field) {
         (Some(bound), Some(t)) => {
             let field = crate::codegen::namer::field_ident(&ty.schema.fields[t].name);
@@ -66,8 +68,7 @@ pub fn emit(
             let source_name = def.name.clone();
             Role::Source(Box::new(move |chain, instance| {
                 quote! {
-                    ::weir_runtime::sources::nexmark::run::<#output, _>(#source_name, &#metrics, &#cfg, #instance, #event_time, #chain);
-                    Ok(())
+                    ::weir_runtime::sources::nexmark::run::<#output, _>(#source_name, &#metrics, &#cfg, #instance, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
                 }
             }))
         }
@@ -109,9 +110,9 @@ pub fn emit(
                 _ => quote!(None),
             };
             let name = name.to_string();
-            Role::Source(Box::new(move |chain, _instance| {
+            Role::Source(Box::new(move |chain, instance| {
                 quote! {
-                    ::weir_runtime::sources::lines::run(#name, #input, #skip_header, &#metrics, &#dead, #decode, #event_time, #chain)
+                    ::weir_runtime::sources::lines::run(#name, #input, #skip_header, &#metrics, &#dead, #decode, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
                 }
             }))
         }

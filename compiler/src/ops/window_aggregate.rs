@@ -86,6 +86,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         .collect();
 
     let mut acc_fields = Vec::new();
+    let mut acc_names = Vec::new();
     let mut adds = Vec::new();
     let mut merges = Vec::new();
     let mut outs = Vec::new();
@@ -95,6 +96,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         let out_field = field_ident(&item.name);
         let acc_ty = parts.ty;
         acc_fields.push(quote!(#slot: #acc_ty));
+        acc_names.push(slot.clone());
         let update = parts.add;
         adds.push(match &item.filter {
             Some(cond) => {
@@ -138,6 +140,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     let item = quote! {
         #[derive(Clone, Debug, Default)]
         pub struct #acc_ty { #(#acc_fields,)* }
+        ::weir_runtime::state_struct!(#acc_ty { #(#acc_names),* });
         pub struct #agg_ty;
         impl WindowAggregate for #agg_ty {
             type In = #input;
@@ -391,6 +394,7 @@ fn emit_retracting(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emit
         })
         .collect();
     let mut fields = vec![quote!(rows: i64)];
+    let mut names = vec![format_ident!("rows")];
     let mut adds = Vec::new();
     let mut retracts = Vec::new();
     let mut outs = Vec::new();
@@ -500,6 +504,7 @@ fn emit_retracting(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emit
             None => (quote!({ #add }), quote!({ #retract })),
         };
         fields.push(quote!(#slot: #ty));
+        names.push(slot.clone());
         adds.push(add);
         retracts.push(retract);
         let out_field = field_ident(&item.name);
@@ -508,6 +513,7 @@ fn emit_retracting(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emit
     let item = quote! {
         #[derive(Clone, Debug, Default)]
         pub struct #acc_ty { #(#fields,)* }
+        ::weir_runtime::state_struct!(#acc_ty { #(#names),* });
         pub struct #spec;
         impl ::weir_runtime::ops::RetractAggregate for #spec {
             type In = #input;

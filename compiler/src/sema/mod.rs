@@ -633,7 +633,7 @@ impl Checker {
             }
             if let Some(up) = &ty.updating {
                 // A select maps changes; an unbounded aggregate retracts revised rows.
-                let allowed = matches!(step.kind, StepKind::Select(_))
+                let allowed = matches!(step.kind, StepKind::Select(_) | StepKind::Top { .. })
                     || matches!(step.kind, StepKind::Aggregate { .. }) && pending_window.is_none();
                 if !allowed {
                     let up = up.clone();
@@ -644,7 +644,7 @@ impl Checker {
                             format!("this step cannot follow `{}`, which makes the stream updating", up.operator),
                         )
                         .with_secondary(up.span, "rows of this stream are revised from here on")
-                        .with_hint("send an updating stream to a sink (or a `select` that keeps its key); other steps on updating streams are not supported yet"),
+                        .with_hint("an updating stream can go to a sink, a `select` that keeps its key, a `top`, or an `aggregate` without a window; other steps on updating streams are not supported yet"),
                     );
                     failed = true;
                     continue;
@@ -917,6 +917,7 @@ impl Checker {
                         order,
                         newer_wins_ties: *keep_last,
                         with_rank: false,
+                        retract_key: None,
                     };
                     ty.updating = Some(Updating {
                         key: keys,
@@ -983,6 +984,7 @@ impl Checker {
                         failed = true;
                         continue;
                     }
+                    let retract_key = ty.updating.as_ref().map(|u| u.key.clone());
                     let mut key = keys.clone();
                     key.push("rank".to_string());
                     ty.schema.fields.push(Field::new("rank", Type::I64));
@@ -998,6 +1000,7 @@ impl Checker {
                         order: typed,
                         newer_wins_ties: false,
                         with_rank: true,
+                        retract_key,
                     };
                     steps.push(TStep {
                         kind: TStepKind::Rank(def),

@@ -122,6 +122,8 @@ pub struct RankDef {
     pub newer_wins_ties: bool,
     /// Adds a `rank` field (top-N); dedup outputs the row as it is.
     pub with_rank: bool,
+    /// Over an updating stream: the input's upsert key (revised rows leave and re-enter).
+    pub retract_key: Option<Vec<String>>,
 }
 
 /// A checked join step. Key and condition expressions: `left_keys` over the left record,

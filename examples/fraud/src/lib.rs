@@ -48,6 +48,9 @@ pub mod udf {
         max: Option<f64>,
     }
 
+    // Its checkpoint encoding: the fields in order.
+    weir::state_struct!(Spread { min, max });
+
     impl weir::Accumulator for Spread {
         type Input = f64;
         type Output = f64;

@@ -33,6 +33,9 @@ impl<T, F: FnMut(&T) -> bool, N: Collector<T>> Collector<T> for Filter<F, N> {
     fn watermark(&mut self, watermark: i64) {
         self.next.watermark(watermark);
     }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.next.barrier(checkpoint);
+    }
     fn finish(&mut self) {
         self.metrics.report(&self.stats);
         self.next.finish();

@@ -47,9 +47,11 @@
 //! code generator may use the left time, the right time or their maximum as the output's event
 //! time, and downstream windows see no late rows.
 
+use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::state::{State, StateError};
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 
@@ -75,6 +77,7 @@ pub struct IntervalJoin<S: JoinSpec, N, D = Discard> {
     late: D,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<S: JoinSpec, N: Collector<S::Out>> IntervalJoin<S, N, Discard> {
@@ -119,7 +122,15 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             late,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring what it holds).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
     }
 
     /// How far the output watermark trails the input watermark: `max(upper, -lower, 0)`.
@@ -361,6 +372,12 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.late.watermark(watermark);
     }
 
+    fn barrier(&mut self, checkpoint: u64) {
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+        self.late.barrier(checkpoint);
+    }
+
     fn finish(&mut self) {
         if self.finished {
             return;
@@ -387,6 +404,26 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();
+    }
+}
+
+impl<S: JoinSpec, N, D> Snapshot for IntervalJoin<S, N, D> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.state.save(out);
+        self.left_expiry.save(out);
+        self.right_expiry.save(out);
+        self.buffered.save(out);
+        self.watermark.save(out);
+        self.forwarded.save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.state = State::load(input)?;
+        self.left_expiry = State::load(input)?;
+        self.right_expiry = State::load(input)?;
+        self.buffered = State::load(input)?;
+        self.watermark = State::load(input)?;
+        self.forwarded = State::load(input)?;
+        Ok(())
     }
 }
 

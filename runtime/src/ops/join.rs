@@ -36,6 +36,7 @@ use std::hash::Hash;
 use crate::collector::Collector;
 use crate::hash::{route, FastMap};
 use crate::metrics::OpStats;
+use crate::state::{State, StateError};
 
 /// A record of a two-input operator's input channel, tagged with the side it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,11 +48,11 @@ pub enum Either<L, R> {
 /// The per-query part of a two-input join, generated for each join step.
 pub trait JoinSpec {
     /// Records of the left input. Joins store them, hence `Clone`.
-    type Left: Clone;
+    type Left: Clone + State;
     /// Records of the right input.
-    type Right: Clone;
+    type Right: Clone + State;
     /// The equi-join key (a tuple for several columns). `Ord` makes emission order deterministic.
-    type Key: Hash + Eq + Ord + Clone;
+    type Key: Hash + Eq + Ord + Clone + State;
     /// A joined row.
     type Out;
     fn left_key(l: &Self::Left) -> Self::Key;
@@ -93,6 +94,67 @@ pub(crate) struct Held<T> {
     pub time: i64,
     pub matched: bool,
     pub record: T,
+}
+
+impl<T: State> State for Held<T> {
+    fn save(&self, out: &mut Vec<u8>) {
+        self.time.save(out);
+        self.matched.save(out);
+        self.record.save(out);
+    }
+    fn load(input: &mut &[u8]) -> Result<Self, StateError> {
+        Ok(Held {
+            time: State::load(input)?,
+            matched: State::load(input)?,
+            record: State::load(input)?,
+        })
+    }
+}
+
+impl<L: State, R: State> State for Sides<L, R> {
+    fn save(&self, out: &mut Vec<u8>) {
+        self.left.save(out);
+        self.right.save(out);
+    }
+    fn load(input: &mut &[u8]) -> Result<Self, StateError> {
+        Ok(Sides {
+            left: State::load(input)?,
+            right: State::load(input)?,
+        })
+    }
+}
+
+impl<K: State + Ord> State for ExpiryIndex<K> {
+    fn save(&self, out: &mut Vec<u8>) {
+        self.by_time.save(out);
+    }
+    fn load(input: &mut &[u8]) -> Result<Self, StateError> {
+        Ok(ExpiryIndex {
+            by_time: State::load(input)?,
+        })
+    }
+}
+
+impl<L: State, R: State> State for Either<L, R> {
+    fn save(&self, out: &mut Vec<u8>) {
+        match self {
+            Either::Left(l) => {
+                out.push(0);
+                l.save(out);
+            }
+            Either::Right(r) => {
+                out.push(1);
+                r.save(out);
+            }
+        }
+    }
+    fn load(input: &mut &[u8]) -> Result<Self, StateError> {
+        match u8::load(input)? {
+            0 => Ok(Either::Left(State::load(input)?)),
+            1 => Ok(Either::Right(State::load(input)?)),
+            _ => Err(StateError::Invalid("either")),
+        }
+    }
 }
 
 /// The stored records of one key, each side in arrival order.
@@ -203,6 +265,8 @@ pub(crate) mod testing {
         pub name: String,
     }
 
+    crate::state_struct!(Rec { key, time, name });
+
     pub type In = Either<Rec, Rec>;
 
     pub fn left(key: i64, time: i64, name: &str) -> In {
@@ -280,6 +344,7 @@ pub(crate) mod testing {
             };
             self.0.borrow_mut().push(line);
         }
+        fn barrier(&mut self, _checkpoint: u64) {}
         fn finish(&mut self) {
             self.0.borrow_mut().push("end".into());
         }
@@ -298,6 +363,7 @@ pub(crate) mod testing {
             self.0.borrow_mut().push(name);
         }
         fn watermark(&mut self, _wm: i64) {}
+        fn barrier(&mut self, _checkpoint: u64) {}
         fn finish(&mut self) {
             self.0.borrow_mut().push("end".into());
         }

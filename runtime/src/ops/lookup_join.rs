@@ -120,6 +120,10 @@ impl<S: LookupSpec, N: Collector<S::Out>> Collector<S::In> for LookupJoin<S, N> 
             self.next.watermark(watermark);
         }
     }
+    /// The table is read from its file again on restart: nothing to save.
+    fn barrier(&mut self, checkpoint: u64) {
+        self.next.barrier(checkpoint);
+    }
 
     fn finish(&mut self) {
         if self.finished {

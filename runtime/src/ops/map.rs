@@ -33,6 +33,9 @@ impl<I, O, F: FnMut(&I) -> O, N: Collector<O>> Collector<I> for Map<F, N> {
     fn watermark(&mut self, watermark: i64) {
         self.next.watermark(watermark);
     }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.next.barrier(checkpoint);
+    }
     fn finish(&mut self) {
         self.metrics.report(&self.stats);
         self.next.finish();
@@ -68,6 +71,9 @@ impl<I, O, F: FnMut(&I) -> Option<O>, N: Collector<O>> Collector<I> for FilterMa
     }
     fn watermark(&mut self, watermark: i64) {
         self.next.watermark(watermark);
+    }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.next.barrier(checkpoint);
     }
     fn finish(&mut self) {
         self.metrics.report(&self.stats);

@@ -7,6 +7,7 @@ pub mod join;
 pub mod lookup_join;
 pub mod map;
 pub mod regular_join;
+pub mod retract_top;
 pub mod updating;
 pub mod window;
 pub mod window_join;
@@ -17,6 +18,7 @@ pub use join::{route_by_key, Either, JoinSpec};
 pub use lookup_join::{lookup_table, LookupJoin, LookupSpec, LookupTable};
 pub use map::{FilterMap, Map};
 pub use regular_join::RegularJoin;
+pub use retract_top::{RetractTopNOp, UpsertKey};
 pub use updating::{
     Change, GroupAggregateOp, RankSpec, RetractAggregate, RetractAggregateOp, TopNOp, Upserts,
 };

@@ -27,9 +27,11 @@
 //! or down to `w - ttl` (with one), so the output has no event time a downstream window could
 //! rely on; the code generator should treat it as not time-ordered.
 
+use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::state::{State, StateError};
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 
@@ -46,6 +48,7 @@ pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     late: D,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<S: JoinSpec, N: Collector<S::Out>> RegularJoin<S, N, Discard> {
@@ -71,7 +74,15 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             late,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring what it holds).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
     }
 
     /// Records stored on both sides (for tests and metrics).
@@ -204,6 +215,12 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.late.watermark(watermark);
     }
 
+    fn barrier(&mut self, checkpoint: u64) {
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+        self.late.barrier(checkpoint);
+    }
+
     fn finish(&mut self) {
         if self.finished {
             return;
@@ -215,6 +232,22 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();
+    }
+}
+
+impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.state.save(out);
+        self.expiry.save(out);
+        self.buffered.save(out);
+        self.watermark.save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.state = State::load(input)?;
+        self.expiry = State::load(input)?;
+        self.buffered = State::load(input)?;
+        self.watermark = State::load(input)?;
+        Ok(())
     }
 }
 

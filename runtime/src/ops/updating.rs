@@ -12,10 +12,12 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
+use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
 use crate::ops::window::WindowAggregate;
+use crate::state::{State, StateError};
 
 /// A row of an updating stream.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +56,9 @@ impl<T: Clone, N: Collector<Change<T>>> Collector<T> for Upserts<N> {
     fn watermark(&mut self, watermark: i64) {
         self.next.watermark(watermark);
     }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.next.barrier(checkpoint);
+    }
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -70,6 +75,7 @@ pub struct GroupAggregateOp<A: WindowAggregate, N> {
     next: N,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
@@ -80,7 +86,15 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
             next,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring what it holds).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
     }
 
     fn flush(&mut self) {
@@ -110,6 +124,12 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
         self.flush();
         self.next.watermark(watermark);
     }
+    /// Pending changes go out before the barrier, so the saved state has none.
+    fn barrier(&mut self, checkpoint: u64) {
+        self.flush();
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+    }
     fn finish(&mut self) {
         self.flush();
         self.metrics.report(&self.stats);
@@ -117,15 +137,25 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
     }
 }
 
+impl<A: WindowAggregate, N> Snapshot for GroupAggregateOp<A, N> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.state.save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.state = State::load(input)?;
+        Ok(())
+    }
+}
+
 /// The per-query part of an aggregate over an updating stream: accumulators that can take a
 /// row back out (`retract`), so that a revised input row replaces its earlier version.
 pub trait RetractAggregate {
-    type In: Clone;
+    type In: Clone + State;
     /// The input's upsert key (which earlier row a change revises).
-    type UpKey: Hash + Eq;
+    type UpKey: Hash + Eq + State;
     /// The group key.
-    type Key: Hash + Eq + Ord + Clone;
-    type Acc;
+    type Key: Hash + Eq + Ord + Clone + State;
+    type Acc: State;
     type Out;
     fn up_key(row: &Self::In) -> Self::UpKey;
     fn key(row: &Self::In) -> Self::Key;
@@ -148,6 +178,7 @@ pub struct RetractAggregateOp<A: RetractAggregate, N> {
     next: N,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N> {
@@ -159,7 +190,15 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
             next,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring what it holds).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
     }
 
     fn take_back(&mut self, old: &A::In) {
@@ -218,10 +257,27 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
         self.flush();
         self.next.watermark(watermark);
     }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.flush();
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+    }
     fn finish(&mut self) {
         self.flush();
         self.metrics.report(&self.stats);
         self.next.finish();
+    }
+}
+
+impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.previous.save(out);
+        self.groups.save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.previous = State::load(input)?;
+        self.groups = State::load(input)?;
+        Ok(())
     }
 }
 
@@ -245,9 +301,9 @@ pub fn multiset_remove<T: Ord>(set: &mut Multiset<T>, v: &T) {
 
 /// The per-query part of dedup and top-N.
 pub trait RankSpec {
-    type In: Clone;
+    type In: Clone + State;
     /// The partition (dedup) key.
-    type Key: Hash + Eq + Ord + Clone;
+    type Key: Hash + Eq + Ord + Clone + State;
     type Out;
     fn key(record: &Self::In) -> Self::Key;
     /// Ordering of rows within a partition: `Less` means `a` ranks before `b`.
@@ -267,6 +323,7 @@ pub struct TopNOp<S: RankSpec, N> {
     next: N,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
@@ -279,7 +336,15 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
             next,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring what it holds).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
     }
 
     /// Rows that compare equal rank the newer first (dedup keep last).
@@ -338,10 +403,25 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         self.flush();
         self.next.watermark(watermark);
     }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.flush();
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+    }
     fn finish(&mut self) {
         self.flush();
         self.metrics.report(&self.stats);
         self.next.finish();
+    }
+}
+
+impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.state.save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.state = State::load(input)?;
+        Ok(())
     }
 }
 
@@ -381,6 +461,7 @@ mod tests {
             }
         }
         fn watermark(&mut self, _: i64) {}
+        fn barrier(&mut self, _checkpoint: u64) {}
         fn finish(&mut self) {}
     }
 

@@ -19,16 +19,18 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
+use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::state::{State, StateError};
 
 /// The per-query part of a windowed aggregation, generated for each `aggregate` step.
 pub trait WindowAggregate {
     type In;
-    type Key: Hash + Eq + Ord + Clone;
-    type Acc;
+    type Key: Hash + Eq + Ord + Clone + State;
+    type Acc: State;
     type Out;
     /// The grouping key of a record (`()` for a global aggregate).
     fn key(record: &Self::In) -> Self::Key;
@@ -64,6 +66,21 @@ struct Session<Acc> {
     acc: Acc,
 }
 
+impl<Acc: State> State for Session<Acc> {
+    fn save(&self, out: &mut Vec<u8>) {
+        self.start.save(out);
+        self.end.save(out);
+        self.acc.save(out);
+    }
+    fn load(input: &mut &[u8]) -> Result<Self, StateError> {
+        Ok(Session {
+            start: State::load(input)?,
+            end: State::load(input)?,
+            acc: State::load(input)?,
+        })
+    }
+}
+
 pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     windows: Windows,
     /// Fixed windows: (end, start) -> key -> accumulator. Ordered so firing walks a prefix.
@@ -88,6 +105,7 @@ pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     stats: OpStats,
     metrics: OpMetrics,
     scratch: Vec<(i64, i64)>,
+    slot: StateSlot,
 }
 
 impl<A: WindowAggregate, N: Collector<A::Out>> WindowAggregateOp<A, N, Discard> {
@@ -130,7 +148,15 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             stats: OpStats::default(),
             metrics,
             scratch: Vec::new(),
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring what it holds).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
     }
 
     /// Keeps fixed windows open for late records this long after they fire (their rows are
@@ -369,11 +395,39 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
         self.late.watermark(watermark);
     }
 
+    fn barrier(&mut self, checkpoint: u64) {
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+        self.late.barrier(checkpoint);
+    }
+
     fn finish(&mut self) {
         self.fire_until(i64::MAX);
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();
+    }
+}
+
+impl<A: WindowAggregate, N, L> Snapshot for WindowAggregateOp<A, N, L> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.fixed.save(out);
+        self.sessions.save(out);
+        self.session_ends.save(out);
+        self.watermark.save(out);
+        self.max_seen.save(out);
+        self.fired.save(out);
+        self.redo.save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.fixed = State::load(input)?;
+        self.sessions = State::load(input)?;
+        self.session_ends = State::load(input)?;
+        self.watermark = State::load(input)?;
+        self.max_seen = State::load(input)?;
+        self.fired = State::load(input)?;
+        self.redo = State::load(input)?;
+        Ok(())
     }
 }
 
@@ -422,6 +476,7 @@ mod tests {
         fn watermark(&mut self, wm: i64) {
             self.0.borrow_mut().push(format!("wm {wm}"));
         }
+        fn barrier(&mut self, _checkpoint: u64) {}
         fn finish(&mut self) {
             self.0.borrow_mut().push("end".into());
         }

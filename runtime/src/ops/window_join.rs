@@ -36,10 +36,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::state::{State, StateError};
 
 use super::join::{emit, Either, JoinSpec};
 
@@ -47,6 +49,19 @@ use super::join::{emit, Either, JoinSpec};
 struct Group<L, R> {
     left: Vec<L>,
     right: Vec<R>,
+}
+
+impl<L: State, R: State> State for Group<L, R> {
+    fn save(&self, out: &mut Vec<u8>) {
+        self.left.save(out);
+        self.right.save(out);
+    }
+    fn load(input: &mut &[u8]) -> Result<Self, StateError> {
+        Ok(Group {
+            left: State::load(input)?,
+            right: State::load(input)?,
+        })
+    }
 }
 
 /// The groups of one window, by key.
@@ -66,6 +81,7 @@ pub struct WindowJoin<S: JoinSpec, N, D = Discard> {
     late: D,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<S: JoinSpec, N: Collector<S::Out>> WindowJoin<S, N, Discard> {
@@ -97,7 +113,15 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             late,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring what it holds).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
     }
 
     /// Records buffered on both sides (for tests and metrics).
@@ -211,6 +235,12 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.late.watermark(watermark);
     }
 
+    fn barrier(&mut self, checkpoint: u64) {
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+        self.late.barrier(checkpoint);
+    }
+
     fn finish(&mut self) {
         if self.finished {
             return;
@@ -220,6 +250,20 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();
+    }
+}
+
+impl<S: JoinSpec, N, D> Snapshot for WindowJoin<S, N, D> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.windows.save(out);
+        self.buffered.save(out);
+        self.watermark.save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.windows = State::load(input)?;
+        self.buffered = State::load(input)?;
+        self.watermark = State::load(input)?;
+        Ok(())
     }
 }
 

@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::{Metrics, OpMetrics, OpStats};
 use crate::ops::updating::Change;
 use crate::sinks::Output;
+use crate::state::State;
 
 /// How the operation is put in front of an encoded row.
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +59,7 @@ impl<E> ChangelogWriter<E> {
                 out.write_all(&self.buf).and_then(|_| out.flush())
             }
             Output::File(file) => file.write_all(&self.buf),
+            Output::Committed(file) => file.write_all(&self.buf),
         };
         if let Err(err) = result {
             if err.kind() != std::io::ErrorKind::BrokenPipe {
@@ -105,6 +108,13 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> 
             self.flush();
         }
     }
+    /// A changelog on stdout is at least once: after a restart, changes since the last
+    /// checkpoint are printed again.
+    fn barrier(&mut self, _checkpoint: u64) {
+        if !self.buf.is_empty() {
+            self.flush();
+        }
+    }
     fn finish(&mut self) {
         self.flush();
         if let Output::File(file) = &mut self.output {
@@ -116,15 +126,24 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> 
 }
 
 /// Keeps the latest row per key; what it does with the final table is up to `done`.
+/// The table is this sink's checkpointed state; in a checkpointed run a file gets the final
+/// table at the final commit, written aside and renamed into place.
 pub struct Materialize<K, T, KF, D> {
     table: BTreeMap<K, T>,
     key: KF,
     done: Option<D>,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
-impl<K: Ord, T: Clone, KF: FnMut(&T) -> K, D: FnOnce(&BTreeMap<K, T>)> Materialize<K, T, KF, D> {
+impl<
+        K: Ord + State,
+        T: Clone + State,
+        KF: FnMut(&T) -> K,
+        D: FnOnce(&BTreeMap<K, T>, &StateSlot),
+    > Materialize<K, T, KF, D>
+{
     pub fn new(metrics: OpMetrics, key: KF, done: D) -> Self {
         Materialize {
             table: BTreeMap::new(),
@@ -132,12 +151,27 @@ impl<K: Ord, T: Clone, KF: FnMut(&T) -> K, D: FnOnce(&BTreeMap<K, T>)> Materiali
             done: Some(done),
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring the table).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        if let Some(bytes) = slot.take_restored() {
+            self.table = crate::state::decode(&bytes)
+                .map_err(|e| format!("cannot restore sink `{}`: {e}", self.metrics.name()))?;
+        }
+        self.slot = slot;
+        Ok(self)
     }
 }
 
-impl<K: Ord, T: Clone, KF: FnMut(&T) -> K, D: FnOnce(&BTreeMap<K, T>)> Collector<Change<T>>
-    for Materialize<K, T, KF, D>
+impl<
+        K: Ord + State,
+        T: Clone + State,
+        KF: FnMut(&T) -> K,
+        D: FnOnce(&BTreeMap<K, T>, &StateSlot),
+    > Collector<Change<T>> for Materialize<K, T, KF, D>
 {
     fn push(&mut self, change: &Change<T>) {
         self.stats.records_in += 1;
@@ -151,11 +185,17 @@ impl<K: Ord, T: Clone, KF: FnMut(&T) -> K, D: FnOnce(&BTreeMap<K, T>)> Collector
         }
     }
     fn watermark(&mut self, _watermark: i64) {}
+    fn barrier(&mut self, checkpoint: u64) {
+        if self.slot.is_active() {
+            self.slot
+                .save(checkpoint, &crate::state::encode(&self.table), Vec::new());
+        }
+    }
     fn finish(&mut self) {
         self.stats.records_out = self.table.len() as u64;
         self.metrics.report(&self.stats);
         if let Some(done) = self.done.take() {
-            done(&self.table);
+            done(&self.table, &self.slot);
         }
     }
 }
@@ -166,15 +206,22 @@ pub fn write_table<K, T>(
     mut output: Output,
     header: &'static [u8],
     mut encode: impl FnMut(&T, &mut Vec<u8>),
-) -> impl FnOnce(&BTreeMap<K, T>) {
-    move |table: &BTreeMap<K, T>| {
+) -> impl FnOnce(&BTreeMap<K, T>, &StateSlot) {
+    move |table: &BTreeMap<K, T>, slot: &StateSlot| {
         let mut buf = header.to_vec();
         for row in table.values() {
             encode(row, &mut buf);
         }
         let result = match &mut output {
-            Output::Stdout => std::io::stdout().lock().write_all(&buf),
-            Output::File(file) => file.write_all(&buf).and_then(|_| file.flush()),
+            Output::Stdout => std::io::stdout()
+                .lock()
+                .write_all(&buf)
+                .map_err(|e| e.to_string()),
+            Output::File(file) => file
+                .write_all(&buf)
+                .and_then(|_| file.flush())
+                .map_err(|e| e.to_string()),
+            Output::Committed(file) => file.replace_with(&buf, slot),
         };
         if let Err(err) = result {
             eprintln!("weir: sink `{name}`: write failed: {err}");
@@ -187,8 +234,8 @@ pub fn checksum_table<K, T>(
     registry: Metrics,
     sink: &'static str,
     mut hash: impl FnMut(&T) -> u64,
-) -> impl FnOnce(&BTreeMap<K, T>) {
-    move |table: &BTreeMap<K, T>| {
+) -> impl FnOnce(&BTreeMap<K, T>, &StateSlot) {
+    move |table: &BTreeMap<K, T>, _slot: &StateSlot| {
         let sum = table
             .values()
             .fold(0u64, |acc, row| acc.wrapping_add(hash(row)));

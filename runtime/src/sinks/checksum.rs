@@ -1,7 +1,9 @@
 //! The benchmark sink: hashes every field of every row (see [`crate::checksum`]).
 
+use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::metrics::{Metrics, OpMetrics, OpStats};
+use crate::state::{State, StateError};
 
 pub struct Checksum<H> {
     sink: &'static str,
@@ -11,6 +13,7 @@ pub struct Checksum<H> {
     registry: Metrics,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<H> Checksum<H> {
@@ -23,7 +26,25 @@ impl<H> Checksum<H> {
             registry,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring the count and sum so far).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
+    }
+}
+
+impl<H> Snapshot for Checksum<H> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        (self.rows, self.sum).save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        (self.rows, self.sum) = State::load(input)?;
+        Ok(())
     }
 }
 
@@ -35,6 +56,10 @@ impl<T, H: FnMut(&T) -> u64> Collector<T> for Checksum<H> {
     }
 
     fn watermark(&mut self, _watermark: i64) {}
+
+    fn barrier(&mut self, checkpoint: u64) {
+        snapshot(self, &self.slot, checkpoint);
+    }
 
     fn finish(&mut self) {
         self.registry.add_checksum(self.sink, self.rows, self.sum);

@@ -4,6 +4,7 @@
 
 pub mod changelog;
 mod checksum;
+pub mod committed;
 pub mod partitioned;
 mod writer;
 

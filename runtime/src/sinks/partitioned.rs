@@ -1,14 +1,24 @@
 //! A file sink partitioned by field values, Hive style: rows go to
 //! `PATH/field=value/.../part-0.EXT`, one file per partition, opened when its first row
 //! arrives. Partition fields name folders and are left out of the rows themselves.
+//!
+//! In a checkpointed run every partition file is a [`CommittedFile`]: exactly once, published
+//! at checkpoints; the committed length of every partition is this sink's state.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
+use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::sinks::committed::CommittedFile;
+
+enum PartOut {
+    Plain(BufWriter<File>),
+    Committed(CommittedFile),
+}
 
 /// Appends a partition value to a path, made safe for a folder name (`/` and `\` become `_`,
 /// an empty value or `.`/`..` becomes `_`).
@@ -30,7 +40,7 @@ pub struct PartitionedWriter<P, E> {
     base: PathBuf,
     file_name: &'static str,
     header: &'static [u8],
-    files: BTreeMap<String, BufWriter<File>>,
+    files: BTreeMap<String, PartOut>,
     partition: P,
     encode: E,
     path: String,
@@ -38,6 +48,7 @@ pub struct PartitionedWriter<P, E> {
     failed: bool,
     stats: OpStats,
     metrics: OpMetrics,
+    slot: StateSlot,
 }
 
 impl<P, E> PartitionedWriter<P, E> {
@@ -62,6 +73,38 @@ impl<P, E> PartitionedWriter<P, E> {
             failed: false,
             stats: OpStats::default(),
             metrics,
+            slot: StateSlot::inert(),
+        }
+    }
+
+    /// Takes part in checkpoints through `slot`: every partition is then written exactly once.
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        if let Some(bytes) = slot.take_restored() {
+            let committed: BTreeMap<String, u64> = crate::state::decode(&bytes)
+                .map_err(|e| format!("cannot restore sink `{}`: {e}", self.metrics.name()))?;
+            for (path, len) in committed {
+                let mut file = CommittedFile::new(&self.base.join(&path).join(self.file_name));
+                file.start(Some(len))
+                    .map_err(|e| format!("sink `{}`: {e}", self.metrics.name()))?;
+                self.files.insert(path, PartOut::Committed(file));
+            }
+        }
+        self.slot = slot;
+        Ok(self)
+    }
+
+    fn open(&self, dir: &std::path::Path) -> std::io::Result<PartOut> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(self.file_name);
+        if self.slot.is_active() {
+            let mut file = CommittedFile::new(&path);
+            file.start(None).map_err(std::io::Error::other)?;
+            file.write_all(self.header)?;
+            Ok(PartOut::Committed(file))
+        } else {
+            let mut w = BufWriter::new(File::create(path)?);
+            w.write_all(self.header)?;
+            Ok(PartOut::Plain(w))
         }
     }
 
@@ -83,14 +126,7 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
         (self.partition)(record, &mut self.path);
         if !self.files.contains_key(&self.path) {
             let dir = self.base.join(&self.path);
-            let opened = std::fs::create_dir_all(&dir)
-                .and_then(|_| File::create(dir.join(self.file_name)))
-                .and_then(|file| {
-                    let mut w = BufWriter::new(file);
-                    w.write_all(self.header)?;
-                    Ok(w)
-                });
-            match opened {
+            match self.open(&dir) {
                 Ok(w) => {
                     self.files.insert(self.path.clone(), w);
                 }
@@ -108,7 +144,11 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
         self.row.clear();
         (self.encode)(record, &mut self.row);
         if let Some(w) = self.files.get_mut(&self.path) {
-            if let Err(err) = w.write_all(&self.row) {
+            let written = match w {
+                PartOut::Plain(w) => w.write_all(&self.row),
+                PartOut::Committed(w) => w.write_all(&self.row),
+            };
+            if let Err(err) = written {
                 eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
                 self.failed = true;
             }
@@ -117,10 +157,52 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
 
     fn watermark(&mut self, _watermark: i64) {}
 
+    fn barrier(&mut self, checkpoint: u64) {
+        if !self.slot.is_active() {
+            return;
+        }
+        // One part for the whole sink: the committed length of every partition and the
+        // appends of all of them.
+        let mut actions = Vec::new();
+        let mut committed = BTreeMap::new();
+        for (path, w) in self.files.iter_mut() {
+            if let PartOut::Committed(file) = w {
+                match file.seal_for(&self.slot, checkpoint) {
+                    Ok((len, mut a)) => {
+                        committed.insert(path.clone(), len);
+                        actions.append(&mut a);
+                    }
+                    Err(err) => {
+                        eprintln!("weir: sink `{}`: {err}", self.metrics.name());
+                        self.failed = true;
+                    }
+                }
+            }
+        }
+        self.slot
+            .save(checkpoint, &crate::state::encode(&committed), actions);
+    }
+
     fn finish(&mut self) {
+        let mut actions = Vec::new();
         for w in self.files.values_mut() {
-            if let Err(err) = w.flush() {
+            let result = match w {
+                PartOut::Plain(w) => w.flush().map_err(|e| e.to_string()),
+                PartOut::Committed(file) => file.take_final(&self.slot).map(|mut a| {
+                    actions.append(&mut a);
+                }),
+            };
+            if let Err(err) = result {
                 eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+            }
+        }
+        if self.slot.is_active() {
+            self.slot.finish(actions);
+        } else {
+            for a in &actions {
+                if let Err(err) = a.apply() {
+                    eprintln!("weir: sink `{}`: {err}", self.metrics.name());
+                }
             }
         }
         self.stats.records_out = self.stats.records_in;

@@ -4,19 +4,27 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::sinks::committed::CommittedFile;
 
 /// Where a writer sink writes.
 pub enum Output {
     Stdout,
     File(BufWriter<File>),
+    /// A file in a checkpointed run: rows are published when checkpoints complete.
+    Committed(CommittedFile),
 }
 
 /// Opens a sink's output; a file is created (or truncated) along with its parent folders.
+/// In a checkpointed run the file is left alone until the sink knows what was committed.
 pub fn open_output(path: Option<&Path>) -> Result<Output, String> {
     match path {
         None => Ok(Output::Stdout),
+        Some(path) if crate::checkpoint::enabled() => {
+            Ok(Output::Committed(CommittedFile::new(path)))
+        }
         Some(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
@@ -38,6 +46,7 @@ pub struct Writer<E> {
     stats: OpStats,
     metrics: OpMetrics,
     failed: bool,
+    slot: StateSlot,
 }
 
 impl<E> Writer<E> {
@@ -52,7 +61,35 @@ impl<E> Writer<E> {
             stats: OpStats::default(),
             metrics,
             failed: false,
+            slot: StateSlot::inert(),
         }
+    }
+
+    /// Takes part in checkpoints through `slot`: a file is then written exactly once.
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        if let Output::Committed(file) = &mut self.output {
+            let restored =
+                match slot.take_restored() {
+                    Some(bytes) => Some(crate::state::decode::<u64>(&bytes).map_err(|e| {
+                        format!("cannot restore sink `{}`: {e}", self.metrics.name())
+                    })?),
+                    None => None,
+                };
+            if restored.unwrap_or(0) > 0 {
+                self.buf.clear(); // the header is in the committed part already
+            }
+            file.start(restored)
+                .map_err(|e| format!("sink `{}`: {e}", self.metrics.name()))?;
+        }
+        self.slot = slot;
+        Ok(self)
+    }
+
+    fn fail(&mut self, err: &str) {
+        if !self.failed {
+            eprintln!("weir: sink `{}`: {err}", self.metrics.name());
+        }
+        self.failed = true;
     }
 
     fn flush(&mut self) {
@@ -66,6 +103,7 @@ impl<E> Writer<E> {
                 out.write_all(&self.buf).and_then(|_| out.flush())
             }
             Output::File(file) => file.write_all(&self.buf),
+            Output::Committed(file) => file.write_all(&self.buf),
         };
         if let Err(err) = result {
             // A closed stdout (`| head`) or a full disk: report once, stop writing.
@@ -95,12 +133,29 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
         }
     }
 
+    fn barrier(&mut self, checkpoint: u64) {
+        self.flush();
+        if let Output::Committed(file) = &mut self.output {
+            if let Err(err) = file.barrier(&self.slot, checkpoint) {
+                self.fail(&err);
+            }
+        }
+    }
+
     fn finish(&mut self) {
         self.flush();
-        if let Output::File(file) = &mut self.output {
-            if let Err(err) = file.flush() {
-                eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+        match &mut self.output {
+            Output::File(file) => {
+                if let Err(err) = file.flush() {
+                    eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+                }
             }
+            Output::Committed(file) => {
+                if let Err(err) = file.finish(&self.slot) {
+                    self.fail(&err);
+                }
+            }
+            Output::Stdout => {}
         }
         self.stats.records_out = self.stats.records_in;
         self.metrics.report(&self.stats);

@@ -4,9 +4,10 @@
 //! goes on.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::dead_letter::DeadLetters;
 use crate::formats::DecodeError;
@@ -31,14 +32,32 @@ pub fn run<T, D, C>(
     dead_letters: &DeadLetters,
     mut decode: D,
     event_time: Option<EventTime<T>>,
+    mut slot: StateSlot,
     mut chain: C,
 ) -> Result<(), String>
 where
     D: FnMut(&str) -> Result<T, DecodeError>,
     C: Collector<T>,
 {
+    let mut tracker = event_time
+        .as_ref()
+        .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
+    // Position: bytes consumed and lines read (restored from a checkpoint).
+    let mut offset = 0u64;
+    let mut line_no = 0u64;
+    if let Some(bytes) = slot.take_restored() {
+        let (o, l, max_seen, emitted): (u64, u64, i64, i64) = crate::state::decode(&bytes)
+            .map_err(|e| format!("source `{name}`: cannot restore its position: {e}"))?;
+        (offset, line_no) = (o, l);
+        if let Some(t) = tracker.as_mut() {
+            t.restore(max_seen, emitted);
+        }
+    }
     let reader: Box<dyn Read> = match input {
-        Input::File(path) => match File::open(path) {
+        Input::File(path) => match File::open(path).and_then(|mut f| {
+            f.seek(SeekFrom::Start(offset))?;
+            Ok(f)
+        }) {
             Ok(file) => Box::new(file),
             Err(err) => {
                 chain.watermark(i64::MAX);
@@ -49,21 +68,40 @@ where
                 ));
             }
         },
+        Input::Stdin if slot.is_active() => {
+            chain.watermark(i64::MAX);
+            chain.finish();
+            return Err(format!(
+                "source `{name}`: stdin cannot be read again after a restart, so it cannot be \
+                 checkpointed; read from a file (or Kafka) to use --checkpoint-dir"
+            ));
+        }
         Input::Stdin => Box::new(std::io::stdin()),
     };
     let mut reader = BufReader::with_capacity(1 << 16, reader);
-    let mut tracker = event_time
-        .as_ref()
-        .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
     let mut buf = Vec::new();
-    let mut line_no = 0u64;
     let mut produced = 0u64;
     let mut result = Ok(());
+    let mut last_barrier = 0u64;
+    let mut pace = super::Pacer::new(1);
     loop {
+        if line_no.is_multiple_of(64) {
+            pace.wait(produced);
+        }
+        let wanted = crate::checkpoint::requested();
+        if wanted > last_barrier && slot.is_active() {
+            last_barrier = wanted;
+            let (max_seen, emitted) = tracker
+                .as_ref()
+                .map_or((i64::MIN, i64::MIN), |t| t.position());
+            let state = crate::state::encode(&(offset, line_no, max_seen, emitted));
+            slot.save(wanted, &state, Vec::new());
+            chain.barrier(wanted);
+        }
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => offset += n as u64,
             Err(err) => {
                 result = Err(format!(
                     "source `{name}`: read error after line {line_no}: {err}"
@@ -107,6 +145,7 @@ where
         }
     }
     metrics.add_source_records(produced);
+    crate::checkpoint::source_ended();
     chain.watermark(i64::MAX);
     chain.finish();
     result

@@ -4,6 +4,47 @@
 pub mod lines;
 pub mod nexmark;
 
+/// `--rate-limit`: records per second of each source (a generator: events, over all its
+/// splits; 0: as fast as possible). Set once when the binary starts.
+static RATE_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn set_rate_limit(events_per_second: u64) {
+    RATE_LIMIT.store(events_per_second, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Holds a source instance to its share of `--rate-limit` by sleeping when it runs ahead.
+pub(crate) struct Pacer {
+    per_second: u64,
+    started: std::time::Instant,
+}
+
+impl Pacer {
+    pub(crate) fn new(splits: u32) -> Pacer {
+        let total = RATE_LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+        Pacer {
+            per_second: if total == 0 {
+                0
+            } else {
+                (total / splits.max(1) as u64).max(1)
+            },
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// `done` events have been produced since the start.
+    #[inline]
+    pub(crate) fn wait(&mut self, done: u64) {
+        if self.per_second == 0 {
+            return;
+        }
+        let due = std::time::Duration::from_secs_f64(done as f64 / self.per_second as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
 /// Event time of a source: which field carries it and the bounded out-of-orderness.
 pub struct EventTime<T> {
     pub time: fn(&T) -> i64,
@@ -42,6 +83,17 @@ impl WatermarkTracker {
             periodic: Some(std::time::Instant::now()),
             ..Self::new(bound)
         }
+    }
+
+    /// The tracker's state for a checkpoint: the highest timestamp seen, the last watermark.
+    pub(crate) fn position(&self) -> (i64, i64) {
+        (self.max_seen, self.emitted)
+    }
+
+    /// Resumes from a checkpointed [`position`](Self::position).
+    pub(crate) fn restore(&mut self, max_seen: i64, emitted: i64) {
+        self.max_seen = max_seen;
+        self.emitted = emitted;
     }
 
     /// Observes a record's timestamp; returns a watermark to emit, if one is due.

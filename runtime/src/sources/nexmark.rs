@@ -1,6 +1,7 @@
 //! The Nexmark generator as a source: one task per split, generating one kind of event into a
 //! reused buffer (no allocation per event) and skipping the other kinds without generating them.
 
+use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::Metrics;
 use crate::nexmark::{self, Auction, Bid, EventKind, EventMeta, NexmarkConfig, Person, Split};
@@ -43,15 +44,44 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     config: &NexmarkConfig,
     index: usize,
     event_time: Option<EventTime<R>>,
+    mut slot: StateSlot,
     mut chain: C,
-) {
+) -> Result<(), String> {
     let mut split = Split::new(config, index as u32);
     let mut record = R::default();
     let mut tracker = event_time
         .as_ref()
         .map(|et| WatermarkTracker::new(et.max_out_of_orderness_ms));
+    if let Some(bytes) = slot.take_restored() {
+        let (position, max_seen, emitted): (u64, i64, i64) = crate::state::decode(&bytes)
+            .map_err(|e| format!("source `{source}`: cannot restore its position: {e}"))?;
+        split.seek(position);
+        if let Some(t) = tracker.as_mut() {
+            t.restore(max_seen, emitted);
+        }
+    }
+    let start = split.position();
+    let mut pace = super::Pacer::new(config.generators);
     let mut produced = 0u64;
+    let mut last_barrier = 0u64;
+    let mut countdown = 0u32;
     while let Some(meta) = split.next_meta() {
+        if countdown == 0 {
+            countdown = 64;
+            pace.wait(split.position() - start);
+            let wanted = crate::checkpoint::requested();
+            if wanted > last_barrier && slot.is_active() {
+                last_barrier = wanted;
+                // `meta` is not consumed yet: the position to resume from is before it.
+                let (max_seen, emitted) = tracker
+                    .as_ref()
+                    .map_or((i64::MIN, i64::MIN), |t| t.position());
+                let state = crate::state::encode(&(split.position() - 1, max_seen, emitted));
+                slot.save(wanted, &state, Vec::new());
+                chain.barrier(wanted);
+            }
+        }
+        countdown -= 1;
         if meta.kind != R::KIND {
             continue;
         }
@@ -66,7 +96,9 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     }
     // Throughput counts generator events, as Nexmark figures do (bids are 46 of every 50).
     let _ = produced;
-    metrics.add_generator_events(source, split.position());
+    metrics.add_generator_events(source, split.position() - start);
+    crate::checkpoint::source_ended();
     chain.watermark(i64::MAX);
     chain.finish();
+    Ok(())
 }

@@ -1,0 +1,776 @@
+//! Checkpoints: consistent snapshots of a running pipeline, and recovery from them.
+//!
+//! The scheme is aligned barriers (Chandy–Lamport as Flink does it):
+//! 1. A trigger thread asks for checkpoint `n` by raising [`requested`]. Each source instance
+//!    notices between records, saves its position (generator offset, file offset) and
+//!    watermark, and sends a barrier down its chain ([`Collector::barrier`](crate::collector::Collector::barrier)).
+//! 2. Operators in a chain save their state when the barrier passes and forward it. An
+//!    exchange sends it to every downstream instance; an input loop with several upstream
+//!    instances holds back the records of those that already sent barrier `n` until all have
+//!    (alignment), so every part describes the same cut of the stream.
+//! 3. Sinks save what they must publish: a file sink closes the epoch's pending file and
+//!    hands over the append that will publish it.
+//! 4. When every registered part is in, the manifest is written (temporary name, sync,
+//!    rename): the checkpoint is complete. Then the commit actions run and older checkpoints
+//!    beyond the kept count are deleted.
+//!
+//! On start with a checkpoint directory, the latest complete manifest is read, its commit
+//! actions run again (idempotent), its plan is compared with this binary's, and every slot
+//! gets its saved bytes back. A run that ends normally writes a `final` manifest whose
+//! actions publish the output written since the last checkpoint; starting again on a
+//! directory that holds one does nothing.
+//!
+//! Layout: `DIR/chk-<n>/MANIFEST` and `DIR/chk-<n>/<slot>-<instance>.state`.
+
+pub mod commit;
+pub mod manifest;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use commit::CommitAction;
+use manifest::{Kind, Manifest, SlotEntry};
+
+use crate::state::StateError;
+
+/// The id of the latest checkpoint asked for (0: none yet). Sources poll it between records.
+static REQUESTED: AtomicU64 = AtomicU64::new(0);
+static COORDINATOR: OnceLock<Coordinator> = OnceLock::new();
+
+/// The latest checkpoint asked for; a source that has not yet sent a barrier for it does so.
+#[inline]
+pub fn requested() -> u64 {
+    REQUESTED.load(Ordering::Relaxed)
+}
+
+/// The process's coordinator, when checkpointing is on.
+pub fn coordinator() -> Option<&'static Coordinator> {
+    COORDINATOR.get()
+}
+
+/// The slot of instance `instance` of participant `id` (inert when checkpointing is off).
+pub fn slot(id: &'static str, instance: usize) -> StateSlot {
+    match coordinator() {
+        Some(c) => c.slot(id, instance),
+        None => StateSlot::inert(),
+    }
+}
+
+/// Whether this run takes checkpoints.
+pub fn enabled() -> bool {
+    COORDINATOR.get().is_some()
+}
+
+/// A source instance has read all its input: no checkpoint can complete any more (it would
+/// need that source's barrier), so none is asked for.
+pub fn source_ended() {
+    if let Some(c) = coordinator() {
+        c.stop();
+    }
+}
+
+/// `--checkpoint-dir`, `--checkpoint-interval`, `--checkpoints-kept`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub interval: Duration,
+    pub keep: usize,
+}
+
+/// What a restart found in the checkpoint directory.
+pub enum Start {
+    /// No checkpoint: start from the beginning.
+    Fresh,
+    /// Resume from this checkpoint.
+    Restored(u64),
+    /// The directory holds a run that finished; nothing to do.
+    Finished(u64),
+}
+
+#[derive(Default)]
+struct InFlight {
+    id: u64,
+    started: Option<Instant>,
+    parts: BTreeMap<(String, u32), Part>,
+}
+
+/// One instance's part of a checkpoint: state size, commit actions, notes.
+struct Part {
+    bytes: u64,
+    commits: Vec<CommitAction>,
+    notes: Vec<String>,
+}
+
+#[derive(Default, Clone)]
+pub struct Stats {
+    pub completed: u64,
+    pub restored_from: Option<u64>,
+    pub last_duration: Duration,
+    pub max_duration: Duration,
+    pub last_bytes: u64,
+}
+
+struct Inner {
+    plan: Vec<SlotEntry>,
+    fingerprint: String,
+    expected: usize,
+    next_id: u64,
+    in_flight: Option<InFlight>,
+    /// Actions sinks hand over when their input ends, published by the final manifest.
+    final_commits: BTreeMap<(String, u32), Vec<CommitAction>>,
+    stats: Stats,
+}
+
+/// Takes checkpoints and restores them (one per process).
+pub struct Coordinator {
+    config: Config,
+    restored: Option<Manifest>,
+    /// Saved bytes per (slot, instance), handed out once.
+    restored_parts: Mutex<BTreeMap<(String, u32), Vec<u8>>>,
+    inner: Mutex<Inner>,
+    /// Signalled when a checkpoint completes or is given up.
+    changed: std::sync::Condvar,
+    completed: AtomicU64,
+    stopped: AtomicBool,
+}
+
+/// Says whether the external commit a note describes happened for `checkpoint` (e.g. a Kafka
+/// transaction); a restore falls back to an older checkpoint when it did not.
+pub type Verifier = fn(note: &str, checkpoint: u64) -> Result<bool, String>;
+
+static VERIFIERS: Mutex<Vec<(&'static str, Verifier)>> = Mutex::new(Vec::new());
+
+/// Registers the verifier of notes that start with `prefix` (call before `install`).
+pub fn register_verifier(prefix: &'static str, verifier: Verifier) {
+    VERIFIERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((prefix, verifier));
+}
+
+/// Whether every external commit noted in `m` happened.
+fn externally_committed(m: &Manifest) -> Result<bool, String> {
+    let verifiers = VERIFIERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (slot, instance, note) in &m.notes {
+        let Some((_, verify)) = verifiers.iter().find(|(p, _)| note.starts_with(p)) else {
+            return Err(format!(
+                "checkpoint {} of slot {slot}-{instance} notes `{note}`, which this binary cannot check",
+                m.id
+            ));
+        };
+        if !verify(note, m.id)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn chk_dir(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("chk-{id}"))
+}
+
+fn part_path(dir: &Path, id: u64, slot: &str, instance: u32) -> PathBuf {
+    chk_dir(dir, id).join(format!("{slot}-{instance}.state"))
+}
+
+/// Complete checkpoints in `dir`, newest first. Folders of checkpoints that never completed
+/// and are older than `incomplete_before` are deleted (at start: all of them; while running:
+/// only those older than the newest complete one, never the one being taken).
+fn complete_checkpoints(dir: &Path, incomplete_before: u64) -> Result<Vec<u64>, String> {
+    let mut ids = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("chk-"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if entry.path().join("MANIFEST").exists() {
+            ids.push(id);
+        } else if id < incomplete_before {
+            // Never completed (abandoned, or the run stopped while taking it).
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(ids)
+}
+
+impl Coordinator {
+    /// Opens (or creates) the checkpoint directory, recovers the latest complete checkpoint
+    /// (running its commit actions again) and installs the process's coordinator.
+    pub fn install(config: Config) -> Result<Start, String> {
+        let (coordinator, start) = Coordinator::open(config)?;
+        COORDINATOR
+            .set(coordinator)
+            .map_err(|_| "checkpointing was set up twice".to_string())?;
+        Ok(start)
+    }
+
+    /// [`install`](Self::install) without installing: reads and recovers the directory.
+    fn open(config: Config) -> Result<(Coordinator, Start), String> {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| format!("cannot create {}: {e}", config.dir.display()))?;
+        let mut restored = None;
+        let mut parts = BTreeMap::new();
+        let mut start = Start::Fresh;
+        let candidates = complete_checkpoints(&config.dir, u64::MAX)?;
+        let mut chosen = None;
+        for &id in &candidates {
+            let path = chk_dir(&config.dir, id).join("MANIFEST");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let m = Manifest::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            if m.kind == Kind::Final || externally_committed(&m)? {
+                chosen = Some((id, m));
+                break;
+            }
+            // A sink's external commit of this checkpoint never happened (the run died after
+            // the manifest, before the commit): resume from the one before, and forget this
+            // one so that new checkpoints can take its id.
+            eprintln!(
+                "weir: checkpoint {id} is complete but a sink's commit of it never happened; \
+                 resuming from an older checkpoint"
+            );
+            std::fs::remove_dir_all(chk_dir(&config.dir, id))
+                .map_err(|e| format!("cannot remove checkpoint {id}: {e}"))?;
+        }
+        if chosen.is_none() && !candidates.is_empty() {
+            return Err(format!(
+                "no checkpoint in {} has every sink's commit; remove the folder to start over",
+                config.dir.display()
+            ));
+        }
+        if let Some((id, m)) = chosen {
+            for action in &m.commits {
+                action
+                    .apply()
+                    .map_err(|e| format!("recovering checkpoint {id}: {e}"))?;
+            }
+            if m.kind == Kind::Final {
+                start = Start::Finished(id);
+            } else {
+                for (slot, instance, size) in &m.parts {
+                    let p = part_path(&config.dir, id, slot, *instance);
+                    let bytes = std::fs::read(&p)
+                        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                    if bytes.len() as u64 != *size {
+                        return Err(format!(
+                            "{} holds {} bytes, the manifest says {size}",
+                            p.display(),
+                            bytes.len()
+                        ));
+                    }
+                    parts.insert((slot.clone(), *instance), bytes);
+                }
+                start = Start::Restored(id);
+            }
+            restored = Some(m);
+        }
+        let next_id = restored.as_ref().map_or(1, |m| m.id + 1);
+        let stats = Stats {
+            restored_from: restored.as_ref().map(|m| m.id),
+            ..Stats::default()
+        };
+        let coordinator = Coordinator {
+            config,
+            restored,
+            restored_parts: Mutex::new(parts),
+            changed: std::sync::Condvar::new(),
+            inner: Mutex::new(Inner {
+                plan: Vec::new(),
+                fingerprint: String::new(),
+                expected: 0,
+                next_id,
+                in_flight: None,
+                final_commits: BTreeMap::new(),
+                stats,
+            }),
+            completed: AtomicU64::new(next_id - 1),
+            stopped: AtomicBool::new(false),
+        };
+        Ok((coordinator, start))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Declares every slot of this binary's plan; when restoring, refuses a checkpoint taken by
+    /// a different plan, saying what changed.
+    pub fn plan(&self, fingerprint: &str, slots: Vec<SlotEntry>) -> Result<(), String> {
+        if let Some(m) = &self.restored {
+            if m.kind == Kind::Checkpoint && m.fingerprint != fingerprint {
+                return Err(plan_mismatch(m, &slots, &self.config.dir));
+            }
+            // Same plan text, but instance counts come from the command line.
+            let mut changed = Vec::new();
+            for s in &slots {
+                if let Some(old) = m.slots.iter().find(|o| o.id == s.id) {
+                    if old.instances != s.instances {
+                        changed.push(format!(
+                            "  `{}` ran {} instance(s), now {}",
+                            s.label, old.instances, s.instances
+                        ));
+                    }
+                }
+            }
+            if m.kind == Kind::Checkpoint && !changed.is_empty() {
+                return Err(format!(
+                    "checkpoint {} in {} was taken with other parallelism:\n{}\n  \
+                     run with the same --parallelism/--generators (state is partitioned by instance)",
+                    m.id,
+                    self.config.dir.display(),
+                    changed.join("\n")
+                ));
+            }
+        }
+        let mut inner = self.lock();
+        inner.expected = slots.iter().map(|s| s.instances).sum();
+        inner.plan = slots;
+        inner.fingerprint = fingerprint.to_string();
+        Ok(())
+    }
+
+    /// The slot of one operator instance, with its restored bytes if any.
+    pub fn slot(&'static self, id: &'static str, instance: usize) -> StateSlot {
+        let restored = self
+            .restored_parts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(id.to_string(), instance as u32));
+        StateSlot {
+            id,
+            instance: instance as u32,
+            restored,
+            coordinator: Some(self),
+        }
+    }
+
+    /// Starts the thread that asks for a checkpoint every interval.
+    pub fn start(&'static self) {
+        let interval = self.config.interval;
+        std::thread::Builder::new()
+            .name("checkpoints".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                if self.stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let mut inner = self.lock();
+                if inner.in_flight.is_some() || inner.expected == 0 {
+                    continue; // the previous one is still being taken
+                }
+                let id = inner.next_id;
+                inner.next_id += 1;
+                inner.in_flight = Some(InFlight {
+                    id,
+                    started: Some(Instant::now()),
+                    parts: BTreeMap::new(),
+                });
+                REQUESTED.store(id, Ordering::Release);
+            })
+            .expect("cannot start the checkpoint thread");
+    }
+
+    /// No more checkpoints (a source has ended: a checkpoint needs every source's barrier).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Gives up the checkpoint being taken (a task failed: it will never complete) and takes
+    /// no more.
+    pub fn abandon(&self) {
+        self.stop();
+        self.lock().in_flight = None;
+        self.changed.notify_all();
+    }
+
+    /// Blocks until `checkpoint` is complete (`true`) or given up (`false`).
+    fn wait_complete(&self, checkpoint: u64) -> bool {
+        let mut inner = self.lock();
+        loop {
+            if self.completed() >= checkpoint {
+                return true;
+            }
+            if inner.in_flight.as_ref().map(|f| f.id) != Some(checkpoint) {
+                return false;
+            }
+            inner = self
+                .changed
+                .wait_timeout(inner, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The latest complete checkpoint's id (0: none).
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().stats.clone()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    fn save_part(
+        &self,
+        slot: &str,
+        instance: u32,
+        checkpoint: u64,
+        state: &[u8],
+        commits: Vec<CommitAction>,
+        notes: Vec<String>,
+    ) -> Result<(), String> {
+        let wanted = self.lock().in_flight.as_ref().map(|f| f.id) == Some(checkpoint);
+        if !wanted {
+            return Ok(());
+        }
+        let dir = chk_dir(&self.config.dir, checkpoint);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = part_path(&self.config.dir, checkpoint, slot, instance);
+        write_synced(&path, state)?;
+        let mut inner = self.lock();
+        let Some(flight) = inner.in_flight.as_mut().filter(|f| f.id == checkpoint) else {
+            return Ok(());
+        };
+        flight.parts.insert(
+            (slot.to_string(), instance),
+            Part {
+                bytes: state.len() as u64,
+                commits,
+                notes,
+            },
+        );
+        if flight.parts.len() < inner.expected {
+            return Ok(());
+        }
+        let flight = inner.in_flight.take().expect("checked above");
+        let manifest = Manifest {
+            id: checkpoint,
+            kind: Kind::Checkpoint,
+            created_ms: now_ms(),
+            fingerprint: inner.fingerprint.clone(),
+            slots: inner.plan.clone(),
+            parts: flight
+                .parts
+                .iter()
+                .map(|((s, i), p)| (s.clone(), *i, p.bytes))
+                .collect(),
+            commits: flight
+                .parts
+                .values()
+                .flat_map(|p| p.commits.iter().cloned())
+                .collect(),
+            notes: flight
+                .parts
+                .iter()
+                .flat_map(|((s, i), p)| p.notes.iter().map(|n| (s.clone(), *i, n.clone())))
+                .collect(),
+        };
+        write_manifest(&dir, &manifest)?;
+        self.completed.store(checkpoint, Ordering::Release);
+        self.changed.notify_all();
+        for action in &manifest.commits {
+            action.apply()?;
+        }
+        let elapsed = flight.started.map(|s| s.elapsed()).unwrap_or_default();
+        let bytes: u64 = manifest.parts.iter().map(|p| p.2).sum();
+        let stats = &mut inner.stats;
+        stats.completed += 1;
+        stats.last_duration = elapsed;
+        stats.max_duration = stats.max_duration.max(elapsed);
+        stats.last_bytes = bytes;
+        drop(inner);
+        self.prune(checkpoint);
+        Ok(())
+    }
+
+    /// Keeps the newest `keep` complete checkpoints.
+    fn prune(&self, newest: u64) {
+        let keep = self.config.keep.max(1) as u64;
+        if let Ok(ids) = complete_checkpoints(&self.config.dir, newest) {
+            for id in ids {
+                if id + keep <= newest {
+                    let _ = std::fs::remove_dir_all(chk_dir(&self.config.dir, id));
+                }
+            }
+        }
+    }
+
+    /// Called once every task has ended without error: publishes what sinks wrote since the
+    /// last checkpoint, under a `final` manifest.
+    pub fn finish(&self) -> Result<(), String> {
+        self.stop();
+        let mut inner = self.lock();
+        inner.in_flight = None;
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let manifest = Manifest {
+            id,
+            kind: Kind::Final,
+            created_ms: now_ms(),
+            fingerprint: inner.fingerprint.clone(),
+            slots: inner.plan.clone(),
+            parts: Vec::new(),
+            commits: inner
+                .final_commits
+                .values()
+                .flat_map(|c| c.iter().cloned())
+                .collect(),
+            notes: Vec::new(),
+        };
+        drop(inner);
+        let dir = chk_dir(&self.config.dir, id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        write_manifest(&dir, &manifest)?;
+        for action in &manifest.commits {
+            action.apply()?;
+        }
+        self.prune(id);
+        Ok(())
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_data())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
+    let tmp = dir.join("MANIFEST.tmp");
+    write_synced(&tmp, m.render().as_bytes())?;
+    let path = dir.join("MANIFEST");
+    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    commit::sync_parent(&path);
+    Ok(())
+}
+
+fn plan_mismatch(m: &Manifest, slots: &[SlotEntry], dir: &Path) -> String {
+    let mut lines = Vec::new();
+    for old in &m.slots {
+        if !slots.iter().any(|s| s.id == old.id) {
+            lines.push(format!("  - `{}` is gone or changed", old.label));
+        }
+    }
+    for new in slots {
+        if !m.slots.iter().any(|o| o.id == new.id) {
+            lines.push(format!("  + `{}` is new or changed", new.label));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("  the operators are the same but their order or wiring changed".into());
+    }
+    format!(
+        "checkpoint {} in {} was taken by a different pipeline; its state does not fit this one:\n{}\n  \
+         to start over, remove the checkpoint directory (output already committed stays)",
+        m.id,
+        dir.display(),
+        lines.join("\n")
+    )
+}
+
+/// Where one operator instance saves its state, and the bytes it had when restored.
+/// Inert when checkpointing is off.
+pub struct StateSlot {
+    id: &'static str,
+    instance: u32,
+    restored: Option<Vec<u8>>,
+    coordinator: Option<&'static Coordinator>,
+}
+
+impl StateSlot {
+    /// A slot that saves nothing (checkpointing off, or an operator built outside a pipeline).
+    pub fn inert() -> StateSlot {
+        StateSlot {
+            id: "",
+            instance: 0,
+            restored: None,
+            coordinator: None,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.coordinator.is_some()
+    }
+
+    /// The bytes saved by the checkpoint this run restored, once.
+    pub fn take_restored(&mut self) -> Option<Vec<u8>> {
+        self.restored.take()
+    }
+
+    /// Saves this instance's part of `checkpoint`, with actions that publish output once it
+    /// is complete. A failure to write fails the run (the checkpoint would be incomplete).
+    pub fn save(&self, checkpoint: u64, state: &[u8], commits: Vec<CommitAction>) {
+        self.save_noted(checkpoint, state, commits, Vec::new())
+    }
+
+    /// [`save`](Self::save) with notes on commits made outside weir (see [`Verifier`]).
+    pub fn save_noted(
+        &self,
+        checkpoint: u64,
+        state: &[u8],
+        commits: Vec<CommitAction>,
+        notes: Vec<String>,
+    ) {
+        if let Some(c) = self.coordinator {
+            if let Err(e) = c.save_part(self.id, self.instance, checkpoint, state, commits, notes) {
+                eprintln!("weir: checkpoint {checkpoint} failed: {e}");
+                c.abandon();
+            }
+        }
+    }
+
+    /// Blocks until `checkpoint` is complete (`true`), or given up (`false`; then the output
+    /// of its epoch must not be committed: a restart replays it). For sinks that commit
+    /// outside weir (a Kafka transaction) once the checkpoint is durable.
+    pub fn wait_complete(&self, checkpoint: u64) -> bool {
+        self.coordinator
+            .is_some_and(|c| c.wait_complete(checkpoint))
+    }
+
+    /// Hands over the actions that publish this instance's last output when the run ends.
+    pub fn finish(&self, commits: Vec<CommitAction>) {
+        if let Some(c) = self.coordinator {
+            c.lock()
+                .final_commits
+                .insert((self.id.to_string(), self.instance), commits);
+        }
+    }
+
+    /// The latest complete checkpoint (0: none, or checkpointing off).
+    pub fn completed(&self) -> u64 {
+        self.coordinator.map_or(0, |c| c.completed())
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}-{}", self.id, self.instance)
+    }
+}
+
+/// State an operator can save and restore.
+pub trait Snapshot {
+    fn save_state(&self, out: &mut Vec<u8>);
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError>;
+}
+
+/// Saves `op`'s state into `slot` for `checkpoint` (a no-op when checkpointing is off).
+pub fn snapshot<T: Snapshot + ?Sized>(op: &T, slot: &StateSlot, checkpoint: u64) {
+    if slot.is_active() {
+        let mut out = Vec::new();
+        op.save_state(&mut out);
+        slot.save(checkpoint, &out, Vec::new());
+    }
+}
+
+/// Loads the state `slot` was restored with into `op`, if any.
+pub fn restore<T: Snapshot + ?Sized>(op: &mut T, slot: &mut StateSlot) -> Result<(), String> {
+    if let Some(bytes) = slot.take_restored() {
+        let mut input = bytes.as_slice();
+        let fail = |e: StateError| format!("cannot restore state {}: {e}", slot.label());
+        op.load_state(&mut input).map_err(fail)?;
+        if !input.is_empty() {
+            return Err(fail(StateError::Trailing(input.len())));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(dir: &Path, id: u64, notes: Vec<(String, u32, String)>) {
+        let chk = chk_dir(dir, id);
+        std::fs::create_dir_all(&chk).unwrap();
+        std::fs::write(chk.join("s-0.state"), [id as u8]).unwrap();
+        let m = Manifest {
+            id,
+            kind: Kind::Checkpoint,
+            created_ms: 0,
+            fingerprint: "f".into(),
+            slots: vec![SlotEntry {
+                id: "s".into(),
+                instances: 1,
+                label: "op".into(),
+            }],
+            parts: vec![("s".into(), 0, 1)],
+            commits: Vec::new(),
+            notes,
+        };
+        write_manifest(&chk, &m).unwrap();
+    }
+
+    /// Commits of checkpoints up to 4 happened; 5's did not.
+    fn verify(note: &str, checkpoint: u64) -> Result<bool, String> {
+        assert!(note.starts_with("test-txn"));
+        Ok(checkpoint <= 4)
+    }
+
+    #[test]
+    fn a_checkpoint_whose_external_commit_never_happened_is_skipped() {
+        register_verifier("test-txn", verify);
+        let dir = tempfile::tempdir().unwrap();
+        let note = || vec![("s".to_string(), 0, "test-txn t1".to_string())];
+        manifest(dir.path(), 4, note());
+        manifest(dir.path(), 5, note());
+        // An incomplete one (no manifest) is deleted too.
+        std::fs::create_dir_all(chk_dir(dir.path(), 6)).unwrap();
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        };
+        let (c, start) = Coordinator::open(config).unwrap();
+        assert!(matches!(start, Start::Restored(4)));
+        assert!(!chk_dir(dir.path(), 5).exists());
+        assert!(!chk_dir(dir.path(), 6).exists());
+        assert_eq!(c.completed(), 4);
+        let parts = c.restored_parts.lock().unwrap();
+        assert_eq!(parts.get(&("s".to_string(), 0)), Some(&vec![4u8]));
+    }
+
+    #[test]
+    fn a_note_nobody_can_check_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        manifest(
+            dir.path(),
+            1,
+            vec![("s".to_string(), 0, "unknown-kind x".to_string())],
+        );
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        };
+        let err = Coordinator::open(config).err().unwrap();
+        assert!(err.contains("cannot check"), "{err}");
+    }
+}

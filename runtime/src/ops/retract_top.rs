@@ -1,0 +1,276 @@
+//! Top-N per key over an updating stream (`top N by k order by ...` after an operator that
+//! revises rows, e.g. Nexmark q6: a seller's last 10 winning bids, whose prices change as bids
+//! arrive).
+//!
+//! A revised row first leaves its partition (its previous version is found by the input's
+//! upsert key), then enters again at its new place; a deleted row leaves. Since a row below
+//! the top N can move up when one above it leaves, every row is kept, not only the N best.
+//! Changed ranks are emitted at the next flush (watermark, barrier, end): an upsert for each
+//! rank whose row changed, a delete for each rank a shrunk partition no longer fills.
+//! Runs as one instance, so every version of a row meets its predecessor whatever its
+//! partition.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
+use crate::collector::Collector;
+use crate::hash::FastMap;
+use crate::metrics::{OpMetrics, OpStats};
+use crate::ops::updating::{Change, RankSpec, FLUSH_EVERY};
+use crate::state::{State, StateError};
+
+/// The input's upsert key, for a top-N over an updating stream.
+pub trait UpsertKey: RankSpec {
+    type UpKey: Hash + Eq + Clone + State;
+    fn up_key(row: &Self::In) -> Self::UpKey;
+}
+
+struct Dirty<T> {
+    /// Lowest rank index that changed.
+    from: usize,
+    /// Ranks shown before the change.
+    shown: usize,
+    /// A row of the partition (for the key fields of deletes when it empties).
+    template: T,
+}
+
+pub struct RetractTopNOp<S: UpsertKey, N> {
+    n: usize,
+    /// Every row per partition, best first; equal rows keep arrival order.
+    rows: FastMap<S::Key, Vec<S::In>>,
+    /// The current version of each input row.
+    previous: FastMap<S::UpKey, S::In>,
+    dirty: BTreeMap<S::Key, Dirty<S::In>>,
+    next: N,
+    stats: OpStats,
+    metrics: OpMetrics,
+    slot: StateSlot,
+}
+
+impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
+    pub fn new(metrics: OpMetrics, n: usize, next: N) -> Self {
+        RetractTopNOp {
+            n: n.max(1),
+            rows: FastMap::default(),
+            previous: FastMap::default(),
+            dirty: BTreeMap::new(),
+            next,
+            stats: OpStats::default(),
+            metrics,
+            slot: StateSlot::inert(),
+        }
+    }
+
+    /// Takes part in checkpoints through `slot` (restoring what it holds).
+    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
+        restore(&mut self, &mut slot)?;
+        self.slot = slot;
+        Ok(self)
+    }
+
+    fn touch(&mut self, key: &S::Key, at: usize, shown_before: usize, template: &S::In) {
+        match self.dirty.get_mut(key) {
+            Some(d) => d.from = d.from.min(at),
+            None => {
+                self.dirty.insert(
+                    key.clone(),
+                    Dirty {
+                        from: at,
+                        shown: shown_before,
+                        template: template.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn remove(&mut self, old: &S::In) {
+        let key = S::key(old);
+        let up = S::up_key(old);
+        let Some(rows) = self.rows.get_mut(&key) else {
+            return;
+        };
+        let shown = rows.len().min(self.n);
+        let Some(at) = rows.iter().position(|r| S::up_key(r) == up) else {
+            return;
+        };
+        rows.remove(at);
+        if rows.is_empty() {
+            self.rows.remove(&key);
+        }
+        if at < self.n {
+            self.touch(&key, at, shown, old);
+        }
+    }
+
+    fn insert(&mut self, row: &S::In) {
+        let key = S::key(row);
+        let rows = self.rows.entry(key.clone()).or_default();
+        let shown = rows.len().min(self.n);
+        let at = rows.partition_point(|r| S::compare(r, row) != Ordering::Greater);
+        rows.insert(at, row.clone());
+        if at < self.n {
+            self.touch(&key, at, shown, row);
+        }
+    }
+
+    fn flush(&mut self) {
+        for (key, d) in std::mem::take(&mut self.dirty) {
+            let rows: &[S::In] = self.rows.get(&key).map_or(&[], Vec::as_slice);
+            let shown = rows.len().min(self.n);
+            for (i, row) in rows.iter().enumerate().take(shown).skip(d.from) {
+                self.stats.records_out += 1;
+                self.next
+                    .push(&Change::Upsert(S::output(row, i as i64 + 1)));
+            }
+            for rank in shown.max(d.from)..d.shown {
+                self.stats.records_out += 1;
+                let template = rows.first().unwrap_or(&d.template);
+                self.next
+                    .push(&Change::Delete(S::output(template, rank as i64 + 1)));
+            }
+        }
+    }
+}
+
+impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for RetractTopNOp<S, N> {
+    fn push(&mut self, change: &Change<S::In>) {
+        self.stats.records_in += 1;
+        let row = change.row();
+        if let Some(old) = self.previous.remove(&S::up_key(row)) {
+            self.remove(&old);
+        }
+        if let Change::Upsert(row) = change {
+            self.insert(row);
+            self.previous.insert(S::up_key(row), row.clone());
+        }
+        if self.dirty.len() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+    fn watermark(&mut self, watermark: i64) {
+        self.flush();
+        self.next.watermark(watermark);
+    }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.flush();
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+    }
+    fn finish(&mut self) {
+        self.flush();
+        self.metrics.report(&self.stats);
+        self.next.finish();
+    }
+}
+
+impl<S: UpsertKey, N> Snapshot for RetractTopNOp<S, N> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.rows.save(out);
+        self.previous.save(out);
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.rows = State::load(input)?;
+        self.previous = State::load(input)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// (id, seller, price): top 2 per seller by price, upsert key id.
+    struct Top;
+    impl RankSpec for Top {
+        type In = (i64, i64, i64);
+        type Key = i64;
+        type Out = (i64, i64, i64, i64); // seller, rank, id, price
+        fn key(r: &Self::In) -> i64 {
+            r.1
+        }
+        fn compare(a: &Self::In, b: &Self::In) -> Ordering {
+            b.2.cmp(&a.2)
+        }
+        fn output(r: &Self::In, rank: i64) -> Self::Out {
+            (r.1, rank, r.0, r.2)
+        }
+    }
+    impl UpsertKey for Top {
+        type UpKey = i64;
+        fn up_key(r: &Self::In) -> i64 {
+            r.0
+        }
+    }
+
+    /// (seller, rank) -> (id, price)
+    type Ranks = BTreeMap<(i64, i64), (i64, i64)>;
+
+    /// The table the changes describe.
+    #[derive(Clone, Default)]
+    struct Table(Rc<RefCell<Ranks>>);
+    impl Collector<Change<(i64, i64, i64, i64)>> for Table {
+        fn push(&mut self, c: &Change<(i64, i64, i64, i64)>) {
+            let (s, rank, id, price) = *c.row();
+            match c {
+                Change::Upsert(_) => self.0.borrow_mut().insert((s, rank), (id, price)),
+                Change::Delete(_) => self.0.borrow_mut().remove(&(s, rank)),
+            };
+        }
+        fn watermark(&mut self, _: i64) {}
+        fn barrier(&mut self, _: u64) {}
+        fn finish(&mut self) {}
+    }
+
+    /// The table a naive recomputation gives for the current rows.
+    fn naive(current: &BTreeMap<i64, (i64, i64)>) -> Ranks {
+        let mut by_seller: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();
+        for (id, (seller, price)) in current {
+            by_seller.entry(*seller).or_default().push((*id, *price));
+        }
+        let mut out = BTreeMap::new();
+        for (seller, mut rows) in by_seller {
+            rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            for (i, (id, price)) in rows.into_iter().take(2).enumerate() {
+                out.insert((seller, i as i64 + 1), (id, price));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn revisions_and_deletes_keep_the_top_n_of_the_current_rows() {
+        let table = Table::default();
+        let metrics = Metrics::new();
+        let mut op = RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, table.clone());
+        let mut current: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        // Distinct prices, so the order has no ties and the naive table is unambiguous.
+        let mut x = 0x9e37_79b9_u64;
+        for step in 0..3000i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = (x % 40) as i64;
+            let seller = id % 3;
+            let price = (x >> 8) as i64 % 1_000_000 * 4000 + step;
+            if x.is_multiple_of(5) {
+                op.push(&Change::Delete((id, seller, 0)));
+                current.remove(&id);
+            } else {
+                op.push(&Change::Upsert((id, seller, price)));
+                current.insert(id, (seller, price));
+            }
+            if step.rem_euclid(7) == 0 {
+                op.watermark(step);
+                assert_eq!(*table.0.borrow(), naive(&current), "after step {step}");
+            }
+        }
+        op.finish();
+        assert_eq!(*table.0.borrow(), naive(&current));
+    }
+}

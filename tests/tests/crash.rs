@@ -1,0 +1,337 @@
+//! Crash tests: a pipeline with checkpoints is killed with SIGKILL at random points and started
+//! again, over and over, until it finishes; its committed output must equal a crash-free run's
+//! exactly — nothing lost, nothing written twice. The pipelines hold windowed, join and top-N
+//! state, so restores of operator state are exercised, not only source offsets.
+//!
+//! `WEIR_CRASH_KILLS=300 cargo test -p weir-tests --test crash` runs the long mode (the default
+//! is 20 kills per pipeline). Kill times come from a seeded generator; `WEIR_CRASH_SEED` picks
+//! another sequence.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir_tests::{build, checksum_line, run};
+
+/// A tiny deterministic generator for kill times (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+fn kills_wanted() -> usize {
+    std::env::var("WEIR_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+fn seed() -> u64 {
+    std::env::var("WEIR_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_cafe)
+}
+
+/// A rate limit that makes a whole run last about half a second per kill wanted (each run
+/// lives 40–400 ms before its kill, and resumes from its last checkpoint).
+fn rate_for(records: u64, kills: usize) -> String {
+    (records * 2 / kills.max(1) as u64).max(1000).to_string()
+}
+
+/// What the crash loop saw.
+struct Crashed {
+    kills: usize,
+    restarts_that_resumed: usize,
+    /// stdout of the run that finished.
+    stdout: String,
+}
+
+/// Runs `binary` with checkpoints in `cwd/chk`, killing it after a random 40–400 ms until
+/// `kills` kills have landed, then lets it finish.
+fn crash_loop(binary: &Path, cwd: &Path, extra: &[&str], kills: usize, rng: &mut Rng) -> Crashed {
+    let mut args = vec![
+        "--checkpoint-dir",
+        "chk",
+        "--checkpoint-interval",
+        "30ms",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let mut landed = 0;
+    let mut resumed = 0;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        assert!(Instant::now() < deadline, "the crash loop took too long");
+        let finishing = landed >= kills;
+        let mut child = Command::new(binary)
+            .args(&args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pipeline starts");
+        if !finishing {
+            std::thread::sleep(Duration::from_millis(40 + rng.below(360)));
+            if child.try_wait().expect("poll").is_none() {
+                child.kill().expect("SIGKILL");
+                let _ = child.wait();
+                landed += 1;
+                if cwd.join("chk").exists() {
+                    resumed += 1;
+                }
+                continue;
+            }
+        }
+        let out = child.wait_with_output().expect("pipeline runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run failed: {stderr}");
+        if finishing || !stderr.contains("holds a run that finished") {
+            return Crashed {
+                kills: landed,
+                restarts_that_resumed: resumed,
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            };
+        }
+        // It finished before the kill: nothing left to crash.
+        return Crashed {
+            kills: landed,
+            restarts_that_resumed: resumed,
+            stdout: String::new(),
+        };
+    }
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// Pending parts left next to an output: none may remain once a run has finished.
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pending"))
+        .collect()
+}
+
+const WINDOWS_AND_JOINS: &str = r#"
+source bids = nexmark(stream: "bid", events: 400_000, generators: 2)
+    event_time date_time watermark 4s
+source auctions = nexmark(stream: "auction", events: 400_000, generators: 2)
+    event_time date_time watermark 4s
+
+let per_auction = bids
+    |> key_by auction
+    |> window hop(size: 10s, slide: 5s)
+    |> aggregate { n: count(), top: max(price), spent: sum(price) }
+
+let sessions = bids
+    |> key_by bidder
+    |> window session(gap: 2s)
+    |> aggregate { bids: count() }
+
+let best = auctions
+    |> join bids as b on id = b.auction and b.date_time >= date_time and b.date_time <= expires ttl(20s)
+    |> select { id, category, price: b.price, bidder: b.bidder }
+    |> top 3 by category order by price desc
+
+sink per_auction -> file(path: "out/windows.jsonl")
+sink sessions -> file(path: "out/sessions.csv") format csv(header: true)
+sink best -> file(path: "out/best.jsonl")
+sink per_auction -> checksum()
+"#;
+
+#[test]
+fn windowed_join_and_top_n_state_survive_sigkill_exactly_once() {
+    let binary = build("crash_windows", WINDOWS_AND_JOINS, false);
+    // The crash-free reference, without checkpoints.
+    let reference = tempfile::tempdir().unwrap();
+    let clean = run(&binary, &["--quiet"], reference.path(), None);
+    assert!(clean.success, "{}", clean.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(seed());
+    // Rate-limited so that the run lives long enough to be killed that often.
+    let rate = rate_for(400_000, kills_wanted());
+    let crashed = crash_loop(
+        &binary,
+        dir.path(),
+        &["--rate-limit", &rate],
+        kills_wanted(),
+        &mut rng,
+    );
+    assert!(
+        crashed.kills >= kills_wanted(),
+        "only {} kills landed",
+        crashed.kills
+    );
+    assert!(crashed.restarts_that_resumed > 0);
+    for file in ["windows.jsonl", "sessions.csv", "best.jsonl"] {
+        let want = sorted_lines(&reference.path().join("out").join(file));
+        let got = sorted_lines(&dir.path().join("out").join(file));
+        assert!(!want.is_empty(), "{file}: the reference is empty");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{file}: {} rows after {} kills, {} without",
+            got.len(),
+            crashed.kills,
+            want.len()
+        );
+        assert_eq!(got, want, "{file} differs after {} kills", crashed.kills);
+    }
+    // The checksum sink's count and sum were restored too.
+    assert_eq!(
+        checksum_line(&crashed.stdout),
+        checksum_line(&clean.stdout),
+        "checksum after {} kills",
+        crashed.kills
+    );
+    assert!(leftovers(&dir.path().join("out")).is_empty());
+
+    // Starting again on a finished run does nothing.
+    let again = run(
+        &binary,
+        &["--checkpoint-dir", "chk", "--quiet"],
+        dir.path(),
+        None,
+    );
+    assert!(again.success);
+    assert!(again.stderr.contains("holds a run that finished"));
+    assert_eq!(
+        sorted_lines(&dir.path().join("out/windows.jsonl")).len(),
+        sorted_lines(&reference.path().join("out/windows.jsonl")).len()
+    );
+}
+
+#[test]
+fn a_file_source_resumes_at_its_offset_after_sigkill() {
+    // A CSV of 200 000 clicks over 20 minutes, out of order within a few seconds.
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("user,page,ts\n");
+    let mut rng = Rng(7);
+    for i in 0..200_000u64 {
+        let ts = 1_700_000_000_000 + i as i64 * 6 - rng.below(3000) as i64;
+        csv.push_str(&format!("u{},p{},{ts}\n", rng.below(500), rng.below(40)));
+    }
+    std::fs::write(dir.path().join("clicks.csv"), &csv).unwrap();
+    let text = r#"
+schema Click { user: string, page: string, ts: timestamp }
+source clicks: Click = file(path: "clicks.csv") format csv(header: true)
+    event_time ts watermark 5s
+let per_page = clicks
+    |> key_by page
+    |> window tumble(1m)
+    |> aggregate { views: count(), users: count(distinct user) }
+sink per_page -> file(path: "out/pages.csv") format csv(header: true)
+"#;
+    let binary = build("crash_file", text, false);
+    let reference = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.path().join("clicks.csv"),
+        reference.path().join("clicks.csv"),
+    )
+    .unwrap();
+    let clean = run(&binary, &["--quiet"], reference.path(), None);
+    assert!(clean.success, "{}", clean.stderr);
+    let mut rng = Rng(seed() ^ 1);
+    let rate = rate_for(200_000, kills_wanted());
+    let crashed = crash_loop(
+        &binary,
+        dir.path(),
+        &["--rate-limit", &rate],
+        kills_wanted(),
+        &mut rng,
+    );
+    assert!(crashed.kills >= kills_wanted());
+    let want = std::fs::read_to_string(reference.path().join("out/pages.csv")).unwrap();
+    let got = std::fs::read_to_string(dir.path().join("out/pages.csv")).unwrap();
+    // One instance, one output order: the file must be byte for byte the same, header once.
+    assert_eq!(got.lines().filter(|l| l.starts_with("page,")).count(), 1);
+    assert_eq!(
+        sorted_lines(&dir.path().join("out/pages.csv")).len(),
+        want.lines().count()
+    );
+    assert_eq!(
+        sorted_lines(&dir.path().join("out/pages.csv")),
+        sorted_lines(&reference.path().join("out/pages.csv"))
+    );
+}
+
+#[test]
+fn a_checkpoint_of_another_plan_or_parallelism_is_refused() {
+    let text = r#"
+source bids = nexmark(stream: "bid", events: 2_000_000)
+    event_time date_time watermark 4s
+let counts = bids |> key_by auction |> window tumble(10s) |> aggregate { n: count() }
+sink counts -> file(path: "out/counts.jsonl")
+"#;
+    let binary = build("crash_plan_a", text, false);
+    let dir = tempfile::tempdir().unwrap();
+    // Take a few checkpoints, then kill.
+    let mut child = Command::new(&binary)
+        .args([
+            "--checkpoint-dir",
+            "chk",
+            "--checkpoint-interval",
+            "20ms",
+            "--rate-limit",
+            "200000",
+            "--quiet",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let changed = text.replace("{ n: count() }", "{ n: count(), top: max(price) }");
+    let other = build("crash_plan_b", &changed, false);
+    let refused = run(&other, &["--checkpoint-dir", "chk"], dir.path(), None);
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains("different pipeline")
+            && refused
+                .stderr
+                .contains("aggregate { n: count(), top: max(price) }")
+            && refused.stderr.contains("is new or changed"),
+        "{}",
+        refused.stderr
+    );
+    let refused = run(
+        &binary,
+        &["--checkpoint-dir", "chk", "--parallelism", "3"],
+        dir.path(),
+        None,
+    );
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains("other parallelism"),
+        "{}",
+        refused.stderr
+    );
+    // The same plan resumes and finishes.
+    let resumed = run(&binary, &["--checkpoint-dir", "chk"], dir.path(), None);
+    assert!(resumed.success, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("resuming from checkpoint"),
+        "{}",
+        resumed.stderr
+    );
+}
