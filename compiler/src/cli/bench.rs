@@ -34,6 +34,19 @@ pub struct BenchArgs {
     /// Folder holding the query files.
     #[arg(long)]
     examples: Option<PathBuf>,
+    /// Also run each fused query taking checkpoints this often (e.g. `1s`), into a temporary
+    /// folder: reports throughput with checkpoints, its ratio to the plain run, and the size
+    /// of the last checkpoint.
+    #[arg(long)]
+    checkpoint_interval: Option<String>,
+}
+
+/// What one configuration's best run reported.
+struct Timing {
+    seconds: f64,
+    peak_mib: Option<f64>,
+    /// Checkpoints completed and the last one's size in bytes.
+    checkpoints: Option<(u64, u64)>,
 }
 
 /// The floor: the generator producing bids, read by a filter that never passes.
@@ -61,9 +74,23 @@ fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> {
 
 /// Best wall time over the repeats, and the peak memory the pipeline reported (MiB).
 fn time(binary: &Path, args: &BenchArgs) -> Result<(f64, Option<f64>)> {
+    let t = time_with(binary, args, &[])?;
+    Ok((t.seconds, t.peak_mib))
+}
+
+/// [`time`] with extra options for the pipeline binary; reads the checkpoint summary line.
+fn time_with(binary: &Path, args: &BenchArgs, extra: &[String]) -> Result<Timing> {
     let mut best = f64::INFINITY;
     let mut peak = None;
+    let mut checkpoints = None;
     for _ in 0..args.repeat.max(1) {
+        // Each run starts from scratch: a checkpoint folder of a finished run would make the
+        // next run stop at once.
+        if let Some(i) = extra.iter().position(|a| a == "--checkpoint-dir") {
+            if let Some(dir) = extra.get(i + 1) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
         let started = Instant::now();
         let out = Command::new(binary)
             .args([
@@ -72,6 +99,7 @@ fn time(binary: &Path, args: &BenchArgs) -> Result<(f64, Option<f64>)> {
                 "--generators",
                 &args.generators.to_string(),
             ])
+            .args(extra)
             .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -91,8 +119,19 @@ fn time(binary: &Path, args: &BenchArgs) -> Result<(f64, Option<f64>)> {
             .lines()
             .find_map(|l| l.trim().strip_prefix("peak memory: "))
             .and_then(|v| v.trim_end_matches(" MiB").parse::<f64>().ok());
+        // "checkpoints: 12 completed (last 6.3 ms, 156611 bytes; ..."
+        checkpoints = stderr.lines().find_map(|l| {
+            let rest = l.trim().strip_prefix("checkpoints: ")?;
+            let n = rest.split(' ').next()?.parse().ok()?;
+            let bytes = rest.split(", ").nth(1)?.split(' ').next()?.parse().ok()?;
+            Some((n, bytes))
+        });
     }
-    Ok((best, peak))
+    Ok(Timing {
+        seconds: best,
+        peak_mib: peak,
+        checkpoints,
+    })
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -146,8 +185,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         "1.00",
         mem(floor_mem)
     );
+    let mut checkpointed = Vec::new();
     for (q, fused, unfused) in &rows {
         let (tf, peak) = time(fused, &args)?;
+        if let Some(interval) = &args.checkpoint_interval {
+            let dir = std::env::temp_dir().join(format!("weir-bench-chk-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let extra = [
+                "--checkpoint-dir".to_string(),
+                dir.display().to_string(),
+                "--checkpoint-interval".to_string(),
+                interval.clone(),
+            ];
+            let t = time_with(fused, &args, &extra)?;
+            let _ = std::fs::remove_dir_all(&dir);
+            checkpointed.push((q.clone(), tf, t));
+        }
         match unfused {
             Some(unfused) => {
                 let (tu, _) = time(unfused, &args)?;
@@ -170,6 +223,28 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 floor / tf,
                 mem(peak)
             ),
+        }
+    }
+    if let Some(interval) = &args.checkpoint_interval {
+        println!();
+        println!(
+            "{:<24} {:>14} {:>12} {:>12} {:>14}",
+            format!("checkpoints every {interval}"),
+            "ev/s",
+            "vs plain",
+            "completed",
+            "last size MiB"
+        );
+        for (q, plain, t) in &checkpointed {
+            let (n_done, bytes) = t.checkpoints.unwrap_or((0, 0));
+            println!(
+                "{:<24} {:>14.0} {:>12.2} {:>12} {:>14.2}",
+                q,
+                n / t.seconds,
+                plain / t.seconds,
+                n_done,
+                bytes as f64 / (1024.0 * 1024.0)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

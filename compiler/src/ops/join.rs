@@ -104,15 +104,32 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
         None => quote!(),
     };
     // Output: left fields from `l`, joined fields (`alias.f`, stored as `alias__f`) from `r`.
+    // Fields projection pushdown removed from an input (nobody downstream reads them) are
+    // left at their defaults.
     let n_left = def.left_ty.schema.fields.len();
+    let input_schema = |i: usize| {
+        crate::passes::projection_pushdown::edge_type(cx.graph, inputs[i].0, inputs[i].1).schema
+    };
+    let left_present = input_schema(0);
+    let right_present = match table {
+        None => input_schema(1),
+        Some(source) => source.ty.schema.clone(),
+    };
     let mut matched = Vec::new();
     let mut unmatched = Vec::new();
     for (i, f) in out_schema.fields.iter().enumerate() {
         let id = field_ident(&f.name);
         if i < n_left {
-            let v = quote!(::std::clone::Clone::clone(&l.#id));
+            let v = if left_present.field(&f.name).is_some() {
+                quote!(::std::clone::Clone::clone(&l.#id))
+            } else {
+                quote!(::std::default::Default::default())
+            };
             matched.push(quote!(#id: #v));
             unmatched.push(quote!(#id: #v));
+        } else if right_present.field(&f.name[prefix.len()..]).is_none() {
+            matched.push(quote!(#id: ::std::default::Default::default()));
+            unmatched.push(quote!(#id: ::std::default::Default::default()));
         } else {
             let src = field_ident(&f.name[prefix.len()..]);
             let right_nullable = def

@@ -5,7 +5,7 @@
 
 mod chain_tasks;
 mod fuse_stateless;
-mod projection_pushdown;
+pub(crate) mod projection_pushdown;
 
 pub use chain_tasks::ChainTasks;
 pub use fuse_stateless::FuseStateless;

@@ -9,7 +9,10 @@
 //!
 //! Needs are computed backwards from the sinks: a sink reads every field it receives; a
 //! filter reads its condition's fields and passes the rest through; a select or aggregate
-//! reads only what its expressions name.
+//! reads only what its expressions name. A join reads, from each input, its keys, time and
+//! condition fields and the fields its consumers need from that side: a join that feeds a
+//! narrow select stores narrow records (the fields nobody reads are left at their defaults in
+//! its output rows).
 
 use std::collections::BTreeMap;
 
@@ -83,6 +86,46 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
     out
 }
 
+/// Fields a join reads from input `port` (0: the left stream, 1: the joined one), given the
+/// fields its consumers need from its output.
+fn join_needs(
+    def: &crate::sema::JoinDef,
+    out: &StreamType,
+    downstream: &[String],
+    port: u8,
+) -> Vec<String> {
+    let n_left = def.left_ty.schema.fields.len();
+    let prefix = format!("{}.", def.alias);
+    let mut cond = Vec::new();
+    if let Some(c) = &def.condition {
+        c.fields(&mut cond);
+    }
+    let mut need = Vec::new();
+    for (i, f) in out.schema.fields.iter().enumerate() {
+        let wanted = downstream.contains(&f.name) || cond.contains(&f.name);
+        if !wanted {
+            continue;
+        }
+        match (port, i < n_left) {
+            (0, true) => need.push(f.name.clone()),
+            (1, false) => need.push(f.name[prefix.len()..].to_string()),
+            _ => {}
+        }
+    }
+    let (keys, time) = if port == 0 {
+        (&def.left_keys, &def.left_time)
+    } else {
+        (&def.right_keys, &def.right_time)
+    };
+    for k in keys {
+        k.fields(&mut need);
+    }
+    if let Some(t) = time {
+        push_all(&mut need, std::slice::from_ref(t));
+    }
+    need
+}
+
 fn push_all(out: &mut Vec<String>, names: &[String]) {
     for n in names {
         if !out.contains(n) {
@@ -105,7 +148,9 @@ impl Pass for ProjectionPushdown {
             let node = graph.node(*op);
             let reads = needs(&node.op, &node.ty, &downstream);
             for (edge, from) in graph.inputs(*op) {
-                let reads = if matches!(node.op, Op::Join { .. } | Op::Rank(_)) {
+                let reads = if let Op::Join { def, table: None } = &node.op {
+                    join_needs(def, &node.ty, &downstream, graph.edge(edge).port)
+                } else if matches!(node.op, Op::Join { .. } | Op::Rank(_)) {
                     edge_type(&graph, edge, from)
                         .schema
                         .names()
@@ -126,15 +171,16 @@ impl Pass for ProjectionPushdown {
                 continue;
             }
             let consumer = graph.node(to);
-            // Joins and ranks pass whole rows on: their output types follow their inputs.
-            if matches!(consumer.op, Op::Join { .. } | Op::Rank(_)) {
-                continue;
-            }
-            let reads = needs(
-                &consumer.op,
-                &edge_type(&graph, edge, from),
-                &needed.get(&to).cloned().unwrap_or_default(),
-            );
+            let downstream = needed.get(&to).cloned().unwrap_or_default();
+            let reads = match &consumer.op {
+                // Ranks pass whole rows on: their output types follow their inputs. (Lookup
+                // joins store their table, not this stream.)
+                Op::Rank(_) | Op::Join { table: Some(_), .. } => continue,
+                Op::Join { def, table: None } => {
+                    join_needs(def, &consumer.ty, &downstream, graph.edge(edge).port)
+                }
+                op => needs(op, &edge_type(&graph, edge, from), &downstream),
+            };
             let from_ty = edge_type(&graph, edge, from);
             let kept: Vec<String> = from_ty
                 .schema
@@ -249,7 +295,7 @@ pub fn narrow(ty: &StreamType, kept: &[String]) -> StreamType {
 
 /// The record type on `edge` (leaving `from`): the operator's output, or, for a window's late
 /// records (output port 1), the window's input.
-fn edge_type(graph: &Dataflow, edge: crate::ir::EdgeId, from: OpId) -> StreamType {
+pub fn edge_type(graph: &Dataflow, edge: crate::ir::EdgeId, from: OpId) -> StreamType {
     if graph.edge(edge).from_port == 1 {
         if let Some((in_edge, input)) = graph.inputs(from).first() {
             return edge_type(graph, *in_edge, *input);
