@@ -10,9 +10,11 @@
 //! Every stage reports problems as [`Diagnostic`]s and keeps going where it can, so one run
 //! shows all the mistakes of a file.
 
+pub mod build;
 pub mod codegen;
 pub mod diagnostics;
 pub mod driver;
+pub mod embed;
 pub mod ir;
 pub mod ops;
 pub mod passes;

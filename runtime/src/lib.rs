@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod checksum;
 pub mod collector;
 pub mod dead_letter;
+pub mod embed;
 pub mod formats;
 pub mod functions;
 pub mod hash;

@@ -375,6 +375,26 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Waits for every task and returns their errors (a panicked task is one), for pipelines
+    /// run inside a library ([`crate::embed::run`]); prints the summary unless `quiet`.
+    pub fn wait(self, started: Instant) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (name, handle) in self.tasks {
+            if handle.join().is_err() {
+                errors.push(format!("internal error: task {name} panicked"));
+            }
+        }
+        self.dead_letters.flush();
+        if !self.args.quiet {
+            eprint!("{}", self.metrics.summary(started, started.elapsed()));
+        }
+        let mut task_errors = self.errors.all();
+        task_errors.append(&mut errors);
+        task_errors
+    }
+}
+
 /// `main` of a generated binary: parses the options, lets `build` spawn the tasks, waits.
 pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode {
     let args = match RunArgs::parse(std::env::args().skip(1)) {

@@ -10,6 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use weir_compiler::driver::{self, BuildConfig, Profile};
 use weir_compiler::ir::explain::{self, ExplainFormat};
+use weir_compiler::sema::udf::{with_udfs, Udf};
 use weir_compiler::{diagnostics, Compiled, Options, SourceMap};
 
 #[derive(Parser)]
@@ -34,6 +35,10 @@ enum Format {
 struct CompileArgs {
     /// The pipeline file.
     file: PathBuf,
+    /// A Rust file of functions the pipeline calls (`pub fn`s and `weir::Accumulator` impls);
+    /// it becomes `mod udfs` of the generated crate.
+    #[arg(long)]
+    rust: Option<PathBuf>,
     /// Keep every operator separate: no fusion, no chaining (the benchmark baseline).
     #[arg(long)]
     no_fusion: bool,
@@ -54,7 +59,12 @@ struct BuildArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Parse and type-check a pipeline; print every error.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// A Rust file of functions the pipeline calls.
+        #[arg(long)]
+        rust: Option<PathBuf>,
+    },
     /// Print the dataflow graph before and after the optimization passes.
     Explain {
         #[command(flatten)]
@@ -100,9 +110,10 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Check { file } => {
+        Command::Check { file, rust } => {
             let (sources, id) = load(&file)?;
-            let (_, diags) = weir_compiler::check(&sources, id);
+            let (udfs, _) = rust_functions(rust.as_deref())?;
+            let (_, diags) = with_udfs(&udfs, || weir_compiler::check(&sources, id));
             print_diagnostics(&sources, &diags);
             if diags.iter().any(|d| d.is_error()) {
                 return Ok(ExitCode::FAILURE);
@@ -196,16 +207,28 @@ fn print_diagnostics(sources: &SourceMap, diags: &[weir_compiler::Diagnostic]) {
 }
 
 /// Compiles a file to Rust; prints diagnostics; `None` when there were errors.
+/// The functions of `--rust FILE`, and the module to append to the generated code.
+fn rust_functions(path: Option<&Path>) -> Result<(Vec<Udf>, String)> {
+    let Some(path) = path else {
+        return Ok((Vec::new(), String::new()));
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let udfs = weir_compiler::embed::functions_from_rust(&text)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let module = weir_compiler::embed::rust_module(&text, &path.display().to_string());
+    Ok((udfs, module))
+}
+
 fn compile_file(args: &CompileArgs) -> Result<Option<(SourceMap, Compiled)>> {
     let (sources, id) = load(&args.file)?;
-    match weir_compiler::compile(
-        &sources,
-        id,
-        &Options {
-            no_fusion: args.no_fusion,
-        },
-    ) {
-        Ok(compiled) => {
+    let (udfs, module) = rust_functions(args.rust.as_deref())?;
+    let options = Options {
+        no_fusion: args.no_fusion,
+    };
+    match with_udfs(&udfs, || weir_compiler::compile(&sources, id, &options)) {
+        Ok(mut compiled) => {
+            compiled.rust.push_str(&module);
             print_diagnostics(&sources, &compiled.warnings);
             Ok(Some((sources, compiled)))
         }

@@ -21,6 +21,8 @@ pub struct Statics {
     pub items: Vec<TokenStream>,
     regexes: Vec<(String, proc_macro2::Ident)>,
     patterns: Vec<(String, proc_macro2::Ident)>,
+    /// Rust functions whose signature is asserted already.
+    udfs: Vec<String>,
 }
 
 pub struct ExprGen<'a> {
@@ -182,6 +184,7 @@ impl ExprGen<'_> {
                 }
             }
             TExprKind::Call(func, args) => self.call(*func, args, e),
+            TExprKind::Udf(path, args) => self.udf_call(path, args, e),
             TExprKind::Case {
                 branches,
                 otherwise,
@@ -396,6 +399,37 @@ impl ExprGen<'_> {
             Func::Coalesce => unreachable!("handled above"),
         };
         self.strict(&operands, e.nullable, returns_option, body)
+    }
+
+    /// A call of a Rust function: strict in its arguments (a null argument makes the call
+    /// null), strings passed as `&str`. A constant of the declared `fn` type makes rustc check
+    /// the function against the signature the pipeline declares, with a message that says so.
+    fn udf_call(&mut self, path: &str, args: &[TExpr], e: &TExpr) -> TokenStream {
+        let text = path.to_string();
+        let Ok(path) = syn::parse_str::<syn::Path>(path) else {
+            let msg = format!("`{path}` is not a Rust path");
+            return quote!(::core::compile_error!(#msg));
+        };
+        if args.iter().all(|a| a.ty != Type::Null) && !self.statics.udfs.contains(&text) {
+            let params = args.iter().map(|a| match a.ty {
+                Type::String => quote!(&str),
+                t => rust_type(t),
+            });
+            let result = rust_type(e.ty);
+            self.statics.items.push(quote! {
+                const _: fn(#(#params),*) -> #result = #path;
+            });
+            self.statics.udfs.push(text);
+        }
+        let operands: Vec<Operand<'_>> = args.iter().map(Operand::Value).collect();
+        let is_string: Vec<bool> = args.iter().map(|a| a.ty == Type::String).collect();
+        self.strict(&operands, e.nullable, false, move |v: &[TokenStream]| {
+            let v = v
+                .iter()
+                .zip(&is_string)
+                .map(|(v, s)| if *s { quote!(&*#v) } else { quote!(#v) });
+            quote!(#path(#(#v),*))
+        })
     }
 
     fn coalesce(&mut self, args: &[TExpr], e: &TExpr) -> TokenStream {

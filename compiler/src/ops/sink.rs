@@ -20,6 +20,9 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
+    if cx.form.is_memory() {
+        return crate::codegen::embed::memory_sink(cx, op, def);
+    }
     let input = cx.input_row_type(op);
     let schema = cx.input_stream_type(op).schema;
     let updating = cx.input_updating(op);

@@ -26,6 +26,9 @@ pub fn emit(
     def: &SourceDef,
     projection: Option<&[String]>,
 ) -> Emitted {
+    if cx.form.is_memory() && !matches!(def.kind, SourceKind::Nexmark { .. }) {
+        return crate::codegen::embed::memory_source(cx, op, def);
+    }
     let output = cx.output_type(op);
     let ty = cx.graph.node(op).ty.clone();
     let name = def.name.as_str();

@@ -328,6 +328,25 @@ fn accumulator(cx: &mut EmitCx<'_>, i: usize, item: &crate::sema::AggItem) -> Ac
                 output: unwrap(item.nullable),
             }
         }
+        // A Rust `weir::Accumulator`: the accumulator is the user's type.
+        AggFunc::Udf => {
+            let path = item.udf.as_deref().unwrap_or("()");
+            let path: proc_macro2::TokenStream = match syn::parse_str::<syn::Path>(path) {
+                Ok(p) => quote!(#p),
+                Err(_) => {
+                    let msg = format!("`{path}` is not a Rust path");
+                    quote!(::core::compile_error!(#msg))
+                }
+            };
+            let acc = quote!(::weir_runtime::embed::Accumulator);
+            let set = owned(quote!(v));
+            AccParts {
+                ty: path.clone(),
+                add: with_value(quote!(<#path as #acc>::add(&mut acc.#slot, #set);)),
+                merge: quote!(<#path as #acc>::merge(&mut acc.#slot, later.#slot);),
+                output: quote!(<#path as #acc>::result(&acc.#slot)),
+            }
+        }
     }
 }
 
@@ -473,7 +492,7 @@ fn emit_retracting(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emit
                     out,
                 )
             }
-            AggFunc::FirstValue | AggFunc::LastValue => {
+            AggFunc::FirstValue | AggFunc::LastValue | AggFunc::Udf => {
                 unreachable!("sema rejects them over updating streams")
             }
         };

@@ -53,6 +53,8 @@ pub enum TExprKind {
     And(Box<TExpr>, Box<TExpr>),
     Or(Box<TExpr>, Box<TExpr>),
     Call(Func, Vec<TExpr>),
+    /// A call of a Rust function (its path) declared by the embedding ([`super::udf`]).
+    Udf(String, Vec<TExpr>),
     Case {
         branches: Vec<(TExpr, TExpr)>,
         otherwise: Option<Box<TExpr>>,
@@ -84,7 +86,9 @@ impl TExpr {
                 a.fields(out);
                 b.fields(out);
             }
-            TExprKind::Call(_, args) => args.iter().for_each(|a| a.fields(out)),
+            TExprKind::Call(_, args) | TExprKind::Udf(_, args) => {
+                args.iter().for_each(|a| a.fields(out))
+            }
             TExprKind::Case {
                 branches,
                 otherwise,
@@ -514,6 +518,9 @@ impl ExprChecker<'_> {
                 span,
                 "`if` takes 3 arguments: if(condition, then, else)",
             ));
+        }
+        if let Some(udf) = super::udf::lookup(&name.name) {
+            return super::udf::check_call(self, &udf, args, span);
         }
         let Some(spec) = functions::lookup(&name.name) else {
             let names = functions::FUNCTIONS.iter().map(|f| f.name);

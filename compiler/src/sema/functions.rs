@@ -184,6 +184,8 @@ pub enum AggFunc {
     Avg,
     FirstValue,
     LastValue,
+    /// A Rust `weir::Accumulator` declared by the embedding (`AggItem::udf` holds its path).
+    Udf,
 }
 
 impl AggFunc {
@@ -219,6 +221,7 @@ impl AggFunc {
             AggFunc::Avg => "avg",
             AggFunc::FirstValue => "first_value",
             AggFunc::LastValue => "last_value",
+            AggFunc::Udf => "a Rust aggregate",
         }
     }
 }

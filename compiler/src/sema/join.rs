@@ -396,7 +396,9 @@ fn strip(mut e: TExpr, prefix: &str) -> TExpr {
                 walk(a, prefix);
                 walk(b, prefix);
             }
-            TExprKind::Call(_, args) => args.iter_mut().for_each(|a| walk(a, prefix)),
+            TExprKind::Call(_, args) | TExprKind::Udf(_, args) => {
+                args.iter_mut().for_each(|a| walk(a, prefix))
+            }
             TExprKind::Case {
                 branches,
                 otherwise,

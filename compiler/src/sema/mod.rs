@@ -10,6 +10,7 @@ mod join;
 pub mod nexmark;
 pub mod program;
 pub mod types;
+pub mod udf;
 
 use std::collections::BTreeMap;
 
@@ -1441,7 +1442,10 @@ impl Checker {
                 ok = false;
                 continue;
             };
-            let Some(func) = AggFunc::from_name(&func_name.name) else {
+            let udf = udf::lookup(&func_name.name).filter(|u| u.aggregate);
+            let Some(func) =
+                AggFunc::from_name(&func_name.name).or(udf.as_ref().map(|_| AggFunc::Udf))
+            else {
                 let mut d = Diagnostic::error(
                     "E0414",
                     func_name.span,
@@ -1517,7 +1521,31 @@ impl Checker {
             let (ty, nullable) = match (func, &arg) {
                 (AggFunc::Count, _) => (Type::I64, false),
                 (_, Some(a)) => {
+                    if let Some(udf) = &udf {
+                        let want = udf.params.first().map_or(Type::Null, |p| p.1);
+                        let fits = a.ty == want || (want == Type::F64 && a.ty == Type::I64);
+                        if !fits {
+                            self.error(
+                                Diagnostic::error(
+                                    "E0211",
+                                    a.span,
+                                    format!(
+                                        "the argument of `{}` must be {want}, found {}",
+                                        udf.name, a.ty
+                                    ),
+                                )
+                                .with_label(format!("this is {}", a.ty))
+                                .with_hint(format!(
+                                    "the Rust accumulator is declared as `{}`",
+                                    udf.signature()
+                                )),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                    }
                     let allowed = match func {
+                        AggFunc::Udf => true,
                         AggFunc::Sum | AggFunc::Avg => a.ty.is_numeric(),
                         AggFunc::FirstValue | AggFunc::LastValue => a.ty != Type::Null,
                         _ => matches!(a.ty, Type::I64 | Type::F64 | Type::String | Type::Timestamp),
@@ -1534,19 +1562,27 @@ impl Checker {
                         ok = false;
                         continue;
                     }
-                    let ty = if func == AggFunc::Avg {
-                        Type::F64
+                    if let Some(udf) = &udf {
+                        // An accumulator always has a result (its default, for no records).
+                        (udf.result, false)
                     } else {
-                        a.ty
-                    };
-                    // With its own condition an aggregate may see no record at all: null then.
-                    (ty, a.nullable || filter.is_some())
+                        let ty = if func == AggFunc::Avg {
+                            Type::F64
+                        } else {
+                            a.ty
+                        };
+                        // With its own condition an aggregate may see no record at all: null then.
+                        (ty, a.nullable || filter.is_some())
+                    }
                 }
                 (_, None) => unreachable!("only count takes no argument"),
             };
             if input.updating.is_some() {
-                let unsupported = matches!(func, AggFunc::FirstValue | AggFunc::LastValue)
-                    || matches!(func, AggFunc::Min | AggFunc::Max) && ty == Type::F64;
+                let unsupported = matches!(
+                    func,
+                    AggFunc::FirstValue | AggFunc::LastValue | AggFunc::Udf
+                ) || matches!(func, AggFunc::Min | AggFunc::Max)
+                    && ty == Type::F64;
                 if unsupported {
                     self.error(
                         Diagnostic::error(
@@ -1573,6 +1609,7 @@ impl Checker {
                 filter,
                 ty,
                 nullable,
+                udf: udf.map(|u| u.path),
             });
         }
         if aggs.is_empty() && ok {

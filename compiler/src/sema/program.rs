@@ -223,6 +223,8 @@ pub struct AggItem {
     pub filter: Option<TExpr>,
     pub ty: Type,
     pub nullable: bool,
+    /// For [`AggFunc::Udf`]: the Rust accumulator type's path.
+    pub udf: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,0 +1,74 @@
+//! One compiler behind every way in: the library form that `weir::pipeline!` and the build.rs
+//! API generate (the two share `embed::compile_module`) is the CLI's `weir emit` output with
+//! two documented differences: the runtime is named `::weir::runtime` (through the `weir`
+//! facade) instead of `::weir_runtime`, and `fn main` becomes `pub fn run(args)` (plus the
+//! `memory` module and the code hash, after it).
+
+use std::path::Path;
+
+use weir_compiler::{compile, Options, SourceMap};
+
+const EXAMPLES: [&str; 3] = [
+    "fraud/pipelines/card_velocity.weir",
+    "clicks/clicks.weir",
+    "nexmark/q5.weir",
+];
+
+fn read(example: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(example);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn library_form_is_the_cli_output() {
+    use weir_compiler::codegen::embed::{rewrite_runtime_path, Form};
+    use weir_compiler::codegen::{format_file, generate_tokens};
+    for example in EXAMPLES {
+        let text = read(example);
+        let mut sources = SourceMap::new();
+        let file = sources.add(example, text.clone());
+        let compiled = compile(&sources, file, &Options::default())
+            .unwrap_or_else(|_| panic!("{example} compiles"));
+        let (graph, info) = (&compiled.physical, &compiled.info);
+        // What `weir emit` prints is the binary form.
+        let binary = generate_tokens(graph, info, Form::Binary);
+        assert_eq!(format_file(binary.clone()), compiled.rust, "{example}");
+        // The library form: the same tokens up to the entry point.
+        let library = generate_tokens(graph, info, Form::Library);
+        let (binary, library) = (binary.to_string(), library.to_string());
+        let main = binary.find("fn main ()").expect("binary has main");
+        let run = library.find("pub fn run").expect("library has run");
+        let run = library[..run].rfind("# [doc").expect("run has docs");
+        assert_eq!(binary[..main], library[..run], "{example}");
+        // The macro and build.rs emit it inside the module, with the runtime path rewritten.
+        let module = weir_compiler::build::generate(example, &text, "", "m").unwrap();
+        let rewritten = rewrite_runtime_path(
+            generate_tokens(graph, info, Form::Library),
+            &quote::quote!(::weir::runtime),
+        );
+        let header = weir_compiler::embed::Header::default();
+        let module_tokens = match weir_compiler::embed::compile_module(&sources, file, &header, "m")
+        {
+            Ok(module) => module.tokens,
+            Err(_) => panic!("{example} compiles as a module"),
+        };
+        assert!(
+            module_tokens.to_string().contains(&rewritten.to_string()),
+            "{example}"
+        );
+        assert!(module.contains("pub fn run(\n"), "{example}");
+        assert!(!module.contains("weir_runtime"), "{example}");
+    }
+}
+
+#[test]
+fn generated_modules_are_deterministic() {
+    for example in EXAMPLES {
+        let text = read(example);
+        let a = weir_compiler::build::generate(example, &text, "", "m").unwrap();
+        let b = weir_compiler::build::generate(example, &text, "", "m").unwrap();
+        assert_eq!(a, b, "{example}");
+    }
+}

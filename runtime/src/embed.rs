@@ -1,0 +1,400 @@
+//! What pipelines embedded in a Rust crate use besides the rest of the runtime: an in-memory
+//! source (records from a Rust iterator), a collecting sink (rows into a shared `Vec`), the
+//! [`Accumulator`] trait of aggregate UDFs, the [`Record`] trait that `#[derive(weir::Record)]`
+//! implements, and [`run`], the library counterpart of [`crate::run::main`] that returns the
+//! run's errors instead of exiting.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::collector::Collector;
+use crate::metrics::{Metrics, OpMetrics, OpStats};
+use crate::run::{RunArgs, Runtime};
+use crate::sources::{EventTime, WatermarkTracker};
+
+/// Pushes every record of `records` into `chain`, with watermarks from event time like a file
+/// source, then the final watermark and the end of input. `project` turns the caller's record
+/// (the source's full schema) into the record the pipeline reads (only the fields it uses).
+pub fn run_iter<I, T, U, C>(
+    records: I,
+    metrics: &Metrics,
+    project: fn(&T) -> U,
+    event_time: Option<EventTime<U>>,
+    mut chain: C,
+) -> Result<(), String>
+where
+    I: IntoIterator<Item = T>,
+    C: Collector<U>,
+{
+    let mut tracker = event_time
+        .as_ref()
+        .map(|et| WatermarkTracker::new(et.max_out_of_orderness_ms));
+    let mut produced = 0u64;
+    for record in records {
+        let record = project(&record);
+        produced += 1;
+        chain.push(&record);
+        if let (Some(tracker), Some(et)) = (tracker.as_mut(), event_time.as_ref()) {
+            if let Some(wm) = tracker.observe((et.time)(&record)) {
+                chain.watermark(wm);
+            }
+        }
+    }
+    metrics.add_source_records(produced);
+    chain.watermark(i64::MAX);
+    chain.finish();
+    Ok(())
+}
+
+/// The records of one in-memory source: a `Vec` (`vec.into()`), any iterator
+/// ([`Records::iter`]), or the receiving end of a channel ([`Records::channel`], which ends
+/// when every sender is dropped). The source reads them on its own thread.
+pub struct Records<T>(Box<dyn Iterator<Item = T> + Send>);
+
+impl<T: Send + 'static> Records<T> {
+    pub fn iter<I>(records: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        Records(Box::new(records.into_iter()))
+    }
+
+    pub fn channel(receiver: std::sync::mpsc::Receiver<T>) -> Self {
+        Records(Box::new(receiver.into_iter()))
+    }
+}
+
+impl<T: Send + 'static> From<Vec<T>> for Records<T> {
+    fn from(records: Vec<T>) -> Self {
+        Records::iter(records)
+    }
+}
+
+impl<T: Send + 'static> Default for Records<T> {
+    fn default() -> Self {
+        Records::iter(Vec::new())
+    }
+}
+
+impl<T> Iterator for Records<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.0.next()
+    }
+}
+
+/// The records given to one in-memory source: taken once by the source task.
+pub type Input<T> = Arc<Mutex<Option<Records<T>>>>;
+
+/// Wraps records for an in-memory source.
+pub fn input<T>(records: Records<T>) -> Input<T> {
+    Arc::new(Mutex::new(Some(records)))
+}
+
+/// Takes the records of an in-memory source (none if taken already).
+pub fn take_input<T: Send + 'static>(input: &Input<T>) -> Records<T> {
+    input
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default()
+}
+
+/// Rows collected by a sink, shared between the sink task and the caller.
+pub type Output<T> = Arc<Mutex<Vec<T>>>;
+
+/// Takes the rows a collecting sink gathered.
+pub fn take_output<T>(output: &Output<T>) -> Vec<T> {
+    std::mem::take(&mut *output.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A sink that appends clones of its rows to a shared `Vec`.
+pub struct Collect<T> {
+    rows: Vec<T>,
+    output: Output<T>,
+    metrics: OpMetrics,
+}
+
+impl<T> Collect<T> {
+    pub fn new(metrics: OpMetrics, output: Output<T>) -> Self {
+        Collect {
+            rows: Vec::new(),
+            output,
+            metrics,
+        }
+    }
+}
+
+impl<T: Clone> Collector<T> for Collect<T> {
+    #[inline]
+    fn push(&mut self, record: &T) {
+        self.rows.push(record.clone());
+    }
+
+    fn watermark(&mut self, _watermark: i64) {}
+
+    /// In-memory runs take no checkpoints.
+    fn barrier(&mut self, _checkpoint: u64) {}
+
+    fn finish(&mut self) {
+        let n = self.rows.len() as u64;
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&mut self.rows);
+        self.metrics.report(&OpStats {
+            records_in: n,
+            records_out: n,
+            ..OpStats::default()
+        });
+    }
+}
+
+/// Runs a pipeline inside the calling process: lets `build` spawn the tasks, waits for them,
+/// and returns every task's error. Prints the run summary on stderr unless `args.quiet`.
+/// Embedded runs take no checkpoints (the coordinator is one per process and owned by a
+/// pipeline binary's `main`): `checkpoint_dir` is refused rather than ignored.
+pub fn run(
+    args: RunArgs,
+    build: impl FnOnce(&mut Runtime) -> Result<(), String>,
+) -> Result<(), Error> {
+    if let Some(dir) = &args.checkpoint_dir {
+        return Err(Error {
+            messages: vec![format!(
+                "checkpoints ({}) are not supported in a pipeline embedded in a crate yet; run it with the weir CLI",
+                dir.display()
+            )],
+        });
+    }
+    let started = Instant::now();
+    crate::channel::set_idle_timeout(args.idle_timeout);
+    let mut runtime = Runtime::new(args);
+    if let Err(err) = build(&mut runtime) {
+        return Err(Error {
+            messages: vec![err],
+        });
+    }
+    let messages = runtime.wait(started);
+    if messages.is_empty() {
+        Ok(())
+    } else {
+        Err(Error { messages })
+    }
+}
+
+/// A failed embedded run: the message of every task that failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub messages: Vec<String>,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.messages.join("; "))
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A user-defined aggregate function: a `Default` (and `Clone`, `Debug`, and
+/// [`State`](crate::state::State) for checkpoints: `weir::state_struct!(Spread { min, max });`
+/// implements it field by field) accumulator that takes the argument values
+/// of each record (`add`), combines with an accumulator of later records (`merge`, for
+/// session windows) and produces the aggregate's value (`result`).
+///
+/// A pipeline declares it with its signature, e.g.
+/// `aggregate fn p90(amount: f64) -> f64 = crate::udf::P90;`; `Input` is then `f64` (a tuple
+/// for several arguments, `Option<T>` for nullable ones).
+pub trait Accumulator:
+    Default + Clone + std::fmt::Debug + crate::state::State + Send + 'static
+{
+    type Input;
+    type Output;
+    fn add(&mut self, input: Self::Input);
+    fn merge(&mut self, later: Self);
+    fn result(&self) -> Self::Output;
+}
+
+/// The weir type of a field of a Rust record type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    I64,
+    F64,
+    Bool,
+    String,
+    /// Milliseconds since the epoch (an `i64` field marked `#[weir(timestamp)]`).
+    Timestamp,
+}
+
+impl FieldType {
+    pub const fn name(self) -> &'static str {
+        match self {
+            FieldType::I64 => "i64",
+            FieldType::F64 => "f64",
+            FieldType::Bool => "bool",
+            FieldType::String => "string",
+            FieldType::Timestamp => "timestamp",
+        }
+    }
+}
+
+/// One field of a [`Record`]: its name, weir type and whether it may be null.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldDesc {
+    pub name: &'static str,
+    pub ty: FieldType,
+    pub nullable: bool,
+}
+
+/// A Rust type usable as a pipeline schema: implemented by `#[derive(weir::Record)]`.
+pub trait Record: Sized {
+    /// The fields, in declaration order.
+    const FIELDS: &'static [FieldDesc];
+    /// Appends one JSON line (without the newline).
+    fn write_json(&self, out: &mut Vec<u8>);
+    /// Appends one CSV line (comma-separated, without the newline).
+    fn write_csv(&self, out: &mut Vec<u8>);
+    /// Decodes one JSON line (members in any order; unknown members are skipped).
+    fn from_json(line: &str) -> Result<Self, crate::formats::DecodeError>;
+    /// Decodes one comma-separated CSV line (columns in field order).
+    fn from_csv(line: &str) -> Result<Self, crate::formats::DecodeError>;
+}
+
+/// Reads a field of a caller's record as the type the pipeline's record holds (a clone; a
+/// trait so that a mismatched field type is reported as a missing `Field<T>` impl).
+pub trait Field<T> {
+    fn get(&self) -> T;
+}
+
+impl<T: Clone> Field<T> for T {
+    #[inline]
+    fn get(&self) -> T {
+        self.clone()
+    }
+}
+
+/// Whether `T`'s field `name` exists with this weir type and nullability: the generated code
+/// of a pipeline asserts it at compile time for every field of a schema bound to a Rust type.
+pub const fn has_field<T: Record>(name: &str, ty: FieldType, nullable: bool) -> bool {
+    let mut i = 0;
+    while i < T::FIELDS.len() {
+        let f = &T::FIELDS[i];
+        if str_eq(f.name, name) {
+            return f.ty as u8 == ty as u8 && f.nullable == nullable;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, Default)]
+    struct Sum(f64);
+
+    impl crate::state::State for Sum {
+        fn save(&self, out: &mut Vec<u8>) {
+            self.0.save(out);
+        }
+        fn load(input: &mut &[u8]) -> Result<Self, crate::state::StateError> {
+            Ok(Sum(f64::load(input)?))
+        }
+    }
+
+    impl Accumulator for Sum {
+        type Input = f64;
+        type Output = f64;
+        fn add(&mut self, input: f64) {
+            self.0 += input;
+        }
+        fn merge(&mut self, later: Self) {
+            self.0 += later.0;
+        }
+        fn result(&self) -> f64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn iterator_source_into_collecting_sink() {
+        let metrics = Metrics::new();
+        let output: Output<i64> = Arc::default();
+        let sink = Collect::new(metrics.op("sink"), output.clone());
+        run_iter(
+            vec![(1, "a"), (5, "b"), (3, "c")],
+            &metrics,
+            |r: &(i64, &str)| r.0 * 10,
+            Some(EventTime {
+                time: |r: &i64| *r,
+                max_out_of_orderness_ms: 0,
+            }),
+            sink,
+        )
+        .unwrap();
+        assert_eq!(take_output(&output), vec![10, 50, 30]);
+        assert_eq!(metrics.source_records(), 3);
+    }
+
+    #[test]
+    fn embedded_runs_refuse_checkpoints() {
+        let args = RunArgs {
+            checkpoint_dir: Some("ckpt".into()),
+            ..RunArgs::default()
+        };
+        let err = run(args, |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("not supported"), "{err}");
+        let quiet = RunArgs {
+            quiet: true,
+            ..RunArgs::default()
+        };
+        assert_eq!(run(quiet, |_| Ok(())), Ok(()));
+    }
+
+    #[test]
+    fn inputs_are_taken_once() {
+        let input = input(vec![1, 2].into());
+        assert_eq!(take_input(&input).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(take_input(&input).count(), 0);
+    }
+
+    #[test]
+    fn records_from_a_channel_end_when_senders_are_gone() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let feeder = std::thread::spawn(move || {
+            for i in 0..5 {
+                tx.send(i).unwrap();
+            }
+        });
+        let records = Records::channel(rx);
+        feeder.join().unwrap();
+        assert_eq!(records.sum::<i32>(), 10);
+    }
+
+    #[test]
+    fn accumulator_merges() {
+        let mut a = Sum::default();
+        a.add(1.5);
+        let mut b = Sum::default();
+        b.add(2.0);
+        a.merge(b);
+        assert_eq!(a.result(), 3.5);
+    }
+}

@@ -1,0 +1,8 @@
+weir::pipeline! {
+    mod p;
+    schema Click { page: string, ms: i64 }
+    source clicks: Click = file(path: "c.csv") format csv
+    sink clicks |> filter ms + 1 -> stdout()
+}
+
+fn main() {}

@@ -1,0 +1,3 @@
+weir::pipeline!(file = "pipelines/nowhere.weir");
+
+fn main() {}

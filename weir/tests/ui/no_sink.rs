@@ -1,0 +1,7 @@
+weir::pipeline! {
+    mod p;
+    schema Click { page: string, ms: i64 }
+    source clicks: Click = file(path: "c.csv") format csv
+}
+
+fn main() {}

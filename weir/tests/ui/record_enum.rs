@@ -1,0 +1,6 @@
+#[derive(weir::Record)]
+pub enum Click {
+    A,
+}
+
+fn main() {}
