@@ -890,3 +890,90 @@ fn an_exactly_once_kafka_sink_loses_nothing_across_sigkill() {
         );
     }
 }
+
+/// The `events: N` of a run summary (records the sources read).
+fn events_read(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("events: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no events line in\n{stderr}"))
+}
+
+/// Scale-out: two processes running the same binary in one consumer group split the topic's
+/// partitions; when one is stopped (SIGTERM: it commits its positions and leaves the group),
+/// the other takes its partitions over from there. Every kept order comes out exactly once.
+#[test]
+fn two_processes_split_partitions_and_one_takes_over_when_the_other_stops() {
+    let Some(brokers) = broker() else { return };
+    let (input, output) = (unique("scale-in"), unique("scale-out"));
+    create_topic(&brokers, &input, 4);
+    create_topic(&brokers, &output, 1);
+    let rows = orders(6_000, 4);
+    let messages: Vec<(i32, String)> = rows
+        .iter()
+        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
+        .collect();
+    produce(&brokers, &input, &messages);
+    let text = format!(
+        r#"
+schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}
+source orders: Order = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}",
+    properties: "{GROUP_PROPERTIES}")
+let big = orders |> filter amount >= 10 |> select {{ id, customer, amount }}
+sink big -> kafka(topic: "{output}", brokers: "{brokers}") format json
+"#,
+        group = unique("scale-group"),
+    );
+    let binary = build("kafka_scale_out", &text, false);
+    let spawn = |dir: &Path| {
+        std::process::Command::new(&binary)
+            .args(["--rate-limit", "800", "--kafka-stop-after-idle", "2500"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("pipeline starts")
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = spawn(dir_a.path());
+    std::thread::sleep(Duration::from_millis(1500));
+    let b = spawn(dir_b.path());
+    // Both members read for a while, then A is asked to stop.
+    std::thread::sleep(Duration::from_millis(4000));
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &a.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let a = a.wait_with_output().expect("A ends");
+    assert!(
+        a.status.success(),
+        "A: {}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    let b = b.wait_with_output().expect("B ends");
+    assert!(
+        b.status.success(),
+        "B: {}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let (a_err, b_err) = (
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr),
+    );
+    let (read_a, read_b) = (events_read(&a_err), events_read(&b_err));
+    let total = rows.len() as u64;
+    assert!(read_a > 0 && read_a < total, "A read {read_a} of {total}");
+    assert!(read_b > 0 && read_b < total, "B read {read_b} of {total}");
+    assert_eq!(
+        read_a + read_b,
+        total,
+        "A read {read_a}, B {read_b}: some read twice or never"
+    );
+    let want = kept_ids(&rows);
+    let got = output_ids(&consume(&brokers, &output, want.len()));
+    assert_eq!(got.len(), want.len(), "messages written");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
+}

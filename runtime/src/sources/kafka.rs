@@ -41,6 +41,27 @@ use crate::metrics::Metrics;
 use crate::run::RunArgs;
 use crate::sources::{EventTime, WATERMARK_INTERVAL};
 
+/// Set by SIGTERM (see [`stop_on_sigterm`]).
+static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    TERMINATED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Makes SIGTERM end Kafka sources gracefully, as the end of input does: each commits its
+/// positions and leaves the group (so another process in the group takes its partitions over
+/// at once, from there), the pipeline drains, sinks flush, and the process exits 0. Only
+/// without checkpoints: a checkpointed run is simply killed and resumes from its checkpoint.
+pub fn stop_on_sigterm() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
 /// Where a source starts reading a partition that has no committed offset in its group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -469,6 +490,9 @@ impl KafkaSource {
                 return Err(err);
             }
         };
+        if !checkpointed {
+            stop_on_sigterm();
+        }
         let bound = event_time
             .as_ref()
             .map_or(0, |et| et.max_out_of_orderness_ms);
@@ -615,6 +639,9 @@ impl KafkaSource {
                 for w in warnings {
                     eprintln!("weir: source `{name}`: kafka: {w}");
                 }
+            }
+            if !checkpointed && TERMINATED.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
             }
             if let Some(stop) = self.config.stop_after_idle {
                 let joined = lock(&self.state).last_rebalance;
