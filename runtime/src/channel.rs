@@ -286,6 +286,9 @@ impl<T, C: Collector<T>> Input<T, C> {
             | Message::End { from } => *from as usize,
         };
         if self.blocked[from] {
+            // Held, but alive: an upstream waiting at a barrier is not idle, or event time
+            // would run past the records it holds.
+            self.last_seen[from] = std::time::Instant::now();
             self.held.push_back(message);
             return;
         }

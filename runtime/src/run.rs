@@ -187,6 +187,18 @@ fn parse_num(s: &str, flag: &str) -> Result<u64, String> {
         .map_err(|_| format!("{flag}: `{s}` is not a non-negative integer"))
 }
 
+/// The running pipeline's [`Errors`], for code that has no handle on it (file sinks, the
+/// checkpoint coordinator). Set by the first [`Runtime::new`].
+static RUN_ERRORS: std::sync::OnceLock<Errors> = std::sync::OnceLock::new();
+
+/// Reports a failure that must fail the run (the run goes on, then exits with an error).
+pub fn report_error(message: String) {
+    match RUN_ERRORS.get() {
+        Some(errors) => errors.report(message),
+        None => eprintln!("weir: error: {message}"),
+    }
+}
+
 /// Where tasks and sinks report failures that must fail the run (a sink's `finish` cannot
 /// return an error: it reports here). Cheap to clone.
 #[derive(Clone, Default)]
@@ -227,7 +239,7 @@ impl Runtime {
             metrics,
             dead_letters,
             tasks: Vec::new(),
-            errors: Errors::default(),
+            errors: RUN_ERRORS.get_or_init(Errors::default).clone(),
         }
     }
 
@@ -413,7 +425,13 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     crate::sources::set_rate_limit(args.rate_limit);
     if let Some(dir) = &args.checkpoint_dir {
         #[cfg(feature = "kafka")]
-        crate::checkpoint::register_verifier("kafka-txn", crate::sinks::kafka::verify_transaction);
+        {
+            let _ = crate::sinks::kafka::VERIFY_PROPERTIES.set(args.kafka_properties.clone());
+            crate::checkpoint::register_verifier(
+                "kafka-txn",
+                crate::sinks::kafka::verify_transaction,
+            );
+        }
         let config = crate::checkpoint::Config {
             dir: dir.clone(),
             interval: args.checkpoint_interval,

@@ -85,6 +85,20 @@ pub struct Config {
     pub keep: usize,
 }
 
+/// Where a checkpoint stands (see [`StateSlot::status`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Complete,
+    /// Still being taken.
+    Pending,
+    /// Given up (a task failed, or it was never asked for): it will never complete.
+    GivenUp,
+}
+
+/// The file holding the lowest id a new checkpoint may take (ids reserved by sinks that
+/// committed outside weir under an id no manifest has yet).
+const NEXT_ID_FILE: &str = "NEXT_ID";
+
 /// What a restart found in the checkpoint directory.
 pub enum Start {
     /// No checkpoint: start from the beginning.
@@ -238,6 +252,7 @@ impl Coordinator {
         let mut start = Start::Fresh;
         let candidates = complete_checkpoints(&config.dir, u64::MAX)?;
         let mut chosen = None;
+        let mut rejected = Vec::new();
         for &id in &candidates {
             let path = chk_dir(&config.dir, id).join("MANIFEST");
             let text = std::fs::read_to_string(&path)
@@ -254,14 +269,28 @@ impl Coordinator {
                 "weir: checkpoint {id} is complete but a sink's commit of it never happened; \
                  resuming from an older checkpoint"
             );
-            std::fs::remove_dir_all(chk_dir(&config.dir, id))
-                .map_err(|e| format!("cannot remove checkpoint {id}: {e}"))?;
+            rejected.push(id);
         }
         if chosen.is_none() && !candidates.is_empty() {
-            return Err(format!(
-                "no checkpoint in {} has every sink's commit; remove the folder to start over",
+            // No checkpoint's external commit happened: none ever did (the first was cut
+            // short), so the run starts over. The folders are kept aside, not deleted, in
+            // case the markers were only unreachable (other brokers, expired offsets).
+            for &id in &rejected {
+                let aside = config.dir.join(format!("rejected-chk-{id}"));
+                let _ = std::fs::remove_dir_all(&aside);
+                std::fs::rename(chk_dir(&config.dir, id), &aside)
+                    .map_err(|e| format!("cannot move checkpoint {id} aside: {e}"))?;
+            }
+            eprintln!(
+                "weir: no checkpoint in {} has every sink's commit; starting from the beginning \
+                 (the checkpoints are kept as rejected-chk-*)",
                 config.dir.display()
-            ));
+            );
+            rejected.clear();
+        }
+        for id in rejected {
+            std::fs::remove_dir_all(chk_dir(&config.dir, id))
+                .map_err(|e| format!("cannot remove checkpoint {id}: {e}"))?;
         }
         if let Some((id, m)) = chosen {
             for action in &m.commits {
@@ -289,7 +318,15 @@ impl Coordinator {
             }
             restored = Some(m);
         }
-        let next_id = restored.as_ref().map_or(1, |m| m.id + 1);
+        let reserved = std::fs::read_to_string(config.dir.join(NEXT_ID_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        let next_id = restored.as_ref().map_or(1, |m| m.id + 1).max(reserved);
+        let restored_id = restored
+            .as_ref()
+            .filter(|m| m.kind == Kind::Checkpoint)
+            .map_or(0, |m| m.id);
         let stats = Stats {
             restored_from: restored.as_ref().map(|m| m.id),
             ..Stats::default()
@@ -308,7 +345,7 @@ impl Coordinator {
                 final_commits: BTreeMap::new(),
                 stats,
             }),
-            completed: AtomicU64::new(next_id - 1),
+            completed: AtomicU64::new(restored_id),
             stopped: AtomicBool::new(false),
         };
         Ok((coordinator, start))
@@ -409,6 +446,31 @@ impl Coordinator {
         self.stop();
         self.lock().in_flight = None;
         self.changed.notify_all();
+    }
+
+    fn status(&self, checkpoint: u64) -> Status {
+        if self.completed() >= checkpoint {
+            return Status::Complete;
+        }
+        if self.lock().in_flight.as_ref().map(|f| f.id) == Some(checkpoint) {
+            Status::Pending
+        } else {
+            Status::GivenUp
+        }
+    }
+
+    /// Reserves the id the final manifest will take, durably, so that no later run gives a
+    /// checkpoint that id (a sink marks its last commit with it).
+    fn reserve_final_id(&self) -> Result<u64, String> {
+        let inner = self.lock();
+        let id = inner.next_id;
+        let path = self.config.dir.join(NEXT_ID_FILE);
+        let tmp = self.config.dir.join(format!("{NEXT_ID_FILE}.tmp"));
+        write_synced(&tmp, format!("{}\n", id + 1).as_bytes())?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        commit::sync_parent(&path);
+        Ok(id)
     }
 
     /// Blocks until `checkpoint` is complete (`true`) or given up (`false`).
@@ -656,6 +718,28 @@ impl StateSlot {
         }
     }
 
+    /// Where `checkpoint` stands, without waiting.
+    pub fn status(&self, checkpoint: u64) -> Status {
+        self.coordinator
+            .map_or(Status::GivenUp, |c| c.status(checkpoint))
+    }
+
+    /// Gives up the checkpoint in flight: this instance cannot save its part (a failed write
+    /// or delivery). No checkpoint completes without every part, and nothing may wait for it.
+    pub fn abandon(&self) {
+        if let Some(c) = self.coordinator {
+            c.abandon();
+        }
+    }
+
+    /// The id the final manifest will take, reserved durably (see [`Coordinator::finish`]).
+    pub fn reserve_final_id(&self) -> Result<u64, String> {
+        match self.coordinator {
+            Some(c) => c.reserve_final_id(),
+            None => Ok(0),
+        }
+    }
+
     /// Blocks until `checkpoint` is complete (`true`), or given up (`false`; then the output
     /// of its epoch must not be committed: a restart replays it). For sinks that commit
     /// outside weir (a Kafka transaction) once the checkpoint is durable.
@@ -782,6 +866,32 @@ mod tests {
         assert_eq!(c.completed(), 4);
         let parts = c.restored_parts.lock().unwrap();
         assert_eq!(parts.get(&("s".to_string(), 0)), Some(&vec![4u8]));
+    }
+
+    /// Commits of no checkpoint happened.
+    fn verify_none(_: &str, _: u64) -> Result<bool, String> {
+        Ok(false)
+    }
+
+    #[test]
+    fn with_no_verified_checkpoint_the_run_starts_over_and_keeps_them_aside() {
+        register_verifier("none-txn", verify_none);
+        let dir = tempfile::tempdir().unwrap();
+        manifest(
+            dir.path(),
+            1,
+            vec![("s".to_string(), 0, "none-txn t".to_string())],
+        );
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        };
+        let (c, start) = Coordinator::open(config).unwrap();
+        assert!(matches!(start, Start::Fresh));
+        assert_eq!(c.completed(), 0);
+        assert!(!chk_dir(dir.path(), 1).exists());
+        assert!(dir.path().join("rejected-chk-1/MANIFEST").exists());
     }
 
     #[test]

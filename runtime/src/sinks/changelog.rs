@@ -63,7 +63,10 @@ impl<E> ChangelogWriter<E> {
         };
         if let Err(err) = result {
             if err.kind() != std::io::ErrorKind::BrokenPipe {
-                eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+                crate::run::report_error(format!(
+                    "sink `{}`: write failed: {err}",
+                    self.metrics.name()
+                ));
             }
         }
         self.buf.clear();
@@ -224,7 +227,7 @@ pub fn write_table<K, T>(
             Output::Committed(file) => file.replace_with(&buf, slot),
         };
         if let Err(err) = result {
-            eprintln!("weir: sink `{name}`: write failed: {err}");
+            crate::run::report_error(format!("sink `{name}`: write failed: {err}"));
         }
     }
 }

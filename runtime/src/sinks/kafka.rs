@@ -143,6 +143,10 @@ pub struct KafkaSink<E, K> {
     slot: StateSlot,
     /// Exactly once: the transactional id and the marker group's metadata.
     transaction: Option<Transaction>,
+    /// Exactly once: the checkpoint whose transaction is sealed and waits for the checkpoint
+    /// to complete, and the next epoch's messages (key, payload), held until it has.
+    awaiting: Option<u64>,
+    held: Vec<(Option<Vec<u8>>, Vec<u8>)>,
 }
 
 struct Transaction {
@@ -166,8 +170,11 @@ pub fn verify_transaction(note: &str, checkpoint: u64) -> Result<bool, String> {
         return Err(format!("malformed note `{note}`"));
     };
     use rdkafka::consumer::{BaseConsumer, Consumer};
+    // The command line's `--kafka-property` values apply (another `bootstrap.servers`,
+    // security settings), as they do to the sink itself.
+    let extra = VERIFY_PROPERTIES.get().cloned().unwrap_or_default();
     let consumer: BaseConsumer =
-        crate::kafka::client_config(brokers, &[("group.id", &marker_group(id))], &[], &[])
+        crate::kafka::client_config(brokers, &[("group.id", &marker_group(id))], &extra, &[])
             .create()
             .map_err(|e| format!("kafka: {e}"))?;
     let mut list = rdkafka::TopicPartitionList::new();
@@ -175,16 +182,18 @@ pub fn verify_transaction(note: &str, checkpoint: u64) -> Result<bool, String> {
     let committed = consumer
         .committed_offsets(list, Duration::from_secs(10))
         .map_err(|e| format!("kafka: cannot read the commit marker of `{id}`: {e}"))?;
-    let marker = committed
-        .elements()
-        .first()
-        .and_then(|e| match e.offset() {
-            rdkafka::Offset::Offset(o) => Some(o as u64),
-            _ => None,
-        })
-        .unwrap_or(0);
-    Ok(marker >= checkpoint)
+    match committed.elements().first().map(|e| e.offset()) {
+        Some(rdkafka::Offset::Offset(o)) => Ok(o as u64 >= checkpoint),
+        // No marker: nothing committed yet (or the marker group's offsets expired, or these
+        // are other brokers: then no checkpoint verifies, and the restore stops with an
+        // error without deleting any).
+        _ => Ok(false),
+    }
 }
+
+/// `--kafka-property` values for [`verify_transaction`] (set before checkpoints are opened).
+pub static VERIFY_PROPERTIES: std::sync::OnceLock<Vec<(String, String)>> =
+    std::sync::OnceLock::new();
 
 impl<E, K> KafkaSink<E, K> {
     /// A sink that produces to `config.topic`; a producer that cannot be created fails the
@@ -220,6 +229,8 @@ impl<E, K> KafkaSink<E, K> {
             metrics,
             slot: StateSlot::inert(),
             transaction: None,
+            awaiting: None,
+            held: Vec::new(),
         }
     }
 
@@ -271,6 +282,60 @@ impl<E, K> KafkaSink<E, K> {
         Ok(())
     }
 
+    /// Resolves the sealed transaction: commits it once its checkpoint is complete, aborts it
+    /// if the checkpoint was given up, and then produces the held messages into the next
+    /// transaction. With `block`, waits for the checkpoint to be decided.
+    fn settle(&mut self, block: bool) {
+        let Some(n) = self.awaiting else {
+            return;
+        };
+        let done = if block {
+            Some(self.slot.wait_complete(n))
+        } else {
+            match self.slot.status(n) {
+                crate::checkpoint::Status::Complete => Some(true),
+                crate::checkpoint::Status::GivenUp => Some(false),
+                crate::checkpoint::Status::Pending => None,
+            }
+        };
+        let Some(complete) = done else {
+            return;
+        };
+        self.awaiting = None;
+        if complete {
+            if let Err(e) = self.commit_transaction(n) {
+                self.errors.report(e);
+            }
+        } else if let Some(producer) = &self.producer {
+            // Given up: this epoch is replayed after a restart.
+            let _ = producer
+                .abort_transaction(TXN_TIMEOUT)
+                .and_then(|_| producer.begin_transaction());
+        }
+        let Some(producer) = &self.producer else {
+            return;
+        };
+        for (key, payload) in std::mem::take(&mut self.held) {
+            loop {
+                let mut message = BaseRecord::to(&self.config.topic).payload(payload.as_slice());
+                if let Some(k) = &key {
+                    message = message.key(k.as_slice());
+                }
+                match producer.send(message) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        producer.poll(Duration::from_millis(50));
+                    }
+                    Err((err, _)) => {
+                        self.refused += 1;
+                        self.first_refusal.get_or_insert(err.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     /// Commits the open transaction with `checkpoint` as its marker, and begins the next.
     fn commit_transaction(&mut self, checkpoint: u64) -> Result<(), String> {
         let (Some(producer), Some(txn)) = (&self.producer, &self.transaction) else {
@@ -314,9 +379,9 @@ where
 {
     fn push(&mut self, record: &T) {
         self.stats.records_in += 1;
-        let Some(producer) = &self.producer else {
+        if self.producer.is_none() {
             return;
-        };
+        }
         self.buf.clear();
         (self.encode)(record, &mut self.buf);
         while self.buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
@@ -328,6 +393,22 @@ where
                 key(record, &mut self.key_buf)
             }
             None => false,
+        };
+        if let Some(n) = self.awaiting {
+            // The previous epoch's transaction is not committed yet: this message belongs to
+            // the next one. Cheap check first; hold it if still waiting.
+            if self.slot.completed() >= n {
+                self.settle(false);
+            }
+            if self.awaiting.is_some() {
+                let key = has_key.then(|| self.key_buf.clone());
+                self.held.push((key, self.buf.clone()));
+                self.stats.records_out += 1;
+                return;
+            }
+        }
+        let Some(producer) = &self.producer else {
+            return;
         };
         loop {
             let mut message = BaseRecord::to(&self.config.topic).payload(self.buf.as_slice());
@@ -354,17 +435,34 @@ where
     }
 
     fn watermark(&mut self, _watermark: i64) {
+        if self.awaiting.is_some() {
+            self.settle(false);
+        }
         if let Some(producer) = &self.producer {
             producer.poll(Duration::ZERO);
         }
     }
 
     /// At least once: the checkpoint completes once everything before it is delivered.
-    /// Exactly once: the epoch's transaction is noted in the checkpoint and committed once the
-    /// checkpoint is complete (or aborted if it never completes: a restart replays it).
+    /// Exactly once: the epoch's transaction is sealed and noted in the checkpoint; it is
+    /// committed once the checkpoint is complete (aborted if it never completes: a restart
+    /// replays it). The barrier does not wait for that: it must reach the other consumers of
+    /// this task's stream, whose parts the checkpoint needs; the next epoch's messages are
+    /// held meanwhile.
     fn barrier(&mut self, checkpoint: u64) {
+        if self.awaiting.is_some() {
+            self.settle(false);
+        }
+        if self.awaiting.is_some() {
+            // Only one transaction can be open: the checkpoint before this one is still
+            // being completed elsewhere (it cannot be: a checkpoint is asked for only after
+            // the previous one is done). Wait for it.
+            self.settle(true);
+        }
         self.flush(&format!("by checkpoint {checkpoint}"));
         if self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 != 0 {
+            // Never saving would leave the checkpoint in flight for ever.
+            self.slot.abandon();
             return;
         }
         let Some(txn) = &self.transaction else {
@@ -377,28 +475,28 @@ where
         );
         self.slot
             .save_noted(checkpoint, &[], Vec::new(), vec![note]);
-        if self.slot.wait_complete(checkpoint) {
-            if let Err(e) = self.commit_transaction(checkpoint) {
-                self.errors.report(e);
-            }
-        } else if let Some(producer) = &self.producer {
-            // Given up: this epoch is replayed after a restart.
-            let _ = producer
-                .abort_transaction(TXN_TIMEOUT)
-                .and_then(|_| producer.begin_transaction());
-        }
+        self.awaiting = Some(checkpoint);
     }
 
     fn finish(&mut self) {
+        // Every barrier has been passed on by now, so waiting cannot hold up a checkpoint.
+        self.settle(true);
         self.flush("at the end");
-        // Exactly once: the last epoch is committed now (a crash before the final manifest
-        // would replay it; the window is the end of a bounded run only).
+        // Exactly once: the last epoch is committed now, marked with the id the final
+        // manifest will take (reserved, so a later run never reuses it). A crash before the
+        // final manifest would replay this epoch: the window is the end of a bounded run.
         if self.transaction.is_some()
             && self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 == 0
         {
-            let last = self.slot.completed() + 1;
-            if let Err(e) = self.commit_transaction(last) {
-                self.errors.report(e);
+            match self.slot.reserve_final_id() {
+                Ok(last) => {
+                    if let Err(e) = self.commit_transaction(last) {
+                        self.errors.report(e);
+                    }
+                }
+                Err(e) => self
+                    .errors
+                    .report(format!("sink `{}`: {e}", self.config.name)),
             }
         }
         let (failed, reason) = self.failures.take();

@@ -131,11 +131,12 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                     self.files.insert(self.path.clone(), w);
                 }
                 Err(err) => {
-                    eprintln!(
-                        "weir: sink `{}`: cannot write {}: {err}",
+                    crate::run::report_error(format!(
+                        "sink `{}`: cannot write {}: {err}",
                         self.metrics.name(),
                         dir.display()
-                    );
+                    ));
+                    self.slot.abandon();
                     self.failed = true;
                     return;
                 }
@@ -149,7 +150,11 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                 PartOut::Committed(w) => w.write_all(&self.row),
             };
             if let Err(err) = written {
-                eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+                crate::run::report_error(format!(
+                    "sink `{}`: write failed: {err}",
+                    self.metrics.name()
+                ));
+                self.slot.abandon();
                 self.failed = true;
             }
         }
@@ -173,7 +178,8 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                         actions.append(&mut a);
                     }
                     Err(err) => {
-                        eprintln!("weir: sink `{}`: {err}", self.metrics.name());
+                        crate::run::report_error(format!("sink `{}`: {err}", self.metrics.name()));
+                        self.slot.abandon();
                         self.failed = true;
                     }
                 }
@@ -193,7 +199,10 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                 }),
             };
             if let Err(err) = result {
-                eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+                crate::run::report_error(format!(
+                    "sink `{}`: write failed: {err}",
+                    self.metrics.name()
+                ));
             }
         }
         if self.slot.is_active() {
@@ -201,7 +210,7 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
         } else {
             for a in &actions {
                 if let Err(err) = a.apply() {
-                    eprintln!("weir: sink `{}`: {err}", self.metrics.name());
+                    crate::run::report_error(format!("sink `{}`: {err}", self.metrics.name()));
                 }
             }
         }

@@ -85,10 +85,12 @@ impl<E> Writer<E> {
         Ok(self)
     }
 
+    /// Fails the run (rows would be lost) and gives up the checkpoint in flight.
     fn fail(&mut self, err: &str) {
         if !self.failed {
-            eprintln!("weir: sink `{}`: {err}", self.metrics.name());
+            crate::run::report_error(format!("sink `{}`: {err}", self.metrics.name()));
         }
+        self.slot.abandon();
         self.failed = true;
     }
 
@@ -106,11 +108,12 @@ impl<E> Writer<E> {
             Output::Committed(file) => file.write_all(&self.buf),
         };
         if let Err(err) = result {
-            // A closed stdout (`| head`) or a full disk: report once, stop writing.
-            if err.kind() != std::io::ErrorKind::BrokenPipe {
-                eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+            // A closed stdout (`| head`) ends the output quietly; a full disk fails the run.
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                self.failed = true;
+            } else {
+                self.fail(&format!("write failed: {err}"));
             }
-            self.failed = true;
         }
         self.buf.clear();
     }
@@ -147,7 +150,7 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
         match &mut self.output {
             Output::File(file) => {
                 if let Err(err) = file.flush() {
-                    eprintln!("weir: sink `{}`: write failed: {err}", self.metrics.name());
+                    self.fail(&format!("write failed: {err}"));
                 }
             }
             Output::Committed(file) => {

@@ -498,8 +498,8 @@ impl KafkaSource {
             .map_or(0, |et| et.max_out_of_orderness_ms);
         let mut last_barrier = 0u64;
         let mut pace = super::Pacer::new(1);
-        // Positions of checkpoints taken and not yet known complete: committed to the group
-        // once they are (so the group never runs ahead of what a checkpoint covers).
+        // Positions of checkpoints taken: committed to the group one checkpoint behind the
+        // latest complete one (so the group never runs ahead of what a restore covers).
         let mut to_commit: Vec<(u64, Positions)> = Vec::new();
         let mut countdown = WATERMARK_INTERVAL;
         let mut last_watermark_check = Instant::now();
@@ -524,8 +524,11 @@ impl KafkaSource {
                     slot.save(wanted, &part, Vec::new());
                     chain.barrier(wanted);
                 }
+                // One checkpoint behind the latest complete one: a restart may still fall back
+                // from that one (when a sink's transaction of it never committed), never
+                // further, so the group never runs ahead of what a restore reads.
                 let done = slot.completed();
-                if let Some(i) = to_commit.iter().rposition(|(id, _)| *id <= done) {
+                if let Some(i) = to_commit.iter().rposition(|(id, _)| *id < done) {
                     let (_, positions) = to_commit[i].clone();
                     to_commit.drain(..=i);
                     if !positions.next_offsets.is_empty() {
