@@ -518,8 +518,11 @@ impl Coordinator {
             return Ok(());
         }
         let dir = chk_dir(&self.config.dir, checkpoint);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            commit::sync_parent(&dir);
+        }
         let path = part_path(&self.config.dir, checkpoint, slot, instance);
         write_synced(&path, state)?;
         let mut inner = self.lock();

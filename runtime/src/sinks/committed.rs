@@ -109,6 +109,8 @@ impl CommittedFile {
                 self.seq
             ));
             let file = File::create(&path)?;
+            // The pending file's name must survive a power loss once a manifest lists it.
+            crate::checkpoint::commit::sync_parent(&path);
             self.pending = Some((path, BufWriter::with_capacity(1 << 16, file), 0));
         }
         let (_, out, size) = self.pending.as_mut().expect("opened above");
