@@ -237,8 +237,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                         Some(t) => quote!(Some(#t)),
                         None => quote!(None),
                     };
+                    let outer = if left_outer {
+                        quote!(.left_outer())
+                    } else {
+                        quote!()
+                    };
                     Box::new(
-                        move |next| quote!(::weir_runtime::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)),
+                        move |next| quote!(::weir_runtime::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)#outer),
                     )
                 }
             }

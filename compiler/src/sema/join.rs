@@ -284,19 +284,6 @@ impl Checker {
             );
             return None;
         }
-        if join.left_outer && join.kind == JoinKind::Regular {
-            self.error(
-                Diagnostic::error(
-                    "E0426",
-                    span,
-                    "a left outer regular join would retract rows; it is not supported yet",
-                )
-                .with_hint(
-                    "use an interval, window or lookup join, which know when a row has no match",
-                ),
-            );
-            return None;
-        }
         let left_time = left.time_field.map(|i| left.schema.fields[i].name.clone());
         let right_time = right
             .time_field

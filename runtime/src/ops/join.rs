@@ -6,7 +6,7 @@
 //! |---|---|---|---|---|
 //! | [`IntervalJoin`](super::IntervalJoin) | equal keys, `lt + lower <= rt <= lt + upper` | records until no future record can match them | on the arrival completing a pair | `t < watermark` |
 //! | [`WindowJoin`](super::WindowJoin) | equal keys, same tumbling window | records per window | when the watermark passes the window end | window already fired |
-//! | [`RegularJoin`](super::RegularJoin) | equal keys | every record (or until `t + ttl < watermark`) | on the arrival completing a pair | with a TTL: `t + ttl < watermark` |
+//! | [`RegularJoin`](super::RegularJoin) | equal keys | every record (or until `t + ttl < watermark`) | on the arrival completing a pair; left outer: an unmatched left record when it expires (or at the end) | with a TTL: `t + ttl < watermark` |
 //! | [`LookupJoin`](super::LookupJoin) | equal keys against a static table | the table | per input record | never |
 //!
 //! # Two inputs, one channel

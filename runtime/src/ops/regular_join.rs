@@ -49,6 +49,9 @@ pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     stats: OpStats,
     metrics: OpMetrics,
     slot: StateSlot,
+    /// Left outer: a left record that never matched is emitted with a null right side when it
+    /// expires (its `ttl` passed), or at the end of input.
+    left_outer: bool,
 }
 
 impl<S: JoinSpec, N: Collector<S::Out>> RegularJoin<S, N, Discard> {
@@ -75,7 +78,16 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             stats: OpStats::default(),
             metrics,
             slot: StateSlot::inert(),
+            left_outer: false,
         }
+    }
+
+    /// Left outer join: unmatched left records are emitted (right side null) when they
+    /// expire or at the end of input. The output stays append-only: a left record's row
+    /// with nulls comes only once no match can arrive any more.
+    pub fn left_outer(mut self) -> Self {
+        self.left_outer = true;
+        self
     }
 
     /// Takes part in checkpoints through `slot` (restoring what it holds).
@@ -129,14 +141,16 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         }
         self.note_stored(&key, expiry);
         let sides = self.state.entry(key).or_insert_with(Sides::new);
+        let mut matched = false;
         for h in &sides.right {
             if let Some(out) = S::join(l, &h.record) {
+                matched = true;
                 emit(&mut self.next, &mut self.stats, &out);
             }
         }
         sides.left.push(Held {
             time,
-            matched: false,
+            matched,
             record: l.clone(),
         });
     }
@@ -159,8 +173,9 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         }
         self.note_stored(&key, expiry);
         let sides = self.state.entry(key).or_insert_with(Sides::new);
-        for h in &sides.left {
+        for h in &mut sides.left {
             if let Some(out) = S::join(&h.record, r) {
+                h.matched = true;
                 emit(&mut self.next, &mut self.stats, &out);
             }
         }
@@ -179,6 +194,11 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
                 continue;
             };
             let before = sides.left.len() + sides.right.len();
+            if self.left_outer {
+                for h in sides.left.iter().filter(|h| !alive(h.time) && !h.matched) {
+                    emit(&mut self.next, &mut self.stats, &S::left_only(&h.record));
+                }
+            }
             sides.left.retain(|h| alive(h.time));
             sides.right.retain(|h| alive(h.time));
             self.buffered -= before - (sides.left.len() + sides.right.len());
@@ -226,6 +246,20 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.finished = true;
+        if self.left_outer {
+            // Every left record still held that never matched, by key, then arrival.
+            let mut keys: Vec<_> = self.state.iter().collect();
+            keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let unmatched: Vec<S::Out> = keys
+                .iter()
+                .flat_map(|(_, sides)| sides.left.iter())
+                .filter(|h| !h.matched)
+                .map(|h| S::left_only(&h.record))
+                .collect();
+            for out in &unmatched {
+                emit(&mut self.next, &mut self.stats, out);
+            }
+        }
         self.state = FastMap::default();
         self.expiry.clear();
         self.buffered = 0;
@@ -268,6 +302,44 @@ mod tests {
         for r in records {
             op.push(r);
         }
+    }
+
+    #[test]
+    fn left_outer_emits_unmatched_left_rows_when_they_expire_or_at_the_end() {
+        let (j, log, _) = op(Some(10));
+        let mut j = j.left_outer();
+        feed(
+            &mut j,
+            &[
+                left(1, 100, "a"), // matched below
+                left(2, 100, "b"), // never matched: out when it expires
+                left(3, 100, "c"), // only a refused candidate: still unmatched
+                right(1, 105, "x"),
+                right(3, 105, "!y"),
+                left(4, 200, "d"),  // never matched, still held at the end
+                left(-1, 200, "n"), // a null key matches nothing and is never stored
+            ],
+        );
+        assert_eq!(log.take(), ["a+x"]);
+        j.watermark(111); // 100 + 10 < 111: a, b, c expire
+        assert_eq!(log.take(), ["b+null", "c+null", "wm 111"]);
+        j.watermark(i64::MAX);
+        j.finish();
+        // d expired at the final watermark; nothing is emitted twice.
+        assert_eq!(log.take(), ["d+null", "wm max", "end"]);
+    }
+
+    #[test]
+    fn left_outer_without_ttl_emits_unmatched_rows_at_the_end() {
+        let (j, log, _) = op(None);
+        let mut j = j.left_outer();
+        feed(
+            &mut j,
+            &[left(2, 1, "b"), left(1, 1, "a"), right(1, 2, "x")],
+        );
+        j.watermark(i64::MAX);
+        j.finish();
+        assert_eq!(log.take(), ["a+x", "wm max", "b+null", "end"]);
     }
 
     #[test]
