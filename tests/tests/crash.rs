@@ -297,7 +297,25 @@ sink counts -> file(path: "out/counts.jsonl")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    // Kill once a checkpoint is complete (a manifest exists).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let has_manifest = || {
+        std::fs::read_dir(dir.path().join("chk"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("MANIFEST").exists())
+            })
+            .unwrap_or(false)
+    };
+    while !has_manifest() {
+        assert!(Instant::now() < deadline, "no checkpoint completed in 30 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before a checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().unwrap();
     let _ = child.wait();
 
