@@ -33,7 +33,7 @@ pub mod state;
 /// What generated code imports.
 pub mod prelude {
     pub use crate::channel::{channels, run_input, Exchange, Message};
-    pub use crate::checkpoint::StateSlot;
+    pub use crate::checkpoint::{Snapshot, StateSlot};
     pub use crate::checksum::RowHasher;
     pub use crate::collector::{Collector, Discard, Tee};
     pub use crate::formats::DecodeError;

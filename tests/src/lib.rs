@@ -136,6 +136,55 @@ pub fn format_ts(ms: i64) -> String {
     )
 }
 
+/// A small deterministic generator (xorshift64*) for kill times and test data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number in `[0, n)`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+/// Starts `binary` in `cwd` with `args` again and again, killing each run with SIGKILL after
+/// `delay()`, until `kills` kills have landed or a run ends before its kill (it had nothing
+/// left to do). Returns the kills that landed; the caller then lets a last run finish.
+pub fn kill_repeatedly(
+    binary: &Path,
+    cwd: &Path,
+    args: &[&str],
+    kills: usize,
+    mut delay: impl FnMut() -> std::time::Duration,
+) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let mut landed = 0;
+    while landed < kills {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kill loop took too long"
+        );
+        let mut child = Command::new(binary)
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        std::thread::sleep(delay());
+        if child.try_wait().expect("poll").is_some() {
+            break; // finished before this kill
+        }
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        landed += 1;
+    }
+    landed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,19 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir_tests::{build, checksum_line, run};
-
-/// A tiny deterministic generator for kill times (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
-    }
-}
+use weir_tests::{build, checksum_line, kill_repeatedly, run, Rng};
 
 fn kills_wanted() -> usize {
     std::env::var("WEIR_CRASH_KILLS")
@@ -64,48 +52,17 @@ fn crash_loop(binary: &Path, cwd: &Path, extra: &[&str], kills: usize, rng: &mut
         "--quiet",
     ];
     args.extend_from_slice(extra);
-    let mut landed = 0;
-    let mut resumed = 0;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        assert!(Instant::now() < deadline, "the crash loop took too long");
-        let finishing = landed >= kills;
-        let mut child = Command::new(binary)
-            .args(&args)
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("pipeline starts");
-        if !finishing {
-            std::thread::sleep(Duration::from_millis(40 + rng.below(360)));
-            if child.try_wait().expect("poll").is_none() {
-                child.kill().expect("SIGKILL");
-                let _ = child.wait();
-                landed += 1;
-                if cwd.join("chk").exists() {
-                    resumed += 1;
-                }
-                continue;
-            }
-        }
-        let out = child.wait_with_output().expect("pipeline runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "run failed: {stderr}");
-        if finishing || !stderr.contains("holds a run that finished") {
-            return Crashed {
-                kills: landed,
-                restarts_that_resumed: resumed,
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            };
-        }
-        // It finished before the kill: nothing left to crash.
-        return Crashed {
-            kills: landed,
-            restarts_that_resumed: resumed,
-            stdout: String::new(),
-        };
+    let landed = kill_repeatedly(binary, cwd, &args, kills, || {
+        Duration::from_millis(40 + rng.below(360))
+    });
+    // The checkpoint folder outlives every kill once a run has made it.
+    let resumed = if cwd.join("chk").exists() { landed } else { 0 };
+    let out = run(binary, &args, cwd, None);
+    assert!(out.success, "run failed: {}", out.stderr);
+    Crashed {
+        kills: landed,
+        restarts_that_resumed: resumed,
+        stdout: out.stdout,
     }
 }
 

@@ -210,12 +210,26 @@ fn check_nexmark_query(name: &str, file: &str, sql: &str) -> Vec<Value> {
         text.contains("-> stdout() format json"),
         "{file} has no checksum sink to replace"
     );
+    compare_variants(&format!("duck_{name}"), name, &text, sql, None, &[])
+}
+
+/// Runs `text` on the default and the slow, out-of-order generator (see
+/// [`check_nexmark_query`]) and compares its rows (stdout, or the file `output` in its
+/// folder) with `sql` in DuckDB over the same events; returns DuckDB's rows of the slow run.
+fn compare_variants(
+    crate_name: &str,
+    name: &str,
+    text: &str,
+    sql: &str,
+    output: Option<&str>,
+    approx: &[&str],
+) -> Vec<Value> {
     let source = "= nexmark(";
-    assert!(text.contains(source), "{file} has no nexmark source");
+    assert!(text.contains(source), "{name} has no nexmark source");
     let slow = text.replace(source, &format!("{source}rate: 1_000, out_of_order: 500, "));
     let mut want = Vec::new();
     for (variant, text, rate, group) in [
-        ("", &text, NexmarkConfig::default().rate, 1),
+        ("", text, NexmarkConfig::default().rate, 1),
         ("_slow_ooo", &slow, 1_000, 500),
     ] {
         let what = format!("{name}{variant}");
@@ -246,7 +260,7 @@ fn check_nexmark_query(name: &str, file: &str, sql: &str) -> Vec<Value> {
         }
         want = duckdb::query(&sql);
 
-        let binary = build(&format!("duck_{what}"), text, false);
+        let binary = build(&format!("{crate_name}{variant}"), text, false);
         let count = EVENTS.to_string();
         let result = run(
             &binary,
@@ -255,7 +269,13 @@ fn check_nexmark_query(name: &str, file: &str, sql: &str) -> Vec<Value> {
             None,
         );
         assert!(result.success, "{what}: {}", result.stderr);
-        assert_same_rows(&what, &json_rows(&result.stdout), &want, &[]);
+        let rows = match output {
+            None => json_rows(&result.stdout),
+            Some(file) => json_rows(
+                &std::fs::read_to_string(dir.path().join(file)).expect("the output was written"),
+            ),
+        };
+        assert_same_rows(&what, &rows, &want, approx);
     }
     want
 }
@@ -443,53 +463,23 @@ fn q5_matches_duckdb() {
 /// An updating query's final table (its file sink: one row per key after every revision)
 /// against `sql` in DuckDB over the same generator run, default and slow out-of-order.
 fn check_final_table(name: &str, file: &str, sql: &str, approx: &[&str]) -> Vec<Value> {
+    let output = format!("{name}.jsonl");
     let text = example(file).replace(
         &format!("sink {name} -> checksum()"),
-        &format!("sink {name} -> file(path: \"{name}.jsonl\")"),
+        &format!("sink {name} -> file(path: \"{output}\")"),
     );
     assert!(
-        text.contains(&format!("\"{name}.jsonl\"")),
+        text.contains(&format!("\"{output}\"")),
         "{file}: no checksum sink"
     );
-    let slow = text.replace("= nexmark(", "= nexmark(rate: 1_000, out_of_order: 500, ");
-    let mut want = Vec::new();
-    for (variant, text, rate, group) in [
-        ("", &text, NexmarkConfig::default().rate, 1),
-        ("_slow_ooo", &slow, 1_000, 500),
-    ] {
-        let what = format!("{name}{variant}");
-        let config = NexmarkConfig {
-            events: EVENTS,
-            generators: 1,
-            rate,
-            out_of_order_group: group,
-            ..NexmarkConfig::default()
-        };
-        let events = nexmark_events(&config);
-        let dir = temp();
-        write_auctions_csv(&dir.path().join("auctions.csv"), &events.auctions);
-        write_bids_csv(&dir.path().join("bids.csv"), &events.bids);
-        let sql = sql
-            .replace(
-                "{auctions}",
-                &read_auctions(&dir.path().join("auctions.csv")),
-            )
-            .replace("{bids}", &read_bids(&dir.path().join("bids.csv")));
-        want = duckdb::query(&sql);
-        let binary = build(&format!("duck_final_{what}"), text, false);
-        let count = EVENTS.to_string();
-        let result = run(
-            &binary,
-            &["--events", &count, "--generators", "1", "--quiet"],
-            dir.path(),
-            None,
-        );
-        assert!(result.success, "{what}: {}", result.stderr);
-        let table = std::fs::read_to_string(dir.path().join(format!("{name}.jsonl")))
-            .expect("the final table was written");
-        assert_same_rows(&what, &json_rows(&table), &want, approx);
-    }
-    want
+    compare_variants(
+        &format!("duck_final_{name}"),
+        name,
+        &text,
+        sql,
+        Some(&output),
+        approx,
+    )
 }
 
 /// The winning price per auction, as q4 and q6 define it.

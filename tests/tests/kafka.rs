@@ -21,7 +21,7 @@ use weir_runtime::kafka::rdkafka;
 use weir_runtime::sources::kafka::{
     KafkaSource, KafkaSourceConfig, Positions, PositionsHandle, Start,
 };
-use weir_tests::{build, format_ts, run, RunOutput};
+use weir_tests::{build, format_ts, kill_repeatedly, run, Rng, RunOutput};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -308,11 +308,7 @@ fn windowed_aggregate_from_kafka_to_kafka() {
     create_topic(&brokers, &input, 3);
     create_topic(&brokers, &output, 1);
     let data = orders(600, 3);
-    let messages: Vec<(i32, String)> = data
-        .iter()
-        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
-        .collect();
-    produce(&brokers, &input, &messages);
+    produce_orders(&brokers, &input, &data);
 
     let text = windowed_pipeline(&input, &output, &brokers, &group, "");
     let binary = build("kafka_windowed", &text, false);
@@ -343,11 +339,7 @@ fn two_consumers_split_the_partitions_and_agree() {
     create_topic(&brokers, &out_one, 1);
     create_topic(&brokers, &out_two, 2);
     let data = orders(800, 4);
-    let messages: Vec<(i32, String)> = data
-        .iter()
-        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
-        .collect();
-    produce(&brokers, &input, &messages);
+    produce_orders(&brokers, &input, &data);
     let want = windowed_oracle(&data);
 
     // The same pipeline with one consumer and with two consumers in one group.
@@ -645,11 +637,7 @@ fn kafka_to_file_survives_sigkill_exactly_once() {
     let input = unique("crash-in");
     create_topic(&brokers, &input, 4);
     let rows = orders(40_000, 4);
-    let messages: Vec<(i32, String)> = rows
-        .iter()
-        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
-        .collect();
-    produce(&brokers, &input, &messages);
+    produce_orders(&brokers, &input, &rows);
     let text = format!(
         r#"
 schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}
@@ -685,27 +673,10 @@ sink per_customer -> file(path: "out/windows.jsonl")
         rate.as_str(),
         "--quiet",
     ];
-    let mut landed = 0;
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    while landed < kills {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let mut child = std::process::Command::new(&binary)
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("pipeline starts");
-        std::thread::sleep(std::time::Duration::from_millis(100 + seed % 400));
-        if child.try_wait().expect("poll").is_some() {
-            break; // finished before this kill
-        }
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-        landed += 1;
-    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let landed = kill_repeatedly(&binary, dir.path(), &args, kills, || {
+        Duration::from_millis(100 + rng.below(400))
+    });
     assert!(landed >= kills, "only {landed} kills landed");
     let last = run(&binary, &args, dir.path(), None);
     assert!(last.success, "{}", last.stderr);
@@ -741,6 +712,25 @@ let big = orders |> filter amount >= 10 |> select { id, customer, amount }
 sink big -> kafka(topic: "OUT", brokers: "BROKERS", delivery: "exactly_once") format json
 "#;
 
+/// Produces `rows` as JSON orders, each to its partition.
+fn produce_orders(brokers: &str, topic: &str, rows: &[(i32, i64, String, i64, i64)]) {
+    let messages: Vec<(i32, String)> = rows
+        .iter()
+        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
+        .collect();
+    produce(brokers, topic, &messages);
+}
+
+/// The exactly-once pipeline from `input` to `output` in a fresh group.
+fn exactly_once_pipeline(input: &str, output: &str, brokers: &str) -> String {
+    EXACTLY_ONCE
+        .replace("IN", input)
+        .replace("OUT", output)
+        .replace("BROKERS", brokers)
+        .replace("GROUP", &unique("eos-group"))
+        .replace("PROPS", GROUP_PROPERTIES)
+}
+
 /// Ids of the orders the exactly-once pipeline keeps.
 fn kept_ids(rows: &[(i32, i64, String, i64, i64)]) -> BTreeSet<i64> {
     rows.iter().filter(|r| r.3 >= 10).map(|r| r.1).collect()
@@ -765,17 +755,8 @@ fn an_exactly_once_kafka_sink_commits_transactions_with_checkpoints() {
     create_topic(&brokers, &input, 4);
     create_topic(&brokers, &output, 1);
     let rows = orders(4_000, 4);
-    let messages: Vec<(i32, String)> = rows
-        .iter()
-        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
-        .collect();
-    produce(&brokers, &input, &messages);
-    let text = EXACTLY_ONCE
-        .replace("IN", &input)
-        .replace("OUT", &output)
-        .replace("BROKERS", &brokers)
-        .replace("GROUP", &unique("eos-group"))
-        .replace("PROPS", GROUP_PROPERTIES);
+    produce_orders(&brokers, &input, &rows);
+    let text = exactly_once_pipeline(&input, &output, &brokers);
     let binary = build("kafka_exactly_once", &text, false);
     let dir = tempfile::tempdir().expect("temp dir");
     let refused = run(
@@ -826,17 +807,8 @@ fn an_exactly_once_kafka_sink_loses_nothing_across_sigkill() {
     create_topic(&brokers, &input, 4);
     create_topic(&brokers, &output, 1);
     let rows = orders(8_000, 4);
-    let messages: Vec<(i32, String)> = rows
-        .iter()
-        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
-        .collect();
-    produce(&brokers, &input, &messages);
-    let text = EXACTLY_ONCE
-        .replace("IN", &input)
-        .replace("OUT", &output)
-        .replace("BROKERS", &brokers)
-        .replace("GROUP", &unique("eos-crash-group"))
-        .replace("PROPS", GROUP_PROPERTIES);
+    produce_orders(&brokers, &input, &rows);
+    let text = exactly_once_pipeline(&input, &output, &brokers);
     let binary = build("kafka_exactly_once_crash", &text, false);
     let dir = tempfile::tempdir().expect("temp dir");
     let args = [
@@ -850,27 +822,10 @@ fn an_exactly_once_kafka_sink_loses_nothing_across_sigkill() {
         STOP_AFTER_IDLE_MS,
         "--quiet",
     ];
-    let mut kills = 0;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    while kills < 8 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let mut child = std::process::Command::new(&binary)
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("pipeline starts");
-        std::thread::sleep(Duration::from_millis(300 + seed % 700));
-        if child.try_wait().expect("poll").is_some() {
-            break;
-        }
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-        kills += 1;
-    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let kills = kill_repeatedly(&binary, dir.path(), &args, 8, || {
+        Duration::from_millis(300 + rng.below(700))
+    });
     assert!(kills >= 8, "only {kills} kills landed");
     let last = run(&binary, &args, dir.path(), None);
     assert!(last.success, "{}", last.stderr);
@@ -911,11 +866,7 @@ fn two_processes_split_partitions_and_one_takes_over_when_the_other_stops() {
     create_topic(&brokers, &input, 4);
     create_topic(&brokers, &output, 1);
     let rows = orders(6_000, 4);
-    let messages: Vec<(i32, String)> = rows
-        .iter()
-        .map(|(p, id, c, a, ts)| (*p, order_json(*id, c, *a, *ts)))
-        .collect();
-    produce(&brokers, &input, &messages);
+    produce_orders(&brokers, &input, &rows);
     let text = format!(
         r#"
 schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}

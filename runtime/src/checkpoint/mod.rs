@@ -403,6 +403,7 @@ impl Coordinator {
             instance: instance as u32,
             restored,
             coordinator: Some(self),
+            passed: 0,
         }
     }
 
@@ -677,6 +678,8 @@ pub struct StateSlot {
     instance: u32,
     restored: Option<Vec<u8>>,
     coordinator: Option<&'static Coordinator>,
+    /// The last checkpoint a source passed a barrier for (see [`StateSlot::barrier_due`]).
+    passed: u64,
 }
 
 impl StateSlot {
@@ -687,7 +690,28 @@ impl StateSlot {
             instance: 0,
             restored: None,
             coordinator: None,
+            passed: 0,
         }
+    }
+
+    /// For sources, between records: the checkpoint to save a part and send a barrier for,
+    /// if one was asked for since the last.
+    #[inline]
+    pub fn barrier_due(&mut self) -> Option<u64> {
+        let wanted = requested();
+        if wanted > self.passed && self.is_active() {
+            self.passed = wanted;
+            Some(wanted)
+        } else {
+            None
+        }
+    }
+
+    /// For sources, at the end of their input: no checkpoint is asked for any more
+    /// ([`source_ended`]); one asked for before still gets this source's barrier.
+    pub fn input_ended(&mut self) -> Option<u64> {
+        source_ended();
+        self.barrier_due()
     }
 
     pub fn is_active(&self) -> bool {
@@ -793,6 +817,19 @@ impl StateSlot {
 pub trait Snapshot {
     fn save_state(&self, out: &mut Vec<u8>);
     fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError>;
+    /// Where the operator keeps its slot.
+    fn slot_mut(&mut self) -> &mut StateSlot;
+
+    /// Takes part in checkpoints through `slot`, restoring what it holds (what generated
+    /// code calls on every stateful operator it builds).
+    fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String>
+    where
+        Self: Sized,
+    {
+        restore(&mut self, &mut slot)?;
+        *self.slot_mut() = slot;
+        Ok(self)
+    }
 }
 
 /// Saves `op`'s state into `slot` for `checkpoint` (a no-op when checkpointing is off).

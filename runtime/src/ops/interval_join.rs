@@ -47,7 +47,7 @@
 //! code generator may use the left time, the right time or their maximum as the output's event
 //! time, and downstream windows see no late rows.
 
-use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
@@ -124,13 +124,6 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             metrics,
             slot: StateSlot::inert(),
         }
-    }
-
-    /// Takes part in checkpoints through `slot` (restoring what it holds).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
     }
 
     /// How far the output watermark trails the input watermark: `max(upper, -lower, 0)`.
@@ -408,6 +401,9 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
 }
 
 impl<S: JoinSpec, N, D> Snapshot for IntervalJoin<S, N, D> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         self.state.save(out);
         self.left_expiry.save(out);

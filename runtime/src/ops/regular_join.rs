@@ -27,7 +27,7 @@
 //! or down to `w - ttl` (with one), so the output has no event time a downstream window could
 //! rely on; the code generator should treat it as not time-ordered.
 
-use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
@@ -88,13 +88,6 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     pub fn left_outer(mut self) -> Self {
         self.left_outer = true;
         self
-    }
-
-    /// Takes part in checkpoints through `slot` (restoring what it holds).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
     }
 
     /// Records stored on both sides (for tests and metrics).
@@ -270,6 +263,9 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
 }
 
 impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         self.state.save(out);
         self.expiry.save(out);

@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
@@ -61,13 +61,6 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
             metrics,
             slot: StateSlot::inert(),
         }
-    }
-
-    /// Takes part in checkpoints through `slot` (restoring what it holds).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
     }
 
     fn touch(&mut self, key: &S::Key, at: usize, shown_before: usize, template: &S::In) {
@@ -167,6 +160,9 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
 }
 
 impl<S: UpsertKey, N> Snapshot for RetractTopNOp<S, N> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         self.rows.save(out);
         self.previous.save(out);

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
@@ -90,13 +90,6 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
         }
     }
 
-    /// Takes part in checkpoints through `slot` (restoring what it holds).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
-    }
-
     fn flush(&mut self) {
         for (key, ()) in std::mem::take(&mut self.dirty) {
             if let Some(acc) = self.state.get(&key) {
@@ -138,6 +131,9 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
 }
 
 impl<A: WindowAggregate, N> Snapshot for GroupAggregateOp<A, N> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         self.state.save(out);
     }
@@ -192,13 +188,6 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
             metrics,
             slot: StateSlot::inert(),
         }
-    }
-
-    /// Takes part in checkpoints through `slot` (restoring what it holds).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
     }
 
     fn take_back(&mut self, old: &A::In) {
@@ -270,6 +259,9 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
 }
 
 impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         self.previous.save(out);
         self.groups.save(out);
@@ -338,13 +330,6 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
             metrics,
             slot: StateSlot::inert(),
         }
-    }
-
-    /// Takes part in checkpoints through `slot` (restoring what it holds).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
     }
 
     /// Rows that compare equal rank the newer first (dedup keep last).
@@ -416,6 +401,9 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
 }
 
 impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         self.state.save(out);
     }

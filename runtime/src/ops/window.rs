@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
@@ -150,13 +150,6 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             scratch: Vec::new(),
             slot: StateSlot::inert(),
         }
-    }
-
-    /// Takes part in checkpoints through `slot` (restoring what it holds).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
     }
 
     /// Keeps fixed windows open for late records this long after they fire (their rows are
@@ -410,6 +403,9 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
 }
 
 impl<A: WindowAggregate, N, L> Snapshot for WindowAggregateOp<A, N, L> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         self.fixed.save(out);
         self.sessions.save(out);

@@ -36,7 +36,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
@@ -115,13 +115,6 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             metrics,
             slot: StateSlot::inert(),
         }
-    }
-
-    /// Takes part in checkpoints through `slot` (restoring what it holds).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
     }
 
     /// Records buffered on both sides (for tests and metrics).
@@ -254,6 +247,9 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
 }
 
 impl<S: JoinSpec, N, D> Snapshot for WindowJoin<S, N, D> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         self.windows.save(out);
         self.buffered.save(out);

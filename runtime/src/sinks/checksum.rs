@@ -1,6 +1,6 @@
 //! The benchmark sink: hashes every field of every row (see [`crate::checksum`]).
 
-use crate::checkpoint::{restore, snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::metrics::{Metrics, OpMetrics, OpStats};
 use crate::state::{State, StateError};
@@ -29,16 +29,12 @@ impl<H> Checksum<H> {
             slot: StateSlot::inert(),
         }
     }
-
-    /// Takes part in checkpoints through `slot` (restoring the count and sum so far).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        restore(&mut self, &mut slot)?;
-        self.slot = slot;
-        Ok(self)
-    }
 }
 
 impl<H> Snapshot for Checksum<H> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
     fn save_state(&self, out: &mut Vec<u8>) {
         (self.rows, self.sum).save(out);
     }

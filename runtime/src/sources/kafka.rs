@@ -496,7 +496,6 @@ impl KafkaSource {
         let bound = event_time
             .as_ref()
             .map_or(0, |et| et.max_out_of_orderness_ms);
-        let mut last_barrier = 0u64;
         let mut pace = super::Pacer::new(1);
         // Positions of checkpoints taken: committed to the group one checkpoint behind the
         // latest complete one (so the group never runs ahead of what a restore covers).
@@ -516,13 +515,11 @@ impl KafkaSource {
         let mut since_clock = 0u32;
         loop {
             if checkpointed {
-                let wanted = crate::checkpoint::requested();
-                if wanted > last_barrier {
-                    last_barrier = wanted;
+                if let Some(id) = slot.barrier_due() {
                     let (part, positions) = self.checkpoint_part(emitted);
-                    to_commit.push((wanted, positions));
-                    slot.save(wanted, &part, Vec::new());
-                    chain.barrier(wanted);
+                    to_commit.push((id, positions));
+                    slot.save(id, &part, Vec::new());
+                    chain.barrier(id);
                 }
                 // One checkpoint behind the latest complete one: a restart may still fall back
                 // from that one (when a sink's transaction of it never committed), never
@@ -660,11 +657,9 @@ impl KafkaSource {
             self.commit(&consumer, &mut committed, CommitMode::Sync);
         }
         metrics.add_source_records(produced);
-        crate::checkpoint::source_ended();
-        let wanted = crate::checkpoint::requested();
-        if checkpointed && wanted > last_barrier {
-            slot.save(wanted, &self.checkpoint_part(emitted).0, Vec::new());
-            chain.barrier(wanted);
+        if let Some(id) = slot.input_ended() {
+            slot.save(id, &self.checkpoint_part(emitted).0, Vec::new());
+            chain.barrier(id);
         }
         chain.watermark(i64::MAX);
         chain.finish();

@@ -82,21 +82,19 @@ where
     let mut buf = Vec::new();
     let mut produced = 0u64;
     let mut result = Ok(());
-    let mut last_barrier = 0u64;
     let mut pace = super::Pacer::new(1);
+    // A checkpoint's part: bytes and lines read, the highest time seen, the last watermark.
+    let part = |offset: u64, line_no: u64, tracker: Option<&WatermarkTracker>| {
+        let (max_seen, emitted) = WatermarkTracker::position_of(tracker);
+        crate::state::encode(&(offset, line_no, max_seen, emitted))
+    };
     loop {
         if line_no.is_multiple_of(64) {
             pace.wait(produced);
         }
-        let wanted = crate::checkpoint::requested();
-        if wanted > last_barrier && slot.is_active() {
-            last_barrier = wanted;
-            let (max_seen, emitted) = tracker
-                .as_ref()
-                .map_or((i64::MIN, i64::MIN), |t| t.position());
-            let state = crate::state::encode(&(offset, line_no, max_seen, emitted));
-            slot.save(wanted, &state, Vec::new());
-            chain.barrier(wanted);
+        if let Some(id) = slot.barrier_due() {
+            slot.save(id, &part(offset, line_no, tracker.as_ref()), Vec::new());
+            chain.barrier(id);
         }
         buf.clear();
         match reader.read_until(b'\n', &mut buf) {
@@ -145,15 +143,9 @@ where
         }
     }
     metrics.add_source_records(produced);
-    crate::checkpoint::source_ended();
-    let wanted = crate::checkpoint::requested();
-    if wanted > last_barrier && slot.is_active() {
-        let (max_seen, emitted) = tracker
-            .as_ref()
-            .map_or((i64::MIN, i64::MIN), |t| t.position());
-        let state = crate::state::encode(&(offset, line_no, max_seen, emitted));
-        slot.save(wanted, &state, Vec::new());
-        chain.barrier(wanted);
+    if let Some(id) = slot.input_ended() {
+        slot.save(id, &part(offset, line_no, tracker.as_ref()), Vec::new());
+        chain.barrier(id);
     }
     chain.watermark(i64::MAX);
     chain.finish();

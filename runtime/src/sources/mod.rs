@@ -92,6 +92,11 @@ impl WatermarkTracker {
         (self.max_seen, self.emitted)
     }
 
+    /// [`position`](Self::position) of an optional tracker (none: no event time).
+    pub(crate) fn position_of(tracker: Option<&WatermarkTracker>) -> (i64, i64) {
+        tracker.map_or((i64::MIN, i64::MIN), WatermarkTracker::position)
+    }
+
     /// Resumes from a checkpointed [`position`](Self::position).
     pub(crate) fn restore(&mut self, max_seen: i64, emitted: i64) {
         self.max_seen = max_seen;

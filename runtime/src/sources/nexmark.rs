@@ -63,22 +63,24 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     let start = split.position();
     let mut pace = super::Pacer::new(config.generators);
     let mut produced = 0u64;
-    let mut last_barrier = 0u64;
     let mut countdown = 0u32;
+    // A checkpoint's part: the split position, the highest time seen, the last watermark.
+    let part = |position: u64, tracker: Option<&WatermarkTracker>| {
+        let (max_seen, emitted) = WatermarkTracker::position_of(tracker);
+        crate::state::encode(&(position, max_seen, emitted))
+    };
     while let Some(meta) = split.next_meta() {
         if countdown == 0 {
             countdown = 64;
             pace.wait(split.position() - start);
-            let wanted = crate::checkpoint::requested();
-            if wanted > last_barrier && slot.is_active() {
-                last_barrier = wanted;
+            if let Some(id) = slot.barrier_due() {
                 // `meta` is not consumed yet: the position to resume from is before it.
-                let (max_seen, emitted) = tracker
-                    .as_ref()
-                    .map_or((i64::MIN, i64::MIN), |t| t.position());
-                let state = crate::state::encode(&(split.position() - 1, max_seen, emitted));
-                slot.save(wanted, &state, Vec::new());
-                chain.barrier(wanted);
+                slot.save(
+                    id,
+                    &part(split.position() - 1, tracker.as_ref()),
+                    Vec::new(),
+                );
+                chain.barrier(id);
             }
         }
         countdown -= 1;
@@ -97,15 +99,9 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     // Throughput counts generator events, as Nexmark figures do (bids are 46 of every 50).
     let _ = produced;
     metrics.add_generator_events(source, split.position() - start);
-    crate::checkpoint::source_ended();
-    let wanted = crate::checkpoint::requested();
-    if wanted > last_barrier && slot.is_active() {
-        let (max_seen, emitted) = tracker
-            .as_ref()
-            .map_or((i64::MIN, i64::MIN), |t| t.position());
-        let state = crate::state::encode(&(split.position(), max_seen, emitted));
-        slot.save(wanted, &state, Vec::new());
-        chain.barrier(wanted);
+    if let Some(id) = slot.input_ended() {
+        slot.save(id, &part(split.position(), tracker.as_ref()), Vec::new());
+        chain.barrier(id);
     }
     chain.watermark(i64::MAX);
     chain.finish();
