@@ -20,7 +20,7 @@ pub struct DeadLetters {
 impl DeadLetters {
     pub fn new(path: PathBuf, metrics: Metrics) -> Self {
         DeadLetters {
-            path,
+            path: crate::scale_out::task_path(&path),
             out: Arc::new(Mutex::new(None)),
             metrics,
         }

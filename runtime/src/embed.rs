@@ -159,6 +159,15 @@ pub fn run(
     args: RunArgs,
     build: impl FnOnce(&mut Runtime) -> Result<(), String>,
 ) -> Result<(), Error> {
+    if args.scale_out || args.task_partition.is_some() {
+        return Err(Error {
+            messages: vec![
+                "--scale-out runs from a pipeline binary (the weir CLI), not from a pipeline \
+                 embedded in a crate"
+                    .to_string(),
+            ],
+        });
+    }
     if let Some(dir) = &args.checkpoint_dir {
         return Err(Error {
             messages: vec![format!(

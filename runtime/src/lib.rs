@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod nexmark;
 pub mod ops;
 pub mod run;
+pub mod scale_out;
 pub mod sinks;
 pub mod sources;
 pub mod state;

@@ -41,6 +41,14 @@ pub struct RunArgs {
     /// A Kafka source that has received nothing for this long, once it has joined its
     /// group, ends (bounded runs, tests).
     pub kafka_stop_after_idle: Option<std::time::Duration>,
+    /// Run as a scale-out supervisor: join the Kafka group and run one task (a child process)
+    /// per assigned partition, with its checkpoints in `checkpoint_dir/partition-N`
+    /// (see [`crate::scale_out`]).
+    pub scale_out: bool,
+    /// Set by the supervisor in the task it starts: the partition this process reads, and the
+    /// supervisor's process id (the task dies with it).
+    pub task_partition: Option<i32>,
+    pub task_parent: Option<u32>,
 }
 
 impl Default for RunArgs {
@@ -58,6 +66,9 @@ impl Default for RunArgs {
             rate_limit: 0,
             kafka_properties: Vec::new(),
             kafka_stop_after_idle: None,
+            scale_out: false,
+            task_partition: None,
+            task_parent: None,
         }
     }
 }
@@ -76,6 +87,10 @@ const USAGE: &str = "options:
                       a librdkafka property for every kafka source and sink (repeatable)
   --kafka-stop-after-idle MS
                       a kafka source ends after MS ms without a message (bounded runs)
+  --scale-out         run one task per kafka partition the consumer group assigns this
+                      process, each with its checkpoints in DIR/partition-N, so that
+                      several processes share the partitions and their state
+                      (needs --checkpoint-dir on a folder every process sees)
   --quiet             no run summary on stderr
   --help              this text";
 
@@ -152,10 +167,37 @@ impl RunArgs {
                     let ms: u64 = parse_num(&value(flag)?, flag)?;
                     out.kafka_stop_after_idle = Some(std::time::Duration::from_millis(ms.max(1)));
                 }
+                "--scale-out" => out.scale_out = true,
+                "--task-partition" => {
+                    let p: u64 = parse_num(&value("--task-partition")?, "--task-partition")?;
+                    out.task_partition = Some(
+                        i32::try_from(p)
+                            .map_err(|_| "--task-partition is too large".to_string())?,
+                    );
+                }
+                "--task-parent" => {
+                    let pid: u64 = parse_num(&value("--task-parent")?, "--task-parent")?;
+                    out.task_parent = Some(
+                        u32::try_from(pid).map_err(|_| "--task-parent is too large".to_string())?,
+                    );
+                }
                 "--quiet" | "-q" => out.quiet = true,
                 "--help" | "-h" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option `{other}`\n{USAGE}")),
             }
+        }
+        if out.scale_out && out.checkpoint_dir.is_none() {
+            return Err(
+                "--scale-out needs --checkpoint-dir: the folder every process of the \
+                        group shares, where each partition's state is kept"
+                    .into(),
+            );
+        }
+        if out.scale_out && out.task_partition.is_some() {
+            return Err("--scale-out and --task-partition exclude each other".into());
+        }
+        if out.task_partition.is_some() && out.checkpoint_dir.is_none() {
+            return Err("--task-partition needs --checkpoint-dir".into());
         }
         Ok(out)
     }
@@ -224,6 +266,9 @@ pub struct Runtime {
     dead_letters: DeadLetters,
     tasks: Vec<(String, JoinHandle<()>)>,
     errors: Errors,
+    /// With `--scale-out`: the Kafka sources the supervisor runs tasks for.
+    #[cfg(feature = "kafka")]
+    supervised: Option<Vec<crate::sources::kafka::KafkaSourceConfig>>,
 }
 
 impl Runtime {
@@ -240,6 +285,8 @@ impl Runtime {
             dead_letters,
             tasks: Vec::new(),
             errors: RUN_ERRORS.get_or_init(Errors::default).clone(),
+            #[cfg(feature = "kafka")]
+            supervised: None,
         }
     }
 
@@ -284,6 +331,33 @@ impl Runtime {
                     .collect(),
             ),
         }
+    }
+
+    /// Called by generated code before any task starts, in a pipeline whose sources all read
+    /// Kafka. With `--scale-out` it keeps `sources` for the supervisor and returns `true`: the
+    /// build then returns without starting anything, and [`main`] supervises tasks instead.
+    #[cfg(feature = "kafka")]
+    pub fn scale_out(
+        &mut self,
+        sources: &[&crate::sources::kafka::KafkaSourceConfig],
+    ) -> Result<bool, String> {
+        if !self.args.scale_out {
+            return Ok(false);
+        }
+        self.supervised = Some(sources.iter().map(|s| (*s).clone()).collect());
+        Ok(true)
+    }
+
+    /// Called by generated code in a pipeline that has a source other than Kafka (`why` names
+    /// it): such a pipeline cannot be split by partition, so `--scale-out` is refused.
+    pub fn single_process(&self, why: &str) -> Result<(), String> {
+        if self.args.scale_out {
+            return Err(format!(
+                "--scale-out splits a pipeline by Kafka partition, and every source must be \
+                 a Kafka topic: {why}"
+            ));
+        }
+        Ok(())
     }
 
     /// Keyed operators' instance count: `--parallelism`, else `default`.
@@ -423,7 +497,15 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         crate::channel::set_idle_timeout(args.idle_timeout);
     }
     crate::sources::set_rate_limit(args.rate_limit);
-    if let Some(dir) = &args.checkpoint_dir {
+    if let Some(partition) = args.task_partition {
+        if let Err(err) = crate::scale_out::become_task(partition, args.task_parent) {
+            eprintln!("weir: error: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    // A supervisor takes no checkpoints itself: its tasks do, each in its own folder.
+    let checkpoint_dir = args.checkpoint_dir.as_ref().filter(|_| !args.scale_out);
+    if let Some(dir) = checkpoint_dir {
         #[cfg(feature = "kafka")]
         {
             let _ = crate::sinks::kafka::VERIFY_PROPERTIES.set(args.kafka_properties.clone());
@@ -461,6 +543,14 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     crate::channel::set_idle_timeout(runtime.args.idle_timeout);
     if let Err(err) = built {
         eprintln!("weir: error: {err}");
+        return ExitCode::FAILURE;
+    }
+    if runtime.args.scale_out {
+        #[cfg(feature = "kafka")]
+        if let Some(sources) = runtime.supervised.take() {
+            return crate::scale_out::supervisor::run(&runtime.args, sources);
+        }
+        eprintln!("weir: error: --scale-out needs a pipeline whose sources are Kafka topics");
         return ExitCode::FAILURE;
     }
     if let Some(c) = crate::checkpoint::coordinator() {

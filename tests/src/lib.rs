@@ -13,6 +13,7 @@ use weir_compiler::driver::{self, BuildConfig};
 use weir_compiler::{Options, SourceMap};
 
 pub mod duckdb;
+pub mod kafka;
 
 /// The repository root.
 pub fn workspace() -> PathBuf {

@@ -7,185 +7,21 @@
 //! Without it the tests print why and pass locally, and fail under CI (`CI=true`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use weir_runtime::checkpoint::StateSlot;
 use weir_runtime::dead_letter::DeadLetters;
 use weir_runtime::formats::DecodeError;
-use weir_runtime::kafka::rdkafka;
 use weir_runtime::sources::kafka::{
     KafkaSource, KafkaSourceConfig, Positions, PositionsHandle, Start,
 };
+use weir_tests::kafka::{
+    broker, committed, consume, create_topic, produce, unique, GROUP_PROPERTIES, STOP_AFTER_IDLE_MS,
+};
 use weir_tests::{build, format_ts, kill_repeatedly, run, Rng, RunOutput};
-
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::ClientConfig;
-
-/// Group settings every test consumer and pipeline uses: this broker makes a group join wait
-/// about half the session timeout.
-const GROUP_PROPERTIES: &str = "session.timeout.ms=6000,heartbeat.interval.ms=2000";
-/// A pipeline's source ends after this long without a message.
-const STOP_AFTER_IDLE_MS: &str = "1500";
-
-/// The broker under test, or `None` (with a message) when none is configured outside CI.
-fn broker() -> Option<String> {
-    match std::env::var("WEIR_KAFKA_BROKERS") {
-        Ok(b) if !b.trim().is_empty() => Some(b),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => panic!(
-            "WEIR_KAFKA_BROKERS is not set: under CI the Kafka tests need a broker (.ci/run starts one)"
-        ),
-        _ => {
-            eprintln!(
-                "skipping: no Kafka broker (set WEIR_KAFKA_BROKERS=host:port, or run .ci/run)"
-            );
-            None
-        }
-    }
-}
-
-/// A topic name no other test or run has used.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("weir-{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// Drives a future to completion on this thread (the admin client completes its futures from
-/// its own thread).
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-}
-
-fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = block_on(admin.create_topics(&[new], &AdminOptions::new()))
-        .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
-    for r in results {
-        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-    }
-}
-
-/// Produces `(partition, payload)` messages and waits until all are delivered.
-fn produce(brokers: &str, topic: &str, messages: &[(i32, String)]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("producer");
-    for (partition, payload) in messages {
-        let mut record = BaseRecord::<(), str>::to(topic)
-            .payload(payload.as_str())
-            .partition(*partition);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("input delivered");
-}
-
-/// Reads every partition of `topic` from the start until `expected` messages arrived (or 20 s
-/// passed): `(key, payload)` pairs.
-fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<(Option<String>, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("reader"))
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("topic metadata");
-    let mut assignment = TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            assignment
-                .add_partition_offset(topic, p.id(), Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    consumer.assign(&assignment).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while out.len() < expected && Instant::now() < deadline {
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.expect("output message");
-            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-            out.push((
-                text(message.key()),
-                text(message.payload()).unwrap_or_default(),
-            ));
-        }
-    }
-    // Anything beyond what was expected (duplicates) shows up too.
-    let quiet = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < quiet {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-            out.push((
-                text(message.key()),
-                text(message.payload()).unwrap_or_default(),
-            ));
-        }
-    }
-    out
-}
-
-/// The offsets `group` committed for each partition of `topic`.
-fn committed(brokers: &str, topic: &str, group: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    list.add_partition_range(topic, 0, partitions - 1);
-    let offsets = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .expect("committed offsets");
-    offsets
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect()
-}
 
 fn run_pipeline(binary: &Path, cwd: &Path, extra: &[&str]) -> RunOutput {
     let dead = cwd.join("dead.jsonl").display().to_string();

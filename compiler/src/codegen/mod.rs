@@ -371,6 +371,14 @@ fn wiring(
         let label = metric_label(graph, *op);
         setup.push(quote!(let #handle = rt.op(#label);));
     }
+    // Sources first, then the scale-out decision, then the rest: a scale-out supervisor must
+    // not open the sinks' files (its tasks write them).
+    for (op, e) in emitted.iter_mut() {
+        if matches!(graph.node(*op).op, Op::Source { .. }) {
+            setup.append(&mut e.setup);
+        }
+    }
+    setup.push(scale_out(cx, info));
     for e in emitted.values_mut() {
         setup.append(&mut e.setup);
     }
@@ -554,6 +562,44 @@ fn wiring(
             #(#spawns)*
             Ok(())
         }
+    }
+}
+
+/// Before any task starts: a pipeline whose sources are all Kafka topics hands them to the
+/// scale-out supervisor under `--scale-out` (and starts nothing); any other pipeline refuses
+/// `--scale-out`, naming the first source that is not Kafka. In-memory runs have neither.
+fn scale_out(cx: &EmitCx<'_>, info: &GraphInfo) -> TokenStream {
+    if cx.form.is_memory() {
+        return quote!();
+    }
+    let mut kafka = Vec::new();
+    let mut other = None;
+    for op in &info.topo_order {
+        if let Op::Source {
+            source_index, def, ..
+        } = &cx.graph.node(*op).op
+        {
+            match &def.kind {
+                SourceKind::Kafka(_) => kafka.push(format_ident!("kafka_source_{}", source_index)),
+                SourceKind::Nexmark { .. } => {
+                    other.get_or_insert(format!("`{}` is a nexmark generator", def.name));
+                }
+                SourceKind::File { path, .. } => {
+                    other.get_or_insert(format!("`{}` reads the file {path}", def.name));
+                }
+                SourceKind::Stdin { .. } => {
+                    other.get_or_insert(format!("`{}` reads stdin", def.name));
+                }
+            }
+        }
+    }
+    match other {
+        Some(why) => quote!(rt.single_process(#why)?;),
+        None => quote! {
+            if rt.scale_out(&[#(&#kafka),*])? {
+                return Ok(());
+            }
+        },
     }
 }
 

@@ -232,6 +232,18 @@ fn complete_checkpoints(dir: &Path, incomplete_before: u64) -> Result<Vec<u64>, 
     Ok(ids)
 }
 
+/// Whether `dir` holds a run that finished: its newest complete checkpoint is the `final` one
+/// (starting there does nothing). Reads only; removes nothing.
+pub fn finished(dir: &Path) -> bool {
+    let Ok(ids) = complete_checkpoints(dir, 0) else {
+        return false;
+    };
+    ids.first()
+        .and_then(|id| std::fs::read_to_string(chk_dir(dir, *id).join("MANIFEST")).ok())
+        .and_then(|text| Manifest::parse(&text).ok())
+        .is_some_and(|m| m.kind == Kind::Final)
+}
+
 impl Coordinator {
     /// Opens (or creates) the checkpoint directory, recovers the latest complete checkpoint
     /// (running its commit actions again) and installs the process's coordinator.

@@ -258,7 +258,7 @@ impl<E, K> KafkaSink<E, K> {
     fn begin_transactions(&mut self, slot: &StateSlot) -> Result<(), String> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         let name = &self.config.name;
-        let id = format!("weir-{}", slot.label());
+        let id = crate::scale_out::task_name(format!("weir-{}", slot.label()));
         let producer = self.config.producer(self.failures.clone(), Some(&id))?;
         producer
             .init_transactions(TXN_TIMEOUT)

@@ -38,7 +38,8 @@ pub fn push_value(out: &mut String, value: &str) {
 
 pub struct PartitionedWriter<P, E> {
     base: PathBuf,
-    file_name: &'static str,
+    /// The file in each partition folder (`.pN` added in a scale-out task).
+    file_name: PathBuf,
     header: &'static [u8],
     files: BTreeMap<String, PartOut>,
     partition: P,
@@ -63,7 +64,7 @@ impl<P, E> PartitionedWriter<P, E> {
     ) -> Self {
         PartitionedWriter {
             base,
-            file_name,
+            file_name: crate::scale_out::task_path(std::path::Path::new(file_name)),
             header,
             files: BTreeMap::new(),
             partition,
@@ -83,7 +84,7 @@ impl<P, E> PartitionedWriter<P, E> {
             let committed: BTreeMap<String, u64> = crate::state::decode(&bytes)
                 .map_err(|e| format!("cannot restore sink `{}`: {e}", self.metrics.name()))?;
             for (path, len) in committed {
-                let mut file = CommittedFile::new(&self.base.join(&path).join(self.file_name));
+                let mut file = CommittedFile::new(&self.base.join(&path).join(&self.file_name));
                 file.start(Some(len))
                     .map_err(|e| format!("sink `{}`: {e}", self.metrics.name()))?;
                 self.files.insert(path, PartOut::Committed(file));
@@ -95,7 +96,7 @@ impl<P, E> PartitionedWriter<P, E> {
 
     fn open(&self, dir: &std::path::Path) -> std::io::Result<PartOut> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(self.file_name);
+        let path = dir.join(&self.file_name);
         if self.slot.is_active() {
             let mut file = CommittedFile::new(&path);
             file.start(None).map_err(std::io::Error::other)?;

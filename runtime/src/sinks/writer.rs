@@ -20,6 +20,8 @@ pub enum Output {
 /// Opens a sink's output; a file is created (or truncated) along with its parent folders.
 /// In a checkpointed run the file is left alone until the sink knows what was committed.
 pub fn open_output(path: Option<&Path>) -> Result<Output, String> {
+    let path = path.map(crate::scale_out::task_path);
+    let path = path.as_deref();
     match path {
         None => Ok(Output::Stdout),
         Some(path) if crate::checkpoint::enabled() => {

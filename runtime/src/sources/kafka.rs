@@ -62,6 +62,11 @@ pub fn stop_on_sigterm() {
     }
 }
 
+/// Whether SIGTERM arrived since [`stop_on_sigterm`].
+pub fn terminated() -> bool {
+    TERMINATED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Where a source starts reading a partition that has no committed offset in its group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -371,6 +376,8 @@ impl KafkaSource {
             .filter(|t| t.name() == topic)
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .filter(|p| (*p as usize) % instances == instance)
+            // A scale-out task reads its own partition only.
+            .filter(|p| crate::scale_out::task_partition().is_none_or(|task| task == *p))
             .collect();
         let mut list = TopicPartitionList::new();
         let now = Instant::now();
@@ -529,7 +536,7 @@ impl KafkaSource {
                     let (_, positions) = to_commit[i].clone();
                     to_commit.drain(..=i);
                     if !positions.next_offsets.is_empty() {
-                        let _ = consumer.commit(&positions.to_list(), CommitMode::Async);
+                        self.commit_checkpointed(&consumer, &positions);
                     }
                 }
             }
@@ -640,7 +647,7 @@ impl KafkaSource {
                     eprintln!("weir: source `{name}`: kafka: {w}");
                 }
             }
-            if !checkpointed && TERMINATED.load(std::sync::atomic::Ordering::Relaxed) {
+            if !checkpointed && terminated() {
                 break;
             }
             if let Some(stop) = self.config.stop_after_idle {
@@ -664,6 +671,31 @@ impl KafkaSource {
         chain.watermark(i64::MAX);
         chain.finish();
         result
+    }
+
+    /// Commits positions that a complete checkpoint covers. A scale-out task is not a member
+    /// of the group (its supervisor is): it leaves them in its folder for the supervisor.
+    fn commit_checkpointed(&self, consumer: &BaseConsumer<SourceContext>, positions: &Positions) {
+        if crate::scale_out::task_partition().is_none() {
+            let _ = consumer.commit(&positions.to_list(), CommitMode::Async);
+            return;
+        }
+        let Some(dir) = crate::checkpoint::coordinator().map(|c| c.dir()) else {
+            return;
+        };
+        let path = crate::scale_out::offsets_file(dir, &positions.topic);
+        let offsets: Vec<(i32, i64)> = positions
+            .next_offsets
+            .iter()
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        if let Err(e) = crate::scale_out::write_offsets(&path, &offsets) {
+            eprintln!(
+                "weir: source `{}`: cannot write {}: {e}",
+                self.config.name,
+                path.display()
+            );
+        }
     }
 
     /// This instance's part of a checkpoint (next offset and highest event time per

@@ -1,0 +1,275 @@
+//! Scale-out with state (`--scale-out`): processes running one compiled pipeline in one
+//! consumer group, each running a task per assigned partition with the partition's state in a
+//! shared checkpoint folder. Partitions move between processes twice in a run (a graceful
+//! rebalance when the second process joins, and a SIGKILL of the first), and the windowed
+//! output must still equal an oracle over the input exactly: every window once, none short.
+//!
+//! Needs a broker (`WEIR_KAFKA_BROKERS`, see `weir_tests::kafka`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_tests::kafka::{broker, committed, create_topic, produce, unique, GROUP_PROPERTIES};
+use weir_tests::{build, format_ts, run};
+
+const PARTITIONS: i32 = 4;
+const CUSTOMERS: i64 = 12;
+
+/// Orders `(partition, customer, amount, ts)`, co-partitioned by customer (customer `k` is
+/// always in partition `k % 4`), timestamps increasing within each partition.
+fn orders(n: i64) -> Vec<(i32, String, i64, i64)> {
+    let base = 1_700_000_000_000i64;
+    (0..n)
+        .map(|i| {
+            let k = i % CUSTOMERS;
+            let partition = (k % PARTITIONS as i64) as i32;
+            (partition, format!("c{k}"), (i * 37) % 50, base + i * 250)
+        })
+        .collect()
+}
+
+const PIPELINE: &str = r#"
+schema Order { customer: string, amount: i64, ts: timestamp }
+source orders: Order = kafka(topic: "IN", brokers: "BROKERS", group: "GROUP",
+    properties: "PROPS")
+    event_time ts watermark 1s
+let per_customer = orders
+    |> filter amount >= 5
+    |> key_by customer
+    |> window tumble(10s)
+    |> aggregate { n: count(), total: sum(amount) }
+    |> select { customer, window_start, n, total }
+sink per_customer -> file(path: "out/windows.jsonl")
+"#;
+
+/// `customer,window_start,n,total` rows computed here from the input.
+fn oracle(rows: &[(i32, String, i64, i64)]) -> BTreeSet<String> {
+    let mut groups = std::collections::BTreeMap::<(String, i64), (i64, i64)>::new();
+    for (_, customer, amount, ts) in rows {
+        if *amount < 5 {
+            continue;
+        }
+        let e = groups
+            .entry((customer.clone(), ts.div_euclid(10_000) * 10_000))
+            .or_default();
+        e.0 += 1;
+        e.1 += amount;
+    }
+    groups
+        .into_iter()
+        .map(|((c, start), (n, total))| format!("{c},{},{n},{total}", format_ts(start)))
+        .collect()
+}
+
+/// Every row of every task's output file (`out/windows.pN.jsonl`), as the oracle's rows.
+fn output_rows(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for p in 0..PARTITIONS {
+        let path = dir.join(format!("out/windows.p{p}.jsonl"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).expect("JSON line");
+            rows.push(format!(
+                "{},{},{},{}",
+                v["customer"].as_str().expect("customer"),
+                v["window_start"].as_str().expect("window_start"),
+                v["n"],
+                v["total"]
+            ));
+        }
+    }
+    rows
+}
+
+/// Starts a supervisor in `dir` (both share it: outputs and the checkpoint folder);
+/// its stderr goes to `log`.
+fn supervisor(binary: &Path, dir: &Path, log: &str) -> Child {
+    let log = std::fs::File::create(dir.join(log)).expect("log file");
+    Command::new(binary)
+        .args([
+            "--scale-out",
+            "--checkpoint-dir",
+            "chk",
+            "--checkpoint-interval",
+            "200ms",
+            "--rate-limit",
+            "100",
+            "--kafka-stop-after-idle",
+            "2500",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("supervisor starts")
+}
+
+/// Waits until `log` in `dir` contains `text` (or panics after `secs`).
+fn wait_for(dir: &Path, log: &str, text: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let content = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+        if content.contains(text) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{text}` in {log} after {secs} s:\n{content}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Records the tasks of `partition` read, from their summaries in a supervisor's log.
+fn events_read(log: &str, partition: i32) -> u64 {
+    let prefix = format!("[partition {partition}]   events: ");
+    log.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A completed checkpoint of `partition`'s task exists.
+fn has_checkpoint(dir: &Path, partition: i32) -> bool {
+    std::fs::read_dir(dir.join(format!("chk/partition-{partition}")))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join("MANIFEST").exists())
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn partitions_move_between_processes_with_their_window_state() {
+    let Some(brokers) = broker() else { return };
+    let input = unique("scale-state-in");
+    let group = unique("scale-state-group");
+    create_topic(&brokers, &input, PARTITIONS);
+    let rows = orders(8_000);
+    let messages: Vec<(i32, String)> = rows
+        .iter()
+        .map(|(p, c, a, ts)| {
+            (
+                *p,
+                format!(r#"{{"customer":"{c}","amount":{a},"ts":{ts}}}"#),
+            )
+        })
+        .collect();
+    produce(&brokers, &input, &messages);
+    let text = PIPELINE
+        .replace("IN", &input)
+        .replace("BROKERS", &brokers)
+        .replace("GROUP", &group)
+        .replace("PROPS", GROUP_PROPERTIES);
+    let binary = build("scale_out_state", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+
+    // A alone: all four partitions, a task each.
+    let mut a = supervisor(&binary, dir, "a.log");
+    wait_for(dir, "a.log", "now runs {0, 1, 2, 3}", 30);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(0..PARTITIONS).all(|p| has_checkpoint(dir, p)) {
+        assert!(Instant::now() < deadline, "A's tasks took no checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // B joins: the group moves some partitions to B, whose tasks resume from A's checkpoints.
+    let b = supervisor(&binary, dir, "b.log");
+    wait_for(dir, "b.log", "resuming from checkpoint", 30);
+    // A dies with its tasks, mid-stream; after the session timeout B takes A's partitions
+    // over.
+    a.kill().expect("SIGKILL A");
+    a.wait().expect("A is gone");
+    let b = b.wait_with_output().expect("B ends");
+    let a_log = std::fs::read_to_string(dir.join("a.log")).unwrap_or_default();
+    let b_log = std::fs::read_to_string(dir.join("b.log")).unwrap_or_default();
+    assert!(b.status.success(), "B failed:\n{b_log}\nA:\n{a_log}");
+    assert!(
+        b_log.contains("now runs {0, 1, 2, 3}"),
+        "B never ran every partition:\n{b_log}"
+    );
+    // Tasks in B resumed partitions from checkpoints A's tasks took.
+    let resumed: BTreeSet<i32> = (0..PARTITIONS)
+        .filter(|p| b_log.contains(&format!("[partition {p}] weir: resuming from checkpoint")))
+        .collect();
+    assert_eq!(
+        resumed.len(),
+        PARTITIONS as usize,
+        "B resumed only {resumed:?} from checkpoints:\n{b_log}"
+    );
+
+    // Every partition was read partly by A and partly by B: each handover was mid-stream.
+    for p in 0..PARTITIONS {
+        let total = rows.iter().filter(|r| r.0 == p).count() as u64;
+        let read = events_read(&b_log, p);
+        assert!(
+            read > 0 && read < total,
+            "partition {p}: B read {read} of {total}:\n{b_log}"
+        );
+    }
+    assert!(
+        !dir.join("out/windows.jsonl").exists(),
+        "a supervisor opened the sink's file (only tasks write, to windows.pN.jsonl)"
+    );
+    let got = output_rows(dir);
+    let unique_rows: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(unique_rows.len(), got.len(), "windows written twice");
+    let want = oracle(&rows);
+    let missing: Vec<&String> = want.difference(&unique_rows).take(5).collect();
+    let extra: Vec<&String> = unique_rows.difference(&want).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} rows, {} wanted; missing {missing:?}, unexpected {extra:?}",
+        unique_rows.len(),
+        want.len()
+    );
+
+    // The supervisors committed the tasks' checkpointed offsets to the group (monitoring).
+    let offsets = committed(&brokers, &input, &group, PARTITIONS);
+    for p in 0..PARTITIONS {
+        let total = rows.iter().filter(|r| r.0 == p).count() as i64;
+        let at = offsets.get(&p).copied().unwrap_or(0);
+        assert!(
+            at > 0 && at <= total,
+            "partition {p}: committed {at} of {total}"
+        );
+    }
+}
+
+/// Scale-out splits a pipeline by Kafka partition: a pipeline with another source is refused
+/// with a message naming it, before anything runs.
+#[test]
+fn scale_out_refuses_a_pipeline_with_a_source_that_is_not_kafka() {
+    let text = r#"
+source bids = nexmark(stream: "bid", events: 100)
+sink bids -> stdout format json
+"#;
+    let binary = build("scale_out_refused", text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(
+        &binary,
+        &["--scale-out", "--checkpoint-dir", "chk"],
+        dir.path(),
+        None,
+    );
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("every source must be a Kafka topic: `bids` is a nexmark generator"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "it ran: {}", out.stdout);
+    let out = run(&binary, &["--scale-out"], dir.path(), None);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("--scale-out needs --checkpoint-dir"),
+        "{}",
+        out.stderr
+    );
+}
