@@ -55,6 +55,33 @@ impl CommitAction {
             }
         }
     }
+
+    /// Takes back what [`apply`](Self::apply) published, for a checkpoint that recovery
+    /// rejects (another sink never committed it): an append is cut off again (the target is
+    /// truncated to its length before it, which later appends start from). A rename is kept:
+    /// renames only publish a finished run's final tables.
+    pub fn undo(&self) -> Result<(), String> {
+        if let CommitAction::Append {
+            pending,
+            target,
+            before,
+            ..
+        } = self
+        {
+            let len = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
+            if len > *before {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(target)
+                    .map_err(|e| format!("cannot open {}: {e}", target.display()))?;
+                file.set_len(*before)
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| format!("cannot truncate {}: {e}", target.display()))?;
+            }
+            let _ = std::fs::remove_file(pending);
+        }
+        Ok(())
+    }
 }
 
 fn append(pending: &Path, target: &Path, before: u64, size: u64) -> Result<(), String> {

@@ -140,8 +140,14 @@ struct Inner {
     in_flight: Option<InFlight>,
     /// Actions sinks hand over when their input ends, published by the final manifest.
     final_commits: BTreeMap<(String, u32), Vec<CommitAction>>,
+    /// External commits of the last epoch (a Kafka transaction), run by [`Coordinator::finish`]
+    /// with the final manifest's id, before it is written.
+    final_hooks: Vec<FinalHook>,
     stats: Stats,
 }
+
+/// An external commit of a run's last epoch, given the id the final manifest takes.
+pub type FinalHook = Box<dyn FnOnce(u64) -> Result<(), String> + Send>;
 
 /// Takes checkpoints and restores them (one per process).
 pub struct Coordinator {
@@ -263,46 +269,58 @@ impl Coordinator {
         let mut parts = BTreeMap::new();
         let mut start = Start::Fresh;
         let candidates = complete_checkpoints(&config.dir, u64::MAX)?;
-        let mut chosen = None;
-        let mut rejected = Vec::new();
-        for &id in &candidates {
+        let read = |id: u64| -> Result<Manifest, String> {
             let path = chk_dir(&config.dir, id).join("MANIFEST");
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let m = Manifest::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Manifest::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let mut chosen = None;
+        let mut rejected = Vec::new();
+        if let Some(&newest) = candidates.first() {
+            let m = read(newest)?;
             if m.kind == Kind::Final || externally_committed(&m)? {
-                chosen = Some((id, m));
-                break;
+                chosen = Some((newest, m));
+            } else {
+                // A sink's external commit of the newest checkpoint never happened (the run
+                // died after the manifest, before the commit). Its output elsewhere is taken
+                // back, and the run resumes from the checkpoint before it, which is committed
+                // everywhere: a sink commits a checkpoint's epoch before it saves its part of
+                // the next one. This one is forgotten, so that a new checkpoint can take its
+                // id.
+                eprintln!(
+                    "weir: checkpoint {newest} is complete but a sink's commit of it never \
+                     happened; resuming from the one before"
+                );
+                for action in &m.commits {
+                    action
+                        .undo()
+                        .map_err(|e| format!("taking back checkpoint {newest}: {e}"))?;
+                }
+                rejected.push(newest);
+                if let Some(&older) = candidates.get(1) {
+                    chosen = Some((older, read(older)?));
+                }
             }
-            // A sink's external commit of this checkpoint never happened (the run died after
-            // the manifest, before the commit): resume from the one before, and forget this
-            // one so that new checkpoints can take its id.
-            eprintln!(
-                "weir: checkpoint {id} is complete but a sink's commit of it never happened; \
-                 resuming from an older checkpoint"
-            );
-            rejected.push(id);
-        }
-        if chosen.is_none() && !candidates.is_empty() {
-            // No checkpoint's external commit happened: none ever did (the first was cut
-            // short), so the run starts over. The folders are kept aside, not deleted, in
-            // case the markers were only unreachable (other brokers, expired offsets).
-            for &id in &rejected {
-                let aside = config.dir.join(format!("rejected-chk-{id}"));
-                let _ = std::fs::remove_dir_all(&aside);
-                std::fs::rename(chk_dir(&config.dir, id), &aside)
-                    .map_err(|e| format!("cannot move checkpoint {id} aside: {e}"))?;
-            }
-            eprintln!(
-                "weir: no checkpoint in {} has every sink's commit; starting from the beginning \
-                 (the checkpoints are kept as rejected-chk-*)",
-                config.dir.display()
-            );
-            rejected.clear();
         }
         for id in rejected {
-            std::fs::remove_dir_all(chk_dir(&config.dir, id))
-                .map_err(|e| format!("cannot remove checkpoint {id}: {e}"))?;
+            if chosen.is_some() {
+                std::fs::remove_dir_all(chk_dir(&config.dir, id))
+                    .map_err(|e| format!("cannot remove checkpoint {id}: {e}"))?;
+                continue;
+            }
+            // It was the only one: nothing was ever committed, and the run starts over. The
+            // folder is kept aside, not deleted, in case the marker was only unreachable
+            // (other brokers, expired offsets).
+            let aside = config.dir.join(format!("rejected-chk-{id}"));
+            let _ = std::fs::remove_dir_all(&aside);
+            std::fs::rename(chk_dir(&config.dir, id), &aside)
+                .map_err(|e| format!("cannot move checkpoint {id} aside: {e}"))?;
+            eprintln!(
+                "weir: no checkpoint in {} has every sink's commit; starting from the beginning \
+                 (checkpoint {id} is kept as rejected-chk-{id})",
+                config.dir.display()
+            );
         }
         if let Some((id, m)) = chosen {
             for action in &m.commits {
@@ -355,6 +373,7 @@ impl Coordinator {
                 next_id,
                 in_flight: None,
                 final_commits: BTreeMap::new(),
+                final_hooks: Vec::new(),
                 stats,
             }),
             completed: AtomicU64::new(restored_id),
@@ -465,7 +484,13 @@ impl Coordinator {
         if self.completed() >= checkpoint {
             return Status::Complete;
         }
-        if self.lock().in_flight.as_ref().map(|f| f.id) == Some(checkpoint) {
+        // Completion takes the checkpoint out of flight and then sets `completed`, both under
+        // the lock: look at both under it, or a completion in between looks given up.
+        let inner = self.lock();
+        if self.completed() >= checkpoint {
+            return Status::Complete;
+        }
+        if inner.in_flight.as_ref().map(|f| f.id) == Some(checkpoint) {
             Status::Pending
         } else {
             Status::GivenUp
@@ -612,6 +637,18 @@ impl Coordinator {
         self.stop();
         let mut inner = self.lock();
         inner.in_flight = None;
+        let hooks = std::mem::take(&mut inner.final_hooks);
+        drop(inner);
+        // External commits first, marked with the final id (reserved durably, so that no
+        // later checkpoint takes it): a crash between them and the manifest resumes from the
+        // last checkpoint, whose verifiers see the commits happened.
+        if !hooks.is_empty() {
+            let id = self.reserve_final_id()?;
+            for hook in hooks {
+                hook(id)?;
+            }
+        }
+        let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id += 1;
         let manifest = Manifest {
@@ -771,14 +808,6 @@ impl StateSlot {
         }
     }
 
-    /// The id the final manifest will take, reserved durably (see [`Coordinator::finish`]).
-    pub fn reserve_final_id(&self) -> Result<u64, String> {
-        match self.coordinator {
-            Some(c) => c.reserve_final_id(),
-            None => Ok(0),
-        }
-    }
-
     /// Blocks until `checkpoint` is complete (`true`), or given up (`false`; then the output
     /// of its epoch must not be committed: a restart replays it). For sinks that commit
     /// outside weir (a Kafka transaction) once the checkpoint is durable.
@@ -799,6 +828,20 @@ impl StateSlot {
     /// The latest complete checkpoint (0: none, or checkpointing off).
     pub fn completed(&self) -> u64 {
         self.coordinator.map_or(0, |c| c.completed())
+    }
+
+    /// Hands over the external commit of the run's last epoch (a Kafka transaction): run at
+    /// the end only if every task succeeded, with the final manifest's id, before that
+    /// manifest is written.
+    pub fn on_final_commit(&self, hook: FinalHook) {
+        if let Some(c) = self.coordinator {
+            c.lock().final_hooks.push(hook);
+        }
+    }
+
+    /// The operator's stable id.
+    pub fn id(&self) -> &str {
+        self.id
     }
 
     pub fn label(&self) -> String {
@@ -944,6 +987,41 @@ mod tests {
         assert_eq!(c.completed(), 0);
         assert!(!chk_dir(dir.path(), 1).exists());
         assert!(dir.path().join("rejected-chk-1/MANIFEST").exists());
+    }
+
+    /// Only the newest checkpoint can lack its external commit (a sink commits an epoch before
+    /// saving its part of the next checkpoint): recovery checks it alone, takes back its file
+    /// appends, and resumes from the one before without asking again.
+    #[test]
+    fn an_uncommitted_newest_checkpoint_is_taken_back_and_the_one_before_resumed() {
+        register_verifier("never-txn", verify_none);
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        std::fs::write(&target, "abcde").unwrap();
+        let note = || vec![("s".to_string(), 0, "never-txn t".to_string())];
+        manifest(dir.path(), 4, note());
+        manifest(dir.path(), 5, note());
+        // Checkpoint 5 appended "de" to the 3 bytes committed before it.
+        let chk5 = chk_dir(dir.path(), 5);
+        let mut m =
+            Manifest::parse(&std::fs::read_to_string(chk5.join("MANIFEST")).unwrap()).unwrap();
+        m.commits = vec![CommitAction::Append {
+            pending: dir.path().join("gone.pending"),
+            target: target.clone(),
+            before: 3,
+            size: 2,
+        }];
+        write_manifest(&chk5, &m).unwrap();
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        };
+        let (c, start) = Coordinator::open(config).unwrap();
+        assert!(matches!(start, Start::Restored(4)));
+        assert_eq!(c.completed(), 4);
+        assert!(!chk5.exists());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "abc");
     }
 
     #[test]

@@ -8,17 +8,24 @@
 //! every earlier message, so a checkpoint never covers an undelivered one. Each sink instance
 //! has its own producer, made by [`KafkaSinkConfig::producer`] alone.
 //!
-//! `delivery: "exactly_once"` (needs `--checkpoint-dir`): each sink instance produces inside a
-//! transaction with a stable `transactional.id` (`weir-<sink id>-<instance>`), one transaction
-//! per checkpoint epoch. At a barrier the sink flushes, notes its transaction in the
-//! checkpoint, waits until the checkpoint is complete, then commits the transaction together
-//! with a marker: the checkpoint id, committed as the offset of partition 0 of the output
-//! topic for the group `weir-txn-<transactional.id>`. If the run dies between the manifest
-//! and the commit, the restart finds the marker behind the manifest and resumes from the
-//! checkpoint before it (see `checkpoint::register_verifier`); the unfinished transaction is
-//! aborted when the restarted producer calls `init_transactions` (which also fences any
-//! older producer still alive). Readers must use `isolation.level=read_committed`.
+//! `delivery: "exactly_once"` (needs `--checkpoint-dir`): all instances of the sink produce
+//! through one transactional producer with a stable `transactional.id` (`weir-<sink id>`,
+//! and `-pN` in a scale-out task), one transaction per checkpoint epoch, so that an epoch's
+//! output of every instance commits as one (with a transaction per instance, a crash between
+//! two instances' commits would make the restart replay an epoch one of them had already
+//! committed). At a barrier an instance flushes, notes the transaction in the checkpoint and
+//! holds its next messages; once the checkpoint is complete the first instance to see it
+//! commits the transaction together with a marker (the checkpoint id, committed as the offset
+//! of partition 0 of the output topic for the group `weir-txn-<transactional.id>`) and begins
+//! the next, and every instance then sends what it held. If the run dies between the
+//! manifest and the commit, the restart finds the marker behind the manifest and resumes from
+//! the checkpoint before it (see `checkpoint::register_verifier`); the unfinished transaction
+//! is aborted when the restarted producer calls `init_transactions` (which also fences any
+//! older producer still alive). The last epoch is committed when the run ends, only if every
+//! task succeeded (`StateSlot::on_final_commit`). Readers must use
+//! `isolation.level=read_committed`.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,7 +134,8 @@ impl ProducerContext for DeliveryContext {
 /// One sink instance: a producer and the generated encoder and key function.
 pub struct KafkaSink<E, K> {
     config: KafkaSinkConfig,
-    producer: Option<BaseProducer<DeliveryContext>>,
+    /// Exactly once: the sink's shared transactional producer.
+    producer: Option<Arc<BaseProducer<DeliveryContext>>>,
     failures: Failures,
     errors: Errors,
     encode: E,
@@ -141,18 +149,54 @@ pub struct KafkaSink<E, K> {
     stats: OpStats,
     metrics: OpMetrics,
     slot: StateSlot,
-    /// Exactly once: the transactional id and the marker group's metadata.
-    transaction: Option<Transaction>,
+    /// Exactly once: the transaction all instances of the sink share.
+    transaction: Option<Arc<Transaction>>,
     /// Exactly once: the checkpoint whose transaction is sealed and waits for the checkpoint
     /// to complete, and the next epoch's messages (key, payload), held until it has.
     awaiting: Option<u64>,
     held: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    /// Exactly once: a checkpoint was given up (the run is failing): nothing more is sent.
+    given_up: bool,
 }
 
+/// The transaction every instance of one exactly-once sink produces into.
 struct Transaction {
     id: String,
+    /// The output topic: the marker is an offset of its partition 0.
+    topic: String,
+    producer: Arc<BaseProducer<DeliveryContext>>,
+    failures: Failures,
     marker: rdkafka::consumer::ConsumerGroupMetadata,
+    /// The checkpoint whose epoch was committed last (0: none yet).
+    committed: Mutex<u64>,
 }
+
+impl Transaction {
+    /// Commits the open transaction with `checkpoint` as its marker and begins the next,
+    /// unless another instance already has.
+    fn commit_through(&self, checkpoint: u64, sink: &str) -> Result<(), String> {
+        let mut committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        if *committed >= checkpoint {
+            return Ok(());
+        }
+        let mut marker = rdkafka::TopicPartitionList::new();
+        marker
+            .add_partition_offset(&self.topic, 0, rdkafka::Offset::Offset(checkpoint as i64))
+            .map_err(|e| format!("sink `{sink}`: kafka: {e}"))?;
+        self.producer
+            .send_offsets_to_transaction(&marker, &self.marker, TXN_TIMEOUT)
+            .and_then(|_| self.producer.commit_transaction(TXN_TIMEOUT))
+            .and_then(|_| self.producer.begin_transaction())
+            .map_err(|e| {
+                format!("sink `{sink}`: kafka: cannot commit the transaction of checkpoint {checkpoint}: {e}")
+            })?;
+        *committed = checkpoint;
+        Ok(())
+    }
+}
+
+/// The shared transactions of this process, by transactional id.
+static TRANSACTIONS: Mutex<BTreeMap<String, Arc<Transaction>>> = Mutex::new(BTreeMap::new());
 
 /// How long transactional calls may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -173,10 +217,40 @@ pub fn verify_transaction(note: &str, checkpoint: u64) -> Result<bool, String> {
     // The command line's `--kafka-property` values apply (another `bootstrap.servers`,
     // security settings), as they do to the sink itself.
     let extra = VERIFY_PROPERTIES.get().cloned().unwrap_or_default();
-    let consumer: BaseConsumer =
-        crate::kafka::client_config(brokers, &[("group.id", &marker_group(id))], &extra, &[])
-            .create()
-            .map_err(|e| format!("kafka: {e}"))?;
+    // A producer killed inside `commit_through` may have left the marker pending (offsets
+    // sent to its transaction, the commit not): readers then get no stable marker (or wait
+    // for the transaction to time out). Fencing its transactional id aborts that transaction
+    // first, so the marker read below is the last one committed.
+    let fence: BaseProducer = crate::kafka::client_config(
+        brokers,
+        &[("enable.idempotence", "true")],
+        &extra,
+        &[("transactional.id".to_string(), id.to_string())],
+    )
+    .create()
+    .map_err(|e| format!("kafka: {e}"))?;
+    fence
+        .init_transactions(TXN_TIMEOUT)
+        .map_err(|e| format!("kafka: cannot fence the transactions of `{id}`: {e}"))?;
+    drop(fence);
+    // The marker group and isolation level win over `--kafka-property` (a `group.id` there
+    // is meant for the sources).
+    let consumer: BaseConsumer = crate::kafka::client_config(
+        brokers,
+        &[],
+        &extra,
+        &[
+            ("group.id".to_string(), marker_group(id)),
+            // The last committed marker, without waiting for "stable" offsets: after the
+            // fence above nothing of this id is pending.
+            (
+                "isolation.level".to_string(),
+                "read_uncommitted".to_string(),
+            ),
+        ],
+    )
+    .create()
+    .map_err(|e| format!("kafka: {e}"))?;
     let mut list = rdkafka::TopicPartitionList::new();
     list.add_partition(topic, 0);
     let committed = consumer
@@ -208,7 +282,7 @@ impl<E, K> KafkaSink<E, K> {
         let failures = Failures::default();
         // A transactional producer is made in `with_state`, once its id is known.
         let producer = match config.producer(failures.clone(), None) {
-            Ok(p) => Some(p),
+            Ok(p) => Some(Arc::new(p)),
             Err(e) => {
                 errors.report(e);
                 None
@@ -231,6 +305,7 @@ impl<E, K> KafkaSink<E, K> {
             transaction: None,
             awaiting: None,
             held: Vec::new(),
+            given_up: false,
         }
     }
 
@@ -253,13 +328,35 @@ impl<E, K> KafkaSink<E, K> {
         Ok(self)
     }
 
-    /// Replaces the producer with a transactional one (fencing older ones and aborting their
-    /// open transaction) and begins the first transaction.
+    /// Joins the sink's shared transaction, made by the first instance: a transactional
+    /// producer (fencing older ones and aborting their open transaction) with the first
+    /// transaction begun, committed at the end of a successful run.
     fn begin_transactions(&mut self, slot: &StateSlot) -> Result<(), String> {
+        let id = crate::scale_out::task_name(format!("weir-{}", slot.id()));
+        let mut all = TRANSACTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        let txn = match all.get(&id) {
+            Some(txn) => txn.clone(),
+            None => {
+                let txn = Arc::new(self.transaction(&id)?);
+                all.insert(id, txn.clone());
+                let (last, name) = (txn.clone(), self.config.name.clone());
+                slot.on_final_commit(Box::new(move |final_id| {
+                    last.commit_through(final_id, &name)
+                }));
+                txn
+            }
+        };
+        self.producer = Some(txn.producer.clone());
+        self.failures = txn.failures.clone();
+        self.transaction = Some(txn);
+        Ok(())
+    }
+
+    fn transaction(&self, id: &str) -> Result<Transaction, String> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         let name = &self.config.name;
-        let id = crate::scale_out::task_name(format!("weir-{}", slot.label()));
-        let producer = self.config.producer(self.failures.clone(), Some(&id))?;
+        let failures = Failures::default();
+        let producer = self.config.producer(failures.clone(), Some(id))?;
         producer
             .init_transactions(TXN_TIMEOUT)
             .map_err(|e| format!("sink `{name}`: kafka: cannot start transactions: {e}"))?;
@@ -268,23 +365,30 @@ impl<E, K> KafkaSink<E, K> {
             .map_err(|e| format!("sink `{name}`: kafka: {e}"))?;
         let group: BaseConsumer = crate::kafka::client_config(
             &self.config.brokers,
-            &[("group.id", &marker_group(&id))],
             &[],
-            &[],
+            &self.config.properties,
+            &[("group.id".to_string(), marker_group(id))],
         )
         .create()
         .map_err(|e| format!("sink `{name}`: kafka: {e}"))?;
         let marker = group.group_metadata().ok_or_else(|| {
             format!("sink `{name}`: kafka: no group metadata for the commit marker")
         })?;
-        self.producer = Some(producer);
-        self.transaction = Some(Transaction { id, marker });
-        Ok(())
+        Ok(Transaction {
+            id: id.to_string(),
+            topic: self.config.topic.clone(),
+            producer: Arc::new(producer),
+            failures,
+            marker,
+            committed: Mutex::new(0),
+        })
     }
 
-    /// Resolves the sealed transaction: commits it once its checkpoint is complete, aborts it
-    /// if the checkpoint was given up, and then produces the held messages into the next
-    /// transaction. With `block`, waits for the checkpoint to be decided.
+    /// Resolves the sealed epoch: once its checkpoint is complete, the transaction is
+    /// committed (by this instance or another) and the held messages are produced into the
+    /// next one. A checkpoint given up means the run is failing: nothing more is sent (a
+    /// restart replays from the last complete checkpoint). With `block`, waits for the
+    /// checkpoint to be decided.
     fn settle(&mut self, block: bool) {
         let Some(n) = self.awaiting else {
             return;
@@ -302,15 +406,18 @@ impl<E, K> KafkaSink<E, K> {
             return;
         };
         self.awaiting = None;
-        if complete {
-            if let Err(e) = self.commit_transaction(n) {
+        if !complete {
+            self.given_up = true;
+            self.held.clear();
+            return;
+        }
+        if let Some(txn) = &self.transaction {
+            if let Err(e) = txn.commit_through(n, &self.config.name) {
                 self.errors.report(e);
+                self.given_up = true;
+                self.held.clear();
+                return;
             }
-        } else if let Some(producer) = &self.producer {
-            // Given up: this epoch is replayed after a restart.
-            let _ = producer
-                .abort_transaction(TXN_TIMEOUT)
-                .and_then(|_| producer.begin_transaction());
         }
         let Some(producer) = &self.producer else {
             return;
@@ -336,29 +443,6 @@ impl<E, K> KafkaSink<E, K> {
         }
     }
 
-    /// Commits the open transaction with `checkpoint` as its marker, and begins the next.
-    fn commit_transaction(&mut self, checkpoint: u64) -> Result<(), String> {
-        let (Some(producer), Some(txn)) = (&self.producer, &self.transaction) else {
-            return Ok(());
-        };
-        let name = &self.config.name;
-        let mut marker = rdkafka::TopicPartitionList::new();
-        marker
-            .add_partition_offset(
-                &self.config.topic,
-                0,
-                rdkafka::Offset::Offset(checkpoint as i64),
-            )
-            .map_err(|e| format!("sink `{name}`: kafka: {e}"))?;
-        producer
-            .send_offsets_to_transaction(&marker, &txn.marker, TXN_TIMEOUT)
-            .and_then(|_| producer.commit_transaction(TXN_TIMEOUT))
-            .and_then(|_| producer.begin_transaction())
-            .map_err(|e| {
-                format!("sink `{name}`: kafka: cannot commit the transaction of checkpoint {checkpoint}: {e}")
-            })
-    }
-
     /// Waits until every message produced so far is delivered or has failed.
     fn flush(&mut self, when: &str) {
         if let Some(producer) = &self.producer {
@@ -379,7 +463,7 @@ where
 {
     fn push(&mut self, record: &T) {
         self.stats.records_in += 1;
-        if self.producer.is_none() {
+        if self.producer.is_none() || self.given_up {
             return;
         }
         self.buf.clear();
@@ -460,7 +544,10 @@ where
             self.settle(true);
         }
         self.flush(&format!("by checkpoint {checkpoint}"));
-        if self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 != 0 {
+        // Saving a part of this checkpoint says the previous epoch is committed (recovery
+        // relies on it): a sink whose commit failed, or with undelivered messages, never
+        // saves again.
+        if self.given_up || self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 != 0 {
             // Never saving would leave the checkpoint in flight for ever.
             self.slot.abandon();
             return;
@@ -481,24 +568,9 @@ where
     fn finish(&mut self) {
         // Every barrier has been passed on by now, so waiting cannot hold up a checkpoint.
         self.settle(true);
+        // Exactly once: the last epoch is committed by the checkpoint coordinator once every
+        // task has ended well (see `begin_transactions`).
         self.flush("at the end");
-        // Exactly once: the last epoch is committed now, marked with the id the final
-        // manifest will take (reserved, so a later run never reuses it). A crash before the
-        // final manifest would replay this epoch: the window is the end of a bounded run.
-        if self.transaction.is_some()
-            && self.failures.0.lock().unwrap_or_else(|e| e.into_inner()).0 == 0
-        {
-            match self.slot.reserve_final_id() {
-                Ok(last) => {
-                    if let Err(e) = self.commit_transaction(last) {
-                        self.errors.report(e);
-                    }
-                }
-                Err(e) => self
-                    .errors
-                    .report(format!("sink `{}`: {e}", self.config.name)),
-            }
-        }
         let (failed, reason) = self.failures.take();
         if failed > 0 {
             self.errors.report(format!(
