@@ -138,10 +138,12 @@ pub fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<(Option<Strin
             ));
         }
     }
-    // Anything beyond what was expected (duplicates) shows up too.
-    let quiet = Instant::now() + Duration::from_millis(500);
+    // Anything beyond what was expected (duplicates) shows up too: read on until nothing came
+    // for a second.
+    let mut quiet = Instant::now() + Duration::from_secs(1);
     while Instant::now() < quiet {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            quiet = Instant::now() + Duration::from_secs(1);
             let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
             out.push((
                 text(message.key()),

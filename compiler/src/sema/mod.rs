@@ -126,6 +126,8 @@ pub(crate) struct Checker {
     /// declaration from an unknown name.
     all_streams: BTreeMap<String, Span>,
     used: Vec<String>,
+    /// Where the first exactly-once Kafka sink is declared (a pipeline has one at most).
+    exactly_once_sink: Option<Span>,
     program: Program,
 }
 
@@ -1755,6 +1757,28 @@ impl Checker {
                         None
                     }
                 };
+                if exactly_once == Some(true) {
+                    let here = args.span_of("delivery");
+                    match self.exactly_once_sink {
+                        None => self.exactly_once_sink = Some(here),
+                        Some(first) => {
+                            d.push(
+                                Diagnostic::error(
+                                    "E0322",
+                                    here,
+                                    "a pipeline can have one exactly-once kafka sink",
+                                )
+                                .with_secondary(first, "the first one")
+                                .with_hint(
+                                    "each exactly-once sink commits its own transaction, and a \
+                                     crash between two commits would duplicate an epoch: send \
+                                     both streams through one sink, or make this one \
+                                     \"at_least_once\"",
+                                ),
+                            );
+                        }
+                    }
+                }
                 let topic = args.string("topic", d);
                 let topic = args.required("topic", topic, d);
                 let topic = topic.filter(|t| kafka_topic_ok(t, &args, d));

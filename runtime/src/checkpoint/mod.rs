@@ -77,6 +77,13 @@ pub fn source_ended() {
     }
 }
 
+/// Whether a checkpoint of this run was given up (a task or a sink failed): the run is failing,
+/// and sources that never end (Kafka) stop reading, so that the process exits and a restart
+/// resumes from the last complete checkpoint.
+pub fn given_up() -> bool {
+    coordinator().is_some_and(|c| c.abandoned.load(Ordering::Relaxed))
+}
+
 /// `--checkpoint-dir`, `--checkpoint-interval`, `--checkpoints-kept`.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -94,10 +101,6 @@ pub enum Status {
     /// Given up (a task failed, or it was never asked for): it will never complete.
     GivenUp,
 }
-
-/// The file holding the lowest id a new checkpoint may take (ids reserved by sinks that
-/// committed outside weir under an id no manifest has yet).
-const NEXT_ID_FILE: &str = "NEXT_ID";
 
 /// What a restart found in the checkpoint directory.
 pub enum Start {
@@ -142,7 +145,7 @@ struct Inner {
     final_commits: BTreeMap<(String, u32), Vec<CommitAction>>,
     /// External commits of the last epoch (a Kafka transaction), run by [`Coordinator::finish`]
     /// with the final manifest's id, before it is written.
-    final_hooks: Vec<FinalHook>,
+    final_hooks: Vec<(String, u32, String, FinalHook)>,
     stats: Stats,
 }
 
@@ -160,11 +163,27 @@ pub struct Coordinator {
     changed: std::sync::Condvar,
     completed: AtomicU64,
     stopped: AtomicBool,
+    /// A checkpoint was given up: the run is failing.
+    abandoned: AtomicBool,
+    /// `DIR/LOCK`, locked for the life of the process: one run per checkpoint folder.
+    _lock: std::fs::File,
 }
 
 /// Says whether the external commit a note describes happened for `checkpoint` (e.g. a Kafka
 /// transaction); a restore falls back to an older checkpoint when it did not.
-pub type Verifier = fn(note: &str, checkpoint: u64) -> Result<bool, String>;
+pub type Verifier = fn(note: &str, checkpoint: u64) -> Result<Verdict, String>;
+
+/// What a [`Verifier`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The commit of the checkpoint happened.
+    Committed,
+    /// The marker is behind: the commit of the checkpoint never happened.
+    Behind,
+    /// No marker at all: nothing was ever committed, or the marker is gone (expired offsets,
+    /// other brokers).
+    NoMarker,
+}
 
 static VERIFIERS: Mutex<Vec<(&'static str, Verifier)>> = Mutex::new(Vec::new());
 
@@ -177,20 +196,62 @@ pub fn register_verifier(prefix: &'static str, verifier: Verifier) {
 }
 
 /// Whether every external commit noted in `m` happened.
-fn externally_committed(m: &Manifest) -> Result<bool, String> {
+/// Locks `dir/LOCK` for this process, waiting while another process holds it: two runs must
+/// never write one checkpoint folder (in a scale-out, the task of a partition whose previous
+/// owner is cut off but not dead yet waits here until that one is stopped). The kernel
+/// releases the lock when the process ends, however it ends.
+fn lock_folder(dir: &Path) -> Result<std::fs::File, String> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !said {
+                    eprintln!(
+                        "weir: another process is running on {}; waiting until it stops",
+                        dir.display()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// The verdict on every note of `m` (each distinct note is asked once): the worst of them.
+fn externally_committed(m: &Manifest) -> Result<Verdict, String> {
     let verifiers = VERIFIERS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut asked: Vec<&str> = Vec::new();
+    let mut verdict = Verdict::Committed;
     for (slot, instance, note) in &m.notes {
+        if asked.contains(&note.as_str()) {
+            continue;
+        }
+        asked.push(note);
         let Some((_, verify)) = verifiers.iter().find(|(p, _)| note.starts_with(p)) else {
             return Err(format!(
                 "checkpoint {} of slot {slot}-{instance} notes `{note}`, which this binary cannot check",
                 m.id
             ));
         };
-        if !verify(note, m.id)? {
-            return Ok(false);
+        match verify(note, m.id)? {
+            Verdict::Committed => {}
+            Verdict::Behind => verdict = Verdict::Behind,
+            Verdict::NoMarker => return Ok(Verdict::NoMarker),
         }
     }
-    Ok(true)
+    Ok(verdict)
 }
 
 fn now_ms() -> i64 {
@@ -265,6 +326,7 @@ impl Coordinator {
     fn open(config: Config) -> Result<(Coordinator, Start), String> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| format!("cannot create {}: {e}", config.dir.display()))?;
+        let lock = lock_folder(&config.dir)?;
         let mut restored = None;
         let mut parts = BTreeMap::new();
         let mut start = Start::Fresh;
@@ -279,7 +341,20 @@ impl Coordinator {
         let mut rejected = Vec::new();
         if let Some(&newest) = candidates.first() {
             let m = read(newest)?;
-            if m.kind == Kind::Final || externally_committed(&m)? {
+            let verdict = externally_committed(&m)?;
+            if verdict == Verdict::NoMarker && candidates.len() > 1 {
+                // The checkpoint before this one can only have completed after the sinks
+                // committed: their marker cannot be missing unless it expired or these are
+                // other brokers. Resuming would duplicate or skip output: stop here.
+                return Err(format!(
+                    "checkpoint {newest} in {} notes an external commit whose marker is missing \
+                     (expired group offsets? other brokers?); resuming could duplicate or lose \
+                     output, so weir stops. Check --kafka-property bootstrap.servers, or remove \
+                     the folder to start over",
+                    config.dir.display()
+                ));
+            }
+            if verdict == Verdict::Committed {
                 chosen = Some((newest, m));
             } else {
                 // A sink's external commit of the newest checkpoint never happened (the run
@@ -348,11 +423,7 @@ impl Coordinator {
             }
             restored = Some(m);
         }
-        let reserved = std::fs::read_to_string(config.dir.join(NEXT_ID_FILE))
-            .ok()
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .unwrap_or(1);
-        let next_id = restored.as_ref().map_or(1, |m| m.id + 1).max(reserved);
+        let next_id = restored.as_ref().map_or(1, |m| m.id + 1);
         let restored_id = restored
             .as_ref()
             .filter(|m| m.kind == Kind::Checkpoint)
@@ -378,6 +449,8 @@ impl Coordinator {
             }),
             completed: AtomicU64::new(restored_id),
             stopped: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            _lock: lock,
         };
         Ok((coordinator, start))
     }
@@ -476,6 +549,7 @@ impl Coordinator {
     /// no more.
     pub fn abandon(&self) {
         self.stop();
+        self.abandoned.store(true, Ordering::Relaxed);
         self.lock().in_flight = None;
         self.changed.notify_all();
     }
@@ -495,20 +569,6 @@ impl Coordinator {
         } else {
             Status::GivenUp
         }
-    }
-
-    /// Reserves the id the final manifest will take, durably, so that no later run gives a
-    /// checkpoint that id (a sink marks its last commit with it).
-    fn reserve_final_id(&self) -> Result<u64, String> {
-        let inner = self.lock();
-        let id = inner.next_id;
-        let path = self.config.dir.join(NEXT_ID_FILE);
-        let tmp = self.config.dir.join(format!("{NEXT_ID_FILE}.tmp"));
-        write_synced(&tmp, format!("{}\n", id + 1).as_bytes())?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        commit::sync_parent(&path);
-        Ok(id)
     }
 
     /// Blocks until `checkpoint` is complete (`true`) or given up (`false`).
@@ -621,7 +681,9 @@ impl Coordinator {
 
     /// Keeps the newest `keep` complete checkpoints.
     fn prune(&self, newest: u64) {
-        let keep = self.config.keep.max(1) as u64;
+        // Two at least: recovery may reject the newest (its external commit never happened)
+        // and resume from the one before.
+        let keep = self.config.keep.max(2) as u64;
         if let Ok(ids) = complete_checkpoints(&self.config.dir, newest) {
             for id in ids {
                 if id + keep <= newest {
@@ -638,17 +700,6 @@ impl Coordinator {
         let mut inner = self.lock();
         inner.in_flight = None;
         let hooks = std::mem::take(&mut inner.final_hooks);
-        drop(inner);
-        // External commits first, marked with the final id (reserved durably, so that no
-        // later checkpoint takes it): a crash between them and the manifest resumes from the
-        // last checkpoint, whose verifiers see the commits happened.
-        if !hooks.is_empty() {
-            let id = self.reserve_final_id()?;
-            for hook in hooks {
-                hook(id)?;
-            }
-        }
-        let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id += 1;
         let manifest = Manifest {
@@ -663,13 +714,24 @@ impl Coordinator {
                 .values()
                 .flat_map(|c| c.iter().cloned())
                 .collect(),
-            notes: Vec::new(),
+            notes: hooks
+                .iter()
+                .map(|(slot, instance, note, _)| (slot.clone(), *instance, note.clone()))
+                .collect(),
         };
         drop(inner);
         let dir = chk_dir(&self.config.dir, id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // The manifest first, noting the external commits it is waiting for; then those
+        // commits, marked with its id; then the files. A crash before the external commits
+        // leaves a final manifest whose marker is behind: recovery rejects it and resumes
+        // from the last checkpoint. A crash after them finds it verified and finishes the
+        // files.
         write_manifest(&dir, &manifest)?;
+        for (_, _, _, hook) in hooks {
+            hook(id)?;
+        }
         for action in &manifest.commits {
             action.apply()?;
         }
@@ -788,7 +850,7 @@ impl StateSlot {
     ) {
         if let Some(c) = self.coordinator {
             if let Err(e) = c.save_part(self.id, self.instance, checkpoint, state, commits, notes) {
-                eprintln!("weir: checkpoint {checkpoint} failed: {e}");
+                crate::run::report_error(format!("checkpoint {checkpoint} failed: {e}"));
                 c.abandon();
             }
         }
@@ -830,12 +892,14 @@ impl StateSlot {
         self.coordinator.map_or(0, |c| c.completed())
     }
 
-    /// Hands over the external commit of the run's last epoch (a Kafka transaction): run at
-    /// the end only if every task succeeded, with the final manifest's id, before that
-    /// manifest is written.
-    pub fn on_final_commit(&self, hook: FinalHook) {
+    /// Hands over the external commit of the run's last epoch (a Kafka transaction), with the
+    /// note its verifier reads: run at the end only if every task succeeded, with the final
+    /// manifest's id, after that manifest (which carries the note) is written.
+    pub fn on_final_commit(&self, note: String, hook: FinalHook) {
         if let Some(c) = self.coordinator {
-            c.lock().final_hooks.push(hook);
+            c.lock()
+                .final_hooks
+                .push((self.id.to_string(), self.instance, note, hook));
         }
     }
 
@@ -935,9 +999,13 @@ mod tests {
     }
 
     /// Commits of checkpoints up to 4 happened; 5's did not.
-    fn verify(note: &str, checkpoint: u64) -> Result<bool, String> {
+    fn verify(note: &str, checkpoint: u64) -> Result<Verdict, String> {
         assert!(note.starts_with("test-txn"));
-        Ok(checkpoint <= 4)
+        Ok(if checkpoint <= 4 {
+            Verdict::Committed
+        } else {
+            Verdict::Behind
+        })
     }
 
     #[test]
@@ -964,8 +1032,13 @@ mod tests {
     }
 
     /// Commits of no checkpoint happened.
-    fn verify_none(_: &str, _: u64) -> Result<bool, String> {
-        Ok(false)
+    fn verify_none(_: &str, _: u64) -> Result<Verdict, String> {
+        Ok(Verdict::NoMarker)
+    }
+
+    /// Markers exist, none as far as any checkpoint.
+    fn verify_behind(_: &str, _: u64) -> Result<Verdict, String> {
+        Ok(Verdict::Behind)
     }
 
     #[test]
@@ -994,7 +1067,7 @@ mod tests {
     /// appends, and resumes from the one before without asking again.
     #[test]
     fn an_uncommitted_newest_checkpoint_is_taken_back_and_the_one_before_resumed() {
-        register_verifier("never-txn", verify_none);
+        register_verifier("never-txn", verify_behind);
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.txt");
         std::fs::write(&target, "abcde").unwrap();
@@ -1022,6 +1095,41 @@ mod tests {
         assert_eq!(c.completed(), 4);
         assert!(!chk5.exists());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "abc");
+    }
+
+    /// A missing marker when an older checkpoint exists means it expired (or other brokers):
+    /// recovery stops instead of guessing.
+    #[test]
+    fn a_missing_marker_behind_an_older_checkpoint_stops_recovery() {
+        register_verifier("gone-txn", verify_none);
+        let dir = tempfile::tempdir().unwrap();
+        let note = || vec![("s".to_string(), 0, "gone-txn t".to_string())];
+        manifest(dir.path(), 1, note());
+        manifest(dir.path(), 2, note());
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        };
+        let err = Coordinator::open(config).err().unwrap();
+        assert!(err.contains("marker is missing"), "{err}");
+        assert!(chk_dir(dir.path(), 2).exists() && chk_dir(dir.path(), 1).exists());
+    }
+
+    #[test]
+    fn a_checkpoint_folder_is_locked_while_a_run_uses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_folder(dir.path()).unwrap();
+        let other = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("LOCK"))
+            .unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        assert!(other.try_lock().is_ok());
     }
 
     #[test]

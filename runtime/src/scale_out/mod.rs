@@ -14,7 +14,10 @@
 //! released; whoever gets it next starts a child on the same folder, which resumes from the
 //! partition's latest checkpoint: offsets, event time, operator state and sink transactions.
 //! A supervisor that dies takes its children with it (they ask the kernel for that), so the
-//! group's session timeout is the only wait before another process takes over.
+//! group's session timeout is the only wait before another process takes over. A supervisor
+//! that is cut off but alive (paused, partitioned from the brokers) may still run a task of a
+//! partition the group has given to another process: the checkpoint folder's lock (held by a
+//! task for its life) makes the new task wait until the old one is stopped.
 //!
 //! This module holds what a child needs to know about being a task: its partition (Kafka
 //! sources read only it), and the names that must differ between tasks (output files get
@@ -123,7 +126,9 @@ pub fn offsets_file(task_dir: &Path, topic: &str) -> PathBuf {
 /// lines.
 pub fn write_offsets(path: &Path, offsets: &[(i32, i64)]) -> std::io::Result<()> {
     let text: String = offsets.iter().map(|(p, o)| format!("{p} {o}\n")).collect();
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
 }

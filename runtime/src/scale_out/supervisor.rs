@@ -146,7 +146,13 @@ impl ConsumerContext for Context {
                     task.stop();
                 }
                 shared.assigned.clear();
-                let _ = consumer.unassign();
+                let _ = if cooperative {
+                    consumer
+                        .assignment()
+                        .and_then(|current| consumer.incremental_unassign(&current))
+                } else {
+                    consumer.unassign()
+                };
             }
         }
     }
@@ -289,7 +295,7 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
                 &dir,
                 &shared,
                 &mut committed,
-                CommitMode::Async,
+                false,
             );
         }
         if crate::sources::kafka::terminated() {
@@ -304,14 +310,7 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
     for (_, task) in std::mem::take(&mut lock(&shared).running) {
         task.stop();
     }
-    commit_offsets(
-        &consumer,
-        &first.topic,
-        &dir,
-        &shared,
-        &mut committed,
-        CommitMode::Sync,
-    );
+    commit_offsets(&consumer, &first.topic, &dir, &shared, &mut committed, true);
     eprintln!(
         "weir: scale-out: {started_tasks} tasks started; partitions finished here: {finished:?}"
     );
@@ -392,7 +391,7 @@ fn commit_offsets(
     dir: &Path,
     shared: &Mutex<Shared>,
     committed: &mut BTreeMap<i32, i64>,
-    mode: CommitMode,
+    last: bool,
 ) {
     let assigned = lock(shared).assigned.clone();
     let mut list = TopicPartitionList::new();
@@ -409,11 +408,11 @@ fn commit_offsets(
     if changed.is_empty() {
         return;
     }
-    match consumer.commit(&list, mode) {
+    // Synchronous, so that a failed commit is tried again at the next round (once a second:
+    // cheap).
+    match consumer.commit(&list, CommitMode::Sync) {
         Ok(()) => committed.extend(changed),
-        Err(e) if matches!(mode, CommitMode::Sync) => {
-            eprintln!("weir: scale-out: kafka: committing offsets failed: {e}")
-        }
+        Err(e) if last => eprintln!("weir: scale-out: kafka: committing offsets failed: {e}"),
         Err(_) => {}
     }
 }

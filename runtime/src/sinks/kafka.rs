@@ -208,7 +208,11 @@ fn marker_group(transactional_id: &str) -> String {
 
 /// Verifies a `kafka-txn` note: did the sink commit its transaction of `checkpoint`?
 /// Note: `kafka-txn <brokers> <transactional id> <topic>`.
-pub fn verify_transaction(note: &str, checkpoint: u64) -> Result<bool, String> {
+pub fn verify_transaction(
+    note: &str,
+    checkpoint: u64,
+) -> Result<crate::checkpoint::Verdict, String> {
+    use crate::checkpoint::Verdict;
     let mut parts = note.split(' ').skip(1);
     let (Some(brokers), Some(id), Some(topic)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("malformed note `{note}`"));
@@ -257,11 +261,12 @@ pub fn verify_transaction(note: &str, checkpoint: u64) -> Result<bool, String> {
         .committed_offsets(list, Duration::from_secs(10))
         .map_err(|e| format!("kafka: cannot read the commit marker of `{id}`: {e}"))?;
     match committed.elements().first().map(|e| e.offset()) {
-        Some(rdkafka::Offset::Offset(o)) => Ok(o as u64 >= checkpoint),
-        // No marker: nothing committed yet (or the marker group's offsets expired, or these
-        // are other brokers: then no checkpoint verifies, and the restore stops with an
-        // error without deleting any).
-        _ => Ok(false),
+        Some(rdkafka::Offset::Offset(o)) if o as u64 >= checkpoint => Ok(Verdict::Committed),
+        Some(rdkafka::Offset::Offset(_)) => Ok(Verdict::Behind),
+        // No marker: nothing committed yet, or the marker group's offsets expired, or these
+        // are other brokers (recovery tells these apart by whether an older checkpoint
+        // exists).
+        _ => Ok(Verdict::NoMarker),
     }
 }
 
@@ -340,9 +345,10 @@ impl<E, K> KafkaSink<E, K> {
                 let txn = Arc::new(self.transaction(&id)?);
                 all.insert(id, txn.clone());
                 let (last, name) = (txn.clone(), self.config.name.clone());
-                slot.on_final_commit(Box::new(move |final_id| {
-                    last.commit_through(final_id, &name)
-                }));
+                slot.on_final_commit(
+                    self.note(&txn),
+                    Box::new(move |final_id| last.commit_through(final_id, &name)),
+                );
                 txn
             }
         };
@@ -384,6 +390,14 @@ impl<E, K> KafkaSink<E, K> {
         })
     }
 
+    /// What a checkpoint notes about the transaction (read by [`verify_transaction`]).
+    fn note(&self, txn: &Transaction) -> String {
+        format!(
+            "kafka-txn {} {} {}",
+            self.config.brokers, txn.id, self.config.topic
+        )
+    }
+
     /// Resolves the sealed epoch: once its checkpoint is complete, the transaction is
     /// committed (by this instance or another) and the held messages are produced into the
     /// next one. A checkpoint given up means the run is failing: nothing more is sent (a
@@ -407,6 +421,12 @@ impl<E, K> KafkaSink<E, K> {
         };
         self.awaiting = None;
         if !complete {
+            // The run fails (so that the last epoch is never committed): a restart resumes
+            // from the last complete checkpoint.
+            self.errors.report(format!(
+                "sink `{}`: checkpoint {n} was given up; the rows after it are not written",
+                self.config.name
+            ));
             self.given_up = true;
             self.held.clear();
             return;
@@ -556,10 +576,7 @@ where
             self.slot.save(checkpoint, &[], Vec::new());
             return;
         };
-        let note = format!(
-            "kafka-txn {} {} {}",
-            self.config.brokers, txn.id, self.config.topic
-        );
+        let note = self.note(txn);
         self.slot
             .save_noted(checkpoint, &[], Vec::new(), vec![note]);
         self.awaiting = Some(checkpoint);

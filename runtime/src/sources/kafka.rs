@@ -650,6 +650,9 @@ impl KafkaSource {
             if !checkpointed && terminated() {
                 break;
             }
+            if checkpointed && crate::checkpoint::given_up() {
+                break;
+            }
             if let Some(stop) = self.config.stop_after_idle {
                 let joined = lock(&self.state).last_rebalance;
                 if let Some(joined) = joined {
