@@ -101,7 +101,7 @@ fn supervisor(binary: &Path, dir: &Path, log: &str) -> Child {
             "--checkpoint-interval",
             "200ms",
             "--rate-limit",
-            "100",
+            "70",
             "--kafka-stop-after-idle",
             "2500",
         ])
