@@ -141,8 +141,10 @@ impl RunArgs {
                 }
                 "--checkpoints-kept" => {
                     let k: u64 = parse_num(&value("--checkpoints-kept")?, "--checkpoints-kept")?;
-                    if k == 0 {
-                        return Err("--checkpoints-kept must be at least 1".into());
+                    if k < 2 {
+                        return Err("--checkpoints-kept must be at least 2 (a restart may need \
+                                    the checkpoint before the newest)"
+                            .into());
                     }
                     out.checkpoints_kept = k as usize;
                 }
@@ -239,6 +241,22 @@ pub fn report_error(message: String) {
         Some(errors) => errors.report(message),
         None => eprintln!("weir: error: {message}"),
     }
+}
+
+/// Ends a checkpointed run at once, with its errors, when a checkpoint was given up and a
+/// source would otherwise go on for ever (Kafka): draining would fire windows on part of
+/// their input. Like a crash, it leaves the checkpoint folder to resume from.
+pub fn abort_run() -> ! {
+    if let Some(errors) = RUN_ERRORS.get() {
+        for err in errors.all() {
+            eprintln!("weir: error: {err}");
+        }
+    }
+    eprintln!(
+        "weir: error: a checkpoint was given up; stopping now (start again to resume from the \
+         last complete checkpoint)"
+    );
+    std::process::exit(1)
 }
 
 /// Where tasks and sinks report failures that must fail the run (a sink's `finish` cannot

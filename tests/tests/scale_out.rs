@@ -334,3 +334,97 @@ sink bids -> stdout format json
         out.stderr
     );
 }
+
+/// Throughput of one process running four partition tasks (`--scale-out`) against one process
+/// reading the four partitions itself, both with checkpoints every second, on the same topic
+/// in the same run. Each is timed on a small and a large input, and the difference is the
+/// reading time (group joins, start-up and the idle wait at the end cancel out).
+#[test]
+#[ignore = "a measurement, not a check: cargo test -p weir-tests --test scale_out -- --ignored --nocapture"]
+fn scale_out_throughput() {
+    let Some(brokers) = broker() else { return };
+    let n: i64 = std::env::var("WEIR_SCALE_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400_000);
+    let mut times = std::collections::BTreeMap::<(&str, i64), f64>::new();
+    for count in [2_000, n] {
+        let input = unique("scale-bench-in");
+        create_topic(&brokers, &input, PARTITIONS);
+        let rows = orders(count);
+        let messages: Vec<(i32, String)> = rows
+            .iter()
+            .map(|(p, c, a, ts)| {
+                (
+                    *p,
+                    format!(r#"{{"customer":"{c}","amount":{a},"ts":{ts}}}"#),
+                )
+            })
+            .collect();
+        produce(&brokers, &input, &messages);
+        let text = PIPELINE
+            .lines()
+            .filter(|l| !l.contains("kafka(topic: \"OUT\"") && !l.contains("delivery:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("IN", &input)
+            .replace("BROKERS", &brokers)
+            .replace("PROPS", GROUP_PROPERTIES);
+        for mode in ["single", "scale-out"] {
+            let text = text.replace("GROUP", &unique("scale-bench-group"));
+            let size = if count == n { "large" } else { "small" };
+            let name = format!("scale_out_bench_{}_{size}", mode.replace('-', "_"));
+            let binary = build(&name, &text, false);
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut args = vec![
+                "--checkpoint-dir",
+                "chk",
+                "--checkpoint-interval",
+                "1s",
+                "--kafka-stop-after-idle",
+                "1500",
+                "--quiet",
+            ];
+            if mode == "scale-out" {
+                args.push("--scale-out");
+            }
+            let started = Instant::now();
+            let out = run(&binary, &args, dir.path(), None);
+            times.insert((mode, count), started.elapsed().as_secs_f64());
+            assert!(out.success, "{mode}: {}", out.stderr);
+            if count == n {
+                let mut got: Vec<String> = if mode == "single" {
+                    std::fs::read_to_string(dir.path().join("out/windows.jsonl"))
+                        .expect("output")
+                        .lines()
+                        .map(String::from)
+                        .collect()
+                } else {
+                    (0..PARTITIONS)
+                        .flat_map(|p| {
+                            std::fs::read_to_string(
+                                dir.path().join(format!("out/windows.p{p}.jsonl")),
+                            )
+                            .expect("output")
+                            .lines()
+                            .map(String::from)
+                            .collect::<Vec<_>>()
+                        })
+                        .collect()
+                };
+                got.sort();
+                let want = oracle(&rows).len();
+                assert_eq!(got.len(), want, "{mode}: windows");
+            }
+        }
+    }
+    let reading = |mode| (times[&(mode, n)] - times[&(mode, 2_000)]).max(1e-3);
+    let (single, scaled) = (reading("single"), reading("scale-out"));
+    eprintln!(
+        "{n} records over {PARTITIONS} partitions: one process {:.0} records/s, {PARTITIONS} \
+         tasks under --scale-out {:.0} records/s (ratio {:.2}); runs {times:?}",
+        n as f64 / single,
+        n as f64 / scaled,
+        single / scaled
+    );
+}

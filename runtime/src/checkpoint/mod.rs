@@ -167,6 +167,10 @@ pub struct Coordinator {
     abandoned: AtomicBool,
     /// `DIR/LOCK`, locked for the life of the process: one run per checkpoint folder.
     _lock: std::fs::File,
+    /// `DIR/ID`: a name made when the folder is first used. External commit markers carry it,
+    /// so that a marker left by an earlier folder (removed, made again) is never taken for
+    /// one of this folder's.
+    folder_id: String,
 }
 
 /// Says whether the external commit a note describes happened for `checkpoint` (e.g. a Kafka
@@ -196,6 +200,37 @@ pub fn register_verifier(prefix: &'static str, verifier: Verifier) {
 }
 
 /// Whether every external commit noted in `m` happened.
+/// Rewrites a `final` manifest whose external commits are done without their notes: the run is
+/// finished for good, whatever later happens to the markers (see [`finished`]).
+fn mark_final_done(dir: &Path, m: &Manifest) -> Result<(), String> {
+    if m.notes.is_empty() {
+        return Ok(());
+    }
+    let mut done = m.clone();
+    done.notes.clear();
+    write_manifest(&chk_dir(dir, m.id), &done)
+}
+
+/// The folder's id (`dir/ID`), made on first use from the time and the process id.
+fn folder_id(dir: &Path) -> Result<String, String> {
+    let path = dir.join("ID");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let id = format!("{:016x}", crate::hash::route(&(nanos, std::process::id())));
+    let tmp = dir.join("ID.tmp");
+    write_synced(&tmp, format!("{id}\n").as_bytes())?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    commit::sync_parent(&path);
+    Ok(id)
+}
+
 /// Locks `dir/LOCK` for this process, waiting while another process holds it: two runs must
 /// never write one checkpoint folder (in a scale-out, the task of a partition whose previous
 /// owner is cut off but not dead yet waits here until that one is stopped). The kernel
@@ -299,8 +334,9 @@ fn complete_checkpoints(dir: &Path, incomplete_before: u64) -> Result<Vec<u64>, 
     Ok(ids)
 }
 
-/// Whether `dir` holds a run that finished: its newest complete checkpoint is the `final` one
-/// (starting there does nothing). Reads only; removes nothing.
+/// Whether `dir` holds a run that finished: its newest complete checkpoint is the `final` one,
+/// with its external commits done (its notes cleared; starting there does nothing). Reads
+/// only; removes nothing.
 pub fn finished(dir: &Path) -> bool {
     let Ok(ids) = complete_checkpoints(dir, 0) else {
         return false;
@@ -308,7 +344,7 @@ pub fn finished(dir: &Path) -> bool {
     ids.first()
         .and_then(|id| std::fs::read_to_string(chk_dir(dir, *id).join("MANIFEST")).ok())
         .and_then(|text| Manifest::parse(&text).ok())
-        .is_some_and(|m| m.kind == Kind::Final)
+        .is_some_and(|m| m.kind == Kind::Final && m.notes.is_empty())
 }
 
 impl Coordinator {
@@ -327,6 +363,7 @@ impl Coordinator {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| format!("cannot create {}: {e}", config.dir.display()))?;
         let lock = lock_folder(&config.dir)?;
+        let folder_id = folder_id(&config.dir)?;
         let mut restored = None;
         let mut parts = BTreeMap::new();
         let mut start = Start::Fresh;
@@ -342,16 +379,26 @@ impl Coordinator {
         if let Some(&newest) = candidates.first() {
             let m = read(newest)?;
             let verdict = externally_committed(&m)?;
-            if verdict == Verdict::NoMarker && candidates.len() > 1 {
-                // The checkpoint before this one can only have completed after the sinks
-                // committed: their marker cannot be missing unless it expired or these are
-                // other brokers. Resuming would duplicate or skip output: stop here.
+            // Only checkpoint 1 of a folder can lack a marker: every later one completed
+            // after a commit of this folder's (markers are per folder). And a marker that
+            // is behind with no checkpoint before this one means the one it marks is gone.
+            let refuse = match verdict {
+                Verdict::NoMarker => newest != 1 || candidates.len() > 1,
+                Verdict::Behind => candidates.len() < 2,
+                Verdict::Committed => false,
+            };
+            if refuse {
                 return Err(format!(
-                    "checkpoint {newest} in {} notes an external commit whose marker is missing \
+                    "checkpoint {newest} in {} notes an external commit whose marker is {} \
                      (expired group offsets? other brokers?); resuming could duplicate or lose \
                      output, so weir stops. Check --kafka-property bootstrap.servers, or remove \
                      the folder to start over",
-                    config.dir.display()
+                    config.dir.display(),
+                    if verdict == Verdict::NoMarker {
+                        "missing"
+                    } else {
+                        "behind, with no checkpoint before it"
+                    }
                 ));
             }
             if verdict == Verdict::Committed {
@@ -387,14 +434,14 @@ impl Coordinator {
             // It was the only one: nothing was ever committed, and the run starts over. The
             // folder is kept aside, not deleted, in case the marker was only unreachable
             // (other brokers, expired offsets).
-            let aside = config.dir.join(format!("rejected-chk-{id}"));
-            let _ = std::fs::remove_dir_all(&aside);
+            let aside = config.dir.join(format!("rejected-chk-{id}-{}", now_ms()));
             std::fs::rename(chk_dir(&config.dir, id), &aside)
                 .map_err(|e| format!("cannot move checkpoint {id} aside: {e}"))?;
             eprintln!(
                 "weir: no checkpoint in {} has every sink's commit; starting from the beginning \
-                 (checkpoint {id} is kept as rejected-chk-{id})",
-                config.dir.display()
+                 (checkpoint {id} is kept as {})",
+                config.dir.display(),
+                aside.display()
             );
         }
         if let Some((id, m)) = chosen {
@@ -404,6 +451,7 @@ impl Coordinator {
                     .map_err(|e| format!("recovering checkpoint {id}: {e}"))?;
             }
             if m.kind == Kind::Final {
+                mark_final_done(&config.dir, &m)?;
                 start = Start::Finished(id);
             } else {
                 for (slot, instance, size) in &m.parts {
@@ -451,6 +499,7 @@ impl Coordinator {
             stopped: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             _lock: lock,
+            folder_id,
         };
         Ok((coordinator, start))
     }
@@ -602,6 +651,11 @@ impl Coordinator {
         &self.config.dir
     }
 
+    /// See [`Coordinator::folder_id`](#structfield.folder_id).
+    pub fn folder_id(&self) -> &str {
+        &self.folder_id
+    }
+
     fn save_part(
         &self,
         slot: &str,
@@ -735,6 +789,7 @@ impl Coordinator {
         for action in &manifest.commits {
             action.apply()?;
         }
+        mark_final_done(&self.config.dir, &manifest)?;
         self.prune(id);
         Ok(())
     }
@@ -903,6 +958,11 @@ impl StateSlot {
         }
     }
 
+    /// The checkpoint folder's id (see [`Coordinator::folder_id`]); empty without checkpoints.
+    pub fn folder_id(&self) -> &str {
+        self.coordinator.map_or("", |c| c.folder_id())
+    }
+
     /// The operator's stable id.
     pub fn id(&self) -> &str {
         self.id
@@ -1059,7 +1119,73 @@ mod tests {
         assert!(matches!(start, Start::Fresh));
         assert_eq!(c.completed(), 0);
         assert!(!chk_dir(dir.path(), 1).exists());
-        assert!(dir.path().join("rejected-chk-1/MANIFEST").exists());
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("rejected-chk-1-")
+            })
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert!(aside[0].path().join("MANIFEST").exists());
+    }
+
+    /// A lone checkpoint other than the first without a marker, or a lone one whose marker is
+    /// behind: something was committed that no checkpoint here covers; recovery stops.
+    #[test]
+    fn a_lone_checkpoint_that_cannot_be_trusted_stops_recovery() {
+        register_verifier("lone-none", verify_none);
+        register_verifier("lone-behind", verify_behind);
+        for (id, note) in [(3, "lone-none x"), (1, "lone-behind x")] {
+            let dir = tempfile::tempdir().unwrap();
+            manifest(dir.path(), id, vec![("s".to_string(), 0, note.to_string())]);
+            let config = Config {
+                dir: dir.path().to_path_buf(),
+                interval: Duration::from_secs(1),
+                keep: 3,
+            };
+            let err = Coordinator::open(config).err().unwrap();
+            assert!(err.contains("weir stops"), "{note}: {err}");
+            assert!(chk_dir(dir.path(), id).exists());
+        }
+    }
+
+    fn verify_committed(_: &str, _: u64) -> Result<Verdict, String> {
+        Ok(Verdict::Committed)
+    }
+
+    /// A final manifest notes the last external commit until it is done; a restart that finds
+    /// it committed finishes the run and drops the notes, and the folder then counts as
+    /// finished without asking again.
+    #[test]
+    fn a_final_manifest_is_finished_once_its_commit_is_verified() {
+        register_verifier("final-txn", verify_committed);
+        let dir = tempfile::tempdir().unwrap();
+        manifest(dir.path(), 4, Vec::new());
+        let chk5 = chk_dir(dir.path(), 5);
+        std::fs::create_dir_all(&chk5).unwrap();
+        let m = Manifest {
+            id: 5,
+            kind: Kind::Final,
+            created_ms: 0,
+            fingerprint: "f".into(),
+            slots: Vec::new(),
+            parts: Vec::new(),
+            commits: Vec::new(),
+            notes: vec![("s".to_string(), 0, "final-txn t".to_string())],
+        };
+        write_manifest(&chk5, &m).unwrap();
+        assert!(!finished(dir.path()));
+        let config = Config {
+            dir: dir.path().to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        };
+        let (_c, start) = Coordinator::open(config).unwrap();
+        assert!(matches!(start, Start::Finished(5)));
+        assert!(finished(dir.path()));
     }
 
     /// Only the newest checkpoint can lack its external commit (a sink commits an epoch before

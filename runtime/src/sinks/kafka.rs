@@ -157,6 +157,8 @@ pub struct KafkaSink<E, K> {
     held: Vec<(Option<Vec<u8>>, Vec<u8>)>,
     /// Exactly once: a checkpoint was given up (the run is failing): nothing more is sent.
     given_up: bool,
+    /// Exactly once: the checkpoint folder's id (its markers' group names carry it).
+    folder: String,
 }
 
 /// The transaction every instance of one exactly-once sink produces into.
@@ -201,13 +203,19 @@ static TRANSACTIONS: Mutex<BTreeMap<String, Arc<Transaction>>> = Mutex::new(BTre
 /// How long transactional calls may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The group whose committed offset marks the last checkpoint a transactional sink committed.
-fn marker_group(transactional_id: &str) -> String {
-    format!("weir-txn-{transactional_id}")
+/// The group whose committed offset marks the last checkpoint a transactional sink committed
+/// from the checkpoint folder `folder` (markers are per folder: a folder made again never
+/// mistakes an old marker for its own).
+fn marker_group(transactional_id: &str, folder: &str) -> String {
+    if folder.is_empty() {
+        format!("weir-txn-{transactional_id}")
+    } else {
+        format!("weir-txn-{transactional_id}-{folder}")
+    }
 }
 
 /// Verifies a `kafka-txn` note: did the sink commit its transaction of `checkpoint`?
-/// Note: `kafka-txn <brokers> <transactional id> <topic>`.
+/// Note: `kafka-txn <brokers> <transactional id> <topic> <folder id>`.
 pub fn verify_transaction(
     note: &str,
     checkpoint: u64,
@@ -217,6 +225,7 @@ pub fn verify_transaction(
     let (Some(brokers), Some(id), Some(topic)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("malformed note `{note}`"));
     };
+    let folder = parts.next().unwrap_or_default();
     use rdkafka::consumer::{BaseConsumer, Consumer};
     // The command line's `--kafka-property` values apply (another `bootstrap.servers`,
     // security settings), as they do to the sink itself.
@@ -244,7 +253,7 @@ pub fn verify_transaction(
         &[],
         &extra,
         &[
-            ("group.id".to_string(), marker_group(id)),
+            ("group.id".to_string(), marker_group(id, folder)),
             // The last committed marker, without waiting for "stable" offsets: after the
             // fence above nothing of this id is pending.
             (
@@ -311,6 +320,7 @@ impl<E, K> KafkaSink<E, K> {
             awaiting: None,
             held: Vec::new(),
             given_up: false,
+            folder: String::new(),
         }
     }
 
@@ -337,6 +347,7 @@ impl<E, K> KafkaSink<E, K> {
     /// producer (fencing older ones and aborting their open transaction) with the first
     /// transaction begun, committed at the end of a successful run.
     fn begin_transactions(&mut self, slot: &StateSlot) -> Result<(), String> {
+        self.folder = slot.folder_id().to_string();
         let id = crate::scale_out::task_name(format!("weir-{}", slot.id()));
         let mut all = TRANSACTIONS.lock().unwrap_or_else(|e| e.into_inner());
         let txn = match all.get(&id) {
@@ -373,7 +384,7 @@ impl<E, K> KafkaSink<E, K> {
             &self.config.brokers,
             &[],
             &self.config.properties,
-            &[("group.id".to_string(), marker_group(id))],
+            &[("group.id".to_string(), marker_group(id, &self.folder))],
         )
         .create()
         .map_err(|e| format!("sink `{name}`: kafka: {e}"))?;
@@ -393,8 +404,8 @@ impl<E, K> KafkaSink<E, K> {
     /// What a checkpoint notes about the transaction (read by [`verify_transaction`]).
     fn note(&self, txn: &Transaction) -> String {
         format!(
-            "kafka-txn {} {} {}",
-            self.config.brokers, txn.id, self.config.topic
+            "kafka-txn {} {} {} {}",
+            self.config.brokers, txn.id, self.config.topic, self.folder
         )
     }
 

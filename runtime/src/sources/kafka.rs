@@ -651,7 +651,7 @@ impl KafkaSource {
                 break;
             }
             if checkpointed && crate::checkpoint::given_up() {
-                break;
+                crate::run::abort_run();
             }
             if let Some(stop) = self.config.stop_after_idle {
                 let joined = lock(&self.state).last_rebalance;
