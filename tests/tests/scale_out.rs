@@ -370,7 +370,7 @@ fn scale_out_throughput() {
             .replace("IN", &input)
             .replace("BROKERS", &brokers)
             .replace("PROPS", GROUP_PROPERTIES);
-        for mode in ["single", "scale-out"] {
+        for mode in ["single", "single-p4", "scale-out"] {
             let text = text.replace("GROUP", &unique("scale-bench-group"));
             let size = if count == n { "large" } else { "small" };
             let name = format!("scale_out_bench_{}_{size}", mode.replace('-', "_"));
@@ -385,15 +385,17 @@ fn scale_out_throughput() {
                 "1500",
                 "--quiet",
             ];
-            if mode == "scale-out" {
-                args.push("--scale-out");
+            match mode {
+                "scale-out" => args.push("--scale-out"),
+                "single-p4" => args.extend(["--parallelism", "4"]),
+                _ => {}
             }
             let started = Instant::now();
             let out = run(&binary, &args, dir.path(), None);
             times.insert((mode, count), started.elapsed().as_secs_f64());
             assert!(out.success, "{mode}: {}", out.stderr);
             if count == n {
-                let mut got: Vec<String> = if mode == "single" {
+                let mut got: Vec<String> = if mode != "scale-out" {
                     std::fs::read_to_string(dir.path().join("out/windows.jsonl"))
                         .expect("output")
                         .lines()
@@ -419,12 +421,18 @@ fn scale_out_throughput() {
         }
     }
     let reading = |mode| (times[&(mode, n)] - times[&(mode, 2_000)]).max(1e-3);
-    let (single, scaled) = (reading("single"), reading("scale-out"));
+    let (single, p4, scaled) = (
+        reading("single"),
+        reading("single-p4"),
+        reading("scale-out"),
+    );
     eprintln!(
-        "{n} records over {PARTITIONS} partitions: one process {:.0} records/s, {PARTITIONS} \
-         tasks under --scale-out {:.0} records/s (ratio {:.2}); runs {times:?}",
+        "{n} records over {PARTITIONS} partitions: one process {:.0} records/s, one process \
+         with --parallelism 4 {:.0} records/s, {PARTITIONS} tasks under --scale-out {:.0} \
+         records/s (scale-out / parallelism 4: {:.2}); runs {times:?}",
         n as f64 / single,
+        n as f64 / p4,
         n as f64 / scaled,
-        single / scaled
+        p4 / scaled
     );
 }

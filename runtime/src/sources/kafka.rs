@@ -7,7 +7,8 @@
 //!   output (source, offset, partition and reason) and the source goes on.
 //! - **Watermarks** are per partition: each assigned partition tracks the highest event time
 //!   it has delivered; the instance's watermark is the minimum over its assigned partitions
-//!   that are not idle (silent for the idle timeout), minus the out-of-orderness bound. An
+//!   that are not idle (silent for the idle timeout with nothing left to read: one behind
+//!   while librdkafka serves others is not idle), minus the out-of-orderness bound. An
 //!   instance that is still joining its group, or has a partition without data yet, repeats
 //!   its last watermark so that nothing downstream counts it idle; one whose partitions are
 //!   all idle (or that has none) sends nothing, and the input loops downstream stop waiting
@@ -619,7 +620,8 @@ impl KafkaSource {
             {
                 countdown = WATERMARK_INTERVAL;
                 last_watermark_check = now;
-                match self.watermark(bound, now) {
+                let caught_up = |p, next: Option<&i64>| self.caught_up(&consumer, p, next);
+                match self.watermark(bound, now, caught_up) {
                     Clock::At(wm) if wm > emitted => {
                         emitted = wm;
                         last_sent = now;
@@ -720,15 +722,24 @@ impl KafkaSource {
         )
     }
 
-    /// What the instance says about event time now (see [`Clock`]).
-    fn watermark(&self, bound: i64, now: Instant) -> Clock {
+    /// What the instance says about event time now (see [`Clock`]); `caught_up(partition,
+    /// next offset)` says whether a silent partition has nothing left to read (only then is it
+    /// idle).
+    fn watermark(
+        &self,
+        bound: i64,
+        now: Instant,
+        caught_up: impl Fn(i32, Option<&i64>) -> bool,
+    ) -> Clock {
         let state = lock(&self.state);
         if !state.assigned {
             return Clock::Hold;
         }
         let mut min: Option<i64> = None;
-        for clock in state.clocks.values() {
-            if now.duration_since(clock.last_message) >= self.config.idle_timeout {
+        for (partition, clock) in &state.clocks {
+            if now.duration_since(clock.last_message) >= self.config.idle_timeout
+                && caught_up(*partition, state.positions.next_offsets.get(partition))
+            {
                 continue;
             }
             if clock.max_event_time == i64::MIN {
@@ -738,6 +749,47 @@ impl KafkaSource {
             min = Some(min.map_or(wm, |m: i64| m.min(wm)));
         }
         min.map_or(Clock::Idle, Clock::At)
+    }
+
+    /// Whether the source has read all that `partition` holds, as far as librdkafka last heard
+    /// (its cached high watermark: no request is made). A silent partition that still has
+    /// records to read is behind, not idle: reading a backlog, librdkafka may serve one
+    /// partition for seconds while another waits, and counting the waiting one idle would make
+    /// all its records late. Nothing heard of the partition yet: behind (librdkafka learns
+    /// the end of every assigned partition, even an empty one, from its first fetch).
+    fn caught_up(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        partition: i32,
+        next: Option<&i64>,
+    ) -> bool {
+        use rdkafka::bindings::{rd_kafka_get_watermark_offsets, rd_kafka_resp_err_t};
+        let Ok(topic) = std::ffi::CString::new(self.config.topic.as_str()) else {
+            return true;
+        };
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: the handle lives as long as `consumer`; the call only reads librdkafka's
+        // cache of offsets into the two locals.
+        let err = unsafe {
+            rd_kafka_get_watermark_offsets(
+                consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        if err != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
+            return false;
+        }
+        if high <= low {
+            return true;
+        }
+        match next {
+            Some(offset) => *offset >= high,
+            // Nothing read yet: from the end there is nothing to catch up on.
+            None => self.config.start == Start::Latest,
+        }
     }
 
     /// Commits the positions that changed since the last commit.
@@ -816,30 +868,36 @@ mod tests {
     fn watermark_is_the_minimum_over_active_partitions() {
         let s = source(1000);
         assert_eq!(
-            s.watermark(10, Instant::now()),
+            s.watermark(10, Instant::now(), |_, _| true),
             Clock::Hold,
             "not joined yet"
         );
         lock(&s.state).assigned = true;
         assert_eq!(
-            s.watermark(10, Instant::now()),
+            s.watermark(10, Instant::now(), |_, _| true),
             Clock::Idle,
             "no partitions"
         );
         clock(&s, 0, 500, Duration::ZERO);
         clock(&s, 1, 300, Duration::ZERO);
-        assert_eq!(s.watermark(10, Instant::now()), Clock::At(290));
+        assert_eq!(s.watermark(10, Instant::now(), |_, _| true), Clock::At(290));
         // Partition 1 goes idle: it stops holding the watermark back.
         clock(&s, 1, 300, Duration::from_secs(5));
-        assert_eq!(s.watermark(10, Instant::now()), Clock::At(490));
+        assert_eq!(s.watermark(10, Instant::now(), |_, _| true), Clock::At(490));
         // A partition without data yet holds it back until it is idle.
         clock(&s, 2, i64::MIN, Duration::ZERO);
-        assert_eq!(s.watermark(10, Instant::now()), Clock::Hold);
+        assert_eq!(s.watermark(10, Instant::now(), |_, _| true), Clock::Hold);
         clock(&s, 2, i64::MIN, Duration::from_secs(5));
-        assert_eq!(s.watermark(10, Instant::now()), Clock::At(490));
+        assert_eq!(s.watermark(10, Instant::now(), |_, _| true), Clock::At(490));
+        // A silent partition that still has records to read is behind, not idle: it holds
+        // the watermark back.
+        assert_eq!(
+            s.watermark(10, Instant::now(), |p, _| p != 1),
+            Clock::At(290)
+        );
         // Every partition idle: the instance is idle.
         clock(&s, 0, 500, Duration::from_secs(5));
-        assert_eq!(s.watermark(10, Instant::now()), Clock::Idle);
+        assert_eq!(s.watermark(10, Instant::now(), |_, _| true), Clock::Idle);
     }
 
     #[test]
