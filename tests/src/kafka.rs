@@ -175,3 +175,55 @@ pub fn committed(brokers: &str, topic: &str, group: &str, partitions: i32) -> BT
         })
         .collect()
 }
+
+/// The oracle of the windowed order pipelines the Kafka tests run (orders with `amount` at
+/// least `min_amount`, counted and summed per customer and 10-second tumbling window):
+/// `customer,window_start,n,total` rows, from `(customer, amount, ts)` orders.
+pub fn window_totals<'a>(
+    orders: impl IntoIterator<Item = (&'a str, i64, i64)>,
+    min_amount: i64,
+) -> std::collections::BTreeSet<String> {
+    let mut groups: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+    for (customer, amount, ts) in orders {
+        if amount < min_amount {
+            continue;
+        }
+        let e = groups
+            .entry((customer.to_string(), ts.div_euclid(10_000) * 10_000))
+            .or_default();
+        e.0 += 1;
+        e.1 += amount;
+    }
+    groups
+        .into_iter()
+        .map(|((c, start), (n, total))| format!("{c},{},{n},{total}", crate::format_ts(start)))
+        .collect()
+}
+
+/// One output row of those pipelines (`{"customer":..,"window_start":..,"n":..,"total":..}`)
+/// as a `customer,window_start,n,total` row.
+pub fn window_row(json: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("output {json:?} is not JSON: {e}"));
+    format!(
+        "{},{},{},{}",
+        v["customer"].as_str().expect("customer"),
+        v["window_start"].as_str().expect("window_start"),
+        v["n"],
+        v["total"]
+    )
+}
+
+/// Output messages of those pipelines as `customer,window_start,n,total` rows, checking that
+/// each message is keyed by its customer.
+pub fn keyed_window_rows(messages: &[(Option<String>, String)]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|(key, payload)| {
+            let row = window_row(payload);
+            let customer = row.split(',').next().unwrap_or_default();
+            assert_eq!(key.as_deref(), Some(customer), "message key of {payload}");
+            row
+        })
+        .collect()
+}

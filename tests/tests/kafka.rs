@@ -19,9 +19,10 @@ use weir_runtime::sources::kafka::{
     KafkaSource, KafkaSourceConfig, Positions, PositionsHandle, Start,
 };
 use weir_tests::kafka::{
-    broker, committed, consume, create_topic, produce, unique, GROUP_PROPERTIES, STOP_AFTER_IDLE_MS,
+    broker, committed, consume, create_topic, keyed_window_rows, produce, unique, window_row,
+    window_totals, GROUP_PROPERTIES, STOP_AFTER_IDLE_MS,
 };
-use weir_tests::{build, format_ts, kill_repeatedly, run, Rng, RunOutput};
+use weir_tests::{build, kill_repeatedly, run, Rng, RunOutput};
 
 fn run_pipeline(binary: &Path, cwd: &Path, extra: &[&str]) -> RunOutput {
     let dead = cwd.join("dead.jsonl").display().to_string();
@@ -101,40 +102,10 @@ fn windowed_pipeline(input: &str, output: &str, brokers: &str, group: &str, par:
 
 /// The oracle: `customer,window_start,n,total` rows of the windowed pipeline.
 fn windowed_oracle(input: &[(i32, i64, String, i64, i64)]) -> BTreeSet<String> {
-    let mut groups: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
-    for (_, _, customer, amount, ts) in input {
-        if *amount < 10 {
-            continue;
-        }
-        let e = groups
-            .entry((customer.clone(), ts.div_euclid(10_000) * 10_000))
-            .or_default();
-        e.0 += 1;
-        e.1 += amount;
-    }
-    groups
-        .into_iter()
-        .map(|((c, start), (n, total))| format!("{c},{},{n},{total}", format_ts(start)))
-        .collect()
-}
-
-/// Output messages as `customer,window_start,n,total` rows; also checks each message's key.
-fn windowed_rows(messages: &[(Option<String>, String)]) -> Vec<String> {
-    messages
-        .iter()
-        .map(|(key, payload)| {
-            let v: Value = serde_json::from_str(payload)
-                .unwrap_or_else(|e| panic!("output {payload:?} is not JSON: {e}"));
-            let customer = v["customer"].as_str().expect("customer").to_string();
-            assert_eq!(key.as_deref(), Some(customer.as_str()), "message key");
-            format!(
-                "{customer},{},{},{}",
-                v["window_start"].as_str().expect("window_start"),
-                v["n"],
-                v["total"]
-            )
-        })
-        .collect()
+    window_totals(
+        input.iter().map(|(_, _, c, a, ts)| (c.as_str(), *a, *ts)),
+        10,
+    )
 }
 
 #[test]
@@ -153,7 +124,7 @@ fn windowed_aggregate_from_kafka_to_kafka() {
 
     let want = windowed_oracle(&data);
     assert!(want.len() > 10, "the oracle has windows to compare");
-    let rows = windowed_rows(&consume(&brokers, &output, want.len()));
+    let rows = keyed_window_rows(&consume(&brokers, &output, want.len()));
     assert_eq!(
         rows.len(),
         want.len(),
@@ -188,8 +159,8 @@ fn two_consumers_split_the_partitions_and_agree() {
     let binary = build("kafka_two_consumers", &two, false);
     let out = run_pipeline(&binary, dir.path(), &[]);
 
-    let rows_one = windowed_rows(&consume(&brokers, &out_one, want.len()));
-    let rows_two = windowed_rows(&consume(&brokers, &out_two, want.len()));
+    let rows_one = keyed_window_rows(&consume(&brokers, &out_one, want.len()));
+    let rows_two = keyed_window_rows(&consume(&brokers, &out_two, want.len()));
     assert_eq!(rows_one.len(), want.len());
     assert_eq!(
         rows_two.len(),
@@ -364,6 +335,32 @@ sink orders |> filter amount >= 10 -> checksum()
     );
 }
 
+/// The windowed pipeline writing its windows to the file `path` (JSON lines), with
+/// `parallelism` source instances.
+fn windowed_file_pipeline(
+    input: &str,
+    brokers: &str,
+    group: &str,
+    parallelism: u32,
+    path: &str,
+) -> String {
+    format!(
+        r#"
+schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}
+source orders: Order = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}",
+    parallelism: {parallelism}, properties: "{GROUP_PROPERTIES}")
+    event_time ts watermark 1s
+let per_customer = orders
+    |> filter amount >= 10
+    |> key_by customer
+    |> window tumble(10s)
+    |> aggregate {{ n: count(), total: sum(amount) }}
+    |> select {{ customer, window_start, n, total }}
+sink per_customer -> file(path: "{path}")
+"#
+    )
+}
+
 /// A backlog read by one consumer: librdkafka may serve one partition for a while before
 /// another, and a partition still holding unread records must not count as idle (its records
 /// would all be late). With an idle timeout far shorter than the read, every window must still
@@ -375,40 +372,19 @@ fn a_partition_with_unread_records_is_not_idle() {
     create_topic(&brokers, &input, 4);
     let rows = orders(120_000, 4);
     produce_orders(&brokers, &input, &rows);
-    let text = format!(
-        r#"
-schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}
-source orders: Order = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}",
-    properties: "{GROUP_PROPERTIES}")
-    event_time ts watermark 1s
-let per_customer = orders
-    |> filter amount >= 10
-    |> key_by customer
-    |> window tumble(10s)
-    |> aggregate {{ n: count(), total: sum(amount) }}
-    |> select {{ customer, window_start, n, total }}
-sink per_customer -> file(path: "windows.jsonl")
-"#,
-        group = unique("backlog-group"),
+    let text = windowed_file_pipeline(
+        &input,
+        &brokers,
+        &unique("backlog-group"),
+        1,
+        "windows.jsonl",
     );
     let binary = build("kafka_backlog", &text, false);
     let dir = tempfile::tempdir().expect("temp dir");
     let out = run_pipeline(&binary, dir.path(), &["--idle-timeout", "50"]);
     assert_eq!(late_records(&out.stderr), 0, "{}", out.stderr);
     let text = std::fs::read_to_string(dir.path().join("windows.jsonl")).expect("output");
-    let got: BTreeSet<String> = text
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("JSON line");
-            format!(
-                "{},{},{},{}",
-                v["customer"].as_str().expect("customer"),
-                v["window_start"].as_str().expect("window_start"),
-                v["n"],
-                v["total"]
-            )
-        })
-        .collect();
+    let got: BTreeSet<String> = text.lines().map(window_row).collect();
     assert_eq!(got, windowed_oracle(&rows));
 }
 
@@ -522,21 +498,12 @@ fn kafka_to_file_survives_sigkill_exactly_once() {
     create_topic(&brokers, &input, 4);
     let rows = orders(40_000, 4);
     produce_orders(&brokers, &input, &rows);
-    let text = format!(
-        r#"
-schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}
-source orders: Order = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}",
-    parallelism: 2, properties: "{GROUP_PROPERTIES}")
-    event_time ts watermark 1s
-let per_customer = orders
-    |> filter amount >= 10
-    |> key_by customer
-    |> window tumble(10s)
-    |> aggregate {{ n: count(), total: sum(amount) }}
-    |> select {{ customer, window_start, n, total }}
-sink per_customer -> file(path: "out/windows.jsonl")
-"#,
-        group = unique("crash-group"),
+    let text = windowed_file_pipeline(
+        &input,
+        &brokers,
+        &unique("crash-group"),
+        2,
+        "out/windows.jsonl",
     );
     let binary = build("kafka_crash", &text, false);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -565,19 +532,7 @@ sink per_customer -> file(path: "out/windows.jsonl")
     let last = run(&binary, &args, dir.path(), None);
     assert!(last.success, "{}", last.stderr);
     let text = std::fs::read_to_string(dir.path().join("out/windows.jsonl")).expect("output");
-    let got: Vec<String> = text
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("JSON line");
-            format!(
-                "{},{},{},{}",
-                v["customer"].as_str().expect("customer"),
-                v["window_start"].as_str().expect("window_start"),
-                v["n"],
-                v["total"]
-            )
-        })
-        .collect();
+    let got: Vec<String> = text.lines().map(window_row).collect();
     let unique_rows: BTreeSet<String> = got.iter().cloned().collect();
     assert_eq!(
         unique_rows.len(),

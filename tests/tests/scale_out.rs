@@ -11,11 +11,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use weir_tests::kafka::{
-    broker, committed, consume, create_topic, produce, unique, GROUP_PROPERTIES,
+    broker, committed, consume, create_topic, keyed_window_rows, produce, unique, window_row,
+    window_totals, GROUP_PROPERTIES,
 };
-use weir_tests::{build, format_ts, run};
+use weir_tests::{build, run};
 
 const PARTITIONS: i32 = 4;
 const CUSTOMERS: i64 = 12;
@@ -51,21 +51,21 @@ sink per_customer -> kafka(topic: "OUT", brokers: "BROKERS", key: customer,
 
 /// `customer,window_start,n,total` rows computed here from the input.
 fn oracle(rows: &[(i32, String, i64, i64)]) -> BTreeSet<String> {
-    let mut groups = std::collections::BTreeMap::<(String, i64), (i64, i64)>::new();
-    for (_, customer, amount, ts) in rows {
-        if *amount < 5 {
-            continue;
-        }
-        let e = groups
-            .entry((customer.clone(), ts.div_euclid(10_000) * 10_000))
-            .or_default();
-        e.0 += 1;
-        e.1 += amount;
-    }
-    groups
-        .into_iter()
-        .map(|((c, start), (n, total))| format!("{c},{},{n},{total}", format_ts(start)))
-        .collect()
+    window_totals(rows.iter().map(|(_, c, a, ts)| (c.as_str(), *a, *ts)), 5)
+}
+
+/// Produces `rows` as JSON orders, each to its partition.
+fn produce_orders(brokers: &str, topic: &str, rows: &[(i32, String, i64, i64)]) {
+    let messages: Vec<(i32, String)> = rows
+        .iter()
+        .map(|(p, c, a, ts)| {
+            (
+                *p,
+                format!(r#"{{"customer":"{c}","amount":{a},"ts":{ts}}}"#),
+            )
+        })
+        .collect();
+    produce(brokers, topic, &messages);
 }
 
 /// Every row of every task's output file (`out/windows.pN.jsonl`), as the oracle's rows.
@@ -75,16 +75,7 @@ fn output_rows(dir: &Path) -> Vec<String> {
         let path = dir.join(format!("out/windows.p{p}.jsonl"));
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        for line in text.lines() {
-            let v: Value = serde_json::from_str(line).expect("JSON line");
-            rows.push(format!(
-                "{},{},{},{}",
-                v["customer"].as_str().expect("customer"),
-                v["window_start"].as_str().expect("window_start"),
-                v["n"],
-                v["total"]
-            ));
-        }
+        rows.extend(text.lines().map(window_row));
     }
     rows
 }
@@ -166,16 +157,7 @@ fn partitions_move_between_processes_with_their_window_state() {
     create_topic(&brokers, &input, PARTITIONS);
     create_topic(&brokers, &output, 2);
     let rows = orders(8_000);
-    let messages: Vec<(i32, String)> = rows
-        .iter()
-        .map(|(p, c, a, ts)| {
-            (
-                *p,
-                format!(r#"{{"customer":"{c}","amount":{a},"ts":{ts}}}"#),
-            )
-        })
-        .collect();
-    produce(&brokers, &input, &messages);
+    produce_orders(&brokers, &input, &rows);
     let text = PIPELINE
         .replace("IN", &input)
         .replace("OUT", &output)
@@ -258,20 +240,7 @@ fn partitions_move_between_processes_with_their_window_state() {
     // broker shows records of aborted transactions to read-committed readers, so duplicates
     // are counted, and refused only with `WEIR_KAFKA_HIDES_ABORTED=1`.
     let messages = consume(&brokers, &output, want.len());
-    let kafka_rows: Vec<String> = messages
-        .iter()
-        .map(|(key, payload)| {
-            let v: Value = serde_json::from_str(payload).expect("JSON message");
-            let customer = v["customer"].as_str().expect("customer");
-            assert_eq!(key.as_deref(), Some(customer), "message key");
-            format!(
-                "{customer},{},{},{}",
-                v["window_start"].as_str().expect("window_start"),
-                v["n"],
-                v["total"]
-            )
-        })
-        .collect();
+    let kafka_rows = keyed_window_rows(&messages);
     let distinct: BTreeSet<String> = kafka_rows.iter().cloned().collect();
     let missing: Vec<&String> = want.difference(&distinct).collect();
     let extra: Vec<&String> = distinct.difference(&want).collect();
@@ -352,16 +321,7 @@ fn scale_out_throughput() {
         let input = unique("scale-bench-in");
         create_topic(&brokers, &input, PARTITIONS);
         let rows = orders(count);
-        let messages: Vec<(i32, String)> = rows
-            .iter()
-            .map(|(p, c, a, ts)| {
-                (
-                    *p,
-                    format!(r#"{{"customer":"{c}","amount":{a},"ts":{ts}}}"#),
-                )
-            })
-            .collect();
-        produce(&brokers, &input, &messages);
+        produce_orders(&brokers, &input, &rows);
         let text = PIPELINE
             .lines()
             .filter(|l| !l.contains("kafka(topic: \"OUT\"") && !l.contains("delivery:"))

@@ -1037,6 +1037,15 @@ pub fn restore<T: Snapshot + ?Sized>(op: &mut T, slot: &mut StateSlot) -> Result
 mod tests {
     use super::*;
 
+    /// Recovers `dir` as a run keeping 3 checkpoints would.
+    fn open(dir: &Path) -> Result<(Coordinator, Start), String> {
+        Coordinator::open(Config {
+            dir: dir.to_path_buf(),
+            interval: Duration::from_secs(1),
+            keep: 3,
+        })
+    }
+
     fn manifest(dir: &Path, id: u64, notes: Vec<(String, u32, String)>) {
         let chk = chk_dir(dir, id);
         std::fs::create_dir_all(&chk).unwrap();
@@ -1077,12 +1086,7 @@ mod tests {
         manifest(dir.path(), 5, note());
         // An incomplete one (no manifest) is deleted too.
         std::fs::create_dir_all(chk_dir(dir.path(), 6)).unwrap();
-        let config = Config {
-            dir: dir.path().to_path_buf(),
-            interval: Duration::from_secs(1),
-            keep: 3,
-        };
-        let (c, start) = Coordinator::open(config).unwrap();
+        let (c, start) = open(dir.path()).unwrap();
         assert!(matches!(start, Start::Restored(4)));
         assert!(!chk_dir(dir.path(), 5).exists());
         assert!(!chk_dir(dir.path(), 6).exists());
@@ -1110,12 +1114,7 @@ mod tests {
             1,
             vec![("s".to_string(), 0, "none-txn t".to_string())],
         );
-        let config = Config {
-            dir: dir.path().to_path_buf(),
-            interval: Duration::from_secs(1),
-            keep: 3,
-        };
-        let (c, start) = Coordinator::open(config).unwrap();
+        let (c, start) = open(dir.path()).unwrap();
         assert!(matches!(start, Start::Fresh));
         assert_eq!(c.completed(), 0);
         assert!(!chk_dir(dir.path(), 1).exists());
@@ -1141,12 +1140,7 @@ mod tests {
         for (id, note) in [(3, "lone-none x"), (1, "lone-behind x")] {
             let dir = tempfile::tempdir().unwrap();
             manifest(dir.path(), id, vec![("s".to_string(), 0, note.to_string())]);
-            let config = Config {
-                dir: dir.path().to_path_buf(),
-                interval: Duration::from_secs(1),
-                keep: 3,
-            };
-            let err = Coordinator::open(config).err().unwrap();
+            let err = open(dir.path()).err().unwrap();
             assert!(err.contains("weir stops"), "{note}: {err}");
             assert!(chk_dir(dir.path(), id).exists());
         }
@@ -1178,12 +1172,7 @@ mod tests {
         };
         write_manifest(&chk5, &m).unwrap();
         assert!(!finished(dir.path()));
-        let config = Config {
-            dir: dir.path().to_path_buf(),
-            interval: Duration::from_secs(1),
-            keep: 3,
-        };
-        let (_c, start) = Coordinator::open(config).unwrap();
+        let (_c, start) = open(dir.path()).unwrap();
         assert!(matches!(start, Start::Finished(5)));
         assert!(finished(dir.path()));
     }
@@ -1211,12 +1200,7 @@ mod tests {
             size: 2,
         }];
         write_manifest(&chk5, &m).unwrap();
-        let config = Config {
-            dir: dir.path().to_path_buf(),
-            interval: Duration::from_secs(1),
-            keep: 3,
-        };
-        let (c, start) = Coordinator::open(config).unwrap();
+        let (c, start) = open(dir.path()).unwrap();
         assert!(matches!(start, Start::Restored(4)));
         assert_eq!(c.completed(), 4);
         assert!(!chk5.exists());
@@ -1232,12 +1216,7 @@ mod tests {
         let note = || vec![("s".to_string(), 0, "gone-txn t".to_string())];
         manifest(dir.path(), 1, note());
         manifest(dir.path(), 2, note());
-        let config = Config {
-            dir: dir.path().to_path_buf(),
-            interval: Duration::from_secs(1),
-            keep: 3,
-        };
-        let err = Coordinator::open(config).err().unwrap();
+        let err = open(dir.path()).err().unwrap();
         assert!(err.contains("marker is missing"), "{err}");
         assert!(chk_dir(dir.path(), 2).exists() && chk_dir(dir.path(), 1).exists());
     }
@@ -1266,12 +1245,7 @@ mod tests {
             1,
             vec![("s".to_string(), 0, "unknown-kind x".to_string())],
         );
-        let config = Config {
-            dir: dir.path().to_path_buf(),
-            interval: Duration::from_secs(1),
-            keep: 3,
-        };
-        let err = Coordinator::open(config).err().unwrap();
+        let err = open(dir.path()).err().unwrap();
         assert!(err.contains("cannot check"), "{err}");
     }
 }
