@@ -209,6 +209,24 @@ fn partitions_move_between_processes_with_their_window_state() {
         "B resumed only {resumed:?} from checkpoints:\n{b_log}"
     );
 
+    // The partitions the group moved while A was alive were drained: A's task took a last
+    // checkpoint and B's resumed from exactly that one.
+    let drained: Vec<(i32, String)> = (0..PARTITIONS)
+        .filter_map(|p| {
+            let prefix = format!("[partition {p}] weir: stopped after checkpoint ");
+            let line = a_log.lines().find_map(|l| l.strip_prefix(&prefix))?;
+            Some((p, line.split(',').next()?.to_string()))
+        })
+        .collect();
+    assert!(!drained.is_empty(), "no task of A drained:\n{a_log}");
+    for (p, id) in &drained {
+        let resumed = format!("[partition {p}] weir: resuming from checkpoint {id} ");
+        assert!(
+            b_log.contains(&resumed),
+            "A drained partition {p} at checkpoint {id}, B did not resume there:\n{b_log}"
+        );
+    }
+
     // Every partition was read partly by A and partly by B: each handover was mid-stream.
     for p in 0..PARTITIONS {
         let total = rows.iter().filter(|r| r.0 == p).count() as u64;

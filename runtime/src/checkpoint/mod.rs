@@ -152,6 +152,12 @@ struct Inner {
 /// An external commit of a run's last epoch, given the id the final manifest takes.
 pub type FinalHook = Box<dyn FnOnce(u64) -> Result<(), String> + Send>;
 
+/// An external commit of the epochs up to a complete checkpoint (its id).
+pub type CompleteHook = Box<dyn Fn(u64) -> Result<(), String> + Send>;
+
+/// How a scale-out task that drained for a handover exits (neither finished nor failed).
+pub const DRAINED_EXIT_CODE: i32 = 3;
+
 /// Takes checkpoints and restores them (one per process).
 pub struct Coordinator {
     config: Config,
@@ -165,6 +171,10 @@ pub struct Coordinator {
     stopped: AtomicBool,
     /// A checkpoint was given up: the run is failing.
     abandoned: AtomicBool,
+    /// External commits to make as soon as a checkpoint is complete (a Kafka transaction), and
+    /// the checkpoint they were last made for.
+    complete_hooks: Mutex<Vec<CompleteHook>>,
+    hooks_done: AtomicU64,
     /// `DIR/LOCK`, locked for the life of the process: one run per checkpoint folder.
     _lock: std::fs::File,
     /// `DIR/ID`: a name made when the folder is first used. External commit markers carry it,
@@ -498,6 +508,8 @@ impl Coordinator {
             completed: AtomicU64::new(restored_id),
             stopped: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            complete_hooks: Mutex::new(Vec::new()),
+            hooks_done: AtomicU64::new(0),
             _lock: lock,
             folder_id,
         };
@@ -566,7 +578,14 @@ impl Coordinator {
         std::thread::Builder::new()
             .name("checkpoints".into())
             .spawn(move || loop {
-                std::thread::sleep(interval);
+                let slept = Instant::now();
+                while slept.elapsed() < interval && !crate::scale_out::stop_requested() {
+                    std::thread::sleep(interval.min(Duration::from_millis(20)));
+                    self.run_complete_hooks();
+                }
+                if crate::scale_out::stop_requested() {
+                    self.drain();
+                }
                 if self.stopped.load(Ordering::Relaxed) {
                     return;
                 }
@@ -587,6 +606,63 @@ impl Coordinator {
                 REQUESTED.store(id, Ordering::Release);
             })
             .expect("cannot start the checkpoint thread");
+    }
+
+    /// Makes the external commits of the latest complete checkpoint, once.
+    fn run_complete_hooks(&self) {
+        let done = self.completed();
+        if done <= self.hooks_done.load(Ordering::Relaxed) {
+            return;
+        }
+        let hooks = self
+            .complete_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for hook in hooks.iter() {
+            if let Err(e) = hook(done) {
+                crate::run::report_error(e);
+                self.abandon();
+            }
+        }
+        self.hooks_done.store(done, Ordering::Relaxed);
+    }
+
+    /// A scale-out task asked to stop (its partition moves to another process): takes one
+    /// more checkpoint, makes its external commits, and exits with [`DRAINED_EXIT_CODE`], so
+    /// that the next owner resumes exactly there instead of replaying from the last periodic
+    /// checkpoint. Without a checkpoint to take (a source ended, or it does not complete in
+    /// time) it exits at once: the next owner resumes from the last one, as after a kill.
+    fn drain(&self) -> ! {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut id = None;
+        while Instant::now() < deadline && !self.stopped.load(Ordering::Relaxed) {
+            let mut inner = self.lock();
+            match (&inner.in_flight, id) {
+                (None, None) if inner.expected > 0 => {
+                    let next = inner.next_id;
+                    inner.next_id += 1;
+                    inner.in_flight = Some(InFlight {
+                        id: next,
+                        started: Some(Instant::now()),
+                        parts: BTreeMap::new(),
+                    });
+                    REQUESTED.store(next, Ordering::Release);
+                    id = Some(next);
+                }
+                (None, Some(_)) => break, // complete or given up
+                _ => {}
+            }
+            drop(inner);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.run_complete_hooks();
+        match id {
+            Some(id) if self.completed() >= id && !self.abandoned.load(Ordering::Relaxed) => {
+                eprintln!("weir: stopped after checkpoint {id}, for a handover");
+            }
+            _ => eprintln!("weir: stopped without a last checkpoint, for a handover"),
+        }
+        std::process::exit(DRAINED_EXIT_CODE)
     }
 
     /// No more checkpoints (a source has ended: a checkpoint needs every source's barrier).
@@ -945,6 +1021,18 @@ impl StateSlot {
     /// The latest complete checkpoint (0: none, or checkpointing off).
     pub fn completed(&self) -> u64 {
         self.coordinator.map_or(0, |c| c.completed())
+    }
+
+    /// Hands over an external commit to make as soon as a checkpoint is complete (from the
+    /// checkpoint thread, so that a task stopping for a handover leaves nothing uncommitted).
+    /// Repeating it must be harmless: the sink may commit the same epoch itself.
+    pub fn on_complete(&self, hook: CompleteHook) {
+        if let Some(c) = self.coordinator {
+            c.complete_hooks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(hook);
+        }
     }
 
     /// Hands over the external commit of the run's last epoch (a Kafka transaction), with the

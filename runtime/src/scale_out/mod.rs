@@ -11,8 +11,10 @@
 //! itself, and for each partition the group assigns it runs the pipeline binary again as a
 //! child process that reads only that partition and checkpoints into `DIR/partition-N`.
 //! When the group takes a partition away the child is stopped before the partition is
-//! released; whoever gets it next starts a child on the same folder, which resumes from the
-//! partition's latest checkpoint: offsets, event time, operator state and sink transactions.
+//! released: asked to drain (SIGTERM: one more checkpoint, committed, then exit), killed if it
+//! does not in time. Whoever gets it next starts a child on the same folder, which resumes
+//! from the partition's latest checkpoint: offsets, event time, operator state and sink
+//! transactions.
 //! A supervisor that dies takes its children with it (they ask the kernel for that), so the
 //! group's session timeout is the only wait before another process takes over. A supervisor
 //! that is cut off but alive (paused, partitioned from the brokers) may still run a task of a
@@ -42,6 +44,9 @@ pub fn task_partition() -> Option<i32> {
 pub fn become_task(partition: i32, parent: Option<u32>) -> Result<(), String> {
     TASK.set(partition)
         .map_err(|_| "a process can be the task of one partition only".to_string())?;
+    // SIGTERM (the partition moves) drains instead of killing.
+    #[cfg(feature = "kafka")]
+    crate::sources::kafka::stop_on_sigterm();
     if let Some(parent) = parent {
         die_with_parent(parent)?;
     }
@@ -69,6 +74,19 @@ fn die_with_parent(parent: u32) -> Result<(), String> {
 #[cfg(not(all(feature = "kafka", target_os = "linux")))]
 fn die_with_parent(_parent: u32) -> Result<(), String> {
     Err("tasks of --scale-out need Linux and the runtime's `kafka` feature".to_string())
+}
+
+/// Whether this scale-out task was asked to stop (SIGTERM from its supervisor: the partition
+/// moves): the checkpoint thread then drains (see `checkpoint`).
+pub fn stop_requested() -> bool {
+    #[cfg(feature = "kafka")]
+    {
+        task_partition().is_some() && crate::sources::kafka::terminated()
+    }
+    #[cfg(not(feature = "kafka"))]
+    {
+        false
+    }
 }
 
 /// `path` as this process writes it: unchanged, or in a task, with `.pN` before the

@@ -1,14 +1,14 @@
 //! The scale-out supervisor (see [`crate::scale_out`]): a member of the first Kafka source's
 //! consumer group that reads nothing itself. For each partition the group assigns it, it runs
 //! this same binary as a task (a child process reading only that partition, checkpointing into
-//! `DIR/partition-N`); it stops a task before the partition is released; it restarts a task
+//! `DIR/partition-N`); it stops a task (a drain: a last checkpoint, committed) before the
+//! partition is released; it restarts a task
 //! that failed (at most [`MAX_FAILURES`] times in a row); it commits the offsets the tasks'
 //! checkpoints cover to the group, for monitoring; and it ends on SIGTERM, or with
 //! `--kafka-stop-after-idle` once every partition's task has finished.
 //!
 //! The default assignment strategy is `cooperative-sticky`, so a rebalance stops only the
-//! tasks whose partitions move (an eager strategy, if configured, stops them all and each
-//! resumes from its checkpoint).
+//! tasks whose partitions move (an eager strategy, if configured, stops them all).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -38,13 +38,30 @@ struct Task {
     child: Child,
 }
 
-impl Task {
-    /// Kills the task and waits until it is gone: only then may its partition go to another
-    /// process. A kill loses nothing: the next task of the partition resumes from its last
-    /// checkpoint, and what was written after it was never committed.
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// How long a task may take to drain (a last checkpoint and its commits) before it is killed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Stops tasks and waits until they are gone: only then may their partitions go to another
+/// process. SIGTERM asks each to drain: take a last checkpoint, commit it and exit, so that
+/// the next owner resumes exactly there. One that does not exit in time is killed, which loses
+/// nothing either: the next owner resumes from the last checkpoint, and what was written after
+/// it was never committed.
+fn stop_all(mut tasks: Vec<Task>) {
+    for task in &tasks {
+        // SAFETY: kill(2) on our own child's pid; the child is not reaped yet, so the pid is
+        // still its own.
+        unsafe {
+            libc::kill(task.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while Instant::now() < deadline && !tasks.is_empty() {
+        tasks.retain_mut(|t| !matches!(t.child.try_wait(), Ok(Some(_))));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for mut task in tasks {
+        let _ = task.child.kill();
+        let _ = task.child.wait();
     }
 }
 
@@ -113,12 +130,12 @@ impl ConsumerContext for Context {
                 );
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let mut stopping = Vec::new();
                 for p in &partitions {
                     shared.assigned.remove(p);
-                    if let Some(task) = shared.running.remove(p) {
-                        task.stop();
-                    }
+                    stopping.extend(shared.running.remove(p));
                 }
+                stop_all(stopping);
                 eprintln!(
                     "weir: scale-out: partitions {partitions:?} of `{}` revoked{}",
                     self.topic,
@@ -142,9 +159,7 @@ impl ConsumerContext for Context {
             other => {
                 let code: RDKafkaErrorCode = other.into();
                 shared.warnings.push(format!("rebalance failed: {code}"));
-                for (_, task) in std::mem::take(&mut shared.running) {
-                    task.stop();
-                }
+                stop_all(std::mem::take(&mut shared.running).into_values().collect());
                 shared.assigned.clear();
                 let _ = if cooperative {
                     consumer
@@ -307,9 +322,11 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
             break Ok(());
         }
     };
-    for (_, task) in std::mem::take(&mut lock(&shared).running) {
-        task.stop();
-    }
+    stop_all(
+        std::mem::take(&mut lock(&shared).running)
+            .into_values()
+            .collect(),
+    );
     commit_offsets(&consumer, &first.topic, &dir, &shared, &mut committed, true);
     eprintln!(
         "weir: scale-out: {started_tasks} tasks started; partitions finished here: {finished:?}"

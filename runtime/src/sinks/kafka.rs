@@ -360,6 +360,10 @@ impl<E, K> KafkaSink<E, K> {
                     self.note(&txn),
                     Box::new(move |final_id| last.commit_through(final_id, &name)),
                 );
+                // Commit as soon as a checkpoint is complete, from the checkpoint thread, too:
+                // the instances would only commit at their next record, watermark or barrier.
+                let (now, name) = (txn.clone(), self.config.name.clone());
+                slot.on_complete(Box::new(move |id| now.commit_through(id, &name)));
                 txn
             }
         };
