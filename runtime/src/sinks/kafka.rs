@@ -14,8 +14,8 @@
 //! output of every instance commits as one (with a transaction per instance, a crash between
 //! two instances' commits would make the restart replay an epoch one of them had already
 //! committed). At a barrier an instance flushes, notes the transaction in the checkpoint and
-//! holds its next messages; once the checkpoint is complete the first instance to see it
-//! commits the transaction together with a marker (the checkpoint id, committed as the offset
+//! holds its next messages; once the checkpoint is complete the checkpoint thread (or the
+//! first instance to see it) commits the transaction together with a marker (the checkpoint id, committed as the offset
 //! of partition 0 of the output topic for the group `weir-txn-<transactional.id>`) and begins
 //! the next, and every instance then sends what it held. If the run dies between the
 //! manifest and the commit, the restart finds the marker behind the manifest and resumes from
