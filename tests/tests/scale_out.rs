@@ -210,7 +210,11 @@ fn partitions_move_between_processes_with_their_window_state() {
     );
 
     // The partitions the group moved while A was alive were drained: A's task took a last
-    // checkpoint and B's resumed from exactly that one.
+    // checkpoint and committed it, and B's resumed from exactly that one. This broker
+    // (nisshi) sometimes shows a transaction's commit marker late to a new reader; B then
+    // says the marker is behind and resumes from the checkpoint before (replaying one epoch:
+    // duplicates in Kafka, files exact). With `WEIR_KAFKA_HIDES_ABORTED=1` (a broker with
+    // Kafka's transaction semantics) only the drain checkpoint is accepted.
     let drained: Vec<(i32, String)> = (0..PARTITIONS)
         .filter_map(|p| {
             let prefix = format!("[partition {p}] weir: stopped after checkpoint ");
@@ -219,10 +223,17 @@ fn partitions_move_between_processes_with_their_window_state() {
         })
         .collect();
     assert!(!drained.is_empty(), "no task of A drained:\n{a_log}");
+    let strict = std::env::var("WEIR_KAFKA_HIDES_ABORTED").is_ok_and(|v| v == "1");
     for (p, id) in &drained {
-        let resumed = format!("[partition {p}] weir: resuming from checkpoint {id} ");
+        let at = |id: &str| format!("[partition {p}] weir: resuming from checkpoint {id} ");
+        let behind =
+            format!("[partition {p}] weir: checkpoint {id} is complete but a sink's commit");
+        let before = id
+            .parse::<u64>()
+            .map_or(String::new(), |n| (n - 1).to_string());
         assert!(
-            b_log.contains(&resumed),
+            b_log.contains(&at(id))
+                || (!strict && b_log.contains(&behind) && b_log.contains(&at(&before))),
             "A drained partition {p} at checkpoint {id}, B did not resume there:\n{b_log}"
         );
     }

@@ -509,7 +509,9 @@ impl Coordinator {
             stopped: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             complete_hooks: Mutex::new(Vec::new()),
-            hooks_done: AtomicU64::new(0),
+            // The restored checkpoint's commits were made by the run that took it; the sinks'
+            // transactions now hold the next epoch, which only a new checkpoint may commit.
+            hooks_done: AtomicU64::new(restored_id),
             _lock: lock,
             folder_id,
         };
@@ -587,6 +589,15 @@ impl Coordinator {
                     self.drain();
                 }
                 if self.stopped.load(Ordering::Relaxed) {
+                    // No more checkpoints; a task still answers a request to stop (at once:
+                    // its next owner resumes from the last checkpoint, as after a kill).
+                    while crate::scale_out::task_partition().is_some() {
+                        std::thread::sleep(Duration::from_millis(20));
+                        self.run_complete_hooks();
+                        if crate::scale_out::stop_requested() {
+                            self.drain();
+                        }
+                    }
                     return;
                 }
                 let mut inner = self.lock();
@@ -635,8 +646,12 @@ impl Coordinator {
     fn drain(&self) -> ! {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut id = None;
-        while Instant::now() < deadline && !self.stopped.load(Ordering::Relaxed) {
+        while Instant::now() < deadline {
             let mut inner = self.lock();
+            // Under the lock, as `source_ended` sets it: no barrier would come.
+            if self.stopped.load(Ordering::Relaxed) && id.is_none() {
+                break;
+            }
             match (&inner.in_flight, id) {
                 (None, None) if inner.expected > 0 => {
                     let next = inner.next_id;

@@ -264,6 +264,10 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
                 failures.remove(&p);
                 continue;
             }
+            if status.code() == Some(crate::checkpoint::DRAINED_EXIT_CODE) {
+                // Stopped by someone else's SIGTERM: still ours, so it starts again.
+                continue;
+            }
             let n = failures.entry(p).or_default();
             *n += 1;
             eprintln!("weir: scale-out: the task of partition {p} failed ({status}), try {n}");
