@@ -454,25 +454,32 @@ impl<E, K> KafkaSink<E, K> {
                 return;
             }
         }
+        for (key, payload) in std::mem::take(&mut self.held) {
+            self.send(key.as_deref(), &payload);
+        }
+    }
+
+    /// Produces one message, serving delivery reports while the local queue is full; a
+    /// message the producer refuses is counted (the run fails at the end with the first
+    /// reason).
+    fn send(&mut self, key: Option<&[u8]>, payload: &[u8]) {
         let Some(producer) = &self.producer else {
             return;
         };
-        for (key, payload) in std::mem::take(&mut self.held) {
-            loop {
-                let mut message = BaseRecord::to(&self.config.topic).payload(payload.as_slice());
-                if let Some(k) = &key {
-                    message = message.key(k.as_slice());
+        loop {
+            let mut message = BaseRecord::to(&self.config.topic).payload(payload);
+            if let Some(k) = key {
+                message = message.key(k);
+            }
+            match producer.send(message) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(50));
                 }
-                match producer.send(message) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        producer.poll(Duration::from_millis(50));
-                    }
-                    Err((err, _)) => {
-                        self.refused += 1;
-                        self.first_refusal.get_or_insert(err.to_string());
-                        break;
-                    }
+                Err((err, _)) => {
+                    self.refused += 1;
+                    self.first_refusal.get_or_insert(err.to_string());
+                    return;
                 }
             }
         }
@@ -526,30 +533,17 @@ where
                 return;
             }
         }
-        let Some(producer) = &self.producer else {
-            return;
-        };
-        loop {
-            let mut message = BaseRecord::to(&self.config.topic).payload(self.buf.as_slice());
-            if has_key {
-                message = message.key(self.key_buf.as_slice());
-            }
-            match producer.send(message) {
-                Ok(()) => break,
-                // The local queue is full: serve delivery reports until there is room.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    producer.poll(Duration::from_millis(50));
-                }
-                Err((err, _)) => {
-                    self.refused += 1;
-                    self.first_refusal.get_or_insert(err.to_string());
-                    break;
-                }
-            }
-        }
+        let (buf, key_buf) = (
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.key_buf),
+        );
+        self.send(has_key.then_some(key_buf.as_slice()), &buf);
+        (self.buf, self.key_buf) = (buf, key_buf);
         self.stats.records_out += 1;
         if self.stats.records_in.is_multiple_of(1024) {
-            producer.poll(Duration::ZERO);
+            if let Some(producer) = &self.producer {
+                producer.poll(Duration::ZERO);
+            }
         }
     }
 
