@@ -225,7 +225,8 @@ pub fn run_input_with<T, C: Collector<T>>(
         };
         input.handle(message);
     }
-    if input.current < i64::MAX {
+    // A stopped run (SIGTERM, Ctrl-C) did not read all its input: no final watermark.
+    if input.current < i64::MAX && !crate::stop::stopped_early() {
         input.chain.watermark(i64::MAX);
     }
     input.chain.finish();
@@ -272,7 +273,16 @@ impl<T, C: Collector<T>> Input<T, C> {
 
     fn advance(&mut self) {
         let min = self.min_active();
-        if min > self.current && self.n_ended < self.watermarks.len() {
+        if self.n_ended < self.watermarks.len() {
+            self.forward(min);
+        }
+    }
+
+    /// Passes `min` on if it advances event time. The end of time only comes with the end of
+    /// every input: in a stopped run an upstream that stopped early ends without it, and the
+    /// others' may not carry event time past its records.
+    fn forward(&mut self, min: i64) {
+        if min > self.current && !(min == i64::MAX && crate::stop::stopped_early()) {
             self.current = min;
             self.chain.watermark(min);
         }
@@ -304,10 +314,7 @@ impl<T, C: Collector<T>> Input<T, C> {
                 let slot = &mut self.watermarks[from];
                 *slot = (*slot).max(watermark);
                 let min = self.min_active();
-                if min > self.current {
-                    self.current = min;
-                    self.chain.watermark(min);
-                }
+                self.forward(min);
             }
             Message::Barrier { checkpoint, .. } => {
                 if checkpoint <= self.last_barrier {

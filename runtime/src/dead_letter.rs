@@ -1,6 +1,12 @@
 //! The dead-letter output: malformed input records, with where they came from and why they
 //! were rejected, one JSON object per line. The file is created when the first dead letter
 //! arrives, so a clean run leaves nothing behind.
+//!
+//! Dead letters are at least once under checkpoints: a run that resumes from a checkpoint
+//! appends to the file (never truncates it), and sources flush it at every barrier, so the
+//! dead letters of everything a checkpoint covers are on disk once it completes; what a
+//! restart replays may be written again. A dead letter that cannot be written (a full disk)
+//! fails the run, and the summary counts only those written.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,15 +19,49 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct DeadLetters {
     path: PathBuf,
-    out: Arc<Mutex<Option<BufWriter<File>>>>,
+    out: Arc<Mutex<Output>>,
     metrics: Metrics,
+}
+
+#[derive(Default)]
+struct Output {
+    file: Option<BufWriter<File>>,
+    /// Dead letters handed to the file, and how many of them were lost to write errors.
+    written: u64,
+    lost: u64,
+    /// Letters in the buffer, not yet known to be written.
+    buffered: u64,
+    failed: bool,
+}
+
+impl Output {
+    fn fail(&mut self, path: &std::path::Path, what: &str, err: std::io::Error) {
+        self.lost += self.buffered;
+        self.buffered = 0;
+        self.file = None;
+        if !self.failed {
+            self.failed = true;
+            crate::run::report_error(format!(
+                "cannot {what} dead-letter file {}: {err}; malformed records are lost",
+                path.display()
+            ));
+        }
+    }
 }
 
 impl DeadLetters {
     pub fn new(path: PathBuf, metrics: Metrics) -> Self {
+        let path = crate::scale_out::task_path(&path);
+        // A checkpointed run that starts afresh empties the file of an earlier run, so that
+        // when it resumes later the file holds this run's dead letters only.
+        if crate::checkpoint::enabled() && !crate::checkpoint::resumed() && path.is_file() {
+            if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) {
+                let _ = file.set_len(0);
+            }
+        }
         DeadLetters {
-            path: crate::scale_out::task_path(&path),
-            out: Arc::new(Mutex::new(None)),
+            path,
+            out: Arc::new(Mutex::new(Output::default())),
             metrics,
         }
     }
@@ -48,32 +88,60 @@ impl DeadLetters {
         json::write_string(&mut buf, raw);
         buf.extend_from_slice(b"}\n");
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if out.is_none() {
-            match File::create(&self.path) {
-                Ok(file) => *out = Some(BufWriter::new(file)),
+        if out.failed {
+            out.lost += 1;
+            return;
+        }
+        if out.file.is_none() {
+            // A run that resumes from a checkpoint adds to what earlier runs wrote.
+            let opened = if crate::checkpoint::resumed() {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+            } else {
+                File::create(&self.path)
+            };
+            match opened {
+                Ok(file) => out.file = Some(BufWriter::new(file)),
                 Err(err) => {
-                    eprintln!(
-                        "weir: cannot create dead-letter file {}: {err}",
-                        self.path.display()
-                    );
+                    out.buffered = 1;
+                    out.fail(&self.path, "create", err);
                     return;
                 }
             }
         }
-        if let Some(writer) = out.as_mut() {
-            if let Err(err) = writer.write_all(&buf) {
-                eprintln!(
-                    "weir: cannot write dead-letter file {}: {err}",
-                    self.path.display()
-                );
-            }
+        out.buffered += 1;
+        let result = match out.file.as_mut() {
+            Some(writer) => writer.write_all(&buf),
+            None => Ok(()),
+        };
+        if let Err(err) = result {
+            out.fail(&self.path, "write", err);
         }
     }
 
+    /// Writes out what is buffered and syncs it (at checkpoints and at the end).
     pub fn flush(&self) {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(writer) = out.as_mut() {
-            let _ = writer.flush();
+        if out.buffered == 0 {
+            return;
         }
+        let Some(writer) = out.file.as_mut() else {
+            return;
+        };
+        match writer.flush().and_then(|_| writer.get_ref().sync_data()) {
+            Ok(()) => {
+                out.written += out.buffered;
+                out.buffered = 0;
+            }
+            Err(err) => out.fail(&self.path, "write", err),
+        }
+    }
+
+    /// Dead letters written to the file (after [`flush`](Self::flush)), and those lost.
+    pub fn counts(&self) -> (u64, u64) {
+        let out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        (out.written, out.lost + out.buffered)
     }
 }

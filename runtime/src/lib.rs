@@ -30,6 +30,7 @@ pub mod scale_out;
 pub mod sinks;
 pub mod sources;
 pub mod state;
+pub mod stop;
 
 /// What generated code imports.
 pub mod prelude {

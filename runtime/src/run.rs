@@ -331,7 +331,7 @@ impl Runtime {
     pub fn checkpoint_plan(
         &mut self,
         fingerprint: &str,
-        slots: &[(&'static str, &'static str, usize)],
+        slots: &[(&'static str, &'static str, &'static str, usize)],
     ) -> Result<(), String> {
         match crate::checkpoint::coordinator() {
             None => Ok(()),
@@ -340,10 +340,11 @@ impl Runtime {
                 slots
                     .iter()
                     .map(
-                        |(id, label, instances)| crate::checkpoint::manifest::SlotEntry {
+                        |(id, label, shape, instances)| crate::checkpoint::manifest::SlotEntry {
                             id: id.to_string(),
                             instances: *instances,
                             label: label.to_string(),
+                            shape: shape.to_string(),
                         },
                     )
                     .collect(),
@@ -428,17 +429,22 @@ impl Runtime {
         }
         self.dead_letters.flush();
         let succeeded = !failed && self.errors.all().is_empty();
+        // Stopped by a signal before the end of the input: not finished.
+        let stopped = crate::stop::stopped_early();
         let mut checkpoint_line = None;
+        let mut stopped_after = None;
         if let Some(c) = crate::checkpoint::coordinator() {
             // Publish what sinks wrote since the last checkpoint, only when every task
-            // succeeded: otherwise a restart resumes from the last checkpoint.
-            if succeeded {
+            // succeeded and the input was read to its end: otherwise a restart resumes from
+            // the last checkpoint.
+            if succeeded && !stopped {
                 if let Err(err) = c.finish() {
                     eprintln!("weir: error: cannot commit the output: {err}");
                     failed = true;
                 }
             }
             let s = c.stats();
+            stopped_after = s.stopped_after;
             checkpoint_line = Some(format!(
                 "  checkpoints: {} completed{} (last {:.1} ms, {} bytes; slowest {:.1} ms) in {}\n",
                 s.completed,
@@ -464,19 +470,52 @@ impl Runtime {
             if let Some(line) = &checkpoint_line {
                 eprint!("{line}");
             }
-            if self.metrics.dead_letters() > 0 {
+            let (written, lost) = self.dead_letters.counts();
+            if written > 0 {
                 eprintln!(
-                    "  dead letters written to {}",
+                    "  {written} dead letters written to {}",
+                    self.dead_letters.path().display()
+                );
+            }
+            if lost > 0 {
+                eprintln!(
+                    "  {lost} dead letters could not be written to {}",
                     self.dead_letters.path().display()
                 );
             }
         }
         if failed || !errors.is_empty() {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
+            return ExitCode::FAILURE;
         }
+        if stopped {
+            return stopped_exit(stopped_after);
+        }
+        ExitCode::SUCCESS
     }
+}
+
+/// Says how a run stopped by a signal ended, and exits with the code the signal calls for (a
+/// scale-out task that drained: [`crate::checkpoint::DRAINED_EXIT_CODE`]).
+fn stopped_exit(after: Option<u64>) -> ExitCode {
+    if crate::scale_out::task_partition().is_some() {
+        match after {
+            Some(id) => eprintln!("weir: stopped after checkpoint {id}, for a handover"),
+            None => eprintln!("weir: stopped without a last checkpoint, for a handover"),
+        }
+        return ExitCode::from(crate::checkpoint::DRAINED_EXIT_CODE as u8);
+    }
+    let (name, code) = crate::stop::signal().unwrap_or(("SIGTERM", 143));
+    match after {
+        Some(id) => eprintln!(
+            "weir: stopped by {name} after checkpoint {id}; start again with the same \
+             --checkpoint-dir to resume from there"
+        ),
+        None => eprintln!(
+            "weir: stopped by {name} before the end of the input; windows and joins still open \
+             were not emitted"
+        ),
+    }
+    ExitCode::from(code)
 }
 
 impl Runtime {
@@ -521,6 +560,7 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
             return ExitCode::FAILURE;
         }
     }
+    let mut resuming = None;
     // A supervisor takes no checkpoints itself: its tasks do, each in its own folder.
     let checkpoint_dir = args.checkpoint_dir.as_ref().filter(|_| !args.scale_out);
     if let Some(dir) = checkpoint_dir {
@@ -550,11 +590,15 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
                 );
                 return ExitCode::SUCCESS;
             }
-            Ok(crate::checkpoint::Start::Restored(id)) if !args.quiet => {
-                eprintln!("weir: resuming from checkpoint {id} in {}", dir.display());
-            }
-            Ok(_) => {}
+            Ok(crate::checkpoint::Start::Restored(id)) => resuming = Some((id, dir.clone())),
+            Ok(crate::checkpoint::Start::Fresh) => {}
         }
+    }
+    // SIGTERM and Ctrl-C stop the run gracefully (see `stop`): at once without checkpoints,
+    // after one last checkpoint with them.
+    if let Err(err) = crate::stop::install(crate::checkpoint::coordinator().is_none()) {
+        eprintln!("weir: error: {err}");
+        return ExitCode::FAILURE;
     }
     let mut runtime = Runtime::new(args);
     let built = build(&mut runtime);
@@ -562,6 +606,10 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     if let Err(err) = built {
         eprintln!("weir: error: {err}");
         return ExitCode::FAILURE;
+    }
+    // Said once the plan is known to fit the checkpoint.
+    if let Some((id, dir)) = resuming.filter(|_| !runtime.args.quiet) {
+        eprintln!("weir: resuming from checkpoint {id} in {}", dir.display());
     }
     if runtime.args.scale_out {
         #[cfg(feature = "kafka")]

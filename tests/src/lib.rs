@@ -56,6 +56,8 @@ pub struct RunOutput {
     pub stdout: String,
     pub stderr: String,
     pub success: bool,
+    /// The exit code (none: killed by a signal).
+    pub code: Option<i32>,
 }
 
 /// Runs a built pipeline in `cwd` with `args`, feeding `stdin`.
@@ -87,6 +89,7 @@ pub fn run(binary: &Path, args: &[&str], cwd: &Path, stdin: Option<&str>) -> Run
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         success: out.status.success(),
+        code: out.status.code(),
     }
 }
 

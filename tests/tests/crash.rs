@@ -285,7 +285,9 @@ sink counts -> file(path: "out/counts.jsonl")
             && refused
                 .stderr
                 .contains("aggregate { n: count(), top: max(price) }")
-            && refused.stderr.contains("is new or changed"),
+            && refused
+                .stderr
+                .contains("aggregates was `n: count()`, now `n: count(); top: max(price)`"),
         "{}",
         refused.stderr
     );

@@ -222,10 +222,7 @@ pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: embed::Form<'_>
     };
     // In-memory runs take no checkpoints (their sources are Rust iterators): no participants.
     let state_plan = if cx.form.is_memory() {
-        state::StatePlan {
-            ids: BTreeMap::new(),
-            fingerprint: String::new(),
-        }
+        state::StatePlan::empty()
     } else {
         state::plan(graph, &info.topo_order)
     };
@@ -379,6 +376,13 @@ fn wiring(
         }
     }
     setup.push(scale_out(cx, info));
+    // Sinks last: their outputs are opened (a file truncated) only once every input has
+    // opened and every lookup table has been read, so a failed start destroys no output.
+    for (op, e) in emitted.iter_mut() {
+        if !matches!(graph.node(*op).op, Op::Sink(_)) {
+            setup.append(&mut e.setup);
+        }
+    }
     for e in emitted.values_mut() {
         setup.append(&mut e.setup);
     }
@@ -508,7 +512,7 @@ fn wiring(
         let chain = chain_expr(graph, root, ops_in_task, emitted, &channel_edges);
         let clone_stmts = clones.iter().map(|c| quote!(let #c = #c.clone();));
         let take_stmts = moves.iter().map(|m| {
-            quote!(let #m = #m.take().ok_or_else(|| "internal error: a sink task started twice".to_string())?;)
+            quote!(let #m = #m.take().ok_or_else(|| "internal error: a task started twice".to_string())?;)
         });
         let name_expr = quote!(format!("{}-{}", #task_name, instance));
         match &emitted[&root].role {
@@ -552,8 +556,9 @@ fn wiring(
     let slots = state_plan.ids.iter().map(|(op, id)| {
         let node = graph.node(*op);
         let label = format!("{op} {}", node.label);
+        let shape = &state_plan.shapes[op];
         let instances = parallelism(node.parallelism);
-        quote!((#id, #label, #instances))
+        quote!((#id, #label, #shape, #instances))
     });
     quote! {
         fn build(#params) -> ::std::result::Result<(), ::std::string::String> {

@@ -65,10 +65,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let name = source.name.clone();
             captures.push(format_ident!("dead_letters"));
             setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
-            let load = quote! {
-                ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #skip_header, &dead_letters, #decode)
-            };
-            (quote!(#record), Some(load))
+            // Read when the pipeline starts, before any sink opens its output.
+            let table = format_ident!("table_{}", op.index());
+            setup.push(quote! {
+                let #table = ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #skip_header, &dead_letters, #decode)?;
+            });
+            captures.push(table.clone());
+            (quote!(#record), Some(quote!(#table)))
         }
     };
 
@@ -185,12 +188,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             });
             let load = table_load.expect("a lookup join has a table");
             let metrics = metrics.clone();
-            Box::new(move |next| {
-                quote!({
-                    let rows = match #load { Ok(rows) => rows, Err(e) => return Err(e) };
-                    ::weir_runtime::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(rows), #left_outer, #next)
-                })
-            })
+            Box::new(
+                move |next| quote!(::weir_runtime::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(#load.clone()), #left_outer, #next)),
+            )
         }
         kind => {
             items.push(quote! {

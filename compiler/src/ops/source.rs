@@ -45,6 +45,7 @@ pub fn emit(
     let mut items = Vec::new();
     let mut setup = Vec::new();
     let mut captures = vec![metrics.clone()];
+    let mut moves = Vec::new();
     let role: Role = match &def.kind {
         SourceKind::Nexmark { params, .. } => {
             let cfg = format_ident!("nexmark_config_{}", index);
@@ -99,9 +100,16 @@ pub fn emit(
                 None => setup.push(quote!(let #dead = rt.dead_letters().clone();)),
             }
             captures.push(dead.clone());
+            // A file is opened before any sink opens its output (a missing input must not
+            // cost the previous output), and moved into the source's one task.
             let input = match &def.kind {
                 SourceKind::File { path, .. } => {
-                    quote!(::weir_runtime::sources::lines::Input::File(::std::path::Path::new(#path)))
+                    let file = format_ident!("input_{}", index);
+                    setup.push(quote! {
+                        let mut #file = Some(::weir_runtime::sources::lines::open_file(#name, ::std::path::Path::new(#path))?);
+                    });
+                    moves.push(file.clone());
+                    quote!(#file)
                 }
                 _ => quote!(::weir_runtime::sources::lines::Input::Stdin),
             };
@@ -154,7 +162,7 @@ pub fn emit(
         items,
         setup,
         captures,
-        moves: Vec::new(),
+        moves,
         role,
     }
 }

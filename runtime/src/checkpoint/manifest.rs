@@ -4,19 +4,23 @@
 //! synced and renamed into place, so a checkpoint either has a whole manifest or none.
 //!
 //! ```text
-//! weir-checkpoint 1
+//! weir-checkpoint 2
 //! id 12
 //! kind checkpoint            (or `final`: the run finished and committed everything)
 //! created_ms 1764050000000
 //! fingerprint 3f0c…
-//! slot <id> <instances> <label>
-//! part <id> <instance> <bytes>
+//! slot <id> <instances> <label> <shape>
+//! part <id> <instance> <bytes> <xxh3>
 //! append <before> <size> <pending> <target>
 //! rename <from> <to>
 //! note <id> <instance> <text>   (for commits outside weir: e.g. a Kafka transaction)
+//! checksum <xxh3 of every byte before this line>
 //! end
 //! ```
-//! Fields are separated by single spaces; paths and labels are percent-escaped.
+//! Fields are separated by single spaces; paths, labels and shapes are percent-escaped.
+//! Every state file's checksum is in its `part` line, and the manifest's own in its
+//! `checksum` line, so a flipped bit anywhere in a checkpoint is found before it is used
+//! (see `checkpoint::recover`).
 
 use std::path::PathBuf;
 
@@ -36,7 +40,42 @@ pub struct SlotEntry {
     pub id: String,
     pub instances: usize,
     pub label: String,
+    /// What shapes its state: `name: value` lines, the first `operator: <kind>` (see the
+    /// compiler's `codegen::state`).
+    pub shape: String,
 }
+
+impl SlotEntry {
+    /// The operator kind, from the shape's first line (`source`, `aggregate`, `join`, ...).
+    pub fn kind(&self) -> &str {
+        self.shape
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("operator: "))
+            .unwrap_or("")
+    }
+
+    pub fn is_source(&self) -> bool {
+        self.kind() == "source"
+    }
+}
+
+/// One state file of a checkpoint: an instance of a slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartEntry {
+    pub slot: String,
+    pub instance: u32,
+    pub bytes: u64,
+    /// xxh3 of the file's bytes.
+    pub checksum: u64,
+}
+
+/// The checksum weir keeps of state bytes and manifests.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+const VERSION_LINE: &str = "weir-checkpoint 2";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
@@ -45,8 +84,7 @@ pub struct Manifest {
     pub created_ms: i64,
     pub fingerprint: String,
     pub slots: Vec<SlotEntry>,
-    /// (slot id, instance, state bytes)
-    pub parts: Vec<(String, u32, u64)>,
+    pub parts: Vec<PartEntry>,
     pub commits: Vec<CommitAction>,
     /// (slot id, instance, text): what a sink committed elsewhere, checked before a restore
     /// trusts this checkpoint (see `checkpoint::register_verifier`).
@@ -93,7 +131,7 @@ fn path_text(p: &std::path::Path) -> String {
 
 impl Manifest {
     pub fn render(&self) -> String {
-        let mut out = String::from("weir-checkpoint 1\n");
+        let mut out = format!("{VERSION_LINE}\n");
         out.push_str(&format!("id {}\n", self.id));
         out.push_str(match self.kind {
             Kind::Checkpoint => "kind checkpoint\n",
@@ -103,14 +141,21 @@ impl Manifest {
         out.push_str(&format!("fingerprint {}\n", escape(&self.fingerprint)));
         for s in &self.slots {
             out.push_str(&format!(
-                "slot {} {} {}\n",
+                "slot {} {} {} {}\n",
                 escape(&s.id),
                 s.instances,
-                escape(&s.label)
+                escape(&s.label),
+                escape(&s.shape)
             ));
         }
-        for (id, instance, bytes) in &self.parts {
-            out.push_str(&format!("part {} {instance} {bytes}\n", escape(id)));
+        for p in &self.parts {
+            out.push_str(&format!(
+                "part {} {} {} {:016x}\n",
+                escape(&p.slot),
+                p.instance,
+                p.bytes,
+                p.checksum
+            ));
         }
         for c in &self.commits {
             match c {
@@ -136,15 +181,40 @@ impl Manifest {
                 escape(text)
             ));
         }
-        out.push_str("end\n");
+        let sum = checksum(out.as_bytes());
+        out.push_str(&format!("checksum {sum:016x}\nend\n"));
         out
     }
 
+    /// Reads a manifest, checking its checksum first: a damaged one is an error, never a
+    /// manifest that says something else.
     pub fn parse(text: &str) -> Result<Manifest, String> {
-        let mut lines = text.lines();
-        if lines.next() != Some("weir-checkpoint 1") {
-            return Err("not a weir checkpoint manifest (version 1)".into());
+        match text.lines().next() {
+            Some(VERSION_LINE) => {}
+            Some(line) if line.starts_with("weir-checkpoint ") => {
+                return Err(format!(
+                    "written by another version of weir (`{line}`; this one reads `{VERSION_LINE}`)"
+                ))
+            }
+            _ => return Err("not a weir checkpoint manifest".into()),
         }
+        let Some(at) = text.rfind("\nchecksum ") else {
+            return Err("manifest is incomplete (no checksum)".into());
+        };
+        let body = &text[..at + 1];
+        let tail = &text[at + 1..];
+        let written = tail
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("checksum "));
+        if written != Some(format!("{:016x}", checksum(body.as_bytes())).as_str()) {
+            return Err("manifest is damaged (its checksum does not match)".into());
+        }
+        if tail.lines().nth(1) != Some("end") || tail.lines().count() != 2 {
+            return Err("manifest is incomplete (no `end` line after its checksum)".into());
+        }
+        let mut lines = body.lines();
+        lines.next();
         let mut m = Manifest {
             id: 0,
             kind: Kind::Checkpoint,
@@ -155,7 +225,6 @@ impl Manifest {
             commits: Vec::new(),
             notes: Vec::new(),
         };
-        let mut ended = false;
         for (n, line) in lines.enumerate() {
             let bad = |what: &str| format!("line {}: {what}: `{line}`", n + 2);
             let f: Vec<&str> = line.split(' ').collect();
@@ -166,12 +235,18 @@ impl Manifest {
                 ["kind", "final"] => m.kind = Kind::Final,
                 ["created_ms", v] => m.created_ms = v.parse().map_err(|_| bad("not a number"))?,
                 ["fingerprint", v] => m.fingerprint = unescape(v)?,
-                ["slot", id, n, label] => m.slots.push(SlotEntry {
+                ["slot", id, n, label, shape] => m.slots.push(SlotEntry {
                     id: unescape(id)?,
                     instances: num(n)? as usize,
                     label: unescape(label)?,
+                    shape: unescape(shape)?,
                 }),
-                ["part", id, i, b] => m.parts.push((unescape(id)?, num(i)? as u32, num(b)?)),
+                ["part", id, i, b, sum] => m.parts.push(PartEntry {
+                    slot: unescape(id)?,
+                    instance: num(i)? as u32,
+                    bytes: num(b)?,
+                    checksum: u64::from_str_radix(sum, 16).map_err(|_| bad("not a checksum"))?,
+                }),
                 ["append", before, size, pending, target] => m.commits.push(CommitAction::Append {
                     pending: PathBuf::from(unescape(pending)?),
                     target: PathBuf::from(unescape(target)?),
@@ -186,12 +261,8 @@ impl Manifest {
                     m.notes
                         .push((unescape(id)?, num(i)? as u32, unescape(text)?))
                 }
-                ["end"] => ended = true,
                 _ => return Err(bad("unknown line")),
             }
-        }
-        if !ended {
-            return Err("manifest is incomplete (no `end` line)".into());
         }
         Ok(m)
     }
@@ -212,8 +283,14 @@ mod tests {
                 id: "0123".into(),
                 instances: 2,
                 label: "aggregate by x { n: count() } 100%".into(),
+                shape: "operator: aggregate\nwindow: tumble(5s)\n".into(),
             }],
-            parts: vec![("0123".into(), 1, 99)],
+            parts: vec![PartEntry {
+                slot: "0123".into(),
+                instance: 1,
+                bytes: 99,
+                checksum: 0xdead_beef,
+            }],
             commits: vec![
                 CommitAction::Append {
                     pending: "dir with space/.out.pending".into(),
@@ -228,9 +305,55 @@ mod tests {
             ],
             notes: vec![("0123".into(), 0, "kafka-txn a b c".into())],
         };
-        assert_eq!(Manifest::parse(&m.render()), Ok(m));
-        assert!(Manifest::parse("weir-checkpoint 1\nid 3\n")
+        assert_eq!(Manifest::parse(&m.render()), Ok(m.clone()));
+        assert!(Manifest::parse("weir-checkpoint 2\nid 3\n")
             .unwrap_err()
             .contains("incomplete"));
+        assert!(Manifest::parse("weir-checkpoint 1\nid 3\nend\n")
+            .unwrap_err()
+            .contains("another version"));
+        // Cut short after its checksum line.
+        let text = m.render();
+        assert!(Manifest::parse(text.strip_suffix("end\n").unwrap())
+            .unwrap_err()
+            .contains("incomplete"));
+    }
+
+    /// Every single-bit flip of a manifest is refused (never read as another manifest).
+    #[test]
+    fn every_flipped_bit_of_a_manifest_is_caught() {
+        let m = Manifest {
+            id: 12,
+            kind: Kind::Checkpoint,
+            created_ms: 1_764_050_000_000,
+            fingerprint: "3f0c".into(),
+            slots: vec![SlotEntry {
+                id: "ab".into(),
+                instances: 1,
+                label: "op1 source s: file(in.jsonl)".into(),
+                shape: "operator: source\n".into(),
+            }],
+            parts: vec![PartEntry {
+                slot: "ab".into(),
+                instance: 0,
+                bytes: 32,
+                checksum: 7,
+            }],
+            commits: vec![CommitAction::Append {
+                pending: "p".into(),
+                target: "out.jsonl".into(),
+                before: 100,
+                size: 20,
+            }],
+            notes: Vec::new(),
+        };
+        let text = m.render().into_bytes();
+        for bit in 0..text.len() * 8 {
+            let mut flipped = text.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            if let Ok(s) = std::str::from_utf8(&flipped) {
+                assert!(Manifest::parse(s).is_err(), "bit {bit} went unnoticed");
+            }
+        }
     }
 }

@@ -23,7 +23,9 @@
 //! Layout: `DIR/chk-<n>/MANIFEST` and `DIR/chk-<n>/<slot>-<instance>.state`.
 
 pub mod commit;
+pub mod compat;
 pub mod manifest;
+mod recover;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use commit::CommitAction;
-use manifest::{Kind, Manifest, SlotEntry};
+use manifest::{Kind, Manifest, PartEntry, SlotEntry};
 
 use crate::state::StateError;
 
@@ -59,22 +61,42 @@ pub fn slot(id: &'static str, instance: usize) -> StateSlot {
     }
 }
 
+/// Whether this run resumed from a checkpoint (its outputs add to what earlier runs wrote).
+pub fn resumed() -> bool {
+    coordinator().is_some_and(|c| c.restored.is_some())
+}
+
 /// Whether this run takes checkpoints.
 pub fn enabled() -> bool {
     COORDINATOR.get().is_some()
 }
 
-/// A source instance has read all its input: no checkpoint can complete any more (it would
-/// need that source's barrier), so none is asked for.
+/// A source instance has read all its input. Checkpoints go on while other sources still
+/// read (the ended one keeps passing barriers with its final position, see
+/// [`StateSlot::end_of_input`]); once every source instance has ended, none is asked for any
+/// more: the run drains and ends with its `final` manifest.
 ///
-/// Call it before the source's last barrier check: afterwards no checkpoint is asked for, and
-/// one asked for before is visible in [`requested`], so the source can still send its barrier
-/// (a checkpoint in flight then completes, and no sink waits for it forever).
+/// Call it before the source's last barrier check: afterwards no checkpoint may be asked for,
+/// and one asked for before is visible in [`requested`], so the source can still send its
+/// barrier (a checkpoint in flight then completes, and no sink waits for it forever).
 pub fn source_ended() {
     if let Some(c) = coordinator() {
-        let _inner = c.lock();
-        c.stopped.store(true, Ordering::Relaxed);
+        let mut inner = c.lock();
+        inner.sources_ended += 1;
+        if inner.sources_ended >= inner.sources {
+            c.stopped.store(true, Ordering::Relaxed);
+        }
     }
+}
+
+/// Whether every source instance of the run has read all its input (read under the lock that
+/// [`source_ended`] and the checkpoint thread take, so a checkpoint asked for before is
+/// visible afterwards).
+fn all_sources_ended() -> bool {
+    coordinator().is_none_or(|c| {
+        let inner = c.lock();
+        inner.sources_ended >= inner.sources
+    })
 }
 
 /// Whether a checkpoint of this run was given up (a task or a sink failed): the run is failing,
@@ -119,9 +141,10 @@ struct InFlight {
     parts: BTreeMap<(String, u32), Part>,
 }
 
-/// One instance's part of a checkpoint: state size, commit actions, notes.
+/// One instance's part of a checkpoint: state size and checksum, commit actions, notes.
 struct Part {
     bytes: u64,
+    checksum: u64,
     commits: Vec<CommitAction>,
     notes: Vec<String>,
 }
@@ -133,10 +156,15 @@ pub struct Stats {
     pub last_duration: Duration,
     pub max_duration: Duration,
     pub last_bytes: u64,
+    /// The last checkpoint of a run asked to stop (see `Coordinator::drain`).
+    pub stopped_after: Option<u64>,
 }
 
 struct Inner {
     plan: Vec<SlotEntry>,
+    /// Source instances in the plan, and how many have read all their input.
+    sources: usize,
+    sources_ended: usize,
     fingerprint: String,
     expected: usize,
     next_id: u64,
@@ -377,84 +405,8 @@ impl Coordinator {
         let mut restored = None;
         let mut parts = BTreeMap::new();
         let mut start = Start::Fresh;
-        let candidates = complete_checkpoints(&config.dir, u64::MAX)?;
-        let read = |id: u64| -> Result<Manifest, String> {
-            let path = chk_dir(&config.dir, id).join("MANIFEST");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Manifest::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-        };
-        let mut chosen = None;
-        let mut rejected = Vec::new();
-        if let Some(&newest) = candidates.first() {
-            let m = read(newest)?;
-            let verdict = externally_committed(&m)?;
-            // Only checkpoint 1 of a folder can lack a marker: every later one completed
-            // after a commit of this folder's (markers are per folder). And a marker that
-            // is behind with no checkpoint before this one means the one it marks is gone.
-            let refuse = match verdict {
-                Verdict::NoMarker => newest != 1 || candidates.len() > 1,
-                Verdict::Behind => candidates.len() < 2,
-                Verdict::Committed => false,
-            };
-            if refuse {
-                return Err(format!(
-                    "checkpoint {newest} in {} notes an external commit whose marker is {} \
-                     (expired group offsets? other brokers?); resuming could duplicate or lose \
-                     output, so weir stops. Check --kafka-property bootstrap.servers, or remove \
-                     the folder to start over",
-                    config.dir.display(),
-                    if verdict == Verdict::NoMarker {
-                        "missing"
-                    } else {
-                        "behind, with no checkpoint before it"
-                    }
-                ));
-            }
-            if verdict == Verdict::Committed {
-                chosen = Some((newest, m));
-            } else {
-                // A sink's external commit of the newest checkpoint never happened (the run
-                // died after the manifest, before the commit). Its output elsewhere is taken
-                // back, and the run resumes from the checkpoint before it, which is committed
-                // everywhere: a sink commits a checkpoint's epoch before it saves its part of
-                // the next one. This one is forgotten, so that a new checkpoint can take its
-                // id.
-                eprintln!(
-                    "weir: checkpoint {newest} is complete but a sink's commit of it never \
-                     happened; resuming from the one before"
-                );
-                for action in &m.commits {
-                    action
-                        .undo()
-                        .map_err(|e| format!("taking back checkpoint {newest}: {e}"))?;
-                }
-                rejected.push(newest);
-                if let Some(&older) = candidates.get(1) {
-                    chosen = Some((older, read(older)?));
-                }
-            }
-        }
-        for id in rejected {
-            if chosen.is_some() {
-                std::fs::remove_dir_all(chk_dir(&config.dir, id))
-                    .map_err(|e| format!("cannot remove checkpoint {id}: {e}"))?;
-                continue;
-            }
-            // It was the only one: nothing was ever committed, and the run starts over. The
-            // folder is kept aside, not deleted, in case the marker was only unreachable
-            // (other brokers, expired offsets).
-            let aside = config.dir.join(format!("rejected-chk-{id}-{}", now_ms()));
-            std::fs::rename(chk_dir(&config.dir, id), &aside)
-                .map_err(|e| format!("cannot move checkpoint {id} aside: {e}"))?;
-            eprintln!(
-                "weir: no checkpoint in {} has every sink's commit; starting from the beginning \
-                 (checkpoint {id} is kept as {})",
-                config.dir.display(),
-                aside.display()
-            );
-        }
-        if let Some((id, m)) = chosen {
+        if let Some(loaded) = recover::choose(&config.dir)? {
+            let (id, m) = (loaded.manifest.id, loaded.manifest);
             for action in &m.commits {
                 action
                     .apply()
@@ -464,19 +416,7 @@ impl Coordinator {
                 mark_final_done(&config.dir, &m)?;
                 start = Start::Finished(id);
             } else {
-                for (slot, instance, size) in &m.parts {
-                    let p = part_path(&config.dir, id, slot, *instance);
-                    let bytes = std::fs::read(&p)
-                        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                    if bytes.len() as u64 != *size {
-                        return Err(format!(
-                            "{} holds {} bytes, the manifest says {size}",
-                            p.display(),
-                            bytes.len()
-                        ));
-                    }
-                    parts.insert((slot.clone(), *instance), bytes);
-                }
+                parts = loaded.parts;
                 start = Start::Restored(id);
             }
             restored = Some(m);
@@ -497,6 +437,8 @@ impl Coordinator {
             changed: std::sync::Condvar::new(),
             inner: Mutex::new(Inner {
                 plan: Vec::new(),
+                sources: 0,
+                sources_ended: 0,
                 fingerprint: String::new(),
                 expected: 0,
                 next_id,
@@ -525,34 +467,20 @@ impl Coordinator {
     /// Declares every slot of this binary's plan; when restoring, refuses a checkpoint taken by
     /// a different plan, saying what changed.
     pub fn plan(&self, fingerprint: &str, slots: Vec<SlotEntry>) -> Result<(), String> {
-        if let Some(m) = &self.restored {
-            if m.kind == Kind::Checkpoint && m.fingerprint != fingerprint {
-                return Err(plan_mismatch(m, &slots, &self.config.dir));
-            }
-            // Same plan text, but instance counts come from the command line.
-            let mut changed = Vec::new();
-            for s in &slots {
-                if let Some(old) = m.slots.iter().find(|o| o.id == s.id) {
-                    if old.instances != s.instances {
-                        changed.push(format!(
-                            "  `{}` ran {} instance(s), now {}",
-                            s.label, old.instances, s.instances
-                        ));
-                    }
-                }
-            }
-            if m.kind == Kind::Checkpoint && !changed.is_empty() {
-                return Err(format!(
-                    "checkpoint {} in {} was taken with other parallelism:\n{}\n  \
-                     run with the same --parallelism/--generators (state is partitioned by instance)",
-                    m.id,
-                    self.config.dir.display(),
-                    changed.join("\n")
-                ));
-            }
+        if let Some(m) = self
+            .restored
+            .as_ref()
+            .filter(|m| m.kind == Kind::Checkpoint)
+        {
+            compat::check(m, &slots, fingerprint, &self.config.dir)?;
         }
         let mut inner = self.lock();
         inner.expected = slots.iter().map(|s| s.instances).sum();
+        inner.sources = slots
+            .iter()
+            .filter(|s| s.is_source())
+            .map(|s| s.instances)
+            .sum();
         inner.plan = slots;
         inner.fingerprint = fingerprint.to_string();
         Ok(())
@@ -581,28 +509,25 @@ impl Coordinator {
             .name("checkpoints".into())
             .spawn(move || loop {
                 let slept = Instant::now();
-                while slept.elapsed() < interval && !crate::scale_out::stop_requested() {
+                while slept.elapsed() < interval && !crate::stop::requested() {
                     std::thread::sleep(interval.min(Duration::from_millis(20)));
                     self.run_complete_hooks();
                 }
-                if crate::scale_out::stop_requested() {
+                if crate::stop::requested() {
                     self.drain();
                 }
-                if self.stopped.load(Ordering::Relaxed) {
-                    // No more checkpoints; a task still answers a request to stop (at once:
-                    // its next owner resumes from the last checkpoint, as after a kill).
-                    while crate::scale_out::task_partition().is_some() {
+                if crate::stop::requested() || self.stopped.load(Ordering::Relaxed) {
+                    // No more checkpoints (the run is stopping, or every source has ended, or
+                    // one was given up); a checkpoint still in flight completes, and its
+                    // external commits are made here.
+                    loop {
                         std::thread::sleep(Duration::from_millis(20));
                         self.run_complete_hooks();
-                        if crate::scale_out::stop_requested() {
-                            self.drain();
-                        }
                     }
-                    return;
                 }
                 let mut inner = self.lock();
                 if self.stopped.load(Ordering::Relaxed) {
-                    return;
+                    continue;
                 }
                 if inner.in_flight.is_some() || inner.expected == 0 {
                     continue; // the previous one is still being taken
@@ -638,19 +563,22 @@ impl Coordinator {
         self.hooks_done.store(done, Ordering::Relaxed);
     }
 
-    /// A scale-out task asked to stop (its partition moves to another process): takes one
-    /// more checkpoint, makes its external commits, and exits with [`DRAINED_EXIT_CODE`], so
-    /// that the next owner resumes exactly there instead of replaying from the last periodic
-    /// checkpoint. Without a checkpoint to take (a source ended, or it does not complete in
-    /// time) it exits at once: the next owner resumes from the last one, as after a kill.
-    fn drain(&self) -> ! {
+    /// The run was asked to stop (SIGTERM or Ctrl-C; for a scale-out task, its partition
+    /// moves to another process): takes one more checkpoint (after the one in flight, if
+    /// any), makes its external commits, then lets the sources stop, so that the next start
+    /// resumes exactly there instead of replaying from the last periodic checkpoint. With
+    /// nothing to take (every source has ended: the run finishes by itself; or a checkpoint
+    /// was given up: it fails) it does nothing. A checkpoint that does not complete in time
+    /// ends the process at once: the next start resumes from the last complete one, as after
+    /// a kill.
+    fn drain(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut id = None;
         while Instant::now() < deadline {
             let mut inner = self.lock();
             // Under the lock, as `source_ended` sets it: no barrier would come.
             if self.stopped.load(Ordering::Relaxed) && id.is_none() {
-                break;
+                return;
             }
             match (&inner.in_flight, id) {
                 (None, None) if inner.expected > 0 => {
@@ -673,11 +601,25 @@ impl Coordinator {
         self.run_complete_hooks();
         match id {
             Some(id) if self.completed() >= id && !self.abandoned.load(Ordering::Relaxed) => {
-                eprintln!("weir: stopped after checkpoint {id}, for a handover");
+                self.lock().stats.stopped_after = Some(id);
+                crate::stop::stop_sources();
             }
-            _ => eprintln!("weir: stopped without a last checkpoint, for a handover"),
+            _ if self.abandoned.load(Ordering::Relaxed) => {} // the run fails on its own
+            _ => {
+                let code = if crate::scale_out::task_partition().is_some() {
+                    eprintln!("weir: stopped without a last checkpoint, for a handover");
+                    DRAINED_EXIT_CODE
+                } else {
+                    eprintln!(
+                        "weir: stopped without a last checkpoint (it did not complete in time); \
+                         the next start resumes from checkpoint {}",
+                        self.completed()
+                    );
+                    crate::stop::signal().map_or(1, |(_, code)| code as i32)
+                };
+                std::process::exit(code)
+            }
         }
-        std::process::exit(DRAINED_EXIT_CODE)
     }
 
     /// No more checkpoints (a source has ended: a checkpoint needs every source's barrier).
@@ -776,6 +718,7 @@ impl Coordinator {
             (slot.to_string(), instance),
             Part {
                 bytes: state.len() as u64,
+                checksum: manifest::checksum(state),
                 commits,
                 notes,
             },
@@ -793,7 +736,12 @@ impl Coordinator {
             parts: flight
                 .parts
                 .iter()
-                .map(|((s, i), p)| (s.clone(), *i, p.bytes))
+                .map(|((s, i), p)| PartEntry {
+                    slot: s.clone(),
+                    instance: *i,
+                    bytes: p.bytes,
+                    checksum: p.checksum,
+                })
                 .collect(),
             commits: flight
                 .parts
@@ -813,7 +761,7 @@ impl Coordinator {
             action.apply()?;
         }
         let elapsed = flight.started.map(|s| s.elapsed()).unwrap_or_default();
-        let bytes: u64 = manifest.parts.iter().map(|p| p.2).sum();
+        let bytes: u64 = manifest.parts.iter().map(|p| p.bytes).sum();
         let stats = &mut inner.stats;
         stats.completed += 1;
         stats.last_duration = elapsed;
@@ -904,30 +852,6 @@ fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
     Ok(())
 }
 
-fn plan_mismatch(m: &Manifest, slots: &[SlotEntry], dir: &Path) -> String {
-    let mut lines = Vec::new();
-    for old in &m.slots {
-        if !slots.iter().any(|s| s.id == old.id) {
-            lines.push(format!("  - `{}` is gone or changed", old.label));
-        }
-    }
-    for new in slots {
-        if !m.slots.iter().any(|o| o.id == new.id) {
-            lines.push(format!("  + `{}` is new or changed", new.label));
-        }
-    }
-    if lines.is_empty() {
-        lines.push("  the operators are the same but their order or wiring changed".into());
-    }
-    format!(
-        "checkpoint {} in {} was taken by a different pipeline; its state does not fit this one:\n{}\n  \
-         to start over, remove the checkpoint directory (output already committed stays)",
-        m.id,
-        dir.display(),
-        lines.join("\n")
-    )
-}
-
 /// Where one operator instance saves its state, and the bytes it had when restored.
 /// Inert when checkpointing is off.
 pub struct StateSlot {
@@ -964,11 +888,33 @@ impl StateSlot {
         }
     }
 
-    /// For sources, at the end of their input: no checkpoint is asked for any more
-    /// ([`source_ended`]); one asked for before still gets this source's barrier.
-    pub fn input_ended(&mut self) -> Option<u64> {
-        source_ended();
-        self.barrier_due()
+    /// For sources, at the end of their input (see [`source_ended`]): `watermark` is sent
+    /// (the final one, unless the run is stopping), then, while other sources still read, a
+    /// barrier with `part` (the final position) for every checkpoint, so checkpoints go on
+    /// after a bounded source has ended (as Flink's FLIP-147 does); then the chain ends.
+    pub fn end_of_input<T, C: crate::collector::Collector<T>>(
+        &mut self,
+        part: impl Fn() -> Vec<u8>,
+        chain: &mut C,
+    ) {
+        if !crate::stop::stopped_early() {
+            chain.watermark(i64::MAX);
+        }
+        if self.is_active() {
+            source_ended();
+            loop {
+                let last = all_sources_ended() || given_up() || crate::stop::sources_stopped();
+                if let Some(id) = self.barrier_due() {
+                    self.save(id, &part(), Vec::new());
+                    chain.barrier(id);
+                }
+                if last {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        chain.finish();
     }
 
     pub fn is_active(&self) -> bool {
@@ -1162,8 +1108,14 @@ mod tests {
                 id: "s".into(),
                 instances: 1,
                 label: "op".into(),
+                shape: "operator: aggregate\n".into(),
             }],
-            parts: vec![("s".into(), 0, 1)],
+            parts: vec![PartEntry {
+                slot: "s".into(),
+                instance: 0,
+                bytes: 1,
+                checksum: manifest::checksum(&[id as u8]),
+            }],
             commits: Vec::new(),
             notes,
         };
@@ -1338,6 +1290,84 @@ mod tests {
         ));
         drop(held);
         assert!(other.try_lock().is_ok());
+    }
+
+    /// Names of the folder's entries that start with `prefix`.
+    fn entries(dir: &Path, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A flipped bit in the newest checkpoint's state file or manifest, or a missing state
+    /// file: the run falls back to the newest intact checkpoint and keeps the damaged one
+    /// aside.
+    #[test]
+    fn a_damaged_checkpoint_falls_back_to_the_newest_intact_one() {
+        type Damage = fn(&Path);
+        let damages: [(&str, Damage); 4] = [
+            ("flipped state bit", |chk| {
+                std::fs::write(chk.join("s-0.state"), [0x80u8 ^ 6]).unwrap()
+            }),
+            ("flipped manifest bit", |chk| {
+                let mut m = std::fs::read(chk.join("MANIFEST")).unwrap();
+                m[40] ^= 0x04;
+                std::fs::write(chk.join("MANIFEST"), m).unwrap();
+            }),
+            ("missing state file", |chk| {
+                std::fs::remove_file(chk.join("s-0.state")).unwrap()
+            }),
+            ("truncated state file", |chk| {
+                std::fs::write(chk.join("s-0.state"), []).unwrap()
+            }),
+        ];
+        for (what, damage) in damages {
+            let dir = tempfile::tempdir().unwrap();
+            for id in 4..=6 {
+                manifest(dir.path(), id, Vec::new());
+            }
+            damage(&chk_dir(dir.path(), 6));
+            let (c, start) = open(dir.path()).unwrap();
+            assert!(matches!(start, Start::Restored(5)), "{what}");
+            let parts = c.restored_parts.lock().unwrap();
+            assert_eq!(parts.get(&("s".to_string(), 0)), Some(&vec![5u8]), "{what}");
+            assert!(!chk_dir(dir.path(), 6).exists(), "{what}");
+            assert_eq!(entries(dir.path(), "damaged-chk-6-").len(), 1, "{what}");
+        }
+    }
+
+    #[test]
+    fn with_no_intact_checkpoint_the_run_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in 1..=2 {
+            manifest(dir.path(), id, Vec::new());
+            std::fs::write(chk_dir(dir.path(), id).join("s-0.state"), [9u8]).unwrap();
+        }
+        let err = open(dir.path()).err().unwrap();
+        assert!(err.contains("no checkpoint in"), "{err}");
+        assert!(err.contains("checkpoint 2: s-0.state is damaged"), "{err}");
+        assert!(err.contains("checkpoint 1: s-0.state is damaged"), "{err}");
+        // Nothing was moved or deleted.
+        assert!(chk_dir(dir.path(), 1).exists() && chk_dir(dir.path(), 2).exists());
+    }
+
+    /// Output an external commit published cannot be taken back: no fall back over it.
+    #[test]
+    fn no_fall_back_over_a_damaged_checkpoint_when_commits_go_outside_weir() {
+        register_verifier("damaged-txn", verify_committed);
+        let dir = tempfile::tempdir().unwrap();
+        let note = || vec![("s".to_string(), 0, "damaged-txn t".to_string())];
+        manifest(dir.path(), 4, note());
+        manifest(dir.path(), 5, note());
+        std::fs::write(chk_dir(dir.path(), 5).join("s-0.state"), [0u8]).unwrap();
+        let err = open(dir.path()).err().unwrap();
+        assert!(err.contains("outside weir"), "{err}");
+        assert!(chk_dir(dir.path(), 5).exists());
     }
 
     #[test]

@@ -376,7 +376,8 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.finished = true;
-        if self.left_outer {
+        // Unmatched rows are final only at the end of the input, not at a stop.
+        if self.left_outer && !crate::stop::stopped_early() {
             let mut keys: Vec<_> = self.state.iter().collect();
             keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
             let mut unmatched: Vec<(i64, S::Out)> = keys

@@ -239,7 +239,8 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.finished = true;
-        if self.left_outer {
+        // Unmatched rows are final only at the end of the input, not at a stop.
+        if self.left_outer && !crate::stop::stopped_early() {
             // Every left record still held that never matched, by key, then arrival.
             let mut keys: Vec<_> = self.state.iter().collect();
             keys.sort_unstable_by(|a, b| a.0.cmp(b.0));

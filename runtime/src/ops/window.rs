@@ -395,7 +395,11 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
     }
 
     fn finish(&mut self) {
-        self.fire_until(i64::MAX);
+        // A stopped run (SIGTERM, Ctrl-C) did not see the end of its input: open windows are
+        // not complete.
+        if !crate::stop::stopped_early() {
+            self.fire_until(i64::MAX);
+        }
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();

@@ -239,7 +239,9 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.finished = true;
-        self.fire_until(i64::MAX);
+        if !crate::stop::stopped_early() {
+            self.fire_until(i64::MAX);
+        }
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();

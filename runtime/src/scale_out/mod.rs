@@ -44,9 +44,6 @@ pub fn task_partition() -> Option<i32> {
 pub fn become_task(partition: i32, parent: Option<u32>) -> Result<(), String> {
     TASK.set(partition)
         .map_err(|_| "a process can be the task of one partition only".to_string())?;
-    // SIGTERM (the partition moves) drains instead of killing.
-    #[cfg(feature = "kafka")]
-    crate::sources::kafka::stop_on_sigterm();
     if let Some(parent) = parent {
         die_with_parent(parent)?;
     }
@@ -74,19 +71,6 @@ fn die_with_parent(parent: u32) -> Result<(), String> {
 #[cfg(not(all(feature = "kafka", target_os = "linux")))]
 fn die_with_parent(_parent: u32) -> Result<(), String> {
     Err("tasks of --scale-out need Linux and the runtime's `kafka` feature".to_string())
-}
-
-/// Whether this scale-out task was asked to stop (SIGTERM from its supervisor: the partition
-/// moves): the checkpoint thread then drains (see `checkpoint`).
-pub fn stop_requested() -> bool {
-    #[cfg(feature = "kafka")]
-    {
-        task_partition().is_some() && crate::sources::kafka::terminated()
-    }
-    #[cfg(not(feature = "kafka"))]
-    {
-        false
-    }
 }
 
 /// `path` as this process writes it: unchanged, or in a task, with `.pN` before the

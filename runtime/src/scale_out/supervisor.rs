@@ -177,7 +177,8 @@ impl ConsumerContext for Context {
 /// `--kafka-stop-after-idle`); the exit code says whether every task succeeded.
 pub fn run(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> ExitCode {
     match supervise(args, sources) {
-        Ok(()) => ExitCode::SUCCESS,
+        // Stopped by SIGTERM or Ctrl-C (its tasks drained): the signal's exit code.
+        Ok(()) => crate::stop::signal().map_or(ExitCode::SUCCESS, |(_, code)| ExitCode::from(code)),
         Err(err) => {
             eprintln!("weir: error: scale-out: {err}");
             ExitCode::FAILURE
@@ -211,7 +212,6 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
         })
         .map_err(|e| format!("kafka: {e}"))?;
     let partitions = co_partitioned(&consumer, &sources)?;
-    crate::sources::kafka::stop_on_sigterm();
     consumer
         .subscribe(&[first.topic.as_str()])
         .map_err(|e| format!("kafka: {e}"))?;
@@ -317,7 +317,7 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
                 false,
             );
         }
-        if crate::sources::kafka::terminated() {
+        if crate::stop::requested() {
             break Ok(());
         }
         if args.kafka_stop_after_idle.is_some()

@@ -29,6 +29,9 @@ pub struct ChangelogWriter<E> {
     encode: E,
     row: Vec<u8>,
     buf: Vec<u8>,
+    /// Changes in `buf`; `records_out` counts those written without an error.
+    buffered: u64,
+    failed: bool,
     stats: OpStats,
     metrics: OpMetrics,
 }
@@ -47,26 +50,37 @@ impl<E> ChangelogWriter<E> {
             encode,
             row: Vec::new(),
             buf: header.to_vec(),
+            buffered: 0,
+            failed: false,
             stats: OpStats::default(),
             metrics,
         }
     }
 
     fn flush(&mut self) {
+        let rows = std::mem::take(&mut self.buffered);
+        if self.failed {
+            self.buf.clear();
+            return;
+        }
         let result = match &mut self.output {
             Output::Stdout => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&self.buf).and_then(|_| out.flush())
             }
-            Output::File(file) => file.write_all(&self.buf),
+            Output::File(file) => file.write_all(&self.buf).and_then(|_| file.flush()),
             Output::Committed(file) => file.write_all(&self.buf),
         };
-        if let Err(err) = result {
-            if err.kind() != std::io::ErrorKind::BrokenPipe {
-                crate::run::report_error(format!(
-                    "sink `{}`: write failed: {err}",
-                    self.metrics.name()
-                ));
+        match result {
+            Ok(()) => self.stats.records_out += rows,
+            Err(err) => {
+                self.failed = true;
+                if err.kind() != std::io::ErrorKind::BrokenPipe {
+                    crate::run::report_error(format!(
+                        "sink `{}`: write failed: {err}",
+                        self.metrics.name()
+                    ));
+                }
             }
         }
         self.buf.clear();
@@ -76,6 +90,7 @@ impl<E> ChangelogWriter<E> {
 impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> {
     fn push(&mut self, change: &Change<T>) {
         self.stats.records_in += 1;
+        self.buffered += 1;
         let op = match change {
             Change::Upsert(_) => "+U",
             Change::Delete(_) => "-D",
@@ -120,10 +135,6 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> 
     }
     fn finish(&mut self) {
         self.flush();
-        if let Output::File(file) = &mut self.output {
-            let _ = file.flush();
-        }
-        self.stats.records_out = self.stats.records_in;
         self.metrics.report(&self.stats);
     }
 }
@@ -144,7 +155,7 @@ impl<
         K: Ord + State,
         T: Clone + State,
         KF: FnMut(&T) -> K,
-        D: FnOnce(&BTreeMap<K, T>, &StateSlot),
+        D: FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64,
     > Materialize<K, T, KF, D>
 {
     pub fn new(metrics: OpMetrics, key: KF, done: D) -> Self {
@@ -173,7 +184,7 @@ impl<
         K: Ord + State,
         T: Clone + State,
         KF: FnMut(&T) -> K,
-        D: FnOnce(&BTreeMap<K, T>, &StateSlot),
+        D: FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64,
     > Collector<Change<T>> for Materialize<K, T, KF, D>
 {
     fn push(&mut self, change: &Change<T>) {
@@ -195,11 +206,10 @@ impl<
         }
     }
     fn finish(&mut self) {
-        self.stats.records_out = self.table.len() as u64;
-        self.metrics.report(&self.stats);
         if let Some(done) = self.done.take() {
-            done(&self.table, &self.slot);
+            self.stats.records_out = done(&self.table, &self.slot);
         }
+        self.metrics.report(&self.stats);
     }
 }
 
@@ -209,7 +219,7 @@ pub fn write_table<K, T>(
     mut output: Output,
     header: &'static [u8],
     mut encode: impl FnMut(&T, &mut Vec<u8>),
-) -> impl FnOnce(&BTreeMap<K, T>, &StateSlot) {
+) -> impl FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64 {
     move |table: &BTreeMap<K, T>, slot: &StateSlot| {
         let mut buf = header.to_vec();
         for row in table.values() {
@@ -226,8 +236,12 @@ pub fn write_table<K, T>(
                 .map_err(|e| e.to_string()),
             Output::Committed(file) => file.replace_with(&buf, slot),
         };
-        if let Err(err) = result {
-            crate::run::report_error(format!("sink `{name}`: write failed: {err}"));
+        match result {
+            Ok(()) => table.len() as u64,
+            Err(err) => {
+                crate::run::report_error(format!("sink `{name}`: write failed: {err}"));
+                0
+            }
         }
     }
 }
@@ -237,11 +251,12 @@ pub fn checksum_table<K, T>(
     registry: Metrics,
     sink: &'static str,
     mut hash: impl FnMut(&T) -> u64,
-) -> impl FnOnce(&BTreeMap<K, T>, &StateSlot) {
+) -> impl FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64 {
     move |table: &BTreeMap<K, T>, _slot: &StateSlot| {
         let sum = table
             .values()
             .fold(0u64, |acc, row| acc.wrapping_add(hash(row)));
         registry.add_checksum(sink, table.len() as u64, sum);
+        table.len() as u64
     }
 }

@@ -45,6 +45,10 @@ pub struct Writer<E> {
     output: Output,
     encode: E,
     buf: Vec<u8>,
+    /// Rows encoded into `buf` and not yet written.
+    buffered: u64,
+    /// `records_out` counts rows written without an error, not rows received: after a write
+    /// error the summary says what reached the output.
     stats: OpStats,
     metrics: OpMetrics,
     failed: bool,
@@ -60,6 +64,7 @@ impl<E> Writer<E> {
             output,
             encode,
             buf,
+            buffered: 0,
             stats: OpStats::default(),
             metrics,
             failed: false,
@@ -99,6 +104,7 @@ impl<E> Writer<E> {
     fn flush(&mut self) {
         if self.failed {
             self.buf.clear();
+            self.buffered = 0;
             return;
         }
         let result = match &mut self.output {
@@ -106,9 +112,13 @@ impl<E> Writer<E> {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&self.buf).and_then(|_| out.flush())
             }
-            Output::File(file) => file.write_all(&self.buf),
+            Output::File(file) => file.write_all(&self.buf).and_then(|_| file.flush()),
             Output::Committed(file) => file.write_all(&self.buf),
         };
+        let rows = std::mem::take(&mut self.buffered);
+        if result.is_ok() {
+            self.stats.records_out += rows;
+        }
         if let Err(err) = result {
             // A closed stdout (`| head`) ends the output quietly; a full disk fails the run.
             if err.kind() == std::io::ErrorKind::BrokenPipe {
@@ -125,6 +135,7 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
     #[inline]
     fn push(&mut self, record: &T) {
         self.stats.records_in += 1;
+        self.buffered += 1;
         (self.encode)(record, &mut self.buf);
         if self.buf.len() >= FLUSH_AT {
             self.flush();
@@ -162,7 +173,6 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
             }
             Output::Stdout => {}
         }
-        self.stats.records_out = self.stats.records_in;
         self.metrics.report(&self.stats);
     }
 }

@@ -42,32 +42,6 @@ use crate::metrics::Metrics;
 use crate::run::RunArgs;
 use crate::sources::{EventTime, WATERMARK_INTERVAL};
 
-/// Set by SIGTERM (see [`stop_on_sigterm`]).
-static TERMINATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_sigterm(_: libc::c_int) {
-    TERMINATED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Makes SIGTERM end Kafka sources gracefully, as the end of input does: each commits its
-/// positions and leaves the group (so another process in the group takes its partitions over
-/// at once, from there), the pipeline drains, sinks flush, and the process exits 0. Only
-/// without checkpoints: a checkpointed run is simply killed and resumes from its checkpoint.
-pub fn stop_on_sigterm() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(
-            libc::SIGTERM,
-            on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
-    }
-}
-
-/// Whether SIGTERM arrived since [`stop_on_sigterm`].
-pub fn terminated() -> bool {
-    TERMINATED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// Where a source starts reading a partition that has no committed offset in its group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Start {
@@ -498,9 +472,6 @@ impl KafkaSource {
                 return Err(err);
             }
         };
-        if !checkpointed {
-            stop_on_sigterm();
-        }
         let bound = event_time
             .as_ref()
             .map_or(0, |et| et.max_out_of_orderness_ms);
@@ -524,6 +495,7 @@ impl KafkaSource {
         loop {
             if checkpointed {
                 if let Some(id) = slot.barrier_due() {
+                    dead_letters.flush();
                     let (part, positions) = self.checkpoint_part(emitted);
                     to_commit.push((id, positions));
                     slot.save(id, &part, Vec::new());
@@ -649,7 +621,8 @@ impl KafkaSource {
                     eprintln!("weir: source `{name}`: kafka: {w}");
                 }
             }
-            if !checkpointed && terminated() {
+            if crate::stop::sources_stopped() {
+                crate::stop::note_stopped_early();
                 break;
             }
             if checkpointed && crate::checkpoint::given_up() {
@@ -669,12 +642,14 @@ impl KafkaSource {
             self.commit(&consumer, &mut committed, CommitMode::Sync);
         }
         metrics.add_source_records(produced);
-        if let Some(id) = slot.input_ended() {
-            slot.save(id, &self.checkpoint_part(emitted).0, Vec::new());
-            chain.barrier(id);
+        if result.is_err() {
+            crate::checkpoint::source_ended();
+            chain.watermark(i64::MAX);
+            chain.finish();
+            return result;
         }
-        chain.watermark(i64::MAX);
-        chain.finish();
+        dead_letters.flush();
+        slot.end_of_input(|| self.checkpoint_part(emitted).0, &mut chain);
         result
     }
 

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
@@ -15,18 +15,84 @@ use crate::metrics::Metrics;
 use crate::sources::{EventTime, WatermarkTracker};
 
 /// Where a line source reads from.
-pub enum Input<'a> {
-    File(&'a Path),
+pub enum Input {
+    /// A file opened by [`open_file`] before any sink opened its output.
+    File(OpenedFile),
     Stdin,
+}
+
+/// A source's input file, opened when the pipeline starts.
+pub struct OpenedFile {
+    path: PathBuf,
+    file: File,
+}
+
+/// Opens the input file of source `name`. Called before any sink opens its output, so that
+/// a missing input (or a folder given as one) fails the start before an output file is
+/// truncated.
+pub fn open_file(name: &str, path: &Path) -> Result<Input, String> {
+    let fail =
+        |e: &dyn std::fmt::Display| format!("source `{name}`: cannot open {}: {e}", path.display());
+    let file = File::open(path).map_err(|e| fail(&e))?;
+    if file.metadata().map_err(|e| fail(&e))?.is_dir() {
+        return Err(fail(&"it is a folder, not a file"));
+    }
+    Ok(Input::File(OpenedFile {
+        path: path.to_path_buf(),
+        file,
+    }))
+}
+
+/// How many bytes before a checkpointed position are checked on restore: enough to tell a
+/// replaced file from the one the checkpoint read, cheap to read at every checkpoint.
+const TAIL: u64 = 4096;
+
+/// The checksum of the (up to) [`TAIL`] bytes before `offset` in `file`.
+fn tail_checksum(file: &File, offset: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let start = offset.saturating_sub(TAIL);
+    let mut buf = vec![0u8; (offset - start) as usize];
+    file.read_exact_at(&mut buf, start)?;
+    Ok(crate::checkpoint::manifest::checksum(&buf))
+}
+
+/// Checks that `input` is still the file a checkpoint read up to `offset`: as long, and the
+/// same bytes just before that position.
+fn check_position(name: &str, input: &OpenedFile, offset: u64, tail: u64) -> Result<(), String> {
+    let path = input.path.display();
+    let len = input
+        .file
+        .metadata()
+        .map_err(|e| format!("source `{name}`: cannot read {path}: {e}"))?
+        .len();
+    let advice = "restore the file the checkpoint read, or remove the checkpoint folder to \
+                  start over";
+    if len < offset {
+        return Err(format!(
+            "source `{name}`: {path} is {len} bytes, but the checkpoint had read {offset} bytes \
+             of it: it was replaced or cut short, so weir cannot tell where to resume; {advice}"
+        ));
+    }
+    let now = tail_checksum(&input.file, offset)
+        .map_err(|e| format!("source `{name}`: cannot read {path}: {e}"))?;
+    if now != tail {
+        return Err(format!(
+            "source `{name}`: the bytes of {path} before position {offset}, where the \
+             checkpoint resumes, are not the ones the checkpoint read: the file was replaced or \
+             changed, so weir cannot tell where to resume; {advice}"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads lines from `input`, decodes each with `decode` and pushes the records into `chain`.
 /// `skip_header` drops the first line (a CSV header). Empty lines are skipped.
-/// Returns an error only when the input cannot be opened or read.
+/// Returns an error only when the input cannot be read, or is not the one a restored
+/// checkpoint read.
 #[allow(clippy::too_many_arguments)]
 pub fn run<T, D, C>(
     name: &str,
-    input: Input<'_>,
+    input: Input,
     skip_header: bool,
     metrics: &Metrics,
     dead_letters: &DeadLetters,
@@ -45,36 +111,53 @@ where
     // Position: bytes consumed and lines read (restored from a checkpoint).
     let mut offset = 0u64;
     let mut line_no = 0u64;
+    let fail = |chain: &mut C, message: String| {
+        chain.watermark(i64::MAX);
+        chain.finish();
+        Err(message)
+    };
     if let Some(bytes) = slot.take_restored() {
-        let (o, l, max_seen, emitted): (u64, u64, i64, i64) = crate::state::decode(&bytes)
-            .map_err(|e| format!("source `{name}`: cannot restore its position: {e}"))?;
+        let (o, l, max_seen, emitted, tail): (u64, u64, i64, i64, u64) =
+            match crate::state::decode(&bytes) {
+                Ok(position) => position,
+                Err(e) => {
+                    return fail(
+                        &mut chain,
+                        format!("source `{name}`: cannot restore its position: {e}"),
+                    )
+                }
+            };
+        if let Input::File(file) = &input {
+            if let Err(e) = check_position(name, file, o, tail) {
+                return fail(&mut chain, e);
+            }
+        }
         (offset, line_no) = (o, l);
         if let Some(t) = tracker.as_mut() {
             t.restore(max_seen, emitted);
         }
     }
+    // A second handle on the file, to read the bytes before a position at checkpoints.
+    let mut checked: Option<File> = None;
     let reader: Box<dyn Read> = match input {
-        Input::File(path) => match File::open(path).and_then(|mut f| {
-            f.seek(SeekFrom::Start(offset))?;
-            Ok(f)
-        }) {
-            Ok(file) => Box::new(file),
-            Err(err) => {
-                chain.watermark(i64::MAX);
-                chain.finish();
-                return Err(format!(
-                    "source `{name}`: cannot open {}: {err}",
-                    path.display()
-                ));
+        Input::File(OpenedFile { path, mut file }) => {
+            if let Err(err) = file.seek(SeekFrom::Start(offset)) {
+                return fail(
+                    &mut chain,
+                    format!("source `{name}`: cannot read {}: {err}", path.display()),
+                );
             }
-        },
+            checked = file.try_clone().ok();
+            Box::new(file)
+        }
         Input::Stdin if slot.is_active() => {
-            chain.watermark(i64::MAX);
-            chain.finish();
-            return Err(format!(
-                "source `{name}`: stdin cannot be read again after a restart, so it cannot be \
-                 checkpointed; read from a file (or Kafka) to use --checkpoint-dir"
-            ));
+            return fail(
+                &mut chain,
+                format!(
+                    "source `{name}`: stdin cannot be read again after a restart, so it cannot \
+                     be checkpointed; read from a file (or Kafka) to use --checkpoint-dir"
+                ),
+            );
         }
         Input::Stdin => Box::new(std::io::stdin()),
     };
@@ -83,16 +166,28 @@ where
     let mut produced = 0u64;
     let mut result = Ok(());
     let mut pace = super::Pacer::new(1);
-    // A checkpoint's part: bytes and lines read, the highest time seen, the last watermark.
+    // A checkpoint's part: bytes and lines read, the highest time seen, the last watermark,
+    // and the checksum of the bytes before the position (checked on restore).
     let part = |offset: u64, line_no: u64, tracker: Option<&WatermarkTracker>| {
         let (max_seen, emitted) = WatermarkTracker::position_of(tracker);
-        crate::state::encode(&(offset, line_no, max_seen, emitted))
+        let tail = checked
+            .as_ref()
+            .and_then(|f| tail_checksum(f, offset).ok())
+            .unwrap_or(0);
+        crate::state::encode(&(offset, line_no, max_seen, emitted, tail))
     };
     loop {
         if line_no.is_multiple_of(64) {
             pace.wait(produced);
+            if crate::stop::sources_stopped() {
+                crate::stop::note_stopped_early();
+                break;
+            }
         }
         if let Some(id) = slot.barrier_due() {
+            // The dead letters of what the checkpoint covers are durable once it completes
+            // (a restart replays only what follows).
+            dead_letters.flush();
             slot.save(id, &part(offset, line_no, tracker.as_ref()), Vec::new());
             chain.barrier(id);
         }
@@ -143,12 +238,14 @@ where
         }
     }
     metrics.add_source_records(produced);
-    if let Some(id) = slot.input_ended() {
-        slot.save(id, &part(offset, line_no, tracker.as_ref()), Vec::new());
-        chain.barrier(id);
+    if result.is_err() {
+        chain.watermark(i64::MAX);
+        chain.finish();
+        return result;
     }
-    chain.watermark(i64::MAX);
-    chain.finish();
+    // Every dead letter of what was read is out before the final position is saved.
+    dead_letters.flush();
+    slot.end_of_input(|| part(offset, line_no, tracker.as_ref()), &mut chain);
     result
 }
 

@@ -73,6 +73,14 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
         if countdown == 0 {
             countdown = 64;
             pace.wait(split.position() - start);
+            if crate::stop::sources_stopped() {
+                crate::stop::note_stopped_early();
+                // `meta` is not consumed: the position is before it.
+                metrics.add_generator_events(source, split.position() - 1 - start);
+                let position = split.position() - 1;
+                slot.end_of_input(|| part(position, tracker.as_ref()), &mut chain);
+                return Ok(());
+            }
             if let Some(id) = slot.barrier_due() {
                 // `meta` is not consumed yet: the position to resume from is before it.
                 slot.save(
@@ -99,11 +107,7 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     // Throughput counts generator events, as Nexmark figures do (bids are 46 of every 50).
     let _ = produced;
     metrics.add_generator_events(source, split.position() - start);
-    if let Some(id) = slot.input_ended() {
-        slot.save(id, &part(split.position(), tracker.as_ref()), Vec::new());
-        chain.barrier(id);
-    }
-    chain.watermark(i64::MAX);
-    chain.finish();
+    let position = split.position();
+    slot.end_of_input(|| part(position, tracker.as_ref()), &mut chain);
     Ok(())
 }

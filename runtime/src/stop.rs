@@ -1,0 +1,86 @@
+//! Stopping a run from outside: SIGTERM and Ctrl-C (SIGINT), for every pipeline binary.
+//!
+//! The first signal asks for a graceful stop: the sources stop reading (in a checkpointed run
+//! only once one last checkpoint is complete, see `checkpoint`), the pipeline drains without
+//! the final watermark (a stop is not the end of the input: windows still open are not
+//! emitted as if complete, and a checkpointed run resumes them on its next start), sinks
+//! flush and commit, the dead letters and the summary are written, and the process exits
+//! 130 (SIGINT) or 143 (SIGTERM). A second signal exits at once with that code.
+//!
+//! This is state of the process, not of a run: signals reach a process. Embedded runs never
+//! install the handlers, so nothing here ever stops them.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Set by the first signal (shared with the handlers, hence the `Arc`).
+static SIGNALLED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+/// Which signal it was.
+static WHICH: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+/// The sources may stop now: at once without checkpoints, after the last checkpoint with.
+static SOURCES_STOP: AtomicBool = AtomicBool::new(false);
+/// Without checkpoints, a signal stops the sources at once.
+static IMMEDIATE: AtomicBool = AtomicBool::new(false);
+/// A source stopped before the end of its input: the run is stopped, not finished.
+static STOPPED_EARLY: AtomicBool = AtomicBool::new(false);
+
+/// Installs the handlers of SIGTERM and SIGINT. `immediate`: the sources stop at the first
+/// signal (no checkpoints); otherwise only once [`stop_sources`] is called.
+pub fn install(immediate: bool) -> Result<(), String> {
+    IMMEDIATE.store(immediate, Ordering::Relaxed);
+    let flag = SIGNALLED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    let which = WHICH.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    for (signal, code) in [(SIGTERM, 143), (SIGINT, 130)] {
+        // Registered first, so it sees the flag as the previous signal left it: a second
+        // signal exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, code, Arc::clone(flag))
+            .and_then(|_| {
+                signal_hook::flag::register_usize(signal, Arc::clone(which), signal as usize)
+            })
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(flag)))
+            .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Whether a stop was asked for (a signal arrived).
+#[inline]
+pub fn requested() -> bool {
+    SIGNALLED.get().is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+/// The name of the signal that asked for the stop, and the exit code it calls for.
+pub fn signal() -> Option<(&'static str, u8)> {
+    if !requested() {
+        return None;
+    }
+    match WHICH.get().map(|w| w.load(Ordering::Relaxed) as i32) {
+        Some(SIGINT) => Some(("SIGINT", 130)),
+        _ => Some(("SIGTERM", 143)),
+    }
+}
+
+/// Whether sources must stop reading now.
+#[inline]
+pub fn sources_stopped() -> bool {
+    SOURCES_STOP.load(Ordering::Relaxed) || (requested() && IMMEDIATE.load(Ordering::Relaxed))
+}
+
+/// Lets the sources stop (a checkpointed run: its last checkpoint is complete).
+pub fn stop_sources() {
+    SOURCES_STOP.store(true, Ordering::Relaxed);
+}
+
+/// A source stopped reading before the end of its input.
+pub fn note_stopped_early() {
+    STOPPED_EARLY.store(true, Ordering::Relaxed);
+}
+
+/// Whether the run is stopped rather than finished: some source did not read all its input.
+/// Operators then emit nothing that only the end of the input may emit (the final watermark,
+/// a left join's unmatched rows at the end), and no `final` manifest is written.
+pub fn stopped_early() -> bool {
+    STOPPED_EARLY.load(Ordering::Relaxed)
+}

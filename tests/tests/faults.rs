@@ -1,0 +1,410 @@
+//! What an operator does to a running pipeline, and what the machine does to it: input files
+//! replaced under a checkpoint, a failed start, a full disk, dead letters across restarts,
+//! bounded sources that end early under repeated crashes, and SIGTERM / Ctrl-C. Each test
+//! failed before the fix it guards (see issue 10's notes).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir_tests::{build, kill_repeatedly, run, Rng};
+
+/// `n` bid lines; every `bad_every`-th (if any) is malformed.
+fn bids(n: i64, bad_every: i64) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        if bad_every > 0 && i % bad_every == bad_every - 1 {
+            text.push_str(&format!("{{\"auction\":\"broken-{i}\"}}\n"));
+            continue;
+        }
+        text.push_str(&format!(
+            "{{\"auction\":{},\"price\":{},\"ts\":{}}}\n",
+            i % 50,
+            (i * 7) % 1000 + 20,
+            1_700_000_000_000 + i * 10
+        ));
+    }
+    text
+}
+
+const WINDOW: &str = r#"
+schema Bid { auction: i64, price: i64, ts: timestamp }
+source bids: Bid = file(path: "bids.jsonl") format json
+    event_time ts watermark 1s
+let w = bids
+    |> key_by auction
+    |> window tumble(5s)
+    |> aggregate { n: count(), top: max(price) }
+sink w -> file(path: "out.jsonl")
+"#;
+
+fn spawn(binary: &Path, args: &[&str], dir: &Path) -> Child {
+    Command::new(binary)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn newest_checkpoint(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("MANIFEST").exists())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_prefix("chk-")?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until `dir` holds checkpoint `at_least` or a newer one.
+fn wait_for_checkpoint(dir: &Path, at_least: u64) {
+    let started = Instant::now();
+    while newest_checkpoint(dir) < at_least {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoint {at_least}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn sorted(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The input replaced by a shorter file, or by other bytes, under a checkpoint: the restart
+/// refuses instead of resuming at a position that means nothing in the new file.
+#[test]
+fn a_replaced_input_file_is_refused_at_restore() {
+    let binary = build("faults_replaced", WINDOW, false);
+    for (what, replacement) in [
+        ("shorter", bids(100, 0)),
+        (
+            "same length, other bytes",
+            bids(40_000, 0).replace("\"price\":2", "\"price\":3"),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
+        let mut child = spawn(
+            &binary,
+            &[
+                "--checkpoint-dir",
+                "chk",
+                "--checkpoint-interval",
+                "50ms",
+                "--rate-limit",
+                "20000",
+            ],
+            dir.path(),
+        );
+        wait_for_checkpoint(&dir.path().join("chk"), 3);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), replacement).unwrap();
+        let out = run(&binary, &["--checkpoint-dir", "chk"], dir.path(), None);
+        assert!(!out.success, "{what}: resumed on a replaced file");
+        assert!(
+            out.stderr.contains("weir cannot tell where to resume"),
+            "{what}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// A start that fails (a missing input, a folder given as input) leaves the previous output
+/// as it was.
+#[test]
+fn a_failed_start_keeps_the_previous_output() {
+    let binary = build("faults_failed_start", WINDOW, false);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("out.jsonl"), "previous output\n").unwrap();
+    // No input file.
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("cannot open bids.jsonl"),
+        "{}",
+        out.stderr
+    );
+    // A folder as input.
+    std::fs::create_dir(dir.path().join("bids.jsonl")).unwrap();
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(!out.success);
+    assert!(out.stderr.contains("it is a folder"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap(),
+        "previous output\n"
+    );
+}
+
+/// A full disk (`/dev/full`) fails the run, and the summary says what was really written.
+#[test]
+fn a_write_error_fails_the_run_and_the_summary_counts_only_what_was_written() {
+    let text = WINDOW.replace("\"out.jsonl\"", "\"/dev/full\"");
+    let binary = build("faults_full_disk", &text, false);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), bids(20_000, 100)).unwrap();
+    let out = run(&binary, &["--dead-letters", "/dev/full"], dir.path(), None);
+    assert!(!out.success, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    // The sink's line: records in, and 0 out (written).
+    let sink = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("op2 sink0 w -> file /dev/full"))
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    let fields: Vec<&str> = sink.split_whitespace().collect();
+    let n = fields.len();
+    assert_ne!(fields[n - 4], "0", "{sink}");
+    assert_eq!(fields[n - 3], "0", "{sink}");
+    assert!(
+        !out.stderr.contains("dead letters written to"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("200 dead letters could not be written to /dev/full"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Dead letters are at least once across restarts: every malformed line of the input is in
+/// the dead-letter file after repeated kills (a restarted run appends; sources flush at
+/// every checkpoint).
+#[test]
+fn dead_letters_survive_restarts() {
+    let binary = build("faults_dead_letters", WINDOW, false);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 97)).unwrap();
+    let args = [
+        "--checkpoint-dir",
+        "chk",
+        "--checkpoint-interval",
+        "30ms",
+        "--rate-limit",
+        "20000",
+    ];
+    let mut rng = Rng(7);
+    let kills = kill_repeatedly(&binary, dir.path(), &args, 12, || {
+        Duration::from_millis(100 + rng.below(200))
+    });
+    assert!(kills >= 6, "only {kills} kills landed");
+    let out = run(&binary, &args, dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let letters = std::fs::read_to_string(dir.path().join("dead_letters.jsonl")).unwrap();
+    for i in (0..40_000).filter(|i| i % 97 == 96) {
+        assert!(
+            letters.contains(&format!("broken-{i}\\\"")),
+            "dead letter of line {} is lost after {kills} kills",
+            i + 1
+        );
+    }
+}
+
+const TWO_FILES: &str = r#"
+schema Bid { auction: i64, price: i64, ts: timestamp }
+source short: Bid = file(path: "short.jsonl") format json
+    event_time ts watermark 1s
+source long: Bid = file(path: "long.jsonl") format json
+    event_time ts watermark 1s
+let joined = long
+    |> interval_join short as s on auction = s.auction within(-1h, 1h)
+    |> select { auction, price, other: s.price }
+let w = long
+    |> key_by auction
+    |> window tumble(5s)
+    |> aggregate { n: count() }
+sink joined -> file(path: "joined.jsonl")
+sink w -> file(path: "windows.jsonl")
+"#;
+
+/// A bounded source that has read all its input does not stop checkpoints: a pipeline whose
+/// short input ends at once keeps checkpointing, and under repeated kills finishes with
+/// exactly the output of a run that never stopped.
+#[test]
+fn checkpoints_go_on_after_a_source_has_ended() {
+    let binary = build("faults_two_files", TWO_FILES, false);
+    let write = |dir: &Path| {
+        std::fs::write(dir.join("short.jsonl"), bids(50, 0)).unwrap();
+        std::fs::write(dir.join("long.jsonl"), bids(30_000, 0)).unwrap();
+    };
+    let reference = tempfile::tempdir().unwrap();
+    write(reference.path());
+    let clean = run(&binary, &["--quiet"], reference.path(), None);
+    assert!(clean.success, "{}", clean.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path());
+    let args = [
+        "--checkpoint-dir",
+        "chk",
+        "--checkpoint-interval",
+        "30ms",
+        "--rate-limit",
+        "15000",
+    ];
+    // The short source ends within milliseconds; checkpoints must still come.
+    let mut child = spawn(&binary, &args, dir.path());
+    wait_for_checkpoint(&dir.path().join("chk"), 8);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut rng = Rng(11);
+    let kills = kill_repeatedly(&binary, dir.path(), &args, 10, || {
+        Duration::from_millis(150 + rng.below(200))
+    });
+    let out = run(&binary, &args, dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    for file in ["joined.jsonl", "windows.jsonl"] {
+        let want = sorted(&reference.path().join(file));
+        assert!(!want.is_empty(), "{file}");
+        assert_eq!(
+            sorted(&dir.path().join(file)),
+            want,
+            "{file} after {kills} kills"
+        );
+    }
+}
+
+/// SIGTERM without checkpoints: the sources stop, the sink flushes what is complete (no
+/// window is emitted before its end), the summary is printed, the exit code is 143; Ctrl-C
+/// (SIGINT) is 130.
+#[test]
+fn sigterm_and_ctrl_c_stop_a_file_pipeline_gracefully() {
+    let binary = build("faults_sigterm", WINDOW, false);
+    let reference = tempfile::tempdir().unwrap();
+    std::fs::write(reference.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
+    assert!(run(&binary, &["--quiet"], reference.path(), None).success);
+    let complete = sorted(&reference.path().join("out.jsonl"));
+    for (name, code) in [("TERM", 143), ("INT", 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
+        let child = spawn(&binary, &["--rate-limit", "20000"], dir.path());
+        std::thread::sleep(Duration::from_millis(700));
+        signal(&child, name);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "SIG{name}: {stderr}");
+        assert!(stderr.contains("run summary"), "SIG{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("stopped by SIG{name} before the end of the input")),
+            "{stderr}"
+        );
+        let got = sorted(&dir.path().join("out.jsonl"));
+        assert!(
+            !got.is_empty() && got.len() < complete.len(),
+            "SIG{name}: {} rows",
+            got.len()
+        );
+        for row in &got {
+            assert!(
+                complete.contains(row),
+                "SIG{name}: an incomplete window: {row}"
+            );
+        }
+    }
+}
+
+/// SIGTERM with checkpoints: one last checkpoint, exit 143, and the next start resumes from
+/// it and finishes with exactly the output of a run that never stopped.
+#[test]
+fn sigterm_takes_a_last_checkpoint_and_the_next_start_resumes_there() {
+    let binary = build("faults_sigterm_checkpoint", WINDOW, false);
+    let reference = tempfile::tempdir().unwrap();
+    std::fs::write(reference.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
+    assert!(run(&binary, &["--quiet"], reference.path(), None).success);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
+    let args = [
+        "--checkpoint-dir",
+        "chk",
+        "--checkpoint-interval",
+        "10s",
+        "--rate-limit",
+        "20000",
+    ];
+    let child = spawn(&binary, &args, dir.path());
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    // No periodic checkpoint was due yet (10 s): the one it names is the stop's own.
+    assert!(
+        stderr.contains("stopped by SIGTERM after checkpoint 1"),
+        "{stderr}"
+    );
+    let resumed = run(&binary, &args, dir.path(), None);
+    assert!(resumed.success, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("resuming from checkpoint 1"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        sorted(&dir.path().join("out.jsonl")),
+        sorted(&reference.path().join("out.jsonl"))
+    );
+}
+
+/// A second signal exits at once: here the first cannot stop the run (its source waits on
+/// stdin, which stays open), the second ends it.
+#[test]
+fn a_second_signal_exits_at_once() {
+    let text = WINDOW.replace("file(path: \"bids.jsonl\")", "stdin()");
+    let binary = build("faults_stdin", &text, false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&binary)
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "stdin is still open");
+    signal(&child, "TERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still running");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(143));
+}
