@@ -66,6 +66,14 @@ fn crash_loop(binary: &Path, cwd: &Path, extra: &[&str], kills: usize, rng: &mut
     }
 }
 
+/// One line per crash test, for the long mode's record (`--nocapture` shows it).
+fn report(test: &str, crashed: &Crashed, rows: usize) {
+    eprintln!(
+        "crash: {test}: {} kills, {} restarts resumed from a checkpoint, {rows} rows compared",
+        crashed.kills, crashed.restarts_that_resumed
+    );
+}
+
 fn sorted_lines(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -150,6 +158,11 @@ fn windowed_join_and_top_n_state_survive_sigkill_exactly_once() {
         );
         assert_eq!(got, want, "{file} differs after {} kills", crashed.kills);
     }
+    let rows: usize = ["windows.jsonl", "sessions.csv", "best.jsonl"]
+        .iter()
+        .map(|f| sorted_lines(&dir.path().join("out").join(f)).len())
+        .sum();
+    report("windows, a join and top-N (generator)", &crashed, rows);
     // The checksum sink's count and sum were restored too.
     assert_eq!(
         checksum_line(&crashed.stdout),
@@ -225,6 +238,100 @@ sink per_page -> file(path: "out/pages.csv") format csv(header: true)
     assert_eq!(
         sorted_lines(&dir.path().join("out/pages.csv")),
         sorted_lines(&reference.path().join("out/pages.csv"))
+    );
+    report("a window over a CSV file", &crashed, want.lines().count());
+}
+
+/// Bids and auctions as JSON lines; the auctions file is far shorter, so its source ends
+/// early and the rest of the run is checkpointed with one source finished.
+fn two_files(dir: &Path, bids: u64, auctions: u64) {
+    let mut rng = Rng(99);
+    let mut text = String::new();
+    for i in 0..auctions {
+        let ts = 1_700_000_000_000 + i as i64 * 50;
+        text.push_str(&format!(
+            "{{\"id\":{i},\"seller\":{},\"ts\":{ts}}}\n",
+            rng.below(40)
+        ));
+    }
+    std::fs::write(dir.join("auctions.jsonl"), text).unwrap();
+    let mut text = String::new();
+    for i in 0..bids {
+        let ts = 1_700_000_000_000 + i as i64 * 5 - rng.below(2000) as i64;
+        text.push_str(&format!(
+            "{{\"auction\":{},\"bidder\":{},\"price\":{},\"ts\":{ts}}}\n",
+            rng.below(auctions),
+            rng.below(300),
+            rng.below(10_000)
+        ));
+    }
+    std::fs::write(dir.join("bids.jsonl"), text).unwrap();
+}
+
+const JOIN_AND_DEDUP: &str = r#"
+schema Bid { auction: i64, bidder: i64, price: i64, ts: timestamp }
+schema Auction { id: i64, seller: i64, ts: timestamp }
+source bids: Bid = file(path: "bids.jsonl") format json
+    event_time ts watermark 3s
+source auctions: Auction = file(path: "auctions.jsonl") format json
+    event_time ts watermark 3s
+
+let sold = bids
+    |> join auctions as a on auction = a.id
+    |> select { auction, seller: a.seller, bidder, price }
+
+let first_bid = bids
+    |> dedup by bidder keep first
+
+sink sold -> file(path: "out/sold.jsonl")
+sink first_bid -> file(path: "out/first_bid.csv") format csv(header: true)
+"#;
+
+/// A regular join of two files, one of which ends long before the other, and a dedup: under
+/// repeated kills the committed output equals a crash-free run's.
+#[test]
+fn a_join_of_two_files_and_a_dedup_survive_sigkill_exactly_once() {
+    let binary = build("crash_two_files", JOIN_AND_DEDUP, false);
+    let reference = tempfile::tempdir().unwrap();
+    two_files(reference.path(), 150_000, 2_000);
+    let clean = run(&binary, &["--quiet"], reference.path(), None);
+    assert!(clean.success, "{}", clean.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    two_files(dir.path(), 150_000, 2_000);
+    let mut rng = Rng(seed() ^ 2);
+    let rate = rate_for(150_000, kills_wanted());
+    let crashed = crash_loop(
+        &binary,
+        dir.path(),
+        &["--rate-limit", &rate],
+        kills_wanted(),
+        &mut rng,
+    );
+    assert!(
+        crashed.kills >= kills_wanted(),
+        "only {} kills",
+        crashed.kills
+    );
+    let mut rows = 0;
+    for file in ["sold.jsonl", "first_bid.csv"] {
+        let want = sorted_lines(&reference.path().join("out").join(file));
+        assert!(!want.is_empty(), "{file}: the reference is empty");
+        let got = sorted_lines(&dir.path().join("out").join(file));
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{file} after {} kills",
+            crashed.kills
+        );
+        assert_eq!(got, want, "{file} differs after {} kills", crashed.kills);
+        rows += want.len();
+    }
+    assert!(leftovers(&dir.path().join("out")).is_empty());
+    report(
+        "a join of two files (one ends early) and a dedup",
+        &crashed,
+        rows,
     );
 }
 
