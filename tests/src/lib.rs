@@ -140,6 +140,61 @@ pub fn format_ts(ms: i64) -> String {
     )
 }
 
+/// The lines of a file, sorted (outputs whose order depends on parallel instances).
+pub fn sorted_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// The id of the newest complete checkpoint in a checkpoint folder (0: none).
+pub fn newest_checkpoint(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("MANIFEST").exists())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_prefix("chk-")?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Starts `binary` in `cwd` with `args` and kills it (SIGKILL) once its checkpoint folder
+/// `cwd/chk` holds checkpoint `at_least` or a newer one.
+pub fn kill_at_checkpoint(binary: &Path, cwd: &Path, args: &[&str], at_least: u64) {
+    let mut child = Command::new(binary)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let started = std::time::Instant::now();
+    while newest_checkpoint(&cwd.join("chk")) < at_least {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no checkpoint {at_least} in 60 s"
+        );
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "the run ended before checkpoint {at_least}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+}
+
 /// A small deterministic generator (xorshift64*) for kill times and test data.
 pub struct Rng(pub u64);
 

@@ -8,10 +8,11 @@
 //! another sequence.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use weir_tests::{build, checksum_line, kill_repeatedly, run, Rng};
+use weir_tests::{
+    build, checksum_line, kill_at_checkpoint, kill_repeatedly, run, sorted_lines, Rng,
+};
 
 fn kills_wanted() -> usize {
     std::env::var("WEIR_CRASH_KILLS")
@@ -72,14 +73,6 @@ fn report(test: &str, crashed: &Crashed, rows: usize) {
         "crash: {test}: {} kills, {} restarts resumed from a checkpoint, {rows} rows compared",
         crashed.kills, crashed.restarts_that_resumed
     );
-}
-
-fn sorted_lines(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines.sort();
-    lines
 }
 
 /// Pending parts left next to an output: none may remain once a run has finished.
@@ -345,9 +338,11 @@ sink counts -> file(path: "out/counts.jsonl")
 "#;
     let binary = build("crash_plan_a", text, false);
     let dir = tempfile::tempdir().unwrap();
-    // Take a few checkpoints, then kill.
-    let mut child = Command::new(&binary)
-        .args([
+    // Take a checkpoint, then kill.
+    kill_at_checkpoint(
+        &binary,
+        dir.path(),
+        &[
             "--checkpoint-dir",
             "chk",
             "--checkpoint-interval",
@@ -355,33 +350,9 @@ sink counts -> file(path: "out/counts.jsonl")
             "--rate-limit",
             "200000",
             "--quiet",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill once a checkpoint is complete (a manifest exists).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let has_manifest = || {
-        std::fs::read_dir(dir.path().join("chk"))
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .any(|e| e.path().join("MANIFEST").exists())
-            })
-            .unwrap_or(false)
-    };
-    while !has_manifest() {
-        assert!(Instant::now() < deadline, "no checkpoint completed in 30 s");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before a checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+        ],
+        1,
+    );
 
     let changed = text.replace("{ n: count() }", "{ n: count(), top: max(price) }");
     let other = build("crash_plan_b", &changed, false);

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir_tests::{build, kill_repeatedly, run, Rng};
+use weir_tests::{
+    build, kill_at_checkpoint, kill_repeatedly, newest_checkpoint, run, sorted_lines, Rng,
+};
 
 /// `n` bid lines; every `bad_every`-th (if any) is malformed.
 fn bids(n: i64, bad_every: i64) -> String {
@@ -49,52 +51,12 @@ fn spawn(binary: &Path, args: &[&str], dir: &Path) -> Child {
         .unwrap()
 }
 
-fn newest_checkpoint(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().join("MANIFEST").exists())
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()?
-                        .strip_prefix("chk-")?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .max()
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
-}
-
-/// Waits until `dir` holds checkpoint `at_least` or a newer one.
-fn wait_for_checkpoint(dir: &Path, at_least: u64) {
-    let started = Instant::now();
-    while newest_checkpoint(dir) < at_least {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no checkpoint {at_least}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-fn sorted(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
 }
 
 /// The input replaced by a shorter file, or by other bytes, under a checkpoint: the restart
@@ -111,21 +73,15 @@ fn a_replaced_input_file_is_refused_at_restore() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
-        let mut child = spawn(
-            &binary,
-            &[
-                "--checkpoint-dir",
-                "chk",
-                "--checkpoint-interval",
-                "50ms",
-                "--rate-limit",
-                "20000",
-            ],
-            dir.path(),
-        );
-        wait_for_checkpoint(&dir.path().join("chk"), 3);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let args = [
+            "--checkpoint-dir",
+            "chk",
+            "--checkpoint-interval",
+            "50ms",
+            "--rate-limit",
+            "20000",
+        ];
+        kill_at_checkpoint(&binary, dir.path(), &args, 3);
         std::fs::write(dir.path().join("bids.jsonl"), replacement).unwrap();
         let out = run(&binary, &["--checkpoint-dir", "chk"], dir.path(), None);
         assert!(!out.success, "{what}: resumed on a replaced file");
@@ -276,10 +232,7 @@ fn checkpoints_go_on_after_a_source_has_ended() {
         "15000",
     ];
     // The short source ends within milliseconds; checkpoints must still come.
-    let mut child = spawn(&binary, &args, dir.path());
-    wait_for_checkpoint(&dir.path().join("chk"), 8);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at_checkpoint(&binary, dir.path(), &args, 8);
     let mut rng = Rng(11);
     let kills = kill_repeatedly(&binary, dir.path(), &args, 10, || {
         Duration::from_millis(150 + rng.below(200))
@@ -287,10 +240,10 @@ fn checkpoints_go_on_after_a_source_has_ended() {
     let out = run(&binary, &args, dir.path(), None);
     assert!(out.success, "{}", out.stderr);
     for file in ["joined.jsonl", "windows.jsonl"] {
-        let want = sorted(&reference.path().join(file));
+        let want = sorted_lines(&reference.path().join(file));
         assert!(!want.is_empty(), "{file}");
         assert_eq!(
-            sorted(&dir.path().join(file)),
+            sorted_lines(&dir.path().join(file)),
             want,
             "{file} after {kills} kills"
         );
@@ -306,7 +259,7 @@ fn sigterm_and_ctrl_c_stop_a_file_pipeline_gracefully() {
     let reference = tempfile::tempdir().unwrap();
     std::fs::write(reference.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
     assert!(run(&binary, &["--quiet"], reference.path(), None).success);
-    let complete = sorted(&reference.path().join("out.jsonl"));
+    let complete = sorted_lines(&reference.path().join("out.jsonl"));
     for (name, code) in [("TERM", 143), ("INT", 130)] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
@@ -321,7 +274,7 @@ fn sigterm_and_ctrl_c_stop_a_file_pipeline_gracefully() {
             stderr.contains(&format!("stopped by SIG{name} before the end of the input")),
             "{stderr}"
         );
-        let got = sorted(&dir.path().join("out.jsonl"));
+        let got = sorted_lines(&dir.path().join("out.jsonl"));
         assert!(
             !got.is_empty() && got.len() < complete.len(),
             "SIG{name}: {} rows",
@@ -374,8 +327,8 @@ fn sigterm_takes_a_last_checkpoint_and_the_next_start_resumes_there() {
         resumed.stderr
     );
     assert_eq!(
-        sorted(&dir.path().join("out.jsonl")),
-        sorted(&reference.path().join("out.jsonl"))
+        sorted_lines(&dir.path().join("out.jsonl")),
+        sorted_lines(&reference.path().join("out.jsonl"))
     );
 }
 
@@ -418,7 +371,7 @@ fn flipped_bits_in_a_checkpoint_fall_back_and_the_output_stays_exact() {
     let reference = tempfile::tempdir().unwrap();
     std::fs::write(reference.path().join("bids.jsonl"), bids(30_000, 0)).unwrap();
     assert!(run(&binary, &["--quiet"], reference.path(), None).success);
-    let want = sorted(&reference.path().join("out.jsonl"));
+    let want = sorted_lines(&reference.path().join("out.jsonl"));
     let args = [
         "--checkpoint-dir",
         "chk",
@@ -431,10 +384,7 @@ fn flipped_bits_in_a_checkpoint_fall_back_and_the_output_stays_exact() {
     for round in 0..8 {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bids.jsonl"), bids(30_000, 0)).unwrap();
-        let mut child = spawn(&binary, &args, dir.path());
-        wait_for_checkpoint(&dir.path().join("chk"), 4);
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_at_checkpoint(&binary, dir.path(), &args, 4);
         let chk = dir.path().join("chk");
         let newest = chk.join(format!("chk-{}", newest_checkpoint(&chk)));
         let mut files: Vec<_> = std::fs::read_dir(&newest)
@@ -453,6 +403,6 @@ fn flipped_bits_in_a_checkpoint_fall_back_and_the_output_stays_exact() {
         let what = format!("round {round}: bit {bit} of {}", victim.display());
         assert!(out.success, "{what}: {}", out.stderr);
         assert!(out.stderr.contains("is damaged"), "{what}: {}", out.stderr);
-        assert_eq!(sorted(&dir.path().join("out.jsonl")), want, "{what}");
+        assert_eq!(sorted_lines(&dir.path().join("out.jsonl")), want, "{what}");
     }
 }

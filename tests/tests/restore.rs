@@ -12,7 +12,7 @@ use std::path::Path;
 
 use weir_compiler::{Options, SourceMap};
 use weir_runtime::checkpoint::manifest::{Kind, Manifest, SlotEntry};
-use weir_tests::{build, run};
+use weir_tests::{build, kill_at_checkpoint, run, sorted_lines};
 
 /// The participants a binary built from `text` declares, and its fingerprint.
 fn plan(text: &str) -> (String, Vec<SlotEntry>) {
@@ -295,43 +295,16 @@ let w = bids
 sink w -> file(path: "out.jsonl")
 "#;
 
-fn sorted(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
-}
-
-/// Runs `binary` with checkpoints in `dir/chk` until a checkpoint exists, then kills it.
-fn kill_after_a_checkpoint(binary: &Path, dir: &Path) {
-    let mut child = std::process::Command::new(binary)
-        .args([
-            "--checkpoint-dir",
-            "chk",
-            "--checkpoint-interval",
-            "50ms",
-            "--rate-limit",
-            "40000",
-            "--quiet",
-        ])
-        .current_dir(dir)
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !std::fs::read_dir(dir.join("chk"))
-        .map(|d| d.flatten().any(|e| e.path().join("MANIFEST").exists()))
-        .unwrap_or(false)
-    {
-        assert!(started.elapsed().as_secs() < 60, "no checkpoint was taken");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
+/// The arguments of a first run that is killed once it has a checkpoint.
+const FIRST: [&str; 7] = [
+    "--checkpoint-dir",
+    "chk",
+    "--checkpoint-interval",
+    "50ms",
+    "--rate-limit",
+    "40000",
+    "--quiet",
+];
 
 #[test]
 fn a_changed_window_is_refused_at_restore_and_the_output_stays_as_committed() {
@@ -343,7 +316,7 @@ fn a_changed_window_is_refused_at_restore_and_the_output_stays_as_committed() {
     );
     let dir = tempfile::tempdir().unwrap();
     write_bids(dir.path(), 60_000);
-    kill_after_a_checkpoint(&five, dir.path());
+    kill_at_checkpoint(&five, dir.path(), &FIRST, 3);
     let committed = std::fs::read(dir.path().join("out.jsonl")).unwrap();
     let out = run(&ten, &["--checkpoint-dir", "chk"], dir.path(), None);
     assert!(!out.success, "the 10s pipeline resumed 5s state");
@@ -383,7 +356,7 @@ fn a_changed_filter_constant_or_watermark_delay_resumes_and_is_correct() {
 
         let dir = tempfile::tempdir().unwrap();
         write_bids(dir.path(), 60_000);
-        kill_after_a_checkpoint(&base, dir.path());
+        kill_at_checkpoint(&base, dir.path(), &FIRST, 3);
         let out = run(&changed, &["--checkpoint-dir", "chk"], dir.path(), None);
         assert!(out.success, "{name}: {}", out.stderr);
         assert!(
@@ -391,8 +364,8 @@ fn a_changed_filter_constant_or_watermark_delay_resumes_and_is_correct() {
             "{name}: {}",
             out.stderr
         );
-        let want = sorted(&reference.path().join("out.jsonl"));
+        let want = sorted_lines(&reference.path().join("out.jsonl"));
         assert!(!want.is_empty());
-        assert_eq!(sorted(&dir.path().join("out.jsonl")), want, "{name}");
+        assert_eq!(sorted_lines(&dir.path().join("out.jsonl")), want, "{name}");
     }
 }
