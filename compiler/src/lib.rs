@@ -50,7 +50,7 @@ pub struct Compiled {
 /// Parses and checks a file: the program, or every error found.
 pub fn check(sources: &SourceMap, file: FileId) -> (Option<sema::Program>, Vec<Diagnostic>) {
     let text = &sources.get(file).text;
-    let (module, mut diagnostics) = weir_dsl::parse(file, text);
+    let (module, mut diagnostics) = weir_dsl::parse_file(sources, file);
     let Some(module) = module else {
         return (None, diagnostics);
     };

@@ -26,10 +26,11 @@ fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Compiles `text` as a file named `name`; returns every diagnostic, warnings included.
-fn compile_text(name: &str, text: &str) -> (SourceMap, Vec<Diagnostic>) {
+/// Compiles `text` (bytes, as read from a file) as a file named `name`; returns every
+/// diagnostic, warnings included.
+fn compile_text(name: &str, text: impl AsRef<[u8]>) -> (SourceMap, Vec<Diagnostic>) {
     let mut sources = SourceMap::new();
-    let file = sources.add(name, text);
+    let file = sources.add_bytes(name, text.as_ref());
     let diagnostics = match compile(&sources, file, &Options::default()) {
         Ok(compiled) => compiled.warnings,
         Err(diagnostics) => diagnostics,
@@ -41,10 +42,12 @@ fn errors(diagnostics: &[Diagnostic]) -> impl Iterator<Item = &Diagnostic> {
     diagnostics.iter().filter(|d| d.is_error())
 }
 
-/// One case file: its name relative to the crate, its snapshot name and its text.
+/// One case file: its name relative to the crate, its snapshot name, its bytes (not always
+/// UTF-8: `not_utf8.weir` is not) and its text (with U+FFFD where the bytes are not UTF-8).
 struct Case {
     name: String,
     stem: String,
+    bytes: Vec<u8>,
     text: String,
 }
 
@@ -62,11 +65,13 @@ fn cases() -> Vec<Case> {
         .map(|path| {
             let file_name = path.file_name().and_then(|n| n.to_str()).expect("name");
             let stem = path.file_stem().and_then(|n| n.to_str()).expect("stem");
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
             Case {
                 name: format!("{CASES}/{file_name}"),
                 stem: stem.to_string(),
-                text: std::fs::read_to_string(&path)
-                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())),
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+                bytes,
             }
         })
         .collect()
@@ -105,7 +110,7 @@ fn error_cases() {
     let mut reports = Vec::new();
     for case in &cases {
         let expected = expected_codes(case);
-        let (sources, diagnostics) = compile_text(&case.name, &case.text);
+        let (sources, diagnostics) = compile_text(&case.name, &case.bytes);
         let produced: BTreeSet<String> = errors(&diagnostics).map(|d| d.code.to_string()).collect();
         if produced.is_empty() {
             problems.push(format!("{}: compiled without errors", case.name));
@@ -254,7 +259,8 @@ fn check_rendered(sources: &SourceMap, d: &Diagnostic) -> Result<(), String> {
 
 #[test]
 fn every_error_shows_its_location_and_underlines_it() {
-    let mut inputs: Vec<(String, String)> = cases().into_iter().map(|c| (c.name, c.text)).collect();
+    let mut inputs: Vec<(String, Vec<u8>)> =
+        cases().into_iter().map(|c| (c.name, c.bytes)).collect();
     inputs.push(("tests/multiple_errors.weir".into(), MULTIPLE_ERRORS.into()));
     let mut problems = Vec::new();
     let mut checked = 0;

@@ -35,7 +35,8 @@ pub fn expand(input: TokenStream) -> TokenStream {
             let path = lit.value();
             let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
             let full = std::path::Path::new(&root).join(&path);
-            let text = match std::fs::read_to_string(&full) {
+            // Bytes, not text: where they are not UTF-8 is the checker's to report.
+            let text = match std::fs::read(&full) {
                 Ok(text) => text,
                 Err(err) => {
                     // The path as written: the full one depends on the machine.
@@ -47,7 +48,10 @@ pub fn expand(input: TokenStream) -> TokenStream {
                 }
             };
             let full = full.display().to_string();
-            (sources.add(path, text), Origin::File(lit.span(), full))
+            (
+                sources.add_bytes(path, text),
+                Origin::File(lit.span(), full),
+            )
         }
         None => {
             let text = Text::rebuild(rest, position);
