@@ -134,8 +134,9 @@ pub fn generate(
                 "{}",
                 crate::diagnostics::render(&sources, &diagnostics, false)
             );
-            let messages = diagnostics
-                .iter()
+            let (shown, more) = crate::diagnostics::shown(&diagnostics);
+            let mut messages: Vec<String> = shown
+                .into_iter()
                 .filter(|d| d.is_error())
                 .map(|d| {
                     let (line, col) = sources.line_col(file, d.primary.span.start);
@@ -146,6 +147,9 @@ pub fn generate(
                     m
                 })
                 .collect();
+            if !more.is_empty() {
+                messages.push(format!("{path}: {more}"));
+            }
             Err(BuildError { messages })
         }
     }
@@ -209,6 +213,18 @@ mod tests {
             err.messages[0].starts_with("a.weir:2:23: error[E0017]: the file is not valid UTF-8"),
             "{}",
             err.messages[0]
+        );
+    }
+
+    #[test]
+    fn at_most_so_many_errors_are_reported() {
+        let keys = vec!["x"; 300].join(", ");
+        let text = format!("schema A {{ x: i64 }}\nsource a: A = stdin() format csv\nsink a |> key_by {keys} -> stdout()\n");
+        let err = generate("a.weir", text, "", "a").unwrap_err();
+        assert_eq!(err.messages.len(), crate::diagnostics::MAX_SHOWN + 1);
+        assert_eq!(
+            err.messages.last().map(String::as_str),
+            Some("a.weir: 199 more errors not shown")
         );
     }
 

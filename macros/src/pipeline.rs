@@ -66,10 +66,19 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Ok(module) => module.tokens,
         Err(EmbedError::Header(err)) => return failed(err, &name),
         Err(EmbedError::Pipeline(diagnostics)) => {
-            let err = diagnostics
-                .iter()
+            let (shown, more) = weir_compiler::diagnostics::shown(&diagnostics);
+            let more = (!more.is_empty()).then(|| {
+                let span = match &origin {
+                    Origin::File(span, _) => *span,
+                    Origin::Inline(_) => Span::call_site(),
+                };
+                syn::Error::new(span, format!("weir: {more}"))
+            });
+            let err = shown
+                .into_iter()
                 .filter(|d| d.is_error())
                 .map(|d| to_error(d, &sources, &origin))
+                .chain(more)
                 .reduce(|mut a, b| {
                     a.combine(b);
                     a
