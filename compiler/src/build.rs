@@ -85,7 +85,7 @@ impl Pipeline {
             .ok_or_else(|| fail("OUT_DIR is not set: call this from a build script".into()))?;
         let full = root.join(&self.path);
         println!("cargo:rerun-if-changed={}", full.display());
-        let text = std::fs::read_to_string(&full)
+        let text = std::fs::read(&full)
             .map_err(|e| fail(format!("{}: cannot read: {e}", self.path.display())))?;
         let name = match &self.name {
             Some(n) => n.clone(),
@@ -102,13 +102,19 @@ impl Pipeline {
 }
 
 /// The generated file for a pipeline's text, formatted; errors as `path:line:col: ...`
-/// messages (the full rendering goes to stderr).
-pub fn generate(path: &str, text: &str, header: &str, name: &str) -> Result<String, BuildError> {
+/// messages (the full rendering goes to stderr). The text may be the file's bytes: where they
+/// are not UTF-8 is an error with its position.
+pub fn generate(
+    path: &str,
+    text: impl AsRef<[u8]>,
+    header: &str,
+    name: &str,
+) -> Result<String, BuildError> {
     let header = Header::parse_str(header).map_err(|e| BuildError {
         messages: vec![format!("weir header of {path}: {e}")],
     })?;
     let mut sources = SourceMap::new();
-    let file = sources.add(path, text);
+    let file = sources.add_bytes(path, text.as_ref());
     match compile_module(&sources, file, &header, name) {
         Ok(module) => {
             for d in &module.warnings {
@@ -128,8 +134,9 @@ pub fn generate(path: &str, text: &str, header: &str, name: &str) -> Result<Stri
                 "{}",
                 crate::diagnostics::render(&sources, &diagnostics, false)
             );
-            let messages = diagnostics
-                .iter()
+            let (shown, more) = crate::diagnostics::shown(&diagnostics);
+            let mut messages: Vec<String> = shown
+                .into_iter()
                 .filter(|d| d.is_error())
                 .map(|d| {
                     let (line, col) = sources.line_col(file, d.primary.span.start);
@@ -140,6 +147,9 @@ pub fn generate(path: &str, text: &str, header: &str, name: &str) -> Result<Stri
                     m
                 })
                 .collect();
+            if !more.is_empty() {
+                messages.push(format!("{path}: {more}"));
+            }
             Err(BuildError { messages })
         }
     }
@@ -191,6 +201,30 @@ mod tests {
             err.messages[0].starts_with("p/a.weir:3:18: error[E"),
             "{}",
             err.messages[0]
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_an_error_with_their_position() {
+        let text = b"source a = stdin()\nsink a |> filter x = \"\xE9t\xE9\" -> stdout()\n";
+        let err = generate("a.weir", text, "", "a").unwrap_err();
+        assert_eq!(err.messages.len(), 1, "{:?}", err.messages);
+        assert!(
+            err.messages[0].starts_with("a.weir:2:23: error[E0017]: the file is not valid UTF-8"),
+            "{}",
+            err.messages[0]
+        );
+    }
+
+    #[test]
+    fn at_most_so_many_errors_are_reported() {
+        let keys = vec!["x"; 300].join(", ");
+        let text = format!("schema A {{ x: i64 }}\nsource a: A = stdin() format csv\nsink a |> key_by {keys} -> stdout()\n");
+        let err = generate("a.weir", text, "", "a").unwrap_err();
+        assert_eq!(err.messages.len(), crate::diagnostics::MAX_SHOWN + 1);
+        assert_eq!(
+            err.messages.last().map(String::as_str),
+            Some("a.weir: 199 more errors not shown")
         );
     }
 

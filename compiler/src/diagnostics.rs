@@ -9,8 +9,52 @@ use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term::{self, termcolor};
 use weir_dsl::{Diagnostic, Severity, SourceMap};
 
-/// Renders diagnostics as text; with `color`, with ANSI colors for a terminal.
+/// The most diagnostics one report shows; a last line counts the others. Each diagnostic shows
+/// its source line, so thousands of errors on one long line would make a report quadratic in
+/// the size of the file.
+pub const MAX_SHOWN: usize = 100;
+
+/// The diagnostics a report shows, in their order: errors first up to [`MAX_SHOWN`], then
+/// warnings while there is room; and a line counting those left out (empty when none are).
+pub fn shown(diagnostics: &[Diagnostic]) -> (Vec<&Diagnostic>, String) {
+    let n_errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let shown_errors = n_errors.min(MAX_SHOWN);
+    let shown_warnings = (diagnostics.len() - n_errors).min(MAX_SHOWN - shown_errors);
+    let (mut errors, mut warnings) = (0, 0);
+    let shown: Vec<&Diagnostic> = diagnostics
+        .iter()
+        .filter(|d| {
+            let (count, room) = match d.is_error() {
+                true => (&mut errors, shown_errors),
+                false => (&mut warnings, shown_warnings),
+            };
+            *count += 1;
+            *count <= room
+        })
+        .collect();
+    let hidden_errors = n_errors - shown_errors;
+    let hidden_warnings = diagnostics.len() - n_errors - shown_warnings;
+    let plural = |n: usize, what: &str| match n {
+        1 => format!("1 more {what}"),
+        n => format!("{n} more {what}s"),
+    };
+    let more = match (hidden_errors, hidden_warnings) {
+        (0, 0) => String::new(),
+        (e, 0) => format!("{} not shown", plural(e, "error")),
+        (0, w) => format!("{} not shown", plural(w, "warning")),
+        (e, w) => format!(
+            "{} and {} not shown",
+            plural(e, "error"),
+            plural(w, "warning")
+        ),
+    };
+    (shown, more)
+}
+
+/// Renders diagnostics as text; with `color`, with ANSI colors for a terminal. Shows at most
+/// [`MAX_SHOWN`] of them.
 pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> String {
+    let (diagnostics, more) = shown(diagnostics);
     let mut files = SimpleFiles::new();
     let ids: Vec<usize> = sources
         .files()
@@ -62,7 +106,11 @@ pub fn render(sources: &SourceMap, diagnostics: &[Diagnostic], color: bool) -> S
             return String::from_utf8_lossy(buffer.as_slice()).into_owned() + &plain;
         }
     }
-    String::from_utf8_lossy(buffer.as_slice()).into_owned()
+    let mut text = String::from_utf8_lossy(buffer.as_slice()).into_owned();
+    if !more.is_empty() {
+        text.push_str(&format!("note: {more}\n"));
+    }
+    text
 }
 
 /// One line per diagnostic: `file:line:col: error[E0201]: message` (for cargo and editors).
@@ -78,4 +126,36 @@ pub fn render_short(sources: &SourceMap, diagnostics: &[Diagnostic]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_dsl::Span;
+
+    #[test]
+    fn a_report_shows_errors_first_and_counts_the_rest() {
+        let mut sources = SourceMap::new();
+        let file = sources.add("a.weir", "x".repeat(500));
+        let at = |i: usize| Span::new(file, i, i + 1);
+        // Warnings first in the text, then more errors than a report shows.
+        let mut diagnostics: Vec<Diagnostic> = (0..10)
+            .map(|i| Diagnostic::warning("W0001", at(i), "a warning"))
+            .collect();
+        diagnostics.extend(
+            (10..10 + MAX_SHOWN + 5).map(|i| Diagnostic::error("E0001", at(i), "an error")),
+        );
+        let (listed, more) = shown(&diagnostics);
+        assert_eq!(listed.len(), MAX_SHOWN);
+        assert!(listed.iter().all(|d| d.is_error()));
+        assert_eq!(more, "5 more errors and 10 more warnings not shown");
+        let report = render(&sources, &diagnostics, false);
+        assert_eq!(report.matches("error[E0001]").count(), MAX_SHOWN);
+        assert!(report.ends_with("note: 5 more errors and 10 more warnings not shown\n"));
+
+        let few = &diagnostics[..12];
+        assert_eq!(shown(few).0.len(), 12);
+        assert_eq!(shown(few).1, "");
+        assert!(!render(&sources, few, false).contains("not shown"));
+    }
 }

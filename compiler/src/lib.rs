@@ -50,7 +50,7 @@ pub struct Compiled {
 /// Parses and checks a file: the program, or every error found.
 pub fn check(sources: &SourceMap, file: FileId) -> (Option<sema::Program>, Vec<Diagnostic>) {
     let text = &sources.get(file).text;
-    let (module, mut diagnostics) = weir_dsl::parse(file, text);
+    let (module, mut diagnostics) = weir_dsl::parse_file(sources, file);
     let Some(module) = module else {
         return (None, diagnostics);
     };
@@ -80,6 +80,12 @@ fn declared_names(file: FileId, text: &str) -> sema::Unparsed {
             .count();
         start + len
     }
+    fn next_line(bytes: &[u8], from: usize) -> usize {
+        bytes[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| from + i + 1)
+    }
     fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
             i += 1;
@@ -92,6 +98,12 @@ fn declared_names(file: FileId, text: &str) -> sema::Unparsed {
     let mut line_start = 0;
     while line_start < bytes.len() {
         let word_end = ident_end(bytes, line_start);
+        if word_end == line_start {
+            // Not a word: skipping spaces from here would cross every blank line that
+            // follows, once per blank line (quadratic in a long run of them).
+            line_start = next_line(bytes, line_start);
+            continue;
+        }
         let name_start = skip_spaces(bytes, word_end);
         let name_end = ident_end(bytes, name_start);
         let after = skip_spaces(bytes, name_end);
@@ -105,7 +117,7 @@ fn declared_names(file: FileId, text: &str) -> sema::Unparsed {
         let is_name = bytes
             .get(name_start)
             .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
-        if word_end > line_start && name_start > word_end && is_name {
+        if name_start > word_end && is_name {
             let name = (
                 text[name_start..name_end].to_string(),
                 Span::new(file, name_start, name_end),
@@ -118,10 +130,7 @@ fn declared_names(file: FileId, text: &str) -> sema::Unparsed {
                 None => {}
             }
         }
-        line_start = bytes[line_start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |i| line_start + i + 1);
+        line_start = next_line(bytes, line_start);
     }
     out
 }

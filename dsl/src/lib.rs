@@ -2,7 +2,8 @@
 //! parser, and the diagnostic type shared by every stage of the compiler.
 //!
 //! Entry point: [`parse`] returns the module it could build together with every error it found,
-//! so one run reports all the mistakes of a file.
+//! so one run reports all the mistakes of a file; [`parse_file`] does the same for a file of a
+//! [`SourceMap`], which may have been read from bytes that are not UTF-8.
 
 pub mod ast;
 pub mod diagnostic;
@@ -10,5 +11,5 @@ mod parser;
 pub mod span;
 
 pub use diagnostic::{Diagnostic, Label, Severity};
-pub use parser::parse;
-pub use span::{FileId, SourceFile, SourceMap, Span};
+pub use parser::{parse, parse_file};
+pub use span::{FileId, NotUtf8, SourceFile, SourceMap, Span};

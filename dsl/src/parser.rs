@@ -34,6 +34,7 @@
 //! | `E0014` | expression is too deeply nested                                       |
 //! | `E0015` | missing target type in `cast`                                         |
 //! | `E0016` | source file too large                                                 |
+//! | `E0017` | the file is not valid UTF-8                                           |
 //! | `E0099` | internal parser error: unexpected parse tree (a bug in weir)          |
 
 mod build;
@@ -44,7 +45,7 @@ use pest::Parser as _;
 
 use crate::ast::{Item, Module};
 use crate::diagnostic::{self, Diagnostic};
-use crate::span::{FileId, Span};
+use crate::span::{FileId, NotUtf8, SourceMap, Span};
 
 /// The stable codes of the parser's diagnostics; see the table in the module docs.
 pub(crate) mod codes {
@@ -64,6 +65,7 @@ pub(crate) mod codes {
     pub const EXPRESSION_TOO_DEEP: &str = "E0014";
     pub const CAST_WITHOUT_TYPE: &str = "E0015";
     pub const FILE_TOO_LARGE: &str = "E0016";
+    pub const NOT_UTF8: &str = "E0017";
     pub const INTERNAL: &str = "E0099";
 }
 
@@ -95,6 +97,56 @@ pub fn parse(file: FileId, text: &str) -> (Option<Module>, Vec<Diagnostic>) {
     let failed = diagnostics.iter().any(Diagnostic::is_error);
     let module = (!failed || !items.is_empty()).then_some(Module { items });
     (module, diagnostics)
+}
+
+/// Parses one file of `sources`: as [`parse`] does, except that a file whose bytes were not
+/// UTF-8 ([`SourceMap::add_bytes`]) gives one error saying where, and no module.
+pub fn parse_file(sources: &SourceMap, file: FileId) -> (Option<Module>, Vec<Diagnostic>) {
+    let source = sources.get(file);
+    match source.not_utf8() {
+        Some(bad) => (None, vec![not_utf8(file, bad)]),
+        None => parse(file, &source.text),
+    }
+}
+
+/// The error for a file that is not UTF-8: the first invalid bytes underlined, a few more
+/// marked, and how many there are in all.
+fn not_utf8(file: FileId, bad: &NotUtf8) -> Diagnostic {
+    let describe = |bytes: &[u8]| {
+        let hex: String = bytes.iter().map(|b| format!("\\x{b:02X}")).collect();
+        format!("`{hex}`")
+    };
+    let Some(((first_range, first_bytes), rest)) = bad.first.split_first() else {
+        return Diagnostic::error(
+            codes::NOT_UTF8,
+            Span::new(file, 0, 0),
+            "the file is not valid UTF-8",
+        )
+        .with_hint("save the file as UTF-8: weir reads pipeline files as UTF-8 text");
+    };
+    let span = |range: &std::ops::Range<usize>| Span::new(file, range.start, range.end);
+    let mut diagnostic = Diagnostic::error(
+        codes::NOT_UTF8,
+        span(first_range),
+        "the file is not valid UTF-8",
+    )
+    .with_label(format!("{} is not UTF-8", describe(first_bytes)));
+    for (range, bytes) in rest {
+        diagnostic = diagnostic.with_secondary(
+            span(range),
+            format!("{} is not UTF-8 either", describe(bytes)),
+        );
+    }
+    diagnostic =
+        diagnostic.with_hint("save the file as UTF-8: weir reads pipeline files as UTF-8 text");
+    if bad.count > bad.first.len() {
+        diagnostic = diagnostic.with_hint(format!(
+            "{} places in the file are not UTF-8; the first {} are marked",
+            bad.count,
+            bad.first.len()
+        ));
+    }
+    diagnostic
 }
 
 fn parse_chunk(

@@ -528,6 +528,37 @@ fn case_if_and_calls() {
 }
 
 #[test]
+fn distinct_is_the_keyword_when_an_expression_follows_it_in_a_call() {
+    assert_eq!(
+        show(&filter_expr("count(distinct x) > 1")),
+        "(count(distinct x) > 1)"
+    );
+    assert_eq!(
+        show(&filter_expr("count(DISTINCT (x)) > 1")),
+        "(count(distinct x) > 1)"
+    );
+    assert_eq!(
+        show(&filter_expr("count(distinct(x)) > 1")),
+        "(count(distinct x) > 1)"
+    );
+    assert_eq!(show(&filter_expr("f(distinct - 1)")), "f(distinct (-1))");
+    // Otherwise it is a name.
+    assert_eq!(show(&filter_expr("f(distinct)")), "f(distinct)");
+    assert_eq!(show(&filter_expr("f(distinct, x)")), "f(distinct, x)");
+    assert_eq!(show(&filter_expr("f(distinct + 1)")), "f((distinct + 1))");
+    assert_eq!(show(&filter_expr("distinct(a, b)")), "distinct(a, b)");
+    // Once the keyword, always: the expression after it is not parsed a second time as a call
+    // of `distinct` (which made nested unclosed `distinct(` take time exponential in the depth;
+    // `compiler/tests/fuzz.rs` times it).
+    check_error(
+        "let x = a |> filter f(distinct(a, b))",
+        "E0001",
+        "expected `)` to close `(`, found `,`",
+        ",",
+    );
+}
+
+#[test]
 fn expression_spans() {
     let text = "let x = a |> filter -(a + b) * c is not null";
     let module = parse_ok(text);

@@ -35,7 +35,8 @@ pub fn expand(input: TokenStream) -> TokenStream {
             let path = lit.value();
             let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
             let full = std::path::Path::new(&root).join(&path);
-            let text = match std::fs::read_to_string(&full) {
+            // Bytes, not text: where they are not UTF-8 is the checker's to report.
+            let text = match std::fs::read(&full) {
                 Ok(text) => text,
                 Err(err) => {
                     // The path as written: the full one depends on the machine.
@@ -47,7 +48,10 @@ pub fn expand(input: TokenStream) -> TokenStream {
                 }
             };
             let full = full.display().to_string();
-            (sources.add(path, text), Origin::File(lit.span(), full))
+            (
+                sources.add_bytes(path, text),
+                Origin::File(lit.span(), full),
+            )
         }
         None => {
             let text = Text::rebuild(rest, position);
@@ -62,10 +66,19 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Ok(module) => module.tokens,
         Err(EmbedError::Header(err)) => return failed(err, &name),
         Err(EmbedError::Pipeline(diagnostics)) => {
-            let err = diagnostics
-                .iter()
+            let (shown, more) = weir_compiler::diagnostics::shown(&diagnostics);
+            let more = (!more.is_empty()).then(|| {
+                let span = match &origin {
+                    Origin::File(span, _) => *span,
+                    Origin::Inline(_) => Span::call_site(),
+                };
+                syn::Error::new(span, format!("weir: {more}"))
+            });
+            let err = shown
+                .into_iter()
                 .filter(|d| d.is_error())
                 .map(|d| to_error(d, &sources, &origin))
+                .chain(more)
                 .reduce(|mut a, b| {
                     a.combine(b);
                     a

@@ -191,11 +191,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Reads a pipeline file. Bytes that are not UTF-8 are the checker's to report, with their
+/// line and column.
 fn load(path: &Path) -> Result<(SourceMap, weir_compiler::FileId)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut sources = SourceMap::new();
-    let id = sources.add(path.display().to_string(), text);
+    let id = sources.add_bytes(path.display().to_string(), bytes);
     Ok((sources, id))
 }
 

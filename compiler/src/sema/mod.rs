@@ -12,7 +12,7 @@ pub mod program;
 pub mod types;
 pub mod udf;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use weir_dsl::ast::{self, ItemKind, Literal, SelectItemKind, StepKind};
 use weir_dsl::diagnostic::did_you_mean;
@@ -1900,6 +1900,13 @@ fn kafka_properties(
     let span = args.span_of("properties");
     let mut out = Vec::new();
     let mut ok = true;
+    // The errors all underline the whole string: a mistake repeated in it is reported once.
+    let mut reported = BTreeSet::new();
+    let mut report = |diagnostic: Diagnostic| {
+        if reported.insert(diagnostic.message.clone()) {
+            diagnostics.push(diagnostic);
+        }
+    };
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let pair = entry
             .split_once('=')
@@ -1916,7 +1923,7 @@ fn kafka_properties(
                 } else {
                     ("group.id", "group")
                 };
-                diagnostics.push(
+                report(
                     Diagnostic::error("E0315", span, format!("`{key}` is set with `{param}:`, not in `properties`"))
                         .with_hint(format!("write `{param}: \"...\"`; the binary's `--kafka-property {key}=...` overrides it")),
                 );
@@ -1924,7 +1931,7 @@ fn kafka_properties(
             }
             Some((key, value)) => out.push((key.to_string(), value.to_string())),
             None => {
-                diagnostics.push(
+                report(
                     Diagnostic::error(
                         "E0315",
                         span,
