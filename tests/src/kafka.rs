@@ -33,7 +33,9 @@ pub fn broker() -> Option<String> {
         ),
         _ => {
             eprintln!(
-                "skipping: no Kafka broker (set WEIR_KAFKA_BROKERS=host:port, or run .ci/run)"
+                "skipping: no Kafka broker (set WEIR_KAFKA_BROKERS=host:port to one that hides \
+                 aborted transactions from read_committed readers, such as Kafka or the patched \
+                 nisshi .ci/run builds, or run .ci/run)"
             );
             None
         }
@@ -107,11 +109,23 @@ pub fn produce(brokers: &str, topic: &str, messages: &[(i32, String)]) {
 }
 
 /// Reads every partition of `topic` from the start until `expected` messages arrived (or 20 s
-/// passed): `(key, payload)` pairs.
+/// passed), as exactly-once output is read (`read_committed`): `(key, payload)` pairs.
 pub fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<(Option<String>, String)> {
+    consume_isolated(brokers, topic, expected, "read_committed")
+}
+
+/// [`consume`] at another `isolation.level` (`read_uncommitted` also shows the records of
+/// open and aborted transactions).
+pub fn consume_isolated(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    isolation: &str,
+) -> Vec<(Option<String>, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
+        .set("isolation.level", isolation)
         .create()
         .expect("consumer");
     let metadata = consumer

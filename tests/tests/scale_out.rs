@@ -210,11 +210,7 @@ fn partitions_move_between_processes_with_their_window_state() {
     );
 
     // The partitions the group moved while A was alive were drained: A's task took a last
-    // checkpoint and committed it, and B's resumed from exactly that one. This broker
-    // (nisshi) sometimes shows a transaction's commit marker late to a new reader; B then
-    // says the marker is behind and resumes from the checkpoint before (replaying one epoch:
-    // duplicates in Kafka, files exact). With `WEIR_KAFKA_HIDES_ABORTED=1` (a broker with
-    // Kafka's transaction semantics) only the drain checkpoint is accepted.
+    // checkpoint and committed it, and B's resumed from exactly that one.
     let drained: Vec<(i32, String)> = (0..PARTITIONS)
         .filter_map(|p| {
             let prefix = format!("[partition {p}] weir: stopped after checkpoint ");
@@ -223,17 +219,10 @@ fn partitions_move_between_processes_with_their_window_state() {
         })
         .collect();
     assert!(!drained.is_empty(), "no task of A drained:\n{a_log}");
-    let strict = std::env::var("WEIR_KAFKA_HIDES_ABORTED").is_ok_and(|v| v == "1");
     for (p, id) in &drained {
-        let at = |id: &str| format!("[partition {p}] weir: resuming from checkpoint {id} ");
-        let behind =
-            format!("[partition {p}] weir: checkpoint {id} is complete but a sink's commit");
-        let before = id
-            .parse::<u64>()
-            .map_or(String::new(), |n| (n - 1).to_string());
+        let at = format!("[partition {p}] weir: resuming from checkpoint {id} ");
         assert!(
-            b_log.contains(&at(id))
-                || (!strict && b_log.contains(&behind) && b_log.contains(&at(&before))),
+            b_log.contains(&at),
             "A drained partition {p} at checkpoint {id}, B did not resume there:\n{b_log}"
         );
     }
@@ -265,9 +254,8 @@ fn partitions_move_between_processes_with_their_window_state() {
     );
 
     // The same windows through the exactly-once Kafka sink, whose transactional ids are per
-    // task (`weir-<sink>-pN`), so a task's new owner fences the old one. None is lost; this
-    // broker shows records of aborted transactions to read-committed readers, so duplicates
-    // are counted, and refused only with `WEIR_KAFKA_HIDES_ABORTED=1`.
+    // task (`weir-<sink>-pN`), so a task's new owner fences the old one (aborting what A's
+    // task left open): each window once, none lost.
     let messages = consume(&brokers, &output, want.len());
     let kafka_rows = keyed_window_rows(&messages);
     let distinct: BTreeSet<String> = kafka_rows.iter().cloned().collect();
@@ -282,11 +270,7 @@ fn partitions_move_between_processes_with_their_window_state() {
         extra.iter().take(5).collect::<Vec<_>>()
     );
     let duplicates = kafka_rows.len() - distinct.len();
-    if std::env::var("WEIR_KAFKA_HIDES_ABORTED").is_ok_and(|v| v == "1") {
-        assert_eq!(duplicates, 0, "duplicate windows through Kafka");
-    } else {
-        eprintln!("{duplicates} duplicate window(s) through Kafka (aborted transactions)");
-    }
+    assert_eq!(duplicates, 0, "duplicate windows through Kafka");
 
     // The supervisors committed the tasks' checkpointed offsets to the group (monitoring).
     let offsets = committed(&brokers, &input, &group, PARTITIONS);
