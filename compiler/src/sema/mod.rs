@@ -595,6 +595,9 @@ impl Checker {
                 }
             }
             match &et.watermark.kind {
+                ast::ExprKind::Lit(Literal::Duration(ms)) if *ms > args::MAX_DURATION_MS => {
+                    self.error(args::too_long("watermark", et.watermark.span))
+                }
                 ast::ExprKind::Lit(Literal::Duration(ms)) if *ms >= 0 => watermark_ms = Some(*ms),
                 _ => self.error(
                     Diagnostic::error(
