@@ -294,18 +294,21 @@ impl<'a> Args<'a> {
 /// midnight UTC, as the runtime reads timestamps.
 fn parse_date(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shaped {
         return None;
     }
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = &text[range];
-        digits
-            .bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| digits.parse().ok())
-            .flatten()
+    let number = |range: std::ops::Range<usize>| {
+        b[range].iter().fold(0, |n, c| n * 10 + i64::from(c - b'0'))
     };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let days_in_month = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -346,6 +349,7 @@ mod tests {
             "2015-7-15",
             "+2015-07-15",
             "20150715",
+            "2015-07-1é",
             "",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
