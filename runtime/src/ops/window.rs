@@ -181,6 +181,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
     /// Fills `scratch` with the (start, end) of every fixed window holding `ts`. `None` (and
     /// `scratch` left partial) when one of them does not fit in `i64`, which times within the
     /// accepted ranges never reach.
+    #[inline]
     fn assign(&mut self, ts: i64) -> Option<()> {
         self.scratch.clear();
         match self.windows {
