@@ -211,6 +211,38 @@ fn multiple_errors_in_one_run() {
     insta::assert_snapshot!("multiple_errors", render(&sources, &diagnostics, false));
 }
 
+/// Durations of windows, joins and watermarks may be as long as the 10,000 years timestamps
+/// span (3652425d), and no longer (`cases/errors/duration_too_long.weir`).
+#[test]
+fn the_longest_durations_are_accepted() {
+    let text = r#"
+schema Click { user: string, ts: timestamp }
+source clicks: Click = file(path: "clicks.jsonl") format json
+    event_time ts watermark 3652425d
+let per_user = clicks
+    |> key_by user
+    |> window hop(size: 3652425d, slide: 1d, lateness: 3652425d)
+    |> aggregate { n: count() }
+let pairs = clicks
+    |> interval_join clicks as c on user = c.user within(-3652425d, 3652425d)
+let joined = clicks |> join clicks as c on user = c.user ttl(3652425d)
+sink per_user -> stdout() format json
+sink pairs -> stdout() format json
+sink joined -> stdout() format json
+"#;
+    let (sources, diagnostics) = compile_text("tests/longest.weir", text);
+    assert_eq!(
+        errors(&diagnostics).count(),
+        0,
+        "{}",
+        render(&sources, &diagnostics, false)
+    );
+    let longer = text.replace("ttl(3652425d)", "ttl(3652426d)");
+    let (_, diagnostics) = compile_text("tests/longer.weir", &longer);
+    let codes: Vec<&str> = errors(&diagnostics).map(|d| d.code).collect();
+    assert_eq!(codes, ["E0323"]);
+}
+
 /// Checks one rendered error: the header names `file:line:col` of the primary span, and the
 /// source line holding the span is printed with `^` under exactly the offending text.
 fn check_rendered(sources: &SourceMap, d: &Diagnostic) -> Result<(), String> {

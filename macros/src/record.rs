@@ -68,8 +68,8 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
     let codecs = [
         records::encoder(&json_enc, &record, &schema, Format::Json),
         records::encoder(&csv_enc, &record, &schema, csv),
-        records::decoder(&json_dec, name, &schema, &schema, Format::Json),
-        records::decoder(&csv_dec, name, &schema, &schema, csv),
+        records::decoder(&json_dec, name, &schema, &schema, Format::Json, None),
+        records::decoder(&csv_dec, name, &schema, &schema, csv, None),
     ];
     let descs = schema.fields.iter().map(|f| {
         let n = &f.name;

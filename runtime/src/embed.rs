@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::collector::Collector;
+use crate::dead_letter::DeadLetters;
+use crate::formats::DecodeError;
 use crate::metrics::{Metrics, OpMetrics, OpStats};
 use crate::run::{RunArgs, Runtime};
 use crate::sources::{EventTime, WatermarkTracker};
@@ -15,23 +17,36 @@ use crate::sources::{EventTime, WatermarkTracker};
 /// Pushes every record of `records` into `chain`, with watermarks from event time like a file
 /// source, then the final watermark and the end of input. `project` turns the caller's record
 /// (the source's full schema) into the record the pipeline reads (only the fields it uses).
+/// A record that `check` rejects (an event time outside the source's range) is a dead letter,
+/// like a malformed line of a file: numbered by its position in the input (from 1) and shown
+/// as the pipeline's record (`Debug`); it never moves the watermark.
+#[allow(clippy::too_many_arguments)]
 pub fn run_iter<I, T, U, C>(
+    source: &str,
     records: I,
     metrics: &Metrics,
+    dead_letters: &DeadLetters,
     project: fn(&T) -> U,
+    check: fn(&U) -> Result<(), DecodeError>,
     event_time: Option<EventTime<U>>,
     mut chain: C,
 ) -> Result<(), String>
 where
     I: IntoIterator<Item = T>,
+    U: std::fmt::Debug,
     C: Collector<U>,
 {
     let mut tracker = event_time
         .as_ref()
         .map(|et| WatermarkTracker::new(et.max_out_of_orderness_ms));
     let mut produced = 0u64;
-    for record in records {
+    for (index, record) in records.into_iter().enumerate() {
         let record = project(&record);
+        if let Err(err) = check(&record) {
+            let number = index as u64 + 1;
+            dead_letters.write(source, number, &err.to_string(), &format!("{record:?}"));
+            continue;
+        }
         produced += 1;
         chain.push(&record);
         if let (Some(tracker), Some(et)) = (tracker.as_mut(), event_time.as_ref()) {
@@ -347,10 +362,14 @@ mod tests {
         let metrics = Metrics::new();
         let output: Output<i64> = Arc::default();
         let sink = Collect::new(metrics.op("sink"), output.clone());
+        let dead = DeadLetters::new("unused.jsonl".into(), metrics.clone());
         run_iter(
+            "s",
             vec![(1, "a"), (5, "b"), (3, "c")],
             &metrics,
+            &dead,
             |r: &(i64, &str)| r.0 * 10,
+            |_| Ok(()),
             Some(EventTime {
                 time: |r: &i64| *r,
                 max_out_of_orderness_ms: 0,
@@ -360,6 +379,47 @@ mod tests {
         .unwrap();
         assert_eq!(take_output(&output), vec![10, 50, 30]);
         assert_eq!(metrics.source_records(), 3);
+    }
+
+    #[test]
+    fn records_outside_the_event_time_range_are_dead_letters() {
+        use crate::formats::time::{check_event_time, TimeRange};
+        let dir = std::env::temp_dir().join(format!("weir-embed-dead-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dead.jsonl");
+        let metrics = Metrics::new();
+        let output: Output<i64> = Arc::default();
+        let sink = Collect::new(metrics.op("sink"), output.clone());
+        let dead = DeadLetters::new(path.clone(), metrics.clone());
+        let day = 86_400_000;
+        run_iter(
+            "s",
+            vec![day, i64::MAX, 2 * day, i64::MIN, 3 * day],
+            &metrics,
+            &dead,
+            |r: &i64| *r,
+            |r| check_event_time(*r, "ts", TimeRange::EVENT_TIME).map(|_| ()),
+            Some(EventTime {
+                time: |r: &i64| *r,
+                max_out_of_orderness_ms: 0,
+            }),
+            sink,
+        )
+        .unwrap();
+        dead.flush();
+        assert_eq!(take_output(&output), vec![day, 2 * day, 3 * day]);
+        assert_eq!(metrics.source_records(), 3);
+        assert_eq!(metrics.dead_letters(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains(r#""line":2"#), "{text}");
+        assert!(
+            lines[0].contains("event time +292278994-08-17 07:12:55.807 of field `ts`"),
+            "{text}"
+        );
+        assert!(lines[1].contains(r#""line":4"#), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -330,14 +330,17 @@ pub fn date_format(ts: i64, pattern: &DatePattern) -> String {
     out
 }
 
-/// Aligns `ts` down to a multiple of `unit_ms` counted from the epoch (window start), correct
-/// for negative timestamps (`floor_to(-1, 1000) == -1000`). A non-positive unit returns `ts`
-/// unchanged; a result below `i64::MIN` saturates.
-pub fn floor_to(ts: i64, unit_ms: i64) -> i64 {
+/// Aligns `ts` down to a multiple of `unit_ms` counted from the epoch (a window start):
+/// `ts - ts.rem_euclid(unit_ms)`, so negative timestamps align too (`floor_to(-1, 1000) ==
+/// Some(-1000)`). `None` when that multiple is below `i64::MIN` (only for `ts` within
+/// `unit_ms` of `i64::MIN`, far outside every range of times a pipeline accepts): a window is
+/// never shifted to make it fit. A non-positive unit returns `ts` unchanged.
+#[inline]
+pub fn floor_to(ts: i64, unit_ms: i64) -> Option<i64> {
     if unit_ms <= 0 {
-        return ts;
+        return Some(ts);
     }
-    ts.saturating_sub(ts.rem_euclid(unit_ms))
+    ts.checked_sub(ts.rem_euclid(unit_ms))
 }
 
 /// Integer division with SQL semantics (truncates toward zero): `None` for division by zero and
@@ -592,20 +595,59 @@ mod tests {
 
     #[test]
     fn floor_to_is_euclidean() {
-        assert_eq!(floor_to(1999, 1000), 1000);
-        assert_eq!(floor_to(2000, 1000), 2000);
-        assert_eq!(floor_to(0, 1000), 0);
-        assert_eq!(floor_to(-1, 1000), -1000);
-        assert_eq!(floor_to(-1000, 1000), -1000);
-        assert_eq!(floor_to(-1001, 1000), -2000);
+        assert_eq!(floor_to(1999, 1000), Some(1000));
+        assert_eq!(floor_to(2000, 1000), Some(2000));
+        assert_eq!(floor_to(0, 1000), Some(0));
+        assert_eq!(floor_to(-1, 1000), Some(-1000));
+        assert_eq!(floor_to(-1000, 1000), Some(-1000));
+        assert_eq!(floor_to(-1001, 1000), Some(-2000));
         assert_eq!(
             floor_to(ts("2015-07-15 12:34:56"), 3_600_000),
-            ts("2015-07-15 12:00:00")
+            Some(ts("2015-07-15 12:00:00"))
         );
-        assert_eq!(floor_to(5, 0), 5);
-        assert_eq!(floor_to(5, -10), 5);
-        assert_eq!(floor_to(i64::MIN, 1000), i64::MIN);
-        assert_eq!(floor_to(i64::MAX, 1000), i64::MAX - 807);
+        assert_eq!(floor_to(5, 0), Some(5));
+        assert_eq!(floor_to(5, -10), Some(5));
+        // Near the i64 extremes the start is exact or absent, never shifted.
+        assert_eq!(floor_to(i64::MIN, 1000), None);
+        assert_eq!(floor_to(i64::MIN + 807, 1000), None);
+        assert_eq!(floor_to(i64::MIN + 808, 1000), Some(i64::MIN + 808));
+        assert_eq!(floor_to(i64::MIN, 8), Some(i64::MIN));
+        assert_eq!(floor_to(i64::MAX, 1000), Some(i64::MAX - 807));
+        // At the ends of the input range, for every window size the checker allows.
+        let (first, last) = (-62_167_219_200_000, 253_402_300_799_999);
+        for size in [1, 7, 1000, 86_400_000, 315_569_520_000_000] {
+            for t in [first, first + 1, -1, 0, last - 1, last] {
+                let start = floor_to(t, size).unwrap();
+                assert!(
+                    start <= t && t - start < size && start % size == 0,
+                    "{t} {size}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn timestamp_functions_are_total() {
+        // Computed timestamps are not bounded: every function gives a defined answer for every
+        // i64 (proleptic Gregorian calendar), and none panics.
+        let pattern = DatePattern::parse("yyyy-MM-dd HH:mm:ss.SSS yy").unwrap();
+        for t in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+            let (h, m, s) = (hour(t), minute(t), second(t));
+            assert!((0..24).contains(&h) && (0..60).contains(&m) && (0..60).contains(&s));
+            assert!((1..=12).contains(&month(t)) && (1..=31).contains(&day_of_month(t)));
+            assert!((1..=7).contains(&day_of_week(t)));
+            let _ = (year(t), date_format(t, &pattern), timestamp_to_string(t));
+        }
+        assert_eq!(year(i64::MAX), 292_278_994);
+        assert_eq!(year(i64::MIN), -292_275_055);
+        assert_eq!(
+            timestamp_to_string(i64::MAX),
+            "+292278994-08-17 07:12:55.807"
+        );
+        assert_eq!(
+            date_format(i64::MIN, &pattern),
+            "-292275055-05-16 16:47:04.192 45"
+        );
     }
 
     #[test]

@@ -125,16 +125,46 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
         }
         _ => quote!(None),
     };
+    // Records from Rust are not decoded: their event time is checked against the range here.
+    let check = cx.namer.fresh(&format!("check_{name}"));
+    let check_body = match (def.watermark_ms, ty.time_field) {
+        (Some(_), Some(t)) => {
+            let time = &ty.schema.fields[t].name;
+            let field = field_ident(time);
+            let range = super::records::EventTimeCheck {
+                field: time,
+                range: def.event_time_range,
+            }
+            .range_tokens();
+            quote!(::weir_runtime::formats::time::check_event_time(r.#field, #time, #range).map(|_| ()))
+        }
+        _ => quote!({
+            let _ = r;
+            Ok(())
+        }),
+    };
+    items.push(quote! {
+        fn #check(r: &#record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError> { #check_body }
+    });
+    let dead = format_ident!("dead_letters_{}", op.index());
+    let dead_setup = match &def.dead_letters {
+        Some(path) => quote! {
+            let #dead = ::weir_runtime::dead_letter::DeadLetters::new(::std::path::PathBuf::from(#path), rt.metrics().clone());
+        },
+        None => quote!(let #dead = rt.dead_letters().clone();),
+    };
     let metrics = format_ident!("metrics");
     let input_var = input.clone();
+    let dead_var = dead.clone();
+    let source_name = name.to_string();
     Emitted {
         items,
-        setup: vec![quote!(let #input = io.#field.clone();)],
-        captures: vec![metrics.clone(), input],
+        setup: vec![quote!(let #input = io.#field.clone();), dead_setup],
+        captures: vec![metrics.clone(), input, dead],
         moves: Vec::new(),
         role: Role::Source(Box::new(move |chain, _instance| {
             quote! {
-                ::weir_runtime::embed::run_iter(::weir_runtime::embed::take_input(&#input_var), &#metrics, #project, #event_time, #chain)
+                ::weir_runtime::embed::run_iter(#source_name, ::weir_runtime::embed::take_input(&#input_var), &#metrics, &#dead_var, #project, #check, #event_time, #chain)
             }
         })),
     }

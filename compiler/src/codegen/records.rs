@@ -166,15 +166,40 @@ pub fn checksum(name: &Ident, record: &TokenStream, schema: &Schema) -> TokenStr
     }
 }
 
+/// The event-time field of a source, which its decoder checks against the accepted range.
+#[derive(Clone, Copy, Debug)]
+pub struct EventTimeCheck<'a> {
+    pub field: &'a str,
+    /// `[start, end)` in ms; `None`: the runtime's default range.
+    pub range: Option<(i64, i64)>,
+}
+
+impl EventTimeCheck<'_> {
+    /// The range as a `TimeRange` value of the runtime.
+    pub fn range_tokens(&self) -> TokenStream {
+        match self.range {
+            None => quote!(::weir_runtime::formats::time::TimeRange::EVENT_TIME),
+            Some((start, end)) => {
+                quote!(::weir_runtime::formats::time::TimeRange { start: #start, end: #end })
+            }
+        }
+    }
+}
+
 /// `fn name(line: &str) -> Result<T, DecodeError>` for a source of `declared` fields, of which
 /// the record `projected` keeps some. JSON skips unread members; CSV converts only read columns.
+/// Timestamps must lie in the years 0000 to 9999, and the event-time field, if any, in its
+/// range (one comparison more per record): other values are errors, so dead letters.
 pub fn decoder(
     name: &Ident,
     record: &Ident,
     declared: &Schema,
     projected: &Schema,
     format: Format,
+    event_time: Option<EventTimeCheck<'_>>,
 ) -> TokenStream {
+    let event_time = event_time.filter(|et| projected.field(et.field).is_some());
+    let is_event_time = |field: &str| event_time.is_some_and(|et| et.field == field);
     let parse_text = |ty: Type, v: TokenStream| match ty {
         Type::I64 | Type::Duration => quote!(::weir_runtime::formats::parse_i64(#v)),
         Type::F64 => quote!(::weir_runtime::formats::parse_f64(#v)),
@@ -196,6 +221,17 @@ pub fn decoder(
             let arms = projected.fields.iter().enumerate().map(|(i, f)| {
                 let id = slot(i);
                 let key = &f.name;
+                if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
+                    // Never null (sema); every error of `as_event_time` names the field.
+                    let msg = "null in a field that is not optional";
+                    let range = et.range_tokens();
+                    return quote!(#key => {
+                        if value.is_null() {
+                            return Err(DecodeError::new(#msg).in_field(#key));
+                        }
+                        #id = Some(value.as_event_time(#key, #range)?);
+                    });
+                }
                 let read = match f.ty {
                     Type::I64 | Type::Duration => quote!(value.as_i64()),
                     Type::F64 => quote!(value.as_f64()),
@@ -248,6 +284,11 @@ pub fn decoder(
                 let id = field_ident(&f.name);
                 let key = &f.name;
                 let index = declared.field(&f.name).map(|(i, _)| i).unwrap_or(0);
+                if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
+                    // Never null (sema); every error of `parse_event_time` names the field.
+                    let range = et.range_tokens();
+                    return quote!(#id: ::weir_runtime::formats::parse_event_time(&*cells[#index], #key, #range)?);
+                }
                 let parse = parse_text(f.ty, quote!(&*cells[#index]));
                 if f.nullable {
                     quote!(#id: if cells[#index].is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })

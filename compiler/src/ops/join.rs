@@ -56,6 +56,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 &source.ty.schema,
                 &source.ty.schema,
                 format,
+                None,
             ));
             let path = match &source.kind {
                 SourceKind::File { path, .. } => path.clone(),

@@ -65,6 +65,7 @@ pub fn emit(
                     seed: #seed,
                     ..::std::default::Default::default()
                 };
+                ::weir_runtime::nexmark::check_time_range(#name, &#cfg)?;
             });
             captures.push(cfg.clone());
             let source_name = def.name.clone();
@@ -84,12 +85,22 @@ pub fn emit(
             items.push(records::record_struct(&record, &ty.schema));
             let decode = cx.namer.fresh(&format!("decode_{name}"));
             let _ = projection;
+            // The decoder checks the event time against the source's range: a record outside
+            // it is a dead letter and never moves the watermark.
+            let time_check = match (def.watermark_ms, ty.time_field) {
+                (Some(_), Some(t)) => Some(records::EventTimeCheck {
+                    field: &ty.schema.fields[t].name,
+                    range: def.event_time_range,
+                }),
+                _ => None,
+            };
             items.push(records::decoder(
                 &decode,
                 &record,
                 &def.ty.schema,
                 &ty.schema,
                 *format,
+                time_check,
             ));
             let skip_header = matches!(format, crate::sema::Format::Csv { header: true, .. });
             let dead = format_ident!("dead_letters_{}", index);

@@ -5,6 +5,26 @@ use weir_dsl::ast::{Call, ExprKind, Literal, UnaryOp};
 use weir_dsl::diagnostic::did_you_mean;
 use weir_dsl::{Diagnostic, Span};
 
+/// The longest duration a window size, slide, step or gap, a lateness, a join interval or
+/// window, a TTL or a watermark delay may have: 3 652 425 days, the 10 000 years that
+/// timestamps span (years 0000 to 9999). With the times of records bounded too, window and
+/// watermark arithmetic stays far from `i64` overflow (`docs/time.md`).
+pub const MAX_DURATION_MS: i64 = 315_569_520_000_000;
+
+/// The error for a duration longer than [`MAX_DURATION_MS`], at its literal.
+pub fn too_long(name: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        "E0323",
+        span,
+        format!("`{name}` is longer than 3652425d (10,000 years)"),
+    )
+    .with_label("too long")
+    .with_hint(
+        "window sizes, lateness, join intervals, TTLs and watermark delays are at most the \
+         10,000 years that timestamps span, so time arithmetic cannot overflow",
+    )
+}
+
 /// The arguments of one call, checked against the parameter names it accepts.
 pub struct Args<'a> {
     call: &'a Call,
@@ -190,8 +210,13 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// A positive duration of at most [`MAX_DURATION_MS`].
     pub fn duration(&self, name: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<i64> {
         match self.get(name)? {
+            (Literal::Duration(v), span) if *v > MAX_DURATION_MS => {
+                diagnostics.push(too_long(name, *span));
+                None
+            }
             (Literal::Duration(v), _) if *v > 0 => Some(*v),
             (_, span) => {
                 diagnostics.push(
@@ -201,6 +226,43 @@ impl<'a> Args<'a> {
                         format!("`{name}` must be a positive duration"),
                     )
                     .with_hint("write durations with a unit: `10s`, `250ms`, `1m`, `1h`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A range of dates `"yyyy-MM-dd .. yyyy-MM-dd"` as `[start, end)` in ms since the epoch
+    /// (midnight UTC), with the argument's span.
+    pub fn time_range(
+        &self,
+        name: &str,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Option<((i64, i64), Span)> {
+        let text = self.string(name, diagnostics)?;
+        let span = self.span_of(name);
+        let ends = text
+            .split_once("..")
+            .and_then(|(start, end)| Some((parse_date(start.trim())?, parse_date(end.trim())?)));
+        match ends {
+            Some((start, end)) if start < end => Some(((start, end), span)),
+            Some(_) => {
+                diagnostics.push(
+                    Diagnostic::error("E0324", span, format!("`{name}` is empty"))
+                        .with_label("the start is not before the end")
+                        .with_hint("the range is `start .. end`, the end excluded"),
+                );
+                None
+            }
+            None => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "E0324",
+                        span,
+                        format!("`{name}` must be two dates, `\"yyyy-MM-dd .. yyyy-MM-dd\"`"),
+                    )
+                    .with_label("not a range of dates")
+                    .with_hint("e.g. `\"1800-01-01 .. 2200-01-01\"`: the end is excluded"),
                 );
                 None
             }
@@ -225,5 +287,72 @@ impl<'a> Args<'a> {
             );
         }
         value
+    }
+}
+
+/// `yyyy-MM-dd` (a valid date of the proleptic Gregorian calendar) as ms since the epoch at
+/// midnight UTC, as the runtime reads timestamps.
+fn parse_date(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        b[range].iter().fold(0, |n, c| n * 10 + i64::from(c - b'0'))
+    };
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&day) {
+        return None;
+    }
+    // Days from the civil date, counting years from March (the leap day last).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some((era * 146_097 + day_of_era - 719_468) * 86_400_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date;
+
+    #[test]
+    fn dates_count_days_from_the_epoch() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("1900-01-01"), Some(-2_208_988_800_000));
+        assert_eq!(parse_date("2200-01-01"), Some(7_258_118_400_000));
+        assert_eq!(parse_date("2015-07-15"), Some(1_436_918_400_000));
+        assert_eq!(parse_date("0000-01-01"), Some(-62_167_219_200_000));
+        assert_eq!(parse_date("2000-02-29"), Some(951_782_400_000));
+        for bad in [
+            "1900-02-29",
+            "2015-13-01",
+            "2015-00-01",
+            "2015-04-31",
+            "2015-7-15",
+            "+2015-07-15",
+            "20150715",
+            "2015-07-1é",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use weir_dsl::ast::{self, JoinKind, Literal};
 use weir_dsl::diagnostic::did_you_mean;
 use weir_dsl::{Diagnostic, Span};
 
-use super::args::Args;
+use super::args::{too_long, Args, MAX_DURATION_MS};
 use super::expr::{CmpOp, ExprChecker, TExpr, TExprKind};
 use super::program::{JoinDef, SourceKind, StreamInput};
 use super::types::{Field, Schema, StreamType, Type};
@@ -218,6 +218,7 @@ impl Checker {
                         &["lower", "upper"],
                         &mut self.diagnostics,
                     );
+                    let reported = self.diagnostics.len();
                     let lower = signed_duration(&args, "lower", &mut self.diagnostics);
                     let upper = signed_duration(&args, "upper", &mut self.diagnostics);
                     match (lower, upper) {
@@ -230,6 +231,8 @@ impl Checker {
                             ));
                             return None;
                         }
+                        // A bound too long: reported already.
+                        _ if self.diagnostics.len() > reported => return None,
                         _ => {
                             self.error(
                                 Diagnostic::error("E0423", option.span, "`within` takes two durations")
@@ -404,10 +407,13 @@ fn strip(mut e: TExpr, prefix: &str) -> TExpr {
     e
 }
 
-/// A duration argument that may be negative (`-5s`).
+/// A duration argument that may be negative (`-5s`), at most [`MAX_DURATION_MS`] either way.
 fn signed_duration(args: &Args<'_>, name: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<i64> {
-    let _ = diagnostics;
     match args.literal(name)? {
+        Literal::Duration(v) if v.unsigned_abs() > MAX_DURATION_MS.unsigned_abs() => {
+            diagnostics.push(too_long(name, args.span_of(name)));
+            None
+        }
         Literal::Duration(v) => Some(v),
         _ => None,
     }

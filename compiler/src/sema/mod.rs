@@ -348,6 +348,8 @@ impl Checker {
             },
         };
         let mut dead_letters = None;
+        // `event_time_range: "1850-01-01 .. 2200-01-01"`, with the span to report at.
+        let mut event_time_range: Option<((i64, i64), Span)> = None;
         let kind_and_schema = match connector.name.name.as_str() {
             "nexmark" => {
                 let args = Args::new(
@@ -415,9 +417,9 @@ impl Checker {
             "file" | "stdin" => {
                 let is_file = connector.name.name == "file";
                 let params: &'static [&'static str] = if is_file {
-                    &["path", "dead_letters"]
+                    &["path", "dead_letters", "event_time_range"]
                 } else {
-                    &["dead_letters"]
+                    &["dead_letters", "event_time_range"]
                 };
                 let what = if is_file {
                     "source `file`"
@@ -432,6 +434,7 @@ impl Checker {
                     None
                 };
                 dead_letters = args.string("dead_letters", &mut self.diagnostics);
+                event_time_range = args.time_range("event_time_range", &mut self.diagnostics);
                 let format = self.format(decl.format.as_ref(), Format::Json);
                 if decl.schema.is_none() {
                     self.error(
@@ -461,6 +464,7 @@ impl Checker {
                         "parallelism",
                         "properties",
                         "dead_letters",
+                        "event_time_range",
                     ],
                     &mut self.diagnostics,
                 );
@@ -492,6 +496,7 @@ impl Checker {
                 };
                 let parallelism = args.int("parallelism", 1, 1024, d).unwrap_or(1) as u32;
                 dead_letters = args.string("dead_letters", d);
+                event_time_range = args.time_range("event_time_range", d);
                 let properties = kafka_properties(&args, d);
                 let format = self.format(decl.format.as_ref(), Format::Json);
                 let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), *f));
@@ -595,6 +600,9 @@ impl Checker {
                 }
             }
             match &et.watermark.kind {
+                ast::ExprKind::Lit(Literal::Duration(ms)) if *ms > args::MAX_DURATION_MS => {
+                    self.error(args::too_long("watermark", et.watermark.span))
+                }
                 ast::ExprKind::Lit(Literal::Duration(ms)) if *ms >= 0 => watermark_ms = Some(*ms),
                 _ => self.error(
                     Diagnostic::error(
@@ -605,6 +613,16 @@ impl Checker {
                     .with_hint("e.g. `watermark 4s` or `watermark 0ms` for in-order input"),
                 ),
             }
+        }
+        if let (Some((_, span)), None) = (event_time_range, &decl.event_time) {
+            self.error(
+                Diagnostic::error(
+                    "E0324",
+                    span,
+                    "`event_time_range` bounds the event time, and this source has none",
+                )
+                .with_hint("declare it after the format: `event_time FIELD watermark 4s`"),
+            );
         }
         if self.diagnostics.len() > n_errors
             && self.diagnostics[n_errors..]
@@ -620,6 +638,7 @@ impl Checker {
             kind,
             ty,
             watermark_ms,
+            event_time_range: event_time_range.map(|(range, _)| range),
             dead_letters,
         });
     }

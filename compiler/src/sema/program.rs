@@ -25,6 +25,10 @@ pub struct SourceDef {
     pub ty: StreamType,
     /// Bounded out-of-orderness in ms, when the source declares event time.
     pub watermark_ms: Option<i64>,
+    /// The accepted event times `[start, end)` in ms (`event_time_range: "1850-01-01 ..
+    /// 2200-01-01"`); `None`: the runtime's default, 1900-01-01 .. 2200-01-01. A record whose
+    /// event time is outside is a dead letter.
+    pub event_time_range: Option<(i64, i64)>,
     /// Where malformed records go (`dead_letters: "path"`), else the run's default.
     pub dead_letters: Option<String>,
 }

@@ -125,12 +125,32 @@ impl<'a> JsonValue<'a> {
     }
 
     /// A timestamp: an integer (epoch milliseconds) or a string in a form
-    /// [`time::parse_timestamp`] accepts.
+    /// [`time::parse_timestamp`] accepts, in [`time::TimeRange::TIMESTAMPS`] (years 0000 to
+    /// 9999).
     pub fn as_timestamp(&self) -> Result<i64, DecodeError> {
         match self.kind {
-            Kind::Number { integer: true } => self.as_i64(),
+            Kind::Number { integer: true } => time::within_years(self.as_i64()?, self.raw),
             Kind::String { .. } => time::parse_timestamp(&self.as_str_cow()?),
             _ => Err(self.mismatch("a timestamp (epoch milliseconds or a string)")),
+        }
+    }
+
+    /// The event time of a source, in field `field`: like [`JsonValue::as_timestamp`], but it
+    /// must lie in `range` (the source's event-time range). Every error names the field.
+    #[inline]
+    pub fn as_event_time(&self, field: &str, range: time::TimeRange) -> Result<i64, DecodeError> {
+        match self.kind {
+            Kind::Number { integer: true } => {
+                let ts = self.as_i64().map_err(|e| e.in_field(field))?;
+                time::event_time_within(ts, self.raw, field, range)
+            }
+            Kind::String { .. } => {
+                let text = self.as_str_cow().map_err(|e| e.in_field(field))?;
+                time::parse_event_time(&text, field, range)
+            }
+            _ => Err(self
+                .mismatch("a timestamp (epoch milliseconds or a string)")
+                .in_field(field)),
         }
     }
 }
@@ -909,6 +929,58 @@ mod tests {
         assert!(value(r#""yesterday""#).as_timestamp().is_err());
         assert!(value("true").as_timestamp().is_err());
         assert!(value("null").as_timestamp().is_err());
+        assert_eq!(
+            value("9223372036854775807")
+                .as_timestamp()
+                .unwrap_err()
+                .message,
+            "timestamp outside the years 0000 to 9999, found `9223372036854775807`"
+        );
+        assert_eq!(
+            value(r#""+10000-01-01 00:00:00.000""#)
+                .as_timestamp()
+                .unwrap_err()
+                .message,
+            "expected a timestamp (`yyyy-MM-dd HH:mm:ss[.SSS]` or epoch milliseconds), found \
+             `\"+10000-01-01 00:00:00.000\"`"
+        );
+        assert!(value("-9223372036854775808").as_timestamp().is_err());
+        assert!(value(r#""-62167219200001""#).as_timestamp().is_err());
+        assert_eq!(
+            value("-62167219200000").as_timestamp(),
+            Ok(-62_167_219_200_000)
+        );
+    }
+
+    #[test]
+    fn event_times() {
+        let range = time::TimeRange::EVENT_TIME;
+        assert_eq!(
+            value("1436918400000").as_event_time("ts", range),
+            Ok(1_436_918_400_000)
+        );
+        assert_eq!(
+            value(r#""2015-07-15T00:00:00Z""#).as_event_time("ts", range),
+            Ok(1_436_918_400_000)
+        );
+        for (raw, shown) in [
+            ("9223372036854775807", "9223372036854775807"),
+            ("-9223372036854775808", "-9223372036854775808"),
+            (r#""9999-12-31""#, "9999-12-31"),
+            (r#""0001-01-01T00:00:00Z""#, "0001-01-01T00:00:00Z"),
+        ] {
+            assert_eq!(
+                value(raw).as_event_time("ts", range).unwrap_err().message,
+                format!(
+                    "event time {shown} of field `ts` is outside the accepted range \
+                     1900-01-01 .. 2200-01-01"
+                )
+            );
+        }
+        for bad in ["1.5", "true", r#""soon""#, "99999999999999999999"] {
+            let e = value(bad).as_event_time("ts", range).unwrap_err();
+            assert!(e.message.starts_with("field `ts`: "), "{e}");
+        }
     }
 
     fn written(f: impl FnOnce(&mut Vec<u8>)) -> String {

@@ -174,10 +174,17 @@ pub fn parse_bool(s: &str) -> Result<bool, DecodeError> {
     }
 }
 
-/// Parses a timestamp into milliseconds since the Unix epoch (UTC); see
-/// [`time::parse_timestamp`] for the accepted forms.
+/// Parses a timestamp into milliseconds since the Unix epoch (UTC), in the years 0000 to 9999;
+/// see [`time::parse_timestamp`] for the accepted forms.
 pub fn parse_timestamp(s: &str) -> Result<i64, DecodeError> {
     time::parse_timestamp(s)
+}
+
+/// Parses the event time of a source (field `field`), which must lie in `range`; see
+/// [`time::parse_event_time`].
+#[inline]
+pub fn parse_event_time(s: &str, field: &str, range: time::TimeRange) -> Result<i64, DecodeError> {
+    time::parse_event_time(s, field, range)
 }
 
 /// Wraps a description in backticks for an error message.

@@ -4,11 +4,130 @@
 //! (e.g. `2015-07-15 00:00:00.000`). Calendar arithmetic is the proleptic Gregorian calendar
 //! computed with plain integer formulas (days from a civil date and back), valid for every
 //! `i64` millisecond value.
+//!
+//! Ranges: a timestamp read from input must lie in [`TimeRange::TIMESTAMPS`] (the years 0000
+//! to 9999 that the text form can write), and a source's event time in its event-time range
+//! ([`TimeRange::EVENT_TIME`] unless the source widens it); anything else is a
+//! [`DecodeError`], so the record becomes a dead letter. Together with the bounded durations
+//! the checker allows, this keeps window and watermark arithmetic far from `i64` overflow
+//! (see `docs/time.md`). Timestamps a pipeline computes (`ts + 1000d`) are not bounded: every
+//! function here is defined for every `i64`.
 
-use super::{describe_text, parse_i64_bytes, quoted, DecodeError};
+use std::fmt;
+
+use super::{describe_raw, describe_text, parse_i64_bytes, quoted, DecodeError};
 
 /// Milliseconds in a day.
 pub const MS_PER_DAY: i64 = 86_400_000;
+
+/// A half-open range of timestamps `[start, end)`, in milliseconds since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl TimeRange {
+    /// Every timestamp the text form writes with four digits: the years 0000 to 9999
+    /// (`0000-01-01 00:00:00.000` up to `9999-12-31 23:59:59.999`). Timestamps read from
+    /// input must lie here.
+    pub const TIMESTAMPS: TimeRange = TimeRange {
+        start: -62_167_219_200_000,
+        end: 253_402_300_800_000,
+    };
+
+    /// The default event-time range of a source: `[1900-01-01, 2200-01-01)`. Narrower than
+    /// [`TimeRange::TIMESTAMPS`] because sentinel values (`9999-12-31`, `0001-01-01`, the
+    /// `i64` extremes) are common in real data, and one of them taken as event time would move
+    /// the watermark past every window, making all later records late.
+    pub const EVENT_TIME: TimeRange = TimeRange {
+        start: -2_208_988_800_000,
+        end: 7_258_118_400_000,
+    };
+
+    /// Whether `ts` lies in `[start, end)`.
+    #[inline(always)]
+    pub const fn contains(self, ts: i64) -> bool {
+        self.start <= ts && ts < self.end
+    }
+}
+
+/// `1900-01-01 .. 2200-01-01`: each end as a date when it is midnight, else in the canonical
+/// form; the end is excluded.
+impl fmt::Display for TimeRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let end = |ts: i64| {
+            let mut s = String::new();
+            format_timestamp(ts, &mut s);
+            match s.strip_suffix(" 00:00:00.000") {
+                Some(date) => date.to_string(),
+                None => s,
+            }
+        };
+        write!(f, "{} .. {}", end(self.start), end(self.end))
+    }
+}
+
+/// The error for a timestamp outside [`TimeRange::TIMESTAMPS`]; `found` is already described
+/// for the message.
+#[cold]
+#[inline(never)]
+fn outside_years(found: &str) -> DecodeError {
+    DecodeError::new(format!(
+        "timestamp outside the years 0000 to 9999, found {}",
+        quoted(found)
+    ))
+}
+
+/// Checks that a timestamp read from input lies in [`TimeRange::TIMESTAMPS`]; `raw` is the
+/// value as written (for the message).
+#[inline]
+pub(crate) fn within_years(ts: i64, raw: &str) -> Result<i64, DecodeError> {
+    if TimeRange::TIMESTAMPS.contains(ts) {
+        Ok(ts)
+    } else {
+        Err(outside_years(&describe_raw(raw)))
+    }
+}
+
+/// The error for an event time outside its source's range. `written` is the value as it was
+/// written in the input (or its canonical form for a value that came as an integer from Rust).
+#[cold]
+#[inline(never)]
+fn outside_event_time(written: &str, field: &str, range: TimeRange) -> DecodeError {
+    DecodeError::new(format!(
+        "event time {} of field `{field}` is outside the accepted range {range}",
+        describe_raw(written)
+    ))
+}
+
+/// Checks an event time read from input as `written` against its source's range.
+#[inline]
+pub(crate) fn event_time_within(
+    ts: i64,
+    written: &str,
+    field: &str,
+    range: TimeRange,
+) -> Result<i64, DecodeError> {
+    if range.contains(ts) {
+        Ok(ts)
+    } else {
+        Err(outside_event_time(written, field, range))
+    }
+}
+
+/// Checks an event time given as a number (a record handed over from Rust) against its
+/// source's range; the message shows it in the canonical form.
+#[inline]
+pub fn check_event_time(ts: i64, field: &str, range: TimeRange) -> Result<i64, DecodeError> {
+    if range.contains(ts) {
+        Ok(ts)
+    } else {
+        let mut written = String::new();
+        format_timestamp(ts, &mut written);
+        Err(outside_event_time(&written, field, range))
+    }
+}
 
 /// A broken-down UTC date and time, as produced by [`civil_from_ms`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,8 +294,28 @@ pub fn write_timestamp_bytes(ts: i64, out: &mut Vec<u8>) {
 /// * `yyyy-MM-dd` alone, meaning midnight UTC.
 ///
 /// The year has exactly four digits; the month, day, hour, minute and second exactly two, and
-/// each must be in range (so `2015-02-29` and `24:00:00` are rejected).
+/// each must be in range (so `2015-02-29` and `24:00:00` are rejected). The result must lie in
+/// [`TimeRange::TIMESTAMPS`] (an offset can push `0000-01-01` or `9999-12-31` past it; epoch
+/// milliseconds can be anything).
 pub fn parse_timestamp(s: &str) -> Result<i64, DecodeError> {
+    let ts = parse_any(s)?;
+    if TimeRange::TIMESTAMPS.contains(ts) {
+        Ok(ts)
+    } else {
+        Err(outside_years(&describe_text(s)))
+    }
+}
+
+/// Parses the event time of a source (field `field`): the forms of [`parse_timestamp`], which
+/// must lie in `range` instead. Every error names the field.
+#[inline]
+pub fn parse_event_time(s: &str, field: &str, range: TimeRange) -> Result<i64, DecodeError> {
+    let ts = parse_any(s).map_err(|e| e.in_field(field))?;
+    event_time_within(ts, s, field, range)
+}
+
+/// [`parse_timestamp`] without the range check: any `i64`.
+fn parse_any(s: &str) -> Result<i64, DecodeError> {
     let b = s.as_bytes();
     // Epoch milliseconds: an optional sign and digits only.
     let first_digit = usize::from(matches!(b.first(), Some(b'-' | b'+')));
@@ -497,6 +636,90 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn timestamps_outside_the_years_0000_to_9999_are_rejected() {
+        let first = TimeRange::TIMESTAMPS.start;
+        let last = TimeRange::TIMESTAMPS.end - 1;
+        assert_eq!(fmt(first), "0000-01-01 00:00:00.000");
+        assert_eq!(fmt(last), "9999-12-31 23:59:59.999");
+        assert_eq!(parse_timestamp(&first.to_string()), Ok(first));
+        assert_eq!(parse_timestamp(&last.to_string()), Ok(last));
+        assert_eq!(parse_timestamp("9999-12-31 23:59:59.999"), Ok(last));
+        assert_eq!(parse_timestamp("0000-01-01"), Ok(first));
+        for bad in [
+            (first - 1).to_string(),
+            (last + 1).to_string(),
+            i64::MAX.to_string(),
+            i64::MIN.to_string(),
+            // An offset can push a four-digit year out of range.
+            "0000-01-01T00:00:00+00:01".to_string(),
+            "9999-12-31T23:59:59.999-00:01".to_string(),
+        ] {
+            let e = parse_timestamp(&bad).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("timestamp outside the years 0000 to 9999, found `{bad:?}`")
+            );
+        }
+    }
+
+    #[test]
+    fn event_times_outside_the_range_name_field_value_and_range() {
+        let range = TimeRange::EVENT_TIME;
+        assert_eq!(range.to_string(), "1900-01-01 .. 2200-01-01");
+        assert_eq!(
+            TimeRange { start: 0, end: 1 }.to_string(),
+            "1970-01-01 .. 1970-01-01 00:00:00.001"
+        );
+        assert_eq!(parse_event_time("1900-01-01", "ts", range), Ok(range.start));
+        assert_eq!(
+            parse_event_time("2199-12-31 23:59:59.999", "ts", range),
+            Ok(range.end - 1)
+        );
+        let e = parse_event_time("9999-12-31T00:00:00.000Z", "ts", range).unwrap_err();
+        assert_eq!(
+            e.message,
+            "event time 9999-12-31T00:00:00.000Z of field `ts` is outside the accepted range \
+             1900-01-01 .. 2200-01-01"
+        );
+        for bad in [
+            "2200-01-01",
+            "1899-12-31 23:59:59.999",
+            "0001-01-01",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            let e = parse_event_time(bad, "ts", range).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("event time {bad} of field `ts` is outside the accepted range {range}")
+            );
+        }
+        // Text that is no timestamp at all: the parse error, with the field.
+        let e = parse_event_time("soon", "ts", range).unwrap_err();
+        assert!(
+            e.message.starts_with("field `ts`: expected a timestamp"),
+            "{e}"
+        );
+        // A wider range of the source's own.
+        let wide = TimeRange {
+            start: parse_timestamp("1800-01-01").unwrap(),
+            end: range.end,
+        };
+        assert_eq!(
+            parse_event_time("1850-06-01", "ts", wide),
+            parse_timestamp("1850-06-01")
+        );
+        // Values from Rust are shown in the canonical form.
+        let e = check_event_time(i64::MAX, "ts", range).unwrap_err();
+        assert_eq!(
+            e.message,
+            "event time +292278994-08-17 07:12:55.807 of field `ts` is outside the accepted \
+             range 1900-01-01 .. 2200-01-01"
+        );
+        assert_eq!(check_event_time(0, "ts", range), Ok(0));
     }
 
     #[test]

@@ -81,6 +81,33 @@ impl Clock {
     }
 }
 
+/// The event time of the last event the configuration generates (the base time if none): the
+/// latest of all, since the last split is the longest and times grow with event numbers.
+pub fn last_event_time(config: &NexmarkConfig) -> i64 {
+    let (_, len) = split_range(config, config.generators.max(1) - 1);
+    match len.checked_sub(1) {
+        Some(last) => Clock::new(config).time(last),
+        None => config.base_time_ms,
+    }
+}
+
+/// Refuses, before anything runs, a configuration whose events would leave the default
+/// event-time range (1900-01-01 .. 2200-01-01): at `rate: 1` that takes some 5.8 billion
+/// events. Generated times are not checked one by one like times read from input.
+pub fn check_time_range(source: &str, config: &NexmarkConfig) -> Result<(), String> {
+    let range = crate::formats::time::TimeRange::EVENT_TIME;
+    let last = last_event_time(config);
+    if range.contains(config.base_time_ms) && range.contains(last) {
+        return Ok(());
+    }
+    let mut at = String::new();
+    crate::formats::time::format_timestamp(last, &mut at);
+    Err(format!(
+        "source `{source}`: the generator's last event would be at {at}, outside the \
+         event-time range {range}; generate fewer events or raise `rate`"
+    ))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Splits
 

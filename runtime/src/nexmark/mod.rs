@@ -22,7 +22,10 @@ mod model;
 mod rng;
 mod strings;
 
-pub use generator::{auction, bid, event, fill_auction, fill_bid, fill_person, person, Split};
+pub use generator::{
+    auction, bid, check_time_range, event, fill_auction, fill_bid, fill_person, last_event_time,
+    person, Split,
+};
 pub use model::{Auction, Bid, Event, EventKind, EventMeta, NexmarkConfig, Person};
 
 #[cfg(test)]

@@ -309,6 +309,32 @@ fn timestamps_two_generators() {
 }
 
 #[test]
+fn the_last_event_time_is_the_latest_and_must_stay_in_the_event_time_range() {
+    for (events, generators, group) in [(1000, 1, 1), (1001, 3, 7), (5, 8, 1), (0, 1, 1)] {
+        let c = config(events, generators, group);
+        let latest = all_metas(&c).iter().map(|m| m.date_time).max();
+        assert_eq!(last_event_time(&c), latest.unwrap_or(BASE), "{c:?}");
+        assert_eq!(check_time_range("bids", &c), Ok(()));
+    }
+    // At one event per second, 2200-01-01 is some 5.8 billion events after 2015-07-15.
+    let slow = |events| NexmarkConfig {
+        rate: 1,
+        ..config(events, 1, 1)
+    };
+    assert_eq!(check_time_range("bids", &slow(5_000_000_000)), Ok(()));
+    let e = check_time_range("bids", &slow(6_000_000_000)).unwrap_err();
+    assert!(
+        e.starts_with("source `bids`: the generator's last event would be at 2205-"),
+        "{e}"
+    );
+    assert!(
+        e.contains("outside the event-time range 1900-01-01 .. 2200-01-01"),
+        "{e}"
+    );
+    assert!(check_time_range("bids", &slow(u64::MAX)).is_err());
+}
+
+#[test]
 fn timestamps_are_exact_for_rates_not_dividing_a_million() {
     // d = 333.33… µs: event 195 is at exactly 65 ms (f64 arithmetic gives 64 999.99… µs).
     let c = NexmarkConfig {

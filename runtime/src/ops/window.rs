@@ -15,6 +15,13 @@
 //! A record is late when every window it belongs to has already fired (its window end is at or
 //! below the watermark). Late records are counted and handed to the late-record output, if the
 //! pipeline declared one, else dropped.
+//!
+//! Window bounds are exact: `start = t - t.rem_euclid(size)` (aligned to the epoch, for
+//! negative times too) and `end = start + size`, in checked arithmetic. Event times and sizes
+//! are bounded (see `docs/time.md`), so these never overflow; a window that could not be
+//! represented in `i64` would not be shifted to fit: its record would count as late. The only
+//! extreme values are watermarks (`i64::MIN` before the first, `i64::MAX` at the end of
+//! input): sums compared with a watermark (`end + lateness`) saturate, which compares exactly.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -43,11 +50,11 @@ pub trait WindowAggregate {
     fn output(key: &Self::Key, window_start: i64, window_end: i64, acc: &Self::Acc) -> Self::Out;
 }
 
-/// The wall clock in ms since the epoch (processing time).
+/// The wall clock in ms since the epoch (processing time); a clock before 1970 reads 0.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Which windows a record belongs to.
@@ -171,38 +178,56 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             + self.sessions.values().map(Vec::len).sum::<usize>()
     }
 
-    /// Fills `scratch` with the (start, end) of every fixed window holding `ts`.
-    fn assign(&mut self, ts: i64) {
+    /// Fills `scratch` with the (start, end) of every fixed window holding `ts`. `None` (and
+    /// `scratch` left partial) when one of them does not fit in `i64`, which times within the
+    /// accepted ranges never reach.
+    #[inline]
+    fn assign(&mut self, ts: i64) -> Option<()> {
         self.scratch.clear();
         match self.windows {
             Windows::Tumble { size } => {
-                let start = floor_to(ts, size);
-                self.scratch.push((start, start.saturating_add(size)));
+                let start = floor_to(ts, size)?;
+                self.scratch.push((start, start.checked_add(size)?));
             }
             Windows::Hop { size, slide } => {
-                let mut start = floor_to(ts, slide);
-                while start.saturating_add(size) > ts {
-                    self.scratch.push((start, start.saturating_add(size)));
-                    match start.checked_sub(slide) {
-                        Some(s) => start = s,
+                let mut start = floor_to(ts, slide)?;
+                loop {
+                    let end = start.checked_add(size)?;
+                    if end <= ts {
+                        break;
+                    }
+                    self.scratch.push((start, end));
+                    // The window a slide earlier holds `ts` too when its end is above it (an
+                    // end below `i64::MIN` is not).
+                    match end.checked_sub(slide) {
+                        Some(earlier_end) if earlier_end > ts => {}
+                        _ => break,
+                    }
+                    start = start.checked_sub(slide)?;
+                }
+            }
+            Windows::Cumulate { step, size } => {
+                let start = floor_to(ts, size)?;
+                let last = start.checked_add(size)?;
+                // `last` is a multiple of `step` (sema: size is a whole number of steps).
+                let mut end = floor_to(ts, step)?.checked_add(step)?;
+                while end <= last {
+                    self.scratch.push((start, end));
+                    match end.checked_add(step) {
+                        Some(next) => end = next,
                         None => break,
                     }
                 }
             }
-            Windows::Cumulate { step, size } => {
-                let start = floor_to(ts, size);
-                let mut end = floor_to(ts, step).saturating_add(step);
-                while end <= start.saturating_add(size) {
-                    self.scratch.push((start, end));
-                    end = end.saturating_add(step);
-                }
-            }
             Windows::Session { .. } => {}
         }
+        Some(())
     }
 
     fn add_session(&mut self, record: &A::In, ts: i64, gap: i64) -> bool {
-        let end = ts.saturating_add(gap);
+        let Some(end) = ts.checked_add(gap) else {
+            return false;
+        };
         if end <= self.watermark {
             return false;
         }
@@ -327,8 +352,10 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
         let accepted = match self.windows {
             Windows::Session { gap } => self.add_session(record, ts, gap),
             _ => {
-                self.assign(ts);
                 let mut accepted = false;
+                if self.assign(ts).is_none() {
+                    self.scratch.clear();
+                }
                 for i in 0..self.scratch.len() {
                     let (start, end) = self.scratch[i];
                     if end.saturating_add(self.lateness) <= self.watermark {
@@ -499,6 +526,148 @@ mod tests {
         op.finish();
         let out = sink.0.borrow().clone();
         out
+    }
+
+    /// The windows holding `t`, computed in `i128` from the definitions.
+    fn oracle(windows: Windows, t: i64) -> Vec<(i64, i64)> {
+        let t = i128::from(t);
+        let floor = |unit: i64| t.div_euclid(i128::from(unit)) * i128::from(unit);
+        let mut out = Vec::new();
+        match windows {
+            Windows::Tumble { size } => out.push((floor(size), floor(size) + i128::from(size))),
+            Windows::Hop { size, slide } => {
+                let mut start = floor(slide);
+                while start + i128::from(size) > t {
+                    out.push((start, start + i128::from(size)));
+                    start -= i128::from(slide);
+                }
+            }
+            Windows::Cumulate { step, size } => {
+                let start = floor(size);
+                for j in 1..=size / step {
+                    let end = start + i128::from(j * step);
+                    if end > t {
+                        out.push((start, end));
+                    }
+                }
+            }
+            Windows::Session { .. } => {}
+        }
+        out.into_iter()
+            .map(|(s, e)| (i64::try_from(s).unwrap(), i64::try_from(e).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn windows_are_aligned_for_negative_times_and_at_the_ends_of_the_ranges() {
+        // The first and last instants of the input range (years 0000 to 9999) and of the
+        // default event-time range, around the epoch, and the largest durations sema allows.
+        let (first, last) = (-62_167_219_200_000, 253_402_300_799_999);
+        let (et_first, et_last) = (-2_208_988_800_000, 7_258_118_399_999);
+        let longest = 315_569_520_000_000; // 3652425d, the checker's limit
+        let times = [
+            first,
+            first + 1,
+            et_first,
+            -86_400_001,
+            -1001,
+            -1000,
+            -999,
+            -1,
+            0,
+            1,
+            et_last,
+            last - 1,
+            last,
+        ];
+        let windows = [
+            Windows::Tumble { size: 1000 },
+            Windows::Tumble { size: 7 },
+            Windows::Tumble { size: longest },
+            Windows::Hop {
+                size: 3000,
+                slide: 1000,
+            },
+            Windows::Hop {
+                size: longest,
+                slide: longest / 5,
+            },
+            Windows::Cumulate {
+                step: 250,
+                size: 1000,
+            },
+            Windows::Cumulate {
+                step: longest / 3,
+                size: longest,
+            },
+        ];
+        let metrics = Metrics::new();
+        for w in windows {
+            let mut op = WindowAggregateOp::<CountPerKey, _>::new(metrics.op("w"), w, Discard);
+            for t in times {
+                assert_eq!(op.assign(t), Some(()), "{w:?} at {t}");
+                assert_eq!(op.scratch, oracle(w, t), "{w:?} at {t}");
+                for &(start, end) in &op.scratch {
+                    assert!(start <= t && t < end, "{w:?} at {t}: [{start}, {end})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_that_does_not_fit_in_i64_makes_its_record_late_never_shifted() {
+        let metrics = Metrics::new();
+        let mut assign = WindowAggregateOp::<CountPerKey, _>::new(
+            metrics.op("a"),
+            Windows::Tumble { size: 1000 },
+            Discard,
+        );
+        // i64::MIN is not a multiple of 1000; i64::MAX's window would end past i64::MAX.
+        assert_eq!(assign.assign(i64::MIN), None);
+        assert_eq!(assign.assign(i64::MAX), None);
+        assert_eq!(assign.assign(i64::MIN + 808), Some(()));
+        assert_eq!(assign.scratch, vec![(i64::MIN + 808, i64::MIN + 1808)]);
+        for (w, rows) in [
+            (Windows::Tumble { size: 1000 }, vec!["row (1, 0, 1000, 1)"]),
+            (
+                Windows::Hop {
+                    size: 2000,
+                    slide: 1000,
+                },
+                vec!["row (1, -1000, 1000, 1)", "row (1, 0, 2000, 1)"],
+            ),
+            (
+                Windows::Cumulate {
+                    step: 500,
+                    size: 1000,
+                },
+                vec!["row (1, 0, 500, 1)", "row (1, 0, 1000, 1)"],
+            ),
+        ] {
+            let sink = Sink::default();
+            let metrics = Metrics::new();
+            let mut op = WindowAggregateOp::<CountPerKey, _>::new(metrics.op("w"), w, sink.clone());
+            for r in [(1, i64::MAX), (1, i64::MIN), (1, 5)] {
+                op.push(&r);
+            }
+            op.finish();
+            let out = sink.0.borrow().clone();
+            assert_eq!(out[..out.len() - 1], rows, "{w:?}");
+            assert_eq!(metrics.ops()[0].1.late, 2, "{w:?}");
+        }
+        // A session starts at its record's time; one at i64::MAX could not end.
+        let sink = Sink::default();
+        let metrics = Metrics::new();
+        let mut op = WindowAggregateOp::<CountPerKey, _>::new(
+            metrics.op("s"),
+            Windows::Session { gap: 10 },
+            sink.clone(),
+        );
+        op.push(&(1, i64::MAX));
+        op.push(&(1, -5));
+        op.finish();
+        assert_eq!(*sink.0.borrow(), vec!["row (1, -5, 5, 1)", "end"]);
+        assert_eq!(metrics.ops()[0].1.late, 1);
     }
 
     #[test]

@@ -122,10 +122,12 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.buffered
     }
 
-    /// The start of the open window holding `time`, or `None` if that window has fired.
+    /// The start of the open window holding `time`, or `None` if that window has fired (or
+    /// starts below `i64::MIN`, which times within the accepted ranges never do). The end
+    /// saturates: it is only compared with watermarks, which that compares exactly.
     #[inline]
     fn open_window(&self, time: i64) -> Option<i64> {
-        let start = floor_to(time, self.size_ms);
+        let start = floor_to(time, self.size_ms)?;
         (start.saturating_add(self.size_ms) > self.watermark).then_some(start)
     }
 
@@ -501,7 +503,7 @@ mod tests {
             match step {
                 Step::Rec(rec) => {
                     let (Either::Left(x) | Either::Right(x)) = rec;
-                    if floor_to(x.time, size) + size <= wm {
+                    if floor_to(x.time, size).unwrap() + size <= wm {
                         late += 1;
                     } else if matches!(rec, Either::Left(_)) {
                         lefts.push(x.clone());
@@ -520,10 +522,10 @@ mod tests {
         // Window, key, left arrival, right arrival: the exact order.
         let mut want: Vec<(i64, i64, usize, String)> = Vec::new();
         for (i, l) in lefts.iter().enumerate() {
-            let window = floor_to(l.time, size);
+            let window = floor_to(l.time, size).unwrap();
             let mut matched = false;
             for r in &rights {
-                if l.key >= 0 && l.key == r.key && floor_to(r.time, size) == window {
+                if l.key >= 0 && l.key == r.key && floor_to(r.time, size).unwrap() == window {
                     if let Some(out) = Spec::join(l, r) {
                         matched = true;
                         want.push((window, l.key, i, out));
