@@ -542,6 +542,10 @@ fn kafka_to_file_survives_sigkill_exactly_once() {
         "duplicated windows after {landed} kills"
     );
     assert_eq!(unique_rows, windowed_oracle(&rows), "after {landed} kills");
+    eprintln!(
+        "crash: windows from Kafka to a file: {landed} kills, {} windows compared, identical",
+        got.len()
+    );
 }
 
 const EXACTLY_ONCE: &str = r#"
@@ -764,7 +768,8 @@ fn an_exactly_once_kafka_sink_survives_sigkill_exactly_once() {
     let foreign = distinct.difference(&want).count();
     let duplicates = got.len() - distinct.len();
     eprintln!(
-        "after {landed} kills: {} orders read, {duplicates} duplicate(s), {lost} lost",
+        "crash: Kafka to an exactly-once Kafka sink: {landed} kills, {} orders read, \
+         {duplicates} duplicate(s), {lost} lost",
         got.len()
     );
     assert_eq!(
