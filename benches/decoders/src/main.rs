@@ -1,0 +1,276 @@
+//! JSON-lines decoders side by side, on the same Nexmark bid lines (as a weir file sink writes
+//! them, ~200 bytes each), in one run: weir's decoder (the code `codegen::records::decoder`
+//! generates, written out here for the bid schema), serde_json, sonic-rs and simd-json, each
+//! into a typed record, for a pipeline that reads every field and one that reads two
+//! (`auction`, `price`: the filter+project case). The floor is the lines merely split.
+//!
+//! ```sh
+//! cargo run --release -p weir-bench-decoders -- [LINES] [ROUNDS]
+//! ```
+//!
+//! It prints MB/s and lines/s per decoder (best of ROUNDS), and the ratio to the floor. Every
+//! decoder must agree with weir's on the checksum of what it decoded, so no one wins by
+//! skipping work. Issue 11 asks for this to choose a decoder by measurement.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use serde::Deserialize;
+use weir_runtime::formats::json;
+use weir_runtime::formats::DecodeError;
+use weir_runtime::nexmark::{fill_bid, Bid, EventKind, NexmarkConfig, Split};
+
+/// Every field of a bid, strings borrowed where they have no escapes.
+#[derive(Deserialize)]
+struct FullBid<'a> {
+    auction: i64,
+    bidder: i64,
+    price: i64,
+    #[serde(borrow)]
+    channel: Cow<'a, str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(borrow)]
+    date_time: Cow<'a, str>,
+    #[serde(borrow)]
+    extra: Cow<'a, str>,
+}
+
+/// The two fields a filter+project pipeline reads; the others are skipped.
+#[derive(Deserialize)]
+struct TwoFields {
+    auction: i64,
+    price: i64,
+}
+
+fn full_sum(auction: i64, bidder: i64, price: i64, strings: [&str; 4]) -> u64 {
+    let mut h = (auction as u64)
+        .wrapping_mul(31)
+        .wrapping_add(bidder as u64)
+        .wrapping_mul(31)
+        .wrapping_add(price as u64);
+    for s in strings {
+        h = h.wrapping_mul(31).wrapping_add(s.len() as u64);
+    }
+    h
+}
+
+/// weir's decoder for every field, as generated: one pass over the members, each converted
+/// only if its name is wanted.
+fn weir_full(line: &str) -> Result<u64, DecodeError> {
+    let (mut a, mut b, mut p) = (None, None, None);
+    let (mut c, mut u, mut d, mut e) = (None, None, None, None);
+    json::for_each_field(line, |member, value| {
+        match member {
+            "auction" => a = Some(value.as_i64()?),
+            "bidder" => b = Some(value.as_i64()?),
+            "price" => p = Some(value.as_i64()?),
+            "channel" => c = Some(value.as_str_cow()?),
+            "url" => u = Some(value.as_str_cow()?),
+            "date_time" => d = Some(value.as_timestamp()?),
+            "extra" => e = Some(value.as_str_cow()?),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let missing = || DecodeError::new("missing field");
+    let (c, u, e) = (
+        c.ok_or_else(missing)?,
+        u.ok_or_else(missing)?,
+        e.ok_or_else(missing)?,
+    );
+    let d = d.ok_or_else(missing)?;
+    Ok(full_sum(
+        a.ok_or_else(missing)?,
+        b.ok_or_else(missing)?,
+        p.ok_or_else(missing)? ^ d,
+        [&c, &u, "", &e],
+    ))
+}
+
+fn weir_two(line: &str) -> Result<u64, DecodeError> {
+    let (mut a, mut p) = (None, None);
+    json::for_each_field(line, |member, value| {
+        match member {
+            "auction" => a = Some(value.as_i64()?),
+            "price" => p = Some(value.as_i64()?),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let missing = || DecodeError::new("missing field");
+    Ok((a.ok_or_else(missing)? as u64).wrapping_mul(31) ^ p.ok_or_else(missing)? as u64)
+}
+
+/// The timestamp text of a full decode, parsed the way weir parses it (serde-based decoders
+/// hand over the string; the conversion is part of decoding a bid).
+fn ts(text: &str) -> i64 {
+    weir_runtime::formats::time::parse_timestamp(text).unwrap_or(0)
+}
+
+fn full_of(b: FullBid<'_>) -> u64 {
+    full_sum(
+        b.auction,
+        b.bidder,
+        b.price ^ ts(&b.date_time),
+        [&b.channel, &b.url, "", &b.extra],
+    )
+}
+
+fn two_of(b: TwoFields) -> u64 {
+    (b.auction as u64).wrapping_mul(31) ^ b.price as u64
+}
+
+/// The lines of `n` bids, as weir's JSON encoder writes them.
+fn bid_lines(n: usize) -> Vec<u8> {
+    let config = NexmarkConfig {
+        events: (n as u64) * 50 / 46 + 100,
+        ..NexmarkConfig::default()
+    };
+    let mut split = Split::new(&config, 0);
+    let mut bid = Bid::default();
+    let mut out = Vec::with_capacity(n * 220);
+    let mut made = 0;
+    while let Some(meta) = split.next_meta() {
+        if meta.kind != EventKind::Bid {
+            continue;
+        }
+        fill_bid(&config, &meta, &mut bid);
+        out.push(b'{');
+        json::write_key(&mut out, "auction");
+        json::write_i64(&mut out, bid.auction);
+        out.push(b',');
+        json::write_key(&mut out, "bidder");
+        json::write_i64(&mut out, bid.bidder);
+        out.push(b',');
+        json::write_key(&mut out, "price");
+        json::write_i64(&mut out, bid.price);
+        out.push(b',');
+        json::write_key(&mut out, "channel");
+        json::write_string(&mut out, &bid.channel);
+        out.push(b',');
+        json::write_key(&mut out, "url");
+        json::write_string(&mut out, &bid.url);
+        out.push(b',');
+        json::write_key(&mut out, "date_time");
+        json::write_timestamp(&mut out, bid.date_time);
+        out.push(b',');
+        json::write_key(&mut out, "extra");
+        json::write_string(&mut out, &bid.extra);
+        out.extend_from_slice(b"}\n");
+        made += 1;
+        if made == n {
+            break;
+        }
+    }
+    out
+}
+
+/// Runs `decode` over every line `rounds` times; the best time and the checksum.
+fn measure(text: &[u8], rounds: usize, mut decode: impl FnMut(&mut [u8]) -> u64) -> (f64, u64) {
+    let mut best = f64::MAX;
+    let mut sum = 0;
+    // simd-json decodes in place: each round gets a fresh copy (copied outside the clock).
+    let mut buf = text.to_vec();
+    for _ in 0..rounds {
+        buf.copy_from_slice(text);
+        let started = Instant::now();
+        let mut s = 0u64;
+        for line in buf.split_mut(|b| *b == b'\n') {
+            if !line.is_empty() {
+                s = s.wrapping_add(decode(line));
+            }
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+        sum = s;
+    }
+    (best, sum)
+}
+
+fn utf8(line: &[u8]) -> &str {
+    std::str::from_utf8(line).expect("UTF-8")
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let lines: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    compare(lines, rounds);
+}
+
+/// Prints the table; panics if a decoder disagrees with weir's.
+fn compare(lines: usize, rounds: usize) {
+    let text = bid_lines(lines);
+    let mb = text.len() as f64 / 1e6;
+    println!(
+        "{lines} bid lines, {:.1} MB ({:.0} bytes a line), best of {rounds} rounds, one core",
+        mb,
+        text.len() as f64 / lines as f64
+    );
+    println!(
+        "{:<36} {:>10} {:>12} {:>10}",
+        "decoder", "MB/s", "lines/s", "vs floor"
+    );
+    let (floor, _) = measure(&text, rounds, |line| line.len() as u64);
+    let row = |name: &str, secs: f64| {
+        println!(
+            "{name:<36} {:>10.0} {:>12.0} {:>10.2}",
+            mb / secs,
+            lines as f64 / secs,
+            floor / secs
+        );
+    };
+    row("floor: lines split, nothing decoded", floor);
+    for (case, want_full) in [
+        ("every field", true),
+        ("two fields (auction, price)", false),
+    ] {
+        println!("-- {case}");
+        let weir: Box<dyn Fn(&str) -> u64> = if want_full {
+            Box::new(|l| weir_full(l).expect("weir decodes"))
+        } else {
+            Box::new(|l| weir_two(l).expect("weir decodes"))
+        };
+        let (t, reference) = measure(&text, rounds, |l| weir(utf8(l)));
+        row("weir (generated for_each_field)", t);
+        let (t, sum) = measure(&text, rounds, |l| {
+            if want_full {
+                full_of(serde_json::from_str(utf8(l)).expect("serde_json"))
+            } else {
+                two_of(serde_json::from_str(utf8(l)).expect("serde_json"))
+            }
+        });
+        assert_eq!(sum, reference, "serde_json decoded something else");
+        row("serde_json (derive)", t);
+        let (t, sum) = measure(&text, rounds, |l| {
+            if want_full {
+                full_of(sonic_rs::from_str(utf8(l)).expect("sonic-rs"))
+            } else {
+                two_of(sonic_rs::from_str(utf8(l)).expect("sonic-rs"))
+            }
+        });
+        assert_eq!(sum, reference, "sonic-rs decoded something else");
+        row("sonic-rs (derive)", t);
+        let (t, sum) = measure(&text, rounds, |l| {
+            if want_full {
+                full_of(simd_json::serde::from_slice(l).expect("simd-json"))
+            } else {
+                two_of(simd_json::serde::from_slice(l).expect("simd-json"))
+            }
+        });
+        assert_eq!(sum, reference, "simd-json decoded something else");
+        row("simd-json (serde, in place)", t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// CI runs the comparison on a few lines: every decoder agrees with weir's.
+    #[test]
+    fn every_decoder_agrees_on_a_few_lines() {
+        super::compare(2_000, 1);
+    }
+}
