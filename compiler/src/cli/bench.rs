@@ -10,6 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use weir_compiler::driver::{self, BuildConfig};
 use weir_compiler::{Options, SourceMap};
 
+use super::bench_files::{self, FileBench, InputFormat};
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Events generated per run (all kinds; bid-only queries see 46/50 of them).
@@ -39,6 +41,17 @@ pub struct BenchArgs {
     /// of the last checkpoint.
     #[arg(long)]
     checkpoint_interval: Option<String>,
+    /// Benchmark file input instead: write Nexmark bids as JSON lines and/or CSV into a
+    /// temporary folder, then time pass-through, filter+project, tumbling max and hop count
+    /// per key over them, next to the file read and split into lines (the floor).
+    #[arg(long, value_enum)]
+    input: Option<InputFormat>,
+    /// Bids written to each input file (with `--input`).
+    #[arg(long, default_value_t = 5_000_000, requires = "input")]
+    records: u64,
+    /// Keep the temporary folder of `--input` (its path is printed).
+    #[arg(long, requires = "input")]
+    keep_files: bool,
 }
 
 /// What one configuration's best run reported.
@@ -54,7 +67,7 @@ const FLOOR: &str = "// weir bench: the generator alone\n\
 source bids = nexmark(stream: \"bid\")\n\
 sink bids |> filter price < 0 -> checksum()\n";
 
-fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> {
+pub(super) fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
     let compiled = weir_compiler::compile(&sources, id, &Options { no_fusion }).map_err(|d| {
@@ -135,6 +148,14 @@ fn time_with(binary: &Path, args: &BenchArgs, extra: &[String]) -> Result<Timing
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(input) = args.input {
+        return bench_files::run(&FileBench {
+            input,
+            records: args.records,
+            repeat: args.repeat,
+            keep_files: args.keep_files,
+        });
+    }
     let examples = args
         .examples
         .clone()

@@ -1,6 +1,7 @@
 //! Command-line parsing (clap) and the subcommands.
 
 mod bench;
+mod bench_files;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -93,7 +94,8 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Benchmark Nexmark queries on the built-in generator: fused, unfused, and the generator alone.
+    /// Benchmark Nexmark queries on the built-in generator: fused, unfused, and the generator alone;
+    /// with `--input json|csv|both`, pipelines reading bids from files instead.
     Bench(bench::BenchArgs),
 }
 

@@ -1,0 +1,51 @@
+//! `weir bench --input both` on a tiny input: the benchmark works, and its table has every
+//! row with positive numbers. The figures themselves are not checked (a benchmark, not a
+//! timed test); the real run's table is in docs/performance.md.
+
+use std::process::Command;
+
+#[test]
+fn file_input_bench_prints_every_row() {
+    let records = 20_000;
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "bench",
+            "--input",
+            "both",
+            "--records",
+            &records.to_string(),
+        ])
+        .output()
+        .expect("the weir binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for input in ["json", "csv"] {
+        for pipeline in [
+            "floor (lines)",
+            "pass-through",
+            "filter+project",
+            "tumble max",
+            "hop count/key",
+        ] {
+            let prefix = format!("{input} ");
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&prefix) && l.contains(pipeline))
+                .unwrap_or_else(|| panic!("no row for {input} {pipeline}:\n{stdout}"));
+            // records, events/s, MB/s, CPU s, MB/s per CPU-s, ratio to the floor
+            let numbers: Vec<f64> = line
+                .split_whitespace()
+                .rev()
+                .take(6)
+                .map(|n| {
+                    n.parse()
+                        .unwrap_or_else(|_| panic!("not a number in {line}"))
+                })
+                .collect();
+            assert_eq!(numbers.len(), 6, "{line}");
+            assert!(numbers.iter().all(|&n| n > 0.0), "{line}");
+            assert_eq!(numbers[5], records as f64, "{line}");
+        }
+    }
+}
