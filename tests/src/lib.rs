@@ -191,6 +191,10 @@ pub fn kill_at_checkpoint(binary: &Path, cwd: &Path, args: &[&str], at_least: u6
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    assert!(
+        child.try_wait().expect("poll").is_none(),
+        "the run ended before it could be killed (a slow machine? give it more input)"
+    );
     child.kill().expect("SIGKILL");
     let _ = child.wait();
 }

@@ -302,7 +302,7 @@ const FIRST: [&str; 7] = [
     "--checkpoint-interval",
     "50ms",
     "--rate-limit",
-    "40000",
+    "20000",
     "--quiet",
 ];
 

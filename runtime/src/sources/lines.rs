@@ -43,22 +43,26 @@ pub fn open_file(name: &str, path: &Path) -> Result<Input, String> {
     }))
 }
 
-/// How many bytes before a checkpointed position are checked on restore: enough to tell a
-/// replaced file from the one the checkpoint read, cheap to read at every checkpoint.
-const TAIL: u64 = 4096;
+/// How many bytes at the start of a file and before a checkpointed position are checked on
+/// restore: enough to tell a replaced file from the one the checkpoint read, cheap to read at
+/// every checkpoint.
+const SAMPLE: u64 = 4096;
 
-/// The checksum of the (up to) [`TAIL`] bytes before `offset` in `file`.
-fn tail_checksum(file: &File, offset: u64) -> std::io::Result<u64> {
+/// The checksum of the (up to) [`SAMPLE`] first bytes of `file` and the (up to) [`SAMPLE`]
+/// bytes before `offset`: what a checkpoint keeps to recognise its input.
+fn position_checksum(file: &File, offset: u64) -> std::io::Result<u64> {
     use std::os::unix::fs::FileExt;
-    let start = offset.saturating_sub(TAIL);
-    let mut buf = vec![0u8; (offset - start) as usize];
-    file.read_exact_at(&mut buf, start)?;
+    let head = offset.min(SAMPLE);
+    let start = offset.saturating_sub(SAMPLE).max(head);
+    let mut buf = vec![0u8; (head + offset - start) as usize];
+    file.read_exact_at(&mut buf[..head as usize], 0)?;
+    file.read_exact_at(&mut buf[head as usize..], start)?;
     Ok(crate::checkpoint::manifest::checksum(&buf))
 }
 
-/// Checks that `input` is still the file a checkpoint read up to `offset`: as long, and the
-/// same bytes just before that position.
-fn check_position(name: &str, input: &OpenedFile, offset: u64, tail: u64) -> Result<(), String> {
+/// Checks that `input` is still the file a checkpoint read up to `offset`: as long, with the
+/// same first bytes and the same bytes just before that position.
+fn check_position(name: &str, input: &OpenedFile, offset: u64, sample: u64) -> Result<(), String> {
     let path = input.path.display();
     let len = input
         .file
@@ -73,13 +77,13 @@ fn check_position(name: &str, input: &OpenedFile, offset: u64, tail: u64) -> Res
              of it: it was replaced or cut short, so weir cannot tell where to resume; {advice}"
         ));
     }
-    let now = tail_checksum(&input.file, offset)
+    let now = position_checksum(&input.file, offset)
         .map_err(|e| format!("source `{name}`: cannot read {path}: {e}"))?;
-    if now != tail {
+    if now != sample {
         return Err(format!(
-            "source `{name}`: the bytes of {path} before position {offset}, where the \
-             checkpoint resumes, are not the ones the checkpoint read: the file was replaced or \
-             changed, so weir cannot tell where to resume; {advice}"
+            "source `{name}`: the first bytes of {path}, or those before position {offset} \
+             where the checkpoint resumes, are not the ones the checkpoint read: the file was \
+             replaced or changed, so weir cannot tell where to resume; {advice}"
         ));
     }
     Ok(())
@@ -117,7 +121,7 @@ where
         Err(message)
     };
     if let Some(bytes) = slot.take_restored() {
-        let (o, l, max_seen, emitted, tail): (u64, u64, i64, i64, u64) =
+        let (o, l, max_seen, emitted, sample): (u64, u64, i64, i64, u64) =
             match crate::state::decode(&bytes) {
                 Ok(position) => position,
                 Err(e) => {
@@ -128,7 +132,7 @@ where
                 }
             };
         if let Input::File(file) = &input {
-            if let Err(e) = check_position(name, file, o, tail) {
+            if let Err(e) = check_position(name, file, o, sample) {
                 return fail(&mut chain, e);
             }
         }
@@ -170,11 +174,11 @@ where
     // and the checksum of the bytes before the position (checked on restore).
     let part = |offset: u64, line_no: u64, tracker: Option<&WatermarkTracker>| {
         let (max_seen, emitted) = WatermarkTracker::position_of(tracker);
-        let tail = checked
+        let sample = checked
             .as_ref()
-            .and_then(|f| tail_checksum(f, offset).ok())
+            .and_then(|f| position_checksum(f, offset).ok())
             .unwrap_or(0);
-        crate::state::encode(&(offset, line_no, max_seen, emitted, tail))
+        crate::state::encode(&(offset, line_no, max_seen, emitted, sample))
     };
     loop {
         if line_no.is_multiple_of(64) {
