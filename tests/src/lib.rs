@@ -168,17 +168,23 @@ pub fn newest_checkpoint(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts `binary` in `cwd` with `args` and kills it (SIGKILL) once its checkpoint folder
-/// `cwd/chk` holds checkpoint `at_least` or a newer one.
-pub fn kill_at_checkpoint(binary: &Path, cwd: &Path, args: &[&str], at_least: u64) {
-    let mut child = Command::new(binary)
+/// Starts `binary` in `cwd` with `args`, its input and output thrown away (runs that are
+/// killed: only their files count).
+fn spawn_silent(binary: &Path, cwd: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(binary)
         .args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+}
+
+/// Starts `binary` in `cwd` with `args` and kills it (SIGKILL) once its checkpoint folder
+/// `cwd/chk` holds checkpoint `at_least` or a newer one.
+pub fn kill_at_checkpoint(binary: &Path, cwd: &Path, args: &[&str], at_least: u64) {
+    let mut child = spawn_silent(binary, cwd, args);
     let started = std::time::Instant::now();
     while newest_checkpoint(&cwd.join("chk")) < at_least {
         assert!(
@@ -229,14 +235,7 @@ pub fn kill_repeatedly(
             std::time::Instant::now() < deadline,
             "the kill loop took too long"
         );
-        let mut child = Command::new(binary)
-            .args(args)
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        let mut child = spawn_silent(binary, cwd, args);
         std::thread::sleep(delay());
         if child.try_wait().expect("poll").is_some() {
             break; // finished before this kill

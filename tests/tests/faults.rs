@@ -70,6 +70,15 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
+/// The sorted output (`out.jsonl`) of a clean run of `binary` over `n` valid bids.
+fn reference_output(binary: &Path, n: i64) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), bids(n, 0)).unwrap();
+    let out = run(binary, &["--quiet"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    sorted_lines(&dir.path().join("out.jsonl"))
+}
+
 /// The input replaced by a shorter file, or by other bytes, under a checkpoint: the restart
 /// refuses instead of resuming at a position that means nothing in the new file.
 #[test]
@@ -277,10 +286,7 @@ fn checkpoints_go_on_after_a_source_has_ended() {
 #[test]
 fn sigterm_and_ctrl_c_stop_a_file_pipeline_gracefully() {
     let binary = build("faults_sigterm", WINDOW, false);
-    let reference = tempfile::tempdir().unwrap();
-    std::fs::write(reference.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
-    assert!(run(&binary, &["--quiet"], reference.path(), None).success);
-    let complete = sorted_lines(&reference.path().join("out.jsonl"));
+    let complete = reference_output(&binary, 40_000);
     for (name, code) in [("TERM", 143), ("INT", 130)] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
@@ -315,9 +321,7 @@ fn sigterm_and_ctrl_c_stop_a_file_pipeline_gracefully() {
 #[test]
 fn sigterm_takes_a_last_checkpoint_and_the_next_start_resumes_there() {
     let binary = build("faults_sigterm_checkpoint", WINDOW, false);
-    let reference = tempfile::tempdir().unwrap();
-    std::fs::write(reference.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
-    assert!(run(&binary, &["--quiet"], reference.path(), None).success);
+    let want = reference_output(&binary, 40_000);
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
@@ -347,10 +351,7 @@ fn sigterm_takes_a_last_checkpoint_and_the_next_start_resumes_there() {
         "{}",
         resumed.stderr
     );
-    assert_eq!(
-        sorted_lines(&dir.path().join("out.jsonl")),
-        sorted_lines(&reference.path().join("out.jsonl"))
-    );
+    assert_eq!(sorted_lines(&dir.path().join("out.jsonl")), want);
 }
 
 /// A second signal exits at once: here the first cannot stop the run (its source waits on
@@ -389,10 +390,7 @@ fn a_second_signal_exits_at_once() {
 #[test]
 fn flipped_bits_in_a_checkpoint_fall_back_and_the_output_stays_exact() {
     let binary = build("faults_bit_flips", WINDOW, false);
-    let reference = tempfile::tempdir().unwrap();
-    std::fs::write(reference.path().join("bids.jsonl"), bids(30_000, 0)).unwrap();
-    assert!(run(&binary, &["--quiet"], reference.path(), None).success);
-    let want = sorted_lines(&reference.path().join("out.jsonl"));
+    let want = reference_output(&binary, 30_000);
     let args = [
         "--checkpoint-dir",
         "chk",
