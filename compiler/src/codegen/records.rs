@@ -186,6 +186,87 @@ impl EventTimeCheck<'_> {
     }
 }
 
+/// The fast path of a JSON decoder (see `json::InOrder` in the runtime): the members taken in
+/// the declared order without looking keys up, each value converted as the general path
+/// converts it. Returns early with the record; falls through to the general path, which gives
+/// the verdict, at the first thing it does not expect. Empty when a field name would need
+/// escaping in JSON (the key could not be matched byte for byte).
+fn json_in_order(
+    record: &Ident,
+    declared: &Schema,
+    projected: &Schema,
+    event_time: Option<EventTimeCheck<'_>>,
+) -> TokenStream {
+    if declared
+        .fields
+        .iter()
+        .any(|f| f.name.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20))
+        || projected.names().any(|n| declared.field(n).is_none())
+    {
+        return TokenStream::new();
+    }
+    let slot = |i: usize| quote::format_ident!("slot_{}", i);
+    let members = declared.fields.iter().enumerate().map(|(i, f)| {
+        let comma = if i == 0 { "" } else { "," };
+        let key = proc_macro2::Literal::byte_string(format!("{comma}\"{}\":", f.name).as_bytes());
+        let Some((j, f)) = projected.field(&f.name) else {
+            return quote!(members.member(#key)?;);
+        };
+        let id = slot(j);
+        let name = &f.name;
+        if let Some(et) = event_time.filter(|et| et.field == f.name) {
+            let range = et.range_tokens();
+            return quote! {
+                let value = members.member(#key)?;
+                if value.is_null() {
+                    return None;
+                }
+                let #id = value.as_event_time(#name, #range).ok()?;
+            };
+        }
+        let read = match f.ty {
+            Type::I64 | Type::Duration => quote!(value.as_i64()),
+            Type::F64 => quote!(value.as_f64()),
+            Type::Bool => quote!(value.as_bool()),
+            Type::Timestamp => quote!(value.as_timestamp()),
+            Type::String | Type::Null => quote!(value.as_string()),
+        };
+        if f.nullable {
+            quote! {
+                let value = members.member(#key)?;
+                let #id = if value.is_null() { None } else { Some(#read.ok()?) };
+            }
+        } else {
+            quote! {
+                let value = members.member(#key)?;
+                if value.is_null() {
+                    return None;
+                }
+                let #id = #read.ok()?;
+            }
+        }
+    });
+    let fields = projected.fields.iter().enumerate().map(|(j, f)| {
+        let id = field_ident(&f.name);
+        let local = slot(j);
+        quote!(#id: #local)
+    });
+    quote! {
+        #[inline]
+        fn in_order(line: &str) -> ::std::option::Option<#record> {
+            let mut members = ::weir_runtime::formats::json::InOrder::start(line)?;
+            #(#members)*
+            if !members.end() {
+                return None;
+            }
+            Some(#record { #(#fields,)* })
+        }
+        if let Some(record) = in_order(line) {
+            return Ok(record);
+        }
+    }
+}
+
 /// `fn name(line: &str) -> Result<T, DecodeError>` for a source of `declared` fields, of which
 /// the record `projected` keeps some. JSON skips unread members; CSV converts only read columns.
 /// Timestamps must lie in the years 0000 to 9999, and the event-time field, if any, in its
@@ -263,9 +344,11 @@ pub fn decoder(
                     quote!(#id: match #local { Some(v) => v, None => return Err(DecodeError::new(#msg)) })
                 }
             });
+            let in_order = json_in_order(record, declared, projected, event_time);
             quote! {
                 fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
                     use ::weir_runtime::formats::DecodeError;
+                    #in_order
                     #(#slots)*
                     ::weir_runtime::formats::json::for_each_field(line, |member, value| {
                         match member {

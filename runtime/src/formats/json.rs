@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::{describe_raw, parse_i64_bytes, quoted, time, DecodeError};
+use super::{describe_raw, parse_i64_bytes, quoted, scan, time, DecodeError};
 
 /// What kind of JSON value a [`JsonValue`] slice holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,13 +195,8 @@ fn scan_string(b: &[u8], start: usize) -> Result<(usize, bool), SyntaxError> {
     let mut pos = start + 1;
     let mut escaped = false;
     loop {
-        // Fast path: ordinary bytes (anything but `"`, `\` and control characters).
-        while let Some(&c) = b.get(pos) {
-            if c == b'"' || c == b'\\' || c < 0x20 {
-                break;
-            }
-            pos += 1;
-        }
+        // Ordinary bytes (anything but `"`, `\` and control characters), many at a time.
+        pos = scan::string_stop(b, pos);
         match b.get(pos) {
             None => return Err((start, "unterminated string")),
             Some(b'"') => return Ok((pos + 1, escaped)),
@@ -567,6 +562,54 @@ pub fn for_each_field<'a>(
         ));
     }
     Ok(())
+}
+
+/// The fast path of a generated decoder: a line whose members are the source's declared
+/// fields, each once, in the declared order, written without whitespace (as weir's encoder and
+/// most producers write them), taken member by member without looking keys up.
+///
+/// It only ever accepts what [`for_each_field`] accepts: every value is scanned by the same
+/// validator and converted by the same [`JsonValue`] methods. At anything else (another
+/// order, a missing or extra member, whitespace, a value that does not convert) the caller
+/// gets `None` and decodes the line again with [`for_each_field`], which gives the verdict and
+/// the precise reason.
+#[derive(Debug)]
+pub struct InOrder<'a> {
+    line: &'a str,
+    pos: usize,
+}
+
+impl<'a> InOrder<'a> {
+    /// Starts at the `{` that must open the line.
+    #[inline]
+    pub fn start(line: &'a str) -> Option<Self> {
+        (line.as_bytes().first() == Some(&b'{')).then_some(InOrder { line, pos: 1 })
+    }
+
+    /// The value of the next member, whose key with its quotes and colon must be exactly
+    /// `key`, preceded by `,` for every member but the first (`b",\"price\":"`).
+    #[inline]
+    pub fn member<const N: usize>(&mut self, key: &[u8; N]) -> Option<JsonValue<'a>> {
+        let b = self.line.as_bytes();
+        let start = self.pos + N;
+        // A fixed-size comparison: a few loads, not a call to `memcmp`.
+        let here: &[u8; N] = b.get(self.pos..start)?.try_into().ok()?;
+        if here != key {
+            return None;
+        }
+        let (end, kind) = scan_value(b, start).ok()?;
+        self.pos = end;
+        Some(JsonValue {
+            raw: self.line.get(start..end)?,
+            kind,
+        })
+    }
+
+    /// Whether the object closes right after the last member, at the end of the line.
+    #[inline]
+    pub fn end(&self) -> bool {
+        self.pos + 1 == self.line.len() && self.line.as_bytes()[self.pos] == b'}'
+    }
 }
 
 /// Appends `s` as a quoted JSON string. `"` and `\` are escaped; control characters are

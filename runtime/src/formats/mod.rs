@@ -15,6 +15,7 @@
 
 pub mod csv;
 pub mod json;
+pub mod scan;
 pub mod time;
 
 use std::fmt;
@@ -102,6 +103,18 @@ pub(crate) fn parse_i64_bytes(b: &[u8]) -> Result<i64, bool> {
     };
     if digits.is_empty() {
         return Err(false);
+    }
+    // Up to 18 digits cannot overflow: no checks per digit.
+    if digits.len() <= 18 {
+        let mut acc: i64 = 0;
+        for &c in digits {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(false);
+            }
+            acc = acc * 10 + i64::from(d);
+        }
+        return Ok(if negative { -acc } else { acc });
     }
     // Accumulate as a negative number so that i64::MIN parses without overflow.
     let mut acc: i64 = 0;
