@@ -224,6 +224,9 @@ fn json_in_order(
                 let #id = value.as_event_time(#name, #range).ok()?;
             };
         }
+        if matches!(f.ty, Type::I64 | Type::Duration) && !f.nullable {
+            return quote!(let #id = members.member_i64(#key)?;);
+        }
         let read = match f.ty {
             Type::I64 | Type::Duration => quote!(value.as_i64()),
             Type::F64 => quote!(value.as_f64()),

@@ -605,6 +605,42 @@ impl<'a> InOrder<'a> {
         })
     }
 
+    /// [`InOrder::member`] for an `i64` field that is never null: a plain integer of up to
+    /// 18 digits, read as it is scanned. Anything else (a longer number, a fraction, `null`,
+    /// a leading zero) is `None`, for the general path to judge.
+    #[inline]
+    pub fn member_i64<const N: usize>(&mut self, key: &[u8; N]) -> Option<i64> {
+        let b = self.line.as_bytes();
+        let here: &[u8; N] = b.get(self.pos..self.pos + N)?.try_into().ok()?;
+        if here != key {
+            return None;
+        }
+        let mut pos = self.pos + N;
+        let negative = b.get(pos) == Some(&b'-');
+        pos += usize::from(negative);
+        let start = pos;
+        let mut acc = 0i64;
+        while let Some(&c) = b.get(pos) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            acc = acc.wrapping_mul(10).wrapping_add(i64::from(d));
+            pos += 1;
+        }
+        let digits = pos - start;
+        if digits == 0 || digits > 18 || (digits > 1 && b[start] == b'0') {
+            return None;
+        }
+        // A fraction or an exponent makes it no integer: the next member (or the end) would
+        // not match, but say so here.
+        if matches!(b.get(pos), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        self.pos = pos;
+        Some(if negative { -acc } else { acc })
+    }
+
     /// Whether the object closes right after the last member, at the end of the line.
     #[inline]
     pub fn end(&self) -> bool {
@@ -690,6 +726,50 @@ pub fn write_key(out: &mut Vec<u8>, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path on `{"a":<text>,"b":1}`: `a` through `member_i64`.
+    fn in_order_i64(text: &str) -> Option<(i64, i64)> {
+        let line = format!("{{\"a\":{text},\"b\":1}}");
+        let mut m = InOrder::start(&line)?;
+        let a = m.member_i64(b"\"a\":")?;
+        let b = m.member(b",\"b\":")?.as_i64().ok()?;
+        m.end().then_some((a, b))
+    }
+
+    #[test]
+    fn the_in_order_path_takes_plain_integers_only() {
+        assert_eq!(in_order_i64("0"), Some((0, 1)));
+        assert_eq!(in_order_i64("-0"), Some((0, 1)));
+        assert_eq!(in_order_i64("-123"), Some((-123, 1)));
+        assert_eq!(
+            in_order_i64("999999999999999999"),
+            Some((999_999_999_999_999_999, 1))
+        );
+        // The general path judges these.
+        for text in [
+            "9223372036854775807",
+            "01",
+            "-",
+            "1.0",
+            "1e3",
+            "1E3",
+            "null",
+            "\"1\"",
+            " 1",
+            "1 ",
+            "+1",
+            "",
+        ] {
+            assert_eq!(in_order_i64(text), None, "{text}");
+        }
+        // Keys must match byte for byte, with nothing around them.
+        let mut m = InOrder::start("{\"a\" :1}").unwrap();
+        assert!(m.member_i64(b"\"a\":").is_none());
+        let mut m = InOrder::start("{\"a\":1} ").unwrap();
+        assert_eq!(m.member_i64(b"\"a\":"), Some(1));
+        assert!(!m.end());
+        assert!(InOrder::start(" {}").is_none());
+    }
 
     /// Collects (key, raw value) pairs.
     fn fields(line: &str) -> Result<Vec<(String, String)>, DecodeError> {
