@@ -421,6 +421,23 @@ fn json_lines_decode_as_serde_json_says() {
         "json differential: {accepted} accepted, {rejected} rejected, {undecided} left out, of {}",
         lines.len()
     );
+    // The portable path (no SIMD) gives the same output and the same dead letters.
+    let scalar = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("in.jsonl"), scalar.path().join("in.jsonl")).unwrap();
+    let status = std::process::Command::new(&binary)
+        .arg("--quiet")
+        .current_dir(scalar.path())
+        .env("WEIR_SIMD", "scalar")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for file in ["out.jsonl", "dead_letters.jsonl"] {
+        assert!(
+            std::fs::read(dir.path().join(file)).unwrap()
+                == std::fs::read(scalar.path().join(file)).unwrap(),
+            "{file} differs with WEIR_SIMD=scalar"
+        );
+    }
     // The mix stays meaningful: most lines are decided, both ways.
     assert!(
         accepted > n / 3 && rejected > n / 10,
