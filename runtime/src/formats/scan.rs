@@ -25,7 +25,7 @@ pub enum Level {
 }
 
 impl Level {
-    /// The name `WEIR_SIMD` takes and the run summary prints.
+    /// The name `WEIR_SIMD` takes.
     pub fn name(self) -> &'static str {
         match self {
             Level::Scalar => "scalar",
