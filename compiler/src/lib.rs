@@ -62,11 +62,53 @@ pub fn check(sources: &SourceMap, file: FileId) -> (Option<sema::Program>, Vec<D
         .then(|| declared_names(file, text));
     let (program, more) = sema::check_partial(&module, unparsed.as_ref());
     diagnostics.extend(more);
+    // `weir check` and `weir run` agree: a file without a sink has nothing to run. (Not said
+    // beside other errors: the sink may be an item that did not parse.)
+    if let Some(program) = program.as_ref().filter(|p| p.sinks.is_empty()) {
+        if !diagnostics.iter().any(Diagnostic::is_error) {
+            diagnostics.push(no_sink(sources, file, program));
+        }
+    }
     weir_dsl::diagnostic::sort(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
         return (None, diagnostics);
     }
     (program, diagnostics)
+}
+
+/// E0501: the program has no sink, pointing at the stream likeliest to need one.
+fn no_sink(sources: &SourceMap, file: FileId, program: &sema::Program) -> Diagnostic {
+    // Point at the last stream declared: the likeliest one to send somewhere.
+    let last_stream = program
+        .streams
+        .iter()
+        .rev()
+        .find_map(|s| Some((s.name.clone()?, s.span)));
+    let last_source = program.sources.last().map(|s| (s.name.clone(), s.span));
+    match last_stream.or(last_source) {
+        Some((name, span)) => {
+            // Underline the first line of the declaration only.
+            let text = &sources.get(file).text;
+            let end = text
+                .get(span.range())
+                .and_then(|t| t.find('\n'))
+                .map_or(span.end, |i| span.start + i as u32);
+            let span = Span { end, ..span };
+            Diagnostic::error(
+                "E0501",
+                span,
+                "this file has no `sink`, so there is nothing to run",
+            )
+            .with_label("not sent to any sink")
+            .with_hint(format!("add one, e.g. `sink {name} -> stdout()`"))
+        }
+        None => Diagnostic::error(
+            "E0501",
+            Span::new(file, 0, 0),
+            "this file has no `sink`, so there is nothing to run",
+        )
+        .with_hint("declare a `source` and add a sink, e.g. `sink my_stream -> stdout()`"),
+    }
 }
 
 /// The names that items declare, by a scan of the text that needs no parse: the word after an
@@ -145,43 +187,6 @@ pub fn compile(
     let Some(program) = program else {
         return Err(warnings);
     };
-    if program.sinks.is_empty() {
-        // Point at the last stream declared: the likeliest one to send somewhere.
-        let last_stream = program
-            .streams
-            .iter()
-            .rev()
-            .find_map(|s| Some((s.name.clone()?, s.span)));
-        let last_source = program.sources.last().map(|s| (s.name.clone(), s.span));
-        let diagnostic = match last_stream.or(last_source) {
-            Some((name, span)) => {
-                // Underline the first line of the declaration only.
-                let text = &sources.get(file).text;
-                let end = text
-                    .get(span.range())
-                    .and_then(|t| t.find('\n'))
-                    .map_or(span.end, |i| span.start + i as u32);
-                let span = Span { end, ..span };
-                Diagnostic::error(
-                    "E0501",
-                    span,
-                    "this file has no `sink`, so there is nothing to run",
-                )
-                .with_label("not sent to any sink")
-                .with_hint(format!("add one, e.g. `sink {name} -> stdout()`"))
-            }
-            None => Diagnostic::error(
-                "E0501",
-                Span::new(file, 0, 0),
-                "this file has no `sink`, so there is nothing to run",
-            )
-            .with_hint("declare a `source` and add a sink, e.g. `sink my_stream -> stdout()`"),
-        };
-        let mut diagnostics = warnings;
-        diagnostics.push(diagnostic);
-        weir_dsl::diagnostic::sort(&mut diagnostics);
-        return Err(diagnostics);
-    }
     let logical = ir::lower::lower(&program, sources);
     let cx = passes::PassCx {
         no_fusion: options.no_fusion,

@@ -419,3 +419,18 @@ fn typos_get_did_you_mean_hints() {
         "{hints:?}"
     );
 }
+
+/// `weir check` and `weir run` agree: on every case file, checking reports exactly the errors
+/// compiling reports (a file without a sink was once "ok" to `weir check` and refused by
+/// `weir run`).
+#[test]
+fn check_reports_what_compile_reports() {
+    for case in cases() {
+        let mut sources = SourceMap::new();
+        let file = sources.add_bytes(&case.name, case.bytes.clone());
+        let (_, checked) = weir_compiler::check(&sources, file);
+        let (_, compiled) = compile_text(&case.name, &case.bytes);
+        let codes = |d: &[Diagnostic]| errors(d).map(|d| d.code).collect::<Vec<_>>();
+        assert_eq!(codes(&checked), codes(&compiled), "{}", case.name);
+    }
+}
