@@ -21,7 +21,12 @@
 //!   there when it is first assigned (a checkpoint restore).
 //! - **End**: a Kafka topic has no end. With `--kafka-stop-after-idle MS` a source ends once it
 //!   has received nothing for that long after joining its group (the broker the tests use
-//!   cannot report reliable end offsets).
+//!   cannot report reliable end offsets). The run summary says how long the Kafka sources took
+//!   from their first message to their last ([`Metrics::add_message_span`]): the group join
+//!   and that idle wait are not reading.
+//! - **Reading**: one `BaseConsumer::poll` per message, decoded in the polling thread; the
+//!   client settings are [`KafkaSourceConfig::client_config`] (`weir bench --input kafka`
+//!   compares this source with a bare consumer using the same, `crate::kafka::floor`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
