@@ -1,6 +1,7 @@
-//! `weir bench --input both` on a tiny input: the benchmark works, and its table has every
-//! row with positive numbers. The figures themselves are not checked (a benchmark, not a
-//! timed test); the real run's table is in docs/performance.md.
+//! `weir bench --input both` (and `--input kafka`, given a broker) on a tiny input: the
+//! benchmark works, and its table has every row with positive numbers. The figures themselves
+//! are not checked (a benchmark, not a timed test); the real run's tables are in
+//! docs/performance.md.
 
 use std::process::Command;
 
@@ -48,4 +49,77 @@ fn file_input_bench_prints_every_row() {
             assert_eq!(numbers[5], records as f64, "{line}");
         }
     }
+}
+
+/// `weir bench --input kafka` on a tiny topic, when a broker is configured
+/// (`WEIR_KAFKA_BROKERS`, as for the Kafka tests; under CI one must be): every row is there
+/// with positive numbers.
+#[test]
+fn kafka_input_bench_prints_every_row() {
+    let brokers = match std::env::var("WEIR_KAFKA_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("WEIR_KAFKA_BROKERS is not set: under CI the Kafka bench needs a broker")
+        }
+        _ => {
+            eprintln!("skipping: no Kafka broker (set WEIR_KAFKA_BROKERS=host:port)");
+            return;
+        }
+    };
+    let records = 20_000;
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "bench",
+            "--input",
+            "kafka",
+            "--records",
+            &records.to_string(),
+            "--partitions",
+            "2",
+            "--brokers",
+            &brokers,
+        ])
+        .output()
+        .expect("the weir binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for pipeline in ["floor (rdkafka)", "filter+project", "pass-through"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("kafka ") && l.contains(pipeline))
+            .unwrap_or_else(|| panic!("no row for {pipeline}:\n{stdout}"));
+        let numbers: Vec<f64> = line
+            .split_whitespace()
+            .rev()
+            .take(6)
+            .map(|n| {
+                n.parse()
+                    .unwrap_or_else(|_| panic!("not a number in {line}"))
+            })
+            .collect();
+        assert_eq!(numbers.len(), 6, "{line}");
+        assert!(numbers.iter().all(|&n| n > 0.0), "{line}");
+        assert_eq!(numbers[5], records as f64, "{line}");
+    }
+}
+
+#[test]
+fn kafka_input_bench_says_when_no_broker_is_reachable() {
+    // A port nothing listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["bench", "--input", "kafka", "--records", "10", "--brokers"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .expect("the weir binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no Kafka broker reachable at 127.0.0.1:"),
+        "{stderr}"
+    );
 }

@@ -2,8 +2,12 @@
 //! built in one order so that later settings win: weir's defaults, then `brokers:`, then the
 //! pipeline's `properties:`, then `--kafka-property` from the command line.
 //!
+//! [`floor`] is the bare consumer `weir bench --input kafka` compares weir's source with.
+//!
 //! `rdkafka` is re-exported so that tests and tools use the same client (and the same bundled
 //! librdkafka) as the runtime.
+
+pub mod floor;
 
 pub use rdkafka;
 

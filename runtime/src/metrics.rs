@@ -48,6 +48,8 @@ struct Inner {
     generator_events: Mutex<BTreeMap<&'static str, u64>>,
     /// Sink name -> (rows, checksum) for checksum sinks.
     checksums: Mutex<BTreeMap<&'static str, (u64, u64)>>,
+    /// When the first and the last message of Kafka sources arrived (over every instance).
+    message_span: Mutex<Option<(Instant, Instant)>>,
 }
 
 /// The registry of one run: cheap to clone, shared by all tasks.
@@ -119,6 +121,29 @@ impl Metrics {
         *generated.entry(source).or_insert(0) += n;
     }
 
+    /// A Kafka source instance received its first message at `first` and its last at `last`.
+    pub fn add_message_span(&self, first: Instant, last: Instant) {
+        let mut span = self
+            .inner
+            .message_span
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *span = Some(match *span {
+            Some((f, l)) => (f.min(first), l.max(last)),
+            None => (first, last),
+        });
+    }
+
+    /// From the first message Kafka sources received to the last (none: no message).
+    pub fn message_span(&self) -> Option<Duration> {
+        let span = self
+            .inner
+            .message_span
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        span.map(|(first, last)| last.duration_since(first))
+    }
+
     pub fn add_checksum(&self, sink: &'static str, rows: u64, checksum: u64) {
         let mut sums = self
             .inner
@@ -172,6 +197,14 @@ impl Metrics {
         }
         out.push_str(&format!("  dead letters: {}\n", self.dead_letters()));
         out.push_str(&format!("  elapsed: {:.3} s\n", secs));
+        // Joining a group and the idle wait that ends a bounded run are in `elapsed`; reading
+        // is this.
+        if let Some(span) = self.message_span() {
+            out.push_str(&format!(
+                "  kafka messages: first to last in {:.3} s\n",
+                span.as_secs_f64()
+            ));
+        }
         if let Some(kib) = peak_memory_kib() {
             out.push_str(&format!("  peak memory: {:.1} MiB\n", kib as f64 / 1024.0));
         }

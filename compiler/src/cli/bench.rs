@@ -11,6 +11,7 @@ use weir_compiler::driver::{self, BuildConfig};
 use weir_compiler::{Options, SourceMap};
 
 use super::bench_files::{self, FileBench, InputFormat};
+use super::bench_kafka::{self, KafkaBench};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -43,15 +44,32 @@ pub struct BenchArgs {
     checkpoint_interval: Option<String>,
     /// Benchmark file input instead: write Nexmark bids as JSON lines and/or CSV into a
     /// temporary folder, then time pass-through, filter+project, tumbling max and hop count
-    /// per key over them, next to the file read and split into lines (the floor).
+    /// per key over them, next to the file read and split into lines (the floor). `kafka`:
+    /// bids as JSON in a Kafka topic, read by pipelines next to a bare rdkafka consumer.
     #[arg(long, value_enum)]
-    input: Option<InputFormat>,
-    /// Bids written to each input file (with `--input`).
-    #[arg(long, default_value_t = 5_000_000, requires = "input")]
-    records: u64,
+    input: Option<Input>,
+    /// Bids written to each input file or to the topic (with `--input`; default 5,000,000
+    /// for files, 1,000,000 for Kafka).
+    #[arg(long, requires = "input")]
+    records: Option<u64>,
+    /// Kafka brokers (`host:port,...`) of `--input kafka`; default: `WEIR_KAFKA_BROKERS`.
+    #[arg(long, requires = "input")]
+    brokers: Option<String>,
+    /// Partitions of the topic `--input kafka` fills.
+    #[arg(long, default_value_t = 4, requires = "input")]
+    partitions: i32,
     /// Keep the temporary folder of `--input` (its path is printed).
     #[arg(long, requires = "input")]
     keep_files: bool,
+}
+
+/// What `--input` benchmarks.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Input {
+    Json,
+    Csv,
+    Both,
+    Kafka,
 }
 
 /// What one configuration's best run reported.
@@ -148,10 +166,24 @@ fn time_with(binary: &Path, args: &BenchArgs, extra: &[String]) -> Result<Timing
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
-    if let Some(input) = args.input {
+    let files = match args.input {
+        Some(Input::Kafka) => {
+            return bench_kafka::run_bench(&KafkaBench {
+                records: args.records.unwrap_or(1_000_000),
+                brokers: bench_kafka::brokers(args.brokers.as_deref())?,
+                partitions: args.partitions,
+                repeat: args.repeat,
+            });
+        }
+        Some(Input::Json) => Some(InputFormat::Json),
+        Some(Input::Csv) => Some(InputFormat::Csv),
+        Some(Input::Both) => Some(InputFormat::Both),
+        None => None,
+    };
+    if let Some(input) = files {
         return bench_files::run(&FileBench {
             input,
-            records: args.records,
+            records: args.records.unwrap_or(5_000_000),
             repeat: args.repeat,
             keep_files: args.keep_files,
         });

@@ -107,13 +107,13 @@ fn pipeline_text(format: &Format, event_time: bool, sink: &str) -> String {
 }
 
 /// Generator events holding exactly `bids` bids: ids `mod 50` in `4..=49` are bids.
-fn events_for(bids: u64) -> u64 {
+pub(super) fn events_for(bids: u64) -> u64 {
     let (cycles, rest) = (bids / 46, bids % 46);
     cycles * 50 + if rest > 0 { rest + 4 } else { 0 }
 }
 
 /// CPU time (user + system, seconds) of this process or of its waited-for children.
-fn cpu_seconds(who: libc::c_int) -> f64 {
+pub(super) fn cpu_seconds(who: libc::c_int) -> f64 {
     // SAFETY: `getrusage` only writes the `rusage` it is given.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_files;
+mod bench_kafka;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -21,7 +21,12 @@
 //!   there when it is first assigned (a checkpoint restore).
 //! - **End**: a Kafka topic has no end. With `--kafka-stop-after-idle MS` a source ends once it
 //!   has received nothing for that long after joining its group (the broker the tests use
-//!   cannot report reliable end offsets).
+//!   cannot report reliable end offsets). The run summary says how long the Kafka sources took
+//!   from their first message to their last ([`Metrics::add_message_span`]): the group join
+//!   and that idle wait are not reading.
+//! - **Reading**: one `BaseConsumer::poll` per message, decoded in the polling thread; the
+//!   client settings are [`KafkaSourceConfig::client_config`] (`weir bench --input kafka`
+//!   compares this source with a bare consumer using the same, `crate::kafka::floor`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -100,6 +105,32 @@ impl KafkaSourceConfig {
             stop_after_idle: args.kafka_stop_after_idle,
             start_offsets: None,
         }
+    }
+
+    /// The client configuration of this source's consumers: weir's defaults, then `brokers:`,
+    /// then the properties (the benchmark's floor reads with the same).
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        let start = match self.start {
+            Start::Earliest => "earliest",
+            Start::Latest => "latest",
+        };
+        crate::kafka::client_config(
+            &self.brokers,
+            &[
+                ("group.id", &self.group),
+                ("auto.offset.reset", start),
+                // weir commits its own positions (see the module docs).
+                ("enable.auto.commit", "false"),
+                ("enable.partition.eof", "false"),
+                // librdkafka stops fetching a partition whose local queue is full and, by
+                // default, waits a whole second before it tries again: a consumer that decodes
+                // as it reads drains the queue in a fraction of that and then sits idle (a
+                // third of the throughput in `weir bench --input kafka`).
+                ("fetch.queue.backoff.ms", "10"),
+            ],
+            &self.properties,
+            &[],
+        )
     }
 
     /// Makes the input loops of this process treat a silent upstream instance as idle after
@@ -381,22 +412,7 @@ impl KafkaSource {
     }
 
     fn consumer(&self, subscribe: bool) -> Result<BaseConsumer<SourceContext>, String> {
-        let start = match self.config.start {
-            Start::Earliest => "earliest",
-            Start::Latest => "latest",
-        };
-        let config = crate::kafka::client_config(
-            &self.config.brokers,
-            &[
-                ("group.id", &self.config.group),
-                ("auto.offset.reset", start),
-                // weir commits its own positions (see the module docs).
-                ("enable.auto.commit", "false"),
-                ("enable.partition.eof", "false"),
-            ],
-            &self.config.properties,
-            &[],
-        );
+        let config = self.config.client_config();
         let context = SourceContext {
             state: self.state.clone(),
         };
@@ -484,6 +500,7 @@ impl KafkaSource {
         let mut last_sent = Instant::now();
         let mut last_commit = Instant::now();
         let mut last_message = Instant::now();
+        let mut first_message: Option<Instant> = None;
         let mut committed = Positions::default();
         let mut reported: Vec<String> = Vec::new();
         let mut produced = 0u64;
@@ -526,6 +543,9 @@ impl KafkaSource {
             match polled {
                 Some(Ok(message)) => {
                     last_message = now;
+                    if first_message.is_none() {
+                        first_message = Some(Instant::now());
+                    }
                     let (partition, offset) = (message.partition(), message.offset());
                     let record = match message.payload().map(std::str::from_utf8) {
                         None => Err("empty message".to_string()),
@@ -642,6 +662,9 @@ impl KafkaSource {
             self.commit(&consumer, &mut committed, CommitMode::Sync);
         }
         metrics.add_source_records(produced);
+        if let Some(first) = first_message {
+            metrics.add_message_span(first, last_message);
+        }
         if result.is_err() {
             crate::checkpoint::source_ended();
             chain.watermark(i64::MAX);
