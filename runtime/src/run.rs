@@ -77,7 +77,8 @@ const USAGE: &str = "options:
   --events N          events of every nexmark source (overrides the pipeline)
   --generators G      generator splits of every nexmark source
   --parallelism P     instances of keyed operators (and consumers of kafka sources)
-  --dead-letters PATH where malformed input records go (default: dead_letters.jsonl)
+  --dead-letters PATH where malformed input records go, for every source (default:
+                      a source's `dead_letters:`, else dead_letters.jsonl)
   --idle-timeout MS   an input silent this long (ms) stops holding event time back
   --checkpoint-dir DIR         take checkpoints in DIR; restart from the latest one there
   --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m
@@ -282,6 +283,8 @@ pub struct Runtime {
     pub args: RunArgs,
     metrics: Metrics,
     dead_letters: DeadLetters,
+    /// The dead-letter files sources named with `dead_letters:` (one writer per path).
+    source_dead_letters: std::sync::Mutex<Vec<DeadLetters>>,
     tasks: Vec<(String, JoinHandle<()>)>,
     errors: Errors,
     /// With `--scale-out`: the Kafka sources the supervisor runs tasks for.
@@ -301,6 +304,7 @@ impl Runtime {
             args,
             metrics,
             dead_letters,
+            source_dead_letters: std::sync::Mutex::new(Vec::new()),
             tasks: Vec::new(),
             errors: RUN_ERRORS.get_or_init(Errors::default).clone(),
             #[cfg(feature = "kafka")]
@@ -314,6 +318,42 @@ impl Runtime {
 
     pub fn dead_letters(&self) -> &DeadLetters {
         &self.dead_letters
+    }
+
+    /// The dead-letter output of a source that names its own file (`dead_letters: "path"`).
+    /// `--dead-letters` on the command line wins over it: whoever runs the binary decides
+    /// where its output goes, as for every other run-time option, so every source then writes
+    /// to that one file (each letter names its source). Sources naming the same file share
+    /// one writer.
+    pub fn source_dead_letters(&self, path: &str) -> DeadLetters {
+        if self.args.dead_letters.is_some() {
+            return self.dead_letters.clone();
+        }
+        let mut named = self
+            .source_dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let wanted = crate::scale_out::task_path(std::path::Path::new(path));
+        if let Some(found) = std::iter::once(&self.dead_letters)
+            .chain(named.iter())
+            .find(|d| d.path() == wanted)
+        {
+            return found.clone();
+        }
+        let letters = DeadLetters::new(PathBuf::from(path), self.metrics.clone());
+        named.push(letters.clone());
+        letters
+    }
+
+    /// Every dead-letter output of the run: the default one first.
+    fn all_dead_letters(&self) -> Vec<DeadLetters> {
+        let named = self
+            .source_dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::iter::once(self.dead_letters.clone())
+            .chain(named.iter().cloned())
+            .collect()
     }
 
     /// Where a sink reports a failure that must fail the run.
@@ -419,15 +459,17 @@ impl Runtime {
     }
 
     /// Waits for every task, prints the summary, and returns the exit code.
-    pub fn join(self, started: Instant) -> ExitCode {
+    pub fn join(mut self, started: Instant) -> ExitCode {
         let mut failed = false;
-        for (name, handle) in self.tasks {
+        for (name, handle) in std::mem::take(&mut self.tasks) {
             if handle.join().is_err() {
                 eprintln!("weir: internal error: task {name} panicked");
                 failed = true;
             }
         }
-        self.dead_letters.flush();
+        for letters in self.all_dead_letters() {
+            letters.flush();
+        }
         let succeeded = !failed && self.errors.all().is_empty();
         // Stopped by a signal before the end of the input: not finished.
         let stopped = crate::stop::stopped_early();
@@ -470,18 +512,20 @@ impl Runtime {
             if let Some(line) = &checkpoint_line {
                 eprint!("{line}");
             }
-            let (written, lost) = self.dead_letters.counts();
-            if written > 0 {
-                eprintln!(
-                    "  {written} dead letters written to {}",
-                    self.dead_letters.path().display()
-                );
-            }
-            if lost > 0 {
-                eprintln!(
-                    "  {lost} dead letters could not be written to {}",
-                    self.dead_letters.path().display()
-                );
+            for letters in self.all_dead_letters() {
+                let (written, lost) = letters.counts();
+                if written > 0 {
+                    eprintln!(
+                        "  {written} dead letters written to {}",
+                        letters.path().display()
+                    );
+                }
+                if lost > 0 {
+                    eprintln!(
+                        "  {lost} dead letters could not be written to {}",
+                        letters.path().display()
+                    );
+                }
             }
         }
         if failed || !errors.is_empty() {
@@ -521,14 +565,16 @@ fn stopped_exit(after: Option<u64>) -> ExitCode {
 impl Runtime {
     /// Waits for every task and returns their errors (a panicked task is one), for pipelines
     /// run inside a library ([`crate::embed::run`]); prints the summary unless `quiet`.
-    pub fn wait(self, started: Instant) -> Vec<String> {
+    pub fn wait(mut self, started: Instant) -> Vec<String> {
         let mut errors = Vec::new();
-        for (name, handle) in self.tasks {
+        for (name, handle) in std::mem::take(&mut self.tasks) {
             if handle.join().is_err() {
                 errors.push(format!("internal error: task {name} panicked"));
             }
         }
-        self.dead_letters.flush();
+        for letters in self.all_dead_letters() {
+            letters.flush();
+        }
         if !self.args.quiet {
             eprint!("{}", self.metrics.summary(started, started.elapsed()));
         }

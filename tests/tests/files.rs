@@ -486,3 +486,67 @@ sink joined -> stdout() format json
     assert_eq!(rows.len(), want.len(), "each row once");
     assert_eq!(got, want);
 }
+
+/// Where dead letters go: a source's `dead_letters:` file (shared by the sources naming the
+/// same file), the default file for the others, each named in the run summary with its
+/// count; `--dead-letters` on the command line wins over both and is the one file named.
+#[test]
+fn dead_letter_files_are_the_ones_the_summary_names() {
+    let dir = temp();
+    std::fs::write(dir.path().join("a.jsonl"), "{\"a\":1}\nbad a\n{\"a\":2}\n").unwrap();
+    std::fs::write(dir.path().join("b.jsonl"), "bad b1\n{\"a\":3}\nbad b2\n").unwrap();
+    std::fs::write(dir.path().join("c.jsonl"), "{\"a\":4}\nbad c\n").unwrap();
+    let text = "schema R { a: i64 }\n\
+         source a: R = file(path: \"a.jsonl\", dead_letters: \"named.jsonl\") format json\n\
+         source b: R = file(path: \"b.jsonl\", dead_letters: \"named.jsonl\") format json\n\
+         source c: R = file(path: \"c.jsonl\") format json\n\
+         sink a -> stdout() format json\n\
+         sink b -> stdout() format json\n\
+         sink c -> stdout() format json\n";
+    let binary = build("dead_letter_files", text, false);
+    let sources_of = |file: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
+        let mut v: Vec<String> = json_rows(&text)
+            .iter()
+            .map(|r| r["source"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+
+    let result = run(&binary, &[], dir.path(), None);
+    assert!(result.success, "{}", result.stderr);
+    assert_eq!(sources_of("named.jsonl"), ["a", "b", "b"]);
+    assert_eq!(sources_of("dead_letters.jsonl"), ["c"]);
+    assert!(
+        result
+            .stderr
+            .contains("3 dead letters written to named.jsonl"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result
+            .stderr
+            .contains("1 dead letters written to dead_letters.jsonl"),
+        "{}",
+        result.stderr
+    );
+
+    for file in ["named.jsonl", "dead_letters.jsonl"] {
+        std::fs::remove_file(dir.path().join(file)).unwrap();
+    }
+    let result = run(&binary, &["--dead-letters", "all.jsonl"], dir.path(), None);
+    assert!(result.success, "{}", result.stderr);
+    assert_eq!(sources_of("all.jsonl"), ["a", "b", "b", "c"]);
+    assert!(!dir.path().join("named.jsonl").exists());
+    assert!(!dir.path().join("dead_letters.jsonl").exists());
+    assert!(
+        result
+            .stderr
+            .contains("4 dead letters written to all.jsonl"),
+        "{}",
+        result.stderr
+    );
+    assert!(!result.stderr.contains("named.jsonl"), "{}", result.stderr);
+}

@@ -149,7 +149,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
     let dead = format_ident!("dead_letters_{}", op.index());
     let dead_setup = match &def.dead_letters {
         Some(path) => quote! {
-            let #dead = ::weir_runtime::dead_letter::DeadLetters::new(::std::path::PathBuf::from(#path), rt.metrics().clone());
+            let #dead = rt.source_dead_letters(#path);
         },
         None => quote!(let #dead = rt.dead_letters().clone();),
     };

@@ -106,7 +106,7 @@ pub fn emit(
             let dead = format_ident!("dead_letters_{}", index);
             match &def.dead_letters {
                 Some(path) => setup.push(quote! {
-                    let #dead = ::weir_runtime::dead_letter::DeadLetters::new(::std::path::PathBuf::from(#path), rt.metrics().clone());
+                    let #dead = rt.source_dead_letters(#path);
                 }),
                 None => setup.push(quote!(let #dead = rt.dead_letters().clone();)),
             }
