@@ -333,7 +333,7 @@ fn wiring(
     checkpointed(emitted, state_plan);
     let mut setup = Vec::new();
     // Split counts of generator and Kafka sources, the keyed parallelism (default: the
-    // largest), and the split counts of file sources (the keyed parallelism).
+    // largest), and the split counts of file sources (their own, or the keyed parallelism).
     let mut split_vars = Vec::new();
     let mut file_splits = Vec::new();
     for op in &info.topo_order {
@@ -356,7 +356,7 @@ fn wiring(
                     setup.push(quote!(let #v: usize = rt.parallelism(#n);));
                     split_vars.push(v);
                 }
-                SourceKind::File { .. } => file_splits.push(v),
+                SourceKind::File { parallelism, .. } => file_splits.push((v, *parallelism)),
                 SourceKind::Stdin { .. } => {}
             }
         }
@@ -366,9 +366,15 @@ fn wiring(
         .fold(quote!(1usize), |acc, v| quote!(#acc.max(#v)));
     setup.push(quote!(let keyed: usize = rt.parallelism(#default_keyed);));
     // A file is split among as many readers as the job has instances (as a Flink file
-    // source's parallelism follows the job's).
-    for v in file_splits {
-        setup.push(quote!(let #v: usize = keyed;));
+    // source's parallelism follows the job's), unless the source fixes its own.
+    for (v, fixed) in file_splits {
+        match fixed {
+            Some(n) => {
+                let n = n as usize;
+                setup.push(quote!(let #v: usize = #n;));
+            }
+            None => setup.push(quote!(let #v: usize = keyed;)),
+        }
     }
     setup.push(quote!(let metrics = rt.metrics().clone();));
     // Metrics handles, in operator order.
