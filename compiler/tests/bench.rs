@@ -1,6 +1,6 @@
-//! `weir bench --input both` on a tiny input: the benchmark works, and its table has every
-//! row with positive numbers. The figures themselves are not checked (a benchmark, not a
-//! timed test); the real run's table is in docs/performance.md.
+//! `weir bench --input both --readers 2` on a tiny input: the benchmark works, and its table
+//! has every row (one reader and two) with positive numbers. The figures themselves are not
+//! checked (a benchmark, not a timed test); the real run's table is in docs/performance.md.
 
 use std::process::Command;
 
@@ -14,6 +14,8 @@ fn file_input_bench_prints_every_row() {
             "both",
             "--records",
             &records.to_string(),
+            "--readers",
+            "2",
         ])
         .output()
         .expect("the weir binary runs");
@@ -27,6 +29,10 @@ fn file_input_bench_prints_every_row() {
             "filter+project",
             "tumble max",
             "hop count/key",
+            "pass-through x2",
+            "filter+project x2",
+            "tumble max x2",
+            "hop count/key x2",
         ] {
             let prefix = format!("{input} ");
             let line = stdout
@@ -47,5 +53,9 @@ fn file_input_bench_prints_every_row() {
             assert!(numbers.iter().all(|&n| n > 0.0), "{line}");
             assert_eq!(numbers[5], records as f64, "{line}");
         }
+        assert!(
+            stdout.contains(&format!("speed-up {input} filter+project: ")),
+            "{stdout}"
+        );
     }
 }

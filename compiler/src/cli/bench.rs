@@ -52,6 +52,11 @@ pub struct BenchArgs {
     /// Keep the temporary folder of `--input` (its path is printed).
     #[arg(long, requires = "input")]
     keep_files: bool,
+    /// With `--input`: also run each pipeline with this many readers of its file
+    /// (`--parallelism N`, one byte range each) and report the speed-up over one reader,
+    /// measured in the same run.
+    #[arg(long, default_value_t = 1, requires = "input", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    readers: u32,
 }
 
 /// What one configuration's best run reported.
@@ -154,6 +159,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             records: args.records,
             repeat: args.repeat,
             keep_files: args.keep_files,
+            readers: args.readers,
         });
     }
     let examples = args
