@@ -1,7 +1,7 @@
-//! `weir bench --input both` (and `--input kafka`, given a broker) on a tiny input: the
-//! benchmark works, and its table has every row with positive numbers. The figures themselves
-//! are not checked (a benchmark, not a timed test); the real run's tables are in
-//! docs/performance.md.
+//! `weir bench --input both --readers 2` (and `--input kafka`, given a broker) on a tiny
+//! input: the benchmark works, and its table has every row (one reader and two) with positive
+//! numbers. The figures themselves are not checked (a benchmark, not a timed test); the real
+//! runs' tables are in docs/performance.md.
 
 use std::process::Command;
 
@@ -15,6 +15,8 @@ fn file_input_bench_prints_every_row() {
             "both",
             "--records",
             &records.to_string(),
+            "--readers",
+            "2",
         ])
         .output()
         .expect("the weir binary runs");
@@ -28,6 +30,10 @@ fn file_input_bench_prints_every_row() {
             "filter+project",
             "tumble max",
             "hop count/key",
+            "pass-through x2",
+            "filter+project x2",
+            "tumble max x2",
+            "hop count/key x2",
         ] {
             let prefix = format!("{input} ");
             let line = stdout
@@ -48,6 +54,10 @@ fn file_input_bench_prints_every_row() {
             assert!(numbers.iter().all(|&n| n > 0.0), "{line}");
             assert_eq!(numbers[5], records as f64, "{line}");
         }
+        assert!(
+            stdout.contains(&format!("speed-up {input} filter+project: ")),
+            "{stdout}"
+        );
     }
 }
 

@@ -56,10 +56,12 @@ fn write_events(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// The source has one reader whatever `--parallelism` (first/last values and lateness depend
+/// on the file's order, which several readers do not keep).
 fn pipeline(path: &std::path::Path, window: &str) -> String {
     format!(
         "schema E {{ key: string, user: i64, v: i64, ts: timestamp }}\n\
-         source e: E = file(path: \"{}\") format json event_time ts watermark 5s\n\
+         source e: E = file(path: \"{}\", parallelism: 1) format json event_time ts watermark 5s\n\
          let w = e |> key_by key |> window {window} |> aggregate {{\n\
              n: count(),\n\
              users: count(distinct user),\n\
@@ -344,7 +346,7 @@ fn late_records_go_to_a_named_side_output() {
     let late_file = dir.path().join("late_out.jsonl");
     let pipeline = format!(
         "schema E {{ k: i64, ts: timestamp, v: string }}\n\
-         source e: E = file(path: \"{}\") format json event_time ts watermark 1s\n\
+         source e: E = file(path: \"{}\", parallelism: 1) format json event_time ts watermark 1s\n\
          let w = e |> window tumble(10s, late: too_late) |> aggregate by k {{ n: count() }}\n\
          sink w -> stdout() format json\n\
          sink too_late |> select {{ k, ts, v }} -> file(path: \"{}\") format json\n",

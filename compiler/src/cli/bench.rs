@@ -61,6 +61,11 @@ pub struct BenchArgs {
     /// Keep the temporary folder of `--input` (its path is printed).
     #[arg(long, requires = "input")]
     keep_files: bool,
+    /// With `--input`: also run each pipeline with this many readers of its file
+    /// (`--parallelism N`, one byte range each) and report the speed-up over one reader,
+    /// measured in the same run.
+    #[arg(long, default_value_t = 1, requires = "input", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    readers: u32,
 }
 
 /// What `--input` benchmarks.
@@ -186,6 +191,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             records: args.records.unwrap_or(5_000_000),
             repeat: args.repeat,
             keep_files: args.keep_files,
+            readers: args.readers,
         });
     }
     let examples = args

@@ -4,6 +4,8 @@
 //! into a temporary folder; then four pipelines read each file (pass-through to a file,
 //! filter+project, tumbling max, hop count per key), next to the floor: the same file read
 //! with a 1 MiB buffer and split into lines (`memchr`), nothing decoded, in this process.
+//! With `--readers N` each pipeline also runs with N readers of its file (`--parallelism N`:
+//! one byte range each), and the speed-up over one reader is printed.
 //! Every number comes from the same run, so the ratios to the floor hold on a noisy machine.
 
 use std::fs::File;
@@ -33,6 +35,8 @@ pub struct FileBench {
     pub repeat: u32,
     /// Keep the temporary folder (input files and the pass-through output).
     pub keep_files: bool,
+    /// Readers of the file (`--parallelism`) of a second run of each pipeline (1: none).
+    pub readers: u32,
 }
 
 /// One input format: the file the generator writes and the clause that reads or writes it.
@@ -131,11 +135,13 @@ struct Measured {
     cpu: f64,
 }
 
-/// Runs a pipeline binary in `dir` to its end; wall time and the child's CPU time.
-fn run_pipeline(binary: &Path, dir: &Path) -> Result<Measured> {
+/// Runs a pipeline binary in `dir` to its end with `readers` readers of its input file; wall
+/// time and the child's CPU time.
+fn run_pipeline(binary: &Path, dir: &Path, readers: u32) -> Result<Measured> {
     let cpu_before = cpu_seconds(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
     let out = Command::new(binary)
+        .args(["--parallelism", &readers.to_string()])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -274,11 +280,12 @@ pub fn run(bench: &FileBench) -> Result<ExitCode> {
     );
 
     println!(
-        "{:<6} {:<16} {:>12} {:>10} {:>10} {:>9} {:>12} {:>8}",
+        "{:<6} {:<20} {:>12} {:>10} {:>10} {:>9} {:>12} {:>8}",
         "input", "pipeline", "records", "events/s", "MB/s", "CPU s", "MB/s/CPU-s", "/floor"
     );
     let mut binaries = binaries.into_iter();
     let mut sizes = Vec::new();
+    let mut speedups = Vec::new();
     for format in &formats {
         let input = dir.path.join(format.file);
         let bytes = std::fs::metadata(&input)
@@ -307,7 +314,7 @@ pub fn run(bench: &FileBench) -> Result<ExitCode> {
         let floor_mbs = bytes / floor.wall / 1e6;
         let row = |name: &str, m: Measured| {
             println!(
-                "{:<6} {:<16} {:>12} {:>10.0} {:>10.1} {:>9.4} {:>12.1} {:>8.3}",
+                "{:<6} {:<20} {:>12} {:>10.0} {:>10.1} {:>9.4} {:>12.1} {:>8.3}",
                 format.name,
                 name,
                 records,
@@ -321,8 +328,20 @@ pub fn run(bench: &FileBench) -> Result<ExitCode> {
         row("floor (lines)", floor);
         for (name, _, _) in PIPELINES {
             let binary = binaries.next().expect("one binary per pipeline and format");
-            let m = best(bench.repeat, || run_pipeline(&binary, &dir.path))?;
-            row(name, m);
+            let one = best(bench.repeat, || run_pipeline(&binary, &dir.path, 1))?;
+            row(name, one);
+            if bench.readers > 1 {
+                let many = best(bench.repeat, || {
+                    run_pipeline(&binary, &dir.path, bench.readers)
+                })?;
+                row(&format!("{name} x{}", bench.readers), many);
+                speedups.push(format!(
+                    "{} {name}: {:.2}x with {} readers",
+                    format.name,
+                    one.wall / many.wall,
+                    bench.readers
+                ));
+            }
         }
         // The pass-through's output is as large as its input: do not keep it around.
         let _ = std::fs::remove_file(dir.path.join(format!(
@@ -332,6 +351,9 @@ pub fn run(bench: &FileBench) -> Result<ExitCode> {
     }
     for size in sizes {
         println!("{size}");
+    }
+    for speedup in speedups {
+        println!("speed-up {speedup} (wall time of one reader / of several, same run)");
     }
     println!(
         "(MB = 10^6 bytes of input; the floor reads the file with a 1 MiB buffer and finds \

@@ -332,8 +332,10 @@ fn wiring(
     let graph = cx.graph;
     checkpointed(emitted, state_plan);
     let mut setup = Vec::new();
-    // Split counts of generator sources, and the keyed parallelism (default: the largest).
+    // Split counts of generator and Kafka sources, the keyed parallelism (default: the
+    // largest), and the split counts of file sources (their own, or the keyed parallelism).
     let mut split_vars = Vec::new();
+    let mut file_splits = Vec::new();
     for op in &info.topo_order {
         if let Op::Source {
             source_index, def, ..
@@ -354,7 +356,8 @@ fn wiring(
                     setup.push(quote!(let #v: usize = rt.parallelism(#n);));
                     split_vars.push(v);
                 }
-                _ => {}
+                SourceKind::File { parallelism, .. } => file_splits.push((v, *parallelism)),
+                SourceKind::Stdin { .. } => {}
             }
         }
     }
@@ -362,6 +365,17 @@ fn wiring(
         .iter()
         .fold(quote!(1usize), |acc, v| quote!(#acc.max(#v)));
     setup.push(quote!(let keyed: usize = rt.parallelism(#default_keyed);));
+    // A file is split among as many readers as the job has instances (as a Flink file
+    // source's parallelism follows the job's), unless the source fixes its own.
+    for (v, fixed) in file_splits {
+        match fixed {
+            Some(n) => {
+                let n = n as usize;
+                setup.push(quote!(let #v: usize = #n;));
+            }
+            None => setup.push(quote!(let #v: usize = keyed;)),
+        }
+    }
     setup.push(quote!(let metrics = rt.metrics().clone();));
     // Metrics handles, in operator order.
     for (op, handle) in &cx.metrics {

@@ -271,7 +271,7 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
                     ),
                     None,
                 ),
-                SourceKind::File { path, format } => (format!("file({path:?})"), Some(format)),
+                SourceKind::File { path, format, .. } => (format!("file({path:?})"), Some(format)),
                 SourceKind::Stdin { format } => ("stdin".into(), Some(format)),
                 SourceKind::Kafka(k) => (format!("kafka(topic: {:?})", k.topic), Some(&k.format)),
             };

@@ -159,8 +159,10 @@ impl Lower<'_> {
         }
         let def = &self.program.sources[index];
         let parallelism = match def.kind {
-            SourceKind::Nexmark { .. } | SourceKind::Kafka(_) => Parallelism::Splits(index),
-            SourceKind::File { .. } | SourceKind::Stdin { .. } => Parallelism::One,
+            SourceKind::Nexmark { .. } | SourceKind::Kafka(_) | SourceKind::File { .. } => {
+                Parallelism::Splits(index)
+            }
+            SourceKind::Stdin { .. } => Parallelism::One,
         };
         let label = match &def.kind {
             SourceKind::Nexmark { stream, .. } => {

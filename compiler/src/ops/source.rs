@@ -1,7 +1,8 @@
 //! `source`: starts a task. The Nexmark generator runs one task per split and generates into a
-//! reused record; file and stdin sources read lines, and Kafka sources messages (one consumer
-//! per instance, all in one group), and decode them with a generated decoder that reads only
-//! the projected fields (malformed records go to the dead-letter output).
+//! reused record; file sources read lines (one task per byte range of the file), stdin one
+//! task, and Kafka sources messages (one consumer per instance, all in one group), and decode
+//! them with a generated decoder that reads only the projected fields (malformed records go to
+//! the dead-letter output).
 
 use quote::{format_ident, quote};
 
@@ -45,7 +46,6 @@ pub fn emit(
     let mut items = Vec::new();
     let mut setup = Vec::new();
     let mut captures = vec![metrics.clone()];
-    let mut moves = Vec::new();
     let role: Role = match &def.kind {
         SourceKind::Nexmark { params, .. } => {
             let cfg = format_ident!("nexmark_config_{}", index);
@@ -112,18 +112,20 @@ pub fn emit(
             }
             captures.push(dead.clone());
             // A file is opened before any sink opens its output (a missing input must not
-            // cost the previous output), and moved into the source's one task.
+            // cost the previous output), and shared by the source's instances.
             let input = match &def.kind {
                 SourceKind::File { path, .. } => {
                     let file = format_ident!("input_{}", index);
                     setup.push(quote! {
-                        let mut #file = Some(::weir_runtime::sources::lines::open_file(#name, ::std::path::Path::new(#path))?);
+                        let #file = ::weir_runtime::sources::lines::open_file(#name, ::std::path::Path::new(#path))?;
                     });
-                    moves.push(file.clone());
+                    captures.push(file.clone());
                     quote!(#file)
                 }
                 _ => quote!(::weir_runtime::sources::lines::Input::Stdin),
             };
+            // Instance `i` of a file source reads the `i`-th byte range (stdin: one instance).
+            let splits = matches!(def.kind, SourceKind::File { .. }).then(|| cx.splits_var(index));
             let event_time = match (def.watermark_ms, ty.time_field) {
                 (Some(bound), Some(t)) => {
                     let field = crate::codegen::namer::field_ident(&ty.schema.fields[t].name);
@@ -163,8 +165,14 @@ pub fn emit(
             }
             let name = name.to_string();
             Role::Source(Box::new(move |chain, instance| {
+                let split = match &splits {
+                    Some(count) => {
+                        quote!(::weir_runtime::sources::lines::Split { index: #instance, count: #count })
+                    }
+                    None => quote!(::weir_runtime::sources::lines::Split::WHOLE),
+                };
                 quote! {
-                    ::weir_runtime::sources::lines::run(#name, #input, #skip_header, &#metrics, &#dead, #decode, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                    ::weir_runtime::sources::lines::run(#name, #input, #split, #skip_header, &#metrics, &#dead, #decode, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
                 }
             }))
         }
@@ -173,7 +181,7 @@ pub fn emit(
         items,
         setup,
         captures,
-        moves,
+        moves: Vec::new(),
         role,
     }
 }

@@ -417,7 +417,7 @@ impl Checker {
             "file" | "stdin" => {
                 let is_file = connector.name.name == "file";
                 let params: &'static [&'static str] = if is_file {
-                    &["path", "dead_letters", "event_time_range"]
+                    &["path", "dead_letters", "event_time_range", "parallelism"]
                 } else {
                     &["dead_letters", "event_time_range"]
                 };
@@ -433,6 +433,12 @@ impl Checker {
                 } else {
                     None
                 };
+                let parallelism = if is_file {
+                    args.int("parallelism", 1, 1024, &mut self.diagnostics)
+                        .map(|n| n as u32)
+                } else {
+                    None
+                };
                 dead_letters = args.string("dead_letters", &mut self.diagnostics);
                 event_time_range = args.time_range("event_time_range", &mut self.diagnostics);
                 let format = self.format(decl.format.as_ref(), Format::Json);
@@ -443,9 +449,14 @@ impl Checker {
                     );
                 }
                 match (declared_schema, format, is_file, path) {
-                    (Some(schema), Some(format), true, Some(path)) => {
-                        Some((SourceKind::File { path, format }, schema))
-                    }
+                    (Some(schema), Some(format), true, Some(path)) => Some((
+                        SourceKind::File {
+                            path,
+                            format,
+                            parallelism,
+                        },
+                        schema,
+                    )),
                     (Some(schema), Some(format), false, _) => {
                         Some((SourceKind::Stdin { format }, schema))
                     }

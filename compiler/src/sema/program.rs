@@ -42,6 +42,8 @@ pub enum SourceKind {
     File {
         path: String,
         format: Format,
+        /// Readers of the file (`parallelism:`); `None`: the job's `--parallelism`.
+        parallelism: Option<u32>,
     },
     Stdin {
         format: Format,

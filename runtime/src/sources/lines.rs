@@ -2,10 +2,28 @@
 //! generated decoder that parses only the fields the pipeline uses; a line that fails to
 //! decode goes to the dead-letter output with its line number and the reason, and the source
 //! goes on.
+//!
+//! Input is read in blocks ([`BLOCK`] bytes) into one buffer; line ends are found with
+//! `memchr` and each line is handed to the decoder where it lies, so nothing is allocated or
+//! copied per line. The partial line at the end of a block moves to the front before the next
+//! read; a line longer than the buffer grows it. A file is read with positioned reads
+//! (`pread`), so the instances reading one file share its handle. Stdin is read as it comes:
+//! a read returns what is available, so a line is decoded when it arrives.
+//!
+//! A file source runs one instance per split ([`Split`]): instance `i` of `n` reads the lines
+//! that *start* in bytes `[len·i/n, len·(i+1)/n)` of the file as it was when the pipeline
+//! started (the last one reads to the end, even if the file has grown). An instance whose
+//! range starts inside a line skips to the next line start, and reads the line that
+//! straddles its end. Each instance checkpoints its own position. Dead letters carry the
+//! file's true line numbers: an instance after the first counts the lines before its range
+//! the first time it writes one (one pass over those bytes, only when a line is bad).
+//! Stdin and lookup tables ([`read_all`]) are read by one reader.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
@@ -15,9 +33,11 @@ use crate::metrics::Metrics;
 use crate::sources::{EventTime, WatermarkTracker};
 
 /// Where a line source reads from.
+#[derive(Clone)]
 pub enum Input {
-    /// A file opened by [`open_file`] before any sink opened its output.
-    File(OpenedFile),
+    /// A file opened by [`open_file`] before any sink opened its output, shared by the
+    /// source's instances.
+    File(Arc<OpenedFile>),
     Stdin,
 }
 
@@ -25,6 +45,8 @@ pub enum Input {
 pub struct OpenedFile {
     path: PathBuf,
     file: File,
+    /// Its length when it was opened: what splits divide.
+    len: u64,
 }
 
 /// Opens the input file of source `name`. Called before any sink opens its output, so that
@@ -34,13 +56,150 @@ pub fn open_file(name: &str, path: &Path) -> Result<Input, String> {
     let fail =
         |e: &dyn std::fmt::Display| format!("source `{name}`: cannot open {}: {e}", path.display());
     let file = File::open(path).map_err(|e| fail(&e))?;
-    if file.metadata().map_err(|e| fail(&e))?.is_dir() {
+    let metadata = file.metadata().map_err(|e| fail(&e))?;
+    if metadata.is_dir() {
         return Err(fail(&"it is a folder, not a file"));
     }
-    Ok(Input::File(OpenedFile {
+    Ok(Input::File(Arc::new(OpenedFile {
         path: path.to_path_buf(),
         file,
-    }))
+        len: metadata.len(),
+    })))
+}
+
+/// Which share of its input a line source instance reads: instance `index` of `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Split {
+    /// The whole input, read by one instance.
+    pub const WHOLE: Split = Split { index: 0, count: 1 };
+
+    /// The bytes `[start, end)` of a file of `len` bytes in which this split's lines start;
+    /// the last split's end is open (`u64::MAX`).
+    fn range(self, len: u64) -> (u64, u64) {
+        let count = self.count.max(1) as u128;
+        let at = |i: usize| (len as u128 * i as u128 / count) as u64;
+        let end = if self.index + 1 >= self.count {
+            u64::MAX
+        } else {
+            at(self.index + 1)
+        };
+        (at(self.index), end)
+    }
+}
+
+/// The size of a line source's read buffer (and of each read).
+const BLOCK: usize = 1 << 20;
+
+/// Where a [`LineReader`]'s bytes come from.
+enum Bytes {
+    /// Positioned reads of a file, from `pos` on.
+    File {
+        file: Arc<OpenedFile>,
+        pos: u64,
+    },
+    Stdin(std::io::StdinLock<'static>),
+}
+
+/// Splits its input into lines inside one reused buffer: `buf[start..end]` holds the bytes
+/// read and not handed out yet.
+struct LineReader {
+    from: Bytes,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Where the search for the next line end resumes (bytes before it hold none).
+    scanned: usize,
+    eof: bool,
+}
+
+impl LineReader {
+    fn new(from: Bytes) -> LineReader {
+        LineReader {
+            from,
+            buf: vec![0; BLOCK],
+            start: 0,
+            end: 0,
+            scanned: 0,
+            eof: false,
+        }
+    }
+
+    /// The next line with its `\n` (the input's last line may have none); `None` at the end.
+    #[inline]
+    fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
+                let line_start = self.start;
+                self.start = self.scanned + i + 1;
+                self.scanned = self.start;
+                return Ok(Some(&self.buf[line_start..self.start]));
+            }
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                let line_start = self.start;
+                (self.start, self.scanned) = (self.end, self.end);
+                return Ok(Some(&self.buf[line_start..self.end]));
+            }
+            self.refill()?;
+        }
+    }
+
+    /// Reads more: the partial line moves to the front, and the buffer doubles when it holds
+    /// more than half of it. One read: stdin's returns what has arrived.
+    #[cold]
+    fn refill(&mut self) -> std::io::Result<()> {
+        let partial = self.end - self.start;
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, partial);
+        }
+        self.scanned = partial;
+        if partial > self.buf.len() / 2 {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let room = &mut self.buf[self.end..];
+        let n = loop {
+            let read = match &mut self.from {
+                Bytes::File { file, pos } => file.file.read_at(room, *pos),
+                Bytes::Stdin(stdin) => stdin.read(room),
+            };
+            match read {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        if let Bytes::File { pos, .. } = &mut self.from {
+            *pos += n as u64;
+        }
+        self.end += n;
+        self.eof = n == 0;
+        Ok(())
+    }
+}
+
+/// Lines (`\n`) in the first `upto` bytes of `file`.
+fn count_lines(file: &File, upto: u64) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; BLOCK];
+    let (mut pos, mut lines) = (0u64, 0u64);
+    while pos < upto {
+        let want = (upto - pos).min(BLOCK as u64) as usize;
+        let n = match file.read_at(&mut buf[..want], pos) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        pos += n as u64;
+    }
+    Ok(lines)
 }
 
 /// How many bytes at the start of a file and before a checkpointed position are checked on
@@ -89,14 +248,22 @@ fn check_position(name: &str, input: &OpenedFile, offset: u64, sample: u64) -> R
     Ok(())
 }
 
-/// Reads lines from `input`, decodes each with `decode` and pushes the records into `chain`.
-/// `skip_header` drops the first line (a CSV header). Empty lines are skipped.
-/// Returns an error only when the input cannot be read, or is not the one a restored
-/// checkpoint read.
+/// A line source's position in a checkpoint: bytes consumed (up to and including the last line
+/// handed on), lines read, the highest event time seen, the last watermark, and the checksum
+/// of the bytes before the position (checked on restore). A split of several also keeps where
+/// its first line starts and where its range ends (the file may have grown since).
+type Position = (u64, u64, i64, i64, u64);
+type SplitPosition = (u64, u64, i64, i64, u64, u64, u64);
+
+/// Reads lines from `input` (the share `split` of a file), decodes each with `decode` and
+/// pushes the records into `chain`. `skip_header` drops the file's first line (a CSV header).
+/// Empty lines are skipped. Returns an error only when the input cannot be read, or is not the
+/// one a restored checkpoint read.
 #[allow(clippy::too_many_arguments)]
 pub fn run<T, D, C>(
     name: &str,
     input: Input,
+    split: Split,
     skip_header: bool,
     metrics: &Metrics,
     dead_letters: &DeadLetters,
@@ -112,49 +279,61 @@ where
     let mut tracker = event_time
         .as_ref()
         .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
-    // Position: bytes consumed and lines read (restored from a checkpoint).
-    let mut offset = 0u64;
-    let mut line_no = 0u64;
     let fail = |chain: &mut C, message: String| {
         chain.watermark(i64::MAX);
         chain.finish();
         Err(message)
     };
+    let file = match &input {
+        Input::File(file) => Some(file.clone()),
+        Input::Stdin => None,
+    };
+    let several = split.count > 1;
+    // Position: bytes consumed, lines read since `first` (where the split's first line
+    // starts; `None` until a split that starts inside the file has found it), and the end of
+    // the split's range.
+    let (mut offset, mut line_no) = (0u64, 0u64);
+    let (mut first, mut end) = (Some(0u64), u64::MAX);
     if let Some(bytes) = slot.take_restored() {
-        let (o, l, max_seen, emitted, sample): (u64, u64, i64, i64, u64) =
-            match crate::state::decode(&bytes) {
-                Ok(position) => position,
-                Err(e) => {
-                    return fail(
-                        &mut chain,
-                        format!("source `{name}`: cannot restore its position: {e}"),
-                    )
-                }
-            };
-        if let Input::File(file) = &input {
+        let restored = if several {
+            crate::state::decode::<SplitPosition>(&bytes)
+        } else {
+            crate::state::decode::<Position>(&bytes)
+                .map(|(o, l, m, e, s)| (o, l, m, e, s, 0, u64::MAX))
+        };
+        let (o, l, max_seen, emitted, sample, f, e) = match restored {
+            Ok(position) => position,
+            Err(e) => {
+                return fail(
+                    &mut chain,
+                    format!("source `{name}`: cannot restore its position: {e}"),
+                )
+            }
+        };
+        if let Some(file) = &file {
             if let Err(e) = check_position(name, file, o, sample) {
                 return fail(&mut chain, e);
             }
         }
-        (offset, line_no) = (o, l);
+        (offset, line_no, first, end) = (o, l, Some(f), e);
         if let Some(t) = tracker.as_mut() {
             t.restore(max_seen, emitted);
         }
-    }
-    // A second handle on the file, to read the bytes before a position at checkpoints.
-    let mut checked: Option<File> = None;
-    let reader: Box<dyn Read> = match input {
-        Input::File(OpenedFile { path, mut file }) => {
-            if let Err(err) = file.seek(SeekFrom::Start(offset)) {
-                return fail(
-                    &mut chain,
-                    format!("source `{name}`: cannot read {}: {err}", path.display()),
-                );
-            }
-            checked = file.try_clone().ok();
-            Box::new(file)
+    } else if let Some(file) = &file {
+        let (start, e) = split.range(file.len);
+        (offset, end) = (start, e);
+        if start > 0 {
+            first = None;
         }
-        Input::Stdin if slot.is_active() => {
+    }
+    let from = match &file {
+        // A split starting inside the file reads from the byte before its start: the line
+        // through that byte belongs to the split before (it starts there, or ends there).
+        Some(file) => Bytes::File {
+            file: file.clone(),
+            pos: if first.is_none() { offset - 1 } else { offset },
+        },
+        None if slot.is_active() => {
             return fail(
                 &mut chain,
                 format!(
@@ -163,22 +342,50 @@ where
                 ),
             );
         }
-        Input::Stdin => Box::new(std::io::stdin()),
+        None => Bytes::Stdin(std::io::stdin().lock()),
     };
-    let mut reader = BufReader::with_capacity(1 << 16, reader);
-    let mut buf = Vec::new();
+    let mut reader = LineReader::new(from);
+    let read_error = |line_no: u64, err: std::io::Error| {
+        format!("source `{name}`: read error after line {line_no}: {err}")
+    };
+    let first = match first {
+        Some(first) => first,
+        None => match reader.next_line() {
+            Ok(skipped) => {
+                offset = offset - 1 + skipped.map_or(0, |s| s.len() as u64);
+                offset
+            }
+            Err(err) => return fail(&mut chain, read_error(0, err)),
+        },
+    };
+    // The file's line number of the split's first line, less one (counted when first needed).
+    let mut lines_before = (first == 0).then_some(0u64);
+    let mut line_number = |line_no: u64| -> Result<u64, String> {
+        if let (None, Some(file)) = (lines_before, &file) {
+            let n = count_lines(&file.file, first).map_err(|err| {
+                format!(
+                    "source `{name}`: cannot read {}: {err}",
+                    file.path.display()
+                )
+            })?;
+            lines_before = Some(n);
+        }
+        Ok(lines_before.unwrap_or(0) + line_no)
+    };
     let mut produced = 0u64;
     let mut result = Ok(());
-    let mut pace = super::Pacer::new(1);
-    // A checkpoint's part: bytes and lines read, the highest time seen, the last watermark,
-    // and the checksum of the bytes before the position (checked on restore).
+    let mut pace = super::Pacer::new(split.count as u32);
     let part = |offset: u64, line_no: u64, tracker: Option<&WatermarkTracker>| {
         let (max_seen, emitted) = WatermarkTracker::position_of(tracker);
-        let sample = checked
+        let sample = file
             .as_ref()
-            .and_then(|f| position_checksum(f, offset).ok())
+            .and_then(|f| position_checksum(&f.file, offset).ok())
             .unwrap_or(0);
-        crate::state::encode(&(offset, line_no, max_seen, emitted, sample))
+        if several {
+            crate::state::encode(&(offset, line_no, max_seen, emitted, sample, first, end))
+        } else {
+            crate::state::encode(&(offset, line_no, max_seen, emitted, sample))
+        }
     };
     loop {
         if line_no.is_multiple_of(64) {
@@ -195,33 +402,38 @@ where
             slot.save(id, &part(offset, line_no, tracker.as_ref()), Vec::new());
             chain.barrier(id);
         }
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(n) => offset += n as u64,
+        // The line starting at `offset` belongs to the next split.
+        if offset >= end {
+            break;
+        }
+        let bytes = match reader.next_line() {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => break,
             Err(err) => {
-                result = Err(format!(
-                    "source `{name}`: read error after line {line_no}: {err}"
-                ));
+                result = Err(read_error(line_number(line_no).unwrap_or(line_no), err));
                 break;
             }
-        }
+        };
+        let line_start = offset;
+        offset += bytes.len() as u64;
         line_no += 1;
-        if skip_header && line_no == 1 {
+        if skip_header && line_start == 0 {
             continue;
         }
-        let mut bytes = buf.as_slice();
-        if let Some(rest) = bytes.strip_suffix(b"\n") {
-            bytes = rest;
-        }
-        if let Some(rest) = bytes.strip_suffix(b"\r") {
-            bytes = rest;
-        }
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let line = match std::str::from_utf8(bytes) {
             Ok(line) => line,
             Err(err) => {
+                let at = match line_number(line_no) {
+                    Ok(at) => at,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                };
                 let raw = String::from_utf8_lossy(bytes);
-                dead_letters.write(name, line_no, &format!("invalid UTF-8: {err}"), &raw);
+                dead_letters.write(name, at, &format!("invalid UTF-8: {err}"), &raw);
                 continue;
             }
         };
@@ -238,7 +450,13 @@ where
                     }
                 }
             }
-            Err(err) => dead_letters.write(name, line_no, &err.to_string(), line),
+            Err(err) => match line_number(line_no) {
+                Ok(at) => dead_letters.write(name, at, &err.to_string(), line),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            },
         }
     }
     metrics.add_source_records(produced);
@@ -295,4 +513,88 @@ where
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader_over(bytes: &[u8]) -> (tempfile::NamedTempFile, LineReader) {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        let opened = OpenedFile {
+            path: file.path().to_path_buf(),
+            file: File::open(file.path()).unwrap(),
+            len: bytes.len() as u64,
+        };
+        let reader = LineReader::new(Bytes::File {
+            file: Arc::new(opened),
+            pos: 0,
+        });
+        (file, reader)
+    }
+
+    #[test]
+    fn lines_come_whole_across_blocks_and_longer_than_the_buffer() {
+        let long = vec![b'x'; BLOCK * 3 + 17];
+        let mut text = Vec::new();
+        let mut want: Vec<Vec<u8>> = Vec::new();
+        for i in 0..200_000 {
+            let line = if i == 1234 {
+                let mut l = long.clone();
+                l.push(b'\n');
+                l
+            } else {
+                format!("line {i}\r\n").into_bytes()
+            };
+            text.extend_from_slice(&line);
+            want.push(line);
+        }
+        text.extend_from_slice(b"last");
+        want.push(b"last".to_vec());
+        let (_file, mut reader) = reader_over(&text);
+        let mut got = Vec::new();
+        while let Some(line) = reader.next_line().unwrap() {
+            got.push(line.to_vec());
+        }
+        assert_eq!(got.len(), want.len());
+        assert!(got == want);
+    }
+
+    #[test]
+    fn an_empty_input_has_no_lines() {
+        let (_file, mut reader) = reader_over(b"");
+        assert!(reader.next_line().unwrap().is_none());
+        let (_file, mut reader) = reader_over(b"\n");
+        assert_eq!(reader.next_line().unwrap(), Some(&b"\n"[..]));
+        assert!(reader.next_line().unwrap().is_none());
+    }
+
+    #[test]
+    fn split_ranges_tile_the_file() {
+        for len in [0u64, 1, 7, 100, 1 << 40] {
+            for count in 1..=9usize {
+                let ranges: Vec<_> = (0..count)
+                    .map(|index| Split { index, count }.range(len))
+                    .collect();
+                assert_eq!(ranges[0].0, 0);
+                assert_eq!(ranges[count - 1].1, u64::MAX);
+                for pair in ranges.windows(2) {
+                    assert_eq!(pair[0].1, pair[1].0);
+                    assert!(pair[0].0 <= pair[0].1);
+                }
+            }
+        }
+        assert_eq!(Split::WHOLE.range(10), (0, u64::MAX));
+    }
+
+    #[test]
+    fn lines_before_a_position_are_counted() {
+        let (file, _reader) = reader_over(b"a\nb\r\n\nccc\n");
+        let f = File::open(file.path()).unwrap();
+        assert_eq!(count_lines(&f, 0).unwrap(), 0);
+        assert_eq!(count_lines(&f, 2).unwrap(), 1);
+        assert_eq!(count_lines(&f, 6).unwrap(), 3);
+        assert_eq!(count_lines(&f, 1000).unwrap(), 4);
+    }
 }
