@@ -280,16 +280,33 @@ pub fn decoder(
         }
         Format::Csv { delimiter, .. } => {
             let n = declared.fields.len();
+            // The columns read, ascending; field `f` reads `cells[slot(f)]`.
+            let column_of = |f: &str| declared.field(f).map(|(i, _)| i).unwrap_or(0);
+            let mut columns: Vec<usize> = projected
+                .fields
+                .iter()
+                .map(|f| column_of(&f.name))
+                .collect();
+            columns.sort_unstable();
+            columns.dedup();
+            let k = columns.len();
+            let slot = |f: &str| columns.binary_search(&column_of(f)).unwrap_or(0);
             let fields = projected.fields.iter().map(|f| {
                 let id = field_ident(&f.name);
                 let key = &f.name;
-                let index = declared.field(&f.name).map(|(i, _)| i).unwrap_or(0);
+                let index = slot(&f.name);
                 if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
                     // Never null (sema); every error of `parse_event_time` names the field.
                     let range = et.range_tokens();
-                    return quote!(#id: ::weir_runtime::formats::parse_event_time(&*cells[#index], #key, #range)?);
+                    return quote!(#id: ::weir_runtime::formats::parse_event_time(&cells[#index].text(), #key, #range)?);
                 }
-                let parse = parse_text(f.ty, quote!(&*cells[#index]));
+                let parse = match f.ty {
+                    // A string takes the cell's text as it is (no copy when it was unquoted).
+                    Type::String | Type::Null => {
+                        quote!(Ok::<_, DecodeError>(cells[#index].text().into_owned()))
+                    }
+                    ty => parse_text(ty, quote!(&cells[#index].text())),
+                };
                 if f.nullable {
                     quote!(#id: if cells[#index].is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
                 } else {
@@ -299,11 +316,8 @@ pub fn decoder(
             quote! {
                 fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
                     use ::weir_runtime::formats::DecodeError;
-                    let mut cells = ::std::vec::Vec::with_capacity(#n);
-                    ::weir_runtime::formats::csv::split_line(line, #delimiter, &mut cells)?;
-                    if cells.len() != #n {
-                        return Err(DecodeError::new(format!("expected {} columns, found {}", #n, cells.len())));
-                    }
+                    let mut cells = [::weir_runtime::formats::csv::Cell::EMPTY; #k];
+                    ::weir_runtime::formats::csv::split_columns(line, #delimiter, &[#(#columns),*], #n, &mut cells)?;
                     Ok(#record { #(#fields,)* })
                 }
             }
