@@ -1,6 +1,7 @@
-//! Word-at-a-time searches for the bytes the writers must treat specially: what a JSON string
-//! escapes (`"`, `\` and control characters) and what makes a CSV cell need quotes (the
-//! delimiter, `"`, `\r`, `\n`).
+//! Word-at-a-time searches: for the bytes the writers must treat specially (what a JSON
+//! string escapes: `"`, `\` and control characters; what makes a CSV cell need quotes: the
+//! delimiter, `"`, `\r`, `\n`), and the CSV decoder's count of delimiters in the tail of a
+//! line it does not split.
 //!
 //! Eight bytes are tested at once in a `u64` with the classic bit tricks (no `unsafe`, the
 //! same code on every target); a word that holds a match is looked at byte by byte. Text
