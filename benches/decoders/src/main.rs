@@ -1,16 +1,24 @@
-//! JSON-lines decoders side by side, on the same Nexmark bid lines (as a weir file sink writes
-//! them, ~200 bytes each), in one run: weir's decoder (the code `codegen::records::decoder`
-//! generates, written out here for the bid schema), serde_json, sonic-rs and simd-json, each
-//! into a typed record, for a pipeline that reads every field and one that reads two
-//! (`auction`, `price`: the filter+project case). The floor is the lines merely split.
+//! Record formats side by side, on the same Nexmark bids, in one run:
+//!
+//! * JSON-lines decoders (this file): weir's decoder (the code `codegen::records::decoder`
+//!   generates, written out here for the bid schema), serde_json, sonic-rs and simd-json, each
+//!   into a typed record, for a pipeline that reads every field and one that reads two
+//!   (`auction`, `price`: the filter+project case). The floor is the lines merely split.
+//! * CSV decoders ([`csv_decoders`]): weir's generated decoder against the one it replaced.
+//! * Encoders ([`encoders`]): weir's JSON-lines and CSV encoders and serde_json's `to_writer`,
+//!   in MB/s of output; the floor is the encoded lines merely copied.
 //!
 //! ```sh
-//! cargo run --release -p weir-bench-decoders -- [LINES] [ROUNDS] [weir]
+//! cargo run --release -p weir-bench-decoders -- [LINES] [ROUNDS] [json|csv|encode|all|weir]
 //! ```
 //!
-//! It prints MB/s and lines/s per decoder (best of ROUNDS), and the ratio to the floor. Every
-//! decoder must agree with weir's on the checksum of what it decoded, so no one wins by
-//! skipping work. Issue 11 asks for this to choose a decoder by measurement.
+//! It prints MB/s and lines/s per decoder or encoder (best of ROUNDS), and the ratio to the
+//! floor. Every decoder must agree with weir's on the checksum of what it decoded, and
+//! serde_json must write the bytes weir writes, so no one wins by skipping work. Issue 11 asks
+//! for this to choose by measurement.
+
+mod csv_decoders;
+mod encoders;
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -162,47 +170,33 @@ fn two_of(b: TwoFields) -> u64 {
     (b.auction as u64).wrapping_mul(31) ^ b.price as u64
 }
 
-/// The lines of `n` bids, as weir's JSON encoder writes them.
-fn bid_lines(n: usize) -> Vec<u8> {
+/// `n` bids from the Nexmark generator.
+fn bids(n: usize) -> Vec<Bid> {
     let config = NexmarkConfig {
         events: (n as u64) * 50 / 46 + 100,
         ..NexmarkConfig::default()
     };
     let mut split = Split::new(&config, 0);
-    let mut bid = Bid::default();
-    let mut out = Vec::with_capacity(n * 220);
-    let mut made = 0;
+    let mut out = Vec::with_capacity(n);
     while let Some(meta) = split.next_meta() {
+        if out.len() == n {
+            break;
+        }
         if meta.kind != EventKind::Bid {
             continue;
         }
+        let mut bid = Bid::default();
         fill_bid(&config, &meta, &mut bid);
-        out.push(b'{');
-        json::write_key(&mut out, "auction");
-        json::write_i64(&mut out, bid.auction);
-        out.push(b',');
-        json::write_key(&mut out, "bidder");
-        json::write_i64(&mut out, bid.bidder);
-        out.push(b',');
-        json::write_key(&mut out, "price");
-        json::write_i64(&mut out, bid.price);
-        out.push(b',');
-        json::write_key(&mut out, "channel");
-        json::write_string(&mut out, &bid.channel);
-        out.push(b',');
-        json::write_key(&mut out, "url");
-        json::write_string(&mut out, &bid.url);
-        out.push(b',');
-        json::write_key(&mut out, "date_time");
-        json::write_timestamp(&mut out, bid.date_time);
-        out.push(b',');
-        json::write_key(&mut out, "extra");
-        json::write_string(&mut out, &bid.extra);
-        out.extend_from_slice(b"}\n");
-        made += 1;
-        if made == n {
-            break;
-        }
+        out.push(bid);
+    }
+    out
+}
+
+/// The lines of `bids` as weir's encoder for `format` writes them.
+fn lines_of(bids: &[Bid], encode: fn(&Bid, &mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bids.len() * 260);
+    for bid in bids {
+        encode(bid, &mut out);
     }
     out
 }
@@ -243,17 +237,27 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    // `weir` as a third argument runs weir's decoders only: what `perf record` wants.
-    let weir_only = args.next().as_deref() == Some("weir");
-    compare(lines, rounds, weir_only);
+    // `weir` runs weir's JSON decoders only: what `perf record` wants.
+    let what = args.next().unwrap_or_else(|| String::from("all"));
+    let bids = bids(lines);
+    if matches!(what.as_str(), "json" | "all" | "weir") {
+        let text = lines_of(&bids, encoders::weir_json);
+        compare(&text, lines, rounds, what == "weir");
+    }
+    if matches!(what.as_str(), "csv" | "all") {
+        let text = lines_of(&bids, encoders::weir_csv);
+        csv_decoders::compare(utf8(&text), lines, rounds);
+    }
+    if matches!(what.as_str(), "encode" | "all") {
+        encoders::compare(&bids, rounds);
+    }
 }
 
 /// Prints the table; panics if a decoder disagrees with weir's.
-fn compare(lines: usize, rounds: usize, weir_only: bool) {
-    let text = bid_lines(lines);
+fn compare(text: &[u8], lines: usize, rounds: usize, weir_only: bool) {
     let mb = text.len() as f64 / 1e6;
     println!(
-        "{lines} bid lines, {:.1} MB ({:.0} bytes a line), best of {rounds} rounds, one core",
+        "== JSON decoders: {lines} bid lines, {:.1} MB ({:.0} bytes a line), best of {rounds} rounds, one core",
         mb,
         text.len() as f64 / lines as f64
     );
@@ -261,7 +265,7 @@ fn compare(lines: usize, rounds: usize, weir_only: bool) {
         "{:<36} {:>10} {:>12} {:>10}",
         "decoder", "MB/s", "lines/s", "vs floor"
     );
-    let (floor, _) = measure(&text, rounds, |line| line.len() as u64);
+    let (floor, _) = measure(text, rounds, |line| line.len() as u64);
     let row = |name: &str, secs: f64| {
         println!(
             "{name:<36} {:>10.0} {:>12.0} {:>10.2}",
@@ -281,9 +285,9 @@ fn compare(lines: usize, rounds: usize, weir_only: bool) {
         } else {
             Box::new(|l| weir_two(l).expect("weir decodes"))
         };
-        let (t, reference) = measure(&text, rounds, |l| weir(utf8(l)));
+        let (t, reference) = measure(text, rounds, |l| weir(utf8(l)));
         row("weir (generated decoder)", t);
-        let (t, sum) = measure(&text, rounds, |l| {
+        let (t, sum) = measure(text, rounds, |l| {
             let line = utf8(l);
             if want_full {
                 weir_full_general(line).expect("weir decodes")
@@ -296,7 +300,7 @@ fn compare(lines: usize, rounds: usize, weir_only: bool) {
         if weir_only {
             continue;
         }
-        let (t, sum) = measure(&text, rounds, |l| {
+        let (t, sum) = measure(text, rounds, |l| {
             if want_full {
                 full_of(serde_json::from_str(utf8(l)).expect("serde_json"))
             } else {
@@ -305,7 +309,7 @@ fn compare(lines: usize, rounds: usize, weir_only: bool) {
         });
         assert_eq!(sum, reference, "serde_json decoded something else");
         row("serde_json (derive)", t);
-        let (t, sum) = measure(&text, rounds, |l| {
+        let (t, sum) = measure(text, rounds, |l| {
             if want_full {
                 full_of(sonic_rs::from_str(utf8(l)).expect("sonic-rs"))
             } else {
@@ -314,7 +318,7 @@ fn compare(lines: usize, rounds: usize, weir_only: bool) {
         });
         assert_eq!(sum, reference, "sonic-rs decoded something else");
         row("sonic-rs (derive)", t);
-        let (t, sum) = measure(&text, rounds, |l| {
+        let (t, sum) = measure(text, rounds, |l| {
             if want_full {
                 full_of(simd_json::serde::from_slice(l).expect("simd-json"))
             } else {
@@ -330,7 +334,7 @@ fn compare(lines: usize, rounds: usize, weir_only: bool) {
             let mut tree = sonic_rs::PointerTree::new();
             tree.add_path(["auction"]);
             tree.add_path(["price"]);
-            let (t, sum) = measure(&text, rounds, |l| {
+            let (t, sum) = measure(text, rounds, |l| {
                 let found = sonic_rs::get_many(utf8(l), &tree).expect("sonic-rs");
                 let int = |i: usize| {
                     let v = found[i].as_ref().expect("member");
@@ -349,6 +353,21 @@ mod tests {
     /// CI runs the comparison on a few lines: every decoder agrees with weir's.
     #[test]
     fn every_decoder_agrees_on_a_few_lines() {
-        super::compare(2_000, 1, false);
+        let bids = super::bids(2_000);
+        super::compare(
+            &super::lines_of(&bids, super::encoders::weir_json),
+            2_000,
+            1,
+            false,
+        );
+    }
+
+    /// The CSV decoders agree, and serde_json writes the bytes weir's JSON encoder writes.
+    #[test]
+    fn csv_decoders_and_encoders_agree_on_a_few_lines() {
+        let bids = super::bids(2_000);
+        let text = super::lines_of(&bids, super::encoders::weir_csv);
+        super::csv_decoders::compare(super::utf8(&text), 2_000, 1);
+        super::encoders::compare(&bids, 1);
     }
 }

@@ -25,18 +25,21 @@ pub fn record_struct(name: &Ident, schema: &Schema) -> TokenStream {
     }
 }
 
-/// `fn name(r: &T, out: &mut Vec<u8>)` writing one line in `format`.
+/// `fn name(r: &T, out: &mut Vec<u8>)` writing one line in `format`. JSON member names are
+/// escaped at compile time: each field starts with one byte-string literal (`,"name":`).
 pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Format) -> TokenStream {
     let mut body = Vec::new();
     match format {
         Format::Json => {
-            body.push(quote!(out.push(b'{');));
+            if schema.fields.is_empty() {
+                body.push(quote!(out.push(b'{');));
+            }
             for (i, f) in schema.fields.iter().enumerate() {
-                if i > 0 {
-                    body.push(quote!(out.push(b',');));
-                }
-                let key = &f.name;
-                body.push(quote!(json::write_key(out, #key);));
+                // `{"name":` or `,"name":`, escaped here once rather than per record.
+                let mut prefix = vec![if i == 0 { b'{' } else { b',' }];
+                json_key(&mut prefix, &f.name);
+                let prefix = proc_macro2::Literal::byte_string(&prefix);
+                body.push(quote!(out.extend_from_slice(#prefix);));
                 let id = field_ident(&f.name);
                 let write = |v: TokenStream| match f.ty {
                     Type::I64 | Type::Duration => quote!(json::write_i64(out, #v)),
@@ -114,6 +117,24 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
             #(#body)*
         }
     }
+}
+
+/// Appends `"key":`, escaped as the runtime's `json::write_string` escapes a string.
+fn json_key(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
+    for &c in key.as_bytes() {
+        match c {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', c]),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x00..=0x1f => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            _ => out.push(c),
+        }
+    }
+    out.extend_from_slice(b"\":");
 }
 
 /// The CSV header line for a schema.
@@ -366,16 +387,33 @@ pub fn decoder(
         }
         Format::Csv { delimiter, .. } => {
             let n = declared.fields.len();
+            // The columns read, ascending; field `f` reads `cells[slot(f)]`.
+            let column_of = |f: &str| declared.field(f).map(|(i, _)| i).unwrap_or(0);
+            let mut columns: Vec<usize> = projected
+                .fields
+                .iter()
+                .map(|f| column_of(&f.name))
+                .collect();
+            columns.sort_unstable();
+            columns.dedup();
+            let k = columns.len();
+            let slot = |f: &str| columns.binary_search(&column_of(f)).unwrap_or(0);
             let fields = projected.fields.iter().map(|f| {
                 let id = field_ident(&f.name);
                 let key = &f.name;
-                let index = declared.field(&f.name).map(|(i, _)| i).unwrap_or(0);
+                let index = slot(&f.name);
                 if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
                     // Never null (sema); every error of `parse_event_time` names the field.
                     let range = et.range_tokens();
-                    return quote!(#id: ::weir_runtime::formats::parse_event_time(&*cells[#index], #key, #range)?);
+                    return quote!(#id: ::weir_runtime::formats::parse_event_time(&cells[#index].text(), #key, #range)?);
                 }
-                let parse = parse_text(f.ty, quote!(&*cells[#index]));
+                let parse = match f.ty {
+                    // A string takes the cell's text as it is (no copy when it was unquoted).
+                    Type::String | Type::Null => {
+                        quote!(Ok::<_, DecodeError>(cells[#index].text().into_owned()))
+                    }
+                    ty => parse_text(ty, quote!(&cells[#index].text())),
+                };
                 if f.nullable {
                     quote!(#id: if cells[#index].is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
                 } else {
@@ -385,14 +423,33 @@ pub fn decoder(
             quote! {
                 fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
                     use ::weir_runtime::formats::DecodeError;
-                    let mut cells = ::std::vec::Vec::with_capacity(#n);
-                    ::weir_runtime::formats::csv::split_line(line, #delimiter, &mut cells)?;
-                    if cells.len() != #n {
-                        return Err(DecodeError::new(format!("expected {} columns, found {}", #n, cells.len())));
-                    }
+                    let mut cells = [::weir_runtime::formats::csv::Cell::EMPTY; #k];
+                    ::weir_runtime::formats::csv::split_columns(line, #delimiter, &[#(#columns),*], #n, &mut cells)?;
                     Ok(#record { #(#fields,)* })
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_key;
+
+    fn key(name: &str) -> String {
+        let mut out = Vec::new();
+        json_key(&mut out, name);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_keys_are_escaped_as_the_runtime_escapes_strings() {
+        assert_eq!(key("auction"), r#""auction":"#);
+        assert_eq!(key("é"), "\"é\":");
+        assert_eq!(key("a\"b\\c"), r#""a\"b\\c":"#);
+        assert_eq!(
+            key("\n\r\t\u{8}\u{c}\u{1}\u{1f}"),
+            r#""\n\r\t\b\f\u0001\u001f":"#
+        );
     }
 }

@@ -5,92 +5,212 @@
 //! splits input on newlines first, so a quoted cell cannot hold a line break on input (the
 //! writer still quotes cells containing `\r` or `\n` so output stays parseable by other tools).
 //!
-//! [`split_line`] borrows cells from the line and only allocates for quoted cells with doubled
-//! quotes. The generated decoder converts cells with the parsers in [`super`]; an empty cell is
-//! null for optional fields. The writers append to a byte buffer; null is written as an empty
-//! cell (nothing between the delimiters).
+//! Decoding: [`split_columns`] finds only the cells a pipeline reads (the generated decoder
+//! passes their column numbers), borrowed from the line as [`Cell`]s in a caller's array, so a
+//! line costs no allocation; a quoted cell's doubled quotes are undone only when its text is
+//! taken ([`Cell::text`]). Past the last column read, the rest of the line is still checked
+//! (quoted cells must be well formed) and its cells counted: one pass, eight bytes at a time,
+//! counts its delimiters and looks for a quote, and only a rest holding a quote is walked cell
+//! by cell. So the verdicts are those of splitting every cell (the differential test
+//! `tests/tests/csv_differential.rs` keeps the old splitter as the reference). The generated
+//! decoder converts cells with the parsers in [`super`]; an empty cell is null for optional
+//! fields.
+//!
+//! Encoding: the writers append to a byte buffer; null is written as an empty cell (nothing
+//! between the delimiters).
 
 use std::borrow::Cow;
 
 use super::{time, DecodeError};
 
-/// Splits one line into cells, replacing the contents of `cells`.
-///
-/// Handles `"quoted ""cells"", with, delimiters"`. A quote inside a bare cell (`ab"c`) is kept
-/// as a literal character. A single trailing `\r` (from CRLF line ends) is ignored. An empty
-/// line gives one empty cell.
-///
-/// Errors: an unterminated quoted cell, text after a closing quote, or a delimiter that is a
-/// quote or not ASCII.
-pub fn split_line<'a>(
-    line: &'a str,
-    delimiter: u8,
-    cells: &mut Vec<Cow<'a, str>>,
-) -> Result<(), DecodeError> {
-    cells.clear();
+/// One cell of a line, as [`split_columns`] found it: borrowed, quotes not yet undone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cell<'a> {
+    /// The cell's text; for a quoted cell, what lies between its quotes, `""` still doubled.
+    raw: &'a str,
+    /// A quoted cell holding `""`, which [`Cell::text`] turns into `"`.
+    doubled: bool,
+}
+
+impl<'a> Cell<'a> {
+    /// An empty cell (what a missing optional value reads as).
+    pub const EMPTY: Cell<'static> = Cell {
+        raw: "",
+        doubled: false,
+    };
+
+    /// Whether the cell holds no text (`a,,b` or `a,"",b`): null for an optional field.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The cell's text: borrowed unless a quoted cell held doubled quotes.
+    #[inline]
+    pub fn text(&self) -> Cow<'a, str> {
+        if self.doubled {
+            Cow::Owned(self.raw.replace("\"\"", "\""))
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+}
+
+/// Checks a delimiter: an ASCII character other than the quote (the checker accepts no other,
+/// so this only guards callers that bypass it).
+fn check_delimiter(delimiter: u8) -> Result<(), DecodeError> {
     if delimiter == b'"' || !delimiter.is_ascii() {
         return Err(DecodeError::new(format!(
             "invalid CSV delimiter `{}` (must be an ASCII character other than `\"`)",
             char::from(delimiter).escape_debug()
         )));
     }
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    let b = line.as_bytes();
-    let mut pos = 0;
+    Ok(())
+}
+
+/// Splits one line of `n_columns` cells, keeping only the cells at `columns` (ascending, each
+/// below `n_columns`): `cells[k]` receives the cell at column `columns[k]` (counted from 0).
+///
+/// Handles `"quoted ""cells"", with, delimiters"`. A quote inside a bare cell (`ab"c`) is kept
+/// as a literal character. A single trailing `\r` (from CRLF line ends) is ignored. An empty
+/// line is one empty cell.
+///
+/// Errors, the first that applies: a delimiter that is a quote or not ASCII; the first
+/// malformed quoted cell anywhere in the line (unterminated, or text after its closing quote,
+/// with its byte column); a line with other than `n_columns` cells
+/// (`expected 7 columns, found 6`).
+#[inline]
+pub fn split_columns<'a>(
+    line: &'a str,
+    delimiter: u8,
+    columns: &[usize],
+    n_columns: usize,
+    cells: &mut [Cell<'a>],
+) -> Result<(), DecodeError> {
+    check_delimiter(delimiter)?;
+    let found = scan(line, delimiter, columns, cells)?;
+    if found != n_columns {
+        return Err(DecodeError::new(format!(
+            "expected {n_columns} columns, found {found}"
+        )));
+    }
+    Ok(())
+}
+
+/// The end of the quoted cell whose opening quote is at `open`: the index of its closing
+/// quote, and whether it holds doubled quotes.
+#[inline]
+fn quoted_end(b: &[u8], open: usize) -> Result<(usize, bool), DecodeError> {
+    let mut i = open + 1;
+    let mut doubled = false;
     loop {
-        if b.get(pos) == Some(&b'"') {
-            // Quoted cell: runs to the next quote that is not doubled.
-            let open = pos;
-            let content_start = pos + 1;
-            let mut i = content_start;
-            let mut doubled = false;
-            let close = loop {
-                match b[i..].iter().position(|&c| c == b'"') {
-                    None => {
-                        return Err(DecodeError::new(format!(
-                            "invalid CSV at column {}: unterminated quoted cell",
-                            open + 1
-                        )))
-                    }
-                    Some(off) => {
-                        let q = i + off;
-                        if b.get(q + 1) == Some(&b'"') {
-                            doubled = true;
-                            i = q + 2;
-                        } else {
-                            break q;
-                        }
-                    }
+        match memchr::memchr(b'"', &b[i..]) {
+            None => {
+                return Err(DecodeError::new(format!(
+                    "invalid CSV at column {}: unterminated quoted cell",
+                    open + 1
+                )))
+            }
+            Some(off) => {
+                let q = i + off;
+                if b.get(q + 1) == Some(&b'"') {
+                    doubled = true;
+                    i = q + 2;
+                } else {
+                    return Ok((q, doubled));
                 }
+            }
+        }
+    }
+}
+
+/// After a quoted cell closing at `close`: the index of the delimiter that follows, or `None`
+/// at the end of the line.
+#[inline]
+fn after_quote(b: &[u8], close: usize, delimiter: u8) -> Result<Option<usize>, DecodeError> {
+    let pos = close + 1;
+    match b.get(pos) {
+        None => Ok(None),
+        Some(&c) if c == delimiter => Ok(Some(pos)),
+        Some(_) => Err(DecodeError::new(format!(
+            "invalid CSV at column {}: text after the closing quote of a cell",
+            pos + 1
+        ))),
+    }
+}
+
+/// Walks the line's cells, filling `cells` for `columns`; returns how many cells the line has.
+/// Errors only for malformed quoted cells (the first one in the line).
+fn scan<'a>(
+    line: &'a str,
+    delimiter: u8,
+    columns: &[usize],
+    cells: &mut [Cell<'a>],
+) -> Result<usize, DecodeError> {
+    // (A byte test: `strip_suffix('\r')` compares through `memcmp`.)
+    let line = match line.as_bytes().last() {
+        Some(b'\r') => &line[..line.len() - 1],
+        _ => line,
+    };
+    let b = line.as_bytes();
+    let wanted = columns.len().min(cells.len());
+    let mut pos = 0;
+    let mut column = 0;
+    let mut next = 0;
+    // Cells up to the last one wanted, one at a time.
+    while next < wanted {
+        let (cell, end) = if b.get(pos) == Some(&b'"') {
+            let (close, doubled) = quoted_end(b, pos)?;
+            let cell = Cell {
+                raw: &line[pos + 1..close],
+                doubled,
             };
-            let content = &line[content_start..close];
-            cells.push(if doubled {
-                Cow::Owned(content.replace("\"\"", "\""))
-            } else {
-                Cow::Borrowed(content)
-            });
-            pos = close + 1;
-            match b.get(pos) {
-                None => return Ok(()),
-                Some(&c) if c == delimiter => pos += 1,
-                Some(_) => {
-                    return Err(DecodeError::new(format!(
-                        "invalid CSV at column {}: text after the closing quote of a cell",
-                        pos + 1
-                    )))
-                }
-            }
+            (cell, after_quote(b, close, delimiter)?)
         } else {
-            match b[pos..].iter().position(|&c| c == delimiter) {
-                None => {
-                    cells.push(Cow::Borrowed(&line[pos..]));
-                    return Ok(());
-                }
-                Some(off) => {
-                    cells.push(Cow::Borrowed(&line[pos..pos + off]));
-                    pos += off + 1;
-                }
-            }
+            let end = memchr::memchr(delimiter, &b[pos..]).map(|off| pos + off);
+            let raw = &line[pos..end.unwrap_or(b.len())];
+            (
+                Cell {
+                    raw,
+                    doubled: false,
+                },
+                end,
+            )
+        };
+        if columns[next] == column {
+            cells[next] = cell;
+            next += 1;
+        }
+        column += 1;
+        match end {
+            None => return Ok(column),
+            Some(delimiter_at) => pos = delimiter_at + 1,
+        }
+    }
+    // The rest (at least one more cell starts at `pos`) is only checked and counted.
+    Ok(column + count_cells(b, pos, delimiter)?)
+}
+
+/// The cells of `b[pos..]`, checking its quoted cells.
+#[inline]
+fn count_cells(b: &[u8], mut pos: usize, delimiter: u8) -> Result<usize, DecodeError> {
+    // One pass for the common case, cheaper than a `memchr` for a quote and then a count.
+    if let Some(delimiters) = super::scan::count_unquoted(&b[pos..], delimiter) {
+        // No quote: every delimiter separates two cells.
+        return Ok(1 + delimiters);
+    }
+    let mut count = 0;
+    loop {
+        count += 1;
+        let end = if b.get(pos) == Some(&b'"') {
+            let (close, _) = quoted_end(b, pos)?;
+            after_quote(b, close, delimiter)?
+        } else {
+            memchr::memchr(delimiter, &b[pos..]).map(|off| pos + off)
+        };
+        match end {
+            None => return Ok(count),
+            Some(delimiter_at) => pos = delimiter_at + 1,
         }
     }
 }
@@ -100,11 +220,9 @@ pub fn split_line<'a>(
 /// nothing, the same as null.
 pub fn write_cell(out: &mut Vec<u8>, s: &str, delimiter: u8) {
     let b = s.as_bytes();
-    let needs_quotes = b
-        .iter()
-        .any(|&c| c == delimiter || c == b'"' || c == b'\r' || c == b'\n')
-        || matches!(b.first(), Some(b' ' | b'\t'))
-        || matches!(b.last(), Some(b' ' | b'\t'));
+    let needs_quotes = matches!(b.first(), Some(b' ' | b'\t'))
+        || matches!(b.last(), Some(b' ' | b'\t'))
+        || super::scan::csv_needs_quotes(b, delimiter);
     if !needs_quotes {
         out.extend_from_slice(b);
         return;
@@ -112,12 +230,10 @@ pub fn write_cell(out: &mut Vec<u8>, s: &str, delimiter: u8) {
     out.reserve(b.len() + 2);
     out.push(b'"');
     let mut run_start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'"' {
-            out.extend_from_slice(&b[run_start..=i]);
-            out.push(b'"');
-            run_start = i + 1;
-        }
+    for i in memchr::memchr_iter(b'"', b) {
+        out.extend_from_slice(&b[run_start..=i]);
+        out.push(b'"');
+        run_start = i + 1;
     }
     out.extend_from_slice(&b[run_start..]);
     out.push(b'"');
@@ -159,10 +275,17 @@ pub fn write_timestamp(out: &mut Vec<u8>, ts: i64) {
 mod tests {
     use super::*;
 
+    /// Every cell of a line (up to 64), through the same scan as [`split_columns`].
     fn split(line: &str, delimiter: u8) -> Result<Vec<String>, DecodeError> {
-        let mut cells = Vec::new();
-        split_line(line, delimiter, &mut cells)?;
-        Ok(cells.into_iter().map(Cow::into_owned).collect())
+        check_delimiter(delimiter)?;
+        let columns: Vec<usize> = (0..64).collect();
+        let mut cells = [Cell::EMPTY; 64];
+        let found = scan(line, delimiter, &columns, &mut cells)?;
+        assert!(found <= 64, "{line:?}");
+        Ok(cells[..found]
+            .iter()
+            .map(|c| c.text().into_owned())
+            .collect())
     }
 
     #[test]
@@ -196,19 +319,51 @@ mod tests {
 
     #[test]
     fn quoted_cells_borrow_unless_doubled() {
-        let mut cells = Vec::new();
-        split_line(r#""a,b","c""d""#, b',', &mut cells).unwrap();
-        assert!(matches!(cells[0], Cow::Borrowed("a,b")));
-        assert!(matches!(&cells[1], Cow::Owned(s) if s == "c\"d"));
+        let mut cells = [Cell::EMPTY; 2];
+        split_columns(r#""a,b","c""d""#, b',', &[0, 1], 2, &mut cells).unwrap();
+        assert!(matches!(cells[0].text(), Cow::Borrowed("a,b")));
+        assert!(matches!(cells[1].text(), Cow::Owned(s) if s == "c\"d"));
+        assert!(!cells[1].is_empty());
+        split_columns(r#""",x"#, b',', &[0, 1], 2, &mut cells).unwrap();
+        assert!(cells[0].is_empty());
     }
 
     #[test]
-    fn cells_vector_is_reused() {
-        let mut cells = Vec::new();
-        split_line("a,b,c,d", b',', &mut cells).unwrap();
-        split_line("x", b',', &mut cells).unwrap();
-        assert_eq!(cells, ["x"]);
-        assert!(split_line("\"x", b',', &mut cells).is_err());
+    fn only_the_columns_asked_for() {
+        let line = r#"a,"b,""c""",,d,"e""#;
+        let mut cells = [Cell::EMPTY; 2];
+        split_columns(line, b',', &[1, 3], 5, &mut cells).unwrap();
+        assert_eq!(cells[0].text(), "b,\"c\"");
+        assert_eq!(cells[1].text(), "d");
+        let mut none: [Cell; 0] = [];
+        split_columns(line, b',', &[], 5, &mut none).unwrap();
+        split_columns("", b',', &[], 1, &mut none).unwrap();
+        split_columns("x\r", b',', &[0], 1, &mut cells[..1]).unwrap();
+        assert_eq!(cells[0].text(), "x");
+    }
+
+    #[test]
+    fn column_counts_are_checked_past_the_last_column_read() {
+        let err = |line: &str, columns: &[usize], n: usize| {
+            let mut cells = vec![Cell::EMPTY; columns.len()];
+            split_columns(line, b',', columns, n, &mut cells)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(err("a,b,c", &[0], 4), "expected 4 columns, found 3");
+        assert_eq!(err("a,b,c,d,e", &[0], 4), "expected 4 columns, found 5");
+        assert_eq!(err("a,b", &[3], 4), "expected 4 columns, found 2");
+        assert_eq!(err(r#"a,"b,c",d"#, &[], 4), "expected 4 columns, found 3");
+        assert_eq!(err(r#"a,b"c,d,e"#, &[0], 3), "expected 3 columns, found 4");
+        // A malformed quoted cell anywhere comes first, even past the columns read.
+        assert_eq!(
+            err(r#"a,b,"c"#, &[0], 2),
+            "invalid CSV at column 5: unterminated quoted cell"
+        );
+        assert_eq!(
+            err(r#"a,b,"c"d,e"#, &[0], 9),
+            "invalid CSV at column 8: text after the closing quote of a cell"
+        );
     }
 
     #[test]
@@ -341,11 +496,9 @@ mod tests {
                 }
                 line.push_str(alphabet[(r % alphabet.len() as u64) as usize]);
             }
-            let mut cells = Vec::new();
             for delimiter in [b',', b';', b'\t', b'"', 0xff] {
-                if split_line(&line, delimiter, &mut cells).is_ok() {
+                if let Ok(owned) = split(&line, delimiter) {
                     // Whatever splits must survive a write/split round trip.
-                    let owned: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
                     let mut out = Vec::new();
                     for (i, c) in owned.iter().enumerate() {
                         if i > 0 {
@@ -354,9 +507,11 @@ mod tests {
                         write_cell(&mut out, c, delimiter);
                     }
                     let again = String::from_utf8(out).unwrap();
-                    let mut cells2 = Vec::new();
-                    split_line(&again, delimiter, &mut cells2).unwrap();
-                    assert_eq!(cells2, owned, "{line:?} -> {again:?}");
+                    assert_eq!(
+                        split(&again, delimiter).unwrap(),
+                        owned,
+                        "{line:?} -> {again:?}"
+                    );
                 }
             }
         }

@@ -656,8 +656,13 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
     out.push(b'"');
+    // Runs without escapes are found eight bytes at a time and copied whole.
     let mut run_start = 0;
-    for (i, &c) in b.iter().enumerate() {
+    loop {
+        let i = super::scan::next_json_escape(b, run_start);
+        out.extend_from_slice(&b[run_start..i]);
+        let Some(&c) = b.get(i) else { break };
+        run_start = i + 1;
         let short: u8 = match c {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -666,11 +671,8 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
             b'\t' => b't',
             0x08 => b'b',
             0x0c => b'f',
-            0x00..=0x1f => 0,
-            _ => continue,
+            _ => 0,
         };
-        out.extend_from_slice(&b[run_start..i]);
-        run_start = i + 1;
         if short == 0 {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(c >> 4)]);
@@ -680,7 +682,6 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
             out.push(short);
         }
     }
-    out.extend_from_slice(&b[run_start..]);
     out.push(b'"');
 }
 
@@ -707,9 +708,7 @@ pub fn write_bool(out: &mut Vec<u8>, v: bool) {
 
 /// Appends a timestamp as a JSON string in the canonical form `"yyyy-MM-dd HH:mm:ss.SSS"`.
 pub fn write_timestamp(out: &mut Vec<u8>, ts: i64) {
-    out.push(b'"');
-    time::write_timestamp_bytes(ts, out);
-    out.push(b'"');
+    time::write_timestamp_quoted(ts, b'"', out);
 }
 
 /// Appends `null`.

@@ -6,6 +6,8 @@
 //!   pushdown). Encoding helpers append to a byte buffer.
 //! * [`csv`]: one record per line, RFC 4180 quoting within the line.
 //! * [`time`]: timestamp text <-> `i64` milliseconds since the Unix epoch (UTC).
+//! * `scan`: word-at-a-time searches for the bytes the writers escape or quote, and the CSV
+//!   decoder's count of delimiters.
 //!
 //! This module also holds the text parsers shared by both formats (CSV cells are text; JSON
 //! strings may carry numbers or timestamps as text) and the [`DecodeError`] that a record which

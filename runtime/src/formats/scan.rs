@@ -1,15 +1,19 @@
-//! Byte-scanning kernels of the decoders, with the instruction set chosen when the pipeline
-//! runs: a binary built on any x86-64 machine runs on any other.
+//! Byte-scanning kernels of the decoders and encoders.
 //!
-//! The hot loop of JSON decoding is finding the end of a string: the first byte that is `"`,
-//! `\` or a control character (below 0x20, which JSON forbids unescaped). [`string_stop`]
-//! finds it 32 bytes at a time with AVX2 when the CPU has it, 16 at a time with SSE2 (every
-//! x86-64 CPU has it), and 8 at a time with portable word-at-a-time arithmetic elsewhere
-//! (aarch64 included; NEON is not written yet). All paths give the same answer; the tests run
-//! every path the machine can run against a byte-by-byte reference.
-//!
-//! The choice is made once and cached ([`level`]); `WEIR_SIMD=scalar|sse2|avx2` caps it,
-//! which is how the tests and benchmarks reach the slower paths on a fast machine.
+//! * Finding the end of a plain run in a JSON string: the first byte that is `"`, `\` or a
+//!   control character (below 0x20, which JSON forbids unescaped). The decoder's hot loop and
+//!   the encoder's escape search. [`string_stop`] takes 32 bytes at a time with AVX2 when the
+//!   CPU has it, 16 with SSE2 (every x86-64 CPU has it), and 8 at a time with portable
+//!   word-at-a-time arithmetic elsewhere (aarch64 included; NEON is not written yet): the
+//!   instruction set is chosen when the pipeline runs, so a binary built on any x86-64 machine
+//!   runs on any other. All paths give the same answer; the tests run every path the machine
+//!   can run against a byte-by-byte reference. The choice is made once and cached ([`level`]);
+//!   `WEIR_SIMD=scalar|sse2|avx2` caps it, which is how the tests and benchmarks reach the
+//!   slower paths on a fast machine.
+//! * Word-at-a-time searches in safe code (eight bytes in a `u64` with the classic bit
+//!   tricks; a word that holds a match is looked at byte by byte): what makes a CSV cell need
+//!   quotes (the delimiter, `"`, `\r`, `\n`), and the CSV decoder's count of delimiters in the
+//!   tail of a line it does not split.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -106,27 +110,12 @@ pub fn string_stop_at(level: Level, b: &[u8], pos: usize) -> usize {
     string_stop_words(b, pos)
 }
 
-/// Whether byte `c` ends a plain run of a JSON string.
-#[inline(always)]
-fn is_stop(c: u8) -> bool {
-    c == b'"' || c == b'\\' || c < 0x20
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
 /// A mask whose lowest set bit is the high bit of the first stop byte of the little-endian
-/// word `w` (other bits may be set above it; only the lowest one is exact).
+/// word `w` (other bits may be set above it; only the lowest one is exact: borrows only run
+/// upwards).
 #[inline(always)]
 fn word_stops(w: u64) -> u64 {
-    // A zero byte of `x` shows as the high bit of that byte of `(x - ONES) & !x`; the lowest
-    // one is exact (borrows only run upwards).
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
-    let quote = zero(w ^ (ONES * u64::from(b'"')));
-    let backslash = zero(w ^ (ONES * u64::from(b'\\')));
-    // A byte below 0x20 shows the same way in `w - 0x20..` (for bytes below 0x80).
-    let control = w.wrapping_sub(ONES * 0x20) & !w;
-    (quote | backslash | control) & HIGHS
+    zero_mask(w ^ splat(b'"')) | zero_mask(w ^ splat(b'\\')) | less_mask(w, 0x20)
 }
 
 /// [`string_stop`] eight bytes at a time, with plain integer arithmetic.
@@ -147,7 +136,7 @@ fn string_stop_words(b: &[u8], mut pos: usize) -> usize {
 #[inline]
 fn string_stop_bytes(b: &[u8], mut pos: usize) -> usize {
     while let Some(&c) = b.get(pos) {
-        if is_stop(c) {
+        if json_escaped(c) {
             return pos;
         }
         pos += 1;
@@ -292,6 +281,195 @@ mod tests {
                     string_stop_at(level, &b, start),
                     string_stop_bytes(&b, start)
                 );
+            }
+        }
+    }
+}
+
+// Word-at-a-time searches.
+
+/// `b` repeated in every byte of a word.
+const fn splat(b: u8) -> u64 {
+    u64::from_ne_bytes([b; 8])
+}
+
+const LOW: u64 = splat(0x01);
+const HIGH: u64 = splat(0x80);
+
+/// The high bits of the zero bytes of `x`: the lowest one exact (the first zero byte always
+/// sets its high bit, and no byte sets it without a zero byte at or below it).
+#[inline(always)]
+const fn zero_mask(x: u64) -> u64 {
+    x.wrapping_sub(LOW) & !x & HIGH
+}
+
+/// The high bits of the bytes of `x` below `n` (`n <= 128`), the lowest one exact as in
+/// [`zero_mask`].
+#[inline(always)]
+const fn less_mask(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(splat(n)) & !x & HIGH
+}
+
+/// Whether any byte of `x` is zero.
+#[inline(always)]
+const fn has_zero(x: u64) -> bool {
+    zero_mask(x) != 0
+}
+
+/// Whether any byte of `x` equals `b`.
+#[inline(always)]
+const fn has_byte(x: u64, b: u8) -> bool {
+    has_zero(x ^ splat(b))
+}
+
+/// Whether any byte of `x` is below `n` (`n <= 128`). Exact for the same reason as
+/// [`has_zero`].
+#[cfg(test)]
+const fn has_less(x: u64, n: u8) -> bool {
+    less_mask(x, n) != 0
+}
+
+/// Whether a JSON string must escape `c`.
+#[inline(always)]
+pub(crate) fn json_escaped(c: u8) -> bool {
+    c < 0x20 || c == b'"' || c == b'\\'
+}
+
+/// The index of the first byte at or after `from` that a JSON string escapes, or `b.len()`.
+#[inline]
+pub(crate) fn next_json_escape(b: &[u8], from: usize) -> usize {
+    string_stop(b, from)
+}
+
+/// Whether a CSV cell holding `b` must be quoted for the delimiter: it holds the delimiter, a
+/// quote, `\r` or `\n` (the spaces at its ends are the caller's to check).
+#[inline]
+pub(crate) fn csv_needs_quotes(b: &[u8], delimiter: u8) -> bool {
+    let special = |c: u8| c == delimiter || c == b'"' || c == b'\r' || c == b'\n';
+    let mut chunks = b.chunks_exact(8);
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        if has_byte(x, delimiter) || has_byte(x, b'"') || has_byte(x, b'\r') || has_byte(x, b'\n') {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&c| special(c))
+}
+
+/// The high bit of each byte of `x` that is zero, exactly (no borrow between bytes).
+#[inline(always)]
+const fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = splat(0x7f);
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+/// How many bytes of `b` are `delimiter`, if none is a quote (`None` otherwise): what a CSV
+/// line's tail needs when its cells are only counted.
+#[inline]
+pub(crate) fn count_unquoted(b: &[u8], delimiter: u8) -> Option<usize> {
+    let mut count = 0;
+    let mut quotes = false;
+    let mut words = b.chunks_exact(8);
+    for chunk in &mut words {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // One bit per delimiter, added up in the top byte by the multiplication.
+        count += ((zero_bytes(x ^ splat(delimiter)) >> 7).wrapping_mul(LOW) >> 56) as usize;
+        quotes |= has_byte(x, b'"');
+    }
+    for &c in words.remainder() {
+        count += usize::from(c == delimiter);
+        quotes |= c == b'"';
+    }
+    (!quotes).then_some(count)
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::*;
+
+    /// The plain loop the word-at-a-time searches must agree with.
+    fn naive_json(b: &[u8], from: usize) -> usize {
+        (from..b.len())
+            .find(|&i| json_escaped(b[i]))
+            .unwrap_or(b.len())
+    }
+
+    #[test]
+    fn counts_long_runs() {
+        for len in [0, 7, 8, 2040, 2047, 2048, 2049, 5000] {
+            let text = vec![b','; len];
+            assert_eq!(count_unquoted(&text, b','), Some(len));
+            let mut quoted = text.clone();
+            quoted.push(b'"');
+            assert_eq!(count_unquoted(&quoted, b','), None);
+        }
+    }
+
+    #[test]
+    fn word_tricks_are_exact() {
+        for x in [
+            0u8, 1, 0x1f, 0x20, 0x21, b'"', b'\\', 0x7f, 0x80, 0xc3, 0xff,
+        ] {
+            for at in 0..8 {
+                for fill in [b'a', 0xff, 0x80, 0x21, 0x00] {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = x;
+                    let w = u64::from_le_bytes(bytes);
+                    assert_eq!(has_zero(w), bytes.contains(&0), "{bytes:?}");
+                    let zeros = zero_bytes(w).to_le_bytes();
+                    for (z, c) in zeros.iter().zip(bytes) {
+                        assert_eq!(*z == 0x80, c == 0, "{bytes:?}");
+                    }
+                    assert_eq!(has_byte(w, b'"'), bytes.contains(&b'"'), "{bytes:?}");
+                    assert_eq!(
+                        has_less(w, 0x20),
+                        bytes.iter().any(|&c| c < 0x20),
+                        "{bytes:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn searches_agree_with_byte_loops() {
+        let mut x: u64 = 0x5eed_1234_abcd_0001;
+        let alphabet = [
+            b'a', b'"', b'\\', b'\n', b'\r', 0x01, 0x1f, b' ', b',', b';', 0xc3, 0xa9,
+        ];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 40) as usize;
+            let mut r = x;
+            let text: Vec<u8> = (0..len)
+                .map(|i| {
+                    r = r.rotate_left(7) ^ i as u64;
+                    // Mostly plain letters, so matches fall anywhere in a word.
+                    if r.is_multiple_of(5) {
+                        alphabet[(r / 5 % alphabet.len() as u64) as usize]
+                    } else {
+                        b'a' + (r % 26) as u8
+                    }
+                })
+                .collect();
+            for from in [0, 1, 7, 8, len / 2, len] {
+                let from = from.min(len);
+                assert_eq!(
+                    next_json_escape(&text, from),
+                    naive_json(&text, from),
+                    "{text:?}"
+                );
+            }
+            for delimiter in [b',', b';', b'\t', b'|'] {
+                let want = (!text.contains(&b'"'))
+                    .then(|| text.iter().filter(|&&c| c == delimiter).count());
+                assert_eq!(count_unquoted(&text, delimiter), want, "{text:?}");
+                let naive = text
+                    .iter()
+                    .any(|&c| c == delimiter || c == b'"' || c == b'\r' || c == b'\n');
+                assert_eq!(csv_needs_quotes(&text, delimiter), naive, "{text:?}");
             }
         }
     }

@@ -278,9 +278,95 @@ pub fn format_timestamp(ts: i64, out: &mut String) {
 }
 
 /// Appends the canonical text form of `ts` to a byte buffer (see [`format_timestamp`]).
+#[inline]
 pub fn write_timestamp_bytes(ts: i64, out: &mut Vec<u8>) {
-    let (buf, len) = render(ts);
-    out.extend_from_slice(&buf[..len]);
+    match canonical(ts) {
+        Some(text) => out.extend_from_slice(&text),
+        None => {
+            let (buf, len) = render(ts);
+            out.extend_from_slice(&buf[..len]);
+        }
+    }
+}
+
+/// Appends the canonical text form of `ts` between two `quote`s (a JSON string).
+#[inline]
+pub fn write_timestamp_quoted(ts: i64, quote: u8, out: &mut Vec<u8>) {
+    match canonical(ts) {
+        Some(text) => {
+            let mut buf = [quote; 25];
+            buf[1..24].copy_from_slice(&text);
+            out.extend_from_slice(&buf);
+        }
+        None => {
+            out.push(quote);
+            let (buf, len) = render(ts);
+            out.extend_from_slice(&buf[..len]);
+            out.push(quote);
+        }
+    }
+}
+
+/// `"00"` to `"99"`, two bytes each.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
+
+/// Writes `v` (`0..100`) as two digits at `buf[at..at + 2]`.
+#[inline(always)]
+fn put_pair(buf: &mut [u8], at: usize, v: u32) {
+    let v = (v % 100) as usize;
+    buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[2 * v..2 * v + 2]);
+}
+
+thread_local! {
+    /// The day (since the epoch) written last and its `yyyy-MM-dd`: records come mostly in
+    /// time order, so consecutive ones share the date and skip the calendar arithmetic.
+    static LAST_DATE: std::cell::Cell<(i64, [u8; 10])> =
+        const { std::cell::Cell::new((i64::MIN, [0; 10])) };
+}
+
+/// `yyyy-MM-dd HH:mm:ss.SSS` for a timestamp in the years 0000 to 9999; `None` for others
+/// (which [`render`] writes with a sign). The same text as [`render`], built from a cached
+/// date and the time of day in two-digit steps.
+#[inline]
+fn canonical(ts: i64) -> Option<[u8; 23]> {
+    let day = ts.div_euclid(MS_PER_DAY);
+    let ms_of_day = ts.rem_euclid(MS_PER_DAY) as u32; // 0..86_400_000 fits in u32
+    let date = LAST_DATE.with(|last| {
+        let (last_day, text) = last.get();
+        if last_day == day {
+            return Some(text);
+        }
+        let (year, month, day_of_month) = civil_from_days(day);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let year = year as u32;
+        let mut text = *b"0000-00-00";
+        put_pair(&mut text, 0, year / 100);
+        put_pair(&mut text, 2, year);
+        put_pair(&mut text, 5, month);
+        put_pair(&mut text, 8, day_of_month);
+        last.set((day, text));
+        Some(text)
+    })?;
+    let mut text = *b"0000-00-00 00:00:00.000";
+    text[..10].copy_from_slice(&date);
+    put_pair(&mut text, 11, ms_of_day / 3_600_000);
+    put_pair(&mut text, 14, ms_of_day / 60_000 % 60);
+    put_pair(&mut text, 17, ms_of_day / 1000 % 60);
+    let millis = ms_of_day % 1000;
+    text[20] = b'0' + (millis / 100) as u8;
+    put_pair(&mut text, 21, millis);
+    Some(text)
 }
 
 /// Parses a timestamp into milliseconds since the Unix epoch (UTC).
@@ -492,6 +578,48 @@ fn parse_civil(b: &[u8]) -> Result<i64, Option<&'static str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_dates_write_what_render_writes() {
+        let check = |ts: i64| {
+            let (buf, len) = render(ts);
+            let mut out = Vec::new();
+            write_timestamp_bytes(ts, &mut out);
+            assert_eq!(out, &buf[..len], "{ts}");
+            out.clear();
+            write_timestamp_quoted(ts, b'"', &mut out);
+            assert_eq!(&out[1..out.len() - 1], &buf[..len], "{ts}");
+            assert_eq!((out[0], out[out.len() - 1]), (b'"', b'"'));
+        };
+        // Days in order (the cache hits), jumps back and forth (it misses), the ends of the
+        // years 0000 to 9999 and beyond them (no cache), every `i64` edge.
+        let mut ts = 1_436_918_400_000 - 5 * MS_PER_DAY;
+        for _ in 0..100_000 {
+            check(ts);
+            ts += 12_345_679;
+        }
+        let mut x: u64 = 0x7157_0000_0001;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            check((x as i64) % 400_000_000_000_000);
+            check((x as i64) % (MS_PER_DAY * 30));
+        }
+        for edge in [
+            TimeRange::TIMESTAMPS.start,
+            TimeRange::TIMESTAMPS.start - 1,
+            TimeRange::TIMESTAMPS.end - 1,
+            TimeRange::TIMESTAMPS.end,
+            -1,
+            0,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            check(edge);
+            check(edge);
+        }
+    }
 
     fn fmt(ts: i64) -> String {
         let mut s = String::new();
