@@ -2,7 +2,7 @@
 //! file, calls type-checked against them in the pipeline text, the file compiled into the
 //! pipeline's crate as `mod udfs`.
 
-use weir_compiler::embed::{functions_from_rust, rust_module};
+use weir_compiler::rust_file::{functions as functions_from_rust, module_text, DECLARATION};
 use weir_compiler::sema::udf::with_udfs;
 use weir_compiler::{compile, Options, SourceMap};
 use weir_tests::{json_rows, run};
@@ -55,9 +55,14 @@ fn cli_pipeline_calls_rust_functions() {
             weir_compiler::diagnostics::render(&sources, &d, false)
         ),
     };
-    compiled.rust.push_str(&rust_module(UDFS, "udfs.rs"));
-    let built = weir_compiler::driver::build(
+    compiled.rust.push_str(DECLARATION);
+    let module = weir_compiler::driver::ModuleFile {
+        name: "udfs.rs".to_string(),
+        text: module_text(UDFS),
+    };
+    let built = weir_compiler::driver::build_with(
         &compiled.rust,
+        &[module],
         "test_rust_functions",
         &weir_compiler::driver::BuildConfig::from_env(),
     )
