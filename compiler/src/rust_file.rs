@@ -25,7 +25,7 @@ use syn::Ident;
 
 use crate::sema::types::Type;
 use crate::sema::udf::Udf;
-use crate::{Diagnostic, FileId, SourceMap, Span};
+use crate::{Diagnostic, FileId, Span};
 
 /// The module's file name in the generated crate's `src/`.
 pub const MODULE_FILE: &str = "udfs.rs";
@@ -268,23 +268,6 @@ fn byte_range(text: &str, span: RustSpan) -> Option<Range<usize>> {
     Some(from..to)
 }
 
-/// Where the file defines the item `name` (a function or a type): its name's range.
-fn definition(text: &str, name: &str) -> Option<Range<usize>> {
-    let file = syn::parse_file(text).ok()?;
-    file.items.iter().find_map(|item| {
-        let ident = match item {
-            syn::Item::Fn(f) => &f.sig.ident,
-            syn::Item::Struct(s) => &s.ident,
-            syn::Item::Enum(e) => &e.ident,
-            syn::Item::Type(t) => &t.ident,
-            _ => return None,
-        };
-        (ident == name)
-            .then(|| byte_range(text, ident.span()))
-            .flatten()
-    })
-}
-
 #[cfg(feature = "driver")]
 pub use report::{rustc_errors, RustcErrors};
 
@@ -292,6 +275,7 @@ pub use report::{rustc_errors, RustcErrors};
 mod report {
     use super::*;
     use crate::driver::{RustcDiagnostic, RustcSpan};
+    use crate::SourceMap;
 
     /// rustc's errors from building a crate with the Rust file, as weir diagnostics.
     #[derive(Debug, Default)]
@@ -431,6 +415,23 @@ mod report {
         })
     }
 
+    /// Where the file defines the item `name` (a function or a type): its name's range.
+    pub(super) fn definition(text: &str, name: &str) -> Option<Range<usize>> {
+        let file = syn::parse_file(text).ok()?;
+        file.items.iter().find_map(|item| {
+            let ident = match item {
+                syn::Item::Fn(f) => &f.sig.ident,
+                syn::Item::Struct(s) => &s.ident,
+                syn::Item::Enum(e) => &e.ident,
+                syn::Item::Type(t) => &t.ident,
+                _ => return None,
+            };
+            (ident == name)
+                .then(|| byte_range(text, ident.span()))
+                .flatten()
+        })
+    }
+
     /// How the pipeline calls `udf`, as the Rust type the generated code asserts.
     fn expected_type(udf: &Udf) -> String {
         let rust = |t: Type, param: bool| match t {
@@ -548,9 +549,6 @@ mod tests {
         assert!(e.message.starts_with("not valid Rust"), "{e}");
         let at = e.at.clone().expect("a syntax error has a place");
         assert_eq!(&text[at.start..at.start + 1], "x", "{e}: {at:?}");
-        assert_eq!(definition(text, "f"), None);
-        let text = "pub fn é() {}\npub struct Spread;\n";
-        assert_eq!(definition(text, "Spread").map(|r| &text[r]), Some("Spread"));
         assert_eq!(offset("ab\ncd", 2, 1), 4);
         assert_eq!(offset("ab\ncd", 9, 1), 5);
     }
@@ -559,6 +557,7 @@ mod tests {
     #[test]
     fn rustc_errors_in_the_file_or_about_its_functions_are_the_users() {
         use crate::driver::{RustcDiagnostic, RustcSpan};
+        use crate::SourceMap;
         let mut sources = SourceMap::new();
         let pipeline = sources.add("p.weir", "let x = s |> select { y: shout(name) }");
         let rust = "pub fn shout(name: &str) -> &str {\n    name\n}\n";
@@ -609,6 +608,11 @@ mod tests {
         assert_eq!(mismatch.primary.span, call);
         assert_eq!(sources.snippet(mismatch.secondary[0].span), "shout");
         assert!(mismatch.primary.message.contains("fn(&str) -> String"));
+        let text = "pub fn é() {}\npub struct Spread;\n";
+        assert_eq!(
+            report::definition(text, "Spread").map(|r| &text[r]),
+            Some("Spread")
+        );
         // Only the generated code: a bug in weir.
         let out = rustc_errors(&sources, file, &udfs, &calls, &errors[3..]);
         assert!(out.diagnostics.is_empty());
