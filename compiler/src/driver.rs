@@ -12,6 +12,11 @@
 //!   compiles librdkafka, so pipelines without Kafka do not pay for it);
 //! - cargo runs `--offline` against a copy of the workspace's `Cargo.lock`, so nothing is
 //!   downloaded once the set-up command has fetched the workspace's dependencies.
+//!
+//! Cargo reports in JSON (`--message-format=json`): a failed build returns rustc's errors as
+//! [`RustcDiagnostic`]s, so an error in a module the user wrote (a `--rust` file, kept as its
+//! own file in the crate) can be shown at the user's file and line
+//! ([`crate::rust_file`]); the rest is a bug in weir.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,8 +80,114 @@ pub enum DriverError {
     },
     #[error("cannot run cargo: {0}")]
     Cargo(std::io::Error),
-    #[error("compiling the generated pipeline failed (a bug in weir; the crate is in {crate_dir}):\n{stderr}")]
-    Compile { crate_dir: PathBuf, stderr: String },
+    #[error("compiling the generated pipeline failed (a bug in weir; the crate is in {crate_dir}):\n{output}")]
+    Compile {
+        crate_dir: PathBuf,
+        /// rustc's rendered errors, then cargo's own output.
+        output: String,
+        /// rustc's errors.
+        errors: Vec<RustcDiagnostic>,
+    },
+}
+
+/// A module of the generated crate beside `src/main.rs`, e.g. the `--rust` file as
+/// `src/udfs.rs` (which `main.rs` declares with `mod udfs;`).
+#[derive(Clone, Debug)]
+pub struct ModuleFile {
+    /// The file name in `src/`, e.g. `udfs.rs`.
+    pub name: String,
+    pub text: String,
+}
+
+/// One of rustc's diagnostics, as cargo's JSON messages give it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RustcDiagnostic {
+    /// `error`, `warning`, `note`, `help`, ...
+    pub level: String,
+    pub message: String,
+    /// rustc's error code, e.g. `E0308`.
+    pub code: Option<String>,
+    pub spans: Vec<RustcSpan>,
+    /// Notes and help, each with its own spans.
+    pub children: Vec<RustcDiagnostic>,
+    /// rustc's own rendering (top-level diagnostics only).
+    pub rendered: Option<String>,
+}
+
+/// A place in a source file, as rustc gives it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RustcSpan {
+    /// As cargo passed it to rustc: relative to the package (`src/main.rs`) or absolute.
+    pub file_name: String,
+    /// 1-based.
+    pub line_start: usize,
+    pub line_end: usize,
+    /// 1-based, in characters.
+    pub column_start: usize,
+    pub column_end: usize,
+    pub is_primary: bool,
+    pub label: Option<String>,
+    /// The source lines the span covers.
+    pub text: Vec<String>,
+    /// A suggested replacement.
+    pub suggested_replacement: Option<String>,
+}
+
+impl RustcDiagnostic {
+    /// A diagnostic from its JSON form (the `message` of a `compiler-message`).
+    fn from_json(v: &serde_json::Value) -> RustcDiagnostic {
+        let text = |v: &serde_json::Value, key: &str| v[key].as_str().map(str::to_string);
+        let number = |v: &serde_json::Value, key: &str| {
+            v[key]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0)
+        };
+        let list =
+            |v: &serde_json::Value, key: &str| v[key].as_array().cloned().unwrap_or_default();
+        RustcDiagnostic {
+            level: text(v, "level").unwrap_or_default(),
+            message: text(v, "message").unwrap_or_default(),
+            code: v["code"]["code"].as_str().map(str::to_string),
+            spans: list(v, "spans")
+                .iter()
+                .map(|s| RustcSpan {
+                    file_name: text(s, "file_name").unwrap_or_default(),
+                    line_start: number(s, "line_start"),
+                    line_end: number(s, "line_end"),
+                    column_start: number(s, "column_start"),
+                    column_end: number(s, "column_end"),
+                    is_primary: s["is_primary"].as_bool().unwrap_or(false),
+                    label: text(s, "label"),
+                    text: list(s, "text")
+                        .iter()
+                        .filter_map(|t| t["text"].as_str().map(str::to_string))
+                        .collect(),
+                    suggested_replacement: text(s, "suggested_replacement"),
+                })
+                .collect(),
+            children: list(v, "children")
+                .iter()
+                .map(RustcDiagnostic::from_json)
+                .collect(),
+            rendered: text(v, "rendered"),
+        }
+    }
+
+    /// The primary span, if any.
+    pub fn primary(&self) -> Option<&RustcSpan> {
+        self.spans.iter().find(|s| s.is_primary)
+    }
+}
+
+/// rustc's diagnostics in cargo's JSON output (one message a line; other lines are ignored).
+pub fn rustc_diagnostics(stdout: &str) -> Vec<RustcDiagnostic> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["reason"] == "compiler-message")
+        .map(|v| RustcDiagnostic::from_json(&v["message"]))
+        .collect()
 }
 
 /// What `build` produced.
@@ -187,6 +298,16 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), DriverError> {
 
 /// Builds (or finds in the cache) the binary for generated source `rust`.
 pub fn build(rust: &str, name: &str, config: &BuildConfig) -> Result<Built, DriverError> {
+    build_with(rust, &[], name, config)
+}
+
+/// [`build`] for a crate with modules beside `src/main.rs` (which declares them).
+pub fn build_with(
+    rust: &str,
+    modules: &[ModuleFile],
+    name: &str,
+    config: &BuildConfig,
+) -> Result<Built, DriverError> {
     let started = Instant::now();
     let name = crate_name(name);
     let runtime = config
@@ -199,7 +320,13 @@ pub fn build(rust: &str, name: &str, config: &BuildConfig) -> Result<Built, Driv
         Profile::Dev => "dev",
     };
     let mut hasher = Sha256::new();
-    for part in [rust, &manifest, RUNTIME_FINGERPRINT, profile] {
+    let module_parts = modules
+        .iter()
+        .flat_map(|m| [m.name.as_str(), m.text.as_str()]);
+    for part in [rust, &manifest, RUNTIME_FINGERPRINT, profile]
+        .into_iter()
+        .chain(module_parts)
+    {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -225,6 +352,12 @@ pub fn build(rust: &str, name: &str, config: &BuildConfig) -> Result<Built, Driv
     std::fs::create_dir_all(&bin_dir).map_err(io(&bin_dir))?;
     write_if_changed(&crate_dir.join("Cargo.toml"), manifest.as_bytes())?;
     write_if_changed(&crate_dir.join("src/main.rs"), rust.as_bytes())?;
+    for module in modules {
+        write_if_changed(
+            &crate_dir.join("src").join(&module.name),
+            module.text.as_bytes(),
+        )?;
+    }
     if let Some(lock) = &config.lockfile {
         if let Ok(contents) = std::fs::read(lock) {
             write_if_changed(&crate_dir.join("Cargo.lock"), &contents)?;
@@ -236,7 +369,8 @@ pub fn build(rust: &str, name: &str, config: &BuildConfig) -> Result<Built, Driv
         .arg("--manifest-path")
         .arg(crate_dir.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir);
+        .arg(&target_dir)
+        .arg("--message-format=json");
     if config.profile == Profile::Release {
         cmd.arg("--release");
     }
@@ -253,21 +387,32 @@ pub fn build(rust: &str, name: &str, config: &BuildConfig) -> Result<Built, Driv
     ] {
         cmd.env_remove(var);
     }
-    let output = if config.verbose {
-        cmd.status()
-            .map_err(DriverError::Cargo)
-            .map(|status| (status, String::new()))?
-    } else {
-        let out = cmd.output().map_err(DriverError::Cargo)?;
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    if !output.0.success() {
+    // rustc's messages come as JSON on stdout; cargo's progress on stderr, shown when verbose.
+    cmd.stdout(std::process::Stdio::piped());
+    if config.verbose {
+        cmd.stderr(std::process::Stdio::inherit());
+    }
+    let out = cmd.output().map_err(DriverError::Cargo)?;
+    let diagnostics = rustc_diagnostics(&String::from_utf8_lossy(&out.stdout));
+    if config.verbose {
+        for d in diagnostics.iter().filter(|d| d.level != "error") {
+            eprint!("{}", d.rendered.as_deref().unwrap_or_default());
+        }
+    }
+    if !out.status.success() {
+        let errors: Vec<RustcDiagnostic> = diagnostics
+            .into_iter()
+            .filter(|d| d.level.starts_with("error"))
+            .collect();
+        let mut output: String = errors
+            .iter()
+            .filter_map(|d| d.rendered.as_deref())
+            .collect();
+        output.push_str(&String::from_utf8_lossy(&out.stderr));
         return Err(DriverError::Compile {
             crate_dir,
-            stderr: output.1,
+            output,
+            errors,
         });
     }
     let produced = target_dir

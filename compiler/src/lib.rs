@@ -13,11 +13,13 @@
 pub mod build;
 pub mod codegen;
 pub mod diagnostics;
+#[cfg(feature = "driver")]
 pub mod driver;
 pub mod embed;
 pub mod ir;
 pub mod ops;
 pub mod passes;
+pub mod rust_file;
 pub mod sema;
 
 pub use weir_dsl::{Diagnostic, FileId, SourceMap, Span};

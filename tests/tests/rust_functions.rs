@@ -1,9 +1,13 @@
 //! The CLI's Rust functions (`weir run FILE --rust udfs.rs`): signatures read from the Rust
 //! file, calls type-checked against them in the pipeline text, the file compiled into the
-//! pipeline's crate as `mod udfs`.
+//! pipeline's crate as `mod udfs` (`src/udfs.rs`); rustc's errors in that file, or about a
+//! function that does not fit its call, shown at the user's file and line, never as a bug in
+//! weir.
 
-use weir_compiler::embed::{functions_from_rust, rust_module};
-use weir_compiler::sema::udf::with_udfs;
+use weir_compiler::driver::{BuildConfig, DriverError, ModuleFile};
+use weir_compiler::rust_file::rustc_errors;
+use weir_compiler::rust_file::{functions as functions_from_rust, module_text, DECLARATION};
+use weir_compiler::sema::udf::{with_udfs, with_udfs_calls};
 use weir_compiler::{compile, Options, SourceMap};
 use weir_tests::{json_rows, run};
 
@@ -55,9 +59,14 @@ fn cli_pipeline_calls_rust_functions() {
             weir_compiler::diagnostics::render(&sources, &d, false)
         ),
     };
-    compiled.rust.push_str(&rust_module(UDFS, "udfs.rs"));
-    let built = weir_compiler::driver::build(
+    compiled.rust.push_str(DECLARATION);
+    let module = weir_compiler::driver::ModuleFile {
+        name: "udfs.rs".to_string(),
+        text: module_text(UDFS),
+    };
+    let built = weir_compiler::driver::build_with(
         &compiled.rust,
+        &[module],
         "test_rust_functions",
         &weir_compiler::driver::BuildConfig::from_env(),
     )
@@ -93,4 +102,115 @@ fn cli_type_errors_point_at_the_pipeline() {
         "{rendered}"
     );
     assert!(rendered.contains("udf.weir:5:"), "{rendered}");
+}
+
+/// What `weir build p.weir --rust udfs.rs` reports for a Rust file that does not compile (the
+/// CLI's steps): the rendered diagnostics, or the driver's error when none is the user's.
+fn failure_report(name: &str, udfs: &str, pipeline: &str) -> String {
+    let mut sources = SourceMap::new();
+    let id = sources.add("p.weir", pipeline);
+    let file = sources.add("udfs.rs", udfs);
+    let functions = match functions_from_rust(udfs) {
+        Ok(f) => f,
+        Err(e) => {
+            let d = e.diagnostic(file).expect("the error has a place");
+            return weir_compiler::diagnostics::render(&sources, &[d], false);
+        }
+    };
+    let (compiled, calls) =
+        with_udfs_calls(&functions, || compile(&sources, id, &Options::default()));
+    let mut compiled = compiled.expect("the pipeline checks");
+    compiled.rust.push_str(DECLARATION);
+    let module = ModuleFile {
+        name: "udfs.rs".to_string(),
+        text: module_text(udfs),
+    };
+    match weir_compiler::driver::build_with(
+        &compiled.rust,
+        &[module],
+        name,
+        &BuildConfig::from_env(),
+    ) {
+        Ok(_) => panic!("{name} compiles"),
+        Err(DriverError::Compile { errors, output, .. }) => {
+            let mapped = rustc_errors(&sources, file, &functions, &calls, &errors);
+            if mapped.diagnostics.is_empty() {
+                return output;
+            }
+            weir_compiler::diagnostics::render(&sources, &mapped.diagnostics, false)
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The report names the user's file and line, shows the offending text, and does not blame
+/// weir.
+fn assert_users(report: &str, at: &str, text: &str) {
+    assert!(report.contains(at), "no {at} in:\n{report}");
+    assert!(report.contains(text), "no {text:?} in:\n{report}");
+    assert!(!report.contains("bug in weir"), "{report}");
+    assert!(!report.contains("main.rs"), "{report}");
+}
+
+#[test]
+fn a_type_error_in_a_rust_function_points_at_its_line() {
+    let udfs = UDFS.replace(
+        "if country == \"NL\"",
+        "let factor: i64 = 2.5;\n    if country == \"NL\"",
+    );
+    let report = failure_report("test_udf_type_error", &udfs, PIPELINE);
+    assert_users(&report, "udfs.rs:5:23", "let factor: i64 = 2.5;");
+    assert!(report.contains("mismatched types"), "{report}");
+    assert!(
+        report.contains("expected `i64`, found floating-point number"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_missing_function_points_at_its_call_in_the_rust_file() {
+    let udfs = UDFS.replace("amount / 100.0", "scale(amount)");
+    let report = failure_report("test_udf_missing_function", &udfs, PIPELINE);
+    assert_users(&report, "udfs.rs:5:26", "scale(amount)");
+    assert!(report.contains("cannot find function `scale`"), "{report}");
+}
+
+#[test]
+fn a_function_that_does_not_fit_its_call_points_at_both() {
+    let udfs = format!("{UDFS}\npub fn tag(country: &str) -> &str {{\n    country\n}}\n");
+    let pipeline = PIPELINE.replace(
+        "score: risk(amount, country)",
+        "score: risk(amount, country), tag: tag(country)",
+    );
+    let report = failure_report("test_udf_signature", &udfs, &pipeline);
+    // The pipeline's call, and the function's definition.
+    assert_users(&report, "p.weir:5:70", "tag: tag(country)");
+    assert!(
+        report.contains("calls `tag` as `fn(&str) -> String`"),
+        "{report}"
+    );
+    assert_users(
+        &report,
+        "udfs.rs:26:8",
+        "pub fn tag(country: &str) -> &str {",
+    );
+    assert!(
+        report.contains("does not fit the way the pipeline calls it"),
+        "{report}"
+    );
+}
+
+#[test]
+fn syntax_errors_and_unsupported_types_point_at_the_rust_file() {
+    let udfs = UDFS.replace("amount / 100.0 }", "amount / 100.0 ");
+    let report = failure_report("test_udf_syntax", &udfs, PIPELINE);
+    assert_users(&report, "udfs.rs:", "not valid Rust");
+    let udfs = UDFS.replace("country: &str", "country: &[u8]");
+    let report = failure_report("test_udf_unsupported", &udfs, PIPELINE);
+    assert_users(
+        &report,
+        "udfs.rs:4:35",
+        "pub fn risk(amount: f64, country: &[u8]) -> f64 {",
+    );
+    assert!(report.contains("has no weir type"), "{report}");
 }

@@ -11,9 +11,11 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use weir_compiler::driver::{self, BuildConfig, Profile};
+use weir_compiler::driver::{DriverError, ModuleFile};
 use weir_compiler::ir::explain::{self, ExplainFormat};
-use weir_compiler::sema::udf::{with_udfs, Udf};
-use weir_compiler::{diagnostics, Compiled, Options, SourceMap};
+use weir_compiler::rust_file;
+use weir_compiler::sema::udf::{with_udfs_calls, Udf};
+use weir_compiler::{diagnostics, Compiled, FileId, Options, SourceMap, Span};
 
 #[derive(Parser)]
 #[command(
@@ -114,9 +116,12 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check { file, rust } => {
-            let (sources, id) = load(&file)?;
-            let (udfs, _) = rust_functions(rust.as_deref())?;
-            let (_, diags) = with_udfs(&udfs, || weir_compiler::check(&sources, id));
+            let (mut sources, id) = load(&file)?;
+            let Some(rust) = rust_functions(&mut sources, rust.as_deref())? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let ((_, diags), _) =
+                with_udfs_calls(&rust.udfs, || weir_compiler::check(&sources, id));
             print_diagnostics(&sources, &diags);
             if diags.iter().any(|d| d.is_error()) {
                 return Ok(ExitCode::FAILURE);
@@ -125,7 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { compile, format } => {
-            let Some((_, compiled)) = compile_file(&compile)? else {
+            let Some(CompiledFile { compiled, .. }) = compile_file(&compile)? else {
                 return Ok(ExitCode::FAILURE);
             };
             let format = match format {
@@ -153,10 +158,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Emit { compile } => {
-            let Some((_, compiled)) = compile_file(&compile)? else {
+            let Some(CompiledFile { compiled, rust, .. }) = compile_file(&compile)? else {
                 return Ok(ExitCode::FAILURE);
             };
             print!("{}", compiled.rust);
+            if let Some(module) = rust.module {
+                print!("\n// src/{}\n{}", module.name, module.text);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { build, output } => {
@@ -210,31 +218,78 @@ fn print_diagnostics(sources: &SourceMap, diags: &[weir_compiler::Diagnostic]) {
     }
 }
 
-/// Compiles a file to Rust; prints diagnostics; `None` when there were errors.
-/// The functions of `--rust FILE`, and the module to append to the generated code.
-fn rust_functions(path: Option<&Path>) -> Result<(Vec<Udf>, String)> {
+/// The `--rust FILE` of a command: its functions, where the pipeline calls them, and the
+/// module it becomes in the generated crate.
+#[derive(Default)]
+struct RustFunctions {
+    /// The file in the source map (its diagnostics are shown like the pipeline's).
+    file: Option<FileId>,
+    udfs: Vec<Udf>,
+    calls: Vec<(String, Span)>,
+    module: Option<ModuleFile>,
+}
+
+/// Reads the functions of `--rust FILE` into `sources`; prints a problem with the file and
+/// returns `None`.
+fn rust_functions(sources: &mut SourceMap, path: Option<&Path>) -> Result<Option<RustFunctions>> {
     let Some(path) = path else {
-        return Ok((Vec::new(), String::new()));
+        return Ok(Some(RustFunctions::default()));
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let udfs = weir_compiler::embed::functions_from_rust(&text)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let module = weir_compiler::embed::rust_module(&text, &path.display().to_string());
-    Ok((udfs, module))
+    let file = sources.add(path.display().to_string(), text.clone());
+    let udfs = match rust_file::functions(&text) {
+        Ok(udfs) => udfs,
+        Err(e) => match e.diagnostic(file) {
+            Some(d) => {
+                print_diagnostics(sources, &[d]);
+                return Ok(None);
+            }
+            None => return Err(anyhow!("{}: {e}", path.display())),
+        },
+    };
+    Ok(Some(RustFunctions {
+        file: Some(file),
+        udfs,
+        calls: Vec::new(),
+        module: Some(ModuleFile {
+            name: rust_file::MODULE_FILE.to_string(),
+            text: rust_file::module_text(&text),
+        }),
+    }))
 }
 
-fn compile_file(args: &CompileArgs) -> Result<Option<(SourceMap, Compiled)>> {
-    let (sources, id) = load(&args.file)?;
-    let (udfs, module) = rust_functions(args.rust.as_deref())?;
+/// A pipeline compiled to Rust, with its sources and its Rust functions.
+struct CompiledFile {
+    sources: SourceMap,
+    compiled: Compiled,
+    rust: RustFunctions,
+}
+
+/// Compiles a file to Rust; prints diagnostics; `None` when there were errors.
+fn compile_file(args: &CompileArgs) -> Result<Option<CompiledFile>> {
+    let (mut sources, id) = load(&args.file)?;
+    let Some(mut rust) = rust_functions(&mut sources, args.rust.as_deref())? else {
+        return Ok(None);
+    };
     let options = Options {
         no_fusion: args.no_fusion,
     };
-    match with_udfs(&udfs, || weir_compiler::compile(&sources, id, &options)) {
+    let (result, calls) = with_udfs_calls(&rust.udfs, || {
+        weir_compiler::compile(&sources, id, &options)
+    });
+    rust.calls = calls;
+    match result {
         Ok(mut compiled) => {
-            compiled.rust.push_str(&module);
+            if rust.module.is_some() {
+                compiled.rust.push_str(rust_file::DECLARATION);
+            }
             print_diagnostics(&sources, &compiled.warnings);
-            Ok(Some((sources, compiled)))
+            Ok(Some(CompiledFile {
+                sources,
+                compiled,
+                rust,
+            }))
         }
         Err(diags) => {
             print_diagnostics(&sources, &diags);
@@ -244,7 +299,12 @@ fn compile_file(args: &CompileArgs) -> Result<Option<(SourceMap, Compiled)>> {
 }
 
 fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
-    let Some((_, compiled)) = compile_file(&args.compile)? else {
+    let Some(CompiledFile {
+        sources,
+        compiled,
+        rust,
+    }) = compile_file(&args.compile)?
+    else {
         return Ok(None);
     };
     let stem = args
@@ -271,6 +331,38 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
             args.compile.file.display()
         );
     }
-    let built = driver::build(&compiled.rust, &name, &config).map_err(|e| anyhow!(e))?;
-    Ok(Some(built))
+    let modules: Vec<ModuleFile> = rust.module.iter().cloned().collect();
+    match driver::build_with(&compiled.rust, &modules, &name, &config) {
+        Ok(built) => Ok(Some(built)),
+        Err(DriverError::Compile {
+            crate_dir,
+            output,
+            errors,
+        }) => {
+            // rustc's errors in the `--rust` file, or about its functions, are the user's.
+            let mapped = match rust.file {
+                Some(file) => {
+                    rust_file::rustc_errors(&sources, file, &rust.udfs, &rust.calls, &errors)
+                }
+                None => Default::default(),
+            };
+            if mapped.diagnostics.is_empty() {
+                return Err(anyhow!(DriverError::Compile {
+                    crate_dir,
+                    output,
+                    errors,
+                }));
+            }
+            print_diagnostics(&sources, &mapped.diagnostics);
+            if mapped.others > 0 {
+                eprintln!(
+                    "note: {} more error(s) in the generated code, which may follow from these (the crate is in {})",
+                    mapped.others,
+                    crate_dir.display()
+                );
+            }
+            Ok(None)
+        }
+        Err(e) => Err(anyhow!(e)),
+    }
 }

@@ -1475,6 +1475,9 @@ impl Checker {
                 continue;
             };
             let udf = udf::lookup(&func_name.name).filter(|u| u.aggregate);
+            if udf.is_some() {
+                udf::record_call(&func_name.name, call.span);
+            }
             let Some(func) =
                 AggFunc::from_name(&func_name.name).or(udf.as_ref().map(|_| AggFunc::Udf))
             else {

@@ -42,20 +42,38 @@ impl Udf {
 
 thread_local! {
     static UDFS: RefCell<Vec<Udf>> = const { RefCell::new(Vec::new()) };
+    /// The calls checked so far in this compilation: function name, call span.
+    static CALLS: RefCell<Vec<(String, Span)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` (a compilation) with `udfs` declared; restores the previous table afterwards.
 pub fn with_udfs<R>(udfs: &[Udf], f: impl FnOnce() -> R) -> R {
-    struct Restore(Vec<Udf>);
+    with_udfs_calls(udfs, f).0
+}
+
+/// [`with_udfs`], and where the pipeline calls the functions (name and span of each call, in
+/// the order checked): rustc's errors about a function are shown at its calls.
+pub fn with_udfs_calls<R>(udfs: &[Udf], f: impl FnOnce() -> R) -> (R, Vec<(String, Span)>) {
+    struct Restore(Vec<Udf>, Vec<(String, Span)>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let old = std::mem::take(&mut self.0);
             UDFS.with(|t| *t.borrow_mut() = old);
+            let old = std::mem::take(&mut self.1);
+            CALLS.with(|t| *t.borrow_mut() = old);
         }
     }
     let old = UDFS.with(|t| std::mem::replace(&mut *t.borrow_mut(), udfs.to_vec()));
-    let _restore = Restore(old);
-    f()
+    let old_calls = CALLS.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    let _restore = Restore(old, old_calls);
+    let result = f();
+    let calls = CALLS.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    (result, calls)
+}
+
+/// Notes a call of the declared function `name` (see [`with_udfs_calls`]).
+pub fn record_call(name: &str, span: Span) {
+    CALLS.with(|t| t.borrow_mut().push((name.to_string(), span)));
 }
 
 /// The declared function called `name`, if any.
@@ -103,6 +121,7 @@ pub fn check_args(
     args: &[ast::Expr],
     span: Span,
 ) -> Option<Vec<TExpr>> {
+    record_call(&udf.name, span);
     if args.len() != udf.params.len() {
         checker.diagnostics.push(
             Diagnostic::error(
