@@ -22,6 +22,16 @@ pub mod time;
 
 use std::fmt;
 
+/// `bytes` as text if they are UTF-8: checked with SIMD (chosen at run time) and, only when
+/// that fails, again by `std` for its precise error (where the first bad byte is).
+#[inline]
+pub fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(_) => std::str::from_utf8(bytes),
+    }
+}
+
 /// Why a record could not be decoded; goes to the dead-letter output.
 ///
 /// `Display` prints the message only: it starts in lowercase and has no trailing period, e.g.

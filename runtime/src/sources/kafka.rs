@@ -547,7 +547,7 @@ impl KafkaSource {
                         first_message = Some(Instant::now());
                     }
                     let (partition, offset) = (message.partition(), message.offset());
-                    let record = match message.payload().map(std::str::from_utf8) {
+                    let record = match message.payload().map(crate::formats::utf8) {
                         None => Err("empty message".to_string()),
                         Some(Err(e)) => Err(format!("invalid UTF-8: {e}")),
                         Some(Ok(text)) => {

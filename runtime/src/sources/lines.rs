@@ -422,7 +422,7 @@ where
         }
         let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let line = match std::str::from_utf8(bytes) {
+        let line = match crate::formats::utf8(bytes) {
             Ok(line) => line,
             Err(err) => {
                 let at = match line_number(line_no) {
@@ -492,7 +492,7 @@ where
             continue;
         }
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let line = match std::str::from_utf8(bytes) {
+        let line = match crate::formats::utf8(bytes) {
             Ok(line) => line,
             Err(err) => {
                 dead_letters.write(
