@@ -98,7 +98,7 @@ pub fn f64_to_i64(x: f64, expr: &'static str) -> i64 {
     // -2^63 is exact in f64; 2^63 is the first value above the range.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     let t = x.trunc();
-    if t >= -LIMIT && t < LIMIT {
+    if (-LIMIT..LIMIT).contains(&t) {
         t as i64
     } else {
         raise(expr);
@@ -223,6 +223,9 @@ mod tests {
     }
 
     #[test]
+    // The borrow is what makes the lookup fall back to `DescribeOpaque` (as generated code
+    // writes it).
+    #[allow(clippy::needless_borrow)]
     fn records_are_described_by_debug_when_they_have_it() {
         struct Opaque;
         assert_eq!((&Describe(&(1, "a"))).describe(), "(1, \"a\")");
