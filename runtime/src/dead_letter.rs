@@ -87,6 +87,10 @@ impl DeadLetters {
         json::write_key(&mut buf, "raw");
         json::write_string(&mut buf, raw);
         buf.extend_from_slice(b"}\n");
+        self.append(buf);
+    }
+
+    fn append(&self, buf: Vec<u8>) {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         if out.failed {
             out.lost += 1;
@@ -119,6 +123,24 @@ impl DeadLetters {
         if let Err(err) = result {
             out.fail(&self.path, "write", err);
         }
+    }
+
+    /// Records one record an operator rejected (an integer overflow):
+    /// `{"operator":..,"reason":..,"record":..}`, the record in Rust's debug notation.
+    pub fn write_rejected(&self, operator: &str, reason: &str, record: &str) {
+        self.metrics.add_dead_letter();
+        let mut buf = Vec::with_capacity(record.len() + reason.len() + 64);
+        buf.push(b'{');
+        json::write_key(&mut buf, "operator");
+        json::write_string(&mut buf, operator);
+        buf.push(b',');
+        json::write_key(&mut buf, "reason");
+        json::write_string(&mut buf, reason);
+        buf.push(b',');
+        json::write_key(&mut buf, "record");
+        json::write_string(&mut buf, record);
+        buf.extend_from_slice(b"}\n");
+        self.append(buf);
     }
 
     /// Writes out what is buffered and syncs it (at checkpoints and at the end).

@@ -25,6 +25,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod nexmark;
 pub mod ops;
+pub mod overflow;
 pub mod run;
 pub mod scale_out;
 pub mod sinks;

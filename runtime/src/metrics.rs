@@ -36,6 +36,14 @@ impl OpMetrics {
     pub fn name(&self) -> &'static str {
         self.name
     }
+
+    /// A record rejected, or an aggregate made null, by an integer overflow ([`crate::overflow`]).
+    pub fn add_overflow(&self) {
+        self.registry
+            .inner
+            .overflows
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -43,6 +51,8 @@ struct Inner {
     /// Operator name -> summed counters over its instances, in plan order.
     ops: Mutex<Vec<(&'static str, OpStats, u32)>>,
     dead_letters: AtomicU64,
+    /// Records rejected and aggregates made null by integer overflow.
+    overflows: AtomicU64,
     source_records: AtomicU64,
     /// Generator events walked per Nexmark source (summed over its splits).
     generator_events: Mutex<BTreeMap<&'static str, u64>>,
@@ -93,6 +103,11 @@ impl Metrics {
 
     pub fn dead_letters(&self) -> u64 {
         self.inner.dead_letters.load(Ordering::Relaxed)
+    }
+
+    /// Integer overflows: records sent to the dead letters plus aggregates made null.
+    pub fn overflows(&self) -> u64 {
+        self.inner.overflows.load(Ordering::Relaxed)
     }
 
     pub fn add_source_records(&self, n: u64) {
@@ -196,6 +211,12 @@ impl Metrics {
             ));
         }
         out.push_str(&format!("  dead letters: {}\n", self.dead_letters()));
+        if self.overflows() > 0 {
+            out.push_str(&format!(
+                "  integer overflows: {} (records sent to the dead letters, sums made null)\n",
+                self.overflows()
+            ));
+        }
         out.push_str(&format!("  elapsed: {:.3} s\n", secs));
         // Joining a group and the idle wait that ends a bounded run are in `elapsed`; reading
         // is this.

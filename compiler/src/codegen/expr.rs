@@ -5,6 +5,11 @@
 //! derefs to `str`: a borrowed field or an owned result). A nullable one becomes an `Option` of
 //! it. Strict operations on nullable values become a labeled block that breaks out with `None`
 //! at the first null, so nothing is evaluated twice and nothing allocates for the check.
+//!
+//! Integer arithmetic (also on timestamps and durations), `abs`, negation and float-to-int
+//! casts are checked: an overflow raises the runtime's per-thread flag with the expression's
+//! text ([`render`]) and yields a placeholder; the operator evaluating the expression takes the
+//! flag once per record ([`overflow_check`]) and sends the record to the dead letters.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -81,11 +86,12 @@ impl ExprGen<'_> {
                 }
             }
             TExprKind::Neg(a) => {
+                let text = render(e);
                 let body = |v: &[TokenStream]| {
                     let a = &v[0];
                     match e.ty {
                         Type::F64 => quote!((-(#a))),
-                        _ => quote!((#a).wrapping_neg()),
+                        _ => quote!(::weir_runtime::overflow::neg(#a, #text)),
                     }
                 };
                 self.strict(&[Operand::Value(a)], e.nullable, false, body)
@@ -103,6 +109,8 @@ impl ExprGen<'_> {
                 let float = ty == Type::F64;
                 let returns_option =
                     !float && matches!(op, ArithOp::Div | ArithOp::Rem) && !divisor_safe;
+                let text = render(e);
+                let o = quote!(::weir_runtime::overflow);
                 let body = move |v: &[TokenStream]| {
                     let (a, b) = (&v[0], &v[1]);
                     if float {
@@ -115,10 +123,11 @@ impl ExprGen<'_> {
                         };
                     }
                     match op {
-                        ArithOp::Add => quote!((#a).wrapping_add(#b)),
-                        ArithOp::Sub => quote!((#a).wrapping_sub(#b)),
-                        ArithOp::Mul => quote!((#a).wrapping_mul(#b)),
-                        ArithOp::Div if divisor_safe => quote!((#a).wrapping_div(#b)),
+                        ArithOp::Add => quote!(#o::add(#a, #b, #text)),
+                        ArithOp::Sub => quote!(#o::sub(#a, #b, #text)),
+                        ArithOp::Mul => quote!(#o::mul(#a, #b, #text)),
+                        // Only `i64::MIN / -1` overflows (the remainder is 0 then, and right).
+                        ArithOp::Div if divisor_safe => quote!(#o::div(#a, #b, #text)),
                         ArithOp::Rem if divisor_safe => quote!((#a).wrapping_rem(#b)),
                         ArithOp::Div => quote!(::weir_runtime::functions::checked_div(#a, #b)),
                         ArithOp::Rem => quote!(::weir_runtime::functions::checked_rem(#a, #b)),
@@ -338,6 +347,7 @@ impl ExprGen<'_> {
             _ => operands.extend(args.iter().map(Operand::Value)),
         }
         let ty = e.ty;
+        let text = render(e);
         let returns_option = matches!(func, Func::SplitIndex | Func::RegexpExtract);
         let body = move |v: &[TokenStream]| match func {
             Func::Lower => quote!(#f::lower(&*#(#v)*)),
@@ -393,7 +403,7 @@ impl ExprGen<'_> {
                 if ty == Type::F64 {
                     quote!((#a).abs())
                 } else {
-                    quote!((#a).wrapping_abs())
+                    quote!(::weir_runtime::overflow::abs(#a, #text))
                 }
             }
             Func::Coalesce => unreachable!("handled above"),
@@ -458,11 +468,12 @@ impl ExprGen<'_> {
         }
         let f = quote!(::weir_runtime::functions);
         let returns_option = from == Type::String && to != Type::String;
+        let text = render(e);
         let body = move |v: &[TokenStream]| {
             let a = &v[0];
             match (from, to) {
                 (Type::I64, Type::F64) => quote!((#a as f64)),
-                (Type::F64, Type::I64) => quote!((#a as i64)),
+                (Type::F64, Type::I64) => quote!(::weir_runtime::overflow::f64_to_i64(#a, #text)),
                 (Type::Bool, Type::I64) => quote!((#a as i64)),
                 (Type::Timestamp, Type::String) => quote!(#f::timestamp_to_string(#a)),
                 (_, Type::String) if from == Type::String => quote!(#a),
@@ -514,6 +525,130 @@ impl ExprGen<'_> {
             .patterns
             .push((pattern.to_string(), id.clone()));
         id
+    }
+}
+
+/// Whether evaluating `e` can overflow (see the module docs): the operators evaluating it
+/// then check the overflow flag per record.
+pub fn may_overflow(e: &TExpr) -> bool {
+    let int = |t: &TExpr| t.ty != Type::F64;
+    let here = match &e.kind {
+        TExprKind::Neg(a) => int(a),
+        TExprKind::Arith(op, a, b) => {
+            int(a)
+                && match op {
+                    ArithOp::Add | ArithOp::Sub | ArithOp::Mul => true,
+                    ArithOp::Div => b.is_nonzero_int_literal(),
+                    ArithOp::Rem => false,
+                }
+        }
+        TExprKind::Call(Func::Abs, _) => e.ty != Type::F64,
+        TExprKind::Cast(a) => a.ty == Type::F64 && e.ty == Type::I64,
+        _ => false,
+    };
+    here || children(e).into_iter().any(may_overflow)
+}
+
+fn children(e: &TExpr) -> Vec<&TExpr> {
+    match &e.kind {
+        TExprKind::Lit(_) | TExprKind::Field(_) => Vec::new(),
+        TExprKind::Neg(a) | TExprKind::Not(a) | TExprKind::Cast(a) => vec![a],
+        TExprKind::IsNull { expr, .. } => vec![expr],
+        TExprKind::Arith(_, a, b)
+        | TExprKind::Compare(_, a, b)
+        | TExprKind::And(a, b)
+        | TExprKind::Or(a, b) => vec![a, b],
+        TExprKind::Call(_, args) | TExprKind::Udf(_, args) => args.iter().collect(),
+        TExprKind::Case {
+            branches,
+            otherwise,
+        } => branches
+            .iter()
+            .flat_map(|(c, v)| [c, v])
+            .chain(otherwise.as_deref())
+            .collect(),
+    }
+}
+
+/// The expression as weir text, for messages (`price * 1000`): fields by name, operators
+/// parenthesized where nested, implicit widenings left out.
+pub fn render(e: &TExpr) -> String {
+    let nested = |a: &TExpr| match &a.kind {
+        TExprKind::Arith(..) | TExprKind::Compare(..) | TExprKind::And(..) | TExprKind::Or(..) => {
+            format!("({})", render(a))
+        }
+        _ => render(a),
+    };
+    let list = |args: &[TExpr]| args.iter().map(render).collect::<Vec<_>>().join(", ");
+    match &e.kind {
+        TExprKind::Lit(Literal::Int(v)) => v.to_string(),
+        TExprKind::Lit(Literal::Duration(v)) => format!("{v}ms"),
+        TExprKind::Lit(Literal::Float(v)) => format!("{v:?}"),
+        TExprKind::Lit(Literal::Str(s)) => format!("{s:?}"),
+        TExprKind::Lit(Literal::Bool(b)) => b.to_string(),
+        TExprKind::Lit(Literal::Null) => "null".into(),
+        TExprKind::Field(name) => name.clone(),
+        TExprKind::Neg(a) => format!("-{}", nested(a)),
+        TExprKind::Not(a) => format!("not {}", nested(a)),
+        TExprKind::Arith(op, a, b) => {
+            let op = match op {
+                ArithOp::Add => "+",
+                ArithOp::Sub => "-",
+                ArithOp::Mul => "*",
+                ArithOp::Div => "/",
+                ArithOp::Rem => "%",
+            };
+            format!("{} {op} {}", nested(a), nested(b))
+        }
+        TExprKind::Compare(op, a, b) => {
+            let op = match op {
+                CmpOp::Eq => "=",
+                CmpOp::Ne => "!=",
+                CmpOp::Lt => "<",
+                CmpOp::Le => "<=",
+                CmpOp::Gt => ">",
+                CmpOp::Ge => ">=",
+            };
+            format!("{} {op} {}", nested(a), nested(b))
+        }
+        TExprKind::And(a, b) => format!("{} and {}", nested(a), nested(b)),
+        TExprKind::Or(a, b) => format!("{} or {}", nested(a), nested(b)),
+        TExprKind::Call(func, args) => {
+            let name = crate::sema::functions::FUNCTIONS
+                .iter()
+                .find(|f| f.func == *func)
+                .map_or("?", |f| f.name);
+            format!("{name}({})", list(args))
+        }
+        TExprKind::Udf(path, args) => format!("{path}({})", list(args)),
+        TExprKind::Case { .. } => "case ... end".into(),
+        TExprKind::Cast(a) if e.ty == Type::F64 && a.ty == Type::I64 => render(a),
+        TExprKind::Cast(a) => format!("cast({} as {})", render(a), e.ty),
+        TExprKind::IsNull { expr, negated } => {
+            let not = if *negated { " not" } else { "" };
+            format!("{} is{not} null", nested(expr))
+        }
+    }
+}
+
+/// Statements that take the overflow flag after an operator evaluated its expressions for
+/// record `record`, send the record to the dead letters through `overflows` and run `reject`
+/// (a `return`); nothing when none of `exprs` can overflow.
+pub fn overflow_check<'e>(
+    exprs: impl IntoIterator<Item = &'e TExpr>,
+    overflows: &proc_macro2::Ident,
+    record: &proc_macro2::Ident,
+    reject: TokenStream,
+) -> TokenStream {
+    if !exprs.into_iter().any(may_overflow) {
+        return TokenStream::new();
+    }
+    quote! {
+        if let Some(expr) = ::weir_runtime::overflow::take() {
+            use ::weir_runtime::overflow::{DescribeDebug as _, DescribeOpaque as _};
+            #overflows.reject(expr, &(&::weir_runtime::overflow::Describe(#record)).describe());
+            #reject
+        }
     }
 }
 

@@ -134,6 +134,17 @@ impl<'a> EmitCx<'a> {
             .clone()
     }
 
+    /// The dead-letter output for records of `op` whose expressions overflow: the variable
+    /// and the setup statement that creates it ([`weir_runtime::overflow::Overflows`]).
+    pub fn overflows(&mut self, op: OpId) -> (Ident, TokenStream) {
+        let metrics = self.metrics_handle(op);
+        let var = format_ident!("overflows_{}", op.to_string());
+        let setup = quote! {
+            let #var = ::weir_runtime::overflow::Overflows::new(rt.dead_letters().clone(), #metrics.clone());
+        };
+        (var, setup)
+    }
+
     /// The variable holding source `index`'s split count.
     pub fn splits_var(&self, index: usize) -> Ident {
         format_ident!("splits_{}", index)

@@ -1,8 +1,10 @@
-//! `filter`: keeps records whose condition is true (null counts as false). Stateless.
+//! `filter`: keeps records whose condition is true (null counts as false). Stateless. A
+//! record whose condition overflows goes to the dead letters.
 
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::expr::{may_overflow, overflow_check};
 use crate::codegen::EmitCx;
 use crate::ir::OpId;
 use crate::sema::TExpr;
@@ -21,17 +23,47 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, pred: &TExpr) -> Emitted {
     let name = cx.namer.fresh(&format!("{op}_filter"));
     let cond = cx.expr(quote::format_ident!("r")).condition(pred);
     let metrics = cx.metrics_handle(op);
+    if !may_overflow(pred) {
+        let item = quote! {
+            #[inline(always)]
+            fn #name(r: &#input) -> bool { #cond }
+        };
+        return Emitted {
+            items: vec![item],
+            setup: Vec::new(),
+            captures: vec![metrics.clone()],
+            moves: Vec::new(),
+            role: Role::Stage(Box::new(
+                move |next| quote!(Filter::new(#metrics.clone(), #name, #next)),
+            )),
+        };
+    }
+    // A record whose condition overflows goes to the dead letters.
+    let (overflows, setup) = cx.overflows(op);
+    let check = overflow_check(
+        [pred],
+        &format_ident!("overflows"),
+        &format_ident!("r"),
+        quote!(return false;),
+    );
     let item = quote! {
         #[inline(always)]
-        fn #name(r: &#input) -> bool { #cond }
+        fn #name(r: &#input, overflows: &::weir_runtime::overflow::Overflows) -> bool {
+            let keep = #cond;
+            #check
+            keep
+        }
     };
     Emitted {
         items: vec![item],
-        setup: Vec::new(),
-        captures: vec![metrics.clone()],
+        setup: vec![setup],
+        captures: vec![metrics.clone(), overflows.clone()],
         moves: Vec::new(),
-        role: Role::Stage(Box::new(
-            move |next| quote!(Filter::new(#metrics.clone(), #name, #next)),
-        )),
+        role: Role::Stage(Box::new(move |next| {
+            quote!(Filter::new(#metrics.clone(), {
+                let overflows = #overflows.clone();
+                move |r: &#input| #name(r, &overflows)
+            }, #next))
+        })),
     }
 }

@@ -1,10 +1,12 @@
 //! `fused`: a chain of filters and selects compiled into one function (made by the
 //! `fuse_stateless` pass). Emitted as a `Filter` (only conditions), a `Map` (only projections)
-//! or a `FilterMap` (both): the record flows through every step in straight-line code.
+//! or a `FilterMap` (both): the record flows through every step in straight-line code. A record
+//! whose evaluation overflows goes to the dead letters (so such a chain filters).
 
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::expr::{may_overflow, overflow_check};
 use crate::codegen::EmitCx;
 use crate::ir::{OpId, Stateless};
 
@@ -27,6 +29,20 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         .iter()
         .filter(|s| matches!(s, Stateless::Select(..)))
         .count();
+    let checked = steps.iter().any(|s| match s {
+        Stateless::Filter(pred) => may_overflow(pred),
+        Stateless::Select(items, _) => items.iter().any(|(_, e)| may_overflow(e)),
+    });
+    // A record whose evaluation overflows goes to the dead letters: the function returns
+    // `false`/`None` for it, so a projection-only chain becomes a `FilterMap` too.
+    let filters = has_filter || checked;
+    let overflows_param = format_ident!("overflows");
+    let input_record = format_ident!("r");
+    let reject = if n_selects == 0 {
+        quote!(return false;)
+    } else {
+        quote!(return None;)
+    };
     let mut body = Vec::new();
     // `r` is always a reference to the current record; `owned` names the last select's value.
     let mut current = format_ident!("r");
@@ -36,10 +52,11 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         match step {
             Stateless::Filter(pred) => {
                 let cond = cx.expr(current.clone()).condition(pred);
-                if n_selects == 0 {
-                    body.push(quote!(if !(#cond) { return false; }));
+                let check = overflow_check([pred], &overflows_param, &input_record, reject.clone());
+                if check.is_empty() {
+                    body.push(quote!(if !(#cond) { #reject }));
                 } else {
-                    body.push(quote!(if !(#cond) { return None; }));
+                    body.push(quote!(let keep = #cond; #check if !keep { #reject }));
                 }
             }
             Stateless::Select(items, ty) => {
@@ -57,6 +74,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
                 let value = format_ident!("s{}", k);
                 let build = cx.build_record(&record_ty, ty, items, current.clone());
                 body.push(quote!(let #value: #record_ty = #build;));
+                body.push(overflow_check(
+                    items.iter().map(|(_, e)| e),
+                    &overflows_param,
+                    &input_record,
+                    reject.clone(),
+                ));
                 let next = format_ident!("r{}", k);
                 body.push(quote!(let #next = &#value;));
                 current = next;
@@ -64,38 +87,54 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
             }
         }
     }
+    let mut setup = Vec::new();
+    let mut captures = vec![metrics.clone()];
+    // The function's extra parameter and how the stage passes it.
+    let (param, call) = if checked {
+        let (overflows, overflows_setup) = cx.overflows(op);
+        setup.push(overflows_setup);
+        captures.push(overflows.clone());
+        (
+            quote!(, overflows: &::weir_runtime::overflow::Overflows),
+            quote!({
+                let overflows = #overflows.clone();
+                move |r: &#input| #name(r, &overflows)
+            }),
+        )
+    } else {
+        (quote!(), quote!(#name))
+    };
     let (item, stage): (
         _,
         Box<dyn Fn(proc_macro2::TokenStream) -> proc_macro2::TokenStream>,
-    ) = match (has_filter, owned) {
+    ) = match (filters, owned) {
         (true, None) => (
             quote! {
                 #[inline(always)]
-                fn #name(r: &#input) -> bool { #(#body)* true }
+                fn #name(r: &#input #param) -> bool { #(#body)* true }
             },
-            Box::new(move |next| quote!(Filter::new(#metrics.clone(), #name, #next))),
+            Box::new(move |next| quote!(Filter::new(#metrics.clone(), #call, #next))),
         ),
         (false, Some(value)) => (
             quote! {
                 #[inline(always)]
-                fn #name(r: &#input) -> #output { #(#body)* #value }
+                fn #name(r: &#input #param) -> #output { #(#body)* #value }
             },
-            Box::new(move |next| quote!(Map::new(#metrics.clone(), #name, #next))),
+            Box::new(move |next| quote!(Map::new(#metrics.clone(), #call, #next))),
         ),
         (_, Some(value)) => (
             quote! {
                 #[inline(always)]
-                fn #name(r: &#input) -> ::std::option::Option<#output> { #(#body)* Some(#value) }
+                fn #name(r: &#input #param) -> ::std::option::Option<#output> { #(#body)* Some(#value) }
             },
-            Box::new(move |next| quote!(FilterMap::new(#metrics.clone(), #name, #next))),
+            Box::new(move |next| quote!(FilterMap::new(#metrics.clone(), #call, #next))),
         ),
         (false, None) => (quote!(), Box::new(|next| next)),
     };
-    let metrics = cx.metrics_handle(op);
     Emitted {
         items: vec![item],
-        setup: Vec::new(),
-        captures: vec![metrics],
+        setup,
+        captures,
         moves: Vec::new(),
         role: Role::Stage(stage),
     }

@@ -1,8 +1,11 @@
-//! `select`: builds a new record from expressions over the input. Stateless.
+//! `select`: builds a new record from expressions over the input. Stateless. A record whose
+//! expressions overflow goes to the dead letters (on an updating stream: the change).
 
-use quote::quote;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::expr::{may_overflow, overflow_check};
 use crate::codegen::EmitCx;
 use crate::ir::OpId;
 use crate::sema::TExpr;
@@ -24,6 +27,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, items: &[(String, TExpr)]) -> Emitted
     let ty = cx.graph.node(op).ty.clone();
     let build = cx.build_record(&output, &ty, items, quote::format_ident!("r"));
     let metrics = cx.metrics_handle(op);
+    if items.iter().any(|(_, e)| may_overflow(e)) {
+        return emit_checked(cx, op, &input, &output, items, build, updating);
+    }
     let item = quote! {
         #[inline(always)]
         fn #name(r: &#input) -> #output { #build }
@@ -42,6 +48,59 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, items: &[(String, TExpr)]) -> Emitted
                 }, #next))
             } else {
                 quote!(Map::new(#metrics.clone(), #name, #next))
+            }
+        })),
+    }
+}
+
+/// A select whose expressions can overflow: a `FilterMap` that sends a record whose
+/// evaluation overflowed to the dead letters instead of passing it on.
+fn emit_checked(
+    cx: &mut EmitCx<'_>,
+    op: OpId,
+    input: &TokenStream,
+    output: &TokenStream,
+    items: &[(String, TExpr)],
+    build: TokenStream,
+    updating: bool,
+) -> Emitted {
+    let name = cx.namer.fresh(&format!("{op}_select_checked"));
+    let metrics = cx.metrics_handle(op);
+    let (overflows, setup) = cx.overflows(op);
+    let check = overflow_check(
+        items.iter().map(|(_, e)| e),
+        &format_ident!("overflows"),
+        &format_ident!("r"),
+        quote!(return None;),
+    );
+    let item = quote! {
+        #[inline(always)]
+        fn #name(r: &#input, overflows: &::weir_runtime::overflow::Overflows) -> ::std::option::Option<#output> {
+            let out = #build;
+            #check
+            Some(out)
+        }
+    };
+    let input = input.clone();
+    Emitted {
+        items: vec![item],
+        setup: vec![setup],
+        captures: vec![metrics.clone(), overflows.clone()],
+        moves: Vec::new(),
+        role: Role::Stage(Box::new(move |next| {
+            if updating {
+                quote!(FilterMap::new(#metrics.clone(), {
+                    let overflows = #overflows.clone();
+                    move |c: &Change<#input>| match c {
+                        Change::Upsert(r) => #name(r, &overflows).map(Change::Upsert),
+                        Change::Delete(r) => #name(r, &overflows).map(Change::Delete),
+                    }
+                }, #next))
+            } else {
+                quote!(FilterMap::new(#metrics.clone(), {
+                    let overflows = #overflows.clone();
+                    move |r: &#input| #name(r, &overflows)
+                }, #next))
             }
         })),
     }

@@ -8,7 +8,7 @@
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
-use crate::codegen::expr::{field_type, rust_type};
+use crate::codegen::expr::{field_type, may_overflow, overflow_check, render, rust_type};
 use crate::codegen::namer::field_ident;
 use crate::codegen::EmitCx;
 use crate::ir::OpId;
@@ -110,6 +110,48 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         let out = parts.output;
         outs.push(quote!(#out_field: #out));
     }
+    // Records whose aggregate arguments or conditions overflow are rejected before any
+    // accumulator sees them; integer sums that leave the range are counted.
+    let checked_exprs: Vec<&crate::sema::TExpr> = agg
+        .aggs
+        .iter()
+        .flat_map(|item| item.arg.iter().chain(item.filter.iter()))
+        .collect();
+    let reject_overflow = if checked_exprs.iter().any(|e| may_overflow(e)) {
+        let values: Vec<_> = checked_exprs
+            .iter()
+            .map(|e| cx.expr(format_ident!("r")).value(e))
+            .collect();
+        let check = overflow_check(
+            checked_exprs.iter().copied(),
+            &format_ident!("overflows"),
+            &format_ident!("r"),
+            quote!(return true;),
+        );
+        quote! {
+            fn reject_overflow(r: &#input, overflows: &::weir_runtime::overflow::Overflows) -> bool {
+                #(let _ = #values;)*
+                #check
+                false
+            }
+        }
+    } else {
+        quote!()
+    };
+    let int_sum = agg.aggs.iter().any(|item| {
+        item.func == AggFunc::Sum && item.arg.as_ref().is_some_and(|a| a.ty != Type::F64)
+    });
+    let (with_overflows, overflows_setup, overflows_var) = if int_sum || !reject_overflow.is_empty()
+    {
+        let (var, setup) = cx.overflows(op);
+        (
+            quote!(.with_overflows(#var.clone())),
+            vec![setup],
+            Some(var),
+        )
+    } else {
+        (quote!(), Vec::new(), None)
+    };
     let processing = agg.processing_time;
     let lateness = agg.lateness_ms;
     let has_late_output = agg.late_output.is_some();
@@ -159,12 +201,15 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             fn output(key: &Self::Key, window_start: i64, window_end: i64, acc: &#acc_ty) -> #output {
                 #output { #(#key_outputs,)* #window_fields #(#outs,)* }
             }
+            #reject_overflow
         }
     };
+    let mut captures = vec![metrics.clone()];
+    captures.extend(overflows_var);
     Emitted {
         items: vec![item],
-        setup: Vec::new(),
-        captures: vec![metrics.clone()],
+        setup: overflows_setup,
+        captures,
         moves: Vec::new(),
         role: Role::StageWithLate(Box::new(move |next, late| {
             let next = if lateness > 0 {
@@ -184,11 +229,11 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
                 quote!(new(#metrics.clone(), #windows, #next))
             };
             if unbounded {
-                quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next))
+                quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next) #with_overflows)
             } else if processing {
-                quote!(WindowAggregateOp::<#agg_ty, _, _>::#ctor.on_processing_time() #lateness_setting)
+                quote!(WindowAggregateOp::<#agg_ty, _, _>::#ctor.on_processing_time() #lateness_setting #with_overflows)
             } else {
-                quote!(WindowAggregateOp::<#agg_ty, _, _>::#ctor #lateness_setting)
+                quote!(WindowAggregateOp::<#agg_ty, _, _>::#ctor #lateness_setting #with_overflows)
             }
         })),
     }
@@ -252,18 +297,26 @@ fn accumulator(cx: &mut EmitCx<'_>, i: usize, item: &crate::sema::AggItem) -> Ac
             merge: quote!(acc.#slot += later.#slot;),
             output: quote!(acc.#slot),
         },
-        AggFunc::Sum => {
-            let sum = if arg_ty == Type::F64 {
-                quote!(acc.#slot.unwrap_or_default() + v)
-            } else {
-                quote!(acc.#slot.unwrap_or_default().wrapping_add(v))
-            };
-            let update = quote!(acc.#slot = Some(#sum););
+        AggFunc::Sum if arg_ty == Type::F64 => {
+            let update = quote!(acc.#slot = Some(acc.#slot.unwrap_or_default() + v););
             AccParts {
                 ty: quote!(::std::option::Option<#t>),
                 add: with_value(update.clone()),
                 merge: quote!(if let Some(v) = later.#slot { #update }),
                 output: unwrap(item.nullable),
+            }
+        }
+        // Integers add up in `i128` (no i64 values can overflow it); a total outside the i64
+        // range makes the sum null (sema types integer sums nullable) and is counted.
+        AggFunc::Sum => {
+            let text = format!("sum({})", arg.map(render).unwrap_or_default());
+            AccParts {
+                ty: quote!(::std::option::Option<i128>),
+                add: with_value(
+                    quote!(acc.#slot = Some(acc.#slot.unwrap_or_default() + v as i128);),
+                ),
+                merge: quote!(if let Some(v) = later.#slot { acc.#slot = Some(acc.#slot.unwrap_or_default() + v); }),
+                output: quote!(acc.#slot.and_then(|s| ::weir_runtime::overflow::sum_total(s, #text))),
             }
         }
         AggFunc::Min | AggFunc::Max => {
@@ -457,6 +510,10 @@ fn emit_retracting(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emit
                         quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as f64 / acc.#slot.1 as f64) })
                     }
                     (AggFunc::Avg, false) => quote!(acc.#slot.0 as f64 / acc.#slot.1.max(1) as f64),
+                    // An integer total outside the i64 range is null.
+                    (_, true) if arg_ty != Type::F64 => {
+                        quote!(if acc.#slot.1 == 0 { None } else { i64::try_from(acc.#slot.0).ok() })
+                    }
                     (_, true) => {
                         quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as #t) })
                     }

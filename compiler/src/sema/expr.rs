@@ -488,12 +488,28 @@ impl ExprChecker<'_> {
                     (l, r)
                 };
                 let kind = TExprKind::Arith(arith, Box::new(l), Box::new(r));
-                Some(TExpr {
+                let e = TExpr {
                     kind,
                     ty: result,
                     nullable: nullable || may_fail,
                     span,
-                })
+                };
+                // Constants overflow on every record: say so now.
+                if result != F64 && constant_int(&e) == Some(None) {
+                    return self.error(
+                        Diagnostic::error(
+                            "E0214",
+                            span,
+                            "integer overflow: this constant does not fit in i64",
+                        )
+                        .with_label("overflows i64")
+                        .with_hint(
+                            "a record whose arithmetic overflows is a dead letter; \
+                             a constant would make every record one",
+                        ),
+                    );
+                }
+                Some(e)
             }
         }
     }
@@ -731,4 +747,25 @@ pub(crate) fn unknown_type(name: &ast::Ident) -> Diagnostic {
         d = d.with_hint(format!("types are: {}", Type::NAMES.join(", ")));
     }
     d
+}
+
+/// The value of an integer expression made of literals only: `None` for one that is not
+/// constant, `Some(None)` for one that overflows `i64`.
+fn constant_int(e: &TExpr) -> Option<Option<i64>> {
+    match &e.kind {
+        TExprKind::Lit(Literal::Int(v) | Literal::Duration(v)) => Some(Some(*v)),
+        TExprKind::Neg(a) => Some(constant_int(a)?.and_then(i64::checked_neg)),
+        TExprKind::Arith(op, a, b) => {
+            let (a, b) = (constant_int(a)?, constant_int(b)?);
+            Some(a.zip(b).and_then(|(a, b)| match op {
+                ArithOp::Add => a.checked_add(b),
+                ArithOp::Sub => a.checked_sub(b),
+                ArithOp::Mul => a.checked_mul(b),
+                // Division by zero is null, not an overflow; `MIN / -1` is null as well.
+                ArithOp::Div => a.checked_div(b).or(Some(0)),
+                ArithOp::Rem => a.checked_rem(b).or(Some(0)),
+            }))
+        }
+        _ => None,
+    }
 }

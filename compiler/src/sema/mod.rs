@@ -1607,7 +1607,9 @@ impl Checker {
                             a.ty
                         };
                         // With its own condition an aggregate may see no record at all: null then.
-                        (ty, a.nullable || filter.is_some())
+                        // An integer sum whose total leaves the i64 range is null too.
+                        let int_sum = func == AggFunc::Sum && ty != Type::F64;
+                        (ty, a.nullable || filter.is_some() || int_sum)
                     }
                 }
                 (_, None) => unreachable!("only count takes no argument"),

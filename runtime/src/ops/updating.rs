@@ -76,6 +76,7 @@ pub struct GroupAggregateOp<A: WindowAggregate, N> {
     stats: OpStats,
     metrics: OpMetrics,
     slot: StateSlot,
+    overflows: Option<crate::overflow::Overflows>,
 }
 
 impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
@@ -87,13 +88,24 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
             stats: OpStats::default(),
             metrics,
             slot: StateSlot::inert(),
+            overflows: None,
         }
+    }
+
+    /// Checks records and results for integer overflow, as
+    /// [`WindowAggregateOp::with_overflows`](super::WindowAggregateOp::with_overflows).
+    pub fn with_overflows(mut self, overflows: crate::overflow::Overflows) -> Self {
+        self.overflows = Some(overflows);
+        self
     }
 
     fn flush(&mut self) {
         for (key, ()) in std::mem::take(&mut self.dirty) {
             if let Some(acc) = self.state.get(&key) {
                 let out = A::output(&key, i64::MIN, i64::MAX, acc);
+                if let Some(overflows) = &self.overflows {
+                    overflows.count_taken();
+                }
                 self.stats.records_out += 1;
                 self.next.push(&Change::Upsert(out));
             }
@@ -105,6 +117,11 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
     #[inline]
     fn push(&mut self, record: &A::In) {
         self.stats.records_in += 1;
+        if let Some(overflows) = &self.overflows {
+            if A::reject_overflow(record, overflows) {
+                return;
+            }
+        }
         let key = A::key(record);
         let acc = self.state.entry(key.clone()).or_insert_with(A::new_acc);
         A::add(acc, record);

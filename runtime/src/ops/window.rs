@@ -31,6 +31,7 @@ use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::overflow::Overflows;
 use crate::state::{State, StateError};
 
 /// The per-query part of a windowed aggregation, generated for each `aggregate` step.
@@ -48,6 +49,14 @@ pub trait WindowAggregate {
     /// Folds `later` (the accumulator of a later session) into `acc` (session merging).
     fn merge(acc: &mut Self::Acc, later: Self::Acc);
     fn output(key: &Self::Key, window_start: i64, window_end: i64, acc: &Self::Acc) -> Self::Out;
+    /// Evaluates the record's aggregate arguments and conditions: when one overflows, sends
+    /// the record to the dead letters and returns true (the record is left out). Generated
+    /// only for aggregates whose expressions can overflow ([`crate::overflow`]).
+    #[inline(always)]
+    fn reject_overflow(record: &Self::In, overflows: &Overflows) -> bool {
+        let _ = (record, overflows);
+        false
+    }
 }
 
 /// The wall clock in ms since the epoch (processing time); a clock before 1970 reads 0.
@@ -113,6 +122,8 @@ pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     metrics: OpMetrics,
     scratch: Vec<(i64, i64)>,
     slot: StateSlot,
+    /// Where records whose aggregate arguments overflow go, and overflowing sums are counted.
+    overflows: Option<Overflows>,
 }
 
 impl<A: WindowAggregate, N: Collector<A::Out>> WindowAggregateOp<A, N, Discard> {
@@ -156,7 +167,15 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             metrics,
             scratch: Vec::new(),
             slot: StateSlot::inert(),
+            overflows: None,
         }
+    }
+
+    /// Checks records and results for integer overflow ([`WindowAggregate::reject_overflow`],
+    /// sums that leave the range).
+    pub fn with_overflows(mut self, overflows: Overflows) -> Self {
+        self.overflows = Some(overflows);
+        self
     }
 
     /// Keeps fixed windows open for late records this long after they fire (their rows are
@@ -279,6 +298,9 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
                 for key in keys {
                     if let Some(acc) = groups.get(&key) {
                         let out = A::output(&key, start, end, acc);
+                        if let Some(overflows) = &self.overflows {
+                            overflows.count_taken();
+                        }
                         self.stats.records_out += 1;
                         self.next.push(&out);
                     }
@@ -295,6 +317,9 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             keys.sort_unstable();
             for key in keys {
                 let out = A::output(key, start, end, &groups[key]);
+                if let Some(overflows) = &self.overflows {
+                    overflows.count_taken();
+                }
                 self.stats.records_out += 1;
                 self.next.push(&out);
             }
@@ -322,6 +347,9 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             if let Some(pos) = list.iter().position(|s| s.end == end) {
                 let s = list.remove(pos);
                 let out = A::output(&key, s.start, s.end, &s.acc);
+                if let Some(overflows) = &self.overflows {
+                    overflows.count_taken();
+                }
                 self.stats.records_out += 1;
                 self.next.push(&out);
             }
@@ -338,6 +366,11 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
     #[inline]
     fn push(&mut self, record: &A::In) {
         self.stats.records_in += 1;
+        if let Some(overflows) = &self.overflows {
+            if A::reject_overflow(record, overflows) {
+                return;
+            }
+        }
         let ts = if self.processing_time {
             let now = now_ms();
             if now > self.watermark {
