@@ -81,7 +81,10 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                      keys: &[crate::sema::TExpr]|
      -> (TokenStream, TokenStream) {
         let types: Vec<TokenStream> = keys.iter().map(|k| field_type(k.ty, false)).collect();
-        let values: Vec<TokenStream> = keys.iter().map(|k| gen.coerce(k, k.ty, false)).collect();
+        let values: Vec<TokenStream> = keys
+            .iter()
+            .map(|k| crate::codegen::expr::unflagged(k, gen.coerce(k, k.ty, false)))
+            .collect();
         if keys.len() == 1 {
             (types[0].clone(), values[0].clone())
         } else {
@@ -102,7 +105,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
     let right_time = time(&def.right_time, "r");
     let condition = match &def.condition {
         Some(c) => {
-            let c = cx.join_expr(&prefix).condition(c);
+            let c = crate::codegen::expr::unflagged(c, cx.join_expr(&prefix).condition(c));
             quote!(if !(#c) { return None; })
         }
         None => quote!(),

@@ -50,8 +50,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
     // Lexicographic over the order expressions; `desc` reverses one.
     let mut compares = Vec::new();
     for (e, desc) in &def.order {
-        let a = cx.expr(format_ident!("a")).value(e);
-        let b = cx.expr(format_ident!("b")).value(e);
+        let a = crate::codegen::expr::unflagged(e, cx.expr(format_ident!("a")).value(e));
+        let b = crate::codegen::expr::unflagged(e, cx.expr(format_ident!("b")).value(e));
         let (x, y) = if e.ty == Type::String && !e.nullable {
             (quote!((&*#a)), quote!((&*#b)))
         } else {
