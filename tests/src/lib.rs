@@ -102,6 +102,20 @@ pub fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The dead letters in `dir/dead_letters.jsonl` (none if it does not exist): line number to
+/// reason.
+pub fn dead_letter_reasons(dir: &Path) -> std::collections::BTreeMap<u64, String> {
+    std::fs::read_to_string(dir.join("dead_letters.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let line = v["line"].as_u64().unwrap();
+            (line, v["reason"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
 /// The `rows=N checksum=X` of the first checksum line.
 pub fn checksum_line(stdout: &str) -> String {
     stdout

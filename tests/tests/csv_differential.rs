@@ -14,7 +14,6 @@
 //! line by line.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use serde_json::Value;
 use weir_runtime::formats::csv::{split_columns, Cell};
@@ -355,18 +354,7 @@ fn generated_decoders_reach_the_old_verdicts() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let dead: BTreeMap<u64, String> =
-            std::fs::read_to_string(dir.path().join("dead_letters.jsonl"))
-                .unwrap_or_default()
-                .lines()
-                .map(|l| {
-                    let v: Value = serde_json::from_str(l).unwrap();
-                    (
-                        v["line"].as_u64().unwrap(),
-                        v["reason"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
+        let dead = weir_tests::dead_letter_reasons(dir.path());
         let mut rows = written.iter();
         let (mut accepted, mut rejected) = (0, 0);
         let mut failures = Vec::new();

@@ -16,7 +16,6 @@
 //! without whitespace: those are the lines the generated decoder's fast path takes
 //! (`json::InOrder`), falling back to the general decoder at the first surprise.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -351,18 +350,7 @@ fn json_lines_decode_as_serde_json_says() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let dead: BTreeMap<u64, String> =
-        std::fs::read_to_string(dir.path().join("dead_letters.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).unwrap();
-                (
-                    v["line"].as_u64().unwrap(),
-                    v["reason"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
+    let dead = weir_tests::dead_letter_reasons(dir.path());
     let mut rows = written.iter();
     let (mut accepted, mut rejected, mut undecided) = (0, 0, 0);
     let mut failures = Vec::new();

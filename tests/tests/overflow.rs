@@ -24,6 +24,20 @@ const ORDERS: [(i64, i64, i64, i64, i64); 5] = [
     (5, 1, 0, i64::MIN, 4000),
 ];
 
+/// [`ORDERS`] as JSON lines in `dir/orders.jsonl`.
+fn write_orders(dir: &std::path::Path) {
+    let input: String = ORDERS
+        .iter()
+        .map(|(id, qty, price, delta, dt)| {
+            format!(
+                "{{\"id\":{id},\"qty\":{qty},\"price\":{price},\"delta\":{delta},\"ts\":{}}}\n",
+                BASE + dt
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("orders.jsonl"), input).expect("write input");
+}
+
 fn rows(dir: &std::path::Path, file: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
     let mut rows = json_rows(&text);
@@ -40,16 +54,7 @@ fn pairs(rows: &[Value], a: &str, b: &str) -> Vec<(Value, Value)> {
 fn check(no_fusion: bool) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = |name: &str| dir.path().join(name).display().to_string();
-    let input: String = ORDERS
-        .iter()
-        .map(|(id, qty, price, delta, dt)| {
-            format!(
-                "{{\"id\":{id},\"qty\":{qty},\"price\":{price},\"delta\":{delta},\"ts\":{}}}\n",
-                BASE + dt
-            )
-        })
-        .collect();
-    std::fs::write(dir.path().join("orders.jsonl"), input).expect("write input");
+    write_orders(dir.path());
     let text = format!(
         "schema Order {{ id: i64, qty: i64, price: i64, delta: i64, ts: timestamp }}\n\
          source orders: Order = file(path: \"{}\") format json event_time ts watermark 1s\n\
@@ -199,16 +204,7 @@ fn unfused_filters_and_selects_reject_overflows_too() {
 #[test]
 fn an_overflow_in_a_join_key_or_an_order_is_not_blamed_on_the_next_record() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let input: String = ORDERS
-        .iter()
-        .map(|(id, qty, price, delta, dt)| {
-            format!(
-                "{{\"id\":{id},\"qty\":{qty},\"price\":{price},\"delta\":{delta},\"ts\":{}}}\n",
-                BASE + dt
-            )
-        })
-        .collect();
-    std::fs::write(dir.path().join("orders.jsonl"), input).expect("write input");
+    write_orders(dir.path());
     let text = "schema Order { id: i64, qty: i64, price: i64, delta: i64, ts: timestamp }\n\
          source orders: Order = file(path: \"orders.jsonl\", parallelism: 1) format json\n\
          source again: Order = file(path: \"orders.jsonl\", parallelism: 1) format json\n\

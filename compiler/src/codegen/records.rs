@@ -207,6 +207,17 @@ impl EventTimeCheck<'_> {
     }
 }
 
+/// The conversion of a JSON member `value` to a field of type `ty`.
+fn json_read(ty: Type) -> TokenStream {
+    match ty {
+        Type::I64 | Type::Duration => quote!(value.as_i64()),
+        Type::F64 => quote!(value.as_f64()),
+        Type::Bool => quote!(value.as_bool()),
+        Type::Timestamp => quote!(value.as_timestamp()),
+        Type::String | Type::Null => quote!(value.as_string()),
+    }
+}
+
 /// The fast path of a JSON decoder (see `json::InOrder` in the runtime): the members taken in
 /// the declared order without looking keys up, each value converted as the general path
 /// converts it. Returns early with the record; falls through to the general path, which gives
@@ -248,13 +259,7 @@ fn json_in_order(
         if matches!(f.ty, Type::I64 | Type::Duration) && !f.nullable {
             return quote!(let #id = members.member_i64(#key)?;);
         }
-        let read = match f.ty {
-            Type::I64 | Type::Duration => quote!(value.as_i64()),
-            Type::F64 => quote!(value.as_f64()),
-            Type::Bool => quote!(value.as_bool()),
-            Type::Timestamp => quote!(value.as_timestamp()),
-            Type::String | Type::Null => quote!(value.as_string()),
-        };
+        let read = json_read(f.ty);
         if f.nullable {
             quote! {
                 let value = members.member(#key)?;
@@ -337,13 +342,7 @@ pub fn decoder(
                         #id = Some(value.as_event_time(#key, #range)?);
                     });
                 }
-                let read = match f.ty {
-                    Type::I64 | Type::Duration => quote!(value.as_i64()),
-                    Type::F64 => quote!(value.as_f64()),
-                    Type::Bool => quote!(value.as_bool()),
-                    Type::Timestamp => quote!(value.as_timestamp()),
-                    Type::String | Type::Null => quote!(value.as_string()),
-                };
+                let read = json_read(f.ty);
                 if f.nullable {
                     quote!(#key => {
                         #id = Some(if value.is_null() { None } else { Some(#read.map_err(|e| e.in_field(#key))?) });
