@@ -607,24 +607,11 @@ pub fn render(e: &TExpr) -> String {
         TExprKind::Neg(a) => format!("-{}", nested(a)),
         TExprKind::Not(a) => format!("not {}", nested(a)),
         TExprKind::Arith(op, a, b) => {
-            let op = match op {
-                ArithOp::Add => "+",
-                ArithOp::Sub => "-",
-                ArithOp::Mul => "*",
-                ArithOp::Div => "/",
-                ArithOp::Rem => "%",
-            };
+            let op = op.symbol();
             format!("{} {op} {}", nested(a), nested(b))
         }
         TExprKind::Compare(op, a, b) => {
-            let op = match op {
-                CmpOp::Eq => "=",
-                CmpOp::Ne => "!=",
-                CmpOp::Lt => "<",
-                CmpOp::Le => "<=",
-                CmpOp::Gt => ">",
-                CmpOp::Ge => ">=",
-            };
+            let op = op.symbol();
             format!("{} {op} {}", nested(a), nested(b))
         }
         TExprKind::And(a, b) => format!("{} and {}", nested(a), nested(b)),

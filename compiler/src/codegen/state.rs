@@ -114,7 +114,6 @@ fn expr(e: &TExpr) -> String {
 }
 
 fn write_expr(e: &TExpr, out: &mut String) {
-    use crate::sema::expr::{ArithOp, CmpOp};
     let binary = |a: &TExpr, op: &str, b: &TExpr, out: &mut String| {
         out.push('(');
         write_expr(a, out);
@@ -148,24 +147,11 @@ fn write_expr(e: &TExpr, out: &mut String) {
             out.push(')');
         }
         TExprKind::Arith(op, a, b) => {
-            let op = match op {
-                ArithOp::Add => "+",
-                ArithOp::Sub => "-",
-                ArithOp::Mul => "*",
-                ArithOp::Div => "/",
-                ArithOp::Rem => "%",
-            };
+            let op = op.symbol();
             binary(a, op, b, out)
         }
         TExprKind::Compare(op, a, b) => {
-            let op = match op {
-                CmpOp::Eq => "=",
-                CmpOp::Ne => "!=",
-                CmpOp::Lt => "<",
-                CmpOp::Le => "<=",
-                CmpOp::Gt => ">",
-                CmpOp::Ge => ">=",
-            };
+            let op = op.symbol();
             binary(a, op, b, out)
         }
         TExprKind::And(a, b) => binary(a, "and", b, out),

@@ -39,6 +39,33 @@ pub enum CmpOp {
     Ge,
 }
 
+impl ArithOp {
+    /// The operator as the language writes it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+            ArithOp::Rem => "%",
+        }
+    }
+}
+
+impl CmpOp {
+    /// The operator as the language writes it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum TExprKind {
     Lit(Literal),
