@@ -3,9 +3,6 @@
 //! runtime's own client (rdkafka).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use weir_runtime::kafka::rdkafka;
@@ -50,25 +47,7 @@ pub fn unique(prefix: &str) -> String {
     format!("weir-{prefix}-{}-{nanos}", std::process::id())
 }
 
-/// Drives a future to completion on this thread (the admin client completes its futures from
-/// its own thread).
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-}
+pub use weir_runtime::kafka::floor::block_on;
 
 pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

@@ -102,6 +102,38 @@ pub fn json_rows(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A keyed tumbling window over `bids.jsonl` (see [`window_bids`]) into `out.jsonl`: the
+/// pipeline the fault and split tests kill, restart and compare.
+pub const WINDOW_PIPELINE: &str = r#"
+schema Bid { auction: i64, price: i64, ts: timestamp }
+source bids: Bid = file(path: "bids.jsonl") format json
+    event_time ts watermark 1s
+let w = bids
+    |> key_by auction
+    |> window tumble(5s)
+    |> aggregate { n: count(), top: max(price) }
+sink w -> file(path: "out.jsonl")
+"#;
+
+/// `n` bid lines for [`WINDOW_PIPELINE`], 10 ms apart; with `bad_every > 0`, every
+/// `bad_every`-th line is malformed (a dead letter).
+pub fn window_bids(n: i64, bad_every: i64) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        if bad_every > 0 && i % bad_every == bad_every - 1 {
+            text.push_str(&format!("{{\"auction\":\"broken-{i}\"}}\n"));
+            continue;
+        }
+        text.push_str(&format!(
+            "{{\"auction\":{},\"price\":{},\"ts\":{}}}\n",
+            i % 50,
+            (i * 7) % 1000 + 20,
+            1_700_000_000_000 + i * 10
+        ));
+    }
+    text
+}
+
 /// The dead letters in `dir/dead_letters.jsonl` (none if it does not exist): line number to
 /// reason.
 pub fn dead_letter_reasons(dir: &Path) -> std::collections::BTreeMap<u64, String> {

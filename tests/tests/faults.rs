@@ -8,37 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use weir_tests::{
-    build, kill_at_checkpoint, kill_repeatedly, newest_checkpoint, run, sorted_lines, Rng,
+    build, kill_at_checkpoint, kill_repeatedly, newest_checkpoint, run, sorted_lines, window_bids,
+    Rng, WINDOW_PIPELINE,
 };
-
-/// `n` bid lines; every `bad_every`-th (if any) is malformed.
-fn bids(n: i64, bad_every: i64) -> String {
-    let mut text = String::new();
-    for i in 0..n {
-        if bad_every > 0 && i % bad_every == bad_every - 1 {
-            text.push_str(&format!("{{\"auction\":\"broken-{i}\"}}\n"));
-            continue;
-        }
-        text.push_str(&format!(
-            "{{\"auction\":{},\"price\":{},\"ts\":{}}}\n",
-            i % 50,
-            (i * 7) % 1000 + 20,
-            1_700_000_000_000 + i * 10
-        ));
-    }
-    text
-}
-
-const WINDOW: &str = r#"
-schema Bid { auction: i64, price: i64, ts: timestamp }
-source bids: Bid = file(path: "bids.jsonl") format json
-    event_time ts watermark 1s
-let w = bids
-    |> key_by auction
-    |> window tumble(5s)
-    |> aggregate { n: count(), top: max(price) }
-sink w -> file(path: "out.jsonl")
-"#;
 
 fn spawn(binary: &Path, args: &[&str], dir: &Path) -> Child {
     Command::new(binary)
@@ -73,7 +45,7 @@ fn signal(child: &Child, name: &str) {
 /// The sorted output (`out.jsonl`) of a clean run of `binary` over `n` valid bids.
 fn reference_output(binary: &Path, n: i64) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bids.jsonl"), bids(n, 0)).unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), window_bids(n, 0)).unwrap();
     let out = run(binary, &["--quiet"], dir.path(), None);
     assert!(out.success, "{}", out.stderr);
     sorted_lines(&dir.path().join("out.jsonl"))
@@ -83,13 +55,13 @@ fn reference_output(binary: &Path, n: i64) -> Vec<String> {
 /// refuses instead of resuming at a position that means nothing in the new file.
 #[test]
 fn a_replaced_input_file_is_refused_at_restore() {
-    let binary = build("faults_replaced", WINDOW, false);
+    let binary = build("faults_replaced", WINDOW_PIPELINE, false);
     for (what, replacement) in [
-        ("shorter", bids(100, 0)),
+        ("shorter", window_bids(100, 0)),
         (
             // The same lines in the opposite order: as long, other bytes everywhere.
             "same length, other bytes",
-            bids(40_000, 0)
+            window_bids(40_000, 0)
                 .lines()
                 .rev()
                 .map(|l| format!("{l}\n"))
@@ -97,7 +69,7 @@ fn a_replaced_input_file_is_refused_at_restore() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), window_bids(40_000, 0)).unwrap();
         // Four seconds of input at this rate: the kill lands mid-run on a loaded machine.
         let args = [
             "--checkpoint-dir",
@@ -127,7 +99,7 @@ fn a_replaced_input_file_is_refused_at_restore() {
 /// as it was.
 #[test]
 fn a_failed_start_keeps_the_previous_output() {
-    let binary = build("faults_failed_start", WINDOW, false);
+    let binary = build("faults_failed_start", WINDOW_PIPELINE, false);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("out.jsonl"), "previous output\n").unwrap();
     // No input file.
@@ -152,10 +124,10 @@ fn a_failed_start_keeps_the_previous_output() {
 /// A full disk (`/dev/full`) fails the run, and the summary says what was really written.
 #[test]
 fn a_write_error_fails_the_run_and_the_summary_counts_only_what_was_written() {
-    let text = WINDOW.replace("\"out.jsonl\"", "\"/dev/full\"");
+    let text = WINDOW_PIPELINE.replace("\"out.jsonl\"", "\"/dev/full\"");
     let binary = build("faults_full_disk", &text, false);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bids.jsonl"), bids(20_000, 100)).unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), window_bids(20_000, 100)).unwrap();
     let out = run(&binary, &["--dead-letters", "/dev/full"], dir.path(), None);
     assert!(!out.success, "{}", out.stderr);
     assert!(
@@ -191,9 +163,9 @@ fn a_write_error_fails_the_run_and_the_summary_counts_only_what_was_written() {
 /// every checkpoint).
 #[test]
 fn dead_letters_survive_restarts() {
-    let binary = build("faults_dead_letters", WINDOW, false);
+    let binary = build("faults_dead_letters", WINDOW_PIPELINE, false);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 97)).unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), window_bids(40_000, 97)).unwrap();
     let args = [
         "--checkpoint-dir",
         "chk",
@@ -243,8 +215,8 @@ sink w -> file(path: "windows.jsonl")
 fn checkpoints_go_on_after_a_source_has_ended() {
     let binary = build("faults_two_files", TWO_FILES, false);
     let write = |dir: &Path| {
-        std::fs::write(dir.join("short.jsonl"), bids(50, 0)).unwrap();
-        std::fs::write(dir.join("long.jsonl"), bids(30_000, 0)).unwrap();
+        std::fs::write(dir.join("short.jsonl"), window_bids(50, 0)).unwrap();
+        std::fs::write(dir.join("long.jsonl"), window_bids(30_000, 0)).unwrap();
     };
     let reference = tempfile::tempdir().unwrap();
     write(reference.path());
@@ -285,11 +257,11 @@ fn checkpoints_go_on_after_a_source_has_ended() {
 /// (SIGINT) is 130.
 #[test]
 fn sigterm_and_ctrl_c_stop_a_file_pipeline_gracefully() {
-    let binary = build("faults_sigterm", WINDOW, false);
+    let binary = build("faults_sigterm", WINDOW_PIPELINE, false);
     let complete = reference_output(&binary, 40_000);
     for (name, code) in [("TERM", 143), ("INT", 130)] {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), window_bids(40_000, 0)).unwrap();
         let child = spawn(&binary, &["--rate-limit", "20000"], dir.path());
         running(&dir.path().join("out.jsonl"));
         signal(&child, name);
@@ -320,11 +292,11 @@ fn sigterm_and_ctrl_c_stop_a_file_pipeline_gracefully() {
 /// it and finishes with exactly the output of a run that never stopped.
 #[test]
 fn sigterm_takes_a_last_checkpoint_and_the_next_start_resumes_there() {
-    let binary = build("faults_sigterm_checkpoint", WINDOW, false);
+    let binary = build("faults_sigterm_checkpoint", WINDOW_PIPELINE, false);
     let want = reference_output(&binary, 40_000);
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bids.jsonl"), bids(40_000, 0)).unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), window_bids(40_000, 0)).unwrap();
     let args = [
         "--checkpoint-dir",
         "chk",
@@ -358,7 +330,7 @@ fn sigterm_takes_a_last_checkpoint_and_the_next_start_resumes_there() {
 /// stdin, which stays open), the second ends it.
 #[test]
 fn a_second_signal_exits_at_once() {
-    let text = WINDOW.replace("file(path: \"bids.jsonl\")", "stdin()");
+    let text = WINDOW_PIPELINE.replace("file(path: \"bids.jsonl\")", "stdin()");
     let binary = build("faults_stdin", &text, false);
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(&binary)
@@ -389,7 +361,7 @@ fn a_second_signal_exits_at_once() {
 /// crash-free run's. Before checksums, most flips gave wrong output with exit code 0.
 #[test]
 fn flipped_bits_in_a_checkpoint_fall_back_and_the_output_stays_exact() {
-    let binary = build("faults_bit_flips", WINDOW, false);
+    let binary = build("faults_bit_flips", WINDOW_PIPELINE, false);
     let want = reference_output(&binary, 30_000);
     let args = [
         "--checkpoint-dir",
@@ -402,7 +374,7 @@ fn flipped_bits_in_a_checkpoint_fall_back_and_the_output_stays_exact() {
     let mut rng = Rng(2024);
     for round in 0..8 {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("bids.jsonl"), bids(30_000, 0)).unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), window_bids(30_000, 0)).unwrap();
         kill_at_checkpoint(&binary, dir.path(), &args, 4);
         let chk = dir.path().join("chk");
         let newest = chk.join(format!("chk-{}", newest_checkpoint(&chk)));

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weir_tests::{build, kill_at_checkpoint, run, sorted_lines};
+use weir_tests::{build, kill_at_checkpoint, run, sorted_lines, window_bids, WINDOW_PIPELINE};
 
 const PASS: &str = r#"
 schema Bid { auction: i64, price: i64, note: string }
@@ -152,40 +152,16 @@ sink rows -> file(path: "out.csv") format csv(header: false)
     }
 }
 
-const WINDOW: &str = r#"
-schema Bid { auction: i64, price: i64, ts: timestamp }
-source bids: Bid = file(path: "bids.jsonl") format json
-    event_time ts watermark 1s
-let w = bids
-    |> key_by auction
-    |> window tumble(5s)
-    |> aggregate { n: count(), top: max(price) }
-sink w -> file(path: "out.jsonl")
-"#;
-
-fn bids(n: i64) -> String {
-    let mut text = String::new();
-    for i in 0..n {
-        text.push_str(&format!(
-            "{{\"auction\":{},\"price\":{},\"ts\":{}}}\n",
-            i % 50,
-            (i * 7) % 1000 + 20,
-            1_700_000_000_000 + i * 10
-        ));
-    }
-    text
-}
-
 /// Event-time windows over a file read by two readers are those of one reader (watermarks
 /// merge as the minimum, so no record of the slower split is late); killed at a checkpoint,
 /// the two-reader run resumes each split from its own position and its output is exactly
 /// that of a clean run; a checkpoint of two readers is refused by a run with one.
 #[test]
 fn split_readers_checkpoint_and_resume_exactly_once() {
-    let binary = build("splits_window", WINDOW, false);
+    let binary = build("splits_window", WINDOW_PIPELINE, false);
     let reference = {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("bids.jsonl"), bids(40_000)).unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), window_bids(40_000, 0)).unwrap();
         let out = run(&binary, &["--quiet"], dir.path(), None);
         assert!(out.success, "{}", out.stderr);
         sorted_lines(&dir.path().join("out.jsonl"))
@@ -193,7 +169,7 @@ fn split_readers_checkpoint_and_resume_exactly_once() {
     assert!(reference.len() > 1000);
     {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("bids.jsonl"), bids(40_000)).unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), window_bids(40_000, 0)).unwrap();
         let out = run(
             &binary,
             &["--quiet", "--parallelism", "2"],
@@ -204,7 +180,7 @@ fn split_readers_checkpoint_and_resume_exactly_once() {
         assert_eq!(sorted_lines(&dir.path().join("out.jsonl")), reference);
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bids.jsonl"), bids(40_000)).unwrap();
+    std::fs::write(dir.path().join("bids.jsonl"), window_bids(40_000, 0)).unwrap();
     // Four seconds of input at this rate: the kill lands mid-run on a loaded machine.
     let args = [
         "--parallelism",

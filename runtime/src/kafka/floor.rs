@@ -173,7 +173,7 @@ pub fn main() -> ExitCode {
 
 /// Drives a future to completion on this thread (the admin client completes its futures from
 /// its own thread).
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
