@@ -550,3 +550,101 @@ fn dead_letter_files_are_the_ones_the_summary_names() {
     );
     assert!(!result.stderr.contains("named.jsonl"), "{}", result.stderr);
 }
+
+/// With `header: true` the columns of a CSV file are found by the header's names, whatever
+/// their order: swapped, extra and quoted columns, a byte-order mark and CRLF line ends, read
+/// by one or several readers, from a file or stdin, as a source or as a lookup table. A line
+/// with other than the header's number of cells is a dead letter.
+#[test]
+fn csv_columns_are_mapped_by_the_header_names() {
+    let dir = temp();
+    // The schema says k, v, note; the file has them as note, extra, v, k.
+    let mut input = String::from("\u{feff}note,\"extra\",\"v\",k\r\n");
+    let mut expected = Vec::new();
+    for i in 0..300 {
+        input.push_str(&format!("n{i},x{i},{},k{}\r\n", i * 10, i % 7));
+        if i % 100 == 50 {
+            input.push_str("short,line\r\n");
+        }
+        expected.push(format!("k{},{},n{i},K{}", i % 7, i * 10, i % 7));
+    }
+    expected.sort();
+    std::fs::write(dir.path().join("rows.csv"), &input).unwrap();
+    // The lookup table's columns are swapped too: name before key.
+    std::fs::write(
+        dir.path().join("names.csv"),
+        "name,key\n".to_string() + &(0..7).map(|i| format!("K{i},k{i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let pipeline = |from: &str| {
+        format!(
+            "schema R {{ k: string, v: i64, note: string }}\n\
+             schema N {{ key: string, name: string }}\n\
+             source rows: R = {from} format csv(header: true)\n\
+             source names: N = file(path: \"names.csv\") format csv(header: true)\n\
+             let named = rows |> lookup_join names as n on k = n.key\n    \
+               |> select {{ k, v, note, name: n.name }}\n\
+             sink named -> file(path: \"out.csv\") format csv\n"
+        )
+    };
+    let from_file = build(
+        "csv_by_header",
+        &pipeline("file(path: \"rows.csv\")"),
+        false,
+    );
+    for readers in ["1", "2", "3"] {
+        let out = run(&from_file, &["--parallelism", readers], dir.path(), None);
+        assert!(out.success, "{}", out.stderr);
+        assert_eq!(
+            weir_tests::sorted_lines(&dir.path().join("out.csv")),
+            expected
+        );
+        let reasons = weir_tests::dead_letter_reasons(dir.path());
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(
+            reasons
+                .values()
+                .all(|r| r.contains("expected 4 columns, found 2")),
+            "{reasons:?}"
+        );
+    }
+    let from_stdin = build("csv_by_header_stdin", &pipeline("stdin()"), false);
+    let out = run(&from_stdin, &["--quiet"], dir.path(), Some(&input));
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(
+        weir_tests::sorted_lines(&dir.path().join("out.csv")),
+        expected
+    );
+}
+
+/// A column the schema declares and the header lacks stops the run before any output is
+/// opened, naming the file, the column and the columns the header has (with a close match as a
+/// hint); so does a schema column named twice in the header.
+#[test]
+fn a_csv_header_without_a_declared_column_is_an_error_at_start() {
+    let dir = temp();
+    std::fs::write(dir.path().join("out.csv"), "previous output\n").unwrap();
+    let text = "schema R { k: string, v: i64 }\n\
+                source rows: R = file(path: \"rows.csv\") format csv(header: true)\n\
+                sink rows -> file(path: \"out.csv\") format csv\n";
+    let binary = build("csv_header_missing", text, false);
+    for (header, wanted) in [
+        ("K,value\n", "has no column `k`"),
+        ("k,value,v,k\n", "names column `k` twice"),
+    ] {
+        std::fs::write(dir.path().join("rows.csv"), format!("{header}a,1,1,a\n")).unwrap();
+        let out = run(&binary, &["--parallelism", "2"], dir.path(), None);
+        assert!(!out.success, "{}", out.stdout);
+        assert!(out.stderr.contains("rows.csv"), "{}", out.stderr);
+        assert!(out.stderr.contains(wanted), "{}", out.stderr);
+        assert_eq!(out.stderr.matches(wanted).count(), 1, "{}", out.stderr);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.csv")).unwrap(),
+            "previous output\n"
+        );
+    }
+    std::fs::write(dir.path().join("rows.csv"), "K,value\n").unwrap();
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(out.stderr.contains("columns: K, value"), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean `K`"), "{}", out.stderr);
+}

@@ -297,7 +297,8 @@ fn json_in_order(
 }
 
 /// `fn name(line: &str) -> Result<T, DecodeError>` for a source of `declared` fields, of which
-/// the record `projected` keeps some. JSON skips unread members; CSV converts only read columns.
+/// the record `projected` keeps some; for CSV with a header, `fn name(header: Option<&str>)`
+/// returning such a decoder for the columns the header names (see `lines::MakeDecoder`). JSON skips unread members; CSV converts only read columns.
 /// Timestamps must lie in the years 0000 to 9999, and the event-time field, if any, in its
 /// range (one comparison more per record): other values are errors, so dead letters.
 pub fn decoder(
@@ -384,6 +385,44 @@ pub fn decoder(
                 }
             }
         }
+        Format::Csv {
+            delimiter,
+            header: true,
+        } => {
+            // Columns found by the header's names when the input starts (`HeaderMap`): read
+            // field `i` is `cells[map.slots[i]]`.
+            let k = projected.fields.len();
+            let names = declared.fields.iter().map(|f| &f.name);
+            let read = projected
+                .fields
+                .iter()
+                .map(|f| declared.field(&f.name).map(|(i, _)| i).unwrap_or(0));
+            let fields = projected.fields.iter().enumerate().map(|(i, f)| {
+                csv_field(
+                    f,
+                    quote!(cells[map.slots[#i]]),
+                    &is_event_time,
+                    event_time,
+                    &parse_text,
+                )
+            });
+            quote! {
+                fn #name(header: ::std::option::Option<&str>) -> ::std::result::Result<
+                    impl FnMut(&str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError>,
+                    ::std::string::String,
+                > {
+                    use ::weir_runtime::formats::DecodeError;
+                    let map = ::weir_runtime::formats::csv::HeaderMap::<#k>::new(
+                        header.unwrap_or_default(), #delimiter, &[#(#names),*], [#(#read),*],
+                    )?;
+                    Ok(move |line: &str| -> ::std::result::Result<#record, DecodeError> {
+                        let mut cells = [::weir_runtime::formats::csv::Cell::EMPTY; #k];
+                        ::weir_runtime::formats::csv::split_columns(line, #delimiter, &map.columns, map.n_columns, &mut cells)?;
+                        Ok(#record { #(#fields,)* })
+                    })
+                }
+            }
+        }
         Format::Csv { delimiter, .. } => {
             let n = declared.fields.len();
             // The columns read, ascending; field `f` reads `cells[slot(f)]`.
@@ -398,26 +437,14 @@ pub fn decoder(
             let k = columns.len();
             let slot = |f: &str| columns.binary_search(&column_of(f)).unwrap_or(0);
             let fields = projected.fields.iter().map(|f| {
-                let id = field_ident(&f.name);
-                let key = &f.name;
                 let index = slot(&f.name);
-                if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
-                    // Never null (sema); every error of `parse_event_time` names the field.
-                    let range = et.range_tokens();
-                    return quote!(#id: ::weir_runtime::formats::parse_event_time(&cells[#index].text(), #key, #range)?);
-                }
-                let parse = match f.ty {
-                    // A string takes the cell's text as it is (no copy when it was unquoted).
-                    Type::String | Type::Null => {
-                        quote!(Ok::<_, DecodeError>(cells[#index].text().into_owned()))
-                    }
-                    ty => parse_text(ty, quote!(&cells[#index].text())),
-                };
-                if f.nullable {
-                    quote!(#id: if cells[#index].is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
-                } else {
-                    quote!(#id: #parse.map_err(|e| e.in_field(#key))?)
-                }
+                csv_field(
+                    f,
+                    quote!(cells[#index]),
+                    &is_event_time,
+                    event_time,
+                    &parse_text,
+                )
             });
             quote! {
                 fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
@@ -428,6 +455,33 @@ pub fn decoder(
                 }
             }
         }
+    }
+}
+
+/// `field: value` of a CSV decoder, from the cell `cell` (an expression of type `Cell`).
+fn csv_field(
+    f: &crate::sema::types::Field,
+    cell: TokenStream,
+    is_event_time: &dyn Fn(&str) -> bool,
+    event_time: Option<EventTimeCheck<'_>>,
+    parse_text: &dyn Fn(Type, TokenStream) -> TokenStream,
+) -> TokenStream {
+    let id = field_ident(&f.name);
+    let key = &f.name;
+    if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
+        // Never null (sema); every error of `parse_event_time` names the field.
+        let range = et.range_tokens();
+        return quote!(#id: ::weir_runtime::formats::parse_event_time(&#cell.text(), #key, #range)?);
+    }
+    let parse = match f.ty {
+        // A string takes the cell's text as it is (no copy when it was unquoted).
+        Type::String | Type::Null => quote!(Ok::<_, DecodeError>(#cell.text().into_owned())),
+        ty => parse_text(ty, quote!(&#cell.text())),
+    };
+    if f.nullable {
+        quote!(#id: if #cell.is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
+    } else {
+        quote!(#id: #parse.map_err(|e| e.in_field(#key))?)
     }
 }
 

@@ -62,14 +62,19 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 SourceKind::File { path, .. } => path.clone(),
                 _ => String::new(),
             };
-            let skip_header = matches!(format, Format::Csv { header: true, .. });
+            let header = matches!(format, Format::Csv { header: true, .. });
+            let make = if header {
+                quote!(#decode)
+            } else {
+                quote!(::weir_runtime::sources::lines::by_position(#decode))
+            };
             let name = source.name.clone();
             captures.push(format_ident!("dead_letters"));
             setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
             // Read when the pipeline starts, before any sink opens its output.
             let table = format_ident!("table_{}", op.index());
             setup.push(quote! {
-                let #table = ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #skip_header, &dead_letters, #decode)?;
+                let #table = ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, &dead_letters, #make)?;
             });
             captures.push(table.clone());
             (quote!(#record), Some(quote!(#table)))

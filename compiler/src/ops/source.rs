@@ -102,7 +102,13 @@ pub fn emit(
                 *format,
                 time_check,
             ));
-            let skip_header = matches!(format, crate::sema::Format::Csv { header: true, .. });
+            let header = matches!(format, crate::sema::Format::Csv { header: true, .. });
+            // What `lines::run` takes: a decoder made from the header, or the decoder itself.
+            let make = if header {
+                quote!(#decode)
+            } else {
+                quote!(::weir_runtime::sources::lines::by_position(#decode))
+            };
             let dead = format_ident!("dead_letters_{}", index);
             match &def.dead_letters {
                 Some(path) => setup.push(quote! {
@@ -119,6 +125,12 @@ pub fn emit(
                     setup.push(quote! {
                         let #file = ::weir_runtime::sources::lines::open_file(#name, ::std::path::Path::new(#path))?;
                     });
+                    if header {
+                        // A header that does not fit the schema stops the start here.
+                        setup.push(quote! {
+                            ::weir_runtime::sources::lines::check_header(#name, &#file, #decode)?;
+                        });
+                    }
                     captures.push(file.clone());
                     quote!(#file)
                 }
@@ -172,7 +184,7 @@ pub fn emit(
                     None => quote!(::weir_runtime::sources::lines::Split::WHOLE),
                 };
                 quote! {
-                    ::weir_runtime::sources::lines::run(#name, #input, #split, #skip_header, &#metrics, &#dead, #decode, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                    ::weir_runtime::sources::lines::run(#name, #input, #split, #header, &#metrics, &#dead, #make, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
                 }
             }))
         }

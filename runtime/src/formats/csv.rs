@@ -97,6 +97,91 @@ pub fn split_columns<'a>(
     Ok(())
 }
 
+/// Where a file's columns are, found by the names of its header line (`header: true`): the
+/// generated decoder of a source with `K` columns read splits each line with
+/// [`columns`](Self::columns) and takes read field `i` from `cells[slots[i]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMap<const K: usize> {
+    /// The header positions of the columns read, ascending (what [`split_columns`] takes).
+    pub columns: [usize; K],
+    /// For each read field, in the decoder's order, its index in `columns`.
+    pub slots: [usize; K],
+    /// How many cells the header has: every line must have as many.
+    pub n_columns: usize,
+}
+
+impl<const K: usize> HeaderMap<K> {
+    /// Maps the `declared` columns of a schema onto `header` (the file's first line, without
+    /// its line end); `read` are the indices into `declared` of the fields the decoder reads.
+    /// Extra columns in the header are ignored. A declared name the header lacks, or names
+    /// twice, is an error naming it and the header's columns; names match exactly (after a
+    /// byte-order mark is dropped), and a match that differs only in case or surrounding
+    /// spaces is offered as a hint.
+    pub fn new(
+        header: &str,
+        delimiter: u8,
+        declared: &[&str],
+        read: [usize; K],
+    ) -> Result<Self, String> {
+        let header = header.strip_prefix('\u{feff}').unwrap_or(header);
+        let names = header_names(header, delimiter)
+            .map_err(|e| format!("cannot read the CSV header: {e}"))?;
+        let listed = || names.join(", ");
+        let mut positions = Vec::with_capacity(declared.len());
+        for name in declared {
+            let mut at = names.iter().enumerate().filter(|(_, n)| n == name);
+            match (at.next(), at.next()) {
+                (Some((i, _)), None) => positions.push(i),
+                (Some((i, _)), Some((j, _))) => {
+                    return Err(format!(
+                        "the CSV header names column `{name}` twice (columns {} and {}), so \
+                         which one to read is ambiguous",
+                        i + 1,
+                        j + 1
+                    ))
+                }
+                (None, _) => {
+                    let close = names
+                        .iter()
+                        .find(|n| n.trim().eq_ignore_ascii_case(name.trim()));
+                    let hint = match close {
+                        Some(n) => format!("; did you mean `{n}`? (names match exactly)"),
+                        None => String::new(),
+                    };
+                    return Err(format!(
+                        "the CSV header has no column `{name}` (columns: {}){hint}",
+                        listed()
+                    ));
+                }
+            }
+        }
+        let mut columns = [0usize; K];
+        for (c, &field) in columns.iter_mut().zip(read.iter()) {
+            *c = positions[field];
+        }
+        columns.sort_unstable();
+        let mut slots = [0usize; K];
+        for (s, &field) in slots.iter_mut().zip(read.iter()) {
+            *s = columns.partition_point(|&c| c < positions[field]);
+        }
+        Ok(HeaderMap {
+            columns,
+            slots,
+            n_columns: names.len(),
+        })
+    }
+}
+
+/// Every cell of a header line, quotes undone.
+fn header_names(line: &str, delimiter: u8) -> Result<Vec<String>, DecodeError> {
+    check_delimiter(delimiter)?;
+    let n = scan(line, delimiter, &[], &mut [])?;
+    let columns: Vec<usize> = (0..n).collect();
+    let mut cells = vec![Cell::EMPTY; n];
+    scan(line, delimiter, &columns, &mut cells)?;
+    Ok(cells.iter().map(|c| c.text().into_owned()).collect())
+}
+
 /// The end of the quoted cell whose opening quote is at `open`: the index of its closing
 /// quote, and whether it holds doubled quotes.
 #[inline]
@@ -274,6 +359,41 @@ pub fn write_timestamp(out: &mut Vec<u8>, ts: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_maps_the_columns_read_by_name() {
+        // Declared a, b, c; read c and a; the file has c, x, "a", b.
+        let map = HeaderMap::new("\u{feff}c,x,\"a\",b", b',', &["a", "b", "c"], [2, 0]).unwrap();
+        assert_eq!(map.n_columns, 4);
+        assert_eq!(map.columns, [0, 2]);
+        assert_eq!(map.slots, [0, 1]);
+        let mut cells = [Cell::EMPTY; 2];
+        split_columns("C,X,A,B", b',', &map.columns, map.n_columns, &mut cells).unwrap();
+        assert_eq!(cells[map.slots[0]].text(), "C");
+        assert_eq!(cells[map.slots[1]].text(), "A");
+        // Read in the other order: the slots follow.
+        let map = HeaderMap::new("c,x,a,b", b',', &["a", "b", "c"], [0, 2]).unwrap();
+        assert_eq!((map.columns, map.slots), ([0, 2], [1, 0]));
+    }
+
+    #[test]
+    fn a_header_without_a_declared_name_is_an_error() {
+        let err = HeaderMap::new("A ,b", b',', &["a", "b"], [1]).unwrap_err();
+        assert_eq!(
+            err,
+            "the CSV header has no column `a` (columns: A , b); did you mean `A `? \
+             (names match exactly)"
+        );
+        let err = HeaderMap::new("a;b;a", b';', &["a", "b"], [1]).unwrap_err();
+        assert!(
+            err.contains("names column `a` twice (columns 1 and 3)"),
+            "{err}"
+        );
+        let err = HeaderMap::new("a,\"b", b',', &["a"], [0]).unwrap_err();
+        assert!(err.starts_with("cannot read the CSV header: "), "{err}");
+        // An undeclared column named twice does not matter.
+        assert!(HeaderMap::new("x,a,x", b',', &["a"], [0]).is_ok());
+    }
 
     /// Every cell of a line (up to 64), through the same scan as [`split_columns`].
     fn split(line: &str, delimiter: u8) -> Result<Vec<String>, DecodeError> {

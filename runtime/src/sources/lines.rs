@@ -67,6 +67,77 @@ pub fn open_file(name: &str, path: &Path) -> Result<Input, String> {
     })))
 }
 
+/// A line source's decoder, made once its input's header is known: called with the header
+/// line (without its line end) when the format has one (`csv(header: true)`), with `None`
+/// otherwise. A header that does not fit the schema is an error that stops the run.
+pub trait MakeDecoder<T>: FnOnce(Option<&str>) -> Result<Self::Decode, String> {
+    type Decode: FnMut(&str) -> Result<T, DecodeError>;
+}
+
+impl<T, D, M> MakeDecoder<T> for M
+where
+    M: FnOnce(Option<&str>) -> Result<D, String>,
+    D: FnMut(&str) -> Result<T, DecodeError>,
+{
+    type Decode = D;
+}
+
+/// The decoder of a format without a header (JSON lines, headerless CSV): `decode` as it is.
+pub fn by_position<T, D>(decode: D) -> impl FnOnce(Option<&str>) -> Result<D, String> + Copy
+where
+    D: FnMut(&str) -> Result<T, DecodeError> + Copy,
+{
+    move |_| Ok(decode)
+}
+
+/// The text of a header line: its line end and a UTF-8 byte-order mark dropped.
+fn header_text(bytes: &[u8]) -> Result<&str, String> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    let text =
+        crate::formats::utf8(bytes).map_err(|e| format!("invalid UTF-8 in the header: {e}"))?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// Checks, when the pipeline starts (before any sink opens its output), that the header of
+/// source `name`'s file fits the schema: `make` is the source's decoder. Stdin's header is
+/// checked when it arrives; an empty file has nothing to check.
+pub fn check_header<T, M: MakeDecoder<T>>(
+    name: &str,
+    input: &Input,
+    make: M,
+) -> Result<(), String> {
+    if let Input::File(file) = input {
+        if let Some(header) = read_header(name, file)? {
+            let _decode = make(Some(&header)).map_err(|e| in_file(name, file, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The first line of `file` as a header; `None` when the file is empty.
+fn read_header(name: &str, file: &Arc<OpenedFile>) -> Result<Option<String>, String> {
+    let mut reader = LineReader::new(Bytes::File {
+        file: file.clone(),
+        pos: 0,
+    });
+    match reader.next_line() {
+        Ok(Some(line)) => header_text(line)
+            .map(|h| Some(h.to_string()))
+            .map_err(|e| in_file(name, file, e)),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!(
+            "source `{name}`: cannot read {}: {e}",
+            file.path.display()
+        )),
+    }
+}
+
+/// An error about the input of source `name`, naming its file.
+fn in_file(name: &str, file: &OpenedFile, e: String) -> String {
+    format!("source `{name}`: {}: {e}", file.path.display())
+}
+
 /// Which share of its input a line source instance reads: instance `index` of `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Split {
@@ -255,25 +326,25 @@ fn check_position(name: &str, input: &OpenedFile, offset: u64, sample: u64) -> R
 type Position = (u64, u64, i64, i64, u64);
 type SplitPosition = (u64, u64, i64, i64, u64, u64, u64);
 
-/// Reads lines from `input` (the share `split` of a file), decodes each with `decode` and
-/// pushes the records into `chain`. `skip_header` drops the file's first line (a CSV header).
-/// Empty lines are skipped. Returns an error only when the input cannot be read, or is not the
+/// Reads lines from `input` (the share `split` of a file), decodes each with the decoder
+/// `make` returns and pushes the records into `chain`. With a `header`, the input's first line
+/// is the header `make` is given (and not a record). Empty lines are skipped. Returns an error only when the input cannot be read, or is not the
 /// one a restored checkpoint read.
 #[allow(clippy::too_many_arguments)]
-pub fn run<T, D, C>(
+pub fn run<T, M, C>(
     name: &str,
     input: Input,
     split: Split,
-    skip_header: bool,
+    header: bool,
     metrics: &Metrics,
     dead_letters: &DeadLetters,
-    mut decode: D,
+    make: M,
     event_time: Option<EventTime<T>>,
     mut slot: StateSlot,
     mut chain: C,
 ) -> Result<(), String>
 where
-    D: FnMut(&str) -> Result<T, DecodeError>,
+    M: MakeDecoder<T>,
     C: Collector<T>,
 {
     let mut tracker = event_time
@@ -344,6 +415,32 @@ where
         }
         None => Bytes::Stdin(std::io::stdin().lock()),
     };
+    // The decoder: made now, unless it waits for a header that has not been read (stdin's
+    // first line, or a file that was empty at the start).
+    let mut make = Some(make);
+    let mut decode = None;
+    let input_name = file
+        .as_ref()
+        .map_or_else(|| "stdin".to_string(), |f| f.path.display().to_string());
+    let header_now = match &file {
+        _ if !header => Ok(None),
+        Some(file) => read_header(name, file),
+        None => Ok(None),
+    };
+    match header_now {
+        Ok(text) if !header || text.is_some() => {
+            if let Some(make) = make.take() {
+                match make(text.as_deref()) {
+                    Ok(d) => decode = Some(d),
+                    Err(e) => {
+                        return fail(&mut chain, format!("source `{name}`: {input_name}: {e}"))
+                    }
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => return fail(&mut chain, e),
+    }
     let mut reader = LineReader::new(from);
     let read_error = |line_no: u64, err: std::io::Error| {
         format!("source `{name}`: read error after line {line_no}: {err}")
@@ -417,9 +514,23 @@ where
         let line_start = offset;
         offset += bytes.len() as u64;
         line_no += 1;
-        if skip_header && line_start == 0 {
+        if header && line_start == 0 {
+            if let Some(make) = make.take() {
+                match header_text(bytes).and_then(|h| make(Some(h))) {
+                    Ok(d) => decode = Some(d),
+                    Err(e) => {
+                        result = Err(format!("source `{name}`: {input_name}: {e}"));
+                        break;
+                    }
+                }
+            }
             continue;
         }
+        let Some(decode) = decode.as_mut() else {
+            // (Cannot happen: the header line comes first.)
+            result = Err(format!("source `{name}`: a line came before the header"));
+            break;
+        };
         let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let line = match crate::formats::utf8(bytes) {
@@ -471,26 +582,31 @@ where
     result
 }
 
-/// Reads a whole file of lines into memory (the table of a lookup join), decoding each line;
+/// Reads a whole file of lines into memory (the table of a lookup join), decoding each line
+/// with the decoder `make` returns (given the first line when the file has a `header`);
 /// malformed lines go to the dead-letter output like a source's.
-pub fn read_all<T, D>(
+pub fn read_all<T, M: MakeDecoder<T>>(
     name: &str,
     path: &Path,
-    skip_header: bool,
+    header: bool,
     dead_letters: &DeadLetters,
-    mut decode: D,
-) -> Result<Vec<T>, String>
-where
-    D: FnMut(&str) -> Result<T, DecodeError>,
-{
+    make: M,
+) -> Result<Vec<T>, String> {
     let text = std::fs::read(path)
         .map_err(|err| format!("table `{name}`: cannot read {}: {err}", path.display()))?;
+    let mut lines = text.split(|b| *b == b'\n').enumerate();
+    let in_table = |e: String| format!("table `{name}`: {}: {e}", path.display());
+    let header = match header {
+        false => None,
+        true => match lines.next() {
+            Some((_, line)) if !text.is_empty() => Some(header_text(line).map_err(in_table)?),
+            _ => return Ok(Vec::new()),
+        },
+    };
+    let mut decode = make(header).map_err(in_table)?;
     let mut out = Vec::new();
-    for (i, bytes) in text.split(|b| *b == b'\n').enumerate() {
+    for (i, bytes) in lines {
         let line_no = i as u64 + 1;
-        if skip_header && line_no == 1 {
-            continue;
-        }
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let line = match crate::formats::utf8(bytes) {
             Ok(line) => line,
