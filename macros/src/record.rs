@@ -64,11 +64,12 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
     let csv = Format::Csv {
         header: false,
         delimiter: b',',
+        timestamps: Default::default(),
     };
     let codecs = [
-        records::encoder(&json_enc, &record, &schema, Format::Json),
+        records::encoder(&json_enc, &record, &schema, Format::JSON),
         records::encoder(&csv_enc, &record, &schema, csv),
-        records::decoder(&json_dec, name, &schema, &schema, Format::Json, None),
+        records::decoder(&json_dec, name, &schema, &schema, Format::JSON, None),
         records::decoder(&csv_dec, name, &schema, &schema, csv, None),
     ];
     let descs = schema.fields.iter().map(|f| {

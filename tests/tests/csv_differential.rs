@@ -24,7 +24,7 @@ use weir_tests::{build, format_ts, run, Rng};
 fn reference_split_line<'a>(
     line: &'a str,
     delimiter: u8,
-    cells: &mut Vec<Cow<'a, str>>,
+    cells: &mut Vec<(Cow<'a, str>, bool)>,
 ) -> Result<(), DecodeError> {
     cells.clear();
     if delimiter == b'"' || !delimiter.is_ascii() {
@@ -63,11 +63,12 @@ fn reference_split_line<'a>(
                 }
             };
             let content = &line[content_start..close];
-            cells.push(if doubled {
+            let text = if doubled {
                 Cow::Owned(content.replace("\"\"", "\""))
             } else {
                 Cow::Borrowed(content)
-            });
+            };
+            cells.push((text, true));
             pos = close + 1;
             match b.get(pos) {
                 None => return Ok(()),
@@ -82,11 +83,11 @@ fn reference_split_line<'a>(
         } else {
             match b[pos..].iter().position(|&c| c == delimiter) {
                 None => {
-                    cells.push(Cow::Borrowed(&line[pos..]));
+                    cells.push((Cow::Borrowed(&line[pos..]), false));
                     return Ok(());
                 }
                 Some(off) => {
-                    cells.push(Cow::Borrowed(&line[pos..pos + off]));
+                    cells.push((Cow::Borrowed(&line[pos..pos + off]), false));
                     pos += off + 1;
                 }
             }
@@ -100,7 +101,7 @@ fn reference_cells(
     delimiter: u8,
     columns: &[usize],
     n_columns: usize,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<(String, bool)>, String> {
     let mut cells = Vec::new();
     reference_split_line(line, delimiter, &mut cells).map_err(|e| e.message)?;
     if cells.len() != n_columns {
@@ -110,23 +111,33 @@ fn reference_cells(
             cells.len()
         ));
     }
-    Ok(columns.iter().map(|&c| cells[c].to_string()).collect())
+    // Each cell's text, and whether it is null (bare and empty) for an optional string.
+    Ok(columns
+        .iter()
+        .map(|&c| {
+            let (text, quoted) = &cells[c];
+            (text.to_string(), text.is_empty() && !quoted)
+        })
+        .collect())
 }
 
-/// The new splitter, its cells as text.
+/// The new splitter, its cells as text and whether each is null.
 fn new_cells(
     line: &str,
     delimiter: u8,
     columns: &[usize],
     n_columns: usize,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<(String, bool)>, String> {
     let mut cells = vec![Cell::EMPTY; columns.len()];
     split_columns(line, delimiter, columns, n_columns, &mut cells).map_err(|e| e.message)?;
     for cell in &cells {
         // `is_empty` (null for optional fields) must say what the text says.
         assert_eq!(cell.is_empty(), cell.text().is_empty(), "{line:?}");
     }
-    Ok(cells.iter().map(|c| c.text().into_owned()).collect())
+    Ok(cells
+        .iter()
+        .map(|c| (c.text().into_owned(), c.is_null()))
+        .collect())
 }
 
 /// A cell's content before quoting: numbers, timestamps, words, unicode, quotes, delimiters.
@@ -296,13 +307,14 @@ fn reference_record(line: &str, fields: &[&str]) -> Result<Value, String> {
     let mut out = serde_json::Map::new();
     for name in fields {
         let column = NAMES.iter().position(|n| n == name).unwrap();
-        let cell: &str = &cells[column];
+        let (cell, quoted) = &cells[column];
+        let cell: &str = cell;
         let in_field = |e: DecodeError| e.in_field(name).message;
         let value = match *name {
             "id" => Value::from(parse_i64(cell).map_err(in_field)?),
             "price" => json_f64(parse_f64(cell).map_err(in_field)?),
             "ts" => Value::from(format_ts(parse_timestamp(cell).map_err(in_field)?)),
-            "note" if cell.is_empty() => Value::Null,
+            "note" if cell.is_empty() && !quoted => Value::Null,
             _ => Value::from(cell),
         };
         out.insert(name.to_string(), value);

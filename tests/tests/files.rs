@@ -648,3 +648,104 @@ fn a_csv_header_without_a_declared_column_is_an_error_at_start() {
     assert!(out.stderr.contains("columns: K, value"), "{}", out.stderr);
     assert!(out.stderr.contains("did you mean `K`"), "{}", out.stderr);
 }
+
+/// `timestamps:` of a source says how timestamps are written in its input, so that epoch
+/// seconds are never read as milliseconds; a sink's says how to write them. The oracle is
+/// the arithmetic: 1700000000 s is 2023-11-14 22:13:20 UTC.
+#[test]
+fn timestamps_are_read_and_written_as_the_format_says() {
+    let dir = temp();
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "{\"id\":1,\"ts\":1700000000}\n\
+         {\"id\":2,\"ts\":1700000000.25}\n\
+         {\"id\":3,\"ts\":\"1700000001\"}\n\
+         {\"id\":4,\"ts\":\"2023-11-14 22:13:20\"}\n\
+         {\"id\":5,\"ts\":1700000012}\n",
+    )
+    .unwrap();
+    let text = "schema R { id: i64, ts: timestamp }\n\
+        source rows: R = file(path: \"in.jsonl\") format json(timestamps: \"epoch_s\")\n    \
+          event_time ts watermark 0s\n\
+        let w = rows |> window tumble(10s) |> aggregate { n: count(), last: max(ts) }\n\
+        sink rows -> file(path: \"rows.jsonl\") format json(timestamps: \"iso8601\")\n\
+        sink rows -> file(path: \"rows.csv\") format csv(timestamps: \"epoch_ms\")\n\
+        sink w -> file(path: \"w.csv\") format csv(delimiter: \" \", timestamps: \"iso8601\")\n";
+    let out = run(&build("timestamps_as", text, false), &[], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert_eq!(
+        read("rows.jsonl"),
+        "{\"id\":1,\"ts\":\"2023-11-14T22:13:20.000Z\"}\n\
+         {\"id\":2,\"ts\":\"2023-11-14T22:13:20.250Z\"}\n\
+         {\"id\":3,\"ts\":\"2023-11-14T22:13:21.000Z\"}\n\
+         {\"id\":5,\"ts\":\"2023-11-14T22:13:32.000Z\"}\n"
+    );
+    assert_eq!(
+        read("rows.csv"),
+        "1,1700000000000\n2,1700000000250\n3,1700000001000\n5,1700000012000\n"
+    );
+    assert_eq!(
+        read("w.csv"),
+        // (No space in the ISO form, so no quotes with a space as delimiter.)
+        "2023-11-14T22:13:20.000Z 2023-11-14T22:13:30.000Z 3 2023-11-14T22:13:21.000Z\n\
+         2023-11-14T22:13:30.000Z 2023-11-14T22:13:40.000Z 1 2023-11-14T22:13:32.000Z\n"
+    );
+    let reasons = weir_tests::dead_letter_reasons(dir.path());
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[&4].contains("expected epoch seconds"),
+        "{reasons:?}"
+    );
+
+    // `text` refuses what the default would read as milliseconds.
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "1,1700000000\n2,2023-11-14 22:13:20\n",
+    )
+    .unwrap();
+    let text = "schema R { id: i64, ts: timestamp }\n\
+        source rows: R = file(path: \"in.csv\") format csv(timestamps: \"text\")\n\
+        sink rows -> stdout() format csv\n";
+    let out = run(
+        &build("timestamps_text", text, false),
+        &[],
+        dir.path(),
+        None,
+    );
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(out.stdout, "2,2023-11-14 22:13:20.000\n");
+    let reasons = weir_tests::dead_letter_reasons(dir.path());
+    assert!(
+        reasons[&1].contains("expected a timestamp as text"),
+        "{reasons:?}"
+    );
+}
+
+/// In CSV a bare empty cell is null and a quoted one the empty string, both ways: `is null`
+/// agrees with what JSON prints, and CSV output reads back as it was.
+#[test]
+fn csv_tells_null_from_the_empty_string() {
+    let dir = temp();
+    std::fs::write(dir.path().join("in.csv"), "1,,\n2,\"\",\"\"\n3,x,7\n").unwrap();
+    let text = "schema R { id: i64, note: string?, n: i64? }\n\
+        source rows: R = file(path: \"in.csv\") format csv\n\
+        let flagged = rows |> select { id, note, n, no_note: note is null, no_n: n is null }\n\
+        sink flagged -> file(path: \"out.jsonl\") format json\n\
+        sink rows -> file(path: \"out.csv\") format csv\n";
+    let out = run(&build("csv_null_empty", text, false), &[], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let rows = json_rows(&std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap());
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": 1, "note": null, "n": null, "no_note": true, "no_n": true}),
+            json!({"id": 2, "note": "", "n": null, "no_note": false, "no_n": true}),
+            json!({"id": 3, "note": "x", "n": 7, "no_note": false, "no_n": false}),
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.csv")).unwrap(),
+        "1,,\n2,\"\",\n3,x,7\n"
+    );
+}

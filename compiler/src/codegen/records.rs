@@ -8,7 +8,7 @@ use quote::quote;
 use super::expr::field_type;
 use super::namer::field_ident;
 use crate::sema::types::{Schema, Type};
-use crate::sema::Format;
+use crate::sema::{Format, Timestamps};
 
 /// `pub struct Name { fields }` with the derives every record needs.
 pub fn record_struct(name: &Ident, schema: &Schema) -> TokenStream {
@@ -29,8 +29,9 @@ pub fn record_struct(name: &Ident, schema: &Schema) -> TokenStream {
 /// escaped at compile time: each field starts with one byte-string literal (`,"name":`).
 pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Format) -> TokenStream {
     let mut body = Vec::new();
+    let timestamps = format.timestamps();
     match format {
-        Format::Json => {
+        Format::Json { .. } => {
             if schema.fields.is_empty() {
                 body.push(quote!(out.push(b'{');));
             }
@@ -45,7 +46,11 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
                     Type::I64 | Type::Duration => quote!(json::write_i64(out, #v)),
                     Type::F64 => quote!(json::write_f64(out, #v)),
                     Type::Bool => quote!(json::write_bool(out, #v)),
-                    Type::Timestamp => quote!(json::write_timestamp(out, #v)),
+                    Type::Timestamp => match timestamps {
+                        Timestamps::Iso8601 => quote!(json::write_timestamp_iso(out, #v)),
+                        Timestamps::EpochMs => quote!(json::write_i64(out, #v)),
+                        _ => quote!(json::write_timestamp(out, #v)),
+                    },
                     Type::String | Type::Null => quote!(json::write_string(out, #v)),
                 };
                 if f.nullable {
@@ -84,9 +89,16 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
                     (Type::I64 | Type::Duration, true) => quote!(csv::write_i64(out, #v)),
                     (Type::F64, true) => quote!(csv::write_f64(out, #v)),
                     (Type::Bool, true) => quote!(csv::write_bool(out, #v)),
+                    (Type::Timestamp, _) if timestamps == Timestamps::EpochMs => {
+                        quote!(csv::write_i64(out, #v))
+                    }
+                    (Type::Timestamp, true) if timestamps == Timestamps::Iso8601 => {
+                        quote!(csv::write_timestamp_iso(out, #v))
+                    }
                     (Type::Timestamp, true) => quote!(csv::write_timestamp(out, #v)),
                     (Type::Timestamp, false) => {
-                        quote!(csv::write_cell(out, &::weir_runtime::functions::timestamp_to_string(#v), #delimiter))
+                        let iso = timestamps == Timestamps::Iso8601;
+                        quote!(csv::write_timestamp_cell(out, #v, #iso, #delimiter))
                     }
                     (_, false) => quote!(csv::write_cell(out, &(#v).to_string(), #delimiter)),
                 };
@@ -207,13 +219,42 @@ impl EventTimeCheck<'_> {
     }
 }
 
+/// The runtime's `time::ReadAs` for a source's `timestamps:`; `None` for the default, whose
+/// generated code calls the parsers without it.
+fn read_as(timestamps: Timestamps) -> Option<TokenStream> {
+    let unit = |u: &str| {
+        let u = quote::format_ident!("{}", u);
+        quote!(::weir_runtime::formats::time::ReadAs::Epoch(::weir_runtime::formats::time::EpochUnit::#u))
+    };
+    match timestamps {
+        Timestamps::Default | Timestamps::Iso8601 => None,
+        Timestamps::Text => Some(quote!(::weir_runtime::formats::time::ReadAs::Text)),
+        Timestamps::EpochS => Some(unit("Seconds")),
+        Timestamps::EpochMs => Some(unit("Millis")),
+        Timestamps::EpochUs => Some(unit("Micros")),
+        Timestamps::EpochNs => Some(unit("Nanos")),
+    }
+}
+
+/// A JSON member `value` read as the event time of field `name` in `range`, as the source's
+/// `timestamps:` says.
+fn json_event_time(timestamps: Timestamps, name: &str, range: TokenStream) -> TokenStream {
+    match read_as(timestamps) {
+        None => quote!(value.as_event_time(#name, #range)),
+        Some(how) => quote!(value.as_event_time_as(#name, #range, #how)),
+    }
+}
+
 /// The conversion of a JSON member `value` to a field of type `ty`.
-fn json_read(ty: Type) -> TokenStream {
+fn json_read(ty: Type, timestamps: Timestamps) -> TokenStream {
     match ty {
         Type::I64 | Type::Duration => quote!(value.as_i64()),
         Type::F64 => quote!(value.as_f64()),
         Type::Bool => quote!(value.as_bool()),
-        Type::Timestamp => quote!(value.as_timestamp()),
+        Type::Timestamp => match read_as(timestamps) {
+            None => quote!(value.as_timestamp()),
+            Some(how) => quote!(value.as_timestamp_as(#how)),
+        },
         Type::String | Type::Null => quote!(value.as_string()),
     }
 }
@@ -228,6 +269,7 @@ fn json_in_order(
     declared: &Schema,
     projected: &Schema,
     event_time: Option<EventTimeCheck<'_>>,
+    timestamps: Timestamps,
 ) -> TokenStream {
     if declared
         .fields
@@ -247,19 +289,19 @@ fn json_in_order(
         let id = slot(j);
         let name = &f.name;
         if let Some(et) = event_time.filter(|et| et.field == f.name) {
-            let range = et.range_tokens();
+            let read = json_event_time(timestamps, name, et.range_tokens());
             return quote! {
                 let value = members.member(#key)?;
                 if value.is_null() {
                     return None;
                 }
-                let #id = value.as_event_time(#name, #range).ok()?;
+                let #id = #read.ok()?;
             };
         }
         if matches!(f.ty, Type::I64 | Type::Duration) && !f.nullable {
             return quote!(let #id = members.member_i64(#key)?;);
         }
-        let read = json_read(f.ty);
+        let read = json_read(f.ty, timestamps);
         if f.nullable {
             quote! {
                 let value = members.member(#key)?;
@@ -315,13 +357,16 @@ pub fn decoder(
         Type::I64 | Type::Duration => quote!(::weir_runtime::formats::parse_i64(#v)),
         Type::F64 => quote!(::weir_runtime::formats::parse_f64(#v)),
         Type::Bool => quote!(::weir_runtime::formats::parse_bool(#v)),
-        Type::Timestamp => quote!(::weir_runtime::formats::parse_timestamp(#v)),
+        Type::Timestamp => match read_as(format.timestamps()) {
+            None => quote!(::weir_runtime::formats::parse_timestamp(#v)),
+            Some(how) => quote!(::weir_runtime::formats::parse_timestamp_as(#v, #how)),
+        },
         Type::String | Type::Null => {
             quote!(Ok::<_, ::weir_runtime::formats::DecodeError>(::std::string::String::from(#v)))
         }
     };
     match format {
-        Format::Json => {
+        Format::Json { .. } => {
             // Locals are `slot_N`, never field names, so no field can shadow `member`/`value`.
             let slot = |i: usize| quote::format_ident!("slot_{}", i);
             let slots = projected.fields.iter().enumerate().map(|(i, f)| {
@@ -335,15 +380,15 @@ pub fn decoder(
                 if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
                     // Never null (sema); every error of `as_event_time` names the field.
                     let msg = "null in a field that is not optional";
-                    let range = et.range_tokens();
+                    let read = json_event_time(format.timestamps(), key, et.range_tokens());
                     return quote!(#key => {
                         if value.is_null() {
                             return Err(DecodeError::new(#msg).in_field(#key));
                         }
-                        #id = Some(value.as_event_time(#key, #range)?);
+                        #id = Some(#read?);
                     });
                 }
-                let read = json_read(f.ty);
+                let read = json_read(f.ty, format.timestamps());
                 if f.nullable {
                     quote!(#key => {
                         #id = Some(if value.is_null() { None } else { Some(#read.map_err(|e| e.in_field(#key))?) });
@@ -368,7 +413,8 @@ pub fn decoder(
                     quote!(#id: match #local { Some(v) => v, None => return Err(DecodeError::new(#msg)) })
                 }
             });
-            let in_order = json_in_order(record, declared, projected, event_time);
+            let in_order =
+                json_in_order(record, declared, projected, event_time, format.timestamps());
             quote! {
                 fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
                     use ::weir_runtime::formats::DecodeError;
@@ -388,6 +434,7 @@ pub fn decoder(
         Format::Csv {
             delimiter,
             header: true,
+            ..
         } => {
             // Columns found by the header's names when the input starts (`HeaderMap`): read
             // field `i` is `cells[map.slots[i]]`.
@@ -404,6 +451,7 @@ pub fn decoder(
                     &is_event_time,
                     event_time,
                     &parse_text,
+                    format.timestamps(),
                 )
             });
             quote! {
@@ -444,6 +492,7 @@ pub fn decoder(
                     &is_event_time,
                     event_time,
                     &parse_text,
+                    format.timestamps(),
                 )
             });
             quote! {
@@ -465,13 +514,21 @@ fn csv_field(
     is_event_time: &dyn Fn(&str) -> bool,
     event_time: Option<EventTimeCheck<'_>>,
     parse_text: &dyn Fn(Type, TokenStream) -> TokenStream,
+    timestamps: Timestamps,
 ) -> TokenStream {
     let id = field_ident(&f.name);
     let key = &f.name;
     if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
         // Never null (sema); every error of `parse_event_time` names the field.
         let range = et.range_tokens();
-        return quote!(#id: ::weir_runtime::formats::parse_event_time(&#cell.text(), #key, #range)?);
+        return match read_as(timestamps) {
+            None => {
+                quote!(#id: ::weir_runtime::formats::parse_event_time(&#cell.text(), #key, #range)?)
+            }
+            Some(how) => {
+                quote!(#id: ::weir_runtime::formats::parse_event_time_as(&#cell.text(), #key, #range, #how)?)
+            }
+        };
     }
     let parse = match f.ty {
         // A string takes the cell's text as it is (no copy when it was unquoted).
@@ -479,7 +536,13 @@ fn csv_field(
         ty => parse_text(ty, quote!(&#cell.text())),
     };
     if f.nullable {
-        quote!(#id: if #cell.is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
+        // A quoted empty cell is the empty string; for other types, either empty cell is null.
+        let null = if matches!(f.ty, Type::String | Type::Null) {
+            quote!(#cell.is_null())
+        } else {
+            quote!(#cell.is_empty())
+        };
+        quote!(#id: if #null { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
     } else {
         quote!(#id: #parse.map_err(|e| e.in_field(#key))?)
     }

@@ -97,12 +97,19 @@ fn type_text(ty: &StreamType) -> String {
 }
 
 fn format_text(format: &Format) -> String {
-    match format {
-        Format::Json => "json".into(),
-        Format::Csv { header, delimiter } => format!(
+    let text = match format {
+        Format::Json { .. } => "json".into(),
+        Format::Csv {
+            header, delimiter, ..
+        } => format!(
             "csv(header: {header}, delimiter: {:?})",
             char::from(*delimiter)
         ),
+    };
+    // (Said only when not the default, so that earlier checkpoints keep their shape.)
+    match format.timestamps() {
+        crate::sema::Timestamps::Default => text,
+        t => format!("{text} timestamps: {t:?}"),
     }
 }
 

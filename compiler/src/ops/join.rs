@@ -47,7 +47,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             items.push(records::record_struct(&record, &source.ty.schema));
             let format = match &source.kind {
                 SourceKind::File { format, .. } => *format,
-                _ => Format::Json,
+                _ => Format::JSON,
             };
             let decode = cx.namer.fresh(&format!("decode_table_{}", source.name));
             items.push(records::decoder(

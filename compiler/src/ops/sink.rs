@@ -121,12 +121,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 Format::Csv {
                     header: true,
                     delimiter,
+                    ..
                 } => records::csv_header(&row_schema, *delimiter),
                 _ => Vec::new(),
             };
             let header = proc_macro2::Literal::byte_string(&header);
             let file_name = match format {
-                Format::Json => "part-0.jsonl",
+                Format::Json { .. } => "part-0.jsonl",
                 Format::Csv { .. } => "part-0.csv",
             };
             Emitted {
@@ -213,6 +214,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 Format::Csv {
                     header: true,
                     delimiter,
+                    ..
                 } => records::csv_header(&schema, *delimiter),
                 _ => Vec::new(),
             };
@@ -223,6 +225,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 Format::Csv {
                     header: true,
                     delimiter,
+                    ..
                 },
             ) = (&key_fn, is_stdout, format)
             {
@@ -238,7 +241,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 _ => quote!(let mut #output = Some(::weir_runtime::sinks::Output::Stdout);),
             };
             let style = match format {
-                Format::Json => quote!(::weir_runtime::sinks::changelog::OpStyle::Json),
+                Format::Json { .. } => quote!(::weir_runtime::sinks::changelog::OpStyle::Json),
                 Format::Csv { delimiter, .. } => {
                     quote!(::weir_runtime::sinks::changelog::OpStyle::Csv { delimiter: #delimiter })
                 }

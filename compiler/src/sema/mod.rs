@@ -254,22 +254,30 @@ impl Checker {
         }
     }
 
-    fn format(&mut self, call: Option<&ast::Call>, default: Format) -> Option<Format> {
+    /// The format clause of a source (`reading`) or a sink; JSON without one.
+    fn format(&mut self, call: Option<&ast::Call>, reading: bool) -> Option<Format> {
         let Some(call) = call else {
-            return Some(default);
+            return Some(Format::JSON);
         };
         match call.name.name.as_str() {
             "json" => {
-                Args::new(call, "format `json`", &[], &mut self.diagnostics);
-                Some(Format::Json)
+                let args = Args::new(
+                    call,
+                    "format `json`",
+                    &["timestamps"],
+                    &mut self.diagnostics,
+                );
+                let timestamps = self.timestamps(&args, reading)?;
+                Some(Format::Json { timestamps })
             }
             "csv" => {
                 let args = Args::new(
                     call,
                     "format `csv`",
-                    &["header", "delimiter"],
+                    &["header", "delimiter", "timestamps"],
                     &mut self.diagnostics,
                 );
+                let timestamps = self.timestamps(&args, reading)?;
                 let header = args.bool("header", &mut self.diagnostics).unwrap_or(false);
                 let delimiter = match args.string("delimiter", &mut self.diagnostics) {
                     None => b',',
@@ -286,7 +294,11 @@ impl Checker {
                         return None;
                     }
                 };
-                Some(Format::Csv { header, delimiter })
+                Some(Format::Csv {
+                    header,
+                    delimiter,
+                    timestamps,
+                })
             }
             other => {
                 let mut d =
@@ -299,6 +311,46 @@ impl Checker {
                 None
             }
         }
+    }
+
+    /// `timestamps: "..."` of a format clause: one of the names a source (`reading`) or a sink
+    /// accepts.
+    fn timestamps(&mut self, args: &Args<'_>, reading: bool) -> Option<Timestamps> {
+        let Some(name) = args.string("timestamps", &mut self.diagnostics) else {
+            return Some(Timestamps::Default);
+        };
+        let (table, other) = if reading {
+            (Timestamps::READ, Timestamps::WRITE)
+        } else {
+            (Timestamps::WRITE, Timestamps::READ)
+        };
+        if let Some((_, t)) = table.iter().find(|(n, _)| *n == name) {
+            return Some(*t);
+        }
+        let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+        let side = if reading { "a source" } else { "a sink" };
+        let mut d = Diagnostic::error(
+            "E0325",
+            args.span_of("timestamps"),
+            format!("{side} cannot take `timestamps: \"{name}\"`"),
+        );
+        d = if other.iter().any(|(n, _)| *n == name) {
+            d.with_hint(format!(
+                "`{name}` is for {}; {side} takes one of: {}",
+                if reading { "sinks" } else { "sources" },
+                names.join(", ")
+            ))
+        } else {
+            match did_you_mean(&name, names.iter().copied()) {
+                Some(s) => d.with_hint(format!(
+                    "did you mean `{s}`? (one of: {})",
+                    names.join(", ")
+                )),
+                None => d.with_hint(format!("one of: {}", names.join(", "))),
+            }
+        };
+        self.error(d);
+        None
     }
 
     /// A Kafka message holds one row: a CSV header line has no place in it.
@@ -441,7 +493,7 @@ impl Checker {
                 };
                 dead_letters = args.string("dead_letters", &mut self.diagnostics);
                 event_time_range = args.time_range("event_time_range", &mut self.diagnostics);
-                let format = self.format(decl.format.as_ref(), Format::Json);
+                let format = self.format(decl.format.as_ref(), true);
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
@@ -509,7 +561,7 @@ impl Checker {
                 dead_letters = args.string("dead_letters", d);
                 event_time_range = args.time_range("event_time_range", d);
                 let properties = kafka_properties(&args, d);
-                let format = self.format(decl.format.as_ref(), Format::Json);
+                let format = self.format(decl.format.as_ref(), true);
                 let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), *f));
                 if decl.schema.is_none() {
                     self.error(
@@ -1702,7 +1754,7 @@ impl Checker {
         let kind = match connector.name.name.as_str() {
             "stdout" => {
                 Args::new(connector, "sink `stdout`", &[], &mut self.diagnostics);
-                self.format(decl.format.as_ref(), Format::Json)
+                self.format(decl.format.as_ref(), false)
                     .map(|format| SinkKind::Stdout { format })
             }
             "file" => {
@@ -1714,7 +1766,7 @@ impl Checker {
                 );
                 let path = args.string("path", &mut self.diagnostics);
                 let path = args.required("path", path, &mut self.diagnostics);
-                let format = self.format(decl.format.as_ref(), Format::Json);
+                let format = self.format(decl.format.as_ref(), false);
                 let partition_by: Vec<String> = args
                     .string("partition_by", &mut self.diagnostics)
                     .map(|p| {
@@ -1821,7 +1873,7 @@ impl Checker {
                 let brokers = args.required("brokers", brokers, d);
                 let key = args.string("key", d);
                 let properties = kafka_properties(&args, d);
-                let format = self.format(decl.format.as_ref(), Format::Json);
+                let format = self.format(decl.format.as_ref(), false);
                 let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), *f));
                 let mut ok = true;
                 if let Some(ty) = stream.map(|i| self.program.streams[i].ty.clone()) {

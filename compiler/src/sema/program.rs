@@ -92,8 +92,72 @@ impl Default for NexmarkParams {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    Json,
-    Csv { header: bool, delimiter: u8 },
+    Json {
+        timestamps: Timestamps,
+    },
+    Csv {
+        header: bool,
+        delimiter: u8,
+        timestamps: Timestamps,
+    },
+}
+
+impl Format {
+    /// JSON lines with timestamps as by default.
+    pub const JSON: Format = Format::Json {
+        timestamps: Timestamps::Default,
+    };
+
+    /// How timestamps are read or written (`timestamps:` of the format clause).
+    pub fn timestamps(self) -> Timestamps {
+        match self {
+            Format::Json { timestamps } | Format::Csv { timestamps, .. } => timestamps,
+        }
+    }
+}
+
+/// `timestamps:` of a format: how a source reads timestamp fields, or a sink writes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Timestamps {
+    /// Sources: a text form or an integer of epoch milliseconds (`"auto"`); sinks:
+    /// `yyyy-MM-dd HH:mm:ss.SSS` (`"sql"`).
+    #[default]
+    Default,
+    /// Sources only (`"text"`): text forms only, a number is a dead letter.
+    Text,
+    /// Sources (`"epoch_s"` … `"epoch_ns"`): numbers in this unit only; sinks: `"epoch_ms"`.
+    EpochS,
+    EpochMs,
+    EpochUs,
+    EpochNs,
+    /// Sinks only (`"iso8601"`): `yyyy-MM-ddTHH:mm:ss.SSSZ`.
+    Iso8601,
+}
+
+impl Timestamps {
+    /// The names a source accepts, and a sink.
+    pub const READ: &'static [(&'static str, Timestamps)] = &[
+        ("auto", Timestamps::Default),
+        ("text", Timestamps::Text),
+        ("epoch_s", Timestamps::EpochS),
+        ("epoch_ms", Timestamps::EpochMs),
+        ("epoch_us", Timestamps::EpochUs),
+        ("epoch_ns", Timestamps::EpochNs),
+    ];
+    pub const WRITE: &'static [(&'static str, Timestamps)] = &[
+        ("sql", Timestamps::Default),
+        ("iso8601", Timestamps::Iso8601),
+        ("epoch_ms", Timestamps::EpochMs),
+    ];
+
+    /// The name as written in a pipeline (for explain and state shapes).
+    pub fn name(self, reading: bool) -> &'static str {
+        let table = if reading { Self::READ } else { Self::WRITE };
+        table
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("?", |(n, _)| n)
+    }
 }
 
 /// Where a stream reads from.

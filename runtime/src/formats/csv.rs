@@ -13,11 +13,12 @@
 //! counts its delimiters and looks for a quote, and only a rest holding a quote is walked cell
 //! by cell. So the verdicts are those of splitting every cell (the differential test
 //! `tests/tests/csv_differential.rs` keeps the old splitter as the reference). The generated
-//! decoder converts cells with the parsers in [`super`]; an empty cell is null for optional
-//! fields.
+//! decoder converts cells with the parsers in [`super`]. Null and the empty string differ as
+//! in PostgreSQL's CSV: a bare empty cell (`a,,b`) is null for an optional field, a quoted one
+//! (`a,"",b`) is the empty string for a string field (for other types, both are null).
 //!
 //! Encoding: the writers append to a byte buffer; null is written as an empty cell (nothing
-//! between the delimiters).
+//! between the delimiters), the empty string as `""`.
 
 use std::borrow::Cow;
 
@@ -30,6 +31,8 @@ pub struct Cell<'a> {
     raw: &'a str,
     /// A quoted cell holding `""`, which [`Cell::text`] turns into `"`.
     doubled: bool,
+    /// Whether the cell was quoted: `""` is the empty string, a bare empty cell is null.
+    quoted: bool,
 }
 
 impl<'a> Cell<'a> {
@@ -37,12 +40,20 @@ impl<'a> Cell<'a> {
     pub const EMPTY: Cell<'static> = Cell {
         raw: "",
         doubled: false,
+        quoted: false,
     };
 
-    /// Whether the cell holds no text (`a,,b` or `a,"",b`): null for an optional field.
+    /// Whether the cell holds no text (`a,,b` or `a,"",b`): null for an optional field that
+    /// is not a string.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
+    }
+
+    /// Whether the cell is bare and empty (`a,,b`, not `a,"",b`): null for an optional string.
+    #[inline]
+    pub fn is_null(&self) -> bool {
+        self.raw.is_empty() && !self.quoted
     }
 
     /// The cell's text: borrowed unless a quoted cell held doubled quotes.
@@ -249,6 +260,7 @@ fn scan<'a>(
             let cell = Cell {
                 raw: &line[pos + 1..close],
                 doubled,
+                quoted: true,
             };
             (cell, after_quote(b, close, delimiter)?)
         } else {
@@ -258,6 +270,7 @@ fn scan<'a>(
                 Cell {
                     raw,
                     doubled: false,
+                    quoted: false,
                 },
                 end,
             )
@@ -302,10 +315,11 @@ fn count_cells(b: &[u8], mut pos: usize, delimiter: u8) -> Result<usize, DecodeE
 
 /// Appends one cell, quoting it (and doubling its quotes) when it contains the delimiter, a
 /// quote, `\r` or `\n`, or starts or ends with a space or tab. An empty string is written as
-/// nothing, the same as null.
+/// `""`, so that it reads back as the empty string and not as null.
 pub fn write_cell(out: &mut Vec<u8>, s: &str, delimiter: u8) {
     let b = s.as_bytes();
-    let needs_quotes = matches!(b.first(), Some(b' ' | b'\t'))
+    let needs_quotes = b.is_empty()
+        || matches!(b.first(), Some(b' ' | b'\t'))
         || matches!(b.last(), Some(b' ' | b'\t'))
         || super::scan::csv_needs_quotes(b, delimiter);
     if !needs_quotes {
@@ -354,6 +368,24 @@ pub fn write_bool(out: &mut Vec<u8>, v: bool) {
 /// [`write_cell`] instead).
 pub fn write_timestamp(out: &mut Vec<u8>, ts: i64) {
     time::write_timestamp_bytes(ts, out);
+}
+
+/// Appends a timestamp through [`write_cell`] (for a delimiter its text can hold): ISO 8601
+/// with `Z` if `iso`, else the canonical form.
+pub fn write_timestamp_cell(out: &mut Vec<u8>, ts: i64, iso: bool, delimiter: u8) {
+    let mut text = Vec::with_capacity(32);
+    if iso {
+        time::write_timestamp_iso(ts, None, &mut text);
+    } else {
+        time::write_timestamp_bytes(ts, &mut text);
+    }
+    // (ASCII only.)
+    write_cell(out, &String::from_utf8_lossy(&text), delimiter);
+}
+
+/// Appends a timestamp in ISO 8601 with `Z` (`timestamps: "iso8601"`).
+pub fn write_timestamp_iso(out: &mut Vec<u8>, ts: i64) {
+    time::write_timestamp_iso(ts, None, out);
 }
 
 #[cfg(test)]

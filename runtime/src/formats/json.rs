@@ -135,6 +135,33 @@ impl<'a> JsonValue<'a> {
         }
     }
 
+    /// A timestamp read as the source's `timestamps:` says ([`time::ReadAs`]): a number's
+    /// text, or a string's content, through [`time::parse_timestamp_as`].
+    pub fn as_timestamp_as(&self, how: time::ReadAs) -> Result<i64, DecodeError> {
+        match self.kind {
+            Kind::Number { .. } => time::parse_timestamp_as(self.raw, how),
+            Kind::String { .. } => time::parse_timestamp_as(&self.as_str_cow()?, how),
+            _ => Err(self.mismatch("a timestamp")),
+        }
+    }
+
+    /// [`JsonValue::as_event_time`] read as the source's `timestamps:` says.
+    pub fn as_event_time_as(
+        &self,
+        field: &str,
+        range: time::TimeRange,
+        how: time::ReadAs,
+    ) -> Result<i64, DecodeError> {
+        match self.kind {
+            Kind::Number { .. } => time::parse_event_time_as(self.raw, field, range, how),
+            Kind::String { .. } => {
+                let text = self.as_str_cow().map_err(|e| e.in_field(field))?;
+                time::parse_event_time_as(&text, field, range, how)
+            }
+            _ => Err(self.mismatch("a timestamp").in_field(field)),
+        }
+    }
+
     /// The event time of a source, in field `field`: like [`JsonValue::as_timestamp`], but it
     /// must lie in `range` (the source's event-time range). Every error names the field.
     #[inline]
@@ -709,6 +736,11 @@ pub fn write_bool(out: &mut Vec<u8>, v: bool) {
 /// Appends a timestamp as a JSON string in the canonical form `"yyyy-MM-dd HH:mm:ss.SSS"`.
 pub fn write_timestamp(out: &mut Vec<u8>, ts: i64) {
     time::write_timestamp_quoted(ts, b'"', out);
+}
+
+/// Appends a timestamp in ISO 8601 with `Z`, quoted (`timestamps: "iso8601"`).
+pub fn write_timestamp_iso(out: &mut Vec<u8>, ts: i64) {
+    time::write_timestamp_iso(ts, Some(b'"'), out);
 }
 
 /// Appends `null`.

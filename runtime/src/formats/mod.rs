@@ -212,6 +212,21 @@ pub fn parse_event_time(s: &str, field: &str, range: time::TimeRange) -> Result<
     time::parse_event_time(s, field, range)
 }
 
+/// Parses a timestamp read as a source's `timestamps:` says; see [`time::ReadAs`].
+pub fn parse_timestamp_as(s: &str, how: time::ReadAs) -> Result<i64, DecodeError> {
+    time::parse_timestamp_as(s, how)
+}
+
+/// Parses the event time of a source read as its `timestamps:` says, within `range`.
+pub fn parse_event_time_as(
+    s: &str,
+    field: &str,
+    range: time::TimeRange,
+    how: time::ReadAs,
+) -> Result<i64, DecodeError> {
+    time::parse_event_time_as(s, field, range, how)
+}
+
 /// Wraps a description in backticks for an error message.
 pub(crate) fn quoted(description: &str) -> String {
     let mut out = String::with_capacity(description.len() + 2);

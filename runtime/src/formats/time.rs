@@ -289,6 +289,18 @@ pub fn write_timestamp_bytes(ts: i64, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `ts` in ISO 8601 with a `Z`: `yyyy-MM-ddTHH:mm:ss.SSSZ` (the canonical form with
+/// `T` for the space), between two `quote`s unless `quote` is `None`.
+pub fn write_timestamp_iso(ts: i64, quote: Option<u8>, out: &mut Vec<u8>) {
+    out.extend(quote);
+    write_timestamp_bytes(ts, out);
+    // The text ends with ` HH:mm:ss.SSS`, whatever the year.
+    let space = out.len() - 13;
+    out[space] = b'T';
+    out.push(b'Z');
+    out.extend(quote);
+}
+
 /// Appends the canonical text form of `ts` between two `quote`s (a JSON string).
 #[inline]
 pub fn write_timestamp_quoted(ts: i64, quote: u8, out: &mut Vec<u8>) {
@@ -390,6 +402,121 @@ pub fn parse_timestamp(s: &str) -> Result<i64, DecodeError> {
     } else {
         Err(outside_years(&describe_text(s)))
     }
+}
+
+/// How a source reads its timestamp fields (`timestamps:` in its format clause).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAs {
+    /// The default: a text form of [`parse_timestamp`], or an integer of epoch milliseconds.
+    Auto,
+    /// Text forms only: a number is an error (so no integer is ever guessed to be ms).
+    Text,
+    /// Numbers since the epoch in this unit only (seconds may have a decimal fraction, kept to
+    /// the millisecond); text forms are errors. A JSON string holding such a number counts.
+    Epoch(EpochUnit),
+}
+
+/// The unit of an epoch number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpochUnit {
+    Seconds,
+    Millis,
+    Micros,
+    Nanos,
+}
+
+impl EpochUnit {
+    fn name(self) -> &'static str {
+        match self {
+            EpochUnit::Seconds => "epoch seconds",
+            EpochUnit::Millis => "epoch milliseconds",
+            EpochUnit::Micros => "epoch microseconds",
+            EpochUnit::Nanos => "epoch nanoseconds",
+        }
+    }
+}
+
+/// Milliseconds since the epoch from `s`, read as `how` says; not range-checked.
+fn parse_as(s: &str, how: ReadAs) -> Result<i64, DecodeError> {
+    let b = s.as_bytes();
+    let sign = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let is_integer = b.len() > sign && b[sign..].iter().all(u8::is_ascii_digit);
+    let unit = match how {
+        ReadAs::Auto => return parse_any(s),
+        ReadAs::Text if is_integer => {
+            return Err(DecodeError::new(format!(
+                "expected a timestamp as text (the source reads `timestamps: \"text\"`), found \
+                 the number {}",
+                quoted(&describe_text(s))
+            )))
+        }
+        ReadAs::Text => return parse_any(s),
+        ReadAs::Epoch(unit) => unit,
+    };
+    let out_of_range = || {
+        DecodeError::new(format!(
+            "timestamp out of range ({}), found {}",
+            unit.name(),
+            quoted(&describe_text(s))
+        ))
+    };
+    // `digits[.fraction]`, the fraction for seconds only.
+    let (whole, fraction) = match (unit, s.split_once('.')) {
+        (EpochUnit::Seconds, Some((w, f)))
+            if !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            (w, f)
+        }
+        _ => (s, ""),
+    };
+    let wb = whole.as_bytes();
+    if wb.len() <= sign || !wb[sign..].iter().all(u8::is_ascii_digit) {
+        return Err(DecodeError::new(format!(
+            "expected {} (the source reads them as such), found {}",
+            unit.name(),
+            quoted(&describe_text(s))
+        )));
+    }
+    let n = parse_i64_bytes(wb).map_err(|_| out_of_range())?;
+    let negative = wb[0] == b'-';
+    match unit {
+        EpochUnit::Seconds => {
+            // The first three fraction digits are milliseconds; more are dropped (toward zero).
+            let mut ms = 0i64;
+            for (i, c) in fraction.bytes().take(3).enumerate() {
+                ms += i64::from(c - b'0') * [100, 10, 1][i];
+            }
+            let ms = if negative { -ms } else { ms };
+            n.checked_mul(1000)
+                .and_then(|v| v.checked_add(ms))
+                .ok_or_else(out_of_range)
+        }
+        EpochUnit::Millis => Ok(n),
+        // Sub-millisecond parts are dropped toward the past, as a window assigner would.
+        EpochUnit::Micros => Ok(n.div_euclid(1000)),
+        EpochUnit::Nanos => Ok(n.div_euclid(1_000_000)),
+    }
+}
+
+/// Parses a timestamp read as `how` says (see [`ReadAs`]), in the years 0000 to 9999.
+pub fn parse_timestamp_as(s: &str, how: ReadAs) -> Result<i64, DecodeError> {
+    let ts = parse_as(s, how)?;
+    if TimeRange::TIMESTAMPS.contains(ts) {
+        Ok(ts)
+    } else {
+        Err(outside_years(&describe_text(s)))
+    }
+}
+
+/// Parses the event time of a source read as `how` says, which must lie in `range`.
+pub fn parse_event_time_as(
+    s: &str,
+    field: &str,
+    range: TimeRange,
+    how: ReadAs,
+) -> Result<i64, DecodeError> {
+    let ts = parse_as(s, how).map_err(|e| e.in_field(field))?;
+    event_time_within(ts, s, field, range)
 }
 
 /// Parses the event time of a source (field `field`): the forms of [`parse_timestamp`], which
@@ -578,6 +705,69 @@ fn parse_civil(b: &[u8]) -> Result<i64, Option<&'static str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_in_a_named_unit() {
+        use EpochUnit::*;
+        let at = |s: &str, how| parse_timestamp_as(s, how);
+        // 2023-11-14 22:13:20 UTC.
+        assert_eq!(
+            at("1700000000", ReadAs::Epoch(Seconds)),
+            Ok(1_700_000_000_000)
+        );
+        assert_eq!(
+            at("1700000000.1239", ReadAs::Epoch(Seconds)),
+            Ok(1_700_000_000_123)
+        );
+        assert_eq!(at("-1.5", ReadAs::Epoch(Seconds)), Ok(-1500));
+        assert_eq!(
+            at("1700000000000", ReadAs::Epoch(Millis)),
+            Ok(1_700_000_000_000)
+        );
+        assert_eq!(
+            at("1700000000000999", ReadAs::Epoch(Micros)),
+            Ok(1_700_000_000_000)
+        );
+        assert_eq!(at("-1", ReadAs::Epoch(Micros)), Ok(-1));
+        assert_eq!(
+            at("1700000000000999999", ReadAs::Epoch(Nanos)),
+            Ok(1_700_000_000_000)
+        );
+        // The default reads an integer as milliseconds; `text` refuses it.
+        assert_eq!(at("1700000000", ReadAs::Auto), Ok(1_700_000_000));
+        let err = at("1700000000", ReadAs::Text).unwrap_err().to_string();
+        assert!(err.contains("expected a timestamp as text"), "{err}");
+        assert_eq!(
+            at("2023-11-14T22:13:20Z", ReadAs::Text),
+            Ok(1_700_000_000_000)
+        );
+        // A unit refuses text, a fraction of milliseconds, and what overflows.
+        let err = at("2023-11-14", ReadAs::Epoch(Seconds))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected epoch seconds"), "{err}");
+        assert!(at("1.5", ReadAs::Epoch(Millis)).is_err());
+        assert!(at("1e9", ReadAs::Epoch(Seconds)).is_err());
+        assert!(at("", ReadAs::Epoch(Seconds)).is_err());
+        assert!(at("9223372036854775807", ReadAs::Epoch(Seconds)).is_err());
+        assert!(at("300000000000", ReadAs::Epoch(Seconds)).is_err()); // year 11476
+        let err = parse_event_time_as("17", "ts", TimeRange::EVENT_TIME, ReadAs::Text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("field `ts`: "), "{err}");
+    }
+
+    #[test]
+    fn iso_output_is_the_canonical_form_with_t_and_z() {
+        let mut out = Vec::new();
+        write_timestamp_iso(1_700_000_000_123, Some(b'"'), &mut out);
+        assert_eq!(out, b"\"2023-11-14T22:13:20.123Z\"");
+        out.clear();
+        write_timestamp_iso(-62_198_755_200_001, None, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("T23:59:59.999Z"), "{text}");
+        assert_eq!(parse_any("2023-11-14T22:13:20.123Z"), Ok(1_700_000_000_123));
+    }
 
     #[test]
     fn cached_dates_write_what_render_writes() {
