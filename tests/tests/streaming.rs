@@ -10,6 +10,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use weir_tests::build;
+use weir_tests::kafka::{broker, consume, create_topic, produce, unique, GROUP_PROPERTIES};
 
 /// How long a result may take to show up. The flush interval is 100 ms: this is far beyond
 /// it, so a slow machine does not fail the test, and a pipeline that does not stream does.
@@ -62,14 +63,18 @@ impl Running {
 
     /// The next line the pipeline prints, which must come within [`DEADLINE`].
     fn expect_line(&self, what: &str) -> String {
+        self.expect_line_within(DEADLINE, what)
+    }
+
+    fn expect_line_within(&self, deadline: Duration, what: &str) -> String {
         let started = Instant::now();
-        match self.lines.recv_timeout(DEADLINE) {
+        match self.lines.recv_timeout(deadline) {
             Ok(line) => {
                 eprintln!("{what}: after {:?}: {line}", started.elapsed());
                 line
             }
             Err(_) => panic!(
-                "{what}: nothing on stdout within {DEADLINE:?} while the input stays open: the \
+                "{what}: nothing on stdout within {deadline:?} while the input stays open: the \
                  pipeline does not stream"
             ),
         }
@@ -189,4 +194,46 @@ fn a_running_count_on_stdin_prints_each_change_while_stdin_is_open() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
+}
+
+/// Kafka: a lone record produced while the pipeline runs reaches stdout and a (plain) Kafka
+/// sink within the deadline, with nothing after it to push it out.
+#[test]
+fn a_lone_kafka_record_reaches_the_sinks_while_the_pipeline_runs() {
+    let Some(brokers) = broker() else { return };
+    let input = unique("lone-in");
+    let output = unique("lone-out");
+    let group = unique("lone-group");
+    create_topic(&brokers, &input, 1);
+    create_topic(&brokers, &output, 1);
+    let text = format!(
+        r#"
+schema Order {{ id: i64, amount: i64 }}
+source orders: Order = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}",
+    start: "earliest", properties: "{GROUP_PROPERTIES}") format json
+let big = orders |> filter amount >= 10
+sink big -> stdout() format json
+sink big -> kafka(topic: "{output}", brokers: "{brokers}") format json
+"#
+    );
+    let binary = build("streaming_kafka_lone_record", &text, false);
+    let dir = tempfile::tempdir().unwrap();
+    let run = Running::start(&binary, dir.path(), &[]);
+    let order = |id: i64, amount: i64| format!(r#"{{"id":{id},"amount":{amount}}}"#);
+    // The first record also waits for the consumer to join its group.
+    produce(&brokers, &input, &[(0, order(1, 50))]);
+    let row = json(&run.expect_line_within(Duration::from_secs(30), "the first record"));
+    assert_eq!(row["id"], 1);
+    // Joined and idle: the next lone record (after one the filter drops) comes promptly.
+    std::thread::sleep(Duration::from_millis(500));
+    produce(&brokers, &input, &[(0, order(2, 3)), (0, order(3, 70))]);
+    let row = json(&run.expect_line("the lone record"));
+    assert_eq!(row["id"], 3);
+    let sent: Vec<i64> = consume(&brokers, &output, 2)
+        .iter()
+        .map(|(_, payload)| json(payload)["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sent, vec![1, 3]);
+    // The pipeline is still running: a Kafka source has no end (the drop kills it).
+    drop(run);
 }
