@@ -26,6 +26,9 @@ pub enum Message<T> {
     Watermark { from: u32, watermark: i64 },
     /// Upstream instance `from` has passed checkpoint barrier `checkpoint`.
     Barrier { from: u32, checkpoint: u64 },
+    /// Upstream instance `from` has sent everything it buffered: the flush interval passed
+    /// (see [`crate::tick`]).
+    Tick { from: u32 },
     /// Upstream instance `from` has finished.
     End { from: u32 },
 }
@@ -141,6 +144,14 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Collector<I> for Exchange<I, 
         }
     }
 
+    /// Partial batches go out, and the tick with them, so the consumer flushes too.
+    fn tick(&mut self) {
+        for dest in 0..self.senders.len() {
+            self.flush(dest);
+            self.send(dest, Message::Tick { from: self.from });
+        }
+    }
+
     fn finish(&mut self) {
         for dest in 0..self.senders.len() {
             self.flush(dest);
@@ -164,6 +175,11 @@ pub fn set_idle_timeout(timeout: Option<std::time::Duration>) {
 /// Drives a task whose input is a channel fed by `n_upstream` instances: pushes every record
 /// into `chain`, forwards the minimum watermark over the upstream instances whenever it
 /// advances, and finishes the chain after every upstream instance has ended.
+///
+/// A [`Message::Tick`] ticks the chain when anything has reached it since its last tick, or a
+/// flush interval has passed since then (the operators downstream may hold output of their
+/// own: processing-time windows); with several upstream instances each ticking, the chain is
+/// thus not ticked once per instance.
 ///
 /// With an idle timeout, an upstream instance that has sent nothing for that long no longer
 /// holds the watermark back (its later records may then be late); it counts again as soon as
@@ -203,6 +219,9 @@ pub fn run_input_with<T, C: Collector<T>>(
         held: VecDeque::new(),
         replay: VecDeque::new(),
         last_barrier: 0,
+        untick: false,
+        last_tick: std::time::Instant::now(),
+        flush_interval: crate::tick::flush_interval(),
     };
     while input.n_ended < n {
         let message = if let Some(m) = input.replay.pop_front() {
@@ -250,6 +269,10 @@ struct Input<T, C> {
     /// Held messages to process again before reading the channel.
     replay: VecDeque<Message<T>>,
     last_barrier: u64,
+    /// Whether anything reached the chain since its last tick.
+    untick: bool,
+    last_tick: std::time::Instant,
+    flush_interval: std::time::Duration,
 }
 
 impl<T, C: Collector<T>> Input<T, C> {
@@ -284,6 +307,7 @@ impl<T, C: Collector<T>> Input<T, C> {
     fn forward(&mut self, min: i64) {
         if min > self.current && !(min == i64::MAX && crate::stop::stopped_early()) {
             self.current = min;
+            self.untick = true;
             self.chain.watermark(min);
         }
     }
@@ -293,9 +317,11 @@ impl<T, C: Collector<T>> Input<T, C> {
             Message::Batch { from, .. }
             | Message::Watermark { from, .. }
             | Message::Barrier { from, .. }
+            | Message::Tick { from }
             | Message::End { from } => *from as usize,
         };
-        if self.blocked[from] {
+        // A tick is not data: it may overtake what a barrier holds back.
+        if self.blocked[from] && !matches!(message, Message::Tick { .. }) {
             // Held, but alive: an upstream waiting at a barrier is not idle, or event time
             // would run past the records it holds.
             self.last_seen[from] = std::time::Instant::now();
@@ -305,6 +331,7 @@ impl<T, C: Collector<T>> Input<T, C> {
         match message {
             Message::Batch { records, .. } => {
                 self.last_seen[from] = std::time::Instant::now();
+                self.untick = true;
                 for record in &records {
                     self.chain.push(record);
                 }
@@ -323,6 +350,15 @@ impl<T, C: Collector<T>> Input<T, C> {
                 self.aligning = Some(self.aligning.map_or(checkpoint, |a| a.max(checkpoint)));
                 self.blocked[from] = true;
                 self.try_complete_barrier();
+            }
+            // It does not make an idle upstream count as active either: a source ticks
+            // while idle.
+            Message::Tick { .. } => {
+                if self.untick || self.last_tick.elapsed() >= self.flush_interval {
+                    self.untick = false;
+                    self.last_tick = std::time::Instant::now();
+                    self.chain.tick();
+                }
             }
             Message::End { .. } => {
                 if !self.ended[from] {
@@ -349,6 +385,7 @@ impl<T, C: Collector<T>> Input<T, C> {
         self.aligning = None;
         self.last_barrier = checkpoint;
         self.blocked.iter_mut().for_each(|b| *b = false);
+        self.untick = true;
         self.chain.barrier(checkpoint);
         let mut held = std::mem::take(&mut self.held);
         held.append(&mut self.replay);
@@ -373,6 +410,9 @@ mod tests {
             self.0.lock().unwrap().push(format!("wm{wm}"));
         }
         fn barrier(&mut self, _checkpoint: u64) {}
+        fn tick(&mut self) {
+            self.0.lock().unwrap().push("tick".into());
+        }
         fn finish(&mut self) {
             self.0.lock().unwrap().push("end".into());
         }
@@ -457,6 +497,40 @@ mod tests {
     }
 
     #[test]
+    fn a_tick_sends_partial_batches_and_ticks_the_consumer_once_per_news() {
+        let (senders, mut receivers) = channels::<i64>(1);
+        let metrics = Metrics::new();
+        let mut a = Exchange::new(
+            metrics.op("a"),
+            0,
+            senders.clone(),
+            |_: &i64| 0,
+            |r: &i64| *r,
+        );
+        let mut b = Exchange::new(metrics.op("b"), 1, senders, |_: &i64| 0, |r: &i64| *r);
+        let log = Log::default();
+        let consumer = {
+            let log = log.clone();
+            let receiver = receivers.pop().unwrap();
+            std::thread::spawn(move || run_input(receiver, 2, log))
+        };
+        a.push(&1); // less than a batch: held until the tick
+        a.tick();
+        while log.0.lock().unwrap().len() < 2 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(*log.0.lock().unwrap(), vec!["r1", "tick"]);
+        b.push(&2);
+        b.tick();
+        a.finish();
+        b.finish();
+        consumer.join().unwrap();
+        let log = log.0.lock().unwrap().clone();
+        assert_eq!(&log[2..4], ["r2", "tick"]);
+        assert_eq!(&log[log.len() - 2..], ["wm9223372036854775807", "end"]);
+    }
+
+    #[test]
     fn records_are_routed_by_hash_and_keep_their_order_per_destination() {
         let (senders, receivers) = channels::<i64>(3);
         let metrics = Metrics::new();
@@ -477,7 +551,7 @@ mod tests {
                 match message {
                     Message::Batch { records, .. } => got.extend(records),
                     Message::End { .. } => break,
-                    Message::Watermark { .. } | Message::Barrier { .. } => {}
+                    Message::Watermark { .. } | Message::Barrier { .. } | Message::Tick { .. } => {}
                 }
             }
             let want: Vec<i64> = (0..5000).filter(|i| i % 3 == dest as i64).collect();

@@ -16,6 +16,10 @@ pub trait Collector<T: ?Sized> {
     /// A stateful operator saves its state (see [`crate::checkpoint`]), then passes the
     /// barrier on to every collector it feeds.
     fn barrier(&mut self, checkpoint: u64);
+    /// The flush interval has passed (a wall-clock tick from the sources, see
+    /// [`crate::tick`]): write out or send on what is buffered, then pass the tick on. Event
+    /// time does not move.
+    fn tick(&mut self);
     /// End of input. Called once, after the final watermark (`i64::MAX`).
     fn finish(&mut self);
 }
@@ -46,6 +50,10 @@ impl<T: ?Sized, A: Collector<T>, B: Collector<T>> Collector<T> for Tee<A, B> {
         self.first.barrier(checkpoint);
         self.second.barrier(checkpoint);
     }
+    fn tick(&mut self) {
+        self.first.tick();
+        self.second.tick();
+    }
     fn finish(&mut self) {
         self.first.finish();
         self.second.finish();
@@ -60,5 +68,6 @@ impl<T: ?Sized> Collector<T> for Discard {
     fn push(&mut self, _record: &T) {}
     fn watermark(&mut self, _watermark: i64) {}
     fn barrier(&mut self, _checkpoint: u64) {}
+    fn tick(&mut self) {}
     fn finish(&mut self) {}
 }

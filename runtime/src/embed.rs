@@ -148,6 +148,7 @@ impl<T: Clone> Collector<T> for Collect<T> {
     }
 
     fn watermark(&mut self, _watermark: i64) {}
+    fn tick(&mut self) {}
 
     /// In-memory runs take no checkpoints.
     fn barrier(&mut self, _checkpoint: u64) {}
@@ -193,6 +194,7 @@ pub fn run(
     }
     let started = Instant::now();
     crate::channel::set_idle_timeout(args.idle_timeout);
+    crate::tick::set_flush_interval(args.flush_interval);
     let mut runtime = Runtime::new(args);
     if let Err(err) = build(&mut runtime) {
         return Err(Error {

@@ -32,6 +32,7 @@ pub mod sinks;
 pub mod sources;
 pub mod state;
 pub mod stop;
+pub mod tick;
 
 /// What generated code imports.
 pub mod prelude {

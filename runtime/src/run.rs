@@ -27,6 +27,9 @@ pub struct RunArgs {
     pub dead_letters: Option<PathBuf>,
     /// After this long without a message, an upstream instance stops holding watermarks back.
     pub idle_timeout: Option<std::time::Duration>,
+    /// How soon buffered output reaches stdout and files when input trickles, and how often
+    /// an idle source wakes up (see [`crate::tick`]).
+    pub flush_interval: std::time::Duration,
     /// No summary on stderr.
     pub quiet: bool,
     /// Where checkpoints go; none: no checkpoints.
@@ -59,6 +62,7 @@ impl Default for RunArgs {
             parallelism: None,
             dead_letters: None,
             idle_timeout: None,
+            flush_interval: crate::tick::DEFAULT_FLUSH_INTERVAL,
             quiet: false,
             checkpoint_dir: None,
             checkpoint_interval: std::time::Duration::from_secs(10),
@@ -80,6 +84,8 @@ const USAGE: &str = "options:
   --dead-letters PATH where malformed input records go, for every source (default:
                       a source's `dead_letters:`, else dead_letters.jsonl)
   --idle-timeout MS   an input silent this long (ms) stops holding event time back
+  --flush-interval TIME        write out buffered output (stdout, files) this often while
+                               input trickles or pauses: 100ms (default), 1s, 5ms
   --checkpoint-dir DIR         take checkpoints in DIR; restart from the latest one there
   --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m
   --checkpoints-kept K         complete checkpoints kept (default 3)
@@ -132,6 +138,10 @@ impl RunArgs {
                 "--idle-timeout" => {
                     let ms: u64 = parse_num(&value("--idle-timeout")?, "--idle-timeout")?;
                     out.idle_timeout = Some(std::time::Duration::from_millis(ms.max(1)));
+                }
+                "--flush-interval" => {
+                    out.flush_interval =
+                        parse_duration(&value("--flush-interval")?, "--flush-interval")?;
                 }
                 "--checkpoint-dir" => {
                     out.checkpoint_dir = Some(PathBuf::from(value("--checkpoint-dir")?))
@@ -600,6 +610,7 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         crate::channel::set_idle_timeout(args.idle_timeout);
     }
     crate::sources::set_rate_limit(args.rate_limit);
+    crate::tick::set_flush_interval(args.flush_interval);
     if let Some(partition) = args.task_partition {
         if let Err(err) = crate::scale_out::become_task(partition, args.task_parent) {
             eprintln!("weir: error: {err}");

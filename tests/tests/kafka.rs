@@ -401,6 +401,7 @@ impl weir_runtime::collector::Collector<i64> for Collect {
     }
     fn watermark(&mut self, _watermark: i64) {}
     fn barrier(&mut self, _checkpoint: u64) {}
+    fn tick(&mut self) {}
     fn finish(&mut self) {
         self.0.lock().unwrap().1 = Some(self.1.positions());
     }

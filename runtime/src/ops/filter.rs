@@ -36,6 +36,9 @@ impl<T, F: FnMut(&T) -> bool, N: Collector<T>> Collector<T> for Filter<F, N> {
     fn barrier(&mut self, checkpoint: u64) {
         self.next.barrier(checkpoint);
     }
+    fn tick(&mut self) {
+        self.next.tick();
+    }
     fn finish(&mut self) {
         self.metrics.report(&self.stats);
         self.next.finish();

@@ -371,6 +371,11 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.late.barrier(checkpoint);
     }
 
+    fn tick(&mut self) {
+        self.next.tick();
+        self.late.tick();
+    }
+
     fn finish(&mut self) {
         if self.finished {
             return;

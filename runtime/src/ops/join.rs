@@ -345,6 +345,7 @@ pub(crate) mod testing {
             self.0.borrow_mut().push(line);
         }
         fn barrier(&mut self, _checkpoint: u64) {}
+        fn tick(&mut self) {}
         fn finish(&mut self) {
             self.0.borrow_mut().push("end".into());
         }
@@ -364,6 +365,7 @@ pub(crate) mod testing {
         }
         fn watermark(&mut self, _wm: i64) {}
         fn barrier(&mut self, _checkpoint: u64) {}
+        fn tick(&mut self) {}
         fn finish(&mut self) {
             self.0.borrow_mut().push("end".into());
         }

@@ -124,6 +124,11 @@ impl<S: LookupSpec, N: Collector<S::Out>> Collector<S::In> for LookupJoin<S, N> 
     fn barrier(&mut self, checkpoint: u64) {
         self.next.barrier(checkpoint);
     }
+    fn tick(&mut self) {
+        if !self.finished {
+            self.next.tick();
+        }
+    }
 
     fn finish(&mut self) {
         if self.finished {

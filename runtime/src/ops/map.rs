@@ -36,6 +36,9 @@ impl<I, O, F: FnMut(&I) -> O, N: Collector<O>> Collector<I> for Map<F, N> {
     fn barrier(&mut self, checkpoint: u64) {
         self.next.barrier(checkpoint);
     }
+    fn tick(&mut self) {
+        self.next.tick();
+    }
     fn finish(&mut self) {
         self.metrics.report(&self.stats);
         self.next.finish();
@@ -74,6 +77,9 @@ impl<I, O, F: FnMut(&I) -> Option<O>, N: Collector<O>> Collector<I> for FilterMa
     }
     fn barrier(&mut self, checkpoint: u64) {
         self.next.barrier(checkpoint);
+    }
+    fn tick(&mut self) {
+        self.next.tick();
     }
     fn finish(&mut self) {
         self.metrics.report(&self.stats);

@@ -152,6 +152,10 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
     }
+    fn tick(&mut self) {
+        self.flush();
+        self.next.tick();
+    }
     fn finish(&mut self) {
         self.flush();
         self.metrics.report(&self.stats);
@@ -220,6 +224,7 @@ mod tests {
         }
         fn watermark(&mut self, _: i64) {}
         fn barrier(&mut self, _: u64) {}
+        fn tick(&mut self) {}
         fn finish(&mut self) {}
     }
 

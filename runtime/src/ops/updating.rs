@@ -59,6 +59,9 @@ impl<T: Clone, N: Collector<Change<T>>> Collector<T> for Upserts<N> {
     fn barrier(&mut self, checkpoint: u64) {
         self.next.barrier(checkpoint);
     }
+    fn tick(&mut self) {
+        self.next.tick();
+    }
     fn finish(&mut self) {
         self.next.finish();
     }
@@ -139,6 +142,12 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
         self.flush();
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
+    }
+    /// Pending changes go out with the flush interval too: without event time no watermark
+    /// would ever send them.
+    fn tick(&mut self) {
+        self.flush();
+        self.next.tick();
     }
     fn finish(&mut self) {
         self.flush();
@@ -267,6 +276,12 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
         self.flush();
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
+    }
+    /// Pending changes go out with the flush interval too: without event time no watermark
+    /// would ever send them.
+    fn tick(&mut self) {
+        self.flush();
+        self.next.tick();
     }
     fn finish(&mut self) {
         self.flush();
@@ -410,6 +425,12 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
     }
+    /// Pending changes go out with the flush interval too: without event time no watermark
+    /// would ever send them.
+    fn tick(&mut self) {
+        self.flush();
+        self.next.tick();
+    }
     fn finish(&mut self) {
         self.flush();
         self.metrics.report(&self.stats);
@@ -467,6 +488,7 @@ mod tests {
         }
         fn watermark(&mut self, _: i64) {}
         fn barrier(&mut self, _checkpoint: u64) {}
+        fn tick(&mut self) {}
         fn finish(&mut self) {}
     }
 

@@ -454,6 +454,20 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
         self.late.barrier(checkpoint);
     }
 
+    /// Processing-time windows fire as the wall clock passes their end, also while no input
+    /// comes; event-time windows wait for the watermark.
+    fn tick(&mut self) {
+        if self.processing_time {
+            let now = now_ms();
+            if now > self.watermark {
+                self.watermark = now;
+                self.fire_until(now);
+            }
+        }
+        self.next.tick();
+        self.late.tick();
+    }
+
     fn finish(&mut self) {
         // A stopped run (SIGTERM, Ctrl-C) did not see the end of its input: open windows are
         // not complete.
@@ -537,6 +551,7 @@ mod tests {
             self.0.borrow_mut().push(format!("wm {wm}"));
         }
         fn barrier(&mut self, _checkpoint: u64) {}
+        fn tick(&mut self) {}
         fn finish(&mut self) {
             self.0.borrow_mut().push("end".into());
         }

@@ -133,6 +133,11 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> 
             self.flush();
         }
     }
+    fn tick(&mut self) {
+        if !self.buf.is_empty() {
+            self.flush();
+        }
+    }
     fn finish(&mut self) {
         self.flush();
         self.metrics.report(&self.stats);
@@ -205,6 +210,8 @@ impl<
                 .save(checkpoint, &crate::state::encode(&self.table), Vec::new());
         }
     }
+    /// The table is written at the end.
+    fn tick(&mut self) {}
     fn finish(&mut self) {
         if let Some(done) = self.done.take() {
             self.stats.records_out = done(&self.table, &self.slot);

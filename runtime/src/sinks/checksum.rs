@@ -52,6 +52,7 @@ impl<T, H: FnMut(&T) -> u64> Collector<T> for Checksum<H> {
     }
 
     fn watermark(&mut self, _watermark: i64) {}
+    fn tick(&mut self) {}
 
     fn barrier(&mut self, checkpoint: u64) {
         snapshot(self, &self.slot, checkpoint);

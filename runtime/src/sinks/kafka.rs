@@ -556,6 +556,17 @@ where
         }
     }
 
+    /// librdkafka sends on its own threads (after `linger.ms`); the tick serves delivery
+    /// reports and lets a transaction committed meanwhile release the held messages.
+    fn tick(&mut self) {
+        if self.awaiting.is_some() {
+            self.settle(false);
+        }
+        if let Some(producer) = &self.producer {
+            producer.poll(Duration::ZERO);
+        }
+    }
+
     /// At least once: the checkpoint completes once everything before it is delivered.
     /// Exactly once: the epoch's transaction is sealed and noted in the checkpoint; it is
     /// committed once the checkpoint is complete (aborted if it never completes: a restart

@@ -163,6 +163,27 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
 
     fn watermark(&mut self, _watermark: i64) {}
 
+    /// Plain partition files get what is buffered once per flush interval; committed ones
+    /// are published at checkpoints.
+    fn tick(&mut self) {
+        if self.failed {
+            return;
+        }
+        for w in self.files.values_mut() {
+            if let PartOut::Plain(w) = w {
+                if let Err(err) = w.flush() {
+                    crate::run::report_error(format!(
+                        "sink `{}`: write failed: {err}",
+                        self.metrics.name()
+                    ));
+                    self.slot.abandon();
+                    self.failed = true;
+                    return;
+                }
+            }
+        }
+    }
+
     fn barrier(&mut self, checkpoint: u64) {
         if !self.slot.is_active() {
             return;

@@ -149,6 +149,14 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
         }
     }
 
+    /// Stdout and a plain file get what is buffered once per flush interval, so a trickling
+    /// input shows up as it comes; a checkpointed file publishes at commits anyway.
+    fn tick(&mut self) {
+        if !self.buf.is_empty() && !matches!(self.output, Output::Committed(_)) {
+            self.flush();
+        }
+    }
+
     fn barrier(&mut self, checkpoint: u64) {
         self.flush();
         if let Output::Committed(file) = &mut self.output {

@@ -24,6 +24,9 @@
 //!   cannot report reliable end offsets). The run summary says how long the Kafka sources took
 //!   from their first message to their last ([`Metrics::add_message_span`]): the group join
 //!   and that idle wait are not reading.
+//! - **Ticks**: a poll waits at most until the next tick of the flush interval
+//!   ([`crate::tick`]), and the source ticks its chain on time whether messages come or not,
+//!   so a lone message reaches its sink within about the interval.
 //! - **Reading**: one `BaseConsumer::poll` per message, decoded in the polling thread; the
 //!   client settings are [`KafkaSourceConfig::client_config`] (`weir bench --input kafka`
 //!   compares this source with a bare consumer using the same, `crate::kafka::floor`).
@@ -509,6 +512,7 @@ impl KafkaSource {
         // `CLOCK_EVERY` messages and whenever a poll comes back empty.
         let mut now = Instant::now();
         let mut since_clock = 0u32;
+        let mut ticker = crate::tick::Ticker::new();
         loop {
             if checkpointed {
                 if let Some(id) = slot.barrier_due() {
@@ -533,7 +537,8 @@ impl KafkaSource {
             if produced.is_multiple_of(64) {
                 pace.wait(produced);
             }
-            let polled = consumer.poll(POLL);
+            // An empty poll returns at the next tick at the latest.
+            let polled = consumer.poll(POLL.min(ticker.wait(now)));
             since_clock += 1;
             let fresh_clock = !matches!(polled, Some(Ok(_))) || since_clock >= CLOCK_EVERY;
             if fresh_clock {
@@ -632,6 +637,11 @@ impl KafkaSource {
             }
             if !fresh_clock {
                 continue;
+            }
+            // What this message (or the last ones) left in the exchanges and sinks goes out.
+            if ticker.due(now) {
+                ticker.ticked(now);
+                chain.tick();
             }
             if !checkpointed && now.duration_since(last_commit) >= COMMIT_EVERY {
                 last_commit = now;

@@ -8,7 +8,10 @@
 //! copied per line. The partial line at the end of a block moves to the front before the next
 //! read; a line longer than the buffer grows it. A file is read with positioned reads
 //! (`pread`), so the instances reading one file share its handle. Stdin is read as it comes:
-//! a read returns what is available, so a line is decoded when it arrives.
+//! a read returns what is available, so a line is decoded when it arrives; before each read
+//! the reader waits for input with `poll(2)` only until the next tick of the flush interval
+//! ([`crate::tick`]), so a quiet stdin still ticks: the source emits the watermark it owes
+//! and the sinks write what they hold, and a stop (SIGTERM) is noticed.
 //!
 //! A file source runs one instance per split ([`Split`]): instance `i` of `n` reads the lines
 //! that *start* in bytes `[len·i/n, len·(i+1)/n)` of the file as it was when the pipeline
@@ -24,6 +27,7 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
@@ -31,6 +35,7 @@ use crate::dead_letter::DeadLetters;
 use crate::formats::DecodeError;
 use crate::metrics::Metrics;
 use crate::sources::{EventTime, WatermarkTracker};
+use crate::tick::Ticker;
 
 /// Where a line source reads from.
 #[derive(Clone)]
@@ -169,11 +174,38 @@ const BLOCK: usize = 1 << 20;
 /// Where a [`LineReader`]'s bytes come from.
 enum Bytes {
     /// Positioned reads of a file, from `pos` on.
-    File {
-        file: Arc<OpenedFile>,
-        pos: u64,
+    File { file: Arc<OpenedFile>, pos: u64 },
+    /// Stdin, read once input is there or `deadline` has passed.
+    Stdin {
+        lock: std::io::StdinLock<'static>,
+        deadline: Instant,
     },
-    Stdin(std::io::StdinLock<'static>),
+}
+
+/// What [`LineReader::next_line`] found.
+enum Next<'a> {
+    /// A line with its `\n` (the input's last line may have none).
+    Line(&'a [u8]),
+    /// Nothing more before the deadline (stdin only): time to tick.
+    Idle,
+    /// The end of the input.
+    End,
+}
+
+/// Waits until stdin has input (or an end, or an error, which the read then reports), for at
+/// most `timeout`; `false` when it has none in that time (or a signal came: the caller looks
+/// at the stop flag and comes back).
+fn stdin_ready(timeout: std::time::Duration) -> bool {
+    let mut fds = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Rounded up: waking before the deadline would only come back here.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid `pollfd`, and its count.
+    let n = unsafe { libc::poll(&mut fds, 1, ms) };
+    n != 0 && !(n < 0 && std::io::Error::last_os_error().kind() == ErrorKind::Interrupted)
 }
 
 /// Splits its input into lines inside one reused buffer: `buf[start..end]` holds the bytes
@@ -200,32 +232,42 @@ impl LineReader {
         }
     }
 
-    /// The next line with its `\n` (the input's last line may have none); `None` at the end.
+    /// The next line, or [`Next::Idle`] when stdin has nothing before its deadline.
     #[inline]
-    fn next_line(&mut self) -> std::io::Result<Option<&[u8]>> {
+    fn next_line(&mut self) -> std::io::Result<Next<'_>> {
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
                 let line_start = self.start;
                 self.start = self.scanned + i + 1;
                 self.scanned = self.start;
-                return Ok(Some(&self.buf[line_start..self.start]));
+                return Ok(Next::Line(&self.buf[line_start..self.start]));
             }
             if self.eof {
                 if self.start == self.end {
-                    return Ok(None);
+                    return Ok(Next::End);
                 }
                 let line_start = self.start;
                 (self.start, self.scanned) = (self.end, self.end);
-                return Ok(Some(&self.buf[line_start..self.end]));
+                return Ok(Next::Line(&self.buf[line_start..self.end]));
             }
-            self.refill()?;
+            if !self.refill()? {
+                return Ok(Next::Idle);
+            }
+        }
+    }
+
+    /// When stdin stops waiting for input (the next tick).
+    fn set_deadline(&mut self, at: Instant) {
+        if let Bytes::Stdin { deadline, .. } = &mut self.from {
+            *deadline = at;
         }
     }
 
     /// Reads more: the partial line moves to the front, and the buffer doubles when it holds
-    /// more than half of it. One read: stdin's returns what has arrived.
+    /// more than half of it. One read: stdin's returns what has arrived. `false`: stdin had
+    /// nothing before its deadline (or the deadline had passed), nothing was read.
     #[cold]
-    fn refill(&mut self) -> std::io::Result<()> {
+    fn refill(&mut self) -> std::io::Result<bool> {
         let partial = self.end - self.start;
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -235,11 +277,18 @@ impl LineReader {
         if partial > self.buf.len() / 2 {
             self.buf.resize(self.buf.len() * 2, 0);
         }
+        if let Bytes::Stdin { deadline, .. } = &self.from {
+            let now = Instant::now();
+            if now >= *deadline || !stdin_ready(deadline.duration_since(now)) {
+                return Ok(false);
+            }
+        }
         let room = &mut self.buf[self.end..];
         let n = loop {
             let read = match &mut self.from {
                 Bytes::File { file, pos } => file.file.read_at(room, *pos),
-                Bytes::Stdin(stdin) => stdin.read(room),
+                // The lock's own buffer stays empty: every read asks for more than it holds.
+                Bytes::Stdin { lock, .. } => lock.read(room),
             };
             match read {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -251,7 +300,7 @@ impl LineReader {
         }
         self.end += n;
         self.eof = n == 0;
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -413,7 +462,10 @@ where
                 ),
             );
         }
-        None => Bytes::Stdin(std::io::stdin().lock()),
+        None => Bytes::Stdin {
+            lock: std::io::stdin().lock(),
+            deadline: Instant::now(),
+        },
     };
     // The decoder: made now, unless it waits for a header that has not been read (stdin's
     // first line, or a file that was empty at the start).
@@ -447,9 +499,14 @@ where
     };
     let first = match first {
         Some(first) => first,
+        // A file: never idle.
         None => match reader.next_line() {
             Ok(skipped) => {
-                offset = offset - 1 + skipped.map_or(0, |s| s.len() as u64);
+                let skipped = match skipped {
+                    Next::Line(s) => s.len() as u64,
+                    Next::Idle | Next::End => 0,
+                };
+                offset = offset - 1 + skipped;
                 offset
             }
             Err(err) => return fail(&mut chain, read_error(0, err)),
@@ -472,6 +529,8 @@ where
     let mut produced = 0u64;
     let mut result = Ok(());
     let mut pace = super::Pacer::new(split.count as u32);
+    let mut ticker = Ticker::new();
+    reader.set_deadline(ticker.deadline());
     let part = |offset: u64, line_no: u64, tracker: Option<&WatermarkTracker>| {
         let (max_seen, emitted) = WatermarkTracker::position_of(tracker);
         let sample = file
@@ -484,6 +543,20 @@ where
             crate::state::encode(&(offset, line_no, max_seen, emitted, sample))
         }
     };
+    // The tick: the watermark owed, then everything buffered downstream goes out.
+    let mut tick =
+        |chain: &mut C, tracker: Option<&mut WatermarkTracker>, reader: &mut LineReader| {
+            let now = Instant::now();
+            if !ticker.due(now) {
+                return;
+            }
+            if let Some(wm) = tracker.and_then(|t| t.tick(now)) {
+                chain.watermark(wm);
+            }
+            chain.tick();
+            ticker.ticked(now);
+            reader.set_deadline(ticker.deadline());
+        };
     loop {
         if line_no.is_multiple_of(64) {
             pace.wait(produced);
@@ -491,6 +564,7 @@ where
                 crate::stop::note_stopped_early();
                 break;
             }
+            tick(&mut chain, tracker.as_mut(), &mut reader);
         }
         if let Some(id) = slot.barrier_due() {
             // The dead letters of what the checkpoint covers are durable once it completes
@@ -504,8 +578,16 @@ where
             break;
         }
         let bytes = match reader.next_line() {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => break,
+            Ok(Next::Line(bytes)) => bytes,
+            Ok(Next::Idle) => {
+                if crate::stop::sources_stopped() {
+                    crate::stop::note_stopped_early();
+                    break;
+                }
+                tick(&mut chain, tracker.as_mut(), &mut reader);
+                continue;
+            }
+            Ok(Next::End) => break,
             Err(err) => {
                 result = Err(read_error(line_number(line_no).unwrap_or(line_no), err));
                 break;
@@ -670,7 +752,7 @@ mod tests {
         want.push(b"last".to_vec());
         let (_file, mut reader) = reader_over(&text);
         let mut got = Vec::new();
-        while let Some(line) = reader.next_line().unwrap() {
+        while let Next::Line(line) = reader.next_line().unwrap() {
             got.push(line.to_vec());
         }
         assert_eq!(got.len(), want.len());
@@ -680,10 +762,10 @@ mod tests {
     #[test]
     fn an_empty_input_has_no_lines() {
         let (_file, mut reader) = reader_over(b"");
-        assert!(reader.next_line().unwrap().is_none());
+        assert!(matches!(reader.next_line().unwrap(), Next::End));
         let (_file, mut reader) = reader_over(b"\n");
-        assert_eq!(reader.next_line().unwrap(), Some(&b"\n"[..]));
-        assert!(reader.next_line().unwrap().is_none());
+        assert!(matches!(reader.next_line().unwrap(), Next::Line(b"\n")));
+        assert!(matches!(reader.next_line().unwrap(), Next::End));
     }
 
     #[test]

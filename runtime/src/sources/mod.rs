@@ -55,8 +55,11 @@ pub struct EventTime<T> {
 
 /// Tracks the highest timestamp seen and emits `max - bound` as the watermark when it has
 /// advanced: every `WATERMARK_INTERVAL` records, and, for sources that can trickle (files
-/// being appended, stdin), also when `WATERMARK_PERIOD` of wall-clock time has passed, so a
-/// slow input still fires its windows and flushes its batches.
+/// being appended, stdin), also when `WATERMARK_PERIOD` of wall-clock time has passed: checked
+/// every 16th record while records come, and at every tick of the flush interval
+/// ([`tick`](Self::tick)) while none do, so the last record before a pause moves event time
+/// as far as it can. The watermark never runs ahead of the records: no wall-clock time is
+/// added to it.
 pub(crate) struct WatermarkTracker {
     bound: i64,
     max_seen: i64,
@@ -121,6 +124,25 @@ impl WatermarkTracker {
         if let Some(last) = self.periodic.as_mut() {
             *last = std::time::Instant::now();
         }
+        self.owed()
+    }
+
+    /// A tick of the flush interval at `now`: the watermark a periodic tracker owes, if the
+    /// period has passed since it last emitted (a tracker without a period emits by count
+    /// alone).
+    pub(crate) fn tick(&mut self, now: std::time::Instant) -> Option<i64> {
+        let last = self.periodic?;
+        if now.saturating_duration_since(last) < WATERMARK_PERIOD {
+            return None;
+        }
+        let wm = self.owed()?;
+        self.periodic = Some(now);
+        self.countdown = WATERMARK_INTERVAL;
+        Some(wm)
+    }
+
+    /// `max - bound`, if it is above the last watermark emitted.
+    fn owed(&mut self) -> Option<i64> {
         let wm = self.max_seen.saturating_sub(self.bound);
         if wm > self.emitted {
             self.emitted = wm;
@@ -149,6 +171,28 @@ mod tests {
         // After 256 records the highest timestamp is 10_000 + 254 * 10.
         assert_eq!(emitted[0], 10_000 + 254 * 10 - 1000);
         assert!(emitted.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn a_tick_emits_the_watermark_owed_once_the_period_has_passed() {
+        let mut t = WatermarkTracker::periodic(1000);
+        // Fewer records than the every-16th check: nothing emitted by `observe`.
+        for ts in [5_000, 7_000, 6_000] {
+            assert_eq!(t.observe(ts), None);
+        }
+        let later = std::time::Instant::now() + WATERMARK_PERIOD;
+        assert_eq!(t.tick(later), Some(6_000));
+        // Nothing new: nothing owed.
+        assert_eq!(t.tick(later + WATERMARK_PERIOD), None);
+        t.observe(9_000);
+        // Within the period of the last emission: not yet.
+        let soon = later + WATERMARK_PERIOD / 2;
+        assert_eq!(t.tick(soon), None);
+        assert_eq!(t.tick(later + WATERMARK_PERIOD), Some(8_000));
+        // A tracker without a period emits by count only.
+        let mut counted = WatermarkTracker::new(0);
+        counted.observe(10);
+        assert_eq!(counted.tick(later), None);
     }
 
     #[test]

@@ -69,10 +69,17 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
         let (max_seen, emitted) = WatermarkTracker::position_of(tracker);
         crate::state::encode(&(position, max_seen, emitted))
     };
+    let mut ticker = crate::tick::Ticker::new();
     while let Some(meta) = split.next_meta() {
         if countdown == 0 {
             countdown = 64;
             pace.wait(split.position() - start);
+            // A rate-limited generator trickles: its output goes out with the flush interval.
+            let now = std::time::Instant::now();
+            if ticker.due(now) {
+                ticker.ticked(now);
+                chain.tick();
+            }
             if crate::stop::sources_stopped() {
                 crate::stop::note_stopped_early();
                 // `meta` is not consumed: the position is before it.

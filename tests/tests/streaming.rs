@@ -1,0 +1,239 @@
+//! Pipelines on input that trickles: stdin fed one line at a time through a pipe that stays
+//! open, and a Kafka topic that receives one record while the pipeline runs. Each result must
+//! reach stdout while the input is still open, within a generous deadline (a run that only
+//! writes at the end of input, or when a buffer fills, misses it by far).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use weir_tests::build;
+use weir_tests::kafka::{broker, consume, create_topic, produce, unique, GROUP_PROPERTIES};
+
+/// How long a result may take to show up. The flush interval is 100 ms: this is far beyond
+/// it, so a slow machine does not fail the test, and a pipeline that does not stream does.
+const DEADLINE: Duration = Duration::from_secs(2);
+
+/// A running pipeline whose stdin the test writes and whose stdout lines it reads as they
+/// come.
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Running {
+    fn start(binary: &Path, cwd: &Path, args: &[&str]) -> Running {
+        let mut child = Command::new(binary)
+            .args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Running {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Writes one line to the pipeline's stdin (which stays open).
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| stdin.flush())
+            .expect("the pipeline reads its stdin");
+    }
+
+    /// The next line the pipeline prints, which must come within [`DEADLINE`].
+    fn expect_line(&self, what: &str) -> String {
+        self.expect_line_within(DEADLINE, what)
+    }
+
+    fn expect_line_within(&self, deadline: Duration, what: &str) -> String {
+        let started = Instant::now();
+        match self.lines.recv_timeout(deadline) {
+            Ok(line) => {
+                eprintln!("{what}: after {:?}: {line}", started.elapsed());
+                line
+            }
+            Err(_) => panic!(
+                "{what}: nothing on stdout within {deadline:?} while the input stays open: the \
+                 pipeline does not stream"
+            ),
+        }
+    }
+
+    /// Closes stdin, waits for the end, and returns what is printed after that point.
+    fn close(mut self) -> Vec<String> {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("the pipeline ends");
+        assert!(status.success(), "the pipeline failed: {status}");
+        self.lines.iter().collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed assertion leaves the child running: end it (its id, not a name).
+        if self.stdin.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"))
+}
+
+const FILTER: &str = r#"
+schema Reading { sensor: string, value: i64 }
+source readings: Reading = stdin() format json
+let high = readings |> filter value > 10 |> select { sensor, doubled: value * 2 }
+sink high -> stdout() format json
+"#;
+
+/// A plain filter (no event time): each line that passes is printed before the next line is
+/// written, and a line that does not pass prints nothing.
+#[test]
+fn a_filter_on_stdin_prints_each_result_while_stdin_is_open() {
+    let binary = build("streaming_filter", FILTER, false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Running::start(&binary, dir.path(), &[]);
+    let inputs = [("a", 11), ("b", 3), ("c", 50), ("d", 10), ("e", 12)];
+    for (sensor, value) in inputs {
+        run.send(&format!(r#"{{"sensor":"{sensor}","value":{value}}}"#));
+        if value > 10 {
+            let row = json(&run.expect_line(&format!("line {sensor}")));
+            assert_eq!(row["sensor"], sensor);
+            assert_eq!(row["doubled"], value * 2);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
+}
+
+const WINDOW: &str = r#"
+schema Click { page: string, ts: timestamp }
+source clicks: Click = stdin() format json event_time ts watermark 0s
+let views = clicks |> window tumble(10s) |> aggregate { n: count() }
+sink views -> stdout() format json
+"#;
+
+fn click(page: &str, ts: i64) -> String {
+    format!(r#"{{"page":"{page}","ts":{ts}}}"#)
+}
+
+/// Event time on stdin: the window fires as soon as a line carries the watermark past its end,
+/// while stdin stays open and no other line comes.
+#[test]
+fn a_window_on_stdin_fires_when_the_watermark_passes_it_while_stdin_is_open() {
+    let binary = build("streaming_window", WINDOW, false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Running::start(&binary, dir.path(), &[]);
+    let base = 1_700_000_000_000i64; // a multiple of 10 s
+    for (i, offset) in [1_000, 2_500, 9_999].into_iter().enumerate() {
+        run.send(&click(&format!("p{i}"), base + offset));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Carries the watermark to base + 10.5 s: the window [base, base + 10 s) is complete.
+    run.send(&click("p3", base + 10_500));
+    let row = json(&run.expect_line("the first window"));
+    assert_eq!(row["n"], 3);
+    // Nothing in between: the next window fires with the next line past its end.
+    run.send(&click("p4", base + 21_000));
+    let row = json(&run.expect_line("the second window"));
+    assert_eq!(row["n"], 1);
+    let rest = run.close();
+    assert_eq!(rest.len(), 1, "the last window fires at the end: {rest:?}");
+    assert_eq!(json(&rest[0])["n"], 1);
+}
+
+const RUNNING_COUNT: &str = r#"
+schema Click { page: string, ts: timestamp }
+source clicks: Click = stdin() format json
+let counts = clicks |> aggregate by page { n: count() }
+sink counts -> stdout() format json
+"#;
+
+/// An updating aggregate keyed on another task: each change crosses a channel and is printed
+/// while stdin is open (no watermark ever flows: nothing but the flush interval moves it).
+#[test]
+fn a_running_count_on_stdin_prints_each_change_while_stdin_is_open() {
+    let binary = build("streaming_running_count", RUNNING_COUNT, false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Running::start(&binary, dir.path(), &["--parallelism", "2"]);
+    let mut want = std::collections::BTreeMap::<&str, i64>::new();
+    for (i, page) in ["home", "cart", "home", "home", "cart"]
+        .into_iter()
+        .enumerate()
+    {
+        run.send(&click(page, 1_700_000_000_000 + i as i64));
+        *want.entry(page).or_default() += 1;
+        let row = json(&run.expect_line(&format!("change {i}")));
+        assert_eq!(row["op"], "+U");
+        assert_eq!(row["page"], page);
+        assert_eq!(row["n"], want[page]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
+}
+
+/// Kafka: a lone record produced while the pipeline runs reaches stdout and a (plain) Kafka
+/// sink within the deadline, with nothing after it to push it out.
+#[test]
+fn a_lone_kafka_record_reaches_the_sinks_while_the_pipeline_runs() {
+    let Some(brokers) = broker() else { return };
+    let input = unique("lone-in");
+    let output = unique("lone-out");
+    let group = unique("lone-group");
+    create_topic(&brokers, &input, 1);
+    create_topic(&brokers, &output, 1);
+    let text = format!(
+        r#"
+schema Order {{ id: i64, amount: i64 }}
+source orders: Order = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}",
+    start: "earliest", properties: "{GROUP_PROPERTIES}") format json
+let big = orders |> filter amount >= 10
+sink big -> stdout() format json
+sink big -> kafka(topic: "{output}", brokers: "{brokers}") format json
+"#
+    );
+    let binary = build("streaming_kafka_lone_record", &text, false);
+    let dir = tempfile::tempdir().unwrap();
+    let run = Running::start(&binary, dir.path(), &[]);
+    let order = |id: i64, amount: i64| format!(r#"{{"id":{id},"amount":{amount}}}"#);
+    // The first record also waits for the consumer to join its group.
+    produce(&brokers, &input, &[(0, order(1, 50))]);
+    let row = json(&run.expect_line_within(Duration::from_secs(30), "the first record"));
+    assert_eq!(row["id"], 1);
+    // Joined and idle: the next lone record (after one the filter drops) comes promptly.
+    std::thread::sleep(Duration::from_millis(500));
+    produce(&brokers, &input, &[(0, order(2, 3)), (0, order(3, 70))]);
+    let row = json(&run.expect_line("the lone record"));
+    assert_eq!(row["id"], 3);
+    let sent: Vec<i64> = consume(&brokers, &output, 2)
+        .iter()
+        .map(|(_, payload)| json(payload)["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sent, vec![1, 3]);
+    // The pipeline is still running: a Kafka source has no end (the drop kills it).
+    drop(run);
+}
