@@ -85,6 +85,9 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
                     (Type::F64, true) => quote!(csv::write_f64(out, #v)),
                     (Type::Bool, true) => quote!(csv::write_bool(out, #v)),
                     (Type::Timestamp, true) => quote!(csv::write_timestamp(out, #v)),
+                    (Type::F64, false) => {
+                        quote!(csv::write_cell(out, &csv::f64_text(#v), #delimiter))
+                    }
                     (Type::Timestamp, false) => {
                         quote!(csv::write_cell(out, &::weir_runtime::functions::timestamp_to_string(#v), #delimiter))
                     }

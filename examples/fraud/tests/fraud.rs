@@ -110,7 +110,10 @@ fn velocity_matches_plain_rust() {
     for (r, ((card, start), ts)) in rows.iter().zip(&groups) {
         assert_eq!((&r.card, r.window_start), (card, *start));
         assert_eq!(r.uses, ts.len() as i64);
-        assert!(close(r.spent, ts.iter().map(|t| t.amount).sum::<f64>()));
+        assert!(close(
+            r.spent.expect("a finite sum"),
+            ts.iter().map(|t| t.amount).sum::<f64>()
+        ));
         assert_eq!(
             r.largest,
             ts.iter().map(|t| t.amount).fold(f64::MIN, f64::max)
