@@ -676,7 +676,11 @@ pub fn render(e: &TExpr) -> String {
                 .map_or("?", |f| f.name);
             format!("{name}({})", list(args))
         }
-        TExprKind::Udf(path, args) => format!("{path}({})", list(args)),
+        // The function's name as the pipeline calls it, without the Rust path to it.
+        TExprKind::Udf(path, args) => {
+            let name = path.rsplit("::").next().unwrap_or(path);
+            format!("{name}({})", list(args))
+        }
         TExprKind::Case { .. } => "case ... end".into(),
         TExprKind::Cast(a) if e.ty == Type::F64 && a.ty == Type::I64 => render(a),
         TExprKind::Cast(a) => format!("cast({} as {})", render(a), e.ty),
