@@ -377,8 +377,9 @@ pub fn parse_i64_opt(s: &str) -> Option<i64> {
     crate::formats::parse_i64(s.trim()).ok()
 }
 
-/// `CAST(string AS DOUBLE)`: trims surrounding whitespace, then parses a number (also `NaN`,
-/// `Infinity`); `None` when that fails.
+/// `CAST(string AS DOUBLE)`: trims surrounding whitespace, then parses a finite number; `None`
+/// when that fails (also for `NaN`, `Infinity` and numbers beyond the range, as `cast(s as i64)`
+/// is null for text beyond the `i64` range).
 pub fn parse_f64_opt(s: &str) -> Option<f64> {
     crate::formats::parse_f64(s.trim()).ok()
 }
@@ -686,7 +687,10 @@ mod tests {
         assert_eq!(parse_f64_opt(" 4.5\t"), Some(4.5));
         assert_eq!(parse_f64_opt("1e3"), Some(1000.0));
         assert_eq!(parse_f64_opt("x"), None);
-        assert!(parse_f64_opt("NaN").unwrap().is_nan());
+        // Text that is no finite number is null, as any text that is not a number.
+        for text in ["NaN", "inf", "-Infinity", "1e400"] {
+            assert_eq!(parse_f64_opt(text), None);
+        }
     }
 
     #[test]

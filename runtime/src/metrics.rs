@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::overflow::Fault;
+
 /// Counters of one operator instance.
 #[derive(Clone, Debug, Default)]
 pub struct OpStats {
@@ -37,12 +39,10 @@ impl OpMetrics {
         self.name
     }
 
-    /// A record rejected, or an aggregate made null, by an integer overflow ([`crate::overflow`]).
-    pub fn add_overflow(&self) {
-        self.registry
-            .inner
-            .overflows
-            .fetch_add(1, Ordering::Relaxed);
+    /// A record rejected, or an aggregate made null, by an arithmetic fault
+    /// ([`crate::overflow`]).
+    pub fn add_fault(&self, fault: Fault) {
+        self.registry.inner.faults[fault.index()].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -51,8 +51,8 @@ struct Inner {
     /// Operator name -> summed counters over its instances, in plan order.
     ops: Mutex<Vec<(&'static str, OpStats, u32)>>,
     dead_letters: AtomicU64,
-    /// Records rejected and aggregates made null by integer overflow.
-    overflows: AtomicU64,
+    /// Records rejected and aggregates made null, per arithmetic fault (by [`Fault::index`]).
+    faults: [AtomicU64; Fault::ALL.len()],
     source_records: AtomicU64,
     /// Generator events walked per Nexmark source (summed over its splits).
     generator_events: Mutex<BTreeMap<&'static str, u64>>,
@@ -105,9 +105,9 @@ impl Metrics {
         self.inner.dead_letters.load(Ordering::Relaxed)
     }
 
-    /// Integer overflows: records sent to the dead letters plus aggregates made null.
-    pub fn overflows(&self) -> u64 {
-        self.inner.overflows.load(Ordering::Relaxed)
+    /// Records sent to the dead letters plus aggregates made null by `fault`.
+    pub fn faults(&self, fault: Fault) -> u64 {
+        self.inner.faults[fault.index()].load(Ordering::Relaxed)
     }
 
     pub fn add_source_records(&self, n: u64) {
@@ -211,11 +211,14 @@ impl Metrics {
             ));
         }
         out.push_str(&format!("  dead letters: {}\n", self.dead_letters()));
-        if self.overflows() > 0 {
-            out.push_str(&format!(
-                "  integer overflows: {} (records sent to the dead letters, sums made null)\n",
-                self.overflows()
-            ));
+        for fault in Fault::ALL {
+            let n = self.faults(fault);
+            if n > 0 {
+                out.push_str(&format!(
+                    "  {}: {n} (records sent to the dead letters, aggregates made null)\n",
+                    fault.summary_label()
+                ));
+            }
         }
         out.push_str(&format!("  elapsed: {:.3} s\n", secs));
         // Joining a group and the idle wait that ends a bounded run are in `elapsed`; reading

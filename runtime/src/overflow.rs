@@ -1,13 +1,16 @@
-//! Integer overflow: an expression whose `i64` arithmetic leaves the range never yields a
-//! wrong number. The generated code calls the checked operations here; one that overflows
-//! returns a placeholder and records the expression's text in a per-thread flag, and the
-//! operator that evaluated it takes the flag once per record and sends the record to the
-//! dead letters ([`Overflows::reject`]) instead of passing it on. The hot path is a checked
-//! machine instruction and a branch; the thread-local is touched on overflow and once per
-//! record in operators whose expressions can overflow.
+//! Arithmetic errors: an expression never yields a wrong number. Integer arithmetic that
+//! leaves the `i64` range overflows; float arithmetic whose result is NaN or an infinity (a
+//! division by zero, `0.0 / 0.0`, a product beyond the `f64` range) is not finite. The
+//! generated code calls the checked operations here; one that fails returns a placeholder and
+//! records what went wrong ([`Fault`]) and the expression's text in a per-thread flag, and the
+//! operator that evaluated it takes the flag once per record and sends the record to the dead
+//! letters ([`Overflows::reject`]) instead of passing it on. The hot path is a checked machine
+//! instruction (or one compare for floats) and a branch; the thread-local is touched on a fault
+//! and once per record in operators whose expressions can fail.
 //!
-//! An integer `sum` whose total leaves the range yields null for its group and window; the
-//! summary counts it with the records rejected ([`crate::metrics::Metrics::overflows`]).
+//! An integer `sum` whose total leaves the range, and a float `sum` or `avg` whose total is not
+//! finite, yields null for its group and window; the summary counts it with the records
+//! rejected ([`crate::metrics::Metrics::faults`]).
 
 use std::cell::Cell;
 use std::fmt::Debug;
@@ -16,30 +19,80 @@ use std::marker::PhantomData;
 use crate::dead_letter::DeadLetters;
 use crate::metrics::OpMetrics;
 
-thread_local! {
-    /// The first expression that overflowed since the flag was last taken.
-    static OVERFLOWED: Cell<Option<&'static str>> = const { Cell::new(None) };
+/// What went wrong in an expression. Each kind has its own reason text in the dead letters and
+/// its own count in the run summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// `i64` arithmetic (also on timestamps and durations) left the range.
+    IntegerOverflow,
+    /// A float result is NaN or an infinity.
+    NotFinite,
 }
 
-/// Records that `expr` overflowed (the first one per record is kept).
+impl Fault {
+    /// Every kind, in the order the summary lists them.
+    pub const ALL: [Fault; 2] = [Fault::IntegerOverflow, Fault::NotFinite];
+
+    /// The dead letter's reason for a record whose expression `expr` failed this way.
+    pub fn reason(self, expr: &str) -> String {
+        match self {
+            Fault::IntegerOverflow => format!("integer overflow in `{expr}`"),
+            Fault::NotFinite => format!("float result is not finite in `{expr}`"),
+        }
+    }
+
+    /// The run summary's name for the count of this kind.
+    pub fn summary_label(self) -> &'static str {
+        match self {
+            Fault::IntegerOverflow => "integer overflows",
+            Fault::NotFinite => "non-finite float results",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A fault taken from the flag: what went wrong, and in which expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Raised {
+    pub fault: Fault,
+    pub expr: &'static str,
+}
+
+thread_local! {
+    /// The first fault since the flag was last taken.
+    static RAISED: Cell<Option<Raised>> = const { Cell::new(None) };
+}
+
+/// Records that `expr` failed with `fault` (the first fault per record is kept).
 #[cold]
 #[inline(never)]
-pub fn raise(expr: &'static str) {
-    OVERFLOWED.with(|f| {
+pub fn raise_fault(fault: Fault, expr: &'static str) {
+    RAISED.with(|f| {
         if f.get().is_none() {
-            f.set(Some(expr));
+            f.set(Some(Raised { fault, expr }));
         }
     });
 }
 
-/// The expression that overflowed since the last call, if any; clears the flag.
+/// Records that `expr` overflowed (an integer overflow).
+#[cold]
+#[inline(never)]
+pub fn raise(expr: &'static str) {
+    raise_fault(Fault::IntegerOverflow, expr);
+}
+
+/// The fault raised since the last call, if any; clears the flag.
 #[inline]
-pub fn take() -> Option<&'static str> {
-    OVERFLOWED.with(|f| match f.get() {
+pub fn take() -> Option<Raised> {
+    // Read first: the common case (nothing raised) writes nothing.
+    RAISED.with(|f| match f.get() {
         None => None,
-        Some(expr) => {
+        raised => {
             f.set(None);
-            Some(expr)
+            raised
         }
     })
 }
@@ -106,6 +159,61 @@ pub fn f64_to_i64(x: f64, expr: &'static str) -> i64 {
     }
 }
 
+/// A float result as the expression's value: a placeholder (`0.0`) and a raised flag when it
+/// is NaN or an infinity.
+#[inline(always)]
+pub fn finite(v: f64, expr: &'static str) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        raise_fault(Fault::NotFinite, expr);
+        0.0
+    }
+}
+
+/// `a + b` of floats.
+#[inline(always)]
+pub fn fadd(a: f64, b: f64, expr: &'static str) -> f64 {
+    finite(a + b, expr)
+}
+
+/// `a - b` of floats.
+#[inline(always)]
+pub fn fsub(a: f64, b: f64, expr: &'static str) -> f64 {
+    finite(a - b, expr)
+}
+
+/// `a * b` of floats.
+#[inline(always)]
+pub fn fmul(a: f64, b: f64, expr: &'static str) -> f64 {
+    finite(a * b, expr)
+}
+
+/// `a / b` of floats: dividing by zero (also `0.0 / 0.0`) is not finite, as is a quotient
+/// beyond the range.
+#[inline(always)]
+pub fn fdiv(a: f64, b: f64, expr: &'static str) -> f64 {
+    finite(a / b, expr)
+}
+
+/// `a % b` of floats: the remainder by zero is NaN.
+#[inline(always)]
+pub fn frem(a: f64, b: f64, expr: &'static str) -> f64 {
+    finite(a % b, expr)
+}
+
+/// A float sum's or average's total as the aggregate's value: `None` and a raised flag when it
+/// is not finite.
+#[inline]
+pub fn finite_total(total: f64, expr: &'static str) -> Option<f64> {
+    if total.is_finite() {
+        Some(total)
+    } else {
+        raise_fault(Fault::NotFinite, expr);
+        None
+    }
+}
+
 /// An integer sum's total (accumulated in `i128`, which `i64` values cannot overflow) as the
 /// aggregate's value: `None` and a raised flag when it does not fit.
 #[inline]
@@ -119,7 +227,7 @@ pub fn sum_total(total: i128, expr: &'static str) -> Option<i64> {
     }
 }
 
-/// Where one operator sends the records whose expressions overflowed.
+/// Where one operator sends the records whose expressions failed, and counts them.
 #[derive(Clone)]
 pub struct Overflows {
     letters: DeadLetters,
@@ -132,29 +240,29 @@ impl Overflows {
     }
 
     /// Writes `record` (its [`describe`](DescribeDebug::describe) text) to the dead letters
-    /// with the expression that overflowed, and counts it.
+    /// with the fault and the expression that failed, and counts it.
     #[cold]
     #[inline(never)]
-    pub fn reject(&self, expr: &str, record: &str) {
-        self.metrics.add_overflow();
-        let reason = format!("integer overflow in `{expr}`");
+    pub fn reject(&self, raised: Raised, record: &str) {
+        self.metrics.add_fault(raised.fault);
+        let reason = raised.fault.reason(raised.expr);
         self.letters
             .write_rejected(self.metrics.name(), &reason, record);
     }
 
-    /// After an operator produced a row: counts the aggregate that overflowed into it (the
+    /// After an operator produced a row: counts the aggregate that failed into it (the
     /// aggregate is null), clearing the flag.
     #[inline]
     pub fn count_taken(&self) {
-        if take().is_some() {
-            self.count();
+        if let Some(raised) = take() {
+            self.count(raised.fault);
         }
     }
 
-    /// Counts an aggregate that overflowed (its value is null).
+    /// Counts an aggregate that failed (its value is null).
     #[cold]
-    pub fn count(&self) {
-        self.metrics.add_overflow();
+    pub fn count(&self, fault: Fault) {
+        self.metrics.add_fault(fault);
     }
 }
 
@@ -195,13 +303,13 @@ mod tests {
         assert_eq!(take(), None);
         assert_eq!(add(i64::MAX, 1, "a + 1"), 0);
         assert_eq!(mul(i64::MIN, -1, "a * -1"), 0);
-        assert_eq!(take(), Some("a + 1"));
+        assert_eq!(take().map(|r| r.expr), Some("a + 1"));
         assert_eq!(take(), None);
         assert_eq!(sub(i64::MIN, 1, "e"), 0);
         assert_eq!(neg(i64::MIN, "e"), 0);
         assert_eq!(abs(i64::MIN, "e"), 0);
         assert_eq!(div(i64::MIN, -1, "e"), 0);
-        assert_eq!(take(), Some("e"));
+        assert_eq!(take().map(|r| r.expr), Some("e"));
         assert_eq!(abs(-5, "e"), 5);
         assert_eq!(neg(i64::MAX, "e"), -i64::MAX);
         assert_eq!(take(), None);
@@ -218,7 +326,7 @@ mod tests {
         assert_eq!(take(), None);
         for x in [9_223_372_036_854_775_808.0, f64::NAN, f64::INFINITY, -1e19] {
             assert_eq!(f64_to_i64(x, "c"), 0);
-            assert_eq!(take(), Some("c"));
+            assert_eq!(take().map(|r| r.expr), Some("c"));
         }
     }
 
@@ -233,10 +341,50 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_float_results_raise_the_flag_with_their_own_fault() {
+        assert_eq!(fdiv(1.0, 4.0, "d"), 0.25);
+        assert_eq!(fadd(f64::MAX, -1.0, "d"), f64::MAX - 1.0);
+        assert_eq!(take(), None);
+        let faulty: [fn() -> f64; 9] = [
+            || fdiv(1.0, 0.0, "q"),
+            || fdiv(-1.0, 0.0, "q"),
+            || fdiv(0.0, 0.0, "q"),
+            || fdiv(1e308, 1e-308, "q"),
+            || fmul(1e200, 1e200, "q"),
+            || fadd(f64::MAX, f64::MAX, "q"),
+            || fsub(-f64::MAX, f64::MAX, "q"),
+            || frem(1.0, 0.0, "q"),
+            || finite(f64::NAN, "q"),
+        ];
+        for f in faulty {
+            assert_eq!(f(), 0.0);
+            let raised = take().expect("raised");
+            assert_eq!(raised.fault, Fault::NotFinite);
+            assert_eq!(
+                raised.fault.reason(raised.expr),
+                "float result is not finite in `q`"
+            );
+        }
+        // The first fault of a record is the one kept.
+        add(i64::MAX, 1, "i");
+        fdiv(1.0, 0.0, "f");
+        assert_eq!(
+            take(),
+            Some(Raised {
+                fault: Fault::IntegerOverflow,
+                expr: "i"
+            })
+        );
+        assert_eq!(finite_total(1e308, "s"), Some(1e308));
+        assert_eq!(finite_total(f64::INFINITY, "s"), None);
+        assert_eq!(take().map(|r| r.fault), Some(Fault::NotFinite));
+    }
+
+    #[test]
     fn sums_that_leave_the_range_are_null() {
         assert_eq!(sum_total(i64::MAX as i128, "s"), Some(i64::MAX));
         assert_eq!(take(), None);
         assert_eq!(sum_total(i64::MAX as i128 + 1, "s"), None);
-        assert_eq!(take(), Some("s"));
+        assert_eq!(take().map(|r| r.expr), Some("s"));
     }
 }

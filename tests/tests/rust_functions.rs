@@ -47,12 +47,12 @@ let scored = txs
 sink scored -> stdout() format json
 "#;
 
-#[test]
-fn cli_pipeline_calls_rust_functions() {
-    let udfs = functions_from_rust(UDFS).unwrap();
+/// Builds `pipeline` with the Rust functions of `udfs` as the CLI does (`--rust udfs.rs`).
+fn build_with_rust(name: &str, udfs: &str, pipeline: &str) -> std::path::PathBuf {
+    let functions = functions_from_rust(udfs).unwrap();
     let mut sources = SourceMap::new();
-    let id = sources.add("udf.weir", PIPELINE);
-    let mut compiled = match with_udfs(&udfs, || compile(&sources, id, &Options::default())) {
+    let id = sources.add("udf.weir", pipeline);
+    let mut compiled = match with_udfs(&functions, || compile(&sources, id, &Options::default())) {
         Ok(c) => c,
         Err(d) => panic!(
             "{}",
@@ -62,19 +62,25 @@ fn cli_pipeline_calls_rust_functions() {
     compiled.rust.push_str(DECLARATION);
     let module = weir_compiler::driver::ModuleFile {
         name: "udfs.rs".to_string(),
-        text: module_text(UDFS),
+        text: module_text(udfs),
     };
-    let built = weir_compiler::driver::build_with(
+    weir_compiler::driver::build_with(
         &compiled.rust,
         &[module],
-        "test_rust_functions",
+        name,
         &weir_compiler::driver::BuildConfig::from_env(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(|e| panic!("{e}"))
+    .binary
+}
+
+#[test]
+fn cli_pipeline_calls_rust_functions() {
+    let binary = build_with_rust("test_rust_functions", UDFS, PIPELINE);
     let input =
         "a,500,NL,2024-01-01 00:00:01\na,200,US,2024-01-01 00:00:02\nb,30,US,2024-01-01 00:00:03\n";
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&built.binary, &["--quiet"], dir.path(), Some(input));
+    let out = run(&binary, &["--quiet"], dir.path(), Some(input));
     assert!(out.success, "{}", out.stderr);
     let mut rows = json_rows(&out.stdout);
     rows.sort_by_key(|r| r["card"].as_str().unwrap_or_default().to_string());
@@ -102,6 +108,48 @@ fn cli_type_errors_point_at_the_pipeline() {
         "{rendered}"
     );
     assert!(rendered.contains("udf.weir:5:"), "{rendered}");
+}
+
+/// A Rust function's float result that is NaN or infinite is an error value, as for float
+/// arithmetic: the record goes to the dead letters with the call, the others go on.
+#[test]
+fn a_non_finite_result_of_a_rust_function_is_a_dead_letter() {
+    let udfs = "pub fn per_unit(amount: f64, units: f64) -> f64 {\n    amount / units\n}\n";
+    let pipeline = "schema Tx { card: string, amount: f64, units: f64 }\n\
+        source txs: Tx = stdin() format csv(header: false)\n\
+        sink txs |> select { card, p: per_unit(amount, units) } -> stdout() format json\n";
+    let binary = build_with_rust("test_rust_functions_non_finite", udfs, pipeline);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &binary,
+        &[],
+        dir.path(),
+        Some("a,3,2\nb,3,0\nc,0,0\nd,1,4\n"),
+    );
+    assert!(out.success, "{}", out.stderr);
+    let rows: Vec<_> = json_rows(&out.stdout)
+        .iter()
+        .map(|r| (r["card"].as_str().unwrap().to_string(), r["p"].as_f64()))
+        .collect();
+    assert_eq!(
+        rows,
+        [("a".to_string(), Some(1.5)), ("d".to_string(), Some(0.25))]
+    );
+    let letters = json_rows(
+        &std::fs::read_to_string(dir.path().join("dead_letters.jsonl")).unwrap_or_default(),
+    );
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["reason"] == "float result is not finite in `per_unit(amount, units)`"),
+        "{letters:?}"
+    );
+    assert!(
+        out.stderr.contains("non-finite float results: 2"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// What `weir build p.weir --rust udfs.rs` reports for a Rust file that does not compile (the

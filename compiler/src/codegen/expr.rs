@@ -9,7 +9,10 @@
 //! Integer arithmetic (also on timestamps and durations), `abs`, negation and float-to-int
 //! casts are checked: an overflow raises the runtime's per-thread flag with the expression's
 //! text ([`render`]) and yields a placeholder; the operator evaluating the expression takes the
-//! flag once per record ([`overflow_check`]) and sends the record to the dead letters.
+//! flag once per record ([`overflow_check`]) and sends the record to the dead letters. Float
+//! arithmetic and Rust functions returning `f64` are checked the same way for a result that is
+//! NaN or infinite, except where the operands' bounds prove it finite ([`float_bound`]:
+//! `0.908 * price` of an integer `price` cannot leave the range).
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -111,8 +114,19 @@ impl ExprGen<'_> {
                     !float && matches!(op, ArithOp::Div | ArithOp::Rem) && !divisor_safe;
                 let text = render(e);
                 let o = quote!(::weir_runtime::overflow);
+                // A float operation is checked unless its operands' bounds keep it finite.
+                let float_checked = float && float_bound(e).is_none();
                 let body = move |v: &[TokenStream]| {
                     let (a, b) = (&v[0], &v[1]);
+                    if float_checked {
+                        return match op {
+                            ArithOp::Add => quote!(#o::fadd(#a, #b, #text)),
+                            ArithOp::Sub => quote!(#o::fsub(#a, #b, #text)),
+                            ArithOp::Mul => quote!(#o::fmul(#a, #b, #text)),
+                            ArithOp::Div => quote!(#o::fdiv(#a, #b, #text)),
+                            ArithOp::Rem => quote!(#o::frem(#a, #b, #text)),
+                        };
+                    }
                     if float {
                         return match op {
                             ArithOp::Add => quote!((#a + #b)),
@@ -433,12 +447,19 @@ impl ExprGen<'_> {
         }
         let operands: Vec<Operand<'_>> = args.iter().map(Operand::Value).collect();
         let is_string: Vec<bool> = args.iter().map(|a| a.ty == Type::String).collect();
+        // A float result is checked like float arithmetic: NaN or an infinity is a fault.
+        let float = e.ty == Type::F64;
+        let rendered = render(e);
         self.strict(&operands, e.nullable, false, move |v: &[TokenStream]| {
             let v = v
                 .iter()
                 .zip(&is_string)
                 .map(|(v, s)| if *s { quote!(&*#v) } else { quote!(#v) });
-            quote!(#path(#(#v),*))
+            if float {
+                quote!(::weir_runtime::overflow::finite(#path(#(#v),*), #rendered))
+            } else {
+                quote!(#path(#(#v),*))
+            }
         })
     }
 
@@ -544,25 +565,57 @@ pub fn unflagged(e: &TExpr, v: TokenStream) -> TokenStream {
     }
 }
 
-/// Whether evaluating `e` can overflow (see the module docs): the operators evaluating it
-/// then check the overflow flag per record.
+/// Whether evaluating `e` can raise the runtime's fault flag (see the module docs): integer
+/// overflow, or a float result that is not finite. The operators evaluating it then check the
+/// flag per record.
 pub fn may_overflow(e: &TExpr) -> bool {
     let int = |t: &TExpr| t.ty != Type::F64;
     let here = match &e.kind {
         TExprKind::Neg(a) => int(a),
-        TExprKind::Arith(op, a, b) => {
-            int(a)
-                && match op {
-                    ArithOp::Add | ArithOp::Sub | ArithOp::Mul => true,
-                    ArithOp::Div => b.is_nonzero_int_literal(),
-                    ArithOp::Rem => false,
-                }
-        }
+        TExprKind::Arith(_, a, _) if !int(a) => float_bound(e).is_none(),
+        TExprKind::Arith(op, _, b) => match op {
+            ArithOp::Add | ArithOp::Sub | ArithOp::Mul => true,
+            ArithOp::Div => b.is_nonzero_int_literal(),
+            ArithOp::Rem => false,
+        },
         TExprKind::Call(Func::Abs, _) => e.ty != Type::F64,
         TExprKind::Cast(a) => a.ty == Type::F64 && e.ty == Type::I64,
+        TExprKind::Udf(..) => e.ty == Type::F64,
         _ => false,
     };
     here || children(e).into_iter().any(may_overflow)
+}
+
+/// A bound on the magnitude of the float expression `e` whatever its inputs, when one is known
+/// and finite: literals, integers widened to `f64` (below 2^63), and `+ - * /` of bounded
+/// operands (dividing only by a literal other than zero). Rounding is monotonic, so an
+/// operation whose bound is finite cannot give an infinity (and, with finite operands, no NaN):
+/// it needs no check. Fields, functions and `case` are unbounded (`None`).
+pub fn float_bound(e: &TExpr) -> Option<f64> {
+    let bound = match &e.kind {
+        TExprKind::Lit(Literal::Float(v)) => v.abs(),
+        TExprKind::Lit(Literal::Int(v)) => (*v as f64).abs(),
+        TExprKind::Cast(a) if a.ty == Type::I64 && e.ty == Type::F64 => 9_223_372_036_854_775_808.0,
+        TExprKind::Neg(a) => float_bound(a)?,
+        TExprKind::Call(Func::Abs, args) if args.len() == 1 => float_bound(&args[0])?,
+        TExprKind::Arith(op, a, b) => {
+            let ba = float_bound(a)?;
+            let literal_divisor = match &b.kind {
+                TExprKind::Lit(Literal::Float(v)) if *v != 0.0 => Some(v.abs()),
+                TExprKind::Lit(Literal::Int(v)) if *v != 0 => Some((*v as f64).abs()),
+                _ => None,
+            };
+            match op {
+                ArithOp::Add | ArithOp::Sub => ba + float_bound(b)?,
+                ArithOp::Mul => ba * float_bound(b)?,
+                ArithOp::Div => ba / literal_divisor?,
+                // |a % b| <= |a|, for any divisor other than zero.
+                ArithOp::Rem => literal_divisor.map(|_| ba)?,
+            }
+        }
+        _ => return None,
+    };
+    bound.is_finite().then_some(bound)
 }
 
 fn children(e: &TExpr) -> Vec<&TExpr> {
@@ -623,7 +676,11 @@ pub fn render(e: &TExpr) -> String {
                 .map_or("?", |f| f.name);
             format!("{name}({})", list(args))
         }
-        TExprKind::Udf(path, args) => format!("{path}({})", list(args)),
+        // The function's name as the pipeline calls it, without the Rust path to it.
+        TExprKind::Udf(path, args) => {
+            let name = path.rsplit("::").next().unwrap_or(path);
+            format!("{name}({})", list(args))
+        }
         TExprKind::Case { .. } => "case ... end".into(),
         TExprKind::Cast(a) if e.ty == Type::F64 && a.ty == Type::I64 => render(a),
         TExprKind::Cast(a) => format!("cast({} as {})", render(a), e.ty),
@@ -634,7 +691,7 @@ pub fn render(e: &TExpr) -> String {
     }
 }
 
-/// Statements that take the overflow flag after an operator evaluated its expressions for
+/// Statements that take the fault flag after an operator evaluated its expressions for
 /// record `record`, send the record to the dead letters through `overflows` and run `reject`
 /// (a `return`); nothing when none of `exprs` can overflow.
 pub fn overflow_check<'e>(
@@ -647,9 +704,9 @@ pub fn overflow_check<'e>(
         return TokenStream::new();
     }
     quote! {
-        if let Some(expr) = ::weir_runtime::overflow::take() {
+        if let Some(raised) = ::weir_runtime::overflow::take() {
             use ::weir_runtime::overflow::{DescribeDebug as _, DescribeOpaque as _};
-            #overflows.reject(expr, &(&::weir_runtime::overflow::Describe(#record)).describe());
+            #overflows.reject(raised, &(&::weir_runtime::overflow::Describe(#record)).describe());
             #reject
         }
     }
@@ -675,6 +732,60 @@ fn literal(lit: &Literal, ty: Type) -> TokenStream {
         Literal::Null => {
             let t = rust_type(ty);
             quote!(None::<#t>)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{compile, Options, SourceMap};
+
+    /// The generated Rust of a pipeline selecting `items` from `R { i: i64, x: f64 }`.
+    fn generated(items: &str) -> String {
+        let text = format!(
+            "schema R {{ i: i64, x: f64 }}\n\
+             source r: R = file(path: \"in.jsonl\") format json\n\
+             let s = r |> select {{ {items} }}\n\
+             sink s -> stdout() format json\n"
+        );
+        let mut sources = SourceMap::new();
+        let file = sources.add("t.weir".to_string(), text);
+        match compile(&sources, file, &Options::default()) {
+            Ok(c) => c.rust,
+            Err(d) => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn float_arithmetic_is_checked_unless_bounds_prove_it_finite() {
+        // Bounded: a widened integer times or divided by literals, plus literals.
+        for items in [
+            "a: 0.908 * i",
+            "a: i * 1e280",
+            "a: i / 2.5 + 1.0",
+            "a: -(i * 3.0) - 1e18",
+            "a: abs(i * 2.0) % 7.0",
+        ] {
+            let rust = generated(items);
+            assert!(!rust.contains("overflow::f"), "{items}:\n{rust}");
+            assert!(!rust.contains("overflow::take"), "{items}:\n{rust}");
+        }
+        // Unbounded: a float field, a division by a value, a product beyond the range.
+        for (items, call) in [
+            ("a: x + 1.0", "fadd"),
+            ("a: 1.0 - x", "fsub"),
+            ("a: i / x", "fdiv"),
+            ("a: 1.0 / i", "fdiv"),
+            ("a: i * 1e300", "fmul"),
+            ("a: i % x", "frem"),
+            ("a: 2.0 % i", "frem"),
+        ] {
+            let rust = generated(items);
+            assert!(
+                rust.contains(&format!("overflow::{call}(")),
+                "{items}:\n{rust}"
+            );
+            assert!(rust.contains("overflow::take"), "{items}:\n{rust}");
         }
     }
 }

@@ -96,6 +96,9 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
                         quote!(csv::write_timestamp_iso(out, #v))
                     }
                     (Type::Timestamp, true) => quote!(csv::write_timestamp(out, #v)),
+                    (Type::F64, false) => {
+                        quote!(csv::write_cell(out, &csv::f64_text(#v), #delimiter))
+                    }
                     (Type::Timestamp, false) => {
                         let iso = timestamps == Timestamps::Iso8601;
                         quote!(csv::write_timestamp_cell(out, #v, #iso, #delimiter))

@@ -138,20 +138,22 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     } else {
         quote!()
     };
-    let int_sum = agg.aggs.iter().any(|item| {
-        item.func == AggFunc::Sum && item.arg.as_ref().is_some_and(|a| a.ty != Type::F64)
+    // Sums and float averages can be null by leaving the range: counted.
+    let range_checked = agg.aggs.iter().any(|item| {
+        item.func == AggFunc::Sum
+            || item.func == AggFunc::Avg && item.arg.as_ref().is_some_and(|a| a.ty == Type::F64)
     });
-    let (with_overflows, overflows_setup, overflows_var) = if int_sum || !reject_overflow.is_empty()
-    {
-        let (var, setup) = cx.overflows(op);
-        (
-            quote!(.with_overflows(#var.clone())),
-            vec![setup],
-            Some(var),
-        )
-    } else {
-        (quote!(), Vec::new(), None)
-    };
+    let (with_overflows, overflows_setup, overflows_var) =
+        if range_checked || !reject_overflow.is_empty() {
+            let (var, setup) = cx.overflows(op);
+            (
+                quote!(.with_overflows(#var.clone())),
+                vec![setup],
+                Some(var),
+            )
+        } else {
+            (quote!(), Vec::new(), None)
+        };
     let processing = agg.processing_time;
     let lateness = agg.lateness_ms;
     let has_late_output = agg.late_output.is_some();
@@ -297,13 +299,16 @@ fn accumulator(cx: &mut EmitCx<'_>, i: usize, item: &crate::sema::AggItem) -> Ac
             merge: quote!(acc.#slot += later.#slot;),
             output: quote!(acc.#slot),
         },
+        // A float total that is not finite makes the sum null (sema types float sums
+        // nullable) and is counted.
         AggFunc::Sum if arg_ty == Type::F64 => {
             let update = quote!(acc.#slot = Some(acc.#slot.unwrap_or_default() + v););
+            let text = format!("sum({})", arg.map(render).unwrap_or_default());
             AccParts {
                 ty: quote!(::std::option::Option<#t>),
                 add: with_value(update.clone()),
                 merge: quote!(if let Some(v) = later.#slot { #update }),
-                output: unwrap(item.nullable),
+                output: quote!(acc.#slot.and_then(|s| ::weir_runtime::overflow::finite_total(s, #text))),
             }
         }
         // Integers add up in `i128` (no i64 values can overflow it); a total outside the i64
@@ -351,7 +356,12 @@ fn accumulator(cx: &mut EmitCx<'_>, i: usize, item: &crate::sema::AggItem) -> Ac
             } else {
                 (quote!(i128), quote!(as i128))
             };
-            let output = if item.nullable {
+            // A float total that is not finite makes the average null (sema types float
+            // averages nullable) and is counted; an integer total in i128 cannot overflow.
+            let text = format!("avg({})", arg.map(render).unwrap_or_default());
+            let output = if arg_ty == Type::F64 {
+                quote!(if acc.#slot.1 == 0 { None } else { ::weir_runtime::overflow::finite_total(acc.#slot.0, #text).map(|s| s / acc.#slot.1 as f64) })
+            } else if item.nullable {
                 quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as f64 / acc.#slot.1 as f64) })
             } else {
                 quote!(acc.#slot.0 as f64 / acc.#slot.1.max(1) as f64)
@@ -506,6 +516,11 @@ fn emit_retracting(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emit
                     quote!(i128)
                 };
                 let out = match (item.func, item.nullable) {
+                    // A float total that is not finite (also after retractions: `inf - inf`
+                    // is NaN) makes the sum or average null.
+                    (AggFunc::Avg, true) if arg_ty == Type::F64 => {
+                        quote!(if acc.#slot.1 == 0 || !acc.#slot.0.is_finite() { None } else { Some(acc.#slot.0 / acc.#slot.1 as f64) })
+                    }
                     (AggFunc::Avg, true) => {
                         quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as f64 / acc.#slot.1 as f64) })
                     }
@@ -515,7 +530,7 @@ fn emit_retracting(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emit
                         quote!(if acc.#slot.1 == 0 { None } else { i64::try_from(acc.#slot.0).ok() })
                     }
                     (_, true) => {
-                        quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as #t) })
+                        quote!(if acc.#slot.1 == 0 || !acc.#slot.0.is_finite() { None } else { Some(acc.#slot.0) })
                     }
                     (_, false) => quote!(acc.#slot.0 as #t),
                 };

@@ -1659,9 +1659,11 @@ impl Checker {
                             a.ty
                         };
                         // With its own condition an aggregate may see no record at all: null then.
-                        // An integer sum whose total leaves the i64 range is null too.
-                        let int_sum = func == AggFunc::Sum && ty != Type::F64;
-                        (ty, a.nullable || filter.is_some() || int_sum)
+                        // A sum whose total leaves the range (i64, or f64's finite values) is
+                        // null too, and so is a float average whose total does.
+                        let out_of_range =
+                            func == AggFunc::Sum || (func == AggFunc::Avg && a.ty == Type::F64);
+                        (ty, a.nullable || filter.is_some() || out_of_range)
                     }
                 }
                 (_, None) => unreachable!("only count takes no argument"),

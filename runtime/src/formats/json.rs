@@ -718,8 +718,10 @@ pub fn write_i64(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Appends a float in the shortest form that reads back to the same value; integral values keep
-/// a fraction (`1.0`), large ones use an exponent (`1e20`). NaN and infinities are not JSON
-/// numbers and are written as `null`.
+/// a fraction (`1.0`), large ones use an exponent (`1e20`). Values are finite (decoders reject
+/// NaN and infinities, and arithmetic that would give one sends its record to the dead
+/// letters); NaN or an infinity from elsewhere (a Rust record) is not a JSON number and is
+/// written as `null`, as the CSV encoder writes an empty cell.
 pub fn write_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
         out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());

@@ -174,15 +174,29 @@ pub fn parse_i64(s: &str) -> Result<i64, DecodeError> {
 }
 
 /// Parses a floating-point number: decimal with optional fraction and exponent (`1`, `-0.5`,
-/// `1e3`, `.5`, `+2`), or `NaN` / `inf` / `infinity` (case-insensitive, optionally signed).
-/// No whitespace is trimmed.
+/// `1e3`, `.5`, `+2`). The result is finite: `NaN`, `inf`, `Infinity` and numbers beyond the
+/// `f64` range (`1e400`) are errors, as JSON cannot carry them either (the README's
+/// "non-finite floats"). No whitespace is trimmed.
+#[inline]
 pub fn parse_f64(s: &str) -> Result<f64, DecodeError> {
-    s.parse::<f64>().map_err(|_| {
-        DecodeError::new(format!(
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(not_finite(s)),
+        Err(_) => Err(DecodeError::new(format!(
             "expected a number, found {}",
             quoted(&describe_text(s))
-        ))
-    })
+        ))),
+    }
+}
+
+#[cold]
+fn not_finite(s: &str) -> DecodeError {
+    let what = if s.bytes().any(|b| b.is_ascii_digit()) {
+        "number out of range (64-bit float)"
+    } else {
+        "expected a finite number"
+    };
+    DecodeError::new(format!("{what}, found {}", quoted(&describe_text(s))))
 }
 
 /// Parses a boolean: `true` / `false` in any letter case, or `1` / `0`. No whitespace is trimmed.
@@ -299,8 +313,27 @@ mod tests {
         assert_eq!(parse_f64("2.5E-1"), Ok(0.25));
         let z = parse_f64("-0").unwrap();
         assert!(z == 0.0 && z.is_sign_negative());
-        assert!(parse_f64("NaN").unwrap().is_nan());
-        assert_eq!(parse_f64("-Infinity"), Ok(f64::NEG_INFINITY));
+        assert_eq!(parse_f64("1.7976931348623157e308"), Ok(f64::MAX));
+        for text in [
+            "NaN",
+            "nan",
+            "inf",
+            "-inf",
+            "Infinity",
+            "-Infinity",
+            "+infinity",
+        ] {
+            assert_eq!(
+                parse_f64(text).unwrap_err().message,
+                format!("expected a finite number, found `{text:?}`")
+            );
+        }
+        for text in ["1e400", "-1e309", "2e308"] {
+            assert_eq!(
+                parse_f64(text).unwrap_err().message,
+                format!("number out of range (64-bit float), found `{text:?}`")
+            );
+        }
         for bad in ["", "abc", " 1", "1 ", "1,5", "1e", "--1"] {
             assert!(parse_f64(bad).is_err(), "{bad:?} should be rejected");
         }
