@@ -3,6 +3,7 @@
 mod bench;
 mod bench_files;
 mod bench_kafka;
+mod messages;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use weir_compiler::driver::{DriverError, ModuleFile};
 use weir_compiler::ir::explain::{self, ExplainFormat};
 use weir_compiler::rust_file;
 use weir_compiler::sema::udf::{with_udfs_calls, Udf};
-use weir_compiler::{diagnostics, Compiled, FileId, Options, SourceMap, Span};
+use weir_compiler::{Compiled, FileId, Options, SourceMap, Span};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,10 @@ use weir_compiler::{diagnostics, Compiled, FileId, Options, SourceMap, Span};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How diagnostics are printed on stderr: `human` (text with the source underlined) or
+    /// `json` (one JSON object per diagnostic and line, for editors).
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    message_format: messages::MessageFormat,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -104,10 +109,11 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    messages::set_format(cli.message_format);
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            messages::print_error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }
@@ -126,7 +132,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if diags.iter().any(|d| d.is_error()) {
                 return Ok(ExitCode::FAILURE);
             }
-            eprintln!("{}: ok", file.display());
+            if messages::human() {
+                eprintln!("{}: ok", file.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { compile, format } => {
@@ -173,22 +181,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             std::fs::copy(&built.binary, &output)
                 .with_context(|| format!("cannot write {}", output.display()))?;
-            eprintln!(
-                "built {} in {:.2} s{}",
-                output.display(),
-                built.elapsed.as_secs_f64(),
-                if built.cached { " (cached)" } else { "" }
-            );
+            if messages::human() {
+                eprintln!(
+                    "built {} in {:.2} s{}",
+                    output.display(),
+                    built.elapsed.as_secs_f64(),
+                    if built.cached { " (cached)" } else { "" }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { build, args } => {
             let Some(built) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
-            if built.cached {
-                eprintln!("weir: cached binary {}", built.hash);
-            } else {
-                eprintln!("weir: compiled in {:.2} s", built.elapsed.as_secs_f64());
+            if messages::human() {
+                match built.cached {
+                    true => eprintln!("weir: cached binary {}", built.hash),
+                    false => eprintln!("weir: compiled in {:.2} s", built.elapsed.as_secs_f64()),
+                }
             }
             let status = std::process::Command::new(&built.binary)
                 .args(&args)
@@ -212,10 +223,8 @@ fn load(path: &Path) -> Result<(SourceMap, weir_compiler::FileId)> {
 }
 
 fn print_diagnostics(sources: &SourceMap, diags: &[weir_compiler::Diagnostic]) {
-    if !diags.is_empty() {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        eprint!("{}", diagnostics::render(sources, diags, color));
-    }
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    messages::print(sources, diags, color);
 }
 
 /// The `--rust FILE` of a command: its functions, where the pipeline calls them, and the
@@ -325,7 +334,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
         Profile::Release
     };
     config.verbose = args.verbose;
-    if !args.dev {
+    if !args.dev && messages::human() {
         eprintln!(
             "weir: compiling {} (release)...",
             args.compile.file.display()
@@ -354,7 +363,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
                 }));
             }
             print_diagnostics(&sources, &mapped.diagnostics);
-            if mapped.others > 0 {
+            if mapped.others > 0 && messages::human() {
                 eprintln!(
                     "note: {} more error(s) in the generated code, which may follow from these (the crate is in {})",
                     mapped.others,
