@@ -1,5 +1,6 @@
 //! The `weir` command line, run as a user runs it: `--message-format json` (one JSON object
-//! per diagnostic and line on stderr, for editors), and the preview mode of `weir run --limit`.
+//! per diagnostic and line on stderr, for editors), what `weir explain` says about time and
+//! updates, and the preview mode of `weir run --limit`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -120,4 +121,66 @@ fn json_errors_without_a_place_are_objects_too() {
     );
     assert!(out.status.success());
     assert!(json_lines(&out).is_empty());
+}
+
+const WINDOWS: &str = "source bids = nexmark(stream: \"bid\", events: 1000)
+    event_time date_time watermark 4s
+schema Click { user: string, n: i64 }
+source clicks: Click = file(path: \"clicks.jsonl\") format json
+let per = bids
+    |> key_by auction
+    |> window hop(size: 10s, slide: 2s, lateness: 1m, late: late_bids)
+    |> aggregate { n: count() }
+let sessions = bids
+    |> key_by bidder
+    |> window session(gap: 30m)
+    |> aggregate { n: count() }
+let totals = bids |> aggregate by bidder { n: count() }
+sink per -> stdout()
+sink sessions -> stdout()
+sink late_bids -> stdout()
+sink totals -> stdout()
+sink clicks -> stdout()
+";
+
+#[test]
+fn explain_shows_windows_watermarks_late_outputs_and_stream_kinds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("w.weir"), WINDOWS).expect("write");
+    let out = weir(dir.path(), &["explain", "w.weir"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, physical) = text.split_once("== physical plan").expect("two plans");
+    for line in [
+        "event time: `date_time`, watermark 4s behind the newest event time",
+        "event time: none",
+        "window: hop(size 10s, slide 2s) on event time `date_time`, lateness 1m (a late record \
+         revises its window's row), late records -> `late_bids` (op",
+        "window: session(gap 30m) on event time `date_time`, late records dropped (counted)",
+        "window: none (one row per key, revised by every record)",
+        "stream: updating, upsert key (auction, window_start, window_end), made so by `window \
+         with allowed lateness`",
+        "stream: updating, upsert key (bidder), made so by `aggregate`",
+        "input: updating, upsert key (bidder), made so by `aggregate`",
+        "(gather, late records)",
+    ] {
+        assert!(physical.contains(line), "no `{line}` in\n{physical}");
+    }
+    // The session window's stream is append-only, and so is its sink's input.
+    let session = physical
+        .split("\nop")
+        .find(|op| op.contains("session(gap 30m)"))
+        .expect("the session window");
+    assert!(session.contains("stream: append"), "{session}");
+    // DOT and Mermaid carry the same lines.
+    for format in ["dot", "mermaid"] {
+        let out = weir(dir.path(), &["explain", "w.weir", "--format", format]);
+        let graph = String::from_utf8_lossy(&out.stdout);
+        assert!(graph.contains("window: session(gap 30m)"), "{graph}");
+        assert!(graph.contains("made so by `aggregate`"), "{graph}");
+    }
 }
