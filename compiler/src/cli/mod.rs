@@ -51,6 +51,9 @@ struct CompileArgs {
     /// Keep every operator separate: no fusion, no chaining (the benchmark baseline).
     #[arg(long)]
     no_fusion: bool,
+    /// The preview build (set by `run --limit`): every sink prints to stdout.
+    #[arg(skip)]
+    preview: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -99,6 +102,20 @@ enum Command {
     Run {
         #[command(flatten)]
         build: BuildArgs,
+        /// Preview: every sink prints its first N rows to stdout (files and Kafka topics are
+        /// not written), and the run stops once every sink has N rows or the input ends.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// `run --limit N` (20 by default): the first rows of every sink on stdout, then stop.
+    Preview {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Rows per sink.
+        #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -176,7 +193,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { build, output } => {
-            let Some(built) = build_file(&build)? else {
+            let Some((built, _)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
             std::fs::copy(&built.binary, &output)
@@ -191,10 +208,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { build, args } => {
-            let Some(built) = build_file(&build)? else {
+        Command::Preview { build, limit, args } => run(Cli {
+            command: Command::Run {
+                build,
+                limit: Some(limit),
+                args,
+            },
+            message_format: cli.message_format,
+        }),
+        Command::Run {
+            mut build,
+            limit,
+            mut args,
+        } => {
+            build.compile.preview = limit.is_some();
+            let Some((built, kafka_source)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
+            if let Some(limit) = limit {
+                let mut preview = vec!["--limit".to_string(), limit.to_string()];
+                // A preview reads a Kafka topic in a group of its own, so it never moves the
+                // committed positions of the pipeline's group.
+                let group_given = args.iter().any(|a| a.contains("group.id="));
+                if kafka_source && !group_given {
+                    preview.push("--kafka-property".into());
+                    preview.push(format!("group.id=weir-preview-{}", std::process::id()));
+                }
+                args.splice(0..0, preview);
+            }
             if messages::human() {
                 match built.cached {
                     true => eprintln!("weir: cached binary {}", built.hash),
@@ -283,6 +324,7 @@ fn compile_file(args: &CompileArgs) -> Result<Option<CompiledFile>> {
     };
     let options = Options {
         no_fusion: args.no_fusion,
+        preview: args.preview,
     };
     let (result, calls) = with_udfs_calls(&rust.udfs, || {
         weir_compiler::compile(&sources, id, &options)
@@ -307,7 +349,8 @@ fn compile_file(args: &CompileArgs) -> Result<Option<CompiledFile>> {
     }
 }
 
-fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
+/// Builds a pipeline; also says whether it reads a Kafka topic.
+fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
     let Some(CompiledFile {
         sources,
         compiled,
@@ -322,11 +365,20 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = if args.compile.no_fusion {
-        format!("{stem}_unfused")
-    } else {
-        stem
-    };
+    let mut name = stem;
+    if args.compile.no_fusion {
+        name.push_str("_unfused");
+    }
+    if args.compile.preview {
+        name.push_str("_preview");
+    }
+    let kafka_source = compiled.logical.ops().into_iter().any(|op| {
+        matches!(
+            &compiled.logical.node(op).op,
+            weir_compiler::ir::Op::Source { def, .. }
+                if matches!(def.kind, weir_compiler::sema::SourceKind::Kafka { .. })
+        )
+    });
     let mut config = BuildConfig::from_env();
     config.profile = if args.dev {
         Profile::Dev
@@ -342,7 +394,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
     }
     let modules: Vec<ModuleFile> = rust.module.iter().cloned().collect();
     match driver::build_with(&compiled.rust, &modules, &name, &config) {
-        Ok(built) => Ok(Some(built)),
+        Ok(built) => Ok(Some((built, kafka_source))),
         Err(DriverError::Compile {
             crate_dir,
             output,

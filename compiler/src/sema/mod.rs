@@ -1899,6 +1899,7 @@ impl Checker {
                 stream,
                 kind,
                 label,
+                preview: None,
             });
         }
     }
