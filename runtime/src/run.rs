@@ -742,5 +742,9 @@ mod tests {
         assert!(args.quiet);
         assert!(RunArgs::parse(["--bogus"].map(String::from)).is_err());
         assert!(RunArgs::parse(["--parallelism", "0"].map(String::from)).is_err());
+        assert_eq!(args.limit, None);
+        let preview = RunArgs::parse(["--limit", "5"].map(String::from)).unwrap();
+        assert_eq!(preview.limit, Some(5));
+        assert!(RunArgs::parse(["--limit", "0"].map(String::from)).is_err());
     }
 }
