@@ -19,6 +19,7 @@ pub mod embed;
 pub mod ir;
 pub mod ops;
 pub mod passes;
+pub mod preview;
 pub mod rust_file;
 pub mod sema;
 
@@ -32,6 +33,9 @@ use ir::Dataflow;
 pub struct Options {
     /// Skip fusion and chaining: every operator its own function and task.
     pub no_fusion: bool,
+    /// The preview build of `weir run --limit N`: every sink prints to stdout (files and
+    /// topics are left alone), at most `--limit` rows each ([`preview`]).
+    pub preview: bool,
 }
 
 /// The result of compiling one pipeline file.
@@ -186,9 +190,12 @@ pub fn compile(
     options: &Options,
 ) -> Result<Compiled, Vec<Diagnostic>> {
     let (program, warnings) = check(sources, file);
-    let Some(program) = program else {
+    let Some(mut program) = program else {
         return Err(warnings);
     };
+    if options.preview {
+        preview::rewrite_sinks(&mut program);
+    }
     let logical = ir::lower::lower(&program, sources);
     let cx = passes::PassCx {
         no_fusion: options.no_fusion,

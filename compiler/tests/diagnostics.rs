@@ -420,6 +420,56 @@ fn typos_get_did_you_mean_hints() {
     );
 }
 
+/// "did you mean" for an unknown function is driven by the function table: every function,
+/// misspelled by one letter, is suggested (so functions added to the table are covered).
+#[test]
+fn every_function_is_suggested_for_its_typo() {
+    const BIDS: &str = "source bids = nexmark(stream: \"bid\", events: 1000)\n";
+    let mut missed = Vec::new();
+    for f in weir_compiler::sema::functions::FUNCTIONS {
+        let typo = format!("{}q", f.name);
+        let text =
+            format!("{BIDS}let q = bids |> select {{ x: {typo}(price) }}\nsink q -> stdout()\n");
+        let (hints, _) = hints_of(&text, "E0210");
+        let wanted = format!("did you mean `{}`?", f.name);
+        if !hints.iter().any(|h| h == &wanted) {
+            missed.push(format!("{typo}: {hints:?}"));
+        }
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n"));
+}
+
+/// An unknown function may be a Rust function not declared yet: the hint says how to declare
+/// one, and a declared Rust function is a "did you mean" candidate like a built-in one.
+#[test]
+fn unknown_functions_point_at_rust_functions() {
+    use weir_compiler::sema::types::Type;
+    use weir_compiler::sema::udf::{with_udfs, Udf};
+    let text = "source bids = nexmark(stream: \"bid\", events: 1000)\n\
+                let q = bids |> select { r: risk_scor(price) }\nsink q -> stdout()\n";
+    let (hints, report) = hints_of(text, "E0210");
+    assert!(
+        hints.iter().any(|h| h.contains("--rust FILE.rs")),
+        "no pointer to --rust in {hints:?}:\n{report}"
+    );
+    assert!(
+        hints.iter().all(|h| !h.contains("did you mean")),
+        "{hints:?}"
+    );
+    let udf = Udf {
+        name: "risk_score".into(),
+        params: vec![("amount".into(), Type::I64)],
+        result: Type::F64,
+        path: "udfs::risk_score".into(),
+        aggregate: false,
+    };
+    let (hints, report) = with_udfs(&[udf], || hints_of(text, "E0210"));
+    assert!(
+        hints.iter().any(|h| h == "did you mean `risk_score`?"),
+        "{hints:?}:\n{report}"
+    );
+}
+
 /// `weir check` and `weir run` agree: on every case file, checking reports exactly the errors
 /// compiling reports (a file without a sink was once "ok" to `weir check` and refused by
 /// `weir run`).

@@ -45,7 +45,14 @@ fn compile_file(path: &Path, no_fusion: bool) -> weir_compiler::Compiled {
         format!("examples/{}.weir", name(path).replace("__", "/")),
         text,
     );
-    match compile(&sources, id, &Options { no_fusion }) {
+    match compile(
+        &sources,
+        id,
+        &Options {
+            no_fusion,
+            ..Options::default()
+        },
+    ) {
         Ok(c) => c,
         Err(d) => panic!(
             "{}",

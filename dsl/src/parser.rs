@@ -35,6 +35,8 @@
 //! | `E0015` | missing target type in `cast`                                         |
 //! | `E0016` | source file too large                                                 |
 //! | `E0017` | the file is not valid UTF-8                                           |
+//! | `E0018` | `10 sec` is not a duration (write `10s`)                               |
+//! | `E0019` | missing `on` in a join                                                |
 //! | `E0099` | internal parser error: unexpected parse tree (a bug in weir)          |
 
 mod build;
@@ -66,6 +68,8 @@ pub(crate) mod codes {
     pub const CAST_WITHOUT_TYPE: &str = "E0015";
     pub const FILE_TOO_LARGE: &str = "E0016";
     pub const NOT_UTF8: &str = "E0017";
+    pub const SPACED_DURATION: &str = "E0018";
+    pub const JOIN_WITHOUT_ON: &str = "E0019";
     pub const INTERNAL: &str = "E0099";
 }
 

@@ -633,12 +633,44 @@ fn literals() {
 
 #[test]
 fn a_duration_has_no_space_before_its_unit() {
-    check_error(
+    let d = check_error(
         "let x = a |> filter d > 10 s",
-        "E0001",
-        "expected `|>` or a new item, found `s`",
-        "s",
+        "E0018",
+        "`10 s` is not a duration",
+        "10 s",
     );
+    assert_eq!(d.primary.message, "write `10s`");
+    let d = check_error(
+        "let x = a |> window tumble(5  minutes)",
+        "E0018",
+        "`5  minutes` is not a duration",
+        "5  minutes",
+    );
+    assert_eq!(d.primary.message, "write `5m`");
+    // A unit written out without a space is an unknown unit, with the one to write instead.
+    let d = check_error(
+        "let x = a |> window tumble(10sec)",
+        "E0005",
+        "unknown duration unit `sec` in `10sec`",
+        "sec",
+    );
+    assert_eq!(d.hints[0], "write `10s`");
+    // Not after a name or a fraction: `x1 s` and `1.5 s` are other mistakes.
+    assert_ne!(single_error("let x = a |> filter x1 s").code, "E0018");
+}
+
+#[test]
+fn a_join_without_on_says_so() {
+    for text in [
+        "let x = a |> join b as c",
+        "let x = a |> join b ttl(1h)",
+        "let x = a |> left interval_join b as c within(0s, 1s)",
+    ] {
+        let d = single_error(text);
+        assert_eq!(d.code, "E0019", "{text}: {d:#?}");
+        assert_eq!(d.message, "missing `on` in a join");
+        assert!(d.hints[0].contains("on id = p.order_id"), "{d:#?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

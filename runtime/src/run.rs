@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// supervisor's process id (the task dies with it).
     pub task_partition: Option<i32>,
     pub task_parent: Option<u32>,
+    /// A preview build (`weir run FILE --limit N`): each sink prints its first N rows, and the
+    /// run stops once every sink has (see [`crate::sinks::preview`]).
+    pub limit: Option<u64>,
 }
 
 impl Default for RunArgs {
@@ -73,6 +76,7 @@ impl Default for RunArgs {
             scale_out: false,
             task_partition: None,
             task_parent: None,
+            limit: None,
         }
     }
 }
@@ -98,6 +102,8 @@ const USAGE: &str = "options:
                       process, each with its checkpoints in DIR/partition-N, so that
                       several processes share the partitions and their state
                       (needs --checkpoint-dir on a folder every process sees)
+  --limit N           (a preview build: `weir run FILE --limit N`) each sink prints its
+                      first N rows, and the run stops once every sink has
   --quiet             no run summary on stderr
   --help              this text";
 
@@ -193,6 +199,13 @@ impl RunArgs {
                     out.task_parent = Some(
                         u32::try_from(pid).map_err(|_| "--task-parent is too large".to_string())?,
                     );
+                }
+                "--limit" => {
+                    let n: u64 = parse_num(&value("--limit")?, "--limit")?;
+                    if n == 0 {
+                        return Err("--limit must be at least 1".into());
+                    }
+                    out.limit = Some(n);
                 }
                 "--quiet" | "-q" => out.quiet = true,
                 "--help" | "-h" => return Err(USAGE.to_string()),
@@ -541,8 +554,15 @@ impl Runtime {
         if failed || !errors.is_empty() {
             return ExitCode::FAILURE;
         }
+        if crate::sinks::preview::limit_reached() {
+            eprintln!("{}", crate::sinks::preview::reached_message());
+            return ExitCode::SUCCESS;
+        }
         if stopped {
             return stopped_exit(stopped_after);
+        }
+        if let (Some(limit), true) = (self.args.limit, crate::sinks::preview::is_preview()) {
+            eprintln!("weir: preview: the input ended before every sink had {limit} rows");
         }
         ExitCode::SUCCESS
     }
@@ -664,6 +684,13 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         eprintln!("weir: error: {err}");
         return ExitCode::FAILURE;
     }
+    if runtime.args.limit.is_some() && !crate::sinks::preview::is_preview() {
+        eprintln!(
+            "weir: error: --limit needs a preview build, whose sinks all print to stdout: \
+             `weir run FILE --limit N`"
+        );
+        return ExitCode::from(2);
+    }
     // Said once the plan is known to fit the checkpoint.
     if let Some((id, dir)) = resuming.filter(|_| !runtime.args.quiet) {
         eprintln!("weir: resuming from checkpoint {id} in {}", dir.display());
@@ -726,5 +753,9 @@ mod tests {
         assert!(args.quiet);
         assert!(RunArgs::parse(["--bogus"].map(String::from)).is_err());
         assert!(RunArgs::parse(["--parallelism", "0"].map(String::from)).is_err());
+        assert_eq!(args.limit, None);
+        let preview = RunArgs::parse(["--limit", "5"].map(String::from)).unwrap();
+        assert_eq!(preview.limit, Some(5));
+        assert!(RunArgs::parse(["--limit", "0"].map(String::from)).is_err());
     }
 }

@@ -55,6 +55,7 @@ impl Ticker {
     }
 
     /// How long from `now` until the tick is due (zero when it is).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub(crate) fn wait(&self, now: Instant) -> Duration {
         self.next.saturating_duration_since(now)
     }

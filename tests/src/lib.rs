@@ -33,7 +33,14 @@ pub fn example(path: &str) -> String {
 pub fn build(name: &str, text: &str, no_fusion: bool) -> PathBuf {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
-    let compiled = match weir_compiler::compile(&sources, id, &Options { no_fusion }) {
+    let compiled = match weir_compiler::compile(
+        &sources,
+        id,
+        &Options {
+            no_fusion,
+            ..Options::default()
+        },
+    ) {
         Ok(c) => c,
         Err(diags) => panic!(
             "{}",

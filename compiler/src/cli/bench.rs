@@ -93,7 +93,15 @@ sink bids |> filter price < 0 -> checksum()\n";
 pub(super) fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
-    let compiled = weir_compiler::compile(&sources, id, &Options { no_fusion }).map_err(|d| {
+    let compiled = weir_compiler::compile(
+        &sources,
+        id,
+        &Options {
+            no_fusion,
+            ..Options::default()
+        },
+    )
+    .map_err(|d| {
         anyhow!(
             "{}",
             weir_compiler::diagnostics::render(&sources, &d, false)

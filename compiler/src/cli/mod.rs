@@ -3,6 +3,7 @@
 mod bench;
 mod bench_files;
 mod bench_kafka;
+mod messages;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use weir_compiler::driver::{DriverError, ModuleFile};
 use weir_compiler::ir::explain::{self, ExplainFormat};
 use weir_compiler::rust_file;
 use weir_compiler::sema::udf::{with_udfs_calls, Udf};
-use weir_compiler::{diagnostics, Compiled, FileId, Options, SourceMap, Span};
+use weir_compiler::{Compiled, FileId, Options, SourceMap, Span};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,10 @@ use weir_compiler::{diagnostics, Compiled, FileId, Options, SourceMap, Span};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How diagnostics are printed on stderr: `human` (text with the source underlined) or
+    /// `json` (one JSON object per diagnostic and line, for editors).
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    message_format: messages::MessageFormat,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -46,6 +51,9 @@ struct CompileArgs {
     /// Keep every operator separate: no fusion, no chaining (the benchmark baseline).
     #[arg(long)]
     no_fusion: bool,
+    /// The preview build (set by `run --limit`): every sink prints to stdout.
+    #[arg(skip)]
+    preview: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -94,6 +102,20 @@ enum Command {
     Run {
         #[command(flatten)]
         build: BuildArgs,
+        /// Preview: every sink prints its first N rows to stdout (files and Kafka topics are
+        /// not written), and the run stops once every sink has N rows or the input ends.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// `run --limit N` (20 by default): the first rows of every sink on stdout, then stop.
+    Preview {
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Rows per sink.
+        #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -104,10 +126,11 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    messages::set_format(cli.message_format);
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            messages::print_error(&format!("{err:#}"));
             ExitCode::FAILURE
         }
     }
@@ -126,7 +149,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if diags.iter().any(|d| d.is_error()) {
                 return Ok(ExitCode::FAILURE);
             }
-            eprintln!("{}: ok", file.display());
+            if messages::human() {
+                eprintln!("{}: ok", file.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { compile, format } => {
@@ -168,27 +193,54 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Build { build, output } => {
-            let Some(built) = build_file(&build)? else {
+            let Some((built, _)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
             std::fs::copy(&built.binary, &output)
                 .with_context(|| format!("cannot write {}", output.display()))?;
-            eprintln!(
-                "built {} in {:.2} s{}",
-                output.display(),
-                built.elapsed.as_secs_f64(),
-                if built.cached { " (cached)" } else { "" }
-            );
+            if messages::human() {
+                eprintln!(
+                    "built {} in {:.2} s{}",
+                    output.display(),
+                    built.elapsed.as_secs_f64(),
+                    if built.cached { " (cached)" } else { "" }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { build, args } => {
-            let Some(built) = build_file(&build)? else {
+        Command::Preview { build, limit, args } => run(Cli {
+            command: Command::Run {
+                build,
+                limit: Some(limit),
+                args,
+            },
+            message_format: cli.message_format,
+        }),
+        Command::Run {
+            mut build,
+            limit,
+            mut args,
+        } => {
+            build.compile.preview = limit.is_some();
+            let Some((built, kafka_source)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
-            if built.cached {
-                eprintln!("weir: cached binary {}", built.hash);
-            } else {
-                eprintln!("weir: compiled in {:.2} s", built.elapsed.as_secs_f64());
+            if let Some(limit) = limit {
+                let mut preview = vec!["--limit".to_string(), limit.to_string()];
+                // A preview reads a Kafka topic in a group of its own, so it never moves the
+                // committed positions of the pipeline's group.
+                let group_given = args.iter().any(|a| a.contains("group.id="));
+                if kafka_source && !group_given {
+                    preview.push("--kafka-property".into());
+                    preview.push(format!("group.id=weir-preview-{}", std::process::id()));
+                }
+                args.splice(0..0, preview);
+            }
+            if messages::human() {
+                match built.cached {
+                    true => eprintln!("weir: cached binary {}", built.hash),
+                    false => eprintln!("weir: compiled in {:.2} s", built.elapsed.as_secs_f64()),
+                }
             }
             let status = std::process::Command::new(&built.binary)
                 .args(&args)
@@ -212,10 +264,8 @@ fn load(path: &Path) -> Result<(SourceMap, weir_compiler::FileId)> {
 }
 
 fn print_diagnostics(sources: &SourceMap, diags: &[weir_compiler::Diagnostic]) {
-    if !diags.is_empty() {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        eprint!("{}", diagnostics::render(sources, diags, color));
-    }
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    messages::print(sources, diags, color);
 }
 
 /// The `--rust FILE` of a command: its functions, where the pipeline calls them, and the
@@ -274,6 +324,7 @@ fn compile_file(args: &CompileArgs) -> Result<Option<CompiledFile>> {
     };
     let options = Options {
         no_fusion: args.no_fusion,
+        preview: args.preview,
     };
     let (result, calls) = with_udfs_calls(&rust.udfs, || {
         weir_compiler::compile(&sources, id, &options)
@@ -298,7 +349,8 @@ fn compile_file(args: &CompileArgs) -> Result<Option<CompiledFile>> {
     }
 }
 
-fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
+/// Builds a pipeline; also says whether it reads a Kafka topic.
+fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
     let Some(CompiledFile {
         sources,
         compiled,
@@ -313,11 +365,20 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = if args.compile.no_fusion {
-        format!("{stem}_unfused")
-    } else {
-        stem
-    };
+    let mut name = stem;
+    if args.compile.no_fusion {
+        name.push_str("_unfused");
+    }
+    if args.compile.preview {
+        name.push_str("_preview");
+    }
+    let kafka_source = compiled.logical.ops().into_iter().any(|op| {
+        matches!(
+            &compiled.logical.node(op).op,
+            weir_compiler::ir::Op::Source { def, .. }
+                if matches!(def.kind, weir_compiler::sema::SourceKind::Kafka { .. })
+        )
+    });
     let mut config = BuildConfig::from_env();
     config.profile = if args.dev {
         Profile::Dev
@@ -325,7 +386,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
         Profile::Release
     };
     config.verbose = args.verbose;
-    if !args.dev {
+    if !args.dev && messages::human() {
         eprintln!(
             "weir: compiling {} (release)...",
             args.compile.file.display()
@@ -333,7 +394,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
     }
     let modules: Vec<ModuleFile> = rust.module.iter().cloned().collect();
     match driver::build_with(&compiled.rust, &modules, &name, &config) {
-        Ok(built) => Ok(Some(built)),
+        Ok(built) => Ok(Some((built, kafka_source))),
         Err(DriverError::Compile {
             crate_dir,
             output,
@@ -354,7 +415,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<driver::Built>> {
                 }));
             }
             print_diagnostics(&sources, &mapped.diagnostics);
-            if mapped.others > 0 {
+            if mapped.others > 0 && messages::human() {
                 eprintln!(
                     "note: {} more error(s) in the generated code, which may follow from these (the crate is in {})",
                     mapped.others,

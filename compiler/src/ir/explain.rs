@@ -1,8 +1,16 @@
 //! `weir explain`: the dataflow graph as text, Graphviz DOT or Mermaid.
+//!
+//! Each operator shows what it is, its parallelism, task and output type, and the properties
+//! that decide its results: a source's event-time field and watermark, a window's kind and
+//! sizes, its lateness and where late records go, a join's time bound, and whether the stream
+//! it emits is append-only or updating (with the upsert key and the operator that made it so).
 
 use std::fmt::Write;
 
-use super::{Dataflow, EdgeKind, Op, Stateless};
+use weir_dsl::ast::JoinKind;
+
+use super::{Dataflow, EdgeKind, Op, OpId, Stateless};
+use crate::sema::{Window, WindowAggregate};
 
 /// Which rendering `explain` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +42,139 @@ fn describe(graph: &Dataflow, op: super::OpId) -> String {
     }
 }
 
+/// A duration in the largest unit that divides it: `10s`, `1500ms`, `2h`, `-5s`.
+fn duration(ms: i64) -> String {
+    const UNITS: [(i64, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ];
+    if ms == 0 {
+        return "0s".into();
+    }
+    UNITS
+        .iter()
+        .find(|(unit, _)| ms % unit == 0)
+        .map_or(format!("{ms}ms"), |(unit, name)| {
+            format!("{}{name}", ms / unit)
+        })
+}
+
+fn window(w: &WindowAggregate, graph: &Dataflow, op: OpId) -> String {
+    let kind = match w.window {
+        Window::Tumble { size_ms } => format!("tumble(size {})", duration(size_ms)),
+        Window::Hop { size_ms, slide_ms } => {
+            format!(
+                "hop(size {}, slide {})",
+                duration(size_ms),
+                duration(slide_ms)
+            )
+        }
+        Window::Cumulate { step_ms, size_ms } => {
+            format!(
+                "cumulate(step {}, size {})",
+                duration(step_ms),
+                duration(size_ms)
+            )
+        }
+        Window::Session { gap_ms } => format!("session(gap {})", duration(gap_ms)),
+        Window::Unbounded => {
+            return "window: none (one row per key, revised by every record)".into()
+        }
+    };
+    let time = match w.processing_time {
+        true => "processing time".to_string(),
+        false => format!("event time `{}`", w.time_field),
+    };
+    let lateness = match w.lateness_ms {
+        0 => String::new(),
+        ms => format!(
+            ", lateness {} (a late record revises its window's row)",
+            duration(ms)
+        ),
+    };
+    // Late records leave on output 1, if anything reads it.
+    let late_consumers: Vec<String> = graph
+        .outputs(op)
+        .into_iter()
+        .filter(|(edge, _)| graph.edge(*edge).from_port == 1)
+        .map(|(_, to)| to.to_string())
+        .collect();
+    let late = match (&w.late_output, w.processing_time) {
+        (_, true) => String::new(),
+        (Some(name), false) if !late_consumers.is_empty() => {
+            format!(", late records -> `{name}` ({})", late_consumers.join(", "))
+        }
+        (Some(name), false) => format!(", late records -> `{name}`"),
+        (None, false) => ", late records dropped (counted)".to_string(),
+    };
+    format!("window: {kind} on {time}{lateness}{late}")
+}
+
+/// The lines that describe how an operator treats time and what kind of stream it emits.
+fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
+    let node = graph.node(op);
+    let mut lines = Vec::new();
+    match &node.op {
+        Op::Source { def, .. } => {
+            let field = node
+                .ty
+                .time_field
+                .map(|i| node.ty.schema.fields[i].name.clone());
+            lines.push(match (field, def.watermark_ms) {
+                (Some(field), Some(ms)) => format!(
+                    "event time: `{field}`, watermark {} behind the newest event time",
+                    duration(ms)
+                ),
+                (Some(field), None) => format!("event time: `{field}`, no watermark"),
+                _ => "event time: none".to_string(),
+            });
+        }
+        Op::WindowAggregate(w) => lines.push(window(w, graph, op)),
+        Op::Join { def, .. } => {
+            let outer = if def.left_outer { "left outer, " } else { "" };
+            lines.push(match def.kind {
+                JoinKind::Regular => match def.ttl_ms {
+                    Some(ms) => format!(
+                        "join: {outer}regular, state kept for {} of event time",
+                        duration(ms)
+                    ),
+                    None => format!("join: {outer}regular, state kept until the end of input"),
+                },
+                JoinKind::Interval => {
+                    let (lower, upper) = def.within.unwrap_or_default();
+                    format!(
+                        "join: {outer}interval, joined time - this time in [{}, {}]",
+                        duration(lower),
+                        duration(upper)
+                    )
+                }
+                JoinKind::Window => format!(
+                    "join: {outer}window, tumble(size {})",
+                    duration(def.window_ms.unwrap_or_default())
+                ),
+                JoinKind::Lookup => format!("join: {outer}lookup, a table read at start"),
+            });
+        }
+        _ => {}
+    }
+    let what = if matches!(node.op, Op::Sink(_)) {
+        "input"
+    } else {
+        "stream"
+    };
+    lines.push(match &node.ty.updating {
+        None => format!("{what}: append"),
+        Some(up) => format!(
+            "{what}: updating, upsert key ({}), made so by `{}`",
+            up.key.join(", "),
+            up.operator
+        ),
+    });
+    lines
+}
+
 pub fn text(graph: &Dataflow) -> String {
     let mut out = String::new();
     for op in graph.topo_order() {
@@ -45,8 +186,17 @@ pub fn text(graph: &Dataflow) -> String {
             "    parallelism={}{task} out={}",
             node.parallelism, node.ty.schema
         );
+        for line in properties(graph, op) {
+            let _ = writeln!(out, "    {line}");
+        }
         for (edge, from) in graph.inputs(op) {
-            let _ = writeln!(out, "    <- {from} ({})", graph.edge(edge).kind);
+            let edge = graph.edge(edge);
+            let late = if edge.from_port == 1 {
+                ", late records"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "    <- {from} ({}{late})", edge.kind);
         }
     }
     out
@@ -63,9 +213,13 @@ pub fn dot(graph: &Dataflow) -> String {
     for op in graph.ops() {
         let node = graph.node(op);
         let task = node.task.map_or(String::new(), |t| format!("\\ntask {t}"));
+        let props: String = properties(graph, op)
+            .iter()
+            .map(|p| format!("\\n{}", escape(p)))
+            .collect();
         let _ = writeln!(
             out,
-            "  {op} [label=\"{op}: {}{task}\"];",
+            "  {op} [label=\"{op}: {}{props}{task}\"];",
             escape(&describe(graph, op))
         );
     }
@@ -89,7 +243,12 @@ pub fn dot(graph: &Dataflow) -> String {
 pub fn mermaid(graph: &Dataflow) -> String {
     let mut out = String::from("flowchart LR\n");
     for op in graph.ops() {
-        let label = describe(graph, op).replace('"', "#quot;");
+        let mut label = describe(graph, op);
+        for p in properties(graph, op) {
+            label.push_str("<br>");
+            label.push_str(&p);
+        }
+        let label = label.replace('"', "#quot;");
         let _ = writeln!(out, "  {op}[\"{op}: {label}\"]");
     }
     for (edge, from, to) in graph.edges() {

@@ -259,10 +259,31 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     ::weir_runtime::sinks::changelog::write_table(#label, #output, #header, #encode),
                 )),
             };
+            let mut setup = vec![open];
+            let mut captures = vec![metrics.clone()];
+            // A preview sink: its rows prefixed with its name, at most `--limit` of them.
+            let leaf = match &def.preview {
+                None => leaf,
+                Some(preview) => {
+                    let leaf = match &preview.prefix {
+                        Some(prefix) => {
+                            let prefix = proc_macro2::Literal::byte_string(prefix.as_bytes());
+                            quote!(#leaf.with_prefix(#prefix))
+                        }
+                        None => leaf,
+                    };
+                    let gate = format_ident!("preview_{}", op.index());
+                    setup.push(quote! {
+                        let #gate = ::weir_runtime::sinks::preview::register(rt.args.limit);
+                    });
+                    captures.push(gate.clone());
+                    quote!(::weir_runtime::sinks::preview::Limit::new(#gate, #leaf))
+                }
+            };
             Emitted {
                 items,
-                setup: vec![open],
-                captures: vec![metrics.clone()],
+                setup,
+                captures,
                 moves: vec![output.clone()],
                 role: Role::Leaf(leaf),
             }

@@ -566,16 +566,26 @@ impl ExprChecker<'_> {
             return super::udf::check_call(self, &udf, args, span);
         }
         let Some(spec) = functions::lookup(&name.name) else {
-            let names = functions::FUNCTIONS.iter().map(|f| f.name);
+            // Every function of the table and every declared Rust function is a candidate.
+            let udfs = super::udf::scalar_names();
+            let names = functions::FUNCTIONS
+                .iter()
+                .map(|f| f.name)
+                .chain(udfs.iter().map(String::as_str));
             let mut d = Diagnostic::error(
                 "E0210",
                 name.span,
                 format!("unknown function `{}`", name.name),
-            );
-            if let Some(s) = did_you_mean(&name.name, names) {
+            )
+            .with_label("not a built-in or declared function");
+            let lower = name.name.to_ascii_lowercase();
+            if let Some(s) = did_you_mean(&lower, names) {
                 d = d.with_hint(format!("did you mean `{s}`?"));
             }
-            return self.error(d);
+            return self.error(d.with_hint(
+                "a function written in Rust can be called once declared: `pub fn` in a file \
+                 passed with `--rust FILE.rs` (or `fn` in an embedded pipeline's header)",
+            ));
         };
         let arity_ok = if spec.variadic {
             !args.is_empty()

@@ -1953,6 +1953,7 @@ impl Checker {
                 stream,
                 kind,
                 label,
+                preview: None,
             });
         }
     }

@@ -304,6 +304,15 @@ pub struct SinkDef {
     pub kind: SinkKind,
     /// A readable name (`sink 2 (q1 -> stdout)`), used in metrics and explain.
     pub label: String,
+    /// Set in the preview build of `weir run --limit` (see `crate::preview`).
+    pub preview: Option<SinkPreview>,
+}
+
+/// A sink of a preview build: it prints to stdout, at most `--limit` rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SinkPreview {
+    /// Written before each line when the pipeline has several sinks (`[hot] `).
+    pub prefix: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

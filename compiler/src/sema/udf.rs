@@ -81,6 +81,17 @@ pub fn lookup(name: &str) -> Option<Udf> {
     UDFS.with(|t| t.borrow().iter().find(|u| u.name == name).cloned())
 }
 
+/// The names of the declared scalar functions (for "did you mean").
+pub fn scalar_names() -> Vec<String> {
+    UDFS.with(|t| {
+        t.borrow()
+            .iter()
+            .filter(|u| !u.aggregate)
+            .map(|u| u.name.clone())
+            .collect()
+    })
+}
+
 /// Whether `name` is a declared aggregate function.
 pub fn is_aggregate(name: &str) -> bool {
     lookup(name).is_some_and(|u| u.aggregate)

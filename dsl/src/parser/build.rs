@@ -810,14 +810,17 @@ impl Builder {
                 ..span
             };
             let Some(factor) = duration_unit(unit) else {
+                let mut d = Diagnostic::error(
+                    codes::UNKNOWN_DURATION_UNIT,
+                    unit_span,
+                    format!("unknown duration unit `{unit}` in `{text}`"),
+                )
+                .with_label("unknown unit");
+                if let Some(short) = unit_spelled_out(unit) {
+                    d = d.with_hint(format!("write `{number}{short}`"));
+                }
                 self.report(
-                    Diagnostic::error(
-                        codes::UNKNOWN_DURATION_UNIT,
-                        unit_span,
-                        format!("unknown duration unit `{unit}` in `{text}`"),
-                    )
-                    .with_label("unknown unit")
-                    .with_hint("duration units are ms, s, m, h and d, as in `250ms` or `10s`"),
+                    d.with_hint("duration units are ms, s, m, h and d, as in `250ms` or `10s`"),
                 );
                 return Literal::Null;
             };
@@ -960,6 +963,20 @@ impl Builder {
         }
         out
     }
+}
+
+/// The unit weir writes for a unit spelled another way (`sec`, `minutes`, `hr`, `S`): `s`,
+/// `m`, `h`. Also the units themselves, for `10 s` written with a space.
+pub(super) fn unit_spelled_out(word: &str) -> Option<&'static str> {
+    let unit = match word.to_ascii_lowercase().as_str() {
+        "ms" | "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => "ms",
+        "s" | "sec" | "secs" | "second" | "seconds" => "s",
+        "m" | "min" | "mins" | "minute" | "minutes" => "m",
+        "h" | "hr" | "hrs" | "hour" | "hours" => "h",
+        "d" | "day" | "days" => "d",
+        _ => return None,
+    };
+    Some(unit)
 }
 
 /// Milliseconds per unit.

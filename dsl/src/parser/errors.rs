@@ -269,6 +269,44 @@ fn expected(positives: &[Rule], pos: usize, cx: &ErrorContext<'_>) -> Diagnostic
     let word = found.text(cx.text);
     let is_word = found.kind == Some(FoundKind::Word) && !at_end;
 
+    // `10 sec`, `5 minutes`, `10 s`: a number, a space and a unit.
+    if is_word {
+        if let (Some(unit), Some(start)) = (
+            super::build::unit_spelled_out(word),
+            number_before(cx.text, cx.chunk.start, found.range.start),
+        ) {
+            let end = found.range.end;
+            let number = cx.text[start..]
+                .split([' ', '\t'])
+                .next()
+                .unwrap_or_default();
+            return Diagnostic::error(
+                codes::SPACED_DURATION,
+                Span::new(cx.file, start, end),
+                format!(
+                    "`{}` is not a duration",
+                    cx.text.get(start..end).unwrap_or(word)
+                ),
+            )
+            .with_label(format!("write `{number}{unit}`"))
+            .with_hint(format!(
+                "a duration is a number and a unit without a space: `{number}{unit}` (units: ms, s, m, h, d)"
+            ));
+        }
+    }
+    // `join payments as p` with no condition.
+    if positives.contains(&Rule::kw_on) {
+        return Diagnostic::error(
+            codes::JOIN_WITHOUT_ON,
+            primary,
+            "missing `on` in a join",
+        )
+        .with_label("expected `on` and the join condition here")
+        .with_hint(
+            "a join names its condition after the stream: `join payments as p on id = p.order_id`",
+        );
+    }
+
     // A step keyword where `|>` was expected: the `|>` is missing.
     if !at_end && STEP_KEYWORDS.contains(&word) && positives.contains(&Rule::pipe_op) {
         return Diagnostic::error(
@@ -359,6 +397,20 @@ fn expected(positives: &[Rule], pos: usize, cx: &ErrorContext<'_>) -> Diagnostic
         diagnostic = diagnostic.with_hint(hint);
     }
     diagnostic
+}
+
+/// Where the whole-number literal starts that ends just before `pos`, separated from it by
+/// spaces or tabs only (`10` in `10 sec`); `None` if the token before is not one.
+fn number_before(text: &str, floor: usize, pos: usize) -> Option<usize> {
+    let before = text.get(floor..pos)?;
+    let trimmed = before.trim_end_matches([' ', '\t']);
+    if trimmed.len() == before.len() {
+        return None;
+    }
+    let rest = trimmed.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
+    let number = &trimmed[rest.len()..];
+    let starts_token = !rest.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    (number.starts_with(|c: char| c.is_ascii_digit()) && starts_token).then_some(floor + rest.len())
 }
 
 /// Whether `pos` is where a new item could start (only whitespace and comments before it in

@@ -34,9 +34,20 @@ pub struct ChangelogWriter<E> {
     failed: bool,
     stats: OpStats,
     metrics: OpMetrics,
+    /// Written before every change and the header (a preview's `[sink] `); usually empty.
+    prefix: Vec<u8>,
 }
 
 impl<E> ChangelogWriter<E> {
+    /// Starts every line (the header's too) with `prefix`.
+    pub fn with_prefix(mut self, prefix: &[u8]) -> Self {
+        if !self.buf.is_empty() {
+            self.buf.splice(0..0, prefix.iter().copied());
+        }
+        self.prefix = prefix.to_vec();
+        self
+    }
+
     pub fn new(
         metrics: OpMetrics,
         output: Output,
@@ -54,6 +65,7 @@ impl<E> ChangelogWriter<E> {
             failed: false,
             stats: OpStats::default(),
             metrics,
+            prefix: Vec::new(),
         }
     }
 
@@ -97,6 +109,7 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> 
         };
         self.row.clear();
         (self.encode)(change.row(), &mut self.row);
+        self.buf.extend_from_slice(&self.prefix);
         match self.style {
             OpStyle::Json => {
                 self.buf.extend_from_slice(b"{\"op\":\"");

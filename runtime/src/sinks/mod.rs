@@ -8,6 +8,7 @@ pub mod committed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod partitioned;
+pub mod preview;
 mod writer;
 
 pub use checksum::Checksum;

@@ -53,6 +53,8 @@ pub struct Writer<E> {
     metrics: OpMetrics,
     failed: bool,
     slot: StateSlot,
+    /// Written before every row and the header (a preview's `[sink] `); usually empty.
+    prefix: Vec<u8>,
 }
 
 impl<E> Writer<E> {
@@ -69,7 +71,17 @@ impl<E> Writer<E> {
             metrics,
             failed: false,
             slot: StateSlot::inert(),
+            prefix: Vec::new(),
         }
+    }
+
+    /// Starts every line (the header's too) with `prefix`.
+    pub fn with_prefix(mut self, prefix: &[u8]) -> Self {
+        if !self.buf.is_empty() {
+            self.buf.splice(0..0, prefix.iter().copied());
+        }
+        self.prefix = prefix.to_vec();
+        self
     }
 
     /// Takes part in checkpoints through `slot`: a file is then written exactly once.
@@ -136,6 +148,7 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
     fn push(&mut self, record: &T) {
         self.stats.records_in += 1;
         self.buffered += 1;
+        self.buf.extend_from_slice(&self.prefix);
         (self.encode)(record, &mut self.buf);
         if self.buf.len() >= FLUSH_AT {
             self.flush();

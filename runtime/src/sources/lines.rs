@@ -127,10 +127,11 @@ fn read_header(name: &str, file: &Arc<OpenedFile>) -> Result<Option<String>, Str
         pos: 0,
     });
     match reader.next_line() {
-        Ok(Some(line)) => header_text(line)
+        Ok(Next::Line(line)) => header_text(line)
             .map(|h| Some(h.to_string()))
             .map_err(|e| in_file(name, file, e)),
-        Ok(None) => Ok(None),
+        // (A file never idles.)
+        Ok(Next::End | Next::Idle) => Ok(None),
         Err(e) => Err(format!(
             "source `{name}`: cannot read {}: {e}",
             file.path.display()
