@@ -32,6 +32,8 @@ pub mod sinks;
 pub mod sources;
 pub mod state;
 pub mod stop;
+#[cfg(feature = "tz")]
+pub mod zone;
 
 /// What generated code imports.
 pub mod prelude {

@@ -8,6 +8,10 @@
 //!
 //! An integer `sum` whose total leaves the range yields null for its group and window; the
 //! summary counts it with the records rejected ([`crate::metrics::Metrics::overflows`]).
+//!
+//! Domain errors of scalar functions (`sqrt(-1)`, `ln(0)`, a `power` that leaves the `f64`
+//! range) use the same flag with their own reason ([`raise_domain`]): such a record is a dead
+//! letter too, never a wrong number.
 
 use std::cell::Cell;
 use std::fmt::Debug;
@@ -16,30 +20,73 @@ use std::marker::PhantomData;
 use crate::dead_letter::DeadLetters;
 use crate::metrics::OpMetrics;
 
-thread_local! {
-    /// The first expression that overflowed since the flag was last taken.
-    static OVERFLOWED: Cell<Option<&'static str>> = const { Cell::new(None) };
+/// An expression that gave no value, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The expression as the pipeline writes it.
+    pub expr: &'static str,
+    pub reason: Reason,
 }
 
-/// Records that `expr` overflowed (the first one per record is kept).
-#[cold]
-#[inline(never)]
-pub fn raise(expr: &'static str) {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Integer arithmetic left the `i64` range.
+    IntegerOverflow,
+    /// A function's argument lies outside its domain (the text says how).
+    Domain(&'static str),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reason {
+            Reason::IntegerOverflow => write!(f, "integer overflow in `{}`", self.expr),
+            Reason::Domain(what) => write!(f, "{what} in `{}`", self.expr),
+        }
+    }
+}
+
+thread_local! {
+    /// The first fault since the flag was last taken.
+    static OVERFLOWED: Cell<Option<Fault>> = const { Cell::new(None) };
+}
+
+fn raise_fault(fault: Fault) {
     OVERFLOWED.with(|f| {
         if f.get().is_none() {
-            f.set(Some(expr));
+            f.set(Some(fault));
         }
     });
 }
 
-/// The expression that overflowed since the last call, if any; clears the flag.
+/// Records that `expr` overflowed (the first fault per record is kept).
+#[cold]
+#[inline(never)]
+pub fn raise(expr: &'static str) {
+    raise_fault(Fault {
+        expr,
+        reason: Reason::IntegerOverflow,
+    });
+}
+
+/// Records that a function in `expr` was called outside its domain; `what` says how
+/// ("square root of a negative number").
+#[cold]
+#[inline(never)]
+pub fn raise_domain(what: &'static str, expr: &'static str) {
+    raise_fault(Fault {
+        expr,
+        reason: Reason::Domain(what),
+    });
+}
+
+/// The fault raised since the last call, if any; clears the flag.
 #[inline]
-pub fn take() -> Option<&'static str> {
+pub fn take() -> Option<Fault> {
     OVERFLOWED.with(|f| match f.get() {
         None => None,
-        Some(expr) => {
+        Some(fault) => {
             f.set(None);
-            Some(expr)
+            Some(fault)
         }
     })
 }
@@ -132,12 +179,12 @@ impl Overflows {
     }
 
     /// Writes `record` (its [`describe`](DescribeDebug::describe) text) to the dead letters
-    /// with the expression that overflowed, and counts it.
+    /// with the fault (the expression and why it has no value), and counts it.
     #[cold]
     #[inline(never)]
-    pub fn reject(&self, expr: &str, record: &str) {
+    pub fn reject(&self, fault: Fault, record: &str) {
         self.metrics.add_overflow();
-        let reason = format!("integer overflow in `{expr}`");
+        let reason = fault.to_string();
         self.letters
             .write_rejected(self.metrics.name(), &reason, record);
     }
@@ -195,13 +242,13 @@ mod tests {
         assert_eq!(take(), None);
         assert_eq!(add(i64::MAX, 1, "a + 1"), 0);
         assert_eq!(mul(i64::MIN, -1, "a * -1"), 0);
-        assert_eq!(take(), Some("a + 1"));
+        assert_eq!(take().map(|f| f.expr), Some("a + 1"));
         assert_eq!(take(), None);
         assert_eq!(sub(i64::MIN, 1, "e"), 0);
         assert_eq!(neg(i64::MIN, "e"), 0);
         assert_eq!(abs(i64::MIN, "e"), 0);
         assert_eq!(div(i64::MIN, -1, "e"), 0);
-        assert_eq!(take(), Some("e"));
+        assert_eq!(take().map(|f| f.to_string()).as_deref(), Some("integer overflow in `e`"));
         assert_eq!(abs(-5, "e"), 5);
         assert_eq!(neg(i64::MAX, "e"), -i64::MAX);
         assert_eq!(take(), None);
@@ -218,7 +265,7 @@ mod tests {
         assert_eq!(take(), None);
         for x in [9_223_372_036_854_775_808.0, f64::NAN, f64::INFINITY, -1e19] {
             assert_eq!(f64_to_i64(x, "c"), 0);
-            assert_eq!(take(), Some("c"));
+            assert_eq!(take().map(|f| f.expr), Some("c"));
         }
     }
 
@@ -237,6 +284,18 @@ mod tests {
         assert_eq!(sum_total(i64::MAX as i128, "s"), Some(i64::MAX));
         assert_eq!(take(), None);
         assert_eq!(sum_total(i64::MAX as i128 + 1, "s"), None);
-        assert_eq!(take(), Some("s"));
+        assert_eq!(take().map(|f| f.expr), Some("s"));
+    }
+
+    #[test]
+    fn domain_errors_share_the_flag_and_keep_their_reason() {
+        raise_domain("square root of a negative number", "sqrt(x)");
+        raise("a + b");
+        let fault = take().expect("raised");
+        assert_eq!(
+            fault.to_string(),
+            "square root of a negative number in `sqrt(x)`"
+        );
+        assert_eq!(take(), None);
     }
 }
