@@ -486,6 +486,30 @@ pub fn power(x: f64, y: f64, expr: &'static str) -> f64 {
     0.0
 }
 
+/// `GREATEST(seed, ...)` (or `LEAST` with `least`) where `seed` is not null: the nulls among
+/// `rest` are skipped, as PostgreSQL and DuckDB do.
+pub fn extreme<T: PartialOrd, const N: usize>(seed: T, rest: [Option<T>; N], least: bool) -> T {
+    let mut best = seed;
+    for v in rest.into_iter().flatten() {
+        if (least && v < best) || (!least && v > best) {
+            best = v;
+        }
+    }
+    best
+}
+
+/// `GREATEST` / `LEAST` of values that may all be null: null only when every one is.
+pub fn extreme_opt<T: PartialOrd, const N: usize>(all: [Option<T>; N], least: bool) -> Option<T> {
+    let mut best: Option<T> = None;
+    for v in all.into_iter().flatten() {
+        best = Some(match best {
+            Some(b) if (least && v >= b) || (!least && v <= b) => b,
+            _ => v,
+        });
+    }
+    best
+}
+
 // ---------------------------------------------------------------------------------------------
 // Strings
 
@@ -541,29 +565,6 @@ pub fn md5(s: &str) -> String {
 pub fn sha256(s: &str) -> String {
     use sha2::Digest as _;
     format!("{:x}", sha2::Sha256::digest(s.as_bytes()))
-}
-
-/// `s LIKE pattern`: the pattern is translated to an anchored regular expression at compile
-/// time ([`like_regex`]), so matching a record is one regex search.
-pub fn like_regex(pattern: &str, escape: Option<char>) -> Result<String, String> {
-    let mut out = String::from("(?s)^");
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if Some(c) == escape {
-            match chars.next() {
-                Some(next) => out.push_str(&regex::escape(&next.to_string())),
-                None => return Err("the pattern ends with its escape character".into()),
-            }
-            continue;
-        }
-        match c {
-            '%' => out.push_str(".*"),
-            '_' => out.push('.'),
-            c => out.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    out.push('$');
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1157,6 +1158,15 @@ mod tests {
     }
 
     #[test]
+    fn greatest_and_least_skip_nulls() {
+        assert_eq!(extreme(3, [Some(7), None, Some(5)], false), 7);
+        assert_eq!(extreme(3, [Some(7), None, Some(5)], true), 3);
+        assert_eq!(extreme_opt([None, Some("b"), Some("a")], false), Some("b"));
+        assert_eq!(extreme_opt([None, Some(2.5), Some(-1.0)], true), Some(-1.0));
+        assert_eq!(extreme_opt::<i64, 2>([None, None], true), None);
+    }
+
+    #[test]
     fn replacing_and_padding() {
         assert_eq!(replace("a-b-c", "-", "+"), "a+b+c");
         assert_eq!(replace("abc", "", "x"), "abc");
@@ -1181,25 +1191,6 @@ mod tests {
             sha256("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-
-    #[test]
-    fn like_patterns_become_anchored_regexes() {
-        let m = |s: &str, p: &str, e: Option<char>| {
-            regex::Regex::new(&like_regex(p, e).unwrap())
-                .unwrap()
-                .is_match(s)
-        };
-        assert!(m("apple", "a%", None));
-        assert!(m("apple", "%pl_", None));
-        assert!(!m("apple", "pl", None));
-        assert!(m("a.c", "a.c", None));
-        assert!(!m("abc", "a.c", None));
-        assert!(m("50%", "50!%", Some('!')));
-        assert!(!m("500", "50!%", Some('!')));
-        assert!(m("line\nbreak", "line%", None));
-        assert!(m("", "%", None));
-        assert!(like_regex("ab!", Some('!')).is_err());
     }
 
     #[test]

@@ -164,6 +164,13 @@ fn write_expr(e: &TExpr, out: &mut String) {
             args(name, a, out)
         }
         TExprKind::Udf(path, a) => args(path, a, out),
+        TExprKind::InList(x, list) => {
+            out.push('(');
+            write_expr(x, out);
+            out.push_str(" in ");
+            args("", list, out);
+            out.push(')');
+        }
         TExprKind::Case {
             branches,
             otherwise,
