@@ -720,7 +720,11 @@ impl DatePattern {
                         (_, 1) => (1, 2),
                         (_, w) => (*w, *w),
                     };
-                    let n = rest.iter().take(max).take_while(|b| b.is_ascii_digit()).count();
+                    let n = rest
+                        .iter()
+                        .take(max)
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
                     if n < min {
                         return None;
                     }
@@ -1205,7 +1209,11 @@ mod tests {
         assert_eq!(trunc(TimeUnit::Quarter), "2024-04-01 00:00:00.000");
         assert_eq!(trunc(TimeUnit::Year), "2024-01-01 00:00:00.000");
         assert_eq!(
-            timestamp_to_string(date_trunc(TimeUnit::Hour, ts("1969-12-31 23:59:59.999"), "t")),
+            timestamp_to_string(date_trunc(
+                TimeUnit::Hour,
+                ts("1969-12-31 23:59:59.999"),
+                "t"
+            )),
             "1969-12-31 23:00:00.000"
         );
         assert_eq!(extract(TimeUnit::Millisecond, t), 30_250);
@@ -1237,10 +1245,16 @@ mod tests {
         assert_eq!(to_timestamp("15/07/2015 01:02:03", &p), None);
         assert_eq!(to_timestamp("15/07/2015 01:02:03.4567", &p), None);
         let p = DatePattern::parse("yyyyMMdd").unwrap();
-        assert_eq!(to_timestamp("20240229", &p), Some(ts("2024-02-29 00:00:00")));
+        assert_eq!(
+            to_timestamp("20240229", &p),
+            Some(ts("2024-02-29 00:00:00"))
+        );
         assert_eq!(to_timestamp("2023022", &p), None);
         let p = DatePattern::parse("d.M.yy'T'H").unwrap();
-        assert_eq!(to_timestamp("5.7.24T9", &p), Some(ts("2024-07-05 09:00:00")));
+        assert_eq!(
+            to_timestamp("5.7.24T9", &p),
+            Some(ts("2024-07-05 09:00:00"))
+        );
         assert!(now() > ts("2024-01-01 00:00:00"));
     }
 }

@@ -248,7 +248,10 @@ mod tests {
         assert_eq!(neg(i64::MIN, "e"), 0);
         assert_eq!(abs(i64::MIN, "e"), 0);
         assert_eq!(div(i64::MIN, -1, "e"), 0);
-        assert_eq!(take().map(|f| f.to_string()).as_deref(), Some("integer overflow in `e`"));
+        assert_eq!(
+            take().map(|f| f.to_string()).as_deref(),
+            Some("integer overflow in `e`")
+        );
         assert_eq!(abs(-5, "e"), 5);
         assert_eq!(neg(i64::MAX, "e"), -i64::MAX);
         assert_eq!(take(), None);

@@ -28,7 +28,8 @@ impl Zone {
     /// The offset from UTC at instant `ts`, in milliseconds.
     pub fn offset_ms(&self, ts: i64) -> i64 {
         let probe = ts.clamp(MIN_MS, MAX_MS);
-        let instant = jiff::Timestamp::from_millisecond(probe).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let instant =
+            jiff::Timestamp::from_millisecond(probe).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         i64::from(self.0.to_offset(instant).seconds()) * 1000
     }
 
@@ -95,11 +96,23 @@ mod tests {
     fn local_times_follow_summer_time() {
         let paris = Zone::get("Europe/Paris").unwrap();
         // CET (+1) in winter, CEST (+2) in summer.
-        assert_eq!(paris.local(ts("2024-01-15 12:00:00"), "e"), ts("2024-01-15 13:00:00"));
-        assert_eq!(paris.local(ts("2024-07-15 12:00:00"), "e"), ts("2024-07-15 14:00:00"));
+        assert_eq!(
+            paris.local(ts("2024-01-15 12:00:00"), "e"),
+            ts("2024-01-15 13:00:00")
+        );
+        assert_eq!(
+            paris.local(ts("2024-07-15 12:00:00"), "e"),
+            ts("2024-07-15 14:00:00")
+        );
         let ny = Zone::get("america/new_york").unwrap();
-        assert_eq!(extract(TimeUnit::Hour, ny.local(ts("2024-03-10 06:59:59"), "e")), 1);
-        assert_eq!(extract(TimeUnit::Hour, ny.local(ts("2024-03-10 07:00:00"), "e")), 3);
+        assert_eq!(
+            extract(TimeUnit::Hour, ny.local(ts("2024-03-10 06:59:59"), "e")),
+            1
+        );
+        assert_eq!(
+            extract(TimeUnit::Hour, ny.local(ts("2024-03-10 07:00:00"), "e")),
+            3
+        );
         assert!(Zone::get("Mars/Olympus").is_err());
     }
 
@@ -115,16 +128,25 @@ mod tests {
         assert_eq!(nov, ts("2024-11-03 04:00:00"));
         assert_eq!(day_start(ts("2024-11-04 12:00:00")) - nov, 25 * 3_600_000);
         // 02:30 does not exist on 2024-03-10: shifted forward by the hour skipped.
-        assert_eq!(ny.instant(ts("2024-03-10 02:30:00"), "e"), ts("2024-03-10 07:30:00"));
+        assert_eq!(
+            ny.instant(ts("2024-03-10 02:30:00"), "e"),
+            ts("2024-03-10 07:30:00")
+        );
         // 01:30 occurs twice on 2024-11-03: the first (EDT).
-        assert_eq!(ny.instant(ts("2024-11-03 01:30:00"), "e"), ts("2024-11-03 05:30:00"));
+        assert_eq!(
+            ny.instant(ts("2024-11-03 01:30:00"), "e"),
+            ts("2024-11-03 05:30:00")
+        );
         assert_eq!(crate::overflow::take(), None);
     }
 
     #[test]
     fn times_beyond_the_database_take_the_nearest_offset() {
         let tokyo = Zone::get("Asia/Tokyo").unwrap();
-        assert_eq!(tokyo.local(i64::MIN / 2, "e"), i64::MIN / 2 + tokyo.offset_ms(MIN_MS));
+        assert_eq!(
+            tokyo.local(i64::MIN / 2, "e"),
+            i64::MIN / 2 + tokyo.offset_ms(MIN_MS)
+        );
         assert_eq!(tokyo.local(i64::MAX, "e"), 0);
         assert_eq!(crate::overflow::take().map(|f| f.expr), Some("e"));
     }

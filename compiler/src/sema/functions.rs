@@ -336,8 +336,19 @@ pub static FUNCTIONS: &[FuncSpec] = &[
         optional: 0,
         faults: false,
     },
-    faulting!(FromUnixtime, "from_unixtime", [Value(I64)], Some(Timestamp), 0),
-    spec!(UnixTimestamp, "unix_timestamp", [Value(Timestamp)], Some(I64)),
+    faulting!(
+        FromUnixtime,
+        "from_unixtime",
+        [Value(I64)],
+        Some(Timestamp),
+        0
+    ),
+    spec!(
+        UnixTimestamp,
+        "unix_timestamp",
+        [Value(Timestamp)],
+        Some(I64)
+    ),
     // Processing time: the wall clock when evaluated. `current_timestamp` may go without `()`.
     spec!(Now, "now", [], Some(Timestamp)),
     spec!(Now, "current_timestamp", [], Some(Timestamp)),
