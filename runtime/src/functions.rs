@@ -1143,7 +1143,8 @@ mod tests {
         assert_eq!(power(2.0, 10.0, "e"), 1024.0);
         assert_eq!(power(-8.0, 3.0, "e"), -512.0);
         assert_eq!(take(), None);
-        let cases: [(&str, fn() -> f64); 7] = [
+        type Case = (&'static str, fn() -> f64);
+        let cases: [Case; 7] = [
             ("square root of a negative number", || sqrt(-1.0, "e")),
             ("logarithm of zero or a negative number", || ln(0.0, "e")),
             ("logarithm of zero or a negative number", || ln(-3.0, "e")),
