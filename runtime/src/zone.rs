@@ -9,7 +9,7 @@ use crate::formats::time::MS_PER_DAY;
 use crate::overflow::raise;
 
 /// A time zone from the IANA database, looked up once per pipeline (a static).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Zone(jiff::tz::TimeZone);
 
 /// jiff's instants span the years -9999 ..= 9999; a time outside takes the offset of the

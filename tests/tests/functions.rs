@@ -255,3 +255,37 @@ fn domain_errors_are_dead_letters_with_their_reason() {
         ]
     );
 }
+
+#[test]
+fn tumbling_days_in_a_time_zone_match_duckdb() {
+    // 1300 rows every 7h13m: all of 2024, both of New York's summer-time changes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("rows.csv");
+    write_rows(&csv, 1300);
+    let text = "schema R { id: i64, x: f64, n: i64, s: string?, ts: timestamp }\n\
+                source r: R = file(path: \"rows.csv\") format csv event_time ts watermark 1h\n\
+                let days = r |> window tumble(1d, zone: \"America/New_York\")\n\
+                    |> aggregate { rows: count(), total: sum(n), first: min(id) }\n\
+                sink days -> stdout() format json\n";
+    let binary = build("fn_zoned_days", text, false);
+    let result = run(&binary, &["--quiet"], dir.path(), None);
+    assert!(result.success, "{}", result.stderr);
+    let day = "date_trunc('day', timezone('America/New_York', ts AT TIME ZONE 'UTC'))";
+    let want = duckdb::query(&format!(
+        "SELECT timezone('America/New_York', CAST({day} AS TIMESTAMP)) AS window_start, \
+                timezone('America/New_York', CAST({day} + INTERVAL 1 DAY AS TIMESTAMP)) AS window_end, \
+                count(*) AS rows, sum(n) AS total, min(id) AS first \
+         FROM {} GROUP BY {day}",
+        read_rows(&csv)
+    ));
+    assert_same_rows("zoned days", &json_rows(&result.stdout), &want, &[]);
+    // Days of 23 and 25 hours are among them.
+    let hours: std::collections::BTreeSet<i64> = want
+        .iter()
+        .map(|r| {
+            let ms = |f: &str| weir_runtime::formats::parse_timestamp(r[f].as_str().unwrap());
+            (ms("window_end").unwrap() - ms("window_start").unwrap()) / 3_600_000
+        })
+        .collect();
+    assert_eq!(hours.into_iter().collect::<Vec<_>>(), [23, 24, 25]);
+}

@@ -664,19 +664,7 @@ impl ExprGen<'_> {
     }
 
     fn zone(&mut self, name: &str) -> proc_macro2::Ident {
-        if let Some((_, id)) = self.statics.zones.iter().find(|(z, _)| z == name) {
-            return id.clone();
-        }
-        let id = self
-            .namer
-            .fresh(&format!("ZONE_{}", self.statics.zones.len()));
-        self.statics.items.push(quote! {
-            static #id: ::std::sync::LazyLock<::weir_runtime::functions::Zone> = ::std::sync::LazyLock::new(|| {
-                ::weir_runtime::functions::Zone::get(#name).expect("weir check validated this time zone")
-            });
-        });
-        self.statics.zones.push((name.to_string(), id.clone()));
-        id
+        self.statics.zone(self.namer, name)
     }
 
     fn cast(&mut self, a: &TExpr, e: &TExpr) -> TokenStream {
@@ -804,6 +792,21 @@ impl Statics {
     /// Whether the generated code names a time zone (and so needs the runtime's `tz`).
     pub fn uses_zones(&self) -> bool {
         !self.zones.is_empty()
+    }
+
+    /// The static holding time zone `name` (looked up once, at first use).
+    pub fn zone(&mut self, namer: &mut Namer, name: &str) -> proc_macro2::Ident {
+        if let Some((_, id)) = self.zones.iter().find(|(z, _)| z == name) {
+            return id.clone();
+        }
+        let id = namer.fresh(&format!("ZONE_{}", self.zones.len()));
+        self.items.push(quote! {
+            static #id: ::std::sync::LazyLock<::weir_runtime::functions::Zone> = ::std::sync::LazyLock::new(|| {
+                ::weir_runtime::functions::Zone::get(#name).expect("weir check validated this time zone")
+            });
+        });
+        self.zones.push((name.to_string(), id.clone()));
+        id
     }
 }
 

@@ -341,6 +341,9 @@ fn window_aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<
     };
     lines.push(("time", time));
     lines.push(("lateness", duration(agg.lateness_ms)));
+    if let Some(zone) = &agg.zone {
+        lines.push(("zone", zone.clone()));
+    }
     if let Some(key) = &agg.retract_key {
         lines.push(("updates of", key.join(", ")));
     }
