@@ -820,14 +820,16 @@ impl ExprChecker<'_> {
                 LiteralKind::TimeUnit => "a unit such as 'hour'",
                 LiteralKind::Zone => "a time zone name",
             };
-            return self.error(
-                Diagnostic::error(
-                    "E0212",
-                    arg.span,
-                    format!("`{func}` needs {what} as a string literal here"),
-                )
-                .with_label("not a string literal"),
-            );
+            let mut d = Diagnostic::error(
+                "E0212",
+                arg.span,
+                format!("`{func}` needs {what} as a string literal here"),
+            )
+            .with_label("not a string literal");
+            if let (LiteralKind::TimeUnit, ExprKind::Field(unit)) = (kind, &arg.kind) {
+                d = d.with_hint(format!("quote the unit: `{func}('{}', ...)`", unit.name));
+            }
+            return self.error(d);
         };
         let problem = match kind {
             LiteralKind::Regex => regex::Regex::new(text).err().map(|e| {
