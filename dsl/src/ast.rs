@@ -233,6 +233,20 @@ pub enum ExprKind {
         expr: Box<Expr>,
         negated: bool,
     },
+    /// `x in (a, b, c)` (`negated`: `x not in (...)`): true when `x` equals one of them;
+    /// with nulls, SQL's three-valued logic (`x = a or x = b or ...`).
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    /// `x between low and high` (both bounds included), `x not between ...`.
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
     /// `distinct x` as the argument of an aggregate: `count(distinct bidder)`.
     Distinct(Box<Expr>),
     /// An aggregate with its own condition: `count(*) filter (where price < 10000)`.
@@ -274,6 +288,8 @@ pub enum BinaryOp {
     Ge,
     And,
     Or,
+    /// `a || b`: string concatenation (null when either is).
+    Concat,
 }
 
 impl BinaryOp {
@@ -292,6 +308,7 @@ impl BinaryOp {
             BinaryOp::Ge => ">=",
             BinaryOp::And => "and",
             BinaryOp::Or => "or",
+            BinaryOp::Concat => "||",
         }
     }
 }

@@ -123,6 +123,28 @@ fn show(expr: &Expr) -> String {
             out + " end"
         }
         ExprKind::Distinct(e) => format!("distinct {}", show(e)),
+        ExprKind::InList {
+            expr,
+            list,
+            negated,
+        } => format!(
+            "({} {}in ({}))",
+            show(expr),
+            if *negated { "not " } else { "" },
+            list.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
+        ExprKind::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => format!(
+            "({} {}between {} and {})",
+            show(expr),
+            if *negated { "not " } else { "" },
+            show(low),
+            show(high)
+        ),
         ExprKind::AggFilter { call, condition } => {
             format!("{} filter (where {})", show(call), show(condition))
         }
@@ -438,6 +460,28 @@ fn layout_is_free_within_an_item() {
 
 // ---------------------------------------------------------------------------------------------
 // Expressions
+
+#[test]
+fn in_between_like_and_concat_bind_as_in_sql() {
+    assert_eq!(show(&filter_expr("a || b || c")), "((a || b) || c)");
+    assert_eq!(show(&filter_expr("a || b + 1 = c")), "((a || (b + 1)) = c)");
+    assert_eq!(
+        show(&filter_expr("a + 1 not in (2, b * 3) and c")),
+        "(((a + 1) not in (2, (b * 3))) and c)"
+    );
+    assert_eq!(
+        show(&filter_expr("x between 1 + y and 3 * 2 or z")),
+        "((x between (1 + y) and (3 * 2)) or z)"
+    );
+    assert_eq!(
+        show(&filter_expr("not s NOT LIKE 'a%' ESCAPE '!'")),
+        "(not (not like(s, \"a%\", \"!\")))"
+    );
+    assert_eq!(show(&filter_expr("inventory in (1)")), "(inventory in (1))");
+    // One comparison per chain: `in` counts as one.
+    let error = single_error("let x = a |> filter a = b in (1)");
+    assert!(error.message.contains("cannot be chained"), "{error:?}");
+}
 
 #[test]
 fn arithmetic_is_left_associative_with_usual_precedence() {

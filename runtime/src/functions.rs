@@ -10,11 +10,17 @@
 //! Timestamps are `i64` milliseconds since the Unix epoch, UTC. String positions and lengths
 //! count `char`s (Unicode scalar values), not bytes.
 
-use crate::formats::time::{civil_from_ms, MS_PER_DAY};
+use crate::formats::time::{
+    civil_from_days, civil_from_ms, days_from_civil, days_in_month, MS_PER_DAY,
+};
 
 /// The regular expression type of compiled patterns (generated code names it through here, so
 /// generated crates need no direct dependency on `regex`).
 pub use regex::Regex;
+
+/// A time zone of the IANA database (feature `tz`, enabled for pipelines that name one).
+#[cfg(feature = "tz")]
+pub use crate::zone::Zone;
 
 /// A timestamp in the canonical text form `yyyy-MM-dd HH:mm:ss.SSS` (for casts to string).
 pub fn timestamp_to_string(ts: i64) -> String {
@@ -384,6 +390,389 @@ pub fn parse_f64_opt(s: &str) -> Option<f64> {
     crate::formats::parse_f64(s.trim()).ok()
 }
 
+// ---------------------------------------------------------------------------------------------
+// Numbers. Domain errors raise the overflow flag with a reason (`crate::overflow`): the
+// record is a dead letter, as for integer overflow, never a wrong number.
+
+use crate::overflow::{raise, raise_domain};
+
+/// `ROUND(x, n)` of a double: half away from zero at `n` decimal places (negative `n` rounds
+/// to tens, hundreds, ...). Computed as `round(x * 10^n) / 10^n` (as DuckDB does): the input
+/// when that leaves the `f64` range (`n` too large to matter), 0 when `10^-n` exceeds it.
+pub fn round_f64(x: f64, n: i64) -> f64 {
+    let digits = n.clamp(-400, 400) as i32;
+    if digits >= 0 {
+        let p = 10f64.powi(digits);
+        let r = (x * p).round() / p;
+        if r.is_finite() {
+            r
+        } else {
+            x
+        }
+    } else {
+        let p = 10f64.powi(-digits);
+        let r = (x / p).round() * p;
+        if r.is_nan() {
+            0.0
+        } else {
+            r
+        }
+    }
+}
+
+/// `ROUND(x, n)` of an integer: `x` for `n >= 0`, else half away from zero to a multiple of
+/// `10^-n`; a result outside `i64` raises the overflow flag.
+pub fn round_i64(x: i64, n: i64, expr: &'static str) -> i64 {
+    if n >= 0 {
+        return x;
+    }
+    let Some(p) = 10i128.checked_pow(n.unsigned_abs().min(38) as u32) else {
+        return 0;
+    };
+    let x = i128::from(x);
+    let (q, r) = (x / p, x % p);
+    let q = if 2 * r.abs() >= p { q + x.signum() } else { q };
+    match i64::try_from(q * p) {
+        Ok(v) => v,
+        Err(_) => {
+            raise(expr);
+            0
+        }
+    }
+}
+
+/// `SQRT(x)`; a negative `x` is a domain error.
+pub fn sqrt(x: f64, expr: &'static str) -> f64 {
+    if x < 0.0 {
+        raise_domain("square root of a negative number", expr);
+        return 0.0;
+    }
+    x.sqrt()
+}
+
+/// `LN(x)`, the natural logarithm; `x <= 0` is a domain error.
+pub fn ln(x: f64, expr: &'static str) -> f64 {
+    if x <= 0.0 {
+        raise_domain("logarithm of zero or a negative number", expr);
+        return 0.0;
+    }
+    x.ln()
+}
+
+/// `EXP(x)`; a result beyond the `f64` range is a domain error.
+pub fn exp(x: f64, expr: &'static str) -> f64 {
+    let r = x.exp();
+    if r.is_infinite() && x.is_finite() {
+        raise_domain("exp out of the f64 range", expr);
+        return 0.0;
+    }
+    r
+}
+
+/// `POWER(x, y)`: `x` to the power `y`. Zero to a negative power, a negative number to a
+/// fractional power and a result beyond the `f64` range are domain errors.
+pub fn power(x: f64, y: f64, expr: &'static str) -> f64 {
+    let r = x.powf(y);
+    if r.is_finite() || !x.is_finite() || !y.is_finite() {
+        return r;
+    }
+    let what = if x == 0.0 && y < 0.0 {
+        "zero raised to a negative power"
+    } else if r.is_nan() {
+        "a negative number raised to a fractional power"
+    } else {
+        "power out of the f64 range"
+    };
+    raise_domain(what, expr);
+    0.0
+}
+
+/// `GREATEST(seed, ...)` (or `LEAST` with `least`) where `seed` is not null: the nulls among
+/// `rest` are skipped, as PostgreSQL and DuckDB do.
+pub fn extreme<T: PartialOrd, const N: usize>(seed: T, rest: [Option<T>; N], least: bool) -> T {
+    let mut best = seed;
+    for v in rest.into_iter().flatten() {
+        if (least && v < best) || (!least && v > best) {
+            best = v;
+        }
+    }
+    best
+}
+
+/// `GREATEST` / `LEAST` of values that may all be null: null only when every one is.
+pub fn extreme_opt<T: PartialOrd, const N: usize>(all: [Option<T>; N], least: bool) -> Option<T> {
+    let mut best: Option<T> = None;
+    for v in all.into_iter().flatten() {
+        best = Some(match best {
+            Some(b) if (least && v >= b) || (!least && v <= b) => b,
+            _ => v,
+        });
+    }
+    best
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strings
+
+/// The longest string `lpad`/`rpad` build, in characters: a longer one is a domain error
+/// (a typo in a length should not allocate gigabytes per record).
+pub const MAX_PAD: i64 = 1 << 20;
+
+/// `REPLACE(s, from, to)`: every occurrence of `from` replaced by `to`; an empty `from`
+/// leaves `s` as it is (as SQL engines do).
+pub fn replace(s: &str, from: &str, to: &str) -> String {
+    if from.is_empty() {
+        return s.to_owned();
+    }
+    s.replace(from, to)
+}
+
+/// `LPAD(s, n, fill)` (`left`) or `RPAD`: `s` padded to `n` characters with `fill` repeated,
+/// or cut to its first `n` characters when longer. A negative `n` gives an empty string; an
+/// empty `fill` cannot pad, so `s` is only cut; `n` above [`MAX_PAD`] is a domain error.
+pub fn pad(s: &str, n: i64, fill: &str, left: bool, expr: &'static str) -> String {
+    if n > MAX_PAD {
+        raise_domain("padding longer than 1048576 characters", expr);
+        return String::new();
+    }
+    let n = n.max(0) as usize;
+    let len = s.chars().count();
+    if len >= n {
+        return match s.char_indices().nth(n) {
+            Some((end, _)) => s[..end].to_owned(),
+            None => s.to_owned(),
+        };
+    }
+    if fill.is_empty() {
+        return s.to_owned();
+    }
+    let padding: String = fill.chars().cycle().take(n - len).collect();
+    if left {
+        padding + s
+    } else {
+        let mut out = s.to_owned();
+        out.push_str(&padding);
+        out
+    }
+}
+
+/// `MD5(s)` of the UTF-8 bytes, as 32 lowercase hex digits.
+pub fn md5(s: &str) -> String {
+    use md5::Digest as _;
+    format!("{:x}", md5::Md5::digest(s.as_bytes()))
+}
+
+/// `SHA256(s)` of the UTF-8 bytes, as 64 lowercase hex digits.
+pub fn sha256(s: &str) -> String {
+    use sha2::Digest as _;
+    format!("{:x}", sha2::Sha256::digest(s.as_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time
+
+/// A unit of `date_trunc` and `extract`, named as SQL names it (`'hour'`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeUnit {
+    Millisecond,
+    Second,
+    Minute,
+    Hour,
+    Day,
+    /// ISO weeks, starting on Monday.
+    Week,
+    Month,
+    Quarter,
+    Year,
+    /// `extract` only: day of the week, 0 = Sunday .. 6 = Saturday (as PostgreSQL).
+    DayOfWeek,
+    /// `extract` only: day of the year, 1..=366.
+    DayOfYear,
+}
+
+impl TimeUnit {
+    pub fn from_name(name: &str) -> Option<TimeUnit> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "millisecond" | "milliseconds" => TimeUnit::Millisecond,
+            "second" | "seconds" => TimeUnit::Second,
+            "minute" | "minutes" => TimeUnit::Minute,
+            "hour" | "hours" => TimeUnit::Hour,
+            "day" | "days" => TimeUnit::Day,
+            "week" | "weeks" => TimeUnit::Week,
+            "month" | "months" => TimeUnit::Month,
+            "quarter" | "quarters" => TimeUnit::Quarter,
+            "year" | "years" => TimeUnit::Year,
+            "dow" => TimeUnit::DayOfWeek,
+            "doy" => TimeUnit::DayOfYear,
+            _ => return None,
+        })
+    }
+}
+
+/// `DATE_TRUNC(unit, ts)` in UTC: the start of the unit that holds `ts`. A start before
+/// `i64::MIN` milliseconds raises the overflow flag. (`dow`/`doy` are not truncation units;
+/// the checker refuses them, and they leave `ts` unchanged here.)
+pub fn date_trunc(unit: TimeUnit, ts: i64, expr: &'static str) -> i64 {
+    let fixed = |ms: i64| floor_to(ts, ms);
+    let c = civil_from_ms(ts);
+    let month_start = |month: u32| days_from_civil(c.year, month, 1).checked_mul(MS_PER_DAY);
+    let start = match unit {
+        TimeUnit::Millisecond => Some(ts),
+        TimeUnit::Second => fixed(1000),
+        TimeUnit::Minute => fixed(60_000),
+        TimeUnit::Hour => fixed(3_600_000),
+        TimeUnit::Day => fixed(MS_PER_DAY),
+        TimeUnit::Week => {
+            // 1970-01-05 was a Monday: weeks are aligned to it.
+            let days = ts.div_euclid(MS_PER_DAY);
+            (days - (days - 4).rem_euclid(7)).checked_mul(MS_PER_DAY)
+        }
+        TimeUnit::Month => month_start(c.month),
+        TimeUnit::Quarter => month_start((c.month - 1) / 3 * 3 + 1),
+        TimeUnit::Year => month_start(1),
+        TimeUnit::DayOfWeek | TimeUnit::DayOfYear => Some(ts),
+    };
+    match start {
+        Some(v) => v,
+        None => {
+            raise(expr);
+            0
+        }
+    }
+}
+
+/// `EXTRACT(unit FROM ts)` in UTC, as an integer. `second` is the whole seconds (0..=59),
+/// `millisecond` the seconds and milliseconds in milliseconds (0..=59_999), `week` the ISO
+/// week number, `dow` 0 = Sunday .. 6 = Saturday, `doy` 1..=366.
+pub fn extract(unit: TimeUnit, ts: i64) -> i64 {
+    let c = civil_from_ms(ts);
+    let days = ts.div_euclid(MS_PER_DAY);
+    match unit {
+        TimeUnit::Millisecond => i64::from(c.second) * 1000 + i64::from(c.millis),
+        TimeUnit::Second => i64::from(c.second),
+        TimeUnit::Minute => i64::from(c.minute),
+        TimeUnit::Hour => i64::from(c.hour),
+        TimeUnit::Day => i64::from(c.day),
+        TimeUnit::Month => i64::from(c.month),
+        TimeUnit::Quarter => i64::from((c.month - 1) / 3 + 1),
+        TimeUnit::Year => c.year,
+        TimeUnit::DayOfWeek => (days + 4).rem_euclid(7),
+        TimeUnit::DayOfYear => days - days_from_civil(c.year, 1, 1) + 1,
+        TimeUnit::Week => {
+            // The ISO week of a day is the week of its Thursday, counted in that Thursday's year.
+            let thursday = days - (days - 4).rem_euclid(7) + 3;
+            let (year, _, _) = civil_from_days(thursday);
+            (thursday - days_from_civil(year, 1, 1)) / 7 + 1
+        }
+    }
+}
+
+/// `FROM_UNIXTIME(seconds)`: the timestamp `seconds` after the epoch; beyond the `i64`
+/// milliseconds raises the overflow flag.
+pub fn from_unixtime(seconds: i64, expr: &'static str) -> i64 {
+    match seconds.checked_mul(1000) {
+        Some(v) => v,
+        None => {
+            raise(expr);
+            0
+        }
+    }
+}
+
+/// `UNIX_TIMESTAMP(ts)`: whole seconds since the epoch (rounded down).
+pub fn unix_timestamp(ts: i64) -> i64 {
+    ts.div_euclid(1000)
+}
+
+/// `NOW()` / `CURRENT_TIMESTAMP`: the wall clock when the expression is evaluated
+/// (processing time, so a pipeline that uses it gives different output on every run).
+pub fn now() -> i64 {
+    let now = std::time::SystemTime::now();
+    match now.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// `TO_TIMESTAMP(text, pattern)`: reads `text` with the fields of a [`DatePattern`] (UTC);
+/// null when the text does not fit the pattern or names no real date. Missing fields take
+/// their smallest value (1970 for the year, January, the 1st, midnight).
+pub fn to_timestamp(text: &str, pattern: &DatePattern) -> Option<i64> {
+    pattern.read(text)
+}
+
+impl DatePattern {
+    /// Reads `text` written with this pattern (see [`to_timestamp`]).
+    fn read(&self, text: &str) -> Option<i64> {
+        let mut rest = text.as_bytes();
+        let (mut year, mut month, mut day) = (1970i64, 1u32, 1u32);
+        let (mut hour, mut minute, mut second, mut millis) = (0u32, 0u32, 0u32, 0u32);
+        for item in &self.items {
+            match item {
+                DateItem::Literal(lit) => {
+                    rest = rest.strip_prefix(lit.as_bytes())?;
+                }
+                DateItem::Field { field, width } => {
+                    // A doubled letter (or more) reads exactly that many digits; a single one
+                    // reads one or two (a year: one to nine).
+                    let (min, max) = match (field, width) {
+                        (DateField::Year, 1) => (1, 9),
+                        (DateField::Fraction, w) => (*w, *w),
+                        (_, 1) => (1, 2),
+                        (_, w) => (*w, *w),
+                    };
+                    let n = rest
+                        .iter()
+                        .take(max)
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    if n < min {
+                        return None;
+                    }
+                    let digits = std::str::from_utf8(&rest[..n]).ok()?;
+                    let value: i64 = digits.parse().ok()?;
+                    rest = &rest[n..];
+                    let small = |v: i64| u32::try_from(v).ok();
+                    match field {
+                        DateField::Year => year = value,
+                        DateField::TwoDigitYear => year = 2000 + value,
+                        DateField::Month => month = small(value)?,
+                        DateField::Day => day = small(value)?,
+                        DateField::Hour => hour = small(value)?,
+                        DateField::Minute => minute = small(value)?,
+                        DateField::Second => second = small(value)?,
+                        DateField::Fraction => {
+                            // Milliseconds: the first three digits, zero-extended.
+                            let scaled = match n {
+                                1 => value * 100,
+                                2 => value * 10,
+                                _ => value / 10i64.pow(n as u32 - 3),
+                            };
+                            millis = small(scaled)?;
+                        }
+                    }
+                }
+            }
+        }
+        let valid = rest.is_empty()
+            && (1..=12).contains(&month)
+            && day >= 1
+            && day <= days_in_month(year, month)
+            && hour < 24
+            && minute < 60
+            && second < 60;
+        if !valid {
+            return None;
+        }
+        let ms_of_day = ((i64::from(hour) * 60 + i64::from(minute)) * 60 + i64::from(second))
+            * 1000
+            + i64::from(millis);
+        days_from_civil(year, month, day)
+            .checked_mul(MS_PER_DAY)?
+            .checked_add(ms_of_day)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,5 +1116,150 @@ mod tests {
             );
             let _ = day_of_week(ts);
         }
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(round_f64(2.5, 0), 3.0);
+        assert_eq!(round_f64(-2.5, 0), -3.0);
+        assert_eq!(round_f64(1.2345, 2), 1.23);
+        assert_eq!(round_f64(-1.235, 1), -1.2);
+        assert_eq!(round_f64(1250.0, -2), 1300.0);
+        assert_eq!(round_f64(-1250.0, -2), -1300.0);
+        assert_eq!(round_f64(1.5, 400), 1.5);
+        assert_eq!(round_f64(123.0, -400), 0.0);
+        assert_eq!(round_i64(1250, -2, "r"), 1300);
+        assert_eq!(round_i64(-1249, -2, "r"), -1200);
+        assert_eq!(round_i64(-1250, -2, "r"), -1300);
+        assert_eq!(round_i64(7, 3, "r"), 7);
+        assert_eq!(round_i64(i64::MAX, -30, "r"), 0);
+        assert_eq!(crate::overflow::take(), None);
+        assert_eq!(round_i64(i64::MAX, -1, "r"), 0);
+        assert_eq!(crate::overflow::take().map(|f| f.expr), Some("r"));
+    }
+
+    #[test]
+    fn domain_errors_raise_the_flag() {
+        use crate::overflow::take;
+        assert_eq!(sqrt(6.25, "e"), 2.5);
+        assert_eq!(ln(1.0, "e"), 0.0);
+        assert_eq!(exp(0.0, "e"), 1.0);
+        assert_eq!(power(2.0, 10.0, "e"), 1024.0);
+        assert_eq!(power(-8.0, 3.0, "e"), -512.0);
+        assert_eq!(take(), None);
+        type Case = (&'static str, fn() -> f64);
+        let cases: [Case; 7] = [
+            ("square root of a negative number", || sqrt(-1.0, "e")),
+            ("logarithm of zero or a negative number", || ln(0.0, "e")),
+            ("logarithm of zero or a negative number", || ln(-3.0, "e")),
+            ("exp out of the f64 range", || exp(1000.0, "e")),
+            ("power out of the f64 range", || power(10.0, 400.0, "e")),
+            ("zero raised to a negative power", || power(0.0, -1.0, "e")),
+            ("a negative number raised to a fractional power", || {
+                power(-8.0, 0.5, "e")
+            }),
+        ];
+        for (what, call) in cases {
+            assert_eq!(call(), 0.0);
+            let fault = take().map(|f| f.reason());
+            assert_eq!(fault, Some(format!("{what} in `e`")));
+        }
+    }
+
+    #[test]
+    fn greatest_and_least_skip_nulls() {
+        assert_eq!(extreme(3, [Some(7), None, Some(5)], false), 7);
+        assert_eq!(extreme(3, [Some(7), None, Some(5)], true), 3);
+        assert_eq!(extreme_opt([None, Some("b"), Some("a")], false), Some("b"));
+        assert_eq!(extreme_opt([None, Some(2.5), Some(-1.0)], true), Some(-1.0));
+        assert_eq!(extreme_opt::<i64, 2>([None, None], true), None);
+    }
+
+    #[test]
+    fn replacing_and_padding() {
+        assert_eq!(replace("a-b-c", "-", "+"), "a+b+c");
+        assert_eq!(replace("abc", "", "x"), "abc");
+        assert_eq!(replace("ééé", "é", "e"), "eee");
+        assert_eq!(pad("hi", 5, "xy", true, "p"), "xyxhi");
+        assert_eq!(pad("hi", 5, "xy", false, "p"), "hixyx");
+        assert_eq!(pad("hello", 2, "x", true, "p"), "he");
+        assert_eq!(pad("héllo", 2, "x", false, "p"), "hé");
+        assert_eq!(pad("hi", 5, "", true, "p"), "hi");
+        assert_eq!(pad("hi", -1, "x", true, "p"), "");
+        assert_eq!(pad("7", 3, "0", true, "p"), "007");
+        assert_eq!(crate::overflow::take(), None);
+        assert_eq!(pad("7", i64::MAX, "0", true, "p"), "");
+        assert!(crate::overflow::take().is_some());
+    }
+
+    #[test]
+    fn digests_are_lowercase_hex() {
+        assert_eq!(md5(""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5("abc"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            sha256("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn truncating_and_extracting() {
+        let t = ts("2024-05-15 13:45:30.250"); // a Wednesday
+        let trunc = |u| timestamp_to_string(date_trunc(u, t, "t"));
+        assert_eq!(trunc(TimeUnit::Second), "2024-05-15 13:45:30.000");
+        assert_eq!(trunc(TimeUnit::Hour), "2024-05-15 13:00:00.000");
+        assert_eq!(trunc(TimeUnit::Day), "2024-05-15 00:00:00.000");
+        assert_eq!(trunc(TimeUnit::Week), "2024-05-13 00:00:00.000");
+        assert_eq!(trunc(TimeUnit::Month), "2024-05-01 00:00:00.000");
+        assert_eq!(trunc(TimeUnit::Quarter), "2024-04-01 00:00:00.000");
+        assert_eq!(trunc(TimeUnit::Year), "2024-01-01 00:00:00.000");
+        assert_eq!(
+            timestamp_to_string(date_trunc(
+                TimeUnit::Hour,
+                ts("1969-12-31 23:59:59.999"),
+                "t"
+            )),
+            "1969-12-31 23:00:00.000"
+        );
+        assert_eq!(extract(TimeUnit::Millisecond, t), 30_250);
+        assert_eq!(extract(TimeUnit::Quarter, t), 2);
+        assert_eq!(extract(TimeUnit::DayOfWeek, t), 3);
+        assert_eq!(extract(TimeUnit::DayOfYear, t), 31 + 29 + 31 + 30 + 15);
+        assert_eq!(extract(TimeUnit::Week, t), 20);
+        // ISO weeks at year ends: 2021-01-03 is in week 53 of 2020; 2024-12-30 in week 1.
+        assert_eq!(extract(TimeUnit::Week, ts("2021-01-03 00:00:00")), 53);
+        assert_eq!(extract(TimeUnit::Week, ts("2024-12-30 00:00:00")), 1);
+        assert_eq!(date_trunc(TimeUnit::Year, i64::MIN, "t"), 0);
+        assert_eq!(crate::overflow::take().map(|f| f.expr), Some("t"));
+    }
+
+    #[test]
+    fn epoch_seconds_and_reading_patterns() {
+        assert_eq!(from_unixtime(1_436_918_400, "f"), ts("2015-07-15 00:00:00"));
+        assert_eq!(unix_timestamp(ts("2015-07-15 00:00:00.999")), 1_436_918_400);
+        assert_eq!(unix_timestamp(-1), -1);
+        assert_eq!(crate::overflow::take(), None);
+        from_unixtime(i64::MAX / 10, "f");
+        assert!(crate::overflow::take().is_some());
+        let p = DatePattern::parse("dd/MM/yyyy HH:mm:ss.SSS").unwrap();
+        assert_eq!(
+            to_timestamp("15/07/2015 01:02:03.456", &p),
+            Some(ts("2015-07-15 01:02:03.456"))
+        );
+        assert_eq!(to_timestamp("31/02/2015 01:02:03.456", &p), None);
+        assert_eq!(to_timestamp("15/07/2015 01:02:03", &p), None);
+        assert_eq!(to_timestamp("15/07/2015 01:02:03.4567", &p), None);
+        let p = DatePattern::parse("yyyyMMdd").unwrap();
+        assert_eq!(
+            to_timestamp("20240229", &p),
+            Some(ts("2024-02-29 00:00:00"))
+        );
+        assert_eq!(to_timestamp("2023022", &p), None);
+        let p = DatePattern::parse("d.M.yy'T'H").unwrap();
+        assert_eq!(
+            to_timestamp("5.7.24T9", &p),
+            Some(ts("2024-07-05 09:00:00"))
+        );
+        assert!(now() > ts("2024-01-01 00:00:00"));
     }
 }

@@ -33,6 +33,8 @@ pub mod sources;
 pub mod state;
 pub mod stop;
 pub mod tick;
+#[cfg(feature = "tz")]
+pub mod zone;
 
 /// What generated code imports.
 pub mod prelude {

@@ -11,6 +11,10 @@
 //! An integer `sum` whose total leaves the range, and a float `sum` or `avg` whose total is not
 //! finite, yields null for its group and window; the summary counts it with the records
 //! rejected ([`crate::metrics::Metrics::faults`]).
+//!
+//! Domain errors of scalar functions (`sqrt(-1)`, `ln(0)`, a `power` that leaves the `f64`
+//! range) use the same flag with their own reason ([`raise_domain`]): such a record is a dead
+//! letter too, never a wrong number.
 
 use std::cell::Cell;
 use std::fmt::Debug;
@@ -27,25 +31,20 @@ pub enum Fault {
     IntegerOverflow,
     /// A float result is NaN or an infinity.
     NotFinite,
+    /// A function's argument lies outside its domain ([`Raised::detail`] says how).
+    Domain,
 }
 
 impl Fault {
     /// Every kind, in the order the summary lists them.
-    pub const ALL: [Fault; 2] = [Fault::IntegerOverflow, Fault::NotFinite];
-
-    /// The dead letter's reason for a record whose expression `expr` failed this way.
-    pub fn reason(self, expr: &str) -> String {
-        match self {
-            Fault::IntegerOverflow => format!("integer overflow in `{expr}`"),
-            Fault::NotFinite => format!("float result is not finite in `{expr}`"),
-        }
-    }
+    pub const ALL: [Fault; 3] = [Fault::IntegerOverflow, Fault::NotFinite, Fault::Domain];
 
     /// The run summary's name for the count of this kind.
     pub fn summary_label(self) -> &'static str {
         match self {
             Fault::IntegerOverflow => "integer overflows",
             Fault::NotFinite => "non-finite float results",
+            Fault::Domain => "function domain errors",
         }
     }
 
@@ -59,6 +58,21 @@ impl Fault {
 pub struct Raised {
     pub fault: Fault,
     pub expr: &'static str,
+    /// For a domain error, how the argument was out of it ("square root of a negative
+    /// number"); empty otherwise.
+    pub detail: &'static str,
+}
+
+impl Raised {
+    /// The dead letter's reason for a record whose expression failed this way.
+    pub fn reason(&self) -> String {
+        let expr = self.expr;
+        match self.fault {
+            Fault::IntegerOverflow => format!("integer overflow in `{expr}`"),
+            Fault::NotFinite => format!("float result is not finite in `{expr}`"),
+            Fault::Domain => format!("{} in `{expr}`", self.detail),
+        }
+    }
 }
 
 thread_local! {
@@ -70,10 +84,30 @@ thread_local! {
 #[cold]
 #[inline(never)]
 pub fn raise_fault(fault: Fault, expr: &'static str) {
+    raise_raised(Raised {
+        fault,
+        expr,
+        detail: "",
+    });
+}
+
+fn raise_raised(raised: Raised) {
     RAISED.with(|f| {
         if f.get().is_none() {
-            f.set(Some(Raised { fault, expr }));
+            f.set(Some(raised));
         }
+    });
+}
+
+/// Records that a function in `expr` was called outside its domain; `what` says how
+/// ("square root of a negative number").
+#[cold]
+#[inline(never)]
+pub fn raise_domain(what: &'static str, expr: &'static str) {
+    raise_raised(Raised {
+        fault: Fault::Domain,
+        expr,
+        detail: what,
     });
 }
 
@@ -245,7 +279,7 @@ impl Overflows {
     #[inline(never)]
     pub fn reject(&self, raised: Raised, record: &str) {
         self.metrics.add_fault(raised.fault);
-        let reason = raised.fault.reason(raised.expr);
+        let reason = raised.reason();
         self.letters
             .write_rejected(self.metrics.name(), &reason, record);
     }
@@ -360,10 +394,7 @@ mod tests {
             assert_eq!(f(), 0.0);
             let raised = take().expect("raised");
             assert_eq!(raised.fault, Fault::NotFinite);
-            assert_eq!(
-                raised.fault.reason(raised.expr),
-                "float result is not finite in `q`"
-            );
+            assert_eq!(raised.reason(), "float result is not finite in `q`");
         }
         // The first fault of a record is the one kept.
         add(i64::MAX, 1, "i");
@@ -372,12 +403,26 @@ mod tests {
             take(),
             Some(Raised {
                 fault: Fault::IntegerOverflow,
-                expr: "i"
+                expr: "i",
+                detail: ""
             })
         );
         assert_eq!(finite_total(1e308, "s"), Some(1e308));
         assert_eq!(finite_total(f64::INFINITY, "s"), None);
         assert_eq!(take().map(|r| r.fault), Some(Fault::NotFinite));
+    }
+
+    #[test]
+    fn domain_errors_share_the_flag_and_keep_their_reason() {
+        raise_domain("square root of a negative number", "sqrt(x)");
+        raise("a + b");
+        let raised = take().expect("raised");
+        assert_eq!(raised.fault, Fault::Domain);
+        assert_eq!(
+            raised.reason(),
+            "square root of a negative number in `sqrt(x)`"
+        );
+        assert_eq!(take(), None);
     }
 
     #[test]

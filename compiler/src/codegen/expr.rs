@@ -20,7 +20,7 @@ use weir_dsl::ast::Literal;
 
 use super::namer::{field_ident, Namer};
 use crate::sema::expr::{ArithOp, CmpOp, TExpr, TExprKind};
-use crate::sema::functions::Func;
+use crate::sema::functions::{self, Func, LiteralKind, Param};
 use crate::sema::types::Type;
 
 /// Statics an expression needs (compiled regexes, parsed date patterns), emitted once each.
@@ -29,6 +29,8 @@ pub struct Statics {
     pub items: Vec<TokenStream>,
     regexes: Vec<(String, proc_macro2::Ident)>,
     patterns: Vec<(String, proc_macro2::Ident)>,
+    /// Time zones by name: a pipeline that has one needs the runtime's `tz` feature.
+    zones: Vec<(String, proc_macro2::Ident)>,
     /// Rust functions whose signature is asserted already.
     udfs: Vec<String>,
 }
@@ -224,6 +226,7 @@ impl ExprGen<'_> {
                 quote!((#out))
             }
             TExprKind::Cast(a) => self.cast(a, e),
+            TExprKind::InList(x, list) => self.in_list(x, list, e),
             TExprKind::IsNull { expr, negated } => {
                 if !expr.nullable {
                     return if *negated {
@@ -331,15 +334,42 @@ impl ExprGen<'_> {
 
     fn call(&mut self, func: Func, args: &[TExpr], e: &TExpr) -> TokenStream {
         let f = quote!(::weir_runtime::functions);
-        if func == Func::Coalesce {
-            return self.coalesce(args, e);
+        match func {
+            Func::Coalesce => return self.coalesce(args, e),
+            Func::Greatest | Func::Least => return self.extreme(args, e, func == Func::Least),
+            Func::NullIf => return self.nullif(args, e),
+            _ => {}
         }
         let str_lit = |a: &TExpr| match &a.kind {
             TExprKind::Lit(Literal::Str(s)) => s.clone(),
             _ => String::new(),
         };
+        // The optional zone of a calendar function comes last; the functions then work on the
+        // local time (`Zone::local`), and `date_trunc` turns its result back into an instant.
+        let zone = zone_arg(func, args).map(|name| self.zone(&name));
+        let args = if zone.is_some() {
+            &args[..args.len() - 1]
+        } else {
+            args
+        };
         let mut operands = Vec::new();
         match func {
+            Func::DateTrunc | Func::Extract => {
+                let unit = functions::time_unit(&str_lit(&args[0])).unwrap_or("Millisecond");
+                let unit = format_ident!("{}", unit);
+                operands.push(Operand::Constant(quote!(#f::TimeUnit::#unit)));
+                operands.push(Operand::Value(&args[1]));
+            }
+            Func::Like => {
+                let re = self.regex(&str_lit(&args[1]));
+                operands.push(Operand::Value(&args[0]));
+                operands.push(Operand::Constant(quote!(&#re)));
+            }
+            Func::ToTimestamp => {
+                let pat = self.pattern(&str_lit(&args[1]));
+                operands.push(Operand::Value(&args[0]));
+                operands.push(Operand::Constant(quote!(&#pat)));
+            }
             Func::RegexpExtract | Func::RegexpMatches => {
                 let re = self.regex(&str_lit(&args[1]));
                 operands.push(Operand::Value(&args[0]));
@@ -362,7 +392,18 @@ impl ExprGen<'_> {
         }
         let ty = e.ty;
         let text = render(e);
-        let returns_option = matches!(func, Func::SplitIndex | Func::RegexpExtract);
+        let returns_option = matches!(
+            func,
+            Func::SplitIndex | Func::RegexpExtract | Func::ToTimestamp
+        );
+        // The timestamp argument of a calendar function, as local time when a zone is given.
+        let local = {
+            let (zone, text) = (zone.clone(), text.clone());
+            move |ts: &TokenStream| match &zone {
+                Some(z) => quote!(#z.local(#ts, #text)),
+                None => ts.clone(),
+            }
+        };
         let body = move |v: &[TokenStream]| match func {
             Func::Lower => quote!(#f::lower(&*#(#v)*)),
             Func::Upper => quote!(#f::upper(&*#(#v)*)),
@@ -401,17 +442,97 @@ impl ExprGen<'_> {
                 let (a, b, c) = (&v[0], &v[1], &v[2]);
                 quote!(#f::substring(&*#a, #b, Some(#c)))
             }
-            Func::Hour => quote!(#f::hour(#(#v)*)),
-            Func::Minute => quote!(#f::minute(#(#v)*)),
-            Func::Second => quote!(#f::second(#(#v)*)),
-            Func::DayOfMonth => quote!(#f::day_of_month(#(#v)*)),
-            Func::Month => quote!(#f::month(#(#v)*)),
-            Func::Year => quote!(#f::year(#(#v)*)),
-            Func::DayOfWeek => quote!(#f::day_of_week(#(#v)*)),
+            Func::Hour => {
+                let ts = local(&v[0]);
+                quote!(#f::hour(#ts))
+            }
+            Func::Minute => {
+                let ts = local(&v[0]);
+                quote!(#f::minute(#ts))
+            }
+            Func::Second => {
+                let ts = local(&v[0]);
+                quote!(#f::second(#ts))
+            }
+            Func::DayOfMonth => {
+                let ts = local(&v[0]);
+                quote!(#f::day_of_month(#ts))
+            }
+            Func::Month => {
+                let ts = local(&v[0]);
+                quote!(#f::month(#ts))
+            }
+            Func::Year => {
+                let ts = local(&v[0]);
+                quote!(#f::year(#ts))
+            }
+            Func::DayOfWeek => {
+                let ts = local(&v[0]);
+                quote!(#f::day_of_week(#ts))
+            }
             Func::DateFormat => {
-                let (a, b) = (&v[0], &v[1]);
+                let (a, b) = (local(&v[0]), &v[1]);
                 quote!(#f::date_format(#a, #b))
             }
+            Func::Extract => {
+                let (unit, ts) = (&v[0], local(&v[1]));
+                quote!(#f::extract(#unit, #ts))
+            }
+            Func::DateTrunc => {
+                let (unit, ts) = (&v[0], local(&v[1]));
+                let start = quote!(#f::date_trunc(#unit, #ts, #text));
+                match &zone {
+                    Some(z) => quote!(#z.instant(#start, #text)),
+                    None => start,
+                }
+            }
+            Func::Round => {
+                let a = &v[0];
+                match (ty, v.get(1)) {
+                    (Type::F64, Some(n)) => quote!(#f::round_f64(#a, #n)),
+                    (Type::F64, None) => quote!((#a).round()),
+                    (_, Some(n)) => quote!(#f::round_i64(#a, #n, #text)),
+                    (_, None) => quote!(#a),
+                }
+            }
+            Func::Floor | Func::Ceil => {
+                let a = &v[0];
+                match (ty, func) {
+                    (Type::F64, Func::Floor) => quote!((#a).floor()),
+                    (Type::F64, _) => quote!((#a).ceil()),
+                    _ => quote!(#a),
+                }
+            }
+            Func::Sqrt => quote!(#f::sqrt(#(#v)*, #text)),
+            Func::Ln => quote!(#f::ln(#(#v)*, #text)),
+            Func::Exp => quote!(#f::exp(#(#v)*, #text)),
+            Func::Power => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::power(#a, #b, #text))
+            }
+            Func::Replace => {
+                let (a, b, c) = (&v[0], &v[1], &v[2]);
+                quote!(#f::replace(&*#a, &*#b, &*#c))
+            }
+            Func::Lpad | Func::Rpad => {
+                let (a, n) = (&v[0], &v[1]);
+                let fill = v.get(2).cloned().unwrap_or_else(|| quote!(" "));
+                let left = func == Func::Lpad;
+                quote!(#f::pad(&*#a, #n, &*#fill, #left, #text))
+            }
+            Func::Md5 => quote!(#f::md5(&*#(#v)*)),
+            Func::Sha256 => quote!(#f::sha256(&*#(#v)*)),
+            Func::Like => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::regexp_matches(&*#a, #b))
+            }
+            Func::ToTimestamp => {
+                let (a, b) = (&v[0], &v[1]);
+                quote!(#f::to_timestamp(&*#a, #b))
+            }
+            Func::FromUnixtime => quote!(#f::from_unixtime(#(#v)*, #text)),
+            Func::UnixTimestamp => quote!(#f::unix_timestamp(#(#v)*)),
+            Func::Now => quote!(#f::now()),
             Func::Abs => {
                 let a = &v[0];
                 if ty == Type::F64 {
@@ -420,7 +541,9 @@ impl ExprGen<'_> {
                     quote!(::weir_runtime::overflow::abs(#a, #text))
                 }
             }
-            Func::Coalesce => unreachable!("handled above"),
+            Func::Coalesce | Func::Greatest | Func::Least | Func::NullIf => {
+                unreachable!("handled above")
+            }
         };
         self.strict(&operands, e.nullable, returns_option, body)
     }
@@ -478,6 +601,91 @@ impl ExprGen<'_> {
             quote!(v)
         };
         quote!(match #v { Some(v) => #some, None => #inner })
+    }
+
+    /// `greatest(...)` / `least(...)`: nulls are skipped; a non-null argument (when there is
+    /// one) seeds the result, so it is not an `Option`.
+    fn extreme(&mut self, args: &[TExpr], e: &TExpr, least: bool) -> TokenStream {
+        let f = quote!(::weir_runtime::functions);
+        let seed = args.iter().position(|a| !a.nullable);
+        let rest: Vec<TokenStream> = args
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != seed)
+            .map(|(_, a)| self.coerce(a, e.ty, true))
+            .collect();
+        match seed {
+            Some(i) => {
+                let seed = self.coerce(&args[i], e.ty, false);
+                quote!(#f::extreme(#seed, [#(#rest),*], #least))
+            }
+            None => quote!(#f::extreme_opt([#(#rest),*], #least)),
+        }
+    }
+
+    /// `x in (a, b, ...)`: the items are compared in order and the first equal one ends it.
+    /// With nulls, SQL's `x = a or x = b or ...`: true if one is equal, else null if `x` or
+    /// an item is null, else false.
+    fn in_list(&mut self, x: &TExpr, list: &[TExpr], e: &TExpr) -> TokenStream {
+        let string = x.ty == Type::String;
+        let eq = |a: TokenStream, b: TokenStream| {
+            if string {
+                quote!((&*#a == &*#b))
+            } else {
+                quote!((#a == #b))
+            }
+        };
+        let vx = self.value(x);
+        if !e.nullable {
+            let tests: Vec<TokenStream> = list
+                .iter()
+                .map(|item| {
+                    let v = self.value(item);
+                    eq(quote!(in_x), v)
+                })
+                .collect();
+            return quote!({ let in_x = #vx; #(#tests)||* });
+        }
+        let tests: Vec<TokenStream> = list
+            .iter()
+            .map(|item| {
+                let v = self.value(item);
+                if item.nullable {
+                    let test = eq(quote!(in_x), quote!(in_v));
+                    quote!((match #v { Some(in_v) => #test, None => { in_unknown = true; false } }))
+                } else {
+                    eq(quote!(in_x), v)
+                }
+            })
+            .collect();
+        let ox = if x.nullable { vx } else { quote!(Some(#vx)) };
+        quote!(match #ox {
+            None => None,
+            Some(in_x) => {
+                let mut in_unknown = false;
+                if #(#tests)||* {
+                    Some(true)
+                } else if in_unknown {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
+        })
+    }
+
+    /// `nullif(a, b)`: null when both are non-null and equal, else `a`.
+    fn nullif(&mut self, args: &[TExpr], e: &TExpr) -> TokenStream {
+        let a = self.coerce(&args[0], e.ty, true);
+        let b = self.coerce(&args[1], e.ty, true);
+        quote!(match (#a, #b) {
+            (Some(a), Some(b)) if a == b => None,
+            (a, _) => a,
+        })
+    }
+
+    fn zone(&mut self, name: &str) -> proc_macro2::Ident {
+        self.statics.zone(self.namer, name)
     }
 
     fn cast(&mut self, a: &TExpr, e: &TExpr) -> TokenStream {
@@ -579,6 +787,10 @@ pub fn may_overflow(e: &TExpr) -> bool {
             ArithOp::Rem => false,
         },
         TExprKind::Call(Func::Abs, _) => e.ty != Type::F64,
+        TExprKind::Call(Func::Round, args) => e.ty != Type::F64 && args.len() == 2,
+        TExprKind::Call(func, args) => {
+            functions::spec_of(*func).faults || zone_arg(*func, args).is_some()
+        }
         TExprKind::Cast(a) => a.ty == Type::F64 && e.ty == Type::I64,
         TExprKind::Udf(..) => e.ty == Type::F64,
         _ => false,
@@ -618,11 +830,45 @@ pub fn float_bound(e: &TExpr) -> Option<f64> {
     bound.is_finite().then_some(bound)
 }
 
+/// The time zone a calendar function call names, if any (its last argument).
+fn zone_arg(func: Func, args: &[TExpr]) -> Option<String> {
+    let spec = functions::spec_of(func);
+    let zoned = spec.params.last() == Some(&Param::Literal(LiteralKind::Zone))
+        && args.len() == spec.params.len();
+    match &args.last()?.kind {
+        TExprKind::Lit(Literal::Str(name)) if zoned => Some(name.clone()),
+        _ => None,
+    }
+}
+
+impl Statics {
+    /// Whether the generated code names a time zone (and so needs the runtime's `tz`).
+    pub fn uses_zones(&self) -> bool {
+        !self.zones.is_empty()
+    }
+
+    /// The static holding time zone `name` (looked up once, at first use).
+    pub fn zone(&mut self, namer: &mut Namer, name: &str) -> proc_macro2::Ident {
+        if let Some((_, id)) = self.zones.iter().find(|(z, _)| z == name) {
+            return id.clone();
+        }
+        let id = namer.fresh(&format!("ZONE_{}", self.zones.len()));
+        self.items.push(quote! {
+            static #id: ::std::sync::LazyLock<::weir_runtime::functions::Zone> = ::std::sync::LazyLock::new(|| {
+                ::weir_runtime::functions::Zone::get(#name).expect("weir check validated this time zone")
+            });
+        });
+        self.zones.push((name.to_string(), id.clone()));
+        id
+    }
+}
+
 fn children(e: &TExpr) -> Vec<&TExpr> {
     match &e.kind {
         TExprKind::Lit(_) | TExprKind::Field(_) => Vec::new(),
         TExprKind::Neg(a) | TExprKind::Not(a) | TExprKind::Cast(a) => vec![a],
         TExprKind::IsNull { expr, .. } => vec![expr],
+        TExprKind::InList(x, list) => std::iter::once(&**x).chain(list).collect(),
         TExprKind::Arith(_, a, b)
         | TExprKind::Compare(_, a, b)
         | TExprKind::And(a, b)
@@ -688,6 +934,7 @@ pub fn render(e: &TExpr) -> String {
             let not = if *negated { " not" } else { "" };
             format!("{} is{not} null", nested(expr))
         }
+        TExprKind::InList(x, items) => format!("{} in ({})", nested(x), list(items)),
     }
 }
 

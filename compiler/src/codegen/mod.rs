@@ -174,8 +174,12 @@ impl<'a> EmitCx<'a> {
 
 /// Generates the pipeline's `main.rs`, formatted.
 pub fn generate(graph: &Dataflow, info: &GraphInfo) -> String {
-    let file = format_file(generate_tokens(graph, info, embed::Form::Binary));
-    let features = runtime_features(graph);
+    let (tokens, uses_zones) = generate_parts(graph, info, embed::Form::Binary);
+    let file = format_file(tokens);
+    let mut features = runtime_features(graph);
+    if uses_zones {
+        features.push("tz");
+    }
     if features.is_empty() {
         return file;
     }
@@ -201,7 +205,8 @@ pub fn format_file(tokens: TokenStream) -> String {
 pub const FEATURES_LINE: &str = "// weir-runtime features: ";
 
 /// Optional runtime features the graph's connectors need, sorted: `kafka` when a source or a
-/// sink is a Kafka one (librdkafka is compiled only for such pipelines).
+/// sink is a Kafka one (librdkafka is compiled only for such pipelines). ([`generate`] adds
+/// `tz` after them when an expression names a time zone.)
 pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
     let kafka = graph.ops().into_iter().any(|op| match &graph.node(op).op {
         Op::Source { def, .. } => matches!(def.kind, SourceKind::Kafka(_)),
@@ -217,6 +222,15 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
 
 /// The generated code of `form`, unformatted.
 pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: embed::Form<'_>) -> TokenStream {
+    generate_parts(graph, info, form).0
+}
+
+/// The generated code of `form`, unformatted, and whether it names a time zone.
+fn generate_parts(
+    graph: &Dataflow,
+    info: &GraphInfo,
+    form: embed::Form<'_>,
+) -> (TokenStream, bool) {
     let mut cx = EmitCx {
         form,
         memory: embed::MemoryIo::default(),
@@ -311,14 +325,15 @@ pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: embed::Form<'_>
     }
     let statics = &cx.statics.items;
     let entry = embed::entry_points(&cx.form, &cx.memory);
-    quote! {
+    let tokens = quote! {
         #![allow(unused, non_camel_case_types, non_snake_case, clippy::all)]
         use ::weir_runtime::prelude::*;
         #(#statics)*
         #(#items)*
         #build
         #entry
-    }
+    };
+    (tokens, cx.statics.uses_zones())
 }
 
 /// The parallelism of a class, as an expression evaluated in `build()`.

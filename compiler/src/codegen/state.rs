@@ -171,6 +171,13 @@ fn write_expr(e: &TExpr, out: &mut String) {
             args(name, a, out)
         }
         TExprKind::Udf(path, a) => args(path, a, out),
+        TExprKind::InList(x, list) => {
+            out.push('(');
+            write_expr(x, out);
+            out.push_str(" in ");
+            args("", list, out);
+            out.push(')');
+        }
         TExprKind::Case {
             branches,
             otherwise,
@@ -341,6 +348,9 @@ fn window_aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<
     };
     lines.push(("time", time));
     lines.push(("lateness", duration(agg.lateness_ms)));
+    if let Some(zone) = &agg.zone {
+        lines.push(("zone", zone.clone()));
+    }
     if let Some(key) = &agg.retract_key {
         lines.push(("updates of", key.join(", ")));
     }

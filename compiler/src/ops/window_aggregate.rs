@@ -163,8 +163,15 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         let f = field_ident(&agg.time_field);
         quote!(r.#f)
     };
+    let zone = agg
+        .zone
+        .as_deref()
+        .map(|name| cx.statics.zone(&mut cx.namer, name));
     let windows = match agg.window {
-        Window::Tumble { size_ms } => quote!(Windows::Tumble { size: #size_ms }),
+        Window::Tumble { size_ms } => match zone {
+            Some(zone) => quote!(Windows::TumbleIn { size: #size_ms, zone: &*#zone }),
+            None => quote!(Windows::Tumble { size: #size_ms }),
+        },
         Window::Hop { size_ms, slide_ms } => {
             quote!(Windows::Hop { size: #size_ms, slide: #slide_ms })
         }

@@ -92,6 +92,8 @@ pub enum TExprKind {
         expr: Box<TExpr>,
         negated: bool,
     },
+    /// `x in (a, b, ...)`: all of one type; three-valued (`x = a or x = b or ...`).
+    InList(Box<TExpr>, Vec<TExpr>),
 }
 
 impl TExpr {
@@ -106,6 +108,10 @@ impl TExpr {
             TExprKind::Lit(_) => {}
             TExprKind::Neg(e) | TExprKind::Not(e) | TExprKind::Cast(e) => e.fields(out),
             TExprKind::IsNull { expr, .. } => expr.fields(out),
+            TExprKind::InList(x, list) => {
+                x.fields(out);
+                list.iter().for_each(|a| a.fields(out));
+            }
             TExprKind::Arith(_, a, b)
             | TExprKind::Compare(_, a, b)
             | TExprKind::And(a, b)
@@ -196,6 +202,10 @@ impl ExprChecker<'_> {
                     field.ty,
                     field.nullable,
                 ),
+                // A function without arguments may go without `()`: `current_timestamp`.
+                None if functions::lookup(&ident.name).is_some_and(|f| f.params.is_empty()) => {
+                    self.call(ident, &[], span)
+                }
                 None => {
                     let mut d = Diagnostic::error(
                         "E0201",
@@ -247,6 +257,43 @@ impl ExprChecker<'_> {
                 self.binary(*op, l, r, span)
             }
             ExprKind::Call(name, args) => self.call(name, args, span),
+            ExprKind::InList {
+                expr: x,
+                list,
+                negated,
+            } => {
+                let x = self.check(x);
+                let list: Vec<Option<TExpr>> = list.iter().map(|e| self.check(e)).collect();
+                let mut all = vec![x?];
+                for e in list {
+                    all.push(e?);
+                }
+                let ty = self.unify(&all, span)?;
+                let nullable = all.iter().any(|e| e.nullable);
+                let mut all = all.into_iter().map(|e| e.widen(ty));
+                let x = all.next()?;
+                let e = TExpr {
+                    kind: TExprKind::InList(Box::new(x), all.collect()),
+                    ty: Type::Bool,
+                    nullable,
+                    span,
+                };
+                Some(negate(e, *negated))
+            }
+            ExprKind::Between {
+                expr: x,
+                low,
+                high,
+                negated,
+            } => {
+                // SQL defines it so: `x >= low and x <= high`.
+                let (x, low, high) = (self.check(x), self.check(low), self.check(high));
+                let (x, low, high) = (x?, low?, high?);
+                let ge = self.binary(BinaryOp::Ge, x.clone(), low, span)?;
+                let le = self.binary(BinaryOp::Le, x, high, span)?;
+                let e = self.binary(BinaryOp::And, ge, le, span)?;
+                Some(negate(e, *negated))
+            }
             ExprKind::Case {
                 branches,
                 otherwise,
@@ -421,7 +468,9 @@ impl ExprChecker<'_> {
             )
             .with_label(format!("{lt} {} {rt}", op.symbol()));
             if op == BinaryOp::Add && (lt == String || rt == String) {
-                d = d.with_hint("join strings with `concat(a, b)`");
+                d = d.with_hint("join strings with `a || b`");
+            } else if op == BinaryOp::Concat {
+                d = d.with_hint("`||` joins strings; cast the other side: `cast(x as string)`");
             } else if lt == Timestamp && rt == I64 || lt == I64 && rt == Timestamp {
                 d = d.with_hint(
                     "add a duration such as `10s`, or cast the timestamp: `cast(ts as i64)`",
@@ -430,6 +479,18 @@ impl ExprChecker<'_> {
             this.error(d)
         };
         match op {
+            BinaryOp::Concat => {
+                if !matches!((lt, rt), (String | Null, String | Null)) {
+                    return mismatch(self);
+                }
+                let args = vec![l.widen(String), r.widen(String)];
+                Some(TExpr {
+                    kind: TExprKind::Call(Func::Concat, args),
+                    ty: String,
+                    nullable: nullable || lt == Null || rt == Null,
+                    span,
+                })
+            }
             BinaryOp::And | BinaryOp::Or => {
                 for side in [&l, &r] {
                     if side.ty != Bool && side.ty != Null {
@@ -590,13 +651,14 @@ impl ExprChecker<'_> {
         let arity_ok = if spec.variadic {
             !args.is_empty()
         } else {
-            args.len() == spec.params.len()
+            (spec.min_args()..=spec.params.len()).contains(&args.len())
         };
         if !arity_ok {
-            let expected = match (spec.variadic, spec.params.len()) {
-                (true, _) => "at least 1 argument".to_string(),
-                (false, 1) => "1 argument".to_string(),
-                (false, n) => format!("{n} arguments"),
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let expected = match (spec.variadic, spec.min_args(), spec.params.len()) {
+                (true, _, _) => "at least 1 argument".to_string(),
+                (false, min, max) if min == max => format!("{max} argument{}", plural(max)),
+                (false, min, max) => format!("{min} to {max} arguments"),
             };
             return self.error(
                 Diagnostic::error(
@@ -651,13 +713,26 @@ impl ExprChecker<'_> {
                     }
                     typed.push(e.widen(want));
                 }
-                Param::Numeric => typed.push(e),
+                Param::Numeric | Param::Any => typed.push(e),
                 Param::Literal(_) => unreachable!("handled above"),
             }
         }
         if failed {
             return None;
         }
+        let numeric = |this: &mut Self, typed: &[TExpr]| {
+            let ty = typed[0].ty;
+            if ty.is_numeric() || ty == Type::Null {
+                return Some(if ty == Type::Null { Type::F64 } else { ty });
+            }
+            this.error(type_error(
+                "E0211",
+                typed[0].span,
+                &format!("`{}` needs a number", spec.name),
+                ty,
+            ))
+            .map(|e| e.ty)
+        };
         let (ty, nullable) = match spec.func {
             Func::Coalesce => {
                 let ty = self.unify(&typed, span)?;
@@ -676,6 +751,60 @@ impl ExprChecker<'_> {
                     ));
                 }
                 (ty, typed[0].nullable)
+            }
+            Func::Round | Func::Floor | Func::Ceil => {
+                let ty = numeric(self, &typed)?;
+                let first = typed.remove(0).widen(ty);
+                typed.insert(0, first);
+                (ty, typed.iter().any(|a| a.nullable))
+            }
+            // As PostgreSQL and DuckDB: nulls are skipped; null only when every argument is.
+            Func::Greatest | Func::Least => {
+                let ty = self.unify(&typed, span)?;
+                let nullable = typed.iter().all(|a| a.nullable);
+                typed = typed.into_iter().map(|a| a.widen(ty)).collect();
+                (ty, nullable)
+            }
+            Func::NullIf => {
+                let ty = self.unify(&typed, span)?;
+                typed = typed.into_iter().map(|a| a.widen(ty)).collect();
+                (ty, true)
+            }
+            Func::Like => {
+                let pattern = str_literal(&typed[1]);
+                let escape = typed.get(2).and_then(|e| str_literal(e).chars().next());
+                let regex = match like_regex(&pattern, escape) {
+                    Ok(regex) => regex,
+                    Err(problem) => {
+                        return self.error(Diagnostic::error(
+                            "E0213",
+                            typed[1].span,
+                            format!("invalid `like` pattern: {problem}"),
+                        ))
+                    }
+                };
+                typed.truncate(1);
+                typed.push(TExpr {
+                    kind: TExprKind::Lit(Literal::Str(regex)),
+                    ty: Type::String,
+                    nullable: false,
+                    span: args[1].span,
+                });
+                (Type::Bool, typed[0].nullable)
+            }
+            Func::DateTrunc => {
+                let unit = str_literal(&typed[0]);
+                if matches!(functions::time_unit(&unit), Some("DayOfWeek" | "DayOfYear")) {
+                    return self.error(
+                        Diagnostic::error(
+                            "E0213",
+                            typed[0].span,
+                            format!("`date_trunc` cannot truncate to `{unit}`"),
+                        )
+                        .with_hint(format!("units are: {}", functions::TRUNC_UNITS)),
+                    );
+                }
+                (Type::Timestamp, typed.iter().any(|a| a.nullable))
             }
             _ => (
                 spec.result.unwrap_or(Type::Null),
@@ -697,15 +826,20 @@ impl ExprChecker<'_> {
                 LiteralKind::Regex => "a regular expression",
                 LiteralKind::DatePattern => "a date pattern",
                 LiteralKind::Char => "a one-character string",
+                LiteralKind::LikePattern => "a pattern",
+                LiteralKind::TimeUnit => "a unit such as 'hour'",
+                LiteralKind::Zone => "a time zone name",
             };
-            return self.error(
-                Diagnostic::error(
-                    "E0212",
-                    arg.span,
-                    format!("`{func}` needs {what} as a string literal here"),
-                )
-                .with_label("not a string literal"),
-            );
+            let mut d = Diagnostic::error(
+                "E0212",
+                arg.span,
+                format!("`{func}` needs {what} as a string literal here"),
+            )
+            .with_label("not a string literal");
+            if let (LiteralKind::TimeUnit, ExprKind::Field(unit)) = (kind, &arg.kind) {
+                d = d.with_hint(format!("quote the unit: `{func}('{}', ...)`", unit.name));
+            }
+            return self.error(d);
         };
         let problem = match kind {
             LiteralKind::Regex => regex::Regex::new(text).err().map(|e| {
@@ -726,13 +860,41 @@ impl ExprChecker<'_> {
                 .map(|e| format!("invalid date pattern: {e}")),
             LiteralKind::Char => (text.chars().count() != 1).then(|| {
                 format!(
-                    "`{func}` counts one character; `{text}` has {}",
+                    "`{func}` takes one character; `{text}` has {}",
                     text.chars().count()
                 )
             }),
+            LiteralKind::LikePattern => None,
+            LiteralKind::TimeUnit => functions::time_unit(text)
+                .is_none()
+                .then(|| format!("unknown time unit `{text}`")),
+            LiteralKind::Zone => functions::check_zone(text).err(),
         };
         if let Some(message) = problem {
-            return self.error(Diagnostic::error("E0213", arg.span, message));
+            let mut d = Diagnostic::error("E0213", arg.span, message);
+            match kind {
+                LiteralKind::TimeUnit => {
+                    let names = functions::TIME_UNITS.iter().map(|(n, _)| *n);
+                    d = match did_you_mean(&text.to_ascii_lowercase(), names) {
+                        Some(s) => d.with_hint(format!("did you mean '{s}'?")),
+                        None => d.with_hint(format!(
+                            "units are: {}, and for `extract` dow, doy",
+                            functions::TRUNC_UNITS
+                        )),
+                    };
+                }
+                LiteralKind::Zone => {
+                    let names = functions::zone_names();
+                    d = match did_you_mean(text, names.iter().map(String::as_str)) {
+                        Some(s) => d.with_hint(format!("did you mean \"{s}\"?")),
+                        None => d.with_hint(
+                            "zones are IANA names such as \"Europe/Paris\", \"America/New_York\" or \"UTC\"",
+                        ),
+                    };
+                }
+                _ => {}
+            }
+            return self.error(d);
         }
         Some(TExpr {
             kind: TExprKind::Lit(Literal::Str(text.clone())),
@@ -751,15 +913,73 @@ fn signature(spec: &functions::FuncSpec) -> String {
         .map(|p| match p {
             Param::Value(t) => t.name().to_string(),
             Param::Numeric => "number".to_string(),
+            Param::Any => "value".to_string(),
             Param::Literal(LiteralKind::Regex) => "'regex'".to_string(),
             Param::Literal(LiteralKind::DatePattern) => "'date pattern'".to_string(),
             Param::Literal(LiteralKind::Char) => "'c'".to_string(),
+            Param::Literal(LiteralKind::LikePattern) => "'pattern'".to_string(),
+            Param::Literal(LiteralKind::TimeUnit) => "'unit'".to_string(),
+            Param::Literal(LiteralKind::Zone) => "\"zone\"".to_string(),
         })
         .collect();
+    let required = params.len() - spec.optional;
+    if spec.optional > 0 {
+        params[required] = format!("[{}", params[required]);
+        if let Some(last) = params.last_mut() {
+            last.push(']');
+        }
+    }
     if spec.variadic {
         params.push("...".to_string());
     }
     format!("{}({})", spec.name, params.join(", "))
+}
+
+/// `not e` when `negated`.
+fn negate(e: TExpr, negated: bool) -> TExpr {
+    if !negated {
+        return e;
+    }
+    let (span, nullable) = (e.span, e.nullable);
+    TExpr {
+        kind: TExprKind::Not(Box::new(e)),
+        ty: Type::Bool,
+        nullable,
+        span,
+    }
+}
+
+/// The text of a string literal argument (checked by `literal_arg`).
+fn str_literal(e: &TExpr) -> std::string::String {
+    match &e.kind {
+        TExprKind::Lit(Literal::Str(s)) => s.clone(),
+        _ => std::string::String::new(),
+    }
+}
+
+/// `s like pattern` as an anchored regular expression: `%` is any text, `_` one character,
+/// `escape` makes the character after it literal.
+fn like_regex(pattern: &str, escape: Option<char>) -> Result<std::string::String, &'static str> {
+    let mut out = std::string::String::from("(?s)^");
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        let literal = if Some(c) == escape {
+            chars
+                .next()
+                .ok_or("the pattern ends with its escape character")?
+        } else if c == '%' {
+            out.push_str(".*");
+            continue;
+        } else if c == '_' {
+            out.push('.');
+            continue;
+        } else {
+            c
+        };
+        out.push_str(&regex::escape(literal.encode_utf8(&mut [0; 4])));
+    }
+    out.push('$');
+    Ok(out)
 }
 
 fn type_error(code: &'static str, span: Span, what: &str, found: Type) -> Diagnostic {

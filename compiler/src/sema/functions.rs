@@ -29,6 +29,29 @@ pub enum Func {
     DateFormat,
     Coalesce,
     Abs,
+    Round,
+    Floor,
+    Ceil,
+    Sqrt,
+    Power,
+    Ln,
+    Exp,
+    Greatest,
+    Least,
+    NullIf,
+    Replace,
+    Lpad,
+    Rpad,
+    Md5,
+    Sha256,
+    /// `s like 'pattern'`; the checker turns the pattern (and its escape) into a regex.
+    Like,
+    DateTrunc,
+    Extract,
+    ToTimestamp,
+    FromUnixtime,
+    UnixTimestamp,
+    Now,
 }
 
 /// An argument slot of a scalar function.
@@ -38,6 +61,8 @@ pub enum Param {
     Value(Type),
     /// A number (i64 or f64); the result takes its type.
     Numeric,
+    /// A value of any type; all such arguments are brought to one type (`greatest`, `nullif`).
+    Any,
     /// A string literal, checked at compile time (a regex, a date pattern, one character).
     Literal(LiteralKind),
 }
@@ -47,6 +72,12 @@ pub enum LiteralKind {
     Regex,
     DatePattern,
     Char,
+    /// A `like` pattern (`%` any text, `_` one character).
+    LikePattern,
+    /// A unit of `date_trunc` / `extract`: `'hour'`, `'day'`, ...
+    TimeUnit,
+    /// An IANA time zone name, checked against the bundled database: `"Europe/Paris"`.
+    Zone,
 }
 
 pub struct FuncSpec {
@@ -59,6 +90,22 @@ pub struct FuncSpec {
     pub result: Option<Type>,
     /// The result can be null even when no argument is (no match, index out of range).
     pub may_return_null: bool,
+    /// How many of the last `params` may be left out (`round(x)`, `hour(ts)` without a zone).
+    pub optional: usize,
+    /// Evaluating it can raise the runtime's fault flag (an overflow or a domain error), so
+    /// the operator checks the flag per record.
+    pub faults: bool,
+}
+
+impl FuncSpec {
+    /// The fewest arguments a call takes.
+    pub fn min_args(&self) -> usize {
+        if self.variadic {
+            1
+        } else {
+            self.params.len() - self.optional
+        }
+    }
 }
 
 use LiteralKind::*;
@@ -67,7 +114,18 @@ use Type::*;
 
 macro_rules! spec {
     ($func:ident, $name:literal, [$($p:expr),*], $result:expr) => {
-        FuncSpec { func: Func::$func, name: $name, params: &[$($p),*], variadic: false, result: $result, may_return_null: false }
+        FuncSpec { func: Func::$func, name: $name, params: &[$($p),*], variadic: false, result: $result, may_return_null: false, optional: 0, faults: false }
+    };
+    // A calendar function: a timestamp, then an optional time zone.
+    (zoned $func:ident, $name:literal, [$($p:expr),*], $result:expr) => {
+        FuncSpec { func: Func::$func, name: $name, params: &[$($p,)* Literal(Zone)], variadic: false, result: $result, may_return_null: false, optional: 1, faults: false }
+    };
+}
+
+/// A function whose evaluation can raise the fault flag, with `optional` trailing parameters.
+macro_rules! faulting {
+    ($func:ident, $name:literal, [$($p:expr),*], $result:expr, $optional:expr) => {
+        FuncSpec { func: Func::$func, name: $name, params: &[$($p),*], variadic: false, result: $result, may_return_null: false, optional: $optional, faults: true }
     };
 }
 
@@ -84,6 +142,8 @@ pub static FUNCTIONS: &[FuncSpec] = &[
         variadic: true,
         result: Some(String),
         may_return_null: false,
+        optional: 0,
+        faults: false,
     },
     spec!(
         Contains,
@@ -110,6 +170,8 @@ pub static FUNCTIONS: &[FuncSpec] = &[
         variadic: false,
         result: Some(String),
         may_return_null: true,
+        optional: 0,
+        faults: false,
     },
     FuncSpec {
         func: Func::RegexpExtract,
@@ -118,6 +180,8 @@ pub static FUNCTIONS: &[FuncSpec] = &[
         variadic: false,
         result: Some(String),
         may_return_null: true,
+        optional: 0,
+        faults: false,
     },
     spec!(
         RegexpMatches,
@@ -137,16 +201,16 @@ pub static FUNCTIONS: &[FuncSpec] = &[
         [Value(String), Value(I64), Value(I64)],
         Some(String)
     ),
-    spec!(Hour, "hour", [Value(Timestamp)], Some(I64)),
-    spec!(Minute, "minute", [Value(Timestamp)], Some(I64)),
-    spec!(Second, "second", [Value(Timestamp)], Some(I64)),
-    spec!(DayOfMonth, "day_of_month", [Value(Timestamp)], Some(I64)),
-    spec!(DayOfMonth, "day", [Value(Timestamp)], Some(I64)),
-    spec!(Month, "month", [Value(Timestamp)], Some(I64)),
-    spec!(Year, "year", [Value(Timestamp)], Some(I64)),
-    spec!(DayOfWeek, "day_of_week", [Value(Timestamp)], Some(I64)),
+    spec!(zoned Hour, "hour", [Value(Timestamp)], Some(I64)),
+    spec!(zoned Minute, "minute", [Value(Timestamp)], Some(I64)),
+    spec!(zoned Second, "second", [Value(Timestamp)], Some(I64)),
+    spec!(zoned DayOfMonth, "day_of_month", [Value(Timestamp)], Some(I64)),
+    spec!(zoned DayOfMonth, "day", [Value(Timestamp)], Some(I64)),
+    spec!(zoned Month, "month", [Value(Timestamp)], Some(I64)),
+    spec!(zoned Year, "year", [Value(Timestamp)], Some(I64)),
+    spec!(zoned DayOfWeek, "day_of_week", [Value(Timestamp)], Some(I64)),
     spec!(
-        DateFormat,
+        zoned DateFormat,
         "date_format",
         [Value(Timestamp), Literal(DatePattern)],
         Some(String)
@@ -158,6 +222,8 @@ pub static FUNCTIONS: &[FuncSpec] = &[
         variadic: true,
         result: None,
         may_return_null: false,
+        optional: 0,
+        faults: false,
     },
     FuncSpec {
         func: Func::Abs,
@@ -166,8 +232,135 @@ pub static FUNCTIONS: &[FuncSpec] = &[
         variadic: false,
         result: None,
         may_return_null: false,
+        optional: 0,
+        faults: false,
     },
+    // `round(x)` / `round(x, digits)`: an i64 rounded to tens (negative digits) can overflow.
+    faulting!(Round, "round", [Numeric, Value(I64)], None, 1),
+    spec!(Floor, "floor", [Numeric], None),
+    spec!(Ceil, "ceil", [Numeric], None),
+    spec!(Ceil, "ceiling", [Numeric], None),
+    faulting!(Sqrt, "sqrt", [Value(F64)], Some(F64), 0),
+    faulting!(Power, "power", [Value(F64), Value(F64)], Some(F64), 0),
+    faulting!(Power, "pow", [Value(F64), Value(F64)], Some(F64), 0),
+    faulting!(Ln, "ln", [Value(F64)], Some(F64), 0),
+    faulting!(Exp, "exp", [Value(F64)], Some(F64), 0),
+    FuncSpec {
+        func: Func::Greatest,
+        name: "greatest",
+        params: &[Any],
+        variadic: true,
+        result: None,
+        may_return_null: false,
+        optional: 0,
+        faults: false,
+    },
+    FuncSpec {
+        func: Func::Least,
+        name: "least",
+        params: &[Any],
+        variadic: true,
+        result: None,
+        may_return_null: false,
+        optional: 0,
+        faults: false,
+    },
+    FuncSpec {
+        func: Func::NullIf,
+        name: "nullif",
+        params: &[Any, Any],
+        variadic: false,
+        result: None,
+        may_return_null: true,
+        optional: 0,
+        faults: false,
+    },
+    spec!(
+        Replace,
+        "replace",
+        [Value(String), Value(String), Value(String)],
+        Some(String)
+    ),
+    faulting!(
+        Lpad,
+        "lpad",
+        [Value(String), Value(I64), Value(String)],
+        Some(String),
+        1
+    ),
+    faulting!(
+        Rpad,
+        "rpad",
+        [Value(String), Value(I64), Value(String)],
+        Some(String),
+        1
+    ),
+    spec!(Md5, "md5", [Value(String)], Some(String)),
+    spec!(Sha256, "sha256", [Value(String)], Some(String)),
+    FuncSpec {
+        func: Func::Like,
+        name: "like",
+        params: &[Value(String), Literal(LikePattern), Literal(Char)],
+        variadic: false,
+        result: Some(Bool),
+        may_return_null: false,
+        optional: 1,
+        faults: false,
+    },
+    faulting!(
+        DateTrunc,
+        "date_trunc",
+        [Literal(TimeUnit), Value(Timestamp), Literal(Zone)],
+        Some(Timestamp),
+        1
+    ),
+    spec!(
+        zoned Extract,
+        "extract",
+        [Literal(TimeUnit), Value(Timestamp)],
+        Some(I64)
+    ),
+    spec!(
+        zoned Extract,
+        "date_part",
+        [Literal(TimeUnit), Value(Timestamp)],
+        Some(I64)
+    ),
+    FuncSpec {
+        func: Func::ToTimestamp,
+        name: "to_timestamp",
+        params: &[Value(String), Literal(DatePattern)],
+        variadic: false,
+        result: Some(Timestamp),
+        may_return_null: true,
+        optional: 0,
+        faults: false,
+    },
+    faulting!(
+        FromUnixtime,
+        "from_unixtime",
+        [Value(I64)],
+        Some(Timestamp),
+        0
+    ),
+    spec!(
+        UnixTimestamp,
+        "unix_timestamp",
+        [Value(Timestamp)],
+        Some(I64)
+    ),
+    // Processing time: the wall clock when evaluated. `current_timestamp` may go without `()`.
+    spec!(Now, "now", [], Some(Timestamp)),
+    spec!(Now, "current_timestamp", [], Some(Timestamp)),
 ];
+
+/// The table row of `func` (its first name, for functions with aliases).
+pub fn spec_of(func: Func) -> &'static FuncSpec {
+    FUNCTIONS
+        .iter()
+        .find(|f| f.func == func)
+        .unwrap_or(&FUNCTIONS[0])
+}
 
 pub fn lookup(name: &str) -> Option<&'static FuncSpec> {
     let lower = name.to_ascii_lowercase();
@@ -224,6 +417,59 @@ impl AggFunc {
             AggFunc::Udf => "a Rust aggregate",
         }
     }
+}
+
+/// The units of `date_trunc` and `extract` as written (SQL's names, singular or plural), with
+/// the runtime's `TimeUnit` variant each stands for.
+pub static TIME_UNITS: &[(&str, &str)] = &[
+    ("millisecond", "Millisecond"),
+    ("milliseconds", "Millisecond"),
+    ("second", "Second"),
+    ("seconds", "Second"),
+    ("minute", "Minute"),
+    ("minutes", "Minute"),
+    ("hour", "Hour"),
+    ("hours", "Hour"),
+    ("day", "Day"),
+    ("days", "Day"),
+    ("week", "Week"),
+    ("weeks", "Week"),
+    ("month", "Month"),
+    ("months", "Month"),
+    ("quarter", "Quarter"),
+    ("quarters", "Quarter"),
+    ("year", "Year"),
+    ("years", "Year"),
+    ("dow", "DayOfWeek"),
+    ("doy", "DayOfYear"),
+];
+
+/// The units `date_trunc` takes, for hints.
+pub const TRUNC_UNITS: &str = "millisecond, second, minute, hour, day, week, month, quarter, year";
+
+/// The runtime `TimeUnit` variant a unit name stands for (case-insensitive).
+pub fn time_unit(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    TIME_UNITS
+        .iter()
+        .find(|(n, _)| *n == lower)
+        .map(|(_, v)| *v)
+}
+
+/// Checks a time zone name against the IANA database bundled with jiff (the same copy the
+/// runtime's `tz` feature compiles in, so what passes here exists in every binary).
+pub fn check_zone(name: &str) -> Result<(), std::string::String> {
+    jiff::tz::TimeZone::get(name)
+        .map(|_| ())
+        .map_err(|_| format!("unknown time zone `{name}`"))
+}
+
+/// Every zone name of the bundled database, for "did you mean".
+pub fn zone_names() -> Vec<std::string::String> {
+    jiff::tz::db()
+        .available()
+        .map(|n| n.as_str().to_string())
+        .collect()
 }
 
 /// Checks a date pattern at compile time with the same rules as the runtime's `DatePattern`:

@@ -379,6 +379,10 @@ fn strip(mut e: TExpr, prefix: &str) -> TExpr {
             TExprKind::Lit(_) => {}
             TExprKind::Neg(a) | TExprKind::Not(a) | TExprKind::Cast(a) => walk(a, prefix),
             TExprKind::IsNull { expr, .. } => walk(expr, prefix),
+            TExprKind::InList(x, list) => {
+                walk(x, prefix);
+                list.iter_mut().for_each(|a| walk(a, prefix));
+            }
             TExprKind::Arith(_, a, b)
             | TExprKind::Compare(_, a, b)
             | TExprKind::And(a, b)

@@ -117,6 +117,8 @@ pub(crate) struct Checker {
     lateness: i64,
     /// The late-record stream the window just checked names, with the name's span.
     late_output: Option<(String, Span)>,
+    /// The time zone the `tumble` just checked is aligned to (`zone:`).
+    window_zone: Option<String>,
     diagnostics: Vec<Diagnostic>,
     schemas: BTreeMap<String, (Schema, Span)>,
     /// Schemas declared with errors, and where: uses are not reported again.
@@ -1038,6 +1040,7 @@ impl Checker {
                             self.processing = false;
                             self.lateness = 0;
                             self.late_output = None;
+                            self.window_zone = None;
                             (Window::Unbounded, step.span)
                         }
                     };
@@ -1318,17 +1321,35 @@ impl Checker {
         self.processing = false;
         self.lateness = 0;
         self.late_output = None;
+        self.window_zone = None;
         match call.name.name.as_str() {
             "tumble" => {
                 let args = Args::new(
                     call,
                     "window `tumble`",
-                    &["size", "time", "lateness", "late"],
+                    &["size", "time", "lateness", "late", "zone"],
                     &mut self.diagnostics,
                 );
                 let size = args.duration("size", &mut self.diagnostics);
                 let size = args.required("size", size, &mut self.diagnostics)?;
                 self.processing = self.time_mode(&args)?;
+                // `zone: "America/New_York"`: windows aligned to that zone's wall clock.
+                if let Some(zone) = args.string("zone", &mut self.diagnostics) {
+                    if let Err(message) = functions::check_zone(&zone) {
+                        let names = functions::zone_names();
+                        let hint = match did_you_mean(&zone, names.iter().map(String::as_str)) {
+                            Some(s) => format!("did you mean \"{s}\"?"),
+                            None => "zones are IANA names such as \"Europe/Paris\" or \"UTC\""
+                                .to_string(),
+                        };
+                        self.error(
+                            Diagnostic::error("E0213", args.span_of("zone"), message)
+                                .with_hint(hint),
+                        );
+                        return None;
+                    }
+                    self.window_zone = Some(zone);
+                }
                 Some(Window::Tumble { size_ms: size })
             }
             "hop" => {
@@ -1718,6 +1739,7 @@ impl Checker {
                 processing_time: self.processing || unbounded,
                 lateness_ms: self.lateness,
                 late_output: self.late_output.as_ref().map(|(n, _)| n.clone()),
+                zone: self.window_zone.clone(),
                 retract_key: input.updating.as_ref().map(|u| u.key.clone()),
                 aggs,
             },

@@ -255,6 +255,9 @@ pub struct WindowAggregate {
     pub lateness_ms: i64,
     /// The stream late records go to (`late: name`), if the pipeline names one.
     pub late_output: Option<String>,
+    /// The time zone whose wall clock a `tumble` is aligned to (`zone:`): its days start at
+    /// local midnight, 23 or 25 hours apart on a summer-time change.
+    pub zone: Option<String>,
     /// Aggregating an updating stream: its upsert key (each change retracts the row it
     /// revises). Only without a window.
     pub retract_key: Option<Vec<String>>,

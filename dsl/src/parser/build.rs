@@ -466,7 +466,9 @@ impl Builder {
         let comparisons: Vec<Span> = parts
             .iter()
             .filter(|p| {
-                p.as_rule() == Rule::is_null || infix(p.as_str()).is_some_and(is_comparison)
+                matches!(p.as_rule(), Rule::is_null | Rule::predicate)
+                    || (p.as_rule() == Rule::infix_op
+                        && infix(p.as_str()).is_some_and(is_comparison))
             })
             .map(|p| self.span(p))
             .collect();
@@ -506,6 +508,110 @@ impl Builder {
                 operands.push(built);
                 continue;
             }
+            if rule == Rule::predicate {
+                while !ops.is_empty() {
+                    self.reduce(&mut operands, &mut ops)?;
+                }
+                let operand = operands.pop()?;
+                let built = self.predicate(part, operand)?;
+                operands.push(built);
+                continue;
+            }
+            let op = infix(part.as_str())?;
+            while ops
+                .last()
+                .is_some_and(|&(top, _)| precedence(top) >= precedence(op))
+            {
+                self.reduce(&mut operands, &mut ops)?;
+            }
+            ops.push((op, span));
+        }
+        while !ops.is_empty() {
+            self.reduce(&mut operands, &mut ops)?;
+        }
+        operands.pop()
+    }
+
+    /// `operand [not] in (...) | between lo and hi | like pattern [escape c]`. `like` becomes
+    /// a call of the `like` function (so it is typed and generated as one); `not` wraps it.
+    fn predicate(&mut self, pair: Pair<'_, Rule>, operand: Built) -> Option<Built> {
+        let span = operand.0.span.to(self.span(&pair));
+        let mut negated = false;
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::pred_not => negated = true,
+                Rule::in_list => {
+                    let mut list = Vec::new();
+                    let mut depth = operand.1;
+                    for p in part.into_inner().filter(|p| p.as_rule() == Rule::expr) {
+                        let (e, d) = self.expr(p)?;
+                        depth = depth.max(d);
+                        list.push(e);
+                    }
+                    let kind = ExprKind::InList {
+                        expr: Box::new(operand.0),
+                        list,
+                        negated,
+                    };
+                    return Some(self.node(kind, span, depth, span));
+                }
+                Rule::between_range => {
+                    let mut bounds = Vec::new();
+                    for p in part.into_inner().filter(|p| p.as_rule() == Rule::bound) {
+                        bounds.push(self.bound(p)?);
+                    }
+                    let high = bounds.pop()?;
+                    let low = bounds.pop()?;
+                    let depth = operand.1.max(low.1).max(high.1);
+                    let kind = ExprKind::Between {
+                        expr: Box::new(operand.0),
+                        low: Box::new(low.0),
+                        high: Box::new(high.0),
+                        negated,
+                    };
+                    return Some(self.node(kind, span, depth, span));
+                }
+                Rule::like_pattern => {
+                    let mut name = None;
+                    let mut args = vec![];
+                    let mut depth = operand.1;
+                    args.push(operand.0);
+                    for p in part.into_inner() {
+                        match p.as_rule() {
+                            Rule::kw_like => name = Some(self.ident(&p)),
+                            Rule::operand => {
+                                let (e, d) = self.operand(p)?;
+                                depth = depth.max(d);
+                                args.push(e);
+                            }
+                            _ => {}
+                        }
+                    }
+                    let mut name = name?;
+                    name.name = name.name.to_ascii_lowercase();
+                    let call = self.node(ExprKind::Call(name, args), span, depth, span);
+                    if !negated {
+                        return Some(call);
+                    }
+                    let kind = ExprKind::Unary(UnaryOp::Not, Box::new(call.0));
+                    return Some(self.node(kind, span, call.1, span));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// A bound of `between`: operands joined by arithmetic operators.
+    fn bound(&mut self, pair: Pair<'_, Rule>) -> Option<Built> {
+        let mut operands: Vec<Built> = Vec::new();
+        let mut ops: Vec<(BinaryOp, Span)> = Vec::new();
+        for part in pair.into_inner() {
+            if part.as_rule() == Rule::operand {
+                operands.push(self.operand(part)?);
+                continue;
+            }
+            let span = self.span(&part);
             let op = infix(part.as_str())?;
             while ops
                 .last()
@@ -1032,6 +1138,7 @@ fn infix(token: &str) -> Option<BinaryOp> {
         "*" => BinaryOp::Mul,
         "/" => BinaryOp::Div,
         "%" => BinaryOp::Rem,
+        "||" => BinaryOp::Concat,
         _ => return None,
     })
 }
@@ -1043,11 +1150,13 @@ fn is_comparison(op: BinaryOp) -> bool {
     )
 }
 
-/// Binding strength inside a chain: comparisons < `+ -` < `* / %`.
+/// Binding strength inside a chain: comparisons < `||` < `+ -` < `* / %` (as PostgreSQL:
+/// `'n' || 1 + 2` is `'n' || 3`).
 fn precedence(op: BinaryOp) -> u8 {
     match op {
-        BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 3,
-        BinaryOp::Add | BinaryOp::Sub => 2,
+        BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 4,
+        BinaryOp::Add | BinaryOp::Sub => 3,
+        BinaryOp::Concat => 2,
         _ => 1,
     }
 }

@@ -189,7 +189,13 @@ fn expect(rule: Rule) -> Expect {
         Rule::event_time_clause => strong(Token, "`event_time`", None),
         Rule::when_clause => strong(Token, "`when`", None),
         Rule::else_clause => strong(Token, "`else`", None),
-        Rule::is_null => weak(Token, "an operator"),
+        Rule::is_null | Rule::predicate | Rule::pred_not | Rule::arith_op => {
+            weak(Token, "an operator")
+        }
+        Rule::kw_in | Rule::kw_between | Rule::kw_like => weak(Token, "an operator"),
+        Rule::kw_between_and => strong(Token, "`and`", Some("after the lower bound of `between`")),
+        Rule::in_open => strong(Token, "`(`", Some("after `in`")),
+        Rule::in_sep | Rule::in_close => strong(Token, "`,` or `)`", Some("in the `in` list")),
         // Silent rules and whitespace are never reported.
         _ => weak(Token, "more input"),
     }

@@ -69,10 +69,27 @@ pub fn now_ms() -> i64 {
 /// Which windows a record belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Windows {
-    Tumble { size: i64 },
-    Hop { size: i64, slide: i64 },
-    Cumulate { step: i64, size: i64 },
-    Session { gap: i64 },
+    Tumble {
+        size: i64,
+    },
+    /// Tumbling windows aligned to a time zone's wall clock: `tumble(1d, zone: ...)` days
+    /// run from local midnight to local midnight (23 or 25 hours on a summer-time change).
+    #[cfg(feature = "tz")]
+    TumbleIn {
+        size: i64,
+        zone: &'static crate::zone::Zone,
+    },
+    Hop {
+        size: i64,
+        slide: i64,
+    },
+    Cumulate {
+        step: i64,
+        size: i64,
+    },
+    Session {
+        gap: i64,
+    },
 }
 
 /// One session of one key.
@@ -137,6 +154,11 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
     pub fn with_late_output(metrics: OpMetrics, windows: Windows, next: N, late: L) -> Self {
         let windows = match windows {
             Windows::Tumble { size } => Windows::Tumble { size: size.max(1) },
+            #[cfg(feature = "tz")]
+            Windows::TumbleIn { size, zone } => Windows::TumbleIn {
+                size: size.max(1),
+                zone,
+            },
             Windows::Hop { size, slide } => Windows::Hop {
                 size: size.max(1),
                 slide: slide.max(1),
@@ -207,6 +229,16 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             Windows::Tumble { size } => {
                 let start = floor_to(ts, size)?;
                 self.scratch.push((start, start.checked_add(size)?));
+            }
+            #[cfg(feature = "tz")]
+            Windows::TumbleIn { size, zone } => {
+                // Aligned on the local clock, turned back into instants. Window bounds in
+                // accepted time ranges never come near the `i64` ends (docs/time.md).
+                let local = ts.checked_add(zone.offset_ms(ts))?;
+                let local_start = floor_to(local, size)?;
+                let start = zone.instant(local_start, "tumble");
+                let end = zone.instant(local_start.checked_add(size)?, "tumble");
+                self.scratch.push((start, end));
             }
             Windows::Hop { size, slide } => {
                 let mut start = floor_to(ts, slide)?;
@@ -599,6 +631,8 @@ mod tests {
                     }
                 }
             }
+            #[cfg(feature = "tz")]
+            Windows::TumbleIn { .. } => unreachable!("the oracle covers epoch-aligned windows"),
             Windows::Session { .. } => {}
         }
         out.into_iter()
