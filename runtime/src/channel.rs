@@ -418,24 +418,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_input_loop_forwards_the_minimum_watermark_of_its_upstreams() {
+    /// An exchange whose every record is routed to instance 0.
+    type ToZero = Exchange<i64, i64, fn(&i64) -> u64, fn(&i64) -> i64>;
+
+    /// Two upstream exchanges `a` and `b` feeding one input loop, which logs what reaches it
+    /// on its own thread.
+    fn two_upstreams() -> (ToZero, ToZero, Log, std::thread::JoinHandle<()>) {
         let (senders, mut receivers) = channels::<i64>(1);
         let metrics = Metrics::new();
-        let mut a = Exchange::new(
-            metrics.op("a"),
-            0,
-            senders.clone(),
-            |_: &i64| 0,
-            |r: &i64| *r,
-        );
-        let mut b = Exchange::new(metrics.op("b"), 1, senders, |_: &i64| 0, |r: &i64| *r);
+        let exchange = |name: &'static str, from: usize, senders: Senders<i64>| -> ToZero {
+            Exchange::new(metrics.op(name), from, senders, |_| 0, |r| *r)
+        };
+        let a = exchange("a", 0, senders.clone());
+        let b = exchange("b", 1, senders);
         let log = Log::default();
         let consumer = {
             let log = log.clone();
             let receiver = receivers.pop().unwrap();
             std::thread::spawn(move || run_input(receiver, 2, log))
         };
+        (a, b, log, consumer)
+    }
+
+    #[test]
+    fn the_input_loop_forwards_the_minimum_watermark_of_its_upstreams() {
+        let (mut a, mut b, log, consumer) = two_upstreams();
         a.push(&1);
         a.watermark(100); // b has said nothing: the minimum is still unknown
         b.push(&2);
@@ -498,22 +505,7 @@ mod tests {
 
     #[test]
     fn a_tick_sends_partial_batches_and_ticks_the_consumer_once_per_news() {
-        let (senders, mut receivers) = channels::<i64>(1);
-        let metrics = Metrics::new();
-        let mut a = Exchange::new(
-            metrics.op("a"),
-            0,
-            senders.clone(),
-            |_: &i64| 0,
-            |r: &i64| *r,
-        );
-        let mut b = Exchange::new(metrics.op("b"), 1, senders, |_: &i64| 0, |r: &i64| *r);
-        let log = Log::default();
-        let consumer = {
-            let log = log.clone();
-            let receiver = receivers.pop().unwrap();
-            std::thread::spawn(move || run_input(receiver, 2, log))
-        };
+        let (mut a, mut b, log, consumer) = two_upstreams();
         a.push(&1); // less than a batch: held until the tick
         a.tick();
         while log.0.lock().unwrap().len() < 2 {

@@ -416,10 +416,40 @@ impl Builder {
             }
             ops.push((op, self.span(&part)));
         }
-        while !ops.is_empty() {
-            self.reduce(&mut operands, &mut ops)?;
-        }
+        self.reduce_all(&mut operands, &mut ops)?;
         operands.pop()
+    }
+
+    /// Pushes infix operator `token`, first reducing the operators on the stack that bind at
+    /// least as tightly (left associative).
+    fn push_infix(
+        &mut self,
+        token: &str,
+        span: Span,
+        operands: &mut Vec<Built>,
+        ops: &mut Vec<(BinaryOp, Span)>,
+    ) -> Option<()> {
+        let op = infix(token)?;
+        while ops
+            .last()
+            .is_some_and(|&(top, _)| precedence(top) >= precedence(op))
+        {
+            self.reduce(operands, ops)?;
+        }
+        ops.push((op, span));
+        Some(())
+    }
+
+    /// Reduces every operator left on the stack.
+    fn reduce_all(
+        &mut self,
+        operands: &mut Vec<Built>,
+        ops: &mut Vec<(BinaryOp, Span)>,
+    ) -> Option<()> {
+        while !ops.is_empty() {
+            self.reduce(operands, ops)?;
+        }
+        Some(())
     }
 
     fn reduce(&mut self, operands: &mut Vec<Built>, ops: &mut Vec<(BinaryOp, Span)>) -> Option<()> {
@@ -494,9 +524,7 @@ impl Builder {
             let span = self.span(&part);
             if rule == Rule::is_null {
                 // Binds loosest: finish everything on the left first.
-                while !ops.is_empty() {
-                    self.reduce(&mut operands, &mut ops)?;
-                }
+                self.reduce_all(&mut operands, &mut ops)?;
                 let negated = part.into_inner().any(|p| p.as_rule() == Rule::null_not);
                 let operand = operands.pop()?;
                 let span = operand.0.span.to(span);
@@ -509,26 +537,15 @@ impl Builder {
                 continue;
             }
             if rule == Rule::predicate {
-                while !ops.is_empty() {
-                    self.reduce(&mut operands, &mut ops)?;
-                }
+                self.reduce_all(&mut operands, &mut ops)?;
                 let operand = operands.pop()?;
                 let built = self.predicate(part, operand)?;
                 operands.push(built);
                 continue;
             }
-            let op = infix(part.as_str())?;
-            while ops
-                .last()
-                .is_some_and(|&(top, _)| precedence(top) >= precedence(op))
-            {
-                self.reduce(&mut operands, &mut ops)?;
-            }
-            ops.push((op, span));
+            self.push_infix(part.as_str(), span, &mut operands, &mut ops)?;
         }
-        while !ops.is_empty() {
-            self.reduce(&mut operands, &mut ops)?;
-        }
+        self.reduce_all(&mut operands, &mut ops)?;
         operands.pop()
     }
 
@@ -612,18 +629,9 @@ impl Builder {
                 continue;
             }
             let span = self.span(&part);
-            let op = infix(part.as_str())?;
-            while ops
-                .last()
-                .is_some_and(|&(top, _)| precedence(top) >= precedence(op))
-            {
-                self.reduce(&mut operands, &mut ops)?;
-            }
-            ops.push((op, span));
+            self.push_infix(part.as_str(), span, &mut operands, &mut ops)?;
         }
-        while !ops.is_empty() {
-            self.reduce(&mut operands, &mut ops)?;
-        }
+        self.reduce_all(&mut operands, &mut ops)?;
         operands.pop()
     }
 
