@@ -326,24 +326,32 @@ fn sigterm_takes_a_last_checkpoint_and_the_next_start_resumes_there() {
     assert_eq!(sorted_lines(&dir.path().join("out.jsonl")), want);
 }
 
-/// A second signal exits at once: here the first cannot stop the run (its source waits on
-/// stdin, which stays open), the second ends it.
+/// A second signal exits at once: here the first cannot stop the run (its sink is blocked
+/// writing to a stdout pipe that nobody reads, so the graceful stop cannot finish), the second
+/// ends it. (An idle stdin no longer serves: sources wake up every flush interval and see the
+/// stop.)
 #[test]
 fn a_second_signal_exits_at_once() {
-    let text = WINDOW_PIPELINE.replace("file(path: \"bids.jsonl\")", "stdin()");
-    let binary = build("faults_stdin", &text, false);
+    let text = "source bids = nexmark(stream: \"bid\", events: 100_000_000)\n\
+                sink bids -> stdout() format json\n";
+    let binary = build("faults_blocked_sink", text, false);
     let dir = tempfile::tempdir().unwrap();
+    // stdout stays piped and unread (the child keeps its handle until the end), so the pipe
+    // fills within milliseconds and the sink blocks in `write`.
     let mut child = Command::new(&binary)
         .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "TERM");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "stdin is still open");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the sink is blocked, so the first signal cannot end the run"
+    );
     signal(&child, "TERM");
     let started = Instant::now();
     let status = loop {
