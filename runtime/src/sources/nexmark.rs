@@ -75,11 +75,7 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
             countdown = 64;
             pace.wait(split.position() - start);
             // A rate-limited generator trickles: its output goes out with the flush interval.
-            let now = std::time::Instant::now();
-            if ticker.due(now) {
-                ticker.ticked(now);
-                chain.tick();
-            }
+            tick_if_due(&mut ticker, &mut chain);
             if crate::stop::sources_stopped() {
                 crate::stop::note_stopped_early();
                 // `meta` is not consumed: the position is before it.
@@ -117,4 +113,17 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     let position = split.position();
     slot.end_of_input(|| part(position, tracker.as_ref()), &mut chain);
     Ok(())
+}
+
+/// Ticks `chain` when the flush interval has passed. Out of line: inlined into the generator's
+/// loop, it cost that loop about 9 % (measured on a 20 M-bid select, old vs new binary), far
+/// more than its clock read every 64 records.
+#[cold]
+#[inline(never)]
+fn tick_if_due<R: ?Sized, C: Collector<R>>(ticker: &mut crate::tick::Ticker, chain: &mut C) {
+    let now = std::time::Instant::now();
+    if ticker.due(now) {
+        ticker.ticked(now);
+        chain.tick();
+    }
 }
