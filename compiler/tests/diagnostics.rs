@@ -484,3 +484,46 @@ fn check_reports_what_compile_reports() {
         assert_eq!(codes(&checked), codes(&compiled), "{}", case.name);
     }
 }
+
+/// A `top`, `dedup` or `aggregate by` whose key names a window (its end, or the start of a
+/// tumbling or hopping window, also through a renaming `select`) is final when the window
+/// closes: an append stream, which a `filter`, a join, a later window and a Kafka sink take.
+/// A key without the window, a cumulating window's start (several windows share it) and a
+/// window with allowed lateness (its rows are revised) keep the stream updating.
+#[test]
+fn results_keyed_by_a_window_are_append_streams() {
+    let head = "schema Order { id: i64, customer: string, amount: i64, ts: timestamp }\n\
+        source orders: Order = kafka(topic: \"orders\", brokers: \"127.0.0.1:9092\")\n\
+            event_time ts watermark 4s\n";
+    let sink = "sink out -> kafka(topic: \"out\", brokers: \"127.0.0.1:9092\")\n";
+    let append = [
+        "let out = orders |> key_by customer |> window tumble(1h) |> aggregate { n: count() }\n\
+             |> top 3 by window_start order by n desc |> filter n > 1\n",
+        "let out = orders |> key_by customer |> window hop(size: 1h, slide: 10m)\n\
+             |> aggregate { n: count() } |> select { customer, n, start: window_start, stop: window_end }\n\
+             |> dedup by start keep first\n",
+        "let out = orders |> key_by customer |> window session(gap: 5m) |> aggregate { n: count() }\n\
+             |> aggregate by window_end { sessions: count(), most: max(n) }\n\
+             |> window tumble(1d) |> aggregate { busiest: max(most) }\n",
+    ];
+    for (i, text) in append.iter().enumerate() {
+        let (_, diagnostics) =
+            compile_text(&format!("append{i}.weir"), format!("{head}{text}{sink}"));
+        let errs: Vec<_> = errors(&diagnostics).map(|d| d.message.clone()).collect();
+        assert!(errs.is_empty(), "case {i}: {errs:?}");
+    }
+    let updating = [
+        "let out = orders |> key_by customer |> window tumble(1h) |> aggregate { n: count() }\n\
+             |> top 3 by customer order by n desc |> filter n > 1\n",
+        "let out = orders |> key_by customer |> window cumulate(step: 10m, size: 1h)\n\
+             |> aggregate { n: count() } |> top 3 by window_start order by n desc |> filter n > 1\n",
+        "let out = orders |> key_by customer |> window tumble(1h, lateness: 1m)\n\
+             |> aggregate { n: count() } |> top 3 by window_end order by n desc |> filter n > 1\n",
+    ];
+    for (i, text) in updating.iter().enumerate() {
+        let (_, diagnostics) =
+            compile_text(&format!("updating{i}.weir"), format!("{head}{text}{sink}"));
+        let codes: BTreeSet<String> = errors(&diagnostics).map(|d| d.code.to_string()).collect();
+        assert!(codes.contains("E0430"), "case {i}: {codes:?}");
+    }
+}

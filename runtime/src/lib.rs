@@ -45,8 +45,9 @@ pub mod prelude {
     pub use crate::formats::DecodeError;
     pub use crate::metrics::OpMetrics;
     pub use crate::ops::{
-        Change, Either, Filter, FilterMap, GroupAggregateOp, JoinSpec, Map, RankSpec,
-        RetractTopNOp, TopNOp, UpsertKey, WindowAggregate, WindowAggregateOp, Windows,
+        Change, Either, Filter, FilterMap, FinalAggregateOp, FinalTopNOp, GroupAggregateOp,
+        JoinSpec, Map, RankSpec, RetractTopNOp, TopNOp, UpsertKey, WindowAggregate,
+        WindowAggregateOp, Windows,
     };
     pub use crate::run::Runtime;
     pub use crate::sources::EventTime;

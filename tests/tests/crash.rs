@@ -106,7 +106,13 @@ let best = auctions
     |> select { id, category, price: b.price, bidder: b.bidder }
     |> top 3 by category order by price desc
 
+// Keyed by their window: final rows, emitted as windows close (state in flight at a kill).
+let hottest = per_auction |> top 2 by window_end order by n desc, auction
+let per_window = per_auction |> aggregate by window_start { auctions: count(), most: max(n) }
+
 sink per_auction -> file(path: "out/windows.jsonl")
+sink hottest -> file(path: "out/hottest.jsonl")
+sink per_window -> file(path: "out/per_window.jsonl")
 sink sessions -> file(path: "out/sessions.csv") format csv(header: true)
 sink best -> file(path: "out/best.jsonl")
 sink per_auction -> checksum()
@@ -137,7 +143,13 @@ fn windowed_join_and_top_n_state_survive_sigkill_exactly_once() {
         crashed.kills
     );
     assert!(crashed.restarts_that_resumed > 0);
-    for file in ["windows.jsonl", "sessions.csv", "best.jsonl"] {
+    for file in [
+        "windows.jsonl",
+        "hottest.jsonl",
+        "per_window.jsonl",
+        "sessions.csv",
+        "best.jsonl",
+    ] {
         let want = sorted_lines(&reference.path().join("out").join(file));
         let got = sorted_lines(&dir.path().join("out").join(file));
         assert!(!want.is_empty(), "{file}: the reference is empty");

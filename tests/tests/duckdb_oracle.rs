@@ -196,6 +196,112 @@ fn keyed_windows_over_a_json_file_match_duckdb() {
     }
 }
 
+/// Results keyed by a window are final when it closes: a top-N per hop window, an aggregate
+/// per window (`aggregate by window_end, window_start`) and a tumbling window over that
+/// aggregate's rows (its `window_end` stays the event time), and a dedup per window, each an
+/// append stream, over out-of-order events, at parallelism 1 and 3. DuckDB computes the same
+/// from the same file.
+#[test]
+fn results_keyed_by_a_window_match_duckdb() {
+    let dir = temp();
+    let input = dir.path().join("events.jsonl");
+    let mut lines = Vec::new();
+    let mut state = 0xf1a1_u64;
+    for i in 0..5000i64 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let jitter = ((state >> 33) % 3000) as i64;
+        let ts = format_ts(1_436_918_400_000 + i * 30 - jitter);
+        let k = (state >> 40) % 9;
+        let v = ((state >> 20) % 1000) as i64;
+        lines.push(format!(r#"{{"key":"k{k}","v":{v},"ts":"{ts}"}}"#));
+    }
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let path = input.display().to_string();
+    let text = format!(
+        "schema E {{ key: string, v: i64, ts: timestamp }}\n\
+         source e: E = file(path: \"{path}\") format json event_time ts watermark 4s\n\
+         let w = e |> key_by key |> window hop(size: 4s, slide: 2s)\n\
+             |> aggregate {{ n: count(), total: sum(v) }}\n\
+         let top = w |> top 2 by window_start order by total desc, key |> filter n > 10\n\
+         let per = w |> aggregate by window_end, window_start {{ keys: count(), most: max(total) }}\n\
+         let per10 = per |> window tumble(10s) |> aggregate {{ windows: count(), best: max(most) }}\n\
+         let one = w |> dedup by window_end keep first |> select {{ key, window_end }}\n\
+         sink top -> file(path: \"top.jsonl\") format json\n\
+         sink per -> file(path: \"per.jsonl\") format json\n\
+         sink per10 -> file(path: \"per10.jsonl\") format json\n\
+         sink one -> file(path: \"one.jsonl\") format json\n"
+    );
+    let w = format!(
+        "WITH e AS (SELECT * FROM read_json({}, format = 'newline_delimited', \
+              columns = {{'key': 'VARCHAR', 'v': 'BIGINT', 'ts': 'TIMESTAMP'}}, \
+              timestampformat = '%Y-%m-%d %H:%M:%S.%g')), \
+         w AS (SELECT key, epoch_ms(s) AS window_start, epoch_ms(s + 4000) AS window_end, \
+                      count(*) AS n, sum(v) AS total \
+               FROM (SELECT key, v, unnest(generate_series(epoch_ms(ts) // 2000 * 2000 - 2000, \
+                                                           epoch_ms(ts) // 2000 * 2000, 2000)) AS s \
+                     FROM e) \
+               GROUP BY ALL), \
+         per AS (SELECT window_end, window_start, count(*) AS keys, max(total) AS most \
+                 FROM w GROUP BY ALL) ",
+        sql_string(&path)
+    );
+    let want_top = duckdb::query(&format!(
+        "{w} SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY window_start \
+                                                         ORDER BY total DESC, key) AS rank FROM w) \
+         WHERE rank <= 2 AND n > 10"
+    ));
+    let want_per = duckdb::query(&format!("{w} SELECT * FROM per"));
+    let want_per10 = duckdb::query(&format!(
+        "{w} SELECT time_bucket(INTERVAL '10 seconds', window_end, TIMESTAMP '1970-01-01') AS window_start, \
+                time_bucket(INTERVAL '10 seconds', window_end, TIMESTAMP '1970-01-01') \
+                    + INTERVAL '10 seconds' AS window_end, \
+                count(*) AS windows, max(most) AS best \
+         FROM per GROUP BY 1"
+    ));
+    let window_keys: std::collections::BTreeSet<(String, String)> =
+        duckdb::query(&format!("{w} SELECT key, window_end FROM w"))
+            .iter()
+            .map(|r| (r["key"].to_string(), r["window_end"].to_string()))
+            .collect();
+    assert!(want_per.len() > 50, "too few windows: {}", want_per.len());
+    assert!(
+        want_top.len() > 50 && want_top.len() < 2 * want_per.len(),
+        "the filter should drop some top rows: {} of {}",
+        want_top.len(),
+        2 * want_per.len()
+    );
+    for (no_fusion, parallelism) in [(false, "1"), (false, "3"), (true, "2")] {
+        let binary = build("duck_window_final", &text, no_fusion);
+        let result = run(&binary, &["--parallelism", parallelism], dir.path(), None);
+        assert!(result.success, "{}", result.stderr);
+        let read = |name: &str| {
+            json_rows(&std::fs::read_to_string(dir.path().join(name)).unwrap_or_default())
+        };
+        let what = format!("parallelism {parallelism}, no_fusion {no_fusion}");
+        assert_same_rows(&format!("top, {what}"), &read("top.jsonl"), &want_top, &[]);
+        assert_same_rows(&format!("per, {what}"), &read("per.jsonl"), &want_per, &[]);
+        assert_same_rows(
+            &format!("per10, {what}"),
+            &read("per10.jsonl"),
+            &want_per10,
+            &[],
+        );
+        // Which row a dedup keeps among a window's ties is arrival order: check one per window,
+        // each a real (key, window).
+        let one = read("one.jsonl");
+        assert_eq!(one.len(), want_per.len(), "one row per window, {what}");
+        for row in &one {
+            let pair = (row["key"].to_string(), row["window_end"].to_string());
+            assert!(
+                window_keys.contains(&pair),
+                "{row} is no window's row, {what}"
+            );
+        }
+    }
+}
+
 /// Builds a Nexmark example (JSON on stdout instead of its checksum) twice: as written, and
 /// with every Nexmark source slower (`rate: 1_000`, so `EVENTS` events span 200 s of event
 /// time: many windows and session gaps) and out of order within groups of 500 events (at most

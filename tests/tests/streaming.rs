@@ -196,6 +196,61 @@ fn a_running_count_on_stdin_prints_each_change_while_stdin_is_open() {
     assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
 }
 
+const TOP_PER_WINDOW: &str = r#"
+schema Click { page: string, ts: timestamp }
+source clicks: Click = stdin() format json event_time ts watermark 0s
+let top = clicks
+    |> key_by page
+    |> window tumble(10s)
+    |> aggregate { n: count() }
+    |> top 2 by window_end order by n desc, page
+    |> filter n > 1
+sink top -> stdout() format json
+"#;
+
+/// A top-N keyed by its window is final when the window closes: an append stream (it takes
+/// a `filter`, rows carry no `op`), each window's rows printed once, as soon as the watermark
+/// passes the window's end, while stdin stays open; nothing before.
+#[test]
+fn a_top_n_per_window_prints_its_final_rows_when_the_window_closes() {
+    let binary = build("streaming_top_per_window", TOP_PER_WINDOW, false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = Running::start(&binary, dir.path(), &["--parallelism", "2"]);
+    let base = 1_700_000_000_000i64; // a multiple of 10 s
+    for (i, page) in ["a", "b", "a", "c", "b", "c", "b", "d"]
+        .into_iter()
+        .enumerate()
+    {
+        run.send(&click(page, base + 1_000 * i as i64));
+    }
+    assert!(
+        run.lines.recv_timeout(Duration::from_millis(500)).is_err(),
+        "nothing may be printed before the window closes"
+    );
+    // Carries the watermark past base + 10 s: b (3), then a (2) before c (2) by page.
+    run.send(&click("e", base + 10_500));
+    let first = json(&run.expect_line("rank 1 of the first window"));
+    let second = json(&run.expect_line("rank 2 of the first window"));
+    assert_eq!(
+        (&first["page"], &first["n"], &first["rank"]),
+        (&"b".into(), &3.into(), &1.into())
+    );
+    assert_eq!(
+        (&second["page"], &second["n"], &second["rank"]),
+        (&"a".into(), &2.into(), &2.into())
+    );
+    assert!(
+        first.get("op").is_none(),
+        "an append stream has no op: {first}"
+    );
+    run.send(&click("e", base + 12_000));
+    let rest = run.close();
+    // The second window closes at the end of input: e (2) at rank 1.
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    let last = json(&rest[0]);
+    assert_eq!((&last["page"], &last["n"]), (&"e".into(), &2.into()));
+}
+
 /// Kafka: a lone record produced while the pipeline runs reaches stdout and a (plain) Kafka
 /// sink within the deadline, with nothing after it to push it out.
 #[test]

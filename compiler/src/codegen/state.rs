@@ -354,6 +354,9 @@ fn window_aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<
     if let Some(key) = &agg.retract_key {
         lines.push(("updates of", key.join(", ")));
     }
+    if let Some(end) = &agg.final_at {
+        lines.push(("final at", end.clone()));
+    }
     let aggs: Vec<String> = agg.aggs.iter().map(agg_text).collect();
     lines.push(("aggregates", aggs.join("; ")));
     lines.push(("rows", type_text(out_ty)));
@@ -438,6 +441,9 @@ fn rank(def: &RankDef, input: &str, lines: &mut Vec<(&str, String)>) {
     ));
     if let Some(key) = &def.retract_key {
         lines.push(("updates of", key.join(", ")));
+    }
+    if let Some(end) = &def.final_at {
+        lines.push(("final at", end.clone()));
     }
     lines.push(("rows", input.to_string()));
 }

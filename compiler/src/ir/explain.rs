@@ -80,7 +80,12 @@ fn window(w: &WindowAggregate, graph: &Dataflow, op: OpId) -> String {
         }
         Window::Session { gap_ms } => format!("session(gap {})", duration(gap_ms)),
         Window::Unbounded => {
-            return "window: none (one row per key, revised by every record)".into()
+            return match &w.final_at {
+                Some(end) => format!(
+                    "window: none; the key names a window: one final row per key when the watermark passes `{end}`"
+                ),
+                None => "window: none (one row per key, revised by every record)".into(),
+            }
         }
     };
     let time = match w.processing_time {
@@ -132,6 +137,13 @@ fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
             });
         }
         Op::WindowAggregate(w) => lines.push(window(w, graph, op)),
+        Op::Rank(def) => {
+            if let Some(end) = &def.final_at {
+                lines.push(format!(
+                    "final: the key names a window; its rows go out once, when the watermark passes `{end}`"
+                ));
+            }
+        }
         Op::Join { def, .. } => {
             let outer = if def.left_outer { "left outer, " } else { "" };
             lines.push(match def.kind {

@@ -2,7 +2,9 @@
 //! key. Stateful; its output is an updating stream keyed by the key (and the rank). The
 //! emitter generates a `RankSpec` (key, ordering, output row); the runtime's `TopNOp` holds
 //! the best rows per key. Over an updating stream (top-N only) it also generates the input's
-//! upsert key, and `RetractTopNOp` moves revised rows between ranks.
+//! upsert key, and `RetractTopNOp` moves revised rows between ranks. When the key names a
+//! window (`RankDef::final_at`), `FinalTopNOp` emits each partition's rows once, when the
+//! window closes, and the output is an append stream.
 
 use quote::{format_ident, quote};
 
@@ -66,6 +68,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
             }
         });
     }
+    // Keyed by a window: the partition is final at the window's end (the event time).
+    let closes_at = def.final_at.as_ref().map(|f| {
+        let id = field_ident(f);
+        quote! {
+            #[inline(always)]
+            fn closes_at(r: &#input) -> i64 { r.#id }
+        }
+    });
     let out_value = if def.with_rank {
         let fields = input_schema.fields.iter().map(|f| {
             let id = field_ident(&f.name);
@@ -89,6 +99,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
                 ::std::cmp::Ordering::Equal
             }
             fn output(r: &#input, rank: i64) -> #output { #out_value }
+            #closes_at
         }
     };
     let n = def.n;
@@ -126,6 +137,11 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
             )),
         };
     }
+    let op_ty = if def.final_at.is_some() {
+        quote!(FinalTopNOp)
+    } else {
+        quote!(TopNOp)
+    };
     Emitted {
         items,
         setup: Vec::new(),
@@ -133,9 +149,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
         moves: Vec::new(),
         role: Role::Stage(Box::new(move |next| {
             if newer {
-                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties())
+                quote!(#op_ty::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties())
             } else {
-                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next))
+                quote!(#op_ty::<#spec, _>::new(#metrics.clone(), #n, #next))
             }
         })),
     }

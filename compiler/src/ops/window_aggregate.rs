@@ -3,7 +3,9 @@
 //! blocking: accumulators per (window, key) are updated as records arrive and emitted when the
 //! watermark passes the window's end. The emitter generates the accumulator struct and the
 //! `WindowAggregate` impl (add, merge for sessions, output); the runtime's
-//! `WindowAggregateOp` holds the state.
+//! `WindowAggregateOp` holds the state. Without a window the same code serves an unbounded
+//! aggregate (`GroupAggregateOp`, an updating stream), or, when the key names a window
+//! upstream, `FinalAggregateOp` (one final row per group when that window closes).
 
 use quote::{format_ident, quote};
 
@@ -179,10 +181,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             quote!(Windows::Cumulate { step: #step_ms, size: #size_ms })
         }
         Window::Session { gap_ms } => quote!(Windows::Session { gap: #gap_ms }),
-        // Not a window operator: `GroupAggregateOp` ignores the window.
+        // Not a window operator: `GroupAggregateOp` and `FinalAggregateOp` ignore the window.
         Window::Unbounded => quote!(Windows::Tumble { size: 1 }),
     };
     let unbounded = agg.window == Window::Unbounded;
+    // Keyed by a window upstream: each group's row once, when the window closes.
+    let final_at = agg.final_at.is_some();
     let window_fields = if unbounded {
         quote!()
     } else {
@@ -237,7 +241,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             } else {
                 quote!(new(#metrics.clone(), #windows, #next))
             };
-            if unbounded {
+            if unbounded && final_at {
+                quote!(FinalAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next) #with_overflows)
+            } else if unbounded {
                 quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next) #with_overflows)
             } else if processing {
                 quote!(WindowAggregateOp::<#agg_ty, _, _>::#ctor.on_processing_time() #lateness_setting #with_overflows)

@@ -286,10 +286,21 @@ pub fn narrow(ty: &StreamType, kept: &[String]) -> StreamType {
         .cloned()
         .collect();
     let time_field = time_name.and_then(|t| fields.iter().position(|f| f.name == t));
+    let window = ty
+        .window
+        .as_ref()
+        .filter(|_| time_field.is_some())
+        .map(|w| {
+            let start = w.start.map(|i| &ty.schema.fields[i].name);
+            crate::sema::WindowFields {
+                start: start.and_then(|s| fields.iter().position(|f| f.name == *s)),
+            }
+        });
     StreamType {
         updating: ty.updating.clone(),
         schema: crate::sema::types::Schema { fields },
         time_field,
+        window,
     }
 }
 

@@ -352,6 +352,7 @@ impl Checker {
                 updating: None,
                 schema: Schema { fields },
                 time_field,
+                window: None,
             },
         ))
     }

@@ -23,7 +23,7 @@ pub use expr::{ExprChecker, TExpr, TExprKind};
 use functions::AggFunc;
 use nexmark::NexmarkStream;
 pub use program::*;
-pub use types::{Field, Schema, StreamType, Type, Updating};
+pub use types::{Field, Schema, StreamType, Type, Updating, WindowFields};
 
 /// Checks a parsed module. Returns the program when there are no errors (warnings may be
 /// present), and every diagnostic found.
@@ -631,6 +631,7 @@ impl Checker {
             updating: None,
             schema,
             time_field: None,
+            window: None,
         };
         let mut watermark_ms = None;
         if let Some(et) = &decl.event_time {
@@ -867,6 +868,7 @@ impl Checker {
                     let mut out = Vec::<(String, TExpr)>::new();
                     let mut spans: BTreeMap<String, Span> = BTreeMap::new();
                     let mut time_field = None;
+                    let mut window_start = None;
                     for item in items {
                         let entries: Vec<(String, Option<TExpr>, Span)> = match &item.kind {
                             SelectItemKind::Star => ty
@@ -945,6 +947,13 @@ impl Checker {
                                     time_field = Some(out.len());
                                 }
                             }
+                            if let (TExprKind::Field(src), Some(s)) =
+                                (&e.kind, ty.window.as_ref().and_then(|w| w.start))
+                            {
+                                if *src == ty.schema.fields[s].name && window_start.is_none() {
+                                    window_start = Some(out.len());
+                                }
+                            }
                             out.push((name, e));
                         }
                     }
@@ -978,10 +987,19 @@ impl Checker {
                             continue;
                         }
                     }
+                    // The window's end is the event time: without it, no window to close.
+                    let window = ty
+                        .window
+                        .as_ref()
+                        .filter(|_| time_field.is_some())
+                        .map(|_| WindowFields {
+                            start: window_start,
+                        });
                     ty = StreamType {
                         schema,
                         time_field,
                         updating,
+                        window,
                     };
                     steps.push(TStep {
                         kind: TStepKind::Select(out),
@@ -1096,6 +1114,8 @@ impl Checker {
                         }
                         None => Vec::new(),
                     };
+                    // Keyed by a window: one final row per key when the window closes.
+                    let final_at = ty.closing_field(&keys);
                     let def = RankDef {
                         keys: keys.clone(),
                         n: 1,
@@ -1103,13 +1123,17 @@ impl Checker {
                         newer_wins_ties: *keep_last,
                         with_rank: false,
                         retract_key: None,
+                        final_at: final_at.clone(),
                     };
-                    ty.updating = Some(Updating {
-                        key: keys,
-                        operator: "dedup",
-                        span: step.span,
-                    });
-                    ty.time_field = None;
+                    if final_at.is_none() {
+                        ty.updating = Some(Updating {
+                            key: keys,
+                            operator: "dedup",
+                            span: step.span,
+                        });
+                        ty.time_field = None;
+                        ty.window = None;
+                    }
                     steps.push(TStep {
                         kind: TStepKind::Rank(def),
                         span: step.span,
@@ -1170,15 +1194,20 @@ impl Checker {
                         continue;
                     }
                     let retract_key = ty.updating.as_ref().map(|u| u.key.clone());
+                    // Keyed by a window: the final top N per key when the window closes.
+                    let final_at = ty.closing_field(&keys);
                     let mut key = keys.clone();
                     key.push("rank".to_string());
                     ty.schema.fields.push(Field::new("rank", Type::I64));
-                    ty.updating = Some(Updating {
-                        key,
-                        operator: "top",
-                        span: step.span,
-                    });
-                    ty.time_field = None;
+                    if final_at.is_none() {
+                        ty.updating = Some(Updating {
+                            key,
+                            operator: "top",
+                            span: step.span,
+                        });
+                        ty.time_field = None;
+                        ty.window = None;
+                    }
                     let def = RankDef {
                         keys,
                         n,
@@ -1186,6 +1215,7 @@ impl Checker {
                         newer_wins_ties: false,
                         with_rank: true,
                         retract_key,
+                        final_at,
                     };
                     steps.push(TStep {
                         kind: TStepKind::Rank(def),
@@ -1731,25 +1761,53 @@ impl Checker {
             );
             ok = false;
         }
+        // Without a window, keyed by a window upstream: one final row per group at its end.
+        let final_at = if unbounded {
+            input.closing_field(&keys)
+        } else {
+            None
+        };
+        let (out_time, out_window) = if !self.processing && !unbounded && self.lateness == 0 {
+            // `window_end` carries event time on: rows leave when the watermark reaches it,
+            // so a later window, an interval join or a final top-N can use it.
+            let start = matches!(window, Window::Tumble { .. } | Window::Hop { .. });
+            (
+                Some(key_count + 1),
+                Some(WindowFields {
+                    start: start.then_some(key_count),
+                }),
+            )
+        } else if let Some(end) = &final_at {
+            // The window's bounds among the keys stay what they were.
+            let time = keys.iter().position(|k| k == end);
+            let start = input
+                .window
+                .as_ref()
+                .and_then(|w| w.start)
+                .map(|s| &input.schema.fields[s].name)
+                .and_then(|s| keys.iter().position(|k| k == s));
+            (time, time.map(|_| WindowFields { start }))
+        } else {
+            (None, None)
+        };
         ok.then_some((
             WindowAggregate {
                 keys,
                 window,
                 time_field,
-                processing_time: self.processing || unbounded,
+                processing_time: self.processing || (unbounded && final_at.is_none()),
                 lateness_ms: self.lateness,
                 late_output: self.late_output.as_ref().map(|(n, _)| n.clone()),
                 zone: self.window_zone.clone(),
                 retract_key: input.updating.as_ref().map(|u| u.key.clone()),
+                final_at: final_at.clone(),
                 aggs,
             },
             StreamType {
                 schema: Schema { fields },
-                // `window_end` carries event time on: rows leave when the watermark reaches
-                // it, so a later window or an interval join can use it.
-                time_field: (!self.processing && !unbounded && self.lateness == 0)
-                    .then_some(key_count + 1),
-                updating: if unbounded {
+                time_field: out_time,
+                window: out_window,
+                updating: if unbounded && final_at.is_none() {
                     Some(Updating {
                         key: keys_for_update,
                         operator: "aggregate",

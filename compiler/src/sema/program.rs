@@ -212,6 +212,10 @@ pub struct RankDef {
     pub with_rank: bool,
     /// Over an updating stream: the input's upsert key (revised rows leave and re-enter).
     pub retract_key: Option<Vec<String>>,
+    /// When the key names a window ([`StreamType::closing_field`]): the event-time field (the
+    /// window's end) at which a partition is final. Its rows are emitted once, then, as an
+    /// append stream.
+    pub final_at: Option<String>,
 }
 
 /// A checked join step. Key and condition expressions: `left_keys` over the left record,
@@ -261,6 +265,10 @@ pub struct WindowAggregate {
     /// Aggregating an updating stream: its upsert key (each change retracts the row it
     /// revises). Only without a window.
     pub retract_key: Option<Vec<String>>,
+    /// Without a window, when the key names a window upstream ([`StreamType::closing_field`]):
+    /// each group's row is emitted once, final, when the watermark passes this event-time
+    /// field (the window's end), and the output is an append stream.
+    pub final_at: Option<String>,
     pub aggs: Vec<AggItem>,
 }
 

@@ -122,6 +122,33 @@ pub struct StreamType {
     pub time_field: Option<usize>,
     /// Set when the stream revises earlier rows (a changelog of upserts by key).
     pub updating: Option<Updating>,
+    /// Set when the event-time field is the `window_end` of an event-time window: all rows of
+    /// one window arrive before the watermark passes its end, so a key that names the window
+    /// is complete then (a `top`, `dedup` or `aggregate by` keyed by it emits final rows).
+    pub window: Option<WindowFields>,
+}
+
+/// The fields that name a window, besides the event-time field (its end).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowFields {
+    /// Index of the window's start, when the start alone names one window (tumble and hop;
+    /// not cumulate, whose windows share a start, nor session, whose ends vary per key).
+    pub start: Option<usize>,
+}
+
+impl StreamType {
+    /// When `keys` name a window of this append stream (its end, or a start that names one
+    /// window): the event-time field whose value closes each key's group.
+    pub fn closing_field(&self, keys: &[String]) -> Option<String> {
+        if self.updating.is_some() {
+            return None;
+        }
+        let (time, window) = (self.time_field?, self.window.as_ref()?);
+        let name = |i: usize| &self.schema.fields[i].name;
+        keys.iter()
+            .any(|k| k == name(time) || window.start.is_some_and(|s| k == name(s)))
+            .then(|| name(time).clone())
+    }
 }
 
 /// What makes a stream updating, for its sinks and for error messages.

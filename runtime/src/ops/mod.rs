@@ -10,6 +10,7 @@ pub mod regular_join;
 pub mod retract_top;
 pub mod updating;
 pub mod window;
+pub mod window_final;
 pub mod window_join;
 
 pub use filter::Filter;
@@ -23,4 +24,5 @@ pub use updating::{
     Change, GroupAggregateOp, RankSpec, RetractAggregate, RetractAggregateOp, TopNOp, Upserts,
 };
 pub use window::{WindowAggregate, WindowAggregateOp, Windows};
+pub use window_final::{FinalAggregateOp, FinalTopNOp};
 pub use window_join::WindowJoin;

@@ -334,6 +334,13 @@ pub trait RankSpec {
     fn compare(a: &Self::In, b: &Self::In) -> Ordering;
     /// The output row for a record at `rank` (1-based).
     fn output(record: &Self::In, rank: i64) -> Self::Out;
+    /// When the key names a window: the record's window end, at which its partition is final
+    /// ([`FinalTopNOp`](super::FinalTopNOp)). Generated only for those.
+    #[inline(always)]
+    fn closes_at(record: &Self::In) -> i64 {
+        let _ = record;
+        i64::MAX
+    }
 }
 
 /// Top-N per key (`top N by k order by ...`); dedup is top-1 with the order "first" or
