@@ -26,6 +26,7 @@ use std::fmt::Write;
 use sha2::{Digest, Sha256};
 
 use crate::ir::{Dataflow, Op, OpId, Parallelism};
+use crate::sema::functions::AggFunc;
 use crate::sema::{
     AggItem, Format, JoinDef, RankDef, SinkKind, SourceKind, StreamType, TExpr, TExprKind, Window,
     WindowAggregate,
@@ -354,7 +355,21 @@ fn window_aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<
     if let Some(key) = &agg.retract_key {
         lines.push(("updates of", key.join(", ")));
     }
-    let aggs: Vec<String> = agg.aggs.iter().map(agg_text).collect();
+    // `first_value`/`last_value` by event time hold the time next to the value.
+    let by_time = agg.value_order_time().is_some();
+    let aggs: Vec<String> = agg
+        .aggs
+        .iter()
+        .map(|a| {
+            let text = agg_text(a);
+            match a.func {
+                AggFunc::FirstValue | AggFunc::LastValue if by_time => {
+                    format!("{text} by event time")
+                }
+                _ => text,
+            }
+        })
+        .collect();
     lines.push(("aggregates", aggs.join("; ")));
     lines.push(("rows", type_text(out_ty)));
 }

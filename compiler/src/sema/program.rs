@@ -264,6 +264,16 @@ pub struct WindowAggregate {
     pub aggs: Vec<AggItem>,
 }
 
+impl WindowAggregate {
+    /// The event-time field `first_value`/`last_value` order by: the input's, in event-time
+    /// windows and in an unbounded `aggregate by` over a stream with event time; `None` (they
+    /// follow arrival order) on processing time or without event time.
+    pub fn value_order_time(&self) -> Option<&str> {
+        let by_time = !self.processing_time || self.window == Window::Unbounded;
+        (by_time && !self.time_field.is_empty()).then_some(self.time_field.as_str())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Window {
     Tumble {
