@@ -454,6 +454,15 @@ fn rank(def: &RankDef, input: &str, lines: &mut Vec<(&str, String)>) {
     if let Some(key) = &def.retract_key {
         lines.push(("updates of", key.join(", ")));
     }
+    // Only with a TTL, so that the shapes (and checkpoints) of rank operators without one
+    // stay what they were before TTLs existed.
+    if let Some(ttl) = def.ttl_ms {
+        let time = def
+            .ttl_time
+            .as_deref()
+            .unwrap_or("the watermark at arrival");
+        lines.push(("ttl", format!("{} by {time}", duration(ttl))));
+    }
     lines.push(("rows", input.to_string()));
 }
 

@@ -157,6 +157,14 @@ fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
                 JoinKind::Lookup => format!("join: {outer}lookup, a table read at start"),
             });
         }
+        Op::Rank(def) => {
+            if let Some(ms) = def.ttl_ms {
+                lines.push(format!(
+                    "state: a key's kept until the watermark passes its last write + {}",
+                    duration(ms)
+                ));
+            }
+        }
         _ => {}
     }
     let what = if matches!(node.op, Op::Sink(_)) {

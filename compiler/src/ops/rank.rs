@@ -2,7 +2,8 @@
 //! key. Stateful; its output is an updating stream keyed by the key (and the rank). The
 //! emitter generates a `RankSpec` (key, ordering, output row); the runtime's `TopNOp` holds
 //! the best rows per key. Over an updating stream (top-N only) it also generates the input's
-//! upsert key, and `RetractTopNOp` moves revised rows between ranks.
+//! upsert key, and `RetractTopNOp` moves revised rows between ranks. With `ttl(...)` both
+//! drop a key's state once the watermark passes its last write plus the TTL.
 
 use quote::{format_ident, quote};
 
@@ -66,6 +67,21 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
             }
         });
     }
+    // With a TTL over an append stream, a write's time is the record's event time.
+    let event_time = match (&def.ttl_ms, &def.ttl_time) {
+        (Some(_), Some(time)) => {
+            let f = field_ident(time);
+            quote! {
+                #[inline(always)]
+                fn event_time(r: &#input) -> i64 { r.#f }
+            }
+        }
+        _ => quote!(),
+    };
+    let with_ttl = match def.ttl_ms {
+        Some(ttl) => quote!(.with_ttl(#ttl)),
+        None => quote!(),
+    };
     let out_value = if def.with_rank {
         let fields = input_schema.fields.iter().map(|f| {
             let id = field_ident(&f.name);
@@ -89,6 +105,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
                 ::std::cmp::Ordering::Equal
             }
             fn output(r: &#input, rank: i64) -> #output { #out_value }
+            #event_time
         }
     };
     let n = def.n;
@@ -122,7 +139,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
             captures: vec![metrics.clone()],
             moves: Vec::new(),
             role: Role::Stage(Box::new(
-                move |next| quote!(RetractTopNOp::<#spec, _>::new(#metrics.clone(), #n, #next)),
+                move |next| quote!(RetractTopNOp::<#spec, _>::new(#metrics.clone(), #n, #next) #with_ttl),
             )),
         };
     }
@@ -133,9 +150,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
         moves: Vec::new(),
         role: Role::Stage(Box::new(move |next| {
             if newer {
-                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties())
+                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties() #with_ttl)
             } else {
-                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next))
+                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next) #with_ttl)
             }
         })),
     }

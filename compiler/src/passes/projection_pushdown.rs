@@ -90,6 +90,8 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
             for (e, _) in &def.order {
                 expr_fields(e, &mut out);
             }
+            // A TTL reads each record's event time.
+            out.extend(def.ttl_time.iter().cloned());
         }
     }
     out

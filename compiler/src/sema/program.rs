@@ -212,6 +212,12 @@ pub struct RankDef {
     pub with_rank: bool,
     /// Over an updating stream: the input's upsert key (revised rows leave and re-enter).
     pub retract_key: Option<Vec<String>>,
+    /// State TTL in ms (`ttl(1h)`): a key's state is dropped once the watermark passes its
+    /// last write plus this.
+    pub ttl_ms: Option<i64>,
+    /// The event-time field a write's time is read from; `None` over an updating stream
+    /// (the watermark when the change arrives).
+    pub ttl_time: Option<String>,
 }
 
 /// A checked join step. Key and condition expressions: `left_keys` over the left record,

@@ -331,8 +331,7 @@ mod tests {
     fn with_a_ttl_a_partition_expires_after_the_watermark_moves_on_without_a_change() {
         let table = Table::default();
         let metrics = Metrics::new();
-        let mut op =
-            RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, table.clone()).with_ttl(10);
+        let mut op = RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, table.clone()).with_ttl(10);
         op.push(&Change::Upsert((1, 7, 50))); // before the first watermark: counts from it
         op.push(&Change::Upsert((2, 8, 40)));
         op.watermark(100);
@@ -349,13 +348,9 @@ mod tests {
         assert_eq!(op.state_size(), (1, 1));
         op.finish();
         // Expiry emits nothing: the table keeps the rows last sent.
-        let want: Ranks = [
-            ((7, 1), (1, 20)),
-            ((8, 1), (2, 45)),
-            ((8, 2), (3, 30)),
-        ]
-        .into_iter()
-        .collect();
+        let want: Ranks = [((7, 1), (1, 20)), ((8, 1), (2, 45)), ((8, 2), (3, 30))]
+            .into_iter()
+            .collect();
         assert_eq!(*table.0.borrow(), want);
         // A saved state restores the partition times.
         let mut bytes = Vec::new();

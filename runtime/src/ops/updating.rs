@@ -550,7 +550,8 @@ mod tests {
     }
 
     #[derive(Clone, Default)]
-    struct Log(Rc<RefCell<Vec<(i64, i64, &'static str)>>>);
+    struct Log(Rc<RefCell<Vec<Row>>>);
+    type Row = (i64, i64, &'static str);
     impl Collector<Change<(i64, i64, &'static str)>> for Log {
         fn push(&mut self, c: &Change<(i64, i64, &'static str)>) {
             self.0.borrow_mut().push(*c.row());
@@ -582,7 +583,12 @@ mod tests {
         op.finish();
         assert_eq!(
             *log.0.borrow(),
-            vec![(1, 100, "a"), (2, 104, "b"), (1, 112, "fresh"), (2, 103, "earlier")]
+            vec![
+                (1, 100, "a"),
+                (2, 104, "b"),
+                (1, 112, "fresh"),
+                (2, 103, "earlier")
+            ]
         );
     }
 
