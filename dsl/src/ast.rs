@@ -156,15 +156,20 @@ pub enum StepKind {
     /// `[left] join|interval_join|window_join|lookup_join STREAM [as ALIAS] on EXPR OPTION*`.
     /// The joined stream's fields are named `ALIAS.field` (ALIAS defaults to the stream's name).
     Join(JoinStep),
-    /// `dedup by a, b keep first|last`: one row per key (first or last by event time, or by
-    /// arrival when the stream has none).
-    Dedup { by: Vec<Ident>, keep_last: bool },
-    /// `top N [by a, b] order by expr [asc|desc], ...`: the best N rows per key, with a
-    /// `rank` field.
+    /// `dedup by a, b keep first|last OPTION*`: one row per key (first or last by event time,
+    /// or by arrival when the stream has none). Options: `ttl(1h)`.
+    Dedup {
+        by: Vec<Ident>,
+        keep_last: bool,
+        options: Vec<Call>,
+    },
+    /// `top N [by a, b] order by expr [asc|desc], ... OPTION*`: the best N rows per key, with
+    /// a `rank` field. Options: `ttl(10m)`.
     Top {
         n: Expr,
         by: Vec<Ident>,
         order: Vec<(Expr, bool)>,
+        options: Vec<Call>,
     },
 }
 

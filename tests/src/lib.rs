@@ -312,3 +312,106 @@ mod tests {
         assert_eq!(format_ts(-1), "1969-12-31 23:59:59.999");
     }
 }
+
+/// One input line of [`ttl_events`].
+#[derive(Clone, Debug)]
+pub struct TtlEvent {
+    pub id: i64,
+    pub price: i64,
+    pub ts: i64,
+}
+
+/// The pipeline the TTL tests run over `events.jsonl` (see [`ttl_events`]): per id, the
+/// first row and the two highest prices, each with a 10 s TTL, into `first.jsonl` and
+/// `top.jsonl` (final tables).
+pub const TTL_PIPELINE: &str = r#"
+schema E { id: i64, price: i64, ts: timestamp }
+source e: E = file(path: "events.jsonl", parallelism: 1) format json
+    event_time ts watermark 1s
+sink e |> dedup by id keep first ttl(10s) -> file(path: "first.jsonl")
+sink e |> top 2 by id order by price desc ttl(10s) -> file(path: "top.jsonl")
+"#;
+
+/// Events in event-time order for [`TTL_PIPELINE`]: each of `ids` ids comes in generations,
+/// one to four records within 10 s of the generation's start, and the next generation starts
+/// 30 to 50 s after that start. With the 10 s TTL a generation's key state (last written at
+/// most 10 s after its start) always expires before the next generation's first record,
+/// whatever the moments watermarks are sent (the watermark trails the newest time by 1 s plus
+/// at most the 256 records between two watermarks, about 2 s of event time with 2000 ids),
+/// and never within a generation (a record at `t` sees a watermark of at most `t - 1s`), so
+/// the expected output does not depend on timing. Returns the events and the file's lines.
+pub fn ttl_events(ids: i64, seconds: i64) -> (Vec<TtlEvent>, String) {
+    let mut rng = Rng(0x7717_u64);
+    let base = 1_700_000_000_000i64;
+    let mut events = Vec::new();
+    for id in 0..ids {
+        let mut start = rng.below(30_000) as i64;
+        while start < seconds * 1000 {
+            for _ in 0..=rng.below(4) {
+                events.push(TtlEvent {
+                    id,
+                    price: rng.below(1_000_000) as i64,
+                    ts: base + start + rng.below(10_001) as i64,
+                });
+            }
+            start += 30_000 + rng.below(20_001) as i64;
+        }
+    }
+    events.sort_by_key(|e| (e.ts, e.id));
+    let text: String = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{{\"id\":{},\"price\":{},\"ts\":{}}}\n",
+                e.id, e.price, e.ts
+            )
+        })
+        .collect();
+    (events, text)
+}
+
+/// The final tables [`TTL_PIPELINE`] must write for `events` (a naive reference: a generation
+/// is the records of an id at most 10 s after its first one),
+/// as sorted JSON lines: (first rows, top rows), and the number of generations in all.
+pub fn ttl_expected(events: &[TtlEvent]) -> (Vec<String>, Vec<String>, usize) {
+    use std::collections::BTreeMap;
+    // id -> generations, each its records in arrival order.
+    let mut gens: BTreeMap<i64, Vec<Vec<&TtlEvent>>> = BTreeMap::new();
+    for e in events {
+        let list = gens.entry(e.id).or_default();
+        match list.last_mut() {
+            Some(g) if e.ts - g[0].ts <= 10_000 => g.push(e),
+            _ => list.push(vec![e]),
+        }
+    }
+    let row = |e: &TtlEvent| {
+        serde_json::json!({"id": e.id, "price": e.price, "ts": format_ts(e.ts)}).to_string()
+    };
+    let mut first = Vec::new();
+    let mut top = Vec::new();
+    let mut n_gens = 0;
+    for list in gens.values() {
+        n_gens += list.len();
+        // Dedup: the last generation's first record replaced every earlier row.
+        first.push(row(list.last().expect("a generation")[0]));
+        // Top 2: each rank holds the row of the last generation that filled it.
+        let mut ranks: BTreeMap<usize, &TtlEvent> = BTreeMap::new();
+        for g in list {
+            let mut best = g.clone();
+            // Price descending; equal prices keep arrival order.
+            best.sort_by_key(|e| std::cmp::Reverse(e.price));
+            for (i, e) in best.into_iter().take(2).enumerate() {
+                ranks.insert(i + 1, e);
+            }
+        }
+        for (rank, e) in ranks {
+            top.push(
+                serde_json::json!({"id": e.id, "price": e.price, "ts": format_ts(e.ts), "rank": rank})
+                    .to_string(),
+            );
+        }
+    }
+    first.sort();
+    top.sort();
+    (first, top, n_gens)
+}

@@ -675,3 +675,188 @@ fn q13_lookup_join_matches_duckdb() {
     assert!(result.success, "{}", result.stderr);
     assert_same_rows("q13", &json_rows(&result.stdout), &want, &[]);
 }
+
+/// Events for the ordering tests: `seq` is the line number (arrival order with one reader),
+/// `ts` whole seconds that run up to 3 s behind the newest (out of order under a 5 s
+/// watermark bound, never late) with many ties per key, `v` null in one line of 8, and `id`
+/// a dedup key with a dozen lines each. Returns the file's path.
+fn write_ordering_events(dir: &std::path::Path) -> String {
+    let input = dir.join("events.jsonl");
+    let mut lines = Vec::new();
+    let mut state = 0x0dd_u64;
+    for seq in 0..6000i64 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let behind = ((state >> 33) % 4) as i64 * 1000;
+        let ts = format_ts(1_436_918_400_000 + (seq / 4) * 1000 - behind);
+        let k = (state >> 40) % 5;
+        let id = (state >> 24) % 500;
+        let v = match (state >> 50) % 8 {
+            0 => "null".to_string(),
+            _ => (((state >> 10) % 100_000) as i64 - 50_000).to_string(),
+        };
+        lines.push(format!(
+            r#"{{"key":"k{k}","id":{id},"seq":{seq},"v":{v},"ts":"{ts}"}}"#
+        ));
+    }
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    input.display().to_string()
+}
+
+/// Rows as sorted JSON texts, to compare DuckDB results whose row order is unspecified.
+fn row_set(rows: Vec<Value>) -> Vec<String> {
+    let mut texts: Vec<String> = rows.iter().map(Value::to_string).collect();
+    texts.sort();
+    texts
+}
+
+/// The ordering events as a DuckDB table expression.
+fn ordering_table(path: &str) -> String {
+    format!(
+        "read_json({}, format = 'newline_delimited', \
+         columns = {{'key': 'VARCHAR', 'id': 'BIGINT', 'seq': 'BIGINT', 'v': 'BIGINT', 'ts': 'TIMESTAMP'}}, \
+         timestampformat = '%Y-%m-%d %H:%M:%S.%g')",
+        sql_string(path)
+    )
+}
+
+/// `first_value`/`last_value` take the earliest/latest record by event time (ties: the first
+/// arrival for `first_value`, the last for `last_value`; null values skipped), in tumbling and
+/// session windows and in an unbounded `aggregate by`: DuckDB's `first`/`last` ordered by
+/// (ts, seq) over the non-null values. Arrival order alone gives other answers on this input
+/// (checked too), so the comparison would catch an aggregate that ignores event time.
+#[test]
+fn first_and_last_value_by_event_time_match_duckdb() {
+    let dir = temp();
+    let path = write_ordering_events(dir.path());
+    let table = ordering_table(&path);
+    let sessions_out = dir.path().join("sessions.jsonl");
+    let totals_out = dir.path().join("totals.jsonl");
+    let aggs = "f: first_value(v), l: last_value(v), fs: first_value(seq), ls: last_value(seq)";
+    let text = format!(
+        "schema E {{ key: string, id: i64, seq: i64, v: i64?, ts: timestamp }}\n\
+         source e: E = file(path: \"{path}\", parallelism: 1) format json event_time ts watermark 5s\n\
+         let w = e |> key_by key |> window tumble(10s) |> aggregate {{ {aggs} }}\n\
+         let s = e |> key_by key |> window session(gap: 2500ms) |> aggregate {{ {aggs} }}\n\
+         let u = e |> aggregate by key {{ {aggs} }}\n\
+         sink w -> stdout() format json\n\
+         sink s -> file(path: \"{}\") format json\n\
+         sink u -> file(path: \"{}\") format json\n",
+        sessions_out.display(),
+        totals_out.display()
+    );
+    // `order` is the aggregates' ORDER BY: (ts, seq) for event time, seq for arrival.
+    let sql_aggs = |order: &str| {
+        format!(
+            "first(v ORDER BY {order}) FILTER (WHERE v IS NOT NULL) AS f, \
+             last(v ORDER BY {order}) FILTER (WHERE v IS NOT NULL) AS l, \
+             first(seq ORDER BY {order}) AS fs, last(seq ORDER BY {order}) AS ls"
+        )
+    };
+    let windows = |order: &str| {
+        duckdb::query(&format!(
+            "SELECT key, time_bucket(INTERVAL '10 seconds', ts, TIMESTAMP '1970-01-01') AS window_start, \
+                    window_start + INTERVAL '10 seconds' AS window_end, {} \
+             FROM {table} GROUP BY ALL",
+            sql_aggs(order)
+        ))
+    };
+    // Sessions: a new one where a key's next time is 2.5 s or more after the previous one
+    // (times are whole seconds, so never exactly 2.5 s: touching sessions cannot occur).
+    let sessions = |order: &str| {
+        duckdb::query(&format!(
+            "WITH G AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY key ORDER BY ts, seq) \
+                                < INTERVAL '2500 milliseconds' THEN 0 ELSE 1 END AS starts FROM {table}), \
+                  S AS (SELECT *, sum(starts) OVER (PARTITION BY key ORDER BY ts, seq \
+                                ROWS UNBOUNDED PRECEDING) AS session FROM G) \
+             SELECT key, min(ts) AS window_start, max(ts) + INTERVAL '2500 milliseconds' AS window_end, {} \
+             FROM S GROUP BY key, session",
+            sql_aggs(order)
+        ))
+    };
+    let totals = |order: &str| {
+        duckdb::query(&format!(
+            "SELECT key, {} FROM {table} GROUP BY key",
+            sql_aggs(order)
+        ))
+    };
+    let (want_w, want_s, want_u) = (windows("ts, seq"), sessions("ts, seq"), totals("ts, seq"));
+    let differ = |a: &[Value], b: Vec<Value>| row_set(a.to_vec()) != row_set(b);
+    assert!(
+        differ(&want_w, windows("seq")),
+        "the input should be out of order"
+    );
+    assert!(
+        differ(&want_s, sessions("seq")),
+        "the input should be out of order"
+    );
+    assert!(
+        differ(&want_u, totals("seq")),
+        "the input should be out of order"
+    );
+    // Ties decide some answers: first by (ts, seq) differs from first by (ts, -seq).
+    assert!(
+        differ(&want_w, windows("ts, seq DESC")),
+        "the input should have ties of event time"
+    );
+    assert!(want_s.len() > 50, "too few sessions: {}", want_s.len());
+
+    let binary = build("duck_first_last", &text, false);
+    let result = run(&binary, &["--parallelism", "2"], dir.path(), None);
+    assert!(result.success, "{}", result.stderr);
+    assert_same_rows("tumbling windows", &json_rows(&result.stdout), &want_w, &[]);
+    let read = |p: &std::path::Path| json_rows(&std::fs::read_to_string(p).unwrap());
+    assert_same_rows("session windows", &read(&sessions_out), &want_s, &[]);
+    assert_same_rows("aggregate by key", &read(&totals_out), &want_u, &[]);
+}
+
+/// `dedup by id keep first` keeps the row with the earliest event time, `keep last` the one
+/// with the latest (ties: the first and the last arrival): DuckDB's row_number over
+/// (partition by id order by ts, seq), ascending and descending, on out-of-order input where
+/// arrival order alone would choose other rows.
+#[test]
+fn dedup_keeps_the_earliest_or_latest_by_event_time_as_duckdb() {
+    let dir = temp();
+    let path = write_ordering_events(dir.path());
+    let table = ordering_table(&path);
+    let first_out = dir.path().join("first.jsonl");
+    let last_out = dir.path().join("last.jsonl");
+    let text = format!(
+        "schema E {{ key: string, id: i64, seq: i64, v: i64?, ts: timestamp }}\n\
+         source e: E = file(path: \"{path}\", parallelism: 1) format json event_time ts watermark 5s\n\
+         sink e |> dedup by id keep first -> file(path: \"{}\") format json\n\
+         sink e |> dedup by id keep last -> file(path: \"{}\") format json\n",
+        first_out.display(),
+        last_out.display()
+    );
+    let ranked = |order: &str| {
+        duckdb::query(&format!(
+            "SELECT key, id, seq, v, ts FROM (SELECT *, row_number() OVER \
+             (PARTITION BY id ORDER BY {order}) AS rn FROM {table}) WHERE rn = 1"
+        ))
+    };
+    let want_first = ranked("ts, seq");
+    let want_last = ranked("ts DESC, seq DESC");
+    let differ = |a: &[Value], b: Vec<Value>| row_set(a.to_vec()) != row_set(b);
+    assert!(
+        differ(&want_first, ranked("seq")),
+        "the input should be out of order"
+    );
+    assert!(
+        differ(&want_last, ranked("seq DESC")),
+        "the input should be out of order"
+    );
+    assert!(
+        differ(&want_first, ranked("ts, seq DESC")),
+        "the input should have ties of event time"
+    );
+    assert_eq!(want_first.len(), 500);
+
+    let binary = build("duck_dedup_order", &text, false);
+    let result = run(&binary, &["--parallelism", "2"], dir.path(), None);
+    assert!(result.success, "{}", result.stderr);
+    let read = |p: &std::path::Path| json_rows(&std::fs::read_to_string(p).unwrap());
+    assert_same_rows("dedup keep first", &read(&first_out), &want_first, &[]);
+    assert_same_rows("dedup keep last", &read(&last_out), &want_last, &[]);
+}

@@ -12,7 +12,9 @@ use std::path::Path;
 
 use weir_compiler::{Options, SourceMap};
 use weir_runtime::checkpoint::manifest::{Kind, Manifest, SlotEntry};
-use weir_tests::{build, kill_at_checkpoint, run, sorted_lines};
+use weir_tests::{
+    build, kill_at_checkpoint, run, sorted_lines, ttl_events, ttl_expected, TTL_PIPELINE,
+};
 
 /// The participants a binary built from `text` declares, and its fingerprint.
 fn plan(text: &str) -> (String, Vec<SlotEntry>) {
@@ -90,6 +92,9 @@ let held = auctions
 let best = bids
     |> top 3 by auction order by price desc
 
+let recent = bids
+    |> top 2 by bidder order by price desc ttl(30s)
+
 let firsts = bids
     |> dedup by bidder keep first
 
@@ -99,6 +104,7 @@ sink sessions -> file(path: "sessions.jsonl")
 sink matched -> file(path: "matched.jsonl")
 sink held -> file(path: "held.jsonl")
 sink best -> file(path: "best.jsonl")
+sink recent -> file(path: "recent.jsonl")
 sink firsts -> file(path: "firsts.jsonl")
 "#;
 
@@ -211,6 +217,18 @@ const CHANGES: &[(&str, &str, &str, Option<&str>)] = &[
         "keep first",
         "keep last",
         Some("ties was `older first (keep first)`, now `newer first (keep last)`"),
+    ),
+    (
+        "top ttl",
+        "ttl(30s)",
+        "ttl(1m)",
+        Some("ttl was `30s by ts`, now `1m by ts`"),
+    ),
+    (
+        "dedup ttl added",
+        "keep first",
+        "keep first ttl(1h)",
+        Some("ttl is new: `1h by ts`"),
     ),
     (
         "sink target",
@@ -368,4 +386,35 @@ fn a_changed_filter_constant_or_watermark_delay_resumes_and_is_correct() {
         assert!(!want.is_empty());
         assert_eq!(sorted_lines(&dir.path().join("out.jsonl")), want, "{name}");
     }
+}
+
+/// Dedup and top-N with a TTL, killed at a checkpoint and resumed: the keys' last writes are
+/// part of the state, so keys expire after the restore as in a run that never stopped, and
+/// the final tables equal the naive reference (`weir_tests::ttl_expected`).
+#[test]
+fn ttl_expiry_survives_a_restore() {
+    let binary = build("restore_ttl", TTL_PIPELINE, false);
+    let (events, text) = ttl_events(2000, 600);
+    let (first, top, _) = ttl_expected(&events);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.jsonl"), &text).unwrap();
+    kill_at_checkpoint(&binary, dir.path(), &FIRST, 3);
+    let out = run(&binary, &["--checkpoint-dir", "chk"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("resuming from checkpoint"),
+        "{}",
+        out.stderr
+    );
+    let table = |name: &str| {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let mut rows: Vec<String> = weir_tests::json_rows(&text)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(table("first.jsonl"), first);
+    assert_eq!(table("top.jsonl"), top);
 }

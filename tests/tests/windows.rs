@@ -56,8 +56,8 @@ fn write_events(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// The source has one reader whatever `--parallelism` (first/last values and lateness depend
-/// on the file's order, which several readers do not keep).
+/// The source has one reader whatever `--parallelism` (first/last values break ties of event
+/// time by the file's order, which several readers do not keep, and lateness depends on it).
 fn pipeline(path: &std::path::Path, window: &str) -> String {
     format!(
         "schema E {{ key: string, user: i64, v: i64, ts: timestamp }}\n\
@@ -82,8 +82,9 @@ struct Acc {
     users: BTreeSet<i64>,
     big: i64,
     big_sum: Option<i64>,
-    first: Option<i64>,
-    last: Option<i64>,
+    /// (event time, value) of the earliest and the latest record.
+    first: Option<(i64, i64)>,
+    last: Option<(i64, i64)>,
     lo: Option<i64>,
 }
 
@@ -97,21 +98,26 @@ impl Acc {
         if e.v >= 900 {
             self.big_sum = Some(self.big_sum.unwrap_or(0) + e.v);
         }
-        self.first.get_or_insert(e.v);
-        self.last = Some(e.v);
+        // By event time; a tie keeps the first arrival for `first`, the last for `last`.
+        if self.first.is_none_or(|(t, _)| e.ts < t) {
+            self.first = Some((e.ts, e.v));
+        }
+        if self.last.is_none_or(|(t, _)| e.ts >= t) {
+            self.last = Some((e.ts, e.v));
+        }
         self.lo = Some(self.lo.map_or(e.v, |m| m.min(e.v)));
     }
 
     fn row(&self, key: &str, start: i64, end: i64) -> String {
         json!({"key": key, "window_start": format_ts(start), "window_end": format_ts(end), "n": self.n,
-               "users": self.users.len(), "big": self.big, "big_sum": self.big_sum, "first": self.first,
-               "last": self.last, "lo": self.lo})
+               "users": self.users.len(), "big": self.big, "big_sum": self.big_sum, "first": self.first.map(|f| f.1),
+               "last": self.last.map(|l| l.1), "lo": self.lo})
         .to_string()
     }
 }
 
 /// Oracle for fixed windows: `windows(ts)` lists the (start, end) of each window holding ts.
-/// Records are added in file order, which is arrival order (first/last depend on it).
+/// Records are added in file order, which is arrival order (first/last break ties by it).
 fn fixed_oracle(windows: impl Fn(i64) -> Vec<(i64, i64)>) -> Vec<String> {
     let mut groups: BTreeMap<(String, i64, i64), Acc> = BTreeMap::new();
     for e in events() {
@@ -193,7 +199,7 @@ fn cumulating_windows() {
 fn session_windows() {
     // Sessions per key: sort each key's events by time and cut where the gap is >= 3 s. That
     // equals incremental merging because no event is late (bursts end with a 40 s pause, far
-    // beyond the 5 s bound). first/last follow arrival order within a session.
+    // beyond the 5 s bound). first/last follow event time, ties arrival order, within a session.
     let gap = 3000;
     let all = events();
     let mut by_key: BTreeMap<String, Vec<(i64, usize)>> = BTreeMap::new();

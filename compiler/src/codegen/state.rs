@@ -26,6 +26,7 @@ use std::fmt::Write;
 use sha2::{Digest, Sha256};
 
 use crate::ir::{Dataflow, Op, OpId, Parallelism};
+use crate::sema::functions::AggFunc;
 use crate::sema::{
     AggItem, Format, JoinDef, RankDef, SinkKind, SourceKind, StreamType, TExpr, TExprKind, Window,
     WindowAggregate,
@@ -354,10 +355,24 @@ fn window_aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<
     if let Some(key) = &agg.retract_key {
         lines.push(("updates of", key.join(", ")));
     }
+    // `first_value`/`last_value` by event time hold the time next to the value.
+    let by_time = agg.value_order_time().is_some();
     if let Some(end) = &agg.final_at {
         lines.push(("final at", end.clone()));
     }
-    let aggs: Vec<String> = agg.aggs.iter().map(agg_text).collect();
+    let aggs: Vec<String> = agg
+        .aggs
+        .iter()
+        .map(|a| {
+            let text = agg_text(a);
+            match a.func {
+                AggFunc::FirstValue | AggFunc::LastValue if by_time => {
+                    format!("{text} by event time")
+                }
+                _ => text,
+            }
+        })
+        .collect();
     lines.push(("aggregates", aggs.join("; ")));
     lines.push(("rows", type_text(out_ty)));
 }
@@ -444,6 +459,15 @@ fn rank(def: &RankDef, input: &str, lines: &mut Vec<(&str, String)>) {
     }
     if let Some(end) = &def.final_at {
         lines.push(("final at", end.clone()));
+    }
+    // Only with a TTL, so that the shapes (and checkpoints) of rank operators without one
+    // stay what they were before TTLs existed.
+    if let Some(ttl) = def.ttl_ms {
+        let time = def
+            .ttl_time
+            .as_deref()
+            .unwrap_or("the watermark at arrival");
+        lines.push(("ttl", format!("{} by {time}", duration(ttl))));
     }
     lines.push(("rows", input.to_string()));
 }

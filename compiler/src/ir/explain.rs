@@ -137,13 +137,6 @@ fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
             });
         }
         Op::WindowAggregate(w) => lines.push(window(w, graph, op)),
-        Op::Rank(def) => {
-            if let Some(end) = &def.final_at {
-                lines.push(format!(
-                    "final: the key names a window; its rows go out once, when the watermark passes `{end}`"
-                ));
-            }
-        }
         Op::Join { def, .. } => {
             let outer = if def.left_outer { "left outer, " } else { "" };
             lines.push(match def.kind {
@@ -168,6 +161,18 @@ fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
                 ),
                 JoinKind::Lookup => format!("join: {outer}lookup, a table read at start"),
             });
+        }
+        Op::Rank(def) => {
+            if let Some(end) = &def.final_at {
+                lines.push(format!(
+                    "final: the key names a window; its rows go out once, when the watermark passes `{end}`"
+                ));
+            } else if let Some(ms) = def.ttl_ms {
+                lines.push(format!(
+                    "state: a key's kept until the watermark passes its last write + {}",
+                    duration(ms)
+                ));
+            }
         }
         _ => {}
     }

@@ -2,9 +2,10 @@
 //! key. Stateful; its output is an updating stream keyed by the key (and the rank). The
 //! emitter generates a `RankSpec` (key, ordering, output row); the runtime's `TopNOp` holds
 //! the best rows per key. Over an updating stream (top-N only) it also generates the input's
-//! upsert key, and `RetractTopNOp` moves revised rows between ranks. When the key names a
-//! window (`RankDef::final_at`), `FinalTopNOp` emits each partition's rows once, when the
-//! window closes, and the output is an append stream.
+//! upsert key, and `RetractTopNOp` moves revised rows between ranks. With `ttl(...)` both
+//! drop a key's state once the watermark passes its last write plus the TTL. When the key
+//! names a window (`RankDef::final_at`), `FinalTopNOp` emits each partition's rows once, when
+//! the window closes, and the output is an append stream (a TTL is moot there).
 
 use quote::{format_ident, quote};
 
@@ -68,14 +69,26 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
             }
         });
     }
-    // Keyed by a window: the partition is final at the window's end (the event time).
-    let closes_at = def.final_at.as_ref().map(|f| {
-        let id = field_ident(f);
-        quote! {
-            #[inline(always)]
-            fn closes_at(r: &#input) -> i64 { r.#id }
+    // The record's event time: its window's end when the key names a window (the partition
+    // is final then), else, with a TTL over an append stream, when a write happens.
+    let time_field = def
+        .final_at
+        .as_ref()
+        .or(def.ttl_time.as_ref().filter(|_| def.ttl_ms.is_some()));
+    let event_time = match time_field {
+        Some(time) => {
+            let f = field_ident(time);
+            quote! {
+                #[inline(always)]
+                fn event_time(r: &#input) -> i64 { r.#f }
+            }
         }
-    });
+        None => quote!(),
+    };
+    let with_ttl = match def.ttl_ms {
+        Some(ttl) if def.final_at.is_none() => quote!(.with_ttl(#ttl)),
+        _ => quote!(),
+    };
     let out_value = if def.with_rank {
         let fields = input_schema.fields.iter().map(|f| {
             let id = field_ident(&f.name);
@@ -99,7 +112,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
                 ::std::cmp::Ordering::Equal
             }
             fn output(r: &#input, rank: i64) -> #output { #out_value }
-            #closes_at
+            #event_time
         }
     };
     let n = def.n;
@@ -133,7 +146,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
             captures: vec![metrics.clone()],
             moves: Vec::new(),
             role: Role::Stage(Box::new(
-                move |next| quote!(RetractTopNOp::<#spec, _>::new(#metrics.clone(), #n, #next)),
+                move |next| quote!(RetractTopNOp::<#spec, _>::new(#metrics.clone(), #n, #next) #with_ttl),
             )),
         };
     }
@@ -149,9 +162,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
         moves: Vec::new(),
         role: Role::Stage(Box::new(move |next| {
             if newer {
-                quote!(#op_ty::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties())
+                quote!(#op_ty::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties() #with_ttl)
             } else {
-                quote!(#op_ty::<#spec, _>::new(#metrics.clone(), #n, #next))
+                quote!(#op_ty::<#spec, _>::new(#metrics.clone(), #n, #next) #with_ttl)
             }
         })),
     }

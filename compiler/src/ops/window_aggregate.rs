@@ -92,8 +92,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     let mut adds = Vec::new();
     let mut merges = Vec::new();
     let mut outs = Vec::new();
+    // `first_value`/`last_value` order by the event time where there is one.
+    let order_time = agg.value_order_time().map(|time| {
+        let f = field_ident(time);
+        quote!(r.#f)
+    });
     for (i, item) in agg.aggs.iter().enumerate() {
-        let parts = accumulator(cx, i, item);
+        let parts = accumulator(cx, i, item, order_time.as_ref());
         let slot = format_ident!("a{}", i);
         let out_field = field_ident(&item.name);
         let acc_ty = parts.ty;
@@ -257,6 +262,11 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
 /// The code of one aggregate: its accumulator type, how a record updates it (`r` is the
 /// record, `acc` the accumulators), how a later session's accumulator folds in (`later`), and
 /// the output value.
+///
+/// `time` is the record's event time (`None` on processing time or without one): with it,
+/// `first_value`/`last_value` keep the value of the earliest/latest record by event time,
+/// with its time in the accumulator (ties: the first arrival for `first_value`, the last for
+/// `last_value`); without it, by arrival.
 struct AccParts {
     ty: proc_macro2::TokenStream,
     add: proc_macro2::TokenStream,
@@ -264,7 +274,12 @@ struct AccParts {
     output: proc_macro2::TokenStream,
 }
 
-fn accumulator(cx: &mut EmitCx<'_>, i: usize, item: &crate::sema::AggItem) -> AccParts {
+fn accumulator(
+    cx: &mut EmitCx<'_>,
+    i: usize,
+    item: &crate::sema::AggItem,
+    time: Option<&proc_macro2::TokenStream>,
+) -> AccParts {
     let slot = format_ident!("a{}", i);
     let arg = item.arg.as_ref();
     let value = arg.map(|a| cx.expr(format_ident!("r")).value(a));
@@ -384,6 +399,38 @@ fn accumulator(cx: &mut EmitCx<'_>, i: usize, item: &crate::sema::AggItem) -> Ac
                 add: with_value(quote!(acc.#slot.0 += (v) #conv; acc.#slot.1 += 1;)),
                 merge: quote!(acc.#slot.0 += later.#slot.0; acc.#slot.1 += later.#slot.1;),
                 output,
+            }
+        }
+        AggFunc::FirstValue | AggFunc::LastValue if time.is_some() => {
+            let set = owned(quote!(v));
+            // The held value gives way to a strictly earlier record (first) or to one at the
+            // same time or later (last); a later session's value likewise.
+            let wins = if item.func == AggFunc::FirstValue {
+                quote!(<)
+            } else {
+                quote!(>=)
+            };
+            let value = quote!(acc.#slot.as_ref().map(|(_, v)| ::std::clone::Clone::clone(v)));
+            AccParts {
+                ty: quote!(::std::option::Option<(i64, #t)>),
+                add: with_value(quote! {
+                    let t: i64 = #time;
+                    if acc.#slot.as_ref().is_none_or(|(held, _)| t #wins *held) {
+                        acc.#slot = Some((t, #set));
+                    }
+                }),
+                merge: quote! {
+                    if let Some((t, v)) = later.#slot {
+                        if acc.#slot.as_ref().is_none_or(|(held, _)| t #wins *held) {
+                            acc.#slot = Some((t, v));
+                        }
+                    }
+                },
+                output: if item.nullable {
+                    value
+                } else {
+                    quote!(#value.unwrap_or_default())
+                },
             }
         }
         AggFunc::FirstValue => {

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use super::{Pass, PassCx, Transformed};
 use crate::ir::{Dataflow, EdgeKind, Node, Op, OpId, Stateless};
+use crate::sema::functions::AggFunc;
 use crate::sema::{SourceKind, StreamType, TExpr, TExprKind};
 
 pub struct ProjectionPushdown;
@@ -59,6 +60,14 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
             if !agg.processing_time {
                 out.push(agg.time_field.clone());
             }
+            // `first_value`/`last_value` order by event time (also without a window).
+            let by_time = agg
+                .aggs
+                .iter()
+                .any(|item| matches!(item.func, AggFunc::FirstValue | AggFunc::LastValue));
+            if let Some(time) = agg.value_order_time().filter(|_| by_time) {
+                out.push(time.to_string());
+            }
             for item in &agg.aggs {
                 if let Some(arg) = &item.arg {
                     expr_fields(arg, &mut out);
@@ -81,6 +90,8 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
             for (e, _) in &def.order {
                 expr_fields(e, &mut out);
             }
+            // A TTL reads each record's event time.
+            out.extend(def.ttl_time.iter().cloned());
         }
     }
     out

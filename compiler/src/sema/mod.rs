@@ -1095,8 +1095,16 @@ impl Checker {
                         None => failed = true,
                     }
                 }
-                StepKind::Dedup { by, keep_last } => {
+                StepKind::Dedup {
+                    by,
+                    keep_last,
+                    options,
+                } => {
                     let Some(keys) = self.keys(by, &ty) else {
+                        failed = true;
+                        continue;
+                    };
+                    let Some((ttl_ms, ttl_time)) = self.rank_options(options, &ty, "dedup") else {
                         failed = true;
                         continue;
                     };
@@ -1124,6 +1132,8 @@ impl Checker {
                         with_rank: false,
                         retract_key: None,
                         final_at: final_at.clone(),
+                        ttl_ms,
+                        ttl_time,
                     };
                     if final_at.is_none() {
                         ty.updating = Some(Updating {
@@ -1140,7 +1150,12 @@ impl Checker {
                         ty: ty.clone(),
                     });
                 }
-                StepKind::Top { n, by, order } => {
+                StepKind::Top {
+                    n,
+                    by,
+                    order,
+                    options,
+                } => {
                     let n = match &n.kind {
                         ast::ExprKind::Lit(Literal::Int(v)) if (1..=100_000).contains(v) => {
                             *v as usize
@@ -1178,6 +1193,10 @@ impl Checker {
                             None => failed = true,
                         }
                     }
+                    let Some((ttl_ms, ttl_time)) = self.rank_options(options, &ty, "top") else {
+                        failed = true;
+                        continue;
+                    };
                     if failed {
                         continue;
                     }
@@ -1216,6 +1235,8 @@ impl Checker {
                         with_rank: true,
                         retract_key,
                         final_at,
+                        ttl_ms,
+                        ttl_time,
                     };
                     steps.push(TStep {
                         kind: TStepKind::Rank(def),
@@ -1828,6 +1849,58 @@ impl Checker {
                 },
             },
         ))
+    }
+
+    /// The options of a dedup or top-N step: `ttl(duration)`, the state TTL, with the
+    /// event-time field it counts by (`None` over an updating stream: the watermark at
+    /// arrival). `None` after an error.
+    #[allow(clippy::type_complexity)]
+    fn rank_options(
+        &mut self,
+        options: &[ast::Call],
+        ty: &StreamType,
+        step: &str,
+    ) -> Option<(Option<i64>, Option<String>)> {
+        let mut ttl_ms = None;
+        for option in options {
+            if option.name.name != "ttl" {
+                self.error(
+                    Diagnostic::error(
+                        "E0445",
+                        option.name.span,
+                        format!("`{}` is not an option of `{step}`", option.name.name),
+                    )
+                    .with_hint("its options: `ttl(duration)`, e.g. `ttl(1h)`"),
+                );
+                return None;
+            }
+            let args = Args::new(option, "`ttl`", &["duration"], &mut self.diagnostics);
+            let ttl = args.duration("duration", &mut self.diagnostics);
+            let ttl = args.required("duration", ttl, &mut self.diagnostics)?;
+            if ttl_ms.replace(ttl).is_some() {
+                self.error(Diagnostic::error(
+                    "E0445",
+                    option.span,
+                    format!("`{step}` has two `ttl` options"),
+                ));
+                return None;
+            }
+            if ty.time_field.is_none() && ty.updating.is_none() {
+                self.error(
+                    Diagnostic::error(
+                        "E0446",
+                        option.span,
+                        format!("a `{step}`'s `ttl` counts in event time, and this stream has none"),
+                    )
+                    .with_hint(
+                        "declare `event_time FIELD watermark ...` on the source and keep the field in every `select` before this step, or drop the ttl",
+                    ),
+                );
+                return None;
+            }
+        }
+        let time = ttl_ms.and(ty.time_field.map(|t| ty.schema.fields[t].name.clone()));
+        Some((ttl_ms, time))
     }
 
     fn sink(&mut self, decl: &ast::SinkDecl, span: Span) {

@@ -216,6 +216,12 @@ pub struct RankDef {
     /// window's end) at which a partition is final. Its rows are emitted once, then, as an
     /// append stream.
     pub final_at: Option<String>,
+    /// State TTL in ms (`ttl(1h)`): a key's state is dropped once the watermark passes its
+    /// last write plus this.
+    pub ttl_ms: Option<i64>,
+    /// The event-time field a write's time is read from; `None` over an updating stream
+    /// (the watermark when the change arrives).
+    pub ttl_time: Option<String>,
 }
 
 /// A checked join step. Key and condition expressions: `left_keys` over the left record,
@@ -270,6 +276,16 @@ pub struct WindowAggregate {
     /// field (the window's end), and the output is an append stream.
     pub final_at: Option<String>,
     pub aggs: Vec<AggItem>,
+}
+
+impl WindowAggregate {
+    /// The event-time field `first_value`/`last_value` order by: the input's, in event-time
+    /// windows and in an unbounded `aggregate by` over a stream with event time; `None` (they
+    /// follow arrival order) on processing time or without event time.
+    pub fn value_order_time(&self) -> Option<&str> {
+        let by_time = !self.processing_time || self.window == Window::Unbounded;
+        (by_time && !self.time_field.is_empty()).then_some(self.time_field.as_str())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

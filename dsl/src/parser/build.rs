@@ -222,6 +222,14 @@ impl Builder {
         Some(Call { name, args, span })
     }
 
+    /// The options after a step (`ttl(1h)`), written like connectors.
+    fn options(&mut self, pairs: Pairs<'_, Rule>) -> Option<Vec<Call>> {
+        pairs
+            .filter(|p| p.as_rule() == Rule::connector)
+            .map(|p| self.call(p))
+            .collect()
+    }
+
     fn pipe(&mut self, pair: Pair<'_, Rule>) -> Option<Pipe> {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
@@ -256,7 +264,12 @@ impl Builder {
                 let keep_last = inner
                     .clone()
                     .any(|p| p.as_rule() == Rule::keep_kind && p.as_str() == "last");
-                StepKind::Dedup { by, keep_last }
+                let options = self.options(inner)?;
+                StepKind::Dedup {
+                    by,
+                    keep_last,
+                    options,
+                }
             }
             Rule::top_step => {
                 let by = self.key_fields(inner.clone());
@@ -273,6 +286,7 @@ impl Builder {
                     },
                 };
                 let mut order = Vec::new();
+                let options = self.options(inner.clone())?;
                 for item in inner.filter(|p| p.as_rule() == Rule::order_item) {
                     let mut parts = item.into_inner();
                     let expr = self.expr(next_of(&mut parts.clone(), Rule::expr)?)?.0;
@@ -281,7 +295,12 @@ impl Builder {
                     });
                     order.push((expr, desc));
                 }
-                StepKind::Top { n, by, order }
+                StepKind::Top {
+                    n,
+                    by,
+                    order,
+                    options,
+                }
             }
             Rule::join_step => {
                 let mut left_outer = false;

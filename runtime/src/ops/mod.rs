@@ -4,6 +4,7 @@
 pub mod filter;
 pub mod interval_join;
 pub mod join;
+pub mod key_ttl;
 pub mod lookup_join;
 pub mod map;
 pub mod regular_join;
@@ -16,6 +17,7 @@ pub mod window_join;
 pub use filter::Filter;
 pub use interval_join::IntervalJoin;
 pub use join::{route_by_key, Either, JoinSpec};
+pub use key_ttl::KeyTtl;
 pub use lookup_join::{lookup_table, LookupJoin, LookupSpec, LookupTable};
 pub use map::{FilterMap, Map};
 pub use regular_join::RegularJoin;

@@ -9,6 +9,13 @@
 //! rank whose row changed, a delete for each rank a shrunk partition no longer fills.
 //! Runs as one instance, so every version of a row meets its predecessor whatever its
 //! partition.
+//!
+//! With a TTL ([`KeyTtl`]), a partition's rows are dropped, silently, once the watermark
+//! passes its last write plus the TTL. The rows of an updating stream carry no event time, so
+//! a change writes its partition at the watermark of its arrival (changes before the first
+//! watermark count from it): a partition expires after the watermark has moved on by the TTL
+//! without a change to it. A later version of a dropped row enters as a new row; a delete
+//! of one is ignored.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -18,6 +25,7 @@ use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::ops::key_ttl::KeyTtl;
 use crate::ops::updating::{Change, RankSpec, FLUSH_EVERY};
 use crate::state::{State, StateError};
 
@@ -43,6 +51,9 @@ pub struct RetractTopNOp<S: UpsertKey, N> {
     /// The current version of each input row.
     previous: FastMap<S::UpKey, S::In>,
     dirty: BTreeMap<S::Key, Dirty<S::In>>,
+    ttl: Option<KeyTtl<S::Key>>,
+    /// The last watermark (for the time of writes with a TTL).
+    watermark: i64,
     next: N,
     stats: OpStats,
     metrics: OpMetrics,
@@ -56,11 +67,24 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
             rows: FastMap::default(),
             previous: FastMap::default(),
             dirty: BTreeMap::new(),
+            ttl: None,
+            watermark: i64::MIN,
             next,
             stats: OpStats::default(),
             metrics,
             slot: StateSlot::inert(),
         }
+    }
+
+    /// Drops a partition's rows once the watermark passes its last change plus `ttl_ms`.
+    pub fn with_ttl(mut self, ttl_ms: i64) -> Self {
+        self.ttl = Some(KeyTtl::new(ttl_ms));
+        self
+    }
+
+    /// Partitions held, and input rows held.
+    pub fn state_size(&self) -> (usize, usize) {
+        (self.rows.len(), self.previous.len())
     }
 
     fn touch(&mut self, key: &S::Key, at: usize, shown_before: usize, template: &S::In) {
@@ -92,6 +116,11 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         rows.remove(at);
         if rows.is_empty() {
             self.rows.remove(&key);
+            if let Some(ttl) = &mut self.ttl {
+                ttl.forget(&key);
+            }
+        } else if let Some(ttl) = &mut self.ttl {
+            ttl.write(&key, self.watermark);
         }
         if at < self.n {
             self.touch(&key, at, shown, old);
@@ -104,6 +133,9 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         let shown = rows.len().min(self.n);
         let at = rows.partition_point(|r| S::compare(r, row) != Ordering::Greater);
         rows.insert(at, row.clone());
+        if let Some(ttl) = &mut self.ttl {
+            ttl.write(&key, self.watermark);
+        }
         if at < self.n {
             self.touch(&key, at, shown, row);
         }
@@ -143,8 +175,21 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
             self.flush();
         }
     }
+    /// Pending changes go out first, then expired partitions are dropped (silently).
     fn watermark(&mut self, watermark: i64) {
         self.flush();
+        if let Some(ttl) = &mut self.ttl {
+            if self.watermark == i64::MIN {
+                ttl.restamp(i64::MIN, watermark);
+            }
+            let (rows, previous) = (&mut self.rows, &mut self.previous);
+            ttl.expire(watermark, |key| {
+                for row in rows.remove(&key).unwrap_or_default() {
+                    previous.remove(&S::up_key(&row));
+                }
+            });
+        }
+        self.watermark = self.watermark.max(watermark);
         self.next.watermark(watermark);
     }
     fn barrier(&mut self, checkpoint: u64) {
@@ -167,13 +212,20 @@ impl<S: UpsertKey, N> Snapshot for RetractTopNOp<S, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
+    /// The rows, the current versions, then with a TTL each partition's last change.
     fn save_state(&self, out: &mut Vec<u8>) {
         self.rows.save(out);
         self.previous.save(out);
+        if let Some(ttl) = &self.ttl {
+            ttl.save(out);
+        }
     }
     fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
         self.rows = State::load(input)?;
         self.previous = State::load(input)?;
+        if let Some(ttl) = &mut self.ttl {
+            ttl.load(input)?;
+        }
         Ok(())
     }
 }
@@ -273,5 +325,42 @@ mod tests {
         }
         op.finish();
         assert_eq!(*table.0.borrow(), naive(&current));
+    }
+
+    #[test]
+    fn with_a_ttl_a_partition_expires_after_the_watermark_moves_on_without_a_change() {
+        let table = Table::default();
+        let metrics = Metrics::new();
+        let mut op = RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, table.clone()).with_ttl(10);
+        op.push(&Change::Upsert((1, 7, 50))); // before the first watermark: counts from it
+        op.push(&Change::Upsert((2, 8, 40)));
+        op.watermark(100);
+        op.push(&Change::Upsert((3, 8, 30))); // seller 8 written at 100
+        op.watermark(110); // 100 + 10 is not < 110: both kept
+        assert_eq!(op.state_size(), (2, 3));
+        op.push(&Change::Upsert((2, 8, 45))); // seller 8 written at 110
+        op.watermark(111); // seller 7 (last change at 100) expires, silently
+        assert_eq!(op.state_size(), (1, 2));
+        // A later version of the expired row enters as a new row; a delete of it is ignored.
+        op.push(&Change::Delete((1, 7, 0)));
+        op.push(&Change::Upsert((1, 7, 20)));
+        op.watermark(121); // seller 8 (110) expires; seller 7 (111) lives
+        assert_eq!(op.state_size(), (1, 1));
+        op.finish();
+        // Expiry emits nothing: the table keeps the rows last sent.
+        let want: Ranks = [((7, 1), (1, 20)), ((8, 1), (2, 45)), ((8, 2), (3, 30))]
+            .into_iter()
+            .collect();
+        assert_eq!(*table.0.borrow(), want);
+        // A saved state restores the partition times.
+        let mut bytes = Vec::new();
+        op.save_state(&mut bytes);
+        let mut restored =
+            RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default()).with_ttl(10);
+        restored.load_state(&mut bytes.as_slice()).unwrap();
+        restored.watermark(121);
+        assert_eq!(restored.state_size(), (1, 1));
+        restored.watermark(122);
+        assert_eq!(restored.state_size(), (0, 0));
     }
 }

@@ -16,6 +16,7 @@ use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::ops::key_ttl::KeyTtl;
 use crate::ops::window::WindowAggregate;
 use crate::state::{State, StateError};
 
@@ -334,21 +335,23 @@ pub trait RankSpec {
     fn compare(a: &Self::In, b: &Self::In) -> Ordering;
     /// The output row for a record at `rank` (1-based).
     fn output(record: &Self::In, rank: i64) -> Self::Out;
-    /// When the key names a window: the record's window end, at which its partition is final
+    /// The record's event time: when it writes its key, for a TTL, and, when the key names a
+    /// window, the window's end, at which its partition is final
     /// ([`FinalTopNOp`](super::FinalTopNOp)). Generated only for those.
-    #[inline(always)]
-    fn closes_at(record: &Self::In) -> i64 {
-        let _ = record;
-        i64::MAX
+    fn event_time(_record: &Self::In) -> i64 {
+        i64::MIN
     }
 }
 
 /// Top-N per key (`top N by k order by ...`); dedup is top-1 with the order "first" or
-/// "last". Rows that compare equal keep arrival order (the earlier ranks first).
+/// "last". Rows that compare equal keep arrival order (the earlier ranks first). With a TTL
+/// ([`KeyTtl`]), a key's rows are dropped once the watermark passes the event time of its
+/// last write (a record that entered its top N) plus the TTL.
 pub struct TopNOp<S: RankSpec, N> {
     n: usize,
     newer_wins_ties: bool,
     state: FastMap<S::Key, Vec<S::In>>,
+    ttl: Option<KeyTtl<S::Key>>,
     /// Key -> lowest rank index whose row changed since the last flush.
     dirty: BTreeMap<S::Key, usize>,
     next: N,
@@ -363,6 +366,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
             n: n.max(1),
             newer_wins_ties: false,
             state: FastMap::default(),
+            ttl: None,
             dirty: BTreeMap::new(),
             next,
             stats: OpStats::default(),
@@ -377,9 +381,20 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
         self
     }
 
+    /// Drops a key's state once the watermark passes its last write plus `ttl_ms`.
+    pub fn with_ttl(mut self, ttl_ms: i64) -> Self {
+        self.ttl = Some(KeyTtl::new(ttl_ms));
+        self
+    }
+
     /// Rows held (for tests and metrics).
     pub fn state_size(&self) -> usize {
         self.state.values().map(Vec::len).sum()
+    }
+
+    /// Keys held.
+    pub fn keys(&self) -> usize {
+        self.state.len()
     }
 
     fn flush(&mut self) {
@@ -417,14 +432,24 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         }
         rows.insert(at, record.clone());
         rows.truncate(self.n);
+        if let Some(ttl) = &mut self.ttl {
+            ttl.write(&key, S::event_time(record));
+        }
         let from = self.dirty.entry(key).or_insert(at);
         *from = (*from).min(at);
         if self.dirty.len() >= FLUSH_EVERY {
             self.flush();
         }
     }
+    /// Pending changes go out first, then expired keys are dropped (silently).
     fn watermark(&mut self, watermark: i64) {
         self.flush();
+        if let Some(ttl) = &mut self.ttl {
+            let state = &mut self.state;
+            ttl.expire(watermark, |key| {
+                state.remove(&key);
+            });
+        }
         self.next.watermark(watermark);
     }
     fn barrier(&mut self, checkpoint: u64) {
@@ -449,11 +474,18 @@ impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
+    /// The rows per key, then with a TTL each key's last write.
     fn save_state(&self, out: &mut Vec<u8>) {
         self.state.save(out);
+        if let Some(ttl) = &self.ttl {
+            ttl.save(out);
+        }
     }
     fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
         self.state = State::load(input)?;
+        if let Some(ttl) = &mut self.ttl {
+            ttl.load(input)?;
+        }
         Ok(())
     }
 }
@@ -497,6 +529,95 @@ mod tests {
         fn barrier(&mut self, _checkpoint: u64) {}
         fn tick(&mut self) {}
         fn finish(&mut self) {}
+    }
+
+    /// (key, time, name), first by time: dedup keep first with a TTL.
+    struct First;
+    impl RankSpec for First {
+        type In = (i64, i64, &'static str);
+        type Key = i64;
+        type Out = (i64, i64, &'static str);
+        fn key(r: &Self::In) -> i64 {
+            r.0
+        }
+        fn compare(a: &Self::In, b: &Self::In) -> Ordering {
+            a.1.cmp(&b.1)
+        }
+        fn output(r: &Self::In, _rank: i64) -> Self::Out {
+            (r.0, r.1, r.2)
+        }
+        fn event_time(r: &Self::In) -> i64 {
+            r.1
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Log(Rc<RefCell<Vec<Row>>>);
+    type Row = (i64, i64, &'static str);
+    impl Collector<Change<(i64, i64, &'static str)>> for Log {
+        fn push(&mut self, c: &Change<(i64, i64, &'static str)>) {
+            self.0.borrow_mut().push(*c.row());
+        }
+        fn watermark(&mut self, _: i64) {}
+        fn barrier(&mut self, _checkpoint: u64) {}
+        fn tick(&mut self) {}
+        fn finish(&mut self) {}
+    }
+
+    #[test]
+    fn with_a_ttl_a_key_starts_fresh_after_its_last_write_plus_ttl() {
+        let log = Log::default();
+        let metrics = Metrics::new();
+        let mut op = TopNOp::<First, _>::new(metrics.op("dedup"), 1, log.clone()).with_ttl(10);
+        op.push(&(1, 100, "a"));
+        op.push(&(1, 105, "dup")); // not written: the key still expires at 100 + 10
+        op.push(&(2, 104, "b"));
+        op.watermark(110); // 100 + 10 is not < 110: kept
+        op.push(&(1, 111, "again")); // a duplicate while key 1 lives
+        op.watermark(111); // key 1 (last write 100) expires; key 2 (104) lives
+        assert_eq!(op.keys(), 1);
+        op.push(&(1, 112, "fresh")); // starts fresh: emitted again
+        op.push(&(2, 103, "earlier")); // earlier than b: replaces it and writes key 2
+        op.watermark(114); // key 2: max(104, 103) + 10 is not < 114
+        assert_eq!(op.keys(), 2);
+        op.watermark(200);
+        assert_eq!(op.keys(), 0);
+        op.finish();
+        assert_eq!(
+            *log.0.borrow(),
+            vec![
+                (1, 100, "a"),
+                (2, 104, "b"),
+                (1, 112, "fresh"),
+                (2, 103, "earlier")
+            ]
+        );
+    }
+
+    #[test]
+    fn with_a_ttl_state_stays_bounded_and_survives_a_snapshot() {
+        let metrics = Metrics::new();
+        let mut op =
+            TopNOp::<First, _>::new(metrics.op("dedup"), 1, Log::default()).with_ttl(1_000);
+        // 100,000 keys over 100 s of event time, each seen once: at most ~1.1 s of keys live.
+        let mut most = 0;
+        for i in 0..100_000i64 {
+            op.push(&(i, i, "x"));
+            if i % 100 == 99 {
+                op.watermark(i - 50);
+                most = most.max(op.keys());
+            }
+        }
+        assert!(most <= 1_200, "{most} keys held");
+        let mut bytes = Vec::new();
+        op.save_state(&mut bytes);
+        let mut restored =
+            TopNOp::<First, _>::new(metrics.op("dedup"), 1, Log::default()).with_ttl(1_000);
+        restored.load_state(&mut bytes.as_slice()).unwrap();
+        assert_eq!(restored.keys(), op.keys());
+        // The restored times still expire the keys.
+        restored.watermark(100_000 + 1_000);
+        assert_eq!(restored.keys(), 0);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::ops::window::WindowAggregate;
 use crate::state::{State, StateError};
 
 /// Top-N (and dedup, top 1) per key, where the key names a window: a partition's N best rows
-/// are emitted when the watermark passes the partition's end ([`RankSpec::closes_at`]).
+/// are emitted when the watermark passes the partition's end ([`RankSpec::event_time`]: the window's end).
 pub struct FinalTopNOp<S: RankSpec, N> {
     n: usize,
     newer_wins_ties: bool,
@@ -83,7 +83,7 @@ impl<S: RankSpec, N: Collector<S::Out>> Collector<S::In> for FinalTopNOp<S, N> {
     #[inline]
     fn push(&mut self, record: &S::In) {
         self.stats.records_in += 1;
-        let end = S::closes_at(record);
+        let end = S::event_time(record);
         if end <= self.watermark {
             self.stats.late += 1;
             return;
@@ -269,7 +269,7 @@ mod tests {
         fn output(r: &Self::In, rank: i64) -> Self::Out {
             (r.0, r.1, r.2, rank)
         }
-        fn closes_at(r: &Self::In) -> i64 {
+        fn event_time(r: &Self::In) -> i64 {
             r.0
         }
     }

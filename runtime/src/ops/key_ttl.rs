@@ -1,0 +1,155 @@
+//! State time-to-live per key for dedup and top-N (`dedup by k keep first ttl(1h)`,
+//! `top 3 by k order by price desc ttl(10m)`).
+//!
+//! A key's state lives until the watermark passes the time of its last write plus the TTL:
+//! on watermark `w` a key last written at `t` with `t + ttl < w` is dropped (the same rule
+//! as a regular join's records). A write is a record that changed the key's state (entered
+//! its top N, or replaced its dedup row), not one that was only compared and discarded; the
+//! time of a write is the record's event time, or over an updating input, which has none,
+//! the watermark when the change arrived. The last write is the latest such time.
+//!
+//! Expiry is silent: nothing is emitted for a dropped key. A later record for it starts from
+//! empty state, as the key's first record did.
+
+use std::collections::BTreeSet;
+use std::hash::Hash;
+
+use crate::hash::FastMap;
+use crate::state::{State, StateError};
+
+/// When each key was last written, and the keys in the order they expire.
+pub struct KeyTtl<K> {
+    ttl: i64,
+    written: FastMap<K, i64>,
+    /// `(last write, key)` for every key in `written`.
+    queue: BTreeSet<(i64, K)>,
+}
+
+impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
+    /// A negative TTL counts as 0.
+    pub fn new(ttl_ms: i64) -> Self {
+        KeyTtl {
+            ttl: ttl_ms.max(0),
+            written: FastMap::default(),
+            queue: BTreeSet::new(),
+        }
+    }
+
+    /// Records a write of `key` at `time` (the last write stays the latest time).
+    pub fn write(&mut self, key: &K, time: i64) {
+        match self.written.get_mut(key) {
+            Some(last) if *last >= time => {}
+            Some(last) => {
+                self.queue.remove(&(*last, key.clone()));
+                *last = time;
+                self.queue.insert((time, key.clone()));
+            }
+            None => {
+                self.written.insert(key.clone(), time);
+                self.queue.insert((time, key.clone()));
+            }
+        }
+    }
+
+    /// Forgets `key` (its state is gone for another reason).
+    pub fn forget(&mut self, key: &K) {
+        if let Some(last) = self.written.remove(key) {
+            self.queue.remove(&(last, key.clone()));
+        }
+    }
+
+    /// Removes the keys with `last write + ttl < watermark`, calling `drop` for each.
+    pub fn expire(&mut self, watermark: i64, mut drop: impl FnMut(K)) {
+        while let Some((last, _)) = self.queue.first() {
+            if last.saturating_add(self.ttl) >= watermark {
+                break;
+            }
+            let Some((_, key)) = self.queue.pop_first() else {
+                break;
+            };
+            self.written.remove(&key);
+            drop(key);
+        }
+    }
+
+    /// Moves the writes stamped `from` to `to` (writes stamped with the watermark before the
+    /// first one arrived, `i64::MIN`, count from the first watermark).
+    pub fn restamp(&mut self, from: i64, to: i64) {
+        while let Some((last, _)) = self.queue.first() {
+            if *last != from {
+                break;
+            }
+            let Some((_, key)) = self.queue.pop_first() else {
+                break;
+            };
+            self.written.insert(key.clone(), to);
+            self.queue.insert((to, key));
+        }
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.written.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.written.is_empty()
+    }
+
+    /// The last writes (the queue is rebuilt from them on load).
+    pub fn save(&self, out: &mut Vec<u8>) {
+        self.written.save(out);
+    }
+
+    pub fn load(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.written = State::load(input)?;
+        self.queue = self
+            .written
+            .iter()
+            .map(|(key, last)| (*last, key.clone()))
+            .collect();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expired(ttl: &mut KeyTtl<i64>, watermark: i64) -> Vec<i64> {
+        let mut keys = Vec::new();
+        ttl.expire(watermark, |k| keys.push(k));
+        keys
+    }
+
+    #[test]
+    fn a_key_expires_when_its_last_write_plus_ttl_falls_below_the_watermark() {
+        let mut ttl = KeyTtl::<i64>::new(10);
+        ttl.write(&1, 100);
+        ttl.write(&2, 105);
+        ttl.write(&1, 90); // older than the last write: no change
+        assert_eq!(expired(&mut ttl, 110), Vec::<i64>::new()); // 100 + 10 is not < 110
+        assert_eq!(expired(&mut ttl, 111), vec![1]);
+        ttl.write(&2, 120); // a newer write postpones key 2
+        assert_eq!(expired(&mut ttl, 116), Vec::<i64>::new());
+        assert_eq!(expired(&mut ttl, 131), vec![2]);
+        assert!(ttl.is_empty() && ttl.queue.is_empty());
+    }
+
+    #[test]
+    fn forget_restamp_and_a_saved_state_keep_the_order() {
+        let mut ttl = KeyTtl::<i64>::new(5);
+        ttl.write(&1, i64::MIN);
+        ttl.write(&2, i64::MIN);
+        ttl.write(&3, 50);
+        ttl.forget(&3);
+        ttl.restamp(i64::MIN, 40);
+        let mut bytes = Vec::new();
+        ttl.save(&mut bytes);
+        let mut restored = KeyTtl::<i64>::new(5);
+        restored.load(&mut bytes.as_slice()).unwrap();
+        assert_eq!(expired(&mut restored, 45), Vec::<i64>::new());
+        assert_eq!(expired(&mut restored, 46), vec![1, 2]);
+        assert_eq!(restored.len(), 0);
+    }
+}
