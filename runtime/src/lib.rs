@@ -20,6 +20,7 @@ pub mod embed;
 pub mod formats;
 pub mod functions;
 pub mod hash;
+pub mod inline;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
@@ -43,6 +44,7 @@ pub mod prelude {
     pub use crate::checksum::RowHasher;
     pub use crate::collector::{Collector, Discard, Tee};
     pub use crate::formats::DecodeError;
+    pub use crate::inline::{Inline, Route};
     pub use crate::metrics::OpMetrics;
     pub use crate::ops::{
         Change, Either, Filter, FilterMap, FinalAggregateOp, FinalTopNOp, GroupAggregateOp,

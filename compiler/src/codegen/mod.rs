@@ -504,21 +504,44 @@ fn wiring(
         channel_edges.push(ChannelEdge {
             edge,
             from,
+            to,
             tx,
             m,
             route,
             wrap,
             offset,
             kind,
+            here: None,
         });
     }
-    // One spawn loop per task.
-    let mut spawns = Vec::new();
-    for (task_index, ops_in_task) in info.tasks.iter().enumerate() {
-        let root = ops_in_task[0];
-        let root_node = graph.node(root);
-        let par = parallelism(root_node.parallelism);
-        let task_name = format!("task{task_index}-{}", root_node.op.kind_name());
+    // Edges whose consumer may run in its producer's task: a one-instance consumer with this
+    // single input and no channel of its own downstream. Whether it does is decided at run
+    // time, when the producer's instance count is known (`weir_runtime::inline`).
+    let task_of = |op: OpId| {
+        info.tasks
+            .iter()
+            .position(|t| t.contains(&op))
+            .expect("every operator is in a task")
+    };
+    let feeds: Vec<usize> = channel_edges.iter().map(|c| task_of(c.from)).collect();
+    for c in channel_edges.iter_mut() {
+        let consumer = task_of(c.to);
+        let eligible = graph.node(c.to).parallelism == Parallelism::One
+            && graph.inputs(c.to).len() == 1
+            && !cx.join_specs.contains_key(&c.to)
+            && info.tasks[consumer][0] == c.to
+            && !feeds.contains(&consumer);
+        if eligible {
+            let flag = format_ident!("inline_op{}", c.to.index());
+            let from = parallelism(graph.node(c.from).parallelism);
+            setup.push(quote!(let #flag = #from == 1usize;));
+            c.here = Some((format_ident!("here_op{}", c.to.index()), flag, consumer));
+        }
+    }
+    // What each task captures and builds: clones per instance, values taken once, the senders
+    // of the channels it feeds, and its chain.
+    let mut parts = Vec::new();
+    for ops_in_task in &info.tasks {
         // Captured handles: clone per instance; moved values: taken once.
         let mut clones = Vec::new();
         let mut moves = Vec::new();
@@ -549,11 +572,43 @@ fn wiring(
                 }
             }
         }
-        let chain = chain_expr(graph, root, ops_in_task, emitted, &channel_edges);
-        let clone_stmts = clones.iter().map(|c| quote!(let #c = #c.clone();));
-        let take_stmts = moves.iter().map(|m| {
+        let chain = chain_expr(graph, ops_in_task[0], ops_in_task, emitted, &channel_edges);
+        let clone_stmts: Vec<TokenStream> = clones
+            .iter()
+            .map(|c| quote!(let #c = #c.clone();))
+            .collect();
+        let take_stmts: Vec<TokenStream> = moves.iter().map(|m| {
             quote!(let #m = #m.take().ok_or_else(|| "internal error: a task started twice".to_string())?;)
-        });
+        }).collect();
+        parts.push((clone_stmts, take_stmts, sender_setup, chain));
+    }
+    // One spawn loop per task.
+    let mut spawns = Vec::new();
+    for (task_index, ops_in_task) in info.tasks.iter().enumerate() {
+        let root = ops_in_task[0];
+        let root_node = graph.node(root);
+        let par = parallelism(root_node.parallelism);
+        let task_name = format!("task{task_index}-{}", root_node.op.kind_name());
+        let (clone_stmts, take_stmts, sender_setup, chain) = &parts[task_index];
+        // The consumers that may run here: built in this task when they do.
+        let mut here_setup = Vec::new();
+        for c in &channel_edges {
+            if let (true, Some((here, flag, consumer))) = (ops_in_task.contains(&c.from), &c.here) {
+                let (clones, takes, senders, chain) = &parts[*consumer];
+                here_setup.push(quote! {
+                    let #here = if #flag {
+                        #(#clones)*
+                        #(#takes)*
+                        #(#senders)*
+                        Some(move || -> ::std::result::Result<_, ::std::string::String> {
+                            Ok(#chain)
+                        })
+                    } else {
+                        None
+                    };
+                });
+            }
+        }
         let name_expr = quote!(format!("{}-{}", #task_name, instance));
         match &emitted[&root].role {
             Role::Source(drive) => {
@@ -563,6 +618,7 @@ fn wiring(
                         #(#clone_stmts)*
                         #(#take_stmts)*
                         #(#sender_setup)*
+                        #(#here_setup)*
                         rt.spawn(#name_expr, move || {
                             let chain = #chain;
                             #body
@@ -574,17 +630,27 @@ fn wiring(
                 let (_, rx, n_upstream) = consumers
                     .get(&root)
                     .expect("validated: a task root that is not a source has an input channel");
-                spawns.push(quote! {
+                let spawn = quote! {
                     for (instance, receiver) in #rx.into_iter().enumerate() {
                         #(#clone_stmts)*
                         #(#take_stmts)*
                         #(#sender_setup)*
+                        #(#here_setup)*
                         rt.spawn(#name_expr, move || {
                             let chain = #chain;
                             run_input(receiver, #n_upstream, chain);
                             Ok(())
                         });
                     }
+                };
+                // A consumer that runs in its producer's task has no task of its own.
+                let here = channel_edges.iter().find_map(|c| match &c.here {
+                    Some((_, flag, consumer)) if *consumer == task_index => Some(flag),
+                    _ => None,
+                });
+                spawns.push(match here {
+                    Some(flag) => quote!(if !#flag { #spawn }),
+                    None => spawn,
                 });
             }
         }
@@ -684,6 +750,10 @@ struct ChannelEdge {
     /// Index of this edge's first upstream instance among all instances feeding `to`.
     offset: TokenStream,
     kind: EdgeKind,
+    to: OpId,
+    /// When the consumer may run in the producer's task: the producer's variable holding the
+    /// consumer's chain builder, the flag that says it does, and the consumer's task index.
+    here: Option<(Ident, Ident, usize)>,
 }
 
 /// What follows `op` within its task: successors in the task nested in, edges leaving the
@@ -722,7 +792,16 @@ fn next_expr_port(
             } else {
                 quote!(#offset + instance)
             };
-            nexts.push(quote!(Exchange::new(#m.clone(), #from, #tx.clone(), #route, #wrap)));
+            let exchange = quote!(Exchange::new(#m.clone(), #from, #tx.clone(), #route, #wrap));
+            nexts.push(match &c.here {
+                Some((here, _, _)) => quote! {
+                    match #here {
+                        Some(make) => Route::Here(Inline::new(#m.clone(), make()?)),
+                        None => Route::Channel(#exchange),
+                    }
+                },
+                None => exchange,
+            });
         }
     }
     let mut it = nexts.into_iter().rev();
