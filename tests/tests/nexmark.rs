@@ -39,7 +39,8 @@ fn check_query(name: &str, file: &str, query: impl Fn(&[Bid]) -> Vec<Value>) {
     let events = EVENTS.to_string();
     let fused = build(name, &text, false);
     let unfused = build(name, &text, true);
-    let cwd = workspace();
+    // The example's own folder: its paths (q13's table) are relative to it.
+    let cwd = workspace().join("examples").join(file).join("..");
     let args = ["--events", events.as_str(), "--quiet"];
     let a = run(&fused, &args, &cwd, None);
     assert!(a.success, "{name} failed: {}", a.stderr);
