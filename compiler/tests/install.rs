@@ -141,7 +141,7 @@ fn cache_clean_deletes_only_weirs_folders() {
 
 /// A pipeline reading `in.csv` and writing `out/rows.json`, both beside it.
 const RELATIVE: &str = "schema R { a: i64, b: string }
-source r: R = file(path: \"in.csv\", dead_letters: \"dead/letters.jsonl\") format csv(header: true)
+source r: R = file(path: \"in.csv\", dead_letters: \"dead.jsonl\") format csv(header: true)
 sink r |> filter a >= 2 -> file(path: \"out/rows.json\") format json
 ";
 
@@ -176,7 +176,7 @@ fn paths_in_a_pipeline_are_relative_to_its_file() {
         rows, "{\"a\":2,\"b\":\"y\"}\n{\"a\":3,\"b\":\"w\"}\n",
         "the rows of pipes/in.csv"
     );
-    let dead = std::fs::read_to_string(pipes.join("dead/letters.jsonl")).expect("dead letters");
+    let dead = std::fs::read_to_string(pipes.join("dead.jsonl")).expect("dead letters");
     assert!(dead.contains("not a number"), "{dead}");
     // Nothing landed in the shell's directory.
     let in_cwd: Vec<_> = std::fs::read_dir(&cwd).expect("cwd").collect();

@@ -387,9 +387,12 @@ fn compile_file(args: &CompileArgs) -> Result<Option<CompiledFile>> {
         return Ok(None);
     };
     // Paths in the pipeline are relative to its file (`paths`).
+    // (The folder canonical, so that messages name `/data/in.csv`, not `/cwd/../data/in.csv`.)
     let file = std::path::absolute(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let base_dir = file.parent().map(Path::to_path_buf);
+    let base_dir = file
+        .parent()
+        .map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
     if let Some(dir) = base_dir.as_ref().filter(|d| d.to_str().is_none()) {
         return Err(anyhow!(
             "the folder of {} ({}) is not UTF-8, so the pipeline's relative paths cannot be \
