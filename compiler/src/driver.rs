@@ -1,17 +1,19 @@
 //! From generated Rust to a binary: writes the pipeline's crate into a cache directory,
-//! compiles it with cargo against the workspace's runtime, and caches the binary by a hash of
+//! compiles it with cargo against the runtime (the checkout's, or the copy embedded here), and caches the binary by a hash of
 //! everything that goes into it.
 //!
 //! Compile latency decides whether generated code is pleasant to use, so:
 //! - all pipelines share one target directory: the runtime and its dependencies compile once;
-//! - each pipeline name keeps one crate directory, so rustc's incremental cache makes a
-//!   one-line pipeline change cheap to rebuild;
+//! - each pipeline file keeps one crate directory (named after the file and a hash of its
+//!   path), so rustc's incremental cache makes a one-line pipeline change cheap to rebuild;
 //! - a finished binary is stored under the hash of its source, the runtime's fingerprint and
 //!   the profile; an unchanged pipeline runs without invoking cargo at all;
 //! - a pipeline enables only the runtime features its generated source asks for (`kafka`
 //!   compiles librdkafka, so pipelines without Kafka do not pay for it);
-//! - cargo runs `--offline` against a copy of the workspace's `Cargo.lock`, so nothing is
-//!   downloaded once the set-up command has fetched the workspace's dependencies.
+//! - cargo runs against a copy of the workspace's `Cargo.lock`: `--offline` from a checkout,
+//!   where the set-up command fetched the workspace's dependencies; an installed `weir`
+//!   builds against the runtime compiled into it ([`embedded`]), and its first build may
+//!   fetch the runtime's dependencies from crates.io.
 //!
 //! Cargo reports in JSON (`--message-format=json`): a failed build returns rustc's errors as
 //! [`RustcDiagnostic`]s, so an error in a module the user wrote (a `--rust` file, kept as its
@@ -24,6 +26,11 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+/// The folders weir keeps in a cache directory: `crates/NAME_PATHHASH` (a generated crate per
+/// pipeline file), `target` (cargo's, shared), `bin` (finished binaries by hash), `runtime`
+/// (the embedded runtime, unpacked by fingerprint).
+pub const CACHE_FOLDERS: [&str; 4] = ["crates", "target", "bin", "runtime"];
+
 /// The runtime's source fingerprint, computed by this crate's build script.
 pub const RUNTIME_FINGERPRINT: &str = env!("WEIR_RUNTIME_FINGERPRINT");
 
@@ -35,11 +42,21 @@ pub enum Profile {
     Dev,
 }
 
+/// Where the generated crates find `weir-runtime`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuntimeSource {
+    /// A directory holding the runtime crate (a checkout's `runtime/`).
+    Path(PathBuf),
+    /// The copy compiled into this program ([`embedded`]), written into the cache on first use.
+    Embedded,
+}
+
 #[derive(Clone, Debug)]
 pub struct BuildConfig {
     pub cache_dir: PathBuf,
-    pub runtime_path: PathBuf,
-    /// A `Cargo.lock` to pin dependency versions (the workspace's).
+    pub runtime: RuntimeSource,
+    /// A `Cargo.lock` to pin dependency versions (the workspace's); with the embedded runtime,
+    /// the embedded copy of it is used instead.
     pub lockfile: Option<PathBuf>,
     pub profile: Profile,
     pub offline: bool,
@@ -48,27 +65,108 @@ pub struct BuildConfig {
 }
 
 impl BuildConfig {
-    /// Defaults for a weir checkout: cache in `target/weir` of the workspace, the workspace's
-    /// runtime and lockfile. `WEIR_CACHE_DIR`, `WEIR_RUNTIME_PATH` and `WEIR_ONLINE=1` override.
-    pub fn from_env() -> BuildConfig {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let workspace = workspace.canonicalize().unwrap_or(workspace);
-        let cache_dir = std::env::var_os("WEIR_CACHE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join("target/weir"));
-        let runtime_path = std::env::var_os("WEIR_RUNTIME_PATH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace.join("runtime"));
-        let lockfile = Some(workspace.join("Cargo.lock")).filter(|p| p.exists());
-        BuildConfig {
+    /// The defaults, by where this program runs.
+    ///
+    /// - From a checkout (the program is in the checkout's `target/`: `target/release/weir`,
+    ///   the tests): the cache is `target/weir` of the checkout and the crates build against
+    ///   its `runtime/`, `--offline` (the set-up command fetched every dependency).
+    /// - Anywhere else (`cargo install --path compiler`): the cache is
+    ///   `$XDG_CACHE_HOME/weir`, else `~/.cache/weir`, and the crates build against the
+    ///   runtime embedded in this program; cargo may then fetch the runtime's dependencies
+    ///   from crates.io on the first build (the versions pinned by the embedded `Cargo.lock`).
+    ///
+    /// `WEIR_CACHE_DIR` moves the cache, `WEIR_RUNTIME_PATH` names a runtime directory,
+    /// `WEIR_ONLINE=1` lets cargo download from a checkout too.
+    pub fn from_env() -> Result<BuildConfig, DriverError> {
+        let checkout = checkout();
+        let cache_dir = match (std::env::var_os("WEIR_CACHE_DIR"), &checkout) {
+            (Some(dir), _) if !dir.is_empty() => absolute(Path::new(&dir)),
+            (_, Some(workspace)) => workspace.join("target/weir"),
+            (_, None) => user_cache_dir().ok_or(DriverError::NoCacheDir)?,
+        };
+        let runtime = match (std::env::var_os("WEIR_RUNTIME_PATH"), &checkout) {
+            (Some(dir), _) if !dir.is_empty() => RuntimeSource::Path(absolute(Path::new(&dir))),
+            (_, Some(workspace)) => RuntimeSource::Path(workspace.join("runtime")),
+            (_, None) => RuntimeSource::Embedded,
+        };
+        let lockfile = checkout
+            .as_ref()
+            .map(|w| w.join("Cargo.lock"))
+            .filter(|p| p.exists());
+        let online = std::env::var("WEIR_ONLINE").is_ok_and(|v| v == "1");
+        Ok(BuildConfig {
             cache_dir,
-            runtime_path,
+            runtime,
             lockfile,
             profile: Profile::Release,
-            offline: std::env::var("WEIR_ONLINE").map_or(true, |v| v != "1"),
+            offline: checkout.is_some() && !online,
             verbose: false,
+        })
+    }
+}
+
+/// The checkout this program was built from, if it runs from that checkout's `target/`.
+fn checkout() -> Option<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .ok()?;
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    (exe.starts_with(workspace.join("target")) && workspace.join("runtime/Cargo.toml").is_file())
+        .then_some(workspace)
+}
+
+/// `$XDG_CACHE_HOME/weir`, else `$HOME/.cache/weir` (the XDG base directory rules: a
+/// relative `XDG_CACHE_HOME` is ignored).
+pub fn user_cache_dir() -> Option<PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    from("XDG_CACHE_HOME")
+        .or_else(|| from("HOME").map(|home| home.join(".cache")))
+        .map(|dir| dir.join("weir"))
+}
+
+/// `path` made absolute against the current directory (unchanged when that fails).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The runtime's sources compiled into this program: `(path in the crate, contents)`.
+pub fn embedded() -> &'static [(&'static str, &'static [u8])] {
+    include!(concat!(env!("OUT_DIR"), "/runtime_files.rs"))
+}
+
+/// The workspace's `Cargo.lock`, compiled into this program.
+const EMBEDDED_LOCK: &str = include!(concat!(env!("OUT_DIR"), "/runtime_lock.rs"));
+
+/// Writes the embedded runtime into `cache_dir/runtime/FINGERPRINT` unless it is there, and
+/// returns that directory. Written into a temporary folder and renamed, so that a concurrent
+/// build never sees half the files.
+pub fn unpack_runtime(cache_dir: &Path) -> Result<PathBuf, DriverError> {
+    let parent = cache_dir.join("runtime");
+    let dir = parent.join(RUNTIME_FINGERPRINT);
+    if dir.join("Cargo.toml").is_file() {
+        return Ok(dir);
+    }
+    let tmp = parent.join(format!(".{RUNTIME_FINGERPRINT}.tmp{}", std::process::id()));
+    for (name, contents) in embedded() {
+        let path = tmp.join(name);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(io(folder))?;
+        }
+        std::fs::write(&path, contents).map_err(io(&path))?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, &dir) {
+        // Another build put it there first.
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !dir.join("Cargo.toml").is_file() {
+            return Err(io(&dir)(e));
         }
     }
+    Ok(dir)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +176,8 @@ pub enum DriverError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("no cache directory: neither XDG_CACHE_HOME nor HOME is an absolute path (set WEIR_CACHE_DIR or pass --cache-dir)")]
+    NoCacheDir,
     #[error("cannot run cargo: {0}")]
     Cargo(std::io::Error),
     #[error("compiling the generated pipeline failed (a bug in weir; the crate is in {crate_dir}):\n{output}")]
@@ -247,7 +347,7 @@ pub fn runtime_features(rust: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn manifest(name: &str, runtime: &Path, features: &[String]) -> String {
+fn manifest(name: &str, runtime: &Path, embedded: bool, features: &[String]) -> String {
     let runtime = runtime
         .display()
         .to_string()
@@ -258,6 +358,13 @@ fn manifest(name: &str, runtime: &Path, features: &[String]) -> String {
     } else {
         let list: Vec<String> = features.iter().map(|f| format!("\"{f}\"")).collect();
         format!(", features = [{}]", list.join(", "))
+    };
+    // The embedded runtime never changes under a fingerprint: rustc's incremental cache of it
+    // would cost its first build time and disk, and never be used.
+    let runtime_profile = if embedded {
+        "\n[profile.release.package.weir-runtime]\nincremental = false\n"
+    } else {
+        ""
     };
     format!(
         r#"# @generated by weir
@@ -285,7 +392,7 @@ codegen-units = 16
 [profile.dev]
 opt-level = 0
 debug = false
-"#
+{runtime_profile}"#
     )
 }
 
@@ -308,13 +415,44 @@ pub fn build_with(
     name: &str,
     config: &BuildConfig,
 ) -> Result<Built, DriverError> {
+    build_crate(rust, modules, crate_name(name), config)
+}
+
+/// [`build_with`] for a pipeline read from `file`: its crate is named after the file and a
+/// hash of the file's canonical path, so two pipelines of the same file name in different
+/// directories never share a crate directory (nor its incremental cache, nor its binary in
+/// the shared target directory).
+pub fn build_file(
+    rust: &str,
+    modules: &[ModuleFile],
+    name: &str,
+    file: &Path,
+    config: &BuildConfig,
+) -> Result<Built, DriverError> {
+    let name = format!("{}_{}", crate_name(name), path_key(file));
+    build_crate(rust, modules, name, config)
+}
+
+/// A short hash of `file`'s canonical path (of the path as given when it has none).
+pub fn path_key(file: &Path) -> String {
+    let canonical = file.canonicalize().unwrap_or_else(|_| absolute(file));
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+fn build_crate(
+    rust: &str,
+    modules: &[ModuleFile],
+    name: String,
+    config: &BuildConfig,
+) -> Result<Built, DriverError> {
     let started = Instant::now();
-    let name = crate_name(name);
-    let runtime = config
-        .runtime_path
-        .canonicalize()
-        .unwrap_or_else(|_| config.runtime_path.clone());
-    let manifest = manifest(&name, &runtime, &runtime_features(rust));
+    let runtime = match &config.runtime {
+        RuntimeSource::Path(path) => path.canonicalize().unwrap_or_else(|_| path.clone()),
+        RuntimeSource::Embedded => unpack_runtime(&config.cache_dir)?,
+    };
+    let embedded = config.runtime == RuntimeSource::Embedded;
+    let manifest = manifest(&name, &runtime, embedded, &runtime_features(rust));
     let profile = match config.profile {
         Profile::Release => "release",
         Profile::Dev => "dev",
@@ -358,10 +496,16 @@ pub fn build_with(
             module.text.as_bytes(),
         )?;
     }
-    if let Some(lock) = &config.lockfile {
-        if let Ok(contents) = std::fs::read(lock) {
-            write_if_changed(&crate_dir.join("Cargo.lock"), &contents)?;
+    match (&config.runtime, &config.lockfile) {
+        (RuntimeSource::Embedded, _) => {
+            write_if_changed(&crate_dir.join("Cargo.lock"), EMBEDDED_LOCK.as_bytes())?
         }
+        (RuntimeSource::Path(_), Some(lock)) => {
+            if let Ok(contents) = std::fs::read(lock) {
+                write_if_changed(&crate_dir.join("Cargo.lock"), &contents)?;
+            }
+        }
+        (RuntimeSource::Path(_), None) => {}
     }
     let target_dir = config.cache_dir.join("target");
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));

@@ -19,6 +19,7 @@ pub mod embed;
 pub mod ir;
 pub mod ops;
 pub mod passes;
+pub mod paths;
 pub mod preview;
 pub mod rust_file;
 pub mod sema;
@@ -36,6 +37,9 @@ pub struct Options {
     /// The preview build of `weir run --limit N`: every sink prints to stdout (files and
     /// topics are left alone), at most `--limit` rows each ([`preview`]).
     pub preview: bool,
+    /// The directory relative paths in the pipeline are resolved against (the CLI: the
+    /// pipeline file's); `None` leaves them as written ([`paths`]).
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// The result of compiling one pipeline file.
@@ -193,6 +197,9 @@ pub fn compile(
     let Some(mut program) = program else {
         return Err(warnings);
     };
+    if let Some(base) = &options.base_dir {
+        paths::resolve(&mut program, base);
+    }
     if options.preview {
         preview::rewrite_sinks(&mut program);
     }

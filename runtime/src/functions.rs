@@ -15,7 +15,9 @@ use crate::formats::time::{
 };
 
 /// The regular expression type of compiled patterns (generated code names it through here, so
-/// generated crates need no direct dependency on `regex`).
+/// generated crates need no direct dependency on `regex`). Feature `regex`, enabled for
+/// pipelines that match patterns.
+#[cfg(feature = "regex")]
 pub use regex::Regex;
 
 /// A time zone of the IANA database (feature `tz`, enabled for pipelines that name one).
@@ -82,6 +84,7 @@ pub fn split_index(s: &str, delimiter: &str, index: i64) -> Option<String> {
 ///
 /// `None` when there is no match, when `group` is negative or larger than the number of groups,
 /// or when the group did not take part in the match.
+#[cfg(feature = "regex")]
 pub fn regexp_extract(s: &str, re: &regex::Regex, group: i64) -> Option<String> {
     let group = usize::try_from(group).ok()?;
     if group >= re.captures_len() {
@@ -95,6 +98,7 @@ pub fn regexp_extract(s: &str, re: &regex::Regex, group: i64) -> Option<String> 
 
 /// `REGEXP(s, regex)` (Flink): whether `re` matches anywhere in `s`. Anchor the pattern
 /// (`^...$`) for a whole-string match.
+#[cfg(feature = "regex")]
 pub fn regexp_matches(s: &str, re: &regex::Regex) -> bool {
     re.is_match(s)
 }
@@ -830,6 +834,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "regex")]
     fn regexp_extract_groups() {
         let re = regex::Regex::new(r"(\d+)-(\d+)(x)?").unwrap();
         assert_eq!(
@@ -859,6 +864,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "regex")]
     fn regexp_matches_anywhere() {
         let re = regex::Regex::new(r"^\d+$").unwrap();
         assert!(regexp_matches("123", &re));

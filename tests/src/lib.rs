@@ -51,7 +51,7 @@ pub fn build(name: &str, text: &str, no_fusion: bool) -> PathBuf {
     let built = driver::build(
         &compiled.rust,
         &format!("test_{name}{suffix}"),
-        &BuildConfig::from_env(),
+        &BuildConfig::from_env().expect("a cache directory"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     built.binary

@@ -646,8 +646,8 @@ fn q9_final_table_matches_duckdb() {
 fn q13_lookup_join_matches_duckdb() {
     let side = weir_tests::workspace().join("examples/nexmark/side_input.csv");
     let text = to_stdout(&example("nexmark/q13.weir")).replace(
-        "examples/nexmark/side_input.csv",
-        &side.display().to_string(),
+        "\"side_input.csv\"",
+        &format!("{:?}", side.display().to_string()),
     );
     let config = NexmarkConfig {
         events: EVENTS,

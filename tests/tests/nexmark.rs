@@ -39,11 +39,13 @@ fn check_query(name: &str, file: &str, query: impl Fn(&[Bid]) -> Vec<Value>) {
     let events = EVENTS.to_string();
     let fused = build(name, &text, false);
     let unfused = build(name, &text, true);
-    let cwd = workspace();
+    // The example's own folder: its paths (q13's table) are relative to it.
+    let example = workspace().join("examples").join(file);
+    let cwd = example.parent().expect("the example's folder");
     let args = ["--events", events.as_str(), "--quiet"];
-    let a = run(&fused, &args, &cwd, None);
+    let a = run(&fused, &args, cwd, None);
     assert!(a.success, "{name} failed: {}", a.stderr);
-    let b = run(&unfused, &args, &cwd, None);
+    let b = run(&unfused, &args, cwd, None);
     assert!(b.success, "{name} unfused failed: {}", b.stderr);
     let rows = json_rows(&a.stdout);
     assert!(
@@ -73,7 +75,7 @@ fn check_query(name: &str, file: &str, query: impl Fn(&[Bid]) -> Vec<Value>) {
         "--parallelism",
         "2",
     ];
-    let c = run(&fused, &parallel_args, &cwd, None);
+    let c = run(&fused, &parallel_args, cwd, None);
     assert!(c.success, "{name} with 2 splits failed: {}", c.stderr);
     let mut got: Vec<String> = json_rows(&c.stdout).iter().map(Value::to_string).collect();
     let mut want: Vec<String> = query(&bids_of(2)).iter().map(Value::to_string).collect();

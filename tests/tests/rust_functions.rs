@@ -68,7 +68,7 @@ fn build_with_rust(name: &str, udfs: &str, pipeline: &str) -> std::path::PathBuf
         &compiled.rust,
         &[module],
         name,
-        &weir_compiler::driver::BuildConfig::from_env(),
+        &weir_compiler::driver::BuildConfig::from_env().expect("a cache directory"),
     )
     .unwrap_or_else(|e| panic!("{e}"))
     .binary
@@ -177,7 +177,7 @@ fn failure_report(name: &str, udfs: &str, pipeline: &str) -> String {
         &compiled.rust,
         &[module],
         name,
-        &BuildConfig::from_env(),
+        &BuildConfig::from_env().expect("a cache directory"),
     ) {
         Ok(_) => panic!("{name} compiles"),
         Err(DriverError::Compile { errors, output, .. }) => {

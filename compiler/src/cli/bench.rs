@@ -91,6 +91,11 @@ source bids = nexmark(stream: \"bid\")\n\
 sink bids |> filter price < 0 -> checksum()\n";
 
 pub(super) fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> {
+    build_in(name, text, no_fusion, None)
+}
+
+/// [`build`] for a pipeline whose relative paths are relative to `base_dir` (its folder).
+fn build_in(name: &str, text: &str, no_fusion: bool, base_dir: Option<&Path>) -> Result<PathBuf> {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
     let compiled = weir_compiler::compile(
@@ -98,6 +103,7 @@ pub(super) fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> 
         id,
         &Options {
             no_fusion,
+            base_dir: base_dir.map(Path::to_path_buf),
             ..Options::default()
         },
     )
@@ -111,7 +117,7 @@ pub(super) fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> 
     let built = driver::build(
         &compiled.rust,
         &format!("bench_{name}{suffix}"),
-        &BuildConfig::from_env(),
+        &BuildConfig::from_env()?,
     )?;
     Ok(built.binary)
 }
@@ -224,11 +230,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let path = examples.join(format!("{q}.weir"));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let fused = build(q, &text, false)?;
+        let base = std::path::absolute(&examples)?;
+        let fused = build_in(q, &text, false, Some(&base))?;
         let unfused = if args.fused_only {
             None
         } else {
-            Some(build(q, &text, true)?)
+            Some(build_in(q, &text, true, Some(&base))?)
         };
         rows.push((q.clone(), fused, unfused));
     }

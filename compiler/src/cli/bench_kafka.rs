@@ -212,7 +212,7 @@ fn best(repeat: u32, mut once: impl FnMut() -> Result<Measured>) -> Result<Measu
 pub fn run_bench(bench: &KafkaBench) -> Result<ExitCode> {
     check_reachable(&bench.brokers)?;
     eprintln!("weir bench: building the floor, the producer and the pipelines...");
-    let helper = driver::build(HELPER, "bench_kafka_floor", &BuildConfig::from_env())?.binary;
+    let helper = driver::build(HELPER, "bench_kafka_floor", &BuildConfig::from_env()?)?.binary;
     let source = format!(
         "source bids: Bid = kafka(topic: \"{TOPIC}\", brokers: \"{}\", group: \"weir-bench\", \
          properties: \"{PROPERTIES}\")",

@@ -66,6 +66,38 @@ struct BuildArgs {
     /// Show cargo's output.
     #[arg(long, short)]
     verbose: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+#[derive(clap::Args, Clone)]
+struct CacheArgs {
+    /// The build cache: generated crates, the shared cargo target folder, binaries. Default:
+    /// `WEIR_CACHE_DIR`, else `$XDG_CACHE_HOME/weir` or `~/.cache/weir` (from a checkout's
+    /// `target/`: `target/weir`). A folder of the project (`--cache-dir .weir`) keeps its
+    /// builds apart.
+    #[arg(long, value_name = "DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    fn config(&self) -> Result<BuildConfig> {
+        let mut config = BuildConfig::from_env()?;
+        if let Some(dir) = &self.cache_dir {
+            config.cache_dir = std::path::absolute(dir)
+                .with_context(|| format!("cannot use {} as the cache", dir.display()))?;
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum CacheCommand {
+    /// Print the cache directory.
+    Dir,
+    /// Delete what weir keeps in the cache directory (crates, binaries, the cargo target
+    /// folder, unpacked runtimes).
+    Clean,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +150,13 @@ enum Command {
         limit: u64,
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// The build cache: where it is (`weir cache dir`), and emptying it (`weir cache clean`).
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Benchmark Nexmark queries on the built-in generator: fused, unfused, and the generator alone;
     /// with `--input json|csv|both`, pipelines reading bids from files instead.
@@ -250,6 +289,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 status.code().unwrap_or(1).clamp(0, 255) as u8
             ))
         }
+        Command::Cache { command, cache } => {
+            let config = cache.config()?;
+            let dir = &config.cache_dir;
+            match command {
+                CacheCommand::Dir => println!("{}", dir.display()),
+                CacheCommand::Clean => {
+                    // Only weir's own folders: a mistaken `--cache-dir ~` loses nothing else.
+                    for sub in driver::CACHE_FOLDERS {
+                        let path = dir.join(sub);
+                        match std::fs::remove_dir_all(&path) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => {
+                                return Err(e)
+                                    .with_context(|| format!("cannot delete {}", path.display()))
+                            }
+                        }
+                    }
+                    if messages::human() {
+                        eprintln!("weir: emptied the cache in {}", dir.display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(args) => bench::run(args),
     }
 }
@@ -322,9 +386,25 @@ fn compile_file(args: &CompileArgs) -> Result<Option<CompiledFile>> {
     let Some(mut rust) = rust_functions(&mut sources, args.rust.as_deref())? else {
         return Ok(None);
     };
+    // Paths in the pipeline are relative to its file (`paths`).
+    // (The folder canonical, so that messages name `/data/in.csv`, not `/cwd/../data/in.csv`.)
+    let file = std::path::absolute(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let base_dir = file
+        .parent()
+        .map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
+    if let Some(dir) = base_dir.as_ref().filter(|d| d.to_str().is_none()) {
+        return Err(anyhow!(
+            "the folder of {} ({}) is not UTF-8, so the pipeline's relative paths cannot be \
+             resolved against it; move the pipeline to another folder",
+            args.file.display(),
+            dir.display()
+        ));
+    }
     let options = Options {
         no_fusion: args.no_fusion,
         preview: args.preview,
+        base_dir,
     };
     let (result, calls) = with_udfs_calls(&rust.udfs, || {
         weir_compiler::compile(&sources, id, &options)
@@ -379,7 +459,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
                 if matches!(def.kind, weir_compiler::sema::SourceKind::Kafka { .. })
         )
     });
-    let mut config = BuildConfig::from_env();
+    let mut config = args.cache.config()?;
     config.profile = if args.dev {
         Profile::Dev
     } else {
@@ -393,7 +473,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
         );
     }
     let modules: Vec<ModuleFile> = rust.module.iter().cloned().collect();
-    match driver::build_with(&compiled.rust, &modules, &name, &config) {
+    match driver::build_file(&compiled.rust, &modules, &name, &args.compile.file, &config) {
         Ok(built) => Ok(Some((built, kafka_source))),
         Err(DriverError::Compile {
             crate_dir,

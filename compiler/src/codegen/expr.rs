@@ -847,6 +847,12 @@ impl Statics {
         !self.zones.is_empty()
     }
 
+    /// Whether the generated code compiles a regular expression (and so needs the runtime's
+    /// `regex`).
+    pub fn uses_regexes(&self) -> bool {
+        !self.regexes.is_empty()
+    }
+
     /// The static holding time zone `name` (looked up once, at first use).
     pub fn zone(&mut self, namer: &mut Namer, name: &str) -> proc_macro2::Ident {
         if let Some((_, id)) = self.zones.iter().find(|(z, _)| z == name) {

@@ -174,10 +174,13 @@ impl<'a> EmitCx<'a> {
 
 /// Generates the pipeline's `main.rs`, formatted.
 pub fn generate(graph: &Dataflow, info: &GraphInfo) -> String {
-    let (tokens, uses_zones) = generate_parts(graph, info, embed::Form::Binary);
+    let (tokens, statics) = generate_parts(graph, info, embed::Form::Binary);
     let file = format_file(tokens);
     let mut features = runtime_features(graph);
-    if uses_zones {
+    if statics.uses_regexes() {
+        features.push("regex");
+    }
+    if statics.uses_zones() {
         features.push("tz");
     }
     if features.is_empty() {
@@ -206,7 +209,8 @@ pub const FEATURES_LINE: &str = "// weir-runtime features: ";
 
 /// Optional runtime features the graph's connectors need, sorted: `kafka` when a source or a
 /// sink is a Kafka one (librdkafka is compiled only for such pipelines). ([`generate`] adds
-/// `tz` after them when an expression names a time zone.)
+/// `regex` after them when an expression matches a pattern, then `tz` when one names a time
+/// zone.)
 pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
     let kafka = graph.ops().into_iter().any(|op| match &graph.node(op).op {
         Op::Source { def, .. } => matches!(def.kind, SourceKind::Kafka(_)),
@@ -225,12 +229,13 @@ pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: embed::Form<'_>
     generate_parts(graph, info, form).0
 }
 
-/// The generated code of `form`, unformatted, and whether it names a time zone.
+/// The generated code of `form`, unformatted, and its statics (which say whether it names a
+/// time zone or compiles a regular expression).
 fn generate_parts(
     graph: &Dataflow,
     info: &GraphInfo,
     form: embed::Form<'_>,
-) -> (TokenStream, bool) {
+) -> (TokenStream, expr::Statics) {
     let mut cx = EmitCx {
         form,
         memory: embed::MemoryIo::default(),
@@ -333,7 +338,7 @@ fn generate_parts(
         #build
         #entry
     };
-    (tokens, cx.statics.uses_zones())
+    (tokens, cx.statics)
 }
 
 /// The parallelism of a class, as an expression evaluated in `build()`.
