@@ -163,15 +163,6 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Collector<I> for Exchange<I, 
     }
 }
 
-/// How long an upstream instance may stay silent before the input loop stops waiting for its
-/// watermark (set once from `--idle-timeout`; `None`: wait forever).
-static IDLE_TIMEOUT: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
-
-/// Sets the idle timeout for every input loop of this process (first call wins).
-pub fn set_idle_timeout(timeout: Option<std::time::Duration>) {
-    let _ = IDLE_TIMEOUT.set(timeout);
-}
-
 /// Drives a task whose input is a channel fed by `n_upstream` instances: pushes every record
 /// into `chain`, forwards the minimum watermark over the upstream instances whenever it
 /// advances, and finishes the chain after every upstream instance has ended.
@@ -181,7 +172,7 @@ pub fn set_idle_timeout(timeout: Option<std::time::Duration>) {
 /// own: processing-time windows); with several upstream instances each ticking, the chain is
 /// thus not ticked once per instance.
 ///
-/// With an idle timeout, an upstream instance that has sent nothing for that long no longer
+/// With an idle timeout (its run's, see [`crate::context`]), an upstream instance that has sent nothing for that long no longer
 /// holds the watermark back (its later records may then be late); it counts again as soon as
 /// it sends.
 pub fn run_input<T, C: Collector<T>>(receiver: Receiver<Message<T>>, n_upstream: usize, chain: C) {
@@ -189,7 +180,7 @@ pub fn run_input<T, C: Collector<T>>(receiver: Receiver<Message<T>>, n_upstream:
         receiver,
         n_upstream,
         chain,
-        IDLE_TIMEOUT.get().copied().flatten(),
+        crate::context::with(|c| c.idle_timeout()),
     )
 }
 

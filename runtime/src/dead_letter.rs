@@ -41,7 +41,7 @@ impl Output {
         self.file = None;
         if !self.failed {
             self.failed = true;
-            crate::run::report_error(format!(
+            crate::context::report_error(format!(
                 "cannot {what} dead-letter file {}: {err}; malformed records are lost",
                 path.display()
             ));

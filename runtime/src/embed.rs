@@ -193,10 +193,10 @@ pub fn run(
         });
     }
     let started = Instant::now();
-    crate::channel::set_idle_timeout(args.idle_timeout);
-    crate::tick::set_flush_interval(args.flush_interval);
     let mut runtime = Runtime::new(args);
-    if let Err(err) = build(&mut runtime) {
+    let built = build(&mut runtime);
+    runtime.context().default_idle_timeout(None);
+    if let Err(err) = built {
         return Err(Error {
             messages: vec![err],
         });
@@ -437,6 +437,142 @@ mod tests {
             ..RunArgs::default()
         };
         assert_eq!(run(quiet, |_| Ok(())), Ok(()));
+    }
+
+    fn quiet() -> RunArgs {
+        RunArgs {
+            quiet: true,
+            ..RunArgs::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_run_leaves_later_runs_alone() {
+        let failed = run(quiet(), |rt| {
+            rt.spawn("fails".into(), || Err("boom".into()));
+            Ok(())
+        });
+        assert_eq!(failed.unwrap_err().messages, ["boom"]);
+        let later = run(quiet(), |rt| {
+            rt.spawn("works".into(), || Ok(()));
+            Ok(())
+        });
+        assert_eq!(later, Ok(()));
+    }
+
+    #[test]
+    fn concurrent_runs_keep_their_errors_apart() {
+        let (failed_tx, failed_rx) = std::sync::mpsc::channel::<()>();
+        let healthy = std::thread::spawn(move || {
+            run(quiet(), move |rt| {
+                // Ends only once the other run has failed.
+                rt.spawn("waits".into(), move || {
+                    failed_rx.recv().map_err(|e| e.to_string())
+                });
+                Ok(())
+            })
+        });
+        let failed = run(quiet(), |rt| {
+            rt.spawn("fails".into(), || Err("boom".into()));
+            Ok(())
+        });
+        assert_eq!(failed.unwrap_err().messages, ["boom"]);
+        failed_tx.send(()).unwrap();
+        assert_eq!(healthy.join().unwrap(), Ok(()));
+    }
+
+    /// What reaches the end of a chain, in order.
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<String>>>);
+
+    impl Collector<i64> for Log {
+        fn push(&mut self, r: &i64) {
+            self.0.lock().unwrap().push(format!("r{r}"));
+        }
+        fn watermark(&mut self, wm: i64) {
+            self.0.lock().unwrap().push(format!("wm{wm}"));
+        }
+        fn barrier(&mut self, _checkpoint: u64) {}
+        fn tick(&mut self) {}
+        fn finish(&mut self) {}
+    }
+
+    /// An input loop of a run with `idle_timeout` behind two upstream instances, the second
+    /// of which goes quiet for a while: what reaches its chain.
+    fn input_loop_with(idle_timeout: Option<std::time::Duration>) -> Vec<String> {
+        use crate::channel::{channels, run_input, Exchange};
+        let log = Log::default();
+        let args = RunArgs {
+            idle_timeout,
+            ..quiet()
+        };
+        run(args, |rt| {
+            let (senders, mut receivers) = channels::<i64>(1);
+            let receiver = receivers.pop().expect("one receiver");
+            let chain = log.clone();
+            rt.spawn("input".into(), move || {
+                run_input(receiver, 2, chain);
+                Ok(())
+            });
+            let metrics = Metrics::new();
+            let mut a = Exchange::new(metrics.op("a"), 0, senders.clone(), |_: &i64| 0, |r| *r);
+            let mut b = Exchange::new(metrics.op("b"), 1, senders, |_: &i64| 0, |r| *r);
+            b.watermark(10);
+            a.watermark(100); // b holds it at 10
+            std::thread::sleep(std::time::Duration::from_millis(200)); // b is quiet
+            a.watermark(150); // passes only where b counts as idle
+            a.finish();
+            b.finish();
+            Ok(())
+        })
+        .unwrap();
+        let seen = log.0.lock().unwrap().clone();
+        seen
+    }
+
+    #[test]
+    fn each_run_has_its_own_idle_timeout() {
+        let idle = input_loop_with(Some(std::time::Duration::from_millis(50)));
+        assert!(idle.contains(&"wm150".to_string()), "{idle:?}");
+        let patient = input_loop_with(None);
+        assert!(!patient.contains(&"wm150".to_string()), "{patient:?}");
+        let idle_again = input_loop_with(Some(std::time::Duration::from_millis(50)));
+        assert!(idle_again.contains(&"wm150".to_string()), "{idle_again:?}");
+    }
+
+    #[test]
+    fn each_run_has_its_own_rate_limit() {
+        use std::time::Duration;
+        // How long a source of a run with `rate_limit` waits for its 10th record.
+        let pace = |rate_limit: u64| {
+            let took: Arc<Mutex<Duration>> = Arc::default();
+            let args = RunArgs {
+                rate_limit,
+                ..quiet()
+            };
+            let out = took.clone();
+            std::thread::spawn(move || {
+                run(args, |rt| {
+                    rt.spawn("source".into(), move || {
+                        let started = Instant::now();
+                        crate::sources::Pacer::new(1).wait(10);
+                        *out.lock().unwrap() = started.elapsed();
+                        Ok(())
+                    });
+                    Ok(())
+                })
+            })
+            .join()
+            .unwrap()
+            .unwrap();
+            let took = *took.lock().unwrap();
+            took
+        };
+        let limited = std::thread::spawn(move || pace(20));
+        let free = pace(0);
+        assert!(free < Duration::from_millis(100), "{free:?}");
+        let limited = limited.join().unwrap();
+        assert!(limited >= Duration::from_millis(450), "{limited:?}");
     }
 
     #[test]

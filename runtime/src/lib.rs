@@ -15,6 +15,7 @@ pub mod channel;
 pub mod checkpoint;
 pub mod checksum;
 pub mod collector;
+pub mod context;
 pub mod dead_letter;
 pub mod embed;
 pub mod formats;

@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::context::{RunContext, Settings};
 use crate::dead_letter::DeadLetters;
 use crate::metrics::{Metrics, OpMetrics};
 
@@ -255,68 +255,38 @@ fn parse_num(s: &str, flag: &str) -> Result<u64, String> {
         .map_err(|_| format!("{flag}: `{s}` is not a non-negative integer"))
 }
 
-/// The running pipeline's [`Errors`], for code that has no handle on it (file sinks, the
-/// checkpoint coordinator). Set by the first [`Runtime::new`].
-static RUN_ERRORS: std::sync::OnceLock<Errors> = std::sync::OnceLock::new();
+pub use crate::context::Errors;
 
-/// Reports a failure that must fail the run (the run goes on, then exits with an error).
-pub fn report_error(message: String) {
-    match RUN_ERRORS.get() {
-        Some(errors) => errors.report(message),
-        None => eprintln!("weir: error: {message}"),
-    }
-}
-
-/// Ends a checkpointed run at once, with its errors, when a checkpoint was given up and a
-/// source would otherwise go on for ever (Kafka): draining would fire windows on part of
-/// their input. Like a crash, it leaves the checkpoint folder to resume from.
-pub fn abort_run() -> ! {
-    if let Some(errors) = RUN_ERRORS.get() {
-        for err in errors.all() {
-            eprintln!("weir: error: {err}");
-        }
-    }
-    eprintln!(
-        "weir: error: a checkpoint was given up; stopping now (start again to resume from the \
-         last complete checkpoint)"
-    );
-    std::process::exit(1)
-}
-
-/// Where tasks and sinks report failures that must fail the run (a sink's `finish` cannot
-/// return an error: it reports here). Cheap to clone.
-#[derive(Clone, Default)]
-pub struct Errors(Arc<Mutex<Vec<String>>>);
-
-impl Errors {
-    pub fn report(&self, message: String) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(message);
-    }
-
-    fn all(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// The running pipeline: spawns tasks and collects their failures.
+/// The running pipeline: spawns tasks and collects their failures. Each runtime is one run,
+/// with its own [`RunContext`] (errors, settings, stop flags) that its tasks run in.
 pub struct Runtime {
     pub args: RunArgs,
+    context: RunContext,
     metrics: Metrics,
     dead_letters: DeadLetters,
     /// The dead-letter files sources named with `dead_letters:` (one writer per path).
     source_dead_letters: std::sync::Mutex<Vec<DeadLetters>>,
     tasks: Vec<(String, JoinHandle<()>)>,
-    errors: Errors,
     /// With `--scale-out`: the Kafka sources the supervisor runs tasks for.
     #[cfg(feature = "kafka")]
     supervised: Option<Vec<crate::sources::kafka::KafkaSourceConfig>>,
 }
 
 impl Runtime {
+    /// A run inside a library: it never ends the process.
     pub fn new(args: RunArgs) -> Self {
+        Runtime::with_owner(args, false)
+    }
+
+    /// `owns_process`: a pipeline binary's run, which may end the process when it must stop
+    /// at once (see [`crate::context::abort_run`]).
+    fn with_owner(args: RunArgs, owns_process: bool) -> Self {
+        let context = RunContext::new(Settings {
+            idle_timeout: args.idle_timeout,
+            rate_limit: args.rate_limit,
+            flush_interval: args.flush_interval,
+            owns_process,
+        });
         let metrics = Metrics::new();
         let path = args
             .dead_letters
@@ -325,11 +295,11 @@ impl Runtime {
         let dead_letters = DeadLetters::new(path, metrics.clone());
         Runtime {
             args,
+            context,
             metrics,
             dead_letters,
             source_dead_letters: std::sync::Mutex::new(Vec::new()),
             tasks: Vec::new(),
-            errors: RUN_ERRORS.get_or_init(Errors::default).clone(),
             #[cfg(feature = "kafka")]
             supervised: None,
         }
@@ -381,7 +351,12 @@ impl Runtime {
 
     /// Where a sink reports a failure that must fail the run.
     pub fn errors(&self) -> Errors {
-        self.errors.clone()
+        self.context.errors().clone()
+    }
+
+    /// This run's context, which its tasks run in.
+    pub fn context(&self) -> &RunContext {
+        &self.context
     }
 
     /// Registers an operator for the summary.
@@ -453,10 +428,11 @@ impl Runtime {
         name: String,
         task: impl FnOnce() -> Result<(), String> + Send + 'static,
     ) {
-        let errors = self.errors.clone();
+        let context = self.context.clone();
         let handle = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
+                let _run = context.enter();
                 // A failed task never passes another barrier: give up the checkpoint being
                 // taken so that nothing waits for it (a restart resumes from the last one).
                 struct AbandonOnPanic;
@@ -474,7 +450,7 @@ impl Runtime {
                     if let Some(c) = crate::checkpoint::coordinator() {
                         c.abandon();
                     }
-                    errors.report(err);
+                    context.errors().report(err);
                 }
             })
             .unwrap_or_else(|err| panic!("cannot start a thread for task {name}: {err}"));
@@ -493,9 +469,9 @@ impl Runtime {
         for letters in self.all_dead_letters() {
             letters.flush();
         }
-        let succeeded = !failed && self.errors.all().is_empty();
+        let succeeded = !failed && self.context.errors().all().is_empty();
         // Stopped by a signal before the end of the input: not finished.
-        let stopped = crate::stop::stopped_early();
+        let stopped = self.context.stopped_early();
         let mut checkpoint_line = None;
         let mut stopped_after = None;
         if let Some(c) = crate::checkpoint::coordinator() {
@@ -526,7 +502,7 @@ impl Runtime {
         for (sink, rows, sum) in self.metrics.checksums() {
             println!("checksum {sink}: rows={rows} checksum={sum:016x}");
         }
-        let errors = self.errors.all();
+        let errors = self.context.errors().all();
         for err in &errors {
             eprintln!("weir: error: {err}");
         }
@@ -608,7 +584,7 @@ impl Runtime {
         if !self.args.quiet {
             eprint!("{}", self.metrics.summary(started, started.elapsed()));
         }
-        let mut task_errors = self.errors.all();
+        let mut task_errors = self.context.errors().all();
         task_errors.append(&mut errors);
         task_errors
     }
@@ -624,13 +600,6 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         }
     };
     let started = Instant::now();
-    // Without `--idle-timeout`, `build` may set a default (Kafka sources do) before it starts
-    // any task; the first setting wins.
-    if args.idle_timeout.is_some() {
-        crate::channel::set_idle_timeout(args.idle_timeout);
-    }
-    crate::sources::set_rate_limit(args.rate_limit);
-    crate::tick::set_flush_interval(args.flush_interval);
     if let Some(partition) = args.task_partition {
         if let Err(err) = crate::scale_out::become_task(partition, args.task_parent) {
             eprintln!("weir: error: {err}");
@@ -677,9 +646,11 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         eprintln!("weir: error: {err}");
         return ExitCode::FAILURE;
     }
-    let mut runtime = Runtime::new(args);
+    let mut runtime = Runtime::with_owner(args, true);
+    // Without `--idle-timeout`, `build` may set a default (Kafka sources do) before it starts
+    // any task; the first setting wins, and none is none.
     let built = build(&mut runtime);
-    crate::channel::set_idle_timeout(runtime.args.idle_timeout);
+    runtime.context.default_idle_timeout(None);
     if let Err(err) = built {
         eprintln!("weir: error: {err}");
         return ExitCode::FAILURE;
@@ -704,7 +675,7 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         return ExitCode::FAILURE;
     }
     if let Some(c) = crate::checkpoint::coordinator() {
-        c.start();
+        c.start(runtime.context.clone());
     }
     runtime.join(started)
 }

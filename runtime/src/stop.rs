@@ -7,8 +7,9 @@
 //! flush and commit, the dead letters and the summary are written, and the process exits
 //! 130 (SIGINT) or 143 (SIGTERM). A second signal exits at once with that code.
 //!
-//! This is state of the process, not of a run: signals reach a process. Embedded runs never
-//! install the handlers, so nothing here ever stops them.
+//! The signal flags are state of the process, not of a run: signals reach a process. Embedded
+//! runs never install the handlers, so no signal ever stops them. Whether a run's sources may
+//! stop, and whether it stopped early, belong to the run ([`crate::context`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -19,12 +20,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 static SIGNALLED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 /// Which signal it was.
 static WHICH: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
-/// The sources may stop now: at once without checkpoints, after the last checkpoint with.
-static SOURCES_STOP: AtomicBool = AtomicBool::new(false);
 /// Without checkpoints, a signal stops the sources at once.
 static IMMEDIATE: AtomicBool = AtomicBool::new(false);
-/// A source stopped before the end of its input: the run is stopped, not finished.
-static STOPPED_EARLY: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handlers of SIGTERM and SIGINT. `immediate`: the sources stop at the first
 /// signal (no checkpoints); otherwise only once [`stop_sources`] is called.
@@ -62,25 +59,28 @@ pub fn signal() -> Option<(&'static str, u8)> {
     }
 }
 
-/// Whether sources must stop reading now.
+/// Whether the sources of this thread's run must stop reading now: its run asked them to,
+/// or a signal arrived in a process that takes no checkpoints.
 #[inline]
 pub fn sources_stopped() -> bool {
-    SOURCES_STOP.load(Ordering::Relaxed) || (requested() && IMMEDIATE.load(Ordering::Relaxed))
+    (requested() && IMMEDIATE.load(Ordering::Relaxed))
+        || crate::context::with(|c| c.sources_stop_asked())
 }
 
-/// Lets the sources stop (a checkpointed run: its last checkpoint is complete).
+/// Lets the sources of this thread's run stop (a checkpointed run: its last checkpoint is
+/// complete).
 pub fn stop_sources() {
-    SOURCES_STOP.store(true, Ordering::Relaxed);
+    crate::context::with(|c| c.stop_sources());
 }
 
-/// A source stopped reading before the end of its input.
+/// A source of this thread's run stopped reading before the end of its input.
 pub fn note_stopped_early() {
-    STOPPED_EARLY.store(true, Ordering::Relaxed);
+    crate::context::with(|c| c.note_stopped_early());
 }
 
 /// Whether the run is stopped rather than finished: some source did not read all its input.
 /// Operators then emit nothing that only the end of the input may emit (the final watermark,
 /// a left join's unmatched rows at the end), and no `final` manifest is written.
 pub fn stopped_early() -> bool {
-    STOPPED_EARLY.load(Ordering::Relaxed)
+    crate::context::with(|c| c.stopped_early())
 }

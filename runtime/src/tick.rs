@@ -8,24 +8,14 @@
 //! tick their own chains, updating operators emit their pending changes, and stdout and
 //! file sinks write what they buffered. Nothing on a record's path reads the clock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The default of `--flush-interval`.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// `--flush-interval` in microseconds. Set once when the binary starts.
-static FLUSH_INTERVAL_US: AtomicU64 = AtomicU64::new(DEFAULT_FLUSH_INTERVAL.as_micros() as u64);
-
-/// Sets the flush interval of this process (at least 1 ms).
-pub fn set_flush_interval(interval: Duration) {
-    let us = interval.max(Duration::from_millis(1)).as_micros();
-    FLUSH_INTERVAL_US.store(u64::try_from(us).unwrap_or(u64::MAX), Ordering::Relaxed);
-}
-
-/// The flush interval of this process.
+/// The flush interval of this thread's run (see [`crate::context`]).
 pub fn flush_interval() -> Duration {
-    Duration::from_micros(FLUSH_INTERVAL_US.load(Ordering::Relaxed))
+    crate::context::with(|c| c.flush_interval())
 }
 
 /// When a source's next tick is due.

@@ -159,7 +159,7 @@ pub fn emit(
                     let #config = ::weir_runtime::sources::kafka::KafkaSourceConfig::new(
                         #name, #topic, #brokers, #group, #start, &[#((#keys, #values)),*], &rt.args,
                     );
-                    #config.apply_idle_timeout();
+                    #config.apply_idle_timeout(rt);
                 });
                 captures.push(config.clone());
                 let state_id = state_id.clone();

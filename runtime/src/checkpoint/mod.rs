@@ -502,46 +502,55 @@ impl Coordinator {
         }
     }
 
-    /// Starts the thread that asks for a checkpoint every interval.
-    pub fn start(&'static self) {
+    /// Starts the thread that asks for a checkpoint every interval, in the context of the run
+    /// `context` (where its failures go, whose sources it stops).
+    pub fn start(&'static self, context: crate::context::RunContext) {
         let interval = self.config.interval;
         std::thread::Builder::new()
             .name("checkpoints".into())
-            .spawn(move || loop {
-                let slept = Instant::now();
-                while slept.elapsed() < interval && !crate::stop::requested() {
-                    std::thread::sleep(interval.min(Duration::from_millis(20)));
-                    self.run_complete_hooks();
-                }
-                if crate::stop::requested() {
-                    self.drain();
-                }
-                if crate::stop::requested() || self.stopped.load(Ordering::Relaxed) {
-                    // No more checkpoints (the run is stopping, or every source has ended, or
-                    // one was given up); a checkpoint still in flight completes, and its
-                    // external commits are made here.
-                    loop {
-                        std::thread::sleep(Duration::from_millis(20));
-                        self.run_complete_hooks();
-                    }
-                }
-                let mut inner = self.lock();
-                if self.stopped.load(Ordering::Relaxed) {
-                    continue;
-                }
-                if inner.in_flight.is_some() || inner.expected == 0 {
-                    continue; // the previous one is still being taken
-                }
-                let id = inner.next_id;
-                inner.next_id += 1;
-                inner.in_flight = Some(InFlight {
-                    id,
-                    started: Some(Instant::now()),
-                    parts: BTreeMap::new(),
-                });
-                REQUESTED.store(id, Ordering::Release);
+            .spawn(move || {
+                let _run = context.enter();
+                self.trigger_loop(interval)
             })
             .expect("cannot start the checkpoint thread");
+    }
+
+    /// The checkpoint thread: asks for a checkpoint every interval until the run stops.
+    fn trigger_loop(&'static self, interval: Duration) {
+        loop {
+            let slept = Instant::now();
+            while slept.elapsed() < interval && !crate::stop::requested() {
+                std::thread::sleep(interval.min(Duration::from_millis(20)));
+                self.run_complete_hooks();
+            }
+            if crate::stop::requested() {
+                self.drain();
+            }
+            if crate::stop::requested() || self.stopped.load(Ordering::Relaxed) {
+                // No more checkpoints (the run is stopping, or every source has ended, or
+                // one was given up); a checkpoint still in flight completes, and its
+                // external commits are made here.
+                loop {
+                    std::thread::sleep(Duration::from_millis(20));
+                    self.run_complete_hooks();
+                }
+            }
+            let mut inner = self.lock();
+            if self.stopped.load(Ordering::Relaxed) {
+                continue;
+            }
+            if inner.in_flight.is_some() || inner.expected == 0 {
+                continue; // the previous one is still being taken
+            }
+            let id = inner.next_id;
+            inner.next_id += 1;
+            inner.in_flight = Some(InFlight {
+                id,
+                started: Some(Instant::now()),
+                parts: BTreeMap::new(),
+            });
+            REQUESTED.store(id, Ordering::Release);
+        }
     }
 
     /// Makes the external commits of the latest complete checkpoint, once.
@@ -556,7 +565,7 @@ impl Coordinator {
             .unwrap_or_else(|e| e.into_inner());
         for hook in hooks.iter() {
             if let Err(e) = hook(done) {
-                crate::run::report_error(e);
+                crate::context::report_error(e);
                 self.abandon();
             }
         }
@@ -617,7 +626,10 @@ impl Coordinator {
                     );
                     crate::stop::signal().map_or(1, |(_, code)| code as i32)
                 };
-                std::process::exit(code)
+                crate::context::exit_or_stop(
+                    code,
+                    "stopped without a last checkpoint (it did not complete in time)",
+                )
             }
         }
     }
@@ -942,7 +954,7 @@ impl StateSlot {
     ) {
         if let Some(c) = self.coordinator {
             if let Err(e) = c.save_part(self.id, self.instance, checkpoint, state, commits, notes) {
-                crate::run::report_error(format!("checkpoint {checkpoint} failed: {e}"));
+                crate::context::report_error(format!("checkpoint {checkpoint} failed: {e}"));
                 c.abandon();
             }
         }

@@ -88,7 +88,7 @@ impl<E> ChangelogWriter<E> {
             Err(err) => {
                 self.failed = true;
                 if err.kind() != std::io::ErrorKind::BrokenPipe {
-                    crate::run::report_error(format!(
+                    crate::context::report_error(format!(
                         "sink `{}`: write failed: {err}",
                         self.metrics.name()
                     ));
@@ -259,7 +259,7 @@ pub fn write_table<K, T>(
         match result {
             Ok(()) => table.len() as u64,
             Err(err) => {
-                crate::run::report_error(format!("sink `{name}`: write failed: {err}"));
+                crate::context::report_error(format!("sink `{name}`: write failed: {err}"));
                 0
             }
         }

@@ -132,7 +132,7 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                     self.files.insert(self.path.clone(), w);
                 }
                 Err(err) => {
-                    crate::run::report_error(format!(
+                    crate::context::report_error(format!(
                         "sink `{}`: cannot write {}: {err}",
                         self.metrics.name(),
                         dir.display()
@@ -151,7 +151,7 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                 PartOut::Committed(w) => w.write_all(&self.row),
             };
             if let Err(err) = written {
-                crate::run::report_error(format!(
+                crate::context::report_error(format!(
                     "sink `{}`: write failed: {err}",
                     self.metrics.name()
                 ));
@@ -172,7 +172,7 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
         for w in self.files.values_mut() {
             if let PartOut::Plain(w) = w {
                 if let Err(err) = w.flush() {
-                    crate::run::report_error(format!(
+                    crate::context::report_error(format!(
                         "sink `{}`: write failed: {err}",
                         self.metrics.name()
                     ));
@@ -200,7 +200,10 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                         actions.append(&mut a);
                     }
                     Err(err) => {
-                        crate::run::report_error(format!("sink `{}`: {err}", self.metrics.name()));
+                        crate::context::report_error(format!(
+                            "sink `{}`: {err}",
+                            self.metrics.name()
+                        ));
                         self.slot.abandon();
                         self.failed = true;
                     }
@@ -221,7 +224,7 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                 }),
             };
             if let Err(err) = result {
-                crate::run::report_error(format!(
+                crate::context::report_error(format!(
                     "sink `{}`: write failed: {err}",
                     self.metrics.name()
                 ));
@@ -232,7 +235,7 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
         } else {
             for a in &actions {
                 if let Err(err) = a.apply() {
-                    crate::run::report_error(format!("sink `{}`: {err}", self.metrics.name()));
+                    crate::context::report_error(format!("sink `{}`: {err}", self.metrics.name()));
                 }
             }
         }

@@ -3,6 +3,9 @@
 //! its first N rows (changes, for an updating stream) and then nothing; once every sink has
 //! printed N, the sources stop and the run ends with exit code 0 and a line saying the limit
 //! was reached. Files and Kafka topics are never written by a preview.
+//!
+//! A preview is a pipeline binary (one run per process), so what its sinks share is kept per
+//! process.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -68,13 +71,18 @@ fn sink_full() {
     crate::stop::note_stopped_early();
     crate::stop::stop_sources();
     // Sources blocked on input that may never come (stdin, a quiet topic) cannot see the
-    // stop: after a grace period the process ends without them. Every sink has flushed.
+    // stop: after a grace period the process ends without them. Every sink has flushed. Only
+    // a pipeline binary's run ends its process.
+    let Some(run) = crate::context::current().filter(|c| c.owns_process()) else {
+        return;
+    };
     let _ = std::thread::Builder::new()
         .name("preview-stop".into())
-        .spawn(|| {
+        .spawn(move || {
+            let _run = run.enter();
             std::thread::sleep(GRACE);
             eprintln!("{}", reached_message());
-            std::process::exit(0);
+            crate::context::exit_or_stop(0, "the preview limit was reached");
         });
 }
 

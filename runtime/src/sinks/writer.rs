@@ -107,7 +107,7 @@ impl<E> Writer<E> {
     /// Fails the run (rows would be lost) and gives up the checkpoint in flight.
     fn fail(&mut self, err: &str) {
         if !self.failed {
-            crate::run::report_error(format!("sink `{}`: {err}", self.metrics.name()));
+            crate::context::report_error(format!("sink `{}`: {err}", self.metrics.name()));
         }
         self.slot.abandon();
         self.failed = true;

@@ -136,11 +136,13 @@ impl KafkaSourceConfig {
         )
     }
 
-    /// Makes the input loops of this process treat a silent upstream instance as idle after
+    /// Makes the input loops of `runtime`'s run treat a silent upstream instance as idle after
     /// the same timeout as partitions (unless `--idle-timeout` already set it). Call before
     /// starting tasks.
-    pub fn apply_idle_timeout(&self) {
-        crate::channel::set_idle_timeout(Some(self.idle_timeout));
+    pub fn apply_idle_timeout(&self, runtime: &crate::run::Runtime) {
+        runtime
+            .context()
+            .default_idle_timeout(Some(self.idle_timeout));
     }
 }
 
@@ -656,7 +658,9 @@ impl KafkaSource {
                 break;
             }
             if checkpointed && crate::checkpoint::given_up() {
-                crate::run::abort_run();
+                // A binary's run ends here; a library's stops, without the end of input.
+                crate::context::abort_run();
+                break;
             }
             if let Some(stop) = self.config.stop_after_idle {
                 let joined = lock(&self.state).last_rebalance;

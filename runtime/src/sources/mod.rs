@@ -6,15 +6,9 @@ pub mod kafka;
 pub mod lines;
 pub mod nexmark;
 
-/// `--rate-limit`: records per second of each source (a generator: events, over all its
-/// splits; 0: as fast as possible). Set once when the binary starts.
-static RATE_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-pub fn set_rate_limit(events_per_second: u64) {
-    RATE_LIMIT.store(events_per_second, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Holds a source instance to its share of `--rate-limit` by sleeping when it runs ahead.
+/// Holds a source instance to its share of its run's `--rate-limit` (records per second of
+/// each source; a generator: events, over all its splits; 0: as fast as possible) by sleeping
+/// when it runs ahead.
 pub(crate) struct Pacer {
     per_second: u64,
     started: std::time::Instant,
@@ -22,7 +16,7 @@ pub(crate) struct Pacer {
 
 impl Pacer {
     pub(crate) fn new(splits: u32) -> Pacer {
-        let total = RATE_LIMIT.load(std::sync::atomic::Ordering::Relaxed);
+        let total = crate::context::with(|c| c.rate_limit());
         Pacer {
             per_second: if total == 0 {
                 0
