@@ -26,14 +26,51 @@ use crate::ops::updating::RankSpec;
 use crate::ops::window::WindowAggregate;
 use crate::state::{State, StateError};
 
+/// The groups not yet closed, by (end, key), and the watermark that closed the others.
+struct OpenGroups<K, V> {
+    groups: BTreeMap<(i64, K), V>,
+    watermark: i64,
+}
+
+impl<K: Ord, V> OpenGroups<K, V> {
+    fn new() -> Self {
+        OpenGroups {
+            groups: BTreeMap::new(),
+            watermark: i64::MIN,
+        }
+    }
+
+    /// The group of a record whose window ends at `end`, made by `new` if it has none; `None`
+    /// when the watermark has passed `end` (the record is late).
+    fn group(&mut self, end: i64, key: K, new: impl FnOnce() -> V) -> Option<&mut V> {
+        (end > self.watermark).then(|| self.groups.entry((end, key)).or_insert_with(new))
+    }
+
+    /// Moves the watermark forward; false when it does not move.
+    fn advance(&mut self, watermark: i64) -> bool {
+        let moved = watermark > self.watermark;
+        self.watermark = self.watermark.max(watermark);
+        moved
+    }
+
+    /// The next group whose window ends at or before `up_to`, removed (in order of end, then
+    /// key).
+    fn pop_closed(&mut self, up_to: i64) -> Option<(K, V)> {
+        let entry = self.groups.first_entry()?;
+        (entry.key().0 <= up_to).then(|| {
+            let ((_, key), value) = entry.remove_entry();
+            (key, value)
+        })
+    }
+}
+
 /// Top-N (and dedup, top 1) per key, where the key names a window: a partition's N best rows
 /// are emitted when the watermark passes the partition's end ([`RankSpec::event_time`]: the window's end).
 pub struct FinalTopNOp<S: RankSpec, N> {
     n: usize,
     newer_wins_ties: bool,
-    /// Open partitions by (end, key), each with its best rows so far, best first.
-    open: BTreeMap<(i64, S::Key), Vec<S::In>>,
-    watermark: i64,
+    /// Open partitions, each with its best rows so far, best first.
+    open: OpenGroups<S::Key, Vec<S::In>>,
     next: N,
     stats: OpStats,
     metrics: OpMetrics,
@@ -45,8 +82,7 @@ impl<S: RankSpec, N: Collector<S::Out>> FinalTopNOp<S, N> {
         FinalTopNOp {
             n: n.max(1),
             newer_wins_ties: false,
-            open: BTreeMap::new(),
-            watermark: i64::MIN,
+            open: OpenGroups::new(),
             next,
             stats: OpStats::default(),
             metrics,
@@ -62,16 +98,13 @@ impl<S: RankSpec, N: Collector<S::Out>> FinalTopNOp<S, N> {
 
     /// Rows held (for tests and metrics).
     pub fn state_size(&self) -> usize {
-        self.open.values().map(Vec::len).sum()
+        self.open.groups.values().map(Vec::len).sum()
     }
 
     /// Emits and forgets every partition whose end is at or below `up_to`.
     fn close(&mut self, up_to: i64) {
-        while let Some(entry) = self.open.first_entry() {
-            if entry.key().0 > up_to {
-                break;
-            }
-            for (i, row) in entry.remove().iter().enumerate() {
+        while let Some((_, rows)) = self.open.pop_closed(up_to) {
+            for (i, row) in rows.iter().enumerate() {
                 self.stats.records_out += 1;
                 self.next.push(&S::output(row, i as i64 + 1));
             }
@@ -83,16 +116,12 @@ impl<S: RankSpec, N: Collector<S::Out>> Collector<S::In> for FinalTopNOp<S, N> {
     #[inline]
     fn push(&mut self, record: &S::In) {
         self.stats.records_in += 1;
-        let end = S::event_time(record);
-        if end <= self.watermark {
+        let n = self.n;
+        let new = || Vec::with_capacity(n.min(4));
+        let Some(rows) = self.open.group(S::event_time(record), S::key(record), new) else {
             self.stats.late += 1;
             return;
-        }
-        let n = self.n;
-        let rows = self
-            .open
-            .entry((end, S::key(record)))
-            .or_insert_with(|| Vec::with_capacity(n.min(4)));
+        };
         // After every row that ranks before or equal to it (arrival order breaks ties).
         let at = if self.newer_wins_ties {
             rows.partition_point(|r| S::compare(r, record) == Ordering::Less)
@@ -105,8 +134,7 @@ impl<S: RankSpec, N: Collector<S::Out>> Collector<S::In> for FinalTopNOp<S, N> {
         }
     }
     fn watermark(&mut self, watermark: i64) {
-        if watermark > self.watermark {
-            self.watermark = watermark;
+        if self.open.advance(watermark) {
             self.close(watermark);
         }
         self.next.watermark(watermark);
@@ -131,10 +159,10 @@ impl<S: RankSpec, N> Snapshot for FinalTopNOp<S, N> {
         &mut self.slot
     }
     fn save_state(&self, out: &mut Vec<u8>) {
-        self.open.save(out);
+        self.open.groups.save(out);
     }
     fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.open = State::load(input)?;
+        self.open.groups = State::load(input)?;
         Ok(())
     }
 }
@@ -143,8 +171,7 @@ impl<S: RankSpec, N> Snapshot for FinalTopNOp<S, N> {
 /// over a window's rows): each group's row is emitted when the watermark passes the group's
 /// end ([`WindowAggregate::event_time`] of its rows).
 pub struct FinalAggregateOp<A: WindowAggregate, N> {
-    open: BTreeMap<(i64, A::Key), A::Acc>,
-    watermark: i64,
+    open: OpenGroups<A::Key, A::Acc>,
     next: N,
     stats: OpStats,
     metrics: OpMetrics,
@@ -155,8 +182,7 @@ pub struct FinalAggregateOp<A: WindowAggregate, N> {
 impl<A: WindowAggregate, N: Collector<A::Out>> FinalAggregateOp<A, N> {
     pub fn new(metrics: OpMetrics, next: N) -> Self {
         FinalAggregateOp {
-            open: BTreeMap::new(),
-            watermark: i64::MIN,
+            open: OpenGroups::new(),
             next,
             stats: OpStats::default(),
             metrics,
@@ -174,15 +200,11 @@ impl<A: WindowAggregate, N: Collector<A::Out>> FinalAggregateOp<A, N> {
 
     /// Groups open (for tests and metrics).
     pub fn state_size(&self) -> usize {
-        self.open.len()
+        self.open.groups.len()
     }
 
     fn close(&mut self, up_to: i64) {
-        while let Some(entry) = self.open.first_entry() {
-            if entry.key().0 > up_to {
-                break;
-            }
-            let ((_, key), acc) = entry.remove_entry();
+        while let Some((key, acc)) = self.open.pop_closed(up_to) {
             let out = A::output(&key, i64::MIN, i64::MAX, &acc);
             if let Some(overflows) = &self.overflows {
                 overflows.count_taken();
@@ -197,8 +219,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>> Collector<A::In> for FinalAggrega
     #[inline]
     fn push(&mut self, record: &A::In) {
         self.stats.records_in += 1;
-        let end = A::event_time(record);
-        if end <= self.watermark {
+        if A::event_time(record) <= self.open.watermark {
             self.stats.late += 1;
             return;
         }
@@ -207,15 +228,15 @@ impl<A: WindowAggregate, N: Collector<A::Out>> Collector<A::In> for FinalAggrega
                 return;
             }
         }
-        let acc = self
+        if let Some(acc) = self
             .open
-            .entry((end, A::key(record)))
-            .or_insert_with(A::new_acc);
-        A::add(acc, record);
+            .group(A::event_time(record), A::key(record), A::new_acc)
+        {
+            A::add(acc, record);
+        }
     }
     fn watermark(&mut self, watermark: i64) {
-        if watermark > self.watermark {
-            self.watermark = watermark;
+        if self.open.advance(watermark) {
             self.close(watermark);
         }
         self.next.watermark(watermark);
@@ -239,10 +260,10 @@ impl<A: WindowAggregate, N> Snapshot for FinalAggregateOp<A, N> {
         &mut self.slot
     }
     fn save_state(&self, out: &mut Vec<u8>) {
-        self.open.save(out);
+        self.open.groups.save(out);
     }
     fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.open = State::load(input)?;
+        self.open.groups = State::load(input)?;
         Ok(())
     }
 }
