@@ -11,6 +11,7 @@
 //!     chain = nested Collector types              ═══ bounded channel of batches + watermarks
 //! ```
 
+pub mod args;
 pub mod channel;
 pub mod checkpoint;
 pub mod checksum;

@@ -1,0 +1,245 @@
+//! The command line every generated pipeline binary accepts: [`RunArgs`], its parsing and
+//! its usage text. [`crate::run`] turns the parsed options into a run.
+
+use std::path::PathBuf;
+
+/// Options every generated binary accepts.
+#[derive(Clone, Debug)]
+pub struct RunArgs {
+    /// Overrides the number of events of every Nexmark source.
+    pub events: Option<u64>,
+    /// Overrides the number of generator splits of every Nexmark source.
+    pub generators: Option<u32>,
+    /// Instances of keyed operators and Kafka source consumers; default: the largest source
+    /// parallelism (Kafka: the pipeline's `parallelism:`, else 1).
+    pub parallelism: Option<usize>,
+    pub dead_letters: Option<PathBuf>,
+    /// After this long without a message, an upstream instance stops holding watermarks back.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// How soon buffered output reaches stdout and files when input trickles, and how often
+    /// an idle source wakes up (see [`crate::tick`]).
+    pub flush_interval: std::time::Duration,
+    /// No summary on stderr.
+    pub quiet: bool,
+    /// Where checkpoints go; none: no checkpoints.
+    pub checkpoint_dir: Option<PathBuf>,
+    pub checkpoint_interval: std::time::Duration,
+    pub checkpoints_kept: usize,
+    /// Records (generator: events) per second of each source (0: unlimited).
+    pub rate_limit: u64,
+    /// librdkafka properties for every Kafka source and sink (`--kafka-property key=value`,
+    /// repeatable), applied after the pipeline's own `properties:`.
+    pub kafka_properties: Vec<(String, String)>,
+    /// A Kafka source that has received nothing for this long, once it has joined its
+    /// group, ends (bounded runs, tests).
+    pub kafka_stop_after_idle: Option<std::time::Duration>,
+    /// Run as a scale-out supervisor: join the Kafka group and run one task (a child process)
+    /// per assigned partition, with its checkpoints in `checkpoint_dir/partition-N`
+    /// (see [`crate::scale_out`]).
+    pub scale_out: bool,
+    /// Set by the supervisor in the task it starts: the partition this process reads, and the
+    /// supervisor's process id (the task dies with it).
+    pub task_partition: Option<i32>,
+    pub task_parent: Option<u32>,
+    /// A preview build (`weir run FILE --limit N`): each sink prints its first N rows, and the
+    /// run stops once every sink has (see [`crate::sinks::preview`]).
+    pub limit: Option<u64>,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs {
+            events: None,
+            generators: None,
+            parallelism: None,
+            dead_letters: None,
+            idle_timeout: None,
+            flush_interval: crate::tick::DEFAULT_FLUSH_INTERVAL,
+            quiet: false,
+            checkpoint_dir: None,
+            checkpoint_interval: std::time::Duration::from_secs(10),
+            checkpoints_kept: 3,
+            rate_limit: 0,
+            kafka_properties: Vec::new(),
+            kafka_stop_after_idle: None,
+            scale_out: false,
+            task_partition: None,
+            task_parent: None,
+            limit: None,
+        }
+    }
+}
+
+const USAGE: &str = "options:
+  --events N          events of every nexmark source (overrides the pipeline)
+  --generators G      generator splits of every nexmark source
+  --parallelism P     instances of keyed operators (and consumers of kafka sources)
+  --dead-letters PATH where malformed input records go, for every source (default:
+                      a source's `dead_letters:`, else dead_letters.jsonl)
+  --idle-timeout MS   an input silent this long (ms) stops holding event time back
+  --flush-interval TIME        write out buffered output (stdout, files) this often while
+                               input trickles or pauses: 100ms (default), 1s, 5ms
+  --checkpoint-dir DIR         take checkpoints in DIR; restart from the latest one there
+  --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m
+  --checkpoints-kept K         complete checkpoints kept (default 3)
+  --rate-limit N      records per second of each source (default: unlimited)
+  --kafka-property K=V
+                      a librdkafka property for every kafka source and sink (repeatable)
+  --kafka-stop-after-idle MS
+                      a kafka source ends after MS ms without a message (bounded runs)
+  --scale-out         run one task per kafka partition the consumer group assigns this
+                      process, each with its checkpoints in DIR/partition-N, so that
+                      several processes share the partitions and their state
+                      (needs --checkpoint-dir on a folder every process sees)
+  --limit N           (a preview build: `weir run FILE --limit N`) each sink prints its
+                      first N rows, and the run stops once every sink has
+  --quiet             no run summary on stderr
+  --help              this text";
+
+impl RunArgs {
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<RunArgs, String> {
+        let mut out = RunArgs::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |name: &str| -> Result<String, String> {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match flag.as_str() {
+                "--events" => out.events = Some(parse_num(&value("--events")?, "--events")?),
+                "--generators" => {
+                    let g: u64 = parse_num(&value("--generators")?, "--generators")?;
+                    if g == 0 || g > 1024 {
+                        return Err("--generators must be between 1 and 1024".into());
+                    }
+                    out.generators = Some(g as u32);
+                }
+                "--parallelism" => {
+                    let p: u64 = parse_num(&value("--parallelism")?, "--parallelism")?;
+                    if p == 0 || p > 1024 {
+                        return Err("--parallelism must be between 1 and 1024".into());
+                    }
+                    out.parallelism = Some(p as usize);
+                }
+                "--dead-letters" => {
+                    out.dead_letters = Some(PathBuf::from(value("--dead-letters")?))
+                }
+                "--idle-timeout" => {
+                    let ms: u64 = parse_num(&value("--idle-timeout")?, "--idle-timeout")?;
+                    out.idle_timeout = Some(std::time::Duration::from_millis(ms.max(1)));
+                }
+                "--flush-interval" => {
+                    out.flush_interval =
+                        parse_duration(&value("--flush-interval")?, "--flush-interval")?;
+                }
+                "--checkpoint-dir" => {
+                    out.checkpoint_dir = Some(PathBuf::from(value("--checkpoint-dir")?))
+                }
+                "--checkpoint-interval" => {
+                    out.checkpoint_interval =
+                        parse_duration(&value("--checkpoint-interval")?, "--checkpoint-interval")?
+                }
+                "--checkpoints-kept" => {
+                    let k: u64 = parse_num(&value("--checkpoints-kept")?, "--checkpoints-kept")?;
+                    if k < 2 {
+                        return Err("--checkpoints-kept must be at least 2 (a restart may need \
+                                    the checkpoint before the newest)"
+                            .into());
+                    }
+                    out.checkpoints_kept = k as usize;
+                }
+                "--rate-limit" => {
+                    out.rate_limit = parse_num(&value("--rate-limit")?, "--rate-limit")?
+                }
+                "--kafka-property" => {
+                    let pair = value("--kafka-property")?;
+                    match pair.split_once('=') {
+                        Some((key, v)) if !key.trim().is_empty() => out
+                            .kafka_properties
+                            .push((key.trim().to_string(), v.trim().to_string())),
+                        _ => {
+                            return Err(format!(
+                                "--kafka-property: `{pair}` is not of the form key=value"
+                            ))
+                        }
+                    }
+                }
+                "--kafka-stop-after-idle" => {
+                    let flag = "--kafka-stop-after-idle";
+                    let ms: u64 = parse_num(&value(flag)?, flag)?;
+                    out.kafka_stop_after_idle = Some(std::time::Duration::from_millis(ms.max(1)));
+                }
+                "--scale-out" => out.scale_out = true,
+                "--task-partition" => {
+                    let p: u64 = parse_num(&value("--task-partition")?, "--task-partition")?;
+                    out.task_partition = Some(
+                        i32::try_from(p)
+                            .map_err(|_| "--task-partition is too large".to_string())?,
+                    );
+                }
+                "--task-parent" => {
+                    let pid: u64 = parse_num(&value("--task-parent")?, "--task-parent")?;
+                    out.task_parent = Some(
+                        u32::try_from(pid).map_err(|_| "--task-parent is too large".to_string())?,
+                    );
+                }
+                "--limit" => {
+                    let n: u64 = parse_num(&value("--limit")?, "--limit")?;
+                    if n == 0 {
+                        return Err("--limit must be at least 1".into());
+                    }
+                    out.limit = Some(n);
+                }
+                "--quiet" | "-q" => out.quiet = true,
+                "--help" | "-h" => return Err(USAGE.to_string()),
+                other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+            }
+        }
+        if out.scale_out && out.checkpoint_dir.is_none() {
+            return Err(
+                "--scale-out needs --checkpoint-dir: the folder every process of the \
+                        group shares, where each partition's state is kept"
+                    .into(),
+            );
+        }
+        if out.scale_out && out.task_partition.is_some() {
+            return Err("--scale-out and --task-partition exclude each other".into());
+        }
+        if out.task_partition.is_some() && out.checkpoint_dir.is_none() {
+            return Err("--task-partition needs --checkpoint-dir".into());
+        }
+        Ok(out)
+    }
+}
+
+/// `10s`, `500ms`, `2m`, or a bare number of milliseconds.
+fn parse_duration(s: &str, flag: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '_') {
+        Some(i) => s.split_at(i),
+        None => (s, "ms"),
+    };
+    let n = parse_num(num, flag)?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{flag}: `{s}` is not a duration like 10s, 500ms or 2m"))?;
+    if ms == 0 {
+        return Err(format!("{flag} must be more than 0"));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+fn parse_num(s: &str, flag: &str) -> Result<u64, String> {
+    s.replace('_', "")
+        .parse()
+        .map_err(|_| format!("{flag}: `{s}` is not a non-negative integer"))
+}

@@ -1,0 +1,234 @@
+//! The part of checkpoints operators use: a [`StateSlot`] per operator instance (where it
+//! saves its state and what it had when restored) and the [`Snapshot`] trait.
+
+use super::*;
+
+/// Where one operator instance saves its state, and the bytes it had when restored.
+/// Inert when checkpointing is off.
+pub struct StateSlot {
+    pub(super) id: &'static str,
+    pub(super) instance: u32,
+    pub(super) restored: Option<Vec<u8>>,
+    pub(super) coordinator: Option<&'static Coordinator>,
+    /// The last checkpoint a source passed a barrier for (see [`StateSlot::barrier_due`]).
+    pub(super) passed: u64,
+}
+
+impl StateSlot {
+    /// A slot that saves nothing (checkpointing off, or an operator built outside a pipeline).
+    pub fn inert() -> StateSlot {
+        StateSlot {
+            id: "",
+            instance: 0,
+            restored: None,
+            coordinator: None,
+            passed: 0,
+        }
+    }
+
+    /// For sources, between records: the checkpoint to save a part and send a barrier for,
+    /// if one was asked for since the last.
+    #[inline]
+    pub fn barrier_due(&mut self) -> Option<u64> {
+        let wanted = requested();
+        if wanted > self.passed && self.is_active() {
+            self.passed = wanted;
+            Some(wanted)
+        } else {
+            None
+        }
+    }
+
+    /// For sources, at the end of their input (see [`source_ended`]): `watermark` is sent
+    /// (the final one, unless the run is stopping), then, while other sources still read, a
+    /// barrier with `part` (the final position) for every checkpoint, so checkpoints go on
+    /// after a bounded source has ended (as Flink's FLIP-147 does); then the chain ends.
+    pub fn end_of_input<T, C: crate::collector::Collector<T>>(
+        &mut self,
+        part: impl Fn() -> Vec<u8>,
+        chain: &mut C,
+    ) {
+        if !crate::stop::stopped_early() {
+            chain.watermark(i64::MAX);
+        }
+        if self.is_active() {
+            source_ended();
+            loop {
+                let last = all_sources_ended() || given_up() || crate::stop::sources_stopped();
+                if let Some(id) = self.barrier_due() {
+                    self.save(id, &part(), Vec::new());
+                    chain.barrier(id);
+                }
+                if last {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        chain.finish();
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.coordinator.is_some()
+    }
+
+    /// The bytes saved by the checkpoint this run restored, once.
+    pub fn take_restored(&mut self) -> Option<Vec<u8>> {
+        self.restored.take()
+    }
+
+    /// Saves this instance's part of `checkpoint`, with actions that publish output once it
+    /// is complete. A failure to write fails the run (the checkpoint would be incomplete).
+    pub fn save(&self, checkpoint: u64, state: &[u8], commits: Vec<CommitAction>) {
+        self.save_noted(checkpoint, state, commits, Vec::new())
+    }
+
+    /// [`save`](Self::save) with notes on commits made outside weir (see [`Verifier`]).
+    pub fn save_noted(
+        &self,
+        checkpoint: u64,
+        state: &[u8],
+        commits: Vec<CommitAction>,
+        notes: Vec<String>,
+    ) {
+        if let Some(c) = self.coordinator {
+            if let Err(e) = c.save_part(self.id, self.instance, checkpoint, state, commits, notes) {
+                crate::context::report_error(format!("checkpoint {checkpoint} failed: {e}"));
+                c.abandon();
+            }
+        }
+    }
+
+    /// Where `checkpoint` stands, without waiting.
+    pub fn status(&self, checkpoint: u64) -> Status {
+        self.coordinator
+            .map_or(Status::GivenUp, |c| c.status(checkpoint))
+    }
+
+    /// Gives up the checkpoint in flight: this instance cannot save its part (a failed write
+    /// or delivery). No checkpoint completes without every part, and nothing may wait for it.
+    pub fn abandon(&self) {
+        if let Some(c) = self.coordinator {
+            c.abandon();
+        }
+    }
+
+    /// Blocks until `checkpoint` is complete (`true`), or given up (`false`; then the output
+    /// of its epoch must not be committed: a restart replays it). For sinks that commit
+    /// outside weir (a Kafka transaction) once the checkpoint is durable.
+    pub fn wait_complete(&self, checkpoint: u64) -> bool {
+        self.coordinator
+            .is_some_and(|c| c.wait_complete(checkpoint))
+    }
+
+    /// Hands over the actions that publish this instance's last output when the run ends.
+    pub fn finish(&self, commits: Vec<CommitAction>) {
+        if let Some(c) = self.coordinator {
+            c.lock()
+                .final_commits
+                .insert((self.id.to_string(), self.instance), commits);
+        }
+    }
+
+    /// The latest complete checkpoint (0: none, or checkpointing off).
+    pub fn completed(&self) -> u64 {
+        self.coordinator.map_or(0, |c| c.completed())
+    }
+
+    /// Hands over an external commit to make as soon as a checkpoint is complete (from the
+    /// checkpoint thread, so that a task stopping for a handover leaves nothing uncommitted).
+    /// Repeating it must be harmless: the sink may commit the same epoch itself.
+    pub fn on_complete(&self, hook: CompleteHook) {
+        if let Some(c) = self.coordinator {
+            c.complete_hooks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(hook);
+        }
+    }
+
+    /// Hands over the external commit of the run's last epoch (a Kafka transaction), with the
+    /// note its verifier reads: run at the end only if every task succeeded, with the final
+    /// manifest's id, after that manifest (which carries the note) is written.
+    pub fn on_final_commit(&self, note: String, hook: FinalHook) {
+        if let Some(c) = self.coordinator {
+            c.lock()
+                .final_hooks
+                .push((self.id.to_string(), self.instance, note, hook));
+        }
+    }
+
+    /// The checkpoint folder's id (see [`Coordinator::folder_id`]); empty without checkpoints.
+    pub fn folder_id(&self) -> &str {
+        self.coordinator.map_or("", |c| c.folder_id())
+    }
+
+    /// The operator's stable id.
+    pub fn id(&self) -> &str {
+        self.id
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}-{}", self.id, self.instance)
+    }
+
+    /// This instance's index among its operator's instances.
+    pub fn instance(&self) -> usize {
+        self.instance as usize
+    }
+
+    /// How many instances the operator has (from the plan; 1 when checkpointing is off).
+    pub fn instances(&self) -> usize {
+        self.coordinator
+            .and_then(|c| {
+                c.lock()
+                    .plan
+                    .iter()
+                    .find(|s| s.id == self.id)
+                    .map(|s| s.instances)
+            })
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
+/// State an operator can save and restore.
+pub trait Snapshot {
+    fn save_state(&self, out: &mut Vec<u8>);
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError>;
+    /// Where the operator keeps its slot.
+    fn slot_mut(&mut self) -> &mut StateSlot;
+
+    /// Takes part in checkpoints through `slot`, restoring what it holds (what generated
+    /// code calls on every stateful operator it builds).
+    fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String>
+    where
+        Self: Sized,
+    {
+        restore(&mut self, &mut slot)?;
+        *self.slot_mut() = slot;
+        Ok(self)
+    }
+}
+
+/// Saves `op`'s state into `slot` for `checkpoint` (a no-op when checkpointing is off).
+pub fn snapshot<T: Snapshot + ?Sized>(op: &T, slot: &StateSlot, checkpoint: u64) {
+    if slot.is_active() {
+        let mut out = Vec::new();
+        op.save_state(&mut out);
+        slot.save(checkpoint, &out, Vec::new());
+    }
+}
+
+/// Loads the state `slot` was restored with into `op`, if any.
+pub fn restore<T: Snapshot + ?Sized>(op: &mut T, slot: &mut StateSlot) -> Result<(), String> {
+    if let Some(bytes) = slot.take_restored() {
+        let mut input = bytes.as_slice();
+        let fail = |e: StateError| format!("cannot restore state {}: {e}", slot.label());
+        op.load_state(&mut input).map_err(fail)?;
+        if !input.is_empty() {
+            return Err(fail(StateError::Trailing(input.len())));
+        }
+    }
+    Ok(())
+}
