@@ -209,7 +209,10 @@ pub fn compile(
     };
     let (physical, passes_applied) = passes::run(logical.clone(), &cx);
     let info = match validate::validate(&physical) {
-        Ok(info) => info,
+        Ok(info) => validate::GraphInfo {
+            inline_exchanges: !options.no_fusion,
+            ..info
+        },
         Err(err) => {
             return Err(vec![Diagnostic::error(
                 "E9999",

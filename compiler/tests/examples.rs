@@ -111,6 +111,23 @@ fn fusion_changes_the_plan() {
 }
 
 #[test]
+fn single_instance_exchanges_are_inlined_only_with_fusion() {
+    // max_price_per_window: a global window fed by the source's instances, then a checksum
+    // sink. Fused, the window may run in the source's task when there is one source instance;
+    // the unfused baseline keeps every task a thread of its own.
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nexmark/max_price_per_window.weir");
+    let fused = compile_file(&path, false);
+    let unfused = compile_file(&path, true);
+    assert!(
+        fused.rust.contains("Route::Here(Inline::new("),
+        "{}",
+        fused.rust
+    );
+    assert!(!unfused.rust.contains("Inline::new("));
+}
+
+#[test]
 fn projection_is_pushed_into_file_decoders() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clicks/clicks.weir");
     let compiled = compile_file(&path, false);

@@ -531,7 +531,8 @@ fn wiring(
     let feeds: Vec<usize> = channel_edges.iter().map(|c| task_of(c.from)).collect();
     for c in channel_edges.iter_mut() {
         let consumer = task_of(c.to);
-        let eligible = graph.node(c.to).parallelism == Parallelism::One
+        let eligible = info.inline_exchanges
+            && graph.node(c.to).parallelism == Parallelism::One
             && graph.inputs(c.to).len() == 1
             && !cx.join_specs.contains_key(&c.to)
             && info.tasks[consumer][0] == c.to

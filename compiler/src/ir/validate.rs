@@ -11,6 +11,10 @@ pub struct GraphInfo {
     pub topo_order: Vec<OpId>,
     /// Tasks in order of their first operator; each lists its operators in topological order.
     pub tasks: Vec<Vec<OpId>>,
+    /// Whether an exchange with one instance at each end at run time may call its consumer
+    /// directly (`weir_runtime::inline`); off with `--no-fusion`, whose baseline keeps every
+    /// task a thread of its own.
+    pub inline_exchanges: bool,
 }
 
 /// An internal inconsistency: a bug in weir, never a user error.
@@ -72,5 +76,9 @@ pub fn validate(graph: &Dataflow) -> Result<GraphInfo, InvalidGraph> {
     }
     let mut tasks: Vec<Vec<OpId>> = tasks.into_values().collect();
     tasks.sort_by_key(|ops| ops.iter().min().copied());
-    Ok(GraphInfo { topo_order, tasks })
+    Ok(GraphInfo {
+        topo_order,
+        tasks,
+        inline_exchanges: true,
+    })
 }
