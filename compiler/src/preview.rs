@@ -24,7 +24,7 @@ pub fn rewrite_sinks(program: &mut Program) {
         let format = match &sink.kind {
             SinkKind::Stdout { format }
             | SinkKind::File { format, .. }
-            | SinkKind::Kafka { format, .. } => *format,
+            | SinkKind::Kafka { format, .. } => format.clone(),
             SinkKind::Checksum => Format::JSON,
         };
         sink.kind = SinkKind::Stdout { format };

@@ -67,10 +67,10 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
         timestamps: Default::default(),
     };
     let codecs = [
-        records::encoder(&json_enc, &record, &schema, Format::JSON),
-        records::encoder(&csv_enc, &record, &schema, csv),
-        records::decoder(&json_dec, name, &schema, &schema, Format::JSON, None),
-        records::decoder(&csv_dec, name, &schema, &schema, csv, None),
+        records::encoder(&json_enc, &record, &schema, &Format::JSON),
+        records::encoder(&csv_enc, &record, &schema, &csv),
+        records::decoder(&json_dec, name, &schema, &schema, &Format::JSON, None),
+        records::decoder(&csv_dec, name, &schema, &schema, &csv, None),
     ];
     let descs = schema.fields.iter().map(|f| {
         let n = &f.name;

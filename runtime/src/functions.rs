@@ -220,6 +220,8 @@ enum DateItem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatePattern {
     items: Vec<DateItem>,
+    /// The pattern as written, for messages.
+    text: String,
 }
 
 impl DatePattern {
@@ -291,7 +293,10 @@ impl DatePattern {
         if !literal.is_empty() {
             items.push(DateItem::Literal(literal));
         }
-        Ok(DatePattern { items })
+        Ok(DatePattern {
+            items,
+            text: pattern.to_string(),
+        })
     }
 }
 
@@ -706,8 +711,13 @@ pub fn to_timestamp(text: &str, pattern: &DatePattern) -> Option<i64> {
 }
 
 impl DatePattern {
+    /// The pattern as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Reads `text` written with this pattern (see [`to_timestamp`]).
-    fn read(&self, text: &str) -> Option<i64> {
+    pub(crate) fn read(&self, text: &str) -> Option<i64> {
         let mut rest = text.as_bytes();
         let (mut year, mut month, mut day) = (1970i64, 1u32, 1u32);
         let (mut hour, mut minute, mut second, mut millis) = (0u32, 0u32, 0u32, 0u32);

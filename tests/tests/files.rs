@@ -726,6 +726,60 @@ fn timestamps_are_read_and_written_as_the_format_says() {
     );
 }
 
+/// A date pattern as `timestamps:` reads a source's timestamps in the user's own layout
+/// (event time included) and writes a sink's; a value in another layout is a dead letter that
+/// names the pattern. The oracle is the calendar: 14/11/2023 22:13 is 2023-11-14 22:13:00 UTC.
+#[test]
+fn timestamps_are_read_and_written_with_a_date_pattern() {
+    let dir = temp();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "id;ts\n\
+         1;14/11/2023 22:13\n\
+         2;14/11/2023 22:14\n\
+         3;2023-11-14 22:15:00\n\
+         4;31/02/2023 10:00\n\
+         5;14/11/2023 22:29\n",
+    )
+    .unwrap();
+    let text = "schema R { id: i64, ts: timestamp }\n\
+        source rows: R = file(path: \"in.csv\")\n    \
+          format csv(header: true, delimiter: \";\", timestamps: \"dd/MM/yyyy HH:mm\")\n    \
+          event_time ts watermark 0s\n\
+        let w = rows |> window tumble(10m) |> aggregate { n: count(), last: max(ts) }\n\
+        sink rows -> file(path: \"rows.jsonl\") format json(timestamps: \"yyyy/MM/dd'T'HH:mm\")\n\
+        sink w -> file(path: \"w.csv\") format csv(timestamps: \"HH:mm, dd.MM.yy\")\n";
+    let out = run(
+        &build("timestamps_pattern", text, false),
+        &[],
+        dir.path(),
+        None,
+    );
+    assert!(out.success, "{}", out.stderr);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    assert_eq!(
+        read("rows.jsonl"),
+        "{\"id\":1,\"ts\":\"2023/11/14T22:13\"}\n\
+         {\"id\":2,\"ts\":\"2023/11/14T22:14\"}\n\
+         {\"id\":5,\"ts\":\"2023/11/14T22:29\"}\n"
+    );
+    // A written timestamp holding the delimiter is quoted as any CSV cell.
+    assert_eq!(
+        read("w.csv"),
+        "\"22:10, 14.11.23\",\"22:20, 14.11.23\",2,\"22:14, 14.11.23\"\n\
+         \"22:20, 14.11.23\",\"22:30, 14.11.23\",1,\"22:29, 14.11.23\"\n"
+    );
+    let reasons = weir_tests::dead_letter_reasons(dir.path());
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    // (Lines 4 and 5 of the file: ids 3 and 4 after the header.)
+    for line in [4, 5] {
+        assert!(
+            reasons[&line].contains("expected a timestamp written as `dd/MM/yyyy HH:mm`"),
+            "{reasons:?}"
+        );
+    }
+}
+
 /// In CSV a bare empty cell is null and a quoted one the empty string, both ways: `is null`
 /// agrees with what JSON prints, and CSV output reads back as it was.
 #[test]

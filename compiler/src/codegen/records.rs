@@ -27,7 +27,12 @@ pub fn record_struct(name: &Ident, schema: &Schema) -> TokenStream {
 
 /// `fn name(r: &T, out: &mut Vec<u8>)` writing one line in `format`. JSON member names are
 /// escaped at compile time: each field starts with one byte-string literal (`,"name":`).
-pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Format) -> TokenStream {
+pub fn encoder(
+    name: &Ident,
+    record: &TokenStream,
+    schema: &Schema,
+    format: &Format,
+) -> TokenStream {
     let mut body = Vec::new();
     let timestamps = format.timestamps();
     match format {
@@ -49,6 +54,10 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
                     Type::Timestamp => match timestamps {
                         Timestamps::Iso8601 => quote!(json::write_timestamp_iso(out, #v)),
                         Timestamps::EpochMs => quote!(json::write_i64(out, #v)),
+                        Timestamps::Pattern(pattern) => {
+                            let pattern = date_pattern(pattern);
+                            quote!(json::write_string(out, &::weir_runtime::functions::date_format(#v, #pattern)))
+                        }
                         _ => quote!(json::write_timestamp(out, #v)),
                     },
                     Type::String | Type::Null => quote!(json::write_string(out, #v)),
@@ -89,10 +98,14 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
                     (Type::I64 | Type::Duration, true) => quote!(csv::write_i64(out, #v)),
                     (Type::F64, true) => quote!(csv::write_f64(out, #v)),
                     (Type::Bool, true) => quote!(csv::write_bool(out, #v)),
-                    (Type::Timestamp, _) if timestamps == Timestamps::EpochMs => {
+                    (Type::Timestamp, _) if let Timestamps::Pattern(pattern) = timestamps => {
+                        let pattern = date_pattern(pattern);
+                        quote!(csv::write_cell(out, &::weir_runtime::functions::date_format(#v, #pattern), #delimiter))
+                    }
+                    (Type::Timestamp, _) if *timestamps == Timestamps::EpochMs => {
                         quote!(csv::write_i64(out, #v))
                     }
-                    (Type::Timestamp, true) if timestamps == Timestamps::Iso8601 => {
+                    (Type::Timestamp, true) if *timestamps == Timestamps::Iso8601 => {
                         quote!(csv::write_timestamp_iso(out, #v))
                     }
                     (Type::Timestamp, true) => quote!(csv::write_timestamp(out, #v)),
@@ -100,7 +113,7 @@ pub fn encoder(name: &Ident, record: &TokenStream, schema: &Schema, format: Form
                         quote!(csv::write_cell(out, &csv::f64_text(#v), #delimiter))
                     }
                     (Type::Timestamp, false) => {
-                        let iso = timestamps == Timestamps::Iso8601;
+                        let iso = *timestamps == Timestamps::Iso8601;
                         quote!(csv::write_timestamp_cell(out, #v, #iso, #delimiter))
                     }
                     (_, false) => quote!(csv::write_cell(out, &(#v).to_string(), #delimiter)),
@@ -224,7 +237,7 @@ impl EventTimeCheck<'_> {
 
 /// The runtime's `time::ReadAs` for a source's `timestamps:`; `None` for the default, whose
 /// generated code calls the parsers without it.
-fn read_as(timestamps: Timestamps) -> Option<TokenStream> {
+fn read_as(timestamps: &Timestamps) -> Option<TokenStream> {
     let unit = |u: &str| {
         let u = quote::format_ident!("{}", u);
         quote!(::weir_runtime::formats::time::ReadAs::Epoch(::weir_runtime::formats::time::EpochUnit::#u))
@@ -236,12 +249,29 @@ fn read_as(timestamps: Timestamps) -> Option<TokenStream> {
         Timestamps::EpochMs => Some(unit("Millis")),
         Timestamps::EpochUs => Some(unit("Micros")),
         Timestamps::EpochNs => Some(unit("Nanos")),
+        Timestamps::Pattern(pattern) => {
+            let pattern = date_pattern(pattern);
+            Some(quote!(::weir_runtime::formats::time::ReadAs::Pattern(#pattern)))
+        }
     }
+}
+
+/// A `&'static DatePattern` for `pattern`: a block holding its own static, parsed at first
+/// use (sema checked the pattern with the runtime's rules).
+fn date_pattern(pattern: &str) -> TokenStream {
+    quote!({
+        static PATTERN: ::std::sync::LazyLock<::weir_runtime::functions::DatePattern> =
+            ::std::sync::LazyLock::new(|| {
+                ::weir_runtime::functions::DatePattern::parse(#pattern)
+                    .expect("weir check validated this date pattern")
+            });
+        &*PATTERN
+    })
 }
 
 /// A JSON member `value` read as the event time of field `name` in `range`, as the source's
 /// `timestamps:` says.
-fn json_event_time(timestamps: Timestamps, name: &str, range: TokenStream) -> TokenStream {
+fn json_event_time(timestamps: &Timestamps, name: &str, range: TokenStream) -> TokenStream {
     match read_as(timestamps) {
         None => quote!(value.as_event_time(#name, #range)),
         Some(how) => quote!(value.as_event_time_as(#name, #range, #how)),
@@ -249,7 +279,7 @@ fn json_event_time(timestamps: Timestamps, name: &str, range: TokenStream) -> To
 }
 
 /// The conversion of a JSON member `value` to a field of type `ty`.
-fn json_read(ty: Type, timestamps: Timestamps) -> TokenStream {
+fn json_read(ty: Type, timestamps: &Timestamps) -> TokenStream {
     match ty {
         Type::I64 | Type::Duration => quote!(value.as_i64()),
         Type::F64 => quote!(value.as_f64()),
@@ -272,7 +302,7 @@ fn json_in_order(
     declared: &Schema,
     projected: &Schema,
     event_time: Option<EventTimeCheck<'_>>,
-    timestamps: Timestamps,
+    timestamps: &Timestamps,
 ) -> TokenStream {
     if declared
         .fields
@@ -351,7 +381,7 @@ pub fn decoder(
     record: &Ident,
     declared: &Schema,
     projected: &Schema,
-    format: Format,
+    format: &Format,
     event_time: Option<EventTimeCheck<'_>>,
 ) -> TokenStream {
     let event_time = event_time.filter(|et| projected.field(et.field).is_some());
@@ -517,7 +547,7 @@ fn csv_field(
     is_event_time: &dyn Fn(&str) -> bool,
     event_time: Option<EventTimeCheck<'_>>,
     parse_text: &dyn Fn(Type, TokenStream) -> TokenStream,
-    timestamps: Timestamps,
+    timestamps: &Timestamps,
 ) -> TokenStream {
     let id = field_ident(&f.name);
     let key = &f.name;

@@ -46,7 +46,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 .fresh(&format!("{}TableRecord", camel(&source.name)));
             items.push(records::record_struct(&record, &source.ty.schema));
             let format = match &source.kind {
-                SourceKind::File { format, .. } => *format,
+                SourceKind::File { format, .. } => format.clone(),
                 _ => Format::JSON,
             };
             let decode = cx.namer.fresh(&format!("decode_table_{}", source.name));
@@ -55,7 +55,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 &record,
                 &source.ty.schema,
                 &source.ty.schema,
-                format,
+                &format,
                 None,
             ));
             let path = match &source.kind {

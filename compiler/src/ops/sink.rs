@@ -94,7 +94,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     .collect(),
             };
             let encode = cx.namer.fresh(&format!("{op}_encode"));
-            items.push(records::encoder(&encode, &input, &row_schema, *format));
+            items.push(records::encoder(&encode, &input, &row_schema, format));
             let partition = cx.namer.fresh(&format!("{op}_partition"));
             let parts = partition_by.iter().enumerate().map(|(i, name)| {
                 let f = schema.field(name).map(|(_, f)| f.clone()).expect("sema checked the field");
@@ -152,7 +152,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         } => {
             let exactly_once = *exactly_once;
             let encode = cx.namer.fresh(&format!("{op}_encode"));
-            items.push(records::encoder(&encode, &input, &schema, *format));
+            items.push(records::encoder(&encode, &input, &schema, format));
             // The key as text: a string as is, numbers and booleans as Rust prints them,
             // timestamps as `yyyy-MM-dd HH:mm:ss.SSS`; a null key sends the message without one.
             let key_expr = match key {
@@ -208,7 +208,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         }
         SinkKind::Stdout { format } | SinkKind::File { format, .. } => {
             let encode = cx.namer.fresh(&format!("{op}_encode"));
-            items.push(records::encoder(&encode, &input, &schema, *format));
+            items.push(records::encoder(&encode, &input, &schema, format));
             let is_stdout = matches!(def.kind, SinkKind::Stdout { .. });
             let mut header = match format {
                 Format::Csv {

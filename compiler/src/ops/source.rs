@@ -99,7 +99,7 @@ pub fn emit(
                 &record,
                 &def.ty.schema,
                 &ty.schema,
-                *format,
+                format,
                 time_check,
             ));
             let header = matches!(format, crate::sema::Format::Csv { header: true, .. });

@@ -316,7 +316,7 @@ impl Checker {
     }
 
     /// `timestamps: "..."` of a format clause: one of the names a source (`reading`) or a sink
-    /// accepts.
+    /// accepts, or a date pattern (read or written with the letters of `to_timestamp`).
     fn timestamps(&mut self, args: &Args<'_>, reading: bool) -> Option<Timestamps> {
         let Some(name) = args.string("timestamps", &mut self.diagnostics) else {
             return Some(Timestamps::Default);
@@ -327,7 +327,12 @@ impl Checker {
             (Timestamps::WRITE, Timestamps::READ)
         };
         if let Some((_, t)) = table.iter().find(|(n, _)| *n == name) {
-            return Some(*t);
+            return Some(t.clone());
+        }
+        // Not a name: a date pattern (`"dd/MM/yyyy HH:mm"`) when it is one.
+        let pattern = functions::check_date_pattern(&name);
+        if pattern.is_ok() && name.contains(['y', 'M', 'd', 'H', 'm', 's', 'S']) {
+            return Some(Timestamps::Pattern(name));
         }
         let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
         let side = if reading { "a source" } else { "a sink" };
@@ -348,7 +353,16 @@ impl Checker {
                     "did you mean `{s}`? (one of: {})",
                     names.join(", ")
                 )),
-                None => d.with_hint(format!("one of: {}", names.join(", "))),
+                None => {
+                    let why = match pattern {
+                        Err(why) => format!(" (as a pattern: {why})"),
+                        Ok(()) => " (as a pattern it names no field)".to_string(),
+                    };
+                    d.with_hint(format!(
+                        "one of: {}, or a date pattern such as \"dd/MM/yyyy HH:mm:ss\"{why}",
+                        names.join(", ")
+                    ))
+                }
             }
         };
         self.error(d);
@@ -356,7 +370,7 @@ impl Checker {
     }
 
     /// A Kafka message holds one row: a CSV header line has no place in it.
-    fn kafka_format(&mut self, call: Option<&ast::Call>, format: Format) -> bool {
+    fn kafka_format(&mut self, call: Option<&ast::Call>, format: &Format) -> bool {
         if let (Format::Csv { header: true, .. }, Some(call)) = (format, call) {
             self.error(
                 Diagnostic::error(
@@ -564,7 +578,7 @@ impl Checker {
                 event_time_range = args.time_range("event_time_range", d);
                 let properties = kafka_properties(&args, d);
                 let format = self.format(decl.format.as_ref(), true);
-                let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), *f));
+                let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), f));
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
@@ -2029,7 +2043,7 @@ impl Checker {
                 let key = args.string("key", d);
                 let properties = kafka_properties(&args, d);
                 let format = self.format(decl.format.as_ref(), false);
-                let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), *f));
+                let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), f));
                 let mut ok = true;
                 if let Some(ty) = stream.map(|i| self.program.streams[i].ty.clone()) {
                     if let Some(key) = &key {

@@ -90,7 +90,7 @@ impl Default for NexmarkParams {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
     Json {
         timestamps: Timestamps,
@@ -109,7 +109,7 @@ impl Format {
     };
 
     /// How timestamps are read or written (`timestamps:` of the format clause).
-    pub fn timestamps(self) -> Timestamps {
+    pub fn timestamps(&self) -> &Timestamps {
         match self {
             Format::Json { timestamps } | Format::Csv { timestamps, .. } => timestamps,
         }
@@ -117,7 +117,7 @@ impl Format {
 }
 
 /// `timestamps:` of a format: how a source reads timestamp fields, or a sink writes them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Timestamps {
     /// Sources: a text form or an integer of epoch milliseconds (`"auto"`); sinks:
     /// `yyyy-MM-dd HH:mm:ss.SSS` (`"sql"`).
@@ -132,6 +132,9 @@ pub enum Timestamps {
     EpochNs,
     /// Sinks only (`"iso8601"`): `yyyy-MM-ddTHH:mm:ss.SSSZ`.
     Iso8601,
+    /// Sources and sinks: a date pattern (`"dd/MM/yyyy HH:mm"`), the letters of
+    /// `to_timestamp` and `date_format`; checked when the pipeline is.
+    Pattern(String),
 }
 
 impl Timestamps {
@@ -151,11 +154,14 @@ impl Timestamps {
     ];
 
     /// The name as written in a pipeline (for explain and state shapes).
-    pub fn name(self, reading: bool) -> &'static str {
+    pub fn name(&self, reading: bool) -> &str {
+        if let Timestamps::Pattern(pattern) = self {
+            return pattern;
+        }
         let table = if reading { Self::READ } else { Self::WRITE };
         table
             .iter()
-            .find(|(_, t)| *t == self)
+            .find(|(_, t)| t == self)
             .map_or("?", |(n, _)| n)
     }
 }

@@ -16,6 +16,7 @@
 use std::fmt;
 
 use super::{describe_raw, describe_text, parse_i64_bytes, quoted, DecodeError};
+use crate::functions::DatePattern;
 
 /// Milliseconds in a day.
 pub const MS_PER_DAY: i64 = 86_400_000;
@@ -414,6 +415,9 @@ pub enum ReadAs {
     /// Numbers since the epoch in this unit only (seconds may have a decimal fraction, kept to
     /// the millisecond); text forms are errors. A JSON string holding such a number counts.
     Epoch(EpochUnit),
+    /// Text written with this date pattern only (`dd/MM/yyyy HH:mm`), as `to_timestamp` reads
+    /// it: fields the pattern lacks take their smallest value.
+    Pattern(&'static DatePattern),
 }
 
 /// The unit of an epoch number.
@@ -451,6 +455,15 @@ fn parse_as(s: &str, how: ReadAs) -> Result<i64, DecodeError> {
             )))
         }
         ReadAs::Text => return parse_any(s),
+        ReadAs::Pattern(pattern) => {
+            return pattern.read(s).ok_or_else(|| {
+                DecodeError::new(format!(
+                    "expected a timestamp written as `{}` (the source's `timestamps:`), found {}",
+                    pattern.text(),
+                    quoted(&describe_text(s))
+                ))
+            })
+        }
         ReadAs::Epoch(unit) => unit,
     };
     let out_of_range = || {
@@ -705,6 +718,40 @@ fn parse_civil(b: &[u8]) -> Result<i64, Option<&'static str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_with_a_pattern() {
+        let pattern: &'static DatePattern =
+            Box::leak(Box::new(DatePattern::parse("dd/MM/yyyy HH:mm").unwrap()));
+        let how = ReadAs::Pattern(pattern);
+        assert_eq!(
+            parse_timestamp_as("14/11/2023 22:13", how),
+            Ok(1_699_999_980_000)
+        );
+        // The canonical form, a number, a non-existent day: each refused with the pattern named.
+        for bad in [
+            "2023-11-14 22:13:00.000",
+            "1700000000",
+            "31/02/2023 10:00",
+            "14/11/2023",
+        ] {
+            let err = parse_timestamp_as(bad, how).unwrap_err().to_string();
+            assert!(
+                err.contains("expected a timestamp written as `dd/MM/yyyy HH:mm`"),
+                "{bad}: {err}"
+            );
+        }
+        // As event time: in range, and the error names the field.
+        let range = TimeRange::EVENT_TIME;
+        assert_eq!(
+            parse_event_time_as("01/01/1970 00:01", "ts", range, how),
+            Ok(60_000)
+        );
+        let err = parse_event_time_as("01/01/1800 00:00", "ts", range, how)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside the accepted range"), "{err}");
+    }
 
     #[test]
     fn timestamps_read_in_a_named_unit() {
