@@ -12,6 +12,7 @@
 
 pub mod build;
 pub mod codegen;
+pub mod codes;
 pub mod diagnostics;
 #[cfg(feature = "driver")]
 pub mod driver;
@@ -69,7 +70,7 @@ pub fn check(sources: &SourceMap, file: FileId) -> (Option<sema::Program>, Vec<D
     let unparsed = diagnostics
         .iter()
         .any(Diagnostic::is_error)
-        .then(|| declared_names(file, text));
+        .then(|| weir_dsl::declared_names(file, text));
     let (program, more) = sema::check_partial(&module, unparsed.as_ref());
     diagnostics.extend(more);
     // `weir check` and `weir run` agree: a file without a sink has nothing to run. (Not said
@@ -119,72 +120,6 @@ fn no_sink(sources: &SourceMap, file: FileId, program: &sema::Program) -> Diagno
         )
         .with_hint("declare a `source` and add a sink, e.g. `sink my_stream -> stdout()`"),
     }
-}
-
-/// The names that items declare, by a scan of the text that needs no parse: the word after an
-/// item keyword at the start of a line (`let NAME`, `source NAME`, `schema NAME`), after a
-/// misspelled one (`lett NAME`), or after any word when a `=` or `:` follows (`stream NAME =`).
-fn declared_names(file: FileId, text: &str) -> sema::Unparsed {
-    fn ident_end(bytes: &[u8], start: usize) -> usize {
-        let len = bytes[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-            .count();
-        start + len
-    }
-    fn next_line(bytes: &[u8], from: usize) -> usize {
-        bytes[from..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |i| from + i + 1)
-    }
-    fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        i
-    }
-    const ITEMS: [&str; 4] = ["source", "let", "schema", "sink"];
-    let bytes = text.as_bytes();
-    let mut out = sema::Unparsed::default();
-    let mut line_start = 0;
-    while line_start < bytes.len() {
-        let word_end = ident_end(bytes, line_start);
-        if word_end == line_start {
-            // Not a word: skipping spaces from here would cross every blank line that
-            // follows, once per blank line (quadratic in a long run of them).
-            line_start = next_line(bytes, line_start);
-            continue;
-        }
-        let name_start = skip_spaces(bytes, word_end);
-        let name_end = ident_end(bytes, name_start);
-        let after = skip_spaces(bytes, name_end);
-        let word = &text[line_start..word_end];
-        let keyword = match ITEMS.iter().find(|k| **k == word) {
-            Some(k) => Some(*k),
-            None if word.len() > 2 => weir_dsl::diagnostic::did_you_mean(word, ITEMS),
-            None => None,
-        };
-        let declares = matches!(bytes.get(after), Some(b'=' | b':'));
-        let is_name = bytes
-            .get(name_start)
-            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
-        if name_start > word_end && is_name {
-            let name = (
-                text[name_start..name_end].to_string(),
-                Span::new(file, name_start, name_end),
-            );
-            match keyword {
-                Some("schema") => out.schemas.push(name),
-                Some("sink") => {}
-                Some(_) => out.streams.push(name),
-                None if declares => out.streams.push(name),
-                None => {}
-            }
-        }
-        line_start = next_line(bytes, line_start);
-    }
-    out
 }
 
 /// Compiles a file all the way to generated Rust.

@@ -527,3 +527,107 @@ fn results_keyed_by_a_window_are_append_streams() {
         assert!(codes.contains("E0430"), "case {i}: {codes:?}");
     }
 }
+
+/// A stream defined and never used compiles, with warning `W0001` on its name.
+#[test]
+fn unused_streams_are_warned_about() {
+    let text = "source bids = nexmark(stream: \"bid\", events: 10)\n\
+                let cheap = bids |> filter price < 10\n\
+                sink bids -> stdout()\n";
+    let mut sources = SourceMap::new();
+    let file = sources.add_bytes("unused.weir", text.as_bytes());
+    let compiled = compile(&sources, file, &Options::default()).expect("warnings only");
+    let codes: Vec<&str> = compiled.warnings.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["W0001"]);
+    let report = render_short(&sources, &compiled.warnings);
+    assert!(report.contains("`cheap` is never used"), "{report}");
+    assert!(report.contains("unused.weir:2:"), "{report}");
+}
+
+/// Every code the compiler's source writes is in `weir_compiler::codes::CODES`; every row
+/// there has a case in `tests/cases/errors/` or names the test that covers it; and
+/// `docs/errors.md` lists every code, the parser's included.
+#[test]
+fn every_code_is_registered_tested_and_documented() {
+    use weir_compiler::codes::{lookup, CODES};
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("source folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    /// Every `"E0123"` or `"W0123"` string literal in `text`.
+    fn literals(text: &str) -> Vec<String> {
+        let b = text.as_bytes();
+        (0..b.len().saturating_sub(6))
+            .filter(|&i| {
+                b[i] == b'"'
+                    && matches!(b[i + 1], b'E' | b'W')
+                    && b[i + 2..i + 6].iter().all(u8::is_ascii_digit)
+                    && b[i + 6] == b'"'
+            })
+            .map(|i| text[i + 1..i + 6].to_string())
+            .collect()
+    }
+    let mut problems = Vec::new();
+    // Ascending and unique, errors then warnings.
+    for pair in CODES.windows(2) {
+        if pair[0].code.starts_with(pair[1].code.as_bytes()[0] as char)
+            && pair[0].code >= pair[1].code
+        {
+            problems.push(format!("{} is not before {}", pair[0].code, pair[1].code));
+        }
+    }
+    // Written in the source, so registered. (`E00..` are the parser's.)
+    let mut files = Vec::new();
+    rust_files(&crate_dir().join("src"), &mut files);
+    files.sort();
+    let mut used = BTreeSet::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("source file");
+        for code in literals(&text) {
+            if code.starts_with("E00") {
+                continue;
+            }
+            if lookup(&code).is_none() {
+                problems.push(format!(
+                    "{}: `{code}` is not in codes::CODES",
+                    file.display()
+                ));
+            }
+            used.insert(code);
+        }
+    }
+    // Registered, so used, and tested.
+    let covered: BTreeSet<String> = cases().iter().flat_map(expected_codes).collect();
+    for code in CODES {
+        if !used.contains(code.code) {
+            problems.push(format!(
+                "`{}` is in codes::CODES but no source file gives it",
+                code.code
+            ));
+        }
+        if code.tested_by.is_none() && !covered.contains(code.code) {
+            problems.push(format!("`{}` has no case in {CASES}", code.code));
+        }
+        if code.tested_by.is_some() && covered.contains(code.code) {
+            problems.push(format!("`{}` has a case: drop its `tested_by`", code.code));
+        }
+    }
+    // Documented, the parser's codes too.
+    let docs =
+        std::fs::read_to_string(crate_dir().join("../docs/errors.md")).expect("docs/errors.md");
+    let parser = std::fs::read_to_string(crate_dir().join("../dsl/src/parser.rs")).expect("parser");
+    let parser_codes: BTreeSet<String> = literals(&parser).into_iter().collect();
+    assert!(parser_codes.len() >= 15, "{parser_codes:?}");
+    for code in CODES.iter().map(|c| c.code.to_string()).chain(parser_codes) {
+        if !docs.contains(&format!("`{code}`")) {
+            problems.push(format!("docs/errors.md does not list `{code}`"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -261,7 +261,11 @@ fn an_installed_weir_builds_against_its_embedded_runtime() {
     );
     for (name, contents) in weir_compiler::driver::embedded() {
         let unpacked = std::fs::read(runtime.join(name)).expect("unpacked file");
-        assert_eq!(&unpacked, contents, "{name}");
+        assert!(
+            unpacked == *contents,
+            "{name} in {} differs from the embedded copy",
+            runtime.display()
+        );
     }
     assert!(
         weir_compiler::driver::embedded()

@@ -11,5 +11,5 @@ mod parser;
 pub mod span;
 
 pub use diagnostic::{Diagnostic, Label, Severity};
-pub use parser::{parse, parse_file};
+pub use parser::{declared_names, parse, parse_file, DeclaredNames};
 pub use span::{FileId, NotUtf8, SourceFile, SourceMap, Span};

@@ -43,6 +43,8 @@ mod build;
 mod errors;
 mod lex;
 
+pub use lex::{declared_names, DeclaredNames};
+
 use pest::Parser as _;
 
 use crate::ast::{Item, Module};

@@ -32,13 +32,8 @@ pub fn check(module: &ast::Module) -> (Option<Program>, Vec<Diagnostic>) {
 }
 
 /// Names declared by items the parser had to leave out of the module because they had errors
-/// (found by `weir_compiler::check` in the text).
-#[derive(Clone, Debug, Default)]
-pub struct Unparsed {
-    /// `source` and `let` names.
-    pub streams: Vec<(String, Span)>,
-    pub schemas: Vec<(String, Span)>,
-}
+/// (found by `weir_compiler::check` in the text with `weir_dsl::declared_names`).
+pub use weir_dsl::DeclaredNames as Unparsed;
 
 /// Checks a module that may be missing items. With `unparsed` (the parser reported errors),
 /// uses of the names those items declare are not reported again, and no name is reported as
@@ -1789,13 +1784,8 @@ impl Checker {
                 udf: udf.map(|u| u.path),
             });
         }
-        if aggs.is_empty() && ok {
-            self.error(
-                Diagnostic::error("E0416", span, "`aggregate` needs at least one aggregate")
-                    .with_hint("e.g. `{ n: count() }`"),
-            );
-            ok = false;
-        }
+        // The grammar needs one item at least, and an item that is no aggregate is an error.
+        debug_assert!(!aggs.is_empty() || !ok, "an aggregate without aggregates");
         // Without a window, keyed by a window upstream: one final row per group at its end.
         let final_at = if unbounded {
             input.closing_field(&keys)

@@ -70,6 +70,80 @@ pub(super) fn chunks(text: &str) -> Vec<Range<usize>> {
     ranges
 }
 
+/// Names declared by items, found in the text without a parse: what a checker needs to know
+/// of the items the parser had to leave out (their names are then not reported as unknown).
+#[derive(Clone, Debug, Default)]
+pub struct DeclaredNames {
+    /// `source` and `let` names.
+    pub streams: Vec<(String, Span)>,
+    pub schemas: Vec<(String, Span)>,
+}
+
+/// The names that items declare, by the scan [`chunks`] makes, which needs no parse: the word after an
+/// item keyword at the start of a line (`let NAME`, `source NAME`, `schema NAME`), after a
+/// misspelled one (`lett NAME`), or after any word when a `=` or `:` follows (`stream NAME =`).
+pub fn declared_names(file: FileId, text: &str) -> DeclaredNames {
+    fn ident_end(bytes: &[u8], start: usize) -> usize {
+        let len = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        start + len
+    }
+    fn next_line(bytes: &[u8], from: usize) -> usize {
+        bytes[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| from + i + 1)
+    }
+    fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    }
+    let bytes = text.as_bytes();
+    let mut out = DeclaredNames::default();
+    let mut line_start = 0;
+    while line_start < bytes.len() {
+        let word_end = ident_end(bytes, line_start);
+        if word_end == line_start {
+            // Not a word: skipping spaces from here would cross every blank line that
+            // follows, once per blank line (quadratic in a long run of them).
+            line_start = next_line(bytes, line_start);
+            continue;
+        }
+        let name_start = skip_spaces(bytes, word_end);
+        let name_end = ident_end(bytes, name_start);
+        let after = skip_spaces(bytes, name_end);
+        let word = &text[line_start..word_end];
+        let keyword = match ITEM_KEYWORDS.iter().find(|k| **k == word) {
+            Some(k) => Some(*k),
+            None if word.len() > 2 => crate::diagnostic::did_you_mean(word, ITEM_KEYWORDS),
+            None => None,
+        };
+        let declares = matches!(bytes.get(after), Some(b'=' | b':'));
+        let is_name = bytes
+            .get(name_start)
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_');
+        if name_start > word_end && is_name {
+            let name = (
+                text[name_start..name_end].to_string(),
+                Span::new(file, name_start, name_end),
+            );
+            match keyword {
+                Some("schema") => out.schemas.push(name),
+                Some("sink") => {}
+                Some(_) => out.streams.push(name),
+                None if declares => out.streams.push(name),
+                None => {}
+            }
+        }
+        line_start = next_line(bytes, line_start);
+    }
+    out
+}
+
 fn starts_item(line: &[u8]) -> bool {
     ITEM_KEYWORDS.iter().any(|kw| {
         line.starts_with(kw.as_bytes())
@@ -375,6 +449,18 @@ mod tests {
         let starts: Vec<usize> = chunks(text).iter().map(|r| r.start).collect();
         assert_eq!(starts, vec![0, 5, 29, 47]);
         assert_eq!(chunks("").len(), 1);
+    }
+
+    #[test]
+    fn declared_names_are_found_without_a_parse() {
+        let text = "schema A { x: i64 }\nsource s: A = file(path: 1 +)\nlett t = s |>\n\
+                    stream u = t\nsink t -> stdout()\n  let indented = 1\n";
+        let names = declared_names(FileId(0), text);
+        let streams: Vec<&str> = names.streams.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(streams, ["s", "t", "u"]);
+        assert_eq!(names.schemas.len(), 1);
+        let (name, span) = &names.schemas[0];
+        assert_eq!((name.as_str(), &text[span.range()]), ("A", "A"));
     }
 
     #[test]
