@@ -1,5 +1,6 @@
 //! Validation of a dataflow graph, producing the [`GraphInfo`] code generation requires (so
-//! codegen cannot run on an unvalidated graph). Debug builds re-validate after every pass.
+//! codegen cannot run on an unvalidated graph). Debug builds check the structure of the graph
+//! as lowered and after every pass (`passes::run`), and validate it fully after the last.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,34 @@ pub struct GraphInfo {
 #[error("internal error: invalid dataflow graph: {0}")]
 pub struct InvalidGraph(pub String);
 
+/// Checks a graph and gives the facts codegen needs: its structure (see [`check_structure`])
+/// and that every operator has a task (the `chain_tasks` pass assigns them).
 pub fn validate(graph: &Dataflow) -> Result<GraphInfo, InvalidGraph> {
+    let topo_order = check_structure(graph)?;
+    let mut tasks: BTreeMap<usize, Vec<OpId>> = BTreeMap::new();
+    for op in &topo_order {
+        match graph.node(*op).task {
+            Some(t) => tasks.entry(t).or_default().push(*op),
+            None => {
+                return Err(InvalidGraph(format!(
+                    "{op} has no task; run the chain_tasks pass"
+                )))
+            }
+        }
+    }
+    let mut tasks: Vec<Vec<OpId>> = tasks.into_values().collect();
+    tasks.sort_by_key(|ops| ops.iter().min().copied());
+    Ok(GraphInfo {
+        topo_order,
+        tasks,
+        inline_exchanges: true,
+    })
+}
+
+/// What holds of a graph at every stage, from lowering through each pass: no cycle, each
+/// operator with the inputs and outputs its kind has, forward edges and shared tasks only
+/// between operators of one parallelism. Returns the topological order.
+pub fn check_structure(graph: &Dataflow) -> Result<Vec<OpId>, InvalidGraph> {
     let topo_order = graph.topo_order();
     if topo_order.len() != graph.n_ops() {
         return Err(InvalidGraph("the graph has a cycle".into()));
@@ -63,22 +91,5 @@ pub fn validate(graph: &Dataflow) -> Result<GraphInfo, InvalidGraph> {
             )));
         }
     }
-    let mut tasks: BTreeMap<usize, Vec<OpId>> = BTreeMap::new();
-    for op in &topo_order {
-        match graph.node(*op).task {
-            Some(t) => tasks.entry(t).or_default().push(*op),
-            None => {
-                return Err(InvalidGraph(format!(
-                    "{op} has no task; run the chain_tasks pass"
-                )))
-            }
-        }
-    }
-    let mut tasks: Vec<Vec<OpId>> = tasks.into_values().collect();
-    tasks.sort_by_key(|ops| ops.iter().min().copied());
-    Ok(GraphInfo {
-        topo_order,
-        tasks,
-        inline_exchanges: true,
-    })
+    Ok(topo_order)
 }
