@@ -72,3 +72,27 @@ fn generated_modules_are_deterministic() {
         assert_eq!(a, b, "{example}");
     }
 }
+
+/// Each sink is a field of `Outputs` named after the stream it sends; two sinks of one stream
+/// are told apart by their index among the pipeline's sinks.
+#[test]
+fn outputs_are_named_after_the_streams_sinks_send() {
+    let text = "source bids = nexmark(stream: \"bid\", events: 10)\n\
+                let cheap = bids |> filter price < 10\n\
+                sink bids -> stdout()\n\
+                sink cheap -> stdout()\n\
+                sink cheap -> checksum()\n";
+    let module = weir_compiler::build::generate("outputs.weir", text, "", "m").unwrap();
+    let outputs = module
+        .split("pub struct Outputs")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .expect("an Outputs struct");
+    let fields: Vec<&str> = outputs
+        .split("pub ")
+        .skip(1)
+        .filter_map(|f| f.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(fields, ["bids", "cheap_1", "cheap_2"], "{outputs}");
+}

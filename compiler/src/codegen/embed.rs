@@ -193,32 +193,27 @@ pub fn memory_sink(cx: &mut EmitCx<'_>, op: OpId, _def: &SinkDef) -> Emitted {
 }
 
 /// A sink's field in `Outputs`: the name of the stream it sends (`sink alerts -> ...` is
-/// `alerts`), with the sink's index when several sinks send the same stream.
+/// `alerts`), with the sink's index when several sinks send the same stream (`alerts_2`).
 fn sink_name(cx: &EmitCx<'_>, op: OpId) -> String {
-    // Labels read `sink{index} {stream} -> {target}`.
-    fn parts(label: &str) -> (&str, &str) {
-        let mut words = label.split(' ');
-        let index = words.next().unwrap_or("sink");
-        (index, words.next().unwrap_or(index))
-    }
-    let label = &cx.graph.node(op).label;
-    let (index, stream) = parts(label);
+    let sink_of = |op: OpId| match &cx.graph.node(op).op {
+        Op::Sink(sink) => Some(sink),
+        _ => None,
+    };
+    let Some(sink) = sink_of(op) else {
+        unreachable!("sink_name is asked of sinks only");
+    };
     let shared = cx
         .graph
         .ops()
         .into_iter()
-        .filter(|o| matches!(cx.graph.node(*o).op, Op::Sink(_)))
-        .filter(|o| parts(&cx.graph.node(*o).label).1 == stream)
+        .filter_map(sink_of)
+        .filter(|other| other.name == sink.name)
         .count()
         > 1;
-    let valid = stream
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    match (shared, valid) {
-        (false, true) => stream.to_string(),
-        (true, true) => format!("{stream}_{}", index.trim_start_matches("sink")),
-        _ => index.to_string(),
+    if shared {
+        format!("{}_{}", sink.name, sink.index)
+    } else {
+        sink.name.clone()
     }
 }
 

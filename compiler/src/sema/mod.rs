@@ -2104,11 +2104,14 @@ impl Checker {
                 SinkKind::Checksum => "checksum".to_string(),
                 SinkKind::Kafka { topic, .. } => format!("kafka {topic}"),
             };
-            let label = format!("sink{index} {} -> {target}", decl.pipe.input.name);
+            let name = decl.pipe.input.name.clone();
+            let label = format!("sink{index} {name} -> {target}");
             self.program.sinks.push(SinkDef {
                 span,
                 stream,
                 kind,
+                name,
+                index,
                 label,
                 preview: None,
             });

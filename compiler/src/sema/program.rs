@@ -335,7 +335,11 @@ pub struct SinkDef {
     pub span: Span,
     pub stream: usize,
     pub kind: SinkKind,
-    /// A readable name (`sink 2 (q1 -> stdout)`), used in metrics and explain.
+    /// The name of the stream it sends, as written (`sink alerts -> ...` sends `alerts`).
+    pub name: String,
+    /// Its place among the pipeline's sinks, from 0.
+    pub index: usize,
+    /// A readable name (`sink2 q1 -> stdout`), used in metrics and explain.
     pub label: String,
     /// Set in the preview build of `weir run --limit` (see `crate::preview`).
     pub preview: Option<SinkPreview>,
