@@ -72,7 +72,7 @@ pub const CODES: &[Code] = &[
     case("E0315", "a Kafka property not of the form `key=value`"),
     case("E0316", "unknown Kafka start position"),
     case("E0317", "a Kafka sink keyed by a field the stream does not have"),
-    case("E0318", "an updating stream sent to a sink that takes an append stream"),
+    case("E0318", "a Kafka sink of an updating stream keyed by another field than its upsert key"),
     case("E0319", "a CSV header with a Kafka topic (a message holds one row)"),
     case("E0320", "an invalid Kafka topic name"),
     case("E0321", "unknown delivery guarantee"),

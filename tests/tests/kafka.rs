@@ -864,3 +864,108 @@ sink big -> kafka(topic: "{output}", brokers: "{brokers}") format json
     assert_eq!(got.len(), want.len(), "messages written");
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
 }
+
+/// An updating stream goes to Kafka as upserts keyed by its upsert key and tombstones for its
+/// deletes. The oracle: the final table computed here from the input; the topic, replayed
+/// (latest message per key, a tombstone removes the key), must equal it. The input comes in
+/// two rounds while the pipeline runs: after the first, customer c4 has a row on the topic;
+/// the second moves all its orders elsewhere, so a tombstone must delete it.
+#[test]
+fn an_updating_stream_goes_to_kafka_as_upserts_and_tombstones() {
+    let Some(brokers) = broker() else { return };
+    let (input, output) = (unique("moves"), unique("per-customer"));
+    create_topic(&brokers, &input, 1);
+    create_topic(&brokers, &output, 2);
+    let version = |version: i64| -> Vec<(i32, i64, String, i64, i64)> {
+        (0..60i64)
+            .map(|id| {
+                // The last version never names c4.
+                let customers = if version == 2 { 4 } else { 5 };
+                let customer = format!("c{}", (id * 7 + version) % customers);
+                let amount = (id * 13 + version * 5) % 40;
+                (
+                    0,
+                    id,
+                    customer,
+                    amount,
+                    1_700_000_000_000 + version * 1000 + id,
+                )
+            })
+            .collect()
+    };
+    let text = format!(
+        "schema Order {{ id: i64, customer: string, amount: i64, ts: timestamp }}\n\
+         source orders: Order = kafka(topic: \"{input}\", brokers: \"{brokers}\", \
+             group: \"{group}\", properties: \"{GROUP_PROPERTIES}\")\n\
+         let latest = orders |> dedup by id keep last\n\
+         let per_customer = latest |> aggregate by customer {{ n: count(), total: sum(amount) }}\n\
+         sink per_customer -> kafka(topic: \"{output}\", brokers: \"{brokers}\") format json\n",
+        group = unique("g"),
+    );
+    let binary = build("kafka_upserts", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let child = std::process::Command::new(&binary)
+        .args(["--kafka-stop-after-idle", "8000"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pipeline starts");
+    let (first, last) = ([version(0), version(1)].concat(), version(2));
+    produce_orders(&brokers, &input, &first);
+    // Wait until c4's row is on the topic.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let key_c4 = r#"{"customer":"c4"}"#;
+    while !consume(&brokers, &output, 1)
+        .iter()
+        .any(|(k, _)| k.as_deref() == Some(key_c4))
+    {
+        assert!(Instant::now() < deadline, "no row of c4 on the topic");
+    }
+    produce_orders(&brokers, &input, &last);
+    let out = child.wait_with_output().expect("pipeline ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    // The oracle: the last version of each id, grouped by customer.
+    let mut latest: BTreeMap<i64, (String, i64)> = BTreeMap::new();
+    for (_, id, customer, amount, _) in first.iter().chain(&last) {
+        latest.insert(*id, (customer.clone(), *amount));
+    }
+    let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for (customer, amount) in latest.values() {
+        let e = want.entry(customer.clone()).or_default();
+        e.0 += 1;
+        e.1 += amount;
+    }
+    assert_eq!(want.len(), 4, "c4 ends with no orders");
+
+    let messages = consume(&brokers, &output, 1);
+    let mut table: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut tombstones = Vec::new();
+    for (key, payload) in &messages {
+        let key: Value = serde_json::from_str(key.as_deref().expect("every message has a key"))
+            .expect("a JSON key");
+        assert_eq!(key.as_object().map(|o| o.len()), Some(1), "{key}");
+        let customer = key["customer"]
+            .as_str()
+            .expect("the key is the upsert key")
+            .to_string();
+        if payload.is_empty() {
+            table.remove(&customer);
+            tombstones.push(customer);
+            continue;
+        }
+        let row: Value = serde_json::from_str(payload).expect("a JSON row");
+        assert_eq!(row["customer"].as_str(), Some(customer.as_str()), "{row}");
+        table.insert(
+            customer,
+            (
+                row["n"].as_i64().expect("n"),
+                row["total"].as_i64().expect("total"),
+            ),
+        );
+    }
+    assert_eq!(table, want, "{} messages", messages.len());
+    assert_eq!(tombstones, ["c4"], "{} messages", messages.len());
+}

@@ -30,32 +30,35 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
     let label = def.label.clone();
     let mut items = Vec::new();
     // For an updating stream: the key of its rows (the final table keeps one row per key).
-    let key_fn = updating.as_ref().map(|up| {
-        let name = cx.namer.fresh(&format!("{op}_key"));
-        let fields: Vec<_> = up
-            .key
-            .iter()
-            .map(|k| {
-                let id = crate::codegen::namer::field_ident(k);
-                quote!(::std::clone::Clone::clone(&r.#id))
-            })
-            .collect();
-        let types: Vec<_> = up
-            .key
-            .iter()
-            .map(|k| {
-                let f = schema
-                    .field(k)
-                    .map(|(_, f)| f.clone())
-                    .expect("sema checked the key");
-                crate::codegen::expr::field_type(f.ty, f.nullable)
-            })
-            .collect();
-        items.push(quote! {
-            fn #name(r: &#input) -> (#(#types,)*) { (#(#fields,)*) }
+    let key_fn = updating
+        .as_ref()
+        .filter(|_| !matches!(def.kind, SinkKind::Kafka { .. }))
+        .map(|up| {
+            let name = cx.namer.fresh(&format!("{op}_key"));
+            let fields: Vec<_> = up
+                .key
+                .iter()
+                .map(|k| {
+                    let id = crate::codegen::namer::field_ident(k);
+                    quote!(::std::clone::Clone::clone(&r.#id))
+                })
+                .collect();
+            let types: Vec<_> = up
+                .key
+                .iter()
+                .map(|k| {
+                    let f = schema
+                        .field(k)
+                        .map(|(_, f)| f.clone())
+                        .expect("sema checked the key");
+                    crate::codegen::expr::field_type(f.ty, f.nullable)
+                })
+                .collect();
+            items.push(quote! {
+                fn #name(r: &#input) -> (#(#types,)*) { (#(#fields,)*) }
+            });
+            name
         });
-        name
-    });
     match &def.kind {
         SinkKind::Checksum => {
             let hash = cx.namer.fresh(&format!("{op}_checksum"));
@@ -155,7 +158,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             items.push(records::encoder(&encode, &input, &schema, format));
             // The key as text: a string as is, numbers and booleans as Rust prints them,
             // timestamps as `yyyy-MM-dd HH:mm:ss.SSS`; a null key sends the message without one.
-            let key_expr = match key {
+            let key_expr = match key.as_ref().filter(|_| updating.is_none()) {
                 None => {
                     quote!(::std::option::Option::<fn(&#input, &mut ::std::vec::Vec<u8>) -> bool>::None)
                 }
@@ -186,6 +189,32 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     quote!(Some(#key_fn))
                 }
             };
+            // An updating stream: each message keyed by the upsert key, written in the
+            // sink's format (`{"auction":7}` or `7`), a delete as a tombstone.
+            let upsert_key = updating.as_ref().map(|up| {
+                let key_schema = crate::sema::Schema {
+                    fields: up
+                        .key
+                        .iter()
+                        .map(|k| {
+                            schema
+                                .field(k)
+                                .map(|(_, f)| f.clone())
+                                .expect("sema checked the key")
+                        })
+                        .collect(),
+                };
+                let encode_key = cx.namer.fresh(&format!("{op}_encode_key"));
+                items.push(records::encoder(&encode_key, &input, &key_schema, format));
+                let key_fn = cx.namer.fresh(&format!("{op}_message_key"));
+                items.push(quote! {
+                    fn #key_fn(r: &#input, out: &mut ::std::vec::Vec<u8>) -> bool {
+                        #encode_key(r, out);
+                        true
+                    }
+                });
+                key_fn
+            });
             let config = format_ident!("kafka_sink_{}", op.index());
             let errors = format_ident!("errors_{}", op.index());
             let keys = properties.iter().map(|(k, _)| k);
@@ -201,9 +230,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 setup: vec![setup],
                 captures: vec![metrics.clone(), config.clone(), errors.clone()],
                 moves: Vec::new(),
-                role: Role::Leaf(quote!(::weir_runtime::sinks::kafka::KafkaSink::new(
-                    #config.clone(), #metrics.clone(), #errors.clone(), #encode, #key_expr
-                ))),
+                role: Role::Leaf(match upsert_key {
+                    Some(key_fn) => quote!(::weir_runtime::sinks::kafka::UpsertKafkaSink::new(
+                        #config.clone(), #metrics.clone(), #errors.clone(), #encode, #key_fn
+                    )),
+                    None => quote!(::weir_runtime::sinks::kafka::KafkaSink::new(
+                        #config.clone(), #metrics.clone(), #errors.clone(), #encode, #key_expr
+                    )),
+                }),
             }
         }
         SinkKind::Stdout { format } | SinkKind::File { format, .. } => {

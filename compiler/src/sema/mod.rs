@@ -2052,16 +2052,25 @@ impl Checker {
                             ok = false;
                         }
                     }
-                    if ty.updating.is_some() {
-                        self.error(
-                            Diagnostic::error(
-                                "E0318",
-                                connector.span,
-                                "a kafka sink takes an append-only stream; this one is updating",
-                            )
-                            .with_hint("write updating results to a file or stdout (see docs/changelog.md)"),
-                        );
-                        ok = false;
+                    // An updating stream goes out as upserts keyed by its upsert key, and
+                    // tombstones for its deletes: `key:` may only repeat that key.
+                    if let (Some(up), Some(key)) = (&ty.updating, &key) {
+                        if up.key.len() != 1 || up.key[0] != *key {
+                            self.error(
+                                Diagnostic::error(
+                                    "E0318",
+                                    args.span_of("key"),
+                                    format!(
+                                        "an updating stream is keyed by its upsert key ({}), not by `{key}`",
+                                        up.key.join(", ")
+                                    ),
+                                )
+                                .with_label("not the upsert key")
+                                .with_secondary(up.span, format!("this `{}` makes the stream updating", up.operator))
+                                .with_hint("leave `key:` out: each message's key is the upsert key, and a delete is a tombstone (see docs/changelog.md)"),
+                            );
+                            ok = false;
+                        }
                     }
                 }
                 match (topic, brokers, properties, format, exactly_once) {

@@ -1,6 +1,7 @@
 //! The Kafka sink: encodes each row with the generated encoder (JSON or CSV, without the
 //! trailing newline) and produces it as one message, keyed by a field when the pipeline says
-//! `key: field`.
+//! `key: field`. An updating stream goes through [`UpsertKafkaSink`]: each change keyed by
+//! its upsert key, a delete as a message without a payload (a tombstone).
 //!
 //! Delivery is at least once: librdkafka retries, the sink waits for every outstanding message
 //! at the end of input (`flush`), and a message that cannot be delivered fails the run with
@@ -36,6 +37,7 @@ use rdkafka::ClientContext;
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::ops::updating::Change;
 use crate::run::{Errors, RunArgs};
 
 /// How long the end of input waits for outstanding messages.
@@ -131,6 +133,9 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// A message held for the next transaction: its key and payload, either possibly absent.
+type HeldMessage = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// One sink instance: a producer and the generated encoder and key function.
 pub struct KafkaSink<E, K> {
     config: KafkaSinkConfig,
@@ -154,7 +159,8 @@ pub struct KafkaSink<E, K> {
     /// Exactly once: the checkpoint whose transaction is sealed and waits for the checkpoint
     /// to complete, and the next epoch's messages (key, payload), held until it has.
     awaiting: Option<u64>,
-    held: Vec<(Option<Vec<u8>>, Vec<u8>)>,
+    /// (A message without a payload is a tombstone: the delete of its key.)
+    held: Vec<HeldMessage>,
     /// Exactly once: a checkpoint was given up (the run is failing): nothing more is sent.
     given_up: bool,
     /// Exactly once: the checkpoint folder's id (its markers' group names carry it).
@@ -455,19 +461,22 @@ impl<E, K> KafkaSink<E, K> {
             }
         }
         for (key, payload) in std::mem::take(&mut self.held) {
-            self.send(key.as_deref(), &payload);
+            self.send(key.as_deref(), payload.as_deref());
         }
     }
 
-    /// Produces one message, serving delivery reports while the local queue is full; a
-    /// message the producer refuses is counted (the run fails at the end with the first
-    /// reason).
-    fn send(&mut self, key: Option<&[u8]>, payload: &[u8]) {
+    /// Produces one message (without a payload: a tombstone), serving delivery reports while
+    /// the local queue is full; a message the producer refuses is counted (the run fails at
+    /// the end with the first reason).
+    fn send(&mut self, key: Option<&[u8]>, payload: Option<&[u8]>) {
         let Some(producer) = &self.producer else {
             return;
         };
         loop {
-            let mut message = BaseRecord::to(&self.config.topic).payload(payload);
+            let mut message = BaseRecord::<[u8], [u8]>::to(&self.config.topic);
+            if let Some(p) = payload {
+                message = message.payload(p);
+            }
             if let Some(k) = key {
                 message = message.key(k);
             }
@@ -508,18 +517,126 @@ where
         if self.producer.is_none() || self.given_up {
             return;
         }
+        self.encode_row(record);
+        let has_key = self.encode_key(record);
+        self.produce(has_key, true);
+    }
+
+    fn watermark(&mut self, watermark: i64) {
+        self.on_watermark(watermark);
+    }
+
+    fn tick(&mut self) {
+        self.on_tick();
+    }
+
+    fn barrier(&mut self, checkpoint: u64) {
+        self.on_barrier(checkpoint);
+    }
+
+    fn finish(&mut self) {
+        self.on_finish();
+    }
+}
+
+/// A Kafka sink of an updating stream (`upsert-kafka` in Flink's terms): each change is a
+/// message keyed by the row's upsert key, an upsert carrying the row and a delete carrying no
+/// payload (a tombstone), so a compacted topic keeps the latest row per key. Changes of one
+/// key come from one upstream instance, in order, to the key's partition.
+pub struct UpsertKafkaSink<E, K>(KafkaSink<E, K>);
+
+impl<E, K> UpsertKafkaSink<E, K> {
+    /// `key` writes the upsert key of a row (in the sink's format).
+    pub fn new(
+        config: KafkaSinkConfig,
+        metrics: OpMetrics,
+        errors: Errors,
+        encode: E,
+        key: K,
+    ) -> Self {
+        UpsertKafkaSink(KafkaSink::new(config, metrics, errors, encode, Some(key)))
+    }
+
+    /// See [`KafkaSink::with_state`].
+    pub fn with_state(self, slot: StateSlot) -> Result<Self, String> {
+        self.0.with_state(slot).map(UpsertKafkaSink)
+    }
+}
+
+impl<T, E, K> Collector<Change<T>> for UpsertKafkaSink<E, K>
+where
+    E: FnMut(&T, &mut Vec<u8>),
+    K: FnMut(&T, &mut Vec<u8>) -> bool,
+{
+    fn push(&mut self, change: &Change<T>) {
+        let sink = &mut self.0;
+        sink.stats.records_in += 1;
+        if sink.producer.is_none() || sink.given_up {
+            return;
+        }
+        let row = change.row();
+        let has_key = sink.encode_key(row);
+        let upsert = matches!(change, Change::Upsert(_));
+        if upsert {
+            sink.encode_row(row);
+        }
+        sink.produce(has_key, upsert);
+    }
+
+    fn watermark(&mut self, watermark: i64) {
+        self.0.on_watermark(watermark);
+    }
+
+    fn tick(&mut self) {
+        self.0.on_tick();
+    }
+
+    fn barrier(&mut self, checkpoint: u64) {
+        self.0.on_barrier(checkpoint);
+    }
+
+    fn finish(&mut self) {
+        self.0.on_finish();
+    }
+}
+
+impl<E, K> KafkaSink<E, K> {
+    /// Encodes `record` into `buf`, without its line end.
+    fn encode_row<T>(&mut self, record: &T)
+    where
+        E: FnMut(&T, &mut Vec<u8>),
+    {
         self.buf.clear();
         (self.encode)(record, &mut self.buf);
         while self.buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             self.buf.pop();
         }
-        let has_key = match &mut self.key {
-            Some(key) => {
-                self.key_buf.clear();
-                key(record, &mut self.key_buf)
-            }
-            None => false,
+    }
+
+    /// Writes `record`'s key into `key_buf`; false when the message has none.
+    fn encode_key<T>(&mut self, record: &T) -> bool
+    where
+        K: FnMut(&T, &mut Vec<u8>) -> bool,
+    {
+        let Some(key) = &mut self.key else {
+            return false;
         };
+        self.key_buf.clear();
+        let has_key = key(record, &mut self.key_buf);
+        while self
+            .key_buf
+            .last()
+            .is_some_and(|b| *b == b'\n' || *b == b'\r')
+        {
+            self.key_buf.pop();
+        }
+        has_key
+    }
+
+    /// Produces the message encoded in `key_buf` (if `has_key`) and `buf` (if `has_payload`;
+    /// a tombstone otherwise), or holds it while the previous epoch's transaction waits for
+    /// its checkpoint.
+    fn produce(&mut self, has_key: bool, has_payload: bool) {
         if let Some(n) = self.awaiting {
             // The previous epoch's transaction is not committed yet: this message belongs to
             // the next one. Cheap check first; hold it if still waiting.
@@ -528,7 +645,8 @@ where
             }
             if self.awaiting.is_some() {
                 let key = has_key.then(|| self.key_buf.clone());
-                self.held.push((key, self.buf.clone()));
+                let payload = has_payload.then(|| self.buf.clone());
+                self.held.push((key, payload));
                 self.stats.records_out += 1;
                 return;
             }
@@ -537,7 +655,10 @@ where
             std::mem::take(&mut self.buf),
             std::mem::take(&mut self.key_buf),
         );
-        self.send(has_key.then_some(key_buf.as_slice()), &buf);
+        self.send(
+            has_key.then_some(key_buf.as_slice()),
+            has_payload.then_some(buf.as_slice()),
+        );
         (self.buf, self.key_buf) = (buf, key_buf);
         self.stats.records_out += 1;
         if self.stats.records_in.is_multiple_of(1024) {
@@ -547,7 +668,7 @@ where
         }
     }
 
-    fn watermark(&mut self, _watermark: i64) {
+    fn on_watermark(&mut self, _watermark: i64) {
         if self.awaiting.is_some() {
             self.settle(false);
         }
@@ -558,7 +679,7 @@ where
 
     /// librdkafka sends on its own threads (after `linger.ms`); the tick serves delivery
     /// reports and lets a transaction committed meanwhile release the held messages.
-    fn tick(&mut self) {
+    fn on_tick(&mut self) {
         if self.awaiting.is_some() {
             self.settle(false);
         }
@@ -573,7 +694,7 @@ where
     /// replays it). The barrier does not wait for that: it must reach the other consumers of
     /// this task's stream, whose parts the checkpoint needs; the next epoch's messages are
     /// held meanwhile.
-    fn barrier(&mut self, checkpoint: u64) {
+    fn on_barrier(&mut self, checkpoint: u64) {
         if self.awaiting.is_some() {
             self.settle(false);
         }
@@ -602,7 +723,7 @@ where
         self.awaiting = Some(checkpoint);
     }
 
-    fn finish(&mut self) {
+    fn on_finish(&mut self) {
         // Every barrier has been passed on by now, so waiting cannot hold up a checkpoint.
         self.settle(true);
         // Exactly once: the last epoch is committed by the checkpoint coordinator once every
