@@ -357,3 +357,80 @@ sink odd -> stdout() format json
     assert_eq!(stdout, "{\"n\":1}\n{\"n\":3}\n{\"n\":5}\n", "{stderr}");
     assert!(stderr.contains("preview limit reached: 3 rows"), "{stderr}");
 }
+
+/// `weir schema infer` prints a schema a pipeline can read the file with: every line decodes
+/// (no dead letters), optional fields where values were missing, a nested field left out with
+/// a comment, and the members in the order the file writes them.
+#[test]
+fn an_inferred_schema_reads_its_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("events.jsonl"),
+        "{\"id\":1,\"user\":\"ann\",\"price\":9,\"ts\":\"2023-11-14 22:13:20\",\"tags\":[\"a\"]}\n\
+         {\"id\":2,\"user\":null,\"price\":3.5,\"ts\":\"2023-11-14T22:13:21Z\",\"ok\":true}\n\
+         {\"id\":3,\"price\":1,\"ts\":\"2023-11-14 22:13:22.5\",\"ok\":false}\n",
+    )
+    .expect("write");
+    let out = weir(dir.path(), &["schema", "infer", "events.jsonl"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let schema = String::from_utf8(out.stdout).expect("UTF-8");
+    let fields: Vec<&str> = schema
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("//") && l.ends_with(','))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "id: i64,",
+            "user: string?,",
+            "price: f64,",
+            "ts: timestamp,",
+            "ok: bool?,"
+        ],
+        "{schema}"
+    );
+    assert!(schema.contains("left out: `tags`"), "{schema}");
+    let pipeline = format!(
+        "{schema}\nsource events: Events = file(path: \"events.jsonl\") format json\n\
+         sink events -> stdout() format json\n"
+    );
+    std::fs::write(dir.path().join("p.weir"), pipeline).expect("write");
+    let (out, _) = weir_run(dir.path(), &["p.weir", "--", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(
+        stdout.contains("\"ts\":\"2023-11-14 22:13:22.500\""),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("dead_letters.jsonl").exists());
+
+    // CSV: the header names the fields; an empty cell makes one optional.
+    std::fs::write(
+        dir.path().join("orders.csv"),
+        "id,name,amount\n1,ann,10\n2,,3.5\n",
+    )
+    .expect("write");
+    let out = weir(dir.path(), &["schema", "infer", "orders.csv"]);
+    let schema = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(
+        schema.contains("schema Orders {\n    id: i64,\n    name: string?,\n    amount: f64,\n}"),
+        "{schema}"
+    );
+    let out = weir(dir.path(), &["schema", "infer", "notes.txt"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--format json or --format csv"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,6 +4,7 @@ mod bench;
 mod bench_files;
 mod bench_kafka;
 mod messages;
+mod schema;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,24 @@ enum CacheCommand {
 }
 
 #[derive(Subcommand)]
+enum SchemaCommand {
+    /// Print a `schema` guessed from the first lines of a JSON-lines or CSV file (with a
+    /// header): each field's narrowest type, `?` where a value was missing.
+    Infer {
+        file: PathBuf,
+        /// The file's format (default: from its extension, .jsonl/.json/.ndjson or .csv/.tsv).
+        #[arg(long, value_enum)]
+        format: Option<schema::InferFormat>,
+        /// The CSV delimiter (one byte; default `,`, or a tab for .tsv).
+        #[arg(long)]
+        delimiter: Option<char>,
+        /// How many lines to sample.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        lines: u64,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Parse and type-check a pipeline; print every error.
     Check {
@@ -158,6 +177,11 @@ enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Schemas: `weir schema infer FILE` prints one guessed from the file's first lines.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
     /// Benchmark Nexmark queries on the built-in generator: fused, unfused, and the generator alone;
     /// with `--input json|csv|both`, pipelines reading bids from files instead.
     Bench(bench::BenchArgs),
@@ -191,6 +215,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if messages::human() {
                 eprintln!("{}: ok", file.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema {
+            command:
+                SchemaCommand::Infer {
+                    file,
+                    format,
+                    delimiter,
+                    lines,
+                },
+        } => {
+            let tsv = file.extension().is_some_and(|e| e == "tsv");
+            let delimiter = match delimiter {
+                Some(c) if c.is_ascii() => c as u8,
+                Some(c) => {
+                    return Err(anyhow!(
+                        "the delimiter must be one ASCII character, not `{c}`"
+                    ))
+                }
+                None if tsv => b'\t',
+                None => b',',
+            };
+            let lines = usize::try_from(lines).unwrap_or(usize::MAX);
+            print!("{}", schema::infer(&file, format, delimiter, lines)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { compile, format } => {
