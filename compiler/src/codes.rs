@@ -80,6 +80,7 @@ pub const CODES: &[Code] = &[
     case("E0323", "a watermark or duration beyond the bounds weir allows"),
     case("E0324", "an `event_time_range` that is not two dates, or without event time"),
     case("E0325", "a `timestamps:` form the source or sink does not take (a name or a date pattern)"),
+    case("E0326", "an `upsert_key` of a Kafka source that is not fields of the schema that are never null (or a source with event time)"),
     case("E0401", "a step where it cannot be (`window` without `aggregate` after it)"),
     case("E0402", "a filter condition that is not a bool"),
     case("E0403", "an output field named twice"),

@@ -87,6 +87,37 @@ pub fn produce(brokers: &str, topic: &str, messages: &[(i32, String)]) {
         .expect("input delivered");
 }
 
+/// Produces `(key, payload)` messages, each to the partition the producer picks for its key
+/// (a `None` payload is a tombstone), and waits until all are delivered.
+pub fn produce_keyed(brokers: &str, topic: &str, messages: &[(Option<&str>, Option<String>)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    for (key, payload) in messages {
+        let mut record = BaseRecord::<str, str>::to(topic);
+        if let Some(k) = key {
+            record = record.key(*k);
+        }
+        if let Some(p) = payload {
+            record = record.payload(p.as_str());
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("input delivered");
+}
+
 /// Reads every partition of `topic` from the start until `expected` messages arrived (or 20 s
 /// passed), as exactly-once output is read (`read_committed`): `(key, payload)` pairs.
 pub fn consume(brokers: &str, topic: &str, expected: usize) -> Vec<(Option<String>, String)> {

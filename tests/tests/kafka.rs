@@ -21,8 +21,8 @@ use weir_runtime::sources::kafka::{
     KafkaSource, KafkaSourceConfig, Positions, PositionsHandle, Start,
 };
 use weir_tests::kafka::{
-    broker, committed, consume, consume_isolated, create_topic, keyed_window_rows, produce, unique,
-    window_row, window_totals, GROUP_PROPERTIES, STOP_AFTER_IDLE_MS,
+    broker, committed, consume, consume_isolated, create_topic, keyed_window_rows, produce,
+    produce_keyed, unique, window_row, window_totals, GROUP_PROPERTIES, STOP_AFTER_IDLE_MS,
 };
 use weir_tests::{build, kill_repeatedly, run, Rng, RunOutput};
 
@@ -968,4 +968,200 @@ fn an_updating_stream_goes_to_kafka_as_upserts_and_tombstones() {
     }
     assert_eq!(table, want, "{} messages", messages.len());
     assert_eq!(tombstones, ["c4"], "{} messages", messages.len());
+}
+
+/// An upsert-Kafka topic read as an updating stream (`upsert_key:`): the latest row per key, a
+/// tombstone deleting its key. The oracle is the topic replayed here: the final table of the
+/// source written to a file equals the latest row of every key not deleted, and an aggregate
+/// over it (which takes each replaced or deleted row back out of its group) equals the same
+/// table grouped. A tombstone for a key never seen changes nothing; a message without a key
+/// is a dead letter.
+#[test]
+fn an_upsert_kafka_topic_is_read_as_an_updating_stream() {
+    let Some(brokers) = broker() else { return };
+    let input = unique("prices");
+    create_topic(&brokers, &input, 2);
+    let row = |item: &str, shelf: i64, price: i64| {
+        Some(format!(
+            r#"{{"item":"{item}","shelf":"s{shelf}","price":{price}}}"#
+        ))
+    };
+    let items: Vec<String> = (0..40).map(|i| format!("i{i}")).collect();
+    let mut messages: Vec<(Option<&str>, Option<String>)> = Vec::new();
+    for round in 0..3i64 {
+        for (i, item) in items.iter().enumerate() {
+            let i = i as i64;
+            // Items move between shelves and change price; every seventh is deleted in the
+            // last round, every fifth repeats its row unchanged.
+            if round == 2 && i % 7 == 0 {
+                messages.push((Some(item), None));
+            } else if round == 2 && i % 5 == 0 {
+                messages.push((Some(item), row(item, (i + 1) % 4, i * 3 + 1)));
+            } else {
+                messages.push((Some(item), row(item, (i + round) % 4, i * 3 + round)));
+            }
+        }
+    }
+    messages.push((Some("never-seen"), None));
+    messages.push((None, row("keyless", 0, 1)));
+    produce_keyed(&brokers, &input, &messages);
+    let text = format!(
+        "schema Price {{ item: string, shelf: string, price: i64 }}\n\
+         source prices: Price = kafka(topic: \"{input}\", brokers: \"{brokers}\", \
+             group: \"{group}\", properties: \"{GROUP_PROPERTIES}\", upsert_key: \"item\")\n\
+         let shelves = prices |> aggregate by shelf {{ items: count(), total: sum(price) }}\n\
+         sink prices -> file(path: \"prices.csv\") format csv\n\
+         sink shelves -> file(path: \"shelves.csv\") format csv\n",
+        group = unique("g"),
+    );
+    let binary = build("kafka_upsert_source", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    run_pipeline(&binary, dir.path(), &[]);
+
+    // The oracle: the topic replayed.
+    let mut table: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    for (key, payload) in &messages {
+        let Some(key) = key else { continue };
+        match payload {
+            None => {
+                table.remove(*key);
+            }
+            Some(p) => {
+                let v: Value = serde_json::from_str(p).expect("JSON");
+                let shelf = v["shelf"].as_str().expect("shelf").to_string();
+                table.insert(
+                    key.to_string(),
+                    (shelf, v["price"].as_i64().expect("price")),
+                );
+            }
+        }
+    }
+    assert_eq!(table.len(), 40 - 6, "six items deleted");
+    let want_prices: String = table
+        .iter()
+        .map(|(item, (shelf, price))| format!("{item},{shelf},{price}\n"))
+        .collect();
+    let mut shelves: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for (shelf, price) in table.values() {
+        let e = shelves.entry(shelf).or_default();
+        e.0 += 1;
+        e.1 += price;
+    }
+    let want_shelves: String = shelves
+        .iter()
+        .map(|(shelf, (n, total))| format!("{shelf},{n},{total}\n"))
+        .collect();
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).expect("output");
+    assert_eq!(read("prices.csv"), want_prices);
+    assert_eq!(read("shelves.csv"), want_shelves);
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert!(dead.contains("an upsert message needs a key"), "{dead}");
+    // A key's latest row lives with the process that read it: no scale-out (yet).
+    let chk = dir.path().join("chk").display().to_string();
+    let out = run(&binary, &["--scale-out", "--checkpoint-dir", &chk], dir.path(), None);
+    assert!(!out.success);
+    assert!(out.stderr.contains("cannot scale out yet"), "{}", out.stderr);
+}
+
+/// The latest row per key of an upsert-Kafka source survives a restart: the first run is
+/// stopped (SIGTERM, a last checkpoint) after reading the first round of rows; the second,
+/// restored from the checkpoint, reads the tombstones and updates of the second round, whose
+/// deletes need the rows the first run read. The oracle is the topic replayed.
+#[test]
+fn an_upsert_source_keeps_its_rows_across_a_restart() {
+    let Some(brokers) = broker() else { return };
+    let input = unique("stock");
+    create_topic(&brokers, &input, 2);
+    let row = |item: &str, shelf: i64, price: i64| {
+        Some(format!(
+            r#"{{"item":"{item}","shelf":"s{shelf}","price":{price}}}"#
+        ))
+    };
+    let items: Vec<String> = (0..30).map(|i| format!("i{i}")).collect();
+    let first: Vec<(Option<&str>, Option<String>)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (Some(item.as_str()), row(item, i as i64 % 3, i as i64)))
+        .collect();
+    let second: Vec<(Option<&str>, Option<String>)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match i % 3 {
+            0 => (Some(item.as_str()), None),
+            1 => (
+                Some(item.as_str()),
+                row(item, (i as i64 + 1) % 3, 100 + i as i64),
+            ),
+            _ => (Some(item.as_str()), row(item, i as i64 % 3, i as i64)),
+        })
+        .collect();
+    let text = format!(
+        "schema Price {{ item: string, shelf: string, price: i64 }}\n\
+         source prices: Price = kafka(topic: \"{input}\", brokers: \"{brokers}\", \
+             group: \"{group}\", properties: \"{GROUP_PROPERTIES}\", upsert_key: \"item\")\n\
+         let shelves = prices |> aggregate by shelf {{ items: count(), total: sum(price) }}\n\
+         sink shelves -> file(path: \"shelves.csv\") format csv\n",
+        group = unique("g"),
+    );
+    let binary = build("kafka_upsert_restart", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkpoints = dir.path().join("chk").display().to_string();
+    produce_keyed(&brokers, &input, &first);
+    let child = std::process::Command::new(&binary)
+        .args([
+            "--checkpoint-dir",
+            &checkpoints,
+            "--checkpoint-interval",
+            "300ms",
+        ])
+        .args(["--kafka-stop-after-idle", "60000"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pipeline starts");
+    std::thread::sleep(Duration::from_secs(4));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("pipeline ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stopped by SIGTERM after checkpoint"),
+        "{stderr}"
+    );
+
+    produce_keyed(&brokers, &input, &second);
+    run_pipeline(&binary, dir.path(), &["--checkpoint-dir", &checkpoints]);
+
+    let mut table: BTreeMap<&str, (String, i64)> = BTreeMap::new();
+    for (key, payload) in first.iter().chain(&second) {
+        let key = key.expect("keyed");
+        match payload {
+            None => {
+                table.remove(key);
+            }
+            Some(p) => {
+                let v: Value = serde_json::from_str(p).expect("JSON");
+                let shelf = v["shelf"].as_str().expect("shelf").to_string();
+                table.insert(key, (shelf, v["price"].as_i64().expect("price")));
+            }
+        }
+    }
+    assert_eq!(table.len(), 20);
+    let mut shelves: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for (shelf, price) in table.values() {
+        let e = shelves.entry(shelf).or_default();
+        e.0 += 1;
+        e.1 += price;
+    }
+    let want: String = shelves
+        .iter()
+        .map(|(shelf, (n, total))| format!("{shelf},{n},{total}\n"))
+        .collect();
+    let got = std::fs::read_to_string(dir.path().join("shelves.csv")).expect("output");
+    assert_eq!(got, want);
 }

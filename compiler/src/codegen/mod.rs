@@ -122,8 +122,15 @@ impl<'a> EmitCx<'a> {
         self.types.get(&op).cloned().unwrap_or_else(|| quote!(()))
     }
 
+    /// Sets the row type of `op`'s output (a source names its own); an updating stream
+    /// carries changes of its rows (an upsert-Kafka source's).
     pub fn set_output_type(&mut self, op: OpId, ty: TokenStream) {
         self.rows.insert(op, ty.clone());
+        let ty = if self.graph.node(op).ty.updating.is_some() {
+            quote!(::weir_runtime::ops::Change<#ty>)
+        } else {
+            ty
+        };
         self.types.insert(op, ty);
     }
 

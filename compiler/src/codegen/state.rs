@@ -274,6 +274,15 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
                 ),
                 SourceKind::File { path, format, .. } => (format!("file({path:?})"), Some(format)),
                 SourceKind::Stdin { format } => ("stdin".into(), Some(format)),
+                // (The upsert key only when set, so that earlier checkpoints keep their shape.)
+                SourceKind::Kafka(k) if !k.upsert_key.is_empty() => (
+                    format!(
+                        "kafka(topic: {:?}, upsert_key: ({}))",
+                        k.topic,
+                        k.upsert_key.join(", ")
+                    ),
+                    Some(&k.format),
+                ),
                 SourceKind::Kafka(k) => (format!("kafka(topic: {:?})", k.topic), Some(&k.format)),
             };
             lines.push(("connector", connector));

@@ -163,14 +163,35 @@ pub fn emit(
                 });
                 captures.push(config.clone());
                 let state_id = state_id.clone();
+                // An upsert-Kafka topic: an updating stream, without event time (sema).
+                let upsert = !k.upsert_key.is_empty();
+                if upsert {
+                    // The latest row per key lives with the instance that read it: a partition
+                    // moving to another process would leave its deletes without their rows.
+                    setup.push(quote! {
+                        if rt.args.scale_out {
+                            return Err(format!(
+                                "source `{}`: an upsert-Kafka source (upsert_key) cannot scale out yet: run one process",
+                                #name
+                            ).into());
+                        }
+                    });
+                }
                 return Emitted {
                     items,
                     setup,
                     captures,
                     moves: Vec::new(),
                     role: Role::Source(Box::new(move |chain, instance| {
-                        quote! {
-                            ::weir_runtime::sources::kafka::run(&#config, &#metrics, &#dead, #decode, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                        let slot = quote!(::weir_runtime::checkpoint::slot(#state_id, #instance));
+                        if upsert {
+                            quote! {
+                                ::weir_runtime::sources::kafka::run_upserts(&#config, &#metrics, &#dead, #decode, #slot, #chain)
+                            }
+                        } else {
+                            quote! {
+                                ::weir_runtime::sources::kafka::run(&#config, &#metrics, &#dead, #decode, #event_time, #slot, #chain)
+                            }
                         }
                     })),
                 };

@@ -364,6 +364,62 @@ impl Checker {
         None
     }
 
+    /// `upsert_key:` of a Kafka source: fields of the schema, never null and not `f64`, that
+    /// make the source's stream updating. Such a source has no event time (yet).
+    fn upsert_key(&mut self, ty: &mut StreamType, keys: &[String], span: Span, event_time: bool) {
+        let mut ok = !keys.is_empty();
+        if keys.is_empty() {
+            self.error(
+                Diagnostic::error("E0326", span, "`upsert_key` names no field")
+                    .with_hint("e.g. `upsert_key: \"customer\"` (several: \"a, b\")"),
+            );
+        }
+        for key in keys {
+            let problem = match ty.schema.field(key) {
+                None => Some(match did_you_mean(key, ty.schema.names()) {
+                    Some(s) => format!("the schema has no field `{key}`; did you mean `{s}`?"),
+                    None => format!("the schema has no field `{key}`"),
+                }),
+                Some((_, f)) if f.nullable => {
+                    Some(format!("`{key}` is optional; a key is never null"))
+                }
+                Some((_, f)) if f.ty == Type::F64 => {
+                    Some(format!("`{key}` is f64; f64 keys are not supported"))
+                }
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                self.error(
+                    Diagnostic::error(
+                        "E0326",
+                        span,
+                        format!("cannot use `{key}` as the upsert key"),
+                    )
+                    .with_hint(problem),
+                );
+                ok = false;
+            }
+        }
+        if event_time {
+            self.error(
+                Diagnostic::error(
+                    "E0326",
+                    span,
+                    "an upsert source has no event time (not supported yet)",
+                )
+                .with_hint("remove the `event_time` clause, or read the topic as an append stream without `upsert_key`"),
+            );
+            ok = false;
+        }
+        if ok {
+            ty.updating = Some(Updating {
+                key: keys.to_vec(),
+                operator: "upsert_key",
+                span,
+            });
+        }
+    }
+
     /// A Kafka message holds one row: a CSV header line has no place in it.
     fn kafka_format(&mut self, call: Option<&ast::Call>, format: &Format) -> bool {
         if let (Format::Csv { header: true, .. }, Some(call)) = (format, call) {
@@ -413,6 +469,8 @@ impl Checker {
         let mut dead_letters = None;
         // `event_time_range: "1850-01-01 .. 2200-01-01"`, with the span to report at.
         let mut event_time_range: Option<((i64, i64), Span)> = None;
+        // `upsert_key: "a, b"` of a Kafka source, with the span to report at.
+        let mut upsert_key: Option<(Vec<String>, Span)> = None;
         let kind_and_schema = match connector.name.name.as_str() {
             "nexmark" => {
                 let args = Args::new(
@@ -539,10 +597,19 @@ impl Checker {
                         "properties",
                         "dead_letters",
                         "event_time_range",
+                        "upsert_key",
                     ],
                     &mut self.diagnostics,
                 );
                 let d = &mut self.diagnostics;
+                upsert_key = args.string("upsert_key", d).map(|keys| {
+                    let fields = keys
+                        .split(',')
+                        .map(|k| k.trim().to_string())
+                        .filter(|k| !k.is_empty())
+                        .collect::<Vec<_>>();
+                    (fields, args.span_of("upsert_key"))
+                });
                 let topic = args.string("topic", d);
                 let topic = args.required("topic", topic, d);
                 let topic = topic.filter(|t| kafka_topic_ok(t, &args, d));
@@ -604,6 +671,10 @@ impl Checker {
                             parallelism,
                             properties,
                             format,
+                            upsert_key: upsert_key
+                                .as_ref()
+                                .map(|(k, _)| k.clone())
+                                .unwrap_or_default(),
                         }),
                         schema,
                     )),
@@ -688,6 +759,9 @@ impl Checker {
                     .with_hint("e.g. `watermark 4s` or `watermark 0ms` for in-order input"),
                 ),
             }
+        }
+        if let Some((keys, span)) = &upsert_key {
+            self.upsert_key(&mut ty, keys, *span, decl.event_time.is_some());
         }
         if let (Some((_, span)), None) = (event_time_range, &decl.event_time) {
             self.error(

@@ -66,6 +66,9 @@ pub struct KafkaSource {
     /// librdkafka properties, in the order written.
     pub properties: Vec<(String, String)>,
     pub format: Format,
+    /// `upsert_key: "a, b"`: the topic is an upsert-Kafka changelog (the latest value per
+    /// message key, a tombstone deletes), read as an updating stream with this upsert key.
+    pub upsert_key: Vec<String>,
 }
 
 /// Generator parameters as written in the pipeline (the binary's options can override some).

@@ -47,8 +47,10 @@ use crate::collector::Collector;
 use crate::dead_letter::DeadLetters;
 use crate::formats::DecodeError;
 use crate::metrics::Metrics;
+use crate::ops::updating::Change;
 use crate::run::RunArgs;
 use crate::sources::{EventTime, WATERMARK_INTERVAL};
+use crate::state::State as Saved;
 
 /// Where a source starts reading a partition that has no committed offset in its group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -441,13 +443,37 @@ impl KafkaSource {
         self,
         metrics: &Metrics,
         dead_letters: &DeadLetters,
-        mut decode: D,
+        decode: D,
+        event_time: Option<EventTime<T>>,
+        slot: StateSlot,
+        chain: C,
+    ) -> Result<(), String>
+    where
+        D: FnMut(&str) -> Result<T, DecodeError>,
+        C: Collector<T>,
+    {
+        self.run_messages(
+            metrics,
+            dead_letters,
+            Values(decode),
+            event_time,
+            slot,
+            chain,
+        )
+    }
+
+    /// [`KafkaSource::run`] with each message made into a record by `messages`.
+    fn run_messages<T, M, C>(
+        self,
+        metrics: &Metrics,
+        dead_letters: &DeadLetters,
+        mut messages: M,
         event_time: Option<EventTime<T>>,
         slot: StateSlot,
         mut chain: C,
     ) -> Result<(), String>
     where
-        D: FnMut(&str) -> Result<T, DecodeError>,
+        M: Messages<T>,
         C: Collector<T>,
     {
         let name = self.config.name.clone();
@@ -458,7 +484,18 @@ impl KafkaSource {
         let mut emitted = i64::MIN;
         let mut restored: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
         if let Some(bytes) = slot.take_restored() {
-            match crate::state::decode::<(BTreeMap<i32, (i64, i64)>, i64)>(&bytes) {
+            let positions = if M::KEEPS_STATE {
+                crate::state::decode::<(BTreeMap<i32, (i64, i64)>, i64, Vec<u8>)>(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|(positions, wm, kept)| {
+                        messages.load(&kept)?;
+                        Ok((positions, wm))
+                    })
+            } else {
+                crate::state::decode::<(BTreeMap<i32, (i64, i64)>, i64)>(&bytes)
+                    .map_err(|e| e.to_string())
+            };
+            match positions {
                 Ok((positions, wm)) => {
                     restored = positions;
                     emitted = wm;
@@ -519,7 +556,12 @@ impl KafkaSource {
             if checkpointed {
                 if let Some(id) = slot.barrier_due() {
                     dead_letters.flush();
-                    let (part, positions) = self.checkpoint_part(emitted);
+                    let (mut part, positions) = self.checkpoint_part(emitted);
+                    if M::KEEPS_STATE {
+                        // (positions, watermark, what the messages keep)
+                        let (p, wm) = self.checkpoint_positions(emitted);
+                        part = crate::state::encode(&(p, wm, messages.save()));
+                    }
                     to_commit.push((id, positions));
                     slot.save(id, &part, Vec::new());
                     chain.barrier(id);
@@ -554,17 +596,10 @@ impl KafkaSource {
                         first_message = Some(Instant::now());
                     }
                     let (partition, offset) = (message.partition(), message.offset());
-                    let record = match message.payload().map(crate::formats::utf8) {
-                        None => Err("empty message".to_string()),
-                        Some(Err(e)) => Err(format!("invalid UTF-8: {e}")),
-                        Some(Ok(text)) => {
-                            let line = text.strip_suffix('\n').unwrap_or(text);
-                            let line = line.strip_suffix('\r').unwrap_or(line);
-                            decode(line).map_err(|e| e.to_string())
-                        }
-                    };
+                    let record = messages.record(message.key(), message.payload());
                     let event_ts = match record {
-                        Ok(record) => {
+                        Ok(None) => None,
+                        Ok(Some(record)) => {
                             produced += 1;
                             chain.push(&record);
                             event_time.as_ref().map(|et| (et.time)(&record))
@@ -718,8 +753,15 @@ impl KafkaSource {
     /// This instance's part of a checkpoint (next offset and highest event time per
     /// partition, and the last watermark sent), and its positions.
     fn checkpoint_part(&self, emitted: i64) -> (Vec<u8>, Positions) {
+        let (part, emitted) = self.checkpoint_positions(emitted);
+        let positions = lock(&self.state).positions.clone();
+        (crate::state::encode(&(part, emitted)), positions)
+    }
+
+    /// Next offset and highest event time per partition, and the last watermark sent.
+    fn checkpoint_positions(&self, emitted: i64) -> (BTreeMap<i32, (i64, i64)>, i64) {
         let state = lock(&self.state);
-        let part: BTreeMap<i32, (i64, i64)> = state
+        let part = state
             .positions
             .next_offsets
             .iter()
@@ -728,10 +770,7 @@ impl KafkaSource {
                 (*p, (*o, max))
             })
             .collect();
-        (
-            crate::state::encode(&(part, emitted)),
-            state.positions.clone(),
-        )
+        (part, emitted)
     }
 
     /// What the instance says about event time now (see [`Clock`]); `caught_up(partition,
@@ -827,6 +866,129 @@ impl KafkaSource {
             }
         }
     }
+}
+
+/// How a message becomes a record: [`Values`] decodes each payload as a row; [`Upserts`] reads
+/// an upsert-Kafka changelog.
+pub trait Messages<T> {
+    /// Whether [`Messages::save`] has anything to keep across checkpoints.
+    const KEEPS_STATE: bool = false;
+    /// The record of a message; `Ok(None)` for one that changes nothing; `Err`: why it is a
+    /// dead letter.
+    fn record(&mut self, key: Option<&[u8]>, payload: Option<&[u8]>) -> Result<Option<T>, String>;
+    /// What a checkpoint keeps (with the positions).
+    fn save(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Restores what [`Messages::save`] kept.
+    fn load(&mut self, _bytes: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Each message's payload is a row (a JSON line or a CSV row); the key is not read.
+pub struct Values<D>(pub D);
+
+/// The payload as a line: UTF-8 without its line end.
+fn payload_line(payload: Option<&[u8]>) -> Result<&str, String> {
+    match payload.map(crate::formats::utf8) {
+        None => Err("empty message".to_string()),
+        Some(Err(e)) => Err(format!("invalid UTF-8: {e}")),
+        Some(Ok(text)) => {
+            let line = text.strip_suffix('\n').unwrap_or(text);
+            Ok(line.strip_suffix('\r').unwrap_or(line))
+        }
+    }
+}
+
+impl<T, D> Messages<T> for Values<D>
+where
+    D: FnMut(&str) -> Result<T, DecodeError>,
+{
+    fn record(&mut self, _key: Option<&[u8]>, payload: Option<&[u8]>) -> Result<Option<T>, String> {
+        let line = payload_line(payload)?;
+        (self.0)(line).map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// An upsert-Kafka topic read as an updating stream: a message with a payload is the latest
+/// row of its key (an upsert), one without (a tombstone) deletes the key. The source keeps
+/// the latest row of every key it has read (checkpointed with its positions), so a delete
+/// carries the row it removes, a tombstone for a key it never saw changes nothing, and a
+/// message repeating a key's row unchanged is not passed on. Keys are compared as the bytes
+/// Kafka holds, as compaction compares them.
+pub struct Upserts<D, T> {
+    decode: D,
+    latest: BTreeMap<Vec<u8>, T>,
+}
+
+impl<D, T> Upserts<D, T> {
+    pub fn new(decode: D) -> Self {
+        Upserts {
+            decode,
+            latest: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T, D> Messages<Change<T>> for Upserts<D, T>
+where
+    D: FnMut(&str) -> Result<T, DecodeError>,
+    T: Clone + PartialEq + Saved,
+{
+    const KEEPS_STATE: bool = true;
+
+    fn record(
+        &mut self,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) -> Result<Option<Change<T>>, String> {
+        let Some(key) = key else {
+            return Err("an upsert message needs a key".to_string());
+        };
+        if payload.is_none() {
+            return Ok(self.latest.remove(key).map(Change::Delete));
+        }
+        let row = (self.decode)(payload_line(payload)?).map_err(|e| e.to_string())?;
+        if self.latest.get(key) == Some(&row) {
+            return Ok(None);
+        }
+        self.latest.insert(key.to_vec(), row.clone());
+        Ok(Some(Change::Upsert(row)))
+    }
+
+    fn save(&self) -> Vec<u8> {
+        crate::state::encode(&self.latest)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.latest = crate::state::decode(bytes).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Runs one instance of an upsert-Kafka source: see [`Upserts`].
+pub fn run_upserts<T, D, C>(
+    config: &KafkaSourceConfig,
+    metrics: &Metrics,
+    dead_letters: &DeadLetters,
+    decode: D,
+    slot: StateSlot,
+    chain: C,
+) -> Result<(), String>
+where
+    D: FnMut(&str) -> Result<T, DecodeError>,
+    T: Clone + PartialEq + Saved,
+    C: Collector<Change<T>>,
+{
+    KafkaSource::new(config.clone()).run_messages(
+        metrics,
+        dead_letters,
+        Upserts::new(decode),
+        None,
+        slot,
+        chain,
+    )
 }
 
 /// Runs one instance of a Kafka source (what generated code calls).
