@@ -14,6 +14,7 @@ use weir_compiler::{Options, SourceMap};
 
 pub mod duckdb;
 pub mod kafka;
+pub mod postgres;
 
 /// The repository root.
 pub fn workspace() -> PathBuf {

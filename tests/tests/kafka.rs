@@ -1059,9 +1059,18 @@ fn an_upsert_kafka_topic_is_read_as_an_updating_stream() {
     assert!(dead.contains("an upsert message needs a key"), "{dead}");
     // A key's latest row lives with the process that read it: no scale-out (yet).
     let chk = dir.path().join("chk").display().to_string();
-    let out = run(&binary, &["--scale-out", "--checkpoint-dir", &chk], dir.path(), None);
+    let out = run(
+        &binary,
+        &["--scale-out", "--checkpoint-dir", &chk],
+        dir.path(),
+        None,
+    );
     assert!(!out.success);
-    assert!(out.stderr.contains("cannot scale out yet"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot scale out yet"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// The latest row per key of an upsert-Kafka source survives a restart: the first run is

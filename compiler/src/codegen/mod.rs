@@ -215,20 +215,27 @@ pub fn format_file(tokens: TokenStream) -> String {
 pub const FEATURES_LINE: &str = "// weir-runtime features: ";
 
 /// Optional runtime features the graph's connectors need, sorted: `kafka` when a source or a
-/// sink is a Kafka one (librdkafka is compiled only for such pipelines). ([`generate`] adds
-/// `regex` after them when an expression matches a pattern, then `tz` when one names a time
-/// zone.)
+/// sink is a Kafka one (librdkafka is compiled only for such pipelines), `postgres` when a
+/// sink writes to PostgreSQL. ([`generate`] adds `regex` after them when an expression
+/// matches a pattern, then `tz` when one names a time zone.)
 pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
-    let kafka = graph.ops().into_iter().any(|op| match &graph.node(op).op {
+    let ops = graph.ops();
+    let kafka = ops.iter().any(|&op| match &graph.node(op).op {
         Op::Source { def, .. } => matches!(def.kind, SourceKind::Kafka(_)),
         Op::Sink(def) => matches!(def.kind, crate::sema::SinkKind::Kafka { .. }),
         _ => false,
     });
+    let postgres = ops.iter().any(|&op| {
+        matches!(&graph.node(op).op, Op::Sink(def) if matches!(def.kind, crate::sema::SinkKind::Postgres { .. }))
+    });
+    let mut features = Vec::new();
     if kafka {
-        vec!["kafka"]
-    } else {
-        Vec::new()
+        features.push("kafka");
     }
+    if postgres {
+        features.push("postgres");
+    }
+    features
 }
 
 /// The generated code of `form`, unformatted.

@@ -314,6 +314,7 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
                     t
                 }
                 SinkKind::Checksum => "checksum".into(),
+                SinkKind::Postgres { table, .. } => format!("postgres(table: {table:?})"),
                 SinkKind::Kafka {
                     topic,
                     format,

@@ -24,7 +24,9 @@ pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
         let from = cx.graph.node(input).parallelism;
         let (parallelism, edge) = match (&sink.kind, from) {
             // One checksum or Kafka producer per upstream instance: no gather needed.
-            (SinkKind::Checksum | SinkKind::Kafka { .. }, p) => (p, EdgeKind::Forward),
+            (SinkKind::Checksum | SinkKind::Kafka { .. } | SinkKind::Postgres { .. }, p) => {
+                (p, EdgeKind::Forward)
+            }
             (_, Parallelism::One) => (Parallelism::One, EdgeKind::Forward),
             (_, _) => (Parallelism::One, EdgeKind::Gather),
         };

@@ -32,7 +32,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
     // For an updating stream: the key of its rows (the final table keeps one row per key).
     let key_fn = updating
         .as_ref()
-        .filter(|_| !matches!(def.kind, SinkKind::Kafka { .. }))
+        .filter(|_| !matches!(def.kind, SinkKind::Kafka { .. } | SinkKind::Postgres { .. }))
         .map(|up| {
             let name = cx.namer.fresh(&format!("{op}_key"));
             let fields: Vec<_> = up
@@ -238,6 +238,87 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                         #config.clone(), #metrics.clone(), #errors.clone(), #encode, #key_expr
                     )),
                 }),
+            }
+        }
+        SinkKind::Postgres { url, table } => {
+            // Each field a column, in order: the row's values as the runtime's `Value`s.
+            let values = cx.namer.fresh(&format!("{op}_values"));
+            let pg = quote!(::weir_runtime::sinks::postgres);
+            let pushes = schema.fields.iter().map(|f| {
+                let id = crate::codegen::namer::field_ident(&f.name);
+                let variant = match f.ty {
+                    crate::sema::Type::I64 | crate::sema::Type::Duration => quote!(I64),
+                    crate::sema::Type::F64 => quote!(F64),
+                    crate::sema::Type::Bool => quote!(Bool),
+                    crate::sema::Type::Timestamp => quote!(Timestamp),
+                    crate::sema::Type::String | crate::sema::Type::Null => quote!(Text),
+                };
+                let value = match (f.ty, f.nullable) {
+                    (crate::sema::Type::String | crate::sema::Type::Null, true) => {
+                        quote!(r.#id.as_deref())
+                    }
+                    (crate::sema::Type::String | crate::sema::Type::Null, false) => {
+                        quote!(Some(r.#id.as_str()))
+                    }
+                    (_, true) => quote!(r.#id),
+                    (_, false) => quote!(Some(r.#id)),
+                };
+                quote!(out.push(#pg::Value::#variant(#value));)
+            });
+            items.push(quote! {
+                fn #values<'a>(r: &'a #input, out: &mut ::std::vec::Vec<#pg::Value<'a>>) {
+                    #(#pushes)*
+                }
+            });
+            let columns = schema.fields.iter().map(|f| {
+                let name = &f.name;
+                let ty = match f.ty {
+                    crate::sema::Type::I64 | crate::sema::Type::Duration => quote!(I64),
+                    crate::sema::Type::F64 => quote!(F64),
+                    crate::sema::Type::Bool => quote!(Bool),
+                    crate::sema::Type::Timestamp => quote!(Timestamp),
+                    crate::sema::Type::String | crate::sema::Type::Null => quote!(Text),
+                };
+                let nullable = f.nullable;
+                quote!(#pg::Column { name: #name, ty: #pg::ColumnType::#ty, nullable: #nullable })
+            });
+            let key = updating
+                .as_ref()
+                .map(|up| {
+                    up.key
+                        .iter()
+                        .map(|k| {
+                            schema
+                                .field(k)
+                                .map(|(i, _)| i)
+                                .expect("sema checked the key")
+                        })
+                        .collect::<Vec<usize>>()
+                })
+                .unwrap_or_default();
+            let config = format_ident!("postgres_sink_{}", op.index());
+            let errors = format_ident!("errors_{}", op.index());
+            let setup = quote! {
+                let #config = #pg::PostgresSinkConfig {
+                    name: #label.to_string(),
+                    url: #url.to_string(),
+                    table: #table.to_string(),
+                    columns: ::std::vec![#(#columns),*],
+                    key: ::std::vec![#(#key),*],
+                };
+                let #errors = rt.errors();
+            };
+            let leaf = if updating.is_some() {
+                quote!(#pg::PostgresUpsertSink::new(#config.clone(), #metrics.clone(), #errors.clone(), #values))
+            } else {
+                quote!(#pg::PostgresSink::new(#config.clone(), #metrics.clone(), #errors.clone(), #values))
+            };
+            Emitted {
+                items,
+                setup: vec![setup],
+                captures: vec![metrics.clone(), config.clone(), errors.clone()],
+                moves: Vec::new(),
+                role: Role::Leaf(leaf),
             }
         }
         SinkKind::Stdout { format } | SinkKind::File { format, .. } => {

@@ -2165,15 +2165,57 @@ impl Checker {
                     _ => None,
                 }
             }
+            "postgres" => {
+                let args = Args::new(
+                    connector,
+                    "sink `postgres`",
+                    &["url", "table"],
+                    &mut self.diagnostics,
+                );
+                if let Some(f) = &decl.format {
+                    self.error(
+                        Diagnostic::error("E0311", f.span, "the postgres sink has no format")
+                            .with_hint("remove `format ...`: each field is a column of the table"),
+                    );
+                }
+                let d = &mut self.diagnostics;
+                let url = args.string("url", d);
+                let url = args.required("url", url, d);
+                let table = args.string("table", d);
+                let table = args.required("table", table, d);
+                let table = table.filter(|t| {
+                    let ok = !t.is_empty()
+                        && t.split('.').count() <= 2
+                        && t.split('.').all(|part| {
+                            part.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        });
+                    if !ok {
+                        d.push(
+                            Diagnostic::error(
+                                "E0327",
+                                args.span_of("table"),
+                                format!("`{t}` is not a table name weir writes to"),
+                            )
+                            .with_hint("letters, digits and `_`, optionally after a schema: `orders` or `shop.orders`"),
+                        );
+                    }
+                    ok
+                });
+                match (url, table) {
+                    (Some(url), Some(table)) => Some(SinkKind::Postgres { url, table }),
+                    _ => None,
+                }
+            }
             other => {
                 let mut d = Diagnostic::error(
                     "E0314",
                     connector.name.span,
                     format!("unknown sink connector `{other}`"),
                 );
-                d = match did_you_mean(other, ["stdout", "file", "checksum", "kafka"]) {
+                d = match did_you_mean(other, ["stdout", "file", "checksum", "kafka", "postgres"]) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => d.with_hint("sinks are: stdout, file, checksum, kafka"),
+                    None => d.with_hint("sinks are: stdout, file, checksum, kafka, postgres"),
                 };
                 self.error(d);
                 None
@@ -2186,6 +2228,7 @@ impl Checker {
                 SinkKind::File { path, .. } => format!("file {path}"),
                 SinkKind::Checksum => "checksum".to_string(),
                 SinkKind::Kafka { topic, .. } => format!("kafka {topic}"),
+                SinkKind::Postgres { table, .. } => format!("postgres {table}"),
             };
             let name = decl.pipe.input.name.clone();
             let label = format!("sink{index} {name} -> {target}");

@@ -378,4 +378,11 @@ pub enum SinkKind {
         /// `delivery: "exactly_once"`: transactions committed with checkpoints.
         exactly_once: bool,
     },
+    /// A PostgreSQL table: rows copied in, or an updating stream's changes applied by key.
+    Postgres {
+        /// `postgresql://user:password@host:port/database`.
+        url: String,
+        /// The table, `name` or `schema.name`; created if missing.
+        table: String,
+    },
 }

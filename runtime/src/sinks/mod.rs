@@ -8,6 +8,8 @@ pub mod committed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod partitioned;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod preview;
 mod writer;
 
