@@ -614,12 +614,12 @@ fn emit_retracting(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emit
                     quote!(#value.unwrap_or_default())
                 };
                 (
-                    quote!(::weir_runtime::ops::updating::Multiset<#t>),
+                    quote!(::weir_runtime::ops::retract_aggregate::Multiset<#t>),
                     with_value(
-                        quote!(::weir_runtime::ops::updating::multiset_add(&mut acc.#slot, #owned);),
+                        quote!(::weir_runtime::ops::retract_aggregate::multiset_add(&mut acc.#slot, #owned);),
                     ),
                     with_value(
-                        quote!(::weir_runtime::ops::updating::multiset_remove(&mut acc.#slot, &#owned);),
+                        quote!(::weir_runtime::ops::retract_aggregate::multiset_remove(&mut acc.#slot, &#owned);),
                     ),
                     out,
                 )

@@ -25,8 +25,9 @@ use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
-use crate::ops::updating::{Change, RankSpec, FLUSH_EVERY};
+use crate::ops::top_n::RankSpec;
 use crate::state::{State, StateError};
 
 /// The input's upsert key, for a top-N over an updating stream.
