@@ -5,7 +5,7 @@
 use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
-use crate::ops::window::WindowAggregate;
+use crate::ops::window_aggregate::WindowAggregate;
 use crate::ops::window_final::OpenGroups;
 use crate::state::{State, StateError};
 

@@ -9,7 +9,7 @@ use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
 use crate::ops::change::{Change, FLUSH_EVERY};
-use crate::ops::window::WindowAggregate;
+use crate::ops::window_aggregate::WindowAggregate;
 use crate::state::{State, StateError};
 
 /// Unbounded aggregation per key (no window): `aggregate by k { ... }`. Reuses the window

@@ -15,7 +15,7 @@ pub mod regular_join;
 pub mod retract_aggregate;
 pub mod retract_top_n;
 pub mod top_n;
-pub mod window;
+pub mod window_aggregate;
 pub mod window_final;
 pub mod window_join;
 
@@ -33,5 +33,5 @@ pub use regular_join::RegularJoin;
 pub use retract_aggregate::{RetractAggregate, RetractAggregateOp};
 pub use retract_top_n::{RetractTopNOp, UpsertKey};
 pub use top_n::{RankSpec, TopNOp};
-pub use window::{WindowAggregate, WindowAggregateOp, Windows};
+pub use window_aggregate::{WindowAggregate, WindowAggregateOp, Windows};
 pub use window_join::WindowJoin;
