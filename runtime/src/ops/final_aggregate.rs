@@ -2,12 +2,11 @@
 //! goes out once, final, when the watermark passes the window's end (see
 //! [`super::window_final`]).
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
 use crate::ops::window_aggregate::WindowAggregate;
 use crate::ops::window_final::OpenGroups;
-use crate::state::{State, StateError};
 
 /// An aggregate per key, where the key names a window (`aggregate by window_end, k { ... }`
 /// over a window's rows): each group's row is emitted when the watermark passes the group's
@@ -101,11 +100,5 @@ impl<A: WindowAggregate, N> Snapshot for FinalAggregateOp<A, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.open.groups.save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.open.groups = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(open.groups);
 }

@@ -4,12 +4,11 @@
 
 use std::cmp::Ordering;
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
 use crate::ops::top_n::RankSpec;
 use crate::ops::window_final::OpenGroups;
-use crate::state::{State, StateError};
 
 /// Top-N (and dedup, top 1) per key, where the key names a window: a partition's N best rows
 /// are emitted when the watermark passes the partition's end ([`RankSpec::event_time`]: the window's end).
@@ -105,13 +104,7 @@ impl<S: RankSpec, N> Snapshot for FinalTopNOp<S, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.open.groups.save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.open.groups = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(open.groups);
 }
 
 #[cfg(test)]

@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::window_aggregate::WindowAggregate;
-use crate::state::{State, StateError};
 
 /// Unbounded aggregation per key (no window): `aggregate by k { ... }`. Reuses the window
 /// aggregate's generated code; the window bounds passed to `output` are unused.
@@ -102,11 +101,5 @@ impl<A: WindowAggregate, N> Snapshot for GroupAggregateOp<A, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.state.save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.state = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(state);
 }

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
 use crate::ops::change::{Change, FLUSH_EVERY};
-use crate::state::{State, StateError};
+use crate::state::State;
 
 /// The per-query part of an aggregate over an updating stream: accumulators that can take a
 /// row back out (`retract`), so that a revised input row replaces its earlier version.
@@ -136,15 +136,7 @@ impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.previous.save(out);
-        self.groups.save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.previous = State::load(input)?;
-        self.groups = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(previous, groups);
 }
 
 /// A multiset for `min`/`max` over an updating stream: values with their counts.

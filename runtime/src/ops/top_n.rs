@@ -5,13 +5,13 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
-use crate::state::{State, StateError};
+use crate::state::State;
 
 /// The per-query part of dedup and top-N.
 pub trait RankSpec {
@@ -163,20 +163,8 @@ impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    /// The rows per key, then with a TTL each key's last write.
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.state.save(out);
-        if let Some(ttl) = &self.ttl {
-            ttl.save(out);
-        }
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.state = State::load(input)?;
-        if let Some(ttl) = &mut self.ttl {
-            ttl.load(input)?;
-        }
-        Ok(())
-    }
+    // The rows per key, then with a TTL each key's last write.
+    snapshot_fields!(state; if_set ttl);
 }
 
 #[cfg(test)]
