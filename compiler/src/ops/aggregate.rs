@@ -28,6 +28,10 @@ pub(super) struct AggregateCode {
     pub captures: Vec<Ident>,
 }
 
+/// The accumulator struct and `WindowAggregate` impl of `agg`: its key (one field as itself,
+/// several as a tuple, none as `()`), one accumulator per aggregate, the rejection of records
+/// whose arguments overflow, and the output row (with the window's bounds when it has a
+/// window).
 pub(super) fn aggregate_code(
     cx: &mut EmitCx<'_>,
     op: OpId,

@@ -61,6 +61,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
     }
 }
 
+/// The `RankSpec` all three ranking operators run on: the key, the order within a key (a
+/// lexicographic compare over the order expressions), the output row and, where a time is
+/// read (a window's end for a final top-N, a write's time for a TTL), the event time.
 pub(super) fn rank_code(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> RankCode {
     let input = cx.input_row_type(op);
     let output = cx.row_type(op);
