@@ -136,8 +136,12 @@ let sessions = bids
     |> window session(gap: 30m)
     |> aggregate { n: count() }
 let totals = bids |> aggregate by bidder { n: count() }
+let longest = sessions |> aggregate by window_end { most: max(n) }
+let busiest = sessions |> top 1 by window_end order by n desc
 sink per -> stdout()
 sink sessions -> stdout()
+sink longest -> stdout()
+sink busiest -> stdout()
 sink late_bids -> stdout()
 sink totals -> stdout()
 sink clicks -> stdout()
@@ -161,7 +165,13 @@ fn explain_shows_windows_watermarks_late_outputs_and_stream_kinds() {
         "window: hop(size 10s, slide 2s) on event time `date_time`, lateness 1m (a late record \
          revises its window's row), late records -> `late_bids` (op",
         "window: session(gap 30m) on event time `date_time`, late records dropped (counted)",
-        "window: none (one row per key, revised by every record)",
+        "group_aggregate: aggregate by bidder { n: count() }",
+        "aggregate: no window; one row per key, revised by every record",
+        "final_aggregate: aggregate by window_end { most: max(n) }",
+        "final: the key names a window; one row per key when the watermark passes `window_end`",
+        "final_top_n: top 1 by window_end order by n desc",
+        "final: the key names a window; its rows go out once, when the watermark passes \
+         `window_end`",
         "stream: updating, upsert key (auction, window_start, window_end), made so by `window \
          with allowed lateness`",
         "stream: updating, upsert key (bidder), made so by `aggregate`",
@@ -170,6 +180,8 @@ fn explain_shows_windows_watermarks_late_outputs_and_stream_kinds() {
     ] {
         assert!(physical.contains(line), "no `{line}` in\n{physical}");
     }
+    // An aggregate without a window is not a window.
+    assert!(!physical.contains("window: none"), "{physical}");
     // The session window's stream is append-only, and so is its sink's input.
     let session = physical
         .split("\nop")

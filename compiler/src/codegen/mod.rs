@@ -287,14 +287,22 @@ fn generate_parts(
             Op::Fused(steps) if !steps.iter().any(|s| matches!(s, Stateless::Select(..))) => {
                 cx.input_type(*op)
             }
-            Op::Select(_) | Op::Fused(_) | Op::WindowAggregate(_) | Op::Join { .. } => {
+            Op::Select(_)
+            | Op::Fused(_)
+            | Op::WindowAggregate(_)
+            | Op::GroupAggregate(_)
+            | Op::FinalAggregate(_)
+            | Op::RetractAggregate(_)
+            | Op::Join { .. } => {
                 let name = cx.namer.fresh(&format!("Op{}Record", op.index()));
                 cx.items
                     .push(records::record_struct(&name, &node.ty.schema));
                 quote!(#name)
             }
-            Op::Rank(def) if !def.with_rank => cx.row_type(cx.input_op(*op)),
-            Op::Rank(_) => {
+            Op::TopN(def) | Op::FinalTopN(def) | Op::RetractTopN(def) if !def.with_rank => {
+                cx.row_type(cx.input_op(*op))
+            }
+            Op::TopN(_) | Op::FinalTopN(_) | Op::RetractTopN(_) => {
                 let name = cx.namer.fresh(&format!("Op{}Record", op.index()));
                 cx.items
                     .push(records::record_struct(&name, &node.ty.schema));
@@ -331,8 +339,13 @@ fn generate_parts(
             Op::Select(items) => ops::select::emit(&mut cx, *op, items),
             Op::Fused(steps) => ops::fused::emit(&mut cx, *op, steps),
             Op::WindowAggregate(agg) => ops::window_aggregate::emit(&mut cx, *op, agg),
+            Op::GroupAggregate(agg) => ops::group_aggregate::emit(&mut cx, *op, agg),
+            Op::FinalAggregate(agg) => ops::final_aggregate::emit(&mut cx, *op, agg),
+            Op::RetractAggregate(agg) => ops::retract_aggregate::emit(&mut cx, *op, agg),
             Op::Join { def, table } => ops::join::emit(&mut cx, *op, def, table.as_ref()),
-            Op::Rank(def) => ops::rank::emit(&mut cx, *op, def),
+            Op::TopN(def) => ops::top_n::emit(&mut cx, *op, def),
+            Op::FinalTopN(def) => ops::final_top_n::emit(&mut cx, *op, def),
+            Op::RetractTopN(def) => ops::retract_top_n::emit(&mut cx, *op, def),
             Op::Sink(def) => ops::sink::emit(&mut cx, *op, def),
         };
         emitted.insert(*op, e);

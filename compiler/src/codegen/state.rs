@@ -54,7 +54,14 @@ impl StatePlan {
 /// Whether `op` saves something at checkpoints.
 fn participates(op: &Op) -> bool {
     match op {
-        Op::Source { .. } | Op::WindowAggregate(_) | Op::Rank(_) => true,
+        Op::Source { .. }
+        | Op::WindowAggregate(_)
+        | Op::GroupAggregate(_)
+        | Op::FinalAggregate(_)
+        | Op::RetractAggregate(_)
+        | Op::TopN(_)
+        | Op::FinalTopN(_)
+        | Op::RetractTopN(_) => true,
         // A lookup join's table is read again from its file on restart.
         Op::Join { table, .. } => table.is_none(),
         Op::Sink(def) => !matches!(def.kind, SinkKind::Stdout { .. }),
@@ -295,9 +302,16 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
             };
             lines.push(("event time", time));
         }
-        Op::WindowAggregate(agg) => window_aggregate(agg, &node.ty, &mut lines),
+        // Every aggregate and every ranking keeps the shape it had as one operator, so that
+        // checkpoints taken before the split still restore.
+        Op::WindowAggregate(agg)
+        | Op::GroupAggregate(agg)
+        | Op::FinalAggregate(agg)
+        | Op::RetractAggregate(agg) => aggregate(agg, &node.ty, &mut lines),
         Op::Join { def, .. } => join(def, &in_type(0), &in_type(1), &mut lines),
-        Op::Rank(def) => rank(def, &in_type(0), &mut lines),
+        Op::TopN(def) | Op::FinalTopN(def) | Op::RetractTopN(def) => {
+            rank(def, &in_type(0), &mut lines)
+        }
         Op::Sink(def) => {
             lines.push(("operator", "sink".into()));
             let target = match &def.kind {
@@ -346,7 +360,7 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
     out
 }
 
-fn window_aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<(&str, String)>) {
+fn aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<(&str, String)>) {
     lines.push(("operator", "aggregate".into()));
     lines.push(("keys", agg.keys.join(", ")));
     lines.push(("window", window_text(&agg.window)));

@@ -79,14 +79,8 @@ fn window(w: &WindowAggregate, graph: &Dataflow, op: OpId) -> String {
             )
         }
         Window::Session { gap_ms } => format!("session(gap {})", duration(gap_ms)),
-        Window::Unbounded => {
-            return match &w.final_at {
-                Some(end) => format!(
-                    "window: none; the key names a window: one final row per key when the watermark passes `{end}`"
-                ),
-                None => "window: none (one row per key, revised by every record)".into(),
-            }
-        }
+        // Lowering gives an aggregate without a window an operator of its own.
+        Window::Unbounded => "none".into(),
     };
     let time = match w.processing_time {
         true => "processing time".to_string(),
@@ -137,6 +131,16 @@ fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
             });
         }
         Op::WindowAggregate(w) => lines.push(window(w, graph, op)),
+        Op::GroupAggregate(_) => {
+            lines.push("aggregate: no window; one row per key, revised by every record".into())
+        }
+        Op::FinalAggregate(w) => lines.push(format!(
+            "final: the key names a window; one row per key when the watermark passes `{}`",
+            w.final_at.as_deref().unwrap_or_default()
+        )),
+        Op::RetractAggregate(_) => lines.push(
+            "aggregate: no window; each change of the input retracts the row it revises".into(),
+        ),
         Op::Join { def, .. } => {
             let outer = if def.left_outer { "left outer, " } else { "" };
             lines.push(match def.kind {
@@ -162,12 +166,12 @@ fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
                 JoinKind::Lookup => format!("join: {outer}lookup, a table read at start"),
             });
         }
-        Op::Rank(def) => {
-            if let Some(end) = &def.final_at {
-                lines.push(format!(
-                    "final: the key names a window; its rows go out once, when the watermark passes `{end}`"
-                ));
-            } else if let Some(ms) = def.ttl_ms {
+        Op::FinalTopN(def) => lines.push(format!(
+            "final: the key names a window; its rows go out once, when the watermark passes `{}`",
+            def.final_at.as_deref().unwrap_or_default()
+        )),
+        Op::TopN(def) | Op::RetractTopN(def) => {
+            if let Some(ms) = def.ttl_ms {
                 lines.push(format!(
                     "state: a key's kept until the watermark passes its last write + {}",
                     duration(ms)

@@ -221,10 +221,10 @@ impl Lower<'_> {
                     } else {
                         EdgeKind::Gather
                     };
-                    (Op::WindowAggregate(agg.clone()), Parallelism::One, edge)
+                    (Op::aggregate(agg.clone()), Parallelism::One, edge)
                 }
                 TStepKind::WindowAggregate(agg) => (
-                    Op::WindowAggregate(agg.clone()),
+                    Op::aggregate(agg.clone()),
                     Parallelism::Keyed,
                     EdgeKind::Hash(agg.keys.clone()),
                 ),
@@ -234,10 +234,10 @@ impl Lower<'_> {
                     } else {
                         EdgeKind::Gather
                     };
-                    (Op::Rank(def.clone()), Parallelism::One, edge)
+                    (Op::rank(def.clone()), Parallelism::One, edge)
                 }
                 TStepKind::Rank(def) => (
-                    Op::Rank(def.clone()),
+                    Op::rank(def.clone()),
                     Parallelism::Keyed,
                     EdgeKind::Hash(def.keys.clone()),
                 ),

@@ -14,7 +14,9 @@ use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 use weir_dsl::Span;
 
-use crate::sema::{JoinDef, RankDef, SinkDef, SourceDef, StreamType, TExpr, WindowAggregate};
+use crate::sema::{
+    JoinDef, RankDef, SinkDef, SourceDef, StreamType, TExpr, Window, WindowAggregate,
+};
 
 /// Identifies an operator in a [`Dataflow`]; stable across passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,19 +79,79 @@ pub enum Op {
     Select(Vec<(String, TExpr)>),
     /// A chain of filters and selects compiled into one function.
     Fused(Vec<Stateless>),
+    /// An aggregate per key and window (`window` is never `Unbounded`).
     WindowAggregate(WindowAggregate),
+    /// An aggregate per key without a window over an append stream: an updating stream, one
+    /// row per key.
+    GroupAggregate(WindowAggregate),
+    /// An aggregate per key without a window whose key names a window upstream (`final_at`):
+    /// one final row per group when the watermark passes its end.
+    FinalAggregate(WindowAggregate),
+    /// An aggregate per key without a window over an updating stream (`retract_key`).
+    RetractAggregate(WindowAggregate),
     /// Two inputs: port 0 is the left (main) stream, port 1 the joined stream. A lookup join
     /// has one input and reads its table (`table`) when it starts.
     Join {
         def: Box<JoinDef>,
         table: Option<SourceDef>,
     },
-    /// Dedup or top-N per key (an updating stream).
-    Rank(RankDef),
+    /// Dedup or top-N per key over an append stream (an updating stream).
+    TopN(RankDef),
+    /// Dedup or top-N per key where the key names a window upstream (`final_at`): each
+    /// partition's rows once, when the watermark passes its end.
+    FinalTopN(RankDef),
+    /// Top-N per key over an updating stream (`retract_key`).
+    RetractTopN(RankDef),
     Sink(SinkDef),
 }
 
 impl Op {
+    /// The operator a checked `aggregate` step becomes: over an updating stream it retracts,
+    /// without a window it groups (final when its key names a window upstream), else it
+    /// windows.
+    pub fn aggregate(agg: WindowAggregate) -> Op {
+        if agg.retract_key.is_some() {
+            Op::RetractAggregate(agg)
+        } else if agg.window != Window::Unbounded {
+            Op::WindowAggregate(agg)
+        } else if agg.final_at.is_some() {
+            Op::FinalAggregate(agg)
+        } else {
+            Op::GroupAggregate(agg)
+        }
+    }
+
+    /// The operator a checked `top`/`dedup` step becomes: over an updating stream it
+    /// retracts, keyed by a window upstream it is final, else it updates.
+    pub fn rank(def: RankDef) -> Op {
+        if def.retract_key.is_some() {
+            Op::RetractTopN(def)
+        } else if def.final_at.is_some() {
+            Op::FinalTopN(def)
+        } else {
+            Op::TopN(def)
+        }
+    }
+
+    /// The aggregate an aggregate operator computes.
+    pub fn as_aggregate(&self) -> Option<&WindowAggregate> {
+        match self {
+            Op::WindowAggregate(agg)
+            | Op::GroupAggregate(agg)
+            | Op::FinalAggregate(agg)
+            | Op::RetractAggregate(agg) => Some(agg),
+            _ => None,
+        }
+    }
+
+    /// The dedup or top-N a ranking operator computes.
+    pub fn as_rank(&self) -> Option<&RankDef> {
+        match self {
+            Op::TopN(def) | Op::FinalTopN(def) | Op::RetractTopN(def) => Some(def),
+            _ => None,
+        }
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self {
             Op::Source { .. } => "source",
@@ -97,8 +159,13 @@ impl Op {
             Op::Select(_) => "select",
             Op::Fused(_) => "fused",
             Op::WindowAggregate(_) => "window_aggregate",
+            Op::GroupAggregate(_) => "group_aggregate",
+            Op::FinalAggregate(_) => "final_aggregate",
+            Op::RetractAggregate(_) => "retract_aggregate",
             Op::Join { .. } => "join",
-            Op::Rank(_) => "rank",
+            Op::TopN(_) => "top_n",
+            Op::FinalTopN(_) => "final_top_n",
+            Op::RetractTopN(_) => "retract_top_n",
             Op::Sink(_) => "sink",
         }
     }

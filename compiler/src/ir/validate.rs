@@ -55,6 +55,24 @@ pub fn check_structure(graph: &Dataflow) -> Result<Vec<OpId>, InvalidGraph> {
     if topo_order.len() != graph.n_ops() {
         return Err(InvalidGraph("the graph has a cycle".into()));
     }
+    // An aggregate or a ranking is the operator its definition calls for: a window aggregate
+    // has a window, an operator over an updating stream retracts, one keyed by a window
+    // upstream is final (`Op::aggregate`, `Op::rank`).
+    for op in graph.ops() {
+        let node = graph.node(op);
+        let expected = match (node.op.as_aggregate(), node.op.as_rank()) {
+            (Some(agg), _) => Op::aggregate(agg.clone()),
+            (_, Some(def)) => Op::rank(def.clone()),
+            _ => continue,
+        };
+        if expected.kind_name() != node.op.kind_name() {
+            return Err(InvalidGraph(format!(
+                "{op} is a {} but its definition calls for a {}",
+                node.op.kind_name(),
+                expected.kind_name()
+            )));
+        }
+    }
     for op in graph.ops() {
         let node = graph.node(op);
         let n_in = graph.inputs(op).len();
@@ -92,4 +110,81 @@ pub fn check_structure(graph: &Dataflow) -> Result<Vec<OpId>, InvalidGraph> {
         }
     }
     Ok(topo_order)
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_dsl::Span;
+
+    use super::validate;
+    use crate::ir::{Dataflow, Node, Op, Parallelism};
+    use crate::sema::{Schema, StreamType, Window, WindowAggregate};
+
+    fn aggregate(window: Window, final_at: Option<&str>) -> WindowAggregate {
+        WindowAggregate {
+            keys: Vec::new(),
+            window,
+            time_field: String::new(),
+            processing_time: true,
+            lateness_ms: 0,
+            late_output: None,
+            zone: None,
+            retract_key: None,
+            final_at: final_at.map(str::to_string),
+            aggs: Vec::new(),
+        }
+    }
+
+    /// One aggregate operator fed by nothing, so only its kind can be wrong.
+    fn check(op: Op) -> Result<(), String> {
+        let mut graph = Dataflow::default();
+        graph.add_op(Node {
+            op,
+            ty: StreamType {
+                schema: Schema { fields: Vec::new() },
+                time_field: None,
+                updating: None,
+                window: None,
+            },
+            span: Span::default(),
+            label: String::new(),
+            parallelism: Parallelism::One,
+            task: Some(0),
+        });
+        match validate(&graph) {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    #[test]
+    fn an_aggregate_is_the_operator_its_definition_calls_for() {
+        let tumble = Window::Tumble { size_ms: 1000 };
+        // Right kinds fail only on the missing input.
+        for op in [
+            Op::aggregate(aggregate(tumble, None)),
+            Op::aggregate(aggregate(Window::Unbounded, None)),
+            Op::aggregate(aggregate(Window::Unbounded, Some("window_end"))),
+        ] {
+            let err = check(op).expect_err("no input");
+            assert!(err.contains("has 0 inputs"), "{err}");
+        }
+        for (op, message) in [
+            (
+                Op::GroupAggregate(aggregate(tumble, None)),
+                "is a group_aggregate but its definition calls for a window_aggregate",
+            ),
+            (
+                Op::WindowAggregate(aggregate(Window::Unbounded, None)),
+                "is a window_aggregate but its definition calls for a group_aggregate",
+            ),
+            (
+                Op::GroupAggregate(aggregate(Window::Unbounded, Some("window_end"))),
+                "is a group_aggregate but its definition calls for a final_aggregate",
+            ),
+        ] {
+            let err = check(op).expect_err("wrong kind");
+            assert!(err.contains(message), "{err}");
+        }
+    }
 }

@@ -1,13 +1,19 @@
 //! The operator table: one file per operator, each with its [`OperatorSpec`] row (ports, state,
 //! blocking) and its emitter, which fills the slots code generation stitches together.
 
+mod aggregate;
 pub mod filter;
+pub mod final_aggregate;
+pub mod final_top_n;
 pub mod fused;
+pub mod group_aggregate;
 pub mod join;
-pub mod rank;
+pub mod retract_aggregate;
+pub mod retract_top_n;
 pub mod select;
 pub mod sink;
 pub mod source;
+pub mod top_n;
 pub mod window_aggregate;
 
 use proc_macro2::{Ident, TokenStream};
@@ -33,8 +39,13 @@ pub const OPERATORS: &[OperatorSpec] = &[
     select::SPEC,
     fused::SPEC,
     window_aggregate::SPEC,
+    group_aggregate::SPEC,
+    final_aggregate::SPEC,
+    retract_aggregate::SPEC,
     join::SPEC,
-    rank::SPEC,
+    top_n::SPEC,
+    final_top_n::SPEC,
+    retract_top_n::SPEC,
     sink::SPEC,
 ];
 

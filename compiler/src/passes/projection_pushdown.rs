@@ -47,7 +47,10 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
             }
             out = need;
         }
-        Op::WindowAggregate(agg) => {
+        Op::WindowAggregate(agg)
+        | Op::GroupAggregate(agg)
+        | Op::FinalAggregate(agg)
+        | Op::RetractAggregate(agg) => {
             // Late records leave whole: whatever their consumers read is needed too (names of
             // the aggregate's own output that are not input fields match nothing).
             if agg.late_output.is_some() {
@@ -84,7 +87,7 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
         Op::Source { .. } => push_all(&mut out, downstream),
         // Joins pass every field of both inputs on; `run` keeps their inputs whole.
         Op::Join { .. } => {}
-        Op::Rank(def) => {
+        Op::TopN(def) | Op::FinalTopN(def) | Op::RetractTopN(def) => {
             push_all(&mut out, downstream);
             push_all(&mut out, &def.keys);
             for (e, _) in &def.order {
@@ -161,7 +164,7 @@ impl Pass for ProjectionPushdown {
             for (edge, from) in graph.inputs(*op) {
                 let reads = if let Op::Join { def, table: None } = &node.op {
                     join_needs(def, &node.ty, &downstream, graph.edge(edge).port)
-                } else if matches!(node.op, Op::Join { .. } | Op::Rank(_)) {
+                } else if matches!(node.op, Op::Join { .. }) || node.op.as_rank().is_some() {
                     edge_type(&graph, edge, from)
                         .schema
                         .names()
@@ -186,7 +189,10 @@ impl Pass for ProjectionPushdown {
             let reads = match &consumer.op {
                 // Ranks pass whole rows on: their output types follow their inputs. (Lookup
                 // joins store their table, not this stream.)
-                Op::Rank(_) | Op::Join { table: Some(_), .. } => continue,
+                Op::TopN(_)
+                | Op::FinalTopN(_)
+                | Op::RetractTopN(_)
+                | Op::Join { table: Some(_), .. } => continue,
                 Op::Join { def, table: None } => {
                     join_needs(def, &consumer.ty, &downstream, graph.edge(edge).port)
                 }

@@ -47,11 +47,10 @@
 //! code generator may use the left time, the right time or their maximum as the output's event
 //! time, and downstream windows see no late rows.
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
-use crate::state::{State, StateError};
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 
@@ -410,23 +409,14 @@ impl<S: JoinSpec, N, D> Snapshot for IntervalJoin<S, N, D> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.state.save(out);
-        self.left_expiry.save(out);
-        self.right_expiry.save(out);
-        self.buffered.save(out);
-        self.watermark.save(out);
-        self.forwarded.save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.state = State::load(input)?;
-        self.left_expiry = State::load(input)?;
-        self.right_expiry = State::load(input)?;
-        self.buffered = State::load(input)?;
-        self.watermark = State::load(input)?;
-        self.forwarded = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(
+        state,
+        left_expiry,
+        right_expiry,
+        buffered,
+        watermark,
+        forwarded
+    );
 }
 
 #[cfg(test)]

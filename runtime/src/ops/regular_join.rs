@@ -27,11 +27,10 @@
 //! or down to `w - ttl` (with one), so the output has no event time a downstream window could
 //! rely on; the code generator should treat it as not time-ordered.
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
-use crate::state::{State, StateError};
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 
@@ -272,19 +271,7 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.state.save(out);
-        self.expiry.save(out);
-        self.buffered.save(out);
-        self.watermark.save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.state = State::load(input)?;
-        self.expiry = State::load(input)?;
-        self.buffered = State::load(input)?;
-        self.watermark = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(state, expiry, buffered, watermark);
 }
 
 #[cfg(test)]

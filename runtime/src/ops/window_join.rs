@@ -36,7 +36,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
@@ -259,17 +259,7 @@ impl<S: JoinSpec, N, D> Snapshot for WindowJoin<S, N, D> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.windows.save(out);
-        self.buffered.save(out);
-        self.watermark.save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.windows = State::load(input)?;
-        self.buffered = State::load(input)?;
-        self.watermark = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(windows, buffered, watermark);
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Sinks for updating streams (see `ops::updating`). How each writes a changelog:
+//! Sinks for updating streams (see `ops::change`). How each writes a changelog:
 //! - stdout prints every change as it comes, the row with its operation first: JSON lines
 //!   get an `"op"` member (`"+U"` upsert, `"-D"` delete), CSV lines an op column;
 //! - a file is written as the final table, one row per key in key order (an upsert by key),
@@ -11,7 +11,7 @@ use std::io::Write;
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::{Metrics, OpMetrics, OpStats};
-use crate::ops::updating::Change;
+use crate::ops::change::Change;
 use crate::sinks::Output;
 use crate::state::State;
 

@@ -1,9 +1,8 @@
 //! The benchmark sink: hashes every field of every row (see [`crate::checksum`]).
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::metrics::{Metrics, OpMetrics, OpStats};
-use crate::state::{State, StateError};
 
 pub struct Checksum<H> {
     sink: &'static str,
@@ -35,13 +34,7 @@ impl<H> Snapshot for Checksum<H> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        (self.rows, self.sum).save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        (self.rows, self.sum) = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(rows, sum);
 }
 
 impl<T, H: FnMut(&T) -> u64> Collector<T> for Checksum<H> {

@@ -37,7 +37,7 @@ use rdkafka::ClientContext;
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
-use crate::ops::updating::Change;
+use crate::ops::change::Change;
 use crate::run::{Errors, RunArgs};
 
 /// How long the end of input waits for outstanding messages.

@@ -28,7 +28,7 @@ use postgres::{Client, NoTls};
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::metrics::{OpMetrics, OpStats};
-use crate::ops::updating::Change;
+use crate::ops::change::Change;
 use crate::run::Errors;
 
 /// Rows (or changes) written per transaction at most.

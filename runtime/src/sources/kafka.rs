@@ -47,7 +47,7 @@ use crate::collector::Collector;
 use crate::dead_letter::DeadLetters;
 use crate::formats::DecodeError;
 use crate::metrics::Metrics;
-use crate::ops::updating::Change;
+use crate::ops::change::Change;
 use crate::run::RunArgs;
 use crate::sources::{EventTime, WATERMARK_INTERVAL};
 use crate::state::State as Saved;

@@ -1,12 +1,11 @@
-//! `rank`: dedup (`dedup by k keep first|last`) and top-N (`top N by k order by ...`) per
-//! key. Stateful; its output is an updating stream keyed by the key (and the rank). The
-//! emitter generates a `RankSpec` (key, ordering, output row); the runtime's `TopNOp` holds
-//! the best rows per key. Over an updating stream (top-N only) it also generates the input's
-//! upsert key, and `RetractTopNOp` moves revised rows between ranks. With `ttl(...)` both
-//! drop a key's state once the watermark passes its last write plus the TTL. When the key
-//! names a window (`RankDef::final_at`), `FinalTopNOp` emits each partition's rows once, when
-//! the window closes, and the output is an append stream (a TTL is moot there).
+//! `top_n`: dedup (`dedup by k keep first|last`) and top-N (`top N by k order by ...`) per
+//! key over an append stream. Stateful, not blocking; its output is an updating stream keyed
+//! by the key (and the rank). The emitter generates a `RankSpec` (key, ordering, output row),
+//! which `final_top_n` and `retract_top_n` share; the runtime's `TopNOp` holds the best rows
+//! per key. With `ttl(...)` it drops a key's state once the watermark passes its last write
+//! plus the TTL.
 
+use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
@@ -17,7 +16,7 @@ use crate::sema::types::Type;
 use crate::sema::RankDef;
 
 pub const SPEC: OperatorSpec = OperatorSpec {
-    name: "rank",
+    name: "top_n",
     n_inputs: 1,
     has_output: true,
     stateful: true,
@@ -25,7 +24,47 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     doc: "keeps the first, last or best N rows per key (an updating stream)",
 };
 
+/// The generated `RankSpec` and what the operators' constructors need.
+pub(super) struct RankCode {
+    pub spec: Ident,
+    pub metrics: Ident,
+    /// The `RankSpec` impl.
+    pub item: TokenStream,
+    pub n: usize,
+    pub newer_wins_ties: bool,
+    /// `.with_ttl(..)` with a TTL (never for a final top-N), else nothing.
+    pub with_ttl: TokenStream,
+}
+
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
+    let code = rank_code(cx, op, def);
+    let RankCode {
+        spec,
+        metrics,
+        item,
+        n,
+        newer_wins_ties,
+        with_ttl,
+    } = code;
+    Emitted {
+        items: vec![item],
+        setup: Vec::new(),
+        captures: vec![metrics.clone()],
+        moves: Vec::new(),
+        role: Role::Stage(Box::new(move |next| {
+            if newer_wins_ties {
+                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties() #with_ttl)
+            } else {
+                quote!(TopNOp::<#spec, _>::new(#metrics.clone(), #n, #next) #with_ttl)
+            }
+        })),
+    }
+}
+
+/// The `RankSpec` all three ranking operators run on: the key, the order within a key (a
+/// lexicographic compare over the order expressions), the output row and, where a time is
+/// read (a window's end for a final top-N, a write's time for a TTL), the event time.
+pub(super) fn rank_code(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> RankCode {
     let input = cx.input_row_type(op);
     let output = cx.row_type(op);
     let input_schema = cx.input_stream_type(op).schema;
@@ -115,57 +154,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
             #event_time
         }
     };
-    let n = def.n;
-    let newer = def.newer_wins_ties;
-    let mut items = vec![item];
-    if let Some(up_key) = &def.retract_key {
-        // Over an updating stream: revised rows leave their rank by the input's upsert key.
-        let types: Vec<_> = up_key
-            .iter()
-            .map(|k| {
-                let f = input_schema
-                    .field(k)
-                    .map(|(_, f)| f.clone())
-                    .expect("sema checked the upsert key");
-                crate::codegen::expr::field_type(f.ty, f.nullable)
-            })
-            .collect();
-        let values = up_key.iter().map(|k| {
-            let id = field_ident(k);
-            quote!(::std::clone::Clone::clone(&r.#id))
-        });
-        items.push(quote! {
-            impl UpsertKey for #spec {
-                type UpKey = (#(#types,)*);
-                fn up_key(r: &#input) -> Self::UpKey { (#(#values,)*) }
-            }
-        });
-        return Emitted {
-            items,
-            setup: Vec::new(),
-            captures: vec![metrics.clone()],
-            moves: Vec::new(),
-            role: Role::Stage(Box::new(
-                move |next| quote!(RetractTopNOp::<#spec, _>::new(#metrics.clone(), #n, #next) #with_ttl),
-            )),
-        };
-    }
-    let op_ty = if def.final_at.is_some() {
-        quote!(FinalTopNOp)
-    } else {
-        quote!(TopNOp)
-    };
-    Emitted {
-        items,
-        setup: Vec::new(),
-        captures: vec![metrics.clone()],
-        moves: Vec::new(),
-        role: Role::Stage(Box::new(move |next| {
-            if newer {
-                quote!(#op_ty::<#spec, _>::new(#metrics.clone(), #n, #next).newer_wins_ties() #with_ttl)
-            } else {
-                quote!(#op_ty::<#spec, _>::new(#metrics.clone(), #n, #next) #with_ttl)
-            }
-        })),
+    RankCode {
+        spec,
+        metrics,
+        item,
+        n: def.n,
+        newer_wins_ties: def.newer_wins_ties,
+        with_ttl,
     }
 }

@@ -26,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
@@ -516,25 +516,15 @@ impl<A: WindowAggregate, N, L> Snapshot for WindowAggregateOp<A, N, L> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.fixed.save(out);
-        self.sessions.save(out);
-        self.session_ends.save(out);
-        self.watermark.save(out);
-        self.max_seen.save(out);
-        self.fired.save(out);
-        self.redo.save(out);
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.fixed = State::load(input)?;
-        self.sessions = State::load(input)?;
-        self.session_ends = State::load(input)?;
-        self.watermark = State::load(input)?;
-        self.max_seen = State::load(input)?;
-        self.fired = State::load(input)?;
-        self.redo = State::load(input)?;
-        Ok(())
-    }
+    snapshot_fields!(
+        fixed,
+        sessions,
+        session_ends,
+        watermark,
+        max_seen,
+        fired,
+        redo
+    );
 }
 
 #[cfg(test)]

@@ -21,13 +21,14 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpMetrics, OpStats};
+use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
-use crate::ops::updating::{Change, RankSpec, FLUSH_EVERY};
-use crate::state::{State, StateError};
+use crate::ops::top_n::RankSpec;
+use crate::state::State;
 
 /// The input's upsert key, for a top-N over an updating stream.
 pub trait UpsertKey: RankSpec {
@@ -212,22 +213,8 @@ impl<S: UpsertKey, N> Snapshot for RetractTopNOp<S, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    /// The rows, the current versions, then with a TTL each partition's last change.
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.rows.save(out);
-        self.previous.save(out);
-        if let Some(ttl) = &self.ttl {
-            ttl.save(out);
-        }
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.rows = State::load(input)?;
-        self.previous = State::load(input)?;
-        if let Some(ttl) = &mut self.ttl {
-            ttl.load(input)?;
-        }
-        Ok(())
-    }
+    // The rows, the current versions, then with a TTL each partition's last change.
+    snapshot_fields!(rows, previous; if_set ttl);
 }
 
 #[cfg(test)]

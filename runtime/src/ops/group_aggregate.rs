@@ -1,0 +1,105 @@
+//! Unbounded aggregation per key (`aggregate by k { ... }` without a window): an updating
+//! stream, one row per key, revised by every record (see [`super::change`] for how changes
+//! are batched).
+
+use std::collections::BTreeMap;
+
+use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::collector::Collector;
+use crate::hash::FastMap;
+use crate::metrics::{OpMetrics, OpStats};
+use crate::ops::change::{Change, FLUSH_EVERY};
+use crate::ops::window_aggregate::WindowAggregate;
+
+/// Unbounded aggregation per key (no window): `aggregate by k { ... }`. Reuses the window
+/// aggregate's generated code; the window bounds passed to `output` are unused.
+pub struct GroupAggregateOp<A: WindowAggregate, N> {
+    state: FastMap<A::Key, A::Acc>,
+    dirty: BTreeMap<A::Key, ()>,
+    next: N,
+    stats: OpStats,
+    metrics: OpMetrics,
+    slot: StateSlot,
+    overflows: Option<crate::overflow::Overflows>,
+}
+
+impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
+    pub fn new(metrics: OpMetrics, next: N) -> Self {
+        GroupAggregateOp {
+            state: FastMap::default(),
+            dirty: BTreeMap::new(),
+            next,
+            stats: OpStats::default(),
+            metrics,
+            slot: StateSlot::inert(),
+            overflows: None,
+        }
+    }
+
+    /// Checks records and results for integer overflow, as
+    /// [`WindowAggregateOp::with_overflows`](super::WindowAggregateOp::with_overflows).
+    pub fn with_overflows(mut self, overflows: crate::overflow::Overflows) -> Self {
+        self.overflows = Some(overflows);
+        self
+    }
+
+    fn flush(&mut self) {
+        for (key, ()) in std::mem::take(&mut self.dirty) {
+            if let Some(acc) = self.state.get(&key) {
+                let out = A::output(&key, i64::MIN, i64::MAX, acc);
+                if let Some(overflows) = &self.overflows {
+                    overflows.count_taken();
+                }
+                self.stats.records_out += 1;
+                self.next.push(&Change::Upsert(out));
+            }
+        }
+    }
+}
+
+impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for GroupAggregateOp<A, N> {
+    #[inline]
+    fn push(&mut self, record: &A::In) {
+        self.stats.records_in += 1;
+        if let Some(overflows) = &self.overflows {
+            if A::reject_overflow(record, overflows) {
+                return;
+            }
+        }
+        let key = A::key(record);
+        let acc = self.state.entry(key.clone()).or_insert_with(A::new_acc);
+        A::add(acc, record);
+        self.dirty.insert(key, ());
+        if self.dirty.len() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+    fn watermark(&mut self, watermark: i64) {
+        self.flush();
+        self.next.watermark(watermark);
+    }
+    /// Pending changes go out before the barrier, so the saved state has none.
+    fn barrier(&mut self, checkpoint: u64) {
+        self.flush();
+        snapshot(self, &self.slot, checkpoint);
+        self.next.barrier(checkpoint);
+    }
+    /// Pending changes go out with the flush interval too: without event time no watermark
+    /// would ever send them.
+    fn tick(&mut self) {
+        self.flush();
+        self.next.tick();
+    }
+    fn finish(&mut self) {
+        self.flush();
+        self.metrics.report(&self.stats);
+        self.next.finish();
+    }
+}
+
+impl<A: WindowAggregate, N> Snapshot for GroupAggregateOp<A, N> {
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
+    snapshot_fields!(state);
+}
