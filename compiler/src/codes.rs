@@ -76,7 +76,7 @@ pub const CODES: &[Code] = &[
     case("E0319", "a CSV header with a Kafka topic (a message holds one row)"),
     case("E0320", "an invalid Kafka topic name"),
     case("E0321", "unknown delivery guarantee"),
-    case("E0322", "more than one exactly-once Kafka sink"),
+    case("E0322", "more than one exactly-once sink (Kafka or PostgreSQL)"),
     case("E0323", "a watermark or duration beyond the bounds weir allows"),
     case("E0324", "an `event_time_range` that is not two dates, or without event time"),
     case("E0325", "a `timestamps:` form the source or sink does not take (a name or a date pattern)"),

@@ -378,6 +378,8 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
                 crate::sinks::kafka::verify_transaction,
             );
         }
+        #[cfg(feature = "postgres")]
+        crate::checkpoint::register_verifier("pg-txn", crate::sinks::postgres::verify_commit);
         let config = crate::checkpoint::Config {
             dir: dir.clone(),
             interval: args.checkpoint_interval,

@@ -328,7 +328,14 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
                     t
                 }
                 SinkKind::Checksum => "checksum".into(),
-                SinkKind::Postgres { table, .. } => format!("postgres(table: {table:?})"),
+                SinkKind::Postgres {
+                    table,
+                    exactly_once,
+                    ..
+                } => format!(
+                    "postgres(table: {table:?}){}",
+                    if *exactly_once { ", exactly once" } else { "" }
+                ),
                 SinkKind::Kafka {
                     topic,
                     format,

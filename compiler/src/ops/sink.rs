@@ -240,7 +240,11 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 }),
             }
         }
-        SinkKind::Postgres { url, table } => {
+        SinkKind::Postgres {
+            url,
+            table,
+            exactly_once,
+        } => {
             // Each field a column, in order: the row's values as the runtime's `Value`s.
             let values = cx.namer.fresh(&format!("{op}_values"));
             let pg = quote!(::weir_runtime::sinks::postgres);
@@ -305,6 +309,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     table: #table.to_string(),
                     columns: ::std::vec![#(#columns),*],
                     key: ::std::vec![#(#key),*],
+                    exactly_once: #exactly_once,
                 };
                 let #errors = rt.errors();
             };

@@ -364,6 +364,50 @@ impl Checker {
         None
     }
 
+    /// `delivery:` of a Kafka or PostgreSQL sink: whether it is exactly once. A pipeline has
+    /// one exactly-once sink at most.
+    fn delivery(&mut self, args: &Args<'_>) -> Option<bool> {
+        let d = &mut self.diagnostics;
+        let exactly_once = match args.string("delivery", d).as_deref() {
+            None | Some("at_least_once") => Some(false),
+            Some("exactly_once") => Some(true),
+            Some(other) => {
+                d.push(
+                    Diagnostic::error(
+                        "E0321",
+                        args.span_of("delivery"),
+                        format!("unknown delivery `{other}`"),
+                    )
+                    .with_hint("delivery is \"at_least_once\" (the default) or \"exactly_once\" (transactions committed with checkpoints)"),
+                );
+                None
+            }
+        };
+        if exactly_once == Some(true) {
+            let here = args.span_of("delivery");
+            match self.exactly_once_sink {
+                None => self.exactly_once_sink = Some(here),
+                Some(first) => {
+                    d.push(
+                        Diagnostic::error(
+                            "E0322",
+                            here,
+                            "a pipeline can have one exactly-once sink",
+                        )
+                        .with_secondary(first, "the first one")
+                        .with_hint(
+                            "each exactly-once sink commits its own transaction, and a \
+                             crash between two commits would duplicate an epoch: send \
+                             both streams through one sink, or make this one \
+                             \"at_least_once\"",
+                        ),
+                    );
+                }
+            }
+        }
+        exactly_once
+    }
+
     /// `upsert_key:` of a Kafka source: fields of the schema, never null and not `f64`, that
     /// make the source's stream updating. Such a source has no event time (yet).
     fn upsert_key(&mut self, ty: &mut StreamType, keys: &[String], span: Span, event_time: bool) {
@@ -2061,44 +2105,8 @@ impl Checker {
                     &["topic", "brokers", "key", "properties", "delivery"],
                     &mut self.diagnostics,
                 );
+                let exactly_once = self.delivery(&args);
                 let d = &mut self.diagnostics;
-                let exactly_once = match args.string("delivery", d).as_deref() {
-                    None | Some("at_least_once") => Some(false),
-                    Some("exactly_once") => Some(true),
-                    Some(other) => {
-                        d.push(
-                            Diagnostic::error(
-                                "E0321",
-                                args.span_of("delivery"),
-                                format!("unknown delivery `{other}`"),
-                            )
-                            .with_hint("delivery is \"at_least_once\" (the default) or \"exactly_once\" (transactions committed with checkpoints)"),
-                        );
-                        None
-                    }
-                };
-                if exactly_once == Some(true) {
-                    let here = args.span_of("delivery");
-                    match self.exactly_once_sink {
-                        None => self.exactly_once_sink = Some(here),
-                        Some(first) => {
-                            d.push(
-                                Diagnostic::error(
-                                    "E0322",
-                                    here,
-                                    "a pipeline can have one exactly-once kafka sink",
-                                )
-                                .with_secondary(first, "the first one")
-                                .with_hint(
-                                    "each exactly-once sink commits its own transaction, and a \
-                                     crash between two commits would duplicate an epoch: send \
-                                     both streams through one sink, or make this one \
-                                     \"at_least_once\"",
-                                ),
-                            );
-                        }
-                    }
-                }
                 let topic = args.string("topic", d);
                 let topic = args.required("topic", topic, d);
                 let topic = topic.filter(|t| kafka_topic_ok(t, &args, d));
@@ -2169,9 +2177,10 @@ impl Checker {
                 let args = Args::new(
                     connector,
                     "sink `postgres`",
-                    &["url", "table"],
+                    &["url", "table", "delivery"],
                     &mut self.diagnostics,
                 );
+                let exactly_once = self.delivery(&args);
                 if let Some(f) = &decl.format {
                     self.error(
                         Diagnostic::error("E0311", f.span, "the postgres sink has no format")
@@ -2202,8 +2211,12 @@ impl Checker {
                     }
                     ok
                 });
-                match (url, table) {
-                    (Some(url), Some(table)) => Some(SinkKind::Postgres { url, table }),
+                match (url, table, exactly_once) {
+                    (Some(url), Some(table), Some(exactly_once)) => Some(SinkKind::Postgres {
+                        url,
+                        table,
+                        exactly_once,
+                    }),
                     _ => None,
                 }
             }

@@ -384,5 +384,7 @@ pub enum SinkKind {
         url: String,
         /// The table, `name` or `schema.name`; created if missing.
         table: String,
+        /// `delivery: "exactly_once"`: one transaction per checkpoint, with a commit marker.
+        exactly_once: bool,
     },
 }

@@ -10,20 +10,34 @@
 //! - **An updating stream** is written change by change, in order: an upsert is an
 //!   `INSERT ... ON CONFLICT (key) DO UPDATE`, a delete a `DELETE ... WHERE key`, so the table
 //!   is the stream's final table at every commit.
-//! - **When:** rows are batched and written in one transaction every [`BATCH`] rows, at every
-//!   tick of the flush interval, at every checkpoint barrier (before the sink's part is saved,
-//!   so a complete checkpoint never covers a row not yet in the table) and at the end. Delivery
-//!   is at least once: after a crash the rows since the last checkpoint are written again (for
-//!   an updating stream that rewrites the same final rows). A failed write fails the run with
-//!   PostgreSQL's message; nothing more is written.
+//! - **At least once** (the default): rows are batched and written in one transaction every
+//!   [`BATCH`] rows, at every tick of the flush interval, at every checkpoint barrier (before
+//!   the sink's part is saved, so a complete checkpoint never covers a row not yet in the
+//!   table) and at the end. After a crash the rows since the last checkpoint are written again
+//!   (for an updating stream that rewrites the same final rows).
+//! - **Exactly once** (`delivery: "exactly_once"`, needs `--checkpoint-dir`): all instances of
+//!   the sink write through one connection into one open transaction per checkpoint epoch (as
+//!   the Kafka sink's instances share one producer, so that an epoch commits as one). At a
+//!   barrier an instance writes what it has into it, notes the transaction in the checkpoint
+//!   and holds its next rows; once the checkpoint is complete the transaction is committed
+//!   together with the checkpoint's id in the table `weir_checkpoints` (one row per sink, keyed
+//!   by the checkpoint folder's id and the sink), and the next one begins. A crash before the
+//!   commit rolls the transaction back (PostgreSQL does when the connection drops); a crash
+//!   after the manifest and before the commit is found by [`verify_commit`] when the run
+//!   starts again, which then resumes from the checkpoint before and writes the epoch again.
+//!   The last epoch is committed when the run ends, only if every task succeeded.
+//!
+//! A failed write fails the run with PostgreSQL's message; nothing more is written.
 
+use std::collections::BTreeMap;
 use std::error::Error;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use postgres::{Client, NoTls};
+use postgres::{Client, GenericClient, NoTls};
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
@@ -144,6 +158,8 @@ pub struct PostgresSinkConfig {
     pub columns: Vec<Column>,
     /// The upsert key (indexes into `columns`) of an updating stream; empty for an append one.
     pub key: Vec<usize>,
+    /// `delivery: "exactly_once"`: one transaction per checkpoint (see the module docs).
+    pub exactly_once: bool,
 }
 
 /// `"a"."b"`: each part of a dotted name quoted.
@@ -292,21 +308,137 @@ fn describe(e: &postgres::Error) -> String {
     }
 }
 
+/// The table of commit markers: the last checkpoint each exactly-once sink committed.
+const MARKERS: &str = "weir_checkpoints";
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The transaction every instance of one exactly-once sink writes into: a connection with a
+/// transaction always open, and the last checkpoint committed.
+struct Transaction {
+    client: Mutex<Client>,
+    /// The sink's row in `weir_checkpoints`: `<folder id>/<sink id>`.
+    marker: String,
+    url: String,
+    committed: Mutex<u64>,
+}
+
+impl Transaction {
+    fn open(config: &PostgresSinkConfig, marker: String) -> Result<Transaction, String> {
+        let name = &config.name;
+        let mut client = config.connect()?;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {MARKERS} (sink TEXT PRIMARY KEY, checkpoint BIGINT NOT NULL); BEGIN"
+            ))
+            .map_err(|e| format!("sink `{name}`: postgres: {}", describe(&e)))?;
+        Ok(Transaction {
+            client: Mutex::new(client),
+            marker,
+            url: config.url.clone(),
+            committed: Mutex::new(0),
+        })
+    }
+
+    /// Commits the open transaction with `checkpoint` as the sink's marker, and begins the
+    /// next, unless another instance already has.
+    fn commit_through(&self, checkpoint: u64, sink: &str) -> Result<(), String> {
+        let mut committed = lock(&self.committed);
+        if *committed >= checkpoint {
+            return Ok(());
+        }
+        let mut client = lock(&self.client);
+        let marked = client.execute(
+            &format!(
+                "INSERT INTO {MARKERS} (sink, checkpoint) VALUES ($1, $2) \
+                 ON CONFLICT (sink) DO UPDATE SET checkpoint = EXCLUDED.checkpoint"
+            ),
+            &[&self.marker, &(checkpoint as i64)],
+        );
+        marked
+            .and_then(|_| client.batch_execute("COMMIT; BEGIN"))
+            .map_err(|e| {
+                format!(
+                    "sink `{sink}`: postgres: cannot commit the transaction of checkpoint {checkpoint}: {}",
+                    describe(&e)
+                )
+            })?;
+        *committed = checkpoint;
+        Ok(())
+    }
+
+    /// What a checkpoint notes about the transaction (read by [`verify_commit`]).
+    fn note(&self) -> String {
+        format!("pg-txn {} {}", self.url, self.marker)
+    }
+}
+
+/// The shared transactions of this process, by marker.
+static TRANSACTIONS: Mutex<BTreeMap<String, Arc<Transaction>>> = Mutex::new(BTreeMap::new());
+
+/// Verifies a `pg-txn` note (`pg-txn <url> <marker>`): did the sink commit the transaction of
+/// `checkpoint`? The marker row says which checkpoint it committed last.
+pub fn verify_commit(note: &str, checkpoint: u64) -> Result<crate::checkpoint::Verdict, String> {
+    use crate::checkpoint::Verdict;
+    let mut parts = note.split(' ').skip(1);
+    let (Some(url), Some(marker)) = (parts.next(), parts.next()) else {
+        return Err(format!("malformed note `{note}`"));
+    };
+    let mut client = Client::connect(url, NoTls).map_err(|e| {
+        format!(
+            "postgres: cannot connect to check a commit: {}",
+            describe(&e)
+        )
+    })?;
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&MARKERS])
+        .map_err(|e| format!("postgres: {}", describe(&e)))?
+        .get(0);
+    if !exists {
+        return Ok(Verdict::NoMarker);
+    }
+    let row = client
+        .query_opt(
+            &format!("SELECT checkpoint FROM {MARKERS} WHERE sink = $1"),
+            &[&marker],
+        )
+        .map_err(|e| format!("postgres: {}", describe(&e)))?;
+    Ok(match row.map(|r| r.get::<_, i64>(0)) {
+        Some(c) if c as u64 >= checkpoint => Verdict::Committed,
+        Some(_) => Verdict::Behind,
+        None => Verdict::NoMarker,
+    })
+}
+
 /// How an instance writes: rows of an append stream ([`Append`]) or changes ([`Upserts`]).
 pub struct Append;
 /// See [`Append`].
 pub struct Upserts;
 
+/// Where an instance writes.
+enum Connection {
+    /// At least once: its own connection, a transaction per batch.
+    Own(Box<Client>),
+    /// Exactly once: the sink's shared transaction.
+    Shared(Arc<Transaction>),
+}
+
 /// One sink instance: its connection and the rows (or changes) not written yet.
 pub struct PostgresSink<T, V, M = Append> {
     config: PostgresSinkConfig,
-    client: Option<Client>,
+    connection: Option<Connection>,
     errors: Errors,
     values: V,
     pending: Vec<T>,
     stats: OpStats,
     metrics: OpMetrics,
     slot: StateSlot,
+    /// Exactly once: the checkpoint whose transaction waits for the checkpoint to complete;
+    /// rows that come meanwhile are held (in `held`) for the next transaction.
+    awaiting: Option<u64>,
+    held: Vec<T>,
     mode: std::marker::PhantomData<M>,
 }
 
@@ -320,29 +452,64 @@ impl<T, V> PostgresSink<T, V, Append> {
 
 impl<T, V, M> PostgresSink<T, V, M> {
     fn open(config: PostgresSinkConfig, metrics: OpMetrics, errors: Errors, values: V) -> Self {
-        let client = match config.connect() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                errors.report(e);
-                None
+        // An exactly-once sink joins its shared transaction in `with_state`.
+        let connection = if config.exactly_once {
+            None
+        } else {
+            match config.connect() {
+                Ok(c) => Some(Connection::Own(Box::new(c))),
+                Err(e) => {
+                    errors.report(e);
+                    None
+                }
             }
         };
         PostgresSink {
             config,
-            client,
+            connection,
             errors,
             values,
             pending: Vec::new(),
             stats: OpStats::default(),
             metrics,
             slot: StateSlot::inert(),
+            awaiting: None,
+            held: Vec::new(),
             mode: std::marker::PhantomData,
         }
     }
 
-    /// Takes part in checkpoints: a barrier writes what is pending first. Nothing is restored.
+    /// Takes part in checkpoints: a barrier writes what is pending first (at least once), or
+    /// seals the epoch's transaction (exactly once). Nothing is restored.
     pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
         let _ = slot.take_restored();
+        if self.config.exactly_once {
+            if !slot.is_active() {
+                return Err(format!(
+                    "sink `{}`: delivery \"exactly_once\" commits a transaction per checkpoint: \
+                     run with --checkpoint-dir",
+                    self.config.name
+                ));
+            }
+            let marker = crate::scale_out::task_name(format!("{}/{}", slot.folder_id(), slot.id()));
+            let mut all = lock(&TRANSACTIONS);
+            let txn = match all.get(&marker) {
+                Some(txn) => txn.clone(),
+                None => {
+                    let txn = Arc::new(Transaction::open(&self.config, marker.clone())?);
+                    all.insert(marker, txn.clone());
+                    let (last, name) = (txn.clone(), self.config.name.clone());
+                    slot.on_final_commit(
+                        txn.note(),
+                        Box::new(move |final_id| last.commit_through(final_id, &name)),
+                    );
+                    let (now, name) = (txn.clone(), self.config.name.clone());
+                    slot.on_complete(Box::new(move |id| now.commit_through(id, &name)));
+                    txn
+                }
+            };
+            self.connection = Some(Connection::Shared(txn));
+        }
         self.slot = slot;
         Ok(self)
     }
@@ -351,34 +518,53 @@ impl<T, V, M> PostgresSink<T, V, M> {
     fn fail(&mut self, message: String) {
         self.errors
             .report(format!("sink `{}`: postgres: {message}", self.config.name));
-        self.client = None;
+        self.connection = None;
         self.pending.clear();
+        self.held.clear();
     }
 }
 
 /// How a batch is written: the append sink copies rows, the upsert sink applies changes (an
 /// implementation detail of the sinks, public because their methods name it).
 pub trait Batch<T> {
-    fn write(&mut self, client: &mut Client, pending: &[T]) -> Result<u64, postgres::Error>;
+    /// Writes `rows` through `client`, inside whatever transaction is open.
+    fn write<C: GenericClient>(
+        &mut self,
+        client: &mut C,
+        rows: &[T],
+    ) -> Result<u64, postgres::Error>;
 }
 
 impl<T, V, M> PostgresSink<T, V, M>
 where
     Self: Batch<T>,
 {
+    /// Writes what is pending: in a transaction of its own (at least once), or into the
+    /// epoch's open transaction (exactly once).
     fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let Some(mut client) = self.client.take() else {
+        let Some(mut connection) = self.connection.take() else {
             self.pending.clear();
             return;
         };
         let pending = std::mem::take(&mut self.pending);
-        match self.write(&mut client, &pending) {
+        let written = match &mut connection {
+            Connection::Own(client) => client.transaction().and_then(|mut t| {
+                let n = self.write(&mut t, &pending)?;
+                t.commit().map(|()| n)
+            }),
+            Connection::Shared(txn) => {
+                let txn = txn.clone();
+                let mut client = lock(&txn.client);
+                self.write(&mut *client, &pending)
+            }
+        };
+        match written {
             Ok(n) => {
                 self.stats.records_out += n;
-                self.client = Some(client);
+                self.connection = Some(connection);
                 self.pending = pending;
                 self.pending.clear();
             }
@@ -386,9 +572,56 @@ where
         }
     }
 
+    /// Exactly once: once the sealed epoch's checkpoint is complete, its transaction is
+    /// committed (by this instance or another, or the checkpoint thread) and the held rows
+    /// go into the next. A checkpoint given up fails the run. With `block`, waits for it.
+    fn settle(&mut self, block: bool) {
+        let Some(n) = self.awaiting else {
+            return;
+        };
+        let done = if block {
+            Some(self.slot.wait_complete(n))
+        } else {
+            match self.slot.status(n) {
+                crate::checkpoint::Status::Complete => Some(true),
+                crate::checkpoint::Status::GivenUp => Some(false),
+                crate::checkpoint::Status::Pending => None,
+            }
+        };
+        let Some(complete) = done else {
+            return;
+        };
+        self.awaiting = None;
+        if !complete {
+            self.fail(format!(
+                "checkpoint {n} was given up; the rows after it are not written"
+            ));
+            return;
+        }
+        if let Some(Connection::Shared(txn)) = &self.connection {
+            if let Err(e) = txn.commit_through(n, &self.config.name) {
+                self.errors.report(e);
+                self.connection = None;
+                self.held.clear();
+                return;
+            }
+        }
+        self.pending = std::mem::take(&mut self.held);
+        if self.pending.len() >= BATCH {
+            self.flush();
+        }
+    }
+
     fn accept(&mut self, row: T) {
         self.stats.records_in += 1;
-        if self.client.is_none() {
+        if self.connection.is_none() {
+            return;
+        }
+        if self.awaiting.is_some() {
+            self.settle(false);
+        }
+        if self.awaiting.is_some() {
+            self.held.push(row);
             return;
         }
         self.pending.push(row);
@@ -397,17 +630,38 @@ where
         }
     }
 
+    fn on_tick(&mut self) {
+        if self.awaiting.is_some() {
+            self.settle(false);
+        }
+        if self.awaiting.is_none() {
+            self.flush();
+        }
+    }
+
     fn on_barrier(&mut self, checkpoint: u64) {
+        // One transaction at a time: the previous epoch's must be committed first.
+        self.settle(true);
         self.flush();
-        if self.client.is_none() {
+        let Some(connection) = &self.connection else {
             // A failed sink never saves: the checkpoint cannot complete.
             self.slot.abandon();
             return;
+        };
+        match connection {
+            Connection::Own(_) => self.slot.save(checkpoint, &[], Vec::new()),
+            Connection::Shared(txn) => {
+                self.slot
+                    .save_noted(checkpoint, &[], Vec::new(), vec![txn.note()]);
+                self.awaiting = Some(checkpoint);
+            }
         }
-        self.slot.save(checkpoint, &[], Vec::new());
     }
 
     fn on_finish(&mut self) {
+        // Every barrier has passed by now, so waiting cannot hold up a checkpoint. Exactly
+        // once: the last epoch is committed by the coordinator once every task ended well.
+        self.settle(true);
         self.flush();
         self.metrics.report(&self.stats);
     }
@@ -417,10 +671,13 @@ impl<T, V> Batch<T> for PostgresSink<T, V, Append>
 where
     V: for<'a> FnMut(&'a T, &mut Vec<Value<'a>>),
 {
-    fn write(&mut self, client: &mut Client, rows: &[T]) -> Result<u64, postgres::Error> {
+    fn write<C: GenericClient>(
+        &mut self,
+        client: &mut C,
+        rows: &[T],
+    ) -> Result<u64, postgres::Error> {
         let types: Vec<Type> = self.config.columns.iter().map(|c| c.ty.pg_type()).collect();
-        let mut transaction = client.transaction()?;
-        let sink = transaction.copy_in(&self.config.copy_statement())?;
+        let sink = client.copy_in(self.config.copy_statement().as_str())?;
         let mut writer = BinaryCopyInWriter::new(sink, &types);
         let mut values = Vec::with_capacity(types.len());
         for row in rows {
@@ -428,9 +685,7 @@ where
             (self.values)(row, &mut values);
             writer.write_raw(values.iter())?;
         }
-        let n = writer.finish()?;
-        transaction.commit()?;
-        Ok(n)
+        writer.finish()
     }
 }
 
@@ -445,7 +700,7 @@ where
     fn watermark(&mut self, _watermark: i64) {}
 
     fn tick(&mut self) {
-        self.flush();
+        self.on_tick();
     }
 
     fn barrier(&mut self, checkpoint: u64) {
@@ -476,14 +731,13 @@ impl<T, V> Batch<Change<T>> for PostgresSink<Change<T>, V, Upserts>
 where
     V: for<'a> FnMut(&'a T, &mut Vec<Value<'a>>),
 {
-    fn write(
+    fn write<C: GenericClient>(
         &mut self,
-        client: &mut Client,
+        client: &mut C,
         changes: &[Change<T>],
     ) -> Result<u64, postgres::Error> {
-        let mut transaction = client.transaction()?;
-        let upsert = transaction.prepare(&self.config.upsert_statement())?;
-        let delete = transaction.prepare(&self.config.delete_statement())?;
+        let upsert = client.prepare(&self.config.upsert_statement())?;
+        let delete = client.prepare(&self.config.delete_statement())?;
         let mut values = Vec::with_capacity(self.config.columns.len());
         for change in changes {
             values.clear();
@@ -492,7 +746,7 @@ where
                 Change::Upsert(_) => {
                     let params: Vec<&(dyn ToSql + Sync)> =
                         values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                    transaction.execute(&upsert, &params)?;
+                    client.execute(&upsert, &params)?;
                 }
                 Change::Delete(_) => {
                     let params: Vec<&(dyn ToSql + Sync)> = self
@@ -501,11 +755,10 @@ where
                         .iter()
                         .map(|&i| &values[i] as &(dyn ToSql + Sync))
                         .collect();
-                    transaction.execute(&delete, &params)?;
+                    client.execute(&delete, &params)?;
                 }
             }
         }
-        transaction.commit()?;
         Ok(changes.len() as u64)
     }
 }
@@ -521,7 +774,7 @@ where
     fn watermark(&mut self, _watermark: i64) {}
 
     fn tick(&mut self) {
-        self.0.flush();
+        self.0.on_tick();
     }
 
     fn barrier(&mut self, checkpoint: u64) {
