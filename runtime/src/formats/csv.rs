@@ -235,6 +235,10 @@ fn after_quote(b: &[u8], close: usize, delimiter: u8) -> Result<Option<usize>, D
     }
 }
 
+/// Lines reading up to this many columns take [`scan`]'s one-pass path when they hold no
+/// quote (its cell bounds live on the stack); lines reading more are walked cell by cell.
+const FAST_COLUMNS: usize = 16;
+
 /// Walks the line's cells, filling `cells` for `columns`; returns how many cells the line has.
 /// Errors only for malformed quoted cells (the first one in the line).
 fn scan<'a>(
@@ -250,6 +254,22 @@ fn scan<'a>(
     };
     let b = line.as_bytes();
     let wanted = columns.len().min(cells.len());
+    // Most lines hold no quote: one pass over the line finds the cells read and counts the
+    // others (`scan::csv_cells`, a block of bytes at a time).
+    let mut ranges = [(0usize, 0usize); FAST_COLUMNS];
+    if wanted <= FAST_COLUMNS {
+        if let Some(n) = super::scan::csv_cells(b, delimiter, &columns[..wanted], &mut ranges) {
+            for (cell, &(start, end)) in cells.iter_mut().zip(&ranges[..wanted]) {
+                // (Delimiters are ASCII, so a cell's bounds are character boundaries.)
+                *cell = Cell {
+                    raw: line.get(start..end).unwrap_or_default(),
+                    doubled: false,
+                    quoted: false,
+                };
+            }
+            return Ok(n);
+        }
+    }
     let mut pos = 0;
     let mut column = 0;
     let mut next = 0;
