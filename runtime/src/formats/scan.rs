@@ -203,6 +203,76 @@ mod x86 {
         string_stop_sse2(b, pos)
     }
 
+    /// The 16-byte step of [`csv_needs_quotes_sse2`]: whether `v` holds the delimiter `d`, a
+    /// quote, `\r` or `\n`.
+    #[inline(always)]
+    fn special16(v: __m128i, d: __m128i) -> bool {
+        // SAFETY: SSE2 is part of x86-64.
+        unsafe {
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let cr = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8));
+            let lf = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+            let hits = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, d), quote),
+                _mm_or_si128(cr, lf),
+            );
+            _mm_movemask_epi8(hits) != 0
+        }
+    }
+
+    /// [`super::csv_needs_quotes`] 16 bytes at a time; `b` holds at least 16.
+    pub(super) fn csv_needs_quotes_sse2(b: &[u8], delimiter: u8) -> bool {
+        assert!(b.len() >= 16);
+        // SAFETY: SSE2 is part of x86-64; every load reads 16 bytes inside `b` (the last one
+        // ends at its end, overlapping the one before), unaligned.
+        unsafe {
+            let d = _mm_set1_epi8(delimiter as i8);
+            let mut pos = 0;
+            while pos + 16 <= b.len() {
+                if special16(_mm_loadu_si128(b.as_ptr().add(pos).cast()), d) {
+                    return true;
+                }
+                pos += 16;
+            }
+            pos < b.len() && special16(_mm_loadu_si128(b.as_ptr().add(b.len() - 16).cast()), d)
+        }
+    }
+
+    /// [`super::csv_needs_quotes`] 32 bytes at a time, the rest 16 at a time; `b` holds at
+    /// least 16.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn csv_needs_quotes_avx2(b: &[u8], delimiter: u8) -> bool {
+        let d = _mm256_set1_epi8(delimiter as i8);
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let cr = _mm256_set1_epi8(b'\r' as i8);
+        let lf = _mm256_set1_epi8(b'\n' as i8);
+        if b.len() < 32 {
+            return csv_needs_quotes_sse2(b, delimiter);
+        }
+        let special = |at: usize| {
+            // SAFETY: callers pass `at + 32 <= b.len()`: the 32 bytes read lie inside `b`;
+            // unaligned.
+            let v = unsafe { _mm256_loadu_si256(b.as_ptr().add(at).cast()) };
+            let hits = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, d), _mm256_cmpeq_epi8(v, quote)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, cr), _mm256_cmpeq_epi8(v, lf)),
+            );
+            _mm256_movemask_epi8(hits) != 0
+        };
+        let mut pos = 0;
+        while pos + 32 <= b.len() {
+            if special(pos) {
+                return true;
+            }
+            pos += 32;
+        }
+        // The rest: the last 32 bytes (overlapping the block before).
+        pos < b.len() && special(b.len() - 32)
+    }
+
     /// CSV blocks of 16 bytes.
     struct Sse2Blocks {
         delimiter: __m128i,
@@ -504,6 +574,33 @@ mod tests {
     }
 
     #[test]
+    fn csv_needs_quotes_agrees_with_a_byte_loop_at_every_level() {
+        let specials = [b',', b';', b'"', b'\r', b'\n'];
+        for level in levels() {
+            for len in 0..100 {
+                for at in 0..=len {
+                    for &s in specials.iter().chain(&[b'a', 0xc3]) {
+                        let mut b = vec![b'x'; len];
+                        if at < len {
+                            b[at] = s;
+                        }
+                        for delimiter in [b',', b'\t'] {
+                            let want = b
+                                .iter()
+                                .any(|&c| c == delimiter || c == b'"' || c == b'\r' || c == b'\n');
+                            assert_eq!(
+                                csv_needs_quotes_at(level, &b, delimiter),
+                                want,
+                                "{level:?} len {len} byte {s:#x} at {at}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_first_of_several_stops_wins() {
         // A later stop byte must not mask an earlier one (borrows in the word path).
         for level in levels() {
@@ -608,6 +705,32 @@ pub(crate) fn next_json_escape(b: &[u8], from: usize) -> usize {
 /// quote, `\r` or `\n` (the spaces at its ends are the caller's to check).
 #[inline]
 pub(crate) fn csv_needs_quotes(b: &[u8], delimiter: u8) -> bool {
+    csv_needs_quotes_at(level(), b, delimiter)
+}
+
+/// [`csv_needs_quotes`] with a given level (which must be supported: see [`supported`]).
+#[inline]
+pub(crate) fn csv_needs_quotes_at(level: Level, b: &[u8], delimiter: u8) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if b.len() >= 16 {
+            match level {
+                // SAFETY: `Avx2` is only chosen (by `detect`, or by a caller that checked
+                // `supported`) when the CPU has AVX2.
+                Level::Avx2 => return unsafe { x86::csv_needs_quotes_avx2(b, delimiter) },
+                Level::Sse2 => return x86::csv_needs_quotes_sse2(b, delimiter),
+                Level::Scalar => {}
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
+    csv_needs_quotes_words(b, delimiter)
+}
+
+/// [`csv_needs_quotes`] eight bytes at a time: short cells, and other CPUs.
+#[inline]
+fn csv_needs_quotes_words(b: &[u8], delimiter: u8) -> bool {
     let special = |c: u8| c == delimiter || c == b'"' || c == b'\r' || c == b'\n';
     let mut chunks = b.chunks_exact(8);
     for chunk in &mut chunks {
