@@ -6,7 +6,9 @@
 //! Input is read in blocks ([`BLOCK`] bytes) into one buffer; line ends are found with
 //! `memchr` and each line is handed to the decoder where it lies, so nothing is allocated or
 //! copied per line. The partial line at the end of a block moves to the front before the next
-//! read; a line longer than the buffer grows it. A file is read with positioned reads
+//! read; a line longer than the buffer grows it. Lines are validated as UTF-8 a stretch of
+//! whole lines (up to 64 KiB) at a time, not one by one; a line in a stretch that is not valid
+//! is checked alone, so its verdict and reason are those it would get alone. A file is read with positioned reads
 //! (`pread`), so the instances reading one file share its handle. Stdin is read as it comes:
 //! a read returns what is available, so a line is decoded when it arrives; before each read
 //! the reader waits for input with `poll(2)` only until the next tick of the flush interval
