@@ -25,6 +25,8 @@ pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
         let (parallelism, edge) = match (&sink.kind, from) {
             // One checksum or Kafka producer per upstream instance: no gather needed.
             (SinkKind::Checksum | SinkKind::Kafka { .. }, p) => (p, EdgeKind::Forward),
+            // A file sink writing parts: one part file per upstream instance, no gather.
+            (SinkKind::File { parts: true, .. }, p) => (p, EdgeKind::Forward),
             (_, Parallelism::One) => (Parallelism::One, EdgeKind::Forward),
             (_, _) => (Parallelism::One, EdgeKind::Gather),
         };
