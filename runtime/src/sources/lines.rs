@@ -258,8 +258,10 @@ const VALIDATE_AHEAD: usize = 64 << 10;
 /// It also validates the lines as UTF-8 a stretch of whole lines at a time: `buf[..valid_to]`
 /// is known to be valid UTF-8 (or handed out already). A stretch that is not valid marks the
 /// lines before its first invalid byte valid and leaves the line holding it to be checked on
-/// its own ([`Line::text`]), so every line gets the verdict and the reason it would get alone,
-/// and no byte is validated more than twice.
+/// its own ([`Line::text`]), so every line gets the verdict and the reason it would get alone.
+/// The work stays linear: a failed stretch is validated a second time to find its first
+/// invalid byte, its lines after that byte once more in the next stretch, and the line
+/// holding it alone: a byte is looked at three times at most.
 struct LineReader {
     from: Bytes,
     buf: Vec<u8>,
