@@ -892,7 +892,7 @@ mod tests {
                 pieces[(x % 8) as usize]
             };
             let mut line = piece.repeat(1 + (x >> 40) as usize % 20);
-            line.extend_from_slice(if x % 3 == 0 { b"\r\n" } else { b"\n" });
+            line.extend_from_slice(if x.is_multiple_of(3) { b"\r\n" } else { b"\n" });
             text.extend_from_slice(&line);
             want.push(line);
         }
