@@ -8,16 +8,17 @@
 //! Decoding: [`split_columns`] finds only the cells a pipeline reads (the generated decoder
 //! passes their column numbers), borrowed from the line as [`Cell`]s in a caller's array, so a
 //! line costs no allocation; a quoted cell's doubled quotes are undone only when its text is
-//! taken ([`Cell::text`]). Past the last column read, the rest of the line is still checked
-//! (quoted cells must be well formed) and its cells counted: one pass, eight bytes at a time,
-//! counts its delimiters and looks for a quote, and only a rest holding a quote is walked cell
-//! by cell. A line without any quote (most lines) takes a shorter way: one pass a block of
-//! bytes at a time ([`super::scan`], SIMD chosen at run time) finds the cells read and counts
-//! the others from the delimiters' bit mask. So the verdicts are those of splitting every cell (the differential test
-//! `tests/tests/csv_differential.rs` keeps the old splitter as the reference). The generated
-//! decoder converts cells with the parsers in [`super`]. Null and the empty string differ as
-//! in PostgreSQL's CSV: a bare empty cell (`a,,b`) is null for an optional field, a quoted one
-//! (`a,"",b`) is the empty string for a string field (for other types, both are null).
+//! taken ([`Cell::text`]). A line without any quote (most lines) is split in one pass, a block
+//! of bytes at a time ([`super::scan`], SIMD chosen at run time): the cells read come from the
+//! delimiters' bit mask, the others are counted. A line holding a quote is walked cell by cell
+//! up to the last column read; the rest of it is still checked (quoted cells must be well
+//! formed) and its cells counted: one pass, eight bytes at a time, counts its delimiters and
+//! looks for a quote, and only a rest holding a quote is walked cell by cell. So the verdicts
+//! are those of splitting every cell (the differential test `tests/tests/csv_differential.rs`
+//! keeps the old splitter as the reference). The generated decoder converts cells with the
+//! parsers in [`super`]. Null and the empty string differ as in PostgreSQL's CSV: a bare empty
+//! cell (`a,,b`) is null for an optional field, a quoted one (`a,"",b`) is the empty string
+//! for a string field (for other types, both are null).
 //!
 //! Encoding: the writers append to a byte buffer; null is written as an empty cell (nothing
 //! between the delimiters), the empty string as `""`.

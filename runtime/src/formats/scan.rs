@@ -10,10 +10,10 @@
 //!   can run against a byte-by-byte reference. The choice is made once and cached ([`level`]);
 //!   `WEIR_SIMD=scalar|sse2|avx2` caps it, which is how the tests and benchmarks reach the
 //!   slower paths on a fast machine.
-//! * Splitting a CSV line that holds no quote ([`csv_cells`]): the cells a decoder reads and
+//! * Splitting a CSV line that holds no quote (`csv_cells`): the cells a decoder reads and
 //!   the count of the others, from a bit mask of the delimiters of each block of 32 bytes
 //!   (AVX2), 16 (SSE2) or 8 (words); and whether a CSV cell must be quoted
-//!   ([`csv_needs_quotes`]), 32 or 16 bytes at a time. Chosen at run time like the JSON scan.
+//!   (`csv_needs_quotes`), 32 or 16 bytes at a time. Chosen at run time like the JSON scan.
 //! * Word-at-a-time searches in safe code (eight bytes in a `u64` with the classic bit
 //!   tricks; a word that holds a match is looked at byte by byte): what makes a CSV cell need
 //!   quotes (the delimiter, `"`, `\r`, `\n`), and the CSV decoder's count of delimiters in the
