@@ -807,3 +807,91 @@ fn csv_tells_null_from_the_empty_string() {
         "1,,\n2,\"\",\n3,x,7\n"
     );
 }
+
+/// Lines with invalid UTF-8 among many valid ones, in cells and members the pipeline does not
+/// read: the file source validates whole stretches of lines at a time, and each bad line must
+/// still be a dead letter with the reason std's `from_utf8` gives for that line alone (the
+/// oracle), whatever stretch it fell in; every other line is read. Over 1 MiB of input, so
+/// stretches and read blocks both end inside it.
+#[test]
+fn invalid_utf8_in_unread_fields_is_a_dead_letter_per_line() {
+    let dir = temp();
+    // Bytes that break UTF-8 in different ways: a stray continuation byte, a truncated
+    // character, one cut by a `\r`, bytes never valid, a surrogate.
+    const BAD: [&[u8]; 5] = [
+        b"\x80",
+        b"\xe2\x82",
+        b"\xc3\r",
+        b"\xff\xfe",
+        b"\xed\xa0\x80",
+    ];
+    let mut rng = weir_tests::Rng(0x0bad_0a7f);
+    for format in ["csv", "json"] {
+        let mut bytes = Vec::new();
+        let mut want_dead = BTreeMap::new();
+        let mut want_ids = Vec::new();
+        let mut id = 0i64;
+        while bytes.len() < (1 << 20) + 300_000 {
+            id += 1;
+            // Mostly valid lines; now and then a run of bad ones.
+            let bad = (rng.below(500) == 0
+                || (id > 1 && want_dead.contains_key(&(id as u64 - 1)) && rng.below(2) == 0))
+                .then(|| BAD[rng.below(BAD.len() as u64) as usize]);
+            let note: Vec<u8> = match bad {
+                Some(b) => [b"note ".as_slice(), b, b" end"].concat(),
+                None => "caf\u{e9} \u{1f600}".as_bytes().to_vec(),
+            };
+            let mut line = match format {
+                "csv" => [format!("{id},").as_bytes(), &note, b",7"].concat(),
+                _ => [
+                    format!("{{\"id\":{id},\"note\":\"").as_bytes(),
+                    &note,
+                    b"\",\"n\":7}",
+                ]
+                .concat(),
+            };
+            if rng.below(3) == 0 {
+                line.push(b'\r');
+            }
+            let seen = line.strip_suffix(b"\r").unwrap_or(&line);
+            match std::str::from_utf8(seen) {
+                Ok(_) => want_ids.push(id),
+                Err(e) => {
+                    want_dead.insert(id as u64, format!("invalid UTF-8: {e}"));
+                }
+            }
+            line.push(b'\n');
+            bytes.extend_from_slice(&line);
+        }
+        assert!(want_dead.len() > 10, "{}", want_dead.len());
+        let input = dir.path().join(format!("in.{format}"));
+        std::fs::write(&input, &bytes).unwrap();
+        let clause = if format == "csv" { "csv" } else { "json" };
+        let text = format!(
+            "schema R {{ id: i64, note: string, n: i64 }}\n\
+             source rows: R = file(path: \"{}\") format {clause}\n\
+             sink rows |> select {{ id }} -> file(path: \"out.jsonl\") format json\n",
+            input.display()
+        );
+        let binary = build(&format!("utf8_stretches_{format}"), &text, false);
+        let _ = std::fs::remove_file(dir.path().join("dead_letters.jsonl"));
+        let result = run(&binary, &["--quiet"], dir.path(), None);
+        assert!(result.success, "{}", result.stderr);
+        let ids: Vec<i64> = std::fs::read_to_string(dir.path().join("out.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ids.len(), want_ids.len(), "{format}");
+        assert!(ids == want_ids, "{format}: the rows read differ");
+        assert_eq!(
+            weir_tests::dead_letter_reasons(dir.path()),
+            want_dead,
+            "{format}"
+        );
+    }
+}

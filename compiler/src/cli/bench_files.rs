@@ -1,9 +1,10 @@
 //! `weir bench --input json|csv|both`: throughput of pipelines reading Nexmark bids from files.
 //!
 //! A weir pipeline over the Nexmark generator first writes the bids as JSON lines and as CSV
-//! into a temporary folder; then four pipelines read each file (pass-through to a file,
-//! filter+project, tumbling max, hop count per key), next to the floor: the same file read
-//! with a 1 MiB buffer and split into lines (`memchr`), nothing decoded, in this process.
+//! into a temporary folder; then four pipelines read each file (pass-through to part files,
+//! one per reader, filter+project, tumbling max, hop count per key), next to the floor: the
+//! same file read with a 1 MiB buffer and split into lines (`memchr`), nothing decoded, in
+//! this process.
 //! With `--readers N` each pipeline also runs with N readers of its file (`--parallelism N`:
 //! one byte range each), and the speed-up over one reader is printed.
 //! Every number comes from the same run, so the ratios to the floor hold on a noisy machine.
@@ -72,7 +73,7 @@ const PIPELINES: [(&str, bool, &str); 4] = [
     (
         "pass-through",
         false,
-        "sink bids -> file(path: \"out.{ext}\") {format}",
+        "sink bids -> file(path: \"out-{ext}\", parts: true) {format}",
     ),
     (
         "filter+project",
@@ -343,9 +344,10 @@ pub fn run(bench: &FileBench) -> Result<ExitCode> {
                 ));
             }
         }
-        // The pass-through's output is as large as its input: do not keep it around.
-        let _ = std::fs::remove_file(dir.path.join(format!(
-            "out.{}",
+        // The pass-through's output (a part file per reader) is as large as its input: do
+        // not keep it around.
+        let _ = std::fs::remove_dir_all(dir.path.join(format!(
+            "out-{}",
             format.file.rsplit('.').next().unwrap_or("out")
         )));
     }

@@ -369,7 +369,7 @@ fn generate_parts(
 }
 
 /// The parallelism of a class, as an expression evaluated in `build()`.
-fn parallelism(p: Parallelism) -> TokenStream {
+pub(crate) fn parallelism(p: Parallelism) -> TokenStream {
     match p {
         Parallelism::Splits(s) => {
             let v = format_ident!("splits_{}", s);

@@ -320,10 +320,14 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
                     path,
                     format,
                     partition_by,
+                    parts,
                 } => {
                     let mut t = format!("file({path:?}), {}", format_text(format));
                     if !partition_by.is_empty() {
                         let _ = write!(t, ", partition_by ({})", partition_by.join(", "));
+                    }
+                    if *parts {
+                        t.push_str(", a part file per instance");
                     }
                     t
                 }

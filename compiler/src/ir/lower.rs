@@ -23,10 +23,12 @@ pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
         let (input, input_port) = cx.stream(sink.stream);
         let from = cx.graph.node(input).parallelism;
         let (parallelism, edge) = match (&sink.kind, from) {
-            // One checksum or Kafka producer per upstream instance: no gather needed.
+            // One checksum, Kafka producer or PostgreSQL writer per upstream instance: no gather.
             (SinkKind::Checksum | SinkKind::Kafka { .. } | SinkKind::Postgres { .. }, p) => {
                 (p, EdgeKind::Forward)
             }
+            // A file sink writing parts: one part file per upstream instance, no gather.
+            (SinkKind::File { parts: true, .. }, p) => (p, EdgeKind::Forward),
             (_, Parallelism::One) => (Parallelism::One, EdgeKind::Forward),
             (_, _) => (Parallelism::One, EdgeKind::Gather),
         };

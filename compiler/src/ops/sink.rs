@@ -86,6 +86,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             path,
             format,
             partition_by,
+            ..
         } if !partition_by.is_empty() => {
             // Partition fields name folders; the rows hold the other fields.
             let row_schema = crate::sema::Schema {
@@ -353,12 +354,42 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             }
             let header = proc_macro2::Literal::byte_string(&header);
             let output = format_ident!("output_{}", op.index());
+            let extension = match format {
+                Format::Json { .. } => "jsonl",
+                Format::Csv { .. } => "csv",
+            };
             let open = match &def.kind {
+                // One part file per instance: the folder is readied once here; each instance
+                // opens its own part in its task (`instance` is the spawn loop's).
+                SinkKind::File {
+                    path, parts: true, ..
+                } => {
+                    let count = crate::codegen::parallelism(cx.graph.node(op).parallelism);
+                    quote! {
+                        ::weir_runtime::sinks::prepare_parts(::std::path::Path::new(#path), #extension, #count)
+                            .map_err(|e| format!("sink `{}`: {}", #label, e))?;
+                    }
+                }
                 SinkKind::File { path, .. } => quote! {
                     let mut #output = Some(::weir_runtime::sinks::open_output(Some(::std::path::Path::new(#path)))
                         .map_err(|e| format!("sink `{}`: {}", #label, e))?);
                 },
                 _ => quote!(let mut #output = Some(::weir_runtime::sinks::Output::Stdout);),
+            };
+            let parts_path = match &def.kind {
+                SinkKind::File {
+                    path, parts: true, ..
+                } => Some(path),
+                _ => None,
+            };
+            // What the writer writes to: the output opened in `build()`, moved into the one
+            // instance; or, with parts, this instance's part, opened as its chain is built.
+            let output = match parts_path {
+                Some(path) => quote!(::weir_runtime::sinks::open_output(Some(
+                    &::weir_runtime::sinks::part_path(::std::path::Path::new(#path), instance, #extension)
+                ))
+                .map_err(|e| format!("sink `{}`: {}", #label, e))?),
+                None => quote!(#output),
             };
             let style = match format {
                 Format::Json { .. } => quote!(::weir_runtime::sinks::changelog::OpStyle::Json),
@@ -400,11 +431,15 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     quote!(::weir_runtime::sinks::preview::Limit::new(#gate, #leaf))
                 }
             };
+            let moves = match parts_path {
+                Some(_) => Vec::new(),
+                None => vec![format_ident!("output_{}", op.index())],
+            };
             Emitted {
                 items,
                 setup,
                 captures,
-                moves: vec![output.clone()],
+                moves,
                 role: Role::Leaf(leaf),
             }
         }

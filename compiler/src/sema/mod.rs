@@ -2038,9 +2038,10 @@ impl Checker {
                 let args = Args::new(
                     connector,
                     "sink `file`",
-                    &["path", "partition_by"],
+                    &["path", "partition_by", "parts"],
                     &mut self.diagnostics,
                 );
+                let parts = args.bool("parts", &mut self.diagnostics).unwrap_or(false);
                 let path = args.string("path", &mut self.diagnostics);
                 let path = args.required("path", path, &mut self.diagnostics);
                 let format = self.format(decl.format.as_ref(), false);
@@ -2079,6 +2080,33 @@ impl Checker {
                         ));
                         partition_ok = false;
                     }
+                    if parts && ty.updating.is_some() {
+                        self.error(
+                            Diagnostic::error(
+                                "E0433",
+                                args.span_of("parts"),
+                                "a file sink with `parts: true` takes an append-only stream",
+                            )
+                            .with_hint(
+                                "an updating stream is written as one table: remove `parts`",
+                            ),
+                        );
+                        partition_ok = false;
+                    }
+                }
+                if parts && !partition_by.is_empty() {
+                    self.error(
+                        Diagnostic::error(
+                            "E0433",
+                            args.span_of("parts"),
+                            "`parts` and `partition_by` cannot be combined",
+                        )
+                        .with_hint(
+                            "a partitioned sink already writes one `part-0` file per partition \
+                             folder: remove `parts`",
+                        ),
+                    );
+                    partition_ok = false;
                 }
                 path.zip(format)
                     .filter(|_| partition_ok)
@@ -2086,6 +2114,7 @@ impl Checker {
                         path,
                         format,
                         partition_by,
+                        parts,
                     })
             }
             "checksum" => {

@@ -361,10 +361,13 @@ pub enum SinkKind {
         format: Format,
     },
     /// `partition_by`: fields whose values name sub-folders (`dt=2015-07-15/hm=00:01/`).
+    /// `parts`: one file per instance of the sink's input, `path/part-N.EXT`, written by that
+    /// instance's task (the sink runs as many instances as its input).
     File {
         path: String,
         format: Format,
         partition_by: Vec<String>,
+        parts: bool,
     },
     Checksum,
     /// `kafka(topic: "t", brokers: "host:9092", key: field, properties: "k=v")`.

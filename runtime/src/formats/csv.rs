@@ -8,14 +8,17 @@
 //! Decoding: [`split_columns`] finds only the cells a pipeline reads (the generated decoder
 //! passes their column numbers), borrowed from the line as [`Cell`]s in a caller's array, so a
 //! line costs no allocation; a quoted cell's doubled quotes are undone only when its text is
-//! taken ([`Cell::text`]). Past the last column read, the rest of the line is still checked
-//! (quoted cells must be well formed) and its cells counted: one pass, eight bytes at a time,
-//! counts its delimiters and looks for a quote, and only a rest holding a quote is walked cell
-//! by cell. So the verdicts are those of splitting every cell (the differential test
-//! `tests/tests/csv_differential.rs` keeps the old splitter as the reference). The generated
-//! decoder converts cells with the parsers in [`super`]. Null and the empty string differ as
-//! in PostgreSQL's CSV: a bare empty cell (`a,,b`) is null for an optional field, a quoted one
-//! (`a,"",b`) is the empty string for a string field (for other types, both are null).
+//! taken ([`Cell::text`]). A line without any quote (most lines) is split in one pass, a block
+//! of bytes at a time ([`super::scan`], SIMD chosen at run time): the cells read come from the
+//! delimiters' bit mask, the others are counted. A line holding a quote is walked cell by cell
+//! up to the last column read; the rest of it is still checked (quoted cells must be well
+//! formed) and its cells counted: one pass, eight bytes at a time, counts its delimiters and
+//! looks for a quote, and only a rest holding a quote is walked cell by cell. So the verdicts
+//! are those of splitting every cell (the differential test `tests/tests/csv_differential.rs`
+//! keeps the old splitter as the reference). The generated decoder converts cells with the
+//! parsers in [`super`]. Null and the empty string differ as in PostgreSQL's CSV: a bare empty
+//! cell (`a,,b`) is null for an optional field, a quoted one (`a,"",b`) is the empty string
+//! for a string field (for other types, both are null).
 //!
 //! Encoding: the writers append to a byte buffer; null is written as an empty cell (nothing
 //! between the delimiters), the empty string as `""`.
@@ -57,13 +60,20 @@ impl<'a> Cell<'a> {
     }
 
     /// The cell's text: borrowed unless a quoted cell held doubled quotes.
-    #[inline]
+    #[inline(always)]
     pub fn text(&self) -> Cow<'a, str> {
         if self.doubled {
-            Cow::Owned(self.raw.replace("\"\"", "\""))
+            self.undoubled()
         } else {
             Cow::Borrowed(self.raw)
         }
+    }
+
+    /// The text of a cell holding doubled quotes, undone (kept out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn undoubled(&self) -> Cow<'a, str> {
+        Cow::Owned(self.raw.replace("\"\"", "\""))
     }
 }
 
@@ -235,6 +245,10 @@ fn after_quote(b: &[u8], close: usize, delimiter: u8) -> Result<Option<usize>, D
     }
 }
 
+/// Lines reading up to this many columns take [`scan`]'s one-pass path when they hold no
+/// quote (its cell bounds live on the stack); lines reading more are walked cell by cell.
+const FAST_COLUMNS: usize = 16;
+
 /// Walks the line's cells, filling `cells` for `columns`; returns how many cells the line has.
 /// Errors only for malformed quoted cells (the first one in the line).
 fn scan<'a>(
@@ -250,6 +264,22 @@ fn scan<'a>(
     };
     let b = line.as_bytes();
     let wanted = columns.len().min(cells.len());
+    // Most lines hold no quote: one pass over the line finds the cells read and counts the
+    // others (`scan::csv_cells`, a block of bytes at a time).
+    let mut ranges = [(0usize, 0usize); FAST_COLUMNS];
+    if wanted <= FAST_COLUMNS {
+        if let Some(n) = super::scan::csv_cells(b, delimiter, &columns[..wanted], &mut ranges) {
+            for (cell, &(start, end)) in cells.iter_mut().zip(&ranges[..wanted]) {
+                // (Delimiters are ASCII, so a cell's bounds are character boundaries.)
+                *cell = Cell {
+                    raw: line.get(start..end).unwrap_or_default(),
+                    doubled: false,
+                    quoted: false,
+                };
+            }
+            return Ok(n);
+        }
+    }
     let mut pos = 0;
     let mut column = 0;
     let mut next = 0;

@@ -10,6 +10,10 @@
 //!   can run against a byte-by-byte reference. The choice is made once and cached ([`level`]);
 //!   `WEIR_SIMD=scalar|sse2|avx2` caps it, which is how the tests and benchmarks reach the
 //!   slower paths on a fast machine.
+//! * Splitting a CSV line that holds no quote (`csv_cells`): the cells a decoder reads and
+//!   the count of the others, from a bit mask of the delimiters of each block of 32 bytes
+//!   (AVX2), 16 (SSE2) or 8 (words); and whether a CSV cell must be quoted
+//!   (`csv_needs_quotes`), 32 or 16 bytes at a time. Chosen at run time like the JSON scan.
 //! * Word-at-a-time searches in safe code (eight bytes in a `u64` with the classic bit
 //!   tricks; a word that holds a match is looked at byte by byte): what makes a CSV cell need
 //!   quotes (the delimiter, `"`, `\r`, `\n`), and the CSV decoder's count of delimiters in the
@@ -70,7 +74,10 @@ fn detect() -> Level {
 pub fn supported() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
+        // (Every AVX2 CPU has `popcnt`, which the AVX2 kernels also use.)
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
             Level::Avx2
         } else {
             Level::Sse2
@@ -199,6 +206,283 @@ mod x86 {
         }
         string_stop_sse2(b, pos)
     }
+
+    /// The 16-byte step of [`csv_needs_quotes_sse2`]: whether `v` holds the delimiter `d`, a
+    /// quote, `\r` or `\n`.
+    #[inline(always)]
+    fn special16(v: __m128i, d: __m128i) -> bool {
+        // SAFETY: SSE2 is part of x86-64.
+        unsafe {
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let cr = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8));
+            let lf = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+            let hits = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, d), quote),
+                _mm_or_si128(cr, lf),
+            );
+            _mm_movemask_epi8(hits) != 0
+        }
+    }
+
+    /// [`super::csv_needs_quotes`] 16 bytes at a time; `b` holds at least 16.
+    pub(super) fn csv_needs_quotes_sse2(b: &[u8], delimiter: u8) -> bool {
+        assert!(b.len() >= 16);
+        // SAFETY: SSE2 is part of x86-64; every load reads 16 bytes inside `b` (the last one
+        // ends at its end, overlapping the one before), unaligned.
+        unsafe {
+            let d = _mm_set1_epi8(delimiter as i8);
+            let mut pos = 0;
+            while pos + 16 <= b.len() {
+                if special16(_mm_loadu_si128(b.as_ptr().add(pos).cast()), d) {
+                    return true;
+                }
+                pos += 16;
+            }
+            pos < b.len() && special16(_mm_loadu_si128(b.as_ptr().add(b.len() - 16).cast()), d)
+        }
+    }
+
+    /// [`super::csv_needs_quotes`] 32 bytes at a time, the rest 16 at a time; `b` holds at
+    /// least 16.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn csv_needs_quotes_avx2(b: &[u8], delimiter: u8) -> bool {
+        let d = _mm256_set1_epi8(delimiter as i8);
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let cr = _mm256_set1_epi8(b'\r' as i8);
+        let lf = _mm256_set1_epi8(b'\n' as i8);
+        if b.len() < 32 {
+            return csv_needs_quotes_sse2(b, delimiter);
+        }
+        let special = |at: usize| {
+            // SAFETY: callers pass `at + 32 <= b.len()`: the 32 bytes read lie inside `b`;
+            // unaligned.
+            let v = unsafe { _mm256_loadu_si256(b.as_ptr().add(at).cast()) };
+            let hits = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, d), _mm256_cmpeq_epi8(v, quote)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, cr), _mm256_cmpeq_epi8(v, lf)),
+            );
+            _mm256_movemask_epi8(hits) != 0
+        };
+        let mut pos = 0;
+        while pos + 32 <= b.len() {
+            if special(pos) {
+                return true;
+            }
+            pos += 32;
+        }
+        // The rest: the last 32 bytes (overlapping the block before).
+        pos < b.len() && special(b.len() - 32)
+    }
+
+    /// CSV blocks of 16 bytes.
+    struct Sse2Blocks {
+        delimiter: __m128i,
+        quote: __m128i,
+    }
+
+    impl super::CsvBlocks for Sse2Blocks {
+        const WIDTH: usize = 16;
+
+        #[inline(always)]
+        fn masks(&self, b: &[u8], pos: usize) -> (u32, u32) {
+            assert!(pos + 16 <= b.len());
+            // SAFETY: the 16 bytes read lie inside `b` (checked above); the load is
+            // unaligned; SSE2 is part of x86-64.
+            unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(pos).cast());
+                (
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(v, self.delimiter)) as u32,
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(v, self.quote)) as u32,
+                )
+            }
+        }
+    }
+
+    pub(super) fn csv_cells_sse2(
+        b: &[u8],
+        delimiter: u8,
+        columns: &[usize],
+        cells: &mut [(usize, usize)],
+    ) -> Option<usize> {
+        // SAFETY: SSE2 is part of x86-64.
+        let blocks = unsafe {
+            Sse2Blocks {
+                delimiter: _mm_set1_epi8(delimiter as i8),
+                quote: _mm_set1_epi8(b'"' as i8),
+            }
+        };
+        super::csv_cells_with(&blocks, b, delimiter, columns, cells)
+    }
+
+    /// CSV blocks of 32 bytes; only made by [`csv_cells_avx2`].
+    struct Avx2Blocks {
+        delimiter: __m256i,
+        quote: __m256i,
+    }
+
+    impl super::CsvBlocks for Avx2Blocks {
+        const WIDTH: usize = 32;
+
+        #[inline(always)]
+        fn masks(&self, b: &[u8], pos: usize) -> (u32, u32) {
+            assert!(pos + 32 <= b.len());
+            // SAFETY: the 32 bytes read lie inside `b` (checked above); the load is
+            // unaligned; an `Avx2Blocks` exists only inside `csv_cells_avx2`, which runs
+            // only on CPUs with AVX2.
+            unsafe {
+                let v = _mm256_loadu_si256(b.as_ptr().add(pos).cast());
+                (
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, self.delimiter)) as u32,
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, self.quote)) as u32,
+                )
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and `popcnt`.
+    #[target_feature(enable = "avx2,popcnt")]
+    pub(super) unsafe fn csv_cells_avx2(
+        b: &[u8],
+        delimiter: u8,
+        columns: &[usize],
+        cells: &mut [(usize, usize)],
+    ) -> Option<usize> {
+        let blocks = Avx2Blocks {
+            delimiter: _mm256_set1_epi8(delimiter as i8),
+            quote: _mm256_set1_epi8(b'"' as i8),
+        };
+        super::csv_cells_with(&blocks, b, delimiter, columns, cells)
+    }
+}
+
+/// The delimiter and quote bytes of a block of a CSV line, one bit per byte, lowest bit
+/// first: what [`csv_cells_at`] walks.
+trait CsvBlocks {
+    /// Bytes per block (at most 32).
+    const WIDTH: usize;
+    /// The masks of the delimiters and of the quotes in `b[pos..pos + WIDTH]`, which must lie
+    /// inside `b`.
+    fn masks(&self, b: &[u8], pos: usize) -> (u32, u32);
+}
+
+/// The masks byte by byte: blocks of 8 with the word tricks, and the tail of every level.
+struct WordBlocks {
+    delimiter: u8,
+}
+
+impl CsvBlocks for WordBlocks {
+    const WIDTH: usize = 8;
+
+    #[inline(always)]
+    fn masks(&self, b: &[u8], pos: usize) -> (u32, u32) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[pos..pos + 8]);
+        let x = u64::from_le_bytes(word);
+        // One bit per byte: the high bit of each byte, gathered by the multiplication.
+        let gather = |high: u64| ((high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+        (
+            gather(zero_bytes(x ^ splat(self.delimiter))),
+            gather(zero_bytes(x ^ splat(b'"'))),
+        )
+    }
+}
+
+/// Splits a CSV line without quotes: the cells of `line` at `columns` (ascending) go into
+/// `cells` as `(start, end)` byte ranges, and the result is the number of cells of the line.
+/// `None` when the line holds a quote: the caller's cell-by-cell walk handles those lines
+/// (`cells` may then hold some ranges already; the walk overwrites them).
+#[inline(always)]
+fn csv_cells_with<B: CsvBlocks>(
+    blocks: &B,
+    b: &[u8],
+    delimiter: u8,
+    columns: &[usize],
+    cells: &mut [(usize, usize)],
+) -> Option<usize> {
+    let wanted = columns.len().min(cells.len());
+    let (mut next, mut column, mut cell_start, mut delimiters) = (0, 0, 0, 0);
+    let mut pos = 0;
+    // Takes the cells ending at the delimiters of `mask` (a block at `base`); counts the rest.
+    let mut take = |mut mask: u32, base: usize| {
+        while mask != 0 && next < wanted {
+            let at = base + mask.trailing_zeros() as usize;
+            if columns[next] == column {
+                cells[next] = (cell_start, at);
+                next += 1;
+            }
+            column += 1;
+            delimiters += 1;
+            cell_start = at + 1;
+            mask &= mask - 1;
+        }
+        delimiters += mask.count_ones() as usize;
+    };
+    while pos + B::WIDTH <= b.len() {
+        let (delims, quotes) = blocks.masks(b, pos);
+        if quotes != 0 {
+            return None;
+        }
+        take(delims, pos);
+        pos += B::WIDTH;
+    }
+    // The tail, one byte at a time.
+    let (mut delims, mut quotes) = (0u32, 0u32);
+    for (i, &c) in b[pos..].iter().enumerate() {
+        delims |= u32::from(c == delimiter) << i;
+        quotes |= u32::from(c == b'"') << i;
+    }
+    if quotes != 0 {
+        return None;
+    }
+    take(delims, pos);
+    // The last cell runs to the end of the line.
+    if next < wanted && columns[next] == column {
+        cells[next] = (cell_start, b.len());
+    }
+    Some(delimiters + 1)
+}
+
+/// Splits a CSV line that holds no quote in one pass, a block of bytes at a time: the byte
+/// ranges of the cells at `columns` (ascending) go into `cells`, and the result is the number
+/// of cells in the line; `None` when the line holds a quote anywhere (nothing to say about
+/// it: the caller walks it cell by cell). A cell at a column beyond the line's last is left
+/// as it was.
+#[inline]
+pub(crate) fn csv_cells(
+    b: &[u8],
+    delimiter: u8,
+    columns: &[usize],
+    cells: &mut [(usize, usize)],
+) -> Option<usize> {
+    csv_cells_at(level(), b, delimiter, columns, cells)
+}
+
+/// [`csv_cells`] with a given level (which must be supported: see [`supported`]).
+#[inline]
+pub(crate) fn csv_cells_at(
+    level: Level,
+    b: &[u8],
+    delimiter: u8,
+    columns: &[usize],
+    cells: &mut [(usize, usize)],
+) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match level {
+            // SAFETY: `Avx2` is only chosen (by `detect`, or by a caller that checked
+            // `supported`) when the CPU has AVX2 and `popcnt`.
+            Level::Avx2 => return unsafe { x86::csv_cells_avx2(b, delimiter, columns, cells) },
+            Level::Sse2 => return x86::csv_cells_sse2(b, delimiter, columns, cells),
+            Level::Scalar => {}
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
+    csv_cells_with(&WordBlocks { delimiter }, b, delimiter, columns, cells)
 }
 
 #[cfg(test)]
@@ -232,6 +516,86 @@ mod tests {
                                 string_stop_at(level, &b, start),
                                 string_stop_bytes(&b, start),
                                 "{level:?} len {len} byte {s:#x} at {at} from {start}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn csv_cells_agree_with_a_plain_split_at_every_level() {
+        let mut x = 0x0bad_cafe_f00d_1234u64;
+        let alphabet = [b'a', b'7', b',', b';', b' ', 0xc3, 0xa9, b'\t', b'"'];
+        for len in (0..100).chain([127, 128, 129, 255, 256, 257, 1000]) {
+            for round in 0..60 {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        // A quote in about one line of three; delimiters often.
+                        let n = if round % 3 == 0 { 9 } else { 8 };
+                        alphabet[(x % n) as usize]
+                    })
+                    .collect();
+                for delimiter in [b',', b';', b'\t'] {
+                    let all: Vec<(usize, usize)> = {
+                        let mut start = 0;
+                        let mut out = Vec::new();
+                        for (i, &c) in text.iter().enumerate() {
+                            if c == delimiter {
+                                out.push((start, i));
+                                start = i + 1;
+                            }
+                        }
+                        out.push((start, text.len()));
+                        out
+                    };
+                    let quoted = text.contains(&b'"');
+                    let columns: Vec<usize> = [0usize, 1, 2, 5, 9, 30, 70]
+                        .into_iter()
+                        .filter(|c| (x >> (c % 7)) & 1 == 1 || *c == 0)
+                        .collect();
+                    for level in levels() {
+                        let mut cells = vec![(usize::MAX, 0); columns.len()];
+                        let got = csv_cells_at(level, &text, delimiter, &columns, &mut cells);
+                        if quoted {
+                            assert_eq!(got, None, "{level:?} {text:?}");
+                            continue;
+                        }
+                        assert_eq!(got, Some(all.len()), "{level:?} {text:?}");
+                        for (k, &c) in columns.iter().enumerate() {
+                            if c < all.len() {
+                                assert_eq!(cells[k], all[c], "{level:?} column {c} {text:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn csv_needs_quotes_agrees_with_a_byte_loop_at_every_level() {
+        let specials = [b',', b';', b'"', b'\r', b'\n'];
+        for level in levels() {
+            for len in 0..100 {
+                for at in 0..=len {
+                    for &s in specials.iter().chain(&[b'a', 0xc3]) {
+                        let mut b = vec![b'x'; len];
+                        if at < len {
+                            b[at] = s;
+                        }
+                        for delimiter in [b',', b'\t'] {
+                            let want = b
+                                .iter()
+                                .any(|&c| c == delimiter || c == b'"' || c == b'\r' || c == b'\n');
+                            assert_eq!(
+                                csv_needs_quotes_at(level, &b, delimiter),
+                                want,
+                                "{level:?} len {len} byte {s:#x} at {at}"
                             );
                         }
                     }
@@ -345,6 +709,32 @@ pub(crate) fn next_json_escape(b: &[u8], from: usize) -> usize {
 /// quote, `\r` or `\n` (the spaces at its ends are the caller's to check).
 #[inline]
 pub(crate) fn csv_needs_quotes(b: &[u8], delimiter: u8) -> bool {
+    csv_needs_quotes_at(level(), b, delimiter)
+}
+
+/// [`csv_needs_quotes`] with a given level (which must be supported: see [`supported`]).
+#[inline]
+pub(crate) fn csv_needs_quotes_at(level: Level, b: &[u8], delimiter: u8) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if b.len() >= 16 {
+            match level {
+                // SAFETY: `Avx2` is only chosen (by `detect`, or by a caller that checked
+                // `supported`) when the CPU has AVX2.
+                Level::Avx2 => return unsafe { x86::csv_needs_quotes_avx2(b, delimiter) },
+                Level::Sse2 => return x86::csv_needs_quotes_sse2(b, delimiter),
+                Level::Scalar => {}
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = level;
+    csv_needs_quotes_words(b, delimiter)
+}
+
+/// [`csv_needs_quotes`] eight bytes at a time: short cells, and other CPUs.
+#[inline]
+fn csv_needs_quotes_words(b: &[u8], delimiter: u8) -> bool {
     let special = |c: u8| c == delimiter || c == b'"' || c == b'\r' || c == b'\n';
     let mut chunks = b.chunks_exact(8);
     for chunk in &mut chunks {

@@ -14,4 +14,4 @@ pub mod preview;
 mod writer;
 
 pub use checksum::Checksum;
-pub use writer::{open_output, Output, Writer};
+pub use writer::{open_output, part_path, prepare_parts, Output, Writer};

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
@@ -37,6 +37,43 @@ pub fn open_output(path: Option<&Path>) -> Result<Output, String> {
             Ok(Output::File(BufWriter::with_capacity(1 << 16, file)))
         }
     }
+}
+
+/// The file a sink with `parts: true` writes from instance `instance`: `folder/part-N.EXT`.
+pub fn part_path(folder: &Path, instance: usize, extension: &str) -> PathBuf {
+    folder.join(format!("part-{instance}.{extension}"))
+}
+
+/// Readies the folder of a sink writing `count` part files (called once, before any instance
+/// opens its part): creates it, and outside checkpointed runs removes the part files an
+/// earlier run with more instances left (`part-N.EXT` for `N >= count`), so that the folder
+/// holds this run's output alone, as a plain file sink truncates its file. In a checkpointed
+/// run nothing is removed: each part is a committed file that knows what was published.
+pub fn prepare_parts(folder: &Path, extension: &str, count: usize) -> Result<(), String> {
+    std::fs::create_dir_all(folder)
+        .map_err(|err| format!("cannot create folder {}: {err}", folder.display()))?;
+    if crate::checkpoint::enabled() {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(folder)
+        .map_err(|err| format!("cannot read folder {}: {err}", folder.display()))?;
+    let suffix = format!(".{extension}");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let stale = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("part-"))
+            .and_then(|n| n.strip_suffix(suffix.as_str()))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|index| index >= count);
+        if stale {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .map_err(|err| format!("cannot remove {}: {err}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 const FLUSH_AT: usize = 1 << 16;
@@ -195,5 +232,52 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<T> for Writer<E> {
             Output::Stdout => {}
         }
         self.metrics.report(&self.stats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_parts_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("out");
+        std::fs::create_dir_all(&folder).unwrap();
+        for name in [
+            "part-0.jsonl",
+            "part-1.jsonl",
+            "part-2.jsonl",
+            "part-10.jsonl",
+            "part-2.csv",
+            "part-x.jsonl",
+            "part-.jsonl",
+            "part-3.p1.jsonl",
+            "notes.txt",
+        ] {
+            std::fs::write(folder.join(name), b"x").unwrap();
+        }
+        prepare_parts(&folder, "jsonl", 2).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "notes.txt",
+                "part-.jsonl",
+                "part-0.jsonl",
+                "part-1.jsonl",
+                "part-2.csv",
+                "part-3.p1.jsonl",
+                "part-x.jsonl"
+            ]
+        );
+        assert_eq!(part_path(&folder, 1, "csv"), folder.join("part-1.csv"));
+        // A folder that does not exist yet is created.
+        prepare_parts(&dir.path().join("a/b"), "csv", 1).unwrap();
+        assert!(dir.path().join("a/b").is_dir());
     }
 }

@@ -6,7 +6,9 @@
 //! Input is read in blocks ([`BLOCK`] bytes) into one buffer; line ends are found with
 //! `memchr` and each line is handed to the decoder where it lies, so nothing is allocated or
 //! copied per line. The partial line at the end of a block moves to the front before the next
-//! read; a line longer than the buffer grows it. A file is read with positioned reads
+//! read; a line longer than the buffer grows it. Lines are validated as UTF-8 a stretch of
+//! whole lines (up to 64 KiB) at a time, not one by one; a line in a stretch that is not valid
+//! is checked alone, so its verdict and reason are those it would get alone. A file is read with positioned reads
 //! (`pread`), so the instances reading one file share its handle. Stdin is read as it comes:
 //! a read returns what is available, so a line is decoded when it arrives; before each read
 //! the reader waits for input with `poll(2)` only until the next tick of the flush interval
@@ -127,7 +129,7 @@ fn read_header(name: &str, file: &Arc<OpenedFile>) -> Result<Option<String>, Str
         pos: 0,
     });
     match reader.next_line() {
-        Ok(Next::Line(line)) => header_text(line)
+        Ok(Next::Line(line)) => header_text(line.bytes)
             .map(|h| Some(h.to_string()))
             .map_err(|e| in_file(name, file, e)),
         // (A file never idles.)
@@ -186,7 +188,7 @@ enum Bytes {
 /// What [`LineReader::next_line`] found.
 enum Next<'a> {
     /// A line with its `\n` (the input's last line may have none).
-    Line(&'a [u8]),
+    Line(Line<'a>),
     /// Nothing more before the deadline (stdin only): time to tick.
     Idle,
     /// The end of the input.
@@ -209,8 +211,57 @@ fn stdin_ready(timeout: std::time::Duration) -> bool {
     n != 0 && !(n < 0 && std::io::Error::last_os_error().kind() == ErrorKind::Interrupted)
 }
 
+/// One line of the input, as [`LineReader::next_line`] hands it out.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    /// The line's bytes, with its `\n` (the input's last line may have none).
+    bytes: &'a [u8],
+    /// Whether the line is known to be valid UTF-8: it lay in a stretch of lines validated
+    /// together. `false` says nothing: the line has yet to be checked on its own.
+    utf8: bool,
+}
+
+impl<'a> Line<'a> {
+    /// The line without its line end (`\n` or `\r\n`).
+    #[inline]
+    fn without_end(self) -> Line<'a> {
+        let bytes = self.bytes.strip_suffix(b"\n").unwrap_or(self.bytes);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        Line { bytes, ..self }
+    }
+
+    /// The line as text, or why it is not UTF-8: the error of
+    /// [`crate::formats::utf8`] on the line alone, so a reason never depends on the lines
+    /// around it.
+    #[inline]
+    fn text(self) -> Result<&'a str, std::str::Utf8Error> {
+        if self.utf8 {
+            // SAFETY: `utf8` is only set for bytes that `LineReader::validate_ahead` found to
+            // be valid UTF-8, and a line is a whole stretch of them cut at `\n` bytes, which
+            // never fall inside a multi-byte character (nor does the `\r` `without_end` may
+            // cut).
+            Ok(unsafe { std::str::from_utf8_unchecked(self.bytes) })
+        } else {
+            crate::formats::utf8(self.bytes)
+        }
+    }
+}
+
+/// How many bytes of lines [`LineReader`] validates as UTF-8 in one call: a stretch long
+/// enough that the SIMD validator runs at full speed (one call per ~200-byte line costs
+/// several times more), short enough to stay in the CPU's cache for the decoder that follows.
+const VALIDATE_AHEAD: usize = 64 << 10;
+
 /// Splits its input into lines inside one reused buffer: `buf[start..end]` holds the bytes
 /// read and not handed out yet.
+///
+/// It also validates the lines as UTF-8 a stretch of whole lines at a time: `buf[..valid_to]`
+/// is known to be valid UTF-8 (or handed out already). A stretch that is not valid marks the
+/// lines before its first invalid byte valid and leaves the line holding it to be checked on
+/// its own ([`Line::text`]), so every line gets the verdict and the reason it would get alone.
+/// The work stays linear: a failed stretch is validated a second time to find its first
+/// invalid byte, its lines after that byte once more in the next stretch, and the line
+/// holding it alone: a byte is looked at three times at most.
 struct LineReader {
     from: Bytes,
     buf: Vec<u8>,
@@ -218,6 +269,8 @@ struct LineReader {
     end: usize,
     /// Where the search for the next line end resumes (bytes before it hold none).
     scanned: usize,
+    /// Lines that end at or before this index of `buf` are valid UTF-8.
+    valid_to: usize,
     eof: bool,
 }
 
@@ -229,8 +282,47 @@ impl LineReader {
             start: 0,
             end: 0,
             scanned: 0,
+            valid_to: 0,
             eof: false,
         }
+    }
+
+    /// The line `buf[line_start..line_end]`, with whether it is known to be UTF-8: if it lies
+    /// past what is validated, the stretch of whole lines from its start up to
+    /// [`VALIDATE_AHEAD`] bytes further is validated first.
+    #[inline]
+    fn line(&mut self, line_start: usize, line_end: usize) -> Line<'_> {
+        let utf8 = line_end <= self.valid_to || self.validate_ahead(line_start, line_end);
+        Line {
+            bytes: &self.buf[line_start..line_end],
+            utf8,
+        }
+    }
+
+    /// Validates whole lines from `line_start` (where a line starts): at least up to
+    /// `line_end`, the end of that line, and on to the last line end within
+    /// [`VALIDATE_AHEAD`] bytes. Returns whether the line `line_start..line_end` is valid.
+    fn validate_ahead(&mut self, line_start: usize, line_end: usize) -> bool {
+        let limit = self.end.min(line_start + VALIDATE_AHEAD).max(line_end);
+        // A stretch ends at a line end (or at the end of the first line, even the input's
+        // last line without one): `\n` is never part of a multi-byte character, so the
+        // stretch is valid exactly when each of its lines is.
+        let stretch_end = memchr::memrchr(b'\n', &self.buf[line_end..limit])
+            .map_or(line_end, |i| line_end + i + 1);
+        let stretch = &self.buf[line_start..stretch_end];
+        if simdutf8::basic::from_utf8(stretch).is_ok() {
+            self.valid_to = stretch_end;
+            return true;
+        }
+        // The lines wholly before the first invalid byte are valid.
+        let valid_up_to = match simdutf8::compat::from_utf8(stretch) {
+            Ok(_) => stretch.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        if let Some(i) = memchr::memrchr(b'\n', &stretch[..valid_up_to]) {
+            self.valid_to = line_start + i + 1;
+        }
+        line_end <= self.valid_to
     }
 
     /// The next line, or [`Next::Idle`] when stdin has nothing before its deadline.
@@ -241,7 +333,7 @@ impl LineReader {
                 let line_start = self.start;
                 self.start = self.scanned + i + 1;
                 self.scanned = self.start;
-                return Ok(Next::Line(&self.buf[line_start..self.start]));
+                return Ok(Next::Line(self.line(line_start, self.start)));
             }
             if self.eof {
                 if self.start == self.end {
@@ -249,7 +341,7 @@ impl LineReader {
                 }
                 let line_start = self.start;
                 (self.start, self.scanned) = (self.end, self.end);
-                return Ok(Next::Line(&self.buf[line_start..self.end]));
+                return Ok(Next::Line(self.line(line_start, self.end)));
             }
             if !self.refill()? {
                 return Ok(Next::Idle);
@@ -272,6 +364,7 @@ impl LineReader {
         let partial = self.end - self.start;
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
+            self.valid_to = self.valid_to.saturating_sub(self.start);
             (self.start, self.end) = (0, partial);
         }
         self.scanned = partial;
@@ -504,7 +597,7 @@ where
         None => match reader.next_line() {
             Ok(skipped) => {
                 let skipped = match skipped {
-                    Next::Line(s) => s.len() as u64,
+                    Next::Line(s) => s.bytes.len() as u64,
                     Next::Idle | Next::End => 0,
                 };
                 offset = offset - 1 + skipped;
@@ -578,8 +671,8 @@ where
         if offset >= end {
             break;
         }
-        let bytes = match reader.next_line() {
-            Ok(Next::Line(bytes)) => bytes,
+        let line = match reader.next_line() {
+            Ok(Next::Line(line)) => line,
             Ok(Next::Idle) => {
                 if crate::stop::sources_stopped() {
                     crate::stop::note_stopped_early();
@@ -594,6 +687,7 @@ where
                 break;
             }
         };
+        let bytes = line.bytes;
         let line_start = offset;
         offset += bytes.len() as u64;
         line_no += 1;
@@ -614,11 +708,11 @@ where
             result = Err(format!("source `{name}`: a line came before the header"));
             break;
         };
-        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let line = match crate::formats::utf8(bytes) {
+        let line = line.without_end();
+        let line = match line.text() {
             Ok(line) => line,
             Err(err) => {
+                let bytes = line.bytes;
                 let at = match line_number(line_no) {
                     Ok(at) => at,
                     Err(e) => {
@@ -631,7 +725,7 @@ where
                 continue;
             }
         };
-        if line.trim().is_empty() {
+        if blank(line) {
             continue;
         }
         match decode(line) {
@@ -663,6 +757,16 @@ where
     dead_letters.flush();
     slot.end_of_input(|| part(offset, line_no, tracker.as_ref()), &mut chain);
     result
+}
+
+/// Whether a line holds nothing but white space (and is skipped). Most lines start with a
+/// printable ASCII character, which settles it without the Unicode `trim`.
+#[inline]
+fn blank(line: &str) -> bool {
+    match line.as_bytes().first() {
+        Some(&c) if c > b' ' && c.is_ascii() => false,
+        _ => line.trim().is_empty(),
+    }
 }
 
 /// Reads a whole file of lines into memory (the table of a lookup join), decoding each line
@@ -754,10 +858,80 @@ mod tests {
         let (_file, mut reader) = reader_over(&text);
         let mut got = Vec::new();
         while let Next::Line(line) = reader.next_line().unwrap() {
-            got.push(line.to_vec());
+            got.push(line.bytes.to_vec());
         }
         assert_eq!(got.len(), want.len());
         assert!(got == want);
+    }
+
+    #[test]
+    fn lines_validated_together_get_the_verdict_they_get_alone() {
+        // Lines of plain text, multi-byte characters and invalid bytes (a stray continuation
+        // byte, a truncated character, one cut by `\r`), over several blocks and stretches.
+        let pieces: [&[u8]; 8] = [
+            b"plain ascii text",
+            "caf\u{e9} \u{1f600} \u{4e2d}".as_bytes(),
+            b"bad \x80 continuation",
+            b"truncated \xe2\x82",
+            b"cut by cr \xc3\r",
+            b"",
+            b"  ",
+            b"\xff\xfe",
+        ];
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut text = Vec::new();
+        let mut want = Vec::new();
+        while text.len() < BLOCK * 2 + 3 * VALIDATE_AHEAD {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly valid lines, so that stretches are both valid and not.
+            let piece = if x % 100 < 97 {
+                pieces[(x % 2) as usize]
+            } else {
+                pieces[(x % 8) as usize]
+            };
+            let mut line = piece.repeat(1 + (x >> 40) as usize % 20);
+            line.extend_from_slice(if x.is_multiple_of(3) { b"\r\n" } else { b"\n" });
+            text.extend_from_slice(&line);
+            want.push(line);
+        }
+        text.extend_from_slice(b"last \xc3");
+        want.push(b"last \xc3".to_vec());
+        let (_file, mut reader) = reader_over(&text);
+        let mut seen = 0;
+        while let Next::Line(line) = reader.next_line().unwrap() {
+            assert_eq!(line.bytes, &want[seen][..]);
+            let alone = line.without_end().bytes;
+            let expected = crate::formats::utf8(alone).map_err(|e| e.to_string());
+            assert_eq!(
+                line.without_end().text().map_err(|e| e.to_string()),
+                expected,
+                "line {seen}"
+            );
+            if line.utf8 {
+                assert!(std::str::from_utf8(line.bytes).is_ok(), "line {seen}");
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, want.len());
+    }
+
+    #[test]
+    fn blank_lines_are_white_space_only() {
+        for (line, want) in [
+            ("", true),
+            ("  \t", true),
+            ("\u{b}", true),
+            ("\u{a0}\u{3000}", true),
+            ("a", false),
+            (" a", false),
+            ("\u{e9}", false),
+            ("\u{a0}x", false),
+        ] {
+            assert_eq!(blank(line), want, "{line:?}");
+            assert_eq!(blank(line), line.trim().is_empty(), "{line:?}");
+        }
     }
 
     #[test]
@@ -765,7 +939,10 @@ mod tests {
         let (_file, mut reader) = reader_over(b"");
         assert!(matches!(reader.next_line().unwrap(), Next::End));
         let (_file, mut reader) = reader_over(b"\n");
-        assert!(matches!(reader.next_line().unwrap(), Next::Line(b"\n")));
+        assert!(matches!(
+            reader.next_line().unwrap(),
+            Next::Line(Line { bytes: b"\n", .. })
+        ));
         assert!(matches!(reader.next_line().unwrap(), Next::End));
     }
 
