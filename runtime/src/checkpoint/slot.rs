@@ -113,6 +113,20 @@ impl StateSlot {
         }
     }
 
+    /// Whether `checkpoint` is complete (`Some(true)`) or given up (`Some(false)`); `None`
+    /// while it is pending, unless `block` waits for the verdict. For sinks that commit an
+    /// epoch outside weir once its checkpoint is complete.
+    pub fn decided(&self, checkpoint: u64, block: bool) -> Option<bool> {
+        if block {
+            return Some(self.wait_complete(checkpoint));
+        }
+        match self.status(checkpoint) {
+            Status::Complete => Some(true),
+            Status::GivenUp => Some(false),
+            Status::Pending => None,
+        }
+    }
+
     /// Blocks until `checkpoint` is complete (`true`), or given up (`false`; then the output
     /// of its epoch must not be committed: a restart replays it). For sinks that commit
     /// outside weir (a Kafka transaction) once the checkpoint is durable.

@@ -579,16 +579,7 @@ where
         let Some(n) = self.awaiting else {
             return;
         };
-        let done = if block {
-            Some(self.slot.wait_complete(n))
-        } else {
-            match self.slot.status(n) {
-                crate::checkpoint::Status::Complete => Some(true),
-                crate::checkpoint::Status::GivenUp => Some(false),
-                crate::checkpoint::Status::Pending => None,
-            }
-        };
-        let Some(complete) = done else {
+        let Some(complete) = self.slot.decided(n, block) else {
             return;
         };
         self.awaiting = None;
