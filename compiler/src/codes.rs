@@ -97,7 +97,7 @@ pub const CODES: &[Code] = &[
     case("E0415", "an aggregate of a type it cannot take (`sum` of strings)"),
     case("E0417", "a window that is not well formed (a hop's size not a multiple of its slide)"),
     case("E0418", "unknown window `time:` (event or processing)"),
-    case("E0420", "a lookup join whose table is not a file source"),
+    case("E0420", "a lookup join whose table is not a file or postgres source, or a postgres source read as a stream"),
     case("E0421", "join keys that can be null or are `f64`"),
     case("E0422", "a join without an equality between the two streams"),
     case("E0423", "an interval join's `within` that is not two ordered durations"),

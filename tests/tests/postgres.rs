@@ -198,3 +198,92 @@ fn an_exactly_once_table_survives_sigkill() {
     );
     assert!(!markers.is_empty());
 }
+
+/// A lookup join's table read from PostgreSQL when the pipeline starts: the join's output
+/// equals the same join against the same rows in a CSV file (the file table is the oracle),
+/// with `table:` and with `query:`; a row with a NULL in a field that is not optional is a dead
+/// letter, and a query with too few columns stops the start.
+#[test]
+fn a_lookup_join_reads_its_table_from_postgres() {
+    let Some(url) = server() else { return };
+    let table = unique_table("channels");
+    query(
+        &url,
+        &format!(
+            "CREATE TABLE \"{table}\" (code TEXT, fee INTEGER, label VARCHAR(20), since TIMESTAMPTZ); \
+             INSERT INTO \"{table}\" VALUES \
+             ('Google', 3, 'search', '2015-01-01 00:00:00+00'), \
+             ('Facebook', 5, NULL, '2015-02-01 12:30:00+00'), \
+             ('Baidu', NULL, 'broken', '2015-03-01 00:00:00+00'), \
+             ('Apple', 7, 'store', '2014-12-31 23:59:59.5+00')"
+        ),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("channels.csv"),
+        "Google,3,search,2015-01-01 00:00:00\nFacebook,5,,2015-02-01 12:30:00\nApple,7,store,2014-12-31 23:59:59.500\n",
+    )
+    .expect("write");
+    let pipeline = |source: &str| {
+        format!(
+            "schema Channel {{ code: string, fee: i64, label: string?, since: timestamp }}\n\
+             source channels: Channel = {source}\n\
+             source bids = nexmark(stream: \"bid\", events: 5000)\n\
+             let charged = bids\n    \
+               |> lookup_join channels as c on channel = c.code\n    \
+               |> select {{ auction, price, channel, fee: c.fee, label: c.label, since: c.since }}\n\
+             sink charged -> file(path: \"out.csv\") format csv\n"
+        )
+    };
+    let run_with = |name: &str, source: &str| {
+        let binary = build(name, &pipeline(source), false);
+        let _ = std::fs::remove_file(dir.path().join("out.csv"));
+        let _ = std::fs::remove_file(dir.path().join("dead_letters.jsonl"));
+        let out = run(&binary, &[], dir.path(), None);
+        assert!(out.success, "{}", out.stderr);
+        let rows = sorted(
+            std::fs::read_to_string(dir.path().join("out.csv"))
+                .expect("output")
+                .lines()
+                .map(str::to_string),
+        );
+        let dead =
+            std::fs::read_to_string(dir.path().join("dead_letters.jsonl")).unwrap_or_default();
+        (rows, dead)
+    };
+    let (want, _) = run_with(
+        "postgres_lookup_oracle",
+        "file(path: \"channels.csv\") format csv",
+    );
+    assert!(want.len() > 100, "{}", want.len());
+    let (got, dead) = run_with(
+        "postgres_lookup_table",
+        &format!("postgres(url: \"{url}\", table: \"{table}\")"),
+    );
+    assert_eq!(got, want);
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert!(dead.contains("`fee`") && dead.contains("is null"), "{dead}");
+    let (got, _) = run_with(
+        "postgres_lookup_query",
+        &format!(
+            "postgres(url: \"{url}\", query: \"SELECT code, fee, label, since FROM {table} WHERE fee IS NOT NULL\")"
+        ),
+    );
+    assert_eq!(got, want);
+
+    let binary = build(
+        "postgres_lookup_short",
+        &pipeline(&format!(
+            "postgres(url: \"{url}\", query: \"SELECT code, fee FROM {table}\")"
+        )),
+        false,
+    );
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("2 column(s), the schema has 4 field(s)"),
+        "{}",
+        out.stderr
+    );
+}

@@ -216,7 +216,7 @@ pub const FEATURES_LINE: &str = "// weir-runtime features: ";
 
 /// Optional runtime features the graph's connectors need, sorted: `kafka` when a source or a
 /// sink is a Kafka one (librdkafka is compiled only for such pipelines), `postgres` when a
-/// sink writes to PostgreSQL. ([`generate`] adds `regex` after them when an expression
+/// sink writes to PostgreSQL or a lookup join reads it. ([`generate`] adds `regex` after them when an expression
 /// matches a pattern, then `tz` when one names a time zone.)
 pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
     let ops = graph.ops();
@@ -225,8 +225,12 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
         Op::Sink(def) => matches!(def.kind, crate::sema::SinkKind::Kafka { .. }),
         _ => false,
     });
-    let postgres = ops.iter().any(|&op| {
-        matches!(&graph.node(op).op, Op::Sink(def) if matches!(def.kind, crate::sema::SinkKind::Postgres { .. }))
+    let postgres = ops.iter().any(|&op| match &graph.node(op).op {
+        Op::Sink(def) => matches!(def.kind, crate::sema::SinkKind::Postgres { .. }),
+        Op::Join {
+            table: Some(def), ..
+        } => matches!(def.kind, SourceKind::Postgres { .. }),
+        _ => false,
     });
     let mut features = Vec::new();
     if kafka {
@@ -415,7 +419,8 @@ fn wiring(
                     split_vars.push(v);
                 }
                 SourceKind::File { parallelism, .. } => file_splits.push((v, *parallelism)),
-                SourceKind::Stdin { .. } => {}
+                // (A postgres source is a lookup table, never an operator: sema.)
+                SourceKind::Stdin { .. } | SourceKind::Postgres { .. } => {}
             }
         }
     }
@@ -733,6 +738,9 @@ fn scale_out(cx: &EmitCx<'_>, info: &GraphInfo) -> TokenStream {
                 }
                 SourceKind::Stdin { .. } => {
                     other.get_or_insert(format!("`{}` reads stdin", def.name));
+                }
+                SourceKind::Postgres { .. } => {
+                    other.get_or_insert(format!("`{}` reads PostgreSQL", def.name));
                 }
             }
         }

@@ -166,7 +166,7 @@ impl Lower<'_> {
             SourceKind::Nexmark { .. } | SourceKind::Kafka(_) | SourceKind::File { .. } => {
                 Parallelism::Splits(index)
             }
-            SourceKind::Stdin { .. } => Parallelism::One,
+            SourceKind::Stdin { .. } | SourceKind::Postgres { .. } => Parallelism::One,
         };
         let label = match &def.kind {
             SourceKind::Nexmark { stream, .. } => {
@@ -175,6 +175,7 @@ impl Lower<'_> {
             SourceKind::File { path, .. } => format!("source {}: file({path})", def.name),
             SourceKind::Stdin { .. } => format!("source {}: stdin", def.name),
             SourceKind::Kafka(k) => format!("source {}: kafka({})", def.name, k.topic),
+            SourceKind::Postgres { .. } => format!("source {}: postgres", def.name),
         };
         let op = self.graph.add_op(Node {
             op: Op::Source {

@@ -40,6 +40,48 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
     // The joined side's record type: an upstream operator's, or the table's own struct.
     let (right, table_load) = match table {
         None => (cx.record_type(inputs[1].1), None),
+        Some(source) if matches!(source.kind, SourceKind::Postgres { .. }) => {
+            let record = cx
+                .namer
+                .fresh(&format!("{}TableRecord", camel(&source.name)));
+            items.push(records::record_struct(&record, &source.ty.schema));
+            let SourceKind::Postgres { url, query } = &source.kind else {
+                unreachable!("matched above");
+            };
+            // Each field from its column, by position.
+            let from_row = cx.namer.fresh(&format!("table_row_{}", source.name));
+            let fields = source.ty.schema.fields.iter().enumerate().map(|(i, f)| {
+                let id = field_ident(&f.name);
+                let get = match f.ty {
+                    Type::I64 | Type::Duration => quote!(c.i64(#i)),
+                    Type::F64 => quote!(c.f64(#i)),
+                    Type::Bool => quote!(c.bool(#i)),
+                    Type::Timestamp => quote!(c.timestamp(#i)),
+                    Type::String | Type::Null => quote!(c.text(#i)),
+                };
+                if f.nullable {
+                    quote!(#id: #get?)
+                } else {
+                    quote!(#id: c.required(#i, #get)?)
+                }
+            });
+            items.push(quote! {
+                fn #from_row(c: &::weir_runtime::sources::postgres::Columns<'_>) -> ::std::result::Result<#record, ::std::string::String> {
+                    Ok(#record { #(#fields,)* })
+                }
+            });
+            let name = source.name.clone();
+            let n_fields = source.ty.schema.fields.len();
+            captures.push(format_ident!("dead_letters"));
+            setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
+            // Read when the pipeline starts, before any sink opens its output.
+            let table = format_ident!("table_{}", op.index());
+            setup.push(quote! {
+                let #table = ::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row)?;
+            });
+            captures.push(table.clone());
+            (quote!(#record), Some(quote!(#table)))
+        }
         Some(source) => {
             let record = cx
                 .namer

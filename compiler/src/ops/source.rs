@@ -47,6 +47,9 @@ pub fn emit(
     let mut setup = Vec::new();
     let mut captures = vec![metrics.clone()];
     let role: Role = match &def.kind {
+        SourceKind::Postgres { .. } => {
+            unreachable!("sema reads a postgres source as a lookup table only, never a stream")
+        }
         SourceKind::Nexmark { params, .. } => {
             let cfg = format_ident!("nexmark_config_{}", index);
             let par = cx.splits_var(index);

@@ -80,16 +80,27 @@ impl Checker {
             );
             return None;
         }
-        if join.kind == JoinKind::Lookup {
-            let is_file = matches!(right_input, StreamInput::Source(i)
-                if matches!(self.program.sources[i].kind, SourceKind::File { .. }));
-            if !is_file {
-                self.error(
-                    Diagnostic::error("E0420", join.stream.span, "a lookup join reads its table from a file source")
-                        .with_hint("declare `source table: Schema = file(path: \"...\") format csv` and join it"),
-                );
-                return None;
-            }
+        let is_table = matches!(right_input, StreamInput::Source(i)
+            if matches!(self.program.sources[i].kind, SourceKind::File { .. } | SourceKind::Postgres { .. }));
+        if join.kind == JoinKind::Lookup && !is_table {
+            self.error(
+                Diagnostic::error("E0420", join.stream.span, "a lookup join reads its table from a file or postgres source")
+                    .with_hint("declare `source table: Schema = file(path: \"...\") format csv` (or `postgres(url: ..., table: ...)`) and join it"),
+            );
+            return None;
+        }
+        let is_postgres = matches!(right_input, StreamInput::Source(i)
+            if matches!(self.program.sources[i].kind, SourceKind::Postgres { .. }));
+        if join.kind != JoinKind::Lookup && is_postgres {
+            self.error(
+                Diagnostic::error(
+                    "E0420",
+                    join.stream.span,
+                    "a postgres source is read as the table of a lookup join only",
+                )
+                .with_hint(format!("`lookup_join {} as ...`", join.stream.name)),
+            );
+            return None;
         }
         // The combined schema the condition is checked against.
         let mut combined = left.schema.clone();

@@ -628,6 +628,67 @@ impl Checker {
                     _ => None,
                 }
             }
+            "postgres" => {
+                let args = Args::new(
+                    connector,
+                    "source `postgres`",
+                    &["url", "table", "query"],
+                    &mut self.diagnostics,
+                );
+                if let Some(f) = &decl.format {
+                    self.error(
+                        Diagnostic::error("E0311", f.span, "a postgres source has no format")
+                            .with_hint("remove `format ...`: each field is a column"),
+                    );
+                }
+                if decl.schema.is_none() {
+                    self.error(
+                        Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
+                            .with_hint(format!("declare one and name it: `schema Row {{ ... }}` then `source {name}: Row = postgres(...)`")),
+                    );
+                }
+                let d = &mut self.diagnostics;
+                let url = args.string("url", d);
+                let url = args.required("url", url, d);
+                let table = args.string("table", d);
+                let query = args.string("query", d);
+                let table = table.filter(|t| postgres_table_ok(t, &args, d));
+                let query = match (table, query, declared_schema.as_ref()) {
+                    (Some(_), Some(_), _) | (None, None, _) => {
+                        d.push(
+                            Diagnostic::error(
+                                "E0327",
+                                connector.span,
+                                "a postgres source reads a `table` or a `query`: one of them",
+                            )
+                            .with_hint("`table: \"rates\"`, or `query: \"SELECT code, rate FROM rates WHERE live\"` (columns in the schema's order)"),
+                        );
+                        None
+                    }
+                    (Some(table), None, Some(schema)) => {
+                        let columns: Vec<String> = schema
+                            .fields
+                            .iter()
+                            .map(|f| format!("\"{}\"", f.name))
+                            .collect();
+                        let table: Vec<String> =
+                            table.split('.').map(|p| format!("\"{p}\"")).collect();
+                        Some(format!(
+                            "SELECT {} FROM {}",
+                            columns.join(", "),
+                            table.join(".")
+                        ))
+                    }
+                    (None, Some(query), _) => Some(query),
+                    (Some(_), None, None) => None,
+                };
+                match (declared_schema, url, query) {
+                    (Some(schema), Some(url), Some(query)) => {
+                        Some((SourceKind::Postgres { url, query }, schema))
+                    }
+                    _ => None,
+                }
+            }
             "kafka" => {
                 let args = Args::new(
                     connector,
@@ -855,6 +916,22 @@ impl Checker {
     /// Resolves a pipe's input and checks its steps; returns the new stream's index.
     fn pipe(&mut self, pipe: &ast::Pipe, name: Option<String>) -> Option<usize> {
         let (input, mut ty) = match self.names.get(&pipe.input.name) {
+            Some((Named::Source(i), _))
+                if matches!(self.program.sources[*i].kind, SourceKind::Postgres { .. }) =>
+            {
+                self.error(
+                    Diagnostic::error(
+                        "E0420",
+                        pipe.input.span,
+                        "a postgres source is read as the table of a lookup join only",
+                    )
+                    .with_hint(format!(
+                        "join it: `stream |> lookup_join {} as t on key = t.key`",
+                        pipe.input.name
+                    )),
+                );
+                return None;
+            }
             Some((Named::Source(i), _)) => {
                 (StreamInput::Source(*i), self.program.sources[*i].ty.clone())
             }
@@ -2221,25 +2298,7 @@ impl Checker {
                 let url = args.required("url", url, d);
                 let table = args.string("table", d);
                 let table = args.required("table", table, d);
-                let table = table.filter(|t| {
-                    let ok = !t.is_empty()
-                        && t.split('.').count() <= 2
-                        && t.split('.').all(|part| {
-                            part.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        });
-                    if !ok {
-                        d.push(
-                            Diagnostic::error(
-                                "E0327",
-                                args.span_of("table"),
-                                format!("`{t}` is not a table name weir writes to"),
-                            )
-                            .with_hint("letters, digits and `_`, optionally after a schema: `orders` or `shop.orders`"),
-                        );
-                    }
-                    ok
-                });
+                let table = table.filter(|t| postgres_table_ok(t, &args, d));
                 match (url, table, exactly_once) {
                     (Some(url), Some(table), Some(exactly_once)) => Some(SinkKind::Postgres {
                         url,
@@ -2363,6 +2422,30 @@ fn kafka_properties(
         }
     }
     ok.then_some(out)
+}
+
+/// A PostgreSQL table name weir reads or writes: letters, digits and `_`, optionally after a
+/// schema (`orders`, `shop.orders`); E0327 otherwise.
+fn postgres_table_ok(t: &str, args: &Args<'_>, d: &mut Vec<Diagnostic>) -> bool {
+    let ok = !t.is_empty()
+        && t.split('.').count() <= 2
+        && t.split('.').all(|part| {
+            part.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if !ok {
+        d.push(
+            Diagnostic::error(
+                "E0327",
+                args.span_of("table"),
+                format!("`{t}` is not a table name weir reads or writes"),
+            )
+            .with_hint(
+                "letters, digits and `_`, optionally after a schema: `orders` or `shop.orders`",
+            ),
+        );
+    }
+    ok
 }
 
 /// Kafka's rule for topic names: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not `.` or `..`.

@@ -49,6 +49,15 @@ pub enum SourceKind {
         format: Format,
     },
     Kafka(KafkaSource),
+    /// A PostgreSQL table or query, read when the pipeline starts: the table of a
+    /// `lookup_join` (not a stream, yet).
+    Postgres {
+        /// `postgresql://user:password@host:port/database`.
+        url: String,
+        /// The query whose rows are read, columns in the schema's order: the one given, or
+        /// `SELECT <fields> FROM <table>` for `table:`.
+        query: String,
+    },
 }
 
 /// `kafka(topic: "t", brokers: "host:9092", group: "g", start: "earliest", parallelism: 2,

@@ -5,6 +5,8 @@
 pub mod kafka;
 pub mod lines;
 pub mod nexmark;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 /// Holds a source instance to its share of its run's `--rate-limit` (records per second of
 /// each source; a generator: events, over all its splits; 0: as fast as possible) by sleeping
