@@ -8,10 +8,10 @@
 //! takes the minimum watermark over all upstream instances.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 
 /// Records per batch. Large enough to amortize channel costs, small enough to keep latency low.
 pub const BATCH_SIZE: usize = 1024;
@@ -53,7 +53,7 @@ pub struct Exchange<I, T, H, W> {
     route: H,
     wrap: W,
     from: u32,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     disconnected: bool,
     _input: std::marker::PhantomData<fn(&I)>,
@@ -74,7 +74,7 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Exchange<I, T, H, W> {
             route,
             wrap,
             from: from as u32,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             disconnected: false,
             _input: std::marker::PhantomData,
@@ -86,6 +86,7 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Exchange<I, T, H, W> {
             return;
         }
         let batch = std::mem::replace(&mut self.buffers[dest], Vec::with_capacity(BATCH_SIZE));
+        self.stats.records_out += batch.len() as u64;
         self.send(
             dest,
             Message::Batch {
@@ -96,10 +97,22 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Exchange<I, T, H, W> {
     }
 
     fn send(&mut self, dest: usize, message: Message<T>) {
+        let message = match self.senders[dest].try_send(message) {
+            Ok(()) => return,
+            Err(TrySendError::Full(message)) => message,
+            Err(TrySendError::Disconnected(_)) => {
+                // The consumer is gone (it failed and reported why); drop what follows.
+                self.disconnected = true;
+                return;
+            }
+        };
+        // The channel is full: the consumer holds this producer back. Timed only here, so
+        // a free-flowing exchange reads no clock.
+        let blocked = std::time::Instant::now();
         if self.senders[dest].send(message).is_err() {
-            // The consumer is gone (it failed and reported why); drop what follows.
             self.disconnected = true;
         }
+        self.stats.blocked_ns += blocked.elapsed().as_nanos() as u64;
     }
 }
 
@@ -157,7 +170,6 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Collector<I> for Exchange<I, 
             self.flush(dest);
             self.send(dest, Message::End { from: self.from });
         }
-        self.stats.records_out = self.stats.records_in;
         self.metrics.report(&self.stats);
         let _ = self.disconnected;
     }

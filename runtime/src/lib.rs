@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod nexmark;
 pub mod ops;
 pub mod overflow;
+pub mod plan;
 pub mod run;
 pub mod scale_out;
 pub mod sinks;

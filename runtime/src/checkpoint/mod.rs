@@ -160,12 +160,30 @@ struct Part {
 #[derive(Default, Clone)]
 pub struct Stats {
     pub completed: u64,
+    /// Checkpoints given up (a task or a sink failed while one was in flight).
+    pub failed: u64,
+    /// The newest complete checkpoints of this run, oldest first (at most [`HISTORY`]).
+    pub history: std::collections::VecDeque<Completed>,
     pub restored_from: Option<u64>,
     pub last_duration: Duration,
     pub max_duration: Duration,
     pub last_bytes: u64,
     /// The last checkpoint of a run asked to stop (see `Coordinator::drain`).
     pub stopped_after: Option<u64>,
+}
+
+/// How many complete checkpoints [`Stats::history`] keeps.
+pub const HISTORY: usize = 16;
+
+/// One complete checkpoint, as the HTTP endpoint shows it.
+#[derive(Clone, Debug)]
+pub struct Completed {
+    pub id: u64,
+    /// When its manifest was written (ms since the Unix epoch).
+    pub completed_ms: i64,
+    pub duration: Duration,
+    /// State bytes over every part.
+    pub bytes: u64,
 }
 
 struct Inner {
@@ -478,7 +496,11 @@ impl Coordinator {
     pub fn abandon(&self) {
         self.stop();
         self.abandoned.store(true, Ordering::Relaxed);
-        self.lock().in_flight = None;
+        let mut inner = self.lock();
+        if inner.in_flight.take().is_some() {
+            inner.stats.failed += 1;
+        }
+        drop(inner);
         self.changed.notify_all();
     }
 
@@ -613,6 +635,15 @@ impl Coordinator {
         stats.last_duration = elapsed;
         stats.max_duration = stats.max_duration.max(elapsed);
         stats.last_bytes = bytes;
+        if stats.history.len() == HISTORY {
+            stats.history.pop_front();
+        }
+        stats.history.push_back(Completed {
+            id: checkpoint,
+            completed_ms: manifest.created_ms,
+            duration: elapsed,
+            bytes,
+        });
         drop(inner);
         self.prune(checkpoint);
         Ok(())

@@ -50,7 +50,7 @@
 use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::state::{State, StateError};
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
@@ -75,7 +75,7 @@ pub struct IntervalJoin<S: JoinSpec, N, D = Discard> {
     finished: bool,
     next: N,
     late: D,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -120,7 +120,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             finished: false,
             next,
             late,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }
@@ -295,7 +295,7 @@ fn probe_rights<S: JoinSpec, N: Collector<S::Out>>(
     rights: &[Held<S::Right>],
     bounds: (i64, i64),
     next: &mut N,
-    stats: &mut OpStats,
+    stats: &mut OpCounters,
 ) -> bool {
     let mut matched = false;
     for h in rights {
@@ -317,7 +317,7 @@ fn probe_lefts<S: JoinSpec, N: Collector<S::Out>>(
     lefts: &mut [Held<S::Left>],
     bounds: (i64, i64),
     next: &mut N,
-    stats: &mut OpStats,
+    stats: &mut OpCounters,
 ) {
     for h in lefts {
         if in_interval(h.time, rt, bounds) {

@@ -30,7 +30,7 @@
 use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::state::{State, StateError};
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
@@ -46,7 +46,7 @@ pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     finished: bool,
     next: N,
     late: D,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     /// Left outer: a left record that never matched is emitted with a null right side when it
@@ -75,7 +75,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             finished: false,
             next,
             late,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             left_outer: false,

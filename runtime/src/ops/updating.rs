@@ -15,7 +15,7 @@ use std::hash::Hash;
 use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::key_ttl::KeyTtl;
 use crate::ops::window::WindowAggregate;
 use crate::state::{State, StateError};
@@ -77,7 +77,7 @@ pub struct GroupAggregateOp<A: WindowAggregate, N> {
     state: FastMap<A::Key, A::Acc>,
     dirty: BTreeMap<A::Key, ()>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     overflows: Option<crate::overflow::Overflows>,
@@ -89,7 +89,7 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
             state: FastMap::default(),
             dirty: BTreeMap::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             overflows: None,
@@ -199,7 +199,7 @@ pub struct RetractAggregateOp<A: RetractAggregate, N> {
     groups: FastMap<A::Key, A::Acc>,
     dirty: BTreeMap<A::Key, ()>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -211,7 +211,7 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
             groups: FastMap::default(),
             dirty: BTreeMap::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }
@@ -355,7 +355,7 @@ pub struct TopNOp<S: RankSpec, N> {
     /// Key -> lowest rank index whose row changed since the last flush.
     dirty: BTreeMap<S::Key, usize>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -369,7 +369,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
             ttl: None,
             dirty: BTreeMap::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }

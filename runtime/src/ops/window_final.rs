@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::updating::RankSpec;
 use crate::ops::window::WindowAggregate;
 use crate::state::{State, StateError};
@@ -72,7 +72,7 @@ pub struct FinalTopNOp<S: RankSpec, N> {
     /// Open partitions, each with its best rows so far, best first.
     open: OpenGroups<S::Key, Vec<S::In>>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -84,7 +84,7 @@ impl<S: RankSpec, N: Collector<S::Out>> FinalTopNOp<S, N> {
             newer_wins_ties: false,
             open: OpenGroups::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }
@@ -173,7 +173,7 @@ impl<S: RankSpec, N> Snapshot for FinalTopNOp<S, N> {
 pub struct FinalAggregateOp<A: WindowAggregate, N> {
     open: OpenGroups<A::Key, A::Acc>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     overflows: Option<crate::overflow::Overflows>,
@@ -184,7 +184,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>> FinalAggregateOp<A, N> {
         FinalAggregateOp {
             open: OpenGroups::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             overflows: None,

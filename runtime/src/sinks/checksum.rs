@@ -2,7 +2,7 @@
 
 use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::metrics::{Metrics, OpMetrics, OpStats};
+use crate::metrics::{Metrics, OpCounters, OpMetrics};
 use crate::state::{State, StateError};
 
 pub struct Checksum<H> {
@@ -11,7 +11,7 @@ pub struct Checksum<H> {
     rows: u64,
     sum: u64,
     registry: Metrics,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -24,7 +24,7 @@ impl<H> Checksum<H> {
             rows: 0,
             sum: 0,
             registry,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }
@@ -48,6 +48,7 @@ impl<T, H: FnMut(&T) -> u64> Collector<T> for Checksum<H> {
     #[inline]
     fn push(&mut self, record: &T) {
         self.rows += 1;
+        self.stats.records_in += 1;
         self.sum = self.sum.wrapping_add((self.hash)(record));
     }
 
@@ -60,8 +61,9 @@ impl<T, H: FnMut(&T) -> u64> Collector<T> for Checksum<H> {
 
     fn finish(&mut self) {
         self.registry.add_checksum(self.sink, self.rows, self.sum);
-        self.stats.records_in = self.rows;
-        self.stats.records_out = self.rows;
+        // Restored rows count too: the summary reports the sink's whole table.
+        self.stats.records_in.set(self.rows);
+        self.stats.records_out.set(self.rows);
         self.metrics.report(&self.stats);
     }
 }

@@ -35,7 +35,7 @@ use rdkafka::ClientContext;
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::run::{Errors, RunArgs};
 
 /// How long the end of input waits for outstanding messages.
@@ -146,7 +146,7 @@ pub struct KafkaSink<E, K> {
     /// Records the producer refused (not counting delivery failures).
     refused: u64,
     first_refusal: Option<String>,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     /// Exactly once: the transaction all instances of the sink share.
@@ -313,7 +313,7 @@ impl<E, K> KafkaSink<E, K> {
             key_buf: Vec::new(),
             refused: 0,
             first_refusal: None,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             transaction: None,
@@ -540,7 +540,7 @@ where
         self.send(has_key.then_some(key_buf.as_slice()), &buf);
         (self.buf, self.key_buf) = (buf, key_buf);
         self.stats.records_out += 1;
-        if self.stats.records_in.is_multiple_of(1024) {
+        if self.stats.records_in.get().is_multiple_of(1024) {
             if let Some(producer) = &self.producer {
                 producer.poll(Duration::ZERO);
             }

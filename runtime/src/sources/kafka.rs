@@ -444,13 +444,14 @@ impl KafkaSource {
         mut decode: D,
         event_time: Option<EventTime<T>>,
         slot: StateSlot,
-        mut chain: C,
+        chain: C,
     ) -> Result<(), String>
     where
         D: FnMut(&str) -> Result<T, DecodeError>,
         C: Collector<T>,
     {
         let name = self.config.name.clone();
+        let mut chain = metrics.source(&name, chain);
         let mut slot = slot;
         let checkpointed = slot.is_active();
         // A checkpoint's part: next offset and highest event time per partition, and the last
