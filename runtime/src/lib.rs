@@ -22,6 +22,8 @@ pub mod embed;
 pub mod formats;
 pub mod functions;
 pub mod hash;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod inline;
 #[cfg(feature = "kafka")]
 pub mod kafka;

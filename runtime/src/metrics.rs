@@ -240,6 +240,7 @@ impl Metrics {
             }),
         }
         SourceMeter {
+            pushed: 0,
             records,
             watermark,
             chain,
@@ -448,7 +449,11 @@ pub struct SourceStats {
 }
 
 /// The chain of a source instance, counting what goes into it (see [`Metrics::source`]).
+/// It counts in a plain field and publishes the count at every watermark, tick (at least
+/// every flush interval: sources tick while they read) and barrier: a store per record cost
+/// a pass-through pipeline about 1 % of its throughput.
 pub struct SourceMeter<C> {
+    pushed: u64,
     records: Counter,
     watermark: Arc<AtomicI64>,
     chain: C,
@@ -457,10 +462,11 @@ pub struct SourceMeter<C> {
 impl<T: ?Sized, C: Collector<T>> Collector<T> for SourceMeter<C> {
     #[inline(always)]
     fn push(&mut self, record: &T) {
-        self.records += 1;
+        self.pushed += 1;
         self.chain.push(record);
     }
     fn watermark(&mut self, watermark: i64) {
+        self.records.set(self.pushed);
         // The final watermark says the input ended, not where event time is.
         if watermark != i64::MAX {
             self.watermark.store(watermark, Ordering::Relaxed);
@@ -468,12 +474,15 @@ impl<T: ?Sized, C: Collector<T>> Collector<T> for SourceMeter<C> {
         self.chain.watermark(watermark);
     }
     fn barrier(&mut self, checkpoint: u64) {
+        self.records.set(self.pushed);
         self.chain.barrier(checkpoint);
     }
     fn tick(&mut self) {
+        self.records.set(self.pushed);
         self.chain.tick();
     }
     fn finish(&mut self) {
+        self.records.set(self.pushed);
         self.chain.finish();
     }
 }

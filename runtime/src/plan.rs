@@ -5,8 +5,8 @@
 /// A pipeline's dataflow graph, as `weir explain` shows it after the optimization passes.
 #[derive(Debug)]
 pub struct Plan {
-    /// The pipeline's name: its binary's (`CARGO_BIN_NAME` when the generated crate was
-    /// compiled: the pipeline file's name), none in a library.
+    /// The pipeline's name (the pipeline file's, which weir's driver sets in `WEIR_PIPELINE`
+    /// when it compiles the generated crate); none when something else compiled it.
     pub pipeline: Option<&'static str>,
     pub operators: &'static [PlanOp],
     pub edges: &'static [PlanEdge],
