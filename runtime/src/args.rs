@@ -99,7 +99,8 @@ const USAGE: &str = "options:
                       first N rows, and the run stops once every sink has
   --http ADDR         serve Prometheus metrics (/metrics) and a JSON view of the run
                       (/api/pipeline) on ADDR while it runs, e.g. 127.0.0.1:9464;
-                      port 0 picks a free port (said on stderr)
+                      port 0 picks a free port (said on stderr); POST /checkpoint
+                      takes a checkpoint now, POST /stop stops after a last one
   --quiet             no run summary on stderr
   --help              this text";
 

@@ -1,5 +1,6 @@
 //! The HTTP endpoint of a pipeline binary (`--http ADDR`, feature `http`): Prometheus metrics
-//! at `/metrics` and a JSON view of the run at `/api/pipeline`.
+//! at `/metrics`, a JSON view of the run at `/api/pipeline`, and `POST /checkpoint` (one
+//! now) and `POST /stop` (the graceful stop SIGTERM asks for, exiting 0).
 //!
 //! It runs beside the data path, never on it: one thread of its own with a current-thread
 //! tokio runtime serving HTTP/1 (hyper). A request reads what the data path already keeps:
@@ -86,12 +87,19 @@ async fn accept(listener: std::net::TcpListener, view: Arc<View>) {
 }
 
 fn respond(view: &View, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let text = "text/plain; charset=utf-8";
+    match (path, method == Method::POST) {
+        ("/stop" | "/checkpoint", true) => return control(path),
+        ("/stop" | "/checkpoint", false) => {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, text, "POST only\n".into())
+        }
+        (_, true) => {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, text, "GET only\n".into());
+        }
+        _ => {}
+    }
     if method != Method::GET && method != Method::HEAD {
-        return reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "only GET\n".into(),
-        );
+        return reply(StatusCode::METHOD_NOT_ALLOWED, text, "GET only\n".into());
     }
     match path {
         "/metrics" => match prometheus_text(view) {
@@ -111,8 +119,10 @@ fn respond(view: &View, method: &Method, path: &str) -> Response<Full<Bytes>> {
             StatusCode::OK,
             "text/plain; charset=utf-8",
             format!(
-                "weir pipeline {}\n  /metrics       Prometheus metrics\n  /api/pipeline  \
-                 the plan and its live counters (JSON)\n",
+                "weir pipeline {}\n  GET /metrics        Prometheus metrics\n  GET \
+                 /api/pipeline   the plan and its live counters (JSON)\n  POST /checkpoint  \
+                 take a checkpoint now\n  POST /stop        stop after a last checkpoint, \
+                 exit 0\n",
                 view.pipeline()
             ),
         ),
@@ -131,6 +141,49 @@ impl View {
             Some(name) => name,
             None => &self.program,
         }
+    }
+}
+
+/// `POST /stop` and `POST /checkpoint`: 202 when asked (the client watches `/api/pipeline`
+/// or the process), 409 when the run cannot do it.
+fn control(path: &str) -> Response<Full<Bytes>> {
+    let json = "application/json";
+    let answer =
+        |status: StatusCode, body: serde_json::Value| reply(status, json, body.to_string());
+    let coordinator = crate::checkpoint::coordinator();
+    if path == "/stop" {
+        return match crate::stop::request_stop() {
+            true => answer(
+                StatusCode::ACCEPTED,
+                serde_json::json!({
+                    "stopping": true,
+                    "last_checkpoint": coordinator.is_some(),
+                }),
+            ),
+            false => answer(
+                StatusCode::CONFLICT,
+                serde_json::json!({"error": "this run cannot be stopped from outside"}),
+            ),
+        };
+    }
+    match coordinator {
+        None => answer(
+            StatusCode::CONFLICT,
+            serde_json::json!({"error": "no checkpoints: the run was started without --checkpoint-dir"}),
+        ),
+        Some(c) => match c.checkpoint_now() {
+            true => answer(
+                StatusCode::ACCEPTED,
+                serde_json::json!({"requested": true, "completed": c.completed()}),
+            ),
+            false => answer(
+                StatusCode::CONFLICT,
+                serde_json::json!({
+                    "error": "no more checkpoints: the run is stopping or its input has ended",
+                    "completed": c.completed(),
+                }),
+            ),
+        },
     }
 }
 

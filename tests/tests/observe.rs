@@ -54,7 +54,9 @@ fn slow_binary() -> &'static PathBuf {
 struct Running {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    /// Its stderr, line by line, after the line that says where it serves.
+    stderr: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Running {
@@ -77,13 +79,14 @@ fn start(binary: &Path, args: &[&str]) -> Running {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
     // Owned from here: killed and waited for on every way out, a failed start included.
     let mut run = Running {
         child,
         addr: String::new(),
-        _dir: dir,
+        dir,
+        stderr: rx,
     };
-    let (tx, rx) = std::sync::mpsc::channel();
     // Reads stderr to its end, so the pipeline never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -93,7 +96,7 @@ fn start(binary: &Path, args: &[&str]) -> Running {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(200)) {
+        match run.stderr.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
                 if let Some((_, addr)) = line.split_once("on http://") {
                     run.addr = addr.trim().to_string();
@@ -113,13 +116,22 @@ fn start(binary: &Path, args: &[&str]) -> Running {
 
 /// `GET path` over HTTP/1.1 (one request per connection): the status and the body.
 fn get(addr: &str, path: &str) -> (u16, String) {
+    request("GET", addr, path)
+}
+
+/// `POST path` (no body).
+fn post(addr: &str, path: &str) -> (u16, String) {
+    request("POST", addr, path)
+}
+
+fn request(method: &str, addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -469,4 +481,123 @@ fn http_is_refused_without_the_endpoint_or_on_a_taken_port() {
         stderr.contains("built without the HTTP endpoint"),
         "{stderr}"
     );
+}
+
+#[test]
+fn post_checkpoint_takes_one_now() {
+    // An interval of an hour: no checkpoint comes but the one asked for.
+    let run = start(
+        slow_binary(),
+        &[
+            "--rate-limit",
+            "5000",
+            "--checkpoint-dir",
+            "chk",
+            "--checkpoint-interval",
+            "60m",
+        ],
+    );
+    let before = scrape_until(&run.addr, |t| {
+        sample(t, "weir_source_records_total", "").unwrap_or(0.0) > 0.0
+    });
+    assert_eq!(
+        sample(&before, "weir_checkpoints_completed_total", ""),
+        Some(0.0)
+    );
+    assert_eq!(get(&run.addr, "/checkpoint").0, 405);
+    let (status, body) = post(&run.addr, "/checkpoint");
+    assert_eq!(status, 202, "{body}");
+    let after = scrape_until(&run.addr, |t| {
+        sample(t, "weir_checkpoints_completed_total", "").unwrap_or(0.0) >= 1.0
+    });
+    assert_eq!(
+        sample(&after, "weir_checkpoints_completed_total", ""),
+        Some(1.0),
+        "{after}"
+    );
+    assert!(run.dir.path().join("chk").read_dir().unwrap().count() > 0);
+}
+
+#[test]
+fn post_checkpoint_without_checkpoints_is_refused() {
+    let run = start(slow_binary(), &["--rate-limit", "5000"]);
+    let (status, body) = post(&run.addr, "/checkpoint");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("--checkpoint-dir"), "{body}");
+    assert_eq!(post(&run.addr, "/metrics").0, 405);
+}
+
+/// `POST /stop` takes a last checkpoint and exits 0; started again on the same folder, the
+/// run resumes there and its result is the uninterrupted run's (the oracle: the same binary
+/// run to the end at once).
+#[test]
+fn post_stop_checkpoints_exits_0_and_a_restart_resumes_exactly_there() {
+    let binary = slow_binary();
+    let events = "300000";
+    let oracle_dir = tempfile::tempdir().unwrap();
+    let oracle = weir_tests::run(binary, &["--events", events], oracle_dir.path(), None);
+    assert!(oracle.success, "{}", oracle.stderr);
+    let want = oracle
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("checksum"))
+        .unwrap()
+        .to_string();
+
+    // 300,000 events at 20,000 a second: 15 s unless stopped.
+    let mut run = start(
+        binary,
+        &[
+            "--events",
+            events,
+            "--rate-limit",
+            "20000",
+            "--checkpoint-dir",
+            "chk",
+            "--checkpoint-interval",
+            "60m",
+        ],
+    );
+    scrape_until(&run.addr, |t| {
+        sample(t, "weir_source_records_total", "").unwrap_or(0.0) > 20_000.0
+    });
+    let (status, body) = post(&run.addr, "/stop");
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 30 s after POST /stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr: Vec<String> = run.stderr.iter().collect();
+    let stderr = stderr.join("\n");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("stopped by POST /stop after checkpoint 1"),
+        "{stderr}"
+    );
+
+    let resumed = weir_tests::run(
+        binary,
+        &["--events", events, "--checkpoint-dir", "chk"],
+        run.dir.path(),
+        None,
+    );
+    assert!(resumed.success, "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("resuming from checkpoint 1"),
+        "{}",
+        resumed.stderr
+    );
+    let got = resumed
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("checksum"))
+        .unwrap();
+    assert_eq!(got, want);
 }

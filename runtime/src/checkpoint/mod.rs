@@ -225,6 +225,8 @@ pub struct Coordinator {
     stopped: AtomicBool,
     /// A checkpoint was given up: the run is failing.
     abandoned: AtomicBool,
+    /// One was asked for now (`POST /checkpoint`), ahead of the interval.
+    asked: AtomicBool,
     /// External commits to make as soon as a checkpoint is complete (a Kafka transaction), and
     /// the checkpoint they were last made for.
     complete_hooks: Mutex<Vec<CompleteHook>>,
@@ -302,6 +304,7 @@ impl Coordinator {
             completed: AtomicU64::new(restored_id),
             stopped: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            asked: AtomicBool::new(false),
             complete_hooks: Mutex::new(Vec::new()),
             // The restored checkpoint's commits were made by the run that took it; the sinks'
             // transactions now hold the next epoch, which only a new checkpoint may commit.
@@ -371,7 +374,10 @@ impl Coordinator {
     fn trigger_loop(&'static self, interval: Duration) {
         loop {
             let slept = Instant::now();
-            while slept.elapsed() < interval && !crate::stop::requested() {
+            while slept.elapsed() < interval
+                && !crate::stop::requested()
+                && !self.asked.load(Ordering::Relaxed)
+            {
                 std::thread::sleep(interval.min(Duration::from_millis(20)));
                 self.run_complete_hooks();
             }
@@ -392,8 +398,14 @@ impl Coordinator {
                 continue;
             }
             if inner.in_flight.is_some() || inner.expected == 0 {
+                if self.asked.load(Ordering::Relaxed) {
+                    // Asked for one now: the next as soon as this one is complete.
+                    drop(inner);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 continue; // the previous one is still being taken
             }
+            self.asked.store(false, Ordering::Relaxed);
             let id = inner.next_id;
             inner.next_id += 1;
             inner.in_flight = Some(InFlight {
@@ -537,6 +549,17 @@ impl Coordinator {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Asks for a checkpoint now, ahead of the interval (after the one in flight, if any);
+    /// the interval then counts from it. `false`: no more are taken (the run is stopping, or
+    /// every source has ended).
+    pub fn checkpoint_now(&self) -> bool {
+        if self.stopped.load(Ordering::Relaxed) || crate::stop::requested() {
+            return false;
+        }
+        self.asked.store(true, Ordering::Relaxed);
+        true
     }
 
     /// The latest complete checkpoint's id (0: none).
