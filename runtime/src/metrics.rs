@@ -515,3 +515,67 @@ pub fn peak_memory_kib() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::Discard;
+
+    /// What a reader on another thread sees while the instances still run: the sum over
+    /// instances of what each has counted so far, the largest lag, and who finished.
+    #[test]
+    fn the_live_view_sums_instances_while_they_run() {
+        let metrics = Metrics::new();
+        let op = metrics.op("op1 filter");
+        let (mut a, mut b) = (op.counters(), op.counters());
+        a.records_in += 5;
+        a.records_out += 2;
+        b.records_in += 7;
+        b.late += 1;
+        a.watermark_lag_ms.raise(40);
+        b.watermark_lag_ms.raise(90);
+        b.watermark_lag_ms.raise(10);
+        let reader = metrics.clone();
+        let seen = std::thread::spawn(move || reader.ops()).join().unwrap();
+        let (name, stats) = &seen[0];
+        assert_eq!(*name, "op1 filter");
+        assert_eq!(
+            (stats.records_in, stats.records_out, stats.late),
+            (12, 2, 1)
+        );
+        assert_eq!(stats.watermark_lag_ms, 90);
+        assert_eq!((stats.instances, stats.finished), (2, 0));
+        op.report(&a);
+        b.records_in.set(100);
+        let stats = &metrics.ops()[0].1;
+        assert_eq!((stats.records_in, stats.finished), (105, 1));
+    }
+
+    /// A source's count is published at watermarks, ticks, barriers and the end; its
+    /// watermark is the least over its instances, and only once each has sent one.
+    #[test]
+    fn a_source_meter_publishes_at_watermarks_and_ticks() {
+        let metrics = Metrics::new();
+        let mut first = metrics.source("bids", Discard);
+        let mut second = metrics.source("bids", Discard);
+        for _ in 0..3 {
+            Collector::<u32>::push(&mut first, &1);
+        }
+        assert_eq!(metrics.sources()[0].records, 0);
+        Collector::<u32>::watermark(&mut first, 1_000);
+        let live = &metrics.sources()[0];
+        assert_eq!(
+            (live.records, live.watermark_ms, live.instances),
+            (3, None, 2)
+        );
+        Collector::<u32>::push(&mut second, &1);
+        Collector::<u32>::tick(&mut second);
+        Collector::<u32>::watermark(&mut second, 700);
+        let live = &metrics.sources()[0];
+        assert_eq!((live.records, live.watermark_ms), (4, Some(700)));
+        // The end of the input is no event time: the last one stays.
+        Collector::<u32>::watermark(&mut second, i64::MAX);
+        Collector::<u32>::finish(&mut second);
+        assert_eq!(metrics.sources()[0].watermark_ms, Some(700));
+    }
+}
