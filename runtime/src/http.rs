@@ -261,6 +261,12 @@ fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
         &["operator", "step"],
     )?;
     registry.register(Box::new(blocked.clone()))?;
+    let fill = gauges(
+        "weir_exchange_queue_fill_ratio",
+        "Messages in the channels the exchange sends into, over what they hold (1: full, its \
+         producers wait).",
+        &["operator", "step"],
+    )?;
     for (name, stats) in view.metrics.ops() {
         let (id, step) = operator_labels(name);
         let labels = [id, step.as_str()];
@@ -279,6 +285,10 @@ fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
             blocked
                 .with_label_values(&labels)
                 .inc_by(stats.blocked_ns as f64 / 1e9);
+            if stats.queue_capacity > 0 {
+                fill.with_label_values(&labels)
+                    .set(stats.queued as f64 / stats.queue_capacity as f64);
+            }
         }
     }
 
@@ -432,6 +442,8 @@ fn pipeline_json(view: &View) -> serde_json::Value {
                 "late_records": s.late,
                 "event_time_lag_max_ms": s.watermark_lag_ms,
                 "blocked_ms": s.blocked_ns / 1_000_000,
+                "queued_messages": s.queued,
+                "queue_capacity": s.queue_capacity,
             })
         })
         .collect();

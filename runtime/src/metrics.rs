@@ -99,6 +99,9 @@ struct OpEntry {
     name: &'static str,
     instances: Vec<InstanceReader>,
     finished: u32,
+    /// An exchange: the message counts of the channels it sends into, and their capacity.
+    queues: Vec<Arc<AtomicI64>>,
+    queue_capacity: usize,
 }
 
 /// Counters of one operator, summed over its instances (the watermark lag: the largest).
@@ -114,6 +117,10 @@ pub struct OpStats {
     pub watermark_lag_ms: i64,
     /// Exchanges: time producers spent blocked on a full channel, in ns.
     pub blocked_ns: u64,
+    /// Exchanges: messages (batches, watermarks, ...) now in the channels it sends into, and
+    /// how many those channels hold in all.
+    pub queued: u64,
+    pub queue_capacity: u64,
     /// Instances started, and finished.
     pub instances: u32,
     pub finished: u32,
@@ -141,6 +148,21 @@ impl OpMetrics {
             });
         }
         counters
+    }
+
+    /// An exchange's destination channels (`queued`: each one's message count, raised by
+    /// senders, lowered by the receiver), each holding `capacity` messages; every upstream
+    /// instance of the exchange names the same channels, which count once.
+    pub fn add_queues(&self, queued: impl Iterator<Item = Arc<AtomicI64>>, capacity: usize) {
+        let mut ops = self.registry.lock_ops();
+        if let Some(entry) = ops.iter_mut().find(|e| e.name == self.name) {
+            for q in queued {
+                if !entry.queues.iter().any(|known| Arc::ptr_eq(known, &q)) {
+                    entry.queues.push(q);
+                }
+            }
+            entry.queue_capacity = capacity;
+        }
     }
 
     /// The instance owning `counters` has finished (its counters are final).
@@ -203,6 +225,8 @@ impl Metrics {
                 name,
                 instances: Vec::new(),
                 finished: 0,
+                queues: Vec::new(),
+                queue_capacity: 0,
             });
         }
         OpMetrics {
@@ -363,6 +387,13 @@ impl Metrics {
                 let mut stats = OpStats {
                     instances: e.instances.len() as u32,
                     finished: e.finished,
+                    // A sender counts a message just before it waits for room: clamp.
+                    queued: e
+                        .queues
+                        .iter()
+                        .map(|q| q.load(Ordering::Relaxed).clamp(0, e.queue_capacity as i64) as u64)
+                        .sum(),
+                    queue_capacity: (e.queues.len() * e.queue_capacity) as u64,
                     ..OpStats::default()
                 };
                 for i in &e.instances {

@@ -31,6 +31,7 @@ const DOCUMENTED: &[&str] = &[
     "weir_operator_records_out_total",
     "weir_operator_late_records_total",
     "weir_exchange_blocked_seconds_total",
+    "weir_exchange_queue_fill_ratio",
     "weir_source_records_total",
     "weir_source_watermark_seconds",
     "weir_source_watermark_lag_seconds",
