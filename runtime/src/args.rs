@@ -226,6 +226,15 @@ impl RunArgs {
                     .into(),
             );
         }
+        if out.scale_out && out.http.is_some() {
+            // Each task is a process of its own, started with the supervisor's arguments:
+            // they would all ask for the one address.
+            return Err(
+                "--http and --scale-out exclude each other for now: every task \
+                        process would serve on the same address"
+                    .into(),
+            );
+        }
         if out.scale_out && out.task_partition.is_some() {
             return Err("--scale-out and --task-partition exclude each other".into());
         }

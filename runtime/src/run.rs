@@ -531,5 +531,11 @@ mod tests {
         let preview = RunArgs::parse(["--limit", "5"].map(String::from)).unwrap();
         assert_eq!(preview.limit, Some(5));
         assert!(RunArgs::parse(["--limit", "0"].map(String::from)).is_err());
+        let http = RunArgs::parse(["--http", "127.0.0.1:0"].map(String::from)).unwrap();
+        assert_eq!(http.http.as_deref(), Some("127.0.0.1:0"));
+        assert!(RunArgs::parse(["--http", "localhost"].map(String::from)).is_err());
+        let both = ["--http=127.0.0.1:0", "--scale-out", "--checkpoint-dir", "d"];
+        let err = RunArgs::parse(both.map(String::from)).unwrap_err();
+        assert!(err.contains("--http and --scale-out"), "{err}");
     }
 }
