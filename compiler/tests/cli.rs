@@ -446,3 +446,27 @@ fn an_inferred_schema_reads_its_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `weir run FILE -- --http ADDR` builds the binary with the HTTP endpoint (the runtime's
+/// `http` feature) by itself: the binary serves instead of refusing the flag.
+#[test]
+fn run_with_http_builds_the_endpoint_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("observed.weir"),
+        "source bids = nexmark(stream: \"bid\", events: 1000)
+sink bids -> checksum()
+",
+    )
+    .expect("write");
+    let (out, _) = weir_run(
+        dir.path(),
+        &["observed.weir", "--", "--http", "127.0.0.1:0", "--quiet"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("weir: http: serving /metrics and /api/pipeline on http://127.0.0.1:"),
+        "{stderr}"
+    );
+}

@@ -44,6 +44,9 @@ pub struct RunArgs {
     /// A preview build (`weir run FILE --limit N`): each sink prints its first N rows, and the
     /// run stops once every sink has (see [`crate::sinks::preview`]).
     pub limit: Option<u64>,
+    /// Serve `/metrics` and `/api/pipeline` on this address while the run goes on (see
+    /// [`crate::http`]); none: no endpoint, and no thread for it.
+    pub http: Option<String>,
 }
 
 impl Default for RunArgs {
@@ -66,6 +69,7 @@ impl Default for RunArgs {
             task_partition: None,
             task_parent: None,
             limit: None,
+            http: None,
         }
     }
 }
@@ -93,6 +97,10 @@ const USAGE: &str = "options:
                       (needs --checkpoint-dir on a folder every process sees)
   --limit N           (a preview build: `weir run FILE --limit N`) each sink prints its
                       first N rows, and the run stops once every sink has
+  --http ADDR         serve Prometheus metrics (/metrics) and a JSON view of the run
+                      (/api/pipeline) on ADDR while it runs, e.g. 127.0.0.1:9464;
+                      port 0 picks a free port (said on stderr); POST /checkpoint
+                      takes a checkpoint now, POST /stop stops after a last one
   --quiet             no run summary on stderr
   --help              this text";
 
@@ -196,6 +204,16 @@ impl RunArgs {
                     }
                     out.limit = Some(n);
                 }
+                "--http" => {
+                    let addr = value("--http")?;
+                    if addr.parse::<std::net::SocketAddr>().is_err() {
+                        return Err(format!(
+                            "--http: `{addr}` is not an address like 127.0.0.1:9464 or \
+                             0.0.0.0:9464 (port 0: any free port)"
+                        ));
+                    }
+                    out.http = Some(addr);
+                }
                 "--quiet" | "-q" => out.quiet = true,
                 "--help" | "-h" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option `{other}`\n{USAGE}")),
@@ -205,6 +223,15 @@ impl RunArgs {
             return Err(
                 "--scale-out needs --checkpoint-dir: the folder every process of the \
                         group shares, where each partition's state is kept"
+                    .into(),
+            );
+        }
+        if out.scale_out && out.http.is_some() {
+            // Each task is a process of its own, started with the supervisor's arguments:
+            // they would all ask for the one address.
+            return Err(
+                "--http and --scale-out exclude each other for now: every task \
+                        process would serve on the same address"
                     .into(),
             );
         }

@@ -8,10 +8,14 @@
 //! takes the minimum watermark over all upstream instances.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{
+    sync_channel, Receiver, RecvError, RecvTimeoutError, SyncSender, TrySendError,
+};
+use std::sync::Arc;
 
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 
 /// Records per batch. Large enough to amortize channel costs, small enough to keep latency low.
 pub const BATCH_SIZE: usize = 1024;
@@ -34,13 +38,63 @@ pub enum Message<T> {
 }
 
 /// The sending ends of an edge, one per downstream instance.
-pub type Senders<T> = Vec<SyncSender<Message<T>>>;
+pub type Senders<T> = Vec<Outbox<T>>;
+
+/// The sending end of one downstream instance's channel, and the count of messages in it.
+pub struct Outbox<T> {
+    sender: SyncSender<Message<T>>,
+    queued: Arc<AtomicI64>,
+}
+
+impl<T> Clone for Outbox<T> {
+    fn clone(&self) -> Self {
+        Outbox {
+            sender: self.sender.clone(),
+            queued: self.queued.clone(),
+        }
+    }
+}
+
+/// The receiving end of one downstream instance's channel. Every message taken lowers the
+/// count its senders raise: the channel's fill, which the HTTP endpoint shows (one atomic
+/// add per message of up to [`BATCH_SIZE`] records on each side).
+pub struct Inbox<T> {
+    receiver: Receiver<Message<T>>,
+    queued: Arc<AtomicI64>,
+}
+
+impl<T> Inbox<T> {
+    pub fn recv(&self) -> Result<Message<T>, RecvError> {
+        let message = self.receiver.recv()?;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        Ok(message)
+    }
+
+    pub fn recv_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Message<T>, RecvTimeoutError> {
+        let message = self.receiver.recv_timeout(timeout)?;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        Ok(message)
+    }
+}
 
 /// Creates the channels of an edge into `n` downstream instances: one sender per downstream
 /// instance (clone the vector for every upstream instance) and one receiver each.
-pub fn channels<T>(n: usize) -> (Senders<T>, Vec<Receiver<Message<T>>>) {
+pub fn channels<T>(n: usize) -> (Senders<T>, Vec<Inbox<T>>) {
     (0..n.max(1))
-        .map(|_| sync_channel(CHANNEL_CAPACITY))
+        .map(|_| {
+            let (sender, receiver) = sync_channel(CHANNEL_CAPACITY);
+            let queued = Arc::new(AtomicI64::new(0));
+            (
+                Outbox {
+                    sender,
+                    queued: queued.clone(),
+                },
+                Inbox { receiver, queued },
+            )
+        })
         .unzip()
 }
 
@@ -48,12 +102,12 @@ pub fn channels<T>(n: usize) -> (Senders<T>, Vec<Receiver<Message<T>>>) {
 /// records of type `I` and ships `wrap(record)`: a clone for most edges, or the record tagged
 /// with its side (`Either::Left`/`Right`) for the inputs of a two-input operator.
 pub struct Exchange<I, T, H, W> {
-    senders: Vec<SyncSender<Message<T>>>,
+    senders: Senders<T>,
     buffers: Vec<Vec<T>>,
     route: H,
     wrap: W,
     from: u32,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     disconnected: bool,
     _input: std::marker::PhantomData<fn(&I)>,
@@ -68,13 +122,14 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Exchange<I, T, H, W> {
             .iter()
             .map(|_| Vec::with_capacity(BATCH_SIZE))
             .collect();
+        metrics.add_queues(senders.iter().map(|s| s.queued.clone()), CHANNEL_CAPACITY);
         Exchange {
             senders,
             buffers,
             route,
             wrap,
             from: from as u32,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             disconnected: false,
             _input: std::marker::PhantomData,
@@ -86,6 +141,7 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Exchange<I, T, H, W> {
             return;
         }
         let batch = std::mem::replace(&mut self.buffers[dest], Vec::with_capacity(BATCH_SIZE));
+        self.stats.records_out += batch.len() as u64;
         self.send(
             dest,
             Message::Batch {
@@ -96,10 +152,27 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Exchange<I, T, H, W> {
     }
 
     fn send(&mut self, dest: usize, message: Message<T>) {
-        if self.senders[dest].send(message).is_err() {
-            // The consumer is gone (it failed and reported why); drop what follows.
+        let outbox = &self.senders[dest];
+        // Counted before it is in: the receiver never takes one not yet counted.
+        outbox.queued.fetch_add(1, Ordering::Relaxed);
+        let message = match outbox.sender.try_send(message) {
+            Ok(()) => return,
+            Err(TrySendError::Full(message)) => message,
+            Err(TrySendError::Disconnected(_)) => {
+                // The consumer is gone (it failed and reported why); drop what follows.
+                outbox.queued.fetch_sub(1, Ordering::Relaxed);
+                self.disconnected = true;
+                return;
+            }
+        };
+        // The channel is full: the consumer holds this producer back. Timed only here, so
+        // a free-flowing exchange reads no clock.
+        let blocked = std::time::Instant::now();
+        if outbox.sender.send(message).is_err() {
+            outbox.queued.fetch_sub(1, Ordering::Relaxed);
             self.disconnected = true;
         }
+        self.stats.blocked_ns += blocked.elapsed().as_nanos() as u64;
     }
 }
 
@@ -157,7 +230,6 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Collector<I> for Exchange<I, 
             self.flush(dest);
             self.send(dest, Message::End { from: self.from });
         }
-        self.stats.records_out = self.stats.records_in;
         self.metrics.report(&self.stats);
         let _ = self.disconnected;
     }
@@ -175,7 +247,7 @@ impl<I, T: Send, H: Fn(&I) -> u64, W: Fn(&I) -> T> Collector<I> for Exchange<I, 
 /// With an idle timeout (its run's, see [`crate::context`]), an upstream instance that has sent nothing for that long no longer
 /// holds the watermark back (its later records may then be late); it counts again as soon as
 /// it sends.
-pub fn run_input<T, C: Collector<T>>(receiver: Receiver<Message<T>>, n_upstream: usize, chain: C) {
+pub fn run_input<T, C: Collector<T>>(receiver: Inbox<T>, n_upstream: usize, chain: C) {
     run_input_with(
         receiver,
         n_upstream,
@@ -191,7 +263,7 @@ pub fn run_input<T, C: Collector<T>>(receiver: Receiver<Message<T>>, n_upstream:
 /// chain gets the barrier and the held messages are replayed in order. Every operator after
 /// this point thus saves its state at the same cut of the stream.
 pub fn run_input_with<T, C: Collector<T>>(
-    receiver: Receiver<Message<T>>,
+    receiver: Inbox<T>,
     n_upstream: usize,
     chain: C,
     idle_timeout: Option<std::time::Duration>,
@@ -225,11 +297,11 @@ pub fn run_input_with<T, C: Collector<T>>(
                 },
                 Some(timeout) => match receiver.recv_timeout(timeout) {
                     Ok(m) => m,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    Err(RecvTimeoutError::Timeout) => {
                         input.advance();
                         continue;
                     }
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 },
             }
         };
@@ -540,5 +612,30 @@ mod tests {
             let want: Vec<i64> = (0..5000).filter(|i| i % 3 == dest as i64).collect();
             assert_eq!(got, want);
         }
+    }
+
+    /// The fill of an exchange's channels: what its senders put in and the receiver has not
+    /// taken, over what the channels hold; every upstream instance names the same channels.
+    #[test]
+    fn an_exchange_counts_the_fill_of_its_channels() {
+        let metrics = crate::metrics::Metrics::new();
+        let (senders, mut receivers) = channels::<i64>(2);
+        let op = metrics.op("exchange op0->op1 hash(k)");
+        let mut a = Exchange::new(op.clone(), 0, senders.clone(), |r: &i64| *r as u64, |r| *r);
+        let _b = Exchange::new(op, 1, senders, |r: &i64| *r as u64, |r: &i64| *r);
+        for record in 0..(3 * BATCH_SIZE as i64) {
+            a.push(&(2 * record)); // all to instance 0
+        }
+        a.watermark(5); // a watermark into each channel
+        let fill = |m: &crate::metrics::Metrics| {
+            let stats = &m.ops()[0].1;
+            (stats.queued, stats.queue_capacity)
+        };
+        assert_eq!(fill(&metrics), (3 + 2, 2 * CHANNEL_CAPACITY as u64));
+        let second = receivers.pop().unwrap();
+        let first = receivers.pop().unwrap();
+        assert!(matches!(first.recv(), Ok(Message::Batch { .. })));
+        assert!(matches!(second.recv(), Ok(Message::Watermark { .. })));
+        assert_eq!(fill(&metrics).0, 3);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::collector::Collector;
 use crate::dead_letter::DeadLetters;
 use crate::formats::DecodeError;
-use crate::metrics::{Metrics, OpMetrics, OpStats};
+use crate::metrics::{Metrics, OpMetrics};
 use crate::run::{RunArgs, Runtime};
 use crate::sources::{EventTime, WatermarkTracker};
 
@@ -29,13 +29,14 @@ pub fn run_iter<I, T, U, C>(
     project: fn(&T) -> U,
     check: fn(&U) -> Result<(), DecodeError>,
     event_time: Option<EventTime<U>>,
-    mut chain: C,
+    chain: C,
 ) -> Result<(), String>
 where
     I: IntoIterator<Item = T>,
     U: std::fmt::Debug,
     C: Collector<U>,
 {
+    let mut chain = metrics.source(source, chain);
     let mut tracker = event_time
         .as_ref()
         .map(|et| WatermarkTracker::new(et.max_out_of_orderness_ms));
@@ -159,11 +160,10 @@ impl<T: Clone> Collector<T> for Collect<T> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .append(&mut self.rows);
-        self.metrics.report(&OpStats {
-            records_in: n,
-            records_out: n,
-            ..OpStats::default()
-        });
+        let mut counters = self.metrics.counters();
+        counters.records_in.set(n);
+        counters.records_out.set(n);
+        self.metrics.report(&counters);
     }
 }
 

@@ -19,7 +19,7 @@
 //! and the end of input brings the final watermark.
 
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 
 /// Either the exchange to the consumer's task, or the consumer's chain itself.
 pub enum Route<E, C> {
@@ -68,7 +68,7 @@ pub struct Inline<C> {
     /// The watermark last passed on.
     current: i64,
     last_barrier: u64,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
 }
 
@@ -78,7 +78,7 @@ impl<C> Inline<C> {
             chain,
             current: i64::MIN,
             last_barrier: 0,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
         }
     }
@@ -112,7 +112,8 @@ impl<T, C: Collector<T>> Collector<T> for Inline<C> {
             self.chain.watermark(i64::MAX);
         }
         self.chain.finish();
-        self.stats.records_out = self.stats.records_in;
+        let records = self.stats.records_in.get();
+        self.stats.records_out.set(records);
         self.metrics.report(&self.stats);
     }
 }

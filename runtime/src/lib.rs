@@ -22,6 +22,8 @@ pub mod embed;
 pub mod formats;
 pub mod functions;
 pub mod hash;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod inline;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod nexmark;
 pub mod ops;
 pub mod overflow;
+pub mod plan;
 pub mod run;
 pub mod scale_out;
 pub mod sinks;

@@ -1,16 +1,110 @@
-//! Per-operator counters and the run summary printed on stderr at the end of a run.
+//! Per-operator counters, the live view of them ([`Metrics::ops`], read by the HTTP
+//! endpoint while a run goes on) and the run summary printed on stderr at the end of a run.
 //!
-//! Counters are plain integers owned by each operator instance (no atomics on the hot path);
-//! an instance reports them once, when it finishes, to the run's [`Metrics`] registry.
+//! Each operator instance owns its [`OpCounters`]: cells only it writes, with a relaxed load
+//! and store (no locked instruction: on x86 and ARM the same code as a plain integer in
+//! memory), which any thread may read at any time with a relaxed load. The registry keeps a
+//! reader of every instance's cells; nothing on the data path takes a lock.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::collector::Collector;
 use crate::overflow::Fault;
 
-/// Counters of one operator instance.
+/// A count that one thread (its owner) raises and any thread reads. Not `Clone`: a second
+/// writer would lose updates.
+#[derive(Debug, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Sets the count (an operator that knows its total only at the end).
+    #[inline]
+    pub fn set(&mut self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    fn reader(&self) -> Arc<AtomicU64> {
+        self.0.clone()
+    }
+}
+
+impl std::ops::AddAssign<u64> for Counter {
+    #[inline(always)]
+    fn add_assign(&mut self, n: u64) {
+        // Only the owner writes: a load and a store, not a read-modify-write.
+        let cell = &*self.0;
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl PartialEq<u64> for Counter {
+    fn eq(&self, other: &u64) -> bool {
+        self.get() == *other
+    }
+}
+
+/// The largest value seen, raised by its owner, read by anyone.
+#[derive(Debug, Default)]
+pub struct MaxGauge(Arc<AtomicI64>);
+
+impl MaxGauge {
+    #[inline]
+    pub fn raise(&mut self, value: i64) {
+        let cell = &*self.0;
+        if value > cell.load(Ordering::Relaxed) {
+            cell.store(value, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The live counters of one operator instance (see the module's comment).
+#[derive(Debug, Default)]
+pub struct OpCounters {
+    pub records_in: Counter,
+    pub records_out: Counter,
+    /// Records dropped because they arrived after the watermark had passed their window.
+    pub late: Counter,
+    /// See [`OpStats::watermark_lag_ms`].
+    pub watermark_lag_ms: MaxGauge,
+    /// Exchanges: nanoseconds spent waiting for room in a full channel (backpressure).
+    pub blocked_ns: Counter,
+}
+
+/// What the registry reads of one instance's [`OpCounters`].
+struct InstanceReader {
+    records_in: Arc<AtomicU64>,
+    records_out: Arc<AtomicU64>,
+    late: Arc<AtomicU64>,
+    watermark_lag_ms: Arc<AtomicI64>,
+    blocked_ns: Arc<AtomicU64>,
+}
+
+/// One registered operator: its instances' counters, and how many instances have finished.
+struct OpEntry {
+    name: &'static str,
+    instances: Vec<InstanceReader>,
+    finished: u32,
+    /// An exchange: the message counts of the channels it sends into, and their capacity.
+    queues: Vec<Arc<AtomicI64>>,
+    queue_capacity: usize,
+}
+
+/// Counters of one operator, summed over its instances (the watermark lag: the largest).
 #[derive(Clone, Debug, Default)]
 pub struct OpStats {
     pub records_in: u64,
@@ -21,6 +115,15 @@ pub struct OpStats {
     /// operator's watermark, in ms (how far event time trails the data; grows with
     /// out-of-orderness bounds and slow or idle inputs).
     pub watermark_lag_ms: i64,
+    /// Exchanges: time producers spent blocked on a full channel, in ns.
+    pub blocked_ns: u64,
+    /// Exchanges: messages (batches, watermarks, ...) now in the channels it sends into, and
+    /// how many those channels hold in all.
+    pub queued: u64,
+    pub queue_capacity: u64,
+    /// Instances started, and finished.
+    pub instances: u32,
+    pub finished: u32,
 }
 
 /// What an operator instance needs to report its counters: its name and the registry.
@@ -31,8 +134,44 @@ pub struct OpMetrics {
 }
 
 impl OpMetrics {
-    pub fn report(&self, stats: &OpStats) {
-        self.registry.add_op(self.name, stats);
+    /// The counters of a new instance of this operator, registered for the live view.
+    pub fn counters(&self) -> OpCounters {
+        let counters = OpCounters::default();
+        let mut ops = self.registry.lock_ops();
+        if let Some(entry) = ops.iter_mut().find(|e| e.name == self.name) {
+            entry.instances.push(InstanceReader {
+                records_in: counters.records_in.reader(),
+                records_out: counters.records_out.reader(),
+                late: counters.late.reader(),
+                watermark_lag_ms: counters.watermark_lag_ms.0.clone(),
+                blocked_ns: counters.blocked_ns.reader(),
+            });
+        }
+        counters
+    }
+
+    /// An exchange's destination channels (`queued`: each one's message count, raised by
+    /// senders, lowered by the receiver), each holding `capacity` messages; every upstream
+    /// instance of the exchange names the same channels, which count once.
+    pub fn add_queues(&self, queued: impl Iterator<Item = Arc<AtomicI64>>, capacity: usize) {
+        let mut ops = self.registry.lock_ops();
+        if let Some(entry) = ops.iter_mut().find(|e| e.name == self.name) {
+            for q in queued {
+                if !entry.queues.iter().any(|known| Arc::ptr_eq(known, &q)) {
+                    entry.queues.push(q);
+                }
+            }
+            entry.queue_capacity = capacity;
+        }
+    }
+
+    /// The instance owning `counters` has finished (its counters are final).
+    pub fn report(&self, counters: &OpCounters) {
+        let _ = counters;
+        let mut ops = self.registry.lock_ops();
+        if let Some(entry) = ops.iter_mut().find(|e| e.name == self.name) {
+            entry.finished += 1;
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -48,8 +187,12 @@ impl OpMetrics {
 
 #[derive(Default)]
 struct Inner {
-    /// Operator name -> summed counters over its instances, in plan order.
-    ops: Mutex<Vec<(&'static str, OpStats, u32)>>,
+    /// Registered operators, in plan order.
+    ops: Mutex<Vec<OpEntry>>,
+    /// The plan, as the generated code describes it ([`Metrics::set_plan`]).
+    plan: std::sync::OnceLock<&'static crate::plan::Plan>,
+    /// Sources by name, in the order they started.
+    sources: Mutex<Vec<SourceEntry>>,
     dead_letters: AtomicU64,
     /// Records rejected and aggregates made null, per arithmetic fault (by [`Fault::index`]).
     faults: [AtomicU64; Fault::ALL.len()],
@@ -76,9 +219,15 @@ impl Metrics {
     /// Registers an operator so the summary lists operators in plan order, and returns the
     /// handle its instances report through.
     pub fn op(&self, name: &'static str) -> OpMetrics {
-        let mut ops = self.inner.ops.lock().unwrap_or_else(|e| e.into_inner());
-        if !ops.iter().any(|(n, _, _)| *n == name) {
-            ops.push((name, OpStats::default(), 0));
+        let mut ops = self.lock_ops();
+        if !ops.iter().any(|e| e.name == name) {
+            ops.push(OpEntry {
+                name,
+                instances: Vec::new(),
+                finished: 0,
+                queues: Vec::new(),
+                queue_capacity: 0,
+            });
         }
         OpMetrics {
             name,
@@ -86,15 +235,63 @@ impl Metrics {
         }
     }
 
-    fn add_op(&self, name: &'static str, stats: &OpStats) {
-        let mut ops = self.inner.ops.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = ops.iter_mut().find(|(n, _, _)| *n == name) {
-            entry.1.records_in += stats.records_in;
-            entry.1.records_out += stats.records_out;
-            entry.1.late += stats.late;
-            entry.1.watermark_lag_ms = entry.1.watermark_lag_ms.max(stats.watermark_lag_ms);
-            entry.2 += 1;
+    /// The plan of the pipeline (operators, edges, parallelism, streams), for the HTTP
+    /// endpoint's `/api/pipeline`. The first one set stays.
+    pub fn set_plan(&self, plan: &'static crate::plan::Plan) {
+        let _ = self.inner.plan.set(plan);
+    }
+
+    pub fn plan(&self) -> Option<&'static crate::plan::Plan> {
+        self.inner.plan.get().copied()
+    }
+
+    fn lock_ops(&self) -> std::sync::MutexGuard<'_, Vec<OpEntry>> {
+        self.inner.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wraps the chain of one instance of source `name`: it counts the records the source
+    /// pushes and keeps the last watermark it sent, for the live view.
+    pub fn source<C>(&self, name: &str, chain: C) -> SourceMeter<C> {
+        let records = Counter::default();
+        let watermark = Arc::new(AtomicI64::new(i64::MIN));
+        let mut sources = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let reader = (records.reader(), watermark.clone());
+        match sources.iter_mut().find(|s| s.name == name) {
+            Some(entry) => entry.instances.push(reader),
+            None => sources.push(SourceEntry {
+                name: name.to_string(),
+                instances: vec![reader],
+            }),
         }
+        SourceMeter {
+            pushed: 0,
+            records,
+            watermark,
+            chain,
+        }
+    }
+
+    /// Every source that has started: records pushed so far (over its instances) and its
+    /// watermark (the least over its instances; none until every instance has sent one).
+    pub fn sources(&self) -> Vec<SourceStats> {
+        let sources = self.inner.sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources
+            .iter()
+            .map(|s| {
+                let watermarks = s.instances.iter().map(|(_, w)| w.load(Ordering::Relaxed));
+                let least = watermarks.min().unwrap_or(i64::MIN);
+                SourceStats {
+                    name: s.name.clone(),
+                    records: s
+                        .instances
+                        .iter()
+                        .map(|(r, _)| r.load(Ordering::Relaxed))
+                        .sum(),
+                    watermark_ms: (least != i64::MIN).then_some(least),
+                    instances: s.instances.len() as u32,
+                }
+            })
+            .collect()
     }
 
     pub fn add_dead_letter(&self) {
@@ -182,10 +379,35 @@ impl Metrics {
             .collect()
     }
 
-    /// Summed counters per operator, in plan order.
+    /// Counters per operator, summed over its instances so far, in plan order.
     pub fn ops(&self) -> Vec<(&'static str, OpStats)> {
-        let ops = self.inner.ops.lock().unwrap_or_else(|e| e.into_inner());
-        ops.iter().map(|(n, s, _)| (*n, s.clone())).collect()
+        let ops = self.lock_ops();
+        ops.iter()
+            .map(|e| {
+                let mut stats = OpStats {
+                    instances: e.instances.len() as u32,
+                    finished: e.finished,
+                    // A sender counts a message just before it waits for room: clamp.
+                    queued: e
+                        .queues
+                        .iter()
+                        .map(|q| q.load(Ordering::Relaxed).clamp(0, e.queue_capacity as i64) as u64)
+                        .sum(),
+                    queue_capacity: (e.queues.len() * e.queue_capacity) as u64,
+                    ..OpStats::default()
+                };
+                for i in &e.instances {
+                    stats.records_in += i.records_in.load(Ordering::Relaxed);
+                    stats.records_out += i.records_out.load(Ordering::Relaxed);
+                    stats.late += i.late.load(Ordering::Relaxed);
+                    stats.blocked_ns += i.blocked_ns.load(Ordering::Relaxed);
+                    stats.watermark_lag_ms = stats
+                        .watermark_lag_ms
+                        .max(i.watermark_lag_ms.load(Ordering::Relaxed));
+                }
+                (e.name, stats)
+            })
+            .collect()
     }
 
     /// The summary printed on stderr when a run ends.
@@ -241,9 +463,150 @@ impl Metrics {
     }
 }
 
+/// One source's instances: records pushed and last watermark sent, each.
+struct SourceEntry {
+    name: String,
+    instances: Vec<(Arc<AtomicU64>, Arc<AtomicI64>)>,
+}
+
+/// A source's live counters, over its instances.
+#[derive(Clone, Debug)]
+pub struct SourceStats {
+    pub name: String,
+    pub records: u64,
+    /// Event time in ms since the epoch; none before every instance has sent a watermark.
+    pub watermark_ms: Option<i64>,
+    pub instances: u32,
+}
+
+/// The chain of a source instance, counting what goes into it (see [`Metrics::source`]).
+/// It counts in a plain field and publishes the count at every watermark, tick (at least
+/// every flush interval: sources tick while they read) and barrier: a store per record cost
+/// a pass-through pipeline about 1 % of its throughput.
+pub struct SourceMeter<C> {
+    pushed: u64,
+    records: Counter,
+    watermark: Arc<AtomicI64>,
+    chain: C,
+}
+
+impl<T: ?Sized, C: Collector<T>> Collector<T> for SourceMeter<C> {
+    #[inline(always)]
+    fn push(&mut self, record: &T) {
+        self.pushed += 1;
+        self.chain.push(record);
+    }
+    fn watermark(&mut self, watermark: i64) {
+        self.records.set(self.pushed);
+        // The final watermark says the input ended, not where event time is.
+        if watermark != i64::MAX {
+            self.watermark.store(watermark, Ordering::Relaxed);
+        }
+        self.chain.watermark(watermark);
+    }
+    fn barrier(&mut self, checkpoint: u64) {
+        self.records.set(self.pushed);
+        self.chain.barrier(checkpoint);
+    }
+    fn tick(&mut self) {
+        self.records.set(self.pushed);
+        self.chain.tick();
+    }
+    fn finish(&mut self) {
+        self.records.set(self.pushed);
+        self.chain.finish();
+    }
+}
+
+/// The process's resident memory now, in bytes (Linux: `VmRSS` in `/proc/self/status`).
+pub fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// CPU time the process has used (user and system), in seconds (`getrusage`).
+pub fn cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a `rusage` into the pointer it is given.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: it succeeded, so the struct is written.
+    let usage = unsafe { usage.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(secs(usage.ru_utime) + secs(usage.ru_stime))
+}
+
 /// The process's peak resident memory in KiB (Linux: `VmHWM` in `/proc/self/status`).
 pub fn peak_memory_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::Discard;
+
+    /// What a reader on another thread sees while the instances still run: the sum over
+    /// instances of what each has counted so far, the largest lag, and who finished.
+    #[test]
+    fn the_live_view_sums_instances_while_they_run() {
+        let metrics = Metrics::new();
+        let op = metrics.op("op1 filter");
+        let (mut a, mut b) = (op.counters(), op.counters());
+        a.records_in += 5;
+        a.records_out += 2;
+        b.records_in += 7;
+        b.late += 1;
+        a.watermark_lag_ms.raise(40);
+        b.watermark_lag_ms.raise(90);
+        b.watermark_lag_ms.raise(10);
+        let reader = metrics.clone();
+        let seen = std::thread::spawn(move || reader.ops()).join().unwrap();
+        let (name, stats) = &seen[0];
+        assert_eq!(*name, "op1 filter");
+        assert_eq!(
+            (stats.records_in, stats.records_out, stats.late),
+            (12, 2, 1)
+        );
+        assert_eq!(stats.watermark_lag_ms, 90);
+        assert_eq!((stats.instances, stats.finished), (2, 0));
+        op.report(&a);
+        b.records_in.set(100);
+        let stats = &metrics.ops()[0].1;
+        assert_eq!((stats.records_in, stats.finished), (105, 1));
+    }
+
+    /// A source's count is published at watermarks, ticks, barriers and the end; its
+    /// watermark is the least over its instances, and only once each has sent one.
+    #[test]
+    fn a_source_meter_publishes_at_watermarks_and_ticks() {
+        let metrics = Metrics::new();
+        let mut first = metrics.source("bids", Discard);
+        let mut second = metrics.source("bids", Discard);
+        for _ in 0..3 {
+            Collector::<u32>::push(&mut first, &1);
+        }
+        assert_eq!(metrics.sources()[0].records, 0);
+        Collector::<u32>::watermark(&mut first, 1_000);
+        let live = &metrics.sources()[0];
+        assert_eq!(
+            (live.records, live.watermark_ms, live.instances),
+            (3, None, 2)
+        );
+        Collector::<u32>::push(&mut second, &1);
+        Collector::<u32>::tick(&mut second);
+        Collector::<u32>::watermark(&mut second, 700);
+        let live = &metrics.sources()[0];
+        assert_eq!((live.records, live.watermark_ms), (4, Some(700)));
+        // The end of the input is no event time: the last one stays.
+        Collector::<u32>::watermark(&mut second, i64::MAX);
+        Collector::<u32>::finish(&mut second);
+        assert_eq!(metrics.sources()[0].watermark_ms, Some(700));
+    }
 }

@@ -119,6 +119,45 @@ impl Runtime {
         &self.context
     }
 
+    /// Starts the HTTP endpoint of `--http` (none: nothing starts).
+    fn serve_http(&self, started: Instant) -> Result<(), String> {
+        let Some(addr) = &self.args.http else {
+            return Ok(());
+        };
+        #[cfg(feature = "http")]
+        {
+            let program = std::env::args()
+                .next()
+                .and_then(|arg0| {
+                    let stem = std::path::Path::new(&arg0).file_stem()?.to_owned();
+                    stem.into_string().ok()
+                })
+                .unwrap_or_else(|| "weir".into());
+            let view = crate::http::View {
+                metrics: self.metrics.clone(),
+                program,
+                started,
+            };
+            let local = crate::http::serve(addr, view)?;
+            eprintln!("weir: http: serving /metrics and /api/pipeline on http://{local}");
+            Ok(())
+        }
+        #[cfg(not(feature = "http"))]
+        {
+            let _ = (addr, started);
+            Err(
+                "--http: this binary was built without the HTTP endpoint (the weir-runtime \
+                 feature `http`)"
+                    .into(),
+            )
+        }
+    }
+
+    /// The plan, for the HTTP endpoint (generated code calls it first).
+    pub fn describe(&self, plan: &'static crate::plan::Plan) {
+        self.metrics.set_plan(plan);
+    }
+
     /// Registers an operator for the summary.
     pub fn op(&self, name: &'static str) -> OpMetrics {
         self.metrics.op(name)
@@ -409,6 +448,10 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         return ExitCode::FAILURE;
     }
     let mut runtime = Runtime::with_owner(args, true);
+    if let Err(err) = runtime.serve_http(started) {
+        eprintln!("weir: error: {err}");
+        return ExitCode::FAILURE;
+    }
     // Without `--idle-timeout`, `build` may set a default (Kafka sources do) before it starts
     // any task; the first setting wins, and none is none.
     let built = build(&mut runtime);
@@ -490,5 +533,11 @@ mod tests {
         let preview = RunArgs::parse(["--limit", "5"].map(String::from)).unwrap();
         assert_eq!(preview.limit, Some(5));
         assert!(RunArgs::parse(["--limit", "0"].map(String::from)).is_err());
+        let http = RunArgs::parse(["--http", "127.0.0.1:0"].map(String::from)).unwrap();
+        assert_eq!(http.http.as_deref(), Some("127.0.0.1:0"));
+        assert!(RunArgs::parse(["--http", "localhost"].map(String::from)).is_err());
+        let both = ["--http=127.0.0.1:0", "--scale-out", "--checkpoint-dir", "d"];
+        let err = RunArgs::parse(both.map(String::from)).unwrap_err();
+        assert!(err.contains("--http and --scale-out"), "{err}");
     }
 }

@@ -7,6 +7,9 @@
 //! flush and commit, the dead letters and the summary are written, and the process exits
 //! 130 (SIGINT) or 143 (SIGTERM). A second signal exits at once with that code.
 //!
+//! `POST /stop` of the HTTP endpoint asks for the same stop ([`request_stop`]), and the
+//! process then exits 0.
+//!
 //! The signal flags are state of the process, not of a run: signals reach a process. Embedded
 //! runs never install the handlers, so no signal ever stops them. Whether a run's sources may
 //! stop, and whether it stopped early, belong to the run ([`crate::context`]).
@@ -42,19 +45,38 @@ pub fn install(immediate: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a stop was asked for (a signal arrived).
+/// What [`WHICH`] holds after a stop asked over HTTP (`POST /stop`): no signal's number.
+const HTTP_STOP: usize = usize::MAX;
+
+/// Asks for the graceful stop a SIGTERM asks for, without a signal (`POST /stop` of the HTTP
+/// endpoint); the run then exits 0. `false`: the handlers are not installed (not a pipeline
+/// binary's run). A stop already asked for stays as it was.
+pub fn request_stop() -> bool {
+    let (Some(flag), Some(which)) = (SIGNALLED.get(), WHICH.get()) else {
+        return false;
+    };
+    if !flag.load(Ordering::Relaxed) {
+        which.store(HTTP_STOP, Ordering::Relaxed);
+        flag.store(true, Ordering::Relaxed);
+    }
+    true
+}
+
+/// Whether a stop was asked for (a signal arrived, or `POST /stop`).
 #[inline]
 pub fn requested() -> bool {
     SIGNALLED.get().is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
-/// The name of the signal that asked for the stop, and the exit code it calls for.
+/// What asked for the stop (a signal's name, or `POST /stop`), and the exit code it calls
+/// for.
 pub fn signal() -> Option<(&'static str, u8)> {
     if !requested() {
         return None;
     }
-    match WHICH.get().map(|w| w.load(Ordering::Relaxed) as i32) {
-        Some(SIGINT) => Some(("SIGINT", 130)),
+    match WHICH.get().map(|w| w.load(Ordering::Relaxed)) {
+        Some(HTTP_STOP) => Some(("POST /stop", 0)),
+        Some(w) if w == SIGINT as usize => Some(("SIGINT", 130)),
         _ => Some(("SIGTERM", 143)),
     }
 }

@@ -32,6 +32,15 @@ pub fn example(path: &str) -> String {
 
 /// Compiles `text` and builds its binary. `name` must be unique per test (it names the crate).
 pub fn build(name: &str, text: &str, no_fusion: bool) -> PathBuf {
+    build_with(name, text, no_fusion, false)
+}
+
+/// [`build`] with the runtime's HTTP endpoint compiled in (`weir build --http`).
+pub fn build_http(name: &str, text: &str) -> PathBuf {
+    build_with(name, text, false, true)
+}
+
+fn build_with(name: &str, text: &str, no_fusion: bool, http: bool) -> PathBuf {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
     let compiled = match weir_compiler::compile(
@@ -49,12 +58,10 @@ pub fn build(name: &str, text: &str, no_fusion: bool) -> PathBuf {
         ),
     };
     let suffix = if no_fusion { "_unfused" } else { "" };
-    let built = driver::build(
-        &compiled.rust,
-        &format!("test_{name}{suffix}"),
-        &BuildConfig::from_env().expect("a cache directory"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = BuildConfig::from_env().expect("a cache directory");
+    config.http = http;
+    let built = driver::build(&compiled.rust, &format!("test_{name}{suffix}"), &config)
+        .unwrap_or_else(|e| panic!("{e}"));
     built.binary
 }
 

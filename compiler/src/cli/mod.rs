@@ -67,6 +67,11 @@ struct BuildArgs {
     /// Show cargo's output.
     #[arg(long, short)]
     verbose: bool,
+    /// Compile in the HTTP endpoint: the binary's `--http ADDR` then serves Prometheus
+    /// metrics (`/metrics`) and a JSON view of the run (`/api/pipeline`). `weir run` turns
+    /// it on by itself when the binary's arguments have `--http`.
+    #[arg(long)]
+    http: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -309,6 +314,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mut args,
         } => {
             build.compile.preview = limit.is_some();
+            // The binary is asked to serve metrics: build it with the endpoint.
+            build.http |= args
+                .iter()
+                .any(|a| a == "--http" || a.starts_with("--http="));
             let Some((built, kafka_source)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
@@ -514,6 +523,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
         Profile::Release
     };
     config.verbose = args.verbose;
+    config.http = args.http;
     if !args.dev && messages::human() {
         eprintln!(
             "weir: compiling {} (release)...",

@@ -440,6 +440,7 @@ fn wiring(
         }
     }
     setup.push(quote!(let metrics = rt.metrics().clone();));
+    setup.push(describe_plan(graph, &cx.metrics));
     // Metrics handles, in operator order.
     for (op, handle) in &cx.metrics {
         let label = metric_label(graph, *op);
@@ -886,6 +887,77 @@ fn stage_expr(
 }
 
 /// The operator's name in the run summary: id, kind and the pipeline text, shortened.
+/// The call that hands the run its plan (`weir_runtime::plan`): every operator in
+/// topological order with what `weir explain` says of it, every edge, and the names the
+/// operators and exchanges register their counters under, so the HTTP endpoint can show
+/// the graph with its live values.
+fn describe_plan(graph: &Dataflow, counters: &BTreeMap<OpId, Ident>) -> TokenStream {
+    let operators = graph.topo_order().into_iter().map(|op| {
+        let node = graph.node(op);
+        let id = op.to_string();
+        let kind = node.op.kind_name();
+        let label = node.label.as_str();
+        let parallelism = node.parallelism.to_string();
+        let task = match node.task {
+            Some(t) => quote!(::std::option::Option::Some(#t)),
+            None => quote!(::std::option::Option::None),
+        };
+        let stream = match node.ty.updating {
+            Some(_) => "updating",
+            None => "append",
+        };
+        let properties = crate::ir::explain::properties(graph, op);
+        let counters = match counters.contains_key(&op) {
+            true => {
+                let name = metric_label(graph, op);
+                quote!(::std::option::Option::Some(#name))
+            }
+            false => quote!(::std::option::Option::None),
+        };
+        let source = match &node.op {
+            Op::Source { def, .. } => {
+                let name = def.name.as_str();
+                quote!(::std::option::Option::Some(#name))
+            }
+            _ => quote!(::std::option::Option::None),
+        };
+        quote!(::weir_runtime::plan::PlanOp {
+            id: #id,
+            kind: #kind,
+            label: #label,
+            parallelism: #parallelism,
+            task: #task,
+            stream: #stream,
+            properties: &[#(#properties),*],
+            counters: #counters,
+            source: #source,
+        })
+    });
+    let edges = graph.edges().into_iter().map(|(edge, from, to)| {
+        let kind = graph.edge(edge).kind.to_string();
+        // The label the exchange of an edge between tasks registers (see `generate`).
+        let exchange = match graph.node(from).task == graph.node(to).task {
+            true => quote!(::std::option::Option::None),
+            false => {
+                let name = format!("exchange op{}->op{} {}", from.index(), to.index(), kind);
+                quote!(::std::option::Option::Some(#name))
+            }
+        };
+        let (from, to) = (from.to_string(), to.to_string());
+        quote!(::weir_runtime::plan::PlanEdge {
+            from: #from,
+            to: #to,
+            kind: #kind,
+            exchange: #exchange,
+        })
+    });
+    quote!(rt.describe(&::weir_runtime::plan::Plan {
+        pipeline: ::std::option_env!("WEIR_PIPELINE"),
+        operators: &[#(#operators),*],
+        edges: &[#(#edges),*],
+    });)
+}
+
 fn metric_label(graph: &Dataflow, op: OpId) -> String {
     let node = graph.node(op);
     let mut label = format!("{op} {}", node.label);

@@ -111,8 +111,9 @@ fn window(w: &WindowAggregate, graph: &Dataflow, op: OpId) -> String {
     format!("window: {kind} on {time}{lateness}{late}")
 }
 
-/// The lines that describe how an operator treats time and what kind of stream it emits.
-fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
+/// The lines that describe how an operator treats time and what kind of stream it emits
+/// (also what a binary's HTTP endpoint shows of each operator: `codegen::describe_plan`).
+pub(crate) fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
     let node = graph.node(op);
     let mut lines = Vec::new();
     match &node.op {

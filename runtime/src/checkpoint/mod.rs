@@ -161,12 +161,30 @@ struct Part {
 #[derive(Default, Clone)]
 pub struct Stats {
     pub completed: u64,
+    /// Checkpoints given up (a task or a sink failed while one was in flight).
+    pub failed: u64,
+    /// The newest complete checkpoints of this run, oldest first (at most [`HISTORY`]).
+    pub history: std::collections::VecDeque<Completed>,
     pub restored_from: Option<u64>,
     pub last_duration: Duration,
     pub max_duration: Duration,
     pub last_bytes: u64,
     /// The last checkpoint of a run asked to stop (see `Coordinator::drain`).
     pub stopped_after: Option<u64>,
+}
+
+/// How many complete checkpoints [`Stats::history`] keeps.
+pub const HISTORY: usize = 16;
+
+/// One complete checkpoint, as the HTTP endpoint shows it.
+#[derive(Clone, Debug)]
+pub struct Completed {
+    pub id: u64,
+    /// When its manifest was written (ms since the Unix epoch).
+    pub completed_ms: i64,
+    pub duration: Duration,
+    /// State bytes over every part.
+    pub bytes: u64,
 }
 
 struct Inner {
@@ -208,6 +226,8 @@ pub struct Coordinator {
     stopped: AtomicBool,
     /// A checkpoint was given up: the run is failing.
     abandoned: AtomicBool,
+    /// One was asked for now (`POST /checkpoint`), ahead of the interval.
+    asked: AtomicBool,
     /// External commits to make as soon as a checkpoint is complete (a Kafka transaction), and
     /// the checkpoint they were last made for.
     complete_hooks: Mutex<Vec<CompleteHook>>,
@@ -285,6 +305,7 @@ impl Coordinator {
             completed: AtomicU64::new(restored_id),
             stopped: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            asked: AtomicBool::new(false),
             complete_hooks: Mutex::new(Vec::new()),
             // The restored checkpoint's commits were made by the run that took it; the sinks'
             // transactions now hold the next epoch, which only a new checkpoint may commit.
@@ -354,7 +375,10 @@ impl Coordinator {
     fn trigger_loop(&'static self, interval: Duration) {
         loop {
             let slept = Instant::now();
-            while slept.elapsed() < interval && !crate::stop::requested() {
+            while slept.elapsed() < interval
+                && !crate::stop::requested()
+                && !self.asked.load(Ordering::Relaxed)
+            {
                 std::thread::sleep(interval.min(Duration::from_millis(20)));
                 self.run_complete_hooks();
             }
@@ -375,8 +399,14 @@ impl Coordinator {
                 continue;
             }
             if inner.in_flight.is_some() || inner.expected == 0 {
+                if self.asked.load(Ordering::Relaxed) {
+                    // Asked for one now: the next as soon as this one is complete.
+                    drop(inner);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 continue; // the previous one is still being taken
             }
+            self.asked.store(false, Ordering::Relaxed);
             let id = inner.next_id;
             inner.next_id += 1;
             inner.in_flight = Some(InFlight {
@@ -479,7 +509,11 @@ impl Coordinator {
     pub fn abandon(&self) {
         self.stop();
         self.abandoned.store(true, Ordering::Relaxed);
-        self.lock().in_flight = None;
+        let mut inner = self.lock();
+        if inner.in_flight.take().is_some() {
+            inner.stats.failed += 1;
+        }
+        drop(inner);
         self.changed.notify_all();
     }
 
@@ -516,6 +550,17 @@ impl Coordinator {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Asks for a checkpoint now, ahead of the interval (after the one in flight, if any);
+    /// the interval then counts from it. `false`: no more are taken (the run is stopping, or
+    /// every source has ended).
+    pub fn checkpoint_now(&self) -> bool {
+        if self.stopped.load(Ordering::Relaxed) || crate::stop::requested() {
+            return false;
+        }
+        self.asked.store(true, Ordering::Relaxed);
+        true
     }
 
     /// The latest complete checkpoint's id (0: none).
@@ -614,6 +659,15 @@ impl Coordinator {
         stats.last_duration = elapsed;
         stats.max_duration = stats.max_duration.max(elapsed);
         stats.last_bytes = bytes;
+        if stats.history.len() == HISTORY {
+            stats.history.pop_front();
+        }
+        stats.history.push_back(Completed {
+            id: checkpoint,
+            completed_ms: manifest.created_ms,
+            duration: elapsed,
+            bytes,
+        });
         drop(inner);
         self.prune(checkpoint);
         Ok(())

@@ -1,12 +1,12 @@
 //! Keeps the records a predicate accepts; passes the same reference on (no copy).
 
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 
 pub struct Filter<F, N> {
     predicate: F,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
 }
 
@@ -15,7 +15,7 @@ impl<F, N> Filter<F, N> {
         Filter {
             predicate,
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::window_aggregate::WindowAggregate;
 use crate::ops::window_final::OpenGroups;
 
@@ -14,7 +14,7 @@ use crate::ops::window_final::OpenGroups;
 pub struct FinalAggregateOp<A: WindowAggregate, N> {
     open: OpenGroups<A::Key, A::Acc>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     overflows: Option<crate::overflow::Overflows>,
@@ -25,7 +25,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>> FinalAggregateOp<A, N> {
         FinalAggregateOp {
             open: OpenGroups::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             overflows: None,

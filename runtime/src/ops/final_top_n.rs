@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::top_n::RankSpec;
 use crate::ops::window_final::OpenGroups;
 
@@ -18,7 +18,7 @@ pub struct FinalTopNOp<S: RankSpec, N> {
     /// Open partitions, each with its best rows so far, best first.
     open: OpenGroups<S::Key, Vec<S::In>>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -30,7 +30,7 @@ impl<S: RankSpec, N: Collector<S::Out>> FinalTopNOp<S, N> {
             newer_wins_ties: false,
             open: OpenGroups::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::window_aggregate::WindowAggregate;
 
@@ -17,7 +17,7 @@ pub struct GroupAggregateOp<A: WindowAggregate, N> {
     state: FastMap<A::Key, A::Acc>,
     dirty: BTreeMap<A::Key, ()>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     overflows: Option<crate::overflow::Overflows>,
@@ -29,7 +29,7 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
             state: FastMap::default(),
             dirty: BTreeMap::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             overflows: None,

@@ -50,7 +50,7 @@
 use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 
@@ -74,7 +74,7 @@ pub struct IntervalJoin<S: JoinSpec, N, D = Discard> {
     finished: bool,
     next: N,
     late: D,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -119,7 +119,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             finished: false,
             next,
             late,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }
@@ -294,7 +294,7 @@ fn probe_rights<S: JoinSpec, N: Collector<S::Out>>(
     rights: &[Held<S::Right>],
     bounds: (i64, i64),
     next: &mut N,
-    stats: &mut OpStats,
+    stats: &mut OpCounters,
 ) -> bool {
     let mut matched = false;
     for h in rights {
@@ -316,7 +316,7 @@ fn probe_lefts<S: JoinSpec, N: Collector<S::Out>>(
     lefts: &mut [Held<S::Left>],
     bounds: (i64, i64),
     next: &mut N,
-    stats: &mut OpStats,
+    stats: &mut OpCounters,
 ) {
     for h in lefts {
         if in_interval(h.time, rt, bounds) {

@@ -35,7 +35,7 @@ use std::hash::Hash;
 
 use crate::collector::Collector;
 use crate::hash::{route, FastMap};
-use crate::metrics::OpStats;
+use crate::metrics::OpCounters;
 use crate::state::{State, StateError};
 
 /// A record of a two-input operator's input channel, tagged with the side it came from.
@@ -84,7 +84,7 @@ pub fn route_by_key<S: JoinSpec>(record: &Either<S::Left, S::Right>) -> u64 {
 
 /// Pushes one output row and counts it.
 #[inline]
-pub(crate) fn emit<O, N: Collector<O>>(next: &mut N, stats: &mut OpStats, out: &O) {
+pub(crate) fn emit<O, N: Collector<O>>(next: &mut N, stats: &mut OpCounters, out: &O) {
     stats.records_out += 1;
     next.push(out);
 }

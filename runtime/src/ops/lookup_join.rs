@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::collector::Collector;
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 
 use super::join::emit;
 
@@ -63,7 +63,7 @@ pub struct LookupJoin<S: LookupSpec, N> {
     left_outer: bool,
     finished: bool,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
 }
 
@@ -80,7 +80,7 @@ impl<S: LookupSpec, N: Collector<S::Out>> LookupJoin<S, N> {
             left_outer,
             finished: false,
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
         }
     }

@@ -2,12 +2,12 @@
 //! one output per input: a fused chain of filters and projections compiles to one of these).
 
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 
 pub struct Map<F, N> {
     function: F,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
 }
 
@@ -16,7 +16,7 @@ impl<F, N> Map<F, N> {
         Map {
             function,
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
         }
     }
@@ -48,7 +48,7 @@ impl<I, O, F: FnMut(&I) -> O, N: Collector<O>> Collector<I> for Map<F, N> {
 pub struct FilterMap<F, N> {
     function: F,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
 }
 
@@ -57,7 +57,7 @@ impl<F, N> FilterMap<F, N> {
         FilterMap {
             function,
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
         }
     }

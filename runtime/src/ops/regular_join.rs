@@ -30,7 +30,7 @@
 use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 
@@ -45,7 +45,7 @@ pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     finished: bool,
     next: N,
     late: D,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     /// Left outer: a left record that never matched is emitted with a null right side when it
@@ -74,7 +74,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             finished: false,
             next,
             late,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             left_outer: false,

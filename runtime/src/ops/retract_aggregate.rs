@@ -7,7 +7,7 @@ use std::hash::Hash;
 use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::state::State;
 
@@ -40,7 +40,7 @@ pub struct RetractAggregateOp<A: RetractAggregate, N> {
     groups: FastMap<A::Key, A::Acc>,
     dirty: BTreeMap<A::Key, ()>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -52,7 +52,7 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
             groups: FastMap::default(),
             dirty: BTreeMap::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }

@@ -24,7 +24,7 @@ use std::hash::Hash;
 use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
 use crate::ops::top_n::RankSpec;
@@ -56,7 +56,7 @@ pub struct RetractTopNOp<S: UpsertKey, N> {
     /// The last watermark (for the time of writes with a TTL).
     watermark: i64,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -71,7 +71,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
             ttl: None,
             watermark: i64::MIN,
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }

@@ -8,7 +8,7 @@ use std::hash::Hash;
 use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
 use crate::state::State;
@@ -44,7 +44,7 @@ pub struct TopNOp<S: RankSpec, N> {
     /// Key -> lowest rank index whose row changed since the last flush.
     dirty: BTreeMap<S::Key, usize>,
     next: N,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -58,7 +58,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
             ttl: None,
             dirty: BTreeMap::new(),
             next,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }

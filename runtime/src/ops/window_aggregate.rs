@@ -30,7 +30,7 @@ use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::overflow::Overflows;
 use crate::state::{State, StateError};
 
@@ -135,7 +135,7 @@ pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     redo: BTreeMap<(i64, i64), std::collections::BTreeSet<A::Key>>,
     next: N,
     late: L,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     scratch: Vec<(i64, i64)>,
     slot: StateSlot,
@@ -185,7 +185,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             redo: BTreeMap::new(),
             next,
             late,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             scratch: Vec::new(),
             slot: StateSlot::inert(),
@@ -471,8 +471,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
             return;
         }
         if watermark < i64::MAX && self.max_seen > watermark {
-            self.stats.watermark_lag_ms =
-                self.stats.watermark_lag_ms.max(self.max_seen - watermark);
+            self.stats.watermark_lag_ms.raise(self.max_seen - watermark);
         }
         self.watermark = watermark;
         self.fire_until(watermark);

@@ -40,7 +40,7 @@ use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::state::{State, StateError};
 
 use super::join::{emit, Either, JoinSpec};
@@ -79,7 +79,7 @@ pub struct WindowJoin<S: JoinSpec, N, D = Discard> {
     finished: bool,
     next: N,
     late: D,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -111,7 +111,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             finished: false,
             next,
             late,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }

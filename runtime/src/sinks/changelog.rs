@@ -10,7 +10,7 @@ use std::io::Write;
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
-use crate::metrics::{Metrics, OpMetrics, OpStats};
+use crate::metrics::{Metrics, OpCounters, OpMetrics};
 use crate::ops::change::Change;
 use crate::sinks::Output;
 use crate::state::State;
@@ -32,7 +32,7 @@ pub struct ChangelogWriter<E> {
     /// Changes in `buf`; `records_out` counts those written without an error.
     buffered: u64,
     failed: bool,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     /// Written before every change and the header (a preview's `[sink] `); usually empty.
     prefix: Vec<u8>,
@@ -63,7 +63,7 @@ impl<E> ChangelogWriter<E> {
             buf: header.to_vec(),
             buffered: 0,
             failed: false,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             prefix: Vec::new(),
         }
@@ -164,7 +164,7 @@ pub struct Materialize<K, T, KF, D> {
     table: BTreeMap<K, T>,
     key: KF,
     done: Option<D>,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -181,7 +181,7 @@ impl<
             table: BTreeMap::new(),
             key,
             done: Some(done),
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }
@@ -227,7 +227,7 @@ impl<
     fn tick(&mut self) {}
     fn finish(&mut self) {
         if let Some(done) = self.done.take() {
-            self.stats.records_out = done(&self.table, &self.slot);
+            self.stats.records_out.set(done(&self.table, &self.slot));
         }
         self.metrics.report(&self.stats);
     }

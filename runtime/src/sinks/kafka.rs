@@ -36,7 +36,7 @@ use rdkafka::ClientContext;
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::Change;
 use crate::run::{Errors, RunArgs};
 
@@ -151,7 +151,7 @@ pub struct KafkaSink<E, K> {
     /// Records the producer refused (not counting delivery failures).
     refused: u64,
     first_refusal: Option<String>,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     /// Exactly once: the transaction all instances of the sink share.
@@ -319,7 +319,7 @@ impl<E, K> KafkaSink<E, K> {
             key_buf: Vec::new(),
             refused: 0,
             first_refusal: None,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             transaction: None,
@@ -652,7 +652,7 @@ impl<E, K> KafkaSink<E, K> {
         );
         (self.buf, self.key_buf) = (buf, key_buf);
         self.stats.records_out += 1;
-        if self.stats.records_in.is_multiple_of(1024) {
+        if self.stats.records_in.get().is_multiple_of(1024) {
             if let Some(producer) = &self.producer {
                 producer.poll(Duration::ZERO);
             }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::sinks::committed::CommittedFile;
 
 enum PartOut {
@@ -47,7 +47,7 @@ pub struct PartitionedWriter<P, E> {
     path: String,
     row: Vec<u8>,
     failed: bool,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
 }
@@ -72,7 +72,7 @@ impl<P, E> PartitionedWriter<P, E> {
             path: String::new(),
             row: Vec::new(),
             failed: false,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
         }
@@ -239,7 +239,8 @@ impl<T, P: FnMut(&T, &mut String), E: FnMut(&T, &mut Vec<u8>)> Collector<T>
                 }
             }
         }
-        self.stats.records_out = self.stats.records_in;
+        let records = self.stats.records_in.get();
+        self.stats.records_out.set(records);
         self.metrics.report(&self.stats);
     }
 }

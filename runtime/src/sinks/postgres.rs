@@ -41,7 +41,7 @@ use postgres::{Client, GenericClient, NoTls};
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::Change;
 use crate::run::Errors;
 
@@ -432,7 +432,7 @@ pub struct PostgresSink<T, V, M = Append> {
     errors: Errors,
     values: V,
     pending: Vec<T>,
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
     /// Exactly once: the checkpoint whose transaction waits for the checkpoint to complete;
@@ -470,7 +470,7 @@ impl<T, V, M> PostgresSink<T, V, M> {
             errors,
             values,
             pending: Vec::new(),
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
             awaiting: None,

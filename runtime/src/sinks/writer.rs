@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
-use crate::metrics::{OpMetrics, OpStats};
+use crate::metrics::{OpCounters, OpMetrics};
 use crate::sinks::committed::CommittedFile;
 
 /// Where a writer sink writes.
@@ -86,7 +86,7 @@ pub struct Writer<E> {
     buffered: u64,
     /// `records_out` counts rows written without an error, not rows received: after a write
     /// error the summary says what reached the output.
-    stats: OpStats,
+    stats: OpCounters,
     metrics: OpMetrics,
     failed: bool,
     slot: StateSlot,
@@ -104,7 +104,7 @@ impl<E> Writer<E> {
             encode,
             buf,
             buffered: 0,
-            stats: OpStats::default(),
+            stats: metrics.counters(),
             metrics,
             failed: false,
             slot: StateSlot::inert(),

@@ -470,13 +470,14 @@ impl KafkaSource {
         mut messages: M,
         event_time: Option<EventTime<T>>,
         slot: StateSlot,
-        mut chain: C,
+        chain: C,
     ) -> Result<(), String>
     where
         M: Messages<T>,
         C: Collector<T>,
     {
         let name = self.config.name.clone();
+        let mut chain = metrics.source(&name, chain);
         let mut slot = slot;
         let checkpointed = slot.is_active();
         // A checkpoint's part: next offset and highest event time per partition, and the last

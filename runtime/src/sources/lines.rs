@@ -484,16 +484,17 @@ pub fn run<T, M, C>(
     make: M,
     event_time: Option<EventTime<T>>,
     mut slot: StateSlot,
-    mut chain: C,
+    chain: C,
 ) -> Result<(), String>
 where
     M: MakeDecoder<T>,
     C: Collector<T>,
 {
+    let mut chain = metrics.source(name, chain);
     let mut tracker = event_time
         .as_ref()
         .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
-    let fail = |chain: &mut C, message: String| {
+    let fail = |chain: &mut crate::metrics::SourceMeter<C>, message: String| {
         chain.watermark(i64::MAX);
         chain.finish();
         Err(message)
@@ -638,19 +639,20 @@ where
         }
     };
     // The tick: the watermark owed, then everything buffered downstream goes out.
-    let mut tick =
-        |chain: &mut C, tracker: Option<&mut WatermarkTracker>, reader: &mut LineReader| {
-            let now = Instant::now();
-            if !ticker.due(now) {
-                return;
-            }
-            if let Some(wm) = tracker.and_then(|t| t.tick(now)) {
-                chain.watermark(wm);
-            }
-            chain.tick();
-            ticker.ticked(now);
-            reader.set_deadline(ticker.deadline());
-        };
+    let mut tick = |chain: &mut crate::metrics::SourceMeter<C>,
+                    tracker: Option<&mut WatermarkTracker>,
+                    reader: &mut LineReader| {
+        let now = Instant::now();
+        if !ticker.due(now) {
+            return;
+        }
+        if let Some(wm) = tracker.and_then(|t| t.tick(now)) {
+            chain.watermark(wm);
+        }
+        chain.tick();
+        ticker.ticked(now);
+        reader.set_deadline(ticker.deadline());
+    };
     loop {
         if line_no.is_multiple_of(64) {
             pace.wait(produced);

@@ -45,8 +45,9 @@ pub fn run<R: NexmarkRecord, C: Collector<R>>(
     index: usize,
     event_time: Option<EventTime<R>>,
     mut slot: StateSlot,
-    mut chain: C,
+    chain: C,
 ) -> Result<(), String> {
+    let mut chain = metrics.source(source, chain);
     let mut split = Split::new(config, index as u32);
     let mut record = R::default();
     let mut tracker = event_time
