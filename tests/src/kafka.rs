@@ -69,22 +69,31 @@ pub fn produce(brokers: &str, topic: &str, messages: &[(i32, String)]) {
         .create()
         .expect("producer");
     for (partition, payload) in messages {
-        let mut record = BaseRecord::<(), str>::to(topic)
+        let record = BaseRecord::<(), str>::to(topic)
             .payload(payload.as_str())
             .partition(*partition);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(20));
-                }
-            }
-        }
+        send(&producer, record);
     }
     producer
         .flush(Duration::from_secs(30))
         .expect("input delivered");
+}
+
+/// Sends `record`, serving delivery reports while the producer's queue is full.
+fn send<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>)
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 /// Produces `(key, payload)` messages, each to the partition the producer picks for its key
@@ -103,15 +112,7 @@ pub fn produce_keyed(brokers: &str, topic: &str, messages: &[(Option<&str>, Opti
         if let Some(p) = payload {
             record = record.payload(p.as_str());
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(20));
-                }
-            }
-        }
+        send(&producer, record);
     }
     producer
         .flush(Duration::from_secs(30))
