@@ -133,3 +133,57 @@ fn kafka_input_bench_says_when_no_broker_is_reachable() {
         "{stderr}"
     );
 }
+
+/// `weir bench --input postgres` on a few rows, when a server is configured
+/// (`WEIR_POSTGRES_URL`, as for the PostgreSQL tests; under CI one must be): every row is there
+/// with positive numbers, and the tables it made are gone.
+#[test]
+fn postgres_bench_prints_every_row() {
+    let url = match std::env::var("WEIR_POSTGRES_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("WEIR_POSTGRES_URL is not set: under CI the PostgreSQL bench needs a server")
+        }
+        _ => {
+            eprintln!("skipping: no PostgreSQL server (set WEIR_POSTGRES_URL)");
+            return;
+        }
+    };
+    let records = 5_000;
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "bench",
+            "--input",
+            "postgres",
+            "--records",
+            &records.to_string(),
+        ])
+        .args(["--postgres", &url])
+        .output()
+        .expect("the weir binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for pipeline in [
+        "csv file (baseline)",
+        "postgres, at least once",
+        "postgres, exactly once",
+        "postgres, upserts",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(pipeline))
+            .unwrap_or_else(|| panic!("no row for {pipeline}:\n{stdout}"));
+        let numbers: Vec<f64> = line[pipeline.len()..]
+            .split_whitespace()
+            .map(|n| {
+                n.parse()
+                    .unwrap_or_else(|_| panic!("not a number in {line}"))
+            })
+            .collect();
+        assert_eq!(numbers.len(), 5, "{line}");
+        assert!(numbers.iter().all(|&n| n > 0.0), "{line}");
+        assert_eq!(numbers[0], records as f64, "{line}");
+    }
+    assert!(!stderr.contains("tables left"), "{stderr}");
+}

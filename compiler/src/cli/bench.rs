@@ -12,6 +12,7 @@ use weir_compiler::{Options, SourceMap};
 
 use super::bench_files::{self, FileBench, InputFormat};
 use super::bench_kafka::{self, KafkaBench};
+use super::bench_postgres::{self, PostgresBench};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -46,12 +47,17 @@ pub struct BenchArgs {
     /// temporary folder, then time pass-through, filter+project, tumbling max and hop count
     /// per key over them, next to the file read and split into lines (the floor). `kafka`:
     /// bids as JSON in a Kafka topic, read by pipelines next to a bare rdkafka consumer.
+    /// `postgres`: generated bids written to PostgreSQL tables, next to a CSV file.
     #[arg(long, value_enum)]
     input: Option<Input>,
     /// Bids written to each input file or to the topic (with `--input`; default 5,000,000
     /// for files, 1,000,000 for Kafka).
     #[arg(long, requires = "input")]
     records: Option<u64>,
+    /// The server of `--input postgres` (`postgresql://user:password@host:port/db`);
+    /// default: `WEIR_POSTGRES_URL`.
+    #[arg(long, requires = "input")]
+    postgres: Option<String>,
     /// Kafka brokers (`host:port,...`) of `--input kafka`; default: `WEIR_KAFKA_BROKERS`.
     #[arg(long, requires = "input")]
     brokers: Option<String>,
@@ -75,6 +81,7 @@ enum Input {
     Csv,
     Both,
     Kafka,
+    Postgres,
 }
 
 /// What one configuration's best run reported.
@@ -191,6 +198,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 records: args.records.unwrap_or(1_000_000),
                 brokers: bench_kafka::brokers(args.brokers.as_deref())?,
                 partitions: args.partitions,
+                repeat: args.repeat,
+            });
+        }
+        Some(Input::Postgres) => {
+            return bench_postgres::run_bench(&PostgresBench {
+                records: args.records.unwrap_or(1_000_000),
+                url: bench_postgres::url(args.postgres.as_deref())?,
                 repeat: args.repeat,
             });
         }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_files;
 mod bench_kafka;
+mod bench_postgres;
 mod messages;
 mod schema;
 
