@@ -61,3 +61,27 @@ impl<T: Clone, N: Collector<Change<T>>> Collector<T> for Upserts<N> {
 
 /// Changed keys are flushed at a watermark, or when this many have piled up.
 pub const FLUSH_EVERY: usize = 16_384;
+
+/// The `barrier`, `tick` and `finish` of a [`Collector`] that emits its changes in
+/// mini-batches (see [`FLUSH_EVERY`]): the pending changes go out first, so a barrier's saved
+/// state holds none and a pipeline without event time still sends them every flush interval.
+/// For an operator with `flush()` and the fields `slot`, `stats`, `metrics` and `next`.
+macro_rules! flushed_at_barrier_tick_and_finish {
+    () => {
+        fn barrier(&mut self, checkpoint: u64) {
+            self.flush();
+            $crate::checkpoint::snapshot(self, &self.slot, checkpoint);
+            self.next.barrier(checkpoint);
+        }
+        fn tick(&mut self) {
+            self.flush();
+            self.next.tick();
+        }
+        fn finish(&mut self) {
+            self.flush();
+            self.metrics.report(&self.stats);
+            self.next.finish();
+        }
+    };
+}
+pub(crate) use flushed_at_barrier_tick_and_finish;

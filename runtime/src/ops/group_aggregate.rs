@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
@@ -78,23 +78,7 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
         self.flush();
         self.next.watermark(watermark);
     }
-    /// Pending changes go out before the barrier, so the saved state has none.
-    fn barrier(&mut self, checkpoint: u64) {
-        self.flush();
-        snapshot(self, &self.slot, checkpoint);
-        self.next.barrier(checkpoint);
-    }
-    /// Pending changes go out with the flush interval too: without event time no watermark
-    /// would ever send them.
-    fn tick(&mut self) {
-        self.flush();
-        self.next.tick();
-    }
-    fn finish(&mut self) {
-        self.flush();
-        self.metrics.report(&self.stats);
-        self.next.finish();
-    }
+    crate::ops::change::flushed_at_barrier_tick_and_finish!();
 }
 
 impl<A: WindowAggregate, N> Snapshot for GroupAggregateOp<A, N> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
@@ -114,22 +114,7 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
         self.flush();
         self.next.watermark(watermark);
     }
-    fn barrier(&mut self, checkpoint: u64) {
-        self.flush();
-        snapshot(self, &self.slot, checkpoint);
-        self.next.barrier(checkpoint);
-    }
-    /// Pending changes go out with the flush interval too: without event time no watermark
-    /// would ever send them.
-    fn tick(&mut self) {
-        self.flush();
-        self.next.tick();
-    }
-    fn finish(&mut self) {
-        self.flush();
-        self.metrics.report(&self.stats);
-        self.next.finish();
-    }
+    crate::ops::change::flushed_at_barrier_tick_and_finish!();
 }
 
 impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {

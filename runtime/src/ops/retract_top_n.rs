@@ -21,7 +21,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
@@ -193,20 +193,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
         self.watermark = self.watermark.max(watermark);
         self.next.watermark(watermark);
     }
-    fn barrier(&mut self, checkpoint: u64) {
-        self.flush();
-        snapshot(self, &self.slot, checkpoint);
-        self.next.barrier(checkpoint);
-    }
-    fn tick(&mut self) {
-        self.flush();
-        self.next.tick();
-    }
-    fn finish(&mut self) {
-        self.flush();
-        self.metrics.report(&self.stats);
-        self.next.finish();
-    }
+    crate::ops::change::flushed_at_barrier_tick_and_finish!();
 }
 
 impl<S: UpsertKey, N> Snapshot for RetractTopNOp<S, N> {

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
@@ -141,22 +141,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         }
         self.next.watermark(watermark);
     }
-    fn barrier(&mut self, checkpoint: u64) {
-        self.flush();
-        snapshot(self, &self.slot, checkpoint);
-        self.next.barrier(checkpoint);
-    }
-    /// Pending changes go out with the flush interval too: without event time no watermark
-    /// would ever send them.
-    fn tick(&mut self) {
-        self.flush();
-        self.next.tick();
-    }
-    fn finish(&mut self) {
-        self.flush();
-        self.metrics.report(&self.stats);
-        self.next.finish();
-    }
+    crate::ops::change::flushed_at_barrier_tick_and_finish!();
 }
 
 impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
