@@ -72,6 +72,10 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
         records::decoder(&json_dec, name, &schema, &schema, &Format::JSON, None),
         records::decoder(&csv_dec, name, &schema, &schema, &csv, None),
     ];
+    // What the decoders write into (every field, when they succeed); the type need not
+    // implement `Default`, only its fields' types do.
+    let blank_fields = fields.iter().filter_map(|f| f.ident.as_ref());
+    let blank = quote!(#name { #(#blank_fields: ::std::default::Default::default(),)* });
     let descs = schema.fields.iter().map(|f| {
         let n = &f.name;
         let t = format_ident!(
@@ -101,10 +105,14 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
                     out.pop();
                 }
                 fn from_json(line: &str) -> ::std::result::Result<Self, ::weir_runtime::formats::DecodeError> {
-                    #json_dec(line)
+                    let mut record = #blank;
+                    #json_dec(line, &mut record)?;
+                    Ok(record)
                 }
                 fn from_csv(line: &str) -> ::std::result::Result<Self, ::weir_runtime::formats::DecodeError> {
-                    #csv_dec(line)
+                    let mut record = #blank;
+                    #csv_dec(line, &mut record)?;
+                    Ok(record)
                 }
             }
         };

@@ -292,11 +292,18 @@ fn json_read(ty: Type, timestamps: &Timestamps) -> TokenStream {
     }
 }
 
+/// Whether a field is a string: decoded into the record's own buffer (see
+/// `formats::set_string` in the runtime), not converted to a new value.
+fn is_string(ty: Type) -> bool {
+    matches!(ty, Type::String | Type::Null)
+}
+
 /// The fast path of a JSON decoder (see `json::InOrder` in the runtime): the members taken in
 /// the declared order without looking keys up, each value converted as the general path
-/// converts it. Returns early with the record; falls through to the general path, which gives
-/// the verdict, at the first thing it does not expect. Empty when a field name would need
-/// escaping in JSON (the key could not be matched byte for byte).
+/// converts it. Returns early once every field is written; falls through to the general
+/// path (which writes every field again, or gives the verdict) at the first thing it does
+/// not expect. Empty when a field name would need escaping in JSON (the key could not be
+/// matched byte for byte).
 fn json_in_order(
     record: &Ident,
     declared: &Schema,
@@ -312,6 +319,7 @@ fn json_in_order(
     {
         return TokenStream::new();
     }
+    let is_event_time = |f: &str| event_time.is_some_and(|et| et.field == f);
     let slot = |i: usize| quote::format_ident!("slot_{}", i);
     let members = declared.fields.iter().enumerate().map(|(i, f)| {
         let comma = if i == 0 { "" } else { "," };
@@ -320,8 +328,9 @@ fn json_in_order(
             return quote!(members.member(#key)?;);
         };
         let id = slot(j);
+        let field = field_ident(&f.name);
         let name = &f.name;
-        if let Some(et) = event_time.filter(|et| et.field == f.name) {
+        if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
             let read = json_event_time(timestamps, name, et.range_tokens());
             return quote! {
                 let value = members.member(#key)?;
@@ -329,6 +338,27 @@ fn json_in_order(
                     return None;
                 }
                 let #id = #read.ok()?;
+            };
+        }
+        if is_string(f.ty) {
+            // Straight into the record's buffer: a fall-through writes it again.
+            return if f.nullable {
+                quote! {
+                    let value = members.member(#key)?;
+                    if value.is_null() {
+                        into.#field = None;
+                    } else {
+                        value.read_string(::weir_runtime::formats::opt_string(&mut into.#field)).ok()?;
+                    }
+                }
+            } else {
+                quote! {
+                    let value = members.member(#key)?;
+                    if value.is_null() {
+                        return None;
+                    }
+                    value.read_string(&mut into.#field).ok()?;
+                }
             };
         }
         if matches!(f.ty, Type::I64 | Type::Duration) && !f.nullable {
@@ -350,30 +380,40 @@ fn json_in_order(
             }
         }
     });
-    let fields = projected.fields.iter().enumerate().map(|(j, f)| {
-        let id = field_ident(&f.name);
-        let local = slot(j);
-        quote!(#id: #local)
-    });
+    let fields = projected
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !is_string(f.ty) || is_event_time(&f.name))
+        .map(|(j, f)| {
+            let id = field_ident(&f.name);
+            let local = slot(j);
+            quote!(into.#id = #local;)
+        });
     quote! {
         #[inline]
-        fn in_order(line: &str) -> ::std::option::Option<#record> {
+        fn in_order(line: &str, into: &mut #record) -> ::std::option::Option<()> {
             let mut members = ::weir_runtime::formats::json::InOrder::start(line)?;
             #(#members)*
             if !members.end() {
                 return None;
             }
-            Some(#record { #(#fields,)* })
+            #(#fields)*
+            Some(())
         }
-        if let Some(record) = in_order(line) {
-            return Ok(record);
+        if in_order(line, into).is_some() {
+            return Ok(());
         }
     }
 }
 
-/// `fn name(line: &str) -> Result<T, DecodeError>` for a source of `declared` fields, of which
-/// the record `projected` keeps some; for CSV with a header, `fn name(header: Option<&str>)`
-/// returning such a decoder for the columns the header names (see `lines::MakeDecoder`). JSON skips unread members; CSV converts only read columns.
+/// `fn name(line: &str, into: &mut T) -> Result<(), DecodeError>` for a source of `declared`
+/// fields, of which the record `projected` keeps some; for CSV with a header,
+/// `fn name(header: Option<&str>)` returning such a decoder for the columns the header names
+/// (see `lines::MakeDecoder`). JSON skips unread members; CSV converts only read columns.
+/// A decoder writes every field of `into` when it succeeds, and its strings into the buffers
+/// `into` already holds, so a source that decodes each line into the same record allocates
+/// nothing per line (`formats::owned` makes a new record per line instead).
 /// Timestamps must lie in the years 0000 to 9999, and the event-time field, if any, in its
 /// range (one comparison more per record): other values are errors, so dead letters.
 pub fn decoder(
@@ -394,25 +434,37 @@ pub fn decoder(
             None => quote!(::weir_runtime::formats::parse_timestamp(#v)),
             Some(how) => quote!(::weir_runtime::formats::parse_timestamp_as(#v, #how)),
         },
+        // (Not used: a string is read into its field's buffer, see `is_string`.)
         Type::String | Type::Null => {
             quote!(Ok::<_, ::weir_runtime::formats::DecodeError>(::std::string::String::from(#v)))
         }
     };
     match format {
         Format::Json { .. } => {
-            // Locals are `slot_N`, never field names, so no field can shadow `member`/`value`.
+            // Locals are `slot_N`/`seen_N`, never field names, so no field can shadow
+            // `member`/`value`. A string is read into the record at once (`seen_N` says it
+            // was); other values wait in `slot_N` until every member was read.
             let slot = |i: usize| quote::format_ident!("slot_{}", i);
+            let seen = |i: usize| quote::format_ident!("seen_{}", i);
+            let in_record =
+                |f: &crate::sema::types::Field| is_string(f.ty) && !is_event_time(&f.name);
             let slots = projected.fields.iter().enumerate().map(|(i, f)| {
-                let id = slot(i);
-                let ty = field_type(f.ty, f.nullable);
-                quote!(let mut #id: ::std::option::Option<#ty> = None;)
+                if in_record(f) {
+                    let id = seen(i);
+                    quote!(let mut #id = false;)
+                } else {
+                    let id = slot(i);
+                    let ty = field_type(f.ty, f.nullable);
+                    quote!(let mut #id: ::std::option::Option<#ty> = None;)
+                }
             });
             let arms = projected.fields.iter().enumerate().map(|(i, f)| {
                 let id = slot(i);
                 let key = &f.name;
+                let field = field_ident(&f.name);
+                let msg = "null in a field that is not optional";
                 if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
                     // Never null (sema); every error of `as_event_time` names the field.
-                    let msg = "null in a field that is not optional";
                     let read = json_event_time(format.timestamps(), key, et.range_tokens());
                     return quote!(#key => {
                         if value.is_null() {
@@ -421,13 +473,33 @@ pub fn decoder(
                         #id = Some(#read?);
                     });
                 }
+                if in_record(f) {
+                    let seen = seen(i);
+                    return if f.nullable {
+                        quote!(#key => {
+                            if value.is_null() {
+                                into.#field = None;
+                            } else {
+                                value.read_string(::weir_runtime::formats::opt_string(&mut into.#field)).map_err(|e| e.in_field(#key))?;
+                            }
+                            #seen = true;
+                        })
+                    } else {
+                        quote!(#key => {
+                            if value.is_null() {
+                                return Err(DecodeError::new(#msg).in_field(#key));
+                            }
+                            value.read_string(&mut into.#field).map_err(|e| e.in_field(#key))?;
+                            #seen = true;
+                        })
+                    };
+                }
                 let read = json_read(f.ty, format.timestamps());
                 if f.nullable {
                     quote!(#key => {
                         #id = Some(if value.is_null() { None } else { Some(#read.map_err(|e| e.in_field(#key))?) });
                     })
                 } else {
-                    let msg = "null in a field that is not optional";
                     quote!(#key => {
                         if value.is_null() {
                             return Err(DecodeError::new(#msg).in_field(#key));
@@ -436,20 +508,29 @@ pub fn decoder(
                     })
                 }
             });
+            // In field order, so the first missing field is the one named.
             let finish = projected.fields.iter().enumerate().map(|(i, f)| {
                 let id = field_ident(&f.name);
+                let msg = format!("missing field `{}`", f.name);
+                if in_record(f) {
+                    let seen = seen(i);
+                    return if f.nullable {
+                        quote!(if !#seen { into.#id = None; })
+                    } else {
+                        quote!(if !#seen { return Err(DecodeError::new(#msg)); })
+                    };
+                }
                 let local = slot(i);
                 if f.nullable {
-                    quote!(#id: #local.unwrap_or(None))
+                    quote!(into.#id = #local.unwrap_or(None);)
                 } else {
-                    let msg = format!("missing field `{}`", f.name);
-                    quote!(#id: match #local { Some(v) => v, None => return Err(DecodeError::new(#msg)) })
+                    quote!(into.#id = match #local { Some(v) => v, None => return Err(DecodeError::new(#msg)) };)
                 }
             });
             let in_order =
                 json_in_order(record, declared, projected, event_time, format.timestamps());
             quote! {
-                fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
+                fn #name(line: &str, into: &mut #record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError> {
                     use ::weir_runtime::formats::DecodeError;
                     #in_order
                     #(#slots)*
@@ -460,7 +541,8 @@ pub fn decoder(
                         }
                         Ok(())
                     })?;
-                    Ok(#record { #(#finish,)* })
+                    #(#finish)*
+                    Ok(())
                 }
             }
         }
@@ -489,17 +571,18 @@ pub fn decoder(
             });
             quote! {
                 fn #name(header: ::std::option::Option<&str>) -> ::std::result::Result<
-                    impl FnMut(&str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError>,
+                    impl FnMut(&str, &mut #record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError>,
                     ::std::string::String,
                 > {
                     use ::weir_runtime::formats::DecodeError;
                     let map = ::weir_runtime::formats::csv::HeaderMap::<#k>::new(
                         header.unwrap_or_default(), #delimiter, &[#(#names),*], [#(#read),*],
                     )?;
-                    Ok(move |line: &str| -> ::std::result::Result<#record, DecodeError> {
+                    Ok(move |line: &str, into: &mut #record| -> ::std::result::Result<(), DecodeError> {
                         let mut cells = [::weir_runtime::formats::csv::Cell::EMPTY; #k];
                         ::weir_runtime::formats::csv::split_columns(line, #delimiter, &map.columns, map.n_columns, &mut cells)?;
-                        Ok(#record { #(#fields,)* })
+                        #(#fields)*
+                        Ok(())
                     })
                 }
             }
@@ -529,18 +612,20 @@ pub fn decoder(
                 )
             });
             quote! {
-                fn #name(line: &str) -> ::std::result::Result<#record, ::weir_runtime::formats::DecodeError> {
+                fn #name(line: &str, into: &mut #record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError> {
                     use ::weir_runtime::formats::DecodeError;
                     let mut cells = [::weir_runtime::formats::csv::Cell::EMPTY; #k];
                     ::weir_runtime::formats::csv::split_columns(line, #delimiter, &[#(#columns),*], #n, &mut cells)?;
-                    Ok(#record { #(#fields,)* })
+                    #(#fields)*
+                    Ok(())
                 }
             }
         }
     }
 }
 
-/// `field: value` of a CSV decoder, from the cell `cell` (an expression of type `Cell`).
+/// The statement of a CSV decoder writing field `f` of `into` from the cell `cell` (an
+/// expression of type `Cell`).
 fn csv_field(
     f: &crate::sema::types::Field,
     cell: TokenStream,
@@ -556,28 +641,33 @@ fn csv_field(
         let range = et.range_tokens();
         return match read_as(timestamps) {
             None => {
-                quote!(#id: ::weir_runtime::formats::parse_event_time(&#cell.text(), #key, #range)?)
+                quote!(into.#id = ::weir_runtime::formats::parse_event_time(&#cell.text(), #key, #range)?;)
             }
             Some(how) => {
-                quote!(#id: ::weir_runtime::formats::parse_event_time_as(&#cell.text(), #key, #range, #how)?)
+                quote!(into.#id = ::weir_runtime::formats::parse_event_time_as(&#cell.text(), #key, #range, #how)?;)
             }
         };
     }
-    let parse = match f.ty {
-        // A string takes the cell's text as it is (no copy when it was unquoted).
-        Type::String | Type::Null => quote!(Ok::<_, DecodeError>(#cell.text().into_owned())),
-        ty => parse_text(ty, quote!(&#cell.text())),
-    };
-    if f.nullable {
-        // A quoted empty cell is the empty string; for other types, either empty cell is null.
-        let null = if matches!(f.ty, Type::String | Type::Null) {
-            quote!(#cell.is_null())
+    if is_string(f.ty) {
+        // The cell's text into the field's buffer; a quoted empty cell is the empty string.
+        return if f.nullable {
+            quote! {
+                if #cell.is_null() {
+                    into.#id = None;
+                } else {
+                    ::weir_runtime::formats::set_string(::weir_runtime::formats::opt_string(&mut into.#id), &#cell.text());
+                }
+            }
         } else {
-            quote!(#cell.is_empty())
+            quote!(::weir_runtime::formats::set_string(&mut into.#id, &#cell.text());)
         };
-        quote!(#id: if #null { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) })
+    }
+    let parse = parse_text(f.ty, quote!(&#cell.text()));
+    if f.nullable {
+        // For types other than strings, either empty cell is null.
+        quote!(into.#id = if #cell.is_empty() { None } else { Some(#parse.map_err(|e| e.in_field(#key))?) };)
     } else {
-        quote!(#id: #parse.map_err(|e| e.in_field(#key))?)
+        quote!(into.#id = #parse.map_err(|e| e.in_field(#key))?;)
     }
 }
 

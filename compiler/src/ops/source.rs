@@ -189,11 +189,11 @@ pub fn emit(
                         let slot = quote!(::weir_runtime::checkpoint::slot(#state_id, #instance));
                         if upsert {
                             quote! {
-                                ::weir_runtime::sources::kafka::run_upserts(&#config, &#metrics, &#dead, #decode, #slot, #chain)
+                                ::weir_runtime::sources::kafka::run_upserts(&#config, &#metrics, &#dead, ::weir_runtime::formats::owned(#decode), #slot, #chain)
                             }
                         } else {
                             quote! {
-                                ::weir_runtime::sources::kafka::run(&#config, &#metrics, &#dead, #decode, #event_time, #slot, #chain)
+                                ::weir_runtime::sources::kafka::run(&#config, &#metrics, &#dead, ::weir_runtime::formats::owned(#decode), #event_time, #slot, #chain)
                             }
                         }
                     })),

@@ -104,6 +104,13 @@ impl<'a> JsonValue<'a> {
         self.as_str_cow().map(Cow::into_owned)
     }
 
+    /// [`JsonValue::as_string`] into `into`'s buffer (see [`super::set_string`]).
+    #[inline]
+    pub fn read_string(&self, into: &mut String) -> Result<(), DecodeError> {
+        super::set_string(into, &self.as_str_cow()?);
+        Ok(())
+    }
+
     /// Like [`JsonValue::as_string`] but borrows from the line when the string has no escapes.
     pub fn as_str_cow(&self) -> Result<Cow<'a, str>, DecodeError> {
         match self.kind {

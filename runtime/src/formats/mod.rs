@@ -241,6 +241,33 @@ pub fn parse_event_time_as(
     time::parse_event_time_as(s, field, range, how)
 }
 
+/// A string field of a record decoded in place takes `text`, keeping its buffer: a source
+/// decodes every line into the same record, so its strings are allocated once, not per line.
+#[inline]
+pub fn set_string(into: &mut String, text: &str) {
+    into.clear();
+    into.push_str(text);
+}
+
+/// An optional string field's buffer, kept from the previous record when it had one.
+#[inline]
+pub fn opt_string(into: &mut Option<String>) -> &mut String {
+    into.get_or_insert_with(String::new)
+}
+
+/// A decoder that writes into a record (what generated decoders are) as one that returns a
+/// new record per line, for a source that hands its records on by value (Kafka's batches,
+/// lookup tables).
+pub fn owned<T: Default>(
+    mut decode: impl FnMut(&str, &mut T) -> Result<(), DecodeError>,
+) -> impl FnMut(&str) -> Result<T, DecodeError> {
+    move |line| {
+        let mut record = T::default();
+        decode(line, &mut record)?;
+        Ok(record)
+    }
+}
+
 /// Wraps a description in backticks for an error message.
 pub(crate) fn quoted(description: &str) -> String {
     let mut out = String::with_capacity(description.len() + 2);

@@ -77,14 +77,18 @@ pub fn open_file(name: &str, path: &Path) -> Result<Input, String> {
 /// A line source's decoder, made once its input's header is known: called with the header
 /// line (without its line end) when the format has one (`csv(header: true)`), with `None`
 /// otherwise. A header that does not fit the schema is an error that stops the run.
+///
+/// A decoder writes a line's fields into a record it is given (every field, when it succeeds):
+/// a source decodes every line into the same record, so its strings' buffers are reused
+/// instead of allocated and freed per line.
 pub trait MakeDecoder<T>: FnOnce(Option<&str>) -> Result<Self::Decode, String> {
-    type Decode: FnMut(&str) -> Result<T, DecodeError>;
+    type Decode: FnMut(&str, &mut T) -> Result<(), DecodeError>;
 }
 
 impl<T, D, M> MakeDecoder<T> for M
 where
     M: FnOnce(Option<&str>) -> Result<D, String>,
-    D: FnMut(&str) -> Result<T, DecodeError>,
+    D: FnMut(&str, &mut T) -> Result<(), DecodeError>,
 {
     type Decode = D;
 }
@@ -92,7 +96,7 @@ where
 /// The decoder of a format without a header (JSON lines, headerless CSV): `decode` as it is.
 pub fn by_position<T, D>(decode: D) -> impl FnOnce(Option<&str>) -> Result<D, String> + Copy
 where
-    D: FnMut(&str) -> Result<T, DecodeError> + Copy,
+    D: FnMut(&str, &mut T) -> Result<(), DecodeError> + Copy,
 {
     move |_| Ok(decode)
 }
@@ -487,6 +491,7 @@ pub fn run<T, M, C>(
     chain: C,
 ) -> Result<(), String>
 where
+    T: Default,
     M: MakeDecoder<T>,
     C: Collector<T>,
 {
@@ -566,6 +571,8 @@ where
     // first line, or a file that was empty at the start).
     let mut make = Some(make);
     let mut decode = None;
+    // Every line is decoded into this record (see `MakeDecoder`).
+    let mut record = T::default();
     let input_name = file
         .as_ref()
         .map_or_else(|| "stdin".to_string(), |f| f.path.display().to_string());
@@ -730,8 +737,8 @@ where
         if blank(line) {
             continue;
         }
-        match decode(line) {
-            Ok(record) => {
+        match decode(line, &mut record) {
+            Ok(()) => {
                 produced += 1;
                 chain.push(&record);
                 if let (Some(tracker), Some(et)) = (tracker.as_mut(), event_time.as_ref()) {
@@ -774,7 +781,7 @@ fn blank(line: &str) -> bool {
 /// Reads a whole file of lines into memory (the table of a lookup join), decoding each line
 /// with the decoder `make` returns (given the first line when the file has a `header`);
 /// malformed lines go to the dead-letter output like a source's.
-pub fn read_all<T, M: MakeDecoder<T>>(
+pub fn read_all<T: Default, M: MakeDecoder<T>>(
     name: &str,
     path: &Path,
     header: bool,
@@ -812,8 +819,9 @@ pub fn read_all<T, M: MakeDecoder<T>>(
         if line.trim().is_empty() {
             continue;
         }
-        match decode(line) {
-            Ok(record) => out.push(record),
+        let mut record = T::default();
+        match decode(line, &mut record) {
+            Ok(()) => out.push(record),
             Err(err) => dead_letters.write(name, line_no, &err.to_string(), line),
         }
     }
