@@ -51,22 +51,11 @@ impl StatePlan {
     }
 }
 
-/// Whether `op` saves something at checkpoints.
+/// Whether `op` saves something at checkpoints (the operator table says, and a sink to
+/// stdout has nothing to commit).
 fn participates(op: &Op) -> bool {
-    match op {
-        Op::Source { .. }
-        | Op::WindowAggregate(_)
-        | Op::GroupAggregate(_)
-        | Op::FinalAggregate(_)
-        | Op::RetractAggregate(_)
-        | Op::TopN(_)
-        | Op::FinalTopN(_)
-        | Op::RetractTopN(_) => true,
-        // A lookup join's table is read again from its file on restart.
-        Op::Join { table, .. } => table.is_none(),
-        Op::Sink(def) => !matches!(def.kind, SinkKind::Stdout { .. }),
-        Op::Filter(_) | Op::Select(_) | Op::Fused(_) => false,
-    }
+    op.spec().checkpointed
+        && !matches!(op, Op::Sink(def) if matches!(def.kind, SinkKind::Stdout { .. }))
 }
 
 /// `5s`, `250ms`, `1h30m` style text of a duration in milliseconds.

@@ -14,6 +14,8 @@ use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 use weir_dsl::Span;
 
+use crate::ops::OperatorSpec;
+
 use crate::sema::{
     JoinDef, RankDef, SinkDef, SourceDef, StreamType, TExpr, Window, WindowAggregate,
 };
@@ -152,22 +154,30 @@ impl Op {
         }
     }
 
-    pub fn kind_name(&self) -> &'static str {
+    /// The operator's row in the operator table (`ops::OPERATORS`).
+    pub fn spec(&self) -> &'static OperatorSpec {
+        use crate::ops;
         match self {
-            Op::Source { .. } => "source",
-            Op::Filter(_) => "filter",
-            Op::Select(_) => "select",
-            Op::Fused(_) => "fused",
-            Op::WindowAggregate(_) => "window_aggregate",
-            Op::GroupAggregate(_) => "group_aggregate",
-            Op::FinalAggregate(_) => "final_aggregate",
-            Op::RetractAggregate(_) => "retract_aggregate",
-            Op::Join { .. } => "join",
-            Op::TopN(_) => "top_n",
-            Op::FinalTopN(_) => "final_top_n",
-            Op::RetractTopN(_) => "retract_top_n",
-            Op::Sink(_) => "sink",
+            Op::Source { .. } => &ops::source::SPEC,
+            Op::Filter(_) => &ops::filter::SPEC,
+            Op::Select(_) => &ops::select::SPEC,
+            Op::Fused(_) => &ops::fused::SPEC,
+            Op::WindowAggregate(_) => &ops::window_aggregate::SPEC,
+            Op::GroupAggregate(_) => &ops::group_aggregate::SPEC,
+            Op::FinalAggregate(_) => &ops::final_aggregate::SPEC,
+            Op::RetractAggregate(_) => &ops::retract_aggregate::SPEC,
+            Op::Join { table: None, .. } => &ops::join::SPEC,
+            Op::Join { table: Some(_), .. } => &ops::join::LOOKUP_SPEC,
+            Op::TopN(_) => &ops::top_n::SPEC,
+            Op::FinalTopN(_) => &ops::final_top_n::SPEC,
+            Op::RetractTopN(_) => &ops::retract_top_n::SPEC,
+            Op::Sink(_) => &ops::sink::SPEC,
         }
+    }
+
+    /// The operator's kind: its name in the operator table.
+    pub fn kind_name(&self) -> &'static str {
+        self.spec().name
     }
 }
 

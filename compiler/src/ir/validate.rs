@@ -73,16 +73,13 @@ pub fn check_structure(graph: &Dataflow) -> Result<Vec<OpId>, InvalidGraph> {
             )));
         }
     }
+    // The ports are the operator table's (`ops::OperatorSpec`).
     for op in graph.ops() {
         let node = graph.node(op);
+        let spec = node.op.spec();
         let n_in = graph.inputs(op).len();
         let n_out = graph.outputs(op).len();
-        let ok = match &node.op {
-            Op::Source { .. } => n_in == 0,
-            Op::Sink(_) => n_in == 1 && n_out == 0,
-            Op::Join { table: None, .. } => n_in == 2,
-            _ => n_in == 1,
-        };
+        let ok = n_in == spec.n_inputs && (spec.has_output || n_out == 0);
         if !ok {
             return Err(InvalidGraph(format!(
                 "{op} ({}) has {n_in} inputs and {n_out} outputs",

@@ -14,7 +14,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: false,
-    blocking: false,
+    checkpointed: false,
     doc: "keeps the records for which a condition holds",
 };
 

@@ -17,7 +17,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: true,
-    blocking: true,
+    checkpointed: true,
     doc: "aggregates per key where the key names a window upstream; one final row per group when it closes",
 };
 

@@ -17,7 +17,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: true,
-    blocking: true,
+    checkpointed: true,
     doc: "keeps the first, last or best N rows per key where the key names a window; emits them when it closes",
 };
 

@@ -17,7 +17,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: true,
-    blocking: false,
+    checkpointed: true,
     doc: "aggregates per key without a window: an updating stream, one row per key",
 };
 

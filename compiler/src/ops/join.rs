@@ -21,8 +21,19 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 2,
     has_output: true,
     stateful: true,
-    blocking: false,
-    doc: "joins two streams on equal keys (interval, window, regular with TTL, or lookup)",
+    checkpointed: true,
+    doc: "joins two streams on equal keys: interval, window, or regular (state optionally expired by a TTL)",
+};
+
+/// A lookup join: one input, its table read from a file when the task starts (held, but not
+/// checkpointed: read again on restart).
+pub const LOOKUP_SPEC: OperatorSpec = OperatorSpec {
+    name: "lookup_join",
+    n_inputs: 1,
+    has_output: true,
+    stateful: true,
+    checkpointed: false,
+    doc: "joins each record against a table read when the task starts",
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceDef>) -> Emitted {

@@ -18,21 +18,29 @@ pub mod window_aggregate;
 
 use proc_macro2::{Ident, TokenStream};
 
-/// What an operator is, independent of any instance.
+/// What an operator is, independent of any instance: `ir::Op::spec` gives an operator's row,
+/// and the compiler decides by it, not by matching on `Op`. Validation checks every
+/// operator's inputs and outputs against `n_inputs` and `has_output`; `fuse_stateless` fuses
+/// the one-input operators that are not `stateful`; `codegen::state` lists the
+/// `checkpointed` ones as checkpoint participants; the name is the operator's kind in `explain`, the run summary and the plan
+/// the HTTP endpoint serves. (Whether an operator holds records back until a watermark is a
+/// property of its definition, not of its kind, so the table does not say: an interval join
+/// waits for the watermark, a regular join does not.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OperatorSpec {
     pub name: &'static str,
     pub n_inputs: usize,
     /// Has outputs (a sink has none).
     pub has_output: bool,
-    /// Keeps state across records (never fused; cuts chains of stateless steps).
+    /// Keeps data across records (never fused; cuts chains of stateless steps).
     pub stateful: bool,
-    /// Holds records back until a watermark (its output lags its input).
-    pub blocking: bool,
+    /// Saves something at checkpoints: its state, a source's position, a sink's pending
+    /// output (a sink writing to stdout has none: `codegen::state` asks its definition).
+    pub checkpointed: bool,
     pub doc: &'static str,
 }
 
-/// Every operator, in one place (docs and tests iterate over it).
+/// Every operator, in one place: `ARCHITECTURE.md`'s operator table is checked against it.
 pub const OPERATORS: &[OperatorSpec] = &[
     source::SPEC,
     filter::SPEC,
@@ -43,6 +51,7 @@ pub const OPERATORS: &[OperatorSpec] = &[
     final_aggregate::SPEC,
     retract_aggregate::SPEC,
     join::SPEC,
+    join::LOOKUP_SPEC,
     top_n::SPEC,
     final_top_n::SPEC,
     retract_top_n::SPEC,
@@ -73,4 +82,47 @@ pub enum Role {
     StageWithLate(Box<dyn Fn(TokenStream, TokenStream) -> TokenStream>),
     /// The end of a chain.
     Leaf(TokenStream),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OPERATORS;
+
+    /// A row of `ARCHITECTURE.md`'s operator table, as it must read.
+    fn row(spec: &super::OperatorSpec) -> String {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        format!(
+            "| `{}` | {} | {} | {} | {} | {} |",
+            spec.name,
+            spec.n_inputs,
+            yes(spec.has_output),
+            yes(spec.stateful),
+            yes(spec.checkpointed),
+            spec.doc
+        )
+    }
+
+    #[test]
+    fn the_architecture_document_lists_the_operator_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ARCHITECTURE.md");
+        let text = std::fs::read_to_string(path).expect("ARCHITECTURE.md");
+        let section = text
+            .split("\n## ")
+            .find(|s| s.starts_with("The operators"))
+            .expect("ARCHITECTURE.md has a section `## The operators`");
+        let listed: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+        let expected: Vec<String> = OPERATORS.iter().map(row).collect();
+        assert_eq!(
+            listed, expected,
+            "ARCHITECTURE.md's operator table differs from OPERATORS"
+        );
+    }
+
+    #[test]
+    fn operator_names_are_unique() {
+        let mut names: Vec<&str> = OPERATORS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPERATORS.len());
+    }
 }

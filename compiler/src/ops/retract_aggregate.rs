@@ -21,7 +21,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: true,
-    blocking: false,
+    checkpointed: true,
     doc: "aggregates an updating stream per key: each change retracts the row it revises",
 };
 

@@ -18,7 +18,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: true,
-    blocking: false,
+    checkpointed: true,
     doc: "keeps the best N rows per key of an updating stream, moving revised rows between ranks",
 };
 

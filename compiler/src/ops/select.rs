@@ -15,7 +15,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: false,
-    blocking: false,
+    checkpointed: false,
     doc: "computes a new record with the listed fields",
 };
 

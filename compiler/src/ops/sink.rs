@@ -15,7 +15,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: false,
     stateful: false,
-    blocking: false,
+    checkpointed: true,
     doc: "writes rows to stdout, a file, a checksum, or a Kafka topic",
 };
 

@@ -16,7 +16,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 0,
     has_output: true,
     stateful: false,
-    blocking: false,
+    checkpointed: true,
     doc: "reads records and assigns event time and watermarks",
 };
 

@@ -20,7 +20,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: true,
-    blocking: false,
+    checkpointed: true,
     doc: "keeps the first, last or best N rows per key (an updating stream)",
 };
 

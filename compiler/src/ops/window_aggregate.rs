@@ -18,7 +18,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
     n_inputs: 1,
     has_output: true,
     stateful: true,
-    blocking: true,
+    checkpointed: true,
     doc: "aggregates per key and event-time window; emits when the watermark passes the window",
 };
 

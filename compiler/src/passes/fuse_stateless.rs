@@ -10,8 +10,11 @@ use crate::ir::{Dataflow, EdgeKind, Node, Op, OpId, Stateless};
 
 pub struct FuseStateless;
 
+/// A one-input operator with an output and no state (the operator table says): a filter,
+/// a select or a fused run of them.
 fn is_stateless(op: &Op) -> bool {
-    matches!(op, Op::Filter(_) | Op::Select(_) | Op::Fused(_))
+    let spec = op.spec();
+    spec.n_inputs == 1 && spec.has_output && !spec.stateful
 }
 
 /// Selects over updating streams map changes, not rows: they stay on their own.
