@@ -1,5 +1,5 @@
 //! The operator table: one file per operator, each with its [`OperatorSpec`] row (ports, state,
-//! blocking) and its emitter, which fills the slots code generation stitches together.
+//! checkpoints) and its emitter, which fills the slots code generation stitches together.
 
 mod aggregate;
 pub mod filter;
