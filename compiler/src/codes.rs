@@ -104,6 +104,7 @@ pub const CODES: &[Code] = &[
     case("E0424", "an option of another kind of join"),
     case("E0425", "an interval or window join without its bounds or window"),
     case("E0427", "a join alias already taken by an earlier join"),
+    case("E0428", "a source read again every so often (`refresh:`) used as a stream; it is a lookup join's table"),
     case("E0430", "an updating stream where only an append stream can go (a join)"),
     case("E0431", "a `select` that drops a key of an updating stream"),
     case("E0432", "a `top` count out of range"),

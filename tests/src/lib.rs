@@ -15,6 +15,7 @@ use weir_compiler::{Options, SourceMap};
 pub mod duckdb;
 pub mod kafka;
 pub mod postgres;
+pub mod running;
 
 /// The repository root.
 pub fn workspace() -> PathBuf {

@@ -2,7 +2,10 @@
 //! tables, reads them back with psql and compares them with the same stream written to a file
 //! by the same run (the file sink is the oracle: another writer of the same rows).
 
+use std::time::{Duration, Instant};
+
 use weir_tests::postgres::{query, server, unique_table};
+use weir_tests::running::Running;
 use weir_tests::{build, run};
 
 /// CSV lines sorted, for comparing tables whatever the order rows came in.
@@ -286,4 +289,64 @@ fn a_lookup_join_reads_its_table_from_postgres() {
         "{}",
         out.stderr
     );
+}
+
+/// A PostgreSQL table read again every 200 ms (`refresh:`): once a row changes, records join
+/// the new row, every record before joined the old one, and a row added later joins too. The
+/// test probes with one record at a time until the change shows (generous deadline).
+#[test]
+fn a_refreshed_postgres_table_joins_changed_rows() {
+    let Some(url) = server() else { return };
+    let table = unique_table("rooms");
+    query(
+        &url,
+        &format!(
+            "CREATE TABLE \"{table}\" (sensor TEXT, room TEXT); \
+             INSERT INTO \"{table}\" VALUES ('a', 'kitchen')"
+        ),
+    );
+    let text = format!(
+        "schema Reading {{ sensor: string, value: i64 }}\n\
+         schema Place {{ sensor: string, room: string }}\n\
+         source readings: Reading = stdin() format json\n\
+         source places: Place = postgres(url: \"{url}\", table: \"{table}\", refresh: 200ms)\n\
+         let located = readings |> lookup_join places as p on sensor = p.sensor\n    \
+           |> select {{ sensor, room: p.room, value }}\n\
+         sink located -> stdout() format json\n"
+    );
+    let binary = build("postgres_refresh", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut run = Running::start(&binary, dir.path(), &[]);
+    let room = |line: String| -> String {
+        let row: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        row["room"].as_str().unwrap_or_default().to_string()
+    };
+    run.send(r#"{"sensor":"a","value":0}"#);
+    assert_eq!(room(run.expect_line("before the change")), "kitchen");
+    query(
+        &url,
+        &format!(
+            "UPDATE \"{table}\" SET room = 'attic' WHERE sensor = 'a'; \
+             INSERT INTO \"{table}\" VALUES ('b', 'cellar')"
+        ),
+    );
+    let started = Instant::now();
+    loop {
+        run.send(r#"{"sensor":"a","value":1}"#);
+        match room(run.expect_line("while the table changes")).as_str() {
+            "attic" => break,
+            "kitchen" => {}
+            other => panic!("room {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the table was not read again within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run.send(r#"{"sensor":"a","value":2}"#);
+    assert_eq!(room(run.expect_line("after the change")), "attic");
+    run.send(r#"{"sensor":"b","value":3}"#);
+    assert_eq!(room(run.expect_line("a row added later")), "cellar");
+    assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
 }

@@ -3,101 +3,11 @@
 //! reach stdout while the input is still open, within a generous deadline (a run that only
 //! writes at the end of input, or when a buffer fills, misses it by far).
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use weir_tests::build;
 use weir_tests::kafka::{broker, consume, create_topic, produce, unique, GROUP_PROPERTIES};
-
-/// How long a result may take to show up. The flush interval is 100 ms: this is far beyond
-/// it, so a slow machine does not fail the test, and a pipeline that does not stream does.
-const DEADLINE: Duration = Duration::from_secs(2);
-
-/// A running pipeline whose stdin the test writes and whose stdout lines it reads as they
-/// come.
-struct Running {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-}
-
-impl Running {
-    fn start(binary: &Path, cwd: &Path, args: &[&str]) -> Running {
-        let mut child = Command::new(binary)
-            .args(args)
-            .current_dir(cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stdin = child.stdin.take();
-        Running {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// Writes one line to the pipeline's stdin (which stays open).
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|_| stdin.flush())
-            .expect("the pipeline reads its stdin");
-    }
-
-    /// The next line the pipeline prints, which must come within [`DEADLINE`].
-    fn expect_line(&self, what: &str) -> String {
-        self.expect_line_within(DEADLINE, what)
-    }
-
-    fn expect_line_within(&self, deadline: Duration, what: &str) -> String {
-        let started = Instant::now();
-        match self.lines.recv_timeout(deadline) {
-            Ok(line) => {
-                eprintln!("{what}: after {:?}: {line}", started.elapsed());
-                line
-            }
-            Err(_) => panic!(
-                "{what}: nothing on stdout within {deadline:?} while the input stays open: the \
-                 pipeline does not stream"
-            ),
-        }
-    }
-
-    /// Closes stdin, waits for the end, and returns what is printed after that point.
-    fn close(mut self) -> Vec<String> {
-        drop(self.stdin.take());
-        let status = self.child.wait().expect("the pipeline ends");
-        assert!(status.success(), "the pipeline failed: {status}");
-        self.lines.iter().collect()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // A failed assertion leaves the child running: end it (its id, not a name).
-        if self.stdin.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use weir_tests::running::Running;
 
 fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"))
@@ -127,6 +37,69 @@ fn a_filter_on_stdin_prints_each_result_while_stdin_is_open() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
+}
+
+const REFRESH: &str = r#"
+schema Reading { sensor: string, value: i64 }
+schema Place { sensor: string, room: string }
+source readings: Reading = stdin() format json
+source places: Place = file(path: "places.csv", refresh: 200ms) format csv(header: true)
+let located = readings |> lookup_join places as p on sensor = p.sensor
+    |> select { sensor, room: p.room, value }
+sink located -> stdout() format json
+"#;
+
+/// A lookup table read again every 200 ms (`refresh:`): once its file changes, records join
+/// the new rows, and every record before that joined the old ones. The test probes with one
+/// record at a time until the new row shows (a generous deadline for a slow machine), then
+/// checks that the switch happened once and for good.
+#[test]
+fn a_refreshed_lookup_table_joins_new_rows_once_its_file_changes() {
+    let binary = build("streaming_refresh", REFRESH, false);
+    let dir = tempfile::tempdir().unwrap();
+    let places = dir.path().join("places.csv");
+    std::fs::write(&places, "sensor,room\na,kitchen\n").unwrap();
+    let mut run = Running::start(&binary, dir.path(), &[]);
+    let mut seen = Vec::new();
+    for value in 0..3 {
+        run.send(&format!(r#"{{"sensor":"a","value":{value}}}"#));
+        let row = json(&run.expect_line("before the change"));
+        assert_eq!(row["room"], "kitchen", "{row}");
+        seen.push(row);
+    }
+    // A new file in place of the old (written aside, then renamed: never read half-written).
+    let next = dir.path().join("places.next");
+    std::fs::write(&next, "sensor,room\na,attic\nb,cellar\n").unwrap();
+    std::fs::rename(&next, &places).unwrap();
+    let started = Instant::now();
+    let mut value = 3;
+    loop {
+        run.send(&format!(r#"{{"sensor":"a","value":{value}}}"#));
+        let row = json(&run.expect_line("while the table changes"));
+        value += 1;
+        if row["room"] == "attic" {
+            break;
+        }
+        assert_eq!(row["room"], "kitchen", "{row}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the table was not read again within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // From now on the new rows hold, including a key the old table did not have.
+    for _ in 0..3 {
+        run.send(&format!(r#"{{"sensor":"a","value":{value}}}"#));
+        assert_eq!(json(&run.expect_line("after the change"))["room"], "attic");
+        value += 1;
+    }
+    run.send(r#"{"sensor":"b","value":99}"#);
+    let row = json(&run.expect_line("a key only the new table has"));
+    assert_eq!(
+        (row["sensor"].as_str(), row["room"].as_str()),
+        (Some("b"), Some("cellar"))
+    );
     assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
 }
 
@@ -224,7 +197,7 @@ fn a_top_n_per_window_prints_its_final_rows_when_the_window_closes() {
         run.send(&click(page, base + 1_000 * i as i64));
     }
     assert!(
-        run.lines.recv_timeout(Duration::from_millis(500)).is_err(),
+        run.quiet_for(Duration::from_millis(500)),
         "nothing may be printed before the window closes"
     );
     // Carries the watermark past base + 10 s: b (3), then a (2) before c (2) by page.

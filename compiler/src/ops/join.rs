@@ -91,7 +91,20 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 let #table = ::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row)?;
             });
             captures.push(table.clone());
-            (quote!(#record), Some(quote!(#table)))
+            let feed = source.refresh_ms.map(|every| {
+                let feed = format_ident!("table_feed_{}", op.index());
+                setup.push(quote! {
+                    let #feed = {
+                        let dead_letters = dead_letters.clone();
+                        ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || {
+                            ::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row)
+                        })?
+                    };
+                });
+                captures.push(feed.clone());
+                feed
+            });
+            (quote!(#record), Some((quote!(#table), feed)))
         }
         Some(source) => {
             let record = cx
@@ -130,7 +143,20 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 let #table = ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, &dead_letters, #make)?;
             });
             captures.push(table.clone());
-            (quote!(#record), Some(quote!(#table)))
+            let feed = source.refresh_ms.map(|every| {
+                let feed = format_ident!("table_feed_{}", op.index());
+                setup.push(quote! {
+                    let #feed = {
+                        let dead_letters = dead_letters.clone();
+                        ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || {
+                            ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, &dead_letters, #make)
+                        })?
+                    };
+                });
+                captures.push(feed.clone());
+                feed
+            });
+            (quote!(#record), Some((quote!(#table), feed)))
         }
     };
 
@@ -248,10 +274,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                     table
                 }
             });
-            let load = table_load.expect("a lookup join has a table");
+            let (load, feed) = table_load.expect("a lookup join has a table");
             let metrics = metrics.clone();
+            // A table read again (`refresh:`) takes each new version on a tick.
+            let refreshed = feed.map(|feed| quote!(.refreshed_by(#feed.clone(), #build_table)));
             Box::new(
-                move |next| quote!(::weir_runtime::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(#load.clone()), #left_outer, #next)),
+                move |next| quote!(::weir_runtime::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(#load.clone()), #left_outer, #next)#refreshed),
             )
         }
         kind => {

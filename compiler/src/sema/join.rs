@@ -89,6 +89,15 @@ impl Checker {
             );
             return None;
         }
+        let refreshed = matches!(right_input, StreamInput::Source(i)
+            if self.program.sources[i].refresh_ms.is_some());
+        if join.kind != JoinKind::Lookup && refreshed {
+            self.error(super::refreshed_as_stream(
+                join.stream.span,
+                &join.stream.name,
+            ));
+            return None;
+        }
         let is_postgres = matches!(right_input, StreamInput::Source(i)
             if matches!(self.program.sources[i].kind, SourceKind::Postgres { .. }));
         if join.kind != JoinKind::Lookup && is_postgres {

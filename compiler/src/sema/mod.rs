@@ -295,6 +295,10 @@ impl Checker {
                 );
                 return None;
             }
+            Some((Named::Source(i), _)) if self.program.sources[*i].refresh_ms.is_some() => {
+                self.error(refreshed_as_stream(pipe.input.span, &pipe.input.name));
+                return None;
+            }
             Some((Named::Source(i), _)) => {
                 (StreamInput::Source(*i), self.program.sources[*i].ty.clone())
             }
@@ -885,4 +889,17 @@ impl Checker {
             );
         }
     }
+}
+
+/// `E0428`: a source read again every so often (`refresh:`) is a lookup join's table, and
+/// the stream it would make has no end and no order.
+pub(super) fn refreshed_as_stream(span: weir_dsl::Span, name: &str) -> Diagnostic {
+    Diagnostic::error(
+        "E0428",
+        span,
+        format!("`{name}` is read again every so often (`refresh:`): it is a lookup table, not a stream"),
+    )
+    .with_hint(format!(
+        "join it: `stream |> lookup_join {name} as t on key = t.key`, or drop `refresh:` to read it as a stream"
+    ))
 }

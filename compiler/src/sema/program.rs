@@ -31,6 +31,9 @@ pub struct SourceDef {
     pub event_time_range: Option<(i64, i64)>,
     /// Where malformed records go (`dead_letters: "path"`), else the run's default.
     pub dead_letters: Option<String>,
+    /// `refresh: 30s` of a file or postgres source: the table of a lookup join, read again
+    /// that often (ms). Such a source is a table only, never a stream.
+    pub refresh_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

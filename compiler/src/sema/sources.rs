@@ -48,6 +48,8 @@ impl Checker {
         let mut event_time_range: Option<((i64, i64), Span)> = None;
         // `upsert_key: "a, b"` of a Kafka source, with the span to report at.
         let mut upsert_key: Option<(Vec<String>, Span)> = None;
+        // `refresh:` of a file or postgres source: a lookup table read again that often.
+        let mut refresh_ms: Option<i64> = None;
         let kind_and_schema = match connector.name.name.as_str() {
             "nexmark" => {
                 let args = Args::new(
@@ -115,7 +117,13 @@ impl Checker {
             "file" | "stdin" => {
                 let is_file = connector.name.name == "file";
                 let params: &'static [&'static str] = if is_file {
-                    &["path", "dead_letters", "event_time_range", "parallelism"]
+                    &[
+                        "path",
+                        "dead_letters",
+                        "event_time_range",
+                        "parallelism",
+                        "refresh",
+                    ]
                 } else {
                     &["dead_letters", "event_time_range"]
                 };
@@ -139,6 +147,9 @@ impl Checker {
                 };
                 dead_letters = args.string("dead_letters", &mut self.diagnostics);
                 event_time_range = args.time_range("event_time_range", &mut self.diagnostics);
+                if is_file {
+                    refresh_ms = args.duration("refresh", &mut self.diagnostics);
+                }
                 let format = self.format(decl.format.as_ref(), true);
                 if decl.schema.is_none() {
                     self.error(
@@ -165,9 +176,10 @@ impl Checker {
                 let args = Args::new(
                     connector,
                     "source `postgres`",
-                    &["url", "table", "query"],
+                    &["url", "table", "query", "refresh"],
                     &mut self.diagnostics,
                 );
+                refresh_ms = args.duration("refresh", &mut self.diagnostics);
                 if let Some(f) = &decl.format {
                     self.error(
                         Diagnostic::error("E0311", f.span, "a postgres source has no format")
@@ -427,6 +439,7 @@ impl Checker {
             watermark_ms,
             event_time_range: event_time_range.map(|(range, _)| range),
             dead_letters,
+            refresh_ms,
         });
     }
 

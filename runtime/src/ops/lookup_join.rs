@@ -10,9 +10,16 @@
 //! pass through unchanged and the output keeps the input's event time. The table is held in an
 //! `Arc`: parallel instances can share one copy (`new` accepts the table or an `Arc` of it).
 //! [`lookup_table`] builds a table from rows and a key function.
+//!
+//! A table declared with `refresh: 30s` is read again every 30 seconds by a thread of its own
+//! ([`TableFeed`]); each instance takes the new rows on its next tick (within the flush
+//! interval), never in the middle of a record. Records joined before see the old rows, those
+//! after the new: nothing already emitted is revised (a processing-time lookup, as a lookup
+//! cache with a TTL gives). A read that fails keeps the rows there are and says why on stderr.
 
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::collector::Collector;
 use crate::hash::FastMap;
@@ -58,8 +65,77 @@ pub fn lookup_table<K: Hash + Eq, R>(
     table
 }
 
+/// The latest rows of a table read again every so often (`refresh:`), shared by the lookup
+/// joins that read it: a version number and the rows.
+pub struct TableFeed<R> {
+    latest: Arc<Mutex<(u64, Arc<Vec<R>>)>>,
+}
+
+impl<R> Clone for TableFeed<R> {
+    fn clone(&self) -> Self {
+        TableFeed {
+            latest: self.latest.clone(),
+        }
+    }
+}
+
+impl<R: Send + Sync + 'static> TableFeed<R> {
+    /// Starts a thread that calls `read` every `every_ms` and publishes what it returns. The
+    /// thread ends once no lookup join holds the feed any more (it checks when it wakes up).
+    pub fn start(
+        table: &str,
+        every_ms: i64,
+        rows: Vec<R>,
+        mut read: impl FnMut() -> Result<Vec<R>, String> + Send + 'static,
+    ) -> Result<TableFeed<R>, String> {
+        let latest = Arc::new(Mutex::new((0, Arc::new(rows))));
+        let feed = TableFeed {
+            latest: latest.clone(),
+        };
+        let every = Duration::from_millis(every_ms.max(1) as u64);
+        let name = table.to_string();
+        let spawned = std::thread::Builder::new()
+            .name(format!("refresh-{table}"))
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                if Arc::strong_count(&latest) == 1 {
+                    return;
+                }
+                match read() {
+                    Ok(rows) => {
+                        let mut latest = latest.lock().unwrap_or_else(|e| e.into_inner());
+                        latest.0 += 1;
+                        latest.1 = Arc::new(rows);
+                    }
+                    Err(e) => eprintln!(
+                        "weir: table `{name}`: reading it again failed, the joins keep its previous rows: {e}"
+                    ),
+                }
+            });
+        spawned.map_err(|e| {
+            format!("table `{table}`: cannot start the thread that reads it again: {e}")
+        })?;
+        Ok(feed)
+    }
+}
+
+impl<R> TableFeed<R> {
+    /// The rows, if newer than version `seen`, with their version.
+    fn newer_than(&self, seen: u64) -> Option<(u64, Arc<Vec<R>>)> {
+        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        (latest.0 > seen).then(|| (latest.0, latest.1.clone()))
+    }
+}
+
+/// What a refreshed lookup join checks on each tick: a new table, built from newer rows.
+type Reload<K, R> = Box<dyn FnMut() -> Option<LookupTable<K, R>>>;
+
+/// Builds a lookup table from a table's rows (generated per join: it knows the key).
+pub type BuildTable<K, R> = fn(Vec<R>) -> LookupTable<K, R>;
+
 pub struct LookupJoin<S: LookupSpec, N> {
     table: Arc<LookupTable<S::Key, S::Row>>,
+    reload: Option<Reload<S::Key, S::Row>>,
     left_outer: bool,
     finished: bool,
     next: N,
@@ -77,12 +153,33 @@ impl<S: LookupSpec, N: Collector<S::Out>> LookupJoin<S, N> {
     ) -> Self {
         LookupJoin {
             table: table.into(),
+            reload: None,
             left_outer,
             finished: false,
             next,
             stats: metrics.counters(),
             metrics,
         }
+    }
+
+    /// Takes the rows `feed` publishes, from version 1 on (version 0 is the table `new` was
+    /// given), building each table with `build` on the tick after it arrives.
+    pub fn refreshed_by(
+        mut self,
+        feed: TableFeed<S::Row>,
+        build: BuildTable<S::Key, S::Row>,
+    ) -> Self
+    where
+        S::Row: Clone + 'static,
+        S::Key: 'static,
+    {
+        let mut seen = 0;
+        self.reload = Some(Box::new(move || {
+            let (version, rows) = feed.newer_than(seen)?;
+            seen = version;
+            Some(build(rows.as_ref().clone()))
+        }));
+        self
     }
 
     /// Rows in the table (for tests and metrics).
@@ -125,9 +222,13 @@ impl<S: LookupSpec, N: Collector<S::Out>> Collector<S::In> for LookupJoin<S, N> 
         self.next.barrier(checkpoint);
     }
     fn tick(&mut self) {
-        if !self.finished {
-            self.next.tick();
+        if self.finished {
+            return;
         }
+        if let Some(table) = self.reload.as_mut().and_then(|reload| reload()) {
+            self.table = Arc::new(table);
+        }
+        self.next.tick();
     }
 
     fn finish(&mut self) {

@@ -27,7 +27,7 @@ pub use group_aggregate::GroupAggregateOp;
 pub use interval_join::IntervalJoin;
 pub use join::{route_by_key, Either, JoinSpec};
 pub use key_ttl::KeyTtl;
-pub use lookup_join::{lookup_table, LookupJoin, LookupSpec, LookupTable};
+pub use lookup_join::{lookup_table, LookupJoin, LookupSpec, LookupTable, TableFeed};
 pub use map::{FilterMap, Map};
 pub use regular_join::RegularJoin;
 pub use retract_aggregate::{RetractAggregate, RetractAggregateOp};
