@@ -367,7 +367,7 @@ fn example_parses_into_the_expected_items() {
         ExprKind::Lit(Literal::Duration(10_000))
     );
     assert_eq!(snippet(steps[1].span), "window tumble(10s)");
-    let StepKind::Aggregate { by, items } = &steps[2].kind else {
+    let StepKind::Aggregate { by, items, .. } = &steps[2].kind else {
         panic!("not an aggregate")
     };
     assert!(by.is_empty());
@@ -387,7 +387,7 @@ fn example_parses_into_the_expected_items() {
     let ItemKind::Let(max_price) = item(&module, 6) else {
         panic!("not a let")
     };
-    let StepKind::Aggregate { by, items } = &max_price.pipe.steps[1].kind else {
+    let StepKind::Aggregate { by, items, .. } = &max_price.pipe.steps[1].kind else {
         panic!("not an aggregate")
     };
     assert_eq!(by.iter().map(|i| &*i.name).collect::<Vec<_>>(), ["auction"]);

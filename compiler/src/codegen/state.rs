@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 use crate::ir::{Dataflow, Op, OpId, Parallelism};
 use crate::sema::functions::AggFunc;
 use crate::sema::{
-    AggItem, Format, JoinDef, RankDef, SinkKind, SourceKind, StreamType, TExpr, TExprKind, Window,
-    WindowAggregate,
+    AggItem, Format, JoinDef, RankDef, SinkKind, SourceKind, StateTtl, StreamType, TExpr,
+    TExprKind, TtlClock, Window, WindowAggregate,
 };
 
 /// The participants of a plan, in operator order, and its fingerprint.
@@ -410,6 +410,10 @@ fn aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<(&str, 
         })
         .collect();
     lines.push(("aggregates", aggs.join("; ")));
+    // Only with a TTL, so that the shapes of aggregates without one stay what they were.
+    if let Some(ttl) = &agg.ttl {
+        lines.push(("ttl", ttl_text(ttl)));
+    }
     lines.push(("rows", type_text(out_ty)));
 }
 
@@ -453,7 +457,13 @@ fn join(def: &JoinDef, left: &str, right: &str, lines: &mut Vec<(&str, String)>)
     if let Some(size) = def.window_ms {
         lines.push(("window", format!("tumble({})", duration(size))));
     }
-    lines.push(("ttl", def.ttl_ms.map_or_else(|| "none".into(), duration)));
+    // On the wall clock the saved times are arrival times: another shape.
+    let ttl = match (def.ttl_ms, def.ttl_processing) {
+        (None, _) => "none".into(),
+        (Some(ms), false) => duration(ms),
+        (Some(ms), true) => format!("{} by processing time", duration(ms)),
+    };
+    lines.push(("ttl", ttl));
     lines.push((
         "time",
         format!(
@@ -498,14 +508,21 @@ fn rank(def: &RankDef, input: &str, lines: &mut Vec<(&str, String)>) {
     }
     // Only with a TTL, so that the shapes (and checkpoints) of rank operators without one
     // stay what they were before TTLs existed.
-    if let Some(ttl) = def.ttl_ms {
-        let time = def
-            .ttl_time
-            .as_deref()
-            .unwrap_or("the watermark at arrival");
-        lines.push(("ttl", format!("{} by {time}", duration(ttl))));
+    if let Some(ttl) = &def.ttl {
+        lines.push(("ttl", ttl_text(ttl)));
     }
     lines.push(("rows", input.to_string()));
+}
+
+/// A state TTL in a shape: its duration and what it counts by. Changing either changes what
+/// the saved last writes mean.
+fn ttl_text(ttl: &StateTtl) -> String {
+    let clock = match &ttl.clock {
+        TtlClock::EventTime(field) => field.as_str(),
+        TtlClock::Watermark => "the watermark at arrival",
+        TtlClock::Processing => "processing time",
+    };
+    format!("{} by {clock}", duration(ttl.ms))
 }
 
 fn hex8(digest: &[u8]) -> String {
