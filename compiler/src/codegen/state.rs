@@ -40,6 +40,17 @@ pub struct StatePlan {
     pub fingerprint: String,
 }
 
+/// One participant as a binary declares it to its checkpoints (what a manifest's slot line
+/// holds but the instance count, which comes from the command line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Participant {
+    pub op: OpId,
+    pub id: String,
+    /// `opN` and the operator's pipeline text.
+    pub label: String,
+    pub shape: String,
+}
+
 impl StatePlan {
     /// A plan without participants (in-memory runs take no checkpoints).
     pub fn empty() -> StatePlan {
@@ -48,6 +59,20 @@ impl StatePlan {
             shapes: BTreeMap::new(),
             fingerprint: String::new(),
         }
+    }
+
+    /// The participants in id order, labelled as the generated `build` declares them (and as
+    /// `weir check --against` compares them with a checkpoint's).
+    pub fn participants(&self, graph: &Dataflow) -> Vec<Participant> {
+        self.ids
+            .iter()
+            .map(|(op, id)| Participant {
+                op: *op,
+                id: id.clone(),
+                label: format!("{op} {}", graph.node(*op).label),
+                shape: self.shapes[op].clone(),
+            })
+            .collect()
     }
 }
 
