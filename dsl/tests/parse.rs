@@ -458,6 +458,35 @@ fn layout_is_free_within_an_item() {
     assert_eq!(module.items.len(), 3);
 }
 
+#[test]
+fn an_aggregate_takes_options_after_its_block_and_the_next_item_stays_apart() {
+    let module = parse_ok(
+        "let t = o |> aggregate by k { n: count() } ttl(1h, time: processing)\nsink t -> stdout()",
+    );
+    assert_eq!(module.items.len(), 2);
+    let ItemKind::Let(t) = item(&module, 0) else {
+        panic!("not a let")
+    };
+    let StepKind::Aggregate { options, .. } = &t.pipe.steps[0].kind else {
+        panic!("not an aggregate")
+    };
+    assert_eq!(options.len(), 1);
+    assert_eq!(options[0].name.name, "ttl");
+    assert_eq!(options[0].args.len(), 2);
+    assert_eq!(
+        options[0].args[1].name.as_ref().map(|n| n.name.as_str()),
+        Some("time")
+    );
+    // Without options, none.
+    let module = parse_ok("let t = o |> aggregate by k { n: count() }\nsink t -> stdout()");
+    let ItemKind::Let(t) = item(&module, 0) else {
+        panic!("not a let")
+    };
+    assert!(
+        matches!(&t.pipe.steps[0].kind, StepKind::Aggregate { options, .. } if options.is_empty())
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Expressions
 
