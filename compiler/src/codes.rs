@@ -110,8 +110,10 @@ pub const CODES: &[Code] = &[
     case("E0432", "a `top` count out of range"),
     case("E0433", "a file sink's `partition_by` or `parts` that cannot be: a missing field, an updating stream, both at once"),
     case("E0434", "an aggregate over an updating stream that cannot take rows back (`first_value`, min/max of `f64`)"),
-    case("E0445", "an option `top` or `dedup` does not take"),
-    case("E0446", "a `dedup` or `top` `ttl` in event time on a stream without event time"),
+    case("E0445", "an option `top`, `dedup` or `aggregate` does not take"),
+    case("E0446", "a `dedup`, `top` or `aggregate` `ttl` in event time on a stream without event time"),
+    case("E0447", "a `ttl` whose `time:` is neither `event` nor `processing`"),
+    case("E0448", "a `ttl` on a step whose state is already bounded (a windowed aggregate)"),
     case("E0501", "a file with no `sink`: nothing to run"),
     Code {
         code: "E9999",

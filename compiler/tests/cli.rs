@@ -470,3 +470,129 @@ sink bids -> checksum()
         "{stderr}"
     );
 }
+
+/// A keyed tumbling window over `bids.jsonl`: the pipeline `weir check --against` is asked
+/// about, with one compatible and one incompatible change.
+const WINDOWED: &str = r#"
+schema Bid { auction: i64, price: i64, ts: timestamp }
+source bids: Bid = file(path: "bids.jsonl") format json
+    event_time ts watermark 1s
+let w = bids
+    |> filter price > 10
+    |> key_by auction
+    |> window tumble(5s)
+    |> aggregate { n: count(), top: max(price) }
+sink w -> file(path: "out.jsonl")
+"#;
+
+/// The newest checkpoint of `dir` with a manifest (0: none).
+fn newest_checkpoint(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| e.path().join("MANIFEST").exists())
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    })
+}
+
+/// `weir check --against`: a real run of the pipeline is killed once it has checkpoints,
+/// then the same file and a changed filter constant are said to restore (exit 0) and a changed
+/// window is refused naming the aggregate (exit 1), without running anything; the binaries
+/// of the changed pipelines, started on the folder, decide the same.
+#[test]
+fn check_against_a_checkpoint_says_what_a_restore_would() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let bids: String = (0..60_000i64)
+        .map(|i| {
+            format!(
+                "{{\"auction\":{},\"price\":{},\"ts\":{}}}\n",
+                i % 50,
+                (i * 7) % 1000 + 20,
+                1_700_000_000_000 + i * 10
+            )
+        })
+        .collect();
+    std::fs::write(d.join("bids.jsonl"), bids).expect("write");
+    let files = [
+        ("same.weir", WINDOWED.to_string()),
+        ("filter.weir", WINDOWED.replace("price > 10", "price > 15")),
+        ("window.weir", WINDOWED.replace("tumble(5s)", "tumble(10s)")),
+    ];
+    for (name, text) in &files {
+        std::fs::write(d.join(name), text).expect("write");
+        let bin = name.replace(".weir", ".bin");
+        let out = weir(d, &["build", name, "-o", &bin]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Before any run the folder holds nothing to restore.
+    let out = weir(d, &["check", "--against", "chk", "same.weir"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds no complete checkpoint"), "{stderr}");
+
+    // A run killed once it has three checkpoints.
+    let mut child = Command::new(d.join("same.bin"))
+        .current_dir(d)
+        .args(["--checkpoint-dir", "chk", "--checkpoint-interval", "50ms"])
+        .args(["--rate-limit", "20000", "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the pipeline runs");
+    let started = std::time::Instant::now();
+    while newest_checkpoint(&d.join("chk")) < 3 {
+        assert!(started.elapsed().as_secs() < 60, "no checkpoint 3 in 60 s");
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "the run ended first"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    for name in ["same.weir", "filter.weir"] {
+        let out = weir(d, &["check", "--against", "chk", name]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("can be restored by"), "{name}: {stdout}");
+    }
+    let changed = "`op2 aggregate { n: count(), top: max(price) }`: window was `tumble(5s)`, now `tumble(10s)`";
+    let out = weir(d, &["check", "--against", "chk", "window.weir"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(changed), "{stderr}");
+    assert!(stderr.contains("its state does not fit"), "{stderr}");
+
+    // The binaries agree: the 10 s window refuses the checkpoint with the same words (and
+    // writes nothing), the changed filter resumes from it.
+    let refused = Command::new(d.join("window.bin"))
+        .current_dir(d)
+        .args(["--checkpoint-dir", "chk", "--quiet"])
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(changed), "{stderr}");
+    let resumed = Command::new(d.join("filter.bin"))
+        .current_dir(d)
+        .args(["--checkpoint-dir", "chk"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming from checkpoint"), "{stderr}");
+}

@@ -148,16 +148,18 @@ pub enum StepKind {
     KeyBy(Vec<Ident>),
     /// `window tumble(10s)`: assigns records to windows for the next `aggregate`.
     Window(Call),
-    /// `aggregate by a, b { n: count(), top: max(price) }`.
+    /// `aggregate by a, b { n: count(), top: max(price) } OPTION*`. Options (without a
+    /// window): `ttl(1h)`.
     Aggregate {
         by: Vec<Ident>,
         items: Vec<SelectItem>,
+        options: Vec<Call>,
     },
     /// `[left] join|interval_join|window_join|lookup_join STREAM [as ALIAS] on EXPR OPTION*`.
     /// The joined stream's fields are named `ALIAS.field` (ALIAS defaults to the stream's name).
     Join(JoinStep),
     /// `dedup by a, b keep first|last OPTION*`: one row per key (first or last by event time,
-    /// or by arrival when the stream has none). Options: `ttl(1h)`.
+    /// or by arrival when the stream has none). Options: `ttl(1h)`, `ttl(1h, processing)`.
     Dedup {
         by: Vec<Ident>,
         keep_last: bool,

@@ -367,7 +367,7 @@ fn example_parses_into_the_expected_items() {
         ExprKind::Lit(Literal::Duration(10_000))
     );
     assert_eq!(snippet(steps[1].span), "window tumble(10s)");
-    let StepKind::Aggregate { by, items } = &steps[2].kind else {
+    let StepKind::Aggregate { by, items, .. } = &steps[2].kind else {
         panic!("not an aggregate")
     };
     assert!(by.is_empty());
@@ -387,7 +387,7 @@ fn example_parses_into_the_expected_items() {
     let ItemKind::Let(max_price) = item(&module, 6) else {
         panic!("not a let")
     };
-    let StepKind::Aggregate { by, items } = &max_price.pipe.steps[1].kind else {
+    let StepKind::Aggregate { by, items, .. } = &max_price.pipe.steps[1].kind else {
         panic!("not an aggregate")
     };
     assert_eq!(by.iter().map(|i| &*i.name).collect::<Vec<_>>(), ["auction"]);
@@ -456,6 +456,35 @@ fn layout_is_free_within_an_item() {
     assert_eq!(module.items.len(), 2);
     let module = parse_ok("schema S { a: i64, } let x = a sink x -> s");
     assert_eq!(module.items.len(), 3);
+}
+
+#[test]
+fn an_aggregate_takes_options_after_its_block_and_the_next_item_stays_apart() {
+    let module = parse_ok(
+        "let t = o |> aggregate by k { n: count() } ttl(1h, time: processing)\nsink t -> stdout()",
+    );
+    assert_eq!(module.items.len(), 2);
+    let ItemKind::Let(t) = item(&module, 0) else {
+        panic!("not a let")
+    };
+    let StepKind::Aggregate { options, .. } = &t.pipe.steps[0].kind else {
+        panic!("not an aggregate")
+    };
+    assert_eq!(options.len(), 1);
+    assert_eq!(options[0].name.name, "ttl");
+    assert_eq!(options[0].args.len(), 2);
+    assert_eq!(
+        options[0].args[1].name.as_ref().map(|n| n.name.as_str()),
+        Some("time")
+    );
+    // Without options, none.
+    let module = parse_ok("let t = o |> aggregate by k { n: count() }\nsink t -> stdout()");
+    let ItemKind::Let(t) = item(&module, 0) else {
+        panic!("not a let")
+    };
+    assert!(
+        matches!(&t.pipe.steps[0].kind, StepKind::Aggregate { options, .. } if options.is_empty())
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -331,14 +331,15 @@ pub struct TtlEvent {
 }
 
 /// The pipeline the TTL tests run over `events.jsonl` (see [`ttl_events`]): per id, the
-/// first row and the two highest prices, each with a 10 s TTL, into `first.jsonl` and
-/// `top.jsonl` (final tables).
+/// first row, the two highest prices and the count and sum of prices, each with a 10 s TTL,
+/// into `first.jsonl`, `top.jsonl` and `sums.jsonl` (final tables).
 pub const TTL_PIPELINE: &str = r#"
 schema E { id: i64, price: i64, ts: timestamp }
 source e: E = file(path: "events.jsonl", parallelism: 1) format json
     event_time ts watermark 1s
 sink e |> dedup by id keep first ttl(10s) -> file(path: "first.jsonl")
 sink e |> top 2 by id order by price desc ttl(10s) -> file(path: "top.jsonl")
+sink e |> aggregate by id { n: count(), total: sum(price) } ttl(10s) -> file(path: "sums.jsonl")
 "#;
 
 /// Events in event-time order for [`TTL_PIPELINE`]: each of `ids` ids comes in generations,
@@ -423,4 +424,29 @@ pub fn ttl_expected(events: &[TtlEvent]) -> (Vec<String>, Vec<String>, usize) {
     first.sort();
     top.sort();
     (first, top, n_gens)
+}
+
+/// The final table of [`TTL_PIPELINE`]'s aggregate for `events`, as sorted JSON lines: per
+/// id, the count and sum of its last generation (a generation as in [`ttl_expected`]: each
+/// starts a fresh aggregate, whose row replaces the earlier one).
+pub fn ttl_expected_sums(events: &[TtlEvent]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    // id -> (first time of the generation, count, sum)
+    let mut live: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+    for e in events {
+        let g = live.entry(e.id).or_insert((e.ts, 0, 0));
+        if e.ts - g.0 > 10_000 {
+            *g = (e.ts, 0, 0);
+        }
+        g.1 += 1;
+        g.2 += e.price;
+    }
+    let mut rows: Vec<String> = live
+        .iter()
+        .map(|(id, (_, n, total))| {
+            serde_json::json!({"id": id, "n": n, "total": total}).to_string()
+        })
+        .collect();
+    rows.sort();
+    rows
 }

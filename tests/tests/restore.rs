@@ -13,7 +13,8 @@ use std::path::Path;
 use weir_compiler::{Options, SourceMap};
 use weir_runtime::checkpoint::manifest::{Kind, Manifest, SlotEntry};
 use weir_tests::{
-    build, kill_at_checkpoint, run, sorted_lines, ttl_events, ttl_expected, TTL_PIPELINE,
+    build, kill_at_checkpoint, run, sorted_lines, ttl_events, ttl_expected, ttl_expected_sums,
+    TTL_PIPELINE,
 };
 
 /// The participants a binary built from `text` declares, and its fingerprint.
@@ -98,6 +99,9 @@ let recent = bids
 let firsts = bids
     |> dedup by bidder keep first
 
+let spent = bids
+    |> aggregate by bidder { total: sum(price) } ttl(1m)
+
 sink per_auction -> file(path: "per_auction.jsonl")
 sink hops -> file(path: "hops.jsonl")
 sink sessions -> file(path: "sessions.jsonl")
@@ -106,6 +110,7 @@ sink held -> file(path: "held.jsonl")
 sink best -> file(path: "best.jsonl")
 sink recent -> file(path: "recent.jsonl")
 sink firsts -> file(path: "firsts.jsonl")
+sink spent -> file(path: "spent.jsonl")
 "#;
 
 /// (what, the text replaced, its replacement, `None` if accepted, else what the message says)
@@ -229,6 +234,24 @@ const CHANGES: &[(&str, &str, &str, Option<&str>)] = &[
         "keep first",
         "keep first ttl(1h)",
         Some("ttl is new: `1h by ts`"),
+    ),
+    (
+        "aggregate ttl",
+        "ttl(1m)",
+        "ttl(2m)",
+        Some("ttl was `1m by ts`, now `2m by ts`"),
+    ),
+    (
+        "aggregate ttl clock",
+        "ttl(1m)",
+        "ttl(1m, time: processing)",
+        Some("ttl was `1m by ts`, now `1m by processing time`"),
+    ),
+    (
+        "aggregate ttl removed",
+        " ttl(1m)",
+        "",
+        Some("ttl `1m by ts` is gone"),
     ),
     (
         "sink target",
@@ -398,9 +421,10 @@ fn a_changed_filter_constant_or_watermark_delay_resumes_and_is_correct() {
     }
 }
 
-/// Dedup and top-N with a TTL, killed at a checkpoint and resumed: the keys' last writes are
-/// part of the state, so keys expire after the restore as in a run that never stopped, and
-/// the final tables equal the naive reference (`weir_tests::ttl_expected`).
+/// Dedup, top-N and an unbounded aggregate with a TTL, killed at a checkpoint and resumed: the
+/// keys' last writes are part of the state, so keys expire after the restore as in a run that
+/// never stopped, and the final tables equal the naive reference (`weir_tests::ttl_expected`,
+/// `ttl_expected_sums`).
 #[test]
 fn ttl_expiry_survives_a_restore() {
     let binary = build("restore_ttl", TTL_PIPELINE, false);
@@ -427,4 +451,5 @@ fn ttl_expiry_survives_a_restore() {
     };
     assert_eq!(table("first.jsonl"), first);
     assert_eq!(table("top.jsonl"), top);
+    assert_eq!(table("sums.jsonl"), ttl_expected_sums(&events));
 }

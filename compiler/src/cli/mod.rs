@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) and the subcommands.
 
+mod against;
 mod bench;
 mod bench_files;
 mod bench_kafka;
@@ -127,12 +128,17 @@ enum SchemaCommand {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Parse and type-check a pipeline; print every error.
+    /// Parse and type-check a pipeline; print every error. With `--against DIR`, also say
+    /// whether it can restore the checkpoint a restart in DIR would resume from (exit code 1
+    /// when it cannot, naming the operators whose state does not fit), running nothing.
     Check {
         file: PathBuf,
         /// A Rust file of functions the pipeline calls.
         #[arg(long)]
         rust: Option<PathBuf>,
+        /// A checkpoint folder (a run's `--checkpoint-dir`) to check the pipeline against.
+        #[arg(long, value_name = "CHECKPOINT_DIR")]
+        against: Option<PathBuf>,
     },
     /// Print the dataflow graph before and after the optimization passes.
     Explain {
@@ -207,7 +213,36 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Check { file, rust } => {
+        Command::Check {
+            file,
+            rust,
+            against: Some(dir),
+        } => {
+            let args = CompileArgs {
+                file: file.clone(),
+                rust,
+                no_fusion: false,
+                preview: false,
+            };
+            let Some(CompiledFile { compiled, .. }) = compile_file(&args)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            match against::verdict(&compiled, &file, &dir) {
+                Ok(report) => {
+                    print!("{report}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(why) => {
+                    messages::print_error(&why);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Check {
+            file,
+            rust,
+            against: None,
+        } => {
             let (mut sources, id) = load(&file)?;
             let Some(rust) = rust_functions(&mut sources, rust.as_deref())? else {
                 return Ok(ExitCode::FAILURE);

@@ -698,11 +698,9 @@ fn wiring(
     // Every participant of checkpoints, declared before any task starts (a restore compares
     // them with the checkpoint's).
     let fingerprint = &state_plan.fingerprint;
-    let slots = state_plan.ids.iter().map(|(op, id)| {
-        let node = graph.node(*op);
-        let label = format!("{op} {}", node.label);
-        let shape = &state_plan.shapes[op];
-        let instances = parallelism(node.parallelism);
+    let slots = state_plan.participants(graph).into_iter().map(|p| {
+        let (id, label, shape) = (p.id, p.label, p.shape);
+        let instances = parallelism(graph.node(p.op).parallelism);
         quote!((#id, #label, #shape, #instances))
     });
     quote! {

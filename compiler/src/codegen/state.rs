@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 use crate::ir::{Dataflow, Op, OpId, Parallelism};
 use crate::sema::functions::AggFunc;
 use crate::sema::{
-    AggItem, Format, JoinDef, RankDef, SinkKind, SourceKind, StreamType, TExpr, TExprKind, Window,
-    WindowAggregate,
+    AggItem, Format, JoinDef, RankDef, SinkKind, SourceKind, StateTtl, StreamType, TExpr,
+    TExprKind, TtlClock, Window, WindowAggregate,
 };
 
 /// The participants of a plan, in operator order, and its fingerprint.
@@ -40,6 +40,17 @@ pub struct StatePlan {
     pub fingerprint: String,
 }
 
+/// One participant as a binary declares it to its checkpoints (what a manifest's slot line
+/// holds but the instance count, which comes from the command line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Participant {
+    pub op: OpId,
+    pub id: String,
+    /// `opN` and the operator's pipeline text.
+    pub label: String,
+    pub shape: String,
+}
+
 impl StatePlan {
     /// A plan without participants (in-memory runs take no checkpoints).
     pub fn empty() -> StatePlan {
@@ -48,6 +59,20 @@ impl StatePlan {
             shapes: BTreeMap::new(),
             fingerprint: String::new(),
         }
+    }
+
+    /// The participants in id order, labelled as the generated `build` declares them (and as
+    /// `weir check --against` compares them with a checkpoint's).
+    pub fn participants(&self, graph: &Dataflow) -> Vec<Participant> {
+        self.ids
+            .iter()
+            .map(|(op, id)| Participant {
+                op: *op,
+                id: id.clone(),
+                label: format!("{op} {}", graph.node(*op).label),
+                shape: self.shapes[op].clone(),
+            })
+            .collect()
     }
 }
 
@@ -399,6 +424,10 @@ fn aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<(&str, 
         })
         .collect();
     lines.push(("aggregates", aggs.join("; ")));
+    // Only with a TTL, so that the shapes of aggregates without one stay what they were.
+    if let Some(ttl) = &agg.ttl {
+        lines.push(("ttl", ttl_text(ttl)));
+    }
     lines.push(("rows", type_text(out_ty)));
 }
 
@@ -442,7 +471,13 @@ fn join(def: &JoinDef, left: &str, right: &str, lines: &mut Vec<(&str, String)>)
     if let Some(size) = def.window_ms {
         lines.push(("window", format!("tumble({})", duration(size))));
     }
-    lines.push(("ttl", def.ttl_ms.map_or_else(|| "none".into(), duration)));
+    // On the wall clock the saved times are arrival times: another shape.
+    let ttl = match (def.ttl_ms, def.ttl_processing) {
+        (None, _) => "none".into(),
+        (Some(ms), false) => duration(ms),
+        (Some(ms), true) => format!("{} by processing time", duration(ms)),
+    };
+    lines.push(("ttl", ttl));
     lines.push((
         "time",
         format!(
@@ -487,14 +522,21 @@ fn rank(def: &RankDef, input: &str, lines: &mut Vec<(&str, String)>) {
     }
     // Only with a TTL, so that the shapes (and checkpoints) of rank operators without one
     // stay what they were before TTLs existed.
-    if let Some(ttl) = def.ttl_ms {
-        let time = def
-            .ttl_time
-            .as_deref()
-            .unwrap_or("the watermark at arrival");
-        lines.push(("ttl", format!("{} by {time}", duration(ttl))));
+    if let Some(ttl) = &def.ttl {
+        lines.push(("ttl", ttl_text(ttl)));
     }
     lines.push(("rows", input.to_string()));
+}
+
+/// A state TTL in a shape: its duration and what it counts by. Changing either changes what
+/// the saved last writes mean.
+fn ttl_text(ttl: &StateTtl) -> String {
+    let clock = match &ttl.clock {
+        TtlClock::EventTime(field) => field.as_str(),
+        TtlClock::Watermark => "the watermark at arrival",
+        TtlClock::Processing => "processing time",
+    };
+    format!("{} by {clock}", duration(ttl.ms))
 }
 
 fn hex8(digest: &[u8]) -> String {

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use weir_dsl::ast::JoinKind;
 
 use super::{Dataflow, EdgeKind, Op, OpId, Stateless};
-use crate::sema::{Window, WindowAggregate};
+use crate::sema::{StateTtl, TtlClock, Window, WindowAggregate};
 
 /// Which rendering `explain` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +111,19 @@ fn window(w: &WindowAggregate, graph: &Dataflow, op: OpId) -> String {
     format!("window: {kind} on {time}{lateness}{late}")
 }
 
+/// How a state TTL expires a `what` (key, group), if there is one.
+fn ttl_line(ttl: Option<&StateTtl>, what: &str) -> Option<String> {
+    let ttl = ttl?;
+    let clock = match ttl.clock {
+        TtlClock::Processing => "the wall clock",
+        _ => "the watermark",
+    };
+    Some(format!(
+        "state: a {what}'s kept until {clock} passes its last write + {}",
+        duration(ttl.ms)
+    ))
+}
+
 /// The lines that describe how an operator treats time and what kind of stream it emits
 /// (also what a binary's HTTP endpoint shows of each operator: `codegen::describe_plan`).
 pub(crate) fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
@@ -132,20 +145,28 @@ pub(crate) fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
             });
         }
         Op::WindowAggregate(w) => lines.push(window(w, graph, op)),
-        Op::GroupAggregate(_) => {
-            lines.push("aggregate: no window; one row per key, revised by every record".into())
+        Op::GroupAggregate(w) => {
+            lines.push("aggregate: no window; one row per key, revised by every record".into());
+            lines.extend(ttl_line(w.ttl.as_ref(), "key"));
         }
         Op::FinalAggregate(w) => lines.push(format!(
             "final: the key names a window; one row per key when the watermark passes `{}`",
             w.final_at.as_deref().unwrap_or_default()
         )),
-        Op::RetractAggregate(_) => lines.push(
-            "aggregate: no window; each change of the input retracts the row it revises".into(),
-        ),
+        Op::RetractAggregate(w) => {
+            lines.push(
+                "aggregate: no window; each change of the input retracts the row it revises".into(),
+            );
+            lines.extend(ttl_line(w.ttl.as_ref(), "group"));
+        }
         Op::Join { def, .. } => {
             let outer = if def.left_outer { "left outer, " } else { "" };
             lines.push(match def.kind {
                 JoinKind::Regular => match def.ttl_ms {
+                    Some(ms) if def.ttl_processing => format!(
+                        "join: {outer}regular, state kept for {} of wall-clock time since arrival",
+                        duration(ms)
+                    ),
                     Some(ms) => format!(
                         "join: {outer}regular, state kept for {} of event time",
                         duration(ms)
@@ -171,14 +192,7 @@ pub(crate) fn properties(graph: &Dataflow, op: OpId) -> Vec<String> {
             "final: the key names a window; its rows go out once, when the watermark passes `{}`",
             def.final_at.as_deref().unwrap_or_default()
         )),
-        Op::TopN(def) | Op::RetractTopN(def) => {
-            if let Some(ms) = def.ttl_ms {
-                lines.push(format!(
-                    "state: a key's kept until the watermark passes its last write + {}",
-                    duration(ms)
-                ));
-            }
-        }
+        Op::TopN(def) | Op::RetractTopN(def) => lines.extend(ttl_line(def.ttl.as_ref(), "key")),
         _ => {}
     }
     let what = if matches!(node.op, Op::Sink(_)) {

@@ -129,6 +129,7 @@ mod tests {
             retract_key: None,
             final_at: final_at.map(str::to_string),
             aggs: Vec::new(),
+            ttl: None,
         }
     }
 

@@ -167,7 +167,12 @@ pub(super) fn aggregate_code(
         } else {
             (quote!(), Vec::new(), None)
         };
-    let time = if agg.processing_time {
+    // An unbounded aggregate's TTL in event time stamps writes with the record's time.
+    let ttl_time = agg.ttl.as_ref().and_then(|t| t.time_field());
+    let time = if let Some(field) = ttl_time.filter(|_| agg.window == Window::Unbounded) {
+        let f = field_ident(field);
+        quote!(r.#f)
+    } else if agg.processing_time {
         quote!(0)
     } else {
         let f = field_ident(&agg.time_field);

@@ -2,7 +2,8 @@
 //! (`aggregate by k { ... }`). Stateful, not blocking: its output is an updating stream, one
 //! row per key, revised as records arrive (changes go out in mini-batches at watermarks,
 //! ticks and barriers). The generated code is the window aggregate's (`aggregate.rs`, rows
-//! without window bounds); the runtime's `GroupAggregateOp` holds the accumulators.
+//! without window bounds); the runtime's `GroupAggregateOp` holds the accumulators, and with
+//! `ttl(...)` drops a key's once its last record is older than the TTL.
 
 use quote::quote;
 
@@ -24,13 +25,14 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     let code = aggregate_code(cx, op, agg);
     let (agg_ty, metrics, with_overflows) = (code.agg_ty, code.metrics, code.with_overflows);
+    let with_ttl = agg.ttl.as_ref().map(super::top_n::ttl_call);
     Emitted {
         items: vec![code.item],
         setup: code.setup,
         captures: code.captures,
         moves: Vec::new(),
         role: Role::Stage(Box::new(
-            move |next| quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next) #with_overflows),
+            move |next| quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next) #with_overflows #with_ttl),
         )),
     }
 }

@@ -332,8 +332,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                     } else {
                         quote!()
                     };
+                    let clock = if def.ttl_processing && def.ttl_ms.is_some() {
+                        quote!(.on_processing_time())
+                    } else {
+                        quote!()
+                    };
                     Box::new(
-                        move |next| quote!(::weir_runtime::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)#outer),
+                        move |next| quote!(::weir_runtime::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)#outer #clock),
                     )
                 }
             }

@@ -3,7 +3,8 @@
 //! change first takes the previous version of its row back out of its group's accumulators,
 //! then adds the new one, so accumulators here can retract (counts, sums, multisets for
 //! min/max). The emitter generates them and a `RetractAggregate` impl; the runtime's
-//! `RetractAggregateOp` holds the previous rows and the groups.
+//! `RetractAggregateOp` holds the previous rows and the groups (and with `ttl(...)` drops a
+//! group that has not changed for the TTL).
 
 use quote::{format_ident, quote};
 
@@ -215,13 +216,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             }
         }
     };
+    let with_ttl = agg.ttl.as_ref().map(super::top_n::ttl_call);
     Emitted {
         items: vec![item],
         setup: Vec::new(),
         captures: vec![metrics.clone()],
         moves: Vec::new(),
         role: Role::Stage(Box::new(
-            move |next| quote!(::weir_runtime::ops::RetractAggregateOp::<#spec, _>::new(#metrics.clone(), #next)),
+            move |next| quote!(::weir_runtime::ops::RetractAggregateOp::<#spec, _>::new(#metrics.clone(), #next) #with_ttl),
         )),
     }
 }

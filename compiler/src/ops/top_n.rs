@@ -13,7 +13,7 @@ use crate::codegen::namer::field_ident;
 use crate::codegen::EmitCx;
 use crate::ir::OpId;
 use crate::sema::types::Type;
-use crate::sema::RankDef;
+use crate::sema::{RankDef, StateTtl};
 
 pub const SPEC: OperatorSpec = OperatorSpec {
     name: "top_n",
@@ -112,8 +112,8 @@ pub(super) fn rank_code(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> RankCod
     // is final then), else, with a TTL over an append stream, when a write happens.
     let time_field = def
         .final_at
-        .as_ref()
-        .or(def.ttl_time.as_ref().filter(|_| def.ttl_ms.is_some()));
+        .as_deref()
+        .or(def.ttl.as_ref().and_then(|t| t.time_field()));
     let event_time = match time_field {
         Some(time) => {
             let f = field_ident(time);
@@ -124,8 +124,8 @@ pub(super) fn rank_code(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> RankCod
         }
         None => quote!(),
     };
-    let with_ttl = match def.ttl_ms {
-        Some(ttl) if def.final_at.is_none() => quote!(.with_ttl(#ttl)),
+    let with_ttl = match &def.ttl {
+        Some(ttl) if def.final_at.is_none() => ttl_call(ttl),
         _ => quote!(),
     };
     let out_value = if def.with_rank {
@@ -162,4 +162,12 @@ pub(super) fn rank_code(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> RankCod
         newer_wins_ties: def.newer_wins_ties,
         with_ttl,
     }
+}
+
+/// `.with_ttl(ms)` or `.with_processing_ttl(ms)`: the builder call that sets a state TTL on
+/// a runtime operator (dedup, top-N, unbounded aggregates).
+pub fn ttl_call(ttl: &StateTtl) -> TokenStream {
+    let builder = format_ident!("{}", ttl.builder());
+    let ms = ttl.ms;
+    quote!(.#builder(#ms))
 }

@@ -63,6 +63,10 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
             if !agg.processing_time {
                 out.push(agg.time_field.clone());
             }
+            // An event-time TTL reads each record's event time.
+            if let Some(time) = agg.ttl.as_ref().and_then(|t| t.time_field()) {
+                out.push(time.to_string());
+            }
             // `first_value`/`last_value` order by event time (also without a window).
             let by_time = agg
                 .aggs
@@ -94,7 +98,9 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
                 expr_fields(e, &mut out);
             }
             // A TTL reads each record's event time.
-            out.extend(def.ttl_time.iter().cloned());
+            if let Some(time) = def.ttl.as_ref().and_then(|t| t.time_field()) {
+                out.push(time.to_string());
+            }
         }
     }
     out

@@ -383,6 +383,7 @@ impl Checker {
                 retract_key: input.updating.as_ref().map(|u| u.key.clone()),
                 final_at: final_at.clone(),
                 aggs,
+                ttl: None,
             },
             StreamType {
                 schema: Schema { fields },

@@ -229,6 +229,7 @@ impl Checker {
         let mut within = None;
         let mut window_ms = None;
         let mut ttl_ms = None;
+        let mut ttl_processing = false;
         for option in &join.options {
             match (option.name.name.as_str(), join.kind) {
                 ("within", JoinKind::Interval) => {
@@ -269,13 +270,19 @@ impl Checker {
                     window_ms = Some(args.required("size", size, &mut self.diagnostics)?);
                 }
                 ("ttl", JoinKind::Regular) => {
-                    let args = Args::new(option, "`ttl`", &["duration"], &mut self.diagnostics);
+                    let args = Args::new(
+                        option,
+                        "`ttl`",
+                        &["duration", "time"],
+                        &mut self.diagnostics,
+                    );
                     let ttl = args.duration("duration", &mut self.diagnostics);
                     ttl_ms = Some(args.required("duration", ttl, &mut self.diagnostics)?);
+                    ttl_processing = self.ttl_on_processing_time(&args)?;
                 }
                 (other, kind) => {
                     let allowed = match kind {
-                        JoinKind::Regular => "`ttl(duration)`",
+                        JoinKind::Regular => "`ttl(duration)`, `ttl(duration, time: processing)`",
                         JoinKind::Interval => "`within(lower, upper)`",
                         JoinKind::Window => "`tumble(size)`",
                         JoinKind::Lookup => "none",
@@ -311,7 +318,7 @@ impl Checker {
         let right_time = right
             .time_field
             .map(|i| right.schema.fields[i].name.clone());
-        if ttl_ms.is_some() && (left_time.is_none() || right_time.is_none()) {
+        if ttl_ms.is_some() && !ttl_processing && (left_time.is_none() || right_time.is_none()) {
             self.error(
                 Diagnostic::error(
                     "E0407",
@@ -319,7 +326,7 @@ impl Checker {
                     "a join's `ttl` counts in event time, and one of the streams has none",
                 )
                 .with_hint(
-                    "declare `event_time FIELD watermark ...` on both sources, or drop the ttl",
+                    "declare `event_time FIELD watermark ...` on both sources, count on the wall clock with `ttl(..., time: processing)`, or drop the ttl",
                 ),
             );
             return None;
@@ -361,6 +368,7 @@ impl Checker {
             within,
             window_ms,
             ttl_ms,
+            ttl_processing,
             left_time,
             right_time,
             left_ty: left.clone(),

@@ -17,9 +17,9 @@ pub mod functions;
 mod join;
 pub mod nexmark;
 pub mod program;
-mod ranking;
 mod sinks;
 mod sources;
+mod ttl;
 pub mod types;
 pub mod udf;
 mod windows;
@@ -592,7 +592,7 @@ impl Checker {
                     }
                     None => failed = true,
                 },
-                StepKind::Aggregate { by, items } => {
+                StepKind::Aggregate { by, items, options } => {
                     let by_keys = if by.is_empty() {
                         Some(Vec::new())
                     } else {
@@ -620,6 +620,27 @@ impl Checker {
                             failed = true;
                             continue;
                         }
+                    };
+                    // A TTL bounds the state of an aggregate without a window; a window's state
+                    // goes when it closes.
+                    if let (Some(option), Some((_, window_span))) =
+                        (options.first(), pending_window.as_ref())
+                    {
+                        self.error(
+                            Diagnostic::error(
+                                "E0448",
+                                option.span,
+                                "a windowed aggregate's state is bounded by its windows: it takes no `ttl`",
+                            )
+                            .with_secondary(*window_span, "its state goes when this window closes")
+                            .with_hint("a `ttl` bounds the state of an `aggregate by` without a window; drop it here"),
+                        );
+                        failed = true;
+                        continue;
+                    }
+                    let Some(ttl) = self.ttl_options(options, &ty, "aggregate") else {
+                        failed = true;
+                        continue;
                     };
                     // No window: an unbounded aggregate, whose rows update as records arrive.
                     let (window, window_span) = match pending_window.take() {
@@ -650,7 +671,12 @@ impl Checker {
                     let late = self.late_output.clone();
                     let input_ty = ty.clone();
                     match self.aggregate(&ty, keys, window, time_field, items, step.span) {
-                        Some((agg, out)) => {
+                        Some((mut agg, out)) => {
+                            // Keyed by a window, each group goes when it closes: a TTL
+                            // changes nothing (as for a `top` or `dedup` keyed by one).
+                            if agg.final_at.is_none() {
+                                agg.ttl = ttl;
+                            }
                             if let Some((name, span)) = late {
                                 let mut late_ty = input_ty;
                                 late_ty.updating = None;
@@ -675,7 +701,7 @@ impl Checker {
                         failed = true;
                         continue;
                     };
-                    let Some((ttl_ms, ttl_time)) = self.rank_options(options, &ty, "dedup") else {
+                    let Some(ttl) = self.ttl_options(options, &ty, "dedup") else {
                         failed = true;
                         continue;
                     };
@@ -703,8 +729,7 @@ impl Checker {
                         with_rank: false,
                         retract_key: None,
                         final_at: final_at.clone(),
-                        ttl_ms,
-                        ttl_time,
+                        ttl,
                     };
                     if final_at.is_none() {
                         ty.updating = Some(Updating {
@@ -764,7 +789,7 @@ impl Checker {
                             None => failed = true,
                         }
                     }
-                    let Some((ttl_ms, ttl_time)) = self.rank_options(options, &ty, "top") else {
+                    let Some(ttl) = self.ttl_options(options, &ty, "top") else {
                         failed = true;
                         continue;
                     };
@@ -806,8 +831,7 @@ impl Checker {
                         with_rank: true,
                         retract_key,
                         final_at,
-                        ttl_ms,
-                        ttl_time,
+                        ttl,
                     };
                     steps.push(TStep {
                         kind: TStepKind::Rank(def),

@@ -237,12 +237,47 @@ pub struct RankDef {
     /// window's end) at which a partition is final. Its rows are emitted once, then, as an
     /// append stream.
     pub final_at: Option<String>,
-    /// State TTL in ms (`ttl(1h)`): a key's state is dropped once the watermark passes its
-    /// last write plus this.
-    pub ttl_ms: Option<i64>,
-    /// The event-time field a write's time is read from; `None` over an updating stream
-    /// (the watermark when the change arrives).
-    pub ttl_time: Option<String>,
+    /// State TTL (`ttl(1h)`): a key's state is dropped once its last write is older.
+    pub ttl: Option<StateTtl>,
+}
+
+/// A state TTL (`ttl(1h)`, `ttl(1h, time: processing)`): a key's state is dropped once the
+/// clock passes its last write plus `ms`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateTtl {
+    pub ms: i64,
+    pub clock: TtlClock,
+}
+
+/// What a [`StateTtl`] counts by.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TtlClock {
+    /// Event time: a write at the record's time in this field, expired by the watermark.
+    EventTime(String),
+    /// Event time over an updating stream, whose rows carry none: a write at the watermark
+    /// when the change arrives, expired by the watermark.
+    Watermark,
+    /// The wall clock when the write happens, expired on the runtime's ticks.
+    Processing,
+}
+
+impl StateTtl {
+    /// The builder call that sets it on a runtime operator: `with_ttl` or
+    /// `with_processing_ttl`.
+    pub fn builder(&self) -> &'static str {
+        match self.clock {
+            TtlClock::Processing => "with_processing_ttl",
+            _ => "with_ttl",
+        }
+    }
+
+    /// The event-time field writes are stamped with, if they read one.
+    pub fn time_field(&self) -> Option<&str> {
+        match &self.clock {
+            TtlClock::EventTime(f) => Some(f),
+            _ => None,
+        }
+    }
 }
 
 /// A checked join step. Key and condition expressions: `left_keys` over the left record,
@@ -265,8 +300,10 @@ pub struct JoinDef {
     pub within: Option<(i64, i64)>,
     /// Window join: tumbling window size.
     pub window_ms: Option<i64>,
-    /// Regular join: state time-to-live in event time.
+    /// Regular join: state time-to-live, in event time (a record's time), or with
+    /// `ttl_processing` on the wall clock since the record arrived.
     pub ttl_ms: Option<i64>,
+    pub ttl_processing: bool,
     pub left_time: Option<String>,
     pub right_time: Option<String>,
     pub left_ty: StreamType,
@@ -297,6 +334,8 @@ pub struct WindowAggregate {
     /// field (the window's end), and the output is an append stream.
     pub final_at: Option<String>,
     pub aggs: Vec<AggItem>,
+    /// Without a window: the state TTL of each group (`... } ttl(1h)`).
+    pub ttl: Option<StateTtl>,
 }
 
 impl WindowAggregate {

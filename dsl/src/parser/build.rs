@@ -254,9 +254,11 @@ impl Builder {
             }
             Rule::aggregate_step => {
                 let by = self.key_fields(inner.clone());
+                let options = self.options(inner.clone())?;
                 StepKind::Aggregate {
                     by,
                     items: self.select_items(inner)?,
+                    options,
                 }
             }
             Rule::dedup_step => {

@@ -40,6 +40,7 @@ pub use commit::CommitAction;
 pub use folder::finished;
 use folder::*;
 use manifest::{Kind, Manifest, PartEntry, SlotEntry};
+pub use recover::{inspect, Inspection};
 pub(crate) use slot::snapshot_fields;
 pub use slot::{restore, snapshot, Snapshot, StateSlot};
 use verify::externally_committed;

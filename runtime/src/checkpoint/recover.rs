@@ -64,6 +64,36 @@ pub(super) fn load(dir: &Path, id: u64) -> Result<Loaded, String> {
     Ok(Loaded { manifest, parts })
 }
 
+/// What a restart in a folder would resume from ([`inspect`]).
+pub struct Inspection {
+    /// The manifest of the newest intact checkpoint, if any.
+    pub manifest: Option<Manifest>,
+    /// The damaged newer checkpoints a restart falls back over, each with why.
+    pub damaged: Vec<(u64, String)>,
+}
+
+/// The checkpoint a restart in `dir` would resume from, read without changing anything (no
+/// damaged checkpoint is moved aside, no incomplete one removed, no external commit
+/// verified).
+pub fn inspect(dir: &Path) -> Result<Inspection, String> {
+    let mut damaged = Vec::new();
+    for id in complete_checkpoints(dir, 0)? {
+        match load(dir, id) {
+            Ok(loaded) => {
+                return Ok(Inspection {
+                    manifest: Some(loaded.manifest),
+                    damaged,
+                })
+            }
+            Err(why) => damaged.push((id, why)),
+        }
+    }
+    Ok(Inspection {
+        manifest: None,
+        damaged,
+    })
+}
+
 /// Moves a damaged checkpoint out of the way (kept for inspection, never read again).
 fn set_aside(dir: &Path, id: u64, prefix: &str) -> Result<std::path::PathBuf, String> {
     let aside = dir.join(format!("{prefix}-chk-{id}-{}", now_ms()));

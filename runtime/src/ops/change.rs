@@ -64,8 +64,9 @@ pub const FLUSH_EVERY: usize = 16_384;
 
 /// The `barrier`, `tick` and `finish` of a [`Collector`] that emits its changes in
 /// mini-batches (see [`FLUSH_EVERY`]): the pending changes go out first, so a barrier's saved
-/// state holds none and a pipeline without event time still sends them every flush interval.
-/// For an operator with `flush()` and the fields `slot`, `stats`, `metrics` and `next`.
+/// state holds none and a pipeline without event time still sends them every flush interval;
+/// a tick also expires the keys of a processing-time TTL. For an operator with `flush()`,
+/// `expire_by_clock()` and the fields `slot`, `stats`, `metrics` and `next`.
 macro_rules! flushed_at_barrier_tick_and_finish {
     () => {
         fn barrier(&mut self, checkpoint: u64) {
@@ -75,6 +76,7 @@ macro_rules! flushed_at_barrier_tick_and_finish {
         }
         fn tick(&mut self) {
             self.flush();
+            self.expire_by_clock();
             self.next.tick();
         }
         fn finish(&mut self) {

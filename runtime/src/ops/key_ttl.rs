@@ -1,5 +1,6 @@
-//! State time-to-live per key for dedup and top-N (`dedup by k keep first ttl(1h)`,
-//! `top 3 by k order by price desc ttl(10m)`).
+//! State time-to-live per key for dedup, top-N and unbounded aggregates
+//! (`dedup by k keep first ttl(1h)`, `top 3 by k order by price desc ttl(10m)`,
+//! `aggregate by k { ... } ttl(1h)`).
 //!
 //! A key's state lives until the watermark passes the time of its last write plus the TTL:
 //! on watermark `w` a key last written at `t` with `t + ttl < w` is dropped (the same rule
@@ -8,6 +9,11 @@
 //! time of a write is the record's event time, or over an updating input, which has none,
 //! the watermark when the change arrived. The last write is the latest such time.
 //!
+//! On processing time (`ttl(1h, processing)`) the time of a write is the wall clock when it
+//! happens, and keys expire on the runtime's ticks (every flush interval), by the wall clock,
+//! whether the stream has event time or not. Saved last writes are wall-clock times, so the
+//! time a run was stopped counts towards expiry after a restore.
+//!
 //! Expiry is silent: nothing is emitted for a dropped key. A later record for it starts from
 //! empty state, as the key's first record did.
 
@@ -15,11 +21,14 @@ use std::collections::BTreeSet;
 use std::hash::Hash;
 
 use crate::hash::FastMap;
+use crate::ops::window_aggregate::now_ms;
 use crate::state::{State, StateError};
 
 /// When each key was last written, and the keys in the order they expire.
 pub struct KeyTtl<K> {
     ttl: i64,
+    /// Writes and expiry on the wall clock (`ttl(1h, processing)`) instead of event time.
+    processing: bool,
     written: FastMap<K, i64>,
     /// `(last write, key)` for every key in `written`.
     queue: BTreeSet<(i64, K)>,
@@ -30,8 +39,43 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
     pub fn new(ttl_ms: i64) -> Self {
         KeyTtl {
             ttl: ttl_ms.max(0),
+            processing: false,
             written: FastMap::default(),
             queue: BTreeSet::new(),
+        }
+    }
+
+    /// Counts on the wall clock: [`write_now`](Self::write_now) stamps writes with it and
+    /// [`tick`](Self::tick) expires by it; watermarks expire nothing
+    /// ([`on_watermark`](Self::on_watermark)).
+    pub fn on_processing_time(mut self) -> Self {
+        self.processing = true;
+        self
+    }
+
+    /// Whether writes and expiry count on the wall clock.
+    pub fn is_processing_time(&self) -> bool {
+        self.processing
+    }
+
+    /// Records a write of `key` at event time `time`, or at the wall clock's now on
+    /// processing time.
+    pub fn write_now(&mut self, key: &K, time: i64) {
+        let time = if self.processing { now_ms() } else { time };
+        self.write(key, time);
+    }
+
+    /// On event time, removes the keys the watermark expires ([`expire`](Self::expire)).
+    pub fn on_watermark(&mut self, watermark: i64, drop: impl FnMut(K)) {
+        if !self.processing {
+            self.expire(watermark, drop);
+        }
+    }
+
+    /// On processing time, removes the keys the wall clock expires.
+    pub fn tick(&mut self, drop: impl FnMut(K)) {
+        if self.processing && !self.queue.is_empty() {
+            self.expire(now_ms(), drop);
         }
     }
 
@@ -151,5 +195,19 @@ mod tests {
         assert_eq!(expired(&mut restored, 45), Vec::<i64>::new());
         assert_eq!(expired(&mut restored, 46), vec![1, 2]);
         assert_eq!(restored.len(), 0);
+    }
+
+    #[test]
+    fn on_processing_time_keys_expire_by_the_wall_clock_at_ticks_only() {
+        let mut ttl = KeyTtl::<i64>::new(200).on_processing_time();
+        ttl.write_now(&1, 0); // the event time given is ignored
+        let mut keys = Vec::new();
+        ttl.on_watermark(i64::MAX, |k| keys.push(k)); // watermarks expire nothing
+        ttl.tick(|k| keys.push(k)); // not 200 ms yet
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        ttl.write_now(&2, 0);
+        ttl.tick(|k| keys.push(k));
+        assert_eq!(keys, vec![1]);
+        assert_eq!(ttl.len(), 1);
     }
 }

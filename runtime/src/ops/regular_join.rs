@@ -19,6 +19,11 @@
 //! is late, counted in `late`, handed to the late output if any, else dropped (it does not
 //! probe). So with a TTL a pair is emitted iff, when the later of the two arrives, both satisfy
 //! `t + ttl >= w` for the watermark `w` of that moment. A negative TTL counts as 0.
+//!
+//! On processing time ([`RegularJoin::on_processing_time`], `ttl(1h, time: processing)`) a
+//! record's time is the wall clock when it arrived, and records expire on the runtime's ticks
+//! once the wall clock passes that plus the TTL; nothing is late, and watermarks (if the
+//! streams have any) expire nothing.
 //! [`RegularJoin::state_size`] counts the stored records.
 //!
 //! # Output watermark
@@ -31,11 +36,14 @@ use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
+use crate::ops::window_aggregate::now_ms;
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 
 pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     ttl: Option<i64>,
+    /// The TTL counts on the wall clock since arrival.
+    processing: bool,
     state: FastMap<S::Key, Sides<S::Left, S::Right>>,
     /// With a TTL: records of both sides expire at `t + ttl` (saturating).
     expiry: ExpiryIndex<S::Key>,
@@ -67,6 +75,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     pub fn with_late_output(metrics: OpMetrics, ttl_ms: Option<i64>, next: N, late: D) -> Self {
         RegularJoin {
             ttl: ttl_ms.map(|ttl| ttl.max(0)),
+            processing: false,
             state: FastMap::default(),
             expiry: ExpiryIndex::new(),
             buffered: 0,
@@ -89,6 +98,23 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self
     }
 
+    /// The TTL counts on the wall clock since each record arrived, checked at every tick.
+    pub fn on_processing_time(mut self) -> Self {
+        self.processing = true;
+        self
+    }
+
+    /// A record's time for its TTL: its event time `time`, or on processing time the wall
+    /// clock now.
+    #[inline]
+    fn stored_time(&self, time: i64) -> i64 {
+        if self.processing {
+            now_ms()
+        } else {
+            time
+        }
+    }
+
     /// Records stored on both sides (for tests and metrics).
     pub fn state_size(&self) -> usize {
         self.buffered
@@ -102,7 +128,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             None => Some(i64::MAX),
             Some(ttl) => {
                 let expiry = time.saturating_add(ttl);
-                (expiry >= self.watermark).then_some(expiry)
+                (self.processing || expiry >= self.watermark).then_some(expiry)
             }
         }
     }
@@ -121,7 +147,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.stats.records_in += 1;
-        let time = S::left_time(l);
+        let time = self.stored_time(S::left_time(l));
         let Some(expiry) = self.expiry_of(time) else {
             self.stats.late += 1;
             self.late.push(&Either::Left(l.clone()));
@@ -153,7 +179,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.stats.records_in += 1;
-        let time = S::right_time(r);
+        let time = self.stored_time(S::right_time(r));
         let Some(expiry) = self.expiry_of(time) else {
             self.stats.late += 1;
             self.late.push(&Either::Right(r.clone()));
@@ -220,7 +246,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.watermark = watermark;
-        if let Some(ttl) = self.ttl {
+        if let Some(ttl) = self.ttl.filter(|_| !self.processing) {
             self.expire(ttl, watermark);
         }
         self.next.watermark(watermark);
@@ -234,6 +260,9 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     }
 
     fn tick(&mut self) {
+        if let Some(ttl) = self.ttl.filter(|_| self.processing && !self.finished) {
+            self.expire(ttl, now_ms());
+        }
         self.next.tick();
         self.late.tick();
     }

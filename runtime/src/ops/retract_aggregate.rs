@@ -1,22 +1,24 @@
 //! Unbounded aggregation over an updating stream: accumulators that can take a row back
-//! out, so that a revised input row replaces its earlier version.
+//! out, so that a revised input row replaces its earlier version. With a TTL a group that
+//! sees no change for the TTL is dropped with the input rows it holds.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::hash::FastMap;
+use crate::hash::{FastMap, FastSet};
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
-use crate::state::State;
+use crate::ops::key_ttl::KeyTtl;
+use crate::state::{State, StateError};
 
 /// The per-query part of an aggregate over an updating stream: accumulators that can take a
 /// row back out (`retract`), so that a revised input row replaces its earlier version.
 pub trait RetractAggregate {
     type In: Clone + State;
     /// The input's upsert key (which earlier row a change revises).
-    type UpKey: Hash + Eq + State;
+    type UpKey: Hash + Eq + Clone + State;
     /// The group key.
     type Key: Hash + Eq + Ord + Clone + State;
     type Acc: State;
@@ -35,10 +37,19 @@ pub trait RetractAggregate {
 /// version of its row (by the input's upsert key) and then adds the new one. Groups that lose
 /// their last row are deleted. Runs as one instance, so every version of a row meets its
 /// predecessor whatever its group.
+///
+/// With a TTL ([`KeyTtl`]) a group is written by every change that adds a row to it or takes
+/// one out, at the watermark of its arrival (the rows of an updating stream carry no event
+/// time), or at the wall clock on processing time. An expired group is dropped silently with
+/// its input rows, so a later revision of one of them enters as a new row and a delete of
+/// one is ignored.
 pub struct RetractAggregateOp<A: RetractAggregate, N> {
     previous: FastMap<A::UpKey, A::In>,
     groups: FastMap<A::Key, A::Acc>,
     dirty: BTreeMap<A::Key, ()>,
+    ttl: Option<GroupTtl<A>>,
+    /// The last watermark (the time of writes on event time).
+    watermark: i64,
     next: N,
     stats: OpCounters,
     metrics: OpMetrics,
@@ -51,6 +62,8 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
             previous: FastMap::default(),
             groups: FastMap::default(),
             dirty: BTreeMap::new(),
+            ttl: None,
+            watermark: i64::MIN,
             next,
             stats: metrics.counters(),
             metrics,
@@ -58,12 +71,41 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
         }
     }
 
+    /// Drops a group once the watermark passes its last change plus `ttl_ms`.
+    pub fn with_ttl(mut self, ttl_ms: i64) -> Self {
+        self.ttl = Some(GroupTtl::new(KeyTtl::new(ttl_ms)));
+        self
+    }
+
+    /// [`with_ttl`](Self::with_ttl) on the wall clock, checked at every tick.
+    pub fn with_processing_ttl(mut self, ttl_ms: i64) -> Self {
+        self.ttl = Some(GroupTtl::new(KeyTtl::new(ttl_ms).on_processing_time()));
+        self
+    }
+
+    /// Groups held, and input rows held.
+    pub fn state_size(&self) -> (usize, usize) {
+        (self.groups.len(), self.previous.len())
+    }
+
     fn take_back(&mut self, old: &A::In) {
         let key = A::key(old);
         if let Some(acc) = self.groups.get_mut(&key) {
             A::retract(acc, old);
+            if let Some(ttl) = &mut self.ttl {
+                ttl.leave(&key, &A::up_key(old));
+                ttl.times.write_now(&key, self.watermark);
+            }
         }
         self.dirty.insert(key, ());
+    }
+
+    fn expire_by_clock(&mut self) {
+        if let Some(ttl) = &mut self.ttl {
+            let GroupTtl { times, members } = ttl;
+            let (groups, previous) = (&mut self.groups, &mut self.previous);
+            times.tick(|key| drop_group::<A>(groups, previous, members, &key));
+        }
     }
 
     fn flush(&mut self) {
@@ -75,6 +117,10 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
             self.stats.records_out += 1;
             if A::rows(acc) <= 0 {
                 self.groups.remove(&key);
+                if let Some(ttl) = &mut self.ttl {
+                    ttl.times.forget(&key);
+                    ttl.members.remove(&key);
+                }
                 self.next.push(&Change::Delete(out));
             } else {
                 self.next.push(&Change::Upsert(out));
@@ -98,6 +144,13 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
                     self.groups.entry(key.clone()).or_insert_with(A::new_acc),
                     row,
                 );
+                if let Some(ttl) = &mut self.ttl {
+                    ttl.members
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(A::up_key(row));
+                    ttl.times.write_now(&key, self.watermark);
+                }
                 self.dirty.insert(key, ());
             }
             Change::Delete(row) => {
@@ -110,18 +163,90 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
             self.flush();
         }
     }
+    /// Pending changes go out first, then expired groups are dropped (silently).
     fn watermark(&mut self, watermark: i64) {
         self.flush();
+        if let Some(ttl) = &mut self.ttl {
+            let GroupTtl { times, members } = ttl;
+            if self.watermark == i64::MIN && !times.is_processing_time() {
+                times.restamp(i64::MIN, watermark);
+            }
+            let (groups, previous) = (&mut self.groups, &mut self.previous);
+            times.on_watermark(watermark, |key| {
+                drop_group::<A>(groups, previous, members, &key)
+            });
+        }
+        self.watermark = self.watermark.max(watermark);
         self.next.watermark(watermark);
     }
     crate::ops::change::flushed_at_barrier_tick_and_finish!();
+}
+
+/// A retracting aggregate's TTL: when each group was last changed, and the input rows each
+/// group holds (to drop them with it). The members are not saved: they follow from the rows.
+struct GroupTtl<A: RetractAggregate> {
+    times: KeyTtl<A::Key>,
+    members: FastMap<A::Key, FastSet<A::UpKey>>,
+}
+
+impl<A: RetractAggregate> GroupTtl<A> {
+    fn new(times: KeyTtl<A::Key>) -> Self {
+        GroupTtl {
+            times,
+            members: FastMap::default(),
+        }
+    }
+
+    /// The row `up` left group `key`.
+    fn leave(&mut self, key: &A::Key, up: &A::UpKey) {
+        if let Some(set) = self.members.get_mut(key) {
+            set.remove(up);
+            if set.is_empty() {
+                self.members.remove(key);
+            }
+        }
+    }
+}
+
+fn drop_group<A: RetractAggregate>(
+    groups: &mut FastMap<A::Key, A::Acc>,
+    previous: &mut FastMap<A::UpKey, A::In>,
+    members: &mut FastMap<A::Key, FastSet<A::UpKey>>,
+    key: &A::Key,
+) {
+    groups.remove(key);
+    for up in members.remove(key).unwrap_or_default() {
+        previous.remove(&up);
+    }
 }
 
 impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    snapshot_fields!(previous, groups);
+    // The rows and groups, then with a TTL each group's last change.
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.previous.save(out);
+        self.groups.save(out);
+        if let Some(ttl) = &self.ttl {
+            ttl.times.save(out);
+        }
+    }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.previous = State::load(input)?;
+        self.groups = State::load(input)?;
+        if let Some(ttl) = &mut self.ttl {
+            ttl.times.load(input)?;
+            ttl.members.clear();
+            for (up, row) in &self.previous {
+                ttl.members
+                    .entry(A::key(row))
+                    .or_default()
+                    .insert(up.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A multiset for `min`/`max` over an updating stream: values with their counts.
@@ -139,5 +264,118 @@ pub fn multiset_remove<T: Ord>(set: &mut Multiset<T>, v: &T) {
         if *n <= 0 {
             set.remove(v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// (id, group, value): rows per group and their sum, upsert key id.
+    struct Sum;
+    impl RetractAggregate for Sum {
+        type In = (i64, i64, i64);
+        type UpKey = i64;
+        type Key = i64;
+        type Acc = (i64, i64);
+        type Out = (i64, i64, i64); // group, rows, sum
+        fn up_key(r: &Self::In) -> i64 {
+            r.0
+        }
+        fn key(r: &Self::In) -> i64 {
+            r.1
+        }
+        fn new_acc() -> (i64, i64) {
+            (0, 0)
+        }
+        fn add(acc: &mut (i64, i64), r: &Self::In) {
+            acc.0 += 1;
+            acc.1 += r.2;
+        }
+        fn retract(acc: &mut (i64, i64), r: &Self::In) {
+            acc.0 -= 1;
+            acc.1 -= r.2;
+        }
+        fn rows(acc: &(i64, i64)) -> i64 {
+            acc.0
+        }
+        fn output(key: &i64, acc: &(i64, i64)) -> Self::Out {
+            (*key, acc.0, acc.1)
+        }
+    }
+
+    type Row = (i64, i64, i64);
+    #[derive(Clone, Default)]
+    struct Log(Rc<RefCell<Vec<Change<Row>>>>);
+    impl Collector<Change<(i64, i64, i64)>> for Log {
+        fn push(&mut self, c: &Change<(i64, i64, i64)>) {
+            self.0.borrow_mut().push(c.clone());
+        }
+        fn watermark(&mut self, _: i64) {}
+        fn barrier(&mut self, _: u64) {}
+        fn tick(&mut self) {}
+        fn finish(&mut self) {}
+    }
+
+    #[test]
+    fn with_a_ttl_a_quiet_group_is_dropped_with_its_rows() {
+        let log = Log::default();
+        let metrics = Metrics::new();
+        let mut op = RetractAggregateOp::<Sum, _>::new(metrics.op("sum"), log.clone()).with_ttl(10);
+        op.push(&Change::Upsert((1, 7, 5))); // before any watermark: stamped at the first
+        op.push(&Change::Upsert((2, 8, 1)));
+        op.watermark(100); // group 7 and 8 written at 100
+        op.push(&Change::Upsert((3, 8, 2))); // group 8 written at 100 again
+        op.watermark(105);
+        op.push(&Change::Upsert((4, 8, 3))); // group 8 written at 105
+        op.watermark(111); // group 7 (100 + 10 < 111) expires with row 1; 8 lives
+        assert_eq!(op.state_size(), (1, 3));
+        // A revision of the expired row enters as a new row; a delete of one is ignored.
+        op.push(&Change::Upsert((1, 7, 6)));
+        op.push(&Change::Delete((1, 7, 6)));
+        op.push(&Change::Upsert((1, 7, 9)));
+        op.watermark(112);
+        // Saved and restored, the last writes still expire the groups.
+        let mut bytes = Vec::new();
+        op.save_state(&mut bytes);
+        let mut restored =
+            RetractAggregateOp::<Sum, _>::new(metrics.op("sum"), log.clone()).with_ttl(10);
+        restored.load_state(&mut bytes.as_slice()).unwrap();
+        assert_eq!(restored.state_size(), (2, 4));
+        restored.watermark(116); // group 8 (last write 105) expires
+        assert_eq!(restored.state_size(), (1, 1));
+        restored.push(&Change::Upsert((2, 8, 4))); // group 8 starts afresh
+        restored.finish();
+        assert_eq!(
+            *log.0.borrow(),
+            vec![
+                Change::Upsert((7, 1, 5)),
+                Change::Upsert((8, 1, 1)),
+                Change::Upsert((8, 2, 3)),
+                Change::Upsert((8, 3, 6)),
+                // Row 1's delete took the fresh group 7 back to no rows (deleted), then 9.
+                Change::Upsert((7, 1, 9)),
+                Change::Upsert((8, 1, 4)),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_ttl_a_revision_replaces_its_row() {
+        let log = Log::default();
+        let metrics = Metrics::new();
+        let mut op = RetractAggregateOp::<Sum, _>::new(metrics.op("sum"), log.clone());
+        op.push(&Change::Upsert((1, 7, 5)));
+        op.watermark(100);
+        op.watermark(1_000);
+        op.push(&Change::Upsert((1, 7, 6)));
+        op.finish();
+        assert_eq!(
+            *log.0.borrow(),
+            vec![Change::Upsert((7, 1, 5)), Change::Upsert((7, 1, 6))]
+        );
     }
 }

@@ -83,6 +83,24 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         self
     }
 
+    /// [`with_ttl`](Self::with_ttl) on the wall clock: a partition expires `ttl_ms` after
+    /// its last change, checked at every tick.
+    pub fn with_processing_ttl(mut self, ttl_ms: i64) -> Self {
+        self.ttl = Some(KeyTtl::new(ttl_ms).on_processing_time());
+        self
+    }
+
+    fn expire_by_clock(&mut self) {
+        if let Some(ttl) = &mut self.ttl {
+            let (rows, previous) = (&mut self.rows, &mut self.previous);
+            ttl.tick(|key| {
+                for row in rows.remove(&key).unwrap_or_default() {
+                    previous.remove(&S::up_key(&row));
+                }
+            });
+        }
+    }
+
     /// Partitions held, and input rows held.
     pub fn state_size(&self) -> (usize, usize) {
         (self.rows.len(), self.previous.len())
@@ -121,7 +139,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
                 ttl.forget(&key);
             }
         } else if let Some(ttl) = &mut self.ttl {
-            ttl.write(&key, self.watermark);
+            ttl.write_now(&key, self.watermark);
         }
         if at < self.n {
             self.touch(&key, at, shown, old);
@@ -135,7 +153,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         let at = rows.partition_point(|r| S::compare(r, row) != Ordering::Greater);
         rows.insert(at, row.clone());
         if let Some(ttl) = &mut self.ttl {
-            ttl.write(&key, self.watermark);
+            ttl.write_now(&key, self.watermark);
         }
         if at < self.n {
             self.touch(&key, at, shown, row);
@@ -180,11 +198,11 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
     fn watermark(&mut self, watermark: i64) {
         self.flush();
         if let Some(ttl) = &mut self.ttl {
-            if self.watermark == i64::MIN {
+            if self.watermark == i64::MIN && !ttl.is_processing_time() {
                 ttl.restamp(i64::MIN, watermark);
             }
             let (rows, previous) = (&mut self.rows, &mut self.previous);
-            ttl.expire(watermark, |key| {
+            ttl.on_watermark(watermark, |key| {
                 for row in rows.remove(&key).unwrap_or_default() {
                     previous.remove(&S::up_key(&row));
                 }

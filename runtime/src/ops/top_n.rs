@@ -76,6 +76,22 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
         self
     }
 
+    /// [`with_ttl`](Self::with_ttl) on the wall clock: a key expires `ttl_ms` after its last
+    /// write, checked at every tick.
+    pub fn with_processing_ttl(mut self, ttl_ms: i64) -> Self {
+        self.ttl = Some(KeyTtl::new(ttl_ms).on_processing_time());
+        self
+    }
+
+    fn expire_by_clock(&mut self) {
+        if let Some(ttl) = &mut self.ttl {
+            let state = &mut self.state;
+            ttl.tick(|key| {
+                state.remove(&key);
+            });
+        }
+    }
+
     /// Rows held (for tests and metrics).
     pub fn state_size(&self) -> usize {
         self.state.values().map(Vec::len).sum()
@@ -122,7 +138,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         rows.insert(at, record.clone());
         rows.truncate(self.n);
         if let Some(ttl) = &mut self.ttl {
-            ttl.write(&key, S::event_time(record));
+            ttl.write_now(&key, S::event_time(record));
         }
         let from = self.dirty.entry(key).or_insert(at);
         *from = (*from).min(at);
@@ -135,7 +151,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         self.flush();
         if let Some(ttl) = &mut self.ttl {
             let state = &mut self.state;
-            ttl.expire(watermark, |key| {
+            ttl.on_watermark(watermark, |key| {
                 state.remove(&key);
             });
         }
