@@ -7,6 +7,8 @@ mod checksum;
 pub mod committed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod partitioned;
 #[cfg(feature = "postgres")]
 pub mod postgres;
