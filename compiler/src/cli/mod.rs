@@ -73,6 +73,11 @@ struct BuildArgs {
     /// it on by itself when the binary's arguments have `--http`.
     #[arg(long)]
     http: bool,
+    /// Compile in checkpoints on object storage: the binary's `--checkpoint-dir` then also
+    /// takes `s3://bucket/prefix` (credentials from the AWS_* environment variables). `weir
+    /// run` turns it on by itself when the binary's arguments have an s3:// checkpoint dir.
+    #[arg(long)]
+    object_store: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -319,6 +324,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             build.http |= args
                 .iter()
                 .any(|a| a == "--http" || a.starts_with("--http="));
+            // Checkpoints on object storage: build it with the S3 client.
+            build.object_store |= args.iter().enumerate().any(|(i, a)| {
+                let value = match a.strip_prefix("--checkpoint-dir") {
+                    Some("") => args.get(i + 1).map(String::as_str),
+                    Some(rest) => rest.strip_prefix('='),
+                    None => None,
+                };
+                value.is_some_and(|v| v.starts_with("s3://"))
+            });
             let Some((built, kafka_source)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
@@ -525,6 +539,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
     };
     config.verbose = args.verbose;
     config.http = args.http;
+    config.object_store = args.object_store;
     if !args.dev && messages::human() {
         eprintln!(
             "weir: compiling {} (release)...",
