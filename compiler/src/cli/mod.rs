@@ -325,14 +325,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .iter()
                 .any(|a| a == "--http" || a.starts_with("--http="));
             // Checkpoints on object storage: build it with the S3 client.
-            build.object_store |= args.iter().enumerate().any(|(i, a)| {
-                let value = match a.strip_prefix("--checkpoint-dir") {
-                    Some("") => args.get(i + 1).map(String::as_str),
-                    Some(rest) => rest.strip_prefix('='),
-                    None => None,
-                };
-                value.is_some_and(|v| v.starts_with("s3://"))
-            });
+            build.object_store |= checkpoints_on_object_storage(&args);
             let Some((built, kafka_source)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
@@ -579,5 +572,42 @@ fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
             Ok(None)
         }
         Err(e) => Err(anyhow!(e)),
+    }
+}
+
+/// Whether a pipeline binary's arguments put its checkpoints on object storage
+/// (`--checkpoint-dir s3://...` or `--checkpoint-dir=s3://...`).
+fn checkpoints_on_object_storage(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        let value = match a.strip_prefix("--checkpoint-dir") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        value.is_some_and(|v| v.starts_with("s3://"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoints_on_object_storage;
+
+    #[test]
+    fn an_s3_checkpoint_dir_asks_for_object_storage() {
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert!(checkpoints_on_object_storage(&args(&[
+            "--checkpoint-dir",
+            "s3://b/p"
+        ])));
+        assert!(checkpoints_on_object_storage(&args(&[
+            "--quiet",
+            "--checkpoint-dir=s3://b/p"
+        ])));
+        assert!(!checkpoints_on_object_storage(&args(&[
+            "--checkpoint-dir",
+            "chk"
+        ])));
+        assert!(!checkpoints_on_object_storage(&args(&["--checkpoint-dir"])));
+        assert!(!checkpoints_on_object_storage(&args(&["s3://b/p"])));
     }
 }

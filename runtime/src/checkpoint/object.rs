@@ -25,6 +25,9 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
+/// An object's bytes and its ETag.
+type Tagged = (Vec<u8>, Option<String>);
+
 /// How long a lease lasts without renewal.
 pub const LEASE: Duration = Duration::from_secs(15);
 /// How often its holder renews it.
@@ -111,7 +114,7 @@ impl Bucket {
     }
 
     /// The object's bytes and ETag.
-    fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>, String> {
+    fn get_tagged(&self, key: &str) -> Result<Option<Tagged>, String> {
         let path = self.path(key);
         self.block(async {
             match self.store.get(&path).await {

@@ -305,7 +305,10 @@ impl Store {
     pub fn put_manifest(&self, chk: &str, bytes: &[u8], fresh: bool) -> Result<(), String> {
         let key = format!("{chk}/MANIFEST");
         match self {
-            Store::Folder(_) => self.put(&key, bytes),
+            Store::Folder(_) => {
+                let _ = fresh; // one writer: the lock is the folder's guard
+                self.put(&key, bytes)
+            }
             #[cfg(feature = "object-store")]
             Store::Object(bucket) => {
                 if !fresh {
