@@ -145,3 +145,108 @@ fn a_binary_without_object_storage_refuses_an_s3_location() {
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// A damaged newest checkpoint in the bucket (its manifest overwritten) is set aside under
+/// `damaged-chk-N-<time>/` (copied, then deleted) and the run resumes from the one before it;
+/// the checksum sink's restored count and sum then equal a run's without checkpoints.
+#[test]
+fn a_damaged_checkpoint_in_the_bucket_is_set_aside_and_the_one_before_resumed() {
+    let Some(at) = Checkpoints::s3("damaged") else {
+        return;
+    };
+    let binary = at.build("damaged", SLOW);
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = run(&binary, &["--quiet"], clean_dir.path(), None);
+    assert!(clean.success, "{}", clean.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--checkpoint-dir",
+        at.arg(),
+        "--checkpoint-interval",
+        "50ms",
+        "--rate-limit",
+        "10000",
+        "--quiet",
+    ];
+    weir_tests::kill_at_checkpoint_in(&binary, dir.path(), &args, 3, || at.newest(dir.path()));
+    let newest = at.newest(dir.path());
+    let store = Store::open(Path::new(at.arg())).unwrap();
+    store
+        .put(
+            &format!("chk-{newest}/MANIFEST"),
+            b"weir-checkpoint 2\nid 1\n",
+        )
+        .unwrap();
+    let resumed = run(&binary, &args, dir.path(), None);
+    assert!(resumed.success, "{}", resumed.stderr);
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("checkpoint {newest} in {} is damaged", at.arg())),
+        "{}",
+        resumed.stderr
+    );
+    assert!(
+        resumed.stderr.contains("falling back"),
+        "{}",
+        resumed.stderr
+    );
+    let names = store.list_top().unwrap();
+    let aside: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with(&format!("damaged-chk-{newest}-")))
+        .collect();
+    assert_eq!(aside.len(), 1, "{names:?}");
+    assert!(store
+        .get(&format!("{}/MANIFEST", aside[0]))
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        weir_tests::checksum_line(&resumed.stdout),
+        weir_tests::checksum_line(&clean.stdout)
+    );
+}
+
+/// A run killed with SIGKILL leaves its lease behind; a run started again on the same host
+/// sees that its holder is gone and takes it over at once (no wait for the expiry), and
+/// resumes from the killed run's checkpoint.
+#[test]
+fn a_killed_runs_lease_is_taken_over_at_once_on_the_same_host() {
+    let Some(at) = Checkpoints::s3("takeover") else {
+        return;
+    };
+    let binary = at.build("takeover", SLOW);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--checkpoint-dir",
+        at.arg(),
+        "--checkpoint-interval",
+        "50ms",
+        "--rate-limit",
+        "10000",
+    ];
+    weir_tests::kill_at_checkpoint_in(&binary, dir.path(), &args, 2, || at.newest(dir.path()));
+    let store = Store::open(Path::new(at.arg())).unwrap();
+    assert!(
+        store.exists("LOCK").unwrap(),
+        "the killed run left no lease"
+    );
+    let started = std::time::Instant::now();
+    let again = run(&binary, &args, dir.path(), None);
+    assert!(again.success, "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("another process holds"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("resuming from checkpoint"),
+        "{}",
+        again.stderr
+    );
+    // 30 000 events at 10 000/s: about 3 s at most, far below the 15 s lease.
+    assert!(started.elapsed().as_secs() < 12, "{:?}", started.elapsed());
+    // The run that ended gave the lease up.
+    assert!(!store.exists("LOCK").unwrap());
+}
