@@ -11,8 +11,8 @@
 //! 3. Sinks save what they must publish: a file sink closes the epoch's pending file and
 //!    hands over the append that will publish it.
 //! 4. When every registered part is in, the manifest is written (temporary name, sync,
-//!    rename; in an object store, created with put-if-absent): the checkpoint is complete. Then the commit actions run and older checkpoints
-//!    beyond the kept count are deleted.
+//!    rename; in an object store, created with put-if-absent): the checkpoint is complete.
+//!    Then the commit actions run and older checkpoints beyond the kept count are deleted.
 //!
 //! On start with a checkpoint directory, the latest complete manifest is read, its commit
 //! actions run again (idempotent), its plan is compared with this binary's, and every slot
