@@ -66,6 +66,11 @@ pub struct BuildConfig {
     /// serves metrics with `--http ADDR`. Off by default: tokio, hyper and the Prometheus
     /// encoder add about 25 CPU-seconds to the first build (docs/observing.md).
     pub http: bool,
+    /// Compile checkpoints on object storage in (the runtime's feature `object-store`), so
+    /// that the binary takes `--checkpoint-dir s3://bucket/prefix`. Off by default: the S3
+    /// client (object_store, reqwest, rustls with aws-lc) makes the first build of a
+    /// pipeline much longer (docs/operations.md has the figure).
+    pub object_store: bool,
 }
 
 impl BuildConfig {
@@ -106,6 +111,7 @@ impl BuildConfig {
             offline: checkout.is_some() && !online,
             verbose: false,
             http: false,
+            object_store: false,
         })
     }
 }
@@ -462,6 +468,9 @@ fn build_crate(
     let mut features = runtime_features(rust);
     if config.http {
         features.push("http".to_string());
+    }
+    if config.object_store {
+        features.push("object-store".to_string());
     }
     let manifest = manifest(&name, &runtime, embedded, &features);
     let profile = match config.profile {

@@ -84,6 +84,8 @@ const USAGE: &str = "options:
   --flush-interval TIME        write out buffered output (stdout, files) this often while
                                input trickles or pauses: 100ms (default), 1s, 5ms
   --checkpoint-dir DIR         take checkpoints in DIR; restart from the latest one there
+                               (a folder, file:///abs/path, or s3://bucket/prefix in a
+                               binary built with `weir build --object-store`)
   --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m
   --checkpoints-kept K         complete checkpoints kept (default 3)
   --rate-limit N      records per second of each source (default: unlimited)
@@ -94,7 +96,7 @@ const USAGE: &str = "options:
   --scale-out         run one task per kafka partition the consumer group assigns this
                       process, each with its checkpoints in DIR/partition-N, so that
                       several processes share the partitions and their state
-                      (needs --checkpoint-dir on a folder every process sees)
+                      (needs --checkpoint-dir on a folder every process sees, or s3://)
   --limit N           (a preview build: `weir run FILE --limit N`) each sink prints its
                       first N rows, and the run stops once every sink has
   --http ADDR         serve Prometheus metrics (/metrics) and a JSON view of the run

@@ -477,7 +477,7 @@ fn pipeline_json(view: &View) -> serde_json::Value {
             })
             .collect();
         json!({
-            "dir": c.dir().display().to_string(),
+            "dir": c.store().describe(),
             "completed": stats.completed,
             "failed": stats.failed,
             "restored_from": stats.restored_from,

@@ -283,6 +283,8 @@ impl Runtime {
                     failed = true;
                 }
             }
+            // The run writes no more checkpoints: the next one may take the location now.
+            c.release();
             let s = c.stats();
             stopped_after = s.stopped_after;
             checkpoint_line = Some(format!(
@@ -294,7 +296,7 @@ impl Runtime {
                 s.last_duration.as_secs_f64() * 1e3,
                 s.last_bytes,
                 s.max_duration.as_secs_f64() * 1e3,
-                c.dir().display()
+                c.store().describe()
             ));
         }
         let elapsed = started.elapsed();
@@ -430,6 +432,9 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
                 return ExitCode::FAILURE;
             }
             Ok(crate::checkpoint::Start::Finished(id)) => {
+                if let Some(c) = crate::checkpoint::coordinator() {
+                    c.release();
+                }
                 eprintln!(
                     "weir: {} holds a run that finished (checkpoint {id}) and its output is \
                      committed; remove the folder to run again",

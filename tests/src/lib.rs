@@ -16,6 +16,7 @@ pub mod duckdb;
 pub mod kafka;
 pub mod postgres;
 pub mod running;
+pub mod s3;
 
 /// The repository root.
 pub fn workspace() -> PathBuf {
@@ -33,15 +34,20 @@ pub fn example(path: &str) -> String {
 
 /// Compiles `text` and builds its binary. `name` must be unique per test (it names the crate).
 pub fn build(name: &str, text: &str, no_fusion: bool) -> PathBuf {
-    build_with(name, text, no_fusion, false)
+    build_with(name, text, no_fusion, false, false)
 }
 
 /// [`build`] with the runtime's HTTP endpoint compiled in (`weir build --http`).
 pub fn build_http(name: &str, text: &str) -> PathBuf {
-    build_with(name, text, false, true)
+    build_with(name, text, false, true, false)
 }
 
-fn build_with(name: &str, text: &str, no_fusion: bool, http: bool) -> PathBuf {
+/// [`build`] with checkpoints on object storage compiled in (`weir build --object-store`).
+pub fn build_object_store(name: &str, text: &str) -> PathBuf {
+    build_with(name, text, false, false, true)
+}
+
+fn build_with(name: &str, text: &str, no_fusion: bool, http: bool, object_store: bool) -> PathBuf {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
     let compiled = match weir_compiler::compile(
@@ -61,6 +67,7 @@ fn build_with(name: &str, text: &str, no_fusion: bool, http: bool) -> PathBuf {
     let suffix = if no_fusion { "_unfused" } else { "" };
     let mut config = BuildConfig::from_env().expect("a cache directory");
     config.http = http;
+    config.object_store = object_store;
     let built = driver::build(&compiled.rust, &format!("test_{name}{suffix}"), &config)
         .unwrap_or_else(|e| panic!("{e}"));
     built.binary
@@ -246,9 +253,22 @@ fn spawn_silent(binary: &Path, cwd: &Path, args: &[&str]) -> std::process::Child
 /// Starts `binary` in `cwd` with `args` and kills it (SIGKILL) once its checkpoint folder
 /// `cwd/chk` holds checkpoint `at_least` or a newer one.
 pub fn kill_at_checkpoint(binary: &Path, cwd: &Path, args: &[&str], at_least: u64) {
+    kill_at_checkpoint_in(binary, cwd, args, at_least, || {
+        newest_checkpoint(&cwd.join("chk"))
+    })
+}
+
+/// [`kill_at_checkpoint`] for checkpoints anywhere: `newest` says the newest complete one.
+pub fn kill_at_checkpoint_in(
+    binary: &Path,
+    cwd: &Path,
+    args: &[&str],
+    at_least: u64,
+    newest: impl Fn() -> u64,
+) {
     let mut child = spawn_silent(binary, cwd, args);
     let started = std::time::Instant::now();
-    while newest_checkpoint(&cwd.join("chk")) < at_least {
+    while newest() < at_least {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(60),
             "no checkpoint {at_least} in 60 s"

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use weir_tests::s3::Checkpoints;
 use weir_tests::{
     build, checksum_line, kill_at_checkpoint, kill_repeatedly, run, sorted_lines, Rng,
 };
@@ -45,9 +46,21 @@ struct Crashed {
 /// Runs `binary` with checkpoints in `cwd/chk`, killing it after a random 40–400 ms until
 /// `kills` kills have landed, then lets it finish.
 fn crash_loop(binary: &Path, cwd: &Path, extra: &[&str], kills: usize, rng: &mut Rng) -> Crashed {
+    crash_loop_in(&Checkpoints::Folder, binary, cwd, extra, kills, rng)
+}
+
+/// [`crash_loop`] with the checkpoints in `at` (a folder or an S3 location).
+fn crash_loop_in(
+    at: &Checkpoints,
+    binary: &Path,
+    cwd: &Path,
+    extra: &[&str],
+    kills: usize,
+    rng: &mut Rng,
+) -> Crashed {
     let mut args = vec![
         "--checkpoint-dir",
-        "chk",
+        at.arg(),
         "--checkpoint-interval",
         "30ms",
         "--quiet",
@@ -57,7 +70,7 @@ fn crash_loop(binary: &Path, cwd: &Path, extra: &[&str], kills: usize, rng: &mut
         Duration::from_millis(40 + rng.below(360))
     });
     // The checkpoint folder outlives every kill once a run has made it.
-    let resumed = if cwd.join("chk").exists() { landed } else { 0 };
+    let resumed = if at.used(cwd) { landed } else { 0 };
     let out = run(binary, &args, cwd, None);
     assert!(out.success, "run failed: {}", out.stderr);
     Crashed {
@@ -296,7 +309,20 @@ sink first_bid -> file(path: "out/first_bid.csv") format csv(header: true)
 /// repeated kills the committed output equals a crash-free run's.
 #[test]
 fn a_join_of_two_files_and_a_dedup_survive_sigkill_exactly_once() {
-    let binary = build("crash_two_files", JOIN_AND_DEDUP, false);
+    join_and_dedup_survive_sigkill(&Checkpoints::Folder);
+}
+
+/// The same with the checkpoints in an S3 bucket: every restart takes over the lease of the
+/// killed run (a process of this host that is gone) and resumes from the bucket.
+#[test]
+fn a_join_and_a_dedup_survive_sigkill_with_checkpoints_in_object_storage() {
+    if let Some(at) = Checkpoints::s3("crash-two-files") {
+        join_and_dedup_survive_sigkill(&at);
+    }
+}
+
+fn join_and_dedup_survive_sigkill(at: &Checkpoints) {
+    let binary = at.build("crash_two_files", JOIN_AND_DEDUP);
     let reference = tempfile::tempdir().unwrap();
     two_files(reference.path(), 150_000, 2_000);
     let clean = run(&binary, &["--quiet"], reference.path(), None);
@@ -306,7 +332,8 @@ fn a_join_of_two_files_and_a_dedup_survive_sigkill_exactly_once() {
     two_files(dir.path(), 150_000, 2_000);
     let mut rng = Rng(seed() ^ 2);
     let rate = rate_for(150_000, kills_wanted());
-    let crashed = crash_loop(
+    let crashed = crash_loop_in(
+        at,
         &binary,
         dir.path(),
         &["--rate-limit", &rate],

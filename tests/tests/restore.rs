@@ -12,8 +12,10 @@ use std::path::Path;
 
 use weir_compiler::{Options, SourceMap};
 use weir_runtime::checkpoint::manifest::{Kind, Manifest, SlotEntry};
+use weir_tests::s3::Checkpoints;
 use weir_tests::{
-    build, kill_at_checkpoint, run, sorted_lines, ttl_events, ttl_expected, ttl_expected_sums,
+    build, kill_at_checkpoint, kill_at_checkpoint_in, run, sorted_lines, ttl_events, ttl_expected,
+    ttl_expected_sums,
     TTL_PIPELINE,
 };
 
@@ -55,7 +57,7 @@ fn restore(old: &str, new: &str) -> Result<(), String> {
         notes: Vec::new(),
     };
     let (fingerprint, slots) = plan(new);
-    weir_runtime::checkpoint::compat::check(&m, &slots, &fingerprint, Path::new("chk"))
+    weir_runtime::checkpoint::compat::check(&m, &slots, &fingerprint, "chk")
 }
 
 const BASE: &str = r#"
@@ -388,18 +390,39 @@ fn a_changed_window_is_refused_at_restore_and_the_output_stays_as_committed() {
     assert!(resumed.success, "{}", resumed.stderr);
 }
 
+/// [`FIRST`] with checkpoints in `chk` (a folder or an `s3://` location).
+fn first_in(chk: &str) -> [&str; 7] {
+    let mut args = FIRST;
+    args[1] = chk;
+    args
+}
+
 /// A filter constant and a watermark delay are compatible: the resumed run's output equals a
 /// run of the new pipeline that never stopped (the data is such that both filters keep every
 /// record, and in order, so the delay changes no window).
 #[test]
 fn a_changed_filter_constant_or_watermark_delay_resumes_and_is_correct() {
-    let base = build("restore_base", WINDOW, false);
+    changed_filter_or_delay_resumes(|| Some(Checkpoints::Folder));
+}
+
+/// The same with the checkpoints in an S3 bucket (`--checkpoint-dir s3://...`).
+#[test]
+fn a_changed_filter_constant_or_watermark_delay_resumes_from_object_storage() {
+    changed_filter_or_delay_resumes(|| Checkpoints::s3("restore-changed"));
+}
+
+fn changed_filter_or_delay_resumes(location: impl Fn() -> Option<Checkpoints>) {
+    let Some(first) = location() else {
+        return; // no S3 server here (skipped with a message)
+    };
+    let base = first.build("restore_base", WINDOW);
     for (name, from, to) in [
         ("restore_filter", "price > 10", "price > 15"),
         ("restore_delay", "watermark 1s", "watermark 3s"),
     ] {
+        let at = location().expect("a location");
         let changed_text = WINDOW.replace(from, to);
-        let changed = build(name, &changed_text, false);
+        let changed = at.build(name, &changed_text);
         let reference = tempfile::tempdir().unwrap();
         write_bids(reference.path(), 60_000);
         let clean = run(&changed, &["--quiet"], reference.path(), None);
@@ -407,8 +430,10 @@ fn a_changed_filter_constant_or_watermark_delay_resumes_and_is_correct() {
 
         let dir = tempfile::tempdir().unwrap();
         write_bids(dir.path(), 60_000);
-        kill_at_checkpoint(&base, dir.path(), &FIRST, 3);
-        let out = run(&changed, &["--checkpoint-dir", "chk"], dir.path(), None);
+        kill_at_checkpoint_in(&base, dir.path(), &first_in(at.arg()), 3, || {
+            at.newest(dir.path())
+        });
+        let out = run(&changed, &["--checkpoint-dir", at.arg()], dir.path(), None);
         assert!(out.success, "{name}: {}", out.stderr);
         assert!(
             out.stderr.contains("resuming from checkpoint"),
@@ -418,6 +443,10 @@ fn a_changed_filter_constant_or_watermark_delay_resumes_and_is_correct() {
         let want = sorted_lines(&reference.path().join("out.jsonl"));
         assert!(!want.is_empty());
         assert_eq!(sorted_lines(&dir.path().join("out.jsonl")), want, "{name}");
+        if let Checkpoints::S3(_) = at {
+            // Nothing of it landed in a local folder.
+            assert!(!dir.path().join("chk").exists() && !dir.path().join("s3:").exists());
+        }
     }
 }
 

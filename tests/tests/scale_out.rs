@@ -15,6 +15,7 @@ use weir_tests::kafka::{
     broker, committed, consume, create_topic, keyed_window_rows, produce, unique, window_row,
     window_totals, GROUP_PROPERTIES,
 };
+use weir_tests::s3::Checkpoints;
 use weir_tests::{build, run};
 
 const PARTITIONS: i32 = 4;
@@ -80,15 +81,15 @@ fn output_rows(dir: &Path) -> Vec<String> {
     rows
 }
 
-/// Starts a supervisor in `dir` (both share it: outputs and the checkpoint folder);
-/// its stderr goes to `log`.
-fn supervisor(binary: &Path, dir: &Path, log: &str) -> Child {
+/// Starts a supervisor in `dir` (both share it: outputs and the checkpoint folder, or the
+/// checkpoints' S3 location); its stderr goes to `log`.
+fn supervisor(binary: &Path, dir: &Path, log: &str, at: &Checkpoints) -> Child {
     let log = std::fs::File::create(dir.join(log)).expect("log file");
     Command::new(binary)
         .args([
             "--scale-out",
             "--checkpoint-dir",
-            "chk",
+            at.arg(),
             "--checkpoint-interval",
             "200ms",
             "--rate-limit",
@@ -138,18 +139,40 @@ fn events_read(log: &str, partition: i32) -> u64 {
 }
 
 /// A completed checkpoint of `partition`'s task exists.
-fn has_checkpoint(dir: &Path, partition: i32) -> bool {
-    std::fs::read_dir(dir.join(format!("chk/partition-{partition}")))
-        .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.path().join("MANIFEST").exists())
-        })
-        .unwrap_or(false)
+fn has_checkpoint(at: &Checkpoints, dir: &Path, partition: i32) -> bool {
+    match at {
+        Checkpoints::Folder => std::fs::read_dir(dir.join(format!("chk/partition-{partition}")))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("MANIFEST").exists())
+            })
+            .unwrap_or(false),
+        Checkpoints::S3(url) => {
+            Checkpoints::S3(format!("{url}/partition-{partition}")).newest(dir) > 0
+        }
+    }
 }
 
 #[test]
 fn partitions_move_between_processes_with_their_window_state() {
+    partitions_move_with_their_state(&Checkpoints::Folder);
+}
+
+/// Item 6 of issue 15: the same handover with the tasks' checkpoints in an S3 bucket instead
+/// of a shared folder (a new owner's task takes the partition's lease over, and commits
+/// offsets the supervisor reads from the bucket).
+#[test]
+fn partitions_move_between_processes_through_object_storage() {
+    if broker().is_none() {
+        return;
+    }
+    if let Some(at) = Checkpoints::s3("scale-out") {
+        partitions_move_with_their_state(&at);
+    }
+}
+
+fn partitions_move_with_their_state(at: &Checkpoints) {
     let Some(brokers) = broker() else { return };
     let input = unique("scale-state-in");
     let output = unique("scale-state-out");
@@ -164,20 +187,20 @@ fn partitions_move_between_processes_with_their_window_state() {
         .replace("BROKERS", &brokers)
         .replace("GROUP", &group)
         .replace("PROPS", GROUP_PROPERTIES);
-    let binary = build("scale_out_state", &text, false);
+    let binary = at.build("scale_out_state", &text);
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
 
     // A alone: all four partitions, a task each.
-    let mut a = supervisor(&binary, dir, "a.log");
+    let mut a = supervisor(&binary, dir, "a.log", at);
     wait_for(dir, "a.log", "now runs {0, 1, 2, 3}", 30);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !(0..PARTITIONS).all(|p| has_checkpoint(dir, p)) {
+    while !(0..PARTITIONS).all(|p| has_checkpoint(at, dir, p)) {
         assert!(Instant::now() < deadline, "A's tasks took no checkpoint");
         std::thread::sleep(Duration::from_millis(100));
     }
     // B joins: the group moves some partitions to B, whose tasks resume from A's checkpoints.
-    let b = supervisor(&binary, dir, "b.log");
+    let b = supervisor(&binary, dir, "b.log", at);
     wait_for(dir, "b.log", "resuming from checkpoint", 30);
     // A dies with its tasks, mid-stream; after the session timeout B takes A's partitions
     // over.

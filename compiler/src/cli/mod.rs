@@ -74,6 +74,11 @@ struct BuildArgs {
     /// it on by itself when the binary's arguments have `--http`.
     #[arg(long)]
     http: bool,
+    /// Compile in checkpoints on object storage: the binary's `--checkpoint-dir` then also
+    /// takes `s3://bucket/prefix` (credentials from the AWS_* environment variables). `weir
+    /// run` turns it on by itself when the binary's arguments have an s3:// checkpoint dir.
+    #[arg(long)]
+    object_store: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -354,6 +359,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             build.http |= args
                 .iter()
                 .any(|a| a == "--http" || a.starts_with("--http="));
+            // Checkpoints on object storage: build it with the S3 client.
+            build.object_store |= checkpoints_on_object_storage(&args);
             let Some((built, kafka_source)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
@@ -560,6 +567,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
     };
     config.verbose = args.verbose;
     config.http = args.http;
+    config.object_store = args.object_store;
     if !args.dev && messages::human() {
         eprintln!(
             "weir: compiling {} (release)...",
@@ -599,5 +607,42 @@ fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
             Ok(None)
         }
         Err(e) => Err(anyhow!(e)),
+    }
+}
+
+/// Whether a pipeline binary's arguments put its checkpoints on object storage
+/// (`--checkpoint-dir s3://...` or `--checkpoint-dir=s3://...`).
+fn checkpoints_on_object_storage(args: &[String]) -> bool {
+    args.iter().enumerate().any(|(i, a)| {
+        let value = match a.strip_prefix("--checkpoint-dir") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        value.is_some_and(|v| v.starts_with("s3://"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoints_on_object_storage;
+
+    #[test]
+    fn an_s3_checkpoint_dir_asks_for_object_storage() {
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert!(checkpoints_on_object_storage(&args(&[
+            "--checkpoint-dir",
+            "s3://b/p"
+        ])));
+        assert!(checkpoints_on_object_storage(&args(&[
+            "--quiet",
+            "--checkpoint-dir=s3://b/p"
+        ])));
+        assert!(!checkpoints_on_object_storage(&args(&[
+            "--checkpoint-dir",
+            "chk"
+        ])));
+        assert!(!checkpoints_on_object_storage(&args(&["--checkpoint-dir"])));
+        assert!(!checkpoints_on_object_storage(&args(&["s3://b/p"])));
     }
 }

@@ -7,8 +7,6 @@
 //! that changed; participants without a partner are gone or new. Instance counts come from
 //! the command line and are compared on their own.
 
-use std::path::Path;
-
 use super::manifest::{Manifest, SlotEntry};
 
 /// A label without its `opN ` prefix (operator numbers change when a pipeline changes).
@@ -92,14 +90,14 @@ fn differences(old: &[SlotEntry], new: &[SlotEntry]) -> Vec<String> {
 }
 
 /// Refuses to restore `m` into a binary whose participants are `new` unless they fit.
-pub fn check(m: &Manifest, new: &[SlotEntry], fingerprint: &str, dir: &Path) -> Result<(), String> {
+pub fn check(m: &Manifest, new: &[SlotEntry], fingerprint: &str, dir: &str) -> Result<(), String> {
     if m.fingerprint != fingerprint {
         return Err(format!(
             "checkpoint {} in {} was taken by a different pipeline; its state does not fit \
              this one:\n{}\n  to start over, remove the checkpoint directory (output already \
              committed stays)",
             m.id,
-            dir.display(),
+            dir,
             differences(&m.slots, new).join("\n")
         ));
     }
@@ -120,7 +118,7 @@ pub fn check(m: &Manifest, new: &[SlotEntry], fingerprint: &str, dir: &Path) -> 
             "checkpoint {} in {} was taken with other parallelism:\n{}\n  run with the same \
              --parallelism/--generators (state is partitioned by instance)",
             m.id,
-            dir.display(),
+            dir,
             changed.join("\n")
         ));
     }

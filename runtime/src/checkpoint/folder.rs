@@ -1,26 +1,29 @@
-//! The checkpoint folder on disk: its lock and identity, where each checkpoint and part lives,
-//! which checkpoints are complete, and synced writes of parts and manifests.
+//! The checkpoint location's lock and identity, where each checkpoint lives, which
+//! checkpoints are complete, and synced writes of files (the folder's part of
+//! [`super::store`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::manifest::{Kind, Manifest};
+use super::store::Store;
 use super::*;
 
 /// Rewrites a `final` manifest whose external commits are done without their notes: the run is
 /// finished for good, whatever later happens to the markers (see [`finished`]).
-pub(super) fn mark_final_done(dir: &Path, m: &Manifest) -> Result<(), String> {
+pub(super) fn mark_final_done(store: &Store, m: &Manifest) -> Result<(), String> {
     if m.notes.is_empty() {
         return Ok(());
     }
     let mut done = m.clone();
     done.notes.clear();
-    write_manifest(&chk_dir(dir, m.id), &done)
+    write_manifest(store, m.id, &done, false)
 }
 
-/// The folder's id (`dir/ID`), made on first use from the time and the process id.
-pub(super) fn folder_id(dir: &Path) -> Result<String, String> {
-    let path = dir.join("ID");
-    if let Ok(text) = std::fs::read_to_string(&path) {
+/// The location's id (`ID`), made on first use from the time and the process id (under the
+/// lock, so by one run only).
+pub(super) fn folder_id(store: &Store) -> Result<String, String> {
+    if let Some(text) = store.get("ID")? {
+        let text = String::from_utf8_lossy(&text);
         let id = text.trim();
         if !id.is_empty() {
             return Ok(id.to_string());
@@ -30,10 +33,7 @@ pub(super) fn folder_id(dir: &Path) -> Result<String, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let id = format!("{:016x}", crate::hash::route(&(nanos, std::process::id())));
-    let tmp = dir.join("ID.tmp");
-    write_synced(&tmp, format!("{id}\n").as_bytes())?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    commit::sync_parent(&path);
+    store.put("ID", format!("{id}\n").as_bytes())?;
     Ok(id)
 }
 
@@ -77,53 +77,52 @@ pub(super) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-pub(super) fn chk_dir(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("chk-{id}"))
+/// The name of checkpoint `id`'s folder (or object prefix): `chk-<id>`.
+pub(super) fn chk_name(id: u64) -> String {
+    format!("chk-{id}")
 }
 
-pub(super) fn part_path(dir: &Path, id: u64, slot: &str, instance: u32) -> PathBuf {
-    chk_dir(dir, id).join(format!("{slot}-{instance}.state"))
-}
-
-/// Complete checkpoints in `dir`, newest first. Folders of checkpoints that never completed
-/// and are older than `incomplete_before` are deleted (at start: all of them; while running:
-/// only those older than the newest complete one, never the one being taken).
-pub(super) fn complete_checkpoints(dir: &Path, incomplete_before: u64) -> Result<Vec<u64>, String> {
+/// Complete checkpoints of `store`, newest first. Checkpoints that never completed and are
+/// older than `incomplete_before` are deleted (at start: all of them; while running: only
+/// those older than the newest complete one, never the one being taken).
+pub(super) fn complete_checkpoints(
+    store: &Store,
+    incomplete_before: u64,
+) -> Result<Vec<u64>, String> {
     let mut ids = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
-        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
+    for name in store.list_top()? {
         let Some(id) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("chk-"))
+            .strip_prefix("chk-")
             .and_then(|n| n.parse::<u64>().ok())
         else {
             continue;
         };
-        if entry.path().join("MANIFEST").exists() {
+        if store.exists(&format!("{name}/MANIFEST"))? {
             ids.push(id);
         } else if id < incomplete_before {
             // Never completed (abandoned, or the run stopped while taking it).
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = store.remove_all(&name);
         }
     }
     ids.sort_unstable_by(|a, b| b.cmp(a));
     Ok(ids)
 }
 
-/// Whether `dir` holds a run that finished: its newest complete checkpoint is the `final` one,
-/// with its external commits done (its notes cleared; starting there does nothing). Reads
-/// only; removes nothing.
-pub fn finished(dir: &Path) -> bool {
-    let Ok(ids) = complete_checkpoints(dir, 0) else {
+/// Whether `store` holds a run that finished: its newest complete checkpoint is the `final`
+/// one, with its external commits done (its notes cleared; starting there does nothing).
+/// Reads only; removes nothing.
+pub fn finished(store: &Store) -> bool {
+    let Ok(ids) = complete_checkpoints(store, 0) else {
         return false;
     };
     ids.first()
-        .and_then(|id| std::fs::read_to_string(chk_dir(dir, *id).join("MANIFEST")).ok())
+        .and_then(|id| {
+            store
+                .get(&format!("{}/MANIFEST", chk_name(*id)))
+                .ok()
+                .flatten()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| Manifest::parse(&text).ok())
         .is_some_and(|m| m.kind == Kind::Final && m.notes.is_empty())
 }
@@ -137,11 +136,13 @@ pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-pub(super) fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), String> {
-    let tmp = dir.join("MANIFEST.tmp");
-    write_synced(&tmp, m.render().as_bytes())?;
-    let path = dir.join("MANIFEST");
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    commit::sync_parent(&path);
-    Ok(())
+/// Writes checkpoint `id`'s manifest, which makes it complete (see
+/// [`Store::put_manifest`]; `fresh`: a new checkpoint, not a rewrite of a complete one).
+pub(super) fn write_manifest(
+    store: &Store,
+    id: u64,
+    m: &Manifest,
+    fresh: bool,
+) -> Result<(), String> {
+    store.put_manifest(&chk_name(id), m.render().as_bytes(), fresh)
 }

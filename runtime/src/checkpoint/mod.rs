@@ -11,8 +11,8 @@
 //! 3. Sinks save what they must publish: a file sink closes the epoch's pending file and
 //!    hands over the append that will publish it.
 //! 4. When every registered part is in, the manifest is written (temporary name, sync,
-//!    rename): the checkpoint is complete. Then the commit actions run and older checkpoints
-//!    beyond the kept count are deleted.
+//!    rename; in an object store, created with put-if-absent): the checkpoint is complete.
+//!    Then the commit actions run and older checkpoints beyond the kept count are deleted.
 //!
 //! On start with a checkpoint directory, the latest complete manifest is read, its commit
 //! actions run again (idempotent), its plan is compared with this binary's, and every slot
@@ -20,18 +20,22 @@
 //! actions publish the output written since the last checkpoint; starting again on a
 //! directory that holds one does nothing.
 //!
-//! Layout: `DIR/chk-<n>/MANIFEST` and `DIR/chk-<n>/<slot>-<instance>.state`.
+//! Layout: `DIR/chk-<n>/MANIFEST` and `DIR/chk-<n>/<slot>-<instance>.state` (in an object
+//! store `<slot>-<instance>-<checksum>.state`, see [`store`]).
 
 pub mod commit;
 pub mod compat;
 mod folder;
 pub mod manifest;
+#[cfg(feature = "object-store")]
+mod object;
 mod recover;
 mod slot;
+pub mod store;
 mod verify;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -43,6 +47,7 @@ use manifest::{Kind, Manifest, PartEntry, SlotEntry};
 pub use recover::{inspect, Inspection};
 pub(crate) use slot::snapshot_fields;
 pub use slot::{restore, snapshot, Snapshot, StateSlot};
+pub use store::Store;
 use verify::externally_committed;
 pub use verify::{register_verifier, Verdict, Verifier};
 
@@ -119,6 +124,7 @@ pub fn given_up() -> bool {
 /// `--checkpoint-dir`, `--checkpoint-interval`, `--checkpoints-kept`.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// A folder, `file:///abs/path` or `s3://bucket/prefix` (see [`store`]).
     pub dir: PathBuf,
     pub interval: Duration,
     pub keep: usize,
@@ -233,8 +239,11 @@ pub struct Coordinator {
     /// the checkpoint they were last made for.
     complete_hooks: Mutex<Vec<CompleteHook>>,
     hooks_done: AtomicU64,
-    /// `DIR/LOCK`, locked for the life of the process: one run per checkpoint folder.
-    _lock: std::fs::File,
+    /// Where checkpoints go: `config.dir` opened.
+    store: Store,
+    /// `DIR/LOCK`, locked for the life of the process: one run per checkpoint folder (in an
+    /// object store, a lease renewed until the run ends).
+    lock: store::Lock,
     /// `DIR/ID`: a name made when the folder is first used. External commit markers carry it,
     /// so that a marker left by an earlier folder (removed, made again) is never taken for
     /// one of this folder's.
@@ -254,14 +263,14 @@ impl Coordinator {
 
     /// [`install`](Self::install) without installing: reads and recovers the directory.
     fn open(config: Config) -> Result<(Coordinator, Start), String> {
-        std::fs::create_dir_all(&config.dir)
-            .map_err(|e| format!("cannot create {}: {e}", config.dir.display()))?;
-        let lock = lock_folder(&config.dir)?;
-        let folder_id = folder_id(&config.dir)?;
+        let store = Store::open(&config.dir)?;
+        store.create()?;
+        let lock = store.lock()?;
+        let folder_id = folder_id(&store)?;
         let mut restored = None;
         let mut parts = BTreeMap::new();
         let mut start = Start::Fresh;
-        if let Some(loaded) = recover::choose(&config.dir)? {
+        if let Some(loaded) = recover::choose(&store)? {
             let (id, m) = (loaded.manifest.id, loaded.manifest);
             for action in &m.commits {
                 action
@@ -269,7 +278,7 @@ impl Coordinator {
                     .map_err(|e| format!("recovering checkpoint {id}: {e}"))?;
             }
             if m.kind == Kind::Final {
-                mark_final_done(&config.dir, &m)?;
+                mark_final_done(&store, &m)?;
                 start = Start::Finished(id);
             } else {
                 parts = loaded.parts;
@@ -311,7 +320,8 @@ impl Coordinator {
             // The restored checkpoint's commits were made by the run that took it; the sinks'
             // transactions now hold the next epoch, which only a new checkpoint may commit.
             hooks_done: AtomicU64::new(restored_id),
-            _lock: lock,
+            store,
+            lock,
             folder_id,
         };
         Ok((coordinator, start))
@@ -329,7 +339,7 @@ impl Coordinator {
             .as_ref()
             .filter(|m| m.kind == Kind::Checkpoint)
         {
-            compat::check(m, &slots, fingerprint, &self.config.dir)?;
+            compat::check(m, &slots, fingerprint, &self.store.describe())?;
         }
         let mut inner = self.lock();
         inner.expected = slots.iter().map(|s| s.instances).sum();
@@ -492,6 +502,7 @@ impl Coordinator {
                     );
                     crate::stop::signal().map_or(1, |(_, code)| code as i32)
                 };
+                self.release();
                 crate::context::exit_or_stop(
                     code,
                     "stopped without a last checkpoint (it did not complete in time)",
@@ -573,8 +584,19 @@ impl Coordinator {
         self.lock().stats.clone()
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.config.dir
+    /// Where the checkpoints go.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Lets the next run take the location at once: an object store's lease is given up
+    /// (a folder's lock goes with the process anyway). Called when the run is over.
+    pub fn release(&self) {
+        #[cfg(feature = "object-store")]
+        if let store::Lock::Object(lease) = &self.lock {
+            lease.release();
+        }
+        let _ = &self.lock;
     }
 
     /// See [`Coordinator::folder_id`](#structfield.folder_id).
@@ -595,14 +617,11 @@ impl Coordinator {
         if !wanted {
             return Ok(());
         }
-        let dir = chk_dir(&self.config.dir, checkpoint);
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            commit::sync_parent(&dir);
-        }
-        let path = part_path(&self.config.dir, checkpoint, slot, instance);
-        write_synced(&path, state)?;
+        let chk = chk_name(checkpoint);
+        self.store.begin(&chk)?;
+        let state_checksum = manifest::checksum(state);
+        let key = self.store.part_key(&chk, slot, instance, state_checksum);
+        self.store.put_part(&key, state)?;
         let mut inner = self.lock();
         let Some(flight) = inner.in_flight.as_mut().filter(|f| f.id == checkpoint) else {
             return Ok(());
@@ -611,7 +630,7 @@ impl Coordinator {
             (slot.to_string(), instance),
             Part {
                 bytes: state.len() as u64,
-                checksum: manifest::checksum(state),
+                checksum: state_checksum,
                 commits,
                 notes,
             },
@@ -647,7 +666,7 @@ impl Coordinator {
                 .flat_map(|((s, i), p)| p.notes.iter().map(|n| (s.clone(), *i, n.clone())))
                 .collect(),
         };
-        write_manifest(&dir, &manifest)?;
+        write_manifest(&self.store, checkpoint, &manifest, true)?;
         self.completed.store(checkpoint, Ordering::Release);
         self.changed.notify_all();
         for action in &manifest.commits {
@@ -679,10 +698,10 @@ impl Coordinator {
         // Two at least: recovery may reject the newest (its external commit never happened)
         // and resume from the one before.
         let keep = self.config.keep.max(2) as u64;
-        if let Ok(ids) = complete_checkpoints(&self.config.dir, newest) {
+        if let Ok(ids) = complete_checkpoints(&self.store, newest) {
             for id in ids {
                 if id + keep <= newest {
-                    let _ = std::fs::remove_dir_all(chk_dir(&self.config.dir, id));
+                    let _ = self.store.remove_all(&chk_name(id));
                 }
             }
         }
@@ -715,22 +734,20 @@ impl Coordinator {
                 .collect(),
         };
         drop(inner);
-        let dir = chk_dir(&self.config.dir, id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        self.store.begin(&chk_name(id))?;
         // The manifest first, noting the external commits it is waiting for; then those
         // commits, marked with its id; then the files. A crash before the external commits
         // leaves a final manifest whose marker is behind: recovery rejects it and resumes
         // from the last checkpoint. A crash after them finds it verified and finishes the
         // files.
-        write_manifest(&dir, &manifest)?;
+        write_manifest(&self.store, id, &manifest, true)?;
         for (_, _, _, hook) in hooks {
             hook(id)?;
         }
         for action in &manifest.commits {
             action.apply()?;
         }
-        mark_final_done(&self.config.dir, &manifest)?;
+        mark_final_done(&self.store, &manifest)?;
         self.prune(id);
         Ok(())
     }
@@ -739,6 +756,22 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    fn chk_dir(dir: &Path, id: u64) -> PathBuf {
+        dir.join(chk_name(id))
+    }
+
+    /// Writes `m` as the manifest of the checkpoint folder `chk`, as a run does.
+    fn write_manifest(chk: &Path, m: &Manifest) -> Result<(), String> {
+        let store = Store::Folder(chk.parent().unwrap().to_path_buf());
+        let name = chk.file_name().unwrap().to_str().unwrap();
+        store.put_manifest(name, m.render().as_bytes(), false)
+    }
+
+    fn finished(dir: &Path) -> bool {
+        super::finished(&Store::Folder(dir.to_path_buf()))
+    }
 
     /// Recovers `dir` as a run keeping 3 checkpoints would.
     fn open(dir: &Path) -> Result<(Coordinator, Start), String> {

@@ -14,10 +14,10 @@
 //! used.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::manifest::{checksum, Kind, Manifest};
-use super::{chk_dir, complete_checkpoints, externally_committed, now_ms, part_path, Verdict};
+use super::store::Store;
+use super::{chk_name, complete_checkpoints, externally_committed, now_ms, Verdict};
 
 /// A checkpoint read whole and checked: its manifest and, for a `checkpoint` kind, the bytes
 /// of every part.
@@ -26,11 +26,14 @@ pub(super) struct Loaded {
     pub parts: BTreeMap<(String, u32), Vec<u8>>,
 }
 
-/// Reads checkpoint `id` of `dir` and checks it against its checksums; the error says what
+/// Reads checkpoint `id` of `store` and checks it against its checksums; the error says what
 /// is damaged.
-pub(super) fn load(dir: &Path, id: u64) -> Result<Loaded, String> {
-    let path = chk_dir(dir, id).join("MANIFEST");
-    let text = std::fs::read(&path).map_err(|e| format!("cannot read its manifest: {e}"))?;
+pub(super) fn load(store: &Store, id: u64) -> Result<Loaded, String> {
+    let chk = chk_name(id);
+    let text = store
+        .get(&format!("{chk}/MANIFEST"))
+        .map_err(|e| format!("cannot read its manifest: {e}"))?
+        .ok_or("cannot read its manifest: it is gone")?;
     let text = std::str::from_utf8(&text)
         .map_err(|_| "its manifest is damaged (not UTF-8)".to_string())?;
     let manifest = Manifest::parse(text).map_err(|e| format!("its manifest: {e}"))?;
@@ -43,11 +46,12 @@ pub(super) fn load(dir: &Path, id: u64) -> Result<Loaded, String> {
     let mut parts = BTreeMap::new();
     if manifest.kind == Kind::Checkpoint {
         for part in &manifest.parts {
-            let p = part_path(dir, id, &part.slot, part.instance);
-            let name = p
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-            let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {name}: {e}"))?;
+            let key = store.part_key(&chk, &part.slot, part.instance, part.checksum);
+            let name = key.rsplit('/').next().unwrap_or(&key);
+            let bytes = store
+                .get(&key)
+                .map_err(|e| format!("cannot read {name}: {e}"))?
+                .ok_or_else(|| format!("cannot read {name}: it is missing"))?;
             if bytes.len() as u64 != part.bytes {
                 return Err(format!(
                     "{name} holds {} bytes, its manifest says {}",
@@ -75,10 +79,11 @@ pub struct Inspection {
 /// The checkpoint a restart in `dir` would resume from, read without changing anything (no
 /// damaged checkpoint is moved aside, no incomplete one removed, no external commit
 /// verified).
-pub fn inspect(dir: &Path) -> Result<Inspection, String> {
+pub fn inspect(dir: &std::path::Path) -> Result<Inspection, String> {
+    let store = Store::open(dir)?;
     let mut damaged = Vec::new();
-    for id in complete_checkpoints(dir, 0)? {
-        match load(dir, id) {
+    for id in complete_checkpoints(&store, 0)? {
+        match load(&store, id) {
             Ok(loaded) => {
                 return Ok(Inspection {
                     manifest: Some(loaded.manifest),
@@ -95,21 +100,21 @@ pub fn inspect(dir: &Path) -> Result<Inspection, String> {
 }
 
 /// Moves a damaged checkpoint out of the way (kept for inspection, never read again).
-fn set_aside(dir: &Path, id: u64, prefix: &str) -> Result<std::path::PathBuf, String> {
-    let aside = dir.join(format!("{prefix}-chk-{id}-{}", now_ms()));
-    std::fs::rename(chk_dir(dir, id), &aside)
-        .map_err(|e| format!("cannot move checkpoint {id} aside: {e}"))?;
-    Ok(aside)
+fn set_aside(store: &Store, id: u64, prefix: &str) -> Result<String, String> {
+    let aside = format!("{prefix}-chk-{id}-{}", now_ms());
+    store
+        .move_all(&chk_name(id), &aside)
+        .map_err(|e| format!("cannot move checkpoint {id} aside: {e}"))
 }
 
 /// The checkpoint to resume from, if any: intact, and with its external commits made.
-pub(super) fn choose(dir: &Path) -> Result<Option<Loaded>, String> {
-    let candidates = complete_checkpoints(dir, u64::MAX)?;
+pub(super) fn choose(store: &Store) -> Result<Option<Loaded>, String> {
+    let candidates = complete_checkpoints(store, u64::MAX)?;
     // The newest intact checkpoint, and the damaged ones newer than it.
     let mut damaged = Vec::new();
     let mut intact = None;
     for (i, &id) in candidates.iter().enumerate() {
-        match load(dir, id) {
+        match load(store, id) {
             Ok(loaded) => {
                 intact = Some((i, loaded));
                 break;
@@ -131,7 +136,7 @@ pub(super) fn choose(dir: &Path) -> Result<Option<Loaded>, String> {
         return Err(format!(
             "no checkpoint in {} is intact, so weir cannot tell where to resume:\n{}\n  \
              to start over, remove the folder (output already committed stays)",
-            dir.display(),
+            store.describe(),
             listing(&damaged)
         ));
     };
@@ -142,17 +147,16 @@ pub(super) fn choose(dir: &Path) -> Result<Option<Loaded>, String> {
                  produce again what a sink committed outside weir (a Kafka transaction) after \
                  it, so weir stops:\n{}\n  to start over, remove the folder",
                 damaged[0].0,
-                dir.display(),
+                store.describe(),
                 newest.manifest.id,
                 listing(&damaged)
             ));
         }
         for (id, why) in &damaged {
-            let aside = set_aside(dir, *id, "damaged")?;
+            let aside = set_aside(store, *id, "damaged")?;
             eprintln!(
-                "weir: checkpoint {id} in {} is damaged ({why}); it is kept as {}",
-                dir.display(),
-                aside.display()
+                "weir: checkpoint {id} in {} is damaged ({why}); it is kept as {aside}",
+                store.describe(),
             );
         }
         eprintln!(
@@ -161,12 +165,12 @@ pub(super) fn choose(dir: &Path) -> Result<Option<Loaded>, String> {
         );
     }
     let older = &candidates[index + 1..];
-    verified(dir, newest, older)
+    verified(store, newest, older)
 }
 
 /// Checks the external commits `newest` notes; falls back to the one before when its commit
 /// never happened.
-fn verified(dir: &Path, newest: Loaded, older: &[u64]) -> Result<Option<Loaded>, String> {
+fn verified(store: &Store, newest: Loaded, older: &[u64]) -> Result<Option<Loaded>, String> {
     let id = newest.manifest.id;
     let verdict = externally_committed(&newest.manifest)?;
     // Only checkpoint 1 of a folder can lack a marker: every later one completed after a
@@ -182,7 +186,7 @@ fn verified(dir: &Path, newest: Loaded, older: &[u64]) -> Result<Option<Loaded>,
             "checkpoint {id} in {} notes an external commit whose marker is {} (expired group \
              offsets? other brokers?); resuming could duplicate or lose output, so weir stops. \
              Check --kafka-property bootstrap.servers, or remove the folder to start over",
-            dir.display(),
+            store.describe(),
             if verdict == Verdict::NoMarker {
                 "missing"
             } else {
@@ -210,24 +214,24 @@ fn verified(dir: &Path, newest: Loaded, older: &[u64]) -> Result<Option<Loaded>,
         // It was the only one: nothing was ever committed, and the run starts over. The
         // folder is kept aside, not deleted, in case the marker was only unreachable (other
         // brokers, expired offsets).
-        let aside = set_aside(dir, id, "rejected")?;
+        let aside = set_aside(store, id, "rejected")?;
         eprintln!(
             "weir: no checkpoint in {} has every sink's commit; starting from the beginning \
-             (checkpoint {id} is kept as {})",
-            dir.display(),
-            aside.display()
+             (checkpoint {id} is kept as {aside})",
+            store.describe(),
         );
         return Ok(None);
     };
-    let loaded = load(dir, before).map_err(|why| {
+    let loaded = load(store, before).map_err(|why| {
         format!(
             "checkpoint {id} in {} was never committed and checkpoint {before} before it is \
              damaged ({why}); weir stops. To start over, remove the folder",
-            dir.display()
+            store.describe()
         )
     })?;
     // Forgotten, so that a new checkpoint can take its id.
-    std::fs::remove_dir_all(chk_dir(dir, id))
+    store
+        .remove_all(&chk_name(id))
         .map_err(|e| format!("cannot remove checkpoint {id}: {e}"))?;
     Ok(Some(loaded))
 }

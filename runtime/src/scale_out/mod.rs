@@ -28,6 +28,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::checkpoint::Store;
+
 #[cfg(feature = "kafka")]
 pub mod supervisor;
 
@@ -102,15 +104,20 @@ pub fn task_name(name: String) -> String {
     }
 }
 
-/// The folder of partition `partition`'s task under the shared checkpoint folder.
+/// The location of partition `partition`'s task under the shared checkpoint location.
 pub fn task_dir(dir: &Path, partition: i32) -> PathBuf {
-    dir.join(format!("partition-{partition}"))
+    dir.join(task_folder(partition))
 }
 
-/// The file in which a task's Kafka source leaves the positions of `topic` that its latest
-/// checkpoints cover; the supervisor commits them to the group (a task is not a member of
-/// the group, so it cannot commit itself).
-pub fn offsets_file(task_dir: &Path, topic: &str) -> PathBuf {
+/// The name of partition `partition`'s location under the shared one: `partition-N`.
+pub fn task_folder(partition: i32) -> String {
+    format!("partition-{partition}")
+}
+
+/// The name of the file (or object) in which a task's Kafka source leaves the positions of
+/// `topic` that its latest checkpoints cover; the supervisor commits them to the group (a
+/// task is not a member of the group, so it cannot commit itself).
+pub fn offsets_key(topic: &str) -> String {
     let safe: String = topic
         .chars()
         .map(|c| {
@@ -121,24 +128,20 @@ pub fn offsets_file(task_dir: &Path, topic: &str) -> PathBuf {
             }
         })
         .collect();
-    task_dir.join(format!("offsets-{safe}"))
+    format!("offsets-{safe}")
 }
 
-/// Writes `offsets` (partition, next offset to read) to `path` atomically: `partition offset`
-/// lines.
-pub fn write_offsets(path: &Path, offsets: &[(i32, i64)]) -> std::io::Result<()> {
+/// Writes `offsets` (partition, next offset to read) under `key` of a task's checkpoint
+/// location, whole: `partition offset` lines.
+pub fn write_offsets(store: &Store, key: &str, offsets: &[(i32, i64)]) -> Result<(), String> {
     let text: String = offsets.iter().map(|(p, o)| format!("{p} {o}\n")).collect();
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    store.put(key, text.as_bytes())
 }
 
 /// Reads what [`write_offsets`] wrote; a missing or garbled file is no offsets.
-pub fn read_offsets(path: &Path) -> Vec<(i32, i64)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+pub fn read_offsets(store: &Store, key: &str) -> Vec<(i32, i64)> {
+    let bytes = store.get(key).ok().flatten().unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|line| {
             let (p, o) = line.split_once(' ')?;
@@ -170,10 +173,13 @@ mod tests {
     #[test]
     fn offsets_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let path = offsets_file(dir.path(), "orders/x");
-        assert!(path.ends_with("offsets-orders_x"));
-        assert!(read_offsets(&path).is_empty());
-        write_offsets(&path, &[(0, 17), (3, 2)]).unwrap();
-        assert_eq!(read_offsets(&path), [(0, 17), (3, 2)]);
+        let store = Store::Folder(dir.path().to_path_buf());
+        let key = offsets_key("orders/x");
+        assert_eq!(key, "offsets-orders_x");
+        assert!(read_offsets(&store, &key).is_empty());
+        write_offsets(&store, &key, &[(0, 17), (3, 2)]).unwrap();
+        assert_eq!(read_offsets(&store, &key), [(0, 17), (3, 2)]);
+        // Written through a temporary name, as before.
+        assert!(dir.path().join("offsets-orders_x").exists());
     }
 }

@@ -23,7 +23,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 
-use super::{offsets_file, read_offsets, task_dir};
+use super::{offsets_key, read_offsets, task_dir, task_folder};
 use crate::run::RunArgs;
 use crate::sources::kafka::KafkaSourceConfig;
 
@@ -191,7 +191,8 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
         .checkpoint_dir
         .clone()
         .ok_or("--scale-out needs --checkpoint-dir")?;
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let store = crate::checkpoint::Store::open(&dir)?;
+    store.create()?;
     let first = sources.first().ok_or("the pipeline has no Kafka source")?;
     let shared = Arc::new(Mutex::new(Shared::default()));
     let config = crate::kafka::client_config(
@@ -311,7 +312,7 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
             commit_offsets(
                 &consumer,
                 &first.topic,
-                &dir,
+                &store,
                 &shared,
                 &mut committed,
                 false,
@@ -321,7 +322,7 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
             break Ok(());
         }
         if args.kafka_stop_after_idle.is_some()
-            && (0..partitions).all(|p| crate::checkpoint::finished(&task_dir(&dir, p)))
+            && (0..partitions).all(|p| crate::checkpoint::finished(&store.child(&task_folder(p))))
         {
             break Ok(());
         }
@@ -331,7 +332,14 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
             .into_values()
             .collect(),
     );
-    commit_offsets(&consumer, &first.topic, &dir, &shared, &mut committed, true);
+    commit_offsets(
+        &consumer,
+        &first.topic,
+        &store,
+        &shared,
+        &mut committed,
+        true,
+    );
     eprintln!(
         "weir: scale-out: {started_tasks} tasks started; partitions finished here: {finished:?}"
     );
@@ -409,7 +417,7 @@ fn start_task(args: &[String], dir: &Path, partition: i32) -> Result<Task, Strin
 fn commit_offsets(
     consumer: &BaseConsumer<Context>,
     topic: &str,
-    dir: &Path,
+    store: &crate::checkpoint::Store,
     shared: &Mutex<Shared>,
     committed: &mut BTreeMap<i32, i64>,
     last: bool,
@@ -418,8 +426,8 @@ fn commit_offsets(
     let mut list = TopicPartitionList::new();
     let mut changed = Vec::new();
     for p in assigned {
-        let path = offsets_file(&task_dir(dir, p), topic);
-        for (partition, offset) in read_offsets(&path) {
+        let task = store.child(&task_folder(p));
+        for (partition, offset) in read_offsets(&task, &offsets_key(topic)) {
             if partition == p && committed.get(&p) != Some(&offset) {
                 let _ = list.add_partition_offset(topic, p, Offset::Offset(offset));
                 changed.push((p, offset));

@@ -733,21 +733,17 @@ impl KafkaSource {
             let _ = consumer.commit(&positions.to_list(), CommitMode::Async);
             return;
         }
-        let Some(dir) = crate::checkpoint::coordinator().map(|c| c.dir()) else {
+        let Some(store) = crate::checkpoint::coordinator().map(|c| c.store()) else {
             return;
         };
-        let path = crate::scale_out::offsets_file(dir, &positions.topic);
+        let key = crate::scale_out::offsets_key(&positions.topic);
         let offsets: Vec<(i32, i64)> = positions
             .next_offsets
             .iter()
             .map(|(p, o)| (*p, *o))
             .collect();
-        if let Err(e) = crate::scale_out::write_offsets(&path, &offsets) {
-            eprintln!(
-                "weir: source `{}`: cannot write {}: {e}",
-                self.config.name,
-                path.display()
-            );
+        if let Err(e) = crate::scale_out::write_offsets(store, &key, &offsets) {
+            eprintln!("weir: source `{}`: {e}", self.config.name);
         }
     }
 
