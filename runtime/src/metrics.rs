@@ -203,6 +203,29 @@ struct Inner {
     checksums: Mutex<BTreeMap<&'static str, (u64, u64)>>,
     /// When the first and the last message of Kafka sources arrived (over every instance).
     message_span: Mutex<Option<(Instant, Instant)>>,
+    /// The last few dead letters, newest last (see [`Metrics::recent_dead_letters`]).
+    recent_dead_letters: Mutex<std::collections::VecDeque<RecentDeadLetter>>,
+}
+
+/// How many dead letters the live view keeps.
+pub const RECENT_DEAD_LETTERS: usize = 16;
+
+/// At most this many bytes of a dead letter's record are kept for the live view.
+const RECENT_DEAD_LETTER_BYTES: usize = 512;
+
+/// One dead letter as the live view shows it (`/api/pipeline`, the web UI).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecentDeadLetter {
+    /// The source that read it, or the operator that rejected it.
+    pub from: String,
+    /// Its line in the source's input (none: an operator rejected it).
+    pub line: Option<u64>,
+    pub reason: String,
+    /// The input line or the record, cut at [`RECENT_DEAD_LETTER_BYTES`] bytes (at a
+    /// character boundary).
+    pub record: String,
+    /// Wall-clock time it was written, in ms since the epoch.
+    pub at_ms: i64,
 }
 
 /// The registry of one run: cheap to clone, shared by all tasks.
@@ -296,6 +319,44 @@ impl Metrics {
 
     pub fn add_dead_letter(&self) {
         self.inner.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps a dead letter for the live view, dropping the oldest beyond
+    /// [`RECENT_DEAD_LETTERS`]. Called where dead letters are written, never for good records.
+    pub fn keep_dead_letter(&self, from: &str, line: Option<u64>, reason: &str, record: &str) {
+        let mut cut = record.len().min(RECENT_DEAD_LETTER_BYTES);
+        while !record.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let letter = RecentDeadLetter {
+            from: from.to_string(),
+            line,
+            reason: reason.to_string(),
+            record: record[..cut].to_string(),
+            at_ms,
+        };
+        let mut recent = self
+            .inner
+            .recent_dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_DEAD_LETTERS {
+            recent.pop_front();
+        }
+        recent.push_back(letter);
+    }
+
+    /// The last [`RECENT_DEAD_LETTERS`] dead letters of the run, oldest first.
+    pub fn recent_dead_letters(&self) -> Vec<RecentDeadLetter> {
+        let recent = self
+            .inner
+            .recent_dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
     }
 
     pub fn dead_letters(&self) -> u64 {
@@ -608,5 +669,27 @@ mod tests {
         Collector::<u32>::watermark(&mut second, i64::MAX);
         Collector::<u32>::finish(&mut second);
         assert_eq!(metrics.sources()[0].watermark_ms, Some(700));
+    }
+
+    /// The live view keeps the last few dead letters, oldest first, each cut to a bound at a
+    /// character boundary.
+    #[test]
+    fn recent_dead_letters_are_a_bounded_ring() {
+        let metrics = Metrics::new();
+        for i in 0..RECENT_DEAD_LETTERS as u64 + 3 {
+            metrics.keep_dead_letter("bids", Some(i), "bad", "x");
+        }
+        let recent = metrics.recent_dead_letters();
+        assert_eq!(recent.len(), RECENT_DEAD_LETTERS);
+        assert_eq!(recent[0].line, Some(3));
+        assert_eq!(
+            recent.last().unwrap().line,
+            Some(RECENT_DEAD_LETTERS as u64 + 2)
+        );
+        let long = "é".repeat(RECENT_DEAD_LETTER_BYTES);
+        metrics.keep_dead_letter("op3 map", None, "overflow", &long);
+        let kept = metrics.recent_dead_letters().pop().unwrap();
+        assert_eq!(kept.record.len(), RECENT_DEAD_LETTER_BYTES);
+        assert_eq!((kept.from.as_str(), kept.line), ("op3 map", None));
     }
 }

@@ -139,7 +139,9 @@ impl Runtime {
                 started,
             };
             let local = crate::http::serve(addr, view)?;
-            eprintln!("weir: http: serving /metrics and /api/pipeline on http://{local}");
+            eprintln!(
+                "weir: http: serving the web UI (/), /metrics and /api/pipeline on http://{local}"
+            );
             Ok(())
         }
         #[cfg(not(feature = "http"))]
