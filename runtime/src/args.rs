@@ -19,7 +19,7 @@ pub struct RunArgs {
     /// How soon buffered output reaches stdout and files when input trickles, and how often
     /// an idle source wakes up (see [`crate::tick`]).
     pub flush_interval: std::time::Duration,
-    /// No summary on stderr.
+    /// No summary and no progress line on stderr.
     pub quiet: bool,
     /// Where checkpoints go; none: no checkpoints.
     pub checkpoint_dir: Option<PathBuf>,
@@ -101,7 +101,8 @@ const USAGE: &str = "options:
                       (/api/pipeline) on ADDR while it runs, e.g. 127.0.0.1:9464;
                       port 0 picks a free port (said on stderr); POST /checkpoint
                       takes a checkpoint now, POST /stop stops after a last one
-  --quiet             no run summary on stderr
+  --quiet             no run summary on stderr, and no progress line (which is drawn
+                      on stderr only when it is a terminal)
   --help              this text";
 
 impl RunArgs {

@@ -32,6 +32,7 @@ pub mod nexmark;
 pub mod ops;
 pub mod overflow;
 pub mod plan;
+pub mod progress;
 pub mod run;
 pub mod scale_out;
 pub mod sinks;

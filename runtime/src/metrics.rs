@@ -203,6 +203,9 @@ struct Inner {
     checksums: Mutex<BTreeMap<&'static str, (u64, u64)>>,
     /// When the first and the last message of Kafka sources arrived (over every instance).
     message_span: Mutex<Option<(Instant, Instant)>>,
+    /// Per file source instance: the bytes of its range and those it has read so far
+    /// (published at ticks, see [`InputCursor`]).
+    input_files: Mutex<Vec<(u64, Arc<AtomicU64>)>>,
     /// The last few dead letters, newest last (see [`Metrics::recent_dead_letters`]).
     recent_dead_letters: Mutex<std::collections::VecDeque<RecentDeadLetter>>,
 }
@@ -319,6 +322,35 @@ impl Metrics {
 
     pub fn add_dead_letter(&self) {
         self.inner.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Registers a file source instance that reads `total` bytes, for the progress line; it
+    /// publishes how far it has read through the returned cursor.
+    pub fn input_file(&self, total: u64) -> InputCursor {
+        let read = Arc::new(AtomicU64::new(0));
+        let mut files = self
+            .inner
+            .input_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        files.push((total, read.clone()));
+        InputCursor { total, read }
+    }
+
+    /// Bytes read of the input files and their total, over every file source instance (none:
+    /// the pipeline reads no file).
+    pub fn input_bytes(&self) -> Option<(u64, u64)> {
+        let files = self
+            .inner
+            .input_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if files.is_empty() {
+            return None;
+        }
+        Some(files.iter().fold((0, 0), |(read, total), (t, r)| {
+            (read + r.load(Ordering::Relaxed).min(*t), total + t)
+        }))
     }
 
     /// Keeps a dead letter for the live view, dropping the oldest beyond
@@ -521,6 +553,25 @@ impl Metrics {
             events as f64 / secs
         ));
         out
+    }
+}
+
+/// How far a file source instance has read, published by it at ticks and at its end (a
+/// store every flush interval, never per record).
+pub struct InputCursor {
+    total: u64,
+    read: Arc<AtomicU64>,
+}
+
+impl InputCursor {
+    /// `read` bytes of its `total` are behind it.
+    pub fn publish(&self, read: u64) {
+        self.read.store(read.min(self.total), Ordering::Relaxed);
+    }
+
+    /// Its input has ended (read to the end of its range, or stopped).
+    pub fn done(&self) {
+        self.read.store(self.total, Ordering::Relaxed);
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Runtime {
     /// The dead-letter files sources named with `dead_letters:` (one writer per path).
     source_dead_letters: std::sync::Mutex<Vec<DeadLetters>>,
     tasks: Vec<(String, JoinHandle<()>)>,
+    /// The progress line on a terminal (see [`crate::progress`]), cleared before the summary.
+    progress: Option<crate::progress::Progress>,
     /// With `--scale-out`: the Kafka sources the supervisor runs tasks for.
     #[cfg(feature = "kafka")]
     supervised: Option<Vec<crate::sources::kafka::KafkaSourceConfig>>,
@@ -60,6 +62,7 @@ impl Runtime {
             dead_letters,
             source_dead_letters: std::sync::Mutex::new(Vec::new()),
             tasks: Vec::new(),
+            progress: None,
             #[cfg(feature = "kafka")]
             supervised: None,
         }
@@ -266,6 +269,9 @@ impl Runtime {
                 eprintln!("weir: internal error: task {name} panicked");
                 failed = true;
             }
+        }
+        if let Some(progress) = self.progress.take() {
+            progress.finish();
         }
         for letters in self.all_dead_letters() {
             letters.flush();
@@ -483,6 +489,9 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     }
     if let Some(c) = crate::checkpoint::coordinator() {
         c.start(runtime.context.clone());
+    }
+    if !runtime.args.quiet {
+        runtime.progress = crate::progress::start(runtime.metrics.clone());
     }
     runtime.join(started)
 }
