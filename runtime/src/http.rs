@@ -59,7 +59,7 @@ async fn accept(listener: std::net::TcpListener, view: Arc<View>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("weir: warning: --http: the endpoint stopped: {e}");
+            tracing::warn!("--http: the endpoint stopped: {e}");
             return;
         }
     };

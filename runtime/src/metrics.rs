@@ -503,6 +503,185 @@ impl Metrics {
             .collect()
     }
 
+    /// The summary as one JSON object (`--summary json`): what the table says, by field.
+    pub fn summary_json(&self, elapsed: Duration, outcome: &RunOutcome<'_>) -> String {
+        use crate::formats::json::{
+            write_bool, write_f64, write_i64, write_key, write_null, write_string,
+        };
+        let count =
+            |out: &mut Vec<u8>, n: u64| write_i64(out, i64::try_from(n).unwrap_or(i64::MAX));
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let events = self.source_records();
+        let mut out = Vec::with_capacity(1024);
+        out.push(b'{');
+        write_key(&mut out, "status");
+        write_string(
+            &mut out,
+            match (outcome.failed, outcome.stopped) {
+                (true, _) => "failed",
+                (false, true) => "stopped",
+                (false, false) => "finished",
+            },
+        );
+        out.push(b',');
+        write_key(&mut out, "errors");
+        out.push(b'[');
+        for (i, err) in outcome.errors.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(&mut out, err);
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "elapsed_seconds");
+        write_f64(&mut out, secs);
+        out.push(b',');
+        write_key(&mut out, "events");
+        count(&mut out, events);
+        out.push(b',');
+        write_key(&mut out, "events_per_second");
+        write_f64(&mut out, (events as f64 / secs).round());
+        out.push(b',');
+        write_key(&mut out, "operators");
+        out.push(b'[');
+        for (i, (name, stats)) in self.ops().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_key(&mut out, "name");
+            write_string(&mut out, name);
+            for (key, value) in [
+                ("records_in", stats.records_in),
+                ("records_out", stats.records_out),
+                ("late_records", stats.late),
+            ] {
+                out.push(b',');
+                write_key(&mut out, key);
+                count(&mut out, value);
+            }
+            out.push(b',');
+            write_key(&mut out, "event_time_lag_max_ms");
+            match stats.watermark_lag_ms {
+                lag if lag > 0 => write_i64(&mut out, lag),
+                _ => write_null(&mut out),
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "sources");
+        out.push(b'[');
+        for (i, source) in self.sources().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_key(&mut out, "name");
+            write_string(&mut out, &source.name);
+            out.push(b',');
+            write_key(&mut out, "records");
+            count(&mut out, source.records);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "dead_letters");
+        count(&mut out, self.dead_letters());
+        out.push(b',');
+        write_key(&mut out, "dead_letter_files");
+        out.push(b'[');
+        let files = outcome.dead_letter_files.iter();
+        let files = files.filter(|(_, written, lost)| written + lost > 0);
+        for (i, (path, written, lost)) in files.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_key(&mut out, "path");
+            write_string(&mut out, path);
+            out.push(b',');
+            write_key(&mut out, "written");
+            count(&mut out, *written);
+            out.push(b',');
+            write_key(&mut out, "lost");
+            count(&mut out, *lost);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "faults");
+        out.push(b'{');
+        for (i, fault) in Fault::ALL.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_key(&mut out, &fault.summary_label().replace([' ', '-'], "_"));
+            count(&mut out, self.faults(fault));
+        }
+        out.extend_from_slice(b"},");
+        write_key(&mut out, "checksums");
+        out.push(b'[');
+        for (i, (sink, rows, sum)) in self.checksums().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_key(&mut out, "sink");
+            write_string(&mut out, sink);
+            out.push(b',');
+            write_key(&mut out, "rows");
+            count(&mut out, rows);
+            out.push(b',');
+            write_key(&mut out, "checksum");
+            write_string(&mut out, &format!("{sum:016x}"));
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "checkpoints");
+        match outcome.checkpoints {
+            None => write_null(&mut out),
+            Some(c) => {
+                out.push(b'{');
+                write_key(&mut out, "dir");
+                write_string(&mut out, &c.dir);
+                out.push(b',');
+                write_key(&mut out, "completed");
+                count(&mut out, c.completed);
+                out.push(b',');
+                write_key(&mut out, "resumed_from");
+                match c.restored_from {
+                    Some(id) => count(&mut out, id),
+                    None => write_null(&mut out),
+                }
+                out.push(b',');
+                write_key(&mut out, "last_duration_ms");
+                write_f64(&mut out, c.last_duration_ms);
+                out.push(b',');
+                write_key(&mut out, "last_bytes");
+                count(&mut out, c.last_bytes);
+                out.push(b',');
+                write_key(&mut out, "slowest_duration_ms");
+                write_f64(&mut out, c.max_duration_ms);
+                out.push(b'}');
+            }
+        }
+        out.push(b',');
+        write_key(&mut out, "kafka_first_to_last_message_seconds");
+        match self.message_span() {
+            Some(span) => write_f64(&mut out, span.as_secs_f64()),
+            None => write_null(&mut out),
+        }
+        out.push(b',');
+        write_key(&mut out, "peak_memory_bytes");
+        match peak_memory_kib() {
+            Some(kib) => count(&mut out, kib * 1024),
+            None => write_null(&mut out),
+        }
+        out.push(b',');
+        write_key(&mut out, "stopped_early");
+        write_bool(&mut out, outcome.stopped);
+        out.push(b'}');
+        String::from_utf8(out).unwrap_or_default()
+    }
+
     /// The summary printed on stderr when a run ends.
     pub fn summary(&self, started: Instant, elapsed: Duration) -> String {
         let _ = started;
@@ -573,6 +752,27 @@ impl InputCursor {
     pub fn done(&self) {
         self.read.store(self.total, Ordering::Relaxed);
     }
+}
+
+/// The checkpoints of a run, for the JSON summary.
+pub struct CheckpointSummary {
+    pub dir: String,
+    pub completed: u64,
+    pub restored_from: Option<u64>,
+    pub last_duration_ms: f64,
+    pub last_bytes: u64,
+    pub max_duration_ms: f64,
+}
+
+/// How a run ended, for the JSON summary: what the registry does not know.
+pub struct RunOutcome<'a> {
+    pub errors: &'a [String],
+    pub failed: bool,
+    /// Stopped (a signal, `POST /stop`) before the end of its input.
+    pub stopped: bool,
+    pub checkpoints: Option<&'a CheckpointSummary>,
+    /// Each dead-letter file: its path, letters written and letters lost.
+    pub dead_letter_files: &'a [(String, u64, u64)],
 }
 
 /// One source's instances: records pushed and last watermark sent, each.
