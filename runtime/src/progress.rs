@@ -1,7 +1,8 @@
 //! The progress line of a pipeline binary on a terminal: records read, their rate, and for
 //! file input the bytes read with an ETA, redrawn four times a second on stderr.
 //!
-//! Only when stderr is a TTY and `--quiet` is not given; nothing otherwise (no thread). It
+//! Only when stderr is a TTY and `--quiet` is not given, and not when the run prints its rows
+//! on that terminal too (a `stdout()` sink, a preview); nothing otherwise (no thread). It
 //! reads what the HTTP endpoint reads (the sources' published counts and the file sources'
 //! cursors, relaxed loads) from a thread of its own: the data path does not know it exists.
 //! It is cleared before the run summary is printed.
@@ -26,6 +27,18 @@ const RATE_WINDOW: Duration = Duration::from_secs(2);
 pub struct Progress {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
+}
+
+/// Whether the run prints its rows on the terminal (a `stdout()` sink, or a preview, with
+/// stdout a terminal): the progress line would be drawn through them, so there is none.
+pub fn rows_on_the_terminal(metrics: &Metrics) -> bool {
+    let prints_rows = crate::sinks::preview::is_preview()
+        || metrics.plan().is_some_and(|plan| {
+            plan.operators
+                .iter()
+                .any(|op| op.kind == "sink" && op.label.ends_with("-> stdout"))
+        });
+    prints_rows && std::io::stdout().is_terminal()
 }
 
 /// Starts the progress line of a run when stderr is a terminal (none otherwise).

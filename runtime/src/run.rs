@@ -522,7 +522,7 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     if let Some(c) = crate::checkpoint::coordinator() {
         c.start(runtime.context.clone());
     }
-    if !runtime.args.quiet {
+    if !runtime.args.quiet && !crate::progress::rows_on_the_terminal(&runtime.metrics) {
         runtime.progress = crate::progress::start(runtime.metrics.clone());
     }
     runtime.join(started)

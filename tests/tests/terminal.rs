@@ -99,6 +99,17 @@ fn the_progress_line_shows_on_a_terminal_only() {
     // `--quiet` on a terminal: nothing at all.
     let quiet = on_terminal(binary(), "--rate-limit 30000 --quiet", dir.path());
     assert_eq!(quiet, "", "{quiet:?}");
+
+    // Rows printed on the same terminal (a stdout sink): no line drawn through them.
+    let to_stdout = weir_tests::build(
+        "terminal_stdout",
+        &FILE_PIPELINE.replace("file(\"out.jsonl\")", "stdout()"),
+        false,
+    );
+    let shown = on_terminal(&to_stdout, "--rate-limit 30000", dir.path());
+    assert!(shown.contains("{\"user\":\"u0\",\"n\":0}"), "{shown:?}");
+    assert!(!shown.contains(" records · "), "{shown:?}");
+    assert!(shown.contains("weir: run summary"));
 }
 
 /// Every line of `stderr` as JSON (panics on one that is not).
