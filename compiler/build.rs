@@ -14,7 +14,12 @@ fn visit(dir: &Path, files: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             visit(&path, files);
-        } else if path.extension().is_some_and(|e| e == "rs" || e == "toml") {
+        } else if path
+            .extension()
+            // Sources, manifest, and the web UI's assets (`runtime/src/ui/`, which the HTTP
+            // endpoint compiles in with `include_str!`).
+            .is_some_and(|e| matches!(e.to_str(), Some("rs" | "toml" | "html" | "js" | "css")))
+        {
             files.push(path);
         }
     }

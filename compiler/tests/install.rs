@@ -274,3 +274,17 @@ fn an_installed_weir_builds_against_its_embedded_runtime() {
         "the runtime's sources are embedded"
     );
 }
+
+/// The embedded runtime holds the web UI's assets too (the HTTP endpoint compiles them in
+/// with `include_str!`): without them an installed `weir` could not build `--http` binaries.
+#[test]
+fn the_web_uis_assets_are_embedded() {
+    for asset in ["src/ui/index.html", "src/ui/ui.js", "src/ui/ui.css"] {
+        assert!(
+            weir_compiler::driver::embedded()
+                .iter()
+                .any(|(name, _)| *name == asset),
+            "{asset} is not embedded"
+        );
+    }
+}

@@ -19,7 +19,7 @@ pub struct RunArgs {
     /// How soon buffered output reaches stdout and files when input trickles, and how often
     /// an idle source wakes up (see [`crate::tick`]).
     pub flush_interval: std::time::Duration,
-    /// No summary on stderr.
+    /// No summary and no progress line on stderr.
     pub quiet: bool,
     /// Where checkpoints go; none: no checkpoints.
     pub checkpoint_dir: Option<PathBuf>,
@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// A preview build (`weir run FILE --limit N`): each sink prints its first N rows, and the
     /// run stops once every sink has (see [`crate::sinks::preview`]).
     pub limit: Option<u64>,
+    /// How messages are printed on stderr (`--log-format text|json`).
+    pub log_format: crate::log::LogFormat,
+    /// The end-of-run summary as one JSON object instead of the table (`--summary json`).
+    pub summary_json: bool,
     /// Serve `/metrics` and `/api/pipeline` on this address while the run goes on (see
     /// [`crate::http`]); none: no endpoint, and no thread for it.
     pub http: Option<String>,
@@ -70,6 +74,8 @@ impl Default for RunArgs {
             task_parent: None,
             limit: None,
             http: None,
+            log_format: crate::log::LogFormat::Text,
+            summary_json: false,
         }
     }
 }
@@ -103,12 +109,19 @@ const USAGE: &str = "options:
                       (/api/pipeline) on ADDR while it runs, e.g. 127.0.0.1:9464;
                       port 0 picks a free port (said on stderr); POST /checkpoint
                       takes a checkpoint now, POST /stop stops after a last one
-  --quiet             no run summary on stderr
+  --log-format F      messages on stderr as `text` (default: weir: ... lines) or
+                      `json` (one JSON object per line)
+  --summary F         the run summary at the end as `text` (a table; the default
+                      unless --log-format json) or `json` (one JSON object on a
+                      line of its own, on stderr)
+  --quiet             no run summary on stderr, and no progress line (which is drawn
+                      on stderr only when it is a terminal)
   --help              this text";
 
 impl RunArgs {
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<RunArgs, String> {
         let mut out = RunArgs::default();
+        let mut summary_given = false;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -216,10 +229,33 @@ impl RunArgs {
                     }
                     out.http = Some(addr);
                 }
+                "--log-format" => {
+                    out.log_format = match value("--log-format")?.as_str() {
+                        "text" => crate::log::LogFormat::Text,
+                        "json" => crate::log::LogFormat::Json,
+                        other => {
+                            return Err(format!("--log-format: `{other}` is not `text` or `json`"))
+                        }
+                    }
+                }
+                "--summary" => {
+                    summary_given = true;
+                    out.summary_json = match value("--summary")?.as_str() {
+                        "text" => false,
+                        "json" => true,
+                        other => {
+                            return Err(format!("--summary: `{other}` is not `text` or `json`"))
+                        }
+                    }
+                }
                 "--quiet" | "-q" => out.quiet = true,
                 "--help" | "-h" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option `{other}`\n{USAGE}")),
             }
+        }
+        // JSON logs: every line on stderr is JSON, the summary too unless asked otherwise.
+        if out.log_format == crate::log::LogFormat::Json && !summary_given {
+            out.summary_json = true;
         }
         if out.scale_out && out.checkpoint_dir.is_none() {
             return Err(

@@ -205,7 +205,7 @@ pub fn with<R>(f: impl FnOnce(&RunContext) -> R) -> R {
 pub fn report_error(message: String) {
     match current() {
         Some(ctx) => ctx.errors().report(message),
-        None => eprintln!("weir: error: {message}"),
+        None => tracing::error!("{message}"),
     }
 }
 
@@ -222,9 +222,9 @@ pub fn abort_run() {
     match current() {
         Some(ctx) if ctx.owns_process() => {
             for err in ctx.errors().all() {
-                eprintln!("weir: error: {err}");
+                tracing::error!("{err}");
             }
-            eprintln!("weir: error: {MESSAGE}");
+            tracing::error!("{MESSAGE}");
             std::process::exit(1)
         }
         Some(ctx) => {
@@ -232,7 +232,7 @@ pub fn abort_run() {
             ctx.note_stopped_early();
             ctx.stop_sources();
         }
-        None => eprintln!("weir: error: {MESSAGE}"),
+        None => tracing::error!("{MESSAGE}"),
     }
 }
 
@@ -247,7 +247,7 @@ pub fn exit_or_stop(code: i32, message: &str) {
             ctx.note_stopped_early();
             ctx.stop_sources();
         }
-        None => eprintln!("weir: error: {message}"),
+        None => tracing::error!("{message}"),
     }
 }
 

@@ -73,6 +73,8 @@ impl DeadLetters {
     /// Records one rejected input line: `{"source":..,"line":..,"reason":..,"raw":..}`.
     pub fn write(&self, source: &str, line: u64, reason: &str, raw: &str) {
         self.metrics.add_dead_letter();
+        self.metrics
+            .keep_dead_letter(source, Some(line), reason, raw);
         let mut buf = Vec::with_capacity(raw.len() + reason.len() + 64);
         buf.push(b'{');
         json::write_key(&mut buf, "source");
@@ -129,6 +131,8 @@ impl DeadLetters {
     /// `{"operator":..,"reason":..,"record":..}`, the record in Rust's debug notation.
     pub fn write_rejected(&self, operator: &str, reason: &str, record: &str) {
         self.metrics.add_dead_letter();
+        self.metrics
+            .keep_dead_letter(operator, None, reason, record);
         let mut buf = Vec::with_capacity(record.len() + reason.len() + 64);
         buf.push(b'{');
         json::write_key(&mut buf, "operator");

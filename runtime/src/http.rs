@@ -59,7 +59,7 @@ async fn accept(listener: std::net::TcpListener, view: Arc<View>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("weir: warning: --http: the endpoint stopped: {e}");
+            tracing::warn!("--http: the endpoint stopped: {e}");
             return;
         }
     };
@@ -115,17 +115,9 @@ fn respond(view: &View, method: &Method, path: &str) -> Response<Full<Bytes>> {
             "application/json",
             pipeline_json(view).to_string(),
         ),
-        "/" => reply(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            format!(
-                "weir pipeline {}\n  GET /metrics        Prometheus metrics\n  GET \
-                 /api/pipeline   the plan and its live counters (JSON)\n  POST /checkpoint  \
-                 take a checkpoint now\n  POST /stop        stop after a last checkpoint, \
-                 exit 0\n",
-                view.pipeline()
-            ),
-        ),
+        "/" | "/index.html" => asset("text/html; charset=utf-8", UI_HTML),
+        "/ui.js" => asset("text/javascript; charset=utf-8", UI_JS),
+        "/ui.css" => asset("text/css; charset=utf-8", UI_CSS),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
@@ -187,8 +179,26 @@ fn control(path: &str) -> Response<Full<Bytes>> {
     }
 }
 
+/// The web UI at `/`: a page, its script and its style, compiled into the binary (no
+/// network, nothing to build at run time). The script polls `/api/pipeline` every second.
+const UI_HTML: &str = include_str!("ui/index.html");
+const UI_JS: &str = include_str!("ui/ui.js");
+const UI_CSS: &str = include_str!("ui/ui.css");
+
+fn asset(content_type: &str, body: &'static str) -> Response<Full<Bytes>> {
+    respond_with(
+        StatusCode::OK,
+        content_type,
+        Bytes::from_static(body.as_bytes()),
+    )
+}
+
 fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    respond_with(status, content_type, Bytes::from(body))
+}
+
+fn respond_with(status: StatusCode, content_type: &str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
         response
@@ -484,6 +494,20 @@ fn pipeline_json(view: &View) -> serde_json::Value {
             "history": history,
         })
     });
+    let recent_dead_letters: Vec<_> = view
+        .metrics
+        .recent_dead_letters()
+        .into_iter()
+        .map(|d| {
+            json!({
+                "from": d.from,
+                "line": d.line,
+                "reason": d.reason,
+                "record": d.record,
+                "at_ms": d.at_ms,
+            })
+        })
+        .collect();
     json!({
         "pipeline": view.pipeline(),
         "elapsed_seconds": view.started.elapsed().as_secs_f64(),
@@ -492,6 +516,7 @@ fn pipeline_json(view: &View) -> serde_json::Value {
         "operators": operators,
         "sources": sources,
         "dead_letters": view.metrics.dead_letters(),
+        "recent_dead_letters": recent_dead_letters,
         "checkpoints": checkpoints,
         "process": {
             "cpu_seconds": crate::metrics::cpu_seconds(),

@@ -27,11 +27,13 @@ pub mod http;
 pub mod inline;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod log;
 pub mod metrics;
 pub mod nexmark;
 pub mod ops;
 pub mod overflow;
 pub mod plan;
+pub mod progress;
 pub mod run;
 pub mod scale_out;
 pub mod sinks;

@@ -203,6 +203,32 @@ struct Inner {
     checksums: Mutex<BTreeMap<&'static str, (u64, u64)>>,
     /// When the first and the last message of Kafka sources arrived (over every instance).
     message_span: Mutex<Option<(Instant, Instant)>>,
+    /// Per file source instance: the bytes of its range and those it has read so far
+    /// (published at ticks, see [`InputCursor`]).
+    input_files: Mutex<Vec<(u64, Arc<AtomicU64>)>>,
+    /// The last few dead letters, newest last (see [`Metrics::recent_dead_letters`]).
+    recent_dead_letters: Mutex<std::collections::VecDeque<RecentDeadLetter>>,
+}
+
+/// How many dead letters the live view keeps.
+pub const RECENT_DEAD_LETTERS: usize = 16;
+
+/// At most this many bytes of a dead letter's record are kept for the live view.
+const RECENT_DEAD_LETTER_BYTES: usize = 512;
+
+/// One dead letter as the live view shows it (`/api/pipeline`, the web UI).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecentDeadLetter {
+    /// The source that read it, or the operator that rejected it.
+    pub from: String,
+    /// Its line in the source's input (none: an operator rejected it).
+    pub line: Option<u64>,
+    pub reason: String,
+    /// The input line or the record, cut at [`RECENT_DEAD_LETTER_BYTES`] bytes (at a
+    /// character boundary).
+    pub record: String,
+    /// Wall-clock time it was written, in ms since the epoch.
+    pub at_ms: i64,
 }
 
 /// The registry of one run: cheap to clone, shared by all tasks.
@@ -296,6 +322,73 @@ impl Metrics {
 
     pub fn add_dead_letter(&self) {
         self.inner.dead_letters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Registers a file source instance that reads `total` bytes, for the progress line; it
+    /// publishes how far it has read through the returned cursor.
+    pub fn input_file(&self, total: u64) -> InputCursor {
+        let read = Arc::new(AtomicU64::new(0));
+        let mut files = self
+            .inner
+            .input_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        files.push((total, read.clone()));
+        InputCursor { total, read }
+    }
+
+    /// Bytes read of the input files and their total, over every file source instance (none:
+    /// the pipeline reads no file).
+    pub fn input_bytes(&self) -> Option<(u64, u64)> {
+        let files = self
+            .inner
+            .input_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if files.is_empty() {
+            return None;
+        }
+        Some(files.iter().fold((0, 0), |(read, total), (t, r)| {
+            (read + r.load(Ordering::Relaxed).min(*t), total + t)
+        }))
+    }
+
+    /// Keeps a dead letter for the live view, dropping the oldest beyond
+    /// [`RECENT_DEAD_LETTERS`]. Called where dead letters are written, never for good records.
+    pub fn keep_dead_letter(&self, from: &str, line: Option<u64>, reason: &str, record: &str) {
+        let mut cut = record.len().min(RECENT_DEAD_LETTER_BYTES);
+        while !record.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let letter = RecentDeadLetter {
+            from: from.to_string(),
+            line,
+            reason: reason.to_string(),
+            record: record[..cut].to_string(),
+            at_ms,
+        };
+        let mut recent = self
+            .inner
+            .recent_dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_DEAD_LETTERS {
+            recent.pop_front();
+        }
+        recent.push_back(letter);
+    }
+
+    /// The last [`RECENT_DEAD_LETTERS`] dead letters of the run, oldest first.
+    pub fn recent_dead_letters(&self) -> Vec<RecentDeadLetter> {
+        let recent = self
+            .inner
+            .recent_dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
     }
 
     pub fn dead_letters(&self) -> u64 {
@@ -410,6 +503,185 @@ impl Metrics {
             .collect()
     }
 
+    /// The summary as one JSON object (`--summary json`): what the table says, by field.
+    pub fn summary_json(&self, elapsed: Duration, outcome: &RunOutcome<'_>) -> String {
+        use crate::formats::json::{
+            write_bool, write_f64, write_i64, write_key, write_null, write_string,
+        };
+        let count =
+            |out: &mut Vec<u8>, n: u64| write_i64(out, i64::try_from(n).unwrap_or(i64::MAX));
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let events = self.source_records();
+        let mut out = Vec::with_capacity(1024);
+        out.push(b'{');
+        write_key(&mut out, "status");
+        write_string(
+            &mut out,
+            match (outcome.failed, outcome.stopped) {
+                (true, _) => "failed",
+                (false, true) => "stopped",
+                (false, false) => "finished",
+            },
+        );
+        out.push(b',');
+        write_key(&mut out, "errors");
+        out.push(b'[');
+        for (i, err) in outcome.errors.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(&mut out, err);
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "elapsed_seconds");
+        write_f64(&mut out, secs);
+        out.push(b',');
+        write_key(&mut out, "events");
+        count(&mut out, events);
+        out.push(b',');
+        write_key(&mut out, "events_per_second");
+        write_f64(&mut out, (events as f64 / secs).round());
+        out.push(b',');
+        write_key(&mut out, "operators");
+        out.push(b'[');
+        for (i, (name, stats)) in self.ops().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_key(&mut out, "name");
+            write_string(&mut out, name);
+            for (key, value) in [
+                ("records_in", stats.records_in),
+                ("records_out", stats.records_out),
+                ("late_records", stats.late),
+            ] {
+                out.push(b',');
+                write_key(&mut out, key);
+                count(&mut out, value);
+            }
+            out.push(b',');
+            write_key(&mut out, "event_time_lag_max_ms");
+            match stats.watermark_lag_ms {
+                lag if lag > 0 => write_i64(&mut out, lag),
+                _ => write_null(&mut out),
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "sources");
+        out.push(b'[');
+        for (i, source) in self.sources().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_key(&mut out, "name");
+            write_string(&mut out, &source.name);
+            out.push(b',');
+            write_key(&mut out, "records");
+            count(&mut out, source.records);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "dead_letters");
+        count(&mut out, self.dead_letters());
+        out.push(b',');
+        write_key(&mut out, "dead_letter_files");
+        out.push(b'[');
+        let files = outcome.dead_letter_files.iter();
+        let files = files.filter(|(_, written, lost)| written + lost > 0);
+        for (i, (path, written, lost)) in files.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_key(&mut out, "path");
+            write_string(&mut out, path);
+            out.push(b',');
+            write_key(&mut out, "written");
+            count(&mut out, *written);
+            out.push(b',');
+            write_key(&mut out, "lost");
+            count(&mut out, *lost);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "faults");
+        out.push(b'{');
+        for (i, fault) in Fault::ALL.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_key(&mut out, &fault.summary_label().replace([' ', '-'], "_"));
+            count(&mut out, self.faults(fault));
+        }
+        out.extend_from_slice(b"},");
+        write_key(&mut out, "checksums");
+        out.push(b'[');
+        for (i, (sink, rows, sum)) in self.checksums().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            write_key(&mut out, "sink");
+            write_string(&mut out, sink);
+            out.push(b',');
+            write_key(&mut out, "rows");
+            count(&mut out, rows);
+            out.push(b',');
+            write_key(&mut out, "checksum");
+            write_string(&mut out, &format!("{sum:016x}"));
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],");
+        write_key(&mut out, "checkpoints");
+        match outcome.checkpoints {
+            None => write_null(&mut out),
+            Some(c) => {
+                out.push(b'{');
+                write_key(&mut out, "dir");
+                write_string(&mut out, &c.dir);
+                out.push(b',');
+                write_key(&mut out, "completed");
+                count(&mut out, c.completed);
+                out.push(b',');
+                write_key(&mut out, "resumed_from");
+                match c.restored_from {
+                    Some(id) => count(&mut out, id),
+                    None => write_null(&mut out),
+                }
+                out.push(b',');
+                write_key(&mut out, "last_duration_ms");
+                write_f64(&mut out, c.last_duration_ms);
+                out.push(b',');
+                write_key(&mut out, "last_bytes");
+                count(&mut out, c.last_bytes);
+                out.push(b',');
+                write_key(&mut out, "slowest_duration_ms");
+                write_f64(&mut out, c.max_duration_ms);
+                out.push(b'}');
+            }
+        }
+        out.push(b',');
+        write_key(&mut out, "kafka_first_to_last_message_seconds");
+        match self.message_span() {
+            Some(span) => write_f64(&mut out, span.as_secs_f64()),
+            None => write_null(&mut out),
+        }
+        out.push(b',');
+        write_key(&mut out, "peak_memory_bytes");
+        match peak_memory_kib() {
+            Some(kib) => count(&mut out, kib * 1024),
+            None => write_null(&mut out),
+        }
+        out.push(b',');
+        write_key(&mut out, "stopped_early");
+        write_bool(&mut out, outcome.stopped);
+        out.push(b'}');
+        String::from_utf8(out).unwrap_or_default()
+    }
+
     /// The summary printed on stderr when a run ends.
     pub fn summary(&self, started: Instant, elapsed: Duration) -> String {
         let _ = started;
@@ -461,6 +733,46 @@ impl Metrics {
         ));
         out
     }
+}
+
+/// How far a file source instance has read, published by it at ticks and at its end (a
+/// store every flush interval, never per record).
+pub struct InputCursor {
+    total: u64,
+    read: Arc<AtomicU64>,
+}
+
+impl InputCursor {
+    /// `read` bytes of its `total` are behind it.
+    pub fn publish(&self, read: u64) {
+        self.read.store(read.min(self.total), Ordering::Relaxed);
+    }
+
+    /// Its input has ended (read to the end of its range, or stopped).
+    pub fn done(&self) {
+        self.read.store(self.total, Ordering::Relaxed);
+    }
+}
+
+/// The checkpoints of a run, for the JSON summary.
+pub struct CheckpointSummary {
+    pub dir: String,
+    pub completed: u64,
+    pub restored_from: Option<u64>,
+    pub last_duration_ms: f64,
+    pub last_bytes: u64,
+    pub max_duration_ms: f64,
+}
+
+/// How a run ended, for the JSON summary: what the registry does not know.
+pub struct RunOutcome<'a> {
+    pub errors: &'a [String],
+    pub failed: bool,
+    /// Stopped (a signal, `POST /stop`) before the end of its input.
+    pub stopped: bool,
+    pub checkpoints: Option<&'a CheckpointSummary>,
+    /// Each dead-letter file: its path, letters written and letters lost.
+    pub dead_letter_files: &'a [(String, u64, u64)],
 }
 
 /// One source's instances: records pushed and last watermark sent, each.
@@ -608,5 +920,27 @@ mod tests {
         Collector::<u32>::watermark(&mut second, i64::MAX);
         Collector::<u32>::finish(&mut second);
         assert_eq!(metrics.sources()[0].watermark_ms, Some(700));
+    }
+
+    /// The live view keeps the last few dead letters, oldest first, each cut to a bound at a
+    /// character boundary.
+    #[test]
+    fn recent_dead_letters_are_a_bounded_ring() {
+        let metrics = Metrics::new();
+        for i in 0..RECENT_DEAD_LETTERS as u64 + 3 {
+            metrics.keep_dead_letter("bids", Some(i), "bad", "x");
+        }
+        let recent = metrics.recent_dead_letters();
+        assert_eq!(recent.len(), RECENT_DEAD_LETTERS);
+        assert_eq!(recent[0].line, Some(3));
+        assert_eq!(
+            recent.last().unwrap().line,
+            Some(RECENT_DEAD_LETTERS as u64 + 2)
+        );
+        let long = "é".repeat(RECENT_DEAD_LETTER_BYTES);
+        metrics.keep_dead_letter("op3 map", None, "overflow", &long);
+        let kept = metrics.recent_dead_letters().pop().unwrap();
+        assert_eq!(kept.record.len(), RECENT_DEAD_LETTER_BYTES);
+        assert_eq!((kept.from.as_str(), kept.line), ("op3 map", None));
     }
 }

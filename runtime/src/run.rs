@@ -27,6 +27,8 @@ pub struct Runtime {
     /// The dead-letter files sources named with `dead_letters:` (one writer per path).
     source_dead_letters: std::sync::Mutex<Vec<DeadLetters>>,
     tasks: Vec<(String, JoinHandle<()>)>,
+    /// The progress line on a terminal (see [`crate::progress`]), cleared before the summary.
+    progress: Option<crate::progress::Progress>,
     /// With `--scale-out`: the Kafka sources the supervisor runs tasks for.
     #[cfg(feature = "kafka")]
     supervised: Option<Vec<crate::sources::kafka::KafkaSourceConfig>>,
@@ -60,6 +62,7 @@ impl Runtime {
             dead_letters,
             source_dead_letters: std::sync::Mutex::new(Vec::new()),
             tasks: Vec::new(),
+            progress: None,
             #[cfg(feature = "kafka")]
             supervised: None,
         }
@@ -139,7 +142,11 @@ impl Runtime {
                 started,
             };
             let local = crate::http::serve(addr, view)?;
-            eprintln!("weir: http: serving /metrics and /api/pipeline on http://{local}");
+            tracing::info!(
+                address = %local,
+                "http: serving /metrics and /api/pipeline on http://{local}"
+            );
+            tracing::info!("http: the web UI is at http://{local}/");
             Ok(())
         }
         #[cfg(not(feature = "http"))]
@@ -261,9 +268,12 @@ impl Runtime {
         let mut failed = false;
         for (name, handle) in std::mem::take(&mut self.tasks) {
             if handle.join().is_err() {
-                eprintln!("weir: internal error: task {name} panicked");
+                tracing::error!("internal error: task {name} panicked");
                 failed = true;
             }
+        }
+        if let Some(progress) = self.progress.take() {
+            progress.finish();
         }
         for letters in self.all_dead_letters() {
             letters.flush();
@@ -272,6 +282,7 @@ impl Runtime {
         // Stopped by a signal before the end of the input: not finished.
         let stopped = self.context.stopped_early();
         let mut checkpoint_line = None;
+        let mut checkpoint_json = None;
         let mut stopped_after = None;
         if let Some(c) = crate::checkpoint::coordinator() {
             // Publish what sinks wrote since the last checkpoint, only when every task
@@ -279,7 +290,7 @@ impl Runtime {
             // the last checkpoint.
             if succeeded && !stopped {
                 if let Err(err) = c.finish() {
-                    eprintln!("weir: error: cannot commit the output: {err}");
+                    tracing::error!("cannot commit the output: {err}");
                     failed = true;
                 }
             }
@@ -298,6 +309,14 @@ impl Runtime {
                 s.max_duration.as_secs_f64() * 1e3,
                 c.store().describe()
             ));
+            checkpoint_json = Some(crate::metrics::CheckpointSummary {
+                dir: c.store().describe(),
+                completed: s.completed,
+                restored_from: s.restored_from,
+                last_duration_ms: s.last_duration.as_secs_f64() * 1e3,
+                last_bytes: s.last_bytes,
+                max_duration_ms: s.max_duration.as_secs_f64() * 1e3,
+            });
         }
         let elapsed = started.elapsed();
         for (sink, rows, sum) in self.metrics.checksums() {
@@ -305,9 +324,29 @@ impl Runtime {
         }
         let errors = self.context.errors().all();
         for err in &errors {
-            eprintln!("weir: error: {err}");
+            tracing::error!("{err}");
         }
-        if !self.args.quiet {
+        if !self.args.quiet && self.args.summary_json {
+            let files: Vec<_> = self
+                .all_dead_letters()
+                .iter()
+                .map(|letters| {
+                    let (written, lost) = letters.counts();
+                    (letters.path().display().to_string(), written, lost)
+                })
+                .collect();
+            let summary = self.metrics.summary_json(
+                elapsed,
+                &crate::metrics::RunOutcome {
+                    errors: &errors,
+                    failed: failed || !errors.is_empty(),
+                    stopped,
+                    checkpoints: checkpoint_json.as_ref(),
+                    dead_letter_files: &files,
+                },
+            );
+            eprintln!("{summary}");
+        } else if !self.args.quiet {
             eprint!("{}", self.metrics.summary(started, elapsed));
             if let Some(line) = &checkpoint_line {
                 eprint!("{line}");
@@ -332,14 +371,14 @@ impl Runtime {
             return ExitCode::FAILURE;
         }
         if crate::sinks::preview::limit_reached() {
-            eprintln!("{}", crate::sinks::preview::reached_message());
+            tracing::info!("{}", crate::sinks::preview::reached_message());
             return ExitCode::SUCCESS;
         }
         if stopped {
             return stopped_exit(stopped_after);
         }
         if let (Some(limit), true) = (self.args.limit, crate::sinks::preview::is_preview()) {
-            eprintln!("weir: preview: the input ended before every sink had {limit} rows");
+            tracing::info!("preview: the input ended before every sink had {limit} rows");
         }
         ExitCode::SUCCESS
     }
@@ -350,19 +389,19 @@ impl Runtime {
 fn stopped_exit(after: Option<u64>) -> ExitCode {
     if crate::scale_out::task_partition().is_some() {
         match after {
-            Some(id) => eprintln!("weir: stopped after checkpoint {id}, for a handover"),
-            None => eprintln!("weir: stopped without a last checkpoint, for a handover"),
+            Some(id) => tracing::info!("stopped after checkpoint {id}, for a handover"),
+            None => tracing::info!("stopped without a last checkpoint, for a handover"),
         }
         return ExitCode::from(crate::checkpoint::DRAINED_EXIT_CODE as u8);
     }
     let (name, code) = crate::stop::signal().unwrap_or(("SIGTERM", 143));
     match after {
-        Some(id) => eprintln!(
-            "weir: stopped by {name} after checkpoint {id}; start again with the same \
+        Some(id) => tracing::info!(
+            "stopped by {name} after checkpoint {id}; start again with the same \
              --checkpoint-dir to resume from there"
         ),
-        None => eprintln!(
-            "weir: stopped by {name} before the end of the input; windows and joins still open \
+        None => tracing::info!(
+            "stopped by {name} before the end of the input; windows and joins still open \
              were not emitted"
         ),
     }
@@ -400,10 +439,11 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
             return ExitCode::from(2);
         }
     };
+    crate::log::install(args.log_format);
     let started = Instant::now();
     if let Some(partition) = args.task_partition {
         if let Err(err) = crate::scale_out::become_task(partition, args.task_parent) {
-            eprintln!("weir: error: {err}");
+            tracing::error!("{err}");
             return ExitCode::FAILURE;
         }
     }
@@ -428,15 +468,15 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
         };
         match crate::checkpoint::Coordinator::install(config) {
             Err(err) => {
-                eprintln!("weir: error: checkpoints: {err}");
+                tracing::error!("checkpoints: {err}");
                 return ExitCode::FAILURE;
             }
             Ok(crate::checkpoint::Start::Finished(id)) => {
                 if let Some(c) = crate::checkpoint::coordinator() {
                     c.release();
                 }
-                eprintln!(
-                    "weir: {} holds a run that finished (checkpoint {id}) and its output is \
+                tracing::info!(
+                    "{} holds a run that finished (checkpoint {id}) and its output is \
                      committed; remove the folder to run again",
                     dir.display()
                 );
@@ -449,12 +489,12 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     // SIGTERM and Ctrl-C stop the run gracefully (see `stop`): at once without checkpoints,
     // after one last checkpoint with them.
     if let Err(err) = crate::stop::install(crate::checkpoint::coordinator().is_none()) {
-        eprintln!("weir: error: {err}");
+        tracing::error!("{err}");
         return ExitCode::FAILURE;
     }
     let mut runtime = Runtime::with_owner(args, true);
     if let Err(err) = runtime.serve_http(started) {
-        eprintln!("weir: error: {err}");
+        tracing::error!("{err}");
         return ExitCode::FAILURE;
     }
     // Without `--idle-timeout`, `build` may set a default (Kafka sources do) before it starts
@@ -462,30 +502,33 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     let built = build(&mut runtime);
     runtime.context.default_idle_timeout(None);
     if let Err(err) = built {
-        eprintln!("weir: error: {err}");
+        tracing::error!("{err}");
         return ExitCode::FAILURE;
     }
     if runtime.args.limit.is_some() && !crate::sinks::preview::is_preview() {
-        eprintln!(
-            "weir: error: --limit needs a preview build, whose sinks all print to stdout: \
+        tracing::error!(
+            "--limit needs a preview build, whose sinks all print to stdout: \
              `weir run FILE --limit N`"
         );
         return ExitCode::from(2);
     }
     // Said once the plan is known to fit the checkpoint.
     if let Some((id, dir)) = resuming.filter(|_| !runtime.args.quiet) {
-        eprintln!("weir: resuming from checkpoint {id} in {}", dir.display());
+        tracing::info!("resuming from checkpoint {id} in {}", dir.display());
     }
     if runtime.args.scale_out {
         #[cfg(feature = "kafka")]
         if let Some(sources) = runtime.supervised.take() {
             return crate::scale_out::supervisor::run(&runtime.args, sources);
         }
-        eprintln!("weir: error: --scale-out needs a pipeline whose sources are Kafka topics");
+        tracing::error!("--scale-out needs a pipeline whose sources are Kafka topics");
         return ExitCode::FAILURE;
     }
     if let Some(c) = crate::checkpoint::coordinator() {
         c.start(runtime.context.clone());
+    }
+    if !runtime.args.quiet && !crate::progress::rows_on_the_terminal(&runtime.metrics) {
+        runtime.progress = crate::progress::start(runtime.metrics.clone());
     }
     runtime.join(started)
 }

@@ -602,3 +602,223 @@ fn post_stop_checkpoints_exits_0_and_a_restart_resumes_exactly_there() {
         .unwrap();
     assert_eq!(got, want);
 }
+
+/// Headless Chromium (Debian's `chromium`), or `None` with a loud message when it is missing
+/// outside CI (under CI, `.ci/run` installs it and its absence fails the test).
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|dir| Path::new(dir).join(name))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(path) => Some(path),
+        None if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("chromium is not installed: under CI the web UI test needs it (.ci/run installs it)")
+        }
+        None => {
+            eprintln!(
+                "\n*** SKIPPING the web UI test: no `chromium` on PATH (apt-get install -y \
+                 --no-install-recommends chromium) ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// Runs headless Chromium on `url` with `args` (after the page's scripts ran for a few
+/// seconds of its virtual time) and returns its stdout.
+fn chromium_run(chromium: &Path, url: &str, args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=3000",
+            "--window-size=1280,760",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The text of the element `<TAG id="ID">` in a dumped DOM.
+fn element_text<'a>(dom: &'a str, tag: &str, id: &str) -> &'a str {
+    let open = format!("<{tag} id=\"{id}\">");
+    let start = dom
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {open} in the page:\n{dom}"))
+        + open.len();
+    let end = dom[start..].find('<').unwrap() + start;
+    &dom[start..end]
+}
+
+/// The web UI at `/`, in a real browser: the page loads its script and style from the binary,
+/// draws one node per operator of the plan (counted against `/api/pipeline`), shows the
+/// checkpoints, and its record count grows between two loads while the pipeline runs.
+#[test]
+fn the_web_ui_draws_the_graph_and_its_counters_grow() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let run = start(
+        slow_binary(),
+        &[
+            "--rate-limit",
+            "5000",
+            "--checkpoint-dir",
+            "chk",
+            "--checkpoint-interval",
+            "300ms",
+        ],
+    );
+    let (status, page) = get(&run.addr, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<script src=\"ui.js\">"), "{page}");
+    assert_eq!(get(&run.addr, "/ui.js").0, 200);
+    assert_eq!(get(&run.addr, "/ui.css").0, 200);
+    scrape_until(&run.addr, |t| {
+        sample(t, "weir_checkpoints_completed_total", "").unwrap_or(0.0) >= 1.0
+    });
+    let (_, body) = get(&run.addr, "/api/pipeline");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let operators = view["graph"]["operators"].as_array().unwrap();
+    assert!(operators.len() >= 3, "{view}");
+
+    let url = format!("http://{}/", run.addr);
+    let first = chromium_run(&chromium, &url, &["--dump-dom"]);
+    let nodes = first.matches("<g class=\"node\"").count();
+    assert_eq!(nodes, operators.len(), "one node per operator:\n{first}");
+    for op in operators {
+        let id = op["id"].as_str().unwrap();
+        assert!(
+            first.contains(&format!("data-op=\"{id}\"")),
+            "no node for {id}"
+        );
+    }
+    assert!(first.contains("class=\"status live\""), "{first}");
+    assert_eq!(
+        element_text(&first, "span", "pipeline"),
+        "test_observe_slow"
+    );
+    let records = |dom: &str| -> u64 {
+        let text = element_text(dom, "dd", "records");
+        text.parse()
+            .unwrap_or_else(|_| panic!("records shown: {text:?}"))
+    };
+    let completed: u64 = element_text(&first, "dd", "cp-completed").parse().unwrap();
+    assert!(completed >= 1);
+    // The per-node live line has a rate once two polls have been made.
+    assert!(first.contains("/s"), "no rate shown:\n{first}");
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let screenshot = weir_tests::workspace().join("target/ui-screenshot.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let second = chromium_run(
+        &chromium,
+        &url,
+        &[
+            "--dump-dom",
+            &format!("--screenshot={}", screenshot.display()),
+        ],
+    );
+    assert!(
+        records(&second) > records(&first),
+        "{} then {}",
+        records(&first),
+        records(&second)
+    );
+    assert!(records(&first) > 0);
+    let png = std::fs::read(&screenshot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+}
+
+/// The last dead letters in `/api/pipeline` and in the web UI: a stdin source that stays
+/// open reads malformed lines; each shows up with its line and reason, while the run goes on.
+#[test]
+fn recent_dead_letters_show_in_the_api_and_the_ui() {
+    let binary = build_http(
+        "observe_dead_letters",
+        r#"
+schema T { user: string, amount: i64 }
+source t: T = stdin() format json
+sink t -> stdout() format json
+"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary)
+        .args(["--http", "127.0.0.1:0", "--quiet"])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let child = Kill(child);
+    let addr = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| Some(l.split_once("on http://")?.1.trim().to_string()))
+        .expect("the address on stderr");
+    writeln!(
+        stdin,
+        "{{\"user\":\"ana\",\"amount\":1}}\nnot json\n{{\"user\":\"bo\",\"amount\":\"x\"}}\n{{\"user\":\"chen\"}}"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let letters = loop {
+        let (_, body) = get(&addr, "/api/pipeline");
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let letters = view["recent_dead_letters"].as_array().unwrap().clone();
+        if letters.len() >= 3 || Instant::now() > deadline {
+            assert_eq!(view["dead_letters"], 3, "{view}");
+            break letters;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<u64> = letters
+        .iter()
+        .map(|d| d["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [2, 3, 4], "{letters:?}");
+    assert!(letters.iter().all(|d| d["from"] == "t"), "{letters:?}");
+    assert_eq!(letters[0]["record"], "not json");
+    assert!(letters
+        .iter()
+        .all(|d| !d["reason"].as_str().unwrap().is_empty()));
+
+    if let Some(chromium) = chromium() {
+        let dom = chromium_run(&chromium, &format!("http://{addr}/"), &["--dump-dom"]);
+        assert_eq!(dom.matches("class=\"dead-letter\"").count(), 3, "{dom}");
+        assert!(dom.contains("not json"), "{dom}");
+        assert_eq!(element_text(&dom, "dd", "dead-letters"), "3");
+    }
+    drop(stdin);
+    drop(child);
+}

@@ -15,8 +15,7 @@ use weir_runtime::checkpoint::manifest::{Kind, Manifest, SlotEntry};
 use weir_tests::s3::Checkpoints;
 use weir_tests::{
     build, kill_at_checkpoint, kill_at_checkpoint_in, run, sorted_lines, ttl_events, ttl_expected,
-    ttl_expected_sums,
-    TTL_PIPELINE,
+    ttl_expected_sums, TTL_PIPELINE,
 };
 
 /// The participants a binary built from `text` declares, and its fingerprint.

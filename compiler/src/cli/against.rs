@@ -56,7 +56,8 @@ pub fn verdict(compiled: &Compiled, file: &Path, dir: &Path) -> Result<String, S
             shape: p.shape,
         })
         .collect();
-    compat::check(&m, &slots, &plan.fingerprint, &dir.display().to_string()).map_err(|e| format!("{report}{e}"))?;
+    compat::check(&m, &slots, &plan.fingerprint, &dir.display().to_string())
+        .map_err(|e| format!("{report}{e}"))?;
     report.push_str(&format!(
         "checkpoint {} in {} can be restored by {}: the state of its {} operators fits\n",
         m.id,

@@ -55,8 +55,8 @@ pub(super) fn lock_folder(dir: &Path) -> Result<std::fs::File, String> {
             Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => {
                 if !said {
-                    eprintln!(
-                        "weir: another process is running on {}; waiting until it stops",
+                    tracing::info!(
+                        "another process is running on {}; waiting until it stops",
                         dir.display()
                     );
                     said = true;

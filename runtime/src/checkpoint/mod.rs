@@ -492,11 +492,11 @@ impl Coordinator {
             _ if self.abandoned.load(Ordering::Relaxed) => {} // the run fails on its own
             _ => {
                 let code = if crate::scale_out::task_partition().is_some() {
-                    eprintln!("weir: stopped without a last checkpoint, for a handover");
+                    tracing::info!("stopped without a last checkpoint, for a handover");
                     DRAINED_EXIT_CODE
                 } else {
-                    eprintln!(
-                        "weir: stopped without a last checkpoint (it did not complete in time); \
+                    tracing::info!(
+                        "stopped without a last checkpoint (it did not complete in time); \
                          the next start resumes from checkpoint {}",
                         self.completed()
                     );

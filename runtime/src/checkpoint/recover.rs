@@ -154,13 +154,13 @@ pub(super) fn choose(store: &Store) -> Result<Option<Loaded>, String> {
         }
         for (id, why) in &damaged {
             let aside = set_aside(store, *id, "damaged")?;
-            eprintln!(
-                "weir: checkpoint {id} in {} is damaged ({why}); it is kept as {aside}",
+            tracing::warn!(
+                "checkpoint {id} in {} is damaged ({why}); it is kept as {aside}",
                 store.describe(),
             );
         }
-        eprintln!(
-            "weir: falling back to checkpoint {}, the newest intact one",
+        tracing::info!(
+            "falling back to checkpoint {}, the newest intact one",
             newest.manifest.id
         );
     }
@@ -201,8 +201,8 @@ fn verified(store: &Store, newest: Loaded, older: &[u64]) -> Result<Option<Loade
     // the manifest, before the commit). Its output elsewhere is taken back, and the run
     // resumes from the checkpoint before it, which is committed everywhere: a sink commits
     // a checkpoint's epoch before it saves its part of the next one.
-    eprintln!(
-        "weir: checkpoint {id} is complete but a sink's commit of it never happened; resuming \
+    tracing::info!(
+        "checkpoint {id} is complete but a sink's commit of it never happened; resuming \
          from the one before"
     );
     for action in &newest.manifest.commits {
@@ -215,8 +215,8 @@ fn verified(store: &Store, newest: Loaded, older: &[u64]) -> Result<Option<Loade
         // folder is kept aside, not deleted, in case the marker was only unreachable (other
         // brokers, expired offsets).
         let aside = set_aside(store, id, "rejected")?;
-        eprintln!(
-            "weir: no checkpoint in {} has every sink's commit; starting from the beginning \
+        tracing::info!(
+            "no checkpoint in {} has every sink's commit; starting from the beginning \
              (checkpoint {id} is kept as {aside})",
             store.describe(),
         );

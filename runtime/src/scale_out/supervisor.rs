@@ -123,10 +123,11 @@ impl ConsumerContext for Context {
                         .push(format!("pausing partitions failed: {e}"));
                 }
                 shared.assigned.extend(partitions.iter().copied());
-                eprintln!(
-                    "weir: scale-out: partitions {partitions:?} of `{}` assigned; this process \
+                tracing::info!(
+                    "scale-out: partitions {partitions:?} of `{}` assigned; this process \
                      now runs {:?}",
-                    self.topic, shared.assigned
+                    self.topic,
+                    shared.assigned
                 );
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -136,8 +137,8 @@ impl ConsumerContext for Context {
                     stopping.extend(shared.running.remove(p));
                 }
                 stop_all(stopping);
-                eprintln!(
-                    "weir: scale-out: partitions {partitions:?} of `{}` revoked{}",
+                tracing::info!(
+                    "scale-out: partitions {partitions:?} of `{}` revoked{}",
                     self.topic,
                     if consumer.assignment_lost() {
                         " (assignment lost)"
@@ -180,7 +181,7 @@ pub fn run(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> ExitCode {
         // Stopped by SIGTERM or Ctrl-C (its tasks drained): the signal's exit code.
         Ok(()) => crate::stop::signal().map_or(ExitCode::SUCCESS, |(_, code)| ExitCode::from(code)),
         Err(err) => {
-            eprintln!("weir: error: scale-out: {err}");
+            tracing::error!("scale-out: {err}");
             ExitCode::FAILURE
         }
     }
@@ -216,8 +217,8 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
     consumer
         .subscribe(&[first.topic.as_str()])
         .map_err(|e| format!("kafka: {e}"))?;
-    eprintln!(
-        "weir: scale-out: joining group `{}` for `{}` ({partitions} partitions); tasks \
+    tracing::info!(
+        "scale-out: joining group `{}` for `{}` ({partitions} partitions); tasks \
          checkpoint into {}",
         first.group,
         first.topic,
@@ -241,14 +242,14 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
             }
             let text = err.to_string();
             if !reported.contains(&text) {
-                eprintln!("weir: scale-out: kafka: {text}");
+                tracing::warn!("scale-out: kafka: {text}");
                 reported.push(text);
             }
         }
         let now = Instant::now();
         let mut shared_now = lock(&shared);
         for w in std::mem::take(&mut shared_now.warnings) {
-            eprintln!("weir: scale-out: kafka: {w}");
+            tracing::warn!("scale-out: kafka: {w}");
         }
         // Tasks that ended.
         let mut ended = Vec::new();
@@ -271,7 +272,7 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
             }
             let n = failures.entry(p).or_default();
             *n += 1;
-            eprintln!("weir: scale-out: the task of partition {p} failed ({status}), try {n}");
+            tracing::warn!("scale-out: the task of partition {p} failed ({status}), try {n}");
             if *n >= MAX_FAILURES {
                 failed = Some(format!(
                     "the task of partition {p} failed {n} times in a row; see its messages above"
@@ -340,8 +341,8 @@ fn supervise(args: &RunArgs, sources: Vec<KafkaSourceConfig>) -> Result<(), Stri
         &mut committed,
         true,
     );
-    eprintln!(
-        "weir: scale-out: {started_tasks} tasks started; partitions finished here: {finished:?}"
+    tracing::info!(
+        "scale-out: {started_tasks} tasks started; partitions finished here: {finished:?}"
     );
     outcome
 }
@@ -403,7 +404,7 @@ fn start_task(args: &[String], dir: &Path, partition: i32) -> Result<Task, Strin
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 match line {
-                    Ok(line) => eprintln!("[partition {partition}] {line}"),
+                    Ok(line) => tracing::info!(partition, "{line}"),
                     Err(_) => break,
                 }
             }
@@ -441,7 +442,7 @@ fn commit_offsets(
     // cheap).
     match consumer.commit(&list, CommitMode::Sync) {
         Ok(()) => committed.extend(changed),
-        Err(e) if last => eprintln!("weir: scale-out: kafka: committing offsets failed: {e}"),
+        Err(e) if last => tracing::warn!("scale-out: kafka: committing offsets failed: {e}"),
         Err(_) => {}
     }
 }

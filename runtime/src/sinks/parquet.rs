@@ -109,9 +109,10 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> ParquetSink<T, C, P> {
     /// what an earlier run left: its pending files, and on a fresh start its finished files.
     pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
         let restored = match slot.take_restored() {
-            Some(bytes) => Some(crate::state::decode::<u64>(&bytes).map_err(|e| {
-                format!("cannot restore sink `{}`: {e}", self.metrics.name())
-            })?),
+            Some(bytes) => Some(
+                crate::state::decode::<u64>(&bytes)
+                    .map_err(|e| format!("cannot restore sink `{}`: {e}", self.metrics.name()))?,
+            ),
             None => None,
         };
         self.next = restored.unwrap_or(0);

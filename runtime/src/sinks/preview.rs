@@ -58,7 +58,7 @@ pub fn reached_message() -> String {
         (s.limit.unwrap_or(0), s.sinks.load(Ordering::SeqCst))
     });
     let each = if sinks == 1 { "the sink" } else { "each sink" };
-    format!("weir: preview limit reached: {limit} rows from {each}; stopped")
+    format!("preview limit reached: {limit} rows from {each}; stopped")
 }
 
 fn sink_full() {
@@ -81,7 +81,7 @@ fn sink_full() {
         .spawn(move || {
             let _run = run.enter();
             std::thread::sleep(GRACE);
-            eprintln!("{}", reached_message());
+            tracing::info!("{}", reached_message());
             crate::context::exit_or_stop(0, "the preview limit was reached");
         });
 }

@@ -644,7 +644,7 @@ impl KafkaSource {
                     // Transient errors (a broker restarting, a topic not created yet) repeat:
                     // say each once.
                     if !reported.contains(&text) {
-                        eprintln!("weir: source `{name}`: kafka: {text}");
+                        tracing::warn!("source `{name}`: kafka: {text}");
                         reported.push(text);
                     }
                 }
@@ -686,7 +686,7 @@ impl KafkaSource {
                 self.commit(&consumer, &mut committed, CommitMode::Async);
                 let warnings = std::mem::take(&mut lock(&self.state).warnings);
                 for w in warnings {
-                    eprintln!("weir: source `{name}`: kafka: {w}");
+                    tracing::warn!("source `{name}`: kafka: {w}");
                 }
             }
             if crate::stop::sources_stopped() {
@@ -743,7 +743,7 @@ impl KafkaSource {
             .map(|(p, o)| (*p, *o))
             .collect();
         if let Err(e) = crate::scale_out::write_offsets(store, &key, &offsets) {
-            eprintln!("weir: source `{}`: {e}", self.config.name);
+            tracing::warn!("source `{}`: {e}", self.config.name);
         }
     }
 
@@ -855,8 +855,8 @@ impl KafkaSource {
             Ok(()) => *committed = positions,
             Err(e) => {
                 if matches!(mode, CommitMode::Sync) {
-                    eprintln!(
-                        "weir: source `{}`: kafka: committing offsets failed: {e}",
+                    tracing::warn!(
+                        "source `{}`: kafka: committing offsets failed: {e}",
                         self.config.name
                     );
                 }

@@ -595,6 +595,14 @@ where
         Ok(_) => {}
         Err(e) => return fail(&mut chain, e),
     }
+    // How far this instance has read of its range, for the progress line.
+    let cursor = file.as_ref().map(|f| {
+        let start = offset;
+        (
+            metrics.input_file(end.min(f.len).saturating_sub(start)),
+            start,
+        )
+    });
     let mut reader = LineReader::new(from);
     let read_error = |line_no: u64, err: std::io::Error| {
         format!("source `{name}`: read error after line {line_no}: {err}")
@@ -648,10 +656,14 @@ where
     // The tick: the watermark owed, then everything buffered downstream goes out.
     let mut tick = |chain: &mut crate::metrics::SourceMeter<C>,
                     tracker: Option<&mut WatermarkTracker>,
-                    reader: &mut LineReader| {
+                    reader: &mut LineReader,
+                    offset: u64| {
         let now = Instant::now();
         if !ticker.due(now) {
             return;
+        }
+        if let Some((cursor, start)) = &cursor {
+            cursor.publish(offset.saturating_sub(*start));
         }
         if let Some(wm) = tracker.and_then(|t| t.tick(now)) {
             chain.watermark(wm);
@@ -667,7 +679,7 @@ where
                 crate::stop::note_stopped_early();
                 break;
             }
-            tick(&mut chain, tracker.as_mut(), &mut reader);
+            tick(&mut chain, tracker.as_mut(), &mut reader, offset);
         }
         if let Some(id) = slot.barrier_due() {
             // The dead letters of what the checkpoint covers are durable once it completes
@@ -687,7 +699,7 @@ where
                     crate::stop::note_stopped_early();
                     break;
                 }
-                tick(&mut chain, tracker.as_mut(), &mut reader);
+                tick(&mut chain, tracker.as_mut(), &mut reader, offset);
                 continue;
             }
             Ok(Next::End) => break,
@@ -757,6 +769,9 @@ where
         }
     }
     metrics.add_source_records(produced);
+    if let Some((cursor, _)) = &cursor {
+        cursor.done();
+    }
     if result.is_err() {
         chain.watermark(i64::MAX);
         chain.finish();
