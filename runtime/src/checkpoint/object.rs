@@ -262,8 +262,8 @@ impl Bucket {
                 continue; // another run took it first
             }
             if !said {
-                eprintln!(
-                    "weir: another process holds {}/LOCK ({}); waiting until it stops or its \
+                tracing::info!(
+                    "another process holds {}/LOCK ({}); waiting until it stops or its \
                      lease expires",
                     self.url(),
                     holder.describe()
@@ -390,21 +390,21 @@ impl Lease {
                             if renewed.elapsed() + RENEW >= LEASE
                                 || matches!(e, object_store::Error::Precondition { .. }) =>
                         {
-                            eprintln!(
-                                "weir: error: lost the lease on {}/LOCK ({e}); another run may \
+                            tracing::error!(
+                                "lost the lease on {}/LOCK ({e}); another run may \
                                  own the checkpoints now, so this one stops",
                                 bucket.url()
                             );
                             std::process::exit(1);
                         }
                         Err(e) => {
-                            eprintln!("weir: cannot renew the checkpoint lease yet: {e}");
+                            tracing::warn!("cannot renew the checkpoint lease yet: {e}");
                         }
                     }
                 }
             });
         if let Err(e) = spawned {
-            eprintln!("weir: error: cannot start the checkpoint lease thread: {e}");
+            tracing::error!("cannot start the checkpoint lease thread: {e}");
             std::process::exit(1);
         }
     }

@@ -107,8 +107,8 @@ impl<R: Send + Sync + 'static> TableFeed<R> {
                         latest.0 += 1;
                         latest.1 = Arc::new(rows);
                     }
-                    Err(e) => eprintln!(
-                        "weir: table `{name}`: reading it again failed, the joins keep its previous rows: {e}"
+                    Err(e) => tracing::warn!(
+                        "table `{name}`: reading it again failed, the joins keep its previous rows: {e}"
                     ),
                 }
             });
