@@ -26,7 +26,7 @@ pub fn resolve(program: &mut Program, base: &Path) {
         }
     }
     for sink in &mut program.sinks {
-        if let SinkKind::File { path, .. } = &mut sink.kind {
+        if let SinkKind::File { path, .. } | SinkKind::Parquet { path, .. } = &mut sink.kind {
             under(path);
         }
     }

@@ -25,7 +25,9 @@ pub fn rewrite_sinks(program: &mut Program) {
             SinkKind::Stdout { format }
             | SinkKind::File { format, .. }
             | SinkKind::Kafka { format, .. } => format.clone(),
-            SinkKind::Checksum | SinkKind::Postgres { .. } => Format::JSON,
+            SinkKind::Checksum | SinkKind::Postgres { .. } | SinkKind::Parquet { .. } => {
+                Format::JSON
+            }
         };
         sink.kind = SinkKind::Stdout { format };
         let name = &names[index];

@@ -214,9 +214,10 @@ pub fn format_file(tokens: TokenStream) -> String {
 /// driver enables them in the pipeline crate's manifest).
 pub const FEATURES_LINE: &str = "// weir-runtime features: ";
 
-/// Optional runtime features the graph's connectors need, sorted: `kafka` when a source or a
+/// Optional runtime features the graph's connectors need, in this order: `kafka` when a source or a
 /// sink is a Kafka one (librdkafka is compiled only for such pipelines), `postgres` when a
-/// sink writes to PostgreSQL or a lookup join reads it. ([`generate`] adds `regex` after them when an expression
+/// sink writes to PostgreSQL or a lookup join reads it, `parquet` for a Parquet file sink.
+/// ([`generate`] adds `regex` after them when an expression
 /// matches a pattern, then `tz` when one names a time zone.)
 pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
     let ops = graph.ops();
@@ -232,12 +233,18 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
         } => matches!(def.kind, SourceKind::Postgres { .. }),
         _ => false,
     });
+    let parquet = ops.iter().any(|&op| {
+        matches!(&graph.node(op).op, Op::Sink(def) if matches!(def.kind, crate::sema::SinkKind::Parquet { .. }))
+    });
     let mut features = Vec::new();
     if kafka {
         features.push("kafka");
     }
     if postgres {
         features.push("postgres");
+    }
+    if parquet {
+        features.push("parquet");
     }
     features
 }

@@ -346,6 +346,16 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
                     }
                     t
                 }
+                SinkKind::Parquet {
+                    path, partition_by, ..
+                } => {
+                    // (`roll_size` is not: files already written keep their size.)
+                    let mut t = format!("file({path:?}), parquet, files per instance");
+                    if !partition_by.is_empty() {
+                        let _ = write!(t, ", partition_by ({})", partition_by.join(", "));
+                    }
+                    t
+                }
                 SinkKind::Checksum => "checksum".into(),
                 SinkKind::Postgres {
                     table,

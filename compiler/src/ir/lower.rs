@@ -27,8 +27,11 @@ pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
             (SinkKind::Checksum | SinkKind::Kafka { .. } | SinkKind::Postgres { .. }, p) => {
                 (p, EdgeKind::Forward)
             }
-            // A file sink writing parts: one part file per upstream instance, no gather.
-            (SinkKind::File { parts: true, .. }, p) => (p, EdgeKind::Forward),
+            // A file sink writing parts, or Parquet files: files per upstream instance, no
+            // gather.
+            (SinkKind::File { parts: true, .. } | SinkKind::Parquet { .. }, p) => {
+                (p, EdgeKind::Forward)
+            }
             (_, Parallelism::One) => (Parallelism::One, EdgeKind::Forward),
             (_, _) => (Parallelism::One, EdgeKind::Gather),
         };

@@ -8,6 +8,7 @@ use quote::{format_ident, quote};
 use super::{Emitted, OperatorSpec, Role};
 use crate::codegen::{records, EmitCx};
 use crate::ir::OpId;
+use crate::sema::types::Type;
 use crate::sema::{Format, SinkDef, SinkKind};
 
 pub const SPEC: OperatorSpec = OperatorSpec {
@@ -99,28 +100,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             };
             let encode = cx.namer.fresh(&format!("{op}_encode"));
             items.push(records::encoder(&encode, &input, &row_schema, format));
-            let partition = cx.namer.fresh(&format!("{op}_partition"));
-            let parts = partition_by.iter().enumerate().map(|(i, name)| {
-                let f = schema.field(name).map(|(_, f)| f.clone()).expect("sema checked the field");
-                let id = crate::codegen::namer::field_ident(name);
-                let prefix = format!("{}{name}=", if i > 0 { "/" } else { "" });
-                let text = |v: proc_macro2::TokenStream| match f.ty {
-                    crate::sema::Type::String => quote!(#v),
-                    crate::sema::Type::Timestamp => quote!(&::weir_runtime::functions::timestamp_to_string(*#v)),
-                    _ => quote!(&#v.to_string()),
-                };
-                let value = if f.nullable {
-                    let t = text(quote!(v));
-                    quote!(match &r.#id { Some(v) => ::weir_runtime::sinks::partitioned::push_value(out, #t), None => out.push_str("null") })
-                } else {
-                    let t = text(quote!((&r.#id)));
-                    quote!(::weir_runtime::sinks::partitioned::push_value(out, #t))
-                };
-                quote! { out.push_str(#prefix); #value; }
-            });
-            items.push(quote! {
-                fn #partition(r: &#input, out: &mut ::std::string::String) { #(#parts)* }
-            });
+            let partition = partition_fn(cx, op, &input, &schema, partition_by, &mut items);
             let header = match format {
                 Format::Csv {
                     header: true,
@@ -144,6 +124,109 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                         #metrics.clone(), ::std::path::PathBuf::from(#path), #file_name, #header, #partition, #encode
                     )),
                 ),
+            }
+        }
+        SinkKind::Parquet {
+            path,
+            partition_by,
+            roll_size,
+        } => {
+            // Partition fields name folders; the files hold the other fields as columns.
+            let partition = partition_fn(cx, op, &input, &schema, partition_by, &mut items);
+            let columns = cx.namer.fresh(&format!("Op{}Columns", op.index()));
+            let pq = quote!(::weir_runtime::sinks::parquet);
+            let fields: Vec<_> = schema
+                .fields
+                .iter()
+                .filter(|f| !partition_by.contains(&f.name))
+                .collect();
+            let col = |i: usize| format_ident!("c{}", i);
+            let (mut decls, mut inits, mut arrow_fields, mut pushes, mut arrays) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (i, f) in fields.iter().enumerate() {
+                let c = col(i);
+                let id = crate::codegen::namer::field_ident(&f.name);
+                let name = &f.name;
+                let nullable = f.nullable;
+                let (builder, init, data_type) = match f.ty {
+                    Type::I64 | Type::Duration => (
+                        quote!(#pq::arrow_array::builder::Int64Builder),
+                        quote!(#pq::arrow_array::builder::Int64Builder::new()),
+                        quote!(#pq::arrow_schema::DataType::Int64),
+                    ),
+                    Type::F64 => (
+                        quote!(#pq::arrow_array::builder::Float64Builder),
+                        quote!(#pq::arrow_array::builder::Float64Builder::new()),
+                        quote!(#pq::arrow_schema::DataType::Float64),
+                    ),
+                    Type::Bool => (
+                        quote!(#pq::arrow_array::builder::BooleanBuilder),
+                        quote!(#pq::arrow_array::builder::BooleanBuilder::new()),
+                        quote!(#pq::arrow_schema::DataType::Boolean),
+                    ),
+                    Type::Timestamp => (
+                        quote!(#pq::arrow_array::builder::TimestampMillisecondBuilder),
+                        quote!(#pq::timestamp_builder()),
+                        quote!(#pq::timestamp_type()),
+                    ),
+                    Type::String | Type::Null => (
+                        quote!(#pq::arrow_array::builder::StringBuilder),
+                        quote!(#pq::arrow_array::builder::StringBuilder::new()),
+                        quote!(#pq::arrow_schema::DataType::Utf8),
+                    ),
+                };
+                let push = match (f.ty, nullable) {
+                    (Type::String | Type::Null, true) => {
+                        quote!(self.#c.append_option(r.#id.as_deref());)
+                    }
+                    (Type::String | Type::Null, false) => quote!(self.#c.append_value(&r.#id);),
+                    (_, true) => quote!(self.#c.append_option(r.#id);),
+                    (_, false) => quote!(self.#c.append_value(r.#id);),
+                };
+                decls.push(quote!(#c: #builder));
+                inits.push(quote!(#c: #init));
+                arrow_fields.push(quote!(#pq::field(#name, #data_type, #nullable)));
+                pushes.push(push);
+                arrays.push(quote!(#pq::array(self.#c.finish())));
+            }
+            items.push(quote! {
+                struct #columns { rows: usize, #(#decls,)* }
+                impl #pq::Columns<#input> for #columns {
+                    fn new() -> Self {
+                        #columns { rows: 0, #(#inits,)* }
+                    }
+                    fn schema() -> #pq::arrow_schema::SchemaRef {
+                        ::std::sync::Arc::new(#pq::arrow_schema::Schema::new(::std::vec![#(#arrow_fields),*]))
+                    }
+                    #[inline]
+                    fn push(&mut self, r: &#input) {
+                        self.rows += 1;
+                        #(#pushes)*
+                    }
+                    fn rows(&self) -> usize {
+                        self.rows
+                    }
+                    fn finish(&mut self) -> ::std::vec::Vec<#pq::arrow_array::ArrayRef> {
+                        self.rows = 0;
+                        ::std::vec![#(#arrays),*]
+                    }
+                }
+            });
+            // The folder is readied once (files of instances a run no longer has are removed);
+            // each instance clears and writes its own (`instance` is the spawn loop's).
+            let count = crate::codegen::parallelism(cx.graph.node(op).parallelism);
+            let setup = vec![quote! {
+                #pq::prepare(::std::path::Path::new(#path), #count)
+                    .map_err(|e| format!("sink `{}`: {}", #label, e))?;
+            }];
+            Emitted {
+                items,
+                setup,
+                captures: vec![metrics.clone()],
+                moves: Vec::new(),
+                role: Role::Leaf(quote!(#pq::ParquetSink::<#input, #columns, _>::new(
+                    #metrics.clone(), ::std::path::PathBuf::from(#path), instance, #roll_size, #partition
+                ))),
             }
         }
         SinkKind::Kafka {
@@ -444,4 +527,40 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             }
         }
     }
+}
+
+/// `fn opN_partition(r: &Row, out: &mut String)` writing a row's Hive partition folder
+/// (`a=1/b=x`; a null value is `null`, a value made safe for a folder name): pushed to
+/// `items`, its name returned.
+fn partition_fn(
+    cx: &mut EmitCx<'_>,
+    op: OpId,
+    input: &proc_macro2::TokenStream,
+    schema: &crate::sema::Schema,
+    partition_by: &[String],
+    items: &mut Vec<proc_macro2::TokenStream>,
+) -> proc_macro2::Ident {
+    let partition = cx.namer.fresh(&format!("{op}_partition"));
+    let parts = partition_by.iter().enumerate().map(|(i, name)| {
+        let f = schema.field(name).map(|(_, f)| f.clone()).expect("sema checked the field");
+        let id = crate::codegen::namer::field_ident(name);
+        let prefix = format!("{}{name}=", if i > 0 { "/" } else { "" });
+        let text = |v: proc_macro2::TokenStream| match f.ty {
+            crate::sema::Type::String => quote!(#v),
+            crate::sema::Type::Timestamp => quote!(&::weir_runtime::functions::timestamp_to_string(*#v)),
+            _ => quote!(&#v.to_string()),
+        };
+        let value = if f.nullable {
+            let t = text(quote!(v));
+            quote!(match &r.#id { Some(v) => ::weir_runtime::sinks::partitioned::push_value(out, #t), None => out.push_str("null") })
+        } else {
+            let t = text(quote!((&r.#id)));
+            quote!(::weir_runtime::sinks::partitioned::push_value(out, #t))
+        };
+        quote! { out.push_str(#prefix); #value; }
+    });
+    items.push(quote! {
+        fn #partition(r: &#input, out: &mut ::std::string::String) { #(#parts)* }
+    });
+    partition
 }

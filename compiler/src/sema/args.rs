@@ -232,6 +232,25 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// A size in bytes written with a unit (`"64MiB"`, `"1GiB"`, `"500KB"`, `"4096B"`).
+    pub fn size(&self, name: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<u64> {
+        let text = self.string(name, diagnostics)?;
+        match parse_size(&text) {
+            Some(n) if n > 0 => Some(n),
+            _ => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "E0305",
+                        self.span_of(name),
+                        format!("`{name}` must be a positive size, found `{text}`"),
+                    )
+                    .with_hint("write it with a unit: \"64MiB\", \"1GiB\", \"500KB\", \"4096B\""),
+                );
+                None
+            }
+        }
+    }
+
     /// A range of dates `"yyyy-MM-dd .. yyyy-MM-dd"` as `[start, end)` in ms since the epoch
     /// (midnight UTC), with the argument's span.
     pub fn time_range(
@@ -354,5 +373,40 @@ mod tests {
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
+    }
+}
+
+/// `"64MiB"` as bytes: a whole number and a unit (B, KB, MB, GB, KiB, MiB, GiB).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim() {
+        "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_a_unit() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("500KB"), Some(500_000));
+        assert_eq!(parse_size("4096 B"), Some(4096));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("64"), None);
+        assert_eq!(parse_size("MiB"), None);
+        assert_eq!(parse_size("1.5GiB"), None);
+        assert_eq!(parse_size("99999999999GiB"), None);
     }
 }

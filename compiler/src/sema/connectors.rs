@@ -60,12 +60,23 @@ impl Checker {
                     timestamps,
                 })
             }
+            "parquet" => {
+                self.error(
+                    Diagnostic::error(
+                        "E0308",
+                        call.name.span,
+                        "`parquet` is a format of file sinks only (yet)",
+                    )
+                    .with_hint("write Parquet with `-> file(path: \"folder\") format parquet`; read JSON lines or CSV here"),
+                );
+                None
+            }
             other => {
                 let mut d =
                     Diagnostic::error("E0308", call.name.span, format!("unknown format `{other}`"));
                 d = match did_you_mean(other, ["json", "csv"]) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => d.with_hint("formats are: json, csv"),
+                    None => d.with_hint("formats are: json, csv (and parquet for file sinks)"),
                 };
                 self.error(d);
                 None

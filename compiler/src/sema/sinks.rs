@@ -25,13 +25,22 @@ impl Checker {
                 let args = Args::new(
                     connector,
                     "sink `file`",
-                    &["path", "partition_by", "parts"],
+                    &["path", "partition_by", "parts", "roll_size"],
                     &mut self.diagnostics,
                 );
                 let parts = args.bool("parts", &mut self.diagnostics).unwrap_or(false);
                 let path = args.string("path", &mut self.diagnostics);
                 let path = args.required("path", path, &mut self.diagnostics);
-                let format = self.format(decl.format.as_ref(), false);
+                // `format parquet`: columnar files, not lines (`SinkKind::Parquet`).
+                let parquet = decl.format.as_ref().filter(|f| f.name.name == "parquet");
+                let format = match parquet {
+                    Some(call) => {
+                        Args::new(call, "format `parquet`", &[], &mut self.diagnostics);
+                        None
+                    }
+                    None => self.format(decl.format.as_ref(), false),
+                };
+                let roll_size = args.size("roll_size", &mut self.diagnostics);
                 let partition_by: Vec<String> = args
                     .string("partition_by", &mut self.diagnostics)
                     .map(|p| {
@@ -95,14 +104,47 @@ impl Checker {
                     );
                     partition_ok = false;
                 }
-                path.zip(format)
-                    .filter(|_| partition_ok)
-                    .map(|(path, format)| SinkKind::File {
+                let updating =
+                    stream.is_some_and(|i| self.program.streams[i].ty.updating.is_some());
+                if parquet.is_some() {
+                    if parts {
+                        self.error(
+                            Diagnostic::error("E0433", args.span_of("parts"), "a Parquet sink writes files per instance already")
+                                .with_hint("remove `parts`: each instance writes `part-<instance>-<n>.parquet`"),
+                        );
+                        partition_ok = false;
+                    }
+                    if updating && partition_by.is_empty() {
+                        self.error(
+                            Diagnostic::error("E0433", connector.span, "a Parquet sink takes an append-only stream")
+                                .with_hint("write an updating stream to a JSON or CSV file (a table), to Kafka or to PostgreSQL"),
+                        );
+                        partition_ok = false;
+                    }
+                } else if roll_size.is_some() {
+                    self.error(
+                        Diagnostic::error("E0433", args.span_of("roll_size"), "`roll_size` is for Parquet files")
+                            .with_hint("a JSON or CSV file grows for the whole run; `format parquet` rolls files"),
+                    );
+                    partition_ok = false;
+                }
+                match parquet {
+                    Some(_) => path.filter(|_| partition_ok).map(|path| SinkKind::Parquet {
                         path,
-                        format,
                         partition_by,
-                        parts,
-                    })
+                        // 128 MiB, as the runtime's `sinks::parquet::DEFAULT_ROLL_SIZE`.
+                        roll_size: roll_size.unwrap_or(128 << 20),
+                    }),
+                    None => path
+                        .zip(format)
+                        .filter(|_| partition_ok)
+                        .map(|(path, format)| SinkKind::File {
+                            path,
+                            format,
+                            partition_by,
+                            parts,
+                        }),
+                }
             }
             "checksum" => {
                 Args::new(connector, "sink `checksum`", &[], &mut self.diagnostics);
@@ -237,6 +279,7 @@ impl Checker {
             let target = match &kind {
                 SinkKind::Stdout { .. } => "stdout".to_string(),
                 SinkKind::File { path, .. } => format!("file {path}"),
+                SinkKind::Parquet { path, .. } => format!("parquet {path}"),
                 SinkKind::Checksum => "checksum".to_string(),
                 SinkKind::Kafka { topic, .. } => format!("kafka {topic}"),
                 SinkKind::Postgres { table, .. } => format!("postgres {table}"),
