@@ -85,25 +85,16 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let n_fields = source.ty.schema.fields.len();
             captures.push(format_ident!("dead_letters"));
             setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
-            // Read when the pipeline starts, before any sink opens its output.
             let table = format_ident!("table_{}", op.index());
-            setup.push(quote! {
-                let #table = ::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row)?;
-            });
-            captures.push(table.clone());
-            let feed = source.refresh_ms.map(|every| {
-                let feed = format_ident!("table_feed_{}", op.index());
-                setup.push(quote! {
-                    let #feed = {
-                        let dead_letters = dead_letters.clone();
-                        ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || {
-                            ::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row)
-                        })?
-                    };
-                });
-                captures.push(feed.clone());
-                feed
-            });
+            let read = quote!(::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row));
+            let feed = read_table(
+                op,
+                &name,
+                source.refresh_ms,
+                read,
+                &mut setup,
+                &mut captures,
+            );
             (quote!(#record), Some((quote!(#table), feed)))
         }
         Some(source) => {
@@ -137,25 +128,16 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let name = source.name.clone();
             captures.push(format_ident!("dead_letters"));
             setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
-            // Read when the pipeline starts, before any sink opens its output.
             let table = format_ident!("table_{}", op.index());
-            setup.push(quote! {
-                let #table = ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, &dead_letters, #make)?;
-            });
-            captures.push(table.clone());
-            let feed = source.refresh_ms.map(|every| {
-                let feed = format_ident!("table_feed_{}", op.index());
-                setup.push(quote! {
-                    let #feed = {
-                        let dead_letters = dead_letters.clone();
-                        ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || {
-                            ::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, &dead_letters, #make)
-                        })?
-                    };
-                });
-                captures.push(feed.clone());
-                feed
-            });
+            let read = quote!(::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, &dead_letters, #make));
+            let feed = read_table(
+                op,
+                &name,
+                source.refresh_ms,
+                read,
+                &mut setup,
+                &mut captures,
+            );
             (quote!(#record), Some((quote!(#table), feed)))
         }
     };
@@ -351,4 +333,31 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
         moves: Vec::new(),
         role: Role::Stage(role_stage),
     }
+}
+
+/// The setup that reads lookup table `name` with `read` (an expression giving its rows) when
+/// the pipeline starts, before any sink opens its output, into `table_<op>`; and with
+/// `refresh:` the runtime's `TableFeed` that reads it again that often (`table_feed_<op>`,
+/// returned).
+fn read_table(
+    op: OpId,
+    name: &str,
+    refresh_ms: Option<i64>,
+    read: TokenStream,
+    setup: &mut Vec<TokenStream>,
+    captures: &mut Vec<proc_macro2::Ident>,
+) -> Option<proc_macro2::Ident> {
+    let table = format_ident!("table_{}", op.index());
+    setup.push(quote!(let #table = #read?;));
+    captures.push(table.clone());
+    let every = refresh_ms?;
+    let feed = format_ident!("table_feed_{}", op.index());
+    setup.push(quote! {
+        let #feed = {
+            let dead_letters = dead_letters.clone();
+            ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || #read)?
+        };
+    });
+    captures.push(feed.clone());
+    Some(feed)
 }
