@@ -83,11 +83,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             });
             let name = source.name.clone();
             let n_fields = source.ty.schema.fields.len();
-            captures.push(format_ident!("dead_letters"));
-            setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
-            let table = format_ident!("table_{}", op.index());
             let read = quote!(::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row));
-            let feed = read_table(
+            let table = read_table(
                 op,
                 &name,
                 source.refresh_ms,
@@ -95,7 +92,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 &mut setup,
                 &mut captures,
             );
-            (quote!(#record), Some((quote!(#table), feed)))
+            (quote!(#record), Some(table))
         }
         Some(source) => {
             let record = cx
@@ -126,11 +123,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 quote!(::weir_runtime::sources::lines::by_position(#decode))
             };
             let name = source.name.clone();
-            captures.push(format_ident!("dead_letters"));
-            setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
-            let table = format_ident!("table_{}", op.index());
             let read = quote!(::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, &dead_letters, #make));
-            let feed = read_table(
+            let table = read_table(
                 op,
                 &name,
                 source.refresh_ms,
@@ -138,7 +132,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 &mut setup,
                 &mut captures,
             );
-            (quote!(#record), Some((quote!(#table), feed)))
+            (quote!(#record), Some(table))
         }
     };
 
@@ -335,10 +329,10 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
     }
 }
 
-/// The setup that reads lookup table `name` with `read` (an expression giving its rows) when
-/// the pipeline starts, before any sink opens its output, into `table_<op>`; and with
-/// `refresh:` the runtime's `TableFeed` that reads it again that often (`table_feed_<op>`,
-/// returned).
+/// The setup that reads lookup table `name` with `read` (an expression of its rows, which may
+/// use `dead_letters`) when the pipeline starts, before any sink opens its output, into
+/// `table_<op>`; and with `refresh:` the runtime's `TableFeed` that reads it again that often
+/// (`table_feed_<op>`). Returns both names.
 fn read_table(
     op: OpId,
     name: &str,
@@ -346,11 +340,15 @@ fn read_table(
     read: TokenStream,
     setup: &mut Vec<TokenStream>,
     captures: &mut Vec<proc_macro2::Ident>,
-) -> Option<proc_macro2::Ident> {
+) -> (TokenStream, Option<proc_macro2::Ident>) {
+    captures.push(format_ident!("dead_letters"));
+    setup.push(quote!(let dead_letters = rt.dead_letters().clone();));
     let table = format_ident!("table_{}", op.index());
     setup.push(quote!(let #table = #read?;));
     captures.push(table.clone());
-    let every = refresh_ms?;
+    let Some(every) = refresh_ms else {
+        return (quote!(#table), None);
+    };
     let feed = format_ident!("table_feed_{}", op.index());
     setup.push(quote! {
         let #feed = {
@@ -359,5 +357,5 @@ fn read_table(
         };
     });
     captures.push(feed.clone());
-    Some(feed)
+    (quote!(#table), Some(feed))
 }
