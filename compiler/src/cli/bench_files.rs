@@ -131,18 +131,18 @@ pub(super) fn cpu_seconds(who: libc::c_int) -> f64 {
 
 /// One measured run: wall seconds and CPU seconds.
 #[derive(Clone, Copy)]
-struct Measured {
-    wall: f64,
-    cpu: f64,
+pub(super) struct Measured {
+    pub(super) wall: f64,
+    pub(super) cpu: f64,
 }
 
-/// Runs a pipeline binary in `dir` to its end with `readers` readers of its input file; wall
-/// time and the child's CPU time.
-fn run_pipeline(binary: &Path, dir: &Path, readers: u32) -> Result<Measured> {
+/// Runs `binary` in `dir` with `args` to its end: its wall and CPU time, and its stderr. A
+/// run that fails is an error carrying that stderr.
+pub(super) fn run_timed(binary: &Path, dir: &Path, args: &[&str]) -> Result<(Measured, String)> {
     let cpu_before = cpu_seconds(libc::RUSAGE_CHILDREN);
     let started = Instant::now();
     let out = Command::new(binary)
-        .args(["--parallelism", &readers.to_string()])
+        .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -150,10 +150,17 @@ fn run_pipeline(binary: &Path, dir: &Path, readers: u32) -> Result<Measured> {
         .with_context(|| format!("cannot run {}", binary.display()))?;
     let wall = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(libc::RUSAGE_CHILDREN) - cpu_before;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         bail!("{} failed: {}\n{stderr}", binary.display(), out.status);
     }
+    Ok((Measured { wall, cpu }, stderr))
+}
+
+/// Runs a pipeline binary in `dir` to its end with `readers` readers of its input file; wall
+/// time and the child's CPU time.
+fn run_pipeline(binary: &Path, dir: &Path, readers: u32) -> Result<Measured> {
+    let (measured, stderr) = run_timed(binary, dir, &["--parallelism", &readers.to_string()])?;
     // A rejected line would make the figures those of a different input.
     let dead = stderr
         .lines()
@@ -163,7 +170,7 @@ fn run_pipeline(binary: &Path, dir: &Path, readers: u32) -> Result<Measured> {
     if dead > 0 {
         bail!("{} sent {dead} lines to dead letters", binary.display());
     }
-    Ok(Measured { wall, cpu })
+    Ok(measured)
 }
 
 /// The floor: reads `path` with a 1 MiB buffer and finds every line end; returns the lines.

@@ -10,12 +10,11 @@
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use super::bench::build;
-use super::bench_files::{cpu_seconds, events_for};
+use super::bench_files::{events_for, run_timed, Measured};
 
 /// What the PostgreSQL benchmark was asked to do.
 pub struct PostgresBench {
@@ -38,33 +37,11 @@ pub fn url(flag: Option<&str>) -> Result<String> {
     }
 }
 
-struct Measured {
-    wall: f64,
-    cpu: f64,
-}
-
 fn run_once(binary: &Path, dir: &Path, extra: &[&str]) -> Result<Measured> {
-    let cpu_before = cpu_seconds(libc::RUSAGE_CHILDREN);
-    let started = Instant::now();
-    let out = Command::new(binary)
-        .args(["--quiet"])
-        .args(extra)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("cannot run {}", binary.display()))?;
-    let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(libc::RUSAGE_CHILDREN) - cpu_before;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}\n{}",
-            binary.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(Measured { wall, cpu })
+    let args: Vec<&str> = std::iter::once("--quiet")
+        .chain(extra.iter().copied())
+        .collect();
+    Ok(run_timed(binary, dir, &args)?.0)
 }
 
 pub fn run_bench(bench: &PostgresBench) -> Result<ExitCode> {
