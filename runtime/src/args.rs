@@ -98,7 +98,8 @@ const USAGE: &str = "options:
   --kafka-property K=V
                       a librdkafka property for every kafka source and sink (repeatable)
   --kafka-stop-after-idle MS
-                      a kafka source ends after MS ms without a message (bounded runs)
+                      a kafka source ends after MS ms without a message, once it
+                      has read every partition to its end (bounded runs)
   --scale-out         run one task per kafka partition the consumer group assigns this
                       process, each with its checkpoints in DIR/partition-N, so that
                       several processes share the partitions and their state

@@ -390,6 +390,40 @@ fn a_partition_with_unread_records_is_not_idle() {
     assert_eq!(got, windowed_oracle(&rows));
 }
 
+/// `--kafka-stop-after-idle` ends a source at the end of its partitions, not at the first
+/// quiet moment: with an idle time of 1 ms (shorter than a fetch), a source that stopped on
+/// quiet alone would end before reading much (or anything) and close every window without
+/// its records, exiting 0. Both ways of taking partitions: the group's assignment, and the
+/// static one of a checkpointed source.
+#[test]
+fn quiet_is_not_the_end_of_a_topic() {
+    let Some(brokers) = broker() else { return };
+    let input = unique("quiet-in");
+    create_topic(&brokers, &input, 4);
+    let rows = orders(8_000, 4);
+    produce_orders(&brokers, &input, &rows);
+    for checkpointed in [false, true] {
+        let text =
+            windowed_file_pipeline(&input, &brokers, &unique("quiet-group"), 2, "windows.jsonl");
+        let binary = build("kafka_quiet", &text, false);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = vec!["--kafka-stop-after-idle", "1"];
+        if checkpointed {
+            args.extend(["--checkpoint-dir", "chk", "--checkpoint-interval", "100ms"]);
+        }
+        let out = run(&binary, &args, dir.path(), None);
+        assert!(out.success, "{}", out.stderr);
+        let text = std::fs::read_to_string(dir.path().join("windows.jsonl")).expect("output");
+        let got: BTreeSet<String> = text.lines().map(window_row).collect();
+        assert_eq!(
+            got,
+            windowed_oracle(&rows),
+            "checkpointed: {checkpointed}\n{}",
+            out.stderr
+        );
+    }
+}
+
 /// What a source pushed, and its positions when it finished.
 type Seen = Arc<std::sync::Mutex<(Vec<i64>, Option<Positions>)>>;
 
@@ -664,6 +698,40 @@ fn read_committed_hides_aborted_and_open_transactions() {
     // is dropped, the open one and what follows it wait.
     let committed = consume(&brokers, &topic, 5);
     assert_eq!(payloads(committed), batch(&["committed"]), "read_committed");
+    // A weir source with `--kafka-stop-after-idle` ends at the last stable offset: the open
+    // transaction neither shows nor keeps it waiting for an end it never reaches.
+    let text = format!(
+        r#"
+schema Line {{ text: string }}
+source lines: Line = kafka(topic: "{topic}", brokers: "{brokers}", group: "{}",
+    properties: "{GROUP_PROPERTIES}") format csv
+sink lines -> file(path: "lines.csv") format csv
+"#,
+        unique("isolation-group")
+    );
+    let binary = build("kafka_isolation", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let out = run(
+        &binary,
+        &["--kafka-stop-after-idle", "300"],
+        dir.path(),
+        None,
+    );
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "waited {:?} for the open transaction",
+        started.elapsed()
+    );
+    let mut lines: Vec<String> = std::fs::read_to_string(dir.path().join("lines.csv"))
+        .expect("output")
+        .lines()
+        .filter(|l| *l != "text")
+        .map(String::from)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, batch(&["committed"]), "weir, read_committed");
 
     // Once the open transaction is aborted too, what followed it shows.
     txn.abort_transaction(timeout).expect("abort");

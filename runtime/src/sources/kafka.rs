@@ -20,8 +20,13 @@
 //!   start from given positions ([`KafkaSourceConfig::start_offsets`]): a partition is sought
 //!   there when it is first assigned (a checkpoint restore).
 //! - **End**: a Kafka topic has no end. With `--kafka-stop-after-idle MS` a source ends once it
-//!   has received nothing for that long after joining its group (the broker the tests use
-//!   cannot report reliable end offsets). The run summary says how long the Kafka sources took
+//!   has received nothing for that long after joining its group *and* librdkafka has reported
+//!   the end of every assigned partition since its last record (`enable.partition.eof`; the
+//!   end is the last stable offset under `read_committed`, so an open transaction does not
+//!   hold it up). Quiet alone is not the end: on a loaded machine a partition may not be
+//!   fetched for seconds, and ending then would close every window without its records and
+//!   exit 0. A source still without those reports a minute past the idle time fails the run,
+//!   naming the partitions. The run summary says how long the Kafka sources took
 //!   from their first message to their last ([`Metrics::add_message_span`]): the group join
 //!   and that idle wait are not reading.
 //! - **Ticks**: a poll waits at most until the next tick of the flush interval
@@ -66,6 +71,15 @@ const POLL: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 const WATERMARK_PERIOD: Duration = Duration::from_millis(200);
 const CLOCK_EVERY: u32 = 64;
+/// How often an idle source with `--kafka-stop-after-idle` asks whether it has read every
+/// partition to its end.
+const END_CHECK_EVERY: Duration = Duration::from_millis(250);
+/// How long past `--kafka-stop-after-idle` a source waits for records it knows are there but
+/// does not receive, before the run fails rather than end without them.
+const UNREAD_GIVE_UP: Duration = Duration::from_secs(60);
+/// How long a checkpointed source (which assigns its partitions itself) waits for the broker
+/// to list its topic without errors.
+const METADATA_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Everything a Kafka source instance needs, as generated code and the command line set it.
 #[derive(Clone, Debug)]
@@ -119,6 +133,11 @@ impl KafkaSourceConfig {
             Start::Earliest => "earliest",
             Start::Latest => "latest",
         };
+        let eof = if self.stop_after_idle.is_some() {
+            "true"
+        } else {
+            "false"
+        };
         crate::kafka::client_config(
             &self.brokers,
             &[
@@ -126,7 +145,10 @@ impl KafkaSourceConfig {
                 ("auto.offset.reset", start),
                 // weir commits its own positions (see the module docs).
                 ("enable.auto.commit", "false"),
-                ("enable.partition.eof", "false"),
+                // The end of a partition (its last stable offset under `read_committed`, so an
+                // open transaction's records do not count) is what ends a source with
+                // `--kafka-stop-after-idle`.
+                ("enable.partition.eof", eof),
                 // librdkafka stops fetching a partition whose local queue is full and, by
                 // default, waits a whole second before it tries again: a consumer that decodes
                 // as it reads drains the queue in a fraction of that and then sits idle (a
@@ -188,6 +210,9 @@ enum Clock {
 struct PartitionClock {
     max_event_time: i64,
     last_message: Instant,
+    /// librdkafka reported the end of the partition after its last record (only with
+    /// `--kafka-stop-after-idle`, which asks for these reports).
+    at_end: bool,
 }
 
 /// What the poll loop and the rebalance callback share (the callback runs inside `poll`, on
@@ -254,6 +279,7 @@ impl ConsumerContext for SourceContext {
                         PartitionClock {
                             max_event_time: i64::MIN,
                             last_message: now,
+                            at_end: false,
                         },
                     );
                 }
@@ -380,18 +406,22 @@ impl KafkaSource {
     ) -> Result<(), String> {
         let name = &self.config.name;
         let topic = self.config.topic.as_str();
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map_err(|e| format!("source `{name}`: kafka: cannot read topic `{topic}`: {e}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        let partitions: Vec<i32> = self
+            .topic_partitions(consumer)?
+            .into_iter()
             .filter(|p| (*p as usize) % instances == instance)
             // A scale-out task reads its own partition only.
             .filter(|p| crate::scale_out::task_partition().is_none_or(|task| task == *p))
             .collect();
+        if let Some(p) = restored
+            .keys()
+            .find(|p| (**p as usize) % instances == instance && !partitions.contains(p))
+        {
+            return Err(format!(
+                "source `{name}`: kafka: the checkpoint holds a position in partition {p} of \
+                 `{topic}`, which the broker does not list (partitions: {partitions:?})"
+            ));
+        }
         let mut list = TopicPartitionList::new();
         let now = Instant::now();
         let mut state = lock(&self.state);
@@ -405,6 +435,7 @@ impl KafkaSource {
             state.clocks.entry(*p).or_insert(PartitionClock {
                 max_event_time: i64::MIN,
                 last_message: now,
+                at_end: false,
             });
             if let Some(o) = restored.get(p) {
                 state.positions.next_offsets.insert(*p, *o);
@@ -416,6 +447,47 @@ impl KafkaSource {
         consumer
             .assign(&list)
             .map_err(|e| format!("source `{name}`: kafka: cannot assign partitions: {e}"))
+    }
+
+    /// The topic's partitions as the broker lists them. A topic or partition the broker
+    /// reports an error for (a leader being elected, a topic just created) is asked again,
+    /// for up to [`METADATA_PATIENCE`]: assigning from an incomplete list would leave a
+    /// partition unread.
+    fn topic_partitions(&self, consumer: &BaseConsumer<SourceContext>) -> Result<Vec<i32>, String> {
+        let name = &self.config.name;
+        let topic = self.config.topic.as_str();
+        let started = Instant::now();
+        loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .map_err(|e| format!("source `{name}`: kafka: cannot read topic `{topic}`: {e}"))?;
+            let problem = match metadata.topics().iter().find(|t| t.name() == topic) {
+                None => Some("not listed".to_string()),
+                Some(t) => match t.error() {
+                    Some(e) => Some(RDKafkaErrorCode::from(e).to_string()),
+                    None if t.partitions().is_empty() => Some("no partitions".to_string()),
+                    None => t.partitions().iter().find_map(|p| {
+                        p.error()
+                            .map(|e| format!("partition {}: {}", p.id(), RDKafkaErrorCode::from(e)))
+                    }),
+                },
+            };
+            match problem {
+                None => {
+                    let t = metadata.topics().iter().find(|t| t.name() == topic);
+                    return Ok(t.map_or_else(Vec::new, |t| {
+                        t.partitions().iter().map(|p| p.id()).collect()
+                    }));
+                }
+                Some(problem) if started.elapsed() >= METADATA_PATIENCE => {
+                    return Err(format!(
+                        "source `{name}`: kafka: topic `{topic}`: {problem} (asked for {} s)",
+                        METADATA_PATIENCE.as_secs()
+                    ));
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
     }
 
     fn consumer(&self, subscribe: bool) -> Result<BaseConsumer<SourceContext>, String> {
@@ -553,6 +625,8 @@ impl KafkaSource {
         let mut now = Instant::now();
         let mut since_clock = 0u32;
         let mut ticker = crate::tick::Ticker::new();
+        let mut last_end_check = Instant::now();
+        let mut waiting_reported = false;
         loop {
             if checkpointed {
                 if let Some(id) = slot.barrier_due() {
@@ -623,12 +697,18 @@ impl KafkaSource {
                     state.positions.next_offsets.insert(partition, offset + 1);
                     if let Some(clock) = state.clocks.get_mut(&partition) {
                         clock.last_message = last_message;
+                        clock.at_end = false;
                         if let Some(ts) = event_ts {
                             clock.max_event_time = clock.max_event_time.max(ts);
                         }
                     }
                     drop(state);
                     countdown -= 1;
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    if let Some(clock) = lock(&self.state).clocks.get_mut(&partition) {
+                        clock.at_end = true;
+                    }
                 }
                 Some(Err(err)) => {
                     if let Some((code, reason)) = consumer.client().fatal_error() {
@@ -701,9 +781,33 @@ impl KafkaSource {
             if let Some(stop) = self.config.stop_after_idle {
                 let joined = lock(&self.state).last_rebalance;
                 if let Some(joined) = joined {
-                    let quiet_since = last_message.max(joined);
-                    if now.duration_since(quiet_since) >= stop {
-                        break;
+                    let quiet = now.duration_since(last_message.max(joined));
+                    if quiet >= stop && now.duration_since(last_end_check) >= END_CHECK_EVERY {
+                        last_end_check = now;
+                        // Quiet is not the end: a partition librdkafka has not fetched yet (a
+                        // slow broker, a loaded machine) is quiet too. Stop only once it has
+                        // reported the end of every assigned partition.
+                        let unread = self.unread(&consumer);
+                        if unread.is_empty() {
+                            break;
+                        }
+                        let list = describe_unread(&unread);
+                        if quiet >= stop + UNREAD_GIVE_UP {
+                            result = Err(format!(
+                                "source `{name}`: kafka: idle for {} s with records left to \
+                                 read: {list}",
+                                quiet.as_secs()
+                            ));
+                            break;
+                        }
+                        if !waiting_reported {
+                            waiting_reported = true;
+                            tracing::warn!(
+                                "source `{name}`: kafka: quiet for {} ms, waiting for records \
+                                 left to read: {list}",
+                                quiet.as_millis()
+                            );
+                        }
                     }
                 }
             }
@@ -786,7 +890,8 @@ impl KafkaSource {
         let mut min: Option<i64> = None;
         for (partition, clock) in &state.clocks {
             if now.duration_since(clock.last_message) >= self.config.idle_timeout
-                && caught_up(*partition, state.positions.next_offsets.get(partition))
+                && (clock.at_end
+                    || caught_up(*partition, state.positions.next_offsets.get(partition)))
             {
                 continue;
             }
@@ -811,10 +916,28 @@ impl KafkaSource {
         partition: i32,
         next: Option<&i64>,
     ) -> bool {
-        use rdkafka::bindings::{rd_kafka_get_watermark_offsets, rd_kafka_resp_err_t};
-        let Ok(topic) = std::ffi::CString::new(self.config.topic.as_str()) else {
-            return true;
+        let Some((low, high)) = self.cached_watermarks(consumer, partition) else {
+            return false;
         };
+        if high <= low {
+            return true;
+        }
+        match next {
+            Some(offset) => *offset >= high,
+            // Nothing read yet: from the end there is nothing to catch up on.
+            None => self.config.start == Start::Latest,
+        }
+    }
+
+    /// librdkafka's cached `(low, high)` watermarks of `partition` (no request is made);
+    /// `None` until it has heard of them from a fetch.
+    fn cached_watermarks(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        partition: i32,
+    ) -> Option<(i64, i64)> {
+        use rdkafka::bindings::{rd_kafka_get_watermark_offsets, rd_kafka_resp_err_t};
+        let topic = std::ffi::CString::new(self.config.topic.as_str()).ok()?;
         let (mut low, mut high) = (-1i64, -1i64);
         // SAFETY: the handle lives as long as `consumer`; the call only reads librdkafka's
         // cache of offsets into the two locals.
@@ -827,17 +950,22 @@ impl KafkaSource {
                 &mut high,
             )
         };
-        if err != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
-            return false;
-        }
-        if high <= low {
-            return true;
-        }
-        match next {
-            Some(offset) => *offset >= high,
-            // Nothing read yet: from the end there is nothing to catch up on.
-            None => self.config.start == Start::Latest,
-        }
+        (err == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
+    }
+
+    /// The assigned partitions librdkafka has not reported the end of since their last
+    /// record: `(partition, next offset, end as last heard or -1)`.
+    fn unread(&self, consumer: &BaseConsumer<SourceContext>) -> Vec<(i32, Option<i64>, i64)> {
+        let state = lock(&self.state);
+        state
+            .clocks
+            .iter()
+            .filter(|(_, clock)| !clock.at_end)
+            .map(|(p, _)| {
+                let end = self.cached_watermarks(consumer, *p).map_or(-1, |(_, h)| h);
+                (*p, state.positions.next_offsets.get(p).copied(), end)
+            })
+            .collect()
     }
 
     /// Commits the positions that changed since the last commit.
@@ -1005,6 +1133,23 @@ where
     KafkaSource::new(config.clone()).run(metrics, dead_letters, decode, event_time, slot, chain)
 }
 
+/// `partition 1 (next offset 40, end 90), partition 3 (nothing read, end unknown)`.
+fn describe_unread(unread: &[(i32, Option<i64>, i64)]) -> String {
+    unread
+        .iter()
+        .map(|(p, next, end)| {
+            let next = next.map_or("nothing read".to_string(), |o| format!("next offset {o}"));
+            let end = if *end < 0 {
+                "end unknown".to_string()
+            } else {
+                format!("end {end}")
+            };
+            format!("partition {p} ({next}, {end})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1031,6 +1176,7 @@ mod tests {
             PartitionClock {
                 max_event_time: max,
                 last_message: Instant::now() - age,
+                at_end: false,
             },
         );
     }
