@@ -18,7 +18,7 @@ pub fn resolve(program: &mut Program, base: &Path) {
         }
     };
     for source in &mut program.sources {
-        if let SourceKind::File { path, .. } = &mut source.kind {
+        if let SourceKind::File { path, .. } | SourceKind::Parquet { path, .. } = &mut source.kind {
             under(path);
         }
         if let Some(path) = &mut source.dead_letters {

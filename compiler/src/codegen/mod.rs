@@ -233,8 +233,10 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
         } => matches!(def.kind, SourceKind::Postgres { .. }),
         _ => false,
     });
-    let parquet = ops.iter().any(|&op| {
-        matches!(&graph.node(op).op, Op::Sink(def) if matches!(def.kind, crate::sema::SinkKind::Parquet { .. }))
+    let parquet = ops.iter().any(|&op| match &graph.node(op).op {
+        Op::Sink(def) => matches!(def.kind, crate::sema::SinkKind::Parquet { .. }),
+        Op::Source { def, .. } => matches!(def.kind, SourceKind::Parquet { .. }),
+        _ => false,
     });
     let mut features = Vec::new();
     if kafka {
@@ -425,7 +427,9 @@ fn wiring(
                     setup.push(quote!(let #v: usize = rt.parallelism(#n);));
                     split_vars.push(v);
                 }
-                SourceKind::File { parallelism, .. } => file_splits.push((v, *parallelism)),
+                SourceKind::File { parallelism, .. } | SourceKind::Parquet { parallelism, .. } => {
+                    file_splits.push((v, *parallelism))
+                }
                 // (A postgres source is a lookup table, never an operator: sema.)
                 SourceKind::Stdin { .. } | SourceKind::Postgres { .. } => {}
             }
@@ -739,7 +743,7 @@ fn scale_out(cx: &EmitCx<'_>, info: &GraphInfo) -> TokenStream {
                 SourceKind::Nexmark { .. } => {
                     other.get_or_insert(format!("`{}` is a nexmark generator", def.name));
                 }
-                SourceKind::File { path, .. } => {
+                SourceKind::File { path, .. } | SourceKind::Parquet { path, .. } => {
                     other.get_or_insert(format!("`{}` reads the file {path}", def.name));
                 }
                 SourceKind::Stdin { .. } => {

@@ -295,6 +295,7 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
                 ),
                 SourceKind::File { path, format, .. } => (format!("file({path:?})"), Some(format)),
                 SourceKind::Stdin { format } => ("stdin".into(), Some(format)),
+                SourceKind::Parquet { path, .. } => (format!("parquet({path:?})"), None),
                 SourceKind::Postgres { query, .. } => (format!("postgres(query: {query:?})"), None),
                 // (The upsert key only when set, so that earlier checkpoints keep their shape.)
                 SourceKind::Kafka(k) if !k.upsert_key.is_empty() => (

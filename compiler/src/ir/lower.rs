@@ -166,9 +166,10 @@ impl Lower<'_> {
         }
         let def = &self.program.sources[index];
         let parallelism = match def.kind {
-            SourceKind::Nexmark { .. } | SourceKind::Kafka(_) | SourceKind::File { .. } => {
-                Parallelism::Splits(index)
-            }
+            SourceKind::Nexmark { .. }
+            | SourceKind::Kafka(_)
+            | SourceKind::File { .. }
+            | SourceKind::Parquet { .. } => Parallelism::Splits(index),
             SourceKind::Stdin { .. } | SourceKind::Postgres { .. } => Parallelism::One,
         };
         let label = match &def.kind {
@@ -176,6 +177,7 @@ impl Lower<'_> {
                 format!("source {}: nexmark({})", def.name, stream.name())
             }
             SourceKind::File { path, .. } => format!("source {}: file({path})", def.name),
+            SourceKind::Parquet { path, .. } => format!("source {}: parquet({path})", def.name),
             SourceKind::Stdin { .. } => format!("source {}: stdin", def.name),
             SourceKind::Kafka(k) => format!("source {}: kafka({})", def.name, k.topic),
             SourceKind::Postgres { .. } => format!("source {}: postgres", def.name),

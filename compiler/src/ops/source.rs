@@ -78,6 +78,41 @@ pub fn emit(
                 }
             }))
         }
+        SourceKind::Parquet { path, .. } => {
+            let record = cx
+                .namer
+                .fresh(&format!("{}Record", crate::codegen::namer::camel(name)));
+            cx.set_output_type(op, quote!(#record));
+            items.push(records::record_struct(&record, &ty.schema));
+            items.push(parquet_record(&record, &ty.schema, def, ty.time_field));
+            let dead = format_ident!("dead_letters_{}", index);
+            match &def.dead_letters {
+                Some(path) => setup.push(quote! {
+                    let #dead = rt.source_dead_letters(#path);
+                }),
+                None => setup.push(quote!(let #dead = rt.dead_letters().clone();)),
+            }
+            captures.push(dead.clone());
+            // Opened (and checked against the schema) before any sink opens its output.
+            let input = format_ident!("input_{}", index);
+            setup.push(quote! {
+                let #input = ::weir_runtime::sources::parquet::open::<#record>(#name, ::std::path::Path::new(#path))?;
+            });
+            captures.push(input.clone());
+            let splits = cx.splits_var(index);
+            let event_time = match (def.watermark_ms, ty.time_field) {
+                (Some(bound), Some(t)) => {
+                    let field = crate::codegen::namer::field_ident(&ty.schema.fields[t].name);
+                    quote!(Some(EventTime { time: |r: &#record| r.#field, max_out_of_orderness_ms: #bound }))
+                }
+                _ => quote!(None),
+            };
+            Role::Source(Box::new(move |chain, instance| {
+                quote! {
+                    ::weir_runtime::sources::parquet::run(&#input, ::weir_runtime::sources::lines::Split { index: #instance, count: #splits }, &#metrics, &#dead, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                }
+            }))
+        }
         SourceKind::File { format, .. }
         | SourceKind::Stdin { format }
         | SourceKind::Kafka(crate::sema::KafkaSource { format, .. }) => {
@@ -219,5 +254,66 @@ pub fn emit(
         captures,
         moves: Vec::new(),
         role,
+    }
+}
+
+/// `impl ParquetRecord` for a Parquet source's record: the fields it reads (the projected
+/// schema's) and how a row becomes the record; the event-time field is checked against the
+/// source's range as the line decoders check it.
+fn parquet_record(
+    record: &proc_macro2::Ident,
+    schema: &crate::sema::types::Schema,
+    def: &SourceDef,
+    time_field: Option<usize>,
+) -> proc_macro2::TokenStream {
+    use crate::sema::types::Type;
+    let pq = quote!(::weir_runtime::sources::parquet);
+    let mut fields = Vec::new();
+    let mut reads = Vec::new();
+    for (i, f) in schema.fields.iter().enumerate() {
+        let name = f.name.as_str();
+        let id = crate::codegen::namer::field_ident(name);
+        let nullable = f.nullable;
+        let (kind, getter) = match f.ty {
+            Type::I64 | Type::Duration => (quote!(I64), quote!(i64)),
+            Type::F64 => (quote!(F64), quote!(f64)),
+            Type::Bool => (quote!(Bool), quote!(bool)),
+            Type::Timestamp => (quote!(Timestamp), quote!(timestamp)),
+            Type::String | Type::Null => (quote!(String), quote!(str)),
+        };
+        fields.push(quote!((#name, #pq::Kind::#kind, #nullable)));
+        let read = match (f.ty, nullable) {
+            (Type::String | Type::Null, false) => quote! {
+                ::weir_runtime::formats::set_string(&mut self.#id, row.str(#i)?.ok_or_else(|| row.null(#i))?);
+            },
+            (Type::String | Type::Null, true) => quote! {
+                match row.str(#i)? {
+                    ::std::option::Option::Some(text) => ::weir_runtime::formats::set_string(::weir_runtime::formats::opt_string(&mut self.#id), text),
+                    ::std::option::Option::None => self.#id = ::std::option::Option::None,
+                }
+            },
+            (_, true) => quote!(self.#id = row.#getter(#i)?;),
+            (_, false) => quote!(self.#id = row.#getter(#i)?.ok_or_else(|| row.null(#i))?;),
+        };
+        reads.push(read);
+        if time_field == Some(i) && def.watermark_ms.is_some() && !nullable {
+            let check = crate::codegen::records::EventTimeCheck {
+                field: name,
+                range: def.event_time_range,
+            };
+            let range = check.range_tokens();
+            reads.push(quote! {
+                self.#id = ::weir_runtime::formats::time::check_event_time(self.#id, #name, #range).map_err(|e| e.to_string())?;
+            });
+        }
+    }
+    quote! {
+        impl #pq::ParquetRecord for #record {
+            const FIELDS: &'static [(&'static str, #pq::Kind, bool)] = &[#(#fields),*];
+            fn read(&mut self, row: &#pq::Row<'_>) -> ::std::result::Result<(), ::std::string::String> {
+                #(#reads)*
+                ::std::result::Result::Ok(())
+            }
+        }
     }
 }

@@ -65,9 +65,9 @@ impl Checker {
                     Diagnostic::error(
                         "E0308",
                         call.name.span,
-                        "`parquet` is a format of file sinks only (yet)",
+                        "`parquet` is a format of files only",
                     )
-                    .with_hint("write Parquet with `-> file(path: \"folder\") format parquet`; read JSON lines or CSV here"),
+                    .with_hint("read Parquet with `file(path: \"data\") format parquet`, write it with `-> file(path: \"folder\") format parquet`; use JSON lines or CSV here"),
                 );
                 None
             }
@@ -76,7 +76,7 @@ impl Checker {
                     Diagnostic::error("E0308", call.name.span, format!("unknown format `{other}`"));
                 d = match did_you_mean(other, ["json", "csv"]) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => d.with_hint("formats are: json, csv (and parquet for file sinks)"),
+                    None => d.with_hint("formats are: json, csv (and parquet for files)"),
                 };
                 self.error(d);
                 None

@@ -51,6 +51,13 @@ pub enum SourceKind {
     Stdin {
         format: Format,
     },
+    /// `file(path) format parquet`: a Parquet file, or every `.parquet` file under a folder
+    /// (Hive folders give the values of fields the files do not hold).
+    Parquet {
+        path: String,
+        /// Readers (`parallelism:`); `None`: the job's `--parallelism`.
+        parallelism: Option<u32>,
+    },
     Kafka(KafkaSource),
     /// A PostgreSQL table or query, read when the pipeline starts: the table of a
     /// `lookup_join` (not a stream, yet).

@@ -150,7 +150,36 @@ impl Checker {
                 if is_file {
                     refresh_ms = args.duration("refresh", &mut self.diagnostics);
                 }
-                let format = self.format(decl.format.as_ref(), true);
+                let parquet = is_file
+                    && decl
+                        .format
+                        .as_ref()
+                        .is_some_and(|f| f.name.name == "parquet");
+                if parquet {
+                    if let Some(f) = decl.format.as_ref().filter(|f| !f.args.is_empty()) {
+                        self.error(
+                            Diagnostic::error(
+                                "E0308",
+                                f.span,
+                                "format `parquet` takes no arguments",
+                            )
+                            .with_hint(
+                                "the files say their columns' types: write `format parquet`",
+                            ),
+                        );
+                    }
+                    if refresh_ms.is_some() {
+                        self.error(
+                            Diagnostic::error("E0308", args.span_of("refresh"), "a Parquet source is read once; `refresh` is for lookup tables of JSON lines or CSV")
+                                .with_hint("remove `refresh:`"),
+                        );
+                    }
+                }
+                let format = if parquet {
+                    Some(super::program::Format::JSON)
+                } else {
+                    self.format(decl.format.as_ref(), true)
+                };
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
@@ -158,6 +187,9 @@ impl Checker {
                     );
                 }
                 match (declared_schema, format, is_file, path) {
+                    (Some(schema), Some(_), true, Some(path)) if parquet => {
+                        Some((SourceKind::Parquet { path, parallelism }, schema))
+                    }
                     (Some(schema), Some(format), true, Some(path)) => Some((
                         SourceKind::File {
                             path,

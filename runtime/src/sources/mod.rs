@@ -5,6 +5,8 @@
 pub mod kafka;
 pub mod lines;
 pub mod nexmark;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
