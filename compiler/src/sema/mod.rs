@@ -90,6 +90,7 @@ pub fn check_partial(
             ItemKind::Sink(s) => cx.sink(s, item.span),
         }
     }
+    cx.check_output_paths();
     if unparsed.is_none() {
         cx.warn_unused();
     }

@@ -8,7 +8,7 @@ use weir_dsl::{Diagnostic, Span};
 
 use super::args::Args;
 use super::connectors::{kafka_properties, kafka_topic_ok, postgres_table_ok};
-use super::program::{SinkDef, SinkKind};
+use super::program::{SinkDef, SinkKind, SourceKind};
 use super::Checker;
 
 impl Checker {
@@ -340,5 +340,69 @@ impl Checker {
             }
         }
         exactly_once
+    }
+}
+
+/// A path as written, compared by its components (`./out.csv` and `out.csv` are one file).
+fn same_path(a: &str, b: &str) -> bool {
+    let parts = |p: &str| -> Vec<String> {
+        std::path::Path::new(p)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect()
+    };
+    parts(a) == parts(b)
+}
+
+impl Checker {
+    /// Refuses outputs that would write over each other or over an input: two sinks with one
+    /// path, a sink writing the file (or folder) a source reads, a sink writing a source's
+    /// dead-letter file. Each would lose or mix records with no error at run time (a file
+    /// sink creates its file afresh, so the input would be gone before it is read).
+    pub(super) fn check_output_paths(&mut self) {
+        let mut seen: Vec<(String, Span, String)> = Vec::new();
+        for source in &self.program.sources {
+            match &source.kind {
+                SourceKind::File { path, .. } | SourceKind::Parquet { path, .. } => {
+                    seen.push((
+                        path.clone(),
+                        source.span,
+                        format!("source `{}` reads it", source.name),
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(path) = &source.dead_letters {
+                seen.push((
+                    path.clone(),
+                    source.span,
+                    format!("source `{}` writes its dead letters there", source.name),
+                ));
+            }
+        }
+        let mut found = Vec::new();
+        for sink in &self.program.sinks {
+            let (SinkKind::File { path, .. } | SinkKind::Parquet { path, .. }) = &sink.kind else {
+                continue;
+            };
+            if let Some((_, span, what)) = seen.iter().find(|(p, _, _)| same_path(p, path)) {
+                found.push(
+                    Diagnostic::error(
+                        "E0328",
+                        sink.span,
+                        format!("`{path}` is written by this sink, but {what}"),
+                    )
+                    .with_secondary(*span, "here")
+                    .with_hint(
+                        "give each sink its own path, apart from every input and dead-letter file",
+                    ),
+                );
+            }
+            seen.push((path.clone(), sink.span, format!("{} writes it", sink.label)));
+        }
+        for d in found {
+            self.error(d);
+        }
     }
 }
