@@ -92,7 +92,8 @@ const USAGE: &str = "options:
   --checkpoint-dir DIR         take checkpoints in DIR; restart from the latest one there
                                (a folder, file:///abs/path, or s3://bucket/prefix in a
                                binary built with `weir build --object-store`)
-  --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m
+  --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m, 1h;
+                      needs --checkpoint-dir
   --checkpoints-kept K         complete checkpoints kept (default 3)
   --rate-limit N      records per second of each source (default: unlimited)
   --kafka-property K=V
@@ -123,6 +124,8 @@ impl RunArgs {
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<RunArgs, String> {
         let mut out = RunArgs::default();
         let mut summary_given = false;
+        // Checkpoint settings given without a folder would be ignored: refused instead.
+        let mut checkpoint_setting: Option<&'static str> = None;
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -166,10 +169,12 @@ impl RunArgs {
                     out.checkpoint_dir = Some(PathBuf::from(value("--checkpoint-dir")?))
                 }
                 "--checkpoint-interval" => {
+                    checkpoint_setting = Some("--checkpoint-interval");
                     out.checkpoint_interval =
                         parse_duration(&value("--checkpoint-interval")?, "--checkpoint-interval")?
                 }
                 "--checkpoints-kept" => {
+                    checkpoint_setting = Some("--checkpoints-kept");
                     let k: u64 = parse_num(&value("--checkpoints-kept")?, "--checkpoints-kept")?;
                     if k < 2 {
                         return Err("--checkpoints-kept must be at least 2 (a restart may need \
@@ -277,6 +282,11 @@ impl RunArgs {
         if out.scale_out && out.task_partition.is_some() {
             return Err("--scale-out and --task-partition exclude each other".into());
         }
+        if let Some(flag) = checkpoint_setting.filter(|_| out.checkpoint_dir.is_none()) {
+            return Err(format!(
+                "{flag} needs --checkpoint-dir DIR: without a folder no checkpoint is taken"
+            ));
+        }
         if out.task_partition.is_some() && out.checkpoint_dir.is_none() {
             return Err("--task-partition needs --checkpoint-dir".into());
         }
@@ -284,7 +294,7 @@ impl RunArgs {
     }
 }
 
-/// `10s`, `500ms`, `2m`, or a bare number of milliseconds.
+/// `10s`, `500ms`, `2m`, `1h`, or a bare number of milliseconds.
 fn parse_duration(s: &str, flag: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '_') {
         Some(i) => s.split_at(i),
@@ -295,9 +305,10 @@ fn parse_duration(s: &str, flag: &str) -> Result<std::time::Duration, String> {
         "ms" => Some(n),
         "s" => n.checked_mul(1000),
         "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
         _ => None,
     }
-    .ok_or_else(|| format!("{flag}: `{s}` is not a duration like 10s, 500ms or 2m"))?;
+    .ok_or_else(|| format!("{flag}: `{s}` is not a duration like 10s, 500ms, 2m or 1h"))?;
     if ms == 0 {
         return Err(format!("{flag} must be more than 0"));
     }
@@ -308,4 +319,39 @@ fn parse_num(s: &str, flag: &str) -> Result<u64, String> {
     s.replace('_', "")
         .parse()
         .map_err(|_| format!("{flag}: `{s}` is not a non-negative integer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, String> {
+        RunArgs::parse(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn durations_take_hours() {
+        let args = parse(&["--checkpoint-dir", "c", "--checkpoint-interval", "1h"]).unwrap();
+        assert_eq!(
+            args.checkpoint_interval,
+            std::time::Duration::from_secs(3600)
+        );
+        let err = parse(&["--checkpoint-dir", "c", "--checkpoint-interval", "1d"]).unwrap_err();
+        assert!(err.contains("500ms, 2m or 1h"), "{err}");
+    }
+
+    /// Checkpoint settings without a folder would be ignored (no checkpoint is taken).
+    #[test]
+    fn checkpoint_settings_need_a_folder() {
+        for flags in [["--checkpoint-interval", "5s"], ["--checkpoints-kept", "4"]] {
+            let err = parse(&flags).unwrap_err();
+            assert!(
+                err.contains(&format!("{} needs --checkpoint-dir", flags[0])),
+                "{err}"
+            );
+            let mut with_dir = flags.to_vec();
+            with_dir.extend(["--checkpoint-dir", "c"]);
+            assert!(parse(&with_dir).is_ok());
+        }
+    }
 }
