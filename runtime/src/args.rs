@@ -93,7 +93,7 @@ const USAGE: &str = "options:
                                (a folder, file:///abs/path, or s3://bucket/prefix in a
                                binary built with `weir build --object-store`)
   --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m, 1h;
-                      needs --checkpoint-dir
+                               needs --checkpoint-dir
   --checkpoints-kept K         complete checkpoints kept (default 3)
   --rate-limit N      records per second of each source (default: unlimited)
   --kafka-property K=V
