@@ -141,6 +141,11 @@ pub fn emit(
                 time_check,
             ));
             let header = matches!(format, crate::sema::Format::Csv { header: true, .. });
+            // CSV fields may be quoted, and a quoted field may hold line ends.
+            let quotes = match format {
+                crate::sema::Format::Csv { delimiter, .. } => quote!(Some(#delimiter)),
+                _ => quote!(None),
+            };
             // What `lines::run` takes: a decoder made from the header, or the decoder itself.
             let make = if header {
                 quote!(#decode)
@@ -243,7 +248,7 @@ pub fn emit(
                     None => quote!(::weir_runtime::sources::lines::Split::WHOLE),
                 };
                 quote! {
-                    ::weir_runtime::sources::lines::run(#name, #input, #split, #header, &#metrics, &#dead, #make, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                    ::weir_runtime::sources::lines::run(#name, #input, #split, #header, #quotes, &#metrics, &#dead, #make, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
                 }
             }))
         }

@@ -475,7 +475,9 @@ type SplitPosition = (u64, u64, i64, i64, u64, u64, u64);
 
 /// Reads lines from `input` (the share `split` of a file), decodes each with the decoder
 /// `make` returns and pushes the records into `chain`. With a `header`, the input's first line
-/// is the header `make` is given (and not a record). Empty lines are skipped. Returns an error only when the input cannot be read, or is not the
+/// is the header `make` is given (and not a record). Empty lines are skipped. With `quotes`
+/// (CSV, with that delimiter), a line whose quoted field is still open at its end goes on
+/// through the lines that follow until the field closes: one record (see [`quote_open`]). Returns an error only when the input cannot be read, or is not the
 /// one a restored checkpoint read.
 #[allow(clippy::too_many_arguments)]
 pub fn run<T, M, C>(
@@ -483,6 +485,7 @@ pub fn run<T, M, C>(
     input: Input,
     split: Split,
     header: bool,
+    quotes: Option<u8>,
     metrics: &Metrics,
     dead_letters: &DeadLetters,
     make: M,
@@ -672,7 +675,8 @@ where
         ticker.ticked(now);
         reader.set_deadline(ticker.deadline());
     };
-    loop {
+    let mut joined: Vec<u8> = Vec::new();
+    'lines: loop {
         if line_no.is_multiple_of(64) {
             pace.wait(produced);
             if crate::stop::sources_stopped() {
@@ -729,12 +733,71 @@ where
             result = Err(format!("source `{name}`: a line came before the header"));
             break;
         };
+        // The line the record starts on (a CSV record may go on over several).
+        let first_line = line_no;
+        let open = quotes
+            .filter(|_| memchr::memchr(b'"', bytes).is_some())
+            .filter(|d| quote_open(bytes, *d, false));
+        let line = match open {
+            None => line,
+            Some(_) if several => {
+                let at = line_number(first_line).unwrap_or(first_line);
+                result = Err(format!(
+                    "source `{name}`: line {at}: a quoted field holds a line end; a CSV file \
+                     with such fields is read by one reader (`parallelism: 1` on the source), \
+                     as a reader starting inside one could not tell"
+                ));
+                break;
+            }
+            Some(delimiter) => {
+                joined.clear();
+                joined.extend_from_slice(bytes);
+                let mut open = true;
+                while open && joined.len() <= MAX_RECORD_BYTES {
+                    match reader.next_line() {
+                        Ok(Next::Line(more)) => {
+                            offset += more.bytes.len() as u64;
+                            line_no += 1;
+                            open = quote_open(more.bytes, delimiter, true);
+                            joined.extend_from_slice(more.bytes);
+                        }
+                        Ok(Next::Idle) if crate::stop::sources_stopped() => break,
+                        Ok(Next::Idle) => {}
+                        Ok(Next::End) => break,
+                        Err(err) => {
+                            result = Err(read_error(line_number(line_no).unwrap_or(line_no), err));
+                            break 'lines;
+                        }
+                    }
+                }
+                if open {
+                    let at = match line_number(first_line) {
+                        Ok(at) => at,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    };
+                    let reason = if joined.len() > MAX_RECORD_BYTES {
+                        "a quoted field is still open after 16 MiB"
+                    } else {
+                        "a quoted field is not closed by the end of the input"
+                    };
+                    dead_letters.write(name, at, reason, &String::from_utf8_lossy(&joined));
+                    continue;
+                }
+                Line {
+                    bytes: &joined,
+                    utf8: false,
+                }
+            }
+        };
         let line = line.without_end();
         let line = match line.text() {
             Ok(line) => line,
             Err(err) => {
                 let bytes = line.bytes;
-                let at = match line_number(line_no) {
+                let at = match line_number(first_line) {
                     Ok(at) => at,
                     Err(e) => {
                         result = Err(e);
@@ -759,7 +822,7 @@ where
                     }
                 }
             }
-            Err(err) => match line_number(line_no) {
+            Err(err) => match line_number(first_line) {
                 Ok(at) => dead_letters.write(name, at, &err.to_string(), line),
                 Err(e) => {
                     result = Err(e);
@@ -781,6 +844,38 @@ where
     dead_letters.flush();
     slot.end_of_input(|| part(offset, line_no, tracker.as_ref()), &mut chain);
     result
+}
+
+/// The most a CSV record whose quoted field holds line ends may take before it is given up
+/// (a dead letter): a quote left open by mistake must not swallow the rest of the file.
+const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// Whether a CSV quoted field is open at the end of `line` (RFC 4180: a field that starts
+/// with `"` is quoted, `""` inside it is a quote, the next `"` closes it; a `"` inside an
+/// unquoted field is a character). `in_quotes`: the line starts inside a quoted field.
+fn quote_open(line: &[u8], delimiter: u8, mut in_quotes: bool) -> bool {
+    let mut field_start = !in_quotes;
+    let mut i = 0;
+    while i < line.len() {
+        let c = line[i];
+        if in_quotes {
+            if c == b'"' {
+                if line.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                in_quotes = false;
+            }
+            field_start = false;
+        } else if c == b'"' && field_start {
+            in_quotes = true;
+            field_start = false;
+        } else {
+            field_start = c == delimiter;
+        }
+        i += 1;
+    }
+    in_quotes
 }
 
 /// Whether a line holds nothing but white space (and is skipped). Most lines start with a
@@ -845,6 +940,22 @@ pub fn read_all<T: Default, M: MakeDecoder<T>>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quoted_fields_may_hold_line_ends() {
+        let open = |l: &str| quote_open(l.as_bytes(), b',', false);
+        assert!(!open("1,plain,x\n"));
+        assert!(open("1,\"call first,\n"));
+        assert!(!open("1,\"a \"\"b\"\" c\",x\n"));
+        assert!(open("1,\"a \"\"b\n"));
+        // A quote inside an unquoted field is a character.
+        assert!(!open("1,ab\"c,x\n"));
+        // Continuing inside a quoted field: closed, or still open.
+        assert!(!quote_open(b"9, ring twice\",Oslo\n", b',', true));
+        assert!(quote_open(b"more text\n", b',', true));
+        assert!(quote_open(b"a \"\" b\n", b',', true));
+        assert!(quote_open(b"1;\"x\n", b';', false));
+    }
+
     use super::*;
 
     fn reader_over(bytes: &[u8]) -> (tempfile::NamedTempFile, LineReader) {
