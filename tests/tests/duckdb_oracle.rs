@@ -505,7 +505,7 @@ fn q11_matches_duckdb() {
              SELECT bidder, date_time, \
                     CASE WHEN lag(date_time) OVER (PARTITION BY bidder ORDER BY date_time) IS NULL \
                            OR date_time - lag(date_time) OVER (PARTITION BY bidder ORDER BY date_time) \
-                              >= INTERVAL '10 seconds' \
+                              > INTERVAL '10 seconds' \
                          THEN 1 ELSE 0 END AS new_session \
              FROM {bids}), \
          sessions AS ( \
@@ -767,7 +767,7 @@ fn first_and_last_value_by_event_time_match_duckdb() {
     let sessions = |order: &str| {
         duckdb::query(&format!(
             "WITH G AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY key ORDER BY ts, seq) \
-                                < INTERVAL '2500 milliseconds' THEN 0 ELSE 1 END AS starts FROM {table}), \
+                                <= INTERVAL '2500 milliseconds' THEN 0 ELSE 1 END AS starts FROM {table}), \
                   S AS (SELECT *, sum(starts) OVER (PARTITION BY key ORDER BY ts, seq \
                                 ROWS UNBOUNDED PRECEDING) AS session FROM G) \
              SELECT key, min(ts) AS window_start, max(ts) + INTERVAL '2500 milliseconds' AS window_end, {} \

@@ -197,7 +197,8 @@ fn cumulating_windows() {
 
 #[test]
 fn session_windows() {
-    // Sessions per key: sort each key's events by time and cut where the gap is >= 3 s. That
+    // Sessions per key: sort each key's events by time and cut where the gap is > 3 s (sessions
+    // that touch merge, as in Flink). That
     // equals incremental merging because no event is late (bursts end with a 40 s pause, far
     // beyond the 5 s bound). first/last follow event time, ties arrival order, within a session.
     let gap = 3000;
@@ -212,7 +213,7 @@ fn session_windows() {
         let mut sessions: Vec<Vec<usize>> = Vec::new();
         let mut last_end = i64::MIN;
         for (ts, i) in list {
-            if ts >= last_end {
+            if ts > last_end {
                 sessions.push(Vec::new());
             }
             sessions.last_mut().unwrap().push(i);
@@ -375,4 +376,54 @@ fn late_records_go_to_a_named_side_output() {
         let rows = json_rows(&result.stdout);
         assert_eq!(rows.iter().filter(|r| r["k"] == 1).count(), 3);
     }
+}
+
+/// Records exactly `gap` apart are one session, as in Flink (a session window of a record
+/// is `[ts, ts + gap)`, and windows that touch merge): 0 s, 10 s and 20 s make one session
+/// `[0 s, 30 s)`; 41 s starts another.
+#[test]
+fn sessions_that_touch_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = [0i64, 10_000, 20_000, 41_000]
+        .iter()
+        .map(|ts| format!("{{\"k\":\"a\",\"ts\":{}}}\n", 1_700_000_000_000 + ts))
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), lines).unwrap();
+    let text = "schema E { k: string, ts: timestamp }\n\
+                source e: E = file(path: \"in.jsonl\") event_time ts watermark 0s\n\
+                let s = e |> key_by k |> window session(gap: 10s) |> aggregate { n: count() }\n\
+                sink s -> file(path: \"out.jsonl\") format json\n";
+    let binary = weir_tests::build("win_session_touch", text, false);
+    let out = weir_tests::run(&binary, &[], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let counts: Vec<(i64, String, String)> = got
+        .iter()
+        .map(|r| {
+            (
+                r["n"].as_i64().unwrap(),
+                r["window_start"].as_str().unwrap().to_string(),
+                r["window_end"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (
+                3,
+                "2023-11-14 22:13:20.000".to_string(),
+                "2023-11-14 22:13:50.000".to_string()
+            ),
+            (
+                1,
+                "2023-11-14 22:14:01.000".to_string(),
+                "2023-11-14 22:14:11.000".to_string()
+            ),
+        ]
+    );
 }

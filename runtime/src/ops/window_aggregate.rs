@@ -284,7 +284,8 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
         }
         let key = A::key(record);
         let list = self.sessions.entry(key.clone()).or_default();
-        // Sessions overlapping [ts, end) merge with the new record's own session.
+        // Sessions overlapping or touching [ts, end) merge with the new record's own session
+        // (as Flink's: a record exactly `gap` after a session's last one extends it).
         let mut start = ts;
         let mut new_end = end;
         let mut acc: Option<A::Acc> = None;
@@ -292,7 +293,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
         let mut merged = Vec::new();
         while i < list.len() {
             let s = &list[i];
-            if s.start < end && ts < s.end {
+            if s.start <= end && ts <= s.end {
                 let s = list.remove(i);
                 start = start.min(s.start);
                 new_end = new_end.max(s.end);
