@@ -326,3 +326,48 @@ fn non_finite_inputs_are_dead_letters_and_casts_of_them_are_null() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// A float `sum`/`avg` over an updating stream takes rows back without losing what a large
+/// value swamped: `1e16` corrected to `1.0` beside a `1.0` sums to 2, not to 1 (plain
+/// `+=`/`-=` gives `1e16 + 1 - 1e16 = 0`).
+#[test]
+fn float_sums_of_an_updating_stream_take_rows_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        (1, "a", 1e16),
+        (2, "a", 1.0),
+        (1, "a", 1.0),
+        (3, "b", 0.1),
+        (4, "b", 1e20),
+        (5, "b", 0.2),
+        (4, "b", 0.3),
+    ];
+    let text: String = rows
+        .iter()
+        .map(|(id, k, f)| format!("{{\"id\":{id},\"k\":\"{k}\",\"f\":{f:e}}}\n"))
+        .collect();
+    std::fs::write(dir.path().join("in.jsonl"), text).unwrap();
+    let pipeline = "schema P { id: i64, k: string, f: f64 }\n\
+                    source p: P = file(path: \"in.jsonl\")\n\
+                    let tot = p |> dedup by id keep last |> aggregate by k { total: sum(f), mean: avg(f) }\n\
+                    sink tot -> file(path: \"out.jsonl\") format json\n";
+    let binary = build("float_retract_sum", pipeline, false);
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let got: BTreeMap<String, (f64, f64)> =
+        json_rows(&std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap())
+            .into_iter()
+            .map(|r: Value| {
+                (
+                    r["k"].as_str().unwrap().to_string(),
+                    (r["total"].as_f64().unwrap(), r["mean"].as_f64().unwrap()),
+                )
+            })
+            .collect();
+    assert_eq!(got["a"], (2.0, 1.0), "{got:?}");
+    let (total, mean) = got["b"];
+    assert!(
+        (total - 0.6).abs() < 1e-12 && (mean - 0.2).abs() < 1e-12,
+        "{got:?}"
+    );
+}

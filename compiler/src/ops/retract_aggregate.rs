@@ -113,8 +113,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             AggFunc::Sum | AggFunc::Avg => {
                 let (add_op, sub_op) = if arg_ty == Type::F64 {
                     (
-                        quote!(acc.#slot.0 += v as f64;),
-                        quote!(acc.#slot.0 -= v as f64;),
+                        quote!(acc.#slot.0.add(v as f64);),
+                        quote!(acc.#slot.0.remove(v as f64);),
                     )
                 } else {
                     (
@@ -122,8 +122,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
                         quote!(acc.#slot.0 = acc.#slot.0.wrapping_sub(v as i128 as _);),
                     )
                 };
+                // A float total keeps what rounding lost (see `FloatSum`): rows are taken back.
                 let sum_t = if arg_ty == Type::F64 {
-                    quote!(f64)
+                    quote!(::weir_runtime::ops::retract_aggregate::FloatSum)
                 } else {
                     quote!(i128)
                 };
@@ -131,10 +132,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
                     // A float total that is not finite (also after retractions: `inf - inf`
                     // is NaN) makes the sum or average null.
                     (AggFunc::Avg, true) if arg_ty == Type::F64 => {
-                        quote!(if acc.#slot.1 == 0 || !acc.#slot.0.is_finite() { None } else { Some(acc.#slot.0 / acc.#slot.1 as f64) })
+                        quote!(if acc.#slot.1 == 0 || !acc.#slot.0.value().is_finite() { None } else { Some(acc.#slot.0.value() / acc.#slot.1 as f64) })
                     }
                     (AggFunc::Avg, true) => {
                         quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as f64 / acc.#slot.1 as f64) })
+                    }
+                    (AggFunc::Avg, false) if arg_ty == Type::F64 => {
+                        quote!(acc.#slot.0.value() / acc.#slot.1.max(1) as f64)
                     }
                     (AggFunc::Avg, false) => quote!(acc.#slot.0 as f64 / acc.#slot.1.max(1) as f64),
                     // An integer total outside the i64 range is null.
@@ -142,8 +146,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
                         quote!(if acc.#slot.1 == 0 { None } else { i64::try_from(acc.#slot.0).ok() })
                     }
                     (_, true) => {
-                        quote!(if acc.#slot.1 == 0 || !acc.#slot.0.is_finite() { None } else { Some(acc.#slot.0) })
+                        quote!(if acc.#slot.1 == 0 || !acc.#slot.0.value().is_finite() { None } else { Some(acc.#slot.0.value()) })
                     }
+                    (_, false) if arg_ty == Type::F64 => quote!(acc.#slot.0.value()),
                     (_, false) => quote!(acc.#slot.0 as #t),
                 };
                 (

@@ -252,6 +252,87 @@ impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
 /// A multiset for `min`/`max` over an updating stream: values with their counts.
 pub type Multiset<T> = BTreeMap<T, i64>;
 
+/// A float total that rows are added to and taken back from. Plain `+=`/`-=` loses the
+/// small values a large one swamps and never gets them back when the large one leaves
+/// (`1e16 + 1 - 1e16` is 0); this keeps the rounding error of every step beside the total
+/// (Neumaier's compensated sum), which gives them back. Infinite and NaN values are counted
+/// apart, so that taking one back makes the total finite again (with plain sums an
+/// `inf - inf` made it NaN for good).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FloatSum {
+    sum: f64,
+    compensation: f64,
+    positive_infinities: i64,
+    negative_infinities: i64,
+    nans: i64,
+}
+
+crate::state_struct!(FloatSum {
+    sum,
+    compensation,
+    positive_infinities,
+    negative_infinities,
+    nans
+});
+
+impl FloatSum {
+    #[inline]
+    pub fn add(&mut self, v: f64) {
+        self.step(v, 1);
+    }
+
+    #[inline]
+    pub fn remove(&mut self, v: f64) {
+        self.step(-v, -1);
+    }
+
+    #[inline]
+    fn step(&mut self, v: f64, count: i64) {
+        if v.is_nan() {
+            self.nans += count;
+        } else if v == f64::INFINITY {
+            // (A removed -inf arrives here negated, as +inf with count -1.)
+            if count > 0 {
+                self.positive_infinities += 1;
+            } else {
+                self.negative_infinities -= 1;
+            }
+        } else if v == f64::NEG_INFINITY {
+            if count > 0 {
+                self.negative_infinities += 1;
+            } else {
+                self.positive_infinities -= 1;
+            }
+        } else {
+            let t = self.sum + v;
+            if t.is_finite() {
+                if self.sum.abs() >= v.abs() {
+                    self.compensation += (self.sum - t) + v;
+                } else {
+                    self.compensation += (v - t) + self.sum;
+                }
+            }
+            self.sum = t;
+        }
+    }
+
+    /// The total: NaN with a NaN in it or infinities of both signs, an infinity with those of
+    /// one sign, else the compensated sum of the finite values.
+    #[inline]
+    pub fn value(&self) -> f64 {
+        match (
+            self.nans > 0,
+            self.positive_infinities > 0,
+            self.negative_infinities > 0,
+        ) {
+            (true, _, _) | (false, true, true) => f64::NAN,
+            (false, true, false) => f64::INFINITY,
+            (false, false, true) => f64::NEG_INFINITY,
+            (false, false, false) => self.sum + self.compensation,
+        }
+    }
+}
+
 /// Adds one occurrence of `v`.
 pub fn multiset_add<T: Ord>(set: &mut Multiset<T>, v: T) {
     *set.entry(v).or_insert(0) += 1;
@@ -269,6 +350,36 @@ pub fn multiset_remove<T: Ord>(set: &mut Multiset<T>, v: &T) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn float_sums_give_back_what_a_large_value_swamped() {
+        let mut s = FloatSum::default();
+        s.add(1e16);
+        s.add(1.0);
+        s.remove(1e16);
+        s.add(1.0);
+        assert_eq!(s.value(), 2.0);
+        s.add(f64::INFINITY);
+        assert_eq!(s.value(), f64::INFINITY);
+        s.add(f64::NEG_INFINITY);
+        assert!(s.value().is_nan());
+        s.remove(f64::INFINITY);
+        assert_eq!(s.value(), f64::NEG_INFINITY);
+        s.remove(f64::NEG_INFINITY);
+        s.add(f64::NAN);
+        assert!(s.value().is_nan());
+        s.remove(f64::NAN);
+        assert_eq!(s.value(), 2.0);
+        // Many small values under a large one, the large one taken back.
+        let mut s = FloatSum::default();
+        s.add(1e20);
+        for _ in 0..1000 {
+            s.add(0.1);
+        }
+        s.remove(1e20);
+        assert!((s.value() - 100.0).abs() < 1e-9, "{}", s.value());
+    }
+
     use super::*;
     use crate::metrics::Metrics;
     use std::cell::RefCell;
