@@ -430,6 +430,16 @@ fn aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<(&str, 
                 AggFunc::FirstValue | AggFunc::LastValue if by_time => {
                     format!("{text} by event time")
                 }
+                // Taken back from a compensated total (its state is laid out otherwise than
+                // the plain total checkpoints before it held).
+                AggFunc::Sum | AggFunc::Avg
+                    if agg.retract_key.is_some()
+                        && a.arg
+                            .as_ref()
+                            .is_some_and(|x| x.ty == crate::sema::Type::F64) =>
+                {
+                    format!("{text}, compensated")
+                }
                 _ => text,
             }
         })
