@@ -311,6 +311,37 @@ sink big -> file(path: \"big.jsonl\") format json
         stderr.contains("the input ended before every sink had 1000000 rows"),
         "{stderr}"
     );
+
+    // `--limit` given to a binary that is not a preview build is refused before its file
+    // sink opens (and empties) its output.
+    let out = weir(dir.path(), &["build", "--dev", "big.weir", "-o", "big.bin"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = dir.path().join("big.bin");
+    let run_bin = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("the built pipeline runs")
+    };
+    assert!(run_bin(&["--quiet"]).status.success());
+    let written = std::fs::read_to_string(dir.path().join("big.jsonl")).expect("output");
+    assert_eq!(written.lines().count(), expected.len());
+    let out = run_bin(&["--limit", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--limit needs a preview build"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("big.jsonl")).expect("output"),
+        written
+    );
 }
 
 /// stdin that never closes (`tail -f log | weir run p.weir --limit 3`): once the sink has its

@@ -432,6 +432,15 @@ impl Runtime {
 
 /// `main` of a generated binary: parses the options, lets `build` spawn the tasks, waits.
 pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode {
+    run_main(build, false)
+}
+
+/// [`main`] of a preview build (`weir run FILE --limit N`), whose sinks all print to stdout.
+pub fn main_preview(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode {
+    run_main(build, true)
+}
+
+fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: bool) -> ExitCode {
     let args = match RunArgs::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -439,6 +448,15 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
             return ExitCode::from(2);
         }
     };
+    // Before anything opens an output: a binary whose sinks write files would otherwise
+    // have created (emptied) them by the time it found out.
+    if args.limit.is_some() && !preview {
+        eprintln!(
+            "--limit needs a preview build, whose sinks all print to stdout: \
+             `weir run FILE --limit N`"
+        );
+        return ExitCode::from(2);
+    }
     crate::log::install(args.log_format);
     let started = Instant::now();
     if let Some(partition) = args.task_partition {
@@ -504,13 +522,6 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     if let Err(err) = built {
         tracing::error!("{err}");
         return ExitCode::FAILURE;
-    }
-    if runtime.args.limit.is_some() && !crate::sinks::preview::is_preview() {
-        tracing::error!(
-            "--limit needs a preview build, whose sinks all print to stdout: \
-             `weir run FILE --limit N`"
-        );
-        return ExitCode::from(2);
     }
     // Said once the plan is known to fit the checkpoint.
     if let Some((id, dir)) = resuming.filter(|_| !runtime.args.quiet) {

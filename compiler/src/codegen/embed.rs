@@ -218,8 +218,14 @@ fn sink_name(cx: &EmitCx<'_>, op: OpId) -> String {
 }
 
 /// The end of the generated code for a library form: the entry points, instead of `main`.
-pub fn entry_points(form: &Form<'_>, memory: &MemoryIo) -> TokenStream {
+pub fn entry_points(form: &Form<'_>, memory: &MemoryIo, preview: bool) -> TokenStream {
     match form {
+        // A preview build (`weir run --limit`) says so before it parses `--limit`.
+        Form::Binary if preview => quote! {
+            fn main() -> ::std::process::ExitCode {
+                ::weir_runtime::run::main_preview(build)
+            }
+        },
         Form::Binary => quote! {
             fn main() -> ::std::process::ExitCode {
                 ::weir_runtime::run::main(build)

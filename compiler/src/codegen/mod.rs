@@ -369,7 +369,11 @@ fn generate_parts(
         items.append(&mut e.items);
     }
     let statics = &cx.statics.items;
-    let entry = embed::entry_points(&cx.form, &cx.memory);
+    let preview = graph
+        .ops()
+        .into_iter()
+        .any(|op| matches!(&graph.node(op).op, Op::Sink(def) if def.preview.is_some()));
+    let entry = embed::entry_points(&cx.form, &cx.memory, preview);
     let tokens = quote! {
         #![allow(unused, non_camel_case_types, non_snake_case, clippy::all)]
         use ::weir_runtime::prelude::*;
