@@ -82,7 +82,7 @@ pub const CODES: &[Code] = &[
     case("E0325", "a `timestamps:` form the source or sink does not take (a name or a date pattern)"),
     case("E0326", "an `upsert_key` of a Kafka source that is not fields of the schema that are never null (or a source with event time)"),
     case("E0327", "a PostgreSQL table name weir does not write to (letters, digits and `_`, optionally `schema.table`)"),
-    case("E0328", "two outputs with one path: two sinks, a sink and a source's input, or a sink and a dead-letter file"),
+    case("E0330", "two outputs with one path: two sinks, a sink and a source's input, or a sink and a dead-letter file"),
     case("E0401", "a step where it cannot be (`window` without `aggregate` after it)"),
     case("E0402", "a filter condition that is not a bool"),
     case("E0403", "an output field named twice"),

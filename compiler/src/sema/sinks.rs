@@ -389,7 +389,7 @@ impl Checker {
             if let Some((_, span, what)) = seen.iter().find(|(p, _, _)| same_path(p, path)) {
                 found.push(
                     Diagnostic::error(
-                        "E0328",
+                        "E0330",
                         sink.span,
                         format!("`{path}` is written by this sink, but {what}"),
                     )
