@@ -82,6 +82,8 @@ pub const CODES: &[Code] = &[
     case("E0325", "a `timestamps:` form the source or sink does not take (a name or a date pattern)"),
     case("E0326", "an `upsert_key` of a Kafka source that is not fields of the schema that are never null (or a source with event time)"),
     case("E0327", "a PostgreSQL table name weir does not write to (letters, digits and `_`, optionally `schema.table`)"),
+    case("E0328", "an Avro schema that does not fit the pipeline's: a field missing, of another type, or null where the pipeline's is not"),
+    case("E0329", "an Avro schema that cannot be read: a `.avsc` file missing, not valid Avro, or not a record"),
     case("E0401", "a step where it cannot be (`window` without `aggregate` after it)"),
     case("E0402", "a filter condition that is not a bool"),
     case("E0403", "an output field named twice"),

@@ -127,6 +127,10 @@ fn format_text(format: &Format) -> String {
             "csv(header: {header}, delimiter: {:?})",
             char::from(*delimiter)
         ),
+        Format::Avro(avro) => match avro.confluent_id {
+            None => format!("avro({})", avro.schema),
+            Some(id) => format!("avro({}, confluent_id: {id})", avro.schema),
+        },
     };
     // (Said only when not the default, so that earlier checkpoints keep their shape.)
     match format.timestamps() {

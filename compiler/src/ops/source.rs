@@ -166,6 +166,23 @@ pub fn emit(
                 });
                 captures.push(config.clone());
                 let state_id = state_id.clone();
+                // Avro messages: the schema parsed at start, each payload's bytes decoded.
+                let avro = match &k.format {
+                    crate::sema::Format::Avro(avro) => {
+                        let reader = format_ident!("avro_{}", index);
+                        let json = &avro.schema;
+                        let id = match avro.confluent_id {
+                            Some(id) => quote!(::std::option::Option::Some(#id)),
+                            None => quote!(::std::option::Option::None),
+                        };
+                        setup.push(quote! {
+                            let #reader = ::weir_runtime::formats::avro::Avro::new(#name, #json, #id)?;
+                        });
+                        captures.push(reader.clone());
+                        Some(reader)
+                    }
+                    _ => None,
+                };
                 // An upsert-Kafka topic: an updating stream, without event time (sema).
                 let upsert = !k.upsert_key.is_empty();
                 if upsert {
@@ -187,7 +204,11 @@ pub fn emit(
                     moves: Vec::new(),
                     role: Role::Source(Box::new(move |chain, instance| {
                         let slot = quote!(::weir_runtime::checkpoint::slot(#state_id, #instance));
-                        if upsert {
+                        if let Some(reader) = &avro {
+                            quote! {
+                                ::weir_runtime::sources::kafka::run_payloads(&#config, &#metrics, &#dead, #reader.messages(#decode), #event_time, #slot, #chain)
+                            }
+                        } else if upsert {
                             quote! {
                                 ::weir_runtime::sources::kafka::run_upserts(&#config, &#metrics, &#dead, ::weir_runtime::formats::owned(#decode), #slot, #chain)
                             }

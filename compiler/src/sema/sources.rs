@@ -6,7 +6,7 @@ use weir_dsl::diagnostic::did_you_mean;
 use weir_dsl::{Diagnostic, Span};
 
 use super::args::{self, Args};
-use super::connectors::{kafka_properties, kafka_topic_ok, postgres_table_ok};
+use super::connectors::{kafka_properties, kafka_topic_ok, postgres_table_ok, AvroPlace};
 use super::nexmark::NexmarkStream;
 use super::program::{KafkaSource, NexmarkParams, SourceDef, SourceKind};
 use super::types::{Field, StreamType, Type, Updating};
@@ -151,6 +151,20 @@ impl Checker {
                     refresh_ms = args.duration("refresh", &mut self.diagnostics);
                 }
                 let format = self.format(decl.format.as_ref(), true);
+                let place = if is_file {
+                    AvroPlace::File
+                } else {
+                    AvroPlace::Lines
+                };
+                let format = match (format, &declared_schema) {
+                    (Some(f), Some(schema)) => {
+                        let schema = schema.clone();
+                        Some(f).filter(|f| {
+                            self.avro_fits(decl.format.as_ref(), f, &schema, true, place)
+                        })
+                    }
+                    (format, _) => format,
+                };
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
@@ -291,6 +305,20 @@ impl Checker {
                 let properties = kafka_properties(&args, d);
                 let format = self.format(decl.format.as_ref(), true);
                 let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), f));
+                let place = if upsert_key.is_some() {
+                    AvroPlace::Keyed
+                } else {
+                    AvroPlace::Kafka
+                };
+                let format = match (format, &declared_schema) {
+                    (Some(f), Some(schema)) => {
+                        let schema = schema.clone();
+                        Some(f).filter(|f| {
+                            self.avro_fits(decl.format.as_ref(), f, &schema, true, place)
+                        })
+                    }
+                    (format, _) => format,
+                };
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))

@@ -908,6 +908,44 @@ where
     }
 }
 
+/// Each message's payload is a row in a binary format (Avro): the bytes as they are.
+pub struct Payloads<D>(pub D);
+
+impl<T, D> Messages<T> for Payloads<D>
+where
+    D: FnMut(&[u8]) -> Result<T, DecodeError>,
+{
+    fn record(&mut self, _key: Option<&[u8]>, payload: Option<&[u8]>) -> Result<Option<T>, String> {
+        let payload = payload.ok_or_else(|| "empty message".to_string())?;
+        (self.0)(payload).map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs one instance of a Kafka source whose messages are binary rows (Avro): `decode`
+/// takes each payload's bytes.
+pub fn run_payloads<T, D, C>(
+    config: &KafkaSourceConfig,
+    metrics: &Metrics,
+    dead_letters: &DeadLetters,
+    decode: D,
+    event_time: Option<EventTime<T>>,
+    slot: StateSlot,
+    chain: C,
+) -> Result<(), String>
+where
+    D: FnMut(&[u8]) -> Result<T, DecodeError>,
+    C: Collector<T>,
+{
+    KafkaSource::new(config.clone()).run_messages(
+        metrics,
+        dead_letters,
+        Payloads(decode),
+        event_time,
+        slot,
+        chain,
+    )
+}
+
 /// An upsert-Kafka topic read as an updating stream: a message with a payload is the latest
 /// row of its key (an upsert), one without (a tombstone) deletes the key. The source keeps
 /// the latest row of every key it has read (checkpointed with its positions), so a delete
