@@ -444,6 +444,11 @@ fn wiring(
                     setup.push(quote!(let #v: usize = rt.parallelism(#n);));
                     split_vars.push(v);
                 }
+                // An Avro file has one reader.
+                SourceKind::File {
+                    format: crate::sema::Format::Avro(_),
+                    ..
+                } => file_splits.push((v, Some(1))),
                 SourceKind::File { parallelism, .. } => file_splits.push((v, *parallelism)),
                 // (A postgres source is a lookup table, never an operator: sema.)
                 SourceKind::Stdin { .. } | SourceKind::Postgres { .. } => {}

@@ -85,6 +85,33 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         }
         SinkKind::File {
             path,
+            format: Format::Avro(avro),
+            ..
+        } => {
+            // One object container file (sema refuses parts and partitions), written by the
+            // one instance the output is moved into.
+            let values = cx.namer.fresh(&format!("{op}_avro_values"));
+            items.push(records::avro_values(&values, &input, &schema, avro));
+            let output = format_ident!("output_{}", op.index());
+            let writer = format_ident!("avro_{}", op.index());
+            let json = &avro.schema;
+            let setup = vec![quote! {
+                let mut #output = Some(::weir_runtime::sinks::open_output(Some(::std::path::Path::new(#path)))
+                    .map_err(|e| format!("sink `{}`: {}", #label, e))?);
+                let #writer = ::weir_runtime::formats::avro::Avro::new(#label, #json, ::std::option::Option::None)?;
+            }];
+            Emitted {
+                items,
+                setup,
+                captures: vec![metrics.clone(), writer.clone()],
+                moves: vec![output.clone()],
+                role: Role::Leaf(quote!(::weir_runtime::sinks::avro::AvroFileSink::new(
+                    #metrics.clone(), #output, #writer.clone(), #values
+                )?)),
+            }
+        }
+        SinkKind::File {
+            path,
             format,
             partition_by,
             ..

@@ -28,6 +28,17 @@ pub(super) fn schema_text(value: &str, dir: Option<&Path>) -> Result<String, Str
 /// Parses the schema (a record of fields weir can read or write) into the format's
 /// description. `Err` is the diagnostic's message and hint.
 pub(super) fn parse(text: &str, confluent_id: Option<u32>) -> Result<AvroFormat, (String, String)> {
+    // apache-avro 0.21 panics on a named type whose name is not a valid Avro name (it unwraps
+    // its own validation): names are checked here first, so a user's schema never panics the
+    // checker.
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+        if let Some(bad) = invalid_name(&json) {
+            return Err((
+                format!("not a valid Avro schema: `{bad}` is not an Avro name"),
+                "a record, enum or fixed is named with letters, digits and `_` (not first), dot-separated with its namespace".to_string(),
+            ));
+        }
+    }
     let schema = Avro::parse_str(text).map_err(|e| {
         (
             format!("not a valid Avro schema: {e}"),
@@ -80,6 +91,36 @@ pub(super) fn parse(text: &str, confluent_id: Option<u32>) -> Result<AvroFormat,
         fields,
         confluent_id,
     })
+}
+
+/// The first name of a named type (record, enum, fixed) in the schema's JSON that is not
+/// `[A-Za-z_][A-Za-z0-9_]*`, dot-separated.
+fn invalid_name(json: &serde_json::Value) -> Option<String> {
+    match json {
+        serde_json::Value::Object(map) => {
+            let named = matches!(
+                map.get("type").and_then(|t| t.as_str()),
+                Some("record" | "error" | "enum" | "fixed")
+            );
+            if named {
+                if let Some(name) = map.get("name").and_then(|n| n.as_str()) {
+                    let ok = name.split('.').all(|part| {
+                        let mut chars = part.chars();
+                        chars
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    });
+                    if !ok {
+                        return Some(name.to_string());
+                    }
+                }
+            }
+            map.values().find_map(invalid_name)
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(invalid_name),
+        _ => None,
+    }
 }
 
 fn kind_of(schema: &Avro) -> AvroKind {

@@ -192,9 +192,10 @@ impl Checker {
         };
         let refusal = match place {
             AvroPlace::Kafka => None,
+            AvroPlace::File if avro.confluent_id.is_none() => None,
             AvroPlace::File => Some((
-                "Avro files are not read or written yet",
-                "read and write Avro on Kafka",
+                "`confluent_id` is for Kafka messages",
+                "an Avro file holds its schema in its header: remove `confluent_id`",
             )),
             AvroPlace::Lines => Some((
                 "Avro is binary: it goes to Kafka or to an Avro file, not to stdin or stdout",
