@@ -398,3 +398,67 @@ sink orders
     assert_eq!(got.len(), want.len(), "no row written twice");
     assert_eq!(distinct, want);
 }
+
+/// The exactly-once Kafka sink writing Confluent Avro, killed eight times: a read_committed
+/// reader (fastavro decoding) finds every big order once.
+#[test]
+fn an_exactly_once_avro_kafka_sink_survives_sigkill() {
+    let Some(brokers) = broker() else { return };
+    let (input, output, group) = (unique("avro-eos-in"), unique("avro-eos-out"), unique("g"));
+    create_topic(&brokers, &input, 2);
+    create_topic(&brokers, &output, 1);
+    let rows = orders(6_000);
+    let messages: Vec<(i32, Vec<u8>)> = avro::encode(&order_schema(), &rows, Some(7))
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| ((i % 2) as i32, m))
+        .collect();
+    produce_bytes(&brokers, &input, &messages);
+    let dir = tempfile::tempdir().unwrap();
+    let order_avsc = write_schema(dir.path(), "order.avsc", &order_schema());
+    let big_avsc = write_schema(dir.path(), "big.avsc", &big_schema());
+    let text = pipeline(
+        &format!(
+            r#"kafka(topic: "{input}", brokers: "{brokers}", group: "{group}", parallelism: 2, properties: "{GROUP_PROPERTIES}")
+    format avro(schema: "{order_avsc}", confluent_id: 7)"#
+        ),
+        &format!(
+            r#"kafka(topic: "{output}", brokers: "{brokers}", delivery: "exactly_once")
+    format avro(schema: "{big_avsc}", confluent_id: 8)"#
+        ),
+    );
+    let binary = build("avro_kafka_exactly_once_crash", &text, false);
+    let kills = 8;
+    let rate = (rows.len() * 2 / kills).to_string();
+    let args = [
+        "--checkpoint-dir",
+        "chk",
+        "--checkpoint-interval",
+        "100ms",
+        "--rate-limit",
+        rate.as_str(),
+        "--kafka-stop-after-idle",
+        STOP_AFTER_IDLE_MS,
+        "--quiet",
+    ];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let landed = kill_repeatedly(&binary, dir.path(), &args, kills, || {
+        Duration::from_millis(300 + rng.below(700))
+    });
+    assert!(landed >= kills, "only {landed} kills landed");
+    let last = run(&binary, &args, dir.path(), None);
+    assert!(last.success, "{}", last.stderr);
+
+    let want = big_oracle(&rows);
+    let got = consume_bytes(&brokers, &output, want.len(), "read_committed");
+    let bodies: Vec<Vec<u8>> = got.into_iter().map(|(_, p)| p).collect();
+    let decoded = avro::decode(&big_schema(), &bodies, Some(8));
+    let distinct = as_set(&decoded);
+    eprintln!(
+        "crash: Kafka to an exactly-once Avro Kafka sink: {landed} kills, {} messages, {} distinct",
+        decoded.len(),
+        distinct.len()
+    );
+    assert_eq!(decoded.len(), want.len(), "no message twice");
+    assert_eq!(distinct, want);
+}
