@@ -41,10 +41,8 @@ fn name(path: &Path) -> String {
 fn compile_file(path: &Path, no_fusion: bool) -> weir_compiler::Compiled {
     let mut sources = SourceMap::new();
     let text = std::fs::read_to_string(path).expect("example is readable");
-    let id = sources.add(
-        format!("examples/{}.weir", name(path).replace("__", "/")),
-        text,
-    );
+    // Named by its full path, so that the `.avsc` files an example names are read beside it.
+    let id = sources.add(path.display().to_string(), text);
     match compile(
         &sources,
         id,
