@@ -154,6 +154,8 @@ fn confluent_avro_from_kafka_to_kafka() {
     let mut magic = good.clone();
     magic[0] = 1;
     let truncated = good[..good.len() - 3].to_vec();
+    let hex = |m: &[u8]| m.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let bad_raws = BTreeSet::from([hex(&other_id), hex(&magic), hex(&truncated)]);
     messages.extend([(0, other_id), (1, magic), (0, truncated)]);
     produce_bytes(&brokers, &input, &messages);
 
@@ -203,6 +205,12 @@ fn confluent_avro_from_kafka_to_kafka() {
         reasons.iter().any(|r| r.contains("not an Avro record")),
         "{reasons:?}"
     );
+    // A binary message's dead letter holds its bytes in hex.
+    let raws: BTreeSet<String> = dead
+        .iter()
+        .map(|d| d["raw"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(raws, bad_raws);
     assert!(out.stderr.contains("dead letters: 3"), "{}", out.stderr);
 }
 

@@ -4,7 +4,7 @@
 //! does not read is skipped, an `int` read as a `long`), each moved into the reused record by
 //! the generated decoder. A record the decoder refuses (a null where the pipeline has no
 //! optional field, an event time out of range) is a dead letter, numbered by its place in the
-//! file; a file that is not Avro, or whose schema cannot be read as the pipeline's, fails the
+//! file (its `raw` says where it is: the value is half moved into the record by then); a file that is not Avro, or whose schema cannot be read as the pipeline's, fails the
 //! run. The position a checkpoint keeps is the number of records read.
 
 use std::fs::File;
@@ -163,7 +163,8 @@ where
                 name,
                 read,
                 &format!("record {read}: {err}"),
-                &format!("{value:?}"),
+                // The value is half moved into the record by now: the raw says where it is.
+                &format!("record {read} of {path}"),
             ),
         }
     }

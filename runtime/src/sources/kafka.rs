@@ -606,10 +606,7 @@ impl KafkaSource {
                             event_time.as_ref().map(|et| (et.time)(&record))
                         }
                         Err(reason) => {
-                            let raw = message
-                                .payload()
-                                .map(String::from_utf8_lossy)
-                                .unwrap_or_default();
+                            let raw = message.payload().map(M::raw).unwrap_or_default();
                             dead_letters.write(
                                 &name,
                                 offset.max(0) as u64,
@@ -877,6 +874,10 @@ pub trait Messages<T> {
     fn save(&self) -> Vec<u8> {
         Vec::new()
     }
+    /// A payload as the `raw` of its dead letter: text, invalid UTF-8 replaced.
+    fn raw(payload: &[u8]) -> String {
+        String::from_utf8_lossy(payload).into_owned()
+    }
     /// Restores what [`Messages::save`] kept.
     fn load(&mut self, _bytes: &[u8]) -> Result<(), String> {
         Ok(())
@@ -915,6 +916,16 @@ impl<T, D> Messages<T> for Payloads<D>
 where
     D: FnMut(&[u8]) -> Result<T, DecodeError>,
 {
+    /// Binary: the bytes in hex (`00 00 00 00 07 02 ...` as `000000000702...`).
+    fn raw(payload: &[u8]) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(payload.len() * 2);
+        for b in payload {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+
     fn record(&mut self, _key: Option<&[u8]>, payload: Option<&[u8]>) -> Result<Option<T>, String> {
         let payload = payload.ok_or_else(|| "empty message".to_string())?;
         (self.0)(payload).map(Some).map_err(|e| e.to_string())
