@@ -62,7 +62,7 @@ pub const CODES: &[Code] = &[
     case("E0305", "a parameter of the wrong type (`header` must be true or false)"),
     case("E0306", "a parameter out of its range (`rate`)"),
     case("E0307", "a required parameter is missing (`kafka` needs `topic`)"),
-    case("E0308", "unknown format"),
+    case("E0308", "unknown format, or a format where it cannot go (`parquet` on a source, `avro` on stdin, stdout or keyed rows, `confluent_id` on a file)"),
     case("E0309", "unknown nexmark stream"),
     case("E0310", "unknown source connector"),
     case("E0311", "a format given to a source or sink that has none (nexmark, checksum, postgres)"),

@@ -165,6 +165,21 @@ impl Checker {
                     }
                     (format, _) => format,
                 };
+                // An Avro container file is not split by byte ranges: one reader reads it.
+                let format = match format {
+                    Some(crate::sema::Format::Avro(_)) if parallelism.is_some_and(|p| p > 1) => {
+                        self.error(
+                            Diagnostic::error(
+                                "E0306",
+                                args.span_of("parallelism"),
+                                "an Avro file is read by one reader",
+                            )
+                            .with_hint("remove `parallelism`, or give `parallelism: 1`"),
+                        );
+                        None
+                    }
+                    format => format,
+                };
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
