@@ -301,7 +301,7 @@ source orders: Order = file(path: "{}") format avro(schema: "{order_avsc}")
 let big = orders
     |> filter amount >= 10
     |> select {{ id, customer, total: amount * price, note, ts }}
-sink big -> file(path: "{}") format avro(schema: "{big_avsc}")
+sink big -> file(path: "{}") format avro(schema: "{big_avsc}", codec: "deflate")
 sink big -> file(path: "{}") format json(timestamps: "epoch_ms")
 "#,
         input.display(),
@@ -326,6 +326,7 @@ sink big -> file(path: "{}") format json(timestamps: "epoch_ms")
     assert_eq!(got.len(), want.len(), "rows in the Avro file");
     assert_eq!(as_set(got), want);
     assert_eq!(read["schema"]["name"], "Big");
+    assert_eq!(read["codec"], "deflate");
     // The JSON-lines sink of the same run agrees, field by field.
     let json_rows: Vec<Value> = std::fs::read_to_string(&out_json)
         .unwrap()
@@ -347,8 +348,9 @@ sink big -> file(path: "{}") format json(timestamps: "epoch_ms")
     );
 }
 
-/// A pipeline writing an Avro file under checkpoints, killed eight times: the file fastavro
-/// reads at the end holds every row once, as one file (one header, one sync marker).
+/// A pipeline writing an Avro file (deflate blocks) under checkpoints, killed eight times: the
+/// file fastavro reads at the end holds every row once, as one file (one header, one sync
+/// marker).
 #[test]
 fn an_avro_file_sink_survives_sigkill_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -366,7 +368,7 @@ source orders: Order = file(path: "{}") format avro(schema: "{order_avsc}")
 sink orders
     |> filter amount >= 10
     |> select {{ id, customer, total: amount * price, note, ts }}
-    -> file(path: "{}") format avro(schema: "{big_avsc}")
+    -> file(path: "{}") format avro(schema: "{big_avsc}", codec: "deflate")
 "#,
         input.display(),
         out_avro.display()
@@ -393,10 +395,9 @@ sink orders
     assert!(last.success, "{}", last.stderr);
 
     let want = big_oracle(&rows);
-    let got = avro::read_file(&out_avro)["rows"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let read = avro::read_file(&out_avro);
+    assert_eq!(read["codec"], "deflate");
+    let got = read["rows"].as_array().unwrap().clone();
     let distinct = as_set(&got);
     eprintln!(
         "crash: an Avro file sink: {landed} kills, {} rows read back, {} distinct",

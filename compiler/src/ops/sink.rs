@@ -95,6 +95,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             let output = format_ident!("output_{}", op.index());
             let writer = format_ident!("avro_{}", op.index());
             let json = &avro.schema;
+            let codec = avro.codec.as_deref().unwrap_or("null");
             let setup = vec![quote! {
                 let mut #output = Some(::weir_runtime::sinks::open_output(Some(::std::path::Path::new(#path)))
                     .map_err(|e| format!("sink `{}`: {}", #label, e))?);
@@ -106,7 +107,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 captures: vec![metrics.clone(), writer.clone()],
                 moves: vec![output.clone()],
                 role: Role::Leaf(quote!(::weir_runtime::sinks::avro::AvroFileSink::new(
-                    #metrics.clone(), #output, #writer.clone(), #values
+                    #metrics.clone(), #output, #writer.clone(), #codec, #values
                 )?)),
             }
         }

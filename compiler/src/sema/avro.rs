@@ -27,7 +27,11 @@ pub(super) fn schema_text(value: &str, dir: Option<&Path>) -> Result<String, Str
 
 /// Parses the schema (a record of fields weir can read or write) into the format's
 /// description. `Err` is the diagnostic's message and hint.
-pub(super) fn parse(text: &str, confluent_id: Option<u32>) -> Result<AvroFormat, (String, String)> {
+pub(super) fn parse(
+    text: &str,
+    confluent_id: Option<u32>,
+    codec: Option<String>,
+) -> Result<AvroFormat, (String, String)> {
     // apache-avro 0.21 panics on a named type whose name is not a valid Avro name (it unwraps
     // its own validation): names are checked here first, so a user's schema never panics the
     // checker.
@@ -90,6 +94,7 @@ pub(super) fn parse(text: &str, confluent_id: Option<u32>) -> Result<AvroFormat,
         schema: json,
         fields,
         confluent_id,
+        codec,
     })
 }
 

@@ -64,7 +64,7 @@ impl Checker {
                 let args = Args::new(
                     call,
                     "format `avro`",
-                    &["schema", "confluent_id"],
+                    &["schema", "confluent_id", "codec"],
                     &mut self.diagnostics,
                 );
                 let schema = args.string("schema", &mut self.diagnostics);
@@ -77,6 +77,20 @@ impl Checker {
                         &mut self.diagnostics,
                     )
                     .map(|id| id as u32);
+                let codec = args.string("codec", &mut self.diagnostics);
+                if let Some(codec) = codec.as_deref() {
+                    if !["null", "deflate"].contains(&codec) {
+                        self.error(
+                            Diagnostic::error(
+                                "E0305",
+                                args.span_of("codec"),
+                                format!("unknown Avro codec `{codec}`"),
+                            )
+                            .with_hint("one of: null, deflate (snappy is not supported yet)"),
+                        );
+                        return None;
+                    }
+                }
                 let span = args.span_of("schema");
                 let text = match super::avro::schema_text(&schema, self.schema_dir.as_deref()) {
                     Ok(text) => text,
@@ -87,7 +101,7 @@ impl Checker {
                         return None;
                     }
                 };
-                match super::avro::parse(&text, confluent_id) {
+                match super::avro::parse(&text, confluent_id, codec) {
                     Ok(avro) => Some(Format::Avro(avro)),
                     Err((message, hint)) => {
                         self.error(Diagnostic::error("E0329", span, message).with_hint(hint));
@@ -191,6 +205,10 @@ impl Checker {
             return true;
         };
         let refusal = match place {
+            _ if avro.codec.is_some() && (reading || place != AvroPlace::File) => Some((
+                "`codec` is for the Avro files a sink writes",
+                "a source reads whatever codec its file has; a Kafka message is not compressed by Avro: remove `codec`",
+            )),
             AvroPlace::Kafka => None,
             AvroPlace::File if avro.confluent_id.is_none() => None,
             AvroPlace::File => Some((

@@ -130,6 +130,9 @@ pub struct AvroFormat {
     /// `confluent_id: 7`: Kafka messages in the Confluent wire format (a zero byte, this
     /// schema id as 4 big-endian bytes, then the Avro body).
     pub confluent_id: Option<u32>,
+    /// `codec: "deflate"` of a file sink: how its blocks are compressed (`null` or
+    /// `deflate`); `None`: not compressed.
+    pub codec: Option<String>,
 }
 
 /// One field of an Avro record.

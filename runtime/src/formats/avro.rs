@@ -241,7 +241,9 @@ mod tests {
     fn hostile_bodies_are_errors_not_panics_or_huge_allocations() {
         let avro = Avro::new("t", SCHEMA, None).unwrap();
         // id 1, then the union's branch 1 (a string) whose length claims about 2^62 bytes.
-        let huge = [0x02, 0x02, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let huge = [
+            0x02, 0x02, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+        ];
         assert!(avro.read(&huge).is_err());
         // A union branch that does not exist, a varint that never ends, nothing at all.
         assert!(avro.read(&[0x02, 0x08]).is_err());

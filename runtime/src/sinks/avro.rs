@@ -1,5 +1,5 @@
-//! An Avro object container file (feature `avro`): the header (schema, codec `null`, a
-//! random sync marker), then blocks of up to [`BLOCK_ROWS`] records, each written by the
+//! An Avro object container file (feature `avro`): the header (schema, codec: `null` unless
+//! the format says `deflate`, a random sync marker), then blocks of up to [`BLOCK_ROWS`] records, each written by the
 //! `apache-avro` crate's writer. A block ends when it is full, at a checkpoint barrier and at
 //! the end of input, so the file is whole after every checkpoint.
 //!
@@ -8,7 +8,7 @@
 //! to what was committed and goes on with the same sync marker (kept in the checkpoint with
 //! the committed length), so the file reads as one however often the run was killed.
 
-use apache_avro::Writer;
+use apache_avro::{Codec, DeflateSettings, Writer};
 
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
@@ -29,6 +29,8 @@ pub struct AvroFileSink<F> {
     marker: [u8; 16],
     /// The header, until it is written (empty once written, or when resuming a file).
     header: Vec<u8>,
+    /// How blocks are compressed (named in the header).
+    codec: Codec,
     stats: OpCounters,
     metrics: OpMetrics,
     failed: bool,
@@ -38,8 +40,24 @@ pub struct AvroFileSink<F> {
 impl<F> AvroFileSink<F> {
     /// A sink writing the records `values` makes of each row, in a new file with `avro`'s
     /// schema (or, once [`AvroFileSink::with_state`] restored one, the file so far).
-    pub fn new(metrics: OpMetrics, output: Output, avro: Avro, values: F) -> Result<Self, String> {
-        let mut writer = Writer::new(avro.schema(), Vec::new());
+    pub fn new(
+        metrics: OpMetrics,
+        output: Output,
+        avro: Avro,
+        codec: &str,
+        values: F,
+    ) -> Result<Self, String> {
+        let codec = match codec {
+            "deflate" => Codec::Deflate(DeflateSettings::default()),
+            "null" => Codec::Null,
+            other => {
+                return Err(format!(
+                    "sink `{}`: unknown Avro codec `{other}`",
+                    metrics.name()
+                ))
+            }
+        };
+        let mut writer = Writer::with_codec(avro.schema(), Vec::new(), codec);
         let header = writer
             .flush()
             .and_then(|_| writer.into_inner())
@@ -53,6 +71,7 @@ impl<F> AvroFileSink<F> {
             rows: Vec::with_capacity(BLOCK_ROWS),
             marker,
             header,
+            codec,
             stats: metrics.counters(),
             metrics,
             failed: false,
@@ -108,7 +127,8 @@ impl<F> AvroFileSink<F> {
         let mut bytes = std::mem::take(&mut self.header);
         let n = self.rows.len() as u64;
         if !self.rows.is_empty() {
-            let mut writer = Writer::append_to(self.avro.schema(), bytes, self.marker);
+            let mut writer =
+                Writer::append_to_with_codec(self.avro.schema(), bytes, self.codec, self.marker);
             let block = self
                 .rows
                 .drain(..)
