@@ -71,7 +71,11 @@ pub fn check(sources: &SourceMap, file: FileId) -> (Option<sema::Program>, Vec<D
         .iter()
         .any(Diagnostic::is_error)
         .then(|| weir_dsl::declared_names(file, text));
-    let (program, more) = sema::check_partial(&module, unparsed.as_ref());
+    // `.avsc` files are read beside the pipeline file (a macro's inline text: the crate's).
+    let dir = std::path::Path::new(&sources.get(file).name)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    let (program, more) = sema::check_partial_in(&module, unparsed.as_ref(), dir);
     diagnostics.extend(more);
     // `weir check` and `weir run` agree: a file without a sink has nothing to run. (Not said
     // beside other errors: the sink may be an item that did not parse.)

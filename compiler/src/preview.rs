@@ -22,9 +22,13 @@ pub fn rewrite_sinks(program: &mut Program) {
     let several = program.sinks.len() > 1;
     for (index, sink) in program.sinks.iter_mut().enumerate() {
         let format = match &sink.kind {
+            // Avro is binary: its rows are previewed as JSON lines.
             SinkKind::Stdout { format }
             | SinkKind::File { format, .. }
-            | SinkKind::Kafka { format, .. } => format.clone(),
+            | SinkKind::Kafka { format, .. } => match format {
+                Format::Avro(_) => Format::JSON,
+                other => other.clone(),
+            },
             SinkKind::Checksum | SinkKind::Postgres { .. } | SinkKind::Parquet { .. } => {
                 Format::JSON
             }

@@ -41,10 +41,8 @@ fn name(path: &Path) -> String {
 fn compile_file(path: &Path, no_fusion: bool) -> weir_compiler::Compiled {
     let mut sources = SourceMap::new();
     let text = std::fs::read_to_string(path).expect("example is readable");
-    let id = sources.add(
-        format!("examples/{}.weir", name(path).replace("__", "/")),
-        text,
-    );
+    // Named by its full path, so that the `.avsc` files an example names are read beside it.
+    let id = sources.add(path.display().to_string(), text);
     match compile(
         &sources,
         id,
@@ -146,4 +144,30 @@ fn projection_is_pushed_into_file_decoders() {
     assert!(compiled
         .rust
         .contains("[\"user\", \"page\", \"ts\", \"duration_ms\", \"referrer\"]"));
+}
+
+#[test]
+fn a_preview_prints_an_avro_sinks_rows_as_json() {
+    // `weir run --limit N` rewrites every sink to stdout, which takes no Avro: the rows of an
+    // Avro sink are previewed as JSON lines.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/avro/from_kafka.weir");
+    let mut sources = SourceMap::new();
+    let text = std::fs::read_to_string(&path).expect("example is readable");
+    let id = sources.add(path.display().to_string(), text);
+    let options = Options {
+        preview: true,
+        ..Options::default()
+    };
+    let compiled = compile(&sources, id, &options).unwrap_or_else(|d| {
+        panic!(
+            "{}",
+            weir_compiler::diagnostics::render(&sources, &d, false)
+        )
+    });
+    assert!(!compiled.rust.contains("AvroFileSink"));
+    assert!(
+        compiled.rust.contains("json::write_i64"),
+        "{}",
+        compiled.rust
+    );
 }

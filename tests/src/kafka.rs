@@ -133,6 +133,21 @@ pub fn consume_isolated(
     expected: usize,
     isolation: &str,
 ) -> Vec<(Option<String>, String)> {
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    consume_bytes(brokers, topic, expected, isolation)
+        .into_iter()
+        .map(|(key, payload)| (key.map(text), text(payload)))
+        .collect()
+}
+
+/// The messages of `topic` as bytes (key, payload): every partition from the beginning, until
+/// `expected` came (or 20 s passed), then on until nothing came for a second.
+pub fn consume_bytes(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    isolation: &str,
+) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
@@ -152,14 +167,14 @@ pub fn consume_isolated(
     }
     consumer.assign(&assignment).expect("assign");
     let mut out = Vec::new();
+    let bytes = |b: Option<&[u8]>| b.map(<[u8]>::to_vec);
     let deadline = Instant::now() + Duration::from_secs(20);
     while out.len() < expected && Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message.expect("output message");
-            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
             out.push((
-                text(message.key()),
-                text(message.payload()).unwrap_or_default(),
+                bytes(message.key()),
+                bytes(message.payload()).unwrap_or_default(),
             ));
         }
     }
@@ -169,14 +184,30 @@ pub fn consume_isolated(
     while Instant::now() < quiet {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
             quiet = Instant::now() + Duration::from_secs(1);
-            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
             out.push((
-                text(message.key()),
-                text(message.payload()).unwrap_or_default(),
+                bytes(message.key()),
+                bytes(message.payload()).unwrap_or_default(),
             ));
         }
     }
     out
+}
+
+/// Produces `(partition, payload)` messages of bytes and waits until all are delivered.
+pub fn produce_bytes(brokers: &str, topic: &str, messages: &[(i32, Vec<u8>)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for (partition, payload) in messages {
+        let record = BaseRecord::<(), [u8]>::to(topic)
+            .payload(payload.as_slice())
+            .partition(*partition);
+        send(&producer, record);
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("input delivered");
 }
 
 /// The offsets `group` committed for each partition of `topic`.

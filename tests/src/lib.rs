@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use weir_compiler::driver::{self, BuildConfig};
 use weir_compiler::{Options, SourceMap};
 
+pub mod avro;
 pub mod duckdb;
 pub mod kafka;
 pub mod postgres;

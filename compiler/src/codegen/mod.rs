@@ -216,7 +216,8 @@ pub const FEATURES_LINE: &str = "// weir-runtime features: ";
 
 /// Optional runtime features the graph's connectors need, in this order: `kafka` when a source or a
 /// sink is a Kafka one (librdkafka is compiled only for such pipelines), `postgres` when a
-/// sink writes to PostgreSQL or a lookup join reads it, `parquet` for a Parquet file sink.
+/// sink writes to PostgreSQL or a lookup join reads it, `parquet` for a Parquet file sink,
+/// `avro` for a source or sink in `format avro`.
 /// ([`generate`] adds `regex` after them when an expression
 /// matches a pattern, then `tz` when one names a time zone.)
 pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
@@ -238,6 +239,21 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
         Op::Source { def, .. } => matches!(def.kind, SourceKind::Parquet { .. }),
         _ => false,
     });
+    let is_avro = |f: &crate::sema::Format| matches!(f, crate::sema::Format::Avro(_));
+    let avro = ops.iter().any(|&op| match &graph.node(op).op {
+        Op::Source { def, .. } => match &def.kind {
+            SourceKind::File { format, .. } | SourceKind::Stdin { format } => is_avro(format),
+            SourceKind::Kafka(k) => is_avro(&k.format),
+            _ => false,
+        },
+        Op::Sink(def) => match &def.kind {
+            crate::sema::SinkKind::File { format, .. }
+            | crate::sema::SinkKind::Stdout { format }
+            | crate::sema::SinkKind::Kafka { format, .. } => is_avro(format),
+            _ => false,
+        },
+        _ => false,
+    });
     let mut features = Vec::new();
     if kafka {
         features.push("kafka");
@@ -247,6 +263,9 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
     }
     if parquet {
         features.push("parquet");
+    }
+    if avro {
+        features.push("avro");
     }
     features
 }
@@ -431,6 +450,11 @@ fn wiring(
                     setup.push(quote!(let #v: usize = rt.parallelism(#n);));
                     split_vars.push(v);
                 }
+                // An Avro file has one reader.
+                SourceKind::File {
+                    format: crate::sema::Format::Avro(_),
+                    ..
+                } => file_splits.push((v, Some(1))),
                 SourceKind::File { parallelism, .. } | SourceKind::Parquet { parallelism, .. } => {
                     file_splits.push((v, *parallelism))
                 }

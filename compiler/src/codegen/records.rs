@@ -138,6 +138,7 @@ pub fn encoder(
             }
             body.push(quote!(out.push(b'\n');));
         }
+        Format::Avro(_) => unreachable!("an Avro sink builds values with `avro_values`"),
     }
     quote! {
         fn #name(r: &#record, out: &mut ::std::vec::Vec<u8>) {
@@ -440,6 +441,7 @@ pub fn decoder(
         }
     };
     match format {
+        Format::Avro(avro) => avro_decoder(name, record, projected, avro, event_time),
         Format::Json { .. } => {
             // Locals are `slot_N`/`seen_N`, never field names, so no field can shadow
             // `member`/`value`. A string is read into the record at once (`seen_N` says it
@@ -620,6 +622,139 @@ pub fn decoder(
                     Ok(())
                 }
             }
+        }
+    }
+}
+
+/// `fn name(value: &mut Value, into: &mut T)`: the fields of a decoded Avro record (in the
+/// schema's order, each at the position the compiler read) moved into `into`; strings by
+/// swapping buffers, so nothing is copied.
+fn avro_decoder(
+    name: &Ident,
+    record: &Ident,
+    projected: &Schema,
+    avro: &crate::sema::AvroFormat,
+    event_time: Option<EventTimeCheck<'_>>,
+) -> TokenStream {
+    let n = avro.fields.len();
+    let reads = projected.fields.iter().map(|f| {
+        let index = avro
+            .fields
+            .iter()
+            .position(|a| a.name == f.name)
+            .expect("sema checked the field is in the Avro schema");
+        let id = field_ident(&f.name);
+        let key = &f.name;
+        let read = |v: TokenStream| match f.ty {
+            Type::I64 | Type::Duration => quote!(avro::read_i64(#v)),
+            Type::F64 => quote!(avro::read_f64(#v)),
+            Type::Bool => quote!(avro::read_bool(#v)),
+            Type::Timestamp => quote!(avro::read_timestamp(#v)),
+            Type::String | Type::Null => unreachable!("strings are read into their buffer"),
+        };
+        let value = quote!(&mut fields[#index].1);
+        if let Some(et) = event_time.filter(|et| et.field == f.name) {
+            let range = et.range_tokens();
+            let read = read(quote!(v));
+            return quote! {{
+                let v = avro::required(#value).map_err(|e| e.in_field(#key))?;
+                let ts = #read.map_err(|e| e.in_field(#key))?;
+                into.#id = ::weir_runtime::formats::time::check_event_time(ts, #key, #range)?;
+            }};
+        }
+        match (is_string(f.ty), f.nullable) {
+            (true, false) => quote! {{
+                let v = avro::required(#value).map_err(|e| e.in_field(#key))?;
+                avro::read_string(v, &mut into.#id).map_err(|e| e.in_field(#key))?;
+            }},
+            (true, true) => quote! {
+                match avro::non_null(#value) {
+                    None => into.#id = None,
+                    Some(v) => avro::read_string(v, ::weir_runtime::formats::opt_string(&mut into.#id))
+                        .map_err(|e| e.in_field(#key))?,
+                }
+            },
+            (false, false) => {
+                let read = read(quote!(v));
+                quote! {{
+                    let v = avro::required(#value).map_err(|e| e.in_field(#key))?;
+                    into.#id = #read.map_err(|e| e.in_field(#key))?;
+                }}
+            }
+            (false, true) => {
+                let read = read(quote!(v));
+                quote! {
+                    into.#id = match avro::non_null(#value) {
+                        None => None,
+                        Some(v) => Some(#read.map_err(|e| e.in_field(#key))?),
+                    };
+                }
+            }
+        }
+    });
+    quote! {
+        fn #name(value: &mut ::weir_runtime::formats::avro::Value, into: &mut #record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError> {
+            use ::weir_runtime::formats::avro;
+            let fields = avro::fields(value, #n)?;
+            #(#reads)*
+            Ok(())
+        }
+    }
+}
+
+/// `fn name(r: &T) -> Value`: the Avro record of a row, every field of the schema in its
+/// order (one the stream lacks is a null: sema allows that only in a union with null).
+pub fn avro_values(
+    name: &Ident,
+    record: &TokenStream,
+    schema: &Schema,
+    avro: &crate::sema::AvroFormat,
+) -> TokenStream {
+    use crate::sema::AvroKind as K;
+    let fields = avro.fields.iter().map(|a| {
+        let key = &a.name;
+        let null = match a.union {
+            Some((null, _)) => quote!(avro::union(#null, avro::Value::Null)),
+            None => quote!(avro::Value::Null),
+        };
+        let Some((_, f)) = schema.field(&a.name) else {
+            return quote!((::std::string::String::from(#key), #null));
+        };
+        let id = field_ident(&f.name);
+        let make = |v: TokenStream| {
+            let plain = match a.kind {
+                K::Long | K::Int => quote!(avro::Value::Long(#v)),
+                K::Double | K::Float => quote!(avro::Value::Double(#v)),
+                K::Boolean => quote!(avro::Value::Boolean(#v)),
+                K::TimestampMillis => quote!(avro::Value::TimestampMillis(#v)),
+                K::TimestampMicros => {
+                    quote!(avro::Value::TimestampMicros((#v).saturating_mul(1000)))
+                }
+                _ => quote!(avro::Value::String(::std::string::String::from(#v))),
+            };
+            match a.union {
+                Some((_, branch)) => quote!(avro::union(#branch, #plain)),
+                None => plain,
+            }
+        };
+        let value = match (f.nullable, is_string(f.ty)) {
+            (false, true) => make(quote!(r.#id.as_str())),
+            (false, false) => make(quote!(r.#id)),
+            (true, true) => {
+                let some = make(quote!(v));
+                quote!(match r.#id.as_deref() { Some(v) => #some, None => #null })
+            }
+            (true, false) => {
+                let some = make(quote!(v));
+                quote!(match r.#id { Some(v) => #some, None => #null })
+            }
+        };
+        quote!((::std::string::String::from(#key), #value))
+    });
+    quote! {
+        fn #name(r: &#record) -> ::weir_runtime::formats::avro::Value {
+            use ::weir_runtime::formats::avro;
+            avro::Value::Record(::std::vec![#(#fields),*])
         }
     }
 }

@@ -127,6 +127,17 @@ fn format_text(format: &Format) -> String {
             "csv(header: {header}, delimiter: {:?})",
             char::from(*delimiter)
         ),
+        Format::Avro(avro) => {
+            let mut text = format!("avro({}", avro.schema);
+            if let Some(id) = avro.confluent_id {
+                let _ = write!(text, ", confluent_id: {id}");
+            }
+            if let Some(codec) = &avro.codec {
+                let _ = write!(text, ", codec: {codec}");
+            }
+            text.push(')');
+            text
+        }
     };
     // (Said only when not the default, so that earlier checkpoints keep their shape.)
     match format.timestamps() {

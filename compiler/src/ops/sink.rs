@@ -85,6 +85,34 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         }
         SinkKind::File {
             path,
+            format: Format::Avro(avro),
+            ..
+        } => {
+            // One object container file (sema refuses parts and partitions), written by the
+            // one instance the output is moved into.
+            let values = cx.namer.fresh(&format!("{op}_avro_values"));
+            items.push(records::avro_values(&values, &input, &schema, avro));
+            let output = format_ident!("output_{}", op.index());
+            let writer = format_ident!("avro_{}", op.index());
+            let json = &avro.schema;
+            let codec = avro.codec.as_deref().unwrap_or("null");
+            let setup = vec![quote! {
+                let mut #output = Some(::weir_runtime::sinks::open_output(Some(::std::path::Path::new(#path)))
+                    .map_err(|e| format!("sink `{}`: {}", #label, e))?);
+                let #writer = ::weir_runtime::formats::avro::Avro::new(#label, #json, ::std::option::Option::None)?;
+            }];
+            Emitted {
+                items,
+                setup,
+                captures: vec![metrics.clone(), writer.clone()],
+                moves: vec![output.clone()],
+                role: Role::Leaf(quote!(::weir_runtime::sinks::avro::AvroFileSink::new(
+                    #metrics.clone(), #output, #writer.clone(), #codec, #values
+                )?)),
+            }
+        }
+        SinkKind::File {
+            path,
             format,
             partition_by,
             ..
@@ -113,6 +141,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             let file_name = match format {
                 Format::Json { .. } => "part-0.jsonl",
                 Format::Csv { .. } => "part-0.csv",
+                Format::Avro(_) => unreachable!("sema refuses a partitioned Avro file"),
             };
             Emitted {
                 items,
@@ -239,7 +268,32 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         } => {
             let exactly_once = *exactly_once;
             let encode = cx.namer.fresh(&format!("{op}_encode"));
-            items.push(records::encoder(&encode, &input, &schema, format));
+            let avro_setup = match format {
+                // Avro: the row's value written by the schema parsed at start, a failure
+                // (none is expected: sema checked the types) reported as the run's error.
+                Format::Avro(avro) => {
+                    let values = cx.namer.fresh(&format!("{op}_avro_values"));
+                    items.push(records::avro_values(&values, &input, &schema, avro));
+                    let (json, id) = (&avro.schema, confluent_id(avro.confluent_id));
+                    let writer = format_ident!("avro_{}", op.index());
+                    let errors = format_ident!("errors_{}", op.index());
+                    Some(quote! {
+                        let #writer = ::weir_runtime::formats::avro::Avro::new(#label, #json, #id)?;
+                        let #encode = {
+                            let (writer, errors) = (#writer.clone(), #errors.clone());
+                            move |r: &#input, out: &mut ::std::vec::Vec<u8>| {
+                                if let Err(e) = writer.write(#values(r), out) {
+                                    errors.report(format!("sink `{}`: {}", #label, e));
+                                }
+                            }
+                        };
+                    })
+                }
+                _ => {
+                    items.push(records::encoder(&encode, &input, &schema, format));
+                    None
+                }
+            };
             // The key as text: a string as is, numbers and booleans as Rust prints them,
             // timestamps as `yyyy-MM-dd HH:mm:ss.SSS`; a null key sends the message without one.
             let key_expr = match key.as_ref().filter(|_| updating.is_none()) {
@@ -303,16 +357,22 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             let errors = format_ident!("errors_{}", op.index());
             let keys = properties.iter().map(|(k, _)| k);
             let values = properties.iter().map(|(_, v)| v);
+            let binary = avro_setup.is_some().then(|| quote!(.binary(true)));
+            let mut captures = vec![metrics.clone(), config.clone(), errors.clone()];
+            if avro_setup.is_some() {
+                captures.push(encode.clone());
+            }
             let setup = quote! {
                 let #config = ::weir_runtime::sinks::kafka::KafkaSinkConfig::new(
                     #label, #topic, #brokers, &[#((#keys, #values)),*], &rt.args,
-                ).exactly_once(#exactly_once);
+                ).exactly_once(#exactly_once)#binary;
                 let #errors = rt.errors();
+                #avro_setup
             };
             Emitted {
                 items,
                 setup: vec![setup],
-                captures: vec![metrics.clone(), config.clone(), errors.clone()],
+                captures,
                 moves: Vec::new(),
                 role: Role::Leaf(match upsert_key {
                     Some(key_fn) => quote!(::weir_runtime::sinks::kafka::UpsertKafkaSink::new(
@@ -440,6 +500,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             let extension = match format {
                 Format::Json { .. } => "jsonl",
                 Format::Csv { .. } => "csv",
+                Format::Avro(_) => {
+                    unreachable!("sema refuses Avro on stdout; an Avro file has its own sink")
+                }
             };
             let open = match &def.kind {
                 // One part file per instance: the folder is readied once here; each instance
@@ -479,6 +542,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 Format::Csv { delimiter, .. } => {
                     quote!(::weir_runtime::sinks::changelog::OpStyle::Csv { delimiter: #delimiter })
                 }
+                Format::Avro(_) => unreachable!("sema refuses Avro for updating streams"),
             };
             let leaf = match (&key_fn, is_stdout) {
                 (None, _) => {
@@ -526,6 +590,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 role: Role::Leaf(leaf),
             }
         }
+    }
+}
+
+/// `Some(id)` or `None` as tokens.
+fn confluent_id(id: Option<u32>) -> proc_macro2::TokenStream {
+    match id {
+        Some(id) => quote!(::std::option::Option::Some(#id)),
+        None => quote!(::std::option::Option::None),
     }
 }
 

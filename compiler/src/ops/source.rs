@@ -160,6 +160,41 @@ pub fn emit(
                 None => setup.push(quote!(let #dead = rt.dead_letters().clone();)),
             }
             captures.push(dead.clone());
+            // An Avro file: one reader of the container file (the source has one split).
+            if let (SourceKind::File { path, .. }, crate::sema::Format::Avro(avro)) =
+                (&def.kind, format)
+            {
+                let (file, reader) = (
+                    format_ident!("input_{}", index),
+                    format_ident!("avro_{}", index),
+                );
+                let json = &avro.schema;
+                setup.push(quote! {
+                    let #file = ::weir_runtime::sources::avro::open_file(#name, ::std::path::Path::new(#path))?;
+                    let #reader = ::weir_runtime::formats::avro::Avro::new(#name, #json, ::std::option::Option::None)?;
+                });
+                captures.push(file.clone());
+                captures.push(reader.clone());
+                let name = name.to_string();
+                let event_time = match (def.watermark_ms, ty.time_field) {
+                    (Some(bound), Some(t)) => {
+                        let field = crate::codegen::namer::field_ident(&ty.schema.fields[t].name);
+                        quote!(Some(EventTime { time: |r: &#record| r.#field, max_out_of_orderness_ms: #bound }))
+                    }
+                    _ => quote!(None),
+                };
+                return Emitted {
+                    items,
+                    setup,
+                    captures,
+                    moves: Vec::new(),
+                    role: Role::Source(Box::new(move |chain, instance| {
+                        quote! {
+                            ::weir_runtime::sources::avro::run(#name, &#file, &#reader, &#metrics, &#dead, #decode, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                        }
+                    })),
+                };
+            }
             // A file is opened before any sink opens its output (a missing input must not
             // cost the previous output), and shared by the source's instances.
             let input = match &def.kind {
@@ -206,6 +241,23 @@ pub fn emit(
                 });
                 captures.push(config.clone());
                 let state_id = state_id.clone();
+                // Avro messages: the schema parsed at start, each payload's bytes decoded.
+                let avro = match &k.format {
+                    crate::sema::Format::Avro(avro) => {
+                        let reader = format_ident!("avro_{}", index);
+                        let json = &avro.schema;
+                        let id = match avro.confluent_id {
+                            Some(id) => quote!(::std::option::Option::Some(#id)),
+                            None => quote!(::std::option::Option::None),
+                        };
+                        setup.push(quote! {
+                            let #reader = ::weir_runtime::formats::avro::Avro::new(#name, #json, #id)?;
+                        });
+                        captures.push(reader.clone());
+                        Some(reader)
+                    }
+                    _ => None,
+                };
                 // An upsert-Kafka topic: an updating stream, without event time (sema).
                 let upsert = !k.upsert_key.is_empty();
                 if upsert {
@@ -227,7 +279,11 @@ pub fn emit(
                     moves: Vec::new(),
                     role: Role::Source(Box::new(move |chain, instance| {
                         let slot = quote!(::weir_runtime::checkpoint::slot(#state_id, #instance));
-                        if upsert {
+                        if let Some(reader) = &avro {
+                            quote! {
+                                ::weir_runtime::sources::kafka::run_payloads(&#config, &#metrics, &#dead, #reader.messages(#decode), #event_time, #slot, #chain)
+                            }
+                        } else if upsert {
                             quote! {
                                 ::weir_runtime::sources::kafka::run_upserts(&#config, &#metrics, &#dead, ::weir_runtime::formats::owned(#decode), #slot, #chain)
                             }

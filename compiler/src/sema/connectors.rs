@@ -60,6 +60,55 @@ impl Checker {
                     timestamps,
                 })
             }
+            "avro" => {
+                let args = Args::new(
+                    call,
+                    "format `avro`",
+                    &["schema", "confluent_id", "codec"],
+                    &mut self.diagnostics,
+                );
+                let schema = args.string("schema", &mut self.diagnostics);
+                let schema = args.required("schema", schema, &mut self.diagnostics)?;
+                let confluent_id = args
+                    .int(
+                        "confluent_id",
+                        0,
+                        i64::from(i32::MAX),
+                        &mut self.diagnostics,
+                    )
+                    .map(|id| id as u32);
+                let codec = args.string("codec", &mut self.diagnostics);
+                if let Some(codec) = codec.as_deref() {
+                    if !["null", "deflate"].contains(&codec) {
+                        self.error(
+                            Diagnostic::error(
+                                "E0305",
+                                args.span_of("codec"),
+                                format!("unknown Avro codec `{codec}`"),
+                            )
+                            .with_hint("one of: null, deflate (snappy is not supported yet)"),
+                        );
+                        return None;
+                    }
+                }
+                let span = args.span_of("schema");
+                let text = match super::avro::schema_text(&schema, self.schema_dir.as_deref()) {
+                    Ok(text) => text,
+                    Err(message) => {
+                        self.error(Diagnostic::error("E0329", span, message).with_hint(
+                            "name a .avsc file relative to the pipeline file, or write the schema inline as JSON",
+                        ));
+                        return None;
+                    }
+                };
+                match super::avro::parse(&text, confluent_id, codec) {
+                    Ok(avro) => Some(Format::Avro(avro)),
+                    Err((message, hint)) => {
+                        self.error(Diagnostic::error("E0329", span, message).with_hint(hint));
+                        None
+                    }
+                }
+            }
             "parquet" => {
                 self.error(
                     Diagnostic::error(
@@ -74,9 +123,11 @@ impl Checker {
             other => {
                 let mut d =
                     Diagnostic::error("E0308", call.name.span, format!("unknown format `{other}`"));
-                d = match did_you_mean(other, ["json", "csv"]) {
+                d = match did_you_mean(other, ["json", "csv", "avro"]) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => d.with_hint("formats are: json, csv (and parquet for files)"),
+                    None => {
+                        d.with_hint("formats are: json, csv, avro (and parquet for files)")
+                    }
                 };
                 self.error(d);
                 None
@@ -138,6 +189,59 @@ impl Checker {
         None
     }
 
+    /// Whether an Avro format fits the pipeline's `schema` (E0328 for each mismatch), and is
+    /// somewhere Avro can go: Kafka (`kafka`) or a file (`file`); never stdin or stdout, and
+    /// not where rows are keyed (`keyed`: an upsert-Kafka source or an updating stream's
+    /// sink: the message keys would need a schema of their own).
+    pub(super) fn avro_fits(
+        &mut self,
+        call: Option<&ast::Call>,
+        format: &Format,
+        schema: &super::types::Schema,
+        reading: bool,
+        place: AvroPlace,
+    ) -> bool {
+        let (Format::Avro(avro), Some(call)) = (format, call) else {
+            return true;
+        };
+        let refusal = match place {
+            _ if avro.codec.is_some() && (reading || place != AvroPlace::File) => Some((
+                "`codec` is for the Avro files a sink writes",
+                "a source reads whatever codec its file has; a Kafka message is not compressed by Avro: remove `codec`",
+            )),
+            AvroPlace::Kafka => None,
+            AvroPlace::File if avro.confluent_id.is_none() => None,
+            AvroPlace::File => Some((
+                "`confluent_id` is for Kafka messages",
+                "an Avro file holds its schema in its header: remove `confluent_id`",
+            )),
+            AvroPlace::Lines => Some((
+                "Avro is binary: it goes to Kafka or to an Avro file, not to stdin or stdout",
+                "use `file(path: \"x.avro\") format avro(...)` or `kafka(...) format avro(...)`; write JSON or CSV to stdout",
+            )),
+            AvroPlace::Keyed => Some((
+                "Avro is for append-only rows here, not keyed changes (upsert Kafka)",
+                "read or write an upsert-Kafka topic as JSON or CSV",
+            )),
+        };
+        if let Some((message, hint)) = refusal {
+            self.error(Diagnostic::error("E0308", call.span, message).with_hint(hint));
+            return false;
+        }
+        // Reported at the schema (`schema: "x.avsc"`), which is where the fix goes.
+        let at = call
+            .args
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "schema"))
+            .map_or(call.span, |a| a.value.span);
+        let found = super::avro::check(avro, schema, reading, at);
+        let ok = found.is_empty();
+        for d in found {
+            self.error(d);
+        }
+        ok
+    }
+
     /// A Kafka message holds one row: a CSV header line has no place in it.
     pub(super) fn kafka_format(&mut self, call: Option<&ast::Call>, format: &Format) -> bool {
         if let (Format::Csv { header: true, .. }, Some(call)) = (format, call) {
@@ -153,6 +257,15 @@ impl Checker {
         }
         true
     }
+}
+
+/// Where a `format avro` is: see [`Checker::avro_fits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AvroPlace {
+    Kafka,
+    File,
+    Lines,
+    Keyed,
 }
 
 /// `properties: "session.timeout.ms=6000,fetch.min.bytes=1"`: librdkafka properties as

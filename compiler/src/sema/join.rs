@@ -89,6 +89,19 @@ impl Checker {
             );
             return None;
         }
+        let avro_table = matches!(right_input, StreamInput::Source(i)
+            if matches!(&self.program.sources[i].kind, SourceKind::File { format: crate::sema::Format::Avro(_), .. }));
+        if join.kind == JoinKind::Lookup && avro_table {
+            self.error(
+                Diagnostic::error(
+                    "E0420",
+                    join.stream.span,
+                    "a lookup join does not read its table from an Avro file (yet)",
+                )
+                .with_hint("read the table from a JSON-lines or CSV file, or from postgres"),
+            );
+            return None;
+        }
         let refreshed = matches!(right_input, StreamInput::Source(i)
             if self.program.sources[i].refresh_ms.is_some());
         if join.kind != JoinKind::Lookup && refreshed {

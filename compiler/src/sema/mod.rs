@@ -11,6 +11,7 @@
 
 mod aggregates;
 pub mod args;
+pub(crate) mod avro;
 mod connectors;
 pub mod expr;
 pub mod functions;
@@ -51,7 +52,20 @@ pub fn check_partial(
     module: &ast::Module,
     unparsed: Option<&Unparsed>,
 ) -> (Option<Program>, Vec<Diagnostic>) {
-    let mut cx = Checker::default();
+    check_partial_in(module, unparsed, None)
+}
+
+/// [`check_partial`], reading the Avro schema files the pipeline names relative to
+/// `schema_dir` (the pipeline file's folder).
+pub fn check_partial_in(
+    module: &ast::Module,
+    unparsed: Option<&Unparsed>,
+    schema_dir: Option<&std::path::Path>,
+) -> (Option<Program>, Vec<Diagnostic>) {
+    let mut cx = Checker {
+        schema_dir: schema_dir.map(std::path::Path::to_path_buf),
+        ..Checker::default()
+    };
     for item in &module.items {
         let name = match &item.kind {
             ItemKind::Source(s) => &s.name,
@@ -135,6 +149,9 @@ pub(crate) struct Checker {
     used: Vec<String>,
     /// Where the first exactly-once Kafka sink is declared (a pipeline has one at most).
     exactly_once_sink: Option<Span>,
+    /// The folder `.avsc` files of `format avro(schema: "x.avsc")` are read from (the
+    /// pipeline file's); `None`: the working directory.
+    schema_dir: Option<std::path::PathBuf>,
     program: Program,
 }
 

@@ -122,6 +122,49 @@ pub enum Format {
         delimiter: u8,
         timestamps: Timestamps,
     },
+    /// `format avro(schema: "x.avsc")`: Avro records (a Kafka message each, or an object
+    /// container file), timestamps as `timestamp-millis` (or `-micros`).
+    Avro(AvroFormat),
+}
+
+/// The Avro schema of a `format avro`, as the checker read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvroFormat {
+    /// The schema as JSON, parsed again by the binary when it starts.
+    pub schema: String,
+    /// The record's fields, in the schema's order (the order values are decoded in).
+    pub fields: Vec<AvroField>,
+    /// `confluent_id: 7`: Kafka messages in the Confluent wire format (a zero byte, this
+    /// schema id as 4 big-endian bytes, then the Avro body).
+    pub confluent_id: Option<u32>,
+    /// `codec: "deflate"` of a file sink: how its blocks are compressed (`null` or
+    /// `deflate`); `None`: not compressed.
+    pub codec: Option<String>,
+}
+
+/// One field of an Avro record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvroField {
+    pub name: String,
+    pub kind: AvroKind,
+    /// A union `["null", T]`: the positions of `null` and of `T` in it.
+    pub union: Option<(u32, u32)>,
+}
+
+/// The Avro type of a field (of its non-null branch in a union).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AvroKind {
+    Int,
+    Long,
+    Float,
+    Double,
+    Boolean,
+    String,
+    Enum,
+    TimestampMillis,
+    TimestampMicros,
+    /// One weir does not map (described for a message).
+    Other(String),
 }
 
 impl Format {
@@ -134,6 +177,7 @@ impl Format {
     pub fn timestamps(&self) -> &Timestamps {
         match self {
             Format::Json { timestamps } | Format::Csv { timestamps, .. } => timestamps,
+            Format::Avro(_) => &Timestamps::Default,
         }
     }
 }

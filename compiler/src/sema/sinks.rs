@@ -7,18 +7,40 @@ use weir_dsl::diagnostic::did_you_mean;
 use weir_dsl::{Diagnostic, Span};
 
 use super::args::Args;
-use super::connectors::{kafka_properties, kafka_topic_ok, postgres_table_ok};
+use super::connectors::{kafka_properties, kafka_topic_ok, postgres_table_ok, AvroPlace};
 use super::program::{SinkDef, SinkKind, SourceKind};
 use super::Checker;
 
 impl Checker {
+    /// A sink's format once an Avro one is checked against the stream it writes (an updating
+    /// stream is keyed changes, which Avro does not take here).
+    fn sink_avro(
+        &mut self,
+        decl: &ast::SinkDecl,
+        stream: Option<usize>,
+        format: Option<crate::sema::Format>,
+        place: AvroPlace,
+    ) -> Option<crate::sema::Format> {
+        let (Some(format), Some(i)) = (format.clone(), stream) else {
+            return format;
+        };
+        let ty = self.program.streams[i].ty.clone();
+        let place = if ty.updating.is_some() && place != AvroPlace::Lines {
+            AvroPlace::Keyed
+        } else {
+            place
+        };
+        Some(format).filter(|f| self.avro_fits(decl.format.as_ref(), f, &ty.schema, false, place))
+    }
+
     pub(super) fn sink(&mut self, decl: &ast::SinkDecl, span: Span) {
         let stream = self.pipe(&decl.pipe, None);
         let connector = &decl.connector;
         let kind = match connector.name.name.as_str() {
             "stdout" => {
                 Args::new(connector, "sink `stdout`", &[], &mut self.diagnostics);
-                self.format(decl.format.as_ref(), false)
+                let format = self.format(decl.format.as_ref(), false);
+                self.sink_avro(decl, stream, format, AvroPlace::Lines)
                     .map(|format| SinkKind::Stdout { format })
             }
             "file" => {
@@ -38,7 +60,23 @@ impl Checker {
                         Args::new(call, "format `parquet`", &[], &mut self.diagnostics);
                         None
                     }
-                    None => self.format(decl.format.as_ref(), false),
+                    None => {
+                        let format = self.format(decl.format.as_ref(), false);
+                        self.sink_avro(decl, stream, format, AvroPlace::File)
+                    }
+                };
+                // An Avro file is one object container file, written by one instance.
+                let format = match format {
+                    Some(crate::sema::Format::Avro(_))
+                        if parts || args.literal("partition_by").is_some() =>
+                    {
+                        self.error(
+                            Diagnostic::error("E0433", connector.span, "an Avro file sink writes one file: no `parts` or `partition_by` (yet)")
+                                .with_hint("remove `parts` and `partition_by`"),
+                        );
+                        None
+                    }
+                    format => format,
                 };
                 let roll_size = args.size("roll_size", &mut self.diagnostics);
                 let partition_by: Vec<String> = args
@@ -174,6 +212,7 @@ impl Checker {
                 let properties = kafka_properties(&args, d);
                 let format = self.format(decl.format.as_ref(), false);
                 let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), f));
+                let format = self.sink_avro(decl, stream, format, AvroPlace::Kafka);
                 let mut ok = true;
                 if let Some(ty) = stream.map(|i| self.program.streams[i].ty.clone()) {
                     if let Some(key) = &key {

@@ -6,7 +6,7 @@ use weir_dsl::diagnostic::did_you_mean;
 use weir_dsl::{Diagnostic, Span};
 
 use super::args::{self, Args};
-use super::connectors::{kafka_properties, kafka_topic_ok, postgres_table_ok};
+use super::connectors::{kafka_properties, kafka_topic_ok, postgres_table_ok, AvroPlace};
 use super::nexmark::NexmarkStream;
 use super::program::{KafkaSource, NexmarkParams, SourceDef, SourceKind};
 use super::types::{Field, StreamType, Type, Updating};
@@ -180,6 +180,35 @@ impl Checker {
                 } else {
                     self.format(decl.format.as_ref(), true)
                 };
+                let place = if is_file {
+                    AvroPlace::File
+                } else {
+                    AvroPlace::Lines
+                };
+                let format = match (format, &declared_schema) {
+                    (Some(f), Some(schema)) => {
+                        let schema = schema.clone();
+                        Some(f).filter(|f| {
+                            self.avro_fits(decl.format.as_ref(), f, &schema, true, place)
+                        })
+                    }
+                    (format, _) => format,
+                };
+                // An Avro container file is not split by byte ranges: one reader reads it.
+                let format = match format {
+                    Some(crate::sema::Format::Avro(_)) if parallelism.is_some_and(|p| p > 1) => {
+                        self.error(
+                            Diagnostic::error(
+                                "E0306",
+                                args.span_of("parallelism"),
+                                "an Avro file is read by one reader",
+                            )
+                            .with_hint("remove `parallelism`, or give `parallelism: 1`"),
+                        );
+                        None
+                    }
+                    format => format,
+                };
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
@@ -323,6 +352,20 @@ impl Checker {
                 let properties = kafka_properties(&args, d);
                 let format = self.format(decl.format.as_ref(), true);
                 let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), f));
+                let place = if upsert_key.is_some() {
+                    AvroPlace::Keyed
+                } else {
+                    AvroPlace::Kafka
+                };
+                let format = match (format, &declared_schema) {
+                    (Some(f), Some(schema)) => {
+                        let schema = schema.clone();
+                        Some(f).filter(|f| {
+                            self.avro_fits(decl.format.as_ref(), f, &schema, true, place)
+                        })
+                    }
+                    (format, _) => format,
+                };
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))

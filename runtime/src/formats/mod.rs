@@ -15,6 +15,8 @@
 //!
 //! Nothing here panics on any input: malformed data always comes back as a [`DecodeError`].
 
+#[cfg(feature = "avro")]
+pub mod avro;
 pub mod csv;
 pub mod json;
 pub mod scan;

@@ -54,6 +54,8 @@ pub struct KafkaSinkConfig {
     pub properties: Vec<(String, String)>,
     /// Transactions committed with checkpoints.
     pub exactly_once: bool,
+    /// Payloads are binary (Avro): sent as encoded, never trimmed of a line end.
+    pub binary: bool,
 }
 
 impl KafkaSinkConfig {
@@ -72,7 +74,14 @@ impl KafkaSinkConfig {
             brokers: brokers.to_string(),
             properties: props,
             exactly_once: false,
+            binary: false,
         }
+    }
+
+    /// Binary payloads (Avro): a last byte that happens to be `\n` is data.
+    pub fn binary(mut self, on: bool) -> Self {
+        self.binary = on;
+        self
     }
 
     /// `delivery: "exactly_once"`.
@@ -599,7 +608,7 @@ impl<E, K> KafkaSink<E, K> {
     {
         self.buf.clear();
         (self.encode)(record, &mut self.buf);
-        while self.buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        while !self.config.binary && self.buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             self.buf.pop();
         }
     }

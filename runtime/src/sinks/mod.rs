@@ -2,6 +2,8 @@
 //! a file, JSON lines or CSV); [`Checksum`] consumes every field of every row and reports a row
 //! count and an order-independent checksum (for benchmarks: nothing can be optimized away).
 
+#[cfg(feature = "avro")]
+pub mod avro;
 pub mod changelog;
 mod checksum;
 pub mod committed;

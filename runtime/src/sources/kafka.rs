@@ -680,10 +680,7 @@ impl KafkaSource {
                             event_time.as_ref().map(|et| (et.time)(&record))
                         }
                         Err(reason) => {
-                            let raw = message
-                                .payload()
-                                .map(String::from_utf8_lossy)
-                                .unwrap_or_default();
+                            let raw = message.payload().map(M::raw).unwrap_or_default();
                             dead_letters.write(
                                 &name,
                                 offset.max(0) as u64,
@@ -1005,6 +1002,10 @@ pub trait Messages<T> {
     fn save(&self) -> Vec<u8> {
         Vec::new()
     }
+    /// A payload as the `raw` of its dead letter: text, invalid UTF-8 replaced.
+    fn raw(payload: &[u8]) -> String {
+        String::from_utf8_lossy(payload).into_owned()
+    }
     /// Restores what [`Messages::save`] kept.
     fn load(&mut self, _bytes: &[u8]) -> Result<(), String> {
         Ok(())
@@ -1034,6 +1035,54 @@ where
         let line = payload_line(payload)?;
         (self.0)(line).map(Some).map_err(|e| e.to_string())
     }
+}
+
+/// Each message's payload is a row in a binary format (Avro): the bytes as they are.
+pub struct Payloads<D>(pub D);
+
+impl<T, D> Messages<T> for Payloads<D>
+where
+    D: FnMut(&[u8]) -> Result<T, DecodeError>,
+{
+    /// Binary: the bytes in hex (`00 00 00 00 07 02 ...` as `000000000702...`).
+    fn raw(payload: &[u8]) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(payload.len() * 2);
+        for b in payload {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+
+    fn record(&mut self, _key: Option<&[u8]>, payload: Option<&[u8]>) -> Result<Option<T>, String> {
+        let payload = payload.ok_or_else(|| "empty message".to_string())?;
+        (self.0)(payload).map(Some).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs one instance of a Kafka source whose messages are binary rows (Avro): `decode`
+/// takes each payload's bytes.
+pub fn run_payloads<T, D, C>(
+    config: &KafkaSourceConfig,
+    metrics: &Metrics,
+    dead_letters: &DeadLetters,
+    decode: D,
+    event_time: Option<EventTime<T>>,
+    slot: StateSlot,
+    chain: C,
+) -> Result<(), String>
+where
+    D: FnMut(&[u8]) -> Result<T, DecodeError>,
+    C: Collector<T>,
+{
+    KafkaSource::new(config.clone()).run_messages(
+        metrics,
+        dead_letters,
+        Payloads(decode),
+        event_time,
+        slot,
+        chain,
+    )
 }
 
 /// An upsert-Kafka topic read as an updating stream: a message with a payload is the latest

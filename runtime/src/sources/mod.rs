@@ -1,6 +1,8 @@
 //! Source tasks: they produce records, assign watermarks from event time, and push both into
 //! the task's chain.
 
+#[cfg(feature = "avro")]
+pub mod avro;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod lines;
