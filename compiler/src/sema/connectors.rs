@@ -125,9 +125,7 @@ impl Checker {
                     Diagnostic::error("E0308", call.name.span, format!("unknown format `{other}`"));
                 d = match did_you_mean(other, ["json", "csv", "avro"]) {
                     Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                    None => {
-                        d.with_hint("formats are: json, csv, avro (and parquet for files)")
-                    }
+                    None => d.with_hint("formats are: json, csv, avro (and parquet for files)"),
                 };
                 self.error(d);
                 None
