@@ -288,8 +288,8 @@ impl RunArgs {
                 "--state-dir" => out.state_dir = Some(PathBuf::from(value("--state-dir")?)),
                 "--state-memory" => {
                     out.state_memory = parse_size(&value("--state-memory")?, "--state-memory")?;
-                    if out.state_memory < 16 << 20 {
-                        return Err("--state-memory must be at least 16MiB".into());
+                    if out.state_memory < 4 << 20 {
+                        return Err("--state-memory must be at least 4MiB".into());
                     }
                 }
                 "--quiet" | "-q" => out.quiet = true,

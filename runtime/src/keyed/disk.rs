@@ -64,7 +64,7 @@ impl Store {
     /// A store in `folder` (emptied first) with `budget` bytes of memory.
     fn open(folder: &Path, budget: u64) -> Result<Store, String> {
         let _ = std::fs::remove_dir_all(folder);
-        let budget = budget.max(16 << 20);
+        let budget = budget.max(4 << 20);
         let memtable = (budget / 32).clamp(1 << 20, 64 << 20);
         let db = fjall::Database::builder(folder)
             .cache_size(budget / 8)
