@@ -187,16 +187,6 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
         }
     }
 
-    /// The in-memory map's capacity (tests of shrinking).
-    #[cfg(test)]
-    pub(crate) fn capacity(&self) -> usize {
-        match &self.backend {
-            Backend::Memory(map) => map.capacity(),
-            #[cfg(feature = "state-disk")]
-            Backend::Disk(_) => 0,
-        }
-    }
-
     /// Removes every key.
     pub fn clear(&mut self) {
         match &mut self.backend {

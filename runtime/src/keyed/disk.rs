@@ -3,10 +3,12 @@
 //!
 //! [`install`] (from `--state disk --state-dir DIR --state-memory SIZE`) opens one fjall
 //! database in a folder of its own under `DIR` (`weir-<pid>`; folders of processes that are
-//! gone are removed first) and splits the budget: 5/8 for the operators' caches of decoded
-//! values, 1/8 for fjall's block cache, and the rest for its memtables. Each map
-//! ([`Spilled`]) gets a keyspace of its own, whose memtable is at most 1/16 of the budget. Keys and values are stored in their checkpoint
-//! encoding ([`State`]).
+//! gone are removed first) and splits the budget: 3/8 for the caches of decoded values of the
+//! operators that keep them ([`Spilled`], top-N), 1/8 for fjall's block cache, 1/4 for its
+//! memtables (each map's at most 1/8), the rest for what fjall and the run keep besides. Each
+//! map gets a partition of its own (fjall's keyspaces), compacted size-tiered. Keys and values
+//! are stored in their checkpoint encoding ([`State`]). The regular join keeps no cache: its
+//! records are entries of their own ([`Lists`]).
 //!
 //! A value is weighed as its encoded size times [`MEMORY_PER_ENCODED_BYTE`] (the decoded
 //! form's headers and allocations) plus [`OVERHEAD_PER_KEY`]; when the caches of all maps
@@ -36,7 +38,7 @@ pub const OVERHEAD_PER_KEY: usize = 96;
 
 /// The process's store and budget (see the module docs).
 pub(crate) struct Store {
-    db: fjall::Database,
+    db: fjall::Keyspace,
     folder: PathBuf,
     /// Bytes the caches of all maps may weigh together.
     cache_budget: usize,
@@ -65,22 +67,55 @@ impl Store {
     fn open(folder: &Path, budget: u64) -> Result<Store, String> {
         let _ = std::fs::remove_dir_all(folder);
         let budget = budget.max(4 << 20);
-        let memtable = (budget / 32).clamp(1 << 20, 64 << 20);
-        let db = fjall::Database::builder(folder)
+        let memtable = (budget / 8).clamp(1 << 20, 64 << 20);
+        let db = fjall::Config::new(folder)
             .cache_size(budget / 8)
-            // Sealed memtables stay in memory until flushed; the journal's size bounds them.
+            // Memtables, sealed ones waiting for their flush included.
+            .max_write_buffer_size(budget / 4)
             .max_journaling_size(64 << 20)
+            // One thread each: the pipeline's tasks need the cores more.
+            .flush_workers(1)
+            .compaction_workers(1)
             .manual_journal_persist(true)
             .open()
             .map_err(|e| format!("cannot open the state store in {}: {e}", folder.display()))?;
         Ok(Store {
             db,
             folder: folder.to_path_buf(),
-            cache_budget: usize::try_from(budget / 8 * 5).unwrap_or(usize::MAX),
+            cache_budget: usize::try_from(budget / 8 * 3).unwrap_or(usize::MAX),
             used: AtomicUsize::new(0),
             memtable,
             next_keyspace: AtomicU64::new(0),
         })
+    }
+}
+
+impl Store {
+    /// A new partition (fjall's name for a keyspace of its own) named `name`.
+    fn partition(&self, name: &str) -> fjall::Result<fjall::PartitionHandle> {
+        self.db.open_partition(
+            name,
+            fjall::PartitionCreateOptions::default()
+                // Size-tiered: a spilled record is rewritten by fewer compactions than with
+                // leveled (q20 on disk: 2.4x the throughput, docs/performance.md).
+                .compaction_strategy(fjall::compaction::Strategy::SizeTiered(Default::default()))
+                .max_memtable_size(u32::try_from(self.memtable).unwrap_or(u32::MAX))
+                .manual_journal_persist(true),
+        )
+    }
+
+    /// Replaces `partition` with an empty one (fjall 2 has no clear).
+    fn clear(&self, partition: &mut fjall::PartitionHandle) {
+        let id = self.next_keyspace.fetch_add(1, Ordering::Relaxed);
+        match self.partition(&format!("c{id}")) {
+            Ok(fresh) => {
+                let old = std::mem::replace(partition, fresh);
+                if let Err(e) = self.db.delete_partition(old) {
+                    tracing::debug!("state store: cannot delete a partition: {e}");
+                }
+            }
+            Err(e) => failed("clear a partition", e),
+        }
     }
 }
 
@@ -140,7 +175,7 @@ struct Entry<V> {
 /// One map's cache and keyspace.
 pub(crate) struct Spilled<K, V> {
     store: &'static Store,
-    keyspace: fjall::Keyspace,
+    keyspace: fjall::PartitionHandle,
     cache: LruCache<K, Entry<V>, BuildFastHasher>,
     /// Keys whose only copy is in the keyspace.
     disk_only: usize,
@@ -162,11 +197,7 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
 
     fn on(store: &'static Store) -> Option<Self> {
         let id = store.next_keyspace.fetch_add(1, Ordering::Relaxed);
-        let keyspace = store.db.keyspace(&format!("s{id}"), || {
-            fjall::KeyspaceCreateOptions::default()
-                .max_memtable_size(store.memtable)
-                .manual_journal_persist(true)
-        });
+        let keyspace = store.partition(&format!("s{id}"));
         match keyspace {
             Ok(keyspace) => Some(Spilled {
                 store,
@@ -369,9 +400,7 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
         let weight = self.weight;
         self.sub_weight(weight);
         if spilled {
-            if let Err(e) = self.keyspace.clear() {
-                failed("clear a keyspace", e);
-            }
+            self.store.clear(&mut self.keyspace);
         }
         self.disk_only = 0;
     }
@@ -381,8 +410,8 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
         if self.disk_only == 0 {
             return;
         }
-        for guard in self.keyspace.iter() {
-            let (k, v) = match guard.into_inner() {
+        for item in self.keyspace.iter() {
+            let (k, v) = match item {
                 Ok(kv) => kv,
                 Err(e) => {
                     failed("read the keyspace", e);
@@ -436,7 +465,208 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
 impl<K, V> Drop for Spilled<K, V> {
     fn drop(&mut self) {
         self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
-        if let Err(e) = self.store.db.delete_keyspace(self.keyspace.clone()) {
+        if let Err(e) = self.store.db.delete_partition(self.keyspace.clone()) {
+            tracing::debug!("state store: cannot delete a keyspace: {e}");
+        }
+    }
+}
+
+/// Lists of records per key, one entry per record: `key ‖ list ‖ sequence` (the key's
+/// [`State`] encoding, which is self-delimiting, a list tag, and a big-endian arrival number),
+/// so a key's list is a prefix of the keyspace in arrival order. Appending writes one entry
+/// and reads nothing; reading a list is a prefix scan. What the regular join keeps on disk:
+/// nothing of it stays decoded in memory, so its memory is the store's (memtables and block
+/// cache), whatever the number of keys and records.
+///
+/// The lists read recently stay in memory too, as their entries' bytes (an LRU cache weighed
+/// against the budget like the other maps' caches, written through on every change): a probe
+/// of a hot key (the auction every bid of q9 probes) reads no table.
+pub struct Lists {
+    keyspace: fjall::PartitionHandle,
+    store: &'static Store,
+    next: u64,
+    entry: Vec<u8>,
+    value: Vec<u8>,
+    /// `key ‖ list` → the list's entries, in arrival order.
+    cache: LruCache<Vec<u8>, Vec<RawEntry>, BuildFastHasher>,
+    /// What the cache weighs.
+    weight: usize,
+}
+
+/// A cached entry of a list: its key and value.
+type RawEntry = (Vec<u8>, Vec<u8>);
+
+/// What a cached entry weighs: its bytes and two vectors' headers and allocations.
+fn entry_weight(entry: &[u8], value: &[u8]) -> usize {
+    entry.len() + value.len() + 64
+}
+
+/// An entry's key: `key ‖ list ‖ sequence`.
+fn entry_key(out: &mut Vec<u8>, key: &[u8], list: u8, sequence: u64) {
+    out.clear();
+    out.extend_from_slice(key);
+    out.push(list);
+    out.extend_from_slice(&sequence.to_be_bytes());
+}
+
+/// The length of `key ‖ list` in an entry's key.
+pub const ENTRY_SUFFIX: usize = 9;
+
+impl Lists {
+    /// Lists with a keyspace of their own, if the process has a store.
+    pub fn open() -> Option<Lists> {
+        Lists::on(STORE.get()?)
+    }
+
+    pub(crate) fn on(store: &'static Store) -> Option<Lists> {
+        let id = store.next_keyspace.fetch_add(1, Ordering::Relaxed);
+        let keyspace = store.partition(&format!("l{id}"));
+        match keyspace {
+            Ok(keyspace) => Some(Lists {
+                keyspace,
+                store,
+                next: 0,
+                entry: Vec::new(),
+                value: Vec::new(),
+                cache: LruCache::unbounded_with_hasher(BuildFastHasher),
+                weight: 0,
+            }),
+            Err(e) => {
+                failed("make a keyspace", e);
+                None
+            }
+        }
+    }
+
+    /// Appends to the list `list` of `key` (an encoded key) the value `write` writes.
+    pub fn push(&mut self, key: &[u8], list: u8, write: impl FnOnce(&mut Vec<u8>)) {
+        entry_key(&mut self.entry, key, list, self.next);
+        self.next += 1;
+        self.value.clear();
+        write(&mut self.value);
+        if let Err(e) = self
+            .keyspace
+            .insert(self.entry.as_slice(), self.value.as_slice())
+        {
+            failed("write a record", e);
+        }
+        let prefix = &self.entry[..key.len() + 1];
+        if let Some(cached) = self.cache.peek_mut(prefix) {
+            let added = entry_weight(&self.entry, &self.value);
+            cached.push((self.entry.clone(), self.value.clone()));
+            self.weight += added;
+            self.store.used.fetch_add(added, Ordering::Relaxed);
+            self.trim();
+        }
+    }
+
+    /// Drops the least recently read lists while the caches weigh more than their budget.
+    fn trim(&mut self) {
+        while self.store.used.load(Ordering::Relaxed) > self.store.cache_budget {
+            let Some((prefix, entries)) = self.cache.pop_lru() else {
+                break;
+            };
+            self.forget(&prefix, &entries);
+        }
+    }
+
+    fn forget(&mut self, prefix: &[u8], entries: &[(Vec<u8>, Vec<u8>)]) {
+        let weight: usize = prefix.len()
+            + 64
+            + entries
+                .iter()
+                .map(|(k, v)| entry_weight(k, v))
+                .sum::<usize>();
+        self.weight -= weight;
+        self.store.used.fetch_sub(weight, Ordering::Relaxed);
+    }
+
+    /// Drops the cached list an entry belongs to.
+    fn uncache(&mut self, entry: &[u8]) {
+        let prefix = &entry[..entry.len() - 8];
+        if let Some(entries) = self.cache.pop(prefix) {
+            self.forget(prefix, &entries);
+        }
+    }
+
+    /// Calls `f` with each entry key and value of the list `list` of `key`, in arrival order
+    /// (nothing is read unless `probe`: the caller knows the list is empty).
+    pub fn read(&mut self, key: &[u8], list: u8, probe: bool, mut f: impl FnMut(&[u8], &[u8])) {
+        if !probe {
+            return;
+        }
+        let mut prefix = Vec::with_capacity(key.len() + 1);
+        prefix.extend_from_slice(key);
+        prefix.push(list);
+        if let Some(entries) = self.cache.get(&prefix) {
+            for (k, v) in entries {
+                f(k, v);
+            }
+            return;
+        }
+        let mut entries = Vec::new();
+        let mut weight = prefix.len() + 64;
+        for item in self.keyspace.prefix(&prefix) {
+            match item {
+                Ok((k, v)) => {
+                    f(&k, &v);
+                    weight += entry_weight(&k, &v);
+                    entries.push((k.to_vec(), v.to_vec()));
+                }
+                Err(e) => {
+                    failed("read a list", e);
+                    return;
+                }
+            }
+        }
+        self.weight += weight;
+        self.store.used.fetch_add(weight, Ordering::Relaxed);
+        self.cache.push(prefix, entries);
+        self.trim();
+    }
+
+    /// Replaces the value of an entry (`entry` as [`Lists::read`] gave it).
+    pub fn replace(&mut self, entry: &[u8], value: &[u8]) {
+        self.uncache(entry);
+        if let Err(e) = self.keyspace.insert(entry, value) {
+            failed("write a record", e);
+        }
+    }
+
+    /// Removes an entry.
+    pub fn remove(&mut self, entry: &[u8]) {
+        self.uncache(entry);
+        if let Err(e) = self.keyspace.remove(entry) {
+            failed("remove a record", e);
+        }
+    }
+
+    /// Calls `f` with every entry key and value, keys' lists one after the other.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        for item in self.keyspace.iter() {
+            match item {
+                Ok((k, v)) => f(&k, &v),
+                Err(e) => {
+                    failed("read the keyspace", e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.store.clear(&mut self.keyspace);
+        self.cache.clear();
+        self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
+        self.weight = 0;
+    }
+}
+
+impl Drop for Lists {
+    fn drop(&mut self) {
+        self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
+        if let Err(e) = self.store.db.delete_partition(self.keyspace.clone()) {
             tracing::debug!("state store: cannot delete a keyspace: {e}");
         }
     }
