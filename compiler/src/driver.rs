@@ -72,7 +72,7 @@ pub struct BuildConfig {
     /// pipeline much longer (docs/operations.md has the figure).
     pub object_store: bool,
     /// Compile the disk state backend in (the runtime's feature `state-disk`), so that the
-    /// binary takes `--state disk`. Off by default: fjall adds about 35 CPU-seconds to the
+    /// binary takes `--state disk`. Off by default: fjall adds about 30 CPU-seconds to the
     /// first build (docs/performance.md).
     pub state_disk: bool,
 }
