@@ -71,6 +71,10 @@ pub struct BuildConfig {
     /// client (object_store, reqwest, rustls with aws-lc) makes the first build of a
     /// pipeline much longer (docs/operations.md has the figure).
     pub object_store: bool,
+    /// Compile the disk state backend in (the runtime's feature `state-disk`), so that the
+    /// binary takes `--state disk`. Off by default: fjall adds about 30 CPU-seconds to the
+    /// first build (docs/performance.md).
+    pub state_disk: bool,
 }
 
 impl BuildConfig {
@@ -112,6 +116,7 @@ impl BuildConfig {
             verbose: false,
             http: false,
             object_store: false,
+            state_disk: false,
         })
     }
 }
@@ -471,6 +476,9 @@ fn build_crate(
     }
     if config.object_store {
         features.push("object-store".to_string());
+    }
+    if config.state_disk {
+        features.push("state-disk".to_string());
     }
     let manifest = manifest(&name, &runtime, embedded, &features);
     let profile = match config.profile {

@@ -51,7 +51,24 @@ pub struct RunArgs {
     /// Serve `/metrics` and `/api/pipeline` on this address while the run goes on (see
     /// [`crate::http`]); none: no endpoint, and no thread for it.
     pub http: Option<String>,
+    /// Where keyed state lives (`--state memory|disk`).
+    pub state: StateBackend,
+    /// With `--state disk`: the folder of the spill store (`--state-dir`; default: the
+    /// system's temporary folder).
+    pub state_dir: Option<PathBuf>,
+    /// With `--state disk`: the memory budget of keyed state in bytes (`--state-memory`).
+    pub state_memory: u64,
 }
+
+/// Where keyed state lives (see [`crate::keyed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateBackend {
+    Memory,
+    Disk,
+}
+
+/// The default of `--state-memory`.
+pub const DEFAULT_STATE_MEMORY: u64 = 256 << 20;
 
 impl Default for RunArgs {
     fn default() -> Self {
@@ -76,6 +93,9 @@ impl Default for RunArgs {
             http: None,
             log_format: crate::log::LogFormat::Text,
             summary_json: false,
+            state: StateBackend::Memory,
+            state_dir: None,
+            state_memory: DEFAULT_STATE_MEMORY,
         }
     }
 }
@@ -111,6 +131,14 @@ const USAGE: &str = "options:
                       (/api/pipeline) on ADDR while it runs, e.g. 127.0.0.1:9464;
                       port 0 picks a free port (said on stderr); POST /checkpoint
                       takes a checkpoint now, POST /stop stops after a last one
+  --state B          where keyed state (joins) lives: `memory` (default) or `disk`,
+                      which keeps the recently used keys in memory and spills the
+                      others to an on-disk LSM store (a binary built with
+                      `weir build --state-disk`)
+  --state-dir DIR     the folder of the disk store (default: the temporary folder);
+                      scratch space, removed at the end: checkpoints hold the state
+  --state-memory SIZE memory for keyed state with `--state disk`: 256MiB (default),
+                      1GiB, 64MiB
   --log-format F      messages on stderr as `text` (default: weir: ... lines) or
                       `json` (one JSON object per line)
   --summary F         the run summary at the end as `text` (a table; the default
@@ -254,6 +282,22 @@ impl RunArgs {
                         }
                     }
                 }
+                "--state" => {
+                    out.state = match value("--state")?.as_str() {
+                        "memory" => StateBackend::Memory,
+                        "disk" => StateBackend::Disk,
+                        other => {
+                            return Err(format!("--state: `{other}` is not `memory` or `disk`"))
+                        }
+                    }
+                }
+                "--state-dir" => out.state_dir = Some(PathBuf::from(value("--state-dir")?)),
+                "--state-memory" => {
+                    out.state_memory = parse_size(&value("--state-memory")?, "--state-memory")?;
+                    if out.state_memory < 4 << 20 {
+                        return Err("--state-memory must be at least 4MiB".into());
+                    }
+                }
                 "--quiet" | "-q" => out.quiet = true,
                 "--help" | "-h" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option `{other}`\n{USAGE}")),
@@ -292,6 +336,30 @@ impl RunArgs {
         }
         Ok(out)
     }
+}
+
+/// `256MiB`, `1GiB`, `512KiB`, `64MB` (decimal units), or a bare number of bytes.
+fn parse_size(s: &str, flag: &str) -> Result<u64, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '_') {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => 0,
+    };
+    let n = if scale == 0 {
+        None
+    } else {
+        parse_num(num, flag).ok().and_then(|n| n.checked_mul(scale))
+    };
+    n.ok_or_else(|| format!("{flag}: `{s}` is not a size like 256MiB, 1GiB or 64MB"))
 }
 
 /// `10s`, `500ms`, `2m`, `1h`, or a bare number of milliseconds.

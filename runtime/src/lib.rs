@@ -27,6 +27,7 @@ pub mod http;
 pub mod inline;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod keyed;
 pub mod log;
 pub mod metrics;
 pub mod nexmark;

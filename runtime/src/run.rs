@@ -510,6 +510,11 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
         tracing::error!("{err}");
         return ExitCode::FAILURE;
     }
+    // Before `build`: every keyed map an operator makes lands on the chosen backend.
+    if let Err(err) = crate::keyed::install(&args) {
+        tracing::error!("{err}");
+        return ExitCode::from(2);
+    }
     let mut runtime = Runtime::with_owner(args, true);
     if let Err(err) = runtime.serve_http(started) {
         tracing::error!("{err}");
@@ -541,7 +546,9 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
     if !runtime.args.quiet && !crate::progress::rows_on_the_terminal(&runtime.metrics) {
         runtime.progress = crate::progress::start(runtime.metrics.clone());
     }
-    runtime.join(started)
+    let code = runtime.join(started);
+    crate::keyed::remove_store();
+    code
 }
 
 #[cfg(test)]
@@ -598,5 +605,41 @@ mod tests {
         let both = ["--http=127.0.0.1:0", "--scale-out", "--checkpoint-dir", "d"];
         let err = RunArgs::parse(both.map(String::from)).unwrap_err();
         assert!(err.contains("--http and --scale-out"), "{err}");
+    }
+
+    #[test]
+    fn state_backend_options_parse() {
+        use crate::args::StateBackend;
+        let parse = |list: &[&str]| RunArgs::parse(list.iter().map(|a| a.to_string()));
+        let default = parse(&[]).unwrap();
+        assert_eq!(default.state, StateBackend::Memory);
+        assert_eq!(default.state_memory, 256 << 20);
+        let disk = parse(&[
+            "--state",
+            "disk",
+            "--state-dir=/tmp/s",
+            "--state-memory",
+            "1GiB",
+        ]);
+        let disk = disk.unwrap();
+        assert_eq!(disk.state, StateBackend::Disk);
+        assert_eq!(
+            disk.state_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/s"))
+        );
+        assert_eq!(disk.state_memory, 1 << 30);
+        assert_eq!(
+            parse(&["--state-memory", "64MB"]).unwrap().state_memory,
+            64_000_000
+        );
+        for bad in [
+            &["--state", "ssd"][..],
+            &["--state-memory", "12"],
+            &["--state-memory", "1TiB"],
+            &["--state-memory", "lots"],
+            &["--state-memory", "1MiB"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -35,20 +35,32 @@ pub fn example(path: &str) -> String {
 
 /// Compiles `text` and builds its binary. `name` must be unique per test (it names the crate).
 pub fn build(name: &str, text: &str, no_fusion: bool) -> PathBuf {
-    build_with(name, text, no_fusion, false, false)
+    build_with(name, text, no_fusion, false, false, false)
 }
 
 /// [`build`] with the runtime's HTTP endpoint compiled in (`weir build --http`).
 pub fn build_http(name: &str, text: &str) -> PathBuf {
-    build_with(name, text, false, true, false)
+    build_with(name, text, false, true, false, false)
 }
 
 /// [`build`] with checkpoints on object storage compiled in (`weir build --object-store`).
 pub fn build_object_store(name: &str, text: &str) -> PathBuf {
-    build_with(name, text, false, false, true)
+    build_with(name, text, false, false, true, false)
 }
 
-fn build_with(name: &str, text: &str, no_fusion: bool, http: bool, object_store: bool) -> PathBuf {
+/// [`build`] with the disk state backend compiled in (`weir build --state-disk`).
+pub fn build_state_disk(name: &str, text: &str) -> PathBuf {
+    build_with(name, text, false, false, false, true)
+}
+
+fn build_with(
+    name: &str,
+    text: &str,
+    no_fusion: bool,
+    http: bool,
+    object_store: bool,
+    state_disk: bool,
+) -> PathBuf {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
     let compiled = match weir_compiler::compile(
@@ -69,6 +81,7 @@ fn build_with(name: &str, text: &str, no_fusion: bool, http: bool, object_store:
     let mut config = BuildConfig::from_env().expect("a cache directory");
     config.http = http;
     config.object_store = object_store;
+    config.state_disk = state_disk;
     let built = driver::build(&compiled.rust, &format!("test_{name}{suffix}"), &config)
         .unwrap_or_else(|e| panic!("{e}"));
     built.binary

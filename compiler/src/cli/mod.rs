@@ -79,6 +79,11 @@ struct BuildArgs {
     /// run` turns it on by itself when the binary's arguments have an s3:// checkpoint dir.
     #[arg(long)]
     object_store: bool,
+    /// Compile in the disk state backend: the binary's `--state disk` then keeps keyed state
+    /// larger than memory in an on-disk LSM store (fjall). `weir run` turns it on by itself
+    /// when the binary's arguments have `--state disk`.
+    #[arg(long)]
+    state_disk: bool,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -361,6 +366,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .any(|a| a == "--http" || a.starts_with("--http="));
             // Checkpoints on object storage: build it with the S3 client.
             build.object_store |= checkpoints_on_object_storage(&args);
+            // State on disk: build it with the LSM store.
+            build.state_disk |= state_on_disk(&args);
             let Some((built, kafka_source)) = build_file(&build)? else {
                 return Ok(ExitCode::FAILURE);
             };
@@ -568,6 +575,7 @@ fn build_file(args: &BuildArgs) -> Result<Option<(driver::Built, bool)>> {
     config.verbose = args.verbose;
     config.http = args.http;
     config.object_store = args.object_store;
+    config.state_disk = args.state_disk;
     if !args.dev && messages::human() {
         eprintln!(
             "weir: compiling {} (release)...",
@@ -623,9 +631,30 @@ fn checkpoints_on_object_storage(args: &[String]) -> bool {
     })
 }
 
+/// Whether the binary's arguments ask for keyed state on disk (`--state disk`).
+fn state_on_disk(args: &[String]) -> bool {
+    args.iter()
+        .enumerate()
+        .any(|(i, a)| match a.strip_prefix("--state") {
+            Some("") => args.get(i + 1).is_some_and(|v| v == "disk"),
+            Some(rest) => rest == "=disk",
+            None => false,
+        })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::checkpoints_on_object_storage;
+    use super::{checkpoints_on_object_storage, state_on_disk};
+
+    #[test]
+    fn state_disk_in_the_arguments_asks_for_the_disk_backend() {
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert!(state_on_disk(&args(&["--state", "disk"])));
+        assert!(state_on_disk(&args(&["--quiet", "--state=disk"])));
+        assert!(!state_on_disk(&args(&["--state", "memory"])));
+        assert!(!state_on_disk(&args(&["--state-dir", "disk"])));
+        assert!(!state_on_disk(&args(&["--state"])));
+    }
 
     #[test]
     fn an_s3_checkpoint_dir_asks_for_object_storage() {

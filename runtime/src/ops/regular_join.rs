@@ -26,19 +26,27 @@
 //! streams have any) expire nothing.
 //! [`RegularJoin::state_size`] counts the stored records.
 //!
+//! With `--state disk` the records are kept in the process's LSM store instead of a hash map,
+//! one entry each ([`disk`]); a checkpoint writes them in the hash map's format, so it restores
+//! on either backend.
+//!
 //! # Output watermark
 //!
 //! The watermark is forwarded unchanged. A row may come from records of any age (without a TTL)
 //! or down to `w - ttl` (with one), so the output has no event time a downstream window could
 //! rely on; the code generator should treat it as not time-ordered.
 
-use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::window_aggregate::now_ms;
+use crate::state::State;
 
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
+
+#[cfg(feature = "state-disk")]
+mod disk;
 
 pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     ttl: Option<i64>,
@@ -59,6 +67,9 @@ pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     /// Left outer: a left record that never matched is emitted with a null right side when it
     /// expires (its `ttl` passed), or at the end of input.
     left_outer: bool,
+    /// With `--state disk`: the records, in the LSM store (`state` stays empty).
+    #[cfg(feature = "state-disk")]
+    disk: Option<disk::OnDisk<S::Key>>,
 }
 
 impl<S: JoinSpec, N: Collector<S::Out>> RegularJoin<S, N, Discard> {
@@ -87,6 +98,8 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             metrics,
             slot: StateSlot::inert(),
             left_outer: false,
+            #[cfg(feature = "state-disk")]
+            disk: disk::OnDisk::open(),
         }
     }
 
@@ -158,6 +171,10 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.note_stored(&key, expiry);
+        #[cfg(feature = "state-disk")]
+        if self.disk.is_some() {
+            return self.push_left_disk(l, &key, time);
+        }
         let sides = self.state.entry(key).or_insert_with(Sides::new);
         let mut matched = false;
         for h in &sides.right {
@@ -190,6 +207,10 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             return;
         }
         self.note_stored(&key, expiry);
+        #[cfg(feature = "state-disk")]
+        if self.disk.is_some() {
+            return self.push_right_disk(r, &key, time);
+        }
         let sides = self.state.entry(key).or_insert_with(Sides::new);
         for h in &mut sides.left {
             if let Some(out) = S::join(&h.record, r) {
@@ -206,6 +227,10 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
 
     /// Removes the records with `t + ttl < w`.
     fn expire(&mut self, ttl: i64, w: i64) {
+        #[cfg(feature = "state-disk")]
+        if self.disk.is_some() {
+            return self.expire_disk(ttl, w);
+        }
         let alive = |time: i64| time.saturating_add(ttl) >= w;
         for key in self.expiry.take_expired(w) {
             let Some(sides) = self.state.get_mut(&key) else {
@@ -273,6 +298,10 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         }
         self.finished = true;
         // Unmatched rows are final only at the end of the input, not at a stop.
+        #[cfg(feature = "state-disk")]
+        if self.disk.is_some() {
+            self.finish_disk();
+        }
         if self.left_outer && !crate::stop::stopped_early() {
             // Every left record still held that never matched, by key, then arrival.
             let mut keys: Vec<_> = self.state.iter().collect();
@@ -300,7 +329,37 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    snapshot_fields!(state, expiry, buffered, watermark);
+    fn save_state(&self, out: &mut Vec<u8>) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.disk {
+            disk::save_records(&disk.lists, out);
+        } else {
+            self.state.save(out);
+        }
+        #[cfg(not(feature = "state-disk"))]
+        self.state.save(out);
+        self.expiry.save(out);
+        self.buffered.save(out);
+        self.watermark.save(out);
+    }
+
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            disk.clear();
+            disk::load_records::<S>(disk, input)?;
+        } else {
+            self.state = State::load(input)?;
+        }
+        #[cfg(not(feature = "state-disk"))]
+        {
+            self.state = State::load(input)?;
+        }
+        self.expiry = State::load(input)?;
+        self.buffered = State::load(input)?;
+        self.watermark = State::load(input)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -494,10 +553,92 @@ mod tests {
         }
     }
 
+    /// The oracle tests with the records in an LSM store, inner and left outer, and a
+    /// checkpoint of a join on disk restored in memory and the other way round.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn on_disk_matches_the_brute_force_oracle_and_the_in_memory_join() {
+        use crate::keyed::disk::Lists;
+        let on = |store| disk::OnDisk::with(Lists::on(store));
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 1 << 20);
+        for seed in 1..4u64 {
+            let input = random_input(seed, 1500);
+            for ttl in [None, Some(15)] {
+                check_with(&input, ttl, &mut |j| {
+                    j.disk = on(store);
+                });
+            }
+        }
+        // Left outer, on disk and in memory: the same rows in the same order.
+        let input = random_input(9, 1500);
+        for ttl in [None, Some(15)] {
+            let run = |disk: bool| {
+                let (j, log, _) = op(ttl);
+                let mut j = j.left_outer();
+                if disk {
+                    j.disk = on(store);
+                }
+                for step in &input {
+                    match step {
+                        Step::Rec(rec) => j.push(rec),
+                        Step::Wm(w) => j.watermark(*w),
+                    }
+                }
+                j.finish();
+                log.take()
+            };
+            assert_eq!(run(true), run(false), "ttl {ttl:?}");
+        }
+        // Half the input, a checkpoint, the rest after a restore on the other backend.
+        for (from_disk, to_disk) in [(true, false), (false, true)] {
+            let (mut a, log_a, _) = op(None);
+            if from_disk {
+                a.disk = on(store);
+            }
+            let (mut b, log_b, _) = op(None);
+            if to_disk {
+                b.disk = on(store);
+            }
+            let (mut whole, log_whole, _) = op(None);
+            let (first, rest) = input.split_at(input.len() / 2);
+            for step in first {
+                if let Step::Rec(rec) = step {
+                    a.push(rec);
+                    whole.push(rec);
+                }
+            }
+            let mut bytes = Vec::new();
+            a.save_state(&mut bytes);
+            b.load_state(&mut &bytes[..]).unwrap();
+            assert_eq!(b.state_size(), a.state_size());
+            for step in rest {
+                if let Step::Rec(rec) = step {
+                    b.push(rec);
+                    whole.push(rec);
+                }
+            }
+            b.finish();
+            whole.finish();
+            let mut got = log_a.take();
+            got.extend(log_b.take());
+            assert_eq!(got, log_whole.take(), "from disk {from_disk}");
+        }
+    }
+
+    fn check_against_oracle(input: &[Step], ttl: Option<i64>) {
+        check_with(input, ttl, &mut |_| {})
+    }
+
     /// Simulates the documented rule: a pair is emitted iff, when the later record arrives,
     /// both have `t + ttl >= w`; rows in the exact order (partners in arrival order).
-    fn check_against_oracle(input: &[Step], ttl: Option<i64>) {
+    fn check_with(
+        input: &[Step],
+        ttl: Option<i64>,
+        setup: &mut dyn FnMut(&mut RegularJoin<Spec, Log>),
+    ) {
         let (mut j, log, metrics) = op(ttl);
+        setup(&mut j);
         let alive = |t: i64, w: i64| ttl.is_none_or(|ttl| t + ttl >= w);
         let mut stored: Vec<In> = Vec::new();
         let mut want = Vec::new();

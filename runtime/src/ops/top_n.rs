@@ -7,7 +7,7 @@ use std::hash::Hash;
 
 use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::hash::FastMap;
+use crate::keyed::Keyed;
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
@@ -39,7 +39,8 @@ pub trait RankSpec {
 pub struct TopNOp<S: RankSpec, N> {
     n: usize,
     newer_wins_ties: bool,
-    state: FastMap<S::Key, Vec<S::In>>,
+    /// The top rows per key, in memory or spilled to disk (see [`crate::keyed`]).
+    state: Keyed<S::Key, Vec<S::In>>,
     ttl: Option<KeyTtl<S::Key>>,
     /// Key -> lowest rank index whose row changed since the last flush.
     dirty: BTreeMap<S::Key, usize>,
@@ -54,7 +55,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
         TopNOp {
             n: n.max(1),
             newer_wins_ties: false,
-            state: FastMap::default(),
+            state: Keyed::new(),
             ttl: None,
             dirty: BTreeMap::new(),
             next,
@@ -94,7 +95,9 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
 
     /// Rows held (for tests and metrics).
     pub fn state_size(&self) -> usize {
-        self.state.values().map(Vec::len).sum()
+        let mut rows = 0;
+        self.state.for_each(|_, v| rows += v.len());
+        rows
     }
 
     /// Keys held.
@@ -104,7 +107,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
 
     fn flush(&mut self) {
         for (key, from) in std::mem::take(&mut self.dirty) {
-            if let Some(rows) = self.state.get(&key) {
+            if let Some(rows) = self.state.get_mut(&key) {
                 for (i, row) in rows.iter().enumerate().skip(from) {
                     let out = S::output(row, i as i64 + 1);
                     self.stats.records_out += 1;
@@ -124,8 +127,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         // Most keys hold few rows: start small (dedup holds exactly one).
         let rows = self
             .state
-            .entry(key.clone())
-            .or_insert_with(|| Vec::with_capacity(n.min(2)));
+            .get_or_insert_with(key.clone(), || Vec::with_capacity(n.min(2)));
         // After every row that ranks before or equal to it (arrival order breaks ties).
         let at = if self.newer_wins_ties {
             rows.partition_point(|r| S::compare(r, record) == Ordering::Less)
@@ -137,6 +139,9 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         }
         rows.insert(at, record.clone());
         rows.truncate(self.n);
+        if self.state.weighs() {
+            self.state.reweigh(&key);
+        }
         if let Some(ttl) = &mut self.ttl {
             ttl.write_now(&key, S::event_time(record));
         }

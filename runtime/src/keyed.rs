@@ -1,0 +1,247 @@
+//! Keyed state: the per-key values of a stateful operator, in memory or spilled to disk.
+//!
+//! [`Keyed`] is a map from keys to values with two backends, chosen once per process:
+//!
+//! - **memory** (the default): a hash map, exactly what the operators held before there was a
+//!   choice; nothing is weighed or copied.
+//! - **disk** (`--state disk`, runtime feature `state-disk`, see [`disk`]): the most recently
+//!   used keys stay decoded in memory, in an LRU cache whose entries are weighed in bytes; when
+//!   the caches of all operators together pass the budget (`--state-memory`), the coldest keys
+//!   are written to an embedded LSM store (fjall) and dropped from memory, and read back when a
+//!   record of theirs arrives. The store is scratch space for this process only: it is emptied
+//!   at start and deleted at exit. What survives a crash is the checkpoint, which a disk-backed
+//!   map writes in the same format as a hash map ([`State`]), so a checkpoint taken with one
+//!   backend restores with the other.
+//!
+//! Operators call [`Keyed::get_or_insert_with`] and [`Keyed::get_mut`] and, after changing a
+//! value, tell the map by how much it grew ([`Keyed::grew`], which may spill other keys) or
+//! ask it to weigh the value again ([`Keyed::reweigh`]). Both are no-ops in memory, and
+//! [`Keyed::weighs`] says whether the caller needs to measure at all.
+
+use std::hash::Hash;
+
+use crate::hash::FastMap;
+use crate::state::{State, StateError};
+
+#[cfg(feature = "state-disk")]
+pub mod disk;
+
+/// Sets up the backend `args` ask for (`--state disk`): call once, before any operator is
+/// built. In memory there is nothing to set up.
+pub fn install(args: &crate::args::RunArgs) -> Result<(), String> {
+    if args.state != crate::args::StateBackend::Disk {
+        return Ok(());
+    }
+    #[cfg(feature = "state-disk")]
+    {
+        let dir = args.state_dir.clone().unwrap_or_else(std::env::temp_dir);
+        disk::install(&dir, args.state_memory)
+    }
+    #[cfg(not(feature = "state-disk"))]
+    Err(
+        "--state disk: this binary has no disk state backend; build it with \
+         `weir build --state-disk` (`weir run` does when its arguments have --state disk)"
+            .into(),
+    )
+}
+
+/// Removes the disk store's scratch folder at the end of a run (nothing in memory).
+pub fn remove_store() {
+    #[cfg(feature = "state-disk")]
+    disk::remove();
+}
+
+/// A key-value map of operator state, in memory or spilled to disk (see the module docs).
+pub struct Keyed<K, V> {
+    pub(crate) backend: Backend<K, V>,
+}
+
+pub(crate) enum Backend<K, V> {
+    Memory(FastMap<K, V>),
+    #[cfg(feature = "state-disk")]
+    Disk(Box<disk::Spilled<K, V>>),
+}
+
+impl<K: Hash + Eq + Clone + State, V: State> Default for Keyed<K, V> {
+    fn default() -> Self {
+        Keyed::new()
+    }
+}
+
+impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
+    /// An empty map on the process's backend: on disk when the binary was started with
+    /// `--state disk`, else in memory.
+    pub fn new() -> Self {
+        #[cfg(feature = "state-disk")]
+        if let Some(spilled) = disk::Spilled::open() {
+            return Keyed {
+                backend: Backend::Disk(Box::new(spilled)),
+            };
+        }
+        Keyed::in_memory()
+    }
+
+    /// An empty map in memory, whatever the process's backend.
+    pub fn in_memory() -> Self {
+        Keyed {
+            backend: Backend::Memory(FastMap::default()),
+        }
+    }
+
+    /// Whether this map weighs its values (on disk), so that callers should say by how much
+    /// a value grew ([`Keyed::grew`]); in memory they need not measure anything.
+    #[inline]
+    pub fn weighs(&self) -> bool {
+        !matches!(self.backend, Backend::Memory(_))
+    }
+
+    /// The value of `key`, made with `make` if the key has none. On disk, a spilled key is
+    /// read back first, and the key becomes the most recently used.
+    #[inline]
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        match &mut self.backend {
+            Backend::Memory(map) => map.entry(key).or_insert_with(make),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.get_or_insert_with(key, make),
+        }
+    }
+
+    /// The value of `key`, if it has one.
+    #[inline]
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        match &mut self.backend {
+            Backend::Memory(map) => map.get_mut(key),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.get_mut(key),
+        }
+    }
+
+    /// Sets the value of `key`, which weighs about `bytes` (restores).
+    pub fn insert(&mut self, key: K, value: V, bytes: usize) {
+        match &mut self.backend {
+            Backend::Memory(map) => {
+                let _ = bytes;
+                map.insert(key, value);
+            }
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.insert(key, value, bytes),
+        }
+    }
+
+    /// Removes `key` and its value.
+    pub fn remove(&mut self, key: &K) {
+        match &mut self.backend {
+            Backend::Memory(map) => {
+                map.remove(key);
+            }
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.remove(key),
+        }
+    }
+
+    /// After the value of `key` (the key last read or inserted) grew by about `bytes`: counts
+    /// them against the memory budget, spilling the coldest keys when it is exceeded.
+    #[inline]
+    pub fn grew(&mut self, key: &K, bytes: usize) {
+        match &mut self.backend {
+            Backend::Memory(_) => {
+                let _ = (key, bytes);
+            }
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.grew(key, bytes),
+        }
+    }
+
+    /// Weighs the value of `key` (the key last read or inserted) again after it changed,
+    /// spilling the coldest keys if the budget is exceeded.
+    pub fn reweigh(&mut self, key: &K) {
+        match &mut self.backend {
+            Backend::Memory(_) => {
+                let _ = key;
+            }
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.reweigh(key),
+        }
+    }
+
+    /// Keys held, in memory and on disk.
+    pub fn len(&self) -> usize {
+        match &self.backend {
+            Backend::Memory(map) => map.len(),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Gives memory back after most keys were removed (in memory; the disk store compacts on
+    /// its own).
+    pub fn shrink(&mut self) {
+        match &mut self.backend {
+            Backend::Memory(map) => crate::ops::join::shrink_map(map),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(_) => {}
+        }
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        match &mut self.backend {
+            Backend::Memory(map) => *map = FastMap::default(),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.clear(),
+        }
+    }
+
+    /// Calls `f` with every key and value, in no particular order (spilled ones are read back
+    /// one at a time and not kept).
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        match &self.backend {
+            Backend::Memory(map) => map.iter().for_each(|(k, v)| f(k, v)),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.for_each(f),
+        }
+    }
+
+    /// Bytes of the map's values held in memory as the disk backend counts them (0 in memory,
+    /// where nothing is weighed).
+    pub fn weight(&self) -> usize {
+        match &self.backend {
+            Backend::Memory(_) => 0,
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.weight(),
+        }
+    }
+}
+
+/// Saved as a hash map of the same keys and values is: a count, then each key and its value.
+impl<K: Hash + Eq + Clone + State, V: State> State for Keyed<K, V> {
+    fn save(&self, out: &mut Vec<u8>) {
+        match &self.backend {
+            Backend::Memory(map) => map.save(out),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.save(out),
+        }
+    }
+
+    /// Loads into a map on the process's backend; on disk, keys past the budget are spilled as
+    /// they are read, so a restore needs no more memory than the run.
+    fn load(input: &mut &[u8]) -> Result<Self, StateError> {
+        let mut keyed = Keyed::new();
+        let n = u64::load(input)?;
+        if n > input.len() as u64 {
+            return Err(StateError::Truncated);
+        }
+        for _ in 0..n {
+            let before = input.len();
+            let key = K::load(input)?;
+            let value = V::load(input)?;
+            let bytes = before - input.len();
+            keyed.insert(key, value, bytes);
+        }
+        Ok(keyed)
+    }
+}

@@ -1,0 +1,782 @@
+//! The disk backend of [`Keyed`](super::Keyed): an LRU cache of decoded values in front of
+//! an embedded LSM store (fjall), with one memory budget for the whole process.
+//!
+//! [`install`] (from `--state disk --state-dir DIR --state-memory SIZE`) opens one fjall
+//! database in a folder of its own under `DIR` (`weir-<pid>`; folders of processes that are
+//! gone are removed first) and splits the budget: 3/8 for the caches of decoded values of the
+//! operators that keep them ([`Spilled`], top-N), 1/8 for fjall's block cache, 1/4 for its
+//! memtables (each map's at most 1/8), the rest for what fjall and the run keep besides. Each
+//! map gets a partition of its own (fjall's keyspaces), compacted size-tiered. Keys and values
+//! are stored in their checkpoint encoding ([`State`]). The regular join keeps no cache: its
+//! records are entries of their own ([`Lists`]).
+//!
+//! A value is weighed as its encoded size times [`MEMORY_PER_ENCODED_BYTE`] (the decoded
+//! form's headers and allocations) plus [`OVERHEAD_PER_KEY`]; when the caches of all maps
+//! together weigh more than their share of the budget, the map that is growing writes its
+//! least recently used keys to its keyspace and drops them from memory. A key read back stays
+//! on disk as well (a later spill overwrites it), so reading costs no write.
+//!
+//! The store holds nothing a restart needs: checkpoints write every key, cached or spilled,
+//! in the format of an in-memory map. A failure of the store (a full disk) fails the run
+//! with an error, as a failed checkpoint does.
+
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use lru::LruCache;
+
+use crate::hash::BuildFastHasher;
+use crate::state::State;
+
+/// Decoded values take about this many bytes of memory per byte of their encoding (string
+/// and vector headers, allocation rounding), measured on the Nexmark records.
+pub const MEMORY_PER_ENCODED_BYTE: usize = 2;
+/// What a cached key costs besides its value: the LRU's node and hash slot, the entry.
+pub const OVERHEAD_PER_KEY: usize = 96;
+
+/// The process's store and budget (see the module docs).
+pub(crate) struct Store {
+    db: fjall::Keyspace,
+    folder: PathBuf,
+    /// Bytes the caches of all maps may weigh together.
+    cache_budget: usize,
+    /// Bytes they weigh now.
+    used: AtomicUsize,
+    memtable: u64,
+    next_keyspace: AtomicU64,
+}
+
+static STORE: OnceLock<Store> = OnceLock::new();
+
+/// Opens the process's disk store in a new folder under `dir`, with `budget` bytes of memory
+/// for the state (see the module docs). Call once, before any operator is built.
+pub fn install(dir: &Path, budget: u64) -> Result<(), String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the state folder {}: {e}", dir.display()))?;
+    remove_abandoned(dir);
+    let store = Store::open(&dir.join(format!("weir-{}", std::process::id())), budget)?;
+    STORE
+        .set(store)
+        .map_err(|_| "the state store is open already".to_string())
+}
+
+impl Store {
+    /// A store in `folder` (emptied first) with `budget` bytes of memory.
+    fn open(folder: &Path, budget: u64) -> Result<Store, String> {
+        let _ = std::fs::remove_dir_all(folder);
+        let budget = budget.max(4 << 20);
+        let memtable = (budget / 8).clamp(1 << 20, 64 << 20);
+        let db = fjall::Config::new(folder)
+            .cache_size(budget / 8)
+            // Memtables, sealed ones waiting for their flush included.
+            .max_write_buffer_size(budget / 4)
+            .max_journaling_size(64 << 20)
+            // One thread each: the pipeline's tasks need the cores more.
+            .flush_workers(1)
+            .compaction_workers(1)
+            .manual_journal_persist(true)
+            .open()
+            .map_err(|e| format!("cannot open the state store in {}: {e}", folder.display()))?;
+        Ok(Store {
+            db,
+            folder: folder.to_path_buf(),
+            cache_budget: usize::try_from(budget / 8 * 3).unwrap_or(usize::MAX),
+            used: AtomicUsize::new(0),
+            memtable,
+            next_keyspace: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Store {
+    /// A new partition (fjall's name for a keyspace of its own) named `name`.
+    fn partition(&self, name: &str) -> fjall::Result<fjall::PartitionHandle> {
+        self.db.open_partition(
+            name,
+            fjall::PartitionCreateOptions::default()
+                // Size-tiered: a spilled record is rewritten by fewer compactions than with
+                // leveled (q20 on disk: 2.4x the throughput, docs/performance.md).
+                .compaction_strategy(fjall::compaction::Strategy::SizeTiered(Default::default()))
+                .max_memtable_size(u32::try_from(self.memtable).unwrap_or(u32::MAX))
+                .manual_journal_persist(true),
+        )
+    }
+
+    /// Replaces `partition` with an empty one (fjall 2 has no clear).
+    fn clear(&self, partition: &mut fjall::PartitionHandle) {
+        let id = self.next_keyspace.fetch_add(1, Ordering::Relaxed);
+        match self.partition(&format!("c{id}")) {
+            Ok(fresh) => {
+                let old = std::mem::replace(partition, fresh);
+                if let Err(e) = self.db.delete_partition(old) {
+                    tracing::debug!("state store: cannot delete a partition: {e}");
+                }
+            }
+            Err(e) => failed("clear a partition", e),
+        }
+    }
+}
+
+/// Removes the store's folder at the end of the run (its contents are scratch).
+pub fn remove() {
+    if let Some(store) = STORE.get() {
+        let _ = std::fs::remove_dir_all(&store.folder);
+    }
+}
+
+/// Whether this process spills state to disk.
+pub fn installed() -> bool {
+    STORE.get().is_some()
+}
+
+/// Bytes the caches of all maps weigh now (for tests and the summary).
+pub fn cached_bytes() -> usize {
+    STORE.get().map_or(0, |s| s.used.load(Ordering::Relaxed))
+}
+
+/// Removes the `weir-<pid>` folders under `dir` of processes that no longer run (a killed
+/// run cannot remove its own).
+fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("weir-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 sends nothing; it only asks whether `pid` exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) {
+    crate::context::report_error(format!("state store: cannot {what}: {e}"));
+}
+
+struct Entry<V> {
+    value: V,
+    /// What it counts against the budget.
+    weight: usize,
+    /// The keyspace holds a copy (possibly older: the cached value is the current one).
+    on_disk: bool,
+}
+
+/// One map's cache and keyspace.
+pub(crate) struct Spilled<K, V> {
+    store: &'static Store,
+    keyspace: fjall::PartitionHandle,
+    cache: LruCache<K, Entry<V>, BuildFastHasher>,
+    /// Keys whose only copy is in the keyspace.
+    disk_only: usize,
+    /// What this map's cache weighs.
+    weight: usize,
+    buf: Vec<u8>,
+}
+
+fn weigh(encoded: usize) -> usize {
+    encoded * MEMORY_PER_ENCODED_BYTE + OVERHEAD_PER_KEY
+}
+
+impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
+    /// A map with a keyspace of its own, if the process has a store (`None` also when the
+    /// keyspace cannot be made: the error fails the run).
+    pub fn open() -> Option<Self> {
+        Spilled::on(STORE.get()?)
+    }
+
+    fn on(store: &'static Store) -> Option<Self> {
+        let id = store.next_keyspace.fetch_add(1, Ordering::Relaxed);
+        let keyspace = store.partition(&format!("s{id}"));
+        match keyspace {
+            Ok(keyspace) => Some(Spilled {
+                store,
+                keyspace,
+                cache: LruCache::unbounded_with_hasher(BuildFastHasher),
+                disk_only: 0,
+                weight: 0,
+                buf: Vec::new(),
+            }),
+            Err(e) => {
+                failed("make a keyspace", e);
+                None
+            }
+        }
+    }
+
+    fn encode_key(buf: &mut Vec<u8>, key: &K) {
+        buf.clear();
+        key.save(buf);
+    }
+
+    fn add_weight(&mut self, bytes: usize) {
+        self.weight += bytes;
+        self.store.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn sub_weight(&mut self, bytes: usize) {
+        self.weight -= bytes;
+        self.store.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Spills the least recently used keys while the caches weigh more than their budget
+    /// (keeping at least `keep` keys of this map in memory).
+    fn spill(&mut self, keep: usize) {
+        let mut value = Vec::new();
+        while self.store.used.load(Ordering::Relaxed) > self.store.cache_budget
+            && self.cache.len() > keep
+        {
+            let Some((key, entry)) = self.cache.pop_lru() else {
+                break;
+            };
+            Self::encode_key(&mut self.buf, &key);
+            value.clear();
+            entry.value.save(&mut value);
+            if let Err(e) = self.keyspace.insert(self.buf.as_slice(), value.as_slice()) {
+                failed("write a key", e);
+                // Kept in memory: the run fails, but its state stays whole.
+                self.cache.push(key, entry);
+                return;
+            }
+            self.disk_only += 1;
+            self.sub_weight(entry.weight);
+        }
+    }
+
+    /// Reads `key` back from the keyspace into the cache, if it is there.
+    fn load(&mut self, key: &K) -> bool {
+        if self.disk_only == 0 {
+            return false;
+        }
+        Self::encode_key(&mut self.buf, key);
+        let bytes = match self.keyspace.get(self.buf.as_slice()) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return false,
+            Err(e) => {
+                failed("read a key", e);
+                return false;
+            }
+        };
+        let value = match crate::state::decode::<V>(&bytes) {
+            Ok(value) => value,
+            Err(e) => {
+                failed("decode a key", e);
+                return false;
+            }
+        };
+        self.spill(0);
+        let weight = weigh(bytes.len());
+        self.add_weight(weight);
+        self.disk_only -= 1;
+        self.cache.push(
+            key.clone(),
+            Entry {
+                value,
+                weight,
+                on_disk: true,
+            },
+        );
+        true
+    }
+
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        if !self.cache.contains(&key) && !self.load(&key) {
+            self.spill(0);
+            let weight = OVERHEAD_PER_KEY;
+            self.add_weight(weight);
+            self.cache.push(
+                key.clone(),
+                Entry {
+                    value: make(),
+                    weight,
+                    on_disk: false,
+                },
+            );
+        }
+        &mut self
+            .cache
+            .get_mut(&key)
+            .expect("cached or inserted above")
+            .value
+    }
+
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        if !self.cache.contains(key) && !self.load(key) {
+            return None;
+        }
+        self.cache.get_mut(key).map(|e| &mut e.value)
+    }
+
+    pub fn insert(&mut self, key: K, value: V, bytes: usize) {
+        self.remove(&key);
+        self.spill(0);
+        let weight = weigh(bytes);
+        self.add_weight(weight);
+        self.cache.push(
+            key,
+            Entry {
+                value,
+                weight,
+                on_disk: false,
+            },
+        );
+    }
+
+    pub fn remove(&mut self, key: &K) {
+        let on_disk = match self.cache.pop(key) {
+            Some(entry) => {
+                self.sub_weight(entry.weight);
+                entry.on_disk
+            }
+            None => {
+                // Spilled, or not held at all.
+                Self::encode_key(&mut self.buf, key);
+                let held = self.disk_only > 0
+                    && self
+                        .keyspace
+                        .contains_key(self.buf.as_slice())
+                        .unwrap_or_else(|e| {
+                            failed("read a key", e);
+                            false
+                        });
+                if held {
+                    self.disk_only -= 1;
+                }
+                held
+            }
+        };
+        if on_disk {
+            Self::encode_key(&mut self.buf, key);
+            if let Err(e) = self.keyspace.remove(self.buf.as_slice()) {
+                failed("remove a key", e);
+            }
+        }
+    }
+
+    pub fn grew(&mut self, key: &K, encoded: usize) {
+        let bytes = encoded * MEMORY_PER_ENCODED_BYTE;
+        if let Some(entry) = self.cache.peek_mut(key) {
+            entry.weight += bytes;
+            self.add_weight(bytes);
+        }
+        self.spill(1);
+    }
+
+    pub fn reweigh(&mut self, key: &K) {
+        let Some(entry) = self.cache.peek_mut(key) else {
+            return;
+        };
+        self.buf.clear();
+        entry.value.save(&mut self.buf);
+        let old = entry.weight;
+        let new = weigh(self.buf.len());
+        entry.weight = new;
+        self.sub_weight(old);
+        self.add_weight(new);
+        self.spill(1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.len() + self.disk_only
+    }
+
+    pub fn weight(&self) -> usize {
+        self.weight
+    }
+
+    pub fn clear(&mut self) {
+        let spilled = self.disk_only > 0 || self.cache.iter().any(|(_, e)| e.on_disk);
+        self.cache.clear();
+        let weight = self.weight;
+        self.sub_weight(weight);
+        if spilled {
+            self.store.clear(&mut self.keyspace);
+        }
+        self.disk_only = 0;
+    }
+
+    /// Calls `f` with every spilled key and value that is not cached (decoded one at a time).
+    fn for_each_spilled(&self, mut f: impl FnMut(&[u8], &[u8], K)) {
+        if self.disk_only == 0 {
+            return;
+        }
+        for item in self.keyspace.iter() {
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    failed("read the keyspace", e);
+                    return;
+                }
+            };
+            let key = match crate::state::decode::<K>(&k) {
+                Ok(key) => key,
+                Err(e) => {
+                    failed("decode a key", e);
+                    return;
+                }
+            };
+            // A cached key's copy on disk is older than the cache's.
+            if !self.cache.contains(&key) {
+                f(&k, &v, key);
+            }
+        }
+    }
+
+    pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        for (k, e) in self.cache.iter() {
+            f(k, &e.value);
+        }
+        self.for_each_spilled(|_, v, key| match crate::state::decode::<V>(v) {
+            Ok(value) => f(&key, &value),
+            Err(e) => failed("decode a key", e),
+        });
+    }
+
+    /// Saves the map as a hash map of the same keys and values is saved: a count, then each
+    /// key and its value (spilled ones copied as they are stored).
+    pub fn save(&self, out: &mut Vec<u8>) {
+        let at = out.len();
+        0u64.save(out);
+        let mut n = 0u64;
+        for (k, e) in self.cache.iter() {
+            k.save(out);
+            e.value.save(out);
+            n += 1;
+        }
+        self.for_each_spilled(|k, v, _| {
+            out.extend_from_slice(k);
+            out.extend_from_slice(v);
+            n += 1;
+        });
+        out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+    }
+}
+
+impl<K, V> Drop for Spilled<K, V> {
+    fn drop(&mut self) {
+        self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
+        if let Err(e) = self.store.db.delete_partition(self.keyspace.clone()) {
+            tracing::debug!("state store: cannot delete a keyspace: {e}");
+        }
+    }
+}
+
+/// Lists of records per key, one entry per record: `key ‖ list ‖ sequence` (the key's
+/// [`State`] encoding, which is self-delimiting, a list tag, and a big-endian arrival number),
+/// so a key's list is a prefix of the keyspace in arrival order. Appending writes one entry
+/// and reads nothing; reading a list is a prefix scan. What the regular join keeps on disk:
+/// nothing of it stays decoded in memory, so its memory is the store's (memtables and block
+/// cache), whatever the number of keys and records.
+///
+/// The lists read recently stay in memory too, as their entries' bytes (an LRU cache weighed
+/// against the budget like the other maps' caches, written through on every change): a probe
+/// of a hot key (the auction every bid of q9 probes) reads no table.
+pub struct Lists {
+    keyspace: fjall::PartitionHandle,
+    store: &'static Store,
+    next: u64,
+    entry: Vec<u8>,
+    value: Vec<u8>,
+    /// `key ‖ list` → the list's entries, in arrival order.
+    cache: LruCache<Vec<u8>, Vec<RawEntry>, BuildFastHasher>,
+    /// What the cache weighs.
+    weight: usize,
+}
+
+/// A cached entry of a list: its key and value.
+type RawEntry = (Vec<u8>, Vec<u8>);
+
+/// What a cached entry weighs: its bytes and two vectors' headers and allocations.
+fn entry_weight(entry: &[u8], value: &[u8]) -> usize {
+    entry.len() + value.len() + 64
+}
+
+/// An entry's key: `key ‖ list ‖ sequence`.
+fn entry_key(out: &mut Vec<u8>, key: &[u8], list: u8, sequence: u64) {
+    out.clear();
+    out.extend_from_slice(key);
+    out.push(list);
+    out.extend_from_slice(&sequence.to_be_bytes());
+}
+
+/// The length of `key ‖ list` in an entry's key.
+pub const ENTRY_SUFFIX: usize = 9;
+
+impl Lists {
+    /// Lists with a keyspace of their own, if the process has a store.
+    pub fn open() -> Option<Lists> {
+        Lists::on(STORE.get()?)
+    }
+
+    pub(crate) fn on(store: &'static Store) -> Option<Lists> {
+        let id = store.next_keyspace.fetch_add(1, Ordering::Relaxed);
+        let keyspace = store.partition(&format!("l{id}"));
+        match keyspace {
+            Ok(keyspace) => Some(Lists {
+                keyspace,
+                store,
+                next: 0,
+                entry: Vec::new(),
+                value: Vec::new(),
+                cache: LruCache::unbounded_with_hasher(BuildFastHasher),
+                weight: 0,
+            }),
+            Err(e) => {
+                failed("make a keyspace", e);
+                None
+            }
+        }
+    }
+
+    /// Appends to the list `list` of `key` (an encoded key) the value `write` writes.
+    pub fn push(&mut self, key: &[u8], list: u8, write: impl FnOnce(&mut Vec<u8>)) {
+        entry_key(&mut self.entry, key, list, self.next);
+        self.next += 1;
+        self.value.clear();
+        write(&mut self.value);
+        if let Err(e) = self
+            .keyspace
+            .insert(self.entry.as_slice(), self.value.as_slice())
+        {
+            failed("write a record", e);
+        }
+        let prefix = &self.entry[..key.len() + 1];
+        if let Some(cached) = self.cache.peek_mut(prefix) {
+            let added = entry_weight(&self.entry, &self.value);
+            cached.push((self.entry.clone(), self.value.clone()));
+            self.weight += added;
+            self.store.used.fetch_add(added, Ordering::Relaxed);
+            self.trim();
+        }
+    }
+
+    /// Drops the least recently read lists while the caches weigh more than their budget.
+    fn trim(&mut self) {
+        while self.store.used.load(Ordering::Relaxed) > self.store.cache_budget {
+            let Some((prefix, entries)) = self.cache.pop_lru() else {
+                break;
+            };
+            self.forget(&prefix, &entries);
+        }
+    }
+
+    fn forget(&mut self, prefix: &[u8], entries: &[(Vec<u8>, Vec<u8>)]) {
+        let weight: usize = prefix.len()
+            + 64
+            + entries
+                .iter()
+                .map(|(k, v)| entry_weight(k, v))
+                .sum::<usize>();
+        self.weight -= weight;
+        self.store.used.fetch_sub(weight, Ordering::Relaxed);
+    }
+
+    /// Drops the cached list an entry belongs to.
+    fn uncache(&mut self, entry: &[u8]) {
+        let prefix = &entry[..entry.len() - 8];
+        if let Some(entries) = self.cache.pop(prefix) {
+            self.forget(prefix, &entries);
+        }
+    }
+
+    /// Calls `f` with each entry key and value of the list `list` of `key`, in arrival order
+    /// (nothing is read unless `probe`: the caller knows the list is empty).
+    pub fn read(&mut self, key: &[u8], list: u8, probe: bool, mut f: impl FnMut(&[u8], &[u8])) {
+        if !probe {
+            return;
+        }
+        let mut prefix = Vec::with_capacity(key.len() + 1);
+        prefix.extend_from_slice(key);
+        prefix.push(list);
+        if let Some(entries) = self.cache.get(&prefix) {
+            for (k, v) in entries {
+                f(k, v);
+            }
+            return;
+        }
+        let mut entries = Vec::new();
+        let mut weight = prefix.len() + 64;
+        for item in self.keyspace.prefix(&prefix) {
+            match item {
+                Ok((k, v)) => {
+                    f(&k, &v);
+                    weight += entry_weight(&k, &v);
+                    entries.push((k.to_vec(), v.to_vec()));
+                }
+                Err(e) => {
+                    failed("read a list", e);
+                    return;
+                }
+            }
+        }
+        self.weight += weight;
+        self.store.used.fetch_add(weight, Ordering::Relaxed);
+        self.cache.push(prefix, entries);
+        self.trim();
+    }
+
+    /// Replaces the value of an entry (`entry` as [`Lists::read`] gave it).
+    pub fn replace(&mut self, entry: &[u8], value: &[u8]) {
+        self.uncache(entry);
+        if let Err(e) = self.keyspace.insert(entry, value) {
+            failed("write a record", e);
+        }
+    }
+
+    /// Removes an entry.
+    pub fn remove(&mut self, entry: &[u8]) {
+        self.uncache(entry);
+        if let Err(e) = self.keyspace.remove(entry) {
+            failed("remove a record", e);
+        }
+    }
+
+    /// Calls `f` with every entry key and value, keys' lists one after the other.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        for item in self.keyspace.iter() {
+            match item {
+                Ok((k, v)) => f(&k, &v),
+                Err(e) => {
+                    failed("read the keyspace", e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.store.clear(&mut self.keyspace);
+        self.cache.clear();
+        self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
+        self.weight = 0;
+    }
+}
+
+impl Drop for Lists {
+    fn drop(&mut self) {
+        self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
+        if let Err(e) = self.store.db.delete_partition(self.keyspace.clone()) {
+            tracing::debug!("state store: cannot delete a keyspace: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::hash::FastMap;
+    use crate::keyed::{Backend, Keyed};
+
+    /// A store of its own (never the process's) whose caches may weigh `cache_budget` bytes.
+    pub(crate) fn store(dir: &Path, cache_budget: usize) -> &'static Store {
+        let mut store = Store::open(&dir.join("store"), 16 << 20).expect("opens");
+        store.cache_budget = cache_budget;
+        Box::leak(Box::new(store))
+    }
+
+    impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
+        pub(crate) fn spilled_to(store: &'static Store) -> Self {
+            Keyed {
+                backend: Backend::Disk(Box::new(Spilled::on(store).expect("opens"))),
+            }
+        }
+    }
+
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    /// Random inserts, appends, reads and removals over more keys than the budget holds, against
+    /// a hash map: the same keys and values, whether cached or spilled; a checkpoint of the
+    /// spilled map decodes as that hash map, and loads back into either backend.
+    #[test]
+    fn spilled_map_holds_what_a_hash_map_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 64 << 10);
+        let mut map: Keyed<(i64, String), Vec<u64>> = Keyed::spilled_to(store);
+        let mut oracle: FastMap<(i64, String), Vec<u64>> = FastMap::default();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for step in 0..40_000u64 {
+            let k = (rng(&mut seed) % 3000) as i64;
+            let key = (k, format!("key-{k}"));
+            match rng(&mut seed) % 10 {
+                0 => {
+                    map.remove(&key);
+                    oracle.remove(&key);
+                }
+                1 => {
+                    let got = map.get_mut(&key).map(|v| v.clone());
+                    assert_eq!(got.as_ref(), oracle.get(&key), "step {step}");
+                }
+                _ => {
+                    map.get_or_insert_with(key.clone(), Vec::new).push(step);
+                    map.grew(&key, 8);
+                    oracle.entry(key).or_default().push(step);
+                }
+            }
+        }
+        assert_eq!(map.len(), oracle.len());
+        let Backend::Disk(spilled) = &map.backend else {
+            unreachable!()
+        };
+        assert!(spilled.disk_only > 1000, "{} spilled", spilled.disk_only);
+        // The caches stay near the budget (one value over it at most).
+        assert!(
+            cached(store) < (64 << 10) + 4096,
+            "{} cached",
+            cached(store)
+        );
+
+        let mut seen = FastMap::default();
+        map.for_each(|k, v| {
+            seen.insert(k.clone(), v.clone());
+        });
+        assert_eq!(seen, oracle);
+
+        let bytes = crate::state::encode(&map);
+        let decoded: FastMap<(i64, String), Vec<u64>> = crate::state::decode(&bytes).unwrap();
+        assert_eq!(decoded, oracle);
+        // A checkpoint taken in memory restores on disk and back.
+        let in_memory = crate::state::encode(&oracle);
+        let mut restored: Keyed<(i64, String), Vec<u64>> = Keyed::spilled_to(store);
+        let mut input = &in_memory[..];
+        let n = u64::load(&mut input).unwrap();
+        for _ in 0..n {
+            let before = input.len();
+            let k = State::load(&mut input).unwrap();
+            let v = State::load(&mut input).unwrap();
+            restored.insert(k, v, before - input.len());
+        }
+        assert_eq!(restored.len(), oracle.len());
+        let again: FastMap<(i64, String), Vec<u64>> =
+            crate::state::decode(&crate::state::encode(&restored)).unwrap();
+        assert_eq!(again, oracle);
+
+        map.clear();
+        assert_eq!(map.len(), 0);
+        let empty: FastMap<(i64, String), Vec<u64>> =
+            crate::state::decode(&crate::state::encode(&map)).unwrap();
+        assert!(empty.is_empty());
+        drop(map);
+        drop(restored);
+        assert_eq!(cached(store), 0);
+    }
+
+    fn cached(store: &Store) -> usize {
+        store.used.load(Ordering::Relaxed)
+    }
+}
