@@ -332,6 +332,49 @@ fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
         }
     }
 
+    let kafka = view.metrics.kafka_partitions();
+    if !kafka.is_empty() {
+        let labels = ["source", "topic", "partition"];
+        let lag = gauges(
+            "weir_kafka_consumer_lag",
+            "Messages of the partition not read yet: its high watermark minus the next offset \
+             the source reads.",
+            &labels,
+        )?;
+        let consumed = gauges(
+            "weir_kafka_consumer_offset",
+            "The next offset the source reads in the partition.",
+            &labels,
+        )?;
+        let committed = gauges(
+            "weir_kafka_committed_offset",
+            "The last offset the source committed to its consumer group for the partition.",
+            &labels,
+        )?;
+        let high = gauges(
+            "weir_kafka_high_watermark",
+            "The partition's high watermark (the offset of its next message), as the consumer \
+             last heard it.",
+            &labels,
+        )?;
+        for p in &kafka {
+            let number = p.partition.to_string();
+            let labels = [p.source.as_str(), p.topic.as_str(), number.as_str()];
+            if let Some(n) = p.lag() {
+                lag.with_label_values(&labels).set(n as f64);
+            }
+            for (family, value) in [
+                (&consumed, p.consumed),
+                (&committed, p.committed),
+                (&high, p.high_watermark),
+            ] {
+                if let Some(offset) = value {
+                    family.with_label_values(&labels).set(offset as f64);
+                }
+            }
+        }
+    }
+
     counter(
         "weir_dead_letters_total",
         "Malformed input records and records rejected by arithmetic faults, sent to the dead \
@@ -458,17 +501,36 @@ fn pipeline_json(view: &View) -> serde_json::Value {
         })
         .collect();
     let now = now_ms();
+    let kafka = view.metrics.kafka_partitions();
     let sources: Vec<_> = view
         .metrics
         .sources()
         .into_iter()
         .map(|s| {
+            let partitions: Vec<_> = kafka
+                .iter()
+                .filter(|p| p.source == s.name)
+                .map(|p| {
+                    json!({
+                        "topic": p.topic,
+                        "partition": p.partition,
+                        "consumed_offset": p.consumed,
+                        "committed_offset": p.committed,
+                        "high_watermark": p.high_watermark,
+                        "lag": p.lag(),
+                    })
+                })
+                .collect();
+            let lags = kafka.iter().filter(|p| p.source == s.name);
+            let lag = lags.filter_map(|p| p.lag()).reduce(|a, b| a + b);
             json!({
                 "name": s.name,
                 "instances": s.instances,
                 "records": s.records,
                 "watermark_ms": s.watermark_ms,
                 "watermark_lag_ms": s.watermark_ms.map(|wm| now.saturating_sub(wm)),
+                "kafka_lag": lag,
+                "kafka_partitions": partitions,
             })
         })
         .collect();

@@ -208,6 +208,45 @@ struct Inner {
     input_files: Mutex<Vec<(u64, Arc<AtomicU64>)>>,
     /// The last few dead letters, newest last (see [`Metrics::recent_dead_letters`]).
     recent_dead_letters: Mutex<std::collections::VecDeque<RecentDeadLetter>>,
+    /// Per Kafka source instance: the partitions it reads, as it last published them.
+    kafka_partitions: Mutex<Vec<Arc<Mutex<Vec<KafkaPartition>>>>>,
+}
+
+/// One Kafka partition a source instance reads, as the instance last published it (about
+/// every second, from its own thread: see [`KafkaReport`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaPartition {
+    /// The source's name in the pipeline.
+    pub source: String,
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset the source reads (one past the last message it consumed); none:
+    /// nothing read from the partition yet by this run (and no start position known).
+    pub consumed: Option<i64>,
+    /// The last offset the source committed to its group; none: none committed yet.
+    pub committed: Option<i64>,
+    /// The partition's high watermark (the offset its next message will get) as librdkafka
+    /// last heard it from its fetches; none: not heard yet.
+    pub high_watermark: Option<i64>,
+}
+
+impl KafkaPartition {
+    /// Consumer lag in messages: the high watermark minus the next offset to read (none
+    /// until both are known).
+    pub fn lag(&self) -> Option<u64> {
+        let (high, consumed) = (self.high_watermark?, self.consumed?);
+        Some(high.saturating_sub(consumed).max(0) as u64)
+    }
+}
+
+/// Where one Kafka source instance publishes its partitions (see [`Metrics::kafka_report`]).
+pub struct KafkaReport(Arc<Mutex<Vec<KafkaPartition>>>);
+
+impl KafkaReport {
+    /// Replaces what the instance said before: `partitions` are those it reads now.
+    pub fn publish(&self, partitions: Vec<KafkaPartition>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = partitions;
+    }
 }
 
 /// How many dead letters the live view keeps.
@@ -318,6 +357,45 @@ impl Metrics {
                 }
             })
             .collect()
+    }
+
+    /// Registers a Kafka source instance, which publishes the partitions it reads through the
+    /// returned report (from its own thread, about every second: never per message).
+    pub fn kafka_report(&self) -> KafkaReport {
+        let cell = Arc::new(Mutex::new(Vec::new()));
+        self.inner
+            .kafka_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(cell.clone());
+        KafkaReport(cell)
+    }
+
+    /// Every Kafka partition the run's sources read, by source, topic and partition.
+    pub fn kafka_partitions(&self) -> Vec<KafkaPartition> {
+        let reports = self
+            .inner
+            .kafka_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<KafkaPartition> = reports
+            .iter()
+            .flat_map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        all.sort_by(|a, b| {
+            (&a.source, &a.topic, a.partition).cmp(&(&b.source, &b.topic, b.partition))
+        });
+        all
+    }
+
+    /// Total consumer lag of source `name`'s partitions, or of every Kafka source's (none: no
+    /// partition with a known lag).
+    pub fn kafka_lag(&self, name: Option<&str>) -> Option<u64> {
+        let all = self.kafka_partitions();
+        let of_source = all.iter().filter(|p| name.is_none_or(|n| p.source == n));
+        let mut lags = of_source.filter_map(|p| p.lag());
+        let first = lags.next()?;
+        Some(first + lags.sum::<u64>())
     }
 
     pub fn add_dead_letter(&self) {
@@ -920,6 +998,38 @@ mod tests {
         Collector::<u32>::watermark(&mut second, i64::MAX);
         Collector::<u32>::finish(&mut second);
         assert_eq!(metrics.sources()[0].watermark_ms, Some(700));
+    }
+
+    /// Kafka instances publish their partitions wholesale; the lag is known once both the
+    /// high watermark and the next offset are, and sums per source.
+    #[test]
+    fn kafka_partitions_and_their_lag() {
+        let metrics = Metrics::new();
+        let (a, b) = (metrics.kafka_report(), metrics.kafka_report());
+        let partition = |source: &str, partition, consumed, high| KafkaPartition {
+            source: source.into(),
+            topic: "t".into(),
+            partition,
+            consumed,
+            committed: None,
+            high_watermark: high,
+        };
+        a.publish(vec![partition("s", 1, Some(5), Some(9))]);
+        b.publish(vec![
+            partition("s", 0, Some(3), Some(10)),
+            partition("s", 2, None, Some(4)),
+        ]);
+        let all = metrics.kafka_partitions();
+        assert_eq!(
+            all.iter().map(|p| p.partition).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert_eq!(all[2].lag(), None);
+        assert_eq!(metrics.kafka_lag(Some("s")), Some(11));
+        assert_eq!(metrics.kafka_lag(Some("other")), None);
+        // A rebalance moved partition 1 away from `a`.
+        a.publish(Vec::new());
+        assert_eq!(metrics.kafka_lag(None), Some(7));
     }
 
     /// The live view keeps the last few dead letters, oldest first, each cut to a bound at a

@@ -126,26 +126,33 @@ fn post(addr: &str, path: &str) -> (u16, String) {
 }
 
 fn request(method: &str, addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    try_request(method, addr, path).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// [`request`], or why it failed (nothing listens, the connection broke).
+fn try_request(method: &str, addr: &str, path: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+        .map_err(|e| e.to_string())?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .map_err(|e| e.to_string())?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
     let (head, body) = response
         .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_string())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((status, body.to_string()))
 }
 
 /// The value of the sample of `name` whose labels contain `label` (e.g. `source="bids"`).
@@ -228,33 +235,7 @@ fn metrics_grow_while_the_pipeline_runs_and_promtool_accepts_them() {
     let rss = sample(&second, "process_resident_memory_bytes", "").unwrap();
     assert!(rss > 1e6, "resident memory {rss}");
 
-    match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Err(e) => eprintln!(
-            "SKIPPED promtool check: cannot run promtool ({e}); install Debian's `prometheus` \
-             package (.ci/run does)"
-        ),
-        Ok(mut promtool) => {
-            promtool
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(second.as_bytes())
-                .unwrap();
-            let out = promtool.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "promtool check metrics failed: {}{}\n{second}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
+    promtool_accepts(&second);
 }
 
 /// A free port on 127.0.0.1 (bound, then let go).
@@ -821,4 +802,131 @@ sink t -> stdout() format json
     }
     drop(stdin);
     drop(child);
+}
+
+/// `GET path`, or `None` once nothing listens there (the pipeline has ended).
+fn try_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    try_request("GET", addr, path).ok()
+}
+
+/// A Kafka source slowed down by `--rate-limit` over a 4-partition topic written before the
+/// run: while it reads, each partition shows a positive consumer lag in `/metrics`; the last
+/// scrape before the run ends shows every partition read to its end (lag 0, consumed offset
+/// = high watermark = the partition's messages), as does the JSON API; promtool accepts the
+/// Kafka series.
+#[test]
+fn kafka_consumer_lag_per_partition_falls_to_zero() {
+    use weir_tests::kafka::{broker, create_topic, produce, unique, GROUP_PROPERTIES};
+    let Some(brokers) = broker() else { return };
+    const PARTITIONS: i32 = 4;
+    const PER_PARTITION: i64 = 600;
+    let (topic, group) = (unique("lag"), unique("g"));
+    create_topic(&brokers, &topic, PARTITIONS);
+    let messages: Vec<(i32, String)> = (0..PER_PARTITION * PARTITIONS as i64)
+        .map(|i| {
+            let partition = (i % PARTITIONS as i64) as i32;
+            let line = format!(
+                r#"{{"id":{i},"customer":"c{}","amount":{}}}"#,
+                i % 7,
+                i % 50
+            );
+            (partition, line)
+        })
+        .collect();
+    produce(&brokers, &topic, &messages);
+    let text = format!(
+        r#"
+schema Order {{ id: i64, customer: string, amount: i64 }}
+source orders: Order = kafka(topic: "{topic}", brokers: "{brokers}", group: "{group}",
+    start: "earliest", properties: "{GROUP_PROPERTIES}")
+let per_customer = orders |> aggregate by customer {{ n: count() }}
+sink per_customer -> file(path: "out.jsonl") format json
+"#
+    );
+    let binary = build_http("observe_kafka_lag", &text);
+    // 300 messages a second: about 2 s per partition, 8 s in all, after the group join.
+    let run = start(
+        &binary,
+        &["--rate-limit", "300", "--kafka-stop-after-idle", "2000"],
+    );
+    let partition = |p: i32| format!("partition=\"{p}\"");
+    let mut lag_seen = [false; PARTITIONS as usize];
+    let mut last: Option<(String, String)> = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let Some((200, metrics)) = try_get(&run.addr, "/metrics") else {
+            break;
+        };
+        let Some((200, json)) = try_get(&run.addr, "/api/pipeline") else {
+            break;
+        };
+        for p in 0..PARTITIONS {
+            let lag = sample(&metrics, "weir_kafka_consumer_lag", &partition(p));
+            if lag.is_some_and(|lag| lag > 0.0) {
+                lag_seen[p as usize] = true;
+            }
+        }
+        last = Some((metrics, json));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Instant::now() < deadline, "the pipeline did not end");
+    assert_eq!(
+        lag_seen, [true; PARTITIONS as usize],
+        "a lag seen per partition"
+    );
+    let (metrics, json) = last.expect("scraped at least once");
+    for p in 0..PARTITIONS {
+        let at = |name: &str| {
+            sample(&metrics, name, &partition(p))
+                .unwrap_or_else(|| panic!("no {name} of partition {p}:\n{metrics}"))
+        };
+        assert_eq!(at("weir_kafka_consumer_lag"), 0.0, "{metrics}");
+        assert_eq!(at("weir_kafka_consumer_offset"), PER_PARTITION as f64);
+        assert_eq!(at("weir_kafka_high_watermark"), PER_PARTITION as f64);
+        assert!(metrics.contains(&format!("topic=\"{topic}\"")));
+    }
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let source = &view["sources"][0];
+    assert_eq!(source["name"], "orders");
+    assert_eq!(source["kafka_lag"], 0, "{source}");
+    let partitions = source["kafka_partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), PARTITIONS as usize, "{source}");
+    for (p, entry) in partitions.iter().enumerate() {
+        assert_eq!(entry["partition"], p as i64);
+        assert_eq!(entry["consumed_offset"], PER_PARTITION, "{entry}");
+        assert_eq!(entry["high_watermark"], PER_PARTITION, "{entry}");
+        assert_eq!(entry["lag"], 0, "{entry}");
+    }
+    promtool_accepts(&metrics);
+}
+
+/// `promtool check metrics` accepts `text` (skipped, loudly, without promtool outside CI).
+fn promtool_accepts(text: &str) {
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Err(e) => eprintln!(
+            "SKIPPED promtool check: cannot run promtool ({e}); install Debian's `prometheus` \
+             package (.ci/run does)"
+        ),
+        Ok(mut promtool) => {
+            promtool
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = promtool.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics failed: {}{}\n{text}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }

@@ -46,7 +46,7 @@ use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::dead_letter::DeadLetters;
 use crate::formats::DecodeError;
-use crate::metrics::Metrics;
+use crate::metrics::{KafkaPartition, KafkaReport, Metrics};
 use crate::ops::change::Change;
 use crate::run::RunArgs;
 use crate::sources::{EventTime, WATERMARK_INTERVAL};
@@ -64,6 +64,8 @@ pub enum Start {
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// How often an instance publishes its partitions' offsets and lag for the live view.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const WATERMARK_PERIOD: Duration = Duration::from_millis(200);
 const CLOCK_EVERY: u32 = 64;
 
@@ -545,6 +547,10 @@ impl KafkaSource {
         let mut last_message = Instant::now();
         let mut first_message: Option<Instant> = None;
         let mut committed = Positions::default();
+        // With checkpoints: the offsets committed to the group (one checkpoint behind).
+        let mut committed_checkpointed: BTreeMap<i32, i64> = BTreeMap::new();
+        let report = metrics.kafka_report();
+        let mut last_publish: Option<Instant> = None;
         let mut reported: Vec<String> = Vec::new();
         let mut produced = 0u64;
         let mut result = Ok(());
@@ -576,6 +582,7 @@ impl KafkaSource {
                     to_commit.drain(..=i);
                     if !positions.next_offsets.is_empty() {
                         self.commit_checkpointed(&consumer, &positions);
+                        committed_checkpointed.extend(positions.next_offsets);
                     }
                 }
             }
@@ -595,6 +602,9 @@ impl KafkaSource {
                     last_message = now;
                     if first_message.is_none() {
                         first_message = Some(Instant::now());
+                        // `--rate-limit` counts from the first message: joining the group is
+                        // not reading, and counting it would let a burst through at once.
+                        pace = super::Pacer::new(1);
                     }
                     let (partition, offset) = (message.partition(), message.offset());
                     let record = messages.record(message.key(), message.payload());
@@ -689,6 +699,14 @@ impl KafkaSource {
                     tracing::warn!("source `{name}`: kafka: {w}");
                 }
             }
+            if last_publish.is_none_or(|at| now.duration_since(at) >= PUBLISH_EVERY) {
+                last_publish = Some(now);
+                let committed = match checkpointed {
+                    true => &committed_checkpointed,
+                    false => &committed.next_offsets,
+                };
+                self.publish_partitions(&consumer, &report, committed);
+            }
             if crate::stop::sources_stopped() {
                 crate::stop::note_stopped_early();
                 break;
@@ -711,6 +729,11 @@ impl KafkaSource {
         if !checkpointed {
             self.commit(&consumer, &mut committed, CommitMode::Sync);
         }
+        let committed = match checkpointed {
+            true => &committed_checkpointed,
+            false => &committed.next_offsets,
+        };
+        self.publish_partitions(&consumer, &report, committed);
         metrics.add_source_records(produced);
         if let Some(first) = first_message {
             metrics.add_message_span(first, last_message);
@@ -811,10 +834,28 @@ impl KafkaSource {
         partition: i32,
         next: Option<&i64>,
     ) -> bool {
-        use rdkafka::bindings::{rd_kafka_get_watermark_offsets, rd_kafka_resp_err_t};
-        let Ok(topic) = std::ffi::CString::new(self.config.topic.as_str()) else {
-            return true;
+        let Some((low, high)) = self.cached_watermarks(consumer, partition) else {
+            return false;
         };
+        if high <= low {
+            return true;
+        }
+        match next {
+            Some(offset) => *offset >= high,
+            // Nothing read yet: from the end there is nothing to catch up on.
+            None => self.config.start == Start::Latest,
+        }
+    }
+
+    /// The low and high watermark of `partition` as librdkafka last heard them from its
+    /// fetches (its cache: no request is made); none: nothing heard yet.
+    fn cached_watermarks(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        partition: i32,
+    ) -> Option<(i64, i64)> {
+        use rdkafka::bindings::{rd_kafka_get_watermark_offsets, rd_kafka_resp_err_t};
+        let topic = std::ffi::CString::new(self.config.topic.as_str()).ok()?;
         let (mut low, mut high) = (-1i64, -1i64);
         // SAFETY: the handle lives as long as `consumer`; the call only reads librdkafka's
         // cache of offsets into the two locals.
@@ -827,17 +868,46 @@ impl KafkaSource {
                 &mut high,
             )
         };
-        if err != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
-            return false;
-        }
-        if high <= low {
-            return true;
-        }
-        match next {
-            Some(offset) => *offset >= high,
-            // Nothing read yet: from the end there is nothing to catch up on.
-            None => self.config.start == Start::Latest,
-        }
+        (err == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
+    }
+
+    /// Publishes the partitions this instance reads (for `/metrics`, the JSON API and the
+    /// progress line): the next offset to read, the last offset committed (`committed`) and
+    /// the cached high watermark of each. Called about every second, never per message.
+    fn publish_partitions(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        report: &KafkaReport,
+        committed: &BTreeMap<i32, i64>,
+    ) {
+        let assigned: Vec<(i32, Option<i64>)> = {
+            let state = lock(&self.state);
+            state
+                .clocks
+                .keys()
+                .map(|p| (*p, state.positions.next_offsets.get(p).copied()))
+                .collect()
+        };
+        let partitions = assigned
+            .into_iter()
+            .map(|(partition, consumed)| {
+                let watermarks = self.cached_watermarks(consumer, partition);
+                // A partition that holds nothing has nothing to read: its next offset is its end.
+                let consumed = consumed.or(match watermarks {
+                    Some((low, high)) if high <= low => Some(high),
+                    _ => None,
+                });
+                KafkaPartition {
+                    source: self.config.name.clone(),
+                    topic: self.config.topic.clone(),
+                    partition,
+                    consumed,
+                    committed: committed.get(&partition).copied(),
+                    high_watermark: watermarks.map(|(_, high)| high),
+                }
+            })
+            .collect();
+        report.publish(partitions);
     }
 
     /// Commits the positions that changed since the last commit.
