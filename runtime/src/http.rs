@@ -277,6 +277,18 @@ fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
          producers wait).",
         &["operator", "step"],
     )?;
+    let state_keys = gauges(
+        "weir_state_keys",
+        "Keys (groups, keys in a window, join keys) the stateful operator holds, over its \
+         instances.",
+        &["operator", "step"],
+    )?;
+    let state_bytes = gauges(
+        "weir_state_bytes",
+        "Approximate memory of the stateful operator's state: its tables' slots and the \
+         records they hold, not what strings own on the heap.",
+        &["operator", "step"],
+    )?;
     for (name, stats) in view.metrics.ops() {
         let (id, step) = operator_labels(name);
         let labels = [id, step.as_str()];
@@ -287,6 +299,12 @@ fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
             .with_label_values(&labels)
             .inc_by(stats.records_out);
         late.with_label_values(&labels).inc_by(stats.late);
+        if let Some(keys) = stats.state_keys {
+            state_keys.with_label_values(&labels).set(keys as f64);
+        }
+        if let Some(bytes) = stats.state_bytes {
+            state_bytes.with_label_values(&labels).set(bytes as f64);
+        }
         if stats.watermark_lag_ms > 0 {
             lag.with_label_values(&labels)
                 .set(stats.watermark_lag_ms as f64 / 1e3);
@@ -497,6 +515,8 @@ fn pipeline_json(view: &View) -> serde_json::Value {
                 "blocked_ms": s.blocked_ns / 1_000_000,
                 "queued_messages": s.queued,
                 "queue_capacity": s.queue_capacity,
+                "state_keys": s.state_keys,
+                "state_bytes": s.state_bytes,
             })
         })
         .collect();

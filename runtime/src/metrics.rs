@@ -83,6 +83,68 @@ pub struct OpCounters {
     pub watermark_lag_ms: MaxGauge,
     /// Exchanges: nanoseconds spent waiting for room in a full channel (backpressure).
     pub blocked_ns: Counter,
+    /// Stateful operators: keys and approximate bytes of their state.
+    pub state: StateGauge,
+}
+
+/// Not published yet (an operator without state, or one that has not said).
+const UNKNOWN: u64 = u64::MAX;
+
+/// How often at most a stateful operator measures its state for the live view.
+pub const STATE_EVERY: Duration = Duration::from_secs(1);
+
+/// The size of a stateful operator instance's state (keys, approximate bytes), measured by
+/// the operator on its own thread at watermarks and ticks, at most every [`STATE_EVERY`]
+/// ([`StateGauge::due`]), and read by anyone with relaxed loads.
+#[derive(Debug)]
+pub struct StateGauge {
+    keys: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    last: Option<Instant>,
+}
+
+impl Default for StateGauge {
+    fn default() -> Self {
+        StateGauge {
+            keys: Arc::new(AtomicU64::new(UNKNOWN)),
+            bytes: Arc::new(AtomicU64::new(UNKNOWN)),
+            last: None,
+        }
+    }
+}
+
+impl StateGauge {
+    /// Whether it is time to measure again (`force`: the end of input or a barrier: always).
+    #[inline]
+    pub fn due(&mut self, force: bool) -> bool {
+        let now = Instant::now();
+        if force
+            || self
+                .last
+                .is_none_or(|at| now.duration_since(at) >= STATE_EVERY)
+        {
+            self.last = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// Publishes the state's size: `keys` entries taking about `bytes`.
+    pub fn set(&mut self, keys: usize, bytes: usize) {
+        self.keys.store(keys as u64, Ordering::Relaxed);
+        self.bytes.store(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Approximate bytes of a hash table: its slots (capacity, each an entry and a control
+/// byte), not what keys and values own on the heap.
+pub fn table_bytes<K, V, S>(map: &std::collections::HashMap<K, V, S>) -> usize {
+    map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+}
+
+/// Approximate bytes of `n` entries of type `T` held in a B-tree or a vector.
+pub fn entries_bytes<T>(n: usize) -> usize {
+    n * std::mem::size_of::<T>()
 }
 
 /// What the registry reads of one instance's [`OpCounters`].
@@ -92,6 +154,8 @@ struct InstanceReader {
     late: Arc<AtomicU64>,
     watermark_lag_ms: Arc<AtomicI64>,
     blocked_ns: Arc<AtomicU64>,
+    state_keys: Arc<AtomicU64>,
+    state_bytes: Arc<AtomicU64>,
 }
 
 /// One registered operator: its instances' counters, and how many instances have finished.
@@ -121,6 +185,10 @@ pub struct OpStats {
     /// how many those channels hold in all.
     pub queued: u64,
     pub queue_capacity: u64,
+    /// Stateful operators: keys held and approximate bytes of state, over the instances
+    /// that have measured theirs (none: none has, or the operator keeps no state).
+    pub state_keys: Option<u64>,
+    pub state_bytes: Option<u64>,
     /// Instances started, and finished.
     pub instances: u32,
     pub finished: u32,
@@ -145,6 +213,8 @@ impl OpMetrics {
                 late: counters.late.reader(),
                 watermark_lag_ms: counters.watermark_lag_ms.0.clone(),
                 blocked_ns: counters.blocked_ns.reader(),
+                state_keys: counters.state.keys.clone(),
+                state_bytes: counters.state.bytes.clone(),
             });
         }
         counters
@@ -575,6 +645,13 @@ impl Metrics {
                     stats.watermark_lag_ms = stats
                         .watermark_lag_ms
                         .max(i.watermark_lag_ms.load(Ordering::Relaxed));
+                    let add =
+                        |sum: Option<u64>, cell: &AtomicU64| match cell.load(Ordering::Relaxed) {
+                            UNKNOWN => sum,
+                            n => Some(sum.unwrap_or(0) + n),
+                        };
+                    stats.state_keys = add(stats.state_keys, &i.state_keys);
+                    stats.state_bytes = add(stats.state_bytes, &i.state_bytes);
                 }
                 (e.name, stats)
             })

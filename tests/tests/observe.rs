@@ -70,11 +70,21 @@ impl Drop for Running {
 /// Starts `binary` with `--http 127.0.0.1:0` and `args`, and waits for the line on stderr
 /// that says where the endpoint listens.
 fn start(binary: &Path, args: &[&str]) -> Running {
+    start_with(binary, args, Stdio::inherit(), &[])
+}
+
+/// [`start`] with `stdin` as the pipeline's standard input and `files` (name, text) written
+/// into its working folder first.
+fn start_with(binary: &Path, args: &[&str], stdin: Stdio, files: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let mut child = Command::new(binary)
         .args(["--http", "127.0.0.1:0"])
         .args(args)
         .current_dir(dir.path())
+        .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -929,4 +939,99 @@ fn promtool_accepts(text: &str) {
             );
         }
     }
+}
+
+/// A group aggregate over stdin with a known number of distinct keys, and a join of the same
+/// records with a file of one row per key: while stdin stays open (the run goes on), the
+/// scraped `weir_state_keys` of the aggregate, summed over its two instances, equals the
+/// distinct keys, and so does the join's; their bytes are positive; the JSON API says the same, and
+/// operators without state have no state series.
+#[test]
+fn state_keys_per_operator_match_the_distinct_keys() {
+    const KEYS: usize = 37;
+    const RECORDS: usize = 3000;
+    let text = r#"
+schema Click { user: string, n: i64 }
+source clicks: Click = stdin() format json
+schema User { user: string, name: string }
+source users: User = file(path: "users.jsonl") format json
+let per_user = clicks |> filter n >= 0 |> aggregate by user { clicks: count(), total: sum(n) }
+sink per_user -> file(path: "out.jsonl") format json
+let named = clicks |> join users as u on user = u.user |> select { user, n, name: u.name }
+sink named -> file(path: "named.jsonl") format json
+"#;
+    let binary = build_http("observe_state", text);
+    let users: String = (0..KEYS)
+        .map(|k| format!("{{\"user\":\"u{k}\",\"name\":\"user {k}\"}}\n"))
+        .collect();
+    let mut run = start_with(
+        &binary,
+        &["--parallelism", "2"],
+        Stdio::piped(),
+        &[("users.jsonl", &users)],
+    );
+    let mut stdin = run.child.stdin.take().unwrap();
+    let mut input = String::new();
+    for i in 0..RECORDS {
+        input.push_str(&format!(
+            "{{\"user\":\"u{}\",\"n\":{i}}}\n",
+            (i * 13) % KEYS
+        ));
+    }
+    stdin.write_all(input.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The aggregate is `op2` in `weir explain` (the filter `op1`, the sink `op3`).
+    let aggregate = "operator=\"op2\"";
+    let join = "step=\"join users as u on user = u.user";
+    let text = scrape_until(&run.addr, |t| {
+        sample(t, "weir_state_keys", aggregate) == Some(KEYS as f64)
+            && sample(t, "weir_operator_records_in_total", join) == Some((RECORDS + KEYS) as f64)
+    });
+    assert_eq!(
+        sample(&text, "weir_state_keys", aggregate),
+        Some(KEYS as f64),
+        "{text}"
+    );
+    // Every key has records of both sides held (a join without a TTL keeps them all).
+    let text = scrape_until(&run.addr, |t| {
+        sample(t, "weir_state_keys", join) == Some(KEYS as f64)
+    });
+    assert_eq!(
+        sample(&text, "weir_state_keys", join),
+        Some(KEYS as f64),
+        "{text}"
+    );
+    let join_bytes = sample(&text, "weir_state_bytes", join).unwrap();
+    assert!(
+        join_bytes >= ((RECORDS + KEYS) * 8) as f64,
+        "join state bytes {join_bytes}"
+    );
+    let bytes = sample(&text, "weir_state_bytes", aggregate).unwrap();
+    assert!(bytes >= (KEYS * 8) as f64, "state bytes {bytes}");
+    // The filter, the select and the sinks keep no state: no series of theirs.
+    let stateful = text
+        .lines()
+        .filter(|l| l.starts_with("weir_state_keys{"))
+        .count();
+    assert_eq!(stateful, 2, "{text}");
+    let (_, json) = get(&run.addr, "/api/pipeline");
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ops = view["operators"].as_array().unwrap();
+    let agg = ops
+        .iter()
+        .find(|o| o["name"].as_str().unwrap().contains("aggregate by user"))
+        .unwrap();
+    assert_eq!(agg["state_keys"], KEYS, "{agg}");
+    assert_eq!(agg["instances"], 2, "{agg}");
+    assert!(agg["state_bytes"].as_u64().unwrap() > 0);
+    let filter = ops
+        .iter()
+        .find(|o| o["name"].as_str().unwrap().contains("filter"));
+    if let Some(filter) = filter {
+        assert!(filter["state_keys"].is_null(), "{filter}");
+    }
+    promtool_accepts(&text);
+    drop(stdin);
+    let status = run.child.wait().unwrap();
+    assert!(status.success());
 }
