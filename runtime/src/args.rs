@@ -51,6 +51,8 @@ pub struct RunArgs {
     /// Serve `/metrics` and `/api/pipeline` on this address while the run goes on (see
     /// [`crate::http`]); none: no endpoint, and no thread for it.
     pub http: Option<String>,
+    /// An embedded run: the handle that follows its metrics (see [`crate::embed::Watch`]).
+    pub watch: Option<crate::embed::Watch>,
 }
 
 impl Default for RunArgs {
@@ -74,6 +76,7 @@ impl Default for RunArgs {
             task_parent: None,
             limit: None,
             http: None,
+            watch: None,
             log_format: crate::log::LogFormat::Text,
             summary_json: false,
         }
@@ -119,6 +122,13 @@ const USAGE: &str = "options:
   --help              this text";
 
 impl RunArgs {
+    /// These options, with `watch` following the run's metrics (an embedded run; see
+    /// [`crate::embed::Watch`]).
+    pub fn watched(mut self, watch: &crate::embed::Watch) -> Self {
+        self.watch = Some(watch.clone());
+        self
+    }
+
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<RunArgs, String> {
         let mut out = RunArgs::default();
         let mut summary_given = false;

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 
 /// What the endpoint shows: one run's registry (with the plan codegen describes) and the
 /// pipeline's name.
+#[derive(Clone)]
 pub struct View {
     pub metrics: Metrics,
     /// The pipeline's name when the plan does not say (the program's file name).
@@ -32,9 +33,30 @@ pub struct View {
     pub started: Instant,
 }
 
+/// Where each request finds the view it answers from: one run's, or the latest run an
+/// embedded [`crate::embed::Watch`] follows.
+pub type Current = Arc<dyn Fn() -> View + Send + Sync>;
+
+/// The program's file name, without its extension: the `pipeline` label when the plan does
+/// not name the pipeline.
+pub fn program_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|arg0| {
+            let stem = std::path::Path::new(&arg0).file_stem()?.to_owned();
+            stem.into_string().ok()
+        })
+        .unwrap_or_else(|| "weir".into())
+}
+
 /// Starts the endpoint on `addr` and returns the address it listens on (port 0: the one the
 /// system picked). Binding happens here, so a taken port fails the run before it starts.
 pub fn serve(addr: &str, view: View) -> Result<SocketAddr, String> {
+    serve_current(addr, Arc::new(move || view.clone()))
+}
+
+/// [`serve`], each request answered from the view `current` gives.
+pub fn serve_current(addr: &str, current: Current) -> Result<SocketAddr, String> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| format!("--http: cannot listen on {addr}: {e}"))?;
     let local = listener
@@ -47,15 +69,14 @@ pub fn serve(addr: &str, view: View) -> Result<SocketAddr, String> {
         .enable_io()
         .build()
         .map_err(|e| format!("--http: cannot start its runtime: {e}"))?;
-    let view = Arc::new(view);
     std::thread::Builder::new()
         .name("weir-http".into())
-        .spawn(move || runtime.block_on(accept(listener, view)))
+        .spawn(move || runtime.block_on(accept(listener, current)))
         .map_err(|e| format!("--http: cannot start its thread: {e}"))?;
     Ok(local)
 }
 
-async fn accept(listener: std::net::TcpListener, view: Arc<View>) {
+async fn accept(listener: std::net::TcpListener, current: Current) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -72,9 +93,10 @@ async fn accept(listener: std::net::TcpListener, view: Arc<View>) {
                 continue;
             }
         };
-        let view = view.clone();
+        let current = current.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let view = current();
                 let response = respond(&view, request.method(), request.uri().path());
                 async move { Ok::<_, Infallible>(response) }
             });
@@ -218,7 +240,7 @@ fn now_ms() -> i64 {
 
 /// Builds the families of one scrape in a registry of its own, from the live values, and
 /// encodes them in Prometheus's text format.
-fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
+pub(crate) fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
     let registry = Registry::new();
     let pipeline = view.pipeline();
     let opts = |name: &str, help: &str| Opts::new(name, help).const_label("pipeline", pipeline);

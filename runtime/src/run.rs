@@ -123,22 +123,15 @@ impl Runtime {
     }
 
     /// Starts the HTTP endpoint of `--http` (none: nothing starts).
-    fn serve_http(&self, started: Instant) -> Result<(), String> {
+    pub(crate) fn serve_http(&self, started: Instant) -> Result<(), String> {
         let Some(addr) = &self.args.http else {
             return Ok(());
         };
         #[cfg(feature = "http")]
         {
-            let program = std::env::args()
-                .next()
-                .and_then(|arg0| {
-                    let stem = std::path::Path::new(&arg0).file_stem()?.to_owned();
-                    stem.into_string().ok()
-                })
-                .unwrap_or_else(|| "weir".into());
             let view = crate::http::View {
                 metrics: self.metrics.clone(),
-                program,
+                program: crate::http::program_name(),
                 started,
             };
             let local = crate::http::serve(addr, view)?;

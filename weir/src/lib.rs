@@ -15,7 +15,9 @@
 
 pub use weir_macros::{pipeline, Record};
 pub use weir_runtime as runtime;
-pub use weir_runtime::embed::{Accumulator, Error, FieldDesc, FieldType, Record, Records};
+pub use weir_runtime::embed::{
+    Accumulator, Error, FieldDesc, FieldType, MetricsSnapshot, Record, Records, Watch,
+};
 pub use weir_runtime::run::RunArgs;
 pub use weir_runtime::state_struct;
 
