@@ -861,6 +861,8 @@ sink per_customer -> file(path: "out.jsonl") format json
     );
     let partition = |p: i32| format!("partition=\"{p}\"");
     let mut lag_seen = [false; PARTITIONS as usize];
+    // A partition waiting behind others shows its lag before the source reads from it.
+    let mut all_at_once = false;
     let mut last: Option<(String, String)> = None;
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
@@ -870,12 +872,21 @@ sink per_customer -> file(path: "out.jsonl") format json
         let Some((200, json)) = try_get(&run.addr, "/api/pipeline") else {
             break;
         };
-        for p in 0..PARTITIONS {
-            let lag = sample(&metrics, "weir_kafka_consumer_lag", &partition(p));
+        let lags: Vec<Option<f64>> = (0..PARTITIONS)
+            .map(|p| sample(&metrics, "weir_kafka_consumer_lag", &partition(p)))
+            .collect();
+        for (p, lag) in lags.iter().enumerate() {
             if lag.is_some_and(|lag| lag > 0.0) {
-                lag_seen[p as usize] = true;
+                lag_seen[p] = true;
             }
         }
+        // Reading about 2 s per partition, one after the other: at some scrape at least
+        // three wait with their whole backlog.
+        let full = lags
+            .iter()
+            .filter(|l| **l == Some(PER_PARTITION as f64))
+            .count();
+        all_at_once |= full >= 3 && lags.iter().all(|l| l.is_some_and(|l| l > 0.0));
         last = Some((metrics, json));
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -884,6 +895,7 @@ sink per_customer -> file(path: "out.jsonl") format json
         lag_seen, [true; PARTITIONS as usize],
         "a lag seen per partition"
     );
+    assert!(all_at_once, "never saw every partition's lag at once");
     let (metrics, json) = last.expect("scraped at least once");
     for p in 0..PARTITIONS {
         let at = |name: &str| {

@@ -550,6 +550,7 @@ impl KafkaSource {
         // With checkpoints: the offsets committed to the group (one checkpoint behind).
         let mut committed_checkpointed: BTreeMap<i32, i64> = BTreeMap::new();
         let report = metrics.kafka_report();
+        let mut starts: BTreeMap<i32, i64> = BTreeMap::new();
         let mut last_publish: Option<Instant> = None;
         let mut reported: Vec<String> = Vec::new();
         let mut produced = 0u64;
@@ -705,7 +706,7 @@ impl KafkaSource {
                     true => &committed_checkpointed,
                     false => &committed.next_offsets,
                 };
-                self.publish_partitions(&consumer, &report, committed);
+                self.publish_partitions(&consumer, &report, committed, &mut starts);
             }
             if crate::stop::sources_stopped() {
                 crate::stop::note_stopped_early();
@@ -733,7 +734,7 @@ impl KafkaSource {
             true => &committed_checkpointed,
             false => &committed.next_offsets,
         };
-        self.publish_partitions(&consumer, &report, committed);
+        self.publish_partitions(&consumer, &report, committed, &mut starts);
         metrics.add_source_records(produced);
         if let Some(first) = first_message {
             metrics.add_message_span(first, last_message);
@@ -874,40 +875,81 @@ impl KafkaSource {
     /// Publishes the partitions this instance reads (for `/metrics`, the JSON API and the
     /// progress line): the next offset to read, the last offset committed (`committed`) and
     /// the cached high watermark of each. Called about every second, never per message.
+    ///
+    /// A partition not read from yet has its next offset where the source starts it: `starts`
+    /// keeps those, looked up once per partition (the group's committed offset, one request
+    /// for all the partitions that need it, else the start the source was given), once
+    /// librdkafka has heard of the partition's offsets.
     fn publish_partitions(
         &self,
         consumer: &BaseConsumer<SourceContext>,
         report: &KafkaReport,
         committed: &BTreeMap<i32, i64>,
+        starts: &mut BTreeMap<i32, i64>,
     ) {
-        let assigned: Vec<(i32, Option<i64>)> = {
+        // (partition, next offset read, cached low and high watermarks)
+        let assigned: Vec<_> = {
             let state = lock(&self.state);
             state
                 .clocks
                 .keys()
                 .map(|p| (*p, state.positions.next_offsets.get(p).copied()))
-                .collect()
-        };
+                .collect::<Vec<_>>()
+        }
+        .into_iter()
+        .map(|(p, consumed)| (p, consumed, self.cached_watermarks(consumer, p)))
+        .collect();
+        // A partition given up and assigned again starts from wherever it was left.
+        starts.retain(|p, _| assigned.iter().any(|(a, _, _)| a == p));
+        let unknown: Vec<(i32, (i64, i64))> = assigned
+            .iter()
+            .filter(|(p, consumed, _)| consumed.is_none() && !starts.contains_key(p))
+            .filter_map(|(p, _, watermarks)| Some((*p, (*watermarks)?)))
+            .collect();
+        if !unknown.is_empty() {
+            self.look_up_starts(consumer, &unknown, starts);
+        }
         let partitions = assigned
             .into_iter()
-            .map(|(partition, consumed)| {
-                let watermarks = self.cached_watermarks(consumer, partition);
-                // A partition that holds nothing has nothing to read: its next offset is its end.
-                let consumed = consumed.or(match watermarks {
-                    Some((low, high)) if high <= low => Some(high),
-                    _ => None,
-                });
-                KafkaPartition {
-                    source: self.config.name.clone(),
-                    topic: self.config.topic.clone(),
-                    partition,
-                    consumed,
-                    committed: committed.get(&partition).copied(),
-                    high_watermark: watermarks.map(|(_, high)| high),
-                }
+            .map(|(partition, consumed, watermarks)| KafkaPartition {
+                source: self.config.name.clone(),
+                topic: self.config.topic.clone(),
+                partition,
+                consumed: consumed.or_else(|| starts.get(&partition).copied()),
+                committed: committed.get(&partition).copied(),
+                high_watermark: watermarks.map(|(_, high)| high),
             })
             .collect();
         report.publish(partitions);
+    }
+
+    /// Where the source starts reading each of `partitions` (with their cached low and high
+    /// watermarks), into `starts`: the group's committed offset, else the earliest or latest
+    /// offset as the source was told. A failed lookup is tried again at the next publication.
+    fn look_up_starts(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        partitions: &[(i32, (i64, i64))],
+        starts: &mut BTreeMap<i32, i64>,
+    ) {
+        let mut list = TopicPartitionList::new();
+        for (partition, _) in partitions {
+            list.add_partition(&self.config.topic, *partition);
+        }
+        let Ok(found) = consumer.committed_offsets(list, Duration::from_secs(5)) else {
+            return;
+        };
+        for (partition, (low, high)) in partitions {
+            let group = found
+                .find_partition(&self.config.topic, *partition)
+                .map(|e| e.offset());
+            let start = match (group, self.config.start) {
+                (Some(Offset::Offset(offset)), _) => offset,
+                (_, Start::Earliest) => *low,
+                (_, Start::Latest) => *high,
+            };
+            starts.insert(*partition, start);
+        }
     }
 
     /// Commits the positions that changed since the last commit.
