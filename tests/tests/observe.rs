@@ -1043,6 +1043,15 @@ sink named -> file(path: "named.jsonl") format json
         assert!(filter["state_keys"].is_null(), "{filter}");
     }
     promtool_accepts(&text);
+    // The web UI shows the state on the operators' nodes.
+    if let Some(chromium) = chromium() {
+        let dom = chromium_run(&chromium, &format!("http://{}/", run.addr), &["--dump-dom"]);
+        assert_eq!(
+            dom.matches(&format!("state {KEYS} keys")).count(),
+            2,
+            "the aggregate's and the join's node: {dom}"
+        );
+    }
     drop(stdin);
     let status = run.child.wait().unwrap();
     assert!(status.success());
