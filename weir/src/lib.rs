@@ -10,6 +10,8 @@
 //!   script (the same code as the macro's).
 //! - [`derive@Record`]: a Rust struct as a pipeline's record type, with JSON and CSV encoding.
 //! - [`Accumulator`]: the trait of aggregate functions written in Rust.
+//! - [`Watch`]: a run's live metrics ([`RunArgs::watched`], [`Watch::metrics`]); with the
+//!   feature `http`, the HTTP endpoint of a pipeline binary (`Watch::serve_http`).
 //!
 //! See "Embedding weir in a Rust crate" in the repository's README.
 
