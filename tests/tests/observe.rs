@@ -32,6 +32,8 @@ const DOCUMENTED: &[&str] = &[
     "weir_operator_late_records_total",
     "weir_exchange_blocked_seconds_total",
     "weir_exchange_queue_fill_ratio",
+    "weir_state_keys",
+    "weir_state_bytes",
     "weir_source_records_total",
     "weir_source_watermark_seconds",
     "weir_source_watermark_lag_seconds",
@@ -242,6 +244,13 @@ fn metrics_grow_while_the_pipeline_runs_and_promtool_accepts_them() {
     )
     .unwrap();
     assert!(lag > 86_400.0 * 365.0, "watermark lag {lag}");
+    // Open windows hold auctions' counts: the window's state is not empty while it runs.
+    let keys = sample(&second, "weir_state_keys", "operator=\"op1\"").unwrap();
+    let bytes = sample(&second, "weir_state_bytes", "operator=\"op1\"").unwrap();
+    assert!(
+        keys > 0.0 && bytes > keys,
+        "state of the window: {keys} keys, {bytes} bytes"
+    );
     let rss = sample(&second, "process_resident_memory_bytes", "").unwrap();
     assert!(rss > 1e6, "resident memory {rss}");
 
