@@ -142,6 +142,29 @@ pub fn table_bytes<K, V, S>(map: &std::collections::HashMap<K, V, S>) -> usize {
     map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
 }
 
+/// How many entries [`sampled_total`] reads.
+const SAMPLE: usize = 256;
+
+/// An estimate of the sum of `f` over the `len` entries of `entries`, from the first
+/// [`SAMPLE`] of them (exact when there are no more): a hash table's order is as good as a
+/// random one, and the measurement stays O(1) however much state there is.
+pub fn sampled_total<T>(
+    entries: impl Iterator<Item = T>,
+    len: usize,
+    f: impl Fn(T) -> usize,
+) -> usize {
+    let (mut seen, mut total) = (0usize, 0usize);
+    for entry in entries.take(SAMPLE) {
+        seen += 1;
+        total += f(entry);
+    }
+    match seen {
+        0 => 0,
+        _ if seen == len => total,
+        _ => total / seen * len + total % seen * len / seen,
+    }
+}
+
 /// Approximate bytes of `n` entries of type `T` held in a B-tree or a vector.
 pub fn entries_bytes<T>(n: usize) -> usize {
     n * std::mem::size_of::<T>()
@@ -1075,6 +1098,16 @@ mod tests {
         Collector::<u32>::watermark(&mut second, i64::MAX);
         Collector::<u32>::finish(&mut second);
         assert_eq!(metrics.sources()[0].watermark_ms, Some(700));
+    }
+
+    /// A sampled total is exact up to the sample's size, and extrapolated beyond.
+    #[test]
+    fn sampled_totals() {
+        let small: Vec<usize> = vec![3, 5, 7];
+        assert_eq!(sampled_total(small.iter(), small.len(), |n| *n), 15);
+        let big = vec![2usize; 10_000];
+        assert_eq!(sampled_total(big.iter(), big.len(), |n| *n), 20_000);
+        assert_eq!(sampled_total(std::iter::empty::<usize>(), 0, |n| n), 0);
     }
 
     /// Kafka instances publish their partitions wholesale; the lag is known once both the

@@ -965,7 +965,7 @@ fn promtool_accepts(text: &str) {
 /// A group aggregate over stdin with a known number of distinct keys, and a join of the same
 /// records with a file of one row per key: while stdin stays open (the run goes on), the
 /// scraped `weir_state_keys` of the aggregate, summed over its two instances, equals the
-/// distinct keys, and so does the join's; their bytes are positive; the JSON API says the same, and
+/// distinct keys, and so do the join's and a dedup's; their bytes are positive; the JSON API says the same, and
 /// operators without state have no state series.
 #[test]
 fn state_keys_per_operator_match_the_distinct_keys() {
@@ -980,6 +980,8 @@ let per_user = clicks |> filter n >= 0 |> aggregate by user { clicks: count(), t
 sink per_user -> file(path: "out.jsonl") format json
 let named = clicks |> join users as u on user = u.user |> select { user, n, name: u.name }
 sink named -> file(path: "named.jsonl") format json
+let firsts = clicks |> dedup by user keep first
+sink firsts -> file(path: "firsts.jsonl") format json
 "#;
     let binary = build_http("observe_state", text);
     let users: String = (0..KEYS)
@@ -1022,6 +1024,17 @@ sink named -> file(path: "named.jsonl") format json
         Some(KEYS as f64),
         "{text}"
     );
+    // The dedup keeps one row per key.
+    let dedup = "step=\"dedup by user keep first\"";
+    let text = scrape_until(&run.addr, |t| {
+        sample(t, "weir_state_keys", dedup) == Some(KEYS as f64)
+    });
+    assert_eq!(
+        sample(&text, "weir_state_keys", dedup),
+        Some(KEYS as f64),
+        "{text}"
+    );
+    assert!(sample(&text, "weir_state_bytes", dedup).unwrap() > 0.0);
     let join_bytes = sample(&text, "weir_state_bytes", join).unwrap();
     assert!(
         join_bytes >= ((RECORDS + KEYS) * 8) as f64,
@@ -1034,7 +1047,7 @@ sink named -> file(path: "named.jsonl") format json
         .lines()
         .filter(|l| l.starts_with("weir_state_keys{"))
         .count();
-    assert_eq!(stateful, 2, "{text}");
+    assert_eq!(stateful, 3, "{text}");
     let (_, json) = get(&run.addr, "/api/pipeline");
     let view: serde_json::Value = serde_json::from_str(&json).unwrap();
     let ops = view["operators"].as_array().unwrap();
@@ -1057,8 +1070,8 @@ sink named -> file(path: "named.jsonl") format json
         let dom = chromium_run(&chromium, &format!("http://{}/", run.addr), &["--dump-dom"]);
         assert_eq!(
             dom.matches(&format!("state {KEYS} keys")).count(),
-            2,
-            "the aggregate's and the join's node: {dom}"
+            3,
+            "the aggregate's, the join's and the dedup's node: {dom}"
         );
     }
     drop(stdin);

@@ -25,12 +25,13 @@ pub struct FinalTopNOp<S: RankSpec, N> {
 
 impl<S: RankSpec, N: Collector<S::Out>> FinalTopNOp<S, N> {
     /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): the open
-    /// groups and their rows (a walk over the groups, at most every second).
+    /// groups and their rows (counted on a sample of the groups).
     fn measure_state(&mut self, force: bool) {
         use crate::metrics::entries_bytes;
         if self.stats.state.due(force) {
             let keys = self.open.groups.len();
-            let rows: usize = self.open.groups.values().map(Vec::capacity).sum();
+            let rows =
+                crate::metrics::sampled_total(self.open.groups.values(), keys, Vec::capacity);
             let bytes =
                 entries_bytes::<((i64, S::Key), Vec<S::In>)>(keys) + entries_bytes::<S::In>(rows);
             self.stats.state.set(keys, bytes);

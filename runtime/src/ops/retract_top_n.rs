@@ -91,11 +91,12 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
     }
 
     /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys, and
-    /// the tables of rows per key (a walk over the keys, at most every second) and of input
+    /// the tables of rows per key (rows counted on a sample of the keys) and of input
     /// rows, with the TTL's bookkeeping.
     fn measure_state(&mut self, force: bool) {
         if self.stats.state.due(force) {
-            let rows: usize = self.rows.values().map(Vec::capacity).sum();
+            let rows =
+                crate::metrics::sampled_total(self.rows.values(), self.rows.len(), Vec::capacity);
             let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
             let bytes = crate::metrics::table_bytes(&self.rows)
                 + crate::metrics::entries_bytes::<S::In>(rows)

@@ -84,11 +84,12 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
     }
 
     /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys, and
-    /// the table of rows per key (a walk over the keys, at most every second) with the TTL's
+    /// the table of rows per key (rows counted on a sample of the keys) with the TTL's
     /// bookkeeping.
     fn measure_state(&mut self, force: bool) {
         if self.stats.state.due(force) {
-            let rows: usize = self.state.values().map(Vec::capacity).sum();
+            let rows =
+                crate::metrics::sampled_total(self.state.values(), self.state.len(), Vec::capacity);
             let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
             let bytes = crate::metrics::table_bytes(&self.state)
                 + crate::metrics::entries_bytes::<S::In>(rows)

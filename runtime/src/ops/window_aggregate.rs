@@ -151,10 +151,10 @@ impl<A: WindowAggregate, N: Collector<A::Out>> WindowAggregateOp<A, N, Discard> 
 
 impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggregateOp<A, N, L> {
     /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): groups (a
-    /// key in a window, or a key's session), and the windows' tables (a walk over the
-    /// windows and the keys with sessions, at most every second).
+    /// key in a window, or a key with open sessions), and the windows' tables (a walk over
+    /// the open windows; sessions counted on a sample of the keys).
     fn measure_state(&mut self, force: bool) {
-        use crate::metrics::{entries_bytes, table_bytes};
+        use crate::metrics::{entries_bytes, sampled_total, table_bytes};
         if self.stats.state.due(force) {
             let windows = self.fixed.values().chain(self.fired.values());
             let (mut keys, mut bytes) = (0, 0);
@@ -162,8 +162,8 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
                 keys += groups.len();
                 bytes += table_bytes(groups);
             }
-            let sessions: usize = self.sessions.values().map(Vec::len).sum();
-            keys += sessions;
+            let sessions = sampled_total(self.sessions.values(), self.sessions.len(), Vec::len);
+            keys += self.sessions.len();
             bytes += table_bytes(&self.sessions)
                 + entries_bytes::<Session<A::Acc>>(sessions)
                 + entries_bytes::<(i64, A::Key)>(self.session_ends.len());
