@@ -66,6 +66,10 @@ const POLL: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// How often an instance publishes its partitions' offsets and lag for the live view.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How long the group's committed offsets of partitions not read yet are waited for (once per
+/// partition, for their lag), and how long after a failed lookup the next one is made.
+const START_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+const START_LOOKUP_RETRY: Duration = Duration::from_secs(30);
 const WATERMARK_PERIOD: Duration = Duration::from_millis(200);
 const CLOCK_EVERY: u32 = 64;
 
@@ -335,6 +339,14 @@ impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {}
 }
 
+/// Where the source starts reading each assigned partition it has not read from yet (for its
+/// lag), and when to ask the group again after a failed lookup.
+#[derive(Default)]
+struct Starts {
+    known: BTreeMap<i32, i64>,
+    retry_at: Option<Instant>,
+}
+
 /// One instance of a Kafka source, before it runs.
 pub struct KafkaSource {
     config: KafkaSourceConfig,
@@ -550,7 +562,7 @@ impl KafkaSource {
         // With checkpoints: the offsets committed to the group (one checkpoint behind).
         let mut committed_checkpointed: BTreeMap<i32, i64> = BTreeMap::new();
         let report = metrics.kafka_report();
-        let mut starts: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut starts = Starts::default();
         let mut last_publish: Option<Instant> = None;
         let mut reported: Vec<String> = Vec::new();
         let mut produced = 0u64;
@@ -885,7 +897,7 @@ impl KafkaSource {
         consumer: &BaseConsumer<SourceContext>,
         report: &KafkaReport,
         committed: &BTreeMap<i32, i64>,
-        starts: &mut BTreeMap<i32, i64>,
+        starts: &mut Starts,
     ) {
         // (partition, next offset read, cached low and high watermarks)
         let assigned: Vec<_> = {
@@ -900,13 +912,15 @@ impl KafkaSource {
         .map(|(p, consumed)| (p, consumed, self.cached_watermarks(consumer, p)))
         .collect();
         // A partition given up and assigned again starts from wherever it was left.
-        starts.retain(|p, _| assigned.iter().any(|(a, _, _)| a == p));
+        starts
+            .known
+            .retain(|p, _| assigned.iter().any(|(a, _, _)| a == p));
         let unknown: Vec<(i32, (i64, i64))> = assigned
             .iter()
-            .filter(|(p, consumed, _)| consumed.is_none() && !starts.contains_key(p))
+            .filter(|(p, consumed, _)| consumed.is_none() && !starts.known.contains_key(p))
             .filter_map(|(p, _, watermarks)| Some((*p, (*watermarks)?)))
             .collect();
-        if !unknown.is_empty() {
+        if !unknown.is_empty() && starts.retry_at.is_none_or(|at| Instant::now() >= at) {
             self.look_up_starts(consumer, &unknown, starts);
         }
         let partitions = assigned
@@ -915,7 +929,7 @@ impl KafkaSource {
                 source: self.config.name.clone(),
                 topic: self.config.topic.clone(),
                 partition,
-                consumed: consumed.or_else(|| starts.get(&partition).copied()),
+                consumed: consumed.or_else(|| starts.known.get(&partition).copied()),
                 committed: committed.get(&partition).copied(),
                 high_watermark: watermarks.map(|(_, high)| high),
             })
@@ -925,18 +939,21 @@ impl KafkaSource {
 
     /// Where the source starts reading each of `partitions` (with their cached low and high
     /// watermarks), into `starts`: the group's committed offset, else the earliest or latest
-    /// offset as the source was told. A failed lookup is tried again at the next publication.
+    /// offset as the source was told. A failed lookup (the broker did not answer within
+    /// [`START_LOOKUP_TIMEOUT`]) is tried again after [`START_LOOKUP_RETRY`], so that a
+    /// broker away does not hold the source's thread (barriers, ticks, stops) every second.
     fn look_up_starts(
         &self,
         consumer: &BaseConsumer<SourceContext>,
         partitions: &[(i32, (i64, i64))],
-        starts: &mut BTreeMap<i32, i64>,
+        starts: &mut Starts,
     ) {
         let mut list = TopicPartitionList::new();
         for (partition, _) in partitions {
             list.add_partition(&self.config.topic, *partition);
         }
-        let Ok(found) = consumer.committed_offsets(list, Duration::from_secs(5)) else {
+        let Ok(found) = consumer.committed_offsets(list, START_LOOKUP_TIMEOUT) else {
+            starts.retry_at = Some(Instant::now() + START_LOOKUP_RETRY);
             return;
         };
         for (partition, (low, high)) in partitions {
@@ -948,7 +965,7 @@ impl KafkaSource {
                 (_, Start::Earliest) => *low,
                 (_, Start::Latest) => *high,
             };
-            starts.insert(*partition, start);
+            starts.known.insert(*partition, start);
         }
     }
 
