@@ -730,8 +730,13 @@ impl KafkaSource {
                 break;
             }
             if let Some(stop) = self.config.stop_after_idle {
-                let joined = lock(&self.state).last_rebalance;
-                if let Some(joined) = joined {
+                // Between an eager revoke and the next assignment the source is rejoining its
+                // group, not idle: its quiet counts from the assignment.
+                let (joined, assigned) = {
+                    let state = lock(&self.state);
+                    (state.last_rebalance, state.assigned)
+                };
+                if let (Some(joined), true) = (joined, assigned) {
                     let quiet_since = last_message.max(joined);
                     if now.duration_since(quiet_since) >= stop {
                         break;
