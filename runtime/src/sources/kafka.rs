@@ -20,13 +20,18 @@
 //!   start from given positions ([`KafkaSourceConfig::start_offsets`]): a partition is sought
 //!   there when it is first assigned (a checkpoint restore).
 //! - **End**: a Kafka topic has no end. With `--kafka-stop-after-idle MS` a source ends once it
-//!   has received nothing for that long after joining its group (the broker the tests use
+//!   has received nothing for that long after joining its group, a rebalance in progress not
+//!   counting (the broker the tests use
 //!   cannot report reliable end offsets). The run summary says how long the Kafka sources took
 //!   from their first message to their last ([`Metrics::add_message_span`]): the group join
 //!   and that idle wait are not reading.
 //! - **Ticks**: a poll waits at most until the next tick of the flush interval
 //!   ([`crate::tick`]), and the source ticks its chain on time whether messages come or not,
 //!   so a lone message reaches its sink within about the interval.
+//! - **Lag**: about once a second the instance publishes, for the live view, each assigned
+//!   partition's next offset, last committed offset and high watermark (librdkafka's cached
+//!   one); a partition not read yet counts from where it starts, looked up once
+//!   ([`Metrics::kafka_report`]).
 //! - **Reading**: one `BaseConsumer::poll` per message, decoded in the polling thread; the
 //!   client settings are [`KafkaSourceConfig::client_config`] (`weir bench --input kafka`
 //!   compares this source with a bare consumer using the same, `crate::kafka::floor`).
