@@ -247,12 +247,7 @@ fn the_progress_line_shows_the_kafka_lag() {
     let (topic, group) = (unique("progress"), unique("g"));
     create_topic(&brokers, &topic, 2);
     let messages: Vec<(i32, String)> = (0..1200)
-        .map(|i| {
-            (
-                (i % 2) as i32,
-                format!(r#"{{"user":"u{}","n":{i}}}"#, i % 7),
-            )
-        })
+        .map(|i| (i % 2, format!(r#"{{"user":"u{}","n":{i}}}"#, i % 7)))
         .collect();
     produce(&brokers, &topic, &messages);
     let text = format!(
