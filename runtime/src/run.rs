@@ -14,6 +14,21 @@ use crate::context::{RunContext, Settings};
 use crate::dead_letter::DeadLetters;
 use crate::metrics::{Metrics, OpMetrics};
 
+/// `eprintln!` and `eprint!` that do not panic when stderr has gone away (a closed pipe, as
+/// `2>&1 | head` leaves it): what the run prints there is not worth failing it for.
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! stderr_text {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub use crate::args::RunArgs;
 pub use crate::context::Errors;
 
@@ -338,22 +353,22 @@ impl Runtime {
                     dead_letter_files: &files,
                 },
             );
-            eprintln!("{summary}");
+            stderr_line!("{summary}");
         } else if !self.args.quiet {
-            eprint!("{}", self.metrics.summary(started, elapsed));
+            stderr_text!("{}", self.metrics.summary(started, elapsed));
             if let Some(line) = &checkpoint_line {
-                eprint!("{line}");
+                stderr_text!("{line}");
             }
             for letters in self.all_dead_letters() {
                 let (written, lost) = letters.counts();
                 if written > 0 {
-                    eprintln!(
+                    stderr_line!(
                         "  {written} dead letters written to {}",
                         letters.path().display()
                     );
                 }
                 if lost > 0 {
-                    eprintln!(
+                    stderr_line!(
                         "  {lost} dead letters could not be written to {}",
                         letters.path().display()
                     );
@@ -415,7 +430,7 @@ impl Runtime {
             letters.flush();
         }
         if !self.args.quiet {
-            eprint!("{}", self.metrics.summary(started, started.elapsed()));
+            stderr_text!("{}", self.metrics.summary(started, started.elapsed()));
         }
         let mut task_errors = self.context.errors().all();
         task_errors.append(&mut errors);
@@ -428,7 +443,7 @@ pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode 
     let args = match RunArgs::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("{message}");
+            stderr_line!("{message}");
             return ExitCode::from(2);
         }
     };

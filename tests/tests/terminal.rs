@@ -282,3 +282,30 @@ sink clicks -> file("out.jsonl") format json
     assert!(lags.iter().all(|lag| *lag <= 1200), "{lags:?}");
     assert!(shown.contains("events: 1200 "), "{shown:?}");
 }
+
+/// A stderr that has gone away (the reading end of its pipe closed, as `2>&1 | head` leaves
+/// it) does not end the run: it writes every row and exits 0, with its messages (the HTTP
+/// endpoint's address) and its summary lost. It used to panic on the first message.
+#[test]
+fn a_closed_stderr_does_not_fail_the_run() {
+    let dir = input();
+    let binary = weir_tests::build_http("terminal_closed_stderr", FILE_PIPELINE);
+    for args in [
+        &["--http", "127.0.0.1:0"][..],
+        &["--log-format", "json"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = Command::new(&binary)
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}: {status}");
+        let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+        assert_eq!(out.lines().count() as u64, LINES, "{args:?}");
+    }
+}
