@@ -58,6 +58,8 @@ pub struct RunArgs {
     pub state_dir: Option<PathBuf>,
     /// With `--state disk`: the memory budget of keyed state in bytes (`--state-memory`).
     pub state_memory: u64,
+    /// An embedded run: the handle that follows its metrics (see [`crate::embed::Watch`]).
+    pub watch: Option<crate::embed::Watch>,
 }
 
 /// Where keyed state lives (see [`crate::keyed`]).
@@ -91,6 +93,7 @@ impl Default for RunArgs {
             task_parent: None,
             limit: None,
             http: None,
+            watch: None,
             log_format: crate::log::LogFormat::Text,
             summary_json: false,
             state: StateBackend::Memory,
@@ -149,6 +152,13 @@ const USAGE: &str = "options:
   --help              this text";
 
 impl RunArgs {
+    /// These options, with `watch` following the run's metrics (an embedded run; see
+    /// [`crate::embed::Watch`]).
+    pub fn watched(mut self, watch: &crate::embed::Watch) -> Self {
+        self.watch = Some(watch.clone());
+        self
+    }
+
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<RunArgs, String> {
         let mut out = RunArgs::default();
         let mut summary_given = false;

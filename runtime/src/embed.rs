@@ -194,6 +194,14 @@ pub fn run(
     }
     let started = Instant::now();
     let mut runtime = Runtime::new(args);
+    if let Some(watch) = &runtime.args.watch {
+        watch.attach(runtime.metrics(), started);
+    }
+    if let Err(err) = runtime.serve_http(started) {
+        return Err(Error {
+            messages: vec![err],
+        });
+    }
     let built = build(&mut runtime);
     runtime.context().default_idle_timeout(None);
     if let Err(err) = built {
@@ -206,6 +214,118 @@ pub fn run(
         Ok(())
     } else {
         Err(Error { messages })
+    }
+}
+
+/// A handle on the live metrics of embedded runs: give it to a run
+/// ([`RunArgs::watched`]), then read them from any thread while the run goes on and after it
+/// ends ([`Watch::metrics`]; [`Watch::prometheus_text`] and [`Watch::serve_http`] with the
+/// runtime's feature `http`, the facade's `weir/http`). A watch follows the last run given
+/// it; clones share it. Reading takes relaxed loads of the counters the operators keep anyway
+/// (see [`crate::metrics`]): the run does not know it is watched.
+#[derive(Clone, Default)]
+pub struct Watch(Arc<Mutex<Option<(Metrics, Instant)>>>);
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let attached = self.current().is_some();
+        f.debug_struct("Watch")
+            .field("attached", &attached)
+            .finish()
+    }
+}
+
+/// The metrics of an embedded run at one moment (see [`Watch::metrics`]).
+#[derive(Clone, Debug)]
+pub struct MetricsSnapshot {
+    /// Time since the run started.
+    pub elapsed: std::time::Duration,
+    /// Per operator, in plan order: its name (`op4 aggregate { ... }`, `exchange op2->op4
+    /// hash(k)`: the run summary's) and its counters over its instances.
+    pub operators: Vec<(String, crate::metrics::OpStats)>,
+    pub sources: Vec<crate::metrics::SourceStats>,
+    pub dead_letters: u64,
+    /// The partitions Kafka sources read, with their lag.
+    pub kafka_partitions: Vec<crate::metrics::KafkaPartition>,
+}
+
+impl MetricsSnapshot {
+    /// The counters of operator `id` (`op4`, as `weir explain` numbers them).
+    pub fn operator(&self, id: &str) -> Option<&crate::metrics::OpStats> {
+        let named = |name: &str| name.split(' ').next() == Some(id);
+        self.operators
+            .iter()
+            .find(|(name, _)| named(name))
+            .map(|(_, stats)| stats)
+    }
+
+    /// The counters of source `name`.
+    pub fn source(&self, name: &str) -> Option<&crate::metrics::SourceStats> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+impl Watch {
+    pub fn new() -> Self {
+        Watch::default()
+    }
+
+    /// Follows a run that started at `started` and reports to `metrics`.
+    pub(crate) fn attach(&self, metrics: &Metrics, started: Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((metrics.clone(), started));
+    }
+
+    fn current(&self) -> Option<(Metrics, Instant)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The metrics of the run it follows, now (none before a run was given it).
+    pub fn metrics(&self) -> Option<MetricsSnapshot> {
+        let (metrics, started) = self.current()?;
+        Some(MetricsSnapshot {
+            elapsed: started.elapsed(),
+            operators: metrics
+                .ops()
+                .into_iter()
+                .map(|(name, stats)| (name.to_string(), stats))
+                .collect(),
+            sources: metrics.sources(),
+            dead_letters: metrics.dead_letters(),
+            kafka_partitions: metrics.kafka_partitions(),
+        })
+    }
+
+    /// What the endpoint answers: the run it follows, or an empty one before any.
+    #[cfg(feature = "http")]
+    fn view(&self) -> crate::http::View {
+        let (metrics, started) = self
+            .current()
+            .unwrap_or_else(|| (Metrics::new(), Instant::now()));
+        crate::http::View {
+            metrics,
+            program: crate::http::program_name(),
+            started,
+        }
+    }
+
+    /// The metrics in Prometheus's text format, as a pipeline binary's `/metrics` has them.
+    #[cfg(feature = "http")]
+    pub fn prometheus_text(&self) -> Result<String, Error> {
+        crate::http::prometheus_text(&self.view()).map_err(|e| Error {
+            messages: vec![format!("cannot encode the metrics: {e}")],
+        })
+    }
+
+    /// Serves the runs this watch follows on `addr` (`127.0.0.1:0`: any free port) with a
+    /// pipeline binary's endpoint (`/metrics`, `/api/pipeline`, the web UI at `/`; `POST
+    /// /stop` and `POST /checkpoint` answer 409: an embedded run is stopped by its program
+    /// and takes no checkpoints) and returns the address it listens on. The endpoint runs on
+    /// a thread of its own for as long as the process.
+    #[cfg(feature = "http")]
+    pub fn serve_http(&self, addr: &str) -> Result<std::net::SocketAddr, Error> {
+        let watch = self.clone();
+        crate::http::serve_current(addr, Arc::new(move || watch.view()))
+            .map_err(|e| Error { messages: vec![e] })
     }
 }
 

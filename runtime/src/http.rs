@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 
 /// What the endpoint shows: one run's registry (with the plan codegen describes) and the
 /// pipeline's name.
+#[derive(Clone)]
 pub struct View {
     pub metrics: Metrics,
     /// The pipeline's name when the plan does not say (the program's file name).
@@ -32,9 +33,30 @@ pub struct View {
     pub started: Instant,
 }
 
+/// Where each request finds the view it answers from: one run's, or the latest run an
+/// embedded [`crate::embed::Watch`] follows.
+pub type Current = Arc<dyn Fn() -> View + Send + Sync>;
+
+/// The program's file name, without its extension: the `pipeline` label when the plan does
+/// not name the pipeline.
+pub fn program_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|arg0| {
+            let stem = std::path::Path::new(&arg0).file_stem()?.to_owned();
+            stem.into_string().ok()
+        })
+        .unwrap_or_else(|| "weir".into())
+}
+
 /// Starts the endpoint on `addr` and returns the address it listens on (port 0: the one the
 /// system picked). Binding happens here, so a taken port fails the run before it starts.
 pub fn serve(addr: &str, view: View) -> Result<SocketAddr, String> {
+    serve_current(addr, Arc::new(move || view.clone()))
+}
+
+/// [`serve`], each request answered from the view `current` gives.
+pub fn serve_current(addr: &str, current: Current) -> Result<SocketAddr, String> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| format!("--http: cannot listen on {addr}: {e}"))?;
     let local = listener
@@ -47,15 +69,14 @@ pub fn serve(addr: &str, view: View) -> Result<SocketAddr, String> {
         .enable_io()
         .build()
         .map_err(|e| format!("--http: cannot start its runtime: {e}"))?;
-    let view = Arc::new(view);
     std::thread::Builder::new()
         .name("weir-http".into())
-        .spawn(move || runtime.block_on(accept(listener, view)))
+        .spawn(move || runtime.block_on(accept(listener, current)))
         .map_err(|e| format!("--http: cannot start its thread: {e}"))?;
     Ok(local)
 }
 
-async fn accept(listener: std::net::TcpListener, view: Arc<View>) {
+async fn accept(listener: std::net::TcpListener, current: Current) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -72,9 +93,10 @@ async fn accept(listener: std::net::TcpListener, view: Arc<View>) {
                 continue;
             }
         };
-        let view = view.clone();
+        let current = current.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let view = current();
                 let response = respond(&view, request.method(), request.uri().path());
                 async move { Ok::<_, Infallible>(response) }
             });
@@ -218,7 +240,7 @@ fn now_ms() -> i64 {
 
 /// Builds the families of one scrape in a registry of its own, from the live values, and
 /// encodes them in Prometheus's text format.
-fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
+pub(crate) fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
     let registry = Registry::new();
     let pipeline = view.pipeline();
     let opts = |name: &str, help: &str| Opts::new(name, help).const_label("pipeline", pipeline);
@@ -277,6 +299,18 @@ fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
          producers wait).",
         &["operator", "step"],
     )?;
+    let state_keys = gauges(
+        "weir_state_keys",
+        "Keys (groups, keys in a window, join keys) the stateful operator holds, over its \
+         instances.",
+        &["operator", "step"],
+    )?;
+    let state_bytes = gauges(
+        "weir_state_bytes",
+        "Approximate memory of the stateful operator's state: its tables' slots and the \
+         records they hold, not what strings own on the heap.",
+        &["operator", "step"],
+    )?;
     for (name, stats) in view.metrics.ops() {
         let (id, step) = operator_labels(name);
         let labels = [id, step.as_str()];
@@ -287,6 +321,12 @@ fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
             .with_label_values(&labels)
             .inc_by(stats.records_out);
         late.with_label_values(&labels).inc_by(stats.late);
+        if let Some(keys) = stats.state_keys {
+            state_keys.with_label_values(&labels).set(keys as f64);
+        }
+        if let Some(bytes) = stats.state_bytes {
+            state_bytes.with_label_values(&labels).set(bytes as f64);
+        }
         if stats.watermark_lag_ms > 0 {
             lag.with_label_values(&labels)
                 .set(stats.watermark_lag_ms as f64 / 1e3);
@@ -329,6 +369,49 @@ fn prometheus_text(view: &View) -> Result<String, prometheus::Error> {
             watermark_lag
                 .with_label_values(&[&source.name])
                 .set(now.saturating_sub(wm) as f64 / 1e3);
+        }
+    }
+
+    let kafka = view.metrics.kafka_partitions();
+    if !kafka.is_empty() {
+        let labels = ["source", "topic", "partition"];
+        let lag = gauges(
+            "weir_kafka_consumer_lag",
+            "Messages of the partition not read yet: its high watermark minus the next offset \
+             the source reads.",
+            &labels,
+        )?;
+        let consumed = gauges(
+            "weir_kafka_consumer_offset",
+            "The next offset the source reads in the partition.",
+            &labels,
+        )?;
+        let committed = gauges(
+            "weir_kafka_committed_offset",
+            "The last offset the source committed to its consumer group for the partition.",
+            &labels,
+        )?;
+        let high = gauges(
+            "weir_kafka_high_watermark",
+            "The partition's high watermark (the offset of its next message), as the consumer \
+             last heard it.",
+            &labels,
+        )?;
+        for p in &kafka {
+            let number = p.partition.to_string();
+            let labels = [p.source.as_str(), p.topic.as_str(), number.as_str()];
+            if let Some(n) = p.lag() {
+                lag.with_label_values(&labels).set(n as f64);
+            }
+            for (family, value) in [
+                (&consumed, p.consumed),
+                (&committed, p.committed),
+                (&high, p.high_watermark),
+            ] {
+                if let Some(offset) = value {
+                    family.with_label_values(&labels).set(offset as f64);
+                }
+            }
         }
     }
 
@@ -454,21 +537,42 @@ fn pipeline_json(view: &View) -> serde_json::Value {
                 "blocked_ms": s.blocked_ns / 1_000_000,
                 "queued_messages": s.queued,
                 "queue_capacity": s.queue_capacity,
+                "state_keys": s.state_keys,
+                "state_bytes": s.state_bytes,
             })
         })
         .collect();
     let now = now_ms();
+    let kafka = view.metrics.kafka_partitions();
     let sources: Vec<_> = view
         .metrics
         .sources()
         .into_iter()
         .map(|s| {
+            let partitions: Vec<_> = kafka
+                .iter()
+                .filter(|p| p.source == s.name)
+                .map(|p| {
+                    json!({
+                        "topic": p.topic,
+                        "partition": p.partition,
+                        "consumed_offset": p.consumed,
+                        "committed_offset": p.committed,
+                        "high_watermark": p.high_watermark,
+                        "lag": p.lag(),
+                    })
+                })
+                .collect();
+            let lags = kafka.iter().filter(|p| p.source == s.name);
+            let lag = lags.filter_map(|p| p.lag()).reduce(|a, b| a + b);
             json!({
                 "name": s.name,
                 "instances": s.instances,
                 "records": s.records,
                 "watermark_ms": s.watermark_ms,
                 "watermark_lag_ms": s.watermark_ms.map(|wm| now.saturating_sub(wm)),
+                "kafka_lag": lag,
+                "kafka_partitions": partitions,
             })
         })
         .collect();

@@ -206,6 +206,21 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
         }
     }
 
+    /// An estimate of the bytes the map holds in memory, for the live view: in memory its
+    /// table and `value_bytes` of its values (summed over a sample, see
+    /// [`crate::metrics::sampled_total`]); on disk what the backend weighs of what it keeps in
+    /// memory (the store's files are not counted).
+    pub fn memory_bytes(&self, value_bytes: impl Fn(&V) -> usize) -> usize {
+        match &self.backend {
+            Backend::Memory(map) => {
+                crate::metrics::table_bytes(map)
+                    + crate::metrics::sampled_total(map.values(), map.len(), value_bytes)
+            }
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.weight(),
+        }
+    }
+
     /// Bytes of the map's values held in memory as the disk backend counts them (0 in memory,
     /// where nothing is weighed).
     pub fn weight(&self) -> usize {

@@ -34,6 +34,9 @@ pub enum LogFormat {
 pub fn install(format: LogFormat) {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A stderr gone away (a closed pipe) must not end the run: tracing-subscriber would
+        // report the failed write with `eprintln!`, which panics there.
+        .log_internal_errors(false)
         .event_format(Format(format))
         .try_init();
 }

@@ -83,6 +83,91 @@ pub struct OpCounters {
     pub watermark_lag_ms: MaxGauge,
     /// Exchanges: nanoseconds spent waiting for room in a full channel (backpressure).
     pub blocked_ns: Counter,
+    /// Stateful operators: keys and approximate bytes of their state.
+    pub state: StateGauge,
+}
+
+/// Not published yet (an operator without state, or one that has not said).
+const UNKNOWN: u64 = u64::MAX;
+
+/// How often at most a stateful operator measures its state for the live view.
+pub const STATE_EVERY: Duration = Duration::from_secs(1);
+
+/// The size of a stateful operator instance's state (keys, approximate bytes), measured by
+/// the operator on its own thread at watermarks and ticks, at most every [`STATE_EVERY`]
+/// ([`StateGauge::due`]), and read by anyone with relaxed loads.
+#[derive(Debug)]
+pub struct StateGauge {
+    keys: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    last: Option<Instant>,
+}
+
+impl Default for StateGauge {
+    fn default() -> Self {
+        StateGauge {
+            keys: Arc::new(AtomicU64::new(UNKNOWN)),
+            bytes: Arc::new(AtomicU64::new(UNKNOWN)),
+            last: None,
+        }
+    }
+}
+
+impl StateGauge {
+    /// Whether it is time to measure again (`force`: the end of input or a barrier: always).
+    #[inline]
+    pub fn due(&mut self, force: bool) -> bool {
+        let now = Instant::now();
+        if force
+            || self
+                .last
+                .is_none_or(|at| now.duration_since(at) >= STATE_EVERY)
+        {
+            self.last = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// Publishes the state's size: `keys` entries taking about `bytes`.
+    pub fn set(&mut self, keys: usize, bytes: usize) {
+        self.keys.store(keys as u64, Ordering::Relaxed);
+        self.bytes.store(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Approximate bytes of a hash table: its slots (capacity, each an entry and a control
+/// byte), not what keys and values own on the heap.
+pub fn table_bytes<K, V, S>(map: &std::collections::HashMap<K, V, S>) -> usize {
+    map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+}
+
+/// How many entries [`sampled_total`] reads.
+const SAMPLE: usize = 256;
+
+/// An estimate of the sum of `f` over the `len` entries of `entries`, from the first
+/// [`SAMPLE`] of them (exact when there are no more): a hash table's order is as good as a
+/// random one, and the measurement stays O(1) however much state there is.
+pub fn sampled_total<T>(
+    entries: impl Iterator<Item = T>,
+    len: usize,
+    f: impl Fn(T) -> usize,
+) -> usize {
+    let (mut seen, mut total) = (0usize, 0usize);
+    for entry in entries.take(SAMPLE) {
+        seen += 1;
+        total += f(entry);
+    }
+    match seen {
+        0 => 0,
+        _ if seen == len => total,
+        _ => total / seen * len + total % seen * len / seen,
+    }
+}
+
+/// Approximate bytes of `n` entries of type `T` held in a B-tree or a vector.
+pub fn entries_bytes<T>(n: usize) -> usize {
+    n * std::mem::size_of::<T>()
 }
 
 /// What the registry reads of one instance's [`OpCounters`].
@@ -92,6 +177,8 @@ struct InstanceReader {
     late: Arc<AtomicU64>,
     watermark_lag_ms: Arc<AtomicI64>,
     blocked_ns: Arc<AtomicU64>,
+    state_keys: Arc<AtomicU64>,
+    state_bytes: Arc<AtomicU64>,
 }
 
 /// One registered operator: its instances' counters, and how many instances have finished.
@@ -121,6 +208,10 @@ pub struct OpStats {
     /// how many those channels hold in all.
     pub queued: u64,
     pub queue_capacity: u64,
+    /// Stateful operators: keys held and approximate bytes of state, over the instances
+    /// that have measured theirs (none: none has, or the operator keeps no state).
+    pub state_keys: Option<u64>,
+    pub state_bytes: Option<u64>,
     /// Instances started, and finished.
     pub instances: u32,
     pub finished: u32,
@@ -145,6 +236,8 @@ impl OpMetrics {
                 late: counters.late.reader(),
                 watermark_lag_ms: counters.watermark_lag_ms.0.clone(),
                 blocked_ns: counters.blocked_ns.reader(),
+                state_keys: counters.state.keys.clone(),
+                state_bytes: counters.state.bytes.clone(),
             });
         }
         counters
@@ -208,6 +301,45 @@ struct Inner {
     input_files: Mutex<Vec<(u64, Arc<AtomicU64>)>>,
     /// The last few dead letters, newest last (see [`Metrics::recent_dead_letters`]).
     recent_dead_letters: Mutex<std::collections::VecDeque<RecentDeadLetter>>,
+    /// Per Kafka source instance: the partitions it reads, as it last published them.
+    kafka_partitions: Mutex<Vec<Arc<Mutex<Vec<KafkaPartition>>>>>,
+}
+
+/// One Kafka partition a source instance reads, as the instance last published it (about
+/// every second, from its own thread: see [`KafkaReport`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaPartition {
+    /// The source's name in the pipeline.
+    pub source: String,
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset the source reads (one past the last message it consumed); none:
+    /// nothing read from the partition yet by this run (and no start position known).
+    pub consumed: Option<i64>,
+    /// The last offset the source committed to its group; none: none committed yet.
+    pub committed: Option<i64>,
+    /// The partition's high watermark (the offset its next message will get) as librdkafka
+    /// last heard it from its fetches; none: not heard yet.
+    pub high_watermark: Option<i64>,
+}
+
+impl KafkaPartition {
+    /// Consumer lag in messages: the high watermark minus the next offset to read (none
+    /// until both are known).
+    pub fn lag(&self) -> Option<u64> {
+        let (high, consumed) = (self.high_watermark?, self.consumed?);
+        Some(high.saturating_sub(consumed).max(0) as u64)
+    }
+}
+
+/// Where one Kafka source instance publishes its partitions (see [`Metrics::kafka_report`]).
+pub struct KafkaReport(Arc<Mutex<Vec<KafkaPartition>>>);
+
+impl KafkaReport {
+    /// Replaces what the instance said before: `partitions` are those it reads now.
+    pub fn publish(&self, partitions: Vec<KafkaPartition>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = partitions;
+    }
 }
 
 /// How many dead letters the live view keeps.
@@ -318,6 +450,45 @@ impl Metrics {
                 }
             })
             .collect()
+    }
+
+    /// Registers a Kafka source instance, which publishes the partitions it reads through the
+    /// returned report (from its own thread, about every second: never per message).
+    pub fn kafka_report(&self) -> KafkaReport {
+        let cell = Arc::new(Mutex::new(Vec::new()));
+        self.inner
+            .kafka_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(cell.clone());
+        KafkaReport(cell)
+    }
+
+    /// Every Kafka partition the run's sources read, by source, topic and partition.
+    pub fn kafka_partitions(&self) -> Vec<KafkaPartition> {
+        let reports = self
+            .inner
+            .kafka_partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<KafkaPartition> = reports
+            .iter()
+            .flat_map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        all.sort_by(|a, b| {
+            (&a.source, &a.topic, a.partition).cmp(&(&b.source, &b.topic, b.partition))
+        });
+        all
+    }
+
+    /// Total consumer lag of source `name`'s partitions, or of every Kafka source's (none: no
+    /// partition with a known lag).
+    pub fn kafka_lag(&self, name: Option<&str>) -> Option<u64> {
+        let all = self.kafka_partitions();
+        let of_source = all.iter().filter(|p| name.is_none_or(|n| p.source == n));
+        let mut lags = of_source.filter_map(|p| p.lag());
+        let first = lags.next()?;
+        Some(first + lags.sum::<u64>())
     }
 
     pub fn add_dead_letter(&self) {
@@ -497,6 +668,13 @@ impl Metrics {
                     stats.watermark_lag_ms = stats
                         .watermark_lag_ms
                         .max(i.watermark_lag_ms.load(Ordering::Relaxed));
+                    let add =
+                        |sum: Option<u64>, cell: &AtomicU64| match cell.load(Ordering::Relaxed) {
+                            UNKNOWN => sum,
+                            n => Some(sum.unwrap_or(0) + n),
+                        };
+                    stats.state_keys = add(stats.state_keys, &i.state_keys);
+                    stats.state_bytes = add(stats.state_bytes, &i.state_bytes);
                 }
                 (e.name, stats)
             })
@@ -920,6 +1098,48 @@ mod tests {
         Collector::<u32>::watermark(&mut second, i64::MAX);
         Collector::<u32>::finish(&mut second);
         assert_eq!(metrics.sources()[0].watermark_ms, Some(700));
+    }
+
+    /// A sampled total is exact up to the sample's size, and extrapolated beyond.
+    #[test]
+    fn sampled_totals() {
+        let small: Vec<usize> = vec![3, 5, 7];
+        assert_eq!(sampled_total(small.iter(), small.len(), |n| *n), 15);
+        let big = vec![2usize; 10_000];
+        assert_eq!(sampled_total(big.iter(), big.len(), |n| *n), 20_000);
+        assert_eq!(sampled_total(std::iter::empty::<usize>(), 0, |n| n), 0);
+    }
+
+    /// Kafka instances publish their partitions wholesale; the lag is known once both the
+    /// high watermark and the next offset are, and sums per source.
+    #[test]
+    fn kafka_partitions_and_their_lag() {
+        let metrics = Metrics::new();
+        let (a, b) = (metrics.kafka_report(), metrics.kafka_report());
+        let partition = |source: &str, partition, consumed, high| KafkaPartition {
+            source: source.into(),
+            topic: "t".into(),
+            partition,
+            consumed,
+            committed: None,
+            high_watermark: high,
+        };
+        a.publish(vec![partition("s", 1, Some(5), Some(9))]);
+        b.publish(vec![
+            partition("s", 0, Some(3), Some(10)),
+            partition("s", 2, None, Some(4)),
+        ]);
+        let all = metrics.kafka_partitions();
+        assert_eq!(
+            all.iter().map(|p| p.partition).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert_eq!(all[2].lag(), None);
+        assert_eq!(metrics.kafka_lag(Some("s")), Some(11));
+        assert_eq!(metrics.kafka_lag(Some("other")), None);
+        // A rebalance moved partition 1 away from `a`.
+        a.publish(Vec::new());
+        assert_eq!(metrics.kafka_lag(None), Some(7));
     }
 
     /// The live view keeps the last few dead letters, oldest first, each cut to a bound at a

@@ -93,6 +93,9 @@ fn draw(metrics: &Metrics, stop: &AtomicBool) {
         if let Some(rate) = rate {
             message.push_str(&format!(" · {}/s", HumanFloatCount(rate.round())));
         }
+        if let Some(lag) = metrics.kafka_lag(None) {
+            message.push_str(&format!(" · kafka lag {}", HumanCount(lag)));
+        }
         bar.set_message(message);
         if let Some((read, total)) = metrics.input_bytes() {
             bar.set_length(total);

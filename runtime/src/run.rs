@@ -14,6 +14,21 @@ use crate::context::{RunContext, Settings};
 use crate::dead_letter::DeadLetters;
 use crate::metrics::{Metrics, OpMetrics};
 
+/// `eprintln!` and `eprint!` that do not panic when stderr has gone away (a closed pipe, as
+/// `2>&1 | head` leaves it): what the run prints there is not worth failing it for.
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! stderr_text {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub use crate::args::RunArgs;
 pub use crate::context::Errors;
 
@@ -123,22 +138,15 @@ impl Runtime {
     }
 
     /// Starts the HTTP endpoint of `--http` (none: nothing starts).
-    fn serve_http(&self, started: Instant) -> Result<(), String> {
+    pub(crate) fn serve_http(&self, started: Instant) -> Result<(), String> {
         let Some(addr) = &self.args.http else {
             return Ok(());
         };
         #[cfg(feature = "http")]
         {
-            let program = std::env::args()
-                .next()
-                .and_then(|arg0| {
-                    let stem = std::path::Path::new(&arg0).file_stem()?.to_owned();
-                    stem.into_string().ok()
-                })
-                .unwrap_or_else(|| "weir".into());
             let view = crate::http::View {
                 metrics: self.metrics.clone(),
-                program,
+                program: crate::http::program_name(),
                 started,
             };
             let local = crate::http::serve(addr, view)?;
@@ -345,22 +353,22 @@ impl Runtime {
                     dead_letter_files: &files,
                 },
             );
-            eprintln!("{summary}");
+            stderr_line!("{summary}");
         } else if !self.args.quiet {
-            eprint!("{}", self.metrics.summary(started, elapsed));
+            stderr_text!("{}", self.metrics.summary(started, elapsed));
             if let Some(line) = &checkpoint_line {
-                eprint!("{line}");
+                stderr_text!("{line}");
             }
             for letters in self.all_dead_letters() {
                 let (written, lost) = letters.counts();
                 if written > 0 {
-                    eprintln!(
+                    stderr_line!(
                         "  {written} dead letters written to {}",
                         letters.path().display()
                     );
                 }
                 if lost > 0 {
-                    eprintln!(
+                    stderr_line!(
                         "  {lost} dead letters could not be written to {}",
                         letters.path().display()
                     );
@@ -422,7 +430,7 @@ impl Runtime {
             letters.flush();
         }
         if !self.args.quiet {
-            eprint!("{}", self.metrics.summary(started, started.elapsed()));
+            stderr_text!("{}", self.metrics.summary(started, started.elapsed()));
         }
         let mut task_errors = self.context.errors().all();
         task_errors.append(&mut errors);
@@ -444,7 +452,7 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
     let args = match RunArgs::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("{message}");
+            stderr_line!("{message}");
             return ExitCode::from(2);
         }
     };

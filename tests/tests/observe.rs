@@ -32,6 +32,8 @@ const DOCUMENTED: &[&str] = &[
     "weir_operator_late_records_total",
     "weir_exchange_blocked_seconds_total",
     "weir_exchange_queue_fill_ratio",
+    "weir_state_keys",
+    "weir_state_bytes",
     "weir_source_records_total",
     "weir_source_watermark_seconds",
     "weir_source_watermark_lag_seconds",
@@ -70,11 +72,21 @@ impl Drop for Running {
 /// Starts `binary` with `--http 127.0.0.1:0` and `args`, and waits for the line on stderr
 /// that says where the endpoint listens.
 fn start(binary: &Path, args: &[&str]) -> Running {
+    start_with(binary, args, Stdio::inherit(), &[])
+}
+
+/// [`start`] with `stdin` as the pipeline's standard input and `files` (name, text) written
+/// into its working folder first.
+fn start_with(binary: &Path, args: &[&str], stdin: Stdio, files: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let mut child = Command::new(binary)
         .args(["--http", "127.0.0.1:0"])
         .args(args)
         .current_dir(dir.path())
+        .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -126,26 +138,33 @@ fn post(addr: &str, path: &str) -> (u16, String) {
 }
 
 fn request(method: &str, addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    try_request(method, addr, path).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// [`request`], or why it failed (nothing listens, the connection broke).
+fn try_request(method: &str, addr: &str, path: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+        .map_err(|e| e.to_string())?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .map_err(|e| e.to_string())?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
     let (head, body) = response
         .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        .ok_or_else(|| format!("not an HTTP response: {response:?}"))?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_string())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((status, body.to_string()))
 }
 
 /// The value of the sample of `name` whose labels contain `label` (e.g. `source="bids"`).
@@ -225,36 +244,17 @@ fn metrics_grow_while_the_pipeline_runs_and_promtool_accepts_them() {
     )
     .unwrap();
     assert!(lag > 86_400.0 * 365.0, "watermark lag {lag}");
+    // Open windows hold auctions' counts: the window's state is not empty while it runs.
+    let keys = sample(&second, "weir_state_keys", "operator=\"op1\"").unwrap();
+    let bytes = sample(&second, "weir_state_bytes", "operator=\"op1\"").unwrap();
+    assert!(
+        keys > 0.0 && bytes > keys,
+        "state of the window: {keys} keys, {bytes} bytes"
+    );
     let rss = sample(&second, "process_resident_memory_bytes", "").unwrap();
     assert!(rss > 1e6, "resident memory {rss}");
 
-    match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Err(e) => eprintln!(
-            "SKIPPED promtool check: cannot run promtool ({e}); install Debian's `prometheus` \
-             package (.ci/run does)"
-        ),
-        Ok(mut promtool) => {
-            promtool
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(second.as_bytes())
-                .unwrap();
-            let out = promtool.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "promtool check metrics failed: {}{}\n{second}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
+    promtool_accepts(&second);
 }
 
 /// A free port on 127.0.0.1 (bound, then let go).
@@ -821,4 +821,260 @@ sink t -> stdout() format json
     }
     drop(stdin);
     drop(child);
+}
+
+/// `GET path`, or `None` once nothing listens there (the pipeline has ended).
+fn try_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    try_request("GET", addr, path).ok()
+}
+
+/// A Kafka source slowed down by `--rate-limit` over a 4-partition topic written before the
+/// run: while it reads, each partition shows a positive consumer lag in `/metrics`; the last
+/// scrape before the run ends shows every partition read to its end (lag 0, consumed offset
+/// = high watermark = the partition's messages), as does the JSON API; promtool accepts the
+/// Kafka series.
+#[test]
+fn kafka_consumer_lag_per_partition_falls_to_zero() {
+    use weir_tests::kafka::{broker, create_topic, produce, unique, GROUP_PROPERTIES};
+    let Some(brokers) = broker() else { return };
+    const PARTITIONS: i32 = 4;
+    const PER_PARTITION: i64 = 600;
+    let (topic, group) = (unique("lag"), unique("g"));
+    create_topic(&brokers, &topic, PARTITIONS);
+    let messages: Vec<(i32, String)> = (0..PER_PARTITION * PARTITIONS as i64)
+        .map(|i| {
+            let partition = (i % PARTITIONS as i64) as i32;
+            let line = format!(
+                r#"{{"id":{i},"customer":"c{}","amount":{}}}"#,
+                i % 7,
+                i % 50
+            );
+            (partition, line)
+        })
+        .collect();
+    produce(&brokers, &topic, &messages);
+    let text = format!(
+        r#"
+schema Order {{ id: i64, customer: string, amount: i64 }}
+source orders: Order = kafka(topic: "{topic}", brokers: "{brokers}", group: "{group}",
+    start: "earliest", properties: "{GROUP_PROPERTIES}")
+let per_customer = orders |> aggregate by customer {{ n: count() }}
+sink per_customer -> file(path: "out.jsonl") format json
+"#
+    );
+    let binary = build_http("observe_kafka_lag", &text);
+    // 300 messages a second: about 2 s per partition, 8 s in all, after the group join.
+    let run = start(
+        &binary,
+        &["--rate-limit", "300", "--kafka-stop-after-idle", "2000"],
+    );
+    let partition = |p: i32| format!("partition=\"{p}\"");
+    let mut lag_seen = [false; PARTITIONS as usize];
+    // A partition waiting behind others shows its lag before the source reads from it.
+    let mut all_at_once = false;
+    let mut last: Option<(String, String)> = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let Some((200, metrics)) = try_get(&run.addr, "/metrics") else {
+            break;
+        };
+        let Some((200, json)) = try_get(&run.addr, "/api/pipeline") else {
+            break;
+        };
+        let lags: Vec<Option<f64>> = (0..PARTITIONS)
+            .map(|p| sample(&metrics, "weir_kafka_consumer_lag", &partition(p)))
+            .collect();
+        for (p, lag) in lags.iter().enumerate() {
+            if lag.is_some_and(|lag| lag > 0.0) {
+                lag_seen[p] = true;
+            }
+        }
+        // Reading about 2 s per partition, one after the other: at some scrape at least
+        // three wait with their whole backlog.
+        let full = lags
+            .iter()
+            .filter(|l| **l == Some(PER_PARTITION as f64))
+            .count();
+        all_at_once |= full >= 3 && lags.iter().all(|l| l.is_some_and(|l| l > 0.0));
+        last = Some((metrics, json));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Instant::now() < deadline, "the pipeline did not end");
+    assert_eq!(
+        lag_seen, [true; PARTITIONS as usize],
+        "a lag seen per partition"
+    );
+    assert!(all_at_once, "never saw every partition's lag at once");
+    let (metrics, json) = last.expect("scraped at least once");
+    for p in 0..PARTITIONS {
+        let at = |name: &str| {
+            sample(&metrics, name, &partition(p))
+                .unwrap_or_else(|| panic!("no {name} of partition {p}:\n{metrics}"))
+        };
+        assert_eq!(at("weir_kafka_consumer_lag"), 0.0, "{metrics}");
+        assert_eq!(at("weir_kafka_consumer_offset"), PER_PARTITION as f64);
+        assert_eq!(at("weir_kafka_high_watermark"), PER_PARTITION as f64);
+        assert!(metrics.contains(&format!("topic=\"{topic}\"")));
+    }
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let source = &view["sources"][0];
+    assert_eq!(source["name"], "orders");
+    assert_eq!(source["kafka_lag"], 0, "{source}");
+    let partitions = source["kafka_partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), PARTITIONS as usize, "{source}");
+    for (p, entry) in partitions.iter().enumerate() {
+        assert_eq!(entry["partition"], p as i64);
+        assert_eq!(entry["consumed_offset"], PER_PARTITION, "{entry}");
+        assert_eq!(entry["high_watermark"], PER_PARTITION, "{entry}");
+        assert_eq!(entry["lag"], 0, "{entry}");
+    }
+    promtool_accepts(&metrics);
+}
+
+/// `promtool check metrics` accepts `text` (skipped, loudly, without promtool outside CI).
+fn promtool_accepts(text: &str) {
+    match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Err(e) => eprintln!(
+            "SKIPPED promtool check: cannot run promtool ({e}); install Debian's `prometheus` \
+             package (.ci/run does)"
+        ),
+        Ok(mut promtool) => {
+            promtool
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = promtool.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics failed: {}{}\n{text}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// A group aggregate over stdin with a known number of distinct keys, and a join of the same
+/// records with a file of one row per key: while stdin stays open (the run goes on), the
+/// scraped `weir_state_keys` of the aggregate, summed over its two instances, equals the
+/// distinct keys, and so do the join's and a dedup's; their bytes are positive; the JSON API says the same, and
+/// operators without state have no state series.
+#[test]
+fn state_keys_per_operator_match_the_distinct_keys() {
+    const KEYS: usize = 37;
+    const RECORDS: usize = 3000;
+    let text = r#"
+schema Click { user: string, n: i64 }
+source clicks: Click = stdin() format json
+schema User { user: string, name: string }
+source users: User = file(path: "users.jsonl") format json
+let per_user = clicks |> filter n >= 0 |> aggregate by user { clicks: count(), total: sum(n) }
+sink per_user -> file(path: "out.jsonl") format json
+let named = clicks |> join users as u on user = u.user |> select { user, n, name: u.name }
+sink named -> file(path: "named.jsonl") format json
+let firsts = clicks |> dedup by user keep first
+sink firsts -> file(path: "firsts.jsonl") format json
+"#;
+    let binary = build_http("observe_state", text);
+    let users: String = (0..KEYS)
+        .map(|k| format!("{{\"user\":\"u{k}\",\"name\":\"user {k}\"}}\n"))
+        .collect();
+    let mut run = start_with(
+        &binary,
+        &["--parallelism", "2"],
+        Stdio::piped(),
+        &[("users.jsonl", &users)],
+    );
+    let mut stdin = run.child.stdin.take().unwrap();
+    let mut input = String::new();
+    for i in 0..RECORDS {
+        input.push_str(&format!(
+            "{{\"user\":\"u{}\",\"n\":{i}}}\n",
+            (i * 13) % KEYS
+        ));
+    }
+    stdin.write_all(input.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // The aggregate is `op2` in `weir explain` (the filter `op1`, the sink `op3`).
+    let aggregate = "operator=\"op2\"";
+    let join = "step=\"join users as u on user = u.user";
+    let text = scrape_until(&run.addr, |t| {
+        sample(t, "weir_state_keys", aggregate) == Some(KEYS as f64)
+            && sample(t, "weir_operator_records_in_total", join) == Some((RECORDS + KEYS) as f64)
+    });
+    assert_eq!(
+        sample(&text, "weir_state_keys", aggregate),
+        Some(KEYS as f64),
+        "{text}"
+    );
+    // Every key has records of both sides held (a join without a TTL keeps them all).
+    let text = scrape_until(&run.addr, |t| {
+        sample(t, "weir_state_keys", join) == Some(KEYS as f64)
+    });
+    assert_eq!(
+        sample(&text, "weir_state_keys", join),
+        Some(KEYS as f64),
+        "{text}"
+    );
+    // The dedup keeps one row per key.
+    let dedup = "step=\"dedup by user keep first\"";
+    let text = scrape_until(&run.addr, |t| {
+        sample(t, "weir_state_keys", dedup) == Some(KEYS as f64)
+    });
+    assert_eq!(
+        sample(&text, "weir_state_keys", dedup),
+        Some(KEYS as f64),
+        "{text}"
+    );
+    assert!(sample(&text, "weir_state_bytes", dedup).unwrap() > 0.0);
+    let join_bytes = sample(&text, "weir_state_bytes", join).unwrap();
+    assert!(
+        join_bytes >= ((RECORDS + KEYS) * 8) as f64,
+        "join state bytes {join_bytes}"
+    );
+    let bytes = sample(&text, "weir_state_bytes", aggregate).unwrap();
+    assert!(bytes >= (KEYS * 8) as f64, "state bytes {bytes}");
+    // The filter, the select and the sinks keep no state: no series of theirs.
+    let stateful = text
+        .lines()
+        .filter(|l| l.starts_with("weir_state_keys{"))
+        .count();
+    assert_eq!(stateful, 3, "{text}");
+    let (_, json) = get(&run.addr, "/api/pipeline");
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ops = view["operators"].as_array().unwrap();
+    let agg = ops
+        .iter()
+        .find(|o| o["name"].as_str().unwrap().contains("aggregate by user"))
+        .unwrap();
+    assert_eq!(agg["state_keys"], KEYS, "{agg}");
+    assert_eq!(agg["instances"], 2, "{agg}");
+    assert!(agg["state_bytes"].as_u64().unwrap() > 0);
+    let filter = ops
+        .iter()
+        .find(|o| o["name"].as_str().unwrap().contains("filter"));
+    if let Some(filter) = filter {
+        assert!(filter["state_keys"].is_null(), "{filter}");
+    }
+    promtool_accepts(&text);
+    // The web UI shows the state on the operators' nodes.
+    if let Some(chromium) = chromium() {
+        let dom = chromium_run(&chromium, &format!("http://{}/", run.addr), &["--dump-dom"]);
+        assert_eq!(
+            dom.matches(&format!("state {KEYS} keys")).count(),
+            3,
+            "the aggregate's, the join's and the dedup's node: {dom}"
+        );
+    }
+    drop(stdin);
+    let status = run.child.wait().unwrap();
+    assert!(status.success());
 }

@@ -234,3 +234,78 @@ fn summary_json_counts_what_the_sink_wrote() {
     );
     assert_eq!(quiet.stderr, "");
 }
+
+/// A Kafka source read at a limited rate on a terminal: the progress line shows the total
+/// consumer lag of its partitions while the backlog is read.
+#[test]
+fn the_progress_line_shows_the_kafka_lag() {
+    use weir_tests::kafka::{broker, create_topic, produce, unique, GROUP_PROPERTIES};
+    let Some(brokers) = broker() else { return };
+    if !script() {
+        return;
+    }
+    let (topic, group) = (unique("progress"), unique("g"));
+    create_topic(&brokers, &topic, 2);
+    let messages: Vec<(i32, String)> = (0..1200)
+        .map(|i| (i % 2, format!(r#"{{"user":"u{}","n":{i}}}"#, i % 7)))
+        .collect();
+    produce(&brokers, &topic, &messages);
+    let text = format!(
+        r#"
+schema Click {{ user: string, n: i64 }}
+source clicks: Click = kafka(topic: "{topic}", brokers: "{brokers}", group: "{group}",
+    start: "earliest", properties: "{GROUP_PROPERTIES}")
+sink clicks -> file("out.jsonl") format json
+"#
+    );
+    // The same runtime as the HTTP tests' Kafka pipelines: one build of librdkafka.
+    let binary = weir_tests::build_http("terminal_kafka", &text);
+    let dir = tempfile::tempdir().unwrap();
+    let shown = on_terminal(
+        &binary,
+        "--rate-limit 300 --kafka-stop-after-idle 1500",
+        dir.path(),
+    );
+    let lags: Vec<u64> = shown
+        .match_indices("kafka lag ")
+        .filter_map(|(at, key)| {
+            let rest = &shown[at + key.len()..];
+            let digits: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ',')
+                .filter(|c| c.is_ascii_digit())
+                .collect();
+            digits.parse().ok()
+        })
+        .collect();
+    assert!(lags.iter().any(|lag| *lag > 0), "no lag shown: {shown:?}");
+    assert!(lags.iter().all(|lag| *lag <= 1200), "{lags:?}");
+    assert!(shown.contains("events: 1200 "), "{shown:?}");
+}
+
+/// A stderr that has gone away (the reading end of its pipe closed, as `2>&1 | head` leaves
+/// it) does not end the run: it writes every row and exits 0, with its messages (the HTTP
+/// endpoint's address) and its summary lost. It used to panic on the first message.
+#[test]
+fn a_closed_stderr_does_not_fail_the_run() {
+    let dir = input();
+    let binary = weir_tests::build_http("terminal_closed_stderr", FILE_PIPELINE);
+    for args in [
+        &["--http", "127.0.0.1:0"][..],
+        &["--log-format", "json"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = Command::new(&binary)
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}: {status}");
+        let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+        assert_eq!(out.lines().count() as u64, LINES, "{args:?}");
+    }
+}

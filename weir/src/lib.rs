@@ -10,12 +10,16 @@
 //!   script (the same code as the macro's).
 //! - [`derive@Record`]: a Rust struct as a pipeline's record type, with JSON and CSV encoding.
 //! - [`Accumulator`]: the trait of aggregate functions written in Rust.
+//! - [`Watch`]: a run's live metrics ([`RunArgs::watched`], [`Watch::metrics`]); with the
+//!   feature `http`, the HTTP endpoint of a pipeline binary (`Watch::serve_http`).
 //!
 //! See "Embedding weir in a Rust crate" in the repository's README.
 
 pub use weir_macros::{pipeline, Record};
 pub use weir_runtime as runtime;
-pub use weir_runtime::embed::{Accumulator, Error, FieldDesc, FieldType, Record, Records};
+pub use weir_runtime::embed::{
+    Accumulator, Error, FieldDesc, FieldType, MetricsSnapshot, Record, Records, Watch,
+};
 pub use weir_runtime::run::RunArgs;
 pub use weir_runtime::state_struct;
 

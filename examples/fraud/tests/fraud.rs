@@ -138,3 +138,122 @@ fn scoring_runs_as_written_on_the_file() {
     );
     assert_eq!(lines.count(), in_memory.len());
 }
+
+/// `GET path` from the endpoint at `addr`: the status and the body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the endpoint");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The value of the sample of `name` whose labels contain `label`.
+fn sample(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// An embedded run followed by a `weir::Watch`: while the run waits for more input on its
+/// channel, the handle and its HTTP endpoint show the records read so far; once it has ended,
+/// the handle, its Prometheus text and the endpoint show every record, and the rows are those
+/// of the same run without a watch.
+#[test]
+fn a_watch_reads_the_metrics_of_a_run_and_serves_them() {
+    let txs = transactions();
+    let watch = weir::Watch::new();
+    assert!(watch.metrics().is_none(), "no run yet");
+    let addr = watch
+        .serve_http("127.0.0.1:0")
+        .expect("the endpoint starts");
+    assert_eq!(http_get(addr, "/metrics").0, 200);
+
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let args = quiet().watched(&watch);
+    let run = std::thread::spawn(move || {
+        let inputs = scoring::memory::Inputs {
+            transactions: weir::Records::channel(receiver),
+        };
+        scoring::memory::run(args, inputs)
+    });
+    for t in &txs[..30] {
+        sender.send(t.clone()).unwrap();
+    }
+    // The select that scores each transaction runs in the source's task: its counter is live.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let select = loop {
+        let found = watch.metrics().and_then(|m| {
+            let (name, stats) = m.operators.iter().find(|(n, _)| n.contains(" select "))?;
+            Some((name.split(' ').next()?.to_string(), stats.records_in))
+        });
+        match found {
+            Some((id, 30)) => break id,
+            _ if std::time::Instant::now() > deadline => panic!("not seen: {found:?}"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    let snapshot = watch.metrics().unwrap();
+    assert_eq!(snapshot.operator(&select).unwrap().records_in, 30);
+    let (status, text) = http_get(addr, "/metrics");
+    assert_eq!(status, 200);
+    let label = format!("operator=\"{select}\"");
+    assert_eq!(
+        sample(&text, "weir_operator_records_in_total", &label),
+        Some(30.0),
+        "{text}"
+    );
+    assert!(!run.is_finished(), "the run waits for more input");
+
+    for t in &txs[30..] {
+        sender.send(t.clone()).unwrap();
+    }
+    drop(sender);
+    let watched_rows = run.join().unwrap().expect("the run succeeds").scores;
+    let inputs = scoring::memory::Inputs {
+        transactions: txs.clone().into(),
+    };
+    assert_eq!(
+        watched_rows.len(),
+        scoring::memory::run(quiet(), inputs).unwrap().scores.len()
+    );
+
+    let snapshot = watch.metrics().unwrap();
+    assert_eq!(snapshot.source("transactions").unwrap().records, 80);
+    assert_eq!(snapshot.operator(&select).unwrap().records_in, 80);
+    let aggregate = snapshot
+        .operators
+        .iter()
+        .find(|(name, _)| name.contains("aggregate by card"))
+        .map(|(_, stats)| stats)
+        .unwrap();
+    assert_eq!(aggregate.records_in, 80);
+    // Every window fired at the end of input: no state is left.
+    assert_eq!(aggregate.state_keys, Some(0));
+    assert_eq!(snapshot.dead_letters, 0);
+    let text = watch.prometheus_text().unwrap();
+    let records = "weir_source_records_total";
+    assert_eq!(
+        sample(&text, records, "source=\"transactions\""),
+        Some(80.0)
+    );
+    let (_, scraped) = http_get(addr, "/metrics");
+    assert_eq!(
+        sample(&scraped, records, "source=\"transactions\""),
+        Some(80.0)
+    );
+    let (status, json) = http_get(addr, "/api/pipeline");
+    assert_eq!(status, 200);
+    assert!(json.contains("\"name\":\"transactions\""), "{json}");
+}

@@ -71,16 +71,19 @@ macro_rules! flushed_at_barrier_tick_and_finish {
     () => {
         fn barrier(&mut self, checkpoint: u64) {
             self.flush();
+            self.measure_state(true);
             $crate::checkpoint::snapshot(self, &self.slot, checkpoint);
             self.next.barrier(checkpoint);
         }
         fn tick(&mut self) {
             self.flush();
             self.expire_by_clock();
+            self.measure_state(false);
             self.next.tick();
         }
         fn finish(&mut self) {
             self.flush();
+            self.measure_state(true);
             self.metrics.report(&self.stats);
             self.next.finish();
         }

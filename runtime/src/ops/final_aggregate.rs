@@ -21,6 +21,16 @@ pub struct FinalAggregateOp<A: WindowAggregate, N> {
 }
 
 impl<A: WindowAggregate, N: Collector<A::Out>> FinalAggregateOp<A, N> {
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): the open
+    /// groups and their accumulators.
+    fn measure_state(&mut self, force: bool) {
+        if self.stats.state.due(force) {
+            let keys = self.open.groups.len();
+            let bytes = crate::metrics::entries_bytes::<((i64, A::Key), A::Acc)>(keys);
+            self.stats.state.set(keys, bytes);
+        }
+    }
+
     pub fn new(metrics: OpMetrics, next: N) -> Self {
         FinalAggregateOp {
             open: OpenGroups::new(),
@@ -80,17 +90,21 @@ impl<A: WindowAggregate, N: Collector<A::Out>> Collector<A::In> for FinalAggrega
         if self.open.advance(watermark) {
             self.close(watermark);
         }
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
     }
     fn barrier(&mut self, checkpoint: u64) {
+        self.measure_state(true);
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
     }
     fn tick(&mut self) {
+        self.measure_state(false);
         self.next.tick();
     }
     fn finish(&mut self) {
         self.close(i64::MAX);
+        self.measure_state(true);
         self.metrics.report(&self.stats);
         self.next.finish();
     }

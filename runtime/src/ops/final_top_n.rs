@@ -24,6 +24,20 @@ pub struct FinalTopNOp<S: RankSpec, N> {
 }
 
 impl<S: RankSpec, N: Collector<S::Out>> FinalTopNOp<S, N> {
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): the open
+    /// groups and their rows (counted on a sample of the groups).
+    fn measure_state(&mut self, force: bool) {
+        use crate::metrics::entries_bytes;
+        if self.stats.state.due(force) {
+            let keys = self.open.groups.len();
+            let rows =
+                crate::metrics::sampled_total(self.open.groups.values(), keys, Vec::capacity);
+            let bytes =
+                entries_bytes::<((i64, S::Key), Vec<S::In>)>(keys) + entries_bytes::<S::In>(rows);
+            self.stats.state.set(keys, bytes);
+        }
+    }
+
     pub fn new(metrics: OpMetrics, n: usize, next: N) -> Self {
         FinalTopNOp {
             n: n.max(1),
@@ -83,18 +97,22 @@ impl<S: RankSpec, N: Collector<S::Out>> Collector<S::In> for FinalTopNOp<S, N> {
         if self.open.advance(watermark) {
             self.close(watermark);
         }
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
     }
     fn barrier(&mut self, checkpoint: u64) {
+        self.measure_state(true);
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
     }
     fn tick(&mut self) {
+        self.measure_state(false);
         self.next.tick();
     }
     /// At the end of input every window has closed.
     fn finish(&mut self) {
         self.close(i64::MAX);
+        self.measure_state(true);
         self.metrics.report(&self.stats);
         self.next.finish();
     }

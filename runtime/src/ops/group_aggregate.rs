@@ -66,6 +66,16 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
         self.state.len()
     }
 
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys, and
+    /// the accumulators' table with the TTL's bookkeeping.
+    fn measure_state(&mut self, force: bool) {
+        if self.stats.state.due(force) {
+            let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
+            let bytes = crate::metrics::table_bytes(&self.state) + ttl;
+            self.stats.state.set(self.state.len(), bytes);
+        }
+    }
+
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
             let state = &mut self.state;
@@ -118,6 +128,7 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
                 state.remove(&key);
             });
         }
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
     }
     crate::ops::change::flushed_at_barrier_tick_and_finish!();

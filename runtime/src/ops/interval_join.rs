@@ -96,6 +96,17 @@ impl<S: JoinSpec, N: Collector<S::Out>> IntervalJoin<S, N, Discard> {
 impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     IntervalJoin<S, N, D>
 {
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys with
+    /// records held, the table of keys and the records held.
+    fn measure_state(&mut self, force: bool) {
+        use crate::metrics::{entries_bytes, table_bytes};
+        if self.stats.state.due(force) {
+            let record = entries_bytes::<Held<S::Left>>(1).max(entries_bytes::<Held<S::Right>>(1));
+            let bytes = table_bytes(&self.state) + self.buffered * record;
+            self.stats.state.set(self.state.len(), bytes);
+        }
+    }
+
     /// Like [`IntervalJoin::new`], with late records sent to `late` instead of being dropped.
     pub fn with_late_output(
         metrics: OpMetrics,
@@ -352,6 +363,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         }
         self.watermark = watermark;
         self.expire(watermark);
+        self.measure_state(watermark == i64::MAX);
         let out = if watermark == i64::MAX {
             watermark
         } else {
@@ -365,12 +377,14 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     }
 
     fn barrier(&mut self, checkpoint: u64) {
+        self.measure_state(true);
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
         self.late.barrier(checkpoint);
     }
 
     fn tick(&mut self) {
+        self.measure_state(false);
         self.next.tick();
         self.late.tick();
     }
@@ -399,6 +413,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.left_expiry.clear();
         self.right_expiry.clear();
         self.buffered = 0;
+        self.measure_state(true);
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();

@@ -35,6 +35,12 @@ pub struct KeyTtl<K> {
 }
 
 impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
+    /// Approximate bytes of its bookkeeping (see [`crate::metrics::table_bytes`]).
+    pub fn approx_bytes(&self) -> usize {
+        crate::metrics::table_bytes(&self.written)
+            + crate::metrics::entries_bytes::<(i64, K)>(self.queue.len())
+    }
+
     /// A negative TTL counts as 0.
     pub fn new(ttl_ms: i64) -> Self {
         KeyTtl {

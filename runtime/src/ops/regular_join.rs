@@ -82,6 +82,17 @@ impl<S: JoinSpec, N: Collector<S::Out>> RegularJoin<S, N, Discard> {
 impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     RegularJoin<S, N, D>
 {
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys with
+    /// records held, the table of keys and the records held.
+    fn measure_state(&mut self, force: bool) {
+        use crate::metrics::{entries_bytes, table_bytes};
+        if self.stats.state.due(force) {
+            let record = entries_bytes::<Held<S::Left>>(1).max(entries_bytes::<Held<S::Right>>(1));
+            let bytes = table_bytes(&self.state) + self.buffered * record;
+            self.stats.state.set(self.state.len(), bytes);
+        }
+    }
+
     /// Like [`RegularJoin::new`], with late records sent to `late` instead of being dropped.
     pub fn with_late_output(metrics: OpMetrics, ttl_ms: Option<i64>, next: N, late: D) -> Self {
         RegularJoin {
@@ -274,17 +285,20 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         if let Some(ttl) = self.ttl.filter(|_| !self.processing) {
             self.expire(ttl, watermark);
         }
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
         self.late.watermark(watermark);
     }
 
     fn barrier(&mut self, checkpoint: u64) {
+        self.measure_state(true);
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
         self.late.barrier(checkpoint);
     }
 
     fn tick(&mut self) {
+        self.measure_state(false);
         if let Some(ttl) = self.ttl.filter(|_| self.processing && !self.finished) {
             self.expire(ttl, now_ms());
         }
@@ -319,6 +333,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.state = FastMap::default();
         self.expiry.clear();
         self.buffered = 0;
+        self.measure_state(true);
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();

@@ -100,6 +100,20 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
         self.dirty.insert(key, ());
     }
 
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): groups, and
+    /// the groups' and the input rows' tables with the TTL's bookkeeping.
+    fn measure_state(&mut self, force: bool) {
+        if self.stats.state.due(force) {
+            let ttl = self.ttl.as_ref().map_or(0, |t| {
+                t.times.approx_bytes() + crate::metrics::table_bytes(&t.members)
+            });
+            let bytes = crate::metrics::table_bytes(&self.groups)
+                + crate::metrics::table_bytes(&self.previous)
+                + ttl;
+            self.stats.state.set(self.groups.len(), bytes);
+        }
+    }
+
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
             let GroupTtl { times, members } = ttl;
@@ -177,6 +191,7 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
             });
         }
         self.watermark = self.watermark.max(watermark);
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
     }
     crate::ops::change::flushed_at_barrier_tick_and_finish!();

@@ -90,6 +90,22 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         self
     }
 
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys, and
+    /// the tables of rows per key (rows counted on a sample of the keys) and of input
+    /// rows, with the TTL's bookkeeping.
+    fn measure_state(&mut self, force: bool) {
+        if self.stats.state.due(force) {
+            let rows =
+                crate::metrics::sampled_total(self.rows.values(), self.rows.len(), Vec::capacity);
+            let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
+            let bytes = crate::metrics::table_bytes(&self.rows)
+                + crate::metrics::entries_bytes::<S::In>(rows)
+                + crate::metrics::table_bytes(&self.previous)
+                + ttl;
+            self.stats.state.set(self.rows.len(), bytes);
+        }
+    }
+
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
             let (rows, previous) = (&mut self.rows, &mut self.previous);
@@ -209,6 +225,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
             });
         }
         self.watermark = self.watermark.max(watermark);
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
     }
     crate::ops::change::flushed_at_barrier_tick_and_finish!();

@@ -84,6 +84,20 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
         self
     }
 
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys, and
+    /// the table of rows per key (rows counted on a sample of the keys) with the TTL's
+    /// bookkeeping.
+    fn measure_state(&mut self, force: bool) {
+        if self.stats.state.due(force) {
+            let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
+            let bytes = self
+                .state
+                .memory_bytes(|rows| crate::metrics::entries_bytes::<S::In>(rows.capacity()))
+                + ttl;
+            self.stats.state.set(self.state.len(), bytes);
+        }
+    }
+
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
             let state = &mut self.state;
@@ -160,6 +174,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
                 state.remove(&key);
             });
         }
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
     }
     crate::ops::change::flushed_at_barrier_tick_and_finish!();

@@ -150,6 +150,27 @@ impl<A: WindowAggregate, N: Collector<A::Out>> WindowAggregateOp<A, N, Discard> 
 }
 
 impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggregateOp<A, N, L> {
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): groups (a
+    /// key in a window, or a key with open sessions), and the windows' tables (a walk over
+    /// the open windows; sessions counted on a sample of the keys).
+    fn measure_state(&mut self, force: bool) {
+        use crate::metrics::{entries_bytes, sampled_total, table_bytes};
+        if self.stats.state.due(force) {
+            let windows = self.fixed.values().chain(self.fired.values());
+            let (mut keys, mut bytes) = (0, 0);
+            for groups in windows {
+                keys += groups.len();
+                bytes += table_bytes(groups);
+            }
+            let sessions = sampled_total(self.sessions.values(), self.sessions.len(), Vec::len);
+            keys += self.sessions.len();
+            bytes += table_bytes(&self.sessions)
+                + entries_bytes::<Session<A::Acc>>(sessions)
+                + entries_bytes::<(i64, A::Key)>(self.session_ends.len());
+            self.stats.state.set(keys, bytes);
+        }
+    }
+
     /// Late records go to `late` (a side output) instead of being dropped.
     pub fn with_late_output(metrics: OpMetrics, windows: Windows, next: N, late: L) -> Self {
         let windows = match windows {
@@ -464,6 +485,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
                 self.watermark = now;
                 self.fire_until(now);
             }
+            self.measure_state(watermark == i64::MAX);
             self.next.watermark(watermark);
             self.late.watermark(watermark);
             return;
@@ -476,11 +498,13 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
         }
         self.watermark = watermark;
         self.fire_until(watermark);
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
         self.late.watermark(watermark);
     }
 
     fn barrier(&mut self, checkpoint: u64) {
+        self.measure_state(true);
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
         self.late.barrier(checkpoint);
@@ -489,6 +513,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
     /// Processing-time windows fire as the wall clock passes their end, also while no input
     /// comes; event-time windows wait for the watermark.
     fn tick(&mut self) {
+        self.measure_state(false);
         if self.processing_time {
             let now = now_ms();
             if now > self.watermark {
@@ -506,6 +531,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
         if !crate::stop::stopped_early() {
             self.fire_until(i64::MAX);
         }
+        self.measure_state(true);
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();

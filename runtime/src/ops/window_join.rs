@@ -94,6 +94,21 @@ impl<S: JoinSpec, N: Collector<S::Out>> WindowJoin<S, N, Discard> {
 impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     WindowJoin<S, N, D>
 {
+    /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): groups (a
+    /// key in a window) with records held, the windows' tables and the records held.
+    fn measure_state(&mut self, force: bool) {
+        use crate::metrics::{entries_bytes, table_bytes};
+        if self.stats.state.due(force) {
+            let (mut keys, mut bytes) = (0, 0);
+            for groups in self.windows.values() {
+                keys += groups.len();
+                bytes += table_bytes(groups);
+            }
+            let record = entries_bytes::<S::Left>(1).max(entries_bytes::<S::Right>(1));
+            self.stats.state.set(keys, bytes + self.buffered * record);
+        }
+    }
+
     /// Like [`WindowJoin::new`], with late records sent to `late` instead of being dropped.
     pub fn with_late_output(
         metrics: OpMetrics,
@@ -226,17 +241,20 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         }
         self.watermark = watermark;
         self.fire_until(watermark);
+        self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
         self.late.watermark(watermark);
     }
 
     fn barrier(&mut self, checkpoint: u64) {
+        self.measure_state(true);
         snapshot(self, &self.slot, checkpoint);
         self.next.barrier(checkpoint);
         self.late.barrier(checkpoint);
     }
 
     fn tick(&mut self) {
+        self.measure_state(false);
         self.next.tick();
         self.late.tick();
     }
@@ -249,6 +267,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         if !crate::stop::stopped_early() {
             self.fire_until(i64::MAX);
         }
+        self.measure_state(true);
         self.metrics.report(&self.stats);
         self.next.finish();
         self.late.finish();

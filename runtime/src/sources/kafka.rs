@@ -20,7 +20,8 @@
 //!   start from given positions ([`KafkaSourceConfig::start_offsets`]): a partition is sought
 //!   there when it is first assigned (a checkpoint restore).
 //! - **End**: a Kafka topic has no end. With `--kafka-stop-after-idle MS` a source ends once it
-//!   has received nothing for that long after joining its group *and* librdkafka has reported
+//!   has received nothing for that long after joining its group (a rebalance in progress
+//!   not counting) *and* librdkafka has reported
 //!   the end of every assigned partition since its last record (`enable.partition.eof`; the
 //!   end is the last stable offset under `read_committed`, so an open transaction does not
 //!   hold it up). Quiet alone is not the end: on a loaded machine a partition may not be
@@ -32,6 +33,10 @@
 //! - **Ticks**: a poll waits at most until the next tick of the flush interval
 //!   ([`crate::tick`]), and the source ticks its chain on time whether messages come or not,
 //!   so a lone message reaches its sink within about the interval.
+//! - **Lag**: about once a second the instance publishes, for the live view, each assigned
+//!   partition's next offset, last committed offset and high watermark (librdkafka's cached
+//!   one); a partition not read yet counts from where it starts, looked up once
+//!   ([`Metrics::kafka_report`]).
 //! - **Reading**: one `BaseConsumer::poll` per message, decoded in the polling thread; the
 //!   client settings are [`KafkaSourceConfig::client_config`] (`weir bench --input kafka`
 //!   compares this source with a bare consumer using the same, `crate::kafka::floor`).
@@ -51,7 +56,7 @@ use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::dead_letter::DeadLetters;
 use crate::formats::DecodeError;
-use crate::metrics::Metrics;
+use crate::metrics::{KafkaPartition, KafkaReport, Metrics};
 use crate::ops::change::Change;
 use crate::run::RunArgs;
 use crate::sources::{EventTime, WATERMARK_INTERVAL};
@@ -69,6 +74,12 @@ pub enum Start {
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(100);
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// How often an instance publishes its partitions' offsets and lag for the live view.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How long the group's committed offsets of partitions not read yet are waited for (once per
+/// partition, for their lag), and how long after a failed lookup the next one is made.
+const START_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+const START_LOOKUP_RETRY: Duration = Duration::from_secs(30);
 const WATERMARK_PERIOD: Duration = Duration::from_millis(200);
 const CLOCK_EVERY: u32 = 64;
 /// How often an idle source with `--kafka-stop-after-idle` asks whether it has read every
@@ -359,6 +370,14 @@ impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, _rebalance: &Rebalance<'_>) {}
 }
 
+/// Where the source starts reading each assigned partition it has not read from yet (for its
+/// lag), and when to ask the group again after a failed lookup.
+#[derive(Default)]
+struct Starts {
+    known: BTreeMap<i32, i64>,
+    retry_at: Option<Instant>,
+}
+
 /// One instance of a Kafka source, before it runs.
 pub struct KafkaSource {
     config: KafkaSourceConfig,
@@ -617,6 +636,11 @@ impl KafkaSource {
         let mut last_message = Instant::now();
         let mut first_message: Option<Instant> = None;
         let mut committed = Positions::default();
+        // With checkpoints: the offsets committed to the group (one checkpoint behind).
+        let mut committed_checkpointed: BTreeMap<i32, i64> = BTreeMap::new();
+        let report = metrics.kafka_report();
+        let mut starts = Starts::default();
+        let mut last_publish: Option<Instant> = None;
         let mut reported: Vec<String> = Vec::new();
         let mut produced = 0u64;
         let mut result = Ok(());
@@ -650,6 +674,7 @@ impl KafkaSource {
                     to_commit.drain(..=i);
                     if !positions.next_offsets.is_empty() {
                         self.commit_checkpointed(&consumer, &positions);
+                        committed_checkpointed.extend(positions.next_offsets);
                     }
                 }
             }
@@ -669,6 +694,9 @@ impl KafkaSource {
                     last_message = now;
                     if first_message.is_none() {
                         first_message = Some(Instant::now());
+                        // `--rate-limit` counts from the first message: joining the group is
+                        // not reading, and counting it would let a burst through at once.
+                        pace = super::Pacer::new(1);
                     }
                     let (partition, offset) = (message.partition(), message.offset());
                     let record = messages.record(message.key(), message.payload());
@@ -766,6 +794,14 @@ impl KafkaSource {
                     tracing::warn!("source `{name}`: kafka: {w}");
                 }
             }
+            if last_publish.is_none_or(|at| now.duration_since(at) >= PUBLISH_EVERY) {
+                last_publish = Some(now);
+                let committed = match checkpointed {
+                    true => &committed_checkpointed,
+                    false => &committed.next_offsets,
+                };
+                self.publish_partitions(&consumer, &report, committed, &mut starts);
+            }
             if crate::stop::sources_stopped() {
                 crate::stop::note_stopped_early();
                 break;
@@ -776,8 +812,13 @@ impl KafkaSource {
                 break;
             }
             if let Some(stop) = self.config.stop_after_idle {
-                let joined = lock(&self.state).last_rebalance;
-                if let Some(joined) = joined {
+                // Between an eager revoke and the next assignment the source is rejoining its
+                // group, not idle: its quiet counts from the assignment.
+                let (joined, assigned) = {
+                    let state = lock(&self.state);
+                    (state.last_rebalance, state.assigned)
+                };
+                if let (Some(joined), true) = (joined, assigned) {
                     let quiet = now.duration_since(last_message.max(joined));
                     if quiet >= stop && now.duration_since(last_end_check) >= END_CHECK_EVERY {
                         last_end_check = now;
@@ -812,6 +853,11 @@ impl KafkaSource {
         if !checkpointed {
             self.commit(&consumer, &mut committed, CommitMode::Sync);
         }
+        let committed = match checkpointed {
+            true => &committed_checkpointed,
+            false => &committed.next_offsets,
+        };
+        self.publish_partitions(&consumer, &report, committed, &mut starts);
         metrics.add_source_records(produced);
         if let Some(first) = first_message {
             metrics.add_message_span(first, last_message);
@@ -963,6 +1009,91 @@ impl KafkaSource {
                 (*p, state.positions.next_offsets.get(p).copied(), end)
             })
             .collect()
+    }
+
+    /// Publishes the partitions this instance reads (for `/metrics`, the JSON API and the
+    /// progress line): the next offset to read, the last offset committed (`committed`) and
+    /// the cached high watermark of each. Called about every second, never per message.
+    ///
+    /// A partition not read from yet has its next offset where the source starts it: `starts`
+    /// keeps those, looked up once per partition (the group's committed offset, one request
+    /// for all the partitions that need it, else the start the source was given), once
+    /// librdkafka has heard of the partition's offsets.
+    fn publish_partitions(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        report: &KafkaReport,
+        committed: &BTreeMap<i32, i64>,
+        starts: &mut Starts,
+    ) {
+        // (partition, next offset read, cached low and high watermarks)
+        let assigned: Vec<_> = {
+            let state = lock(&self.state);
+            state
+                .clocks
+                .keys()
+                .map(|p| (*p, state.positions.next_offsets.get(p).copied()))
+                .collect::<Vec<_>>()
+        }
+        .into_iter()
+        .map(|(p, consumed)| (p, consumed, self.cached_watermarks(consumer, p)))
+        .collect();
+        // A partition given up and assigned again starts from wherever it was left.
+        starts
+            .known
+            .retain(|p, _| assigned.iter().any(|(a, _, _)| a == p));
+        let unknown: Vec<(i32, (i64, i64))> = assigned
+            .iter()
+            .filter(|(p, consumed, _)| consumed.is_none() && !starts.known.contains_key(p))
+            .filter_map(|(p, _, watermarks)| Some((*p, (*watermarks)?)))
+            .collect();
+        if !unknown.is_empty() && starts.retry_at.is_none_or(|at| Instant::now() >= at) {
+            self.look_up_starts(consumer, &unknown, starts);
+        }
+        let partitions = assigned
+            .into_iter()
+            .map(|(partition, consumed, watermarks)| KafkaPartition {
+                source: self.config.name.clone(),
+                topic: self.config.topic.clone(),
+                partition,
+                consumed: consumed.or_else(|| starts.known.get(&partition).copied()),
+                committed: committed.get(&partition).copied(),
+                high_watermark: watermarks.map(|(_, high)| high),
+            })
+            .collect();
+        report.publish(partitions);
+    }
+
+    /// Where the source starts reading each of `partitions` (with their cached low and high
+    /// watermarks), into `starts`: the group's committed offset, else the earliest or latest
+    /// offset as the source was told. A failed lookup (the broker did not answer within
+    /// [`START_LOOKUP_TIMEOUT`]) is tried again after [`START_LOOKUP_RETRY`], so that a
+    /// broker away does not hold the source's thread (barriers, ticks, stops) every second.
+    fn look_up_starts(
+        &self,
+        consumer: &BaseConsumer<SourceContext>,
+        partitions: &[(i32, (i64, i64))],
+        starts: &mut Starts,
+    ) {
+        let mut list = TopicPartitionList::new();
+        for (partition, _) in partitions {
+            list.add_partition(&self.config.topic, *partition);
+        }
+        let Ok(found) = consumer.committed_offsets(list, START_LOOKUP_TIMEOUT) else {
+            starts.retry_at = Some(Instant::now() + START_LOOKUP_RETRY);
+            return;
+        };
+        for (partition, (low, high)) in partitions {
+            let group = found
+                .find_partition(&self.config.topic, *partition)
+                .map(|e| e.offset());
+            let start = match (group, self.config.start) {
+                (Some(Offset::Offset(offset)), _) => offset,
+                (_, Start::Earliest) => *low,
+                (_, Start::Latest) => *high,
+            };
+            starts.known.insert(*partition, start);
+        }
     }
 
     /// Commits the positions that changed since the last commit.

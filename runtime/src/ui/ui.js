@@ -209,8 +209,11 @@ function updateGraph(view, before, dt) {
     if (bp !== undefined) parts.push("bp " + Math.round(bp * 100) + " %");
     n.live.textContent = parts.join(" · ") || "-";
     const c = op.counters && now.ops[op.counters];
-    n.more.textContent = records === null ? "" : "in " + count(records) +
-      (c ? " · out " + count(c.records_out) + (c.late_records ? " · late " + count(c.late_records) : "") : "");
+    const source = op.source && now.sources[op.source];
+    n.more.textContent = (records === null ? "" : "in " + count(records) +
+      (c ? " · out " + count(c.records_out) + (c.late_records ? " · late " + count(c.late_records) : "") : "")) +
+      (source && source.kafka_lag !== null && source.kafka_lag !== undefined ? " · kafka lag " + count(source.kafka_lag) : "") +
+      (c && c.state_keys !== null && c.state_keys !== undefined ? " · state " + count(c.state_keys) + " keys, " + bytes(c.state_bytes) : "");
     const busy = Math.min(1, fill[op.task] || 0);
     n.rect.setAttribute("fill", `hsl(${Math.round(120 * (1 - busy))}, ${55 + 15 * busy}%, ${86 - 6 * busy}%)`);
   }
