@@ -183,7 +183,9 @@ fn csv_dead_letters_name_the_column_problem() {
     let input = dir.path().join("in.csv");
     std::fs::write(
         &input,
-        "a,b\n1,x\n2\n\"3,y\n4,\"q\"\"uoted\"\n5,plain,extra\nsix,z\n",
+        // A quote left open swallows the lines after it up to the end (a quoted cell may
+        // hold line ends): it comes last.
+        "a,b\n1,x\n2\n4,\"q\"\"uoted\"\n5,plain,extra\nsix,z\n\"3,y\n",
     )
     .unwrap();
     let text = format!(
@@ -205,7 +207,7 @@ fn csv_dead_letters_name_the_column_problem() {
     );
     let rows = json_rows(&std::fs::read_to_string(dir.path().join("bad.jsonl")).unwrap());
     let lines: Vec<i64> = rows.iter().map(|r| r["line"].as_i64().unwrap()).collect();
-    assert_eq!(lines, vec![3, 4, 6, 7]);
+    assert_eq!(lines, vec![3, 5, 6, 7]);
     assert!(
         rows[0]["reason"]
             .as_str()
@@ -215,7 +217,15 @@ fn csv_dead_letters_name_the_column_problem() {
         rows[0]
     );
     assert!(
-        rows[3]["reason"].as_str().unwrap().contains("field `a`"),
+        rows[2]["reason"].as_str().unwrap().contains("field `a`"),
+        "{}",
+        rows[2]
+    );
+    assert!(
+        rows[3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a quoted field is not closed by the end of the input"),
         "{}",
         rows[3]
     );

@@ -61,11 +61,6 @@ where
     let mut tracker = event_time
         .as_ref()
         .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
-    let fail = |chain: &mut crate::metrics::SourceMeter<C>, message: String| {
-        chain.watermark(i64::MAX);
-        chain.finish();
-        Err(message)
-    };
     let path = input.path.display().to_string();
     // Records read so far (the position), of which the first `skip` were read before a restart.
     let mut read = 0u64;
@@ -79,7 +74,7 @@ where
                 }
             }
             Err(e) => {
-                return fail(
+                return super::fail(
                     &mut chain,
                     format!("source `{name}`: cannot restore its position: {e}"),
                 )
@@ -89,7 +84,7 @@ where
     let file = match File::open(&input.path) {
         Ok(f) => f,
         Err(e) => {
-            return fail(
+            return super::fail(
                 &mut chain,
                 format!("source `{name}`: cannot open {path}: {e}"),
             )
@@ -98,7 +93,7 @@ where
     let reader = match apache_avro::Reader::with_schema(avro.schema(), BufReader::new(file)) {
         Ok(r) => r,
         Err(e) => {
-            return fail(
+            return super::fail(
                 &mut chain,
                 format!("source `{name}`: {path} is not an Avro file of the source's schema: {e}"),
             )
@@ -115,20 +110,16 @@ where
         crate::state::encode(&(read.max(skip), max_seen, emitted))
     };
     for value in reader {
-        if read.is_multiple_of(64) {
-            pace.wait(produced);
-            if crate::stop::sources_stopped() {
-                crate::stop::note_stopped_early();
-                break;
-            }
-            let now = std::time::Instant::now();
-            if ticker.due(now) {
-                if let Some(wm) = tracker.as_mut().and_then(|t| t.tick(now)) {
-                    chain.watermark(wm);
-                }
-                chain.tick();
-                ticker.ticked(now);
-            }
+        if read.is_multiple_of(64)
+            && !super::pace_and_tick(
+                &mut pace,
+                produced,
+                &mut ticker,
+                tracker.as_mut(),
+                &mut chain,
+            )
+        {
+            break;
         }
         if let Some(id) = slot.barrier_due() {
             dead_letters.flush();

@@ -48,6 +48,45 @@ impl Pacer {
 }
 
 /// Event time of a source: which field carries it and the bounded out-of-orderness.
+use crate::collector::Collector;
+
+/// Ends a source's chain after an error (the watermark at the end of time, then finish) and
+/// returns the error, for record-at-a-time sources that fail part way.
+pub(crate) fn fail<T, C: Collector<T>>(
+    chain: &mut crate::metrics::SourceMeter<C>,
+    message: String,
+) -> Result<(), String> {
+    chain.watermark(i64::MAX);
+    chain.finish();
+    Err(message)
+}
+
+/// What a record-at-a-time source does every so many records: waits for the rate limit,
+/// then, when the tick is due, sends the watermark owed and ticks the chain. `false`: the run
+/// is stopping its sources (noted), so the source ends.
+pub(crate) fn pace_and_tick<T, C: Collector<T>>(
+    pace: &mut Pacer,
+    produced: u64,
+    ticker: &mut crate::tick::Ticker,
+    tracker: Option<&mut WatermarkTracker>,
+    chain: &mut crate::metrics::SourceMeter<C>,
+) -> bool {
+    pace.wait(produced);
+    if crate::stop::sources_stopped() {
+        crate::stop::note_stopped_early();
+        return false;
+    }
+    let now = std::time::Instant::now();
+    if ticker.due(now) {
+        if let Some(wm) = tracker.and_then(|t| t.tick(now)) {
+            chain.watermark(wm);
+        }
+        chain.tick();
+        ticker.ticked(now);
+    }
+    true
+}
+
 pub struct EventTime<T> {
     pub time: fn(&T) -> i64,
     pub max_out_of_orderness_ms: i64,

@@ -20,7 +20,6 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -444,11 +443,6 @@ where
     let mut tracker = event_time
         .as_ref()
         .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
-    let fail = |chain: &mut crate::metrics::SourceMeter<C>, message: String| {
-        chain.watermark(i64::MAX);
-        chain.finish();
-        Err(message)
-    };
     let count = split.count.max(1);
     let mine: Vec<(usize, usize, u64)> = input
         .groups
@@ -462,7 +456,7 @@ where
         match crate::state::decode::<Position>(&bytes) {
             Ok((g, d, max_seen, emitted, print)) => {
                 if print != input.fingerprint {
-                    return fail(
+                    return super::fail(
                         &mut chain,
                         format!(
                             "source `{name}`: the Parquet files are not the ones the checkpoint \
@@ -477,7 +471,7 @@ where
                 }
             }
             Err(e) => {
-                return fail(
+                return super::fail(
                     &mut chain,
                     format!("source `{name}`: cannot restore its position: {e}"),
                 )
@@ -531,20 +525,16 @@ where
             };
             let columns = columns_of(file, &batch);
             for index in 0..batch.num_rows() {
-                if done.is_multiple_of(64) {
-                    pace.wait(produced);
-                    if crate::stop::sources_stopped() {
-                        crate::stop::note_stopped_early();
-                        break 'groups;
-                    }
-                    let now = Instant::now();
-                    if ticker.due(now) {
-                        if let Some(wm) = tracker.as_mut().and_then(|t| t.tick(now)) {
-                            chain.watermark(wm);
-                        }
-                        chain.tick();
-                        ticker.ticked(now);
-                    }
+                if done.is_multiple_of(64)
+                    && !super::pace_and_tick(
+                        &mut pace,
+                        produced,
+                        &mut ticker,
+                        tracker.as_mut(),
+                        &mut chain,
+                    )
+                {
+                    break 'groups;
                 }
                 if let Some(id) = slot.barrier_due() {
                     dead_letters.flush();
@@ -580,7 +570,7 @@ where
     }
     metrics.add_source_records(produced);
     if let Err(e) = result {
-        return fail(&mut chain, e);
+        return super::fail(&mut chain, e);
     }
     dead_letters.flush();
     slot.end_of_input(|| part(group, done, tracker.as_ref()), &mut chain);
