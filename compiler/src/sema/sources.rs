@@ -185,15 +185,7 @@ impl Checker {
                 } else {
                     AvroPlace::Lines
                 };
-                let format = match (format, &declared_schema) {
-                    (Some(f), Some(schema)) => {
-                        let schema = schema.clone();
-                        Some(f).filter(|f| {
-                            self.avro_fits(decl.format.as_ref(), f, &schema, true, place)
-                        })
-                    }
-                    (format, _) => format,
-                };
+                let format = self.read_format_fits(decl, format, declared_schema.as_ref(), place);
                 // An Avro container file is not split by byte ranges: one reader reads it.
                 let format = match format {
                     Some(crate::sema::Format::Avro(_)) if parallelism.is_some_and(|p| p > 1) => {
@@ -357,15 +349,7 @@ impl Checker {
                 } else {
                     AvroPlace::Kafka
                 };
-                let format = match (format, &declared_schema) {
-                    (Some(f), Some(schema)) => {
-                        let schema = schema.clone();
-                        Some(f).filter(|f| {
-                            self.avro_fits(decl.format.as_ref(), f, &schema, true, place)
-                        })
-                    }
-                    (format, _) => format,
-                };
+                let format = self.read_format_fits(decl, format, declared_schema.as_ref(), place);
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))
@@ -577,6 +561,26 @@ impl Checker {
                 operator: "upsert_key",
                 span,
             });
+        }
+    }
+}
+
+impl Checker {
+    /// A source's format, kept only if it fits the declared schema where it reads (an Avro
+    /// schema against the pipeline's; other formats always fit).
+    fn read_format_fits(
+        &mut self,
+        decl: &ast::SourceDecl,
+        format: Option<crate::sema::Format>,
+        schema: Option<&crate::sema::Schema>,
+        place: AvroPlace,
+    ) -> Option<crate::sema::Format> {
+        match (format, schema) {
+            (Some(f), Some(schema)) => {
+                let schema = schema.clone();
+                Some(f).filter(|f| self.avro_fits(decl.format.as_ref(), f, &schema, true, place))
+            }
+            (format, _) => format,
         }
     }
 }

@@ -48,10 +48,12 @@ impl Pacer {
 }
 
 /// Event time of a source: which field carries it and the bounded out-of-orderness.
+#[cfg(any(feature = "parquet", feature = "avro"))]
 use crate::collector::Collector;
 
 /// Ends a source's chain after an error (the watermark at the end of time, then finish) and
 /// returns the error, for record-at-a-time sources that fail part way.
+#[cfg(any(feature = "parquet", feature = "avro"))]
 pub(crate) fn fail<T, C: Collector<T>>(
     chain: &mut crate::metrics::SourceMeter<C>,
     message: String,
@@ -64,6 +66,7 @@ pub(crate) fn fail<T, C: Collector<T>>(
 /// What a record-at-a-time source does every so many records: waits for the rate limit,
 /// then, when the tick is due, sends the watermark owed and ticks the chain. `false`: the run
 /// is stopping its sources (noted), so the source ends.
+#[cfg(any(feature = "parquet", feature = "avro"))]
 pub(crate) fn pace_and_tick<T, C: Collector<T>>(
     pace: &mut Pacer,
     produced: u64,
