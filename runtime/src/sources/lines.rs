@@ -477,7 +477,8 @@ type SplitPosition = (u64, u64, i64, i64, u64, u64, u64);
 /// `make` returns and pushes the records into `chain`. With a `header`, the input's first line
 /// is the header `make` is given (and not a record). Empty lines are skipped. With `quotes`
 /// (CSV, with that delimiter), a line whose quoted field is still open at its end goes on
-/// through the lines that follow until the field closes: one record (see [`quote_open`]). Returns an error only when the input cannot be read, or is not the
+/// through the lines that follow until the field closes: one record (see [`quote_open`]).
+/// Returns an error only when the input cannot be read, or is not the
 /// one a restored checkpoint read.
 #[allow(clippy::too_many_arguments)]
 pub fn run<T, M, C>(
@@ -735,12 +736,20 @@ where
         };
         // The line the record starts on (a CSV record may go on over several).
         let first_line = line_no;
-        let open = quotes
-            .filter(|_| memchr::memchr(b'"', bytes).is_some())
-            .filter(|d| quote_open(bytes, *d, false));
-        let line = match open {
-            None => line,
-            Some(_) if several => {
+        let mut outcome = decode_line(line, decode, &mut record);
+        // A CSV line that does not decode and ends inside a quoted field starts a record
+        // that goes on through the lines after it, up to the line that closes the field.
+        // (Checked only for a line the decoder refused, which such a line always is: most
+        // lines hold no quote and pay nothing for the rule.)
+        let open = match (&outcome, quotes) {
+            (Err(_), Some(delimiter)) if quote_open(line.bytes, delimiter, false) => {
+                Some(delimiter)
+            }
+            _ => None,
+        };
+        let mut raw_line = line.without_end().bytes;
+        if let Some(delimiter) = open {
+            if several {
                 let at = line_number(first_line).unwrap_or(first_line);
                 result = Err(format!(
                     "source `{name}`: line {at}: a quoted field holds a line end; a CSV file \
@@ -749,71 +758,42 @@ where
                 ));
                 break;
             }
-            Some(delimiter) => {
-                joined.clear();
-                joined.extend_from_slice(bytes);
-                let mut open = true;
-                while open && joined.len() <= MAX_RECORD_BYTES {
-                    match reader.next_line() {
-                        Ok(Next::Line(more)) => {
-                            offset += more.bytes.len() as u64;
-                            line_no += 1;
-                            open = quote_open(more.bytes, delimiter, true);
-                            joined.extend_from_slice(more.bytes);
-                        }
-                        Ok(Next::Idle) if crate::stop::sources_stopped() => break,
-                        Ok(Next::Idle) => {}
-                        Ok(Next::End) => break,
-                        Err(err) => {
-                            result = Err(read_error(line_number(line_no).unwrap_or(line_no), err));
-                            break 'lines;
-                        }
+            joined.clear();
+            joined.extend_from_slice(line.bytes);
+            let mut open = true;
+            while open && joined.len() <= MAX_RECORD_BYTES {
+                match reader.next_line() {
+                    Ok(Next::Line(more)) => {
+                        offset += more.bytes.len() as u64;
+                        line_no += 1;
+                        open = quote_open(more.bytes, delimiter, true);
+                        joined.extend_from_slice(more.bytes);
+                    }
+                    Ok(Next::Idle) if crate::stop::sources_stopped() => break,
+                    Ok(Next::Idle) => {}
+                    Ok(Next::End) => break,
+                    Err(err) => {
+                        result = Err(read_error(line_number(line_no).unwrap_or(line_no), err));
+                        break 'lines;
                     }
                 }
-                if open {
-                    let at = match line_number(first_line) {
-                        Ok(at) => at,
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    };
-                    let reason = if joined.len() > MAX_RECORD_BYTES {
-                        "a quoted field is still open after 16 MiB"
-                    } else {
-                        "a quoted field is not closed by the end of the input"
-                    };
-                    dead_letters.write(name, at, reason, &String::from_utf8_lossy(&joined));
-                    continue;
-                }
-                Line {
-                    bytes: &joined,
-                    utf8: false,
-                }
             }
-        };
-        let line = line.without_end();
-        let line = match line.text() {
-            Ok(line) => line,
-            Err(err) => {
-                let bytes = line.bytes;
-                let at = match line_number(first_line) {
-                    Ok(at) => at,
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                };
-                let raw = String::from_utf8_lossy(bytes);
-                dead_letters.write(name, at, &format!("invalid UTF-8: {err}"), &raw);
-                continue;
-            }
-        };
-        if blank(line) {
-            continue;
+            let whole = Line {
+                bytes: &joined,
+                utf8: false,
+            };
+            raw_line = whole.without_end().bytes;
+            outcome = if !open {
+                decode_line(whole, decode, &mut record)
+            } else if joined.len() > MAX_RECORD_BYTES {
+                Err("a quoted field is still open after 16 MiB".to_string())
+            } else {
+                Err("a quoted field is not closed by the end of the input".to_string())
+            };
         }
-        match decode(line, &mut record) {
-            Ok(()) => {
+        match outcome {
+            Ok(false) => {}
+            Ok(true) => {
                 produced += 1;
                 chain.push(&record);
                 if let (Some(tracker), Some(et)) = (tracker.as_mut(), event_time.as_ref()) {
@@ -822,8 +802,11 @@ where
                     }
                 }
             }
-            Err(err) => match line_number(first_line) {
-                Ok(at) => dead_letters.write(name, at, &err.to_string(), line),
+            Err(reason) => match line_number(first_line) {
+                Ok(at) => {
+                    let raw = String::from_utf8_lossy(raw_line);
+                    dead_letters.write(name, at, &reason, &raw)
+                }
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -844,6 +827,25 @@ where
     dead_letters.flush();
     slot.end_of_input(|| part(offset, line_no, tracker.as_ref()), &mut chain);
     result
+}
+
+/// Decodes one line (with its line end) into `record`: whether it held a record (`false`: a
+/// blank line), or why it is a dead letter.
+#[inline]
+fn decode_line<T>(
+    line: Line<'_>,
+    decode: &mut impl FnMut(&str, &mut T) -> Result<(), DecodeError>,
+    record: &mut T,
+) -> Result<bool, String> {
+    let text = line
+        .without_end()
+        .text()
+        .map_err(|err| format!("invalid UTF-8: {err}"))?;
+    if blank(text) {
+        return Ok(false);
+    }
+    decode(text, record).map_err(|err| err.to_string())?;
+    Ok(true)
 }
 
 /// The most a CSV record whose quoted field holds line ends may take before it is given up
