@@ -43,6 +43,11 @@ pub struct BenchArgs {
     /// of the last checkpoint.
     #[arg(long)]
     checkpoint_interval: Option<String>,
+    /// Also run each fused query built with its HTTP endpoint and serving (`--http`), read once a second
+    /// the way the web UI and a scraper read it (`/api/pipeline` and `/metrics`); runs with
+    /// and without take turns, and the ratio of their throughputs is reported.
+    #[arg(long)]
+    http: bool,
     /// Benchmark file input instead: write Nexmark bids as JSON lines and/or CSV into a
     /// temporary folder, then time pass-through, filter+project, tumbling max and hop count
     /// per key over them, next to the file read and split into lines (the floor). `kafka`:
@@ -98,11 +103,18 @@ source bids = nexmark(stream: \"bid\")\n\
 sink bids |> filter price < 0 -> checksum()\n";
 
 pub(super) fn build(name: &str, text: &str, no_fusion: bool) -> Result<PathBuf> {
-    build_in(name, text, no_fusion, None)
+    build_in(name, text, no_fusion, None, false)
 }
 
 /// [`build`] for a pipeline whose relative paths are relative to `base_dir` (its folder).
-fn build_in(name: &str, text: &str, no_fusion: bool, base_dir: Option<&Path>) -> Result<PathBuf> {
+/// With `http`, the binary has the HTTP endpoint compiled in.
+fn build_in(
+    name: &str,
+    text: &str,
+    no_fusion: bool,
+    base_dir: Option<&Path>,
+    http: bool,
+) -> Result<PathBuf> {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
     let compiled = weir_compiler::compile(
@@ -120,12 +132,16 @@ fn build_in(name: &str, text: &str, no_fusion: bool, base_dir: Option<&Path>) ->
             weir_compiler::diagnostics::render(&sources, &d, false)
         )
     })?;
-    let suffix = if no_fusion { "_unfused" } else { "" };
-    let built = driver::build(
-        &compiled.rust,
-        &format!("bench_{name}{suffix}"),
-        &BuildConfig::from_env()?,
-    )?;
+    let suffix = match (no_fusion, http) {
+        (true, _) => "_unfused",
+        (false, true) => "_http",
+        (false, false) => "",
+    };
+    let config = BuildConfig {
+        http,
+        ..BuildConfig::from_env()?
+    };
+    let built = driver::build(&compiled.rust, &format!("bench_{name}{suffix}"), &config)?;
     Ok(built.binary)
 }
 
@@ -135,60 +151,123 @@ fn time(binary: &Path, args: &BenchArgs) -> Result<(f64, Option<f64>)> {
     Ok((t.seconds, t.peak_mib))
 }
 
-/// [`time`] with extra options for the pipeline binary; reads the checkpoint summary line.
+/// [`time`] with extra options for the pipeline binary: the best of the repeats.
 fn time_with(binary: &Path, args: &BenchArgs, extra: &[String]) -> Result<Timing> {
-    let mut best = f64::INFINITY;
-    let mut peak = None;
-    let mut checkpoints = None;
+    let mut best: Option<Timing> = None;
     for _ in 0..args.repeat.max(1) {
-        // Each run starts from scratch: a checkpoint folder of a finished run would make the
-        // next run stop at once.
-        if let Some(i) = extra.iter().position(|a| a == "--checkpoint-dir") {
-            if let Some(dir) = extra.get(i + 1) {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-        let started = Instant::now();
-        let out = Command::new(binary)
-            .args([
-                "--events",
-                &args.events.to_string(),
-                "--generators",
-                &args.generators.to_string(),
-            ])
-            .args(extra)
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .with_context(|| format!("cannot run {}", binary.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} failed: {}\n{}",
-                binary.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        best = best.min(started.elapsed().as_secs_f64());
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        peak = stderr
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("peak memory: "))
-            .and_then(|v| v.trim_end_matches(" MiB").parse::<f64>().ok());
-        // "checkpoints: 12 completed (last 6.3 ms, 156611 bytes; ..."
-        checkpoints = stderr.lines().find_map(|l| {
-            let rest = l.trim().strip_prefix("checkpoints: ")?;
-            let n = rest.split(' ').next()?.parse().ok()?;
-            let bytes = rest.split(", ").nth(1)?.split(' ').next()?.parse().ok()?;
-            Some((n, bytes))
+        let t = run_once(binary, args, extra)?;
+        best = Some(match best {
+            Some(b) if b.seconds <= t.seconds => b,
+            _ => t,
         });
     }
+    best.ok_or_else(|| anyhow!("no run"))
+}
+
+/// One run of the pipeline binary with `extra` options: its wall time, and the peak memory
+/// and checkpoint summary lines it printed.
+fn run_once(binary: &Path, args: &BenchArgs, extra: &[String]) -> Result<Timing> {
+    // Each run starts from scratch: a checkpoint folder of a finished run would make the
+    // next run stop at once.
+    if let Some(i) = extra.iter().position(|a| a == "--checkpoint-dir") {
+        if let Some(dir) = extra.get(i + 1) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    let started = Instant::now();
+    let out = Command::new(binary)
+        .args([
+            "--events",
+            &args.events.to_string(),
+            "--generators",
+            &args.generators.to_string(),
+        ])
+        .args(extra)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}\n{}",
+            binary.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let peak_mib = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("peak memory: "))
+        .and_then(|v| v.trim_end_matches(" MiB").parse::<f64>().ok());
+    // "checkpoints: 12 completed (last 6.3 ms, 156611 bytes; ..."
+    let checkpoints = stderr.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("checkpoints: ")?;
+        let n = rest.split(' ').next()?.parse().ok()?;
+        let bytes = rest.split(", ").nth(1)?.split(' ').next()?.parse().ok()?;
+        Some((n, bytes))
+    });
     Ok(Timing {
-        seconds: best,
-        peak_mib: peak,
+        seconds,
+        peak_mib,
         checkpoints,
     })
+}
+
+/// The cost of the HTTP endpoint: the best run of the plain `binary` and the best run of
+/// `with_http` (the same pipeline with the endpoint compiled in) serving on a free port and
+/// read once a second, taking turns (so a slow stretch of the machine hits both), and how
+/// many reads answered.
+fn time_http(binary: &Path, with_http: &Path, args: &BenchArgs) -> Result<(f64, f64, u64)> {
+    let (mut plain, mut served, mut reads) = (f64::INFINITY, f64::INFINITY, 0);
+    for _ in 0..args.repeat.max(1) {
+        plain = plain.min(run_once(binary, args, &[])?.seconds);
+        // A free port: bound, noted and let go (the pipeline binds it a moment later).
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let stop = stop.clone();
+            std::thread::spawn(move || read_every_second(addr, &stop))
+        };
+        let t = run_once(with_http, args, &["--http".to_string(), addr.to_string()]);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reads += reader.join().unwrap_or(0);
+        served = served.min(t?.seconds);
+    }
+    Ok((plain, served, reads))
+}
+
+/// Reads `/api/pipeline` and `/metrics` from `addr` once a second until `stop`: what the
+/// web UI and a scraper ask of a running pipeline. Returns how many reads answered.
+fn read_every_second(addr: std::net::SocketAddr, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    use std::io::{Read, Write};
+    let mut answered = 0;
+    let mut next = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if Instant::now() >= next {
+            next += std::time::Duration::from_secs(1);
+            for path in ["/api/pipeline", "/metrics"] {
+                // A bench client of two GETs, not a server: std's socket is enough.
+                let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+                    continue;
+                };
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let request =
+                    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+                let mut response = Vec::new();
+                if stream.write_all(request.as_bytes()).is_ok()
+                    && stream.read_to_end(&mut response).is_ok()
+                    && response.starts_with(b"HTTP/1.1 200")
+                {
+                    answered += 1;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    answered
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -240,17 +319,21 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     );
     let floor_bin = build("generator_floor", FLOOR, false)?;
     let mut rows = Vec::new();
+    let mut http_bins = Vec::new();
     for q in &queries {
         let path = examples.join(format!("{q}.weir"));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let base = std::path::absolute(&examples)?;
-        let fused = build_in(q, &text, false, Some(&base))?;
+        let fused = build_in(q, &text, false, Some(&base), false)?;
         let unfused = if args.fused_only {
             None
         } else {
-            Some(build_in(q, &text, true, Some(&base))?)
+            Some(build_in(q, &text, true, Some(&base), false)?)
         };
+        if args.http {
+            http_bins.push(build_in(q, &text, false, Some(&base), true)?);
+        }
         rows.push((q.clone(), fused, unfused));
     }
     eprintln!(
@@ -274,8 +357,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         mem(floor_mem)
     );
     let mut checkpointed = Vec::new();
-    for (q, fused, unfused) in &rows {
+    let mut served = Vec::new();
+    for (i, (q, fused, unfused)) in rows.iter().enumerate() {
         let (tf, peak) = time(fused, &args)?;
+        if let Some(with_http) = http_bins.get(i) {
+            served.push((q.clone(), time_http(fused, with_http, &args)?));
+        }
         if let Some(interval) = &args.checkpoint_interval {
             let dir = std::env::temp_dir().join(format!("weir-bench-chk-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
@@ -332,6 +419,23 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 plain / t.seconds,
                 n_done,
                 bytes as f64 / (1024.0 * 1024.0)
+            );
+        }
+    }
+    if args.http {
+        println!();
+        println!(
+            "{:<24} {:>14} {:>14} {:>12} {:>8}",
+            "with --http, read 1/s", "plain ev/s", "served ev/s", "served/plain", "reads"
+        );
+        for (q, (plain, with, reads)) in &served {
+            println!(
+                "{:<24} {:>14.0} {:>14.0} {:>12.3} {:>8}",
+                q,
+                n / plain,
+                n / with,
+                plain / with,
+                reads
             );
         }
     }
