@@ -631,6 +631,55 @@ fn csv_columns_are_mapped_by_the_header_names() {
     );
 }
 
+/// A lookup table read from CSV takes a quoted cell's line ends into the cell, as a CSV
+/// source does; a quote left open to the end of the file is a dead letter naming the line the
+/// record started on, and the rows before it still join.
+#[test]
+fn a_csv_lookup_table_may_hold_line_ends_in_quoted_cells() {
+    let dir = temp();
+    std::fs::write(
+        dir.path().join("names.csv"),
+        "key,name\nk0,\"two\nlines, and a comma\"\nk1,plain\nk2,\"say \"\"hi\"\"\r\n again\"\nk3,\"never closed\nk4,lost\n",
+    )
+    .unwrap();
+    let text = "schema R { k: string }\n\
+                schema N { key: string, name: string }\n\
+                source rows: R = stdin() format json\n\
+                source names: N = file(path: \"names.csv\") format csv(header: true)\n\
+                let named = rows |> lookup_join names as n on k = n.key |> select { k, name: n.name }\n\
+                sink named -> stdout() format json\n";
+    let binary = build("csv_table_line_ends", text, false);
+    let input: String = (0..5).map(|i| format!("{{\"k\":\"k{i}\"}}\n")).collect();
+    let out = run(&binary, &["--quiet"], dir.path(), Some(&input));
+    assert!(out.success, "{}", out.stderr);
+    let mut rows: Vec<(String, String)> = json_rows(&out.stdout)
+        .iter()
+        .map(|r| {
+            (
+                r["k"].as_str().unwrap().to_string(),
+                r["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("k0".to_string(), "two\nlines, and a comma".to_string()),
+            ("k1".to_string(), "plain".to_string()),
+            ("k2".to_string(), "say \"hi\"\r\n again".to_string()),
+        ]
+    );
+    let reasons = weir_tests::dead_letter_reasons(dir.path());
+    assert_eq!(
+        reasons.into_iter().collect::<Vec<_>>(),
+        [(
+            7,
+            "a quoted field is not closed by the end of the input".to_string()
+        )]
+    );
+}
+
 /// A column the schema declares and the header lacks stops the run before any output is
 /// opened, naming the file, the column and the columns the header has (with a close match as a
 /// hint); so does a schema column named twice in the header.

@@ -122,8 +122,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             } else {
                 quote!(::weir_runtime::sources::lines::by_position(#decode))
             };
+            // A CSV table's quoted cells may hold line ends, as a CSV source's may.
+            let quotes = match format {
+                Format::Csv { delimiter, .. } => quote!(Some(#delimiter)),
+                _ => quote!(None),
+            };
             let name = source.name.clone();
-            let read = quote!(::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, &dead_letters, #make));
+            let read = quote!(::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make));
             let table = read_table(
                 op,
                 &name,

@@ -892,49 +892,68 @@ fn blank(line: &str) -> bool {
 
 /// Reads a whole file of lines into memory (the table of a lookup join), decoding each line
 /// with the decoder `make` returns (given the first line when the file has a `header`);
-/// malformed lines go to the dead-letter output like a source's.
+/// malformed lines go to the dead-letter output like a source's. With `quotes` (CSV, with
+/// that delimiter), a line that does not decode and ends inside a quoted field goes on
+/// through the lines after it, as in [`run`].
 pub fn read_all<T: Default, M: MakeDecoder<T>>(
     name: &str,
     path: &Path,
     header: bool,
+    quotes: Option<u8>,
     dead_letters: &DeadLetters,
     make: M,
 ) -> Result<Vec<T>, String> {
     let text = std::fs::read(path)
         .map_err(|err| format!("table `{name}`: cannot read {}: {err}", path.display()))?;
-    let mut lines = text.split(|b| *b == b'\n').enumerate();
+    // Every line with its `\n` (the last may have none).
+    let mut lines = text.split_inclusive(|b| *b == b'\n').enumerate().peekable();
     let in_table = |e: String| format!("table `{name}`: {}: {e}", path.display());
     let header = match header {
         false => None,
         true => match lines.next() {
-            Some((_, line)) if !text.is_empty() => Some(header_text(line).map_err(in_table)?),
-            _ => return Ok(Vec::new()),
+            Some((_, line)) => Some(header_text(line).map_err(in_table)?),
+            None => return Ok(Vec::new()),
         },
     };
     let mut decode = make(header).map_err(in_table)?;
     let mut out = Vec::new();
-    for (i, bytes) in lines {
+    let mut joined = Vec::new();
+    while let Some((i, bytes)) = lines.next() {
         let line_no = i as u64 + 1;
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let line = match crate::formats::utf8(bytes) {
-            Ok(line) => line,
-            Err(err) => {
-                dead_letters.write(
-                    name,
-                    line_no,
-                    &format!("invalid UTF-8: {err}"),
-                    &String::from_utf8_lossy(bytes),
-                );
-                continue;
-            }
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
+        let line = Line { bytes, utf8: false };
         let mut record = T::default();
-        match decode(line, &mut record) {
-            Ok(()) => out.push(record),
-            Err(err) => dead_letters.write(name, line_no, &err.to_string(), line),
+        let mut outcome = decode_line(line, &mut decode, &mut record);
+        let mut raw = line.without_end().bytes;
+        if let (Err(_), Some(delimiter)) = (&outcome, quotes) {
+            if quote_open(bytes, delimiter, false) {
+                joined.clear();
+                joined.extend_from_slice(bytes);
+                let mut open = true;
+                while open && joined.len() <= MAX_RECORD_BYTES {
+                    let Some((_, more)) = lines.next() else { break };
+                    open = quote_open(more, delimiter, true);
+                    joined.extend_from_slice(more);
+                }
+                let whole = Line {
+                    bytes: &joined,
+                    utf8: false,
+                };
+                raw = whole.without_end().bytes;
+                outcome = if !open {
+                    decode_line(whole, &mut decode, &mut record)
+                } else if joined.len() > MAX_RECORD_BYTES {
+                    Err("a quoted field is still open after 16 MiB".to_string())
+                } else {
+                    Err("a quoted field is not closed by the end of the input".to_string())
+                };
+            }
+        }
+        match outcome {
+            Ok(true) => out.push(record),
+            Ok(false) => {}
+            Err(reason) => {
+                dead_letters.write(name, line_no, &reason, &String::from_utf8_lossy(raw))
+            }
         }
     }
     Ok(out)
