@@ -196,6 +196,11 @@ pub enum DriverError {
     NoCacheDir,
     #[error("cannot run cargo: {0}")]
     Cargo(std::io::Error),
+    #[error("cargo needs a crate that is not downloaded, and builds from a checkout are offline:\n{output}\nhelp: run `cargo fetch --locked` in the checkout once (it downloads every crate the lockfile names, those of optional runtime features too), or set WEIR_ONLINE=1")]
+    Offline {
+        /// cargo's own output.
+        output: String,
+    },
     #[error("compiling the generated pipeline failed (a bug in weir; the crate is in {crate_dir}):\n{output}")]
     Compile {
         crate_dir: PathBuf,
@@ -583,7 +588,13 @@ fn build_crate(
             .iter()
             .filter_map(|d| d.rendered.as_deref())
             .collect();
-        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if errors.is_empty() && stderr.contains("but --offline was specified") {
+            return Err(DriverError::Offline {
+                output: stderr.trim_end().to_string(),
+            });
+        }
+        output.push_str(&stderr);
         return Err(DriverError::Compile {
             crate_dir,
             output,
