@@ -329,7 +329,8 @@ fn non_finite_inputs_are_dead_letters_and_casts_of_them_are_null() {
 
 /// A float `sum`/`avg` over an updating stream takes rows back without losing what a large
 /// value swamped: `1e16` corrected to `1.0` beside a `1.0` sums to 2, not to 1 (plain
-/// `+=`/`-=` gives `1e16 + 1 - 1e16 = 0`).
+/// `+=`/`-=` gives `1e16 + 1 - 1e16 = 0`); and a total that overflowed (null meanwhile) is a
+/// number again once the row that took it out of range is taken back.
 #[test]
 fn float_sums_of_an_updating_stream_take_rows_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,6 +342,10 @@ fn float_sums_of_an_updating_stream_take_rows_back_exactly() {
         (4, "b", 1e20),
         (5, "b", 0.2),
         (4, "b", 0.3),
+        // The total overflows, then a row taken back brings it into range again.
+        (6, "c", 1.5e308),
+        (7, "c", 1.5e308),
+        (7, "c", 4.0),
     ];
     let text: String = rows
         .iter()
@@ -365,6 +370,7 @@ fn float_sums_of_an_updating_stream_take_rows_back_exactly() {
             })
             .collect();
     assert_eq!(got["a"], (2.0, 1.0), "{got:?}");
+    assert_eq!(got["c"], (1.5e308 + 4.0, 0.75e308 + 2.0), "{got:?}");
     let (total, mean) = got["b"];
     assert!(
         (total - 0.6).abs() < 1e-12 && (mean - 0.2).abs() < 1e-12,

@@ -449,7 +449,7 @@ fn aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<(&str, 
                             .as_ref()
                             .is_some_and(|x| x.ty == crate::sema::Type::F64) =>
                 {
-                    format!("{text}, compensated")
+                    format!("{text}, compensated, scaled")
                 }
                 _ => text,
             }

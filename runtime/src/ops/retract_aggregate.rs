@@ -273,10 +273,19 @@ pub type Multiset<T> = BTreeMap<T, i64>;
 /// (Neumaier's compensated sum), which gives them back. Infinite and NaN values are counted
 /// apart, so that taking one back makes the total finite again (with plain sums an
 /// `inf - inf` made it NaN for good).
+///
+/// Finite values too large to add without overflowing (beyond 2^900) go to a second total
+/// scaled down by 2^-200 (exact: a power of two), so that a total that overflows while such a
+/// value is in it is finite again once it is taken back (`1e308 + 1e308 - 1e308` is
+/// `1e308`, where a plain total stays infinite for good). The smaller values cannot overflow
+/// their total: that would take 2^123 of them.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FloatSum {
     sum: f64,
     compensation: f64,
+    /// The values beyond [`LARGE`], times [`SCALE_DOWN`].
+    large: f64,
+    large_compensation: f64,
     positive_infinities: i64,
     negative_infinities: i64,
     nans: i64,
@@ -285,10 +294,31 @@ pub struct FloatSum {
 crate::state_struct!(FloatSum {
     sum,
     compensation,
+    large,
+    large_compensation,
     positive_infinities,
     negative_infinities,
     nans
 });
+
+/// Finite values of at least this size go to [`FloatSum`]'s scaled total: 2^900.
+const LARGE: f64 = f64::from_bits((1023 + 900) << 52);
+/// 2^-200 and 2^200: what scales the large values down, and their total back up.
+const SCALE_DOWN: f64 = f64::from_bits((1023 - 200) << 52);
+const SCALE_UP: f64 = f64::from_bits((1023 + 200) << 52);
+
+/// Adds `v` to the compensated total `(sum, compensation)` (Neumaier's step). Neither the
+/// total nor `v` may be large enough to overflow (see [`FloatSum`]).
+#[inline]
+fn compensated_add(sum: &mut f64, compensation: &mut f64, v: f64) {
+    let t = *sum + v;
+    if sum.abs() >= v.abs() {
+        *compensation += (*sum - t) + v;
+    } else {
+        *compensation += (v - t) + *sum;
+    }
+    *sum = t;
+}
 
 impl FloatSum {
     #[inline]
@@ -318,21 +348,20 @@ impl FloatSum {
             } else {
                 self.positive_infinities -= 1;
             }
+        } else if v.abs() >= LARGE {
+            compensated_add(
+                &mut self.large,
+                &mut self.large_compensation,
+                v * SCALE_DOWN,
+            );
         } else {
-            let t = self.sum + v;
-            if t.is_finite() {
-                if self.sum.abs() >= v.abs() {
-                    self.compensation += (self.sum - t) + v;
-                } else {
-                    self.compensation += (v - t) + self.sum;
-                }
-            }
-            self.sum = t;
+            compensated_add(&mut self.sum, &mut self.compensation, v);
         }
     }
 
     /// The total: NaN with a NaN in it or infinities of both signs, an infinity with those of
-    /// one sign, else the compensated sum of the finite values.
+    /// one sign, else the compensated sum of the finite values (an infinity when that is
+    /// beyond the range of an f64).
     #[inline]
     pub fn value(&self) -> f64 {
         match (
@@ -343,7 +372,17 @@ impl FloatSum {
             (true, _, _) | (false, true, true) => f64::NAN,
             (false, true, false) => f64::INFINITY,
             (false, false, true) => f64::NEG_INFINITY,
-            (false, false, false) => self.sum + self.compensation,
+            (false, false, false) => {
+                let small = self.sum + self.compensation;
+                let large = self.large + self.large_compensation;
+                if large == 0.0 {
+                    small
+                } else {
+                    // (An overflow here is one the small values could not undo: they are
+                    // far from 2^1024 in all.)
+                    large * SCALE_UP + small
+                }
+            }
         }
     }
 }
@@ -393,6 +432,39 @@ mod tests {
         }
         s.remove(1e20);
         assert!((s.value() - 100.0).abs() < 1e-9, "{}", s.value());
+    }
+
+    #[test]
+    fn float_sums_come_back_from_an_overflow_when_a_value_is_taken_back() {
+        let mut s = FloatSum::default();
+        s.add(1e308);
+        s.add(1e308);
+        // Beyond the range: the caller makes it null.
+        assert_eq!(s.value(), f64::INFINITY);
+        s.remove(1e308);
+        assert_eq!(s.value(), 1e308);
+        s.add(-1.5e308);
+        s.add(2.5);
+        assert_eq!(s.value(), -0.5e308 + 2.5);
+        s.remove(1e308);
+        s.remove(-1.5e308);
+        assert_eq!(s.value(), 2.5);
+        // Small values beside a large one, which leaves.
+        let mut s = FloatSum::default();
+        s.add(f64::MAX);
+        s.add(3.0);
+        s.add(-f64::MAX);
+        assert_eq!(s.value(), 3.0);
+        s.add(-f64::MAX);
+        s.add(-f64::MAX);
+        assert_eq!(s.value(), f64::NEG_INFINITY);
+        s.remove(-f64::MAX);
+        s.remove(-f64::MAX);
+        assert_eq!(s.value(), 3.0);
+        // The threshold and the scaling are the powers of two they say.
+        assert_eq!(LARGE, 2f64.powi(900));
+        assert_eq!(SCALE_DOWN * SCALE_UP, 1.0);
+        assert_eq!(SCALE_UP, 2f64.powi(200));
     }
 
     use super::*;
