@@ -86,6 +86,22 @@ struct Inner {
     sources_stop: AtomicBool,
     /// A source stopped before the end of its input: the run is stopped, not finished.
     stopped_early: AtomicBool,
+    /// The files the run reads and writes, as they are opened (see [`RunContext::claim_file`]).
+    files: Mutex<Vec<Claim>>,
+}
+
+/// A file the run reads or writes: where it is, whether it is written, and what uses it.
+struct Claim {
+    path: std::path::PathBuf,
+    writes: bool,
+    user: String,
+}
+
+/// How a file is used (see [`RunContext::claim_file`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FileUse {
+    Reads,
+    Writes,
 }
 
 impl RunContext {
@@ -106,7 +122,44 @@ impl RunContext {
             owns_process: settings.owns_process,
             sources_stop: AtomicBool::new(false),
             stopped_early: AtomicBool::new(false),
+            files: Mutex::new(Vec::new()),
         }))
+    }
+
+    /// Notes that `user` (a sink, a source, the dead-letter output, as a message names it)
+    /// reads or writes `path`, or says why it may not: another part of the run writes that
+    /// file, or reads the file it would write. Two writers would interleave their bytes, and
+    /// a writer truncates what a reader is reading (`--dead-letters` naming a sink's file or
+    /// a source's input), so either would lose data while the run ends well. The pipeline's
+    /// own paths are checked when it compiles (E0330); this catches what only the command
+    /// line says. Paths are compared as absolute paths with their folder's links resolved.
+    pub fn claim_file(
+        &self,
+        path: &std::path::Path,
+        how: FileUse,
+        user: &str,
+    ) -> Result<(), String> {
+        let path = file_identity(path);
+        let writes = how == FileUse::Writes;
+        let mut files = self.0.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(other) = files
+            .iter()
+            .find(|c| c.path == path && (c.writes || writes))
+        {
+            let (a, b) = (&other.user, user);
+            return Err(format!(
+                "{b} and {a} both use the file {}, and {} writes it: give one of them another \
+                 path",
+                path.display(),
+                if other.writes { a } else { b }
+            ));
+        }
+        files.push(Claim {
+            path,
+            writes,
+            user: user.to_string(),
+        });
+        Ok(())
     }
 
     /// Where this run's failures go.
@@ -183,6 +236,31 @@ impl Drop for Entered {
     fn drop(&mut self) {
         let previous = self.previous.take();
         let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// `path` made absolute, with its folder's symbolic links and `..` resolved where the folder
+/// exists (the file itself may not exist yet).
+fn file_identity(path: &std::path::Path) -> std::path::PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if let Ok(found) = absolute.canonicalize() {
+        return found;
+    }
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(folder), Some(name)) => folder
+            .canonicalize()
+            .map(|f| f.join(name))
+            .unwrap_or(absolute),
+        _ => absolute,
+    }
+}
+
+/// [`RunContext::claim_file`] in the run of this thread; a thread no run started checks
+/// nothing.
+pub fn claim_file(path: &std::path::Path, how: FileUse, user: &str) -> Result<(), String> {
+    match current() {
+        Some(ctx) => ctx.claim_file(path, how, user),
+        None => Ok(()),
     }
 }
 

@@ -524,13 +524,30 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
         return ExitCode::from(2);
     }
     let mut runtime = Runtime::with_owner(args, true);
+    // The file `--dead-letters` names is the run's before any sink or source opens its own
+    // (which `build` does, checking them against it).
+    if let Some(path) = &runtime.args.dead_letters {
+        let path = crate::scale_out::task_path(path);
+        if let Err(err) = runtime.context.claim_file(
+            &path,
+            crate::context::FileUse::Writes,
+            "the dead-letter output (--dead-letters)",
+        ) {
+            tracing::error!("{err}");
+            return ExitCode::from(2);
+        }
+    }
     if let Err(err) = runtime.serve_http(started) {
         tracing::error!("{err}");
         return ExitCode::FAILURE;
     }
     // Without `--idle-timeout`, `build` may set a default (Kafka sources do) before it starts
     // any task; the first setting wins, and none is none.
-    let built = build(&mut runtime);
+    let built = {
+        let _run = runtime.context.clone();
+        let _entered = _run.enter();
+        build(&mut runtime)
+    };
     runtime.context.default_idle_timeout(None);
     if let Err(err) = built {
         tracing::error!("{err}");

@@ -565,6 +565,66 @@ fn dead_letter_files_are_the_ones_the_summary_names() {
     assert!(!result.stderr.contains("named.jsonl"), "{}", result.stderr);
 }
 
+/// `--dead-letters` naming a sink's file or a source's input stops the run before anything is
+/// written: the first dead letter would have emptied the output (or the input being read).
+/// The pipeline's own paths are checked when it compiles (E0330); this is the command line's.
+#[test]
+fn dead_letters_on_a_sinks_file_or_a_sources_input_stop_the_run_at_start() {
+    let dir = temp();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let input = "{\"v\":1}\nnot json\n{\"v\":2}\n";
+    std::fs::write(dir.path().join("in.jsonl"), input).unwrap();
+    std::fs::write(dir.path().join("out.jsonl"), "previous output\n").unwrap();
+    let text = "schema R { v: i64 }\n\
+                source rows: R = file(path: \"in.jsonl\")\n\
+                sink rows -> file(path: \"out.jsonl\") format json\n";
+    let binary = build("dead_letters_collide", text, false);
+    for (path, user) in [
+        ("out.jsonl", "this sink"),
+        ("sub/../out.jsonl", "this sink"),
+        ("in.jsonl", "source `rows`"),
+    ] {
+        let out = run(&binary, &["--dead-letters", path], dir.path(), None);
+        assert!(!out.success, "--dead-letters {path}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(user)
+                && out
+                    .stderr
+                    .contains("the dead-letter output (--dead-letters)")
+                && out.stderr.contains("give one of them another path"),
+            "--dead-letters {path}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap(),
+            "previous output\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("in.jsonl")).unwrap(),
+            input
+        );
+    }
+    // Another file is fine, and gets the one dead letter.
+    let out = run(
+        &binary,
+        &["--dead-letters", "sub/dead.jsonl"],
+        dir.path(),
+        None,
+    );
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap(),
+        "{\"v\":1}\n{\"v\":2}\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("sub/dead.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+}
+
 /// With `header: true` the columns of a CSV file are found by the header's names, whatever
 /// their order: swapped, extra and quoted columns, a byte-order mark and CRLF line ends, read
 /// by one or several readers, from a file or stdin, as a source or as a lookup table. A line

@@ -22,6 +22,9 @@ pub enum Output {
 pub fn open_output(path: Option<&Path>) -> Result<Output, String> {
     let path = path.map(crate::scale_out::task_path);
     let path = path.as_deref();
+    if let Some(path) = path {
+        crate::context::claim_file(path, crate::context::FileUse::Writes, "this sink")?;
+    }
     match path {
         None => Ok(Output::Stdout),
         Some(path) if crate::checkpoint::enabled() => {

@@ -62,6 +62,12 @@ pub struct OpenedFile {
 pub fn open_file(name: &str, path: &Path) -> Result<Input, String> {
     let fail =
         |e: &dyn std::fmt::Display| format!("source `{name}`: cannot open {}: {e}", path.display());
+    crate::context::claim_file(
+        path,
+        crate::context::FileUse::Reads,
+        &format!("source `{name}`"),
+    )
+    .map_err(|e| format!("source `{name}`: {e}"))?;
     let file = File::open(path).map_err(|e| fail(&e))?;
     let metadata = file.metadata().map_err(|e| fail(&e))?;
     if metadata.is_dir() {
