@@ -465,6 +465,15 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
         );
         return ExitCode::from(2);
     }
+    // Options for a kind of connector the pipeline does not have would be ignored; a user who
+    // passes one expects it to act. (The `kafka` feature is on exactly when the pipeline
+    // reads or writes Kafka.)
+    if let Some(option) = unused_kafka_option(&args) {
+        eprintln!(
+            "{option}: this pipeline has no Kafka source or sink, so the option would do nothing"
+        );
+        return ExitCode::from(2);
+    }
     crate::log::install(args.log_format);
     let started = Instant::now();
     if let Some(partition) = args.task_partition {
@@ -576,9 +585,39 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
     code
 }
 
+/// The first Kafka option given to a binary without Kafka, if any.
+fn unused_kafka_option(args: &RunArgs) -> Option<&'static str> {
+    if cfg!(feature = "kafka") {
+        return None;
+    }
+    if !args.kafka_properties.is_empty() {
+        Some("--kafka-property")
+    } else if args.kafka_stop_after_idle.is_some() {
+        Some("--kafka-stop-after-idle")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kafka_options_without_kafka_are_refused() {
+        let parse = |a: &[&str]| RunArgs::parse(a.iter().map(|s| s.to_string())).unwrap();
+        let with = parse(&["--kafka-property", "a=b"]);
+        let idle = parse(&["--kafka-stop-after-idle", "100"]);
+        let without = parse(&["--events", "10"]);
+        assert_eq!(unused_kafka_option(&without), None);
+        if cfg!(feature = "kafka") {
+            assert_eq!(unused_kafka_option(&with), None);
+            assert_eq!(unused_kafka_option(&idle), None);
+        } else {
+            assert_eq!(unused_kafka_option(&with), Some("--kafka-property"));
+            assert_eq!(unused_kafka_option(&idle), Some("--kafka-stop-after-idle"));
+        }
+    }
 
     #[test]
     fn options_parse() {
