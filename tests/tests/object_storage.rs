@@ -250,3 +250,68 @@ fn a_killed_runs_lease_is_taken_over_at_once_on_the_same_host() {
     // The run that ended gave the lease up.
     assert!(!store.exists("LOCK").unwrap());
 }
+
+/// With no `AWS_*` variable at all, the credentials, region and endpoint come from the shared
+/// files' profile (`AWS_PROFILE`, `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`): the run
+/// reaches the server only through them. A profile neither file has stops the run, naming it.
+#[test]
+fn credentials_and_endpoint_come_from_an_aws_profile() {
+    let Some(at) = Checkpoints::s3("profile") else {
+        return;
+    };
+    let endpoint = std::env::var("WEIR_S3_ENDPOINT").expect("set with the bucket");
+    let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "weir".into());
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "weir".into());
+    let binary = at.build("aws_profile", SLOW);
+    let dir = tempfile::tempdir().unwrap();
+    let aws = dir.path().join("aws");
+    std::fs::create_dir(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        format!("[default]\naws_access_key_id = wrong\n\n[weir-ci]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("config"),
+        format!("[profile weir-ci]\nregion = us-east-1\nendpoint_url = {endpoint}\n"),
+    )
+    .unwrap();
+    let run_with = |profile: &str| {
+        let mut cmd = std::process::Command::new(&binary);
+        cmd.args([
+            "--checkpoint-dir",
+            at.arg(),
+            "--checkpoint-interval",
+            "100ms",
+        ])
+        .current_dir(dir.path())
+        .env("AWS_PROFILE", profile)
+        .env("AWS_CONFIG_FILE", aws.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"));
+        for (var, _) in std::env::vars() {
+            if var.starts_with("AWS_")
+                && ![
+                    "AWS_PROFILE",
+                    "AWS_CONFIG_FILE",
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                ]
+                .contains(&var.as_str())
+            {
+                cmd.env_remove(var);
+            }
+        }
+        cmd.output().unwrap()
+    };
+    let missing = run_with("nobody");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success(), "{stderr}");
+    assert!(stderr.contains("AWS_PROFILE is `nobody`"), "{stderr}");
+    assert!(!at.used(dir.path()));
+    let out = run_with("weir-ci");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(at.newest(dir.path()) >= 1);
+}

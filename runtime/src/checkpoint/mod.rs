@@ -23,6 +23,8 @@
 //! Layout: `DIR/chk-<n>/MANIFEST` and `DIR/chk-<n>/<slot>-<instance>.state` (in an object
 //! store `<slot>-<instance>-<checksum>.state`, see [`store`]).
 
+#[cfg(feature = "object-store")]
+mod aws_files;
 pub mod commit;
 pub mod compat;
 mod folder;

@@ -3,7 +3,9 @@
 //!
 //! The client and its credentials come from the standard AWS environment variables
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
-//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...: `AmazonS3Builder::from_env`). Its calls are
+//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...: `AmazonS3Builder::from_env`), then from the
+//! profile of the shared files `~/.aws/credentials` and `~/.aws/config` for what the
+//! environment leaves unset ([`super::aws_files`]). Its calls are
 //! async; a [`Bucket`] owns a current-thread tokio runtime and blocks on it, which only the
 //! checkpoint paths do (sources, operators and sinks at a barrier, the checkpoint thread,
 //! recovery at start), never the per-record path.
@@ -52,13 +54,34 @@ impl Bucket {
             return Err(format!("`{url}`: no bucket (s3://bucket/prefix)"));
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let profile = super::aws_files::load(|v| std::env::var(v).ok(), home.as_deref())
+            .map_err(|e| format!("`{url}`: {e}"))?;
+        if let Some(v) = profile.access_key_id {
+            builder = builder.with_access_key_id(v);
+        }
+        if let Some(v) = profile.secret_access_key {
+            builder = builder.with_secret_access_key(v);
+        }
+        if let Some(v) = profile.session_token {
+            builder = builder.with_token(v);
+        }
+        if let Some(v) = profile.region {
+            builder = builder.with_region(v);
+        }
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .or(profile.endpoint_url);
+        if let Some(v) = &endpoint {
+            builder = builder.with_endpoint(v);
+        }
         // An endpoint the user gave as http:// (a local S3 server) is meant to be used.
-        if std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| e.starts_with("http://")) {
+        if endpoint.is_some_and(|e| e.starts_with("http://")) {
             builder = builder.with_allow_http(true);
         }
-        let store = builder
-            .build()
-            .map_err(|e| format!("`{url}`: {e} (see the AWS_* environment variables)"))?;
+        let store = builder.build().map_err(|e| {
+            format!("`{url}`: {e} (see the AWS_* environment variables and ~/.aws/credentials)")
+        })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
