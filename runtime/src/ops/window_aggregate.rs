@@ -253,12 +253,14 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             }
             #[cfg(feature = "tz")]
             Windows::TumbleIn { size, zone } => {
-                // Aligned on the local clock, turned back into instants. Window bounds in
-                // accepted time ranges never come near the `i64` ends (docs/time.md).
+                // Aligned on the local clock, turned back into the instants of the window that
+                // holds `ts` (in the hour repeated when clocks go back, the occurrence on its
+                // side). Window bounds in accepted time ranges never come near the `i64` ends
+                // (docs/time.md).
                 let local = ts.checked_add(zone.offset_ms(ts))?;
                 let local_start = floor_to(local, size)?;
-                let start = zone.instant(local_start, "tumble");
-                let end = zone.instant(local_start.checked_add(size)?, "tumble");
+                let start = zone.start_of(local_start, ts, "tumble");
+                let end = zone.end_of(local_start.checked_add(size)?, ts, "tumble");
                 self.scratch.push((start, end));
             }
             Windows::Hop { size, slide } => {
