@@ -704,10 +704,13 @@ pub fn now() -> i64 {
 }
 
 /// `TO_TIMESTAMP(text, pattern)`: reads `text` with the fields of a [`DatePattern`] (UTC);
-/// null when the text does not fit the pattern or names no real date. Missing fields take
-/// their smallest value (1970 for the year, January, the 1st, midnight).
+/// null when the text does not fit the pattern, names no real date, or a date outside the
+/// years 0000 to 9999 (where every timestamp read from text lies, as a source's do). Missing
+/// fields take their smallest value (1970 for the year, January, the 1st, midnight).
 pub fn to_timestamp(text: &str, pattern: &DatePattern) -> Option<i64> {
-    pattern.read(text)
+    pattern
+        .read(text)
+        .filter(|&ts| crate::formats::time::TimeRange::TIMESTAMPS.contains(ts))
 }
 
 impl DatePattern {
@@ -1271,6 +1274,14 @@ mod tests {
             Some(ts("2024-02-29 00:00:00"))
         );
         assert_eq!(to_timestamp("2023022", &p), None);
+        // Past the year 9999: null, not a timestamp no sink can write as a date.
+        let p = DatePattern::parse("y-MM-dd").unwrap();
+        assert_eq!(
+            to_timestamp("9999-12-31", &p),
+            Some(ts("9999-12-31 00:00:00"))
+        );
+        assert_eq!(to_timestamp("12000-01-01", &p), None);
+        assert_eq!(to_timestamp("200000000-01-01", &p), None);
         let p = DatePattern::parse("d.M.yy'T'H").unwrap();
         assert_eq!(
             to_timestamp("5.7.24T9", &p),

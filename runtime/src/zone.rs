@@ -80,6 +80,39 @@ impl Zone {
             },
         }
     }
+
+    /// The instant where the unit holding `ts` starts, given that start as local wall-clock
+    /// time `local_start` (`date_trunc` of [`local`](Self::local)`(ts)`): what `date_trunc`
+    /// in a zone returns. A start that occurs twice (in the hour repeated when clocks go back)
+    /// is the occurrence on `ts`'s side of the change, so that the start is never after `ts`
+    /// nor an hour before its unit: `date_trunc('hour', ts, "Europe/Paris")` of 01:30 UTC on
+    /// 2024-10-27 (02:30 CET, the second 02:30 of that night) is 01:00 UTC (02:00 CET), where
+    /// [`instant`](Self::instant)'s first occurrence would be 00:00 UTC (02:00 CEST).
+    pub fn start_of(&self, local_start: i64, ts: i64, expr: &'static str) -> i64 {
+        let offset = self.offset_ms(ts);
+        // The start at `ts`'s offset is a true instant of `local_start` when the zone has that
+        // offset there too (then it is the one in `ts`'s stretch of the offset, not after `ts`);
+        // otherwise a change lies between the start and `ts`, and the start is unambiguous
+        // (or not a real time, moved by the gap) on the other side of it.
+        match local_start.checked_sub(offset) {
+            Some(start) if start <= ts && self.offset_ms(start) == offset => start,
+            _ => self.instant(local_start, expr),
+        }
+    }
+
+    /// The instant where the unit holding `ts` ends, given that end as local wall-clock time
+    /// `local_end`: the start of the next unit, so that units tile time. When the zone keeps
+    /// `ts`'s offset until then, that is `local_end` at `ts`'s offset (in the hour repeated when
+    /// clocks go back, a quarter of an hour ends a quarter of an hour after it starts, although
+    /// the local clock is set back at its end); otherwise a change lies before the end, which
+    /// is then the instant of `local_end` ([`instant`](Self::instant)).
+    pub fn end_of(&self, local_end: i64, ts: i64, expr: &'static str) -> i64 {
+        let offset = self.offset_ms(ts);
+        match local_end.checked_sub(offset) {
+            Some(end) if end > ts && self.offset_ms(end - 1) == offset => end,
+            _ => self.instant(local_end, expr),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +170,73 @@ mod tests {
             ny.instant(ts("2024-11-03 01:30:00"), "e"),
             ts("2024-11-03 05:30:00")
         );
+        assert_eq!(crate::overflow::take(), None);
+    }
+
+    #[test]
+    fn a_start_in_the_repeated_hour_is_on_the_side_of_its_time() {
+        let paris = Zone::get("Europe/Paris").unwrap();
+        let start = |unit: TimeUnit, t: &str| {
+            let t = ts(t);
+            paris.start_of(date_trunc(unit, paris.local(t, "e"), "e"), t, "e")
+        };
+        // 2024-10-27: 03:00 CEST (01:00 UTC) goes back to 02:00 CET, so 02:00..03:00 local
+        // is 00:00..01:00 UTC and again 01:00..02:00 UTC. Paris' offsets are whole hours: its
+        // hours and minutes start where UTC's do.
+        for t in [
+            "2024-10-27 00:30:00",
+            "2024-10-27 01:00:00",
+            "2024-10-27 01:30:00",
+            "2024-10-27 01:59:59.999",
+            "2024-10-27 02:10:00",
+            "2024-03-31 01:30:00",
+            "2024-03-31 00:59:00",
+        ] {
+            let utc = ts(t);
+            assert_eq!(
+                start(TimeUnit::Hour, t),
+                date_trunc(TimeUnit::Hour, utc, "e"),
+                "hour of {t}"
+            );
+            assert_eq!(
+                start(TimeUnit::Minute, t),
+                date_trunc(TimeUnit::Minute, utc, "e"),
+                "minute of {t}"
+            );
+        }
+        // Quarter-hour and hour units through both nights tile time: each holds its time and
+        // lasts what it says (Paris' offsets are whole hours).
+        for night in ["2024-10-26 23:00:00", "2024-03-30 23:00:00"] {
+            for minute in 0..240 {
+                let t = ts(night) + minute * 60_000 + 59_999;
+                for size in [15 * 60_000, 3_600_000] {
+                    let local_start =
+                        crate::functions::floor_to(paris.local(t, "e"), size).unwrap();
+                    let from = paris.start_of(local_start, t, "e");
+                    let to = paris.end_of(local_start + size, t, "e");
+                    assert!(from <= t && t < to, "{t}: [{from}, {to})");
+                    assert_eq!(to - from, size, "{t}");
+                }
+            }
+        }
+        // Days: the local midnight, as before (a 25-hour and a 23-hour day).
+        assert_eq!(
+            start(TimeUnit::Day, "2024-10-27 22:00:00"),
+            ts("2024-10-26 22:00:00")
+        );
+        assert_eq!(
+            start(TimeUnit::Day, "2024-03-31 20:00:00"),
+            ts("2024-03-30 23:00:00")
+        );
+        // A zone whose midnight is skipped (Santiago, 2024-09-08: 00:00 -04 is 01:00 -03).
+        let santiago = Zone::get("America/Santiago").unwrap();
+        let t = ts("2024-09-08 12:00:00");
+        let day = santiago.start_of(
+            date_trunc(TimeUnit::Day, santiago.local(t, "e"), "e"),
+            t,
+            "e",
+        );
+        assert_eq!(day, ts("2024-09-08 04:00:00"));
         assert_eq!(crate::overflow::take(), None);
     }
 

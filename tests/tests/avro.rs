@@ -554,3 +554,77 @@ sink kinds -> file(path: "{}") format avro(schema: "{out_avsc}")
     let got = avro::read_file(&output)["rows"].as_array().unwrap().clone();
     assert_eq!(got, want);
 }
+
+/// NaN and the infinities in a `double` or a `float` are dead letters, as in CSV cells and
+/// JSON numbers: a record's float is finite. (They were read as numbers: a JSON sink printed
+/// `"x":null` for a field that is not optional, and the run ended well with no dead letter.)
+/// fastavro writes the file, NaN and infinities included.
+#[test]
+fn an_avro_nan_or_infinity_is_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = json!({
+        "type": "record", "name": "M",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "x", "type": "double"},
+            {"name": "f", "type": ["null", "float"]}
+        ]
+    });
+    let avsc = write_schema(dir.path(), "m.avsc", &schema);
+    let input = dir.path().join("in.avro");
+    // serde_json holds no NaN: the rows are written by Python, which reads `float('nan')`.
+    let script = format!(
+        "import fastavro, json\n\
+         schema = fastavro.parse_schema(json.loads({schema:?}))\n\
+         nan, inf = float('nan'), float('inf')\n\
+         rows = [(1, 1.5, 1.0), (2, nan, 1.0), (3, inf, None), (4, -inf, 1.0), \
+                 (5, 2.5, inf), (6, 3.5, None), (7, 4.5, nan)]\n\
+         with open({path:?}, 'wb') as f:\n    \
+             fastavro.writer(f, schema, [{{'id': i, 'x': x, 'f': g}} for i, x, g in rows])\n",
+        schema = schema.to_string(),
+        path = input.display().to_string(),
+    );
+    let status = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "fastavro wrote the file");
+    let text = format!(
+        "schema M {{ id: i64, x: f64, f: f64? }}\n\
+         source m: M = file(path: \"in.avro\") format avro(schema: \"{avsc}\")\n\
+         sink m -> file(path: \"rows.jsonl\") format json\n"
+    );
+    let binary = build("avro_non_finite", &text, false);
+    let dead = dir.path().join("dead.jsonl").display().to_string();
+    let out = run(
+        &binary,
+        &["--dead-letters", dead.as_str()],
+        dir.path(),
+        None,
+    );
+    assert!(out.success, "{}", out.stderr);
+    let rows: Vec<Value> = std::fs::read_to_string(dir.path().join("rows.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want = vec![
+        json!({"id": 1, "x": 1.5, "f": 1.0}),
+        json!({"id": 6, "x": 3.5, "f": null}),
+    ];
+    assert_eq!(rows, want, "{}", out.stderr);
+    let reasons: Vec<String> = dead_letters(dir.path())
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    for (record, what) in [(2, "NaN"), (3, "inf"), (4, "-inf"), (5, "inf"), (7, "NaN")] {
+        let want = format!("record {record}: ");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with(&want) && r.contains(&format!("{what} is not a finite"))),
+            "{want}{what}: {reasons:?}"
+        );
+    }
+}

@@ -306,6 +306,65 @@ fn a_parquet_source_refuses_what_does_not_fit() {
     assert_eq!(rows.len(), 3_000 - 429);
 }
 
+/// NaN, the infinities and timestamps past the year 9999 are dead letters, as they are in
+/// CSV and JSON lines: a record's float is finite and its timestamp in the years 0000 to
+/// 9999. (A NaN was read as a number: a JSON sink printed `"x":null` for a field that is not
+/// optional, with no dead letter and exit code 0; the year 12000 went through as well.) The
+/// same holds for a Hive folder's value.
+#[test]
+fn a_parquet_source_refuses_nan_infinities_and_timestamps_past_9999() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("in");
+    query(&format!(
+        "COPY (SELECT * FROM (VALUES \
+           (1, 1.5::DOUBLE, TIMESTAMP '2024-01-01 00:00:00', '1'), \
+           (2, 'nan'::DOUBLE, TIMESTAMP '2024-01-01 00:00:01', '1'), \
+           (3, 'inf'::DOUBLE, TIMESTAMP '2024-01-01 00:00:02', '1'), \
+           (4, '-inf'::DOUBLE, TIMESTAMP '2024-01-01 00:00:03', '1'), \
+           (5, 2.5::DOUBLE, TIMESTAMP '2024-01-01 00:00:04', '1'), \
+           (6, 3.5::DOUBLE, TIMESTAMP '12000-01-01 00:00:00', '1'), \
+           (7, 4.5::REAL, TIMESTAMP '2024-01-01 00:00:06', 'nan')) t(id, x, ts, y)) \
+         TO {} (FORMAT parquet, PARTITION_BY (y))",
+        sql_string(&folder.display().to_string())
+    ));
+    let text = "schema R { id: i64, x: f64, ts: timestamp, y: f64 }\n\
+                source r: R = file(path: \"in\") format parquet\n\
+                sink r -> file(path: \"rows.jsonl\") format json\n";
+    let binary = build("parquet_non_finite", text, false);
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let ids: Vec<i64> = std::fs::read_to_string(dir.path().join("rows.jsonl"))
+        .expect("rows")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("JSON");
+            assert!(v["x"].is_f64(), "{l}");
+            v["id"].as_i64().expect("id")
+        })
+        .collect();
+    assert_eq!(ids, vec![1, 5], "{}", out.stderr);
+    let reasons = weir_tests::dead_letter_reasons(dir.path());
+    let reasons: Vec<&str> = reasons.values().map(String::as_str).collect();
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+    for want in [
+        "`x`: NaN is not",
+        "`x`: inf is not",
+        "`x`: -inf is not",
+        "`y`: NaN is not",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "{want}: {reasons:?}"
+        );
+    }
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("outside the years 0000 to 9999")),
+        "{reasons:?}"
+    );
+}
+
 const COPY: &str = r#"
 schema Sale { id: i64, price: f64, name: string?, ts: timestamp, day: string }
 source sales: Sale = file(path: "in") format parquet event_time ts watermark 1s

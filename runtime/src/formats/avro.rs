@@ -142,11 +142,19 @@ pub fn read_i64(value: &mut Value) -> Result<i64, DecodeError> {
     }
 }
 
+/// A finite double (or float): NaN and the infinities are errors, as they are in a CSV cell
+/// or a JSON number, since a float in a record is finite (sinks write no other, and `max` of a
+/// NaN would depend on the order of the rows).
 pub fn read_f64(value: &mut Value) -> Result<f64, DecodeError> {
-    match value {
-        Value::Double(v) => Ok(*v),
-        Value::Float(v) => Ok(f64::from(*v)),
-        other => Err(unexpected("a double", other)),
+    let v = match value {
+        Value::Double(v) => *v,
+        Value::Float(v) => f64::from(*v),
+        other => return Err(unexpected("a double", other)),
+    };
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(DecodeError::new(format!("{v} is not a finite number")))
     }
 }
 

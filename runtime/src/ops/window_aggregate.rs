@@ -253,12 +253,14 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             }
             #[cfg(feature = "tz")]
             Windows::TumbleIn { size, zone } => {
-                // Aligned on the local clock, turned back into instants. Window bounds in
-                // accepted time ranges never come near the `i64` ends (docs/time.md).
+                // Aligned on the local clock, turned back into the instants of the window that
+                // holds `ts` (in the hour repeated when clocks go back, the occurrence on its
+                // side). Window bounds in accepted time ranges never come near the `i64` ends
+                // (docs/time.md).
                 let local = ts.checked_add(zone.offset_ms(ts))?;
                 let local_start = floor_to(local, size)?;
-                let start = zone.instant(local_start, "tumble");
-                let end = zone.instant(local_start.checked_add(size)?, "tumble");
+                let start = zone.start_of(local_start, ts, "tumble");
+                let end = zone.end_of(local_start.checked_add(size)?, ts, "tumble");
                 self.scratch.push((start, end));
             }
             Windows::Hop { size, slide } => {
@@ -300,10 +302,18 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
         let Some(end) = ts.checked_add(gap) else {
             return false;
         };
-        if end <= self.watermark {
+        let key = A::key(record);
+        // A record whose own session has ended by the watermark is late, unless it touches a
+        // session of its key still open (every session held is: fired ones are gone), which
+        // it then joins, as Flink merges a record's session before asking whether it is late.
+        if end <= self.watermark
+            && !self
+                .sessions
+                .get(&key)
+                .is_some_and(|list| list.iter().any(|s| s.start <= end && ts <= s.end))
+        {
             return false;
         }
-        let key = A::key(record);
         let list = self.sessions.entry(key.clone()).or_default();
         // Sessions overlapping or touching [ts, end) merge with the new record's own session
         // (as Flink's: a record exactly `gap` after a session's last one extends it).
@@ -856,6 +866,29 @@ mod tests {
                 "end"
             ]
         );
+    }
+
+    #[test]
+    fn a_record_behind_the_watermark_joins_the_open_session_it_touches() {
+        // Key 1's records at 0 and 8 make the session [0, 18), open while the watermark is
+        // 11: the record at 1 belongs to it, although its own session [1, 11) has ended by
+        // then (it was dropped as late: a count of 2, not 3). The record at -20 touches no
+        // open session and is late.
+        let sink = Sink::default();
+        let metrics = Metrics::new();
+        let mut op = WindowAggregateOp::<CountPerKey, _>::new(
+            metrics.op("s"),
+            Windows::Session { gap: 10 },
+            sink.clone(),
+        );
+        op.push(&(1, 0));
+        op.push(&(1, 8));
+        op.watermark(11);
+        op.push(&(1, 1));
+        op.push(&(1, -20));
+        op.finish();
+        assert_eq!(*sink.0.borrow(), vec!["wm 11", "row (1, 0, 18, 3)", "end"]);
+        assert_eq!(metrics.ops()[0].1.late, 1);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   kind, timestamps of every unit and dates as `timestamp`). Anything else stops the start
 //!   with the file, the column and both types named.
 //! - **Rows** that do not fit (a null in a field that is not optional, an unsigned value past
-//!   `i64`, a Hive value that is not a number) go to the dead-letter output with the file and
+//!   `i64`, a float that is NaN or infinite, a timestamp outside the years 0000 to 9999, a
+//!   Hive value that is not a number) go to the dead-letter output with the file and
 //!   row number; the source goes on.
 //! - **Parallelism**: the work is the row groups of the files in path order; instance `i` of
 //!   `n` reads the groups `i`, `i + n`, ...
@@ -35,6 +36,7 @@ use parquet::arrow::ProjectionMask;
 use crate::checkpoint::StateSlot;
 use crate::collector::Collector;
 use crate::dead_letter::DeadLetters;
+use crate::formats::time::TimeRange;
 use crate::metrics::Metrics;
 use crate::sources::lines::Split;
 use crate::sources::{EventTime, WatermarkTracker};
@@ -174,10 +176,10 @@ impl Row<'_> {
         let a = match self.array(c) {
             Ok(Some(a)) => a,
             Ok(None) | Err(None) => return Ok(None),
-            Err(Some(text)) => return self.constant(c, text).map(Some),
+            Err(Some(text)) => return self.constant(c, text).and_then(|v| self.finite(c, v)),
         };
         let i = self.index;
-        Ok(Some(match a.data_type() {
+        let v = match a.data_type() {
             DataType::Float16 => a.as_primitive::<Float16Type>().value(i).to_f64(),
             DataType::Float32 => a.as_primitive::<Float32Type>().value(i).into(),
             DataType::Float64 => a.as_primitive::<Float64Type>().value(i),
@@ -190,7 +192,22 @@ impl Row<'_> {
             DataType::Int32 => a.as_primitive::<Int32Type>().value(i).into(),
             DataType::Int64 => a.as_primitive::<Int64Type>().value(i) as f64,
             other => return Err(unreadable(self.fields[c], other)),
-        }))
+        };
+        self.finite(c, v)
+    }
+
+    /// `v` if it is finite. Every other input refuses NaN and the infinities (a CSV cell, a
+    /// JSON number beyond the range): a float in a record is finite, which sinks (they write
+    /// no other) and aggregates (`max` of a NaN depends on the order) rely on.
+    fn finite(&self, c: usize, v: f64) -> Result<Option<f64>, String> {
+        if v.is_finite() {
+            Ok(Some(v))
+        } else {
+            Err(format!(
+                "field `{}`: {v} is not a finite number",
+                self.fields[c].0
+            ))
+        }
     }
 
     pub fn bool(&self, c: usize) -> Result<Option<bool>, String> {
@@ -220,7 +237,7 @@ impl Row<'_> {
             }
         };
         let i = self.index;
-        Ok(Some(match a.data_type() {
+        let ms = match a.data_type() {
             DataType::Timestamp(TimeUnit::Second, _) => a
                 .as_primitive::<TimestampSecondType>()
                 .value(i)
@@ -239,7 +256,17 @@ impl Row<'_> {
             DataType::Date32 => i64::from(a.as_primitive::<Date32Type>().value(i)) * 86_400_000,
             DataType::Date64 => a.as_primitive::<Date64Type>().value(i),
             other => return Err(unreadable(self.fields[c], other)),
-        }))
+        };
+        // As every other input: a timestamp lies in the years 0000 to 9999 (the text form
+        // writes no other, and time functions and windows count on the bound).
+        if TimeRange::TIMESTAMPS.contains(ms) {
+            Ok(Some(ms))
+        } else {
+            Err(format!(
+                "field `{}`: timestamp {ms} ms is outside the years 0000 to 9999",
+                self.fields[c].0
+            ))
+        }
     }
 
     pub fn str(&self, c: usize) -> Result<Option<&str>, String> {
