@@ -111,7 +111,7 @@ pub const CODES: &[Code] = &[
     case("E0430", "an updating stream where only an append stream can go (a join)"),
     case("E0431", "a `select` that drops a key of an updating stream"),
     case("E0432", "a `top` count out of range"),
-    case("E0433", "a file sink's `partition_by` or `parts` that cannot be: a missing field, an updating stream, both at once"),
+    case("E0433", "a file sink's `partition_by`, `parts`, `roll_size` or `roll_interval` that cannot be: a missing field, an updating stream, both at once, rolling without Parquet"),
     case("E0434", "an aggregate over an updating stream that cannot take rows back (`first_value`, min/max of `f64`)"),
     case("E0445", "an option `top`, `dedup` or `aggregate` does not take"),
     case("E0446", "a `dedup`, `top` or `aggregate` `ttl` in event time on a stream without event time"),

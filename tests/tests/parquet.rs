@@ -2,7 +2,8 @@
 //! included) equal the rows a JSON file sink of the same run wrote (another writer of the same
 //! stream is the oracle), with every type, nulls, several instances and rolled files; and a
 //! checkpointed run killed again and again (SIGKILL) leaves exactly the rows of a run that was
-//! never killed, with no half-written or pending file in sight.
+//! never killed, with no half-written or pending file in sight; files rolled by time
+//! (`roll_interval`) under a slow input hold the input between them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -190,6 +191,43 @@ fn a_killed_parquet_sink_publishes_every_row_exactly_once() {
         &parquet_rows(&dir.path().join("out")),
         &want,
     );
+}
+
+const ROLLED_BY_TIME: &str = r#"
+source bids = nexmark(stream: "bid", events: 5000)
+let rows = bids |> select { auction, bidder, price, date_time }
+sink rows -> file(path: "rows.jsonl") format json
+sink rows -> file(path: "out", roll_interval: 1s) format parquet
+"#;
+
+/// A slow input (1 250 events a second for about four seconds) with `roll_interval: 1s`:
+/// several files, whose rows together are the rows the JSON sink wrote; the same with
+/// checkpoints (files closed by time wait for the next checkpoint or the end, and are all
+/// published).
+#[test]
+fn parquet_files_roll_by_time() {
+    let binary = build("parquet_roll_interval", ROLLED_BY_TIME, false);
+    for checkpoints in [false, true] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = vec!["--rate-limit", "1250", "--quiet"];
+        if checkpoints {
+            args.extend(["--checkpoint-dir", "chk", "--checkpoint-interval", "600s"]);
+        }
+        let out = run(&binary, &args, dir.path(), None);
+        assert!(out.success, "{}", out.stderr);
+        let want = json_rows(&dir.path().join("rows.jsonl"));
+        assert_eq!(want.len(), 4_600, "the generator's bids");
+        let names = files(&dir.path().join("out"));
+        assert!(
+            names.len() >= 3 && names.iter().all(|f| f.ends_with(".parquet")),
+            "checkpoints {checkpoints}: {names:?}"
+        );
+        assert_same_rows(
+            &format!("files rolled by time (checkpoints {checkpoints})"),
+            &parquet_rows(&dir.path().join("out")),
+            &want,
+        );
+    }
 }
 
 /// DuckDB writes the input: Hive folders by `day`, several files and row groups, every

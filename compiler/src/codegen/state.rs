@@ -361,7 +361,7 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
                 SinkKind::Parquet {
                     path, partition_by, ..
                 } => {
-                    // (`roll_size` is not: files already written keep their size.)
+                    // (`roll_size` and `roll_interval` are not: files already written stay as they are.)
                     let mut t = format!("file({path:?}), parquet, files per instance");
                     if !partition_by.is_empty() {
                         let _ = write!(t, ", partition_by ({})", partition_by.join(", "));

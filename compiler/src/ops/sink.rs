@@ -159,9 +159,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             path,
             partition_by,
             roll_size,
+            roll_interval,
         } => {
             // Partition fields name folders; the files hold the other fields as columns.
             let partition = partition_fn(cx, op, &input, &schema, partition_by, &mut items);
+            let roll_interval = match roll_interval {
+                Some(ms) => quote!(::std::option::Option::Some(#ms)),
+                None => quote!(::std::option::Option::None),
+            };
             let columns = cx.namer.fresh(&format!("Op{}Columns", op.index()));
             let pq = quote!(::weir_runtime::sinks::parquet);
             let fields: Vec<_> = schema
@@ -254,7 +259,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 captures: vec![metrics.clone()],
                 moves: Vec::new(),
                 role: Role::Leaf(quote!(#pq::ParquetSink::<#input, #columns, _>::new(
-                    #metrics.clone(), ::std::path::PathBuf::from(#path), instance, #roll_size, #partition
+                    #metrics.clone(), ::std::path::PathBuf::from(#path), instance, #roll_size, #roll_interval, #partition
                 ))),
             }
         }

@@ -471,13 +471,15 @@ pub enum SinkKind {
         partition_by: Vec<String>,
         parts: bool,
     },
-    /// `file(path: "folder", partition_by: "f", roll_size: "64MiB") format parquet`: Parquet
-    /// files, one series per upstream instance (and partition folder), each rolled at
-    /// `roll_size` bytes, at checkpoints and at the end.
+    /// `file(path: "folder", partition_by: "f", roll_size: "64MiB", roll_interval: 10m) format
+    /// parquet`: Parquet files, one series per upstream instance (and partition folder), each
+    /// rolled at `roll_size` bytes, after `roll_interval` (ms) open, at checkpoints and at
+    /// the end.
     Parquet {
         path: String,
         partition_by: Vec<String>,
         roll_size: u64,
+        roll_interval: Option<u64>,
     },
     Checksum,
     /// `kafka(topic: "t", brokers: "host:9092", key: field, properties: "k=v")`.

@@ -47,7 +47,13 @@ impl Checker {
                 let args = Args::new(
                     connector,
                     "sink `file`",
-                    &["path", "partition_by", "parts", "roll_size"],
+                    &[
+                        "path",
+                        "partition_by",
+                        "parts",
+                        "roll_size",
+                        "roll_interval",
+                    ],
                     &mut self.diagnostics,
                 );
                 let parts = args.bool("parts", &mut self.diagnostics).unwrap_or(false);
@@ -79,6 +85,7 @@ impl Checker {
                     format => format,
                 };
                 let roll_size = args.size("roll_size", &mut self.diagnostics);
+                let roll_interval = args.duration("roll_interval", &mut self.diagnostics);
                 let partition_by: Vec<String> = args
                     .string("partition_by", &mut self.diagnostics)
                     .map(|p| {
@@ -159,12 +166,19 @@ impl Checker {
                         );
                         partition_ok = false;
                     }
-                } else if roll_size.is_some() {
-                    self.error(
-                        Diagnostic::error("E0433", args.span_of("roll_size"), "`roll_size` is for Parquet files")
-                            .with_hint("a JSON or CSV file grows for the whole run; `format parquet` rolls files"),
-                    );
-                    partition_ok = false;
+                } else {
+                    for (name, given) in [
+                        ("roll_size", roll_size.is_some()),
+                        ("roll_interval", roll_interval.is_some()),
+                    ] {
+                        if given {
+                            self.error(
+                                Diagnostic::error("E0433", args.span_of(name), format!("`{name}` is for Parquet files"))
+                                    .with_hint("a JSON or CSV file grows for the whole run; `format parquet` rolls files"),
+                            );
+                            partition_ok = false;
+                        }
+                    }
                 }
                 match parquet {
                     Some(_) => path.filter(|_| partition_ok).map(|path| SinkKind::Parquet {
@@ -172,6 +186,7 @@ impl Checker {
                         partition_by,
                         // 128 MiB, as the runtime's `sinks::parquet::DEFAULT_ROLL_SIZE`.
                         roll_size: roll_size.unwrap_or(128 << 20),
+                        roll_interval: roll_interval.map(|ms| ms as u64),
                     }),
                     None => path
                         .zip(format)

@@ -4,7 +4,8 @@
 //! Every upstream instance writes files of its own, `PATH/part-<instance>-<n>.parquet` (under
 //! Hive folders `field=value/` with `partition_by`; the partition fields are left out of the
 //! rows, as readers put them back from the folder names). A file ends when it reaches
-//! `roll_size` bytes, at every checkpoint and at the end of input. It is written under a hidden
+//! `roll_size` bytes, when it has been open `roll_interval` (processing time, looked at on
+//! the flush interval's ticks), at every checkpoint and at the end of input. It is written under a hidden
 //! name (`.part-<instance>-<n>.parquet.pending`) and renamed when done, so whoever reads the
 //! folder never sees half a file: at once without checkpoints; with them, when the checkpoint
 //! that closed it completes, which makes the output exactly once. The sink's state is the
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use arrow_array;
 pub use arrow_schema;
@@ -53,12 +55,16 @@ struct Open<C> {
     done: PathBuf,
     writer: ArrowWriter<File>,
     columns: C,
+    /// When the file was opened (for `roll_interval`).
+    opened: Instant,
 }
 
 pub struct ParquetSink<T, C, P> {
     base: PathBuf,
     instance: usize,
     roll_size: u64,
+    /// How long a file stays open at most (`roll_interval:`), if that is bounded.
+    roll_interval: Option<Duration>,
     schema: SchemaRef,
     partition: P,
     open: BTreeMap<String, Open<C>>,
@@ -78,18 +84,21 @@ pub struct ParquetSink<T, C, P> {
 
 impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> ParquetSink<T, C, P> {
     /// Files of `instance` under `base`; `partition` writes a row's partition folder
-    /// (`a=1/b=x`, nothing without `partition_by`).
+    /// (`a=1/b=x`, nothing without `partition_by`); a file ends at `roll_size` bytes and,
+    /// with `roll_interval_ms`, once it has been open that many milliseconds.
     pub fn new(
         metrics: OpMetrics,
         base: PathBuf,
         instance: usize,
         roll_size: u64,
+        roll_interval_ms: Option<u64>,
         partition: P,
     ) -> Self {
         ParquetSink {
             base,
             instance,
             roll_size: roll_size.max(1),
+            roll_interval: roll_interval_ms.map(|ms| Duration::from_millis(ms.max(1))),
             schema: C::schema(),
             partition,
             open: BTreeMap::new(),
@@ -176,6 +185,7 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> ParquetSink<T, C, P> {
             done,
             writer,
             columns: C::new(),
+            opened: Instant::now(),
         })
     }
 
@@ -235,6 +245,26 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> ParquetSink<T, C, P> {
         self.failed = true;
     }
 
+    /// Closes the files that have been open `roll_interval` or longer.
+    fn roll_old(&mut self) -> Result<(), String> {
+        let Some(interval) = self.roll_interval else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let old: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, open)| now.duration_since(open.opened) >= interval)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in old {
+            let open = self.open.remove(&path).expect("listed above");
+            let action = Self::close(&self.schema, open)?;
+            self.publish(action)?;
+        }
+        Ok(())
+    }
+
     fn push_row(&mut self, row: &T) -> Result<(), String> {
         self.path.clear();
         (self.partition)(row, &mut self.path);
@@ -272,8 +302,16 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> Collector<T> for ParquetSink<T
 
     fn watermark(&mut self, _watermark: i64) {}
 
-    /// Files end by size, at checkpoints and at the end: nothing to do on the clock.
-    fn tick(&mut self) {}
+    /// With `roll_interval`, the files open that long end (and are published as any other
+    /// closed file: at once, or with the next completed checkpoint).
+    fn tick(&mut self) {
+        if self.failed {
+            return;
+        }
+        if let Err(err) = self.roll_old() {
+            self.fail(&err);
+        }
+    }
 
     /// Every open file ends at a checkpoint: its rows are published when the checkpoint
     /// completes (a Parquet file cannot grow once its footer is written).

@@ -1,0 +1,419 @@
+//! The connector pages' examples (`docs/connectors/*.md`) are real: every example a page shows
+//! is, word for word, a file under `examples/connectors/` (so the two cannot drift), and each
+//! file is built and run here against the services `.ci/run` starts, its output checked
+//! against an oracle computed in the test: the CSV input read by the csv crate, the Nexmark
+//! model's bids windowed in plain Rust, the same rows read back from Kafka and PostgreSQL.
+//!
+//! The Kafka and PostgreSQL examples name the addresses `.ci/run` uses by default; the test
+//! points them at `WEIR_KAFKA_BROKERS` and `WEIR_POSTGRES_URL` and at topics and tables of its
+//! own. Without those variables these two tests say so and pass, except under `CI=true`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use weir_tests::duckdb::{nexmark_bids, query, sql_string};
+use weir_tests::{build, run, workspace};
+
+/// An example marker: the fenced block after it is the named file.
+const MARKER: &str = "<!-- example: ";
+
+/// Every `(page, example path, block text)` of the connector pages.
+fn page_examples() -> Vec<(PathBuf, String, String)> {
+    let dir = workspace().join("docs/connectors");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    let mut out = Vec::new();
+    for page in pages {
+        let text = std::fs::read_to_string(&page).expect("a page");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(MARKER) {
+            rest = &rest[at + MARKER.len()..];
+            let end = rest.find(" -->").expect("a marker ends with ` -->`");
+            let path = rest[..end].to_string();
+            rest = &rest[end..];
+            let open = rest.find("```").expect("a fenced block after the marker");
+            let body = &rest[open..];
+            let start = body.find('\n').expect("a fence line") + 1;
+            let close = body[start..].find("\n```").expect("a closing fence") + start + 1;
+            out.push((page.clone(), path, body[start..close].to_string()));
+            rest = &body[close..];
+        }
+    }
+    out
+}
+
+/// The text of `examples/connectors/NAME.weir`.
+fn example(name: &str) -> String {
+    weir_tests::example(&format!("connectors/{name}.weir"))
+}
+
+/// A temporary folder holding a copy of `examples/connectors/data`, where examples run.
+fn run_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = workspace().join("examples/connectors/data");
+    std::fs::create_dir(dir.path().join("data")).expect("data folder");
+    for entry in std::fs::read_dir(&data)
+        .expect("examples/connectors/data")
+        .flatten()
+    {
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("data").join(entry.file_name()),
+        )
+        .expect("copy data");
+    }
+    dir
+}
+
+/// The lines of a JSON-lines file as values.
+fn json_file(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// The cells of a CSV file without quotes, the header line left out.
+fn csv_cells(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// The rows of `examples/connectors/data/orders.csv` that fit the `Order` schema (an
+/// integer amount): `(id, customer, amount, ts, coupon)`.
+fn orders() -> Vec<(i64, String, i64, String, Option<String>)> {
+    csv_cells(&workspace().join("examples/connectors/data/orders.csv"))
+        .into_iter()
+        .filter_map(|r| {
+            let amount = r[2].parse().ok()?;
+            let coupon = Some(r[4].clone()).filter(|c| !c.is_empty());
+            Some((
+                r[0].parse().expect("an id"),
+                r[1].clone(),
+                amount,
+                r[3].clone(),
+                coupon,
+            ))
+        })
+        .collect()
+}
+
+/// Every example block of every page equals its file, and every file is on a page.
+#[test]
+fn every_page_example_is_its_file() {
+    let examples = page_examples();
+    let mut shown = Vec::new();
+    for (page, path, block) in &examples {
+        let file = std::fs::read_to_string(workspace().join(path))
+            .unwrap_or_else(|e| panic!("{}: cannot read example {path}: {e}", page.display()));
+        assert_eq!(
+            block,
+            &file,
+            "{}: the example block differs from {path}; copy the file into the page",
+            page.display()
+        );
+        shown.push(path.clone());
+    }
+    let mut files: Vec<String> = std::fs::read_dir(workspace().join("examples/connectors"))
+        .expect("examples/connectors")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "weir"))
+        .map(|e| format!("examples/connectors/{}", e.file_name().to_string_lossy()))
+        .collect();
+    files.sort();
+    shown.sort();
+    shown.dedup();
+    assert_eq!(shown, files, "every connector example is shown on a page");
+}
+
+/// files.weir: the dead letter, the JSON lines, the CSV part files and the Parquet folders
+/// hold what the csv crate reads from the input.
+#[test]
+fn files_example() {
+    let binary = build("doc_files", &example("files"), false);
+    let dir = run_dir();
+    let out = run(&binary, &["--quiet"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let want: Vec<_> = orders().into_iter().filter(|o| o.2 >= 10).collect();
+    assert_eq!(want.len(), 5, "the big orders of orders.csv");
+
+    let mut got = json_file(&dir.path().join("out/big.jsonl"));
+    got.sort_by_key(|v| v["id"].as_i64());
+    let want_json: Vec<Value> = want
+        .iter()
+        .map(|(id, customer, amount, ts, coupon)| {
+            json!({
+                "id": id, "customer": customer, "amount": amount, "ts": format!("{ts}.000"),
+                "coupon": coupon, "day": &ts[..10],
+            })
+        })
+        .collect();
+    assert_eq!(got, want_json, "out/big.jsonl");
+
+    // The part files: one header each, the rows between them.
+    let mut csv_ids = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("out/big_csv"))
+        .expect("part files")
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).expect("a part file");
+        assert_eq!(
+            text.lines().next(),
+            Some("id,customer,amount,ts,coupon,day")
+        );
+        for r in csv_cells(&entry.path()) {
+            csv_ids.push(r[0].parse::<i64>().expect("an id"));
+        }
+    }
+    csv_ids.sort();
+    let want_ids: Vec<i64> = want.iter().map(|o| o.0).collect();
+    assert_eq!(csv_ids, want_ids, "out/big_csv");
+
+    // Parquet, read by DuckDB with the day folders as a column.
+    let glob = dir.path().join("out/lake/**/*.parquet");
+    let rows = query(&format!(
+        "SELECT id, day, amount FROM read_parquet({}, hive_partitioning = true) ORDER BY id",
+        sql_string(&glob.display().to_string())
+    ));
+    let want_rows: Vec<Value> = want
+        .iter()
+        .map(|(id, _, amount, ts, _)| json!({"id": id, "day": &ts[..10], "amount": amount}))
+        .collect();
+    assert_eq!(rows, want_rows, "out/lake");
+
+    // The line whose amount is not a number, with its line number.
+    let dead = json_file(&dir.path().join("out/dead_letters.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["line"], 7, "{dead:?}");
+}
+
+/// stdio.weir: the readings above 30 °C, converted, as CSV on stdout.
+#[test]
+fn stdio_example() {
+    let binary = build("doc_stdio", &example("stdio"), false);
+    let input = [
+        ("a", 21.5, "2024-03-01 12:00:00"),
+        ("b", 31.0, "2024-03-01 12:00:01"),
+        ("a", 35.5, "2024-03-01 12:00:02"),
+        ("c", 30.0, "2024-03-01 12:00:03"),
+    ];
+    let lines: String = input
+        .iter()
+        .map(|(s, c, t)| format!("{}\n", json!({"sensor": s, "celsius": c, "ts": t})))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(&binary, &["--quiet"], dir.path(), Some(&lines));
+    assert!(out.success, "{}", out.stderr);
+    let mut want = vec!["sensor,fahrenheit,ts".to_string()];
+    for (s, c, t) in input.iter().filter(|r| r.1 > 30.0) {
+        want.push(format!("{s},{},{t}.000", c * 1.8 + 32.0));
+    }
+    let got: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(got, want, "stdout");
+}
+
+/// nexmark.weir: each window's count and highest price equal those of the Nexmark model's
+/// bids grouped by 10-second window in Rust.
+#[test]
+fn nexmark_example() {
+    let binary = build("doc_nexmark", &example("nexmark"), false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(&binary, &["--quiet"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let config = weir_runtime::nexmark::NexmarkConfig {
+        events: 10_000,
+        rate: 100,
+        seed: 7,
+        ..Default::default()
+    };
+    let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for bid in nexmark_bids(&config) {
+        let entry = want
+            .entry(bid.date_time - bid.date_time.rem_euclid(10_000))
+            .or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.max(bid.price);
+    }
+    let rows = json_file(&dir.path().join("out/bids_per_window.jsonl"));
+    let got: BTreeMap<String, (i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            let start = r["window_start"]
+                .as_str()
+                .expect("a window start")
+                .to_string();
+            (
+                start,
+                (
+                    r["bids"].as_i64().expect("bids"),
+                    r["high"].as_i64().expect("high"),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "windows: {got:?}");
+    assert_eq!(
+        got.values().copied().collect::<Vec<_>>(),
+        want.values().copied().collect::<Vec<_>>(),
+        "per-window bids and highest price"
+    );
+    assert_eq!(
+        got.values().map(|v| v.0).sum::<i64>(),
+        9_200,
+        "the bids of 10 000 events"
+    );
+}
+
+/// lookup_tables.weir: each order with its customer's tier from customers.csv, null for a
+/// customer the table lacks.
+#[test]
+fn lookup_tables_example() {
+    let binary = build("doc_lookup_tables", &example("lookup_tables"), false);
+    let dir = run_dir();
+    let out = run(&binary, &["--quiet"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let path = workspace().join("examples/connectors/data/customers.csv");
+    let tiers: BTreeMap<String, String> = csv_cells(&path)
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let want: Vec<Value> = orders()
+        .into_iter()
+        .map(|(id, customer, amount, _, _)| {
+            let tier = tiers.get(&customer).cloned();
+            json!({"id": id, "customer": customer, "amount": amount, "tier": tier})
+        })
+        .collect();
+    assert!(
+        want.iter().any(|v| v["tier"].is_null()),
+        "a customer without a tier"
+    );
+    let mut got = json_file(&dir.path().join("out/tiered.jsonl"));
+    got.sort_by_key(|v| v["id"].as_i64());
+    assert_eq!(got, want);
+}
+
+/// kafka_write.weir then kafka_read.weir, on topics of this test: the bids topic holds
+/// every bid once (exactly once, through checkpoints), and the per-channel windows read
+/// back add up to them.
+#[test]
+fn kafka_examples() {
+    let Some(brokers) = weir_tests::kafka::broker() else {
+        return;
+    };
+    let bids = weir_tests::kafka::unique("doc-bids");
+    let per_channel = weir_tests::kafka::unique("doc-per-channel");
+    let group = weir_tests::kafka::unique("doc-group");
+    let adapt = |text: String| {
+        text.replace("127.0.0.1:9092", &brokers)
+            .replace("\"bids-per-channel\"", &format!("{per_channel:?}"))
+            .replace("\"bids\"", &format!("{bids:?}"))
+            .replace("\"bid-windows\"", &format!("{group:?}"))
+    };
+    weir_tests::kafka::create_topic(&brokers, &bids, 2);
+    let writer = build("doc_kafka_write", &adapt(example("kafka_write")), false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = [
+        "--checkpoint-dir",
+        "chk",
+        "--checkpoint-interval",
+        "1s",
+        "--quiet",
+    ];
+    let out = run(&writer, &args, dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let written = weir_tests::kafka::consume(&brokers, &bids, 9_200);
+    assert_eq!(written.len(), 9_200, "the bids topic");
+    let auction_keys = written.iter().all(|(key, value)| {
+        let v: Value = serde_json::from_str(value).expect("JSON");
+        key.as_deref() == Some(v["auction"].to_string().as_str())
+    });
+    assert!(auction_keys, "every message keyed by its auction");
+
+    let reader = build("doc_kafka_read", &adapt(example("kafka_read")), false);
+    let args = [
+        "--kafka-stop-after-idle",
+        weir_tests::kafka::STOP_AFTER_IDLE_MS,
+        "--quiet",
+    ];
+    let out = run(&reader, &args, dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    // The bids the writer wrote are the Nexmark model's (seed 7, 10 000 events).
+    let config = weir_runtime::nexmark::NexmarkConfig {
+        events: 10_000,
+        seed: 7,
+        ..Default::default()
+    };
+    let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for bid in nexmark_bids(&config) {
+        let start = weir_tests::format_ts(bid.date_time - bid.date_time.rem_euclid(10_000));
+        *want.entry((bid.channel.clone(), start)).or_default() += 1;
+    }
+    let rows = weir_tests::kafka::consume(&brokers, &per_channel, want.len());
+    let got: BTreeMap<(String, String), i64> = rows
+        .iter()
+        .map(|(key, value)| {
+            let v: Value = serde_json::from_str(value).expect("JSON");
+            assert_eq!(key.as_deref(), v["channel"].as_str(), "keyed by channel");
+            let start = v["window_start"].as_str().expect("a start").to_string();
+            let channel = v["channel"].as_str().expect("a channel").to_string();
+            ((channel, start), v["bids"].as_i64().expect("bids"))
+        })
+        .collect();
+    assert_eq!(got, want, "bids per channel and window");
+}
+
+/// postgres.weir, into a table of this test: one row per auction whose count and highest
+/// price equal the Nexmark model's bids grouped in Rust.
+#[test]
+fn postgres_example() {
+    let Some(url) = weir_tests::postgres::server() else {
+        return;
+    };
+    let table = weir_tests::postgres::unique_table("doc_bids_per_auction");
+    let text = example("postgres")
+        .replace("postgresql://weir:weir@127.0.0.1:55432/weir", &url)
+        .replace("\"bids_per_auction\"", &format!("{table:?}"));
+    let binary = build("doc_postgres", &text, false);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = [
+        "--checkpoint-dir",
+        "chk",
+        "--checkpoint-interval",
+        "1s",
+        "--quiet",
+    ];
+    let out = run(&binary, &args, dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let config = weir_runtime::nexmark::NexmarkConfig {
+        events: 10_000,
+        seed: 7,
+        ..Default::default()
+    };
+    let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for bid in nexmark_bids(&config) {
+        let entry = want.entry(bid.auction).or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.max(bid.price);
+    }
+    let want: Vec<String> = want
+        .iter()
+        .map(|(auction, (n, high))| format!("{auction},{n},{high}"))
+        .collect();
+    let got = weir_tests::postgres::query(
+        &url,
+        &format!("SELECT auction, bids, high FROM {table} ORDER BY auction"),
+    );
+    assert_eq!(got, want, "the table");
+}
