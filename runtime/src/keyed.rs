@@ -256,7 +256,7 @@ impl<K: Hash + Eq + Clone + State, V: State> State for Keyed<K, V> {
         }
     }
 
-    /// Loads into a map on the process's backend; on disk, keys past the budget are spilled as
+    /// Loads into a map on the run's backend; on disk, keys past the budget are spilled as
     /// they are read, so a restore needs no more memory than the run.
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
         let mut keyed = Keyed::new();
