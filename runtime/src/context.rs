@@ -1,5 +1,6 @@
 //! The run a task belongs to: its errors, its settings (idle timeout, rate limit, flush
-//! interval), its stop flags and whether it may end the process.
+//! interval), its stop flags, whether it may end the process, its checkpoint coordinator and
+//! its disk state store.
 //!
 //! A [`Runtime`](crate::run::Runtime) owns one [`RunContext`] and hands it to every task it
 //! starts: [`Runtime::spawn`](crate::run::Runtime::spawn) enters the context on the task's
@@ -86,6 +87,11 @@ struct Inner {
     sources_stop: AtomicBool,
     /// A source stopped before the end of its input: the run is stopped, not finished.
     stopped_early: AtomicBool,
+    /// The run's checkpoint coordinator (`--checkpoint-dir`), set before its tasks start.
+    coordinator: OnceLock<Arc<crate::checkpoint::Coordinator>>,
+    /// The run's disk state store (`--state disk`), set before its operators are built.
+    #[cfg(feature = "state-disk")]
+    state_store: OnceLock<Arc<crate::keyed::disk::Store>>,
     /// The files the run reads and writes, as they are opened (see [`RunContext::claim_file`]).
     files: Mutex<Vec<Claim>>,
 }
@@ -122,8 +128,45 @@ impl RunContext {
             owns_process: settings.owns_process,
             sources_stop: AtomicBool::new(false),
             stopped_early: AtomicBool::new(false),
+            coordinator: OnceLock::new(),
+            #[cfg(feature = "state-disk")]
+            state_store: OnceLock::new(),
             files: Mutex::new(Vec::new()),
         }))
+    }
+
+    /// Gives this run its checkpoint coordinator (once, before its tasks start).
+    pub fn set_coordinator(
+        &self,
+        coordinator: Arc<crate::checkpoint::Coordinator>,
+    ) -> Result<(), String> {
+        self.0
+            .coordinator
+            .set(coordinator)
+            .map_err(|_| "checkpointing was set up twice for one run".to_string())
+    }
+
+    /// The run's checkpoint coordinator, when it takes checkpoints.
+    pub fn coordinator(&self) -> Option<&Arc<crate::checkpoint::Coordinator>> {
+        self.0.coordinator.get()
+    }
+
+    /// Gives this run its disk state store (once, before its operators are built).
+    #[cfg(feature = "state-disk")]
+    pub(crate) fn set_state_store(
+        &self,
+        store: Arc<crate::keyed::disk::Store>,
+    ) -> Result<(), String> {
+        self.0
+            .state_store
+            .set(store)
+            .map_err(|_| "the state store of this run is open already".to_string())
+    }
+
+    /// The run's disk state store, when it spills state to disk.
+    #[cfg(feature = "state-disk")]
+    pub(crate) fn state_store(&self) -> Option<&Arc<crate::keyed::disk::Store>> {
+        self.0.state_store.get()
     }
 
     /// Notes that `user` (a sink, a source, the dead-letter output, as a message names it)

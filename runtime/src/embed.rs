@@ -169,8 +169,9 @@ impl<T: Clone> Collector<T> for Collect<T> {
 
 /// Runs a pipeline inside the calling process: lets `build` spawn the tasks, waits for them,
 /// and returns every task's error. Prints the run summary on stderr unless `args.quiet`.
-/// Embedded runs take no checkpoints (the coordinator is one per process and owned by a
-/// pipeline binary's `main`): `checkpoint_dir` is refused rather than ignored.
+/// Embedded runs take no checkpoints yet (their in-memory sources send no barriers):
+/// `checkpoint_dir` is refused rather than ignored. `--state disk` gives the run a disk store
+/// of its own under `state_dir`.
 pub fn run(
     args: RunArgs,
     build: impl FnOnce(&mut Runtime) -> Result<(), String>,
@@ -202,7 +203,18 @@ pub fn run(
             messages: vec![err],
         });
     }
-    let built = build(&mut runtime);
+    // Before `build`: every keyed map an operator makes lands on the run's backend.
+    if let Err(err) = crate::keyed::install(&runtime.args, runtime.context()) {
+        return Err(Error {
+            messages: vec![err],
+        });
+    }
+    // In the run's context: the operators `build` makes find the run's state store there.
+    let context = runtime.context().clone();
+    let built = {
+        let _run = context.enter();
+        build(&mut runtime)
+    };
     runtime.context().default_idle_timeout(None);
     if let Err(err) = built {
         return Err(Error {
@@ -305,6 +317,7 @@ impl Watch {
             metrics,
             program: crate::http::program_name(),
             started,
+            checkpoints: None,
         }
     }
 

@@ -31,6 +31,8 @@ pub struct View {
     /// The pipeline's name when the plan does not say (the program's file name).
     pub program: String,
     pub started: Instant,
+    /// The run's checkpoint coordinator, when it takes checkpoints.
+    pub checkpoints: Option<Arc<crate::checkpoint::Coordinator>>,
 }
 
 /// Where each request finds the view it answers from: one run's, or the latest run an
@@ -111,7 +113,7 @@ async fn accept(listener: std::net::TcpListener, current: Current) {
 fn respond(view: &View, method: &Method, path: &str) -> Response<Full<Bytes>> {
     let text = "text/plain; charset=utf-8";
     match (path, method == Method::POST) {
-        ("/stop" | "/checkpoint", true) => return control(path),
+        ("/stop" | "/checkpoint", true) => return control(view, path),
         ("/stop" | "/checkpoint", false) => {
             return reply(StatusCode::METHOD_NOT_ALLOWED, text, "POST only\n".into())
         }
@@ -160,11 +162,11 @@ impl View {
 
 /// `POST /stop` and `POST /checkpoint`: 202 when asked (the client watches `/api/pipeline`
 /// or the process), 409 when the run cannot do it.
-fn control(path: &str) -> Response<Full<Bytes>> {
+fn control(view: &View, path: &str) -> Response<Full<Bytes>> {
     let json = "application/json";
     let answer =
         |status: StatusCode, body: serde_json::Value| reply(status, json, body.to_string());
-    let coordinator = crate::checkpoint::coordinator();
+    let coordinator = view.checkpoints.as_ref();
     if path == "/stop" {
         return match crate::stop::request_stop() {
             true => answer(
@@ -426,7 +428,7 @@ pub(crate) fn prometheus_text(view: &View) -> Result<String, prometheus::Error> 
         "Time since the run started.",
         view.started.elapsed().as_secs_f64(),
     )?;
-    if let Some(c) = crate::checkpoint::coordinator() {
+    if let Some(c) = &view.checkpoints {
         let stats = c.stats();
         counter(
             "weir_checkpoints_completed_total",
@@ -576,7 +578,7 @@ fn pipeline_json(view: &View) -> serde_json::Value {
             })
         })
         .collect();
-    let checkpoints = crate::checkpoint::coordinator().map(|c| {
+    let checkpoints = view.checkpoints.as_ref().map(|c| {
         let stats = c.stats();
         let history: Vec<_> = stats
             .history

@@ -1,6 +1,6 @@
 //! Keyed state: the per-key values of a stateful operator, in memory or spilled to disk.
 //!
-//! [`Keyed`] is a map from keys to values with two backends, chosen once per process:
+//! [`Keyed`] is a map from keys to values with two backends, chosen once per run:
 //!
 //! - **memory** (the default): a hash map, exactly what the operators held before there was a
 //!   choice; nothing is weighed or copied.
@@ -26,29 +26,43 @@ use crate::state::{State, StateError};
 #[cfg(feature = "state-disk")]
 pub mod disk;
 
-/// Sets up the backend `args` ask for (`--state disk`): call once, before any operator is
-/// built. In memory there is nothing to set up.
-pub fn install(args: &crate::args::RunArgs) -> Result<(), String> {
+/// Sets up the backend `args` ask for (`--state disk`) for the run of `context`: call once,
+/// before any operator of the run is built. In memory there is nothing to set up.
+pub fn install(
+    args: &crate::args::RunArgs,
+    context: &crate::context::RunContext,
+) -> Result<(), String> {
     if args.state != crate::args::StateBackend::Disk {
         return Ok(());
     }
     #[cfg(feature = "state-disk")]
     {
         let dir = args.state_dir.clone().unwrap_or_else(std::env::temp_dir);
-        disk::install(&dir, args.state_memory)
+        context.set_state_store(std::sync::Arc::new(disk::Store::create(
+            &dir,
+            args.state_memory,
+        )?))
     }
     #[cfg(not(feature = "state-disk"))]
-    Err(
-        "--state disk: this binary has no disk state backend; build it with \
+    {
+        let _ = context;
+        Err(
+            "--state disk: this binary has no disk state backend; build it with \
          `weir build --state-disk` (`weir run` does when its arguments have --state disk)"
-            .into(),
-    )
+                .into(),
+        )
+    }
 }
 
-/// Removes the disk store's scratch folder at the end of a run (nothing in memory).
-pub fn remove_store() {
+/// Removes the disk store's scratch folder at the end of the run of `context` (nothing in
+/// memory).
+pub fn remove_store(context: &crate::context::RunContext) {
     #[cfg(feature = "state-disk")]
-    disk::remove();
+    if let Some(store) = context.state_store() {
+        store.remove();
+    }
+    #[cfg(not(feature = "state-disk"))]
+    let _ = context;
 }
 
 /// A key-value map of operator state, in memory or spilled to disk (see the module docs).
@@ -69,8 +83,8 @@ impl<K: Hash + Eq + Clone + State, V: State> Default for Keyed<K, V> {
 }
 
 impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
-    /// An empty map on the process's backend: on disk when the binary was started with
-    /// `--state disk`, else in memory.
+    /// An empty map on the backend of the calling thread's run: on disk when it was started
+    /// with `--state disk`, else in memory.
     pub fn new() -> Self {
         #[cfg(feature = "state-disk")]
         if let Some(spilled) = disk::Spilled::open() {
@@ -81,7 +95,7 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
         Keyed::in_memory()
     }
 
-    /// An empty map in memory, whatever the process's backend.
+    /// An empty map in memory, whatever the run's backend.
     pub fn in_memory() -> Self {
         Keyed {
             backend: Backend::Memory(FastMap::default()),
@@ -242,7 +256,7 @@ impl<K: Hash + Eq + Clone + State, V: State> State for Keyed<K, V> {
         }
     }
 
-    /// Loads into a map on the process's backend; on disk, keys past the budget are spilled as
+    /// Loads into a map on the run's backend; on disk, keys past the budget are spilled as
     /// they are read, so a restore needs no more memory than the run.
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
         let mut keyed = Keyed::new();

@@ -52,24 +52,36 @@ pub struct Runtime {
 impl Runtime {
     /// A run inside a library: it never ends the process.
     pub fn new(args: RunArgs) -> Self {
-        Runtime::with_owner(args, false)
+        Runtime::with_owner(args, false, None)
     }
 
     /// `owns_process`: a pipeline binary's run, which may end the process when it must stop
-    /// at once (see [`crate::context::abort_run`]).
-    fn with_owner(args: RunArgs, owns_process: bool) -> Self {
+    /// at once (see [`crate::context::abort_run`]). `checkpoints`: the run's coordinator
+    /// (`--checkpoint-dir`), opened already.
+    fn with_owner(
+        args: RunArgs,
+        owns_process: bool,
+        checkpoints: Option<std::sync::Arc<crate::checkpoint::Coordinator>>,
+    ) -> Self {
         let context = RunContext::new(Settings {
             idle_timeout: args.idle_timeout,
             rate_limit: args.rate_limit,
             flush_interval: args.flush_interval,
             owns_process,
         });
+        if let Some(c) = checkpoints {
+            let _ = context.set_coordinator(c); // a new context has none
+        }
         let metrics = Metrics::new();
         let path = args
             .dead_letters
             .clone()
             .unwrap_or_else(|| PathBuf::from("dead_letters.jsonl"));
-        let dead_letters = DeadLetters::new(path, metrics.clone());
+        // In the run's context: a checkpointed run's dead-letter file is emptied or kept.
+        let dead_letters = {
+            let _run = context.enter();
+            DeadLetters::new(path, metrics.clone())
+        };
         Runtime {
             args,
             context,
@@ -148,6 +160,7 @@ impl Runtime {
                 metrics: self.metrics.clone(),
                 program: crate::http::program_name(),
                 started,
+                checkpoints: self.context.coordinator().cloned(),
             };
             let local = crate::http::serve(addr, view)?;
             tracing::info!(
@@ -185,7 +198,7 @@ impl Runtime {
         fingerprint: &str,
         slots: &[(&'static str, &'static str, &'static str, usize)],
     ) -> Result<(), String> {
-        match crate::checkpoint::coordinator() {
+        match self.context.coordinator() {
             None => Ok(()),
             Some(c) => c.plan(
                 fingerprint,
@@ -292,7 +305,7 @@ impl Runtime {
         let mut checkpoint_line = None;
         let mut checkpoint_json = None;
         let mut stopped_after = None;
-        if let Some(c) = crate::checkpoint::coordinator() {
+        if let Some(c) = self.context.coordinator().cloned() {
             // Publish what sinks wrote since the last checkpoint, only when every task
             // succeeded and the input was read to its end: otherwise a restart resumes from
             // the last checkpoint.
@@ -432,6 +445,7 @@ impl Runtime {
         if !self.args.quiet {
             stderr_text!("{}", self.metrics.summary(started, started.elapsed()));
         }
+        crate::keyed::remove_store(&self.context);
         let mut task_errors = self.context.errors().all();
         task_errors.append(&mut errors);
         task_errors
@@ -483,33 +497,34 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
         }
     }
     let mut resuming = None;
+    let mut checkpoints = None;
     // A supervisor takes no checkpoints itself: its tasks do, each in its own folder.
     let checkpoint_dir = args.checkpoint_dir.as_ref().filter(|_| !args.scale_out);
     if let Some(dir) = checkpoint_dir {
+        #[allow(unused_mut)]
+        let mut verifiers = crate::checkpoint::Verifiers::default();
         #[cfg(feature = "kafka")]
         {
-            let _ = crate::sinks::kafka::VERIFY_PROPERTIES.set(args.kafka_properties.clone());
-            crate::checkpoint::register_verifier(
-                "kafka-txn",
-                crate::sinks::kafka::verify_transaction,
-            );
+            let properties = args.kafka_properties.clone();
+            verifiers.add("kafka-txn", move |note, id| {
+                crate::sinks::kafka::verify_transaction(note, id, &properties)
+            });
         }
         #[cfg(feature = "postgres")]
-        crate::checkpoint::register_verifier("pg-txn", crate::sinks::postgres::verify_commit);
+        verifiers.add("pg-txn", crate::sinks::postgres::verify_commit);
         let config = crate::checkpoint::Config {
             dir: dir.clone(),
             interval: args.checkpoint_interval,
             keep: args.checkpoints_kept,
+            verifiers,
         };
-        match crate::checkpoint::Coordinator::install(config) {
+        match crate::checkpoint::Coordinator::open(config) {
             Err(err) => {
                 tracing::error!("checkpoints: {err}");
                 return ExitCode::FAILURE;
             }
-            Ok(crate::checkpoint::Start::Finished(id)) => {
-                if let Some(c) = crate::checkpoint::coordinator() {
-                    c.release();
-                }
+            Ok((c, crate::checkpoint::Start::Finished(id))) => {
+                c.release();
                 tracing::info!(
                     "{} holds a run that finished (checkpoint {id}) and its output is \
                      committed; remove the folder to run again",
@@ -517,22 +532,26 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
                 );
                 return ExitCode::SUCCESS;
             }
-            Ok(crate::checkpoint::Start::Restored(id)) => resuming = Some((id, dir.clone())),
-            Ok(crate::checkpoint::Start::Fresh) => {}
+            Ok((c, start)) => {
+                if let crate::checkpoint::Start::Restored(id) = start {
+                    resuming = Some((id, dir.clone()));
+                }
+                checkpoints = Some(std::sync::Arc::new(c));
+            }
         }
     }
     // SIGTERM and Ctrl-C stop the run gracefully (see `stop`): at once without checkpoints,
     // after one last checkpoint with them.
-    if let Err(err) = crate::stop::install(crate::checkpoint::coordinator().is_none()) {
+    if let Err(err) = crate::stop::install(checkpoints.is_none()) {
         tracing::error!("{err}");
         return ExitCode::FAILURE;
     }
+    let mut runtime = Runtime::with_owner(args, true, checkpoints);
     // Before `build`: every keyed map an operator makes lands on the chosen backend.
-    if let Err(err) = crate::keyed::install(&args) {
+    if let Err(err) = crate::keyed::install(&runtime.args, &runtime.context) {
         tracing::error!("{err}");
         return ExitCode::from(2);
     }
-    let mut runtime = Runtime::with_owner(args, true);
     // The file `--dead-letters` names is the run's before any sink or source opens its own
     // (which `build` does, checking them against it).
     if let Some(path) = &runtime.args.dead_letters {
@@ -551,10 +570,11 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
         return ExitCode::FAILURE;
     }
     // Without `--idle-timeout`, `build` may set a default (Kafka sources do) before it starts
-    // any task; the first setting wins, and none is none.
+    // any task; the first setting wins, and none is none. It runs in the run's context: the
+    // operators it builds find the run's checkpoints and state store there.
+    let context = runtime.context.clone();
     let built = {
-        let _run = runtime.context.clone();
-        let _entered = _run.enter();
+        let _run = context.enter();
         build(&mut runtime)
     };
     runtime.context.default_idle_timeout(None);
@@ -574,14 +594,17 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
         tracing::error!("--scale-out needs a pipeline whose sources are Kafka topics");
         return ExitCode::FAILURE;
     }
-    if let Some(c) = crate::checkpoint::coordinator() {
-        c.start(runtime.context.clone());
+    if let Some(c) = runtime.context.coordinator() {
+        if let Err(err) = c.start(runtime.context.clone()) {
+            tracing::error!("checkpoints: {err}");
+            return ExitCode::FAILURE;
+        }
     }
     if !runtime.args.quiet && !crate::progress::rows_on_the_terminal(&runtime.metrics) {
         runtime.progress = crate::progress::start(runtime.metrics.clone());
     }
     let code = runtime.join(started);
-    crate::keyed::remove_store();
+    crate::keyed::remove_store(&context);
     code
 }
 

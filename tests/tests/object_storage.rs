@@ -315,3 +315,70 @@ fn credentials_and_endpoint_come_from_an_aws_profile() {
     );
     assert!(at.newest(dir.path()) >= 1);
 }
+
+/// A run inside a library whose lease is taken by another writer stops with the error
+/// instead of ending the process (it used to exit it from the lease thread), and its
+/// coordinator writes no checkpoint after that.
+#[test]
+fn a_library_run_that_loses_its_lease_stops_with_an_error() {
+    use weir_runtime::checkpoint::manifest::SlotEntry;
+    use weir_runtime::checkpoint::{Config, Coordinator, Verifiers};
+    use weir_runtime::context::{RunContext, Settings};
+    let Some(location) = unique_location("lease-lost") else {
+        return;
+    };
+    let (c, _) = Coordinator::open(Config {
+        dir: location.clone().into(),
+        interval: std::time::Duration::from_millis(50),
+        keep: 2,
+        verifiers: Verifiers::default(),
+    })
+    .expect("the bucket is reachable");
+    let c = Arc::new(c);
+    let context = RunContext::new(Settings::default());
+    context.set_coordinator(c.clone()).unwrap();
+    c.plan(
+        "f",
+        vec![SlotEntry {
+            id: "s".into(),
+            instances: 1,
+            label: "op".into(),
+            shape: "operator: aggregate\n".into(),
+        }],
+    )
+    .unwrap();
+    c.start(context.clone()).unwrap();
+    // Another writer takes the lock object over.
+    let other = Store::open(Path::new(&location)).unwrap();
+    other
+        .put("LOCK", b"weir-lease 1\nowner someone-else\n")
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !context.stopped_early() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(context.stopped_early(), "the run was not stopped");
+    let errors = context.errors().all();
+    assert!(
+        errors.iter().any(|e| e.contains("lost the lease")),
+        "{errors:?}"
+    );
+    // The task of the run: a checkpoint it saves a part for never completes.
+    let task = {
+        let context = context.clone();
+        std::thread::spawn(move || {
+            let _run = context.enter();
+            let mut slot = weir_runtime::checkpoint::slot("s", 0);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while std::time::Instant::now() < deadline {
+                if let Some(id) = slot.barrier_due() {
+                    slot.save(id, b"state", Vec::new());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    task.join().unwrap();
+    assert_eq!(c.completed(), 0);
+    c.release();
+}

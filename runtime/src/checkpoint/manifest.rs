@@ -87,7 +87,7 @@ pub struct Manifest {
     pub parts: Vec<PartEntry>,
     pub commits: Vec<CommitAction>,
     /// (slot id, instance, text): what a sink committed elsewhere, checked before a restore
-    /// trusts this checkpoint (see `checkpoint::register_verifier`).
+    /// trusts this checkpoint (see `checkpoint::Verifiers`).
     pub notes: Vec<(String, u32, String)>,
 }
 

@@ -1,7 +1,8 @@
 //! Checkpoints: consistent snapshots of a running pipeline, and recovery from them.
 //!
 //! The scheme is aligned barriers (Chandy–Lamport as Flink does it):
-//! 1. A trigger thread asks for checkpoint `n` by raising [`requested`]. Each source instance
+//! 1. A trigger thread asks for checkpoint `n` by raising its run's request counter
+//!    ([`StateSlot::barrier_due`] reads it). Each source instance
 //!    notices between records, saves its position (generator offset, file offset) and
 //!    watermark, and sends a barrier down its chain ([`Collector::barrier`](crate::collector::Collector::barrier)).
 //! 2. Operators in a chain save their state when the barrier passes and forward it. An
@@ -19,6 +20,11 @@
 //! gets its saved bytes back. A run that ends normally writes a `final` manifest whose
 //! actions publish the output written since the last checkpoint; starting again on a
 //! directory that holds one does nothing.
+//!
+//! The [`Coordinator`] is one run's: it lives in the run's
+//! [`RunContext`](crate::context::RunContext), and the free functions here ([`slot`],
+//! [`enabled`], ...) find it through the context of the calling thread, so two runs in one
+//! process checkpoint each to its own folder.
 //!
 //! Layout: `DIR/chk-<n>/MANIFEST` and `DIR/chk-<n>/<slot>-<instance>.state` (in an object
 //! store `<slot>-<instance>-<checksum>.state`, see [`store`]).
@@ -39,7 +45,7 @@ mod verify;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use commit::CommitAction;
@@ -50,24 +56,13 @@ pub use recover::{inspect, Inspection};
 pub(crate) use slot::snapshot_fields;
 pub use slot::{restore, snapshot, Snapshot, StateSlot};
 pub use store::Store;
-use verify::externally_committed;
-pub use verify::{register_verifier, Verdict, Verifier};
+pub use verify::{Verdict, Verifier, Verifiers};
 
 use crate::state::StateError;
 
-/// The id of the latest checkpoint asked for (0: none yet). Sources poll it between records.
-static REQUESTED: AtomicU64 = AtomicU64::new(0);
-static COORDINATOR: OnceLock<Coordinator> = OnceLock::new();
-
-/// The latest checkpoint asked for; a source that has not yet sent a barrier for it does so.
-#[inline]
-pub fn requested() -> u64 {
-    REQUESTED.load(Ordering::Relaxed)
-}
-
-/// The process's coordinator, when checkpointing is on.
-pub fn coordinator() -> Option<&'static Coordinator> {
-    COORDINATOR.get()
+/// The coordinator of the calling thread's run, when it takes checkpoints.
+pub fn coordinator() -> Option<Arc<Coordinator>> {
+    crate::context::with(|c| c.coordinator().cloned())
 }
 
 /// The slot of instance `instance` of participant `id` (inert when checkpointing is off).
@@ -85,7 +80,7 @@ pub fn resumed() -> bool {
 
 /// Whether this run takes checkpoints.
 pub fn enabled() -> bool {
-    COORDINATOR.get().is_some()
+    crate::context::with(|c| c.coordinator().is_some())
 }
 
 /// A source instance has read all its input. Checkpoints go on while other sources still
@@ -98,22 +93,8 @@ pub fn enabled() -> bool {
 /// barrier (a checkpoint in flight then completes, and no sink waits for it forever).
 pub fn source_ended() {
     if let Some(c) = coordinator() {
-        let mut inner = c.lock();
-        inner.sources_ended += 1;
-        if inner.sources_ended >= inner.sources {
-            c.stopped.store(true, Ordering::Relaxed);
-        }
+        c.source_ended();
     }
-}
-
-/// Whether every source instance of the run has read all its input (read under the lock that
-/// [`source_ended`] and the checkpoint thread take, so a checkpoint asked for before is
-/// visible afterwards).
-fn all_sources_ended() -> bool {
-    coordinator().is_none_or(|c| {
-        let inner = c.lock();
-        inner.sources_ended >= inner.sources
-    })
 }
 
 /// Whether a checkpoint of this run was given up (a task or a sink failed): the run is failing,
@@ -130,6 +111,8 @@ pub struct Config {
     pub dir: PathBuf,
     pub interval: Duration,
     pub keep: usize,
+    /// What checks the external commits checkpoints note (a Kafka transaction).
+    pub verifiers: Verifiers,
 }
 
 /// Where a checkpoint stands (see [`StateSlot::status`]).
@@ -222,9 +205,14 @@ pub type CompleteHook = Box<dyn Fn(u64) -> Result<(), String> + Send>;
 /// How a scale-out task that drained for a handover exits (neither finished nor failed).
 pub const DRAINED_EXIT_CODE: i32 = 3;
 
-/// Takes checkpoints and restores them (one per process).
+/// Takes checkpoints and restores them (one per run, see the module docs).
 pub struct Coordinator {
     config: Config,
+    /// The id of the latest checkpoint asked for (0: none yet). Sources poll it between
+    /// records ([`StateSlot::barrier_due`]).
+    requested: AtomicU64,
+    /// The run is over: the checkpoint thread ends.
+    over: AtomicBool,
     restored: Option<Manifest>,
     /// Saved bytes per (slot, instance), handed out once.
     restored_parts: Mutex<BTreeMap<(String, u32), Vec<u8>>>,
@@ -241,6 +229,9 @@ pub struct Coordinator {
     /// the checkpoint they were last made for.
     complete_hooks: Mutex<Vec<CompleteHook>>,
     hooks_done: AtomicU64,
+    /// What the instances of one participant share in this run (a sink's transaction), by
+    /// key (see [`StateSlot::shared`]).
+    shared: Mutex<BTreeMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
     /// Where checkpoints go: `config.dir` opened.
     store: Store,
     /// `DIR/LOCK`, locked for the life of the process: one run per checkpoint folder (in an
@@ -253,18 +244,10 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// Opens (or creates) the checkpoint directory, recovers the latest complete checkpoint
-    /// (running its commit actions again) and installs the process's coordinator.
-    pub fn install(config: Config) -> Result<Start, String> {
-        let (coordinator, start) = Coordinator::open(config)?;
-        COORDINATOR
-            .set(coordinator)
-            .map_err(|_| "checkpointing was set up twice".to_string())?;
-        Ok(start)
-    }
-
-    /// [`install`](Self::install) without installing: reads and recovers the directory.
-    fn open(config: Config) -> Result<(Coordinator, Start), String> {
+    /// Opens (or creates) the checkpoint directory and recovers the latest complete
+    /// checkpoint (running its commit actions again). The run it is for holds it in its
+    /// context ([`RunContext::set_coordinator`](crate::context::RunContext::set_coordinator)).
+    pub fn open(config: Config) -> Result<(Coordinator, Start), String> {
         let store = Store::open(&config.dir)?;
         store.create()?;
         let lock = store.lock()?;
@@ -272,7 +255,7 @@ impl Coordinator {
         let mut restored = None;
         let mut parts = BTreeMap::new();
         let mut start = Start::Fresh;
-        if let Some(loaded) = recover::choose(&store)? {
+        if let Some(loaded) = recover::choose(&store, &config.verifiers)? {
             let (id, m) = (loaded.manifest.id, loaded.manifest);
             for action in &m.commits {
                 action
@@ -299,6 +282,8 @@ impl Coordinator {
         };
         let coordinator = Coordinator {
             config,
+            requested: AtomicU64::new(0),
+            over: AtomicBool::new(false),
             restored,
             restored_parts: Mutex::new(parts),
             changed: std::sync::Condvar::new(),
@@ -322,6 +307,7 @@ impl Coordinator {
             // The restored checkpoint's commits were made by the run that took it; the sinks'
             // transactions now hold the next epoch, which only a new checkpoint may commit.
             hooks_done: AtomicU64::new(restored_id),
+            shared: Mutex::new(BTreeMap::new()),
             store,
             lock,
             folder_id,
@@ -331,6 +317,59 @@ impl Coordinator {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The latest checkpoint asked for; a source that has not yet sent a barrier for it does
+    /// so.
+    #[inline]
+    fn requested(&self) -> u64 {
+        self.requested.load(Ordering::Relaxed)
+    }
+
+    /// Whether this run resumed from a checkpoint.
+    pub fn resumed(&self) -> bool {
+        self.restored.is_some()
+    }
+
+    /// A source instance has read all its input (see [`source_ended`]).
+    pub fn source_ended(&self) {
+        let mut inner = self.lock();
+        inner.sources_ended += 1;
+        if inner.sources_ended >= inner.sources {
+            self.stopped.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether every source instance of the run has read all its input (read under the lock
+    /// that [`source_ended`] and the checkpoint thread take, so a checkpoint asked for before
+    /// is visible afterwards).
+    fn all_sources_ended(&self) -> bool {
+        let inner = self.lock();
+        inner.sources_ended >= inner.sources
+    }
+
+    /// The value shared in this run under `key`, made by `make` the first time (under a
+    /// lock: one caller makes it, the others wait and get it).
+    fn shared<T: std::any::Any + Send + Sync>(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<Arc<T>, String>,
+    ) -> Result<Arc<T>, String> {
+        let mut all = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = all.get(key) {
+            return found
+                .clone()
+                .downcast::<T>()
+                .map_err(|_| format!("internal error: `{key}` is shared as another type"));
+        }
+        let made = make()?;
+        all.insert(key.to_string(), made.clone());
+        Ok(made)
+    }
+
+    /// Whether a checkpoint of this run was given up (see [`given_up`]).
+    pub fn given_up(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// Declares every slot of this binary's plan; when restoring, refuses a checkpoint taken by
@@ -356,7 +395,7 @@ impl Coordinator {
     }
 
     /// The slot of one operator instance, with its restored bytes if any.
-    pub fn slot(&'static self, id: &'static str, instance: usize) -> StateSlot {
+    pub fn slot(self: &Arc<Self>, id: &'static str, instance: usize) -> StateSlot {
         let restored = self
             .restored_parts
             .lock()
@@ -366,34 +405,46 @@ impl Coordinator {
             id,
             instance: instance as u32,
             restored,
-            coordinator: Some(self),
+            coordinator: Some(self.clone()),
             passed: 0,
         }
     }
 
     /// Starts the thread that asks for a checkpoint every interval, in the context of the run
     /// `context` (where its failures go, whose sources it stops).
-    pub fn start(&'static self, context: crate::context::RunContext) {
+    /// The thread ends when the run is over ([`release`](Self::release)).
+    pub fn start(self: &Arc<Self>, context: crate::context::RunContext) -> Result<(), String> {
         let interval = self.config.interval;
+        #[cfg(feature = "object-store")]
+        if let store::Lock::Object(lease) = &self.lock {
+            lease.attach(context.clone());
+        }
+        let coordinator = self.clone();
         std::thread::Builder::new()
             .name("checkpoints".into())
             .spawn(move || {
                 let _run = context.enter();
-                self.trigger_loop(interval)
+                coordinator.trigger_loop(interval)
             })
-            .expect("cannot start the checkpoint thread");
+            .map(|_| ())
+            .map_err(|e| format!("cannot start the checkpoint thread: {e}"))
     }
 
     /// The checkpoint thread: asks for a checkpoint every interval until the run stops.
-    fn trigger_loop(&'static self, interval: Duration) {
-        loop {
+    fn trigger_loop(&self, interval: Duration) {
+        let over = || self.over.load(Ordering::Relaxed);
+        while !over() {
             let slept = Instant::now();
             while slept.elapsed() < interval
                 && !crate::stop::requested()
                 && !self.asked.load(Ordering::Relaxed)
+                && !over()
             {
                 std::thread::sleep(interval.min(Duration::from_millis(20)));
                 self.run_complete_hooks();
+            }
+            if over() {
+                return;
             }
             if crate::stop::requested() {
                 self.drain();
@@ -401,11 +452,12 @@ impl Coordinator {
             if crate::stop::requested() || self.stopped.load(Ordering::Relaxed) {
                 // No more checkpoints (the run is stopping, or every source has ended, or
                 // one was given up); a checkpoint still in flight completes, and its
-                // external commits are made here.
-                loop {
+                // external commits are made here, until the run is over.
+                while !over() {
                     std::thread::sleep(Duration::from_millis(20));
                     self.run_complete_hooks();
                 }
+                return;
             }
             let mut inner = self.lock();
             if self.stopped.load(Ordering::Relaxed) {
@@ -427,7 +479,7 @@ impl Coordinator {
                 started: Some(Instant::now()),
                 parts: BTreeMap::new(),
             });
-            REQUESTED.store(id, Ordering::Release);
+            self.requested.store(id, Ordering::Release);
         }
     }
 
@@ -476,7 +528,7 @@ impl Coordinator {
                         started: Some(Instant::now()),
                         parts: BTreeMap::new(),
                     });
-                    REQUESTED.store(next, Ordering::Release);
+                    self.requested.store(next, Ordering::Release);
                     id = Some(next);
                 }
                 (None, Some(_)) => break, // complete or given up
@@ -592,13 +644,30 @@ impl Coordinator {
     }
 
     /// Lets the next run take the location at once: an object store's lease is given up
-    /// (a folder's lock goes with the process anyway). Called when the run is over.
+    /// (a folder's lock goes when the coordinator is dropped), and the checkpoint thread
+    /// ends. Called when the run is over.
     pub fn release(&self) {
+        self.over.store(true, Ordering::Relaxed);
         #[cfg(feature = "object-store")]
         if let store::Lock::Object(lease) = &self.lock {
             lease.release();
         }
         let _ = &self.lock;
+    }
+
+    /// Refuses to write when the object store's lease was lost: another run may own the
+    /// location now.
+    fn check_lease(&self) -> Result<(), String> {
+        #[cfg(feature = "object-store")]
+        if let store::Lock::Object(lease) = &self.lock {
+            if lease.lost() {
+                return Err(format!(
+                    "lost the lease on {}: another run may own the checkpoints now",
+                    self.store.describe()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// See [`Coordinator::folder_id`](#structfield.folder_id).
@@ -619,6 +688,7 @@ impl Coordinator {
         if !wanted {
             return Ok(());
         }
+        self.check_lease()?;
         let chk = chk_name(checkpoint);
         self.store.begin(&chk)?;
         let state_checksum = manifest::checksum(state);
@@ -736,6 +806,7 @@ impl Coordinator {
                 .collect(),
         };
         drop(inner);
+        self.check_lease()?;
         self.store.begin(&chk_name(id))?;
         // The manifest first, noting the external commits it is waiting for; then those
         // commits, marked with its id; then the files. A crash before the external commits
@@ -775,12 +846,22 @@ mod tests {
         super::finished(&Store::Folder(dir.to_path_buf()))
     }
 
-    /// Recovers `dir` as a run keeping 3 checkpoints would.
+    /// Recovers `dir` as a run keeping 3 checkpoints would, with the test verifiers.
     fn open(dir: &Path) -> Result<(Coordinator, Start), String> {
+        let mut verifiers = Verifiers::default();
+        verifiers.add("test-txn", verify);
+        verifiers.add("none-txn", verify_none);
+        verifiers.add("lone-none", verify_none);
+        verifiers.add("lone-behind", verify_behind);
+        verifiers.add("final-txn", verify_committed);
+        verifiers.add("never-txn", verify_behind);
+        verifiers.add("gone-txn", verify_none);
+        verifiers.add("damaged-txn", verify_committed);
         Coordinator::open(Config {
             dir: dir.to_path_buf(),
             interval: Duration::from_secs(1),
             keep: 3,
+            verifiers,
         })
     }
 
@@ -823,7 +904,6 @@ mod tests {
 
     #[test]
     fn a_checkpoint_whose_external_commit_never_happened_is_skipped() {
-        register_verifier("test-txn", verify);
         let dir = tempfile::tempdir().unwrap();
         let note = || vec![("s".to_string(), 0, "test-txn t1".to_string())];
         manifest(dir.path(), 4, note());
@@ -851,7 +931,6 @@ mod tests {
 
     #[test]
     fn with_no_verified_checkpoint_the_run_starts_over_and_keeps_them_aside() {
-        register_verifier("none-txn", verify_none);
         let dir = tempfile::tempdir().unwrap();
         manifest(
             dir.path(),
@@ -879,8 +958,6 @@ mod tests {
     /// behind: something was committed that no checkpoint here covers; recovery stops.
     #[test]
     fn a_lone_checkpoint_that_cannot_be_trusted_stops_recovery() {
-        register_verifier("lone-none", verify_none);
-        register_verifier("lone-behind", verify_behind);
         for (id, note) in [(3, "lone-none x"), (1, "lone-behind x")] {
             let dir = tempfile::tempdir().unwrap();
             manifest(dir.path(), id, vec![("s".to_string(), 0, note.to_string())]);
@@ -899,7 +976,6 @@ mod tests {
     /// finished without asking again.
     #[test]
     fn a_final_manifest_is_finished_once_its_commit_is_verified() {
-        register_verifier("final-txn", verify_committed);
         let dir = tempfile::tempdir().unwrap();
         manifest(dir.path(), 4, Vec::new());
         let chk5 = chk_dir(dir.path(), 5);
@@ -926,7 +1002,6 @@ mod tests {
     /// appends, and resumes from the one before without asking again.
     #[test]
     fn an_uncommitted_newest_checkpoint_is_taken_back_and_the_one_before_resumed() {
-        register_verifier("never-txn", verify_behind);
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("out.txt");
         std::fs::write(&target, "abcde").unwrap();
@@ -955,7 +1030,6 @@ mod tests {
     /// recovery stops instead of guessing.
     #[test]
     fn a_missing_marker_behind_an_older_checkpoint_stops_recovery() {
-        register_verifier("gone-txn", verify_none);
         let dir = tempfile::tempdir().unwrap();
         let note = || vec![("s".to_string(), 0, "gone-txn t".to_string())];
         manifest(dir.path(), 1, note());
@@ -1048,7 +1122,6 @@ mod tests {
     /// Output an external commit published cannot be taken back: no fall back over it.
     #[test]
     fn no_fall_back_over_a_damaged_checkpoint_when_commits_go_outside_weir() {
-        register_verifier("damaged-txn", verify_committed);
         let dir = tempfile::tempdir().unwrap();
         let note = || vec![("s".to_string(), 0, "damaged-txn t".to_string())];
         manifest(dir.path(), 4, note());
@@ -1057,6 +1130,119 @@ mod tests {
         let err = open(dir.path()).err().unwrap();
         assert!(err.contains("outside weir"), "{err}");
         assert!(chk_dir(dir.path(), 5).exists());
+    }
+
+    /// A run of one operator instance with its own coordinator on `dir`: its task saves
+    /// `tag` and the checkpoint id until `checkpoints` checkpoints are complete. Returns what
+    /// the run restored from `dir`, if anything.
+    fn checkpointed_run(dir: &Path, tag: u8, checkpoints: u64) -> Option<Vec<u8>> {
+        let (c, _) = Coordinator::open(Config {
+            dir: dir.to_path_buf(),
+            interval: Duration::from_millis(10),
+            keep: 2,
+            verifiers: Verifiers::default(),
+        })
+        .unwrap();
+        let c = Arc::new(c);
+        let context = crate::context::RunContext::new(crate::context::Settings::default());
+        context.set_coordinator(c.clone()).unwrap();
+        c.plan(
+            "f",
+            vec![SlotEntry {
+                id: "s".into(),
+                instances: 1,
+                label: "op".into(),
+                shape: "operator: aggregate\n".into(),
+            }],
+        )
+        .unwrap();
+        let task = {
+            let context = context.clone();
+            std::thread::spawn(move || {
+                let _run = context.enter();
+                // What generated code does: the slot comes from the thread's run.
+                let mut slot = slot("s", 0);
+                let restored = slot.take_restored();
+                while slot.completed() < checkpoints {
+                    if let Some(id) = slot.barrier_due() {
+                        slot.save(id, &[tag, id as u8], Vec::new());
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                restored
+            })
+        };
+        c.start(context.clone()).unwrap();
+        let restored = task.join().unwrap();
+        c.release();
+        assert_eq!(c.completed(), checkpoints);
+        restored
+    }
+
+    /// Two runs in one process, at the same time and then one after another, each with its
+    /// own coordinator and folder: each completes its own checkpoints, and a later run in
+    /// the process resumes from its own folder (there was one coordinator per process, and
+    /// a second run could not take checkpoints at all).
+    #[test]
+    fn runs_in_one_process_checkpoint_each_to_its_own_folder() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (pa, pb) = (a.path().to_path_buf(), b.path().to_path_buf());
+        let first_a = std::thread::spawn(move || checkpointed_run(&pa, b'a', 3));
+        let first_b = std::thread::spawn(move || checkpointed_run(&pb, b'b', 5));
+        assert_eq!(first_a.join().unwrap(), None);
+        assert_eq!(first_b.join().unwrap(), None);
+        // The next runs, in the same process, resume each from its own last checkpoint.
+        assert_eq!(checkpointed_run(a.path(), b'a', 4), Some(vec![b'a', 3]));
+        assert_eq!(checkpointed_run(b.path(), b'b', 6), Some(vec![b'b', 5]));
+        // A thread outside any run has no coordinator.
+        assert!(!enabled() && coordinator().is_none());
+        assert!(!slot("s", 0).is_active());
+    }
+
+    /// What the instances of a participant share (a sink's transaction) is per run: one
+    /// value per key within a run, a different one in another run.
+    #[test]
+    fn shared_values_are_per_run() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ca, _) = open(a.path()).unwrap();
+        let (cb, _) = open(b.path()).unwrap();
+        let (ca, cb) = (Arc::new(ca), Arc::new(cb));
+        let made = AtomicU64::new(0);
+        let make = || Ok(Arc::new(made.fetch_add(1, Ordering::Relaxed)));
+        let a0 = ca.slot("s", 0).shared("txn", make).unwrap();
+        let a1 = ca.slot("s", 1).shared("txn", make).unwrap();
+        let b0 = cb.slot("s", 0).shared("txn", make).unwrap();
+        assert!(Arc::ptr_eq(&a0, &a1));
+        assert!(!Arc::ptr_eq(&a0, &b0));
+        assert_eq!((*a0, *b0), (0, 1));
+        let wrong = ca
+            .slot("s", 0)
+            .shared::<String>("txn", || Ok(Arc::new(String::new())));
+        assert!(wrong.unwrap_err().contains("another type"));
+    }
+
+    /// Verifiers are the run's: the same folder contents, checked by two runs whose
+    /// verifiers disagree, resume from different checkpoints.
+    #[test]
+    fn verifiers_are_per_run() {
+        let outcome = |verifier: fn(&str, u64) -> Result<Verdict, String>| {
+            let dir = tempfile::tempdir().unwrap();
+            let note = || vec![("s".to_string(), 0, "test-txn run".to_string())];
+            manifest(dir.path(), 4, note());
+            manifest(dir.path(), 5, note());
+            let mut verifiers = Verifiers::default();
+            verifiers.add("test-txn", verifier);
+            let (c, _) = Coordinator::open(Config {
+                dir: dir.path().to_path_buf(),
+                interval: Duration::from_secs(1),
+                keep: 3,
+                verifiers,
+            })
+            .unwrap();
+            c.completed()
+        };
+        assert_eq!(outcome(verify_committed), 5);
+        assert_eq!(outcome(verify), 4);
     }
 
     #[test]

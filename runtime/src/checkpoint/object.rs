@@ -17,7 +17,9 @@
 //! when it has expired, or when its holder is a process of the same host that is gone (a
 //! run killed and started again need not wait), and again only through a conditional PUT,
 //! so two runs racing for it cannot both win. A holder that cannot renew before its lease
-//! expires, or finds it taken, stops the process at once: it no longer owns the location.
+//! expires, or finds it taken, no longer owns the location: its coordinator writes nothing
+//! more there, and its run stops at once (a pipeline binary's ends the process; a library's
+//! fails with the error, see [`crate::context::exit_or_stop`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -301,8 +303,10 @@ impl Bucket {
             host,
             tag: Arc::new(Mutex::new(tag)),
             released: Arc::new(AtomicBool::new(false)),
+            lost: Arc::new(AtomicBool::new(false)),
+            run: Arc::new(Mutex::new(None)),
         };
-        lease.keep_alive();
+        lease.keep_alive()?;
         Ok(lease)
     }
 }
@@ -378,14 +382,30 @@ pub struct Lease {
     host: String,
     tag: Arc<Mutex<Option<String>>>,
     released: Arc<AtomicBool>,
+    /// Another run may own the location now: nothing more is written there.
+    lost: Arc<AtomicBool>,
+    /// The run that holds the lease (set when its checkpoints start): the one stopped when it
+    /// is lost.
+    run: Arc<Mutex<Option<crate::context::RunContext>>>,
 }
 
 impl Lease {
-    fn keep_alive(&self) {
+    /// Tells the lease which run to stop when it is lost.
+    pub fn attach(&self, run: crate::context::RunContext) {
+        *self.run.lock().unwrap_or_else(|e| e.into_inner()) = Some(run);
+    }
+
+    /// Whether the lease was lost (see the module docs).
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    fn keep_alive(&self) -> Result<(), String> {
         let bucket = self.bucket.clone();
         let (token, host) = (self.token.clone(), self.host.clone());
         let tag = self.tag.clone();
         let released = self.released.clone();
+        let (lost, run) = (self.lost.clone(), self.run.clone());
         let spawned = std::thread::Builder::new()
             .name("checkpoint-lease".into())
             .spawn(move || {
@@ -413,12 +433,19 @@ impl Lease {
                             if renewed.elapsed() + RENEW >= LEASE
                                 || matches!(e, object_store::Error::Precondition { .. }) =>
                         {
-                            tracing::error!(
-                                "lost the lease on {}/LOCK ({e}); another run may \
-                                 own the checkpoints now, so this one stops",
+                            lost.store(true, Ordering::Relaxed);
+                            let message = format!(
+                                "lost the lease on {}/LOCK ({e}); another run may own the \
+                                 checkpoints now, so this one stops",
                                 bucket.url()
                             );
-                            std::process::exit(1);
+                            tracing::error!("{message}");
+                            let run = run.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                            if let Some(run) = run {
+                                let _run = run.enter();
+                                crate::context::exit_or_stop(1, &message);
+                            }
+                            return;
                         }
                         Err(e) => {
                             tracing::warn!("cannot renew the checkpoint lease yet: {e}");
@@ -426,10 +453,9 @@ impl Lease {
                     }
                 }
             });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the checkpoint lease thread: {e}");
-            std::process::exit(1);
-        }
+        spawned
+            .map(|_| ())
+            .map_err(|e| format!("cannot start the checkpoint lease thread: {e}"))
     }
 
     /// Gives the lease up (the run is over): the next run need not wait for it to expire.

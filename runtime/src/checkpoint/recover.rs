@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use super::manifest::{checksum, Kind, Manifest};
 use super::store::Store;
-use super::{chk_name, complete_checkpoints, externally_committed, now_ms, Verdict};
+use super::{chk_name, complete_checkpoints, now_ms, Verdict, Verifiers};
 
 /// A checkpoint read whole and checked: its manifest and, for a `checkpoint` kind, the bytes
 /// of every part.
@@ -108,7 +108,7 @@ fn set_aside(store: &Store, id: u64, prefix: &str) -> Result<String, String> {
 }
 
 /// The checkpoint to resume from, if any: intact, and with its external commits made.
-pub(super) fn choose(store: &Store) -> Result<Option<Loaded>, String> {
+pub(super) fn choose(store: &Store, verifiers: &Verifiers) -> Result<Option<Loaded>, String> {
     let candidates = complete_checkpoints(store, u64::MAX)?;
     // The newest intact checkpoint, and the damaged ones newer than it.
     let mut damaged = Vec::new();
@@ -165,14 +165,19 @@ pub(super) fn choose(store: &Store) -> Result<Option<Loaded>, String> {
         );
     }
     let older = &candidates[index + 1..];
-    verified(store, newest, older)
+    verified(store, verifiers, newest, older)
 }
 
 /// Checks the external commits `newest` notes; falls back to the one before when its commit
 /// never happened.
-fn verified(store: &Store, newest: Loaded, older: &[u64]) -> Result<Option<Loaded>, String> {
+fn verified(
+    store: &Store,
+    verifiers: &Verifiers,
+    newest: Loaded,
+    older: &[u64],
+) -> Result<Option<Loaded>, String> {
     let id = newest.manifest.id;
-    let verdict = externally_committed(&newest.manifest)?;
+    let verdict = verifiers.externally_committed(&newest.manifest)?;
     // Only checkpoint 1 of a folder can lack a marker: every later one completed after a
     // commit of this folder's (markers are per folder). And a marker that is behind with no
     // checkpoint before this one means the one it marks is gone.

@@ -9,7 +9,7 @@ pub struct StateSlot {
     pub(super) id: &'static str,
     pub(super) instance: u32,
     pub(super) restored: Option<Vec<u8>>,
-    pub(super) coordinator: Option<&'static Coordinator>,
+    pub(super) coordinator: Option<Arc<Coordinator>>,
     /// The last checkpoint a source passed a barrier for (see [`StateSlot::barrier_due`]).
     pub(super) passed: u64,
 }
@@ -30,8 +30,8 @@ impl StateSlot {
     /// if one was asked for since the last.
     #[inline]
     pub fn barrier_due(&mut self) -> Option<u64> {
-        let wanted = requested();
-        if wanted > self.passed && self.is_active() {
+        let wanted = self.coordinator.as_ref()?.requested();
+        if wanted > self.passed {
             self.passed = wanted;
             Some(wanted)
         } else {
@@ -51,10 +51,10 @@ impl StateSlot {
         if !crate::stop::stopped_early() {
             chain.watermark(i64::MAX);
         }
-        if self.is_active() {
-            source_ended();
+        if let Some(c) = self.coordinator.clone() {
+            c.source_ended();
             loop {
-                let last = all_sources_ended() || given_up() || crate::stop::sources_stopped();
+                let last = c.all_sources_ended() || c.given_up() || crate::stop::sources_stopped();
                 if let Some(id) = self.barrier_due() {
                     self.save(id, &part(), Vec::new());
                     chain.barrier(id);
@@ -66,6 +66,21 @@ impl StateSlot {
             }
         }
         chain.finish();
+    }
+
+    /// The value the instances of this run share under `key` (a sink's transaction), made by
+    /// `make` for the first instance that asks; the others wait for it and get it. Shared per
+    /// run, never per process: two runs in one process each make their own. Without
+    /// checkpoints every call makes a new one.
+    pub fn shared<T: std::any::Any + Send + Sync>(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<Arc<T>, String>,
+    ) -> Result<Arc<T>, String> {
+        match &self.coordinator {
+            Some(c) => c.shared(key, make),
+            None => make(),
+        }
     }
 
     pub fn is_active(&self) -> bool {
@@ -91,7 +106,7 @@ impl StateSlot {
         commits: Vec<CommitAction>,
         notes: Vec<String>,
     ) {
-        if let Some(c) = self.coordinator {
+        if let Some(c) = &self.coordinator {
             if let Err(e) = c.save_part(self.id, self.instance, checkpoint, state, commits, notes) {
                 crate::context::report_error(format!("checkpoint {checkpoint} failed: {e}"));
                 c.abandon();
@@ -102,13 +117,14 @@ impl StateSlot {
     /// Where `checkpoint` stands, without waiting.
     pub fn status(&self, checkpoint: u64) -> Status {
         self.coordinator
+            .as_ref()
             .map_or(Status::GivenUp, |c| c.status(checkpoint))
     }
 
     /// Gives up the checkpoint in flight: this instance cannot save its part (a failed write
     /// or delivery). No checkpoint completes without every part, and nothing may wait for it.
     pub fn abandon(&self) {
-        if let Some(c) = self.coordinator {
+        if let Some(c) = &self.coordinator {
             c.abandon();
         }
     }
@@ -132,12 +148,13 @@ impl StateSlot {
     /// outside weir (a Kafka transaction) once the checkpoint is durable.
     pub fn wait_complete(&self, checkpoint: u64) -> bool {
         self.coordinator
+            .as_ref()
             .is_some_and(|c| c.wait_complete(checkpoint))
     }
 
     /// Hands over the actions that publish this instance's last output when the run ends.
     pub fn finish(&self, commits: Vec<CommitAction>) {
-        if let Some(c) = self.coordinator {
+        if let Some(c) = &self.coordinator {
             c.lock()
                 .final_commits
                 .insert((self.id.to_string(), self.instance), commits);
@@ -146,14 +163,14 @@ impl StateSlot {
 
     /// The latest complete checkpoint (0: none, or checkpointing off).
     pub fn completed(&self) -> u64 {
-        self.coordinator.map_or(0, |c| c.completed())
+        self.coordinator.as_ref().map_or(0, |c| c.completed())
     }
 
     /// Hands over an external commit to make as soon as a checkpoint is complete (from the
     /// checkpoint thread, so that a task stopping for a handover leaves nothing uncommitted).
     /// Repeating it must be harmless: the sink may commit the same epoch itself.
     pub fn on_complete(&self, hook: CompleteHook) {
-        if let Some(c) = self.coordinator {
+        if let Some(c) = &self.coordinator {
             c.complete_hooks
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -165,7 +182,7 @@ impl StateSlot {
     /// note its verifier reads: run at the end only if every task succeeded, with the final
     /// manifest's id, after that manifest (which carries the note) is written.
     pub fn on_final_commit(&self, note: String, hook: FinalHook) {
-        if let Some(c) = self.coordinator {
+        if let Some(c) = &self.coordinator {
             c.lock()
                 .final_hooks
                 .push((self.id.to_string(), self.instance, note, hook));
@@ -174,7 +191,7 @@ impl StateSlot {
 
     /// The checkpoint folder's id (see [`Coordinator::folder_id`]); empty without checkpoints.
     pub fn folder_id(&self) -> &str {
-        self.coordinator.map_or("", |c| c.folder_id())
+        self.coordinator.as_ref().map_or("", |c| c.folder_id())
     }
 
     /// The operator's stable id.
@@ -194,6 +211,7 @@ impl StateSlot {
     /// How many instances the operator has (from the plan; 1 when checkpointing is off).
     pub fn instances(&self) -> usize {
         self.coordinator
+            .as_ref()
             .and_then(|c| {
                 c.lock()
                     .plan

@@ -1,9 +1,11 @@
 //! The disk backend of [`Keyed`](super::Keyed): an LRU cache of decoded values in front of
-//! an embedded LSM store (fjall), with one memory budget for the whole process.
+//! an embedded LSM store (fjall), with one memory budget for the whole run.
 //!
-//! [`install`] (from `--state disk --state-dir DIR --state-memory SIZE`) opens one fjall
-//! database in a folder of its own under `DIR` (`weir-<pid>`; folders of processes that are
-//! gone are removed first) and splits the budget: 3/8 for the caches of decoded values of the
+//! [`Store::create`] (from `--state disk --state-dir DIR --state-memory SIZE`) opens one fjall
+//! database in a folder of its own under `DIR` (`weir-<pid>-<n>`, the process's `n`th run;
+//! folders of processes that are gone are removed first); the run holds it in its context
+//! ([`RunContext`](crate::context::RunContext)), so two runs in one process never share a
+//! store or a budget. It splits the budget: 3/8 for the caches of decoded values of the
 //! operators that keep them ([`Spilled`], top-N), 1/8 for fjall's block cache, 1/4 for its
 //! memtables (each map's at most 1/8), the rest for what fjall and the run keep besides. Each
 //! map gets a partition of its own (fjall's keyspaces), compacted size-tiered. Keys and values
@@ -23,7 +25,7 @@
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use lru::LruCache;
 
@@ -36,8 +38,8 @@ pub const MEMORY_PER_ENCODED_BYTE: usize = 2;
 /// What a cached key costs besides its value: the LRU's node and hash slot, the entry.
 pub const OVERHEAD_PER_KEY: usize = 96;
 
-/// The process's store and budget (see the module docs).
-pub(crate) struct Store {
+/// A run's store and budget (see the module docs).
+pub struct Store {
     db: fjall::Keyspace,
     folder: PathBuf,
     /// Bytes the caches of all maps may weigh together.
@@ -48,21 +50,38 @@ pub(crate) struct Store {
     next_keyspace: AtomicU64,
 }
 
-static STORE: OnceLock<Store> = OnceLock::new();
-
-/// Opens the process's disk store in a new folder under `dir`, with `budget` bytes of memory
-/// for the state (see the module docs). Call once, before any operator is built.
-pub fn install(dir: &Path, budget: u64) -> Result<(), String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create the state folder {}: {e}", dir.display()))?;
-    remove_abandoned(dir);
-    let store = Store::open(&dir.join(format!("weir-{}", std::process::id())), budget)?;
-    STORE
-        .set(store)
-        .map_err(|_| "the state store is open already".to_string())
-}
+/// How many stores this process has made: each run's folder gets its own number.
+static STORES_MADE: AtomicU64 = AtomicU64::new(0);
 
 impl Store {
+    /// A run's disk store in a new folder under `dir`, with `budget` bytes of memory for the
+    /// state (see the module docs).
+    pub fn create(dir: &Path, budget: u64) -> Result<Store, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the state folder {}: {e}", dir.display()))?;
+        remove_abandoned(dir);
+        let n = STORES_MADE.fetch_add(1, Ordering::Relaxed);
+        Store::open(
+            &dir.join(format!("weir-{}-{n}", std::process::id())),
+            budget,
+        )
+    }
+
+    /// The store's folder.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// Removes the store's folder at the end of the run (its contents are scratch).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+
+    /// Bytes the caches of all the run's maps weigh now (for tests and the summary).
+    pub fn cached_bytes(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
     /// A store in `folder` (emptied first) with `budget` bytes of memory.
     fn open(folder: &Path, budget: u64) -> Result<Store, String> {
         let _ = std::fs::remove_dir_all(folder);
@@ -119,24 +138,12 @@ impl Store {
     }
 }
 
-/// Removes the store's folder at the end of the run (its contents are scratch).
-pub fn remove() {
-    if let Some(store) = STORE.get() {
-        let _ = std::fs::remove_dir_all(&store.folder);
-    }
+/// The disk store of the calling thread's run, if it spills state to disk.
+fn current() -> Option<Arc<Store>> {
+    crate::context::with(|c| c.state_store().cloned())
 }
 
-/// Whether this process spills state to disk.
-pub fn installed() -> bool {
-    STORE.get().is_some()
-}
-
-/// Bytes the caches of all maps weigh now (for tests and the summary).
-pub fn cached_bytes() -> usize {
-    STORE.get().map_or(0, |s| s.used.load(Ordering::Relaxed))
-}
-
-/// Removes the `weir-<pid>` folders under `dir` of processes that no longer run (a killed
+/// Removes the `weir-<pid>-<n>` folders under `dir` of processes that no longer run (a killed
 /// run cannot remove its own).
 fn remove_abandoned(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -147,6 +154,7 @@ fn remove_abandoned(dir: &Path) {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix("weir-"))
+            .and_then(|rest| rest.split('-').next())
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
@@ -174,7 +182,7 @@ struct Entry<V> {
 
 /// One map's cache and keyspace.
 pub(crate) struct Spilled<K, V> {
-    store: &'static Store,
+    store: Arc<Store>,
     keyspace: fjall::PartitionHandle,
     cache: LruCache<K, Entry<V>, BuildFastHasher>,
     /// Keys whose only copy is in the keyspace.
@@ -192,10 +200,10 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
     /// A map with a keyspace of its own, if the process has a store (`None` also when the
     /// keyspace cannot be made: the error fails the run).
     pub fn open() -> Option<Self> {
-        Spilled::on(STORE.get()?)
+        Spilled::on(current()?)
     }
 
-    fn on(store: &'static Store) -> Option<Self> {
+    fn on(store: Arc<Store>) -> Option<Self> {
         let id = store.next_keyspace.fetch_add(1, Ordering::Relaxed);
         let keyspace = store.partition(&format!("s{id}"));
         match keyspace {
@@ -483,7 +491,7 @@ impl<K, V> Drop for Spilled<K, V> {
 /// of a hot key (the auction every bid of q9 probes) reads no table.
 pub struct Lists {
     keyspace: fjall::PartitionHandle,
-    store: &'static Store,
+    store: Arc<Store>,
     next: u64,
     entry: Vec<u8>,
     value: Vec<u8>,
@@ -515,10 +523,10 @@ pub const ENTRY_SUFFIX: usize = 9;
 impl Lists {
     /// Lists with a keyspace of their own, if the process has a store.
     pub fn open() -> Option<Lists> {
-        Lists::on(STORE.get()?)
+        Lists::on(current()?)
     }
 
-    pub(crate) fn on(store: &'static Store) -> Option<Lists> {
+    pub(crate) fn on(store: Arc<Store>) -> Option<Lists> {
         let id = store.next_keyspace.fetch_add(1, Ordering::Relaxed);
         let keyspace = store.partition(&format!("l{id}"));
         match keyspace {
@@ -678,19 +686,88 @@ pub(crate) mod tests {
     use crate::hash::FastMap;
     use crate::keyed::{Backend, Keyed};
 
-    /// A store of its own (never the process's) whose caches may weigh `cache_budget` bytes.
-    pub(crate) fn store(dir: &Path, cache_budget: usize) -> &'static Store {
+    /// A store of its own (no run's) whose caches may weigh `cache_budget` bytes.
+    pub(crate) fn store(dir: &Path, cache_budget: usize) -> Arc<Store> {
         let mut store = Store::open(&dir.join("store"), 16 << 20).expect("opens");
         store.cache_budget = cache_budget;
-        Box::leak(Box::new(store))
+        Arc::new(store)
     }
 
     impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
-        pub(crate) fn spilled_to(store: &'static Store) -> Self {
+        pub(crate) fn spilled_to(store: &Arc<Store>) -> Self {
             Keyed {
-                backend: Backend::Disk(Box::new(Spilled::on(store).expect("opens"))),
+                backend: Backend::Disk(Box::new(Spilled::on(store.clone()).expect("opens"))),
             }
         }
+    }
+
+    /// Two runs in one process with `--state disk` in two folders: each run's maps spill to
+    /// its own store, under its own folder and budget, and a thread outside both runs keeps
+    /// its maps in memory (there was one store per process: the second run's maps went to
+    /// the first run's folder).
+    #[test]
+    fn each_run_spills_to_its_own_store() {
+        use crate::context::{RunContext, Settings};
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let run = |dir: &Path, keys: i64| {
+            let context = RunContext::new(Settings::default());
+            let store = Arc::new(Store::create(dir, 4 << 20).unwrap());
+            context.set_state_store(store.clone()).unwrap();
+            assert!(context.set_state_store(store.clone()).is_err());
+            let worker = {
+                let context = context.clone();
+                std::thread::spawn(move || {
+                    let _run = context.enter();
+                    let mut map: Keyed<i64, Vec<u8>> = Keyed::new();
+                    assert!(map.weighs(), "on the run's disk store");
+                    for k in 0..keys {
+                        map.get_or_insert_with(k, || vec![7; 2000]);
+                        map.grew(&k, 2000);
+                    }
+                    map
+                })
+            };
+            (context, store, worker)
+        };
+        let (ca, sa, wa) = run(a.path(), 4000);
+        let (cb, sb, wb) = run(b.path(), 10);
+        let (map_a, map_b) = (wa.join().unwrap(), wb.join().unwrap());
+        assert!(sa.folder().starts_with(a.path()) && sb.folder().starts_with(b.path()));
+        assert_ne!(sa.folder(), sb.folder());
+        // Run a spilled (8 MB of values over a 1.5 MB cache), run b did not.
+        assert!(
+            sa.cached_bytes() <= sa.cache_budget + 4096,
+            "{}",
+            sa.cached_bytes()
+        );
+        assert!(sb.cached_bytes() > 10 * 2000 && sb.cached_bytes() < 64 << 10);
+        let size = |dir: &Path| -> u64 {
+            walk(dir)
+                .iter()
+                .map(|f| f.metadata().map_or(0, |m| m.len()))
+                .sum()
+        };
+        assert!(size(sa.folder()) > size(sb.folder()) + (1 << 20));
+        assert!(!Keyed::<i64, i64>::new().weighs(), "no run: in memory");
+        drop((map_a, map_b));
+        for (context, store) in [(ca, sa), (cb, sb)] {
+            crate::keyed::remove_store(&context);
+            assert!(!store.folder().exists());
+        }
+    }
+
+    /// Every file under `dir`.
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
     }
 
     fn rng(seed: &mut u64) -> u64 {
@@ -707,7 +784,7 @@ pub(crate) mod tests {
     fn spilled_map_holds_what_a_hash_map_holds() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path(), 64 << 10);
-        let mut map: Keyed<(i64, String), Vec<u64>> = Keyed::spilled_to(store);
+        let mut map: Keyed<(i64, String), Vec<u64>> = Keyed::spilled_to(&store);
         let mut oracle: FastMap<(i64, String), Vec<u64>> = FastMap::default();
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for step in 0..40_000u64 {
@@ -736,9 +813,9 @@ pub(crate) mod tests {
         assert!(spilled.disk_only > 1000, "{} spilled", spilled.disk_only);
         // The caches stay near the budget (one value over it at most).
         assert!(
-            cached(store) < (64 << 10) + 4096,
+            cached(&store) < (64 << 10) + 4096,
             "{} cached",
-            cached(store)
+            cached(&store)
         );
 
         let mut seen = FastMap::default();
@@ -752,7 +829,7 @@ pub(crate) mod tests {
         assert_eq!(decoded, oracle);
         // A checkpoint taken in memory restores on disk and back.
         let in_memory = crate::state::encode(&oracle);
-        let mut restored: Keyed<(i64, String), Vec<u64>> = Keyed::spilled_to(store);
+        let mut restored: Keyed<(i64, String), Vec<u64>> = Keyed::spilled_to(&store);
         let mut input = &in_memory[..];
         let n = u64::load(&mut input).unwrap();
         for _ in 0..n {
@@ -773,7 +850,7 @@ pub(crate) mod tests {
         assert!(empty.is_empty());
         drop(map);
         drop(restored);
-        assert_eq!(cached(store), 0);
+        assert_eq!(cached(&store), 0);
     }
 
     fn cached(store: &Store) -> usize {

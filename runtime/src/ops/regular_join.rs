@@ -574,14 +574,16 @@ mod tests {
     #[test]
     fn on_disk_matches_the_brute_force_oracle_and_the_in_memory_join() {
         use crate::keyed::disk::Lists;
-        let on = |store| disk::OnDisk::with(Lists::on(store));
+        let on = |store: &std::sync::Arc<crate::keyed::disk::Store>| {
+            disk::OnDisk::with(Lists::on(store.clone()))
+        };
         let dir = tempfile::tempdir().unwrap();
         let store = crate::keyed::disk::tests::store(dir.path(), 1 << 20);
         for seed in 1..4u64 {
             let input = random_input(seed, 1500);
             for ttl in [None, Some(15)] {
                 check_with(&input, ttl, &mut |j| {
-                    j.disk = on(store);
+                    j.disk = on(&store);
                 });
             }
         }
@@ -592,7 +594,7 @@ mod tests {
                 let (j, log, _) = op(ttl);
                 let mut j = j.left_outer();
                 if disk {
-                    j.disk = on(store);
+                    j.disk = on(&store);
                 }
                 for step in &input {
                     match step {
@@ -609,11 +611,11 @@ mod tests {
         for (from_disk, to_disk) in [(true, false), (false, true)] {
             let (mut a, log_a, _) = op(None);
             if from_disk {
-                a.disk = on(store);
+                a.disk = on(&store);
             }
             let (mut b, log_b, _) = op(None);
             if to_disk {
-                b.disk = on(store);
+                b.disk = on(&store);
             }
             let (mut whole, log_whole, _) = op(None);
             let (first, rest) = input.split_at(input.len() / 2);

@@ -20,13 +20,12 @@
 //! of partition 0 of the output topic for the group `weir-txn-<transactional.id>`) and begins
 //! the next, and every instance then sends what it held. If the run dies between the
 //! manifest and the commit, the restart finds the marker behind the manifest and resumes from
-//! the checkpoint before it (see `checkpoint::register_verifier`); the unfinished transaction
+//! the checkpoint before it (see `checkpoint::Verifiers`); the unfinished transaction
 //! is aborted when the restarted producer calls `init_transactions` (which also fences any
 //! older producer still alive). The last epoch is committed when the run ends, only if every
 //! task succeeded (`StateSlot::on_final_commit`). Readers must use
 //! `isolation.level=read_committed`.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -212,9 +211,6 @@ impl Transaction {
     }
 }
 
-/// The shared transactions of this process, by transactional id.
-static TRANSACTIONS: Mutex<BTreeMap<String, Arc<Transaction>>> = Mutex::new(BTreeMap::new());
-
 /// How long transactional calls may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -230,10 +226,12 @@ fn marker_group(transactional_id: &str, folder: &str) -> String {
 }
 
 /// Verifies a `kafka-txn` note: did the sink commit its transaction of `checkpoint`?
-/// Note: `kafka-txn <brokers> <transactional id> <topic> <folder id>`.
+/// Note: `kafka-txn <brokers> <transactional id> <topic> <folder id>`. `properties`: the
+/// run's `--kafka-property` values.
 pub fn verify_transaction(
     note: &str,
     checkpoint: u64,
+    properties: &[(String, String)],
 ) -> Result<crate::checkpoint::Verdict, String> {
     use crate::checkpoint::Verdict;
     let mut parts = note.split(' ').skip(1);
@@ -244,7 +242,7 @@ pub fn verify_transaction(
     use rdkafka::consumer::{BaseConsumer, Consumer};
     // The command line's `--kafka-property` values apply (another `bootstrap.servers`,
     // security settings), as they do to the sink itself.
-    let extra = VERIFY_PROPERTIES.get().cloned().unwrap_or_default();
+    let extra = properties;
     // A producer killed inside `commit_through` may have left the marker pending (offsets
     // sent to its transaction, the commit not): readers then get no stable marker (or wait
     // for the transaction to time out). Fencing its transactional id aborts that transaction
@@ -252,7 +250,7 @@ pub fn verify_transaction(
     let fence: BaseProducer = crate::kafka::client_config(
         brokers,
         &[("enable.idempotence", "true")],
-        &extra,
+        extra,
         &[("transactional.id".to_string(), id.to_string())],
     )
     .create()
@@ -266,7 +264,7 @@ pub fn verify_transaction(
     let consumer: BaseConsumer = crate::kafka::client_config(
         brokers,
         &[],
-        &extra,
+        extra,
         &[
             ("group.id".to_string(), marker_group(id, folder)),
             // The last committed marker, without waiting for "stable" offsets: after the
@@ -293,10 +291,6 @@ pub fn verify_transaction(
         _ => Ok(Verdict::NoMarker),
     }
 }
-
-/// `--kafka-property` values for [`verify_transaction`] (set before checkpoints are opened).
-pub static VERIFY_PROPERTIES: std::sync::OnceLock<Vec<(String, String)>> =
-    std::sync::OnceLock::new();
 
 impl<E, K> KafkaSink<E, K> {
     /// A sink that produces to `config.topic`; a producer that cannot be created fails the
@@ -364,24 +358,20 @@ impl<E, K> KafkaSink<E, K> {
     fn begin_transactions(&mut self, slot: &StateSlot) -> Result<(), String> {
         self.folder = slot.folder_id().to_string();
         let id = crate::scale_out::task_name(format!("weir-{}", slot.id()));
-        let mut all = TRANSACTIONS.lock().unwrap_or_else(|e| e.into_inner());
-        let txn = match all.get(&id) {
-            Some(txn) => txn.clone(),
-            None => {
-                let txn = Arc::new(self.transaction(&id)?);
-                all.insert(id, txn.clone());
-                let (last, name) = (txn.clone(), self.config.name.clone());
-                slot.on_final_commit(
-                    self.note(&txn),
-                    Box::new(move |final_id| last.commit_through(final_id, &name)),
-                );
-                // Commit as soon as a checkpoint is complete, from the checkpoint thread, too:
-                // the instances would only commit at their next record, watermark or barrier.
-                let (now, name) = (txn.clone(), self.config.name.clone());
-                slot.on_complete(Box::new(move |id| now.commit_through(id, &name)));
-                txn
-            }
-        };
+        // Shared by the sink's instances in this run (never across runs of one process).
+        let txn = slot.shared(&format!("kafka-txn {id}"), || {
+            let txn = Arc::new(self.transaction(&id)?);
+            let (last, name) = (txn.clone(), self.config.name.clone());
+            slot.on_final_commit(
+                self.note(&txn),
+                Box::new(move |final_id| last.commit_through(final_id, &name)),
+            );
+            // Commit as soon as a checkpoint is complete, from the checkpoint thread, too:
+            // the instances would only commit at their next record, watermark or barrier.
+            let (now, name) = (txn.clone(), self.config.name.clone());
+            slot.on_complete(Box::new(move |id| now.commit_through(id, &name)));
+            Ok(txn)
+        })?;
         self.producer = Some(txn.producer.clone());
         self.failures = txn.failures.clone();
         self.transaction = Some(txn);

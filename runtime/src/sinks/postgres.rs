@@ -29,7 +29,6 @@
 //!
 //! A failed write fails the run with PostgreSQL's message; nothing more is written.
 
-use std::collections::BTreeMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -375,9 +374,6 @@ impl Transaction {
     }
 }
 
-/// The shared transactions of this process, by marker.
-static TRANSACTIONS: Mutex<BTreeMap<String, Arc<Transaction>>> = Mutex::new(BTreeMap::new());
-
 /// Verifies a `pg-txn` note (`pg-txn <url> <marker>`): did the sink commit the transaction of
 /// `checkpoint`? The marker row says which checkpoint it committed last.
 pub fn verify_commit(note: &str, checkpoint: u64) -> Result<crate::checkpoint::Verdict, String> {
@@ -492,22 +488,18 @@ impl<T, V, M> PostgresSink<T, V, M> {
                 ));
             }
             let marker = crate::scale_out::task_name(format!("{}/{}", slot.folder_id(), slot.id()));
-            let mut all = lock(&TRANSACTIONS);
-            let txn = match all.get(&marker) {
-                Some(txn) => txn.clone(),
-                None => {
-                    let txn = Arc::new(Transaction::open(&self.config, marker.clone())?);
-                    all.insert(marker, txn.clone());
-                    let (last, name) = (txn.clone(), self.config.name.clone());
-                    slot.on_final_commit(
-                        txn.note(),
-                        Box::new(move |final_id| last.commit_through(final_id, &name)),
-                    );
-                    let (now, name) = (txn.clone(), self.config.name.clone());
-                    slot.on_complete(Box::new(move |id| now.commit_through(id, &name)));
-                    txn
-                }
-            };
+            // Shared by the sink's instances in this run (never across runs of one process).
+            let txn = slot.shared(&format!("pg-txn {marker}"), || {
+                let txn = Arc::new(Transaction::open(&self.config, marker.clone())?);
+                let (last, name) = (txn.clone(), self.config.name.clone());
+                slot.on_final_commit(
+                    txn.note(),
+                    Box::new(move |final_id| last.commit_through(final_id, &name)),
+                );
+                let (now, name) = (txn.clone(), self.config.name.clone());
+                slot.on_complete(Box::new(move |id| now.commit_through(id, &name)));
+                Ok(txn)
+            })?;
             self.connection = Some(Connection::Shared(txn));
         }
         self.slot = slot;

@@ -880,9 +880,10 @@ impl KafkaSource {
             let _ = consumer.commit(&positions.to_list(), CommitMode::Async);
             return;
         }
-        let Some(store) = crate::checkpoint::coordinator().map(|c| c.store()) else {
+        let Some(coordinator) = crate::checkpoint::coordinator() else {
             return;
         };
+        let store = coordinator.store();
         let key = crate::scale_out::offsets_key(&positions.topic);
         let offsets: Vec<(i32, i64)> = positions
             .next_offsets
