@@ -4,6 +4,7 @@
 //! the channels between tasks, and formats the result with prettyplease. The output depends
 //! only on the graph: same input, same bytes.
 
+pub mod context;
 pub mod embed;
 pub mod expr;
 pub mod namer;
@@ -18,170 +19,14 @@ use quote::{format_ident, quote};
 use crate::ir::validate::GraphInfo;
 use crate::ir::{Dataflow, EdgeKind, Op, OpId, Parallelism, Stateless};
 use crate::ops::{self, Emitted, Role};
-use crate::sema::{SourceKind, StreamType, TExpr};
-use expr::{ExprGen, Statics};
+use crate::sema::SourceKind;
+pub use context::{parallelism, EmitCx};
+use expr::Statics;
 use namer::Namer;
-
-/// State shared by the operator emitters.
-pub struct EmitCx<'a> {
-    pub graph: &'a Dataflow,
-    pub namer: Namer,
-    pub statics: Statics,
-    items: Vec<TokenStream>,
-    /// The Rust type of each operator's output records.
-    types: BTreeMap<OpId, TokenStream>,
-    metrics: BTreeMap<OpId, Ident>,
-    emitted_sources: BTreeMap<OpId, Emitted>,
-    /// The `JoinSpec` type of each two-input join (exchanges into it route by its keys).
-    pub join_specs: BTreeMap<OpId, Ident>,
-    /// The row type of each operator's output (for an updating stream, `types` holds
-    /// `Change<row>`).
-    rows: BTreeMap<OpId, TokenStream>,
-    /// Checkpoint ids of the operators that save state (see [`state`]).
-    pub state_ids: BTreeMap<OpId, String>,
-    /// Binary or one of the library forms ([`embed`]).
-    pub form: embed::Form<'a>,
-    /// The in-memory inputs and outputs of [`embed::Form::Memory`].
-    pub memory: embed::MemoryIo,
-}
-
-impl<'a> EmitCx<'a> {
-    pub fn expr(&mut self, record: Ident) -> ExprGen<'_> {
-        ExprGen {
-            namer: &mut self.namer,
-            statics: &mut self.statics,
-            record,
-            joined: None,
-        }
-    }
-
-    /// Expressions over a left record `l` and a joined record `r` whose fields are `prefix`+name.
-    pub fn join_expr(&mut self, prefix: &str) -> ExprGen<'_> {
-        ExprGen {
-            namer: &mut self.namer,
-            statics: &mut self.statics,
-            record: format_ident!("l"),
-            joined: Some((prefix.to_string(), format_ident!("r"))),
-        }
-    }
-
-    pub fn record_type(&self, op: OpId) -> TokenStream {
-        self.types[&op].clone()
-    }
-
-    pub fn push_item(&mut self, item: TokenStream) {
-        self.items.push(item);
-    }
-
-    /// The row type of `op`'s output (without `Change`).
-    pub fn row_type(&self, op: OpId) -> TokenStream {
-        self.rows
-            .get(&op)
-            .cloned()
-            .unwrap_or_else(|| self.types[&op].clone())
-    }
-
-    pub fn input_row_type(&self, op: OpId) -> TokenStream {
-        self.row_type(self.input_op(op))
-    }
-
-    /// Whether `op`'s input is an updating stream.
-    pub fn input_updating(&self, op: OpId) -> Option<crate::sema::Updating> {
-        self.graph.node(self.input_op(op)).ty.updating.clone()
-    }
-
-    /// The operator whose records `op` reads: its (first) input, or, for records that leave a
-    /// window as late records (output port 1), the window's own input.
-    fn input_op(&self, op: OpId) -> OpId {
-        let (edge, from) = *self
-            .graph
-            .inputs(op)
-            .first()
-            .expect("validated: operator has an input");
-        self.record_source(edge, from)
-    }
-
-    /// The operator whose record type flows on `edge` (leaving `from`).
-    fn record_source(&self, edge: crate::ir::EdgeId, from: OpId) -> OpId {
-        if self.graph.edge(edge).from_port == 1 {
-            self.input_op(from)
-        } else {
-            from
-        }
-    }
-
-    pub fn input_type(&self, op: OpId) -> TokenStream {
-        self.types[&self.input_op(op)].clone()
-    }
-
-    pub fn input_stream_type(&self, op: OpId) -> StreamType {
-        self.graph.node(self.input_op(op)).ty.clone()
-    }
-
-    pub fn output_type(&self, op: OpId) -> TokenStream {
-        self.types.get(&op).cloned().unwrap_or_else(|| quote!(()))
-    }
-
-    /// Sets the row type of `op`'s output (a source names its own); an updating stream
-    /// carries changes of its rows (an upsert-Kafka source's).
-    pub fn set_output_type(&mut self, op: OpId, ty: TokenStream) {
-        self.rows.insert(op, ty.clone());
-        let ty = if self.graph.node(op).ty.updating.is_some() {
-            quote!(::weir_runtime::ops::Change<#ty>)
-        } else {
-            ty
-        };
-        self.types.insert(op, ty);
-    }
-
-    pub fn metrics_handle(&mut self, op: OpId) -> Ident {
-        self.metrics
-            .entry(op)
-            .or_insert_with(|| format_ident!("m_{}", op.to_string()))
-            .clone()
-    }
-
-    /// The dead-letter output for records of `op` whose expressions overflow: the variable
-    /// and the setup statement that creates it ([`weir_runtime::overflow::Overflows`]).
-    pub fn overflows(&mut self, op: OpId) -> (Ident, TokenStream) {
-        let metrics = self.metrics_handle(op);
-        let var = format_ident!("overflows_{}", op.to_string());
-        let setup = quote! {
-            let #var = ::weir_runtime::overflow::Overflows::new(rt.dead_letters().clone(), #metrics.clone());
-        };
-        (var, setup)
-    }
-
-    /// The variable holding source `index`'s split count.
-    pub fn splits_var(&self, index: usize) -> Ident {
-        format_ident!("splits_{}", index)
-    }
-
-    /// `Record { field: expr, ... }` for a select.
-    pub fn build_record(
-        &mut self,
-        record: &TokenStream,
-        ty: &StreamType,
-        items: &[(String, TExpr)],
-        input: Ident,
-    ) -> TokenStream {
-        let mut gen = self.expr(input);
-        let fields = items
-            .iter()
-            .zip(&ty.schema.fields)
-            .map(|((name, e), field)| {
-                let id = namer::field_ident(name);
-                let v = gen.coerce(e, field.ty, field.nullable);
-                quote!(#id: #v)
-            });
-        let fields: Vec<_> = fields.collect();
-        quote!(#record { #(#fields,)* })
-    }
-}
 
 /// Generates the pipeline's `main.rs`, formatted.
 pub fn generate(graph: &Dataflow, info: &GraphInfo) -> String {
-    let (tokens, statics) = generate_parts(graph, info, embed::Form::Binary);
+    let (tokens, statics) = generate_parts(graph, info, context::Form::Binary);
     let file = format_file(tokens);
     let mut features = runtime_features(graph);
     if statics.uses_regexes() {
@@ -271,7 +116,7 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
 }
 
 /// The generated code of `form`, unformatted.
-pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: embed::Form<'_>) -> TokenStream {
+pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: context::Form<'_>) -> TokenStream {
     generate_parts(graph, info, form).0
 }
 
@@ -280,18 +125,17 @@ pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: embed::Form<'_>
 fn generate_parts(
     graph: &Dataflow,
     info: &GraphInfo,
-    form: embed::Form<'_>,
+    form: context::Form<'_>,
 ) -> (TokenStream, expr::Statics) {
     let mut cx = EmitCx {
         form,
-        memory: embed::MemoryIo::default(),
+        memory: context::MemoryIo::default(),
         graph,
         namer: Namer::default(),
         statics: Statics::default(),
         items: Vec::new(),
         types: BTreeMap::new(),
         metrics: BTreeMap::new(),
-        emitted_sources: BTreeMap::new(),
         join_specs: BTreeMap::new(),
         rows: BTreeMap::new(),
         state_ids: BTreeMap::new(),
@@ -303,6 +147,7 @@ fn generate_parts(
         state::plan(graph, &info.topo_order)
     };
     cx.state_ids = state_plan.ids.clone();
+    let mut emitted_sources = BTreeMap::new();
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
         let node = graph.node(*op);
@@ -359,10 +204,10 @@ fn generate_parts(
         {
             let emitted =
                 ops::source::emit(&mut cx, *op, *source_index, def, projection.as_deref());
-            cx.emitted_sources.insert(*op, emitted);
+            emitted_sources.insert(*op, emitted);
         }
     }
-    let mut emitted: BTreeMap<OpId, Emitted> = std::mem::take(&mut cx.emitted_sources);
+    let mut emitted: BTreeMap<OpId, Emitted> = emitted_sources;
     for op in &info.topo_order {
         let node = graph.node(*op);
         let e = match &node.op {
@@ -402,18 +247,6 @@ fn generate_parts(
         #entry
     };
     (tokens, cx.statics)
-}
-
-/// The parallelism of a class, as an expression evaluated in `build()`.
-pub(crate) fn parallelism(p: Parallelism) -> TokenStream {
-    match p {
-        Parallelism::Splits(s) => {
-            let v = format_ident!("splits_{}", s);
-            quote!(#v)
-        }
-        Parallelism::Keyed => quote!(keyed),
-        Parallelism::One => quote!(1usize),
-    }
 }
 
 /// `fn build(rt)`: options, channels, and one spawn loop per task.

@@ -6,9 +6,9 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
+use crate::codegen::context::EmitCx;
 use crate::codegen::expr::{field_type, may_overflow, overflow_check, render, rust_type};
 use crate::codegen::namer::field_ident;
-use crate::codegen::EmitCx;
 use crate::ir::OpId;
 use crate::sema::functions::AggFunc;
 use crate::sema::types::Type;

@@ -9,7 +9,7 @@ use quote::quote;
 
 use super::aggregate::aggregate_code;
 use super::{Emitted, OperatorSpec, Role};
-use crate::codegen::EmitCx;
+use crate::codegen::context::EmitCx;
 use crate::ir::OpId;
 use crate::sema::WindowAggregate;
 

@@ -9,9 +9,10 @@ use quote::{format_ident, quote};
 use weir_dsl::ast::JoinKind;
 
 use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::context::EmitCx;
 use crate::codegen::expr::field_type;
 use crate::codegen::namer::{camel, field_ident};
-use crate::codegen::{records, EmitCx};
+use crate::codegen::records;
 use crate::ir::OpId;
 use crate::sema::types::Type;
 use crate::sema::{Format, JoinDef, SourceDef, SourceKind};

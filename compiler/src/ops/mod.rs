@@ -8,6 +8,7 @@ pub mod final_top_n;
 pub mod fused;
 pub mod group_aggregate;
 pub mod join;
+pub mod memory;
 pub mod retract_aggregate;
 pub mod retract_top_n;
 pub mod select;

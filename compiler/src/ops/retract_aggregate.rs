@@ -9,9 +9,9 @@
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::context::EmitCx;
 use crate::codegen::expr::{field_type, rust_type};
 use crate::codegen::namer::field_ident;
-use crate::codegen::EmitCx;
 use crate::ir::OpId;
 use crate::sema::functions::AggFunc;
 use crate::sema::types::Type;

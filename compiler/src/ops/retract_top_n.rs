@@ -8,8 +8,8 @@ use quote::quote;
 
 use super::top_n::{rank_code, RankCode};
 use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::context::EmitCx;
 use crate::codegen::namer::field_ident;
-use crate::codegen::EmitCx;
 use crate::ir::OpId;
 use crate::sema::RankDef;
 

@@ -5,8 +5,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::context::EmitCx;
 use crate::codegen::expr::{may_overflow, overflow_check};
-use crate::codegen::EmitCx;
 use crate::ir::OpId;
 use crate::sema::TExpr;
 

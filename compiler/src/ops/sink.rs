@@ -6,7 +6,8 @@
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
-use crate::codegen::{records, EmitCx};
+use crate::codegen::context::EmitCx;
+use crate::codegen::records;
 use crate::ir::OpId;
 use crate::sema::types::Type;
 use crate::sema::{Format, SinkDef, SinkKind};
@@ -22,7 +23,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
     if cx.form.is_memory() {
-        return crate::codegen::embed::memory_sink(cx, op, def);
+        return super::memory::memory_sink(cx, op, def);
     }
     let input = cx.input_row_type(op);
     let schema = cx.input_stream_type(op).schema;
@@ -248,7 +249,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             });
             // The folder is readied once (files of instances a run no longer has are removed);
             // each instance clears and writes its own (`instance` is the spawn loop's).
-            let count = crate::codegen::parallelism(cx.graph.node(op).parallelism);
+            let count = crate::codegen::context::parallelism(cx.graph.node(op).parallelism);
             let setup = vec![quote! {
                 #pq::prepare(::std::path::Path::new(#path), #count)
                     .map_err(|e| format!("sink `{}`: {}", #label, e))?;
@@ -515,7 +516,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 SinkKind::File {
                     path, parts: true, ..
                 } => {
-                    let count = crate::codegen::parallelism(cx.graph.node(op).parallelism);
+                    let count = crate::codegen::context::parallelism(cx.graph.node(op).parallelism);
                     quote! {
                         ::weir_runtime::sinks::prepare_parts(::std::path::Path::new(#path), #extension, #count)
                             .map_err(|e| format!("sink `{}`: {}", #label, e))?;

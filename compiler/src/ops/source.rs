@@ -7,7 +7,8 @@
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
-use crate::codegen::{records, EmitCx};
+use crate::codegen::context::EmitCx;
+use crate::codegen::records;
 use crate::ir::OpId;
 use crate::sema::{SourceDef, SourceKind};
 
@@ -28,7 +29,7 @@ pub fn emit(
     projection: Option<&[String]>,
 ) -> Emitted {
     if cx.form.is_memory() && !matches!(def.kind, SourceKind::Nexmark { .. }) {
-        return crate::codegen::embed::memory_source(cx, op, def);
+        return super::memory::memory_source(cx, op, def);
     }
     let output = cx.output_type(op);
     let ty = cx.graph.node(op).ty.clone();

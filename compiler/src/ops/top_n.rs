@@ -9,8 +9,8 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
+use crate::codegen::context::EmitCx;
 use crate::codegen::namer::field_ident;
-use crate::codegen::EmitCx;
 use crate::ir::OpId;
 use crate::sema::types::Type;
 use crate::sema::{RankDef, StateTtl};
