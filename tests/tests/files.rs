@@ -1014,3 +1014,39 @@ fn invalid_utf8_in_unread_fields_is_a_dead_letter_per_line() {
         );
     }
 }
+
+#[test]
+fn streams_named_like_rust_keywords_and_runtime_types_compile_and_run() {
+    // `window` would name its aggregate `WindowAggregate`, the runtime's trait, and `type` is
+    // a Rust keyword: the generated names must stay valid and unique.
+    let dir = temp();
+    let input = dir.path().join("in.csv");
+    std::fs::write(
+        &input,
+        "k,v,ts\na,1,2024-01-01T00:00:01Z\na,2,2024-01-01T00:00:02Z\nb,3,2024-01-01T00:00:03Z\na,5,2024-01-01T00:01:30Z\n",
+    )
+    .unwrap();
+    let text = format!(
+        "schema R {{ k: string, v: i64, ts: timestamp }}\n\
+         source rows: R = file(path: \"{}\") format csv(header: true) event_time ts watermark 0s\n\
+         let window = rows |> filter v >= 2 |> window tumble(1m) |> aggregate by k {{ n: count() }}\n\
+         let type = window |> select {{ k, n }}\n\
+         sink type -> stdout() format csv\n\
+         sink type |> select {{ n }} -> file(path: \"n.csv\") format csv\n",
+        input.display()
+    );
+    for no_fusion in [false, true] {
+        let result = run(
+            &build("keyword_names", &text, no_fusion),
+            &[],
+            dir.path(),
+            None,
+        );
+        assert!(result.success, "{}", result.stderr);
+        let mut rows: Vec<&str> = result.stdout.lines().collect();
+        rows.sort_unstable();
+        assert_eq!(rows, ["a,1", "a,1", "b,1"]);
+        let n = std::fs::read_to_string(dir.path().join("n.csv")).unwrap();
+        assert_eq!(n, "1\n1\n1\n");
+    }
+}

@@ -11,6 +11,7 @@ use quote::{format_ident, quote};
 
 use super::expr::{ExprGen, Statics};
 use super::namer::{self, Namer};
+use super::names::Names;
 use crate::ir::{Dataflow, OpId, Parallelism};
 use crate::sema::{StreamType, TExpr};
 
@@ -49,6 +50,8 @@ pub struct MemoryIo {
 pub struct EmitCx<'a> {
     pub graph: &'a Dataflow,
     pub namer: Namer,
+    /// The names the naming pass chose for each operator ([`super::names`]).
+    pub names: Names,
     pub statics: Statics,
     pub(super) items: Vec<TokenStream>,
     /// The Rust type of each operator's output records.

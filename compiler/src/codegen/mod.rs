@@ -8,6 +8,7 @@ pub mod context;
 pub mod embed;
 pub mod expr;
 pub mod namer;
+pub mod names;
 pub mod records;
 pub mod state;
 
@@ -132,6 +133,7 @@ fn generate_parts(
         memory: context::MemoryIo::default(),
         graph,
         namer: Namer::default(),
+        names: names::Names::default(),
         statics: Statics::default(),
         items: Vec::new(),
         types: BTreeMap::new(),
@@ -148,6 +150,8 @@ fn generate_parts(
     };
     cx.state_ids = state_plan.ids.clone();
     let mut emitted_sources = BTreeMap::new();
+    // Every operator's names, before any emitter runs.
+    cx.names = names::name_all(graph, &info.topo_order, &mut cx.namer);
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
         let node = graph.node(*op);
@@ -171,7 +175,10 @@ fn generate_parts(
             | Op::FinalAggregate(_)
             | Op::RetractAggregate(_)
             | Op::Join { .. } => {
-                let name = cx.namer.fresh(&format!("Op{}Record", op.index()));
+                let name = cx
+                    .names
+                    .record(*op)
+                    .expect("naming pass: this operator names its records");
                 cx.items
                     .push(records::record_struct(&name, &node.ty.schema));
                 quote!(#name)
@@ -180,7 +187,10 @@ fn generate_parts(
                 cx.row_type(cx.input_op(*op))
             }
             Op::TopN(_) | Op::FinalTopN(_) | Op::RetractTopN(_) => {
-                let name = cx.namer.fresh(&format!("Op{}Record", op.index()));
+                let name = cx
+                    .names
+                    .record(*op)
+                    .expect("naming pass: this operator names its records");
                 cx.items
                     .push(records::record_struct(&name, &node.ty.schema));
                 quote!(#name)
@@ -347,7 +357,11 @@ fn wiring(
         let id = edge.0.index();
         let (m, route) = (
             format_ident!("m_edge_{}", id),
-            format_ident!("route_{}", id),
+            cx.namer.fresh(&format!(
+                "route_{}_to_{}",
+                cx.names.prefix(from),
+                graph.node(to).op.kind_name()
+            )),
         );
         let ty = cx.types[&cx.record_source(edge, from)].clone();
         let kind = graph.edge(edge).kind.clone();

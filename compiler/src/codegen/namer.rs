@@ -36,6 +36,11 @@ impl Namer {
         Ident::new(&name, Span::call_site())
     }
 
+    /// Claims `name` as it is, so [`Namer::fresh`] never returns it.
+    pub fn reserve(&mut self, name: &str) {
+        self.taken.insert(name.to_string());
+    }
+
     /// A unique block label for null propagation (`'n3`).
     pub fn label(&mut self) -> syn::Lifetime {
         self.counter += 1;

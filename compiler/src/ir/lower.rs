@@ -43,6 +43,7 @@ pub fn lower(program: &Program, sources: &SourceMap) -> Dataflow {
             label: sink.label.clone(),
             parallelism,
             task: None,
+            stream: Some(sink.name.clone()),
         });
         cx.graph.connect_ports(input, input_port, op, edge, 0);
     }
@@ -80,6 +81,7 @@ impl Lower<'_> {
         def: &crate::sema::JoinDef,
         step: &crate::sema::TStep,
         label: String,
+        stream: Option<String>,
     ) -> OpId {
         use crate::sema::StreamInput;
         use weir_dsl::ast::JoinKind;
@@ -99,6 +101,7 @@ impl Lower<'_> {
                 label,
                 parallelism,
                 task: None,
+                stream,
             });
             self.graph
                 .connect_ports(left, left_port, op, EdgeKind::Forward, 0);
@@ -118,6 +121,7 @@ impl Lower<'_> {
             label,
             parallelism: Parallelism::Keyed,
             task: None,
+            stream,
         });
         let left_keys = key_names(&def.left_keys, self.sources);
         let right_keys = key_names(&def.right_keys, self.sources);
@@ -154,6 +158,7 @@ impl Lower<'_> {
             label,
             parallelism,
             task: None,
+            stream: self.graph.node(input.0).stream.clone(),
         });
         self.graph
             .connect_ports(input.0, input.1, op, EdgeKind::Forward, 0);
@@ -193,6 +198,7 @@ impl Lower<'_> {
             label,
             parallelism,
             task: None,
+            stream: Some(def.name.clone()),
         });
         self.source_ops.insert(index, op);
         op
@@ -212,6 +218,11 @@ impl Lower<'_> {
                 (self.step_ops[&(stream, step)], 1)
             }
         };
+        // A sink's inline pipe has no name of its own: its steps are named after the sink's.
+        let def_name = def.name.clone().or_else(|| {
+            let sink = self.program.sinks.iter().find(|s| s.stream == index);
+            sink.map(|s| s.name.clone())
+        });
         for (step_index, step) in def.steps.iter().enumerate() {
             let upstream = self.graph.node(current).parallelism;
             let (op, parallelism, edge) = match &step.kind {
@@ -251,7 +262,7 @@ impl Lower<'_> {
                 ),
                 TStepKind::Join(def) => {
                     let label = one_line(self.sources.snippet(step.span));
-                    current = self.join((current, port), def, step, label);
+                    current = self.join((current, port), def, step, label, def_name.clone());
                     port = 0;
                     self.step_ops.insert((index, step_index), current);
                     continue;
@@ -265,6 +276,7 @@ impl Lower<'_> {
                 label,
                 parallelism,
                 task: None,
+                stream: def_name.clone(),
             });
             self.graph.connect_ports(current, port, op, edge, 0);
             self.step_ops.insert((index, step_index), op);

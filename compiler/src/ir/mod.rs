@@ -193,6 +193,9 @@ pub struct Node {
     pub parallelism: Parallelism,
     /// The task this operator runs in, once `chain_tasks` has run.
     pub task: Option<usize>,
+    /// The name of the stream this operator computes (its `let`, its source, the stream a
+    /// sink sends, which also names the steps of its inline pipe). Generated names come from it.
+    pub stream: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -148,6 +148,7 @@ mod tests {
             label: String::new(),
             parallelism: Parallelism::One,
             task: Some(0),
+            stream: None,
         });
         match validate(&graph) {
             Ok(_) => Ok(()),

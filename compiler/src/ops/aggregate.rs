@@ -40,7 +40,7 @@ pub(super) fn aggregate_code(
     let input = cx.input_type(op);
     let output = cx.row_type(op);
     let input_schema = cx.input_stream_type(op).schema;
-    let base = format!("Op{}", op.index());
+    let base = cx.names.camel(op);
     let agg_ty = cx.namer.fresh(&format!("{base}Aggregate"));
     let acc_ty = cx.namer.fresh(&format!("{base}Accumulator"));
     let metrics = cx.metrics_handle(op);

@@ -20,7 +20,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, pred: &TExpr) -> Emitted {
     let input = cx.input_type(op);
-    let name = cx.namer.fresh(&format!("{op}_filter"));
+    let name = cx.namer.fresh(&format!("{}_filter", cx.names.prefix(op)));
     let cond = cx.expr(quote::format_ident!("r")).condition(pred);
     let metrics = cx.metrics_handle(op);
     if !may_overflow(pred) {

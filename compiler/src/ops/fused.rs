@@ -22,7 +22,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
     let input = cx.input_type(op);
     let output = cx.output_type(op);
-    let name = cx.namer.fresh(&format!("{op}_fused"));
+    let name = cx.namer.fresh(&format!("{}_fused", cx.names.prefix(op)));
     let metrics = cx.metrics_handle(op);
     let has_filter = steps.iter().any(|s| matches!(s, Stateless::Filter(_)));
     let n_selects = steps
@@ -64,7 +64,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
                 let record_ty = if selects_seen == n_selects {
                     output.clone()
                 } else {
-                    let struct_name = cx.namer.fresh(&format!("Op{}Step{k}Record", op.index()));
+                    let struct_name = cx
+                        .namer
+                        .fresh(&format!("{}Step{k}Record", cx.names.camel(op)));
                     cx.push_item(crate::codegen::records::record_struct(
                         &struct_name,
                         &ty.schema,

@@ -44,7 +44,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
     let out_schema = cx.graph.node(op).ty.schema.clone();
     let metrics = cx.metrics_handle(op);
     let prefix = format!("{}.", def.alias);
-    let spec = cx.namer.fresh(&format!("Op{}Join", op.index()));
+    let spec = cx.namer.fresh(&format!("{}Join", cx.names.camel(op)));
     let mut items = Vec::new();
     let mut captures = vec![metrics.clone()];
     let mut setup = Vec::new();
@@ -230,7 +230,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
     let left_outer = def.left_outer;
     let role_stage: Box<dyn Fn(TokenStream) -> TokenStream> = match def.kind {
         JoinKind::Lookup => {
-            let build_table = cx.namer.fresh(&format!("op{}_table", op.index()));
+            let build_table = cx.namer.fresh(&format!("{}_table", cx.names.prefix(op)));
             items.push(quote! {
                 pub struct #spec;
                 impl ::weir_runtime::ops::LookupSpec for #spec {

@@ -9,7 +9,7 @@ use quote::{format_ident, quote};
 use super::{Emitted, Role};
 use crate::codegen::context::{EmitCx, Form};
 use crate::codegen::namer::{camel, field_ident};
-use crate::ir::{Op, OpId};
+use crate::ir::OpId;
 use crate::sema::types::Type;
 use crate::sema::{SinkDef, SourceDef};
 
@@ -17,7 +17,10 @@ use crate::sema::{SinkDef, SourceDef};
 pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted {
     let ty = cx.graph.node(op).ty.clone();
     let name = def.name.as_str();
-    let record = cx.namer.fresh(&format!("{}Record", camel(name)));
+    let record = cx
+        .names
+        .record(op)
+        .expect("naming pass: a source names its records");
     cx.set_output_type(op, quote!(#record));
     let mut items = vec![crate::codegen::records::record_struct(&record, &ty.schema)];
     let bound = match cx.form {
@@ -133,7 +136,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
 pub fn memory_sink(cx: &mut EmitCx<'_>, op: OpId, _def: &SinkDef) -> Emitted {
     let row = cx.input_type(op);
     let metrics = cx.metrics_handle(op);
-    let name = sink_name(cx, op);
+    let name = crate::codegen::names::sink_name(cx.graph, op);
     let field = field_ident(&name);
     let out = format_ident!("output_{}", op.index());
     let alias = format_ident!("{}Row", camel(&name));
@@ -147,31 +150,6 @@ pub fn memory_sink(cx: &mut EmitCx<'_>, op: OpId, _def: &SinkDef) -> Emitted {
         role: Role::Leaf(
             quote!(::weir_runtime::embed::Collect::new(#metrics.clone(), #out.clone())),
         ),
-    }
-}
-
-/// A sink's field in `Outputs`: the name of the stream it sends (`sink alerts -> ...` is
-/// `alerts`), with the sink's index when several sinks send the same stream (`alerts_2`).
-fn sink_name(cx: &EmitCx<'_>, op: OpId) -> String {
-    let sink_of = |op: OpId| match &cx.graph.node(op).op {
-        Op::Sink(sink) => Some(sink),
-        _ => None,
-    };
-    let Some(sink) = sink_of(op) else {
-        unreachable!("sink_name is asked of sinks only");
-    };
-    let shared = cx
-        .graph
-        .ops()
-        .into_iter()
-        .filter_map(sink_of)
-        .filter(|other| other.name == sink.name)
-        .count()
-        > 1;
-    if shared {
-        format!("{}_{}", sink.name, sink.index)
-    } else {
-        sink.name.clone()
     }
 }
 

@@ -31,8 +31,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     let input = cx.input_row_type(op);
     let output = cx.row_type(op);
     let input_schema = cx.input_stream_type(op).schema;
-    let spec = cx.namer.fresh(&format!("Op{}RetractAggregate", op.index()));
-    let acc_ty = cx.namer.fresh(&format!("Op{}Accumulator", op.index()));
+    let spec = cx
+        .namer
+        .fresh(&format!("{}RetractAggregate", cx.names.camel(op)));
+    let acc_ty = cx
+        .namer
+        .fresh(&format!("{}Accumulator", cx.names.camel(op)));
     let metrics = cx.metrics_handle(op);
     let owned_tuple = |cx: &EmitCx<'_>, names: &[String]| {
         let _ = cx;

@@ -23,7 +23,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, items: &[(String, TExpr)]) -> Emitted
     let input = cx.input_row_type(op);
     let output = cx.row_type(op);
     let updating = cx.input_updating(op).is_some();
-    let name = cx.namer.fresh(&format!("{op}_select"));
+    let name = cx.namer.fresh(&format!("{}_select", cx.names.prefix(op)));
     let ty = cx.graph.node(op).ty.clone();
     let build = cx.build_record(&output, &ty, items, quote::format_ident!("r"));
     let metrics = cx.metrics_handle(op);
@@ -64,7 +64,9 @@ fn emit_checked(
     build: TokenStream,
     updating: bool,
 ) -> Emitted {
-    let name = cx.namer.fresh(&format!("{op}_select_checked"));
+    let name = cx
+        .namer
+        .fresh(&format!("{}_select_checked", cx.names.prefix(op)));
     let metrics = cx.metrics_handle(op);
     let (overflows, setup) = cx.overflows(op);
     let check = overflow_check(

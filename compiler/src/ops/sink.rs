@@ -36,7 +36,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         .as_ref()
         .filter(|_| !matches!(def.kind, SinkKind::Kafka { .. } | SinkKind::Postgres { .. }))
         .map(|up| {
-            let name = cx.namer.fresh(&format!("{op}_key"));
+            let name = cx.namer.fresh(&format!("{}_key", cx.names.prefix(op)));
             let fields: Vec<_> = up
                 .key
                 .iter()
@@ -63,7 +63,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         });
     match &def.kind {
         SinkKind::Checksum => {
-            let hash = cx.namer.fresh(&format!("{op}_checksum"));
+            let hash = cx.namer.fresh(&format!("{}_checksum", cx.names.prefix(op)));
             items.push(records::checksum(&hash, &input, &schema));
             let registry = format_ident!("metrics");
             let leaf = match &key_fn {
@@ -91,7 +91,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         } => {
             // One object container file (sema refuses parts and partitions), written by the
             // one instance the output is moved into.
-            let values = cx.namer.fresh(&format!("{op}_avro_values"));
+            let values = cx
+                .namer
+                .fresh(&format!("{}_avro_values", cx.names.prefix(op)));
             items.push(records::avro_values(&values, &input, &schema, avro));
             let output = format_ident!("output_{}", op.index());
             let writer = format_ident!("avro_{}", op.index());
@@ -127,7 +129,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     .cloned()
                     .collect(),
             };
-            let encode = cx.namer.fresh(&format!("{op}_encode"));
+            let encode = cx.namer.fresh(&format!("{}_encode", cx.names.prefix(op)));
             items.push(records::encoder(&encode, &input, &row_schema, format));
             let partition = partition_fn(cx, op, &input, &schema, partition_by, &mut items);
             let header = match format {
@@ -168,7 +170,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 Some(ms) => quote!(::std::option::Option::Some(#ms)),
                 None => quote!(::std::option::Option::None),
             };
-            let columns = cx.namer.fresh(&format!("Op{}Columns", op.index()));
+            let columns = cx.namer.fresh(&format!("{}Columns", cx.names.camel(op)));
             let pq = quote!(::weir_runtime::sinks::parquet);
             let fields: Vec<_> = schema
                 .fields
@@ -273,12 +275,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             exactly_once,
         } => {
             let exactly_once = *exactly_once;
-            let encode = cx.namer.fresh(&format!("{op}_encode"));
+            let encode = cx.namer.fresh(&format!("{}_encode", cx.names.prefix(op)));
             let avro_setup = match format {
                 // Avro: the row's value written by the schema parsed at start, a failure
                 // (none is expected: sema checked the types) reported as the run's error.
                 Format::Avro(avro) => {
-                    let values = cx.namer.fresh(&format!("{op}_avro_values"));
+                    let values = cx
+                        .namer
+                        .fresh(&format!("{}_avro_values", cx.names.prefix(op)));
                     items.push(records::avro_values(&values, &input, &schema, avro));
                     let (json, id) = (&avro.schema, confluent_id(avro.confluent_id));
                     let writer = format_ident!("avro_{}", op.index());
@@ -312,7 +316,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                         .map(|(_, f)| f.clone())
                         .expect("sema checked the key field");
                     let id = crate::codegen::namer::field_ident(name);
-                    let key_fn = cx.namer.fresh(&format!("{op}_message_key"));
+                    let key_fn = cx
+                        .namer
+                        .fresh(&format!("{}_message_key", cx.names.prefix(op)));
                     let write = |v: proc_macro2::TokenStream| match f.ty {
                         crate::sema::Type::String => quote!(out.extend_from_slice(#v.as_bytes())),
                         crate::sema::Type::Timestamp => quote!(out.extend_from_slice(
@@ -348,9 +354,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                         })
                         .collect(),
                 };
-                let encode_key = cx.namer.fresh(&format!("{op}_encode_key"));
+                let encode_key = cx
+                    .namer
+                    .fresh(&format!("{}_encode_key", cx.names.prefix(op)));
                 items.push(records::encoder(&encode_key, &input, &key_schema, format));
-                let key_fn = cx.namer.fresh(&format!("{op}_message_key"));
+                let key_fn = cx
+                    .namer
+                    .fresh(&format!("{}_message_key", cx.names.prefix(op)));
                 items.push(quote! {
                     fn #key_fn(r: &#input, out: &mut ::std::vec::Vec<u8>) -> bool {
                         #encode_key(r, out);
@@ -396,7 +406,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             exactly_once,
         } => {
             // Each field a column, in order: the row's values as the runtime's `Value`s.
-            let values = cx.namer.fresh(&format!("{op}_values"));
+            let values = cx.namer.fresh(&format!("{}_values", cx.names.prefix(op)));
             let pg = quote!(::weir_runtime::sinks::postgres);
             let pushes = schema.fields.iter().map(|f| {
                 let id = crate::codegen::namer::field_ident(&f.name);
@@ -477,7 +487,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             }
         }
         SinkKind::Stdout { format } | SinkKind::File { format, .. } => {
-            let encode = cx.namer.fresh(&format!("{op}_encode"));
+            let encode = cx.namer.fresh(&format!("{}_encode", cx.names.prefix(op)));
             items.push(records::encoder(&encode, &input, &schema, format));
             let is_stdout = matches!(def.kind, SinkKind::Stdout { .. });
             let mut header = match format {
@@ -618,7 +628,9 @@ fn partition_fn(
     partition_by: &[String],
     items: &mut Vec<proc_macro2::TokenStream>,
 ) -> proc_macro2::Ident {
-    let partition = cx.namer.fresh(&format!("{op}_partition"));
+    let partition = cx
+        .namer
+        .fresh(&format!("{}_partition", cx.names.prefix(op)));
     let parts = partition_by.iter().enumerate().map(|(i, name)| {
         let f = schema.field(name).map(|(_, f)| f.clone()).expect("sema checked the field");
         let id = crate::codegen::namer::field_ident(name);

@@ -81,8 +81,9 @@ pub fn emit(
         }
         SourceKind::Parquet { path, .. } => {
             let record = cx
-                .namer
-                .fresh(&format!("{}Record", crate::codegen::namer::camel(name)));
+                .names
+                .record(op)
+                .expect("naming pass: a source names its records");
             cx.set_output_type(op, quote!(#record));
             items.push(records::record_struct(&record, &ty.schema));
             items.push(parquet_record(&record, &ty.schema, def, ty.time_field));
@@ -118,8 +119,9 @@ pub fn emit(
         | SourceKind::Stdin { format }
         | SourceKind::Kafka(crate::sema::KafkaSource { format, .. }) => {
             let record = cx
-                .namer
-                .fresh(&format!("{}Record", crate::codegen::namer::camel(name)));
+                .names
+                .record(op)
+                .expect("naming pass: a source names its records");
             cx.set_output_type(op, quote!(#record));
             items.push(records::record_struct(&record, &ty.schema));
             let decode = cx.namer.fresh(&format!("decode_{name}"));

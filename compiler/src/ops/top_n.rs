@@ -69,7 +69,7 @@ pub(super) fn rank_code(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> RankCod
     let output = cx.row_type(op);
     let input_schema = cx.input_stream_type(op).schema;
     let metrics = cx.metrics_handle(op);
-    let spec = cx.namer.fresh(&format!("Op{}Rank", op.index()));
+    let spec = cx.namer.fresh(&format!("{}Rank", cx.names.camel(op)));
     let key_types: Vec<_> = def
         .keys
         .iter()

@@ -107,6 +107,7 @@ impl Pass for FuseStateless {
                 label: labels.join(" |> "),
                 parallelism: first.parallelism,
                 task: None,
+                stream: last.stream.clone(),
             });
             for (from, kind, from_port, port) in input_edges {
                 graph.connect_ports(from, from_port, fused, kind, port);

@@ -238,6 +238,7 @@ impl Pass for ProjectionPushdown {
                 label: format!("select {{ {} }} (before exchange)", kept.join(", ")),
                 parallelism: upstream.parallelism,
                 task: None,
+                stream: consumer.stream.clone(),
             });
             let (from_port, port) = (graph.edge(edge).from_port, graph.edge(edge).port);
             graph.remove_edge(edge);
