@@ -182,6 +182,11 @@ impl RunContext {
         how: FileUse,
         user: &str,
     ) -> Result<(), String> {
+        // A device (`/dev/null`, `/dev/full`, a terminal) or a pipe is not a file anything
+        // truncates or interleaves into a wrong file: several parts of a run may share it.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            return Ok(());
+        }
         let path = file_identity(path);
         let writes = how == FileUse::Writes;
         let mut files = self.0.files.lock().unwrap_or_else(|e| e.into_inner());
