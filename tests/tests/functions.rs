@@ -350,7 +350,6 @@ fn quarter_hour_windows_in_a_zone_hold_their_rows_when_clocks_go_back() {
 /// the time, never after it nor an hour before it. Paris' offsets are whole hours, so these
 /// starts are UTC's. (02:30 CET, 01:30 UTC, was truncated to the first 02:00, 00:00 UTC.)
 #[test]
-#[ignore = "bug: codegen (compiler/src/codegen/expr.rs, Func::DateTrunc) calls zone.instant(start), the local start's first occurrence; it should call zone.start_of(start, ts, expr) (runtime/src/zone.rs), with ts the UTC argument"]
 fn date_trunc_in_a_zone_is_the_start_of_the_unit_holding_the_time_when_clocks_go_back() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_fall_back_minutes(&dir.path().join("rows.csv"));

@@ -479,11 +479,21 @@ impl ExprGen<'_> {
                 quote!(#f::extract(#unit, #ts))
             }
             Func::DateTrunc => {
-                let (unit, ts) = (&v[0], local(&v[1]));
-                let start = quote!(#f::date_trunc(#unit, #ts, #text));
+                let unit = &v[0];
                 match &zone {
-                    Some(z) => quote!(#z.instant(#start, #text)),
-                    None => start,
+                    // The start of the unit that holds the instant: in the hour that repeats when
+                    // the clocks go back, the local start alone names two instants.
+                    Some(z) => {
+                        let ts = &v[1];
+                        quote!({
+                            let ts = #ts;
+                            #z.start_of(#f::date_trunc(#unit, #z.local(ts, #text), #text), ts, #text)
+                        })
+                    }
+                    None => {
+                        let ts = &v[1];
+                        quote!(#f::date_trunc(#unit, #ts, #text))
+                    }
                 }
             }
             Func::Round => {
