@@ -128,6 +128,94 @@ fn an_updating_stream_is_kept_as_a_live_table() {
     );
 }
 
+/// A key that may be null (the null group of an `aggregate by`) is one row like any other:
+/// upserted in place and deleted when the group empties. The table weir makes holds it under
+/// a unique constraint with nulls equal; a table whose unique index holds nulls as distinct
+/// (where each upsert of the null key would add a row) stops the run at start.
+#[test]
+fn a_null_key_is_upserted_and_deleted_like_any_other() {
+    let Some(url) = server() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Ids 1 and 2 each pass through a count of 1 (the null group) and leave it: the null row
+    // is written with c = 2, updated to 1, deleted; id 4 leaves it at c = 1 at the end.
+    std::fs::write(dir.path().join("rows.csv"), "1\n2\n1\n2\n3\n3\n3\n4\n").expect("rows");
+    let table = unique_table("null_key");
+    let text = format!(
+        "schema R {{ id: i64 }}\n\
+         source rows: R = file(path: \"rows.csv\") format csv\n\
+         let per_id = rows |> aggregate by id {{ n: count() }}\n\
+         let by_n = per_id |> select {{ id, g: case when n = 1 then null else n end }}\n    \
+           |> aggregate by g {{ c: count() }}\n\
+         sink by_n -> postgres(url: \"{url}\", table: \"{table}\")\n\
+         sink by_n -> file(path: \"by_n.csv\") format csv\n"
+    );
+    let binary = build("postgres_null_key", &text, false);
+    let out = run(&binary, &["--parallelism", "1"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let file = std::fs::read_to_string(dir.path().join("by_n.csv")).expect("file");
+    let want = sorted(file.lines().map(str::to_string));
+    assert_eq!(want, [",1", "2,2", "3,1"]);
+    let select = |table: &str| {
+        sorted(query(
+            &url,
+            &format!("SELECT coalesce(g::text, ''), c FROM \"{table}\""),
+        ))
+    };
+    assert_eq!(select(&table), want);
+
+    // A table made by hand with a plain unique index on the key: refused before any row.
+    let plain = unique_table("null_key_plain");
+    query(
+        &url,
+        &format!("CREATE TABLE \"{plain}\" (g BIGINT UNIQUE, c BIGINT NOT NULL)"),
+    );
+    let binary = build(
+        "postgres_null_key_plain",
+        &text.replace(&table, &plain),
+        false,
+    );
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("holds nulls as distinct") && out.stderr.contains("NULLS NOT DISTINCT"),
+        "{}",
+        out.stderr
+    );
+    assert!(select(&plain).is_empty());
+
+    // With nulls equal under its index, the same table is kept right.
+    let equal = unique_table("null_key_equal");
+    query(
+        &url,
+        &format!(
+            "CREATE TABLE \"{equal}\" (g BIGINT, c BIGINT NOT NULL, UNIQUE NULLS NOT DISTINCT (g))"
+        ),
+    );
+    let binary = build(
+        "postgres_null_key_equal",
+        &text.replace(&table, &equal),
+        false,
+    );
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(select(&equal), want);
+
+    // A table with no unique index on the key at all: refused, naming what to add.
+    let none = unique_table("null_key_none");
+    query(
+        &url,
+        &format!("CREATE TABLE \"{none}\" (g BIGINT, c BIGINT NOT NULL)"),
+    );
+    let binary = build(
+        "postgres_null_key_none",
+        &text.replace(&table, &none),
+        false,
+    );
+    let out = run(&binary, &[], dir.path(), None);
+    assert!(!out.success);
+    assert!(out.stderr.contains("has no unique index"), "{}", out.stderr);
+}
+
 /// `delivery: "exactly_once"` survives SIGKILL: a rate-limited run with checkpoints is killed
 /// again and again, then run to the end; the table holds every row once. The oracle is the same
 /// stream written to a file by a run without kills.

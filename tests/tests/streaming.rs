@@ -103,6 +103,29 @@ fn a_refreshed_lookup_table_joins_new_rows_once_its_file_changes() {
     assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
 }
 
+/// A refreshed table is read again only when its file changed: a malformed line is one dead
+/// letter, not one per refresh (the table is read every 200 ms for over a second here).
+#[test]
+fn a_refreshed_table_that_does_not_change_is_not_read_again() {
+    let binary = build("streaming_refresh", REFRESH, false);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("places.csv"),
+        "sensor,room\na,kitchen\nnot a row\n",
+    )
+    .unwrap();
+    let mut run = Running::start(&binary, dir.path(), &["--dead-letters", "dead.jsonl"]);
+    for value in 0..6 {
+        run.send(&format!(r#"{{"sensor":"a","value":{value}}}"#));
+        assert_eq!(json(&run.expect_line("a joined record"))["room"], "kitchen");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(run.close(), Vec::<String>::new(), "nothing was held back");
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+    assert!(dead.contains("not a row"), "{dead}");
+}
+
 const WINDOW: &str = r#"
 schema Click { page: string, ts: timestamp }
 source clicks: Click = stdin() format json event_time ts watermark 0s

@@ -85,11 +85,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let name = source.name.clone();
             let n_fields = source.ty.schema.fields.len();
             let read = quote!(::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row));
+            let reread = quote!(#read.map(Some));
             let table = read_table(
                 op,
                 &name,
                 source.refresh_ms,
-                read,
+                (read, reread),
                 &mut setup,
                 &mut captures,
             );
@@ -130,11 +131,21 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             };
             let name = source.name.clone();
             let read = quote!(::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make));
+            // Read again only when the file changed (its malformed lines are dead letters
+            // once), from the stamp the first read took.
+            let reread = quote!(::weir_runtime::sources::lines::read_if_changed(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make, &mut stamp));
+            let read = match source.refresh_ms {
+                Some(_) => {
+                    setup.push(quote!(let mut stamp = None;));
+                    quote!(#reread.map(::std::option::Option::unwrap_or_default))
+                }
+                None => read,
+            };
             let table = read_table(
                 op,
                 &name,
                 source.refresh_ms,
-                read,
+                (read, reread),
                 &mut setup,
                 &mut captures,
             );
@@ -338,12 +349,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
 /// The setup that reads lookup table `name` with `read` (an expression of its rows, which may
 /// use `dead_letters`) when the pipeline starts, before any sink opens its output, into
 /// `table_<op>`; and with `refresh:` the runtime's `TableFeed` that reads it again that often
-/// (`table_feed_<op>`). Returns both names.
+/// with `reread` (its rows, or `None` when unchanged) (`table_feed_<op>`). Returns both names.
 fn read_table(
     op: OpId,
     name: &str,
     refresh_ms: Option<i64>,
-    read: TokenStream,
+    (read, reread): (TokenStream, TokenStream),
     setup: &mut Vec<TokenStream>,
     captures: &mut Vec<proc_macro2::Ident>,
 ) -> (TokenStream, Option<proc_macro2::Ident>) {
@@ -359,7 +370,7 @@ fn read_table(
     setup.push(quote! {
         let #feed = {
             let dead_letters = dead_letters.clone();
-            ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || #read)?
+            ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || #reread)?
         };
     });
     captures.push(feed.clone());

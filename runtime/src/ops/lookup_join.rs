@@ -80,13 +80,14 @@ impl<R> Clone for TableFeed<R> {
 }
 
 impl<R: Send + Sync + 'static> TableFeed<R> {
-    /// Starts a thread that calls `read` every `every_ms` and publishes what it returns. The
-    /// thread ends once no lookup join holds the feed any more (it checks when it wakes up).
+    /// Starts a thread that calls `read` every `every_ms` and publishes the rows it returns
+    /// (`None`: the table is as it was, nothing to publish). The thread ends once no lookup
+    /// join holds the feed any more (it checks when it wakes up).
     pub fn start(
         table: &str,
         every_ms: i64,
         rows: Vec<R>,
-        mut read: impl FnMut() -> Result<Vec<R>, String> + Send + 'static,
+        mut read: impl FnMut() -> Result<Option<Vec<R>>, String> + Send + 'static,
     ) -> Result<TableFeed<R>, String> {
         let latest = Arc::new(Mutex::new((0, Arc::new(rows))));
         let feed = TableFeed {
@@ -102,7 +103,8 @@ impl<R: Send + Sync + 'static> TableFeed<R> {
                     return;
                 }
                 match read() {
-                    Ok(rows) => {
+                    Ok(None) => {}
+                    Ok(Some(rows)) => {
                         let mut latest = latest.lock().unwrap_or_else(|e| e.into_inner());
                         latest.0 += 1;
                         latest.1 = Arc::new(rows);

@@ -3,7 +3,8 @@
 //!
 //! - **The table** is created if missing, with a column per field (`BIGINT`, `DOUBLE
 //!   PRECISION`, `BOOLEAN`, `TEXT`, `TIMESTAMPTZ`; `NOT NULL` unless the field is optional) and,
-//!   for an updating stream, its upsert key as the primary key. A table that exists must have
+//!   for an updating stream, its upsert key as the primary key (`UNIQUE NULLS NOT DISTINCT` when
+//!   the key may be null). A table that exists must have a unique index on the key and
 //!   every field as a column of that type, or the run stops at start with the difference.
 //! - **An append stream** is written with `COPY ... FROM STDIN (FORMAT binary)`, the fastest
 //!   way in, one `COPY` per batch.
@@ -108,6 +109,19 @@ pub enum Value<'a> {
     Timestamp(Option<i64>),
 }
 
+impl Value<'_> {
+    fn is_null(&self) -> bool {
+        matches!(
+            self,
+            Value::I64(None)
+                | Value::F64(None)
+                | Value::Bool(None)
+                | Value::Text(None)
+                | Value::Timestamp(None)
+        )
+    }
+}
+
 fn system_time(ms: i64) -> SystemTime {
     let offset = Duration::from_millis(ms.unsigned_abs());
     if ms >= 0 {
@@ -189,7 +203,14 @@ impl PostgresSinkConfig {
                 .iter()
                 .map(|&i| quoted(self.columns[i].name))
                 .collect();
-            columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
+            // A primary key makes its columns NOT NULL, so a key that may be null (the null
+            // group of an `aggregate by`) gets a unique constraint under which one null equals
+            // another, and so one row per key as for every other value (PostgreSQL 15 and later).
+            if self.nullable_key() {
+                columns.push(format!("UNIQUE NULLS NOT DISTINCT ({})", key.join(", ")));
+            } else {
+                columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
+            }
         }
         let table = quoted(&self.table);
         client
@@ -234,7 +255,92 @@ impl PostgresSinkConfig {
                 problems.join("; ")
             ));
         }
+        if !self.key.is_empty() {
+            self.check_key_index(&mut client)?;
+        }
         Ok(client)
+    }
+
+    /// Whether a column of the upsert key may be null.
+    fn nullable_key(&self) -> bool {
+        self.key.iter().any(|&i| self.columns[i].nullable)
+    }
+
+    /// An upsert needs a unique index on exactly the key's columns (`ON CONFLICT` finds no
+    /// other), and one under which nulls are equal when the key may be null: under a plain
+    /// unique index every upsert of a null key would add a row, and the table would hold the
+    /// key many times with no error. Either way the run stops at start and says what to add.
+    fn check_key_index(&self, client: &mut Client) -> Result<(), String> {
+        let name = &self.name;
+        let table = quoted(&self.table);
+        let version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .map(|row| row.get(0))
+            .map_err(|e| format!("sink `{name}`: postgres: {}", describe(&e)))?;
+        // `indnullsnotdistinct` is PostgreSQL 15's; before it nulls were always distinct.
+        let nulls_equal = if version >= 150000 {
+            "i.indnullsnotdistinct"
+        } else {
+            "false"
+        };
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {nulls_equal}, array_agg(a.attname::text ORDER BY a.attname::text) \
+                     FROM pg_index i JOIN pg_attribute a \
+                     ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                     WHERE i.indrelid = $1::text::regclass AND i.indisunique \
+                     AND i.indpred IS NULL AND i.indexprs IS NULL \
+                     GROUP BY i.indexrelid, {nulls_equal}"
+                ),
+                &[&table],
+            )
+            .map_err(|e| format!("sink `{name}`: postgres: {}", describe(&e)))?;
+        let mut key: Vec<String> = self
+            .key
+            .iter()
+            .map(|&i| self.columns[i].name.to_string())
+            .collect();
+        key.sort();
+        let listed = self
+            .key
+            .iter()
+            .map(|&i| quoted(self.columns[i].name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let matching: Vec<bool> = rows
+            .iter()
+            .filter(|row| row.get::<_, Vec<String>>(1) == key)
+            .map(|row| row.get::<_, bool>(0))
+            .collect();
+        if matching.is_empty() {
+            return Err(format!(
+                "sink `{name}`: postgres: table {table} has no unique index on the stream's \
+                 upsert key ({listed}), which upserts need; add one: ALTER TABLE {table} ADD \
+                 {} ({listed})",
+                if self.nullable_key() {
+                    "UNIQUE NULLS NOT DISTINCT"
+                } else {
+                    "PRIMARY KEY"
+                }
+            ));
+        }
+        if self.nullable_key() && !matching.contains(&true) {
+            let nullable: Vec<&str> = self
+                .key
+                .iter()
+                .filter(|&&i| self.columns[i].nullable)
+                .map(|&i| self.columns[i].name)
+                .collect();
+            return Err(format!(
+                "sink `{name}`: postgres: the upsert key may be null (`{}`), and the unique \
+                 index of table {table} on ({listed}) holds nulls as distinct, so each upsert \
+                 of a null key would add a row; make the index UNIQUE NULLS NOT DISTINCT \
+                 (PostgreSQL 15 or later), or keep nulls out of the key (`coalesce`)",
+                nullable.join("`, `")
+            ));
+        }
+        Ok(())
     }
 
     fn column_list(&self) -> String {
@@ -281,12 +387,23 @@ impl PostgresSinkConfig {
         )
     }
 
-    fn delete_statement(&self) -> String {
+    /// The delete of a key whose columns flagged in `nulls` (one flag per key column) are
+    /// null: `k IS NULL` for those (`k = NULL` matches no row), `k = $n` for the others.
+    fn delete_statement(&self, nulls: &[bool]) -> String {
+        let mut n = 0;
         let condition: Vec<String> = self
             .key
             .iter()
             .enumerate()
-            .map(|(n, &i)| format!("{} = ${}", quoted(self.columns[i].name), n + 1))
+            .map(|(bit, &i)| {
+                let column = quoted(self.columns[i].name);
+                if nulls[bit] {
+                    format!("{column} IS NULL")
+                } else {
+                    n += 1;
+                    format!("{column} = ${n}")
+                }
+            })
             .collect();
         format!(
             "DELETE FROM {} WHERE {}",
@@ -720,7 +837,8 @@ where
         changes: &[Change<T>],
     ) -> Result<u64, postgres::Error> {
         let upsert = client.prepare(&self.config.upsert_statement())?;
-        let delete = client.prepare(&self.config.delete_statement())?;
+        // One delete per pattern of null key columns, prepared when first met.
+        let mut deletes: Vec<(Vec<bool>, postgres::Statement)> = Vec::new();
         let mut values = Vec::with_capacity(self.config.columns.len());
         for change in changes {
             values.clear();
@@ -732,13 +850,22 @@ where
                     client.execute(&upsert, &params)?;
                 }
                 Change::Delete(_) => {
-                    let params: Vec<&(dyn ToSql + Sync)> = self
-                        .config
-                        .key
+                    let key = &self.config.key;
+                    let nulls: Vec<bool> = key.iter().map(|&i| values[i].is_null()).collect();
+                    let at = match deletes.iter().position(|(m, _)| *m == nulls) {
+                        Some(at) => at,
+                        None => {
+                            let statement = self.config.delete_statement(&nulls);
+                            deletes.push((nulls, client.prepare(&statement)?));
+                            deletes.len() - 1
+                        }
+                    };
+                    let params: Vec<&(dyn ToSql + Sync)> = key
                         .iter()
+                        .filter(|&&i| !values[i].is_null())
                         .map(|&i| &values[i] as &(dyn ToSql + Sync))
                         .collect();
-                    client.execute(&delete, &params)?;
+                    client.execute(&deletes[at].1, &params)?;
                 }
             }
         }

@@ -909,8 +909,101 @@ pub fn read_all<T: Default, M: MakeDecoder<T>>(
     dead_letters: &DeadLetters,
     make: M,
 ) -> Result<Vec<T>, String> {
-    let text = std::fs::read(path)
-        .map_err(|err| format!("table `{name}`: cannot read {}: {err}", path.display()))?;
+    let text = read_settled(name, path)?.1;
+    decode_all(name, path, &text, header, quotes, dead_letters, make)
+}
+
+/// What a file's metadata say of its contents: length, modification time and inode. Equal
+/// stamps are taken to mean the same bytes (how `make` and `rsync` decide too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> std::io::Result<FileStamp> {
+    let meta = std::fs::metadata(path)?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Ok(FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode,
+    })
+}
+
+/// How long a table file must have gone unmodified before it is read: a writer rewriting it in
+/// place is then most likely done.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Reads a lookup table's file whole, once it has settled: not modified for [`SETTLE`], and
+/// the same before and after the read (else it is read again, a few times, then refused). A
+/// file rewritten in place is so never taken half-written while its writer is busy; a writer
+/// that pauses longer than [`SETTLE`] can still be read half-done, which is why the docs say
+/// to write the new file aside and rename it into place.
+fn read_settled(name: &str, path: &Path) -> Result<(FileStamp, Vec<u8>), String> {
+    let cannot =
+        |err: std::io::Error| format!("table `{name}`: cannot read {}: {err}", path.display());
+    for _ in 0..40 {
+        let before = stamp(path).map_err(cannot)?;
+        let age = before
+            .modified
+            .and_then(|m| std::time::SystemTime::now().duration_since(m).ok());
+        if let Some(age) = age {
+            if age < SETTLE {
+                std::thread::sleep(SETTLE - age);
+                continue;
+            }
+        }
+        let bytes = std::fs::read(path).map_err(cannot)?;
+        let after = stamp(path).map_err(cannot)?;
+        if before == after && bytes.len() as u64 == after.len {
+            return Ok((after, bytes));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err(format!(
+        "table `{name}`: {} kept changing while it was read; write the new table to another \
+         file and rename it into place",
+        path.display()
+    ))
+}
+
+/// [`read_all`] for a table read again (`refresh:`): `None` when the file is as it was at the
+/// read that set `last` (its rows, and its dead letters, were taken then), else its rows.
+pub fn read_if_changed<T: Default, M: MakeDecoder<T>>(
+    name: &str,
+    path: &Path,
+    header: bool,
+    quotes: Option<u8>,
+    dead_letters: &DeadLetters,
+    make: M,
+    last: &mut Option<FileStamp>,
+) -> Result<Option<Vec<T>>, String> {
+    if let (Some(last), Ok(now)) = (*last, stamp(path)) {
+        if last == now {
+            return Ok(None);
+        }
+    }
+    let (now, text) = read_settled(name, path)?;
+    let rows = decode_all(name, path, &text, header, quotes, dead_letters, make)?;
+    *last = Some(now);
+    Ok(Some(rows))
+}
+
+/// The rows of a table file's bytes, malformed lines to the dead letters (see [`read_all`]).
+fn decode_all<T: Default, M: MakeDecoder<T>>(
+    name: &str,
+    path: &Path,
+    text: &[u8],
+    header: bool,
+    quotes: Option<u8>,
+    dead_letters: &DeadLetters,
+    make: M,
+) -> Result<Vec<T>, String> {
     // Every line with its `\n` (the last may have none).
     let mut lines = text.split_inclusive(|b| *b == b'\n').enumerate().peekable();
     let in_table = |e: String| format!("table `{name}`: {}: {e}", path.display());
@@ -967,6 +1060,42 @@ pub fn read_all<T: Default, M: MakeDecoder<T>>(
 
 #[cfg(test)]
 mod tests {
+    /// A table file rewritten in place, in chunks over 600 ms, is read whole once its writer is
+    /// done, never as the part written so far; read again unchanged, it is not read at all.
+    #[test]
+    fn a_table_rewritten_in_place_is_read_once_settled() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "old\n").unwrap();
+        let whole: String = (0..12).map(|i| format!("row {i}\n")).collect();
+        let writer = {
+            let (path, whole) = (path.clone(), whole.clone());
+            std::thread::spawn(move || {
+                let mut file = std::fs::File::create(&path).unwrap();
+                for line in whole.lines() {
+                    writeln!(file, "{line}").unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let (first, bytes) = read_settled("t", &path).unwrap();
+        writer.join().unwrap();
+        assert_eq!(String::from_utf8(bytes).unwrap(), whole);
+        let mut last = Some(first);
+        let dead = DeadLetters::new(
+            dir.path().join("dead.jsonl"),
+            crate::metrics::Metrics::new(),
+        );
+        let make = by_position(|line: &str, out: &mut String| {
+            *out = line.to_string();
+            Ok(())
+        });
+        let again = read_if_changed("t", &path, false, None, &dead, make, &mut last).unwrap();
+        assert!(again.is_none(), "an unchanged file is not read again");
+    }
+
     #[test]
     fn quoted_fields_may_hold_line_ends() {
         let open = |l: &str| quote_open(l.as_bytes(), b',', false);
