@@ -358,10 +358,14 @@ pub fn floor_to(ts: i64, unit_ms: i64) -> Option<i64> {
     ts.checked_sub(ts.rem_euclid(unit_ms))
 }
 
-/// Integer division with SQL semantics (truncates toward zero): `None` for division by zero and
-/// for the one overflowing case, `i64::MIN / -1`.
-pub fn checked_div(a: i64, b: i64) -> Option<i64> {
-    a.checked_div(b)
+/// Integer division with SQL semantics (truncates toward zero): `None` for division by zero.
+/// `i64::MIN / -1`, the one quotient outside the range, is an integer overflow like any other
+/// (the record goes to the dead letters), not a null.
+pub fn checked_div(a: i64, b: i64, expr: &'static str) -> Option<i64> {
+    if b == 0 {
+        return None;
+    }
+    Some(crate::overflow::div(a, b, expr))
 }
 
 /// Remainder with SQL semantics (the sign follows the dividend): `None` for a zero divisor.
@@ -1061,11 +1065,13 @@ mod tests {
 
     #[test]
     fn checked_arithmetic() {
-        assert_eq!(checked_div(7, 2), Some(3));
-        assert_eq!(checked_div(-7, 2), Some(-3));
-        assert_eq!(checked_div(7, 0), None);
-        assert_eq!(checked_div(i64::MIN, -1), None);
-        assert_eq!(checked_div(i64::MIN, 1), Some(i64::MIN));
+        assert_eq!(checked_div(7, 2, "7 / 2"), Some(3));
+        assert_eq!(checked_div(-7, 2, "-7 / 2"), Some(-3));
+        assert_eq!(checked_div(7, 0, "7 / 0"), None);
+        assert_eq!(crate::overflow::take().map(|r| r.expr), None);
+        assert_eq!(checked_div(i64::MIN, 1, "m / 1"), Some(i64::MIN));
+        checked_div(i64::MIN, -1, "m / -1");
+        assert_eq!(crate::overflow::take().map(|r| r.expr), Some("m / -1"));
         assert_eq!(checked_rem(7, 3), Some(1));
         assert_eq!(checked_rem(-7, 3), Some(-1));
         assert_eq!(checked_rem(7, -3), Some(1));
@@ -1130,7 +1136,7 @@ mod tests {
             let _ = split_index(&p, pieces[(next() % pieces.len() as u64) as usize], start);
             let _ = (
                 floor_to(ts, start),
-                checked_div(ts, start),
+                checked_div(ts, start, "ts / start"),
                 checked_rem(ts, start),
             );
             let _ = day_of_week(ts);

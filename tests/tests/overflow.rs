@@ -230,3 +230,39 @@ fn an_overflow_in_a_join_key_or_an_order_is_not_blamed_on_the_next_record() {
     let joined = rows(dir.path(), "joined.jsonl");
     assert!(joined.len() >= ORDERS.len(), "{joined:?}");
 }
+
+/// Integer division: by zero is null (as in SQL), while `i64::MIN / -1`, whose quotient is
+/// outside the range, is an overflow like `+` and `*` (it used to be a null with no word).
+#[test]
+fn the_one_overflowing_quotient_is_a_dead_letter_and_division_by_zero_is_null() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let min = i64::MIN;
+    std::fs::write(
+        dir.path().join("pairs.csv"),
+        format!("{min},-1\n7,0\n-7,2\n{min},1\n"),
+    )
+    .expect("input");
+    let text = "schema P { a: i64, b: i64 }\n\
+                source pairs: P = file(path: \"pairs.csv\") format csv\n\
+                let q = pairs |> select { a, b, q: a / b, r: a % b }\n\
+                sink q -> file(path: \"q.jsonl\") format json\n";
+    let binary = build("overflow_quotient", text, false);
+    let result = run(&binary, &["--dead-letters", "dead.jsonl"], dir.path(), None);
+    assert!(result.success, "{}", result.stderr);
+    let got: Vec<String> = rows(dir.path(), "q.jsonl")
+        .iter()
+        .map(|r| format!("{},{},{},{}", r["a"], r["b"], r["q"], r["r"]))
+        .collect();
+    let mut got = got;
+    got.sort();
+    let mut want = vec![
+        "7,0,null,null".to_string(),
+        "-7,2,-3,-1".to_string(),
+        format!("{min},1,{min},0"),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    let letters = json_rows(&std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap());
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["reason"], "integer overflow in `a / b`");
+}

@@ -145,7 +145,9 @@ impl ExprGen<'_> {
                         // Only `i64::MIN / -1` overflows (the remainder is 0 then, and right).
                         ArithOp::Div if divisor_safe => quote!(#o::div(#a, #b, #text)),
                         ArithOp::Rem if divisor_safe => quote!((#a).wrapping_rem(#b)),
-                        ArithOp::Div => quote!(::weir_runtime::functions::checked_div(#a, #b)),
+                        ArithOp::Div => {
+                            quote!(::weir_runtime::functions::checked_div(#a, #b, #text))
+                        }
                         ArithOp::Rem => quote!(::weir_runtime::functions::checked_rem(#a, #b)),
                     }
                 };
@@ -792,8 +794,9 @@ pub fn may_overflow(e: &TExpr) -> bool {
         TExprKind::Neg(a) => int(a),
         TExprKind::Arith(_, a, _) if !int(a) => float_bound(e).is_none(),
         TExprKind::Arith(op, _, b) => match op {
+            // `i64::MIN / -1`; a literal divisor other than -1 cannot overflow.
             ArithOp::Add | ArithOp::Sub | ArithOp::Mul => true,
-            ArithOp::Div => b.is_nonzero_int_literal(),
+            ArithOp::Div => !matches!(b.kind, TExprKind::Lit(Literal::Int(v)) if v != -1 && v != 0),
             ArithOp::Rem => false,
         },
         TExprKind::Call(Func::Abs, _) => e.ty != Type::F64,

@@ -1018,8 +1018,9 @@ fn constant_int(e: &TExpr) -> Option<Option<i64>> {
                 ArithOp::Add => a.checked_add(b),
                 ArithOp::Sub => a.checked_sub(b),
                 ArithOp::Mul => a.checked_mul(b),
-                // Division by zero is null, not an overflow; `MIN / -1` is null as well.
-                ArithOp::Div => a.checked_div(b).or(Some(0)),
+                // Division by zero is null, not an overflow; `MIN / -1` overflows.
+                ArithOp::Div if b == 0 => Some(0),
+                ArithOp::Div => a.checked_div(b),
                 ArithOp::Rem => a.checked_rem(b).or(Some(0)),
             }))
         }
