@@ -261,6 +261,8 @@ let out = t
         as_text: cast(amount as string),
         parsed: cast("42" as i64),
         bad_parse: cast(user as i64),
+        flag: cast(" TRUE " as bool),
+        at: cast(" 2024-01-02 03:04:05 " as timestamp),
         mod3: amount % 3,
         starts: starts_with(lower(user), "c"),
         joined: concat(user, "-", cast(amount as string)),
@@ -280,7 +282,7 @@ sink out -> stdout() format json
         json!({"user": "ANA", "len": 3, "ratio": 10, "safe_ratio": 10, "scaled": 5.0, "has_note": true,
                "first_word": "hello", "second": "world", "sign": "pos", "big": true, "day": "2024-02-29",
                "hour": 13, "later": "2024-02-29 14:45:00.250", "as_text": "10", "parsed": 42,
-               "bad_parse": null, "mod3": 1, "starts": false, "joined": "Ana-10"})
+               "bad_parse": null, "flag": true, "at": "2024-01-02 03:04:05.000", "mod3": 1, "starts": false, "joined": "Ana-10"})
     );
     // Division by zero and arithmetic on a null are null, not an error; `case` without
     // `else` is null when nothing matches.
@@ -289,7 +291,7 @@ sink out -> stdout() format json
         json!({"user": "BO", "len": 2, "ratio": null, "safe_ratio": -1, "scaled": null, "has_note": false,
                "first_word": null, "second": "none", "sign": null, "big": false, "day": "2023-11-14",
                "hour": 22, "later": "2023-11-14 23:13:20.000", "as_text": "0", "parsed": 42,
-               "bad_parse": null, "mod3": 0, "starts": false, "joined": "bo-0"})
+               "bad_parse": null, "flag": true, "at": "2024-01-02 03:04:05.000", "mod3": 0, "starts": false, "joined": "bo-0"})
     );
     assert_eq!(rows[2]["ratio"], json!(-14));
     assert_eq!(rows[2]["mod3"], json!(-1));

@@ -721,11 +721,12 @@ impl ExprGen<'_> {
                 (_, Type::String) => quote!((#a).to_string()),
                 (Type::String, Type::I64) => quote!(#f::parse_i64_opt(&*#a)),
                 (Type::String, Type::F64) => quote!(#f::parse_f64_opt(&*#a)),
+                // Spaces around the text are ignored, as for numbers.
                 (Type::String, Type::Bool) => {
-                    quote!(::weir_runtime::formats::parse_bool(&*#a).ok())
+                    quote!(::weir_runtime::formats::parse_bool((*#a).trim()).ok())
                 }
                 (Type::String, Type::Timestamp) => {
-                    quote!(::weir_runtime::formats::parse_timestamp(&*#a).ok())
+                    quote!(::weir_runtime::formats::parse_timestamp((*#a).trim()).ok())
                 }
                 // i64 <-> timestamp / duration share a representation.
                 _ => quote!(#a),
