@@ -53,7 +53,6 @@ pub struct EmitCx<'a> {
     /// The names the naming pass chose for each operator ([`super::names`]).
     pub names: Names,
     pub statics: Statics,
-    pub(super) items: Vec<TokenStream>,
     /// The Rust type of each operator's output records.
     pub(super) types: BTreeMap<OpId, TokenStream>,
     pub(super) metrics: BTreeMap<OpId, Ident>,
@@ -92,10 +91,6 @@ impl<'a> EmitCx<'a> {
 
     pub fn record_type(&self, op: OpId) -> TokenStream {
         self.types[&op].clone()
-    }
-
-    pub fn push_item(&mut self, item: TokenStream) {
-        self.items.push(item);
     }
 
     /// The row type of `op`'s output (without `Change`).

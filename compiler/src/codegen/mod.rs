@@ -1,8 +1,10 @@
 //! Code generation: a validated dataflow graph becomes one Rust file (a `main.rs`) that links to
 //! `weir_runtime`. Each operator's emitter (in `ops/`) fills its slots; this driver names the
 //! record types, stitches every task's operators into one statically composed chain, creates
-//! the channels between tasks, and formats the result with prettyplease. The output depends
-//! only on the graph: same input, same bytes.
+//! the channels between tasks, and formats the result with prettyplease. The file reads in
+//! pipeline order: after the statics, each operator's record struct, items and route functions
+//! together, operator after operator in topological order, then `build` and the entry point.
+//! The output depends only on the graph: same input, same bytes.
 
 pub mod context;
 pub mod embed;
@@ -135,7 +137,6 @@ fn generate_parts(
         namer: Namer::default(),
         names: names::Names::default(),
         statics: Statics::default(),
-        items: Vec::new(),
         types: BTreeMap::new(),
         metrics: BTreeMap::new(),
         join_specs: BTreeMap::new(),
@@ -152,6 +153,8 @@ fn generate_parts(
     let mut emitted_sources = BTreeMap::new();
     // Every operator's names, before any emitter runs.
     cx.names = names::name_all(graph, &info.topo_order, &mut cx.namer);
+    // The record struct each operator defines (a source's is among its emitted items).
+    let mut record_structs: BTreeMap<OpId, TokenStream> = BTreeMap::new();
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
         let node = graph.node(*op);
@@ -179,8 +182,7 @@ fn generate_parts(
                     .names
                     .record(*op)
                     .expect("naming pass: this operator names its records");
-                cx.items
-                    .push(records::record_struct(&name, &node.ty.schema));
+                record_structs.insert(*op, records::record_struct(&name, &node.ty.schema));
                 quote!(#name)
             }
             Op::TopN(def) | Op::FinalTopN(def) | Op::RetractTopN(def) if !def.with_rank => {
@@ -191,8 +193,7 @@ fn generate_parts(
                     .names
                     .record(*op)
                     .expect("naming pass: this operator names its records");
-                cx.items
-                    .push(records::record_struct(&name, &node.ty.schema));
+                record_structs.insert(*op, records::record_struct(&name, &node.ty.schema));
                 quote!(#name)
             }
             Op::Sink(_) => quote!(()),
@@ -238,9 +239,14 @@ fn generate_parts(
         emitted.insert(*op, e);
     }
     let build = wiring(&mut cx, info, &mut emitted, &state_plan);
-    let mut items = std::mem::take(&mut cx.items);
-    for e in emitted.values_mut() {
-        items.append(&mut e.items);
+    // The file reads in pipeline order: each operator's record struct, its items and the route
+    // functions of the channels it feeds, one operator after the other in topological order.
+    let mut items = Vec::new();
+    for op in &info.topo_order {
+        items.extend(record_structs.remove(op));
+        if let Some(e) = emitted.get_mut(op) {
+            items.append(&mut e.items);
+        }
     }
     let statics = &cx.statics.items;
     let preview = graph
@@ -420,10 +426,13 @@ fn wiring(
                 (route, quote!(|r: &#ty| ::std::clone::Clone::clone(r)))
             }
         };
-        cx.items.push(quote! {
-            #[inline(always)]
-            fn #route(r: &#ty) -> u64 { #route_fn }
-        });
+        // After the producer's own items.
+        if let Some(e) = emitted.get_mut(&from) {
+            e.items.push(quote! {
+                #[inline(always)]
+                fn #route(r: &#ty) -> u64 { #route_fn }
+            });
+        }
         let tx = consumers[&to].0.clone();
         channel_edges.push(ChannelEdge {
             edge,

@@ -44,6 +44,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         quote!(return None;)
     };
     let mut body = Vec::new();
+    // The record structs of selects before the last, then the function.
+    let mut structs = Vec::new();
     // `r` is always a reference to the current record; `owned` names the last select's value.
     let mut current = format_ident!("r");
     let mut owned = None;
@@ -67,7 +69,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
                     let struct_name = cx
                         .namer
                         .fresh(&format!("{}Step{k}Record", cx.names.camel(op)));
-                    cx.push_item(crate::codegen::records::record_struct(
+                    structs.push(crate::codegen::records::record_struct(
                         &struct_name,
                         &ty.schema,
                     ));
@@ -133,8 +135,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         ),
         (false, None) => (quote!(), Box::new(|next| next)),
     };
+    structs.push(item);
     Emitted {
-        items: vec![item],
+        items: structs,
         setup,
         captures,
         moves: Vec::new(),
