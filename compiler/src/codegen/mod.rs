@@ -16,7 +16,7 @@ pub mod state;
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
 use crate::ir::validate::GraphInfo;
@@ -529,13 +529,14 @@ fn wiring(
         for c in &channel_edges {
             if let (true, Some((here, flag, consumer))) = (ops_in_task.contains(&c.from), &c.here) {
                 let (clones, takes, senders, chain) = &parts[*consumer];
+                let chain = as_result(chain);
                 here_setup.push(quote! {
                     let #here = if #flag {
                         #(#clones)*
                         #(#takes)*
                         #(#senders)*
                         Some(move || -> ::std::result::Result<_, ::std::string::String> {
-                            Ok(#chain)
+                            #chain
                         })
                     } else {
                         None
@@ -605,6 +606,20 @@ fn wiring(
             #(#spawns)*
             Ok(())
         }
+    }
+}
+
+/// A chain's constructor as a `Result<_, String>`: a constructor that ends in `?` (a sink
+/// opened with its state, `sink.with_state(slot)?`) already is one without its last `?`
+/// (every fallible constructor fails with a `String`); any other is wrapped in `Ok`.
+fn as_result(chain: &TokenStream) -> TokenStream {
+    let mut trees: Vec<TokenTree> = chain.clone().into_iter().collect();
+    match trees.last() {
+        Some(TokenTree::Punct(p)) if p.as_char() == '?' => {
+            trees.pop();
+            trees.into_iter().collect()
+        }
+        _ => quote!(Ok(#chain)),
     }
 }
 

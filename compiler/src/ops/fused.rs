@@ -3,6 +3,7 @@
 //! or a `FilterMap` (both): the record flows through every step in straight-line code. A record
 //! whose evaluation overflows goes to the dead letters (so such a chain filters).
 
+use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
@@ -50,6 +51,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
     let mut current = format_ident!("r");
     let mut owned = None;
     let mut selects_seen = 0;
+    // `(index in body, name)` of each `let rK = &sK;`.
+    let mut bindings = Vec::new();
     for (k, step) in steps.iter().enumerate() {
         match step {
             Stateless::Filter(pred) => {
@@ -84,11 +87,18 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
                     &input_record,
                     reject.clone(),
                 ));
+                // A reference for the steps after this one (dropped below unless one reads it).
                 let next = format_ident!("r{}", k);
+                bindings.push((body.len(), next.clone()));
                 body.push(quote!(let #next = &#value;));
                 current = next;
                 owned = Some(value);
             }
+        }
+    }
+    for (at, name) in bindings {
+        if !body[at + 1..].iter().any(|later| mentions(later, &name)) {
+            body[at] = quote!();
         }
     }
     let mut setup = Vec::new();
@@ -143,4 +153,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         moves: Vec::new(),
         role: Role::Stage(stage),
     }
+}
+
+/// Whether `tokens` use the identifier `name` anywhere, inside groups too.
+fn mentions(tokens: &TokenStream, name: &Ident) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        TokenTree::Ident(id) => id == *name,
+        TokenTree::Group(g) => mentions(&g.stream(), name),
+        _ => false,
+    })
 }
