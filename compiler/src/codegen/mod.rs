@@ -29,7 +29,8 @@ use namer::Namer;
 
 /// Generates the pipeline's `main.rs`, formatted.
 pub fn generate(graph: &Dataflow, info: &GraphInfo) -> String {
-    let (tokens, statics) = generate_parts(graph, info, context::Form::Binary);
+    let rt = context::runtime_path(context::CRATE_RUNTIME);
+    let (tokens, statics) = generate_parts(graph, info, context::Form::Binary, rt);
     let file = format_file(tokens);
     let mut features = runtime_features(graph);
     if statics.uses_regexes() {
@@ -118,9 +119,15 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
     features
 }
 
-/// The generated code of `form`, unformatted.
-pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: context::Form<'_>) -> TokenStream {
-    generate_parts(graph, info, form).0
+/// The generated code of `form`, unformatted, naming the runtime `rt` (a path,
+/// [`context::runtime_path`]).
+pub fn generate_tokens(
+    graph: &Dataflow,
+    info: &GraphInfo,
+    form: context::Form<'_>,
+    rt: TokenStream,
+) -> TokenStream {
+    generate_parts(graph, info, form, rt).0
 }
 
 /// The generated code of `form`, unformatted, and its statics (which say whether it names a
@@ -129,8 +136,10 @@ fn generate_parts(
     graph: &Dataflow,
     info: &GraphInfo,
     form: context::Form<'_>,
+    rt: TokenStream,
 ) -> (TokenStream, expr::Statics) {
     let mut cx = EmitCx {
+        rt,
         form,
         memory: context::MemoryIo::default(),
         graph,
@@ -155,6 +164,7 @@ fn generate_parts(
     cx.names = names::name_all(graph, &info.topo_order, &mut cx.namer);
     // The record struct each operator defines (a source's is among its emitted items).
     let mut record_structs: BTreeMap<OpId, TokenStream> = BTreeMap::new();
+    let rt = cx.rt.clone();
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
         let node = graph.node(*op);
@@ -162,7 +172,7 @@ fn generate_parts(
             Op::Source { def, .. } => match &def.kind {
                 SourceKind::Nexmark { stream, .. } => {
                     let t = format_ident!("{}", stream.rust_type());
-                    quote!(::weir_runtime::nexmark::#t)
+                    quote!(#rt::nexmark::#t)
                 }
                 // Named by the source emitter.
                 _ => quote!(()),
@@ -182,7 +192,7 @@ fn generate_parts(
                     .names
                     .record(*op)
                     .expect("naming pass: this operator names its records");
-                record_structs.insert(*op, records::record_struct(&name, &node.ty.schema));
+                record_structs.insert(*op, records::record_struct(&rt, &name, &node.ty.schema));
                 quote!(#name)
             }
             Op::TopN(def) | Op::FinalTopN(def) | Op::RetractTopN(def) if !def.with_rank => {
@@ -193,7 +203,7 @@ fn generate_parts(
                     .names
                     .record(*op)
                     .expect("naming pass: this operator names its records");
-                record_structs.insert(*op, records::record_struct(&name, &node.ty.schema));
+                record_structs.insert(*op, records::record_struct(&rt, &name, &node.ty.schema));
                 quote!(#name)
             }
             Op::Sink(_) => quote!(()),
@@ -201,7 +211,7 @@ fn generate_parts(
         // An updating stream carries changes of its rows.
         cx.rows.insert(*op, ty.clone());
         let ty = if node.ty.updating.is_some() && !matches!(node.op, Op::Sink(_)) {
-            quote!(::weir_runtime::ops::Change<#ty>)
+            quote!(#rt::ops::Change<#ty>)
         } else {
             ty
         };
@@ -253,10 +263,11 @@ fn generate_parts(
         .ops()
         .into_iter()
         .any(|op| matches!(&graph.node(op).op, Op::Sink(def) if def.preview.is_some()));
-    let entry = embed::entry_points(&cx.form, &cx.memory, preview);
+    let rt = &cx.rt;
+    let entry = embed::entry_points(rt, &cx.form, &cx.memory, preview);
     let tokens = quote! {
         #![allow(unused, non_camel_case_types, non_snake_case, clippy::all)]
-        use ::weir_runtime::prelude::*;
+        use #rt::prelude::*;
         #(#statics)*
         #(#items)*
         #build
@@ -273,7 +284,8 @@ fn wiring(
     state_plan: &state::StatePlan,
 ) -> TokenStream {
     let graph = cx.graph;
-    checkpointed(emitted, state_plan);
+    let rt = cx.rt.clone();
+    checkpointed(&rt, emitted, state_plan);
     let mut setup = Vec::new();
     // Split counts of generator and Kafka sources, the keyed parallelism (default: the
     // largest), and the split counts of file sources (their own, or the keyed parallelism).
@@ -328,7 +340,7 @@ fn wiring(
         }
     }
     setup.push(quote!(let metrics = rt.metrics().clone();));
-    setup.push(describe_plan(graph, &cx.metrics));
+    setup.push(describe_plan(&rt, graph, &cx.metrics));
     // Metrics handles, in operator order.
     for (op, handle) in &cx.metrics {
         let label = metric_label(graph, *op);
@@ -408,18 +420,18 @@ fn wiring(
         setup.push(quote!(let #m = rt.op(#label);));
         let (route_fn, wrap) = match (&join_spec, port) {
             (Some(spec), 0) => (
-                quote!(::weir_runtime::hash::route(&<#spec as JoinSpec>::left_key(r))),
+                quote!(#rt::hash::route(&<#spec as JoinSpec>::left_key(r))),
                 quote!(|r: &#ty| Either::Left(::std::clone::Clone::clone(r))),
             ),
             (Some(spec), _) => (
-                quote!(::weir_runtime::hash::route(&<#spec as JoinSpec>::right_key(r))),
+                quote!(#rt::hash::route(&<#spec as JoinSpec>::right_key(r))),
                 quote!(|r: &#ty| Either::Right(::std::clone::Clone::clone(r))),
             ),
             (None, _) => {
                 let route = match &kind {
                     EdgeKind::Hash(keys) => {
                         let fields = keys.iter().map(|k| namer::field_ident(k));
-                        quote!(::weir_runtime::hash::route(&(#(&r.#fields,)*)))
+                        quote!(#rt::hash::route(&(#(&r.#fields,)*)))
                     }
                     _ => quote!(0),
                 };
@@ -666,13 +678,17 @@ fn scale_out(cx: &EmitCx<'_>, info: &GraphInfo) -> TokenStream {
 
 /// Chain elements of participants other than sources restore and save their state through a
 /// slot: `constructor.with_state(slot(id, instance))?`.
-fn checkpointed(emitted: &mut BTreeMap<OpId, Emitted>, state_plan: &state::StatePlan) {
+fn checkpointed(
+    rt: &TokenStream,
+    emitted: &mut BTreeMap<OpId, Emitted>,
+    state_plan: &state::StatePlan,
+) {
     for (op, id) in &state_plan.ids {
         let Some(e) = emitted.get_mut(op) else {
             continue;
         };
         let id = id.clone();
-        let slot = quote!(::weir_runtime::checkpoint::slot(#id, instance));
+        let slot = quote!(#rt::checkpoint::slot(#id, instance));
         let role = std::mem::replace(&mut e.role, Role::Leaf(quote!()));
         e.role = match role {
             Role::Source(drive) => Role::Source(drive),
@@ -799,7 +815,11 @@ fn stage_expr(
 /// topological order with what `weir explain` says of it, every edge, and the names the
 /// operators and exchanges register their counters under, so the HTTP endpoint can show
 /// the graph with its live values.
-fn describe_plan(graph: &Dataflow, counters: &BTreeMap<OpId, Ident>) -> TokenStream {
+fn describe_plan(
+    rt: &TokenStream,
+    graph: &Dataflow,
+    counters: &BTreeMap<OpId, Ident>,
+) -> TokenStream {
     let operators = graph.topo_order().into_iter().map(|op| {
         let node = graph.node(op);
         let id = op.to_string();
@@ -829,7 +849,7 @@ fn describe_plan(graph: &Dataflow, counters: &BTreeMap<OpId, Ident>) -> TokenStr
             }
             _ => quote!(::std::option::Option::None),
         };
-        quote!(::weir_runtime::plan::PlanOp {
+        quote!(#rt::plan::PlanOp {
             id: #id,
             kind: #kind,
             label: #label,
@@ -852,14 +872,14 @@ fn describe_plan(graph: &Dataflow, counters: &BTreeMap<OpId, Ident>) -> TokenStr
             }
         };
         let (from, to) = (from.to_string(), to.to_string());
-        quote!(::weir_runtime::plan::PlanEdge {
+        quote!(#rt::plan::PlanEdge {
             from: #from,
             to: #to,
             kind: #kind,
             exchange: #exchange,
         })
     });
-    quote!(rt.describe(&::weir_runtime::plan::Plan {
+    quote!(rt.describe(&#rt::plan::Plan {
         pipeline: ::std::option_env!("WEIR_PIPELINE"),
         operators: &[#(#operators),*],
         edges: &[#(#edges),*],

@@ -21,6 +21,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
+    let rt = cx.rt.clone();
     let input = cx.input_type(op);
     let output = cx.output_type(op);
     let name = cx.namer.fresh(&format!("{}_fused", cx.names.prefix(op)));
@@ -57,7 +58,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         match step {
             Stateless::Filter(pred) => {
                 let cond = cx.expr(current.clone()).condition(pred);
-                let check = overflow_check([pred], &overflows_param, &input_record, reject.clone());
+                let check =
+                    overflow_check(&rt, [pred], &overflows_param, &input_record, reject.clone());
                 if check.is_empty() {
                     body.push(quote!(if !(#cond) { #reject }));
                 } else {
@@ -73,6 +75,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
                         .namer
                         .fresh(&format!("{}Step{k}Record", cx.names.camel(op)));
                     structs.push(crate::codegen::records::record_struct(
+                        &rt,
                         &struct_name,
                         &ty.schema,
                     ));
@@ -82,6 +85,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
                 let build = cx.build_record(&record_ty, ty, items, current.clone());
                 body.push(quote!(let #value: #record_ty = #build;));
                 body.push(overflow_check(
+                    &rt,
                     items.iter().map(|(_, e)| e),
                     &overflows_param,
                     &input_record,
@@ -109,7 +113,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         setup.push(overflows_setup);
         captures.push(overflows.clone());
         (
-            quote!(, overflows: &::weir_runtime::overflow::Overflows),
+            quote!(, overflows: &#rt::overflow::Overflows),
             quote!({
                 let overflows = #overflows.clone();
                 move |r: &#input| #name(r, &overflows)

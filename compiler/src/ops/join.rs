@@ -38,6 +38,7 @@ pub const LOOKUP_SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceDef>) -> Emitted {
+    let rt = cx.rt.clone();
     let inputs = cx.graph.inputs(op);
     let left = cx.record_type(inputs[0].1);
     let output = cx.output_type(op);
@@ -56,7 +57,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let record = cx
                 .namer
                 .fresh(&format!("{}TableRecord", camel(&source.name)));
-            items.push(records::record_struct(&record, &source.ty.schema));
+            items.push(records::record_struct(&rt, &record, &source.ty.schema));
             let SourceKind::Postgres { url, query } = &source.kind else {
                 unreachable!("matched above");
             };
@@ -78,14 +79,15 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 }
             });
             items.push(quote! {
-                fn #from_row(c: &::weir_runtime::sources::postgres::Columns<'_>) -> ::std::result::Result<#record, ::std::string::String> {
+                fn #from_row(c: &#rt::sources::postgres::Columns<'_>) -> ::std::result::Result<#record, ::std::string::String> {
                     Ok(#record { #(#fields,)* })
                 }
             });
             let name = source.name.clone();
             let n_fields = source.ty.schema.fields.len();
-            let read = quote!(::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row));
+            let read = quote!(#rt::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row));
             let table = read_table(
+                &rt,
                 op,
                 &name,
                 source.refresh_ms,
@@ -99,13 +101,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let record = cx
                 .namer
                 .fresh(&format!("{}TableRecord", camel(&source.name)));
-            items.push(records::record_struct(&record, &source.ty.schema));
+            items.push(records::record_struct(&rt, &record, &source.ty.schema));
             let format = match &source.kind {
                 SourceKind::File { format, .. } => format.clone(),
                 _ => Format::JSON,
             };
             let decode = cx.namer.fresh(&format!("decode_table_{}", source.name));
             items.push(records::decoder(
+                &rt,
                 &decode,
                 &record,
                 &source.ty.schema,
@@ -121,7 +124,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let make = if header {
                 quote!(#decode)
             } else {
-                quote!(::weir_runtime::sources::lines::by_position(#decode))
+                quote!(#rt::sources::lines::by_position(#decode))
             };
             // A CSV table's quoted cells may hold line ends, as a CSV source's may.
             let quotes = match format {
@@ -129,8 +132,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 _ => quote!(None),
             };
             let name = source.name.clone();
-            let read = quote!(::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make));
+            let read = quote!(#rt::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make));
             let table = read_table(
+                &rt,
                 op,
                 &name,
                 source.refresh_ms,
@@ -149,7 +153,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
         let types: Vec<TokenStream> = keys.iter().map(|k| field_type(k.ty, false)).collect();
         let values: Vec<TokenStream> = keys
             .iter()
-            .map(|k| crate::codegen::expr::unflagged(k, gen.coerce(k, k.ty, false)))
+            .map(|k| crate::codegen::expr::unflagged(&rt, k, gen.coerce(k, k.ty, false)))
             .collect();
         if keys.len() == 1 {
             (types[0].clone(), values[0].clone())
@@ -171,7 +175,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
     let right_time = time(&def.right_time, "r");
     let condition = match &def.condition {
         Some(c) => {
-            let c = crate::codegen::expr::unflagged(c, cx.join_expr(&prefix).condition(c));
+            let c = crate::codegen::expr::unflagged(&rt, c, cx.join_expr(&prefix).condition(c));
             quote!(if !(#c) { return None; })
         }
         None => quote!(),
@@ -233,7 +237,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let build_table = cx.namer.fresh(&format!("{}_table", cx.names.prefix(op)));
             items.push(quote! {
                 pub struct #spec;
-                impl ::weir_runtime::ops::LookupSpec for #spec {
+                impl #rt::ops::LookupSpec for #spec {
                     type In = #left;
                     type Row = #right;
                     type Key = #key_type;
@@ -247,8 +251,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                     }
                     fn left_only(l: &#left) -> #output { #left_only }
                 }
-                fn #build_table(rows: ::std::vec::Vec<#right>) -> ::weir_runtime::hash::FastMap<#key_type, ::std::vec::Vec<#right>> {
-                    let mut table: ::weir_runtime::hash::FastMap<#key_type, ::std::vec::Vec<#right>> = ::std::default::Default::default();
+                fn #build_table(rows: ::std::vec::Vec<#right>) -> #rt::hash::FastMap<#key_type, ::std::vec::Vec<#right>> {
+                    let mut table: #rt::hash::FastMap<#key_type, ::std::vec::Vec<#right>> = ::std::default::Default::default();
                     for r in rows {
                         let key = { let r = &r; #right_key };
                         table.entry(key).or_default().push(r);
@@ -261,7 +265,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             // A table read again (`refresh:`) takes each new version on a tick.
             let refreshed = feed.map(|feed| quote!(.refreshed_by(#feed.clone(), #build_table)));
             Box::new(
-                move |next| quote!(::weir_runtime::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(#load.clone()), #left_outer, #next)#refreshed),
+                move |next| quote!(#rt::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(#load.clone()), #left_outer, #next)#refreshed),
             )
         }
         kind => {
@@ -295,13 +299,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 JoinKind::Interval => {
                     let (lower, upper) = def.within.unwrap_or((0, 0));
                     Box::new(
-                        move |next| quote!(::weir_runtime::ops::IntervalJoin::<#spec, _>::new(#metrics.clone(), #lower, #upper, #left_outer, #next)),
+                        move |next| quote!(#rt::ops::IntervalJoin::<#spec, _>::new(#metrics.clone(), #lower, #upper, #left_outer, #next)),
                     )
                 }
                 JoinKind::Window => {
                     let size = def.window_ms.unwrap_or(1);
                     Box::new(
-                        move |next| quote!(::weir_runtime::ops::WindowJoin::<#spec, _>::new(#metrics.clone(), #size, #left_outer, #next)),
+                        move |next| quote!(#rt::ops::WindowJoin::<#spec, _>::new(#metrics.clone(), #size, #left_outer, #next)),
                     )
                 }
                 _ => {
@@ -320,7 +324,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                         quote!()
                     };
                     Box::new(
-                        move |next| quote!(::weir_runtime::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)#outer #clock),
+                        move |next| quote!(#rt::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)#outer #clock),
                     )
                 }
             }
@@ -340,6 +344,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
 /// `table_<op>`; and with `refresh:` the runtime's `TableFeed` that reads it again that often
 /// (`table_feed_<op>`). Returns both names.
 fn read_table(
+    rt: &TokenStream,
     op: OpId,
     name: &str,
     refresh_ms: Option<i64>,
@@ -359,7 +364,7 @@ fn read_table(
     setup.push(quote! {
         let #feed = {
             let dead_letters = dead_letters.clone();
-            ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || #read)?
+            #rt::ops::TableFeed::start(#name, #every, #table.clone(), move || #read)?
         };
     });
     captures.push(feed.clone());
