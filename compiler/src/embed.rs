@@ -14,7 +14,8 @@
 //! ```
 //!
 //! The code inside is what [`codegen`](crate::codegen) generates for the CLI, in a library
-//! form (see [`crate::codegen::embed`]) and with `::weir_runtime` spelled `::weir::runtime`.
+//! form (see [`crate::codegen::embed`]) and naming the runtime `::weir::runtime` (through the
+//! `weir` facade) where a binary's crate names it `::weir_runtime`.
 //!
 //! Why the header lives on the Rust side: the pipeline compiler runs inside the proc macro,
 //! before rustc has seen the user's structs, so it cannot read a `#[derive(weir::Record)]`
@@ -30,7 +31,8 @@ use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitStr, Token};
 
-use crate::codegen::embed::{rewrite_runtime_path, Form};
+use crate::codegen::context::{runtime_path, FACADE_RUNTIME};
+use crate::codegen::embed::Form;
 use crate::sema::types::Type;
 use crate::sema::udf::{with_udfs, Udf};
 use crate::{Diagnostic, FileId, Options, SourceMap};
@@ -238,12 +240,19 @@ pub fn compile_module(
     })
     .map_err(EmbedError::Pipeline)?;
     let records = source_records(sources, file, header)?;
-    let library =
-        crate::codegen::generate_tokens(&compiled.physical, &compiled.info, Form::Library);
+    // The runtime through the facade, `::weir::runtime`: the user's crate depends on `weir`.
+    let rt = runtime_path(FACADE_RUNTIME);
+    let library = crate::codegen::generate_tokens(
+        &compiled.physical,
+        &compiled.info,
+        Form::Library,
+        rt.clone(),
+    );
     let memory = crate::codegen::generate_tokens(
         &compiled.physical,
         &compiled.info,
         Form::Memory { records: &records },
+        rt,
     );
     let name = match &header.module {
         Some(name) => name.clone(),
@@ -280,7 +289,7 @@ pub fn compile_module(
         }
     };
     Ok(Module {
-        tokens: rewrite_runtime_path(module, &quote!(::weir::runtime)),
+        tokens: module,
         warnings: compiled.warnings,
     })
 }

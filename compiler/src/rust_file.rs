@@ -187,7 +187,8 @@ pub fn functions(text: &str) -> Result<Vec<Udf>, RustFileError> {
 /// the module are the file's.
 pub fn module_text(text: &str) -> String {
     format!(
-        "{text}\n#[allow(unused_imports)]\nmod weir {{\n    pub use ::weir_runtime::embed::*;\n    pub use ::weir_runtime::state_struct;\n}}\n"
+        "{text}\n#[allow(unused_imports)]\nmod weir {{\n    pub use {rt}::embed::*;\n    pub use {rt}::state_struct;\n}}\n",
+        rt = crate::codegen::context::CRATE_RUNTIME
     )
 }
 

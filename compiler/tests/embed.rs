@@ -23,8 +23,10 @@ fn read(example: &str) -> String {
 
 #[test]
 fn library_form_is_the_cli_output() {
-    use weir_compiler::codegen::embed::{rewrite_runtime_path, Form};
+    use weir_compiler::codegen::context::{runtime_path, CRATE_RUNTIME, FACADE_RUNTIME};
+    use weir_compiler::codegen::embed::Form;
     use weir_compiler::codegen::{format_file, generate_tokens};
+    let (krate, facade) = (runtime_path(CRATE_RUNTIME), runtime_path(FACADE_RUNTIME));
     for example in EXAMPLES {
         let text = read(example);
         let mut sources = SourceMap::new();
@@ -33,21 +35,19 @@ fn library_form_is_the_cli_output() {
             .unwrap_or_else(|_| panic!("{example} compiles"));
         let (graph, info) = (&compiled.physical, &compiled.info);
         // What `weir emit` prints is the binary form.
-        let binary = generate_tokens(graph, info, Form::Binary);
+        let binary = generate_tokens(graph, info, Form::Binary, krate.clone());
         assert_eq!(format_file(binary.clone()), compiled.rust, "{example}");
         // The library form: the same tokens up to the entry point.
-        let library = generate_tokens(graph, info, Form::Library);
+        let library = generate_tokens(graph, info, Form::Library, krate.clone());
         let (binary, library) = (binary.to_string(), library.to_string());
         let main = binary.find("fn main ()").expect("binary has main");
         let run = library.find("pub fn run").expect("library has run");
         let run = library[..run].rfind("# [doc").expect("run has docs");
         assert_eq!(binary[..main], library[..run], "{example}");
-        // The macro and build.rs emit it inside the module, with the runtime path rewritten.
+        // The macro and build.rs emit it inside the module, naming the runtime through the
+        // facade.
         let module = weir_compiler::build::generate(example, &text, "", "m").unwrap();
-        let rewritten = rewrite_runtime_path(
-            generate_tokens(graph, info, Form::Library),
-            &quote::quote!(::weir::runtime),
-        );
+        let through_facade = generate_tokens(graph, info, Form::Library, facade.clone());
         let header = weir_compiler::embed::Header::default();
         let module_tokens = match weir_compiler::embed::compile_module(&sources, file, &header, "m")
         {
@@ -55,7 +55,9 @@ fn library_form_is_the_cli_output() {
             Err(_) => panic!("{example} compiles as a module"),
         };
         assert!(
-            module_tokens.to_string().contains(&rewritten.to_string()),
+            module_tokens
+                .to_string()
+                .contains(&through_facade.to_string()),
             "{example}"
         );
         assert!(module.contains("pub fn run(\n"), "{example}");

@@ -171,3 +171,32 @@ fn a_preview_prints_an_avro_sinks_rows_as_json() {
         compiled.rust
     );
 }
+
+#[test]
+fn a_fused_chain_binds_a_select_only_for_the_steps_that_read_it() {
+    // A filter after the first select reads its record through `r1`; the last select's
+    // value is returned, never bound to a reference.
+    let text = "source bids = nexmark(stream: \"bid\", events: 1000)\n\
+                let big = bids\n    \
+                |> select { auction, cents: price * 100 }\n    \
+                |> filter cents > 5000\n    \
+                |> select { auction }\n\
+                sink big -> checksum()\n";
+    let mut sources = SourceMap::new();
+    let id = sources.add("fused.weir".to_string(), text.to_string());
+    let compiled = match compile(&sources, id, &Options::default()) {
+        Ok(c) => c,
+        Err(d) => panic!(
+            "{}",
+            weir_compiler::diagnostics::render(&sources, &d, false)
+        ),
+    };
+    let rust = &compiled.rust;
+    let bindings: Vec<&str> = rust
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("let r") && l.contains(" = &s"))
+        .collect();
+    assert_eq!(bindings, ["let r0 = &s0;"], "{rust}");
+    assert!(rust.contains("r0.cents"), "{rust}");
+}

@@ -10,7 +10,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::spanned::Spanned;
-use weir_compiler::codegen::embed::rewrite_runtime_path;
+use weir_compiler::codegen::context::{runtime_path, FACADE_RUNTIME};
 use weir_compiler::codegen::records;
 use weir_compiler::sema::types::{Field, Schema, Type};
 use weir_compiler::sema::Format;
@@ -54,6 +54,8 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
     if let Some(errors) = errors {
         return Err(errors);
     }
+    // A crate deriving `Record` depends on `weir`: the runtime through the facade.
+    let rt = runtime_path(FACADE_RUNTIME);
     let record = quote!(#name);
     let (json_enc, csv_enc, json_dec, csv_dec) = (
         format_ident!("encode_json"),
@@ -67,10 +69,10 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
         timestamps: Default::default(),
     };
     let codecs = [
-        records::encoder(&json_enc, &record, &schema, &Format::JSON),
-        records::encoder(&csv_enc, &record, &schema, &csv),
-        records::decoder(&json_dec, name, &schema, &schema, &Format::JSON, None),
-        records::decoder(&csv_dec, name, &schema, &schema, &csv, None),
+        records::encoder(&rt, &json_enc, &record, &schema, &Format::JSON),
+        records::encoder(&rt, &csv_enc, &record, &schema, &csv),
+        records::decoder(&rt, &json_dec, name, &schema, &schema, &Format::JSON, None),
+        records::decoder(&rt, &csv_dec, name, &schema, &schema, &csv, None),
     ];
     // What the decoders write into (every field, when they succeed); the type need not
     // implement `Default`, only its fields' types do.
@@ -89,13 +91,13 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
             }
         );
         let nullable = f.nullable;
-        quote!(::weir_runtime::embed::FieldDesc { name: #n, ty: ::weir_runtime::embed::FieldType::#t, nullable: #nullable })
+        quote!(#rt::embed::FieldDesc { name: #n, ty: #rt::embed::FieldType::#t, nullable: #nullable })
     });
     let tokens = quote! {
         const _: () = {
             #(#codecs)*
-            impl ::weir_runtime::embed::Record for #name {
-                const FIELDS: &'static [::weir_runtime::embed::FieldDesc] = &[#(#descs,)*];
+            impl #rt::embed::Record for #name {
+                const FIELDS: &'static [#rt::embed::FieldDesc] = &[#(#descs,)*];
                 fn write_json(&self, out: &mut ::std::vec::Vec<u8>) {
                     #json_enc(self, out);
                     out.pop();
@@ -104,12 +106,12 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
                     #csv_enc(self, out);
                     out.pop();
                 }
-                fn from_json(line: &str) -> ::std::result::Result<Self, ::weir_runtime::formats::DecodeError> {
+                fn from_json(line: &str) -> ::std::result::Result<Self, #rt::formats::DecodeError> {
                     let mut record = #blank;
                     #json_dec(line, &mut record)?;
                     Ok(record)
                 }
-                fn from_csv(line: &str) -> ::std::result::Result<Self, ::weir_runtime::formats::DecodeError> {
+                fn from_csv(line: &str) -> ::std::result::Result<Self, #rt::formats::DecodeError> {
                     let mut record = #blank;
                     #csv_dec(line, &mut record)?;
                     Ok(record)
@@ -117,7 +119,7 @@ pub fn expand(input: &syn::DeriveInput) -> syn::Result<TokenStream> {
             }
         };
     };
-    Ok(rewrite_runtime_path(tokens, &quote!(::weir::runtime)))
+    Ok(tokens)
 }
 
 /// A field's weir type and nullability.

@@ -1,6 +1,6 @@
 //! The emit context: what every operator's emitter reads and fills while code is generated
 //! (the graph, the names chosen before emitting, the record types of each operator's
-//! output, the statics, the form of the output). A leaf of `codegen`: it depends on the
+//! output, the statics, the form of the output and the path it names the runtime by). A leaf of `codegen`: it depends on the
 //! graph, the namer and the expression generator, never on `codegen`'s driver or on `ops/`,
 //! so the emitters in `ops/` and the driver both depend on it and not on each other.
 
@@ -14,6 +14,20 @@ use super::namer::{self, Namer};
 use super::names::Names;
 use crate::ir::{Dataflow, OpId, Parallelism};
 use crate::sema::{StreamType, TExpr};
+
+/// The path generated code names the runtime by in a pipeline's own crate (the binaries the
+/// CLI builds, where the runtime is a dependency): the one place in the compiler this path is
+/// written (the test `the_runtime_path_is_written_once` refuses it anywhere else).
+pub const CRATE_RUNTIME: &str = "::weir_runtime";
+
+/// The runtime's path in a user's crate that embeds a pipeline: through the `weir` facade.
+pub const FACADE_RUNTIME: &str = "::weir::runtime";
+
+/// A runtime path ([`CRATE_RUNTIME`], [`FACADE_RUNTIME`]) as tokens, for `#rt::module::Item`.
+pub fn runtime_path(path: &str) -> TokenStream {
+    path.parse()
+        .unwrap_or_else(|e| panic!("internal error: `{path}` is not a Rust path: {e}"))
+}
 
 /// What the generated code is.
 #[derive(Clone, Copy, Debug, Default)]
@@ -49,11 +63,13 @@ pub struct MemoryIo {
 /// State shared by the operator emitters.
 pub struct EmitCx<'a> {
     pub graph: &'a Dataflow,
+    /// The path of the runtime crate (`::weir_runtime`, or `::weir::runtime` through the
+    /// facade): every emitter writes `#rt::module::Item`, never the path itself.
+    pub rt: TokenStream,
     pub namer: Namer,
     /// The names the naming pass chose for each operator ([`super::names`]).
     pub names: Names,
     pub statics: Statics,
-    pub(super) items: Vec<TokenStream>,
     /// The Rust type of each operator's output records.
     pub(super) types: BTreeMap<OpId, TokenStream>,
     pub(super) metrics: BTreeMap<OpId, Ident>,
@@ -75,6 +91,7 @@ impl<'a> EmitCx<'a> {
         ExprGen {
             namer: &mut self.namer,
             statics: &mut self.statics,
+            rt: &self.rt,
             record,
             joined: None,
         }
@@ -85,6 +102,7 @@ impl<'a> EmitCx<'a> {
         ExprGen {
             namer: &mut self.namer,
             statics: &mut self.statics,
+            rt: &self.rt,
             record: format_ident!("l"),
             joined: Some((prefix.to_string(), format_ident!("r"))),
         }
@@ -92,10 +110,6 @@ impl<'a> EmitCx<'a> {
 
     pub fn record_type(&self, op: OpId) -> TokenStream {
         self.types[&op].clone()
-    }
-
-    pub fn push_item(&mut self, item: TokenStream) {
-        self.items.push(item);
     }
 
     /// The row type of `op`'s output (without `Change`).
@@ -150,9 +164,10 @@ impl<'a> EmitCx<'a> {
     /// Sets the row type of `op`'s output (a source names its own); an updating stream
     /// carries changes of its rows (an upsert-Kafka source's).
     pub fn set_output_type(&mut self, op: OpId, ty: TokenStream) {
+        let rt = &self.rt;
         self.rows.insert(op, ty.clone());
         let ty = if self.graph.node(op).ty.updating.is_some() {
-            quote!(::weir_runtime::ops::Change<#ty>)
+            quote!(#rt::ops::Change<#ty>)
         } else {
             ty
         };
@@ -170,9 +185,10 @@ impl<'a> EmitCx<'a> {
     /// and the setup statement that creates it ([`weir_runtime::overflow::Overflows`]).
     pub fn overflows(&mut self, op: OpId) -> (Ident, TokenStream) {
         let metrics = self.metrics_handle(op);
+        let rt = &self.rt;
         let var = format_ident!("overflows_{}", op.to_string());
         let setup = quote! {
-            let #var = ::weir_runtime::overflow::Overflows::new(rt.dead_letters().clone(), #metrics.clone());
+            let #var = #rt::overflow::Overflows::new(rt.dead_letters().clone(), #metrics.clone());
         };
         (var, setup)
     }
@@ -213,5 +229,58 @@ pub fn parallelism(p: Parallelism) -> TokenStream {
         }
         Parallelism::Keyed => quote!(keyed),
         Parallelism::One => quote!(1usize),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`, sorted.
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Generated code names the runtime through the emit context (`#rt::...`), so that one
+    /// emitter serves a binary's crate and a crate embedding the pipeline: the crate's path is
+    /// written in code once, in [`super::CRATE_RUNTIME`]. A literal path anywhere else in the
+    /// compiler or the macros would name a crate an embedding user does not depend on.
+    #[test]
+    fn the_runtime_path_is_written_once() {
+        let needle = concat!("::", "weir_runtime");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        rust_files(&root.join("src"), &mut files);
+        rust_files(&root.join("../macros/src"), &mut files);
+        let mut found = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).expect("a source file is readable");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") || code.starts_with("pub const CRATE_RUNTIME") {
+                    continue;
+                }
+                if line.contains(needle) {
+                    found.push(format!("{}:{}: {}", file.display(), n + 1, code));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "write `#rt::...` with the emit context's runtime path (`cx.rt`), not `{needle}`:\n{}",
+            found.join("\n")
+        );
     }
 }

@@ -38,6 +38,8 @@ pub struct Statics {
 pub struct ExprGen<'a> {
     pub namer: &'a mut Namer,
     pub statics: &'a mut Statics,
+    /// The runtime's path ([`super::context::EmitCx::rt`]).
+    pub rt: &'a TokenStream,
     /// The identifier of the input record (a reference).
     pub record: proc_macro2::Ident,
     /// In a join condition: fields named `prefix` + name belong to this other record.
@@ -73,6 +75,7 @@ enum Operand<'e> {
 impl ExprGen<'_> {
     /// The expression's value: `T` or `Option<T>` as described in the module docs.
     pub fn value(&mut self, e: &TExpr) -> TokenStream {
+        let rt = self.rt;
         let r = &self.record;
         match &e.kind {
             TExprKind::Lit(lit) => literal(lit, e.ty),
@@ -96,7 +99,7 @@ impl ExprGen<'_> {
                     let a = &v[0];
                     match e.ty {
                         Type::F64 => quote!((-(#a))),
-                        _ => quote!(::weir_runtime::overflow::neg(#a, #text)),
+                        _ => quote!(#rt::overflow::neg(#a, #text)),
                     }
                 };
                 self.strict(&[Operand::Value(a)], e.nullable, false, body)
@@ -115,7 +118,7 @@ impl ExprGen<'_> {
                 let returns_option =
                     !float && matches!(op, ArithOp::Div | ArithOp::Rem) && !divisor_safe;
                 let text = render(e);
-                let o = quote!(::weir_runtime::overflow);
+                let o = quote!(#rt::overflow);
                 // A float operation is checked unless its operands' bounds keep it finite.
                 let float_checked = float && float_bound(e).is_none();
                 let body = move |v: &[TokenStream]| {
@@ -145,10 +148,8 @@ impl ExprGen<'_> {
                         // Only `i64::MIN / -1` overflows (the remainder is 0 then, and right).
                         ArithOp::Div if divisor_safe => quote!(#o::div(#a, #b, #text)),
                         ArithOp::Rem if divisor_safe => quote!((#a).wrapping_rem(#b)),
-                        ArithOp::Div => {
-                            quote!(::weir_runtime::functions::checked_div(#a, #b, #text))
-                        }
-                        ArithOp::Rem => quote!(::weir_runtime::functions::checked_rem(#a, #b)),
+                        ArithOp::Div => quote!(#rt::functions::checked_div(#a, #b, #text)),
+                        ArithOp::Rem => quote!(#rt::functions::checked_rem(#a, #b)),
                     }
                 };
                 self.strict(
@@ -335,7 +336,8 @@ impl ExprGen<'_> {
     }
 
     fn call(&mut self, func: Func, args: &[TExpr], e: &TExpr) -> TokenStream {
-        let f = quote!(::weir_runtime::functions);
+        let rt = self.rt;
+        let f = quote!(#rt::functions);
         match func {
             Func::Coalesce => return self.coalesce(args, e),
             Func::Greatest | Func::Least => return self.extreme(args, e, func == Func::Least),
@@ -550,7 +552,7 @@ impl ExprGen<'_> {
                 if ty == Type::F64 {
                     quote!((#a).abs())
                 } else {
-                    quote!(::weir_runtime::overflow::abs(#a, #text))
+                    quote!(#rt::overflow::abs(#a, #text))
                 }
             }
             Func::Coalesce | Func::Greatest | Func::Least | Func::NullIf => {
@@ -564,6 +566,7 @@ impl ExprGen<'_> {
     /// null), strings passed as `&str`. A constant of the declared `fn` type makes rustc check
     /// the function against the signature the pipeline declares, with a message that says so.
     fn udf_call(&mut self, path: &str, args: &[TExpr], e: &TExpr) -> TokenStream {
+        let rt = self.rt;
         let text = path.to_string();
         let Ok(path) = syn::parse_str::<syn::Path>(path) else {
             let msg = format!("`{path}` is not a Rust path");
@@ -591,7 +594,7 @@ impl ExprGen<'_> {
                 .zip(&is_string)
                 .map(|(v, s)| if *s { quote!(&*#v) } else { quote!(#v) });
             if float {
-                quote!(::weir_runtime::overflow::finite(#path(#(#v),*), #rendered))
+                quote!(#rt::overflow::finite(#path(#(#v),*), #rendered))
             } else {
                 quote!(#path(#(#v),*))
             }
@@ -618,7 +621,8 @@ impl ExprGen<'_> {
     /// `greatest(...)` / `least(...)`: nulls are skipped; a non-null argument (when there is
     /// one) seeds the result, so it is not an `Option`.
     fn extreme(&mut self, args: &[TExpr], e: &TExpr, least: bool) -> TokenStream {
-        let f = quote!(::weir_runtime::functions);
+        let rt = self.rt;
+        let f = quote!(#rt::functions);
         let seed = args.iter().position(|a| !a.nullable);
         let rest: Vec<TokenStream> = args
             .iter()
@@ -697,24 +701,25 @@ impl ExprGen<'_> {
     }
 
     fn zone(&mut self, name: &str) -> proc_macro2::Ident {
-        self.statics.zone(self.namer, name)
+        self.statics.zone(self.namer, self.rt, name)
     }
 
     fn cast(&mut self, a: &TExpr, e: &TExpr) -> TokenStream {
+        let rt = self.rt;
         let to = e.ty;
         let from = a.ty;
         if from == Type::Null {
             let t = rust_type(to);
             return quote!(None::<#t>);
         }
-        let f = quote!(::weir_runtime::functions);
+        let f = quote!(#rt::functions);
         let returns_option = from == Type::String && to != Type::String;
         let text = render(e);
         let body = move |v: &[TokenStream]| {
             let a = &v[0];
             match (from, to) {
                 (Type::I64, Type::F64) => quote!((#a as f64)),
-                (Type::F64, Type::I64) => quote!(::weir_runtime::overflow::f64_to_i64(#a, #text)),
+                (Type::F64, Type::I64) => quote!(#rt::overflow::f64_to_i64(#a, #text)),
                 (Type::Bool, Type::I64) => quote!((#a as i64)),
                 (Type::Timestamp, Type::String) => quote!(#f::timestamp_to_string(#a)),
                 (_, Type::String) if from == Type::String => quote!(#a),
@@ -723,10 +728,10 @@ impl ExprGen<'_> {
                 (Type::String, Type::F64) => quote!(#f::parse_f64_opt(&*#a)),
                 // Spaces around the text are ignored, as for numbers.
                 (Type::String, Type::Bool) => {
-                    quote!(::weir_runtime::formats::parse_bool((*#a).trim()).ok())
+                    quote!(#rt::formats::parse_bool((*#a).trim()).ok())
                 }
                 (Type::String, Type::Timestamp) => {
-                    quote!(::weir_runtime::formats::parse_timestamp((*#a).trim()).ok())
+                    quote!(#rt::formats::parse_timestamp((*#a).trim()).ok())
                 }
                 // i64 <-> timestamp / duration share a representation.
                 _ => quote!(#a),
@@ -736,6 +741,7 @@ impl ExprGen<'_> {
     }
 
     fn regex(&mut self, pattern: &str) -> proc_macro2::Ident {
+        let rt = self.rt;
         if let Some((_, id)) = self.statics.regexes.iter().find(|(p, _)| p == pattern) {
             return id.clone();
         }
@@ -743,8 +749,8 @@ impl ExprGen<'_> {
             .namer
             .fresh(&format!("REGEX_{}", self.statics.regexes.len()));
         self.statics.items.push(quote! {
-            static #id: ::std::sync::LazyLock<::weir_runtime::functions::Regex> = ::std::sync::LazyLock::new(|| {
-                ::weir_runtime::functions::Regex::new(#pattern).expect("weir check validated this regular expression")
+            static #id: ::std::sync::LazyLock<#rt::functions::Regex> = ::std::sync::LazyLock::new(|| {
+                #rt::functions::Regex::new(#pattern).expect("weir check validated this regular expression")
             });
         });
         self.statics.regexes.push((pattern.to_string(), id.clone()));
@@ -752,6 +758,7 @@ impl ExprGen<'_> {
     }
 
     fn pattern(&mut self, pattern: &str) -> proc_macro2::Ident {
+        let rt = self.rt;
         if let Some((_, id)) = self.statics.patterns.iter().find(|(p, _)| p == pattern) {
             return id.clone();
         }
@@ -759,8 +766,8 @@ impl ExprGen<'_> {
             .namer
             .fresh(&format!("DATE_PATTERN_{}", self.statics.patterns.len()));
         self.statics.items.push(quote! {
-            static #id: ::std::sync::LazyLock<::weir_runtime::functions::DatePattern> = ::std::sync::LazyLock::new(|| {
-                ::weir_runtime::functions::DatePattern::parse(#pattern).expect("weir check validated this date pattern")
+            static #id: ::std::sync::LazyLock<#rt::functions::DatePattern> = ::std::sync::LazyLock::new(|| {
+                #rt::functions::DatePattern::parse(#pattern).expect("weir check validated this date pattern")
             });
         });
         self.statics
@@ -774,11 +781,11 @@ impl ExprGen<'_> {
 /// conditions, the order of a top-N): the flag is cleared right after, so that a later
 /// operator on the same thread does not blame its own record for it. (Such an overflow is
 /// neither counted nor sent to the dead letters yet: a known gap, in docs/operations.md.)
-pub fn unflagged(e: &TExpr, v: TokenStream) -> TokenStream {
+pub fn unflagged(rt: &TokenStream, e: &TExpr, v: TokenStream) -> TokenStream {
     if may_overflow(e) {
         quote!({
             let v = #v;
-            let _ = ::weir_runtime::overflow::take();
+            let _ = #rt::overflow::take();
             v
         })
     } else {
@@ -868,14 +875,14 @@ impl Statics {
     }
 
     /// The static holding time zone `name` (looked up once, at first use).
-    pub fn zone(&mut self, namer: &mut Namer, name: &str) -> proc_macro2::Ident {
+    pub fn zone(&mut self, namer: &mut Namer, rt: &TokenStream, name: &str) -> proc_macro2::Ident {
         if let Some((_, id)) = self.zones.iter().find(|(z, _)| z == name) {
             return id.clone();
         }
         let id = namer.fresh(&format!("ZONE_{}", self.zones.len()));
         self.items.push(quote! {
-            static #id: ::std::sync::LazyLock<::weir_runtime::functions::Zone> = ::std::sync::LazyLock::new(|| {
-                ::weir_runtime::functions::Zone::get(#name).expect("weir check validated this time zone")
+            static #id: ::std::sync::LazyLock<#rt::functions::Zone> = ::std::sync::LazyLock::new(|| {
+                #rt::functions::Zone::get(#name).expect("weir check validated this time zone")
             });
         });
         self.zones.push((name.to_string(), id.clone()));
@@ -958,10 +965,11 @@ pub fn render(e: &TExpr) -> String {
     }
 }
 
-/// Statements that take the fault flag after an operator evaluated its expressions for
+/// Statements (naming the runtime `rt`) that take the fault flag after an operator evaluated its expressions for
 /// record `record`, send the record to the dead letters through `overflows` and run `reject`
 /// (a `return`); nothing when none of `exprs` can overflow.
 pub fn overflow_check<'e>(
+    rt: &TokenStream,
     exprs: impl IntoIterator<Item = &'e TExpr>,
     overflows: &proc_macro2::Ident,
     record: &proc_macro2::Ident,
@@ -971,9 +979,9 @@ pub fn overflow_check<'e>(
         return TokenStream::new();
     }
     quote! {
-        if let Some(raised) = ::weir_runtime::overflow::take() {
-            use ::weir_runtime::overflow::{DescribeDebug as _, DescribeOpaque as _};
-            #overflows.reject(raised, &(&::weir_runtime::overflow::Describe(#record)).describe());
+        if let Some(raised) = #rt::overflow::take() {
+            use #rt::overflow::{DescribeDebug as _, DescribeOpaque as _};
+            #overflows.reject(raised, &(&#rt::overflow::Describe(#record)).describe());
             #reject
         }
     }

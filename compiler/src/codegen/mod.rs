@@ -1,8 +1,10 @@
 //! Code generation: a validated dataflow graph becomes one Rust file (a `main.rs`) that links to
 //! `weir_runtime`. Each operator's emitter (in `ops/`) fills its slots; this driver names the
 //! record types, stitches every task's operators into one statically composed chain, creates
-//! the channels between tasks, and formats the result with prettyplease. The output depends
-//! only on the graph: same input, same bytes.
+//! the channels between tasks, and formats the result with prettyplease. The file reads in
+//! pipeline order: after the statics, each operator's record struct, items and route functions
+//! together, operator after operator in topological order, then `build` and the entry point.
+//! The output depends only on the graph: same input, same bytes.
 
 pub mod context;
 pub mod embed;
@@ -14,7 +16,7 @@ pub mod state;
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
 use crate::ir::validate::GraphInfo;
@@ -27,7 +29,8 @@ use namer::Namer;
 
 /// Generates the pipeline's `main.rs`, formatted.
 pub fn generate(graph: &Dataflow, info: &GraphInfo) -> String {
-    let (tokens, statics) = generate_parts(graph, info, context::Form::Binary);
+    let rt = context::runtime_path(context::CRATE_RUNTIME);
+    let (tokens, statics) = generate_parts(graph, info, context::Form::Binary, rt);
     let file = format_file(tokens);
     let mut features = runtime_features(graph);
     if statics.uses_regexes() {
@@ -116,9 +119,15 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
     features
 }
 
-/// The generated code of `form`, unformatted.
-pub fn generate_tokens(graph: &Dataflow, info: &GraphInfo, form: context::Form<'_>) -> TokenStream {
-    generate_parts(graph, info, form).0
+/// The generated code of `form`, unformatted, naming the runtime `rt` (a path,
+/// [`context::runtime_path`]).
+pub fn generate_tokens(
+    graph: &Dataflow,
+    info: &GraphInfo,
+    form: context::Form<'_>,
+    rt: TokenStream,
+) -> TokenStream {
+    generate_parts(graph, info, form, rt).0
 }
 
 /// The generated code of `form`, unformatted, and its statics (which say whether it names a
@@ -127,15 +136,16 @@ fn generate_parts(
     graph: &Dataflow,
     info: &GraphInfo,
     form: context::Form<'_>,
+    rt: TokenStream,
 ) -> (TokenStream, expr::Statics) {
     let mut cx = EmitCx {
+        rt,
         form,
         memory: context::MemoryIo::default(),
         graph,
         namer: Namer::default(),
         names: names::Names::default(),
         statics: Statics::default(),
-        items: Vec::new(),
         types: BTreeMap::new(),
         metrics: BTreeMap::new(),
         join_specs: BTreeMap::new(),
@@ -152,6 +162,9 @@ fn generate_parts(
     let mut emitted_sources = BTreeMap::new();
     // Every operator's names, before any emitter runs.
     cx.names = names::name_all(graph, &info.topo_order, &mut cx.namer);
+    // The record struct each operator defines (a source's is among its emitted items).
+    let mut record_structs: BTreeMap<OpId, TokenStream> = BTreeMap::new();
+    let rt = cx.rt.clone();
     // Record types, in topological order: a filter passes its input type on.
     for op in &info.topo_order {
         let node = graph.node(*op);
@@ -159,7 +172,7 @@ fn generate_parts(
             Op::Source { def, .. } => match &def.kind {
                 SourceKind::Nexmark { stream, .. } => {
                     let t = format_ident!("{}", stream.rust_type());
-                    quote!(::weir_runtime::nexmark::#t)
+                    quote!(#rt::nexmark::#t)
                 }
                 // Named by the source emitter.
                 _ => quote!(()),
@@ -179,8 +192,7 @@ fn generate_parts(
                     .names
                     .record(*op)
                     .expect("naming pass: this operator names its records");
-                cx.items
-                    .push(records::record_struct(&name, &node.ty.schema));
+                record_structs.insert(*op, records::record_struct(&rt, &name, &node.ty.schema));
                 quote!(#name)
             }
             Op::TopN(def) | Op::FinalTopN(def) | Op::RetractTopN(def) if !def.with_rank => {
@@ -191,8 +203,7 @@ fn generate_parts(
                     .names
                     .record(*op)
                     .expect("naming pass: this operator names its records");
-                cx.items
-                    .push(records::record_struct(&name, &node.ty.schema));
+                record_structs.insert(*op, records::record_struct(&rt, &name, &node.ty.schema));
                 quote!(#name)
             }
             Op::Sink(_) => quote!(()),
@@ -200,7 +211,7 @@ fn generate_parts(
         // An updating stream carries changes of its rows.
         cx.rows.insert(*op, ty.clone());
         let ty = if node.ty.updating.is_some() && !matches!(node.op, Op::Sink(_)) {
-            quote!(::weir_runtime::ops::Change<#ty>)
+            quote!(#rt::ops::Change<#ty>)
         } else {
             ty
         };
@@ -238,19 +249,25 @@ fn generate_parts(
         emitted.insert(*op, e);
     }
     let build = wiring(&mut cx, info, &mut emitted, &state_plan);
-    let mut items = std::mem::take(&mut cx.items);
-    for e in emitted.values_mut() {
-        items.append(&mut e.items);
+    // The file reads in pipeline order: each operator's record struct, its items and the route
+    // functions of the channels it feeds, one operator after the other in topological order.
+    let mut items = Vec::new();
+    for op in &info.topo_order {
+        items.extend(record_structs.remove(op));
+        if let Some(e) = emitted.get_mut(op) {
+            items.append(&mut e.items);
+        }
     }
     let statics = &cx.statics.items;
     let preview = graph
         .ops()
         .into_iter()
         .any(|op| matches!(&graph.node(op).op, Op::Sink(def) if def.preview.is_some()));
-    let entry = embed::entry_points(&cx.form, &cx.memory, preview);
+    let rt = &cx.rt;
+    let entry = embed::entry_points(rt, &cx.form, &cx.memory, preview);
     let tokens = quote! {
         #![allow(unused, non_camel_case_types, non_snake_case, clippy::all)]
-        use ::weir_runtime::prelude::*;
+        use #rt::prelude::*;
         #(#statics)*
         #(#items)*
         #build
@@ -267,7 +284,8 @@ fn wiring(
     state_plan: &state::StatePlan,
 ) -> TokenStream {
     let graph = cx.graph;
-    checkpointed(emitted, state_plan);
+    let rt = cx.rt.clone();
+    checkpointed(&rt, emitted, state_plan);
     let mut setup = Vec::new();
     // Split counts of generator and Kafka sources, the keyed parallelism (default: the
     // largest), and the split counts of file sources (their own, or the keyed parallelism).
@@ -322,7 +340,7 @@ fn wiring(
         }
     }
     setup.push(quote!(let metrics = rt.metrics().clone();));
-    setup.push(describe_plan(graph, &cx.metrics));
+    setup.push(describe_plan(&rt, graph, &cx.metrics));
     // Metrics handles, in operator order.
     for (op, handle) in &cx.metrics {
         let label = metric_label(graph, *op);
@@ -402,28 +420,31 @@ fn wiring(
         setup.push(quote!(let #m = rt.op(#label);));
         let (route_fn, wrap) = match (&join_spec, port) {
             (Some(spec), 0) => (
-                quote!(::weir_runtime::hash::route(&<#spec as JoinSpec>::left_key(r))),
+                quote!(#rt::hash::route(&<#spec as JoinSpec>::left_key(r))),
                 quote!(|r: &#ty| Either::Left(::std::clone::Clone::clone(r))),
             ),
             (Some(spec), _) => (
-                quote!(::weir_runtime::hash::route(&<#spec as JoinSpec>::right_key(r))),
+                quote!(#rt::hash::route(&<#spec as JoinSpec>::right_key(r))),
                 quote!(|r: &#ty| Either::Right(::std::clone::Clone::clone(r))),
             ),
             (None, _) => {
                 let route = match &kind {
                     EdgeKind::Hash(keys) => {
                         let fields = keys.iter().map(|k| namer::field_ident(k));
-                        quote!(::weir_runtime::hash::route(&(#(&r.#fields,)*)))
+                        quote!(#rt::hash::route(&(#(&r.#fields,)*)))
                     }
                     _ => quote!(0),
                 };
                 (route, quote!(|r: &#ty| ::std::clone::Clone::clone(r)))
             }
         };
-        cx.items.push(quote! {
-            #[inline(always)]
-            fn #route(r: &#ty) -> u64 { #route_fn }
-        });
+        // After the producer's own items.
+        if let Some(e) = emitted.get_mut(&from) {
+            e.items.push(quote! {
+                #[inline(always)]
+                fn #route(r: &#ty) -> u64 { #route_fn }
+            });
+        }
         let tx = consumers[&to].0.clone();
         channel_edges.push(ChannelEdge {
             edge,
@@ -520,13 +541,14 @@ fn wiring(
         for c in &channel_edges {
             if let (true, Some((here, flag, consumer))) = (ops_in_task.contains(&c.from), &c.here) {
                 let (clones, takes, senders, chain) = &parts[*consumer];
+                let chain = as_result(chain);
                 here_setup.push(quote! {
                     let #here = if #flag {
                         #(#clones)*
                         #(#takes)*
                         #(#senders)*
                         Some(move || -> ::std::result::Result<_, ::std::string::String> {
-                            Ok(#chain)
+                            #chain
                         })
                     } else {
                         None
@@ -599,6 +621,20 @@ fn wiring(
     }
 }
 
+/// A chain's constructor as a `Result<_, String>`: a constructor that ends in `?` (a sink
+/// opened with its state, `sink.with_state(slot)?`) already is one without its last `?`
+/// (every fallible constructor fails with a `String`); any other is wrapped in `Ok`.
+fn as_result(chain: &TokenStream) -> TokenStream {
+    let mut trees: Vec<TokenTree> = chain.clone().into_iter().collect();
+    match trees.last() {
+        Some(TokenTree::Punct(p)) if p.as_char() == '?' => {
+            trees.pop();
+            trees.into_iter().collect()
+        }
+        _ => quote!(Ok(#chain)),
+    }
+}
+
 /// Before any task starts: a pipeline whose sources are all Kafka topics hands them to the
 /// scale-out supervisor under `--scale-out` (and starts nothing); any other pipeline refuses
 /// `--scale-out`, naming the first source that is not Kafka. In-memory runs have neither.
@@ -642,13 +678,17 @@ fn scale_out(cx: &EmitCx<'_>, info: &GraphInfo) -> TokenStream {
 
 /// Chain elements of participants other than sources restore and save their state through a
 /// slot: `constructor.with_state(slot(id, instance))?`.
-fn checkpointed(emitted: &mut BTreeMap<OpId, Emitted>, state_plan: &state::StatePlan) {
+fn checkpointed(
+    rt: &TokenStream,
+    emitted: &mut BTreeMap<OpId, Emitted>,
+    state_plan: &state::StatePlan,
+) {
     for (op, id) in &state_plan.ids {
         let Some(e) = emitted.get_mut(op) else {
             continue;
         };
         let id = id.clone();
-        let slot = quote!(::weir_runtime::checkpoint::slot(#id, instance));
+        let slot = quote!(#rt::checkpoint::slot(#id, instance));
         let role = std::mem::replace(&mut e.role, Role::Leaf(quote!()));
         e.role = match role {
             Role::Source(drive) => Role::Source(drive),
@@ -775,7 +815,11 @@ fn stage_expr(
 /// topological order with what `weir explain` says of it, every edge, and the names the
 /// operators and exchanges register their counters under, so the HTTP endpoint can show
 /// the graph with its live values.
-fn describe_plan(graph: &Dataflow, counters: &BTreeMap<OpId, Ident>) -> TokenStream {
+fn describe_plan(
+    rt: &TokenStream,
+    graph: &Dataflow,
+    counters: &BTreeMap<OpId, Ident>,
+) -> TokenStream {
     let operators = graph.topo_order().into_iter().map(|op| {
         let node = graph.node(op);
         let id = op.to_string();
@@ -805,7 +849,7 @@ fn describe_plan(graph: &Dataflow, counters: &BTreeMap<OpId, Ident>) -> TokenStr
             }
             _ => quote!(::std::option::Option::None),
         };
-        quote!(::weir_runtime::plan::PlanOp {
+        quote!(#rt::plan::PlanOp {
             id: #id,
             kind: #kind,
             label: #label,
@@ -828,14 +872,14 @@ fn describe_plan(graph: &Dataflow, counters: &BTreeMap<OpId, Ident>) -> TokenStr
             }
         };
         let (from, to) = (from.to_string(), to.to_string());
-        quote!(::weir_runtime::plan::PlanEdge {
+        quote!(#rt::plan::PlanEdge {
             from: #from,
             to: #to,
             kind: #kind,
             exchange: #exchange,
         })
     });
-    quote!(rt.describe(&::weir_runtime::plan::Plan {
+    quote!(rt.describe(&#rt::plan::Plan {
         pipeline: ::std::option_env!("WEIR_PIPELINE"),
         operators: &[#(#operators),*],
         edges: &[#(#edges),*],

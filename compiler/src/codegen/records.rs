@@ -11,7 +11,7 @@ use crate::sema::types::{Schema, Type};
 use crate::sema::{Format, Timestamps};
 
 /// `pub struct Name { fields }` with the derives every record needs.
-pub fn record_struct(name: &Ident, schema: &Schema) -> TokenStream {
+pub fn record_struct(rt: &TokenStream, name: &Ident, schema: &Schema) -> TokenStream {
     let fields = schema.fields.iter().map(|f| {
         let id = field_ident(&f.name);
         let ty = field_type(f.ty, f.nullable);
@@ -21,13 +21,14 @@ pub fn record_struct(name: &Ident, schema: &Schema) -> TokenStream {
     quote! {
         #[derive(Clone, Debug, Default, PartialEq)]
         pub struct #name { #(#fields,)* }
-        ::weir_runtime::state_struct!(#name { #(#names),* });
+        #rt::state_struct!(#name { #(#names),* });
     }
 }
 
 /// `fn name(r: &T, out: &mut Vec<u8>)` writing one line in `format`. JSON member names are
 /// escaped at compile time: each field starts with one byte-string literal (`,"name":`).
 pub fn encoder(
+    rt: &TokenStream,
     name: &Ident,
     record: &TokenStream,
     schema: &Schema,
@@ -55,8 +56,8 @@ pub fn encoder(
                         Timestamps::Iso8601 => quote!(json::write_timestamp_iso(out, #v)),
                         Timestamps::EpochMs => quote!(json::write_i64(out, #v)),
                         Timestamps::Pattern(pattern) => {
-                            let pattern = date_pattern(pattern);
-                            quote!(json::write_string(out, &::weir_runtime::functions::date_format(#v, #pattern)))
+                            let pattern = date_pattern(rt, pattern);
+                            quote!(json::write_string(out, &#rt::functions::date_format(#v, #pattern)))
                         }
                         _ => quote!(json::write_timestamp(out, #v)),
                     },
@@ -99,8 +100,8 @@ pub fn encoder(
                     (Type::F64, true) => quote!(csv::write_f64(out, #v)),
                     (Type::Bool, true) => quote!(csv::write_bool(out, #v)),
                     (Type::Timestamp, _) if let Timestamps::Pattern(pattern) = timestamps => {
-                        let pattern = date_pattern(pattern);
-                        quote!(csv::write_cell(out, &::weir_runtime::functions::date_format(#v, #pattern), #delimiter))
+                        let pattern = date_pattern(rt, pattern);
+                        quote!(csv::write_cell(out, &#rt::functions::date_format(#v, #pattern), #delimiter))
                     }
                     (Type::Timestamp, _) if *timestamps == Timestamps::EpochMs => {
                         quote!(csv::write_i64(out, #v))
@@ -142,7 +143,7 @@ pub fn encoder(
     }
     quote! {
         fn #name(r: &#record, out: &mut ::std::vec::Vec<u8>) {
-            use ::weir_runtime::formats::{csv, json};
+            use #rt::formats::{csv, json};
             #(#body)*
         }
     }
@@ -180,7 +181,12 @@ pub fn csv_header(schema: &Schema, delimiter: u8) -> Vec<u8> {
 }
 
 /// `fn name(r: &T) -> u64`: hashes every field, in order.
-pub fn checksum(name: &Ident, record: &TokenStream, schema: &Schema) -> TokenStream {
+pub fn checksum(
+    rt: &TokenStream,
+    name: &Ident,
+    record: &TokenStream,
+    schema: &Schema,
+) -> TokenStream {
     let writes = schema.fields.iter().map(|f| {
         let id = field_ident(&f.name);
         let write = |v: TokenStream| match f.ty {
@@ -209,7 +215,7 @@ pub fn checksum(name: &Ident, record: &TokenStream, schema: &Schema) -> TokenStr
     });
     quote! {
         fn #name(r: &#record) -> u64 {
-            let mut h = ::weir_runtime::checksum::RowHasher::new();
+            let mut h = #rt::checksum::RowHasher::new();
             #(#writes)*
             h.finish()
         }
@@ -226,11 +232,11 @@ pub struct EventTimeCheck<'a> {
 
 impl EventTimeCheck<'_> {
     /// The range as a `TimeRange` value of the runtime.
-    pub fn range_tokens(&self) -> TokenStream {
+    pub fn range_tokens(&self, rt: &TokenStream) -> TokenStream {
         match self.range {
-            None => quote!(::weir_runtime::formats::time::TimeRange::EVENT_TIME),
+            None => quote!(#rt::formats::time::TimeRange::EVENT_TIME),
             Some((start, end)) => {
-                quote!(::weir_runtime::formats::time::TimeRange { start: #start, end: #end })
+                quote!(#rt::formats::time::TimeRange { start: #start, end: #end })
             }
         }
     }
@@ -238,32 +244,32 @@ impl EventTimeCheck<'_> {
 
 /// The runtime's `time::ReadAs` for a source's `timestamps:`; `None` for the default, whose
 /// generated code calls the parsers without it.
-fn read_as(timestamps: &Timestamps) -> Option<TokenStream> {
+fn read_as(rt: &TokenStream, timestamps: &Timestamps) -> Option<TokenStream> {
     let unit = |u: &str| {
         let u = quote::format_ident!("{}", u);
-        quote!(::weir_runtime::formats::time::ReadAs::Epoch(::weir_runtime::formats::time::EpochUnit::#u))
+        quote!(#rt::formats::time::ReadAs::Epoch(#rt::formats::time::EpochUnit::#u))
     };
     match timestamps {
         Timestamps::Default | Timestamps::Iso8601 => None,
-        Timestamps::Text => Some(quote!(::weir_runtime::formats::time::ReadAs::Text)),
+        Timestamps::Text => Some(quote!(#rt::formats::time::ReadAs::Text)),
         Timestamps::EpochS => Some(unit("Seconds")),
         Timestamps::EpochMs => Some(unit("Millis")),
         Timestamps::EpochUs => Some(unit("Micros")),
         Timestamps::EpochNs => Some(unit("Nanos")),
         Timestamps::Pattern(pattern) => {
-            let pattern = date_pattern(pattern);
-            Some(quote!(::weir_runtime::formats::time::ReadAs::Pattern(#pattern)))
+            let pattern = date_pattern(rt, pattern);
+            Some(quote!(#rt::formats::time::ReadAs::Pattern(#pattern)))
         }
     }
 }
 
 /// A `&'static DatePattern` for `pattern`: a block holding its own static, parsed at first
 /// use (sema checked the pattern with the runtime's rules).
-fn date_pattern(pattern: &str) -> TokenStream {
+fn date_pattern(rt: &TokenStream, pattern: &str) -> TokenStream {
     quote!({
-        static PATTERN: ::std::sync::LazyLock<::weir_runtime::functions::DatePattern> =
+        static PATTERN: ::std::sync::LazyLock<#rt::functions::DatePattern> =
             ::std::sync::LazyLock::new(|| {
-                ::weir_runtime::functions::DatePattern::parse(#pattern)
+                #rt::functions::DatePattern::parse(#pattern)
                     .expect("weir check validated this date pattern")
             });
         &*PATTERN
@@ -272,20 +278,25 @@ fn date_pattern(pattern: &str) -> TokenStream {
 
 /// A JSON member `value` read as the event time of field `name` in `range`, as the source's
 /// `timestamps:` says.
-fn json_event_time(timestamps: &Timestamps, name: &str, range: TokenStream) -> TokenStream {
-    match read_as(timestamps) {
+fn json_event_time(
+    rt: &TokenStream,
+    timestamps: &Timestamps,
+    name: &str,
+    range: TokenStream,
+) -> TokenStream {
+    match read_as(rt, timestamps) {
         None => quote!(value.as_event_time(#name, #range)),
         Some(how) => quote!(value.as_event_time_as(#name, #range, #how)),
     }
 }
 
 /// The conversion of a JSON member `value` to a field of type `ty`.
-fn json_read(ty: Type, timestamps: &Timestamps) -> TokenStream {
+fn json_read(rt: &TokenStream, ty: Type, timestamps: &Timestamps) -> TokenStream {
     match ty {
         Type::I64 | Type::Duration => quote!(value.as_i64()),
         Type::F64 => quote!(value.as_f64()),
         Type::Bool => quote!(value.as_bool()),
-        Type::Timestamp => match read_as(timestamps) {
+        Type::Timestamp => match read_as(rt, timestamps) {
             None => quote!(value.as_timestamp()),
             Some(how) => quote!(value.as_timestamp_as(#how)),
         },
@@ -306,6 +317,7 @@ fn is_string(ty: Type) -> bool {
 /// not expect. Empty when a field name would need escaping in JSON (the key could not be
 /// matched byte for byte).
 fn json_in_order(
+    rt: &TokenStream,
     record: &Ident,
     declared: &Schema,
     projected: &Schema,
@@ -332,7 +344,7 @@ fn json_in_order(
         let field = field_ident(&f.name);
         let name = &f.name;
         if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
-            let read = json_event_time(timestamps, name, et.range_tokens());
+            let read = json_event_time(rt, timestamps, name, et.range_tokens(rt));
             return quote! {
                 let value = members.member(#key)?;
                 if value.is_null() {
@@ -349,7 +361,7 @@ fn json_in_order(
                     if value.is_null() {
                         into.#field = None;
                     } else {
-                        value.read_string(::weir_runtime::formats::opt_string(&mut into.#field)).ok()?;
+                        value.read_string(#rt::formats::opt_string(&mut into.#field)).ok()?;
                     }
                 }
             } else {
@@ -365,7 +377,7 @@ fn json_in_order(
         if matches!(f.ty, Type::I64 | Type::Duration) && !f.nullable {
             return quote!(let #id = members.member_i64(#key)?;);
         }
-        let read = json_read(f.ty, timestamps);
+        let read = json_read(rt, f.ty, timestamps);
         if f.nullable {
             quote! {
                 let value = members.member(#key)?;
@@ -394,7 +406,7 @@ fn json_in_order(
     quote! {
         #[inline]
         fn in_order(line: &str, into: &mut #record) -> ::std::option::Option<()> {
-            let mut members = ::weir_runtime::formats::json::InOrder::start(line)?;
+            let mut members = #rt::formats::json::InOrder::start(line)?;
             #(#members)*
             if !members.end() {
                 return None;
@@ -418,6 +430,7 @@ fn json_in_order(
 /// Timestamps must lie in the years 0000 to 9999, and the event-time field, if any, in its
 /// range (one comparison more per record): other values are errors, so dead letters.
 pub fn decoder(
+    rt: &TokenStream,
     name: &Ident,
     record: &Ident,
     declared: &Schema,
@@ -428,20 +441,20 @@ pub fn decoder(
     let event_time = event_time.filter(|et| projected.field(et.field).is_some());
     let is_event_time = |field: &str| event_time.is_some_and(|et| et.field == field);
     let parse_text = |ty: Type, v: TokenStream| match ty {
-        Type::I64 | Type::Duration => quote!(::weir_runtime::formats::parse_i64(#v)),
-        Type::F64 => quote!(::weir_runtime::formats::parse_f64(#v)),
-        Type::Bool => quote!(::weir_runtime::formats::parse_bool(#v)),
-        Type::Timestamp => match read_as(format.timestamps()) {
-            None => quote!(::weir_runtime::formats::parse_timestamp(#v)),
-            Some(how) => quote!(::weir_runtime::formats::parse_timestamp_as(#v, #how)),
+        Type::I64 | Type::Duration => quote!(#rt::formats::parse_i64(#v)),
+        Type::F64 => quote!(#rt::formats::parse_f64(#v)),
+        Type::Bool => quote!(#rt::formats::parse_bool(#v)),
+        Type::Timestamp => match read_as(rt, format.timestamps()) {
+            None => quote!(#rt::formats::parse_timestamp(#v)),
+            Some(how) => quote!(#rt::formats::parse_timestamp_as(#v, #how)),
         },
         // (Not used: a string is read into its field's buffer, see `is_string`.)
         Type::String | Type::Null => {
-            quote!(Ok::<_, ::weir_runtime::formats::DecodeError>(::std::string::String::from(#v)))
+            quote!(Ok::<_, #rt::formats::DecodeError>(::std::string::String::from(#v)))
         }
     };
     match format {
-        Format::Avro(avro) => avro_decoder(name, record, projected, avro, event_time),
+        Format::Avro(avro) => avro_decoder(rt, name, record, projected, avro, event_time),
         Format::Json { .. } => {
             // Locals are `slot_N`/`seen_N`, never field names, so no field can shadow
             // `member`/`value`. A string is read into the record at once (`seen_N` says it
@@ -467,7 +480,7 @@ pub fn decoder(
                 let msg = "null in a field that is not optional";
                 if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
                     // Never null (sema); every error of `as_event_time` names the field.
-                    let read = json_event_time(format.timestamps(), key, et.range_tokens());
+                    let read = json_event_time(rt, format.timestamps(), key, et.range_tokens(rt));
                     return quote!(#key => {
                         if value.is_null() {
                             return Err(DecodeError::new(#msg).in_field(#key));
@@ -482,7 +495,7 @@ pub fn decoder(
                             if value.is_null() {
                                 into.#field = None;
                             } else {
-                                value.read_string(::weir_runtime::formats::opt_string(&mut into.#field)).map_err(|e| e.in_field(#key))?;
+                                value.read_string(#rt::formats::opt_string(&mut into.#field)).map_err(|e| e.in_field(#key))?;
                             }
                             #seen = true;
                         })
@@ -496,7 +509,7 @@ pub fn decoder(
                         })
                     };
                 }
-                let read = json_read(f.ty, format.timestamps());
+                let read = json_read(rt, f.ty, format.timestamps());
                 if f.nullable {
                     quote!(#key => {
                         #id = Some(if value.is_null() { None } else { Some(#read.map_err(|e| e.in_field(#key))?) });
@@ -529,14 +542,20 @@ pub fn decoder(
                     quote!(into.#id = match #local { Some(v) => v, None => return Err(DecodeError::new(#msg)) };)
                 }
             });
-            let in_order =
-                json_in_order(record, declared, projected, event_time, format.timestamps());
+            let in_order = json_in_order(
+                rt,
+                record,
+                declared,
+                projected,
+                event_time,
+                format.timestamps(),
+            );
             quote! {
-                fn #name(line: &str, into: &mut #record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError> {
-                    use ::weir_runtime::formats::DecodeError;
+                fn #name(line: &str, into: &mut #record) -> ::std::result::Result<(), #rt::formats::DecodeError> {
+                    use #rt::formats::DecodeError;
                     #in_order
                     #(#slots)*
-                    ::weir_runtime::formats::json::for_each_field(line, |member, value| {
+                    #rt::formats::json::for_each_field(line, |member, value| {
                         match member {
                             #(#arms)*
                             _ => {}
@@ -563,6 +582,7 @@ pub fn decoder(
                 .map(|f| declared.field(&f.name).map(|(i, _)| i).unwrap_or(0));
             let fields = projected.fields.iter().enumerate().map(|(i, f)| {
                 csv_field(
+                    rt,
                     f,
                     quote!(cells[map.slots[#i]]),
                     &is_event_time,
@@ -573,16 +593,16 @@ pub fn decoder(
             });
             quote! {
                 fn #name(header: ::std::option::Option<&str>) -> ::std::result::Result<
-                    impl FnMut(&str, &mut #record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError>,
+                    impl FnMut(&str, &mut #record) -> ::std::result::Result<(), #rt::formats::DecodeError>,
                     ::std::string::String,
                 > {
-                    use ::weir_runtime::formats::DecodeError;
-                    let map = ::weir_runtime::formats::csv::HeaderMap::<#k>::new(
+                    use #rt::formats::DecodeError;
+                    let map = #rt::formats::csv::HeaderMap::<#k>::new(
                         header.unwrap_or_default(), #delimiter, &[#(#names),*], [#(#read),*],
                     )?;
                     Ok(move |line: &str, into: &mut #record| -> ::std::result::Result<(), DecodeError> {
-                        let mut cells = [::weir_runtime::formats::csv::Cell::EMPTY; #k];
-                        ::weir_runtime::formats::csv::split_columns(line, #delimiter, &map.columns, map.n_columns, &mut cells)?;
+                        let mut cells = [#rt::formats::csv::Cell::EMPTY; #k];
+                        #rt::formats::csv::split_columns(line, #delimiter, &map.columns, map.n_columns, &mut cells)?;
                         #(#fields)*
                         Ok(())
                     })
@@ -605,6 +625,7 @@ pub fn decoder(
             let fields = projected.fields.iter().map(|f| {
                 let index = slot(&f.name);
                 csv_field(
+                    rt,
                     f,
                     quote!(cells[#index]),
                     &is_event_time,
@@ -614,10 +635,10 @@ pub fn decoder(
                 )
             });
             quote! {
-                fn #name(line: &str, into: &mut #record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError> {
-                    use ::weir_runtime::formats::DecodeError;
-                    let mut cells = [::weir_runtime::formats::csv::Cell::EMPTY; #k];
-                    ::weir_runtime::formats::csv::split_columns(line, #delimiter, &[#(#columns),*], #n, &mut cells)?;
+                fn #name(line: &str, into: &mut #record) -> ::std::result::Result<(), #rt::formats::DecodeError> {
+                    use #rt::formats::DecodeError;
+                    let mut cells = [#rt::formats::csv::Cell::EMPTY; #k];
+                    #rt::formats::csv::split_columns(line, #delimiter, &[#(#columns),*], #n, &mut cells)?;
                     #(#fields)*
                     Ok(())
                 }
@@ -630,6 +651,7 @@ pub fn decoder(
 /// schema's order, each at the position the compiler read) moved into `into`; strings by
 /// swapping buffers, so nothing is copied.
 fn avro_decoder(
+    rt: &TokenStream,
     name: &Ident,
     record: &Ident,
     projected: &Schema,
@@ -654,12 +676,12 @@ fn avro_decoder(
         };
         let value = quote!(&mut fields[#index].1);
         if let Some(et) = event_time.filter(|et| et.field == f.name) {
-            let range = et.range_tokens();
+            let range = et.range_tokens(rt);
             let read = read(quote!(v));
             return quote! {{
                 let v = avro::required(#value).map_err(|e| e.in_field(#key))?;
                 let ts = #read.map_err(|e| e.in_field(#key))?;
-                into.#id = ::weir_runtime::formats::time::check_event_time(ts, #key, #range)?;
+                into.#id = #rt::formats::time::check_event_time(ts, #key, #range)?;
             }};
         }
         match (is_string(f.ty), f.nullable) {
@@ -670,7 +692,7 @@ fn avro_decoder(
             (true, true) => quote! {
                 match avro::non_null(#value) {
                     None => into.#id = None,
-                    Some(v) => avro::read_string(v, ::weir_runtime::formats::opt_string(&mut into.#id))
+                    Some(v) => avro::read_string(v, #rt::formats::opt_string(&mut into.#id))
                         .map_err(|e| e.in_field(#key))?,
                 }
             },
@@ -693,8 +715,8 @@ fn avro_decoder(
         }
     });
     quote! {
-        fn #name(value: &mut ::weir_runtime::formats::avro::Value, into: &mut #record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError> {
-            use ::weir_runtime::formats::avro;
+        fn #name(value: &mut #rt::formats::avro::Value, into: &mut #record) -> ::std::result::Result<(), #rt::formats::DecodeError> {
+            use #rt::formats::avro;
             let fields = avro::fields(value, #n)?;
             #(#reads)*
             Ok(())
@@ -705,6 +727,7 @@ fn avro_decoder(
 /// `fn name(r: &T) -> Value`: the Avro record of a row, every field of the schema in its
 /// order (one the stream lacks is a null: sema allows that only in a union with null).
 pub fn avro_values(
+    rt: &TokenStream,
     name: &Ident,
     record: &TokenStream,
     schema: &Schema,
@@ -752,8 +775,8 @@ pub fn avro_values(
         quote!((::std::string::String::from(#key), #value))
     });
     quote! {
-        fn #name(r: &#record) -> ::weir_runtime::formats::avro::Value {
-            use ::weir_runtime::formats::avro;
+        fn #name(r: &#record) -> #rt::formats::avro::Value {
+            use #rt::formats::avro;
             avro::Value::Record(::std::vec![#(#fields),*])
         }
     }
@@ -762,6 +785,7 @@ pub fn avro_values(
 /// The statement of a CSV decoder writing field `f` of `into` from the cell `cell` (an
 /// expression of type `Cell`).
 fn csv_field(
+    rt: &TokenStream,
     f: &crate::sema::types::Field,
     cell: TokenStream,
     is_event_time: &dyn Fn(&str) -> bool,
@@ -773,13 +797,13 @@ fn csv_field(
     let key = &f.name;
     if let Some(et) = event_time.filter(|_| is_event_time(&f.name)) {
         // Never null (sema); every error of `parse_event_time` names the field.
-        let range = et.range_tokens();
-        return match read_as(timestamps) {
+        let range = et.range_tokens(rt);
+        return match read_as(rt, timestamps) {
             None => {
-                quote!(into.#id = ::weir_runtime::formats::parse_event_time(&#cell.text(), #key, #range)?;)
+                quote!(into.#id = #rt::formats::parse_event_time(&#cell.text(), #key, #range)?;)
             }
             Some(how) => {
-                quote!(into.#id = ::weir_runtime::formats::parse_event_time_as(&#cell.text(), #key, #range, #how)?;)
+                quote!(into.#id = #rt::formats::parse_event_time_as(&#cell.text(), #key, #range, #how)?;)
             }
         };
     }
@@ -790,11 +814,11 @@ fn csv_field(
                 if #cell.is_null() {
                     into.#id = None;
                 } else {
-                    ::weir_runtime::formats::set_string(::weir_runtime::formats::opt_string(&mut into.#id), &#cell.text());
+                    #rt::formats::set_string(#rt::formats::opt_string(&mut into.#id), &#cell.text());
                 }
             }
         } else {
-            quote!(::weir_runtime::formats::set_string(&mut into.#id, &#cell.text());)
+            quote!(#rt::formats::set_string(&mut into.#id, &#cell.text());)
         };
     }
     let parse = parse_text(f.ty, quote!(&#cell.text()));

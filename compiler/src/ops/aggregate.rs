@@ -37,6 +37,7 @@ pub(super) fn aggregate_code(
     op: OpId,
     agg: &WindowAggregate,
 ) -> AggregateCode {
+    let rt = cx.rt.clone();
     let input = cx.input_type(op);
     let output = cx.row_type(op);
     let input_schema = cx.input_stream_type(op).schema;
@@ -136,13 +137,14 @@ pub(super) fn aggregate_code(
             .map(|e| cx.expr(format_ident!("r")).value(e))
             .collect();
         let check = overflow_check(
+            &rt,
             checked_exprs.iter().copied(),
             &format_ident!("overflows"),
             &format_ident!("r"),
             quote!(return true;),
         );
         quote! {
-            fn reject_overflow(r: &#input, overflows: &::weir_runtime::overflow::Overflows) -> bool {
+            fn reject_overflow(r: &#input, overflows: &#rt::overflow::Overflows) -> bool {
                 #(let _ = #values;)*
                 #check
                 false
@@ -187,7 +189,7 @@ pub(super) fn aggregate_code(
     let item = quote! {
         #[derive(Clone, Debug, Default)]
         pub struct #acc_ty { #(#acc_fields,)* }
-        ::weir_runtime::state_struct!(#acc_ty { #(#acc_names),* });
+        #rt::state_struct!(#acc_ty { #(#acc_names),* });
         pub struct #agg_ty;
         impl WindowAggregate for #agg_ty {
             type In = #input;
@@ -242,6 +244,7 @@ fn accumulator(
     item: &crate::sema::AggItem,
     time: Option<&proc_macro2::TokenStream>,
 ) -> AccParts {
+    let rt = cx.rt.clone();
     let slot = format_ident!("a{}", i);
     let arg = item.arg.as_ref();
     let value = arg.map(|a| cx.expr(format_ident!("r")).value(a));
@@ -277,7 +280,7 @@ fn accumulator(
                 quote!(acc.#slot.insert(v);)
             };
             AccParts {
-                ty: quote!(::weir_runtime::hash::FastSet<#t>),
+                ty: quote!(#rt::hash::FastSet<#t>),
                 add: with_value(add),
                 merge: quote!(acc.#slot.extend(later.#slot);),
                 output: quote!(acc.#slot.len() as i64),
@@ -298,7 +301,7 @@ fn accumulator(
                 ty: quote!(::std::option::Option<#t>),
                 add: with_value(update.clone()),
                 merge: quote!(if let Some(v) = later.#slot { #update }),
-                output: quote!(acc.#slot.and_then(|s| ::weir_runtime::overflow::finite_total(s, #text))),
+                output: quote!(acc.#slot.and_then(|s| #rt::overflow::finite_total(s, #text))),
             }
         }
         // Integers add up in `i128` (no i64 values can overflow it); a total outside the i64
@@ -311,7 +314,7 @@ fn accumulator(
                     quote!(acc.#slot = Some(acc.#slot.unwrap_or_default() + v as i128);),
                 ),
                 merge: quote!(if let Some(v) = later.#slot { acc.#slot = Some(acc.#slot.unwrap_or_default() + v); }),
-                output: quote!(acc.#slot.and_then(|s| ::weir_runtime::overflow::sum_total(s, #text))),
+                output: quote!(acc.#slot.and_then(|s| #rt::overflow::sum_total(s, #text))),
             }
         }
         AggFunc::Min | AggFunc::Max => {
@@ -350,7 +353,7 @@ fn accumulator(
             // averages nullable) and is counted; an integer total in i128 cannot overflow.
             let text = format!("avg({})", arg.map(render).unwrap_or_default());
             let output = if arg_ty == Type::F64 {
-                quote!(if acc.#slot.1 == 0 { None } else { ::weir_runtime::overflow::finite_total(acc.#slot.0, #text).map(|s| s / acc.#slot.1 as f64) })
+                quote!(if acc.#slot.1 == 0 { None } else { #rt::overflow::finite_total(acc.#slot.0, #text).map(|s| s / acc.#slot.1 as f64) })
             } else if item.nullable {
                 quote!(if acc.#slot.1 == 0 { None } else { Some(acc.#slot.0 as f64 / acc.#slot.1 as f64) })
             } else {
@@ -423,7 +426,7 @@ fn accumulator(
                     quote!(::core::compile_error!(#msg))
                 }
             };
-            let acc = quote!(::weir_runtime::embed::Accumulator);
+            let acc = quote!(#rt::embed::Accumulator);
             let set = owned(quote!(v));
             AccParts {
                 ty: path.clone(),

@@ -19,6 +19,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, pred: &TExpr) -> Emitted {
+    let rt = cx.rt.clone();
     let input = cx.input_type(op);
     let name = cx.namer.fresh(&format!("{}_filter", cx.names.prefix(op)));
     let cond = cx.expr(quote::format_ident!("r")).condition(pred);
@@ -41,6 +42,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, pred: &TExpr) -> Emitted {
     // A record whose condition overflows goes to the dead letters.
     let (overflows, setup) = cx.overflows(op);
     let check = overflow_check(
+        &rt,
         [pred],
         &format_ident!("overflows"),
         &format_ident!("r"),
@@ -48,7 +50,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, pred: &TExpr) -> Emitted {
     );
     let item = quote! {
         #[inline(always)]
-        fn #name(r: &#input, overflows: &::weir_runtime::overflow::Overflows) -> bool {
+        fn #name(r: &#input, overflows: &#rt::overflow::Overflows) -> bool {
             let keep = #cond;
             #check
             keep

@@ -3,6 +3,7 @@
 //! or a `FilterMap` (both): the record flows through every step in straight-line code. A record
 //! whose evaluation overflows goes to the dead letters (so such a chain filters).
 
+use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
 use super::{Emitted, OperatorSpec, Role};
@@ -20,6 +21,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
+    let rt = cx.rt.clone();
     let input = cx.input_type(op);
     let output = cx.output_type(op);
     let name = cx.namer.fresh(&format!("{}_fused", cx.names.prefix(op)));
@@ -44,15 +46,20 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         quote!(return None;)
     };
     let mut body = Vec::new();
+    // The record structs of selects before the last, then the function.
+    let mut structs = Vec::new();
     // `r` is always a reference to the current record; `owned` names the last select's value.
     let mut current = format_ident!("r");
     let mut owned = None;
     let mut selects_seen = 0;
+    // `(index in body, name)` of each `let rK = &sK;`.
+    let mut bindings = Vec::new();
     for (k, step) in steps.iter().enumerate() {
         match step {
             Stateless::Filter(pred) => {
                 let cond = cx.expr(current.clone()).condition(pred);
-                let check = overflow_check([pred], &overflows_param, &input_record, reject.clone());
+                let check =
+                    overflow_check(&rt, [pred], &overflows_param, &input_record, reject.clone());
                 if check.is_empty() {
                     body.push(quote!(if !(#cond) { #reject }));
                 } else {
@@ -67,7 +74,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
                     let struct_name = cx
                         .namer
                         .fresh(&format!("{}Step{k}Record", cx.names.camel(op)));
-                    cx.push_item(crate::codegen::records::record_struct(
+                    structs.push(crate::codegen::records::record_struct(
+                        &rt,
                         &struct_name,
                         &ty.schema,
                     ));
@@ -77,16 +85,24 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
                 let build = cx.build_record(&record_ty, ty, items, current.clone());
                 body.push(quote!(let #value: #record_ty = #build;));
                 body.push(overflow_check(
+                    &rt,
                     items.iter().map(|(_, e)| e),
                     &overflows_param,
                     &input_record,
                     reject.clone(),
                 ));
+                // A reference for the steps after this one (dropped below unless one reads it).
                 let next = format_ident!("r{}", k);
+                bindings.push((body.len(), next.clone()));
                 body.push(quote!(let #next = &#value;));
                 current = next;
                 owned = Some(value);
             }
+        }
+    }
+    for (at, name) in bindings {
+        if !body[at + 1..].iter().any(|later| mentions(later, &name)) {
+            body[at] = quote!();
         }
     }
     let mut setup = Vec::new();
@@ -97,7 +113,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         setup.push(overflows_setup);
         captures.push(overflows.clone());
         (
-            quote!(, overflows: &::weir_runtime::overflow::Overflows),
+            quote!(, overflows: &#rt::overflow::Overflows),
             quote!({
                 let overflows = #overflows.clone();
                 move |r: &#input| #name(r, &overflows)
@@ -133,11 +149,21 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, steps: &[Stateless]) -> Emitted {
         ),
         (false, None) => (quote!(), Box::new(|next| next)),
     };
+    structs.push(item);
     Emitted {
-        items: vec![item],
+        items: structs,
         setup,
         captures,
         moves: Vec::new(),
         role: Role::Stage(stage),
     }
+}
+
+/// Whether `tokens` use the identifier `name` anywhere, inside groups too.
+fn mentions(tokens: &TokenStream, name: &Ident) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        TokenTree::Ident(id) => id == *name,
+        TokenTree::Group(g) => mentions(&g.stream(), name),
+        _ => false,
+    })
 }

@@ -23,6 +23,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
+    let rt = cx.rt.clone();
     let code = aggregate_code(cx, op, agg);
     let (agg_ty, metrics, with_overflows) = (code.agg_ty, code.metrics, code.with_overflows);
     let with_ttl = agg.ttl.as_ref().map(super::top_n::ttl_call);
@@ -32,7 +33,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         captures: code.captures,
         moves: Vec::new(),
         role: Role::Stage(Box::new(
-            move |next| quote!(::weir_runtime::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next) #with_overflows #with_ttl),
+            move |next| quote!(#rt::ops::GroupAggregateOp::<#agg_ty, _>::new(#metrics.clone(), #next) #with_overflows #with_ttl),
         )),
     }
 }

@@ -38,6 +38,7 @@ pub const LOOKUP_SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceDef>) -> Emitted {
+    let rt = cx.rt.clone();
     let inputs = cx.graph.inputs(op);
     let left = cx.record_type(inputs[0].1);
     let output = cx.output_type(op);
@@ -56,7 +57,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let record = cx
                 .namer
                 .fresh(&format!("{}TableRecord", camel(&source.name)));
-            items.push(records::record_struct(&record, &source.ty.schema));
+            items.push(records::record_struct(&rt, &record, &source.ty.schema));
             let SourceKind::Postgres { url, query } = &source.kind else {
                 unreachable!("matched above");
             };
@@ -78,15 +79,16 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 }
             });
             items.push(quote! {
-                fn #from_row(c: &::weir_runtime::sources::postgres::Columns<'_>) -> ::std::result::Result<#record, ::std::string::String> {
+                fn #from_row(c: &#rt::sources::postgres::Columns<'_>) -> ::std::result::Result<#record, ::std::string::String> {
                     Ok(#record { #(#fields,)* })
                 }
             });
             let name = source.name.clone();
             let n_fields = source.ty.schema.fields.len();
-            let read = quote!(::weir_runtime::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row));
+            let read = quote!(#rt::sources::postgres::read_table(#name, #url, #query, #n_fields, &dead_letters, #from_row));
             let reread = quote!(#read.map(Some));
             let table = read_table(
+                &rt,
                 op,
                 &name,
                 source.refresh_ms,
@@ -100,13 +102,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let record = cx
                 .namer
                 .fresh(&format!("{}TableRecord", camel(&source.name)));
-            items.push(records::record_struct(&record, &source.ty.schema));
+            items.push(records::record_struct(&rt, &record, &source.ty.schema));
             let format = match &source.kind {
                 SourceKind::File { format, .. } => format.clone(),
                 _ => Format::JSON,
             };
             let decode = cx.namer.fresh(&format!("decode_table_{}", source.name));
             items.push(records::decoder(
+                &rt,
                 &decode,
                 &record,
                 &source.ty.schema,
@@ -122,7 +125,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let make = if header {
                 quote!(#decode)
             } else {
-                quote!(::weir_runtime::sources::lines::by_position(#decode))
+                quote!(#rt::sources::lines::by_position(#decode))
             };
             // A CSV table's quoted cells may hold line ends, as a CSV source's may.
             let quotes = match format {
@@ -130,10 +133,10 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 _ => quote!(None),
             };
             let name = source.name.clone();
-            let read = quote!(::weir_runtime::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make));
+            let read = quote!(#rt::sources::lines::read_all(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make));
             // Read again only when the file changed (its malformed lines are dead letters
             // once), from the stamp the first read took.
-            let reread = quote!(::weir_runtime::sources::lines::read_if_changed(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make, &mut stamp));
+            let reread = quote!(#rt::sources::lines::read_if_changed(#name, ::std::path::Path::new(#path), #header, #quotes, &dead_letters, #make, &mut stamp));
             let read = match source.refresh_ms {
                 Some(_) => {
                     setup.push(quote!(let mut stamp = None;));
@@ -142,6 +145,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 None => read,
             };
             let table = read_table(
+                &rt,
                 op,
                 &name,
                 source.refresh_ms,
@@ -160,7 +164,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
         let types: Vec<TokenStream> = keys.iter().map(|k| field_type(k.ty, false)).collect();
         let values: Vec<TokenStream> = keys
             .iter()
-            .map(|k| crate::codegen::expr::unflagged(k, gen.coerce(k, k.ty, false)))
+            .map(|k| crate::codegen::expr::unflagged(&rt, k, gen.coerce(k, k.ty, false)))
             .collect();
         if keys.len() == 1 {
             (types[0].clone(), values[0].clone())
@@ -182,7 +186,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
     let right_time = time(&def.right_time, "r");
     let condition = match &def.condition {
         Some(c) => {
-            let c = crate::codegen::expr::unflagged(c, cx.join_expr(&prefix).condition(c));
+            let c = crate::codegen::expr::unflagged(&rt, c, cx.join_expr(&prefix).condition(c));
             quote!(if !(#c) { return None; })
         }
         None => quote!(),
@@ -244,7 +248,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             let build_table = cx.namer.fresh(&format!("{}_table", cx.names.prefix(op)));
             items.push(quote! {
                 pub struct #spec;
-                impl ::weir_runtime::ops::LookupSpec for #spec {
+                impl #rt::ops::LookupSpec for #spec {
                     type In = #left;
                     type Row = #right;
                     type Key = #key_type;
@@ -258,8 +262,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                     }
                     fn left_only(l: &#left) -> #output { #left_only }
                 }
-                fn #build_table(rows: ::std::vec::Vec<#right>) -> ::weir_runtime::hash::FastMap<#key_type, ::std::vec::Vec<#right>> {
-                    let mut table: ::weir_runtime::hash::FastMap<#key_type, ::std::vec::Vec<#right>> = ::std::default::Default::default();
+                fn #build_table(rows: ::std::vec::Vec<#right>) -> #rt::hash::FastMap<#key_type, ::std::vec::Vec<#right>> {
+                    let mut table: #rt::hash::FastMap<#key_type, ::std::vec::Vec<#right>> = ::std::default::Default::default();
                     for r in rows {
                         let key = { let r = &r; #right_key };
                         table.entry(key).or_default().push(r);
@@ -272,7 +276,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
             // A table read again (`refresh:`) takes each new version on a tick.
             let refreshed = feed.map(|feed| quote!(.refreshed_by(#feed.clone(), #build_table)));
             Box::new(
-                move |next| quote!(::weir_runtime::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(#load.clone()), #left_outer, #next)#refreshed),
+                move |next| quote!(#rt::ops::LookupJoin::<#spec, _>::new(#metrics.clone(), #build_table(#load.clone()), #left_outer, #next)#refreshed),
             )
         }
         kind => {
@@ -306,13 +310,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                 JoinKind::Interval => {
                     let (lower, upper) = def.within.unwrap_or((0, 0));
                     Box::new(
-                        move |next| quote!(::weir_runtime::ops::IntervalJoin::<#spec, _>::new(#metrics.clone(), #lower, #upper, #left_outer, #next)),
+                        move |next| quote!(#rt::ops::IntervalJoin::<#spec, _>::new(#metrics.clone(), #lower, #upper, #left_outer, #next)),
                     )
                 }
                 JoinKind::Window => {
                     let size = def.window_ms.unwrap_or(1);
                     Box::new(
-                        move |next| quote!(::weir_runtime::ops::WindowJoin::<#spec, _>::new(#metrics.clone(), #size, #left_outer, #next)),
+                        move |next| quote!(#rt::ops::WindowJoin::<#spec, _>::new(#metrics.clone(), #size, #left_outer, #next)),
                     )
                 }
                 _ => {
@@ -331,7 +335,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                         quote!()
                     };
                     Box::new(
-                        move |next| quote!(::weir_runtime::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)#outer #clock),
+                        move |next| quote!(#rt::ops::RegularJoin::<#spec, _>::new(#metrics.clone(), #ttl, #next)#outer #clock),
                     )
                 }
             }
@@ -351,6 +355,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
 /// `table_<op>`; and with `refresh:` the runtime's `TableFeed` that reads it again that often
 /// with `reread` (its rows, or `None` when unchanged) (`table_feed_<op>`). Returns both names.
 fn read_table(
+    rt: &TokenStream,
     op: OpId,
     name: &str,
     refresh_ms: Option<i64>,
@@ -370,7 +375,7 @@ fn read_table(
     setup.push(quote! {
         let #feed = {
             let dead_letters = dead_letters.clone();
-            ::weir_runtime::ops::TableFeed::start(#name, #every, #table.clone(), move || #reread)?
+            #rt::ops::TableFeed::start(#name, #every, #table.clone(), move || #reread)?
         };
     });
     captures.push(feed.clone());

@@ -15,6 +15,7 @@ use crate::sema::{SinkDef, SourceDef};
 
 /// A file or stdin source in [`Form::Memory`]: reads the records of `Inputs::<source>`.
 pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted {
+    let rt = cx.rt.clone();
     let ty = cx.graph.node(op).ty.clone();
     let name = def.name.as_str();
     let record = cx
@@ -22,7 +23,9 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
         .record(op)
         .expect("naming pass: a source names its records");
     cx.set_output_type(op, quote!(#record));
-    let mut items = vec![crate::codegen::records::record_struct(&record, &ty.schema)];
+    let mut items = vec![crate::codegen::records::record_struct(
+        &rt, &record, &ty.schema,
+    )];
     let bound = match cx.form {
         Form::Memory { records } => records.get(name).cloned(),
         _ => None,
@@ -50,7 +53,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
                 );
                 items.push(quote! {
                     const _: () = ::core::assert!(
-                        ::weir_runtime::embed::has_field::<#path>(#fname, ::weir_runtime::embed::FieldType::#t, #nullable),
+                        #rt::embed::has_field::<#path>(#fname, #rt::embed::FieldType::#t, #nullable),
                         #msg
                     );
                 });
@@ -60,6 +63,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
         None => {
             let full = format_ident!("{}Input", camel(name));
             items.push(crate::codegen::records::record_struct(
+                &rt,
                 &full,
                 &def.ty.schema,
             ));
@@ -70,7 +74,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
     let fields = ty.schema.fields.iter().map(|f| {
         let id = field_ident(&f.name);
         let t = crate::codegen::expr::field_type(f.ty, f.nullable);
-        quote!(#id: <_ as ::weir_runtime::embed::Field<#t>>::get(&r.#id))
+        quote!(#id: <_ as #rt::embed::Field<#t>>::get(&r.#id))
     });
     items.push(quote! {
         fn #project(r: &#full) -> #record { #record { #(#fields,)* } }
@@ -96,8 +100,8 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
                 field: time,
                 range: def.event_time_range,
             }
-            .range_tokens();
-            quote!(::weir_runtime::formats::time::check_event_time(r.#field, #time, #range).map(|_| ()))
+            .range_tokens(&rt);
+            quote!(#rt::formats::time::check_event_time(r.#field, #time, #range).map(|_| ()))
         }
         _ => quote!({
             let _ = r;
@@ -105,7 +109,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
         }),
     };
     items.push(quote! {
-        fn #check(r: &#record) -> ::std::result::Result<(), ::weir_runtime::formats::DecodeError> { #check_body }
+        fn #check(r: &#record) -> ::std::result::Result<(), #rt::formats::DecodeError> { #check_body }
     });
     let dead = format_ident!("dead_letters_{}", op.index());
     let dead_setup = match &def.dead_letters {
@@ -125,7 +129,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
         moves: Vec::new(),
         role: Role::Source(Box::new(move |chain, _instance| {
             quote! {
-                ::weir_runtime::embed::run_iter(#source_name, ::weir_runtime::embed::take_input(&#input_var), &#metrics, &#dead_var, #project, #check, #event_time, #chain)
+                #rt::embed::run_iter(#source_name, #rt::embed::take_input(&#input_var), &#metrics, &#dead_var, #project, #check, #event_time, #chain)
             }
         })),
     }
@@ -134,6 +138,7 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
 /// A sink in [`Form::Memory`]: collects its rows (changes, for an updating stream) into
 /// `Outputs::<name>`.
 pub fn memory_sink(cx: &mut EmitCx<'_>, op: OpId, _def: &SinkDef) -> Emitted {
+    let rt = cx.rt.clone();
     let row = cx.input_type(op);
     let metrics = cx.metrics_handle(op);
     let name = crate::codegen::names::sink_name(cx.graph, op);
@@ -147,9 +152,7 @@ pub fn memory_sink(cx: &mut EmitCx<'_>, op: OpId, _def: &SinkDef) -> Emitted {
         setup: vec![quote!(let #out = io.#field.clone();)],
         captures: vec![metrics.clone(), out.clone()],
         moves: Vec::new(),
-        role: Role::Leaf(
-            quote!(::weir_runtime::embed::Collect::new(#metrics.clone(), #out.clone())),
-        ),
+        role: Role::Leaf(quote!(#rt::embed::Collect::new(#metrics.clone(), #out.clone()))),
     }
 }
 

@@ -26,7 +26,9 @@ use proc_macro2::{Ident, TokenStream};
 /// `checkpointed` ones as checkpoint participants; the name is the operator's kind in `explain`, the run summary and the plan
 /// the HTTP endpoint serves. (Whether an operator holds records back until a watermark is a
 /// property of its definition, not of its kind, so the table does not say: an interval join
-/// waits for the watermark, a regular join does not.)
+/// waits for the watermark, a regular join does not.) Emitters are not in the table: each takes
+/// its own operator's payload from the driver's exhaustive `match` on `Op` (ARCHITECTURE.md,
+/// "The operators", says why).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OperatorSpec {
     pub name: &'static str,

@@ -28,6 +28,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 
 /// Accumulators that can take a row back out, run by the runtime's `RetractAggregateOp`.
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
+    let rt = cx.rt.clone();
     let input = cx.input_row_type(op);
     let output = cx.row_type(op);
     let input_schema = cx.input_stream_type(op).schema;
@@ -97,7 +98,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         };
         let (ty, add, retract, out) = match item.func {
             AggFunc::Count if item.distinct => (
-                quote!(::weir_runtime::hash::FastMap<#t, i64>),
+                quote!(#rt::hash::FastMap<#t, i64>),
                 with_value(quote!(*acc.#slot.entry(#owned).or_insert(0) += 1;)),
                 with_value(quote! {
                     let key = #owned;
@@ -128,7 +129,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
                 };
                 // A float total keeps what rounding lost (see `FloatSum`): rows are taken back.
                 let sum_t = if arg_ty == Type::F64 {
-                    quote!(::weir_runtime::ops::retract_aggregate::FloatSum)
+                    quote!(#rt::ops::retract_aggregate::FloatSum)
                 } else {
                     quote!(i128)
                 };
@@ -175,12 +176,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
                     quote!(#value.unwrap_or_default())
                 };
                 (
-                    quote!(::weir_runtime::ops::retract_aggregate::Multiset<#t>),
+                    quote!(#rt::ops::retract_aggregate::Multiset<#t>),
                     with_value(
-                        quote!(::weir_runtime::ops::retract_aggregate::multiset_add(&mut acc.#slot, #owned);),
+                        quote!(#rt::ops::retract_aggregate::multiset_add(&mut acc.#slot, #owned);),
                     ),
                     with_value(
-                        quote!(::weir_runtime::ops::retract_aggregate::multiset_remove(&mut acc.#slot, &#owned);),
+                        quote!(#rt::ops::retract_aggregate::multiset_remove(&mut acc.#slot, &#owned);),
                     ),
                     out,
                 )
@@ -206,9 +207,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     let item = quote! {
         #[derive(Clone, Debug, Default)]
         pub struct #acc_ty { #(#fields,)* }
-        ::weir_runtime::state_struct!(#acc_ty { #(#names),* });
+        #rt::state_struct!(#acc_ty { #(#names),* });
         pub struct #spec;
-        impl ::weir_runtime::ops::RetractAggregate for #spec {
+        impl #rt::ops::RetractAggregate for #spec {
             type In = #input;
             type UpKey = #up_key_type;
             type Key = #key_type;
@@ -232,7 +233,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         captures: vec![metrics.clone()],
         moves: Vec::new(),
         role: Role::Stage(Box::new(
-            move |next| quote!(::weir_runtime::ops::RetractAggregateOp::<#spec, _>::new(#metrics.clone(), #next) #with_ttl),
+            move |next| quote!(#rt::ops::RetractAggregateOp::<#spec, _>::new(#metrics.clone(), #next) #with_ttl),
         )),
     }
 }

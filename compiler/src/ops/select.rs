@@ -64,12 +64,14 @@ fn emit_checked(
     build: TokenStream,
     updating: bool,
 ) -> Emitted {
+    let rt = cx.rt.clone();
     let name = cx
         .namer
         .fresh(&format!("{}_select_checked", cx.names.prefix(op)));
     let metrics = cx.metrics_handle(op);
     let (overflows, setup) = cx.overflows(op);
     let check = overflow_check(
+        &rt,
         items.iter().map(|(_, e)| e),
         &format_ident!("overflows"),
         &format_ident!("r"),
@@ -77,7 +79,7 @@ fn emit_checked(
     );
     let item = quote! {
         #[inline(always)]
-        fn #name(r: &#input, overflows: &::weir_runtime::overflow::Overflows) -> ::std::option::Option<#output> {
+        fn #name(r: &#input, overflows: &#rt::overflow::Overflows) -> ::std::option::Option<#output> {
             let out = #build;
             #check
             Some(out)

@@ -22,6 +22,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
+    let rt = cx.rt.clone();
     if cx.form.is_memory() {
         return super::memory::memory_sink(cx, op, def);
     }
@@ -64,16 +65,16 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
     match &def.kind {
         SinkKind::Checksum => {
             let hash = cx.namer.fresh(&format!("{}_checksum", cx.names.prefix(op)));
-            items.push(records::checksum(&hash, &input, &schema));
+            items.push(records::checksum(&rt, &hash, &input, &schema));
             let registry = format_ident!("metrics");
             let leaf = match &key_fn {
-                Some(key) => quote!(::weir_runtime::sinks::changelog::Materialize::new(
+                Some(key) => quote!(#rt::sinks::changelog::Materialize::new(
                     #metrics.clone(),
                     #key,
-                    ::weir_runtime::sinks::changelog::checksum_table(#registry.clone(), #label, #hash),
+                    #rt::sinks::changelog::checksum_table(#registry.clone(), #label, #hash),
                 )),
                 None => {
-                    quote!(::weir_runtime::sinks::Checksum::new(#metrics.clone(), #registry.clone(), #label, #hash))
+                    quote!(#rt::sinks::Checksum::new(#metrics.clone(), #registry.clone(), #label, #hash))
                 }
             };
             Emitted {
@@ -94,22 +95,22 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             let values = cx
                 .namer
                 .fresh(&format!("{}_avro_values", cx.names.prefix(op)));
-            items.push(records::avro_values(&values, &input, &schema, avro));
+            items.push(records::avro_values(&rt, &values, &input, &schema, avro));
             let output = format_ident!("output_{}", op.index());
             let writer = format_ident!("avro_{}", op.index());
             let json = &avro.schema;
             let codec = avro.codec.as_deref().unwrap_or("null");
             let setup = vec![quote! {
-                let mut #output = Some(::weir_runtime::sinks::open_output(Some(::std::path::Path::new(#path)))
+                let mut #output = Some(#rt::sinks::open_output(Some(::std::path::Path::new(#path)))
                     .map_err(|e| format!("sink `{}`: {}", #label, e))?);
-                let #writer = ::weir_runtime::formats::avro::Avro::new(#label, #json, ::std::option::Option::None)?;
+                let #writer = #rt::formats::avro::Avro::new(#label, #json, ::std::option::Option::None)?;
             }];
             Emitted {
                 items,
                 setup,
                 captures: vec![metrics.clone(), writer.clone()],
                 moves: vec![output.clone()],
-                role: Role::Leaf(quote!(::weir_runtime::sinks::avro::AvroFileSink::new(
+                role: Role::Leaf(quote!(#rt::sinks::avro::AvroFileSink::new(
                     #metrics.clone(), #output, #writer.clone(), #codec, #values
                 )?)),
             }
@@ -130,7 +131,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     .collect(),
             };
             let encode = cx.namer.fresh(&format!("{}_encode", cx.names.prefix(op)));
-            items.push(records::encoder(&encode, &input, &row_schema, format));
+            items.push(records::encoder(&rt, &encode, &input, &row_schema, format));
             let partition = partition_fn(cx, op, &input, &schema, partition_by, &mut items);
             let header = match format {
                 Format::Csv {
@@ -151,11 +152,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 setup: Vec::new(),
                 captures: vec![metrics.clone()],
                 moves: Vec::new(),
-                role: Role::Leaf(
-                    quote!(::weir_runtime::sinks::partitioned::PartitionedWriter::new(
-                        #metrics.clone(), ::std::path::PathBuf::from(#path), #file_name, #header, #partition, #encode
-                    )),
-                ),
+                role: Role::Leaf(quote!(#rt::sinks::partitioned::PartitionedWriter::new(
+                    #metrics.clone(), ::std::path::PathBuf::from(#path), #file_name, #header, #partition, #encode
+                ))),
             }
         }
         SinkKind::Parquet {
@@ -171,7 +170,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 None => quote!(::std::option::Option::None),
             };
             let columns = cx.namer.fresh(&format!("{}Columns", cx.names.camel(op)));
-            let pq = quote!(::weir_runtime::sinks::parquet);
+            let pq = quote!(#rt::sinks::parquet);
             let fields: Vec<_> = schema
                 .fields
                 .iter()
@@ -283,12 +282,12 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     let values = cx
                         .namer
                         .fresh(&format!("{}_avro_values", cx.names.prefix(op)));
-                    items.push(records::avro_values(&values, &input, &schema, avro));
+                    items.push(records::avro_values(&rt, &values, &input, &schema, avro));
                     let (json, id) = (&avro.schema, confluent_id(avro.confluent_id));
                     let writer = format_ident!("avro_{}", op.index());
                     let errors = format_ident!("errors_{}", op.index());
                     Some(quote! {
-                        let #writer = ::weir_runtime::formats::avro::Avro::new(#label, #json, #id)?;
+                        let #writer = #rt::formats::avro::Avro::new(#label, #json, #id)?;
                         let #encode = {
                             let (writer, errors) = (#writer.clone(), #errors.clone());
                             move |r: &#input, out: &mut ::std::vec::Vec<u8>| {
@@ -300,7 +299,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     })
                 }
                 _ => {
-                    items.push(records::encoder(&encode, &input, &schema, format));
+                    items.push(records::encoder(&rt, &encode, &input, &schema, format));
                     None
                 }
             };
@@ -322,7 +321,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     let write = |v: proc_macro2::TokenStream| match f.ty {
                         crate::sema::Type::String => quote!(out.extend_from_slice(#v.as_bytes())),
                         crate::sema::Type::Timestamp => quote!(out.extend_from_slice(
-                            ::weir_runtime::functions::timestamp_to_string(*#v).as_bytes()
+                            #rt::functions::timestamp_to_string(*#v).as_bytes()
                         )),
                         _ => quote!(out.extend_from_slice(#v.to_string().as_bytes())),
                     };
@@ -357,7 +356,13 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 let encode_key = cx
                     .namer
                     .fresh(&format!("{}_encode_key", cx.names.prefix(op)));
-                items.push(records::encoder(&encode_key, &input, &key_schema, format));
+                items.push(records::encoder(
+                    &rt,
+                    &encode_key,
+                    &input,
+                    &key_schema,
+                    format,
+                ));
                 let key_fn = cx
                     .namer
                     .fresh(&format!("{}_message_key", cx.names.prefix(op)));
@@ -379,7 +384,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 captures.push(encode.clone());
             }
             let setup = quote! {
-                let #config = ::weir_runtime::sinks::kafka::KafkaSinkConfig::new(
+                let #config = #rt::sinks::kafka::KafkaSinkConfig::new(
                     #label, #topic, #brokers, &[#((#keys, #values)),*], &rt.args,
                 ).exactly_once(#exactly_once)#binary;
                 let #errors = rt.errors();
@@ -391,10 +396,10 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 captures,
                 moves: Vec::new(),
                 role: Role::Leaf(match upsert_key {
-                    Some(key_fn) => quote!(::weir_runtime::sinks::kafka::UpsertKafkaSink::new(
+                    Some(key_fn) => quote!(#rt::sinks::kafka::UpsertKafkaSink::new(
                         #config.clone(), #metrics.clone(), #errors.clone(), #encode, #key_fn
                     )),
-                    None => quote!(::weir_runtime::sinks::kafka::KafkaSink::new(
+                    None => quote!(#rt::sinks::kafka::KafkaSink::new(
                         #config.clone(), #metrics.clone(), #errors.clone(), #encode, #key_expr
                     )),
                 }),
@@ -407,7 +412,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         } => {
             // Each field a column, in order: the row's values as the runtime's `Value`s.
             let values = cx.namer.fresh(&format!("{}_values", cx.names.prefix(op)));
-            let pg = quote!(::weir_runtime::sinks::postgres);
+            let pg = quote!(#rt::sinks::postgres);
             let pushes = schema.fields.iter().map(|f| {
                 let id = crate::codegen::namer::field_ident(&f.name);
                 let variant = match f.ty {
@@ -488,7 +493,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
         }
         SinkKind::Stdout { format } | SinkKind::File { format, .. } => {
             let encode = cx.namer.fresh(&format!("{}_encode", cx.names.prefix(op)));
-            items.push(records::encoder(&encode, &input, &schema, format));
+            items.push(records::encoder(&rt, &encode, &input, &schema, format));
             let is_stdout = matches!(def.kind, SinkKind::Stdout { .. });
             let mut header = match format {
                 Format::Csv {
@@ -528,15 +533,15 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 } => {
                     let count = crate::codegen::context::parallelism(cx.graph.node(op).parallelism);
                     quote! {
-                        ::weir_runtime::sinks::prepare_parts(::std::path::Path::new(#path), #extension, #count)
+                        #rt::sinks::prepare_parts(::std::path::Path::new(#path), #extension, #count)
                             .map_err(|e| format!("sink `{}`: {}", #label, e))?;
                     }
                 }
                 SinkKind::File { path, .. } => quote! {
-                    let mut #output = Some(::weir_runtime::sinks::open_output(Some(::std::path::Path::new(#path)))
+                    let mut #output = Some(#rt::sinks::open_output(Some(::std::path::Path::new(#path)))
                         .map_err(|e| format!("sink `{}`: {}", #label, e))?);
                 },
-                _ => quote!(let mut #output = Some(::weir_runtime::sinks::Output::Stdout);),
+                _ => quote!(let mut #output = Some(#rt::sinks::Output::Stdout);),
             };
             let parts_path = match &def.kind {
                 SinkKind::File {
@@ -547,30 +552,30 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
             // What the writer writes to: the output opened in `build()`, moved into the one
             // instance; or, with parts, this instance's part, opened as its chain is built.
             let output = match parts_path {
-                Some(path) => quote!(::weir_runtime::sinks::open_output(Some(
-                    &::weir_runtime::sinks::part_path(::std::path::Path::new(#path), instance, #extension)
+                Some(path) => quote!(#rt::sinks::open_output(Some(
+                    &#rt::sinks::part_path(::std::path::Path::new(#path), instance, #extension)
                 ))
                 .map_err(|e| format!("sink `{}`: {}", #label, e))?),
                 None => quote!(#output),
             };
             let style = match format {
-                Format::Json { .. } => quote!(::weir_runtime::sinks::changelog::OpStyle::Json),
+                Format::Json { .. } => quote!(#rt::sinks::changelog::OpStyle::Json),
                 Format::Csv { delimiter, .. } => {
-                    quote!(::weir_runtime::sinks::changelog::OpStyle::Csv { delimiter: #delimiter })
+                    quote!(#rt::sinks::changelog::OpStyle::Csv { delimiter: #delimiter })
                 }
                 Format::Avro(_) => unreachable!("sema refuses Avro for updating streams"),
             };
             let leaf = match (&key_fn, is_stdout) {
                 (None, _) => {
-                    quote!(::weir_runtime::sinks::Writer::new(#metrics.clone(), #output, #header, #encode))
+                    quote!(#rt::sinks::Writer::new(#metrics.clone(), #output, #header, #encode))
                 }
-                (Some(_), true) => quote!(::weir_runtime::sinks::changelog::ChangelogWriter::new(
+                (Some(_), true) => quote!(#rt::sinks::changelog::ChangelogWriter::new(
                     #metrics.clone(), #output, #style, #header, #encode
                 )),
-                (Some(key), false) => quote!(::weir_runtime::sinks::changelog::Materialize::new(
+                (Some(key), false) => quote!(#rt::sinks::changelog::Materialize::new(
                     #metrics.clone(),
                     #key,
-                    ::weir_runtime::sinks::changelog::write_table(#label, #output, #header, #encode),
+                    #rt::sinks::changelog::write_table(#label, #output, #header, #encode),
                 )),
             };
             let mut setup = vec![open];
@@ -588,10 +593,10 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     };
                     let gate = format_ident!("preview_{}", op.index());
                     setup.push(quote! {
-                        let #gate = ::weir_runtime::sinks::preview::register(rt.args.limit);
+                        let #gate = #rt::sinks::preview::register(rt.args.limit);
                     });
                     captures.push(gate.clone());
-                    quote!(::weir_runtime::sinks::preview::Limit::new(#gate, #leaf))
+                    quote!(#rt::sinks::preview::Limit::new(#gate, #leaf))
                 }
             };
             let moves = match parts_path {
@@ -628,6 +633,7 @@ fn partition_fn(
     partition_by: &[String],
     items: &mut Vec<proc_macro2::TokenStream>,
 ) -> proc_macro2::Ident {
+    let rt = cx.rt.clone();
     let partition = cx
         .namer
         .fresh(&format!("{}_partition", cx.names.prefix(op)));
@@ -637,15 +643,15 @@ fn partition_fn(
         let prefix = format!("{}{name}=", if i > 0 { "/" } else { "" });
         let text = |v: proc_macro2::TokenStream| match f.ty {
             crate::sema::Type::String => quote!(#v),
-            crate::sema::Type::Timestamp => quote!(&::weir_runtime::functions::timestamp_to_string(*#v)),
+            crate::sema::Type::Timestamp => quote!(&#rt::functions::timestamp_to_string(*#v)),
             _ => quote!(&#v.to_string()),
         };
         let value = if f.nullable {
             let t = text(quote!(v));
-            quote!(match &r.#id { Some(v) => ::weir_runtime::sinks::partitioned::push_value(out, #t), None => out.push_str("null") })
+            quote!(match &r.#id { Some(v) => #rt::sinks::partitioned::push_value(out, #t), None => out.push_str("null") })
         } else {
             let t = text(quote!((&r.#id)));
-            quote!(::weir_runtime::sinks::partitioned::push_value(out, #t))
+            quote!(#rt::sinks::partitioned::push_value(out, #t))
         };
         quote! { out.push_str(#prefix); #value; }
     });

@@ -28,6 +28,7 @@ pub fn emit(
     def: &SourceDef,
     projection: Option<&[String]>,
 ) -> Emitted {
+    let rt = cx.rt.clone();
     if cx.form.is_memory() && !matches!(def.kind, SourceKind::Nexmark { .. }) {
         return super::memory::memory_source(cx, op, def);
     }
@@ -61,7 +62,7 @@ pub fn emit(
                 params.events,
             );
             setup.push(quote! {
-                let #cfg = ::weir_runtime::nexmark::NexmarkConfig {
+                let #cfg = #rt::nexmark::NexmarkConfig {
                     events: rt.args.events.unwrap_or(#events),
                     rate: #rate,
                     generators: #par as u32,
@@ -69,13 +70,13 @@ pub fn emit(
                     seed: #seed,
                     ..::std::default::Default::default()
                 };
-                ::weir_runtime::nexmark::check_time_range(#name, &#cfg)?;
+                #rt::nexmark::check_time_range(#name, &#cfg)?;
             });
             captures.push(cfg.clone());
             let source_name = def.name.clone();
             Role::Source(Box::new(move |chain, instance| {
                 quote! {
-                    ::weir_runtime::sources::nexmark::run::<#output, _>(#source_name, &#metrics, &#cfg, #instance, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                    #rt::sources::nexmark::run::<#output, _>(#source_name, &#metrics, &#cfg, #instance, #event_time, #rt::checkpoint::slot(#state_id, #instance), #chain)
                 }
             }))
         }
@@ -85,8 +86,8 @@ pub fn emit(
                 .record(op)
                 .expect("naming pass: a source names its records");
             cx.set_output_type(op, quote!(#record));
-            items.push(records::record_struct(&record, &ty.schema));
-            items.push(parquet_record(&record, &ty.schema, def, ty.time_field));
+            items.push(records::record_struct(&rt, &record, &ty.schema));
+            items.push(parquet_record(&rt, &record, &ty.schema, def, ty.time_field));
             let dead = format_ident!("dead_letters_{}", index);
             match &def.dead_letters {
                 Some(path) => setup.push(quote! {
@@ -98,7 +99,7 @@ pub fn emit(
             // Opened (and checked against the schema) before any sink opens its output.
             let input = format_ident!("input_{}", index);
             setup.push(quote! {
-                let #input = ::weir_runtime::sources::parquet::open::<#record>(#name, ::std::path::Path::new(#path))?;
+                let #input = #rt::sources::parquet::open::<#record>(#name, ::std::path::Path::new(#path))?;
             });
             captures.push(input.clone());
             let splits = cx.splits_var(index);
@@ -111,7 +112,7 @@ pub fn emit(
             };
             Role::Source(Box::new(move |chain, instance| {
                 quote! {
-                    ::weir_runtime::sources::parquet::run(&#input, ::weir_runtime::sources::lines::Split { index: #instance, count: #splits }, &#metrics, &#dead, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                    #rt::sources::parquet::run(&#input, #rt::sources::lines::Split { index: #instance, count: #splits }, &#metrics, &#dead, #event_time, #rt::checkpoint::slot(#state_id, #instance), #chain)
                 }
             }))
         }
@@ -123,7 +124,7 @@ pub fn emit(
                 .record(op)
                 .expect("naming pass: a source names its records");
             cx.set_output_type(op, quote!(#record));
-            items.push(records::record_struct(&record, &ty.schema));
+            items.push(records::record_struct(&rt, &record, &ty.schema));
             let decode = cx.namer.fresh(&format!("decode_{name}"));
             let _ = projection;
             // The decoder checks the event time against the source's range: a record outside
@@ -136,6 +137,7 @@ pub fn emit(
                 _ => None,
             };
             items.push(records::decoder(
+                &rt,
                 &decode,
                 &record,
                 &def.ty.schema,
@@ -153,7 +155,7 @@ pub fn emit(
             let make = if header {
                 quote!(#decode)
             } else {
-                quote!(::weir_runtime::sources::lines::by_position(#decode))
+                quote!(#rt::sources::lines::by_position(#decode))
             };
             let dead = format_ident!("dead_letters_{}", index);
             match &def.dead_letters {
@@ -173,8 +175,8 @@ pub fn emit(
                 );
                 let json = &avro.schema;
                 setup.push(quote! {
-                    let #file = ::weir_runtime::sources::avro::open_file(#name, ::std::path::Path::new(#path))?;
-                    let #reader = ::weir_runtime::formats::avro::Avro::new(#name, #json, ::std::option::Option::None)?;
+                    let #file = #rt::sources::avro::open_file(#name, ::std::path::Path::new(#path))?;
+                    let #reader = #rt::formats::avro::Avro::new(#name, #json, ::std::option::Option::None)?;
                 });
                 captures.push(file.clone());
                 captures.push(reader.clone());
@@ -193,7 +195,7 @@ pub fn emit(
                     moves: Vec::new(),
                     role: Role::Source(Box::new(move |chain, instance| {
                         quote! {
-                            ::weir_runtime::sources::avro::run(#name, &#file, &#reader, &#metrics, &#dead, #decode, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                            #rt::sources::avro::run(#name, &#file, &#reader, &#metrics, &#dead, #decode, #event_time, #rt::checkpoint::slot(#state_id, #instance), #chain)
                         }
                     })),
                 };
@@ -204,18 +206,18 @@ pub fn emit(
                 SourceKind::File { path, .. } => {
                     let file = format_ident!("input_{}", index);
                     setup.push(quote! {
-                        let #file = ::weir_runtime::sources::lines::open_file(#name, ::std::path::Path::new(#path))?;
+                        let #file = #rt::sources::lines::open_file(#name, ::std::path::Path::new(#path))?;
                     });
                     if header {
                         // A header that does not fit the schema stops the start here.
                         setup.push(quote! {
-                            ::weir_runtime::sources::lines::check_header(#name, &#file, #decode)?;
+                            #rt::sources::lines::check_header(#name, &#file, #decode)?;
                         });
                     }
                     captures.push(file.clone());
                     quote!(#file)
                 }
-                _ => quote!(::weir_runtime::sources::lines::Input::Stdin),
+                _ => quote!(#rt::sources::lines::Input::Stdin),
             };
             // Instance `i` of a file source reads the `i`-th byte range (stdin: one instance).
             let splits = matches!(def.kind, SourceKind::File { .. }).then(|| cx.splits_var(index));
@@ -230,14 +232,14 @@ pub fn emit(
                 let config = format_ident!("kafka_source_{}", index);
                 let (topic, brokers, group) = (&k.topic, &k.brokers, &k.group);
                 let start = if k.start_latest {
-                    quote!(::weir_runtime::sources::kafka::Start::Latest)
+                    quote!(#rt::sources::kafka::Start::Latest)
                 } else {
-                    quote!(::weir_runtime::sources::kafka::Start::Earliest)
+                    quote!(#rt::sources::kafka::Start::Earliest)
                 };
                 let keys = k.properties.iter().map(|(key, _)| key);
                 let values = k.properties.iter().map(|(_, value)| value);
                 setup.push(quote! {
-                    let #config = ::weir_runtime::sources::kafka::KafkaSourceConfig::new(
+                    let #config = #rt::sources::kafka::KafkaSourceConfig::new(
                         #name, #topic, #brokers, #group, #start, &[#((#keys, #values)),*], &rt.args,
                     );
                     #config.apply_idle_timeout(rt);
@@ -254,7 +256,7 @@ pub fn emit(
                             None => quote!(::std::option::Option::None),
                         };
                         setup.push(quote! {
-                            let #reader = ::weir_runtime::formats::avro::Avro::new(#name, #json, #id)?;
+                            let #reader = #rt::formats::avro::Avro::new(#name, #json, #id)?;
                         });
                         captures.push(reader.clone());
                         Some(reader)
@@ -281,18 +283,18 @@ pub fn emit(
                     captures,
                     moves: Vec::new(),
                     role: Role::Source(Box::new(move |chain, instance| {
-                        let slot = quote!(::weir_runtime::checkpoint::slot(#state_id, #instance));
+                        let slot = quote!(#rt::checkpoint::slot(#state_id, #instance));
                         if let Some(reader) = &avro {
                             quote! {
-                                ::weir_runtime::sources::kafka::run_payloads(&#config, &#metrics, &#dead, #reader.messages(#decode), #event_time, #slot, #chain)
+                                #rt::sources::kafka::run_payloads(&#config, &#metrics, &#dead, #reader.messages(#decode), #event_time, #slot, #chain)
                             }
                         } else if upsert {
                             quote! {
-                                ::weir_runtime::sources::kafka::run_upserts(&#config, &#metrics, &#dead, ::weir_runtime::formats::owned(#decode), #slot, #chain)
+                                #rt::sources::kafka::run_upserts(&#config, &#metrics, &#dead, #rt::formats::owned(#decode), #slot, #chain)
                             }
                         } else {
                             quote! {
-                                ::weir_runtime::sources::kafka::run(&#config, &#metrics, &#dead, ::weir_runtime::formats::owned(#decode), #event_time, #slot, #chain)
+                                #rt::sources::kafka::run(&#config, &#metrics, &#dead, #rt::formats::owned(#decode), #event_time, #slot, #chain)
                             }
                         }
                     })),
@@ -302,12 +304,12 @@ pub fn emit(
             Role::Source(Box::new(move |chain, instance| {
                 let split = match &splits {
                     Some(count) => {
-                        quote!(::weir_runtime::sources::lines::Split { index: #instance, count: #count })
+                        quote!(#rt::sources::lines::Split { index: #instance, count: #count })
                     }
-                    None => quote!(::weir_runtime::sources::lines::Split::WHOLE),
+                    None => quote!(#rt::sources::lines::Split::WHOLE),
                 };
                 quote! {
-                    ::weir_runtime::sources::lines::run(#name, #input, #split, #header, #quotes, &#metrics, &#dead, #make, #event_time, ::weir_runtime::checkpoint::slot(#state_id, #instance), #chain)
+                    #rt::sources::lines::run(#name, #input, #split, #header, #quotes, &#metrics, &#dead, #make, #event_time, #rt::checkpoint::slot(#state_id, #instance), #chain)
                 }
             }))
         }
@@ -325,13 +327,14 @@ pub fn emit(
 /// schema's) and how a row becomes the record; the event-time field is checked against the
 /// source's range as the line decoders check it.
 fn parquet_record(
+    rt: &proc_macro2::TokenStream,
     record: &proc_macro2::Ident,
     schema: &crate::sema::types::Schema,
     def: &SourceDef,
     time_field: Option<usize>,
 ) -> proc_macro2::TokenStream {
     use crate::sema::types::Type;
-    let pq = quote!(::weir_runtime::sources::parquet);
+    let pq = quote!(#rt::sources::parquet);
     let mut fields = Vec::new();
     let mut reads = Vec::new();
     for (i, f) in schema.fields.iter().enumerate() {
@@ -348,11 +351,11 @@ fn parquet_record(
         fields.push(quote!((#name, #pq::Kind::#kind, #nullable)));
         let read = match (f.ty, nullable) {
             (Type::String | Type::Null, false) => quote! {
-                ::weir_runtime::formats::set_string(&mut self.#id, row.str(#i)?.ok_or_else(|| row.null(#i))?);
+                #rt::formats::set_string(&mut self.#id, row.str(#i)?.ok_or_else(|| row.null(#i))?);
             },
             (Type::String | Type::Null, true) => quote! {
                 match row.str(#i)? {
-                    ::std::option::Option::Some(text) => ::weir_runtime::formats::set_string(::weir_runtime::formats::opt_string(&mut self.#id), text),
+                    ::std::option::Option::Some(text) => #rt::formats::set_string(#rt::formats::opt_string(&mut self.#id), text),
                     ::std::option::Option::None => self.#id = ::std::option::Option::None,
                 }
             },
@@ -365,9 +368,9 @@ fn parquet_record(
                 field: name,
                 range: def.event_time_range,
             };
-            let range = check.range_tokens();
+            let range = check.range_tokens(rt);
             reads.push(quote! {
-                self.#id = ::weir_runtime::formats::time::check_event_time(self.#id, #name, #range).map_err(|e| e.to_string())?;
+                self.#id = #rt::formats::time::check_event_time(self.#id, #name, #range).map_err(|e| e.to_string())?;
             });
         }
     }

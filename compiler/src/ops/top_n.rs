@@ -65,6 +65,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> Emitted {
 /// lexicographic compare over the order expressions), the output row and, where a time is
 /// read (a window's end for a final top-N, a write's time for a TTL), the event time.
 pub(super) fn rank_code(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> RankCode {
+    let rt = cx.rt.clone();
     let input = cx.input_row_type(op);
     let output = cx.row_type(op);
     let input_schema = cx.input_stream_type(op).schema;
@@ -92,8 +93,8 @@ pub(super) fn rank_code(cx: &mut EmitCx<'_>, op: OpId, def: &RankDef) -> RankCod
     // Lexicographic over the order expressions; `desc` reverses one.
     let mut compares = Vec::new();
     for (e, desc) in &def.order {
-        let a = crate::codegen::expr::unflagged(e, cx.expr(format_ident!("a")).value(e));
-        let b = crate::codegen::expr::unflagged(e, cx.expr(format_ident!("b")).value(e));
+        let a = crate::codegen::expr::unflagged(&rt, e, cx.expr(format_ident!("a")).value(e));
+        let b = crate::codegen::expr::unflagged(&rt, e, cx.expr(format_ident!("b")).value(e));
         let (x, y) = if e.ty == Type::String && !e.nullable {
             (quote!((&*#a)), quote!((&*#b)))
         } else {

@@ -23,6 +23,7 @@ pub const SPEC: OperatorSpec = OperatorSpec {
 };
 
 pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
+    let rt = cx.rt.clone();
     let code = aggregate_code(cx, op, agg);
     let (agg_ty, metrics, with_overflows) = (code.agg_ty, code.metrics, code.with_overflows);
     let processing = agg.processing_time;
@@ -31,7 +32,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     let zone = agg
         .zone
         .as_deref()
-        .map(|name| cx.statics.zone(&mut cx.namer, name));
+        .map(|name| cx.statics.zone(&mut cx.namer, &cx.rt, name));
     let windows = match agg.window {
         Window::Tumble { size_ms } => match zone {
             Some(zone) => quote!(Windows::TumbleIn { size: #size_ms, zone: &*#zone }),
@@ -57,7 +58,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         moves: Vec::new(),
         role: Role::StageWithLate(Box::new(move |next, late| {
             let next = if lateness > 0 {
-                quote!(::weir_runtime::ops::Upserts::new(#next))
+                quote!(#rt::ops::Upserts::new(#next))
             } else {
                 next
             };
