@@ -479,7 +479,7 @@ fn build_crate(
     if config.http {
         features.push("http".to_string());
     }
-    if config.object_store {
+    if config.object_store && !features.iter().any(|f| f == "object-store") {
         features.push("object-store".to_string());
     }
     if config.state_disk {

@@ -3,7 +3,8 @@
 //! directory `weir run dir/p.weir` is started from. The CLI sets [`crate::Options::base_dir`]
 //! to the file's directory and this rewrites every relative path of the checked program
 //! (file sources, lookup tables, which are file sources, file sinks and `dead_letters:`) to
-//! one under it. Absolute paths are left as written; the embedded forms (`weir::pipeline!`,
+//! one under it. Absolute paths and object-storage URLs (`s3://bucket/key`) are left as
+//! written; the embedded forms (`weir::pipeline!`,
 //! build.rs) set no base, so their paths stay relative to the running program's directory.
 
 use std::path::Path;
@@ -13,7 +14,8 @@ use crate::sema::{Program, SinkKind, SourceKind};
 /// Makes every relative path of `program` relative to `base` (an absolute directory).
 pub fn resolve(program: &mut Program, base: &Path) {
     let under = |path: &mut String| {
-        if !path.is_empty() && Path::new(path.as_str()).is_relative() {
+        if !path.is_empty() && Path::new(path.as_str()).is_relative() && !path.starts_with("s3://")
+        {
             *path = base.join(path.as_str()).to_string_lossy().into_owned();
         }
     };
@@ -53,6 +55,7 @@ source s: R = stdin(dead_letters: "dead.jsonl") format json
 sink r -> file(path: "out.csv") format csv
 sink s -> file(path: "/tmp/s.json") format json
 sink s -> stdout()
+sink r -> file(path: "s3://bucket/out.jsonl") format json
 "#,
         );
         resolve(&mut p, Path::new("/data/pipes"));
@@ -78,7 +81,12 @@ sink s -> stdout()
             .collect();
         assert_eq!(
             sinks,
-            [Some("/data/pipes/out.csv"), Some("/tmp/s.json"), None]
+            [
+                Some("/data/pipes/out.csv"),
+                Some("/tmp/s.json"),
+                None,
+                Some("s3://bucket/out.jsonl")
+            ]
         );
     }
 }

@@ -628,3 +628,151 @@ fn an_avro_nan_or_infinity_is_a_dead_letter() {
         );
     }
 }
+
+/// An updating stream to Kafka as upsert Avro, and back: per-customer totals over orders that
+/// change customers (`dedup by id keep last`) written as Avro values in the Confluent wire
+/// format, keyed by `{"customer":...}`, a customer left without orders as a tombstone (null
+/// value); fastavro reads the values back. A second pipeline reads the topic with the
+/// upsert-Kafka source in Avro: its final table, like the topic replayed here (latest value per
+/// key, tombstones delete), equals the totals computed from the input.
+#[test]
+fn an_updating_stream_goes_to_kafka_as_upsert_avro_and_back() {
+    let Some(brokers) = broker() else { return };
+    let (input, output) = (unique("avro-moves"), unique("avro-totals"));
+    create_topic(&brokers, &input, 1);
+    create_topic(&brokers, &output, 1);
+    // Two versions of 60 orders: the second never names c4.
+    let version = |v: i64| -> Vec<Value> {
+        (0..60i64)
+            .map(|i| {
+                let customers = if v == 1 { 4 } else { 5 };
+                json!({
+                    "id": i,
+                    "customer": format!("c{}", (i * 7 + v) % customers),
+                    "amount": (i * 13 + v * 5) % 40,
+                    "price": 1.0,
+                    "note": Value::Null,
+                    "ts": BASE_MS + v * 1000 + i,
+                    "ignored": false,
+                })
+            })
+            .collect()
+    };
+    let (first, second) = (version(0), version(1));
+    let messages = |rows: &[Value]| -> Vec<(i32, Vec<u8>)> {
+        avro::encode(&order_schema(), rows, Some(7))
+            .into_iter()
+            .map(|m| (0, m))
+            .collect()
+    };
+    let totals_schema = json!({
+        "type": "record", "name": "Totals",
+        "fields": [
+            {"name": "customer", "type": "string"},
+            {"name": "n", "type": "long"},
+            {"name": "total", "type": ["null", "long"]}
+        ]
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let order_avsc = write_schema(dir.path(), "order.avsc", &order_schema());
+    let totals_avsc = write_schema(dir.path(), "totals.avsc", &totals_schema);
+    let writer = format!(
+        r#"schema Order {{ id: i64, customer: string, amount: i64, price: f64, note: string?, ts: timestamp }}
+source orders: Order = kafka(topic: "{input}", brokers: "{brokers}", group: "{group}", properties: "{GROUP_PROPERTIES}")
+    format avro(schema: "{order_avsc}", confluent_id: 7)
+let totals = orders
+    |> dedup by id keep last
+    |> aggregate by customer {{ n: count(), total: sum(amount) }}
+sink totals -> kafka(topic: "{output}", brokers: "{brokers}") format avro(schema: "{totals_avsc}", confluent_id: 8)
+"#,
+        group = unique("g"),
+    );
+    let binary = build("avro_upsert_kafka_sink", &writer, false);
+    produce_bytes(&brokers, &input, &messages(&first));
+    let child = std::process::Command::new(&binary)
+        .args(["--kafka-stop-after-idle", "8000"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the pipeline starts");
+    let key_c4 = br#"{"customer":"c4"}"#.to_vec();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !consume_bytes(&brokers, &output, 1, "read_committed")
+        .iter()
+        .any(|(k, _)| k.as_deref() == Some(key_c4.as_slice()))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no row of c4 on the topic"
+        );
+    }
+    produce_bytes(&brokers, &input, &messages(&second));
+    let out = child.wait_with_output().expect("the pipeline ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The oracle: the last version of each order, totalled per customer.
+    let mut want: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for order in &second {
+        let e = want
+            .entry(order["customer"].as_str().unwrap().to_string())
+            .or_default();
+        e.0 += 1;
+        e.1 += order["amount"].as_i64().unwrap();
+    }
+    assert_eq!(want.len(), 4, "c4 ends with no orders");
+
+    // The topic replayed: values read by fastavro, tombstones delete.
+    let got = consume_bytes(&brokers, &output, 1, "read_committed");
+    let mut table: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    let mut tombstones = Vec::new();
+    for (key, value) in &got {
+        let key: Value = serde_json::from_slice(key.as_deref().expect("every message has a key"))
+            .expect("a JSON key");
+        let customer = key["customer"]
+            .as_str()
+            .expect("the upsert key")
+            .to_string();
+        if value.is_empty() {
+            table.remove(&customer);
+            tombstones.push(customer);
+            continue;
+        }
+        let row = avro::decode(&totals_schema, std::slice::from_ref(value), Some(8));
+        assert_eq!(row[0]["customer"].as_str(), Some(customer.as_str()));
+        table.insert(
+            customer,
+            (
+                row[0]["n"].as_i64().unwrap(),
+                row[0]["total"].as_i64().unwrap(),
+            ),
+        );
+    }
+    assert_eq!(table, want, "{} messages", got.len());
+    assert_eq!(tombstones, ["c4"], "{} messages", got.len());
+
+    // Read back by the upsert-Kafka source, in Avro.
+    let reader = format!(
+        r#"schema Totals {{ customer: string, n: i64, total: i64? }}
+source totals: Totals = kafka(topic: "{output}", brokers: "{brokers}", group: "{group}", properties: "{GROUP_PROPERTIES}", upsert_key: "customer")
+    format avro(schema: "{totals_avsc}", confluent_id: 8)
+sink totals -> file(path: "totals.csv") format csv(header: false)
+"#,
+        group = unique("g"),
+    );
+    let binary = build("avro_upsert_kafka_source", &reader, false);
+    run_pipeline(&binary, dir.path(), &[]);
+    let want_csv: String = want
+        .iter()
+        .map(|(customer, (n, total))| format!("{customer},{n},{total}\n"))
+        .collect();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("totals.csv")).unwrap(),
+        want_csv
+    );
+    assert!(dead_letters(dir.path()).is_empty());
+}

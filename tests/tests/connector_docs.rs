@@ -417,3 +417,216 @@ fn postgres_example() {
     );
     assert_eq!(got, want, "the table");
 }
+
+/// An example's text with its `.avsc` paths made absolute (the checker reads them relative to
+/// the pipeline file, which a test's text has not).
+fn with_schemas(text: String) -> String {
+    let data = workspace().join("examples/connectors/data");
+    ["big_order.avsc", "bid.avsc", "per_auction.avsc"]
+        .iter()
+        .fold(text, |text, name| {
+            text.replace(
+                &format!("\"data/{name}\""),
+                &format!("{:?}", data.join(name).display().to_string()),
+            )
+        })
+}
+
+/// The Avro schema of `examples/connectors/data/NAME`.
+fn avsc(name: &str) -> Value {
+    let path = workspace().join("examples/connectors/data").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the .avsc")).expect("JSON")
+}
+
+/// avro_files.weir: the Avro file, read back by fastavro, holds the CSV's big orders.
+#[test]
+fn avro_files_example() {
+    let binary = build(
+        "doc_avro_files",
+        &with_schemas(example("avro_files")),
+        false,
+    );
+    let dir = run_dir();
+    let out = run(&binary, &["--quiet"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let file = weir_tests::avro::read_file(&dir.path().join("out/big.avro"));
+    assert_eq!(file["codec"], "deflate");
+    // Timestamps are epoch milliseconds in the file: shown as text to compare.
+    let mut got: Vec<Value> = file["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r["ts"] = json!(weir_tests::format_ts(
+                r["ts"].as_i64().expect("a timestamp")
+            ));
+            r
+        })
+        .collect();
+    got.sort_by_key(|v| v["id"].as_i64());
+    let want: Vec<Value> = orders()
+        .into_iter()
+        .filter(|o| o.2 >= 10)
+        .map(|(id, customer, amount, ts, coupon)| {
+            json!({"id": id, "customer": customer, "amount": amount, "ts": format!("{ts}.000"), "coupon": coupon})
+        })
+        .collect();
+    assert_eq!(want.len(), 5, "the big orders of orders.csv");
+    assert_eq!(got, want, "out/big.avro");
+}
+
+/// kafka_avro.weir, kafka_upsert.weir then kafka_upsert_read.weir, on topics of this test:
+/// the bids in Avro (Confluent id 1) equal the generator's; the upsert topic replayed
+/// (values read by fastavro, latest per key) and the table read back by the upsert-Kafka
+/// source equal the bids counted per auction here.
+#[test]
+fn kafka_avro_examples() {
+    let Some(brokers) = weir_tests::kafka::broker() else {
+        return;
+    };
+    let bids = weir_tests::kafka::unique("doc-bids-avro");
+    let per_auction = weir_tests::kafka::unique("doc-per-auction");
+    let adapt = |text: String| {
+        with_schemas(text)
+            .replace("127.0.0.1:9092", &brokers)
+            .replace("\"bids-avro\"", &format!("{bids:?}"))
+            .replace("\"bids-per-auction\"", &format!("{per_auction:?}"))
+            .replace(
+                "\"bid-totals\"",
+                &format!("{:?}", weir_tests::kafka::unique("g")),
+            )
+            .replace(
+                "\"auction-table\"",
+                &format!("{:?}", weir_tests::kafka::unique("g")),
+            )
+    };
+    weir_tests::kafka::create_topic(&brokers, &bids, 2);
+    weir_tests::kafka::create_topic(&brokers, &per_auction, 1);
+    let dir = run_dir();
+    let idle = [
+        "--kafka-stop-after-idle",
+        weir_tests::kafka::STOP_AFTER_IDLE_MS,
+        "--quiet",
+    ];
+    let writer = build("doc_kafka_avro", &adapt(example("kafka_avro")), false);
+    let out = run(&writer, &["--quiet"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+
+    let config = weir_runtime::nexmark::NexmarkConfig {
+        events: 10_000,
+        seed: 7,
+        ..Default::default()
+    };
+    let model = nexmark_bids(&config);
+    let written = weir_tests::kafka::consume_bytes(&brokers, &bids, model.len(), "read_committed");
+    let values: Vec<Vec<u8>> = written.iter().map(|(_, v)| v.clone()).collect();
+    let rows = weir_tests::avro::decode(&avsc("bid.avsc"), &values, Some(1));
+    let mut got: Vec<(i64, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["auction"].as_i64().unwrap(),
+                r["bidder"].as_i64().unwrap(),
+                r["price"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want_bids: Vec<(i64, i64, i64)> = model
+        .iter()
+        .map(|b| (b.auction, b.bidder, b.price))
+        .collect();
+    want_bids.sort();
+    assert_eq!(got, want_bids, "the bids topic");
+
+    let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for bid in &model {
+        let entry = want.entry(bid.auction).or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.max(bid.price);
+    }
+    let upserts = build("doc_kafka_upsert", &adapt(example("kafka_upsert")), false);
+    let out = run(&upserts, &idle, dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let messages =
+        weir_tests::kafka::consume_bytes(&brokers, &per_auction, want.len(), "read_committed");
+    let mut table: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (key, value) in &messages {
+        let key: Value = serde_json::from_slice(key.as_deref().expect("a key")).expect("JSON");
+        let auction = key["auction"].as_i64().expect("keyed by auction");
+        assert!(!value.is_empty(), "no deletes here");
+        let row = &weir_tests::avro::decode(
+            &avsc("per_auction.avsc"),
+            std::slice::from_ref(value),
+            Some(2),
+        )[0];
+        assert_eq!(row["auction"].as_i64(), Some(auction));
+        table.insert(
+            auction,
+            (row["bids"].as_i64().unwrap(), row["high"].as_i64().unwrap()),
+        );
+    }
+    assert_eq!(table, want, "the upsert topic replayed");
+
+    let reader = build(
+        "doc_kafka_upsert_read",
+        &adapt(example("kafka_upsert_read")),
+        false,
+    );
+    let out = run(&reader, &idle, dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let got: Vec<Vec<String>> = csv_cells(&dir.path().join("out/per_auction.csv"));
+    let want_rows: Vec<Vec<String>> = want
+        .iter()
+        .map(|(auction, (n, high))| vec![auction.to_string(), n.to_string(), high.to_string()])
+        .collect();
+    assert_eq!(got, want_rows, "out/per_auction.csv");
+}
+
+/// postgres_lookup.weir, with a customers table of this test filled from customers.csv: each
+/// order with its customer's tier, null for a customer the table lacks.
+#[test]
+fn postgres_lookup_example() {
+    let Some(url) = weir_tests::postgres::server() else {
+        return;
+    };
+    let table = weir_tests::postgres::unique_table("doc_customers");
+    let path = workspace().join("examples/connectors/data/customers.csv");
+    let tiers: BTreeMap<String, String> = csv_cells(&path)
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let rows: Vec<String> = tiers
+        .iter()
+        .map(|(id, tier)| format!("('{id}', '{tier}')"))
+        .collect();
+    weir_tests::postgres::query(
+        &url,
+        &format!(
+            "CREATE TABLE {table} (id text, tier text); INSERT INTO {table} VALUES {}",
+            rows.join(", ")
+        ),
+    );
+    let text = example("postgres_lookup")
+        .replace("postgresql://weir:weir@127.0.0.1:55432/weir", &url)
+        .replace("\"customers\"", &format!("{table:?}"));
+    let binary = build("doc_postgres_lookup", &text, false);
+    let dir = run_dir();
+    let out = run(&binary, &["--quiet"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let want: Vec<Value> = orders()
+        .into_iter()
+        .map(|(id, customer, amount, _, _)| {
+            let tier = tiers.get(&customer).cloned();
+            json!({"id": id, "customer": customer, "amount": amount, "tier": tier})
+        })
+        .collect();
+    assert!(
+        want.iter().any(|v| v["tier"].is_null()),
+        "a customer without a tier"
+    );
+    let mut got = json_file(&dir.path().join("out/tiered.jsonl"));
+    got.sort_by_key(|v| v["id"].as_i64());
+    assert_eq!(got, want);
+}

@@ -66,7 +66,8 @@ pub const FEATURES_LINE: &str = "// weir-runtime features: ";
 /// Optional runtime features the graph's connectors need, in this order: `kafka` when a source or a
 /// sink is a Kafka one (librdkafka is compiled only for such pipelines), `postgres` when a
 /// sink writes to PostgreSQL or a lookup join reads it, `parquet` for a Parquet file sink,
-/// `avro` for a source or sink in `format avro`.
+/// `avro` for a source or sink in `format avro`, `object-store` for a file sink whose path is
+/// `s3://`.
 /// ([`generate`] adds `regex` after them when an expression
 /// matches a pattern, then `tz` when one names a time zone.)
 pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
@@ -103,6 +104,14 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
         },
         _ => false,
     });
+    let object_store = ops.iter().any(|&op| match &graph.node(op).op {
+        Op::Sink(def) => match &def.kind {
+            crate::sema::SinkKind::File { path, .. }
+            | crate::sema::SinkKind::Parquet { path, .. } => path.starts_with("s3://"),
+            _ => false,
+        },
+        _ => false,
+    });
     let mut features = Vec::new();
     if kafka {
         features.push("kafka");
@@ -115,6 +124,9 @@ pub fn runtime_features(graph: &Dataflow) -> Vec<&'static str> {
     }
     if avro {
         features.push("avro");
+    }
+    if object_store {
+        features.push("object-store");
     }
     features
 }

@@ -339,7 +339,14 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                 }
             };
             // An updating stream: each message keyed by the upsert key, written in the
-            // sink's format (`{"auction":7}` or `7`), a delete as a tombstone.
+            // sink's format (`{"auction":7}` or `7`; JSON when the values are Avro), a
+            // delete as a tombstone.
+            let key_format = match format {
+                Format::Avro(_) => Format::Json {
+                    timestamps: crate::sema::Timestamps::Default,
+                },
+                other => other.clone(),
+            };
             let upsert_key = updating.as_ref().map(|up| {
                 let key_schema = crate::sema::Schema {
                     fields: up
@@ -361,7 +368,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     &encode_key,
                     &input,
                     &key_schema,
-                    format,
+                    &key_format,
                 ));
                 let key_fn = cx
                     .namer

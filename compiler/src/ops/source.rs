@@ -284,7 +284,11 @@ pub fn emit(
                     moves: Vec::new(),
                     role: Role::Source(Box::new(move |chain, instance| {
                         let slot = quote!(#rt::checkpoint::slot(#state_id, #instance));
-                        if let Some(reader) = &avro {
+                        if let (Some(reader), true) = (&avro, upsert) {
+                            quote! {
+                                #rt::sources::kafka::run_upsert_payloads(&#config, &#metrics, &#dead, #reader.messages(#decode), #slot, #chain)
+                            }
+                        } else if let Some(reader) = &avro {
                             quote! {
                                 #rt::sources::kafka::run_payloads(&#config, &#metrics, &#dead, #reader.messages(#decode), #event_time, #slot, #chain)
                             }

@@ -189,8 +189,8 @@ impl Checker {
 
     /// Whether an Avro format fits the pipeline's `schema` (E0328 for each mismatch), and is
     /// somewhere Avro can go: Kafka (`kafka`) or a file (`file`); never stdin or stdout, and
-    /// not where rows are keyed (`keyed`: an upsert-Kafka source or an updating stream's
-    /// sink: the message keys would need a schema of their own).
+    /// not where rows are keyed changes written to a file (`keyed`: an updating stream's
+    /// file sink; an upsert-Kafka topic takes Avro values, its keys in JSON).
     pub(super) fn avro_fits(
         &mut self,
         call: Option<&ast::Call>,
@@ -218,8 +218,8 @@ impl Checker {
                 "use `file(path: \"x.avro\") format avro(...)` or `kafka(...) format avro(...)`; write JSON or CSV to stdout",
             )),
             AvroPlace::Keyed => Some((
-                "Avro is for append-only rows here, not keyed changes (upsert Kafka)",
-                "read or write an upsert-Kafka topic as JSON or CSV",
+                "an Avro file takes append-only rows, not the keyed changes of an updating stream",
+                "write the updating stream to Kafka (upsert Kafka takes Avro values) or to a JSON or CSV file, which holds its final table",
             )),
         };
         if let Some((message, hint)) = refusal {

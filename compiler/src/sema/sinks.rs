@@ -13,7 +13,7 @@ use super::Checker;
 
 impl Checker {
     /// A sink's format once an Avro one is checked against the stream it writes (an updating
-    /// stream is keyed changes, which Avro does not take here).
+    /// stream is keyed changes, which an Avro file does not take; upsert Kafka does).
     fn sink_avro(
         &mut self,
         decl: &ast::SinkDecl,
@@ -25,7 +25,7 @@ impl Checker {
             return format;
         };
         let ty = self.program.streams[i].ty.clone();
-        let place = if ty.updating.is_some() && place != AvroPlace::Lines {
+        let place = if ty.updating.is_some() && place == AvroPlace::File {
             AvroPlace::Keyed
         } else {
             place

@@ -344,12 +344,10 @@ impl Checker {
                 let properties = kafka_properties(&args, d);
                 let format = self.format(decl.format.as_ref(), true);
                 let format = format.filter(|f| self.kafka_format(decl.format.as_ref(), f));
-                let place = if upsert_key.is_some() {
-                    AvroPlace::Keyed
-                } else {
-                    AvroPlace::Kafka
-                };
-                let format = self.read_format_fits(decl, format, declared_schema.as_ref(), place);
+                // An upsert-Kafka topic may hold Avro values too: its keys are compared as
+                // bytes, whatever their format.
+                let format =
+                    self.read_format_fits(decl, format, declared_schema.as_ref(), AvroPlace::Kafka);
                 if decl.schema.is_none() {
                     self.error(
                         Diagnostic::error("E0106", decl.name.span, format!("source `{name}` needs a schema"))

@@ -22,7 +22,9 @@ pub enum CommitAction {
         before: u64,
         size: u64,
     },
-    /// Move `from` to `to` (a whole file written aside, e.g. a final table).
+    /// Move `from` to `to` (a whole file written aside, e.g. a final table). Both may be
+    /// `s3://` URLs: a pending object published by a copy and a delete
+    /// ([`crate::sinks::object`]).
     Rename { from: PathBuf, to: PathBuf },
 }
 
@@ -36,6 +38,9 @@ impl CommitAction {
                 before,
                 size,
             } => append(pending, target, *before, *size),
+            CommitAction::Rename { from, to } if crate::sinks::object::is_object_path(from) => {
+                crate::sinks::object::publish(&from.to_string_lossy(), &to.to_string_lossy())
+            }
             CommitAction::Rename { from, to } => {
                 if from.exists() {
                     std::fs::rename(from, to).map_err(|e| {

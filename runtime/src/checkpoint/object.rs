@@ -40,7 +40,7 @@ pub const RENEW: Duration = Duration::from_secs(3);
 /// A prefix of a bucket, with the runtime its calls block on.
 #[derive(Clone)]
 pub struct Bucket {
-    store: Arc<AmazonS3>,
+    pub(crate) store: Arc<AmazonS3>,
     runtime: Arc<tokio::runtime::Runtime>,
     bucket: String,
     /// `a/b` for `s3://bucket/a/b` (empty: the bucket's root).
@@ -100,11 +100,11 @@ impl Bucket {
         Ok(bucket)
     }
 
-    fn block<F: std::future::Future>(&self, future: F) -> F::Output {
+    pub(crate) fn block<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
 
-    fn path(&self, key: &str) -> ObjectPath {
+    pub(crate) fn path(&self, key: &str) -> ObjectPath {
         match (self.prefix.is_empty(), key.is_empty()) {
             (true, _) => ObjectPath::from(key),
             (false, true) => ObjectPath::from(self.prefix.as_str()),
@@ -213,7 +213,7 @@ impl Bucket {
     }
 
     /// Every object under `name/`, as keys relative to the prefix.
-    fn keys_under(&self, name: &str) -> Result<Vec<String>, String> {
+    pub(crate) fn keys_under(&self, name: &str) -> Result<Vec<String>, String> {
         let mut keys = Vec::new();
         let mut pending = vec![name.to_string()];
         while let Some(dir) = pending.pop() {

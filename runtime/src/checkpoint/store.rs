@@ -21,6 +21,10 @@ use std::path::{Path, PathBuf};
 
 use super::commit;
 
+/// A connection to a bucket, which the file sinks on object storage use too.
+#[cfg(feature = "object-store")]
+pub use super::object::Bucket;
+
 /// A checkpoint location.
 pub enum Store {
     Folder(PathBuf),

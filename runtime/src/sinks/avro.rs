@@ -42,7 +42,7 @@ impl<F> AvroFileSink<F> {
     /// schema (or, once [`AvroFileSink::with_state`] restored one, the file so far).
     pub fn new(
         metrics: OpMetrics,
-        output: Output,
+        mut output: Output,
         avro: Avro,
         codec: &str,
         values: F,
@@ -64,6 +64,12 @@ impl<F> AvroFileSink<F> {
             .map_err(|e| format!("sink `{}`: the Avro header: {e}", metrics.name()))?;
         // The header ends with the sync marker.
         let marker = apache_avro::read_marker(&header);
+        // On object storage every object is a whole container file: each starts with it.
+        let repeated = match &mut output {
+            Output::Committed(file) => file.takes_header(&header),
+            _ => false,
+        };
+        let header = if repeated { Vec::new() } else { header };
         Ok(AvroFileSink {
             output,
             avro,
@@ -91,7 +97,7 @@ impl<F> AvroFileSink<F> {
                 None => None,
             };
             if let Some((len, marker)) = &restored {
-                if *len > 0 {
+                if *len > 0 && !file.is_object() {
                     // The header is in the committed part already; blocks go on with its marker.
                     self.header.clear();
                     self.marker = marker.as_slice().try_into().map_err(|_| {

@@ -9,6 +9,7 @@ mod checksum;
 pub mod committed;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod object;
 #[cfg(feature = "parquet")]
 pub mod parquet;
 pub mod partitioned;

@@ -11,6 +11,10 @@
 //! that closed it completes, which makes the output exactly once. The sink's state is the
 //! number of its next file, so a restarted run never reuses a name; pending files that no
 //! completed checkpoint published are deleted when it starts.
+//!
+//! Under an `s3://` folder a file is written in the system's temporary folder, uploaded as the
+//! hidden pending object when it ends, and published by a copy to its name
+//! ([`crate::sinks::object`]): the same names, at the same moments.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -51,7 +55,9 @@ pub trait Columns<T> {
 
 /// A file being written.
 struct Open<C> {
+    /// Where it is written (on object storage, a local staging file).
     pending: PathBuf,
+    /// Its name when published (a path, or an `s3://` URL).
     done: PathBuf,
     writer: ArrowWriter<File>,
     columns: C,
@@ -139,8 +145,16 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> ParquetSink<T, C, P> {
 
     /// Deletes this instance's pending files under the base folder, and its finished ones
     /// when `finished_too` (a fresh start replaces the output, as other file sinks do).
-    fn clear(&self, finished_too: bool) -> std::io::Result<()> {
+    fn clear(&self, finished_too: bool) -> Result<(), String> {
         let stem = self.stem();
+        let stale = |name: &str| {
+            let pending = name.starts_with(&format!(".{stem}")) && name.ends_with(".pending");
+            let finished = name.starts_with(&stem) && name.ends_with(".parquet");
+            pending || (finished_too && finished)
+        };
+        if crate::sinks::object::is_object_path(&self.base) {
+            return crate::sinks::object::remove_where(&self.base.to_string_lossy(), stale);
+        }
         let mut dirs = vec![self.base.clone()];
         while let Some(dir) = dirs.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -152,12 +166,9 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> ParquetSink<T, C, P> {
                     dirs.push(path);
                     continue;
                 }
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let pending = name.starts_with(&format!(".{stem}")) && name.ends_with(".pending");
-                let finished = name.starts_with(&stem) && name.ends_with(".parquet");
-                if pending || (finished_too && finished) {
-                    std::fs::remove_file(&path)?;
+                if stale(&entry.file_name().to_string_lossy()) {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
                 }
             }
         }
@@ -166,12 +177,16 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> ParquetSink<T, C, P> {
 
     fn open_file(&mut self) -> Result<Open<C>, String> {
         let dir = self.base.join(&self.path);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create folder {}: {e}", dir.display()))?;
         let name = format!("{}{}.parquet", self.stem(), self.next);
         self.next += 1;
         let done = dir.join(&name);
-        let pending = dir.join(format!(".{name}.pending"));
+        let pending = if crate::sinks::object::is_object_path(&dir) {
+            crate::sinks::object::staging_file(&name)
+        } else {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create folder {}: {e}", dir.display()))?;
+            dir.join(format!(".{name}.pending"))
+        };
         let file = File::create(&pending)
             .map_err(|e| format!("cannot create {}: {e}", pending.display()))?;
         let props = WriterProperties::builder()
@@ -213,6 +228,12 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> ParquetSink<T, C, P> {
             .map_err(|e| format!("cannot write {}: {e}", open.pending.display()))?;
         file.sync_data()
             .map_err(|e| format!("cannot sync {}: {e}", open.pending.display()))?;
+        if crate::sinks::object::is_object_path(&open.done) {
+            return crate::sinks::object::upload_pending(
+                &open.pending,
+                &open.done.to_string_lossy(),
+            );
+        }
         Ok(CommitAction::Rename {
             from: open.pending,
             to: open.done,
@@ -354,7 +375,7 @@ impl<T, C: Columns<T>, P: FnMut(&T, &mut String)> Collector<T> for ParquetSink<T
 /// Removes the files of instances `instances..` left in `base` by an earlier run with more
 /// of them (each instance clears its own when it starts).
 pub fn prepare(base: &Path, instances: usize) -> Result<(), String> {
-    let stale = |name: &str| {
+    let stale = move |name: &str| {
         let rest = name.strip_prefix('.').unwrap_or(name);
         let Some(rest) = rest.strip_prefix("part-") else {
             return false;
@@ -365,6 +386,9 @@ pub fn prepare(base: &Path, instances: usize) -> Result<(), String> {
             && rest[digits.len()..].starts_with(['-', '.'])
             && digits.parse::<usize>().is_ok_and(|i| i >= instances)
     };
+    if crate::sinks::object::is_object_path(base) {
+        return crate::sinks::object::remove_where(&base.to_string_lossy(), stale);
+    }
     let mut dirs = vec![base.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {

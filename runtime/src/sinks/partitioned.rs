@@ -3,7 +3,10 @@
 //! arrives. Partition fields name folders and are left out of the rows themselves.
 //!
 //! In a checkpointed run every partition file is a [`CommittedFile`]: exactly once, published
-//! at checkpoints; the committed length of every partition is this sink's state.
+//! at checkpoints; the committed length of every partition is this sink's state. Under an
+//! `s3://` folder every partition is a committed file too, checkpoints or not (objects
+//! `part-0-000001.jsonl`, ... with them, `part-0.jsonl` at the end of input without; see
+//! [`crate::sinks::object`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -84,9 +87,11 @@ impl<P, E> PartitionedWriter<P, E> {
             let committed: BTreeMap<String, u64> = crate::state::decode(&bytes)
                 .map_err(|e| format!("cannot restore sink `{}`: {e}", self.metrics.name()))?;
             for (path, len) in committed {
-                let mut file = CommittedFile::new(&self.base.join(&path).join(&self.file_name));
-                file.start(Some(len))
-                    .map_err(|e| format!("sink `{}`: {e}", self.metrics.name()))?;
+                let error = |e| format!("sink `{}`: {e}", self.metrics.name());
+                let mut file = CommittedFile::new(&self.base.join(&path).join(&self.file_name))
+                    .map_err(error)?;
+                file.takes_header(self.header);
+                file.start(Some(len)).map_err(error)?;
                 self.files.insert(path, PartOut::Committed(file));
             }
         }
@@ -95,14 +100,19 @@ impl<P, E> PartitionedWriter<P, E> {
     }
 
     fn open(&self, dir: &std::path::Path) -> std::io::Result<PartOut> {
-        std::fs::create_dir_all(dir)?;
         let path = dir.join(&self.file_name);
-        if self.slot.is_active() {
-            let mut file = CommittedFile::new(&path);
+        if self.slot.is_active() || crate::sinks::object::is_object_path(&path) {
+            let mut file = CommittedFile::new(&path).map_err(std::io::Error::other)?;
+            if !file.takes_header(self.header) {
+                std::fs::create_dir_all(dir)?;
+            }
             file.start(None).map_err(std::io::Error::other)?;
-            file.write_all(self.header)?;
+            if !file.is_object() {
+                file.write_all(self.header)?;
+            }
             Ok(PartOut::Committed(file))
         } else {
+            std::fs::create_dir_all(dir)?;
             let mut w = BufWriter::new(File::create(path)?);
             w.write_all(self.header)?;
             Ok(PartOut::Plain(w))

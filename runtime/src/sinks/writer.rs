@@ -18,7 +18,9 @@ pub enum Output {
 }
 
 /// Opens a sink's output; a file is created (or truncated) along with its parent folders.
-/// In a checkpointed run the file is left alone until the sink knows what was committed.
+/// In a checkpointed run the file is left alone until the sink knows what was committed. An
+/// `s3://` path is always a committed file: without checkpoints its object is written at the
+/// end of input ([`crate::sinks::object`]).
 pub fn open_output(path: Option<&Path>) -> Result<Output, String> {
     let path = path.map(crate::scale_out::task_path);
     let path = path.as_deref();
@@ -27,8 +29,10 @@ pub fn open_output(path: Option<&Path>) -> Result<Output, String> {
     }
     match path {
         None => Ok(Output::Stdout),
-        Some(path) if crate::checkpoint::enabled() => {
-            Ok(Output::Committed(CommittedFile::new(path)))
+        Some(path)
+            if crate::checkpoint::enabled() || crate::sinks::object::is_object_path(path) =>
+        {
+            Ok(Output::Committed(CommittedFile::new(path)?))
         }
         Some(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -53,6 +57,9 @@ pub fn part_path(folder: &Path, instance: usize, extension: &str) -> PathBuf {
 /// holds this run's output alone, as a plain file sink truncates its file. In a checkpointed
 /// run nothing is removed: each part is a committed file that knows what was published.
 pub fn prepare_parts(folder: &Path, extension: &str, count: usize) -> Result<(), String> {
+    if crate::sinks::object::is_object_path(folder) {
+        return prepare_object_parts(folder, extension, count);
+    }
     std::fs::create_dir_all(folder)
         .map_err(|err| format!("cannot create folder {}: {err}", folder.display()))?;
     if crate::checkpoint::enabled() {
@@ -79,6 +86,36 @@ pub fn prepare_parts(folder: &Path, extension: &str, count: usize) -> Result<(),
     Ok(())
 }
 
+/// [`prepare_parts`] on object storage: outside checkpointed runs the objects of instances
+/// `count..` (`part-N.EXT`, and `part-N-000001.EXT` of a checkpointed run) are deleted.
+#[cfg(feature = "object-store")]
+fn prepare_object_parts(folder: &Path, extension: &str, count: usize) -> Result<(), String> {
+    let url = folder.to_string_lossy();
+    let (objects, dir) = crate::sinks::object::Objects::connect(&url)?;
+    if crate::checkpoint::enabled() {
+        return Ok(());
+    }
+    let suffix = format!(".{extension}");
+    for name in objects.names_in(&dir)? {
+        let stale = name
+            .strip_prefix("part-")
+            .and_then(|n| n.strip_suffix(suffix.as_str()))
+            .map(|n| n.split_once('-').map_or(n, |(index, _)| index))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|index| index >= count);
+        if stale {
+            objects.delete(&crate::sinks::object::join(&dir, &name))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "object-store"))]
+fn prepare_object_parts(folder: &Path, _extension: &str, _count: usize) -> Result<(), String> {
+    Err(crate::sinks::object::missing(&folder.to_string_lossy()))
+}
+
 const FLUSH_AT: usize = 1 << 16;
 
 pub struct Writer<E> {
@@ -99,9 +136,15 @@ pub struct Writer<E> {
 
 impl<E> Writer<E> {
     /// `header` is written first (e.g. a CSV header line), if not empty.
-    pub fn new(metrics: OpMetrics, output: Output, header: &[u8], encode: E) -> Self {
+    pub fn new(metrics: OpMetrics, mut output: Output, header: &[u8], encode: E) -> Self {
         let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
-        buf.extend_from_slice(header);
+        let repeated = match &mut output {
+            Output::Committed(file) => file.takes_header(header),
+            _ => false,
+        };
+        if !repeated {
+            buf.extend_from_slice(header);
+        }
         Writer {
             output,
             encode,
@@ -134,7 +177,7 @@ impl<E> Writer<E> {
                     })?),
                     None => None,
                 };
-            if restored.unwrap_or(0) > 0 {
+            if restored.unwrap_or(0) > 0 && !file.is_object() {
                 self.buf.clear(); // the header is in the committed part already
             }
             file.start(restored)

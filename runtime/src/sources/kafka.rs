@@ -1239,7 +1239,7 @@ impl<D, T> Upserts<D, T> {
 
 impl<T, D> Messages<Change<T>> for Upserts<D, T>
 where
-    D: FnMut(&str) -> Result<T, DecodeError>,
+    D: FnMut(&[u8]) -> Result<T, String>,
     T: Clone + PartialEq + Saved,
 {
     const KEEPS_STATE: bool = true;
@@ -1255,7 +1255,7 @@ where
         if payload.is_none() {
             return Ok(self.latest.remove(key).map(Change::Delete));
         }
-        let row = (self.decode)(payload_line(payload)?).map_err(|e| e.to_string())?;
+        let row = (self.decode)(payload.unwrap_or_default())?;
         if self.latest.get(key) == Some(&row) {
             return Ok(None);
         }
@@ -1273,12 +1273,13 @@ where
     }
 }
 
-/// Runs one instance of an upsert-Kafka source: see [`Upserts`].
+/// Runs one instance of an upsert-Kafka source whose values are text (JSON, CSV): see
+/// [`Upserts`].
 pub fn run_upserts<T, D, C>(
     config: &KafkaSourceConfig,
     metrics: &Metrics,
     dead_letters: &DeadLetters,
-    decode: D,
+    mut decode: D,
     slot: StateSlot,
     chain: C,
 ) -> Result<(), String>
@@ -1287,6 +1288,37 @@ where
     T: Clone + PartialEq + Saved,
     C: Collector<Change<T>>,
 {
+    let decode = move |payload: &[u8]| {
+        let line = payload_line(Some(payload))?;
+        decode(line).map_err(|e| e.to_string())
+    };
+    KafkaSource::new(config.clone()).run_messages(
+        metrics,
+        dead_letters,
+        Upserts::new(decode),
+        None,
+        slot,
+        chain,
+    )
+}
+
+/// Runs one instance of an upsert-Kafka source whose values are binary (Avro records,
+/// maybe in the Confluent wire format): see [`Upserts`]. A tombstone is a delete as with
+/// text values; keys are compared as bytes whatever their format.
+pub fn run_upsert_payloads<T, D, C>(
+    config: &KafkaSourceConfig,
+    metrics: &Metrics,
+    dead_letters: &DeadLetters,
+    mut decode: D,
+    slot: StateSlot,
+    chain: C,
+) -> Result<(), String>
+where
+    D: FnMut(&[u8]) -> Result<T, DecodeError>,
+    T: Clone + PartialEq + Saved,
+    C: Collector<Change<T>>,
+{
+    let decode = move |payload: &[u8]| decode(payload).map_err(|e| e.to_string());
     KafkaSource::new(config.clone()).run_messages(
         metrics,
         dead_letters,
