@@ -9,6 +9,7 @@ pub mod embed;
 pub mod expr;
 pub mod namer;
 pub mod names;
+pub mod nested;
 pub mod records;
 pub mod state;
 
@@ -170,6 +171,7 @@ fn generate_parts(
             }
             Op::Select(_)
             | Op::Fused(_)
+            | Op::Unnest(_)
             | Op::WindowAggregate(_)
             | Op::GroupAggregate(_)
             | Op::FinalAggregate(_)
@@ -225,6 +227,7 @@ fn generate_parts(
             Op::Filter(pred) => ops::filter::emit(&mut cx, *op, pred),
             Op::Select(items) => ops::select::emit(&mut cx, *op, items),
             Op::Fused(steps) => ops::fused::emit(&mut cx, *op, steps),
+            Op::Unnest(def) => ops::unnest::emit(&mut cx, *op, def),
             Op::WindowAggregate(agg) => ops::window_aggregate::emit(&mut cx, *op, agg),
             Op::GroupAggregate(agg) => ops::group_aggregate::emit(&mut cx, *op, agg),
             Op::FinalAggregate(agg) => ops::final_aggregate::emit(&mut cx, *op, agg),
@@ -239,6 +242,8 @@ fn generate_parts(
     }
     let build = wiring(&mut cx, info, &mut emitted, &state_plan);
     let mut items = std::mem::take(&mut cx.items);
+    // Nested record types (none in a flat pipeline), before the records that hold them.
+    items.insert(0, nested::definitions(graph));
     for e in emitted.values_mut() {
         items.append(&mut e.items);
     }

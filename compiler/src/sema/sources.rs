@@ -490,6 +490,7 @@ impl Checker {
             self.names.insert(name, (Named::Broken, decl.name.span));
             return;
         }
+        self.nested_source_fits(&kind, &ty.schema, decl.connector.span);
         self.program.sources.push(SourceDef {
             name,
             span,
