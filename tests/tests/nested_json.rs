@@ -259,3 +259,73 @@ fn null_records_propagate_and_null_elements_follow_sql() {
         ]
     );
 }
+
+/// Nested values through stateful operators: a `dedup` keeps whole records (its state, saved
+/// at checkpoints, holds them), and an interval join reads a path through the joined
+/// stream's alias (`o.who.address.city`). Expected rows are computed from the input by
+/// serde_json.
+#[test]
+fn nested_values_go_through_dedup_and_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = weir_tests::workspace().join("examples/connectors/data/orders.jsonl");
+    std::fs::copy(&data, dir.path().join("orders.jsonl")).unwrap();
+    let text = "schema Order {\n\
+         id: i64,\n\
+         customer: { id: i64, name: string, address: { city: string, zip: string? } },\n\
+         tags: [string],\n\
+         items: [{ sku: string, qty: i64, price: f64 }]?,\n\
+         ts: timestamp,\n\
+         }\n\
+         source orders: Order = file(path: \"orders.jsonl\") format json event_time ts watermark 5s\n\
+         let firsts = orders |> select { cid: customer.id, customer, items } |> dedup by cid keep first\n\
+         sink firsts -> file(path: \"firsts.jsonl\") format json\n\
+         let other = orders |> select { oid: id, who: customer, ts }\n\
+         sink orders\n\
+         \x20   |> interval_join other as o on id = o.oid within(0s, 1s)\n\
+         \x20   |> select { id, city: o.who.address.city, n: cardinality(items) }\n\
+         \x20   -> file(path: \"joined.jsonl\") format json\n";
+    let binary = build("nested_json_stateful", text, false);
+    let result = run(
+        &binary,
+        &["--checkpoint-dir", "ck", "--checkpoint-interval", "100ms"],
+        dir.path(),
+        None,
+    );
+    assert!(result.success, "{}", result.stderr);
+    let orders: Vec<Value> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|o| o["customer"]["id"].is_i64())
+        .collect();
+    // The first order of each customer, its nested values as read (absent `zip` as null).
+    let mut firsts: Vec<Value> = Vec::new();
+    for o in &orders {
+        let cid = &o["customer"]["id"];
+        if !firsts.iter().any(|f| &f["cid"] == cid) {
+            let mut customer = o["customer"].clone();
+            if customer["address"].get("zip").is_none() {
+                customer["address"]["zip"] = Value::Null;
+            }
+            let items = o.get("items").cloned().unwrap_or(Value::Null);
+            firsts.push(json!({"cid": cid, "customer": customer, "items": items}));
+        }
+    }
+    let mut got = json_rows(&std::fs::read_to_string(dir.path().join("firsts.jsonl")).unwrap());
+    got.sort_by_key(|r| r["cid"].as_i64());
+    firsts.sort_by_key(|r| r["cid"].as_i64());
+    assert_eq!(got, firsts);
+    let joined: Vec<Value> = orders
+        .iter()
+        .map(|o| {
+            json!({
+                "id": o["id"],
+                "city": o["customer"]["address"]["city"],
+                "n": o.get("items").and_then(Value::as_array).map(|a| a.len()),
+            })
+        })
+        .collect();
+    let mut got = json_rows(&std::fs::read_to_string(dir.path().join("joined.jsonl")).unwrap());
+    got.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(got, joined);
+}
