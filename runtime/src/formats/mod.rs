@@ -312,6 +312,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nested_errors_name_the_path() {
+        let e = DecodeError::new("expected an integer, found `1.5`")
+            .in_field("qty")
+            .at_index(2)
+            .in_field("items")
+            .in_field("order");
+        assert_eq!(
+            e.to_string(),
+            "field `order.items[2].qty`: expected an integer, found `1.5`"
+        );
+        let e = DecodeError::new("expected a string, found `7`")
+            .at_index(3)
+            .at_index(1)
+            .in_field("grid");
+        assert_eq!(
+            e.to_string(),
+            "field `grid[1][3]`: expected a string, found `7`"
+        );
+    }
+
+    #[test]
     fn decode_error_display_and_field_prefix() {
         let e = DecodeError::new("expected an integer, found `\"abc\"`").in_field("price");
         assert_eq!(
