@@ -907,6 +907,10 @@ impl Checker {
                                 ));
                                 failed = true;
                             }
+                            Some(t) if t.ty.is_nested() => {
+                                self.error(expr::nested_value(e.span, t.ty));
+                                failed = true;
+                            }
                             Some(t) => typed.push((t, *desc)),
                             None => failed = true,
                         }

@@ -531,6 +531,10 @@ impl Checker {
                 Some((_, f)) if f.ty == Type::F64 => {
                     Some(format!("`{key}` is f64; f64 keys are not supported"))
                 }
+                Some((_, f)) if f.ty.is_nested() => Some(format!(
+                    "`{key}` is a nested {}; a key is a scalar field",
+                    f.ty.name()
+                )),
                 Some(_) => None,
             };
             if let Some(problem) = problem {
