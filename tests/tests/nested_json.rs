@@ -283,7 +283,9 @@ fn nested_values_go_through_dedup_and_joins() {
          sink orders\n\
          \x20   |> interval_join other as o on id = o.oid within(0s, 1s)\n\
          \x20   |> select { id, city: o.who.address.city, n: cardinality(items) }\n\
-         \x20   -> file(path: \"joined.jsonl\") format json\n";
+         \x20   -> file(path: \"joined.jsonl\") format json\n\
+         sink orders |> key_by customer.address.city |> window tumble(1h) |> aggregate { n: count() }\n\
+         \x20   -> file(path: \"per_city.jsonl\") format json\n";
     let binary = build("nested_json_stateful", text, false);
     let result = run(
         &binary,
@@ -328,4 +330,29 @@ fn nested_values_go_through_dedup_and_joins() {
     let mut got = json_rows(&std::fs::read_to_string(dir.path().join("joined.jsonl")).unwrap());
     got.sort_by_key(|r| r["id"].as_i64());
     assert_eq!(got, joined);
+    // Keyed by a path: the key is the field `city`, the path's last part.
+    let mut per_city: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    for o in &orders {
+        let city = o["customer"]["address"]["city"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let hour = o["ts"].as_str().unwrap()[..13].to_string();
+        *per_city.entry((city, hour)).or_default() += 1;
+    }
+    let mut got: Vec<(String, String, i64)> =
+        json_rows(&std::fs::read_to_string(dir.path().join("per_city.jsonl")).unwrap())
+            .iter()
+            .map(|r| {
+                (
+                    r["city"].as_str().unwrap().to_string(),
+                    r["window_start"].as_str().unwrap()[..13].to_string(),
+                    r["n"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+    got.sort();
+    let want: Vec<(String, String, i64)> =
+        per_city.into_iter().map(|((c, h), n)| (c, h, n)).collect();
+    assert_eq!(got, want);
 }

@@ -50,22 +50,7 @@ impl Checker {
                         key.span,
                         format!("unknown field `{}`", key.name),
                     );
-                    let (first, last) = (
-                        key.name.split('.').next().unwrap_or_default(),
-                        key.name.rsplit('.').next().unwrap_or_default(),
-                    );
-                    // A name for the selected value the stream does not have yet.
-                    let last = if ty.schema.field(last).is_some() {
-                        key.name.replace('.', "_")
-                    } else {
-                        last.to_string()
-                    };
-                    if key.name.contains('.') && ty.schema.field(first).is_some() {
-                        d = d.with_label("a key is a field of the stream, not a path").with_hint(format!(
-                            "select the nested value as a field first: `|> select {{ *, {last}: {} }}`, then key by `{last}`",
-                            key.name
-                        ));
-                    } else if let Some(s) = did_you_mean(&key.name, ty.schema.names()) {
+                    if let Some(s) = did_you_mean(&key.name, ty.schema.names()) {
                         d = d.with_hint(format!("did you mean `{s}`?"));
                     }
                     self.error(d);

@@ -701,7 +701,11 @@ impl Checker {
                     });
                 }
                 StepKind::KeyBy(keys) => {
-                    if let Some(k) = self.keys(keys, &ty) {
+                    let Some(keys) = self.key_paths(keys, &mut ty, &mut steps, step.span) else {
+                        failed = true;
+                        continue;
+                    };
+                    if let Some(k) = self.keys(&keys, &ty) {
                         pending_keys = Some((k, step.span));
                     } else {
                         failed = true;
@@ -715,10 +719,14 @@ impl Checker {
                     None => failed = true,
                 },
                 StepKind::Aggregate { by, items, options } => {
+                    let Some(by) = self.key_paths(by, &mut ty, &mut steps, step.span) else {
+                        failed = true;
+                        continue;
+                    };
                     let by_keys = if by.is_empty() {
                         Some(Vec::new())
                     } else {
-                        self.keys(by, &ty)
+                        self.keys(&by, &ty)
                     };
                     let Some(by_keys) = by_keys else {
                         failed = true;
@@ -819,7 +827,11 @@ impl Checker {
                     keep_last,
                     options,
                 } => {
-                    let Some(keys) = self.keys(by, &ty) else {
+                    let Some(by) = self.key_paths(by, &mut ty, &mut steps, step.span) else {
+                        failed = true;
+                        continue;
+                    };
+                    let Some(keys) = self.keys(&by, &ty) else {
                         failed = true;
                         continue;
                     };
@@ -888,7 +900,11 @@ impl Checker {
                             continue;
                         }
                     };
-                    let Some(keys) = self.keys(by, &ty) else {
+                    let Some(by) = self.key_paths(by, &mut ty, &mut steps, step.span) else {
+                        failed = true;
+                        continue;
+                    };
+                    let Some(keys) = self.keys(&by, &ty) else {
                         failed = true;
                         continue;
                     };
