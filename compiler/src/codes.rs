@@ -55,6 +55,10 @@ pub const CODES: &[Code] = &[
     case("E0214", "a constant expression that overflows `i64`"),
     case("E0216", "`distinct` on an aggregate that cannot take it"),
     case("E0217", "`filter (where ...)` on something that is not an aggregate"),
+    case("E0218", "a field access (`x.name`) on a value that is not a nested record"),
+    case("E0219", "an index (`x[1]`) or an array function on a value that is not an array"),
+    case("E0221", "a nested record or array where only a scalar goes (a comparison, a `case` result, a key, a cast)"),
+    case("E0222", "`unnest` of a value that is not an array"),
     case("E0301", "a connector has no such parameter"),
     case("E0302", "too many arguments to a connector"),
     case("E0303", "a parameter given twice"),
@@ -117,6 +121,7 @@ pub const CODES: &[Code] = &[
     case("E0446", "a `dedup`, `top` or `aggregate` `ttl` in event time on a stream without event time"),
     case("E0447", "a `ttl` whose `time:` is neither `event` nor `processing`"),
     case("E0448", "a `ttl` on a step whose state is already bounded (a windowed aggregate)"),
+    case("E0449", "a nested field where the format or connector cannot hold it (CSV, Avro, Parquet, PostgreSQL, a Kafka key)"),
     case("E0501", "a file with no `sink`: nothing to run"),
     Code {
         code: "E9999",

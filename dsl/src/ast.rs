@@ -65,12 +65,33 @@ pub struct FieldDecl {
 }
 
 /// A type as written: a name (`i64`, `f64`, `bool`, `string`, `timestamp`, or anything else,
-/// rejected by the checker) and `?` for optional.
+/// rejected by the checker), a nested record or an array, and `?` for optional.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TypeExpr {
-    pub name: Ident,
+    pub kind: TypeKind,
     pub optional: bool,
     pub span: Span,
+}
+
+impl TypeExpr {
+    /// The type's name as written; `record` or `array` for a nested type.
+    pub fn type_name(&self) -> &str {
+        match &self.kind {
+            TypeKind::Named(name) => &name.name,
+            TypeKind::Record(_) => "record",
+            TypeKind::Array(_) => "array",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypeKind {
+    /// `i64`, `string`, ...
+    Named(Ident),
+    /// `{ id: i64, name: string? }`
+    Record(Vec<FieldDecl>),
+    /// `[string]`, `[{ sku: string }]`
+    Array(Box<TypeExpr>),
 }
 
 /// `source bids = nexmark(stream: "bid", events: 1000) event_time date_time watermark 4s`
@@ -173,6 +194,9 @@ pub enum StepKind {
         order: Vec<(Expr, bool)>,
         options: Vec<Call>,
     },
+    /// `unnest items as item`: one row per element of the array `items` (none when it is
+    /// empty or null), the input's fields followed by the element as `item`.
+    Unnest { array: Expr, alias: Ident },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -222,8 +246,13 @@ pub struct Expr {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     Lit(Literal),
-    /// A field of the current record.
+    /// A field of the current record; `a.b.c` is one name with dots (a joined stream's
+    /// field, or fields of nested records: the checker tells).
     Field(Ident),
+    /// `e.name` after an index or a call: a field of a nested record value.
+    Member(Box<Expr>, Ident),
+    /// `tags[1]`: an array's element, 1-based (null when out of range).
+    Index(Box<Expr>, Box<Expr>),
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     /// A function call: `lower(name)`, `count()`, `regexp_extract(url, "(\\d+)", 1)`.

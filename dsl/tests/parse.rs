@@ -98,6 +98,8 @@ fn show(expr: &Expr) -> String {
         ExprKind::Lit(Literal::Bool(b)) => b.to_string(),
         ExprKind::Lit(Literal::Null) => "null".into(),
         ExprKind::Lit(Literal::Duration(ms)) => format!("{ms}ms"),
+        ExprKind::Member(e, name) => format!("{}.{}", show(e), name.name),
+        ExprKind::Index(e, at) => format!("{}[{}]", show(e), show(at)),
         ExprKind::Field(name) => name.name.clone(),
         ExprKind::Unary(UnaryOp::Neg, e) => format!("(-{})", show(e)),
         ExprKind::Unary(UnaryOp::Not, e) => format!("(not {})", show(e)),
@@ -152,7 +154,7 @@ fn show(expr: &Expr) -> String {
             format!(
                 "({} as {}{})",
                 show(e),
-                ty.name.name,
+                ty.type_name(),
                 if ty.optional { "?" } else { "" }
             )
         }
@@ -190,7 +192,7 @@ fn example_parses_into_the_expected_items() {
     let fields: Vec<(&str, &str, bool)> = schema
         .fields
         .iter()
-        .map(|f| (&*f.name.name, &*f.ty.name.name, f.ty.optional))
+        .map(|f| (&*f.name.name, f.ty.type_name(), f.ty.optional))
         .collect();
     assert_eq!(
         fields,
@@ -570,7 +572,7 @@ fn is_null_and_casts() {
         "((x as i64) as f64)"
     );
     let expr = filter_expr("cast(a as f64)");
-    assert!(matches!(&expr.kind, ExprKind::Cast(_, ty) if ty.name.name == "f64"));
+    assert!(matches!(&expr.kind, ExprKind::Cast(_, ty) if ty.type_name() == "f64"));
 }
 
 #[test]
@@ -1505,4 +1507,46 @@ fn random_mutations_of_the_example_never_panic() {
         }
         check_invariants(&text.into_iter().collect::<String>());
     }
+}
+
+#[test]
+fn nested_types_paths_indexes_and_unnest_parse() {
+    let src = "schema O { p: { u: { id: i64 }, n: string? }?, tags: [string?], items: [{ sku: string }] }\n\
+               sink o |> filter p.u.id > 1 and tags[1] = 'a' |> unnest items as item |> select { s: items[2].sku } -> stdout()\n";
+    let (module, diagnostics) = weir_dsl::parse(weir_dsl::FileId(0), src);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let module = module.expect("parsed");
+    let ItemKind::Schema(schema) = &module.items[0].kind else {
+        panic!("a schema")
+    };
+    let TypeKind::Record(fields) = &schema.fields[0].ty.kind else {
+        panic!("a nested record")
+    };
+    assert!(schema.fields[0].ty.optional);
+    assert_eq!(fields[0].ty.type_name(), "record");
+    let TypeKind::Array(element) = &schema.fields[1].ty.kind else {
+        panic!("an array")
+    };
+    assert!(element.optional && element.type_name() == "string");
+    let ItemKind::Sink(sink) = &module.items[1].kind else {
+        panic!("a sink")
+    };
+    let StepKind::Filter(e) = &sink.pipe.steps[0].kind else {
+        panic!("a filter")
+    };
+    assert_eq!(show(e), "((p.u.id > 1) and (tags[1] = \"a\"))");
+    let StepKind::Unnest { array, alias } = &sink.pipe.steps[1].kind else {
+        panic!("an unnest")
+    };
+    assert_eq!(
+        (show(array).as_str(), alias.name.as_str()),
+        ("items", "item")
+    );
+    let StepKind::Select(items) = &sink.pipe.steps[2].kind else {
+        panic!("a select")
+    };
+    let SelectItemKind::Named { expr, .. } = &items[0].kind else {
+        panic!("a named item")
+    };
+    assert_eq!(show(expr), "items[2].sku");
 }

@@ -31,6 +31,13 @@ pub fn timestamp_to_string(ts: i64) -> String {
     out
 }
 
+/// `a[i]`: element `i` of an array, counted from 1 (as in SQL); `None` out of range.
+#[inline]
+pub fn element<T>(array: &[T], index: i64) -> Option<&T> {
+    let i = usize::try_from(index.checked_sub(1)?).ok()?;
+    array.get(i)
+}
+
 /// `LOWER(s)`: Unicode lowercase.
 pub fn lower(s: &str) -> String {
     s.to_lowercase()

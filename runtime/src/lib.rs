@@ -56,7 +56,7 @@ pub mod prelude {
     pub use crate::metrics::OpMetrics;
     pub use crate::ops::{
         Change, Either, Filter, FilterMap, FinalAggregateOp, FinalTopNOp, GroupAggregateOp,
-        JoinSpec, Map, RankSpec, RetractTopNOp, TopNOp, UpsertKey, WindowAggregate,
+        JoinSpec, Map, RankSpec, RetractTopNOp, TopNOp, Unnest, UpsertKey, WindowAggregate,
         WindowAggregateOp, Windows,
     };
     pub use crate::run::Runtime;

@@ -198,6 +198,86 @@ fn files_example() {
     assert_eq!(dead[0]["line"], 7, "{dead:?}");
 }
 
+/// nested_json.weir: the Lyon orders flattened, and the revenue per item and hour after
+/// `unnest`, each equal to what the test computes from `data/orders.jsonl` read by
+/// serde_json; the line with a text customer id is the one dead letter, its path named.
+#[test]
+fn nested_json_example() {
+    let binary = build("doc_nested_json", &example("nested_json"), false);
+    let dir = run_dir();
+    let out = run(&binary, &["--quiet"], dir.path(), None);
+    assert!(out.success, "{}", out.stderr);
+    let orders: Vec<Value> = json_file(&workspace().join("examples/connectors/data/orders.jsonl"))
+        .into_iter()
+        .filter(|o| o["customer"]["id"].is_i64())
+        .collect();
+    assert_eq!(orders.len(), 6, "the orders that fit the schema");
+    let want: Vec<Value> = orders
+        .iter()
+        .filter(|o| o["customer"]["address"]["city"] == "Lyon")
+        .map(|o| {
+            let tags = o["tags"].as_array().expect("tags");
+            json!({
+                "id": o["id"],
+                "name": o["customer"]["name"],
+                "zip": o["customer"]["address"].get("zip").cloned().unwrap_or(Value::Null),
+                "first_tag": tags.first().cloned().unwrap_or(Value::Null),
+                "gift": tags.iter().any(|t| t == "gift"),
+                "n_items": o.get("items").and_then(Value::as_array).map(|a| a.len()),
+            })
+        })
+        .collect();
+    assert_eq!(
+        json_file(&dir.path().join("out/lyon.jsonl")),
+        want,
+        "out/lyon.jsonl"
+    );
+
+    // (sku, hour) -> (items, revenue), from the items of every order.
+    let mut revenue: BTreeMap<(String, String), (i64, f64)> = BTreeMap::new();
+    for o in &orders {
+        let hour = o["ts"].as_str().expect("ts")[..13].to_string();
+        for item in o
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let entry = revenue
+                .entry((item["sku"].as_str().expect("sku").to_string(), hour.clone()))
+                .or_default();
+            entry.0 += 1;
+            entry.1 +=
+                item["qty"].as_i64().expect("qty") as f64 * item["price"].as_f64().expect("price");
+        }
+    }
+    let mut got: Vec<(String, String, i64, f64)> = json_file(&dir.path().join("out/revenue.jsonl"))
+        .iter()
+        .map(|r| {
+            (
+                r["sku"].as_str().expect("sku").to_string(),
+                r["window_start"].as_str().expect("window_start")[..13].to_string(),
+                r["n"].as_i64().expect("n"),
+                r["revenue"].as_f64().expect("revenue"),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let want: Vec<(String, String, i64, f64)> = revenue
+        .into_iter()
+        .map(|((sku, hour), (n, total))| (sku, hour, n, total))
+        .collect();
+    assert_eq!(got, want, "out/revenue.jsonl");
+
+    let dead = json_file(&dir.path().join("out/nested_dead_letters.jsonl"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["line"], 6, "{dead:?}");
+    assert_eq!(
+        dead[0]["reason"],
+        "field `customer.id`: expected an integer, found `\"x14\"`"
+    );
+}
+
 /// stdio.weir: the readings above 30 °C, converted, as CSV on stdout.
 #[test]
 fn stdio_example() {

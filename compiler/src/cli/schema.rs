@@ -5,9 +5,13 @@
 //! and decimals mixed), `timestamp` (text in a form a source reads by default, such as
 //! `2023-11-14 22:13:20` or `2023-11-14T22:13:20Z`), else `string`. A field that is null,
 //! missing from a JSON line or an empty CSV cell in any sampled line is optional (`i64?`).
-//! Nested JSON objects and arrays are not supported yet: such a field is left out with a
-//! comment (a source skips members its schema does not name). Field names the language
-//! cannot take (`user-id`, a reserved word) are left out the same way. JSON lines are parsed
+//! A JSON object is a nested record (`{ id: i64, name: string? }`, its members inferred the
+//! same way, in alphabetical order: serde_json's map sorts them), an array an array of its
+//! elements' type (`[string]`, `[{ sku: string }]`; `[i64?]` when an element is null; `[string]`
+//! when every sampled array is empty). A field whose values mix objects or arrays with other
+//! kinds, or an object that is always empty, is left out with a comment (a source skips
+//! members its schema does not name). Field names the language cannot take (`user-id`, a
+//! reserved word) are left out the same way. JSON lines are parsed
 //! with serde_json, CSV with the `csv` crate; the emitted text is checked with weir's parser.
 
 use std::collections::BTreeMap;
@@ -29,8 +33,10 @@ struct Seen {
     /// Strings that look like timestamps, and the other strings.
     timestamps: usize,
     strings: usize,
-    /// A nested object or array at least once.
-    nested: bool,
+    /// The members of the objects seen, when the value was an object.
+    object: Option<Box<Fields>>,
+    /// The elements of the arrays seen, when the value was an array.
+    array: Option<Box<Seen>>,
 }
 
 impl Seen {
@@ -42,12 +48,31 @@ impl Seen {
         }
     }
 
-    /// The field's type, or why it has none.
-    fn ty(&self) -> std::result::Result<&'static str, &'static str> {
-        if self.nested {
-            return Err("a nested object or array (nested JSON is not supported yet)");
+    /// One JSON value of the field.
+    fn observe(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.nullable = true,
+            Value::Bool(_) => self.bools += 1,
+            Value::Number(n) if n.is_i64() => self.integers += 1,
+            Value::Number(_) => self.decimals += 1,
+            Value::String(s) => self.text(s),
+            Value::Object(map) => {
+                let members: Vec<(String, Value)> =
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                self.object
+                    .get_or_insert_with(Default::default)
+                    .observe(&members);
+            }
+            Value::Array(items) => {
+                let element = self.array.get_or_insert_with(Default::default);
+                items.iter().for_each(|item| element.observe(item));
+            }
         }
-        let kinds = [
+    }
+
+    /// The field's type, or why it has none.
+    fn ty(&self) -> std::result::Result<String, &'static str> {
+        let scalars = [
             self.bools,
             self.integers + self.decimals,
             self.timestamps + self.strings,
@@ -55,7 +80,32 @@ impl Seen {
         .iter()
         .filter(|n| **n > 0)
         .count();
-        Ok(match kinds {
+        let nested = usize::from(self.object.is_some()) + usize::from(self.array.is_some());
+        if nested > 0 && scalars + nested > 1 {
+            return Err("objects or arrays in some lines, other values in others");
+        }
+        if let Some(fields) = &self.object {
+            let members: Vec<String> = fields
+                .order
+                .iter()
+                .filter(|name| valid_field(name))
+                .filter_map(|name| {
+                    let seen = &fields.seen[name];
+                    let optional = if seen.nullable { "?" } else { "" };
+                    seen.ty().ok().map(|ty| format!("{name}: {ty}{optional}"))
+                })
+                .collect();
+            if members.is_empty() {
+                return Err("an object without members weir can declare");
+            }
+            return Ok(format!("{{ {} }}", members.join(", ")));
+        }
+        if let Some(element) = &self.array {
+            let ty = element.ty()?;
+            let optional = if element.nullable { "?" } else { "" };
+            return Ok(format!("[{ty}{optional}]"));
+        }
+        Ok(match scalars {
             0 => "string",
             1 if self.bools > 0 => "bool",
             1 if self.decimals > 0 => "f64",
@@ -63,7 +113,8 @@ impl Seen {
             1 if self.strings == 0 => "timestamp",
             // Values of different kinds: text holds them all.
             _ => "string",
-        })
+        }
+        .to_string())
     }
 }
 
@@ -80,13 +131,33 @@ fn looks_like_timestamp(s: &str) -> bool {
 }
 
 /// The fields in the order they first appear.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 struct Fields {
     order: Vec<String>,
     seen: BTreeMap<String, Seen>,
+    /// Objects observed.
+    objects: usize,
 }
 
 impl Fields {
+    /// One object's members: a field missing from it, or missing from the objects before
+    /// it, is optional.
+    fn observe(&mut self, members: &[(String, Value)]) {
+        for name in &self.order {
+            if !members.iter().any(|(n, _)| n == name) {
+                self.seen.get_mut(name).expect("a known field").nullable = true;
+            }
+        }
+        let first = self.objects == 0;
+        for (name, value) in members {
+            let known = self.seen.contains_key(name);
+            let seen = self.get(name);
+            seen.nullable |= !first && !known;
+            seen.observe(value);
+        }
+        self.objects += 1;
+    }
+
     fn get(&mut self, name: &str) -> &mut Seen {
         if !self.seen.contains_key(name) {
             self.order.push(name.to_string());
@@ -179,27 +250,8 @@ fn json_fields(reader: impl BufRead, limit: usize, path: &Path) -> Result<(Field
                 i + 1
             )
         })?;
-        // A field missing from this line is optional.
-        for name in &fields.order {
-            if !members.iter().any(|(n, _)| n == name) {
-                fields.seen.get_mut(name).expect("a known field").nullable = true;
-            }
-        }
-        let first = sampled == 0;
-        for (name, value) in &members {
-            let known = fields.seen.contains_key(name);
-            let seen = fields.get(name);
-            // Missing from the lines before this one.
-            seen.nullable |= !first && !known;
-            match value {
-                Value::Null => seen.nullable = true,
-                Value::Bool(_) => seen.bools += 1,
-                Value::Number(n) if n.is_i64() => seen.integers += 1,
-                Value::Number(_) => seen.decimals += 1,
-                Value::String(s) => seen.text(s),
-                Value::Array(_) | Value::Object(_) => seen.nested = true,
-            }
-        }
+        // A field missing from this line, or from the lines before it, is optional.
+        fields.observe(&members);
         sampled += 1;
     }
     Ok((fields, sampled))
@@ -326,6 +378,24 @@ mod tests {
         ] {
             assert!(!looks_like_timestamp(no), "{no}");
         }
+    }
+
+    #[test]
+    fn nested_objects_and_arrays_are_inferred() {
+        let mut fields = Fields::default();
+        for line in [
+            r#"{"p":{"u":{"id":1},"n":"x"},"tags":["a"],"xs":[1,null],"e":[],"m":{"a":1}}"#,
+            r#"{"p":{"u":{"id":2.5}},"tags":[],"xs":[2],"e":[],"m":3}"#,
+        ] {
+            let Members(members) = serde_json::from_str(line).unwrap();
+            fields.observe(&members);
+        }
+        let ty = |name: &str| fields.seen[name].ty();
+        assert_eq!(ty("p").unwrap(), "{ n: string?, u: { id: f64 } }");
+        assert_eq!(ty("tags").unwrap(), "[string]");
+        assert_eq!(ty("xs").unwrap(), "[i64?]");
+        assert_eq!(ty("e").unwrap(), "[string]");
+        assert!(ty("m").is_err());
     }
 
     #[test]

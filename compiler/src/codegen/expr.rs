@@ -53,6 +53,27 @@ pub fn rust_type(ty: Type) -> TokenStream {
         Type::F64 => quote!(f64),
         Type::Bool => quote!(bool),
         Type::String | Type::Null => quote!(::std::string::String),
+        Type::Record(_) => {
+            let name = super::nested::struct_name(ty);
+            quote!(#name)
+        }
+        Type::Array(array) => {
+            let element = field_type(array.element, array.nullable);
+            quote!(::std::vec::Vec<#element>)
+        }
+    }
+}
+
+/// The value of the record field at place `place` (`r.name`), as an expression of the field
+/// type (`ty`, `nullable`) is represented: strings as `&str`, records and arrays by
+/// reference, other values copied; an `Option` of it when nullable.
+fn read_place(place: TokenStream, ty: Type, nullable: bool) -> TokenStream {
+    match (ty, nullable) {
+        (Type::String, false) => quote!(#place.as_str()),
+        (Type::String, true) => quote!(#place.as_deref()),
+        (Type::Record(_) | Type::Array(_), false) => quote!((&#place)),
+        (Type::Record(_) | Type::Array(_), true) => quote!(#place.as_ref()),
+        _ => quote!(#place),
     }
 }
 
@@ -87,11 +108,94 @@ impl ExprGen<'_> {
                     _ => (r.clone(), name.as_str()),
                 };
                 let f = field_ident(name);
-                match (e.ty, e.nullable) {
-                    (Type::String, false) => quote!(#r.#f.as_str()),
-                    (Type::String, true) => quote!(#r.#f.as_deref()),
-                    _ => quote!(#r.#f),
+                read_place(quote!(#r.#f), e.ty, e.nullable)
+            }
+            TExprKind::Member(base, name) => {
+                let f = field_ident(name);
+                let b = self.value(base);
+                let Type::Record(record) = base.ty else {
+                    unreachable!("sema: a member of a record")
+                };
+                let field_nullable = record.field(name).is_some_and(|f| f.nullable);
+                if !base.nullable {
+                    return read_place(quote!((#b).#f), e.ty, field_nullable);
                 }
+                let inner = read_place(quote!(nested_value.#f), e.ty, field_nullable);
+                let inner = if field_nullable {
+                    inner
+                } else {
+                    quote!(Some(#inner))
+                };
+                quote!(match #b { Some(nested_value) => #inner, None => None })
+            }
+            TExprKind::Index(array, at) => {
+                let Type::Array(array_type) = array.ty else {
+                    unreachable!("sema: an index of an array")
+                };
+                let get = match (array_type.element, array_type.nullable) {
+                    (Type::String, false) => quote!(.map(|v| v.as_str())),
+                    (Type::String, true) => quote!(.and_then(|v| v.as_deref())),
+                    (Type::Record(_) | Type::Array(_), false) => TokenStream::new(),
+                    (Type::Record(_) | Type::Array(_), true) => quote!(.and_then(|v| v.as_ref())),
+                    (_, false) => quote!(.copied()),
+                    (_, true) => quote!(.and_then(|v| *v)),
+                };
+                let rt = self.rt.clone();
+                let body = move |v: &[TokenStream]| {
+                    let (a, i) = (&v[0], &v[1]);
+                    quote!(#rt::functions::element(#a, #i) #get)
+                };
+                self.strict(
+                    &[Operand::Value(array), Operand::Value(at)],
+                    true,
+                    true,
+                    body,
+                )
+            }
+            TExprKind::Cardinality(array) => {
+                let body = |v: &[TokenStream]| {
+                    let a = &v[0];
+                    quote!(((#a).len() as i64))
+                };
+                self.strict(&[Operand::Value(array)], e.nullable, false, body)
+            }
+            TExprKind::ArrayContains(array, x) => {
+                let Type::Array(array_type) = array.ty else {
+                    unreachable!("sema: contains of an array")
+                };
+                let string = array_type.element == Type::String;
+                let elements_nullable = array_type.nullable;
+                let body = move |v: &[TokenStream]| {
+                    let (a, x) = (&v[0], &v[1]);
+                    let (x, equal) = if string {
+                        (quote!(let x: &str = &*#x;), quote!(element.as_str() == x))
+                    } else {
+                        (quote!(let x = #x;), quote!(*element == x))
+                    };
+                    if elements_nullable {
+                        quote!({
+                            #x
+                            let mut null = false;
+                            let mut found = false;
+                            for element in (#a).iter() {
+                                match element {
+                                    Some(element) if #equal => { found = true; break; }
+                                    Some(_) => {}
+                                    None => null = true,
+                                }
+                            }
+                            if found { Some(true) } else if null { None } else { Some(false) }
+                        })
+                    } else {
+                        quote!({ #x (#a).iter().any(|element| #equal) })
+                    }
+                };
+                self.strict(
+                    &[Operand::Value(array), Operand::Value(x)],
+                    e.nullable,
+                    elements_nullable,
+                    body,
+                )
             }
             TExprKind::Neg(a) => {
                 let text = render(e);
@@ -269,6 +373,8 @@ impl ExprGen<'_> {
         let owned = match (ty, e.nullable) {
             (Type::String, false) => quote!(::std::string::String::from(#v)),
             (Type::String, true) => quote!((#v).map(::std::string::String::from)),
+            (Type::Record(_) | Type::Array(_), false) => quote!(::std::clone::Clone::clone(#v)),
+            (Type::Record(_) | Type::Array(_), true) => quote!((#v).cloned()),
             _ => v,
         };
         if nullable && !e.nullable {
@@ -893,7 +999,12 @@ impl Statics {
 fn children(e: &TExpr) -> Vec<&TExpr> {
     match &e.kind {
         TExprKind::Lit(_) | TExprKind::Field(_) => Vec::new(),
-        TExprKind::Neg(a) | TExprKind::Not(a) | TExprKind::Cast(a) => vec![a],
+        TExprKind::Neg(a)
+        | TExprKind::Not(a)
+        | TExprKind::Cast(a)
+        | TExprKind::Member(a, _)
+        | TExprKind::Cardinality(a) => vec![a],
+        TExprKind::Index(a, b) | TExprKind::ArrayContains(a, b) => vec![a, b],
         TExprKind::IsNull { expr, .. } => vec![expr],
         TExprKind::InList(x, list) => std::iter::once(&**x).chain(list).collect(),
         TExprKind::Arith(_, a, b)
@@ -962,6 +1073,10 @@ pub fn render(e: &TExpr) -> String {
             format!("{} is{not} null", nested(expr))
         }
         TExprKind::InList(x, items) => format!("{} in ({})", nested(x), list(items)),
+        TExprKind::Member(base, name) => format!("{}.{name}", nested(base)),
+        TExprKind::Index(base, at) => format!("{}[{}]", nested(base), render(at)),
+        TExprKind::Cardinality(a) => format!("cardinality({})", render(a)),
+        TExprKind::ArrayContains(a, x) => format!("array_contains({}, {})", render(a), render(x)),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod embed;
 pub mod expr;
 pub mod namer;
 pub mod names;
+pub mod nested;
 pub mod records;
 pub mod state;
 
@@ -195,6 +196,7 @@ fn generate_parts(
             }
             Op::Select(_)
             | Op::Fused(_)
+            | Op::Unnest(_)
             | Op::WindowAggregate(_)
             | Op::GroupAggregate(_)
             | Op::FinalAggregate(_)
@@ -248,6 +250,7 @@ fn generate_parts(
             Op::Filter(pred) => ops::filter::emit(&mut cx, *op, pred),
             Op::Select(items) => ops::select::emit(&mut cx, *op, items),
             Op::Fused(steps) => ops::fused::emit(&mut cx, *op, steps),
+            Op::Unnest(def) => ops::unnest::emit(&mut cx, *op, def),
             Op::WindowAggregate(agg) => ops::window_aggregate::emit(&mut cx, *op, agg),
             Op::GroupAggregate(agg) => ops::group_aggregate::emit(&mut cx, *op, agg),
             Op::FinalAggregate(agg) => ops::final_aggregate::emit(&mut cx, *op, agg),
@@ -261,9 +264,10 @@ fn generate_parts(
         emitted.insert(*op, e);
     }
     let build = wiring(&mut cx, info, &mut emitted, &state_plan);
-    // The file reads in pipeline order: each operator's record struct, its items and the route
-    // functions of the channels it feeds, one operator after the other in topological order.
-    let mut items = Vec::new();
+    // The file reads in pipeline order: the nested record types (none in a flat pipeline),
+    // then each operator's record struct, its items and the route functions of the channels
+    // it feeds, one operator after the other in topological order.
+    let mut items = vec![nested::definitions(&cx.rt, graph)];
     for op in &info.topo_order {
         items.extend(record_structs.remove(op));
         if let Some(e) = emitted.get_mut(op) {

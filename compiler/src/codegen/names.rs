@@ -110,6 +110,7 @@ pub fn name_all(graph: &Dataflow, topo_order: &[OpId], namer: &mut Namer) -> Nam
             Op::Source { def, .. } => !matches!(def.kind, SourceKind::Nexmark { .. }),
             Op::Fused(steps) => steps.iter().any(|s| matches!(s, Stateless::Select(..))),
             Op::Select(_)
+            | Op::Unnest(_)
             | Op::WindowAggregate(_)
             | Op::GroupAggregate(_)
             | Op::FinalAggregate(_)

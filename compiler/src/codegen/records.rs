@@ -62,22 +62,23 @@ pub fn encoder(
                         _ => quote!(json::write_timestamp(out, #v)),
                     },
                     Type::String | Type::Null => quote!(json::write_string(out, #v)),
+                    Type::Record(_) | Type::Array(_) => super::nested::write_value(f.ty, false, v),
                 };
                 if f.nullable {
                     let w = write(quote!(v));
-                    let scrutinee = if f.ty == Type::String {
-                        quote!(r.#id.as_deref())
-                    } else {
-                        quote!(r.#id)
+                    let scrutinee = match f.ty {
+                        Type::String => quote!(r.#id.as_deref()),
+                        Type::Record(_) | Type::Array(_) => quote!(r.#id.as_ref()),
+                        _ => quote!(r.#id),
                     };
                     body.push(
                         quote!(match #scrutinee { Some(v) => #w, None => json::write_null(out) };),
                     );
                 } else {
-                    let v = if f.ty == Type::String {
-                        quote!(&r.#id)
-                    } else {
-                        quote!(r.#id)
+                    let v = match f.ty {
+                        Type::String => quote!(&r.#id),
+                        Type::Record(_) | Type::Array(_) => quote!((&r.#id)),
+                        _ => quote!(r.#id),
                     };
                     let w = write(v);
                     body.push(quote!(#w;));
@@ -95,6 +96,11 @@ pub fn encoder(
                 }
                 let id = field_ident(&f.name);
                 let write = |v: TokenStream| match (f.ty, plain) {
+                    // (sema refuses nested fields in CSV; as JSON text if one came here)
+                    (Type::Record(_) | Type::Array(_), _) => {
+                        let text = super::nested::json_text(rt, f.ty, v);
+                        quote!(csv::write_cell(out, &#text, #delimiter))
+                    }
                     (Type::String | Type::Null, _) => quote!(csv::write_cell(out, #v, #delimiter)),
                     (Type::I64 | Type::Duration, true) => quote!(csv::write_i64(out, #v)),
                     (Type::F64, true) => quote!(csv::write_f64(out, #v)),
@@ -120,18 +126,18 @@ pub fn encoder(
                     (_, false) => quote!(csv::write_cell(out, &(#v).to_string(), #delimiter)),
                 };
                 if f.nullable {
-                    let scrutinee = if f.ty == Type::String {
-                        quote!(r.#id.as_deref())
-                    } else {
-                        quote!(r.#id)
+                    let scrutinee = match f.ty {
+                        Type::String => quote!(r.#id.as_deref()),
+                        Type::Record(_) | Type::Array(_) => quote!(r.#id.as_ref()),
+                        _ => quote!(r.#id),
                     };
                     let w = write(quote!(v));
                     body.push(quote!(if let Some(v) = #scrutinee { #w; }));
                 } else {
-                    let v = if f.ty == Type::String {
-                        quote!(&r.#id)
-                    } else {
-                        quote!(r.#id)
+                    let v = match f.ty {
+                        Type::String => quote!(&r.#id),
+                        Type::Record(_) | Type::Array(_) => quote!((&r.#id)),
+                        _ => quote!(r.#id),
                     };
                     let w = write(v);
                     body.push(quote!(#w;));
@@ -150,7 +156,7 @@ pub fn encoder(
 }
 
 /// Appends `"key":`, escaped as the runtime's `json::write_string` escapes a string.
-fn json_key(out: &mut Vec<u8>, key: &str) {
+pub(crate) fn json_key(out: &mut Vec<u8>, key: &str) {
     out.push(b'"');
     for &c in key.as_bytes() {
         match c {
@@ -194,20 +200,24 @@ pub fn checksum(
             Type::F64 => quote!(h.write_f64(#v)),
             Type::Bool => quote!(h.write_bool(#v)),
             Type::String | Type::Null => quote!(h.write_str(#v)),
+            Type::Record(_) | Type::Array(_) => {
+                let text = super::nested::json_text(rt, f.ty, v);
+                quote!(h.write_str(&#text))
+            }
         };
         if f.nullable {
-            let scrutinee = if f.ty == Type::String {
-                quote!(r.#id.as_deref())
-            } else {
-                quote!(r.#id)
+            let scrutinee = match f.ty {
+                Type::String => quote!(r.#id.as_deref()),
+                Type::Record(_) | Type::Array(_) => quote!(r.#id.as_ref()),
+                _ => quote!(r.#id),
             };
             let w = write(quote!(v));
             quote!(match #scrutinee { Some(v) => #w, None => h.write_null() };)
         } else {
-            let v = if f.ty == Type::String {
-                quote!(&r.#id)
-            } else {
-                quote!(r.#id)
+            let v = match f.ty {
+                Type::String => quote!(&r.#id),
+                Type::Record(_) | Type::Array(_) => quote!((&r.#id)),
+                _ => quote!(r.#id),
             };
             let w = write(v);
             quote!(#w;)
@@ -301,6 +311,7 @@ fn json_read(rt: &TokenStream, ty: Type, timestamps: &Timestamps) -> TokenStream
             Some(how) => quote!(value.as_timestamp_as(#how)),
         },
         Type::String | Type::Null => quote!(value.as_string()),
+        Type::Record(_) | Type::Array(_) => super::nested::read_plain(rt, ty),
     }
 }
 
@@ -451,6 +462,12 @@ pub fn decoder(
         // (Not used: a string is read into its field's buffer, see `is_string`.)
         Type::String | Type::Null => {
             quote!(Ok::<_, #rt::formats::DecodeError>(::std::string::String::from(#v)))
+        }
+        // (sema refuses nested fields in CSV)
+        Type::Record(_) | Type::Array(_) => {
+            quote!(Err(#rt::formats::DecodeError::new(
+                "a nested field cannot be read from CSV"
+            )))
         }
     };
     match format {
@@ -673,6 +690,10 @@ fn avro_decoder(
             Type::Bool => quote!(avro::read_bool(#v)),
             Type::Timestamp => quote!(avro::read_timestamp(#v)),
             Type::String | Type::Null => unreachable!("strings are read into their buffer"),
+            // (sema refuses nested fields in Avro)
+            Type::Record(_) | Type::Array(_) => {
+                quote!(Err::<(), _>(#rt::formats::DecodeError::new("a nested field cannot be read from Avro")))
+            }
         };
         let value = quote!(&mut fields[#index].1);
         if let Some(et) = event_time.filter(|et| et.field == f.name) {

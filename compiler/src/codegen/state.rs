@@ -176,6 +176,30 @@ fn write_expr(e: &TExpr, out: &mut String) {
             let _ = write!(out, "{lit:?}");
         }
         TExprKind::Field(name) => out.push_str(name),
+        TExprKind::Member(a, name) => {
+            out.push('(');
+            write_expr(a, out);
+            let _ = write!(out, ").{name}");
+        }
+        TExprKind::Index(a, b) => {
+            out.push('(');
+            write_expr(a, out);
+            out.push_str(")[");
+            write_expr(b, out);
+            out.push(']');
+        }
+        TExprKind::Cardinality(a) => {
+            out.push_str("cardinality(");
+            write_expr(a, out);
+            out.push(')');
+        }
+        TExprKind::ArrayContains(a, b) => {
+            out.push_str("array_contains(");
+            write_expr(a, out);
+            out.push_str(", ");
+            write_expr(b, out);
+            out.push(')');
+        }
         TExprKind::Neg(a) => {
             out.push_str("-(");
             write_expr(a, out);
@@ -391,7 +415,7 @@ fn shape(graph: &Dataflow, op: OpId) -> String {
             lines.push(("target", target));
             lines.push(("rows", type_text(&node.ty)));
         }
-        Op::Filter(_) | Op::Select(_) | Op::Fused(_) => {
+        Op::Filter(_) | Op::Select(_) | Op::Fused(_) | Op::Unnest(_) => {
             lines.push(("operator", node.op.kind_name().into()));
         }
     }

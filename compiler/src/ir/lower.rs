@@ -230,6 +230,7 @@ impl Lower<'_> {
                 TStepKind::Select(items) => {
                     (Op::Select(items.clone()), upstream, EdgeKind::Forward)
                 }
+                TStepKind::Unnest(def) => (Op::Unnest(def.clone()), upstream, EdgeKind::Forward),
                 // Over an updating stream every version of a row must meet its predecessor:
                 // one instance (rows may change group between versions).
                 TStepKind::WindowAggregate(agg)

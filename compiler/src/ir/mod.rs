@@ -15,6 +15,7 @@ use petgraph::Direction;
 use weir_dsl::Span;
 
 use crate::ops::OperatorSpec;
+use crate::sema::UnnestDef;
 
 use crate::sema::{
     JoinDef, RankDef, SinkDef, SourceDef, StreamType, TExpr, Window, WindowAggregate,
@@ -81,6 +82,8 @@ pub enum Op {
     Select(Vec<(String, TExpr)>),
     /// A chain of filters and selects compiled into one function.
     Fused(Vec<Stateless>),
+    /// One row per element of an array (`unnest items as item`).
+    Unnest(UnnestDef),
     /// An aggregate per key and window (`window` is never `Unbounded`).
     WindowAggregate(WindowAggregate),
     /// An aggregate per key without a window over an append stream: an updating stream, one
@@ -162,6 +165,7 @@ impl Op {
             Op::Filter(_) => &ops::filter::SPEC,
             Op::Select(_) => &ops::select::SPEC,
             Op::Fused(_) => &ops::fused::SPEC,
+            Op::Unnest(_) => &ops::unnest::SPEC,
             Op::WindowAggregate(_) => &ops::window_aggregate::SPEC,
             Op::GroupAggregate(_) => &ops::group_aggregate::SPEC,
             Op::FinalAggregate(_) => &ops::final_aggregate::SPEC,

@@ -71,6 +71,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &JoinDef, table: Option<&SourceD
                     Type::Bool => quote!(c.bool(#i)),
                     Type::Timestamp => quote!(c.timestamp(#i)),
                     Type::String | Type::Null => quote!(c.text(#i)),
+                    Type::Record(_) | Type::Array(_) => {
+                        unreachable!("sema refuses nested fields in a PostgreSQL table")
+                    }
                 };
                 if f.nullable {
                     quote!(#id: #get?)

@@ -42,7 +42,9 @@ pub fn memory_source(cx: &mut EmitCx<'_>, op: OpId, def: &SourceDef) -> Emitted 
                 }
             };
             // Every field of the schema must exist in the Rust type with the same type.
-            for f in &def.ty.schema.fields {
+            // (A nested field is left to rustc: its type is a generated struct the Rust
+            // type's field must be.)
+            for f in def.ty.schema.fields.iter().filter(|f| !f.ty.is_nested()) {
                 let (fname, nullable) = (&f.name, f.nullable);
                 let t = field_type_variant(f.ty);
                 let rust = rust_field_type(f.ty, nullable);
@@ -166,6 +168,7 @@ fn field_type_variant(ty: Type) -> Ident {
             Type::Bool => "Bool",
             Type::String => "String",
             Type::Timestamp => "Timestamp",
+            Type::Record(_) | Type::Array(_) => unreachable!("nested fields are filtered out"),
         }
     )
 }
@@ -178,6 +181,7 @@ fn rust_field_type(ty: Type, nullable: bool) -> String {
         Type::Bool => "bool",
         Type::String => "String",
         Type::Timestamp => "i64",
+        Type::Record(_) | Type::Array(_) => "a nested type",
     };
     let t = if nullable {
         format!("Option<{t}>")

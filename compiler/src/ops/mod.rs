@@ -15,6 +15,7 @@ pub mod select;
 pub mod sink;
 pub mod source;
 pub mod top_n;
+pub mod unnest;
 pub mod window_aggregate;
 
 use proc_macro2::{Ident, TokenStream};
@@ -58,6 +59,7 @@ pub const OPERATORS: &[OperatorSpec] = &[
     top_n::SPEC,
     final_top_n::SPEC,
     retract_top_n::SPEC,
+    unnest::SPEC,
     sink::SPEC,
 ];
 

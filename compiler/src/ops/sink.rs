@@ -210,6 +210,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                         quote!(#pq::arrow_array::builder::StringBuilder::new()),
                         quote!(#pq::arrow_schema::DataType::Utf8),
                     ),
+                    Type::Record(_) | Type::Array(_) => {
+                        unreachable!("sema refuses nested fields in a Parquet sink")
+                    }
                 };
                 let push = match (f.ty, nullable) {
                     (Type::String | Type::Null, true) => {
@@ -428,6 +431,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     crate::sema::Type::Bool => quote!(Bool),
                     crate::sema::Type::Timestamp => quote!(Timestamp),
                     crate::sema::Type::String | crate::sema::Type::Null => quote!(Text),
+                    crate::sema::Type::Record(_) | crate::sema::Type::Array(_) => {
+                        unreachable!("sema refuses nested fields in a PostgreSQL sink")
+                    }
                 };
                 let value = match (f.ty, f.nullable) {
                     (crate::sema::Type::String | crate::sema::Type::Null, true) => {
@@ -454,6 +460,9 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, def: &SinkDef) -> Emitted {
                     crate::sema::Type::Bool => quote!(Bool),
                     crate::sema::Type::Timestamp => quote!(Timestamp),
                     crate::sema::Type::String | crate::sema::Type::Null => quote!(Text),
+                    crate::sema::Type::Record(_) | crate::sema::Type::Array(_) => {
+                        unreachable!("sema refuses nested fields in a PostgreSQL sink")
+                    }
                 };
                 let nullable = f.nullable;
                 quote!(#pg::Column { name: #name, ty: #pg::ColumnType::#ty, nullable: #nullable })

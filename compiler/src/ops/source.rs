@@ -351,6 +351,9 @@ fn parquet_record(
             Type::Bool => (quote!(Bool), quote!(bool)),
             Type::Timestamp => (quote!(Timestamp), quote!(timestamp)),
             Type::String | Type::Null => (quote!(String), quote!(str)),
+            Type::Record(_) | Type::Array(_) => {
+                unreachable!("sema refuses nested fields in a Parquet source")
+            }
         };
         fields.push(quote!((#name, #pq::Kind::#kind, #nullable)));
         let read = match (f.ty, nullable) {

@@ -11,10 +11,11 @@ use crate::ir::{Dataflow, EdgeKind, Node, Op, OpId, Stateless};
 pub struct FuseStateless;
 
 /// A one-input operator with an output and no state (the operator table says): a filter,
-/// a select or a fused run of them.
+/// a select or a fused run of them. An `unnest` (any number of rows per record) has no
+/// place in a fused function, which returns at most one.
 fn is_stateless(op: &Op) -> bool {
     let spec = op.spec();
-    spec.n_inputs == 1 && spec.has_output && !spec.stateful
+    spec.n_inputs == 1 && spec.has_output && !spec.stateful && !matches!(op, Op::Unnest(_))
 }
 
 /// Selects over updating streams map changes, not rows: they stay on their own.

@@ -33,6 +33,11 @@ fn needs(op: &Op, ty: &StreamType, downstream: &[String]) -> Vec<String> {
             push_all(&mut out, downstream);
         }
         Op::Select(items) => items.iter().for_each(|(_, e)| expr_fields(e, &mut out)),
+        // Rows copy the input's fields: what consumers read, and the array.
+        Op::Unnest(def) => {
+            expr_fields(&def.array, &mut out);
+            push_all(&mut out, downstream);
+        }
         Op::Fused(steps) => {
             // Walk the steps backwards: a select resets what is needed to its expressions.
             let mut need: Vec<String> = downstream.to_vec();

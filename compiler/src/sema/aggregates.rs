@@ -18,6 +18,12 @@ impl Checker {
         let mut ok = true;
         for key in keys {
             match ty.schema.field(&key.name) {
+                Some((_, f)) if f.ty.is_nested() => {
+                    self.error(super::expr::nested_value(key.span, f.ty).with_hint(
+                        "key by a scalar: select it first (`user_id: payload.user.id`)",
+                    ));
+                    ok = false;
+                }
                 Some((_, f)) if f.ty == Type::F64 => {
                     self.error(
                         Diagnostic::error(
@@ -271,7 +277,9 @@ impl Checker {
                     let allowed = match func {
                         AggFunc::Udf => true,
                         AggFunc::Sum | AggFunc::Avg => a.ty.is_numeric(),
-                        AggFunc::FirstValue | AggFunc::LastValue => a.ty != Type::Null,
+                        AggFunc::FirstValue | AggFunc::LastValue => {
+                            a.ty != Type::Null && !a.ty.is_nested()
+                        }
                         _ => matches!(a.ty, Type::I64 | Type::F64 | Type::String | Type::Timestamp),
                     };
                     if !allowed {

@@ -94,6 +94,16 @@ pub enum TExprKind {
     },
     /// `x in (a, b, ...)`: all of one type; three-valued (`x = a or x = b or ...`).
     InList(Box<TExpr>, Vec<TExpr>),
+    /// A field of a nested record value: `payload.user` of `payload`; null when the record is.
+    Member(Box<TExpr>, String),
+    /// `tags[i]`: the array's element `i`, 1-based; null when out of range or the array is
+    /// null.
+    Index(Box<TExpr>, Box<TExpr>),
+    /// `cardinality(tags)`: the number of elements.
+    Cardinality(Box<TExpr>),
+    /// `array_contains(tags, 'x')`: whether an element equals the value (SQL nulls: null
+    /// when the array or the value is null).
+    ArrayContains(Box<TExpr>, Box<TExpr>),
 }
 
 impl TExpr {
@@ -106,7 +116,15 @@ impl TExpr {
                 }
             }
             TExprKind::Lit(_) => {}
-            TExprKind::Neg(e) | TExprKind::Not(e) | TExprKind::Cast(e) => e.fields(out),
+            TExprKind::Neg(e)
+            | TExprKind::Not(e)
+            | TExprKind::Cast(e)
+            | TExprKind::Member(e, _)
+            | TExprKind::Cardinality(e) => e.fields(out),
+            TExprKind::Index(a, b) | TExprKind::ArrayContains(a, b) => {
+                a.fields(out);
+                b.fields(out);
+            }
             TExprKind::IsNull { expr, .. } => expr.fields(out),
             TExprKind::InList(x, list) => {
                 x.fields(out);
@@ -194,6 +212,38 @@ impl ExprChecker<'_> {
                     TExprKind::Lit(lit.clone()),
                     ty,
                     matches!(lit, Literal::Null),
+                )
+            }
+            ExprKind::Field(ident)
+                if ident.name.contains('.') && self.schema.field(&ident.name).is_none() =>
+            {
+                self.path(ident)
+            }
+            ExprKind::Member(base, member) => {
+                let base = self.check(base)?;
+                self.member(base, member, span)
+            }
+            ExprKind::Index(base, at) => {
+                let (base, at) = (self.check(base), self.check(at));
+                let (base, at) = (base?, at?);
+                let Type::Array(array) = base.ty else {
+                    return self.error(
+                        type_error("E0219", base.span, "only an array can be indexed", base.ty)
+                            .with_hint("`[i]` takes element i (from 1) of an array field such as `tags: [string]`"),
+                    );
+                };
+                if at.ty != Type::I64 && at.ty != Type::Null {
+                    return self.error(type_error(
+                        "E0219",
+                        at.span,
+                        "an array index must be an integer",
+                        at.ty,
+                    ));
+                }
+                mk(
+                    TExprKind::Index(Box::new(base), Box::new(at.widen(Type::I64))),
+                    array.element,
+                    true,
                 )
             }
             ExprKind::Field(ident) => match self.schema.field(&ident.name) {
@@ -359,8 +409,18 @@ impl ExprChecker<'_> {
             }
             ExprKind::Cast(inner, ty_expr) => {
                 let e = self.check(inner)?;
-                let Some(target) = Type::from_name(&ty_expr.name.name) else {
-                    return self.error(unknown_type(&ty_expr.name));
+                let ast::TypeKind::Named(type_name) = &ty_expr.kind else {
+                    return self.error(
+                        Diagnostic::error(
+                            "E0221",
+                            ty_expr.span,
+                            "a value cannot be cast to a record or an array",
+                        )
+                        .with_hint("casts convert scalars: `x as f64`, `cast(id as string)`"),
+                    );
+                };
+                let Some(target) = Type::from_name(&type_name.name) else {
+                    return self.error(unknown_type(type_name));
                 };
                 let from = e.ty;
                 let ok = from == target
@@ -423,6 +483,169 @@ impl ExprChecker<'_> {
         }
     }
 
+    /// `a.b.c` that is no field of the input: the longest leading part that is a field (a
+    /// joined stream's `p.payload` or a plain `payload`), then fields of nested records.
+    fn path(&mut self, ident: &ast::Ident) -> Option<TExpr> {
+        let parts: Vec<&str> = ident.name.split('.').collect();
+        // Where each part starts in the text, for spans of the parts (the parser allows no
+        // space around the dots within one name).
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut at = ident.span.start;
+        for part in &parts {
+            starts.push(at);
+            at += part.len() as u32 + 1;
+        }
+        let span_of = |i: usize, j: usize| Span {
+            start: starts[i].min(ident.span.end),
+            end: (starts[j] + parts[j].len() as u32).min(ident.span.end),
+            ..ident.span
+        };
+        let base = (1..parts.len())
+            .rev()
+            .find(|&k| self.schema.field(&parts[..k].join(".")).is_some());
+        let Some(k) = base else {
+            // Report the first part as an unknown field, with the usual hints.
+            let first = ast::Ident {
+                name: parts[0].to_string(),
+                span: span_of(0, 0),
+            };
+            let field = ast::Expr {
+                kind: ExprKind::Field(first),
+                span: span_of(0, 0),
+            };
+            self.check(&field)?;
+            return None;
+        };
+        let name = parts[..k].join(".");
+        let (_, field) = self.schema.field(&name)?;
+        let mut e = TExpr {
+            kind: TExprKind::Field(field.name.clone()),
+            ty: field.ty,
+            nullable: field.nullable,
+            span: span_of(0, k - 1),
+        };
+        for (i, part) in parts.iter().enumerate().skip(k) {
+            let member = ast::Ident {
+                name: part.to_string(),
+                span: span_of(i, i),
+            };
+            e = self.member(e, &member, span_of(0, i))?;
+        }
+        Some(e)
+    }
+
+    /// `base.member`, a field of a nested record.
+    fn member(&mut self, base: TExpr, member: &ast::Ident, span: Span) -> Option<TExpr> {
+        let Type::Record(record) = base.ty else {
+            let mut d = Diagnostic::error(
+                "E0218",
+                member.span,
+                format!("`.{}` on {}, which is not a record", member.name, base.ty),
+            )
+            .with_label(format!("this is {}", base.ty));
+            d = match base.ty {
+                Type::Array(_) => d.with_hint(format!(
+                    "take an element first (`x[1].{}`), or one row per element with `unnest`",
+                    member.name
+                )),
+                _ => d.with_hint(
+                    "only fields declared as records (`payload: { id: i64 }`) have fields",
+                ),
+            };
+            return self.error(d);
+        };
+        let Some(field) = record.field(&member.name) else {
+            let names = record.fields.iter().map(|f| f.name.as_str());
+            let mut d = Diagnostic::error(
+                "E0201",
+                member.span,
+                format!("unknown field `{}` of the record", member.name),
+            )
+            .with_label(format!("not a field of {}", base.ty));
+            d = match did_you_mean(&member.name, names.clone()) {
+                Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                None => d.with_hint(format!(
+                    "the record has: {}",
+                    names.collect::<Vec<_>>().join(", ")
+                )),
+            };
+            return self.error(d);
+        };
+        let nullable = base.nullable || field.nullable;
+        Some(TExpr {
+            kind: TExprKind::Member(Box::new(base), field.name.clone()),
+            ty: field.ty,
+            nullable,
+            span,
+        })
+    }
+
+    /// `cardinality(array)` and `array_contains(array, value)`.
+    fn array_call(&mut self, name: &str, args: &[ast::Expr], span: Span) -> Option<TExpr> {
+        let want = if name == "cardinality" { 1 } else { 2 };
+        if args.len() != want {
+            return self.error(Diagnostic::error(
+                "E0209",
+                span,
+                format!(
+                    "`{name}` takes {want} argument{}",
+                    if want == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        let checked: Vec<Option<TExpr>> = args.iter().map(|a| self.check(a)).collect();
+        let mut checked = checked.into_iter().collect::<Option<Vec<_>>>()?.into_iter();
+        let array = checked.next()?;
+        let Type::Array(array_type) = array.ty else {
+            return self.error(
+                type_error(
+                    "E0219",
+                    array.span,
+                    &format!("`{name}` needs an array"),
+                    array.ty,
+                )
+                .with_hint("declare the field as an array: `tags: [string]`"),
+            );
+        };
+        if name == "cardinality" {
+            let nullable = array.nullable;
+            return Some(TExpr {
+                kind: TExprKind::Cardinality(Box::new(array)),
+                ty: Type::I64,
+                nullable,
+                span,
+            });
+        }
+        let value = checked.next()?;
+        let element = array_type.element;
+        if element.is_nested() {
+            return self.error(type_error(
+                "E0221",
+                array.span,
+                "`array_contains` needs an array of scalars",
+                array.ty,
+            ));
+        }
+        let fits = value.ty == element
+            || value.ty == Type::Null
+            || (value.ty == Type::I64 && element == Type::F64);
+        if !fits {
+            return self.error(type_error(
+                "E0205",
+                value.span,
+                &format!("mismatched types: expected {element}"),
+                value.ty,
+            ));
+        }
+        let nullable = array.nullable || value.nullable || array_type.nullable;
+        Some(TExpr {
+            kind: TExprKind::ArrayContains(Box::new(array), Box::new(value.widen(element))),
+            ty: Type::Bool,
+            nullable,
+            span,
+        })
+    }
+
     /// The common type of case branches or coalesce arguments: all equal, or ints and floats
     /// (widened to f64); `null` fits any type.
     fn unify(&mut self, values: &[TExpr], span: Span) -> Option<Type> {
@@ -430,6 +653,10 @@ impl ExprChecker<'_> {
         for v in values {
             ty = match (ty, v.ty) {
                 (Type::Null, t) | (t, Type::Null) => t,
+                (a, _) | (_, a) if a.is_nested() => {
+                    self.diagnostics.push(nested_value(v.span, a));
+                    return None;
+                }
                 (a, b) if a == b => a,
                 (Type::I64, Type::F64) | (Type::F64, Type::I64) => Type::F64,
                 (a, b) => {
@@ -521,6 +748,9 @@ impl ExprChecker<'_> {
             | BinaryOp::Gt
             | BinaryOp::Ge => {
                 let common = match (lt, rt) {
+                    (a, _) | (_, a) if a.is_nested() => {
+                        return self.error(nested_value(span, a));
+                    }
                     (a, b) if a == b => a,
                     (Null, t) | (t, Null) => t,
                     (I64, F64) | (F64, I64) => F64,
@@ -625,6 +855,9 @@ impl ExprChecker<'_> {
         }
         if let Some(udf) = super::udf::lookup(&name.name) {
             return super::udf::check_call(self, &udf, args, span);
+        }
+        if matches!(name.name.as_str(), "cardinality" | "array_contains") {
+            return self.array_call(&name.name, args, span);
         }
         let Some(spec) = functions::lookup(&name.name) else {
             // Every function of the table and every declared Rust function is a candidate.
@@ -980,6 +1213,17 @@ fn like_regex(pattern: &str, escape: Option<char>) -> Result<std::string::String
     }
     out.push('$');
     Ok(out)
+}
+
+/// A record or an array where only a scalar goes (a comparison, a `case` result, a key).
+pub(crate) fn nested_value(span: Span, ty: Type) -> Diagnostic {
+    Diagnostic::error(
+        "E0221",
+        span,
+        format!("a {} cannot be used here, only scalar values", ty.name()),
+    )
+    .with_label(format!("this is {ty}"))
+    .with_hint("use its fields (`payload.user.id`) or elements (`tags[1]`, `cardinality(tags)`)")
 }
 
 fn type_error(code: &'static str, span: Span, what: &str, found: Type) -> Diagnostic {

@@ -419,7 +419,15 @@ fn strip(mut e: TExpr, prefix: &str) -> TExpr {
                 }
             }
             TExprKind::Lit(_) => {}
-            TExprKind::Neg(a) | TExprKind::Not(a) | TExprKind::Cast(a) => walk(a, prefix),
+            TExprKind::Neg(a)
+            | TExprKind::Not(a)
+            | TExprKind::Cast(a)
+            | TExprKind::Member(a, _)
+            | TExprKind::Cardinality(a) => walk(a, prefix),
+            TExprKind::Index(a, b) | TExprKind::ArrayContains(a, b) => {
+                walk(a, prefix);
+                walk(b, prefix);
+            }
             TExprKind::IsNull { expr, .. } => walk(expr, prefix),
             TExprKind::InList(x, list) => {
                 walk(x, prefix);

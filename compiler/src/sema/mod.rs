@@ -16,6 +16,7 @@ mod connectors;
 pub mod expr;
 pub mod functions;
 mod join;
+mod nested;
 pub mod nexmark;
 pub mod program;
 mod sinks;
@@ -250,23 +251,13 @@ impl Checker {
                 continue;
             }
             seen.insert(&field.name.name, field.name.span);
-            match Type::from_name(&field.ty.name.name) {
-                Some(ty) if ty != Type::Duration => schema.fields.push(Field {
+            match self.field_type(&field.ty) {
+                Some(ty) => schema.fields.push(Field {
                     name: field.name.name.clone(),
                     ty,
                     nullable: field.ty.optional,
                 }),
-                Some(_) => {
-                    self.error(
-                        Diagnostic::error("E0103", field.ty.span, "records cannot hold durations")
-                            .with_hint("store milliseconds as i64"),
-                    );
-                    ok = false;
-                }
-                None => {
-                    self.error(expr::unknown_type(&field.ty.name));
-                    ok = false;
-                }
+                None => ok = false,
             }
         }
         if ok {
@@ -275,6 +266,66 @@ impl Checker {
         } else {
             self.broken_schemas
                 .push((decl.name.name.clone(), decl.name.span));
+        }
+    }
+
+    /// The type of a schema field as written: a scalar, a nested record (its fields checked
+    /// like a schema's) or an array; `None` after reporting what is wrong.
+    fn field_type(&mut self, ty: &ast::TypeExpr) -> Option<Type> {
+        match &ty.kind {
+            ast::TypeKind::Named(name) => match Type::from_name(&name.name) {
+                Some(Type::Duration) => {
+                    self.error(
+                        Diagnostic::error("E0103", ty.span, "records cannot hold durations")
+                            .with_hint("store milliseconds as i64"),
+                    );
+                    None
+                }
+                Some(t) => Some(t),
+                None => {
+                    self.error(expr::unknown_type(name));
+                    None
+                }
+            },
+            ast::TypeKind::Array(element) => {
+                let t = self.field_type(element)?;
+                Some(Type::array(t, element.optional))
+            }
+            ast::TypeKind::Record(decls) => {
+                let mut fields: Vec<Field> = Vec::new();
+                let mut ok = true;
+                for decl in decls {
+                    if !self.check_field_name(&decl.name) {
+                        ok = false;
+                        continue;
+                    }
+                    if fields.iter().any(|f| f.name == decl.name.name) {
+                        self.error(Diagnostic::error(
+                            "E0102",
+                            decl.name.span,
+                            format!("field `{}` is declared twice", decl.name.name),
+                        ));
+                        ok = false;
+                        continue;
+                    }
+                    match self.field_type(&decl.ty) {
+                        Some(t) => fields.push(Field {
+                            name: decl.name.name.clone(),
+                            ty: t,
+                            nullable: decl.ty.optional,
+                        }),
+                        None => ok = false,
+                    }
+                }
+                if fields.is_empty() && ok {
+                    self.error(
+                        Diagnostic::error("E0103", ty.span, "a nested record needs a field")
+                            .with_hint("name its fields: `{ id: i64 }`"),
+                    );
+                    return None;
+                }
+                ok.then(|| Type::record(fields))
+            }
         }
     }
 
@@ -429,6 +480,59 @@ impl Checker {
                 diagnostics: &mut self.diagnostics,
             };
             match &step.kind {
+                StepKind::Unnest { array, alias } => {
+                    let Some(array_expr) = checker.check(array) else {
+                        failed = true;
+                        continue;
+                    };
+                    let Type::Array(array_type) = array_expr.ty else {
+                        self.error(
+                            Diagnostic::error(
+                                "E0222",
+                                array.span,
+                                format!("`unnest` needs an array, found {}", array_expr.ty),
+                            )
+                            .with_label(format!("this is {}", array_expr.ty))
+                            .with_hint(
+                                "unnest a field declared as an array: `items: [{ sku: string }]`",
+                            ),
+                        );
+                        failed = true;
+                        continue;
+                    };
+                    if !self.check_field_name(alias) {
+                        failed = true;
+                        continue;
+                    }
+                    if ty.schema.field(&alias.name).is_some() {
+                        self.error(
+                            Diagnostic::error(
+                                "E0403",
+                                alias.span,
+                                format!("`{}` is already a field of the input", alias.name),
+                            )
+                            .with_hint("name the element otherwise: `unnest items as item`"),
+                        );
+                        failed = true;
+                        continue;
+                    }
+                    ty.schema.fields.push(Field {
+                        name: alias.name.clone(),
+                        ty: array_type.element,
+                        nullable: array_type.nullable,
+                    });
+                    // One row per element: each row keeps the input's event time; an
+                    // updating stream was refused above.
+                    ty.window = None;
+                    steps.push(TStep {
+                        kind: TStepKind::Unnest(UnnestDef {
+                            array: array_expr,
+                            alias: alias.name.clone(),
+                        }),
+                        span: step.span,
+                        ty: ty.clone(),
+                    });
+                }
                 StepKind::Filter(e) => {
                     let Some(pred) = checker.check(e) else {
                         failed = true;
@@ -597,7 +701,11 @@ impl Checker {
                     });
                 }
                 StepKind::KeyBy(keys) => {
-                    if let Some(k) = self.keys(keys, &ty) {
+                    let Some(keys) = self.key_paths(keys, &mut ty, &mut steps, step.span) else {
+                        failed = true;
+                        continue;
+                    };
+                    if let Some(k) = self.keys(&keys, &ty) {
                         pending_keys = Some((k, step.span));
                     } else {
                         failed = true;
@@ -611,10 +719,14 @@ impl Checker {
                     None => failed = true,
                 },
                 StepKind::Aggregate { by, items, options } => {
+                    let Some(by) = self.key_paths(by, &mut ty, &mut steps, step.span) else {
+                        failed = true;
+                        continue;
+                    };
                     let by_keys = if by.is_empty() {
                         Some(Vec::new())
                     } else {
-                        self.keys(by, &ty)
+                        self.keys(&by, &ty)
                     };
                     let Some(by_keys) = by_keys else {
                         failed = true;
@@ -715,7 +827,11 @@ impl Checker {
                     keep_last,
                     options,
                 } => {
-                    let Some(keys) = self.keys(by, &ty) else {
+                    let Some(by) = self.key_paths(by, &mut ty, &mut steps, step.span) else {
+                        failed = true;
+                        continue;
+                    };
+                    let Some(keys) = self.keys(&by, &ty) else {
                         failed = true;
                         continue;
                     };
@@ -784,7 +900,11 @@ impl Checker {
                             continue;
                         }
                     };
-                    let Some(keys) = self.keys(by, &ty) else {
+                    let Some(by) = self.key_paths(by, &mut ty, &mut steps, step.span) else {
+                        failed = true;
+                        continue;
+                    };
+                    let Some(keys) = self.keys(&by, &ty) else {
                         failed = true;
                         continue;
                     };
@@ -801,6 +921,10 @@ impl Checker {
                                     e.span,
                                     "cannot order by `null`",
                                 ));
+                                failed = true;
+                            }
+                            Some(t) if t.ty.is_nested() => {
+                                self.error(expr::nested_value(e.span, t.ty));
                                 failed = true;
                             }
                             Some(t) => typed.push((t, *desc)),

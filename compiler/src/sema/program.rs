@@ -269,6 +269,15 @@ pub enum TStepKind {
     WindowAggregate(WindowAggregate),
     Join(Box<JoinDef>),
     Rank(RankDef),
+    Unnest(UnnestDef),
+}
+
+/// `unnest items as item`: one row per element of `array` (none for an empty or null one),
+/// the input's fields followed by the element, named `alias`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnnestDef {
+    pub array: TExpr,
+    pub alias: String,
 }
 
 /// `dedup` (top 1, output without rank) or `top N` (with a `rank` field), per key.

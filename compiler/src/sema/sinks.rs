@@ -329,6 +329,8 @@ impl Checker {
             }
         };
         if let (Some(stream), Some(kind)) = (stream, kind) {
+            let schema = self.program.streams[stream].ty.schema.clone();
+            self.nested_sink_fits(&kind, &schema, decl.connector.span);
             let index = self.program.sinks.len();
             let target = match &kind {
                 SinkKind::Stdout { .. } => "stdout".to_string(),

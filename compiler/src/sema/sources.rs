@@ -488,6 +488,7 @@ impl Checker {
             self.names.insert(name, (Named::Broken, decl.name.span));
             return;
         }
+        self.nested_source_fits(&kind, &ty.schema, decl.connector.span);
         self.program.sources.push(SourceDef {
             name,
             span,
@@ -528,6 +529,10 @@ impl Checker {
                 Some((_, f)) if f.ty == Type::F64 => {
                     Some(format!("`{key}` is f64; f64 keys are not supported"))
                 }
+                Some((_, f)) if f.ty.is_nested() => Some(format!(
+                    "`{key}` is a nested {}; a key is a scalar field",
+                    f.ty.name()
+                )),
                 Some(_) => None,
             };
             if let Some(problem) = problem {

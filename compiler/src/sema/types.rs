@@ -3,6 +3,10 @@
 use std::fmt;
 
 /// A value type. Timestamps are milliseconds since the epoch; durations are milliseconds.
+///
+/// Nested types (`{ id: i64 }`, `[string]`) are interned: each distinct structure is stored
+/// once for the life of the process ([`Type::record`], [`Type::array`]), so `Type` stays
+/// `Copy` and compares, hashes and orders by structure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Type {
     I64,
@@ -13,6 +17,49 @@ pub enum Type {
     Duration,
     /// The type of a bare `null` literal before context gives it one.
     Null,
+    /// A nested record: `{ id: i64, name: string? }`.
+    Record(&'static RecordType),
+    /// An array: `[string]`, `[{ sku: string }]`, `[i64?]`.
+    Array(&'static ArrayType),
+}
+
+/// The fields of a nested record type, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordType {
+    pub fields: Vec<Field>,
+}
+
+impl RecordType {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// The element type of an array type, and whether elements may be null.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArrayType {
+    pub element: Type,
+    pub nullable: bool,
+}
+
+/// The interned nested types. They leak by design: a compilation names a handful, and the
+/// same structure is stored once however often it is named.
+static RECORDS: std::sync::Mutex<std::collections::BTreeSet<&'static RecordType>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+static ARRAYS: std::sync::Mutex<std::collections::BTreeSet<&'static ArrayType>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn intern<T: Ord + 'static>(
+    set: &std::sync::Mutex<std::collections::BTreeSet<&'static T>>,
+    value: T,
+) -> &'static T {
+    let mut set = set.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = set.get(&value) {
+        return known;
+    }
+    let stored: &'static T = Box::leak(Box::new(value));
+    set.insert(stored);
+    stored
 }
 
 impl Type {
@@ -29,14 +76,33 @@ impl Type {
         })
     }
 
+    /// The nested record type of these fields.
+    pub fn record(fields: Vec<Field>) -> Type {
+        Type::Record(intern(&RECORDS, RecordType { fields }))
+    }
+
+    /// The array type of `element` (`nullable`: elements may be null).
+    pub fn array(element: Type, nullable: bool) -> Type {
+        Type::Array(intern(&ARRAYS, ArrayType { element, nullable }))
+    }
+
+    /// Whether this is a record or an array type.
+    pub fn is_nested(self) -> bool {
+        matches!(self, Type::Record(_) | Type::Array(_))
+    }
+
     pub const NAMES: [&'static str; 6] = ["i64", "f64", "bool", "string", "timestamp", "duration"];
 
     pub fn is_numeric(self) -> bool {
         matches!(self, Type::I64 | Type::F64)
     }
 
+    /// The name of a scalar type; `record` and `array` for nested ones (whose full text is
+    /// their `Display`).
     pub fn name(self) -> &'static str {
         match self {
+            Type::Record(_) => "record",
+            Type::Array(_) => "array",
             Type::I64 => "i64",
             Type::F64 => "f64",
             Type::Bool => "bool",
@@ -50,12 +116,28 @@ impl Type {
 
 impl fmt::Display for Type {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            Type::Record(record) => {
+                f.write_str("{ ")?;
+                for (i, field) in record.fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{field}")?;
+                }
+                f.write_str(" }")
+            }
+            Type::Array(array) => {
+                let opt = if array.nullable { "?" } else { "" };
+                write!(f, "[{}{opt}]", array.element)
+            }
+            _ => f.write_str(self.name()),
+        }
     }
 }
 
 /// One field of a record.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Field {
     pub name: String,
     pub ty: Type,

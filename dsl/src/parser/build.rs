@@ -125,10 +125,31 @@ impl Builder {
     fn type_expr(&mut self, pair: Pair<'_, Rule>) -> Option<TypeExpr> {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
-        let name = self.ident(&next_of(&mut inner, Rule::type_name)?);
+        let first = inner.next()?;
+        let kind = match first.as_rule() {
+            Rule::record_type => {
+                let mut fields = Vec::new();
+                for field in first
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::field_decl)
+                {
+                    let span = self.span(&field);
+                    let mut parts = field.into_inner();
+                    let name = self.ident(&next_of(&mut parts, Rule::field_name)?);
+                    let ty = self.type_expr(next_of(&mut parts, Rule::type_expr)?)?;
+                    fields.push(FieldDecl { name, ty, span });
+                }
+                TypeKind::Record(fields)
+            }
+            Rule::array_type => {
+                let element = next_of(&mut first.into_inner(), Rule::type_expr)?;
+                TypeKind::Array(Box::new(self.type_expr(element)?))
+            }
+            _ => TypeKind::Named(self.ident(&first)),
+        };
         let optional = inner.any(|p| p.as_rule() == Rule::type_opt);
         Some(TypeExpr {
-            name,
+            kind,
             optional,
             span,
         })
@@ -303,6 +324,13 @@ impl Builder {
                     order,
                     options,
                 }
+            }
+            Rule::unnest_step => {
+                let array = next_of(&mut inner, Rule::name_expr)?;
+                let array_span = self.span(&array);
+                let array = self.name_expr(array, array_span)?.0;
+                let alias = self.ident(&next_of(&mut inner, Rule::unnest_name)?);
+                StepKind::Unnest { array, alias }
             }
             Rule::join_step => {
                 let mut left_outer = false;
@@ -763,22 +791,99 @@ impl Builder {
         Some((expr, depth))
     }
 
+    /// The fields and indexes after a name (`.user.id`, `[1].sku`): fields before any index
+    /// extend `name` (`payload.user.id`, split by the checker); the expression of the
+    /// elements and their fields when there is an index. Out of line: `name_expr` is on the
+    /// recursion of nested expressions, so its frame stays small.
+    #[inline(never)]
+    fn name_path(&mut self, path: &Pair<'_, Rule>, name: &mut Ident) -> Option<Expr> {
+        let mut after_index = None;
+        let start = self.span(path).start as usize;
+        let text = path.as_str();
+        let mut at = 0;
+        while at < text.len() {
+            let rest = &text[at..];
+            let len = 1 + rest[1..].find(['.', '[']).unwrap_or(rest.len() - 1);
+            let part = &rest[..len];
+            let part_span = Span::new(self.file, start + at, start + at + len);
+            if let Some(member) = part.strip_prefix('.') {
+                let member = Ident {
+                    name: member.to_string(),
+                    span: Span::new(self.file, start + at + 1, start + at + len),
+                };
+                match after_index.take() {
+                    None => {
+                        *name = Ident {
+                            name: format!("{}.{}", name.name, member.name),
+                            span: name.span.to(part_span),
+                        }
+                    }
+                    Some(base) => {
+                        after_index = Some(Expr {
+                            kind: ExprKind::Member(Box::new(base), member),
+                            span: name.span.to(part_span),
+                        });
+                    }
+                }
+            } else {
+                let digits = part.trim_start_matches('[').trim_end_matches(']');
+                let index = Expr {
+                    // Past `i64`, past any array's end: null, like any index out of range.
+                    kind: ExprKind::Lit(Literal::Int(digits.parse().unwrap_or(i64::MAX))),
+                    span: part_span,
+                };
+                let base = after_index.take().unwrap_or(Expr {
+                    kind: ExprKind::Field(name.clone()),
+                    span: name.span,
+                });
+                after_index = Some(Expr {
+                    kind: ExprKind::Index(Box::new(base), Box::new(index)),
+                    span: name.span.to(part_span),
+                });
+            }
+            at += len;
+        }
+        after_index
+    }
+
+    /// [`Builder::name_path`] in a name expression: `Some` with the expression when the path
+    /// indexes an array (an error when a call follows: `tags[1](x)`), `None` when `name`
+    /// is all there is to it. Out of line, like `name_path`.
+    #[inline(never)]
+    fn indexed_path(
+        &mut self,
+        path: &Pair<'_, Rule>,
+        name: &mut Ident,
+        called: bool,
+    ) -> Option<Option<Built>> {
+        let indexed = self.name_path(path, name)?;
+        if called {
+            self.report(
+                Diagnostic::error(
+                    codes::UNEXPECTED_TOKEN,
+                    indexed.span,
+                    "an array element cannot be called",
+                )
+                .with_hint("call a function by its name: `f(x)`"),
+            );
+            return Some(None);
+        }
+        Some(Some((indexed, 1)))
+    }
+
     /// A field (`price`), or a call when parentheses follow: `f(a, b)`, `count()`, `count(*)`
     /// (the `*` leaves no argument).
     fn name_expr(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<Built> {
         let mut inner = pair.into_inner();
         let mut name = self.ident(&next_of(&mut inner, Rule::func_name)?);
-        // `alias.field`: one name with a dot; the checker splits it.
-        if inner
-            .peek()
-            .is_some_and(|p| p.as_rule() == Rule::member_dot)
-        {
-            inner.next();
-            let member = self.ident(&next_of(&mut inner, Rule::member_name)?);
-            name = Ident {
-                name: format!("{}.{}", name.name, member.name),
-                span: name.span.to(member.span),
-            };
+        // `alias.field`, `payload.user.id`: one name with dots, which the checker splits;
+        // `tags[1]`, `items[2].sku`: indexes, and fields of the elements.
+        if inner.peek().is_some_and(|p| p.as_rule() == Rule::name_path) {
+            let path = inner.next()?;
+            let called = inner.peek().is_some();
+            if let Some(done) = self.indexed_path(&path, &mut name, called) {
+                return done;
+            }
         }
         if next_of(&mut inner, Rule::fcall_open).is_none() {
             return Some((

@@ -145,6 +145,10 @@ fn expect(rule: Rule) -> Expect {
 
         Rule::source_colon | Rule::item_colon | Rule::arg_colon => weak(Token, "`:`"),
         Rule::type_opt => weak(Token, "`?`"),
+        Rule::record_close => strong(Token, "`}`", Some("to close the nested record type")),
+        Rule::array_close => strong(Token, "`]`", Some("after the array's element type")),
+        Rule::kw_unnest_as => strong(Token, "`as`", Some("after the array of `unnest`")),
+        Rule::unnest_name => strong(Name, "a name for the element", Some("after `as`")),
         Rule::key_sep => weak(Token, "`,`"),
         Rule::star_arg => weak(Token, "`*`"),
         Rule::call_open | Rule::fcall_open => weak(Token, "`(`"),
@@ -184,7 +188,8 @@ fn expect(rule: Rule) -> Expect {
         | Rule::select_step
         | Rule::key_by_step
         | Rule::window_step
-        | Rule::aggregate_step => strong(StepKw, "a step", None),
+        | Rule::aggregate_step
+        | Rule::unnest_step => strong(StepKw, "a step", None),
         Rule::format_clause => strong(Token, "`format`", None),
         Rule::event_time_clause => strong(Token, "`event_time`", None),
         Rule::when_clause => strong(Token, "`when`", None),

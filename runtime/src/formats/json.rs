@@ -52,6 +52,47 @@ impl<'a> JsonValue<'a> {
         self.kind == Kind::Null
     }
 
+    /// A nested object's text, for [`for_each_field`] to walk; an error for anything else.
+    pub fn object(&self) -> Result<&'a str, DecodeError> {
+        match self.kind {
+            Kind::Object => Ok(self.raw),
+            _ => Err(self.mismatch("an object")),
+        }
+    }
+
+    /// Calls `on_element` for each element of an array, in order; an error for anything
+    /// else. An element's error names its position (1-based, as the language indexes).
+    pub fn for_each_element(
+        &self,
+        mut on_element: impl FnMut(JsonValue<'a>) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        if self.kind != Kind::Array {
+            return Err(self.mismatch("an array"));
+        }
+        // Validated already (a member's value is scanned whole); walked again here.
+        let b = self.raw.as_bytes();
+        let mut pos = skip_ws(b, 1);
+        if b.get(pos) == Some(&b']') {
+            return Ok(());
+        }
+        let mut index = 1;
+        loop {
+            let (end, kind) = scan_value(b, pos).map_err(|e| syntax_error(self.raw, e))?;
+            on_element(JsonValue {
+                raw: &self.raw[pos..end],
+                kind,
+            })
+            .map_err(|e| e.at_index(index))?;
+            index += 1;
+            pos = skip_ws(b, end);
+            match b.get(pos) {
+                Some(b',') => pos = skip_ws(b, pos + 1),
+                Some(b']') => return Ok(()),
+                _ => return Err(syntax_error(self.raw, (pos, "expected `,` or `]`"))),
+            }
+        }
+    }
+
     /// The value must be `what`; explains that it is not.
     fn mismatch(&self, what: &str) -> DecodeError {
         DecodeError::new(format!(
@@ -680,6 +721,19 @@ impl<'a> InOrder<'a> {
     pub fn end(&self) -> bool {
         self.pos + 1 == self.line.len() && self.line.as_bytes()[self.pos] == b'}'
     }
+}
+
+/// An array's elements, each read by `read`, into a new `Vec`.
+pub fn read_array<'a, T>(
+    value: JsonValue<'a>,
+    mut read: impl FnMut(JsonValue<'a>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let mut out = Vec::new();
+    value.for_each_element(|element| {
+        out.push(read(element)?);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Appends `s` as a quoted JSON string. `"` and `\` are escaped; control characters are

@@ -52,14 +52,42 @@ impl DecodeError {
         }
     }
 
-    /// Prefixes the message with ``field `name`: `` to say which field failed.
+    /// Prefixes the message with ``field `name`: `` to say which field failed. An error that
+    /// names a field of a nested record or an element of an array already gets the path:
+    /// ``field `payload.user.id`: ...``, ``field `items[2].sku`: ...``.
     pub fn in_field(self, field: &str) -> Self {
         let mut message = String::with_capacity(field.len() + 10 + self.message.len());
         message.push_str("field `");
         message.push_str(field);
-        message.push_str("`: ");
-        message.push_str(&self.message);
+        match self.message.strip_prefix("field `") {
+            Some(inner) if inner.starts_with('[') => message.push_str(inner),
+            Some(inner) => {
+                message.push('.');
+                message.push_str(inner);
+            }
+            None => {
+                message.push_str("`: ");
+                message.push_str(&self.message);
+            }
+        }
         DecodeError { message }
+    }
+
+    /// Says the error is in element `index` (1-based) of an array: ``field `[2]`: ...``, to
+    /// which [`DecodeError::in_field`] prefixes the array's name.
+    pub fn at_index(self, index: usize) -> Self {
+        let path = format!("[{index}]");
+        match self.message.strip_prefix("field `") {
+            Some(inner) if inner.starts_with('[') => DecodeError {
+                message: format!("field `{path}{inner}"),
+            },
+            Some(inner) => DecodeError {
+                message: format!("field `{path}.{inner}"),
+            },
+            None => DecodeError {
+                message: format!("field `{path}`: {}", self.message),
+            },
+        }
     }
 }
 
@@ -282,6 +310,27 @@ pub(crate) fn quoted(description: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_errors_name_the_path() {
+        let e = DecodeError::new("expected an integer, found `1.5`")
+            .in_field("qty")
+            .at_index(2)
+            .in_field("items")
+            .in_field("order");
+        assert_eq!(
+            e.to_string(),
+            "field `order.items[2].qty`: expected an integer, found `1.5`"
+        );
+        let e = DecodeError::new("expected a string, found `7`")
+            .at_index(3)
+            .at_index(1)
+            .in_field("grid");
+        assert_eq!(
+            e.to_string(),
+            "field `grid[1][3]`: expected a string, found `7`"
+        );
+    }
 
     #[test]
     fn decode_error_display_and_field_prefix() {
