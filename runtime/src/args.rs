@@ -123,8 +123,8 @@ const USAGE: &str = "options:
                                needs --checkpoint-dir
   --checkpoints-kept K         complete checkpoints kept (default 3)
   --checkpoint-incremental true|false
-                               joins write only what changed since the last
-                               checkpoint, with a full copy from time to time
+                               joins and top-N write only what changed since
+                               the last checkpoint, with a full copy at times
                                (default true); false: every checkpoint is full
   --rate-limit N      records per second of each source (default: unlimited)
   --kafka-property K=V

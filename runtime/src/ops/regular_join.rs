@@ -492,6 +492,14 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
     }
 
     fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        #[cfg(feature = "state-disk")]
+        if self.disk.is_some() {
+            return Err(StateError::Invalid(
+                "a join delta, which the disk backend cannot apply yet: restart this \
+                 checkpoint in memory (without --state disk), or take checkpoints with \
+                 --checkpoint-incremental false before switching to --state disk",
+            ));
+        }
         let count = u64::load(input)?;
         if count > input.len() as u64 {
             return Err(StateError::Truncated);
