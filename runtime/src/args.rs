@@ -25,6 +25,9 @@ pub struct RunArgs {
     pub checkpoint_dir: Option<PathBuf>,
     pub checkpoint_interval: std::time::Duration,
     pub checkpoints_kept: usize,
+    /// Operators with large keyed state write what changed since the last checkpoint
+    /// (a delta) between full parts (`--checkpoint-incremental true|false`, default true).
+    pub checkpoint_incremental: bool,
     /// Records (generator: events) per second of each source (0: unlimited).
     pub rate_limit: u64,
     /// librdkafka properties for every Kafka source and sink (`--kafka-property key=value`,
@@ -85,6 +88,7 @@ impl Default for RunArgs {
             checkpoint_dir: None,
             checkpoint_interval: std::time::Duration::from_secs(10),
             checkpoints_kept: 3,
+            checkpoint_incremental: true,
             rate_limit: 0,
             kafka_properties: Vec::new(),
             kafka_stop_after_idle: None,
@@ -118,6 +122,10 @@ const USAGE: &str = "options:
   --checkpoint-interval TIME   time between checkpoints: 10s (default), 500ms, 2m, 1h;
                                needs --checkpoint-dir
   --checkpoints-kept K         complete checkpoints kept (default 3)
+  --checkpoint-incremental true|false
+                               joins and top-N write only what changed since
+                               the last checkpoint, with a full copy at times
+                               (default true); false: every checkpoint is full
   --rate-limit N      records per second of each source (default: unlimited)
   --kafka-property K=V
                       a librdkafka property for every kafka source and sink (repeatable)
@@ -220,6 +228,18 @@ impl RunArgs {
                             .into());
                     }
                     out.checkpoints_kept = k as usize;
+                }
+                "--checkpoint-incremental" => {
+                    checkpoint_setting = Some("--checkpoint-incremental");
+                    out.checkpoint_incremental = match value("--checkpoint-incremental")?.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(format!(
+                                "--checkpoint-incremental takes true or false, not `{other}`"
+                            ))
+                        }
+                    };
                 }
                 "--rate-limit" => {
                     out.rate_limit = parse_num(&value("--rate-limit")?, "--rate-limit")?

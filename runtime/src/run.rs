@@ -319,15 +319,28 @@ impl Runtime {
             c.release();
             let s = c.stats();
             stopped_after = s.stopped_after;
+            // Full and delta checkpoints (incremental), each with its count, average size
+            // and time.
+            let kinds: Vec<String> = [s.full.describe("full"), s.delta.describe("delta")]
+                .into_iter()
+                .flatten()
+                .collect();
             checkpoint_line = Some(format!(
-                "  checkpoints: {} completed{} (last {:.1} ms, {} bytes; slowest {:.1} ms) in {}\n",
+                "  checkpoints: {} completed{} (last {:.1} ms, {} bytes {}; slowest {:.1} ms{}) \
+                 in {}\n",
                 s.completed,
                 s.restored_from
                     .map(|id| format!(", resumed from checkpoint {id}"))
                     .unwrap_or_default(),
                 s.last_duration.as_secs_f64() * 1e3,
                 s.last_bytes,
+                if s.last_delta { "delta" } else { "full" },
                 s.max_duration.as_secs_f64() * 1e3,
+                if kinds.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", kinds.join(", "))
+                },
                 c.store().describe()
             ));
             checkpoint_json = Some(crate::metrics::CheckpointSummary {
@@ -516,6 +529,7 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
             dir: dir.clone(),
             interval: args.checkpoint_interval,
             keep: args.checkpoints_kept,
+            incremental: args.checkpoint_incremental,
             verifiers,
         };
         match crate::checkpoint::Coordinator::open(config) {

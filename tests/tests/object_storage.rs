@@ -331,6 +331,7 @@ fn a_library_run_that_loses_its_lease_stops_with_an_error() {
         dir: location.clone().into(),
         interval: std::time::Duration::from_millis(50),
         keep: 2,
+        incremental: true,
         verifiers: Verifiers::default(),
     })
     .expect("the bucket is reachable");

@@ -11,12 +11,20 @@
 //! fingerprint 3f0c…
 //! slot <id> <instances> <label> <shape>
 //! part <id> <instance> <bytes> <xxh3>
+//! link <id> <instance> <checkpoint> <bytes> <xxh3>   (incremental: see below)
 //! append <before> <size> <pending> <target>
 //! rename <from> <to>
 //! note <id> <instance> <text>   (for commits outside weir: e.g. a Kafka transaction)
 //! checksum <xxh3 of every byte before this line>
 //! end
 //! ```
+//! A `part` line names the state file this checkpoint wrote for an instance. When that file
+//! is a delta (what changed since the instance's previous checkpoint, see
+//! [`super::delta`]), the `link` lines after it name the files it builds on, oldest first:
+//! a full part, then the deltas after it, each in the folder of the checkpoint that wrote
+//! it. Restoring reads the links and then the part, in order. A manifest with links starts
+//! `weir-checkpoint 3` (a weir that cannot read deltas refuses it as another version's).
+//!
 //! Fields are separated by single spaces; paths, labels and shapes are percent-escaped.
 //! Every state file's checksum is in its `part` line, and the manifest's own in its
 //! `checksum` line, so a flipped bit anywhere in a checkpoint is found before it is used
@@ -68,6 +76,25 @@ pub struct PartEntry {
     pub bytes: u64,
     /// xxh3 of the file's bytes.
     pub checksum: u64,
+    /// When the file is a delta: the files it builds on, oldest (a full part) first, each
+    /// in an earlier checkpoint's folder. Empty for a full part.
+    pub links: Vec<Link>,
+}
+
+/// One state file of an instance's chain, written by an earlier checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// The checkpoint whose folder holds the file.
+    pub checkpoint: u64,
+    pub bytes: u64,
+    pub checksum: u64,
+}
+
+impl PartEntry {
+    /// Whether this checkpoint's file is a delta on earlier ones.
+    pub fn is_delta(&self) -> bool {
+        !self.links.is_empty()
+    }
 }
 
 /// The checksum weir keeps of state bytes and manifests.
@@ -76,6 +103,8 @@ pub fn checksum(bytes: &[u8]) -> u64 {
 }
 
 const VERSION_LINE: &str = "weir-checkpoint 2";
+/// The version of manifests with `link` lines (incremental checkpoints).
+const VERSION_LINE_LINKS: &str = "weir-checkpoint 3";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
@@ -131,7 +160,12 @@ fn path_text(p: &std::path::Path) -> String {
 
 impl Manifest {
     pub fn render(&self) -> String {
-        let mut out = format!("{VERSION_LINE}\n");
+        let version = if self.parts.iter().any(PartEntry::is_delta) {
+            VERSION_LINE_LINKS
+        } else {
+            VERSION_LINE
+        };
+        let mut out = format!("{version}\n");
         out.push_str(&format!("id {}\n", self.id));
         out.push_str(match self.kind {
             Kind::Checkpoint => "kind checkpoint\n",
@@ -156,6 +190,16 @@ impl Manifest {
                 p.bytes,
                 p.checksum
             ));
+            for l in &p.links {
+                out.push_str(&format!(
+                    "link {} {} {} {} {:016x}\n",
+                    escape(&p.slot),
+                    p.instance,
+                    l.checkpoint,
+                    l.bytes,
+                    l.checksum
+                ));
+            }
         }
         for c in &self.commits {
             match c {
@@ -190,7 +234,7 @@ impl Manifest {
     /// manifest that says something else.
     pub fn parse(text: &str) -> Result<Manifest, String> {
         match text.lines().next() {
-            Some(VERSION_LINE) => {}
+            Some(VERSION_LINE) | Some(VERSION_LINE_LINKS) => {}
             Some(line) if line.starts_with("weir-checkpoint ") => {
                 return Err(format!(
                     "written by another version of weir (`{line}`; this one reads `{VERSION_LINE}`)"
@@ -246,7 +290,21 @@ impl Manifest {
                     instance: num(i)? as u32,
                     bytes: num(b)?,
                     checksum: u64::from_str_radix(sum, 16).map_err(|_| bad("not a checksum"))?,
+                    links: Vec::new(),
                 }),
+                ["link", id, i, chk, b, sum] => {
+                    let (slot, instance) = (unescape(id)?, num(i)? as u32);
+                    let link = Link {
+                        checkpoint: num(chk)?,
+                        bytes: num(b)?,
+                        checksum: u64::from_str_radix(sum, 16)
+                            .map_err(|_| bad("not a checksum"))?,
+                    };
+                    match m.parts.last_mut() {
+                        Some(p) if p.slot == slot && p.instance == instance => p.links.push(link),
+                        _ => return Err(bad("a link that does not follow its part")),
+                    }
+                }
                 ["append", before, size, pending, target] => m.commits.push(CommitAction::Append {
                     pending: PathBuf::from(unescape(pending)?),
                     target: PathBuf::from(unescape(target)?),
@@ -290,6 +348,7 @@ mod tests {
                 instance: 1,
                 bytes: 99,
                 checksum: 0xdead_beef,
+                links: Vec::new(),
             }],
             commits: vec![
                 CommitAction::Append {
@@ -338,6 +397,18 @@ mod tests {
                 instance: 0,
                 bytes: 32,
                 checksum: 7,
+                links: vec![
+                    Link {
+                        checkpoint: 3,
+                        bytes: 900,
+                        checksum: 11,
+                    },
+                    Link {
+                        checkpoint: 9,
+                        bytes: 40,
+                        checksum: 12,
+                    },
+                ],
             }],
             commits: vec![CommitAction::Append {
                 pending: "p".into(),
@@ -347,6 +418,8 @@ mod tests {
             }],
             notes: Vec::new(),
         };
+        assert!(m.render().starts_with("weir-checkpoint 3\n"));
+        assert_eq!(Manifest::parse(&m.render()), Ok(m.clone()));
         let text = m.render().into_bytes();
         for bit in 0..text.len() * 8 {
             let mut flipped = text.clone();

@@ -33,6 +33,7 @@
 mod aws_files;
 pub mod commit;
 pub mod compat;
+pub mod delta;
 mod folder;
 pub mod manifest;
 #[cfg(feature = "object-store")]
@@ -51,10 +52,10 @@ use std::time::{Duration, Instant};
 pub use commit::CommitAction;
 pub use folder::finished;
 use folder::*;
-use manifest::{Kind, Manifest, PartEntry, SlotEntry};
+use manifest::{Kind, Link, Manifest, PartEntry, SlotEntry};
 pub use recover::{inspect, Inspection};
 pub(crate) use slot::snapshot_fields;
-pub use slot::{restore, snapshot, Snapshot, StateSlot};
+pub use slot::{restore, snapshot, snapshot_incremental, Snapshot, StateSlot};
 pub use store::Store;
 pub use verify::{Verdict, Verifier, Verifiers};
 
@@ -111,6 +112,9 @@ pub struct Config {
     pub dir: PathBuf,
     pub interval: Duration,
     pub keep: usize,
+    /// Whether operators that track their changes write deltas between full parts
+    /// (`--checkpoint-incremental`, on by default; see [`delta`]).
+    pub incremental: bool,
     /// What checks the external commits checkpoints note (a Kafka transaction).
     pub verifiers: Verifiers,
 }
@@ -146,6 +150,8 @@ struct InFlight {
 struct Part {
     bytes: u64,
     checksum: u64,
+    /// A delta: the checksum of the file it builds on (the newest of the instance's chain).
+    base: Option<u64>,
     commits: Vec<CommitAction>,
     notes: Vec<String>,
 }
@@ -161,8 +167,42 @@ pub struct Stats {
     pub last_duration: Duration,
     pub max_duration: Duration,
     pub last_bytes: u64,
+    /// Whether the last checkpoint wrote a delta for some instance (else it was full).
+    pub last_delta: bool,
+    /// Complete checkpoints that wrote only full parts, their bytes and time in all.
+    pub full: Totals,
+    /// Complete checkpoints that wrote a delta for some instance (incremental), in all.
+    pub delta: Totals,
     /// The last checkpoint of a run asked to stop (see `Coordinator::drain`).
     pub stopped_after: Option<u64>,
+}
+
+/// Checkpoints of one kind (full or delta) taken by a run, in all.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Totals {
+    pub count: u64,
+    pub bytes: u64,
+    pub duration: Duration,
+}
+
+impl Totals {
+    fn add(&mut self, bytes: u64, duration: Duration) {
+        self.count += 1;
+        self.bytes += bytes;
+        self.duration += duration;
+    }
+
+    /// `3 full (avg 1.2 MiB, 40.1 ms)`, or `None` when there were none.
+    pub fn describe(&self, kind: &str) -> Option<String> {
+        (self.count > 0).then(|| {
+            format!(
+                "{} {kind} (avg {} bytes, {:.1} ms)",
+                self.count,
+                self.bytes / self.count,
+                self.duration.as_secs_f64() * 1e3 / self.count as f64
+            )
+        })
+    }
 }
 
 /// How many complete checkpoints [`Stats::history`] keeps.
@@ -177,6 +217,8 @@ pub struct Completed {
     pub duration: Duration,
     /// State bytes over every part.
     pub bytes: u64,
+    /// Whether some part was a delta.
+    pub delta: bool,
 }
 
 struct Inner {
@@ -194,6 +236,12 @@ struct Inner {
     /// with the final manifest's id, before it is written.
     final_hooks: Vec<(String, u32, String, FinalHook)>,
     stats: Stats,
+    /// Each instance's chain in the latest complete checkpoint (a full part and the deltas
+    /// after it, oldest first): what its next delta builds on.
+    chains: BTreeMap<(String, u32), Vec<Link>>,
+    /// The checkpoints whose folders the chains of each complete checkpoint read from (those
+    /// read so far; see [`Coordinator::prune`]).
+    references: BTreeMap<u64, std::collections::BTreeSet<u64>>,
 }
 
 /// An external commit of a run's last epoch, given the id the final manifest takes.
@@ -214,8 +262,8 @@ pub struct Coordinator {
     /// The run is over: the checkpoint thread ends.
     over: AtomicBool,
     restored: Option<Manifest>,
-    /// Saved bytes per (slot, instance), handed out once.
-    restored_parts: Mutex<BTreeMap<(String, u32), Vec<u8>>>,
+    /// What each (slot, instance) restores, handed out once.
+    restored_parts: Mutex<BTreeMap<(String, u32), delta::Restored>>,
     inner: Mutex<Inner>,
     /// Signalled when a checkpoint completes or is given up.
     changed: std::sync::Condvar,
@@ -280,6 +328,11 @@ impl Coordinator {
             restored_from: restored.as_ref().map(|m| m.id),
             ..Stats::default()
         };
+        let chains = restored
+            .as_ref()
+            .filter(|m| m.kind == Kind::Checkpoint)
+            .map(chains_of)
+            .unwrap_or_default();
         let coordinator = Coordinator {
             config,
             requested: AtomicU64::new(0),
@@ -298,6 +351,8 @@ impl Coordinator {
                 final_commits: BTreeMap::new(),
                 final_hooks: Vec::new(),
                 stats,
+                chains,
+                references: BTreeMap::new(),
             }),
             completed: AtomicU64::new(restored_id),
             stopped: AtomicBool::new(false),
@@ -407,7 +462,27 @@ impl Coordinator {
             restored,
             coordinator: Some(self.clone()),
             passed: 0,
+            tracked: None,
         }
+    }
+
+    /// Whether instances whose operators track their changes write deltas.
+    pub fn incremental(&self) -> bool {
+        self.config.incremental
+    }
+
+    /// The checksum a delta of instance `instance` of `slot` builds on (the newest file of its
+    /// chain), when its next file may be a delta; `None`: it writes a full part.
+    fn delta_base(&self, slot: &str, instance: u32) -> Option<u64> {
+        if !self.config.incremental {
+            return None;
+        }
+        let inner = self.lock();
+        let chain = inner.chains.get(&(slot.to_string(), instance))?;
+        delta::Policy::default()
+            .delta_after(chain)
+            .then(|| chain.last().map(|l| l.checksum))
+            .flatten()
     }
 
     /// Starts the thread that asks for a checkpoint every interval, in the context of the run
@@ -675,12 +750,18 @@ impl Coordinator {
         &self.folder_id
     }
 
+    /// Writes instance `instance` of `slot`'s file of `checkpoint` (a delta on the file
+    /// whose checksum is `base`, or a full part), whose checksum is `state_checksum`; the
+    /// last part in completes the checkpoint.
+    #[allow(clippy::too_many_arguments)]
     fn save_part(
         &self,
         slot: &str,
         instance: u32,
         checkpoint: u64,
         state: &[u8],
+        state_checksum: u64,
+        base: Option<u64>,
         commits: Vec<CommitAction>,
         notes: Vec<String>,
     ) -> Result<(), String> {
@@ -691,7 +772,6 @@ impl Coordinator {
         self.check_lease()?;
         let chk = chk_name(checkpoint);
         self.store.begin(&chk)?;
-        let state_checksum = manifest::checksum(state);
         let key = self.store.part_key(&chk, slot, instance, state_checksum);
         self.store.put_part(&key, state)?;
         let mut inner = self.lock();
@@ -703,6 +783,7 @@ impl Coordinator {
             Part {
                 bytes: state.len() as u64,
                 checksum: state_checksum,
+                base,
                 commits,
                 notes,
             },
@@ -711,22 +792,39 @@ impl Coordinator {
             return Ok(());
         }
         let flight = inner.in_flight.take().expect("checked above");
+        let mut parts = Vec::with_capacity(flight.parts.len());
+        for ((s, i), p) in &flight.parts {
+            let links = match p.base {
+                None => Vec::new(),
+                Some(base) => {
+                    let chain = inner.chains.get(&(s.clone(), *i));
+                    match chain {
+                        Some(chain) if chain.last().map(|l| l.checksum) == Some(base) => {
+                            chain.clone()
+                        }
+                        _ => {
+                            return Err(format!(
+                                "internal error: the delta of {s}-{i} builds on a file that                                  is not the newest of its chain"
+                            ))
+                        }
+                    }
+                }
+            };
+            parts.push(PartEntry {
+                slot: s.clone(),
+                instance: *i,
+                bytes: p.bytes,
+                checksum: p.checksum,
+                links,
+            });
+        }
         let manifest = Manifest {
             id: checkpoint,
             kind: Kind::Checkpoint,
             created_ms: now_ms(),
             fingerprint: inner.fingerprint.clone(),
             slots: inner.plan.clone(),
-            parts: flight
-                .parts
-                .iter()
-                .map(|((s, i), p)| PartEntry {
-                    slot: s.clone(),
-                    instance: *i,
-                    bytes: p.bytes,
-                    checksum: p.checksum,
-                })
-                .collect(),
+            parts,
             commits: flight
                 .parts
                 .values()
@@ -739,6 +837,10 @@ impl Coordinator {
                 .collect(),
         };
         write_manifest(&self.store, checkpoint, &manifest, true)?;
+        inner.chains = chains_of(&manifest);
+        inner
+            .references
+            .insert(checkpoint, references_of(&manifest));
         self.completed.store(checkpoint, Ordering::Release);
         self.changed.notify_all();
         for action in &manifest.commits {
@@ -746,11 +848,18 @@ impl Coordinator {
         }
         let elapsed = flight.started.map(|s| s.elapsed()).unwrap_or_default();
         let bytes: u64 = manifest.parts.iter().map(|p| p.bytes).sum();
+        let delta = manifest.parts.iter().any(PartEntry::is_delta);
         let stats = &mut inner.stats;
         stats.completed += 1;
         stats.last_duration = elapsed;
         stats.max_duration = stats.max_duration.max(elapsed);
         stats.last_bytes = bytes;
+        stats.last_delta = delta;
+        if delta {
+            stats.delta.add(bytes, elapsed);
+        } else {
+            stats.full.add(bytes, elapsed);
+        }
         if stats.history.len() == HISTORY {
             stats.history.pop_front();
         }
@@ -759,22 +868,52 @@ impl Coordinator {
             completed_ms: manifest.created_ms,
             duration: elapsed,
             bytes,
+            delta,
         });
         drop(inner);
         self.prune(checkpoint);
         Ok(())
     }
 
-    /// Keeps the newest `keep` complete checkpoints.
+    /// Keeps the newest `keep` complete checkpoints, and the older ones whose files their
+    /// chains read (see [`delta`]): a folder goes only when no kept checkpoint reads from it.
     fn prune(&self, newest: u64) {
         // Two at least: recovery may reject the newest (its external commit never happened)
         // and resume from the one before.
         let keep = self.config.keep.max(2) as u64;
-        if let Ok(ids) = complete_checkpoints(&self.store, newest) {
-            for id in ids {
-                if id + keep <= newest {
-                    let _ = self.store.remove_all(&chk_name(id));
+        let Ok(ids) = complete_checkpoints(&self.store, newest) else {
+            return;
+        };
+        let mut referenced = std::collections::BTreeSet::new();
+        for &id in ids.iter().filter(|&&id| id + keep > newest) {
+            let known = self.lock().references.get(&id).cloned();
+            let refs = match known {
+                Some(refs) => refs,
+                None => {
+                    // A checkpoint of an earlier run: read its manifest once.
+                    let read = self
+                        .store
+                        .get(&format!("{}/MANIFEST", chk_name(id)))
+                        .ok()
+                        .flatten()
+                        .and_then(|bytes| String::from_utf8(bytes).ok())
+                        .and_then(|text| Manifest::parse(&text).ok());
+                    let Some(m) = read else {
+                        return; // unreadable: delete nothing it might read from
+                    };
+                    let refs = references_of(&m);
+                    self.lock().references.insert(id, refs.clone());
+                    refs
                 }
+            };
+            referenced.extend(refs);
+        }
+        for id in ids {
+            if id + keep <= newest
+                && !referenced.contains(&id)
+                && self.store.remove_all(&chk_name(id)).is_ok()
+            {
+                self.lock().references.remove(&id);
             }
         }
     }
@@ -826,6 +965,31 @@ impl Coordinator {
     }
 }
 
+/// Each instance's chain in `m`: the files it links to, then its own.
+fn chains_of(m: &Manifest) -> BTreeMap<(String, u32), Vec<Link>> {
+    m.parts
+        .iter()
+        .map(|p| {
+            let own = Link {
+                checkpoint: m.id,
+                bytes: p.bytes,
+                checksum: p.checksum,
+            };
+            let chain = p.links.iter().copied().chain([own]).collect();
+            ((p.slot.clone(), p.instance), chain)
+        })
+        .collect()
+}
+
+/// The earlier checkpoints whose folders `m`'s chains read from.
+fn references_of(m: &Manifest) -> std::collections::BTreeSet<u64> {
+    m.parts
+        .iter()
+        .flat_map(|p| p.links.iter().map(|l| l.checkpoint))
+        .filter(|&id| id != m.id)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -861,6 +1025,7 @@ mod tests {
             dir: dir.to_path_buf(),
             interval: Duration::from_secs(1),
             keep: 3,
+            incremental: true,
             verifiers,
         })
     }
@@ -885,6 +1050,7 @@ mod tests {
                 instance: 0,
                 bytes: 1,
                 checksum: manifest::checksum(&[id as u8]),
+                links: Vec::new(),
             }],
             commits: Vec::new(),
             notes,
@@ -916,7 +1082,10 @@ mod tests {
         assert!(!chk_dir(dir.path(), 6).exists());
         assert_eq!(c.completed(), 4);
         let parts = c.restored_parts.lock().unwrap();
-        assert_eq!(parts.get(&("s".to_string(), 0)), Some(&vec![4u8]));
+        assert_eq!(
+            parts.get(&("s".to_string(), 0)).map(|r| &r.full),
+            Some(&vec![4u8])
+        );
     }
 
     /// Commits of no checkpoint happened.
@@ -1098,7 +1267,11 @@ mod tests {
             let (c, start) = open(dir.path()).unwrap();
             assert!(matches!(start, Start::Restored(5)), "{what}");
             let parts = c.restored_parts.lock().unwrap();
-            assert_eq!(parts.get(&("s".to_string(), 0)), Some(&vec![5u8]), "{what}");
+            assert_eq!(
+                parts.get(&("s".to_string(), 0)).map(|r| &r.full),
+                Some(&vec![5u8]),
+                "{what}"
+            );
             assert!(!chk_dir(dir.path(), 6).exists(), "{what}");
             assert_eq!(entries(dir.path(), "damaged-chk-6-").len(), 1, "{what}");
         }
@@ -1140,6 +1313,7 @@ mod tests {
             dir: dir.to_path_buf(),
             interval: Duration::from_millis(10),
             keep: 2,
+            incremental: true,
             verifiers: Verifiers::default(),
         })
         .unwrap();
@@ -1236,6 +1410,7 @@ mod tests {
                 dir: dir.path().to_path_buf(),
                 interval: Duration::from_secs(1),
                 keep: 3,
+                incremental: true,
                 verifiers,
             })
             .unwrap();
@@ -1243,6 +1418,288 @@ mod tests {
         };
         assert_eq!(outcome(verify_committed), 5);
         assert_eq!(outcome(verify), 4);
+    }
+
+    /// An operator with a keyed map that writes deltas: per changed key its value, or a
+    /// tombstone.
+    struct Counts {
+        map: BTreeMap<u32, u32>,
+        changed: Option<std::collections::BTreeSet<u32>>,
+        slot: StateSlot,
+    }
+
+    impl Counts {
+        fn new() -> Counts {
+            Counts {
+                map: BTreeMap::new(),
+                changed: None,
+                slot: StateSlot::inert(),
+            }
+        }
+
+        fn set(&mut self, key: u32, value: Option<u32>) {
+            match value {
+                Some(v) => self.map.insert(key, v),
+                None => self.map.remove(&key),
+            };
+            if let Some(changed) = &mut self.changed {
+                changed.insert(key);
+            }
+        }
+    }
+
+    impl Snapshot for Counts {
+        fn slot_mut(&mut self) -> &mut StateSlot {
+            &mut self.slot
+        }
+        fn save_state(&self, out: &mut Vec<u8>) {
+            crate::state::State::save(&self.map, out);
+        }
+        fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+            self.map = crate::state::State::load(input)?;
+            Ok(())
+        }
+        fn track_changes(&mut self) {
+            self.changed = Some(Default::default());
+        }
+        fn delta_ready(&self) -> bool {
+            self.changed.is_some()
+        }
+        fn save_delta(&mut self, out: &mut Vec<u8>) {
+            use crate::state::State;
+            let changed = std::mem::take(self.changed.as_mut().unwrap());
+            changed.len().save(out);
+            for key in changed {
+                key.save(out);
+                self.map.get(&key).copied().save(out);
+            }
+        }
+        fn saved_full(&mut self) {
+            if let Some(changed) = &mut self.changed {
+                changed.clear();
+            }
+        }
+        fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+            use crate::state::State;
+            for _ in 0..usize::load(input)? {
+                let key = u32::load(input)?;
+                match Option::<u32>::load(input)? {
+                    Some(v) => self.map.insert(key, v),
+                    None => self.map.remove(&key),
+                };
+            }
+            Ok(())
+        }
+    }
+
+    fn open_incremental(dir: &Path, incremental: bool) -> Arc<Coordinator> {
+        try_open_incremental(dir, incremental).unwrap()
+    }
+
+    fn try_open_incremental(dir: &Path, incremental: bool) -> Result<Arc<Coordinator>, String> {
+        let (c, _) = Coordinator::open(Config {
+            dir: dir.to_path_buf(),
+            interval: Duration::from_secs(3600),
+            keep: 2,
+            incremental,
+            verifiers: Verifiers::default(),
+        })?;
+        let c = Arc::new(c);
+        c.plan(
+            "f",
+            vec![SlotEntry {
+                id: "s".into(),
+                instances: 1,
+                label: "op".into(),
+                shape: "operator: join\n".into(),
+            }],
+        )
+        .unwrap();
+        Ok(c)
+    }
+
+    /// Takes one checkpoint of `op` alone (what the trigger thread and a barrier do).
+    fn take(c: &Arc<Coordinator>, op: &mut Counts) -> u64 {
+        let id = {
+            let mut inner = c.lock();
+            let id = inner.next_id;
+            inner.next_id += 1;
+            inner.in_flight = Some(InFlight {
+                id,
+                started: Some(Instant::now()),
+                parts: BTreeMap::new(),
+            });
+            id
+        };
+        snapshot_incremental(op, id);
+        assert_eq!(c.completed(), id, "checkpoint {id} completed");
+        id
+    }
+
+    fn read_manifest(dir: &Path, id: u64) -> Manifest {
+        let text = std::fs::read_to_string(chk_dir(dir, id).join("MANIFEST")).unwrap();
+        Manifest::parse(&text).unwrap()
+    }
+
+    /// Restores `dir` into a new `Counts` as a run does (`None`: the run starts fresh).
+    fn restore_counts(dir: &Path) -> Result<Option<(u64, Counts)>, String> {
+        let c = try_open_incremental(dir, true)?;
+        let Some(id) = c.restored.as_ref().map(|m| m.id) else {
+            return Ok(None);
+        };
+        let mut op = Counts::new().with_state(c.slot("s", 0))?;
+        op.slot = StateSlot::inert(); // lets the folder's lock go with the coordinator
+        c.release();
+        Ok(Some((id, op)))
+    }
+
+    /// Checkpoints write a full part, then deltas that name it in their manifests' links,
+    /// then a full part again after `Policy::max_deltas` deltas; every checkpoint restores
+    /// to the state it was taken of, tombstones included; folders the kept chains read
+    /// from stay, the others go.
+    #[test]
+    fn incremental_checkpoints_chain_deltas_on_a_full_part_and_restore_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_incremental(dir.path(), true);
+        let mut op = Counts::new().with_state(c.slot("s", 0)).unwrap();
+        assert!(op.delta_ready());
+        let max = delta::Policy::default().max_deltas as u64;
+        let mut states = BTreeMap::new();
+        for round in 0..max + 5 {
+            // Many keys at first, then a few changed and one removed per checkpoint.
+            if round == 0 {
+                for k in 0..1000 {
+                    op.set(k, Some(k));
+                }
+            } else {
+                op.set(round as u32, Some(7_000 + round as u32));
+                op.set(500 + round as u32, None);
+            }
+            let id = take(&c, &mut op);
+            states.insert(id, op.map.clone());
+            let m = read_manifest(dir.path(), id);
+            let part = &m.parts[0];
+            let links: Vec<u64> = part.links.iter().map(|l| l.checkpoint).collect();
+            match id {
+                1 => assert!(links.is_empty()),
+                id if id <= max + 1 => {
+                    assert_eq!(links, (1..id).collect::<Vec<_>>(), "checkpoint {id}");
+                    assert!(
+                        part.bytes < 100,
+                        "a delta of two keys: {} bytes",
+                        part.bytes
+                    );
+                }
+                id if id == max + 2 => assert!(links.is_empty(), "a full part again"),
+                id => assert_eq!(links, ((max + 2)..id).collect::<Vec<_>>()),
+            }
+        }
+        let stats = c.stats();
+        assert_eq!((stats.full.count, stats.delta.count), (2, max + 3));
+        c.release();
+        drop(c);
+        drop(op);
+        // Checkpoint 1 was the base of checkpoints up to max + 1, none of them kept: gone.
+        assert!(!chk_dir(dir.path(), 1).exists());
+        assert!(chk_dir(dir.path(), max + 2).exists());
+        let newest = max + 5;
+        let (id, restored) = restore_counts(dir.path()).unwrap().unwrap();
+        assert_eq!(id, newest);
+        assert_eq!(restored.map, states[&newest]);
+        // The newest delta damaged: the run falls back to the one before, kept, whose chain
+        // it shares, and restores its state exactly.
+        std::fs::write(
+            chk_dir(dir.path(), newest).join("s-0.state"),
+            b"weir-delta 1\nxxxxxxxx",
+        )
+        .unwrap();
+        let (id, restored) = restore_counts(dir.path()).unwrap().unwrap();
+        assert_eq!(id, newest - 1);
+        assert_eq!(restored.map, states[&(newest - 1)]);
+        assert_eq!(
+            entries(dir.path(), &format!("damaged-chk-{newest}-")).len(),
+            1
+        );
+    }
+
+    /// A chain missing a file, or with a delta that builds on another file, is damaged: no
+    /// checkpoint that reads it is restored in part; the run falls back to the newest one
+    /// whose chain is whole, and with none left it refuses to start, naming the file.
+    #[test]
+    fn a_chain_with_a_missing_or_foreign_file_is_refused() {
+        let run = |damage: &dyn Fn(&Path)| {
+            let dir = tempfile::tempdir().unwrap();
+            let c = open_incremental(dir.path(), true);
+            let mut op = Counts::new().with_state(c.slot("s", 0)).unwrap();
+            for k in 100..1100 {
+                op.set(k, Some(k));
+            }
+            for round in 0..4 {
+                op.set(round, Some(round));
+                take(&c, &mut op);
+            }
+            c.release();
+            drop((c, op));
+            damage(dir.path());
+            let why = recover::load(&Store::Folder(dir.path().to_path_buf()), 4)
+                .err()
+                .unwrap();
+            let restored = restore_counts(dir.path()).map(|r| r.map(|(id, op)| (id, op.map)));
+            (dir, why, restored)
+        };
+        // The full part gone: every checkpoint reads it.
+        let (_dir, why, restored) =
+            run(&|dir| std::fs::remove_file(chk_dir(dir, 1).join("s-0.state")).unwrap());
+        assert!(why.contains("chk-1/s-0.state: it is missing"), "{why}");
+        let err = restored.err().unwrap();
+        assert!(err.contains("no checkpoint in"), "{err}");
+        assert!(
+            err.contains("checkpoint 2: cannot read chk-1/s-0.state"),
+            "{err}"
+        );
+        // Checkpoint 3's delta replaced by one that builds on checkpoint 1's file (its size
+        // and checksum in the manifests made to match): 3 and 4 are damaged, 2 restores.
+        let (dir, why, restored) = run(&|dir| {
+            let full = std::fs::read(chk_dir(dir, 1).join("s-0.state")).unwrap();
+            let mut foreign = Vec::new();
+            delta::header(manifest::checksum(&full), &mut foreign);
+            foreign.extend(0usize.to_le_bytes());
+            for id in [3, 4] {
+                let chk = chk_dir(dir, id);
+                if id == 3 {
+                    std::fs::write(chk.join("s-0.state"), &foreign).unwrap();
+                }
+                let mut m = read_manifest(dir, id);
+                let p = &mut m.parts[0];
+                if id == 3 {
+                    p.bytes = foreign.len() as u64;
+                    p.checksum = manifest::checksum(&foreign);
+                } else {
+                    p.links[2].bytes = foreign.len() as u64;
+                    p.links[2].checksum = manifest::checksum(&foreign);
+                }
+                write_manifest(&chk, &m).unwrap();
+            }
+        });
+        assert!(why.contains("builds on another file"), "{why}");
+        let (id, map) = restored.unwrap().unwrap();
+        assert_eq!((id, map.len()), (2, 1002));
+        assert_eq!(entries(dir.path(), "damaged-chk-").len(), 2);
+    }
+
+    /// With `--checkpoint-incremental false` every part is full.
+    #[test]
+    fn without_incremental_checkpoints_every_part_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_incremental(dir.path(), false);
+        let mut op = Counts::new().with_state(c.slot("s", 0)).unwrap();
+        assert!(!op.delta_ready());
+        for round in 0..3 {
+            op.set(round, Some(round));
+            let id = take(&c, &mut op);
+            assert!(read_manifest(dir.path(), id).parts[0].links.is_empty());
+        }
+        assert_eq!(c.stats().delta.count, 0);
     }
 
     #[test]

@@ -15,15 +15,50 @@
 
 use std::collections::BTreeMap;
 
-use super::manifest::{checksum, Kind, Manifest};
+use super::delta::{self, Restored};
+use super::manifest::{checksum, Kind, Link, Manifest};
 use super::store::Store;
 use super::{chk_name, complete_checkpoints, now_ms, Verdict, Verifiers};
 
-/// A checkpoint read whole and checked: its manifest and, for a `checkpoint` kind, the bytes
-/// of every part.
+/// A checkpoint read whole and checked: its manifest and, for a `checkpoint` kind, what
+/// every part restores (its chain's files, see [`super::delta`]).
 pub(super) struct Loaded {
     pub manifest: Manifest,
-    pub parts: BTreeMap<(String, u32), Vec<u8>>,
+    pub parts: BTreeMap<(String, u32), Restored>,
+}
+
+/// Reads the file `link` of instance `instance` of `slot` and checks its size and checksum.
+fn read_file(
+    store: &Store,
+    slot: &str,
+    instance: u32,
+    link: &Link,
+    own: u64,
+) -> Result<Vec<u8>, String> {
+    let chk = chk_name(link.checkpoint);
+    let key = store.part_key(&chk, slot, instance, link.checksum);
+    let file = key.rsplit('/').next().unwrap_or(&key);
+    // A file of an earlier checkpoint is named with its folder.
+    let name = if link.checkpoint == own {
+        file.to_string()
+    } else {
+        format!("{chk}/{file}")
+    };
+    let bytes = store
+        .get(&key)
+        .map_err(|e| format!("cannot read {name}: {e}"))?
+        .ok_or_else(|| format!("cannot read {name}: it is missing"))?;
+    if bytes.len() as u64 != link.bytes {
+        return Err(format!(
+            "{name} holds {} bytes, its manifest says {}",
+            bytes.len(),
+            link.bytes
+        ));
+    }
+    if checksum(&bytes) != link.checksum {
+        return Err(format!("{name} is damaged (its checksum does not match)"));
+    }
+    Ok(bytes)
 }
 
 /// Reads checkpoint `id` of `store` and checks it against its checksums; the error says what
@@ -46,23 +81,42 @@ pub(super) fn load(store: &Store, id: u64) -> Result<Loaded, String> {
     let mut parts = BTreeMap::new();
     if manifest.kind == Kind::Checkpoint {
         for part in &manifest.parts {
-            let key = store.part_key(&chk, &part.slot, part.instance, part.checksum);
-            let name = key.rsplit('/').next().unwrap_or(&key);
-            let bytes = store
-                .get(&key)
-                .map_err(|e| format!("cannot read {name}: {e}"))?
-                .ok_or_else(|| format!("cannot read {name}: it is missing"))?;
-            if bytes.len() as u64 != part.bytes {
-                return Err(format!(
-                    "{name} holds {} bytes, its manifest says {}",
-                    bytes.len(),
-                    part.bytes
-                ));
+            let own = Link {
+                checkpoint: id,
+                bytes: part.bytes,
+                checksum: part.checksum,
+            };
+            let chain: Vec<Link> = part.links.iter().copied().chain([own]).collect();
+            let mut restored = Restored {
+                end: part.checksum,
+                ..Restored::default()
+            };
+            for (i, link) in chain.iter().enumerate() {
+                let bytes = read_file(store, &part.slot, part.instance, link, id)?;
+                if i == 0 {
+                    restored.full = bytes;
+                    continue;
+                }
+                let (base, body) = delta::split(&bytes).map_err(|e| {
+                    format!(
+                        "the state file of {}-{} in {}: {e}",
+                        part.slot,
+                        part.instance,
+                        chk_name(link.checkpoint)
+                    )
+                })?;
+                if base != chain[i - 1].checksum {
+                    return Err(format!(
+                        "the delta of {}-{} in {} builds on another file than the one before                          it in its chain (in {})",
+                        part.slot,
+                        part.instance,
+                        chk_name(link.checkpoint),
+                        chk_name(chain[i - 1].checkpoint)
+                    ));
+                }
+                restored.deltas.push(body.to_vec());
             }
-            if checksum(&bytes) != part.checksum {
-                return Err(format!("{name} is damaged (its checksum does not match)"));
-            }
-            parts.insert((part.slot.clone(), part.instance), bytes);
+            parts.insert((part.slot.clone(), part.instance), restored);
         }
     }
     Ok(Loaded { manifest, parts })

@@ -8,10 +8,13 @@ use super::*;
 pub struct StateSlot {
     pub(super) id: &'static str,
     pub(super) instance: u32,
-    pub(super) restored: Option<Vec<u8>>,
+    pub(super) restored: Option<delta::Restored>,
     pub(super) coordinator: Option<Arc<Coordinator>>,
     /// The last checkpoint a source passed a barrier for (see [`StateSlot::barrier_due`]).
     pub(super) passed: u64,
+    /// The checksum of the file the operator's tracked changes start from (the one it last
+    /// saved or restored): a delta may build only on that one.
+    pub(super) tracked: Option<u64>,
 }
 
 impl StateSlot {
@@ -23,6 +26,7 @@ impl StateSlot {
             restored: None,
             coordinator: None,
             passed: 0,
+            tracked: None,
         }
     }
 
@@ -87,9 +91,26 @@ impl StateSlot {
         self.coordinator.is_some()
     }
 
-    /// The bytes saved by the checkpoint this run restored, once.
+    /// The bytes saved by the checkpoint this run restored, once. For parts that are always
+    /// written whole (sources, sinks); a chain with deltas fails the run, since only the
+    /// operator that wrote them can apply them (see [`restore`]).
     pub fn take_restored(&mut self) -> Option<Vec<u8>> {
-        self.restored.take()
+        let restored = self.restored.take()?;
+        if !restored.deltas.is_empty() {
+            crate::context::report_error(format!(
+                "cannot restore state {}: its checkpoint holds deltas, which this part cannot                  apply (written by another binary?)",
+                self.label()
+            ));
+            self.abandon();
+            return None;
+        }
+        Some(restored.full)
+    }
+
+    /// Whether the operator of this slot should track its changes for deltas: the run takes
+    /// incremental checkpoints (`--checkpoint-incremental`, on by default).
+    pub fn incremental(&self) -> bool {
+        self.coordinator.as_ref().is_some_and(|c| c.incremental())
     }
 
     /// Saves this instance's part of `checkpoint`, with actions that publish output once it
@@ -107,7 +128,18 @@ impl StateSlot {
         notes: Vec<String>,
     ) {
         if let Some(c) = &self.coordinator {
-            if let Err(e) = c.save_part(self.id, self.instance, checkpoint, state, commits, notes) {
+            let sum = super::manifest::checksum(state);
+            let saved = c.save_part(
+                self.id,
+                self.instance,
+                checkpoint,
+                state,
+                sum,
+                None,
+                commits,
+                notes,
+            );
+            if let Err(e) = saved {
                 crate::context::report_error(format!("checkpoint {checkpoint} failed: {e}"));
                 c.abandon();
             }
@@ -261,11 +293,45 @@ macro_rules! snapshot_fields {
 pub(crate) use snapshot_fields;
 
 /// State an operator can save and restore.
+///
+/// An operator with large keyed state may also write deltas (incremental checkpoints, see
+/// [`super::delta`]): it tracks what changed once [`track_changes`](Snapshot::track_changes)
+/// is called, says so in [`delta_ready`](Snapshot::delta_ready), saves at its barrier with
+/// [`snapshot_incremental`], and applies deltas in [`load_delta`](Snapshot::load_delta). The
+/// defaults write full parts only.
 pub trait Snapshot {
     fn save_state(&self, out: &mut Vec<u8>);
     fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError>;
     /// Where the operator keeps its slot.
     fn slot_mut(&mut self) -> &mut StateSlot;
+
+    /// Starts tracking what changes, for deltas (called once, after a restore, when the run
+    /// takes incremental checkpoints).
+    fn track_changes(&mut self) {}
+    /// Whether the operator can write a delta now (it tracks its changes, on a backend that
+    /// can list them).
+    fn delta_ready(&self) -> bool {
+        false
+    }
+    /// Writes what changed since the last save (full or delta) and forgets it: the next delta
+    /// starts here.
+    fn save_delta(&mut self, out: &mut Vec<u8>) {
+        let _ = out;
+    }
+    /// After a full save: forgets the changes tracked so far.
+    fn saved_full(&mut self) {}
+    /// Applies a delta (what [`save_delta`](Snapshot::save_delta) wrote) on the state loaded
+    /// so far.
+    fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        let _ = input;
+        Err(StateError::Invalid(
+            "a delta, for an operator that writes none",
+        ))
+    }
+    /// After a restore that applied `deltas` deltas: rebuilds what deltas do not carry.
+    fn restored(&mut self, deltas: usize) {
+        let _ = deltas;
+    }
 
     /// Takes part in checkpoints through `slot`, restoring what it holds (what generated
     /// code calls on every stateful operator it builds).
@@ -274,6 +340,9 @@ pub trait Snapshot {
         Self: Sized,
     {
         restore(&mut self, &mut slot)?;
+        if slot.incremental() {
+            self.track_changes();
+        }
         *self.slot_mut() = slot;
         Ok(self)
     }
@@ -288,15 +357,78 @@ pub fn snapshot<T: Snapshot + ?Sized>(op: &T, slot: &StateSlot, checkpoint: u64)
     }
 }
 
-/// Loads the state `slot` was restored with into `op`, if any.
+/// Saves `op`'s state into its slot for `checkpoint`: a delta when the operator tracks its
+/// changes and its chain may grow (see [`super::delta::Policy`]), else its whole state (a
+/// no-op when checkpointing is off).
+pub fn snapshot_incremental<T: Snapshot + ?Sized>(op: &mut T, checkpoint: u64) {
+    let ready = op.delta_ready();
+    let slot = op.slot_mut();
+    let Some(c) = slot.coordinator.clone() else {
+        return;
+    };
+    let base = if ready {
+        c.delta_base(slot.id, slot.instance)
+            .filter(|&base| slot.tracked == Some(base))
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    match base {
+        Some(base) => {
+            delta::header(base, &mut out);
+            op.save_delta(&mut out);
+        }
+        None => {
+            op.save_state(&mut out);
+            op.saved_full();
+        }
+    }
+    let slot = op.slot_mut();
+    let sum = super::manifest::checksum(&out);
+    slot.tracked = Some(sum);
+    let saved = c.save_part(
+        slot.id,
+        slot.instance,
+        checkpoint,
+        &out,
+        sum,
+        base,
+        Vec::new(),
+        Vec::new(),
+    );
+    if let Err(e) = saved {
+        crate::context::report_error(format!("checkpoint {checkpoint} failed: {e}"));
+        c.abandon();
+    }
+}
+
+/// Loads the state `slot` was restored with into `op`, if any: the full part, then each
+/// delta of its chain in order.
 pub fn restore<T: Snapshot + ?Sized>(op: &mut T, slot: &mut StateSlot) -> Result<(), String> {
-    if let Some(bytes) = slot.take_restored() {
-        let mut input = bytes.as_slice();
-        let fail = |e: StateError| format!("cannot restore state {}: {e}", slot.label());
+    if let Some(restored) = slot.restored.take() {
+        let label = slot.label();
+        let fail = |e: StateError| format!("cannot restore state {label}: {e}");
+        let mut input = restored.full.as_slice();
         op.load_state(&mut input).map_err(fail)?;
         if !input.is_empty() {
             return Err(fail(StateError::Trailing(input.len())));
         }
+        for (n, delta) in restored.deltas.iter().enumerate() {
+            let fail = |e: StateError| {
+                format!(
+                    "cannot restore state {label}: delta {} of {}: {e}",
+                    n + 1,
+                    restored.deltas.len()
+                )
+            };
+            let mut input = delta.as_slice();
+            op.load_delta(&mut input).map_err(fail)?;
+            if !input.is_empty() {
+                return Err(fail(StateError::Trailing(input.len())));
+            }
+        }
+        op.restored(restored.deltas.len());
+        slot.tracked = Some(restored.end);
     }
     Ok(())
 }

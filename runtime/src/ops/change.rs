@@ -72,7 +72,7 @@ macro_rules! flushed_at_barrier_tick_and_finish {
         fn barrier(&mut self, checkpoint: u64) {
             self.flush();
             self.measure_state(true);
-            $crate::checkpoint::snapshot(self, &self.slot, checkpoint);
+            $crate::checkpoint::snapshot_incremental(self, checkpoint);
             self.next.barrier(checkpoint);
         }
         fn tick(&mut self) {

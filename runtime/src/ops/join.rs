@@ -117,10 +117,13 @@ impl<L: State, R: State> State for Sides<L, R> {
         self.right.save(out);
     }
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
-        Ok(Sides {
+        let mut sides = Sides {
             left: State::load(input)?,
             right: State::load(input)?,
-        })
+            saved: Saved::default(),
+        };
+        sides.mark_saved();
+        Ok(sides)
     }
 }
 
@@ -161,14 +164,47 @@ impl<L: State, R: State> State for Either<L, R> {
 pub(crate) struct Sides<L, R> {
     pub left: Vec<Held<L>>,
     pub right: Vec<Held<R>>,
+    /// What the last checkpoint holds of this key (incremental checkpoints, see
+    /// `RegularJoin`'s delta).
+    pub saved: Saved,
+}
+
+/// What the last checkpoint holds of a key's [`Sides`], for a join that writes deltas:
+/// between checkpoints records are only added at the end of each side, unless some were
+/// removed (`rewritten`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Saved {
+    /// Records of each side the last checkpoint holds: the first ones.
+    pub left: u32,
+    pub right: u32,
+    /// The key is in the join's list of changed keys.
+    pub listed: bool,
+    /// The `matched` flag of one of the first `left` left records was set since.
+    pub flags: bool,
+    /// The key is new or lost records since: a delta writes it whole.
+    pub rewritten: bool,
 }
 
 impl<L, R> Sides<L, R> {
+    /// A key with no records, new since the last checkpoint.
     pub fn new() -> Self {
         Sides {
             left: Vec::new(),
             right: Vec::new(),
+            saved: Saved {
+                rewritten: true,
+                ..Saved::default()
+            },
         }
+    }
+
+    /// Notes that the last checkpoint holds the key as it is now.
+    pub fn mark_saved(&mut self) {
+        self.saved = Saved {
+            left: self.left.len() as u32,
+            right: self.right.len() as u32,
+            ..Saved::default()
+        };
     }
 
     pub fn is_empty(&self) -> bool {

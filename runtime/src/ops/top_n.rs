@@ -44,6 +44,9 @@ pub struct TopNOp<S: RankSpec, N> {
     ttl: Option<KeyTtl<S::Key>>,
     /// Key -> lowest rank index whose row changed since the last flush.
     dirty: BTreeMap<S::Key, usize>,
+    /// With incremental checkpoints (in memory, without a TTL): the keys whose rows changed
+    /// since the last checkpoint; a delta writes their rows.
+    changed: Option<std::collections::BTreeSet<S::Key>>,
     next: N,
     stats: OpCounters,
     metrics: OpMetrics,
@@ -58,6 +61,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
             state: Keyed::new(),
             ttl: None,
             dirty: BTreeMap::new(),
+            changed: None,
             next,
             stats: metrics.counters(),
             metrics,
@@ -159,6 +163,9 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         if let Some(ttl) = &mut self.ttl {
             ttl.write_now(&key, S::event_time(record));
         }
+        if let Some(changed) = &mut self.changed {
+            changed.insert(key.clone());
+        }
         let from = self.dirty.entry(key).or_insert(at);
         *from = (*from).min(at);
         if self.dirty.len() >= FLUSH_EVERY {
@@ -186,6 +193,66 @@ impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
     }
     // The rows per key, then with a TTL each key's last write.
     snapshot_fields!(state; if_set ttl);
+
+    /// In memory and without a TTL only: rows change only when a record enters a key's top
+    /// N, which lists the key.
+    fn track_changes(&mut self) {
+        if !self.state.weighs() && self.ttl.is_none() {
+            self.changed = Some(Default::default());
+        }
+    }
+
+    fn delta_ready(&self) -> bool {
+        self.changed.is_some()
+    }
+
+    /// The count of changed keys, then each key with `1` and its rows, or `0` (gone).
+    fn save_delta(&mut self, out: &mut Vec<u8>) {
+        use crate::state::State;
+        let keys = self
+            .changed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        keys.len().save(out);
+        for key in keys {
+            key.save(out);
+            match self.state.get_mut(&key) {
+                Some(rows) => {
+                    out.push(1);
+                    rows.save(out);
+                }
+                None => out.push(0),
+            }
+        }
+    }
+
+    fn saved_full(&mut self) {
+        if let Some(changed) = &mut self.changed {
+            changed.clear();
+        }
+    }
+
+    fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
+        use crate::state::{State, StateError};
+        let count = usize::load(input)?;
+        if count > input.len() {
+            return Err(StateError::Truncated);
+        }
+        for _ in 0..count {
+            let key = S::Key::load(input)?;
+            match u8::load(input)? {
+                0 => self.state.remove(&key),
+                1 => {
+                    let before = input.len();
+                    let rows: Vec<S::In> = State::load(input)?;
+                    self.state.insert(key, rows, before - input.len());
+                }
+                _ => return Err(StateError::Invalid("a top-N delta's entry")),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +383,52 @@ mod tests {
         // The restored times still expire the keys.
         restored.watermark(100_000 + 1_000);
         assert_eq!(restored.keys(), 0);
+    }
+
+    /// A full part and deltas taken along the input restore, at every point, the rows the
+    /// operator held there.
+    #[test]
+    fn a_chain_of_deltas_restores_the_rows_held() {
+        let canonical = |op: &TopNOp<Top, Table>| {
+            let mut rows = Vec::new();
+            op.state.for_each(|k, v| rows.push((*k, v.clone())));
+            rows.sort();
+            rows
+        };
+        let metrics = Metrics::new();
+        let mut op = TopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default());
+        op.track_changes();
+        let mut chain = Vec::new();
+        let mut seen = Vec::new();
+        for round in 0..20i64 {
+            for i in 0..50i64 {
+                let key = (i * 7 + round) % 13;
+                op.push(&(key, (i * 31 + round * 17) % 40, "r"));
+            }
+            let mut bytes = Vec::new();
+            if round == 0 {
+                op.save_state(&mut bytes);
+                op.saved_full();
+            } else {
+                op.save_delta(&mut bytes);
+            }
+            chain.push(bytes);
+            seen.push(canonical(&op));
+        }
+        for upto in [0, 1, 7, 19] {
+            let mut restored = TopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default());
+            restored.load_state(&mut &chain[0][..]).unwrap();
+            for delta in &chain[1..=upto] {
+                let mut input = &delta[..];
+                restored.load_delta(&mut input).unwrap();
+                assert!(input.is_empty());
+            }
+            assert_eq!(canonical(&restored), seen[upto], "after {upto} deltas");
+        }
+        // A delta lists only the keys whose rows changed: none, nothing.
+        let mut empty = Vec::new();
+        op.save_delta(&mut empty);
+        assert_eq!(empty, 0usize.to_le_bytes());
     }
 
     #[test]
