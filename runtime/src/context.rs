@@ -52,7 +52,7 @@ pub struct Settings {
     pub rate_limit: u64,
     /// `--flush-interval` (at least 1 ms).
     pub flush_interval: Duration,
-    /// Whether the run is a pipeline binary's (`run::main`), which may end the process when
+    /// Whether the run is a pipeline binary's (`run::Binary::main`), which may end the process when
     /// it must stop at once; a run inside a library never does.
     pub owns_process: bool,
 }

@@ -1,7 +1,7 @@
 //! What pipelines embedded in a Rust crate use besides the rest of the runtime: an in-memory
 //! source (records from a Rust iterator), a collecting sink (rows into a shared `Vec`), the
 //! [`Accumulator`] trait of aggregate UDFs, the [`Record`] trait that `#[derive(weir::Record)]`
-//! implements, and [`run`], the library counterpart of [`crate::run::main`] that returns the
+//! implements, and [`run`], the library counterpart of [`crate::run::Binary::main`] that returns the
 //! run's errors instead of exiting.
 
 use std::sync::{Arc, Mutex};

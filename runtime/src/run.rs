@@ -465,17 +465,24 @@ impl Runtime {
     }
 }
 
-/// `main` of a generated binary: parses the options, lets `build` spawn the tasks, waits.
-pub fn main(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode {
-    run_main(build, false)
+/// What a generated binary tells its `main` of itself, for options it has no use for.
+#[derive(Clone, Copy, Debug)]
+pub struct Binary {
+    /// A preview build (`weir run FILE --limit N`), whose sinks all print to stdout.
+    pub preview: bool,
+    /// The pipeline has a Nexmark source (`--events`, `--generators` act on it).
+    pub generator: bool,
 }
 
-/// [`main`] of a preview build (`weir run FILE --limit N`), whose sinks all print to stdout.
-pub fn main_preview(build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode {
-    run_main(build, true)
+impl Binary {
+    /// `main` of a generated binary: parses the options, lets `build` spawn the tasks, waits.
+    pub fn main(self, build: impl FnOnce(&mut Runtime) -> Result<(), String>) -> ExitCode {
+        run_main(build, self)
+    }
 }
 
-fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: bool) -> ExitCode {
+fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, binary: Binary) -> ExitCode {
+    let preview = binary.preview;
     let args = match RunArgs::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -498,6 +505,13 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
     if let Some(option) = unused_kafka_option(&args) {
         eprintln!(
             "{option}: this pipeline has no Kafka source or sink, so the option would do nothing"
+        );
+        return ExitCode::from(2);
+    }
+    if let Some(option) = unused_generator_option(&args, binary.generator) {
+        eprintln!(
+            "{option}: this pipeline has no nexmark source, so the option would do nothing \
+             (the number of records comes from its input)"
         );
         return ExitCode::from(2);
     }
@@ -622,6 +636,19 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, preview: boo
     code
 }
 
+/// The first generator option given to a binary without a Nexmark source, if any.
+fn unused_generator_option(args: &RunArgs, generator: bool) -> Option<&'static str> {
+    if generator {
+        None
+    } else if args.events.is_some() {
+        Some("--events")
+    } else if args.generators.is_some() {
+        Some("--generators")
+    } else {
+        None
+    }
+}
+
 /// The first Kafka option given to a binary without Kafka, if any.
 fn unused_kafka_option(args: &RunArgs) -> Option<&'static str> {
     if cfg!(feature = "kafka") {
@@ -639,6 +666,20 @@ fn unused_kafka_option(args: &RunArgs) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generator_options_without_a_generator_are_refused() {
+        let parse = |a: &[&str]| RunArgs::parse(a.iter().map(|s| s.to_string())).unwrap();
+        let events = parse(&["--events", "10"]);
+        let generators = parse(&["--generators", "2"]);
+        assert_eq!(unused_generator_option(&events, false), Some("--events"));
+        assert_eq!(
+            unused_generator_option(&generators, false),
+            Some("--generators")
+        );
+        assert_eq!(unused_generator_option(&events, true), None);
+        assert_eq!(unused_generator_option(&parse(&[]), false), None);
+    }
 
     #[test]
     fn kafka_options_without_kafka_are_refused() {

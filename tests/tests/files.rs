@@ -567,9 +567,36 @@ fn dead_letter_files_are_the_ones_the_summary_names() {
     assert!(!result.stderr.contains("named.jsonl"), "{}", result.stderr);
 }
 
+/// `--events` and `--generators` size a Nexmark source; given to a pipeline without one they
+/// would do nothing, so the run stops at start (before any output is opened) and says why.
+#[test]
+fn generator_options_on_a_pipeline_without_a_generator_stop_the_run_at_start() {
+    let dir = temp();
+    std::fs::write(dir.path().join("in.jsonl"), "{\"v\":1}\n").unwrap();
+    std::fs::write(dir.path().join("out.jsonl"), "previous output\n").unwrap();
+    let text = "schema R { v: i64 }\n\
+                source rows: R = file(path: \"in.jsonl\")\n\
+                sink rows -> file(path: \"out.jsonl\") format json\n";
+    let binary = build("dead_letters_collide", text, false);
+    for option in ["--events", "--generators"] {
+        let out = run(&binary, &[option, "2"], dir.path(), None);
+        assert!(!out.success, "{option}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains(&format!("{option}: this pipeline has no nexmark source")),
+            "{option}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap(),
+            "previous output\n"
+        );
+    }
+}
+
+/// The pipeline's own paths are checked when it compiles (E0330); this is the command line's.
 /// `--dead-letters` naming a sink's file or a source's input stops the run before anything is
 /// written: the first dead letter would have emptied the output (or the input being read).
-/// The pipeline's own paths are checked when it compiles (E0330); this is the command line's.
 #[test]
 fn dead_letters_on_a_sinks_file_or_a_sources_input_stop_the_run_at_start() {
     let dir = temp();

@@ -28,17 +28,14 @@ pub fn entry_points(
     form: &Form<'_>,
     memory: &MemoryIo,
     preview: bool,
+    generator: bool,
 ) -> TokenStream {
     match form {
-        // A preview build (`weir run --limit`) says so before it parses `--limit`.
-        Form::Binary if preview => quote! {
-            fn main() -> ::std::process::ExitCode {
-                #rt::run::main_preview(build)
-            }
-        },
+        // A preview build (`weir run --limit`) says so before it parses `--limit`, and a
+        // pipeline without a Nexmark source refuses `--events` rather than ignore it.
         Form::Binary => quote! {
             fn main() -> ::std::process::ExitCode {
-                #rt::run::main(build)
+                #rt::run::Binary { preview: #preview, generator: #generator }.main(build)
             }
         },
         Form::Library => quote! {

@@ -279,8 +279,11 @@ fn generate_parts(
         .ops()
         .into_iter()
         .any(|op| matches!(&graph.node(op).op, Op::Sink(def) if def.preview.is_some()));
+    let generator = graph.ops().into_iter().any(|op| {
+        matches!(&graph.node(op).op, Op::Source { def, .. } if matches!(def.kind, SourceKind::Nexmark { .. }))
+    });
     let rt = &cx.rt;
-    let entry = embed::entry_points(rt, &cx.form, &cx.memory, preview);
+    let entry = embed::entry_points(rt, &cx.form, &cx.memory, preview, generator);
     let tokens = quote! {
         #![allow(unused, non_camel_case_types, non_snake_case, clippy::all)]
         use #rt::prelude::*;

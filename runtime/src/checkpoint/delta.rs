@@ -15,6 +15,7 @@
 //! then what the operator writes ([`super::Snapshot::save_delta`]).
 
 use super::manifest::Link;
+use crate::state::{State, StateError};
 
 const MAGIC: &[u8] = b"weir-delta 1\n";
 
@@ -22,6 +23,48 @@ const MAGIC: &[u8] = b"weir-delta 1\n";
 pub fn header(base: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&base.to_le_bytes());
+}
+
+/// The delta of a keyed map, for operators whose state is a value per key (top-N, a final
+/// table): the count of changed `keys`, then each key with `1` and its value, or `0` when the
+/// key is gone. `value` writes a key's value and says whether it has one.
+pub fn save_keyed<K: State>(
+    keys: std::collections::BTreeSet<K>,
+    out: &mut Vec<u8>,
+    mut value: impl FnMut(&K, &mut Vec<u8>) -> bool,
+) {
+    keys.len().save(out);
+    for key in keys {
+        key.save(out);
+        let flag = out.len();
+        out.push(1);
+        if !value(&key, out) {
+            out.truncate(flag);
+            out.push(0);
+        }
+    }
+}
+
+/// Applies a delta [`save_keyed`] wrote: `apply` gets each key with the input at its value
+/// (to load it) or `None` when the key is gone. `what` names the entry in errors.
+pub fn load_keyed<K: State>(
+    input: &mut &[u8],
+    what: &'static str,
+    mut apply: impl FnMut(K, Option<&mut &[u8]>) -> Result<(), StateError>,
+) -> Result<(), StateError> {
+    let count = usize::load(input)?;
+    if count > input.len() {
+        return Err(StateError::Truncated);
+    }
+    for _ in 0..count {
+        let key = K::load(input)?;
+        match u8::load(input)? {
+            0 => apply(key, None)?,
+            1 => apply(key, Some(input))?,
+            _ => return Err(StateError::Invalid(what)),
+        }
+    }
+    Ok(())
 }
 
 /// A delta file's base checksum and body; an error says why `bytes` is not a delta.

@@ -206,7 +206,7 @@ impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
         self.changed.is_some()
     }
 
-    /// The count of changed keys, then each key with `1` and its rows, or `0` (gone).
+    /// The changed keys with their rows ([`crate::checkpoint::delta::save_keyed`]).
     fn save_delta(&mut self, out: &mut Vec<u8>) {
         use crate::state::State;
         let keys = self
@@ -214,17 +214,13 @@ impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default();
-        keys.len().save(out);
-        for key in keys {
-            key.save(out);
-            match self.state.get_mut(&key) {
-                Some(rows) => {
-                    out.push(1);
-                    rows.save(out);
-                }
-                None => out.push(0),
+        crate::checkpoint::delta::save_keyed(keys, out, |key, out| match self.state.get_mut(key) {
+            Some(rows) => {
+                rows.save(out);
+                true
             }
-        }
+            None => false,
+        });
     }
 
     fn saved_full(&mut self) {
@@ -234,24 +230,18 @@ impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
     }
 
     fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
-        use crate::state::{State, StateError};
-        let count = usize::load(input)?;
-        if count > input.len() {
-            return Err(StateError::Truncated);
-        }
-        for _ in 0..count {
-            let key = S::Key::load(input)?;
-            match u8::load(input)? {
-                0 => self.state.remove(&key),
-                1 => {
+        use crate::state::State;
+        crate::checkpoint::delta::load_keyed(input, "a top-N delta's entry", |key, value| {
+            match value {
+                None => self.state.remove(&key),
+                Some(input) => {
                     let before = input.len();
                     let rows: Vec<S::In> = State::load(input)?;
                     self.state.insert(key, rows, before - input.len());
                 }
-                _ => return Err(StateError::Invalid("a top-N delta's entry")),
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

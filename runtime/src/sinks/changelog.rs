@@ -5,10 +5,10 @@
 //!   when the input ends;
 //! - the checksum sink hashes the final table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
-use crate::checkpoint::StateSlot;
+use crate::checkpoint::{Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::metrics::{Metrics, OpCounters, OpMetrics};
 use crate::ops::change::Change;
@@ -162,6 +162,8 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> 
 /// table at the final commit, written aside and renamed into place.
 pub struct Materialize<K, T, KF, D> {
     table: BTreeMap<K, T>,
+    /// With incremental checkpoints: the keys upserted or deleted since the last checkpoint.
+    changed: Option<BTreeSet<K>>,
     key: KF,
     done: Option<D>,
     stats: OpCounters,
@@ -170,7 +172,7 @@ pub struct Materialize<K, T, KF, D> {
 }
 
 impl<
-        K: Ord + State,
+        K: Ord + Clone + State,
         T: Clone + State,
         KF: FnMut(&T) -> K,
         D: FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64,
@@ -179,6 +181,7 @@ impl<
     pub fn new(metrics: OpMetrics, key: KF, done: D) -> Self {
         Materialize {
             table: BTreeMap::new(),
+            changed: None,
             key,
             done: Some(done),
             stats: metrics.counters(),
@@ -187,19 +190,77 @@ impl<
         }
     }
 
-    /// Takes part in checkpoints through `slot` (restoring the table).
-    pub fn with_state(mut self, mut slot: StateSlot) -> Result<Self, String> {
-        if let Some(bytes) = slot.take_restored() {
-            self.table = crate::state::decode(&bytes)
-                .map_err(|e| format!("cannot restore sink `{}`: {e}", self.metrics.name()))?;
+    /// Takes part in checkpoints through `slot` (restoring the table, from a full part and
+    /// its deltas).
+    pub fn with_state(self, slot: StateSlot) -> Result<Self, String> {
+        Snapshot::with_state(self, slot)
+    }
+}
+
+/// The table, whole or as a delta: the keys upserted or deleted since the last checkpoint, so
+/// that a checkpoint of a large final table writes what changed (`--checkpoint-incremental`).
+impl<K: Ord + Clone + State, T: Clone + State, KF, D> Snapshot for Materialize<K, T, KF, D> {
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.table.save(out);
+    }
+
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
+        self.table = State::load(input)?;
+        Ok(())
+    }
+
+    fn slot_mut(&mut self) -> &mut StateSlot {
+        &mut self.slot
+    }
+
+    fn track_changes(&mut self) {
+        self.changed = Some(BTreeSet::new());
+    }
+
+    fn delta_ready(&self) -> bool {
+        self.changed.is_some()
+    }
+
+    /// The changed keys with their rows ([`crate::checkpoint::delta::save_keyed`]).
+    fn save_delta(&mut self, out: &mut Vec<u8>) {
+        let keys = self
+            .changed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        crate::checkpoint::delta::save_keyed(keys, out, |key, out| match self.table.get(key) {
+            Some(row) => {
+                row.save(out);
+                true
+            }
+            None => false,
+        });
+    }
+
+    fn saved_full(&mut self) {
+        if let Some(changed) = &mut self.changed {
+            changed.clear();
         }
-        self.slot = slot;
-        Ok(self)
+    }
+
+    fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
+        let table = &mut self.table;
+        crate::checkpoint::delta::load_keyed(input, "a final table's delta entry", |key, value| {
+            match value {
+                None => {
+                    table.remove(&key);
+                }
+                Some(input) => {
+                    table.insert(key, T::load(input)?);
+                }
+            }
+            Ok(())
+        })
     }
 }
 
 impl<
-        K: Ord + State,
+        K: Ord + Clone + State,
         T: Clone + State,
         KF: FnMut(&T) -> K,
         D: FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64,
@@ -209,18 +270,25 @@ impl<
         self.stats.records_in += 1;
         match change {
             Change::Upsert(row) => {
-                self.table.insert((self.key)(row), row.clone());
+                let key = (self.key)(row);
+                if let Some(changed) = &mut self.changed {
+                    changed.insert(key.clone());
+                }
+                self.table.insert(key, row.clone());
             }
             Change::Delete(row) => {
-                self.table.remove(&(self.key)(row));
+                let key = (self.key)(row);
+                self.table.remove(&key);
+                if let Some(changed) = &mut self.changed {
+                    changed.insert(key);
+                }
             }
         }
     }
     fn watermark(&mut self, _watermark: i64) {}
     fn barrier(&mut self, checkpoint: u64) {
         if self.slot.is_active() {
-            self.slot
-                .save(checkpoint, &crate::state::encode(&self.table), Vec::new());
+            crate::checkpoint::snapshot_incremental(self, checkpoint);
         }
     }
     /// The table is written at the end.
@@ -278,5 +346,59 @@ pub fn checksum_table<K, T>(
             .fold(0u64, |acc, row| acc.wrapping_add(hash(row)));
         registry.add_checksum(sink, table.len() as u64, sum);
         table.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full table and deltas taken along a stream of upserts and deletes restore, at every
+    /// point, the table the sink held there; a delta lists only the keys that changed.
+    #[test]
+    fn a_chain_of_deltas_restores_the_final_table() {
+        type Done = fn(&BTreeMap<i64, (i64, i64)>, &StateSlot) -> u64;
+        let metrics = Metrics::new();
+        let new = || Materialize::new(metrics.op("sink"), |r: &(i64, i64)| r.0, (|_, _| 0) as Done);
+        let mut sink = new();
+        sink.track_changes();
+        let mut chain = Vec::new();
+        let mut seen = Vec::new();
+        for round in 0..12i64 {
+            for i in 0..40i64 {
+                let key = (i * 7 + round * 3) % 23;
+                let row = (key, round * 100 + i);
+                if (i + round) % 5 == 0 {
+                    sink.push(&Change::Delete(row));
+                } else {
+                    sink.push(&Change::Upsert(row));
+                }
+            }
+            let mut bytes = Vec::new();
+            if round == 0 {
+                sink.save_state(&mut bytes);
+                sink.saved_full();
+            } else {
+                sink.save_delta(&mut bytes);
+            }
+            chain.push(bytes);
+            seen.push(sink.table.clone());
+        }
+        for upto in [0, 1, 6, 11] {
+            let mut restored = new();
+            restored.load_state(&mut &chain[0][..]).unwrap();
+            for delta in &chain[1..=upto] {
+                let mut input = &delta[..];
+                restored.load_delta(&mut input).unwrap();
+                assert!(input.is_empty());
+            }
+            assert_eq!(restored.table, seen[upto], "after {upto} deltas");
+        }
+        let mut empty = Vec::new();
+        sink.save_delta(&mut empty);
+        assert_eq!(empty, 0usize.to_le_bytes());
+        // A delta holds each changed key once, however often it changed.
+        let listed = usize::load(&mut &chain[11][..]).unwrap();
+        assert!((1..=23).contains(&listed), "{listed}");
     }
 }
