@@ -1,6 +1,6 @@
 //! The dead-letter output: malformed input records, with where they came from and why they
 //! were rejected, one JSON object per line. The file is created when the first dead letter
-//! arrives, so a clean run leaves nothing behind.
+//! arrives, so a clean run leaves nothing behind (and empties what an earlier run left there).
 //!
 //! Dead letters are at least once under checkpoints: a run that resumes from a checkpoint
 //! appends to the file (never truncates it), and sources flush it at every barrier, so the
@@ -52,13 +52,6 @@ impl Output {
 impl DeadLetters {
     pub fn new(path: PathBuf, metrics: Metrics) -> Self {
         let path = crate::scale_out::task_path(&path);
-        // A checkpointed run that starts afresh empties the file of an earlier run, so that
-        // when it resumes later the file holds this run's dead letters only.
-        if crate::checkpoint::enabled() && !crate::checkpoint::resumed() && path.is_file() {
-            if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) {
-                let _ = file.set_len(0);
-            }
-        }
         DeadLetters {
             path,
             out: Arc::new(Mutex::new(Output::default())),
@@ -68,6 +61,23 @@ impl DeadLetters {
 
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// Once the run's files are checked against each other (after `build`, in the run's
+    /// context): empties the file an earlier run left, so that it holds this run's dead
+    /// letters only, none for a clean run, unless this run resumes from a checkpoint (it then
+    /// adds to it) or has written to it already. Not before the check: the path may be a
+    /// sink's file or a source's input, which the check refuses to touch.
+    pub fn start(&self) {
+        let out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if out.file.is_some() || out.failed || crate::checkpoint::resumed() {
+            return;
+        }
+        if self.path.is_file() {
+            if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&self.path) {
+                let _ = file.set_len(0);
+            }
+        }
     }
 
     /// Records one rejected input line: `{"source":..,"line":..,"reason":..,"raw":..}`.

@@ -221,6 +221,12 @@ pub fn run(
             messages: vec![err],
         });
     }
+    {
+        let _run = context.enter();
+        for letters in runtime.all_dead_letters() {
+            letters.start();
+        }
+    }
     let messages = runtime.wait(started);
     if messages.is_empty() {
         Ok(())

@@ -77,11 +77,8 @@ impl Runtime {
             .dead_letters
             .clone()
             .unwrap_or_else(|| PathBuf::from("dead_letters.jsonl"));
-        // In the run's context: a checkpointed run's dead-letter file is emptied or kept.
-        let dead_letters = {
-            let _run = context.enter();
-            DeadLetters::new(path, metrics.clone())
-        };
+        // Emptied (or kept, by a run that resumes) once `build` has checked the run's files.
+        let dead_letters = DeadLetters::new(path, metrics.clone());
         Runtime {
             args,
             context,
@@ -129,7 +126,7 @@ impl Runtime {
     }
 
     /// Every dead-letter output of the run: the default one first.
-    fn all_dead_letters(&self) -> Vec<DeadLetters> {
+    pub(crate) fn all_dead_letters(&self) -> Vec<DeadLetters> {
         let named = self
             .source_dead_letters
             .lock()
@@ -609,6 +606,12 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, binary: Bina
     if let Err(err) = built {
         tracing::error!("{err}");
         return ExitCode::FAILURE;
+    }
+    {
+        let _run = context.enter();
+        for letters in runtime.all_dead_letters() {
+            letters.start();
+        }
     }
     // Said once the plan is known to fit the checkpoint.
     if let Some((id, dir)) = resuming.filter(|_| !runtime.args.quiet) {

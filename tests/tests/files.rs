@@ -608,12 +608,19 @@ fn dead_letters_on_a_sinks_file_or_a_sources_input_stop_the_run_at_start() {
                 source rows: R = file(path: \"in.jsonl\")\n\
                 sink rows -> file(path: \"out.jsonl\") format json\n";
     let binary = build("dead_letters_collide", text, false);
-    for (path, user) in [
-        ("out.jsonl", "this sink"),
-        ("sub/../out.jsonl", "this sink"),
-        ("in.jsonl", "source `rows`"),
+    for (path, user, checkpoints) in [
+        ("out.jsonl", "this sink", false),
+        ("sub/../out.jsonl", "this sink", false),
+        ("in.jsonl", "source `rows`", false),
+        // A checkpointed run empties an earlier run's dead letters: not before the check.
+        ("in.jsonl", "source `rows`", true),
+        ("out.jsonl", "this sink", true),
     ] {
-        let out = run(&binary, &["--dead-letters", path], dir.path(), None);
+        let mut args = vec!["--dead-letters", path];
+        if checkpoints {
+            args.extend(["--checkpoint-dir", "chk"]);
+        }
+        let out = run(&binary, &args, dir.path(), None);
         assert!(!out.success, "--dead-letters {path}: {}", out.stderr);
         assert!(
             out.stderr.contains(user)
@@ -651,6 +658,19 @@ fn dead_letters_on_a_sinks_file_or_a_sources_input_stop_the_run_at_start() {
             .lines()
             .count(),
         1
+    );
+    // A clean run after it leaves no dead letter of the earlier run behind.
+    std::fs::write(dir.path().join("in.jsonl"), "{\"v\":3}\n").unwrap();
+    let out = run(
+        &binary,
+        &["--dead-letters", "sub/dead.jsonl"],
+        dir.path(),
+        None,
+    );
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("sub/dead.jsonl")).unwrap(),
+        ""
     );
 }
 
