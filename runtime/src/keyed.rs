@@ -54,12 +54,12 @@ pub fn install(
     }
 }
 
-/// Removes the disk store's scratch folder at the end of the run of `context` (nothing in
-/// memory).
-pub fn remove_store(context: &crate::context::RunContext) {
+/// Closes the disk store of the run of `context` and removes its scratch folder, once the
+/// run's tasks are done (nothing in memory).
+pub fn close_store(context: &crate::context::RunContext) {
     #[cfg(feature = "state-disk")]
     if let Some(store) = context.state_store() {
-        store.remove();
+        store.close();
     }
     #[cfg(not(feature = "state-disk"))]
     let _ = context;

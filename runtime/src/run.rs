@@ -455,7 +455,7 @@ impl Runtime {
         if !self.args.quiet {
             stderr_text!("{}", self.metrics.summary(started, started.elapsed()));
         }
-        crate::keyed::remove_store(&self.context);
+        crate::keyed::close_store(&self.context);
         let mut task_errors = self.context.errors().all();
         task_errors.append(&mut errors);
         task_errors
@@ -635,7 +635,7 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, binary: Bina
         runtime.progress = crate::progress::start(runtime.metrics.clone());
     }
     let code = runtime.join(started);
-    crate::keyed::remove_store(&context);
+    crate::keyed::close_store(&context);
     code
 }
 

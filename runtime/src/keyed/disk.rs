@@ -40,7 +40,8 @@ pub const OVERHEAD_PER_KEY: usize = 96;
 
 /// A run's store and budget (see the module docs).
 pub struct Store {
-    db: fjall::Keyspace,
+    /// `None` once the store is closed (at the end of the run, before its folder is removed).
+    db: std::sync::Mutex<Option<fjall::Keyspace>>,
     folder: PathBuf,
     /// Bytes the caches of all maps may weigh together.
     cache_budget: usize,
@@ -72,11 +73,6 @@ impl Store {
         &self.folder
     }
 
-    /// Removes the store's folder at the end of the run (its contents are scratch).
-    pub fn remove(&self) {
-        let _ = std::fs::remove_dir_all(&self.folder);
-    }
-
     /// Bytes the caches of all the run's maps weigh now (for tests and the summary).
     pub fn cached_bytes(&self) -> usize {
         self.used.load(Ordering::Relaxed)
@@ -99,7 +95,7 @@ impl Store {
             .open()
             .map_err(|e| format!("cannot open the state store in {}: {e}", folder.display()))?;
         Ok(Store {
-            db,
+            db: std::sync::Mutex::new(Some(db)),
             folder: folder.to_path_buf(),
             cache_budget: usize::try_from(budget / 8 * 3).unwrap_or(usize::MAX),
             used: AtomicUsize::new(0),
@@ -109,10 +105,34 @@ impl Store {
     }
 }
 
+/// A store left open when its run ends (a thread of the run still holds it) is closed by its
+/// last holder.
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 impl Store {
+    /// Closes the store and removes its folder (its contents are scratch), once the run's
+    /// operators are gone: fjall's flush and compaction threads are joined first, so none of
+    /// them writes into a folder being removed. A map still holding a keyspace keeps what it
+    /// has in memory; what it writes later is lost, which no one reads after the run.
+    pub fn close(&self) {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if db.is_some() {
+            drop(db);
+            let _ = std::fs::remove_dir_all(&self.folder);
+        }
+    }
+
     /// A new partition (fjall's name for a keyspace of its own) named `name`.
     fn partition(&self, name: &str) -> fjall::Result<fjall::PartitionHandle> {
-        self.db.open_partition(
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(db) = db.as_ref() else {
+            return Err(fjall::Error::Io(std::io::Error::other("the run has ended")));
+        };
+        db.open_partition(
             name,
             fjall::PartitionCreateOptions::default()
                 // Size-tiered: a spilled record is rewritten by fewer compactions than with
@@ -123,16 +143,15 @@ impl Store {
         )
     }
 
-    /// Replaces `partition` with an empty one (fjall 2 has no clear).
+    /// Replaces `partition` with an empty one (fjall 2 has no clear). The old one is left in
+    /// the store, not deleted: fjall 2.11 panics in its flush thread when a partition is
+    /// deleted while one of its memtables is being flushed (its flush queue loses the task),
+    /// which poisons the store's locks and fails the run. What it holds goes with the store's
+    /// folder at the end of the run; `clear` runs only when a checkpoint is restored.
     fn clear(&self, partition: &mut fjall::PartitionHandle) {
         let id = self.next_keyspace.fetch_add(1, Ordering::Relaxed);
         match self.partition(&format!("c{id}")) {
-            Ok(fresh) => {
-                let old = std::mem::replace(partition, fresh);
-                if let Err(e) = self.db.delete_partition(old) {
-                    tracing::debug!("state store: cannot delete a partition: {e}");
-                }
-            }
+            Ok(fresh) => *partition = fresh,
             Err(e) => failed("clear a partition", e),
         }
     }
@@ -472,10 +491,8 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
 
 impl<K, V> Drop for Spilled<K, V> {
     fn drop(&mut self) {
+        // The keyspace is not deleted (see `Store::clear`): it goes with the store's folder.
         self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
-        if let Err(e) = self.store.db.delete_partition(self.keyspace.clone()) {
-            tracing::debug!("state store: cannot delete a keyspace: {e}");
-        }
     }
 }
 
@@ -673,10 +690,8 @@ impl Lists {
 
 impl Drop for Lists {
     fn drop(&mut self) {
+        // The keyspace is not deleted (see `Store::clear`): it goes with the store's folder.
         self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
-        if let Err(e) = self.store.db.delete_partition(self.keyspace.clone()) {
-            tracing::debug!("state store: cannot delete a keyspace: {e}");
-        }
     }
 }
 
@@ -750,10 +765,61 @@ pub(crate) mod tests {
         assert!(size(sa.folder()) > size(sb.folder()) + (1 << 20));
         assert!(!Keyed::<i64, i64>::new().weighs(), "no run: in memory");
         drop((map_a, map_b));
-        for (context, store) in [(ca, sa), (cb, sb)] {
-            crate::keyed::remove_store(&context);
-            assert!(!store.folder().exists());
+        let folder = sa.folder().to_path_buf();
+        crate::keyed::close_store(&ca);
+        assert!(!folder.exists(), "closed at the end of the run");
+        let folder = sb.folder().to_path_buf();
+        assert!(folder.exists());
+        drop((cb, sb));
+        assert!(!folder.exists(), "the last holder closes a store left open");
+    }
+
+    /// Maps made and dropped, and cleared, while fjall flushes their memtables: the run goes
+    /// on and the store closes cleanly. (Deleting a partition with a flush under way made
+    /// fjall's flush thread panic, which poisoned the store's locks: the end of a q9 run on
+    /// disk panicked in CI.)
+    #[test]
+    fn maps_dropped_and_cleared_while_flushing_leave_the_store_working() {
+        // The failure hung the drop of the store (its flush thread gone): wait with a limit.
+        let (done, finished) = std::sync::mpsc::channel();
+        let body = std::thread::spawn(move || {
+            drop_and_clear_while_flushing();
+            let _ = done.send(());
+        });
+        let waited = finished.recv_timeout(std::time::Duration::from_secs(300));
+        assert!(waited.is_ok() || body.is_finished(), "the store hung");
+        body.join().expect("no panic");
+    }
+
+    fn drop_and_clear_while_flushing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 1 << 20);
+        let folder = store.folder().to_path_buf();
+        let value = vec![3u8; 512];
+        for round in 0..12u64 {
+            let mut lists = Lists::on(store.clone()).expect("opens");
+            // 4 MB per round over 1 MiB memtables: several flushes queued at the drop.
+            for i in 0..8000u64 {
+                lists.push(&(round * 10_000 + i).to_be_bytes(), 0, |out| {
+                    out.extend_from_slice(&value)
+                });
+            }
+            if round % 3 == 0 {
+                lists.clear();
+                let mut n = 0;
+                lists.for_each(|_, _| n += 1);
+                assert_eq!(n, 0, "cleared");
+            }
         }
+        let mut map: Keyed<u64, Vec<u8>> = Keyed::spilled_to(&store);
+        for k in 0..4000u64 {
+            map.get_or_insert_with(k, || value.clone());
+            map.grew(&k, value.len());
+        }
+        assert_eq!(map.get_mut(&3999).map(|v| v.len()), Some(512));
+        drop(map);
+        drop(store);
+        assert!(!folder.exists());
     }
 
     /// Every file under `dir`.
