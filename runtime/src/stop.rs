@@ -106,3 +106,11 @@ pub fn note_stopped_early() {
 pub fn stopped_early() -> bool {
     crate::context::with(|c| c.stopped_early())
 }
+
+/// Whether the process `pid` is gone (it no longer runs), for the scratch files a killed run
+/// left behind: a run names them after its process id.
+pub fn process_is_gone(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only asks whether `pid` exists.
+    let failed = unsafe { libc::kill(pid, 0) } != 0;
+    failed && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}

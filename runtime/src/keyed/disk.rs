@@ -13,9 +13,9 @@
 //! records are entries of their own ([`Lists`]).
 //!
 //! A value is weighed as its encoded size times [`MEMORY_PER_ENCODED_BYTE`] (the decoded
-//! form's headers and allocations) plus [`OVERHEAD_PER_KEY`]; when the caches of all maps
-//! together weigh more than their share of the budget, the map that is growing writes its
-//! least recently used keys to its keyspace and drops them from memory. A key read back stays
+//! form's headers and allocations) plus [`OVERHEAD_PER_KEY`]; each map's cache may weigh an
+//! equal share of the caches' budget, and a map past its share writes its least recently used
+//! keys to its keyspace and drops them from memory. A key read back stays
 //! on disk as well (a later spill overwrites it), so reading costs no write.
 //!
 //! The store holds nothing a restart needs: checkpoints write every key, cached or spilled,
@@ -47,6 +47,8 @@ pub struct Store {
     cache_budget: usize,
     /// Bytes they weigh now.
     used: AtomicUsize,
+    /// Maps holding a cache now: each may weigh an equal share of the budget.
+    maps: AtomicUsize,
     memtable: u64,
     next_keyspace: AtomicU64,
 }
@@ -99,6 +101,7 @@ impl Store {
             folder: folder.to_path_buf(),
             cache_budget: usize::try_from(budget / 8 * 3).unwrap_or(usize::MAX),
             used: AtomicUsize::new(0),
+            maps: AtomicUsize::new(0),
             memtable,
             next_keyspace: AtomicU64::new(0),
         })
@@ -124,6 +127,20 @@ impl Store {
             drop(db);
             let _ = std::fs::remove_dir_all(&self.folder);
         }
+    }
+
+    /// What one map's cache may weigh: an equal share of the budget. (The maps live on the
+    /// threads of their operators, so one cannot evict another's keys; with one budget for
+    /// all, a map that only grows, such as a sink's final table, took the whole of it and the
+    /// join's cache of probed lists was starved: q9's join read every probe from the store.)
+    fn quota(&self) -> usize {
+        self.cache_budget / self.maps.load(Ordering::Relaxed).max(1)
+    }
+
+    /// The store of a new map, counted in the quota until the map is dropped.
+    fn joined(self: Arc<Self>) -> Arc<Self> {
+        self.maps.fetch_add(1, Ordering::Relaxed);
+        self
     }
 
     /// A new partition (fjall's name for a keyspace of its own) named `name`.
@@ -178,13 +195,31 @@ fn remove_abandoned(dir: &Path) {
         else {
             continue;
         };
-        // SAFETY: kill with signal 0 sends nothing; it only asks whether `pid` exists.
-        let gone = unsafe { libc::kill(pid, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone {
+        if crate::stop::process_is_gone(pid) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// Makes the calling thread's short sleeps as short as asked, once per thread. fjall slows a
+/// writer while a keyspace has 20 or more runs waiting for compaction, by sleeping 1 µs per
+/// write (doubling per run past 20); Linux rounds a sleep up by the thread's timer slack,
+/// 50 µs by default, so each of those writes waited about 60 µs (q9 on disk at 5 M events:
+/// about 3,000 such sleeps a second). A slack of 1 µs makes the delay the one
+/// fjall means.
+fn tighten_timer_slack() {
+    thread_local! {
+        static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    DONE.with(|done| {
+        if !done.replace(true) {
+            // SAFETY: PR_SET_TIMERSLACK sets a number of the calling thread; nothing is read
+            // or written through pointers.
+            unsafe {
+                libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong, 0, 0, 0);
+            }
+        }
+    });
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) {
@@ -227,7 +262,7 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
         let keyspace = store.partition(&format!("s{id}"));
         match keyspace {
             Ok(keyspace) => Some(Spilled {
-                store,
+                store: store.joined(),
                 keyspace,
                 cache: LruCache::unbounded_with_hasher(BuildFastHasher),
                 disk_only: 0,
@@ -259,10 +294,9 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
     /// Spills the least recently used keys while the caches weigh more than their budget
     /// (keeping at least `keep` keys of this map in memory).
     fn spill(&mut self, keep: usize) {
+        tighten_timer_slack();
         let mut value = Vec::new();
-        while self.store.used.load(Ordering::Relaxed) > self.store.cache_budget
-            && self.cache.len() > keep
-        {
+        while self.weight > self.store.quota() && self.cache.len() > keep {
             let Some((key, entry)) = self.cache.pop_lru() else {
                 break;
             };
@@ -493,6 +527,7 @@ impl<K, V> Drop for Spilled<K, V> {
     fn drop(&mut self) {
         // The keyspace is not deleted (see `Store::clear`): it goes with the store's folder.
         self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
+        self.store.maps.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -534,8 +569,15 @@ fn entry_key(out: &mut Vec<u8>, key: &[u8], list: u8, sequence: u64) {
     out.extend_from_slice(&sequence.to_be_bytes());
 }
 
-/// The length of `key ‖ list` in an entry's key.
+/// The length of `list ‖ sequence` at the end of an entry's key.
 pub const ENTRY_SUFFIX: usize = 9;
+
+/// The arrival number of an entry (its key's last 8 bytes).
+pub fn arrival(entry: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&entry[entry.len() - 8..]);
+    u64::from_be_bytes(bytes)
+}
 
 impl Lists {
     /// Lists with a keyspace of their own, if the process has a store.
@@ -549,7 +591,7 @@ impl Lists {
         match keyspace {
             Ok(keyspace) => Some(Lists {
                 keyspace,
-                store,
+                store: store.joined(),
                 next: 0,
                 entry: Vec::new(),
                 value: Vec::new(),
@@ -565,6 +607,7 @@ impl Lists {
 
     /// Appends to the list `list` of `key` (an encoded key) the value `write` writes.
     pub fn push(&mut self, key: &[u8], list: u8, write: impl FnOnce(&mut Vec<u8>)) {
+        tighten_timer_slack();
         entry_key(&mut self.entry, key, list, self.next);
         self.next += 1;
         self.value.clear();
@@ -587,7 +630,7 @@ impl Lists {
 
     /// Drops the least recently read lists while the caches weigh more than their budget.
     fn trim(&mut self) {
-        while self.store.used.load(Ordering::Relaxed) > self.store.cache_budget {
+        while self.weight > self.store.quota() {
             let Some((prefix, entries)) = self.cache.pop_lru() else {
                 break;
             };
@@ -650,6 +693,30 @@ impl Lists {
         self.trim();
     }
 
+    /// Calls `f` with each entry key and value of the list `list` of `key` whose arrival
+    /// number is `since` or later, in arrival order, from the store (the cache is left as it
+    /// is: checkpoints read lists no record probes).
+    pub fn scan_since(&self, key: &[u8], list: u8, since: u64, mut f: impl FnMut(&[u8], &[u8])) {
+        let mut from = Vec::with_capacity(key.len() + ENTRY_SUFFIX);
+        entry_key(&mut from, key, list, since);
+        let mut to = Vec::with_capacity(key.len() + ENTRY_SUFFIX);
+        entry_key(&mut to, key, list, u64::MAX);
+        for item in self.keyspace.range(from..=to) {
+            match item {
+                Ok((k, v)) => f(&k, &v),
+                Err(e) => {
+                    failed("read a list", e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The arrival number the next record gets: a record with a smaller one arrived before.
+    pub fn next_arrival(&self) -> u64 {
+        self.next
+    }
+
     /// Replaces the value of an entry (`entry` as [`Lists::read`] gave it).
     pub fn replace(&mut self, entry: &[u8], value: &[u8]) {
         self.uncache(entry);
@@ -692,6 +759,7 @@ impl Drop for Lists {
     fn drop(&mut self) {
         // The keyspace is not deleted (see `Store::clear`): it goes with the store's folder.
         self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
+        self.store.maps.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

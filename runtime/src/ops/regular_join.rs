@@ -38,7 +38,9 @@
 //! at the end of each side since the last checkpoint and the `matched` flags when one was
 //! set, or the key whole when it is new or lost records to the TTL, or a tombstone when it
 //! is gone. Its expiry index is not in deltas: a restore that applied some builds it again
-//! from the records. On disk every checkpoint is full.
+//! from the records. On disk the join lists the keys that change with what each held at the
+//! last checkpoint, and writes the same delta from the store: the records that arrived since
+//! (arrival numbers are in the entries' keys), so either backend restores the other's chain.
 //!
 //! # Output watermark
 //!
@@ -420,13 +422,17 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
 
     fn track_changes(&mut self) {
         #[cfg(feature = "state-disk")]
-        if self.disk.is_some() {
-            return;
+        if let Some(disk) = &mut self.disk {
+            return disk.track_changes();
         }
         self.changed = Some(Vec::new());
     }
 
     fn delta_ready(&self) -> bool {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.disk {
+            return disk.tracks_changes();
+        }
         self.changed.is_some()
     }
 
@@ -435,6 +441,16 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
     /// on each side, and `1` with the `matched` flags of the first left records or `0`;
     /// then the count of records and the watermark.
     fn save_delta(&mut self, out: &mut Vec<u8>) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            let count_at = out.len();
+            0u64.save(out);
+            let count = disk.save_delta(out);
+            out[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+            self.buffered.save(out);
+            self.watermark.save(out);
+            return;
+        }
         let keys = self
             .changed
             .as_mut()
@@ -483,6 +499,10 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
     }
 
     fn saved_full(&mut self) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            disk.saved();
+        }
         if let Some(changed) = &mut self.changed {
             changed.clear();
             for sides in self.state.values_mut() {
@@ -493,12 +513,11 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
 
     fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
         #[cfg(feature = "state-disk")]
-        if self.disk.is_some() {
-            return Err(StateError::Invalid(
-                "a join delta, which the disk backend cannot apply yet: restart this \
-                 checkpoint in memory (without --state disk), or take checkpoints with \
-                 --checkpoint-incremental false before switching to --state disk",
-            ));
+        if let Some(disk) = &mut self.disk {
+            disk::load_delta::<S>(disk, input)?;
+            self.buffered = State::load(input)?;
+            self.watermark = State::load(input)?;
+            return Ok(());
         }
         let count = u64::load(input)?;
         if count > input.len() as u64 {
@@ -549,6 +568,14 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
             return;
         };
         let mut expiry = ExpiryIndex::new();
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.disk {
+            disk::times(disk, |key, time| {
+                expiry.insert(time.saturating_add(ttl), key)
+            });
+            self.expiry = expiry;
+            return;
+        }
         for (key, sides) in &self.state {
             let times = sides.left.iter().map(|h| h.time);
             for time in times.chain(sides.right.iter().map(|h| h.time)) {
@@ -879,7 +906,45 @@ mod tests {
     /// without checkpoints emits.
     #[test]
     fn a_chain_of_deltas_restores_the_state_it_was_taken_of() {
-        for seed in 1..5u64 {
+        chain_of_deltas(&mut |_, _| {}, 1..5);
+    }
+
+    /// The chain on disk, restored on disk and in memory, and an in-memory chain restored on
+    /// disk: each backend writes deltas the other applies.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn a_chain_of_deltas_restores_on_either_backend() {
+        use crate::keyed::disk::Lists;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 1 << 20);
+        for (a_disk, b_disk) in [(true, true), (true, false), (false, true)] {
+            chain_of_deltas(
+                &mut |j, restored| {
+                    if (restored && b_disk) || (!restored && a_disk) {
+                        j.disk = disk::OnDisk::with(Lists::on(store.clone()));
+                    }
+                },
+                1..3,
+            );
+        }
+    }
+
+    /// [`canonical`] of a join on either backend.
+    fn canonical_any(j: &RegularJoin<Spec, Log>) -> Vec<String> {
+        let mut bytes = Vec::new();
+        j.save_state(&mut bytes);
+        let (mut m, _, _) = op(None);
+        m.load_state(&mut &bytes[..]).unwrap();
+        canonical(&m)
+    }
+
+    /// Takes a chain along random inputs with the join `backend(j, false)` sets up, and
+    /// restores it into joins `backend(j, true)` sets up (see the test above).
+    fn chain_of_deltas(
+        backend: &mut dyn FnMut(&mut RegularJoin<Spec, Log>, bool),
+        seeds: std::ops::Range<u64>,
+    ) {
+        for seed in seeds {
             let input = random_input(seed, 1500);
             for (ttl, outer) in [
                 (None, false),
@@ -909,6 +974,7 @@ mod tests {
                 let want = whole_log.take();
 
                 let (mut a, a_log) = make();
+                backend(&mut a, false);
                 a.track_changes();
                 let mut chain: Vec<(usize, Vec<u8>, Vec<String>)> = Vec::new();
                 let cuts: Vec<usize> = (1..input.len()).step_by(97).collect();
@@ -923,7 +989,7 @@ mod tests {
                     } else {
                         a.save_delta(&mut bytes);
                     }
-                    chain.push((cut, bytes, canonical(&a)));
+                    chain.push((cut, bytes, canonical_any(&a)));
                 }
                 let emitted_before: Vec<Vec<String>> = {
                     // What `a` emitted up to each cut: replay, as the log is shared.
@@ -940,6 +1006,7 @@ mod tests {
                 drop(a_log);
                 for crash in [0, 1, 3, chain.len() / 2, chain.len() - 1] {
                     let (mut b, b_log) = make();
+                    backend(&mut b, true);
                     b.load_state(&mut &chain[0].1[..]).unwrap();
                     for (_, delta, _) in &chain[1..=crash] {
                         let mut input = &delta[..];
@@ -948,7 +1015,7 @@ mod tests {
                     }
                     b.restored(crash);
                     let what = format!("seed {seed} ttl {ttl:?} outer {outer} crash {crash}");
-                    assert_eq!(canonical(&b), chain[crash].2, "{what}");
+                    assert_eq!(canonical_any(&b), chain[crash].2, "{what}");
                     b.track_changes();
                     feed_steps(&mut b, &input[chain[crash].0..]);
                     b.finish();
@@ -960,6 +1027,7 @@ mod tests {
                 // skipped does not fit, and is refused.
                 if ttl.is_none() && chain.len() > 3 {
                     let (mut c, _) = make();
+                    backend(&mut c, true);
                     c.load_state(&mut &chain[0].1[..]).unwrap();
                     let skipped = c.load_delta(&mut &chain[2].1[..]);
                     assert!(skipped.is_err(), "seed {seed}");

@@ -194,10 +194,10 @@ impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
     // The rows per key, then with a TTL each key's last write.
     snapshot_fields!(state; if_set ttl);
 
-    /// In memory and without a TTL only: rows change only when a record enters a key's top
-    /// N, which lists the key.
+    /// Without a TTL only (expiry drops keys unlisted): rows change only when a record enters
+    /// a key's top N, which lists the key. On disk a delta reads the listed keys back.
     fn track_changes(&mut self) {
-        if !self.state.weighs() && self.ttl.is_none() {
+        if self.ttl.is_none() {
             self.changed = Some(Default::default());
         }
     }
@@ -379,6 +379,23 @@ mod tests {
     /// operator held there.
     #[test]
     fn a_chain_of_deltas_restores_the_rows_held() {
+        chain_of_deltas(&|op| op);
+    }
+
+    /// The same on the disk backend, with a cache so small that every key is spilled: a
+    /// delta reads its keys back, and applies on either backend.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn a_chain_of_deltas_on_disk_restores_the_rows_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 64);
+        chain_of_deltas(&|mut op| {
+            op.state = Keyed::spilled_to(&store);
+            op
+        });
+    }
+
+    fn chain_of_deltas(backend: &dyn Fn(TopNOp<Top, Table>) -> TopNOp<Top, Table>) {
         let canonical = |op: &TopNOp<Top, Table>| {
             let mut rows = Vec::new();
             op.state.for_each(|k, v| rows.push((*k, v.clone())));
@@ -386,7 +403,11 @@ mod tests {
             rows
         };
         let metrics = Metrics::new();
-        let mut op = TopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default());
+        let mut op = backend(TopNOp::<Top, _>::new(
+            metrics.op("top"),
+            2,
+            Table::default(),
+        ));
         op.track_changes();
         let mut chain = Vec::new();
         let mut seen = Vec::new();
@@ -407,6 +428,9 @@ mod tests {
         }
         for upto in [0, 1, 7, 19] {
             let mut restored = TopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default());
+            if upto % 2 == 1 {
+                restored = backend(restored);
+            }
             restored.load_state(&mut &chain[0][..]).unwrap();
             for delta in &chain[1..=upto] {
                 let mut input = &delta[..];

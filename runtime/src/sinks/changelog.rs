@@ -157,11 +157,149 @@ impl<T, E: FnMut(&T, &mut Vec<u8>)> Collector<Change<T>> for ChangelogWriter<E> 
     }
 }
 
+/// The final table of an updating stream: the latest row per key. In memory a B-tree; on the
+/// disk backend (`--state disk`) the rows are in a [`Keyed`] map of the run's store under
+/// their key's encoding, so the coldest are spilled past the memory budget like any
+/// operator's state, and they are put in key order when the table is written (the keys alone
+/// are sorted in memory).
+pub struct Table<K, T> {
+    memory: BTreeMap<K, T>,
+    #[cfg(feature = "state-disk")]
+    disk: Option<crate::keyed::Keyed<Vec<u8>, T>>,
+}
+
+impl<K: Ord + Clone + State, T: Clone + State> Table<K, T> {
+    /// An empty table on the backend of the calling thread's run.
+    pub fn new() -> Self {
+        Table {
+            memory: BTreeMap::new(),
+            #[cfg(feature = "state-disk")]
+            disk: Some(crate::keyed::Keyed::new()).filter(|k| k.weighs()),
+        }
+    }
+
+    fn upsert(&mut self, key: K, row: &T) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            let bytes = crate::state::encode(&key);
+            let weight = crate::state::encode(row).len();
+            return disk.insert(bytes, row.clone(), weight);
+        }
+        self.memory.insert(key, row.clone());
+    }
+
+    fn remove(&mut self, key: &K) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            return disk.remove(&crate::state::encode(key));
+        }
+        self.memory.remove(key);
+    }
+
+    fn get(&mut self, key: &K) -> Option<&T> {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            return disk.get_mut(&crate::state::encode(key)).map(|row| &*row);
+        }
+        self.memory.get(key)
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.disk {
+            return disk.len();
+        }
+        self.memory.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with every row, in no particular order on disk.
+    pub fn for_each(&self, f: impl FnMut(&T)) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.disk {
+            let mut f = f;
+            return disk.for_each(|_, row| f(row));
+        }
+        self.memory.values().for_each(f);
+    }
+
+    /// Calls `f` with every row, in key order.
+    pub fn for_each_in_order(&mut self, f: impl FnMut(&T)) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            let mut f = f;
+            let mut keys: Vec<(K, Vec<u8>)> = Vec::with_capacity(disk.len());
+            disk.for_each(|bytes, _| {
+                if let Ok(key) = crate::state::decode::<K>(bytes) {
+                    keys.push((key, bytes.clone()));
+                }
+            });
+            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (_, bytes) in &keys {
+                if let Some(row) = disk.get_mut(bytes) {
+                    f(row);
+                }
+            }
+            return;
+        }
+        self.memory.values().for_each(f);
+    }
+}
+
+impl<K: Ord + Clone + State, T: Clone + State> Default for Table<K, T> {
+    fn default() -> Self {
+        Table::new()
+    }
+}
+
+/// Saved as the in-memory `BTreeMap` saves itself (the count, then each key and row), on
+/// either backend, so a checkpoint restores on the other.
+impl<K: Ord + Clone + State, T: Clone + State> Table<K, T> {
+    fn save(&self, out: &mut Vec<u8>) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.disk {
+            disk.len().save(out);
+            disk.for_each(|key, row| {
+                out.extend_from_slice(key);
+                row.save(out);
+            });
+            return;
+        }
+        self.memory.save(out);
+    }
+
+    fn load(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            disk.clear();
+            let n = usize::load(input)?;
+            if n > input.len() {
+                return Err(crate::state::StateError::Truncated);
+            }
+            for _ in 0..n {
+                let before = *input;
+                K::load(input)?;
+                let key = before[..before.len() - input.len()].to_vec();
+                let at = input.len();
+                let row = T::load(input)?;
+                disk.insert(key, row, at - input.len());
+            }
+            return Ok(());
+        }
+        self.memory = State::load(input)?;
+        Ok(())
+    }
+}
+
 /// Keeps the latest row per key; what it does with the final table is up to `done`.
 /// The table is this sink's checkpointed state; in a checkpointed run a file gets the final
 /// table at the final commit, written aside and renamed into place.
 pub struct Materialize<K, T, KF, D> {
-    table: BTreeMap<K, T>,
+    table: Table<K, T>,
     /// With incremental checkpoints: the keys upserted or deleted since the last checkpoint.
     changed: Option<BTreeSet<K>>,
     key: KF,
@@ -175,12 +313,12 @@ impl<
         K: Ord + Clone + State,
         T: Clone + State,
         KF: FnMut(&T) -> K,
-        D: FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64,
+        D: FnOnce(&mut Table<K, T>, &StateSlot) -> u64,
     > Materialize<K, T, KF, D>
 {
     pub fn new(metrics: OpMetrics, key: KF, done: D) -> Self {
         Materialize {
-            table: BTreeMap::new(),
+            table: Table::new(),
             changed: None,
             key,
             done: Some(done),
@@ -205,8 +343,7 @@ impl<K: Ord + Clone + State, T: Clone + State, KF, D> Snapshot for Materialize<K
     }
 
     fn load_state(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
-        self.table = State::load(input)?;
-        Ok(())
+        self.table.load(input)
     }
 
     fn slot_mut(&mut self) -> &mut StateSlot {
@@ -247,12 +384,8 @@ impl<K: Ord + Clone + State, T: Clone + State, KF, D> Snapshot for Materialize<K
         let table = &mut self.table;
         crate::checkpoint::delta::load_keyed(input, "a final table's delta entry", |key, value| {
             match value {
-                None => {
-                    table.remove(&key);
-                }
-                Some(input) => {
-                    table.insert(key, T::load(input)?);
-                }
+                None => table.remove(&key),
+                Some(input) => table.upsert(key, &T::load(input)?),
             }
             Ok(())
         })
@@ -263,7 +396,7 @@ impl<
         K: Ord + Clone + State,
         T: Clone + State,
         KF: FnMut(&T) -> K,
-        D: FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64,
+        D: FnOnce(&mut Table<K, T>, &StateSlot) -> u64,
     > Collector<Change<T>> for Materialize<K, T, KF, D>
 {
     fn push(&mut self, change: &Change<T>) {
@@ -274,7 +407,7 @@ impl<
                 if let Some(changed) = &mut self.changed {
                     changed.insert(key.clone());
                 }
-                self.table.insert(key, row.clone());
+                self.table.upsert(key, row);
             }
             Change::Delete(row) => {
                 let key = (self.key)(row);
@@ -295,24 +428,24 @@ impl<
     fn tick(&mut self) {}
     fn finish(&mut self) {
         if let Some(done) = self.done.take() {
-            self.stats.records_out.set(done(&self.table, &self.slot));
+            self.stats
+                .records_out
+                .set(done(&mut self.table, &self.slot));
         }
         self.metrics.report(&self.stats);
     }
 }
 
 /// The final table written to a file, rows in key order.
-pub fn write_table<K, T>(
+pub fn write_table<K: Ord + Clone + State, T: Clone + State>(
     name: &'static str,
     mut output: Output,
     header: &'static [u8],
     mut encode: impl FnMut(&T, &mut Vec<u8>),
-) -> impl FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64 {
-    move |table: &BTreeMap<K, T>, slot: &StateSlot| {
+) -> impl FnOnce(&mut Table<K, T>, &StateSlot) -> u64 {
+    move |table: &mut Table<K, T>, slot: &StateSlot| {
         let mut buf = header.to_vec();
-        for row in table.values() {
-            encode(row, &mut buf);
-        }
+        table.for_each_in_order(|row| encode(row, &mut buf));
         let result = match &mut output {
             Output::Stdout => std::io::stdout()
                 .lock()
@@ -335,15 +468,15 @@ pub fn write_table<K, T>(
 }
 
 /// The final table's row count and checksum, reported like the append-only checksum sink.
-pub fn checksum_table<K, T>(
+pub fn checksum_table<K: Ord + Clone + State, T: Clone + State>(
     registry: Metrics,
     sink: &'static str,
     mut hash: impl FnMut(&T) -> u64,
-) -> impl FnOnce(&BTreeMap<K, T>, &StateSlot) -> u64 {
-    move |table: &BTreeMap<K, T>, _slot: &StateSlot| {
-        let sum = table
-            .values()
-            .fold(0u64, |acc, row| acc.wrapping_add(hash(row)));
+) -> impl FnOnce(&mut Table<K, T>, &StateSlot) -> u64 {
+    move |table: &mut Table<K, T>, _slot: &StateSlot| {
+        // A sum: the order does not matter.
+        let mut sum = 0u64;
+        table.for_each(|row| sum = sum.wrapping_add(hash(row)));
         registry.add_checksum(sink, table.len() as u64, sum);
         table.len() as u64
     }
@@ -357,10 +490,36 @@ mod tests {
     /// point, the table the sink held there; a delta lists only the keys that changed.
     #[test]
     fn a_chain_of_deltas_restores_the_final_table() {
-        type Done = fn(&BTreeMap<i64, (i64, i64)>, &StateSlot) -> u64;
+        chain_of_deltas(&|sink| sink);
+    }
+
+    /// The same with the table on the disk backend, all but a few rows spilled (a cache of
+    /// 64 bytes), restored on either backend: rows come back in key order.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn a_chain_of_deltas_on_disk_restores_the_final_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 64);
+        chain_of_deltas(&|mut sink| {
+            sink.table.disk = Some(crate::keyed::Keyed::spilled_to(&store));
+            sink
+        });
+    }
+
+    type Done = fn(&mut Table<i64, (i64, i64)>, &StateSlot) -> u64;
+    type Sink = Materialize<i64, (i64, i64), fn(&(i64, i64)) -> i64, Done>;
+
+    fn ordered(table: &mut Table<i64, (i64, i64)>) -> Vec<(i64, i64)> {
+        let mut rows = Vec::new();
+        table.for_each_in_order(|row| rows.push(*row));
+        rows
+    }
+
+    fn chain_of_deltas(backend: &dyn Fn(Sink) -> Sink) {
         let metrics = Metrics::new();
-        let new = || Materialize::new(metrics.op("sink"), |r: &(i64, i64)| r.0, (|_, _| 0) as Done);
-        let mut sink = new();
+        let key: fn(&(i64, i64)) -> i64 = |r| r.0;
+        let new = || Materialize::new(metrics.op("sink"), key, (|_, _| 0) as Done);
+        let mut sink = backend(new());
         sink.track_changes();
         let mut chain = Vec::new();
         let mut seen = Vec::new();
@@ -382,17 +541,24 @@ mod tests {
                 sink.save_delta(&mut bytes);
             }
             chain.push(bytes);
-            seen.push(sink.table.clone());
+            seen.push(ordered(&mut sink.table));
         }
         for upto in [0, 1, 6, 11] {
             let mut restored = new();
+            if upto % 2 == 0 {
+                restored = backend(restored);
+            }
             restored.load_state(&mut &chain[0][..]).unwrap();
             for delta in &chain[1..=upto] {
                 let mut input = &delta[..];
                 restored.load_delta(&mut input).unwrap();
                 assert!(input.is_empty());
             }
-            assert_eq!(restored.table, seen[upto], "after {upto} deltas");
+            assert_eq!(
+                ordered(&mut restored.table),
+                seen[upto],
+                "after {upto} deltas"
+            );
         }
         let mut empty = Vec::new();
         sink.save_delta(&mut empty);

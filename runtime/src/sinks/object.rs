@@ -54,16 +54,42 @@ pub fn join(dir: &str, name: &str) -> String {
     }
 }
 
-/// A local file to stage an object's bytes in, unique to this process.
+/// A local file to stage an object's bytes in, unique to this process. The first call of a
+/// process removes the staged files of processes that are gone (a killed run cannot remove
+/// its own; what they held was never published, and a restart writes it again).
 pub fn staging_file(what: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| remove_abandoned(&std::env::temp_dir()));
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let tag = crate::hash::route(&what);
     std::env::temp_dir().join(format!(
         "weir-sink-{}-{n}-{tag:016x}.staged",
         std::process::id()
     ))
+}
+
+/// Removes `weir-sink-<pid>-....staged` files in `dir` whose process is gone.
+fn remove_abandoned(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.ends_with(".staged"))
+            .and_then(|n| n.strip_prefix("weir-sink-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if crate::stop::process_is_gone(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(feature = "object-store")]
@@ -330,5 +356,28 @@ mod tests {
         assert_eq!(join("", "c"), "c");
         assert!(is_object_path(Path::new("s3://b/x")));
         assert!(!is_object_path(Path::new("out/s3:/x")));
+    }
+
+    /// Staged files of a process that is gone are removed; this process's, a live
+    /// process's and other files stay.
+    #[test]
+    fn staged_files_of_gone_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A child that has exited and been waited for: its pid is gone.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let names = [
+            format!("weir-sink-{gone}-0-00000000000000aa.staged"),
+            format!("weir-sink-{}-0-00000000000000bb.staged", std::process::id()),
+            "weir-sink-1-0-00000000000000cc.staged".to_string(), // init: alive
+            format!("weir-sink-{gone}-0-notes.txt"),
+        ];
+        for name in &names {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        remove_abandoned(dir.path());
+        let left: Vec<bool> = names.iter().map(|n| dir.path().join(n).exists()).collect();
+        assert_eq!(left, [false, true, true, true]);
     }
 }

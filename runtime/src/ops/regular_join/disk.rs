@@ -15,7 +15,7 @@
 
 use crate::collector::Collector;
 use crate::hash::FastMap;
-use crate::keyed::disk::{Lists, ENTRY_SUFFIX};
+use crate::keyed::disk::{arrival, Lists, ENTRY_SUFFIX};
 use crate::ops::join::{emit, Either, Held, JoinSpec};
 use crate::state::{decode, State, StateError};
 
@@ -28,6 +28,30 @@ const RIGHT: u8 = 1;
 pub(super) struct OnDisk<K> {
     pub lists: Box<Lists>,
     counts: FastMap<K, [u32; 2]>,
+    /// With incremental checkpoints: what changed since the last checkpoint.
+    changes: Option<Changes<K>>,
+}
+
+/// The keys changed since the last checkpoint, for a delta in the in-memory join's format
+/// (see the parent module): records that arrived since are its tails.
+struct Changes<K> {
+    /// The arrival number of the first record after the last checkpoint.
+    since: u64,
+    /// Each changed key (in the order of its first change) and what it held at the last
+    /// checkpoint.
+    keys: FastMap<K, Before>,
+    order: Vec<K>,
+}
+
+/// A changed key at the last checkpoint.
+#[derive(Clone, Copy, Default)]
+struct Before {
+    left: u32,
+    right: u32,
+    /// A left record the checkpoint holds was matched since.
+    flags: bool,
+    /// Records the checkpoint holds were removed (by the TTL): the key is written whole.
+    rewritten: bool,
 }
 
 impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
@@ -40,7 +64,47 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         Some(OnDisk {
             lists: Box::new(lists?),
             counts: FastMap::default(),
+            changes: None,
         })
+    }
+
+    /// Starts listing the keys that change (incremental checkpoints).
+    pub fn track_changes(&mut self) {
+        self.changes = Some(Changes {
+            since: self.lists.next_arrival(),
+            keys: FastMap::default(),
+            order: Vec::new(),
+        });
+    }
+
+    pub fn tracks_changes(&self) -> bool {
+        self.changes.is_some()
+    }
+
+    /// A checkpoint holds everything up to now.
+    pub fn saved(&mut self) {
+        if let Some(changes) = &mut self.changes {
+            changes.since = self.lists.next_arrival();
+            changes.keys = FastMap::default();
+            changes.order.clear();
+        }
+    }
+
+    /// Notes that `key` is about to change (before its counts do), and what it held at the
+    /// last checkpoint if this is its first change since.
+    fn touch(&mut self, key: &K) -> Option<&mut Before> {
+        let changes = self.changes.as_mut()?;
+        if !changes.keys.contains_key(key) {
+            let [left, right] = self.counts.get(key).copied().unwrap_or_default();
+            let before = Before {
+                left,
+                right,
+                ..Before::default()
+            };
+            changes.keys.insert(key.clone(), before);
+            changes.order.push(key.clone());
+        }
+        changes.keys.get_mut(key)
     }
 
     /// Records `key` holds on side `list`.
@@ -95,6 +159,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         let Some(disk) = self.disk.as_mut() else {
             return;
         };
+        disk.touch(key);
         disk.add(key, LEFT);
         let probe = disk.count(key, RIGHT) > 0;
         let (disk, key) = (&mut disk.lists, encoded(key));
@@ -118,14 +183,17 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         let Some(disk) = self.disk.as_mut() else {
             return;
         };
+        disk.touch(key);
         disk.add(key, RIGHT);
         let probe = disk.count(key, LEFT) > 0;
-        let (disk, key) = (&mut disk.lists, encoded(key));
+        let since = disk.changes.as_ref().map_or(0, |c| c.since);
+        let mut flags = false;
+        let (disk, key_bytes) = (&mut disk.lists, encoded(key));
         let left_outer = self.left_outer;
         // Left records matched for the first time: their flag is rewritten after the scan.
         let mut now_matched: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let (next, stats) = (&mut self.next, &mut self.stats);
-        disk.read(&key, LEFT, probe, |entry, value| {
+        disk.read(&key_bytes, LEFT, probe, |entry, value| {
             match decode::<Held<S::Left>>(value) {
                 Ok(h) => {
                     if let Some(out) = S::join(&h.record, r) {
@@ -133,6 +201,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
                         if left_outer && !h.matched {
                             let mut value = Vec::new();
                             write_held(&mut value, h.time, true, &h.record);
+                            flags |= arrival(entry) < since;
                             now_matched.push((entry.to_vec(), value));
                         }
                     }
@@ -143,7 +212,12 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         for (entry, value) in &now_matched {
             disk.replace(entry, value);
         }
-        disk.push(&key, RIGHT, |out| write_held(out, time, false, r));
+        disk.push(&key_bytes, RIGHT, |out| write_held(out, time, false, r));
+        if flags {
+            if let Some(before) = self.disk.as_mut().and_then(|d| d.touch(key)) {
+                before.flags = true;
+            }
+        }
     }
 
     /// Removes the records with `t + ttl < w` of the keys the expiry index names (a left
@@ -182,6 +256,11 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
                 }
             });
             let right = gone.len() - before - left;
+            if left + right > 0 {
+                if let Some(before) = disk.touch(&key) {
+                    before.rewritten = true;
+                }
+            }
             disk.sub(&key, LEFT, left as u32);
             disk.sub(&key, RIGHT, right as u32);
         }
@@ -268,24 +347,182 @@ pub(super) fn load_records<S: JoinSpec>(
     for _ in 0..keys {
         let decoded = S::Key::load(input)?;
         let key = encoded(&decoded);
-        for list in [LEFT, RIGHT] {
-            let n = u64::load(input)?;
-            if n > input.len() as u64 {
-                return Err(StateError::Truncated);
-            }
-            for _ in 0..n {
-                let before = *input;
-                if list == LEFT {
-                    Held::<S::Left>::load(input)?;
+        load_list::<S>(disk, &decoded, &key, LEFT, input)?;
+        load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
+    }
+    Ok(())
+}
+
+/// Appends to the list `list` of a key the records of a saved list (a count, then each
+/// record as `Held` saves it).
+fn load_list<S: JoinSpec>(
+    disk: &mut OnDisk<S::Key>,
+    decoded: &S::Key,
+    key: &[u8],
+    list: u8,
+    input: &mut &[u8],
+) -> Result<(), StateError> {
+    let n = u64::load(input)?;
+    if n > input.len() as u64 {
+        return Err(StateError::Truncated);
+    }
+    for _ in 0..n {
+        let before = *input;
+        if list == LEFT {
+            Held::<S::Left>::load(input)?;
+        } else {
+            Held::<S::Right>::load(input)?;
+        }
+        let value = &before[..before.len() - input.len()];
+        disk.lists
+            .push(key, list, |out| out.extend_from_slice(value));
+        disk.add(decoded, list);
+    }
+    Ok(())
+}
+
+/// Writes the records of the list `list` of `key` that arrived at `since` or later as a saved
+/// list: their count, then each.
+fn save_list(lists: &Lists, key: &[u8], list: u8, since: u64, out: &mut Vec<u8>) {
+    let at = out.len();
+    0u64.save(out);
+    let mut n = 0u64;
+    lists.scan_since(key, list, since, |_, value| {
+        out.extend_from_slice(value);
+        n += 1;
+    });
+    out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Where a left record's `matched` flag is in its value (after its time).
+const MATCHED_AT: usize = 8;
+
+impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
+    /// Writes an entry of the in-memory join's delta for each key changed since the last
+    /// checkpoint (see its `save_delta`), reading the records from the store, and returns
+    /// how many; the next delta starts here.
+    pub fn save_delta(&mut self, out: &mut Vec<u8>) -> u64 {
+        let Some(changes) = self.changes.as_mut() else {
+            return 0;
+        };
+        let (since, order, keys) = (
+            changes.since,
+            std::mem::take(&mut changes.order),
+            std::mem::take(&mut changes.keys),
+        );
+        for key in &order {
+            let before = keys.get(key).copied().unwrap_or_default();
+            let bytes = encoded(key);
+            out.extend_from_slice(&bytes);
+            if !self.counts.contains_key(key) {
+                out.push(0);
+            } else if before.rewritten {
+                out.push(1);
+                save_list(&self.lists, &bytes, LEFT, 0, out);
+                save_list(&self.lists, &bytes, RIGHT, 0, out);
+            } else {
+                out.push(2);
+                (before.left as usize).save(out);
+                (before.right as usize).save(out);
+                save_list(&self.lists, &bytes, LEFT, since, out);
+                save_list(&self.lists, &bytes, RIGHT, since, out);
+                if before.flags {
+                    out.push(1);
+                    let mut n = 0u32;
+                    self.lists.scan_since(&bytes, LEFT, 0, |_, value| {
+                        if n < before.left {
+                            out.push(value.get(MATCHED_AT).copied().unwrap_or(0));
+                            n += 1;
+                        }
+                    });
                 } else {
-                    Held::<S::Right>::load(input)?;
+                    out.push(0);
                 }
-                let value = &before[..before.len() - input.len()];
-                disk.lists
-                    .push(&key, list, |out| out.extend_from_slice(value));
-                disk.add(&decoded, list);
             }
+        }
+        self.saved();
+        order.len() as u64
+    }
+
+    /// Removes every record of `key`.
+    fn remove_key(&mut self, decoded: &K, key: &[u8]) {
+        let mut entries = Vec::new();
+        for list in [LEFT, RIGHT] {
+            self.lists
+                .scan_since(key, list, 0, |entry, _| entries.push(entry.to_vec()));
+        }
+        for entry in &entries {
+            self.lists.remove(entry);
+        }
+        self.counts.remove(decoded);
+    }
+}
+
+/// Applies a delta of either backend's join (see the in-memory `load_delta`) to the store.
+pub(super) fn load_delta<S: JoinSpec>(
+    disk: &mut OnDisk<S::Key>,
+    input: &mut &[u8],
+) -> Result<(), StateError> {
+    let count = u64::load(input)?;
+    if count > input.len() as u64 {
+        return Err(StateError::Truncated);
+    }
+    for _ in 0..count {
+        let decoded = S::Key::load(input)?;
+        let key = encoded(&decoded);
+        match u8::load(input)? {
+            0 => disk.remove_key(&decoded, &key),
+            1 => {
+                disk.remove_key(&decoded, &key);
+                load_list::<S>(disk, &decoded, &key, LEFT, input)?;
+                load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
+            }
+            2 => {
+                let (left, right) = (usize::load(input)?, usize::load(input)?);
+                if disk.count(&decoded, LEFT) as usize != left
+                    || disk.count(&decoded, RIGHT) as usize != right
+                {
+                    return Err(StateError::Invalid(
+                        "a join delta that does not fit the state before it",
+                    ));
+                }
+                load_list::<S>(disk, &decoded, &key, LEFT, input)?;
+                load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
+                match u8::load(input)? {
+                    0 => {}
+                    1 => {
+                        let mut saved: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(left);
+                        disk.lists.scan_since(&key, LEFT, 0, |entry, value| {
+                            if saved.len() < left {
+                                saved.push((entry.to_vec(), value.to_vec()));
+                            }
+                        });
+                        for (entry, mut value) in saved {
+                            let flag = u8::from(bool::load(input)?);
+                            if value.get(MATCHED_AT) != Some(&flag) {
+                                if let Some(byte) = value.get_mut(MATCHED_AT) {
+                                    *byte = flag;
+                                }
+                                disk.lists.replace(&entry, &value);
+                            }
+                        }
+                    }
+                    _ => return Err(StateError::Invalid("a join delta's flags")),
+                }
+            }
+            _ => return Err(StateError::Invalid("a join delta's entry")),
         }
     }
     Ok(())
+}
+
+/// Every stored record's key and time (to build the expiry index again after a restore).
+pub(super) fn times<K: State>(disk: &OnDisk<K>, mut f: impl FnMut(K, i64)) {
+    disk.lists.for_each(|entry, value| {
+        let key = &entry[..entry.len() - ENTRY_SUFFIX];
+        match (decode::<K>(key), i64::load(&mut &value[..])) {
+            (Ok(key), Ok(time)) => f(key, time),
+            (Err(e), _) | (_, Err(e)) => broken(e),
+        }
+    });
 }
