@@ -107,9 +107,37 @@ pub fn stopped_early() -> bool {
     crate::context::with(|c| c.stopped_early())
 }
 
-/// Whether the process `pid` is gone (it no longer runs), for the scratch files a killed run
-/// left behind: a run names them after its process id.
-pub fn process_is_gone(pid: i32) -> bool {
+/// Removes what processes that are gone left in `dir`: the files and folders named
+/// `<prefix><pid>-...<suffix>` (a killed run cannot remove its scratch files; a run names
+/// them after its process id).
+pub fn remove_left_by_gone_processes(dir: &std::path::Path, prefix: &str, suffix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.ends_with(suffix))
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if process_is_gone(pid) {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+        }
+    }
+}
+
+/// Whether the process `pid` is gone (it no longer runs).
+fn process_is_gone(pid: i32) -> bool {
     // SAFETY: kill with signal 0 sends nothing; it only asks whether `pid` exists.
     let failed = unsafe { libc::kill(pid, 0) } != 0;
     failed && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)

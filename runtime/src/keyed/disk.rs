@@ -62,7 +62,8 @@ impl Store {
     pub fn create(dir: &Path, budget: u64) -> Result<Store, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the state folder {}: {e}", dir.display()))?;
-        remove_abandoned(dir);
+        // The folders of killed runs (a run cannot remove its own when killed).
+        crate::stop::remove_left_by_gone_processes(dir, "weir-", "");
         let n = STORES_MADE.fetch_add(1, Ordering::Relaxed);
         Store::open(
             &dir.join(format!("weir-{}-{n}", std::process::id())),
@@ -177,28 +178,6 @@ impl Store {
 /// The disk store of the calling thread's run, if it spills state to disk.
 fn current() -> Option<Arc<Store>> {
     crate::context::with(|c| c.state_store().cloned())
-}
-
-/// Removes the `weir-<pid>-<n>` folders under `dir` of processes that no longer run (a killed
-/// run cannot remove its own).
-fn remove_abandoned(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("weir-"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if crate::stop::process_is_gone(pid) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// Makes the calling thread's short sleeps as short as asked, once per thread. fjall slows a

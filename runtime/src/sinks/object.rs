@@ -61,35 +61,15 @@ pub fn staging_file(what: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(|| remove_abandoned(&std::env::temp_dir()));
+    SWEPT.call_once(|| {
+        crate::stop::remove_left_by_gone_processes(&std::env::temp_dir(), "weir-sink-", ".staged")
+    });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let tag = crate::hash::route(&what);
     std::env::temp_dir().join(format!(
         "weir-sink-{}-{n}-{tag:016x}.staged",
         std::process::id()
     ))
-}
-
-/// Removes `weir-sink-<pid>-....staged` files in `dir` whose process is gone.
-fn remove_abandoned(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.ends_with(".staged"))
-            .and_then(|n| n.strip_prefix("weir-sink-"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if crate::stop::process_is_gone(pid) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }
 
 #[cfg(feature = "object-store")]
@@ -376,7 +356,7 @@ mod tests {
         for name in &names {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
-        remove_abandoned(dir.path());
+        crate::stop::remove_left_by_gone_processes(dir.path(), "weir-sink-", ".staged");
         let left: Vec<bool> = names.iter().map(|n| dir.path().join(n).exists()).collect();
         assert_eq!(left, [false, true, true, true]);
     }
