@@ -90,7 +90,11 @@ impl Store {
             .cache_size(budget / 8)
             // Memtables, sealed ones waiting for their flush included.
             .max_write_buffer_size(budget / 4)
-            .max_journaling_size(64 << 20)
+            // The journal is scratch like the rest (nothing is recovered from it), but when
+            // it is full fjall flushes every keyspace holding its oldest part: small
+            // keyspaces (a sink's table) were flushed as tiny runs faster than they were
+            // compacted, and writes to them stalled. On disk, not in memory.
+            .max_journaling_size((budget * 2).max(512 << 20))
             // One thread each: the pipeline's tasks need the cores more.
             .flush_workers(1)
             .compaction_workers(1)
