@@ -75,6 +75,10 @@ pub struct BuildConfig {
     /// binary takes `--state disk`. Off by default: fjall adds about 30 CPU-seconds to the
     /// first build (docs/performance.md).
     pub state_disk: bool,
+    /// Link the binary with the system's allocator instead of mimalloc (the runtime's feature
+    /// `mimalloc`, on by default): `WEIR_SYSTEM_ALLOCATOR=1`, for memory tools that hook
+    /// malloc, or to measure what the allocator is worth.
+    pub system_allocator: bool,
 }
 
 impl BuildConfig {
@@ -117,6 +121,7 @@ impl BuildConfig {
             http: false,
             object_store: false,
             state_disk: false,
+            system_allocator: std::env::var("WEIR_SYSTEM_ALLOCATOR").is_ok_and(|v| v == "1"),
         })
     }
 }
@@ -484,6 +489,10 @@ fn build_crate(
     }
     if config.state_disk {
         features.push("state-disk".to_string());
+    }
+    // A binary of its own: records cross threads, which mimalloc frees without a lock.
+    if !config.system_allocator {
+        features.push("mimalloc".to_string());
     }
     let manifest = manifest(&name, &runtime, embedded, &features);
     let profile = match config.profile {

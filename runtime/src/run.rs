@@ -487,6 +487,7 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, binary: Bina
             return ExitCode::from(2);
         }
     };
+    crate::tune_allocator(args.state == crate::args::StateBackend::Disk);
     // Before anything opens an output: a binary whose sinks write files would otherwise
     // have created (emptied) them by the time it found out.
     if args.limit.is_some() && !preview {

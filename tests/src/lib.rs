@@ -53,6 +53,15 @@ pub fn build_state_disk(name: &str, text: &str) -> PathBuf {
     build_with(name, text, false, false, false, true)
 }
 
+/// [`build_state_disk`] with the system's allocator instead of mimalloc
+/// (`WEIR_SYSTEM_ALLOCATOR=1`).
+pub fn build_state_disk_system_allocator(name: &str, text: &str) -> PathBuf {
+    build_configured(name, text, false, |config| {
+        config.state_disk = true;
+        config.system_allocator = true;
+    })
+}
+
 fn build_with(
     name: &str,
     text: &str,
@@ -60,6 +69,19 @@ fn build_with(
     http: bool,
     object_store: bool,
     state_disk: bool,
+) -> PathBuf {
+    build_configured(name, text, no_fusion, |config| {
+        config.http = http;
+        config.object_store = object_store;
+        config.state_disk = state_disk;
+    })
+}
+
+fn build_configured(
+    name: &str,
+    text: &str,
+    no_fusion: bool,
+    configure: impl FnOnce(&mut BuildConfig),
 ) -> PathBuf {
     let mut sources = SourceMap::new();
     let id = sources.add(format!("{name}.weir"), text.to_string());
@@ -79,9 +101,7 @@ fn build_with(
     };
     let suffix = if no_fusion { "_unfused" } else { "" };
     let mut config = BuildConfig::from_env().expect("a cache directory");
-    config.http = http;
-    config.object_store = object_store;
-    config.state_disk = state_disk;
+    configure(&mut config);
     let built = driver::build(&compiled.rust, &format!("test_{name}{suffix}"), &config)
         .unwrap_or_else(|e| panic!("{e}"));
     built.binary

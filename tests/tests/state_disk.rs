@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use weir_tests::{
-    build_state_disk, checksum_line, example, kill_repeatedly, run, sorted_lines, Rng,
+    build_state_disk, build_state_disk_system_allocator, checksum_line, example, kill_repeatedly,
+    run, sorted_lines, Rng,
 };
 
 /// With 4MiB the operators' caches hold 2.5MiB of decoded values: a few thousand records.
@@ -48,6 +49,42 @@ fn q20_and_q9_on_disk_give_the_in_memory_checksum() {
         assert_eq!(checksum_line(&disk.stdout), want, "{name}");
         assert_store_removed(dir.path());
     }
+}
+
+/// Whether a binary links mimalloc: its messages are in the binary's bytes.
+fn links_mimalloc(binary: &Path) -> bool {
+    let bytes = std::fs::read(binary).expect("reads the binary");
+    bytes.windows(10).any(|w| w == b"mimalloc: ")
+}
+
+/// A binary links mimalloc unless it is built with the system's allocator, and q9 with
+/// either allocator, in memory and on disk, gives the same checksum (the disk runs set
+/// mimalloc's options for a small resident set first).
+#[test]
+fn the_allocator_is_mimalloc_unless_the_system_one_is_asked_for() {
+    let text = example("nexmark/q9.weir");
+    let mimalloc = build_state_disk("state_disk_q9_mimalloc", &text);
+    let system = build_state_disk_system_allocator("state_disk_q9_system_allocator", &text);
+    assert!(links_mimalloc(&mimalloc));
+    assert!(!links_mimalloc(&system));
+    let dir = tempfile::tempdir().unwrap();
+    let mut checksums = Vec::new();
+    for binary in [&mimalloc, &system] {
+        for disk in [false, true] {
+            let mut args = vec!["--events", "60000", "--quiet"];
+            if disk {
+                args.extend(ON_DISK);
+            }
+            let out = run(binary, &args, dir.path(), None);
+            assert!(out.success, "{}", out.stderr);
+            checksums.push(checksum_line(&out.stdout));
+        }
+    }
+    assert!(!checksums[0].contains("rows=0 "), "{}", checksums[0]);
+    assert!(
+        checksums.iter().all(|c| *c == checksums[0]),
+        "{checksums:?}"
+    );
 }
 
 /// Auctions and bids as JSON lines: bids go to random auctions, so keys are read back from

@@ -9,8 +9,8 @@
 //! operators that keep them ([`Spilled`], top-N), 1/8 for fjall's block cache, 1/4 for its
 //! memtables (each map's at most 1/8), the rest for what fjall and the run keep besides. Each
 //! map gets a partition of its own (fjall's keyspaces), compacted size-tiered. Keys and values
-//! are stored in their checkpoint encoding ([`State`]). The regular join keeps no cache: its
-//! records are entries of their own ([`Lists`]).
+//! are stored in their checkpoint encoding ([`State`]). The regular join keeps lists of
+//! records instead, written back in chunks ([`Lists`]).
 //!
 //! A value is weighed as its encoded size times [`MEMORY_PER_ENCODED_BYTE`] (the decoded
 //! form's headers and allocations) plus [`OVERHEAD_PER_KEY`]; each map's cache may weigh an
@@ -31,6 +31,9 @@ use lru::LruCache;
 
 use crate::hash::BuildFastHasher;
 use crate::state::State;
+
+mod lists;
+pub use lists::{arrival, Lists, ENTRY_SUFFIX};
 
 /// Decoded values take about this many bytes of memory per byte of their encoding (string
 /// and vector headers, allocation rounding), measured on the Nexmark records.
@@ -142,6 +145,24 @@ impl Store {
         self.cache_budget / self.maps.load(Ordering::Relaxed).max(1)
     }
 
+    /// Counts `bytes` more in a map's cache (`weight`) and in the caches' total.
+    fn charge(&self, weight: &mut usize, bytes: usize) {
+        *weight += bytes;
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` less in a map's cache (`weight`) and in the caches' total.
+    fn release(&self, weight: &mut usize, bytes: usize) {
+        *weight -= bytes;
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// A map that weighed `weight` is dropped: it leaves the total and the quota's count.
+    fn left(&self, weight: usize) {
+        self.used.fetch_sub(weight, Ordering::Relaxed);
+        self.maps.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// The store of a new map, counted in the quota until the map is dropped.
     fn joined(self: Arc<Self>) -> Arc<Self> {
         self.maps.fetch_add(1, Ordering::Relaxed);
@@ -205,6 +226,24 @@ fn tighten_timer_slack() {
     });
 }
 
+/// Calls `f` with each key and value `items` (a scan of a keyspace) yields; a failed read is
+/// reported (`cannot read {what}`) and ends the scan.
+fn each_entry(
+    items: impl Iterator<Item = fjall::Result<fjall::KvPair>>,
+    what: &str,
+    mut f: impl FnMut(&[u8], &[u8]),
+) {
+    for item in items {
+        match item {
+            Ok((k, v)) => f(&k, &v),
+            Err(e) => {
+                failed(&format!("read {what}"), e);
+                return;
+            }
+        }
+    }
+}
+
 fn failed(what: &str, e: impl std::fmt::Display) {
     crate::context::report_error(format!("state store: cannot {what}: {e}"));
 }
@@ -265,13 +304,11 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
     }
 
     fn add_weight(&mut self, bytes: usize) {
-        self.weight += bytes;
-        self.store.used.fetch_add(bytes, Ordering::Relaxed);
+        self.store.charge(&mut self.weight, bytes);
     }
 
     fn sub_weight(&mut self, bytes: usize) {
-        self.weight -= bytes;
-        self.store.used.fetch_sub(bytes, Ordering::Relaxed);
+        self.store.release(&mut self.weight, bytes);
     }
 
     /// Spills the least recently used keys while the caches weigh more than their budget
@@ -454,26 +491,14 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
         if self.disk_only == 0 {
             return;
         }
-        for item in self.keyspace.iter() {
-            let (k, v) = match item {
-                Ok(kv) => kv,
-                Err(e) => {
-                    failed("read the keyspace", e);
-                    return;
-                }
-            };
-            let key = match crate::state::decode::<K>(&k) {
-                Ok(key) => key,
-                Err(e) => {
-                    failed("decode a key", e);
-                    return;
-                }
-            };
-            // A cached key's copy on disk is older than the cache's.
-            if !self.cache.contains(&key) {
-                f(&k, &v, key);
+        each_entry(self.keyspace.iter(), "the keyspace", |k, v| {
+            match crate::state::decode::<K>(k) {
+                // A cached key's copy on disk is older than the cache's.
+                Ok(key) if !self.cache.contains(&key) => f(k, v, key),
+                Ok(_) => {}
+                Err(e) => failed("decode a key", e),
             }
-        }
+        });
     }
 
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
@@ -509,240 +534,7 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
 impl<K, V> Drop for Spilled<K, V> {
     fn drop(&mut self) {
         // The keyspace is not deleted (see `Store::clear`): it goes with the store's folder.
-        self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
-        self.store.maps.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Lists of records per key, one entry per record: `key ‖ list ‖ sequence` (the key's
-/// [`State`] encoding, which is self-delimiting, a list tag, and a big-endian arrival number),
-/// so a key's list is a prefix of the keyspace in arrival order. Appending writes one entry
-/// and reads nothing; reading a list is a prefix scan. What the regular join keeps on disk:
-/// nothing of it stays decoded in memory, so its memory is the store's (memtables and block
-/// cache), whatever the number of keys and records.
-///
-/// The lists read recently stay in memory too, as their entries' bytes (an LRU cache weighed
-/// against the budget like the other maps' caches, written through on every change): a probe
-/// of a hot key (the auction every bid of q9 probes) reads no table.
-pub struct Lists {
-    keyspace: fjall::PartitionHandle,
-    store: Arc<Store>,
-    next: u64,
-    entry: Vec<u8>,
-    value: Vec<u8>,
-    /// `key ‖ list` → the list's entries, in arrival order.
-    cache: LruCache<Vec<u8>, Vec<RawEntry>, BuildFastHasher>,
-    /// What the cache weighs.
-    weight: usize,
-}
-
-/// A cached entry of a list: its key and value.
-type RawEntry = (Vec<u8>, Vec<u8>);
-
-/// What a cached entry weighs: its bytes and two vectors' headers and allocations.
-fn entry_weight(entry: &[u8], value: &[u8]) -> usize {
-    entry.len() + value.len() + 64
-}
-
-/// An entry's key: `key ‖ list ‖ sequence`.
-fn entry_key(out: &mut Vec<u8>, key: &[u8], list: u8, sequence: u64) {
-    out.clear();
-    out.extend_from_slice(key);
-    out.push(list);
-    out.extend_from_slice(&sequence.to_be_bytes());
-}
-
-/// The length of `list ‖ sequence` at the end of an entry's key.
-pub const ENTRY_SUFFIX: usize = 9;
-
-/// The arrival number of an entry (its key's last 8 bytes).
-pub fn arrival(entry: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&entry[entry.len() - 8..]);
-    u64::from_be_bytes(bytes)
-}
-
-impl Lists {
-    /// Lists with a keyspace of their own, if the process has a store.
-    pub fn open() -> Option<Lists> {
-        Lists::on(current()?)
-    }
-
-    pub(crate) fn on(store: Arc<Store>) -> Option<Lists> {
-        let id = store.next_keyspace.fetch_add(1, Ordering::Relaxed);
-        let keyspace = store.partition(&format!("l{id}"));
-        match keyspace {
-            Ok(keyspace) => Some(Lists {
-                keyspace,
-                store: store.joined(),
-                next: 0,
-                entry: Vec::new(),
-                value: Vec::new(),
-                cache: LruCache::unbounded_with_hasher(BuildFastHasher),
-                weight: 0,
-            }),
-            Err(e) => {
-                failed("make a keyspace", e);
-                None
-            }
-        }
-    }
-
-    /// Appends to the list `list` of `key` (an encoded key) the value `write` writes.
-    pub fn push(&mut self, key: &[u8], list: u8, write: impl FnOnce(&mut Vec<u8>)) {
-        tighten_timer_slack();
-        entry_key(&mut self.entry, key, list, self.next);
-        self.next += 1;
-        self.value.clear();
-        write(&mut self.value);
-        if let Err(e) = self
-            .keyspace
-            .insert(self.entry.as_slice(), self.value.as_slice())
-        {
-            failed("write a record", e);
-        }
-        let prefix = &self.entry[..key.len() + 1];
-        if let Some(cached) = self.cache.peek_mut(prefix) {
-            let added = entry_weight(&self.entry, &self.value);
-            cached.push((self.entry.clone(), self.value.clone()));
-            self.weight += added;
-            self.store.used.fetch_add(added, Ordering::Relaxed);
-            self.trim();
-        }
-    }
-
-    /// Drops the least recently read lists while the caches weigh more than their budget.
-    fn trim(&mut self) {
-        while self.weight > self.store.quota() {
-            let Some((prefix, entries)) = self.cache.pop_lru() else {
-                break;
-            };
-            self.forget(&prefix, &entries);
-        }
-    }
-
-    fn forget(&mut self, prefix: &[u8], entries: &[(Vec<u8>, Vec<u8>)]) {
-        let weight: usize = prefix.len()
-            + 64
-            + entries
-                .iter()
-                .map(|(k, v)| entry_weight(k, v))
-                .sum::<usize>();
-        self.weight -= weight;
-        self.store.used.fetch_sub(weight, Ordering::Relaxed);
-    }
-
-    /// Drops the cached list an entry belongs to.
-    fn uncache(&mut self, entry: &[u8]) {
-        let prefix = &entry[..entry.len() - 8];
-        if let Some(entries) = self.cache.pop(prefix) {
-            self.forget(prefix, &entries);
-        }
-    }
-
-    /// Calls `f` with each entry key and value of the list `list` of `key`, in arrival order
-    /// (nothing is read unless `probe`: the caller knows the list is empty).
-    pub fn read(&mut self, key: &[u8], list: u8, probe: bool, mut f: impl FnMut(&[u8], &[u8])) {
-        if !probe {
-            return;
-        }
-        let mut prefix = Vec::with_capacity(key.len() + 1);
-        prefix.extend_from_slice(key);
-        prefix.push(list);
-        if let Some(entries) = self.cache.get(&prefix) {
-            for (k, v) in entries {
-                f(k, v);
-            }
-            return;
-        }
-        let mut entries = Vec::new();
-        let mut weight = prefix.len() + 64;
-        for item in self.keyspace.prefix(&prefix) {
-            match item {
-                Ok((k, v)) => {
-                    f(&k, &v);
-                    weight += entry_weight(&k, &v);
-                    entries.push((k.to_vec(), v.to_vec()));
-                }
-                Err(e) => {
-                    failed("read a list", e);
-                    return;
-                }
-            }
-        }
-        self.weight += weight;
-        self.store.used.fetch_add(weight, Ordering::Relaxed);
-        self.cache.push(prefix, entries);
-        self.trim();
-    }
-
-    /// Calls `f` with each entry key and value of the list `list` of `key` whose arrival
-    /// number is `since` or later, in arrival order, from the store (the cache is left as it
-    /// is: checkpoints read lists no record probes).
-    pub fn scan_since(&self, key: &[u8], list: u8, since: u64, mut f: impl FnMut(&[u8], &[u8])) {
-        let mut from = Vec::with_capacity(key.len() + ENTRY_SUFFIX);
-        entry_key(&mut from, key, list, since);
-        let mut to = Vec::with_capacity(key.len() + ENTRY_SUFFIX);
-        entry_key(&mut to, key, list, u64::MAX);
-        for item in self.keyspace.range(from..=to) {
-            match item {
-                Ok((k, v)) => f(&k, &v),
-                Err(e) => {
-                    failed("read a list", e);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The arrival number the next record gets: a record with a smaller one arrived before.
-    pub fn next_arrival(&self) -> u64 {
-        self.next
-    }
-
-    /// Replaces the value of an entry (`entry` as [`Lists::read`] gave it).
-    pub fn replace(&mut self, entry: &[u8], value: &[u8]) {
-        self.uncache(entry);
-        if let Err(e) = self.keyspace.insert(entry, value) {
-            failed("write a record", e);
-        }
-    }
-
-    /// Removes an entry.
-    pub fn remove(&mut self, entry: &[u8]) {
-        self.uncache(entry);
-        if let Err(e) = self.keyspace.remove(entry) {
-            failed("remove a record", e);
-        }
-    }
-
-    /// Calls `f` with every entry key and value, keys' lists one after the other.
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
-        for item in self.keyspace.iter() {
-            match item {
-                Ok((k, v)) => f(&k, &v),
-                Err(e) => {
-                    failed("read the keyspace", e);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Removes every entry.
-    pub fn clear(&mut self) {
-        self.store.clear(&mut self.keyspace);
-        self.cache.clear();
-        self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
-        self.weight = 0;
-    }
-}
-
-impl Drop for Lists {
-    fn drop(&mut self) {
-        // The keyspace is not deleted (see `Store::clear`): it goes with the store's folder.
-        self.store.used.fetch_sub(self.weight, Ordering::Relaxed);
-        self.store.maps.fetch_sub(1, Ordering::Relaxed);
+        self.store.left(self.weight);
     }
 }
 

@@ -1,7 +1,8 @@
-//! The regular join on the disk backend: each stored record is an entry of the process's LSM
-//! store ([`Lists`]), under its key's left or right list, so storing a record writes one entry
-//! and reads nothing, and probing reads the other side's list of the key. Nothing stays
-//! decoded in memory; the store's memtables and block cache are what the state costs.
+//! The regular join on the disk backend: each key's records are lists of the process's LSM
+//! store ([`Lists`]), one per side, so storing a record appends to its key's list (in memory
+//! while the list is cached, written in chunks when it is not: see `keyed::disk::lists`) and
+//! reads nothing, and probing reads the other side's list of the key. Records stay encoded:
+//! the lists' cache, the store's memtables and its block cache are what the state costs.
 //!
 //! How many records each key holds on each side is kept in memory (a few dozen bytes a key),
 //! so a probe of a side with nothing under the key reads nothing: in Nexmark's q20 most bids

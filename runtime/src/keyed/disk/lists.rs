@@ -1,0 +1,557 @@
+//! Lists of records per key on the disk store: what the regular join keeps there.
+//!
+//! Each record has an arrival number, and a key's list (`key ‖ list`: the key's [`State`]
+//! encoding, which is self-delimiting, and a list tag) is its records in arrival order.
+//! Callers see one entry per record, `key ‖ list ‖ arrival` (big-endian, so [`arrival`] reads
+//! it back), and never how the lists are stored:
+//!
+//! - **Written back, in chunks.** The lists used recently are in memory (an LRU cache weighed
+//!   against the map's share of the budget, like the other maps' caches). Appending to a list
+//!   appends in memory; so do rewriting and removing a record of a cached list. A list is
+//!   written when the cache drops it, as one entry of the store, a *chunk*: its key is
+//!   `key ‖ list ‖ arrival of its first record`, its value each record's arrival, length and
+//!   bytes. A list that only grew since it was last written gets one more chunk (its new
+//!   records); one whose written records changed is written again as one chunk.
+//! - Before, every record was an entry of the store, written when it arrived: Nexmark q9 on
+//!   disk made one insert (journal write and memtable search) per bid, and the store's
+//!   flush and compaction threads took a fifth of the machine moving them. A key's records
+//!   that arrive while it is hot are now one insert.
+//! - **Reading** a cached list reads nothing; a list whose cache holds only its newest records
+//!   (appended to, never read) reads its chunks first. Scans for checkpoints see the cache as
+//!   well as the store, so nothing needs writing before a checkpoint.
+//!
+//! Chunks of a list never interleave: a list's new records arrived after everything written
+//! of it, so its chunks in key order are its records in arrival order.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use lru::LruCache;
+
+use super::{current, each_entry, failed, tighten_timer_slack, Store};
+use crate::hash::BuildFastHasher;
+
+/// The length of `list ‖ arrival` at the end of an entry's key.
+pub const ENTRY_SUFFIX: usize = 9;
+
+/// The arrival number of an entry (its key's last 8 bytes).
+pub fn arrival(entry: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&entry[entry.len() - 8..]);
+    u64::from_be_bytes(bytes)
+}
+
+/// An entry's key (or a chunk's): `key ‖ list ‖ arrival`.
+fn entry_key(out: &mut Vec<u8>, prefix: &[u8], arrival: u64) {
+    out.clear();
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&arrival.to_be_bytes());
+}
+
+/// What a cached record weighs: its bytes, its slot in the list (arrival and vector header,
+/// with the list's spare capacity), the allocation's rounding.
+fn record_weight(value: &[u8]) -> usize {
+    value.len() + 80
+}
+
+/// What a cached list weighs besides its records: its prefix, the LRU's node and slot.
+fn list_weight(prefix: &[u8]) -> usize {
+    prefix.len() + 128
+}
+
+/// A list in the cache.
+#[derive(Default)]
+struct Cached {
+    /// Records in arrival order: (arrival, value).
+    records: Vec<(u64, Vec<u8>)>,
+    /// `records` is the whole list; else the store holds the records before them.
+    whole: bool,
+    /// The first `clean` records are in the store as they are (only when `whole`).
+    clean: usize,
+    /// The arrival numbers that key the list's chunks in the store (only when `whole`).
+    chunks: Vec<u64>,
+    /// A written record was rewritten or removed: the list is written again whole.
+    rewrite: bool,
+    /// What it weighs.
+    weight: usize,
+}
+
+impl Cached {
+    fn dirty(&self) -> bool {
+        self.rewrite || self.clean < self.records.len()
+    }
+
+    fn position(&self, arrival: u64) -> Option<usize> {
+        self.records
+            .binary_search_by_key(&arrival, |(a, _)| *a)
+            .ok()
+    }
+}
+
+/// Decodes a chunk's records: calls `f` with each arrival and value.
+fn each_in_chunk(mut chunk: &[u8], mut f: impl FnMut(u64, &[u8])) {
+    while chunk.len() >= 12 {
+        let arrival = u64::from_le_bytes(chunk[..8].try_into().unwrap_or_default());
+        let len = u32::from_le_bytes(chunk[8..12].try_into().unwrap_or_default()) as usize;
+        let Some(value) = chunk.get(12..12 + len) else {
+            break;
+        };
+        f(arrival, value);
+        chunk = &chunk[12 + len..];
+    }
+    if !chunk.is_empty() {
+        failed("read a list", "a chunk is cut short");
+    }
+}
+
+fn write_record(out: &mut Vec<u8>, arrival: u64, value: &[u8]) {
+    out.extend_from_slice(&arrival.to_le_bytes());
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value);
+}
+
+/// Lists of records per key (see the module docs): each map's own keyspace and cache.
+pub struct Lists {
+    keyspace: fjall::PartitionHandle,
+    store: Arc<Store>,
+    next: u64,
+    /// Reused buffers: an entry's key, a chunk's value.
+    entry: Vec<u8>,
+    chunk: Vec<u8>,
+    /// `key ‖ list` → the list, or its newest records.
+    cache: LruCache<Vec<u8>, Cached, BuildFastHasher>,
+    /// What the cache weighs.
+    weight: usize,
+}
+
+impl Lists {
+    /// Lists with a keyspace of their own, if the process has a store.
+    pub fn open() -> Option<Lists> {
+        Lists::on(current()?)
+    }
+
+    pub(crate) fn on(store: Arc<Store>) -> Option<Lists> {
+        let id = store.next_keyspace.fetch_add(1, Ordering::Relaxed);
+        let keyspace = store.partition(&format!("l{id}"));
+        match keyspace {
+            Ok(keyspace) => Some(Lists {
+                keyspace,
+                store: store.joined(),
+                next: 0,
+                entry: Vec::new(),
+                chunk: Vec::new(),
+                cache: LruCache::unbounded_with_hasher(BuildFastHasher),
+                weight: 0,
+            }),
+            Err(e) => {
+                failed("make a keyspace", e);
+                None
+            }
+        }
+    }
+
+    fn prefix(key: &[u8], list: u8) -> Vec<u8> {
+        let mut prefix = Vec::with_capacity(key.len() + ENTRY_SUFFIX);
+        prefix.extend_from_slice(key);
+        prefix.push(list);
+        prefix
+    }
+
+    fn add_weight(&mut self, bytes: usize) {
+        self.store.charge(&mut self.weight, bytes);
+    }
+
+    fn sub_weight(&mut self, bytes: usize) {
+        self.store.release(&mut self.weight, bytes);
+    }
+
+    /// Appends to the list `list` of `key` (an encoded key) the value `write` writes.
+    pub fn push(&mut self, key: &[u8], list: u8, write: impl FnOnce(&mut Vec<u8>)) {
+        let arrival = self.next;
+        self.next += 1;
+        // Written into a buffer, then copied: the record's allocation is its size.
+        self.chunk.clear();
+        write(&mut self.chunk);
+        let value = self.chunk.clone();
+        let added = record_weight(&value);
+        self.entry.clear();
+        self.entry.extend_from_slice(key);
+        self.entry.push(list);
+        let added = match self.cache.get_mut(self.entry.as_slice()) {
+            Some(cached) => {
+                cached.records.push((arrival, value));
+                cached.weight += added;
+                added
+            }
+            None => {
+                let prefix = self.entry.clone();
+                let weight = list_weight(&prefix) + added;
+                let cached = Cached {
+                    records: vec![(arrival, value)],
+                    weight,
+                    ..Cached::default()
+                };
+                self.cache.push(prefix, cached);
+                weight
+            }
+        };
+        self.add_weight(added);
+        self.trim();
+    }
+
+    /// Writes the least recently used lists and drops them while the cache weighs more than
+    /// its share of the budget.
+    fn trim(&mut self) {
+        while self.weight > self.store.quota() {
+            let Some((prefix, cached)) = self.cache.pop_lru() else {
+                break;
+            };
+            self.sub_weight(cached.weight);
+            self.write(&prefix, &cached);
+        }
+    }
+
+    /// Writes what the store lacks of a list leaving the cache.
+    fn write(&mut self, prefix: &[u8], cached: &Cached) {
+        if !cached.dirty() {
+            return;
+        }
+        tighten_timer_slack();
+        let from = if cached.rewrite {
+            for &chunk in &cached.chunks {
+                entry_key(&mut self.entry, prefix, chunk);
+                if let Err(e) = self.keyspace.remove(self.entry.as_slice()) {
+                    failed("remove a record", e);
+                }
+            }
+            0
+        } else {
+            cached.clean
+        };
+        let Some(&(first, _)) = cached.records.get(from) else {
+            return;
+        };
+        self.chunk.clear();
+        for (arrival, value) in &cached.records[from..] {
+            write_record(&mut self.chunk, *arrival, value);
+        }
+        entry_key(&mut self.entry, prefix, first);
+        if let Err(e) = self
+            .keyspace
+            .insert(self.entry.as_slice(), self.chunk.as_slice())
+        {
+            failed("write a record", e);
+        }
+    }
+
+    /// Calls `f` with each chunk key and value of the list `prefix` in the store.
+    fn each_chunk(&self, prefix: &[u8], f: impl FnMut(&[u8], &[u8])) {
+        each_entry(self.keyspace.prefix(prefix), "a list", f);
+    }
+
+    /// Makes the list `prefix` whole in the cache (reading what the store has of it) and the
+    /// most recently used.
+    fn load(&mut self, prefix: &[u8]) {
+        if self.cache.get(prefix).is_some_and(|c| c.whole) {
+            return;
+        }
+        let mut records = Vec::new();
+        let mut chunks = Vec::new();
+        self.each_chunk(prefix, |k, v| {
+            chunks.push(arrival(k));
+            each_in_chunk(v, |a, value| records.push((a, value.to_vec())));
+        });
+        let mut added: usize = records.iter().map(|(_, v)| record_weight(v)).sum();
+        match self.cache.get_mut(prefix) {
+            Some(cached) => {
+                // Its newest records, appended since it was last written.
+                cached.clean = records.len();
+                records.append(&mut cached.records);
+                cached.records = records;
+                cached.chunks = chunks;
+                cached.whole = true;
+                cached.weight += added;
+            }
+            None => {
+                added += list_weight(prefix);
+                let cached = Cached {
+                    clean: records.len(),
+                    records,
+                    whole: true,
+                    chunks,
+                    rewrite: false,
+                    weight: added,
+                };
+                self.cache.push(prefix.to_vec(), cached);
+            }
+        }
+        self.add_weight(added);
+    }
+
+    /// Calls `f` with each entry key and value of the list `list` of `key`, in arrival order
+    /// (nothing is read unless `probe`: the caller knows the list is empty). The list stays
+    /// in the cache.
+    pub fn read(&mut self, key: &[u8], list: u8, probe: bool, mut f: impl FnMut(&[u8], &[u8])) {
+        if !probe {
+            return;
+        }
+        let prefix = Lists::prefix(key, list);
+        self.load(&prefix);
+        if let Some(cached) = self.cache.peek(&prefix) {
+            let mut entry = Vec::with_capacity(prefix.len() + 8);
+            for (a, value) in &cached.records {
+                entry_key(&mut entry, &prefix, *a);
+                f(&entry, value);
+            }
+        }
+        self.trim();
+    }
+
+    /// Calls `f` with each entry key and value of the list `list` of `key` whose arrival
+    /// number is `since` or later, in arrival order (checkpoints: the cache is read, not
+    /// changed).
+    pub fn scan_since(&self, key: &[u8], list: u8, since: u64, mut f: impl FnMut(&[u8], &[u8])) {
+        let prefix = Lists::prefix(key, list);
+        let cached = self.cache.peek(&prefix);
+        let mut entry = Vec::with_capacity(prefix.len() + 8);
+        if !cached.is_some_and(|c| c.whole) {
+            self.each_chunk(&prefix, |_, v| {
+                each_in_chunk(v, |a, value| {
+                    if a >= since {
+                        entry_key(&mut entry, &prefix, a);
+                        f(&entry, value);
+                    }
+                });
+            });
+        }
+        for (a, value) in cached.map_or(&[][..], |c| &c.records[..]) {
+            if *a >= since {
+                entry_key(&mut entry, &prefix, *a);
+                f(&entry, value);
+            }
+        }
+    }
+
+    /// The arrival number the next record gets: a record with a smaller one arrived before.
+    pub fn next_arrival(&self) -> u64 {
+        self.next
+    }
+
+    /// Replaces the value of an entry (`entry` as [`Lists::read`] gave it).
+    pub fn replace(&mut self, entry: &[u8], value: &[u8]) {
+        let (prefix, a) = (&entry[..entry.len() - 8], arrival(entry));
+        self.load(prefix);
+        let mut change = 0isize;
+        if let Some(cached) = self.cache.peek_mut(prefix) {
+            if let Some(i) = cached.position(a) {
+                let old = &mut cached.records[i].1;
+                change = record_weight(value) as isize - record_weight(old) as isize;
+                old.clear();
+                old.extend_from_slice(value);
+                cached.rewrite |= i < cached.clean;
+                cached.weight = cached.weight.wrapping_add_signed(change);
+            }
+        }
+        if change >= 0 {
+            self.add_weight(change as usize);
+        } else {
+            self.sub_weight(change.unsigned_abs());
+        }
+        self.trim();
+    }
+
+    /// Removes an entry.
+    pub fn remove(&mut self, entry: &[u8]) {
+        let (prefix, a) = (&entry[..entry.len() - 8], arrival(entry));
+        self.load(prefix);
+        let mut removed = 0;
+        if let Some(cached) = self.cache.peek_mut(prefix) {
+            if let Some(i) = cached.position(a) {
+                removed = record_weight(&cached.records.remove(i).1);
+                if i < cached.clean {
+                    cached.rewrite = true;
+                    cached.clean -= 1;
+                }
+                cached.weight -= removed;
+            }
+        }
+        self.sub_weight(removed);
+        self.trim();
+    }
+
+    /// Calls `f` with every entry key and value, keys' lists one after the other, each in
+    /// arrival order: the store's chunks merged with the cache.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        let mut cached: Vec<(&Vec<u8>, &Cached)> = self.cache.iter().collect();
+        cached.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut next = 0;
+        let mut entry = Vec::new();
+        let mut emit = |prefix: &[u8], c: &Cached, f: &mut dyn FnMut(&[u8], &[u8])| {
+            for (a, value) in &c.records {
+                entry_key(&mut entry, prefix, *a);
+                f(&entry, value);
+            }
+        };
+        let mut chunk_entry = Vec::new();
+        each_entry(self.keyspace.iter(), "the keyspace", |k, v| {
+            let prefix = &k[..k.len() - 8];
+            while let Some(&(p, c)) = cached.get(next) {
+                if p.as_slice() >= prefix {
+                    break;
+                }
+                emit(p, c, &mut f);
+                next += 1;
+            }
+            // A whole cached list replaces its chunks; it is emitted once the scan passes it.
+            if cached
+                .get(next)
+                .is_some_and(|(p, c)| p.as_slice() == prefix && c.whole)
+            {
+                return;
+            }
+            each_in_chunk(v, |a, value| {
+                entry_key(&mut chunk_entry, prefix, a);
+                f(&chunk_entry, value);
+            });
+        });
+        for &(p, c) in &cached[next..] {
+            emit(p, c, &mut f);
+        }
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.store.clear(&mut self.keyspace);
+        self.cache.clear();
+        self.sub_weight(self.weight);
+    }
+}
+
+impl Drop for Lists {
+    fn drop(&mut self) {
+        // The keyspace is not deleted (see `Store::clear`): it goes with the store's folder.
+        self.store.left(self.weight);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::keyed::disk::tests::store;
+
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    type Model = BTreeMap<Vec<u8>, Vec<(u64, Vec<u8>)>>;
+
+    fn entries_of(model: &Model) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (prefix, records) in model {
+            for (a, value) in records {
+                let mut entry = Vec::new();
+                entry_key(&mut entry, prefix, *a);
+                out.push((entry, value.clone()));
+            }
+        }
+        out
+    }
+
+    fn key(k: u64) -> Vec<u8> {
+        k.to_be_bytes().to_vec()
+    }
+
+    /// Random appends, reads, rewrites and removals on lists of a few keys, with caches from
+    /// nothing (every list written at once) to everything: the lists hold what a map of
+    /// vectors holds, read, scanned since an arrival number and iterated whole.
+    #[test]
+    fn lists_hold_what_vectors_hold_whatever_the_cache() {
+        for (budget, seed) in [(0usize, 7u64), (600, 11), (4_000, 13), (1 << 20, 17)] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = store(dir.path(), budget);
+            let mut lists = Lists::on(store.clone()).expect("opens");
+            let mut model = Model::new();
+            let mut seed = seed;
+            for step in 0..4_000u64 {
+                let k = key(rng(&mut seed) % 23);
+                let list = (rng(&mut seed) % 2) as u8;
+                let prefix = Lists::prefix(&k, list);
+                match rng(&mut seed) % 10 {
+                    0..=4 => {
+                        let len = (rng(&mut seed) % 40) as usize;
+                        let value = vec![step as u8; len];
+                        let arrival = lists.next_arrival();
+                        lists.push(&k, list, |out| out.extend_from_slice(&value));
+                        model.entry(prefix).or_default().push((arrival, value));
+                    }
+                    5 | 6 => {
+                        let mut seen = Vec::new();
+                        lists.read(&k, list, true, |e, v| seen.push((arrival(e), v.to_vec())));
+                        let want = model.get(&prefix).cloned().unwrap_or_default();
+                        assert_eq!(seen, want, "read, step {step}, budget {budget}");
+                    }
+                    7 => {
+                        let want = model.get(&prefix).cloned().unwrap_or_default();
+                        if let Some((a, _)) = want.get(rng(&mut seed) as usize % want.len().max(1))
+                        {
+                            let mut entry = Vec::new();
+                            entry_key(&mut entry, &prefix, *a);
+                            let value = vec![0xEE; (rng(&mut seed) % 50) as usize];
+                            lists.replace(&entry, &value);
+                            let records = model.get_mut(&prefix).expect("listed");
+                            let i = records.iter().position(|(b, _)| b == a).expect("held");
+                            records[i].1 = value;
+                        }
+                    }
+                    8 => {
+                        let want = model.get(&prefix).cloned().unwrap_or_default();
+                        if let Some((a, _)) = want.get(rng(&mut seed) as usize % want.len().max(1))
+                        {
+                            let mut entry = Vec::new();
+                            entry_key(&mut entry, &prefix, *a);
+                            lists.remove(&entry);
+                            let records = model.get_mut(&prefix).expect("listed");
+                            records.retain(|(b, _)| b != a);
+                        }
+                    }
+                    _ => {
+                        let since = rng(&mut seed) % (lists.next_arrival() + 1);
+                        let mut seen = Vec::new();
+                        lists.scan_since(&k, list, since, |e, v| {
+                            seen.push((arrival(e), v.to_vec()))
+                        });
+                        let want: Vec<_> = model
+                            .get(&prefix)
+                            .map(|r| r.iter().filter(|(a, _)| *a >= since).cloned().collect())
+                            .unwrap_or_default();
+                        assert_eq!(seen, want, "scan, step {step}, budget {budget}");
+                    }
+                }
+                if step % 500 == 0 {
+                    let mut all = Vec::new();
+                    lists.for_each(|e, v| all.push((e.to_vec(), v.to_vec())));
+                    assert_eq!(all, entries_of(&model), "all, step {step}, budget {budget}");
+                }
+                assert!(
+                    lists.weight <= budget || lists.cache.is_empty(),
+                    "the cache keeps to its share, step {step}"
+                );
+            }
+            let mut all = Vec::new();
+            lists.for_each(|e, v| all.push((e.to_vec(), v.to_vec())));
+            assert_eq!(all, entries_of(&model), "at the end, budget {budget}");
+            if budget == 0 {
+                assert!(lists.cache.is_empty(), "nothing stays cached");
+            }
+            lists.clear();
+            let mut all = 0;
+            lists.for_each(|_, _| all += 1);
+            assert_eq!(all, 0, "cleared");
+        }
+    }
+}
