@@ -23,8 +23,14 @@ use std::hash::Hash;
 use crate::hash::FastMap;
 use crate::state::{State, StateError};
 
+mod changes;
 #[cfg(feature = "state-disk")]
 pub mod disk;
+
+#[cfg(test)]
+pub(crate) use changes::check_chain;
+pub(crate) use changes::keyed_deltas;
+pub use changes::Changed;
 
 /// Sets up the backend `args` ask for (`--state disk`) for the run of `context`: call once,
 /// before any operator of the run is built. In memory there is nothing to set up.
@@ -120,6 +126,29 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
         }
     }
 
+    /// Changes the value of `key` (made with `make` if the key has none) with `change`. On
+    /// disk a new value is weighed whole, and a held one by how much `size` (a cheap measure
+    /// of its encoded bytes beyond a fixed part) grew, so that a value that grows large (an
+    /// aggregate's distinct set) is not encoded at every change; shrinking is not counted
+    /// until the key is spilled and read back.
+    #[inline]
+    pub fn update(
+        &mut self,
+        key: K,
+        make: impl FnOnce() -> V,
+        size: impl Fn(&V) -> usize,
+        change: impl FnOnce(&mut V),
+    ) {
+        match &mut self.backend {
+            Backend::Memory(map) => {
+                let _ = size;
+                change(map.entry(key).or_insert_with(make));
+            }
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.update(key, make, size, change),
+        }
+    }
+
     /// The value of `key`, if it has one.
     #[inline]
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
@@ -139,6 +168,26 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
             }
             #[cfg(feature = "state-disk")]
             Backend::Disk(spilled) => spilled.insert(key, value, bytes),
+        }
+    }
+
+    /// Sets the value of `key` and returns the one it had (on disk, weighed again, which may
+    /// spill the coldest keys).
+    pub fn replace(&mut self, key: K, value: V) -> Option<V> {
+        match &mut self.backend {
+            Backend::Memory(map) => map.insert(key, value),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.replace(key, value),
+        }
+    }
+
+    /// Removes `key` and returns its value, if it had one (on disk, a spilled one is read
+    /// back).
+    pub fn take(&mut self, key: &K) -> Option<V> {
+        match &mut self.backend {
+            Backend::Memory(map) => map.remove(key),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.take(key),
         }
     }
 

@@ -110,8 +110,10 @@ fn auctions_and_bids(dir: &Path, bids: u64, auctions: u64) {
 }
 
 /// Two joins kept for ever (an inner one, and a left one whose unmatched rows come out at the
-/// end, read from every key in memory and on disk) and a top-N over the inner join's output:
-/// every operator that keeps keyed state on disk. (No TTL: which pairs a TTL lets meet depends
+/// end, read from every key in memory and on disk), a top-N over the inner join's output, an
+/// unwindowed aggregate with a distinct set per bidder, and an aggregate over its updating
+/// output (which keeps every bidder's row to take it back out): every operator that keeps
+/// keyed state on disk. (No TTL: which pairs a TTL lets meet depends
 /// on how the two files' reads interleave, in memory as on disk; the runtime's tests check the
 /// TTL on disk against an oracle.)
 const JOINS_AND_TOP_N: &str = r#"
@@ -132,12 +134,26 @@ let unsold = auctions
     |> left join bids as b on id = b.auction
     |> select { id, seller, bidder: b.bidder }
 
+let bidders = bids
+    |> aggregate by bidder { bids: count(*), auctions: count(distinct auction), top: max(price) }
+
+let spread = bidders
+    |> aggregate by auctions { bidders: count(*), bids: sum(bids), top: max(top), low: min(top) }
+
 sink sold -> file(path: "out/sold.jsonl")
 sink best -> file(path: "out/best.jsonl")
 sink unsold -> file(path: "out/unsold.jsonl")
+sink bidders -> file(path: "out/bidders.jsonl")
+sink spread -> file(path: "out/spread.jsonl")
 "#;
 
-const OUTPUTS: [&str; 3] = ["sold.jsonl", "best.jsonl", "unsold.jsonl"];
+const OUTPUTS: [&str; 5] = [
+    "sold.jsonl",
+    "best.jsonl",
+    "unsold.jsonl",
+    "bidders.jsonl",
+    "spread.jsonl",
+];
 
 fn assert_same_output(got: &Path, want: &Path, what: &str) {
     for file in OUTPUTS {

@@ -99,6 +99,7 @@ pub(super) fn aggregate_code(
     let mut adds = Vec::new();
     let mut merges = Vec::new();
     let mut outs = Vec::new();
+    let mut sizes = Vec::new();
     // `first_value`/`last_value` order by the event time where there is one.
     let order_time = agg.value_order_time().map(|time| {
         let f = field_ident(time);
@@ -123,7 +124,15 @@ pub(super) fn aggregate_code(
         merges.push(quote!({ #merge }));
         let out = parts.output;
         outs.push(quote!(#out_field: #out));
+        sizes.extend(parts.size);
     }
+    // Only accumulators that grow say by how much (the default is a fixed size).
+    let acc_size = (!sizes.is_empty()).then(|| {
+        quote! {
+            #[inline(always)]
+            fn acc_size(acc: &#acc_ty) -> usize { 0 #(+ #sizes)* }
+        }
+    });
     // Records whose aggregate arguments or conditions overflow are rejected before any
     // accumulator sees them; integer sums that leave the range are counted.
     let checked_exprs: Vec<&crate::sema::TExpr> = agg
@@ -209,6 +218,7 @@ pub(super) fn aggregate_code(
                 #output { #(#key_outputs,)* #window_fields #(#outs,)* }
             }
             #reject_overflow
+            #acc_size
         }
     };
     let mut captures = vec![metrics.clone()];
@@ -236,6 +246,10 @@ struct AccParts {
     add: proc_macro2::TokenStream,
     merge: proc_macro2::TokenStream,
     output: proc_macro2::TokenStream,
+    /// About the bytes the slot adds to the accumulator's encoded size as it grows (sets,
+    /// strings, a UDF's state), cheap to compute; `None` for a slot of fixed size. The disk
+    /// backend weighs accumulators by it ([`crate::ops`]: `WindowAggregate::acc_size`).
+    size: Option<proc_macro2::TokenStream>,
 }
 
 fn accumulator(
@@ -265,6 +279,8 @@ fn accumulator(
         Some(v) if arg_nullable => quote!(if let Some(v) = #v { #body }),
         Some(v) => quote!(let v = #v; #body),
     };
+    // A string slot grows with its string; other slots of these kinds keep their size.
+    let string_size = |len: proc_macro2::TokenStream| is_string.then_some(len);
     let unwrap = |nullable: bool| {
         if nullable {
             quote!(acc.#slot.clone())
@@ -274,6 +290,7 @@ fn accumulator(
     };
     match item.func {
         AggFunc::Count if item.distinct => {
+            let elem = set_element_size(is_string, &t);
             let add = if is_string {
                 quote!(if !acc.#slot.contains(&*v) { acc.#slot.insert(::std::string::String::from(v)); })
             } else {
@@ -284,6 +301,7 @@ fn accumulator(
                 add: with_value(add),
                 merge: quote!(acc.#slot.extend(later.#slot);),
                 output: quote!(acc.#slot.len() as i64),
+                size: Some(quote!(acc.#slot.len() * #elem)),
             }
         }
         AggFunc::Count => AccParts {
@@ -291,6 +309,7 @@ fn accumulator(
             add: with_value(quote!(acc.#slot += 1;)),
             merge: quote!(acc.#slot += later.#slot;),
             output: quote!(acc.#slot),
+            size: None,
         },
         // A float total that is not finite makes the sum null (sema types float sums
         // nullable) and is counted.
@@ -302,6 +321,7 @@ fn accumulator(
                 add: with_value(update.clone()),
                 merge: quote!(if let Some(v) = later.#slot { #update }),
                 output: quote!(acc.#slot.and_then(|s| #rt::overflow::finite_total(s, #text))),
+                size: None,
             }
         }
         // Integers add up in `i128` (no i64 values can overflow it); a total outside the i64
@@ -315,6 +335,7 @@ fn accumulator(
                 ),
                 merge: quote!(if let Some(v) = later.#slot { acc.#slot = Some(acc.#slot.unwrap_or_default() + v); }),
                 output: quote!(acc.#slot.and_then(|s| #rt::overflow::sum_total(s, #text))),
+                size: None,
             }
         }
         AggFunc::Min | AggFunc::Max => {
@@ -341,6 +362,7 @@ fn accumulator(
                 add: with_value(update.clone()),
                 merge: quote!(if let Some(v) = later.#slot { #update }),
                 output: unwrap(item.nullable),
+                size: string_size(quote!(acc.#slot.as_ref().map_or(0, |s| s.len()))),
             }
         }
         AggFunc::Avg => {
@@ -364,6 +386,7 @@ fn accumulator(
                 add: with_value(quote!(acc.#slot.0 += (v) #conv; acc.#slot.1 += 1;)),
                 merge: quote!(acc.#slot.0 += later.#slot.0; acc.#slot.1 += later.#slot.1;),
                 output,
+                size: None,
             }
         }
         AggFunc::FirstValue | AggFunc::LastValue if time.is_some() => {
@@ -396,6 +419,7 @@ fn accumulator(
                 } else {
                     quote!(#value.unwrap_or_default())
                 },
+                size: string_size(quote!(acc.#slot.as_ref().map_or(0, |(_, s)| s.len()))),
             }
         }
         AggFunc::FirstValue => {
@@ -405,6 +429,7 @@ fn accumulator(
                 add: with_value(quote!(if acc.#slot.is_none() { acc.#slot = Some(#set); })),
                 merge: quote!(if acc.#slot.is_none() { acc.#slot = later.#slot; }),
                 output: unwrap(item.nullable),
+                size: string_size(quote!(acc.#slot.as_ref().map_or(0, |s| s.len()))),
             }
         }
         AggFunc::LastValue => {
@@ -414,6 +439,7 @@ fn accumulator(
                 add: with_value(quote!(acc.#slot = Some(#set);)),
                 merge: quote!(if later.#slot.is_some() { acc.#slot = later.#slot; }),
                 output: unwrap(item.nullable),
+                size: string_size(quote!(acc.#slot.as_ref().map_or(0, |s| s.len()))),
             }
         }
         // A Rust `weir::Accumulator`: the accumulator is the user's type.
@@ -433,7 +459,22 @@ fn accumulator(
                 add: with_value(quote!(<#path as #acc>::add(&mut acc.#slot, #set);)),
                 merge: quote!(<#path as #acc>::merge(&mut acc.#slot, later.#slot);),
                 output: quote!(<#path as #acc>::result(&acc.#slot)),
+                size: Some(quote!(#rt::state::encode(&acc.#slot).len())),
             }
         }
+    }
+}
+
+/// About the encoded bytes of one element of a distinct set: its size, or for a string its
+/// length prefix and a guessed 16 bytes (the sets are weighed without reading their
+/// elements).
+pub(crate) fn set_element_size(
+    is_string: bool,
+    t: &proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    if is_string {
+        quote!(24)
+    } else {
+        quote!(::std::mem::size_of::<#t>())
     }
 }

@@ -78,6 +78,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
     let mut adds = Vec::new();
     let mut retracts = Vec::new();
     let mut outs = Vec::new();
+    let mut sizes = Vec::new();
     for (i, item) in agg.aggs.iter().enumerate() {
         let slot = format_ident!("a{}", i);
         let arg = item.arg.as_ref();
@@ -96,6 +97,11 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             Some(v) if arg_nullable => quote!(if let Some(v) = #v { #body }),
             Some(v) => quote!(let v = #v; #body),
         };
+        // Sets and multisets grow with their values: about `elem` encoded bytes each.
+        let elem = super::aggregate::set_element_size(is_string, &t);
+        if item.distinct || matches!(item.func, AggFunc::Min | AggFunc::Max) {
+            sizes.push(quote!(acc.#slot.len() * (#elem + 8)));
+        }
         let (ty, add, retract, out) = match item.func {
             AggFunc::Count if item.distinct => (
                 quote!(#rt::hash::FastMap<#t, i64>),
@@ -204,6 +210,8 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
         let out_field = field_ident(&item.name);
         outs.push(quote!(#out_field: #out));
     }
+    let acc_size =
+        (!sizes.is_empty()).then(|| quote!(fn acc_size(acc: &#acc_ty) -> usize { 0 #(+ #sizes)* }));
     let item = quote! {
         #[derive(Clone, Debug, Default)]
         pub struct #acc_ty { #(#fields,)* }
@@ -221,6 +229,7 @@ pub fn emit(cx: &mut EmitCx<'_>, op: OpId, agg: &WindowAggregate) -> Emitted {
             fn add(acc: &mut #acc_ty, r: &#input) { acc.rows += 1; #(#adds)* }
             fn retract(acc: &mut #acc_ty, r: &#input) { acc.rows -= 1; #(#retracts)* }
             fn rows(acc: &#acc_ty) -> i64 { acc.rows }
+            #acc_size
             fn output(key: &Self::Key, acc: &#acc_ty) -> #output {
                 #output { #(#key_outputs,)* #(#outs,)* }
             }

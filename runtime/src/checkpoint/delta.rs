@@ -29,7 +29,7 @@ pub fn header(base: u64, out: &mut Vec<u8>) {
 /// table): the count of changed `keys`, then each key with `1` and its value, or `0` when the
 /// key is gone. `value` writes a key's value and says whether it has one.
 pub fn save_keyed<K: State>(
-    keys: std::collections::BTreeSet<K>,
+    keys: &std::collections::BTreeSet<K>,
     out: &mut Vec<u8>,
     mut value: impl FnMut(&K, &mut Vec<u8>) -> bool,
 ) {
@@ -38,7 +38,7 @@ pub fn save_keyed<K: State>(
         key.save(out);
         let flag = out.len();
         out.push(1);
-        if !value(&key, out) {
+        if !value(key, out) {
             out.truncate(flag);
             out.push(0);
         }

@@ -13,9 +13,11 @@
 //! records instead, written back in chunks ([`Lists`]).
 //!
 //! A value is weighed as its encoded size times [`MEMORY_PER_ENCODED_BYTE`] (the decoded
-//! form's headers and allocations) plus [`OVERHEAD_PER_KEY`]; each map's cache may weigh an
-//! equal share of the caches' budget, and a map past its share writes its least recently used
-//! keys to its keyspace and drops them from memory. A key read back stays
+//! form's headers and allocations) plus [`OVERHEAD_PER_KEY`]. A map's cache may weigh more
+//! than an equal share of the caches' budget while the caches together stay within it; once
+//! they do not, a map past its share writes its least recently used keys to its keyspace and
+//! drops them from memory, down to its share, at its next change (see [`Store::over`]).
+//! A key read back stays
 //! on disk as well (a later spill overwrites it), so reading costs no write.
 //!
 //! The store holds nothing a restart needs: checkpoints write every key, cached or spilled,
@@ -143,6 +145,16 @@ impl Store {
     /// join's cache of probed lists was starved: q9's join read every probe from the store.)
     fn quota(&self) -> usize {
         self.cache_budget / self.maps.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Whether a map whose cache weighs `weight` must spill: it is past its share and the
+    /// caches together are past the budget. A map may borrow what the others leave unused
+    /// (q16's aggregate, whose sets outgrew its half, thrashed reading them back while the
+    /// sink's small table left its half empty); when the budget is reached, each map past
+    /// its share gives the excess back at its next change. A map that stays idle keeps what
+    /// it borrowed until then, so the caches can pass the budget by that much.
+    fn over(&self, weight: usize) -> bool {
+        weight > self.quota() && self.used.load(Ordering::Relaxed) > self.cache_budget
     }
 
     /// Counts `bytes` more in a map's cache (`weight`) and in the caches' total.
@@ -316,7 +328,7 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
     fn spill(&mut self, keep: usize) {
         tighten_timer_slack();
         let mut value = Vec::new();
-        while self.weight > self.store.quota() && self.cache.len() > keep {
+        while self.store.over(self.weight) && self.cache.len() > keep {
             let Some((key, entry)) = self.cache.pop_lru() else {
                 break;
             };
@@ -391,6 +403,31 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
             .value
     }
 
+    /// [`Keyed::update`]: one lookup when the key is cached.
+    pub fn update(
+        &mut self,
+        key: K,
+        make: impl FnOnce() -> V,
+        size: impl Fn(&V) -> usize,
+        change: impl FnOnce(&mut V),
+    ) {
+        if let Some(entry) = self.cache.get_mut(&key) {
+            let before = size(&entry.value);
+            change(&mut entry.value);
+            let after = size(&entry.value);
+            if after > before {
+                let bytes = (after - before) * MEMORY_PER_ENCODED_BYTE;
+                entry.weight += bytes;
+                self.add_weight(bytes);
+                self.spill(1);
+            }
+            return;
+        }
+        // Read back from the keyspace, or new: weighed whole.
+        change(self.get_or_insert_with(key.clone(), make));
+        self.reweigh(&key);
+    }
+
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         if !self.cache.contains(key) && !self.load(key) {
             return None;
@@ -411,6 +448,33 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
                 on_disk: false,
             },
         );
+    }
+
+    pub fn replace(&mut self, key: K, value: V) -> Option<V> {
+        let old = match self.get_mut(&key) {
+            Some(held) => Some(std::mem::replace(held, value)),
+            None => {
+                self.get_or_insert_with(key.clone(), || value);
+                None
+            }
+        };
+        self.reweigh(&key);
+        old
+    }
+
+    pub fn take(&mut self, key: &K) -> Option<V> {
+        if !self.cache.contains(key) && !self.load(key) {
+            return None;
+        }
+        let entry = self.cache.pop(key)?;
+        self.sub_weight(entry.weight);
+        if entry.on_disk {
+            Self::encode_key(&mut self.buf, key);
+            if let Err(e) = self.keyspace.remove(self.buf.as_slice()) {
+                failed("remove a key", e);
+            }
+        }
+        Some(entry.value)
     }
 
     pub fn remove(&mut self, key: &K) {
@@ -686,7 +750,7 @@ pub(crate) mod tests {
         *seed
     }
 
-    /// Random inserts, appends, reads and removals over more keys than the budget holds, against
+    /// Random inserts, appends, replacements, reads, removals and takes over more keys than the budget holds, against
     /// a hash map: the same keys and values, whether cached or spilled; a checkpoint of the
     /// spilled map decodes as that hash map, and loads back into either backend.
     #[test]
@@ -708,9 +772,21 @@ pub(crate) mod tests {
                     let got = map.get_mut(&key).map(|v| v.clone());
                     assert_eq!(got.as_ref(), oracle.get(&key), "step {step}");
                 }
-                _ => {
+                2 if step % 3 == 0 => {
+                    assert_eq!(map.take(&key), oracle.remove(&key), "step {step}");
+                }
+                3 if step % 3 == 0 => {
+                    let value = vec![step; (step % 5) as usize];
+                    let old = map.replace(key.clone(), value.clone());
+                    assert_eq!(old, oracle.insert(key, value), "step {step}");
+                }
+                _ if step % 2 == 0 => {
                     map.get_or_insert_with(key.clone(), Vec::new).push(step);
                     map.grew(&key, 8);
+                    oracle.entry(key).or_default().push(step);
+                }
+                _ => {
+                    map.update(key.clone(), Vec::new, |v| v.len() * 8, |v| v.push(step));
                     oracle.entry(key).or_default().push(step);
                 }
             }
@@ -760,6 +836,41 @@ pub(crate) mod tests {
         drop(map);
         drop(restored);
         assert_eq!(cached(&store), 0);
+    }
+
+    /// A map may weigh more than its share while the caches together stay within the budget;
+    /// once they do not, it spills back to its share at its next change.
+    #[test]
+    fn a_map_borrows_what_the_others_leave_and_gives_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = 64 << 10;
+        let store = store(dir.path(), budget);
+        let mut a: Keyed<i64, Vec<u64>> = Keyed::spilled_to(&store);
+        let mut b: Keyed<i64, Vec<u64>> = Keyed::spilled_to(&store);
+        let value = |k: i64| vec![k as u64; 30];
+        let fill = |map: &mut Keyed<i64, Vec<u64>>, keys: std::ops::Range<i64>| {
+            for k in keys {
+                map.update(k, || value(k), |v| v.len() * 8, |_| {});
+            }
+        };
+        // About 600 bytes a key: 80 keys are 3/4 of the budget, past a's half.
+        fill(&mut a, 0..80);
+        assert!(a.weight() > budget / 2 && cached(&store) <= budget);
+        let Backend::Disk(spilled) = &a.backend else {
+            unreachable!()
+        };
+        assert_eq!(spilled.disk_only, 0, "a spilled while the budget had room");
+        // b takes its half: the caches pass the budget, and a gives back at its next change.
+        fill(&mut b, 1000..1060);
+        assert!(b.weight() <= budget / 2 + 1024, "{}", b.weight());
+        fill(&mut a, 80..81);
+        assert!(a.weight() <= budget / 2, "{}", a.weight());
+        assert!(cached(&store) <= budget + 1024, "{}", cached(&store));
+        // Every key is still there, in memory or on disk.
+        for k in (0..81).chain(1000..1060) {
+            let map = if k < 1000 { &mut a } else { &mut b };
+            assert_eq!(map.get_mut(&k), Some(&mut value(k)), "key {k}");
+        }
     }
 
     fn cached(store: &Store) -> usize {

@@ -2,12 +2,16 @@
 //! stream, one row per key, revised by every record (see [`super::change`] for how changes
 //! are batched). With a TTL ([`KeyTtl`]) a key's accumulator is dropped once its last record
 //! is older than the TTL; the key's next record starts a fresh aggregate.
+//!
+//! The accumulators are keyed state ([`Keyed`]): in memory, or with `--state disk` spilled
+//! to disk past the memory budget. With incremental checkpoints a delta writes the keys
+//! changed or expired since the last checkpoint ([`Changed`]).
 
 use std::collections::BTreeMap;
 
 use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::hash::FastMap;
+use crate::keyed::{Changed, Keyed};
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
@@ -16,9 +20,12 @@ use crate::ops::window_aggregate::WindowAggregate;
 /// Unbounded aggregation per key (no window): `aggregate by k { ... }`. Reuses the window
 /// aggregate's generated code; the window bounds passed to `output` are unused.
 pub struct GroupAggregateOp<A: WindowAggregate, N> {
-    state: FastMap<A::Key, A::Acc>,
+    /// The accumulator per key, in memory or spilled to disk (see [`crate::keyed`]).
+    state: Keyed<A::Key, A::Acc>,
     ttl: Option<KeyTtl<A::Key>>,
     dirty: BTreeMap<A::Key, ()>,
+    /// With incremental checkpoints: the keys changed or expired since the last one.
+    changed: Changed<A::Key>,
     next: N,
     stats: OpCounters,
     metrics: OpMetrics,
@@ -29,9 +36,10 @@ pub struct GroupAggregateOp<A: WindowAggregate, N> {
 impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
     pub fn new(metrics: OpMetrics, next: N) -> Self {
         GroupAggregateOp {
-            state: FastMap::default(),
+            state: Keyed::new(),
             ttl: None,
             dirty: BTreeMap::new(),
+            changed: Changed::default(),
             next,
             stats: metrics.counters(),
             metrics,
@@ -71,23 +79,25 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
     fn measure_state(&mut self, force: bool) {
         if self.stats.state.due(force) {
             let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
-            let bytes = crate::metrics::table_bytes(&self.state) + ttl;
+            // Accumulators are inline in the table: nothing more to count per value.
+            let bytes = self.state.memory_bytes(|_| 0) + ttl;
             self.stats.state.set(self.state.len(), bytes);
         }
     }
 
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
-            let state = &mut self.state;
+            let (state, changed) = (&mut self.state, &mut self.changed);
             ttl.tick(|key| {
                 state.remove(&key);
+                changed.note(&key);
             });
         }
     }
 
     fn flush(&mut self) {
         for (key, ()) in std::mem::take(&mut self.dirty) {
-            if let Some(acc) = self.state.get(&key) {
+            if let Some(acc) = self.state.get_mut(&key) {
                 let out = A::output(&key, i64::MIN, i64::MAX, acc);
                 if let Some(overflows) = &self.overflows {
                     overflows.count_taken();
@@ -109,8 +119,11 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
             }
         }
         let key = A::key(record);
-        let acc = self.state.entry(key.clone()).or_insert_with(A::new_acc);
-        A::add(acc, record);
+        self.state
+            .update(key.clone(), A::new_acc, A::acc_size, |acc| {
+                A::add(acc, record)
+            });
+        self.changed.note(&key);
         if let Some(ttl) = &mut self.ttl {
             ttl.write_now(&key, A::event_time(record));
         }
@@ -123,9 +136,10 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
     fn watermark(&mut self, watermark: i64) {
         self.flush();
         if let Some(ttl) = &mut self.ttl {
-            let state = &mut self.state;
+            let (state, changed) = (&mut self.state, &mut self.changed);
             ttl.on_watermark(watermark, |key| {
                 state.remove(&key);
+                changed.note(&key);
             });
         }
         self.measure_state(watermark == i64::MAX);
@@ -140,4 +154,134 @@ impl<A: WindowAggregate, N> Snapshot for GroupAggregateOp<A, N> {
     }
     // The accumulators, then with a TTL each key's last write.
     snapshot_fields!(state; if_set ttl);
+
+    // Every record changes its key's accumulator and every expiry drops one: both list the
+    // key ([`Changed`]). On disk a delta reads the listed keys back.
+    crate::keyed::keyed_deltas!(state, "an aggregate delta's entry");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Count and sum of `(key, time, amount)` per key.
+    struct Totals;
+    impl WindowAggregate for Totals {
+        type In = (i64, i64, i64);
+        type Key = i64;
+        type Acc = (i64, i64);
+        type Out = (i64, i64, i64);
+        fn key(r: &Self::In) -> i64 {
+            r.0
+        }
+        fn event_time(r: &Self::In) -> i64 {
+            r.1
+        }
+        fn new_acc() -> (i64, i64) {
+            (0, 0)
+        }
+        fn add(acc: &mut (i64, i64), r: &Self::In) {
+            acc.0 += 1;
+            acc.1 += r.2;
+        }
+        fn merge(acc: &mut (i64, i64), later: (i64, i64)) {
+            acc.0 += later.0;
+            acc.1 += later.1;
+        }
+        fn output(key: &i64, _: i64, _: i64, acc: &(i64, i64)) -> (i64, i64, i64) {
+            (*key, acc.0, acc.1)
+        }
+    }
+
+    /// The last row emitted per key.
+    #[derive(Clone, Default)]
+    struct Table(Rc<RefCell<BTreeMap<i64, (i64, i64)>>>);
+    impl Collector<Change<(i64, i64, i64)>> for Table {
+        fn push(&mut self, c: &Change<(i64, i64, i64)>) {
+            let (k, n, sum) = *c.row();
+            self.0.borrow_mut().insert(k, (n, sum));
+        }
+        fn watermark(&mut self, _: i64) {}
+        fn barrier(&mut self, _checkpoint: u64) {}
+        fn tick(&mut self) {}
+        fn finish(&mut self) {}
+    }
+
+    type Op = GroupAggregateOp<Totals, Table>;
+    /// Accumulators per key and, with a TTL, each key's last write.
+    type Held = (Vec<(i64, (i64, i64))>, Vec<(i64, i64)>);
+
+    fn held(op: &Op) -> Held {
+        let mut accs = Vec::new();
+        op.state.for_each(|k, v| accs.push((*k, *v)));
+        accs.sort();
+        let ttl = op.ttl.as_ref().map(|t| t.last_writes()).unwrap_or_default();
+        (accs, ttl)
+    }
+
+    /// Keys drift over the rounds, so that with a TTL old ones expire.
+    fn round(op: &mut Op, round: i64) {
+        for i in 0..60i64 {
+            let key = (i * 7 + round) % 11 + round / 4 * 5;
+            op.push(&(key, round * 100 + i, i * 3 - round));
+        }
+        op.watermark(round * 100);
+    }
+
+    /// A full part and deltas restore, at every point, the accumulators (and last writes)
+    /// the operator held, on either backend whichever wrote them.
+    fn chain_of_deltas(make: &dyn Fn() -> Op, backend: &dyn Fn(Op) -> Op) {
+        let held = |op: &mut Op| held(op);
+        let (op, seen) =
+            crate::keyed::check_chain(make, backend, 16, &round, &held, &[0, 1, 6, 15]);
+        if op.ttl.is_some() {
+            assert!(seen[15].0.len() < 40, "nothing expired: {:?}", seen[15].0);
+        }
+    }
+
+    fn plain() -> Op {
+        GroupAggregateOp::new(Metrics::new().op("agg"), Table::default())
+    }
+
+    fn with_ttl() -> Op {
+        plain().with_ttl(250)
+    }
+
+    #[test]
+    fn a_chain_of_deltas_restores_the_accumulators_held() {
+        chain_of_deltas(&plain, &|op| op);
+        chain_of_deltas(&with_ttl, &|op| op);
+    }
+
+    /// On disk with a cache so small that every key is spilled: the same rows come out as
+    /// in memory, and deltas read their keys back.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn on_disk_the_rows_and_the_deltas_are_those_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 64);
+        let on_disk = |mut op: Op| {
+            op.state = Keyed::spilled_to(&store);
+            op
+        };
+        chain_of_deltas(&plain, &on_disk);
+        chain_of_deltas(&with_ttl, &on_disk);
+        for make in [plain as fn() -> Op, with_ttl] {
+            let (memory, disk) = (make(), on_disk(make()));
+            let (a, b) = (memory.next.clone(), disk.next.clone());
+            let (mut memory, mut disk) = (memory, disk);
+            for r in 0..16 {
+                round(&mut memory, r);
+                round(&mut disk, r);
+            }
+            memory.finish();
+            disk.finish();
+            assert_eq!(held(&memory), held(&disk));
+            assert!(!a.0.borrow().is_empty());
+            assert_eq!(*a.0.borrow(), *b.0.borrow());
+        }
+    }
 }

@@ -123,8 +123,9 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
     }
 
     /// Moves the writes stamped `from` to `to` (writes stamped with the watermark before the
-    /// first one arrived, `i64::MIN`, count from the first watermark).
-    pub fn restamp(&mut self, from: i64, to: i64) {
+    /// first one arrived, `i64::MIN`, count from the first watermark), calling `moved` with
+    /// each key moved.
+    pub fn restamp(&mut self, from: i64, to: i64, mut moved: impl FnMut(&K)) {
         while let Some((last, _)) = self.queue.first() {
             if *last != from {
                 break;
@@ -132,6 +133,7 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
             let Some((_, key)) = self.queue.pop_first() else {
                 break;
             };
+            moved(&key);
             self.written.insert(key.clone(), to);
             self.queue.insert((to, key));
         }
@@ -146,9 +148,44 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
         self.written.is_empty()
     }
 
+    /// Each key with its last write, by key (for tests).
+    #[cfg(test)]
+    pub(crate) fn last_writes(&self) -> Vec<(K, i64)> {
+        let mut all: Vec<_> = self.written.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        all.sort();
+        debug_assert_eq!(self.queue.len(), all.len());
+        all
+    }
+
     /// The last writes (the queue is rebuilt from them on load).
     pub fn save(&self, out: &mut Vec<u8>) {
         self.written.save(out);
+    }
+
+    /// The last writes of `keys` (those that changed since the last checkpoint), for a delta:
+    /// each key with its last write, or as gone when it has none (expired or removed).
+    pub fn save_delta(&self, keys: &BTreeSet<K>, out: &mut Vec<u8>) {
+        crate::checkpoint::delta::save_keyed(keys, out, |key, out| match self.written.get(key) {
+            Some(last) => {
+                last.save(out);
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Applies what [`save_delta`](Self::save_delta) wrote: a listed key's last write becomes
+    /// the saved one (or the key is forgotten).
+    pub fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        crate::checkpoint::delta::load_keyed(input, "a TTL delta's entry", |key: K, value| {
+            self.forget(&key);
+            if let Some(input) = value {
+                let last = i64::load(input)?;
+                self.written.insert(key.clone(), last);
+                self.queue.insert((last, key));
+            }
+            Ok(())
+        })
     }
 
     pub fn load(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
@@ -193,7 +230,7 @@ mod tests {
         ttl.write(&2, i64::MIN);
         ttl.write(&3, 50);
         ttl.forget(&3);
-        ttl.restamp(i64::MIN, 40);
+        ttl.restamp(i64::MIN, 40, |_| {});
         let mut bytes = Vec::new();
         ttl.save(&mut bytes);
         let mut restored = KeyTtl::<i64>::new(5);

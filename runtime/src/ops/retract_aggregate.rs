@@ -1,6 +1,11 @@
 //! Unbounded aggregation over an updating stream: accumulators that can take a row back
 //! out, so that a revised input row replaces its earlier version. With a TTL a group that
 //! sees no change for the TTL is dropped with the input rows it holds.
+//!
+//! The input rows and the groups are keyed state ([`Keyed`]): in memory, or with `--state
+//! disk` spilled to disk past the memory budget (the TTL's list of each group's rows stays in
+//! memory). With incremental checkpoints a delta writes the rows and groups changed since
+//! the last checkpoint ([`Changed`]).
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -8,6 +13,7 @@ use std::hash::Hash;
 use crate::checkpoint::{Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::{FastMap, FastSet};
+use crate::keyed::{Changed, Keyed};
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
@@ -18,7 +24,7 @@ use crate::state::{State, StateError};
 pub trait RetractAggregate {
     type In: Clone + State;
     /// The input's upsert key (which earlier row a change revises).
-    type UpKey: Hash + Eq + Clone + State;
+    type UpKey: Hash + Eq + Ord + Clone + State;
     /// The group key.
     type Key: Hash + Eq + Ord + Clone + State;
     type Acc: State;
@@ -31,6 +37,12 @@ pub trait RetractAggregate {
     /// Rows in the group now (a group with none is deleted).
     fn rows(acc: &Self::Acc) -> i64;
     fn output(key: &Self::Key, acc: &Self::Acc) -> Self::Out;
+    /// About how many bytes the accumulator's encoded form has beyond its fixed part, as
+    /// [`WindowAggregate::acc_size`](super::WindowAggregate::acc_size).
+    fn acc_size(acc: &Self::Acc) -> usize {
+        let _ = acc;
+        0
+    }
 }
 
 /// Unbounded aggregation of an updating stream: each change first retracts the previous
@@ -44,10 +56,14 @@ pub trait RetractAggregate {
 /// its input rows, so a later revision of one of them enters as a new row and a delete of
 /// one is ignored.
 pub struct RetractAggregateOp<A: RetractAggregate, N> {
-    previous: FastMap<A::UpKey, A::In>,
-    groups: FastMap<A::Key, A::Acc>,
+    /// The current version of every input row, by its upsert key.
+    previous: Keyed<A::UpKey, A::In>,
+    groups: Keyed<A::Key, A::Acc>,
     dirty: BTreeMap<A::Key, ()>,
     ttl: Option<GroupTtl<A>>,
+    /// With incremental checkpoints: the rows and the groups changed since the last one.
+    changed_rows: Changed<A::UpKey>,
+    changed_groups: Changed<A::Key>,
     /// The last watermark (the time of writes on event time).
     watermark: i64,
     next: N,
@@ -59,10 +75,12 @@ pub struct RetractAggregateOp<A: RetractAggregate, N> {
 impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N> {
     pub fn new(metrics: OpMetrics, next: N) -> Self {
         RetractAggregateOp {
-            previous: FastMap::default(),
-            groups: FastMap::default(),
+            previous: Keyed::new(),
+            groups: Keyed::new(),
             dirty: BTreeMap::new(),
             ttl: None,
+            changed_rows: Changed::default(),
+            changed_groups: Changed::default(),
             watermark: i64::MIN,
             next,
             stats: metrics.counters(),
@@ -91,7 +109,9 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
     fn take_back(&mut self, old: &A::In) {
         let key = A::key(old);
         if let Some(acc) = self.groups.get_mut(&key) {
+            // Taking a row out shrinks the accumulator, if anything: its weight stays.
             A::retract(acc, old);
+            self.changed_groups.note(&key);
             if let Some(ttl) = &mut self.ttl {
                 ttl.leave(&key, &A::up_key(old));
                 ttl.times.write_now(&key, self.watermark);
@@ -107,9 +127,7 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
             let ttl = self.ttl.as_ref().map_or(0, |t| {
                 t.times.approx_bytes() + crate::metrics::table_bytes(&t.members)
             });
-            let bytes = crate::metrics::table_bytes(&self.groups)
-                + crate::metrics::table_bytes(&self.previous)
-                + ttl;
+            let bytes = self.groups.memory_bytes(|_| 0) + self.previous.memory_bytes(|_| 0) + ttl;
             self.stats.state.set(self.groups.len(), bytes);
         }
     }
@@ -117,14 +135,19 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
             let GroupTtl { times, members } = ttl;
-            let (groups, previous) = (&mut self.groups, &mut self.previous);
-            times.tick(|key| drop_group::<A>(groups, previous, members, &key));
+            let mut held = Held::<A> {
+                groups: &mut self.groups,
+                previous: &mut self.previous,
+                changed_rows: &mut self.changed_rows,
+                changed_groups: &mut self.changed_groups,
+            };
+            times.tick(|key| held.drop_group(members, &key));
         }
     }
 
     fn flush(&mut self) {
         for (key, ()) in std::mem::take(&mut self.dirty) {
-            let Some(acc) = self.groups.get(&key) else {
+            let Some(acc) = self.groups.get_mut(&key) else {
                 continue;
             };
             let out = A::output(&key, acc);
@@ -150,14 +173,15 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
         self.stats.records_in += 1;
         match change {
             Change::Upsert(row) => {
-                if let Some(old) = self.previous.insert(A::up_key(row), row.clone()) {
+                let up = A::up_key(row);
+                self.changed_rows.note(&up);
+                if let Some(old) = self.previous.replace(up, row.clone()) {
                     self.take_back(&old);
                 }
                 let key = A::key(row);
-                A::add(
-                    self.groups.entry(key.clone()).or_insert_with(A::new_acc),
-                    row,
-                );
+                self.groups
+                    .update(key.clone(), A::new_acc, A::acc_size, |acc| A::add(acc, row));
+                self.changed_groups.note(&key);
                 if let Some(ttl) = &mut self.ttl {
                     ttl.members
                         .entry(key.clone())
@@ -168,7 +192,9 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
                 self.dirty.insert(key, ());
             }
             Change::Delete(row) => {
-                if let Some(old) = self.previous.remove(&A::up_key(row)) {
+                let up = A::up_key(row);
+                if let Some(old) = self.previous.take(&up) {
+                    self.changed_rows.note(&up);
                     self.take_back(&old);
                 }
             }
@@ -183,12 +209,16 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
         if let Some(ttl) = &mut self.ttl {
             let GroupTtl { times, members } = ttl;
             if self.watermark == i64::MIN && !times.is_processing_time() {
-                times.restamp(i64::MIN, watermark);
+                let changed = &mut self.changed_groups;
+                times.restamp(i64::MIN, watermark, |key| changed.note(key));
             }
-            let (groups, previous) = (&mut self.groups, &mut self.previous);
-            times.on_watermark(watermark, |key| {
-                drop_group::<A>(groups, previous, members, &key)
-            });
+            let mut held = Held::<A> {
+                groups: &mut self.groups,
+                previous: &mut self.previous,
+                changed_rows: &mut self.changed_rows,
+                changed_groups: &mut self.changed_groups,
+            };
+            times.on_watermark(watermark, |key| held.drop_group(members, &key));
         }
         self.watermark = self.watermark.max(watermark);
         self.measure_state(watermark == i64::MAX);
@@ -223,16 +253,35 @@ impl<A: RetractAggregate> GroupTtl<A> {
     }
 }
 
-fn drop_group<A: RetractAggregate>(
-    groups: &mut FastMap<A::Key, A::Acc>,
-    previous: &mut FastMap<A::UpKey, A::In>,
-    members: &mut FastMap<A::Key, FastSet<A::UpKey>>,
-    key: &A::Key,
-) {
-    groups.remove(key);
-    for up in members.remove(key).unwrap_or_default() {
-        previous.remove(&up);
+/// The state expiry drops from, borrowed beside the TTL.
+struct Held<'a, A: RetractAggregate> {
+    groups: &'a mut Keyed<A::Key, A::Acc>,
+    previous: &'a mut Keyed<A::UpKey, A::In>,
+    changed_rows: &'a mut Changed<A::UpKey>,
+    changed_groups: &'a mut Changed<A::Key>,
+}
+
+impl<A: RetractAggregate> Held<'_, A> {
+    /// Drops the expired group `key` with its input rows.
+    fn drop_group(&mut self, members: &mut FastMap<A::Key, FastSet<A::UpKey>>, key: &A::Key) {
+        self.groups.remove(key);
+        self.changed_groups.note(key);
+        for up in members.remove(key).unwrap_or_default() {
+            self.previous.remove(&up);
+            self.changed_rows.note(&up);
+        }
     }
+}
+
+/// Which input rows each group holds, from the rows.
+fn members_of<A: RetractAggregate>(
+    previous: &Keyed<A::UpKey, A::In>,
+) -> FastMap<A::Key, FastSet<A::UpKey>> {
+    let mut members: FastMap<A::Key, FastSet<A::UpKey>> = FastMap::default();
+    previous.for_each(|up, row| {
+        members.entry(A::key(row)).or_default().insert(up.clone());
+    });
+    members
 }
 
 impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
@@ -252,15 +301,44 @@ impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
         self.groups = State::load(input)?;
         if let Some(ttl) = &mut self.ttl {
             ttl.times.load(input)?;
-            ttl.members.clear();
-            for (up, row) in &self.previous {
-                ttl.members
-                    .entry(A::key(row))
-                    .or_default()
-                    .insert(up.clone());
-            }
+            ttl.members = members_of::<A>(&self.previous);
         }
         Ok(())
+    }
+
+    /// Every change lists the row it revises and the groups it touches, and expiry the group
+    /// and rows it drops ([`Changed`]); the groups' section carries their last changes.
+    fn track_changes(&mut self) {
+        self.changed_rows.track();
+        self.changed_groups.track();
+    }
+
+    fn delta_ready(&self) -> bool {
+        self.changed_rows.ready()
+    }
+
+    fn save_delta(&mut self, out: &mut Vec<u8>) {
+        self.changed_rows.save(&mut self.previous, None, out);
+        let times = self.ttl.as_ref().map(|t| &t.times);
+        self.changed_groups.save(&mut self.groups, times, out);
+    }
+
+    fn saved_full(&mut self) {
+        self.changed_rows.clear();
+        self.changed_groups.clear();
+    }
+
+    fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        Changed::load(&mut self.previous, None, input, "an aggregate delta's row")?;
+        let times = self.ttl.as_mut().map(|t| &mut t.times);
+        Changed::load(&mut self.groups, times, input, "an aggregate delta's group")
+    }
+
+    /// Deltas do not carry which rows each group holds: it is built again from the rows.
+    fn restored(&mut self, deltas: usize) {
+        if let Some(ttl) = self.ttl.as_mut().filter(|_| deltas > 0) {
+            ttl.members = members_of::<A>(&self.previous);
+        }
     }
 }
 
@@ -467,56 +545,9 @@ mod tests {
         assert_eq!(SCALE_UP, 2f64.powi(200));
     }
 
+    use super::tests_support::*;
     use super::*;
     use crate::metrics::Metrics;
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    /// (id, group, value): rows per group and their sum, upsert key id.
-    struct Sum;
-    impl RetractAggregate for Sum {
-        type In = (i64, i64, i64);
-        type UpKey = i64;
-        type Key = i64;
-        type Acc = (i64, i64);
-        type Out = (i64, i64, i64); // group, rows, sum
-        fn up_key(r: &Self::In) -> i64 {
-            r.0
-        }
-        fn key(r: &Self::In) -> i64 {
-            r.1
-        }
-        fn new_acc() -> (i64, i64) {
-            (0, 0)
-        }
-        fn add(acc: &mut (i64, i64), r: &Self::In) {
-            acc.0 += 1;
-            acc.1 += r.2;
-        }
-        fn retract(acc: &mut (i64, i64), r: &Self::In) {
-            acc.0 -= 1;
-            acc.1 -= r.2;
-        }
-        fn rows(acc: &(i64, i64)) -> i64 {
-            acc.0
-        }
-        fn output(key: &i64, acc: &(i64, i64)) -> Self::Out {
-            (*key, acc.0, acc.1)
-        }
-    }
-
-    type Row = (i64, i64, i64);
-    #[derive(Clone, Default)]
-    struct Log(Rc<RefCell<Vec<Change<Row>>>>);
-    impl Collector<Change<(i64, i64, i64)>> for Log {
-        fn push(&mut self, c: &Change<(i64, i64, i64)>) {
-            self.0.borrow_mut().push(c.clone());
-        }
-        fn watermark(&mut self, _: i64) {}
-        fn barrier(&mut self, _: u64) {}
-        fn tick(&mut self) {}
-        fn finish(&mut self) {}
-    }
 
     #[test]
     fn with_a_ttl_a_quiet_group_is_dropped_with_its_rows() {
@@ -575,5 +606,174 @@ mod tests {
             *log.0.borrow(),
             vec![Change::Upsert((7, 1, 5)), Change::Upsert((7, 1, 6))]
         );
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// (id, group, value): rows per group and their sum, upsert key id.
+    pub struct Sum;
+    impl RetractAggregate for Sum {
+        type In = (i64, i64, i64);
+        type UpKey = i64;
+        type Key = i64;
+        type Acc = (i64, i64);
+        type Out = (i64, i64, i64); // group, rows, sum
+        fn up_key(r: &Self::In) -> i64 {
+            r.0
+        }
+        fn key(r: &Self::In) -> i64 {
+            r.1
+        }
+        fn new_acc() -> (i64, i64) {
+            (0, 0)
+        }
+        fn add(acc: &mut (i64, i64), r: &Self::In) {
+            acc.0 += 1;
+            acc.1 += r.2;
+        }
+        fn retract(acc: &mut (i64, i64), r: &Self::In) {
+            acc.0 -= 1;
+            acc.1 -= r.2;
+        }
+        fn rows(acc: &(i64, i64)) -> i64 {
+            acc.0
+        }
+        fn output(key: &i64, acc: &(i64, i64)) -> Self::Out {
+            (*key, acc.0, acc.1)
+        }
+    }
+
+    pub type Row = (i64, i64, i64);
+    #[derive(Clone, Default)]
+    pub struct Log(pub Rc<RefCell<Vec<Change<Row>>>>);
+    impl Collector<Change<(i64, i64, i64)>> for Log {
+        fn push(&mut self, c: &Change<(i64, i64, i64)>) {
+            self.0.borrow_mut().push(c.clone());
+        }
+        fn watermark(&mut self, _: i64) {}
+        fn barrier(&mut self, _: u64) {}
+        fn tick(&mut self) {}
+        fn finish(&mut self) {}
+    }
+}
+
+#[cfg(test)]
+mod delta_tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::metrics::Metrics;
+
+    type Op = RetractAggregateOp<Sum, Log>;
+    /// Rows, groups, and with a TTL each group's last change and the rows it holds.
+    type Held = (
+        Vec<(i64, Row)>,
+        Vec<(i64, (i64, i64))>,
+        Vec<(i64, i64)>,
+        Vec<(i64, Vec<i64>)>,
+    );
+
+    fn held(op: &Op) -> Held {
+        let mut rows = Vec::new();
+        op.previous.for_each(|k, v| rows.push((*k, *v)));
+        rows.sort();
+        let mut groups = Vec::new();
+        op.groups.for_each(|k, v| groups.push((*k, *v)));
+        groups.sort();
+        let (times, mut members) = match &op.ttl {
+            Some(ttl) => (
+                ttl.times.last_writes(),
+                ttl.members
+                    .iter()
+                    .map(|(k, ups)| {
+                        let mut ups: Vec<i64> = ups.iter().copied().collect();
+                        ups.sort();
+                        (*k, ups)
+                    })
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        members.sort();
+        (rows, groups, times, members)
+    }
+
+    /// Upserts that revise rows into other groups, and deletes, over ids and groups that
+    /// drift, so that with a TTL old groups expire with their rows. The first round has no
+    /// watermark: its groups, which no later round touches, are stamped at the second's.
+    fn round(op: &mut Op, round: i64) {
+        for i in 0..40i64 {
+            let (id, group) = match round {
+                // Rows and groups no later round touches: they expire from their stamp.
+                0 => (1000 + (i * 13) % 30, 100 + i % 3),
+                _ => (round * 10 + (i * 13) % 30, (i * 13) % 7 + round / 3 * 7),
+            };
+            if i % 7 == 3 {
+                op.push(&Change::Delete((id, group, 0)));
+            } else {
+                op.push(&Change::Upsert((id, group, i - round)));
+            }
+        }
+        if round > 0 {
+            op.watermark(round * 100);
+        }
+    }
+
+    fn chain_of_deltas(make: &dyn Fn() -> Op, backend: &dyn Fn(Op) -> Op) {
+        let held = |op: &mut Op| held(op);
+        let (op, seen) =
+            crate::keyed::check_chain(make, backend, 16, &round, &held, &[0, 1, 6, 15]);
+        if op.ttl.is_some() {
+            let groups = |h: &Held| h.1.len();
+            assert!(groups(&seen[15]) < 20, "nothing expired: {:?}", seen[15].1);
+        }
+    }
+
+    fn plain() -> Op {
+        RetractAggregateOp::new(Metrics::new().op("sum"), Log::default())
+    }
+
+    fn with_ttl() -> Op {
+        plain().with_ttl(250)
+    }
+
+    /// A full part and deltas restore, at every point, the rows, groups and last changes the
+    /// operator held.
+    #[test]
+    fn a_chain_of_deltas_restores_the_rows_and_groups_held() {
+        chain_of_deltas(&plain, &|op| op);
+        chain_of_deltas(&with_ttl, &|op| op);
+    }
+
+    /// The same with every row and group spilled to disk, and the same changes out.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn on_disk_the_changes_and_the_deltas_are_those_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 64);
+        let on_disk = |mut op: Op| {
+            op.previous = Keyed::spilled_to(&store);
+            op.groups = Keyed::spilled_to(&store);
+            op
+        };
+        chain_of_deltas(&plain, &on_disk);
+        chain_of_deltas(&with_ttl, &on_disk);
+        for make in [plain as fn() -> Op, with_ttl] {
+            let (mut memory, mut disk) = (make(), on_disk(make()));
+            let (a, b) = (memory.next.clone(), disk.next.clone());
+            for r in 0..16 {
+                round(&mut memory, r);
+                round(&mut disk, r);
+            }
+            memory.finish();
+            disk.finish();
+            assert_eq!(held(&memory), held(&disk));
+            assert!(a.0.borrow().len() > 100);
+            assert_eq!(*a.0.borrow(), *b.0.borrow());
+        }
     }
 }

@@ -215,7 +215,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
         self.flush();
         if let Some(ttl) = &mut self.ttl {
             if self.watermark == i64::MIN && !ttl.is_processing_time() {
-                ttl.restamp(i64::MIN, watermark);
+                ttl.restamp(i64::MIN, watermark, |_| {});
             }
             let (rows, previous) = (&mut self.rows, &mut self.previous);
             ttl.on_watermark(watermark, |key| {

@@ -7,7 +7,7 @@ use std::hash::Hash;
 
 use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::keyed::Keyed;
+use crate::keyed::{Changed, Keyed};
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
@@ -44,9 +44,9 @@ pub struct TopNOp<S: RankSpec, N> {
     ttl: Option<KeyTtl<S::Key>>,
     /// Key -> lowest rank index whose row changed since the last flush.
     dirty: BTreeMap<S::Key, usize>,
-    /// With incremental checkpoints (in memory, without a TTL): the keys whose rows changed
-    /// since the last checkpoint; a delta writes their rows.
-    changed: Option<std::collections::BTreeSet<S::Key>>,
+    /// With incremental checkpoints: the keys whose rows changed or expired since the last
+    /// checkpoint; a delta writes their rows (and with a TTL their last writes).
+    changed: Changed<S::Key>,
     next: N,
     stats: OpCounters,
     metrics: OpMetrics,
@@ -61,7 +61,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
             state: Keyed::new(),
             ttl: None,
             dirty: BTreeMap::new(),
-            changed: None,
+            changed: Changed::default(),
             next,
             stats: metrics.counters(),
             metrics,
@@ -104,9 +104,10 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
 
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
-            let state = &mut self.state;
+            let (state, changed) = (&mut self.state, &mut self.changed);
             ttl.tick(|key| {
                 state.remove(&key);
+                changed.note(&key);
             });
         }
     }
@@ -163,9 +164,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         if let Some(ttl) = &mut self.ttl {
             ttl.write_now(&key, S::event_time(record));
         }
-        if let Some(changed) = &mut self.changed {
-            changed.insert(key.clone());
-        }
+        self.changed.note(&key);
         let from = self.dirty.entry(key).or_insert(at);
         *from = (*from).min(at);
         if self.dirty.len() >= FLUSH_EVERY {
@@ -176,9 +175,10 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
     fn watermark(&mut self, watermark: i64) {
         self.flush();
         if let Some(ttl) = &mut self.ttl {
-            let state = &mut self.state;
+            let (state, changed) = (&mut self.state, &mut self.changed);
             ttl.on_watermark(watermark, |key| {
                 state.remove(&key);
+                changed.note(&key);
             });
         }
         self.measure_state(watermark == i64::MAX);
@@ -194,55 +194,9 @@ impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
     // The rows per key, then with a TTL each key's last write.
     snapshot_fields!(state; if_set ttl);
 
-    /// Without a TTL only (expiry drops keys unlisted): rows change only when a record enters
-    /// a key's top N, which lists the key. On disk a delta reads the listed keys back.
-    fn track_changes(&mut self) {
-        if self.ttl.is_none() {
-            self.changed = Some(Default::default());
-        }
-    }
-
-    fn delta_ready(&self) -> bool {
-        self.changed.is_some()
-    }
-
-    /// The changed keys with their rows ([`crate::checkpoint::delta::save_keyed`]).
-    fn save_delta(&mut self, out: &mut Vec<u8>) {
-        use crate::state::State;
-        let keys = self
-            .changed
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
-        crate::checkpoint::delta::save_keyed(keys, out, |key, out| match self.state.get_mut(key) {
-            Some(rows) => {
-                rows.save(out);
-                true
-            }
-            None => false,
-        });
-    }
-
-    fn saved_full(&mut self) {
-        if let Some(changed) = &mut self.changed {
-            changed.clear();
-        }
-    }
-
-    fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
-        use crate::state::State;
-        crate::checkpoint::delta::load_keyed(input, "a top-N delta's entry", |key, value| {
-            match value {
-                None => self.state.remove(&key),
-                Some(input) => {
-                    let before = input.len();
-                    let rows: Vec<S::In> = State::load(input)?;
-                    self.state.insert(key, rows, before - input.len());
-                }
-            }
-            Ok(())
-        })
-    }
+    // Rows change only when a record enters a key's top N, and are dropped when a key
+    // expires: both list the key ([`Changed`]). On disk a delta reads the listed keys back.
+    crate::keyed::keyed_deltas!(state, "a top-N delta's entry");
 }
 
 #[cfg(test)]
@@ -379,7 +333,20 @@ mod tests {
     /// operator held there.
     #[test]
     fn a_chain_of_deltas_restores_the_rows_held() {
-        chain_of_deltas(&|op| op);
+        chain_of_deltas(
+            &|| TopNOp::<Top, _>::new(Metrics::new().op("top"), 2, Table::default()),
+            &|op| op,
+        );
+    }
+
+    /// The same with a TTL: keys expire between checkpoints (and start afresh), and the
+    /// restored last writes expire the same keys later.
+    #[test]
+    fn a_chain_of_deltas_with_a_ttl_restores_the_rows_held_and_their_expiry() {
+        let make = || {
+            TopNOp::<First, _>::new(Metrics::new().op("dedup"), 2, Table::default()).with_ttl(250)
+        };
+        chain_of_deltas(&make, &|op| op);
     }
 
     /// The same on the disk backend, with a cache so small that every key is spilled: a
@@ -389,60 +356,62 @@ mod tests {
     fn a_chain_of_deltas_on_disk_restores_the_rows_held() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::keyed::disk::tests::store(dir.path(), 64);
-        chain_of_deltas(&|mut op| {
+        let on_disk = |mut op: TopNOp<_, _>| {
+            op.state = Keyed::spilled_to(&store);
+            op
+        };
+        chain_of_deltas(
+            &|| TopNOp::<Top, _>::new(Metrics::new().op("top"), 2, Table::default()),
+            &on_disk,
+        );
+        let make = || {
+            TopNOp::<First, _>::new(Metrics::new().op("dedup"), 2, Table::default()).with_ttl(250)
+        };
+        chain_of_deltas(&make, &|mut op| {
             op.state = Keyed::spilled_to(&store);
             op
         });
     }
 
-    fn chain_of_deltas(backend: &dyn Fn(TopNOp<Top, Table>) -> TopNOp<Top, Table>) {
-        let canonical = |op: &TopNOp<Top, Table>| {
+    /// Rows per key and, with a TTL, each key's last write.
+    type Held = (Vec<(i64, Vec<Row>)>, Vec<(i64, i64)>);
+
+    fn chain_of_deltas<S: RankSpec<In = Row, Key = i64, Out = Row>>(
+        make: &dyn Fn() -> TopNOp<S, Table>,
+        backend: &dyn Fn(TopNOp<S, Table>) -> TopNOp<S, Table>,
+    ) {
+        let step = |op: &mut TopNOp<S, Table>, round: i64| {
+            for i in 0..50i64 {
+                let key = (i * 7 + round) % 13 + (round / 5) * 3;
+                op.push(&(key, round * 100 + (i * 31 + round * 17) % 40, "r"));
+            }
+            op.watermark(round * 100);
+        };
+        let held = |op: &mut TopNOp<S, Table>| -> Held {
             let mut rows = Vec::new();
             op.state.for_each(|k, v| rows.push((*k, v.clone())));
             rows.sort();
-            rows
+            let ttl = op.ttl.as_ref().map(|t| t.last_writes()).unwrap_or_default();
+            (rows, ttl)
         };
-        let metrics = Metrics::new();
-        let mut op = backend(TopNOp::<Top, _>::new(
-            metrics.op("top"),
-            2,
-            Table::default(),
-        ));
-        op.track_changes();
-        let mut chain = Vec::new();
-        let mut seen = Vec::new();
-        for round in 0..20i64 {
-            for i in 0..50i64 {
-                let key = (i * 7 + round) % 13;
-                op.push(&(key, (i * 31 + round * 17) % 40, "r"));
-            }
-            let mut bytes = Vec::new();
-            if round == 0 {
-                op.save_state(&mut bytes);
-                op.saved_full();
-            } else {
-                op.save_delta(&mut bytes);
-            }
-            chain.push(bytes);
-            seen.push(canonical(&op));
-        }
-        for upto in [0, 1, 7, 19] {
-            let mut restored = TopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default());
-            if upto % 2 == 1 {
-                restored = backend(restored);
-            }
-            restored.load_state(&mut &chain[0][..]).unwrap();
-            for delta in &chain[1..=upto] {
-                let mut input = &delta[..];
-                restored.load_delta(&mut input).unwrap();
-                assert!(input.is_empty());
-            }
-            assert_eq!(canonical(&restored), seen[upto], "after {upto} deltas");
+        let (mut op, seen) =
+            crate::keyed::check_chain(make, backend, 20, &step, &held, &[0, 1, 7, 19]);
+        if op.ttl.is_some() {
+            // Keys expired along the way, and some are held at the end.
+            assert!(
+                seen.iter().any(|(rows, _)| rows.len() < 13),
+                "nothing expired"
+            );
         }
         // A delta lists only the keys whose rows changed: none, nothing.
         let mut empty = Vec::new();
         op.save_delta(&mut empty);
-        assert_eq!(empty, 0usize.to_le_bytes());
+        let nothing: Vec<u8> = if op.ttl.is_some() {
+            [0usize.to_le_bytes(), 0usize.to_le_bytes()].concat()
+        } else {
+            0usize.to_le_bytes().to_vec()
+        };
+        assert_eq!(empty, nothing);
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub trait WindowAggregate {
     /// Folds `later` (the accumulator of a later session) into `acc` (session merging).
     fn merge(acc: &mut Self::Acc, later: Self::Acc);
     fn output(key: &Self::Key, window_start: i64, window_end: i64, acc: &Self::Acc) -> Self::Out;
+    /// About how many bytes the accumulator's encoded form has beyond its fixed part (its
+    /// sets and strings), cheap to compute: the disk backend weighs a growing accumulator by
+    /// it without encoding it. The default (0) is for accumulators of a fixed size.
+    #[inline(always)]
+    fn acc_size(acc: &Self::Acc) -> usize {
+        let _ = acc;
+        0
+    }
     /// Evaluates the record's aggregate arguments and conditions: when one overflows, sends
     /// the record to the dead letters and returns true (the record is left out). Generated
     /// only for aggregates whose expressions can overflow ([`crate::overflow`]).

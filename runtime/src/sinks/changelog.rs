@@ -365,7 +365,7 @@ impl<K: Ord + Clone + State, T: Clone + State, KF, D> Snapshot for Materialize<K
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default();
-        crate::checkpoint::delta::save_keyed(keys, out, |key, out| match self.table.get(key) {
+        crate::checkpoint::delta::save_keyed(&keys, out, |key, out| match self.table.get(key) {
             Some(row) => {
                 row.save(out);
                 true

@@ -199,10 +199,10 @@ impl Lists {
         self.trim();
     }
 
-    /// Writes the least recently used lists and drops them while the cache weighs more than
-    /// its share of the budget.
+    /// Writes the least recently used lists and drops them while the cache must spill
+    /// (past its share of the budget when the caches together are past it).
     fn trim(&mut self) {
-        while self.weight > self.store.quota() {
+        while self.store.over(self.weight) {
             let Some((prefix, cached)) = self.cache.pop_lru() else {
                 break;
             };

@@ -1,0 +1,177 @@
+//! Incremental checkpoints of a [`Keyed`] map: which keys changed since the last checkpoint,
+//! and the delta that writes them (see [`crate::checkpoint::delta`]).
+//!
+//! Operators whose state is a value per key (top-N and dedup, unbounded aggregates) note each
+//! key they change or drop. A delta is the changed keys with their values, or as gone, then,
+//! when the operator has a TTL, the same keys' last writes (see
+//! [`KeyTtl::save_delta`]), so that expiry, which drops keys without a record, is in the
+//! delta too and a restored key expires when it would have.
+
+use std::collections::BTreeSet;
+use std::hash::Hash;
+
+use super::Keyed;
+use crate::ops::key_ttl::KeyTtl;
+use crate::state::{State, StateError};
+
+/// The keys of a [`Keyed`] map changed since the last checkpoint, once tracking is on
+/// ([`Changed::track`], when the run takes incremental checkpoints).
+pub struct Changed<K>(Option<BTreeSet<K>>);
+
+impl<K> Default for Changed<K> {
+    fn default() -> Self {
+        Changed(None)
+    }
+}
+
+impl<K: Hash + Eq + Ord + Clone + State> Changed<K> {
+    /// Starts tracking changes.
+    pub fn track(&mut self) {
+        self.0 = Some(BTreeSet::new());
+    }
+
+    /// Whether changes are tracked (a delta can be written).
+    pub fn ready(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Notes that `key`'s value changed or is gone.
+    #[inline]
+    pub fn note(&mut self, key: &K) {
+        if let Some(keys) = &mut self.0 {
+            if !keys.contains(key) {
+                keys.insert(key.clone());
+            }
+        }
+    }
+
+    /// After a full save: nothing has changed since.
+    pub fn clear(&mut self) {
+        if let Some(keys) = &mut self.0 {
+            keys.clear();
+        }
+    }
+
+    /// Writes the delta of `state` (and of `ttl`'s last writes) since the last save, and
+    /// starts the next one. On disk, spilled keys are read back.
+    pub fn save<V: State>(
+        &mut self,
+        state: &mut Keyed<K, V>,
+        ttl: Option<&KeyTtl<K>>,
+        out: &mut Vec<u8>,
+    ) {
+        let keys = self.0.as_mut().map(std::mem::take).unwrap_or_default();
+        crate::checkpoint::delta::save_keyed(&keys, out, |key, out| match state.get_mut(key) {
+            Some(value) => {
+                value.save(out);
+                true
+            }
+            None => false,
+        });
+        if let Some(ttl) = ttl {
+            ttl.save_delta(&keys, out);
+        }
+    }
+
+    /// Applies a delta [`save`](Self::save) wrote, on `state` and `ttl` as loaded so far
+    /// (`ttl` is the operator's, set when it has one, as it was when the delta was written:
+    /// a full part carries the TTL's section on the same condition). `what` names an entry
+    /// in errors.
+    pub fn load<V: State>(
+        state: &mut Keyed<K, V>,
+        ttl: Option<&mut KeyTtl<K>>,
+        input: &mut &[u8],
+        what: &'static str,
+    ) -> Result<(), StateError> {
+        crate::checkpoint::delta::load_keyed(input, what, |key, value| {
+            match value {
+                None => state.remove(&key),
+                Some(input) => {
+                    let before = input.len();
+                    let value = V::load(input)?;
+                    state.insert(key, value, before - input.len());
+                }
+            }
+            Ok(())
+        })?;
+        match ttl {
+            Some(ttl) => ttl.load_delta(input),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The [`Snapshot`](crate::checkpoint::Snapshot) methods of an operator whose state is the
+/// `Keyed` field `$state`, with a `changed: Changed<_>` field and a `ttl: Option<KeyTtl<_>>`
+/// one: its deltas are the changed keys ([`Changed::save`]). `$what` names a delta's entry
+/// in errors.
+macro_rules! keyed_deltas {
+    ($state:ident, $what:literal) => {
+        fn track_changes(&mut self) {
+            self.changed.track();
+        }
+
+        fn delta_ready(&self) -> bool {
+            self.changed.ready()
+        }
+
+        fn save_delta(&mut self, out: &mut Vec<u8>) {
+            self.changed.save(&mut self.$state, self.ttl.as_ref(), out);
+        }
+
+        fn saved_full(&mut self) {
+            self.changed.clear();
+        }
+
+        fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), $crate::state::StateError> {
+            $crate::keyed::Changed::load(&mut self.$state, self.ttl.as_mut(), input, $what)
+        }
+    };
+}
+pub(crate) use keyed_deltas;
+
+/// Checks an operator's deltas (for the operators' tests): `step` feeds it round after
+/// round, a full part is saved after the first and a delta after each other, and restoring
+/// the full part with the deltas up to each of `points` (on a fresh operator, on `backend`
+/// for odd ones) gives what `held` saw there. Returns the operator and what `held` saw after
+/// each round.
+#[cfg(test)]
+pub(crate) fn check_chain<Op: crate::checkpoint::Snapshot, H: PartialEq + std::fmt::Debug>(
+    make: &dyn Fn() -> Op,
+    backend: &dyn Fn(Op) -> Op,
+    rounds: i64,
+    step: &dyn Fn(&mut Op, i64),
+    held: &dyn Fn(&mut Op) -> H,
+    points: &[usize],
+) -> (Op, Vec<H>) {
+    let mut op = backend(make());
+    op.track_changes();
+    let (mut chain, mut seen) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        step(&mut op, round);
+        let mut bytes = Vec::new();
+        if round == 0 {
+            op.save_state(&mut bytes);
+            op.saved_full();
+        } else {
+            op.save_delta(&mut bytes);
+        }
+        chain.push(bytes);
+        seen.push(held(&mut op));
+    }
+    for &upto in points {
+        let mut restored = make();
+        if upto % 2 == 1 {
+            restored = backend(restored);
+        }
+        restored.load_state(&mut &chain[0][..]).unwrap();
+        for delta in &chain[1..=upto] {
+            let mut input = &delta[..];
+            restored.load_delta(&mut input).unwrap();
+            assert!(input.is_empty());
+        }
+        restored.restored(upto);
+        assert_eq!(held(&mut restored), seen[upto], "after {upto} deltas");
+    }
+    (op, seen)
+}
