@@ -133,8 +133,8 @@ pub(crate) use keyed_deltas;
 /// Checks an operator's deltas (for the operators' tests): `step` feeds it round after
 /// round, a full part is saved after the first and a delta after each other, and restoring
 /// the full part with the deltas up to each of `points` (on a fresh operator, on `backend`
-/// for odd ones) gives what `held` saw there. Returns the operator and what `held` saw after
-/// each round.
+/// for odd ones) gives what `held` saw there. Returns the operator, what `held` saw after
+/// each round, and the chain's files.
 #[cfg(test)]
 pub(crate) fn check_chain<Op: crate::checkpoint::Snapshot, H: PartialEq + std::fmt::Debug>(
     make: &dyn Fn() -> Op,
@@ -143,7 +143,7 @@ pub(crate) fn check_chain<Op: crate::checkpoint::Snapshot, H: PartialEq + std::f
     step: &dyn Fn(&mut Op, i64),
     held: &dyn Fn(&mut Op) -> H,
     points: &[usize],
-) -> (Op, Vec<H>) {
+) -> (Op, Vec<H>, Vec<Vec<u8>>) {
     let mut op = backend(make());
     op.track_changes();
     let (mut chain, mut seen) = (Vec::new(), Vec::new());
@@ -173,5 +173,5 @@ pub(crate) fn check_chain<Op: crate::checkpoint::Snapshot, H: PartialEq + std::f
         restored.restored(upto);
         assert_eq!(held(&mut restored), seen[upto], "after {upto} deltas");
     }
-    (op, seen)
+    (op, seen, chain)
 }

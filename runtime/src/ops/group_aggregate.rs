@@ -235,7 +235,7 @@ mod tests {
     /// the operator held, on either backend whichever wrote them.
     fn chain_of_deltas(make: &dyn Fn() -> Op, backend: &dyn Fn(Op) -> Op) {
         let held = |op: &mut Op| held(op);
-        let (op, seen) =
+        let (op, seen, _) =
             crate::keyed::check_chain(make, backend, 16, &round, &held, &[0, 1, 6, 15]);
         if op.ttl.is_some() {
             assert!(seen[15].0.len() < 40, "nothing expired: {:?}", seen[15].0);

@@ -725,7 +725,7 @@ mod delta_tests {
 
     fn chain_of_deltas(make: &dyn Fn() -> Op, backend: &dyn Fn(Op) -> Op) {
         let held = |op: &mut Op| held(op);
-        let (op, seen) =
+        let (op, seen, _) =
             crate::keyed::check_chain(make, backend, 16, &round, &held, &[0, 1, 6, 15]);
         if op.ttl.is_some() {
             let groups = |h: &Held| h.1.len();

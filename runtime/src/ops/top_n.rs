@@ -394,7 +394,7 @@ mod tests {
             let ttl = op.ttl.as_ref().map(|t| t.last_writes()).unwrap_or_default();
             (rows, ttl)
         };
-        let (mut op, seen) =
+        let (mut op, seen, _) =
             crate::keyed::check_chain(make, backend, 20, &step, &held, &[0, 1, 7, 19]);
         if op.ttl.is_some() {
             // Keys expired along the way, and some are held at the end.

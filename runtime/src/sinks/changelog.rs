@@ -519,11 +519,7 @@ mod tests {
         let metrics = Metrics::new();
         let key: fn(&(i64, i64)) -> i64 = |r| r.0;
         let new = || Materialize::new(metrics.op("sink"), key, (|_, _| 0) as Done);
-        let mut sink = backend(new());
-        sink.track_changes();
-        let mut chain = Vec::new();
-        let mut seen = Vec::new();
-        for round in 0..12i64 {
+        let step = |sink: &mut Sink, round: i64| {
             for i in 0..40i64 {
                 let key = (i * 7 + round * 3) % 23;
                 let row = (key, round * 100 + i);
@@ -533,33 +529,10 @@ mod tests {
                     sink.push(&Change::Upsert(row));
                 }
             }
-            let mut bytes = Vec::new();
-            if round == 0 {
-                sink.save_state(&mut bytes);
-                sink.saved_full();
-            } else {
-                sink.save_delta(&mut bytes);
-            }
-            chain.push(bytes);
-            seen.push(ordered(&mut sink.table));
-        }
-        for upto in [0, 1, 6, 11] {
-            let mut restored = new();
-            if upto % 2 == 0 {
-                restored = backend(restored);
-            }
-            restored.load_state(&mut &chain[0][..]).unwrap();
-            for delta in &chain[1..=upto] {
-                let mut input = &delta[..];
-                restored.load_delta(&mut input).unwrap();
-                assert!(input.is_empty());
-            }
-            assert_eq!(
-                ordered(&mut restored.table),
-                seen[upto],
-                "after {upto} deltas"
-            );
-        }
+        };
+        let held = |sink: &mut Sink| ordered(&mut sink.table);
+        let (mut sink, _, chain) =
+            crate::keyed::check_chain(&new, backend, 12, &step, &held, &[0, 1, 6, 11]);
         let mut empty = Vec::new();
         sink.save_delta(&mut empty);
         assert_eq!(empty, 0usize.to_le_bytes());
