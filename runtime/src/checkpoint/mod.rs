@@ -472,17 +472,18 @@ impl Coordinator {
     }
 
     /// The checksum a delta of instance `instance` of `slot` builds on (the newest file of its
-    /// chain), when its next file may be a delta; `None`: it writes a full part.
-    fn delta_base(&self, slot: &str, instance: u32) -> Option<u64> {
+    /// chain) and the size of the chain's full part, when its next file may be a delta;
+    /// `None`: it writes a full part.
+    fn delta_base(&self, slot: &str, instance: u32) -> Option<(u64, u64)> {
         if !self.config.incremental {
             return None;
         }
         let inner = self.lock();
         let chain = inner.chains.get(&(slot.to_string(), instance))?;
+        let (full, last) = (chain.first()?, chain.last()?);
         delta::Policy::default()
             .delta_after(chain)
-            .then(|| chain.last().map(|l| l.checksum))
-            .flatten()
+            .then_some((last.checksum, full.bytes))
     }
 
     /// Starts the thread that asks for a checkpoint every interval, in the context of the run
@@ -1620,6 +1621,39 @@ mod tests {
             entries(dir.path(), &format!("damaged-chk-{newest}-")).len(),
             1
         );
+    }
+
+    /// A delta larger than its chain's full part is written as a full part instead (here
+    /// every key is removed and a new one set: a tombstone and a value per key, against a
+    /// value per key), and the next checkpoint builds on it; a restore gives the state.
+    #[test]
+    fn a_delta_larger_than_the_full_part_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_incremental(dir.path(), true);
+        let mut op = Counts::new().with_state(c.slot("s", 0)).unwrap();
+        for k in 0..100 {
+            op.set(k, Some(k));
+        }
+        take(&c, &mut op);
+        for k in 0..100 {
+            op.set(k, None);
+            op.set(1000 + k, Some(k));
+        }
+        let id = take(&c, &mut op);
+        let part = &read_manifest(dir.path(), id).parts[0];
+        assert!(part.links.is_empty(), "a full part, not a delta");
+        op.set(5000, Some(1));
+        let id = take(&c, &mut op);
+        let part = &read_manifest(dir.path(), id).parts[0];
+        let links: Vec<u64> = part.links.iter().map(|l| l.checkpoint).collect();
+        assert_eq!(links, [2], "a small delta on the full part of checkpoint 2");
+        let stats = c.stats();
+        assert_eq!((stats.full.count, stats.delta.count), (2, 1));
+        c.release();
+        let want = op.map.clone();
+        drop((c, op));
+        let (_, restored) = restore_counts(dir.path()).unwrap().unwrap();
+        assert_eq!(restored.map, want);
     }
 
     /// A chain missing a file, or with a delta that builds on another file, is damaged: no

@@ -359,7 +359,9 @@ pub fn snapshot<T: Snapshot + ?Sized>(op: &T, slot: &StateSlot, checkpoint: u64)
 
 /// Saves `op`'s state into its slot for `checkpoint`: a delta when the operator tracks its
 /// changes and its chain may grow (see [`super::delta::Policy`]), else its whole state (a
-/// no-op when checkpointing is off).
+/// no-op when checkpointing is off). A delta larger than the chain's full part is replaced
+/// by a full part: when most keys change between checkpoints (an interval join whose
+/// records live a few seconds) the full part is smaller, and restores read less.
 pub fn snapshot_incremental<T: Snapshot + ?Sized>(op: &mut T, checkpoint: u64) {
     let ready = op.delta_ready();
     let slot = op.slot_mut();
@@ -368,21 +370,23 @@ pub fn snapshot_incremental<T: Snapshot + ?Sized>(op: &mut T, checkpoint: u64) {
     };
     let base = if ready {
         c.delta_base(slot.id, slot.instance)
-            .filter(|&base| slot.tracked == Some(base))
+            .filter(|&(base, _)| slot.tracked == Some(base))
     } else {
         None
     };
     let mut out = Vec::new();
-    match base {
-        Some(base) => {
-            delta::header(base, &mut out);
-            op.save_delta(&mut out);
-        }
-        None => {
-            op.save_state(&mut out);
-            op.saved_full();
-        }
+    let mut base = base;
+    if let Some((on, _)) = base {
+        delta::header(on, &mut out);
+        op.save_delta(&mut out);
     }
+    if base.is_none_or(|(_, full)| out.len() as u64 > full) {
+        base = None;
+        out.clear();
+        op.save_state(&mut out);
+        op.saved_full();
+    }
+    let base = base.map(|(on, _)| on);
     let slot = op.slot_mut();
     let sum = super::manifest::checksum(&out);
     slot.tracked = Some(sum);

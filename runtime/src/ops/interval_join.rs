@@ -46,13 +46,26 @@
 //! `rt >= lt + lower`; a `left_only` row has `lt + upper >= w` of the previous watermark. So the
 //! code generator may use the left time, the right time or their maximum as the output's event
 //! time, and downstream windows see no late rows.
+//!
+//! # Disk and incremental checkpoints
+//!
+//! The records are kept as the regular join keeps them (`ops::join::records`): in a hash map,
+//! or with `--state disk` in the process's LSM store, where a probe skips the records outside
+//! the interval before it decodes them. A checkpoint writes them in one format either way, and
+//! with incremental checkpoints a delta writes only the keys that changed since the last
+//! checkpoint (a key that lost records to the watermark is written whole). The expiry indexes
+//! are not in deltas: a restore that applied some builds them again from the records.
 
-use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot_incremental, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
-use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
+use crate::state::{State, StateError};
 
+use super::join::records::{note_changed, Records};
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
+
+#[cfg(feature = "state-disk")]
+mod disk;
 
 pub struct IntervalJoin<S: JoinSpec, N, D = Discard> {
     lower: i64,
@@ -60,7 +73,8 @@ pub struct IntervalJoin<S: JoinSpec, N, D = Discard> {
     /// How far the forwarded watermark trails the input's: `max(upper, -lower, 0)`.
     delay: i64,
     left_outer: bool,
-    state: FastMap<S::Key, Sides<S::Left, S::Right>>,
+    /// Each key's records, in memory or on disk.
+    records: Records<S>,
     /// Left records expire at `lt + upper`, right records at `rt - lower` (saturating: exact for
     /// the `expiry < w` test since `w` is an `i64` too).
     left_expiry: ExpiryIndex<S::Key>,
@@ -102,8 +116,8 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         use crate::metrics::{entries_bytes, table_bytes};
         if self.stats.state.due(force) {
             let record = entries_bytes::<Held<S::Left>>(1).max(entries_bytes::<Held<S::Right>>(1));
-            let bytes = table_bytes(&self.state) + self.buffered * record;
-            self.stats.state.set(self.state.len(), bytes);
+            let bytes = table_bytes(&self.records.map) + self.buffered * record;
+            self.stats.state.set(self.records.map.len(), bytes);
         }
     }
 
@@ -121,7 +135,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             upper: upper_ms,
             delay: Self::watermark_delay(lower_ms, upper_ms),
             left_outer,
-            state: FastMap::default(),
+            records: Records::new(),
             left_expiry: ExpiryIndex::new(),
             right_expiry: ExpiryIndex::new(),
             buffered: 0,
@@ -165,9 +179,21 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             false
         } else {
             let expiry = time.saturating_add(self.upper);
-            if expiry >= self.watermark {
+            let store = expiry >= self.watermark;
+            if store {
                 self.left_expiry.insert(expiry, key.clone());
-                let sides = self.state.entry(key).or_insert_with(Sides::new);
+                self.buffered += 1;
+            }
+            #[cfg(feature = "state-disk")]
+            if self.records.disk.is_some() {
+                let matched = self.push_left_disk(l, &key, time, store);
+                if self.left_outer && !matched && !store {
+                    emit(&mut self.next, &mut self.stats, &S::left_only(l));
+                }
+                return;
+            }
+            if store {
+                let sides = self.records.map.entry(key).or_insert_with(Sides::new);
                 let matched = probe_rights::<S, N>(
                     l,
                     time,
@@ -181,11 +207,11 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
                     matched,
                     record: l.clone(),
                 });
-                self.buffered += 1;
+                note_changed(&mut self.records.changed, sides, || S::left_key(l));
                 return;
             }
             // Dead on arrival (upper < 0): it can still match what is buffered.
-            match self.state.get(&key) {
+            match self.records.map.get(&key) {
                 Some(sides) => probe_rights::<S, N>(
                     l,
                     time,
@@ -220,33 +246,46 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         }
         let bounds = (self.lower, self.upper);
         let expiry = time.saturating_sub(self.lower);
-        if expiry >= self.watermark {
+        let store = expiry >= self.watermark;
+        if store {
             self.right_expiry.insert(expiry, key.clone());
-            let sides = self.state.entry(key).or_insert_with(Sides::new);
-            probe_lefts::<S, N>(
+            self.buffered += 1;
+        }
+        #[cfg(feature = "state-disk")]
+        if self.records.disk.is_some() {
+            return self.push_right_disk(r, &key, time, store);
+        }
+        if store {
+            let sides = self.records.map.entry(key).or_insert_with(Sides::new);
+            let flags = probe_lefts::<S, N>(
                 r,
                 time,
-                &mut sides.left,
+                (&mut sides.left, sides.saved.left as usize),
                 bounds,
                 &mut self.next,
                 &mut self.stats,
             );
+            sides.saved.flags |= flags;
             sides.right.push(Held {
                 time,
                 matched: false,
                 record: r.clone(),
             });
-            self.buffered += 1;
-        } else if let Some(sides) = self.state.get_mut(&key) {
+            note_changed(&mut self.records.changed, sides, || S::right_key(r));
+        } else if let Some(sides) = self.records.map.get_mut(&key) {
             // Dead on arrival (lower > 0): it can still match what is buffered.
-            probe_lefts::<S, N>(
+            let flags = probe_lefts::<S, N>(
                 r,
                 time,
-                &mut sides.left,
+                (&mut sides.left, sides.saved.left as usize),
                 bounds,
                 &mut self.next,
                 &mut self.stats,
             );
+            if flags {
+                sides.saved.flags = true;
+                note_changed(&mut self.records.changed, sides, || S::right_key(r));
+            }
         }
     }
 
@@ -255,8 +294,14 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     fn expire(&mut self, w: i64) {
         let (lower, upper, outer) = (self.lower, self.upper, self.left_outer);
         let mut unmatched: Vec<(i64, S::Out)> = Vec::new();
+        #[cfg(feature = "state-disk")]
+        if self.records.disk.is_some() {
+            self.expire_disk(w, &mut unmatched);
+            return self.emit_by_time(unmatched);
+        }
+        let changed = &mut self.records.changed;
         for key in self.left_expiry.take_expired(w) {
-            let Some(sides) = self.state.get_mut(&key) else {
+            let Some(sides) = self.records.map.get_mut(&key) else {
                 continue;
             };
             let before = sides.left.len();
@@ -268,28 +313,38 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
                 keep
             });
             self.buffered -= before - sides.left.len();
+            if before > sides.left.len() {
+                Records::<S>::rewritten(changed, &key, sides);
+            }
             if sides.is_empty() {
-                self.state.remove(&key);
+                self.records.map.remove(&key);
             } else {
                 sides.compact();
             }
         }
         for key in self.right_expiry.take_expired(w) {
-            let Some(sides) = self.state.get_mut(&key) else {
+            let Some(sides) = self.records.map.get_mut(&key) else {
                 continue;
             };
             let before = sides.right.len();
             sides.right.retain(|h| h.time.saturating_sub(lower) >= w);
             self.buffered -= before - sides.right.len();
+            if before > sides.right.len() {
+                Records::<S>::rewritten(changed, &key, sides);
+            }
             if sides.is_empty() {
-                self.state.remove(&key);
+                self.records.map.remove(&key);
             } else {
                 sides.compact();
             }
         }
-        shrink_map(&mut self.state);
-        // Keys were visited in order and records in arrival order: a stable sort by time
-        // gives (time, key, arrival).
+        shrink_map(&mut self.records.map);
+        self.emit_by_time(unmatched);
+    }
+
+    /// Emits `left_only` rows gathered by key (in key order), then arrival: a stable sort by
+    /// time gives (time, key, arrival).
+    fn emit_by_time(&mut self, mut unmatched: Vec<(i64, S::Out)>) {
         unmatched.sort_by_key(|(time, _)| *time);
         for (_, out) in &unmatched {
             emit(&mut self.next, &mut self.stats, out);
@@ -320,23 +375,27 @@ fn probe_rights<S: JoinSpec, N: Collector<S::Out>>(
 }
 
 /// Probes the buffered left records of a key with an arriving right record, marking those that
-/// match.
+/// match; true if one of the first `saved` (those the last checkpoint holds) was matched for
+/// the first time.
 fn probe_lefts<S: JoinSpec, N: Collector<S::Out>>(
     r: &S::Right,
     rt: i64,
-    lefts: &mut [Held<S::Left>],
+    (lefts, saved): (&mut [Held<S::Left>], usize),
     bounds: (i64, i64),
     next: &mut N,
     stats: &mut OpCounters,
-) {
-    for h in lefts {
+) -> bool {
+    let mut flags = false;
+    for (i, h) in lefts.iter_mut().enumerate() {
         if in_interval(h.time, rt, bounds) {
             if let Some(out) = S::join(&h.record, r) {
+                flags |= !h.matched && i < saved;
                 h.matched = true;
                 emit(next, stats, &out);
             }
         }
     }
+    flags
 }
 
 /// `lt + lower <= rt <= lt + upper`, without overflow.
@@ -378,7 +437,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
 
     fn barrier(&mut self, checkpoint: u64) {
         self.measure_state(true);
-        snapshot(self, &self.slot, checkpoint);
+        snapshot_incremental(self, checkpoint);
         self.next.barrier(checkpoint);
         self.late.barrier(checkpoint);
     }
@@ -396,20 +455,10 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.finished = true;
         // Unmatched rows are final only at the end of the input, not at a stop.
         if self.left_outer && !crate::stop::stopped_early() {
-            let mut keys: Vec<_> = self.state.iter().collect();
-            keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            let mut unmatched: Vec<(i64, S::Out)> = keys
-                .iter()
-                .flat_map(|(_, sides)| sides.left.iter())
-                .filter(|h| !h.matched)
-                .map(|h| (h.time, S::left_only(&h.record)))
-                .collect();
-            unmatched.sort_by_key(|(time, _)| *time);
-            for (_, out) in &unmatched {
-                emit(&mut self.next, &mut self.stats, out);
-            }
+            let unmatched: Vec<(i64, S::Out)> = self.unmatched_lefts();
+            self.emit_by_time(unmatched);
         }
-        self.state = FastMap::default();
+        self.records.clear();
         self.left_expiry.clear();
         self.right_expiry.clear();
         self.buffered = 0;
@@ -420,18 +469,97 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     }
 }
 
+impl<S: JoinSpec, N, D> IntervalJoin<S, N, D> {
+    /// Every left record held that never matched, with its `left_only` row, by key, then
+    /// arrival.
+    fn unmatched_lefts(&self) -> Vec<(i64, S::Out)> {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.records.disk {
+            let lefts = disk.unmatched_lefts::<S::Left>().into_iter();
+            return lefts
+                .map(|(_, h)| (h.time, S::left_only(&h.record)))
+                .collect();
+        }
+        let mut keys: Vec<_> = self.records.map.iter().collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        keys.iter()
+            .flat_map(|(_, sides)| sides.left.iter())
+            .filter(|h| !h.matched)
+            .map(|h| (h.time, S::left_only(&h.record)))
+            .collect()
+    }
+}
+
 impl<S: JoinSpec, N, D> Snapshot for IntervalJoin<S, N, D> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    snapshot_fields!(
-        state,
-        left_expiry,
-        right_expiry,
-        buffered,
-        watermark,
-        forwarded
-    );
+
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.records.save(out);
+        self.left_expiry.save(out);
+        self.right_expiry.save(out);
+        self.buffered.save(out);
+        self.watermark.save(out);
+        self.forwarded.save(out);
+    }
+
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.records.load(input)?;
+        self.left_expiry = State::load(input)?;
+        self.right_expiry = State::load(input)?;
+        self.buffered = State::load(input)?;
+        self.watermark = State::load(input)?;
+        self.forwarded = State::load(input)?;
+        Ok(())
+    }
+
+    fn track_changes(&mut self) {
+        self.records.track_changes();
+    }
+
+    fn delta_ready(&self) -> bool {
+        self.records.delta_ready()
+    }
+
+    /// The changed keys (`Records::save_delta`), then the count of records and the
+    /// watermarks.
+    fn save_delta(&mut self, out: &mut Vec<u8>) {
+        self.records.save_delta(out);
+        self.buffered.save(out);
+        self.watermark.save(out);
+        self.forwarded.save(out);
+    }
+
+    fn saved_full(&mut self) {
+        self.records.saved_full();
+    }
+
+    fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.records.load_delta(input)?;
+        self.buffered = State::load(input)?;
+        self.watermark = State::load(input)?;
+        self.forwarded = State::load(input)?;
+        Ok(())
+    }
+
+    /// Deltas do not carry the expiry indexes: they are built again from the records.
+    fn restored(&mut self, deltas: usize) {
+        if deltas == 0 {
+            return;
+        }
+        let (lower, upper) = (self.lower, self.upper);
+        let (mut left, mut right) = (ExpiryIndex::new(), ExpiryIndex::new());
+        self.records.each_time(|key, is_left, time| {
+            if is_left {
+                left.insert(time.saturating_add(upper), key.clone());
+            } else {
+                right.insert(time.saturating_sub(lower), key.clone());
+            }
+        });
+        self.left_expiry = left;
+        self.right_expiry = right;
+    }
 }
 
 #[cfg(test)]
@@ -612,14 +740,18 @@ mod tests {
             }
         }
         assert_eq!(j.state_size(), 2000);
-        assert_eq!(j.state.len(), 200);
+        assert_eq!(j.records.map.len(), 200);
         j.watermark(100); // lefts with t + 10 < 100: t <= 80; rights with t + 5 < 100: t <= 90
         assert_eq!(j.state_size(), 100); // lefts at 90
-        assert_eq!(j.state.len(), 100);
+        assert_eq!(j.records.map.len(), 100);
         j.watermark(101);
         assert_eq!(j.state_size(), 0);
-        assert!(j.state.is_empty());
-        assert!(j.state.capacity() < 200, "capacity {}", j.state.capacity());
+        assert!(j.records.map.is_empty());
+        assert!(
+            j.records.map.capacity() < 200,
+            "capacity {}",
+            j.records.map.capacity()
+        );
         assert_eq!(j.left_expiry.len(), 0);
         assert_eq!(j.right_expiry.len(), 0);
         assert_eq!(log.take(), ["wm 90", "wm 91"]);
@@ -880,6 +1012,196 @@ mod tests {
                 assert!(times[r] >= *forwarded, "{row} below {forwarded}");
             }
             got.push(row);
+        }
+    }
+
+    fn feed_steps(j: &mut IntervalJoin<Spec, Log>, steps: &[Step]) {
+        for step in steps {
+            match step {
+                Step::Rec(rec) => j.push(rec),
+                Step::Wm(w) => j.watermark(*w),
+            }
+        }
+    }
+
+    /// The join's state in a canonical order (from either backend, through a checkpoint):
+    /// per key, its records with time and flag, then the counters and watermarks.
+    fn canonical(j: &IntervalJoin<Spec, Log>) -> Vec<String> {
+        let mut bytes = Vec::new();
+        j.save_state(&mut bytes);
+        let (mut m, _, _) = op(j.lower, j.upper, j.left_outer);
+        m.load_state(&mut &bytes[..]).unwrap();
+        let mut keys: Vec<_> = m.records.map.iter().collect();
+        keys.sort_unstable_by_key(|(k, _)| **k);
+        let mut out: Vec<String> = keys
+            .iter()
+            .map(|(k, sides)| {
+                let side = |held: &[Held<crate::ops::join::testing::Rec>], flags: bool| {
+                    held.iter()
+                        .map(|h| {
+                            let star = if flags && h.matched { "*" } else { "" };
+                            format!("{}@{}{star}", h.record.name, h.time)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                // Only a left outer join keeps its flags on disk.
+                let flags = j.left_outer;
+                format!(
+                    "{k}: [{}] [{}]",
+                    side(&sides.left, flags),
+                    side(&sides.right, false)
+                )
+            })
+            .collect();
+        out.push(format!(
+            "buffered {} wm {} fwd {} expiring {:?} {:?}",
+            m.buffered,
+            m.watermark,
+            m.forwarded,
+            j.left_expiry.entries(),
+            j.right_expiry.entries()
+        ));
+        out
+    }
+
+    /// A chain of a full part and deltas taken along a random input (records come and go
+    /// with the watermark, left records get matched later): restoring any prefix of the chain
+    /// gives the state the join had there, and the run resumed from it emits what the rest of
+    /// a run without checkpoints emits.
+    #[test]
+    fn a_chain_of_deltas_restores_the_state_it_was_taken_of() {
+        chain_of_deltas(&mut |_, _| {}, 1..4);
+    }
+
+    /// Deltas hold only the keys that changed: with many keys held and one touched, a delta
+    /// is a small part of a full checkpoint.
+    #[test]
+    fn a_delta_holds_only_what_changed() {
+        let (mut j, _, _) = op(-1000, 1000, false);
+        j.track_changes();
+        for k in 0..10_000 {
+            j.push(&left(k, 0, "l"));
+        }
+        let mut full = Vec::new();
+        j.save_state(&mut full);
+        j.saved_full();
+        j.push(&right(7, 5, "r"));
+        let mut delta = Vec::new();
+        j.save_delta(&mut delta);
+        assert!(
+            delta.len() * 100 < full.len(),
+            "{} of {}",
+            delta.len(),
+            full.len()
+        );
+    }
+
+    /// The chain on disk restored on disk and in memory, and an in-memory chain restored on
+    /// disk; and runs on disk give the in-memory rows in the same order.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn on_disk_gives_the_in_memory_rows_and_chains_restore_on_either_backend() {
+        use crate::keyed::disk::Lists;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 1 << 16);
+        let on = || crate::ops::join::disk::OnDisk::with(Lists::on(store.clone()));
+        for seed in 1..4u64 {
+            let input = random_input(seed, 2000);
+            for (lower, upper) in [(-7, 13), (3, 9), (-9, -3), (-30, 30)] {
+                for outer in [false, true] {
+                    let run = |disk: bool| {
+                        let (mut j, log, _) = op(lower, upper, outer);
+                        if disk {
+                            j.records.disk = on();
+                        }
+                        feed_steps(&mut j, &input);
+                        j.finish();
+                        assert_eq!(j.state_size(), 0);
+                        log.take()
+                    };
+                    let memory = run(false);
+                    assert!(memory.len() > 100);
+                    assert_eq!(run(true), memory, "seed {seed} [{lower}, {upper}] {outer}");
+                }
+            }
+        }
+        for (a_disk, b_disk) in [(true, true), (true, false), (false, true)] {
+            chain_of_deltas(
+                &mut |j, restored| {
+                    if (restored && b_disk) || (!restored && a_disk) {
+                        j.records.disk = on();
+                    }
+                },
+                1..3,
+            );
+        }
+    }
+
+    /// Takes a chain along random inputs with the join `backend(j, false)` sets up, and
+    /// restores it into joins `backend(j, true)` sets up.
+    fn chain_of_deltas(
+        backend: &mut dyn FnMut(&mut IntervalJoin<Spec, Log>, bool),
+        seeds: std::ops::Range<u64>,
+    ) {
+        for seed in seeds {
+            let input = random_input(seed, 1500);
+            // Wide intervals: keys keep their records across checkpoints (deltas carry tails and
+            // flags); narrow ones: keys lose records (written whole).
+            let bounds = [
+                (-7, 13, true),
+                (0, 40, false),
+                (-9, -3, true),
+                (-400, 400, true),
+            ];
+            for (lower, upper, outer) in bounds {
+                let make = || op(lower, upper, outer);
+                let (mut whole, whole_log, _) = make();
+                feed_steps(&mut whole, &input);
+                whole.finish();
+                let want = whole_log.take();
+
+                let (mut a, a_log, _) = make();
+                backend(&mut a, false);
+                a.track_changes();
+                // Per checkpoint: where it was cut, its part, the state, the rows out so far.
+                type Taken = (usize, Vec<u8>, Vec<String>, Vec<String>);
+                let mut chain: Vec<Taken> = Vec::new();
+                let mut emitted = Vec::new();
+                let mut at = 0;
+                for (n, cut) in (1..input.len()).step_by(97).enumerate() {
+                    feed_steps(&mut a, &input[at..cut]);
+                    at = cut;
+                    emitted.extend(a_log.take());
+                    let mut bytes = Vec::new();
+                    if n == 0 {
+                        a.save_state(&mut bytes);
+                        a.saved_full();
+                    } else {
+                        a.save_delta(&mut bytes);
+                    }
+                    chain.push((cut, bytes, canonical(&a), emitted.clone()));
+                }
+                for crash in [0, 1, 3, chain.len() / 2, chain.len() - 1] {
+                    let (mut b, b_log, _) = make();
+                    backend(&mut b, true);
+                    b.load_state(&mut &chain[0].1[..]).unwrap();
+                    for (_, delta, _, _) in &chain[1..=crash] {
+                        let mut input = &delta[..];
+                        b.load_delta(&mut input).unwrap();
+                        assert!(input.is_empty());
+                    }
+                    b.restored(crash);
+                    let what = format!("seed {seed} [{lower}, {upper}] {outer} crash {crash}");
+                    assert_eq!(canonical(&b), chain[crash].2, "{what}");
+                    b.track_changes();
+                    feed_steps(&mut b, &input[chain[crash].0..]);
+                    b.finish();
+                    let mut got = chain[crash].3.clone();
+                    got.extend(b_log.take());
+                    assert_eq!(got, want, "{what}");
+                }
+            }
         }
     }
 }

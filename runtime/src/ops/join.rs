@@ -33,6 +33,10 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
+#[cfg(feature = "state-disk")]
+pub(crate) mod disk;
+pub(crate) mod records;
+
 use crate::collector::Collector;
 use crate::hash::{route, FastMap};
 use crate::metrics::OpCounters;
@@ -165,7 +169,7 @@ pub(crate) struct Sides<L, R> {
     pub left: Vec<Held<L>>,
     pub right: Vec<Held<R>>,
     /// What the last checkpoint holds of this key (incremental checkpoints, see
-    /// `RegularJoin`'s delta).
+    /// [`records`]).
     pub saved: Saved,
 }
 
@@ -244,6 +248,17 @@ impl<K: Ord> ExpiryIndex<K> {
         ExpiryIndex {
             by_time: BTreeMap::new(),
         }
+    }
+
+    /// Every (expiry, key) noted, without repeats (for tests comparing indexes).
+    #[cfg(test)]
+    pub fn entries(&self) -> std::collections::BTreeSet<(i64, K)>
+    where
+        K: Clone,
+    {
+        let each = self.by_time.iter();
+        each.flat_map(|(t, keys)| keys.iter().map(|k| (*t, k.clone())))
+            .collect()
     }
 
     /// Notes that `key` holds a record expiring at `expiry`.

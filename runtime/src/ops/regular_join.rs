@@ -27,20 +27,17 @@
 //! [`RegularJoin::state_size`] counts the stored records.
 //!
 //! With `--state disk` the records are kept in the process's LSM store instead of a hash map,
-//! one entry each ([`disk`]); a checkpoint writes them in the hash map's format, so it restores
-//! on either backend.
+//! in lists per key and side (`ops::join::disk`); a checkpoint writes them in the hash map's
+//! format, so it restores on either backend.
 //!
 //! # Incremental checkpoints
 //!
-//! In memory, with incremental checkpoints on (the default), the join lists the keys that
-//! change between checkpoints (once each, the first time: a flag in the key's [`Sides`]) and
-//! a checkpoint may write only those ([`Snapshot::save_delta`]): for each, the records added
-//! at the end of each side since the last checkpoint and the `matched` flags when one was
+//! With incremental checkpoints on (the default), a checkpoint may write only the keys that
+//! changed since the last one ([`Snapshot::save_delta`]), in the format both joins share
+//! (`ops::join::records`): the records added at the end of each side and the `matched` flags
 //! set, or the key whole when it is new or lost records to the TTL, or a tombstone when it
 //! is gone. Its expiry index is not in deltas: a restore that applied some builds it again
-//! from the records. On disk the join lists the keys that change with what each held at the
-//! last checkpoint, and writes the same delta from the store: the records that arrived since
-//! (arrival numbers are in the entries' keys), so either backend restores the other's chain.
+//! from the records.
 //!
 //! # Output watermark
 //!
@@ -55,6 +52,7 @@ use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::window_aggregate::now_ms;
 use crate::state::State;
 
+use super::join::records::{note_changed, Records};
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 use crate::checkpoint::snapshot_incremental;
 use crate::state::StateError;
@@ -66,7 +64,8 @@ pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     ttl: Option<i64>,
     /// The TTL counts on the wall clock since arrival.
     processing: bool,
-    state: FastMap<S::Key, Sides<S::Left, S::Right>>,
+    /// Each key's records, in memory or on disk.
+    records: Records<S>,
     /// With a TTL: records of both sides expire at `t + ttl` (saturating).
     expiry: ExpiryIndex<S::Key>,
     /// Records stored, both sides.
@@ -81,12 +80,6 @@ pub struct RegularJoin<S: JoinSpec, N, D = Discard> {
     /// Left outer: a left record that never matched is emitted with a null right side when it
     /// expires (its `ttl` passed), or at the end of input.
     left_outer: bool,
-    /// With `--state disk`: the records, in the LSM store (`state` stays empty).
-    #[cfg(feature = "state-disk")]
-    disk: Option<disk::OnDisk<S::Key>>,
-    /// With incremental checkpoints: the keys changed since the last checkpoint, each
-    /// listed once (see the module docs); `None` when the join does not track changes.
-    changed: Option<Vec<S::Key>>,
 }
 
 impl<S: JoinSpec, N: Collector<S::Out>> RegularJoin<S, N, Discard> {
@@ -105,8 +98,8 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         use crate::metrics::{entries_bytes, table_bytes};
         if self.stats.state.due(force) {
             let record = entries_bytes::<Held<S::Left>>(1).max(entries_bytes::<Held<S::Right>>(1));
-            let bytes = table_bytes(&self.state) + self.buffered * record;
-            self.stats.state.set(self.state.len(), bytes);
+            let bytes = table_bytes(&self.records.map) + self.buffered * record;
+            self.stats.state.set(self.records.map.len(), bytes);
         }
     }
 
@@ -115,7 +108,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         RegularJoin {
             ttl: ttl_ms.map(|ttl| ttl.max(0)),
             processing: false,
-            state: FastMap::default(),
+            records: Records::new(),
             expiry: ExpiryIndex::new(),
             buffered: 0,
             watermark: i64::MIN,
@@ -126,9 +119,6 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             metrics,
             slot: StateSlot::inert(),
             left_outer: false,
-            #[cfg(feature = "state-disk")]
-            disk: disk::OnDisk::open(),
-            changed: None,
         }
     }
 
@@ -201,10 +191,10 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         }
         self.note_stored(&key, expiry);
         #[cfg(feature = "state-disk")]
-        if self.disk.is_some() {
+        if self.records.disk.is_some() {
             return self.push_left_disk(l, &key, time);
         }
-        let sides = self.state.entry(key).or_insert_with(Sides::new);
+        let sides = self.records.map.entry(key).or_insert_with(Sides::new);
         let mut matched = false;
         for h in &sides.right {
             if let Some(out) = S::join(l, &h.record) {
@@ -217,12 +207,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             matched,
             record: l.clone(),
         });
-        if let Some(changed) = &mut self.changed {
-            if !sides.saved.listed {
-                sides.saved.listed = true;
-                changed.push(S::left_key(l));
-            }
-        }
+        note_changed(&mut self.records.changed, sides, || S::left_key(l));
     }
 
     /// One right record (what `push(&Either::Right(r))` does).
@@ -243,10 +228,10 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         }
         self.note_stored(&key, expiry);
         #[cfg(feature = "state-disk")]
-        if self.disk.is_some() {
+        if self.records.disk.is_some() {
             return self.push_right_disk(r, &key, time);
         }
-        let sides = self.state.entry(key).or_insert_with(Sides::new);
+        let sides = self.records.map.entry(key).or_insert_with(Sides::new);
         let saved_left = sides.saved.left as usize;
         let mut flags = false;
         for (i, h) in sides.left.iter_mut().enumerate() {
@@ -262,23 +247,18 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             matched: false,
             record: r.clone(),
         });
-        if let Some(changed) = &mut self.changed {
-            if !sides.saved.listed {
-                sides.saved.listed = true;
-                changed.push(S::right_key(r));
-            }
-        }
+        note_changed(&mut self.records.changed, sides, || S::right_key(r));
     }
 
     /// Removes the records with `t + ttl < w`.
     fn expire(&mut self, ttl: i64, w: i64) {
         #[cfg(feature = "state-disk")]
-        if self.disk.is_some() {
+        if self.records.disk.is_some() {
             return self.expire_disk(ttl, w);
         }
         let alive = |time: i64| time.saturating_add(ttl) >= w;
         for key in self.expiry.take_expired(w) {
-            let Some(sides) = self.state.get_mut(&key) else {
+            let Some(sides) = self.records.map.get_mut(&key) else {
                 continue;
             };
             let before = sides.left.len() + sides.right.len();
@@ -292,21 +272,15 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             let removed = before - (sides.left.len() + sides.right.len());
             self.buffered -= removed;
             if removed > 0 {
-                sides.saved.rewritten = true;
-                if let Some(changed) = &mut self.changed {
-                    if !sides.saved.listed {
-                        sides.saved.listed = true;
-                        changed.push(key.clone());
-                    }
-                }
+                Records::<S>::rewritten(&mut self.records.changed, &key, sides);
             }
             if sides.is_empty() {
-                self.state.remove(&key);
+                self.records.map.remove(&key);
             } else {
                 sides.compact();
             }
         }
-        shrink_map(&mut self.state);
+        shrink_map(&mut self.records.map);
     }
 }
 
@@ -357,12 +331,12 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         self.finished = true;
         // Unmatched rows are final only at the end of the input, not at a stop.
         #[cfg(feature = "state-disk")]
-        if self.disk.is_some() {
+        if self.records.disk.is_some() {
             self.finish_disk();
         }
         if self.left_outer && !crate::stop::stopped_early() {
             // Every left record still held that never matched, by key, then arrival.
-            let mut keys: Vec<_> = self.state.iter().collect();
+            let mut keys: Vec<_> = self.records.map.iter().collect();
             keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
             let unmatched: Vec<S::Out> = keys
                 .iter()
@@ -374,7 +348,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
                 emit(&mut self.next, &mut self.stats, out);
             }
         }
-        self.state = FastMap::default();
+        self.records.map = FastMap::default();
         self.expiry.clear();
         self.buffered = 0;
         self.measure_state(true);
@@ -389,31 +363,14 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
         &mut self.slot
     }
     fn save_state(&self, out: &mut Vec<u8>) {
-        #[cfg(feature = "state-disk")]
-        if let Some(disk) = &self.disk {
-            disk::save_records(&disk.lists, out);
-        } else {
-            self.state.save(out);
-        }
-        #[cfg(not(feature = "state-disk"))]
-        self.state.save(out);
+        self.records.save(out);
         self.expiry.save(out);
         self.buffered.save(out);
         self.watermark.save(out);
     }
 
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
-        #[cfg(feature = "state-disk")]
-        if let Some(disk) = &mut self.disk {
-            disk.clear();
-            disk::load_records::<S>(disk, input)?;
-        } else {
-            self.state = State::load(input)?;
-        }
-        #[cfg(not(feature = "state-disk"))]
-        {
-            self.state = State::load(input)?;
-        }
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.records.load(input)?;
         self.expiry = State::load(input)?;
         self.buffered = State::load(input)?;
         self.watermark = State::load(input)?;
@@ -421,142 +378,27 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
     }
 
     fn track_changes(&mut self) {
-        #[cfg(feature = "state-disk")]
-        if let Some(disk) = &mut self.disk {
-            return disk.track_changes();
-        }
-        self.changed = Some(Vec::new());
+        self.records.track_changes();
     }
 
     fn delta_ready(&self) -> bool {
-        #[cfg(feature = "state-disk")]
-        if let Some(disk) = &self.disk {
-            return disk.tracks_changes();
-        }
-        self.changed.is_some()
+        self.records.delta_ready()
     }
 
-    /// Per changed key: the key, then `0` (gone), `1` and its [`Sides`] (whole), or `2`, how
-    /// many records of each side the last checkpoint holds, the records added after them
-    /// on each side, and `1` with the `matched` flags of the first left records or `0`;
-    /// then the count of records and the watermark.
+    /// The changed keys ([`Records::save_delta`]), then the count of records and the
+    /// watermark.
     fn save_delta(&mut self, out: &mut Vec<u8>) {
-        #[cfg(feature = "state-disk")]
-        if let Some(disk) = &mut self.disk {
-            let count_at = out.len();
-            0u64.save(out);
-            let count = disk.save_delta(out);
-            out[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
-            self.buffered.save(out);
-            self.watermark.save(out);
-            return;
-        }
-        let keys = self
-            .changed
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
-        let count_at = out.len();
-        0u64.save(out);
-        let mut count = 0u64;
-        for key in keys {
-            match self.state.get_mut(&key) {
-                None => {
-                    key.save(out);
-                    out.push(0);
-                }
-                Some(sides) if sides.saved.listed => {
-                    key.save(out);
-                    let saved = sides.saved;
-                    if saved.rewritten {
-                        out.push(1);
-                        sides.save(out);
-                    } else {
-                        let (left, right) = (saved.left as usize, saved.right as usize);
-                        out.push(2);
-                        left.save(out);
-                        right.save(out);
-                        save_tail(&sides.left[left..], out);
-                        save_tail(&sides.right[right..], out);
-                        if saved.flags {
-                            out.push(1);
-                            for h in &sides.left[..left] {
-                                h.matched.save(out);
-                            }
-                        } else {
-                            out.push(0);
-                        }
-                    }
-                    sides.mark_saved();
-                }
-                Some(_) => continue, // listed twice: written already
-            }
-            count += 1;
-        }
-        out[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+        self.records.save_delta(out);
         self.buffered.save(out);
         self.watermark.save(out);
     }
 
     fn saved_full(&mut self) {
-        #[cfg(feature = "state-disk")]
-        if let Some(disk) = &mut self.disk {
-            disk.saved();
-        }
-        if let Some(changed) = &mut self.changed {
-            changed.clear();
-            for sides in self.state.values_mut() {
-                sides.mark_saved();
-            }
-        }
+        self.records.saved_full();
     }
 
     fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        #[cfg(feature = "state-disk")]
-        if let Some(disk) = &mut self.disk {
-            disk::load_delta::<S>(disk, input)?;
-            self.buffered = State::load(input)?;
-            self.watermark = State::load(input)?;
-            return Ok(());
-        }
-        let count = u64::load(input)?;
-        if count > input.len() as u64 {
-            return Err(StateError::Truncated);
-        }
-        for _ in 0..count {
-            let key = S::Key::load(input)?;
-            match u8::load(input)? {
-                0 => {
-                    self.state.remove(&key);
-                }
-                1 => {
-                    let sides: Sides<S::Left, S::Right> = State::load(input)?;
-                    self.state.insert(key, sides);
-                }
-                2 => {
-                    let (left, right) = (usize::load(input)?, usize::load(input)?);
-                    let sides = self.state.entry(key).or_insert_with(Sides::new);
-                    if sides.left.len() != left || sides.right.len() != right {
-                        return Err(StateError::Invalid(
-                            "a join delta that does not fit the state before it",
-                        ));
-                    }
-                    load_tail(&mut sides.left, input)?;
-                    load_tail(&mut sides.right, input)?;
-                    match u8::load(input)? {
-                        0 => {}
-                        1 => {
-                            for h in &mut sides.left[..left] {
-                                h.matched = bool::load(input)?;
-                            }
-                        }
-                        _ => return Err(StateError::Invalid("a join delta's flags")),
-                    }
-                    sides.mark_saved();
-                }
-                _ => return Err(StateError::Invalid("a join delta's entry")),
-            }
-        }
+        self.records.load_delta(input)?;
         self.buffered = State::load(input)?;
         self.watermark = State::load(input)?;
         Ok(())
@@ -568,43 +410,10 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
             return;
         };
         let mut expiry = ExpiryIndex::new();
-        #[cfg(feature = "state-disk")]
-        if let Some(disk) = &self.disk {
-            disk::times(disk, |key, time| {
-                expiry.insert(time.saturating_add(ttl), key)
-            });
-            self.expiry = expiry;
-            return;
-        }
-        for (key, sides) in &self.state {
-            let times = sides.left.iter().map(|h| h.time);
-            for time in times.chain(sides.right.iter().map(|h| h.time)) {
-                expiry.insert(time.saturating_add(ttl), key.clone());
-            }
-        }
+        self.records
+            .each_time(|key, _, time| expiry.insert(time.saturating_add(ttl), key.clone()));
         self.expiry = expiry;
     }
-}
-
-/// Records added at the end of a side: their count, then each.
-fn save_tail<T: State>(held: &[Held<T>], out: &mut Vec<u8>) {
-    held.len().save(out);
-    for h in held {
-        h.save(out);
-    }
-}
-
-/// Reads what [`save_tail`] wrote onto the end of `side`.
-fn load_tail<T: State>(side: &mut Vec<Held<T>>, input: &mut &[u8]) -> Result<(), StateError> {
-    let n = usize::load(input)?;
-    if n > input.len() {
-        return Err(StateError::Truncated);
-    }
-    side.reserve(n);
-    for _ in 0..n {
-        side.push(Held::load(input)?);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -732,7 +541,7 @@ mod tests {
         assert_eq!(log.take(), ["wm 111"]);
         j.watermark(i64::MAX);
         assert_eq!(j.state_size(), 0);
-        assert!(j.state.is_empty());
+        assert!(j.records.map.is_empty());
         assert_eq!(j.expiry.len(), 0);
     }
 
@@ -768,11 +577,11 @@ mod tests {
         assert_eq!(j.state_size(), 2000);
         j.watermark(500);
         assert_eq!(j.state_size(), 1000);
-        assert_eq!(j.state.len(), 1000);
+        assert_eq!(j.records.map.len(), 1000);
         j.watermark(1000);
         assert_eq!(j.state_size(), 0);
-        assert!(j.state.is_empty());
-        assert!(j.state.capacity() < 1000);
+        assert!(j.records.map.is_empty());
+        assert!(j.records.map.capacity() < 1000);
     }
 
     #[test]
@@ -805,7 +614,7 @@ mod tests {
     fn on_disk_matches_the_brute_force_oracle_and_the_in_memory_join() {
         use crate::keyed::disk::Lists;
         let on = |store: &std::sync::Arc<crate::keyed::disk::Store>| {
-            disk::OnDisk::with(Lists::on(store.clone()))
+            crate::ops::join::disk::OnDisk::with(Lists::on(store.clone()))
         };
         let dir = tempfile::tempdir().unwrap();
         let store = crate::keyed::disk::tests::store(dir.path(), 1 << 20);
@@ -813,7 +622,7 @@ mod tests {
             let input = random_input(seed, 1500);
             for ttl in [None, Some(15)] {
                 check_with(&input, ttl, &mut |j| {
-                    j.disk = on(&store);
+                    j.records.disk = on(&store);
                 });
             }
         }
@@ -824,7 +633,7 @@ mod tests {
                 let (j, log, _) = op(ttl);
                 let mut j = j.left_outer();
                 if disk {
-                    j.disk = on(&store);
+                    j.records.disk = on(&store);
                 }
                 for step in &input {
                     match step {
@@ -841,11 +650,11 @@ mod tests {
         for (from_disk, to_disk) in [(true, false), (false, true)] {
             let (mut a, log_a, _) = op(None);
             if from_disk {
-                a.disk = on(&store);
+                a.records.disk = on(&store);
             }
             let (mut b, log_b, _) = op(None);
             if to_disk {
-                b.disk = on(&store);
+                b.records.disk = on(&store);
             }
             let (mut whole, log_whole, _) = op(None);
             let (first, rest) = input.split_at(input.len() / 2);
@@ -875,7 +684,7 @@ mod tests {
 
     /// The join's state in a canonical order: per key, its records with time and flag.
     fn canonical(j: &RegularJoin<Spec, Log>) -> Vec<String> {
-        let mut keys: Vec<_> = j.state.iter().collect();
+        let mut keys: Vec<_> = j.records.map.iter().collect();
         keys.sort_unstable_by_key(|(k, _)| **k);
         let mut out: Vec<String> = keys
             .iter()
@@ -921,7 +730,8 @@ mod tests {
             chain_of_deltas(
                 &mut |j, restored| {
                     if (restored && b_disk) || (!restored && a_disk) {
-                        j.disk = disk::OnDisk::with(Lists::on(store.clone()));
+                        j.records.disk =
+                            crate::ops::join::disk::OnDisk::with(Lists::on(store.clone()));
                     }
                 },
                 1..3,

@@ -1,529 +1,71 @@
-//! The regular join on the disk backend: each key's records are lists of the process's LSM
-//! store ([`Lists`]), one per side, so storing a record appends to its key's list (in memory
-//! while the list is cached, written in chunks when it is not: see `keyed::disk::lists`) and
-//! reads nothing, and probing reads the other side's list of the key. Records stay encoded:
-//! the lists' cache, the store's memtables and its block cache are what the state costs.
-//!
-//! How many records each key holds on each side is kept in memory (a few dozen bytes a key),
-//! so a probe of a side with nothing under the key reads nothing: in Nexmark's q20 most bids
-//! find no auction of category 10 and are only written.
-//!
-//! The rules are the in-memory join's (see the parent module): partners in arrival order, a
-//! left record's match flag kept for a left outer join (rewritten in place when a right record
-//! matches it first), TTL expiry by the keys the expiry index names. Checkpoints write the
-//! records in the in-memory format (`FastMap<Key, Sides>`): keys in the store's order, each
-//! with its left and right lists.
+//! The regular join on the disk backend: its records are lists of the process's LSM store
+//! (see `ops::join::disk`), probed whole (no interval), expired by the TTL.
 
 use crate::collector::Collector;
-use crate::hash::FastMap;
-use crate::keyed::disk::{arrival, Lists, ENTRY_SUFFIX};
+use crate::ops::join::disk::{broken, encoded, LEFT, RIGHT};
 use crate::ops::join::{emit, Either, Held, JoinSpec};
-use crate::state::{decode, State, StateError};
+use crate::state::decode;
 
 use super::RegularJoin;
-
-const LEFT: u8 = 0;
-const RIGHT: u8 = 1;
-
-/// The join's records in the store, and how many each key holds on each side.
-pub(super) struct OnDisk<K> {
-    pub lists: Box<Lists>,
-    counts: FastMap<K, [u32; 2]>,
-    /// With incremental checkpoints: what changed since the last checkpoint.
-    changes: Option<Changes<K>>,
-}
-
-/// The keys changed since the last checkpoint, for a delta in the in-memory join's format
-/// (see the parent module): records that arrived since are its tails.
-struct Changes<K> {
-    /// The arrival number of the first record after the last checkpoint.
-    since: u64,
-    /// Each changed key (in the order of its first change) and what it held at the last
-    /// checkpoint.
-    keys: FastMap<K, Before>,
-    order: Vec<K>,
-}
-
-/// A changed key at the last checkpoint.
-#[derive(Clone, Copy, Default)]
-struct Before {
-    left: u32,
-    right: u32,
-    /// A left record the checkpoint holds was matched since.
-    flags: bool,
-    /// Records the checkpoint holds were removed (by the TTL): the key is written whole.
-    rewritten: bool,
-}
-
-impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
-    /// On the process's store, if it has one.
-    pub fn open() -> Option<Self> {
-        Self::with(Lists::open())
-    }
-
-    pub fn with(lists: Option<Lists>) -> Option<Self> {
-        Some(OnDisk {
-            lists: Box::new(lists?),
-            counts: FastMap::default(),
-            changes: None,
-        })
-    }
-
-    /// Starts listing the keys that change (incremental checkpoints).
-    pub fn track_changes(&mut self) {
-        self.changes = Some(Changes {
-            since: self.lists.next_arrival(),
-            keys: FastMap::default(),
-            order: Vec::new(),
-        });
-    }
-
-    pub fn tracks_changes(&self) -> bool {
-        self.changes.is_some()
-    }
-
-    /// A checkpoint holds everything up to now.
-    pub fn saved(&mut self) {
-        if let Some(changes) = &mut self.changes {
-            changes.since = self.lists.next_arrival();
-            changes.keys = FastMap::default();
-            changes.order.clear();
-        }
-    }
-
-    /// Notes that `key` is about to change (before its counts do), and what it held at the
-    /// last checkpoint if this is its first change since.
-    fn touch(&mut self, key: &K) -> Option<&mut Before> {
-        let changes = self.changes.as_mut()?;
-        if !changes.keys.contains_key(key) {
-            let [left, right] = self.counts.get(key).copied().unwrap_or_default();
-            let before = Before {
-                left,
-                right,
-                ..Before::default()
-            };
-            changes.keys.insert(key.clone(), before);
-            changes.order.push(key.clone());
-        }
-        changes.keys.get_mut(key)
-    }
-
-    /// Records `key` holds on side `list`.
-    fn count(&self, key: &K, list: u8) -> u32 {
-        self.counts.get(key).map_or(0, |c| c[usize::from(list)])
-    }
-
-    fn add(&mut self, key: &K, list: u8) {
-        let counts = match self.counts.get_mut(key) {
-            Some(c) => c,
-            None => self.counts.entry(key.clone()).or_default(),
-        };
-        counts[usize::from(list)] += 1;
-    }
-
-    fn sub(&mut self, key: &K, list: u8, n: u32) {
-        if let Some(c) = self.counts.get_mut(key) {
-            c[usize::from(list)] -= n;
-            if *c == [0, 0] {
-                self.counts.remove(key);
-            }
-        }
-    }
-
-    pub fn clear(&mut self) {
-        self.lists.clear();
-        self.counts = FastMap::default();
-    }
-}
-
-/// A stored record's value: what `Held` saves.
-fn write_held<T: State>(out: &mut Vec<u8>, time: i64, matched: bool, record: &T) {
-    time.save(out);
-    matched.save(out);
-    record.save(out);
-}
-
-fn encoded<K: State>(key: &K) -> Vec<u8> {
-    let mut out = Vec::new();
-    key.save(&mut out);
-    out
-}
-
-fn broken(e: StateError) {
-    crate::context::report_error(format!("state store: cannot decode a record: {e}"));
-}
 
 impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
     RegularJoin<S, N, D>
 {
     pub(super) fn push_left_disk(&mut self, l: &S::Left, key: &S::Key, time: i64) {
-        let Some(disk) = self.disk.as_mut() else {
+        let Some(disk) = self.records.disk.as_mut() else {
             return;
         };
-        disk.touch(key);
-        disk.add(key, LEFT);
-        let probe = disk.count(key, RIGHT) > 0;
-        let (disk, key) = (&mut disk.lists, encoded(key));
-        let mut matched = false;
+        let bytes = encoded(key);
         let (next, stats) = (&mut self.next, &mut self.stats);
-        disk.read(&key, RIGHT, probe, |_, value| {
-            match decode::<Held<S::Right>>(value) {
-                Ok(h) => {
-                    if let Some(out) = S::join(l, &h.record) {
-                        matched = true;
-                        emit(next, stats, &out);
-                    }
-                }
-                Err(e) => broken(e),
-            }
-        });
-        disk.push(&key, LEFT, |out| write_held(out, time, matched, l));
+        let matched = disk.probe_rights::<S, N>((key, &bytes), l, |_| true, next, stats);
+        disk.store((key, &bytes), LEFT, (time, matched), l);
     }
 
     pub(super) fn push_right_disk(&mut self, r: &S::Right, key: &S::Key, time: i64) {
-        let Some(disk) = self.disk.as_mut() else {
+        let Some(disk) = self.records.disk.as_mut() else {
             return;
         };
-        disk.touch(key);
-        disk.add(key, RIGHT);
-        let probe = disk.count(key, LEFT) > 0;
-        let since = disk.changes.as_ref().map_or(0, |c| c.since);
-        let mut flags = false;
-        let (disk, key_bytes) = (&mut disk.lists, encoded(key));
-        let left_outer = self.left_outer;
-        // Left records matched for the first time: their flag is rewritten after the scan.
-        let mut now_matched: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let bytes = encoded(key);
         let (next, stats) = (&mut self.next, &mut self.stats);
-        disk.read(&key_bytes, LEFT, probe, |entry, value| {
-            match decode::<Held<S::Left>>(value) {
-                Ok(h) => {
-                    if let Some(out) = S::join(&h.record, r) {
-                        emit(next, stats, &out);
-                        if left_outer && !h.matched {
-                            let mut value = Vec::new();
-                            write_held(&mut value, h.time, true, &h.record);
-                            flags |= arrival(entry) < since;
-                            now_matched.push((entry.to_vec(), value));
-                        }
-                    }
-                }
-                Err(e) => broken(e),
-            }
-        });
-        for (entry, value) in &now_matched {
-            disk.replace(entry, value);
-        }
-        disk.push(&key_bytes, RIGHT, |out| write_held(out, time, false, r));
-        if flags {
-            if let Some(before) = self.disk.as_mut().and_then(|d| d.touch(key)) {
-                before.flags = true;
-            }
-        }
+        disk.probe_lefts::<S, N>((key, &bytes), r, self.left_outer, |_| true, next, stats);
+        disk.store((key, &bytes), RIGHT, (time, false), r);
     }
 
     /// Removes the records with `t + ttl < w` of the keys the expiry index names (a left
     /// outer join first emits the unmatched ones).
     pub(super) fn expire_disk(&mut self, ttl: i64, w: i64) {
-        let alive = |time: i64| time.saturating_add(ttl) >= w;
+        let dead = |time: i64| time.saturating_add(ttl) < w;
         let keys = self.expiry.take_expired(w);
-        let Some(disk) = self.disk.as_mut() else {
+        let Some(disk) = self.records.disk.as_mut() else {
             return;
         };
-        let mut gone: Vec<Vec<u8>> = Vec::new();
+        let (next, stats, outer) = (&mut self.next, &mut self.stats, self.left_outer);
         for key in keys {
-            let bytes = encoded(&key);
-            let before = gone.len();
-            let probe = disk.count(&key, LEFT) > 0;
-            disk.lists.read(&bytes, LEFT, probe, |entry, value| {
-                match decode::<Held<S::Left>>(value) {
-                    Ok(h) if !alive(h.time) => {
-                        if self.left_outer && !h.matched {
-                            emit(&mut self.next, &mut self.stats, &S::left_only(&h.record));
-                        }
-                        gone.push(entry.to_vec());
+            let left = disk.remove_where(&key, LEFT, dead, |value| {
+                if outer {
+                    match decode::<Held<S::Left>>(value) {
+                        Ok(h) if !h.matched => emit(next, stats, &S::left_only(&h.record)),
+                        Ok(_) => {}
+                        Err(e) => broken(e),
                     }
-                    Ok(_) => {}
-                    Err(e) => broken(e),
                 }
             });
-            let left = gone.len() - before;
-            let probe = disk.count(&key, RIGHT) > 0;
-            disk.lists.read(&bytes, RIGHT, probe, |entry, value| {
-                // A right record's time is the first field of its value.
-                match i64::load(&mut &value[..]) {
-                    Ok(time) if !alive(time) => gone.push(entry.to_vec()),
-                    Ok(_) => {}
-                    Err(e) => broken(e),
-                }
-            });
-            let right = gone.len() - before - left;
-            if left + right > 0 {
-                if let Some(before) = disk.touch(&key) {
-                    before.rewritten = true;
-                }
-            }
-            disk.sub(&key, LEFT, left as u32);
-            disk.sub(&key, RIGHT, right as u32);
-        }
-        self.buffered -= gone.len();
-        for entry in &gone {
-            disk.lists.remove(entry);
+            let right = disk.remove_where(&key, RIGHT, dead, |_| {});
+            self.buffered -= left + right;
         }
     }
 
     /// At the end: a left outer join's unmatched records (by key, then arrival), then the
     /// store is emptied.
     pub(super) fn finish_disk(&mut self) {
-        let Some(disk) = self.disk.as_mut() else {
+        let Some(disk) = self.records.disk.as_mut() else {
             return;
         };
         if self.left_outer && !crate::stop::stopped_early() {
-            let mut unmatched: Vec<(S::Key, S::Out)> = Vec::new();
-            disk.lists.for_each(|entry, value| {
-                let (key, list) = entry.split_at(entry.len() - ENTRY_SUFFIX);
-                if list[0] != LEFT {
-                    return;
-                }
-                match (decode::<S::Key>(key), decode::<Held<S::Left>>(value)) {
-                    (Ok(key), Ok(h)) if !h.matched => {
-                        unmatched.push((key, S::left_only(&h.record)));
-                    }
-                    (Ok(_), Ok(_)) => {}
-                    (Err(e), _) | (_, Err(e)) => broken(e),
-                }
-            });
-            // Stable: a key's records stay in arrival order.
-            unmatched.sort_by(|a, b| a.0.cmp(&b.0));
-            for (_, out) in &unmatched {
-                emit(&mut self.next, &mut self.stats, out);
+            for (_, h) in disk.unmatched_lefts::<S::Left>() {
+                emit(&mut self.next, &mut self.stats, &S::left_only(&h.record));
             }
         }
         disk.clear();
     }
-}
-
-/// Writes the stored records as the in-memory join saves its map: the number of keys, then
-/// each key with its left and its right records (`Sides`).
-pub(super) fn save_records(disk: &Lists, out: &mut Vec<u8>) {
-    let at = out.len();
-    0u64.save(out);
-    let mut keys = 0u64;
-    // The current key's encoding and its two lists, as saved values.
-    let mut current: Option<Vec<u8>> = None;
-    let mut lists: [(u64, Vec<u8>); 2] = [(0, Vec::new()), (0, Vec::new())];
-    let flush = |key: &[u8], lists: &mut [(u64, Vec<u8>); 2], out: &mut Vec<u8>| {
-        out.extend_from_slice(key);
-        for (n, bytes) in lists.iter_mut() {
-            n.save(out);
-            out.extend_from_slice(bytes);
-            *n = 0;
-            bytes.clear();
-        }
-    };
-    disk.for_each(|entry, value| {
-        let (key, list) = entry.split_at(entry.len() - ENTRY_SUFFIX);
-        if current.as_deref() != Some(key) {
-            if let Some(previous) = current.replace(key.to_vec()) {
-                flush(&previous, &mut lists, out);
-            }
-            keys += 1;
-        }
-        let side = &mut lists[usize::from(list[0] == RIGHT)];
-        side.0 += 1;
-        side.1.extend_from_slice(value);
-    });
-    if let Some(last) = current {
-        flush(&last, &mut lists, out);
-    }
-    out[at..at + 8].copy_from_slice(&keys.to_le_bytes());
-}
-
-/// Reads records saved by either backend (the in-memory map's format) into the store, one
-/// record at a time.
-pub(super) fn load_records<S: JoinSpec>(
-    disk: &mut OnDisk<S::Key>,
-    input: &mut &[u8],
-) -> Result<(), StateError> {
-    let keys = u64::load(input)?;
-    for _ in 0..keys {
-        let decoded = S::Key::load(input)?;
-        let key = encoded(&decoded);
-        load_list::<S>(disk, &decoded, &key, LEFT, input)?;
-        load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
-    }
-    Ok(())
-}
-
-/// Appends to the list `list` of a key the records of a saved list (a count, then each
-/// record as `Held` saves it).
-fn load_list<S: JoinSpec>(
-    disk: &mut OnDisk<S::Key>,
-    decoded: &S::Key,
-    key: &[u8],
-    list: u8,
-    input: &mut &[u8],
-) -> Result<(), StateError> {
-    let n = u64::load(input)?;
-    if n > input.len() as u64 {
-        return Err(StateError::Truncated);
-    }
-    for _ in 0..n {
-        let before = *input;
-        if list == LEFT {
-            Held::<S::Left>::load(input)?;
-        } else {
-            Held::<S::Right>::load(input)?;
-        }
-        let value = &before[..before.len() - input.len()];
-        disk.lists
-            .push(key, list, |out| out.extend_from_slice(value));
-        disk.add(decoded, list);
-    }
-    Ok(())
-}
-
-/// Writes the records of the list `list` of `key` that arrived at `since` or later as a saved
-/// list: their count, then each.
-fn save_list(lists: &Lists, key: &[u8], list: u8, since: u64, out: &mut Vec<u8>) {
-    let at = out.len();
-    0u64.save(out);
-    let mut n = 0u64;
-    lists.scan_since(key, list, since, |_, value| {
-        out.extend_from_slice(value);
-        n += 1;
-    });
-    out[at..at + 8].copy_from_slice(&n.to_le_bytes());
-}
-
-/// Where a left record's `matched` flag is in its value (after its time).
-const MATCHED_AT: usize = 8;
-
-impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
-    /// Writes an entry of the in-memory join's delta for each key changed since the last
-    /// checkpoint (see its `save_delta`), reading the records from the store, and returns
-    /// how many; the next delta starts here.
-    pub fn save_delta(&mut self, out: &mut Vec<u8>) -> u64 {
-        let Some(changes) = self.changes.as_mut() else {
-            return 0;
-        };
-        let (since, order, keys) = (
-            changes.since,
-            std::mem::take(&mut changes.order),
-            std::mem::take(&mut changes.keys),
-        );
-        for key in &order {
-            let before = keys.get(key).copied().unwrap_or_default();
-            let bytes = encoded(key);
-            out.extend_from_slice(&bytes);
-            if !self.counts.contains_key(key) {
-                out.push(0);
-            } else if before.rewritten {
-                out.push(1);
-                save_list(&self.lists, &bytes, LEFT, 0, out);
-                save_list(&self.lists, &bytes, RIGHT, 0, out);
-            } else {
-                out.push(2);
-                (before.left as usize).save(out);
-                (before.right as usize).save(out);
-                save_list(&self.lists, &bytes, LEFT, since, out);
-                save_list(&self.lists, &bytes, RIGHT, since, out);
-                if before.flags {
-                    out.push(1);
-                    let mut n = 0u32;
-                    self.lists.scan_since(&bytes, LEFT, 0, |_, value| {
-                        if n < before.left {
-                            out.push(value.get(MATCHED_AT).copied().unwrap_or(0));
-                            n += 1;
-                        }
-                    });
-                } else {
-                    out.push(0);
-                }
-            }
-        }
-        self.saved();
-        order.len() as u64
-    }
-
-    /// Removes every record of `key`.
-    fn remove_key(&mut self, decoded: &K, key: &[u8]) {
-        let mut entries = Vec::new();
-        for list in [LEFT, RIGHT] {
-            self.lists
-                .scan_since(key, list, 0, |entry, _| entries.push(entry.to_vec()));
-        }
-        for entry in &entries {
-            self.lists.remove(entry);
-        }
-        self.counts.remove(decoded);
-    }
-}
-
-/// Applies a delta of either backend's join (see the in-memory `load_delta`) to the store.
-pub(super) fn load_delta<S: JoinSpec>(
-    disk: &mut OnDisk<S::Key>,
-    input: &mut &[u8],
-) -> Result<(), StateError> {
-    let count = u64::load(input)?;
-    if count > input.len() as u64 {
-        return Err(StateError::Truncated);
-    }
-    for _ in 0..count {
-        let decoded = S::Key::load(input)?;
-        let key = encoded(&decoded);
-        match u8::load(input)? {
-            0 => disk.remove_key(&decoded, &key),
-            1 => {
-                disk.remove_key(&decoded, &key);
-                load_list::<S>(disk, &decoded, &key, LEFT, input)?;
-                load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
-            }
-            2 => {
-                let (left, right) = (usize::load(input)?, usize::load(input)?);
-                if disk.count(&decoded, LEFT) as usize != left
-                    || disk.count(&decoded, RIGHT) as usize != right
-                {
-                    return Err(StateError::Invalid(
-                        "a join delta that does not fit the state before it",
-                    ));
-                }
-                load_list::<S>(disk, &decoded, &key, LEFT, input)?;
-                load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
-                match u8::load(input)? {
-                    0 => {}
-                    1 => {
-                        let mut saved: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(left);
-                        disk.lists.scan_since(&key, LEFT, 0, |entry, value| {
-                            if saved.len() < left {
-                                saved.push((entry.to_vec(), value.to_vec()));
-                            }
-                        });
-                        for (entry, mut value) in saved {
-                            let flag = u8::from(bool::load(input)?);
-                            if value.get(MATCHED_AT) != Some(&flag) {
-                                if let Some(byte) = value.get_mut(MATCHED_AT) {
-                                    *byte = flag;
-                                }
-                                disk.lists.replace(&entry, &value);
-                            }
-                        }
-                    }
-                    _ => return Err(StateError::Invalid("a join delta's flags")),
-                }
-            }
-            _ => return Err(StateError::Invalid("a join delta's entry")),
-        }
-    }
-    Ok(())
-}
-
-/// Every stored record's key and time (to build the expiry index again after a restore).
-pub(super) fn times<K: State>(disk: &OnDisk<K>, mut f: impl FnMut(K, i64)) {
-    disk.lists.for_each(|entry, value| {
-        let key = &entry[..entry.len() - ENTRY_SUFFIX];
-        match (decode::<K>(key), i64::load(&mut &value[..])) {
-            (Ok(key), Ok(time)) => f(key, time),
-            (Err(e), _) | (_, Err(e)) => broken(e),
-        }
-    });
 }
