@@ -112,9 +112,10 @@ fn auctions_and_bids(dir: &Path, bids: u64, auctions: u64) {
 /// Two joins kept for ever (an inner one, and a left one whose unmatched rows come out at the
 /// end, read from every key in memory and on disk), a top-N over the inner join's output, an
 /// unwindowed aggregate with a distinct set per bidder, an aggregate over its updating
-/// output (which keeps every bidder's row to take it back out), and a left interval join
-/// (records dropped by the watermark, unmatched auctions out as they expire): every
-/// operator that keeps keyed state on disk. (No TTL: which pairs a TTL lets meet depends
+/// output (which keeps every bidder's row to take it back out), a left interval join
+/// (records dropped by the watermark, unmatched auctions out as they expire) and a left
+/// window join (each minute's records, out when the minute ends): every operator that keeps
+/// keyed state on disk. (No TTL: which pairs a TTL lets meet depends
 /// on how the two files' reads interleave, in memory as on disk; the runtime's tests check the
 /// TTL on disk against an oracle.)
 const JOINS_AND_TOP_N: &str = r#"
@@ -145,21 +146,27 @@ let near = auctions
     |> left interval_join bids as b on id = b.auction within(-20s, 20s)
     |> select { id, bidder: b.bidder, price: b.price }
 
+let same_minute = auctions
+    |> left window_join bids as b on id = b.auction tumble(60s)
+    |> select { id, seller, bidder: b.bidder }
+
 sink sold -> file(path: "out/sold.jsonl")
 sink best -> file(path: "out/best.jsonl")
 sink unsold -> file(path: "out/unsold.jsonl")
 sink bidders -> file(path: "out/bidders.jsonl")
 sink spread -> file(path: "out/spread.jsonl")
 sink near -> file(path: "out/near.jsonl")
+sink same_minute -> file(path: "out/same_minute.jsonl")
 "#;
 
-const OUTPUTS: [&str; 6] = [
+const OUTPUTS: [&str; 7] = [
     "sold.jsonl",
     "best.jsonl",
     "unsold.jsonl",
     "bidders.jsonl",
     "spread.jsonl",
     "near.jsonl",
+    "same_minute.jsonl",
 ];
 
 fn assert_same_output(got: &Path, want: &Path, what: &str) {

@@ -20,6 +20,11 @@
 //! stored (they cannot match); null-key left records are stored only for `left_outer` (they fire
 //! as `left_only`). [`WindowJoin::state_size`] counts the buffered records.
 //!
+//! With `--state disk` the records are lists of the process's LSM store, per window, key and
+//! side ([`disk`]), and only their counts stay in memory; a checkpoint writes them in the
+//! in-memory format, so it restores on either backend. Checkpoints are always full: the state
+//! is bounded by the open windows.
+//!
 //! # Lateness
 //!
 //! A record whose window has already fired (`end <= w` on arrival) is late: counted in `late`,
@@ -36,7 +41,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
@@ -44,6 +49,9 @@ use crate::metrics::{OpCounters, OpMetrics};
 use crate::state::{State, StateError};
 
 use super::join::{emit, Either, JoinSpec};
+
+#[cfg(feature = "state-disk")]
+mod disk;
 
 /// The records of one key in one window, each side in arrival order.
 struct Group<L, R> {
@@ -82,6 +90,9 @@ pub struct WindowJoin<S: JoinSpec, N, D = Discard> {
     stats: OpCounters,
     metrics: OpMetrics,
     slot: StateSlot,
+    /// With `--state disk`: the records, in the LSM store (`windows` stays empty).
+    #[cfg(feature = "state-disk")]
+    disk: Option<disk::OnDisk<S::Key>>,
 }
 
 impl<S: JoinSpec, N: Collector<S::Out>> WindowJoin<S, N, Discard> {
@@ -129,6 +140,8 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
             stats: metrics.counters(),
             metrics,
             slot: StateSlot::inert(),
+            #[cfg(feature = "state-disk")]
+            disk: disk::OnDisk::open(),
         }
     }
 
@@ -173,6 +186,11 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         if S::is_null_key(&key) && !self.left_outer {
             return;
         }
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            self.buffered += 1;
+            return disk.push(start, key, disk::LEFT, l);
+        }
         self.group(start, key).left.push(l.clone());
     }
 
@@ -191,35 +209,68 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         if S::is_null_key(&key) {
             return;
         }
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            self.buffered += 1;
+            return disk.push(start, key, disk::RIGHT, r);
+        }
         self.group(start, key).right.push(r.clone());
     }
 
     /// Fires, in order, every window whose end is at or below `watermark`.
     fn fire_until(&mut self, watermark: i64) {
+        let (size, outer) = (self.size_ms, self.left_outer);
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            while let Some(start) = disk.first() {
+                if start.saturating_add(size) > watermark {
+                    break;
+                }
+                let (next, stats) = (&mut self.next, &mut self.stats);
+                self.buffered -= disk.fire_first(!outer, |lefts, rights| {
+                    fire_group::<S, N>(lefts, rights, outer, next, stats)
+                });
+            }
+            return;
+        }
         while let Some(entry) = self.windows.first_entry() {
-            if entry.key().saturating_add(self.size_ms) > watermark {
+            if entry.key().saturating_add(size) > watermark {
                 break;
             }
             let mut groups: Vec<_> = entry.remove().into_iter().collect();
             groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (_, group) in &groups {
                 self.buffered -= group.left.len() + group.right.len();
-                if group.right.is_empty() && !self.left_outer {
+                if group.right.is_empty() && !outer {
                     continue;
                 }
-                for l in &group.left {
-                    let mut matched = false;
-                    for r in &group.right {
-                        if let Some(out) = S::join(l, r) {
-                            matched = true;
-                            emit(&mut self.next, &mut self.stats, &out);
-                        }
-                    }
-                    if self.left_outer && !matched {
-                        emit(&mut self.next, &mut self.stats, &S::left_only(l));
-                    }
-                }
+                let (next, stats) = (&mut self.next, &mut self.stats);
+                fire_group::<S, N>(&group.left, &group.right, outer, next, stats);
             }
+        }
+    }
+}
+
+/// Emits the rows of one key in a firing window: for each left record in arrival order, its
+/// pairs with the right records in arrival order, or with `outer` its `left_only` row when
+/// none matched.
+fn fire_group<S: JoinSpec, N: Collector<S::Out>>(
+    lefts: &[S::Left],
+    rights: &[S::Right],
+    outer: bool,
+    next: &mut N,
+    stats: &mut OpCounters,
+) {
+    for l in lefts {
+        let mut matched = false;
+        for r in rights {
+            if let Some(out) = S::join(l, r) {
+                matched = true;
+                emit(next, stats, &out);
+            }
+        }
+        if outer && !matched {
+            emit(next, stats, &S::left_only(l));
         }
     }
 }
@@ -267,6 +318,10 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         if !crate::stop::stopped_early() {
             self.fire_until(i64::MAX);
         }
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            disk.clear();
+        }
         self.measure_state(true);
         self.metrics.report(&self.stats);
         self.next.finish();
@@ -278,7 +333,35 @@ impl<S: JoinSpec, N, D> Snapshot for WindowJoin<S, N, D> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    snapshot_fields!(windows, buffered, watermark);
+
+    fn save_state(&self, out: &mut Vec<u8>) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.disk {
+            disk.save(out);
+        } else {
+            self.windows.save(out);
+        }
+        #[cfg(not(feature = "state-disk"))]
+        self.windows.save(out);
+        self.buffered.save(out);
+        self.watermark.save(out);
+    }
+
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            disk.load::<S::Left, S::Right>(input)?;
+        } else {
+            self.windows = State::load(input)?;
+        }
+        #[cfg(not(feature = "state-disk"))]
+        {
+            self.windows = State::load(input)?;
+        }
+        self.buffered = State::load(input)?;
+        self.watermark = State::load(input)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -566,5 +649,62 @@ mod tests {
         assert_eq!(stats.late, late);
         assert_eq!(stats.records_out, want.len() as u64);
         assert_eq!(j.state_size(), 0);
+    }
+
+    /// On disk (with a cache so small that most lists are written and read back), the rows
+    /// of the in-memory join in the same order; and a checkpoint taken halfway on either
+    /// backend, restored on the other, resumes to the same rows.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn on_disk_gives_the_in_memory_rows_and_checkpoints_cross_backends() {
+        use crate::keyed::disk::Lists;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 1 << 12);
+        let on = || disk::OnDisk::with(Lists::on(store.clone()));
+        let feed_steps = |j: &mut WindowJoin<Spec, Log>, steps: &[Step]| {
+            for step in steps {
+                match step {
+                    Step::Rec(rec) => j.push(rec),
+                    Step::Wm(w) => j.watermark(*w),
+                }
+            }
+        };
+        for seed in 1..4u64 {
+            let input = random_input(seed, 2000);
+            for size in [1, 7, 30] {
+                for outer in [false, true] {
+                    let what = format!("seed {seed} size {size} outer {outer}");
+                    let (mut memory, log, _) = op(size, outer);
+                    memory.disk = None;
+                    feed_steps(&mut memory, &input);
+                    memory.finish();
+                    let want = log.take();
+                    assert!(want.len() > 50, "{what}");
+                    let (mut j, log, _) = op(size, outer);
+                    j.disk = on();
+                    feed_steps(&mut j, &input);
+                    j.finish();
+                    assert_eq!(log.take(), want, "{what}");
+                    assert_eq!(j.state_size(), 0);
+                    for (from_disk, to_disk) in [(true, false), (false, true), (true, true)] {
+                        let (mut a, log_a, _) = op(size, outer);
+                        a.disk = if from_disk { on() } else { None };
+                        let (first, rest) = input.split_at(input.len() / 2);
+                        feed_steps(&mut a, first);
+                        let mut bytes = Vec::new();
+                        a.save_state(&mut bytes);
+                        let (mut b, log_b, _) = op(size, outer);
+                        b.disk = if to_disk { on() } else { None };
+                        b.load_state(&mut &bytes[..]).unwrap();
+                        assert_eq!(b.state_size(), a.state_size());
+                        feed_steps(&mut b, rest);
+                        b.finish();
+                        let mut got = log_a.take();
+                        got.extend(log_b.take());
+                        assert_eq!(got, want, "{what} from disk {from_disk} to {to_disk}");
+                    }
+                }
+            }
+        }
     }
 }

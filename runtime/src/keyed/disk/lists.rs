@@ -379,6 +379,33 @@ impl Lists {
         self.trim();
     }
 
+    /// Removes the list `list` of `key` whole: its cached records and its chunks in the store
+    /// (a fired window's lists).
+    pub fn remove_list(&mut self, key: &[u8], list: u8) {
+        let prefix = Lists::prefix(key, list);
+        let cached = self.cache.pop(&prefix);
+        if let Some(c) = &cached {
+            self.sub_weight(c.weight);
+        }
+        let chunks = match cached {
+            Some(c) if c.whole => c.chunks,
+            _ => {
+                let mut chunks = Vec::new();
+                self.each_chunk(&prefix, |k, _| chunks.push(arrival(k)));
+                chunks
+            }
+        };
+        if !chunks.is_empty() {
+            tighten_timer_slack();
+        }
+        for chunk in chunks {
+            entry_key(&mut self.entry, &prefix, chunk);
+            if let Err(e) = self.keyspace.remove(self.entry.as_slice()) {
+                failed("remove a record", e);
+            }
+        }
+    }
+
     /// Calls `f` with every entry key and value, keys' lists one after the other, each in
     /// arrival order: the store's chunks merged with the cache.
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
@@ -466,7 +493,8 @@ mod tests {
         k.to_be_bytes().to_vec()
     }
 
-    /// Random appends, reads, rewrites and removals on lists of a few keys, with caches from
+    /// Random appends, reads, rewrites and removals (of records and of whole lists) on lists
+    /// of a few keys, with caches from
     /// nothing (every list written at once) to everything: the lists hold what a map of
     /// vectors holds, read, scanned since an arrival number and iterated whole.
     #[test]
@@ -507,6 +535,10 @@ mod tests {
                             let i = records.iter().position(|(b, _)| b == a).expect("held");
                             records[i].1 = value;
                         }
+                    }
+                    8 if step % 3 == 0 => {
+                        lists.remove_list(&k, list);
+                        model.remove(&prefix);
                     }
                     8 => {
                         let want = model.get(&prefix).cloned().unwrap_or_default();
