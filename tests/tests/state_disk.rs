@@ -113,9 +113,10 @@ fn auctions_and_bids(dir: &Path, bids: u64, auctions: u64) {
 /// end, read from every key in memory and on disk), a top-N over the inner join's output, an
 /// unwindowed aggregate with a distinct set per bidder, an aggregate over its updating
 /// output (which keeps every bidder's row to take it back out), a left interval join
-/// (records dropped by the watermark, unmatched auctions out as they expire) and a left
-/// window join (each minute's records, out when the minute ends): every operator that keeps
-/// keyed state on disk. (No TTL: which pairs a TTL lets meet depends
+/// (records dropped by the watermark, unmatched auctions out as they expire), a left
+/// window join (each minute's records, out when the minute ends) and an aggregate over
+/// hopping windows (a distinct set per auction and window): every operator that keeps keyed
+/// state on disk. (No TTL: which pairs a TTL lets meet depends
 /// on how the two files' reads interleave, in memory as on disk; the runtime's tests check the
 /// TTL on disk against an oracle.)
 const JOINS_AND_TOP_N: &str = r#"
@@ -150,6 +151,12 @@ let same_minute = auctions
     |> left window_join bids as b on id = b.auction tumble(60s)
     |> select { id, seller, bidder: b.bidder }
 
+let per_window = bids
+    |> key_by auction
+    |> window hop(size: 60s, slide: 20s)
+    |> aggregate { bids: count(), top: max(price), bidders: count(distinct bidder) }
+    |> select { auction, bids, top, bidders, window_start }
+
 sink sold -> file(path: "out/sold.jsonl")
 sink best -> file(path: "out/best.jsonl")
 sink unsold -> file(path: "out/unsold.jsonl")
@@ -157,9 +164,10 @@ sink bidders -> file(path: "out/bidders.jsonl")
 sink spread -> file(path: "out/spread.jsonl")
 sink near -> file(path: "out/near.jsonl")
 sink same_minute -> file(path: "out/same_minute.jsonl")
+sink per_window -> file(path: "out/per_window.jsonl")
 "#;
 
-const OUTPUTS: [&str; 7] = [
+const OUTPUTS: [&str; 8] = [
     "sold.jsonl",
     "best.jsonl",
     "unsold.jsonl",
@@ -167,6 +175,7 @@ const OUTPUTS: [&str; 7] = [
     "spread.jsonl",
     "near.jsonl",
     "same_minute.jsonl",
+    "per_window.jsonl",
 ];
 
 fn assert_same_output(got: &Path, want: &Path, what: &str) {

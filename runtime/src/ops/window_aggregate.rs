@@ -22,17 +22,25 @@
 //! represented in `i64` would not be shifted to fit: its record would count as late. The only
 //! extreme values are watermarks (`i64::MIN` before the first, `i64::MAX` at the end of
 //! input): sums compared with a watermark (`end + lateness`) saturate, which compares exactly.
+//!
+//! With `--state disk` the accumulators of open fixed windows are kept in the process's LSM
+//! store ([`disk`]); sessions and fired windows kept for their allowed lateness stay in
+//! memory. A checkpoint writes the same format from either backend. Checkpoints are always
+//! full: the state is bounded by the open windows.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot, snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::overflow::Overflows;
 use crate::state::{State, StateError};
+
+#[cfg(feature = "state-disk")]
+mod disk;
 
 /// The per-query part of a windowed aggregation, generated for each `aggregate` step.
 pub trait WindowAggregate {
@@ -149,6 +157,9 @@ pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     slot: StateSlot,
     /// Where records whose aggregate arguments overflow go, and overflowing sums are counted.
     overflows: Option<Overflows>,
+    /// With `--state disk`: the open fixed windows, in the LSM store (`fixed` stays empty).
+    #[cfg(feature = "state-disk")]
+    disk: Option<disk::OnDisk<A>>,
 }
 
 impl<A: WindowAggregate, N: Collector<A::Out>> WindowAggregateOp<A, N, Discard> {
@@ -219,6 +230,11 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             scratch: Vec::new(),
             slot: StateSlot::inert(),
             overflows: None,
+            #[cfg(feature = "state-disk")]
+            disk: match windows {
+                Windows::Session { .. } => None,
+                _ => disk::OnDisk::open(),
+            },
         }
     }
 
@@ -244,8 +260,13 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
 
     /// Keys with live state (for tests and metrics).
     pub fn state_size(&self) -> usize {
+        #[cfg(feature = "state-disk")]
+        let on_disk = self.disk.as_ref().map_or(0, disk::OnDisk::len);
+        #[cfg(not(feature = "state-disk"))]
+        let on_disk = 0;
         self.fixed.values().map(FastMap::len).sum::<usize>()
             + self.sessions.values().map(Vec::len).sum::<usize>()
+            + on_disk
     }
 
     /// Fills `scratch` with the (start, end) of every fixed window holding `ts`. `None` (and
@@ -379,6 +400,23 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
                 }
             }
         }
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            while let Some(((end, start), groups)) = disk.take_first(watermark) {
+                for (key, acc) in &groups {
+                    let out = A::output(key, start, end, acc);
+                    if let Some(overflows) = &self.overflows {
+                        overflows.count_taken();
+                    }
+                    self.stats.records_out += 1;
+                    self.next.push(&out);
+                }
+                if self.lateness > 0 {
+                    self.fired
+                        .insert((end, start), groups.into_iter().collect());
+                }
+            }
+        }
         while let Some(entry) = self.fixed.first_entry() {
             let (end, start) = *entry.key();
             if end > watermark {
@@ -477,6 +515,11 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> Collector<A:
                         continue;
                     }
                     accepted = true;
+                    #[cfg(feature = "state-disk")]
+                    if let Some(disk) = &mut self.disk {
+                        disk.add((end, start), record);
+                        continue;
+                    }
                     let groups = self.fixed.entry((end, start)).or_default();
                     let acc = groups.entry(A::key(record)).or_insert_with(A::new_acc);
                     A::add(acc, record);
@@ -560,15 +603,43 @@ impl<A: WindowAggregate, N, L> Snapshot for WindowAggregateOp<A, N, L> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    snapshot_fields!(
-        fixed,
-        sessions,
-        session_ends,
-        watermark,
-        max_seen,
-        fired,
-        redo
-    );
+
+    fn save_state(&self, out: &mut Vec<u8>) {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &self.disk {
+            disk.save(out);
+        } else {
+            self.fixed.save(out);
+        }
+        #[cfg(not(feature = "state-disk"))]
+        self.fixed.save(out);
+        self.sessions.save(out);
+        self.session_ends.save(out);
+        self.watermark.save(out);
+        self.max_seen.save(out);
+        self.fired.save(out);
+        self.redo.save(out);
+    }
+
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        #[cfg(feature = "state-disk")]
+        if let Some(disk) = &mut self.disk {
+            disk.load(input)?;
+        } else {
+            self.fixed = State::load(input)?;
+        }
+        #[cfg(not(feature = "state-disk"))]
+        {
+            self.fixed = State::load(input)?;
+        }
+        self.sessions = State::load(input)?;
+        self.session_ends = State::load(input)?;
+        self.watermark = State::load(input)?;
+        self.max_seen = State::load(input)?;
+        self.fired = State::load(input)?;
+        self.redo = State::load(input)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -951,5 +1022,91 @@ mod tests {
         assert_eq!(stats[0].1.late, 1);
         assert_eq!(stats[0].1.records_in, 8);
         assert_eq!(stats[0].1.records_out, 5);
+    }
+
+    /// Open fixed windows on disk (a cache so small that most accumulators are written and
+    /// read back) emit the in-memory rows in the same order, with allowed lateness too; and
+    /// a checkpoint taken halfway on either backend, restored on the other, resumes to the
+    /// same rows.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn open_windows_on_disk_give_the_in_memory_rows_and_checkpoints_cross_backends() {
+        use crate::keyed::Keyed;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 1 << 11);
+        let mut seed = 0x9e37_79b9_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // (key, time) records, times out of order by up to 12, a watermark now and then.
+        let mut steps: Vec<Result<(i64, i64), i64>> = Vec::new();
+        for i in 0..3000i64 {
+            steps.push(Ok(((next() % 40) as i64, i - (next() % 12) as i64)));
+            if next() % 8 == 0 {
+                steps.push(Err(i - 15));
+            }
+        }
+        let windows = [
+            Windows::Tumble { size: 10 },
+            Windows::Hop { size: 20, slide: 5 },
+            Windows::Cumulate { step: 4, size: 20 },
+        ];
+        type Op = WindowAggregateOp<CountPerKey, Sink>;
+        let make = |windows: Windows, lateness: i64, disk: bool| {
+            let sink = Sink::default();
+            let metrics = Metrics::new();
+            let mut op = Op::new(metrics.op("w"), windows, sink.clone()).allowed_lateness(lateness);
+            op.disk = if disk {
+                disk::OnDisk::with(Keyed::spilled_to(&store))
+            } else {
+                None
+            };
+            (op, sink)
+        };
+        let feed = |op: &mut Op, steps: &[Result<(i64, i64), i64>]| {
+            for step in steps {
+                match step {
+                    Ok(r) => op.push(r),
+                    Err(w) => op.watermark(*w),
+                }
+            }
+        };
+        for windows in windows {
+            for lateness in [0, 7] {
+                let what = format!("{windows:?} lateness {lateness}");
+                let (mut memory, sink) = make(windows, lateness, false);
+                feed(&mut memory, &steps);
+                memory.watermark(i64::MAX);
+                memory.finish();
+                let want = sink.0.borrow().clone();
+                assert!(want.len() > 1000, "{what}");
+                let (mut on_disk, sink) = make(windows, lateness, true);
+                assert!(on_disk.disk.is_some());
+                feed(&mut on_disk, &steps);
+                on_disk.watermark(i64::MAX);
+                on_disk.finish();
+                assert_eq!(*sink.0.borrow(), want, "{what}");
+                assert_eq!(on_disk.state_size(), 0, "{what}");
+                for (from_disk, to_disk) in [(true, false), (false, true), (true, true)] {
+                    let (first, rest) = steps.split_at(steps.len() / 2);
+                    let (mut a, sink_a) = make(windows, lateness, from_disk);
+                    feed(&mut a, first);
+                    let mut bytes = Vec::new();
+                    a.save_state(&mut bytes);
+                    let (mut b, sink_b) = make(windows, lateness, to_disk);
+                    b.load_state(&mut &bytes[..]).unwrap();
+                    assert_eq!(b.state_size(), a.state_size(), "{what}");
+                    feed(&mut b, rest);
+                    b.watermark(i64::MAX);
+                    b.finish();
+                    let mut got = sink_a.0.borrow().clone();
+                    got.extend(sink_b.0.borrow().iter().cloned());
+                    assert_eq!(got, want, "{what} from disk {from_disk} to {to_disk}");
+                }
+            }
+        }
     }
 }

@@ -379,6 +379,37 @@ impl Lists {
         self.trim();
     }
 
+    /// Keeps the records of the list `list` of `key` for which `keep` (called with each
+    /// value, in arrival order) says so, in one pass over the list; returns how many went.
+    /// (Removing them one by one with [`Lists::remove`] shifts the list each time: an
+    /// interval join expiring the front of a long list made that quadratic.)
+    pub fn retain(&mut self, key: &[u8], list: u8, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let prefix = Lists::prefix(key, list);
+        self.load(&prefix);
+        let (mut removed, mut weight) = (0, 0);
+        if let Some(cached) = self.cache.peek_mut(&prefix) {
+            let (clean, mut i, mut removed_clean) = (cached.clean, 0, 0);
+            cached.records.retain(|(_, value)| {
+                let kept = keep(value);
+                if !kept {
+                    removed += 1;
+                    weight += record_weight(value);
+                    removed_clean += usize::from(i < clean);
+                }
+                i += 1;
+                kept
+            });
+            if removed_clean > 0 {
+                cached.rewrite = true;
+                cached.clean -= removed_clean;
+            }
+            cached.weight -= weight;
+        }
+        self.sub_weight(weight);
+        self.trim();
+        removed
+    }
+
     /// Removes the list `list` of `key` whole: its cached records and its chunks in the store
     /// (a fired window's lists).
     pub fn remove_list(&mut self, key: &[u8], list: u8) {
@@ -493,7 +524,8 @@ mod tests {
         k.to_be_bytes().to_vec()
     }
 
-    /// Random appends, reads, rewrites and removals (of records and of whole lists) on lists
+    /// Random appends, reads, rewrites and removals (of records, of some records in one pass
+    /// and of whole lists) on lists
     /// of a few keys, with caches from
     /// nothing (every list written at once) to everything: the lists hold what a map of
     /// vectors holds, read, scanned since an arrival number and iterated whole.
@@ -539,6 +571,15 @@ mod tests {
                     8 if step % 3 == 0 => {
                         lists.remove_list(&k, list);
                         model.remove(&prefix);
+                    }
+                    8 if step % 3 == 1 => {
+                        let byte = (rng(&mut seed) % 256) as u8;
+                        let odd = |v: &[u8]| v.first().is_some_and(|b| (b ^ byte) % 2 == 1);
+                        let removed = lists.retain(&k, list, |v| !odd(v));
+                        let records = model.entry(prefix).or_default();
+                        let before = records.len();
+                        records.retain(|(_, v)| !odd(v));
+                        assert_eq!(removed, before - records.len(), "retain, step {step}");
                     }
                     8 => {
                         let want = model.get(&prefix).cloned().unwrap_or_default();

@@ -268,24 +268,21 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         if self.count(key, list) == 0 {
             return 0;
         }
-        let bytes = encoded(key);
-        let mut entries: Vec<Vec<u8>> = Vec::new();
-        self.lists.read(&bytes, list, true, |entry, value| {
-            if time_of(value).is_some_and(&dead) {
+        let removed = self.lists.retain(&encoded(key), list, |value| {
+            let expired = time_of(value).is_some_and(&dead);
+            if expired {
                 gone(value);
-                entries.push(entry.to_vec());
             }
+            !expired
         });
-        if !entries.is_empty() {
+        if removed > 0 {
+            // Noted before its counts change: what it held at the last checkpoint.
             if let Some(before) = self.touch(key) {
                 before.rewritten = true;
             }
-            self.sub(key, list, entries.len() as u32);
-            for entry in &entries {
-                self.lists.remove(entry);
-            }
+            self.sub(key, list, removed as u32);
         }
-        entries.len()
+        removed
     }
 
     /// Every left record never matched, with its key, by key (in the key type's order) and
