@@ -59,9 +59,8 @@
 use crate::checkpoint::{snapshot_incremental, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::metrics::{OpCounters, OpMetrics};
-use crate::state::{State, StateError};
 
-use super::join::records::{note_changed, Records};
+use super::join::records::{note_changed, records_snapshot, Records};
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 
 #[cfg(feature = "state-disk")]
@@ -495,53 +494,11 @@ impl<S: JoinSpec, N, D> Snapshot for IntervalJoin<S, N, D> {
         &mut self.slot
     }
 
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.records.save(out);
-        self.left_expiry.save(out);
-        self.right_expiry.save(out);
-        self.buffered.save(out);
-        self.watermark.save(out);
-        self.forwarded.save(out);
-    }
-
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.records.load(input)?;
-        self.left_expiry = State::load(input)?;
-        self.right_expiry = State::load(input)?;
-        self.buffered = State::load(input)?;
-        self.watermark = State::load(input)?;
-        self.forwarded = State::load(input)?;
-        Ok(())
-    }
-
-    fn track_changes(&mut self) {
-        self.records.track_changes();
-    }
-
-    fn delta_ready(&self) -> bool {
-        self.records.delta_ready()
-    }
-
-    /// The changed keys (`Records::save_delta`), then the count of records and the
-    /// watermarks.
-    fn save_delta(&mut self, out: &mut Vec<u8>) {
-        self.records.save_delta(out);
-        self.buffered.save(out);
-        self.watermark.save(out);
-        self.forwarded.save(out);
-    }
-
-    fn saved_full(&mut self) {
-        self.records.saved_full();
-    }
-
-    fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.records.load_delta(input)?;
-        self.buffered = State::load(input)?;
-        self.watermark = State::load(input)?;
-        self.forwarded = State::load(input)?;
-        Ok(())
-    }
+    // A delta: the changed keys, then the count of records and the watermarks.
+    records_snapshot!(
+        full: left_expiry, right_expiry, buffered, watermark, forwarded;
+        delta: buffered, watermark, forwarded
+    );
 
     /// Deltas do not carry the expiry indexes: they are built again from the records.
     fn restored(&mut self, deltas: usize) {

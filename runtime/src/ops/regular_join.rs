@@ -50,12 +50,10 @@ use crate::collector::{Collector, Discard};
 use crate::hash::FastMap;
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::window_aggregate::now_ms;
-use crate::state::State;
 
-use super::join::records::{note_changed, Records};
+use super::join::records::{note_changed, records_snapshot, Records};
 use super::join::{emit, shrink_map, Either, ExpiryIndex, Held, JoinSpec, Sides};
 use crate::checkpoint::snapshot_incremental;
-use crate::state::StateError;
 
 #[cfg(feature = "state-disk")]
 mod disk;
@@ -362,47 +360,8 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.records.save(out);
-        self.expiry.save(out);
-        self.buffered.save(out);
-        self.watermark.save(out);
-    }
-
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.records.load(input)?;
-        self.expiry = State::load(input)?;
-        self.buffered = State::load(input)?;
-        self.watermark = State::load(input)?;
-        Ok(())
-    }
-
-    fn track_changes(&mut self) {
-        self.records.track_changes();
-    }
-
-    fn delta_ready(&self) -> bool {
-        self.records.delta_ready()
-    }
-
-    /// The changed keys ([`Records::save_delta`]), then the count of records and the
-    /// watermark.
-    fn save_delta(&mut self, out: &mut Vec<u8>) {
-        self.records.save_delta(out);
-        self.buffered.save(out);
-        self.watermark.save(out);
-    }
-
-    fn saved_full(&mut self) {
-        self.records.saved_full();
-    }
-
-    fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.records.load_delta(input)?;
-        self.buffered = State::load(input)?;
-        self.watermark = State::load(input)?;
-        Ok(())
-    }
+    // A delta: the changed keys, then the count of records and the watermark.
+    records_snapshot!(full: expiry, buffered, watermark; delta: buffered, watermark);
 
     /// Deltas do not carry the expiry index: it is built again from the records.
     fn restored(&mut self, deltas: usize) {

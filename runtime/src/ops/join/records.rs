@@ -20,6 +20,48 @@ use crate::state::{State, StateError};
 
 use super::{Held, JoinSpec, Saved, Sides};
 
+/// The [`Snapshot`](crate::checkpoint::Snapshot) methods of a join whose records are a
+/// `records: Records<S>` field: a full part is the records then the fields after `full:`, a
+/// delta the changed keys ([`Records::save_delta`]) then the fields after `delta:`.
+macro_rules! records_snapshot {
+    (full: $($full:ident),+; delta: $($delta:ident),+) => {
+        fn save_state(&self, out: &mut Vec<u8>) {
+            self.records.save(out);
+            $($crate::state::State::save(&self.$full, out);)+
+        }
+
+        fn load_state(&mut self, input: &mut &[u8]) -> Result<(), $crate::state::StateError> {
+            self.records.load(input)?;
+            $(self.$full = $crate::state::State::load(input)?;)+
+            Ok(())
+        }
+
+        fn track_changes(&mut self) {
+            self.records.track_changes();
+        }
+
+        fn delta_ready(&self) -> bool {
+            self.records.delta_ready()
+        }
+
+        fn save_delta(&mut self, out: &mut Vec<u8>) {
+            self.records.save_delta(out);
+            $($crate::state::State::save(&self.$delta, out);)+
+        }
+
+        fn saved_full(&mut self) {
+            self.records.saved_full();
+        }
+
+        fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), $crate::state::StateError> {
+            self.records.load_delta(input)?;
+            $(self.$delta = $crate::state::State::load(input)?;)+
+            Ok(())
+        }
+    };
+}
+pub(crate) use records_snapshot;
+
 /// A join's records (see the module docs).
 pub(crate) struct Records<S: JoinSpec> {
     /// In memory: each key's records.
