@@ -24,9 +24,9 @@
 //! input): sums compared with a watermark (`end + lateness`) saturate, which compares exactly.
 //!
 //! With `--state disk` the accumulators of open fixed windows are kept in the process's LSM
-//! store ([`disk`]); sessions and fired windows kept for their allowed lateness stay in
-//! memory. A checkpoint writes the same format from either backend. Checkpoints are always
-//! full: the state is bounded by the open windows.
+//! store (`window_aggregate/disk.rs`); sessions and fired windows kept for their allowed
+//! lateness stay in memory. A checkpoint writes the same format from either backend.
+//! Checkpoints are always full: the state is bounded by the open windows.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;

@@ -21,9 +21,9 @@
 //! as `left_only`). [`WindowJoin::state_size`] counts the buffered records.
 //!
 //! With `--state disk` the records are lists of the process's LSM store, per window, key and
-//! side ([`disk`]), and only their counts stay in memory; a checkpoint writes them in the
-//! in-memory format, so it restores on either backend. Checkpoints are always full: the state
-//! is bounded by the open windows.
+//! side (`window_join/disk.rs`), and only their counts stay in memory; a checkpoint writes
+//! them in the in-memory format, so it restores on either backend. Checkpoints are always
+//! full: the state is bounded by the open windows.
 //!
 //! # Lateness
 //!
