@@ -114,9 +114,9 @@ fn auctions_and_bids(dir: &Path, bids: u64, auctions: u64) {
 /// unwindowed aggregate with a distinct set per bidder, an aggregate over its updating
 /// output (which keeps every bidder's row to take it back out), a left interval join
 /// (records dropped by the watermark, unmatched auctions out as they expire), a left
-/// window join (each minute's records, out when the minute ends) and an aggregate over
-/// hopping windows (a distinct set per auction and window): every operator that keeps keyed
-/// state on disk. (No TTL: which pairs a TTL lets meet depends
+/// window join (each minute's records, out when the minute ends), an aggregate over
+/// hopping windows (a distinct set per auction and window) and one over session windows:
+/// every operator that keeps keyed state on disk. (No TTL: which pairs a TTL lets meet depends
 /// on how the two files' reads interleave, in memory as on disk; the runtime's tests check the
 /// TTL on disk against an oracle.)
 const JOINS_AND_TOP_N: &str = r#"
@@ -157,6 +157,12 @@ let per_window = bids
     |> aggregate { bids: count(), top: max(price), bidders: count(distinct bidder) }
     |> select { auction, bids, top, bidders, window_start }
 
+let sessions = bids
+    |> key_by bidder
+    |> window session(gap: 5s)
+    |> aggregate { bids: count(), top: max(price) }
+    |> select { bidder, bids, top, window_start, window_end }
+
 sink sold -> file(path: "out/sold.jsonl")
 sink best -> file(path: "out/best.jsonl")
 sink unsold -> file(path: "out/unsold.jsonl")
@@ -165,9 +171,10 @@ sink spread -> file(path: "out/spread.jsonl")
 sink near -> file(path: "out/near.jsonl")
 sink same_minute -> file(path: "out/same_minute.jsonl")
 sink per_window -> file(path: "out/per_window.jsonl")
+sink sessions -> file(path: "out/sessions.jsonl")
 "#;
 
-const OUTPUTS: [&str; 8] = [
+const OUTPUTS: [&str; 9] = [
     "sold.jsonl",
     "best.jsonl",
     "unsold.jsonl",
@@ -176,6 +183,7 @@ const OUTPUTS: [&str; 8] = [
     "near.jsonl",
     "same_minute.jsonl",
     "per_window.jsonl",
+    "sessions.jsonl",
 ];
 
 fn assert_same_output(got: &Path, want: &Path, what: &str) {

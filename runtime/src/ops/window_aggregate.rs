@@ -24,9 +24,10 @@
 //! input): sums compared with a watermark (`end + lateness`) saturate, which compares exactly.
 //!
 //! With `--state disk` the accumulators of open fixed windows are kept in the process's LSM
-//! store (`window_aggregate/disk.rs`); sessions and fired windows kept for their allowed
-//! lateness stay in memory. A checkpoint writes the same format from either backend.
-//! Checkpoints are always full: the state is bounded by the open windows.
+//! store (`window_aggregate/disk.rs`), and so are each key's open sessions (a [`Keyed`] map;
+//! their ends stay listed in memory); fired windows kept for their allowed lateness stay in
+//! memory. A checkpoint writes the same format from either backend. Checkpoints are always
+//! full: the state is bounded by the open windows.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -35,6 +36,7 @@ use crate::checkpoint::{snapshot, Snapshot, StateSlot};
 use crate::collector::{Collector, Discard};
 use crate::functions::floor_to;
 use crate::hash::FastMap;
+use crate::keyed::Keyed;
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::overflow::Overflows;
 use crate::state::{State, StateError};
@@ -135,7 +137,8 @@ pub struct WindowAggregateOp<A: WindowAggregate, N, L = Discard> {
     /// Fixed windows: (end, start) -> key -> accumulator. Ordered so firing walks a prefix.
     fixed: BTreeMap<(i64, i64), FastMap<A::Key, A::Acc>>,
     /// Sessions per key, sorted by start, and an index (end, key) for firing.
-    sessions: FastMap<A::Key, Vec<Session<A::Acc>>>,
+    /// (On disk with `--state disk`, see [`Keyed`].)
+    sessions: Keyed<A::Key, Vec<Session<A::Acc>>>,
     session_ends: BTreeMap<(i64, A::Key), ()>,
     watermark: i64,
     /// Processing time: records are stamped with the wall clock on arrival and windows fire
@@ -173,7 +176,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
     /// key in a window, or a key with open sessions), and the windows' tables (a walk over
     /// the open windows; sessions counted on a sample of the keys).
     fn measure_state(&mut self, force: bool) {
-        use crate::metrics::{entries_bytes, sampled_total, table_bytes};
+        use crate::metrics::{entries_bytes, table_bytes};
         if self.stats.state.due(force) {
             let windows = self.fixed.values().chain(self.fired.values());
             let (mut keys, mut bytes) = (0, 0);
@@ -181,10 +184,9 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
                 keys += groups.len();
                 bytes += table_bytes(groups);
             }
-            let sessions = sampled_total(self.sessions.values(), self.sessions.len(), Vec::len);
             keys += self.sessions.len();
-            bytes += table_bytes(&self.sessions)
-                + entries_bytes::<Session<A::Acc>>(sessions)
+            let session = entries_bytes::<Session<A::Acc>>(1);
+            bytes += self.sessions.memory_bytes(|list| list.len() * session)
                 + entries_bytes::<(i64, A::Key)>(self.session_ends.len());
             self.stats.state.set(keys, bytes);
         }
@@ -215,7 +217,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
         WindowAggregateOp {
             windows,
             fixed: BTreeMap::new(),
-            sessions: FastMap::default(),
+            sessions: Keyed::new(),
             session_ends: BTreeMap::new(),
             watermark: i64::MIN,
             processing_time: false,
@@ -264,9 +266,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
         let on_disk = self.disk.as_ref().map_or(0, disk::OnDisk::len);
         #[cfg(not(feature = "state-disk"))]
         let on_disk = 0;
-        self.fixed.values().map(FastMap::len).sum::<usize>()
-            + self.sessions.values().map(Vec::len).sum::<usize>()
-            + on_disk
+        self.fixed.values().map(FastMap::len).sum::<usize>() + self.session_ends.len() + on_disk
     }
 
     /// Fills `scratch` with the (start, end) of every fixed window holding `ts`. `None` (and
@@ -338,12 +338,32 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
         if end <= self.watermark
             && !self
                 .sessions
-                .get(&key)
+                .get_mut(&key)
                 .is_some_and(|list| list.iter().any(|s| s.start <= end && ts <= s.end))
         {
             return false;
         }
-        let list = self.sessions.entry(key.clone()).or_default();
+        let session_ends = &mut self.session_ends;
+        let size = |list: &Vec<Session<A::Acc>>| {
+            let each = std::mem::size_of::<Session<A::Acc>>();
+            list.iter().map(|s| each + A::acc_size(&s.acc)).sum()
+        };
+        self.sessions.update(key.clone(), Vec::new, size, |list| {
+            add_to_sessions::<A>(list, session_ends, (key, record), (ts, end));
+        });
+        true
+    }
+}
+
+/// Adds `record` (of `key`, time `ts`, its own session ending at `end`) to its key's
+/// sessions `list`, merging those it overlaps or touches; `session_ends` follows.
+fn add_to_sessions<A: WindowAggregate>(
+    list: &mut Vec<Session<A::Acc>>,
+    session_ends: &mut BTreeMap<(i64, A::Key), ()>,
+    (key, record): (A::Key, &A::In),
+    (ts, end): (i64, i64),
+) {
+    {
         // Sessions overlapping or touching [ts, end) merge with the new record's own session
         // (as Flink's: a record exactly `gap` after a session's last one extends it).
         let mut start = ts;
@@ -363,7 +383,7 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
             }
         }
         for s in merged {
-            self.session_ends.remove(&(s.end, key.clone()));
+            session_ends.remove(&(s.end, key.clone()));
             match acc.as_mut() {
                 None => acc = Some(s.acc),
                 Some(a) => A::merge(a, s.acc),
@@ -380,10 +400,11 @@ impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggreg
                 acc,
             },
         );
-        self.session_ends.insert((new_end, key), ());
-        true
+        session_ends.insert((new_end, key), ());
     }
+}
 
+impl<A: WindowAggregate, N: Collector<A::Out>, L: Collector<A::In>> WindowAggregateOp<A, N, L> {
     fn fire_until(&mut self, watermark: i64) {
         // Rows of fired windows that late records updated, emitted again.
         for ((end, start), keys) in std::mem::take(&mut self.redo) {
@@ -1024,8 +1045,9 @@ mod tests {
         assert_eq!(stats[0].1.records_out, 5);
     }
 
-    /// Open fixed windows on disk (a cache so small that most accumulators are written and
-    /// read back) emit the in-memory rows in the same order, with allowed lateness too; and
+    /// Open fixed windows and sessions on disk (a cache so small that most accumulators are
+    /// written and read back) emit the in-memory rows in the same order, with allowed
+    /// lateness too; and
     /// a checkpoint taken halfway on either backend, restored on the other, resumes to the
     /// same rows.
     #[cfg(feature = "state-disk")]
@@ -1053,17 +1075,22 @@ mod tests {
             Windows::Tumble { size: 10 },
             Windows::Hop { size: 20, slide: 5 },
             Windows::Cumulate { step: 4, size: 20 },
+            Windows::Session { gap: 6 },
         ];
         type Op = WindowAggregateOp<CountPerKey, Sink>;
         let make = |windows: Windows, lateness: i64, disk: bool| {
             let sink = Sink::default();
             let metrics = Metrics::new();
             let mut op = Op::new(metrics.op("w"), windows, sink.clone()).allowed_lateness(lateness);
-            op.disk = if disk {
+            let session = matches!(windows, Windows::Session { .. });
+            op.disk = if disk && !session {
                 disk::OnDisk::with(Keyed::spilled_to(&store))
             } else {
                 None
             };
+            if disk && session {
+                op.sessions = Keyed::spilled_to(&store);
+            }
             (op, sink)
         };
         let feed = |op: &mut Op, steps: &[Result<(i64, i64), i64>]| {
@@ -1084,7 +1111,7 @@ mod tests {
                 let want = sink.0.borrow().clone();
                 assert!(want.len() > 1000, "{what}");
                 let (mut on_disk, sink) = make(windows, lateness, true);
-                assert!(on_disk.disk.is_some());
+                assert!(on_disk.disk.is_some() || on_disk.sessions.weighs());
                 feed(&mut on_disk, &steps);
                 on_disk.watermark(i64::MAX);
                 on_disk.finish();
