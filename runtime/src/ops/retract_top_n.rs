@@ -16,6 +16,9 @@
 //! watermark count from it): a partition expires after the watermark has moved on by the TTL
 //! without a change to it. A later version of a dropped row enters as a new row; a delete
 //! of one is ignored.
+//!
+//! Both maps (each partition's rows, each input row's current version) are [`Keyed`] maps:
+//! on disk with `--state disk`.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -23,7 +26,7 @@ use std::hash::Hash;
 
 use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::hash::FastMap;
+use crate::keyed::Keyed;
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
 use crate::ops::key_ttl::KeyTtl;
@@ -48,9 +51,9 @@ struct Dirty<T> {
 pub struct RetractTopNOp<S: UpsertKey, N> {
     n: usize,
     /// Every row per partition, best first; equal rows keep arrival order.
-    rows: FastMap<S::Key, Vec<S::In>>,
+    rows: Keyed<S::Key, Vec<S::In>>,
     /// The current version of each input row.
-    previous: FastMap<S::UpKey, S::In>,
+    previous: Keyed<S::UpKey, S::In>,
     dirty: BTreeMap<S::Key, Dirty<S::In>>,
     ttl: Option<KeyTtl<S::Key>>,
     /// The last watermark (for the time of writes with a TTL).
@@ -65,8 +68,8 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
     pub fn new(metrics: OpMetrics, n: usize, next: N) -> Self {
         RetractTopNOp {
             n: n.max(1),
-            rows: FastMap::default(),
-            previous: FastMap::default(),
+            rows: Keyed::new(),
+            previous: Keyed::new(),
             dirty: BTreeMap::new(),
             ttl: None,
             watermark: i64::MIN,
@@ -95,12 +98,10 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
     /// rows, with the TTL's bookkeeping.
     fn measure_state(&mut self, force: bool) {
         if self.stats.state.due(force) {
-            let rows =
-                crate::metrics::sampled_total(self.rows.values(), self.rows.len(), Vec::capacity);
+            let row = crate::metrics::entries_bytes::<S::In>(1);
             let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
-            let bytes = crate::metrics::table_bytes(&self.rows)
-                + crate::metrics::entries_bytes::<S::In>(rows)
-                + crate::metrics::table_bytes(&self.previous)
+            let bytes = self.rows.memory_bytes(|rows| rows.capacity() * row)
+                + self.previous.memory_bytes(|_| 0)
                 + ttl;
             self.stats.state.set(self.rows.len(), bytes);
         }
@@ -110,7 +111,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         if let Some(ttl) = &mut self.ttl {
             let (rows, previous) = (&mut self.rows, &mut self.previous);
             ttl.tick(|key| {
-                for row in rows.remove(&key).unwrap_or_default() {
+                for row in rows.take(&key).unwrap_or_default() {
                     previous.remove(&S::up_key(&row));
                 }
             });
@@ -164,10 +165,14 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
 
     fn insert(&mut self, row: &S::In) {
         let key = S::key(row);
-        let rows = self.rows.entry(key.clone()).or_default();
-        let shown = rows.len().min(self.n);
-        let at = rows.partition_point(|r| S::compare(r, row) != Ordering::Greater);
-        rows.insert(at, row.clone());
+        let (n, mut shown, mut at) = (self.n, 0, 0);
+        // On disk a partition is weighed by its rows' inline size as it grows.
+        let size = |rows: &Vec<S::In>| rows.len() * std::mem::size_of::<S::In>();
+        self.rows.update(key.clone(), Vec::new, size, |rows| {
+            shown = rows.len().min(n);
+            at = rows.partition_point(|r| S::compare(r, row) != Ordering::Greater);
+            rows.insert(at, row.clone());
+        });
         if let Some(ttl) = &mut self.ttl {
             ttl.write_now(&key, self.watermark);
         }
@@ -178,7 +183,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
 
     fn flush(&mut self) {
         for (key, d) in std::mem::take(&mut self.dirty) {
-            let rows: &[S::In] = self.rows.get(&key).map_or(&[], Vec::as_slice);
+            let rows: &[S::In] = self.rows.get_mut(&key).map_or(&[], |r| r.as_slice());
             let shown = rows.len().min(self.n);
             for (i, row) in rows.iter().enumerate().take(shown).skip(d.from) {
                 self.stats.records_out += 1;
@@ -199,12 +204,12 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
     fn push(&mut self, change: &Change<S::In>) {
         self.stats.records_in += 1;
         let row = change.row();
-        if let Some(old) = self.previous.remove(&S::up_key(row)) {
+        if let Some(old) = self.previous.take(&S::up_key(row)) {
             self.remove(&old);
         }
         if let Change::Upsert(row) = change {
             self.insert(row);
-            self.previous.insert(S::up_key(row), row.clone());
+            self.previous.replace(S::up_key(row), row.clone());
         }
         if self.dirty.len() >= FLUSH_EVERY {
             self.flush();
@@ -219,7 +224,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
             }
             let (rows, previous) = (&mut self.rows, &mut self.previous);
             ttl.on_watermark(watermark, |key| {
-                for row in rows.remove(&key).unwrap_or_default() {
+                for row in rows.take(&key).unwrap_or_default() {
                     previous.remove(&S::up_key(&row));
                 }
             });
@@ -307,9 +312,42 @@ mod tests {
 
     #[test]
     fn revisions_and_deletes_keep_the_top_n_of_the_current_rows() {
+        revisions_against_the_naive_table(&mut |_| {});
+    }
+
+    /// The same with both maps on disk, a cache so small that most partitions and rows are
+    /// written and read back; and a checkpoint of it restores in memory.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn on_disk_revisions_and_deletes_keep_the_top_n_and_restore_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 1 << 10);
+        let op = revisions_against_the_naive_table(&mut |op| {
+            op.rows = Keyed::spilled_to(&store);
+            op.previous = Keyed::spilled_to(&store);
+        });
+        assert!(op.rows.weighs());
+        let mut bytes = Vec::new();
+        op.save_state(&mut bytes);
+        let metrics = Metrics::new();
+        let mut memory = RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default());
+        memory.load_state(&mut bytes.as_slice()).unwrap();
+        assert!(!memory.rows.weighs());
+        assert_eq!(memory.state_size(), op.state_size());
+        let mut again = Vec::new();
+        memory.save_state(&mut again);
+        assert_eq!(again.len(), bytes.len());
+    }
+
+    /// Random upserts and deletes into an operator `setup` prepares, checked against the
+    /// naive table after every few steps; returns the operator.
+    fn revisions_against_the_naive_table(
+        setup: &mut dyn FnMut(&mut RetractTopNOp<Top, Table>),
+    ) -> RetractTopNOp<Top, Table> {
         let table = Table::default();
         let metrics = Metrics::new();
         let mut op = RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, table.clone());
+        setup(&mut op);
         let mut current: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
         // Distinct prices, so the order has no ties and the naive table is unambiguous.
         let mut x = 0x9e37_79b9_u64;
@@ -332,8 +370,10 @@ mod tests {
                 assert_eq!(*table.0.borrow(), naive(&current), "after step {step}");
             }
         }
-        op.finish();
+        op.watermark(3000);
         assert_eq!(*table.0.borrow(), naive(&current));
+        assert_eq!(op.state_size().1, current.len());
+        op
     }
 
     #[test]
