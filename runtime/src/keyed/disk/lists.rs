@@ -315,24 +315,7 @@ impl Lists {
         let cached = self.cache.peek(&prefix);
         let mut entry = Vec::with_capacity(prefix.len() + 8);
         if !cached.is_some_and(|c| c.whole) {
-            // Only the chunks from the one holding `since` on: it is the last to start at or
-            // before `since` (chunks are keyed by their first arrival); a delta of a long
-            // list reads its newest chunks, not all of them.
-            let (mut low, mut at, mut high) = (Vec::new(), Vec::new(), Vec::new());
-            entry_key(&mut low, &prefix, 0);
-            entry_key(&mut at, &prefix, since);
-            entry_key(&mut high, &prefix, u64::MAX);
-            let first = match self
-                .keyspace
-                .range(low.as_slice()..=at.as_slice())
-                .next_back()
-            {
-                Some(Ok((k, _))) => k.to_vec(),
-                Some(Err(e)) => return failed("read a list", e),
-                None => at,
-            };
-            let chunks = self.keyspace.range(first.as_slice()..=high.as_slice());
-            each_entry(chunks, "a list", |_, v| {
+            self.each_chunk(&prefix, |_, v| {
                 each_in_chunk(v, |a, value| {
                     if a >= since {
                         entry_key(&mut entry, &prefix, a);
