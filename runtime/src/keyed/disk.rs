@@ -707,7 +707,7 @@ pub(crate) mod tests {
             let mut lists = Lists::on(store.clone()).expect("opens");
             // 4 MB per round over 1 MiB memtables: several flushes queued at the drop.
             for i in 0..8000u64 {
-                lists.push(&(round * 10_000 + i).to_be_bytes(), 0, |out| {
+                lists.push(&(round * 10_000 + i).to_be_bytes(), 0, true, |out| {
                     out.extend_from_slice(&value)
                 });
             }

@@ -178,8 +178,8 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         stats: &mut OpCounters,
     ) -> bool {
         let mut matched = false;
-        let probe = self.count(key, RIGHT) > 0;
-        self.lists.read(bytes, RIGHT, probe, |_, value| {
+        let held = self.count(key, RIGHT) as usize;
+        self.lists.read(bytes, RIGHT, held, |_, value| {
             if !time_of(value).is_some_and(&fits) {
                 return;
             }
@@ -208,12 +208,12 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         next: &mut N,
         stats: &mut OpCounters,
     ) {
-        let probe = self.count(key, LEFT) > 0;
+        let held = self.count(key, LEFT) as usize;
         let since = self.changes.as_ref().map_or(0, |c| c.since);
         let mut flags = false;
         // Left records matched for the first time: their flag is rewritten after the scan.
         let mut now_matched: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        self.lists.read(bytes, LEFT, probe, |entry, value| {
+        self.lists.read(bytes, LEFT, held, |entry, value| {
             if !time_of(value).is_some_and(&fits) {
                 return;
             }
@@ -251,9 +251,11 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         record: &T,
     ) {
         self.touch(key);
+        let empty = self.count(key, list) == 0;
         self.add(key, list);
-        self.lists
-            .push(bytes, list, |out| write_held(out, time, matched, record));
+        self.lists.push(bytes, list, empty, |out| {
+            write_held(out, time, matched, record)
+        });
     }
 
     /// Removes the records of the list `list` of `key` whose time is `dead`, calling `gone`
@@ -381,8 +383,9 @@ fn load_list<S: JoinSpec>(
             Held::<S::Right>::load(input)?;
         }
         let value = &before[..before.len() - input.len()];
+        let empty = disk.count(decoded, list) == 0;
         disk.lists
-            .push(key, list, |out| out.extend_from_slice(value));
+            .push(key, list, empty, |out| out.extend_from_slice(value));
         disk.add(decoded, list);
     }
     Ok(())

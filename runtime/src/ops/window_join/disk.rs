@@ -51,7 +51,8 @@ impl<K: Hash + Eq + Ord + Clone + State> OnDisk<K> {
         let bytes = prefix(start, &key);
         let counts = self.index.entry(start).or_default().entry(key).or_default();
         counts[usize::from(side)] += 1;
-        self.lists.push(&bytes, side, |out| record.save(out));
+        let empty = counts[usize::from(side)] == 1;
+        self.lists.push(&bytes, side, empty, |out| record.save(out));
     }
 
     /// The start of the first window held.
@@ -77,8 +78,8 @@ impl<K: Hash + Eq + Ord + Clone + State> OnDisk<K> {
             held += (left + right) as usize;
             let bytes = prefix(start, &key);
             if right > 0 || !skip_lonely {
-                let rights: Vec<R> = self.read(&bytes, RIGHT, right > 0);
-                let lefts: Vec<L> = self.read(&bytes, LEFT, left > 0);
+                let rights: Vec<R> = self.read(&bytes, RIGHT, right as usize);
+                let lefts: Vec<L> = self.read(&bytes, LEFT, left as usize);
                 f(&lefts, &rights);
             }
             for (side, n) in [(LEFT, left), (RIGHT, right)] {
@@ -90,10 +91,10 @@ impl<K: Hash + Eq + Ord + Clone + State> OnDisk<K> {
         held
     }
 
-    fn read<T: State>(&mut self, bytes: &[u8], side: u8, probe: bool) -> Vec<T> {
+    fn read<T: State>(&mut self, bytes: &[u8], side: u8, held: usize) -> Vec<T> {
         let mut records = Vec::new();
         self.lists
-            .read(bytes, side, probe, |_, value| match decode(value) {
+            .read(bytes, side, held, |_, value| match decode(value) {
                 Ok(record) => records.push(record),
                 Err(e) => broken(e),
             });
@@ -161,7 +162,7 @@ impl<K: Hash + Eq + Ord + Clone + State> OnDisk<K> {
                         }
                         let value = &before[..before.len() - input.len()];
                         self.lists
-                            .push(&bytes, side, |out| out.extend_from_slice(value));
+                            .push(&bytes, side, false, |out| out.extend_from_slice(value));
                     }
                     counts[usize::from(side)] = u32::try_from(n)
                         .map_err(|_| StateError::Invalid("a window join's list"))?;
