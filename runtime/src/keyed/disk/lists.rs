@@ -372,7 +372,11 @@ impl Lists {
         let prefix = Lists::prefix(key, list);
         let cached = self.cache.peek(&prefix);
         let mut entry = Vec::with_capacity(prefix.len() + 8);
-        if !cached.is_some_and(|c| c.whole) {
+        // What the store has of a list arrived before the cache's first record of it: when
+        // that is `since` or earlier, the cache has all that is asked for (a disk join's
+        // delta reads its changed keys' new records this way, most of them without a search).
+        let cached_since = |c: &Cached| c.whole || c.records.first().is_some_and(|r| r.0 <= since);
+        if !cached.is_some_and(cached_since) {
             self.each_chunk(&prefix, |_, v| {
                 each_in_chunk(v, |a, value| {
                     if a >= since {
