@@ -19,6 +19,12 @@
 //! - **Reading** a cached list reads nothing; a list whose cache holds only its newest records
 //!   (appended to, never read) reads its chunks first. Scans for checkpoints see the cache as
 //!   well as the store, so nothing needs writing before a checkpoint.
+//! - **A list written whole is one chunk keyed 0**, and callers that count a list's records
+//!   (the joins) say how many it has: a read then takes that chunk with a point read, which
+//!   the store's filters answer without a search, and searches the store for the list's
+//!   chunks only when it is not all of them. A list its caller knows to be empty starts whole
+//!   in the cache. (q9 on disk spent 44 % of its join's time searching for auctions its
+//!   bids outran; see `docs/performance.md`.)
 //!
 //! Chunks of a list never interleave: a list's new records arrived after everything written
 //! of it, so its chunks in key order are its records in arrival order.
