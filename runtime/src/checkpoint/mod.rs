@@ -805,7 +805,8 @@ impl Coordinator {
                         }
                         _ => {
                             return Err(format!(
-                                "internal error: the delta of {s}-{i} builds on a file that                                  is not the newest of its chain"
+                                "internal error: the delta of {s}-{i} builds on a file that is not the \
+                                 newest of its chain"
                             ))
                         }
                     }
