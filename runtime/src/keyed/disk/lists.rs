@@ -298,12 +298,13 @@ impl Lists {
             entry_key(&mut self.entry, prefix, 0);
             match self.keyspace.get(self.entry.as_slice()) {
                 Ok(Some(chunk)) => {
-                    each_in_chunk(&chunk, |a, value| records.push((a, value.to_vec())));
-                    found = held == Some(records.len() + tail);
+                    // Counted before copied: a list of several chunks is searched anyway.
+                    let mut n = 0;
+                    each_in_chunk(&chunk, |_, _| n += 1);
+                    found = held == Some(n + tail);
                     if found {
+                        each_in_chunk(&chunk, |a, value| records.push((a, value.to_vec())));
                         chunks.push(0);
-                    } else {
-                        records.clear();
                     }
                 }
                 Ok(None) => {}
@@ -590,6 +591,76 @@ mod tests {
 
     fn key(k: u64) -> Vec<u8> {
         k.to_be_bytes().to_vec()
+    }
+
+    /// A list the cache dropped and then appended to: a scan since an arrival that its cached
+    /// records start at or before reads only them, an earlier one the store's chunk as well;
+    /// a read with the count takes the chunk keyed 0 (the list was written whole) and then
+    /// has the list whole.
+    #[test]
+    fn a_list_dropped_then_appended_to_is_scanned_and_read_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = store(dir.path(), 2_000);
+        let mut lists = Lists::on(store).expect("opens");
+        let (a, other) = (key(1), key(2));
+        let scan = |lists: &Lists, since: u64| {
+            let mut seen = Vec::new();
+            lists.scan_since(&a, 0, since, |e, v| seen.push((arrival(e), v.to_vec())));
+            seen
+        };
+        let mut want = Vec::new();
+        for i in 0..3u8 {
+            want.push((lists.next_arrival(), vec![i; 10]));
+            lists.push(&a, 0, i == 0, |out| out.extend_from_slice(&[i; 10]));
+        }
+        // Other lists crowd `a` out of the cache: it is written as one chunk, keyed 0.
+        for i in 0..40u8 {
+            lists.push(&other, i % 4, false, |out| out.extend_from_slice(&[i; 60]));
+        }
+        let prefix = Lists::prefix(&a, 0);
+        assert!(
+            lists.cache.peek(&prefix).is_none(),
+            "dropped from the cache"
+        );
+        let mut chunk = Vec::new();
+        entry_key(&mut chunk, &prefix, 0);
+        assert!(
+            matches!(lists.keyspace.get(&chunk), Ok(Some(_))),
+            "written as chunk 0"
+        );
+        let first_new = lists.next_arrival();
+        for i in 3..5u8 {
+            want.push((lists.next_arrival(), vec![i; 10]));
+            lists.push(&a, 0, false, |out| out.extend_from_slice(&[i; 10]));
+        }
+        assert!(
+            lists.cache.peek(&prefix).is_some_and(|c| !c.whole),
+            "its newest records"
+        );
+        assert_eq!(
+            scan(&lists, first_new),
+            want[3..].to_vec(),
+            "the cache's alone"
+        );
+        assert_eq!(scan(&lists, first_new + 1), want[4..].to_vec());
+        assert_eq!(
+            scan(&lists, first_new - 1),
+            want[3..].to_vec(),
+            "none in the store"
+        );
+        assert_eq!(
+            scan(&lists, want[1].0),
+            want[1..].to_vec(),
+            "the store's too"
+        );
+        assert_eq!(scan(&lists, 0), want, "all");
+        let mut read = Vec::new();
+        lists.read(&a, 0, want.len(), |e, v| {
+            read.push((arrival(e), v.to_vec()))
+        });
+        assert_eq!(read, want, "read with its count");
+        let cached = lists.cache.peek(&prefix).expect("cached");
+        assert!(cached.whole && cached.chunks == [0], "whole, from chunk 0");
     }
 
     /// Random appends, reads, rewrites and removals (of records, of some records in one pass
