@@ -452,9 +452,17 @@ impl Lists {
     /// value, in arrival order) says so, in one pass over the list; returns how many went.
     /// (Removing them one by one with [`Lists::remove`] shifts the list each time: an
     /// interval join expiring the front of a long list made that quadratic.)
-    pub fn retain(&mut self, key: &[u8], list: u8, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+    /// `held` is how many records the list has, if the caller counts them (see
+    /// [`Lists::read`]).
+    pub fn retain(
+        &mut self,
+        key: &[u8],
+        list: u8,
+        held: Option<usize>,
+        mut keep: impl FnMut(&[u8]) -> bool,
+    ) -> usize {
         let prefix = Lists::prefix(key, list);
-        self.load(&prefix, None);
+        self.load(&prefix, held);
         let (mut removed, mut weight) = (0, 0);
         if let Some(cached) = self.cache.peek_mut(&prefix) {
             let (clean, mut i, mut removed_clean) = (cached.clean, 0, 0);
@@ -719,8 +727,9 @@ mod tests {
                     8 if step % 3 == 1 => {
                         let byte = (rng(&mut seed) % 256) as u8;
                         let odd = |v: &[u8]| v.first().is_some_and(|b| (b ^ byte) % 2 == 1);
-                        let removed = lists.retain(&k, list, |v| !odd(v));
                         let records = model.entry(prefix).or_default();
+                        let held = (step % 2 == 0).then_some(records.len());
+                        let removed = lists.retain(&k, list, held, |v| !odd(v));
                         let before = records.len();
                         records.retain(|(_, v)| !odd(v));
                         assert_eq!(removed, before - records.len(), "retain, step {step}");

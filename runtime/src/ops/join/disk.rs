@@ -270,7 +270,8 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         if self.count(key, list) == 0 {
             return 0;
         }
-        let removed = self.lists.retain(&encoded(key), list, |value| {
+        let held = Some(self.count(key, list) as usize);
+        let removed = self.lists.retain(&encoded(key), list, held, |value| {
             let expired = time_of(value).is_some_and(&dead);
             if expired {
                 gone(value);
