@@ -28,6 +28,9 @@ pub struct RunArgs {
     /// Operators with large keyed state write what changed since the last checkpoint
     /// (a delta) between full parts (`--checkpoint-incremental true|false`, default true).
     pub checkpoint_incremental: bool,
+    /// How much of a checkpoint part is held in memory before it is written out
+    /// (`--checkpoint-buffer`, default 4 MiB).
+    pub checkpoint_buffer: usize,
     /// Records (generator: events) per second of each source (0: unlimited).
     pub rate_limit: u64,
     /// librdkafka properties for every Kafka source and sink (`--kafka-property key=value`,
@@ -89,6 +92,7 @@ impl Default for RunArgs {
             checkpoint_interval: std::time::Duration::from_secs(10),
             checkpoints_kept: 3,
             checkpoint_incremental: true,
+            checkpoint_buffer: crate::checkpoint::spill::SPILL_AT,
             rate_limit: 0,
             kafka_properties: Vec::new(),
             kafka_stop_after_idle: None,
@@ -126,6 +130,9 @@ const USAGE: &str = "options:
                                joins and top-N write only what changed since
                                the last checkpoint, with a full copy at times
                                (default true); false: every checkpoint is full
+  --checkpoint-buffer SIZE     memory an operator's checkpoint part may take: past it
+                               the part is written out as it is saved, and mapped
+                               from its file on restore: 4MiB (default)
   --rate-limit N      records per second of each source (default: unlimited)
   --kafka-property K=V
                       a librdkafka property for every kafka source and sink (repeatable)
@@ -240,6 +247,11 @@ impl RunArgs {
                             ))
                         }
                     };
+                }
+                "--checkpoint-buffer" => {
+                    checkpoint_setting = Some("--checkpoint-buffer");
+                    let size = parse_size(&value("--checkpoint-buffer")?, "--checkpoint-buffer")?;
+                    out.checkpoint_buffer = usize::try_from(size.max(1)).unwrap_or(usize::MAX);
                 }
                 "--rate-limit" => {
                     out.rate_limit = parse_num(&value("--rate-limit")?, "--rate-limit")?

@@ -259,6 +259,19 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
         }
     }
 
+    /// Writes the value of `key` as [`State`] saves it, if it has one (on disk, without
+    /// bringing a spilled one into memory).
+    pub fn save_value(&self, key: &K, out: &mut Vec<u8>) -> bool
+    where
+        V: State,
+    {
+        match &self.backend {
+            Backend::Memory(map) => map.get(key).map(|v| v.save(out)).is_some(),
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.save_value(key, out),
+        }
+    }
+
     /// Calls `f` with every key and value, in no particular order (spilled ones are read back
     /// one at a time and not kept).
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
@@ -319,6 +332,7 @@ impl<K: Hash + Eq + Clone + State, V: State> State for Keyed<K, V> {
             let value = V::load(input)?;
             let bytes = before - input.len();
             keyed.insert(key, value, bytes);
+            crate::checkpoint::mapped::release(input);
         }
         Ok(keyed)
     }

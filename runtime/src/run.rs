@@ -542,6 +542,7 @@ fn run_main(build: impl FnOnce(&mut Runtime) -> Result<(), String>, binary: Bina
             interval: args.checkpoint_interval,
             keep: args.checkpoints_kept,
             incremental: args.checkpoint_incremental,
+            buffer: args.checkpoint_buffer,
             verifiers,
         };
         match crate::checkpoint::Coordinator::open(config) {

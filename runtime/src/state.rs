@@ -170,6 +170,7 @@ impl<T: State> State for Vec<T> {
         (self.len() as u64).save(out);
         for v in self {
             v.save(out);
+            crate::checkpoint::spill::between(out);
         }
     }
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
@@ -177,6 +178,7 @@ impl<T: State> State for Vec<T> {
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             v.push(T::load(input)?);
+            crate::checkpoint::mapped::release(input);
         }
         Ok(v)
     }
@@ -187,6 +189,7 @@ impl<T: State> State for std::collections::VecDeque<T> {
         (self.len() as u64).save(out);
         for v in self {
             v.save(out);
+            crate::checkpoint::spill::between(out);
         }
     }
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
@@ -200,6 +203,7 @@ impl<K: State + Ord, V: State> State for BTreeMap<K, V> {
         for (k, v) in self {
             k.save(out);
             v.save(out);
+            crate::checkpoint::spill::between(out);
         }
     }
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
@@ -208,6 +212,7 @@ impl<K: State + Ord, V: State> State for BTreeMap<K, V> {
         for _ in 0..n {
             let k = K::load(input)?;
             map.insert(k, V::load(input)?);
+            crate::checkpoint::mapped::release(input);
         }
         Ok(map)
     }
@@ -218,6 +223,7 @@ impl<T: State + Ord> State for BTreeSet<T> {
         (self.len() as u64).save(out);
         for v in self {
             v.save(out);
+            crate::checkpoint::spill::between(out);
         }
     }
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
@@ -225,6 +231,7 @@ impl<T: State + Ord> State for BTreeSet<T> {
         let mut set = BTreeSet::new();
         for _ in 0..n {
             set.insert(T::load(input)?);
+            crate::checkpoint::mapped::release(input);
         }
         Ok(set)
     }
@@ -236,6 +243,7 @@ impl<K: State + Eq + Hash, V: State, S: BuildHasher + Default> State for HashMap
         for (k, v) in self {
             k.save(out);
             v.save(out);
+            crate::checkpoint::spill::between(out);
         }
     }
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
@@ -244,6 +252,7 @@ impl<K: State + Eq + Hash, V: State, S: BuildHasher + Default> State for HashMap
         for _ in 0..n {
             let k = K::load(input)?;
             map.insert(k, V::load(input)?);
+            crate::checkpoint::mapped::release(input);
         }
         Ok(map)
     }
@@ -254,6 +263,7 @@ impl<T: State + Eq + Hash, S: BuildHasher + Default> State for HashSet<T, S> {
         (self.len() as u64).save(out);
         for v in self {
             v.save(out);
+            crate::checkpoint::spill::between(out);
         }
     }
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
@@ -261,6 +271,7 @@ impl<T: State + Eq + Hash, S: BuildHasher + Default> State for HashSet<T, S> {
         let mut set = HashSet::with_capacity_and_hasher(n, S::default());
         for _ in 0..n {
             set.insert(T::load(input)?);
+            crate::checkpoint::mapped::release(input);
         }
         Ok(set)
     }

@@ -336,7 +336,9 @@ fn join_and_dedup_survive_sigkill(at: &Checkpoints) {
         at,
         &binary,
         dir.path(),
-        &["--rate-limit", &rate],
+        // Parts past 16 KiB are written to their files as they are saved (uploaded from
+        // there to object storage), so the kills land in the middle of that too.
+        &["--rate-limit", &rate, "--checkpoint-buffer", "16KiB"],
         kills_wanted(),
         &mut rng,
     );

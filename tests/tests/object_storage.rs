@@ -332,6 +332,7 @@ fn a_library_run_that_loses_its_lease_stops_with_an_error() {
         interval: std::time::Duration::from_millis(50),
         keep: 2,
         incremental: true,
+        buffer: weir_runtime::checkpoint::spill::SPILL_AT,
         verifiers: Verifiers::default(),
     })
     .expect("the bucket is reachable");
@@ -382,4 +383,30 @@ fn a_library_run_that_loses_its_lease_stops_with_an_error() {
     task.join().unwrap();
     assert_eq!(c.completed(), 0);
     c.release();
+}
+
+/// A part written to a file as it was saved (state larger than memory) is uploaded in parts
+/// of 16 MiB and reads back byte for byte; the file it came from is left for its owner.
+#[test]
+fn a_part_saved_to_a_file_is_uploaded_in_parts_and_reads_back_whole() {
+    let Some(location) = unique_location("spilled-part") else {
+        return;
+    };
+    let store = Store::open(Path::new(&location)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("part");
+    // 40 MiB and a bit: two whole upload parts and a short last one.
+    let bytes: Vec<u8> = (0..(40u32 << 20) + 12_345)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let view = weir_runtime::checkpoint::spill::View::File {
+        path: &file,
+        len: bytes.len() as u64,
+    };
+    store.put_part("chk-1/op-0-00.state", view).unwrap();
+    let back = store.get("chk-1/op-0-00.state").unwrap().unwrap();
+    assert_eq!(back.len(), bytes.len());
+    assert!(back == bytes, "the uploaded part differs");
+    assert!(file.exists());
 }

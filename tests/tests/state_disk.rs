@@ -238,6 +238,9 @@ fn state_on_disk_survives_sigkill_exactly_once() {
         "--quiet",
         "--rate-limit",
         &rate,
+        // Parts past 16 KiB go to their files as they are saved: kills land there too.
+        "--checkpoint-buffer",
+        "16KiB",
     ];
     args.extend(ON_DISK);
     let mut rng = Rng(0x5eed_d15c);

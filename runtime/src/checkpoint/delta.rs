@@ -36,12 +36,12 @@ pub fn save_keyed<K: State>(
     keys.len().save(out);
     for key in keys {
         key.save(out);
-        let flag = out.len();
-        out.push(1);
+        // `value` writes nothing when it says `false`: the flag is all there is to change.
+        let flag = crate::checkpoint::spill::reserve(out, &[1]);
         if !value(key, out) {
-            out.truncate(flag);
-            out.push(0);
+            crate::checkpoint::spill::fill(out, flag, &[0]);
         }
+        crate::checkpoint::spill::between(out);
     }
 }
 
@@ -63,6 +63,7 @@ pub fn load_keyed<K: State>(
             1 => apply(key, Some(input))?,
             _ => return Err(StateError::Invalid(what)),
         }
+        super::mapped::release(input);
     }
     Ok(())
 }
@@ -82,10 +83,10 @@ pub fn split(bytes: &[u8]) -> Result<(u64, &[u8]), String> {
 
 /// What one instance restores: its full part, then the bodies of the deltas to apply on it,
 /// in order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Restored {
-    pub full: Vec<u8>,
-    pub deltas: Vec<Vec<u8>>,
+    pub full: super::mapped::Bytes,
+    pub deltas: Vec<super::mapped::Bytes>,
     /// The checksum of the chain's newest file (what the instance's next delta builds on).
     pub end: u64,
 }

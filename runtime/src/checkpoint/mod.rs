@@ -36,10 +36,12 @@ pub mod compat;
 pub mod delta;
 mod folder;
 pub mod manifest;
+pub mod mapped;
 #[cfg(feature = "object-store")]
 mod object;
 mod recover;
 mod slot;
+pub mod spill;
 pub mod store;
 mod verify;
 
@@ -115,6 +117,10 @@ pub struct Config {
     /// Whether operators that track their changes write deltas between full parts
     /// (`--checkpoint-incremental`, on by default; see [`delta`]).
     pub incremental: bool,
+    /// How much of a part is held in memory: while it is saved, before it is written out to
+    /// its file (see [`spill`]); on restore, parts this large are mapped (see [`mapped`])
+    /// (`--checkpoint-buffer`).
+    pub buffer: usize,
     /// What checks the external commits checkpoints note (a Kafka transaction).
     pub verifiers: Verifiers,
 }
@@ -303,7 +309,9 @@ impl Coordinator {
         let mut restored = None;
         let mut parts = BTreeMap::new();
         let mut start = Start::Fresh;
-        if let Some(loaded) = recover::choose(&store, &config.verifiers)? {
+        if let Some(loaded) =
+            recover::choose(&store, &config.verifiers, config.buffer.max(1) as u64)?
+        {
             let (id, m) = (loaded.manifest.id, loaded.manifest);
             for action in &m.commits {
                 action
@@ -751,6 +759,41 @@ impl Coordinator {
         &self.folder_id
     }
 
+    /// Where instance `instance` of `slot` writes its part of `checkpoint` while saving it, if
+    /// the part grows large (see [`spill`]): beside the part's place in a folder (moved there
+    /// when complete); in the system's temporary folder for an object store (uploaded from
+    /// there, then removed).
+    /// How much of a part is held in memory before it goes to its file.
+    fn spill_at(&self) -> usize {
+        self.config.buffer
+    }
+
+    fn spill_path(&self, slot: &str, instance: u32, checkpoint: u64) -> Result<PathBuf, String> {
+        let chk = chk_name(checkpoint);
+        match &self.store {
+            Store::Folder(dir) => {
+                self.store.begin(&chk)?;
+                Ok(dir
+                    .join(&chk)
+                    .join(format!("{slot}-{instance}.state.partial")))
+            }
+            #[cfg(feature = "object-store")]
+            Store::Object(_) => {
+                // What a killed run staged is removed by the next process that stages one.
+                static SWEPT: std::sync::Once = std::sync::Once::new();
+                let tmp = std::env::temp_dir();
+                SWEPT.call_once(|| {
+                    crate::stop::remove_left_by_gone_processes(&tmp, "weir-part-", ".staged")
+                });
+                Ok(tmp.join(format!(
+                    "weir-part-{}-{}-{chk}-{slot}-{instance}.staged",
+                    std::process::id(),
+                    self.folder_id
+                )))
+            }
+        }
+    }
+
     /// Writes instance `instance` of `slot`'s file of `checkpoint` (a delta on the file
     /// whose checksum is `base`, or a full part), whose checksum is `state_checksum`; the
     /// last part in completes the checkpoint.
@@ -760,7 +803,7 @@ impl Coordinator {
         slot: &str,
         instance: u32,
         checkpoint: u64,
-        state: &[u8],
+        state: spill::View<'_>,
         state_checksum: u64,
         base: Option<u64>,
         commits: Vec<CommitAction>,
@@ -782,7 +825,7 @@ impl Coordinator {
         flight.parts.insert(
             (slot.to_string(), instance),
             Part {
-                bytes: state.len() as u64,
+                bytes: state.bytes(),
                 checksum: state_checksum,
                 base,
                 commits,
@@ -1028,6 +1071,7 @@ mod tests {
             interval: Duration::from_secs(1),
             keep: 3,
             incremental: true,
+            buffer: spill::SPILL_AT,
             verifiers,
         })
     }
@@ -1085,8 +1129,8 @@ mod tests {
         assert_eq!(c.completed(), 4);
         let parts = c.restored_parts.lock().unwrap();
         assert_eq!(
-            parts.get(&("s".to_string(), 0)).map(|r| &r.full),
-            Some(&vec![4u8])
+            parts.get(&("s".to_string(), 0)).map(|r| &r.full[..]),
+            Some(&[4u8][..])
         );
     }
 
@@ -1270,8 +1314,8 @@ mod tests {
             assert!(matches!(start, Start::Restored(5)), "{what}");
             let parts = c.restored_parts.lock().unwrap();
             assert_eq!(
-                parts.get(&("s".to_string(), 0)).map(|r| &r.full),
-                Some(&vec![5u8]),
+                parts.get(&("s".to_string(), 0)).map(|r| &r.full[..]),
+                Some(&[5u8][..]),
                 "{what}"
             );
             assert!(!chk_dir(dir.path(), 6).exists(), "{what}");
@@ -1316,6 +1360,7 @@ mod tests {
             interval: Duration::from_millis(10),
             keep: 2,
             incremental: true,
+            buffer: spill::SPILL_AT,
             verifiers: Verifiers::default(),
         })
         .unwrap();
@@ -1413,6 +1458,7 @@ mod tests {
                 interval: Duration::from_secs(1),
                 keep: 3,
                 incremental: true,
+                buffer: spill::SPILL_AT,
                 verifiers,
             })
             .unwrap();
@@ -1504,6 +1550,7 @@ mod tests {
             interval: Duration::from_secs(3600),
             keep: 2,
             incremental,
+            buffer: 64, // every part of a few entries goes through its file
             verifiers: Verifiers::default(),
         })?;
         let c = Arc::new(c);
@@ -1676,7 +1723,7 @@ mod tests {
             c.release();
             drop((c, op));
             damage(dir.path());
-            let why = recover::load(&Store::Folder(dir.path().to_path_buf()), 4)
+            let why = recover::load(&Store::Folder(dir.path().to_path_buf()), 4, 1)
                 .err()
                 .unwrap();
             let restored = restore_counts(dir.path()).map(|r| r.map(|(id, op)| (id, op.map)));

@@ -27,7 +27,12 @@ use std::time::{Duration, Instant};
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
+};
+
+/// The size of each part of a multipart upload (S3 takes at most 10,000 parts: 160 GB).
+const UPLOAD_PART: usize = 16 << 20;
 
 /// An object's bytes and its ETag.
 type Tagged = (Vec<u8>, Option<String>);
@@ -138,6 +143,45 @@ impl Bucket {
         Ok(self.get_tagged(key)?.map(|(bytes, _)| bytes))
     }
 
+    /// A state file: read into memory when under `map_from` bytes, else downloaded in ranges of
+    /// [`UPLOAD_PART`] bytes to a temporary file (unlinked at once) and mapped, so a large part
+    /// is never held in memory whole.
+    pub fn get_part(
+        &self,
+        key: &str,
+        map_from: u64,
+    ) -> Result<Option<super::mapped::Bytes>, String> {
+        use std::io::Write;
+        let path = self.path(key);
+        let size = match self.block(self.store.head(&path)) {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.error("read", key, e)),
+        };
+        if size < map_from {
+            return Ok(self.get(key)?.map(super::mapped::Bytes::owned));
+        }
+        let file = tempfile::tempfile()
+            .map_err(|e| format!("cannot make a temporary file for {key}: {e}"))?;
+        let mut writer = std::io::BufWriter::new(&file);
+        let mut at = 0;
+        while at < size {
+            let end = (at + UPLOAD_PART as u64).min(size);
+            let bytes = self
+                .block(self.store.get_range(&path, at..end))
+                .map_err(|e| self.error("read", key, e))?;
+            writer
+                .write_all(&bytes)
+                .map_err(|e| format!("cannot write a temporary file for {key}: {e}"))?;
+            at = end;
+        }
+        writer
+            .flush()
+            .map_err(|e| format!("cannot write a temporary file for {key}: {e}"))?;
+        drop(writer);
+        super::mapped::Bytes::of_file(file, size, std::path::Path::new(key), map_from).map(Some)
+    }
+
     /// The object's bytes and ETag.
     fn get_tagged(&self, key: &str) -> Result<Option<Tagged>, String> {
         let path = self.path(key);
@@ -165,6 +209,52 @@ impl Bucket {
 
     pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
         self.put_mode(key, bytes, PutMode::Overwrite).map(|_| ())
+    }
+
+    /// Uploads the file at `file` as `key` in parts of [`UPLOAD_PART`] bytes (S3's multipart
+    /// upload), two in flight at a time, never holding the whole file in memory. A failed
+    /// upload is aborted, so the store keeps none of its parts.
+    pub fn put_file(&self, key: &str, file: &std::path::Path) -> Result<(), String> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(file)
+            .map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+        let path = self.path(key);
+        self.block(async {
+            let upload = self
+                .store
+                .put_multipart(&path)
+                .await
+                .map_err(|e| self.error("write", key, e))?;
+            let mut write = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
+            let mut buf = vec![0u8; UPLOAD_PART];
+            loop {
+                let mut n = 0;
+                while n < buf.len() {
+                    match f.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(read) => n += read,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = write.abort().await;
+                            return Err(format!("cannot read {}: {e}", file.display()));
+                        }
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+                if let Err(e) = write.wait_for_capacity(2).await {
+                    let _ = write.abort().await;
+                    return Err(self.error("write", key, e));
+                }
+                write.write(&buf[..n]);
+            }
+            write
+                .finish()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error("write", key, e))
+        })
     }
 
     fn put_mode(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<Option<String>, String> {

@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 
 use super::delta::{self, Restored};
-use super::manifest::{checksum, Kind, Link, Manifest};
+use super::manifest::{Kind, Link, Manifest};
+use super::mapped::Bytes;
 use super::store::Store;
 use super::{chk_name, complete_checkpoints, now_ms, Verdict, Verifiers};
 
@@ -34,7 +35,8 @@ fn read_file(
     instance: u32,
     link: &Link,
     own: u64,
-) -> Result<Vec<u8>, String> {
+    map_from: u64,
+) -> Result<Bytes, String> {
     let chk = chk_name(link.checkpoint);
     let key = store.part_key(&chk, slot, instance, link.checksum);
     let file = key.rsplit('/').next().unwrap_or(&key);
@@ -45,7 +47,7 @@ fn read_file(
         format!("{chk}/{file}")
     };
     let bytes = store
-        .get(&key)
+        .get_part(&key, map_from)
         .map_err(|e| format!("cannot read {name}: {e}"))?
         .ok_or_else(|| format!("cannot read {name}: it is missing"))?;
     if bytes.len() as u64 != link.bytes {
@@ -55,15 +57,16 @@ fn read_file(
             link.bytes
         ));
     }
-    if checksum(&bytes) != link.checksum {
+    if bytes.checksum() != link.checksum {
         return Err(format!("{name} is damaged (its checksum does not match)"));
     }
     Ok(bytes)
 }
 
 /// Reads checkpoint `id` of `store` and checks it against its checksums; the error says what
-/// is damaged.
-pub(super) fn load(store: &Store, id: u64) -> Result<Loaded, String> {
+/// is damaged. State files of `map_from` bytes or more are mapped, not read (see
+/// [`super::mapped`]).
+pub(super) fn load(store: &Store, id: u64, map_from: u64) -> Result<Loaded, String> {
     let chk = chk_name(id);
     let text = store
         .get(&format!("{chk}/MANIFEST"))
@@ -92,7 +95,7 @@ pub(super) fn load(store: &Store, id: u64) -> Result<Loaded, String> {
                 ..Restored::default()
             };
             for (i, link) in chain.iter().enumerate() {
-                let bytes = read_file(store, &part.slot, part.instance, link, id)?;
+                let bytes = read_file(store, &part.slot, part.instance, link, id, map_from)?;
                 if i == 0 {
                     restored.full = bytes;
                     continue;
@@ -114,7 +117,8 @@ pub(super) fn load(store: &Store, id: u64) -> Result<Loaded, String> {
                         chk_name(chain[i - 1].checkpoint)
                     ));
                 }
-                restored.deltas.push(body.to_vec());
+                let header = bytes.len() - body.len();
+                restored.deltas.push(bytes.skip(header));
             }
             parts.insert((part.slot.clone(), part.instance), restored);
         }
@@ -137,7 +141,7 @@ pub fn inspect(dir: &std::path::Path) -> Result<Inspection, String> {
     let store = Store::open(dir)?;
     let mut damaged = Vec::new();
     for id in complete_checkpoints(&store, 0)? {
-        match load(&store, id) {
+        match load(&store, id, super::spill::SPILL_AT as u64) {
             Ok(loaded) => {
                 return Ok(Inspection {
                     manifest: Some(loaded.manifest),
@@ -162,13 +166,18 @@ fn set_aside(store: &Store, id: u64, prefix: &str) -> Result<String, String> {
 }
 
 /// The checkpoint to resume from, if any: intact, and with its external commits made.
-pub(super) fn choose(store: &Store, verifiers: &Verifiers) -> Result<Option<Loaded>, String> {
+/// State files of `map_from` bytes or more are mapped.
+pub(super) fn choose(
+    store: &Store,
+    verifiers: &Verifiers,
+    map_from: u64,
+) -> Result<Option<Loaded>, String> {
     let candidates = complete_checkpoints(store, u64::MAX)?;
     // The newest intact checkpoint, and the damaged ones newer than it.
     let mut damaged = Vec::new();
     let mut intact = None;
     for (i, &id) in candidates.iter().enumerate() {
-        match load(store, id) {
+        match load(store, id, map_from) {
             Ok(loaded) => {
                 intact = Some((i, loaded));
                 break;
@@ -219,7 +228,7 @@ pub(super) fn choose(store: &Store, verifiers: &Verifiers) -> Result<Option<Load
         );
     }
     let older = &candidates[index + 1..];
-    verified(store, verifiers, newest, older)
+    verified(store, verifiers, newest, older, map_from)
 }
 
 /// Checks the external commits `newest` notes; falls back to the one before when its commit
@@ -229,6 +238,7 @@ fn verified(
     verifiers: &Verifiers,
     newest: Loaded,
     older: &[u64],
+    map_from: u64,
 ) -> Result<Option<Loaded>, String> {
     let id = newest.manifest.id;
     let verdict = verifiers.externally_committed(&newest.manifest)?;
@@ -281,7 +291,7 @@ fn verified(
         );
         return Ok(None);
     };
-    let loaded = load(store, before).map_err(|why| {
+    let loaded = load(store, before, map_from).map_err(|why| {
         format!(
             "checkpoint {id} in {} was never committed and checkpoint {before} before it is \
              damaged ({why}); weir stops. To start over, remove the folder",

@@ -104,7 +104,7 @@ impl StateSlot {
             self.abandon();
             return None;
         }
-        Some(restored.full)
+        Some(restored.full.into_vec())
     }
 
     /// Whether the operator of this slot should track its changes for deltas: the run takes
@@ -133,7 +133,7 @@ impl StateSlot {
                 self.id,
                 self.instance,
                 checkpoint,
-                state,
+                spill::View::Memory(state),
                 sum,
                 None,
                 commits,
@@ -348,12 +348,32 @@ pub trait Snapshot {
     }
 }
 
-/// Saves `op`'s state into `slot` for `checkpoint` (a no-op when checkpointing is off).
+/// Saves `op`'s state into `slot` for `checkpoint` (a no-op when checkpointing is off),
+/// writing a large part to storage as it is saved (see [`spill`]).
 pub fn snapshot<T: Snapshot + ?Sized>(op: &T, slot: &StateSlot, checkpoint: u64) {
-    if slot.is_active() {
-        let mut out = Vec::new();
-        op.save_state(&mut out);
-        slot.save(checkpoint, &out, Vec::new());
+    let Some(c) = slot.coordinator.clone() else {
+        return;
+    };
+    let part = c
+        .spill_path(slot.id, slot.instance, checkpoint)
+        .and_then(|path| spill::save(&path, c.spill_at(), |out| op.save_state(out)))
+        .and_then(|part| {
+            let sum = part.checksum();
+            let view = part.view();
+            c.save_part(
+                slot.id,
+                slot.instance,
+                checkpoint,
+                view,
+                sum,
+                None,
+                Vec::new(),
+                Vec::new(),
+            )
+        });
+    if let Err(e) = part {
+        crate::context::report_error(format!("checkpoint {checkpoint} failed: {e}"));
+        c.abandon();
     }
 }
 
@@ -374,36 +394,56 @@ pub fn snapshot_incremental<T: Snapshot + ?Sized>(op: &mut T, checkpoint: u64) {
     } else {
         None
     };
-    let mut out = Vec::new();
-    let mut base = base;
-    if let Some((on, _)) = base {
-        delta::header(on, &mut out);
-        op.save_delta(&mut out);
-    }
-    if base.is_none_or(|(_, full)| out.len() as u64 > full) {
-        base = None;
-        out.clear();
-        op.save_state(&mut out);
-        op.saved_full();
-    }
-    let base = base.map(|(on, _)| on);
-    let slot = op.slot_mut();
-    let sum = super::manifest::checksum(&out);
-    slot.tracked = Some(sum);
-    let saved = c.save_part(
-        slot.id,
-        slot.instance,
-        checkpoint,
-        &out,
-        sum,
-        base,
-        Vec::new(),
-        Vec::new(),
-    );
+    let (id, instance) = (slot.id, slot.instance);
+    let saved = save_incremental(op, &c, id, instance, checkpoint, base);
     if let Err(e) = saved {
         crate::context::report_error(format!("checkpoint {checkpoint} failed: {e}"));
         c.abandon();
     }
+}
+
+/// What [`snapshot_incremental`] does once it knows the chain's newest file (`base`: its
+/// checksum and the size of its full part).
+fn save_incremental<T: Snapshot + ?Sized>(
+    op: &mut T,
+    c: &Coordinator,
+    id: &'static str,
+    instance: u32,
+    checkpoint: u64,
+    base: Option<(u64, u64)>,
+) -> Result<(), String> {
+    let path = c.spill_path(id, instance, checkpoint)?;
+    let mut chosen = None;
+    if let Some((on, full)) = base {
+        let delta = spill::save(&path, c.spill_at(), |out| {
+            delta::header(on, out);
+            op.save_delta(out);
+        })?;
+        if delta.bytes() <= full {
+            chosen = Some((delta, Some(on)));
+        }
+        // Else the delta (and its file) goes here, before the full part takes its place.
+    }
+    let (part, base) = match chosen {
+        Some(chosen) => chosen,
+        None => {
+            let full = spill::save(&path, c.spill_at(), |out| op.save_state(out))?;
+            op.saved_full();
+            (full, None)
+        }
+    };
+    let sum = part.checksum();
+    op.slot_mut().tracked = Some(sum);
+    c.save_part(
+        id,
+        instance,
+        checkpoint,
+        part.view(),
+        sum,
+        base,
+        Vec::new(),
+        Vec::new(),
+    )
 }
 
 /// Loads the state `slot` was restored with into `op`, if any: the full part, then each
@@ -412,8 +452,8 @@ pub fn restore<T: Snapshot + ?Sized>(op: &mut T, slot: &mut StateSlot) -> Result
     if let Some(restored) = slot.restored.take() {
         let label = slot.label();
         let fail = |e: StateError| format!("cannot restore state {label}: {e}");
-        let mut input = restored.full.as_slice();
-        op.load_state(&mut input).map_err(fail)?;
+        let mut input: &[u8] = &restored.full;
+        mapped::reading(&restored.full, || op.load_state(&mut input)).map_err(fail)?;
         if !input.is_empty() {
             return Err(fail(StateError::Trailing(input.len())));
         }
@@ -425,8 +465,8 @@ pub fn restore<T: Snapshot + ?Sized>(op: &mut T, slot: &mut StateSlot) -> Result
                     restored.deltas.len()
                 )
             };
-            let mut input = delta.as_slice();
-            op.load_delta(&mut input).map_err(fail)?;
+            let mut input: &[u8] = delta;
+            mapped::reading(delta, || op.load_delta(&mut input)).map_err(fail)?;
             if !input.is_empty() {
                 return Err(fail(StateError::Trailing(input.len())));
             }

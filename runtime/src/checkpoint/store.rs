@@ -152,6 +152,33 @@ impl Store {
         }
     }
 
+    /// A state file's bytes, or `None` when there is none: one of `map_from` bytes or more
+    /// mapped from its file (an object store's downloaded to a temporary file first), see
+    /// [`super::mapped`].
+    pub fn get_part(
+        &self,
+        key: &str,
+        map_from: u64,
+    ) -> Result<Option<super::mapped::Bytes>, String> {
+        match self {
+            Store::Folder(dir) => {
+                let path = dir.join(key);
+                let file = match std::fs::File::open(&path) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                };
+                let len = file
+                    .metadata()
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                    .len();
+                super::mapped::Bytes::of_file(file, len, &path, map_from).map(Some)
+            }
+            #[cfg(feature = "object-store")]
+            Store::Object(bucket) => bucket.get_part(key, map_from),
+        }
+    }
+
     /// Writes `bytes` under `key`, whole: a folder through a temporary name, synced and
     /// renamed (the parent folder is made when missing).
     pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
@@ -279,12 +306,30 @@ impl Store {
     }
 
     /// Writes a state file: a folder straight to its name, synced (only the manifest written
-    /// after it makes it part of a checkpoint); an object store with one PUT.
-    pub fn put_part(&self, key: &str, bytes: &[u8]) -> Result<(), String> {
-        match self {
-            Store::Folder(dir) => super::folder::write_synced(&dir.join(key), bytes),
+    /// after it makes it part of a checkpoint), or renames the part's synced file there; an
+    /// object store with one PUT, or uploads the file in parts.
+    pub fn put_part(&self, key: &str, part: super::spill::View<'_>) -> Result<(), String> {
+        use super::spill::View;
+        match (self, part) {
+            (Store::Folder(dir), View::Memory(bytes)) => {
+                super::folder::write_synced(&dir.join(key), bytes)
+            }
+            (Store::Folder(dir), View::File { path, .. }) => {
+                let target = dir.join(key);
+                std::fs::rename(path, &target).map_err(|e| {
+                    format!(
+                        "cannot move {} to {}: {e}",
+                        path.display(),
+                        target.display()
+                    )
+                })?;
+                commit::sync_parent(&target);
+                Ok(())
+            }
             #[cfg(feature = "object-store")]
-            Store::Object(bucket) => bucket.put(key, bytes),
+            (Store::Object(bucket), View::Memory(bytes)) => bucket.put(key, bytes),
+            #[cfg(feature = "object-store")]
+            (Store::Object(bucket), View::File { path, .. }) => bucket.put_file(key, path),
         }
     }
 

@@ -565,6 +565,31 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
         });
     }
 
+    /// Writes the value of `key` as [`State`] saves it, if it has one, without bringing it
+    /// into the cache (a spilled value is copied as it is stored).
+    pub fn save_value(&self, key: &K, out: &mut Vec<u8>) -> bool {
+        if let Some(entry) = self.cache.peek(key) {
+            entry.value.save(out);
+            return true;
+        }
+        if self.disk_only == 0 {
+            return false;
+        }
+        let mut buf = Vec::new();
+        Self::encode_key(&mut buf, key);
+        match self.keyspace.get(buf.as_slice()) {
+            Ok(Some(bytes)) => {
+                out.extend_from_slice(&bytes);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                failed("read a key", e);
+                false
+            }
+        }
+    }
+
     pub fn for_each(&self, mut f: impl FnMut(&K, &V)) {
         for (k, e) in self.cache.iter() {
             f(k, &e.value);
@@ -578,20 +603,22 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
     /// Saves the map as a hash map of the same keys and values is saved: a count, then each
     /// key and its value (spilled ones copied as they are stored).
     pub fn save(&self, out: &mut Vec<u8>) {
-        let at = out.len();
-        0u64.save(out);
+        use crate::checkpoint::spill;
+        let at = spill::reserve(out, &0u64.to_le_bytes());
         let mut n = 0u64;
         for (k, e) in self.cache.iter() {
             k.save(out);
             e.value.save(out);
             n += 1;
+            spill::between(out);
         }
         self.for_each_spilled(|k, v, _| {
             out.extend_from_slice(k);
             out.extend_from_slice(v);
             n += 1;
+            spill::between(out);
         });
-        out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+        spill::fill(out, at, &n.to_le_bytes());
     }
 }
 

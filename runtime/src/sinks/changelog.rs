@@ -266,6 +266,7 @@ impl<K: Ord + Clone + State, T: Clone + State> Table<K, T> {
             disk.for_each(|key, row| {
                 out.extend_from_slice(key);
                 row.save(out);
+                crate::checkpoint::spill::between(out);
             });
             return;
         }
@@ -287,6 +288,7 @@ impl<K: Ord + Clone + State, T: Clone + State> Table<K, T> {
                 let at = input.len();
                 let row = T::load(input)?;
                 disk.insert(key, row, at - input.len());
+                crate::checkpoint::mapped::release(input);
             }
             return Ok(());
         }

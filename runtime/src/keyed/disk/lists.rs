@@ -177,8 +177,7 @@ impl Lists {
     /// joins count each key's records): a list it starts in the cache is then whole, and
     /// reading it reads nothing from the store. Else its first read looks there, which for
     /// a list that was never written finds nothing at the cost of a search of every run of
-    /// the store that spans its key (no filter helps a prefix search): Nexmark q9's bids
-    /// made one such search per new auction, 44 % of the join's time on disk.
+    /// the store that spans its key (no filter helps a prefix search; see the module docs).
     pub fn push(&mut self, key: &[u8], list: u8, empty: bool, write: impl FnOnce(&mut Vec<u8>)) {
         let arrival = self.next;
         self.next += 1;
@@ -281,10 +280,7 @@ impl Lists {
     /// most recently used. `held`, when the caller counts the list's records, saves reads:
     /// none when the cache has that many; else a point read of the chunk keyed 0 (a list
     /// written whole, see [`Lists::write`]), which the store's filters answer without a
-    /// search, and a search of the list's chunks only when that is not all of them. (q9 on
-    /// disk read each auction back by a search, 113 k of them for 2 M events, since its
-    /// source runs thousands of auctions ahead of the bids' and the cache drops them before
-    /// their first bid: 44 % of the join's time.)
+    /// search, and a search of the list's chunks only when that is not all of them.
     fn load(&mut self, prefix: &[u8], held: Option<usize>) {
         let cached = self.cache.get(prefix);
         if cached.is_some_and(|c| c.whole) {

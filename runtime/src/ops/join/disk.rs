@@ -18,6 +18,7 @@
 //! store's order, each with its left and right lists, and deltas in the in-memory join's
 //! delta format (see `records`), so either backend restores the other's chain.
 
+use crate::checkpoint::spill;
 use crate::collector::Collector;
 use crate::hash::FastMap;
 use crate::keyed::disk::{arrival, Lists, ENTRY_SUFFIX};
@@ -118,12 +119,15 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         self.counts.get(key).map_or(0, |c| c[usize::from(list)])
     }
 
-    fn add(&mut self, key: &K, list: u8) {
+    /// Counts one more record in the list `list` of `key`; returns how many it had before.
+    fn add(&mut self, key: &K, list: u8) -> u32 {
         let counts = match self.counts.get_mut(key) {
             Some(c) => c,
             None => self.counts.entry(key.clone()).or_default(),
         };
-        counts[usize::from(list)] += 1;
+        let count = &mut counts[usize::from(list)];
+        *count += 1;
+        *count - 1
     }
 
     fn sub(&mut self, key: &K, list: u8, n: u32) {
@@ -251,8 +255,7 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         record: &T,
     ) {
         self.touch(key);
-        let empty = self.count(key, list) == 0;
-        self.add(key, list);
+        let empty = self.add(key, list) == 0;
         self.lists.push(bytes, list, empty, |out| {
             write_held(out, time, matched, record)
         });
@@ -267,10 +270,11 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         dead: impl Fn(i64) -> bool,
         mut gone: impl FnMut(&[u8]),
     ) -> usize {
-        if self.count(key, list) == 0 {
+        let held = self.count(key, list);
+        if held == 0 {
             return 0;
         }
-        let held = Some(self.count(key, list) as usize);
+        let held = Some(held as usize);
         let removed = self.lists.retain(&encoded(key), list, held, |value| {
             let expired = time_of(value).is_some_and(&dead);
             if expired {
@@ -314,8 +318,7 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
 /// Writes the stored records as the in-memory join saves its map: the number of keys, then
 /// each key with its left and its right records (`Sides`).
 pub(crate) fn save_records(disk: &Lists, out: &mut Vec<u8>) {
-    let at = out.len();
-    0u64.save(out);
+    let at = spill::reserve(out, &0u64.to_le_bytes());
     let mut keys = 0u64;
     // The current key's encoding and its two lists, as saved values.
     let mut current: Option<Vec<u8>> = None;
@@ -328,6 +331,7 @@ pub(crate) fn save_records(disk: &Lists, out: &mut Vec<u8>) {
             *n = 0;
             bytes.clear();
         }
+        spill::between(out);
     };
     disk.for_each(|entry, value| {
         let (key, list) = entry.split_at(entry.len() - ENTRY_SUFFIX);
@@ -344,7 +348,7 @@ pub(crate) fn save_records(disk: &Lists, out: &mut Vec<u8>) {
     if let Some(last) = current {
         flush(&last, &mut lists, out);
     }
-    out[at..at + 8].copy_from_slice(&keys.to_le_bytes());
+    spill::fill(out, at, &keys.to_le_bytes());
 }
 
 /// Reads records saved by either backend (the in-memory map's format) into the store, one
@@ -384,10 +388,10 @@ fn load_list<S: JoinSpec>(
             Held::<S::Right>::load(input)?;
         }
         let value = &before[..before.len() - input.len()];
-        let empty = disk.count(decoded, list) == 0;
+        let empty = disk.add(decoded, list) == 0;
         disk.lists
             .push(key, list, empty, |out| out.extend_from_slice(value));
-        disk.add(decoded, list);
+        crate::checkpoint::mapped::release(input);
     }
     Ok(())
 }
@@ -395,14 +399,14 @@ fn load_list<S: JoinSpec>(
 /// Writes the records of the list `list` of `key` that arrived at `since` or later as a saved
 /// list: their count, then each.
 fn save_list(lists: &Lists, key: &[u8], list: u8, since: u64, out: &mut Vec<u8>) {
-    let at = out.len();
-    0u64.save(out);
+    let at = spill::reserve(out, &0u64.to_le_bytes());
     let mut n = 0u64;
     lists.scan_since(key, list, since, |_, value| {
         out.extend_from_slice(value);
         n += 1;
+        spill::between(out);
     });
-    out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+    spill::fill(out, at, &n.to_le_bytes());
 }
 
 /// Where a left record's `matched` flag is in its value (after its time).
@@ -450,6 +454,7 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
                     out.push(0);
                 }
             }
+            spill::between(out);
         }
         self.saved();
         order.len() as u64

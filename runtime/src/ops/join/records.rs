@@ -15,6 +15,7 @@
 //! restores the other's chain. Expiry indexes are not in deltas: a restore that applied some
 //! builds them again from the records ([`Records::each_time`]).
 
+use crate::checkpoint::spill;
 use crate::hash::FastMap;
 use crate::state::{State, StateError};
 
@@ -160,12 +161,11 @@ impl<S: JoinSpec> Records<S> {
     /// on each side, and `1` with the `matched` flags of the first left records or `0`;
     /// all after the number of keys.
     pub fn save_delta(&mut self, out: &mut Vec<u8>) {
-        let count_at = out.len();
-        0u64.save(out);
+        let count_at = spill::reserve(out, &0u64.to_le_bytes());
         #[cfg(feature = "state-disk")]
         if let Some(disk) = &mut self.disk {
             let count = disk.save_delta(out);
-            out[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+            spill::fill(out, count_at, &count.to_le_bytes());
             return;
         }
         let keys = self
@@ -188,8 +188,9 @@ impl<S: JoinSpec> Records<S> {
                 Some(_) => continue, // listed twice: written already
             }
             count += 1;
+            spill::between(out);
         }
-        out[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+        spill::fill(out, count_at, &count.to_le_bytes());
     }
 
     /// A full checkpoint holds everything up to now.

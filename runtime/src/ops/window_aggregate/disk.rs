@@ -83,20 +83,27 @@ impl<A: WindowAggregate> OnDisk<A> {
 
     /// Writes the open windows as the in-memory operator saves them: the number of windows,
     /// then each window, its number of keys and each key with its accumulator.
+    /// Each key's accumulator is read on its own (a point read for a spilled one), so the
+    /// part is written as it is read (see [`crate::checkpoint::spill`]).
     pub fn save(&self, out: &mut Vec<u8>) {
-        // Gathered per window first: the map is read in its own order.
-        let mut windows: BTreeMap<Window, (u64, Vec<u8>)> = BTreeMap::new();
-        self.accs.for_each(|(end, start, key), acc| {
-            let (n, bytes) = windows.entry((*end, *start)).or_default();
-            *n += 1;
-            key.save(bytes);
-            acc.save(bytes);
-        });
-        (windows.len() as u64).save(out);
-        for (window, (n, bytes)) in windows {
-            window.save(out);
-            n.save(out);
-            out.extend_from_slice(&bytes);
+        use crate::checkpoint::spill;
+        (self.keys.len() as u64).save(out);
+        for (&(end, start), keys) in &self.keys {
+            (end, start).save(out);
+            let at = spill::reserve(out, &0u64.to_le_bytes());
+            let mut n = 0u64;
+            let mut acc = Vec::new();
+            for key in keys {
+                acc.clear();
+                // A listed key always has an accumulator; one without would be skipped.
+                if self.accs.save_value(&(end, start, key.clone()), &mut acc) {
+                    key.save(out);
+                    out.extend_from_slice(&acc);
+                    n += 1;
+                }
+                spill::between(out);
+            }
+            spill::fill(out, at, &n.to_le_bytes());
         }
     }
 
@@ -119,6 +126,7 @@ impl<A: WindowAggregate> OnDisk<A> {
                 keys.push(key.clone());
                 self.accs
                     .insert((end, start, key), acc, before - input.len());
+                crate::checkpoint::mapped::release(input);
             }
         }
         Ok(())

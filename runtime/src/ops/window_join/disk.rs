@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
+use crate::checkpoint::spill;
 use crate::hash::FastMap;
 use crate::keyed::disk::Lists;
 use crate::ops::join::disk::broken;
@@ -121,14 +122,14 @@ impl<K: Hash + Eq + Ord + Clone + State> OnDisk<K> {
                 key.save(out);
                 let bytes = prefix(*start, key);
                 for side in [LEFT, RIGHT] {
-                    let at = out.len();
-                    0u64.save(out);
+                    let at = spill::reserve(out, &0u64.to_le_bytes());
                     let mut n = 0u64;
                     self.lists.scan_since(&bytes, side, 0, |_, value| {
                         out.extend_from_slice(value);
                         n += 1;
+                        spill::between(out);
                     });
-                    out[at..at + 8].copy_from_slice(&n.to_le_bytes());
+                    spill::fill(out, at, &n.to_le_bytes());
                 }
             }
         }
@@ -163,6 +164,7 @@ impl<K: Hash + Eq + Ord + Clone + State> OnDisk<K> {
                         let value = &before[..before.len() - input.len()];
                         self.lists
                             .push(&bytes, side, false, |out| out.extend_from_slice(value));
+                        crate::checkpoint::mapped::release(input);
                     }
                     counts[usize::from(side)] = u32::try_from(n)
                         .map_err(|_| StateError::Invalid("a window join's list"))?;
