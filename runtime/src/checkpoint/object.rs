@@ -211,38 +211,39 @@ impl Bucket {
         self.put_mode(key, bytes, PutMode::Overwrite).map(|_| ())
     }
 
-    /// Uploads the file at `file` as `key` in parts of [`UPLOAD_PART`] bytes (S3's multipart
-    /// upload), two in flight at a time, never holding the whole file in memory. A failed
-    /// upload is aborted, so the store keeps none of its parts.
+    /// Uploads the file at `file` as `key`: with one PUT when it holds at most
+    /// [`UPLOAD_PART`] bytes, else in parts of that size (S3's multipart upload), two in
+    /// flight at a time, never holding the whole file in memory. The object appears whole or
+    /// not at all: a failed upload is aborted, so the store keeps none of its parts.
     pub fn put_file(&self, key: &str, file: &std::path::Path) -> Result<(), String> {
         use std::io::Read;
-        let mut f = std::fs::File::open(file)
-            .map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+        let io = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+        let mut f = std::fs::File::open(file).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        if len <= UPLOAD_PART as u64 {
+            let mut bytes = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut bytes).map_err(io)?;
+            return self.put(key, &bytes);
+        }
         let path = self.path(key);
         self.block(async {
             let upload = self
                 .store
                 .put_multipart(&path)
                 .await
-                .map_err(|e| self.error("write", key, e))?;
+                .map_err(|e| self.error("start an upload of", key, e))?;
             let mut write = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART);
             let mut buf = vec![0u8; UPLOAD_PART];
             loop {
-                let mut n = 0;
-                while n < buf.len() {
-                    match f.read(&mut buf[n..]) {
-                        Ok(0) => break,
-                        Ok(read) => n += read,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = write.abort().await;
-                            return Err(format!("cannot read {}: {e}", file.display()));
-                        }
+                let n = match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = write.abort().await;
+                        return Err(io(e));
                     }
-                }
-                if n == 0 {
-                    break;
-                }
+                };
                 if let Err(e) = write.wait_for_capacity(2).await {
                     let _ = write.abort().await;
                     return Err(self.error("write", key, e));

@@ -77,15 +77,11 @@ pub use with_store::*;
 
 #[cfg(feature = "object-store")]
 mod with_store {
-    use std::io::Read;
     use std::path::Path;
 
-    use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+    use object_store::{ObjectStore, ObjectStoreExt};
 
     use crate::checkpoint::store::Bucket;
-
-    /// Objects up to this size are uploaded with one PUT; larger ones in parts of this size.
-    const PART: usize = 16 << 20;
 
     /// A bucket a sink writes to, by its `s3://bucket` URL.
     #[derive(Clone)]
@@ -113,44 +109,7 @@ mod with_store {
         /// Uploads the local file `local` as the object `key` (in parts when it is large);
         /// the object appears whole or not at all.
         pub fn upload(&self, local: &Path, key: &str) -> Result<(), String> {
-            let io = |e: std::io::Error| format!("cannot read {}: {e}", local.display());
-            let mut file = std::fs::File::open(local).map_err(io)?;
-            let len = file.metadata().map_err(io)?.len();
-            let path = self.bucket.path(key);
-            let store = &self.bucket.store;
-            if len as usize <= PART {
-                let mut bytes = Vec::with_capacity(len as usize);
-                file.read_to_end(&mut bytes).map_err(io)?;
-                return self
-                    .bucket
-                    .block(store.put(&path, PutPayload::from(bytes)))
-                    .map(|_| ())
-                    .map_err(|e| self.error("write", key, e));
-            }
-            self.bucket.block(async {
-                let upload = store
-                    .put_multipart(&path)
-                    .await
-                    .map_err(|e| self.error("start an upload of", key, e))?;
-                let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-                let mut chunk = vec![0u8; PART];
-                loop {
-                    let n = file.read(&mut chunk).map_err(io)?;
-                    if n == 0 {
-                        break;
-                    }
-                    writer
-                        .wait_for_capacity(2)
-                        .await
-                        .map_err(|e| self.error("write", key, e))?;
-                    writer.write(&chunk[..n]);
-                }
-                writer
-                    .finish()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| self.error("write", key, e))
-            })
+            self.bucket.put_file(key, local)
         }
 
         /// The object `key`'s bytes, if it exists.
