@@ -27,6 +27,14 @@ pub enum StateError {
 }
 
 /// A value that can be saved into a checkpoint and loaded back.
+///
+/// `save` appends to `out` and must never look back at what is already there (an offset from
+/// `out.len()`, `truncate`, a slice of earlier bytes): while a checkpoint is saved, `out` is
+/// written out to the part's file between entries ([`crate::checkpoint::spill`]), so earlier
+/// bytes may be gone from it. A count known only at the end goes through
+/// [`spill::reserve`](crate::checkpoint::spill::reserve) and
+/// [`spill::fill`](crate::checkpoint::spill::fill); a value built in a `Vec` of its own may
+/// do as it likes there.
 pub trait State: Sized {
     fn save(&self, out: &mut Vec<u8>);
     fn load(input: &mut &[u8]) -> Result<Self, StateError>;

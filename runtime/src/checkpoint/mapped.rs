@@ -21,6 +21,16 @@ use std::path::Path;
 /// How many bytes read of a mapped part [`release`] lets accumulate before giving them back.
 pub const RELEASE_EVERY: usize = 8 << 20;
 
+/// Why a part could not be read back.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The store failed to give its bytes: the checkpoint counts as damaged.
+    Store(String),
+    /// This machine could not hold them (a temporary file, a mapping): the checkpoint is
+    /// fine, and the run cannot start until the machine can.
+    Local(String),
+}
+
 /// A part's bytes: read into memory, or mapped from its file; from `start` on.
 #[derive(Default)]
 pub struct Bytes {
@@ -45,20 +55,26 @@ impl Bytes {
     }
 
     /// Maps `file` (`len` bytes) if it holds `map_from` bytes or more, else reads it.
-    pub fn of_file(mut file: File, len: u64, path: &Path, map_from: u64) -> Result<Bytes, String> {
+    pub fn of_file(
+        mut file: File,
+        len: u64,
+        path: &Path,
+        map_from: u64,
+    ) -> Result<Bytes, ReadError> {
         if len < map_from.max(1) {
             use std::io::{Read, Seek};
-            file.rewind()
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let failed = |e: std::io::Error| {
+                ReadError::Store(format!("cannot read {}: {e}", path.display()))
+            };
+            file.rewind().map_err(failed)?;
             let mut bytes = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut bytes)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            file.read_to_end(&mut bytes).map_err(failed)?;
             return Ok(Bytes::owned(bytes));
         }
         // SAFETY: checkpoint files are written once, synced, and never changed afterwards
         // (see the module docs); weir only reads this mapping.
         let map = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|e| format!("cannot map {}: {e}", path.display()))?;
+            .map_err(|e| ReadError::Local(format!("cannot map {}: {e}", path.display())))?;
         Ok(Bytes {
             inner: Inner::Mapped(map),
             start: 0,
@@ -104,8 +120,8 @@ impl Bytes {
     /// cache if read again.
     pub fn release_all(&self) {
         if let Inner::Mapped(map) = &self.inner {
-            // SAFETY: the mapping is private and read-only: dropping its pages only makes
-            // the next read fetch them from the file again.
+            // SAFETY: the mapping is read-only and its file never changes: dropping its
+            // pages only makes the next read fetch them from the file (or page cache) again.
             let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
         }
     }
@@ -190,9 +206,9 @@ fn give_back(kept: usize, at: usize) {
     let from = kept.next_multiple_of(page);
     let to = at / page * page;
     if to > from {
-        // SAFETY: [from, to) lies in the private, read-only mapping `reading` registered
-        // (checked by the caller), which outlives this call: dropping pages of it only makes
-        // the next read of them fetch them from the file again.
+        // SAFETY: [from, to) lies in the read-only mapping `reading` registered (checked by
+        // the caller), which outlives this call, of a file that never changes: dropping pages
+        // of it only makes the next read of them fetch them from the file again.
         unsafe {
             libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_DONTNEED);
         }

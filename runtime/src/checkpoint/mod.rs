@@ -759,15 +759,21 @@ impl Coordinator {
         &self.folder_id
     }
 
-    /// Where instance `instance` of `slot` writes its part of `checkpoint` while saving it, if
-    /// the part grows large (see [`spill`]): beside the part's place in a folder (moved there
-    /// when complete); in the system's temporary folder for an object store (uploaded from
-    /// there, then removed).
     /// How much of a part is held in memory before it goes to its file.
     fn spill_at(&self) -> usize {
         self.config.buffer
     }
 
+    /// Whether `checkpoint` is being taken: a part saved for any other is thrown away (see
+    /// [`Coordinator::save_part`]), so it need not be saved at all.
+    fn wants(&self, checkpoint: u64) -> bool {
+        self.lock().in_flight.as_ref().map(|f| f.id) == Some(checkpoint)
+    }
+
+    /// Where instance `instance` of `slot` writes its part of `checkpoint` while saving it, if
+    /// the part grows large (see [`spill`]): beside the part's place in a folder (moved there
+    /// when complete); in the system's temporary folder for an object store (uploaded from
+    /// there, then removed).
     fn spill_path(&self, slot: &str, instance: u32, checkpoint: u64) -> Result<PathBuf, String> {
         let chk = chk_name(checkpoint);
         match &self.store {
@@ -809,8 +815,7 @@ impl Coordinator {
         commits: Vec<CommitAction>,
         notes: Vec<String>,
     ) -> Result<(), String> {
-        let wanted = self.lock().in_flight.as_ref().map(|f| f.id) == Some(checkpoint);
-        if !wanted {
+        if !self.wants(checkpoint) {
             return Ok(());
         }
         self.check_lease()?;
@@ -1724,6 +1729,7 @@ mod tests {
             drop((c, op));
             damage(dir.path());
             let why = recover::load(&Store::Folder(dir.path().to_path_buf()), 4, 1)
+                .unwrap()
                 .err()
                 .unwrap();
             let restored = restore_counts(dir.path()).map(|r| r.map(|(id, op)| (id, op.map)));

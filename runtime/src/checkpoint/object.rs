@@ -150,34 +150,37 @@ impl Bucket {
         &self,
         key: &str,
         map_from: u64,
-    ) -> Result<Option<super::mapped::Bytes>, String> {
+    ) -> Result<Option<super::mapped::Bytes>, super::mapped::ReadError> {
+        use super::mapped::ReadError;
         use std::io::Write;
         let path = self.path(key);
         let size = match self.block(self.store.head(&path)) {
             Ok(meta) => meta.size,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.error("read", key, e)),
+            Err(e) => return Err(ReadError::Store(self.error("read", key, e))),
         };
         if size < map_from {
-            return Ok(self.get(key)?.map(super::mapped::Bytes::owned));
+            let bytes = self.get(key).map_err(ReadError::Store)?;
+            return Ok(bytes.map(super::mapped::Bytes::owned));
         }
-        let file = tempfile::tempfile()
-            .map_err(|e| format!("cannot make a temporary file for {key}: {e}"))?;
+        let local = |e: std::io::Error| {
+            ReadError::Local(format!(
+                "cannot download {key} to a temporary file in {}: {e}",
+                std::env::temp_dir().display()
+            ))
+        };
+        let file = tempfile::tempfile().map_err(local)?;
         let mut writer = std::io::BufWriter::new(&file);
         let mut at = 0;
         while at < size {
             let end = (at + UPLOAD_PART as u64).min(size);
             let bytes = self
                 .block(self.store.get_range(&path, at..end))
-                .map_err(|e| self.error("read", key, e))?;
-            writer
-                .write_all(&bytes)
-                .map_err(|e| format!("cannot write a temporary file for {key}: {e}"))?;
+                .map_err(|e| ReadError::Store(self.error("read", key, e)))?;
+            writer.write_all(&bytes).map_err(local)?;
             at = end;
         }
-        writer
-            .flush()
-            .map_err(|e| format!("cannot write a temporary file for {key}: {e}"))?;
+        writer.flush().map_err(local)?;
         drop(writer);
         super::mapped::Bytes::of_file(file, size, std::path::Path::new(key), map_from).map(Some)
     }

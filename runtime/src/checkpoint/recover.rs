@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use super::delta::{self, Restored};
 use super::manifest::{Kind, Link, Manifest};
-use super::mapped::Bytes;
+use super::mapped::{Bytes, ReadError};
 use super::store::Store;
 use super::{chk_name, complete_checkpoints, now_ms, Verdict, Verifiers};
 
@@ -29,6 +29,8 @@ pub(super) struct Loaded {
 }
 
 /// Reads the file `link` of instance `instance` of `slot` and checks its size and checksum.
+/// A failure of this machine's (see [`ReadError::Local`]) is noted in `local`: it says
+/// nothing about the checkpoint.
 fn read_file(
     store: &Store,
     slot: &str,
@@ -36,6 +38,7 @@ fn read_file(
     link: &Link,
     own: u64,
     map_from: u64,
+    local: &std::cell::Cell<Option<String>>,
 ) -> Result<Bytes, String> {
     let chk = chk_name(link.checkpoint);
     let key = store.part_key(&chk, slot, instance, link.checksum);
@@ -46,10 +49,16 @@ fn read_file(
     } else {
         format!("{chk}/{file}")
     };
-    let bytes = store
-        .get_part(&key, map_from)
-        .map_err(|e| format!("cannot read {name}: {e}"))?
-        .ok_or_else(|| format!("cannot read {name}: it is missing"))?;
+    let bytes = match store.get_part(&key, map_from) {
+        Ok(bytes) => bytes,
+        Err(ReadError::Store(e)) => return Err(format!("cannot read {name}: {e}")),
+        Err(ReadError::Local(e)) => {
+            let why = format!("cannot read {name} back: {e}");
+            local.set(Some(why.clone()));
+            return Err(why);
+        }
+    }
+    .ok_or_else(|| format!("cannot read {name}: it is missing"))?;
     if bytes.len() as u64 != link.bytes {
         return Err(format!(
             "{name} holds {} bytes, its manifest says {}",
@@ -63,10 +72,30 @@ fn read_file(
     Ok(bytes)
 }
 
-/// Reads checkpoint `id` of `store` and checks it against its checksums; the error says what
-/// is damaged. State files of `map_from` bytes or more are mapped, not read (see
+/// Reads checkpoint `id` of `store` and checks it against its checksums; the inner error says
+/// what is damaged. The outer error is a failure of this machine's (a temporary file, a
+/// mapping), which says nothing about the checkpoint: the run must not start, nor set the
+/// checkpoint aside. State files of `map_from` bytes or more are mapped, not read (see
 /// [`super::mapped`]).
-pub(super) fn load(store: &Store, id: u64, map_from: u64) -> Result<Loaded, String> {
+pub(super) fn load(
+    store: &Store,
+    id: u64,
+    map_from: u64,
+) -> Result<Result<Loaded, String>, String> {
+    let local = std::cell::Cell::new(None);
+    let loaded = load_checked(store, id, map_from, &local);
+    match local.take() {
+        Some(why) => Err(format!("checkpoint {id} in {}: {why}", store.describe())),
+        None => Ok(loaded),
+    }
+}
+
+fn load_checked(
+    store: &Store,
+    id: u64,
+    map_from: u64,
+    local: &std::cell::Cell<Option<String>>,
+) -> Result<Loaded, String> {
     let chk = chk_name(id);
     let text = store
         .get(&format!("{chk}/MANIFEST"))
@@ -95,7 +124,7 @@ pub(super) fn load(store: &Store, id: u64, map_from: u64) -> Result<Loaded, Stri
                 ..Restored::default()
             };
             for (i, link) in chain.iter().enumerate() {
-                let bytes = read_file(store, &part.slot, part.instance, link, id, map_from)?;
+                let bytes = read_file(store, &part.slot, part.instance, link, id, map_from, local)?;
                 if i == 0 {
                     restored.full = bytes;
                     continue;
@@ -141,7 +170,7 @@ pub fn inspect(dir: &std::path::Path) -> Result<Inspection, String> {
     let store = Store::open(dir)?;
     let mut damaged = Vec::new();
     for id in complete_checkpoints(&store, 0)? {
-        match load(&store, id, super::spill::SPILL_AT as u64) {
+        match load(&store, id, super::spill::SPILL_AT as u64)? {
             Ok(loaded) => {
                 return Ok(Inspection {
                     manifest: Some(loaded.manifest),
@@ -177,7 +206,7 @@ pub(super) fn choose(
     let mut damaged = Vec::new();
     let mut intact = None;
     for (i, &id) in candidates.iter().enumerate() {
-        match load(store, id, map_from) {
+        match load(store, id, map_from)? {
             Ok(loaded) => {
                 intact = Some((i, loaded));
                 break;
@@ -291,7 +320,7 @@ fn verified(
         );
         return Ok(None);
     };
-    let loaded = load(store, before, map_from).map_err(|why| {
+    let loaded = load(store, before, map_from)?.map_err(|why| {
         format!(
             "checkpoint {id} in {} was never committed and checkpoint {before} before it is \
              damaged ({why}); weir stops. To start over, remove the folder",

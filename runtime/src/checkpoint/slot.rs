@@ -354,6 +354,9 @@ pub fn snapshot<T: Snapshot + ?Sized>(op: &T, slot: &StateSlot, checkpoint: u64)
     let Some(c) = slot.coordinator.clone() else {
         return;
     };
+    if !c.wants(checkpoint) {
+        return;
+    }
     let part = c
         .spill_path(slot.id, slot.instance, checkpoint)
         .and_then(|path| spill::save(&path, c.spill_at(), |out| op.save_state(out)))
@@ -412,6 +415,10 @@ fn save_incremental<T: Snapshot + ?Sized>(
     checkpoint: u64,
     base: Option<(u64, u64)>,
 ) -> Result<(), String> {
+    if !c.wants(checkpoint) {
+        // Given up: the changes tracked so far go into the next one.
+        return Ok(());
+    }
     let path = c.spill_path(id, instance, checkpoint)?;
     let mut chosen = None;
     if let Some((on, full)) = base {

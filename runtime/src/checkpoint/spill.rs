@@ -46,7 +46,10 @@ struct Sink {
 }
 
 impl Sink {
+    /// Appends `bytes` to the file. After an error nothing more is written, but positions
+    /// go on as if it were, so reserved bytes are still found (the save then fails).
     fn write(&mut self, bytes: &[u8]) {
+        self.flushed += bytes.len() as u64;
         if self.error.is_some() {
             return;
         }
@@ -67,9 +70,8 @@ impl Sink {
                 }
             },
         };
-        match file.write_all(bytes) {
-            Ok(()) => self.flushed += bytes.len() as u64,
-            Err(e) => self.error = Some(format!("cannot write {}: {e}", path.display())),
+        if let Err(e) = file.write_all(bytes) {
+            self.error = Some(format!("cannot write {}: {e}", path.display()));
         }
     }
 }
@@ -202,7 +204,12 @@ impl Drop for Installed {
     fn drop(&mut self) {
         TOP.set(0);
         LIMIT.set(usize::MAX);
-        SINK.with_borrow_mut(|sink| *sink = None);
+        // Still installed only when the save panicked: its file is of no use.
+        if let Some(sink) = SINK.with_borrow_mut(Option::take) {
+            if sink.file.is_some() {
+                let _ = std::fs::remove_file(&sink.path);
+            }
+        }
     }
 }
 
@@ -331,6 +338,32 @@ mod tests {
         let mut after = vec![0u8; SPILL_AT + 1];
         between(&mut after);
         assert_eq!(after.len(), SPILL_AT + 1);
+    }
+
+    /// A write that fails (a full disk) fails the save, with the counts reserved before it
+    /// still found, and leaves no file behind.
+    #[test]
+    fn a_part_whose_write_fails_is_an_error_not_a_panic() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        // Through a link of its own: a failed part's file is removed, the link with it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part");
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        let err = save(&path, 8, |out| {
+            let first = reserve(out, &0u64.to_le_bytes());
+            out.extend_from_slice(&[1; 16]);
+            between(out);
+            let second = reserve(out, &0u64.to_le_bytes());
+            out.push(2);
+            fill(out, second, &2u64.to_le_bytes());
+            fill(out, first, &1u64.to_le_bytes());
+        })
+        .err()
+        .expect("fails");
+        assert!(err.contains("cannot write"), "{err}");
+        assert!(!path.exists() && Path::new("/dev/full").exists());
     }
 
     #[test]

@@ -159,19 +159,20 @@ impl Store {
         &self,
         key: &str,
         map_from: u64,
-    ) -> Result<Option<super::mapped::Bytes>, String> {
+    ) -> Result<Option<super::mapped::Bytes>, super::mapped::ReadError> {
+        use super::mapped::ReadError;
         match self {
             Store::Folder(dir) => {
                 let path = dir.join(key);
+                let failed = |e: std::io::Error| {
+                    ReadError::Store(format!("cannot read {}: {e}", path.display()))
+                };
                 let file = match std::fs::File::open(&path) {
                     Ok(file) => file,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+                    Err(e) => return Err(failed(e)),
                 };
-                let len = file
-                    .metadata()
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                    .len();
+                let len = file.metadata().map_err(failed)?.len();
                 super::mapped::Bytes::of_file(file, len, &path, map_from).map(Some)
             }
             #[cfg(feature = "object-store")]

@@ -256,8 +256,13 @@ fn each_entry(
     }
 }
 
+/// A store error fails the run, and no checkpoint may complete after it: one taken while
+/// the store could not be read might lack keys, and a restart would trust it.
 fn failed(what: &str, e: impl std::fmt::Display) {
     crate::context::report_error(format!("state store: cannot {what}: {e}"));
+    if let Some(c) = crate::checkpoint::coordinator() {
+        c.abandon();
+    }
 }
 
 struct Entry<V> {
