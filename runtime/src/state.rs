@@ -65,7 +65,7 @@ fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], StateError> {
     Ok(head)
 }
 
-fn load_len(input: &mut &[u8]) -> Result<usize, StateError> {
+pub(crate) fn load_len(input: &mut &[u8]) -> Result<usize, StateError> {
     let n = u64::load(input)?;
     // A length can never exceed the bytes left (every element takes at least one byte,
     // except zero-sized ones, which state never holds in bulk): refuse absurd lengths

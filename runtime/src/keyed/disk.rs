@@ -36,6 +36,8 @@ use crate::state::State;
 
 mod lists;
 pub use lists::{arrival, Lists, ENTRY_SUFFIX};
+mod queue;
+pub use queue::{Queue, MOVE_TO_DISK_AT};
 
 /// Decoded values take about this many bytes of memory per byte of their encoding (string
 /// and vector headers, allocation rounding), measured on the Nexmark records.
@@ -645,6 +647,18 @@ pub(crate) mod tests {
         let mut store = Store::open(&dir.join("store"), 16 << 20).expect("opens");
         store.cache_budget = cache_budget;
         Arc::new(store)
+    }
+
+    /// Calls `f` on this thread as part of a run with a disk store of its own (what a run's
+    /// operators open with `--state disk`).
+    pub(crate) fn in_a_run_on_disk<T>(f: impl FnOnce() -> T) -> T {
+        use crate::context::{RunContext, Settings};
+        let dir = tempfile::tempdir().unwrap();
+        let context = RunContext::new(Settings::default());
+        let store = Store::create(dir.path(), 16 << 20).unwrap();
+        context.set_state_store(Arc::new(store)).unwrap();
+        let _run = context.enter();
+        f()
     }
 
     impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {

@@ -1071,6 +1071,8 @@ mod tests {
                         let (mut j, log, _) = op(lower, upper, outer);
                         if disk {
                             j.records.disk = on();
+                            j.left_expiry = ExpiryIndex::on_disk(&store);
+                            j.right_expiry = ExpiryIndex::on_disk(&store);
                         }
                         feed_steps(&mut j, &input);
                         j.finish();
@@ -1088,6 +1090,8 @@ mod tests {
                 &mut |j, restored| {
                     if (restored && b_disk) || (!restored && a_disk) {
                         j.records.disk = on();
+                        j.left_expiry = ExpiryIndex::on_disk(&store);
+                        j.right_expiry = ExpiryIndex::on_disk(&store);
                     }
                 },
                 1..3,

@@ -131,14 +131,51 @@ impl<L: State, R: State> State for Sides<L, R> {
     }
 }
 
+/// Saved as `BTreeMap<i64, Vec<K>>` is: the number of times, then each time with its keys.
+/// On disk a time may come more than once and out of order (the order is sorted in memory and
+/// within each chunk of the store, not across them), which loading allows.
 impl<K: State + Ord> State for ExpiryIndex<K> {
     fn save(&self, out: &mut Vec<u8>) {
-        self.by_time.save(out);
+        match &self.by_time {
+            ByTime::Memory(by_time) => by_time.save(out),
+            #[cfg(feature = "state-disk")]
+            ByTime::Disk(queue) => {
+                use crate::checkpoint::spill;
+                let times_at = spill::reserve(out, &0u64.to_le_bytes());
+                let (mut times, mut current) = (0u64, None);
+                let mut keys = (0, 0u64);
+                queue.for_each_timed(|time: i64, key: K| {
+                    if current != Some(time) {
+                        if current.is_some() {
+                            spill::fill(out, keys.0, &keys.1.to_le_bytes());
+                        }
+                        current = Some(time);
+                        times += 1;
+                        time.save(out);
+                        keys = (spill::reserve(out, &0u64.to_le_bytes()), 0);
+                    }
+                    key.save(out);
+                    keys.1 += 1;
+                    spill::between(out);
+                });
+                if current.is_some() {
+                    spill::fill(out, keys.0, &keys.1.to_le_bytes());
+                }
+                spill::fill(out, times_at, &times.to_le_bytes());
+            }
+        }
     }
+    /// Into an index on the run's backend.
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
-        Ok(ExpiryIndex {
-            by_time: State::load(input)?,
-        })
+        let mut index = ExpiryIndex::new();
+        for _ in 0..crate::state::load_len(input)? {
+            let time = i64::load(input)?;
+            for _ in 0..crate::state::load_len(input)? {
+                index.insert(time, K::load(input)?);
+            }
+            crate::checkpoint::mapped::release(input);
+        }
+        Ok(index)
     }
 }
 
@@ -238,15 +275,39 @@ pub(crate) fn shrink_map<K: Hash + Eq, V>(map: &mut FastMap<K, V>) {
 
 /// Which keys hold records that expire at which time, so that a watermark visits only the keys
 /// with something to drop instead of the whole state. A record with expiry `e` is dropped by the
-/// first watermark `w > e`.
+/// first watermark `w > e`. On the disk backend (`--state disk`) the index is a keyspace of the
+/// store ([`Queue`](crate::keyed::disk::Queue)), so a TTL over more records than fit in memory
+/// costs no memory for it.
 pub(crate) struct ExpiryIndex<K> {
-    by_time: BTreeMap<i64, Vec<K>>,
+    by_time: ByTime<K>,
+    /// Entries held in memory.
+    held: usize,
 }
 
-impl<K: Ord> ExpiryIndex<K> {
+enum ByTime<K> {
+    Memory(BTreeMap<i64, Vec<K>>),
+    #[cfg(feature = "state-disk")]
+    Disk(Box<crate::keyed::disk::Queue>),
+}
+
+impl<K: Ord + State> ExpiryIndex<K> {
+    /// An index in memory, which moves to the store of the calling thread's run, if it has
+    /// one, once it holds [`MOVE_TO_DISK_AT`](crate::keyed::disk::MOVE_TO_DISK_AT) entries.
     pub fn new() -> Self {
         ExpiryIndex {
-            by_time: BTreeMap::new(),
+            by_time: ByTime::Memory(BTreeMap::new()),
+            held: 0,
+        }
+    }
+
+    /// An index in `store` (tests of a join on disk outside a run).
+    #[cfg(all(test, feature = "state-disk"))]
+    pub fn on_disk(store: &std::sync::Arc<crate::keyed::disk::Store>) -> Self {
+        ExpiryIndex {
+            by_time: ByTime::Disk(Box::new(
+                crate::keyed::disk::Queue::on(store.clone()).expect("opens"),
+            )),
+            held: 0,
         }
     }
 
@@ -256,31 +317,72 @@ impl<K: Ord> ExpiryIndex<K> {
     where
         K: Clone,
     {
-        let each = self.by_time.iter();
-        each.flat_map(|(t, keys)| keys.iter().map(|k| (*t, k.clone())))
-            .collect()
+        match &self.by_time {
+            ByTime::Memory(by_time) => by_time
+                .iter()
+                .flat_map(|(t, keys)| keys.iter().map(|k| (*t, k.clone())))
+                .collect(),
+            #[cfg(feature = "state-disk")]
+            ByTime::Disk(queue) => {
+                let mut all = std::collections::BTreeSet::new();
+                queue.for_each_timed(|t, k| {
+                    all.insert((t, k));
+                });
+                all
+            }
+        }
     }
 
     /// Notes that `key` holds a record expiring at `expiry`.
     pub fn insert(&mut self, expiry: i64, key: K) {
-        let keys = self.by_time.entry(expiry).or_default();
-        if keys.last() != Some(&key) {
-            keys.push(key);
+        match &mut self.by_time {
+            ByTime::Memory(by_time) => {
+                let keys = by_time.entry(expiry).or_default();
+                if keys.last() != Some(&key) {
+                    keys.push(key);
+                    self.held += 1;
+                }
+                #[cfg(feature = "state-disk")]
+                if self.held > crate::keyed::disk::MOVE_TO_DISK_AT {
+                    if let Some(mut queue) = crate::keyed::disk::Queue::open() {
+                        for (time, keys) in std::mem::take(by_time) {
+                            for key in keys {
+                                queue.insert_timed(time, &key);
+                            }
+                        }
+                        self.by_time = ByTime::Disk(Box::new(queue));
+                        self.held = 0;
+                    }
+                }
+            }
+            #[cfg(feature = "state-disk")]
+            ByTime::Disk(queue) => queue.insert_timed(expiry, &key),
         }
     }
 
     /// Removes every entry with `expiry < watermark`; returns their keys sorted, without repeats.
     pub fn take_expired(&mut self, watermark: i64) -> Vec<K> {
-        if self
-            .by_time
-            .first_key_value()
-            .is_none_or(|(expiry, _)| *expiry >= watermark)
-        {
-            return Vec::new();
-        }
-        let later = self.by_time.split_off(&watermark);
-        let expired = std::mem::replace(&mut self.by_time, later);
-        let mut keys: Vec<K> = expired.into_values().flatten().collect();
+        let mut keys: Vec<K> = match &mut self.by_time {
+            ByTime::Memory(by_time) => {
+                if by_time
+                    .first_key_value()
+                    .is_none_or(|(expiry, _)| *expiry >= watermark)
+                {
+                    return Vec::new();
+                }
+                let later = by_time.split_off(&watermark);
+                let expired = std::mem::replace(by_time, later);
+                let keys: Vec<K> = expired.into_values().flatten().collect();
+                self.held -= keys.len();
+                keys
+            }
+            #[cfg(feature = "state-disk")]
+            ByTime::Disk(queue) => {
+                let mut keys = Vec::new();
+                queue.pop_timed_below(watermark, |_, _, key| keys.push(key));
+                keys
+            }
+        };
         keys.sort_unstable();
         keys.dedup();
         keys
@@ -288,12 +390,24 @@ impl<K: Ord> ExpiryIndex<K> {
 
     /// Distinct expiry times indexed (for tests).
     #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.by_time.len()
+    pub fn len(&self) -> usize
+    where
+        K: Clone,
+    {
+        self.entries()
+            .iter()
+            .map(|(t, _)| *t)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
     }
 
     pub fn clear(&mut self) {
-        self.by_time.clear();
+        match &mut self.by_time {
+            ByTime::Memory(by_time) => by_time.clear(),
+            #[cfg(feature = "state-disk")]
+            ByTime::Disk(queue) => queue.clear(),
+        }
+        self.held = 0;
     }
 }
 
@@ -478,6 +592,64 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{left, right, Spec};
     use super::*;
+
+    /// On a run with a disk store, an index moves there once it holds
+    /// `MOVE_TO_DISK_AT` entries, with all of them, and expires as an in-memory one does.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn a_large_expiry_index_moves_to_the_runs_store() {
+        crate::keyed::disk::tests::in_a_run_on_disk(|| {
+            let mut index = ExpiryIndex::<i64>::new();
+            let mut memory = BTreeMap::<i64, Vec<i64>>::new();
+            let n = crate::keyed::disk::MOVE_TO_DISK_AT as i64 + 1_000;
+            for i in 0..n {
+                index.insert(i / 3, i % 7);
+                memory.entry(i / 3).or_default().push(i % 7);
+                assert_eq!(
+                    matches!(index.by_time, ByTime::Disk(_)),
+                    i as usize >= crate::keyed::disk::MOVE_TO_DISK_AT,
+                    "entry {i}"
+                );
+            }
+            for w in [10, 50_000, n / 3 + 1] {
+                let later = memory.split_off(&w);
+                let mut want: Vec<i64> = std::mem::replace(&mut memory, later)
+                    .into_values()
+                    .flatten()
+                    .collect();
+                want.sort_unstable();
+                want.dedup();
+                assert_eq!(index.take_expired(w), want, "watermark {w}");
+            }
+            assert!(index.entries().is_empty());
+        })
+    }
+
+    /// An expiry index in the store, past what it holds in memory, saves and loads (in
+    /// memory) the same entries, and takes the same keys as an in-memory one.
+    #[cfg(feature = "state-disk")]
+    #[test]
+    fn an_expiry_index_on_disk_saves_loads_and_expires_as_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::keyed::disk::tests::store(dir.path(), 1 << 20);
+        let mut disk = ExpiryIndex::<i64>::on_disk(&store);
+        let mut memory = ExpiryIndex::<i64>::new();
+        let mut rng = testing::Rng(7);
+        for i in 0..150_000i64 {
+            let (time, key) = (i / 50 + rng.below(40) as i64, rng.below(1_000) as i64);
+            disk.insert(time, key);
+            memory.insert(time, key);
+        }
+        let mut bytes = Vec::new();
+        disk.save(&mut bytes);
+        let mut loaded: ExpiryIndex<i64> = State::load(&mut bytes.as_slice()).unwrap();
+        assert_eq!(loaded.entries(), memory.entries());
+        for w in [5, 900, 2_000, 3_100, i64::MAX] {
+            let want = memory.take_expired(w);
+            assert_eq!(disk.take_expired(w), want, "watermark {w}");
+            assert_eq!(loaded.take_expired(w), want, "watermark {w}, loaded");
+        }
+    }
 
     #[test]
     fn both_sides_route_a_key_to_the_same_instance() {

@@ -582,6 +582,7 @@ mod tests {
             for ttl in [None, Some(15)] {
                 check_with(&input, ttl, &mut |j| {
                     j.records.disk = on(&store);
+                    j.expiry = ExpiryIndex::on_disk(&store);
                 });
             }
         }
@@ -593,6 +594,7 @@ mod tests {
                 let mut j = j.left_outer();
                 if disk {
                     j.records.disk = on(&store);
+                    j.expiry = ExpiryIndex::on_disk(&store);
                 }
                 for step in &input {
                     match step {
