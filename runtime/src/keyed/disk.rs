@@ -205,7 +205,17 @@ impl Store {
     /// deleted while one of its memtables is being flushed (its flush queue loses the task),
     /// which poisons the store's locks and fails the run. What it holds goes with the store's
     /// folder at the end of the run; `clear` runs only when a checkpoint is restored.
+    ///
+    /// The old one's memtable is sealed first, so that it is flushed: fjall counts the bytes
+    /// of every memtable against the store's write buffer until it is flushed, and an old
+    /// partition is never written again to fill and seal it. With a small budget
+    /// (`--state-memory 4MiB`, a 1 MiB write buffer) the memtables of a few cleared
+    /// partitions held the buffer full, and every writer of the run waited in fjall's write
+    /// halt for ever (seen once in the state-on-disk crash test, after a restore).
     fn clear(&self, partition: &mut fjall::PartitionHandle) {
+        if let Err(e) = partition.rotate_memtable() {
+            failed("seal a cleared partition's memtable", e);
+        }
         let id = self.next_keyspace.fetch_add(1, Ordering::Relaxed);
         match self.partition(&format!("c{id}")) {
             Ok(fresh) => *partition = fresh,

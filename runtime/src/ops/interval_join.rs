@@ -506,16 +506,16 @@ impl<S: JoinSpec, N, D> Snapshot for IntervalJoin<S, N, D> {
             return;
         }
         let (lower, upper) = (self.lower, self.upper);
-        let (mut left, mut right) = (ExpiryIndex::new(), ExpiryIndex::new());
+        let (mut left, mut right) = (Vec::new(), Vec::new());
         self.records.each_time(|key, is_left, time| {
             if is_left {
-                left.insert(time.saturating_add(upper), key.clone());
+                left.push((time.saturating_add(upper), key.clone()));
             } else {
-                right.insert(time.saturating_sub(lower), key.clone());
+                right.push((time.saturating_sub(lower), key.clone()));
             }
         });
-        self.left_expiry = left;
-        self.right_expiry = right;
+        self.left_expiry = ExpiryIndex::from_unsorted(left);
+        self.right_expiry = ExpiryIndex::from_unsorted(right);
     }
 }
 

@@ -165,17 +165,17 @@ impl<K: State + Ord> State for ExpiryIndex<K> {
             }
         }
     }
-    /// Into an index on the run's backend.
+    /// Into an index on the run's backend (see [`ExpiryIndex::from_unsorted`]).
     fn load(input: &mut &[u8]) -> Result<Self, StateError> {
-        let mut index = ExpiryIndex::new();
+        let mut all = Vec::new();
         for _ in 0..crate::state::load_len(input)? {
             let time = i64::load(input)?;
             for _ in 0..crate::state::load_len(input)? {
-                index.insert(time, K::load(input)?);
+                all.push((time, K::load(input)?));
             }
             crate::checkpoint::mapped::release(input);
         }
-        Ok(index)
+        Ok(ExpiryIndex::from_unsorted(all))
     }
 }
 
@@ -282,6 +282,9 @@ pub(crate) struct ExpiryIndex<K> {
     by_time: ByTime<K>,
     /// Entries held in memory.
     held: usize,
+    /// It stays in memory (the run has no store, or the move failed).
+    #[cfg_attr(not(feature = "state-disk"), allow(dead_code))]
+    stay: bool,
 }
 
 enum ByTime<K> {
@@ -297,7 +300,20 @@ impl<K: Ord + State> ExpiryIndex<K> {
         ExpiryIndex {
             by_time: ByTime::Memory(BTreeMap::new()),
             held: 0,
+            stay: false,
         }
+    }
+
+    /// An index of `entries`, inserted in time order (in any other order, an index on disk
+    /// writes chunks that each span every time, and reads and writes them again as the
+    /// front passes).
+    pub fn from_unsorted(mut entries: Vec<(i64, K)>) -> Self {
+        entries.sort_unstable();
+        let mut index = ExpiryIndex::new();
+        for (time, key) in entries {
+            index.insert(time, key);
+        }
+        index
     }
 
     /// An index in `store` (tests of a join on disk outside a run).
@@ -308,6 +324,7 @@ impl<K: Ord + State> ExpiryIndex<K> {
                 crate::keyed::disk::Queue::on(store.clone()).expect("opens"),
             )),
             held: 0,
+            stay: false,
         }
     }
 
@@ -343,15 +360,18 @@ impl<K: Ord + State> ExpiryIndex<K> {
                     self.held += 1;
                 }
                 #[cfg(feature = "state-disk")]
-                if self.held > crate::keyed::disk::MOVE_TO_DISK_AT {
-                    if let Some(mut queue) = crate::keyed::disk::Queue::open() {
-                        for (time, keys) in std::mem::take(by_time) {
-                            for key in keys {
-                                queue.insert_timed(time, &key);
+                if !self.stay && self.held > crate::keyed::disk::MOVE_TO_DISK_AT {
+                    match crate::keyed::disk::Queue::open() {
+                        Some(mut queue) => {
+                            for (time, keys) in std::mem::take(by_time) {
+                                for key in keys {
+                                    queue.insert_timed(time, &key);
+                                }
                             }
+                            self.by_time = ByTime::Disk(Box::new(queue));
+                            self.held = 0;
                         }
-                        self.by_time = ByTime::Disk(Box::new(queue));
-                        self.held = 0;
+                        None => self.stay = true,
                     }
                 }
             }

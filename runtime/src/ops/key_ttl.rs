@@ -40,17 +40,26 @@ pub struct KeyTtl<K> {
     ttl: i64,
     /// Writes and expiry on the wall clock (`ttl(1h, processing)`) instead of event time.
     processing: bool,
-    /// In memory on either backend: kept in the store as well, its spills and removals
-    /// doubled the store's writes, and fjall stalled every writer (see `Queue`'s docs).
-    written: FastMap<K, i64>,
-    /// At least one entry per key in `written`, at or before its last write (and entries of
-    /// keys forgotten since, skipped when they come due).
+    /// Each key's last write and its entry in `order`. In memory on either backend: kept in
+    /// the store as well, their spills and removals doubled the store's writes, and fjall
+    /// stalled every writer (see the module docs).
+    written: FastMap<K, Written>,
+    /// One entry per key in `written`, at or before its last write (on disk, also entries
+    /// of keys forgotten or moved since, skipped when they come due).
     order: Order<K>,
+}
+
+/// A key's last write, and the time of its entry in the order (at or before it).
+#[derive(Clone, Copy)]
+struct Written {
+    last: i64,
+    entry: i64,
 }
 
 /// The expiry order: `(time, key)` in memory, or the same ordered as bytes in the store.
 enum Order<K> {
-    Memory(BTreeSet<(i64, K)>),
+    /// `stay`: it stays in memory (the run has no store, or the move failed).
+    Memory { set: BTreeSet<(i64, K)>, stay: bool },
     #[cfg(feature = "state-disk")]
     Disk(Box<crate::keyed::disk::Queue>),
 }
@@ -59,74 +68,95 @@ impl<K: Ord + Clone + State> Order<K> {
     /// An order in memory, which moves to the store of the calling thread's run, if it has
     /// one, once it holds [`MOVE_TO_DISK_AT`](crate::keyed::disk::MOVE_TO_DISK_AT) entries.
     fn new() -> Self {
-        Order::Memory(BTreeSet::new())
+        Order::Memory {
+            set: BTreeSet::new(),
+            stay: false,
+        }
     }
 
     fn insert(&mut self, time: i64, key: &K) {
         match self {
-            Order::Memory(set) => {
+            Order::Memory { set, stay } => {
                 set.insert((time, key.clone()));
                 #[cfg(feature = "state-disk")]
-                if set.len() > crate::keyed::disk::MOVE_TO_DISK_AT {
-                    if let Some(mut queue) = crate::keyed::disk::Queue::open() {
-                        for (time, key) in std::mem::take(set) {
-                            queue.insert_timed(time, &key);
+                if !*stay && set.len() > crate::keyed::disk::MOVE_TO_DISK_AT {
+                    match crate::keyed::disk::Queue::open() {
+                        Some(mut queue) => {
+                            for (time, key) in std::mem::take(set) {
+                                queue.insert_timed(time, &key);
+                            }
+                            *self = Order::Disk(Box::new(queue));
                         }
-                        *self = Order::Disk(Box::new(queue));
+                        None => *stay = true,
                     }
                 }
+                #[cfg(not(feature = "state-disk"))]
+                let _ = stay;
             }
             #[cfg(feature = "state-disk")]
             Order::Disk(queue) => queue.insert_timed(time, key),
         }
     }
 
-    /// Removes the entries with a time before `bound`, in order, calling `f` with each; an
-    /// entry `f` returns (at `bound` or later) is inserted.
-    fn pop_below(&mut self, bound: i64, mut f: impl FnMut(i64, K) -> Option<(i64, K)>) {
+    /// Removes the entry `(time, key)` (in memory; on disk it is skipped when it comes due).
+    fn remove(&mut self, time: i64, key: &K) {
         match self {
-            Order::Memory(set) => {
+            Order::Memory { set, .. } => {
+                set.remove(&(time, key.clone()));
+            }
+            #[cfg(feature = "state-disk")]
+            Order::Disk(_) => {}
+        }
+    }
+
+    /// Removes the entries with a time before `bound`, in order, calling `f` with each; the
+    /// entries `f` returns are inserted once all are taken.
+    fn pop_below(&mut self, bound: i64, mut f: impl FnMut(i64, K) -> Option<(i64, K)>) {
+        let mut again = Vec::new();
+        match self {
+            Order::Memory { set, .. } => {
                 while set.first().is_some_and(|(time, _)| *time < bound) {
                     let Some((time, key)) = set.pop_first() else {
                         break;
                     };
-                    if let Some(again) = f(time, key) {
-                        set.insert(again);
-                    }
+                    again.extend(f(time, key));
                 }
             }
             #[cfg(feature = "state-disk")]
-            Order::Disk(queue) => queue.pop_timed_below(bound, |queue, time, key| {
-                if let Some((time, key)) = f(time, key) {
-                    queue.insert_timed(time, &key);
-                }
-            }),
+            Order::Disk(queue) => {
+                queue.pop_timed_below(bound, |_, time, key| again.extend(f(time, key)));
+            }
+        }
+        for (time, key) in again {
+            self.insert(time, &key);
         }
     }
 
-    /// Entries held in memory.
-    fn in_memory(&self) -> usize {
+    /// Entries held in memory, and bytes of them on disk's memory side.
+    fn in_memory(&self) -> (usize, usize) {
         match self {
-            Order::Memory(set) => set.len(),
+            Order::Memory { set, .. } => (set.len(), 0),
             #[cfg(feature = "state-disk")]
-            Order::Disk(_) => 0,
+            Order::Disk(queue) => (0, queue.memory_bytes()),
         }
     }
 
     fn clear(&mut self) {
         match self {
-            Order::Memory(set) => set.clear(),
+            Order::Memory { set, .. } => set.clear(),
             #[cfg(feature = "state-disk")]
             Order::Disk(queue) => queue.clear(),
         }
     }
 }
+
 impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
-    /// Approximate bytes of its bookkeeping in memory (see [`crate::metrics::table_bytes`]):
-    /// on disk what the last writes' cache weighs.
+    /// Approximate bytes of its bookkeeping in memory (see [`crate::metrics::table_bytes`]).
     pub fn approx_bytes(&self) -> usize {
+        let (entries, bytes) = self.order.in_memory();
         crate::metrics::table_bytes(&self.written)
-            + crate::metrics::entries_bytes::<(i64, K)>(self.order.in_memory())
+            + crate::metrics::entries_bytes::<(i64, K)>(entries)
+            + bytes
     }
 
     /// A negative TTL counts as 0. On the backend of the calling thread's run.
@@ -177,18 +207,23 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
     /// written before keeps its entry in the order.
     pub fn write(&mut self, key: &K, time: i64) {
         match self.written.get_mut(key) {
-            Some(last) => *last = (*last).max(time),
+            Some(w) => w.last = w.last.max(time),
             None => {
-                self.written.insert(key.clone(), time);
+                let w = Written {
+                    last: time,
+                    entry: time,
+                };
+                self.written.insert(key.clone(), w);
                 self.order.insert(time, key);
             }
         }
     }
 
-    /// Forgets `key` (its state is gone for another reason). Its entry in the order stays
-    /// until it comes due, and is skipped then.
+    /// Forgets `key` (its state is gone for another reason).
     pub fn forget(&mut self, key: &K) {
-        self.written.remove(key);
+        if let Some(w) = self.written.remove(key) {
+            self.order.remove(w.entry, key);
+        }
     }
 
     /// Removes the keys with `last write + ttl < watermark`, calling `drop` for each, in the
@@ -200,14 +235,15 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
             return;
         };
         let written = &mut self.written;
-        self.order.pop_below(bound, |_, key| {
-            let last = *written.get(&key)?;
-            if last < bound {
+        self.order.pop_below(bound, |time, key| {
+            let w = written.get_mut(&key).filter(|w| w.entry == time)?;
+            if w.last < bound {
                 written.remove(&key);
                 drop(key);
                 None
             } else {
-                Some((last, key))
+                w.entry = w.last;
+                Some((w.last, key))
             }
         });
     }
@@ -220,21 +256,15 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
             return;
         };
         let written = &mut self.written;
-        let mut again = Vec::new();
         self.order.pop_below(past, |time, key| {
-            let last = written.get_mut(&key)?;
-            if time == from && *last == from {
-                *last = to;
+            let w = written.get_mut(&key).filter(|w| w.entry == time)?;
+            if w.last == from {
+                w.last = to;
                 moved(&key);
-                again.push(key);
-                None
-            } else {
-                Some((*last, key))
             }
+            w.entry = w.last;
+            Some((w.last, key))
         });
-        for key in again {
-            self.order.insert(to, &key);
-        }
     }
 
     /// Keys held.
@@ -249,22 +279,31 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
     /// Each key with its last write, by key (for tests).
     #[cfg(test)]
     pub(crate) fn last_writes(&self) -> Vec<(K, i64)> {
-        let mut all: Vec<_> = self.written.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        let mut all: Vec<_> = self
+            .written
+            .iter()
+            .map(|(k, w)| (k.clone(), w.last))
+            .collect();
         all.sort();
         all
     }
 
-    /// The last writes (the order is rebuilt from them on load).
+    /// The last writes, as a hash map of them is saved (the order is rebuilt on load).
     pub fn save(&self, out: &mut Vec<u8>) {
-        self.written.save(out);
+        (self.written.len() as u64).save(out);
+        for (key, w) in &self.written {
+            key.save(out);
+            w.last.save(out);
+            crate::checkpoint::spill::between(out);
+        }
     }
 
     /// The last writes of `keys` (those that changed since the last checkpoint), for a delta:
     /// each key with its last write, or as gone when it has none (expired or removed).
     pub fn save_delta(&self, keys: &BTreeSet<K>, out: &mut Vec<u8>) {
         crate::checkpoint::delta::save_keyed(keys, out, |key, out| match self.written.get(key) {
-            Some(last) => {
-                last.save(out);
+            Some(w) => {
+                w.last.save(out);
                 true
             }
             None => false,
@@ -272,15 +311,20 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
     }
 
     /// Applies what [`save_delta`](Self::save_delta) wrote: a listed key's last write becomes
-    /// the saved one (or the key is forgotten). An entry in the order is added at the saved
-    /// write; one the key had stays (it is skipped, or moved, when it comes due).
+    /// the saved one (or the key is forgotten).
     pub fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
         crate::checkpoint::delta::load_keyed(input, "a TTL delta's entry", |key: K, value| {
             match value {
                 Some(input) => {
                     let last = i64::load(input)?;
-                    self.written.insert(key.clone(), last);
-                    self.order.insert(last, &key);
+                    match self.written.get_mut(&key) {
+                        // Its entry is still at or before the last write.
+                        Some(w) if w.entry <= last => w.last = last,
+                        _ => {
+                            self.forget(&key);
+                            self.write(&key, last);
+                        }
+                    }
                 }
                 None => self.forget(&key),
             }
@@ -288,11 +332,17 @@ impl<K: Hash + Eq + Ord + Clone + State> KeyTtl<K> {
         })
     }
 
+    /// Loads the last writes and builds the order from them, inserted in time order (in
+    /// random order, an order on disk would write chunks that each span every time, and read
+    /// and write them again as the front passes).
     pub fn load(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.written = State::load(input)?;
+        let saved: FastMap<K, i64> = State::load(input)?;
+        let mut all: Vec<(i64, K)> = saved.into_iter().map(|(k, t)| (t, k)).collect();
+        all.sort_unstable();
+        self.written = FastMap::default();
         self.order.clear();
-        for (key, last) in &self.written {
-            self.order.insert(*last, key);
+        for (last, key) in all {
+            self.write(&key, last);
         }
         Ok(())
     }
@@ -395,6 +445,10 @@ mod tests {
                         }
                     }
                     assert_eq!(ttl.len(), model.len(), "seed {seed} step {step}: keys");
+                    if let Order::Memory { set, .. } = &ttl.order {
+                        // Exactly one entry per key: forgets take theirs.
+                        assert_eq!(set.len(), model.len(), "seed {seed} step {step}: order");
+                    }
                 }
                 let all: Vec<(i64, i64)> = model.into_iter().collect();
                 assert_eq!(ttl.last_writes(), all, "seed {seed}: last writes");
@@ -435,7 +489,7 @@ mod tests {
         ttl.write(&2, 120); // a newer write postpones key 2
         assert_eq!(expired(&mut ttl, 116), Vec::<i64>::new());
         assert_eq!(expired(&mut ttl, 131), vec![2]);
-        assert!(ttl.is_empty() && ttl.order.in_memory() == 0);
+        assert!(ttl.is_empty() && ttl.order.in_memory() == (0, 0));
     }
 
     #[test]

@@ -368,10 +368,10 @@ impl<S: JoinSpec, N, D> Snapshot for RegularJoin<S, N, D> {
         let Some(ttl) = self.ttl.filter(|_| deltas > 0) else {
             return;
         };
-        let mut expiry = ExpiryIndex::new();
+        let mut entries = Vec::new();
         self.records
-            .each_time(|key, _, time| expiry.insert(time.saturating_add(ttl), key.clone()));
-        self.expiry = expiry;
+            .each_time(|key, _, time| entries.push((time.saturating_add(ttl), key.clone())));
+        self.expiry = ExpiryIndex::from_unsorted(entries);
     }
 }
 

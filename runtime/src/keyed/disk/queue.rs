@@ -106,16 +106,19 @@ impl Queue {
         }
     }
 
-    /// Writes the later half (by weight) of the entries held in memory as one chunk.
+    /// Writes the later half (by weight) of the entries held in memory as one chunk. The
+    /// first entry always stays, so that a pop that reads a chunk back never writes the
+    /// same chunk again (an entry that weighs half the limit on its own would be).
     fn write_later_half(&mut self) {
         let mut kept = 0;
-        let split = self.memory.iter().find(|e| {
+        let split = self.memory.iter().enumerate().find(|(i, e)| {
             kept += e.len() + PER_ENTRY;
-            kept > IN_MEMORY / 2
+            *i > 0 && kept > IN_MEMORY / 2
         });
-        let Some(split) = split.cloned() else {
+        let Some((_, split)) = split else {
             return;
         };
+        let split = split.clone();
         let later = self.memory.split_off(&split);
         let mut value = Vec::new();
         for entry in &later {
@@ -156,19 +159,7 @@ impl Queue {
         if let Err(e) = std::fs::remove_file(&file) {
             failed("remove a chunk of a TTL's order", e);
         }
-        let mut input = &value[..];
-        while !input.is_empty() {
-            let Ok(len) = u32::load(&mut input) else {
-                failed("read a TTL's order", "a damaged chunk");
-                break;
-            };
-            let Some((entry, rest)) = input.split_at_checked(len as usize) else {
-                failed("read a TTL's order", "a damaged chunk");
-                break;
-            };
-            self.hold(entry.to_vec());
-            input = rest;
-        }
+        chunk_entries(&value, |entry| self.hold(entry.to_vec()));
         if self.weight > IN_MEMORY {
             self.write_later_half();
         }
@@ -240,16 +231,7 @@ impl Queue {
         self.memory.iter().for_each(|e| each(e));
         for (_, number) in &self.chunks {
             match std::fs::read(self.chunk_file(*number)) {
-                Ok(value) => {
-                    let mut input = &value[..];
-                    while let Ok(len) = u32::load(&mut input) {
-                        let Some((entry, rest)) = input.split_at_checked(len as usize) else {
-                            break;
-                        };
-                        each(entry);
-                        input = rest;
-                    }
-                }
+                Ok(value) => chunk_entries(&value, &mut each),
                 Err(e) => failed("read a TTL's order", e),
             }
         }
@@ -264,10 +246,32 @@ impl Queue {
         self.weight = 0;
     }
 
+    /// What the entries held in memory weigh.
+    pub fn memory_bytes(&self) -> usize {
+        self.weight
+    }
+
     /// Chunks in the store (for tests).
     #[cfg(test)]
     fn chunks(&self) -> usize {
         self.chunks.len()
+    }
+}
+
+/// Calls `f` with each entry of a chunk's file (each one's length, then its bytes); a damaged
+/// file is reported and read no further.
+fn chunk_entries(mut input: &[u8], mut f: impl FnMut(&[u8])) {
+    while !input.is_empty() {
+        let entry = u32::load(&mut input).ok().and_then(|len| {
+            let (entry, rest) = input.split_at_checked(len as usize)?;
+            input = rest;
+            Some(entry)
+        });
+        let Some(entry) = entry else {
+            failed("read a TTL's order", "a damaged chunk");
+            return;
+        };
+        f(entry);
     }
 }
 
@@ -343,6 +347,27 @@ mod tests {
         }
         queue.clear();
         assert!(popped(&mut queue, &u32::MAX.to_be_bytes()).is_empty());
+    }
+
+    /// An entry heavier than half the memory limit on its own is read back and taken, not
+    /// written out again and again (a pop of it looped for ever).
+    #[test]
+    fn a_huge_entry_is_taken_like_any_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::tests::store(dir.path(), 1 << 20);
+        let mut queue = Queue::on(store).expect("opens");
+        let mut huge = vec![1u8];
+        huge.resize(IN_MEMORY * 3 / 4, 0);
+        queue.insert(&huge);
+        for i in 0..50_000u32 {
+            queue.insert(&[&[2u8][..], &i.to_be_bytes()].concat());
+        }
+        queue.insert(&[0u8]);
+        assert!(queue.chunks() >= 1);
+        let all = popped(&mut queue, &[3u8]);
+        assert_eq!(all.len(), 50_002);
+        assert_eq!((all[0].as_slice(), all[1].len()), (&[0u8][..], huge.len()));
+        assert_eq!((queue.chunks(), queue.weight), (0, 0));
     }
 
     /// Timed entries are seen by `for_each_timed` once each, decoded, in memory and in
