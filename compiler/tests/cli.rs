@@ -197,6 +197,28 @@ fn explain_shows_windows_watermarks_late_outputs_and_stream_kinds() {
     }
 }
 
+/// `weir explain w.weir | head -1`: a reader that closes the pipe ends the command as it ends
+/// other tools, by the broken pipe (SIGPIPE), and not with a panic.
+#[cfg(unix)]
+#[test]
+fn explain_into_a_closed_pipe_ends_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("w.weir"), WINDOWS).expect("write");
+    // The read end is closed before weir starts, so its first write finds the pipe broken.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(dir.path())
+        .args(["explain", "w.weir"])
+        .stdout(writer)
+        .output()
+        .expect("the weir binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}
+
 /// Runs `weir run --dev ARGS` in `dir` with `stdin` piped from `input`, if any.
 fn weir_run(dir: &Path, args: &[&str]) -> (Output, std::time::Duration) {
     let started = std::time::Instant::now();

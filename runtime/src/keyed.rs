@@ -215,6 +215,20 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
         }
     }
 
+    /// After the value of `key` (the key last read or inserted) shrank by about `bytes`
+    /// encoded: counts them off its weight (never below the key's fixed part), so that a value
+    /// that grows and shrinks by turns (a group's list of rows) is not weighed ever larger.
+    #[inline]
+    pub fn shrank(&mut self, key: &K, bytes: usize) {
+        match &mut self.backend {
+            Backend::Memory(_) => {
+                let _ = (key, bytes);
+            }
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.shrank(key, bytes),
+        }
+    }
+
     /// Weighs the value of `key` (the key last read or inserted) again after it changed,
     /// spilling the coldest keys if the budget is exceeded.
     pub fn reweigh(&mut self, key: &K) {

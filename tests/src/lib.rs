@@ -5,7 +5,7 @@
 //! tests themselves (plain Rust over the same input), never with weir's own evaluation, and,
 //! for windowed queries, with DuckDB SQL over the same events written to files ([`duckdb`]).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -139,16 +139,61 @@ pub fn run(binary: &Path, args: &[&str], cwd: &Path, stdin: Option<&str>) -> Run
             let _ = pipe.write_all(input.as_bytes());
         });
     }
-    let out = child
-        .wait_with_output()
-        .expect("pipeline runs to completion");
+    // Read both pipes from threads, so that a run that hangs can be killed and reported
+    // instead of hanging the suite.
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        let polled = child.try_wait().unwrap_or_else(|e| {
+            let _ = child.kill();
+            panic!("cannot read the status of {}: {e}", binary.display())
+        });
+        match polled {
+            Some(status) => break status,
+            None if started.elapsed() > RUN_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} {args:?} did not finish within {RUN_TIMEOUT:?} (killed); it printed:\n{}",
+                    binary.display(),
+                    stderr.join().unwrap_or_default()
+                );
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
     RunOutput {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        success: out.status.success(),
-        code: out.status.code(),
+        stdout: stdout.join().expect("stdout is read"),
+        stderr: stderr.join().expect("stderr is read"),
+        success: status.success(),
+        code: status.code(),
     }
 }
+
+/// How long [`run`] waits for a pipeline before it kills it and fails the test: far beyond
+/// any test's run (the longest take a minute), so that a hang fails one test instead of
+/// holding the suite until CI's own limit.
+pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// Parses JSON lines, skipping the `checksum ...` lines checksum sinks print.
 pub fn json_rows(stdout: &str) -> Vec<serde_json::Value> {

@@ -210,6 +210,13 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    // `weir explain x.weir | head`: a reader that closes the pipe ends the command quietly,
+    // as it ends other command-line tools, instead of `println!` panicking on the write.
+    // SAFETY: restores the default action of a signal before any thread is started.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     messages::set_format(cli.message_format);
     match run(cli) {

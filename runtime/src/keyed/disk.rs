@@ -534,6 +534,15 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
         self.spill(1);
     }
 
+    pub fn shrank(&mut self, key: &K, encoded: usize) {
+        if let Some(entry) = self.cache.peek_mut(key) {
+            let less = (encoded * MEMORY_PER_ENCODED_BYTE)
+                .min(entry.weight.saturating_sub(OVERHEAD_PER_KEY));
+            entry.weight -= less;
+            self.sub_weight(less);
+        }
+    }
+
     pub fn reweigh(&mut self, key: &K) {
         let Some(entry) = self.cache.peek_mut(key) else {
             return;
@@ -927,6 +936,27 @@ pub(crate) mod tests {
             let map = if k < 1000 { &mut a } else { &mut b };
             assert_eq!(map.get_mut(&k), Some(&mut value(k)), "key {k}");
         }
+    }
+
+    /// A value that grows and shrinks by turns (`update`, then `shrank`) weighs what it did,
+    /// and never less than a key's fixed part.
+    #[test]
+    fn a_value_that_shrinks_gives_its_weight_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), 1 << 20);
+        let mut map: Keyed<i64, Vec<u64>> = Keyed::spilled_to(&store);
+        map.update(1, Vec::new, |v| v.len() * 8, |v| v.push(1));
+        let start = map.weight();
+        for round in 0..100 {
+            map.update(1, Vec::new, |v| v.len() * 8, |v| v.push(round));
+            map.get_mut(&1).unwrap().pop();
+            map.shrank(&1, 8);
+        }
+        assert_eq!(map.weight(), start);
+        assert_eq!(cached(&store), start);
+        map.shrank(&1, 1 << 20);
+        assert_eq!(map.weight(), OVERHEAD_PER_KEY);
+        assert_eq!(cached(&store), OVERHEAD_PER_KEY);
     }
 
     fn cached(store: &Store) -> usize {

@@ -3,16 +3,16 @@
 //! sees no change for the TTL is dropped with the input rows it holds.
 //!
 //! The input rows and the groups are keyed state ([`Keyed`]): in memory, or with `--state
-//! disk` spilled to disk past the memory budget (the TTL's list of each group's rows stays in
-//! memory). With incremental checkpoints a delta writes the rows and groups changed since
-//! the last checkpoint ([`Changed`]).
+//! disk` spilled to disk past the memory budget; with a TTL, so are the lists of each
+//! group's rows that expiry drops with it. With incremental checkpoints a delta writes the
+//! rows and groups changed since the last checkpoint ([`Changed`]).
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use crate::checkpoint::{Snapshot, StateSlot};
 use crate::collector::Collector;
-use crate::hash::{FastMap, FastSet};
+use crate::hash::FastSet;
 use crate::keyed::{Changed, Keyed};
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
@@ -106,18 +106,28 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
         (self.groups.len(), self.previous.len())
     }
 
-    fn take_back(&mut self, old: &A::In) {
+    /// Takes the earlier version `old` of a row out of its group; `returns`: the new version
+    /// goes back into the same group, so the group's members stay as they are. Whether the
+    /// group was there.
+    fn take_back(&mut self, old: &A::In, returns: bool) -> bool {
         let key = A::key(old);
-        if let Some(acc) = self.groups.get_mut(&key) {
-            // Taking a row out shrinks the accumulator, if anything: its weight stays.
-            A::retract(acc, old);
-            self.changed_groups.note(&key);
-            if let Some(ttl) = &mut self.ttl {
-                ttl.leave(&key, &A::up_key(old));
-                ttl.times.write_now(&key, self.watermark);
+        let held = match self.groups.get_mut(&key) {
+            Some(acc) => {
+                // Taking a row out shrinks the accumulator, if anything: its weight stays.
+                A::retract(acc, old);
+                self.changed_groups.note(&key);
+                if let Some(ttl) = &mut self.ttl {
+                    if !returns {
+                        ttl.leave(&key, &A::up_key(old));
+                    }
+                    ttl.times.write_now(&key, self.watermark);
+                }
+                true
             }
-        }
+            None => false,
+        };
         self.dirty.insert(key, ());
+        held
     }
 
     /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): groups, and
@@ -125,7 +135,8 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
     fn measure_state(&mut self, force: bool) {
         if self.stats.state.due(force) {
             let ttl = self.ttl.as_ref().map_or(0, |t| {
-                t.times.approx_bytes() + crate::metrics::table_bytes(&t.members)
+                let member = std::mem::size_of::<A::UpKey>();
+                t.times.approx_bytes() + t.members.memory_bytes(|set| set.len() * member)
             });
             let bytes = self.groups.memory_bytes(|_| 0) + self.previous.memory_bytes(|_| 0) + ttl;
             self.stats.state.set(self.groups.len(), bytes);
@@ -175,18 +186,20 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
             Change::Upsert(row) => {
                 let up = A::up_key(row);
                 self.changed_rows.note(&up);
-                if let Some(old) = self.previous.replace(up, row.clone()) {
-                    self.take_back(&old);
-                }
                 let key = A::key(row);
+                // A revision within its group (the common case) leaves the members alone.
+                let mut stays = false;
+                if let Some(old) = self.previous.replace(up, row.clone()) {
+                    let same = A::key(&old) == key;
+                    stays = self.take_back(&old, same) && same;
+                }
                 self.groups
                     .update(key.clone(), A::new_acc, A::acc_size, |acc| A::add(acc, row));
                 self.changed_groups.note(&key);
                 if let Some(ttl) = &mut self.ttl {
-                    ttl.members
-                        .entry(key.clone())
-                        .or_default()
-                        .insert(A::up_key(row));
+                    if !stays {
+                        ttl.join(&key, A::up_key(row));
+                    }
                     ttl.times.write_now(&key, self.watermark);
                 }
                 self.dirty.insert(key, ());
@@ -195,7 +208,7 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
                 let up = A::up_key(row);
                 if let Some(old) = self.previous.take(&up) {
                     self.changed_rows.note(&up);
-                    self.take_back(&old);
+                    self.take_back(&old, false);
                 }
             }
         }
@@ -228,18 +241,36 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
 }
 
 /// A retracting aggregate's TTL: when each group was last changed, and the input rows each
-/// group holds (to drop them with it). The members are not saved: they follow from the rows.
+/// group holds (to drop them with it). The members are keyed state like the rows (spilled
+/// past the budget with `--state disk`), but not saved: they follow from the rows.
 struct GroupTtl<A: RetractAggregate> {
     times: KeyTtl<A::Key>,
-    members: FastMap<A::Key, FastSet<A::UpKey>>,
+    members: Members<A>,
+}
+
+/// The upsert keys of the input rows in each group.
+type Members<A> = Keyed<<A as RetractAggregate>::Key, FastSet<<A as RetractAggregate>::UpKey>>;
+
+/// What a member weighs in a group's set, for the disk backend's budget: its in-memory size
+/// (a string's 24 bytes, as an aggregate's distinct set counts it).
+fn member_set_size<A: RetractAggregate>(set: &FastSet<A::UpKey>) -> usize {
+    set.len() * std::mem::size_of::<A::UpKey>()
 }
 
 impl<A: RetractAggregate> GroupTtl<A> {
     fn new(times: KeyTtl<A::Key>) -> Self {
         GroupTtl {
             times,
-            members: FastMap::default(),
+            members: Keyed::new(),
         }
+    }
+
+    /// The row `up` joined group `key`.
+    fn join(&mut self, key: &A::Key, up: A::UpKey) {
+        self.members
+            .update(key.clone(), FastSet::default, member_set_size::<A>, |set| {
+                set.insert(up);
+            });
     }
 
     /// The row `up` left group `key`.
@@ -248,6 +279,10 @@ impl<A: RetractAggregate> GroupTtl<A> {
             set.remove(up);
             if set.is_empty() {
                 self.members.remove(key);
+            } else {
+                // As `join` counted it in: rows that move between groups leave the weights
+                // as they were.
+                self.members.shrank(key, std::mem::size_of::<A::UpKey>());
             }
         }
     }
@@ -263,10 +298,10 @@ struct Held<'a, A: RetractAggregate> {
 
 impl<A: RetractAggregate> Held<'_, A> {
     /// Drops the expired group `key` with its input rows.
-    fn drop_group(&mut self, members: &mut FastMap<A::Key, FastSet<A::UpKey>>, key: &A::Key) {
+    fn drop_group(&mut self, members: &mut Members<A>, key: &A::Key) {
         self.groups.remove(key);
         self.changed_groups.note(key);
-        for up in members.remove(key).unwrap_or_default() {
+        for up in members.take(key).unwrap_or_default() {
             self.previous.remove(&up);
             self.changed_rows.note(&up);
         }
@@ -274,12 +309,12 @@ impl<A: RetractAggregate> Held<'_, A> {
 }
 
 /// Which input rows each group holds, from the rows.
-fn members_of<A: RetractAggregate>(
-    previous: &Keyed<A::UpKey, A::In>,
-) -> FastMap<A::Key, FastSet<A::UpKey>> {
-    let mut members: FastMap<A::Key, FastSet<A::UpKey>> = FastMap::default();
+fn members_of<A: RetractAggregate>(previous: &Keyed<A::UpKey, A::In>) -> Members<A> {
+    let mut members = Members::<A>::new();
     previous.for_each(|up, row| {
-        members.entry(A::key(row)).or_default().insert(up.clone());
+        members.update(A::key(row), FastSet::default, member_set_size::<A>, |set| {
+            set.insert(up.clone());
+        });
     });
     members
 }
@@ -301,7 +336,6 @@ impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
         self.groups = State::load(input)?;
         if let Some(ttl) = &mut self.ttl {
             ttl.times.load(input)?;
-            ttl.members = members_of::<A>(&self.previous);
         }
         Ok(())
     }
@@ -334,9 +368,10 @@ impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
         Changed::load(&mut self.groups, times, input, "an aggregate delta's group")
     }
 
-    /// Deltas do not carry which rows each group holds: it is built again from the rows.
-    fn restored(&mut self, deltas: usize) {
-        if let Some(ttl) = self.ttl.as_mut().filter(|_| deltas > 0) {
+    /// Checkpoints do not carry which rows each group holds: it is built from the rows, once
+    /// the full part and its deltas are read.
+    fn restored(&mut self, _deltas: usize) {
+        if let Some(ttl) = self.ttl.as_mut() {
             ttl.members = members_of::<A>(&self.previous);
         }
     }
@@ -573,6 +608,7 @@ mod tests {
         let mut restored =
             RetractAggregateOp::<Sum, _>::new(metrics.op("sum"), log.clone()).with_ttl(10);
         restored.load_state(&mut bytes.as_slice()).unwrap();
+        restored.restored(0);
         assert_eq!(restored.state_size(), (2, 4));
         restored.watermark(116); // group 8 (last write 105) expires
         assert_eq!(restored.state_size(), (1, 1));
@@ -685,17 +721,15 @@ mod delta_tests {
         op.groups.for_each(|k, v| groups.push((*k, *v)));
         groups.sort();
         let (times, mut members) = match &op.ttl {
-            Some(ttl) => (
-                ttl.times.last_writes(),
-                ttl.members
-                    .iter()
-                    .map(|(k, ups)| {
-                        let mut ups: Vec<i64> = ups.iter().copied().collect();
-                        ups.sort();
-                        (*k, ups)
-                    })
-                    .collect(),
-            ),
+            Some(ttl) => {
+                let mut members = Vec::new();
+                ttl.members.for_each(|k, ups| {
+                    let mut ups: Vec<i64> = ups.iter().copied().collect();
+                    ups.sort();
+                    members.push((*k, ups));
+                });
+                (ttl.times.last_writes(), members)
+            }
             None => (Vec::new(), Vec::new()),
         };
         members.sort();
@@ -723,10 +757,27 @@ mod delta_tests {
         }
     }
 
+    /// With a TTL, each group lists exactly the rows in it (revisions within a group leave
+    /// the list alone, moves and deletes change it).
+    fn members_follow_rows(op: &Op) {
+        let (rows, _, _, members) = held(op);
+        if op.ttl.is_some() {
+            let mut want: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+            for (up, row) in rows {
+                want.entry(row.1).or_default().push(up);
+            }
+            assert_eq!(members, want.into_iter().collect::<Vec<_>>());
+        }
+    }
+
     fn chain_of_deltas(make: &dyn Fn() -> Op, backend: &dyn Fn(Op) -> Op) {
         let held = |op: &mut Op| held(op);
+        let step = |op: &mut Op, r: i64| {
+            round(op, r);
+            members_follow_rows(op);
+        };
         let (op, seen, _) =
-            crate::keyed::check_chain(make, backend, 16, &round, &held, &[0, 1, 6, 15]);
+            crate::keyed::check_chain(make, backend, 16, &step, &held, &[0, 1, 6, 15]);
         if op.ttl.is_some() {
             let groups = |h: &Held| h.1.len();
             assert!(groups(&seen[15]) < 20, "nothing expired: {:?}", seen[15].1);
@@ -758,6 +809,9 @@ mod delta_tests {
         let on_disk = |mut op: Op| {
             op.previous = Keyed::spilled_to(&store);
             op.groups = Keyed::spilled_to(&store);
+            if let Some(ttl) = &mut op.ttl {
+                ttl.members = Keyed::spilled_to(&store);
+            }
             op
         };
         chain_of_deltas(&plain, &on_disk);
@@ -768,6 +822,8 @@ mod delta_tests {
             for r in 0..16 {
                 round(&mut memory, r);
                 round(&mut disk, r);
+                members_follow_rows(&memory);
+                members_follow_rows(&disk);
             }
             memory.finish();
             disk.finish();
