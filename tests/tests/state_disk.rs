@@ -268,8 +268,8 @@ fn state_on_disk_survives_sigkill_exactly_once() {
 }
 
 /// State TTLs, on the generator at parallelism 1 without ticks, where which keys expire is
-/// fixed by the input: the generator's watermarks come every 256 events (a file's also every
-/// 200 ms, and with two sources or instances it depends on how their reads interleave), and
+/// fixed by the input: the generator's watermarks come every 256 events (with two sources or
+/// instances it depends on how their reads interleave), and
 /// without ticks each dedup sends the same versions of its rows (an aggregate over an updating
 /// stream is written by each version that reaches it: docs/operations.md, "State TTL"). A
 /// dedup keeping each bidder's last bid feeding an aggregate per auction (which keeps each

@@ -245,8 +245,8 @@ fn late_records_are_counted_not_aggregated() {
         .map(|(k, ts)| format!(r#"{{"k":{k},"ts":{ts}}}"#))
         .collect();
     std::fs::write(&path, text.join("\n")).unwrap();
-    // Watermarks are emitted every 256 records or every 200 ms of wall time, so pad the file
-    // with on-time records to make the watermark pass before the late one arrives.
+    // A file's watermarks come every 256 records, so pad the file with on-time records to
+    // make the watermark pass before the late one arrives.
     let mut padded: Vec<String> = text.iter().take(2).cloned().collect();
     padded.extend((0..300).map(|i| format!(r#"{{"k":2,"ts":{}}}"#, 20_000 + i)));
     padded.extend(text.iter().skip(2).cloned());
@@ -425,5 +425,78 @@ fn sessions_that_touch_merge() {
                 "2023-11-14 22:14:11.000".to_string()
             ),
         ]
+    );
+}
+
+/// A regular file's watermarks come at the same records whatever the speed of the run (every
+/// 256 records: a file is read to its end and never trickles), so which records are late and
+/// which keys a TTL expires do not depend on it: a run paced at 400 records a second gives
+/// the rows of a run at full speed. (With watermarks also on the wall clock, as stdin has
+/// them, the paced run, which reads in bursts of 64 records every 160 ms, saw one every 128
+/// records and dropped other late records.)
+#[test]
+fn a_file_gives_the_same_late_records_and_expiries_at_any_speed() {
+    const PIPELINE: &str = r#"
+schema Bid { auction: i64, bidder: i64, price: i64, ts: timestamp }
+source bids: Bid = file(path: "bids.jsonl") format json
+    event_time ts watermark 1s
+
+sink bids |> aggregate by auction { n: count(), total: sum(price) } ttl(2s)
+    -> file(path: "out/sums.jsonl")
+sink bids |> key_by auction |> window tumble(size: 5s) |> aggregate { n: count() }
+    |> select { auction, n, window_start } -> file(path: "out/windows.jsonl")
+"#;
+    let mut rng = weir_tests::Rng(5);
+    let mut text = String::new();
+    // 10 ms apart, up to 3 s out of order: with a 1 s bound some are late.
+    for i in 0..2_400i64 {
+        let ts = 1_700_000_000_000 + i * 10 - rng.below(3_000) as i64;
+        let (auction, bidder, price) = (rng.below(50), rng.below(30), rng.below(1_000));
+        text.push_str(&format!(
+            "{{\"auction\":{auction},\"bidder\":{bidder},\"price\":{price},\"ts\":{ts}}}\n"
+        ));
+    }
+    let binary = build("file_watermarks_by_count", PIPELINE, false);
+    let outputs = |pace: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bids.jsonl"), &text).unwrap();
+        let mut args = vec!["--quiet", "--parallelism", "1"];
+        if let Some(rate) = pace {
+            args.extend(["--rate-limit", rate]);
+        }
+        let out = run(&binary, &args, dir.path(), None);
+        assert!(out.success, "{}", out.stderr);
+        ["sums", "windows"].map(|file| {
+            let mut lines: Vec<String> =
+                std::fs::read_to_string(dir.path().join("out").join(format!("{file}.jsonl")))
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+            lines.sort();
+            lines
+        })
+    };
+    let fast = outputs(None);
+    let counted = |rows: &[String]| -> i64 {
+        rows.iter()
+            .map(|line| {
+                serde_json::from_str::<Value>(line).unwrap()["n"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .sum()
+    };
+    // Both depend on the watermarks: keys expired, and late records were dropped.
+    assert!(counted(&fast[0]) < 2_400, "no key expired");
+    assert!(counted(&fast[1]) < 2_400, "no record was late");
+    let paced = outputs(Some("400"));
+    assert_eq!(
+        paced[0], fast[0],
+        "the TTL'd sums differ at 400 records a second"
+    );
+    assert_eq!(
+        paced[1], fast[1],
+        "the windows differ at 400 records a second"
     );
 }

@@ -25,6 +25,8 @@ use crate::tick::Ticker;
 #[derive(Clone, Debug)]
 pub struct AvroInput {
     path: PathBuf,
+    /// A regular file, not a named pipe: it never trickles (see the line sources).
+    regular: bool,
 }
 
 pub fn open_file(name: &str, path: &Path) -> Result<AvroInput, String> {
@@ -36,6 +38,7 @@ pub fn open_file(name: &str, path: &Path) -> Result<AvroInput, String> {
     }
     Ok(AvroInput {
         path: path.to_path_buf(),
+        regular: metadata.is_file(),
     })
 }
 
@@ -58,9 +61,15 @@ where
     C: Collector<T>,
 {
     let mut chain = metrics.source(name, chain);
-    let mut tracker = event_time
-        .as_ref()
-        .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
+    // By count alone from a regular file, as the line sources do.
+    let mut tracker = event_time.as_ref().map(|et| {
+        let bound = et.max_out_of_orderness_ms;
+        if input.regular {
+            WatermarkTracker::new(bound)
+        } else {
+            WatermarkTracker::periodic(bound)
+        }
+    });
     let path = input.path.display().to_string();
     // Records read so far (the position), of which the first `skip` were read before a restart.
     let mut read = 0u64;

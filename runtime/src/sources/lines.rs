@@ -54,6 +54,9 @@ pub struct OpenedFile {
     file: File,
     /// Its length when it was opened: what splits divide.
     len: u64,
+    /// A regular file (not a device): it never trickles. (A named pipe cannot be read here:
+    /// the reader reads at offsets.)
+    regular: bool,
 }
 
 /// Opens the input file of source `name`. Called before any sink opens its output, so that
@@ -77,6 +80,7 @@ pub fn open_file(name: &str, path: &Path) -> Result<Input, String> {
         path: path.to_path_buf(),
         file,
         len: metadata.len(),
+        regular: metadata.is_file(),
     })))
 }
 
@@ -506,9 +510,21 @@ where
     C: Collector<T>,
 {
     let mut chain = metrics.source(name, chain);
-    let mut tracker = event_time
-        .as_ref()
-        .map(|et| WatermarkTracker::periodic(et.max_out_of_orderness_ms));
+    // Watermarks by count alone from a regular file, so that a run over the same file sees
+    // them at the same records whatever its speed; also on the wall clock from what can
+    // trickle (stdin, a device).
+    let trickles = match &input {
+        Input::File(file) => !file.regular,
+        Input::Stdin => true,
+    };
+    let mut tracker = event_time.as_ref().map(|et| {
+        let bound = et.max_out_of_orderness_ms;
+        if trickles {
+            WatermarkTracker::periodic(bound)
+        } else {
+            WatermarkTracker::new(bound)
+        }
+    });
     let fail = |chain: &mut crate::metrics::SourceMeter<C>, message: String| {
         chain.watermark(i64::MAX);
         chain.finish();
@@ -1121,6 +1137,7 @@ mod tests {
             path: file.path().to_path_buf(),
             file: File::open(file.path()).unwrap(),
             len: bytes.len() as u64,
+            regular: true,
         };
         let reader = LineReader::new(Bytes::File {
             file: Arc::new(opened),

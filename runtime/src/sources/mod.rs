@@ -96,8 +96,8 @@ pub struct EventTime<T> {
 }
 
 /// Tracks the highest timestamp seen and emits `max - bound` as the watermark when it has
-/// advanced: every `WATERMARK_INTERVAL` records, and, for sources that can trickle (files
-/// being appended, stdin), also when `WATERMARK_PERIOD` of wall-clock time has passed: checked
+/// advanced: every `WATERMARK_INTERVAL` records, and, for sources that can trickle (stdin,
+/// Kafka, Avro from a named pipe), also when `WATERMARK_PERIOD` of wall-clock time has passed: checked
 /// every 16th record while records come, and at every tick of the flush interval
 /// ([`tick`](Self::tick)) while none do, so the last record before a pause moves event time
 /// as far as it can. The watermark never runs ahead of the records: no wall-clock time is
