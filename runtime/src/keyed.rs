@@ -191,6 +191,23 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
         }
     }
 
+    /// Shows the value of `key`, if it has one, to `decide`, which may change it (keeping its
+    /// encoded size: it is not weighed again): the key is removed and its value returned when
+    /// `decide` says [`Verdict::Take`]. On disk a spilled
+    /// value is read but not brought into memory (a key looked at to be dropped would push a
+    /// live one out), and written back only when `decide` says [`Verdict::Changed`]; a held
+    /// one stays where it is in the order of use.
+    pub fn take_if(&mut self, key: &K, decide: impl FnOnce(&mut V) -> Verdict) -> Option<V> {
+        match &mut self.backend {
+            Backend::Memory(map) => match decide(map.get_mut(key)?) {
+                Verdict::Take => map.remove(key),
+                Verdict::Keep | Verdict::Changed => None,
+            },
+            #[cfg(feature = "state-disk")]
+            Backend::Disk(spilled) => spilled.take_if(key, decide),
+        }
+    }
+
     /// Removes `key` and its value.
     pub fn remove(&mut self, key: &K) {
         match &mut self.backend {
@@ -320,6 +337,17 @@ impl<K: Hash + Eq + Clone + State, V: State> Keyed<K, V> {
             Backend::Disk(spilled) => spilled.weight(),
         }
     }
+}
+
+/// What [`Keyed::take_if`] does with a value it showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Leaves it as it was.
+    Keep,
+    /// Keeps it as changed.
+    Changed,
+    /// Removes the key and returns the value.
+    Take,
 }
 
 /// Saved as a hash map of the same keys and values is: a count, then each key and its value.

@@ -483,6 +483,7 @@ fn aggregate(agg: &WindowAggregate, out_ty: &StreamType, lines: &mut Vec<(&str, 
     // Only with a TTL, so that the shapes of aggregates without one stay what they were.
     if let Some(ttl) = &agg.ttl {
         lines.push(("ttl", ttl_text(ttl)));
+        lines.push(last_writes());
     }
     lines.push(("rows", type_text(out_ty)));
 }
@@ -577,9 +578,13 @@ fn rank(def: &RankDef, input: &str, lines: &mut Vec<(&str, String)>) {
         lines.push(("final at", end.clone()));
     }
     // Only with a TTL, so that the shapes (and checkpoints) of rank operators without one
-    // stay what they were before TTLs existed.
+    // stay what they were before TTLs existed. A final top-N (keyed by a window) keeps no
+    // last writes: its state goes when the window closes.
     if let Some(ttl) = &def.ttl {
         lines.push(("ttl", ttl_text(ttl)));
+        if def.final_at.is_none() {
+            lines.push(last_writes());
+        }
     }
     lines.push(("rows", input.to_string()));
 }
@@ -593,6 +598,13 @@ fn ttl_text(ttl: &StateTtl) -> String {
         TtlClock::Processing => "processing time",
     };
     format!("{} by {clock}", duration(ttl.ms))
+}
+
+/// Where an operator with a TTL saves its keys' last writes: with each key's value.
+/// Checkpoints taken before 2026-12-05 saved them in a section of their own, which this build
+/// cannot read, so the line refuses them.
+fn last_writes() -> (&'static str, String) {
+    ("ttl last writes", "saved with each key".into())
 }
 
 fn hex8(digest: &[u8]) -> String {
@@ -636,6 +648,43 @@ pub fn plan(graph: &Dataflow, order: &[OpId]) -> StatePlan {
 #[cfg(test)]
 mod tests {
     use super::duration;
+    use crate::{compile, Options, SourceMap};
+
+    /// The shapes of a pipeline's stateful operators, in plan order.
+    fn shapes(text: &str) -> Vec<String> {
+        let mut sources = SourceMap::new();
+        let file = sources.add("t.weir".to_string(), text.to_string());
+        let c = compile(&sources, file, &Options::default()).unwrap_or_else(|d| panic!("{d:?}"));
+        let plan = super::plan(&c.physical, &c.info.topo_order);
+        plan.shapes.into_values().collect()
+    }
+
+    /// An operator with a TTL says that its keys' last writes are saved with them (so that
+    /// checkpoints that saved them apart are refused), one keyed by a window, which keeps
+    /// none, does not.
+    #[test]
+    fn a_ttl_names_where_its_last_writes_are_saved() {
+        let all = shapes(
+            "source bids = nexmark(stream: \"bid\", events: 1000)\n\
+                 event_time date_time watermark 4s\n\
+             sink bids |> dedup by auction keep last ttl(1h) -> checksum()\n\
+             sink bids |> aggregate by bidder { n: count() } ttl(1h) -> checksum()\n\
+             sink bids |> key_by auction |> window tumble(10s) |> aggregate { n: count() }\n\
+                 |> top 1 by window_end order by n desc ttl(1h) -> checksum()\n",
+        );
+        let with = |what: &str| {
+            all.iter()
+                .find(|s| s.starts_with(what))
+                .unwrap_or_else(|| panic!("no {what:?} in {all:#?}"))
+                .contains("ttl last writes: saved with each key")
+        };
+        assert!(with("operator: dedup"));
+        assert!(with("operator: aggregate\nkeys: bidder"));
+        assert!(!with("operator: top"));
+        assert!(all
+            .iter()
+            .any(|s| s.starts_with("operator: top") && s.contains("ttl: 1h")));
+    }
 
     #[test]
     fn durations_read_as_written() {

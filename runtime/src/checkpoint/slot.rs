@@ -259,33 +259,24 @@ impl StateSlot {
 /// Writes an operator's [`Snapshot::save_state`] and [`Snapshot::load_state`] from one list
 /// of its fields, so the two cannot disagree on what is saved or in which order: each field is
 /// saved with [`State`](crate::state::State) and loaded back into place, in the order listed
-/// (a path such as `open.groups` names a field of a field). After `;`, `if_set ttl` names an
-/// `Option` of a part with its own `save`/`load` (a [`KeyTtl`](crate::ops::KeyTtl)), which is
-/// written and read only when the operator was built with one (it is, the same way, before a
-/// restore), and without a tag byte.
+/// (a path such as `open.groups` names a field of a field).
 ///
 /// ```ignore
 /// impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
 ///     fn slot_mut(&mut self) -> &mut StateSlot { &mut self.slot }
-///     snapshot_fields!(state; if_set ttl);
+///     snapshot_fields!(state);
 /// }
 /// ```
 macro_rules! snapshot_fields {
-    ($($($field:ident).+),+ $(; if_set $($part:ident).+)? $(,)?) => {
+    ($($($field:ident).+),+ $(,)?) => {
         fn save_state(&self, out: &mut ::std::vec::Vec<u8>) {
             $($crate::state::State::save(&self.$($field).+, out);)+
-            $(if let Some(part) = &self.$($part).+ {
-                part.save(out);
-            })?
         }
         fn load_state(
             &mut self,
             input: &mut &[u8],
         ) -> ::std::result::Result<(), $crate::state::StateError> {
             $(self.$($field).+ = $crate::state::State::load(input)?;)+
-            $(if let Some(part) = &mut self.$($part).+ {
-                part.load(input)?;
-            })?
             Ok(())
         }
     };
@@ -487,19 +478,17 @@ pub fn restore<T: Snapshot + ?Sized>(op: &mut T, slot: &mut StateSlot) -> Result
 #[cfg(test)]
 mod tests {
     use super::{Snapshot, StateSlot};
-    use crate::ops::KeyTtl;
     use crate::state::StateError;
 
     struct Inner {
         groups: Vec<i64>,
     }
 
-    /// A field of a field, two plain fields and an optional part, as operators declare them.
+    /// A field of a field and two plain fields, as operators declare them.
     struct Op {
         open: Inner,
         watermark: i64,
         name: String,
-        ttl: Option<KeyTtl<i64>>,
         slot: StateSlot,
     }
 
@@ -507,25 +496,23 @@ mod tests {
         fn slot_mut(&mut self) -> &mut StateSlot {
             &mut self.slot
         }
-        snapshot_fields!(open.groups, watermark, name; if_set ttl);
+        snapshot_fields!(open.groups, watermark, name);
     }
 
-    fn op(ttl: Option<KeyTtl<i64>>) -> Op {
+    fn op() -> Op {
         Op {
             open: Inner { groups: Vec::new() },
             watermark: i64::MIN,
             name: String::new(),
-            ttl,
             slot: StateSlot::inert(),
         }
     }
 
-    /// The bytes are the fields' encodings in the order listed, the optional part's only when
-    /// set and without a tag: what the hand-written `save_state`s wrote, so checkpoints taken
-    /// before them restore.
+    /// The bytes are the fields' encodings in the order listed, without tags: what the
+    /// hand-written `save_state`s wrote, so checkpoints taken before them restore.
     #[test]
     fn fields_are_saved_in_order_and_loaded_back_in_place() {
-        let mut written = op(None);
+        let mut written = op();
         written.open.groups = vec![7];
         written.watermark = 5;
         written.name = "ab".into();
@@ -539,7 +526,7 @@ mod tests {
         expected.extend(b"ab");
         assert_eq!(bytes, expected);
 
-        let mut read = op(None);
+        let mut read = op();
         let mut input = &bytes[..];
         read.load_state(&mut input).expect("loads");
         assert!(input.is_empty());
@@ -548,22 +535,8 @@ mod tests {
             (vec![7], 5, "ab".to_string())
         );
 
-        // With the part: its bytes follow, and load reads them back.
-        let mut with_ttl = op(Some(KeyTtl::new(10)));
-        with_ttl.ttl.as_mut().expect("set").write(&3, 100);
-        let mut bytes = Vec::new();
-        with_ttl.save_state(&mut bytes);
-        let mut without = Vec::new();
-        op(None).save_state(&mut without);
-        assert!(bytes.starts_with(&without) && bytes.len() > without.len());
-        let mut read = op(Some(KeyTtl::new(10)));
-        read.load_state(&mut &bytes[..]).expect("loads");
-        let mut again = Vec::new();
-        read.save_state(&mut again);
-        assert_eq!(again, bytes);
-
         // Cut short: an error, not a panic.
-        let mut short = op(None);
+        let mut short = op();
         assert_eq!(
             short.load_state(&mut &expected[..expected.len() - 1]),
             Err(StateError::Truncated)

@@ -2,16 +2,15 @@
 //! and the delta that writes them (see [`crate::checkpoint::delta`]).
 //!
 //! Operators whose state is a value per key (top-N and dedup, unbounded aggregates) note each
-//! key they change or drop. A delta is the changed keys with their values, or as gone, then,
-//! when the operator has a TTL, the same keys' last writes (see
-//! [`KeyTtl::save_delta`]), so that expiry, which drops keys without a record, is in the
-//! delta too and a restored key expires when it would have.
+//! key they change or drop. A delta is the changed keys with their values, or as gone. With a
+//! TTL the values carry their keys' last writes ([`crate::ops::key_ttl::Written`]), and expiry,
+//! which drops keys without a record, notes them too, so a restored key expires when it would
+//! have.
 
 use std::collections::BTreeSet;
 use std::hash::Hash;
 
 use super::Keyed;
-use crate::ops::key_ttl::KeyTtl;
 use crate::state::{State, StateError};
 
 /// The keys of a [`Keyed`] map changed since the last checkpoint, once tracking is on
@@ -52,14 +51,9 @@ impl<K: Hash + Eq + Ord + Clone + State> Changed<K> {
         }
     }
 
-    /// Writes the delta of `state` (and of `ttl`'s last writes) since the last save, and
-    /// starts the next one. On disk, spilled keys are read back.
-    pub fn save<V: State>(
-        &mut self,
-        state: &mut Keyed<K, V>,
-        ttl: Option<&KeyTtl<K>>,
-        out: &mut Vec<u8>,
-    ) {
+    /// Writes the delta of `state` since the last save, and starts the next one. On disk,
+    /// spilled keys are read back.
+    pub fn save<V: State>(&mut self, state: &mut Keyed<K, V>, out: &mut Vec<u8>) {
         let keys = self.0.as_mut().map(std::mem::take).unwrap_or_default();
         crate::checkpoint::delta::save_keyed(&keys, out, |key, out| match state.get_mut(key) {
             Some(value) => {
@@ -68,18 +62,12 @@ impl<K: Hash + Eq + Ord + Clone + State> Changed<K> {
             }
             None => false,
         });
-        if let Some(ttl) = ttl {
-            ttl.save_delta(&keys, out);
-        }
     }
 
-    /// Applies a delta [`save`](Self::save) wrote, on `state` and `ttl` as loaded so far
-    /// (`ttl` is the operator's, set when it has one, as it was when the delta was written:
-    /// a full part carries the TTL's section on the same condition). `what` names an entry
-    /// in errors.
+    /// Applies a delta [`save`](Self::save) wrote, on `state` as loaded so far. `what` names
+    /// an entry in errors.
     pub fn load<V: State>(
         state: &mut Keyed<K, V>,
-        ttl: Option<&mut KeyTtl<K>>,
         input: &mut &[u8],
         what: &'static str,
     ) -> Result<(), StateError> {
@@ -93,18 +81,13 @@ impl<K: Hash + Eq + Ord + Clone + State> Changed<K> {
                 }
             }
             Ok(())
-        })?;
-        match ttl {
-            Some(ttl) => ttl.load_delta(input),
-            None => Ok(()),
-        }
+        })
     }
 }
 
 /// The [`Snapshot`](crate::checkpoint::Snapshot) methods of an operator whose state is the
-/// `Keyed` field `$state`, with a `changed: Changed<_>` field and a `ttl: Option<KeyTtl<_>>`
-/// one: its deltas are the changed keys ([`Changed::save`]). `$what` names a delta's entry
-/// in errors.
+/// `Keyed` field `$state`, with a `changed: Changed<_>` field: its deltas are the changed keys
+/// ([`Changed::save`]). `$what` names a delta's entry in errors.
 macro_rules! keyed_deltas {
     ($state:ident, $what:literal) => {
         fn track_changes(&mut self) {
@@ -116,7 +99,7 @@ macro_rules! keyed_deltas {
         }
 
         fn save_delta(&mut self, out: &mut Vec<u8>) {
-            self.changed.save(&mut self.$state, self.ttl.as_ref(), out);
+            self.changed.save(&mut self.$state, out);
         }
 
         fn saved_full(&mut self) {
@@ -124,7 +107,7 @@ macro_rules! keyed_deltas {
         }
 
         fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), $crate::state::StateError> {
-            $crate::keyed::Changed::load(&mut self.$state, self.ttl.as_mut(), input, $what)
+            $crate::keyed::Changed::load(&mut self.$state, input, $what)
         }
     };
 }
@@ -133,7 +116,8 @@ pub(crate) use keyed_deltas;
 /// Checks an operator's deltas (for the operators' tests): `step` feeds it round after
 /// round, a full part is saved after the first and a delta after each other, and restoring
 /// the full part with the deltas up to each of `points` (on a fresh operator, on `backend`
-/// for odd ones) gives what `held` saw there. Returns the operator, what `held` saw after
+/// for odd ones) gives what `held` saw there, and, fed the rounds after, what it saw at the
+/// end. Returns the operator, what `held` saw after
 /// each round, and the chain's files.
 #[cfg(test)]
 pub(crate) fn check_chain<Op: crate::checkpoint::Snapshot, H: PartialEq + std::fmt::Debug>(
@@ -172,6 +156,17 @@ pub(crate) fn check_chain<Op: crate::checkpoint::Snapshot, H: PartialEq + std::f
         }
         restored.restored(upto);
         assert_eq!(held(&mut restored), seen[upto], "after {upto} deltas");
+        // Run on, it holds what the operator held at the end (what the state does not show,
+        // a TTL's expiry order, was rebuilt).
+        for round in upto as i64 + 1..rounds {
+            step(&mut restored, round);
+        }
+        let last = seen.len() - 1;
+        assert_eq!(
+            held(&mut restored),
+            seen[last],
+            "run on after {upto} deltas"
+        );
     }
     (op, seen, chain)
 }

@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use lru::LruCache;
 
+use super::Verdict;
 use crate::hash::BuildFastHasher;
 use crate::state::State;
 
@@ -363,29 +364,36 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
         }
     }
 
-    /// Reads `key` back from the keyspace into the cache, if it is there.
-    fn load(&mut self, key: &K) -> bool {
+    /// The value of `key` in the keyspace, if it is there, with its encoded length (leaves the
+    /// key encoded in `buf`).
+    fn read(&mut self, key: &K) -> Option<(V, usize)> {
         if self.disk_only == 0 {
-            return false;
+            return None;
         }
         Self::encode_key(&mut self.buf, key);
         let bytes = match self.keyspace.get(self.buf.as_slice()) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return false,
+            Ok(bytes) => bytes?,
             Err(e) => {
                 failed("read a key", e);
-                return false;
+                return None;
             }
         };
-        let value = match crate::state::decode::<V>(&bytes) {
-            Ok(value) => value,
+        match crate::state::decode::<V>(&bytes) {
+            Ok(value) => Some((value, bytes.len())),
             Err(e) => {
                 failed("decode a key", e);
-                return false;
+                None
             }
+        }
+    }
+
+    /// Reads `key` back from the keyspace into the cache, if it is there.
+    fn load(&mut self, key: &K) -> bool {
+        let Some((value, encoded)) = self.read(key) else {
+            return false;
         };
         self.spill(0);
-        let weight = weigh(bytes.len());
+        let weight = weigh(encoded);
         self.add_weight(weight);
         self.disk_only -= 1;
         self.cache.push(
@@ -492,6 +500,35 @@ impl<K: Hash + Eq + Clone + State, V: State> Spilled<K, V> {
             }
         }
         Some(entry.value)
+    }
+
+    pub fn take_if(&mut self, key: &K, decide: impl FnOnce(&mut V) -> Verdict) -> Option<V> {
+        if let Some(entry) = self.cache.peek_mut(key) {
+            return match decide(&mut entry.value) {
+                Verdict::Take => self.take(key),
+                Verdict::Keep | Verdict::Changed => None,
+            };
+        }
+        // (`read` leaves the key in `buf`.)
+        let (mut value, _) = self.read(key)?;
+        match decide(&mut value) {
+            Verdict::Keep => None,
+            Verdict::Changed => {
+                let mut bytes = Vec::new();
+                value.save(&mut bytes);
+                if let Err(e) = self.keyspace.insert(self.buf.as_slice(), bytes) {
+                    failed("write a key", e);
+                }
+                None
+            }
+            Verdict::Take => {
+                if let Err(e) = self.keyspace.remove(self.buf.as_slice()) {
+                    failed("remove a key", e);
+                }
+                self.disk_only -= 1;
+                Some(value)
+            }
+        }
     }
 
     pub fn remove(&mut self, key: &K) {

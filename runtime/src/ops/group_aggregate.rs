@@ -1,7 +1,8 @@
 //! Unbounded aggregation per key (`aggregate by k { ... }` without a window): an updating
 //! stream, one row per key, revised by every record (see [`super::change`] for how changes
 //! are batched). With a TTL ([`KeyTtl`]) a key's accumulator is dropped once its last record
-//! is older than the TTL; the key's next record starts a fresh aggregate.
+//! is older than the TTL; the key's next record starts a fresh aggregate. The key's last
+//! record is kept beside its accumulator (the stamp `T`, see [`Stamp`]).
 //!
 //! The accumulators are keyed state ([`Keyed`]): in memory, or with `--state disk` spilled
 //! to disk past the memory budget. With incremental checkpoints a delta writes the keys
@@ -14,14 +15,15 @@ use crate::collector::Collector;
 use crate::keyed::{Changed, Keyed};
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
-use crate::ops::key_ttl::KeyTtl;
+use crate::ops::key_ttl::{KeyTtl, Stamp, Written};
 use crate::ops::window_aggregate::WindowAggregate;
 
 /// Unbounded aggregation per key (no window): `aggregate by k { ... }`. Reuses the window
-/// aggregate's generated code; the window bounds passed to `output` are unused.
-pub struct GroupAggregateOp<A: WindowAggregate, N> {
+/// aggregate's generated code; the window bounds passed to `output` are unused. `T` is what
+/// each key keeps for a TTL: nothing, or its last write once built [`with_ttl`](Self::with_ttl).
+pub struct GroupAggregateOp<A: WindowAggregate, N, T: Stamp = ()> {
     /// The accumulator per key, in memory or spilled to disk (see [`crate::keyed`]).
-    state: Keyed<A::Key, A::Acc>,
+    state: Keyed<A::Key, (A::Acc, T)>,
     ttl: Option<KeyTtl<A::Key>>,
     dirty: BTreeMap<A::Key, ()>,
     /// With incremental checkpoints: the keys changed or expired since the last one.
@@ -55,20 +57,27 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
         self
     }
 
-    /// Drops a key's accumulator once the watermark passes the event time of its last
-    /// record plus `ttl_ms` (expiry emits nothing; the key's next record starts afresh).
-    pub fn with_ttl(mut self, ttl_ms: i64) -> Self {
-        self.ttl = Some(KeyTtl::new(ttl_ms));
-        self
-    }
+    crate::ops::key_ttl::ttl_builders!(GroupAggregateOp<A, N, Written>);
 
-    /// [`with_ttl`](Self::with_ttl) on the wall clock: a key expires `ttl_ms` after its last
-    /// record arrived, checked at every tick.
-    pub fn with_processing_ttl(mut self, ttl_ms: i64) -> Self {
-        self.ttl = Some(KeyTtl::new(ttl_ms).on_processing_time());
-        self
+    /// The operator with `ttl`, each key keeping its last write (built before any state:
+    /// `with_state` comes after).
+    fn stamped(self, ttl: KeyTtl<A::Key>) -> GroupAggregateOp<A, N, Written> {
+        debug_assert!(self.state.is_empty(), "a TTL is set before any state");
+        GroupAggregateOp {
+            state: Keyed::new(),
+            ttl: Some(ttl),
+            dirty: self.dirty,
+            changed: Changed::default(),
+            next: self.next,
+            stats: self.stats,
+            metrics: self.metrics,
+            slot: self.slot,
+            overflows: self.overflows,
+        }
     }
+}
 
+impl<A: WindowAggregate, N: Collector<Change<A::Out>>, T: Stamp> GroupAggregateOp<A, N, T> {
     /// Keys held.
     pub fn keys(&self) -> usize {
         self.state.len()
@@ -88,16 +97,13 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
             let (state, changed) = (&mut self.state, &mut self.changed);
-            ttl.tick(|key| {
-                state.remove(&key);
-                changed.note(&key);
-            });
+            ttl.tick(state, |key, _| changed.note(&key));
         }
     }
 
     fn flush(&mut self) {
         for (key, ()) in std::mem::take(&mut self.dirty) {
-            if let Some(acc) = self.state.get_mut(&key) {
+            if let Some((acc, _)) = self.state.get_mut(&key) {
                 let out = A::output(&key, i64::MIN, i64::MAX, acc);
                 if let Some(overflows) = &self.overflows {
                     overflows.count_taken();
@@ -109,7 +115,9 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> GroupAggregateOp<A, N> {
     }
 }
 
-impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for GroupAggregateOp<A, N> {
+impl<A: WindowAggregate, N: Collector<Change<A::Out>>, T: Stamp> Collector<A::In>
+    for GroupAggregateOp<A, N, T>
+{
     #[inline]
     fn push(&mut self, record: &A::In) {
         self.stats.records_in += 1;
@@ -119,14 +127,19 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
             }
         }
         let key = A::key(record);
-        self.state
-            .update(key.clone(), A::new_acc, A::acc_size, |acc| {
-                A::add(acc, record)
-            });
+        let ttl = &mut self.ttl;
+        self.state.update(
+            key.clone(),
+            || (A::new_acc(), T::default()),
+            |(acc, _)| A::acc_size(acc),
+            |(acc, stamp)| {
+                A::add(acc, record);
+                if let Some(ttl) = ttl {
+                    ttl.write_now(&key, A::event_time(record), stamp);
+                }
+            },
+        );
         self.changed.note(&key);
-        if let Some(ttl) = &mut self.ttl {
-            ttl.write_now(&key, A::event_time(record));
-        }
         self.dirty.insert(key, ());
         if self.dirty.len() >= FLUSH_EVERY {
             self.flush();
@@ -137,10 +150,7 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
         self.flush();
         if let Some(ttl) = &mut self.ttl {
             let (state, changed) = (&mut self.state, &mut self.changed);
-            ttl.on_watermark(watermark, |key| {
-                state.remove(&key);
-                changed.note(&key);
-            });
+            ttl.on_watermark(watermark, state, |key, _| changed.note(&key));
         }
         self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
@@ -148,16 +158,23 @@ impl<A: WindowAggregate, N: Collector<Change<A::Out>>> Collector<A::In> for Grou
     crate::ops::change::flushed_at_barrier_tick_and_finish!();
 }
 
-impl<A: WindowAggregate, N> Snapshot for GroupAggregateOp<A, N> {
+impl<A: WindowAggregate, N, T: Stamp> Snapshot for GroupAggregateOp<A, N, T> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    // The accumulators, then with a TTL each key's last write.
-    snapshot_fields!(state; if_set ttl);
+    // The accumulators, with a TTL each with its key's last write.
+    snapshot_fields!(state);
 
     // Every record changes its key's accumulator and every expiry drops one: both list the
     // key ([`Changed`]). On disk a delta reads the listed keys back.
     crate::keyed::keyed_deltas!(state, "an aggregate delta's entry");
+
+    /// The expiry order is not saved: it follows from the last writes.
+    fn restored(&mut self, _deltas: usize) {
+        if let Some(ttl) = &mut self.ttl {
+            ttl.rebuild(&self.state);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -210,20 +227,23 @@ mod tests {
         fn finish(&mut self) {}
     }
 
-    type Op = GroupAggregateOp<Totals, Table>;
+    type Op<T = ()> = GroupAggregateOp<Totals, Table, T>;
     /// Accumulators per key and, with a TTL, each key's last write.
     type Held = (Vec<(i64, (i64, i64))>, Vec<(i64, i64)>);
 
-    fn held(op: &Op) -> Held {
-        let mut accs = Vec::new();
-        op.state.for_each(|k, v| accs.push((*k, *v)));
+    fn held<T: Stamp>(op: &Op<T>) -> Held {
+        let (mut accs, mut ttl) = (Vec::new(), Vec::new());
+        op.state.for_each(|k, (acc, stamp)| {
+            accs.push((*k, *acc));
+            ttl.extend(stamp.get().map(|w| (*k, w.last())));
+        });
         accs.sort();
-        let ttl = op.ttl.as_ref().map(|t| t.last_writes()).unwrap_or_default();
+        ttl.sort();
         (accs, ttl)
     }
 
     /// Keys drift over the rounds, so that with a TTL old ones expire.
-    fn round(op: &mut Op, round: i64) {
+    fn round<T: Stamp>(op: &mut Op<T>, round: i64) {
         for i in 0..60i64 {
             let key = (i * 7 + round) % 11 + round / 4 * 5;
             op.push(&(key, round * 100 + i, i * 3 - round));
@@ -233,8 +253,8 @@ mod tests {
 
     /// A full part and deltas restore, at every point, the accumulators (and last writes)
     /// the operator held, on either backend whichever wrote them.
-    fn chain_of_deltas(make: &dyn Fn() -> Op, backend: &dyn Fn(Op) -> Op) {
-        let held = |op: &mut Op| held(op);
+    fn chain_of_deltas<T: Stamp>(make: &dyn Fn() -> Op<T>, backend: &dyn Fn(Op<T>) -> Op<T>) {
+        let held = |op: &mut Op<T>| held(op);
         let (op, seen, _) =
             crate::keyed::check_chain(make, backend, 16, &round, &held, &[0, 1, 6, 15]);
         if op.ttl.is_some() {
@@ -246,7 +266,7 @@ mod tests {
         GroupAggregateOp::new(Metrics::new().op("agg"), Table::default())
     }
 
-    fn with_ttl() -> Op {
+    fn with_ttl() -> Op<Written> {
         plain().with_ttl(250)
     }
 
@@ -263,13 +283,17 @@ mod tests {
     fn on_disk_the_rows_and_the_deltas_are_those_of_memory() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::keyed::disk::tests::store(dir.path(), 64);
-        let on_disk = |mut op: Op| {
-            op.state = Keyed::spilled_to(&store);
-            op
-        };
-        chain_of_deltas(&plain, &on_disk);
-        chain_of_deltas(&with_ttl, &on_disk);
-        for make in [plain as fn() -> Op, with_ttl] {
+        fn on_disk<T: Stamp>(
+            store: &std::sync::Arc<crate::keyed::disk::Store>,
+        ) -> impl Fn(Op<T>) -> Op<T> + '_ {
+            |mut op: Op<T>| {
+                op.state = Keyed::spilled_to(store);
+                op
+            }
+        }
+        chain_of_deltas(&plain, &on_disk(&store));
+        chain_of_deltas(&with_ttl, &on_disk(&store));
+        fn same_rows<T: Stamp>(make: fn() -> Op<T>, on_disk: &dyn Fn(Op<T>) -> Op<T>) {
             let (memory, disk) = (make(), on_disk(make()));
             let (a, b) = (memory.next.clone(), disk.next.clone());
             let (mut memory, mut disk) = (memory, disk);
@@ -283,5 +307,7 @@ mod tests {
             assert!(!a.0.borrow().is_empty());
             assert_eq!(*a.0.borrow(), *b.0.borrow());
         }
+        same_rows(plain, &on_disk(&store));
+        same_rows(with_ttl, &on_disk(&store));
     }
 }

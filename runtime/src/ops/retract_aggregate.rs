@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{Snapshot, StateSlot};
+use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastSet;
 use crate::keyed::{Changed, Keyed};
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
-use crate::ops::key_ttl::KeyTtl;
+use crate::ops::key_ttl::{KeyTtl, Stamp, Written};
 use crate::state::{State, StateError};
 
 /// The per-query part of an aggregate over an updating stream: accumulators that can take a
@@ -54,11 +54,12 @@ pub trait RetractAggregate {
 /// one out, at the watermark of its arrival (the rows of an updating stream carry no event
 /// time), or at the wall clock on processing time. An expired group is dropped silently with
 /// its input rows, so a later revision of one of them enters as a new row and a delete of
-/// one is ignored.
-pub struct RetractAggregateOp<A: RetractAggregate, N> {
+/// one is ignored. `T` is what each group keeps beside its accumulator for a TTL: nothing, or
+/// its last change once built [`with_ttl`](Self::with_ttl).
+pub struct RetractAggregateOp<A: RetractAggregate, N, T: Stamp = ()> {
     /// The current version of every input row, by its upsert key.
     previous: Keyed<A::UpKey, A::In>,
-    groups: Keyed<A::Key, A::Acc>,
+    groups: Keyed<A::Key, (A::Acc, T)>,
     dirty: BTreeMap<A::Key, ()>,
     ttl: Option<GroupTtl<A>>,
     /// With incremental checkpoints: the rows and the groups changed since the last one.
@@ -89,18 +90,29 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
         }
     }
 
-    /// Drops a group once the watermark passes its last change plus `ttl_ms`.
-    pub fn with_ttl(mut self, ttl_ms: i64) -> Self {
-        self.ttl = Some(GroupTtl::new(KeyTtl::new(ttl_ms)));
-        self
-    }
+    crate::ops::key_ttl::ttl_builders!(RetractAggregateOp<A, N, Written>);
 
-    /// [`with_ttl`](Self::with_ttl) on the wall clock, checked at every tick.
-    pub fn with_processing_ttl(mut self, ttl_ms: i64) -> Self {
-        self.ttl = Some(GroupTtl::new(KeyTtl::new(ttl_ms).on_processing_time()));
-        self
+    /// The operator with `times`, each group keeping its last change (built before any state:
+    /// `with_state` comes after).
+    fn stamped(self, times: KeyTtl<A::Key>) -> RetractAggregateOp<A, N, Written> {
+        debug_assert!(self.groups.is_empty(), "a TTL is set before any state");
+        RetractAggregateOp {
+            previous: self.previous,
+            groups: Keyed::new(),
+            dirty: self.dirty,
+            ttl: Some(GroupTtl::new(times)),
+            changed_rows: self.changed_rows,
+            changed_groups: Changed::default(),
+            watermark: self.watermark,
+            next: self.next,
+            stats: self.stats,
+            metrics: self.metrics,
+            slot: self.slot,
+        }
     }
+}
 
+impl<A: RetractAggregate, N: Collector<Change<A::Out>>, T: Stamp> RetractAggregateOp<A, N, T> {
     /// Groups held, and input rows held.
     pub fn state_size(&self) -> (usize, usize) {
         (self.groups.len(), self.previous.len())
@@ -112,15 +124,15 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
     fn take_back(&mut self, old: &A::In, returns: bool) -> bool {
         let key = A::key(old);
         let held = match self.groups.get_mut(&key) {
-            Some(acc) => {
+            Some((acc, stamp)) => {
                 // Taking a row out shrinks the accumulator, if anything: its weight stays.
                 A::retract(acc, old);
                 self.changed_groups.note(&key);
                 if let Some(ttl) = &mut self.ttl {
+                    ttl.times.write_now(&key, self.watermark, stamp);
                     if !returns {
                         ttl.leave(&key, &A::up_key(old));
                     }
-                    ttl.times.write_now(&key, self.watermark);
                 }
                 true
             }
@@ -147,28 +159,27 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
         if let Some(ttl) = &mut self.ttl {
             let GroupTtl { times, members } = ttl;
             let mut held = Held::<A> {
-                groups: &mut self.groups,
                 previous: &mut self.previous,
                 changed_rows: &mut self.changed_rows,
                 changed_groups: &mut self.changed_groups,
             };
-            times.tick(|key| held.drop_group(members, &key));
+            times.tick(&mut self.groups, |key, _| held.drop_group(members, &key));
         }
     }
 
     fn flush(&mut self) {
         for (key, ()) in std::mem::take(&mut self.dirty) {
-            let Some(acc) = self.groups.get_mut(&key) else {
+            let Some((acc, stamp)) = self.groups.get_mut(&key) else {
                 continue;
             };
             let out = A::output(&key, acc);
             self.stats.records_out += 1;
             if A::rows(acc) <= 0 {
-                self.groups.remove(&key);
                 if let Some(ttl) = &mut self.ttl {
-                    ttl.times.forget(&key);
+                    ttl.times.forget(&key, stamp);
                     ttl.members.remove(&key);
                 }
+                self.groups.remove(&key);
                 self.next.push(&Change::Delete(out));
             } else {
                 self.next.push(&Change::Upsert(out));
@@ -177,8 +188,8 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> RetractAggregateOp<A, N>
     }
 }
 
-impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
-    for RetractAggregateOp<A, N>
+impl<A: RetractAggregate, N: Collector<Change<A::Out>>, T: Stamp> Collector<Change<A::In>>
+    for RetractAggregateOp<A, N, T>
 {
     fn push(&mut self, change: &Change<A::In>) {
         self.stats.records_in += 1;
@@ -193,14 +204,23 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
                     let same = A::key(&old) == key;
                     stays = self.take_back(&old, same) && same;
                 }
-                self.groups
-                    .update(key.clone(), A::new_acc, A::acc_size, |acc| A::add(acc, row));
+                let (ttl, watermark) = (&mut self.ttl, self.watermark);
+                self.groups.update(
+                    key.clone(),
+                    || (A::new_acc(), T::default()),
+                    |(acc, _)| A::acc_size(acc),
+                    |(acc, stamp)| {
+                        A::add(acc, row);
+                        if let Some(ttl) = ttl {
+                            ttl.times.write_now(&key, watermark, stamp);
+                        }
+                    },
+                );
                 self.changed_groups.note(&key);
                 if let Some(ttl) = &mut self.ttl {
                     if !stays {
                         ttl.join(&key, A::up_key(row));
                     }
-                    ttl.times.write_now(&key, self.watermark);
                 }
                 self.dirty.insert(key, ());
             }
@@ -223,15 +243,18 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
             let GroupTtl { times, members } = ttl;
             if self.watermark == i64::MIN && !times.is_processing_time() {
                 let changed = &mut self.changed_groups;
-                times.restamp(i64::MIN, watermark, |key| changed.note(key));
+                times.restamp(i64::MIN, watermark, &mut self.groups, |key| {
+                    changed.note(key)
+                });
             }
             let mut held = Held::<A> {
-                groups: &mut self.groups,
                 previous: &mut self.previous,
                 changed_rows: &mut self.changed_rows,
                 changed_groups: &mut self.changed_groups,
             };
-            times.on_watermark(watermark, |key| held.drop_group(members, &key));
+            times.on_watermark(watermark, &mut self.groups, |key, _| {
+                held.drop_group(members, &key)
+            });
         }
         self.watermark = self.watermark.max(watermark);
         self.measure_state(watermark == i64::MAX);
@@ -240,9 +263,10 @@ impl<A: RetractAggregate, N: Collector<Change<A::Out>>> Collector<Change<A::In>>
     crate::ops::change::flushed_at_barrier_tick_and_finish!();
 }
 
-/// A retracting aggregate's TTL: when each group was last changed, and the input rows each
-/// group holds (to drop them with it). The members are keyed state like the rows (spilled
-/// past the budget with `--state disk`), but not saved: they follow from the rows.
+/// A retracting aggregate's TTL: the groups in the order they expire (each group's last
+/// change is beside its accumulator), and the input rows each group holds (to drop them with
+/// it). The members are keyed state like the rows (spilled past the budget with
+/// `--state disk`), but not saved: they follow from the rows.
 struct GroupTtl<A: RetractAggregate> {
     times: KeyTtl<A::Key>,
     members: Members<A>,
@@ -288,18 +312,16 @@ impl<A: RetractAggregate> GroupTtl<A> {
     }
 }
 
-/// The state expiry drops from, borrowed beside the TTL.
+/// The state expiry drops from beside the groups, borrowed beside the TTL.
 struct Held<'a, A: RetractAggregate> {
-    groups: &'a mut Keyed<A::Key, A::Acc>,
     previous: &'a mut Keyed<A::UpKey, A::In>,
     changed_rows: &'a mut Changed<A::UpKey>,
     changed_groups: &'a mut Changed<A::Key>,
 }
 
 impl<A: RetractAggregate> Held<'_, A> {
-    /// Drops the expired group `key` with its input rows.
+    /// Drops the input rows of the expired group `key` (gone from the groups).
     fn drop_group(&mut self, members: &mut Members<A>, key: &A::Key) {
-        self.groups.remove(key);
         self.changed_groups.note(key);
         for up in members.take(key).unwrap_or_default() {
             self.previous.remove(&up);
@@ -319,26 +341,12 @@ fn members_of<A: RetractAggregate>(previous: &Keyed<A::UpKey, A::In>) -> Members
     members
 }
 
-impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
+impl<A: RetractAggregate, N, T: Stamp> Snapshot for RetractAggregateOp<A, N, T> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    // The rows and groups, then with a TTL each group's last change.
-    fn save_state(&self, out: &mut Vec<u8>) {
-        self.previous.save(out);
-        self.groups.save(out);
-        if let Some(ttl) = &self.ttl {
-            ttl.times.save(out);
-        }
-    }
-    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        self.previous = State::load(input)?;
-        self.groups = State::load(input)?;
-        if let Some(ttl) = &mut self.ttl {
-            ttl.times.load(input)?;
-        }
-        Ok(())
-    }
+    // The rows, and the groups (with a TTL, each with its last change).
+    snapshot_fields!(previous, groups);
 
     /// Every change lists the row it revises and the groups it touches, and expiry the group
     /// and rows it drops ([`Changed`]); the groups' section carries their last changes.
@@ -352,9 +360,8 @@ impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
     }
 
     fn save_delta(&mut self, out: &mut Vec<u8>) {
-        self.changed_rows.save(&mut self.previous, None, out);
-        let times = self.ttl.as_ref().map(|t| &t.times);
-        self.changed_groups.save(&mut self.groups, times, out);
+        self.changed_rows.save(&mut self.previous, out);
+        self.changed_groups.save(&mut self.groups, out);
     }
 
     fn saved_full(&mut self) {
@@ -363,16 +370,17 @@ impl<A: RetractAggregate, N> Snapshot for RetractAggregateOp<A, N> {
     }
 
     fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
-        Changed::load(&mut self.previous, None, input, "an aggregate delta's row")?;
-        let times = self.ttl.as_mut().map(|t| &mut t.times);
-        Changed::load(&mut self.groups, times, input, "an aggregate delta's group")
+        Changed::load(&mut self.previous, input, "an aggregate delta's row")?;
+        Changed::load(&mut self.groups, input, "an aggregate delta's group")
     }
 
-    /// Checkpoints do not carry which rows each group holds: it is built from the rows, once
-    /// the full part and its deltas are read.
+    /// Checkpoints carry neither which rows each group holds nor the expiry order: both are
+    /// built, from the rows and from the groups' last changes, once the full part and its
+    /// deltas are read.
     fn restored(&mut self, _deltas: usize) {
         if let Some(ttl) = self.ttl.as_mut() {
             ttl.members = members_of::<A>(&self.previous);
+            ttl.times.rebuild(&self.groups);
         }
     }
 }
@@ -704,7 +712,7 @@ mod delta_tests {
     use super::*;
     use crate::metrics::Metrics;
 
-    type Op = RetractAggregateOp<Sum, Log>;
+    type Op<T = ()> = RetractAggregateOp<Sum, Log, T>;
     /// Rows, groups, and with a TTL each group's last change and the rows it holds.
     type Held = (
         Vec<(i64, Row)>,
@@ -713,25 +721,25 @@ mod delta_tests {
         Vec<(i64, Vec<i64>)>,
     );
 
-    fn held(op: &Op) -> Held {
+    fn held<T: Stamp>(op: &Op<T>) -> Held {
         let mut rows = Vec::new();
         op.previous.for_each(|k, v| rows.push((*k, *v)));
         rows.sort();
-        let mut groups = Vec::new();
-        op.groups.for_each(|k, v| groups.push((*k, *v)));
+        let (mut groups, mut times) = (Vec::new(), Vec::new());
+        op.groups.for_each(|k, (acc, stamp)| {
+            groups.push((*k, *acc));
+            times.extend(stamp.get().map(|w| (*k, w.last())));
+        });
         groups.sort();
-        let (times, mut members) = match &op.ttl {
-            Some(ttl) => {
-                let mut members = Vec::new();
-                ttl.members.for_each(|k, ups| {
-                    let mut ups: Vec<i64> = ups.iter().copied().collect();
-                    ups.sort();
-                    members.push((*k, ups));
-                });
-                (ttl.times.last_writes(), members)
-            }
-            None => (Vec::new(), Vec::new()),
-        };
+        times.sort();
+        let mut members = Vec::new();
+        if let Some(ttl) = &op.ttl {
+            ttl.members.for_each(|k, ups| {
+                let mut ups: Vec<i64> = ups.iter().copied().collect();
+                ups.sort();
+                members.push((*k, ups));
+            });
+        }
         members.sort();
         (rows, groups, times, members)
     }
@@ -739,7 +747,7 @@ mod delta_tests {
     /// Upserts that revise rows into other groups, and deletes, over ids and groups that
     /// drift, so that with a TTL old groups expire with their rows. The first round has no
     /// watermark: its groups, which no later round touches, are stamped at the second's.
-    fn round(op: &mut Op, round: i64) {
+    fn round<T: Stamp>(op: &mut Op<T>, round: i64) {
         for i in 0..40i64 {
             let (id, group) = match round {
                 // Rows and groups no later round touches: they expire from their stamp.
@@ -759,7 +767,7 @@ mod delta_tests {
 
     /// With a TTL, each group lists exactly the rows in it (revisions within a group leave
     /// the list alone, moves and deletes change it).
-    fn members_follow_rows(op: &Op) {
+    fn members_follow_rows<T: Stamp>(op: &Op<T>) {
         let (rows, _, _, members) = held(op);
         if op.ttl.is_some() {
             let mut want: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
@@ -770,9 +778,9 @@ mod delta_tests {
         }
     }
 
-    fn chain_of_deltas(make: &dyn Fn() -> Op, backend: &dyn Fn(Op) -> Op) {
-        let held = |op: &mut Op| held(op);
-        let step = |op: &mut Op, r: i64| {
+    fn chain_of_deltas<T: Stamp>(make: &dyn Fn() -> Op<T>, backend: &dyn Fn(Op<T>) -> Op<T>) {
+        let held = |op: &mut Op<T>| held(op);
+        let step = |op: &mut Op<T>, r: i64| {
             round(op, r);
             members_follow_rows(op);
         };
@@ -788,7 +796,7 @@ mod delta_tests {
         RetractAggregateOp::new(Metrics::new().op("sum"), Log::default())
     }
 
-    fn with_ttl() -> Op {
+    fn with_ttl() -> Op<Written> {
         plain().with_ttl(250)
     }
 
@@ -806,17 +814,21 @@ mod delta_tests {
     fn on_disk_the_changes_and_the_deltas_are_those_of_memory() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::keyed::disk::tests::store(dir.path(), 64);
-        let on_disk = |mut op: Op| {
-            op.previous = Keyed::spilled_to(&store);
-            op.groups = Keyed::spilled_to(&store);
-            if let Some(ttl) = &mut op.ttl {
-                ttl.members = Keyed::spilled_to(&store);
+        fn on_disk<T: Stamp>(
+            store: &std::sync::Arc<crate::keyed::disk::Store>,
+        ) -> impl Fn(Op<T>) -> Op<T> + '_ {
+            |mut op: Op<T>| {
+                op.previous = Keyed::spilled_to(store);
+                op.groups = Keyed::spilled_to(store);
+                if let Some(ttl) = &mut op.ttl {
+                    ttl.members = Keyed::spilled_to(store);
+                }
+                op
             }
-            op
-        };
-        chain_of_deltas(&plain, &on_disk);
-        chain_of_deltas(&with_ttl, &on_disk);
-        for make in [plain as fn() -> Op, with_ttl] {
+        }
+        chain_of_deltas(&plain, &on_disk(&store));
+        chain_of_deltas(&with_ttl, &on_disk(&store));
+        fn same_changes<T: Stamp>(make: fn() -> Op<T>, on_disk: &dyn Fn(Op<T>) -> Op<T>) {
             let (mut memory, mut disk) = (make(), on_disk(make()));
             let (a, b) = (memory.next.clone(), disk.next.clone());
             for r in 0..16 {
@@ -831,5 +843,7 @@ mod delta_tests {
             assert!(a.0.borrow().len() > 100);
             assert_eq!(*a.0.borrow(), *b.0.borrow());
         }
+        same_changes(plain, &on_disk(&store));
+        same_changes(with_ttl, &on_disk(&store));
     }
 }

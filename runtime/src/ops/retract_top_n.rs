@@ -29,7 +29,7 @@ use crate::collector::Collector;
 use crate::keyed::Keyed;
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
-use crate::ops::key_ttl::KeyTtl;
+use crate::ops::key_ttl::{KeyTtl, Stamp, Written};
 use crate::ops::top_n::RankSpec;
 use crate::state::State;
 
@@ -48,10 +48,12 @@ struct Dirty<T> {
     template: T,
 }
 
-pub struct RetractTopNOp<S: UpsertKey, N> {
+/// `T` is what each partition keeps for a TTL: nothing, or its last change once built
+/// [`with_ttl`](Self::with_ttl).
+pub struct RetractTopNOp<S: UpsertKey, N, T: Stamp = ()> {
     n: usize,
     /// Every row per partition, best first; equal rows keep arrival order.
-    rows: Keyed<S::Key, Vec<S::In>>,
+    rows: Keyed<S::Key, (Vec<S::In>, T)>,
     /// The current version of each input row.
     previous: Keyed<S::UpKey, S::In>,
     dirty: BTreeMap<S::Key, Dirty<S::In>>,
@@ -80,19 +82,28 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         }
     }
 
-    /// Drops a partition's rows once the watermark passes its last change plus `ttl_ms`.
-    pub fn with_ttl(mut self, ttl_ms: i64) -> Self {
-        self.ttl = Some(KeyTtl::new(ttl_ms));
-        self
-    }
+    crate::ops::key_ttl::ttl_builders!(RetractTopNOp<S, N, Written>);
 
-    /// [`with_ttl`](Self::with_ttl) on the wall clock: a partition expires `ttl_ms` after
-    /// its last change, checked at every tick.
-    pub fn with_processing_ttl(mut self, ttl_ms: i64) -> Self {
-        self.ttl = Some(KeyTtl::new(ttl_ms).on_processing_time());
-        self
+    /// The operator with `ttl`, each partition keeping its last change (built before any state:
+    /// `with_state` comes after).
+    fn stamped(self, ttl: KeyTtl<S::Key>) -> RetractTopNOp<S, N, Written> {
+        debug_assert!(self.rows.is_empty(), "a TTL is set before any state");
+        RetractTopNOp {
+            n: self.n,
+            rows: Keyed::new(),
+            previous: self.previous,
+            dirty: self.dirty,
+            ttl: Some(ttl),
+            watermark: self.watermark,
+            next: self.next,
+            stats: self.stats,
+            metrics: self.metrics,
+            slot: self.slot,
+        }
     }
+}
 
+impl<S: UpsertKey, N: Collector<Change<S::Out>>, T: Stamp> RetractTopNOp<S, N, T> {
     /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys, and
     /// the tables of rows per key (rows counted on a sample of the keys) and of input
     /// rows, with the TTL's bookkeeping.
@@ -100,7 +111,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         if self.stats.state.due(force) {
             let row = crate::metrics::entries_bytes::<S::In>(1);
             let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
-            let bytes = self.rows.memory_bytes(|rows| rows.capacity() * row)
+            let bytes = self.rows.memory_bytes(|(rows, _)| rows.capacity() * row)
                 + self.previous.memory_bytes(|_| 0)
                 + ttl;
             self.stats.state.set(self.rows.len(), bytes);
@@ -110,8 +121,8 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
             let (rows, previous) = (&mut self.rows, &mut self.previous);
-            ttl.tick(|key| {
-                for row in rows.take(&key).unwrap_or_default() {
+            ttl.tick(rows, |_, dropped| {
+                for row in dropped {
                     previous.remove(&S::up_key(&row));
                 }
             });
@@ -142,7 +153,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
     fn remove(&mut self, old: &S::In) {
         let key = S::key(old);
         let up = S::up_key(old);
-        let Some(rows) = self.rows.get_mut(&key) else {
+        let Some((rows, stamp)) = self.rows.get_mut(&key) else {
             return;
         };
         let shown = rows.len().min(self.n);
@@ -151,12 +162,12 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         };
         rows.remove(at);
         if rows.is_empty() {
-            self.rows.remove(&key);
             if let Some(ttl) = &mut self.ttl {
-                ttl.forget(&key);
+                ttl.forget(&key, stamp);
             }
+            self.rows.remove(&key);
         } else if let Some(ttl) = &mut self.ttl {
-            ttl.write_now(&key, self.watermark);
+            ttl.write_now(&key, self.watermark, stamp);
         }
         if at < self.n {
             self.touch(&key, at, shown, old);
@@ -167,15 +178,17 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
         let key = S::key(row);
         let (n, mut shown, mut at) = (self.n, 0, 0);
         // On disk a partition is weighed by its rows' inline size as it grows.
-        let size = |rows: &Vec<S::In>| rows.len() * std::mem::size_of::<S::In>();
-        self.rows.update(key.clone(), Vec::new, size, |rows| {
+        let size = |(rows, _): &(Vec<S::In>, T)| rows.len() * std::mem::size_of::<S::In>();
+        let (ttl, watermark) = (&mut self.ttl, self.watermark);
+        let new = || (Vec::new(), T::default());
+        self.rows.update(key.clone(), new, size, |(rows, stamp)| {
             shown = rows.len().min(n);
             at = rows.partition_point(|r| S::compare(r, row) != Ordering::Greater);
             rows.insert(at, row.clone());
+            if let Some(ttl) = ttl {
+                ttl.write_now(&key, watermark, stamp);
+            }
         });
-        if let Some(ttl) = &mut self.ttl {
-            ttl.write_now(&key, self.watermark);
-        }
         if at < self.n {
             self.touch(&key, at, shown, row);
         }
@@ -183,7 +196,7 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
 
     fn flush(&mut self) {
         for (key, d) in std::mem::take(&mut self.dirty) {
-            let rows: &[S::In] = self.rows.get_mut(&key).map_or(&[], |r| r.as_slice());
+            let rows: &[S::In] = self.rows.get_mut(&key).map_or(&[], |r| r.0.as_slice());
             let shown = rows.len().min(self.n);
             for (i, row) in rows.iter().enumerate().take(shown).skip(d.from) {
                 self.stats.records_out += 1;
@@ -200,7 +213,9 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> RetractTopNOp<S, N> {
     }
 }
 
-impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for RetractTopNOp<S, N> {
+impl<S: UpsertKey, N: Collector<Change<S::Out>>, T: Stamp> Collector<Change<S::In>>
+    for RetractTopNOp<S, N, T>
+{
     fn push(&mut self, change: &Change<S::In>) {
         self.stats.records_in += 1;
         let row = change.row();
@@ -219,12 +234,12 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
     fn watermark(&mut self, watermark: i64) {
         self.flush();
         if let Some(ttl) = &mut self.ttl {
-            if self.watermark == i64::MIN && !ttl.is_processing_time() {
-                ttl.restamp(i64::MIN, watermark, |_| {});
-            }
             let (rows, previous) = (&mut self.rows, &mut self.previous);
-            ttl.on_watermark(watermark, |key| {
-                for row in rows.take(&key).unwrap_or_default() {
+            if self.watermark == i64::MIN && !ttl.is_processing_time() {
+                ttl.restamp(i64::MIN, watermark, rows, |_| {});
+            }
+            ttl.on_watermark(watermark, rows, |_, dropped| {
+                for row in dropped {
                     previous.remove(&S::up_key(&row));
                 }
             });
@@ -236,12 +251,19 @@ impl<S: UpsertKey, N: Collector<Change<S::Out>>> Collector<Change<S::In>> for Re
     crate::ops::change::flushed_at_barrier_tick_and_finish!();
 }
 
-impl<S: UpsertKey, N> Snapshot for RetractTopNOp<S, N> {
+impl<S: UpsertKey, N, T: Stamp> Snapshot for RetractTopNOp<S, N, T> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    // The rows, the current versions, then with a TTL each partition's last change.
-    snapshot_fields!(rows, previous; if_set ttl);
+    // The rows (with a TTL, each partition's with its last change), the current versions.
+    snapshot_fields!(rows, previous);
+
+    /// The expiry order is not saved: it follows from the last changes.
+    fn restored(&mut self, _deltas: usize) {
+        if let Some(ttl) = &mut self.ttl {
+            ttl.rebuild(&self.rows);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +429,7 @@ mod tests {
         let mut restored =
             RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default()).with_ttl(10);
         restored.load_state(&mut bytes.as_slice()).unwrap();
+        restored.restored(0);
         restored.watermark(121);
         assert_eq!(restored.state_size(), (1, 1));
         restored.watermark(122);

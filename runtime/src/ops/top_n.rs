@@ -10,7 +10,7 @@ use crate::collector::Collector;
 use crate::keyed::{Changed, Keyed};
 use crate::metrics::{OpCounters, OpMetrics};
 use crate::ops::change::{Change, FLUSH_EVERY};
-use crate::ops::key_ttl::KeyTtl;
+use crate::ops::key_ttl::{KeyTtl, Stamp, Written};
 use crate::state::State;
 
 /// The per-query part of dedup and top-N.
@@ -35,12 +35,13 @@ pub trait RankSpec {
 /// Top-N per key (`top N by k order by ...`); dedup is top-1 with the order "first" or
 /// "last". Rows that compare equal keep arrival order (the earlier ranks first). With a TTL
 /// ([`KeyTtl`]), a key's rows are dropped once the watermark passes the event time of its
-/// last write (a record that entered its top N) plus the TTL.
-pub struct TopNOp<S: RankSpec, N> {
+/// last write (a record that entered its top N) plus the TTL, kept beside its rows (the stamp
+/// `T`, see [`Stamp`]).
+pub struct TopNOp<S: RankSpec, N, T: Stamp = ()> {
     n: usize,
     newer_wins_ties: bool,
     /// The top rows per key, in memory or spilled to disk (see [`crate::keyed`]).
-    state: Keyed<S::Key, Vec<S::In>>,
+    state: Keyed<S::Key, (Vec<S::In>, T)>,
     ttl: Option<KeyTtl<S::Key>>,
     /// Key -> lowest rank index whose row changed since the last flush.
     dirty: BTreeMap<S::Key, usize>,
@@ -75,19 +76,28 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
         self
     }
 
-    /// Drops a key's state once the watermark passes its last write plus `ttl_ms`.
-    pub fn with_ttl(mut self, ttl_ms: i64) -> Self {
-        self.ttl = Some(KeyTtl::new(ttl_ms));
-        self
-    }
+    crate::ops::key_ttl::ttl_builders!(TopNOp<S, N, Written>);
 
-    /// [`with_ttl`](Self::with_ttl) on the wall clock: a key expires `ttl_ms` after its last
-    /// write, checked at every tick.
-    pub fn with_processing_ttl(mut self, ttl_ms: i64) -> Self {
-        self.ttl = Some(KeyTtl::new(ttl_ms).on_processing_time());
-        self
+    /// The operator with `ttl`, each key keeping its last write (built before any state:
+    /// `with_state` comes after).
+    fn stamped(self, ttl: KeyTtl<S::Key>) -> TopNOp<S, N, Written> {
+        debug_assert!(self.state.is_empty(), "a TTL is set before any state");
+        TopNOp {
+            n: self.n,
+            newer_wins_ties: self.newer_wins_ties,
+            state: Keyed::new(),
+            ttl: Some(ttl),
+            dirty: self.dirty,
+            changed: Changed::default(),
+            next: self.next,
+            stats: self.stats,
+            metrics: self.metrics,
+            slot: self.slot,
+        }
     }
+}
 
+impl<S: RankSpec, N: Collector<Change<S::Out>>, T: Stamp> TopNOp<S, N, T> {
     /// Measures the state for the live view (see [`crate::metrics::StateGauge`]): keys, and
     /// the table of rows per key (rows counted on a sample of the keys) with the TTL's
     /// bookkeeping.
@@ -96,7 +106,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
             let ttl = self.ttl.as_ref().map_or(0, |t| t.approx_bytes());
             let bytes = self
                 .state
-                .memory_bytes(|rows| crate::metrics::entries_bytes::<S::In>(rows.capacity()))
+                .memory_bytes(|(rows, _)| crate::metrics::entries_bytes::<S::In>(rows.capacity()))
                 + ttl;
             self.stats.state.set(self.state.len(), bytes);
         }
@@ -105,17 +115,14 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
     fn expire_by_clock(&mut self) {
         if let Some(ttl) = &mut self.ttl {
             let (state, changed) = (&mut self.state, &mut self.changed);
-            ttl.tick(|key| {
-                state.remove(&key);
-                changed.note(&key);
-            });
+            ttl.tick(state, |key, _| changed.note(&key));
         }
     }
 
     /// Rows held (for tests and metrics).
     pub fn state_size(&self) -> usize {
         let mut rows = 0;
-        self.state.for_each(|_, v| rows += v.len());
+        self.state.for_each(|_, (v, _)| rows += v.len());
         rows
     }
 
@@ -126,7 +133,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
 
     fn flush(&mut self) {
         for (key, from) in std::mem::take(&mut self.dirty) {
-            if let Some(rows) = self.state.get_mut(&key) {
+            if let Some((rows, _)) = self.state.get_mut(&key) {
                 for (i, row) in rows.iter().enumerate().skip(from) {
                     let out = S::output(row, i as i64 + 1);
                     self.stats.records_out += 1;
@@ -137,16 +144,16 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> TopNOp<S, N> {
     }
 }
 
-impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N> {
+impl<S: RankSpec, N: Collector<Change<S::Out>>, T: Stamp> Collector<S::In> for TopNOp<S, N, T> {
     #[inline]
     fn push(&mut self, record: &S::In) {
         self.stats.records_in += 1;
         let key = S::key(record);
         let n = self.n;
         // Most keys hold few rows: start small (dedup holds exactly one).
-        let rows = self
+        let (rows, stamp) = self
             .state
-            .get_or_insert_with(key.clone(), || Vec::with_capacity(n.min(2)));
+            .get_or_insert_with(key.clone(), || (Vec::with_capacity(n.min(2)), T::default()));
         // After every row that ranks before or equal to it (arrival order breaks ties).
         let at = if self.newer_wins_ties {
             rows.partition_point(|r| S::compare(r, record) == Ordering::Less)
@@ -158,11 +165,11 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         }
         rows.insert(at, record.clone());
         rows.truncate(self.n);
+        if let Some(ttl) = &mut self.ttl {
+            ttl.write_now(&key, S::event_time(record), stamp);
+        }
         if self.state.weighs() {
             self.state.reweigh(&key);
-        }
-        if let Some(ttl) = &mut self.ttl {
-            ttl.write_now(&key, S::event_time(record));
         }
         self.changed.note(&key);
         let from = self.dirty.entry(key).or_insert(at);
@@ -176,10 +183,7 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
         self.flush();
         if let Some(ttl) = &mut self.ttl {
             let (state, changed) = (&mut self.state, &mut self.changed);
-            ttl.on_watermark(watermark, |key| {
-                state.remove(&key);
-                changed.note(&key);
-            });
+            ttl.on_watermark(watermark, state, |key, _| changed.note(&key));
         }
         self.measure_state(watermark == i64::MAX);
         self.next.watermark(watermark);
@@ -187,16 +191,23 @@ impl<S: RankSpec, N: Collector<Change<S::Out>>> Collector<S::In> for TopNOp<S, N
     crate::ops::change::flushed_at_barrier_tick_and_finish!();
 }
 
-impl<S: RankSpec, N> Snapshot for TopNOp<S, N> {
+impl<S: RankSpec, N, T: Stamp> Snapshot for TopNOp<S, N, T> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    // The rows per key, then with a TTL each key's last write.
-    snapshot_fields!(state; if_set ttl);
+    // The rows per key, with a TTL each with its key's last write.
+    snapshot_fields!(state);
 
     // Rows change only when a record enters a key's top N, and are dropped when a key
     // expires: both list the key ([`Changed`]). On disk a delta reads the listed keys back.
     crate::keyed::keyed_deltas!(state, "a top-N delta's entry");
+
+    /// The expiry order is not saved: it follows from the last writes.
+    fn restored(&mut self, _deltas: usize) {
+        if let Some(ttl) = &mut self.ttl {
+            ttl.rebuild(&self.state);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -323,6 +334,7 @@ mod tests {
         let mut restored =
             TopNOp::<First, _>::new(metrics.op("dedup"), 1, Log::default()).with_ttl(1_000);
         restored.load_state(&mut bytes.as_slice()).unwrap();
+        restored.restored(0);
         assert_eq!(restored.keys(), op.keys());
         // The restored times still expire the keys.
         restored.watermark(100_000 + 1_000);
@@ -376,22 +388,25 @@ mod tests {
     /// Rows per key and, with a TTL, each key's last write.
     type Held = (Vec<(i64, Vec<Row>)>, Vec<(i64, i64)>);
 
-    fn chain_of_deltas<S: RankSpec<In = Row, Key = i64, Out = Row>>(
-        make: &dyn Fn() -> TopNOp<S, Table>,
-        backend: &dyn Fn(TopNOp<S, Table>) -> TopNOp<S, Table>,
+    fn chain_of_deltas<S: RankSpec<In = Row, Key = i64, Out = Row>, T: Stamp>(
+        make: &dyn Fn() -> TopNOp<S, Table, T>,
+        backend: &dyn Fn(TopNOp<S, Table, T>) -> TopNOp<S, Table, T>,
     ) {
-        let step = |op: &mut TopNOp<S, Table>, round: i64| {
+        let step = |op: &mut TopNOp<S, Table, T>, round: i64| {
             for i in 0..50i64 {
                 let key = (i * 7 + round) % 13 + (round / 5) * 3;
                 op.push(&(key, round * 100 + (i * 31 + round * 17) % 40, "r"));
             }
             op.watermark(round * 100);
         };
-        let held = |op: &mut TopNOp<S, Table>| -> Held {
-            let mut rows = Vec::new();
-            op.state.for_each(|k, v| rows.push((*k, v.clone())));
+        let held = |op: &mut TopNOp<S, Table, T>| -> Held {
+            let (mut rows, mut ttl) = (Vec::new(), Vec::new());
+            op.state.for_each(|k, (v, stamp)| {
+                rows.push((*k, v.clone()));
+                ttl.extend(stamp.get().map(|w| (*k, w.last())));
+            });
             rows.sort();
-            let ttl = op.ttl.as_ref().map(|t| t.last_writes()).unwrap_or_default();
+            ttl.sort();
             (rows, ttl)
         };
         let (mut op, seen, _) =
@@ -406,12 +421,7 @@ mod tests {
         // A delta lists only the keys whose rows changed: none, nothing.
         let mut empty = Vec::new();
         op.save_delta(&mut empty);
-        let nothing: Vec<u8> = if op.ttl.is_some() {
-            [0usize.to_le_bytes(), 0usize.to_le_bytes()].concat()
-        } else {
-            0usize.to_le_bytes().to_vec()
-        };
-        assert_eq!(empty, nothing);
+        assert_eq!(empty, 0usize.to_le_bytes().to_vec());
     }
 
     #[test]

@@ -17,8 +17,9 @@
 //!   never fills its memtable, so it is never flushed, and the journal it pins grew until
 //!   fjall stalled all writers for 500 ms at a time.
 //!
-//! Chunks are written without `fsync`: the store is scratch, and a checkpoint writes the
-//! order's entries itself. An entry may be held twice (in memory and in a chunk); callers
+//! Chunks are written without `fsync`: the store is scratch, and a checkpoint saves what the
+//! order is built from (a join's records, the last writes beside a TTL's keys), from which a
+//! restore builds it again. An entry may be held twice (in memory and in a chunk); callers
 //! skip stale entries anyway.
 
 use std::collections::BTreeSet;
