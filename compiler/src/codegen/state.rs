@@ -650,7 +650,7 @@ mod tests {
     use super::duration;
     use crate::{compile, Options, SourceMap};
 
-    /// The shapes of a pipeline's stateful operators, in plan order.
+    /// The shapes of a pipeline's stateful operators, by operator id.
     fn shapes(text: &str) -> Vec<String> {
         let mut sources = SourceMap::new();
         let file = sources.add("t.weir".to_string(), text.to_string());
@@ -669,21 +669,26 @@ mod tests {
                  event_time date_time watermark 4s\n\
              sink bids |> dedup by auction keep last ttl(1h) -> checksum()\n\
              sink bids |> aggregate by bidder { n: count() } ttl(1h) -> checksum()\n\
+             sink bids |> dedup by bidder keep last ttl(1h)\n\
+                 |> top 2 by auction order by price desc ttl(1h) -> checksum()\n\
              sink bids |> key_by auction |> window tumble(10s) |> aggregate { n: count() }\n\
                  |> top 1 by window_end order by n desc ttl(1h) -> checksum()\n",
         );
-        let with = |what: &str| {
-            all.iter()
-                .find(|s| s.starts_with(what))
-                .unwrap_or_else(|| panic!("no {what:?} in {all:#?}"))
-                .contains("ttl last writes: saved with each key")
-        };
-        assert!(with("operator: dedup"));
-        assert!(with("operator: aggregate\nkeys: bidder"));
-        assert!(!with("operator: top"));
-        assert!(all
-            .iter()
-            .any(|s| s.starts_with("operator: top") && s.contains("ttl: 1h")));
+        let of =
+            |what: &str| -> Vec<&String> { all.iter().filter(|s| s.starts_with(what)).collect() };
+        let saved = |s: &&String| s.contains("ttl last writes: saved with each key");
+        let dedups = of("operator: dedup");
+        assert_eq!(dedups.len(), 2);
+        assert!(dedups.iter().all(saved));
+        let aggregates = of("operator: aggregate\nkeys: bidder");
+        assert!(aggregates.len() == 1 && saved(&aggregates[0]));
+        let tops = of("operator: top");
+        assert_eq!(tops.len(), 2, "{all:#?}");
+        // Over the dedup's updates: last writes kept. Keyed by a window: none, but a ttl line.
+        let (updating, last): (Vec<&String>, Vec<&String>) =
+            tops.into_iter().partition(|s| s.contains("updates of"));
+        assert!(updating.len() == 1 && saved(&updating[0]));
+        assert!(last.len() == 1 && !saved(&last[0]) && last[0].contains("ttl: 1h"));
     }
 
     #[test]

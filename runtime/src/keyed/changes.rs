@@ -116,8 +116,8 @@ pub(crate) use keyed_deltas;
 /// Checks an operator's deltas (for the operators' tests): `step` feeds it round after
 /// round, a full part is saved after the first and a delta after each other, and restoring
 /// the full part with the deltas up to each of `points` (on a fresh operator, on `backend`
-/// for odd ones) gives what `held` saw there, and, fed the rounds after, what it saw at the
-/// end. Returns the operator, what `held` saw after
+/// for odd ones) gives what `held` saw there, and, fed the rounds after, what it saw after
+/// each. Returns the operator, what `held` saw after
 /// each round, and the chain's files.
 #[cfg(test)]
 pub(crate) fn check_chain<Op: crate::checkpoint::Snapshot, H: PartialEq + std::fmt::Debug>(
@@ -156,17 +156,17 @@ pub(crate) fn check_chain<Op: crate::checkpoint::Snapshot, H: PartialEq + std::f
         }
         restored.restored(upto);
         assert_eq!(held(&mut restored), seen[upto], "after {upto} deltas");
-        // Run on, it holds what the operator held at the end (what the state does not show,
-        // a TTL's expiry order, was rebuilt).
+        // Run on, it holds what the operator held after each round (what the state does not
+        // show, a TTL's expiry order, was rebuilt).
         for round in upto as i64 + 1..rounds {
             step(&mut restored, round);
+            let at = round as usize;
+            assert_eq!(
+                held(&mut restored),
+                seen[at],
+                "round {at} after {upto} deltas"
+            );
         }
-        let last = seen.len() - 1;
-        assert_eq!(
-            held(&mut restored),
-            seen[last],
-            "run on after {upto} deltas"
-        );
     }
     (op, seen, chain)
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::hash::FastSet;
 use crate::keyed::{Changed, Keyed};
@@ -345,8 +345,24 @@ impl<A: RetractAggregate, N, T: Stamp> Snapshot for RetractAggregateOp<A, N, T> 
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    // The rows, and the groups (with a TTL, each with its last change).
-    snapshot_fields!(previous, groups);
+    // The rows, and the groups (with a TTL, each with its last change, then the watermark:
+    // the time of the writes that come before the next one).
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.previous.save(out);
+        self.groups.save(out);
+        if self.ttl.is_some() {
+            self.watermark.save(out);
+        }
+    }
+
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
+        self.previous = State::load(input)?;
+        self.groups = State::load(input)?;
+        if self.ttl.is_some() {
+            self.watermark = i64::load(input)?;
+        }
+        Ok(())
+    }
 
     /// Every change lists the row it revises and the groups it touches, and expiry the group
     /// and rows it drops ([`Changed`]); the groups' section carries their last changes.
@@ -362,6 +378,9 @@ impl<A: RetractAggregate, N, T: Stamp> Snapshot for RetractAggregateOp<A, N, T> 
     fn save_delta(&mut self, out: &mut Vec<u8>) {
         self.changed_rows.save(&mut self.previous, out);
         self.changed_groups.save(&mut self.groups, out);
+        if self.ttl.is_some() {
+            self.watermark.save(out);
+        }
     }
 
     fn saved_full(&mut self) {
@@ -371,7 +390,11 @@ impl<A: RetractAggregate, N, T: Stamp> Snapshot for RetractAggregateOp<A, N, T> 
 
     fn load_delta(&mut self, input: &mut &[u8]) -> Result<(), StateError> {
         Changed::load(&mut self.previous, input, "an aggregate delta's row")?;
-        Changed::load(&mut self.groups, input, "an aggregate delta's group")
+        Changed::load(&mut self.groups, input, "an aggregate delta's group")?;
+        if self.ttl.is_some() {
+            self.watermark = i64::load(input)?;
+        }
+        Ok(())
     }
 
     /// Checkpoints carry neither which rows each group holds nor the expiry order: both are

@@ -24,7 +24,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::checkpoint::{snapshot_fields, Snapshot, StateSlot};
+use crate::checkpoint::{Snapshot, StateSlot};
 use crate::collector::Collector;
 use crate::keyed::Keyed;
 use crate::metrics::{OpCounters, OpMetrics};
@@ -255,8 +255,24 @@ impl<S: UpsertKey, N, T: Stamp> Snapshot for RetractTopNOp<S, N, T> {
     fn slot_mut(&mut self) -> &mut StateSlot {
         &mut self.slot
     }
-    // The rows (with a TTL, each partition's with its last change), the current versions.
-    snapshot_fields!(rows, previous);
+    // The rows (with a TTL, each partition's with its last change), the current versions,
+    // and with a TTL the watermark: the time of the writes that come before the next one.
+    fn save_state(&self, out: &mut Vec<u8>) {
+        self.rows.save(out);
+        self.previous.save(out);
+        if self.ttl.is_some() {
+            self.watermark.save(out);
+        }
+    }
+
+    fn load_state(&mut self, input: &mut &[u8]) -> Result<(), crate::state::StateError> {
+        self.rows = State::load(input)?;
+        self.previous = State::load(input)?;
+        if self.ttl.is_some() {
+            self.watermark = i64::load(input)?;
+        }
+        Ok(())
+    }
 
     /// The expiry order is not saved: it follows from the last changes.
     fn restored(&mut self, _deltas: usize) {
@@ -396,6 +412,28 @@ mod tests {
         assert_eq!(*table.0.borrow(), naive(&current));
         assert_eq!(op.state_size().1, current.len());
         op
+    }
+
+    /// A change that arrives after a restore, before the next watermark, writes its
+    /// partition at the watermark saved (it wrote nothing before the watermark was saved).
+    #[test]
+    fn after_a_restore_a_change_writes_at_the_watermark_saved() {
+        let metrics = Metrics::new();
+        let make = || RetractTopNOp::<Top, _>::new(metrics.op("top"), 2, Table::default());
+        let mut op = make().with_ttl(10);
+        op.watermark(100);
+        op.push(&Change::Upsert((1, 7, 50))); // seller 7 written at 100
+        op.watermark(105);
+        let mut bytes = Vec::new();
+        op.save_state(&mut bytes);
+        let mut restored = make().with_ttl(10);
+        restored.load_state(&mut bytes.as_slice()).unwrap();
+        restored.restored(0);
+        restored.push(&Change::Upsert((2, 7, 40))); // seller 7 written at 105
+        restored.watermark(111); // 105 + 10 is not < 111: kept
+        assert_eq!(restored.state_size(), (1, 2));
+        restored.watermark(116);
+        assert_eq!(restored.state_size(), (0, 0));
     }
 
     #[test]
