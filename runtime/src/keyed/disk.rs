@@ -35,6 +35,7 @@ use super::Verdict;
 use crate::hash::BuildFastHasher;
 use crate::state::State;
 
+mod filter;
 mod lists;
 pub use lists::{arrival, Lists, ENTRY_SUFFIX};
 mod queue;

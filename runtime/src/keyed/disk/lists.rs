@@ -19,21 +19,25 @@
 //! - **Reading** a cached list reads nothing; a list whose cache holds only its newest records
 //!   (appended to, never read) reads its chunks first. Scans for checkpoints see the cache as
 //!   well as the store, so nothing needs writing before a checkpoint.
-//! - **A list written whole is one chunk keyed 0**, and callers that count a list's records
-//!   (the joins) say how many it has: a read then takes that chunk with a point read, which
-//!   the store's filters answer without a search, and searches the store for the list's
-//!   chunks only when it is not all of them. A list its caller knows to be empty starts whole
-//!   in the cache. (q9 on disk spent 44 % of its join's time searching for auctions its
-//!   bids outran; see `docs/performance.md`.)
+//! - **A list written whole is one chunk keyed 0**, and a read takes that chunk with a point
+//!   read, which the store's filters answer without a search; it searches the store for the
+//!   list's chunks only when they may be more than that one. Which lists may have chunks in
+//!   the store, and which may have more than chunk 0, Bloom filters of the lists' prefixes
+//!   say (see `filter`): a list they have not seen reads nothing, and starts whole in the
+//!   cache. A caller that counts a list's records (the window join) may say how many instead.
+//!   (q9 on disk spent 44 % of its join's time searching for auctions its bids outran; see
+//!   `docs/performance.md`.)
 //!
 //! Chunks of a list never interleave: a list's new records arrived after everything written
 //! of it, so its chunks in key order are its records in arrival order.
 
+use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use lru::LruCache;
 
+use super::filter::{Filters, MIN_LISTS, SLICE};
 use super::{current, each_entry, failed, tighten_timer_slack, Store};
 use crate::hash::BuildFastHasher;
 
@@ -121,13 +125,16 @@ pub struct Lists {
     keyspace: fjall::PartitionHandle,
     store: Arc<Store>,
     next: u64,
-    /// Reused buffers: an entry's key, a chunk's value.
+    /// Reused buffers: an entry's key, a chunk's value, a list's prefix.
     entry: Vec<u8>,
     chunk: Vec<u8>,
+    prefix: Vec<u8>,
     /// `key ‖ list` → the list, or its newest records.
     cache: LruCache<Vec<u8>, Cached, BuildFastHasher>,
     /// What the cache weighs.
     weight: usize,
+    /// Which lists may have records (in the cache or the store), and which chunks.
+    filters: Filters,
 }
 
 impl Lists {
@@ -146,8 +153,10 @@ impl Lists {
                 next: 0,
                 entry: Vec::new(),
                 chunk: Vec::new(),
+                prefix: Vec::new(),
                 cache: LruCache::unbounded_with_hasher(BuildFastHasher),
                 weight: 0,
+                filters: Filters::new(MIN_LISTS),
             }),
             Err(e) => {
                 failed("make a keyspace", e);
@@ -173,11 +182,10 @@ impl Lists {
 
     /// Appends to the list `list` of `key` (an encoded key) the value `write` writes.
     ///
-    /// `empty` says the caller knows the list holds nothing, in the cache or the store (the
-    /// joins count each key's records): a list it starts in the cache is then whole, and
-    /// reading it reads nothing from the store. Else its first read looks there, which for
-    /// a list that was never written finds nothing at the cost of a search of every run of
-    /// the store that spans its key (no filter helps a prefix search; see the module docs).
+    /// `empty` says the caller knows the list holds nothing (the window join counts each
+    /// key's records); else the filters tell (see the module docs). A list it starts in the
+    /// cache is then whole, and reading it reads nothing from the store; else its first read
+    /// looks there.
     pub fn push(&mut self, key: &[u8], list: u8, empty: bool, write: impl FnOnce(&mut Vec<u8>)) {
         let arrival = self.next;
         self.next += 1;
@@ -197,6 +205,7 @@ impl Lists {
             }
             None => {
                 let prefix = self.entry.clone();
+                let unseen = self.filters.enters(&prefix);
                 let weight = list_weight(&prefix) + added;
                 debug_assert!(
                     !empty || {
@@ -208,7 +217,7 @@ impl Lists {
                 );
                 let cached = Cached {
                     records: vec![(arrival, value)],
-                    whole: empty,
+                    whole: empty || unseen,
                     weight,
                     ..Cached::default()
                 };
@@ -218,6 +227,9 @@ impl Lists {
         };
         self.add_weight(added);
         self.trim();
+        // A rebuild of the filters goes on as lists are appended to, not only as chunks are
+        // written: a store whose lists all fit in the cache (a window join's) writes none.
+        self.rebuild_filters();
     }
 
     /// Writes the least recently used lists and drops them while the cache must spill
@@ -235,6 +247,10 @@ impl Lists {
     /// Writes what the store lacks of a list leaving the cache.
     fn write(&mut self, prefix: &[u8], cached: &Cached) {
         if !cached.dirty() {
+            if cached.whole && cached.records.is_empty() {
+                // Emptied before it was ever written: it has no records left anywhere.
+                self.list_gone();
+            }
             return;
         }
         tighten_timer_slack();
@@ -250,6 +266,10 @@ impl Lists {
             cached.clean
         };
         let Some(&(first, _)) = cached.records.get(from) else {
+            if cached.rewrite {
+                // Its chunks are removed and it has no records left.
+                self.list_gone();
+            }
             return;
         };
         self.chunk.clear();
@@ -269,6 +289,41 @@ impl Lists {
         {
             failed("write a record", e);
         }
+        if first != 0 {
+            self.filters.split_written(prefix);
+        }
+        self.rebuild_filters();
+    }
+
+    /// Notes that a list has no records left (see `filter`): a rebuild of the filters that
+    /// this begins first takes every list in the cache.
+    fn list_gone(&mut self) {
+        if self.filters.gone() {
+            for (prefix, _) in self.cache.iter() {
+                self.filters.cached_at_rebuild(prefix);
+            }
+            self.rebuild_filters();
+        }
+    }
+
+    /// Reads the next slice of the store's keys into the filters' rebuild, if one is under
+    /// way (see `filter`).
+    fn rebuild_filters(&mut self) {
+        let Some(after) = self.filters.rebuilding() else {
+            return;
+        };
+        let from = match after {
+            Some(key) => Bound::Excluded(key.to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mut keys = Vec::with_capacity(SLICE);
+        for item in self.keyspace.range((from, Bound::Unbounded)).take(SLICE) {
+            match item {
+                Ok((key, _)) => keys.push(key.to_vec()),
+                Err(e) => return failed("read the keyspace", e),
+            }
+        }
+        self.filters.scanned(&keys);
     }
 
     /// Calls `f` with each chunk key and value of the list `prefix` in the store.
@@ -276,12 +331,38 @@ impl Lists {
         each_entry(self.keyspace.prefix(prefix), "a list", f);
     }
 
+    /// Like [`Lists::each_chunk`], but reads nothing for a list the filters have not seen and
+    /// takes a list with no chunk but the one keyed 0 with a point read.
+    fn stored_chunks(&self, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
+        match self.filters.chunks(prefix) {
+            None => return,
+            Some(true) => return self.each_chunk(prefix, f),
+            Some(false) => {}
+        }
+        let mut entry = Vec::with_capacity(prefix.len() + 8);
+        entry_key(&mut entry, prefix, 0);
+        match self.keyspace.get(entry.as_slice()) {
+            Ok(Some(chunk)) => f(&entry, &chunk),
+            Ok(None) => {}
+            Err(e) => failed("read a list", e),
+        }
+    }
+
     /// Makes the list `prefix` whole in the cache (reading what the store has of it) and the
     /// most recently used. `held`, when the caller counts the list's records, saves reads:
     /// none when the cache has that many; else a point read of the chunk keyed 0 (a list
     /// written whole, see [`Lists::write`]), which the store's filters answer without a
-    /// search, and a search of the list's chunks only when that is not all of them.
+    /// search, and a search of the list's chunks only when that is not all of them. Without
+    /// it, the filters tell what to read ([`Lists::stored_chunks`]).
     fn load(&mut self, prefix: &[u8], held: Option<usize>) {
+        if held.is_none() && !self.filters.stored(prefix) {
+            // No records anywhere: the cache need not be looked at.
+            debug_assert!(
+                self.cache.peek(prefix).is_none(),
+                "a cached list the filters do not hold"
+            );
+            return;
+        }
         let cached = self.cache.get(prefix);
         if cached.is_some_and(|c| c.whole) {
             return;
@@ -290,7 +371,13 @@ impl Lists {
         let mut records = Vec::new();
         let mut chunks = Vec::new();
         let mut found = held == Some(tail);
-        if !found && held.is_some() {
+        if held.is_none() {
+            self.stored_chunks(prefix, |k, v| {
+                chunks.push(arrival(k));
+                each_in_chunk(v, |a, value| records.push((a, value.to_vec())));
+            });
+            found = true;
+        } else if !found {
             entry_key(&mut self.entry, prefix, 0);
             match self.keyspace.get(self.entry.as_slice()) {
                 Ok(Some(chunk)) => {
@@ -319,9 +406,13 @@ impl Lists {
                 self.each_chunk(prefix, |_, v| each_in_chunk(v, |_, _| stored += 1));
                 stored == records.len()
             },
-            "a list's count of records is not what the store holds"
+            "a list's count of records, or the filters, say less than the store holds"
         );
         let mut added: usize = records.iter().map(|(_, v)| record_weight(v)).sum();
+        if records.is_empty() && tail == 0 {
+            // Nothing anywhere (a false "maybe" of the filters): nothing to cache.
+            return;
+        }
         match self.cache.get_mut(prefix) {
             Some(cached) => {
                 // Its newest records, appended since it was last written.
@@ -349,23 +440,33 @@ impl Lists {
     }
 
     /// Calls `f` with each entry key and value of the list `list` of `key`, in arrival order.
-    /// `held` is how many records it has (the caller counts them): nothing is read when it
-    /// is 0, and the store is searched only when a list written whole is not all of it
-    /// (see [`Lists::load`]). The list stays in the cache.
-    pub fn read(&mut self, key: &[u8], list: u8, held: usize, mut f: impl FnMut(&[u8], &[u8])) {
-        if held == 0 {
+    /// `held` is how many records it has, when the caller counts them; else the filters tell
+    /// what to read (see [`Lists::load`]). A list read from the store stays in the cache;
+    /// reading one with no records caches nothing.
+    pub fn read(
+        &mut self,
+        key: &[u8],
+        list: u8,
+        held: Option<usize>,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) {
+        if held == Some(0) {
             return;
         }
-        let prefix = Lists::prefix(key, list);
-        self.load(&prefix, Some(held));
+        let mut prefix = std::mem::take(&mut self.prefix);
+        prefix.clear();
+        prefix.extend_from_slice(key);
+        prefix.push(list);
+        self.load(&prefix, held);
         if let Some(cached) = self.cache.peek(&prefix) {
             let mut entry = Vec::with_capacity(prefix.len() + 8);
             for (a, value) in &cached.records {
                 entry_key(&mut entry, &prefix, *a);
                 f(&entry, value);
             }
+            self.trim();
         }
-        self.trim();
+        self.prefix = prefix;
     }
 
     /// Calls `f` with each entry key and value of the list `list` of `key` whose arrival
@@ -380,7 +481,7 @@ impl Lists {
         // delta reads its changed keys' new records this way, most of them without a search).
         let cached_since = |c: &Cached| c.whole || c.records.first().is_some_and(|r| r.0 <= since);
         if !cached.is_some_and(cached_since) {
-            self.each_chunk(&prefix, |_, v| {
+            self.stored_chunks(&prefix, |_, v| {
                 each_in_chunk(v, |a, value| {
                     if a >= since {
                         entry_key(&mut entry, &prefix, a);
@@ -457,6 +558,9 @@ impl Lists {
         held: Option<usize>,
         mut keep: impl FnMut(&[u8]) -> bool,
     ) -> usize {
+        if held == Some(0) {
+            return 0;
+        }
         let prefix = Lists::prefix(key, list);
         self.load(&prefix, held);
         let (mut removed, mut weight) = (0, 0);
@@ -491,16 +595,20 @@ impl Lists {
         if let Some(c) = &cached {
             self.sub_weight(c.weight);
         }
+        let cached_before = cached.is_some();
         let chunks = match cached {
             Some(c) if c.whole => c.chunks,
             _ => {
                 let mut chunks = Vec::new();
-                self.each_chunk(&prefix, |k, _| chunks.push(arrival(k)));
+                self.stored_chunks(&prefix, |k, _| chunks.push(arrival(k)));
                 chunks
             }
         };
         if !chunks.is_empty() {
             tighten_timer_slack();
+        }
+        if cached_before || !chunks.is_empty() {
+            self.list_gone();
         }
         for chunk in chunks {
             entry_key(&mut self.entry, &prefix, chunk);
@@ -555,6 +663,7 @@ impl Lists {
         self.store.clear(&mut self.keyspace);
         self.cache.clear();
         self.sub_weight(self.weight);
+        self.filters = Filters::new(self.filters.min());
     }
 }
 
@@ -659,7 +768,7 @@ mod tests {
         );
         assert_eq!(scan(&lists, 0), want, "all");
         let mut read = Vec::new();
-        lists.read(&a, 0, want.len(), |e, v| {
+        lists.read(&a, 0, Some(want.len()), |e, v| {
             read.push((arrival(e), v.to_vec()))
         });
         assert_eq!(read, want, "read with its count");
@@ -667,21 +776,63 @@ mod tests {
         assert!(cached.whole && cached.chunks == [0], "whole, from chunk 0");
     }
 
-    /// Random appends, reads, rewrites and removals (of records, of some records in one pass
-    /// and of whole lists) on lists
-    /// of a few keys, with caches from
-    /// nothing (every list written at once) to everything: the lists hold what a map of
-    /// vectors holds, read, scanned since an arrival number and iterated whole.
+    /// Lists that go are forgotten by the filters: lists removed whole from a cache that
+    /// never spills (a window join's fired windows: the rebuild they start reads the store as
+    /// records are appended, with no chunk ever written, and ends), and lists emptied by
+    /// `retain` (a TTL's keys), counted as they leave the cache.
+    #[test]
+    fn the_filters_forget_lists_that_go() {
+        for (budget, emptied) in [(1usize << 20, false), (600, true)] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = store(dir.path(), budget);
+            let mut lists = Lists::on(store).expect("opens");
+            lists.filters = Filters::new(8);
+            for k in 0..1_000u64 {
+                lists.push(&key(k), 0, false, |out| out.extend_from_slice(b"record"));
+                if emptied {
+                    assert_eq!(lists.retain(&key(k), 0, None, |_| false), 1);
+                } else {
+                    lists.remove_list(&key(k), 0);
+                }
+            }
+            assert!(lists.filters.rebuilt > 5, "{}", lists.filters.rebuilt);
+            let remembered = (0..1_000u64)
+                .filter(|&k| lists.filters.stored(&Lists::prefix(&key(k), 0)))
+                .count();
+            assert!(
+                remembered < 100,
+                "{remembered} of 1,000 lists gone still said to be there (budget {budget})"
+            );
+            let mut all = 0;
+            lists.for_each(|_, _| all += 1);
+            assert_eq!(all, 0);
+        }
+    }
+
+    /// Random appends, reads (with the list's count or without), rewrites and removals (of
+    /// records, of some records in one pass and of whole lists) on lists of a few keys, with
+    /// caches from nothing (every list written at once) to everything, and filters rebuilt
+    /// all the time (sized for 8 lists) or never: the lists hold what a map of vectors
+    /// holds, read, scanned since an arrival number and iterated whole. (A read checks that
+    /// the filters say the store has every list it has: see `load`.)
     #[test]
     fn lists_hold_what_vectors_hold_whatever_the_cache() {
-        for (budget, seed) in [(0usize, 7u64), (600, 11), (4_000, 13), (1 << 20, 17)] {
+        let configs = [
+            (0usize, 7u64, 23, MIN_LISTS),
+            (0, 5, 40, 8),
+            (600, 11, 23, 8),
+            (4_000, 13, 60, 8),
+            (1 << 20, 17, 23, MIN_LISTS),
+        ];
+        for (budget, seed, keys, min) in configs {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = store(dir.path(), budget);
             let mut lists = Lists::on(store.clone()).expect("opens");
+            lists.filters = Filters::new(min);
             let mut model = Model::new();
             let mut seed = seed;
-            for step in 0..4_000u64 {
-                let k = key(rng(&mut seed) % 23);
+            for step in 0..8_000u64 {
+                let k = key(rng(&mut seed) % keys);
                 let list = (rng(&mut seed) % 2) as u8;
                 let prefix = Lists::prefix(&k, list);
                 match rng(&mut seed) % 10 {
@@ -698,9 +849,8 @@ mod tests {
                     5 | 6 => {
                         let mut seen = Vec::new();
                         let want = model.get(&prefix).cloned().unwrap_or_default();
-                        lists.read(&k, list, want.len(), |e, v| {
-                            seen.push((arrival(e), v.to_vec()))
-                        });
+                        let held = (step % 3 != 0).then_some(want.len());
+                        lists.read(&k, list, held, |e, v| seen.push((arrival(e), v.to_vec())));
                         assert_eq!(seen, want, "read, step {step}, budget {budget}");
                     }
                     7 => {
@@ -767,6 +917,13 @@ mod tests {
             let mut all = Vec::new();
             lists.for_each(|e, v| all.push((e.to_vec(), v.to_vec())));
             assert_eq!(all, entries_of(&model), "at the end, budget {budget}");
+            if min == 8 {
+                assert!(
+                    lists.filters.rebuilt > 0,
+                    "rebuilt {}",
+                    lists.filters.rebuilt
+                );
+            }
             if budget == 0 {
                 assert!(lists.cache.is_empty(), "nothing stays cached");
             }

@@ -28,7 +28,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         let bounds = (self.lower, self.upper);
         let fits = |rt: i64| in_interval(time, rt, bounds);
         let (next, stats) = (&mut self.next, &mut self.stats);
-        let matched = disk.probe_rights::<S, N>((key, &bytes), l, fits, next, stats);
+        let matched = disk.probe_rights::<S, N>(&bytes, l, fits, next, stats);
         if store {
             disk.store((key, &bytes), LEFT, (time, matched), l);
         }

@@ -5,9 +5,10 @@
 //! reads nothing, and probing reads the other side's list of the key. Records stay encoded:
 //! the lists' cache, the store's memtables and its block cache are what the state costs.
 //!
-//! How many records each key holds on each side is kept in memory (a few dozen bytes a key),
-//! so a probe of a side with nothing under the key reads nothing: in Nexmark's q20 most bids
-//! find no auction of category 10 and are only written.
+//! Nothing per key stays in memory: the lists' Bloom filters (see `keyed::disk::filter`, a
+//! few bits a list) tell a probe of a side with nothing under the key to read nothing (in
+//! Nexmark's q20 most bids find no auction of category 10 and are only written), and a list
+//! written whole to be taken with a point read.
 //!
 //! The operators keep their rules (see `RegularJoin` and `IntervalJoin`) and call the helpers
 //! here: probe a side in arrival order (records whose time does not fit the join's interval
@@ -16,7 +17,9 @@
 //! for a left outer join (rewritten in place when a right record matches it first).
 //! Checkpoints write the records in the in-memory format (`FastMap<Key, Sides>`): keys in the
 //! store's order, each with its left and right lists, and deltas in the in-memory join's
-//! delta format (see `records`), so either backend restores the other's chain.
+//! delta format (see `records`), so either backend restores the other's chain. What a
+//! changed key held at the last checkpoint is its records that arrived before it, counted
+//! as a delta reads the key's lists.
 
 use crate::checkpoint::spill;
 use crate::collector::Collector;
@@ -31,10 +34,9 @@ pub(crate) const LEFT: u8 = 0;
 /// The list of a key's right records.
 pub(crate) const RIGHT: u8 = 1;
 
-/// The join's records in the store, and how many each key holds on each side.
+/// The join's records in the store.
 pub(crate) struct OnDisk<K> {
     pub lists: Box<Lists>,
-    counts: FastMap<K, [u32; 2]>,
     /// With incremental checkpoints: what changed since the last checkpoint.
     changes: Option<Changes<K>>,
 }
@@ -44,17 +46,14 @@ pub(crate) struct OnDisk<K> {
 struct Changes<K> {
     /// The arrival number of the first record after the last checkpoint.
     since: u64,
-    /// Each changed key (in the order of its first change) and what it held at the last
-    /// checkpoint.
+    /// Each changed key (in the order of its first change) and how.
     keys: FastMap<K, Before>,
     order: Vec<K>,
 }
 
-/// A changed key at the last checkpoint.
+/// How a changed key changed since the last checkpoint besides gaining records.
 #[derive(Clone, Copy, Default)]
 struct Before {
-    left: u32,
-    right: u32,
     /// A left record the checkpoint holds was matched since.
     flags: bool,
     /// Records the checkpoint holds were removed (by the TTL): the key is written whole.
@@ -70,7 +69,6 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
     pub fn with(lists: Option<Lists>) -> Option<Self> {
         Some(OnDisk {
             lists: Box::new(lists?),
-            counts: FastMap::default(),
             changes: None,
         })
     }
@@ -97,51 +95,25 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         }
     }
 
-    /// Notes that `key` is about to change (before its counts do), and what it held at the
-    /// last checkpoint if this is its first change since.
+    /// Notes that `key` changes (listing it the first time since the last checkpoint).
     fn touch(&mut self, key: &K) -> Option<&mut Before> {
         let changes = self.changes.as_mut()?;
         if !changes.keys.contains_key(key) {
-            let [left, right] = self.counts.get(key).copied().unwrap_or_default();
-            let before = Before {
-                left,
-                right,
-                ..Before::default()
-            };
-            changes.keys.insert(key.clone(), before);
+            changes.keys.insert(key.clone(), Before::default());
             changes.order.push(key.clone());
         }
         changes.keys.get_mut(key)
     }
 
-    /// Records `key` holds on side `list`.
-    fn count(&self, key: &K, list: u8) -> u32 {
-        self.counts.get(key).map_or(0, |c| c[usize::from(list)])
-    }
-
-    /// Counts one more record in the list `list` of `key`; returns how many it had before.
-    fn add(&mut self, key: &K, list: u8) -> u32 {
-        let counts = match self.counts.get_mut(key) {
-            Some(c) => c,
-            None => self.counts.entry(key.clone()).or_default(),
-        };
-        let count = &mut counts[usize::from(list)];
-        *count += 1;
-        *count - 1
-    }
-
-    fn sub(&mut self, key: &K, list: u8, n: u32) {
-        if let Some(c) = self.counts.get_mut(key) {
-            c[usize::from(list)] -= n;
-            if *c == [0, 0] {
-                self.counts.remove(key);
-            }
-        }
+    /// How many records the list `list` of `key` (its encoding) holds.
+    fn held(&self, key: &[u8], list: u8) -> usize {
+        let mut n = 0;
+        self.lists.scan_since(key, list, 0, |_, _| n += 1);
+        n
     }
 
     pub fn clear(&mut self) {
         self.lists.clear();
-        self.counts = FastMap::default();
     }
 }
 
@@ -170,20 +142,19 @@ fn time_of(value: &[u8]) -> Option<i64> {
 }
 
 impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
-    /// Probes the right records of `key` (`bytes` is its encoding) with an arriving left
+    /// Probes the right records of a key (`bytes` is its encoding) with an arriving left
     /// record: emits each pair [`JoinSpec::join`] accepts among the records whose time
     /// `fits`, in arrival order; true if one matched.
     pub fn probe_rights<S: JoinSpec<Key = K>, N: Collector<S::Out>>(
         &mut self,
-        (key, bytes): (&K, &[u8]),
+        bytes: &[u8],
         l: &S::Left,
         fits: impl Fn(i64) -> bool,
         next: &mut N,
         stats: &mut OpCounters,
     ) -> bool {
         let mut matched = false;
-        let held = self.count(key, RIGHT) as usize;
-        self.lists.read(bytes, RIGHT, held, |_, value| {
+        self.lists.read(bytes, RIGHT, None, |_, value| {
             if !time_of(value).is_some_and(&fits) {
                 return;
             }
@@ -212,12 +183,11 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         next: &mut N,
         stats: &mut OpCounters,
     ) {
-        let held = self.count(key, LEFT) as usize;
         let since = self.changes.as_ref().map_or(0, |c| c.since);
         let mut flags = false;
         // Left records matched for the first time: their flag is rewritten after the scan.
         let mut now_matched: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        self.lists.read(bytes, LEFT, held, |entry, value| {
+        self.lists.read(bytes, LEFT, None, |entry, value| {
             if !time_of(value).is_some_and(&fits) {
                 return;
             }
@@ -255,8 +225,7 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         record: &T,
     ) {
         self.touch(key);
-        let empty = self.add(key, list) == 0;
-        self.lists.push(bytes, list, empty, |out| {
+        self.lists.push(bytes, list, false, |out| {
             write_held(out, time, matched, record)
         });
     }
@@ -270,12 +239,7 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         dead: impl Fn(i64) -> bool,
         mut gone: impl FnMut(&[u8]),
     ) -> usize {
-        let held = self.count(key, list);
-        if held == 0 {
-            return 0;
-        }
-        let held = Some(held as usize);
-        let removed = self.lists.retain(&encoded(key), list, held, |value| {
+        let removed = self.lists.retain(&encoded(key), list, None, |value| {
             let expired = time_of(value).is_some_and(&dead);
             if expired {
                 gone(value);
@@ -283,11 +247,9 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
             !expired
         });
         if removed > 0 {
-            // Noted before its counts change: what it held at the last checkpoint.
             if let Some(before) = self.touch(key) {
                 before.rewritten = true;
             }
-            self.sub(key, list, removed as u32);
         }
         removed
     }
@@ -359,10 +321,9 @@ pub(crate) fn load_records<S: JoinSpec>(
 ) -> Result<(), StateError> {
     let keys = u64::load(input)?;
     for _ in 0..keys {
-        let decoded = S::Key::load(input)?;
-        let key = encoded(&decoded);
-        load_list::<S>(disk, &decoded, &key, LEFT, input)?;
-        load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
+        let key = encoded(&S::Key::load(input)?);
+        load_list::<S>(disk, &key, LEFT, input)?;
+        load_list::<S>(disk, &key, RIGHT, input)?;
     }
     Ok(())
 }
@@ -371,7 +332,6 @@ pub(crate) fn load_records<S: JoinSpec>(
 /// record as `Held` saves it).
 fn load_list<S: JoinSpec>(
     disk: &mut OnDisk<S::Key>,
-    decoded: &S::Key,
     key: &[u8],
     list: u8,
     input: &mut &[u8],
@@ -388,9 +348,8 @@ fn load_list<S: JoinSpec>(
             Held::<S::Right>::load(input)?;
         }
         let value = &before[..before.len() - input.len()];
-        let empty = disk.add(decoded, list) == 0;
         disk.lists
-            .push(key, list, empty, |out| out.extend_from_slice(value));
+            .push(key, list, false, |out| out.extend_from_slice(value));
         crate::checkpoint::mapped::release(input);
     }
     Ok(())
@@ -409,13 +368,42 @@ fn save_list(lists: &Lists, key: &[u8], list: u8, since: u64, out: &mut Vec<u8>)
     spill::fill(out, at, &n.to_le_bytes());
 }
 
+/// Writes how many records of each list of `key` arrived before `since` (what the last
+/// checkpoint holds), then each list's records that arrived since as a saved list: one pass
+/// over each list.
+fn save_tails(lists: &Lists, key: &[u8], since: u64, out: &mut Vec<u8>) {
+    let counts_at = spill::reserve(out, &[0; 16]);
+    let mut before = [0u64; 2];
+    for list in [LEFT, RIGHT] {
+        let at = spill::reserve(out, &0u64.to_le_bytes());
+        let mut n = 0u64;
+        lists.scan_since(key, list, 0, |entry, value| {
+            if arrival(entry) < since {
+                before[usize::from(list)] += 1;
+            } else {
+                out.extend_from_slice(value);
+                n += 1;
+                spill::between(out);
+            }
+        });
+        spill::fill(out, at, &n.to_le_bytes());
+    }
+    let mut counts = [0; 16];
+    counts[..8].copy_from_slice(&before[0].to_le_bytes());
+    counts[8..].copy_from_slice(&before[1].to_le_bytes());
+    spill::fill(out, counts_at, &counts);
+}
+
 /// Where a left record's `matched` flag is in its value (after its time).
 const MATCHED_AT: usize = 8;
 
 impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
     /// Writes an entry of the in-memory join's delta for each key changed since the last
     /// checkpoint (see its `save_delta`), reading the records from the store, and returns
-    /// how many; the next delta starts here.
+    /// how many; the next delta starts here. A key that lost records is written whole (`1`),
+    /// or as gone (`0`); another as how many records of each side the last checkpoint holds
+    /// (those that arrived before it), the records added since and, when left records the
+    /// checkpoint holds were matched since, their flags (`2`).
     pub fn save_delta(&mut self, out: &mut Vec<u8>) -> u64 {
         let Some(changes) = self.changes.as_mut() else {
             return 0;
@@ -429,30 +417,25 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
             let before = keys.get(key).copied().unwrap_or_default();
             let bytes = encoded(key);
             out.extend_from_slice(&bytes);
-            if !self.counts.contains_key(key) {
-                out.push(0);
-            } else if before.rewritten {
-                out.push(1);
-                save_list(&self.lists, &bytes, LEFT, 0, out);
-                save_list(&self.lists, &bytes, RIGHT, 0, out);
-            } else {
+            if !before.rewritten {
                 out.push(2);
-                (before.left as usize).save(out);
-                (before.right as usize).save(out);
-                save_list(&self.lists, &bytes, LEFT, since, out);
-                save_list(&self.lists, &bytes, RIGHT, since, out);
+                save_tails(&self.lists, &bytes, since, out);
                 if before.flags {
                     out.push(1);
-                    let mut n = 0u32;
-                    self.lists.scan_since(&bytes, LEFT, 0, |_, value| {
-                        if n < before.left {
+                    self.lists.scan_since(&bytes, LEFT, 0, |entry, value| {
+                        if arrival(entry) < since {
                             out.push(value.get(MATCHED_AT).copied().unwrap_or(0));
-                            n += 1;
                         }
                     });
                 } else {
                     out.push(0);
                 }
+            } else if self.held(&bytes, LEFT) + self.held(&bytes, RIGHT) == 0 {
+                out.push(0);
+            } else {
+                out.push(1);
+                save_list(&self.lists, &bytes, LEFT, 0, out);
+                save_list(&self.lists, &bytes, RIGHT, 0, out);
             }
             spill::between(out);
         }
@@ -460,8 +443,8 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         order.len() as u64
     }
 
-    /// Removes every record of `key`.
-    fn remove_key(&mut self, decoded: &K, key: &[u8]) {
+    /// Removes every record of `key` (its encoding).
+    fn remove_key(&mut self, key: &[u8]) {
         let mut entries = Vec::new();
         for list in [LEFT, RIGHT] {
             self.lists
@@ -470,7 +453,6 @@ impl<K: std::hash::Hash + Eq + Clone + State> OnDisk<K> {
         for entry in &entries {
             self.lists.remove(entry);
         }
-        self.counts.remove(decoded);
     }
 }
 
@@ -484,26 +466,23 @@ pub(crate) fn load_delta<S: JoinSpec>(
         return Err(StateError::Truncated);
     }
     for _ in 0..count {
-        let decoded = S::Key::load(input)?;
-        let key = encoded(&decoded);
+        let key = encoded(&S::Key::load(input)?);
         match u8::load(input)? {
-            0 => disk.remove_key(&decoded, &key),
+            0 => disk.remove_key(&key),
             1 => {
-                disk.remove_key(&decoded, &key);
-                load_list::<S>(disk, &decoded, &key, LEFT, input)?;
-                load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
+                disk.remove_key(&key);
+                load_list::<S>(disk, &key, LEFT, input)?;
+                load_list::<S>(disk, &key, RIGHT, input)?;
             }
             2 => {
                 let (left, right) = (usize::load(input)?, usize::load(input)?);
-                if disk.count(&decoded, LEFT) as usize != left
-                    || disk.count(&decoded, RIGHT) as usize != right
-                {
+                if disk.held(&key, LEFT) != left || disk.held(&key, RIGHT) != right {
                     return Err(StateError::Invalid(
                         "a join delta that does not fit the state before it",
                     ));
                 }
-                load_list::<S>(disk, &decoded, &key, LEFT, input)?;
-                load_list::<S>(disk, &decoded, &key, RIGHT, input)?;
+                load_list::<S>(disk, &key, LEFT, input)?;
+                load_list::<S>(disk, &key, RIGHT, input)?;
                 match u8::load(input)? {
                     0 => {}
                     1 => {

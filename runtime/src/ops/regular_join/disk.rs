@@ -17,7 +17,7 @@ impl<S: JoinSpec, N: Collector<S::Out>, D: Collector<Either<S::Left, S::Right>>>
         };
         let bytes = encoded(key);
         let (next, stats) = (&mut self.next, &mut self.stats);
-        let matched = disk.probe_rights::<S, N>((key, &bytes), l, |_| true, next, stats);
+        let matched = disk.probe_rights::<S, N>(&bytes, l, |_| true, next, stats);
         disk.store((key, &bytes), LEFT, (time, matched), l);
     }
 

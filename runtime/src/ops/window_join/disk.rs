@@ -95,7 +95,7 @@ impl<K: Hash + Eq + Ord + Clone + State> OnDisk<K> {
     fn read<T: State>(&mut self, bytes: &[u8], side: u8, held: usize) -> Vec<T> {
         let mut records = Vec::new();
         self.lists
-            .read(bytes, side, held, |_, value| match decode(value) {
+            .read(bytes, side, Some(held), |_, value| match decode(value) {
                 Ok(record) => records.push(record),
                 Err(e) => broken(e),
             });
