@@ -12,20 +12,22 @@
 //!   which a point read finds through the store's own filters; the others need a search.
 //!
 //! A Bloom filter answers "maybe" for a list it has seen and, for under 1 % of the others,
-//! falsely: a false "maybe" costs a read that finds nothing, never a wrong answer. Each is a
-//! chain of filters that **grows** without reading the store: when the newest is full, a
-//! filter four times its size, with a quarter of its false positives, is added (so the
-//! chain's stay under the first one's, and a lookup of a list it does not hold, which looks
-//! in each, looks in few). 12 to 75 bits a list (2 to 9 bytes), as full as the newest is,
-//! where a count per key weighed some 40 bytes.
+//! falsely: a false "maybe" costs a read that finds nothing (or, of `split`, a search where a
+//! point read would do), never a wrong answer. Each is a chain of filters that **grows**
+//! without reading the store: when the newest is full, a filter four times its size, with a
+//! quarter of its false positives, is added (so the chain's false positives stay under
+//! 0.7 %, and a lookup of a list it does not hold, which looks in each, looks in few). 12 to
+//! 75 bits a list of `stored` (2 to 9 bytes), as full as the newest is, and `split` holds only
+//! split lists; a count per key weighed some 40 bytes.
 //!
 //! A Bloom filter cannot forget, and lists go (a join's TTL, a window join's fired windows).
 //! The lists count those left with no records when they leave the cache or are removed;
 //! once they are half of what the filters hold, the filters are **built again**: from the
 //! lists in the cache at once, and from the store a slice of its keys ([`SLICE`], values read
-//! with them) at each record appended or chunk written; lists that enter the cache or are
-//! written meanwhile go into both the old filters and the new, and the old answer until the
-//! new have seen every key. A store that only grows is never read for them. Keys that empty
+//! with them) when the rebuild begins and at each record appended or chunk written; lists
+//! that enter the cache and split chunks written meanwhile go into both the old filters and
+//! the new (a chunk 0 written meanwhile is of a list the new filters hold, or lies ahead of
+//! the scan), and the old answer until the new have seen every key. A store that only grows is never read for them. Keys that empty
 //! and fill again (a steady set of keys under a TTL) are counted each time they empty, so a
 //! rebuild then comes after every half of them did, and finds them all again: one read of
 //! the store per that many emptied lists.
@@ -39,7 +41,7 @@ pub(super) const MIN_LISTS: usize = 32_768;
 /// The share of lists they do not hold that the filters may falsely say they hold.
 const FALSE_POSITIVES: f64 = 0.01;
 
-/// Store entries a rebuild reads at each chunk written.
+/// Store entries a rebuild reads when it begins and at each record appended or chunk written.
 pub(super) const SLICE: usize = 64;
 
 /// Fixed, so that the same input reads the same lists in every run (and every filter hashes
@@ -132,7 +134,8 @@ struct Rebuild {
     /// The last entry key the scan read (`None`: it has read none).
     after: Option<Vec<u8>>,
     /// Lists the scan found (a list's chunks are next to each other in key order), lists
-    /// new to the new filters that were written meanwhile, and lists gone meanwhile.
+    /// new to the new filters that were in the cache or entered it meanwhile, and lists gone
+    /// meanwhile.
     found: usize,
     added: usize,
     gone: usize,
@@ -237,7 +240,11 @@ impl Filters {
             let live = self.held.saturating_sub(self.gone);
             self.rebuild = Some(Rebuild {
                 // Room for the lists there are, and as many again before the chain grows.
-                new: Pair::new((2 * live).max(self.min)),
+                new: Pair {
+                    stored: Chain::new((2 * live).max(self.min)),
+                    // Few lists are split: it grows on its own.
+                    split: Chain::new(self.min),
+                },
                 after: None,
                 found: 0,
                 added: 0,
@@ -279,7 +286,8 @@ impl Filters {
         if keys.len() < SLICE {
             if let Some(r) = self.rebuild.take() {
                 self.now = r.new;
-                // Either may count a list twice: the next rebuild comes a little early.
+                // A cached list with chunks is counted by both: the next rebuild comes a
+                // little late.
                 self.held = r.found + r.added;
                 self.gone = r.gone;
                 self.rebuilt += 1;
